@@ -1,0 +1,98 @@
+"""App wiring in one place: routes, error handlers and the lifespan that builds the state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway import errors, proxy
+from gateway.config import Config
+from gateway.errors import GatewayError
+from gateway.state import open_gateway
+from gateway.store import is_ready
+
+log = logging.getLogger("gateway")
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def create_app(config: Config) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway = open_gateway(config)
+        app.state.gateway = gateway
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    routes = [
+        Route("/v1/chat/completions", proxy.chat_completions, methods=["POST"]),
+        Route("/v1/models", proxy.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", proxy.get_model, methods=["GET"]),
+        Route("/v1/{path:path}", proxy.passthrough, methods=ALL_METHODS),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            GatewayError: on_gateway_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected_error,
+        },
+    )
+
+
+async def healthz(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def readyz(request: Request) -> Response:
+    gateway = proxy.gateway_of(request)
+    checks = {"redis": await is_ready(gateway.redis), "upstream": gateway.upstream.ready()}
+    ok = all(checks.values())
+    body = orjson.dumps({"status": "ok" if ok else "unavailable", "checks": checks})
+    return Response(body, status_code=200 if ok else 503, media_type="application/json")
+
+
+async def metrics(request: Request) -> Response:
+    gateway = proxy.gateway_of(request)
+    return Response(gateway.metrics.render(), media_type=gateway.metrics.content_type)
+
+
+async def on_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return Response(
+        exc.body(), status_code=exc.status, headers=exc.headers, media_type="application/json"
+    )
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error = errors.invalid_url(request.method, request.url.path)
+    elif exc.status_code == 405:
+        error = errors.method_not_allowed(request.method, request.url.path)
+    else:
+        error = GatewayError(exc.status_code, str(exc.detail))
+    return await on_gateway_error(request, error)
+
+
+async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+    # Never a stack trace to the caller; the log keeps it for operators.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    error = GatewayError(
+        500, "The gateway had an internal error.", type_="server_error", code="internal_error"
+    )
+    return await on_gateway_error(request, error)

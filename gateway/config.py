@@ -1,0 +1,301 @@
+"""Gateway configuration: typed dataclasses loaded from YAML plus environment overrides.
+
+Pure: `load_config` takes the YAML text and an environment mapping; it reads no files and no
+process state, so every rule here is testable without a filesystem. Errors name the bad key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar, Union
+
+import yaml
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message starts with the dotted path of the offending key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a model accepts natively. The compatibility layer patches what is False."""
+
+    system_messages: bool = True
+    developer_messages: bool = False
+    streaming: bool = True
+    tools: bool = True
+    response_format: bool = True
+    json_schema: bool = True
+    images: bool = True
+    sampling_params: bool = True
+    max_tokens: bool = True
+    logprobs: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per 1M tokens, held as integer micro-dollars per 1M tokens."""
+
+    input: int = 0
+    cached_input: int = 0
+    output: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    upstream: str = ""
+    price: Price = field(default_factory=Price)
+    context: int = 128_000
+    max_output: int = 16_384
+    reasoning: bool = False
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Accept any bearer token when no key is configured (development only; issue #3 adds teams).
+    api_keys_sha256: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str = ""
+    organization: str = ""
+    project: str = ""
+    client: str = "aiohttp"
+    pool_size: int = 1024
+    connect_timeout_s: float = 10.0
+    # o1 models think for minutes before the first byte: the read timeout must allow it.
+    read_timeout_s: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    url: str = ""
+    pool_size: int = 256
+    timeout_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    api_keys: tuple[str, ...] = ("sk-simulated-upstream",)
+    latency_ms: float = 0.0
+    ttft_ms: float = 0.0
+    chunk_interval_ms: float = 0.0
+    # How many received requests the simulator remembers for GET /_sim/requests; 0 = off.
+    request_log: int = 0
+    # Let request headers (x-sim-*) set latency and inject faults; tests and load tools use it.
+    header_knobs: bool = True
+    rpm_limit: int = 10_000
+    tpm_limit: int = 30_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    simulate: bool = False
+
+    def model(self, name: str) -> ModelConfig | None:
+        return self.models.get(name)
+
+
+# Well-known variables users already set for OpenAI SDKs; everything else uses O1GW__SECTION__KEY.
+_ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "OPENAI_BASE_URL": ("upstream", "base_url"),
+    "OPENAI_API_KEY": ("upstream", "api_key"),
+    "OPENAI_ORG_ID": ("upstream", "organization"),
+    "OPENAI_PROJECT_ID": ("upstream", "project"),
+    "REDIS_URL": ("redis", "url"),
+}
+_ENV_PREFIX = "O1GW__"
+
+
+def load_config(text: str, env: Mapping[str, str], source: str = "config") -> Config:
+    """Parse YAML text, apply environment overrides, validate, and build a Config."""
+    try:
+        raw = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    raw = _unshare(raw)
+    _apply_env(raw, env)
+    config = _build(Config, raw, "")
+    _check(config)
+    if not config.upstream.api_key:
+        # No upstream key means nobody can be served for real: serve from the simulator.
+        config = dataclasses.replace(config, simulate=True)
+    return config
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, path in _ENV_ALIASES.items():
+        value = env.get(name)
+        if value:
+            _set_path(raw, path, value)
+    for name, value in env.items():
+        if name.startswith(_ENV_PREFIX):
+            path = tuple(part.lower() for part in name[len(_ENV_PREFIX) :].split("__"))
+            # YAML parsing gives "5" -> 5, "true" -> True, "[a, b]" -> list, like the file would.
+            _set_path(raw, path, yaml.safe_load(value) if value else "")
+
+
+def _unshare(node: Any) -> Any:
+    """Copy without YAML anchor sharing, so an override of one model's aliased table stays local."""
+    if isinstance(node, dict):
+        return {key: _unshare(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_unshare(value) for value in node]
+    return node
+
+
+def _set_path(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], raw: Any, path: str) -> T:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{key_path}: unknown key{hint}")
+        kwargs[key] = _convert(hints[key], value, key_path)
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return _convert(next(a for a in typing.get_args(tp) if a is not type(None)), value, path)
+    if tp is Price:
+        return _price(value, path)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value if value is not None else {}, path)  # type: ignore[arg-type]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        _, vtype = typing.get_args(tp)
+        return {str(k): _convert(vtype, v, f"{path}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(tp)[:1]
+        return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{path}: unsupported type {tp!r}")  # pragma: no cover - schema bug
+
+
+def usd_to_micros(value: Any, path: str) -> int:
+    """Parse a USD amount exactly (no float rounding) into integer micro-dollars."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{path}: expected a USD amount, got {value!r}")
+    try:
+        # str() first: Decimal(0.1) would carry the float's binary error into the money.
+        amount = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ConfigError(f"{path}: expected a USD amount, got {value!r}") from exc
+    micros = amount * 1_000_000
+    if amount < 0 or micros != micros.to_integral_value():
+        raise ConfigError(f"{path}: {value!r} is not a non-negative amount in whole micro-dollars")
+    return int(micros)
+
+
+def _price(value: Any, path: str) -> Price:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of input/cached_input/output USD per 1M tokens"
+        )
+    allowed = {"input", "cached_input", "output"}
+    for key in value:
+        if key not in allowed:
+            raise ConfigError(f"{path}.{key}: unknown key (expected one of {sorted(allowed)})")
+    inp = usd_to_micros(value.get("input", 0), f"{path}.input")
+    # Cached input defaults to half price, as OpenAI bills it.
+    cached = (
+        usd_to_micros(value["cached_input"], f"{path}.cached_input")
+        if "cached_input" in value
+        else inp // 2
+    )
+    out = usd_to_micros(value.get("output", 0), f"{path}.output")
+    return Price(input=inp, cached_input=cached, output=out)
+
+
+def _check(config: Config) -> None:
+    if not config.models:
+        raise ConfigError("models: at least one model must be configured")
+    for name, model in config.models.items():
+        if not model.upstream:
+            raise ConfigError(f"models.{name}.upstream: required (the model name sent upstream)")
+        if model.context <= 0:
+            raise ConfigError(f"models.{name}.context: must be positive")
+        if not 0 < model.max_output <= model.context:
+            raise ConfigError(f"models.{name}.max_output: must be between 1 and the context size")
+    if config.upstream.client not in ("aiohttp", "httpx"):
+        raise ConfigError(
+            f"upstream.client: expected 'aiohttp' or 'httpx', got {config.upstream.client!r}"
+        )
+    if not config.upstream.base_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"upstream.base_url: expected an http(s) URL, got {config.upstream.base_url!r}"
+        )
+    if config.server.max_body_bytes <= 0:
+        raise ConfigError("server.max_body_bytes: must be positive")
+    if config.upstream.pool_size <= 0:
+        raise ConfigError("upstream.pool_size: must be positive")
+    for i, digest in enumerate(config.server.api_keys_sha256):
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ConfigError(
+                f"server.api_keys_sha256[{i}]: expected a lowercase hex SHA-256 digest"
+            )

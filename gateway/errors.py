@@ -1,0 +1,120 @@
+"""OpenAI-shaped errors: the body every client SDK knows how to read.
+
+Pure: builds bytes, never touches I/O.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+
+def error_body(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> bytes:
+    return orjson.dumps(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    )
+
+
+class GatewayError(Exception):
+    """An error the gateway itself answers with, in OpenAI's shape and status."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+def invalid_json(detail: str) -> GatewayError:
+    return GatewayError(
+        400,
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+        "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+        f"sent was not valid JSON. If you have trouble figuring out how to fix this, please "
+        f"contact us through our help center at help.openai.com.) Detail: {detail}",
+        code="invalid_json",
+    )
+
+
+def unsupported_media_type(content_type: str) -> GatewayError:
+    return GatewayError(
+        415,
+        f"Unsupported content type: '{content_type}'. This endpoint expects 'application/json'.",
+        code="unsupported_media_type",
+    )
+
+
+def body_too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413,
+        f"Request body too large: the limit is {limit} bytes.",
+        code="request_too_large",
+    )
+
+
+def invalid_url(method: str, path: str) -> GatewayError:
+    # OpenAI's own wording for an unknown route.
+    return GatewayError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+
+
+def method_not_allowed(method: str, path: str) -> GatewayError:
+    return GatewayError(
+        405, f"Method {method} is not allowed for {path}.", code="method_not_allowed"
+    )
+
+
+def missing_key() -> GatewayError:
+    return GatewayError(
+        401,
+        "You didn't provide an API key. You need to provide your API key in an Authorization "
+        "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        code="missing_api_key",
+    )
+
+
+def invalid_key(key: str) -> GatewayError:
+    return GatewayError(
+        401,
+        f"Incorrect API key provided: {mask_key(key)}. Ask your gateway administrator for a valid key.",
+        code="invalid_api_key",
+    )
+
+
+def upstream_unreachable(detail: str) -> GatewayError:
+    return GatewayError(
+        502,
+        f"The gateway could not reach the upstream API: {detail}",
+        type_="upstream_error",
+        code="upstream_unreachable",
+    )
+
+
+def upstream_timeout(seconds: float) -> GatewayError:
+    return GatewayError(
+        504,
+        f"The upstream API did not answer within {seconds:g} s.",
+        type_="upstream_error",
+        code="upstream_timeout",
+    )
+
+
+def mask_key(key: str) -> str:
+    """Mask a secret the way OpenAI does in its 401 message: first 5, last 2."""
+    if len(key) <= 8:
+        return "*" * len(key)
+    return f"{key[:5]}***{key[-2:]}"

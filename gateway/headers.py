@@ -1,0 +1,79 @@
+"""Which headers cross the gateway, in each direction, and under what name. Pure.
+
+Upstream gets the gateway's own credentials, never the caller's. The caller gets the upstream's
+request id and timing, but the upstream's rate-limit headers describe the gateway's shared key,
+so they are renamed rather than passed off as the caller's own limits.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+# Client headers worth forwarding: content negotiation, beta opt-ins, idempotency, SDK telemetry.
+# Authorization, OpenAI-Organization and OpenAI-Project belong to the caller's account, not ours.
+FORWARD_REQUEST = frozenset(
+    {"content-type", "accept", "openai-beta", "idempotency-key", "user-agent"}
+)
+FORWARD_REQUEST_PREFIXES = ("x-stainless-",)
+
+# Upstream headers the caller may see unchanged.
+FORWARD_RESPONSE = frozenset(
+    {
+        "content-type",
+        "content-disposition",
+        "x-request-id",
+        "openai-processing-ms",
+        "openai-version",
+        "retry-after",
+        "retry-after-ms",
+        "x-should-retry",
+    }
+)
+UPSTREAM_RATELIMIT_PREFIX = "x-ratelimit-"
+RENAMED_RATELIMIT_PREFIX = "x-upstream-ratelimit-"
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(16)
+
+
+def upstream_request_headers(
+    client: Iterable[tuple[bytes, bytes]],
+    api_key: str,
+    organization: str = "",
+    project: str = "",
+    extra_prefixes: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """Headers for the upstream call, from the client's raw ASGI headers."""
+    out = {"authorization": f"Bearer {api_key}", "accept-encoding": "identity"}
+    if organization:
+        out["openai-organization"] = organization
+    if project:
+        out["openai-project"] = project
+    prefixes = FORWARD_REQUEST_PREFIXES + extra_prefixes
+    for raw_name, raw_value in client:
+        name = raw_name.decode("latin-1").lower()
+        if name in FORWARD_REQUEST or name.startswith(prefixes):
+            out[name] = raw_value.decode("latin-1")
+    return out
+
+
+def client_response_headers(
+    upstream: Iterable[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], str]:
+    """Headers for the caller, from the upstream response; also returns the request id to use."""
+    out: list[tuple[str, str]] = []
+    request_id = ""
+    for name, value in upstream:
+        lower = name.lower()
+        if lower in FORWARD_RESPONSE:
+            if lower == "x-request-id":
+                request_id = value
+            out.append((lower, value))
+        elif lower.startswith(UPSTREAM_RATELIMIT_PREFIX):
+            out.append((RENAMED_RATELIMIT_PREFIX + lower[len(UPSTREAM_RATELIMIT_PREFIX) :], value))
+    if not request_id:
+        request_id = new_request_id()
+        out.append(("x-request-id", request_id))
+    return out, request_id

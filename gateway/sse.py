@@ -1,0 +1,56 @@
+"""Server-sent events as OpenAI uses them: `data: <json>\\n\\n` frames ending in `data: [DONE]`.
+
+Pure and incremental, like h11: feed bytes in, get whole events out. No I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+CONTENT_TYPE = "text/event-stream; charset=utf-8"
+
+
+def encode(payload: Any) -> bytes:
+    """One `data:` event carrying a JSON payload."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def comment(text: str = "keep-alive") -> bytes:
+    """An SSE comment line: SDKs ignore it, idle proxies see traffic."""
+    return b": " + text.encode() + b"\n\n"
+
+
+class Decoder:
+    """Split a byte stream into the `data` fields of complete events.
+
+    Handles events split across reads, several events in one read, CRLF line ends, comments,
+    and multi-line data fields (joined with newlines, as the SSE spec says).
+    """
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buffer = self._buffer + chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *events, self._buffer = buffer.split(b"\n\n")
+        return [data for data in map(_data_of, events) if data is not None]
+
+    def flush(self) -> list[bytes]:
+        """Events left when the stream ends without a final blank line."""
+        rest, self._buffer = self._buffer, b""
+        data = _data_of(rest) if rest.strip() else None
+        return [data] if data is not None else []
+
+
+def _data_of(event: bytes) -> bytes | None:
+    lines = [
+        line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")
+    ]
+    return b"\n".join(lines) if lines else None

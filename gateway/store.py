@@ -1,0 +1,30 @@
+"""The Redis connection: a real server from REDIS_URL, or an embedded fakeredis when unset."""
+
+from __future__ import annotations
+
+import redis.asyncio as redis
+
+from gateway.config import RedisConfig
+
+
+def open_redis(config: RedisConfig) -> redis.Redis:
+    if not config.url:
+        import fakeredis  # only needed when no server is configured
+
+        return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    # A blocking pool waits for a free connection instead of failing at once when all are busy.
+    pool = redis.BlockingConnectionPool.from_url(
+        config.url,
+        max_connections=config.pool_size,
+        timeout=config.timeout_s,
+        socket_timeout=config.timeout_s,
+        socket_connect_timeout=config.timeout_s,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+async def is_ready(client: redis.Redis) -> bool:
+    try:
+        return bool(await client.ping())
+    except (redis.RedisError, OSError):
+        return False

@@ -1,0 +1,162 @@
+"""Shared fixtures: real servers on loopback sockets (uvicorn in threads, redis-server processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from gateway.config import Config, SimulatorConfig, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SIM_KEY = "sk-simulated-upstream"
+CLIENT_KEY = "sk-gw-test-client-key"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """A uvicorn server on a real loopback socket, in a thread with its own event loop."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="on",
+                access_log=False,
+                timeout_graceful_shutdown=2,
+            )
+        )
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def base_config(**env: str) -> Config:
+    text = (ROOT / "config" / "gateway.yaml").read_text()
+    return load_config(text, env)
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[ServerThread]:
+    """The simulated OpenAI upstream on a real socket, with its request log on."""
+    from gateway.simulator import create_simulator
+
+    with ServerThread(create_simulator(SimulatorConfig(request_log=200))) as server:
+        yield server
+
+
+GatewayFactory = Callable[..., ServerThread]
+
+
+@pytest.fixture
+def start_gateway(simulator: ServerThread) -> Iterator[GatewayFactory]:
+    """Start a gateway wired to the simulator over TCP; keyword args replace config sections."""
+    from gateway.app import create_app
+
+    started: list[ServerThread] = []
+
+    def start(config: Config | None = None, **sections: Any) -> ServerThread:
+        if config is None:
+            config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+        for name, values in sections.items():
+            config = dataclasses.replace(
+                config, **{name: dataclasses.replace(getattr(config, name), **values)}
+            )
+        server = ServerThread(create_app(config)).__enter__()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.__exit__()
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory) -> ServerThread:
+    return start_gateway()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[str]:
+    """A real redis-server on a free port; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed: run the README's test command, which installs it"
+        )
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                tmp,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.02)
+        try:
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.kill()
+            proc.wait()

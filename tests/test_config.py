@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import ConfigError, load_config, usd_to_micros
+from tests.conftest import ROOT
+
+SHIPPED = (ROOT / "config" / "gateway.yaml").read_text()
+
+
+def test_shipped_config_loads_with_prices_in_micro_dollars() -> None:
+    config = load_config(SHIPPED, {"OPENAI_API_KEY": "sk-real"})
+    o1 = config.models["o1-preview"]
+    assert o1.upstream == "o1-preview-2024-09-12"
+    assert (o1.price.input, o1.price.cached_input, o1.price.output) == (
+        15_000_000,
+        7_500_000,
+        60_000_000,
+    )
+    assert config.models["gpt-4o-mini"].price.cached_input == 75_000
+    assert o1.capabilities.streaming is False and o1.capabilities.system_messages is False
+    assert config.models["gpt-4o"].capabilities.tools is True
+    assert config.simulate is False
+
+
+def test_no_upstream_key_means_simulate() -> None:
+    assert load_config(SHIPPED, {}).simulate is True
+
+
+def test_well_known_environment_variables_override() -> None:
+    env = {
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "OPENAI_API_KEY": "sk-x",
+        "REDIS_URL": "redis://r:6379/0",
+    }
+    config = load_config(SHIPPED, env)
+    assert config.upstream.base_url == "http://127.0.0.1:9/v1"
+    assert config.upstream.api_key == "sk-x"
+    assert config.redis.url == "redis://r:6379/0"
+
+
+def test_generic_environment_overrides_are_typed() -> None:
+    env = {
+        "O1GW__SERVER__MAX_BODY_BYTES": "1024",
+        "O1GW__MODELS__O1-MINI__CAPABILITIES__STREAMING": "true",
+        "O1GW__SIMULATOR__API_KEYS": "sk-a,sk-b",
+    }
+    config = load_config(SHIPPED, env)
+    assert config.server.max_body_bytes == 1024
+    assert config.models["o1-mini"].capabilities.streaming is True
+    assert config.models["o1-preview"].capabilities.streaming is False
+    assert config.simulator.api_keys == ("sk-a", "sk-b")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("server: {max_body_bytes: lots}", "server.max_body_bytes: expected an integer"),
+        ("upstream: {timout: 3}", "upstream.timout: unknown key"),
+        ("upstream: {read_timeout: 3}", "did you mean 'read_timeout_s'"),
+        (
+            "models: {m: {upstream: x, price: {input: abc}}}",
+            "models.m.price.input: expected a USD amount",
+        ),
+        ("models: {m: {upstream: x, price: {inptu: 1}}}", "models.m.price.inptu: unknown key"),
+        ("models: {m: {price: {input: 1}}}", "models.m.upstream: required"),
+        (
+            "models: {m: {upstream: x, capabilities: {streaming: maybe}}}",
+            "models.m.capabilities.streaming",
+        ),
+        ("models: {m: {upstream: x, max_output: 0}}", "models.m.max_output"),
+        ("models: {}", "models: at least one model"),
+        ("upstream: {client: curl}\nmodels: {m: {upstream: x}}", "upstream.client"),
+        ("- a list", "top level must be a mapping"),
+        ("server: [1, 2]", "server: expected a mapping"),
+        ("a: b: c", "not valid YAML"),
+    ],
+)
+def test_invalid_config_names_the_bad_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_config(text, {})
+
+
+def test_invalid_environment_override_names_the_key() -> None:
+    with pytest.raises(ConfigError, match="server.port: expected an integer"):
+        load_config(SHIPPED, {"O1GW__SERVER__PORT": "eighty"})
+
+
+def test_usd_amounts_are_exact_integers() -> None:
+    assert usd_to_micros(0.1, "p") == 100_000
+    assert usd_to_micros("0.075", "p") == 75_000
+    assert usd_to_micros(50_000, "p") == 50_000_000_000
+    with pytest.raises(ConfigError, match="whole micro-dollars"):
+        usd_to_micros("0.0000001", "p")
+    with pytest.raises(ConfigError):
+        usd_to_micros(-1, "p")
+    with pytest.raises(ConfigError):
+        usd_to_micros(True, "p")
+
+
+def test_cached_input_defaults_to_half_the_input_price() -> None:
+    config = load_config("models: {m: {upstream: x, price: {input: 3, output: 12}}}", {})
+    assert config.models["m"].price.cached_input == 1_500_000

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from gateway.headers import client_response_headers, upstream_request_headers
+
+
+def test_client_credentials_never_go_upstream() -> None:
+    client = [
+        (b"authorization", b"Bearer sk-gw-client"),
+        (b"openai-organization", b"org-client"),
+        (b"openai-project", b"proj-client"),
+        (b"content-type", b"application/json"),
+        (b"x-stainless-lang", b"python"),
+        (b"openai-beta", b"assistants=v2"),
+        (b"cookie", b"session=1"),
+        (b"x-sim-fault", b"500"),
+    ]
+    out = upstream_request_headers(client, "sk-upstream", organization="org-gw")
+    assert out["authorization"] == "Bearer sk-upstream"
+    assert out["openai-organization"] == "org-gw"
+    assert "openai-project" not in out
+    assert out["x-stainless-lang"] == "python"
+    assert out["openai-beta"] == "assistants=v2"
+    assert "cookie" not in out and "x-sim-fault" not in out
+    assert upstream_request_headers(client, "k", extra_prefixes=("x-sim-",))["x-sim-fault"] == "500"
+
+
+def test_upstream_rate_limits_are_renamed_and_request_id_kept() -> None:
+    upstream = [
+        ("Content-Type", "application/json"),
+        ("x-request-id", "req_abc"),
+        ("openai-processing-ms", "12"),
+        ("x-ratelimit-remaining-requests", "99"),
+        ("x-ratelimit-reset-tokens", "6m0s"),
+        ("openai-organization", "org-gateway-secret"),
+        ("set-cookie", "__cf_bm=1"),
+    ]
+    out, request_id = client_response_headers(upstream)
+    names = dict(out)
+    assert request_id == "req_abc"
+    assert names["x-upstream-ratelimit-remaining-requests"] == "99"
+    assert names["x-upstream-ratelimit-reset-tokens"] == "6m0s"
+    assert not any(name.startswith("x-ratelimit-") for name in names)
+    assert "openai-organization" not in names and "set-cookie" not in names
+    assert names["openai-processing-ms"] == "12"
+
+
+def test_gateway_adds_a_request_id_when_upstream_gave_none() -> None:
+    out, request_id = client_response_headers([("content-type", "application/json")])
+    assert request_id.startswith("req_") and len(request_id) == 36
+    assert ("x-request-id", request_id) in out
