@@ -16,6 +16,7 @@ from starlette.routing import Route
 from gateway import errors, proxy
 from gateway.config import Config
 from gateway.errors import GatewayError
+from gateway.headers import new_request_id
 from gateway.state import open_gateway
 from gateway.store import is_ready
 
@@ -73,9 +74,9 @@ async def metrics(request: Request) -> Response:
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return Response(
-        exc.body(), status_code=exc.status, headers=exc.headers, media_type="application/json"
-    )
+    # The gateway's own errors carry a request id too, so support threads can quote one.
+    headers = {"x-request-id": new_request_id(), **exc.headers}
+    return Response(exc.body(), status_code=exc.status, headers=headers, media_type="application/json")
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

@@ -31,8 +31,14 @@ def read_config(path: str | None, env: Mapping[str, str]) -> Config:
     local = Path("config/gateway.yaml")
     if local.is_file():
         return load_config(local.read_text(), env, source=str(local))
-    packaged = resources.files("gateway._config").joinpath("gateway.yaml")
-    return load_config(packaged.read_text(), env, source="packaged config/gateway.yaml")
+    return load_config(_packaged_config(), env, source="packaged config/gateway.yaml")
+
+
+def _packaged_config() -> str:
+    try:  # installed: config/ travels in the wheel as gateway._config
+        return resources.files("gateway._config").joinpath("gateway.yaml").read_text()
+    except ModuleNotFoundError:  # running from a source checkout
+        return (Path(__file__).resolve().parent.parent / "config" / "gateway.yaml").read_text()
 
 
 def worker_app() -> Starlette:

@@ -76,6 +76,9 @@ class UpstreamConfig:
     organization: str = ""
     project: str = ""
     client: str = "aiohttp"
+    # Extra client header name prefixes forwarded upstream (beyond content-type, accept,
+    # openai-beta, idempotency-key, user-agent and x-stainless-*).
+    forward_header_prefixes: tuple[str, ...] = ()
     pool_size: int = 1024
     connect_timeout_s: float = 10.0
     # o1 models think for minutes before the first byte: the read timeout must allow it.

@@ -26,7 +26,6 @@ class Gateway:
     auth: Authenticator
     # Client-facing model name or upstream snapshot name -> (client-facing name, model config).
     models: dict[str, tuple[str, ModelConfig]] = field(default_factory=dict)
-    # Client headers forwarded upstream beyond the fixed allowlist (x-sim-* in simulate mode).
     extra_forward_prefixes: tuple[str, ...] = ()
 
     async def close(self) -> None:
@@ -42,11 +41,12 @@ def open_gateway(config: Config) -> Gateway:
             create_simulator(config.simulator), config.upstream.read_timeout_s
         )
         upstream_key = config.simulator.api_keys[0]
-        extra: tuple[str, ...] = ("x-sim-",)
+        # The in-process simulator's knobs travel as x-sim-* headers.
+        extra = (*config.upstream.forward_header_prefixes, "x-sim-")
     else:
         upstream = create_upstream(config.upstream)
         upstream_key = config.upstream.api_key
-        extra = ()
+        extra = config.upstream.forward_header_prefixes
     models: dict[str, tuple[str, ModelConfig]] = {}
     for name, model in config.models.items():
         models.setdefault(model.upstream, (name, model))

@@ -68,6 +68,18 @@ def create_upstream(config: UpstreamConfig) -> Upstream:
 # -- aiohttp ------------------------------------------------------------------------------------
 
 
+def _aiohttp_error(exc: BaseException, read_timeout: float, stage: str) -> errors.GatewayError:
+    # Timeouts first: aiohttp's timeout errors are ClientErrors too.
+    if isinstance(exc, TimeoutError):
+        return errors.upstream_timeout(read_timeout)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return errors.upstream_unreachable(f"cannot connect ({exc.os_error.strerror or exc})")
+    return errors.upstream_unreachable(f"connection {stage} ({type(exc).__name__})")
+
+
+_AIOHTTP_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError)
+
+
 class _AiohttpResponse:
     __slots__ = ("_read_timeout", "_resp", "headers", "status")
 
@@ -75,28 +87,20 @@ class _AiohttpResponse:
         self._resp = resp
         self._read_timeout = read_timeout
         self.status = resp.status
-        self.headers = list(resp.headers.items())
+        self.headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in resp.raw_headers]
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._resp.content.iter_any():
                 yield chunk
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise errors.upstream_unreachable(
-                f"connection lost mid-response ({type(exc).__name__})"
-            ) from exc
-        except TimeoutError as exc:
-            raise errors.upstream_timeout(self._read_timeout) from exc
+        except _AIOHTTP_ERRORS as exc:
+            raise _aiohttp_error(exc, self._read_timeout, "lost mid-response") from exc
 
     async def read(self) -> bytes:
         try:
             return await self._resp.read()
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise errors.upstream_unreachable(
-                f"connection lost mid-response ({type(exc).__name__})"
-            ) from exc
-        except TimeoutError as exc:
-            raise errors.upstream_timeout(self._read_timeout) from exc
+        except _AIOHTTP_ERRORS as exc:
+            raise _aiohttp_error(exc, self._read_timeout, "lost mid-response") from exc
 
     async def close(self) -> None:
         # release() keeps a fully read connection in the pool; an unfinished body closes it,
@@ -111,7 +115,6 @@ class AiohttpUpstream:
     def __init__(self, config: UpstreamConfig) -> None:
         self._base = config.base_url.rstrip("/")
         self._read_timeout = config.read_timeout_s
-        self._connect_timeout = config.connect_timeout_s
         connector = aiohttp.TCPConnector(
             limit=config.pool_size, limit_per_host=config.pool_size, ttl_dns_cache=300
         )
@@ -134,14 +137,8 @@ class AiohttpUpstream:
             resp = await self._session.request(
                 method, url, headers=headers, data=body or None, allow_redirects=False
             )
-        except aiohttp.ClientConnectorError as exc:
-            raise errors.upstream_unreachable(
-                f"cannot connect ({exc.os_error.strerror or exc})"
-            ) from exc
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise errors.upstream_unreachable(f"connection failed ({type(exc).__name__})") from exc
-        except TimeoutError as exc:
-            raise errors.upstream_timeout(self._read_timeout) from exc
+        except _AIOHTTP_ERRORS as exc:
+            raise _aiohttp_error(exc, self._read_timeout, "failed") from exc
         return _AiohttpResponse(resp, self._read_timeout)
 
     def ready(self) -> bool:
@@ -161,7 +158,7 @@ class _HttpxResponse:
         self._resp = resp
         self._read_timeout = read_timeout
         self.status = resp.status_code
-        self.headers = list(resp.headers.items())
+        self.headers = [(k.lower(), v) for k, v in resp.headers.items()]
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         try:

@@ -82,7 +82,7 @@ def test_invalid_config_names_the_bad_key(text: str, message: str) -> None:
 
 
 def test_invalid_environment_override_names_the_key() -> None:
-    with pytest.raises(ConfigError, match="server.port: expected an integer"):
+    with pytest.raises(ConfigError, match=r"server\.port: expected an integer"):
         load_config(SHIPPED, {"O1GW__SERVER__PORT": "eighty"})
 
 

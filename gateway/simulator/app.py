@@ -1,0 +1,604 @@
+"""The simulated OpenAI upstream as a raw ASGI app (September 2024 behaviour).
+
+Raw ASGI with orjson because this app is the baseline of the gateway's benchmarks: a framework
+router and response classes would cost more than the simulated work itself.
+
+Endpoints: POST /v1/chat/completions (JSON or SSE), GET /v1/models, GET /v1/models/{id},
+POST /v1/embeddings, POST /v1/moderations; anything else is 404 "Invalid URL (METHOD /path)".
+Every /v1 call needs `Authorization: Bearer <key>` with a key from `config.api_keys`.
+With `config.request_log > 0`, GET /_sim/requests lists the last requests received (method, path,
+lower-case headers, parsed JSON body or null, wall-clock time) and DELETE /_sim/requests clears
+them; these two need no key and are not themselves logged.
+
+Request-header knobs, honoured when `config.header_knobs` is true:
+
+    x-sim-latency-ms: F          delay before answering (replaces config.latency_ms)
+    x-sim-ttft-ms: F             streams: delay before the first chunk (replaces config.ttft_ms)
+    x-sim-chunk-interval-ms: F   streams: pause between chunks (replaces config.chunk_interval_ms)
+    x-sim-fault: NAME            answer with a fault instead:
+        429          rate limit on requests (RPM), with retry-after and retry-after-ms
+        429-tokens   rate limit on tokens (TPM), same headers
+        quota        429 insufficient_quota
+        500, 503     OpenAI's server_error bodies
+        502          Cloudflare's HTML "502 Bad Gateway" page, as OpenAI's edge sends it
+        timeout      sleep an hour (ends early if the client disconnects), then answer
+        reset        drop the connection: streams send three chunks first, other answers send
+                     the headers and half the body; raises SimulatedReset
+        stream-error streams send three chunks, then `data: {"error": ...}` and end without
+                     [DONE] (facts §4); other answers get the 500
+    x-sim-retry-after: F         seconds announced by the 429 faults (default 1)
+    x-sim-answer: TEXT           the answer content, verbatim (UTF-8)
+    x-sim-answer-b64: B64        the same, base64 of UTF-8 (for text with newlines)
+    x-sim-o1-streaming: true     o1 models accept `stream` (the November 2024 behaviour)
+    x-sim-reasoning-tokens: N    reasoning tokens an o1 model reports
+
+Timing: `latency_ms` delays every /v1 answer; streams then wait `ttft_ms` before sending their
+headers (OpenAI's headers arrive with the first token) and `chunk_interval_ms` between chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway import sse
+from gateway.config import SimulatorConfig
+from gateway.simulator import embeddings, moderations
+from gateway.simulator import openai_errors as oe
+from gateway.simulator.answers import chunk_objects, completion_object, compose, prompt_seed
+from gateway.simulator.catalog import model_list, model_object
+from gateway.simulator.ids import completion_id, moderation_id, request_id
+from gateway.simulator.openai_errors import SimError
+from gateway.simulator.prompt_cache import PromptCache, message_tokens
+from gateway.simulator.ratelimit import RateHeaders, RateWindow, go_duration
+from gateway.simulator.rules import check, requested_output, resolve_chat_model
+from gateway.tokens import TOKENS_FOR_REPLY
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+FAULTS = frozenset(
+    {"429", "429-tokens", "quota", "500", "502", "503", "timeout", "reset", "stream-error"}
+)
+TIMEOUT_FAULT_S = 3600.0
+# Chunks a stream sends before the reset / stream-error faults strike.
+CHUNKS_BEFORE_FAULT = 3
+PROMPT_CACHE_ENTRIES = 4096
+
+_JSON = b"application/json"
+_HTML = b"text/html"
+_SSE = sse.CONTENT_TYPE.encode()
+_VERSION = (b"openai-version", b"2020-10-01")
+
+
+class SimulatedReset(Exception):
+    """Raised on purpose by `x-sim-fault: reset`: the ASGI server then drops the connection."""
+
+
+class _ClientGone(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class Knobs:
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    chunk_interval_ms: float | None = None
+    fault: str | None = None
+    retry_after_s: float = 1.0
+    answer: str | None = None
+    o1_streaming: bool = False
+    reasoning_tokens: int | None = None
+
+
+_NO_KNOBS = Knobs()
+
+
+def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
+    """Read the x-sim-* request headers; a malformed value is a 400, not silently ignored."""
+    knobs = Knobs()
+    for name, value in headers.items():
+        try:
+            if name == "x-sim-latency-ms":
+                knobs.latency_ms = _non_negative(value)
+            elif name == "x-sim-ttft-ms":
+                knobs.ttft_ms = _non_negative(value)
+            elif name == "x-sim-chunk-interval-ms":
+                knobs.chunk_interval_ms = _non_negative(value)
+            elif name == "x-sim-retry-after":
+                knobs.retry_after_s = _non_negative(value)
+            elif name == "x-sim-fault":
+                if value not in FAULTS:
+                    raise ValueError(f"expected one of {', '.join(sorted(FAULTS))}")
+                knobs.fault = value
+            elif name == "x-sim-answer":
+                # Header bytes arrive as latin-1 text; the knob's text is UTF-8.
+                knobs.answer = value.encode("latin-1").decode("utf-8", "replace")
+            elif name == "x-sim-answer-b64":
+                knobs.answer = base64.b64decode(value, validate=True).decode("utf-8")
+            elif name == "x-sim-o1-streaming":
+                knobs.o1_streaming = value.strip().lower() in ("1", "true", "yes")
+            elif name == "x-sim-reasoning-tokens":
+                knobs.reasoning_tokens = int(value)
+                if knobs.reasoning_tokens < 0:
+                    raise ValueError("must not be negative")
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            return SimError(400, f"Invalid {name} header {value!r}: {exc}", code="invalid_sim_knob")
+    return knobs
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if not number >= 0 or math.isinf(number):
+        raise ValueError("expected a non-negative number")
+    return number
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _sleep_ms(ms: float) -> None:
+    if ms > 0:
+        await asyncio.sleep(ms / 1000)
+
+
+class _DisconnectWatch:
+    """Notices the client leaving while the app is still answering.
+
+    ASGI servers accept sends after a disconnect and drop them silently, so without this a
+    slow simulated stream would keep "talking" for its whole length to nobody.
+    """
+
+    __slots__ = ("_receive", "_waiter")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._waiter: asyncio.Future[Message] = asyncio.ensure_future(receive())
+
+    @property
+    def gone(self) -> bool:
+        if not self._waiter.done():
+            return False
+        if self._waiter.result().get("type") == "http.disconnect":
+            return True
+        # Any other message (a stray empty body) is not a goodbye: keep listening.
+        self._waiter = asyncio.ensure_future(self._receive())
+        return False
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early if the client leaves; True if it left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self.gone:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait({self._waiter}, timeout=remaining)
+        return True
+
+    def close(self) -> None:
+        if not self._waiter.done():
+            self._waiter.cancel()
+
+
+class Simulator:
+    """One simulated upstream. All state (rate windows, prompt cache, request log, random ids)
+    lives on the instance, so two simulators in one process never share anything."""
+
+    def __init__(self, config: SimulatorConfig, *, seed: int | None = None) -> None:
+        self.config = config
+        self._keys = frozenset(config.api_keys)
+        # Seeded from OS entropy unless a test pins it.
+        self._random = random.Random(seed)
+        self._rates = RateWindow(config.rpm_limit, config.tpm_limit)
+        self._idle_rates = _rate_header_bytes(self._rates.idle())
+        self._prompt_cache = PromptCache(PROMPT_CACHE_ENTRIES)
+        self._log: deque[dict[str, Any]] | None = (
+            deque(maxlen=config.request_log) if config.request_log > 0 else None
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            try:
+                await self._http(scope, receive, send)
+            except _ClientGone:
+                return
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        body = await _read_body(receive)
+
+        if path == "/_sim/requests" and self._log is not None:
+            await self._request_log(method, send)
+            return
+        if self._log is not None:
+            self._log.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "headers": headers,
+                    "body": _parse_or_none(body),
+                    "time": time.time(),
+                }
+            )
+
+        handler = self._route(method, path)
+        if handler is None:
+            await self._error(send, oe.invalid_url(method, path), started, self._idle_rates)
+            return
+        key, auth_error = self._authenticate(headers.get("authorization"))
+        if auth_error is not None:
+            await self._error(send, auth_error, started, self._idle_rates)
+            return
+
+        knobs = _NO_KNOBS
+        if self.config.header_knobs and any(name.startswith("x-sim-") for name in headers):
+            parsed_knobs = parse_knobs(headers)
+            if isinstance(parsed_knobs, SimError):
+                await self._error(send, parsed_knobs, started, self._idle_rates)
+                return
+            knobs = parsed_knobs
+        latency = knobs.latency_ms if knobs.latency_ms is not None else self.config.latency_ms
+        await _sleep_ms(latency)
+        if knobs.fault == "timeout":
+            watch = _DisconnectWatch(receive)
+            try:
+                if await watch.sleep(TIMEOUT_FAULT_S):
+                    return
+            finally:
+                watch.close()
+        await handler(_Call(path, headers, body, key, knobs, started, receive, send))
+
+    def _route(self, method: str, path: str) -> Callable[[_Call], Awaitable[None]] | None:
+        if method == "POST":
+            if path == "/v1/chat/completions":
+                return self._chat
+            if path == "/v1/embeddings":
+                return self._embeddings
+            if path == "/v1/moderations":
+                return self._moderations
+        elif method == "GET":
+            if path == "/v1/models":
+                return self._models
+            if path.startswith("/v1/models/") and len(path) > len("/v1/models/"):
+                return self._model
+        return None
+
+    def _authenticate(self, authorization: str | None) -> tuple[str, SimError | None]:
+        if not authorization:
+            return "", oe.missing_api_key()
+        scheme, _, key = authorization.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return "", oe.missing_api_key()
+        if key not in self._keys:
+            return "", oe.invalid_api_key(key)
+        return key, None
+
+    # --- endpoints -------------------------------------------------------------------------
+
+    async def _chat(self, call: _Call) -> None:
+        body = _parse_object(call.body)
+        if isinstance(body, SimError):
+            await self._error(call.send, body, call.started, self._admit(call, 0))
+            return
+        if await self._fault(call, body):
+            return
+        messages = body.get("messages")
+        per_message = message_tokens(messages) if isinstance(messages, list) else None
+        prompt_tokens = sum(per_message) + TOKENS_FOR_REPLY if per_message is not None else 0
+        error = check(
+            body,
+            o1_streaming=call.knobs.o1_streaming,
+            prompt_tokens=prompt_tokens if per_message is not None else None,
+        )
+        rates = self._admit(call, prompt_tokens + (requested_output(body) or 0))
+        if error is not None:
+            await self._error(call.send, error, call.started, rates)
+            return
+        assert isinstance(messages, list) and per_message is not None  # check() passed
+        model = resolve_chat_model(body["model"])
+        assert model is not None
+        answer = compose(
+            body,
+            model,
+            prompt_tokens=prompt_tokens,
+            content_seed=prompt_seed(messages),
+            id_seed=self._random.getrandbits(64),
+            cached_tokens=self._prompt_cache.lookup_and_store(messages, per_message),
+            answer=call.knobs.answer,
+            reasoning_tokens=call.knobs.reasoning_tokens,
+        )
+        chat_id = completion_id(self._random.getrandbits(64))
+        created = int(time.time())
+        if body.get("stream") is True:
+            options = body.get("stream_options")
+            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            chunks = chunk_objects(
+                answer, completion_id=chat_id, created=created, include_usage=include_usage
+            )
+            await self._stream(call, chunks, rates)
+            return
+        payload = orjson.dumps(completion_object(answer, completion_id=chat_id, created=created))
+        if call.knobs.fault == "reset":
+            await self._reset(call, payload, rates)
+        await self._send(call.send, 200, _JSON, payload, call.started, rates)
+
+    async def _stream(self, call: _Call, chunks: list[dict[str, Any]], rates: list[Header]) -> None:
+        config, knobs, send = self.config, call.knobs, call.send
+        await _sleep_ms(knobs.ttft_ms if knobs.ttft_ms is not None else config.ttft_ms)
+        interval = (
+            knobs.chunk_interval_ms
+            if knobs.chunk_interval_ms is not None
+            else config.chunk_interval_ms
+        )
+        headers = self._headers(_SSE, call.started, rates)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        # Strike before the last chunk at the latest, so even a short stream sees the fault.
+        fault_at = min(CHUNKS_BEFORE_FAULT, len(chunks) - 1)
+        watch = _DisconnectWatch(call.receive)
+        try:
+            for index, chunk in enumerate(chunks):
+                if index == fault_at and knobs.fault == "reset":
+                    raise SimulatedReset("x-sim-fault: reset")
+                if index == fault_at and knobs.fault == "stream-error":
+                    event = sse.encode(oe.server_error().payload())
+                    await send({"type": "http.response.body", "body": event, "more_body": False})
+                    return
+                if index and interval > 0 and await watch.sleep(interval / 1000):
+                    return
+                if watch.gone:
+                    return
+                body = sse.encode(chunk)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            await send({"type": "http.response.body", "body": sse.DONE, "more_body": False})
+        finally:
+            watch.close()
+
+    async def _embeddings(self, call: _Call) -> None:
+        body = _parse_object(call.body)
+        if isinstance(body, SimError):
+            await self._error(call.send, body, call.started, self._admit(call, 0))
+            return
+        if await self._fault(call, body):
+            return
+        error = embeddings.check(body)
+        if error is not None:
+            await self._error(call.send, error, call.started, self._admit(call, 0))
+            return
+        response, tokens = embeddings.embeddings_object(body)
+        payload = orjson.dumps(response)
+        rates = self._admit(call, tokens)
+        if call.knobs.fault == "reset":
+            await self._reset(call, payload, rates)
+        await self._send(call.send, 200, _JSON, payload, call.started, rates)
+
+    async def _moderations(self, call: _Call) -> None:
+        body = _parse_object(call.body)
+        if isinstance(body, SimError):
+            await self._error(call.send, body, call.started, self._admit(call, 0))
+            return
+        if await self._fault(call, body):
+            return
+        rates = self._admit(call, 0)
+        error = moderations.check(body)
+        if error is not None:
+            await self._error(call.send, error, call.started, rates)
+            return
+        response = moderations.moderation_object(body, moderation_id(self._random.getrandbits(64)))
+        payload = orjson.dumps(response)
+        if call.knobs.fault == "reset":
+            await self._reset(call, payload, rates)
+        await self._send(call.send, 200, _JSON, payload, call.started, rates)
+
+    async def _models(self, call: _Call) -> None:
+        if await self._fault(call, {}):
+            return
+        payload = orjson.dumps(model_list())
+        await self._send(call.send, 200, _JSON, payload, call.started, self._admit(call, 0))
+
+    async def _model(self, call: _Call) -> None:
+        if await self._fault(call, {}):
+            return
+        model_id = call.path[len("/v1/models/") :]
+        found = model_object(model_id)
+        rates = self._admit(call, 0)
+        if found is None:
+            await self._error(call.send, oe.model_not_found(model_id), call.started, rates)
+            return
+        await self._send(call.send, 200, _JSON, orjson.dumps(found), call.started, rates)
+
+    async def _request_log(self, method: str, send: Send) -> None:
+        assert self._log is not None
+        started = time.perf_counter()
+        if method == "GET":
+            payload = orjson.dumps({"data": list(self._log)})
+        elif method == "DELETE":
+            payload = orjson.dumps({"deleted": len(self._log)})
+            self._log.clear()
+        else:
+            await self._error(
+                send, oe.invalid_url(method, "/_sim/requests"), started, self._idle_rates
+            )
+            return
+        await self._send(send, 200, _JSON, payload, started, self._idle_rates)
+
+    # --- faults ----------------------------------------------------------------------------
+
+    async def _fault(self, call: _Call, body: dict[str, Any]) -> bool:
+        """Answer with the requested fault; True if the request is done."""
+        fault = call.knobs.fault
+        if fault is None or fault in ("timeout", "reset"):
+            return False
+        if fault == "stream-error" and body.get("stream") is True:
+            return False
+        model = body.get("model") if isinstance(body.get("model"), str) else "gpt-4o"
+        rates = self._admit(call, 0)
+        retry = call.knobs.retry_after_s
+        retry_headers = [
+            (b"retry-after", str(math.ceil(retry)).encode()),
+            (b"retry-after-ms", str(round(retry * 1000)).encode()),
+        ]
+        if fault == "429":
+            limit = self.config.rpm_limit
+            error = oe.rate_limited(str(model), "requests", limit, limit, 1, go_duration(retry))
+            await self._error(call.send, error, call.started, rates, retry_headers)
+        elif fault == "429-tokens":
+            limit = self.config.tpm_limit
+            requested = max(1, len(call.body) // 4)
+            error = oe.rate_limited(
+                str(model), "tokens", limit, limit, requested, go_duration(retry)
+            )
+            await self._error(call.send, error, call.started, rates, retry_headers)
+        elif fault == "quota":
+            await self._error(call.send, oe.insufficient_quota(), call.started, rates)
+        elif fault == "502":
+            await self._send(call.send, 502, _HTML, oe.CLOUDFLARE_502, call.started, rates)
+        elif fault == "503":
+            await self._error(call.send, oe.overloaded(), call.started, rates)
+        else:  # "500", and "stream-error" on a request that does not stream
+            await self._error(call.send, oe.server_error(), call.started, rates)
+        return True
+
+    async def _reset(self, call: _Call, payload: bytes, rates: list[Header]) -> None:
+        headers = self._headers(_JSON, call.started, rates)
+        headers.append((b"content-length", str(len(payload)).encode()))
+        await call.send({"type": "http.response.start", "status": 200, "headers": headers})
+        half = payload[: len(payload) // 2]
+        await call.send({"type": "http.response.body", "body": half, "more_body": True})
+        raise SimulatedReset("x-sim-fault: reset")
+
+    # --- responses -------------------------------------------------------------------------
+
+    def _admit(self, call: _Call, tokens: int) -> list[Header]:
+        return _rate_header_bytes(self._rates.admit(call.key, tokens, time.monotonic()))
+
+    def _headers(self, content_type: bytes, started: float, rates: list[Header]) -> list[Header]:
+        elapsed_ms = int((time.perf_counter() - started) * 1000)
+        return [
+            (b"content-type", content_type),
+            (b"x-request-id", request_id(self._random.getrandbits(64)).encode()),
+            (b"openai-processing-ms", str(elapsed_ms).encode()),
+            _VERSION,
+            *rates,
+        ]
+
+    async def _send(
+        self,
+        send: Send,
+        status: int,
+        content_type: bytes,
+        payload: bytes,
+        started: float,
+        rates: list[Header],
+        extra: list[Header] | None = None,
+    ) -> None:
+        headers = self._headers(content_type, started, rates)
+        headers.append((b"content-length", str(len(payload)).encode()))
+        if extra:
+            headers.extend(extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _error(
+        self,
+        send: Send,
+        error: SimError,
+        started: float,
+        rates: list[Header],
+        extra: list[Header] | None = None,
+    ) -> None:
+        await self._send(send, error.status, _JSON, error.body(), started, rates, extra)
+
+
+Header = tuple[bytes, bytes]
+
+
+@dataclass(slots=True)
+class _Call:
+    """One authenticated /v1 request on its way through a handler."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    key: str
+    knobs: Knobs
+    started: float
+    receive: Receive
+    send: Send
+
+
+def _rate_header_bytes(rates: RateHeaders) -> list[Header]:
+    return [
+        (b"x-ratelimit-limit-requests", b"%d" % rates.limit_requests),
+        (b"x-ratelimit-limit-tokens", b"%d" % rates.limit_tokens),
+        (b"x-ratelimit-remaining-requests", b"%d" % rates.remaining_requests),
+        (b"x-ratelimit-remaining-tokens", b"%d" % rates.remaining_tokens),
+        (b"x-ratelimit-reset-requests", rates.reset_requests.encode()),
+        (b"x-ratelimit-reset-tokens", rates.reset_tokens.encode()),
+    ]
+
+
+def _parse_or_none(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _parse_object(body: bytes) -> dict[str, Any] | SimError:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return oe.invalid_json(str(exc))
+    if not isinstance(parsed, dict):
+        return oe.invalid_json("the request body must be a JSON object")
+    return parsed
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def create_simulator(config: SimulatorConfig, *, seed: int | None = None) -> Simulator:
+    """The simulated upstream as an ASGI callable; `seed` pins its random ids for tests."""
+    return Simulator(config, seed=seed)

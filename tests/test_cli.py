@@ -1,0 +1,139 @@
+"""The CLI as users run it: a real process, a real port."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import ROOT, free_port
+
+
+def run_gateway(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port), *args],
+        cwd=cwd,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "REDIS_URL")},
+            **(env or {}),
+            "PYTHONPATH": str(ROOT),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError(f"gateway did not start:\n{proc.communicate()[0]}")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.terminate()
+    return proc.communicate(timeout=20)[0]
+
+
+def test_serve_without_upstream_key_simulates_and_says_so() -> None:
+    proc, port = run_gateway()
+    try:
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-anything", max_retries=0
+        )
+        reply = client.chat.completions.create(
+            model="o1-mini", messages=[{"role": "user", "content": "2+2?"}]
+        )
+        assert reply.model == "o1-mini-2024-09-12"
+    finally:
+        output = stop(proc)
+    assert "OPENAI_API_KEY is not set: serving from the built-in simulated upstream" in output
+    assert "REDIS_URL is not set" in output
+
+
+def test_serve_with_two_workers_from_another_directory(tmp_path: Path) -> None:
+    # Outside the repo the packaged config is used; --workers starts uvicorn's process manager.
+    proc, port = run_gateway("--simulate", "--workers", "2", cwd=tmp_path)
+    try:
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-anything", max_retries=0
+        )
+        for _ in range(4):
+            assert client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+            )
+    finally:
+        output = stop(proc)
+    assert "--simulate given" in output
+
+
+def test_invalid_config_exits_with_the_bad_key_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("upstream:\n  read_timeout: 5\nmodels: {m: {upstream: x}}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2
+    assert "upstream.read_timeout: unknown key (did you mean 'read_timeout_s'?)" in result.stderr
+
+
+def test_simulate_command_serves_the_upstream_alone() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "simulate", "--port", str(port), "--request-log", "5"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-simulated-upstream", max_retries=0
+        )
+        while True:
+            try:
+                models = client.models.list()
+                break
+            except openai.APIConnectionError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert "o1-preview" in {m.id for m in models}
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-nope", max_retries=0
+            ).models.list()
+        assert len(httpx.get(f"http://127.0.0.1:{port}/_sim/requests").json()["data"]) == 2
+    finally:
+        stop(proc)
+
+
+def test_hash_key_prints_the_digest() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "hash-key", "sk-abc"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.stdout.strip() == hashlib.sha256(b"sk-abc").hexdigest()

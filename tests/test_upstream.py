@@ -1,0 +1,158 @@
+"""Each upstream transport against a small real server: streaming, errors mapped to 502/504."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway.config import UpstreamConfig
+from gateway.errors import GatewayError
+from gateway.upstream import ASGIUpstream, Upstream, create_upstream
+from tests.conftest import ServerThread, free_port
+
+pytestmark = pytest.mark.anyio
+
+
+async def echo(request: Request) -> Response:
+    body = await request.body()
+    return JSONResponse(
+        {
+            "path": request.url.path,
+            "query": request.url.query,
+            "body": body.decode(),
+            "auth": request.headers.get("authorization"),
+        },
+        headers={"x-request-id": "req_1"},
+    )
+
+
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(5)
+    return Response(b"late")
+
+
+async def ticks(request: Request) -> Response:
+    async def gen() -> AsyncIterator[bytes]:
+        for i in range(3):
+            yield f"data: {i}\n\n".encode()
+            await asyncio.sleep(0.01)
+
+    return StreamingResponse(gen(), media_type="text/event-stream")
+
+
+async def broken(request: Request) -> Response:
+    async def gen() -> AsyncIterator[bytes]:
+        yield b"data: 0\n\n"
+        await asyncio.sleep(0.01)
+        raise RuntimeError("upstream died mid-stream")
+
+    return StreamingResponse(gen(), media_type="text/event-stream")
+
+
+APP = Starlette(
+    routes=[
+        Route("/v1/echo", echo, methods=["POST", "GET"]),
+        Route("/v1/slow", slow),
+        Route("/v1/ticks", ticks),
+        Route("/v1/broken", broken),
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerThread]:
+    with ServerThread(APP) as s:
+        yield s
+
+
+@pytest.fixture(params=["aiohttp", "httpx", "asgi"])
+def make_upstream(request: pytest.FixtureRequest, server: ServerThread):  # type: ignore[no-untyped-def]
+    def make(base_url: str = f"{server.url}/v1", read_timeout: float = 2.0) -> Upstream:
+        if request.param == "asgi":
+            return ASGIUpstream(APP, read_timeout)
+        config = UpstreamConfig(
+            base_url=base_url,
+            client=request.param,
+            read_timeout_s=read_timeout,
+            connect_timeout_s=1.0,
+            pool_size=8,
+        )
+        return create_upstream(config)
+
+    make.kind = request.param  # type: ignore[attr-defined]
+    return make
+
+
+async def test_request_and_response_round_trip(make_upstream) -> None:  # type: ignore[no-untyped-def]
+    upstream = make_upstream()
+    try:
+        resp = await upstream.send(
+            "POST", "/echo", b"a=1", {"authorization": "Bearer up"}, b"hello"
+        )
+        assert resp.status == 200
+        assert ("x-request-id", "req_1") in resp.headers
+        import orjson
+
+        data = orjson.loads(await resp.read())
+        await resp.close()
+        assert data == {"path": "/v1/echo", "query": "a=1", "body": "hello", "auth": "Bearer up"}
+        assert upstream.ready()
+    finally:
+        await upstream.close()
+
+
+async def test_stream_arrives_chunk_by_chunk(make_upstream) -> None:  # type: ignore[no-untyped-def]
+    upstream = make_upstream()
+    try:
+        resp = await upstream.send("GET", "/ticks", b"", {}, b"")
+        chunks = [chunk async for chunk in resp.iter_chunks()]
+        await resp.close()
+        assert b"".join(chunks) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+        assert len(chunks) >= 2  # not buffered into one piece
+    finally:
+        await upstream.close()
+
+
+async def test_mid_stream_failure_is_a_502(make_upstream) -> None:  # type: ignore[no-untyped-def]
+    upstream = make_upstream()
+    try:
+        resp = await upstream.send("GET", "/broken", b"", {}, b"")
+        received = b""
+        with pytest.raises(GatewayError) as info:
+            async for chunk in resp.iter_chunks():
+                received += chunk
+        await resp.close()
+        assert received == b"data: 0\n\n"
+        assert info.value.status == 502
+    finally:
+        await upstream.close()
+
+
+async def test_timeout_is_a_504(make_upstream) -> None:  # type: ignore[no-untyped-def]
+    upstream = make_upstream(read_timeout=0.2)
+    try:
+        with pytest.raises(GatewayError) as info:
+            resp = await upstream.send("GET", "/slow", b"", {}, b"")
+            await resp.read()
+        assert info.value.status == 504 and info.value.code == "upstream_timeout"
+    finally:
+        await upstream.close()
+
+
+async def test_unreachable_is_a_502(make_upstream) -> None:  # type: ignore[no-untyped-def]
+    if make_upstream.kind == "asgi":
+        pytest.skip("an in-process app is always reachable")
+    upstream = make_upstream(base_url=f"http://127.0.0.1:{free_port()}/v1")
+    try:
+        with pytest.raises(GatewayError) as info:
+            await upstream.send("GET", "/echo", b"", {}, b"")
+        assert info.value.status == 502 and info.value.code == "upstream_unreachable"
+        assert info.value.type == "upstream_error"
+    finally:
+        await upstream.close()
