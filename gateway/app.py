@@ -76,7 +76,9 @@ async def on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     # The gateway's own errors carry a request id too, so support threads can quote one.
     headers = {"x-request-id": new_request_id(), **exc.headers}
-    return Response(exc.body(), status_code=exc.status, headers=headers, media_type="application/json")
+    return Response(
+        exc.body(), status_code=exc.status, headers=headers, media_type="application/json"
+    )
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:
