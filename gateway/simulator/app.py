@@ -32,8 +32,13 @@ Request-header knobs, honoured when `config.header_knobs` is true:
     x-sim-o1-streaming: true     o1 models accept `stream` (the November 2024 behaviour)
     x-sim-reasoning-tokens: N    reasoning tokens an o1 model reports
 
-Timing: `latency_ms` delays every /v1 answer; streams then wait `ttft_ms` before sending their
-headers (OpenAI's headers arrive with the first token) and `chunk_interval_ms` between chunks.
+Timing: `latency_ms` delays every authenticated /v1 answer (unknown URLs and key errors come
+back at once, as from OpenAI's edge); streams then wait `ttft_ms` before sending their headers
+(OpenAI's headers arrive with the first token) and `chunk_interval_ms` between chunks.
+Non-streamed answers wait only `latency_ms`.
+
+Every response carries `x-request-id`, `openai-processing-ms`, `openai-version` and the six
+`x-ratelimit-*` headers (per key, see ratelimit.py; limits are reported, never enforced).
 """
 
 from __future__ import annotations
@@ -68,7 +73,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 FAULTS = frozenset(
     {"429", "429-tokens", "quota", "500", "502", "503", "timeout", "reset", "stream-error"}
@@ -278,7 +282,7 @@ class Simulator:
                     return
             finally:
                 watch.close()
-        await handler(_Call(path, headers, body, key, knobs, started, receive, send))
+        await handler(_Call(path, body, key, knobs, started, receive, send))
 
     def _route(self, method: str, path: str) -> Callable[[_Call], Awaitable[None]] | None:
         if method == "POST":
@@ -550,7 +554,6 @@ class _Call:
     """One authenticated /v1 request on its way through a handler."""
 
     path: str
-    headers: dict[str, str]
     body: bytes
     key: str
     knobs: Knobs
