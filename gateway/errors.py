@@ -113,6 +113,13 @@ def upstream_timeout(seconds: float) -> GatewayError:
     )
 
 
+def client_closed() -> GatewayError:
+    # 499 is nginx's "client closed request": nobody reads this answer, but logs and metrics do.
+    return GatewayError(
+        499, "The client closed the connection before the answer was ready.", code="client_closed"
+    )
+
+
 def mask_key(key: str) -> str:
     """Mask a secret the way OpenAI does in its 401 message: first 5, last 2."""
     if len(key) <= 8:

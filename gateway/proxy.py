@@ -6,8 +6,10 @@ one path through here, so auth, header rules, error mapping and metrics are the 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -177,38 +179,70 @@ async def forward(
         gw.extra_forward_prefixes,
     )
     sent = time.perf_counter()
-    try:
-        resp = await gw.upstream.send(
-            request.method, path, request.scope["query_string"], headers, body
-        )
-    except GatewayError as exc:
-        gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
-        raise
-    answered = time.perf_counter()
-    upstream_s = answered - sent
-    out_headers, _request_id = client_response_headers(resp.headers)
-    out_headers.append(("x-gateway-upstream-ms", f"{upstream_s * 1000:.1f}"))
-    content_type = next((v for k, v in resp.headers if k.lower() == "content-type"), "")
-    streaming = content_type.startswith("text/event-stream") if stream is None else stream
-    if streaming and resp.status == 200:
-        gw.metrics.observe_overhead(endpoint, (time.perf_counter() - started) - upstream_s)
-        return StreamingResponse(
-            relay(gw, resp, endpoint, model_label, started, upstream_s),
-            status_code=resp.status,
-            headers=dict(out_headers),
-        )
-    try:
-        content = await resp.read()
-    except GatewayError as exc:
-        gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
-        raise
-    finally:
-        await resp.close()
+    async with cancel_on_disconnect(request):
+        try:
+            resp = await gw.upstream.send(
+                request.method, path, request.scope["query_string"], headers, body
+            )
+        except GatewayError as exc:
+            gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
+            raise
+        answered = time.perf_counter()
+        upstream_s = answered - sent
+        out_headers, _request_id = client_response_headers(resp.headers)
+        out_headers.append(("x-gateway-upstream-ms", f"{upstream_s * 1000:.1f}"))
+        content_type = next((v for k, v in resp.headers if k == "content-type"), "")
+        streaming = content_type.startswith("text/event-stream") if stream is None else stream
+        if streaming and resp.status == 200:
+            # From here Starlette's StreamingResponse watches for the client leaving.
+            gw.metrics.observe_overhead(endpoint, (time.perf_counter() - started) - upstream_s)
+            return StreamingResponse(
+                relay(gw, resp, endpoint, model_label, started, upstream_s),
+                status_code=resp.status,
+                headers=dict(out_headers),
+            )
+        try:
+            content = await resp.read()
+        except GatewayError as exc:
+            gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
+            raise
+        finally:
+            await resp.close()
     now = time.perf_counter()
     gw.metrics.observe(endpoint, model_label, resp.status, now - started, upstream_s)
-    gw.metrics.observe_overhead(endpoint, (now - started) - (now - sent))
-    response = Response(content, status_code=resp.status, headers=dict(out_headers))
-    return response
+    gw.metrics.observe_overhead(endpoint, sent - started)
+    return Response(content, status_code=resp.status, headers=dict(out_headers))
+
+
+@asynccontextmanager
+async def cancel_on_disconnect(request: Request) -> AsyncIterator[None]:
+    """Cancel the upstream call if the client leaves while we wait for it.
+
+    o1 models think for minutes before answering; a caller that gave up should not keep that
+    generation running. The watcher is one small task that sleeps in `receive()` until the
+    server reports `http.disconnect`.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+        raise errors.client_closed() from None
+    finally:
+        watcher.cancel()
 
 
 async def relay(

@@ -147,6 +147,24 @@ def test_client_disconnect_cancels_the_upstream_stream(gateway: ServerThread) ->
         time.sleep(0.05)
 
 
+def test_client_disconnect_cancels_a_slow_non_streaming_call(gateway: ServerThread) -> None:
+    # A reasoning model may think for minutes; a caller who gave up must not keep it running.
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "o1-preview", "messages": HELLO},
+            headers={"Authorization": f"Bearer {CLIENT_KEY}", "x-sim-latency-ms": "60000"},
+            timeout=0.5,
+        )
+    deadline = time.monotonic() + 5
+    line = 'gateway_requests_total{endpoint="chat",model="o1-preview",status_class="4xx"} 1.0'
+    while line not in httpx.get(f"{gateway.url}/metrics").text:
+        assert time.monotonic() < deadline, (
+            "the gateway kept waiting for upstream after the client left"
+        )
+        time.sleep(0.05)
+
+
 def test_models_are_the_configured_ones(gateway: ServerThread) -> None:
     client = sdk(gateway)
     assert [m.id for m in client.models.list()] == [
