@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -95,6 +96,12 @@ class Cell:
     cpu_percent: float | None
     upstream_cpu_percent: float | None
     peak_rss_mb: float | None
+    # Whole machine during the cell, in % of one core (2 cores = 200): busy, the load
+    # generator's share, what other processes used (busy minus ours) and hypervisor steal.
+    host_busy_percent: float = 0.0
+    loadgen_percent: float = 0.0
+    other_percent: float = 0.0
+    steal_percent: float = 0.0
     added_p50_ms: float | None = None
     added_p99_ms: float | None = None
 
@@ -435,6 +442,22 @@ class Target:
     pids: list[int]
 
 
+def host_ticks() -> tuple[int, int]:
+    """(busy, steal) clock ticks of the whole machine, from the first line of /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return user + nice + system + irq + softirq, steal
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process plus its reaped children (wrk runs are reaped children)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def measure(
     wrk: str | None,
     target: Target,
@@ -447,19 +470,36 @@ def measure(
     url = target.base + "/chat/completions"
     body = BODIES[scenario]
     run_load(wrk, url, body, connections, warmup)  # warm-up burst, discarded
-    before, upstream_before = cpu_ticks(target.pids), cpu_ticks(upstream.pids)
+    servers = [target] if target is upstream else [target, upstream]
+    ticks = [cpu_ticks(t.pids) for t in servers]
+    busy, steal = host_ticks()
+    own = own_cpu_s()
+    started = time.monotonic()
     load = run_load(wrk, url, body, connections, seconds)
-    used_ms = (cpu_ticks(target.pids) - before) * TICK_MS
-    upstream_ms = (cpu_ticks(upstream.pids) - upstream_before) * TICK_MS
+    wall_ms = (time.monotonic() - started) * 1000
+    loadgen_ms = (own_cpu_s() - own) * 1000
+    busy_after, steal_after = host_ticks()
+    used = [
+        (cpu_ticks(t.pids) - before) * TICK_MS for t, before in zip(servers, ticks, strict=True)
+    ]
+    host_ms = (busy_after - busy) * TICK_MS
+
+    def pct(ms: float) -> float:
+        return 100 * ms / wall_ms
+
     return Cell(
         scenario=scenario,
         concurrency=connections,
         target=target.name,
         load=load,
-        cpu_ms_per_req=used_ms / load.requests if load.requests else None,
-        cpu_percent=used_ms / 10 / load.seconds if load.seconds else None,
-        upstream_cpu_percent=upstream_ms / 10 / load.seconds if load.seconds else None,
+        cpu_ms_per_req=used[0] / load.requests if load.requests else None,
+        cpu_percent=pct(used[0]),
+        upstream_cpu_percent=pct(used[-1]),
         peak_rss_mb=peak_rss_mb(target.pids),
+        host_busy_percent=pct(host_ms),
+        loadgen_percent=pct(loadgen_ms),
+        other_percent=max(0.0, pct(host_ms - sum(used) - loadgen_ms)),
+        steal_percent=pct((steal_after - steal) * TICK_MS),
     )
 
 
@@ -550,6 +590,8 @@ def render_table(cells: list[Cell]) -> str:
         "CPU ms/req",
         "CPU %",
         "sim CPU %",
+        "wrk CPU %",
+        "host busy %",
         "peak RSS MB",
         "errors",
     ]
@@ -566,8 +608,10 @@ def render_table(cells: list[Cell]) -> str:
             _ms(c.cpu_ms_per_req),
             _ms(c.cpu_percent, 0),
             _ms(c.upstream_cpu_percent, 0),
+            _ms(c.loadgen_percent, 0),
+            _ms(c.host_busy_percent, 0),
             _ms(c.peak_rss_mb, 1),
-            str(c.load.errors) if c.load.errors else "0",
+            str(c.load.errors),
         ]
         for c in cells
     ]
@@ -701,9 +745,20 @@ def profile_gateway(wrk: str | None, target: Target, seconds: int, tmp: Path) ->
     rps = f"{result[0].rps:,.0f} req/s" if result else "load result missing"
     head = (
         f"Profile: py-spy --native, {seconds}s on {target.name} (pid {target.pids[0]}), "
-        f"c=64 non-stream ({rps} while sampled, sampling slows it)"
+        f"c=64 non-stream ({rps} over the load run; sampling slows it)"
     )
     return [head, *summarize_profile(out.read_text())]
+
+
+def disturbance_report(cells: list[Cell]) -> list[str]:
+    """Cells where processes other than ours (other sessions, pytest runs) or the hypervisor
+    took CPU: on a small machine that moves the numbers, so say so."""
+    return [
+        f"{c.scenario} c={c.concurrency} {c.target}: other processes {c.other_percent:.0f}% "
+        f"of a core, steal {c.steal_percent:.0f}%"
+        for c in cells
+        if c.other_percent > 15 or c.steal_percent > 5
+    ]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -821,16 +876,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n" + render_table(cells))
     print(
         "\nadded = gateway minus direct simulator, same scenario and concurrency, same run "
-        "(at c=64 it is mostly\nqueueing: read it next to req/s). CPU ms/req, CPU % (of one "
-        "core) and peak RSS (VmHWM so far) are\nthe measured server's: the simulator on direct "
-        "rows, the gateway on gateway rows. sim CPU % is\nthe simulator's during that cell: "
-        "near 100 means the upstream, not the gateway, was the limit."
+        "(at c=64 mostly queueing:\nread it next to req/s). CPU ms/req, CPU % and peak RSS "
+        "(VmHWM so far) are the measured server's:\nthe simulator on direct rows, the gateway "
+        "on gateway rows. All CPU % are of one core (host busy\n% of all "
+        f"{os.cpu_count()} cores, max {100 * (os.cpu_count() or 1)}). sim CPU % near 100: the "
+        "upstream, not the gateway, was the\nlimit. wrk and the servers share the cores: "
+        "host busy near the max means the machine was the limit."
     )
     print("\nVerdict (issue targets):")
     for line in verdict(cells, args.clients):
         print("  " + line)
     if profile:
         print("\n" + "\n".join(profile))
+    disturbed = disturbance_report(cells)
+    if disturbed:
+        print(
+            "\n!! CPU taken by something else during some cells (numbers there are pessimistic;"
+            " re-run on a quiet machine):"
+        )
+        for line in disturbed:
+            print("!!   " + line)
     problems = error_report(cells)
     if problems:
         bar = "!" * 78
