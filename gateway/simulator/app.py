@@ -44,8 +44,6 @@ Every response carries `x-request-id`, `openai-processing-ms`, `openai-version` 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import math
 import random
 import time
@@ -63,6 +61,7 @@ from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import chunk_objects, completion_object, compose, prompt_seed
 from gateway.simulator.catalog import model_list, model_object
 from gateway.simulator.ids import completion_id, moderation_id, request_id
+from gateway.simulator.knobs import NO_KNOBS, Knobs, parse_knobs
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.prompt_cache import PromptCache, message_tokens
 from gateway.simulator.ratelimit import RateHeaders, RateWindow, go_duration
@@ -74,9 +73,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-FAULTS = frozenset(
-    {"429", "429-tokens", "quota", "500", "502", "503", "timeout", "reset", "stream-error"}
-)
 TIMEOUT_FAULT_S = 3600.0
 # Chunks a stream sends before the reset / stream-error faults strike.
 CHUNKS_BEFORE_FAULT = 3
@@ -94,61 +90,6 @@ class SimulatedReset(Exception):
 
 class _ClientGone(Exception):
     pass
-
-
-@dataclass(slots=True)
-class Knobs:
-    latency_ms: float | None = None
-    ttft_ms: float | None = None
-    chunk_interval_ms: float | None = None
-    fault: str | None = None
-    retry_after_s: float = 1.0
-    answer: str | None = None
-    o1_streaming: bool = False
-    reasoning_tokens: int | None = None
-
-
-_NO_KNOBS = Knobs()
-
-
-def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
-    """Read the x-sim-* request headers; a malformed value is a 400, not silently ignored."""
-    knobs = Knobs()
-    for name, value in headers.items():
-        try:
-            if name == "x-sim-latency-ms":
-                knobs.latency_ms = _non_negative(value)
-            elif name == "x-sim-ttft-ms":
-                knobs.ttft_ms = _non_negative(value)
-            elif name == "x-sim-chunk-interval-ms":
-                knobs.chunk_interval_ms = _non_negative(value)
-            elif name == "x-sim-retry-after":
-                knobs.retry_after_s = _non_negative(value)
-            elif name == "x-sim-fault":
-                if value not in FAULTS:
-                    raise ValueError(f"expected one of {', '.join(sorted(FAULTS))}")
-                knobs.fault = value
-            elif name == "x-sim-answer":
-                # Header bytes arrive as latin-1 text; the knob's text is UTF-8.
-                knobs.answer = value.encode("latin-1").decode("utf-8", "replace")
-            elif name == "x-sim-answer-b64":
-                knobs.answer = base64.b64decode(value, validate=True).decode("utf-8")
-            elif name == "x-sim-o1-streaming":
-                knobs.o1_streaming = value.strip().lower() in ("1", "true", "yes")
-            elif name == "x-sim-reasoning-tokens":
-                knobs.reasoning_tokens = int(value)
-                if knobs.reasoning_tokens < 0:
-                    raise ValueError("must not be negative")
-        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-            return SimError(400, f"Invalid {name} header {value!r}: {exc}", code="invalid_sim_knob")
-    return knobs
-
-
-def _non_negative(value: str) -> float:
-    number = float(value)
-    if not number >= 0 or math.isinf(number):
-        raise ValueError("expected a non-negative number")
-    return number
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -266,7 +207,7 @@ class Simulator:
             await self._error(send, auth_error, started, self._idle_rates)
             return
 
-        knobs = _NO_KNOBS
+        knobs = NO_KNOBS
         if self.config.header_knobs and any(name.startswith("x-sim-") for name in headers):
             parsed_knobs = parse_knobs(headers)
             if isinstance(parsed_knobs, SimError):

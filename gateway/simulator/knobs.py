@@ -1,0 +1,72 @@
+"""The per-request knobs of the simulated upstream: `x-sim-*` headers, parsed and checked. Pure.
+
+See `gateway.simulator.app` for what each knob does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from dataclasses import dataclass
+
+from gateway.simulator.openai_errors import SimError
+
+FAULTS = frozenset(
+    {"429", "429-tokens", "quota", "500", "502", "503", "timeout", "reset", "stream-error"}
+)
+
+
+@dataclass(slots=True)
+class Knobs:
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    chunk_interval_ms: float | None = None
+    fault: str | None = None
+    retry_after_s: float = 1.0
+    answer: str | None = None
+    o1_streaming: bool = False
+    reasoning_tokens: int | None = None
+
+
+NO_KNOBS = Knobs()
+
+
+def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
+    """Read the x-sim-* request headers; a malformed value is a 400, not silently ignored."""
+    knobs = Knobs()
+    for name, value in headers.items():
+        try:
+            if name == "x-sim-latency-ms":
+                knobs.latency_ms = _non_negative(value)
+            elif name == "x-sim-ttft-ms":
+                knobs.ttft_ms = _non_negative(value)
+            elif name == "x-sim-chunk-interval-ms":
+                knobs.chunk_interval_ms = _non_negative(value)
+            elif name == "x-sim-retry-after":
+                knobs.retry_after_s = _non_negative(value)
+            elif name == "x-sim-fault":
+                if value not in FAULTS:
+                    raise ValueError(f"expected one of {', '.join(sorted(FAULTS))}")
+                knobs.fault = value
+            elif name == "x-sim-answer":
+                # Header bytes arrive as latin-1 text; the knob's text is UTF-8.
+                knobs.answer = value.encode("latin-1").decode("utf-8", "replace")
+            elif name == "x-sim-answer-b64":
+                knobs.answer = base64.b64decode(value, validate=True).decode("utf-8")
+            elif name == "x-sim-o1-streaming":
+                knobs.o1_streaming = value.strip().lower() in ("1", "true", "yes")
+            elif name == "x-sim-reasoning-tokens":
+                knobs.reasoning_tokens = int(value)
+                if knobs.reasoning_tokens < 0:
+                    raise ValueError("must not be negative")
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            return SimError(400, f"Invalid {name} header {value!r}: {exc}", code="invalid_sim_knob")
+    return knobs
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if not number >= 0 or math.isinf(number):
+        raise ValueError("expected a non-negative number")
+    return number
