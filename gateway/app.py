@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import errors, proxy
+from gateway.admin import admin_routes
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.headers import new_request_id
@@ -31,6 +32,7 @@ def create_app(config: Config) -> Starlette:
         gateway = open_gateway(config)
         app.state.gateway = gateway
         try:
+            await gateway.start()
             yield
         finally:
             await gateway.close()
@@ -39,6 +41,7 @@ def create_app(config: Config) -> Starlette:
         Route("/v1/chat/completions", proxy.chat_completions, methods=["POST"]),
         Route("/v1/models", proxy.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", proxy.get_model, methods=["GET"]),
+        *admin_routes(),
         Route("/v1/{path:path}", proxy.passthrough, methods=ALL_METHODS),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

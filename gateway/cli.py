@@ -15,6 +15,7 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
+from gateway import admin_cli
 from gateway.config import Config, ConfigError, load_config
 
 log = logging.getLogger("gateway")
@@ -89,15 +90,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     simulate.add_argument("--log-level", default="warning")
 
     hash_key = sub.add_parser(
-        "hash-key", help="print the SHA-256 digest of a key for server.api_keys_sha256"
+        "hash-key",
+        help="print the SHA-256 digest of a key, for the sha256 of a key in a teams file",
     )
     hash_key.add_argument("key")
+    admin_cli.add_commands(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper() if "log_level" in args else "INFO",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command in admin_cli.COMMANDS:
+        return admin_cli.run(args)
     try:
         if args.command == "serve":
             return _serve(args)
@@ -134,10 +139,6 @@ def _serve(args: argparse.Namespace) -> int:
     if not config.redis.url:
         scope = "per worker process" if server.workers > 1 else "in this process"
         log.warning("REDIS_URL is not set: using an embedded in-memory store (%s)", scope)
-    if not config.server.api_keys_sha256:
-        log.warning(
-            "no gateway keys configured (server.api_keys_sha256): any bearer token is accepted"
-        )
     common = {
         "host": server.host,
         "port": server.port,

@@ -59,14 +59,69 @@ class ModelConfig:
     capabilities: Capabilities = field(default_factory=Capabilities)
 
 
+class Usd(int):
+    """Money written in USD in YAML/JSON and held as integer micro-dollars."""
+
+
+NO_MONEY = Usd(0)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLimits:
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    messages_per_week: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Rate limits for all models together, plus per-model ones; None means no such limit.
+
+    `profile` names an entry of `limit_profiles` used as the base that explicit fields override.
+    """
+
+    profile: str = ""
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    models: dict[str, ModelLimits] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TierConfig:
+    budget_usd: Usd = NO_MONEY
+    limits: Limits = field(default_factory=Limits)
+    # Models the tier may use; "*" is every configured model.
+    models: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionConfig:
+    enabled: bool = True
+    # A hold never settled (gateway crashed) expires after this and is charged at its reserve.
+    hold_ttl_s: float = 1800.0
+    # Token limits count this completion budget when a request sets no max_(completion_)tokens;
+    # the count is settled to the real usage afterwards. Budgets always reserve the model's max.
+    default_completion_tokens: int = 1024
+    # When Redis is unreachable: "open" (in-process limiter) or "closed" (refuse with 503).
+    rate_limits_on_redis_error: str = "open"
+    budgets_on_redis_error: str = "closed"
+    # How long a replica trusts its cached copy of a key or team (revocation takes this long).
+    cache_ttl_s: float = 1.0
+    # Teams and keys declared in YAML, loaded into the store at start ("" = none).
+    teams_file: str = ""
+    # Serve callers with an unknown or missing key as this team ("" = refuse them). Simulate mode
+    # uses "sandbox" when this is empty: no real money is at stake there.
+    anonymous_team: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
     max_body_bytes: int = 10 * 1024 * 1024
-    # Accept any bearer token when no key is configured (development only; issue #3 adds teams).
-    api_keys_sha256: tuple[str, ...] = ()
+    # Bearer key of the /admin API (GATEWAY_ADMIN_KEY); empty turns the admin API off.
+    admin_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +143,8 @@ class UpstreamConfig:
 @dataclass(frozen=True, slots=True)
 class RedisConfig:
     url: str = ""
+    # A Redis Cluster: `url` names any one node; the client discovers the rest.
+    cluster: bool = False
     pool_size: int = 256
     timeout_s: float = 1.0
 
@@ -113,6 +170,9 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     models: dict[str, ModelConfig] = field(default_factory=dict)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    tiers: dict[str, TierConfig] = field(default_factory=dict)
+    limit_profiles: dict[str, Limits] = field(default_factory=dict)
     simulate: bool = False
 
     def model(self, name: str) -> ModelConfig | None:
@@ -126,6 +186,7 @@ _ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "OPENAI_ORG_ID": ("upstream", "organization"),
     "OPENAI_PROJECT_ID": ("upstream", "project"),
     "REDIS_URL": ("redis", "url"),
+    "GATEWAY_ADMIN_KEY": ("server", "admin_key"),
 }
 _ENV_PREFIX = "O1GW__"
 
@@ -185,6 +246,11 @@ def _set_path(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 T = TypeVar("T")
 
 
+def parse_section(cls: type[T], raw: Any, path: str = "") -> T:
+    """Validate and build one dataclass (a team, a key, limits) from parsed YAML or JSON."""
+    return _build(cls, raw, path)
+
+
 def _build(cls: type[T], raw: Any, path: str) -> T:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(raw).__name__}")
@@ -204,9 +270,13 @@ def _build(cls: type[T], raw: Any, path: str) -> T:
 def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
         return _convert(next(a for a in typing.get_args(tp) if a is not type(None)), value, path)
     if tp is Price:
         return _price(value, path)
+    if tp is Usd:
+        return Usd(usd_to_micros(value, path))
     if dataclasses.is_dataclass(tp):
         return _build(tp, value if value is not None else {}, path)  # type: ignore[arg-type]
     if origin is dict:
@@ -297,8 +367,37 @@ def _check(config: Config) -> None:
         raise ConfigError("server.max_body_bytes: must be positive")
     if config.upstream.pool_size <= 0:
         raise ConfigError("upstream.pool_size: must be positive")
-    for i, digest in enumerate(config.server.api_keys_sha256):
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise ConfigError(
-                f"server.api_keys_sha256[{i}]: expected a lowercase hex SHA-256 digest"
-            )
+    for name, tier in config.tiers.items():
+        check_limits(tier.limits, config, f"tiers.{name}.limits")
+        for i, allowed in enumerate(tier.models):
+            if allowed != "*" and allowed not in config.models:
+                raise ConfigError(f"tiers.{name}.models[{i}]: unknown model {allowed!r}")
+    for name, profile in config.limit_profiles.items():
+        check_limits(profile, config, f"limit_profiles.{name}")
+    admission = config.admission
+    for key in ("rate_limits_on_redis_error", "budgets_on_redis_error"):
+        if getattr(admission, key) not in ("open", "closed"):
+            raise ConfigError(f"admission.{key}: expected 'open' or 'closed'")
+    if admission.hold_ttl_s <= 0:
+        raise ConfigError("admission.hold_ttl_s: must be positive")
+    if admission.cache_ttl_s < 0:
+        raise ConfigError("admission.cache_ttl_s: must not be negative")
+    if admission.default_completion_tokens < 0:
+        raise ConfigError("admission.default_completion_tokens: must not be negative")
+
+
+def check_limits(limits: Limits, config: Config, path: str) -> None:
+    """Limits must be positive, name known models, and use a known profile."""
+    if limits.profile and limits.profile not in config.limit_profiles:
+        raise ConfigError(f"{path}.profile: unknown limit profile {limits.profile!r}")
+    for name in ("requests_per_minute", "tokens_per_minute"):
+        value = getattr(limits, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{path}.{name}: must be positive")
+    for model, model_limits in limits.models.items():
+        if model not in config.models:
+            raise ConfigError(f"{path}.models.{model}: unknown model")
+        for name in ("requests_per_minute", "tokens_per_minute", "messages_per_week"):
+            value = getattr(model_limits, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{path}.models.{model}.{name}: must be positive")

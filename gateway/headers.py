@@ -34,6 +34,28 @@ UPSTREAM_RATELIMIT_PREFIX = "x-ratelimit-"
 RENAMED_RATELIMIT_PREFIX = "x-upstream-ratelimit-"
 
 
+def go_duration(seconds: float) -> str:
+    """Format like Go's time.Duration.String() at OpenAI's millisecond precision.
+
+    20ms, 1s, 1.5s, 6m0s, 11m32.334s, 1h36m16.107s. A positive value under 1 ms shows as 1ms
+    rather than 0s, so "something is in use" stays visible.
+    """
+    if not seconds > 0:  # also catches NaN
+        return "0s"
+    ms = round(seconds * 1000) or 1
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    whole, frac = divmod(rest, 1000)
+    secs = f"{whole}.{frac:03d}".rstrip("0") if frac else str(whole)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
 def new_request_id() -> str:
     return "req_" + secrets.token_hex(16)
 

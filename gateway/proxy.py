@@ -1,25 +1,35 @@
-"""The story of one request: authenticate, read and check the body, call upstream, answer.
+"""The story of one request: identify the caller, read and check the body, admit it against
+its limits and budget, call upstream, answer, and settle what it cost.
 
 Chat completions, the local model list and the pass-through for every other `/v1/*` path share
-one path through here, so auth, header rules, error mapping and metrics are the same for all.
+one path through here, so auth, admission, header rules, error mapping and metrics are the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway import errors, sse
+from gateway import errors, limits, sse, tokens
+from gateway.admission import Ticket, next_month, ratelimit_headers, refusal
+from gateway.auth import bearer_token, key_digest
+from gateway.config import ModelConfig
 from gateway.errors import GatewayError
 from gateway.headers import client_response_headers, upstream_request_headers
+from gateway.metering import StreamMeter, response_usage
+from gateway.pricing import worst_case_micros
 from gateway.state import Gateway
+from gateway.teams import Key, Team
 from gateway.upstream import UpstreamResponse
 
 JSON = "application/json"
@@ -33,17 +43,36 @@ KNOWN_ENDPOINTS = frozenset(
 )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    team: Team
+    key: Key | None  # None: served as the anonymous team
+
+
 def gateway_of(request: Request) -> Gateway:
     gw: Gateway = request.app.state.gateway
     return gw
+
+
+async def identify(gw: Gateway, request: Request) -> Caller:
+    token = bearer_token(request.scope["headers"])
+    if token:
+        found = await gw.teams.authenticate(key_digest(token))
+        if found is not None:
+            key, team = found
+            return Caller(team, key)
+    if gw.anonymous is not None:
+        return Caller(gw.anonymous, None)
+    raise errors.invalid_key(token) if token else errors.missing_key()
 
 
 async def chat_completions(request: Request) -> Response:
     gw = gateway_of(request)
     started = time.perf_counter()
     model_label = ""
+    ticket: Ticket | None = None
     try:
-        gw.auth.authenticate(request.scope["headers"])
+        caller = await identify(gw, request)
         body = await read_body(request, gw.config.server.max_body_bytes)
         payload = parse_json_object(request, body)
         name = payload.get("model")
@@ -55,25 +84,76 @@ async def chat_completions(request: Request) -> Response:
                 code="missing_required_parameter",
             )
         found = gw.models.get(name)
-        if found is None:
+        if found is None or not limits.model_allowed(gw.config, caller.team, found[0]):
             raise model_not_found(name)
         model_label, model = found
-        if payload["model"] != model.upstream:
-            payload["model"] = model.upstream
+        stream = payload.get("stream") is True
+        rewrite = payload["model"] != model.upstream
+        payload["model"] = model.upstream
+        strip_usage = False
+        if stream and gw.config.admission.enabled:
+            # Ask upstream for the usage chunk so the stream is charged exactly.
+            options = payload.get("stream_options")
+            if not (isinstance(options, dict) and options.get("include_usage") is True):
+                payload["stream_options"] = {
+                    **(options if isinstance(options, dict) else {}),
+                    "include_usage": True,
+                }
+                strip_usage = rewrite = True
+        if rewrite:
             body = orjson.dumps(payload)
+        if gw.config.admission.enabled:
+            ticket = await admit_chat(gw, caller, payload, model_label, model)
         return await forward(
-            gw,
-            request,
-            "/chat/completions",
-            body,
-            "chat",
-            model_label,
-            started,
-            stream=payload.get("stream") is True,
-        )
+            gw, request, "/chat/completions", body, "chat", model_label, started,
+            stream=stream, ticket=ticket, strip_usage=strip_usage,
+        )  # fmt: skip
     except GatewayError as exc:
+        if ticket is not None:
+            _release_for(exc, ticket)
+            exc.headers.update(ticket.headers)
         gw.metrics.observe("chat", model_label, exc.status, time.perf_counter() - started, None)
         raise
+
+
+async def admit_chat(
+    gw: Gateway, caller: Caller, payload: dict[str, Any], model_label: str, model: ModelConfig
+) -> Ticket:
+    messages = payload.get("messages")
+    prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
+    requested = _requested_completion(payload)
+    cap = min(requested or model.max_output, model.max_output)
+    est_completion = requested or gw.config.admission.default_completion_tokens
+    plan = limits.plan(
+        gw.config, caller.team, caller.key, model_label,
+        hold_id=secrets.token_hex(12),
+        est_tokens=prompt + est_completion,
+        reserve=worst_case_micros(model.price, prompt, cap),
+    )  # fmt: skip
+    return await _admit(gw, plan, model.price, prompt)
+
+
+async def _admit(gw: Gateway, plan: limits.Plan, price: Any, prompt: int) -> Ticket:
+    decision = await gw.admission.admit(plan)
+    if not decision.admitted:
+        raise refusal(decision, plan, next_month(datetime.now(UTC)))
+    return Ticket(gw.admission, plan, price, prompt, ratelimit_headers(decision.windows))
+
+
+def _requested_completion(payload: dict[str, Any]) -> int | None:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = payload.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _release_for(exc: GatewayError, ticket: Ticket) -> None:
+    # 499: the caller left while upstream was working; anything else: nothing was generated.
+    if exc.status == 499:
+        ticket.abandon()
+    else:
+        ticket.release()
 
 
 async def passthrough(request: Request) -> Response:
@@ -82,27 +162,44 @@ async def passthrough(request: Request) -> Response:
     path = request.scope["path"][len("/v1") :]
     resource = path.split("/", 2)[1] if path.count("/") else ""
     endpoint = resource if resource in KNOWN_ENDPOINTS else "other"
+    ticket: Ticket | None = None
     try:
-        gw.auth.authenticate(request.scope["headers"])
+        caller = await identify(gw, request)
         body = await read_body(request, gw.config.server.max_body_bytes)
-        return await forward(gw, request, path, body, endpoint, "", started, stream=None)
+        if gw.config.admission.enabled:
+            # Token use is unknown up front: count the request, charge the usage it reports.
+            plan = limits.plan(
+                gw.config, caller.team, caller.key, "",
+                hold_id=secrets.token_hex(12), est_tokens=0, reserve=0, counts_tokens=False,
+            )  # fmt: skip
+            ticket = await _admit(gw, plan, None, 0)
+        return await forward(
+            gw, request, path, body, endpoint, "", started, stream=None, ticket=ticket
+        )
     except GatewayError as exc:
+        if ticket is not None:
+            _release_for(exc, ticket)
+            exc.headers.update(ticket.headers)
         gw.metrics.observe(endpoint, "", exc.status, time.perf_counter() - started, None)
         raise
 
 
 async def list_models(request: Request) -> Response:
     gw = gateway_of(request)
-    gw.auth.authenticate(request.scope["headers"])
-    data = [_model_object(name) for name in gw.config.models]
+    caller = await identify(gw, request)
+    data = [
+        _model_object(name)
+        for name in gw.config.models
+        if limits.model_allowed(gw.config, caller.team, name)
+    ]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
 
 async def get_model(request: Request) -> Response:
     gw = gateway_of(request)
-    gw.auth.authenticate(request.scope["headers"])
+    caller = await identify(gw, request)
     name = request.path_params["model"]
-    if name not in gw.config.models:
+    if name not in gw.config.models or not limits.model_allowed(gw.config, caller.team, name):
         raise model_not_found(name)
     return Response(orjson.dumps(_model_object(name)), media_type=JSON)
 
@@ -169,6 +266,8 @@ async def forward(
     model_label: str,
     started: float,
     stream: bool | None,
+    ticket: Ticket | None = None,
+    strip_usage: bool = False,
 ) -> Response:
     """Send upstream and relay the answer. `stream=None` means: decide from the response."""
     headers = upstream_request_headers(
@@ -191,13 +290,16 @@ async def forward(
         upstream_s = answered - sent
         out_headers, _request_id = client_response_headers(resp.headers)
         out_headers.append(("x-gateway-upstream-ms", f"{upstream_s * 1000:.1f}"))
+        if ticket is not None:
+            out_headers += ticket.headers
         content_type = next((v for k, v in resp.headers if k == "content-type"), "")
         streaming = content_type.startswith("text/event-stream") if stream is None else stream
         if streaming and resp.status == 200:
             # From here Starlette's StreamingResponse watches for the client leaving.
             gw.metrics.observe_overhead(endpoint, (time.perf_counter() - started) - upstream_s)
+            meter = StreamMeter(strip_usage) if ticket is not None else None
             return StreamingResponse(
-                relay(gw, resp, endpoint, model_label, started, upstream_s),
+                relay(gw, resp, endpoint, model_label, started, upstream_s, meter, ticket),
                 status_code=resp.status,
                 headers=dict(out_headers),
             )
@@ -208,10 +310,25 @@ async def forward(
             raise
         finally:
             await resp.close()
+    if ticket is not None:
+        charge(gw, ticket, resp.status, content)
     now = time.perf_counter()
     gw.metrics.observe(endpoint, model_label, resp.status, now - started, upstream_s)
     gw.metrics.observe_overhead(endpoint, sent - started)
     return Response(content, status_code=resp.status, headers=dict(out_headers))
+
+
+def charge(gw: Gateway, ticket: Ticket, status: int, content: bytes) -> None:
+    """Settle a finished non-streamed call from the usage its answer reports."""
+    if status >= 400:
+        ticket.release()
+        return
+    usage, model = response_usage(content)
+    price = None
+    if ticket.price is None and model:  # pass-through: price by the model that answered
+        found = gw.models.get(model)
+        price = found[1].price if found is not None else None
+    ticket.settle(usage, price)
 
 
 @asynccontextmanager
@@ -252,28 +369,33 @@ async def relay(
     model_label: str,
     started: float,
     upstream_s: float,
+    meter: StreamMeter | None = None,
+    ticket: Ticket | None = None,
 ) -> AsyncIterator[bytes]:
     """Pass a stream through chunk by chunk. Cancellation (client gone) closes the upstream."""
     gw.metrics.open_streams.inc()
     status = resp.status
     try:
         async for chunk in resp.iter_chunks():
-            yield chunk
+            out = meter.feed(chunk) if meter is not None else chunk
+            if out:
+                yield out
+        if meter is not None and (rest := meter.flush()):
+            yield rest
     except GatewayError as exc:
         # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
         gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
         status = exc.status
-        yield sse.encode(
-            {
-                "error": {
-                    "message": exc.message,
-                    "type": exc.type,
-                    "param": exc.param,
-                    "code": exc.code,
-                }
-            }
-        )
+        error = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
+        yield sse.encode({"error": error})
     finally:
         gw.metrics.open_streams.dec()
         await resp.close()
+        if ticket is not None and meter is not None:
+            # Whatever ended the stream, charge what was generated.
+            usage = meter.generated_usage(ticket.prompt_estimate)
+            price = None
+            if ticket.price is None and meter.model in gw.models:
+                price = gw.models[meter.model][1].price
+            ticket.settle(usage, price)
         gw.metrics.observe(endpoint, model_label, status, time.perf_counter() - started, upstream_s)

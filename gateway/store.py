@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import redis.asyncio as redis
 
 from gateway.config import RedisConfig
@@ -12,6 +14,18 @@ def open_redis(config: RedisConfig) -> redis.Redis:
         import fakeredis  # only needed when no server is configured
 
         return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    if config.cluster:
+        from redis.asyncio.cluster import RedisCluster
+
+        # Every key of one team carries the hash tag {t:<team>}, so each admission script runs on
+        # one node. The cluster client's interface is Redis's; the annotation says so.
+        cluster: Any = RedisCluster.from_url(
+            config.url,
+            max_connections=config.pool_size,
+            socket_timeout=config.timeout_s,
+            socket_connect_timeout=config.timeout_s,
+        )
+        return cast(redis.Redis, cluster)
     # A blocking pool waits for a free connection instead of failing at once when all are busy.
     pool = redis.BlockingConnectionPool.from_url(
         config.url,

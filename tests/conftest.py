@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -91,9 +92,30 @@ def simulator() -> Iterator[ServerThread]:
 GatewayFactory = Callable[..., ServerThread]
 
 
+TEAMS_YAML = f"""
+teams:
+  - name: test
+    tier: tier-5
+    keys:
+      - name: client
+        sha256: {hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}
+"""
+
+
+@pytest.fixture(scope="session")
+def teams_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Team `test` (tier 5) with the key CLIENT_KEY."""
+    path = tmp_path_factory.mktemp("teams") / "teams.yaml"
+    path.write_text(TEAMS_YAML)
+    return path
+
+
 @pytest.fixture
-def start_gateway(simulator: ServerThread) -> Iterator[GatewayFactory]:
-    """Start a gateway wired to the simulator over TCP; keyword args replace config sections."""
+def start_gateway(simulator: ServerThread, teams_file: Path) -> Iterator[GatewayFactory]:
+    """Start a gateway wired to the simulator over TCP; keyword args replace config sections.
+
+    Its store knows team `test` with the key CLIENT_KEY.
+    """
     from gateway.app import create_app
 
     started: list[ServerThread] = []
@@ -101,6 +123,9 @@ def start_gateway(simulator: ServerThread) -> Iterator[GatewayFactory]:
     def start(config: Config | None = None, **sections: Any) -> ServerThread:
         if config is None:
             config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+        config = dataclasses.replace(
+            config, admission=dataclasses.replace(config.admission, teams_file=str(teams_file))
+        )
         for name, values in sections.items():
             config = dataclasses.replace(
                 config, **{name: dataclasses.replace(getattr(config, name), **values)}
@@ -157,6 +182,67 @@ def redis_server() -> Iterator[str]:
                 time.sleep(0.02)
         try:
             yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def start_redis_server(tmp: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a redis-server on a free loopback port with `extra` options; returns it and its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed: run the README's test command, which installs it"
+        )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            tmp,
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def redis_server_module() -> Iterator[str]:
+    """`redis_server` shared by a whole module: tests that flush it themselves between cases."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_redis_server(tmp)
+        try:
+            yield url
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def redis_debug_server() -> Iterator[str]:
+    """A module's redis-server that accepts DEBUG (DEBUG SLEEP stalls it to force timeouts)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_redis_server(tmp, "--enable-debug-command", "yes")
+        try:
+            yield url
         finally:
             proc.kill()
             proc.wait()

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from gateway.headers import client_response_headers, upstream_request_headers
+import pytest
+
+from gateway.headers import client_response_headers, go_duration, upstream_request_headers
 
 
 def test_client_credentials_never_go_upstream() -> None:
@@ -48,3 +50,25 @@ def test_gateway_adds_a_request_id_when_upstream_gave_none() -> None:
     out, request_id = client_response_headers([("content-type", "application/json")])
     assert request_id.startswith("req_") and len(request_id) == 36
     assert ("x-request-id", request_id) in out
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (0.02, "20ms"),
+        (1, "1s"),
+        (360, "6m0s"),
+        (692.334, "11m32.334s"),
+        (5776.107, "1h36m16.107s"),
+        (1.5, "1.5s"),
+        (0.999, "999ms"),
+        (59.9999, "1m0s"),
+        (3600, "1h0m0s"),
+        (0, "0s"),
+        (-3, "0s"),
+        (float("nan"), "0s"),
+        (0.0001, "1ms"),
+    ],
+)
+def test_go_duration(seconds: float, expected: str) -> None:
+    assert go_duration(seconds) == expected

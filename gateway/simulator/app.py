@@ -56,6 +56,7 @@ import orjson
 
 from gateway import sse
 from gateway.config import SimulatorConfig
+from gateway.headers import go_duration
 from gateway.simulator import embeddings, moderations
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import chunk_objects, completion_object, compose, prompt_seed
@@ -64,7 +65,7 @@ from gateway.simulator.ids import completion_id, moderation_id, request_id
 from gateway.simulator.knobs import NO_KNOBS, Knobs, parse_knobs
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.prompt_cache import PromptCache, message_tokens
-from gateway.simulator.ratelimit import RateHeaders, RateWindow, go_duration
+from gateway.simulator.ratelimit import RateHeaders, RateWindow
 from gateway.simulator.rules import check, requested_output, resolve_chat_model
 from gateway.tokens import TOKENS_FOR_REPLY
 

@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 LUA_SCRIPT = HERE / "chat.lua"
 HOST = "127.0.0.1"
 SIM_KEY = "sk-simulated-upstream"
-# The gateway has no keys configured here (server.api_keys_sha256 empty): any bearer works.
+# The gateway does not know this key: it serves it as its anonymous team (see clean_env use).
 AUTH = f"Bearer {SIM_KEY}"
 MESSAGES = [{"role": "user", "content": "Say hello in five words."}]
 BODIES = {
@@ -503,8 +503,51 @@ def measure(
     )
 
 
+# Gateway variants: the upstream client, and whether admission (rate limits, budgets) runs.
+VARIANTS = {
+    "aiohttp": {"O1GW__UPSTREAM__CLIENT": "aiohttp"},
+    "httpx": {"O1GW__UPSTREAM__CLIENT": "httpx"},
+    "aiohttp-noadmit": {"O1GW__UPSTREAM__CLIENT": "aiohttp", "O1GW__ADMISSION__ENABLED": "false"},
+}
+
+
+def start_redis(logdir: Path, started: list[Server]) -> str:
+    """A real redis-server for the gateways' admission, as in production."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SetupError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    server = Server("redis", [*argv, "--dir", str(logdir)], clean_env(), logdir)
+    started.append(server)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection((HOST, port), timeout=0.2).close()
+            return f"redis://{HOST}:{port}/0"
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SetupError("redis-server did not start") from None
+            time.sleep(0.05)
+
+
+def redis_calls(url: str) -> dict[str, int]:
+    """Commands Redis has run so far, by name (INFO commandstats)."""
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    out = subprocess.run(
+        ["redis-cli", "-p", port, "INFO", "commandstats"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
+    calls: dict[str, int] = {}
+    for match in re.finditer(r"^cmdstat_(\w+):calls=(\d+)", out, re.MULTILINE):
+        calls[match.group(1)] = int(match.group(2))
+    return calls
+
+
 def start_targets(
-    clients: list[str], logdir: Path, started: list[Server]
+    clients: list[str], logdir: Path, started: list[Server], redis_url: str = ""
 ) -> tuple[Target, list[Target]]:
     python = sys.executable
     sim_port = free_port()
@@ -534,7 +577,16 @@ def start_targets(
         env = clean_env(
             OPENAI_BASE_URL=sim_base,
             OPENAI_API_KEY=SIM_KEY,
-            O1GW__UPSTREAM__CLIENT=client,
+            **VARIANTS[client],
+            **({"REDIS_URL": redis_url} if redis_url else {}),
+            # The load's key is unknown to the gateway: it is served as team "bench", whose tier
+            # limits are lifted so the benchmark measures the pipeline, not 429s.
+            O1GW__ADMISSION__ANONYMOUS_TEAM="bench",
+            O1GW__ADMISSION__TEAMS_FILE="",
+            **{
+                "O1GW__TIERS__TIER-5__LIMITS__REQUESTS_PER_MINUTE": "1000000000",
+                "O1GW__TIERS__TIER-5__LIMITS__TOKENS_PER_MINUTE": "1000000000000",
+            },
         )
         argv = [python, "-m", "gateway", "serve", "--host", HOST, "--port", str(port)]
         argv += ["--workers", "1", "--log-level", "warning"]
@@ -662,6 +714,26 @@ def verdict(cells: list[Cell], clients: list[str]) -> list[str]:
     return out
 
 
+def admission_round_trips(
+    cells: list[Cell], before: dict[str, int], after: dict[str, int], args: argparse.Namespace
+) -> list[str]:
+    """Redis commands per request that went through admission (warm-ups included in both)."""
+    admitted = [c for c in cells if c.target in ("gateway-aiohttp", "gateway-httpx")]
+    # Each measured cell was preceded by a warm-up of about the same rate.
+    requests = sum(c.load.requests * (1 + args.warmup / args.duration) for c in admitted)
+    if not requests:
+        return []
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    busy = {k: v for k, v in sorted(delta.items()) if v > 0 and k not in ("info", "ping")}
+    lines = [f"Redis commands per admitted request (~{requests:,.0f} requests with admission on):"]
+    lines += [f"  {name}: {count / requests:.3f}" for name, count in busy.items()]
+    lines.append(
+        "  (evalsha is the admission script: ~1 admit on the request path + ~1 settle after "
+        "the response; get: key lookups, cached per key for admission.cache_ttl_s)"
+    )
+    return lines
+
+
 def error_report(cells: list[Cell]) -> list[str]:
     out = []
     for c in cells:
@@ -768,8 +840,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, help="seconds of warm-up per cell (default 2)")
     parser.add_argument(
         "--clients",
-        default="aiohttp,httpx",
-        help="gateway upstream clients to measure, comma-separated (default aiohttp,httpx)",
+        default="aiohttp,aiohttp-noadmit,httpx",
+        help="gateway variants to measure, comma-separated: aiohttp, httpx (upstream client, "
+        "full pipeline with admission), aiohttp-noadmit (admission off) "
+        "(default aiohttp,aiohttp-noadmit,httpx)",
+    )
+    parser.add_argument(
+        "--redis",
+        choices=("server", "embedded"),
+        default="server",
+        help="admission store: a real redis-server started for the run (default), or the "
+        "embedded in-process store",
     )
     parser.add_argument(
         "--loadgen",
@@ -786,9 +867,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
-    bad = [c for c in args.clients if c not in ("aiohttp", "httpx")]
+    bad = [c for c in args.clients if c not in VARIANTS]
     if bad or not args.clients:
-        parser.error(f"--clients: expected aiohttp and/or httpx, got {args.clients}")
+        parser.error(f"--clients: expected some of {', '.join(VARIANTS)}, got {args.clients}")
     if args.duration is None:
         args.duration = 3 if args.quick else 8
     if args.warmup is None:
@@ -829,6 +910,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"clients: {', '.join(args.clients)}"
     )
     cells: list[Cell] = []
+    redis_report: list[str] = []
     servers: list[Server] = []
     profile: list[str] = []
     with tempfile.TemporaryDirectory(prefix="o1gw-bench-") as tmp:
@@ -836,7 +918,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             with servers_stopped(servers):
                 # start_targets registers each server as it starts, so a failure half-way
                 # still stops whatever was started.
-                direct, gateways = start_targets(args.clients, Path(tmp), servers)
+                redis_url = start_redis(Path(tmp), servers) if args.redis == "server" else ""
+                direct, gateways = start_targets(args.clients, Path(tmp), servers, redis_url)
+                calls_before = redis_calls(redis_url) if redis_url else {}
                 for scenario in BODIES:
                     for connections in CONCURRENCY:
                         for target in [direct, *gateways]:
@@ -861,6 +945,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                             if target.server.proc.poll() is not None:
                                 raise SetupError(f"{target.name} died:\n{target.server.log_tail()}")
                 fill_added(cells)
+                if redis_url:
+                    redis_report = admission_round_trips(
+                        cells, calls_before, redis_calls(redis_url), args
+                    )
                 hot = next((g for g in gateways if g.name == "gateway-aiohttp"), gateways[0])
                 missed = any(
                     line.startswith("MISS") and f"[{hot.name}," in line
@@ -883,6 +971,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "upstream, not the gateway, was the\nlimit. wrk and the servers share the cores: "
         "host busy near the max means the machine was the limit."
     )
+    if redis_report:
+        print("\n" + "\n".join(redis_report))
     print("\nVerdict (issue targets):")
     for line in verdict(cells, args.clients):
         print("  " + line)

@@ -1,32 +1,8 @@
-"""Go duration strings and the per-key decaying window behind x-ratelimit-* headers."""
+"""The per-key decaying window behind x-ratelimit-* headers."""
 
 from __future__ import annotations
 
-import pytest
-
-from gateway.simulator.ratelimit import RateWindow, go_duration
-
-
-@pytest.mark.parametrize(
-    ("seconds", "expected"),
-    [
-        (0.02, "20ms"),
-        (1, "1s"),
-        (360, "6m0s"),
-        (692.334, "11m32.334s"),
-        (5776.107, "1h36m16.107s"),
-        (1.5, "1.5s"),
-        (0.999, "999ms"),
-        (59.9999, "1m0s"),
-        (3600, "1h0m0s"),
-        (0, "0s"),
-        (-3, "0s"),
-        (float("nan"), "0s"),
-        (0.0001, "1ms"),
-    ],
-)
-def test_go_duration(seconds: float, expected: str) -> None:
-    assert go_duration(seconds) == expected
+from gateway.simulator.ratelimit import RateWindow
 
 
 def test_window_counts_requests_and_tokens_per_key() -> None:

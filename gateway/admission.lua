@@ -1,0 +1,254 @@
+-- Admission and settlement in one atomic step each: check every limit, then write all of them.
+--
+-- Every key is built from KEYS[1], the team's hash tag "{t:<team>}", so one script touches one
+-- Redis Cluster slot. Time is Redis's own (TIME), unless a test passes now_ms.
+--
+-- Rate limits are token buckets in exact integer arithmetic: a bucket of L per minute holds
+-- L * 60000 "units"; it refills L units per millisecond; a cost of c takes c * 60000 units.
+-- (A float GCRA drifts: after N admissions at one instant the N-th can be refused.) Values stay
+-- below 2^53 for L up to 10^10 per minute, so Lua's doubles are exact.
+--
+-- admit  ARGV: "admit", hold_id, now_ms|"", hold_ttl_ms, n_buckets, n_weekly, budget|-1,
+--              reserve, est_tokens, model, then (limit, cost) per bucket, then cap per weekly
+--        KEYS: base, bucket keys..., weekly prefixes...
+--        ->  {status, refused_index, wait_ms, spend, held, remaining_1, reset_1, ...}
+--            status 1 admitted, 0 refused, 2 replay of an admitted hold_id (nothing written)
+-- settle ARGV: "settle", hold_id, now_ms|"", cost, actual_tokens, release_weekly, n_buckets,
+--              model, prompt, completion, cached, reasoning, then limit per token bucket
+--        KEYS: base, token bucket keys...
+--        ->  {status, charged}: 1 settled, 2 replay (already settled), -1 unknown hold
+
+local PERIOD = 60000
+local WEEK = 604800000
+local DAY = 86400000
+local KEEP = 100 * DAY -- spend and usage history outlive their month
+
+local mode = ARGV[1]
+local base = KEYS[1]
+
+local function now_ms()
+  if ARGV[3] ~= "" then return tonumber(ARGV[3]) end
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Validate every argument before the first write: an error mid-script keeps earlier writes.
+local function check_numbers(first, last)
+  for i = first, last do
+    if tonumber(ARGV[i]) == nil then
+      error("admission.lua: ARGV[" .. i .. "] is not a number: " .. tostring(ARGV[i]))
+    end
+  end
+end
+if mode == "admit" then
+  check_numbers(4, 9)
+  check_numbers(11, 10 + 2 * tonumber(ARGV[5]) + tonumber(ARGV[6]))
+elseif mode == "settle" then
+  check_numbers(4, 5)
+  check_numbers(7, 7)
+  check_numbers(9, 12 + tonumber(ARGV[7]))
+else
+  return redis.error_reply("admission.lua: unknown mode " .. tostring(mode))
+end
+if ARGV[3] ~= "" then check_numbers(3, 3) end
+
+local now = now_ms()
+
+-- Calendar month of a Unix time in UTC (Howard Hinnant's civil_from_days).
+local function month_of(ms)
+  local z = math.floor(ms / DAY) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return string.format("%04d-%02d", y, m)
+end
+
+-- Weeks start on Monday 00:00 UTC; the Unix epoch was a Thursday.
+local function week_of(ms)
+  return math.floor((ms + 3 * DAY) / WEEK)
+end
+
+local function bucket_level(key, limit)
+  local state = redis.call("HMGET", key, "l", "t")
+  local capacity = limit * PERIOD
+  if not state[1] then return capacity end
+  local level = tonumber(state[1]) + (now - tonumber(state[2])) * limit
+  if level > capacity then level = capacity end
+  return level
+end
+
+local function write_bucket(key, limit, level)
+  redis.call("HSET", key, "l", level, "t", now)
+  -- A full bucket is the same as no key: expire once it would have refilled.
+  local to_full = math.ceil((limit * PERIOD - level) / limit)
+  redis.call("PEXPIRE", key, math.max(to_full, 0) + 1000)
+end
+
+local function add(key, amount)
+  if amount ~= 0 then redis.call("INCRBY", key, amount) end
+  redis.call("PEXPIRE", key, KEEP)
+end
+
+local function count_usage(month, field, amount)
+  local key = base .. ":usage:" .. month
+  if amount ~= 0 then redis.call("HINCRBY", key, field, amount) end
+  redis.call("PEXPIRE", key, KEEP)
+end
+
+-- Holds whose gateway never settled them are charged at their reserve: never under-count.
+local function sweep_expired()
+  local expired = redis.call("ZRANGEBYSCORE", base .. ":holds", "-inf", now, "LIMIT", 0, 32)
+  for _, id in ipairs(expired) do
+    local hold = base .. ":hold:" .. id
+    local h = redis.call("HMGET", hold, "s", "r", "m", "md")
+    if h[1] == "open" then
+      local reserve = tonumber(h[2])
+      add(base .. ":spend:" .. h[3], reserve)
+      add(base .. ":held:" .. h[3], -reserve)
+      count_usage(h[3], "cost:" .. h[4], reserve)
+      count_usage(h[3], "expired:" .. h[4], 1)
+      redis.call("HSET", hold, "s", "expired")
+    end
+    redis.call("ZREM", base .. ":holds", id)
+  end
+end
+
+sweep_expired()
+
+if mode == "admit" then
+  local hold_id = ARGV[2]
+  local hold_ttl = tonumber(ARGV[4])
+  local nb = tonumber(ARGV[5])
+  local nw = tonumber(ARGV[6])
+  local budget = tonumber(ARGV[7])
+  local reserve = tonumber(ARGV[8])
+  local est_tokens = tonumber(ARGV[9])
+  local model = ARGV[10]
+  local month = month_of(now)
+  local spend_key = base .. ":spend:" .. month
+  local held_key = base .. ":held:" .. month
+  local spend = tonumber(redis.call("GET", spend_key) or "0")
+  local held = tonumber(redis.call("GET", held_key) or "0")
+  local hold = base .. ":hold:" .. hold_id
+  local replay = redis.call("EXISTS", hold) == 1
+
+  local refused, wait = 0, 0
+  local levels, out = {}, {}
+  for i = 1, nb do
+    local limit = tonumber(ARGV[10 + 2 * i - 1])
+    local cost = tonumber(ARGV[10 + 2 * i]) * PERIOD
+    local level = bucket_level(KEYS[1 + i], limit)
+    levels[i] = level
+    if not replay and level < cost and refused == 0 then
+      refused = i
+      -- A cost above the whole bucket can never pass: say so with -1.
+      if cost > limit * PERIOD then wait = -1 else wait = math.ceil((cost - level) / limit) end
+    end
+  end
+  local week = week_of(now)
+  local week_end = (week + 1) * WEEK - 3 * DAY
+  local counts = {}
+  for j = 1, nw do
+    local cap = tonumber(ARGV[10 + 2 * nb + j])
+    local count = tonumber(redis.call("GET", KEYS[1 + nb + j] .. ":" .. week) or "0")
+    counts[j] = count
+    if not replay and count + 1 > cap and refused == 0 then
+      refused = nb + j
+      wait = week_end - now
+    end
+  end
+  -- Refused when the worst case does not fit, or when nothing at all is left.
+  if not replay and refused == 0 and budget >= 0 and (spend + held + reserve > budget or spend + held >= budget) then
+    refused = nb + nw + 1
+    wait = -1
+  end
+
+  local admitted = refused == 0 and not replay
+  if admitted then
+    for i = 1, nb do
+      local limit = tonumber(ARGV[10 + 2 * i - 1])
+      levels[i] = levels[i] - tonumber(ARGV[10 + 2 * i]) * PERIOD
+      write_bucket(KEYS[1 + i], limit, levels[i])
+    end
+    local weekly_keys = {}
+    for j = 1, nw do
+      local key = KEYS[1 + nb + j] .. ":" .. week
+      redis.call("INCR", key)
+      redis.call("PEXPIREAT", key, week_end + DAY)
+      counts[j] = counts[j] + 1
+      weekly_keys[j] = key
+    end
+    add(held_key, reserve)
+    held = held + reserve
+    local expires = now + hold_ttl
+    redis.call("HSET", hold, "s", "open", "r", reserve, "m", month, "md", model,
+      "e", est_tokens, "w", table.concat(weekly_keys, " "), "x", expires)
+    redis.call("PEXPIRE", hold, hold_ttl + DAY)
+    redis.call("ZADD", base .. ":holds", expires, hold_id)
+    redis.call("PEXPIRE", base .. ":holds", hold_ttl + DAY)
+  end
+
+  local status = 0
+  if replay then status = 2 elseif admitted then status = 1 end
+  out = {status, refused, wait, spend, held}
+  for i = 1, nb do
+    local limit = tonumber(ARGV[10 + 2 * i - 1])
+    local level = levels[i]
+    out[#out + 1] = math.max(math.floor(level / PERIOD), 0)
+    out[#out + 1] = math.ceil((limit * PERIOD - level) / limit)
+  end
+  for j = 1, nw do
+    local cap = tonumber(ARGV[10 + 2 * nb + j])
+    out[#out + 1] = math.max(cap - counts[j], 0)
+    out[#out + 1] = week_end - now
+  end
+  return out
+end
+
+if mode == "settle" then
+  local hold = base .. ":hold:" .. ARGV[2]
+  local cost = tonumber(ARGV[4])
+  local actual_tokens = tonumber(ARGV[5])
+  local release_weekly = ARGV[6] == "1"
+  local nb = tonumber(ARGV[7])
+  local model = ARGV[8]
+  local h = redis.call("HMGET", hold, "s", "r", "m", "e", "w", "c")
+  if not h[1] then return {-1, 0} end
+  if h[1] == "settled" then return {2, tonumber(h[6])} end
+  local reserve = tonumber(h[2])
+  local month = h[3]
+  if h[1] == "open" then
+    add(base .. ":held:" .. month, -reserve)
+    redis.call("ZREM", base .. ":holds", ARGV[2])
+    -- Token limits were charged an estimate; move them to what was really used.
+    local delta = (actual_tokens - tonumber(h[4])) * PERIOD
+    for i = 1, nb do
+      local limit = tonumber(ARGV[12 + i])
+      write_bucket(KEYS[1 + i], limit, math.min(bucket_level(KEYS[1 + i], limit) - delta, limit * PERIOD))
+    end
+    if release_weekly and h[5] ~= "" then
+      for key in string.gmatch(h[5], "%S+") do
+        if tonumber(redis.call("GET", key) or "0") > 0 then redis.call("DECR", key) end
+      end
+    end
+    add(base .. ":spend:" .. month, cost)
+    count_usage(month, "cost:" .. model, cost)
+  else
+    -- Expired: the reserve was charged already; correct it to the real cost.
+    add(base .. ":spend:" .. month, cost - reserve)
+    count_usage(month, "cost:" .. model, cost - reserve)
+  end
+  count_usage(month, "requests:" .. model, 1)
+  count_usage(month, "prompt:" .. model, tonumber(ARGV[9]))
+  count_usage(month, "completion:" .. model, tonumber(ARGV[10]))
+  count_usage(month, "cached:" .. model, tonumber(ARGV[11]))
+  count_usage(month, "reasoning:" .. model, tonumber(ARGV[12]))
+  redis.call("HSET", hold, "s", "settled", "c", cost)
+  redis.call("PEXPIRE", hold, DAY)
+  return {1, cost}
+end

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from gateway.config import Limits, ModelLimits, Usd
+from gateway.limits import (
+    REQUESTS,
+    TOKENS,
+    merge,
+    model_allowed,
+    plan,
+    tag,
+    team_budget,
+    team_limits,
+)
+from gateway.teams import Key, Team
+from tests.conftest import base_config
+
+CONFIG = base_config(OPENAI_API_KEY="sk-x")
+
+
+def test_tier_defaults_match_openais_launch_table() -> None:
+    budgets = {name: team_budget(CONFIG, Team("t", name)) for name in CONFIG.tiers}
+    assert budgets == {
+        "free": 100_000_000,
+        "tier-1": 100_000_000,
+        "tier-2": 500_000_000,
+        "tier-3": 1_000_000_000,
+        "tier-4": 5_000_000_000,
+        "tier-5": 50_000_000_000,
+    }
+    # At launch o1 was for tier 5 only, at 20 requests per minute.
+    assert not model_allowed(CONFIG, Team("t", "tier-4"), "o1-preview")
+    assert model_allowed(CONFIG, Team("t", "tier-5"), "o1-preview")
+    assert team_limits(CONFIG, Team("t", "tier-5")).models["o1-preview"].requests_per_minute == 20
+
+
+def test_team_overrides_budget_limits_and_narrows_models() -> None:
+    team = Team(
+        "t",
+        "tier-5",
+        budget_usd=Usd(2_000_000_000),
+        models=("gpt-4o",),
+        limits=Limits(
+            requests_per_minute=7, models={"o1-mini": ModelLimits(tokens_per_minute=900)}
+        ),
+    )
+    assert team_budget(CONFIG, team) == 2_000_000_000
+    limits = team_limits(CONFIG, team)
+    assert limits.requests_per_minute == 7
+    assert limits.tokens_per_minute == 30_000_000  # from the tier
+    assert limits.models["o1-mini"] == ModelLimits(requests_per_minute=20, tokens_per_minute=900)
+    assert model_allowed(CONFIG, team, "gpt-4o") and not model_allowed(CONFIG, team, "o1-mini")
+    assert not model_allowed(CONFIG, Team("t", "no-such-tier"), "gpt-4o")
+
+
+def test_the_chatgpt_plus_profile_gives_weekly_caps() -> None:
+    team = Team("r", "tier-5", limits=Limits(profile="chatgpt-plus"))
+    limits = team_limits(CONFIG, team)
+    assert limits.models["o1-preview"].messages_per_week == 30
+    assert limits.models["o1-mini"].messages_per_week == 50
+    assert limits.models["o1-preview"].requests_per_minute == 20  # tier limits survive
+
+
+def test_merge_prefers_the_override_field_by_field() -> None:
+    base = Limits(requests_per_minute=1, tokens_per_minute=2, models={"m": ModelLimits(1, 2, 3)})
+    over = Limits(tokens_per_minute=5, models={"m": ModelLimits(messages_per_week=9)})
+    merged = merge(base, over)
+    assert (merged.requests_per_minute, merged.tokens_per_minute) == (1, 5)
+    assert merged.models["m"] == ModelLimits(1, 2, 9)
+
+
+def test_plan_has_team_and_key_buckets_under_one_hash_tag() -> None:
+    team = Team("platform", "tier-5", limits=Limits(profile="chatgpt-plus"))
+    key = Key("key_1", "platform", "0" * 64, limits=Limits(requests_per_minute=3))
+    p = plan(CONFIG, team, key, "o1-preview", hold_id="h", est_tokens=1200, reserve=77)
+    assert all(b.key.startswith(tag("platform") + ":") for b in p.buckets)
+    kinds = [(b.scope, b.kind, b.limit, b.cost) for b in p.buckets]
+    assert kinds == [
+        ("team platform", REQUESTS, 10_000, 1),
+        ("team platform", TOKENS, 30_000_000, 1200),
+        ("team platform", REQUESTS, 20, 1),
+        ("key key_1", REQUESTS, 3, 1),
+    ]
+    assert [(w.scope, w.cap) for w in p.weekly] == [("team platform", 30)]
+    assert (p.budget, p.reserve, p.est_tokens) == (50_000_000_000, 77, 1200)
+
+
+def test_pass_through_plans_count_requests_only() -> None:
+    p = plan(
+        CONFIG,
+        Team("t", "tier-1"),
+        None,
+        "",
+        hold_id="h",
+        est_tokens=0,
+        reserve=0,
+        counts_tokens=False,
+    )
+    assert [b.kind for b in p.buckets] == [REQUESTS]

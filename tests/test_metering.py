@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import orjson
+
+from gateway import sse
+from gateway.metering import StreamMeter, response_usage
+from gateway.pricing import Usage
+
+USAGE = {
+    "prompt_tokens": 9,
+    "completion_tokens": 4,
+    "total_tokens": 13,
+    "prompt_tokens_details": {"cached_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 0},
+}
+
+
+def chunk(delta: dict[str, object], usage: object = None, choices: bool = True) -> bytes:
+    body: dict[str, object] = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "model": "gpt-4o-2024-08-06",
+    }
+    body["choices"] = [{"index": 0, "delta": delta, "finish_reason": None}] if choices else []
+    body["usage"] = usage
+    return sse.encode(body)
+
+
+STREAM = (
+    chunk({"role": "assistant", "content": ""})
+    + chunk({"content": "Hello"})
+    + chunk({"content": " world"})
+    + chunk({}, usage=USAGE, choices=False)
+    + sse.DONE
+)
+
+
+def test_response_usage_reads_chat_and_embeddings() -> None:
+    usage, model = response_usage(orjson.dumps({"model": "gpt-4o-2024-08-06", "usage": USAGE}))
+    assert usage == Usage(9, 4) and model == "gpt-4o-2024-08-06"
+    assert response_usage(b"not json") == (None, "")
+    assert response_usage(
+        orjson.dumps({"object": "embedding", "usage": {"prompt_tokens": 5, "total_tokens": 5}})
+    )[0] == Usage(5)
+
+
+def test_stream_passes_bytes_through_unchanged_and_finds_usage() -> None:
+    meter = StreamMeter()
+    out = b"".join(meter.feed(STREAM[i : i + 7]) for i in range(0, len(STREAM), 7)) + meter.flush()
+    assert out == STREAM
+    assert meter.usage == Usage(9, 4) and meter.model == "gpt-4o-2024-08-06"
+
+
+def test_usage_chunk_the_caller_did_not_ask_for_is_removed() -> None:
+    meter = StreamMeter(strip_usage=True)
+    out = meter.feed(STREAM) + meter.flush()
+    events = sse.Decoder().feed(out)
+    assert events[-1] == b"[DONE]"
+    assert all(orjson.loads(e)["choices"] for e in events[:-1])
+    assert len(events) == 4
+    assert meter.generated_usage(100) == Usage(9, 4)
+
+
+def test_a_stream_cut_short_is_charged_for_the_text_generated() -> None:
+    meter = StreamMeter()
+    meter.feed(
+        chunk({"role": "assistant", "content": ""}) + chunk({"content": "Hello world, this is"})
+    )
+    usage = meter.generated_usage(prompt_tokens=50)
+    assert usage.prompt_tokens == 50
+    assert usage.completion_tokens == 5  # o200k: "Hello", " world", ",", " this", " is"
+
+
+def test_tool_call_arguments_count_as_generated() -> None:
+    meter = StreamMeter()
+    call = {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
+    meter.feed(
+        chunk({"tool_calls": [call]})
+        + chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Paris"}'}}]})
+    )
+    assert meter.generated_usage(0).completion_tokens > 5

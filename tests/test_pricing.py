@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from gateway.config import Price
+from gateway.pricing import Usage, cost_micros, usage_from, worst_case_micros
+
+O1_PREVIEW = Price(input=15_000_000, cached_input=7_500_000, output=60_000_000)
+GPT_4O = Price(input=2_500_000, cached_input=1_250_000, output=10_000_000)
+
+
+def test_cost_prices_cached_and_reasoning_tokens() -> None:
+    # 2,000 prompt tokens of which 1,024 cached; 1,500 completion of which 1,200 reasoning.
+    usage = Usage(
+        prompt_tokens=2000, completion_tokens=1500, cached_tokens=1024, reasoning_tokens=1200
+    )
+    # (976 * 15 + 1024 * 7.5 + 1500 * 60) / 1e6 USD = 0.11232 USD
+    assert cost_micros(O1_PREVIEW, usage) == 112_320
+
+
+def test_cost_rounds_up_once_never_down() -> None:
+    assert cost_micros(GPT_4O, Usage(prompt_tokens=1)) == 3  # 2.5 micro-dollars -> 3
+    assert cost_micros(GPT_4O, Usage(prompt_tokens=2)) == 5
+    assert cost_micros(GPT_4O, Usage()) == 0
+
+
+def test_cached_tokens_are_clamped_to_the_prompt() -> None:
+    assert cost_micros(GPT_4O, Usage(prompt_tokens=10, cached_tokens=50)) == cost_micros(
+        GPT_4O, Usage(prompt_tokens=10, cached_tokens=10)
+    )
+
+
+def test_worst_case_is_prompt_plus_full_completion_cap() -> None:
+    assert worst_case_micros(O1_PREVIEW, 1000, 32_768) == 15_000 + 1_966_080
+
+
+def test_usage_from_chat_embeddings_and_responses_shapes() -> None:
+    chat = {
+        "prompt_tokens": 12,
+        "completion_tokens": 30,
+        "total_tokens": 42,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 20},
+    }
+    assert usage_from(chat) == Usage(12, 30, 0, 20)
+    assert usage_from({"prompt_tokens": 8, "total_tokens": 8}) == Usage(prompt_tokens=8)
+    responses = {
+        "input_tokens": 5,
+        "output_tokens": 7,
+        "input_tokens_details": {"cached_tokens": 2},
+        "output_tokens_details": {"reasoning_tokens": 3},
+    }
+    assert usage_from(responses) == Usage(5, 7, 2, 3)
+    assert usage_from(None) is None
+    assert usage_from({"prompt_tokens": -3}) is None
+    assert usage_from({"total_tokens": 3}) is None

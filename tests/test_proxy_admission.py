@@ -1,0 +1,284 @@
+"""Admission end to end: the openai SDK against a gateway on a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from gateway.config import Price
+from gateway.pricing import Usage, cost_micros
+from tests.conftest import ROOT, SIM_KEY, GatewayFactory, ServerThread, free_port
+
+HELLO = [{"role": "user", "content": "Say hello to the gateway."}]
+GPT_4O = Price(input=2_500_000, cached_input=1_250_000, output=10_000_000)
+KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("busy", "poor", "small", "metered")}
+
+
+def teams_yaml() -> str:
+    def key(name: str) -> str:
+        return (
+            f"    keys: [{{name: k, sha256: {hashlib.sha256(KEYS[name].encode()).hexdigest()}}}]\n"
+        )
+
+    return (
+        "teams:\n"
+        "  - name: busy\n    tier: tier-5\n    limits: {requests_per_minute: 2}\n" + key("busy")
+        + "  - name: poor\n    tier: tier-5\n    budget_usd: 0.01\n" + key("poor")
+        + "  - name: small\n    tier: tier-1\n" + key("small")
+        + "  - name: metered\n    tier: tier-5\n" + key("metered")
+    )  # fmt: skip
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml())
+    return start_gateway(
+        redis={"url": redis_server},
+        admission={"teams_file": str(path)},
+        upstream={"forward_header_prefixes": ("x-sim-",)},
+    )
+
+
+@pytest.fixture
+def store(redis_server: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server)
+
+
+def sdk(server: ServerThread, team: str, retries: int = 0) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=retries)
+
+
+def month() -> str:
+    return datetime.now(UTC).strftime("%Y-%m")
+
+
+def spend(store: redis.Redis, team: str) -> tuple[int, int]:
+    """(settled spend, held) of a team this month, in micro-dollars, once settles have landed."""
+    deadline = time.monotonic() + 5
+    while True:
+        held = int(store.get(f"{{t:{team}}}:held:{month()}") or 0)
+        if held == 0 or time.monotonic() > deadline:
+            return int(store.get(f"{{t:{team}}}:spend:{month()}") or 0), held
+        time.sleep(0.02)
+
+
+def test_rate_limit_refusal_is_openais_429_with_headers(gateway: ServerThread) -> None:
+    client = sdk(gateway, "busy")
+    ok = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+    assert ok.headers["x-ratelimit-limit-requests"] == "2"
+    assert ok.headers["x-ratelimit-remaining-requests"] == "1"
+    assert ok.headers["x-ratelimit-reset-requests"] == "30s"
+    assert int(ok.headers["x-ratelimit-limit-tokens"]) == 30_000_000
+    assert "x-upstream-ratelimit-limit-requests" in ok.headers
+    client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+    error = info.value
+    assert error.code == "rate_limit_exceeded"
+    assert isinstance(error.body, dict) and error.body["type"] == "requests"
+    assert "team busy on requests per min (RPM): Limit 2, Used 2, Requested 1" in error.message
+    headers = error.response.headers
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+    assert 1 <= int(headers["retry-after"]) <= 30 and 0 < int(headers["retry-after-ms"]) <= 30_000
+    # Pass-through calls count against the same request limit.
+    with pytest.raises(openai.RateLimitError):
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+
+
+def test_budget_refusal_is_insufficient_quota_and_the_sdk_does_not_retry(
+    gateway: ServerThread,
+) -> None:
+    client = sdk(gateway, "poor", retries=2)
+    attempts: list[int] = []
+    client = client.with_options(
+        http_client=httpx.Client(
+            event_hooks={"response": [lambda r: attempts.append(r.status_code)]}
+        )
+    )
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as info:
+        # o1-preview's worst case (32,768 output tokens at $60/1M) is far above $0.01.
+        client.chat.completions.create(model="o1-preview", messages=HELLO)  # type: ignore[arg-type]
+    assert info.value.code == "insufficient_quota"
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert attempts == [429]
+    assert time.monotonic() - started < 0.5  # no backoff sleeps
+    # A cheap request that fits is still served.
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=50)  # type: ignore[arg-type]
+
+
+def test_models_outside_the_tier_are_not_found(gateway: ServerThread) -> None:
+    client = sdk(gateway, "small")
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="o1-preview", messages=HELLO)  # type: ignore[arg-type]
+    assert info.value.code == "model_not_found"
+    assert "o1-preview" not in {m.id for m in client.models.list()}
+
+
+def test_completion_is_charged_its_exact_cost(gateway: ServerThread, store: redis.Redis) -> None:
+    completion = sdk(gateway, "metered").chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+    assert completion.usage is not None
+    expected = cost_micros(
+        GPT_4O, Usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+    )
+    assert spend(store, "metered") == (expected, 0)
+    usage = store.hgetall(f"{{t:metered}}:usage:{month()}")
+    assert int(usage[b"requests:gpt-4o"]) == 1
+    assert int(usage[b"prompt:gpt-4o"]) == completion.usage.prompt_tokens
+
+
+def test_stream_is_charged_from_its_usage_chunk_which_the_caller_did_not_ask_for(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    chunks = list(
+        sdk(gateway, "metered").chat.completions.create(model="gpt-4o", messages=HELLO, stream=True)
+    )  # type: ignore[arg-type]
+    assert all(chunk.choices for chunk in chunks)  # no usage-only chunk: it was not asked for
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    from gateway import tokens
+
+    prompt = tokens.count_messages(HELLO)
+    expected = cost_micros(GPT_4O, Usage(prompt, tokens.count_text(text)))
+    assert spend(store, "metered") == (expected, 0)
+
+
+def test_client_leaving_mid_stream_is_charged_for_what_was_generated(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    answer = " ".join(["word"] * 200)
+    stream = sdk(gateway, "metered").chat.completions.create(
+        model="gpt-4o", messages=HELLO, stream=True,  # type: ignore[arg-type]
+        extra_headers={"x-sim-chunk-interval-ms": "20", "x-sim-answer": answer},
+    )  # fmt: skip
+    iterator = iter(stream)
+    for _ in range(10):
+        next(iterator)
+    stream.close()
+    charged, held = spend(store, "metered")
+    full = cost_micros(GPT_4O, Usage(20, 200))
+    assert held == 0
+    assert 0 < charged < full / 2
+
+
+def test_a_failed_upstream_call_releases_its_hold(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    with pytest.raises(openai.InternalServerError):
+        sdk(gateway, "metered").chat.completions.create(
+            model="o1-preview",
+            messages=HELLO,
+            extra_headers={"x-sim-fault": "500"},  # type: ignore[arg-type]
+        )
+    assert spend(store, "metered") == (0, 0)
+
+
+def test_pass_through_usage_is_priced_and_charged(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    embedding = sdk(gateway, "metered").embeddings.create(
+        model="text-embedding-3-small", input="hello world"
+    )
+    expected = cost_micros(Price(input=20_000), Usage(prompt_tokens=embedding.usage.prompt_tokens))
+    assert expected > 0
+    assert spend(store, "metered") == (expected, 0)
+
+
+# -- several gateway processes on one Redis ----------------------------------------------------------
+
+
+def _start_gateway_process(
+    redis_url: str, teams: Path, simulator: ServerThread
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("O1GW", "OPENAI_", "REDIS_"))},
+        "PYTHONPATH": str(ROOT),
+        "OPENAI_BASE_URL": f"{simulator.url}/v1",
+        "OPENAI_API_KEY": SIM_KEY,
+        "REDIS_URL": redis_url,
+        "O1GW__ADMISSION__TEAMS_FILE": str(teams),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, "gateway process did not start"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def three_gateways(
+    redis_server: str, simulator: ServerThread, tmp_path: Path
+) -> Iterator[list[int]]:
+    teams = tmp_path / "teams.yaml"
+    key = hashlib.sha256(KEYS["busy"].encode()).hexdigest()
+    teams.write_text(
+        "teams:\n"
+        "  - name: shared\n    tier: tier-5\n    budget_usd: 1.00\n    limits: {requests_per_minute: 37}\n"
+        f"    keys: [{{name: k, sha256: {key}}}]\n"
+    )
+    started = [_start_gateway_process(redis_server, teams, simulator) for _ in range(3)]
+    try:
+        yield [port for _, port in started]
+    finally:
+        for proc, _ in started:
+            proc.terminate()
+        for proc, _ in started:
+            proc.wait(timeout=20)
+
+
+async def _fire(ports: list[int], n: int, body: dict[str, Any]) -> list[int]:
+    limits = httpx.Limits(max_connections=n)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        calls = [
+            client.post(
+                f"http://127.0.0.1:{ports[i % len(ports)]}/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {KEYS['busy']}"},
+            )
+            for i in range(n)
+        ]
+        return [r.status_code for r in await asyncio.gather(*calls)]
+
+
+def test_three_gateways_on_one_redis_admit_exactly_the_limit(three_gateways: list[int]) -> None:
+    statuses = asyncio.run(
+        _fire(three_gateways, 300, {"model": "gpt-4o-mini", "messages": HELLO, "max_tokens": 16})
+    )
+    assert statuses.count(200) == 37
+    assert statuses.count(429) == 263
+
+
+def test_three_gateways_never_spend_past_the_budget(
+    three_gateways: list[int], store: redis.Redis
+) -> None:
+    # Each o1-mini call may cost up to ~$0.05 (4,000 completion tokens at $12/1M): a $1.00 budget
+    # can hold about 20 at once. The rate limit (37/min) is not what stops them here.
+    body = {"model": "o1-mini", "messages": HELLO, "max_completion_tokens": 4000}
+    statuses = asyncio.run(_fire(three_gateways, 120, body))
+    assert statuses.count(200) >= 1
+    assert set(statuses) <= {200, 429}
+    charged, held = spend(store, "shared")
+    assert held == 0
+    assert 0 < charged <= 1_000_000
