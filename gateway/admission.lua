@@ -22,6 +22,10 @@ local PERIOD = 60000
 local WEEK = 604800000
 local DAY = 86400000
 local KEEP = 100 * DAY -- spend and usage history outlive their month
+-- An open hold lives as long as the counters that include its reserve, so it is swept (charged)
+-- by the team's next call however late that comes. A settled hold is kept only long enough to
+-- recognise a retried settle or admit; an expired one, long enough for a late settle.
+local SETTLED_MEMORY = 600000
 
 local mode = ARGV[1]
 local base = KEYS[1]
@@ -113,6 +117,7 @@ local function sweep_expired()
       count_usage(h[3], "cost:" .. h[4], reserve)
       count_usage(h[3], "expired:" .. h[4], 1)
       redis.call("HSET", hold, "s", "expired")
+      redis.call("PEXPIRE", hold, DAY)
     end
     redis.call("ZREM", base .. ":holds", id)
   end
@@ -188,9 +193,9 @@ if mode == "admit" then
     local expires = now + hold_ttl
     redis.call("HSET", hold, "s", "open", "r", reserve, "m", month, "md", model,
       "e", est_tokens, "w", table.concat(weekly_keys, " "), "x", expires)
-    redis.call("PEXPIRE", hold, hold_ttl + DAY)
+    redis.call("PEXPIRE", hold, KEEP)
     redis.call("ZADD", base .. ":holds", expires, hold_id)
-    redis.call("PEXPIRE", base .. ":holds", hold_ttl + DAY)
+    redis.call("PEXPIRE", base .. ":holds", KEEP)
   end
 
   local status = 0
@@ -249,6 +254,6 @@ if mode == "settle" then
   count_usage(month, "cached:" .. model, tonumber(ARGV[11]))
   count_usage(month, "reasoning:" .. model, tonumber(ARGV[12]))
   redis.call("HSET", hold, "s", "settled", "c", cost)
-  redis.call("PEXPIRE", hold, DAY)
+  redis.call("PEXPIRE", hold, SETTLED_MEMORY)
   return {1, cost}
 end

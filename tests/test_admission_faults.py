@@ -228,13 +228,6 @@ async def age(observer: redis.Redis, ms: int) -> None:
             await observer.delete(key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admission.lua bug: a hold and its entry in {t:team}:holds expire hold_ttl + 1 day "
-    "after admission, but the held counter that includes its reserve lives 100 days; if the team "
-    "makes no call in that day, the hold vanishes unswept: held keeps the reserve for the rest "
-    "of the month (a phantom reservation) and spend never gets it (an under-count)",
-)
 async def test_a_hold_stranded_over_a_quiet_day_is_still_charged_its_reserve(
     client: redis.Redis, observer: redis.Redis
 ) -> None:

@@ -211,7 +211,7 @@ class Runner:
             self.label("crossed a Monday")
         statuses = {h.status for h in self.model.holds.values()}
         for status in sorted(statuses):
-            self.label(f"ended with a {status} hold")
+            self.label(f"ended with a hold {status}")
 
     def call(self, op: Admit | Settle, now: int) -> tuple[list[int], list[int]]:
         if isinstance(op, Admit):
