@@ -228,7 +228,9 @@ async def age(observer: redis.Redis, ms: int) -> None:
             await observer.delete(key)
 
 
-async def test_a_hold_stranded_over_a_quiet_day_is_still_charged_its_reserve(
+# Regression: holds and their index used to expire a day after admission while the held counter
+# lives 100 days, so a team idle for a day kept a phantom reservation and was never charged.
+async def test_a_hold_stranded_over_quiet_weeks_is_still_charged_its_reserve(
     client: redis.Redis, observer: redis.Redis
 ) -> None:
     admission = Admission(client, AdmissionConfig())  # holds live 30 minutes, as deployed
@@ -236,7 +238,7 @@ async def test_a_hold_stranded_over_a_quiet_day_is_still_charged_its_reserve(
     assert (await admission.admit(plan)).admitted  # then the gateway dies: no settle
     seconds, micros = await observer.time()
     admitted_at = seconds * 1000 + micros // 1000
-    quiet = DAY_MS + 31 * 60_000  # the team is idle for a day and a half hour
+    quiet = 20 * DAY_MS  # the team makes no call for nearly three weeks
     await age(observer, quiet)
     # The team's next call sweeps, at the time it runs (the script takes now_ms from ARGV[3]).
     script = observer.register_script(LUA)
@@ -245,3 +247,27 @@ async def test_a_hold_stranded_over_a_quiet_day_is_still_charged_its_reserve(
     month = month_of(admitted_at)
     spend, held = await observer.mget(f"{tag('t1')}:spend:{month}", f"{tag('t1')}:held:{month}")
     assert (int(spend or 0), int(held or 0)) == (700, 0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="admission.py bug: when an admit's reply times out, a budgeted request is refused "
+    "with 503 but the script may already have run; nothing releases that hold (no Ticket exists, "
+    "and the caller's retry gets a new hold id), so it expires and the team is charged the "
+    "reserve for a request it was refused",
+)
+async def test_a_request_refused_because_the_admit_timed_out_costs_nothing(
+    client: redis.Redis, observer: redis.Redis
+) -> None:
+    admission = Admission(client, AdmissionConfig(hold_ttl_s=0.3))
+    plan = make_plan(budget=10_000, reserve=1_000)
+    await client.ping()
+    frozen = await stall(observer)
+    with pytest.raises(GatewayError) as refused:
+        await admission.admit(plan)
+    assert refused.value.status == 503  # the caller was told it was not served
+    await frozen
+    await asyncio.sleep(0.4)  # past the hold's expiry
+    await admission.drain()  # any release the gateway scheduled has run
+    swept = await admission.admit(make_plan(budget=10_000, reserve=0))  # any call sweeps
+    assert (swept.spend, swept.held) == (0, 0)

@@ -223,7 +223,9 @@ def _start_gateway_process(
                 return proc, port
         except httpx.HTTPError:
             pass
-        assert time.monotonic() < deadline and proc.poll() is None, "gateway process did not start"
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError("gateway process did not start")
         time.sleep(0.1)
 
 
@@ -238,8 +240,10 @@ def three_gateways(
         "  - name: shared\n    tier: tier-5\n    budget_usd: 1.00\n    limits: {requests_per_minute: 37}\n"
         f"    keys: [{{name: k, sha256: {key}}}]\n"
     )
-    started = [_start_gateway_process(redis_server, teams, simulator) for _ in range(3)]
+    started: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
+        for _ in range(3):
+            started.append(_start_gateway_process(redis_server, teams, simulator))
         yield [port for _, port in started]
     finally:
         for proc, _ in started:
