@@ -16,7 +16,8 @@
 -- settle ARGV: "settle", hold_id, now_ms|"", cost, actual_tokens, release_weekly, n_buckets,
 --              model, prompt, completion, cached, reasoning, then limit per token bucket
 --        KEYS: base, token bucket keys...
---        ->  {status, charged}: 1 settled, 2 replay (already settled), -1 unknown hold
+--        ->  {status, charged}: 1 settled, 2 replay (already settled), -1 unknown hold (charged
+--            to the current month, and marked settled so a late admit of it writes nothing)
 
 local PERIOD = 60000
 local WEEK = 604800000
@@ -223,7 +224,24 @@ if mode == "settle" then
   local nb = tonumber(ARGV[7])
   local model = ARGV[8]
   local h = redis.call("HMGET", hold, "s", "r", "m", "e", "w", "c")
-  if not h[1] then return {-1, 0} end
+  if not h[1] then
+    -- Unknown: the admit never landed (its reply was lost and the request ran on the fallback
+    -- limiter, or it was refused). Charge what ran to this month, and leave a settled marker
+    -- so that admit, should it still arrive, is a replay that writes nothing.
+    local month = month_of(now)
+    add(base .. ":spend:" .. month, cost)
+    count_usage(month, "cost:" .. model, cost)
+    if cost > 0 then
+      count_usage(month, "requests:" .. model, 1)
+      count_usage(month, "prompt:" .. model, tonumber(ARGV[9]))
+      count_usage(month, "completion:" .. model, tonumber(ARGV[10]))
+      count_usage(month, "cached:" .. model, tonumber(ARGV[11]))
+      count_usage(month, "reasoning:" .. model, tonumber(ARGV[12]))
+    end
+    redis.call("HSET", hold, "s", "settled", "c", cost)
+    redis.call("PEXPIRE", hold, SETTLED_MEMORY)
+    return {-1, cost}
+  end
   if h[1] == "settled" then return {2, tonumber(h[6])} end
   local reserve = tonumber(h[2])
   local month = h[3]

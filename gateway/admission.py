@@ -87,7 +87,17 @@ class Admission:
             async with self._slots:
                 reply = await self._script(keys=keys, args=args)
         except (RedisError, OSError) as exc:
-            return self._degraded(plan, exc)
+            # The script may have run even though its reply was lost. If this request is not
+            # served, release the hold id (a release that arrives first leaves a marker that
+            # turns the late admit into a no-op); if it is served, its settle charges it.
+            try:
+                decision = self._degraded(plan, exc)
+            except GatewayError:
+                self.settle_later(plan, Usage(), 0, release_weekly=True)
+                raise
+            if not decision.admitted:
+                self.settle_later(plan, Usage(), 0, release_weekly=True)
+            return decision
         return decode_admit(plan, [int(v) for v in reply])
 
     async def settle(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> int:
@@ -126,20 +136,31 @@ class Admission:
     async def _settle_logged(
         self, plan: Plan, usage: Usage, cost: int, release_weekly: bool
     ) -> None:
-        try:
-            result = await self.settle(plan, usage, cost, release_weekly)
-        except (RedisError, OSError) as exc:
-            # The hold expires and is charged at its reserve: never under-counted.
+        # Settling is idempotent by hold id, so retrying one whose reply was lost is safe.
+        delay = 0.2
+        for attempt in range(6):
+            try:
+                result = await self.settle(plan, usage, cost, release_weekly)
+                break
+            except (RedisError, OSError) as exc:
+                if attempt == 5:
+                    # The hold expires and is charged at its reserve: never under-counted.
+                    log.warning(
+                        "settle of hold %s for team %s failed (%s): the hold will expire "
+                        "charged at its reserve",
+                        plan.hold_id,
+                        plan.team,
+                        type(exc).__name__,
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay *= 2
+        if result == -1 and cost:
             log.warning(
-                "settle of hold %s for team %s failed (%s): the hold will expire charged at "
-                "its reserve",
+                "settled unknown hold %s for team %s: charged to this month",
                 plan.hold_id,
                 plan.team,
-                type(exc).__name__,
             )
-            return
-        if result == -1:
-            log.warning("settle of unknown hold %s for team %s", plan.hold_id, plan.team)
 
     async def drain(self) -> None:
         if self._pending:

@@ -73,6 +73,7 @@ class Hold:
     weekly_keys: tuple[str, ...]
     expires: int
     cost: int | None = None
+    marker: bool = False  # left by a settle of an unknown hold: only status and cost
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,22 @@ class AdmissionModel:
         self.sweep(base, now_ms)
         hold = self.holds.get(f"{base}:hold:{hold_id}")
         if hold is None:
-            return [-1, 0]
+            # An admit that never landed: charge what ran to this month, and mark the id
+            # settled so that admit, if it still arrives, is a replay that writes nothing.
+            month = month_of(now_ms)
+            self.add(f"{base}:spend:{month}", cost)
+            usage_key = f"{base}:usage:{month}"
+            self.count(usage_key, f"cost:{model}", cost)
+            if cost > 0:
+                self.count(usage_key, f"requests:{model}", 1)
+                for name, amount in zip(
+                    ("prompt", "completion", "cached", "reasoning"), usage, strict=True
+                ):
+                    self.count(usage_key, f"{name}:{model}", amount)
+            self.holds[f"{base}:hold:{hold_id}"] = Hold(
+                "settled", 0, month, model, 0, (), 0, cost, marker=True
+            )
+            return [-1, cost]
         if hold.status == "settled":
             assert hold.cost is not None
             return [2, hold.cost]
@@ -278,6 +294,9 @@ class AdmissionModel:
         for key, (level, then) in self.buckets.items():
             out[key] = ("hash", {"l": str(level), "t": str(then)})
         for key, hold in self.holds.items():
+            if hold.marker:
+                out[key] = ("hash", {"s": hold.status, "c": str(hold.cost)})
+                continue
             fields = {
                 "s": hold.status,
                 "r": str(hold.reserve),

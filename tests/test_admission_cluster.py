@@ -274,10 +274,12 @@ async def test_settle_is_idempotent_on_the_cluster(client: RedisCluster) -> None
             *(admission.settle(plan, Usage(5, 5), 400, release_weekly=False) for _ in range(10))
         )
         assert sorted(results) == [1] + [2] * 9
+        # A settle for a hold whose admit never landed charges what ran, once.
         unknown = make_plan(team, hold_id="never-admitted")
         assert await admission.settle(unknown, Usage(), 1, release_weekly=False) == -1
+        assert await admission.settle(unknown, Usage(), 1, release_weekly=False) == 2
         usage = await admission.usage(team, 10_000, datetime.now(UTC))
-        assert (usage["spent_micros"], usage["held_micros"]) == (400, 0)
+        assert (usage["spent_micros"], usage["held_micros"]) == (401, 0)
 
 
 async def test_an_expired_hold_is_charged_its_reserve_on_the_cluster(client: RedisCluster) -> None:

@@ -249,13 +249,6 @@ async def test_a_hold_stranded_over_quiet_weeks_is_still_charged_its_reserve(
     assert (int(spend or 0), int(held or 0)) == (700, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admission.py bug: when an admit's reply times out, a budgeted request is refused "
-    "with 503 but the script may already have run; nothing releases that hold (no Ticket exists, "
-    "and the caller's retry gets a new hold id), so it expires and the team is charged the "
-    "reserve for a request it was refused",
-)
 async def test_a_request_refused_because_the_admit_timed_out_costs_nothing(
     client: redis.Redis, observer: redis.Redis
 ) -> None:
