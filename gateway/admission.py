@@ -23,6 +23,7 @@ from gateway.config import AdmissionConfig, Price
 from gateway.errors import GatewayError
 from gateway.headers import go_duration
 from gateway.limits import REQUESTS, TOKENS, Bucket, Plan, WeeklyCap, tag
+from gateway.metrics import Metrics
 from gateway.pricing import Usage, cost_micros
 
 log = logging.getLogger("gateway.admission")
@@ -52,8 +53,15 @@ class Decision:
 
 
 class Admission:
-    def __init__(self, client: redis.Redis, config: AdmissionConfig, max_calls: int = 256) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        config: AdmissionConfig,
+        max_calls: int = 256,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._config = config
+        self._metrics = metrics
         self._redis = client
         # At most as many calls in flight as the pool has connections. A full pool must mean
         # "wait", never "Redis is down": the cluster client's pools raise at once when full, and
@@ -64,7 +72,6 @@ class Admission:
         )
         self._local = LocalBuckets()
         self._pending: set[asyncio.Task[None]] = set()
-        self.redis_failures = 0
 
     async def admit(self, plan: Plan) -> Decision:
         keys = [plan.tag, *(b.key for b in plan.buckets), *(w.prefix for w in plan.weekly)]
@@ -93,8 +100,10 @@ class Admission:
             try:
                 decision = self._degraded(plan, exc)
             except GatewayError:
+                self._count_degraded("fail_closed")
                 self.settle_later(plan, Usage(), 0, release_weekly=True)
                 raise
+            self._count_degraded("fail_open")
             if not decision.admitted:
                 self.settle_later(plan, Usage(), 0, release_weekly=True)
             return decision
@@ -204,8 +213,11 @@ class Admission:
             "models": per_model,
         }
 
+    def _count_degraded(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.admission_degraded.labels(outcome).inc()
+
     def _degraded(self, plan: Plan, exc: BaseException) -> Decision:
-        self.redis_failures += 1
         log.warning(
             "redis unavailable for admission (%s): rate limits %s, budgets %s",
             type(exc).__name__,

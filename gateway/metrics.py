@@ -85,6 +85,13 @@ class Metrics:
             registry=r,
         )
         self.open_streams = Gauge("gateway_open_streams", "Streaming responses open.", registry=r)
+        self.admission_degraded = Counter(
+            "gateway_admission_degraded_total",
+            "Admissions decided without Redis, by outcome: fail_open (in-process limiter) or "
+            "fail_closed (refused with 503).",
+            ["outcome"],
+            registry=r,
+        )
         self._requests: dict[tuple[str, str, str], Counter] = {}
         self._timers: dict[str, tuple[Histogram, Histogram, Histogram]] = {}
 

@@ -106,14 +106,15 @@ def open_gateway(config: Config) -> Gateway:
     for name, model in config.models.items():
         models[name] = (name, model)
     client = open_redis(config.redis)
+    metrics = Metrics()
     return Gateway(
         config=config,
         upstream=upstream,
         upstream_key=upstream_key,
         redis=client,
-        metrics=Metrics(),
+        metrics=metrics,
         teams=TeamStore(client, config),
-        admission=Admission(client, config.admission, config.redis.pool_size),
+        admission=Admission(client, config.admission, config.redis.pool_size, metrics),
         models=models,
         extra_forward_prefixes=extra,
     )

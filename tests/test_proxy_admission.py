@@ -20,7 +20,14 @@ import redis
 
 from gateway.config import Price
 from gateway.pricing import Usage, cost_micros
-from tests.conftest import ROOT, SIM_KEY, GatewayFactory, ServerThread, free_port
+from tests.conftest import (
+    ROOT,
+    SIM_KEY,
+    GatewayFactory,
+    ServerThread,
+    free_port,
+    start_redis_server,
+)
 
 HELLO = [{"role": "user", "content": "Say hello to the gateway."}]
 GPT_4O = Price(input=2_500_000, cached_input=1_250_000, output=10_000_000)
@@ -286,3 +293,40 @@ def test_three_gateways_never_spend_past_the_budget(
     charged, held = spend(store, "shared")
     assert held == 0
     assert 0 < charged <= 1_000_000
+
+
+# -- Redis unreachable ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("budgets", ["closed", "open"])
+def test_redis_down_rate_limits_fail_open_and_budgets_fail_closed(
+    start_gateway: GatewayFactory, tmp_path: Path, budgets: str
+) -> None:
+    proc, url = start_redis_server(str(tmp_path))
+    teams = tmp_path / "teams.yaml"
+    teams.write_text(teams_yaml())
+    try:
+        server = start_gateway(
+            redis={"url": url, "timeout_s": 0.3},
+            admission={"teams_file": str(teams), "budgets_on_redis_error": budgets},
+        )
+        client = sdk(server, "busy")  # 2 requests per minute
+        assert client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert httpx.get(f"{server.url}/readyz").status_code == 503
+    if budgets == "closed":
+        with pytest.raises(openai.InternalServerError) as info:
+            client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+        assert info.value.status_code == 503 and info.value.code == "budget_store_unavailable"
+        outcome = "fail_closed"
+    else:
+        # The in-process limiter takes over: this replica still enforces 2 per minute.
+        client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+        client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+        outcome = "fail_open"
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert f'gateway_admission_degraded_total{{outcome="{outcome}"}}' in metrics
