@@ -15,7 +15,8 @@ from gateway.admission import Admission
 from gateway.config import Config, ModelConfig
 from gateway.metrics import Metrics
 from gateway.store import open_redis
-from gateway.teams import Team, TeamStore
+from gateway.team_store import TeamStore
+from gateway.teams import Team
 from gateway.upstream import ASGIUpstream, Upstream, create_upstream
 
 log = logging.getLogger("gateway")

@@ -147,41 +147,10 @@ def gateway(start_gateway: GatewayFactory) -> ServerThread:
 @pytest.fixture
 def redis_server() -> Iterator[str]:
     """A real redis-server on a free port; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "redis-server is not installed: run the README's test command, which installs it"
-        )
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                tmp,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    proc.kill()
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.02)
+        proc, url = start_redis_server(tmp)
         try:
-            yield f"redis://127.0.0.1:{port}/0"
+            yield url
         finally:
             proc.kill()
             proc.wait()

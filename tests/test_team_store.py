@@ -19,7 +19,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from gateway.auth import key_digest
 from gateway.config import AdmissionConfig, Config, ConfigError, Limits, ModelLimits, Usd
 from gateway.errors import GatewayError
-from gateway.teams import Key, Team, TeamStore, merge_patch
+from gateway.team_store import TeamStore
+from gateway.teams import Key, Team, merge_patch
 from tests.conftest import ROOT, base_config
 
 pytestmark = pytest.mark.anyio
