@@ -115,6 +115,18 @@ class AdmissionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CompatConfig:
+    """Patching what a model lacks (see each model's `capabilities`)."""
+
+    enabled: bool = True
+    # SSE comments sent while a non-streaming model thinks, so idle proxies keep the stream open.
+    keepalive_s: float = 5.0
+    # `max_tokens` on a reasoning model becomes `max_completion_tokens` of at least this much:
+    # the model spends tokens thinking before it writes a word.
+    reasoning_headroom_tokens: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -171,6 +183,7 @@ class Config:
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     models: dict[str, ModelConfig] = field(default_factory=dict)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    compat: CompatConfig = field(default_factory=CompatConfig)
     tiers: dict[str, TierConfig] = field(default_factory=dict)
     limit_profiles: dict[str, Limits] = field(default_factory=dict)
     simulate: bool = False
@@ -382,6 +395,10 @@ def _check(config: Config) -> None:
         raise ConfigError("admission.hold_ttl_s: must be positive")
     if admission.cache_ttl_s < 0:
         raise ConfigError("admission.cache_ttl_s: must not be negative")
+    if config.compat.keepalive_s <= 0:
+        raise ConfigError("compat.keepalive_s: must be positive")
+    if config.compat.reasoning_headroom_tokens < 0:
+        raise ConfigError("compat.reasoning_headroom_tokens: must not be negative")
     if admission.default_completion_tokens < 0:
         raise ConfigError("admission.default_completion_tokens: must not be negative")
 

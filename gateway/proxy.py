@@ -20,14 +20,14 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway import errors, limits, sse, tokens
+from gateway import compat, errors, fake_stream, limits, sse, tokens
 from gateway.admission import Ticket, next_month, ratelimit_headers, refusal
 from gateway.auth import bearer_token, key_digest
 from gateway.config import ModelConfig
 from gateway.errors import GatewayError
-from gateway.headers import client_response_headers, upstream_request_headers
+from gateway.headers import client_response_headers, new_request_id, upstream_request_headers
 from gateway.metering import StreamMeter, response_usage
-from gateway.pricing import worst_case_micros
+from gateway.pricing import usage_from, worst_case_micros
 from gateway.state import Gateway
 from gateway.teams import Key, Team
 from gateway.upstream import UpstreamResponse
@@ -87,8 +87,12 @@ async def chat_completions(request: Request) -> Response:
         if found is None or not limits.model_allowed(gw.config, caller.team, found[0]):
             raise model_not_found(name)
         model_label, model = found
+        adapted = adapt(gw, payload, model)
+        rewrite = adapted is not None
+        if adapted is not None:
+            payload = adapted.payload
         stream = payload.get("stream") is True
-        rewrite = payload["model"] != model.upstream
+        rewrite = rewrite or payload["model"] != model.upstream
         payload["model"] = model.upstream
         strip_usage = False
         if stream and gw.config.admission.enabled:
@@ -104,9 +108,11 @@ async def chat_completions(request: Request) -> Response:
             body = orjson.dumps(payload)
         if gw.config.admission.enabled:
             ticket = await admit_chat(gw, caller, payload, model_label, model)
+        if adapted is not None and adapted.fake_stream:
+            return await fake_streamed(gw, request, body, model_label, started, adapted, ticket)
         return await forward(
             gw, request, "/chat/completions", body, "chat", model_label, started,
-            stream=stream, ticket=ticket, strip_usage=strip_usage,
+            stream=stream, ticket=ticket, strip_usage=strip_usage, adapted=adapted,
         )  # fmt: skip
     except GatewayError as exc:
         if ticket is not None:
@@ -114,6 +120,26 @@ async def chat_completions(request: Request) -> Response:
             exc.headers.update(ticket.headers)
         gw.metrics.observe("chat", model_label, exc.status, time.perf_counter() - started, None)
         raise
+
+
+def adapt(gw: Gateway, payload: dict[str, Any], model: ModelConfig) -> compat.Adapted | None:
+    """Patch what the model lacks (by its capability table); None when nothing needed it."""
+    if not gw.config.compat.enabled:
+        return None
+    adapted = compat.adapt_request(
+        payload,
+        model.capabilities,
+        min_completion_tokens=gw.config.compat.reasoning_headroom_tokens,
+    )
+    if adapted.error is not None:
+        status, body = adapted.error
+        error = body["error"]
+        raise GatewayError(
+            status, error["message"], param=error.get("param"), code=error.get("code")
+        )
+    if not adapted.patches and not adapted.fake_stream:
+        return None
+    return adapted
 
 
 async def admit_chat(
@@ -268,6 +294,7 @@ async def forward(
     stream: bool | None,
     ticket: Ticket | None = None,
     strip_usage: bool = False,
+    adapted: compat.Adapted | None = None,
 ) -> Response:
     """Send upstream and relay the answer. `stream=None` means: decide from the response."""
     headers = upstream_request_headers(
@@ -292,6 +319,8 @@ async def forward(
         out_headers.append(("x-gateway-upstream-ms", f"{upstream_s * 1000:.1f}"))
         if ticket is not None:
             out_headers += ticket.headers
+        if adapted is not None:
+            out_headers.append(("x-gateway-patched", ",".join(adapted.patches)))
         content_type = next((v for k, v in resp.headers if k == "content-type"), "")
         streaming = content_type.startswith("text/event-stream") if stream is None else stream
         if streaming and resp.status == 200:
@@ -310,12 +339,126 @@ async def forward(
             raise
         finally:
             await resp.close()
+    if adapted is not None and adapted.stop and resp.status == 200:
+        content = orjson.dumps(compat.adapt_response(orjson.loads(content), adapted))
     if ticket is not None:
         charge(gw, ticket, resp.status, content)
     now = time.perf_counter()
     gw.metrics.observe(endpoint, model_label, resp.status, now - started, upstream_s)
     gw.metrics.observe_overhead(endpoint, sent - started)
     return Response(content, status_code=resp.status, headers=dict(out_headers))
+
+
+async def fake_streamed(
+    gw: Gateway,
+    request: Request,
+    body: bytes,
+    model_label: str,
+    started: float,
+    adapted: compat.Adapted,
+    ticket: Ticket | None,
+) -> Response:
+    """Stream an answer from a model that cannot: one upstream call, then the real chunk format.
+
+    An upstream error in the first `keepalive_s` keeps its status; after that the client has had
+    a 200 and SSE comments (so proxies keep the connection open), and an error arrives in-stream.
+    """
+    headers = upstream_request_headers(
+        request.scope["headers"], gw.upstream_key, gw.config.upstream.organization,
+        gw.config.upstream.project, gw.extra_forward_prefixes,
+    )  # fmt: skip
+    call = asyncio.ensure_future(_exchange(gw, request, body, headers))
+    own_headers = [
+        ("x-request-id", new_request_id()),
+        ("x-gateway-patched", ",".join(adapted.patches)),
+    ]
+    own_headers += ticket.headers if ticket is not None else []
+    try:
+        async with cancel_on_disconnect(request):
+            await asyncio.wait({call}, timeout=gw.config.compat.keepalive_s)
+    except BaseException:
+        call.cancel()
+        raise
+    if call.done():
+        status, upstream_headers, content = call.result()  # a GatewayError propagates as is
+        if status != 200:
+            if ticket is not None:
+                ticket.release()
+            out_headers, _ = client_response_headers(upstream_headers)
+            gw.metrics.observe("chat", model_label, status, time.perf_counter() - started, None)
+            return Response(content, status_code=status, headers=dict(out_headers + own_headers))
+        events = _fake_stream_events(gw, content, adapted, ticket)
+        gw.metrics.observe("chat", model_label, 200, time.perf_counter() - started, None)
+        return Response(events, media_type=sse.CONTENT_TYPE, headers=dict(own_headers))
+    return StreamingResponse(
+        _keepalive_then_answer(gw, call, model_label, started, adapted, ticket),
+        media_type=sse.CONTENT_TYPE,
+        headers=dict(own_headers),
+    )
+
+
+async def _exchange(
+    gw: Gateway, request: Request, body: bytes, headers: dict[str, str]
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    resp = await gw.upstream.send("POST", "/chat/completions", b"", headers, body)
+    try:
+        return resp.status, resp.headers, await resp.read()
+    finally:
+        await resp.close()
+
+
+def _fake_stream_events(
+    gw: Gateway, content: bytes, adapted: compat.Adapted, ticket: Ticket | None
+) -> bytes:
+    completion = compat.adapt_response(orjson.loads(content), adapted)
+    if ticket is not None:
+        ticket.settle(usage_from(completion.get("usage")))
+    return fake_stream.encode(fake_stream.chunks(completion, include_usage=adapted.include_usage))
+
+
+async def _keepalive_then_answer(
+    gw: Gateway,
+    call: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]],
+    model_label: str,
+    started: float,
+    adapted: compat.Adapted,
+    ticket: Ticket | None,
+) -> AsyncIterator[bytes]:
+    status = 200
+    gw.metrics.open_streams.inc()
+    try:
+        while not call.done():
+            yield fake_stream.KEEPALIVE
+            await asyncio.wait({call}, timeout=gw.config.compat.keepalive_s)
+        try:
+            status, _, content = call.result()
+        except GatewayError as exc:
+            status = exc.status
+            error = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
+            yield sse.encode({"error": error})
+            return
+        if status != 200:
+            try:
+                payload = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                payload = {
+                    "error": {"message": content.decode(errors="replace"), "type": "upstream_error"}
+                }
+            yield sse.encode(
+                payload if isinstance(payload, dict) and "error" in payload else {"error": payload}
+            )
+            return
+        yield _fake_stream_events(gw, content, adapted, ticket)
+    finally:
+        gw.metrics.open_streams.dec()
+        if not call.done():
+            call.cancel()  # the client left while the model was thinking
+        if ticket is not None:
+            if status != 200:
+                ticket.release()
+            elif not ticket.done:
+                ticket.abandon()
+        gw.metrics.observe("chat", model_label, status, time.perf_counter() - started, None)
 
 
 def charge(gw: Gateway, ticket: Ticket, status: int, content: bytes) -> None:

@@ -313,9 +313,10 @@ def test_gateway_keys_are_enforced(gateway: ServerThread) -> None:
 # -- upstream errors pass through unchanged -----------------------------------------------------
 
 
-def test_o1_rejections_pass_through_unchanged(gateway: ServerThread) -> None:
+def test_o1_rejections_pass_through_when_patching_is_off(start_gateway: GatewayFactory) -> None:
+    server = start_gateway(compat={"enabled": False})
     with pytest.raises(openai.BadRequestError) as info:
-        sdk(gateway).chat.completions.create(
+        sdk(server).chat.completions.create(
             model="o1-preview",
             messages=[{"role": "system", "content": "Be brief."}, *HELLO],  # type: ignore[list-item]
         )

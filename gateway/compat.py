@@ -1,0 +1,257 @@
+"""Request and response patches that let any client talk to a model with fewer capabilities.
+
+Pure: the patches depend only on the request and the model's `Capabilities` row, never on the
+model's name, because the same gaps (no system role, `max_tokens` refused, no streaming) recur
+on every new reasoning model and the config table is where an operator can say so.
+
+Part A covers message roles, token limits, sampling knobs, logprobs, `stop` and streaming.
+`tools` and `response_format` are left in the request when the model lacks them, so upstream
+refuses them with its own error until they are emulated.
+
+The adapted payload is a new dict; lists and dicts that needed no change are shared with the
+input, so callers treat both as read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.config import Capabilities
+
+__all__ = ["INSTRUCTIONS_END", "INSTRUCTIONS_START", "Adapted", "adapt_request", "adapt_response"]
+
+INSTRUCTIONS_START = "[Instructions]\n"
+INSTRUCTIONS_END = "\n[End of instructions]"
+
+# Reasoning models spend completion tokens thinking before they write; a `max_tokens` sized for
+# a visible answer (say 300) would be used up by reasoning and return empty content with
+# finish_reason "length" while still being billed. OpenAI advised about 25,000 tokens of room.
+DEFAULT_MIN_COMPLETION_TOKENS = 4096
+
+_IMAGE_PART_TYPES = frozenset({"image_url", "input_image"})
+
+
+@dataclass(frozen=True, slots=True)
+class Adapted:
+    """A request rewritten for upstream, and what to undo or emulate on the way back."""
+
+    payload: dict[str, Any]
+    patches: tuple[str, ...] = ()
+    # Answer the client with a stream built from a non-streamed upstream completion.
+    fake_stream: bool = False
+    include_usage: bool = False
+    # Stop sequences upstream could not apply; the answer is cut at them afterwards.
+    stop: tuple[str, ...] = ()
+    # (HTTP status, OpenAI-shaped error body) when the request cannot be served at all.
+    error: tuple[int, dict[str, Any]] | None = None
+
+
+def adapt_request(
+    payload: dict[str, Any],
+    caps: Capabilities,
+    *,
+    min_completion_tokens: int = DEFAULT_MIN_COMPLETION_TOKENS,
+) -> Adapted:
+    """Rewrite a chat completion request so a model with `caps` accepts it."""
+    out = dict(payload)
+    patches: list[str] = []
+
+    messages = payload.get("messages")
+    if isinstance(messages, list):
+        if not caps.images:
+            error = _image_error(messages)
+            if error is not None:
+                return Adapted(payload=out, error=error)
+        rewritten, role_patches = _adapt_roles(messages, caps)
+        if role_patches:
+            out["messages"] = rewritten
+            patches.extend(role_patches)
+
+    if not caps.max_tokens and "max_tokens" in out:
+        max_tokens = out.pop("max_tokens")
+        if max_tokens is not None:
+            patches.append("max_tokens")
+            if out.get("max_completion_tokens") is None:
+                out["max_completion_tokens"] = _with_headroom(max_tokens, min_completion_tokens)
+
+    stop: tuple[str, ...] = ()
+    if not caps.sampling_params:
+        # Sending the default value is harmless; only a dropped non-default changes the answer.
+        for name in ("temperature", "top_p", "n"):
+            _drop(out, name, patches, lambda v: v != 1)
+        for name in ("presence_penalty", "frequency_penalty"):
+            _drop(out, name, patches, lambda v: v != 0)
+        _drop(out, "logit_bias", patches, bool)
+        if "stop" in out:
+            stop = _stop_sequences(out.pop("stop"))
+            if stop:
+                patches.append("stop")
+
+    if not caps.logprobs:
+        _drop(out, "logprobs", patches, bool)
+        _drop(out, "top_logprobs", patches, _always)
+
+    if not caps.tools:
+        _drop(out, "parallel_tool_calls", patches, _always)
+
+    streaming = out.get("stream") is True
+    stream_options = out.get("stream_options")
+    include_usage = (
+        streaming
+        and isinstance(stream_options, dict)
+        and stream_options.get("include_usage") is True
+    )
+    # A stop sequence can span chunks of a native stream, so cutting it needs the whole answer:
+    # fake the stream from a complete one rather than ignore `stop`.
+    fake_stream = streaming and (not caps.streaming or bool(stop))
+    if fake_stream:
+        out.pop("stream", None)
+        out.pop("stream_options", None)
+        patches.append("stream")
+
+    return Adapted(
+        payload=out,
+        patches=tuple(patches),
+        fake_stream=fake_stream,
+        include_usage=include_usage,
+        stop=stop,
+    )
+
+
+def adapt_response(completion: dict[str, Any], adapted: Adapted) -> dict[str, Any]:
+    """Apply to an upstream chat.completion what `adapt_request` promised to emulate."""
+    out = dict(completion)
+    if not adapted.stop:
+        return out
+    choices = completion.get("choices")
+    if isinstance(choices, list):
+        out["choices"] = [_cut_choice(choice, adapted.stop) for choice in choices]
+    return out
+
+
+def _drop(
+    out: dict[str, Any], name: str, patches: list[str], changes: Callable[[Any], bool]
+) -> None:
+    """Remove `name`; record a patch only when the client's value would have mattered."""
+    if name not in out:
+        return
+    value = out.pop(name)
+    if value is not None and changes(value):
+        patches.append(name)
+
+
+def _always(value: Any) -> bool:
+    return True
+
+
+def _with_headroom(max_tokens: Any, minimum: int) -> Any:
+    # A malformed value is passed on unchanged so upstream reports it in its own words.
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        return max(max_tokens, minimum)
+    return max_tokens
+
+
+def _stop_sequences(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    # An empty stop string would cut every answer to nothing; upstream ignores it too.
+    return tuple(item for item in items if isinstance(item, str) and item)
+
+
+def _image_error(messages: list[Any]) -> tuple[int, dict[str, Any]] | None:
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for j, part in enumerate(content):
+            if isinstance(part, dict) and part.get("type") in _IMAGE_PART_TYPES:
+                param = f"messages.[{i}].content.[{j}].type"
+                return 400, {
+                    "error": {
+                        "message": (
+                            f"Invalid content type at '{param}': this model does not accept "
+                            f"images ('{part['type']}'). Send text only, or choose a model "
+                            "that supports image input."
+                        ),
+                        "type": "invalid_request_error",
+                        "param": param,
+                        "code": "unsupported_content",
+                    }
+                }
+    return None
+
+
+def _adapt_roles(messages: list[Any], caps: Capabilities) -> tuple[list[Any], list[str]]:
+    """Rename or fold the system/developer messages the model refuses.
+
+    `developer` is the newer name of `system` (OpenAI maps one to the other), so a model with
+    only one of the two roles gets that one. With neither, instructions go into the next user
+    message after them: the usual leading system prompt lands in the first user message and a
+    mid-conversation instruction keeps its place in the history. Instructions after the last
+    user message become a user message of their own.
+    """
+    native = {"system": caps.system_messages, "developer": caps.developer_messages}
+    patches: list[str] = []
+    result: list[Any] = []
+    pending: list[str] = []
+    for message in messages:
+        role = message.get("role") if isinstance(message, dict) else None
+        if role in native and not native[role]:
+            _note(patches, f"{role}_messages")
+            other = "developer" if role == "system" else "system"
+            if native[other]:
+                result.append({**message, "role": other})
+            else:
+                pending.append(_text_of(message.get("content")))
+        elif role == "user" and pending:
+            result.append({**message, "content": _prepend(_block(pending), message.get("content"))})
+            pending = []
+        else:
+            result.append(message)
+    if pending:
+        result.append({"role": "user", "content": _block(pending).rstrip("\n")})
+    return result, patches
+
+
+def _note(patches: list[str], name: str) -> None:
+    if name not in patches:
+        patches.append(name)
+
+
+def _block(instructions: list[str]) -> str:
+    return INSTRUCTIONS_START + "\n\n".join(instructions) + INSTRUCTIONS_END + "\n\n"
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def _prepend(block: str, content: Any) -> Any:
+    if isinstance(content, list):
+        # A separate part keeps the user's own parts (and their order) untouched.
+        return [{"type": "text", "text": block}, *content]
+    if isinstance(content, str):
+        return block + content
+    return block.rstrip("\n")
+
+
+def _cut_choice(choice: Any, stop: tuple[str, ...]) -> Any:
+    if not isinstance(choice, dict):
+        return choice
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(message, dict) or not isinstance(content, str):
+        return choice
+    cut = min((at for at in (content.find(s) for s in stop) if at >= 0), default=-1)
+    if cut < 0:
+        return choice
+    return {**choice, "message": {**message, "content": content[:cut]}, "finish_reason": "stop"}

@@ -1,0 +1,336 @@
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import pytest
+
+from gateway.compat import Adapted, adapt_request, adapt_response
+from gateway.config import Capabilities
+from gateway.simulator import rules
+
+ALL = Capabilities(**{f.name: True for f in dataclasses.fields(Capabilities)})
+O1 = Capabilities(**{f.name: False for f in dataclasses.fields(Capabilities)})
+
+
+def body(**extra: Any) -> dict[str, Any]:
+    return {"model": "o1-preview", "messages": [{"role": "user", "content": "Hi"}], **extra}
+
+
+def adapt(payload: dict[str, Any], caps: Capabilities = O1, **kw: Any) -> Adapted:
+    before = copy.deepcopy(payload)
+    adapted = adapt_request(payload, caps, **kw)
+    assert payload == before, "adapt_request mutated its input"
+    assert adapted.payload is not payload
+    return adapted
+
+
+def test_everything_supported_leaves_the_request_alone() -> None:
+    payload = body(
+        messages=[
+            {"role": "system", "content": "Be terse."},
+            {"role": "developer", "content": "No emoji."},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
+        ],
+        max_tokens=10,
+        temperature=0.2,
+        top_p=0.5,
+        n=3,
+        presence_penalty=1,
+        frequency_penalty=1,
+        logit_bias={"1": 2},
+        stop=["\n"],
+        logprobs=True,
+        top_logprobs=2,
+        parallel_tool_calls=False,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    adapted = adapt(payload, ALL)
+    assert adapted.payload == payload
+    assert adapted.patches == ()
+    assert adapted.error is None
+    assert not adapted.fake_stream
+    assert adapted.stop == ()
+    assert adapted.include_usage  # the proxy still needs to know, even for a native stream
+
+
+def test_o1_multi_turn_folds_system_and_developer_into_first_user_message_in_order() -> None:
+    payload = body(
+        messages=[
+            {"role": "system", "content": "Be terse."},
+            {"role": "developer", "content": [{"type": "text", "text": "No emoji."}]},
+            {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": "4"},
+            {"role": "user", "content": "And 3+3?"},
+        ]
+    )
+    adapted = adapt(payload)
+    assert adapted.payload["messages"] == [
+        {
+            "role": "user",
+            "content": "[Instructions]\nBe terse.\n\nNo emoji.\n[End of instructions]\n\n"
+            "What is 2+2?",
+        },
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "And 3+3?"},
+    ]
+    assert adapted.patches == ("system_messages", "developer_messages")
+    assert rules.check(adapted.payload) is None
+
+
+def test_instructions_prepend_a_text_part_to_list_content() -> None:
+    parts = [{"type": "text", "text": "Part one"}, {"type": "text", "text": "Part two"}]
+    payload = body(
+        messages=[
+            {"role": "system", "content": "Answer in French."},
+            {"role": "user", "content": parts},
+        ]
+    )
+    adapted = adapt(payload)
+    (message,) = adapted.payload["messages"]
+    assert message["role"] == "user"
+    assert message["content"] == [
+        {"type": "text", "text": "[Instructions]\nAnswer in French.\n[End of instructions]\n\n"},
+        *parts,
+    ]
+    assert rules.check(adapted.payload) is None
+
+
+def test_instructions_without_a_user_message_become_one() -> None:
+    adapted = adapt(body(messages=[{"role": "system", "content": "Tell a joke."}]))
+    assert adapted.payload["messages"] == [
+        {"role": "user", "content": "[Instructions]\nTell a joke.\n[End of instructions]"}
+    ]
+    assert rules.check(adapted.payload) is None
+
+
+def test_a_later_instruction_joins_the_next_user_turn_not_the_first() -> None:
+    payload = body(
+        messages=[
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "system", "content": "Now switch to German."},
+            {"role": "user", "content": "How are you?"},
+        ]
+    )
+    messages = adapt(payload).payload["messages"]
+    assert messages[0] == {"role": "user", "content": "Hi"}
+    assert messages[2]["content"].startswith("[Instructions]\nNow switch to German.\n")
+    assert messages[2]["content"].endswith("How are you?")
+    assert len(messages) == 3
+
+
+def test_developer_becomes_system_when_only_system_is_native() -> None:
+    payload = body(
+        messages=[{"role": "developer", "content": "Be terse."}, {"role": "user", "content": "Hi"}]
+    )
+    adapted = adapt(payload, dataclasses.replace(ALL, developer_messages=False))
+    assert adapted.payload["messages"][0] == {"role": "system", "content": "Be terse."}
+    assert adapted.patches == ("developer_messages",)
+
+
+def test_system_becomes_developer_when_only_developer_is_native() -> None:
+    payload = body(
+        messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}]
+    )
+    adapted = adapt(payload, dataclasses.replace(ALL, system_messages=False))
+    assert adapted.payload["messages"][0] == {"role": "developer", "content": "Be terse."}
+    assert adapted.patches == ("system_messages",)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(100, 4096), (4096, 4096), (20_000, 20_000)])
+def test_max_tokens_becomes_max_completion_tokens_with_reasoning_headroom(
+    given: int, expected: int
+) -> None:
+    adapted = adapt(body(max_tokens=given))
+    assert "max_tokens" not in adapted.payload
+    assert adapted.payload["max_completion_tokens"] == expected
+    assert adapted.patches == ("max_tokens",)
+    assert rules.check(adapted.payload) is None
+
+
+def test_min_completion_tokens_is_configurable_and_explicit_max_completion_tokens_wins() -> None:
+    assert (
+        adapt(body(max_tokens=10), min_completion_tokens=25_000).payload["max_completion_tokens"]
+        == 25_000
+    )
+    both = adapt(body(max_tokens=10, max_completion_tokens=50)).payload
+    assert both["max_completion_tokens"] == 50
+    assert "max_tokens" not in both
+
+
+def test_max_tokens_kept_when_the_model_accepts_it() -> None:
+    adapted = adapt(body(max_tokens=10), dataclasses.replace(O1, max_tokens=True))
+    assert adapted.payload["max_tokens"] == 10
+    assert "max_completion_tokens" not in adapted.payload
+
+
+def test_sampling_params_dropped_and_patch_named_only_for_non_defaults() -> None:
+    defaults = adapt(
+        body(temperature=1, top_p=1, n=1, presence_penalty=0, frequency_penalty=0, logit_bias={})
+    )
+    assert defaults.payload == body()
+    assert defaults.patches == ()
+
+    changed = adapt(
+        body(
+            temperature=0.2,
+            top_p=0.9,
+            n=2,
+            presence_penalty=0.5,
+            frequency_penalty=-0.5,
+            logit_bias={"50256": -100},
+        )
+    )
+    assert changed.payload == body()
+    assert changed.patches == (
+        "temperature",
+        "top_p",
+        "n",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+    )
+
+
+@pytest.mark.parametrize(
+    ("stop", "expected"),
+    [("END", ("END",)), (["a", "", "b"], ("a", "b")), ([], ()), (None, ())],
+)
+def test_stop_is_removed_and_returned_for_post_processing(
+    stop: Any, expected: tuple[str, ...]
+) -> None:
+    adapted = adapt(body(stop=stop))
+    assert "stop" not in adapted.payload
+    assert adapted.stop == expected
+    assert adapted.patches == (("stop",) if expected else ())
+
+
+def test_logprobs_and_parallel_tool_calls_dropped() -> None:
+    adapted = adapt(body(logprobs=True, top_logprobs=3, parallel_tool_calls=True))
+    assert adapted.payload == body()
+    assert adapted.patches == ("logprobs", "top_logprobs", "parallel_tool_calls")
+    quiet = adapt(body(logprobs=False))
+    assert quiet.payload == body()
+    assert quiet.patches == ()
+
+
+def test_tools_and_response_format_stay_for_upstream_to_refuse() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    payload = body(tools=tools, tool_choice="auto", response_format={"type": "json_object"})
+    adapted = adapt(payload)
+    assert adapted.payload == payload
+    error = rules.check(adapted.payload)
+    assert error is not None
+    assert error.status == 404
+
+
+def test_stream_is_faked_when_the_model_cannot_stream() -> None:
+    adapted = adapt(body(stream=True, stream_options={"include_usage": True}))
+    assert adapted.fake_stream
+    assert adapted.include_usage
+    assert adapted.payload == body()
+    assert adapted.patches == ("stream",)
+    plain = adapt(body(stream=True))
+    assert plain.fake_stream
+    assert not plain.include_usage
+    assert not adapt(body(stream=False)).fake_stream
+
+
+def test_a_stop_sequence_on_a_streaming_model_fakes_the_stream_so_it_can_be_cut() -> None:
+    caps = dataclasses.replace(O1, streaming=True)
+    assert not adapt(body(stream=True), caps).fake_stream
+    adapted = adapt(body(stream=True, stop=["\n"]), caps)
+    assert adapted.fake_stream
+    assert adapted.patches == ("stop", "stream")
+
+
+def test_images_refused_with_an_openai_error_only_without_image_support() -> None:
+    payload = body(
+        messages=[
+            {"role": "user", "content": "first"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                ],
+            },
+        ]
+    )
+    refused = adapt(payload)
+    assert refused.error is not None
+    status, error = refused.error
+    assert status == 400
+    assert error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["param"] == "messages.[1].content.[1].type"
+    assert error["error"]["code"] == "unsupported_content"
+    assert "image" in error["error"]["message"]
+
+    accepted = adapt(payload, dataclasses.replace(O1, images=True))
+    assert accepted.error is None
+
+
+def test_o1_request_with_every_problem_passes_the_simulated_o1_checks() -> None:
+    payload = body(
+        messages=[
+            {"role": "system", "content": "s"},
+            {"role": "developer", "content": "d"},
+            {"role": "user", "content": "u"},
+        ],
+        max_tokens=100,
+        temperature=0.3,
+        top_p=0.3,
+        n=1,
+        presence_penalty=1,
+        frequency_penalty=1,
+        logprobs=True,
+        top_logprobs=1,
+        stop="x",
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    assert rules.check(payload) is not None
+    assert rules.check(adapt(payload).payload) is None
+
+
+def completion(content: str | None, finish: str = "length") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1726000000,
+        "model": "o1-mini-2024-09-12",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14},
+        "system_fingerprint": "fp_f7eab99a33",
+    }
+
+
+def test_stop_cuts_the_answer_at_the_earliest_stop_sequence() -> None:
+    adapted = adapt(body(stop=["END", "\n\n"]))
+    upstream = completion("one\n\ntwo END three")
+    before = copy.deepcopy(upstream)
+    result = adapt_response(upstream, adapted)
+    assert upstream == before
+    assert result["choices"][0]["message"]["content"] == "one"
+    assert result["choices"][0]["finish_reason"] == "stop"
+    for key in ("id", "created", "model", "usage", "system_fingerprint", "object"):
+        assert result[key] == upstream[key]
+
+
+def test_answer_without_a_stop_sequence_or_content_is_unchanged() -> None:
+    adapted = adapt(body(stop="END"))
+    for content in ("nothing to cut", None):
+        upstream = completion(content)
+        result = adapt_response(upstream, adapted)
+        assert result == upstream
+        assert result is not upstream
