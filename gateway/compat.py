@@ -14,6 +14,7 @@ input, so callers treat both as read-only.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -255,3 +256,66 @@ def _cut_choice(choice: Any, stop: tuple[str, ...]) -> Any:
     if cut < 0:
         return choice
     return {**choice, "message": {**message, "content": content[:cut]}, "finish_reason": "stop"}
+
+
+# What an upstream refusal says the model lacks: the error's `param` (or, for tools, its message)
+# names the capability. Used when the capability table is stale: patch, retry once, remember.
+_PARAM_CAPABILITY = {
+    "stream": "streaming",
+    "max_tokens": "max_tokens",
+    "temperature": "sampling_params",
+    "top_p": "sampling_params",
+    "n": "sampling_params",
+    "presence_penalty": "sampling_params",
+    "frequency_penalty": "sampling_params",
+    "logit_bias": "sampling_params",
+    "stop": "sampling_params",
+    "logprobs": "logprobs",
+    "top_logprobs": "logprobs",
+}
+_PATCHABLE_CODES = frozenset({"unsupported_value", "unsupported_parameter"})
+
+
+def capability_refused(status: int, body: Any) -> str | None:
+    """The `Capabilities` field an upstream 400 says the model lacks, if it is one we patch."""
+    if status != 400 or not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        return None
+    error = body["error"]
+    if error.get("code") not in _PATCHABLE_CODES or not isinstance(error.get("param"), str):
+        return None
+    param: str = error["param"]
+    if param.startswith("messages[") and param.endswith(".role"):
+        message = str(error.get("message", ""))
+        if "'system'" in message:
+            return "system_messages"
+        if "'developer'" in message:
+            return "developer_messages"
+        return None
+    return _PARAM_CAPABILITY.get(param)
+
+
+class LearnedCapabilities:
+    """Capabilities upstream refused although the table granted them, remembered for a while.
+
+    Process-wide and expiring, so a stale table stops breaking clients after one retry and a
+    model that really gains the feature gets it back once the entry expires. `now` is passed in.
+    """
+
+    def __init__(self, ttl_s: float = 3600.0) -> None:
+        self._ttl = ttl_s
+        self._learned: dict[str, tuple[Capabilities, float]] = {}
+
+    def effective(self, model: str, caps: Capabilities, now: float) -> Capabilities:
+        entry = self._learned.get(model)
+        if entry is None:
+            return caps
+        learned, expires = entry
+        if expires <= now:
+            del self._learned[model]
+            return caps
+        return learned
+
+    def learn(self, model: str, caps: Capabilities, lacking: str, now: float) -> Capabilities:
+        updated = dataclasses.replace(caps, **{lacking: False})
+        self._learned[model] = (updated, now + self._ttl)
+        return updated

@@ -85,6 +85,12 @@ class Metrics:
             registry=r,
         )
         self.open_streams = Gauge("gateway_open_streams", "Streaming responses open.", registry=r)
+        self.adaptive_patches = Counter(
+            "gateway_adaptive_patches_total",
+            "Capabilities upstream refused although the table granted them, patched from then on.",
+            ["model", "capability"],
+            registry=r,
+        )
         self.admission_degraded = Counter(
             "gateway_admission_degraded_total",
             "Admissions decided without Redis, by outcome: fail_open (in-process limiter) or "

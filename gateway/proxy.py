@@ -8,6 +8,7 @@ one path through here, so auth, admission, header rules, error mapping and metri
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway import compat, errors, fake_stream, limits, sse, tokens
 from gateway.admission import Ticket, next_month, ratelimit_headers, refusal
 from gateway.auth import bearer_token, key_digest
-from gateway.config import ModelConfig
+from gateway.config import Capabilities, ModelConfig
 from gateway.errors import GatewayError
 from gateway.headers import client_response_headers, new_request_id, upstream_request_headers
 from gateway.metering import StreamMeter, response_usage
@@ -33,6 +34,7 @@ from gateway.teams import Key, Team
 from gateway.upstream import UpstreamResponse
 
 JSON = "application/json"
+log = logging.getLogger("gateway")
 # Resource names that may label metrics; anything else is "other" so a caller cannot mint series.
 KNOWN_ENDPOINTS = frozenset(
     {
@@ -70,7 +72,6 @@ async def chat_completions(request: Request) -> Response:
     gw = gateway_of(request)
     started = time.perf_counter()
     model_label = ""
-    ticket: Ticket | None = None
     try:
         caller = await identify(gw, request)
         body = await read_body(request, gw.config.server.max_body_bytes)
@@ -87,12 +88,58 @@ async def chat_completions(request: Request) -> Response:
         if found is None or not limits.model_allowed(gw.config, caller.team, found[0]):
             raise model_not_found(name)
         model_label, model = found
-        adapted = adapt(gw, payload, model)
-        rewrite = adapted is not None
-        if adapted is not None:
-            payload = adapted.payload
+        caps = gw.learned.effective(model_label, model.capabilities, time.monotonic())
+        response = await serve_chat(
+            gw, request, caller, payload, body, model_label, model, caps, started
+        )
+        lacking = _lacking_capability(gw, caller, response, caps)
+        if lacking is not None:
+            # The capability table was stale: patch that too, retry once, remember it.
+            caps = gw.learned.learn(model_label, caps, lacking, time.monotonic())
+            gw.metrics.adaptive_patches.labels(model_label, lacking).inc()
+            log.warning("upstream refused %s for %s: patching it from now on", lacking, model_label)
+            response = await serve_chat(
+                gw, request, caller, payload, body, model_label, model, caps, started
+            )
+        return response
+    except GatewayError as exc:
+        gw.metrics.observe("chat", model_label, exc.status, time.perf_counter() - started, None)
+        raise
+
+
+def _lacking_capability(
+    gw: Gateway, caller: Caller, response: Response, caps: Capabilities
+) -> str | None:
+    if response.status_code != 400 or isinstance(response, StreamingResponse):
+        return None
+    if not gw.config.compat.enabled or caller.team.strict:
+        return None
+    try:
+        body = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return None
+    lacking = compat.capability_refused(400, body)
+    return lacking if lacking is not None and getattr(caps, lacking) else None
+
+
+async def serve_chat(
+    gw: Gateway,
+    request: Request,
+    caller: Caller,
+    original: dict[str, Any],
+    body: bytes,
+    model_label: str,
+    model: ModelConfig,
+    caps: Capabilities,
+    started: float,
+) -> Response:
+    """Patch, admit, call upstream and answer one chat request (maybe twice: see the caller)."""
+    ticket: Ticket | None = None
+    try:
+        adapted = None if caller.team.strict else adapt(gw, original, caps)
+        payload = dict(adapted.payload if adapted is not None else original)
         stream = payload.get("stream") is True
-        rewrite = rewrite or payload["model"] != model.upstream
+        rewrite = adapted is not None or payload["model"] != model.upstream
         payload["model"] = model.upstream
         strip_usage = False
         if stream and gw.config.admission.enabled:
@@ -118,17 +165,16 @@ async def chat_completions(request: Request) -> Response:
         if ticket is not None:
             _release_for(exc, ticket)
             exc.headers.update(ticket.headers)
-        gw.metrics.observe("chat", model_label, exc.status, time.perf_counter() - started, None)
         raise
 
 
-def adapt(gw: Gateway, payload: dict[str, Any], model: ModelConfig) -> compat.Adapted | None:
+def adapt(gw: Gateway, payload: dict[str, Any], caps: Capabilities) -> compat.Adapted | None:
     """Patch what the model lacks (by its capability table); None when nothing needed it."""
     if not gw.config.compat.enabled:
         return None
     adapted = compat.adapt_request(
         payload,
-        model.capabilities,
+        caps,
         min_completion_tokens=gw.config.compat.reasoning_headroom_tokens,
     )
     if adapted.error is not None:

@@ -12,6 +12,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from gateway.admission import Admission
+from gateway.compat import LearnedCapabilities
 from gateway.config import Config, ModelConfig
 from gateway.metrics import Metrics
 from gateway.store import open_redis
@@ -38,6 +39,7 @@ class Gateway:
     # The team that callers without a known key are served as, if any.
     anonymous: Team | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    learned: LearnedCapabilities = field(default_factory=LearnedCapabilities)
 
     async def start(self) -> None:
         """Load teams into the store. Redis being down must not stop the gateway from starting

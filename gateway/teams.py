@@ -35,6 +35,8 @@ class Team:
     limits: Limits = field(default_factory=Limits)
     # Narrows the tier's models; None means every model the tier allows.
     models: tuple[str, ...] | None = None
+    # Strict pass-through: no compatibility patches, upstream errors returned as they are.
+    strict: bool = False
     created_at: int = 0
 
 
@@ -57,7 +59,7 @@ TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 TEAMS_INDEX = "gw:teams"
 SECRET_PREFIX = "sk-gw-"
-TEAM_FIELDS = ("name", "tier", "budget_usd", "limits", "models")
+TEAM_FIELDS = ("name", "tier", "budget_usd", "limits", "models", "strict")
 FILE_KEY_FIELDS = ("name", "sha256", "key_env", "limits", "expires_at")
 # A flood of random keys must not grow a replica's memory without bound.
 MAX_CACHED = 100_000
@@ -133,6 +135,7 @@ def team_fields(team: Team) -> dict[str, Any]:
         "budget_usd": None if team.budget_usd is None else int(team.budget_usd) / 1_000_000,
         "limits": limits_fields(team.limits),
         "models": None if team.models is None else list(team.models),
+        "strict": team.strict,
         "created_at": team.created_at,
     }
 
@@ -200,7 +203,11 @@ def parse_team(raw: Any, path: str = "") -> Team:
         not isinstance(models, list) or not all(isinstance(m, str) for m in models)
     ):
         raise ConfigError(f"{at_path(path, 'models')}: expected a list of model names")
+    strict = raw.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ConfigError(f"{at_path(path, 'strict')}: expected true or false, got {strict!r}")
     return Team(
+        strict=strict,
         name=name,
         tier=tier,
         budget_usd=None

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from gateway.compat import Adapted, adapt_request, adapt_response
+from gateway.compat import (
+    Adapted,
+    LearnedCapabilities,
+    adapt_request,
+    adapt_response,
+    capability_refused,
+)
 from gateway.config import Capabilities
 from gateway.simulator import rules
 
@@ -334,3 +340,40 @@ def test_answer_without_a_stop_sequence_or_content_is_unchanged() -> None:
         result = adapt_response(upstream, adapted)
         assert result == upstream
         assert result is not upstream
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "capability"),
+    [
+        (400, {"param": "messages[0].role", "code": "unsupported_value",
+               "message": "Unsupported value: 'messages[0].role' does not support 'system' with this model."},
+         "system_messages"),
+        (400, {"param": "messages[2].role", "code": "unsupported_value",
+               "message": "... does not support 'developer' with this model."}, "developer_messages"),
+        (400, {"param": "stream", "code": "unsupported_value", "message": "..."}, "streaming"),
+        (400, {"param": "max_tokens", "code": "unsupported_parameter", "message": "..."}, "max_tokens"),
+        (400, {"param": "temperature", "code": "unsupported_value", "message": "..."}, "sampling_params"),
+        (400, {"param": "top_logprobs", "code": "unsupported_parameter", "message": "..."}, "logprobs"),
+        (400, {"param": "messages", "code": "context_length_exceeded", "message": "..."}, None),
+        (400, {"param": "response_format", "code": None, "message": "..."}, None),
+        (429, {"param": "stream", "code": "unsupported_value", "message": "..."}, None),
+    ],
+)  # fmt: skip
+def test_capability_refused_reads_the_upstream_error(
+    status: int, error: dict[str, Any], capability: str | None
+) -> None:
+    assert (
+        capability_refused(status, {"error": {"type": "invalid_request_error", **error}})
+        == capability
+    )
+
+
+def test_learned_capabilities_expire() -> None:
+    learned = LearnedCapabilities(ttl_s=10)
+    caps = Capabilities()
+    assert learned.effective("o1-mini", caps, now=0) is caps
+    updated = learned.learn("o1-mini", caps, "streaming", now=0)
+    assert updated.streaming is False and updated.system_messages is True
+    assert learned.effective("o1-mini", caps, now=9.9) == updated
+    assert learned.effective("gpt-4o", caps, now=5) is caps
+    assert learned.effective("o1-mini", caps, now=10) is caps

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
+from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread, base_config
 
 SYSTEM_AND_USER = [
     {"role": "system", "content": "You are terse."},
@@ -135,3 +137,42 @@ def test_gpt_4o_requests_pass_through_untouched(
     raw = sdk(gateway).chat.completions.with_raw_response.create(**request)  # type: ignore[arg-type]
     assert "x-gateway-patched" not in raw.headers
     assert last_upstream_body(simulator) == {**request, "model": "gpt-4o-2024-08-06"}
+
+
+def test_a_stale_capability_table_is_patched_after_one_refusal(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # The table claims o1-mini streams (it did from November 2024); this upstream says no.
+    config = base_config(
+        OPENAI_BASE_URL=f"{simulator.url}/v1",
+        OPENAI_API_KEY=SIM_KEY,
+        **{"O1GW__MODELS__O1-MINI__CAPABILITIES__STREAMING": "true"},
+    )
+    server = start_gateway(config)
+    client = sdk(server)
+    for _ in range(2):
+        chunks = list(
+            client.chat.completions.create(model="o1-mini", messages=SYSTEM_AND_USER, stream=True)  # type: ignore[arg-type]
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    metrics = httpx.get(f"{server.url}/metrics").text
+    # Learned once, then remembered: the second request went straight to the patched form.
+    assert 'gateway_adaptive_patches_total{capability="streaming",model="o1-mini"} 1.0' in metrics
+
+
+def test_a_strict_team_gets_upstream_errors_as_they_are(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    digest = hashlib.sha256(b"sk-gw-strict-team-key").hexdigest()
+    teams = tmp_path / "teams.yaml"
+    teams.write_text(
+        f"teams:\n  - name: purist\n    tier: tier-5\n    strict: true\n"
+        f"    keys: [{{name: k, sha256: {digest}}}]\n"
+    )
+    server = start_gateway(admission={"teams_file": str(teams)})
+    client = openai.OpenAI(
+        base_url=f"{server.url}/v1", api_key="sk-gw-strict-team-key", max_retries=0
+    )
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="o1-preview", messages=SYSTEM_AND_USER)  # type: ignore[arg-type]
+    assert info.value.code == "unsupported_value" and info.value.param == "messages[0].role"
