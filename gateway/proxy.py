@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway import compat, errors, fake_stream, limits, sse, tokens
+from gateway import compat, emulation, errors, fake_stream, limits, sse, tokens
 from gateway.admission import Ticket, next_month, ratelimit_headers, refusal
 from gateway.auth import bearer_token, key_digest
 from gateway.config import Capabilities, ModelConfig
@@ -136,8 +136,16 @@ async def serve_chat(
     """Patch, admit, call upstream and answer one chat request (maybe twice: see the caller)."""
     ticket: Ticket | None = None
     try:
-        adapted = None if caller.team.strict else adapt(gw, original, caps)
-        payload = dict(adapted.payload if adapted is not None else original)
+        working, emulated_as = original, None
+        if gw.config.compat.enabled and not caller.team.strict:
+            working, emulated_as = emulation.emulate_request(original, caps)
+        adapted = None if caller.team.strict else adapt(gw, working, caps)
+        payload = dict(adapted.payload if adapted is not None else working)
+        if emulated_as is not None:
+            # The answer must be parsed whole before the client sees it: stream it afterwards.
+            adapted = _emulation_plan(original, adapted, emulated_as)
+            payload.pop("stream", None)
+            payload.pop("stream_options", None)
         stream = payload.get("stream") is True
         rewrite = adapted is not None or payload["model"] != model.upstream
         payload["model"] = model.upstream
@@ -155,6 +163,10 @@ async def serve_chat(
             body = orjson.dumps(payload)
         if gw.config.admission.enabled:
             ticket = await admit_chat(gw, caller, payload, model_label, model)
+        if emulated_as is not None and adapted is not None:
+            return await answer_emulated(
+                gw, request, payload, model_label, started, adapted, emulated_as, ticket
+            )
         if adapted is not None and adapted.fake_stream:
             return await fake_streamed(gw, request, body, model_label, started, adapted, ticket)
         return await forward(
@@ -395,6 +407,123 @@ async def forward(
     return Response(content, status_code=resp.status, headers=dict(out_headers))
 
 
+def _emulation_plan(
+    original: dict[str, Any], adapted: compat.Adapted | None, emulated_as: emulation.Emulation
+) -> compat.Adapted:
+    options = original.get("stream_options")
+    return compat.Adapted(
+        payload=adapted.payload if adapted is not None else original,
+        patches=emulated_as.patches + (adapted.patches if adapted is not None else ()),
+        fake_stream=original.get("stream") is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        stop=adapted.stop if adapted is not None else (),
+    )
+
+
+async def answer_emulated(
+    gw: Gateway,
+    request: Request,
+    payload: dict[str, Any],
+    model_label: str,
+    started: float,
+    adapted: compat.Adapted,
+    emulated_as: emulation.Emulation,
+    ticket: Ticket | None,
+) -> Response:
+    """Tools or structured output by prompting: call, parse, repair once, then answer as JSON or
+    as a faked stream."""
+    headers = upstream_request_headers(
+        request.scope["headers"], gw.upstream_key, gw.config.upstream.organization,
+        gw.config.upstream.project, gw.extra_forward_prefixes,
+    )  # fmt: skip
+    call = _emulated_exchange(gw, request, payload, headers, emulated_as, ticket)
+    if adapted.fake_stream:
+        return await fake_streamed(
+            gw, request, b"", model_label, started, adapted, ticket, call=call
+        )
+    async with cancel_on_disconnect(request):
+        status, upstream_headers, content = await call
+    out_headers, _ = client_response_headers(upstream_headers)
+    out_headers.append(("x-gateway-patched", ",".join(adapted.patches)))
+    if ticket is not None:
+        out_headers += ticket.headers
+    if status == 200 and adapted.stop:
+        content = orjson.dumps(compat.adapt_response(orjson.loads(content), adapted))
+    if ticket is not None:
+        charge(gw, ticket, status, content)
+    gw.metrics.observe("chat", model_label, status, time.perf_counter() - started, None)
+    return Response(content, status_code=status, headers=dict(out_headers))
+
+
+async def _emulated_exchange(
+    gw: Gateway,
+    request: Request,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    emulated_as: emulation.Emulation,
+    ticket: Ticket | None,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    status, upstream_headers, content = await _exchange(gw, request, orjson.dumps(payload), headers)
+    if status != 200:
+        return status, upstream_headers, content
+    completion = orjson.loads(content)
+    parsed = emulation.parse_answer(_answer_text(completion), emulated_as, _call_ids())
+    if isinstance(parsed, emulation.EmulationError):
+        repair = {**payload, "messages": emulation.repair_messages(
+            payload["messages"], _answer_text(completion) or "", parsed
+        )}  # fmt: skip
+        first_usage = completion.get("usage")
+        status, upstream_headers, content = await _exchange(
+            gw, request, orjson.dumps(repair), headers
+        )
+        if status != 200:
+            if ticket is not None:
+                ticket.settle(usage_from(first_usage))  # the first call still ran
+            return status, upstream_headers, content
+        completion = orjson.loads(content)
+        completion["usage"] = _add_usage(first_usage, completion.get("usage"))
+        parsed = emulation.parse_answer(_answer_text(completion), emulated_as, _call_ids())
+        if isinstance(parsed, emulation.EmulationError):
+            if ticket is not None:
+                ticket.settle(usage_from(completion["usage"]))
+            raise GatewayError(
+                502,
+                "The model's answer did not follow the required format, even after one repair "
+                f"attempt: {parsed.message}",
+                type_="upstream_error",
+                code="invalid_model_output",
+            )
+    return 200, upstream_headers, orjson.dumps(emulation.apply(completion, parsed))
+
+
+def _answer_text(completion: Any) -> str | None:
+    try:
+        content = completion["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return content if isinstance(content, str) else None
+
+
+def _call_ids() -> list[str]:
+    return ["call_" + secrets.token_urlsafe(18) for _ in range(16)]
+
+
+def _add_usage(first: Any, second: Any) -> Any:
+    """Both calls' usage: the team pays for the repair attempt too."""
+    if not isinstance(first, dict) or not isinstance(second, dict):
+        return second if isinstance(second, dict) else first
+    total: dict[str, Any] = {}
+    for key in {*first, *second}:
+        a, b = first.get(key), second.get(key)
+        if isinstance(a, dict) or isinstance(b, dict):
+            total[key] = _add_usage(a or {}, b or {})
+        elif isinstance(a, int) and isinstance(b, int):
+            total[key] = a + b
+        else:
+            total[key] = b if b is not None else a
+    return total
+
+
 async def fake_streamed(
     gw: Gateway,
     request: Request,
@@ -403,17 +532,20 @@ async def fake_streamed(
     started: float,
     adapted: compat.Adapted,
     ticket: Ticket | None,
+    call: Awaitable[tuple[int, list[tuple[str, str]], bytes]] | None = None,
 ) -> Response:
     """Stream an answer from a model that cannot: one upstream call, then the real chunk format.
 
     An upstream error in the first `keepalive_s` keeps its status; after that the client has had
     a 200 and SSE comments (so proxies keep the connection open), and an error arrives in-stream.
     """
-    headers = upstream_request_headers(
-        request.scope["headers"], gw.upstream_key, gw.config.upstream.organization,
-        gw.config.upstream.project, gw.extra_forward_prefixes,
-    )  # fmt: skip
-    call = asyncio.ensure_future(_exchange(gw, request, body, headers))
+    if call is None:
+        headers = upstream_request_headers(
+            request.scope["headers"], gw.upstream_key, gw.config.upstream.organization,
+            gw.config.upstream.project, gw.extra_forward_prefixes,
+        )  # fmt: skip
+        call = _exchange(gw, request, body, headers)
+    task = asyncio.ensure_future(call)
     own_headers = [
         ("x-request-id", new_request_id()),
         ("x-gateway-patched", ",".join(adapted.patches)),
@@ -421,12 +553,12 @@ async def fake_streamed(
     own_headers += ticket.headers if ticket is not None else []
     try:
         async with cancel_on_disconnect(request):
-            await asyncio.wait({call}, timeout=gw.config.compat.keepalive_s)
+            await asyncio.wait({task}, timeout=gw.config.compat.keepalive_s)
     except BaseException:
-        call.cancel()
+        task.cancel()
         raise
-    if call.done():
-        status, upstream_headers, content = call.result()  # a GatewayError propagates as is
+    if task.done():
+        status, upstream_headers, content = task.result()  # a GatewayError propagates as is
         if status != 200:
             if ticket is not None:
                 ticket.release()
@@ -437,7 +569,7 @@ async def fake_streamed(
         gw.metrics.observe("chat", model_label, 200, time.perf_counter() - started, None)
         return Response(events, media_type=sse.CONTENT_TYPE, headers=dict(own_headers))
     return StreamingResponse(
-        _keepalive_then_answer(gw, call, model_label, started, adapted, ticket),
+        _keepalive_then_answer(gw, task, model_label, started, adapted, ticket),
         media_type=sse.CONTENT_TYPE,
         headers=dict(own_headers),
     )

@@ -1,0 +1,155 @@
+"""Tools and structured output on o1 models, emulated by prompting, end to end through the SDK.
+
+The simulated o1 answers with the text of the `x-sim-answer-b64` knob, standing in for a model
+that followed (or did not follow) the gateway's answer-format instructions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from pydantic import BaseModel
+
+from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+ASK = [{"role": "user", "content": "What's the weather in Paris?"}]
+CALL = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory) -> ServerThread:
+    return start_gateway(upstream={"forward_header_prefixes": ("x-sim-",)})
+
+
+def sdk(server: ServerThread) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+
+
+def answer(text: str) -> dict[str, str]:
+    return {"x-sim-answer-b64": base64.b64encode(text.encode()).decode()}
+
+
+def upstream_bodies(simulator: ServerThread, n: int) -> list[dict[str, Any]]:
+    data = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    return [entry["body"] for entry in data[-n:]]
+
+
+def test_tool_call_is_parsed_into_real_tool_calls(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model="o1-preview", messages=ASK, tools=[WEATHER], extra_headers=answer(CALL),  # type: ignore[arg-type, list-item]
+    )  # fmt: skip
+    completion = raw.parse()
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    assert choice.message.tool_calls is not None
+    call = choice.message.tool_calls[0]
+    assert call.id.startswith("call_") and call.type == "function"
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
+    assert "tools" in raw.headers["x-gateway-patched"].split(",")
+    (sent,) = upstream_bodies(simulator, 1)
+    assert "tools" not in sent and "tool_choice" not in sent
+    assert [m["role"] for m in sent["messages"]] == ["user"]
+    assert "get_weather" in sent["messages"][0]["content"]
+
+
+def test_streamed_tool_calls_arrive_as_tool_call_deltas(gateway: ServerThread) -> None:
+    chunks = list(
+        sdk(gateway).chat.completions.create(
+            model="o1-mini", messages=ASK, tools=[WEATHER], stream=True,  # type: ignore[arg-type, list-item]
+            extra_headers=answer(CALL),
+        )
+    )  # fmt: skip
+    deltas = [
+        c.choices[0].delta.tool_calls for c in chunks if c.choices and c.choices[0].delta.tool_calls
+    ]
+    assert deltas
+    first = deltas[0][0]
+    assert (
+        first.id is not None and first.function is not None and first.function.name == "get_weather"
+    )
+    arguments = "".join(d[0].function.arguments or "" for d in deltas if d[0].function)
+    assert json.loads(arguments) == {"city": "Paris"}
+    finish = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    assert finish == ["tool_calls"]
+
+
+def test_tool_results_in_the_history_become_readable_text(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    history = [
+        *ASK,
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": "call_abc", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        }]},
+        {"role": "tool", "tool_call_id": "call_abc", "content": "18 C and sunny"},
+    ]  # fmt: skip
+    completion = sdk(gateway).chat.completions.create(
+        model="o1-preview", messages=history, tools=[WEATHER],  # type: ignore[arg-type, list-item]
+        extra_headers=answer("It is 18 C and sunny in Paris."),
+    )  # fmt: skip
+    assert completion.choices[0].message.content == "It is 18 C and sunny in Paris."
+    assert completion.choices[0].finish_reason == "stop"
+    (sent,) = upstream_bodies(simulator, 1)
+    assert {m["role"] for m in sent["messages"]} <= {"user", "assistant"}
+    assert "18 C and sunny" in json.dumps(sent["messages"])
+
+
+def test_invalid_output_gets_one_repair_attempt_then_a_clear_error(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        sdk(gateway).chat.completions.create(
+            model="o1-mini", messages=ASK, tools=[WEATHER], tool_choice="required",  # type: ignore[arg-type, list-item]
+            extra_headers=answer("I would rather chat about the weather."),
+        )  # fmt: skip
+    assert info.value.status_code == 502
+    assert info.value.code == "invalid_model_output"
+    first, repair = upstream_bodies(simulator, 2)
+    assert len(repair["messages"]) > len(first["messages"])  # the repair asked again
+
+
+class Answer(BaseModel):
+    city: str
+    temperature_c: int
+
+
+def test_structured_output_parses_with_the_sdk_helper(gateway: ServerThread) -> None:
+    completion = sdk(gateway).chat.completions.parse(
+        model="o1-mini", messages=ASK, response_format=Answer,  # type: ignore[arg-type]
+        extra_headers=answer('```json\n{"city": "Paris", "temperature_c": 18}\n```'),
+    )  # fmt: skip
+    parsed = completion.choices[0].message.parsed
+    assert parsed == Answer(city="Paris", temperature_c=18)
+
+
+def test_json_that_breaks_the_schema_is_refused_after_a_repair(gateway: ServerThread) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        sdk(gateway).chat.completions.parse(
+            model="o1-mini", messages=ASK, response_format=Answer,  # type: ignore[arg-type]
+            extra_headers=answer('{"city": "Paris", "temperature_c": "warm"}'),
+        )  # fmt: skip
+    assert info.value.status_code == 502 and "temperature_c" in info.value.message
