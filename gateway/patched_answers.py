@@ -1,0 +1,302 @@
+"""Answers the gateway builds after the upstream call has finished: faked streams for models
+that cannot stream, and tool calls or structured output emulated by prompting (parsed, with one
+repair attempt). Also what every path shares once upstream answered: charging the call, and
+cancelling it when the client leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway import compat, emulation, errors, fake_stream, sse
+from gateway.admission import Ticket
+from gateway.errors import GatewayError
+from gateway.headers import client_response_headers, new_request_id, upstream_request_headers
+from gateway.metering import response_usage
+from gateway.pricing import usage_from
+from gateway.state import Gateway
+
+
+def emulation_plan(
+    original: dict[str, Any], adapted: compat.Adapted | None, emulated_as: emulation.Emulation
+) -> compat.Adapted:
+    options = original.get("stream_options")
+    return compat.Adapted(
+        payload=adapted.payload if adapted is not None else original,
+        patches=emulated_as.patches + (adapted.patches if adapted is not None else ()),
+        fake_stream=original.get("stream") is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        stop=adapted.stop if adapted is not None else (),
+    )
+
+
+async def answer_emulated(
+    gw: Gateway,
+    request: Request,
+    payload: dict[str, Any],
+    model_label: str,
+    started: float,
+    adapted: compat.Adapted,
+    emulated_as: emulation.Emulation,
+    ticket: Ticket | None,
+) -> Response:
+    """Tools or structured output by prompting: call, parse, repair once, then answer as JSON or
+    as a faked stream."""
+    headers = upstream_request_headers(
+        request.scope["headers"], gw.upstream_key, gw.config.upstream.organization,
+        gw.config.upstream.project, gw.extra_forward_prefixes,
+    )  # fmt: skip
+    call = _emulated_exchange(gw, request, payload, headers, emulated_as, ticket)
+    if adapted.fake_stream:
+        return await fake_streamed(
+            gw, request, b"", model_label, started, adapted, ticket, call=call
+        )
+    async with cancel_on_disconnect(request):
+        status, upstream_headers, content = await call
+    out_headers, _ = client_response_headers(upstream_headers)
+    out_headers.append(("x-gateway-patched", ",".join(adapted.patches)))
+    if ticket is not None:
+        out_headers += ticket.headers
+    if status == 200 and adapted.stop:
+        content = orjson.dumps(compat.adapt_response(orjson.loads(content), adapted))
+    if ticket is not None:
+        charge(gw, ticket, status, content)
+    gw.metrics.observe("chat", model_label, status, time.perf_counter() - started, None)
+    return Response(content, status_code=status, headers=dict(out_headers))
+
+
+async def _emulated_exchange(
+    gw: Gateway,
+    request: Request,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    emulated_as: emulation.Emulation,
+    ticket: Ticket | None,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    status, upstream_headers, content = await _exchange(gw, request, orjson.dumps(payload), headers)
+    if status != 200:
+        return status, upstream_headers, content
+    completion = orjson.loads(content)
+    parsed = emulation.parse_answer(_answer_text(completion), emulated_as, _call_ids())
+    if isinstance(parsed, emulation.EmulationError):
+        repair = {**payload, "messages": emulation.repair_messages(
+            payload["messages"], _answer_text(completion) or "", parsed
+        )}  # fmt: skip
+        first_usage = completion.get("usage")
+        status, upstream_headers, content = await _exchange(
+            gw, request, orjson.dumps(repair), headers
+        )
+        if status != 200:
+            if ticket is not None:
+                ticket.settle(usage_from(first_usage))  # the first call still ran
+            return status, upstream_headers, content
+        completion = orjson.loads(content)
+        completion["usage"] = _add_usage(first_usage, completion.get("usage"))
+        parsed = emulation.parse_answer(_answer_text(completion), emulated_as, _call_ids())
+        if isinstance(parsed, emulation.EmulationError):
+            if ticket is not None:
+                ticket.settle(usage_from(completion["usage"]))
+            raise GatewayError(
+                502,
+                "The model's answer did not follow the required format, even after one repair "
+                f"attempt: {parsed.message}",
+                type_="upstream_error",
+                code="invalid_model_output",
+            )
+    return 200, upstream_headers, orjson.dumps(emulation.apply(completion, parsed))
+
+
+def _answer_text(completion: Any) -> str | None:
+    try:
+        content = completion["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return content if isinstance(content, str) else None
+
+
+def _call_ids() -> list[str]:
+    return ["call_" + secrets.token_urlsafe(18) for _ in range(16)]
+
+
+def _add_usage(first: Any, second: Any) -> Any:
+    """Both calls' usage: the team pays for the repair attempt too."""
+    if not isinstance(first, dict) or not isinstance(second, dict):
+        return second if isinstance(second, dict) else first
+    total: dict[str, Any] = {}
+    for key in {*first, *second}:
+        a, b = first.get(key), second.get(key)
+        if isinstance(a, dict) or isinstance(b, dict):
+            total[key] = _add_usage(a or {}, b or {})
+        elif isinstance(a, int) and isinstance(b, int):
+            total[key] = a + b
+        else:
+            total[key] = b if b is not None else a
+    return total
+
+
+async def fake_streamed(
+    gw: Gateway,
+    request: Request,
+    body: bytes,
+    model_label: str,
+    started: float,
+    adapted: compat.Adapted,
+    ticket: Ticket | None,
+    call: Awaitable[tuple[int, list[tuple[str, str]], bytes]] | None = None,
+) -> Response:
+    """Stream an answer from a model that cannot: one upstream call, then the real chunk format.
+
+    An upstream error in the first `keepalive_s` keeps its status; after that the client has had
+    a 200 and SSE comments (so proxies keep the connection open), and an error arrives in-stream.
+    """
+    if call is None:
+        headers = upstream_request_headers(
+            request.scope["headers"], gw.upstream_key, gw.config.upstream.organization,
+            gw.config.upstream.project, gw.extra_forward_prefixes,
+        )  # fmt: skip
+        call = _exchange(gw, request, body, headers)
+    task = asyncio.ensure_future(call)
+    own_headers = [
+        ("x-request-id", new_request_id()),
+        ("x-gateway-patched", ",".join(adapted.patches)),
+    ]
+    own_headers += ticket.headers if ticket is not None else []
+    try:
+        async with cancel_on_disconnect(request):
+            await asyncio.wait({task}, timeout=gw.config.compat.keepalive_s)
+    except BaseException:
+        task.cancel()
+        raise
+    if task.done():
+        status, upstream_headers, content = task.result()  # a GatewayError propagates as is
+        if status != 200:
+            if ticket is not None:
+                ticket.release()
+            out_headers, _ = client_response_headers(upstream_headers)
+            gw.metrics.observe("chat", model_label, status, time.perf_counter() - started, None)
+            return Response(content, status_code=status, headers=dict(out_headers + own_headers))
+        events = _fake_stream_events(gw, content, adapted, ticket)
+        gw.metrics.observe("chat", model_label, 200, time.perf_counter() - started, None)
+        return Response(events, media_type=sse.CONTENT_TYPE, headers=dict(own_headers))
+    return StreamingResponse(
+        _keepalive_then_answer(gw, task, model_label, started, adapted, ticket),
+        media_type=sse.CONTENT_TYPE,
+        headers=dict(own_headers),
+    )
+
+
+async def _exchange(
+    gw: Gateway, request: Request, body: bytes, headers: dict[str, str]
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    resp = await gw.upstream.send("POST", "/chat/completions", b"", headers, body)
+    try:
+        return resp.status, resp.headers, await resp.read()
+    finally:
+        await resp.close()
+
+
+def _fake_stream_events(
+    gw: Gateway, content: bytes, adapted: compat.Adapted, ticket: Ticket | None
+) -> bytes:
+    completion = compat.adapt_response(orjson.loads(content), adapted)
+    if ticket is not None:
+        ticket.settle(usage_from(completion.get("usage")))
+    return fake_stream.encode(fake_stream.chunks(completion, include_usage=adapted.include_usage))
+
+
+async def _keepalive_then_answer(
+    gw: Gateway,
+    call: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]],
+    model_label: str,
+    started: float,
+    adapted: compat.Adapted,
+    ticket: Ticket | None,
+) -> AsyncIterator[bytes]:
+    status = 200
+    gw.metrics.open_streams.inc()
+    try:
+        while not call.done():
+            yield fake_stream.KEEPALIVE
+            await asyncio.wait({call}, timeout=gw.config.compat.keepalive_s)
+        try:
+            status, _, content = call.result()
+        except GatewayError as exc:
+            status = exc.status
+            error = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
+            yield sse.encode({"error": error})
+            return
+        if status != 200:
+            try:
+                payload = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                payload = {
+                    "error": {"message": content.decode(errors="replace"), "type": "upstream_error"}
+                }
+            yield sse.encode(
+                payload if isinstance(payload, dict) and "error" in payload else {"error": payload}
+            )
+            return
+        yield _fake_stream_events(gw, content, adapted, ticket)
+    finally:
+        gw.metrics.open_streams.dec()
+        if not call.done():
+            call.cancel()  # the client left while the model was thinking
+        if ticket is not None:
+            if status != 200:
+                ticket.release()
+            elif not ticket.done:
+                ticket.abandon()
+        gw.metrics.observe("chat", model_label, status, time.perf_counter() - started, None)
+
+
+def charge(gw: Gateway, ticket: Ticket, status: int, content: bytes) -> None:
+    """Settle a finished non-streamed call from the usage its answer reports."""
+    if status >= 400:
+        ticket.release()
+        return
+    usage, model = response_usage(content)
+    price = None
+    if ticket.price is None and model:  # pass-through: price by the model that answered
+        found = gw.models.get(model)
+        price = found[1].price if found is not None else None
+    ticket.settle(usage, price)
+
+
+@asynccontextmanager
+async def cancel_on_disconnect(request: Request) -> AsyncIterator[None]:
+    """Cancel the upstream call if the client leaves while we wait for it.
+
+    o1 models think for minutes before answering; a caller that gave up should not keep that
+    generation running. The watcher is one small task that sleeps in `receive()` until the
+    server reports `http.disconnect`.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+        raise errors.client_closed() from None
+    finally:
+        watcher.cancel()
