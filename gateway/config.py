@@ -121,6 +121,9 @@ class CompatConfig:
     enabled: bool = True
     # SSE comments sent while a non-streaming model thinks, so idle proxies keep the stream open.
     keepalive_s: float = 5.0
+    # How long a faked stream waits for the upstream before sending its 200: an upstream error
+    # within this keeps its own status; after it, errors arrive in-stream.
+    status_grace_s: float = 1.0
     # `max_tokens` on a reasoning model becomes `max_completion_tokens` of at least this much:
     # the model spends tokens thinking before it writes a word.
     reasoning_headroom_tokens: int = 4096
@@ -397,6 +400,8 @@ def _check(config: Config) -> None:
         raise ConfigError("admission.cache_ttl_s: must not be negative")
     if config.compat.keepalive_s <= 0:
         raise ConfigError("compat.keepalive_s: must be positive")
+    if config.compat.status_grace_s < 0:
+        raise ConfigError("compat.status_grace_s: must not be negative")
     if config.compat.reasoning_headroom_tokens < 0:
         raise ConfigError("compat.reasoning_headroom_tokens: must not be negative")
     if admission.default_completion_tokens < 0:

@@ -155,7 +155,7 @@ async def fake_streamed(
 ) -> Response:
     """Stream an answer from a model that cannot: one upstream call, then the real chunk format.
 
-    An upstream error in the first `keepalive_s` keeps its status; after that the client has had
+    An upstream error within `status_grace_s` keeps its status; after that the client has had
     a 200 and SSE comments (so proxies keep the connection open), and an error arrives in-stream.
     """
     if call is None:
@@ -172,7 +172,7 @@ async def fake_streamed(
     own_headers += ticket.headers if ticket is not None else []
     try:
         async with cancel_on_disconnect(request):
-            await asyncio.wait({task}, timeout=gw.config.compat.keepalive_s)
+            await asyncio.wait({task}, timeout=gw.config.compat.status_grace_s)
     except BaseException:
         task.cancel()
         raise

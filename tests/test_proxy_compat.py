@@ -23,7 +23,8 @@ SYSTEM_AND_USER = [
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory) -> ServerThread:
     return start_gateway(
-        upstream={"forward_header_prefixes": ("x-sim-",)}, compat={"keepalive_s": 0.3}
+        upstream={"forward_header_prefixes": ("x-sim-",)},
+        compat={"keepalive_s": 0.3, "status_grace_s": 0.3},
     )
 
 
