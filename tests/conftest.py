@@ -144,16 +144,21 @@ def gateway(start_gateway: GatewayFactory) -> ServerThread:
     return start_gateway()
 
 
-@pytest.fixture
-def redis_server() -> Iterator[str]:
-    """A real redis-server on a free port; yields its URL."""
+def running_redis(*extra: str) -> Iterator[str]:
+    """A real redis-server on a free port for as long as the generator runs; yields its URL."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_redis_server(tmp)
+        proc, url = start_redis_server(tmp, *extra)
         try:
             yield url
         finally:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[str]:
+    """A real redis-server on a free port; yields its URL."""
+    yield from running_redis()
 
 
 def start_redis_server(tmp: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -196,22 +201,10 @@ def start_redis_server(tmp: str, *extra: str) -> tuple[subprocess.Popen[bytes], 
 @pytest.fixture(scope="module")
 def redis_server_module() -> Iterator[str]:
     """`redis_server` shared by a whole module: tests that flush it themselves between cases."""
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_redis_server(tmp)
-        try:
-            yield url
-        finally:
-            proc.kill()
-            proc.wait()
+    yield from running_redis()
 
 
 @pytest.fixture(scope="module")
 def redis_debug_server() -> Iterator[str]:
     """A module's redis-server that accepts DEBUG (DEBUG SLEEP stalls it to force timeouts)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_redis_server(tmp, "--enable-debug-command", "yes")
-        try:
-            yield url
-        finally:
-            proc.kill()
-            proc.wait()
+    yield from running_redis("--enable-debug-command", "yes")
