@@ -153,3 +153,24 @@ def test_json_that_breaks_the_schema_is_refused_after_a_repair(gateway: ServerTh
             extra_headers=answer('{"city": "Paris", "temperature_c": "warm"}'),
         )  # fmt: skip
     assert info.value.status_code == 502 and "temperature_c" in info.value.message
+
+
+def test_streamed_structured_output_parses_with_the_sdk_helper(gateway: ServerThread) -> None:
+    with sdk(gateway).chat.completions.stream(
+        model="o1-mini", messages=ASK, response_format=Answer,  # type: ignore[arg-type]
+        extra_headers=answer('{"city": "Paris", "temperature_c": 18}'),
+    ) as stream:  # fmt: skip
+        final = stream.get_final_completion()
+    assert final.choices[0].message.parsed == Answer(city="Paris", temperature_c=18)
+
+
+@pytest.mark.anyio
+async def test_async_tool_calls(gateway: ServerThread) -> None:
+    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    completion = await client.chat.completions.create(
+        model="o1-preview", messages=ASK, tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "get_weather"}},  # type: ignore[arg-type, list-item]
+        extra_headers=answer(CALL),
+    )  # fmt: skip
+    await client.close()
+    calls = completion.choices[0].message.tool_calls
+    assert calls is not None and calls[0].function.name == "get_weather"  # type: ignore[union-attr]
