@@ -22,7 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway import compat, emulation, errors, limits, sse, tokens
 from gateway.admission import Ticket, next_month, ratelimit_headers, refusal
 from gateway.auth import bearer_token, key_digest
-from gateway.config import Capabilities, ModelConfig
+from gateway.config import Capabilities, ModelConfig, Price
 from gateway.errors import GatewayError
 from gateway.headers import client_response_headers, upstream_request_headers
 from gateway.metering import StreamMeter
@@ -222,7 +222,7 @@ async def admit_chat(
     return await _admit(gw, plan, model.price, prompt)
 
 
-async def _admit(gw: Gateway, plan: limits.Plan, price: Any, prompt: int) -> Ticket:
+async def _admit(gw: Gateway, plan: limits.Plan, price: Price | None, prompt: int) -> Ticket:
     decision = await gw.admission.admit(plan)
     if not decision.admitted:
         raise refusal(decision, plan, next_month(datetime.now(UTC)))
