@@ -216,11 +216,12 @@ class Simulator:
                 return
             knobs = parsed_knobs
         latency = knobs.latency_ms if knobs.latency_ms is not None else self.config.latency_ms
-        await _sleep_ms(latency)
-        if knobs.fault == "timeout":
+        wait_s = latency / 1000 + (TIMEOUT_FAULT_S if knobs.fault == "timeout" else 0)
+        if wait_s > 0:
+            # Like OpenAI, stop working on a request whose client has gone.
             watch = _DisconnectWatch(receive)
             try:
-                if await watch.sleep(TIMEOUT_FAULT_S):
+                if await watch.sleep(wait_s):
                     return
             finally:
                 watch.close()
