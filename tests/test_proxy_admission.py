@@ -116,14 +116,12 @@ def test_budget_refusal_is_insufficient_quota_and_the_sdk_does_not_retry(
             event_hooks={"response": [lambda r: attempts.append(r.status_code)]}
         )
     )
-    started = time.monotonic()
     with pytest.raises(openai.RateLimitError) as info:
         # o1-preview's worst case (32,768 output tokens at $60/1M) is far above $0.01.
         client.chat.completions.create(model="o1-preview", messages=HELLO)  # type: ignore[arg-type]
     assert info.value.code == "insufficient_quota"
     assert info.value.response.headers["x-should-retry"] == "false"
     assert attempts == [429]
-    assert time.monotonic() - started < 0.5  # no backoff sleeps
     # A cheap request that fits is still served.
     assert client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=50)  # type: ignore[arg-type]
 
