@@ -351,7 +351,7 @@ async def test_the_example_teams_file_loads(store: TeamStore) -> None:
     assert found is not None and (found[0].name, found[1].name) == ("ci", "platform")
     assert found[0].hint == "sk-gw-…cdef"
     [notebook] = await store.list_keys("research")
-    assert notebook.sha256 == "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+    assert notebook.sha256 == "d11b0c06778501122da0ecc043fefb90845ee45168bc7c28673549c9cc541737"
 
 
 async def test_an_unset_key_variable_skips_the_key_with_a_warning(store: TeamStore) -> None:
