@@ -17,6 +17,8 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
+from gateway.router import Policy
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
@@ -115,6 +117,14 @@ class AdmissionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """Model aliases that route each request by its difficulty (see `gateway.router`); the
+    shipped config defines `auto`, `auto-cheap` and `auto-best`."""
+
+    policies: dict[str, Policy] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class CompatConfig:
     """Patching what a model lacks (see each model's `capabilities`)."""
 
@@ -187,6 +197,7 @@ class Config:
     models: dict[str, ModelConfig] = field(default_factory=dict)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     compat: CompatConfig = field(default_factory=CompatConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     tiers: dict[str, TierConfig] = field(default_factory=dict)
     limit_profiles: dict[str, Limits] = field(default_factory=dict)
     simulate: bool = False
@@ -398,6 +409,14 @@ def _check(config: Config) -> None:
         raise ConfigError("admission.hold_ttl_s: must be positive")
     if admission.cache_ttl_s < 0:
         raise ConfigError("admission.cache_ttl_s: must not be negative")
+    for alias, policy in config.routing.policies.items():
+        if alias in config.models:
+            raise ConfigError(f"routing.policies.{alias}: the name of a configured model")
+        for key in ("general_model", "mini_model", "preview_model"):
+            if getattr(policy, key) not in config.models:
+                raise ConfigError(
+                    f"routing.policies.{alias}.{key}: unknown model {getattr(policy, key)!r}"
+                )
     if config.compat.keepalive_s <= 0:
         raise ConfigError("compat.keepalive_s: must be positive")
     if config.compat.status_grace_s < 0:

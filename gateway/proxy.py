@@ -19,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway import compat, emulation, errors, limits, sse, tokens
+from gateway import compat, emulation, errors, limits, router, sse, tokens
 from gateway.admission import Ticket, next_month, ratelimit_headers, refusal
 from gateway.auth import bearer_token, key_digest
 from gateway.config import Capabilities, ModelConfig, Price
@@ -77,6 +77,7 @@ async def chat_completions(request: Request) -> Response:
     gw = gateway_of(request)
     started = time.perf_counter()
     model_label = ""
+    decision: router.Decision | None = None
     try:
         caller = await identify(gw, request)
         body = await read_body(request, gw.config.server.max_body_bytes)
@@ -89,6 +90,9 @@ async def chat_completions(request: Request) -> Response:
                 param="model",
                 code="missing_required_parameter",
             )
+        decision = route(gw, name, payload)
+        if decision is not None:
+            name = decision.model
         found = gw.models.get(name)
         if found is None or not limits.model_allowed(gw.config, caller.team, found[0]):
             raise model_not_found(name)
@@ -106,10 +110,31 @@ async def chat_completions(request: Request) -> Response:
             response = await serve_chat(
                 gw, request, caller, payload, body, model_label, model, caps, started
             )
+        if decision is not None:
+            response.headers.update(route_headers(decision))
         return response
     except GatewayError as exc:
+        if decision is not None:
+            exc.headers.update(route_headers(decision))
         gw.metrics.observe("chat", model_label, exc.status, time.perf_counter() - started, None)
         raise
+
+
+def route(gw: Gateway, name: str, payload: dict[str, Any]) -> router.Decision | None:
+    """The model an alias such as `auto` picks for this request; None for a real model name."""
+    policy = gw.config.routing.policies.get(name)
+    if policy is None:
+        return None
+    messages = payload.get("messages")
+    return router.route(messages if isinstance(messages, list) else [], policy)
+
+
+def route_headers(decision: router.Decision) -> dict[str, str]:
+    return {
+        "x-gateway-route-model": decision.model,
+        "x-gateway-route-score": f"{decision.score:.3f}",
+        "x-gateway-route-reason": "; ".join(decision.reasons),
+    }
 
 
 def _lacking_capability(

@@ -101,3 +101,17 @@ def test_usd_amounts_are_exact_integers() -> None:
 def test_cached_input_defaults_to_half_the_input_price() -> None:
     config = load_config("models: {m: {upstream: x, price: {input: 3, output: 12}}}", {})
     assert config.models["m"].price.cached_input == 1_500_000
+
+
+def test_routing_aliases_are_policies_over_configured_models() -> None:
+    config = load_config(SHIPPED, {})
+    assert set(config.routing.policies) == {"auto", "auto-cheap", "auto-best"}
+    assert config.routing.policies["auto-cheap"].preview_model == "o1-mini"
+    with pytest.raises(
+        ConfigError, match=r"routing\.policies\.cheap\.preview_model: unknown model"
+    ):
+        load_config(SHIPPED, {"O1GW__ROUTING__POLICIES": "{cheap: {preview_model: o1}}"})
+    with pytest.raises(
+        ConfigError, match=r"routing\.policies\.gpt-4o: the name of a configured model"
+    ):
+        load_config(SHIPPED, {"O1GW__ROUTING__POLICIES": "{gpt-4o: {}}"})
