@@ -61,3 +61,12 @@ def test_routed_o1_requests_are_patched_like_pinned_ones(gateway: ServerThread) 
     )  # type: ignore[arg-type]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[0].model == "o1-mini-2024-09-12"
+
+
+def test_images_under_auto_go_to_a_model_that_can_see(gateway: ServerThread) -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Prove this lemma."}, image]}]
+    raw = sdk(gateway).chat.completions.with_raw_response.create(model="auto", messages=messages)  # type: ignore[arg-type]
+    assert raw.headers["x-gateway-route-model"] == "gpt-4o"
+    assert "images" in raw.headers["x-gateway-route-reason"]
+    assert raw.parse().model == "gpt-4o-2024-08-06"
