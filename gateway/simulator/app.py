@@ -255,12 +255,19 @@ class Simulator:
 
     # --- endpoints -------------------------------------------------------------------------
 
-    async def _chat(self, call: _Call) -> None:
+    async def _body_or_answered(self, call: _Call) -> dict[str, Any] | None:
+        """The JSON object a POST carries; None once a parse error or a fault has answered."""
         body = _parse_object(call.body)
         if isinstance(body, SimError):
             await self._error(call.send, body, call.started, self._admit(call, 0))
-            return
+            return None
         if await self._fault(call, body):
+            return None
+        return body
+
+    async def _chat(self, call: _Call) -> None:
+        body = await self._body_or_answered(call)
+        if body is None:
             return
         messages = body.get("messages")
         per_message = message_tokens(messages) if isinstance(messages, list) else None
@@ -334,11 +341,8 @@ class Simulator:
             watch.close()
 
     async def _embeddings(self, call: _Call) -> None:
-        body = _parse_object(call.body)
-        if isinstance(body, SimError):
-            await self._error(call.send, body, call.started, self._admit(call, 0))
-            return
-        if await self._fault(call, body):
+        body = await self._body_or_answered(call)
+        if body is None:
             return
         error = embeddings.check(body)
         if error is not None:
@@ -352,11 +356,8 @@ class Simulator:
         await self._send(call.send, 200, _JSON, payload, call.started, rates)
 
     async def _moderations(self, call: _Call) -> None:
-        body = _parse_object(call.body)
-        if isinstance(body, SimError):
-            await self._error(call.send, body, call.started, self._admit(call, 0))
-            return
-        if await self._fault(call, body):
+        body = await self._body_or_answered(call)
+        if body is None:
             return
         rates = self._admit(call, 0)
         error = moderations.check(body)
