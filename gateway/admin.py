@@ -36,8 +36,8 @@ from gateway import errors
 from gateway.auth import bearer_token
 from gateway.config import ConfigError, Limits, parse_section
 from gateway.errors import GatewayError
+from gateway.intake import gateway_of
 from gateway.limits import model_allowed, team_budget, team_limits
-from gateway.proxy import gateway_of
 from gateway.teams import (
     Key,
     Team,

@@ -88,6 +88,10 @@ def _team_options(parser: argparse.ArgumentParser, update: bool) -> None:
     parser.add_argument("--tpm", type=_int_or_tier, help=f"tokens per minute{reset}")
     parser.add_argument("--models", help=f"comma-separated models, narrowing the tier's{reset}")
     parser.add_argument("--profile", help=f"limit profile{reset}")
+    parser.add_argument(
+        "--routing-policy",
+        help="the routing policy `model: auto` means for this team ('auto' = the default)",
+    )
 
 
 def _int_or_tier(value: str) -> int | str:
@@ -154,7 +158,8 @@ def teams_update(client: httpx.Client, args: argparse.Namespace) -> int:
         patch["tier"] = args.tier
     if not patch:
         raise ApiError(
-            "nothing to update: give --tier, --budget-usd, --rpm, --tpm, --models or --profile"
+            "nothing to update: give --tier, --budget-usd, --rpm, --tpm, --models, --profile "
+            "or --routing-policy"
         )
     team = call(client, "PATCH", f"/teams/{args.name}", patch)
     print(f"Updated team {team['name']}.\n")
@@ -173,6 +178,10 @@ def _team_patch(args: argparse.Namespace) -> dict[str, Any]:
             None
             if args.models == TIER
             else [m.strip() for m in args.models.split(",") if m.strip()]
+        )
+    if args.routing_policy is not None:
+        patch["routing_policy"] = (
+            None if args.routing_policy in ("", "auto") else args.routing_policy
         )
     limits = {
         name: None if value == TIER else value
@@ -232,6 +241,7 @@ def describe_team(team: dict[str, Any]) -> str:
         ["budget", _budget(team) + " per month"],
         ["limits", describe_limits(effective["limits"]) + (f"  (own: {own})" if own else "")],
         ["models", ", ".join(effective["models"]) or "(none)"],
+        ["routing", f"model auto -> policy {team.get('routing_policy') or 'auto'}"],
         ["created", when(team.get("created_at"))],
     ]
     return table([], rows)

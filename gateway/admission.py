@@ -72,6 +72,9 @@ class Admission:
         )
         self._local = LocalBuckets()
         self._pending: set[asyncio.Task[None]] = set()
+        # team -> (settled spend this month in micro-dollars, monotonic time it was learned).
+        # Every admission refreshes it for free; routing's budget step-down reads it.
+        self._spent: dict[str, tuple[int, float]] = {}
 
     async def admit(self, plan: Plan) -> Decision:
         keys = [plan.tag, *(b.key for b in plan.buckets), *(w.prefix for w in plan.weekly)]
@@ -92,8 +95,13 @@ class Admission:
         args += [cap.cap for cap in plan.weekly]
         try:
             async with self._slots:
-                reply = await self._script(keys=keys, args=args)
+                began = time.perf_counter()
+                try:
+                    reply = await self._script(keys=keys, args=args)
+                finally:
+                    self._timed("admit", began)
         except (RedisError, OSError) as exc:
+            self._count_error("admit")
             # The script may have run even though its reply was lost. If this request is not
             # served, release the hold id (a release that arrives first leaves a marker that
             # turns the late admit into a no-op); if it is served, its settle charges it.
@@ -107,7 +115,24 @@ class Admission:
             if not decision.admitted:
                 self.settle_later(plan, Usage(), 0, release_weekly=True)
             return decision
-        return decode_admit(plan, [int(v) for v in reply])
+        decision = decode_admit(plan, [int(v) for v in reply])
+        self._spent[plan.team] = (decision.spend, time.monotonic())
+        return decision
+
+    async def spent(self, team: str, max_age_s: float) -> int:
+        """A team's settled spend this month, at most `max_age_s` old (0 if Redis is away)."""
+        now = time.monotonic()
+        known = self._spent.get(team)
+        if known is not None and now - known[1] <= max_age_s:
+            return known[0]
+        try:
+            async with self._slots:
+                raw = await self._redis.get(f"{tag(team)}:spend:{month_key(datetime.now(UTC))}")
+        except (RedisError, OSError):
+            return known[0] if known is not None else 0
+        value = int(raw or 0)
+        self._spent[team] = (value, now)
+        return value
 
     async def settle(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> int:
         """Charge `cost` against the hold; safe to retry: the hold id makes it count once.
@@ -131,8 +156,19 @@ class Admission:
             *(b.limit for b in buckets),
         ]
         async with self._slots:
-            reply = await self._script(keys=[plan.tag, *(b.key for b in buckets)], args=args)
+            began = time.perf_counter()
+            try:
+                reply = await self._script(keys=[plan.tag, *(b.key for b in buckets)], args=args)
+            except (RedisError, OSError):
+                self._count_error("settle")
+                raise
+            finally:
+                self._timed("settle", began)
         return int(reply[0])
+
+    def count_usage(self, team: str, model: str, usage: Usage, cost: int) -> None:
+        if self._metrics is not None:
+            self._metrics.count_usage(team, model or "unknown", usage, cost)
 
     def settle_later(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
         """Settle off the response's critical path; `drain` waits for these at shutdown."""
@@ -213,6 +249,31 @@ class Admission:
             "models": per_model,
         }
 
+    async def month_spend(self, teams: Sequence[str], now: datetime) -> list[int]:
+        """Each team's settled spend this month (one pipelined round trip; cluster-safe)."""
+        month = month_key(now)
+        async with self._slots:
+            began = time.perf_counter()
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for team in teams:
+                        pipe.get(f"{tag(team)}:spend:{month}")
+                    values = await pipe.execute()
+            except (RedisError, OSError):
+                self._count_error("scrape")
+                raise
+            finally:
+                self._timed("scrape", began)
+        return [int(v or 0) for v in values]
+
+    def _timed(self, op: str, began: float) -> None:
+        if self._metrics is not None:
+            self._metrics.time_redis(op, time.perf_counter() - began)
+
+    def _count_error(self, op: str) -> None:
+        if self._metrics is not None:
+            self._metrics.redis_errors.labels(op).inc()
+
     def _count_degraded(self, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.admission_degraded.labels(outcome).inc()
@@ -253,16 +314,24 @@ class Ticket:
     prompt_estimate: int
     headers: list[tuple[str, str]]
     done: bool = False
+    # What was charged, for the access log; None until settled.
+    usage: Usage | None = None
+    cost: int = 0
 
-    def settle(self, usage: Usage | None, price: Price | None = None) -> None:
-        """Charge the real usage (the upstream answered)."""
+    def settle(
+        self, usage: Usage | None, price: Price | None = None, model: str | None = None
+    ) -> None:
+        """Charge the real usage (the upstream answered); `model` names it when the plan
+        does not (pass-through calls are priced by the model that answered)."""
         if self.done:
             return
         self.done = True
         usage = usage if usage is not None else Usage()
         price = price or self.price
         cost = cost_micros(price, usage) if price is not None else 0
+        self.usage, self.cost = usage, cost
         self.admission.settle_later(self.plan, usage, cost, release_weekly=False)
+        self.admission.count_usage(self.plan.team, model or self.plan.model, usage, cost)
 
     def release(self) -> None:
         """Nothing was generated (refused upstream, unreachable): free the hold and the message."""

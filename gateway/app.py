@@ -5,19 +5,26 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import errors, proxy
+from gateway import errors, proxy, routing
 from gateway.admin import admin_routes
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.headers import new_request_id
+from gateway.intake import gateway_of
+from gateway.limits import team_budget
+from gateway.metrics import TeamBudget
+from gateway.observe import SCOPE_KEY, Observe
 from gateway.state import open_gateway
 from gateway.store import is_ready
 
@@ -40,6 +47,7 @@ def create_app(config: Config) -> Starlette:
     routes = [
         Route("/v1/chat/completions", proxy.chat_completions, methods=["POST"]),
         Route("/v1/models", proxy.list_models, methods=["GET"]),
+        Route("/v1/route", routing.route_endpoint, methods=["POST"]),
         Route("/v1/models/{model:path}", proxy.get_model, methods=["GET"]),
         *admin_routes(),
         Route("/v1/{path:path}", proxy.passthrough, methods=ALL_METHODS),
@@ -49,6 +57,8 @@ def create_app(config: Config) -> Starlette:
     ]
     return Starlette(
         routes=routes,
+        # Outermost first; Starlette adds its error and exception middleware around/inside these.
+        middleware=[Middleware(Observe)],
         lifespan=lifespan,
         exception_handlers={
             GatewayError: on_gateway_error,
@@ -63,7 +73,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    gateway = proxy.gateway_of(request)
+    gateway = gateway_of(request)
     checks = {"redis": await is_ready(gateway.redis), "upstream": gateway.upstream.ready()}
     ok = all(checks.values())
     body = orjson.dumps({"status": "ok" if ok else "unavailable", "checks": checks})
@@ -71,12 +81,30 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    gateway = proxy.gateway_of(request)
-    return Response(gateway.metrics.render(), media_type=gateway.metrics.content_type)
+    gateway = gateway_of(request)
+    redis_up = await is_ready(gateway.redis)
+    budgets: list[TeamBudget] = []
+    if redis_up and gateway.config.admission.enabled:
+        try:
+            teams = await gateway.teams.list_teams()
+            spent = await gateway.admission.month_spend([t.name for t in teams], datetime.now(UTC))
+            budgets = [
+                TeamBudget(team.name, team_budget(gateway.config, team), amount)
+                for team, amount in zip(teams, spent, strict=True)
+            ]
+        except (RedisError, OSError):
+            redis_up = False
+    body, content_type = gateway.metrics.render(
+        request.headers.get("accept", ""), redis_up, budgets
+    )
+    return Response(body, headers={"content-type": content_type})
 
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
+    exchange = request.scope.get(SCOPE_KEY)
+    if exchange is not None:
+        exchange.error_code = exc.code or exc.type
     # The gateway's own errors carry a request id too, so support threads can quote one.
     headers = {"x-request-id": new_request_id(), **exc.headers}
     return Response(

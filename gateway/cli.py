@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -15,8 +16,9 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
-from gateway import admin_cli
+from gateway import admin_cli, route_cli
 from gateway.config import Config, ConfigError, load_config
+from gateway.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("gateway")
 CONFIG_ENV = "O1GW_CONFIG"
@@ -95,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     hash_key.add_argument("key")
     admin_cli.add_commands(sub)
+    route_cli.add_command(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -108,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "route":
+            return route_cli.run(args, read_config(args.config, os.environ), sys.stdin, sys.stdout)
     except ConfigError as exc:
         print(f"o1-gateway: config error: {exc}", file=sys.stderr)
         return 2
@@ -149,7 +154,9 @@ def _serve(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": 30,
     }
     if server.workers > 1:
-        # Workers are separate processes: they rebuild the same config from the environment.
+        # Workers are separate processes: they rebuild the same config from the environment,
+        # and keep their metrics in files a scrape adds up (see gateway.metrics).
+        env[MULTIPROC_ENV] = _metrics_dir(env.get(MULTIPROC_ENV))
         os.environ.update(env)
         uvicorn.run("gateway.cli:worker_app", factory=True, workers=server.workers, **common)
     else:
@@ -159,6 +166,16 @@ def _serve(args: argparse.Namespace) -> int:
         tune_gc()
         uvicorn.run(app, **common)
     return 0
+
+
+def _metrics_dir(configured: str | None) -> str:
+    """A directory for multiprocess metrics, emptied: files of an earlier run would add their
+    counts to this one's (a container restart keeps its emptyDir)."""
+    path = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="o1gw-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return str(path)
 
 
 def _simulate(args: argparse.Namespace) -> int:

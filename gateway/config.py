@@ -58,6 +58,9 @@ class ModelConfig:
     context: int = 128_000
     max_output: int = 16_384
     reasoning: bool = False
+    # What a typical answer costs in output tokens (reasoning included): the cost estimates of
+    # `POST /v1/route` use it. 0 = admission.default_completion_tokens.
+    typical_completion_tokens: int = 0
     capabilities: Capabilities = field(default_factory=Capabilities)
 
 
@@ -114,6 +117,14 @@ class AdmissionConfig:
     # Serve callers with an unknown or missing key as this team ("" = refuse them). Simulate mode
     # uses "sandbox" when this is empty: no real money is at stake there.
     anonymous_team: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ObservabilityConfig:
+    # One JSON line per API request on the `gateway.access` logger (no secrets, no bodies).
+    access_log: bool = True
+    # Label gateway_requests_total with key ids too: one series per key, so off by default.
+    key_id_labels: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +209,7 @@ class Config:
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     compat: CompatConfig = field(default_factory=CompatConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     tiers: dict[str, TierConfig] = field(default_factory=dict)
     limit_profiles: dict[str, Limits] = field(default_factory=dict)
     simulate: bool = False

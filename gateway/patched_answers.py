@@ -22,6 +22,7 @@ from gateway.admission import Ticket
 from gateway.errors import GatewayError
 from gateway.headers import client_response_headers, new_request_id, upstream_request_headers
 from gateway.metering import response_usage
+from gateway.observe import Exchange, exchange_of
 from gateway.pricing import usage_from
 from gateway.state import Gateway
 
@@ -43,8 +44,6 @@ async def answer_emulated(
     gw: Gateway,
     request: Request,
     payload: dict[str, Any],
-    model_label: str,
-    started: float,
     adapted: compat.Adapted,
     emulated_as: emulation.Emulation,
     ticket: Ticket | None,
@@ -57,9 +56,7 @@ async def answer_emulated(
     )  # fmt: skip
     call = _emulated_exchange(gw, request, payload, headers, emulated_as, ticket)
     if adapted.fake_stream:
-        return await fake_streamed(
-            gw, request, b"", model_label, started, adapted, ticket, call=call
-        )
+        return await fake_streamed(gw, request, b"", adapted, ticket, call=call)
     async with cancel_on_disconnect(request):
         status, upstream_headers, content = await call
     out_headers, _ = client_response_headers(upstream_headers)
@@ -70,7 +67,6 @@ async def answer_emulated(
         content = orjson.dumps(compat.adapt_response(orjson.loads(content), adapted))
     if ticket is not None:
         charge(gw, ticket, status, content)
-    gw.metrics.observe("chat", model_label, status, time.perf_counter() - started, None)
     return Response(content, status_code=status, headers=dict(out_headers))
 
 
@@ -147,8 +143,6 @@ async def fake_streamed(
     gw: Gateway,
     request: Request,
     body: bytes,
-    model_label: str,
-    started: float,
     adapted: compat.Adapted,
     ticket: Ticket | None,
     call: Awaitable[tuple[int, list[tuple[str, str]], bytes]] | None = None,
@@ -165,6 +159,7 @@ async def fake_streamed(
         )  # fmt: skip
         call = _exchange(gw, request, body, headers)
     task = asyncio.ensure_future(call)
+    exchange = exchange_of(request.scope)
     own_headers = [
         ("x-request-id", new_request_id()),
         ("x-gateway-patched", ",".join(adapted.patches)),
@@ -182,13 +177,12 @@ async def fake_streamed(
             if ticket is not None:
                 ticket.release()
             out_headers, _ = client_response_headers(upstream_headers)
-            gw.metrics.observe("chat", model_label, status, time.perf_counter() - started, None)
             return Response(content, status_code=status, headers=dict(out_headers + own_headers))
         events = _fake_stream_events(gw, content, adapted, ticket)
-        gw.metrics.observe("chat", model_label, 200, time.perf_counter() - started, None)
+        exchange.first_token_at = time.perf_counter()
         return Response(events, media_type=sse.CONTENT_TYPE, headers=dict(own_headers))
     return StreamingResponse(
-        _keepalive_then_answer(gw, task, model_label, started, adapted, ticket),
+        _keepalive_then_answer(gw, task, exchange, adapted, ticket),
         media_type=sse.CONTENT_TYPE,
         headers=dict(own_headers),
     )
@@ -216,8 +210,7 @@ def _fake_stream_events(
 async def _keepalive_then_answer(
     gw: Gateway,
     call: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]],
-    model_label: str,
-    started: float,
+    exchange: Exchange,
     adapted: compat.Adapted,
     ticket: Ticket | None,
 ) -> AsyncIterator[bytes]:
@@ -245,7 +238,9 @@ async def _keepalive_then_answer(
                 payload if isinstance(payload, dict) and "error" in payload else {"error": payload}
             )
             return
-        yield _fake_stream_events(gw, content, adapted, ticket)
+        events = _fake_stream_events(gw, content, adapted, ticket)
+        exchange.first_token_at = time.perf_counter()
+        yield events
     finally:
         gw.metrics.open_streams.dec()
         if not call.done():
@@ -255,7 +250,6 @@ async def _keepalive_then_answer(
                 ticket.release()
             elif not ticket.done:
                 ticket.abandon()
-        gw.metrics.observe("chat", model_label, status, time.perf_counter() - started, None)
 
 
 def charge(gw: Gateway, ticket: Ticket, status: int, content: bytes) -> None:
@@ -264,11 +258,12 @@ def charge(gw: Gateway, ticket: Ticket, status: int, content: bytes) -> None:
         ticket.release()
         return
     usage, model = response_usage(content)
-    price = None
     if ticket.price is None and model:  # pass-through: price by the model that answered
         found = gw.models.get(model)
-        price = found[1].price if found is not None else None
-    ticket.settle(usage, price)
+        if found is not None:
+            ticket.settle(usage, found[1].price, found[0])
+            return
+    ticket.settle(usage)
 
 
 @asynccontextmanager

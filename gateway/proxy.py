@@ -11,7 +11,6 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,13 +18,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway import compat, emulation, errors, limits, router, sse, tokens
+from gateway import compat, emulation, limits, sse, tokens
 from gateway.admission import Ticket, next_month, ratelimit_headers, refusal
-from gateway.auth import bearer_token, key_digest
 from gateway.config import Capabilities, ModelConfig, Price
 from gateway.errors import GatewayError
 from gateway.headers import client_response_headers, upstream_request_headers
+from gateway.intake import JSON, Caller, gateway_of, identify, parse_json_object, read_body
+from gateway.limits import Bucket, WeeklyCap
 from gateway.metering import StreamMeter
+from gateway.observe import Exchange, exchange_of
 from gateway.patched_answers import (
     answer_emulated,
     cancel_on_disconnect,
@@ -34,50 +35,17 @@ from gateway.patched_answers import (
     fake_streamed,
 )
 from gateway.pricing import worst_case_micros
+from gateway.routing import Routed, choose, route_headers
 from gateway.state import Gateway
-from gateway.teams import Key, Team
 from gateway.upstream import UpstreamResponse
 
-JSON = "application/json"
 log = logging.getLogger("gateway")
-# Resource names that may label metrics; anything else is "other" so a caller cannot mint series.
-KNOWN_ENDPOINTS = frozenset(
-    {
-        "assistants", "audio", "batches", "chat", "completions", "embeddings", "files",
-        "fine_tuning", "images", "models", "moderations", "realtime", "responses", "threads",
-        "uploads", "vector_stores",
-    }
-)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    team: Team
-    key: Key | None  # None: served as the anonymous team
-
-
-def gateway_of(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
-
-
-async def identify(gw: Gateway, request: Request) -> Caller:
-    token = bearer_token(request.scope["headers"])
-    if token:
-        found = await gw.teams.authenticate(key_digest(token))
-        if found is not None:
-            key, team = found
-            return Caller(team, key)
-    if gw.anonymous is not None:
-        return Caller(gw.anonymous, None)
-    raise errors.invalid_key(token) if token else errors.missing_key()
 
 
 async def chat_completions(request: Request) -> Response:
     gw = gateway_of(request)
-    started = time.perf_counter()
-    model_label = ""
-    decision: router.Decision | None = None
+    exchange = exchange_of(request.scope)
+    routed: Routed | None = None
     try:
         caller = await identify(gw, request)
         body = await read_body(request, gw.config.server.max_body_bytes)
@@ -90,17 +58,20 @@ async def chat_completions(request: Request) -> Response:
                 param="model",
                 code="missing_required_parameter",
             )
-        decision = route(gw, name, payload)
-        if decision is not None:
-            name = decision.model
+        routed = await choose(gw, caller.team, name, payload)
+        if routed is not None:
+            exchange.model, exchange.policy = name, routed.policy
+            exchange.route_reason = "; ".join(routed.decision.reasons)
+            name = routed.decision.model
         found = gw.models.get(name)
         if found is None or not limits.model_allowed(gw.config, caller.team, found[0]):
             raise model_not_found(name)
         model_label, model = found
+        exchange.routed_model = model_label
+        exchange.model = exchange.model or model_label
+        exchange.stream = payload.get("stream") is True
         caps = gw.learned.effective(model_label, model.capabilities, time.monotonic())
-        response = await serve_chat(
-            gw, request, caller, payload, body, model_label, model, caps, started
-        )
+        response = await serve_chat(gw, request, caller, payload, body, model_label, model, caps)
         lacking = _lacking_capability(gw, caller, response, caps)
         if lacking is not None:
             # The capability table was stale: patch that too, retry once, remember it.
@@ -108,33 +79,15 @@ async def chat_completions(request: Request) -> Response:
             gw.metrics.adaptive_patches.labels(model_label, lacking).inc()
             log.warning("upstream refused %s for %s: patching it from now on", lacking, model_label)
             response = await serve_chat(
-                gw, request, caller, payload, body, model_label, model, caps, started
+                gw, request, caller, payload, body, model_label, model, caps
             )
-        if decision is not None:
-            response.headers.update(route_headers(decision))
+        if routed is not None:
+            response.headers.update(route_headers(routed.decision))
         return response
     except GatewayError as exc:
-        if decision is not None:
-            exc.headers.update(route_headers(decision))
-        gw.metrics.observe("chat", model_label, exc.status, time.perf_counter() - started, None)
+        if routed is not None:
+            exc.headers.update(route_headers(routed.decision))
         raise
-
-
-def route(gw: Gateway, name: str, payload: dict[str, Any]) -> router.Decision | None:
-    """The model an alias such as `auto` picks for this request; None for a real model name."""
-    policy = gw.config.routing.policies.get(name)
-    if policy is None:
-        return None
-    messages = payload.get("messages")
-    return router.route(messages if isinstance(messages, list) else [], policy)
-
-
-def route_headers(decision: router.Decision) -> dict[str, str]:
-    return {
-        "x-gateway-route-model": decision.model,
-        "x-gateway-route-score": f"{decision.score:.3f}",
-        "x-gateway-route-reason": "; ".join(decision.reasons),
-    }
 
 
 def _lacking_capability(
@@ -161,7 +114,6 @@ async def serve_chat(
     model_label: str,
     model: ModelConfig,
     caps: Capabilities,
-    started: float,
 ) -> Response:
     """Patch, admit, call upstream and answer one chat request (maybe twice: see the caller)."""
     ticket: Ticket | None = None
@@ -191,17 +143,18 @@ async def serve_chat(
                 strip_usage = rewrite = True
         if rewrite:
             body = orjson.dumps(payload)
+        if adapted is not None:
+            exchange_of(request.scope).patches = adapted.patches
+            gw.metrics.count_patches(model_label, adapted.patches)
         if gw.config.admission.enabled:
             ticket = await admit_chat(gw, caller, payload, model_label, model)
+            exchange_of(request.scope).ticket = ticket
         if emulated_as is not None and adapted is not None:
-            return await answer_emulated(
-                gw, request, payload, model_label, started, adapted, emulated_as, ticket
-            )
+            return await answer_emulated(gw, request, payload, adapted, emulated_as, ticket)
         if adapted is not None and adapted.fake_stream:
-            return await fake_streamed(gw, request, body, model_label, started, adapted, ticket)
+            return await fake_streamed(gw, request, body, adapted, ticket)
         return await forward(
-            gw, request, "/chat/completions", body, "chat", model_label, started,
-            stream=stream, ticket=ticket, strip_usage=strip_usage, adapted=adapted,
+            gw, request, "/chat/completions", body, stream=stream, ticket=ticket, strip_usage=strip_usage, adapted=adapted,
         )  # fmt: skip
     except GatewayError as exc:
         if ticket is not None:
@@ -250,6 +203,13 @@ async def admit_chat(
 async def _admit(gw: Gateway, plan: limits.Plan, price: Price | None, prompt: int) -> Ticket:
     decision = await gw.admission.admit(plan)
     if not decision.admitted:
+        by = decision.refused_by
+        kind = (
+            by.kind if isinstance(by, Bucket)
+            else "weekly_messages" if isinstance(by, WeeklyCap)
+            else "budget"
+        )  # fmt: skip
+        gw.metrics.refusals.labels(plan.team, kind).inc()
         raise refusal(decision, plan, next_month(datetime.now(UTC)))
     return Ticket(gw.admission, plan, price, prompt, ratelimit_headers(decision.windows))
 
@@ -272,10 +232,7 @@ def _release_for(exc: GatewayError, ticket: Ticket) -> None:
 
 async def passthrough(request: Request) -> Response:
     gw = gateway_of(request)
-    started = time.perf_counter()
     path = request.scope["path"][len("/v1") :]
-    resource = path.split("/", 2)[1] if path.count("/") else ""
-    endpoint = resource if resource in KNOWN_ENDPOINTS else "other"
     ticket: Ticket | None = None
     try:
         caller = await identify(gw, request)
@@ -287,14 +244,12 @@ async def passthrough(request: Request) -> Response:
                 hold_id=secrets.token_hex(12), est_tokens=0, reserve=0, counts_tokens=False,
             )  # fmt: skip
             ticket = await _admit(gw, plan, None, 0)
-        return await forward(
-            gw, request, path, body, endpoint, "", started, stream=None, ticket=ticket
-        )
+            exchange_of(request.scope).ticket = ticket
+        return await forward(gw, request, path, body, stream=None, ticket=ticket)
     except GatewayError as exc:
         if ticket is not None:
             _release_for(exc, ticket)
             exc.headers.update(ticket.headers)
-        gw.metrics.observe(endpoint, "", exc.status, time.perf_counter() - started, None)
         raise
 
 
@@ -332,53 +287,11 @@ def model_not_found(name: str) -> GatewayError:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise GatewayError(400, "Invalid Content-Length header.", code="invalid_request")
-        if int(declared) > limit:
-            raise errors.body_too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise errors.body_too_large(limit)
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:
-    content_type = request.headers.get("content-type")
-    # No content type at all is forgiven (curl -d sends a form type, but scripts often send none).
-    if content_type is not None:
-        media = content_type.split(";", 1)[0].strip().lower()
-        if media != JSON and not media.endswith("+json"):
-            raise errors.unsupported_media_type(media)
-    if not body:
-        raise errors.invalid_json("the body is empty")
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise errors.invalid_json(str(exc)) from exc
-    if not isinstance(payload, dict):
-        raise GatewayError(
-            400,
-            f"Invalid type for request body: expected an object, but got {type(payload).__name__} instead.",
-            code="invalid_type",
-        )
-    return payload
-
-
 async def forward(
     gw: Gateway,
     request: Request,
     path: str,
     body: bytes,
-    endpoint: str,
-    model_label: str,
-    started: float,
     stream: bool | None,
     ticket: Ticket | None = None,
     strip_usage: bool = False,
@@ -401,8 +314,8 @@ async def forward(
         except GatewayError as exc:
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             raise
-        answered = time.perf_counter()
-        upstream_s = answered - sent
+        exchange = exchange_of(request.scope)
+        exchange.upstream_s = upstream_s = time.perf_counter() - sent
         out_headers, _request_id = client_response_headers(resp.headers)
         out_headers.append(("x-gateway-upstream-ms", f"{upstream_s * 1000:.1f}"))
         if ticket is not None:
@@ -413,10 +326,10 @@ async def forward(
         streaming = content_type.startswith("text/event-stream") if stream is None else stream
         if streaming and resp.status == 200:
             # From here Starlette's StreamingResponse watches for the client leaving.
-            gw.metrics.observe_overhead(endpoint, (time.perf_counter() - started) - upstream_s)
+            exchange.stream = True
             meter = StreamMeter(strip_usage) if ticket is not None else None
             return StreamingResponse(
-                relay(gw, resp, endpoint, model_label, started, upstream_s, meter, ticket),
+                relay(gw, resp, exchange, meter, ticket),
                 status_code=resp.status,
                 headers=dict(out_headers),
             )
@@ -427,40 +340,36 @@ async def forward(
             raise
         finally:
             await resp.close()
+        exchange.upstream_s = time.perf_counter() - sent
     if adapted is not None and adapted.stop and resp.status == 200:
         content = orjson.dumps(compat.adapt_response(orjson.loads(content), adapted))
     if ticket is not None:
         charge(gw, ticket, resp.status, content)
-    now = time.perf_counter()
-    gw.metrics.observe(endpoint, model_label, resp.status, now - started, upstream_s)
-    gw.metrics.observe_overhead(endpoint, sent - started)
     return Response(content, status_code=resp.status, headers=dict(out_headers))
 
 
 async def relay(
     gw: Gateway,
     resp: UpstreamResponse,
-    endpoint: str,
-    model_label: str,
-    started: float,
-    upstream_s: float,
+    exchange: Exchange,
     meter: StreamMeter | None = None,
     ticket: Ticket | None = None,
 ) -> AsyncIterator[bytes]:
     """Pass a stream through chunk by chunk. Cancellation (client gone) closes the upstream."""
     gw.metrics.open_streams.inc()
-    status = resp.status
     try:
         async for chunk in resp.iter_chunks():
             out = meter.feed(chunk) if meter is not None else chunk
             if out:
+                if exchange.first_token_at is None:
+                    exchange.first_token_at = time.perf_counter()
                 yield out
         if meter is not None and (rest := meter.flush()):
             yield rest
     except GatewayError as exc:
         # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
         gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
-        status = exc.status
+        exchange.error_code = exc.code or exc.type
         error = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
         yield sse.encode({"error": error})
     finally:
@@ -472,5 +381,5 @@ async def relay(
             price = None
             if ticket.price is None and meter.model in gw.models:
                 price = gw.models[meter.model][1].price
-            ticket.settle(usage, price)
-        gw.metrics.observe(endpoint, model_label, status, time.perf_counter() - started, upstream_s)
+            model = gw.models[meter.model][0] if price is not None else None
+            ticket.settle(usage, price, model)

@@ -83,6 +83,7 @@ class Gateway:
         await self.admission.drain()
         await self.upstream.close()
         await self.redis.aclose()
+        self.metrics.close()
 
 
 def _read_if_present(path: Path) -> str | None:
@@ -109,7 +110,8 @@ def open_gateway(config: Config) -> Gateway:
     for name, model in config.models.items():
         models[name] = (name, model)
     client = open_redis(config.redis)
-    metrics = Metrics()
+    metrics = Metrics(key_id_labels=config.observability.key_id_labels)
+    metrics.known_models(config.models)
     return Gateway(
         config=config,
         upstream=upstream,

@@ -37,6 +37,8 @@ class Team:
     models: tuple[str, ...] | None = None
     # Strict pass-through: no compatibility patches, upstream errors returned as they are.
     strict: bool = False
+    # The routing policy `model: "auto"` means for this team ("" = the configured `auto`).
+    routing_policy: str = ""
     created_at: int = 0
 
 
@@ -59,7 +61,7 @@ TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 TEAMS_INDEX = "gw:teams"
 SECRET_PREFIX = "sk-gw-"
-TEAM_FIELDS = ("name", "tier", "budget_usd", "limits", "models", "strict")
+TEAM_FIELDS = ("name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy")
 FILE_KEY_FIELDS = ("name", "sha256", "key_env", "limits", "expires_at")
 # A flood of random keys must not grow a replica's memory without bound.
 MAX_CACHED = 100_000
@@ -136,6 +138,7 @@ def team_fields(team: Team) -> dict[str, Any]:
         "limits": limits_fields(team.limits),
         "models": None if team.models is None else list(team.models),
         "strict": team.strict,
+        "routing_policy": team.routing_policy,
         "created_at": team.created_at,
     }
 
@@ -206,8 +209,14 @@ def parse_team(raw: Any, path: str = "") -> Team:
     strict = raw.get("strict", False)
     if not isinstance(strict, bool):
         raise ConfigError(f"{at_path(path, 'strict')}: expected true or false, got {strict!r}")
+    policy = raw.get("routing_policy", "")
+    if not isinstance(policy, str):
+        raise ConfigError(
+            f"{at_path(path, 'routing_policy')}: expected the name of a routing policy"
+        )
     return Team(
         strict=strict,
+        routing_policy=policy,
         name=name,
         tier=tier,
         budget_usd=None
@@ -228,6 +237,11 @@ def check_team(config: Config, team: Team, path: str = "") -> None:
     for i, model in enumerate(team.models or ()):
         if model not in config.models:
             raise ConfigError(f"{at_path(path, 'models')}[{i}]: unknown model {model!r}")
+    if team.routing_policy and team.routing_policy not in config.routing.policies:
+        raise ConfigError(
+            f"{at_path(path, 'routing_policy')}: unknown routing policy {team.routing_policy!r} "
+            f"(one of {', '.join(config.routing.policies) or 'none'})"
+        )
     check_limits(team.limits, config, at_path(path, "limits"))
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a bare Debian machine with Python 3.11: installs what it needs
-# (redis-server, a virtualenv with the package and its test tools), then lint, types and tests.
+# (redis-server, prometheus for promtool, a virtualenv with the package and its test tools), then
+# lint, types, the Prometheus config/rule checks and tests.
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k proxy`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,11 +10,12 @@ sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool + the prometheus server
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo_if_needed apt-get update -qq
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 VENV=${VENV:-.venv}
@@ -22,4 +24,9 @@ VENV=${VENV:-.venv}
 
 echo "== ruff"; "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
 echo "== mypy"; "$VENV/bin/mypy"
+quiet() { local out; out=$("$@" 2>&1) || { echo "$out"; return 1; }; }
+echo "== promtool"
+quiet promtool check config deploy/prometheus/prometheus.yml
+quiet promtool check rules deploy/prometheus/alerts.yml
+quiet promtool test rules deploy/prometheus/alerts_test.yml
 echo "== pytest"; "$VENV/bin/pytest" "$@"

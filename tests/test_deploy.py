@@ -2,11 +2,127 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
+from gateway.config import load_config
 from tests.conftest import ROOT
+
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+PROMETHEUS = DEPLOY / "prometheus"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "o1-gateway.json"
+
+# The metric names of the contract (notes/metrics-spec.md, mirrored by gateway/metrics.py).
+# Histograms are listed by base name; their _bucket/_sum/_count series are allowed too.
+ALLOWED_METRICS = frozenset(
+    {
+        "gateway_requests_total",
+        "gateway_request_duration_seconds",
+        "gateway_upstream_duration_seconds",
+        "gateway_overhead_seconds",
+        "gateway_time_to_first_token_seconds",
+        "gateway_tokens_total",
+        "gateway_spend_microdollars_total",
+        "gateway_budget_limit_microdollars",
+        "gateway_budget_spent_microdollars",
+        "gateway_budget_remaining_microdollars",
+        "gateway_ratelimit_refusals_total",
+        "gateway_route_decisions_total",
+        "gateway_patches_total",
+        "gateway_adaptive_patches_total",
+        "gateway_upstream_retries_total",
+        "gateway_upstream_fallbacks_total",
+        "gateway_upstream_errors_total",
+        "gateway_redis_duration_seconds",
+        "gateway_redis_errors_total",
+        "gateway_redis_up",
+        "gateway_admission_degraded_total",
+        "gateway_in_flight_requests",
+        "gateway_open_streams",
+    }
+)
+HISTOGRAMS = frozenset(
+    {
+        "gateway_request_duration_seconds",
+        "gateway_upstream_duration_seconds",
+        "gateway_overhead_seconds",
+        "gateway_time_to_first_token_seconds",
+        "gateway_redis_duration_seconds",
+    }
+)
+METRIC_NAME = re.compile(r"\bgateway_[a-z_]+")
+APP_LABELS = {"app.kubernetes.io/name": "o1-gateway", "app.kubernetes.io/component": "gateway"}
+
+
+def _yaml_docs(path: Path) -> list[Any]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def _k8s() -> dict[str, dict[str, Any]]:
+    """Every manifest under deploy/k8s by kind (one object per kind is shipped)."""
+    objects: dict[str, dict[str, Any]] = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in _yaml_docs(path):
+            if doc.get("kind") != "Kustomization":
+                assert doc["kind"] not in objects, f"{path.name}: second {doc['kind']}"
+                objects[doc["kind"]] = doc
+    return objects
+
+
+def _exposed_port() -> int:
+    exposed = re.findall(r"^EXPOSE (\d+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert len(exposed) == 1
+    return int(exposed[0])
+
+
+def _gateway_container() -> dict[str, Any]:
+    containers = _k8s()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+def _dashboard() -> dict[str, Any]:
+    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return dashboard
+
+
+def _dashboard_exprs() -> list[str]:
+    return [
+        target["expr"]
+        for panel in _dashboard()["panels"]
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+def _metric_names(expr: str) -> set[str]:
+    return {re.sub(r"_(bucket|sum|count)$", "", name) for name in METRIC_NAME.findall(expr)}
+
+
+def _promtool(*args: str) -> None:
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool is not installed (tests/run.sh installs Debian's prometheus)")
+    result = subprocess.run(
+        ["promtool", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Dockerfile and compose ------------------------------------------------------------------
 
 
 def test_compose_file_is_consistent_with_the_dockerfile() -> None:
@@ -34,3 +150,272 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck() -> None:
     for source in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.MULTILINE):
         for path in source.split():
             assert (ROOT / path).exists(), path
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p.relative_to(DEPLOY) for p in DEPLOY.rglob("*") if p.suffix in {".yml", ".yaml"}),
+    ids=str,
+)
+def test_every_yaml_file_under_deploy_loads(path: Path) -> None:
+    assert _yaml_docs(DEPLOY / path), f"{path} is empty"
+
+
+def test_compose_runs_gateway_redis_prometheus_and_grafana_wired_together() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"gateway", "redis", "prometheus", "grafana"} <= set(services)
+    assert services["prometheus"]["image"].startswith("prom/prometheus")
+    assert services["grafana"]["image"].startswith("grafana/grafana")
+    assert "3000:3000" in services["grafana"]["ports"]
+    assert "9090:9090" in services["prometheus"]["ports"]
+    assert "prometheus" in services["grafana"]["depends_on"]
+    assert "gateway" in services["prometheus"]["depends_on"]
+    # Prometheus scrapes the gateway by its compose service name on the Dockerfile's port.
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "o1-gateway"]
+    assert job["static_configs"][0]["targets"] == [f"gateway:{_exposed_port()}"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    # Grafana's datasource points at the prometheus service.
+    datasources = _yaml_docs(DEPLOY / "grafana/provisioning/datasources/prometheus.yml")[0]
+    (datasource,) = datasources["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == "http://prometheus:9090"
+
+
+def test_compose_bind_mounts_exist_and_match_the_provisioning_paths() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    named_volumes = set(compose.get("volumes") or {})
+    targets: dict[str, dict[str, Path]] = {}
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if source in named_volumes:
+                continue
+            # Compose resolves relative sources against the compose file's directory.
+            assert source.startswith("."), f"{name}: {source} should be relative to deploy/"
+            path = (DEPLOY / source).resolve()
+            assert path.exists(), f"{name}: mount source {source} does not exist"
+            targets.setdefault(name, {})[target] = path
+    prometheus = targets["prometheus"]
+    assert (prometheus["/etc/prometheus"] / "prometheus.yml").is_file()
+    assert (prometheus["/etc/prometheus"] / "alerts.yml").is_file()
+    grafana = targets["grafana"]
+    provisioning = grafana["/etc/grafana/provisioning"]
+    assert (provisioning / "datasources" / "prometheus.yml").is_file()
+    provider = _yaml_docs(provisioning / "dashboards" / "o1-gateway.yml")[0]["providers"][0]
+    assert provider["type"] == "file"
+    dashboards_dir = grafana[provider["options"]["path"]]
+    assert (dashboards_dir / DASHBOARD.name).is_file()
+
+
+# --- Kubernetes ------------------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_manifest_but_the_example_secret() -> None:
+    kustomization = _yaml_docs(K8S / "kustomization.yaml")[0]
+    assert kustomization["kind"] == "Kustomization"
+    resources = kustomization["resources"]
+    for resource in resources:
+        assert (K8S / resource).is_file(), resource
+    manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(resources) == manifests - {"secret.example.yaml"}
+    objects = _k8s()
+    for kind in ("ConfigMap", "Secret", "Deployment", "Service", "HorizontalPodAutoscaler"):
+        assert kind in objects, kind
+    assert "PodDisruptionBudget" in objects
+    for kind, obj in objects.items():
+        assert "namespace" not in obj["metadata"], f"{kind} should be namespace-free"
+
+
+def test_deployment_runs_replicas_with_probes_on_the_container_port() -> None:
+    deployment = _k8s()["Deployment"]
+    spec = deployment["spec"]
+    pod = spec["template"]
+    assert spec["replicas"] == 3
+    assert spec["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    container = _gateway_container()
+    assert container["image"] == "o1-gateway:latest"
+    (port,) = container["ports"]
+    assert port["name"] == "http" and port["containerPort"] == _exposed_port()
+    args = container["args"]
+    assert args[0] == "serve"
+    assert args[args.index("--port") + 1] == str(_exposed_port())
+    assert args[args.index("--workers") + 1] == "2"
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        http_get = container[probe]["httpGet"]
+        assert http_get["path"] == path
+        assert http_get["port"] in (port["name"], port["containerPort"])
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(_exposed_port())
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert pod["spec"]["terminationGracePeriodSeconds"] >= 60
+    assert "preStop" in container["lifecycle"]
+    assert {"requests", "limits"} <= set(container["resources"])
+    assert "cpu" in container["resources"]["requests"]  # the HPA's utilisation needs it
+
+
+def test_deployment_is_non_root_read_only_with_writable_scratch_dirs() -> None:
+    pod_spec = _k8s()["Deployment"]["spec"]["template"]["spec"]
+    container = _gateway_container()
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    volumes = {volume["name"]: volume for volume in pod_spec["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    env = {item["name"]: item for item in container["env"]}
+    multiproc = env["PROMETHEUS_MULTIPROC_DIR"]["value"]
+    for path in (multiproc, "/tmp"):
+        assert path in mounts, path
+        assert "emptyDir" in volumes[mounts[path]], path
+    # The config file comes from the ConfigMap, where O1GW_CONFIG and --config say it is.
+    config_path = Path(env["O1GW_CONFIG"]["value"])
+    args = container["args"]
+    assert args[args.index("--config") + 1] == str(config_path)
+    config_volume = volumes[mounts[str(config_path.parent)]]
+    configmap = _k8s()["ConfigMap"]
+    assert config_volume["configMap"]["name"] == configmap["metadata"]["name"]
+    assert config_path.name in configmap["data"]
+
+
+def test_configmap_holds_a_valid_gateway_config_with_the_shipped_models() -> None:
+    shipped = load_config((ROOT / "config" / "gateway.yaml").read_text(), {})
+    text = _k8s()["ConfigMap"]["data"]["gateway.yaml"]
+    config = load_config(text, {}, source="deploy/k8s/configmap.yaml")
+    assert config.server.host == "0.0.0.0"
+    assert config.server.port == _exposed_port()
+    assert config.models == shipped.models
+    assert config.tiers == shipped.tiers
+    assert config.routing == shipped.routing
+    assert config.admission.teams_file == ""  # the image ships no teams file; teams live in Redis
+
+
+def test_secret_key_refs_name_the_example_secret() -> None:
+    secret = _k8s()["Secret"]
+    keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+    assert {"OPENAI_API_KEY", "GATEWAY_ADMIN_KEY", "REDIS_URL"} <= keys
+    refs = [
+        item["valueFrom"]["secretKeyRef"]
+        for item in _gateway_container()["env"]
+        if "secretKeyRef" in item.get("valueFrom", {})
+    ]
+    assert {ref["key"] for ref in refs} == {"OPENAI_API_KEY", "GATEWAY_ADMIN_KEY", "REDIS_URL"}
+    for ref in refs:
+        assert ref["name"] == secret["metadata"]["name"]
+        assert ref["key"] in keys
+
+
+def test_service_hpa_and_pdb_target_the_deployment() -> None:
+    objects = _k8s()
+    deployment = objects["Deployment"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels.items() >= APP_LABELS.items()
+    (container_port,) = _gateway_container()["ports"]
+
+    service = objects["Service"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] in (container_port["name"], container_port["containerPort"])
+    assert container_port["containerPort"] == _exposed_port()
+
+    hpa = objects["HorizontalPodAutoscaler"]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+    assert (
+        hpa["spec"]["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["spec"]["maxReplicas"]
+    )
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+
+    pdb = objects["PodDisruptionBudget"]
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["spec"].get("maxUnavailable") == 1 or "minAvailable" in pdb["spec"]
+
+
+# --- Grafana and Prometheus ------------------------------------------------------------------
+
+
+def test_dashboard_loads_with_unique_panel_ids_titles_and_variables() -> None:
+    dashboard = _dashboard()
+    assert dashboard["uid"] and dashboard["title"]
+    assert 36 <= dashboard["schemaVersion"] <= 41
+    panels = dashboard["panels"]
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids))
+    assert all(panel.get("title") for panel in panels)
+    variables = {var["name"]: var for var in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["team"]["definition"] == "label_values(gateway_requests_total, team)"
+    for panel in panels:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+            assert panel["targets"], panel["title"]
+
+
+def test_dashboard_and_alerts_use_only_metric_names_from_the_spec() -> None:
+    exprs = _dashboard_exprs() + [rule["expr"] for rule in _alert_rules()]
+    used: set[str] = set()
+    for expr in exprs:
+        names = _metric_names(expr)
+        assert names <= ALLOWED_METRICS, (expr, names - ALLOWED_METRICS)
+        used |= names
+        # _bucket, _sum and _count belong to histograms only.
+        for full in re.findall(r"\bgateway_[a-z_]+_(?:bucket|sum|count)\b", expr):
+            assert re.sub(r"_(bucket|sum|count)$", "", full) in HISTOGRAMS, full
+    # The dashboard shows every metric of the contract.
+    assert _metric_names(" ".join(_dashboard_exprs())) == ALLOWED_METRICS
+
+
+def test_alerts_cover_the_required_conditions_with_severity_and_annotations() -> None:
+    rules = {rule["alert"]: rule for rule in _alert_rules()}
+    for rule in rules.values():
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+    required = {
+        "GatewayBudget80Percent": "gateway_budget_spent_microdollars",
+        "GatewayBudgetExhausted": "gateway_budget_limit_microdollars",
+        "GatewayHighErrorRate": 'status_class="5xx"',
+        "GatewayOverheadP99High": "gateway_overhead_seconds_bucket",
+        "GatewayRedisDown": "gateway_redis_up",
+        "GatewayAdmissionDegraded": "gateway_admission_degraded_total",
+        "GatewayUpstreamFailing": "gateway_upstream_errors_total",
+    }
+    for alert, needle in required.items():
+        assert needle in rules[alert]["expr"], alert
+    tested = yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text())
+    exercised: dict[str, set[bool]] = {alert: set() for alert in rules}
+    for test in tested["tests"]:
+        for case in test["alert_rule_test"]:
+            exercised[case["alertname"]].add(bool(case["exp_alerts"]))
+    for alert, outcomes in exercised.items():
+        assert outcomes == {True, False}, f"{alert}: test both firing and not firing"
+
+
+def test_promtool_checks_the_prometheus_config() -> None:
+    _promtool("check", "config", "deploy/prometheus/prometheus.yml")
+
+
+def test_promtool_checks_the_alert_rules() -> None:
+    _promtool("check", "rules", "deploy/prometheus/alerts.yml")
+
+
+def test_promtool_runs_the_alert_unit_tests() -> None:
+    _promtool("test", "rules", "deploy/prometheus/alerts_test.yml")
+
+
+def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
+    # Grafana's variables replaced by what they expand to; each query becomes a recording rule.
+    rules = [
+        {
+            "record": f"dashboard:query_{i}",
+            "expr": expr.replace("$__rate_interval", "5m").replace("$team", ".*"),
+        }
+        for i, expr in enumerate(_dashboard_exprs())
+    ]
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    _promtool("check", "rules", str(path))

@@ -155,7 +155,10 @@ def test_client_disconnect_cancels_a_slow_non_streaming_call(gateway: ServerThre
             timeout=0.5,
         )
     deadline = time.monotonic() + 5
-    line = 'gateway_requests_total{endpoint="chat",model="o1-preview",status_class="4xx"} 1.0'
+    line = (
+        'gateway_requests_total{endpoint="chat",model="o1-preview",'
+        'routed_model="o1-preview",status_class="4xx",team="test"} 1.0'
+    )
     while line not in httpx.get(f"{gateway.url}/metrics").text:
         assert time.monotonic() < deadline, (
             "the gateway kept waiting for upstream after the client left"
@@ -414,6 +417,13 @@ def test_metrics_count_requests(gateway: ServerThread) -> None:
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=HELLO)  # type: ignore[arg-type]
     text = httpx.get(f"{gateway.url}/metrics").text
-    assert 'gateway_requests_total{endpoint="chat",model="gpt-4o",status_class="2xx"} 1.0' in text
-    assert 'gateway_requests_total{endpoint="chat",model="",status_class="4xx"} 1.0' in text
+    assert (
+        'gateway_requests_total{endpoint="chat",model="gpt-4o",'
+        'routed_model="gpt-4o",status_class="2xx",team="test"} 1.0'
+    ) in text
+    # An unknown model name is not a label value: callers must not mint series.
+    assert (
+        'gateway_requests_total{endpoint="chat",model="",'
+        'routed_model="",status_class="4xx",team="test"} 1.0'
+    ) in text
     assert "gateway_overhead_seconds_bucket" in text

@@ -502,5 +502,6 @@ def test_key_records_keep_their_fields() -> None:
         "created_at",
     ]
     assert [f.name for f in dataclasses.fields(Team)] == [
-        "name", "tier", "budget_usd", "limits", "models", "strict", "created_at",
+        "name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy",
+        "created_at",
     ]  # fmt: skip
