@@ -77,6 +77,23 @@ def test_serve_with_two_workers_from_another_directory(tmp_path: Path) -> None:
             assert client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
             )
+        # Fresh connections spread over both workers; every scrape, whichever worker serves
+        # it, must count all of them (multiprocess metrics).
+        for _ in range(16):
+            httpx.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+                headers={"Authorization": "Bearer sk-anything"},
+            ).raise_for_status()
+        for _ in range(6):
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            total = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("gateway_requests_total{")
+            )
+            assert total == 20
+            assert "gateway_in_flight_requests 0.0" in text
     finally:
         output = stop(proc)
     assert "--simulate given" in output
