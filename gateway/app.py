@@ -75,7 +75,12 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     gateway = gateway_of(request)
     checks = {"redis": await is_ready(gateway.redis), "upstream": gateway.upstream.ready()}
-    ok = all(checks.values())
+    # Without Redis a replica still serves when rate limits fail open; taking every replica
+    # out of the load balancer because the shared Redis is down would turn a degraded gateway
+    # into a full outage. `checks` still says so, and gateway_redis_up alerts.
+    admission = gateway.config.admission
+    redis_needed = admission.enabled and admission.rate_limits_on_redis_error == "closed"
+    ok = checks["upstream"] and (checks["redis"] or not redis_needed)
     body = orjson.dumps({"status": "ok" if ok else "unavailable", "checks": checks})
     return Response(body, status_code=200 if ok else 503, media_type="application/json")
 

@@ -44,7 +44,7 @@ PATCH_KINDS = frozenset(
     {"system_message", "fake_stream", "tools", "response_format", "sampling_params", "max_tokens"}
 )
 REFUSAL_KINDS = ("requests", "tokens", "weekly_messages", "budget")
-REDIS_OPS = ("admit", "settle", "auth", "scrape")
+REDIS_OPS = ("admit", "settle", "scrape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,7 @@ class Metrics:
         )
         self.redis_duration = Histogram(
             "gateway_redis_duration_seconds",
-            "Redis round trips by operation (admit, settle, auth, scrape).",
+            "Redis round trips by operation (admit, settle, scrape).",
             ["op"],
             buckets=REDIS_BUCKETS,
             registry=r,

@@ -404,8 +404,18 @@ def test_readiness_follows_a_real_redis(start_gateway: GatewayFactory, redis_ser
     assert httpx.get(f"{server.url}/readyz").status_code == 200
 
 
-def test_readiness_fails_without_redis(start_gateway: GatewayFactory) -> None:
-    server = start_gateway(redis={"url": f"redis://127.0.0.1:{free_port()}/0", "timeout_s": 0.3})
+def test_readiness_without_redis_follows_the_fail_open_setting(
+    start_gateway: GatewayFactory,
+) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    # Rate limits fail open (the default): the replica keeps serving, and says Redis is away.
+    server = start_gateway(redis={"url": url, "timeout_s": 0.3})
+    ready = httpx.get(f"{server.url}/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["redis"] is False
+    # Fail closed: every request would be refused, so the replica is not ready.
+    server = start_gateway(
+        redis={"url": url, "timeout_s": 0.3}, admission={"rate_limits_on_redis_error": "closed"}
+    )
     ready = httpx.get(f"{server.url}/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["redis"] is False
     assert httpx.get(f"{server.url}/healthz").status_code == 200
