@@ -17,12 +17,14 @@ the secret; only the 201 answer of key creation has it, in `key`.
     GET    /admin/teams/{name}/keys
     DELETE /admin/keys/{id}              revokes; every replica refuses it within cache_ttl_s
     GET    /admin/teams/{name}/usage     this month's spend, remaining budget, counts by model
+    GET    /admin/openapi.json           this API as OpenAPI 3.1 (gateway.openapi)
 """
 
 from __future__ import annotations
 
 import hmac
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -33,11 +35,11 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import errors
-from gateway.auth import bearer_token
 from gateway.config import ConfigError, Limits, parse_section
 from gateway.errors import GatewayError
-from gateway.intake import gateway_of
+from gateway.intake import caller_token, gateway_of, json_problem
 from gateway.limits import model_allowed, team_budget, team_limits
+from gateway.openapi import MAX_BUDGET_USD, admin_openapi
 from gateway.teams import (
     Key,
     Team,
@@ -63,6 +65,7 @@ def admin_routes() -> list[BaseRoute]:
         Route("/teams/{name}/keys", create_key, methods=["POST"]),
         Route("/teams/{name}/usage", team_usage, methods=["GET"]),
         Route("/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
     return [Mount("/admin", app=AdminGuard(Router(routes=routes)))]
 
@@ -76,10 +79,11 @@ class AdminGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
-        expected = gateway_of(request).config.server.admin_key
+        server = gateway_of(request).config.server
+        expected = server.admin_key
         if not expected:
             raise errors.invalid_url(request.method, request.url.path)
-        token = bearer_token(scope["headers"])
+        token = caller_token(scope["headers"], server.max_header_bytes)
         if not token:
             raise GatewayError(
                 401,
@@ -112,8 +116,10 @@ async def list_teams(request: Request) -> Response:
 
 async def create_team(request: Request) -> Response:
     gw = gateway_of(request)
+    body = await json_body(request)
+    check_budget(body)
     try:
-        team = parse_team(await json_body(request))
+        team = parse_team(body)
     except ConfigError as exc:
         raise invalid_value(exc) from exc
     return json(team_view(request, await gw.teams.create_team(team)), 201)
@@ -125,7 +131,9 @@ async def get_team(request: Request) -> Response:
 
 async def update_team(request: Request) -> Response:
     gw = gateway_of(request)
-    team = await gw.teams.update_team(request.path_params["name"], await json_body(request))
+    patch = await json_body(request)
+    check_budget(patch)
+    team = await gw.teams.update_team(request.path_params["name"], patch)
     return json(team_view(request, team))
 
 
@@ -140,6 +148,26 @@ async def team_usage(request: Request) -> Response:
     team = await find_team(request)
     usage = await gw.admission.usage(team.name, team_budget(gw.config, team), datetime.now(UTC))
     return json(usage)
+
+
+def check_budget(body: dict[str, Any]) -> None:
+    """Refuse budgets that parse as numbers but are none: NaN, infinities and amounts whose
+    micro-dollars overflow the 64-bit integers they are stored as (a 500 otherwise)."""
+    value = body.get("budget_usd")
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
+        return  # parse_team names what is wrong with it
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return
+    if not amount.is_finite() or abs(amount) > MAX_BUDGET_USD:
+        raise GatewayError(
+            400,
+            f"budget_usd: expected a USD amount of at most {MAX_BUDGET_USD}, "
+            f"got {str(value)[:40]!r}.",
+            param="budget_usd",
+            code="invalid_value",
+        )
 
 
 async def find_team(request: Request) -> Team:
@@ -224,6 +252,10 @@ def key_view(request: Request, key: Key) -> dict[str, Any]:
     }
 
 
+async def openapi_json(request: Request) -> Response:
+    return json(admin_openapi(gateway_of(request).config))
+
+
 # -- JSON in and out ------------------------------------------------------------------------------
 
 
@@ -242,7 +274,7 @@ async def json_body(request: Request, empty_ok: bool = False) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise errors.invalid_json(str(exc)) from exc
+        raise errors.invalid_json(json_problem(body, exc)) from exc
     if not isinstance(data, dict):
         raise GatewayError(400, "The body must be a JSON object.", code="invalid_value")
     return data

@@ -25,9 +25,14 @@ from gateway.headers import go_duration
 from gateway.limits import REQUESTS, TOKENS, Bucket, Plan, WeeklyCap, tag
 from gateway.metrics import Metrics
 from gateway.pricing import Usage, cost_micros
+from gateway.script_client import ScriptClient
 
 log = logging.getLogger("gateway.admission")
 PERIOD_MS = 60_000
+# The script keeps an expired hold's record for a day, so a late settle can still correct it.
+SETTLE_RETRY_AFTER_EXPIRY_S = 12 * 3600
+# Settles waiting for Redis; beyond this, new ones rely on hold expiry (memory stays bounded).
+MAX_PENDING_SETTLES = 100_000
 BUDGET = "budget"
 
 
@@ -59,6 +64,7 @@ class Admission:
         config: AdmissionConfig,
         max_calls: int = 256,
         metrics: Metrics | None = None,
+        fast: ScriptClient | None = None,
     ) -> None:
         self._config = config
         self._metrics = metrics
@@ -67,9 +73,10 @@ class Admission:
         # "wait", never "Redis is down": the cluster client's pools raise at once when full, and
         # taking that for an outage would fail open and over-admit.
         self._slots = asyncio.Semaphore(max_calls)
-        self._script = client.register_script(
-            resources.files("gateway").joinpath("admission.lua").read_text()
-        )
+        self._source = resources.files("gateway").joinpath("admission.lua").read_text()
+        self._script = client.register_script(self._source)
+        self._fast = fast
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._local = LocalBuckets()
         self._pending: set[asyncio.Task[None]] = set()
         # team -> (settled spend this month in micro-dollars, monotonic time it was learned).
@@ -97,7 +104,7 @@ class Admission:
             async with self._slots:
                 began = time.perf_counter()
                 try:
-                    reply = await self._script(keys=keys, args=args)
+                    reply = await self._run(keys, args)
                 finally:
                     self._timed("admit", began)
         except (RedisError, OSError) as exc:
@@ -118,6 +125,15 @@ class Admission:
         decision = decode_admit(plan, [int(v) for v in reply])
         self._spent[plan.team] = (decision.spend, time.monotonic())
         return decision
+
+    async def _run(self, keys: list[str], args: list[Any]) -> Any:
+        if self._fast is not None:
+            return await self._fast.evalsha(self._script.sha, self._source, keys, args)
+        return await self._script(keys=keys, args=args)
+
+    async def close(self) -> None:
+        if self._fast is not None:
+            await self._fast.close()
 
     async def spent(self, team: str, max_age_s: float) -> int:
         """A team's settled spend this month, at most `max_age_s` old (0 if Redis is away)."""
@@ -158,7 +174,7 @@ class Admission:
         async with self._slots:
             began = time.perf_counter()
             try:
-                reply = await self._script(keys=[plan.tag, *(b.key for b in buckets)], args=args)
+                reply = await self._run([plan.tag, *(b.key for b in buckets)], args)
             except (RedisError, OSError):
                 self._count_error("settle")
                 raise
@@ -172,34 +188,42 @@ class Admission:
 
     def settle_later(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
         """Settle off the response's critical path; `drain` waits for these at shutdown."""
-        task = asyncio.get_running_loop().create_task(
-            self._settle_logged(plan, usage, cost, release_weekly)
-        )
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()  # once: each lookup is a getpid() on 3.11
+        task = self._loop.create_task(self._settle_logged(plan, usage, cost, release_weekly))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _settle_logged(
         self, plan: Plan, usage: Usage, cost: int, release_weekly: bool
     ) -> None:
-        # Settling is idempotent by hold id, so retrying one whose reply was lost is safe.
+        # Settling is idempotent by hold id, so retrying one whose reply was lost is safe. While
+        # Redis is away the settle waits here and lands when it is back: the real cost, not the
+        # reserve. The script corrects an expired hold to the real cost for a day after expiry,
+        # so retrying beyond that would not help.
+        give_up = time.monotonic() + self._config.hold_ttl_s + SETTLE_RETRY_AFTER_EXPIRY_S
         delay = 0.2
-        for attempt in range(6):
+        failures = 0
+        while True:
             try:
                 result = await self.settle(plan, usage, cost, release_weekly)
                 break
             except (RedisError, OSError) as exc:
-                if attempt == 5:
-                    # The hold expires and is charged at its reserve: never under-counted.
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
                     log.warning(
-                        "settle of hold %s for team %s failed (%s): the hold will expire "
-                        "charged at its reserve",
-                        plan.hold_id,
-                        plan.team,
-                        type(exc).__name__,
-                    )
+                        "settle of hold %s for team %s failed (%s): retrying until Redis is back",
+                        plan.hold_id, plan.team, type(exc).__name__,
+                    )  # fmt: skip
+                if time.monotonic() + delay > give_up or len(self._pending) > MAX_PENDING_SETTLES:
+                    # The hold was charged at its reserve on expiry: never under-counted.
+                    log.error(
+                        "gave up settling hold %s for team %s: it stays charged at its reserve",
+                        plan.hold_id, plan.team,
+                    )  # fmt: skip
                     return
                 await asyncio.sleep(delay)
-                delay *= 2
+                delay = min(delay * 2, 5.0)
         if result == -1 and cost:
             log.warning(
                 "settled unknown hold %s for team %s: charged to this month",
@@ -207,9 +231,19 @@ class Admission:
                 plan.team,
             )
 
-    async def drain(self) -> None:
+    @property
+    def pending_settles(self) -> int:
+        return len(self._pending)
+
+    async def drain(self, timeout_s: float | None = None) -> int:
+        """Wait for outstanding settles; returns how many are still unsettled at the timeout
+        (their holds expire charged at their reserve, and late settles correct them)."""
         if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+            await asyncio.wait(set(self._pending), timeout=timeout_s)
+        left = len(self._pending)
+        if left:
+            log.error("%d settles still waiting for Redis at shutdown", left)
+        return left
 
     async def usage(self, team: str, budget: int | None, now: datetime) -> dict[str, Any]:
         """This month's spend, holds and per-model counts of one team (the admin usage view)."""

@@ -22,6 +22,7 @@ from gateway.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("gateway")
 CONFIG_ENV = "O1GW_CONFIG"
+LOG_LEVEL_ENV = "O1GW_LOG_LEVEL"
 
 
 def read_config(path: str | None, env: Mapping[str, str]) -> Config:
@@ -49,9 +50,17 @@ def worker_app() -> Starlette:
     """App factory for uvicorn worker processes; `serve` passes its choices through the env."""
     from gateway.app import create_app
 
+    # Spawned workers start with bare logging: without this their warnings would be lost.
+    configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
     app = create_app(read_config(None, os.environ))
     tune_gc()
     return app
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def tune_gc() -> None:
@@ -100,10 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     route_cli.add_command(sub)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper() if "log_level" in args else "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level if "log_level" in args else "info")
     if args.command in admin_cli.COMMANDS:
         return admin_cli.run(args)
     try:
@@ -151,12 +157,15 @@ def _serve(args: argparse.Namespace) -> int:
         "loop": "uvloop",
         "http": "httptools",
         "access_log": False,
-        "timeout_graceful_shutdown": 30,
+        # No X-Forwarded-For rewriting: the gateway does not use client addresses.
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": int(server.shutdown_timeout_s),
     }
     if server.workers > 1:
         # Workers are separate processes: they rebuild the same config from the environment,
         # and keep their metrics in files a scrape adds up (see gateway.metrics).
         env[MULTIPROC_ENV] = _metrics_dir(env.get(MULTIPROC_ENV))
+        env[LOG_LEVEL_ENV] = args.log_level
         os.environ.update(env)
         uvicorn.run("gateway.cli:worker_app", factory=True, workers=server.workers, **common)
     else:

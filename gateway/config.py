@@ -52,6 +52,14 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    base_url: str = ""  # "" = upstream.base_url
+    # The environment variable holding this deployment's key ("" = upstream.api_key): keys
+    # stay out of config files.
+    api_key_env: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ModelConfig:
     upstream: str = ""
     price: Price = field(default_factory=Price)
@@ -62,6 +70,12 @@ class ModelConfig:
     # `POST /v1/route` use it. 0 = admission.default_completion_tokens.
     typical_completion_tokens: int = 0
     capabilities: Capabilities = field(default_factory=Capabilities)
+    # Models to serve the request with, in order, when this one keeps failing or is rate
+    # limited upstream (each re-patched for its own capabilities; the team pays what ran).
+    fallbacks: tuple[str, ...] = ()
+    # More endpoints or keys serving this model, load spread by calls in flight; empty = the
+    # `upstream` section's base URL and key.
+    deployments: dict[str, DeploymentConfig] = field(default_factory=dict)
 
 
 class Usd(int):
@@ -158,6 +172,17 @@ class ServerConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     # Bearer key of the /admin API (GATEWAY_ADMIN_KEY); empty turns the admin API off.
     admin_key: str = ""
+    # On SIGTERM: stop accepting, let requests and streams in flight finish for this long
+    # (o1 calls think for minutes), then settle every hold (up to 10 s more) and exit. With
+    # Kubernetes' preStop sleep of 10 s this fits terminationGracePeriodSeconds: 120.
+    shutdown_timeout_s: float = 100.0
+    # Chat requests beyond these get a 400 before any work is spent on them (gateway.validation).
+    max_messages: int = 2048
+    # Levels of objects and arrays in a chat body; every later step walks the payload.
+    max_json_depth: int = 64
+    # All request headers together (names and values). uvicorn with httptools sets no limit;
+    # 32 KiB is what nginx's default buffers allow.
+    max_header_bytes: int = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +197,23 @@ class UpstreamConfig:
     forward_header_prefixes: tuple[str, ...] = ()
     pool_size: int = 1024
     connect_timeout_s: float = 10.0
-    # o1 models think for minutes before the first byte: the read timeout must allow it.
+    # o1 models think for minutes before the first byte (non-streamed: before the whole answer).
+    first_byte_timeout_s: float = 900.0
+    # The longest silence between two chunks of a response body.
     read_timeout_s: float = 900.0
+    # A whole upstream call, streams included.
+    total_timeout_s: float = 3600.0
+    # Retries of failed tries (connection errors, timeouts, 429, 5xx) before anything reached
+    # the client, with jittered exponential backoff; an upstream retry-after is honoured up to
+    # retry_after_max_s, and never past the client's own deadline (x-stainless-timeout).
+    retries: int = 2
+    retry_backoff_s: float = 0.5
+    retry_backoff_max_s: float = 8.0
+    retry_after_max_s: float = 20.0
+    # Circuit breaker per model and deployment: this many failures in a row open it; after
+    # the cooldown one probe call decides whether it closes.
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +446,19 @@ def _check(config: Config) -> None:
         raise ConfigError("server.max_body_bytes: must be positive")
     if config.upstream.pool_size <= 0:
         raise ConfigError("upstream.pool_size: must be positive")
+    if config.upstream.retries < 0:
+        raise ConfigError("upstream.retries: must not be negative")
+    if config.upstream.breaker_failures < 1:
+        raise ConfigError("upstream.breaker_failures: must be at least 1")
+    for name, model in config.models.items():
+        for i, fallback in enumerate(model.fallbacks):
+            if fallback not in config.models or fallback == name:
+                raise ConfigError(f"models.{name}.fallbacks[{i}]: unknown model {fallback!r}")
+        for label, deployment in model.deployments.items():
+            if deployment.base_url and not deployment.base_url.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"models.{name}.deployments.{label}.base_url: expected an http(s) URL"
+                )
     for name, tier in config.tiers.items():
         check_limits(tier.limits, config, f"tiers.{name}.limits")
         for i, allowed in enumerate(tier.models):

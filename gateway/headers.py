@@ -99,3 +99,16 @@ def client_response_headers(
         request_id = new_request_id()
         out.append(("x-request-id", request_id))
     return out, request_id
+
+
+def client_timeout_s(headers: Iterable[tuple[bytes, bytes]]) -> float | None:
+    """How long the client will wait, from the `x-stainless-timeout` the OpenAI SDKs send
+    (seconds); retries must not outlast it. None when absent or unreadable."""
+    for name, value in headers:
+        if name == b"x-stainless-timeout":
+            try:
+                seconds = float(value)
+            except ValueError:
+                return None
+            return seconds if seconds > 0 else None
+    return None

@@ -3,6 +3,7 @@ its key, read the body within the size limit, and parse it as one JSON object.""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from gateway.state import Gateway
 from gateway.teams import Key, Team
 
 JSON = "application/json"
+# Real keys are well under 200 bytes; uvicorn's own header limits are far larger than this.
+MAX_AUTHORIZATION_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +34,7 @@ def gateway_of(request: Request) -> Gateway:
 
 
 async def identify(gw: Gateway, request: Request) -> Caller:
-    token = bearer_token(request.scope["headers"])
+    token = caller_token(request.scope["headers"], gw.config.server.max_header_bytes)
     if token:
         found = await gw.teams.authenticate(key_digest(token))
         if found is not None:
@@ -43,6 +46,20 @@ async def identify(gw: Gateway, request: Request) -> Caller:
         exchange_of(request.scope).team = gw.anonymous.name
         return Caller(gw.anonymous, None)
     raise errors.invalid_key(token) if token else errors.missing_key()
+
+
+def caller_token(headers: Iterable[tuple[bytes, bytes]], max_header_bytes: int) -> str:
+    """The bearer token, after refusing headers no real client needs: an Authorization header
+    longer than any key, or more header bytes than `server.max_header_bytes` (the HTTP server
+    below accepts any amount, and each request would keep them in memory)."""
+    size = 0
+    for name, value in headers:
+        size += len(name) + len(value)
+        if name == b"authorization" and len(value) > MAX_AUTHORIZATION_BYTES:
+            raise errors.authorization_too_long(len(value), MAX_AUTHORIZATION_BYTES)
+    if size > max_header_bytes:
+        raise errors.headers_too_large(size, max_header_bytes)
+    return bearer_token(headers)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -74,7 +91,7 @@ def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise errors.invalid_json(str(exc)) from exc
+        raise errors.invalid_json(json_problem(body, exc)) from exc
     if not isinstance(payload, dict):
         raise GatewayError(
             400,
@@ -82,3 +99,15 @@ def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:
             code="invalid_type",
         )
     return payload
+
+
+def json_problem(body: bytes, exc: orjson.JSONDecodeError) -> str:
+    """orjson's reason, made plain for the one case its wording hides: bytes that are not UTF-8."""
+    try:
+        body.decode()
+    except UnicodeDecodeError as bad:
+        return (
+            f"the body is not valid UTF-8 (byte 0x{body[bad.start]:02x} at offset {bad.start}); "
+            "JSON must be sent as UTF-8"
+        )
+    return str(exc)

@@ -20,11 +20,18 @@ from starlette.responses import Response, StreamingResponse
 from gateway import compat, emulation, errors, fake_stream, sse
 from gateway.admission import Ticket
 from gateway.errors import GatewayError
-from gateway.headers import client_response_headers, new_request_id, upstream_request_headers
+from gateway.headers import (
+    client_response_headers,
+    client_timeout_s,
+    new_request_id,
+    upstream_request_headers,
+)
+from gateway.intake import gateway_of
 from gateway.metering import response_usage
 from gateway.observe import Exchange, exchange_of
 from gateway.pricing import usage_from
 from gateway.state import Gateway
+from gateway.upstream import UpstreamResponse
 
 
 def emulation_plan(
@@ -191,7 +198,7 @@ async def fake_streamed(
 async def _exchange(
     gw: Gateway, request: Request, body: bytes, headers: dict[str, str]
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    resp = await gw.upstream.send("POST", "/chat/completions", b"", headers, body)
+    resp = await send_upstream(gw, request, "/chat/completions", headers, body)
     try:
         return resp.status, resp.headers, await resp.read()
     finally:
@@ -252,6 +259,23 @@ async def _keepalive_then_answer(
                 ticket.abandon()
 
 
+async def send_upstream(
+    gw: Gateway, request: Request, path: str, headers: dict[str, str], body: bytes
+) -> UpstreamResponse:
+    """Chat calls go through the model's deployments with retries; pass-through calls (which
+    may not be safe to repeat) go once to the default upstream."""
+    exchange = exchange_of(request.scope)
+    if not exchange.routed_model:
+        return await gw.upstream.send(
+            request.method, path, request.scope["query_string"], headers, body
+        )
+    timeout = client_timeout_s(request.scope["headers"])
+    return await gw.dispatch.send(
+        exchange.routed_model, request.method, path, request.scope["query_string"], headers,
+        body, deadline=None if timeout is None else exchange.started + timeout,
+    )  # fmt: skip
+
+
 def charge(gw: Gateway, ticket: Ticket, status: int, content: bytes) -> None:
     """Settle a finished non-streamed call from the usage its answer reports."""
     if status >= 400:
@@ -274,7 +298,9 @@ async def cancel_on_disconnect(request: Request) -> AsyncIterator[None]:
     generation running. The watcher is one small task that sleeps in `receive()` until the
     server reports `http.disconnect`.
     """
-    task = asyncio.current_task()
+    # No per-request loop lookup: each is a getpid() system call on Python 3.11.
+    loop = gateway_of(request).loop or asyncio.get_running_loop()
+    task = asyncio.current_task(loop)
     assert task is not None
     gone = False
 
@@ -285,7 +311,7 @@ async def cancel_on_disconnect(request: Request) -> AsyncIterator[None]:
         gone = True
         task.cancel()
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    watcher = loop.create_task(watch())
     try:
         yield
     except asyncio.CancelledError:

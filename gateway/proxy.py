@@ -18,7 +18,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway import compat, emulation, limits, sse, tokens
+from gateway import compat, emulation, limits, sse, tokens, validation
 from gateway.admission import Ticket, next_month, ratelimit_headers, refusal
 from gateway.config import Capabilities, ModelConfig, Price
 from gateway.errors import GatewayError
@@ -33,6 +33,7 @@ from gateway.patched_answers import (
     charge,
     emulation_plan,
     fake_streamed,
+    send_upstream,
 )
 from gateway.pricing import worst_case_micros
 from gateway.routing import Routed, choose, route_headers
@@ -40,6 +41,9 @@ from gateway.state import Gateway
 from gateway.upstream import UpstreamResponse
 
 log = logging.getLogger("gateway")
+# The upstream account's own administration (usage and costs of every project, users, admin
+# keys, projects): a team key must never reach it with the gateway's upstream key.
+ACCOUNT_PATHS = ("/organization", "/dashboard")
 
 
 async def chat_completions(request: Request) -> Response:
@@ -50,6 +54,7 @@ async def chat_completions(request: Request) -> Response:
         caller = await identify(gw, request)
         body = await read_body(request, gw.config.server.max_body_bytes)
         payload = parse_json_object(request, body)
+        validation.check_chat(payload, gw.config.server)
         name = payload.get("model")
         if not isinstance(name, str) or not name:
             raise GatewayError(
@@ -66,21 +71,9 @@ async def chat_completions(request: Request) -> Response:
         found = gw.models.get(name)
         if found is None or not limits.model_allowed(gw.config, caller.team, found[0]):
             raise model_not_found(name)
-        model_label, model = found
-        exchange.routed_model = model_label
-        exchange.model = exchange.model or model_label
+        exchange.model = exchange.model or found[0]
         exchange.stream = payload.get("stream") is True
-        caps = gw.learned.effective(model_label, model.capabilities, time.monotonic())
-        response = await serve_chat(gw, request, caller, payload, body, model_label, model, caps)
-        lacking = _lacking_capability(gw, caller, response, caps)
-        if lacking is not None:
-            # The capability table was stale: patch that too, retry once, remember it.
-            caps = gw.learned.learn(model_label, caps, lacking, time.monotonic())
-            gw.metrics.adaptive_patches.labels(model_label, lacking).inc()
-            log.warning("upstream refused %s for %s: patching it from now on", lacking, model_label)
-            response = await serve_chat(
-                gw, request, caller, payload, body, model_label, model, caps
-            )
+        response = await serve_with_fallbacks(gw, request, caller, payload, body, found[0])
         if routed is not None:
             response.headers.update(route_headers(routed.decision))
         return response
@@ -88,6 +81,70 @@ async def chat_completions(request: Request) -> Response:
         if routed is not None:
             exc.headers.update(route_headers(routed.decision))
         raise
+
+
+# Upstream trouble worth trying the next model for; the gateway's own refusals are not.
+FALLBACK_STATUSES = frozenset({429, 500, 502, 503, 504})
+FALLBACK_CODES = frozenset({"upstream_unreachable", "upstream_timeout", "upstream_circuit_open"})
+
+
+async def serve_with_fallbacks(
+    gw: Gateway, request: Request, caller: Caller, payload: dict[str, Any], body: bytes, first: str
+) -> Response:
+    """Serve with `first`, then its configured fallbacks while upstream fails or rate limits.
+
+    A model whose circuit is open is skipped at once (unless it is the last one left). Each
+    fallback is patched for its own capabilities and admitted and charged on its own; the
+    failed try was released, so the team pays for what ran.
+    """
+    exchange = exchange_of(request.scope)
+    candidates = [first] + [
+        m
+        for m in gw.config.models[first].fallbacks
+        if limits.model_allowed(gw.config, caller.team, m)
+    ]
+    taken: list[str] = []
+    for index, label in enumerate(candidates):
+        last = index == len(candidates) - 1
+        if not last and not gw.dispatch.available(label):
+            taken.append(f"{label} -> {candidates[index + 1]} (circuit open)")
+            gw.metrics.upstream_fallbacks.labels(label, candidates[index + 1]).inc()
+            continue
+        exchange.routed_model = label
+        try:
+            response = await serve_model(gw, request, caller, payload, body, label)
+        except GatewayError as exc:
+            if last or exc.code not in FALLBACK_CODES:
+                if taken:
+                    exc.headers["x-gateway-fallback"] = "; ".join(taken)
+                raise
+            why = exc.code
+        else:
+            if last or response.status_code not in FALLBACK_STATUSES:
+                if taken:
+                    response.headers["x-gateway-fallback"] = "; ".join(taken)
+                return response
+            why = str(response.status_code)
+        taken.append(f"{label} -> {candidates[index + 1]} ({why})")
+        gw.metrics.upstream_fallbacks.labels(label, candidates[index + 1]).inc()
+        log.warning("falling back from %s to %s (%s)", label, candidates[index + 1], why)
+    raise AssertionError("the last candidate always answers")  # pragma: no cover
+
+
+async def serve_model(
+    gw: Gateway, request: Request, caller: Caller, payload: dict[str, Any], body: bytes, label: str
+) -> Response:
+    model = gw.config.models[label]
+    caps = gw.learned.effective(label, model.capabilities, time.monotonic())
+    response = await serve_chat(gw, request, caller, payload, body, label, model, caps)
+    lacking = _lacking_capability(gw, caller, response, caps)
+    if lacking is not None:
+        # The capability table was stale: patch that too, retry once, remember it.
+        caps = gw.learned.learn(label, caps, lacking, time.monotonic())
+        gw.metrics.adaptive_patches.labels(label, lacking).inc()
+        log.warning("upstream refused %s for %s: patching it from now on", lacking, label)
+        response = await serve_chat(gw, request, caller, payload, body, label, model, caps)
+    return response
 
 
 def _lacking_capability(
@@ -236,6 +293,14 @@ async def passthrough(request: Request) -> Response:
     ticket: Ticket | None = None
     try:
         caller = await identify(gw, request)
+        if path.startswith(ACCOUNT_PATHS):
+            raise GatewayError(
+                403,
+                "The upstream account's organization endpoints are not available through "
+                "the gateway.",
+                type_="permission_error",
+                code="forbidden_path",
+            )
         body = await read_body(request, gw.config.server.max_body_bytes)
         if gw.config.admission.enabled:
             # Token use is unknown up front: count the request, charge the usage it reports.
@@ -308,9 +373,7 @@ async def forward(
     sent = time.perf_counter()
     async with cancel_on_disconnect(request):
         try:
-            resp = await gw.upstream.send(
-                request.method, path, request.scope["query_string"], headers, body
-            )
+            resp = await send_upstream(gw, request, path, headers, body)
         except GatewayError as exc:
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             raise

@@ -14,7 +14,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import limits, router, tokens
+from gateway import limits, router, tokens, validation
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.intake import gateway_of, identify, parse_json_object, read_body
@@ -104,7 +104,9 @@ async def route_endpoint(request: Request) -> Response:
     caller = await identify(gw, request)
     body = await read_body(request, gw.config.server.max_body_bytes)
     payload = parse_json_object(request, body)
-    name = payload.get("model", DEFAULT_ALIAS)
+    payload.setdefault("model", DEFAULT_ALIAS)
+    validation.check_chat(payload, gw.config.server)
+    name = payload["model"]
     if not isinstance(name, str) or not name:
         raise GatewayError(400, "model must be a string", param="model", code="invalid_type")
     messages = payload.get("messages")

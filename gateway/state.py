@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +16,11 @@ from redis.exceptions import RedisError
 from gateway.admission import Admission
 from gateway.compat import LearnedCapabilities
 from gateway.config import Config, ModelConfig
+from gateway.dispatch import Dispatcher, Target
 from gateway.metrics import Metrics
+from gateway.observe import AccessLog
+from gateway.resilience import Breaker, RetryPolicy
+from gateway.script_client import ScriptClient
 from gateway.store import open_redis
 from gateway.team_store import TeamStore
 from gateway.teams import Team
@@ -22,6 +28,9 @@ from gateway.upstream import ASGIUpstream, Upstream, create_upstream
 
 log = logging.getLogger("gateway")
 SANDBOX_TEAM = "sandbox"
+# At shutdown, settles get this long to reach Redis (milliseconds when it is up); what is
+# left is charged at its reserve when the hold expires, and corrected by a later settle.
+SETTLE_DRAIN_S = 10.0
 
 
 @dataclass(slots=True)
@@ -33,6 +42,7 @@ class Gateway:
     metrics: Metrics
     teams: TeamStore
     admission: Admission
+    dispatch: Dispatcher
     # Client-facing model name or upstream snapshot name -> (client-facing name, model config).
     models: dict[str, tuple[str, ModelConfig]] = field(default_factory=dict)
     extra_forward_prefixes: tuple[str, ...] = ()
@@ -40,10 +50,19 @@ class Gateway:
     anonymous: Team | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
     learned: LearnedCapabilities = field(default_factory=LearnedCapabilities)
+    # Clients of models' own deployments (models.NAME.deployments), closed with the gateway.
+    extra_upstreams: list[Upstream] = field(default_factory=list)
+    access_log: AccessLog | None = None
+    # The event loop serving requests, kept: on Python 3.11 each running-loop lookup costs a
+    # getpid() system call, and the request path would otherwise make several.
+    loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Load teams into the store. Redis being down must not stop the gateway from starting
         (it reports not-ready instead), so the load is retried in the background until it works."""
+        self.loop = asyncio.get_running_loop()
+        if self.access_log is not None:
+            self.background.add(asyncio.get_running_loop().create_task(self.access_log.run()))
         try:
             await self._load_teams()
         except (RedisError, OSError) as exc:
@@ -80,8 +99,13 @@ class Gateway:
     async def close(self) -> None:
         for task in self.background:
             task.cancel()
-        await self.admission.drain()
+        if self.access_log is not None:
+            self.access_log.flush()
+        await self.admission.drain(SETTLE_DRAIN_S)
+        await self.admission.close()
         await self.upstream.close()
+        for target in self.extra_upstreams:
+            await target.close()
         await self.redis.aclose()
         self.metrics.close()
 
@@ -112,6 +136,13 @@ def open_gateway(config: Config) -> Gateway:
     client = open_redis(config.redis)
     metrics = Metrics(key_id_labels=config.observability.key_id_labels)
     metrics.known_models(config.models)
+    targets, extra_upstreams = _targets(config, upstream, upstream_key)
+    policy = RetryPolicy(
+        attempts=config.upstream.retries + 1,
+        backoff_s=config.upstream.retry_backoff_s,
+        backoff_max_s=config.upstream.retry_backoff_max_s,
+        retry_after_max_s=config.upstream.retry_after_max_s,
+    )
     return Gateway(
         config=config,
         upstream=upstream,
@@ -119,7 +150,55 @@ def open_gateway(config: Config) -> Gateway:
         redis=client,
         metrics=metrics,
         teams=TeamStore(client, config),
-        admission=Admission(client, config.admission, config.redis.pool_size, metrics),
+        admission=Admission(
+            client, config.admission, config.redis.pool_size, metrics, fast=_script_client(config)
+        ),
         models=models,
         extra_forward_prefixes=extra,
+        dispatch=Dispatcher(targets, policy, metrics),
+        access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
+        extra_upstreams=extra_upstreams,
     )
+
+
+def _script_client(config: Config) -> ScriptClient | None:
+    """The pipelined client for the admission script, where it applies (see its module)."""
+    url = config.redis.url
+    if not url or config.redis.cluster or not ScriptClient.supports(url):
+        return None
+    return ScriptClient(url, config.redis.timeout_s)
+
+
+def _targets(
+    config: Config, default: Upstream, default_key: str
+) -> tuple[dict[str, list[Target]], list[Upstream]]:
+    """Each model's deployments, each with its own breaker (the default upstream is shared)."""
+    up = config.upstream
+    targets: dict[str, list[Target]] = {}
+    extra: list[Upstream] = []
+    for name, model in config.models.items():
+        targets[name] = []
+        for label, deployment in model.deployments.items():
+            client = create_upstream(
+                dataclasses.replace(up, base_url=deployment.base_url or up.base_url)
+            )
+            extra.append(client)
+            key = os.environ.get(deployment.api_key_env, "") if deployment.api_key_env else ""
+            targets[name].append(
+                Target(
+                    label,
+                    client,
+                    key or default_key,
+                    Breaker(up.breaker_failures, up.breaker_cooldown_s),
+                )
+            )
+        if not targets[name]:
+            targets[name].append(
+                Target(
+                    "default",
+                    default,
+                    default_key,
+                    Breaker(up.breaker_failures, up.breaker_cooldown_s),
+                )
+            )
+    return targets, extra

@@ -117,13 +117,19 @@ class AiohttpUpstream:
     def __init__(self, config: UpstreamConfig) -> None:
         self._base = config.base_url.rstrip("/")
         self._read_timeout = config.read_timeout_s
+        self._first_byte_timeout = config.first_byte_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
         connector = aiohttp.TCPConnector(
             limit=config.pool_size, limit_per_host=config.pool_size, ttl_dns_cache=300
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
+            # sock_read also bounds the wait for the headers, so it must allow the first byte;
+            # that wait has its own, usually longer, limit below.
             timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=config.connect_timeout_s, sock_read=config.read_timeout_s
+                total=config.total_timeout_s,
+                sock_connect=config.connect_timeout_s,
+                sock_read=max(config.read_timeout_s, config.first_byte_timeout_s),
             ),
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
@@ -135,13 +141,37 @@ class AiohttpUpstream:
         url = self._base + path
         if query:
             url += "?" + query.decode("latin-1")
+        # The wait for the headers has its own limit. Done by hand rather than with
+        # asyncio.timeout(): that looks the loop up twice, and each lookup is a getpid() on
+        # Python 3.11, a measurable cost per request.
+        loop = self._loop or self._bind_loop()
+        task = asyncio.current_task(loop)
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = loop.call_later(self._first_byte_timeout, expire)
         try:
             resp = await self._session.request(
                 method, url, headers=headers, data=body or None, allow_redirects=False
             )
+        except asyncio.CancelledError:
+            if expired and task.uncancel() == 0:
+                raise errors.upstream_timeout(self._first_byte_timeout) from None
+            raise
         except _AIOHTTP_ERRORS as exc:
-            raise _aiohttp_error(exc, self._read_timeout, "failed") from exc
+            raise _aiohttp_error(exc, self._first_byte_timeout, "failed") from exc
+        finally:
+            timer.cancel()
         return _AiohttpResponse(resp, self._read_timeout)
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()
+        return self._loop
 
     def ready(self) -> bool:
         return not self._session.closed
@@ -184,13 +214,14 @@ class HttpxUpstream:
     def __init__(self, config: UpstreamConfig) -> None:
         self._base = config.base_url.rstrip("/")
         self._read_timeout = config.read_timeout_s
+        self._first_byte_timeout = config.first_byte_timeout_s
         self._client = httpx.AsyncClient(
             limits=httpx.Limits(
                 max_connections=config.pool_size, max_keepalive_connections=config.pool_size
             ),
             timeout=httpx.Timeout(
                 connect=config.connect_timeout_s,
-                read=config.read_timeout_s,
+                read=max(config.read_timeout_s, config.first_byte_timeout_s),
                 write=config.read_timeout_s,
                 pool=config.read_timeout_s,
             ),
@@ -204,9 +235,10 @@ class HttpxUpstream:
             url += "?" + query.decode("latin-1")
         request = self._client.build_request(method, url, headers=headers, content=body or None)
         try:
-            resp = await self._client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise errors.upstream_timeout(self._read_timeout) from exc
+            async with asyncio.timeout(self._first_byte_timeout):
+                resp = await self._client.send(request, stream=True)
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise errors.upstream_timeout(self._first_byte_timeout) from exc
         except httpx.TransportError as exc:
             raise errors.upstream_unreachable(f"cannot connect ({type(exc).__name__})") from exc
         return _HttpxResponse(resp, self._read_timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -10,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.observe import Exchange, access_line, endpoint_of
+from gateway.observe import AccessLog, Exchange, access_line, endpoint_of
 from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread
 
 HELLO = [{"role": "user", "content": "Hello there"}]
@@ -21,26 +22,30 @@ def gateway(start_gateway: GatewayFactory) -> ServerThread:
     return start_gateway()
 
 
-def access_lines(caplog: pytest.LogCaptureFixture, expected: int = 1) -> list[dict[str, object]]:
-    # The line is written once the response has gone, so it may land just after the client
-    # has read the response.
+def capture(server: ServerThread) -> io.BytesIO:
+    """Send the gateway's access log (normally stderr) to a buffer."""
+    sink = io.BytesIO()
+    server.server.config.app.state.gateway.access_log.stream = sink
+    return sink
+
+
+def access_lines(sink: io.BytesIO, expected: int = 1) -> list[dict[str, object]]:
+    # Lines leave in batches (every 0.2 s), after the response has gone.
     deadline = time.monotonic() + 3
     while True:
-        lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.access"]
+        lines = [json.loads(line) for line in sink.getvalue().splitlines()]
         if len(lines) >= expected or time.monotonic() > deadline:
             return lines
-        time.sleep(0.01)
+        time.sleep(0.02)
 
 
-def test_one_line_per_request_with_models_usage_and_cost(
-    gateway: ServerThread, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.access")
+def test_one_line_per_request_with_models_usage_and_cost(gateway: ServerThread) -> None:
+    sink = capture(gateway)
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=CLIENT_KEY, max_retries=0)
     messages = [{"role": "system", "content": "Be brief."}, *HELLO]
     raw = client.chat.completions.with_raw_response.create(model="o1-mini", messages=messages)  # type: ignore[arg-type]
     completion = raw.parse()
-    [line] = access_lines(caplog)
+    [line] = access_lines(sink)
     assert line["status"] == 200 and line["path"] == "/v1/chat/completions"
     assert line["team"] == "test" and str(line["key_id"])
     assert line["model"] == "o1-mini" and line["routed_model"] == "o1-mini"
@@ -54,13 +59,11 @@ def test_one_line_per_request_with_models_usage_and_cost(
     assert float(line["upstream_ms"]) <= float(line["duration_ms"])  # type: ignore[arg-type]
 
 
-def test_routed_and_streamed_requests_say_so(
-    gateway: ServerThread, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.access")
+def test_routed_and_streamed_requests_say_so(gateway: ServerThread) -> None:
+    sink = capture(gateway)
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=CLIENT_KEY, max_retries=0)
     list(client.chat.completions.create(model="auto", messages=HELLO, stream=True))  # type: ignore[call-overload]
-    [line] = access_lines(caplog)
+    [line] = access_lines(sink)
     assert line["model"] == "auto" and line["routed_model"] == "gpt-4o"
     assert line["policy"] == "auto" and str(line["route_reason"]).startswith("domain: ")
     assert line["stream"] is True and "ttft_ms" in line
@@ -71,6 +74,7 @@ def test_errors_are_logged_without_the_key(
     gateway: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    sink = capture(gateway)
     secret = "sk-gw-this-is-a-secret-that-must-not-leak"
     answer = httpx.post(
         f"{gateway.url}/v1/chat/completions?api_key={secret}",
@@ -78,25 +82,19 @@ def test_errors_are_logged_without_the_key(
         headers={"Authorization": f"Bearer {secret}"},
     )
     assert answer.status_code == 401
-    [line] = access_lines(caplog)
+    [line] = access_lines(sink)
     assert line["status"] == 401 and line["error_code"] == "invalid_api_key"
     assert line["team"] == "" and line["path"] == "/v1/chat/completions"
     # The client's own httpx log shows the URL it sent; the gateway's logs must not.
-    everything = "\n".join(
+    everything = sink.getvalue().decode() + "\n".join(
         r.getMessage() for r in caplog.records if r.name.startswith(("gateway", "uvicorn"))
     )
     assert secret not in everything and SIM_KEY not in everything
 
 
-def test_access_log_can_be_turned_off(
-    start_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.access")
+def test_access_log_can_be_turned_off(start_gateway: GatewayFactory) -> None:
     server = start_gateway(observability={"access_log": False})
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=CLIENT_KEY, max_retries=0)
-    client.models.list()
-    time.sleep(0.2)
-    assert access_lines(caplog, expected=0) == []
+    assert server.server.config.app.state.gateway.access_log is None
 
 
 @pytest.mark.parametrize(
@@ -117,3 +115,18 @@ def test_access_line_leaves_out_what_is_unknown() -> None:
     line = access_line(Exchange(started=1.0, method="GET", path="/v1/models", status=200), 1.5)
     assert line["duration_ms"] == 500.0
     assert "cost_micros" not in line and "upstream_ms" not in line and "ttft_ms" not in line
+
+
+def test_access_log_batches_lines_and_survives_a_broken_stream() -> None:
+    sink = io.BytesIO()
+    log = AccessLog(sink, max_bytes=200)
+    log.write({"n": 1})
+    assert sink.getvalue() == b""  # held until the next flush
+    for n in range(2, 40):
+        log.write({"n": n})
+    assert sink.getvalue()  # the size limit flushed early
+    log.flush()
+    assert [json.loads(line)["n"] for line in sink.getvalue().splitlines()] == list(range(1, 40))
+    sink.close()
+    log.write({"n": 40})
+    log.flush()  # a closed stream loses the line but never raises into a request

@@ -288,7 +288,13 @@ def test_upstream_unreachable_is_502(start_gateway: GatewayFactory) -> None:
 
 
 def test_upstream_timeout_is_504(start_gateway: GatewayFactory) -> None:
-    server = start_gateway(upstream={"read_timeout_s": 0.5, "forward_header_prefixes": ("x-sim-",)})
+    server = start_gateway(
+        upstream={
+            "first_byte_timeout_s": 0.5,
+            "retries": 0,
+            "forward_header_prefixes": ("x-sim-",),
+        }
+    )
     with pytest.raises(openai.InternalServerError) as info:
         sdk(server).chat.completions.create(
             model="gpt-4o",
@@ -437,3 +443,12 @@ def test_metrics_count_requests(gateway: ServerThread) -> None:
         'routed_model="",status_class="4xx",team="test"} 1.0'
     ) in text
     assert "gateway_overhead_seconds_bucket" in text
+
+
+@pytest.mark.parametrize("path", ["/v1/organization/usage/completions", "/v1/dashboard/billing"])
+def test_the_upstream_accounts_own_endpoints_are_not_passed_through(
+    gateway: ServerThread, path: str
+) -> None:
+    answer = httpx.get(f"{gateway.url}{path}", headers={"Authorization": f"Bearer {CLIENT_KEY}"})
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "forbidden_path"

@@ -22,8 +22,9 @@ SYSTEM_AND_USER = [
 
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory) -> ServerThread:
+    # No upstream retries: these tests time upstream errors against the status grace period.
     return start_gateway(
-        upstream={"forward_header_prefixes": ("x-sim-",)},
+        upstream={"forward_header_prefixes": ("x-sim-",), "retries": 0},
         compat={"keepalive_s": 0.3, "status_grace_s": 0.3},
     )
 

@@ -80,6 +80,7 @@ def make_upstream(request: pytest.FixtureRequest, server: ServerThread):  # type
             base_url=base_url,
             client=request.param,
             read_timeout_s=read_timeout,
+            first_byte_timeout_s=read_timeout,
             connect_timeout_s=1.0,
             pool_size=8,
         )

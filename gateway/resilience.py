@@ -1,0 +1,154 @@
+"""Decisions for surviving a failing upstream: when to retry and how long to wait, a circuit
+breaker per deployment, and which deployment takes the next call. Pure: the caller passes the
+time and the randomness, so every rule is tested without servers or sleeps.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+#: Upstream answers worth another try (the same set the OpenAI SDKs retry, minus 408/409 which
+#: the API does not send for chat).
+RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+#: Answers that say the upstream itself is unwell (429 is the caller's rate, not ill health).
+FAILURE_STATUSES: Final = frozenset({500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 3  # tries in all, the first included
+    backoff_s: float = 0.5  # first wait; doubles per retry
+    backoff_max_s: float = 8.0
+    #: An upstream `retry-after` longer than this is not waited for: the answer goes back.
+    retry_after_max_s: float = 20.0
+
+
+def retry_after_s(headers: Iterable[tuple[str, str]], now_epoch: float) -> float | None:
+    """What the upstream asked us to wait: `retry-after-ms`, else `retry-after` (seconds or an
+    HTTP date), as the OpenAI SDKs read them; None when absent or unreadable."""
+    seconds: float | None = None
+    for name, value in headers:
+        if name == "retry-after-ms":
+            try:
+                return max(float(value) / 1000, 0.0)
+            except ValueError:
+                continue
+        if name == "retry-after" and seconds is None:
+            try:
+                seconds = max(float(value), 0.0)
+            except ValueError:
+                parsed = email.utils.parsedate_tz(value)
+                if parsed is not None:
+                    seconds = max(email.utils.mktime_tz(parsed) - now_epoch, 0.0)
+    return seconds
+
+
+def retry_delay(policy: RetryPolicy, retry: int, asked_s: float | None, jitter: float) -> float:
+    """Seconds to wait before retry number `retry` (1 = the first retry).
+
+    The upstream's own `retry-after` wins. Otherwise exponential backoff with "equal jitter"
+    (half fixed, half random, `jitter` in [0, 1)): replicas that failed together do not all
+    come back at the same instant, and no wait collapses to zero.
+    """
+    if asked_s is not None:
+        return asked_s
+    ceiling = min(policy.backoff_max_s, policy.backoff_s * float(2 ** (retry - 1)))
+    return ceiling / 2 + ceiling / 2 * jitter
+
+
+def may_retry(
+    policy: RetryPolicy,
+    tries_done: int,
+    delay_s: float,
+    asked_s: float | None,
+    now: float,
+    deadline: float | None,
+) -> bool:
+    """Whether another try fits: tries left, a sane `retry-after`, and the client's deadline
+    not passed by the time the retry would start."""
+    if tries_done >= policy.attempts:
+        return False
+    if asked_s is not None and asked_s > policy.retry_after_max_s:
+        return False
+    return deadline is None or now + delay_s < deadline
+
+
+CLOSED: Final = "closed"
+OPEN: Final = "open"
+HALF_OPEN: Final = "half_open"
+
+
+class Breaker:
+    """A circuit breaker for one upstream deployment.
+
+    Closed: calls flow; `failures` failures in a row open it. Open: no calls for `cooldown_s`,
+    so requests go to a fallback at once instead of waiting on a dead upstream. Then half-open:
+    exactly one probe call goes through; its success closes the breaker, its failure opens it
+    for another cooldown.
+    """
+
+    __slots__ = ("_cooldown_s", "_failures", "_opened_at", "_probing", "_streak", "state")
+
+    def __init__(self, failures: int = 5, cooldown_s: float = 30.0) -> None:
+        self._failures = failures
+        self._cooldown_s = cooldown_s
+        self._streak = 0
+        self._opened_at = 0.0
+        self._probing = False
+        self.state = CLOSED
+
+    def allows(self, now: float) -> bool:
+        """Whether a call may go now (without taking the half-open probe slot)."""
+        if self.state == CLOSED:
+            return True
+        if self.state == OPEN:
+            return now - self._opened_at >= self._cooldown_s
+        return not self._probing
+
+    def begin(self, now: float) -> bool:
+        """Take the right to call; in half-open only one caller gets it."""
+        if not self.allows(now):
+            return False
+        if self.state == OPEN:
+            self.state = HALF_OPEN
+        if self.state == HALF_OPEN:
+            self._probing = True
+        return True
+
+    def success(self) -> None:
+        self.state = CLOSED
+        self._streak = 0
+        self._probing = False
+
+    def failure(self, now: float) -> None:
+        self._probing = False
+        if self.state == HALF_OPEN:
+            self._open(now)
+            return
+        self._streak += 1
+        if self._streak >= self._failures:
+            self._open(now)
+
+    def release(self) -> None:
+        """The call ended without telling anything about health (e.g. the client left)."""
+        self._probing = False
+
+    def _open(self, now: float) -> None:
+        self.state = OPEN
+        self._opened_at = now
+        self._streak = 0
+
+
+def pick(in_flight: Sequence[int], allowed: Sequence[bool], start: int = 0) -> int | None:
+    """The allowed deployment with the fewest calls in flight; ties go round-robin from
+    `start` so equal deployments share the load. None when no deployment is allowed."""
+    best: int | None = None
+    count = len(in_flight)
+    for offset in range(count):
+        i = (start + offset) % count
+        if allowed[i] and (best is None or in_flight[i] < in_flight[best]):
+            best = i
+    return best

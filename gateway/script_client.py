@@ -1,0 +1,162 @@
+"""A small pipelined Redis client for the one call on every request's path: EVALSHA of the
+admission script.
+
+redis-py spends most of an admission's client-side CPU on generic machinery (a connection
+checked out of a pool per call, command packing, response callbacks). Here every call is one
+pre-encoded RESP command on a long-lived connection; commands issued in the same event-loop
+tick leave in one write, and replies come back in order (Redis answers each connection
+first-in, first-out), parsed by hiredis. Only plain `redis://` URLs use it; TLS, Redis Cluster
+and the embedded store keep redis-py.
+
+Failures surface as `OSError` (a timeout is `TimeoutError`, itself an `OSError`) or
+`redis.exceptions.ResponseError`, the errors the admission code already handles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any, cast
+from urllib.parse import unquote, urlparse
+
+import hiredis
+from redis.exceptions import NoScriptError, ResponseError
+
+
+def encode(*parts: bytes | str | int) -> bytes:
+    """One RESP command."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self) -> None:
+        # Kept, not looked up per call: on Python 3.11 every running-loop lookup is a getpid()
+        # system call, and those added up to several percent of the CPU under load.
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.reader = hiredis.Reader()
+        self.outgoing: list[bytes] = []
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have the same methods.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            waiter = self.waiters.popleft()
+            if waiter.done():  # timed out: its reply is dropped, order stays right
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                message = str(reply)
+                error = NoScriptError if message.startswith("NOSCRIPT") else ResponseError
+                waiter.set_exception(error(message))
+            else:
+                waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(ConnectionError(f"Redis connection lost ({exc})"))
+
+    def flush(self) -> None:
+        if self.outgoing and self.transport is not None and not self.closed:
+            self.transport.write(b"".join(self.outgoing))
+        self.outgoing.clear()
+
+
+class ScriptClient:
+    def __init__(self, url: str, timeout_s: float) -> None:
+        parsed = urlparse(url)
+        self._host = parsed.hostname or "127.0.0.1"
+        self._port = parsed.port or 6379
+        self._password = unquote(parsed.password) if parsed.password else None
+        self._username = unquote(parsed.username) if parsed.username else None
+        path = parsed.path.lstrip("/")
+        self._db = int(path) if path else 0
+        self._timeout = timeout_s
+        self._conn: _Connection | None = None
+        self._connecting: asyncio.Future[_Connection] | None = None
+
+    @staticmethod
+    def supports(url: str) -> bool:
+        return urlparse(url).scheme == "redis"
+
+    async def _connection(self) -> _Connection:
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            return conn
+        # Concurrent callers share one connect.
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect())
+        try:
+            return await asyncio.shield(self._connecting)
+        finally:
+            if self._connecting is not None and self._connecting.done():
+                self._connecting = None
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._timeout):
+            _, conn = await loop.create_connection(_Connection, self._host, self._port)
+            setup = []
+            if self._password is not None:
+                setup.append(
+                    encode("AUTH", self._username, self._password)
+                    if self._username
+                    else encode("AUTH", self._password)
+                )
+            if self._db:
+                setup.append(encode("SELECT", self._db))
+            for command in setup:
+                await self._call(conn, command)
+        self._conn = conn
+        return conn
+
+    def _call(self, conn: _Connection, command: bytes) -> asyncio.Future[Any]:
+        loop = conn.loop
+        waiter: asyncio.Future[Any] = loop.create_future()
+        conn.waiters.append(waiter)
+        if not conn.outgoing:
+            loop.call_soon(conn.flush)
+        conn.outgoing.append(command)
+        return waiter
+
+    async def evalsha(self, sha: str, script: str, keys: list[str], args: list[Any]) -> Any:
+        conn = await self._connection()
+        parts: list[bytes | str | int] = ["EVALSHA", sha, len(keys), *keys, *args]
+        try:
+            return await self._timed(conn, self._call(conn, encode(*parts)))
+        except NoScriptError:
+            # A restarted or flushed Redis lost the script: EVAL runs it and caches it again.
+            parts[0:2] = ["EVAL", script]
+            return await self._timed(conn, self._call(conn, encode(*parts)))
+
+    async def _timed(self, conn: _Connection, waiter: asyncio.Future[Any]) -> Any:
+        timer = conn.loop.call_later(self._timeout, _expire, conn, waiter, self._timeout)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    async def close(self) -> None:
+        if self._conn is not None and self._conn.transport is not None:
+            self._conn.transport.close()
+        self._conn = None
+
+
+def _expire(conn: _Connection, waiter: asyncio.Future[Any], timeout: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError(f"Redis did not answer within {timeout:g} s"))
+        # A Redis that stalls (paused, overloaded) would make every later call on this
+        # connection wait out its own timeout: drop it, fail what waits, reconnect next time.
+        if conn.transport is not None:
+            conn.transport.close()

@@ -1,0 +1,88 @@
+"""Retry timing, the circuit breaker and deployment choice: pure rules, no clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.resilience import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    Breaker,
+    RetryPolicy,
+    may_retry,
+    pick,
+    retry_after_s,
+    retry_delay,
+)
+
+POLICY = RetryPolicy(attempts=3, backoff_s=0.5, backoff_max_s=8.0, retry_after_max_s=20.0)
+
+
+def test_retry_after_ms_wins_then_seconds_then_http_date() -> None:
+    assert retry_after_s([("retry-after", "7"), ("retry-after-ms", "250")], 0) == 0.25
+    assert retry_after_s([("retry-after", "1.5")], 0) == 1.5
+    date = "Wed, 21 Oct 2015 07:28:10 GMT"
+    assert retry_after_s([("retry-after", date)], 1445412480.0) == 10.0
+    assert retry_after_s([("retry-after", "soon")], 0) is None
+    assert retry_after_s([], 0) is None
+
+
+@pytest.mark.parametrize(
+    ("retry", "low", "high"), [(1, 0.25, 0.5), (2, 0.5, 1.0), (3, 1.0, 2.0), (9, 4.0, 8.0)]
+)
+def test_backoff_doubles_with_equal_jitter_and_a_ceiling(
+    retry: int, low: float, high: float
+) -> None:
+    assert retry_delay(POLICY, retry, None, 0.0) == low
+    assert retry_delay(POLICY, retry, None, 0.999999) == pytest.approx(high, rel=1e-5)
+
+
+def test_upstream_retry_after_is_honoured() -> None:
+    assert retry_delay(POLICY, 1, 3.0, 0.5) == 3.0
+
+
+def test_retries_stop_at_attempts_long_waits_and_the_client_deadline() -> None:
+    assert may_retry(POLICY, 1, 0.5, None, now=10.0, deadline=None)
+    assert not may_retry(POLICY, 3, 0.5, None, now=10.0, deadline=None)
+    assert not may_retry(POLICY, 1, 30.0, 30.0, now=10.0, deadline=None)  # retry-after too long
+    assert may_retry(POLICY, 1, 0.5, None, now=10.0, deadline=10.6)
+    assert not may_retry(POLICY, 1, 0.5, None, now=10.0, deadline=10.4)
+
+
+def test_breaker_opens_after_failures_in_a_row_and_probes_once() -> None:
+    breaker = Breaker(failures=3, cooldown_s=10.0)
+    for t in (1.0, 2.0):
+        assert breaker.begin(t)
+        breaker.failure(t)
+    breaker.success()  # a success in between resets the streak
+    for t in (3.0, 4.0, 5.0):
+        assert breaker.begin(t)
+        breaker.failure(t)
+    assert breaker.state == OPEN
+    assert not breaker.allows(14.9)
+    assert breaker.begin(15.0)  # cooldown over: one probe
+    assert breaker.state == HALF_OPEN
+    assert not breaker.begin(15.1)  # only one
+    breaker.failure(16.0)
+    assert breaker.state == OPEN and not breaker.allows(25.9)
+    assert breaker.begin(26.0)
+    breaker.success()
+    assert breaker.state == CLOSED and breaker.begin(26.1) and breaker.begin(26.2)
+
+
+def test_a_probe_that_tells_nothing_frees_the_slot() -> None:
+    breaker = Breaker(failures=1, cooldown_s=1.0)
+    breaker.begin(0.0)
+    breaker.failure(0.0)
+    assert breaker.begin(1.0)
+    breaker.release()  # e.g. the client left, or a 429
+    assert breaker.state == HALF_OPEN and breaker.begin(1.1)
+
+
+def test_pick_prefers_fewest_in_flight_and_rotates_ties() -> None:
+    assert pick([3, 1, 2], [True, True, True]) == 1
+    assert pick([3, 1, 2], [True, False, True]) == 2
+    assert pick([0, 0, 0], [True, True, True], start=1) == 1
+    assert pick([0, 0, 0], [True, True, True], start=5) == 2
+    assert pick([0, 0], [False, False]) is None

@@ -1,0 +1,126 @@
+"""The pipelined EVALSHA client against a real redis-server: order, NOSCRIPT, auth and db,
+stalls and lost connections."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.exceptions import ResponseError
+
+from gateway.script_client import ScriptClient, encode
+from tests.conftest import start_redis_server
+
+pytestmark = pytest.mark.anyio
+SCRIPT = "return {tonumber(ARGV[1]), redis.call('INCR', KEYS[1])}"
+SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
+
+
+def test_encode_is_resp() -> None:
+    assert encode("GET", b"k", 7) == b"*3\r\n$3\r\nGET\r\n$1\r\nk\r\n$1\r\n7\r\n"
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_redis_server(tmp, "--requirepass", "s3cret")
+        try:
+            yield proc, url.replace("redis://", "redis://:s3cret@").replace("/0", "/3")
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+async def test_many_concurrent_calls_get_their_own_replies(
+    server: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    _, url = server
+    client = ScriptClient(url, timeout_s=2)
+    try:
+        # The script is not loaded yet: NOSCRIPT falls back to EVAL, which loads it.
+        replies = await asyncio.gather(
+            *(client.evalsha(SHA, SCRIPT, ["n"], [i]) for i in range(500))
+        )
+        assert [r[0] for r in replies] == list(range(500))
+        assert sorted(r[1] for r in replies) == list(range(1, 501))
+    finally:
+        await client.close()
+    # AUTH and SELECT happened: the counter lives in db 3.
+    assert redis.Redis.from_url(url).get("n") == b"500"
+
+
+async def test_script_flush_is_survived(server: tuple[subprocess.Popen[bytes], str]) -> None:
+    _, url = server
+    client = ScriptClient(url, timeout_s=2)
+    try:
+        await client.evalsha(SHA, SCRIPT, ["n"], [1])
+        redis.Redis.from_url(url).script_flush()
+        assert (await client.evalsha(SHA, SCRIPT, ["n"], [2]))[0] == 2
+        with pytest.raises(ResponseError):
+            await client.evalsha("0" * 40, "return redis.call('NOPE')", ["n"], [])
+        assert (await client.evalsha(SHA, SCRIPT, ["n"], [3]))[0] == 3  # still in step
+    finally:
+        await client.close()
+
+
+async def test_a_stalled_redis_times_out_and_the_client_recovers(
+    server: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    proc, url = server
+    client = ScriptClient(url, timeout_s=0.3)
+    try:
+        await client.evalsha(SHA, SCRIPT, ["n"], [1])
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            results = await asyncio.gather(
+                *(client.evalsha(SHA, SCRIPT, ["n"], [i]) for i in range(5)),
+                return_exceptions=True,
+            )
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        assert all(isinstance(r, OSError) for r in results), results  # TimeoutError or lost
+        assert (await client.evalsha(SHA, SCRIPT, ["n"], [9]))[0] == 9
+    finally:
+        await client.close()
+
+
+async def test_a_restarted_redis_is_reconnected() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_redis_server(tmp)
+        client = ScriptClient(url, timeout_s=0.5)
+        try:
+            await client.evalsha(SHA, SCRIPT, ["n"], [1])
+            proc.kill()
+            proc.wait()
+            with pytest.raises(OSError):
+                await client.evalsha(SHA, SCRIPT, ["n"], [2])
+            port = url.rsplit(":", 1)[1].split("/")[0]
+            proc = subprocess.Popen(  # noqa: ASYNC220 (the test restarts its own Redis)
+                ["redis-server", "--port", port, "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL,
+            )
+            for _ in range(50):
+                try:
+                    assert (await client.evalsha(SHA, SCRIPT, ["n"], [3]))[0] == 3
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("never reconnected")
+        finally:
+            await client.close()
+            proc.kill()
+            proc.wait()
+
+
+def test_only_plain_redis_urls_use_it() -> None:
+    assert ScriptClient.supports("redis://h:6379/0")
+    assert not ScriptClient.supports("rediss://h:6379/0")
+    assert not ScriptClient.supports("unix:///tmp/redis.sock")

@@ -1,0 +1,387 @@
+"""Bad input gets a clear OpenAI-shaped 4xx, never a 500: the pure validator, then end to end."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import timeit
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from gateway.config import ServerConfig
+from gateway.errors import GatewayError
+from gateway.validation import check_chat
+from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread, base_config
+
+LIMITS = ServerConfig()
+HELLO = [{"role": "user", "content": "Say hello to the gateway."}]
+AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
+
+
+def chat(**fields: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o", "messages": HELLO, **fields}
+
+
+def refusal(payload: dict[str, Any], limits: ServerConfig = LIMITS) -> dict[str, Any]:
+    with pytest.raises(GatewayError) as caught:
+        check_chat(payload, limits)
+    exc = caught.value
+    assert exc.status == 400 and exc.type == "invalid_request_error"
+    return {"message": exc.message, "param": exc.param, "code": exc.code}
+
+
+# -- the validator --------------------------------------------------------------------------------
+
+
+def test_a_normal_request_passes_with_unknown_fields() -> None:
+    check_chat(chat(some_future_field={"x": [1]}, metadata={"a": "b"}), LIMITS)
+    check_chat(
+        chat(
+            messages=[
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "data:,"}}]},
+                {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+                {"role": "assistant", "content": "It is 42."},
+            ],
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+            stream=True, stream_options={"include_usage": True}, stop=["\n"],
+            max_completion_tokens=1_000_000, n=128, temperature=2, top_p=0.5,
+            presence_penalty=-2, frequency_penalty=2.0, max_tokens=None,
+        ),
+        LIMITS,
+    )  # fmt: skip
+
+
+def test_content_of_the_wrong_type_in_openais_words() -> None:
+    bad = chat(messages=[*HELLO, *HELLO, *HELLO, {"role": "user", "content": 5}])
+    assert refusal(bad) == {
+        "message": "Invalid type for 'messages[3].content': expected one of a string or array "
+        "of objects, but got an integer instead.",
+        "param": "messages[3].content",
+        "code": "invalid_type",
+    }
+
+
+def test_absurd_numbers_in_openais_words() -> None:
+    assert refusal(chat(max_tokens=-5)) == {
+        "message": "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, "
+        "but got -5 instead.",
+        "param": "max_tokens",
+        "code": "integer_below_min_value",
+    }
+    huge = refusal(chat(max_completion_tokens=10**12))
+    assert huge["code"] == "integer_above_max_value"
+    assert huge["message"] == (
+        "Invalid 'max_completion_tokens': integer above maximum value. Expected a value <= "
+        "1000000, but got 1000000000000 instead."
+    )
+    # Beyond 64 bits orjson reads a float: still an integer that is too large, not a type error.
+    beyond = orjson.loads(
+        b'{"model":"m","messages":[{"role":"user","content":"x"}],"n":1' + b"0" * 30 + b"}"
+    )
+    assert refusal(beyond)["code"] == "integer_above_max_value"
+    assert refusal(chat(n=0))["code"] == "integer_below_min_value"
+    assert refusal(chat(n=129))["param"] == "n"
+    assert refusal(chat(temperature=2.5)) == {
+        "message": "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, "
+        "but got 2.5 instead.",
+        "param": "temperature",
+        "code": "decimal_above_max_value",
+    }
+    assert refusal(chat(top_p=-0.1))["code"] == "decimal_below_min_value"
+    assert refusal(chat(presence_penalty=-3))["param"] == "presence_penalty"
+
+
+def test_bools_and_decimals_are_not_integers() -> None:
+    assert refusal(chat(max_tokens=True))["message"] == (
+        "Invalid type for 'max_tokens': expected an integer, but got a boolean instead."
+    )
+    assert refusal(chat(n=1.5))["message"] == (
+        "Invalid type for 'n': expected an integer, but got a decimal instead."
+    )
+    assert refusal(chat(temperature=False))["code"] == "invalid_type"
+    assert refusal(chat(top_p="1"))["message"] == (
+        "Invalid type for 'top_p': expected a decimal, but got a string instead."
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "param", "code"),
+    [
+        ({"messages": HELLO}, "model", "missing_required_parameter"),
+        ({"model": "", "messages": HELLO}, "model", "missing_required_parameter"),
+        ({"model": 4, "messages": HELLO}, "model", "invalid_type"),
+        ({"model": "m" * 257, "messages": HELLO}, "model", "string_above_max_length"),
+        ({"model": "gpt-4o"}, "messages", "missing_required_parameter"),
+        (chat(messages={"role": "user"}), "messages", "invalid_type"),
+        (chat(messages=[]), "messages", "empty_array"),
+        (chat(messages=["hi"]), "messages[0]", "invalid_type"),
+        (chat(messages=[{"content": "hi"}]), "messages[0].role", "missing_required_parameter"),
+        (chat(messages=[{"role": "boss", "content": "hi"}]), "messages[0].role", "invalid_value"),
+        (chat(messages=[{"role": "user"}]), "messages[0].content", "missing_required_parameter"),
+        (chat(messages=[{"role": "user", "content": None}]), "messages[0].content", "invalid_type"),
+        (chat(messages=[{"role": "assistant", "content": None}]), "messages[0].content", "invalid_type"),
+        (chat(messages=[{"role": "user", "content": [1]}]), "messages[0].content[0]", "invalid_type"),
+        (chat(messages=[{"role": "user", "content": [{}]}]), "messages[0].content[0].type", "missing_required_parameter"),
+        (chat(messages=[{"role": "user", "content": [{"type": "text", "text": 1}]}]), "messages[0].content[0].text", "invalid_type"),
+        (chat(messages=[{"role": "tool", "content": "x"}]), "messages[0].tool_call_id", "missing_required_parameter"),
+        (chat(messages=[{"role": "assistant", "content": None, "tool_calls": 3}]), "messages[0].tool_calls", "invalid_type"),
+        (chat(messages=[{"role": "assistant", "content": "", "tool_calls": [{"function": "f"}]}]), "messages[0].tool_calls[0].function", "invalid_type"),
+        (chat(messages=[{"role": "user", "content": "x", "name": 7}]), "messages[0].name", "invalid_type"),
+        (chat(stream="yes"), "stream", "invalid_type"),
+        (chat(stream_options=[]), "stream_options", "invalid_type"),
+        (chat(stream_options={"include_usage": 1}), "stream_options.include_usage", "invalid_type"),
+        (chat(tools={}), "tools", "invalid_type"),
+        (chat(tools=[3]), "tools[0]", "invalid_type"),
+        (chat(tools=[{"type": "function"}]), "tools[0].function", "missing_required_parameter"),
+        (chat(tools=[{"type": "function", "function": {}}]), "tools[0].function.name", "missing_required_parameter"),
+        (chat(tools=[{"type": "function", "function": {"name": "f"}}] * 129), "tools", "array_above_max_length"),
+        (chat(tool_choice=1), "tool_choice", "invalid_type"),
+        (chat(functions={}), "functions", "invalid_type"),
+        (chat(response_format="json"), "response_format", "invalid_type"),
+        (chat(response_format={}), "response_format.type", "missing_required_parameter"),
+        (chat(stop=["a", "b", "c", "d", "e"]), "stop", "array_above_max_length"),
+        (chat(stop=[1]), "stop[0]", "invalid_type"),
+    ],
+)  # fmt: skip
+def test_each_field_is_named_in_param(payload: dict[str, Any], param: str, code: str) -> None:
+    error = refusal(payload)
+    assert (error["param"], error["code"]) == (param, code), error
+
+
+def test_an_unknown_role_lists_the_supported_ones() -> None:
+    error = refusal(chat(messages=[{"role": "boss", "content": "hi"}]))
+    assert error["message"] == (
+        "Invalid value: 'boss'. Supported values are: 'system', 'assistant', 'user', 'function', "
+        "'tool', and 'developer'."
+    )
+
+
+def test_message_count_limit() -> None:
+    limits = ServerConfig(max_messages=3)
+    check_chat(chat(messages=HELLO * 3), limits)
+    assert refusal(chat(messages=HELLO * 4), limits) == {
+        "message": "Invalid 'messages': array too long. Expected an array with maximum length 3, "
+        "but got an array with length 4 instead.",
+        "param": "messages",
+        "code": "array_above_max_length",
+    }
+    assert LIMITS.max_messages == 2048
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_depth_limit_counts_the_body_as_level_one() -> None:
+    assert LIMITS.max_json_depth == 64
+    check_chat(chat(metadata=nested(63)), LIMITS)
+    error = refusal(chat(metadata=nested(64)))
+    assert (error["param"], error["code"]) == ("metadata", "nesting_too_deep")
+    # orjson's own limit is 1024 levels; 1000 is parsed and then refused here, without recursion.
+    deep = orjson.loads(
+        b'{"model":"m","messages":[{"role":"user","content":"x"}],"x":'
+        + b"[" * 1000
+        + b"]" * 1000
+        + b"}"
+    )
+    assert refusal(deep)["code"] == "nesting_too_deep"
+
+
+def test_the_validator_is_fast() -> None:
+    payload = chat(
+        messages=[{"role": "system", "content": "You are helpful."}, *HELLO],
+        max_tokens=100,
+        temperature=0.7,
+    )
+    runs = 20_000
+    per_request = min(timeit.repeat(lambda: check_chat(payload, LIMITS), number=runs, repeat=3))
+    # About 5 µs on a laptop; the bound leaves room for slow CI machines.
+    assert per_request / runs < 50e-6
+
+
+# -- end to end -----------------------------------------------------------------------------------
+
+
+def post_chat(server: ServerThread, body: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/v1/chat/completions",
+        content=body,
+        headers={**AUTH, "content-type": "application/json", **headers},
+    )
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def test_bad_fields_get_a_400_from_the_gateway(gateway: ServerThread) -> None:
+    response = post_chat(
+        gateway, orjson.dumps(chat(messages=[*HELLO, {"role": "user", "content": 5}]))
+    )
+    assert response.status_code == 400
+    assert error_of(response)["param"] == "messages[1].content"
+    assert response.headers["x-request-id"].startswith("req_")
+    response = post_chat(gateway, orjson.dumps(chat(max_tokens=-5)))
+    assert response.status_code == 400 and error_of(response)["code"] == "integer_below_min_value"
+    assert post_chat(gateway, orjson.dumps(chat(max_tokens=5))).status_code == 200
+
+
+def test_max_messages_comes_from_the_config(start_gateway: GatewayFactory) -> None:
+    server = start_gateway(server={"max_messages": 2, "max_json_depth": 5})
+    assert post_chat(server, orjson.dumps(chat(messages=HELLO * 2))).status_code == 200
+    too_many = post_chat(server, orjson.dumps(chat(messages=HELLO * 3)))
+    assert too_many.status_code == 400 and error_of(too_many)["code"] == "array_above_max_length"
+    too_deep = post_chat(server, orjson.dumps(chat(metadata=nested(5))))
+    assert too_deep.status_code == 400 and error_of(too_deep)["param"] == "metadata"
+
+
+def test_the_config_file_and_environment_set_the_limits() -> None:
+    config = base_config(O1GW__SERVER__MAX_MESSAGES="10", O1GW__SERVER__MAX_JSON_DEPTH="8")
+    assert (config.server.max_messages, config.server.max_json_depth) == (10, 8)
+
+
+def test_invalid_utf8_is_a_clear_invalid_json(gateway: ServerThread) -> None:
+    body = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "caf\xe9"}]}'
+    response = post_chat(gateway, body)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid_json"
+    assert "not valid UTF-8 (byte 0xe9 at offset 65)" in error["message"]
+    # An encoded lone surrogate is not UTF-8 either.
+    assert post_chat(gateway, b'{"model": "\xed\xa0\x80"}').status_code == 400
+    assert post_chat(gateway, orjson.dumps(chat())).status_code == 200
+
+
+def test_invalid_utf8_on_the_pass_through_goes_upstream_as_is(gateway: ServerThread) -> None:
+    # Pass-through bodies are not parsed: upstream judges them; the gateway must just not break.
+    response = httpx.post(
+        f"{gateway.url}/v1/embeddings",
+        content=b'{"model": "text-embedding-3-small", "input": "caf\xe9"}',
+        headers={**AUTH, "content-type": "application/json"},
+    )
+    assert response.status_code < 500
+    assert "error" in response.json() or response.status_code == 200
+
+
+def test_json_that_is_not_an_object(gateway: ServerThread) -> None:
+    for body in [b"[]", b"1", b'"x"', b"null"]:
+        response = post_chat(gateway, body)
+        assert response.status_code == 400 and error_of(response)["code"] == "invalid_type"
+    for body in [b"{", b'{"a":1e400}', b"\x00", b'{"a":"\\ud800"}']:
+        response = post_chat(gateway, body)
+        assert response.status_code == 400 and error_of(response)["code"] == "invalid_json", body
+
+
+def test_a_long_authorization_header_is_refused(gateway: ServerThread) -> None:
+    long_key = "sk-" + "a" * 5000
+    response = post_chat(gateway, orjson.dumps(chat()), authorization=f"Bearer {long_key}")
+    assert response.status_code == 401
+    error = error_of(response)
+    assert error["code"] == "invalid_api_key" and "at most 4096" in error["message"]
+    assert long_key[:50] not in response.text
+
+
+def test_a_64_kib_header_gets_a_4xx_not_a_500_or_a_hang(gateway: ServerThread) -> None:
+    for name in ["authorization", "x-filler"]:
+        try:
+            response = httpx.post(
+                f"{gateway.url}/v1/chat/completions",
+                content=orjson.dumps(chat()),
+                headers={**AUTH, name: "Bearer " + "a" * 65536},
+                timeout=10,
+            )
+        except httpx.RemoteProtocolError:
+            continue  # the HTTP parser closed the connection: also no 500 and no hang
+        assert 400 <= response.status_code < 500, (name, response.status_code)
+    # And the same with a raw socket, where nothing on the client side shortens the header.
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /v1/models HTTP/1.1\r\nhost: x\r\nx-filler: " + b"a" * 65536 + b"\r\n\r\n"
+        )
+        answer = sock.recv(65536)
+    assert answer == b"" or answer.split(b" ", 2)[1].startswith(b"4"), answer[:100]
+    assert httpx.get(f"{gateway.url}/v1/models", headers=AUTH).status_code == 200
+
+
+def test_the_upstream_key_never_reaches_the_caller_or_the_logs(
+    start_gateway: GatewayFactory, simulator: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "sk-gateway-upstream-secret-0123456789abcdef"
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=secret)
+    caplog.set_level(logging.DEBUG)
+    server = start_gateway(config)
+    answers = [
+        post_chat(server, orjson.dumps(chat())),
+        httpx.post(f"{server.url}/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x"}, headers=AUTH),
+        httpx.post(f"{server.url}/v1/moderations", json={"input": "x"}, headers=AUTH),
+        post_chat(server, orjson.dumps(chat(stream=True))),
+    ]  # fmt: skip
+    for response in answers:
+        assert response.status_code == 401, response.text
+        assert secret not in response.text
+        assert secret[8:-2] not in response.text  # not even the part a masked key hides
+        assert all(secret not in value for value in response.headers.values())
+    # The simulator masks it as OpenAI does, so the caller learns which key is wrong, not what it is.
+    assert "sk-ga***ef" in answers[0].text
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert secret not in logged
+
+
+# -- regressions: inputs the fuzz suites found answered with a 500 ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        # compat._adapt_roles looked the role up in a set: a list or object role raised TypeError.
+        ("o1-preview", {"role": ["user"], "content": "hi"}),
+        ("o1-preview", {"role": {"a": 1}, "content": "hi"}),
+        # tokens.message_texts (admission) and emulation iterated `tool_calls` whatever it was.
+        ("gpt-4o", {"role": "assistant", "content": "x", "tool_calls": 5}),
+        ("o1-mini", {"role": "assistant", "content": "x", "tool_calls": 1.5}),
+    ],
+)
+def test_odd_messages_are_400_not_500(
+    gateway: ServerThread, model: str, message: dict[str, Any]
+) -> None:
+    response = post_chat(gateway, orjson.dumps({"model": model, "messages": [*HELLO, message]}))
+    assert response.status_code == 400, response.text
+    assert error_of(response)["param"].startswith("messages[1].")
+
+
+@pytest.mark.parametrize(
+    "budget", [1e300, "1e300", "NaN", "Infinity", "-Infinity", "18446744073709.551616", 10**13]
+)
+def test_absurd_budgets_are_400_not_500(start_gateway: GatewayFactory, budget: Any) -> None:
+    # usd_to_micros accepted them; storing the team then failed (orjson: integer beyond 64 bits;
+    # NaN: decimal.InvalidOperation on comparing).
+    server = start_gateway(server={"admin_key": "adm-0123456789"})
+    admin = {"authorization": "Bearer adm-0123456789"}
+    created = httpx.post(
+        f"{server.url}/admin/teams",
+        json={"name": "t1", "tier": "tier-1", "budget_usd": budget},
+        headers=admin,
+    )
+    assert created.status_code == 400, created.text
+    assert error_of(created)["param"] == "budget_usd"
+    patched = httpx.patch(
+        f"{server.url}/admin/teams/test", json={"budget_usd": budget}, headers=admin
+    )
+    assert patched.status_code == 400 and error_of(patched)["param"] == "budget_usd"
+    ok = httpx.post(
+        f"{server.url}/admin/teams",
+        json={"name": "t2", "tier": "tier-1", "budget_usd": "999999999999.999999"},
+        headers=admin,
+    )
+    assert ok.status_code == 201
