@@ -126,8 +126,51 @@ def plan(
     `counts_tokens` is False for calls whose token use is unknown up front (pass-through): they
     count against request limits only, and are charged from the usage they report.
     """
+    return shape(config, team, key, model, counts_tokens).plan(hold_id, est_tokens, reserve)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanShape:
+    """What a plan is for one (team, key, model): everything but the request's own numbers.
+
+    Working it out merges tier, profile, team and key limits; it changes only when the team or
+    key record does, so the request path reuses it (`PlanShapes`).
+    """
+
+    team: str
+    tag: str
+    model: str
+    # In the script's order. A Bucket is ready to use (requests cost 1); a token limit is
+    # (key, limit, scope) and costs the request's estimate.
+    slots: tuple[Bucket | tuple[str, int, str], ...]
+    weekly: tuple[WeeklyCap, ...]
+    budget: int | None
+    counts_tokens: bool
+
+    def plan(self, hold_id: str, est_tokens: int, reserve: int) -> Plan:
+        buckets = tuple(
+            slot if isinstance(slot, Bucket)
+            else Bucket(slot[0], TOKENS, slot[1], est_tokens, TPM, slot[2])
+            for slot in self.slots
+        )  # fmt: skip
+        return Plan(
+            team=self.team,
+            tag=self.tag,
+            hold_id=hold_id,
+            model=self.model,
+            buckets=buckets,
+            weekly=self.weekly,
+            budget=self.budget,
+            reserve=reserve,
+            est_tokens=est_tokens if self.counts_tokens else 0,
+        )
+
+
+def shape(
+    config: Config, team: Team, key: Key | None, model: str, counts_tokens: bool = True
+) -> PlanShape:
     t = tag(team.name)
-    buckets: list[Bucket] = []
+    slots: list[Bucket | tuple[str, int, str]] = []
     weekly: list[WeeklyCap] = []
     scopes = [("team", f"team {team.name}", team_limits(config, team))]
     if key is not None:
@@ -140,20 +183,39 @@ def plan(
         ):
             where = f"{scope}:{which}"
             if rpm is not None:
-                buckets.append(Bucket(f"{t}:b:{where}:r", REQUESTS, rpm, 1, RPM, owner))
+                slots.append(Bucket(f"{t}:b:{where}:r", REQUESTS, rpm, 1, RPM, owner))
             if tpm is not None and counts_tokens:
-                buckets.append(Bucket(f"{t}:b:{where}:t", TOKENS, tpm, est_tokens, TPM, owner))
+                slots.append((f"{t}:b:{where}:t", tpm, owner))
         if per_model.messages_per_week is not None:
             cap = per_model.messages_per_week
             weekly.append(WeeklyCap(f"{t}:w:{scope}:{model}", cap, WEEK, owner))
-    return Plan(
+    return PlanShape(
         team=team.name,
         tag=t,
-        hold_id=hold_id,
         model=model,
-        buckets=tuple(buckets),
+        slots=tuple(slots),
         weekly=tuple(weekly),
         budget=team_budget(config, team),
-        reserve=reserve,
-        est_tokens=est_tokens if counts_tokens else 0,
+        counts_tokens=counts_tokens,
     )
+
+
+class PlanShapes:
+    """Plan shapes remembered per (team, key, model). An entry serves only the very team and
+    key records it was made from: the team store hands out new records when they change."""
+
+    def __init__(self, config: Config, max_entries: int = 10_000) -> None:
+        self._config = config
+        self._max = max_entries
+        self._known: dict[tuple[str, str, str, bool], tuple[Team, Key | None, PlanShape]] = {}
+
+    def get(self, team: Team, key: Key | None, model: str, counts_tokens: bool = True) -> PlanShape:
+        index = (team.name, key.id if key is not None else "", model, counts_tokens)
+        known = self._known.get(index)
+        if known is not None and known[0] is team and known[1] is key:
+            return known[2]
+        if len(self._known) >= self._max:
+            self._known.clear()
+        found = shape(self._config, team, key, model, counts_tokens)
+        self._known[index] = (team, key, found)
+        return found

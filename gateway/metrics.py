@@ -45,6 +45,7 @@ PATCH_KINDS = frozenset(
 )
 REFUSAL_KINDS = ("requests", "tokens", "weekly_messages", "budget")
 REDIS_OPS = ("admit", "settle", "scrape")
+TOKEN_KINDS = ("prompt", "cached", "completion", "reasoning")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,7 @@ class Metrics:
         for outcome in ("fail_open", "fail_closed"):
             self.admission_degraded.labels(outcome)
         self._requests: dict[tuple[str, ...], Counter] = {}
+        self._usage: dict[tuple[str, str], tuple[Counter, ...]] = {}
         self._timers: dict[str, tuple[Histogram, Histogram, Histogram]] = {}
         self._redis_timers = {op: self.redis_duration.labels(op) for op in REDIS_OPS}
 
@@ -225,14 +227,18 @@ class Metrics:
             timers[2].observe(max(overhead_s, 0.0))
 
     def count_usage(self, team: str, model: str, usage: Usage, cost: int) -> None:
-        for kind, value in (
-            ("prompt", usage.prompt_tokens),
-            ("cached", usage.cached_tokens),
-            ("completion", usage.completion_tokens),
-            ("reasoning", usage.reasoning_tokens),
-        ):
-            self.tokens.labels(team, model, kind).inc(value)
-        self.spend.labels(team, model).inc(cost)
+        children = self._usage.get((team, model))
+        if children is None:
+            children = self._usage[(team, model)] = (
+                *(self.tokens.labels(team, model, kind) for kind in TOKEN_KINDS),
+                self.spend.labels(team, model),
+            )
+        prompt, cached, completion, reasoning, spend = children
+        prompt.inc(usage.prompt_tokens)
+        cached.inc(usage.cached_tokens)
+        completion.inc(usage.completion_tokens)
+        reasoning.inc(usage.reasoning_tokens)
+        spend.inc(cost)
 
     def count_route(self, policy: str, decision: Decision) -> None:
         self.route_decisions.labels(policy, decision.model, route_reason(decision)).inc()

@@ -8,7 +8,6 @@ one path through here, so auth, admission, header rules, error mapping and metri
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -248,12 +247,13 @@ async def admit_chat(
     requested = _requested_completion(payload)
     cap = min(requested or model.max_output, model.max_output)
     est_completion = requested or gw.config.admission.default_completion_tokens
-    plan = limits.plan(
-        gw.config, caller.team, caller.key, model_label,
-        hold_id=secrets.token_hex(12),
-        est_tokens=prompt + est_completion,
-        reserve=worst_case_micros(model.price, prompt, cap),
-    )  # fmt: skip
+    plan = (
+        gw.plan_shapes()
+        .get(caller.team, caller.key, model_label)
+        .plan(
+            gw.new_hold_id(), prompt + est_completion, worst_case_micros(model.price, prompt, cap)
+        )
+    )
     return await _admit(gw, plan, model.price, prompt)
 
 
@@ -304,10 +304,8 @@ async def passthrough(request: Request) -> Response:
         body = await read_body(request, gw.config.server.max_body_bytes)
         if gw.config.admission.enabled:
             # Token use is unknown up front: count the request, charge the usage it reports.
-            plan = limits.plan(
-                gw.config, caller.team, caller.key, "",
-                hold_id=secrets.token_hex(12), est_tokens=0, reserve=0, counts_tokens=False,
-            )  # fmt: skip
+            shape = gw.plan_shapes().get(caller.team, caller.key, "", counts_tokens=False)
+            plan = shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0)
             ticket = await _admit(gw, plan, None, 0)
             exchange_of(request.scope).ticket = ticket
         return await forward(gw, request, path, body, stream=None, ticket=ticket)

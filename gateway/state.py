@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import os
+import secrets
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from gateway.admission import Admission
 from gateway.compat import LearnedCapabilities
 from gateway.config import Config, ModelConfig
 from gateway.dispatch import Dispatcher, Target
+from gateway.limits import PlanShapes
 from gateway.metrics import Metrics
 from gateway.observe import AccessLog
 from gateway.resilience import Breaker, RetryPolicy
@@ -56,6 +60,19 @@ class Gateway:
     # The event loop serving requests, kept: on Python 3.11 each running-loop lookup costs a
     # getpid() system call, and the request path would otherwise make several.
     loop: asyncio.AbstractEventLoop | None = None
+    plans: PlanShapes | None = None
+    # Hold ids only need to be unique: a random prefix per process and a counter, instead of
+    # asking the kernel for random bytes on every request.
+    hold_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
+    hold_counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def new_hold_id(self) -> str:
+        return f"{self.hold_prefix}{next(self.hold_counter):x}"
+
+    def plan_shapes(self) -> PlanShapes:
+        if self.plans is None:
+            self.plans = PlanShapes(self.config)
+        return self.plans
 
     async def start(self) -> None:
         """Load teams into the store. Redis being down must not stop the gateway from starting
