@@ -13,16 +13,17 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 COMMANDS = ("teams", "keys", "usage")
 DEFAULT_URL = "http://127.0.0.1:8080"
 # On `teams update`, this value drops the team's own setting so the tier's applies again.
 TIER = "tier"
 
-Handler = Callable[[httpx.Client, argparse.Namespace], int]
+Handler = Callable[["httpx.Client", argparse.Namespace], int]
 
 
 class ApiError(Exception):
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if not admin_key:
         print("error: no admin key: pass --admin-key or set GATEWAY_ADMIN_KEY", file=sys.stderr)
         return 1
+    import httpx  # here: the gateway process itself never needs it
+
     handler: Handler = args.handler
     # The tables are the output; a log line per HTTP request would only clutter them.
     logging.getLogger("httpx").setLevel(logging.WARNING)

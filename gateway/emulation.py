@@ -19,10 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.validators
-
 from gateway.config import Capabilities
 
 __all__ = [
@@ -452,6 +448,11 @@ def _schema_problem(instance: Any, schema: Any) -> str | None:
     """The most relevant violation as "at $.path: message", or None when valid or unknowable."""
     if not isinstance(schema, dict):
         return None
+    # Imported here: only structured-output emulation needs it, and every worker would
+    # otherwise carry it in memory.
+    import jsonschema.exceptions
+    import jsonschema.validators
+
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)

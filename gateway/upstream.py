@@ -3,8 +3,8 @@
 - `AiohttpUpstream`: the hot path. On this 2-core machine an aiohttp ClientSession proxied about
   4,500 requests/s at 0.2 ms CPU each, against 2,100 for httpx over httpx-aiohttp and 660 for
   httpx's default transport, which also slows as concurrency rises (see README "Upstream client").
-- `HttpxUpstream`: kept for measurement (`upstream.client: httpx`) and for environments that
-  standardise on httpx.
+- `HttpxUpstream` (`gateway.httpx_upstream`): kept for measurement (`upstream.client: httpx`)
+  and for environments that standardise on httpx.
 - `ASGIUpstream`: calls an ASGI app in-process with real streaming (httpx's ASGITransport buffers
   whole bodies), used by `--simulate` to serve from the simulated upstream without a socket.
 
@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
 import aiohttp
-import httpx
 
 from gateway import errors
 from gateway.config import UpstreamConfig
@@ -61,6 +60,9 @@ class Upstream(Protocol):
 
 def create_upstream(config: UpstreamConfig) -> Upstream:
     if config.client == "httpx":
+        # Imported only when chosen: httpx costs every worker several MB it would not use.
+        from gateway.httpx_upstream import HttpxUpstream
+
         return HttpxUpstream(config)
     return AiohttpUpstream(config)
 
@@ -178,76 +180,6 @@ class AiohttpUpstream:
 
     async def close(self) -> None:
         await self._session.close()
-
-
-# -- httpx --------------------------------------------------------------------------------------
-
-
-class _HttpxResponse:
-    __slots__ = ("_read_timeout", "_resp", "headers", "status")
-
-    def __init__(self, resp: httpx.Response, read_timeout: float) -> None:
-        self._resp = resp
-        self._read_timeout = read_timeout
-        self.status = resp.status_code
-        self.headers = [(k.lower(), v) for k, v in resp.headers.items()]
-
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._resp.aiter_raw():
-                yield chunk
-        except httpx.TimeoutException as exc:
-            raise errors.upstream_timeout(self._read_timeout) from exc
-        except httpx.TransportError as exc:
-            raise errors.upstream_unreachable(
-                f"connection lost mid-response ({type(exc).__name__})"
-            ) from exc
-
-    async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.iter_chunks()])
-
-    async def close(self) -> None:
-        await self._resp.aclose()
-
-
-class HttpxUpstream:
-    def __init__(self, config: UpstreamConfig) -> None:
-        self._base = config.base_url.rstrip("/")
-        self._read_timeout = config.read_timeout_s
-        self._first_byte_timeout = config.first_byte_timeout_s
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=config.pool_size, max_keepalive_connections=config.pool_size
-            ),
-            timeout=httpx.Timeout(
-                connect=config.connect_timeout_s,
-                read=max(config.read_timeout_s, config.first_byte_timeout_s),
-                write=config.read_timeout_s,
-                pool=config.read_timeout_s,
-            ),
-        )
-
-    async def send(
-        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
-    ) -> UpstreamResponse:
-        url = self._base + path
-        if query:
-            url += "?" + query.decode("latin-1")
-        request = self._client.build_request(method, url, headers=headers, content=body or None)
-        try:
-            async with asyncio.timeout(self._first_byte_timeout):
-                resp = await self._client.send(request, stream=True)
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            raise errors.upstream_timeout(self._first_byte_timeout) from exc
-        except httpx.TransportError as exc:
-            raise errors.upstream_unreachable(f"cannot connect ({type(exc).__name__})") from exc
-        return _HttpxResponse(resp, self._read_timeout)
-
-    def ready(self) -> bool:
-        return not self._client.is_closed
-
-    async def close(self) -> None:
-        await self._client.aclose()
 
 
 # -- in-process ASGI ----------------------------------------------------------------------------
