@@ -69,6 +69,29 @@ class _Counted:
         await self.resp.close()
 
 
+@dataclass(slots=True)
+class _Read:
+    """An answer already read whole (and its connection released)."""
+
+    resp: _Counted
+    body: bytes
+    status: int = 0
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = self.resp.status
+        self.headers = self.resp.headers
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+    async def read(self) -> bytes:
+        return self.body
+
+    async def close(self) -> None:
+        pass
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -104,9 +127,14 @@ class Dispatcher:
         headers: dict[str, str],
         body: bytes,
         deadline: float | None = None,
+        buffer: bool = False,
     ) -> UpstreamResponse:
         """One upstream call for `model`, retried on connection errors, timeouts, 429 and 5xx
-        while tries and the caller's `deadline` (a `clock()` value) allow."""
+        while tries and the caller's `deadline` (a `clock()` value) allow.
+
+        With `buffer`, the answer is read whole before it is returned, so a connection lost
+        after the headers (nothing has reached the client yet) is retried too.
+        """
         targets = self._targets[model]
         tries = 0
         while True:
@@ -142,7 +170,16 @@ class Dispatcher:
                 else:
                     target.breaker.success()
                 if resp.status not in RETRY_STATUSES:
-                    return _Counted(resp, target)
+                    if not buffer:
+                        return _Counted(resp, target)
+                    counted = _Counted(resp, target)
+                    try:
+                        return _Read(counted, await counted.read())
+                    except GatewayError as exc:
+                        target.breaker.failure(self._clock())
+                        failure, resp = exc, None
+                    finally:
+                        await counted.close()
             asked = retry_after_s(resp.headers, time.time()) if resp is not None else None
             delay = retry_delay(self._policy, tries, asked, self._jitter())
             if not may_retry(self._policy, tries, delay, asked, self._clock(), deadline):

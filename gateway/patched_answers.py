@@ -198,7 +198,7 @@ async def fake_streamed(
 async def _exchange(
     gw: Gateway, request: Request, body: bytes, headers: dict[str, str]
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    resp = await send_upstream(gw, request, "/chat/completions", headers, body)
+    resp = await send_upstream(gw, request, "/chat/completions", headers, body, buffer=True)
     try:
         return resp.status, resp.headers, await resp.read()
     finally:
@@ -260,7 +260,12 @@ async def _keepalive_then_answer(
 
 
 async def send_upstream(
-    gw: Gateway, request: Request, path: str, headers: dict[str, str], body: bytes
+    gw: Gateway,
+    request: Request,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    buffer: bool = False,
 ) -> UpstreamResponse:
     """Chat calls go through the model's deployments with retries; pass-through calls (which
     may not be safe to repeat) go once to the default upstream."""
@@ -272,7 +277,7 @@ async def send_upstream(
     timeout = client_timeout_s(request.scope["headers"])
     return await gw.dispatch.send(
         exchange.routed_model, request.method, path, request.scope["query_string"], headers,
-        body, deadline=None if timeout is None else exchange.started + timeout,
+        body, deadline=None if timeout is None else exchange.started + timeout, buffer=buffer,
     )  # fmt: skip
 
 

@@ -371,7 +371,7 @@ async def forward(
     sent = time.perf_counter()
     async with cancel_on_disconnect(request):
         try:
-            resp = await send_upstream(gw, request, path, headers, body)
+            resp = await send_upstream(gw, request, path, headers, body, buffer=stream is False)
         except GatewayError as exc:
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             raise

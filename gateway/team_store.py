@@ -71,6 +71,9 @@ from gateway.teams import (
 )
 
 log = logging.getLogger("gateway.teams")
+# How long a request waits for the refresh of a key this replica already knows before using
+# what it knows (asyncio's TimeoutError is an OSError: handled like a Redis error).
+STALE_WAIT_S = 0.05
 
 
 def _new_key_id() -> str:
@@ -133,7 +136,12 @@ class TeamStore:
             self._inflight[digest] = lookup
             lookup.add_done_callback(partial(self._landed, digest))
         try:
-            return await asyncio.shield(lookup)
+            if stale is None:
+                return await asyncio.shield(lookup)
+            # A key this replica knows does not wait out a slow Redis here: the admission right
+            # after would wait too, doubling the delay. The lookup goes on and lands for the
+            # next request.
+            return await asyncio.wait_for(asyncio.shield(lookup), STALE_WAIT_S)
         except (RedisError, OSError):
             # Keep serving the keys this replica already knew while Redis is away; nothing can
             # be revoked meanwhile anyway, since revoking writes to Redis.

@@ -154,3 +154,16 @@ def test_deployments_share_the_load(
         return sum(1 for entry in log if entry.get("path") == "/v1/chat/completions")
 
     assert served(a) == 3 and served(b) == 3
+
+
+def test_a_non_streamed_answer_lost_after_its_headers_is_retried(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # `reset` drops the connection after the headers; nothing reached the client yet.
+    server = start_gateway(
+        upstream={"forward_header_prefixes": ("x-sim-",), "retries": 2, "retry_backoff_s": 0.01}
+    )
+    client = sdk(server).with_options(default_headers={"x-sim-fault": "reset"})
+    with pytest.raises(openai.APIError):
+        client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+    assert metric(server, 'gateway_upstream_retries_total{model="gpt-4o"}') == 2
