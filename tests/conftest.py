@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -208,3 +211,40 @@ def redis_server_module() -> Iterator[str]:
 def redis_debug_server() -> Iterator[str]:
     """A module's redis-server that accepts DEBUG (DEBUG SLEEP stalls it to force timeouts)."""
     yield from running_redis("--enable-debug-command", "yes")
+
+
+def start_gateway_process(
+    simulator: ServerThread,
+    redis_url: str,
+    teams: Path,
+    log: Path | None = None,
+    **env: str,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`python -m gateway serve` in its own process on a free port, ready; `env` adds variables
+    (e.g. O1GW__SERVER__SHUTDOWN_TIMEOUT_S="20")."""
+    port = free_port()
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("O1GW", "OPENAI_", "REDIS_"))},
+        "PYTHONPATH": str(ROOT),
+        "OPENAI_BASE_URL": f"{simulator.url}/v1",
+        "OPENAI_API_KEY": SIM_KEY,
+        "REDIS_URL": redis_url,
+        "O1GW__ADMISSION__TEAMS_FILE": str(teams),
+        **env,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--log-level", "warning"],
+        env=full_env, stdout=subprocess.DEVNULL,
+        stderr=log.open("wb") if log is not None else subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError("gateway process did not start")
+        time.sleep(0.1)

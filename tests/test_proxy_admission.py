@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,11 +19,9 @@ import redis
 from gateway.config import Price
 from gateway.pricing import Usage, cost_micros
 from tests.conftest import (
-    ROOT,
-    SIM_KEY,
     GatewayFactory,
     ServerThread,
-    free_port,
+    start_gateway_process,
     start_redis_server,
 )
 
@@ -208,30 +204,7 @@ def test_pass_through_usage_is_priced_and_charged(
 def _start_gateway_process(
     redis_url: str, teams: Path, simulator: ServerThread
 ) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("O1GW", "OPENAI_", "REDIS_"))},
-        "PYTHONPATH": str(ROOT),
-        "OPENAI_BASE_URL": f"{simulator.url}/v1",
-        "OPENAI_API_KEY": SIM_KEY,
-        "REDIS_URL": redis_url,
-        "O1GW__ADMISSION__TEAMS_FILE": str(teams),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError("gateway process did not start")
-        time.sleep(0.1)
+    return start_gateway_process(simulator, redis_url, teams)
 
 
 @pytest.fixture

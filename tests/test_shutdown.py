@@ -4,10 +4,8 @@ process exits cleanly, and the spend in Redis is what ran, to the micro-dollar."
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -20,7 +18,7 @@ import redis
 
 from gateway.config import Price
 from gateway.pricing import Usage, cost_micros, usage_from
-from tests.conftest import ROOT, SIM_KEY, ServerThread, base_config, free_port
+from tests.conftest import ServerThread, base_config, start_gateway_process
 
 KEY = "sk-gw-shutdown-test-key-0123456789"
 
@@ -33,30 +31,10 @@ def start(
     teams.write_text(
         f"teams:\n  - name: calm\n    tier: tier-5\n    keys: [{{name: k, sha256: {digest}}}]\n"
     )
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("O1GW", "OPENAI_", "REDIS_"))},
-        "PYTHONPATH": str(ROOT),
-        "OPENAI_BASE_URL": f"{simulator.url}/v1",
-        "OPENAI_API_KEY": SIM_KEY,
-        "REDIS_URL": redis_url,
-        "O1GW__ADMISSION__TEAMS_FILE": str(teams),
-        "O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES": "x-sim-",
-        "O1GW__SERVER__SHUTDOWN_TIMEOUT_S": "20",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "gateway.log").open("wb"),
+    return start_gateway_process(
+        simulator, redis_url, teams, log=tmp / "gateway.log",
+        O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES="x-sim-", O1GW__SERVER__SHUTDOWN_TIMEOUT_S="20",
     )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "gateway did not start"
-        time.sleep(0.1)
 
 
 def test_sigterm_finishes_what_is_in_flight_and_settles_every_hold(

@@ -655,15 +655,15 @@ def redis_calls(url: str) -> dict[str, int]:
     return calls
 
 
-def write_teams_file(tmp: Path) -> Path:
-    """Team "bench" on tier-5 with every limit lifted (tier-5 allows o1 at 20 RPM), one key."""
+def write_teams_file(tmp: Path, name: str = "bench", key: str = GATEWAY_KEY) -> Path:
+    """A team on tier-5 with every limit lifted (tier-5 allows o1 at 20 RPM), one key."""
     lifted = {"requests_per_minute": HUGE, "tokens_per_minute": HUGE * 1000}
     team = {
-        "name": "bench",
+        "name": name,
         "tier": "tier-5",
         "budget_usd": HUGE,
         "limits": {**lifted, "models": {"o1-mini": lifted, "o1-preview": lifted}},
-        "keys": [{"name": "bench", "sha256": hashlib.sha256(GATEWAY_KEY.encode()).hexdigest()}],
+        "keys": [{"name": name, "sha256": hashlib.sha256(key.encode()).hexdigest()}],
     }
     path = tmp / "teams.yaml"
     path.write_text(json.dumps({"teams": [team]}, indent=2))  # JSON is YAML

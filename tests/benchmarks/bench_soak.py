@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import resource
@@ -43,12 +42,14 @@ from pathlib import Path
 
 import aiohttp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_proxy import write_teams_file
+
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 SIM_KEY = "sk-simulated-upstream"
 # Not a secret: it only opens this benchmark's own gateway on loopback.
 GATEWAY_KEY = "sk-gw-soak-0123456789abcdefghijklmnopqrstuvwx"
-HUGE = 100_000_000
 BODY = json.dumps(
     {"model": "gpt-4o", "messages": [{"role": "user", "content": "Write a two-line poem."}]}
 )
@@ -79,17 +80,7 @@ def env_for(**extra: str) -> dict[str, str]:
 
 
 def write_teams(tmp: Path) -> Path:
-    lifted = {"requests_per_minute": HUGE, "tokens_per_minute": HUGE * 1000}
-    team = {
-        "name": "soak",
-        "tier": "tier-5",
-        "budget_usd": HUGE,
-        "limits": {**lifted, "models": {"o1-mini": lifted, "o1-preview": lifted}},
-        "keys": [{"name": "soak", "sha256": hashlib.sha256(GATEWAY_KEY.encode()).hexdigest()}],
-    }
-    path = tmp / "teams.yaml"
-    path.write_text(json.dumps({"teams": [team]}))  # JSON is YAML
-    return path
+    return write_teams_file(tmp, name="soak", key=GATEWAY_KEY)
 
 
 class Child:
