@@ -13,11 +13,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from importlib import resources
 from typing import Any
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from gateway.config import AdmissionConfig, Price
 from gateway.errors import GatewayError
@@ -78,7 +79,7 @@ class Admission:
         self._fast = fast
         self._loop: asyncio.AbstractEventLoop | None = None
         self._local = LocalBuckets()
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Future[Any]] = set()
         # team -> (settled spend this month in micro-dollars, monotonic time it was learned).
         # Every admission refreshes it for free; routing's budget step-down reads it.
         self._spent: dict[str, tuple[int, float]] = {}
@@ -155,26 +156,11 @@ class Admission:
 
         Returns 1 when settled, 2 when it had been settled already, -1 for an unknown hold.
         """
-        buckets = plan.token_buckets
-        args: list[Any] = [
-            "settle",
-            plan.hold_id,
-            "",
-            cost,
-            usage.total_tokens,
-            "1" if release_weekly else "0",
-            len(buckets),
-            plan.model,
-            usage.prompt_tokens,
-            usage.completion_tokens,
-            usage.cached_tokens,
-            usage.reasoning_tokens,
-            *(b.limit for b in buckets),
-        ]
+        keys, args = _settle_call(plan, usage, cost, release_weekly)
         async with self._slots:
             began = time.perf_counter()
             try:
-                reply = await self._run([plan.tag, *(b.key for b in buckets)], args)
+                reply = await self._run(keys, args)
             except (RedisError, OSError):
                 self._count_error("settle")
                 raise
@@ -188,11 +174,50 @@ class Admission:
 
     def settle_later(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
         """Settle off the response's critical path; `drain` waits for these at shutdown."""
+        if self._fast is not None:
+            # The common case costs no task: the command goes out with this tick's others and
+            # a callback reads the reply. Anything unusual takes the retrying path below.
+            keys, args = _settle_call(plan, usage, cost, release_weekly)
+            waiter = self._fast.submit(self._script.sha, keys, args)
+            if waiter is not None:
+                self._pending.add(waiter)
+                waiter.add_done_callback(
+                    partial(self._settled, plan, usage, cost, release_weekly, time.perf_counter())
+                )
+                return
+        self._settle_task(plan, usage, cost, release_weekly)
+
+    def _settle_task(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()  # once: each lookup is a getpid() on 3.11
         task = self._loop.create_task(self._settle_logged(plan, usage, cost, release_weekly))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    def _settled(
+        self,
+        plan: Plan,
+        usage: Usage,
+        cost: int,
+        release_weekly: bool,
+        began: float,
+        waiter: asyncio.Future[Any],
+    ) -> None:
+        self._pending.discard(waiter)
+        self._timed("settle", began)
+        error = None if waiter.cancelled() else waiter.exception()
+        if waiter.cancelled() or error is not None:
+            if error is not None and not isinstance(error, NoScriptError):
+                self._count_error("settle")
+            # Idempotent by hold id: the retrying path may safely send it again.
+            self._settle_task(plan, usage, cost, release_weekly)
+            return
+        if int(waiter.result()[0]) == -1 and cost:
+            log.warning(
+                "settled unknown hold %s for team %s: charged to this month",
+                plan.hold_id,
+                plan.team,
+            )
 
     async def _settle_logged(
         self, plan: Plan, usage: Usage, cost: int, release_weekly: bool
@@ -238,8 +263,13 @@ class Admission:
     async def drain(self, timeout_s: float | None = None) -> int:
         """Wait for outstanding settles; returns how many are still unsettled at the timeout
         (their holds expire charged at their reserve, and late settles correct them)."""
-        if self._pending:
-            await asyncio.wait(set(self._pending), timeout=timeout_s)
+        # A settle whose quick attempt failed hands over to a retrying task: wait for those too.
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self._pending:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            await asyncio.wait(set(self._pending), timeout=remaining)
         left = len(self._pending)
         if left:
             log.error("%d settles still waiting for Redis at shutdown", left)
@@ -423,6 +453,28 @@ def _window(bucket: Bucket, level: int) -> Window:
         max(level // PERIOD_MS, 0),
         -(-(capacity - level) // bucket.limit),
     )
+
+
+def _settle_call(
+    plan: Plan, usage: Usage, cost: int, release_weekly: bool
+) -> tuple[list[str], list[Any]]:
+    buckets = plan.token_buckets
+    args: list[Any] = [
+        "settle",
+        plan.hold_id,
+        "",
+        cost,
+        usage.total_tokens,
+        "1" if release_weekly else "0",
+        len(buckets),
+        plan.model,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_tokens,
+        usage.reasoning_tokens,
+        *(b.limit for b in buckets),
+    ]
+    return [plan.tag, *(b.key for b in buckets)], args
 
 
 def decode_admit(plan: Plan, reply: Sequence[int]) -> Decision:

@@ -140,6 +140,17 @@ class ScriptClient:
             parts[0:2] = ["EVAL", script]
             return await self._timed(conn, self._call(conn, encode(*parts)))
 
+    def submit(self, sha: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any] | None:
+        """EVALSHA on the open connection without waiting: the reply lands in the returned
+        future (NOSCRIPT included, as NoScriptError). None when there is no open connection."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return None
+        waiter = self._call(conn, encode("EVALSHA", sha, len(keys), *keys, *args))
+        timer = conn.loop.call_later(self._timeout, _expire, conn, waiter, self._timeout)
+        waiter.add_done_callback(lambda _: timer.cancel())
+        return waiter
+
     async def _timed(self, conn: _Connection, waiter: asyncio.Future[Any]) -> Any:
         timer = conn.loop.call_later(self._timeout, _expire, conn, waiter, self._timeout)
         try:
