@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from gateway import admin_cli, route_cli
 from gateway.config import Config, ConfigError, load_config
+from gateway.http_protocol import CorkedHttpToolsProtocol
 from gateway.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("gateway")
@@ -155,7 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
         "port": server.port,
         "log_level": args.log_level,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": CorkedHttpToolsProtocol,
         "access_log": False,
         # No X-Forwarded-For rewriting: the gateway does not use client addresses.
         "proxy_headers": False,

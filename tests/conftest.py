@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 
 from gateway.config import Config, SimulatorConfig, load_config
+from gateway.http_protocol import CorkedHttpToolsProtocol
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_KEY = "sk-simulated-upstream"
@@ -52,6 +53,7 @@ class ServerThread:
                 log_level="warning",
                 lifespan="on",
                 access_log=False,
+                http=CorkedHttpToolsProtocol,  # as `o1-gateway serve` runs it
                 timeout_graceful_shutdown=2,
             )
         )
