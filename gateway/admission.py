@@ -32,6 +32,8 @@ log = logging.getLogger("gateway.admission")
 PERIOD_MS = 60_000
 # The script keeps an expired hold's record for a day, so a late settle can still correct it.
 SETTLE_RETRY_AFTER_EXPIRY_S = 12 * 3600
+# A settle may wait this long to share a socket write with the next admission.
+SETTLE_DEFER_S = 0.002
 # Settles waiting for Redis; beyond this, new ones rely on hold expiry (memory stays bounded).
 MAX_PENDING_SETTLES = 100_000
 BUDGET = "budget"
@@ -178,7 +180,7 @@ class Admission:
             # The common case costs no task: the command goes out with this tick's others and
             # a callback reads the reply. Anything unusual takes the retrying path below.
             keys, args = _settle_call(plan, usage, cost, release_weekly)
-            waiter = self._fast.submit(self._script.sha, keys, args)
+            waiter = self._fast.submit(self._script.sha, keys, args, defer_s=SETTLE_DEFER_S)
             if waiter is not None:
                 self._pending.add(waiter)
                 waiter.add_done_callback(

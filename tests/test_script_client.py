@@ -124,3 +124,23 @@ def test_only_plain_redis_urls_use_it() -> None:
     assert ScriptClient.supports("redis://h:6379/0")
     assert not ScriptClient.supports("rediss://h:6379/0")
     assert not ScriptClient.supports("unix:///tmp/redis.sock")
+
+
+async def test_a_deferred_call_rides_with_the_next_one_or_leaves_on_its_own(
+    server: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    _, url = server
+    client = ScriptClient(url, timeout_s=2)
+    try:
+        await client.evalsha(SHA, SCRIPT, ["n"], [0])  # connected, script loaded
+        alone = client.submit(SHA, ["n"], [1], defer_s=0.05)
+        assert alone is not None
+        await asyncio.sleep(0.01)
+        assert not alone.done()  # still waiting for company
+        assert (await asyncio.wait_for(alone, 1))[0] == 1  # then it leaves by itself
+        deferred = client.submit(SHA, ["n"], [2], defer_s=10)
+        assert deferred is not None
+        now = await client.evalsha(SHA, SCRIPT, ["n"], [3])  # takes the deferred one along
+        assert now[0] == 3 and deferred.done() and deferred.result()[0] == 2
+    finally:
+        await client.close()
