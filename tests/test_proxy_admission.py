@@ -74,7 +74,9 @@ def spend(store: redis.Redis, team: str) -> tuple[int, int]:
     deadline = time.monotonic() + 5
     while True:
         held = int(store.get(f"{{t:{team}}}:held:{month()}") or 0)
-        if held == 0 or time.monotonic() > deadline:
+        # A hold with no reserve (pass-through) shows in the open-holds set until settled.
+        settled = held == 0 and store.zcard(f"{{t:{team}}}:holds") == 0
+        if settled or time.monotonic() > deadline:
             return int(store.get(f"{{t:{team}}}:spend:{month()}") or 0), held
         time.sleep(0.02)
 
