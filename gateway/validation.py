@@ -15,6 +15,9 @@ from typing import Any, Protocol
 
 from gateway import errors
 
+# How OpenAI's messages name the types it expected.
+_EXPECTED: dict[type, str] = {str: "a string", list: "an array", dict: "an object"}
+
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 _ROLES = frozenset(ROLES)
 MAX_COMPLETION_TOKENS = 1_000_000
@@ -70,11 +73,7 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
     if len(model) > MAX_MODEL_CHARS:
         raise errors.string_too_long("model", MAX_MODEL_CHARS, len(model))
 
-    messages = payload.get("messages")
-    if type(messages) is not list:
-        if messages is None:
-            raise errors.missing_parameter("messages")
-        raise _wrong_type("messages", "an array", messages)
+    messages = _required(payload, "messages", "messages", list)
     if not messages:
         raise errors.empty_array("messages")
     if len(messages) > limits.max_messages:
@@ -97,11 +96,7 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
 def _check_message(i: int, message: Any) -> None:
     if type(message) is not dict:
         raise _wrong_type(f"messages[{i}]", "an object", message)
-    role = message.get("role")
-    if type(role) is not str:
-        if role is None:
-            raise errors.missing_parameter(f"messages[{i}].role")
-        raise _wrong_type(f"messages[{i}].role", "a string", role)
+    role = _required(message, "role", f"messages[{i}].role", str)
     if role not in _ROLES:
         raise errors.invalid_value(f"messages[{i}].role", role, ROLES)
 
@@ -131,11 +126,7 @@ def _check_message_extras(i: int, role: str, message: dict[str, Any]) -> None:
     if name is not None and type(name) is not str:
         raise _wrong_type(f"messages[{i}].name", "a string", name)
     if role == "tool":
-        call_id = message.get("tool_call_id")
-        if type(call_id) is not str:
-            if call_id is None:
-                raise errors.missing_parameter(f"messages[{i}].tool_call_id")
-            raise _wrong_type(f"messages[{i}].tool_call_id", "a string", call_id)
+        _required(message, "tool_call_id", f"messages[{i}].tool_call_id", str)
     calls = message.get("tool_calls")
     if calls is not None:
         param = f"messages[{i}].tool_calls"
@@ -152,21 +143,23 @@ def _check_message_extras(i: int, role: str, message: dict[str, Any]) -> None:
         raise _wrong_type(f"messages[{i}].function_call", "an object", legacy)
 
 
+def _required(obj: dict[str, Any], key: str, param: str, kind: type) -> Any:
+    """`obj[key]`, which must be present and of exactly `kind` (bool is not int, and so on)."""
+    value = obj.get(key)
+    if type(value) is not kind:
+        if value is None:
+            raise errors.missing_parameter(param)
+        raise _wrong_type(param, _EXPECTED[kind], value)
+    return value
+
+
 def _check_part(i: int, j: int, part: Any) -> None:
     param = f"messages[{i}].content[{j}]"
     if type(part) is not dict:
         raise _wrong_type(param, "an object", part)
-    kind = part.get("type")
-    if type(kind) is not str:
-        if kind is None:
-            raise errors.missing_parameter(f"{param}.type")
-        raise _wrong_type(f"{param}.type", "a string", kind)
+    kind = _required(part, "type", f"{param}.type", str)
     if kind == "text":
-        text = part.get("text")
-        if type(text) is not str:
-            if text is None:
-                raise errors.missing_parameter(f"{param}.text")
-            raise _wrong_type(f"{param}.text", "a string", text)
+        _required(part, "text", f"{param}.text", str)
 
 
 def _check_integer(name: str, value: Any, low: int, high: int) -> None:
@@ -225,11 +218,7 @@ def _check_options(payload: dict[str, Any]) -> None:
     if response_format is not None:
         if type(response_format) is not dict:
             raise _wrong_type("response_format", "an object", response_format)
-        kind = response_format.get("type")
-        if type(kind) is not str:
-            if kind is None:
-                raise errors.missing_parameter("response_format.type")
-            raise _wrong_type("response_format.type", "a string", kind)
+        _required(response_format, "type", "response_format.type", str)
     stop = payload.get("stop")
     if stop is not None and type(stop) is not str:
         if type(stop) is not list:
@@ -244,22 +233,10 @@ def _check_options(payload: dict[str, Any]) -> None:
 def _check_tool(param: str, tool: Any) -> None:
     if type(tool) is not dict:
         raise _wrong_type(param, "an object", tool)
-    kind = tool.get("type")
-    if type(kind) is not str:
-        if kind is None:
-            raise errors.missing_parameter(f"{param}.type")
-        raise _wrong_type(f"{param}.type", "a string", kind)
+    kind = _required(tool, "type", f"{param}.type", str)
     if kind == "function":
-        function = tool.get("function")
-        if type(function) is not dict:
-            if function is None:
-                raise errors.missing_parameter(f"{param}.function")
-            raise _wrong_type(f"{param}.function", "an object", function)
-        name = function.get("name")
-        if type(name) is not str:
-            if name is None:
-                raise errors.missing_parameter(f"{param}.function.name")
-            raise _wrong_type(f"{param}.function.name", "a string", name)
+        function = _required(tool, "function", f"{param}.function", dict)
+        _required(function, "name", f"{param}.function.name", str)
 
 
 def _check_depth(payload: dict[str, Any], limit: int) -> None:
