@@ -53,15 +53,8 @@ async def chat_completions(request: Request) -> Response:
         caller = await identify(gw, request)
         body = await read_body(request, gw.config.server.max_body_bytes)
         payload = parse_json_object(request, body)
-        validation.check_chat(payload, gw.config.server)
-        name = payload.get("model")
-        if not isinstance(name, str) or not name:
-            raise GatewayError(
-                400,
-                "you must provide a model parameter",
-                param="model",
-                code="missing_required_parameter",
-            )
+        validation.check_chat(payload, gw.config.server)  # a model name is there now
+        name: str = payload["model"]
         routed = await choose(gw, caller.team, name, payload)
         if routed is not None:
             exchange.model, exchange.policy = name, routed.policy

@@ -105,18 +105,8 @@ async def route_endpoint(request: Request) -> Response:
     body = await read_body(request, gw.config.server.max_body_bytes)
     payload = parse_json_object(request, body)
     payload.setdefault("model", DEFAULT_ALIAS)
-    validation.check_chat(payload, gw.config.server)
-    name = payload["model"]
-    if not isinstance(name, str) or not name:
-        raise GatewayError(400, "model must be a string", param="model", code="invalid_type")
-    messages = payload.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise GatewayError(
-            400,
-            "messages must be a non-empty array of chat messages",
-            param="messages",
-            code="invalid_type" if messages is not None else "missing_required_parameter",
-        )
+    validation.check_chat(payload, gw.config.server)  # model and messages are sound now
+    name: str = payload["model"]
     routed = await choose(gw, caller.team, name, payload)
     if routed is None:
         if name not in gw.config.models:
