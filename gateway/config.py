@@ -191,7 +191,7 @@ class UpstreamConfig:
     api_key: str = ""
     organization: str = ""
     project: str = ""
-    client: str = "aiohttp"
+    client: str = "http1"
     # Extra client header name prefixes forwarded upstream (beyond content-type, accept,
     # openai-beta, idempotency-key, user-agent and x-stainless-*).
     forward_header_prefixes: tuple[str, ...] = ()
@@ -434,9 +434,10 @@ def _check(config: Config) -> None:
             raise ConfigError(f"models.{name}.context: must be positive")
         if not 0 < model.max_output <= model.context:
             raise ConfigError(f"models.{name}.max_output: must be between 1 and the context size")
-    if config.upstream.client not in ("aiohttp", "httpx"):
+    if config.upstream.client not in ("http1", "aiohttp", "httpx"):
         raise ConfigError(
-            f"upstream.client: expected 'aiohttp' or 'httpx', got {config.upstream.client!r}"
+            "upstream.client: expected 'http1', 'aiohttp' or 'httpx',"
+            f" got {config.upstream.client!r}"
         )
     if not config.upstream.base_url.startswith(("http://", "https://")):
         raise ConfigError(

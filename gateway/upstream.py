@@ -1,10 +1,12 @@
-"""The upstream HTTP client: one small interface, three transports.
+"""The upstream HTTP client: one small interface, four transports, chosen by measurement
+(README "Upstream client").
 
-- `AiohttpUpstream`: the hot path. On this 2-core machine an aiohttp ClientSession proxied about
-  4,500 requests/s at 0.2 ms CPU each, against 2,100 for httpx over httpx-aiohttp and 660 for
-  httpx's default transport, which also slows as concurrency rises (see README "Upstream client").
-- `HttpxUpstream` (`gateway.httpx_upstream`): kept for measurement (`upstream.client: httpx`)
-  and for environments that standardise on httpx.
+- `Http1Upstream` (`gateway.http1_upstream`, `upstream.client: http1`, the default): HTTP/1.1 on
+  asyncio's protocol API with httptools; the least CPU and latency per call.
+- `AiohttpUpstream` (`gateway.aiohttp_upstream`, `aiohttp`): the previous default, a
+  general-purpose client.
+- `HttpxUpstream` (`gateway.httpx_upstream`, `httpx`): for environments that standardise on
+  httpx; by far the slowest.
 - `ASGIUpstream`: calls an ASGI app in-process with real streaming (httpx's ASGITransport buffers
   whole bodies), used by `--simulate` to serve from the simulated upstream without a socket.
 
@@ -18,8 +20,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
-
-import aiohttp
 
 from gateway import errors
 from gateway.config import UpstreamConfig
@@ -59,127 +59,18 @@ class Upstream(Protocol):
 
 
 def create_upstream(config: UpstreamConfig) -> Upstream:
+    # The alternatives are imported only when chosen: each costs every worker several MB.
     if config.client == "httpx":
-        # Imported only when chosen: httpx costs every worker several MB it would not use.
         from gateway.httpx_upstream import HttpxUpstream
 
         return HttpxUpstream(config)
-    return AiohttpUpstream(config)
+    if config.client == "aiohttp":
+        from gateway.aiohttp_upstream import AiohttpUpstream
 
+        return AiohttpUpstream(config)
+    from gateway.http1_upstream import Http1Upstream
 
-# -- aiohttp ------------------------------------------------------------------------------------
-
-
-def _aiohttp_error(exc: BaseException, read_timeout: float, stage: str) -> errors.GatewayError:
-    # Timeouts first: aiohttp's timeout errors are ClientErrors too.
-    if isinstance(exc, TimeoutError):
-        return errors.upstream_timeout(read_timeout)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return errors.upstream_unreachable(f"cannot connect ({exc.os_error.strerror or exc})")
-    return errors.upstream_unreachable(f"connection {stage} ({type(exc).__name__})")
-
-
-_AIOHTTP_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError)
-
-
-class _AiohttpResponse:
-    __slots__ = ("_read_timeout", "_resp", "headers", "status")
-
-    def __init__(self, resp: aiohttp.ClientResponse, read_timeout: float) -> None:
-        self._resp = resp
-        self._read_timeout = read_timeout
-        self.status = resp.status
-        self.headers = [
-            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in resp.raw_headers
-        ]
-
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._resp.content.iter_any():
-                yield chunk
-        except _AIOHTTP_ERRORS as exc:
-            raise _aiohttp_error(exc, self._read_timeout, "lost mid-response") from exc
-
-    async def read(self) -> bytes:
-        try:
-            return await self._resp.read()
-        except _AIOHTTP_ERRORS as exc:
-            raise _aiohttp_error(exc, self._read_timeout, "lost mid-response") from exc
-
-    async def close(self) -> None:
-        # release() keeps a fully read connection in the pool; an unfinished body closes it,
-        # which is what cancels the upstream generation when a client goes away.
-        if self._resp.content.is_eof():
-            self._resp.release()
-        else:
-            self._resp.close()
-
-
-class AiohttpUpstream:
-    def __init__(self, config: UpstreamConfig) -> None:
-        self._base = config.base_url.rstrip("/")
-        self._read_timeout = config.read_timeout_s
-        self._first_byte_timeout = config.first_byte_timeout_s
-        self._loop: asyncio.AbstractEventLoop | None = None
-        connector = aiohttp.TCPConnector(
-            limit=config.pool_size, limit_per_host=config.pool_size, ttl_dns_cache=300
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            # sock_read also bounds the wait for the headers, so it must allow the first byte;
-            # that wait has its own, usually longer, limit below.
-            timeout=aiohttp.ClientTimeout(
-                total=config.total_timeout_s,
-                sock_connect=config.connect_timeout_s,
-                sock_read=max(config.read_timeout_s, config.first_byte_timeout_s),
-            ),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
-
-    async def send(
-        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
-    ) -> UpstreamResponse:
-        url = self._base + path
-        if query:
-            url += "?" + query.decode("latin-1")
-        # The wait for the headers has its own limit. Done by hand rather than with
-        # asyncio.timeout(): that looks the loop up twice, and each lookup is a getpid() on
-        # Python 3.11, a measurable cost per request.
-        loop = self._loop or self._bind_loop()
-        task = asyncio.current_task(loop)
-        assert task is not None
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task.cancel()
-
-        timer = loop.call_later(self._first_byte_timeout, expire)
-        try:
-            resp = await self._session.request(
-                method, url, headers=headers, data=body or None, allow_redirects=False
-            )
-        except asyncio.CancelledError:
-            if expired and task.uncancel() == 0:
-                raise errors.upstream_timeout(self._first_byte_timeout) from None
-            raise
-        except _AIOHTTP_ERRORS as exc:
-            raise _aiohttp_error(exc, self._first_byte_timeout, "failed") from exc
-        finally:
-            timer.cancel()
-        return _AiohttpResponse(resp, self._read_timeout)
-
-    def _bind_loop(self) -> asyncio.AbstractEventLoop:
-        self._loop = asyncio.get_running_loop()
-        return self._loop
-
-    def ready(self) -> bool:
-        return not self._session.closed
-
-    async def close(self) -> None:
-        await self._session.close()
+    return Http1Upstream(config)
 
 
 # -- in-process ASGI ----------------------------------------------------------------------------

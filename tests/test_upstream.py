@@ -71,7 +71,7 @@ def server() -> Iterator[ServerThread]:
         yield s
 
 
-@pytest.fixture(params=["aiohttp", "httpx", "asgi"])
+@pytest.fixture(params=["http1", "aiohttp", "httpx", "asgi"])
 def make_upstream(request: pytest.FixtureRequest, server: ServerThread):  # type: ignore[no-untyped-def]
     def make(base_url: str = f"{server.url}/v1", read_timeout: float = 2.0) -> Upstream:
         if request.param == "asgi":
@@ -145,7 +145,7 @@ async def test_timeout_is_a_504(make_upstream) -> None:  # type: ignore[no-untyp
         await upstream.close()
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("client", ["http1", "aiohttp", "httpx"])
 async def test_unreachable_is_a_502(client: str) -> None:
     config = UpstreamConfig(
         base_url=f"http://127.0.0.1:{free_port()}/v1", client=client, connect_timeout_s=1.0
