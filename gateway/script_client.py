@@ -130,13 +130,16 @@ class ScriptClient:
     def _call(self, conn: _Connection, command: bytes, defer_s: float = 0.0) -> asyncio.Future[Any]:
         loop = conn.loop
         waiter: asyncio.Future[Any] = loop.create_future()
-        conn.waiters.append(waiter)
-        if defer_s:
+        # Waiting for company pays only when there is traffic: with nothing else in flight,
+        # the next call is a request away, and this command would delay its reply (Redis runs
+        # both in order) instead of sharing a write with it.
+        if defer_s and (conn.waiters or conn.outgoing):
             if not conn.outgoing:
                 conn.flush_later = loop.call_later(defer_s, conn.flush)
         elif not conn.flush_soon:
             conn.flush_soon = True
             loop.call_soon(conn.flush)
+        conn.waiters.append(waiter)
         conn.outgoing.append(command)
         return waiter
 

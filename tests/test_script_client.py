@@ -133,14 +133,23 @@ async def test_a_deferred_call_rides_with_the_next_one_or_leaves_on_its_own(
     client = ScriptClient(url, timeout_s=2)
     try:
         await client.evalsha(SHA, SCRIPT, ["n"], [0])  # connected, script loaded
-        alone = client.submit(SHA, ["n"], [1], defer_s=0.05)
-        assert alone is not None
+        # Nothing else in flight: no company is coming soon, so it leaves at once.
+        idle = client.submit(SHA, ["n"], [1], defer_s=10)
+        assert idle is not None
+        assert (await asyncio.wait_for(idle, 1))[0] == 1
+        # With traffic, it waits for company...
+        busy = client.submit(SHA, ["n"], [2])
+        await asyncio.sleep(0)  # busy's write has gone; its reply has not come back yet
+        alone = client.submit(SHA, ["n"], [3], defer_s=0.05)
+        assert busy is not None and alone is not None
         await asyncio.sleep(0.01)
-        assert not alone.done()  # still waiting for company
-        assert (await asyncio.wait_for(alone, 1))[0] == 1  # then it leaves by itself
-        deferred = client.submit(SHA, ["n"], [2], defer_s=10)
+        assert busy.done() and not alone.done()
+        assert (await asyncio.wait_for(alone, 1))[0] == 3  # ...then it leaves by itself
+        busy = client.submit(SHA, ["n"], [4])
+        await asyncio.sleep(0)
+        deferred = client.submit(SHA, ["n"], [5], defer_s=10)
         assert deferred is not None
-        now = await client.evalsha(SHA, SCRIPT, ["n"], [3])  # takes the deferred one along
-        assert now[0] == 3 and deferred.done() and deferred.result()[0] == 2
+        now = await client.evalsha(SHA, SCRIPT, ["n"], [6])  # takes the deferred one along
+        assert now[0] == 6 and deferred.done() and deferred.result()[0] == 5
     finally:
         await client.close()
