@@ -25,6 +25,7 @@ from gateway.intake import gateway_of
 from gateway.limits import team_budget
 from gateway.metrics import TeamBudget
 from gateway.observe import SCOPE_KEY, Observe
+from gateway.shortcut import ErrorHandler, Shortcut
 from gateway.state import open_gateway
 from gateway.store import is_ready
 
@@ -55,16 +56,23 @@ def create_app(config: Config) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    handlers: dict[type[Exception], ErrorHandler] = {
+        GatewayError: on_gateway_error,
+        HTTPException: on_http_exception,
+        Exception: on_unexpected_error,
+    }
+
+    def handler_for(exc: Exception) -> ErrorHandler:
+        # Starlette's own rule: the nearest class in the exception's MRO.
+        return next(handlers[c] for c in type(exc).__mro__ if c in handlers)
+
+    chat = ("/v1/chat/completions", "POST", proxy.chat_completions, handler_for)
     return Starlette(
         routes=routes,
         # Outermost first; Starlette adds its error and exception middleware around/inside these.
-        middleware=[Middleware(Observe)],
+        middleware=[Middleware(Observe), Middleware(Shortcut, *chat)],
         lifespan=lifespan,
-        exception_handlers={
-            GatewayError: on_gateway_error,
-            HTTPException: on_http_exception,
-            Exception: on_unexpected_error,
-        },
+        exception_handlers=handlers,
     )
 
 

@@ -1,0 +1,55 @@
+"""The chat route's short path answers errors exactly as the full Starlette stack would."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from gateway import proxy
+from tests.conftest import CLIENT_KEY, ServerThread
+
+AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
+CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_gateway_errors_keep_their_status_and_shape(gateway: ServerThread) -> None:
+    resp = httpx.post(f"{gateway.url}/v1/chat/completions", headers=AUTH, content=b"{not json")
+    assert resp.status_code == 400
+    assert resp.json()["error"]["type"] == "invalid_request_error"
+    assert resp.headers["x-request-id"].startswith("req_")
+    resp = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT)
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "missing_api_key"
+
+
+def test_other_methods_still_go_through_the_router(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    # Only the pass-through route takes GET on this path: it relays the upstream's answer.
+    resp = httpx.get(f"{gateway.url}/v1/chat/completions", headers=AUTH)
+    assert resp.status_code == 404
+    sent = httpx.get(f"{simulator.url}/_sim/requests").json()["data"][-1]
+    assert (sent["method"], sent["path"]) == ("GET", "/v1/chat/completions")
+
+
+def test_an_unexpected_error_is_a_logged_500_and_counted(
+    gateway: ServerThread, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(proxy, "serve_with_fallbacks", broken)
+    resp = httpx.post(f"{gateway.url}/v1/chat/completions", headers=AUTH, json=CHAT)
+    assert resp.status_code == 500
+    assert resp.json()["error"] == {
+        "message": "The gateway had an internal error.",
+        "type": "server_error",
+        "param": None,
+        "code": "internal_error",
+    }
+    assert "a bug" not in resp.text  # never a stack trace to the caller
+    assert any("unhandled error on POST /v1/chat/completions" in r.message for r in caplog.records)
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert any(
+        line.startswith("gateway_requests_total") and 'status_class="5xx"' in line
+        for line in metrics.splitlines()
+    )
