@@ -671,8 +671,10 @@ def write_teams_file(tmp: Path, name: str = "bench", key: str = GATEWAY_KEY) -> 
     return path
 
 
-# Gateway variants beyond the full pipeline on aiohttp: opt-in comparisons, one worker.
+# Gateway variants beyond the full pipeline (on the default http1 client): opt-in
+# comparisons, one worker.
 VARIANTS = {
+    "aiohttp": {"O1GW__UPSTREAM__CLIENT": "aiohttp"},
     "httpx": {"O1GW__UPSTREAM__CLIENT": "httpx"},
     "noadmit": {"O1GW__ADMISSION__ENABLED": "false"},
 }
@@ -1245,8 +1247,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--variants",
         default="",
-        help="opt-in one-worker comparisons, comma-separated: httpx (upstream client httpx), "
-        "noadmit (admission off)",
+        help="opt-in one-worker comparisons, comma-separated: aiohttp or httpx (that upstream "
+        "client instead of http1), noadmit (admission off)",
     )
     parser.add_argument(
         "--litellm",
