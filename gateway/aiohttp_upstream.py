@@ -32,9 +32,7 @@ class _AiohttpResponse:
         self._resp = resp
         self._read_timeout = read_timeout
         self.status = resp.status
-        self.headers = [
-            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in resp.raw_headers
-        ]
+        self.headers = [(k.lower(), v) for k, v in resp.raw_headers]
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         try:

@@ -49,7 +49,7 @@ class _Counted:
     resp: UpstreamResponse
     target: Target
     status: int = 0
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     closed: bool = False
 
     def __post_init__(self) -> None:
@@ -76,7 +76,7 @@ class _Read:
     resp: _Counted
     body: bytes
     status: int = 0
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.status = self.resp.status

@@ -17,21 +17,21 @@ FORWARD_REQUEST = frozenset(
 )
 FORWARD_REQUEST_PREFIXES = ("x-stainless-",)
 
-# Upstream headers the caller may see unchanged.
+# Upstream headers the caller may see unchanged (raw names, as the upstream clients give them).
 FORWARD_RESPONSE = frozenset(
     {
-        "content-type",
-        "content-disposition",
-        "x-request-id",
-        "openai-processing-ms",
-        "openai-version",
-        "retry-after",
-        "retry-after-ms",
-        "x-should-retry",
+        b"content-type",
+        b"content-disposition",
+        b"x-request-id",
+        b"openai-processing-ms",
+        b"openai-version",
+        b"retry-after",
+        b"retry-after-ms",
+        b"x-should-retry",
     }
 )
-UPSTREAM_RATELIMIT_PREFIX = "x-ratelimit-"
-RENAMED_RATELIMIT_PREFIX = "x-upstream-ratelimit-"
+UPSTREAM_RATELIMIT_PREFIX = b"x-ratelimit-"
+RENAMED_RATELIMIT_PREFIX = b"x-upstream-ratelimit-"
 
 
 def go_duration(seconds: float) -> str:
@@ -82,23 +82,26 @@ def upstream_request_headers(
 
 
 def client_response_headers(
-    upstream: Iterable[tuple[str, str]],
-) -> tuple[list[tuple[str, str]], str]:
-    """Headers for the caller, from the upstream response; also returns the request id to use."""
-    out: list[tuple[str, str]] = []
-    request_id = ""
+    upstream: Iterable[tuple[bytes, bytes]],
+) -> list[tuple[bytes, bytes]]:
+    """Headers for the caller, raw, from the upstream response's (lower-case names); a request
+    id of the gateway's own when the upstream sent none."""
+    out: list[tuple[bytes, bytes]] = []
+    request_id = False
     for name, value in upstream:
-        lower = name.lower()
-        if lower in FORWARD_RESPONSE:
-            if lower == "x-request-id":
-                request_id = value
-            out.append((lower, value))
-        elif lower.startswith(UPSTREAM_RATELIMIT_PREFIX):
-            out.append((RENAMED_RATELIMIT_PREFIX + lower[len(UPSTREAM_RATELIMIT_PREFIX) :], value))
+        if name in FORWARD_RESPONSE:
+            request_id = request_id or name == b"x-request-id"
+            out.append((name, value))
+        elif name.startswith(UPSTREAM_RATELIMIT_PREFIX):
+            out.append((RENAMED_RATELIMIT_PREFIX + name[len(UPSTREAM_RATELIMIT_PREFIX) :], value))
     if not request_id:
-        request_id = new_request_id()
-        out.append(("x-request-id", request_id))
-    return out, request_id
+        out.append((b"x-request-id", new_request_id().encode()))
+    return out
+
+
+def encoded(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """The gateway's own headers (lower-case names) as the raw pairs ASGI sends."""
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
 def client_timeout_s(headers: Iterable[tuple[bytes, bytes]]) -> float | None:

@@ -106,7 +106,7 @@ class _Response:
         self._deadline = deadline
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[bytes, bytes]] = []
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._chunks: list[bytes] = []
         self.buffered = 0
@@ -140,10 +140,8 @@ class _Response:
             self._raw_headers.clear()
             return
         self.status = status
-        headers = self.headers = [
-            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self._raw_headers
-        ]
-        self._framed = any(k in ("content-length", "transfer-encoding") for k, _ in headers)
+        headers = self.headers = [(k.lower(), v) for k, v in self._raw_headers]
+        self._framed = any(k in (b"content-length", b"transfer-encoding") for k, _ in headers)
         self._wake()
 
     def on_body(self, body: bytes) -> None:

@@ -20,7 +20,7 @@ class _HttpxResponse:
         self._resp = resp
         self._read_timeout = read_timeout
         self.status = resp.status_code
-        self.headers = [(k.lower(), v) for k, v in resp.headers.items()]
+        self.headers = [(k.lower(), v) for k, v in resp.headers.raw]
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         try:

@@ -23,6 +23,7 @@ from gateway.errors import GatewayError
 from gateway.headers import (
     client_response_headers,
     client_timeout_s,
+    encoded,
     new_request_id,
     upstream_request_headers,
 )
@@ -66,15 +67,15 @@ async def answer_emulated(
         return await fake_streamed(gw, request, b"", adapted, ticket, call=call)
     async with cancel_on_disconnect(request):
         status, upstream_headers, content = await call
-    out_headers, _ = client_response_headers(upstream_headers)
-    out_headers.append(("x-gateway-patched", ",".join(adapted.patches)))
+    out_headers = client_response_headers(upstream_headers)
+    out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))
     if ticket is not None:
-        out_headers += ticket.headers
+        out_headers += encoded(ticket.headers)
     if status == 200 and adapted.stop:
         content = orjson.dumps(compat.adapt_response(orjson.loads(content), adapted))
     if ticket is not None:
         charge(gw, ticket, status, content)
-    return Response(content, status_code=status, headers=dict(out_headers))
+    return relayed(content, status, out_headers)
 
 
 async def _emulated_exchange(
@@ -84,7 +85,7 @@ async def _emulated_exchange(
     headers: dict[str, str],
     emulated_as: emulation.Emulation,
     ticket: Ticket | None,
-) -> tuple[int, list[tuple[str, str]], bytes]:
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     status, upstream_headers, content = await _exchange(gw, request, orjson.dumps(payload), headers)
     if status != 200:
         return status, upstream_headers, content
@@ -152,7 +153,7 @@ async def fake_streamed(
     body: bytes,
     adapted: compat.Adapted,
     ticket: Ticket | None,
-    call: Awaitable[tuple[int, list[tuple[str, str]], bytes]] | None = None,
+    call: Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None,
 ) -> Response:
     """Stream an answer from a model that cannot: one upstream call, then the real chunk format.
 
@@ -183,8 +184,8 @@ async def fake_streamed(
         if status != 200:
             if ticket is not None:
                 ticket.release()
-            out_headers, _ = client_response_headers(upstream_headers)
-            return Response(content, status_code=status, headers=dict(out_headers + own_headers))
+            out_headers = client_response_headers(upstream_headers)
+            return relayed(content, status, out_headers + encoded(own_headers))
         events = _fake_stream_events(gw, content, adapted, ticket)
         exchange.first_token_at = time.perf_counter()
         return Response(events, media_type=sse.CONTENT_TYPE, headers=dict(own_headers))
@@ -195,9 +196,16 @@ async def fake_streamed(
     )
 
 
+def relayed(content: bytes, status: int, headers: list[tuple[bytes, bytes]]) -> Response:
+    """A whole answer whose headers are raw already: no decode and re-encode per header."""
+    response = Response(content, status_code=status)
+    response.raw_headers += headers
+    return response
+
+
 async def _exchange(
     gw: Gateway, request: Request, body: bytes, headers: dict[str, str]
-) -> tuple[int, list[tuple[str, str]], bytes]:
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     resp = await send_upstream(gw, request, "/chat/completions", headers, body, buffer=True)
     try:
         return resp.status, resp.headers, await resp.read()
@@ -216,7 +224,7 @@ def _fake_stream_events(
 
 async def _keepalive_then_answer(
     gw: Gateway,
-    call: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]],
+    call: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]],
     exchange: Exchange,
     adapted: compat.Adapted,
     ticket: Ticket | None,

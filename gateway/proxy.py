@@ -21,7 +21,7 @@ from gateway import compat, emulation, limits, sse, tokens, validation
 from gateway.admission import Ticket, next_month, ratelimit_headers, refusal
 from gateway.config import Capabilities, ModelConfig, Price
 from gateway.errors import GatewayError
-from gateway.headers import client_response_headers, upstream_request_headers
+from gateway.headers import client_response_headers, encoded, upstream_request_headers
 from gateway.intake import JSON, Caller, gateway_of, identify, parse_json_object, read_body
 from gateway.limits import Bucket, WeeklyCap
 from gateway.metering import StreamMeter
@@ -32,6 +32,7 @@ from gateway.patched_answers import (
     charge,
     emulation_plan,
     fake_streamed,
+    relayed,
     send_upstream,
 )
 from gateway.pricing import worst_case_micros
@@ -370,23 +371,23 @@ async def forward(
             raise
         exchange = exchange_of(request.scope)
         exchange.upstream_s = upstream_s = time.perf_counter() - sent
-        out_headers, _request_id = client_response_headers(resp.headers)
-        out_headers.append(("x-gateway-upstream-ms", f"{upstream_s * 1000:.1f}"))
+        out_headers = client_response_headers(resp.headers)
+        out_headers.append((b"x-gateway-upstream-ms", b"%.1f" % (upstream_s * 1000)))
         if ticket is not None:
-            out_headers += ticket.headers
+            out_headers += encoded(ticket.headers)
         if adapted is not None:
-            out_headers.append(("x-gateway-patched", ",".join(adapted.patches)))
-        content_type = next((v for k, v in resp.headers if k == "content-type"), "")
-        streaming = content_type.startswith("text/event-stream") if stream is None else stream
+            out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))
+        content_type = next((v for k, v in resp.headers if k == b"content-type"), b"")
+        streaming = content_type.startswith(b"text/event-stream") if stream is None else stream
         if streaming and resp.status == 200:
             # From here Starlette's StreamingResponse watches for the client leaving.
             exchange.stream = True
             meter = StreamMeter(strip_usage) if ticket is not None else None
-            return StreamingResponse(
-                relay(gw, resp, exchange, meter, ticket),
-                status_code=resp.status,
-                headers=dict(out_headers),
+            stream_response = StreamingResponse(
+                relay(gw, resp, exchange, meter, ticket), status_code=resp.status
             )
+            stream_response.raw_headers += out_headers
+            return stream_response
         try:
             content = await resp.read()
         except GatewayError as exc:
@@ -399,7 +400,7 @@ async def forward(
         content = orjson.dumps(compat.adapt_response(orjson.loads(content), adapted))
     if ticket is not None:
         charge(gw, ticket, resp.status, content)
-    return Response(content, status_code=resp.status, headers=dict(out_headers))
+    return relayed(content, resp.status, out_headers)
 
 
 async def relay(

@@ -26,21 +26,22 @@ class RetryPolicy:
     retry_after_max_s: float = 20.0
 
 
-def retry_after_s(headers: Iterable[tuple[str, str]], now_epoch: float) -> float | None:
+def retry_after_s(headers: Iterable[tuple[bytes, bytes]], now_epoch: float) -> float | None:
     """What the upstream asked us to wait: `retry-after-ms`, else `retry-after` (seconds or an
-    HTTP date), as the OpenAI SDKs read them; None when absent or unreadable."""
+    HTTP date), as the OpenAI SDKs read them; None when absent or unreadable. Header names are
+    lower-case, values raw."""
     seconds: float | None = None
     for name, value in headers:
-        if name == "retry-after-ms":
+        if name == b"retry-after-ms":
             try:
                 return max(float(value) / 1000, 0.0)
             except ValueError:
                 continue
-        if name == "retry-after" and seconds is None:
+        if name == b"retry-after" and seconds is None:
             try:
                 seconds = max(float(value), 0.0)
             except ValueError:
-                parsed = email.utils.parsedate_tz(value)
+                parsed = email.utils.parsedate_tz(value.decode("latin-1"))
                 if parsed is not None:
                     seconds = max(email.utils.mktime_tz(parsed) - now_epoch, 0.0)
     return seconds

@@ -33,7 +33,8 @@ ASGIApp = Callable[
 
 class UpstreamResponse(Protocol):
     status: int
-    headers: list[tuple[str, str]]
+    # Raw, as on the wire but with lower-case names: relayed without a decode and re-encode.
+    headers: list[tuple[bytes, bytes]]
 
     def iter_chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive; raises GatewayError if the upstream fails mid-body."""
@@ -84,7 +85,7 @@ class _ASGIResponse:
     def __init__(
         self,
         status: int,
-        headers: list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]],
         queue: asyncio.Queue[Any],
         task: asyncio.Task[None],
         done: asyncio.Event,
@@ -186,7 +187,7 @@ class ASGIUpstream:
             raise errors.upstream_unreachable(
                 "the upstream closed the connection without answering"
             )
-        response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start["headers"]]
+        response_headers = [(k.lower(), v) for k, v in start["headers"]]
         return _ASGIResponse(
             start["status"], response_headers, queue, task, done, self._read_timeout
         )

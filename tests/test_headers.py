@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.headers import client_response_headers, go_duration, upstream_request_headers
+from gateway.headers import (
+    client_response_headers,
+    encoded,
+    go_duration,
+    upstream_request_headers,
+)
 
 
 def test_client_credentials_never_go_upstream() -> None:
@@ -27,29 +32,36 @@ def test_client_credentials_never_go_upstream() -> None:
 
 
 def test_upstream_rate_limits_are_renamed_and_request_id_kept() -> None:
+    # As the upstream clients hand them over: raw, names lower-cased.
     upstream = [
-        ("Content-Type", "application/json"),
-        ("x-request-id", "req_abc"),
-        ("openai-processing-ms", "12"),
-        ("x-ratelimit-remaining-requests", "99"),
-        ("x-ratelimit-reset-tokens", "6m0s"),
-        ("openai-organization", "org-gateway-secret"),
-        ("set-cookie", "__cf_bm=1"),
+        (b"content-type", b"application/json"),
+        (b"x-request-id", b"req_abc"),
+        (b"openai-processing-ms", b"12"),
+        (b"x-ratelimit-remaining-requests", b"99"),
+        (b"x-ratelimit-reset-tokens", b"6m0s"),
+        (b"openai-organization", b"org-gateway-secret"),
+        (b"set-cookie", b"__cf_bm=1"),
     ]
-    out, request_id = client_response_headers(upstream)
-    names = dict(out)
-    assert request_id == "req_abc"
-    assert names["x-upstream-ratelimit-remaining-requests"] == "99"
-    assert names["x-upstream-ratelimit-reset-tokens"] == "6m0s"
-    assert not any(name.startswith("x-ratelimit-") for name in names)
-    assert "openai-organization" not in names and "set-cookie" not in names
-    assert names["openai-processing-ms"] == "12"
+    names = dict(client_response_headers(upstream))
+    assert names[b"x-request-id"] == b"req_abc"
+    assert names[b"content-type"] == b"application/json"
+    assert names[b"x-upstream-ratelimit-remaining-requests"] == b"99"
+    assert names[b"x-upstream-ratelimit-reset-tokens"] == b"6m0s"
+    assert not any(name.startswith(b"x-ratelimit-") for name in names)
+    assert b"openai-organization" not in names and b"set-cookie" not in names
+    assert names[b"openai-processing-ms"] == b"12"
 
 
 def test_gateway_adds_a_request_id_when_upstream_gave_none() -> None:
-    out, request_id = client_response_headers([("content-type", "application/json")])
-    assert request_id.startswith("req_") and len(request_id) == 36
-    assert ("x-request-id", request_id) in out
+    out = client_response_headers([(b"content-type", b"application/json")])
+    request_id = dict(out)[b"x-request-id"]
+    assert request_id.startswith(b"req_") and len(request_id) == 36
+
+
+def test_own_headers_are_encoded_raw() -> None:
+    assert encoded([("x-ratelimit-limit-requests", "500")]) == [
+        (b"x-ratelimit-limit-requests", b"500")
+    ]
 
 
 @pytest.mark.parametrize(

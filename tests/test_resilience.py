@@ -20,11 +20,11 @@ POLICY = RetryPolicy(attempts=3, backoff_s=0.5, backoff_max_s=8.0, retry_after_m
 
 
 def test_retry_after_ms_wins_then_seconds_then_http_date() -> None:
-    assert retry_after_s([("retry-after", "7"), ("retry-after-ms", "250")], 0) == 0.25
-    assert retry_after_s([("retry-after", "1.5")], 0) == 1.5
-    date = "Wed, 21 Oct 2015 07:28:10 GMT"
-    assert retry_after_s([("retry-after", date)], 1445412480.0) == 10.0
-    assert retry_after_s([("retry-after", "soon")], 0) is None
+    assert retry_after_s([(b"retry-after", b"7"), (b"retry-after-ms", b"250")], 0) == 0.25
+    assert retry_after_s([(b"retry-after", b"1.5")], 0) == 1.5
+    date = b"Wed, 21 Oct 2015 07:28:10 GMT"
+    assert retry_after_s([(b"retry-after", date)], 1445412480.0) == 10.0
+    assert retry_after_s([(b"retry-after", b"soon")], 0) is None
     assert retry_after_s([], 0) is None
 
 

@@ -96,7 +96,7 @@ async def test_request_and_response_round_trip(make_upstream) -> None:  # type: 
             "POST", "/echo", b"a=1", {"authorization": "Bearer up"}, b"hello"
         )
         assert resp.status == 200
-        assert ("x-request-id", "req_1") in resp.headers
+        assert (b"x-request-id", b"req_1") in resp.headers
         import orjson
 
         data = orjson.loads(await resp.read())
