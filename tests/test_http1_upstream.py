@@ -68,6 +68,17 @@ class Raw:
         return request
 
 
+async def fetch(
+    upstream: Http1Upstream, method: str = "GET", path: str = "/models", body: bytes = b""
+) -> tuple[int, bytes]:
+    """One whole call: status and body, connection released."""
+    resp = await upstream.send(method, path, b"", {}, body)
+    try:
+        return resp.status, await resp.read()
+    finally:
+        await resp.close()
+
+
 async def keep_alive_ok(server: Raw) -> Handler:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -121,9 +132,7 @@ async def test_an_idle_connection_closed_by_the_server_is_replaced() -> None:
     async with server:
         upstream = server.upstream()
         for _ in range(2):
-            resp = await upstream.send("GET", "/models", b"", {}, b"")
-            assert await resp.read() == b"{}"
-            await resp.close()
+            assert await fetch(upstream, "GET", "/models") == (200, b"{}")
             await asyncio.sleep(0.05)  # the server's close reaches the idle connection
         await upstream.close()
     assert server.connections == 2
@@ -146,9 +155,7 @@ async def test_a_get_written_into_a_dying_connection_is_retried_once_a_post_is_n
         await resp.read()
         await resp.close()
         # Reused connection dropped: a GET is retried on a new connection (which answers).
-        resp = await upstream.send("GET", "/models", b"", {}, b"")
-        assert resp.status == 200 and await resp.read() == b"{}"
-        await resp.close()
+        assert await fetch(upstream, "GET", "/models") == (200, b"{}")
         # A POST is not: the server may have acted on it.
         with pytest.raises(GatewayError) as info:
             await upstream.send("POST", "/chat/completions", b"", {}, b"{}")
@@ -167,9 +174,7 @@ async def test_connection_close_responses_are_not_reused() -> None:
     async with server:
         upstream = server.upstream()
         for _ in range(2):
-            resp = await upstream.send("GET", "/models", b"", {}, b"")
-            assert await resp.read() == b"{}"
-            await resp.close()
+            assert await fetch(upstream, "GET", "/models") == (200, b"{}")
         await upstream.close()
     assert server.connections == 2
 
@@ -185,9 +190,7 @@ async def test_a_body_delimited_by_the_end_of_the_connection() -> None:
     server = Raw(until_close)
     async with server:
         upstream = server.upstream()
-        resp = await upstream.send("GET", "/file", b"", {}, b"")
-        assert await resp.read() == b"part one, part two"
-        await resp.close()
+        assert await fetch(upstream, "GET", "/file") == (200, b"part one, part two")
         await upstream.close()
 
 
@@ -210,9 +213,7 @@ async def test_chunked_bodies_arrive_piece_by_piece() -> None:
         pieces = [piece async for piece in resp.iter_chunks()]
         await resp.close()
         assert pieces == [b"data: 1\n\n", b"data: 2\n\n"]
-        resp = await upstream.send("POST", "/chat/completions", b"", {}, b"{}")
-        assert await resp.read() == b"{}"
-        await resp.close()
+        assert await fetch(upstream, "POST", "/chat/completions", b"{}") == (200, b"{}")
         await upstream.close()
     assert server.connections == 1
 
@@ -225,9 +226,7 @@ async def test_an_interim_100_continue_is_skipped() -> None:
     server = Raw(interim)
     async with server:
         upstream = server.upstream()
-        resp = await upstream.send("POST", "/files", b"", {}, b"x")
-        assert resp.status == 200 and await resp.read() == b"{}"
-        await resp.close()
+        assert await fetch(upstream, "POST", "/files", b"x") == (200, b"{}")
         await upstream.close()
 
 
@@ -427,9 +426,7 @@ async def test_tls_with_a_verified_certificate(certificate: tuple[Path, Path]) -
     config = UpstreamConfig(base_url=f"https://127.0.0.1:{port}/v1")
     try:
         trusted = Http1Upstream(config, ssl.create_default_context(cafile=str(cert)))
-        resp = await trusted.send("GET", "/models", b"", {}, b"")
-        assert resp.status == 200 and await resp.read() == b"{}"
-        await resp.close()
+        assert await fetch(trusted, "GET", "/models") == (200, b"{}")
         await trusted.close()
         # The system's trust store does not know this certificate: refused, as a 502.
         untrusted = Http1Upstream(config)
