@@ -18,21 +18,32 @@
 --        KEYS: base, token bucket keys...
 --        ->  {status, charged}: 1 settled, 2 replay (already settled), -1 unknown hold (charged
 --            to the current month, and marked settled so a late admit of it writes nothing)
+--
+-- It runs twice per request, and most of its cost is not its commands' own work but getting to
+-- them: each redis.call, each tonumber of a string, each number Redis formats as an argument.
+-- Hence arguments parsed once, fixed expiries and reused numbers passed as text, one MGET for
+-- the admit's counters, and one PEXPIRE for a request's usage counters rather than one each.
 
 local PERIOD = 60000
 local WEEK = 604800000
 local DAY = 86400000
-local KEEP = 100 * DAY -- spend and usage history outlive their month
+-- Text, not numbers: Redis formats a number argument with "%.17g" on every call.
+local KEEP = "8640000000" -- 100 days: spend and usage history outlive their month
 -- An open hold lives as long as the counters that include its reserve, so it is swept (charged)
 -- by the team's next call however late that comes. A settled hold is kept only long enough to
 -- recognise a retried settle or admit; an expired one, long enough for a late settle.
-local SETTLED_MEMORY = 600000
+local SETTLED_MEMORY = "600000"
 
 local mode = ARGV[1]
 local base = KEYS[1]
 
+-- Every argument as a number (nil where it is none), each parsed once. Copied from ARGV first so
+-- that the table is sized once: one grown key by key is rehashed at every power of two.
+local num = {unpack(ARGV)}
+for i = 1, #num do num[i] = tonumber(num[i]) end
+
 local function now_ms()
-  if ARGV[3] ~= "" then return tonumber(ARGV[3]) end
+  if ARGV[3] ~= "" then return num[3] end
   local t = redis.call("TIME")
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
@@ -40,24 +51,32 @@ end
 -- Validate every argument before the first write: an error mid-script keeps earlier writes.
 local function check_numbers(first, last)
   for i = first, last do
-    if tonumber(ARGV[i]) == nil then
+    if num[i] == nil then
       error("admission.lua: ARGV[" .. i .. "] is not a number: " .. tostring(ARGV[i]))
     end
   end
 end
 if mode == "admit" then
   check_numbers(4, 9)
-  check_numbers(11, 10 + 2 * tonumber(ARGV[5]) + tonumber(ARGV[6]))
+  check_numbers(11, 10 + 2 * num[5] + num[6])
 elseif mode == "settle" then
   check_numbers(4, 5)
   check_numbers(7, 7)
-  check_numbers(9, 12 + tonumber(ARGV[7]))
+  check_numbers(9, 12 + num[7])
 else
   return redis.error_reply("admission.lua: unknown mode " .. tostring(mode))
 end
 if ARGV[3] ~= "" then check_numbers(3, 3) end
 
 local now = now_ms()
+
+-- A number as Redis would format it as an argument ("%.17g"), for one that goes into several
+-- commands. An integer prints the same with "%d", which costs less than half as much.
+local function text(n)
+  if n % 1 == 0 and n > 0 and n < 1e15 then return string.format("%d", n) end
+  return string.format("%.17g", n)
+end
+local now_text = text(now)
 
 -- Calendar month of a Unix time in UTC (Howard Hinnant's civil_from_days).
 local function month_of(ms)
@@ -88,7 +107,7 @@ local function bucket_level(key, limit)
 end
 
 local function write_bucket(key, limit, level)
-  redis.call("HSET", key, "l", level, "t", now)
+  redis.call("HSET", key, "l", level, "t", now_text)
   -- A full bucket is the same as no key: expire once it would have refilled.
   local to_full = math.ceil((limit * PERIOD - level) / limit)
   redis.call("PEXPIRE", key, math.max(to_full, 0) + 1000)
@@ -99,15 +118,27 @@ local function add(key, amount)
   redis.call("PEXPIRE", key, KEEP)
 end
 
-local function count_usage(month, field, amount)
+-- counts: field, amount, field, amount... One PEXPIRE serves them all; it comes right after the
+-- first write, so that a later HINCRBY failing (a fractional count) leaves no hash without one.
+local function count_usage(month, counts)
   local key = base .. ":usage:" .. month
-  if amount ~= 0 then redis.call("HINCRBY", key, field, amount) end
-  redis.call("PEXPIRE", key, KEEP)
+  local expires = true
+  for i = 1, #counts, 2 do
+    if counts[i + 1] ~= 0 then
+      redis.call("HINCRBY", key, counts[i], counts[i + 1])
+      if expires then
+        redis.call("PEXPIRE", key, KEEP)
+        expires = false
+      end
+    end
+  end
+  if expires then redis.call("PEXPIRE", key, KEEP) end
 end
 
 -- Holds whose gateway never settled them are charged at their reserve: never under-count.
 local function sweep_expired()
-  local expired = redis.call("ZRANGEBYSCORE", base .. ":holds", "-inf", now, "LIMIT", 0, 32)
+  local expired =
+    redis.call("ZRANGEBYSCORE", base .. ":holds", "-inf", now_text, "LIMIT", "0", "32")
   for _, id in ipairs(expired) do
     local hold = base .. ":hold:" .. id
     local h = redis.call("HMGET", hold, "s", "r", "m", "md")
@@ -115,8 +146,7 @@ local function sweep_expired()
       local reserve = tonumber(h[2])
       add(base .. ":spend:" .. h[3], reserve)
       add(base .. ":held:" .. h[3], -reserve)
-      count_usage(h[3], "cost:" .. h[4], reserve)
-      count_usage(h[3], "expired:" .. h[4], 1)
+      count_usage(h[3], {"cost:" .. h[4], reserve, "expired:" .. h[4], 1})
       redis.call("HSET", hold, "s", "expired")
       redis.call("PEXPIRE", hold, DAY)
     end
@@ -128,26 +158,31 @@ sweep_expired()
 
 if mode == "admit" then
   local hold_id = ARGV[2]
-  local hold_ttl = tonumber(ARGV[4])
-  local nb = tonumber(ARGV[5])
-  local nw = tonumber(ARGV[6])
-  local budget = tonumber(ARGV[7])
-  local reserve = tonumber(ARGV[8])
-  local est_tokens = tonumber(ARGV[9])
+  local hold_ttl = num[4]
+  local nb = num[5]
+  local nw = num[6]
+  local budget = num[7]
+  local reserve = num[8]
+  local est_tokens = num[9]
   local model = ARGV[10]
   local month = month_of(now)
   local spend_key = base .. ":spend:" .. month
   local held_key = base .. ":held:" .. month
-  local spend = tonumber(redis.call("GET", spend_key) or "0")
-  local held = tonumber(redis.call("GET", held_key) or "0")
+  local week = week_of(now)
+  local week_end = (week + 1) * WEEK - 3 * DAY
+  local read = {spend_key, held_key}
+  for j = 1, nw do read[2 + j] = KEYS[1 + nb + j] .. ":" .. week end
+  local values = redis.call("MGET", unpack(read))
+  local spend = tonumber(values[1] or "0")
+  local held = tonumber(values[2] or "0")
   local hold = base .. ":hold:" .. hold_id
   local replay = redis.call("EXISTS", hold) == 1
 
   local refused, wait = 0, 0
   local levels, out = {}, {}
   for i = 1, nb do
-    local limit = tonumber(ARGV[10 + 2 * i - 1])
-    local cost = tonumber(ARGV[10 + 2 * i]) * PERIOD
+    local limit = num[10 + 2 * i - 1]
+    local cost = num[10 + 2 * i] * PERIOD
     local level = bucket_level(KEYS[1 + i], limit)
     levels[i] = level
     if not replay and level < cost and refused == 0 then
@@ -156,12 +191,10 @@ if mode == "admit" then
       if cost > limit * PERIOD then wait = -1 else wait = math.ceil((cost - level) / limit) end
     end
   end
-  local week = week_of(now)
-  local week_end = (week + 1) * WEEK - 3 * DAY
   local counts = {}
   for j = 1, nw do
-    local cap = tonumber(ARGV[10 + 2 * nb + j])
-    local count = tonumber(redis.call("GET", KEYS[1 + nb + j] .. ":" .. week) or "0")
+    local cap = num[10 + 2 * nb + j]
+    local count = tonumber(values[2 + j] or "0")
     counts[j] = count
     if not replay and count + 1 > cap and refused == 0 then
       refused = nb + j
@@ -177,13 +210,13 @@ if mode == "admit" then
   local admitted = refused == 0 and not replay
   if admitted then
     for i = 1, nb do
-      local limit = tonumber(ARGV[10 + 2 * i - 1])
-      levels[i] = levels[i] - tonumber(ARGV[10 + 2 * i]) * PERIOD
+      local limit = num[10 + 2 * i - 1]
+      levels[i] = levels[i] - num[10 + 2 * i] * PERIOD
       write_bucket(KEYS[1 + i], limit, levels[i])
     end
     local weekly_keys = {}
     for j = 1, nw do
-      local key = KEYS[1 + nb + j] .. ":" .. week
+      local key = read[2 + j]
       redis.call("INCR", key)
       redis.call("PEXPIREAT", key, week_end + DAY)
       counts[j] = counts[j] + 1
@@ -191,7 +224,7 @@ if mode == "admit" then
     end
     add(held_key, reserve)
     held = held + reserve
-    local expires = now + hold_ttl
+    local expires = text(now + hold_ttl)
     redis.call("HSET", hold, "s", "open", "r", reserve, "m", month, "md", model,
       "e", est_tokens, "w", table.concat(weekly_keys, " "), "x", expires)
     redis.call("PEXPIRE", hold, KEEP)
@@ -203,13 +236,13 @@ if mode == "admit" then
   if replay then status = 2 elseif admitted then status = 1 end
   out = {status, refused, wait, spend, held}
   for i = 1, nb do
-    local limit = tonumber(ARGV[10 + 2 * i - 1])
+    local limit = num[10 + 2 * i - 1]
     local level = levels[i]
     out[#out + 1] = math.max(math.floor(level / PERIOD), 0)
     out[#out + 1] = math.ceil((limit * PERIOD - level) / limit)
   end
   for j = 1, nw do
-    local cap = tonumber(ARGV[10 + 2 * nb + j])
+    local cap = num[10 + 2 * nb + j]
     out[#out + 1] = math.max(cap - counts[j], 0)
     out[#out + 1] = week_end - now
   end
@@ -218,11 +251,16 @@ end
 
 if mode == "settle" then
   local hold = base .. ":hold:" .. ARGV[2]
-  local cost = tonumber(ARGV[4])
-  local actual_tokens = tonumber(ARGV[5])
+  local cost = num[4]
+  local actual_tokens = num[5]
   local release_weekly = ARGV[6] == "1"
-  local nb = tonumber(ARGV[7])
+  local nb = num[7]
   local model = ARGV[8]
+  -- A request's usage counters, in the order they are bumped.
+  local function request_counts(charged)
+    return {"cost:" .. model, charged, "requests:" .. model, 1, "prompt:" .. model, num[9],
+      "completion:" .. model, num[10], "cached:" .. model, num[11], "reasoning:" .. model, num[12]}
+  end
   local h = redis.call("HMGET", hold, "s", "r", "m", "e", "w", "c")
   if not h[1] then
     -- Unknown: the admit never landed (its reply was lost and the request ran on the fallback
@@ -230,13 +268,10 @@ if mode == "settle" then
     -- so that admit, should it still arrive, is a replay that writes nothing.
     local month = month_of(now)
     add(base .. ":spend:" .. month, cost)
-    count_usage(month, "cost:" .. model, cost)
     if cost > 0 then
-      count_usage(month, "requests:" .. model, 1)
-      count_usage(month, "prompt:" .. model, tonumber(ARGV[9]))
-      count_usage(month, "completion:" .. model, tonumber(ARGV[10]))
-      count_usage(month, "cached:" .. model, tonumber(ARGV[11]))
-      count_usage(month, "reasoning:" .. model, tonumber(ARGV[12]))
+      count_usage(month, request_counts(cost))
+    else
+      count_usage(month, {"cost:" .. model, cost})
     end
     redis.call("HSET", hold, "s", "settled", "c", cost)
     redis.call("PEXPIRE", hold, SETTLED_MEMORY)
@@ -251,7 +286,7 @@ if mode == "settle" then
     -- Token limits were charged an estimate; move them to what was really used.
     local delta = (actual_tokens - tonumber(h[4])) * PERIOD
     for i = 1, nb do
-      local limit = tonumber(ARGV[12 + i])
+      local limit = num[12 + i]
       write_bucket(KEYS[1 + i], limit, math.min(bucket_level(KEYS[1 + i], limit) - delta, limit * PERIOD))
     end
     if release_weekly and h[5] ~= "" then
@@ -260,17 +295,12 @@ if mode == "settle" then
       end
     end
     add(base .. ":spend:" .. month, cost)
-    count_usage(month, "cost:" .. model, cost)
+    count_usage(month, request_counts(cost))
   else
     -- Expired: the reserve was charged already; correct it to the real cost.
     add(base .. ":spend:" .. month, cost - reserve)
-    count_usage(month, "cost:" .. model, cost - reserve)
+    count_usage(month, request_counts(cost - reserve))
   end
-  count_usage(month, "requests:" .. model, 1)
-  count_usage(month, "prompt:" .. model, tonumber(ARGV[9]))
-  count_usage(month, "completion:" .. model, tonumber(ARGV[10]))
-  count_usage(month, "cached:" .. model, tonumber(ARGV[11]))
-  count_usage(month, "reasoning:" .. model, tonumber(ARGV[12]))
   redis.call("HSET", hold, "s", "settled", "c", cost)
   redis.call("PEXPIRE", hold, SETTLED_MEMORY)
   return {1, cost}
