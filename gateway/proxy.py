@@ -68,7 +68,9 @@ async def chat_completions(request: Request) -> Response:
         exchange.stream = payload.get("stream") is True
         response = await serve_with_fallbacks(gw, request, caller, payload, body, found[0])
         if routed is not None:
-            response.headers.update(route_headers(routed.decision))
+            # Appended raw: names the response cannot hold already, and MutableHeaders would
+            # scan and re-encode the whole list for each one.
+            response.raw_headers += encoded(route_headers(routed.decision).items())
         return response
     except GatewayError as exc:
         if routed is not None:
