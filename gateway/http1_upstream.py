@@ -46,11 +46,15 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
-    __slots__ = ("idle_since", "lost", "response", "transport")
+    __slots__ = ("idle_since", "lost", "parser", "response", "transport")
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.response: _Response | None = None
+        # The exchange's parser: its callbacks point at the response, so both references are
+        # dropped when the response is released. Held by the response itself, the pair would
+        # be a reference cycle per call, left to the garbage collector.
+        self.parser: httptools.HttpResponseParser | None = None
         self.lost = False
         self.idle_since = 0.0
 
@@ -59,11 +63,16 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        response = self.response
-        if response is None:  # bytes nobody asked for: the connection cannot be trusted
+        response, parser = self.response, self.parser
+        if response is None or parser is None:  # bytes nobody asked for: not to be trusted
             self.abort()
             return
-        response.feed(data)
+        response.received = True
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            response.fail(errors.upstream_unreachable(f"invalid HTTP response ({exc})"))
+            self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -95,7 +104,6 @@ class _Response:
         "buffered",
         "error",
         "headers",
-        "parser",
         "received",
         "status",
     )
@@ -104,7 +112,6 @@ class _Response:
         self._pool = pool
         self._conn = conn
         self._deadline = deadline
-        self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self._raw_headers: list[tuple[bytes, bytes]] = []
@@ -120,21 +127,13 @@ class _Response:
         self._released = False
         self.received = False
 
-    # -- fed by the connection ---------------------------------------------------------------
-
-    def feed(self, data: bytes) -> None:
-        self.received = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.fail(errors.upstream_unreachable(f"invalid HTTP response ({exc})"))
-            self._conn.abort()
+    # -- the parser's callbacks, and the connection's news -------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
+        status = cast(httptools.HttpResponseParser, self._conn.parser).get_status_code()
         if 100 <= status < 200:  # 1xx: an interim answer, the real one follows
             self._interim = True
             self._raw_headers.clear()
@@ -157,7 +156,7 @@ class _Response:
             self._interim = False
             return
         self._done = True
-        self._keep_alive = self.parser.should_keep_alive()
+        self._keep_alive = cast(httptools.HttpResponseParser, self._conn.parser).should_keep_alive()
         self._wake()
 
     def connection_lost(self) -> None:
@@ -243,7 +242,7 @@ class _Response:
             return
         self._released = True
         conn = self._conn
-        conn.response = None
+        conn.response = conn.parser = None
         reusable = self._done and self._keep_alive and self.error is None and not conn.lost
         if reusable and self._paused and conn.transport is not None:
             conn.transport.resume_reading()
@@ -319,6 +318,7 @@ class Http1Upstream:
         for attempt in (1, 2):
             conn, reused = await self._acquire()
             response = conn.response = _Response(self, conn, deadline)
+            conn.parser = httptools.HttpResponseParser(response)
             transport = conn.transport
             assert transport is not None
             if len(body) <= JOIN_LIMIT:
