@@ -4,6 +4,7 @@ and its races, framing, timeouts, the pool bound, aborts, header injection and T
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -436,3 +437,29 @@ async def test_tls_with_a_verified_certificate(certificate: tuple[Path, Path]) -
         await untrusted.close()
     finally:
         server.close()
+
+
+async def test_a_call_leaves_no_reference_cycle() -> None:
+    # A cycle per call (the parser's callbacks and the response pointing at each other) left
+    # 35 objects a call to the garbage collector, whose pauses showed in the p99 latency.
+    server = Raw(lambda r, w: asyncio.sleep(0))
+    server.handler = await keep_alive_ok(server)
+    async with server:
+        upstream = server.upstream()
+        await fetch(upstream)
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for _ in range(20):
+                assert await fetch(upstream) == (200, b"{}")
+            gc.collect()
+            left = [
+                type(o).__name__ for o in gc.garbage if type(o).__module__.startswith("gateway")
+            ]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        await upstream.close()
+    assert left == []
