@@ -98,7 +98,6 @@ class _Response:
         "_keep_alive",
         "_paused",
         "_pool",
-        "_raw_headers",
         "_released",
         "_waiter",
         "buffered",
@@ -114,7 +113,6 @@ class _Response:
         self._deadline = deadline
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
-        self._raw_headers: list[tuple[bytes, bytes]] = []
         self._chunks: list[bytes] = []
         self.buffered = 0
         self._done = False
@@ -130,17 +128,17 @@ class _Response:
     # -- the parser's callbacks, and the connection's news -------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._raw_headers.append((name, value))
+        # Read by nobody until the status is set, when they are complete.
+        self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         status = cast(httptools.HttpResponseParser, self._conn.parser).get_status_code()
         if 100 <= status < 200:  # 1xx: an interim answer, the real one follows
             self._interim = True
-            self._raw_headers.clear()
+            self.headers.clear()
             return
         self.status = status
-        headers = self.headers = [(k.lower(), v) for k, v in self._raw_headers]
-        self._framed = any(k in (b"content-length", b"transfer-encoding") for k, _ in headers)
+        self._framed = any(k in (b"content-length", b"transfer-encoding") for k, _ in self.headers)
         self._wake()
 
     def on_body(self, body: bytes) -> None:
