@@ -31,9 +31,8 @@ from gateway.errors import GatewayError
 # connections after a while, and a request written into one going away is lost.
 IDLE_S = 15.0
 # Response bytes buffered while nobody reads (a slow client of a large download) before the
-# socket stops being read, and the level at which it is read again.
+# socket stops being read; reading resumes once the reader has taken what was buffered.
 HIGH_WATER = 1 << 20
-LOW_WATER = 1 << 18
 # Bodies larger than this are written separately rather than copied onto the request head.
 JOIN_LIMIT = 64 * 1024
 # Set by this client from the request itself; the caller's values would contradict it.
