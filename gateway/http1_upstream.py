@@ -137,7 +137,8 @@ class _Response:
             self.headers.clear()
             return
         self.status = status
-        self._framed = any(k in (b"content-length", b"transfer-encoding") for k, _ in self.headers)
+        names = dict(self.headers)  # built in C: a generator here costs a resume per header
+        self._framed = b"content-length" in names or b"transfer-encoding" in names
         self._wake()
 
     def on_body(self, body: bytes) -> None:

@@ -69,14 +69,22 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise GatewayError(400, "Invalid Content-Length header.", code="invalid_request")
         if int(declared) > limit:
             raise errors.body_too_large(limit)
+    # Straight from `receive`: `request.stream()` is an async generator, which the loop
+    # registers in a weak set and finalizes, for what is one message in nearly every request.
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: left before sending it all
+            raise errors.client_closed()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise errors.body_too_large(limit)
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:

@@ -135,7 +135,12 @@ class ScriptClient:
                 conn.flush_later = loop.call_later(defer_s, conn.flush)
         elif not conn.flush_soon:
             conn.flush_soon = True
-            loop.call_soon(conn.flush)
+            if defer_s:
+                # A settle is written after the answer that caused it: a loopback write that
+                # wakes Redis costs tens of microseconds, the client should not wait for it.
+                loop.call_soon(loop.call_soon, conn.flush)
+            else:
+                loop.call_soon(conn.flush)
         conn.waiters.append(waiter)
         conn.outgoing.append(command)
         return waiter

@@ -1,0 +1,64 @@
+"""Reading a request body straight from the ASGI `receive` channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+
+from gateway.errors import GatewayError
+from gateway.intake import read_body
+
+
+def request_with(messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]]) -> Request:
+    pending = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0)
+
+    return Request({"type": "http", "method": "POST", "headers": headers}, receive)
+
+
+def body(data: bytes, more: bool = False) -> dict[str, Any]:
+    return {"type": "http.request", "body": data, "more_body": more}
+
+
+@pytest.mark.anyio
+async def test_one_message_is_the_body() -> None:
+    assert await read_body(request_with([body(b'{"a":1}')], []), 100) == b'{"a":1}'
+
+
+@pytest.mark.anyio
+async def test_chunks_are_joined_in_order() -> None:
+    messages = [body(b"ab", True), body(b"", True), body(b"cd", True), body(b"e")]
+    assert await read_body(request_with(messages, []), 100) == b"abcde"
+
+
+@pytest.mark.anyio
+async def test_a_body_over_the_limit_is_refused_as_it_arrives() -> None:
+    # No content-length (chunked upload): the limit is enforced on what actually arrives.
+    messages = [body(b"x" * 60, True), body(b"x" * 60, True)]
+    with pytest.raises(GatewayError) as info:
+        await read_body(request_with(messages, []), 100)
+    assert info.value.status == 413
+
+
+@pytest.mark.anyio
+async def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    request = request_with([], [(b"content-length", b"101")])
+    with pytest.raises(GatewayError) as info:
+        await read_body(request, 100)
+    assert info.value.status == 413
+    request = request_with([], [(b"content-length", b"12x")])
+    with pytest.raises(GatewayError) as info:
+        await read_body(request, 100)
+    assert info.value.status == 400
+
+
+@pytest.mark.anyio
+async def test_a_client_that_leaves_mid_body_is_a_499() -> None:
+    messages = [body(b"ab", True), {"type": "http.disconnect"}]
+    with pytest.raises(GatewayError) as info:
+        await read_body(request_with(messages, []), 100)
+    assert info.value.status == 499 and info.value.code == "client_closed"
