@@ -10,7 +10,7 @@ same order, no later than the tick in which they were written.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -51,5 +51,11 @@ class CorkedTransport:
 
 class CorkedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        corked: Any = CorkedTransport(transport, self.loop)
-        super().connection_made(corked)
+        self.corked = CorkedTransport(transport, self.loop)
+        super().connection_made(cast(asyncio.Transport, self.corked))
+
+    def on_response_complete(self) -> None:
+        # A whole response leaves at once, not after what the rest of this tick runs (the
+        # access log, metrics, charging the call): the client is waiting for it, they are not.
+        self.corked.flush()
+        super().on_response_complete()

@@ -401,7 +401,11 @@ async def forward(
     if adapted is not None and adapted.stop and resp.status == 200:
         content = orjson.dumps(compat.adapt_response(orjson.loads(content), adapted))
     if ticket is not None:
-        charge(gw, ticket, resp.status, content)
+        if gw.loop is not None:
+            # After the answer has been written (see Observe): the client need not wait for it.
+            gw.loop.call_soon(charge, gw, ticket, resp.status, content)
+        else:
+            charge(gw, ticket, resp.status, content)
     return relayed(content, resp.status, out_headers)
 
 
