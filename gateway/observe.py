@@ -141,12 +141,8 @@ class Observe:
             raise
         finally:
             gw.metrics.in_flight.dec()
-            if gw.loop is not None:
-                # Next tick: after the response's write, and after a call charged in this
-                # one (the access log reports what it cost).
-                gw.loop.call_soon(finish, gw, ex, time.perf_counter())
-            else:
-                finish(gw, ex, time.perf_counter())
+            # After a call charged in this request: the access log reports what it cost.
+            gw.after_response(finish, gw, ex, time.perf_counter())
 
 
 def finish(gw: Gateway, ex: Exchange, finished: float) -> None:

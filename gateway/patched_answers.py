@@ -188,10 +188,7 @@ async def fake_streamed(
             return relayed(content, status, out_headers + encoded(own_headers))
         events, usage = _fake_stream_events(content, adapted)
         if ticket is not None:
-            if gw.loop is not None:
-                gw.loop.call_soon(ticket.settle, usage)  # after the answer is written
-            else:
-                ticket.settle(usage)
+            gw.after_response(ticket.settle, usage)
         exchange.first_token_at = time.perf_counter()
         response = Response(events, media_type=sse.CONTENT_TYPE)
         response.raw_headers += encoded(own_headers)

@@ -254,6 +254,7 @@ async def admit_chat(
 
 
 async def _admit(gw: Gateway, plan: limits.Plan, price: Price | None, prompt: int) -> Ticket:
+    gw.idle_soon()  # runs after the admit is written (see ScriptClient), during the round trip
     decision = await gw.admission.admit(plan)
     if not decision.admitted:
         by = decision.refused_by
@@ -401,11 +402,7 @@ async def forward(
     if adapted is not None and adapted.stop and resp.status == 200:
         content = orjson.dumps(compat.adapt_response(orjson.loads(content), adapted))
     if ticket is not None:
-        if gw.loop is not None:
-            # After the answer has been written (see Observe): the client need not wait for it.
-            gw.loop.call_soon(charge, gw, ticket, resp.status, content)
-        else:
-            charge(gw, ticket, resp.status, content)
+        gw.after_response(charge, gw, ticket, resp.status, content)
     return relayed(content, resp.status, out_headers)
 
 

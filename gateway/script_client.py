@@ -127,6 +127,13 @@ class ScriptClient:
     def _call(self, conn: _Connection, command: bytes, defer_s: float = 0.0) -> asyncio.Future[Any]:
         loop = conn.loop
         waiter: asyncio.Future[Any] = loop.create_future()
+        transport = conn.transport
+        if not (defer_s or conn.waiters or conn.outgoing or conn.closed) and transport is not None:
+            # Nothing in flight to share a write with: send it now, and Redis runs it while
+            # this task unwinds to the loop instead of after.
+            conn.waiters.append(waiter)
+            transport.write(command)
+            return waiter
         # Waiting for company pays only when there is traffic: with nothing else in flight,
         # the next call is a request away, and this command would delay its reply (Redis runs
         # both in order) instead of sharing a write with it.

@@ -9,7 +9,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,8 @@ SANDBOX_TEAM = "sandbox"
 # At shutdown, settles get this long to reach Redis (milliseconds when it is up); what is
 # left is charged at its reserve when the hold expires, and corrected by a later settle.
 SETTLE_DRAIN_S = 10.0
+# How long a response's bookkeeping waits at most for a request that waits on Redis.
+AFTER_RESPONSE_S = 0.005
 
 
 @dataclass(slots=True)
@@ -65,6 +67,37 @@ class Gateway:
     # asking the kernel for random bytes on every request.
     hold_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
     hold_counter: Iterator[int] = field(default_factory=itertools.count)
+    _later: list[tuple[Callable[..., object], tuple[object, ...]]] = field(default_factory=list)
+    _later_timer: asyncio.TimerHandle | None = None
+
+    def after_response(self, callback: Callable[..., object], *args: object) -> None:
+        """Run bookkeeping (charging a call, metrics, the access log) after the response was
+        written, in the order asked: when the next request waits for Redis (`idle_soon`), or
+        `AFTER_RESPONSE_S` later if none comes. Run before the response it would delay it; run
+        right after, it delays the next request, which arrives while it runs."""
+        if self.loop is None:
+            callback(*args)
+            return
+        self._later.append((callback, args))
+        if self._later_timer is None:
+            self._later_timer = self.loop.call_later(AFTER_RESPONSE_S, self.run_later)
+
+    def idle_soon(self) -> None:
+        """This request is about to wait (for Redis): the bookkeeping can run meanwhile."""
+        if self._later and self.loop is not None:
+            self.loop.call_soon(self.run_later)
+
+    def run_later(self) -> None:
+        """Run the bookkeeping asked for so far (the timer's work; also at shutdown)."""
+        if self._later_timer is not None:
+            self._later_timer.cancel()
+            self._later_timer = None
+        work, self._later = self._later, []
+        for callback, args in work:
+            try:
+                callback(*args)
+            except Exception:  # one failure must not cost the rest their charge or log line
+                log.exception("after-response work failed: %r", callback)
 
     def new_hold_id(self) -> str:
         return f"{self.hold_prefix}{next(self.hold_counter):x}"
@@ -116,6 +149,7 @@ class Gateway:
     async def close(self) -> None:
         for task in self.background:
             task.cancel()
+        self.run_later()
         if self.access_log is not None:
             self.access_log.flush()
         await self.admission.drain(SETTLE_DRAIN_S)

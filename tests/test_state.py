@@ -1,0 +1,70 @@
+"""The gateway's after-response bookkeeping queue (`Gateway.after_response`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway import state
+from gateway.state import Gateway, open_gateway
+from tests.conftest import base_config
+
+
+def running_gateway() -> Gateway:
+    gw = open_gateway(base_config())
+    gw.loop = asyncio.get_running_loop()
+    return gw
+
+
+def test_without_a_loop_the_work_runs_at_once() -> None:
+    gw = open_gateway(base_config())
+    done: list[str] = []
+    gw.after_response(done.append, "now")
+    assert done == ["now"]
+
+
+@pytest.mark.anyio
+async def test_work_waits_for_the_next_request_to_wait_and_keeps_its_order() -> None:
+    gw = running_gateway()
+    done: list[int] = []
+    for n in range(3):
+        gw.after_response(done.append, n)
+    await asyncio.sleep(0)
+    assert done == []  # not in the response's own tick: that would delay the next request
+    gw.idle_soon()  # a request is now waiting for Redis
+    await asyncio.sleep(0)
+    assert done == [0, 1, 2]
+
+
+@pytest.mark.anyio
+async def test_without_another_request_a_timer_runs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state, "AFTER_RESPONSE_S", 0.01)
+    gw = running_gateway()
+    done: list[str] = []
+    gw.after_response(done.append, "late")
+    await asyncio.sleep(0.05)
+    assert done == ["late"]
+
+
+@pytest.mark.anyio
+async def test_a_failure_does_not_cost_the_rest_their_turn() -> None:
+    gw = running_gateway()
+    done: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    gw.after_response(broken)
+    gw.after_response(done.append, "charged")
+    gw.run_later()
+    assert done == ["charged"]
+
+
+@pytest.mark.anyio
+async def test_closing_runs_what_is_left() -> None:
+    gw = running_gateway()
+    done: list[str] = []
+    gw.after_response(done.append, "at shutdown")
+    await gw.close()
+    assert done == ["at shutdown"]
