@@ -58,6 +58,10 @@ class _Connection(asyncio.Protocol):
                 waiter.set_exception(error(message))
             else:
                 waiter.set_result(reply)
+        if self.outgoing and len(self.waiters) == len(self.outgoing):
+            # Settles held back while a call was in flight: Redis is idle now, so they run
+            # before the next call arrives instead of ahead of it.
+            self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -134,9 +138,10 @@ class ScriptClient:
             conn.waiters.append(waiter)
             transport.write(command)
             return waiter
-        # Waiting for company pays only when there is traffic: with nothing else in flight,
-        # the next call is a request away, and this command would delay its reply (Redis runs
-        # both in order) instead of sharing a write with it.
+        # Waiting pays only when there is traffic: with nothing else in flight, the next call
+        # is a request away, and this command would delay its reply (Redis runs both in order)
+        # instead of sharing a write with it. A deferred command leaves with the next call's
+        # write or when the calls in flight are answered, whichever comes first.
         if defer_s and (conn.waiters or conn.outgoing):
             if not conn.outgoing:
                 conn.flush_later = loop.call_later(defer_s, conn.flush)

@@ -126,7 +126,7 @@ def test_only_plain_redis_urls_use_it() -> None:
     assert not ScriptClient.supports("unix:///tmp/redis.sock")
 
 
-async def test_a_deferred_call_rides_with_the_next_one_or_leaves_on_its_own(
+async def test_a_deferred_call_rides_with_the_next_one_or_leaves_when_redis_is_idle(
     server: tuple[subprocess.Popen[bytes], str],
 ) -> None:
     _, url = server
@@ -137,19 +137,20 @@ async def test_a_deferred_call_rides_with_the_next_one_or_leaves_on_its_own(
         idle = client.submit(SHA, ["n"], [1], defer_s=10)
         assert idle is not None
         assert (await asyncio.wait_for(idle, 1))[0] == 1
-        # With traffic, it waits for company...
+        # With a call in flight, it waits: for that call's reply (Redis is idle then)...
         busy = client.submit(SHA, ["n"], [2])
         await asyncio.sleep(0)  # busy's write has gone; its reply has not come back yet
-        alone = client.submit(SHA, ["n"], [3], defer_s=0.05)
-        assert busy is not None and alone is not None
-        await asyncio.sleep(0.01)
-        assert busy.done() and not alone.done()
-        assert (await asyncio.wait_for(alone, 1))[0] == 3  # ...then it leaves by itself
+        behind = client.submit(SHA, ["n"], [3], defer_s=10)
+        assert busy is not None and behind is not None
+        assert not behind.done()
+        assert (await asyncio.wait_for(behind, 1))[0] == 3  # long before its 10 s
+        assert busy.done()
+        # ...or for the next call, whose write takes it along.
         busy = client.submit(SHA, ["n"], [4])
         await asyncio.sleep(0)
         deferred = client.submit(SHA, ["n"], [5], defer_s=10)
         assert deferred is not None
-        now = await client.evalsha(SHA, SCRIPT, ["n"], [6])  # takes the deferred one along
+        now = await client.evalsha(SHA, SCRIPT, ["n"], [6])
         assert now[0] == 6 and deferred.done() and deferred.result()[0] == 5
     finally:
         await client.close()
