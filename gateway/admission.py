@@ -103,13 +103,12 @@ class Admission:
         for bucket in plan.buckets:
             args += [bucket.limit, bucket.cost]
         args += [cap.cap for cap in plan.weekly]
+        began = time.perf_counter()
         try:
-            async with self._slots:
-                began = time.perf_counter()
-                try:
-                    reply = await self._run(keys, args)
-                finally:
-                    self._timed("admit", began)
+            try:
+                reply = await self._run(keys, args)
+            finally:
+                self._timed("admit", began)
         except (RedisError, OSError) as exc:
             self._count_error("admit")
             # The script may have run even though its reply was lost. If this request is not
@@ -131,8 +130,10 @@ class Admission:
 
     async def _run(self, keys: list[str], args: list[Any]) -> Any:
         if self._fast is not None:
+            # One pipelined connection: no pool to run out of, so no slot to wait for.
             return await self._fast.evalsha(self._script.sha, self._source, keys, args)
-        return await self._script(keys=keys, args=args)
+        async with self._slots:
+            return await self._script(keys=keys, args=args)
 
     async def close(self) -> None:
         if self._fast is not None:
@@ -159,15 +160,14 @@ class Admission:
         Returns 1 when settled, 2 when it had been settled already, -1 for an unknown hold.
         """
         keys, args = _settle_call(plan, usage, cost, release_weekly)
-        async with self._slots:
-            began = time.perf_counter()
-            try:
-                reply = await self._run(keys, args)
-            except (RedisError, OSError):
-                self._count_error("settle")
-                raise
-            finally:
-                self._timed("settle", began)
+        began = time.perf_counter()
+        try:
+            reply = await self._run(keys, args)
+        except (RedisError, OSError):
+            self._count_error("settle")
+            raise
+        finally:
+            self._timed("settle", began)
         return int(reply[0])
 
     def count_usage(self, team: str, model: str, usage: Usage, cost: int) -> None:

@@ -191,6 +191,8 @@ class Metrics:
         self._usage: dict[tuple[str, str], tuple[Counter, ...]] = {}
         self._timers: dict[str, tuple[Histogram, Histogram, Histogram]] = {}
         self._redis_timers = {op: self.redis_duration.labels(op) for op in REDIS_OPS}
+        # Route decisions (3 labels) and patches (2): the label counts keep the keys apart.
+        self._children: dict[tuple[str, ...], Counter] = {}
 
     def close(self) -> None:
         if self.multiprocess:
@@ -241,11 +243,19 @@ class Metrics:
         spend.inc(cost)
 
     def count_route(self, policy: str, decision: Decision) -> None:
-        self.route_decisions.labels(policy, decision.model, route_reason(decision)).inc()
+        labels = (policy, decision.model, route_reason(decision))
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self.route_decisions.labels(*labels)
+        child.inc()
 
     def count_patches(self, model: str, patches: Iterable[str]) -> None:
         for patch in patches:
-            self.patches.labels(model, patch_kind(patch)).inc()
+            labels = (model, patch_kind(patch))
+            child = self._children.get(labels)
+            if child is None:
+                child = self._children[labels] = self.patches.labels(*labels)
+            child.inc()
 
     def time_redis(self, op: str, seconds: float) -> None:
         self._redis_timers[op].observe(seconds)

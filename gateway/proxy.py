@@ -197,7 +197,7 @@ async def serve_chat(
             body = orjson.dumps(payload)
         if adapted is not None:
             exchange_of(request.scope).patches = adapted.patches
-            gw.metrics.count_patches(model_label, adapted.patches)
+            gw.after_response(gw.metrics.count_patches, model_label, adapted.patches)
         if gw.config.admission.enabled:
             ticket = await admit_chat(gw, caller, payload, model_label, model)
             exchange_of(request.scope).ticket = ticket

@@ -55,7 +55,7 @@ async def choose(gw: Gateway, team: Team, name: str, payload: dict[str, Any]) ->
         if budget:
             spent = await gw.admission.spent(team.name, gw.config.admission.cache_ttl_s)
             decision = router.step_down(decision, policy, spent / budget)
-    gw.metrics.count_route(chosen, decision)
+    gw.after_response(gw.metrics.count_route, chosen, decision)
     return Routed(chosen, decision)
 
 
