@@ -14,9 +14,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from gateway import sse
 
-__all__ = ["KEEPALIVE", "chunks", "encode", "pieces"]
+__all__ = ["KEEPALIVE", "chunks", "encode", "encode_completion", "pieces"]
 
 # Sent while the upstream model thinks: SDKs ignore comments, idle proxies (about 60 s) see
 # traffic and keep the connection open.
@@ -33,8 +35,11 @@ _ARGUMENT_PIECE = re.compile(r"\w+|\W+")
 
 def pieces(text: str) -> list[str]:
     """Split text into word-sized pieces whose concatenation is exactly `text`."""
+    words = _words(text)
+    if not words or max(map(len, words)) <= _MAX_PIECE:
+        return words  # prose: nothing to cut
     out: list[str] = []
-    for word in _WORD.findall(text):
+    for word in words:
         if len(word) <= _MAX_PIECE:
             out.append(word)
             continue
@@ -48,6 +53,15 @@ def pieces(text: str) -> list[str]:
             out.append(word[at : at + size])
             at += size
     return out
+
+
+def _words(text: str) -> list[str]:
+    """`_WORD.findall(text)`."""
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        # Words between single spaces, the only whitespace a printable text can hold: split
+        # at a sixth of the regex's cost (a printable text holds no NUL).
+        return text.replace(" ", "\x00 ").split("\x00") if text else []
+    return _WORD.findall(text)
 
 
 def chunks(completion: dict[str, Any], *, include_usage: bool) -> list[dict[str, Any]]:
@@ -94,6 +108,43 @@ def chunks(completion: dict[str, Any], *, include_usage: bool) -> list[dict[str,
 def encode(chunk_objects: Iterable[dict[str, Any]]) -> bytes:
     """SSE bytes of the chunks, ending in `data: [DONE]` as SDKs expect."""
     return b"".join(sse.encode(obj) for obj in chunk_objects) + sse.DONE
+
+
+# One piece that cannot occur in an answer's other fields; it serializes as "\u0000o1gw\u0000".
+_PROBE = "\x00o1gw\x00"
+_PROBE_JSON = orjson.dumps(_PROBE)
+
+
+def encode_completion(completion: dict[str, Any], *, include_usage: bool) -> bytes:
+    """`encode(chunks(completion, ...))`, the same bytes, built several times faster.
+
+    An answer is mostly one-word content deltas: a dict built and serialized per word took
+    84 us of CPU for a 70-word answer, 22 us this way. `chunks` lays out a probe answer with
+    one piece per text, and each text's pieces are spliced into that serialized delta chunk
+    in one join, so the layout still has one definition.
+    """
+    listed = completion.get("choices")
+    item = listed[0] if isinstance(listed, list) and len(listed) == 1 else None
+    message = item.get("message") if isinstance(item, dict) else None
+    if not isinstance(item, dict) or not isinstance(message, dict) or message.get("tool_calls"):
+        return encode(chunks(completion, include_usage=include_usage))
+    texts = {key: message.get(key) for key in ("content", "refusal")}
+    probe_message = {**message, **{k: _PROBE for k, v in texts.items() if isinstance(v, str)}}
+    probe = {**completion, "choices": [{**item, "message": probe_message}]}
+    out: list[bytes] = []
+    for obj in chunks(probe, include_usage=include_usage):
+        event = sse.encode(obj)
+        delta = obj["choices"][0]["delta"] if obj["choices"] else {}
+        key = next(iter(delta)) if len(delta) == 1 else None
+        if key not in texts or delta[key] != _PROBE:
+            out.append(event)
+            continue
+        head, _, tail = event.partition(_PROBE_JSON)
+        parts = pieces(texts[key])  # type: ignore[arg-type]  # a str: it was probed
+        if parts:
+            out.append(head + (tail + head).join(map(orjson.dumps, parts)) + tail)
+    out.append(sse.DONE)
+    return b"".join(out)
 
 
 def _deltas(message: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

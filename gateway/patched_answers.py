@@ -240,8 +240,8 @@ async def _done_or_timeout(task: asyncio.Future[Any], seconds: float) -> None:
 
 def _fake_stream_events(content: bytes, adapted: compat.Adapted) -> tuple[bytes, Usage | None]:
     completion = compat.adapt_response(orjson.loads(content), adapted)
-    chunks = fake_stream.chunks(completion, include_usage=adapted.include_usage)
-    return fake_stream.encode(chunks), usage_from(completion.get("usage"))
+    events = fake_stream.encode_completion(completion, include_usage=adapted.include_usage)
+    return events, usage_from(completion.get("usage"))
 
 
 async def _keepalive_then_answer(

@@ -231,3 +231,35 @@ def test_matches_the_simulated_upstream_stream_of_the_same_answer(
         answer, completion_id="chatcmpl-x", created=1726000000, include_usage=include_usage
     )
     assert fake_stream.chunks(upstream, include_usage=include_usage) == native
+
+
+@given(
+    st.lists(texts | st.none(), min_size=0, max_size=3),
+    texts | st.none(),
+    st.booleans(),
+    st.booleans(),
+)
+@example(["Then a short test follows.", None], None, True, False)
+@example(["\x00o1gw\x00 in the answer itself"], "no", False, False)
+def test_encode_completion_is_the_same_bytes_as_encoding_the_chunks(
+    contents: list[str | None], refusal: str | None, include_usage: bool, with_tool: bool
+) -> None:
+    upstream = completion(*contents)
+    if upstream["choices"]:
+        upstream["choices"][0]["message"]["refusal"] = refusal
+        if with_tool:
+            upstream["choices"][0]["message"]["tool_calls"] = [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ]
+    expected = fake_stream.encode(fake_stream.chunks(upstream, include_usage=include_usage))
+    assert fake_stream.encode_completion(upstream, include_usage=include_usage) == expected
+
+
+@given(
+    texts
+    | st.lists(st.sampled_from(["a", "word", " ", "  ", "长长", "\u00a0", "x" * 40])).map("".join)
+)
+@example("Then a short test follows.")
+@example(" leading and trailing ")
+def test_the_fast_word_split_finds_what_the_regex_finds(text: str) -> None:
+    assert fake_stream._words(text) == fake_stream._WORD.findall(text)
