@@ -32,6 +32,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,8 @@ TARGET_LITELLM_RPS_RATIO = 20.0  # our req/s / LiteLLM's (concurrency 64)
 TARGET_LITELLM_ADDED_RATIO = 0.1  # our added p50 / LiteLLM's (concurrency 1)
 HOT = "gw-1w"  # the target the verdict is about
 FRESH = "gw-1w-fresh"  # a new one-worker gateway for the 512-stream RSS check
+# At concurrency 1 every target is measured in this many slices, taking turns (see main).
+INTERLEAVE_ROUNDS = 4
 DRAIN_S = 15.0  # how long a target may take to finish the requests wrk left in flight
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TICK_MS = 1000.0 / CLK_TCK
@@ -569,8 +572,9 @@ def measure(
     url = target.base + "/chat/completions"
     body = target.body(scenario)
     assert body is not None
-    warm = run_load(wrk, url, body, target.auth, connections, warmup)  # discarded
-    target.requests += warm.requests
+    if warmup > 0:
+        warm = run_load(wrk, url, body, target.auth, connections, warmup)  # discarded
+        target.requests += warm.requests
     groups = [target.pids, upstream.pids if target is not upstream else [], redis_pids]
     ticks = [cpu_ticks(pids) for pids in groups]
     busy, steal = host_ticks()
@@ -602,6 +606,54 @@ def measure(
         loadgen_percent=pct(loadgen_ms),
         other_percent=max(0.0, pct(host_ms - sum(used) - loadgen_ms)),
         steal_percent=pct((steal_after - steal) * TICK_MS),
+    )
+
+
+def merge_slices(slices: list[Cell]) -> Cell:
+    """One cell from a target's interleaved slices: counts and CPU summed, shares averaged over
+    time, latency percentiles the median of the slices'."""
+    first = slices[0]
+    requests = sum(c.load.requests for c in slices)
+    seconds = sum(c.load.seconds for c in slices)
+    errors: dict[str, int] = {}
+    for c in slices:
+        for kind, n in c.load.socket_errors.items():
+            errors[kind] = errors.get(kind, 0) + n
+    load = LoadResult(
+        requests=requests,
+        seconds=seconds,
+        rps=requests / seconds if seconds else 0.0,
+        p50_ms=statistics.median(c.load.p50_ms for c in slices),
+        p99_ms=statistics.median(c.load.p99_ms for c in slices),
+        non_2xx=sum(c.load.non_2xx for c in slices),
+        socket_errors=errors,
+        raw="\n".join(c.load.raw for c in slices),
+    )
+
+    def share(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        if len(known) != len(values) or not seconds:
+            return None
+        return sum(v * c.load.seconds for v, c in zip(known, slices, strict=True)) / seconds
+
+    cpu = [c.cpu_ms_per_req for c in slices]
+    cpu_known = [v for v in cpu if v is not None]
+    rss = [c.peak_rss_mb for c in slices if c.peak_rss_mb is not None]
+    cpu_ms = None
+    if requests and len(cpu_known) == len(cpu):
+        cpu_ms = sum(v * c.load.requests for v, c in zip(cpu_known, slices, strict=True)) / requests
+    return dataclasses.replace(
+        first,
+        load=load,
+        cpu_ms_per_req=cpu_ms,
+        cpu_percent=share([c.cpu_percent for c in slices]),
+        upstream_cpu_percent=share([c.upstream_cpu_percent for c in slices]),
+        redis_cpu_percent=share([c.redis_cpu_percent for c in slices]),
+        peak_rss_mb=max(rss) if rss else None,
+        host_busy_percent=share([c.host_busy_percent for c in slices]) or 0.0,
+        loadgen_percent=share([c.loadgen_percent for c in slices]) or 0.0,
+        other_percent=share([c.other_percent for c in slices]) or 0.0,
+        steal_percent=share([c.steal_percent for c in slices]) or 0.0,
     )
 
 
@@ -1371,19 +1423,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 calls_before = redis_calls(redis_url)
 
+                def measure_on(
+                    target: Target, scenario: Scenario, connections: int, warmup: int, seconds: int
+                ) -> Cell:
+                    redis_of = redis_pids if target.kind == "gateway" else []
+                    return measure(
+                        wrk, target, direct, redis_of, scenario, connections, warmup, seconds
+                    )
+
                 def run_cell(target: Target, scenario: Scenario, connections: int) -> bool:
                     """Measure one cell; False if the target still works off wrk's leftovers."""
-                    cell = measure(
-                        wrk,
-                        target,
-                        direct,
-                        redis_pids if target.kind == "gateway" else [],
-                        scenario,
-                        connections,
-                        args.warmup,
-                        args.duration,
-                    )
+                    cell = measure_on(target, scenario, connections, args.warmup, args.duration)
                     cells.append(cell)
+                    report(target, scenario, cell)
+                    # wrk stops with up to `connections` requests in flight: let the target
+                    # finish them so they do not load the next cell.
+                    return connections == 1 or drain(target, DRAIN_S)
+
+                def run_interleaved(targets: list[Target], scenario: Scenario) -> None:
+                    """Concurrency 1: the targets take turns in short slices, in a rotating order.
+                    The host's speed drifts by up to 20% over minutes, and an added latency is the
+                    difference of two medians: measured minutes apart, the drift would be in it."""
+                    rounds = INTERLEAVE_ROUNDS
+                    piece = max(1, round(args.duration / rounds))
+                    slices: dict[str, list[Cell]] = {t.name: [] for t in targets}
+                    for r in range(rounds):
+                        for target in targets[r % len(targets) :] + targets[: r % len(targets)]:
+                            warmup = args.warmup if r == 0 else 0
+                            slices[target.name].append(
+                                measure_on(target, scenario, 1, warmup, piece)
+                            )
+                    for target in targets:
+                        cell = merge_slices(slices[target.name])
+                        cells.append(cell)
+                        report(target, scenario, cell)
+
+                def report(target: Target, scenario: Scenario, cell: Cell) -> None:
+                    connections = cell.concurrency
                     flag = f"  !! {cell.load.errors} errors" if cell.load.errors else ""
                     if not cell.load.requests:
                         flag = "  !! no request completed"
@@ -1396,12 +1472,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                     if target.server.proc.poll() is not None:
                         raise SetupError(f"{target.name} died:\n{target.server.log_tail()}")
-                    # wrk stops with up to `connections` requests in flight: let the target
-                    # finish them so they do not load the next cell.
-                    return connections == 1 or drain(target, DRAIN_S)
 
                 for scenario in scenarios:
                     for connections in args.concurrency:
+                        if connections == 1:
+                            run_interleaved([direct, *gateways], scenario)
+                            continue
                         for target in [direct, *gateways]:
                             if not run_cell(target, scenario, connections):
                                 print(f"  !! {target.name} still busy after {DRAIN_S:g}s")
