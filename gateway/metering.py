@@ -6,6 +6,7 @@ generated text so far, so a client that leaves mid-stream is charged for what wa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -32,21 +33,32 @@ class StreamMeter:
     The gateway asks upstream for `stream_options.include_usage` so it can charge exactly; when
     the caller had not asked, the usage-only chunk (`choices: []`) is removed again, because
     clients that index `choices[0]` on every chunk would break on it.
+
+    Parsing every event cost more CPU than the rest of relaying a streamed answer. A read whose
+    events are routine (one `data:` line each, no usage object, no tool calls, content deltas
+    in OpenAI's compact form) is searched as a whole instead: its content deltas' JSON string
+    literals are kept, and decoded in one call only if the stream ends without usage.
     """
 
-    __slots__ = ("_decoder", "_parts", "_strip_usage", "model", "usage")
+    __slots__ = ("_decoder", "_literals", "_strip_usage", "model", "usage")
 
     def __init__(self, strip_usage: bool = False) -> None:
         self._decoder = sse.Decoder()
         self._strip_usage = strip_usage
-        self._parts: list[str] = []
+        self._literals: list[bytes] = []  # the text generated, as JSON string literals
         self.usage: Usage | None = None
         self.model = ""
 
     def feed(self, chunk: bytes) -> bytes:
         """Returns the bytes to pass on to the client."""
-        events = self._decoder.feed(chunk)
-        kept = [data for data in events if self._observe(data)]
+        block = self._decoder.complete(chunk)
+        if self.model and _routine(block, self._strip_usage):
+            literals = _CONTENT_DELTA.findall(block)
+            if len(literals) == block.count(b'"delta":{"content":'):
+                self._literals += literals
+                # Routine events are one `data: ` line each: the block is their encoding.
+                return block if self._strip_usage else chunk
+        kept = [data for data in sse.events(block) if self._observe(data)]
         if not self._strip_usage:
             return chunk
         return b"".join(b"data: " + data + b"\n\n" for data in kept)
@@ -59,11 +71,11 @@ class StreamMeter:
         """The reported usage, or what the text seen so far amounts to when none came."""
         if self.usage is not None:
             return self.usage
-        return Usage(
-            prompt_tokens=prompt_tokens, completion_tokens=tokens.count_text("".join(self._parts))
-        )
+        text = "".join(orjson.loads(b"[" + b",".join(self._literals) + b"]"))
+        return Usage(prompt_tokens=prompt_tokens, completion_tokens=tokens.count_text(text))
 
     def _observe(self, data: bytes) -> bool:
+        """Parse one event; False for a usage-only chunk the caller must not see."""
         if data == b"[DONE]":
             return True
         try:
@@ -81,23 +93,47 @@ class StreamMeter:
             self.usage = usage_from(usage) or self.usage
         choices = event.get("choices")
         if isinstance(choices, list):
+            parts: list[str] = []
             for choice in choices:
-                self._collect(choice)
+                _collect(choice, parts)
+            self._literals += map(orjson.dumps, parts)
             if not choices and usage and self._strip_usage:
                 return False
         return True
 
-    def _collect(self, choice: Any) -> None:
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if not isinstance(delta, dict):
-            return
-        if isinstance(delta.get("content"), str):
-            self._parts.append(delta["content"])
-        for call in delta.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                self._parts.extend(
-                    v
-                    for v in (function.get("name"), function.get("arguments"))
-                    if isinstance(v, str)
-                )
+
+# A delta of content only, as OpenAI writes it: the text's JSON string literal. A quote inside
+# a JSON string is always escaped, so a match cannot start inside one.
+_CONTENT_DELTA = re.compile(rb'"delta":\{"content":("[^"\\]*(?:\\.[^"\\]*)*")\}')
+
+
+def _routine(block: bytes, reframed: bool) -> bool:
+    """No usage object (with `include_usage` every chunk has `"usage":null`, only the last one
+    an object) and no tool calls; when the block is passed on as the events' encoding
+    (`reframed`), every event also one `data: ` line."""
+    if not block or block.count(b'"usage"') != block.count(b'"usage":null'):
+        return False
+    if b'"tool_calls"' in block:
+        return False
+    if not reframed:
+        return True
+    events = block.count(b"\n\n")
+    return (
+        block.startswith(b"data: ")
+        and block.count(b"\n") == 2 * events
+        and block.count(b"\n\ndata: ") == events - 1
+    )
+
+
+def _collect(choice: Any, parts: list[str]) -> None:
+    delta = choice.get("delta") if isinstance(choice, dict) else None
+    if not isinstance(delta, dict):
+        return
+    if isinstance(delta.get("content"), str):
+        parts.append(delta["content"])
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts.extend(
+                v for v in (function.get("name"), function.get("arguments")) if isinstance(v, str)
+            )

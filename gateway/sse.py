@@ -36,17 +36,27 @@ class Decoder:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        return events(self.complete(chunk))
+
+    def complete(self, chunk: bytes) -> bytes:
+        """The events `chunk` completes, as one block that ends where the last one does (b""
+        when none): callers that only search the bytes need not split them (`events` does)."""
         buffer = self._buffer + chunk
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        *events, self._buffer = buffer.split(b"\n\n")
-        return [data for data in map(_data_of, events) if data is not None]
+        self._buffer = buffer.rsplit(b"\n\n", 1)[-1] if b"\n\n" in buffer else buffer
+        return buffer[: len(buffer) - len(self._buffer)]
 
     def flush(self) -> list[bytes]:
         """Events left when the stream ends without a final blank line."""
         rest, self._buffer = self._buffer, b""
         data = _data_of(rest) if rest.strip() else None
         return [data] if data is not None else []
+
+
+def events(block: bytes) -> list[bytes]:
+    """The data fields of the events in a block from `Decoder.complete`."""
+    return [data for data in map(_data_of, block.split(b"\n\n")[:-1]) if data is not None]
 
 
 def _data_of(event: bytes) -> bytes | None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import orjson
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from gateway import sse
+from gateway import sse, tokens
 from gateway.metering import StreamMeter, response_usage
 from gateway.pricing import Usage
 
@@ -84,3 +86,48 @@ def test_tool_call_arguments_count_as_generated() -> None:
         + chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Paris"}'}}]})
     )
     assert meter.generated_usage(0).completion_tokens > 5
+
+
+texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=8) | st.sampled_from(
+    ['"', "\\", '"delta":{"content":"x"}', "\n\n", "data: ", '"usage":{}', "\u2028"]
+)
+
+
+@given(
+    st.lists(texts, max_size=12),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=6),
+)
+@example(["Hello", " world"], True, True, False, [5])
+def test_any_split_of_a_stream_gives_the_events_usage_and_text_of_a_whole_parse(
+    contents: list[str], with_usage: bool, strip: bool, with_tool: bool, sizes: list[int]
+) -> None:
+    events = [
+        chunk({"role": "assistant", "content": ""}),
+        *(chunk({"content": c}) for c in contents),
+    ]
+    if with_tool:
+        call = {"index": 0, "function": {"name": "f", "arguments": '{"a": 1}'}}
+        events.insert(2, chunk({"tool_calls": [call]}))
+    if with_usage:
+        events.append(chunk({}, usage=USAGE, choices=False))
+    stream = b"".join(events) + sse.DONE
+    meter = StreamMeter(strip_usage=strip)
+    out, at, turn = [], 0, 0
+    while at < len(stream):
+        size = sizes[turn % len(sizes)]
+        out.append(meter.feed(stream[at : at + size]))
+        at, turn = at + size, turn + 1
+    out.append(meter.flush())
+    dropped = strip and with_usage
+    expected = b"".join(events[:-1] if dropped else events) + sse.DONE
+    assert b"".join(out) == expected
+    assert meter.model == "gpt-4o-2024-08-06"
+    if with_usage:
+        assert meter.usage == Usage(9, 4) and meter.generated_usage(0) == Usage(9, 4)
+    else:
+        tool = ['f{"a": 1}'] if with_tool else []
+        generated = "".join(contents[:1] + tool + contents[1:])  # in stream order
+        assert meter.generated_usage(7) == Usage(7, tokens.count_text(generated))
