@@ -147,7 +147,10 @@ class _Response:
         if self.buffered > HIGH_WATER and not self._paused and self._conn.transport is not None:
             self._paused = True
             self._conn.transport.pause_reading()
-        self._wake()
+        # `_wake`, inline: a streamed answer calls this once per event.
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_message_complete(self) -> None:
         if self._interim:

@@ -34,10 +34,11 @@ class StreamMeter:
     the caller had not asked, the usage-only chunk (`choices: []`) is removed again, because
     clients that index `choices[0]` on every chunk would break on it.
 
-    Parsing every event cost more CPU than the rest of relaying a streamed answer. A read whose
-    events are routine (one `data:` line each, no usage object, no tool calls, content deltas
-    in OpenAI's compact form) is searched as a whole instead: its content deltas' JSON string
-    literals are kept, and decoded in one call only if the stream ends without usage.
+    Parsing every event cost more CPU than the rest of relaying a streamed answer. The events
+    of a read before its first usage object, when routine (no tool calls, content deltas in
+    OpenAI's compact form, and one `data:` line each where that matters), are searched as a
+    whole instead: their content deltas' JSON string literals are kept, and decoded in one
+    call only if the stream ends without usage. The rest is parsed event by event.
     """
 
     __slots__ = ("_decoder", "_literals", "_strip_usage", "model", "usage")
@@ -52,16 +53,43 @@ class StreamMeter:
     def feed(self, chunk: bytes) -> bytes:
         """Returns the bytes to pass on to the client."""
         block = self._decoder.complete(chunk)
-        if self.model and _routine(block, self._strip_usage):
-            literals = _CONTENT_DELTA.findall(block)
-            if len(literals) == block.count(b'"delta":{"content":'):
-                self._literals += literals
-                # Routine events are one `data: ` line each: the block is their encoding.
-                return block if self._strip_usage else chunk
+        out: list[bytes] = []
+        if not self.model and block:
+            first = block.find(b"\n\n") + 2  # the first event names the model
+            out.append(self._parse(block[:first]))
+            block = block[first:]
+        if self.model and block:
+            # The events before the first usage object (the usual last event) may be routine.
+            found = _USAGE_OBJECT.search(block)
+            cut = block.rfind(b"\n\n", 0, found.start()) + 2 if found else len(block)
+            if cut > 1 and self._take_routine(block[:cut]):
+                # Routine events are one `data: ` line each: they are their own encoding.
+                out.append(block[:cut])
+                block = block[cut:]
+        out.append(self._parse(block))
+        return b"".join(out) if self._strip_usage else chunk
+
+    def _parse(self, block: bytes) -> bytes:
         kept = [data for data in sse.events(block) if self._observe(data)]
-        if not self._strip_usage:
-            return chunk
-        return b"".join(b"data: " + data + b"\n\n" for data in kept)
+        return b"".join(b"data: " + data + b"\n\n" for data in kept) if self._strip_usage else b""
+
+    def _take_routine(self, head: bytes) -> bool:
+        """Keep the content of a block without a usage object, if it is routine."""
+        if b'"tool_calls"' in head:
+            return False
+        if self._strip_usage:
+            events = head.count(b"\n\n")
+            if not (
+                head.startswith(b"data: ")
+                and head.count(b"\n") == 2 * events
+                and head.count(b"\n\ndata: ") == events - 1
+            ):
+                return False
+        literals = _CONTENT_DELTA.findall(head)
+        if len(literals) != head.count(b'"delta":{"content":'):
+            return False
+        self._literals += literals
+        return True
 
     def flush(self) -> bytes:
         kept = [data for data in self._decoder.flush() if self._observe(data)]
@@ -104,25 +132,9 @@ class StreamMeter:
 
 # A delta of content only, as OpenAI writes it: the text's JSON string literal. A quote inside
 # a JSON string is always escaped, so a match cannot start inside one.
+# A usage object, not the `"usage":null` that `include_usage` puts in every other chunk.
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*(?!null\b)')
 _CONTENT_DELTA = re.compile(rb'"delta":\{"content":("[^"\\]*(?:\\.[^"\\]*)*")\}')
-
-
-def _routine(block: bytes, reframed: bool) -> bool:
-    """No usage object (with `include_usage` every chunk has `"usage":null`, only the last one
-    an object) and no tool calls; when the block is passed on as the events' encoding
-    (`reframed`), every event also one `data: ` line."""
-    if not block or block.count(b'"usage"') != block.count(b'"usage":null'):
-        return False
-    if b'"tool_calls"' in block:
-        return False
-    if not reframed:
-        return True
-    events = block.count(b"\n\n")
-    return (
-        block.startswith(b"data: ")
-        and block.count(b"\n") == 2 * events
-        and block.count(b"\n\ndata: ") == events - 1
-    )
 
 
 def _collect(choice: Any, parts: list[str]) -> None:
