@@ -35,10 +35,10 @@ class StreamMeter:
     clients that index `choices[0]` on every chunk would break on it.
 
     Parsing every event cost more CPU than the rest of relaying a streamed answer. The events
-    of a read before its first usage object, when routine (no tool calls, content deltas in
-    OpenAI's compact form, and one `data:` line each where that matters), are searched as a
-    whole instead: their content deltas' JSON string literals are kept, and decoded in one
-    call only if the stream ends without usage. The rest is parsed event by event.
+    of a read before its first usage object, when routine (one `data:` line each, no tool
+    calls, content deltas in OpenAI's compact form), are searched as a whole instead: their
+    content deltas' JSON string literals are kept, and decoded in one call only if the stream
+    ends without usage. The rest is parsed event by event.
     """
 
     __slots__ = ("_decoder", "_literals", "_strip_usage", "model", "usage")
@@ -74,17 +74,16 @@ class StreamMeter:
         return b"".join(b"data: " + data + b"\n\n" for data in kept) if self._strip_usage else b""
 
     def _take_routine(self, head: bytes) -> bool:
-        """Keep the content of a block without a usage object, if it is routine."""
-        if b'"tool_calls"' in head:
+        """Keep the content of a block without a usage object, if it is routine: one `data: `
+        line an event (so no JSON is split across lines), no tool calls."""
+        events = head.count(b"\n\n")
+        if not (
+            head.startswith(b"data: ")
+            and head.count(b"\n") == 2 * events
+            and head.count(b"\n\ndata: ") == events - 1
+            and b'"tool_calls"' not in head
+        ):
             return False
-        if self._strip_usage:
-            events = head.count(b"\n\n")
-            if not (
-                head.startswith(b"data: ")
-                and head.count(b"\n") == 2 * events
-                and head.count(b"\n\ndata: ") == events - 1
-            ):
-                return False
         literals = _CONTENT_DELTA.findall(head)
         if len(literals) != head.count(b'"delta":{"content":'):
             return False
@@ -130,10 +129,10 @@ class StreamMeter:
         return True
 
 
-# A delta of content only, as OpenAI writes it: the text's JSON string literal. A quote inside
-# a JSON string is always escaped, so a match cannot start inside one.
 # A usage object, not the `"usage":null` that `include_usage` puts in every other chunk.
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*(?!null\b)')
+# A delta of content only, as OpenAI writes it: the text's JSON string literal. A quote inside
+# a JSON string is always escaped, so a match cannot start inside one.
 _CONTENT_DELTA = re.compile(rb'"delta":\{"content":("[^"\\]*(?:\\.[^"\\]*)*")\}')
 
 

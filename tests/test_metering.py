@@ -131,3 +131,10 @@ def test_any_split_of_a_stream_gives_the_events_usage_and_text_of_a_whole_parse(
         tool = ['f{"a": 1}'] if with_tool else []
         generated = "".join(contents[:1] + tool + contents[1:])  # in stream order
         assert meter.generated_usage(7) == Usage(7, tokens.count_text(generated))
+
+
+def test_an_event_split_over_data_lines_is_still_metered() -> None:
+    split = b'data: {"id":"c","model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":\ndata: {"content":"Hello there"},"finish_reason":null}],"usage":null}\n\n'
+    meter = StreamMeter()
+    meter.feed(chunk({"role": "assistant", "content": ""}) + split + chunk({"content": " friend"}))
+    assert meter.generated_usage(0) == Usage(0, tokens.count_text("Hello there friend"))
