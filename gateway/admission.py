@@ -378,11 +378,24 @@ class Ticket:
     plan: Plan
     price: Price | None
     prompt_estimate: int
-    headers: list[tuple[str, str]]
+    windows: tuple[Window, ...]  # what the admission reported, for `x-ratelimit-*`
     done: bool = False
     # What was charged, for the access log; None until settled.
     usage: Usage | None = None
     cost: int = 0
+    _headers: list[tuple[str, str]] | None = None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """`x-ratelimit-*` for this admission."""
+        return self.prepare_headers()
+
+    def prepare_headers(self) -> list[tuple[str, str]]:
+        """Make `headers` once: a caller can have that done while the upstream works rather
+        than between the admission and the upstream call."""
+        if self._headers is None:
+            self._headers = ratelimit_headers(self.windows)
+        return self._headers
 
     def settle(
         self, usage: Usage | None, price: Price | None = None, model: str | None = None

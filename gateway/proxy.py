@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway import compat, emulation, limits, sse, tokens, validation
-from gateway.admission import Ticket, next_month, ratelimit_headers, refusal
+from gateway.admission import Ticket, next_month, refusal
 from gateway.config import Capabilities, ModelConfig, Price
 from gateway.errors import GatewayError
 from gateway.headers import client_response_headers, encoded, upstream_request_headers
@@ -265,7 +265,7 @@ async def _admit(gw: Gateway, plan: limits.Plan, price: Price | None, prompt: in
         )  # fmt: skip
         gw.metrics.refusals.labels(plan.team, kind).inc()
         raise refusal(decision, plan, next_month(datetime.now(UTC)))
-    return Ticket(gw.admission, plan, price, prompt, ratelimit_headers(decision.windows))
+    return Ticket(gw.admission, plan, price, prompt, decision.windows)
 
 
 def _requested_completion(payload: dict[str, Any]) -> int | None:
@@ -365,6 +365,8 @@ async def forward(
         gw.config.upstream.project,
         gw.extra_forward_prefixes,
     )
+    if ticket is not None and gw.loop is not None:
+        gw.loop.call_soon(ticket.prepare_headers)  # runs once the request is written, meanwhile
     sent = time.perf_counter()
     async with cancel_on_disconnect(request):
         try:
