@@ -222,7 +222,10 @@ if mode == "admit" then
       counts[j] = counts[j] + 1
       weekly_keys[j] = key
     end
-    add(held_key, reserve)
+    -- The month's held counter keeps the expiry it got when created here (every settle renews
+    -- it): one call fewer on the request's path. MGET read it, so "created here" is known.
+    if reserve ~= 0 then redis.call("INCRBY", held_key, reserve) end
+    if not values[2] then redis.call("PEXPIRE", held_key, KEEP) end
     held = held + reserve
     local expires = text(now + hold_ttl)
     redis.call("HSET", hold, "s", "open", "r", reserve, "m", month, "md", model,
