@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from importlib import resources
@@ -383,7 +383,7 @@ class Ticket:
     # What was charged, for the access log; None until settled.
     usage: Usage | None = None
     cost: int = 0
-    _headers: list[tuple[str, str]] | None = None
+    _headers: list[tuple[str, str]] | None = field(default=None, init=False, repr=False)
 
     @property
     def headers(self) -> list[tuple[str, str]]:

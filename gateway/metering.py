@@ -70,7 +70,11 @@ class StreamMeter:
         return b"".join(out) if self._strip_usage else chunk
 
     def _parse(self, block: bytes) -> bytes:
-        kept = [data for data in sse.events(block) if self._observe(data)]
+        return self._parse_events(sse.events(block))
+
+    def _parse_events(self, events: list[bytes]) -> bytes:
+        """Observe each event; the ones to pass on, encoded, when the meter strips usage."""
+        kept = [data for data in events if self._observe(data)]
         return b"".join(b"data: " + data + b"\n\n" for data in kept) if self._strip_usage else b""
 
     def _take_routine(self, head: bytes) -> bool:
@@ -91,8 +95,7 @@ class StreamMeter:
         return True
 
     def flush(self) -> bytes:
-        kept = [data for data in self._decoder.flush() if self._observe(data)]
-        return b"".join(b"data: " + data + b"\n\n" for data in kept) if self._strip_usage else b""
+        return self._parse_events(self._decoder.flush())
 
     def generated_usage(self, prompt_tokens: int) -> Usage:
         """The reported usage, or what the text seen so far amounts to when none came."""

@@ -60,10 +60,8 @@ class _Connection(asyncio.Protocol):
                 waiter.set_result(reply)
         if self.outgoing and len(self.waiters) == len(self.outgoing):
             # Settles held back while a call was in flight: Redis is idle now, so they run
-            # before the next call arrives instead of ahead of it. Written two loop turns on,
-            # after the woken request's next write (upstream): a loopback write that wakes
-            # Redis costs tens of microseconds the request should not wait for.
-            self.loop.call_soon(self.loop.call_soon, self.flush)
+            # before the next call arrives instead of ahead of it.
+            self.flush_behind_next_write()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -71,6 +69,12 @@ class _Connection(asyncio.Protocol):
             waiter = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(ConnectionError(f"Redis connection lost ({exc})"))
+
+    def flush_behind_next_write(self) -> None:
+        """Flush two loop turns on: after the request just woken or answered has made its next
+        write (upstream, or to the client). A loopback write that wakes Redis costs tens of
+        microseconds, and a settle is in no hurry."""
+        self.loop.call_soon(self.loop.call_soon, self.flush)
 
     def flush(self) -> None:
         if self.outgoing and self.transport is not None and not self.closed:
@@ -150,9 +154,7 @@ class ScriptClient:
         elif not conn.flush_soon:
             conn.flush_soon = True
             if defer_s:
-                # A settle is written after the answer that caused it: a loopback write that
-                # wakes Redis costs tens of microseconds, the client should not wait for it.
-                loop.call_soon(loop.call_soon, conn.flush)
+                conn.flush_behind_next_write()  # a settle: after the answer that caused it
             else:
                 loop.call_soon(conn.flush)
         conn.waiters.append(waiter)
