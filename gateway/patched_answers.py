@@ -1,7 +1,6 @@
 """Answers the gateway builds after the upstream call has finished: faked streams for models
 that cannot stream, and tool calls or structured output emulated by prompting (parsed, with one
-repair attempt). Also what every path shares once upstream answered: charging the call, and
-cancelling it when the client leaves.
+repair attempt). Also what every path shares once upstream answered: charging the call.
 """
 
 from __future__ import annotations
@@ -14,9 +13,9 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from gateway import compat, emulation, errors, fake_stream, sse
+from gateway import compat, emulation, fake_stream, sse
 from gateway.admission import Ticket
 from gateway.errors import GatewayError
 from gateway.headers import (
@@ -26,11 +25,11 @@ from gateway.headers import (
     new_request_id,
     upstream_request_headers,
 )
-from gateway.intake import gateway_of
 from gateway.metering import response_usage
 from gateway.observe import Exchange, exchange_of
 from gateway.pricing import Usage, usage_from
 from gateway.state import Gateway
+from gateway.streaming import StreamResponse, cancel_on_disconnect
 from gateway.upstream import UpstreamResponse
 
 
@@ -64,7 +63,7 @@ async def answer_emulated(
     call = _emulated_exchange(gw, request, payload, headers, emulated_as, ticket)
     if adapted.fake_stream:
         return await fake_streamed(gw, request, b"", adapted, ticket, call=call)
-    async with cancel_on_disconnect(request):
+    async with cancel_on_disconnect(request.receive, gw.loop):
         status, upstream_headers, content = await call
     out_headers = client_response_headers(upstream_headers)
     out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))
@@ -174,7 +173,7 @@ async def fake_streamed(
     ]
     own_headers += ticket.headers if ticket is not None else []
     try:
-        async with cancel_on_disconnect(request):
+        async with cancel_on_disconnect(request.receive, gw.loop):
             await _done_or_timeout(task, gw.config.compat.status_grace_s)
     except BaseException:
         task.cancel()
@@ -193,10 +192,11 @@ async def fake_streamed(
         response = Response(events, media_type=sse.CONTENT_TYPE)
         response.raw_headers += encoded(own_headers)
         return response
-    return StreamingResponse(
+    return StreamResponse(
         _keepalive_then_answer(gw, task, exchange, adapted, ticket),
         media_type=sse.CONTENT_TYPE,
         headers=dict(own_headers),
+        loop=gw.loop,
     )
 
 
@@ -325,58 +325,3 @@ def charge(gw: Gateway, ticket: Ticket, status: int, content: bytes) -> None:
             ticket.settle(usage, found[1].price, found[0])
             return
     ticket.settle(usage)
-
-
-# A call that answers sooner than this never starts a watcher: a timer is far cheaper than a
-# task, and a client that leaves is noticed this much later at most.
-WATCH_AFTER_S = 0.05
-
-
-# A class rather than @asynccontextmanager, which costs an async generator per request.
-class cancel_on_disconnect:
-    """Cancel the upstream call if the client leaves while we wait for it.
-
-    o1 models think for minutes before answering; a caller that gave up should not keep that
-    generation running. The watcher is one small task that sleeps in `receive()` until the
-    server reports `http.disconnect`, started once the call has taken `WATCH_AFTER_S`.
-    """
-
-    __slots__ = ("_delay_s", "_gone", "_loop", "_receive", "_task", "_timer", "_watcher")
-
-    def __init__(self, request: Request, delay_s: float = WATCH_AFTER_S) -> None:
-        # No per-request loop lookup: each is a getpid() system call on Python 3.11.
-        self._loop = gateway_of(request).loop or asyncio.get_running_loop()
-        self._receive = request.receive
-        self._delay_s = delay_s
-        self._gone = False
-        self._watcher: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> None:
-        task = asyncio.current_task(self._loop)
-        assert task is not None
-        self._task = task
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(self._delay_s, self._start)
-
-    def _start(self) -> None:
-        self._timer = None
-        self._watcher = self._loop.create_task(self._watch())
-
-    async def _watch(self) -> None:
-        while (await self._receive())["type"] != "http.disconnect":
-            pass
-        self._gone = True
-        self._task.cancel()
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        # Let go of the watcher: its cancellation's traceback holds `_watch`'s frame, and so
-        # this object; keeping the task here would make a cycle of the whole request (its
-        # record, ticket, HTTP cycle) that only the garbage collector frees. Under 512 slow
-        # streams that held 30 MB.
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError) and self._gone:
-            self._task.uncancel()
-            raise errors.client_closed() from None

@@ -28,7 +28,6 @@ from gateway.metering import StreamMeter
 from gateway.observe import Exchange, exchange_of
 from gateway.patched_answers import (
     answer_emulated,
-    cancel_on_disconnect,
     charge,
     emulation_plan,
     fake_streamed,
@@ -38,6 +37,7 @@ from gateway.patched_answers import (
 from gateway.pricing import worst_case_micros
 from gateway.routing import Routed, choose, route_headers
 from gateway.state import Gateway
+from gateway.streaming import StreamResponse, cancel_on_disconnect
 from gateway.upstream import UpstreamResponse
 
 log = logging.getLogger("gateway")
@@ -368,7 +368,7 @@ async def forward(
     if ticket is not None and gw.loop is not None:
         gw.loop.call_soon(ticket.prepare_headers)  # runs once the request is written, meanwhile
     sent = time.perf_counter()
-    async with cancel_on_disconnect(request):
+    async with cancel_on_disconnect(request.receive, gw.loop):
         try:
             resp = await send_upstream(gw, request, path, headers, body, buffer=stream is False)
         except GatewayError as exc:
@@ -385,11 +385,11 @@ async def forward(
         content_type = next((v for k, v in resp.headers if k == b"content-type"), b"")
         streaming = content_type.startswith(b"text/event-stream") if stream is None else stream
         if streaming and resp.status == 200:
-            # From here Starlette's StreamingResponse watches for the client leaving.
+            # From here the stream response watches for the client leaving.
             exchange.stream = True
             meter = StreamMeter(strip_usage) if ticket is not None else None
-            stream_response = StreamingResponse(
-                relay(gw, resp, exchange, meter, ticket), status_code=resp.status
+            stream_response = StreamResponse(
+                relay(gw, resp, exchange, meter, ticket), status_code=resp.status, loop=gw.loop
             )
             stream_response.raw_headers += out_headers
             return stream_response
