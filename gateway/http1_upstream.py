@@ -98,6 +98,9 @@ class _Response:
         "_paused",
         "_pool",
         "_released",
+        "_timer",
+        "_wait_limit",
+        "_wait_until",
         "_waiter",
         "buffered",
         "error",
@@ -121,6 +124,9 @@ class _Response:
         self._paused = False
         self.error: GatewayError | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._wait_until = 0.0
+        self._wait_limit = 0.0
         self._released = False
         self.received = False
 
@@ -187,13 +193,32 @@ class _Response:
         """Wait for the next event, at most `seconds`; on expiry fail as a timeout of `limit_s`
         (the limit that ran out: first byte, gap between chunks, or the whole call)."""
         loop = self._pool.loop
+        self._wait_until = loop.time() + seconds
+        self._wait_limit = limit_s
+        # One timer outlives the waits: a stream waits once per chunk, and a timer made and
+        # cancelled per chunk was a heap insert and removal each time. It is moved only when
+        # this wait ends sooner than it fires; firing early, it re-arms itself.
+        timer = self._timer
+        if timer is None or timer.when() > self._wait_until:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(self._wait_until, self._check_timeout, self._wait_until)
         waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(seconds, self._expire, limit_s)
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
+
+    def _check_timeout(self, armed_for: float) -> None:
+        self._timer = None
+        if self._waiter is None or self._released:
+            return  # not waiting: the next wait arms it again
+        if armed_for >= self._wait_until:
+            self._expire(self._wait_limit)
+        else:  # armed by an earlier wait: this one has longer
+            self._timer = self._pool.loop.call_at(
+                self._wait_until, self._check_timeout, self._wait_until
+            )
 
     def _expire(self, limit_s: float) -> None:
         self.fail(errors.upstream_timeout(limit_s))
@@ -242,6 +267,9 @@ class _Response:
         if self._released:
             return
         self._released = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         conn = self._conn
         conn.response = conn.parser = None
         reusable = self._done and self._keep_alive and self.error is None and not conn.lost

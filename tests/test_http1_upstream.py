@@ -313,6 +313,28 @@ async def test_a_stream_that_stalls_is_a_504(
         await upstream.close()
 
 
+async def test_a_stream_slower_in_all_than_the_gap_limit_but_never_in_one_gap_completes() -> None:
+    # One timer serves all the waits: armed at the first chunk's limit, it must move on with
+    # every chunk that arrives in time, not fire at that first limit.
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(8):
+            await asyncio.sleep(0.05)
+            writer.write(b"1\r\nx\r\n")
+        writer.write(b"0\r\n\r\n")
+        await reader.read()
+
+    server = Raw(trickle)
+    async with server:
+        upstream = server.upstream(read_timeout_s=0.15, first_byte_timeout_s=0.15)
+        resp = await upstream.send("GET", "/stream", b"", {}, b"")
+        received = b"".join([piece async for piece in resp.iter_chunks()])
+        await resp.close()
+        assert received == b"x" * 8
+        await upstream.close()
+
+
 async def test_the_pool_bound_makes_callers_wait_their_turn() -> None:
     server = Raw(lambda r, w: asyncio.sleep(0))
     server.handler = await keep_alive_ok(server)
