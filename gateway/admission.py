@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -60,6 +60,12 @@ class Decision:
     degraded: bool = False  # decided without Redis
 
 
+def admitted(reply: asyncio.Future[Any]) -> bool:
+    """Whether an admission's raw reply (the future `Admission.admit` hands to `sent`) admits:
+    readable before the decision is decoded. A refusal, a replay or an error does not."""
+    return not reply.cancelled() and reply.exception() is None and reply.result()[0] == 1
+
+
 class Admission:
     def __init__(
         self,
@@ -86,7 +92,12 @@ class Admission:
         # Every admission refreshes it for free; routing's budget step-down reads it.
         self._spent: dict[str, tuple[int, float]] = {}
 
-    async def admit(self, plan: Plan) -> Decision:
+    async def admit(
+        self, plan: Plan, sent: Callable[[asyncio.Future[Any]], None] | None = None
+    ) -> Decision:
+        """Admit or refuse `plan`. On the pipelined client, `sent` is called with the raw reply's
+        future as soon as the admission is written (see `ScriptClient.evalsha`; `admitted`
+        reads that reply); on redis-py it is not called."""
         keys = [plan.tag, *(b.key for b in plan.buckets), *(w.prefix for w in plan.weekly)]
         args: list[Any] = [
             "admit",
@@ -106,7 +117,7 @@ class Admission:
         began = time.perf_counter()
         try:
             try:
-                reply = await self._run(keys, args)
+                reply = await self._run(keys, args, sent)
             finally:
                 self._timed("admit", began)
         except (RedisError, OSError) as exc:
@@ -128,10 +139,15 @@ class Admission:
         self._spent[plan.team] = (decision.spend, time.monotonic())
         return decision
 
-    async def _run(self, keys: list[str], args: list[Any]) -> Any:
+    async def _run(
+        self,
+        keys: list[str],
+        args: list[Any],
+        sent: Callable[[asyncio.Future[Any]], None] | None = None,
+    ) -> Any:
         if self._fast is not None:
             # One pipelined connection: no pool to run out of, so no slot to wait for.
-            return await self._fast.evalsha(self._script.sha, self._source, keys, args)
+            return await self._fast.evalsha(self._script.sha, self._source, keys, args, sent)
         async with self._slots:
             return await self._script(keys=keys, args=args)
 

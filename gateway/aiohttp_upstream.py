@@ -10,7 +10,7 @@ import aiohttp
 
 from gateway import errors
 from gateway.config import UpstreamConfig
-from gateway.upstream import UpstreamResponse
+from gateway.upstream import PreparedRequest, UpstreamResponse
 
 
 def _aiohttp_error(exc: BaseException, read_timeout: float, stage: str) -> errors.GatewayError:
@@ -77,6 +77,11 @@ class AiohttpUpstream:
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
+
+    def prepare(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> PreparedRequest | None:
+        return None  # its pool hands out connections only inside a request
 
     async def send(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes

@@ -26,7 +26,7 @@ from gateway.resilience import (
     retry_after_s,
     retry_delay,
 )
-from gateway.upstream import Upstream, UpstreamResponse
+from gateway.upstream import PreparedRequest, Upstream, UpstreamResponse
 
 log = logging.getLogger("gateway.dispatch")
 
@@ -92,6 +92,26 @@ class _Read:
         pass
 
 
+@dataclass(slots=True)
+class PreparedCall:
+    """The first try of a `Dispatcher.send`, made ready on a deployment's idle connection.
+
+    `fire()` writes it (from a callback, say, the moment admission answers); `send(prepared=)`
+    takes it as its first try; `cancel()` undoes it if it is not wanted after all.
+    """
+
+    target: Target
+    request: PreparedRequest
+
+    def fire(self) -> None:
+        self.request.fire()
+
+    def cancel(self) -> None:
+        if self.request.cancel():
+            self.target.in_flight -= 1
+            self.target.breaker.release()
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -113,10 +133,41 @@ class Dispatcher:
     def targets(self, model: str) -> Sequence[Target]:
         return self._targets[model]
 
+    def _pick(self, targets: Sequence[Target], now: float) -> int | None:
+        return pick(
+            [t.in_flight for t in targets], [t.breaker.allows(now) for t in targets], self._turn
+        )
+
     def available(self, model: str) -> bool:
         """Whether some deployment of `model` would take a call now (no open circuit)."""
         now = self._clock()
         return any(t.breaker.allows(now) for t in self._targets[model])
+
+    def prepare(
+        self,
+        model: str,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> PreparedCall | None:
+        """`send`'s first try, ready to be written by `fire()` and taken by `send(prepared=)`;
+        None when the chosen deployment has no idle connection at hand (or none is open)."""
+        targets = self._targets[model]
+        now = self._clock()
+        index = self._pick(targets, now)
+        if index is None:
+            return None
+        target = targets[index]
+        sent = {**headers, "authorization": f"Bearer {target.api_key}"}
+        request = target.upstream.prepare(method, path, query, sent, body)
+        if request is None:
+            return None
+        self._turn += 1
+        target.breaker.begin(now)
+        target.in_flight += 1
+        return PreparedCall(target, request)
 
     async def send(
         self,
@@ -128,32 +179,39 @@ class Dispatcher:
         body: bytes,
         deadline: float | None = None,
         buffer: bool = False,
+        prepared: PreparedCall | None = None,
     ) -> UpstreamResponse:
         """One upstream call for `model`, retried on connection errors, timeouts, 429 and 5xx
         while tries and the caller's `deadline` (a `clock()` value) allow.
 
         With `buffer`, the answer is read whole before it is returned, so a connection lost
-        after the headers (nothing has reached the client yet) is retried too.
+        after the headers (nothing has reached the client yet) is retried too. `prepared` (from
+        `prepare`, for the same call) is the first try.
         """
         targets = self._targets[model]
         tries = 0
         while True:
-            now = self._clock()
-            index = pick(
-                [t.in_flight for t in targets], [t.breaker.allows(now) for t in targets], self._turn
-            )
-            self._turn += 1
-            if index is None:
-                raise errors.circuit_open(model)
-            target = targets[index]
-            target.breaker.begin(now)
+            ready: PreparedRequest | None = None
+            if prepared is not None:  # counted in flight and begun when it was made ready
+                target, ready, prepared = prepared.target, prepared.request, None
+            else:
+                now = self._clock()
+                index = self._pick(targets, now)
+                self._turn += 1
+                if index is None:
+                    raise errors.circuit_open(model)
+                target = targets[index]
+                target.breaker.begin(now)
+                target.in_flight += 1
             tries += 1
-            target.in_flight += 1
-            sent = {**headers, "authorization": f"Bearer {target.api_key}"}
             failure: GatewayError | None = None
             resp: UpstreamResponse | None = None
             try:
-                resp = await target.upstream.send(method, path, query, sent, body)
+                if ready is not None:
+                    resp = await ready.result()
+                else:
+                    sent = {**headers, "authorization": f"Bearer {target.api_key}"}
+                    resp = await target.upstream.send(method, path, query, sent, body)
             except GatewayError as exc:
                 target.in_flight -= 1
                 target.breaker.failure(self._clock())

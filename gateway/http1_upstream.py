@@ -278,6 +278,82 @@ class _Response:
         self._pool.give_back(conn, reusable)
 
 
+class Prepared:
+    """One request on one connection, written by `fire()`.
+
+    A caller can make it ready while it waits for something else (the admission's round trip)
+    and have it written the moment that answers, from a callback, before its own task resumes.
+    `result()` fires it if that has not happened and waits for the status line; `cancel()`
+    gives an unwritten request's connection back as it was.
+    """
+
+    __slots__ = ("_body", "_conn", "_head", "_pool", "_response", "_taken")
+
+    def __init__(self, pool: Http1Upstream, conn: _Connection, head: bytes, body: bytes) -> None:
+        self._pool = pool
+        self._conn = conn
+        self._head = head
+        self._body = body
+        self._response: _Response | None = None
+        self._taken = False
+
+    @property
+    def received(self) -> bool:
+        return self._response is not None and self._response.received
+
+    def fire(self) -> None:
+        if self._response is not None or self._taken:  # written already, or cancelled
+            return
+        pool, conn = self._pool, self._conn
+        # The total time limit counts from the write, not from when the request was made ready.
+        response = conn.response = _Response(pool, conn, pool.loop.time() + pool.total_timeout)
+        conn.parser = httptools.HttpResponseParser(response)
+        self._response = response
+        transport = conn.transport
+        if transport is None or transport.is_closing():
+            response.connection_lost()  # closed while idle: fails as a connection failure
+            return
+        body = self._body
+        if len(body) <= JOIN_LIMIT:
+            transport.write(self._head + body)
+        else:
+            transport.write(self._head)
+            transport.write(body)
+
+    async def result(self) -> _Response:
+        """Write the request if not yet done, and wait for the status line and headers."""
+        if self._taken:
+            raise RuntimeError("a prepared request is used once")
+        self.fire()
+        self._taken = True
+        response = self._response
+        assert response is not None
+        pool = self._pool
+        first_byte = min(pool._first_byte_timeout, pool.total_timeout)
+        try:
+            while not response.status and response.error is None:
+                await response.wait(first_byte, first_byte)
+        except BaseException:  # cancelled: the caller left; the request is abandoned
+            response.release()
+            raise
+        if response.error is None:
+            return response
+        response.release()
+        raise response.error
+
+    def cancel(self) -> bool:
+        """Not wanted after all (refused, or the caller failed): True unless `result()` took it.
+        Unwritten, the connection goes back to the pool as it was; written, it is aborted."""
+        if self._taken:
+            return False
+        self._taken = True
+        if self._response is not None:
+            self._response.release()
+        else:
+            self._pool.give_back(self._conn, reusable=True)
+        return True
+
+
 class Http1Upstream:
     def __init__(self, config: UpstreamConfig, ssl_context: ssl.SSLContext | None = None) -> None:
         """`ssl_context` replaces the system's trust store (tests, private CAs)."""
@@ -342,48 +418,52 @@ class Http1Upstream:
         if self._closed:
             raise errors.upstream_unreachable("the upstream client is closed")
         head = self._head(method, path, query, headers, len(body))
-        loop = self.loop
-        deadline = loop.time() + self.total_timeout
         for attempt in (1, 2):
             conn, reused = await self._acquire()
-            response = conn.response = _Response(self, conn, deadline)
-            conn.parser = httptools.HttpResponseParser(response)
-            transport = conn.transport
-            assert transport is not None
-            if len(body) <= JOIN_LIMIT:
-                transport.write(head + body)
-            else:
-                transport.write(head)
-                transport.write(body)
-            first_byte = min(self._first_byte_timeout, self.total_timeout)
+            request = Prepared(self, conn, head, body)
             try:
-                while not response.status and response.error is None:
-                    await response.wait(first_byte, first_byte)
-            except BaseException:  # cancelled: the caller left; the request is abandoned
-                response.release()
+                return await request.result()
+            except GatewayError:
+                if attempt == 1 and reused and not request.received and method in IDEMPOTENT:
+                    continue  # the server had closed this idle connection: try a fresh one
                 raise
-            if response.error is None:
-                return response
-            response.release()
-            if attempt == 1 and reused and not response.received and method in IDEMPOTENT:
-                continue  # the server had closed this idle connection: try a fresh one
-            raise response.error
         raise AssertionError("unreachable")
+
+    def prepare(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> Prepared | None:
+        """A request made ready on an idle connection, to be written by `fire()`; None when no
+        idle connection is at hand (connecting is `send`'s job) or the request is invalid."""
+        if self._closed or self._waiters:  # callers queued for a connection go first
+            return None
+        try:
+            head = self._head(method, path, query, headers, len(body))
+        except GatewayError:
+            return None  # `send` says why
+        conn = self._take_idle()
+        return Prepared(self, conn, head, body) if conn is not None else None
+
+    def _take_idle(self) -> _Connection | None:
+        loop = self.loop
+        while self._idle:
+            conn = self._idle.pop()
+            transport = conn.transport
+            if (
+                conn.lost
+                or transport is None
+                or transport.is_closing()
+                or loop.time() - conn.idle_since > IDLE_S
+            ):
+                self._drop(conn)
+                continue
+            return conn
+        return None
 
     async def _acquire(self) -> tuple[_Connection, bool]:
         loop = self.loop
         while True:
-            while self._idle:
-                conn = self._idle.pop()
-                transport = conn.transport
-                if (
-                    conn.lost
-                    or transport is None
-                    or transport.is_closing()
-                    or loop.time() - conn.idle_since > IDLE_S
-                ):
-                    self._drop(conn)
-                    continue
+            conn = self._take_idle()
+            if conn is not None:
                 return conn, True
             if self._open < self._limit:
                 break

@@ -10,7 +10,7 @@ import httpx
 
 from gateway import errors
 from gateway.config import UpstreamConfig
-from gateway.upstream import UpstreamResponse
+from gateway.upstream import PreparedRequest, UpstreamResponse
 
 
 class _HttpxResponse:
@@ -56,6 +56,11 @@ class HttpxUpstream:
                 pool=config.read_timeout_s,
             ),
         )
+
+    def prepare(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> PreparedRequest | None:
+        return None  # its pool hands out connections only inside a request
 
     async def send(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes

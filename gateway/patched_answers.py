@@ -17,13 +17,13 @@ from starlette.responses import Response
 
 from gateway import compat, emulation, fake_stream, sse
 from gateway.admission import Ticket
+from gateway.dispatch import PreparedCall
 from gateway.errors import GatewayError
 from gateway.headers import (
     client_response_headers,
     client_timeout_s,
     encoded,
     new_request_id,
-    upstream_request_headers,
 )
 from gateway.metering import response_usage
 from gateway.observe import Exchange, exchange_of
@@ -56,10 +56,7 @@ async def answer_emulated(
 ) -> Response:
     """Tools or structured output by prompting: call, parse, repair once, then answer as JSON or
     as a faked stream."""
-    headers = upstream_request_headers(
-        request.scope["headers"], gw.upstream_key, gw.config.upstream.organization,
-        gw.config.upstream.project, gw.extra_forward_prefixes,
-    )  # fmt: skip
+    headers = gw.upstream_headers(request.scope["headers"])
     call = _emulated_exchange(gw, request, payload, headers, emulated_as, ticket)
     if adapted.fake_stream:
         return await fake_streamed(gw, request, b"", adapted, ticket, call=call)
@@ -152,18 +149,17 @@ async def fake_streamed(
     adapted: compat.Adapted,
     ticket: Ticket | None,
     call: Coroutine[Any, Any, tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None,
+    prepared: PreparedCall | None = None,
 ) -> Response:
-    """Stream an answer from a model that cannot: one upstream call, then the real chunk format.
+    """Stream an answer from a model that cannot: one upstream call (`call`, or a plain one whose
+    first try is `prepared`), then the real chunk format.
 
     An upstream error within `status_grace_s` keeps its status; after that the client has had
     a 200 and SSE comments (so proxies keep the connection open), and an error arrives in-stream.
     """
     if call is None:
-        headers = upstream_request_headers(
-            request.scope["headers"], gw.upstream_key, gw.config.upstream.organization,
-            gw.config.upstream.project, gw.extra_forward_prefixes,
-        )  # fmt: skip
-        call = _exchange(gw, request, body, headers)
+        headers = gw.upstream_headers(request.scope["headers"])
+        call = _exchange(gw, request, body, headers, prepared)
     # The loop the gateway kept: each running-loop lookup is a getpid() on Python 3.11.
     task = (gw.loop or asyncio.get_running_loop()).create_task(call)
     exchange = exchange_of(request.scope)
@@ -208,9 +204,15 @@ def relayed(content: bytes, status: int, headers: list[tuple[bytes, bytes]]) -> 
 
 
 async def _exchange(
-    gw: Gateway, request: Request, body: bytes, headers: dict[str, str]
+    gw: Gateway,
+    request: Request,
+    body: bytes,
+    headers: dict[str, str],
+    prepared: PreparedCall | None = None,
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    resp = await send_upstream(gw, request, "/chat/completions", headers, body, buffer=True)
+    resp = await send_upstream(
+        gw, request, "/chat/completions", headers, body, buffer=True, prepared=prepared
+    )
     try:
         return resp.status, resp.headers, await resp.read()
     finally:
@@ -298,9 +300,11 @@ async def send_upstream(
     headers: dict[str, str],
     body: bytes,
     buffer: bool = False,
+    prepared: PreparedCall | None = None,
 ) -> UpstreamResponse:
-    """Chat calls go through the model's deployments with retries; pass-through calls (which
-    may not be safe to repeat) go once to the default upstream."""
+    """Chat calls go through the model's deployments with retries (the first try `prepared`,
+    when given); pass-through calls (which may not be safe to repeat) go once to the default
+    upstream."""
     exchange = exchange_of(request.scope)
     if not exchange.routed_model:
         return await gw.upstream.send(
@@ -310,6 +314,7 @@ async def send_upstream(
     return await gw.dispatch.send(
         exchange.routed_model, request.method, path, request.scope["query_string"], headers,
         body, deadline=None if timeout is None else exchange.started + timeout, buffer=buffer,
+        prepared=prepared,
     )  # fmt: skip
 
 

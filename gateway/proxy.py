@@ -7,9 +7,10 @@ one path through here, so auth, admission, header rules, error mapping and metri
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway import compat, emulation, limits, sse, tokens, validation
-from gateway.admission import Ticket, next_month, refusal
+from gateway.admission import Ticket, admitted, next_month, refusal
 from gateway.config import Capabilities, ModelConfig, Price
+from gateway.dispatch import PreparedCall
 from gateway.errors import GatewayError
-from gateway.headers import client_response_headers, encoded, upstream_request_headers
+from gateway.headers import client_response_headers, encoded
 from gateway.intake import JSON, Caller, gateway_of, identify, parse_json_object, read_body
 from gateway.limits import Bucket, WeeklyCap
 from gateway.metering import StreamMeter
@@ -169,6 +171,7 @@ async def serve_chat(
 ) -> Response:
     """Patch, admit, call upstream and answer one chat request (maybe twice: see the caller)."""
     ticket: Ticket | None = None
+    early: EarlyCall | None = None
     try:
         working, emulated_as = original, None
         if gw.config.compat.enabled and not caller.team.strict:
@@ -199,20 +202,61 @@ async def serve_chat(
             exchange_of(request.scope).patches = adapted.patches
             gw.after_response(gw.metrics.count_patches, model_label, adapted.patches)
         if gw.config.admission.enabled:
-            ticket = await admit_chat(gw, caller, payload, model_label, model)
+            if emulated_as is None:
+                early = EarlyCall(gw, request, model_label, body)
+            ticket = await admit_chat(
+                gw, caller, payload, model_label, model, early.sent if early is not None else None
+            )
             exchange_of(request.scope).ticket = ticket
         if emulated_as is not None and adapted is not None:
             return await answer_emulated(gw, request, payload, adapted, emulated_as, ticket)
+        prepared = early.call if early is not None else None
         if adapted is not None and adapted.fake_stream:
-            return await fake_streamed(gw, request, body, adapted, ticket)
+            return await fake_streamed(gw, request, body, adapted, ticket, prepared=prepared)
         return await forward(
             gw, request, "/chat/completions", body, stream=stream, ticket=ticket, strip_usage=strip_usage, adapted=adapted,
+            prepared=prepared,
         )  # fmt: skip
     except GatewayError as exc:
         if ticket is not None:
             _release_for(exc, ticket)
             exc.headers.update(ticket.headers)
         raise
+    finally:
+        if early is not None and early.call is not None:
+            early.call.cancel()  # refused or failed before the call took it (else: nothing)
+
+
+class EarlyCall:
+    """A chat call's first upstream try, made ready while its admission is in flight and
+    written the moment an admitting reply arrives, before the request's task resumes: the
+    reply's decoding, the ticket and the send path (about 50 µs at c=1) then overlap the
+    upstream's work instead of preceding it. Refused, failed or replayed admissions write
+    nothing; without the pipelined Redis client, or without an idle upstream connection, the
+    call is sent the usual way after the admission."""
+
+    __slots__ = ("_body", "_gw", "_label", "_request", "call")
+
+    def __init__(self, gw: Gateway, request: Request, label: str, body: bytes) -> None:
+        self._gw = gw
+        self._request = request
+        self._label = label
+        self._body = body
+        self.call: PreparedCall | None = None
+
+    def sent(self, reply: asyncio.Future[Any]) -> None:
+        """The admission is on its way (`Admission.admit`'s `sent`): get ready meanwhile."""
+        request = self._request
+        self.call = self._gw.dispatch.prepare(
+            self._label, "POST", "/chat/completions", request.scope["query_string"],
+            self._gw.upstream_headers(request.scope["headers"]), self._body,
+        )  # fmt: skip
+        if self.call is not None:
+            reply.add_done_callback(self._on_reply)
+
+    def _on_reply(self, reply: asyncio.Future[Any]) -> None:
+        if self.call is not None and admitted(reply):
+            self.call.fire()
 
 
 def adapt(gw: Gateway, payload: dict[str, Any], caps: Capabilities) -> compat.Adapted | None:
@@ -236,7 +280,12 @@ def adapt(gw: Gateway, payload: dict[str, Any], caps: Capabilities) -> compat.Ad
 
 
 async def admit_chat(
-    gw: Gateway, caller: Caller, payload: dict[str, Any], model_label: str, model: ModelConfig
+    gw: Gateway,
+    caller: Caller,
+    payload: dict[str, Any],
+    model_label: str,
+    model: ModelConfig,
+    sent: Callable[[asyncio.Future[Any]], None] | None = None,
 ) -> Ticket:
     messages = payload.get("messages")
     prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
@@ -250,12 +299,18 @@ async def admit_chat(
             gw.new_hold_id(), prompt + est_completion, worst_case_micros(model.price, prompt, cap)
         )
     )
-    return await _admit(gw, plan, model.price, prompt)
+    return await _admit(gw, plan, model.price, prompt, sent)
 
 
-async def _admit(gw: Gateway, plan: limits.Plan, price: Price | None, prompt: int) -> Ticket:
+async def _admit(
+    gw: Gateway,
+    plan: limits.Plan,
+    price: Price | None,
+    prompt: int,
+    sent: Callable[[asyncio.Future[Any]], None] | None = None,
+) -> Ticket:
     gw.idle_soon()  # runs after the admit is written (see ScriptClient), during the round trip
-    decision = await gw.admission.admit(plan)
+    decision = await gw.admission.admit(plan, sent)
     if not decision.admitted:
         by = decision.refused_by
         kind = (
@@ -356,21 +411,19 @@ async def forward(
     ticket: Ticket | None = None,
     strip_usage: bool = False,
     adapted: compat.Adapted | None = None,
+    prepared: PreparedCall | None = None,
 ) -> Response:
-    """Send upstream and relay the answer. `stream=None` means: decide from the response."""
-    headers = upstream_request_headers(
-        request.scope["headers"],
-        gw.upstream_key,
-        gw.config.upstream.organization,
-        gw.config.upstream.project,
-        gw.extra_forward_prefixes,
-    )
+    """Send upstream and relay the answer. `stream=None` means: decide from the response;
+    `prepared` is the first try (see `EarlyCall`)."""
+    headers = gw.upstream_headers(request.scope["headers"])
     if ticket is not None and gw.loop is not None:
         gw.loop.call_soon(ticket.prepare_headers)  # runs once the request is written, meanwhile
     sent = time.perf_counter()
     async with cancel_on_disconnect(request.receive, gw.loop):
         try:
-            resp = await send_upstream(gw, request, path, headers, body, buffer=stream is False)
+            resp = await send_upstream(
+                gw, request, path, headers, body, buffer=stream is False, prepared=prepared
+            )
         except GatewayError as exc:
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             raise

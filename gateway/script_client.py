@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import unquote, urlparse
 
@@ -161,11 +162,24 @@ class ScriptClient:
         conn.outgoing.append(command)
         return waiter
 
-    async def evalsha(self, sha: str, script: str, keys: list[str], args: list[Any]) -> Any:
+    async def evalsha(
+        self,
+        sha: str,
+        script: str,
+        keys: list[str],
+        args: list[Any],
+        sent: Callable[[asyncio.Future[Any]], None] | None = None,
+    ) -> Any:
+        """EVALSHA, and its reply. `sent` is called with the reply's future once the command is
+        written and before it is awaited: what it does meanwhile overlaps the round trip, and
+        a callback it adds to the future runs before this coroutine resumes."""
         conn = await self._connection()
         parts: list[bytes | str | int] = ["EVALSHA", sha, len(keys), *keys, *args]
         try:
-            return await self._timed(conn, self._call(conn, encode(*parts)))
+            waiter = self._call(conn, encode(*parts))
+            if sent is not None:
+                sent(waiter)
+            return await self._timed(conn, waiter)
         except NoScriptError:
             # A restarted or flushed Redis lost the script: EVAL runs it and caches it again.
             parts[0:2] = ["EVAL", script]

@@ -9,7 +9,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from gateway.admission import Admission
 from gateway.compat import LearnedCapabilities
 from gateway.config import Config, ModelConfig
 from gateway.dispatch import Dispatcher, Target
+from gateway.headers import upstream_request_headers
 from gateway.limits import PlanShapes
 from gateway.metrics import Metrics
 from gateway.observe import AccessLog
@@ -98,6 +99,16 @@ class Gateway:
                 callback(*args)
             except Exception:  # one failure must not cost the rest their charge or log line
                 log.exception("after-response work failed: %r", callback)
+
+    def upstream_headers(self, client: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+        """Headers for an upstream call, from the client's raw ASGI headers."""
+        return upstream_request_headers(
+            client,
+            self.upstream_key,
+            self.config.upstream.organization,
+            self.config.upstream.project,
+            self.extra_forward_prefixes,
+        )
 
     def new_hold_id(self) -> str:
         return f"{self.hold_prefix}{next(self.hold_counter):x}"

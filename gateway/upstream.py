@@ -47,11 +47,32 @@ class UpstreamResponse(Protocol):
         ...
 
 
+class PreparedRequest(Protocol):
+    """A request made ready to send, written by `fire()` (see `Upstream.prepare`)."""
+
+    def fire(self) -> None: ...
+
+    async def result(self) -> UpstreamResponse:
+        """Write the request if `fire()` has not, and wait for the answer's headers."""
+        ...
+
+    def cancel(self) -> bool:
+        """Not wanted after all: False if `result()` had taken it already."""
+        ...
+
+
 class Upstream(Protocol):
     async def send(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
     ) -> UpstreamResponse:
         """Send a request; `path` is relative to the upstream base URL (e.g. `/chat/completions`)."""
+        ...
+
+    def prepare(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> PreparedRequest | None:
+        """The request ready to be written later by `fire()`, without waiting for anything; None
+        when that cannot be had at once (the caller uses `send`)."""
         ...
 
     def ready(self) -> bool: ...
@@ -128,6 +149,11 @@ class ASGIUpstream:
         self._app = app
         self._prefix = prefix
         self._read_timeout = read_timeout_s
+
+    def prepare(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> PreparedRequest | None:
+        return None  # in-process: nothing to make ready ahead
 
     async def send(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes

@@ -485,3 +485,65 @@ async def test_a_call_leaves_no_reference_cycle() -> None:
             gc.enable()
         await upstream.close()
     assert left == []
+
+
+async def test_a_prepared_request_is_written_only_when_fired() -> None:
+    server = Raw(lambda r, w: asyncio.sleep(0))
+    server.handler = await keep_alive_ok(server)
+    async with server:
+        upstream = server.upstream()
+        assert upstream.prepare("POST", "/chat/completions", b"", {}, b"{}") is None  # none idle
+        assert await fetch(upstream) == (200, b"{}")
+        prepared = upstream.prepare("POST", "/chat/completions", b"", {}, b"{}")
+        assert prepared is not None
+        await asyncio.sleep(0.05)
+        assert len(server.requests) == 1  # made ready, not written
+        prepared.fire()
+        prepared.fire()  # once only
+        await asyncio.sleep(0.05)
+        assert len(server.requests) == 2 and server.requests[1].startswith(b"POST /v1/chat")
+        resp = await prepared.result()
+        assert resp.status == 200 and await resp.read() == b"{}"
+        await resp.close()
+        assert not prepared.cancel()  # taken: nothing to undo
+        with pytest.raises(RuntimeError):
+            await prepared.result()
+        assert server.connections == 1
+        await upstream.close()
+
+
+async def test_a_cancelled_unwritten_request_leaves_its_connection_as_it_was() -> None:
+    server = Raw(lambda r, w: asyncio.sleep(0))
+    server.handler = await keep_alive_ok(server)
+    async with server:
+        upstream = server.upstream()
+        assert await fetch(upstream) == (200, b"{}")
+        prepared = upstream.prepare("POST", "/chat/completions", b"", {}, b"{}")
+        assert prepared is not None
+        assert prepared.cancel() and not prepared.cancel()
+        prepared.fire()  # too late: cancelled
+        assert await fetch(upstream) == (200, b"{}")  # on the same connection, still in sync
+        assert server.connections == 1 and len(server.requests) == 2
+        assert all(r.startswith(b"GET /v1/models") for r in server.requests)
+        await upstream.close()
+
+
+async def test_a_cancelled_written_request_drops_its_connection() -> None:
+    # Its answer would arrive on that connection: it must not serve the next request.
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await server.read_request(reader)
+            await asyncio.sleep(0.05)
+            writer.write(OK)
+
+    server = Raw(slow)
+    async with server:
+        upstream = server.upstream()
+        assert await fetch(upstream) == (200, b"{}")
+        prepared = upstream.prepare("POST", "/chat/completions", b"", {}, b"{}")
+        assert prepared is not None
+        prepared.fire()
+        assert prepared.cancel()
+        assert await fetch(upstream) == (200, b"{}")
+        assert server.connections == 2
+        await upstream.close()

@@ -104,6 +104,27 @@ def test_rate_limit_refusal_is_openais_429_with_headers(gateway: ServerThread) -
         client.embeddings.create(model="text-embedding-3-small", input="x")
 
 
+def test_a_refused_request_never_reaches_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    # Admitted calls are made ready on an idle upstream connection while Redis decides, and
+    # written the moment it admits: a refusal must write nothing, and leave that connection
+    # fit for the next call.
+    marker = f"refusal probe {time.time_ns()}"
+    messages = [{"role": "user", "content": marker}]
+    client = sdk(gateway, "busy")
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
+    for _ in range(3):
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
+    answer = sdk(gateway, "metered").chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
+    assert answer.choices[0].message.content
+    log = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    seen = [r for r in log if marker in str((r.get("body") or {}).get("messages"))]
+    assert len(seen) == 3  # busy's two admitted calls and metered's one
+
+
 def test_budget_refusal_is_insufficient_quota_and_the_sdk_does_not_retry(
     gateway: ServerThread,
 ) -> None:
