@@ -215,7 +215,7 @@ async def serve_chat(
             return await fake_streamed(gw, request, body, adapted, ticket, prepared=prepared)
         return await forward(
             gw, request, "/chat/completions", body, stream=stream, ticket=ticket, strip_usage=strip_usage, adapted=adapted,
-            prepared=prepared,
+            prepared=prepared, headers=early.headers if early is not None else None,
         )  # fmt: skip
     except GatewayError as exc:
         if ticket is not None:
@@ -235,7 +235,7 @@ class EarlyCall:
     nothing; without the pipelined Redis client, or without an idle upstream connection, the
     call is sent the usual way after the admission."""
 
-    __slots__ = ("_body", "_gw", "_label", "_request", "call")
+    __slots__ = ("_body", "_gw", "_label", "_request", "call", "headers")
 
     def __init__(self, gw: Gateway, request: Request, label: str, body: bytes) -> None:
         self._gw = gw
@@ -243,13 +243,15 @@ class EarlyCall:
         self._label = label
         self._body = body
         self.call: PreparedCall | None = None
+        self.headers: dict[str, str] | None = None  # the upstream headers, once made
 
     def sent(self, reply: asyncio.Future[Any]) -> None:
         """The admission is on its way (`Admission.admit`'s `sent`): get ready meanwhile."""
-        request = self._request
+        scope = self._request.scope
+        self.headers = self._gw.upstream_headers(scope["headers"])
         self.call = self._gw.dispatch.prepare(
-            self._label, "POST", "/chat/completions", request.scope["query_string"],
-            self._gw.upstream_headers(request.scope["headers"]), self._body,
+            self._label, "POST", "/chat/completions", scope["query_string"], self.headers,
+            self._body,
         )  # fmt: skip
         if self.call is not None:
             reply.add_done_callback(self._on_reply)
@@ -412,10 +414,12 @@ async def forward(
     strip_usage: bool = False,
     adapted: compat.Adapted | None = None,
     prepared: PreparedCall | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """Send upstream and relay the answer. `stream=None` means: decide from the response;
-    `prepared` is the first try (see `EarlyCall`)."""
-    headers = gw.upstream_headers(request.scope["headers"])
+    `prepared` is the first try (see `EarlyCall`), `headers` the upstream headers if made."""
+    if headers is None:
+        headers = gw.upstream_headers(request.scope["headers"])
     if ticket is not None and gw.loop is not None:
         gw.loop.call_soon(ticket.prepare_headers)  # runs once the request is written, meanwhile
     sent = time.perf_counter()
