@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -26,7 +26,7 @@ from gateway.headers import go_duration
 from gateway.limits import REQUESTS, TOKENS, Bucket, Plan, WeeklyCap, tag
 from gateway.metrics import Metrics
 from gateway.pricing import Usage, cost_micros
-from gateway.script_client import ScriptClient
+from gateway.script_client import OnSent, ScriptClient
 
 log = logging.getLogger("gateway.admission")
 PERIOD_MS = 60_000
@@ -92,12 +92,9 @@ class Admission:
         # Every admission refreshes it for free; routing's budget step-down reads it.
         self._spent: dict[str, tuple[int, float]] = {}
 
-    async def admit(
-        self, plan: Plan, sent: Callable[[asyncio.Future[Any]], None] | None = None
-    ) -> Decision:
-        """Admit or refuse `plan`. On the pipelined client, `sent` is called with the raw reply's
-        future as soon as the admission is written (see `ScriptClient.evalsha`; `admitted`
-        reads that reply); on redis-py it is not called."""
+    async def admit(self, plan: Plan, sent: OnSent | None = None) -> Decision:
+        """Admit or refuse `plan`. `sent` gets the raw reply's future as soon as the admission
+        leaves, on the pipelined client only (`ScriptClient.evalsha`; `admitted` reads it)."""
         keys = [plan.tag, *(b.key for b in plan.buckets), *(w.prefix for w in plan.weekly)]
         args: list[Any] = [
             "admit",
@@ -139,12 +136,7 @@ class Admission:
         self._spent[plan.team] = (decision.spend, time.monotonic())
         return decision
 
-    async def _run(
-        self,
-        keys: list[str],
-        args: list[Any],
-        sent: Callable[[asyncio.Future[Any]], None] | None = None,
-    ) -> Any:
+    async def _run(self, keys: list[str], args: list[Any], sent: OnSent | None = None) -> Any:
         if self._fast is not None:
             # One pipelined connection: no pool to run out of, so no slot to wait for.
             return await self._fast.evalsha(self._script.sha, self._source, keys, args, sent)

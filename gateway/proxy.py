@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from gateway.patched_answers import (
 )
 from gateway.pricing import worst_case_micros
 from gateway.routing import Routed, choose, route_headers
+from gateway.script_client import OnSent
 from gateway.state import Gateway
 from gateway.streaming import StreamResponse, cancel_on_disconnect
 from gateway.upstream import UpstreamResponse
@@ -233,7 +234,9 @@ class EarlyCall:
     reply's decoding, the ticket and the send path (about 50 µs at c=1) then overlap the
     upstream's work instead of preceding it. Refused, failed or replayed admissions write
     nothing; without the pipelined Redis client, or without an idle upstream connection, the
-    call is sent the usual way after the admission."""
+    call is sent the usual way after the admission. A request that fails between an admitting
+    reply and its call aborts the written call; its hold is charged when it expires, as any
+    hold never settled is."""
 
     __slots__ = ("_body", "_gw", "_label", "_request", "call", "headers")
 
@@ -287,7 +290,7 @@ async def admit_chat(
     payload: dict[str, Any],
     model_label: str,
     model: ModelConfig,
-    sent: Callable[[asyncio.Future[Any]], None] | None = None,
+    sent: OnSent | None = None,
 ) -> Ticket:
     messages = payload.get("messages")
     prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
@@ -309,7 +312,7 @@ async def _admit(
     plan: limits.Plan,
     price: Price | None,
     prompt: int,
-    sent: Callable[[asyncio.Future[Any]], None] | None = None,
+    sent: OnSent | None = None,
 ) -> Ticket:
     gw.idle_soon()  # runs after the admit is written (see ScriptClient), during the round trip
     decision = await gw.admission.admit(plan, sent)
