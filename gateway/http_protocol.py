@@ -16,17 +16,24 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class CorkedTransport:
-    """A transport whose writes are joined until the end of the current loop tick."""
+    """A transport whose writes are joined until the end of the current loop tick, until a
+    response's first bytes have left: a streamed response's later chunks come one per tick
+    and go straight out, without a loop callback each (`uncork` ends that at its end)."""
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_loop", "_pending", "_through", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] | None = None
+        self._through = False
 
     def write(self, data: bytes) -> None:
         if self._pending is None:
+            if self._through:
+                if not self._transport.is_closing():
+                    self._transport.write(data)
+                return
             self._pending = [data]
             self._loop.call_soon(self.flush)
         else:
@@ -34,8 +41,15 @@ class CorkedTransport:
 
     def flush(self) -> None:
         pending, self._pending = self._pending, None
-        if pending and not self._transport.is_closing():
-            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if pending:
+            self._through = True  # a response is under way: what follows is its stream
+            if not self._transport.is_closing():
+                self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def uncork(self) -> None:
+        """The response is complete: flush it, and cork the next one's writes again."""
+        self.flush()
+        self._through = False
 
     def close(self) -> None:
         self.flush()  # what was written goes before the close, as with a plain transport
@@ -57,5 +71,5 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         # A whole response leaves at once, not after what the rest of this tick runs (the
         # access log, metrics, charging the call): the client is waiting for it, they are not.
-        self.corked.flush()
+        self.corked.uncork()
         super().on_response_complete()

@@ -484,10 +484,20 @@ def test_corked_writes_keep_order_and_close_after_the_last_byte() -> None:
         assert raw.events == []  # held until the end of the tick
         await asyncio.sleep(0)
         assert raw.events == [b"HTTP/1.1 200 OK\r\n\r\nbody"]  # one write
+        corked.write(b"chunk")  # the response's stream: straight out, no callback
+        assert raw.events[-1] == b"chunk"
+        corked.uncork()  # the response is complete: the next one is corked again
+        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        assert raw.events[-1] == b"chunk"
         corked.write(b"last")
         corked.close()  # flushes first
         assert corked.get_extra_info("peername") == "info:peername"
         await asyncio.sleep(0)
         return raw.events
 
-    assert asyncio.run(run()) == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"last", "close"]
+    assert asyncio.run(run()) == [
+        b"HTTP/1.1 200 OK\r\n\r\nbody",
+        b"chunk",
+        b"HTTP/1.1 200 OK\r\n\r\nlast",
+        "close",
+    ]
