@@ -2,9 +2,10 @@
 
 uvicorn writes a response's status line and headers, then its body, as separate socket writes;
 on this machine a loopback write costs several microseconds of system time, and every proxied
-response paid for two. Here writes made in the same tick (a whole non-streamed response, or
-chunks that arrive together) leave in one write at the end of the tick: the same bytes, in the
-same order, no later than the tick in which they were written.
+response paid for two. Here a response's writes made in the same tick (a whole non-streamed
+response, or a stream's headers and first chunk) leave in one write at the end of the tick:
+the same bytes, in the same order, no later than the tick in which they were written. A
+stream's later chunks come one per tick and go straight out.
 """
 
 from __future__ import annotations
