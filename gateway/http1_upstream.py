@@ -211,8 +211,8 @@ class _Response:
 
     def _check_timeout(self, armed_for: float) -> None:
         self._timer = None
-        if self._waiter is None or self._released:
-            return  # not waiting: the next wait arms it again
+        if self._waiter is None:
+            return  # not waiting: the next wait arms it again (`release` cancels it)
         if armed_for >= self._wait_until:
             self._expire(self._wait_limit)
         else:  # armed by an earlier wait: this one has longer
@@ -329,7 +329,7 @@ class Prepared:
         response = self._response
         assert response is not None
         pool = self._pool
-        first_byte = min(pool._first_byte_timeout, pool.total_timeout)
+        first_byte = min(pool.first_byte_timeout, pool.total_timeout)
         try:
             while not response.status and response.error is None:
                 await response.wait(first_byte, first_byte)
@@ -371,7 +371,7 @@ class Http1Upstream:
         self._base_path = url.path
         self._limit = config.pool_size
         self._connect_timeout = config.connect_timeout_s
-        self._first_byte_timeout = config.first_byte_timeout_s
+        self.first_byte_timeout = config.first_byte_timeout_s
         self.read_timeout = config.read_timeout_s
         self.total_timeout = config.total_timeout_s
         self._idle: list[_Connection] = []

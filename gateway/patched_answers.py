@@ -150,15 +150,17 @@ async def fake_streamed(
     ticket: Ticket | None,
     call: Coroutine[Any, Any, tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None,
     prepared: PreparedCall | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """Stream an answer from a model that cannot: one upstream call (`call`, or a plain one whose
-    first try is `prepared`), then the real chunk format.
+    first try is `prepared`, with the upstream `headers` if made), then the real chunk format.
 
     An upstream error within `status_grace_s` keeps its status; after that the client has had
     a 200 and SSE comments (so proxies keep the connection open), and an error arrives in-stream.
     """
     if call is None:
-        headers = gw.upstream_headers(request.scope["headers"])
+        if headers is None:
+            headers = gw.upstream_headers(request.scope["headers"])
         call = _exchange(gw, request, body, headers, prepared)
     # The loop the gateway kept: each running-loop lookup is a getpid() on Python 3.11.
     task = (gw.loop or asyncio.get_running_loop()).create_task(call)

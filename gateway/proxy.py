@@ -211,12 +211,14 @@ async def serve_chat(
             exchange_of(request.scope).ticket = ticket
         if emulated_as is not None and adapted is not None:
             return await answer_emulated(gw, request, payload, adapted, emulated_as, ticket)
-        prepared = early.call if early is not None else None
+        prepared, headers = (early.call, early.headers) if early is not None else (None, None)
         if adapted is not None and adapted.fake_stream:
-            return await fake_streamed(gw, request, body, adapted, ticket, prepared=prepared)
+            return await fake_streamed(
+                gw, request, body, adapted, ticket, prepared=prepared, headers=headers
+            )
         return await forward(
             gw, request, "/chat/completions", body, stream=stream, ticket=ticket, strip_usage=strip_usage, adapted=adapted,
-            prepared=prepared, headers=early.headers if early is not None else None,
+            prepared=prepared, headers=headers,
         )  # fmt: skip
     except GatewayError as exc:
         if ticket is not None:
