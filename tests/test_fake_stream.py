@@ -241,6 +241,9 @@ def test_matches_the_simulated_upstream_stream_of_the_same_answer(
 )
 @example(["Then a short test follows.", None], None, True, False)
 @example(["\x00o1gw\x00 in the answer itself"], "no", False, False)
+@example(["a NUL \x00 and \\u0000 typed out, a \\\\u0000 too"], None, False, False)
+@example(["words then a path C:\\u0000x"], "\\u0000", True, False)
+@example(["a " + "y" * 40 + ' long word, then "quotes" and\nlines'], None, False, False)
 def test_encode_completion_is_the_same_bytes_as_encoding_the_chunks(
     contents: list[str | None], refusal: str | None, include_usage: bool, with_tool: bool
 ) -> None:
