@@ -158,9 +158,9 @@ def _spliced(head: bytes, tail: bytes, text: str) -> bytes:
 
     The pieces are serialized as one string with NULs between them, which orjson writes as
     `\\u0000`; each of those is then replaced by the bytes between two pieces. One call into
-    orjson instead of one per word (a third of the cost). It needs a text in which `\\u0000`
-    can only be a joint: one without NUL, or a backslash before "u0000" (an escaped backslash
-    would make one).
+    orjson instead of one per word: 17 -> 13.5 us for a 106-word answer. It needs a text in
+    which `\\u0000` can only be a joint: one with neither a NUL nor a backslash before "u0000"
+    (an escaped backslash would make one).
     """
     if "\x00" in text or "\\u0000" in text:
         return b"".join(head + orjson.dumps(piece) + tail for piece in pieces(text))
