@@ -1450,7 +1450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return connections == 1 or drain(target, DRAIN_S)
 
                 def run_interleaved(targets: list[Target], scenario: Scenario) -> None:
-                    """Concurrency 1: the targets take turns in short slices, in a rotating order.
+                    """Concurrency 1: the targets take turns in short slices, in a rotating order;
+                    the first is the baseline each round's added p50 is measured against.
                     The host's speed drifts by up to 20% over minutes, and an added latency is the
                     difference of two medians: measured minutes apart, the drift would be in it."""
                     rounds = INTERLEAVE_ROUNDS
@@ -1462,10 +1463,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                             slices[target.name].append(
                                 measure_on(target, scenario, 1, warmup, piece)
                             )
-                    base = slices[targets[0].name]
+                    baseline = targets[0]
+                    base = slices[baseline.name]
                     for target in targets:
                         cell = merge_slices(slices[target.name])
-                        if target is not targets[0]:
+                        if target is not baseline:
                             cell.round_added_p50_ms = tuple(
                                 mine.load.p50_ms - theirs.load.p50_ms
                                 for mine, theirs in zip(slices[target.name], base, strict=True)
