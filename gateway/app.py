@@ -16,18 +16,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import errors, proxy, routing
-from gateway.admin import admin_routes
+from gateway.admin.api import admin_routes
+from gateway.admission.plan import team_budget
 from gateway.config import Config
-from gateway.errors import GatewayError
-from gateway.headers import new_request_id
-from gateway.intake import gateway_of
-from gateway.limits import team_budget
-from gateway.metrics import TeamBudget
-from gateway.observe import SCOPE_KEY, Observe
-from gateway.shortcut import ErrorHandler, Shortcut
-from gateway.state import open_gateway
-from gateway.store import is_ready
+from gateway.endpoints import chat
+from gateway.observability.metrics import TeamBudget
+from gateway.routing import aliases
+from gateway.runtime.gateway import open_gateway
+from gateway.runtime.redis_connection import is_ready
+from gateway.server.fast_path import ErrorHandler, Shortcut
+from gateway.server.intake import gateway_of
+from gateway.server.recording import SCOPE_KEY, Observe
+from gateway.wire import errors
+from gateway.wire.errors import GatewayError
+from gateway.wire.headers import new_request_id
 
 log = logging.getLogger("gateway")
 
@@ -46,12 +48,12 @@ def create_app(config: Config) -> Starlette:
             await gateway.close()
 
     routes = [
-        Route("/v1/chat/completions", proxy.chat_completions, methods=["POST"]),
-        Route("/v1/models", proxy.list_models, methods=["GET"]),
-        Route("/v1/route", routing.route_endpoint, methods=["POST"]),
-        Route("/v1/models/{model:path}", proxy.get_model, methods=["GET"]),
+        Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/models", chat.list_models, methods=["GET"]),
+        Route("/v1/route", aliases.route_endpoint, methods=["POST"]),
+        Route("/v1/models/{model:path}", chat.get_model, methods=["GET"]),
         *admin_routes(),
-        Route("/v1/{path:path}", proxy.passthrough, methods=ALL_METHODS),
+        Route("/v1/{path:path}", chat.passthrough, methods=ALL_METHODS),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -66,11 +68,11 @@ def create_app(config: Config) -> Starlette:
         # Starlette's own rule: the nearest class in the exception's MRO.
         return next(handlers[c] for c in type(exc).__mro__ if c in handlers)
 
-    chat = ("/v1/chat/completions", "POST", proxy.chat_completions, handler_for)
+    fast_chat = ("/v1/chat/completions", "POST", chat.chat_completions, handler_for)
     return Starlette(
         routes=routes,
         # Outermost first; Starlette adds its error and exception middleware around/inside these.
-        middleware=[Middleware(Observe), Middleware(Shortcut, *chat)],
+        middleware=[Middleware(Observe), Middleware(Shortcut, *fast_chat)],
         lifespan=lifespan,
         exception_handlers=handlers,
     )

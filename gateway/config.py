@@ -17,7 +17,7 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
-from gateway.router import Policy
+from gateway.routing.heuristic import Policy
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from gateway.config import Config, SimulatorConfig, load_config
-from gateway.http_protocol import CorkedHttpToolsProtocol
+from gateway.server.protocol import CorkedHttpToolsProtocol
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_KEY = "sk-simulated-upstream"

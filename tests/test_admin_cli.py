@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from gateway.admin_cli import money, table
-from gateway.cli import main
+from gateway.cli.admin import money, table
+from gateway.cli.main import main
 from tests.conftest import GatewayFactory, ServerThread, free_port
 
 ADMIN_KEY = "adm-cli-key"

@@ -17,7 +17,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from gateway.openapi import admin_openapi
+from gateway.admin.openapi import admin_openapi
 from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread, base_config
 
 ADMIN_KEY = "adm-0123456789"
@@ -67,7 +67,7 @@ def test_the_description_is_valid_openapi_3_1() -> None:
 
 
 def test_every_admin_route_is_described() -> None:
-    from gateway.admin import admin_routes
+    from gateway.admin.api import admin_routes
 
     (mount,) = admin_routes()
     router = mount.app.app  # type: ignore[attr-defined]  # the Router inside AdminGuard

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from gateway.admission import BUDGET, Admission, decode_admit, ratelimit_headers, refusal
+from gateway.admission.plan import REQUESTS, RPM, TOKENS, TPM, Bucket, Plan, WeeklyCap, tag
+from gateway.admission.pricing import Usage
+from gateway.admission.redis_side import BUDGET, Admission, decode_admit, ratelimit_headers, refusal
 from gateway.config import AdmissionConfig, Limits, ModelLimits, RedisConfig
-from gateway.limits import REQUESTS, RPM, TOKENS, TPM, Bucket, Plan, WeeklyCap, tag
-from gateway.pricing import Usage
-from gateway.store import open_redis
+from gateway.runtime.redis_connection import open_redis
 
-LUA = Path(__file__).resolve().parent.parent.joinpath("gateway", "admission.lua").read_text()
+LUA = Path(__file__).resolve().parent.parent.joinpath("gateway", "admission", "admission.lua").read_text()
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()

@@ -21,11 +21,11 @@ import pytest
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
-from gateway.admission import BUDGET, Admission
+from gateway.admission.plan import tag
+from gateway.admission.pricing import Usage
+from gateway.admission.redis_side import BUDGET, Admission
 from gateway.config import AdmissionConfig, RedisConfig
-from gateway.limits import tag
-from gateway.pricing import Usage
-from gateway.store import open_redis
+from gateway.runtime.redis_connection import open_redis
 from tests.conftest import free_port
 from tests.test_admission import LUA, make_plan
 

@@ -17,12 +17,12 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from gateway.admission import Admission
+from gateway.admission.plan import tag
+from gateway.admission.pricing import Usage
+from gateway.admission.redis_side import Admission
 from gateway.config import AdmissionConfig, RedisConfig
-from gateway.errors import GatewayError
-from gateway.limits import tag
-from gateway.pricing import Usage
-from gateway.store import open_redis
+from gateway.runtime.redis_connection import open_redis
+from gateway.wire.errors import GatewayError
 from tests.admission_model import DAY_MS, month_of
 from tests.conftest import ROOT
 from tests.test_admission import LUA, make_plan
@@ -141,9 +141,9 @@ async def test_an_admit_retried_after_a_timeout_reserves_once(
 GATEWAY = textwrap.dedent(
     """
     import asyncio, json, sys, time
-    from gateway.admission import Admission
+    from gateway.admission.redis_side import Admission
     from gateway.config import AdmissionConfig, RedisConfig
-    from gateway.store import open_redis
+    from gateway.runtime.redis_connection import open_redis
     from tests.test_admission import make_plan
 
     async def admit():

@@ -21,7 +21,7 @@ import redis
 from hypothesis import HealthCheck, Phase, event, find, given, settings
 from hypothesis import strategies as st
 
-from gateway.limits import tag
+from gateway.admission.plan import tag
 from tests.admission_model import (
     DAY_MS,
     AdmissionModel,
@@ -34,7 +34,7 @@ from tests.admission_model import (
     week_of,
 )
 
-LUA = Path(__file__).resolve().parent.parent.joinpath("gateway", "admission.lua").read_text()
+LUA = Path(__file__).resolve().parent.parent.joinpath("gateway", "admission", "admission.lua").read_text()
 TEAMS = ("a", "b")
 MODELS = ("m1", "m2")
 # Buckets expire 1 s (real time) after they would be full; the model has no real-time clock, so an

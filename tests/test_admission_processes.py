@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import redis
 
-from gateway.admission import BUDGET, Admission
+from gateway.admission.plan import tag
+from gateway.admission.pricing import Usage
+from gateway.admission.redis_side import BUDGET, Admission
 from gateway.config import AdmissionConfig, RedisConfig
-from gateway.limits import tag
-from gateway.pricing import Usage
-from gateway.store import open_redis
+from gateway.runtime.redis_connection import open_redis
 from tests.admission_model import month_of
 from tests.test_admission import make_plan
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 
-from gateway.auth import bearer_token, key_digest
+from gateway.teams.credentials import bearer_token, key_digest
 
 
 def test_bearer_token_parsing() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.compat import (
+from gateway.compat.patches import (
     Adapted,
     LearnedCapabilities,
     adapt_request,

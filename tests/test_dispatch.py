@@ -236,9 +236,9 @@ class _Preparing:
 
 
 def dispatcher_on(upstream: _Preparing) -> tuple[Any, Any]:
-    from gateway.dispatch import Dispatcher, Target
-    from gateway.metrics import Metrics
-    from gateway.resilience import Breaker, RetryPolicy
+    from gateway.observability.metrics import Metrics
+    from gateway.upstream.dispatch import Dispatcher, Target
+    from gateway.upstream.resilience import Breaker, RetryPolicy
 
     target = Target("only", upstream, "sk-deployment", Breaker())  # type: ignore[arg-type]
 

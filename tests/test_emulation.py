@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion
 
-from gateway.config import Capabilities
-from gateway.emulation import (
+from gateway.compat.emulation import (
     Emulation,
     EmulationError,
     Parsed,
@@ -21,6 +20,7 @@ from gateway.emulation import (
     parse_answer,
     repair_messages,
 )
+from gateway.config import Capabilities
 
 O1 = Capabilities(
     system_messages=False,

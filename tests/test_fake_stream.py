@@ -7,8 +7,9 @@ import orjson
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gateway import fake_stream, sse
+from gateway.compat import fake_stream
 from gateway.simulator import answers, rules
+from gateway.wire import sse
 
 USAGE = {
     "prompt_tokens": 12,

@@ -38,10 +38,10 @@ import orjson
 import pytest
 import redis
 
-from gateway import tokens
+from gateway.admission.pricing import Usage, cost_micros, usage_from
 from gateway.config import Config, SimulatorConfig
-from gateway.pricing import Usage, cost_micros, usage_from
 from gateway.simulator import create_simulator
+from gateway.wire import tokens
 from tests.conftest import (
     CLIENT_KEY,
     SIM_KEY,

@@ -18,10 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import compat, emulation, router, tokens
+from gateway.compat import emulation, patches
 from gateway.config import Capabilities, ServerConfig, SimulatorConfig
-from gateway.errors import GatewayError
-from gateway.validation import check_chat
+from gateway.routing import heuristic
+from gateway.wire import tokens
+from gateway.wire.errors import GatewayError
+from gateway.wire.validation import check_chat
 from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread, base_config
 
 VALID: dict[str, Any] = {
@@ -265,8 +267,8 @@ def test_what_the_validator_accepts_the_later_layers_can_handle(payload: dict[st
     except GatewayError:
         return
     tokens.count_messages(payload["messages"])
-    router.route(payload["messages"])
+    heuristic.route(payload["messages"])
     for caps in CAPS:
         emulated, _ = emulation.emulate_request(payload, caps)
-        adapted = compat.adapt_request(emulated, caps)
+        adapted = patches.adapt_request(emulated, caps)
         orjson.dumps(adapted.payload)

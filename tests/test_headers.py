@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.headers import (
+from gateway.wire.headers import (
     client_response_headers,
     encoded,
     go_duration,

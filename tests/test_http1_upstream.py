@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import UpstreamConfig
-from gateway.errors import GatewayError
-from gateway.http1_upstream import HIGH_WATER, Http1Upstream
+from gateway.upstream.http1_client import HIGH_WATER, Http1Upstream
+from gateway.wire.errors import GatewayError
 
 pytestmark = pytest.mark.anyio
 

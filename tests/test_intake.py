@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from gateway.errors import GatewayError
-from gateway.intake import read_body
+from gateway.server.intake import read_body
+from gateway.wire.errors import GatewayError
 
 
 def request_with(messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]]) -> Request:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from gateway.config import Limits, ModelLimits, Usd
-from gateway.limits import (
+from gateway.admission.plan import (
     REQUESTS,
     TOKENS,
     merge,
@@ -11,7 +10,8 @@ from gateway.limits import (
     team_budget,
     team_limits,
 )
-from gateway.teams import Key, Team
+from gateway.config import Limits, ModelLimits, Usd
+from gateway.teams.records import Key, Team
 from tests.conftest import base_config
 
 CONFIG = base_config(OPENAI_API_KEY="sk-x")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.metrics import Metrics, TeamBudget, patch_kind, route_reason
-from gateway.pricing import Usage
-from gateway.router import Decision
+from gateway.admission.pricing import Usage
+from gateway.observability.metrics import Metrics, TeamBudget, patch_kind, route_reason
+from gateway.routing.heuristic import Decision
 
 
 @pytest.mark.parametrize(

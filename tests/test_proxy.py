@@ -456,7 +456,7 @@ def test_the_upstream_accounts_own_endpoints_are_not_passed_through(
 
 
 def test_corked_writes_keep_order_and_close_after_the_last_byte() -> None:
-    from gateway.http_protocol import CorkedTransport
+    from gateway.server.protocol import CorkedTransport
 
     class Recorder:
         def __init__(self) -> None:

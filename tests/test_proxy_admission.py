@@ -16,8 +16,8 @@ import openai
 import pytest
 import redis
 
+from gateway.admission.pricing import Usage, cost_micros
 from gateway.config import Price
-from gateway.pricing import Usage, cost_micros
 from tests.conftest import (
     GatewayFactory,
     ServerThread,
@@ -173,7 +173,7 @@ def test_stream_is_charged_from_its_usage_chunk_which_the_caller_did_not_ask_for
     )  # type: ignore[arg-type]
     assert all(chunk.choices for chunk in chunks)  # no usage-only chunk: it was not asked for
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
-    from gateway import tokens
+    from gateway.wire import tokens
 
     prompt = tokens.count_messages(HELLO)
     expected = cost_micros(GPT_4O, Usage(prompt, tokens.count_text(text)))

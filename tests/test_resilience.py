@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.resilience import (
+from gateway.upstream.resilience import (
     CLOSED,
     HALF_OPEN,
     OPEN,

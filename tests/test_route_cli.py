@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import cli
+from gateway.cli import main
 from tests.conftest import ROOT
 
 DEV = ROOT.parent / "shared" / "routing" / "dev.jsonl"
@@ -44,7 +44,7 @@ def test_policy_choice_and_unknown_policy(monkeypatch: pytest.MonkeyPatch) -> No
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"prompt": "hello"}\n'))
-    assert cli.main(["route", "--policy", "auto-cheap"]) == 0
+    assert main.main(["route", "--policy", "auto-cheap"]) == 0
     assert json.loads(out.getvalue())["model"] == "gpt-4o"
     code, _, err = run(["--policy", "nope"], "")
     assert code == 2 and "unknown routing policy 'nope'" in err
@@ -78,11 +78,11 @@ def test_held_out_prompts_written_apart_from_the_router() -> None:
     # Written by someone who never read the router's rules: a guard against fitting dev.jsonl.
     import orjson
 
-    from gateway import route_eval, router
+    from gateway.routing import evaluation, heuristic
 
     rows = [orjson.loads(line) for line in HOLDOUT.read_text().splitlines() if line.strip()]
-    routed = [router.route_text(row["prompt"]).model for row in rows]
-    report = route_eval.evaluate(rows, routed)
+    routed = [heuristic.route_text(row["prompt"]).model for row in rows]
+    report = evaluation.evaluate(rows, routed)
     assert report.accuracy >= 0.90
     for name in report.classes:
         assert report.class_accuracy(name) >= 0.80, name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.route_eval import evaluate, render
+from gateway.routing.evaluation import evaluate, render
 
 GENERAL = {"class": "general", "preferred": "gpt-4o", "acceptable": ["gpt-4o"]}
 STEM = {"class": "stem", "preferred": "o1-mini", "acceptable": ["gpt-4o", "o1-mini"]}

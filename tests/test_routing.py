@@ -173,7 +173,7 @@ def test_budget_step_down_on_real_redis(
 
 def test_policy_names_in_team_records_are_checked() -> None:
     from gateway.config import ConfigError
-    from gateway.teams import check_team, parse_team
+    from gateway.teams.records import check_team, parse_team
 
     config = base_config()
     team = parse_team({"name": "t", "tier": "tier-5", "routing_policy": "auto-best"})

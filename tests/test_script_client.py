@@ -15,7 +15,7 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
-from gateway.script_client import ScriptClient, encode
+from gateway.admission.script_pipeline import ScriptClient, encode
 from tests.conftest import start_redis_server
 
 pytestmark = pytest.mark.anyio

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gateway import proxy
+from gateway.endpoints import chat as proxy
 from tests.conftest import CLIENT_KEY, ServerThread
 
 AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}

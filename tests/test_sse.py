@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import orjson
 
-from gateway import sse
+from gateway.wire import sse
 
 
 def test_encode_is_one_data_event() -> None:

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from gateway import state
-from gateway.state import Gateway, open_gateway
+from gateway.runtime import gateway as state
+from gateway.runtime.gateway import Gateway, open_gateway
 from tests.conftest import base_config
 
 

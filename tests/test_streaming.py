@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import GatewayError
-from gateway.streaming import StreamResponse, cancel_on_disconnect
+from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
+from gateway.wire.errors import GatewayError
 
 
 @pytest.mark.anyio

@@ -16,11 +16,11 @@ import pytest
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.auth import key_digest
 from gateway.config import AdmissionConfig, Config, ConfigError, Limits, ModelLimits, Usd
-from gateway.errors import GatewayError
-from gateway.team_store import TeamStore
-from gateway.teams import Key, Team, merge_patch
+from gateway.teams.credentials import key_digest
+from gateway.teams.records import Key, Team, merge_patch
+from gateway.teams.store import TeamStore
+from gateway.wire.errors import GatewayError
 from tests.conftest import ROOT, base_config
 
 pytestmark = pytest.mark.anyio

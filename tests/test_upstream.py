@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.config import UpstreamConfig
-from gateway.errors import GatewayError
-from gateway.upstream import ASGIUpstream, Upstream, create_upstream
+from gateway.upstream.contract import ASGIUpstream, Upstream, create_upstream
+from gateway.wire.errors import GatewayError
 from tests.conftest import ServerThread, free_port
 
 pytestmark = pytest.mark.anyio

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from gateway.config import ServerConfig
-from gateway.errors import GatewayError
-from gateway.validation import check_chat
+from gateway.wire.errors import GatewayError
+from gateway.wire.validation import check_chat
 from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread, base_config
 
 LIMITS = ServerConfig()

@@ -20,7 +20,7 @@ import orjson
 
 from gateway.simulator.ids import tool_call_id
 from gateway.simulator.rules import ChatModel, requested_output
-from gateway.tokens import count_text
+from gateway.wire.tokens import count_text
 
 # Readable filler: every pick makes a grammatical sentence, so logs and demos look like answers.
 _OPENERS = (

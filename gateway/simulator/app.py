@@ -54,9 +54,7 @@ from typing import Any
 
 import orjson
 
-from gateway import sse
 from gateway.config import SimulatorConfig
-from gateway.headers import go_duration
 from gateway.simulator import embeddings, moderations
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import chunk_objects, completion_object, compose, prompt_seed
@@ -67,7 +65,9 @@ from gateway.simulator.openai_errors import SimError
 from gateway.simulator.prompt_cache import PromptCache, message_tokens
 from gateway.simulator.ratelimit import RateHeaders, RateWindow
 from gateway.simulator.rules import check, requested_output, resolve_chat_model
-from gateway.tokens import TOKENS_FOR_REPLY
+from gateway.wire import sse
+from gateway.wire.headers import go_duration
+from gateway.wire.tokens import TOKENS_FOR_REPLY
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

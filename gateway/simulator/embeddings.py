@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.openai_errors import SimError
-from gateway.tokens import count_text
+from gateway.wire.tokens import count_text
 
 # model -> (default dimensions, accepts the `dimensions` parameter)
 EMBEDDING_MODELS: dict[str, tuple[int, bool]] = {

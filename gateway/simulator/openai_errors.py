@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import error_body, mask_key
+from gateway.wire.errors import error_body, mask_key
 
 INVALID_REQUEST = "invalid_request_error"
 # OpenAI's 502 comes from its Cloudflare edge as HTML, not JSON: clients must cope with that.

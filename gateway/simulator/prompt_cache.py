@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from gateway.tokens import TOKENS_FOR_REPLY, count_messages
+from gateway.wire.tokens import TOKENS_FOR_REPLY, count_messages
 
 MIN_CACHED_TOKENS = 1024
 CACHE_STEP = 128

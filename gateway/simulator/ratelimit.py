@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gateway.headers import go_duration
+from gateway.wire.headers import go_duration
 
 WINDOW_S = 60.0
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.openai_errors import SimError
-from gateway.tokens import count_messages
+from gateway.wire.tokens import count_messages
 
 __all__ = [
     "CHAT_MODELS",

@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gateway.router import route_text  # noqa: E402
+from gateway.routing.heuristic import route_text  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "routing" / "dev.jsonl"
 

@@ -21,7 +21,7 @@ from gateway.simulator.answers import (
     word_deltas,
 )
 from gateway.simulator.rules import ChatModel, resolve_chat_model
-from gateway.tokens import count_messages, count_text
+from gateway.wire.tokens import count_messages, count_text
 
 HELLO = [{"role": "user", "content": "Say hello to the gateway."}]
 WEATHER_PARAMETERS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.simulator.prompt_cache import PromptCache, message_tokens, prefix_digests
-from gateway.tokens import count_messages
+from gateway.wire.tokens import count_messages
 
 LONG = {"role": "user", "content": "alpha " * 1500}
 OTHER_LONG = {"role": "user", "content": "beta " * 1500}

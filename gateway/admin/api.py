@@ -1,0 +1,284 @@
+"""The admin API under /admin: teams, their keys and their usage, for operators and the CLI.
+
+Authenticated with `Authorization: Bearer <server.admin_key>` (GATEWAY_ADMIN_KEY). Without an
+admin key configured the API does not exist: every /admin path answers 404, whatever the method.
+
+Money is a JSON number of USD with at most 6 decimals (exact micro-dollars); requests may also
+give it as a string ("12.50"). Teams show their own overrides (null: as the tier says) and,
+under `effective`, what applies once the tier is taken into account. Key objects never carry
+the secret; only the 201 answer of key creation has it, in `key`.
+
+    POST   /admin/teams                  {"name", "tier", "budget_usd"?, "limits"?, "models"?}
+    GET    /admin/teams
+    GET    /admin/teams/{name}
+    PATCH  /admin/teams/{name}           JSON merge patch: null resets a field to the tier's
+    DELETE /admin/teams/{name}           and its keys
+    POST   /admin/teams/{name}/keys      {"name"?, "limits"?, "expires_at"? (Unix seconds)}
+    GET    /admin/teams/{name}/keys
+    DELETE /admin/keys/{id}              revokes; every replica refuses it within cache_ttl_s
+    GET    /admin/teams/{name}/usage     this month's spend, remaining budget, counts by model
+    GET    /admin/openapi.json           this API as OpenAPI 3.1 (gateway.openapi)
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.admin.openapi import MAX_BUDGET_USD, admin_openapi
+from gateway.admission.plan import model_allowed, team_budget, team_limits
+from gateway.config import ConfigError, Limits, parse_section
+from gateway.server.intake import caller_token, gateway_of, json_problem
+from gateway.teams.records import (
+    Key,
+    Team,
+    invalid_value,
+    key_status,
+    limits_fields,
+    not_found,
+    parse_team,
+    team_fields,
+)
+from gateway.wire import errors
+from gateway.wire.errors import GatewayError
+
+KEY_FIELDS = ("name", "limits", "expires_at")
+
+
+def admin_routes() -> list[BaseRoute]:
+    routes = [
+        Route("/teams", list_teams, methods=["GET"]),
+        Route("/teams", create_team, methods=["POST"]),
+        Route("/teams/{name}", get_team, methods=["GET"]),
+        Route("/teams/{name}", update_team, methods=["PATCH"]),
+        Route("/teams/{name}", delete_team, methods=["DELETE"]),
+        Route("/teams/{name}/keys", list_keys, methods=["GET"]),
+        Route("/teams/{name}/keys", create_key, methods=["POST"]),
+        Route("/teams/{name}/usage", team_usage, methods=["GET"]),
+        Route("/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]
+    return [Mount("/admin", app=AdminGuard(Router(routes=routes)))]
+
+
+class AdminGuard:
+    """Checks the admin key before routing, so nothing under /admin shows without it: not even
+    which paths exist (a wrong method would otherwise say 405)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        server = gateway_of(request).config.server
+        expected = server.admin_key
+        if not expected:
+            raise errors.invalid_url(request.method, request.url.path)
+        token = caller_token(scope["headers"], server.max_header_bytes)
+        if not token:
+            raise GatewayError(
+                401,
+                "You didn't provide the admin key. Send it in an Authorization header using "
+                "Bearer auth (i.e. Authorization: Bearer $GATEWAY_ADMIN_KEY).",
+                code="missing_admin_key",
+            )
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            raise GatewayError(401, "Incorrect admin key provided.", code="invalid_admin_key")
+        try:
+            await self.app(scope, receive, send)
+        except (RedisError, OSError) as exc:
+            raise GatewayError(
+                503,
+                f"The gateway's store (Redis) cannot be reached: {type(exc).__name__}. "
+                "Please retry shortly.",
+                type_="server_error",
+                code="store_unavailable",
+            ) from exc
+
+
+# -- teams ----------------------------------------------------------------------------------------
+
+
+async def list_teams(request: Request) -> Response:
+    gw = gateway_of(request)
+    teams = await gw.teams.list_teams()
+    return json({"object": "list", "data": [team_view(request, t) for t in teams]})
+
+
+async def create_team(request: Request) -> Response:
+    gw = gateway_of(request)
+    body = await json_body(request)
+    check_budget(body)
+    try:
+        team = parse_team(body)
+    except ConfigError as exc:
+        raise invalid_value(exc) from exc
+    return json(team_view(request, await gw.teams.create_team(team)), 201)
+
+
+async def get_team(request: Request) -> Response:
+    return json(team_view(request, await find_team(request)))
+
+
+async def update_team(request: Request) -> Response:
+    gw = gateway_of(request)
+    patch = await json_body(request)
+    check_budget(patch)
+    team = await gw.teams.update_team(request.path_params["name"], patch)
+    return json(team_view(request, team))
+
+
+async def delete_team(request: Request) -> Response:
+    name = request.path_params["name"]
+    await gateway_of(request).teams.delete_team(name)
+    return json({"object": "team", "name": name, "deleted": True})
+
+
+async def team_usage(request: Request) -> Response:
+    gw = gateway_of(request)
+    team = await find_team(request)
+    usage = await gw.admission.usage(team.name, team_budget(gw.config, team), datetime.now(UTC))
+    return json(usage)
+
+
+def check_budget(body: dict[str, Any]) -> None:
+    """Refuse budgets that parse as numbers but are none: NaN, infinities and amounts whose
+    micro-dollars overflow the 64-bit integers they are stored as (a 500 otherwise)."""
+    value = body.get("budget_usd")
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
+        return  # parse_team names what is wrong with it
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return
+    if not amount.is_finite() or abs(amount) > MAX_BUDGET_USD:
+        raise GatewayError(
+            400,
+            f"budget_usd: expected a USD amount of at most {MAX_BUDGET_USD}, "
+            f"got {str(value)[:40]!r}.",
+            param="budget_usd",
+            code="invalid_value",
+        )
+
+
+async def find_team(request: Request) -> Team:
+    name = request.path_params["name"]
+    team = await gateway_of(request).teams.get_team(name)
+    if team is None:
+        raise not_found(f"Team '{name}'")
+    return team
+
+
+def team_view(request: Request, team: Team) -> dict[str, Any]:
+    config = gateway_of(request).config
+    budget = team_budget(config, team)
+    return {
+        "object": "team",
+        **team_fields(team),
+        "effective": {
+            "budget_usd": None if budget is None else budget / 1_000_000,
+            "limits": limits_fields(team_limits(config, team)),
+            "models": [m for m in config.models if model_allowed(config, team, m)],
+        },
+    }
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+
+async def create_key(request: Request) -> Response:
+    gw = gateway_of(request)
+    body = await json_body(request, empty_ok=True)
+    for field in body:
+        if field not in KEY_FIELDS:
+            raise GatewayError(
+                400,
+                f"{field}: unknown field (expected {', '.join(KEY_FIELDS)}).",
+                param=field,
+                code="invalid_value",
+            )
+    name = body.get("name", "")
+    if not isinstance(name, str) or len(name) > 128:
+        raise GatewayError(
+            400, "name: expected a string of at most 128 characters.", param="name",
+            code="invalid_value",
+        )  # fmt: skip
+    expires_at = body.get("expires_at")
+    if expires_at is not None and (isinstance(expires_at, bool) or not isinstance(expires_at, int)):
+        raise GatewayError(
+            400, "expires_at: expected Unix seconds (an integer) or null.", param="expires_at",
+            code="invalid_value",
+        )  # fmt: skip
+    try:
+        limits = parse_section(Limits, body.get("limits") or {}, "limits")
+    except ConfigError as exc:
+        raise invalid_value(exc) from exc
+    key, secret = await gw.teams.create_key(request.path_params["name"], name, limits, expires_at)
+    return json({**key_view(request, key), "key": secret}, 201)
+
+
+async def list_keys(request: Request) -> Response:
+    keys = await gateway_of(request).teams.list_keys(request.path_params["name"])
+    return json({"object": "list", "data": [key_view(request, k) for k in keys]})
+
+
+async def revoke_key(request: Request) -> Response:
+    key = await gateway_of(request).teams.revoke_key(request.path_params["key_id"])
+    return json(key_view(request, key))
+
+
+def key_view(request: Request, key: Key) -> dict[str, Any]:
+    # Not the digest either: nothing a caller needs, and one thing less to leak.
+    return {
+        "object": "key",
+        "id": key.id,
+        "team": key.team,
+        "name": key.name,
+        "hint": key.hint,
+        "status": key_status(key, gateway_of(request).teams.clock()),
+        "limits": limits_fields(key.limits),
+        "expires_at": key.expires_at,
+        "revoked": key.revoked,
+        "created_at": key.created_at,
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    return json(admin_openapi(gateway_of(request).config))
+
+
+# -- JSON in and out ------------------------------------------------------------------------------
+
+
+async def json_body(request: Request, empty_ok: bool = False) -> dict[str, Any]:
+    limit = gateway_of(request).config.server.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise errors.body_too_large(limit)
+    body = await request.body()
+    if len(body) > limit:
+        raise errors.body_too_large(limit)
+    if not body.strip():
+        if empty_ok:
+            return {}
+        raise errors.invalid_json("the body is empty")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.invalid_json(json_problem(body, exc)) from exc
+    if not isinstance(data, dict):
+        raise GatewayError(400, "The body must be a JSON object.", code="invalid_value")
+    return data
+
+
+def json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")

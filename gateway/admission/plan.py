@@ -1,0 +1,221 @@
+"""Which limits apply to one request, and the admission plan that checks them. Pure.
+
+Limits come from four places, most general first: the team's tier, a named limit profile, the
+team's own overrides, and the calling key's own limits. Team limits and key limits are separate
+buckets: a request must fit both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from gateway.config import Config, Limits, ModelLimits
+from gateway.teams.records import Key, Team
+from gateway.teams.records import tag as tag  # re-exported: plans and tests name keys by it
+
+REQUESTS = "requests"
+TOKENS = "tokens"
+RPM = "requests per min (RPM)"
+TPM = "tokens per min (TPM)"
+WEEK = "messages per week"
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One per-minute limit: `limit` per minute, this request costs `cost`."""
+
+    key: str
+    kind: str  # REQUESTS or TOKENS
+    limit: int
+    cost: int
+    label: str  # for messages: "requests per min (RPM)" etc.
+    scope: str = ""  # who the limit belongs to, for messages: "team NAME" or "key ID"
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyCap:
+    prefix: str
+    cap: int
+    label: str
+    scope: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    team: str
+    tag: str
+    hold_id: str
+    model: str
+    buckets: tuple[Bucket, ...]
+    weekly: tuple[WeeklyCap, ...]
+    budget: int | None  # micro-dollars for the month; None = unlimited
+    reserve: int  # micro-dollars held until settled
+    est_tokens: int
+
+    @property
+    def token_buckets(self) -> tuple[Bucket, ...]:
+        return tuple(b for b in self.buckets if b.kind == TOKENS)
+
+
+def merge(base: Limits, over: Limits) -> Limits:
+    """`over` wins field by field, per model too; the result has no profile left to resolve."""
+    models = dict(base.models)
+    for name, limits in over.models.items():
+        if name in models:
+            models[name] = ModelLimits(
+                *(
+                    getattr(limits, f.name)
+                    if getattr(limits, f.name) is not None
+                    else getattr(models[name], f.name)
+                    for f in dataclasses.fields(ModelLimits)
+                )
+            )
+        else:
+            models[name] = limits
+    return Limits(
+        requests_per_minute=over.requests_per_minute
+        if over.requests_per_minute is not None
+        else base.requests_per_minute,
+        tokens_per_minute=over.tokens_per_minute
+        if over.tokens_per_minute is not None
+        else base.tokens_per_minute,
+        models=models,
+    )
+
+
+def resolve(config: Config, limits: Limits) -> Limits:
+    """Apply a limits' named profile under its explicit values."""
+    profile = config.limit_profiles.get(limits.profile) if limits.profile else None
+    return merge(profile, limits) if profile is not None else merge(Limits(), limits)
+
+
+def team_limits(config: Config, team: Team) -> Limits:
+    tier = config.tiers.get(team.tier)
+    base = resolve(config, tier.limits) if tier is not None else Limits()
+    return merge(base, resolve(config, team.limits))
+
+
+def team_budget(config: Config, team: Team) -> int | None:
+    if team.budget_usd is not None:
+        return int(team.budget_usd)
+    tier = config.tiers.get(team.tier)
+    return int(tier.budget_usd) if tier is not None else None
+
+
+def model_allowed(config: Config, team: Team, model: str) -> bool:
+    tier = config.tiers.get(team.tier)
+    if tier is None or ("*" not in tier.models and model not in tier.models):
+        return False
+    return team.models is None or model in team.models
+
+
+def plan(
+    config: Config,
+    team: Team,
+    key: Key | None,
+    model: str,
+    *,
+    hold_id: str,
+    est_tokens: int,
+    reserve: int,
+    counts_tokens: bool = True,
+) -> Plan:
+    """Everything the admission script needs for one request of `model`.
+
+    `counts_tokens` is False for calls whose token use is unknown up front (pass-through): they
+    count against request limits only, and are charged from the usage they report.
+    """
+    return shape(config, team, key, model, counts_tokens).plan(hold_id, est_tokens, reserve)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanShape:
+    """What a plan is for one (team, key, model): everything but the request's own numbers.
+
+    Working it out merges tier, profile, team and key limits; it changes only when the team or
+    key record does, so the request path reuses it (`PlanShapes`).
+    """
+
+    team: str
+    tag: str
+    model: str
+    # In the script's order. A Bucket is ready to use (requests cost 1); a token limit is
+    # (key, limit, scope) and costs the request's estimate.
+    slots: tuple[Bucket | tuple[str, int, str], ...]
+    weekly: tuple[WeeklyCap, ...]
+    budget: int | None
+    counts_tokens: bool
+
+    def plan(self, hold_id: str, est_tokens: int, reserve: int) -> Plan:
+        buckets = tuple(
+            slot if isinstance(slot, Bucket)
+            else Bucket(slot[0], TOKENS, slot[1], est_tokens, TPM, slot[2])
+            for slot in self.slots
+        )  # fmt: skip
+        return Plan(
+            team=self.team,
+            tag=self.tag,
+            hold_id=hold_id,
+            model=self.model,
+            buckets=buckets,
+            weekly=self.weekly,
+            budget=self.budget,
+            reserve=reserve,
+            est_tokens=est_tokens if self.counts_tokens else 0,
+        )
+
+
+def shape(
+    config: Config, team: Team, key: Key | None, model: str, counts_tokens: bool = True
+) -> PlanShape:
+    t = tag(team.name)
+    slots: list[Bucket | tuple[str, int, str]] = []
+    weekly: list[WeeklyCap] = []
+    scopes = [("team", f"team {team.name}", team_limits(config, team))]
+    if key is not None:
+        scopes.append((f"key:{key.id}", f"key {key.id}", resolve(config, key.limits)))
+    for scope, owner, limits in scopes:
+        per_model = limits.models.get(model, ModelLimits())
+        for which, rpm, tpm in (
+            ("*", limits.requests_per_minute, limits.tokens_per_minute),
+            (model, per_model.requests_per_minute, per_model.tokens_per_minute),
+        ):
+            where = f"{scope}:{which}"
+            if rpm is not None:
+                slots.append(Bucket(f"{t}:b:{where}:r", REQUESTS, rpm, 1, RPM, owner))
+            if tpm is not None and counts_tokens:
+                slots.append((f"{t}:b:{where}:t", tpm, owner))
+        if per_model.messages_per_week is not None:
+            cap = per_model.messages_per_week
+            weekly.append(WeeklyCap(f"{t}:w:{scope}:{model}", cap, WEEK, owner))
+    return PlanShape(
+        team=team.name,
+        tag=t,
+        model=model,
+        slots=tuple(slots),
+        weekly=tuple(weekly),
+        budget=team_budget(config, team),
+        counts_tokens=counts_tokens,
+    )
+
+
+class PlanShapes:
+    """Plan shapes remembered per (team, key, model). An entry serves only the very team and
+    key records it was made from: the team store hands out new records when they change."""
+
+    def __init__(self, config: Config, max_entries: int = 10_000) -> None:
+        self._config = config
+        self._max = max_entries
+        self._known: dict[tuple[str, str, str, bool], tuple[Team, Key | None, PlanShape]] = {}
+
+    def get(self, team: Team, key: Key | None, model: str, counts_tokens: bool = True) -> PlanShape:
+        index = (team.name, key.id if key is not None else "", model, counts_tokens)
+        known = self._known.get(index)
+        if known is not None and known[0] is team and known[1] is key:
+            return known[2]
+        if len(self._known) >= self._max:
+            self._known.clear()
+        found = shape(self._config, team, key, model, counts_tokens)
+        self._known[index] = (team, key, found)
+        return found

@@ -1,0 +1,600 @@
+"""Admission: one Redis round trip checks every limit of a request and holds its worst-case
+cost; settling moves the hold to the real cost. The logic lives in `admission.lua`.
+
+When Redis cannot be reached, rate limits fall back to an in-process copy of the same buckets
+(fail open) and budgets refuse (fail closed), each configurable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import NoScriptError, RedisError
+
+from gateway.admission.plan import REQUESTS, TOKENS, Bucket, Plan, WeeklyCap, tag
+from gateway.admission.pricing import Usage, cost_micros
+from gateway.admission.script_pipeline import OnSent, ScriptClient
+from gateway.config import AdmissionConfig, Price
+from gateway.observability.metrics import Metrics
+from gateway.wire.errors import GatewayError
+from gateway.wire.headers import go_duration
+
+log = logging.getLogger("gateway.admission.redis_side")
+PERIOD_MS = 60_000
+# The script keeps an expired hold's record for a day, so a late settle can still correct it.
+SETTLE_RETRY_AFTER_EXPIRY_S = 12 * 3600
+# A settle may wait this long to share a socket write with the next admission.
+SETTLE_DEFER_S = 0.002
+# Settles waiting for Redis; beyond this, new ones rely on hold expiry (memory stays bounded).
+MAX_PENDING_SETTLES = 100_000
+BUDGET = "budget"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What `x-ratelimit-*` reports for one limit."""
+
+    kind: str
+    limit: int
+    remaining: int
+    reset_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    admitted: bool
+    refused_by: Bucket | WeeklyCap | str | None  # BUDGET for the budget
+    wait_ms: int  # -1: waiting will not help
+    windows: tuple[Window, ...]
+    spend: int
+    held: int
+    degraded: bool = False  # decided without Redis
+
+
+def admitted(reply: asyncio.Future[Any]) -> bool:
+    """Whether an admission's raw reply (the future `Admission.admit` hands to `sent`) admits:
+    readable before the decision is decoded. A refusal, a replay or an error does not."""
+    return not reply.cancelled() and reply.exception() is None and reply.result()[0] == 1
+
+
+class Admission:
+    def __init__(
+        self,
+        client: redis.Redis,
+        config: AdmissionConfig,
+        max_calls: int = 256,
+        metrics: Metrics | None = None,
+        fast: ScriptClient | None = None,
+    ) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._redis = client
+        # At most as many calls in flight as the pool has connections. A full pool must mean
+        # "wait", never "Redis is down": the cluster client's pools raise at once when full, and
+        # taking that for an outage would fail open and over-admit.
+        self._slots = asyncio.Semaphore(max_calls)
+        self._source = resources.files("gateway.admission").joinpath("admission.lua").read_text()
+        self._script = client.register_script(self._source)
+        self._fast = fast
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._local = LocalBuckets()
+        self._pending: set[asyncio.Future[Any]] = set()
+        # team -> (settled spend this month in micro-dollars, monotonic time it was learned).
+        # Every admission refreshes it for free; routing's budget step-down reads it.
+        self._spent: dict[str, tuple[int, float]] = {}
+
+    async def admit(self, plan: Plan, sent: OnSent | None = None) -> Decision:
+        """Admit or refuse `plan`. `sent` gets the raw reply's future as soon as the admission
+        leaves, on the pipelined client only (`ScriptClient.evalsha`; `admitted` reads it)."""
+        keys = [plan.tag, *(b.key for b in plan.buckets), *(w.prefix for w in plan.weekly)]
+        args: list[Any] = [
+            "admit",
+            plan.hold_id,
+            "",
+            int(self._config.hold_ttl_s * 1000),
+            len(plan.buckets),
+            len(plan.weekly),
+            plan.budget if plan.budget is not None else -1,
+            plan.reserve,
+            plan.est_tokens,
+            plan.model,
+        ]
+        for bucket in plan.buckets:
+            args += [bucket.limit, bucket.cost]
+        args += [cap.cap for cap in plan.weekly]
+        began = time.perf_counter()
+        try:
+            try:
+                reply = await self._run(keys, args, sent)
+            finally:
+                self._timed("admit", began)
+        except (RedisError, OSError) as exc:
+            self._count_error("admit")
+            # The script may have run even though its reply was lost. If this request is not
+            # served, release the hold id (a release that arrives first leaves a marker that
+            # turns the late admit into a no-op); if it is served, its settle charges it.
+            try:
+                decision = self._degraded(plan, exc)
+            except GatewayError:
+                self._count_degraded("fail_closed")
+                self.settle_later(plan, Usage(), 0, release_weekly=True)
+                raise
+            self._count_degraded("fail_open")
+            if not decision.admitted:
+                self.settle_later(plan, Usage(), 0, release_weekly=True)
+            return decision
+        decision = decode_admit(plan, [int(v) for v in reply])
+        self._spent[plan.team] = (decision.spend, time.monotonic())
+        return decision
+
+    async def _run(self, keys: list[str], args: list[Any], sent: OnSent | None = None) -> Any:
+        if self._fast is not None:
+            # One pipelined connection: no pool to run out of, so no slot to wait for.
+            return await self._fast.evalsha(self._script.sha, self._source, keys, args, sent)
+        async with self._slots:
+            return await self._script(keys=keys, args=args)
+
+    async def close(self) -> None:
+        if self._fast is not None:
+            await self._fast.close()
+
+    async def spent(self, team: str, max_age_s: float) -> int:
+        """A team's settled spend this month, at most `max_age_s` old (0 if Redis is away)."""
+        now = time.monotonic()
+        known = self._spent.get(team)
+        if known is not None and now - known[1] <= max_age_s:
+            return known[0]
+        try:
+            async with self._slots:
+                raw = await self._redis.get(f"{tag(team)}:spend:{month_key(datetime.now(UTC))}")
+        except (RedisError, OSError):
+            return known[0] if known is not None else 0
+        value = int(raw or 0)
+        self._spent[team] = (value, now)
+        return value
+
+    async def settle(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> int:
+        """Charge `cost` against the hold; safe to retry: the hold id makes it count once.
+
+        Returns 1 when settled, 2 when it had been settled already, -1 for an unknown hold.
+        """
+        keys, args = _settle_call(plan, usage, cost, release_weekly)
+        began = time.perf_counter()
+        try:
+            reply = await self._run(keys, args)
+        except (RedisError, OSError):
+            self._count_error("settle")
+            raise
+        finally:
+            self._timed("settle", began)
+        return int(reply[0])
+
+    def count_usage(self, team: str, model: str, usage: Usage, cost: int) -> None:
+        if self._metrics is not None:
+            self._metrics.count_usage(team, model or "unknown", usage, cost)
+
+    def settle_later(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
+        """Settle off the response's critical path; `drain` waits for these at shutdown."""
+        if self._fast is not None:
+            # The common case costs no task: the command goes out with this tick's others and
+            # a callback reads the reply. Anything unusual takes the retrying path below.
+            keys, args = _settle_call(plan, usage, cost, release_weekly)
+            waiter = self._fast.submit(self._script.sha, keys, args, defer_s=SETTLE_DEFER_S)
+            if waiter is not None:
+                self._pending.add(waiter)
+                waiter.add_done_callback(
+                    partial(self._settled, plan, usage, cost, release_weekly, time.perf_counter())
+                )
+                return
+        self._settle_task(plan, usage, cost, release_weekly)
+
+    def _settle_task(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()  # once: each lookup is a getpid() on 3.11
+        task = self._loop.create_task(self._settle_logged(plan, usage, cost, release_weekly))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _settled(
+        self,
+        plan: Plan,
+        usage: Usage,
+        cost: int,
+        release_weekly: bool,
+        began: float,
+        waiter: asyncio.Future[Any],
+    ) -> None:
+        self._pending.discard(waiter)
+        self._timed("settle", began)
+        error = None if waiter.cancelled() else waiter.exception()
+        if waiter.cancelled() or error is not None:
+            if error is not None and not isinstance(error, NoScriptError):
+                self._count_error("settle")
+            # Idempotent by hold id: the retrying path may safely send it again.
+            self._settle_task(plan, usage, cost, release_weekly)
+            return
+        if int(waiter.result()[0]) == -1 and cost:
+            log.warning(
+                "settled unknown hold %s for team %s: charged to this month",
+                plan.hold_id,
+                plan.team,
+            )
+
+    async def _settle_logged(
+        self, plan: Plan, usage: Usage, cost: int, release_weekly: bool
+    ) -> None:
+        # Settling is idempotent by hold id, so retrying one whose reply was lost is safe. While
+        # Redis is away the settle waits here and lands when it is back: the real cost, not the
+        # reserve. The script corrects an expired hold to the real cost for a day after expiry,
+        # so retrying beyond that would not help.
+        give_up = time.monotonic() + self._config.hold_ttl_s + SETTLE_RETRY_AFTER_EXPIRY_S
+        delay = 0.2
+        failures = 0
+        while True:
+            try:
+                result = await self.settle(plan, usage, cost, release_weekly)
+                break
+            except (RedisError, OSError) as exc:
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    log.warning(
+                        "settle of hold %s for team %s failed (%s): retrying until Redis is back",
+                        plan.hold_id, plan.team, type(exc).__name__,
+                    )  # fmt: skip
+                if time.monotonic() + delay > give_up or len(self._pending) > MAX_PENDING_SETTLES:
+                    # The hold was charged at its reserve on expiry: never under-counted.
+                    log.error(
+                        "gave up settling hold %s for team %s: it stays charged at its reserve",
+                        plan.hold_id, plan.team,
+                    )  # fmt: skip
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if result == -1 and cost:
+            log.warning(
+                "settled unknown hold %s for team %s: charged to this month",
+                plan.hold_id,
+                plan.team,
+            )
+
+    @property
+    def pending_settles(self) -> int:
+        return len(self._pending)
+
+    async def drain(self, timeout_s: float | None = None) -> int:
+        """Wait for outstanding settles; returns how many are still unsettled at the timeout
+        (their holds expire charged at their reserve, and late settles correct them)."""
+        # A settle whose quick attempt failed hands over to a retrying task: wait for those too.
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self._pending:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            await asyncio.wait(set(self._pending), timeout=remaining)
+        left = len(self._pending)
+        if left:
+            log.error("%d settles still waiting for Redis at shutdown", left)
+        return left
+
+    async def usage(self, team: str, budget: int | None, now: datetime) -> dict[str, Any]:
+        """This month's spend, holds and per-model counts of one team (the admin usage view)."""
+        base, month = tag(team), month_key(now)
+        spend = await self._redis.mget(f"{base}:spend:{month}", f"{base}:held:{month}")
+        spend_micros = int(spend[0] or 0)
+        held_micros = int(spend[1] or 0)
+        fields = await self._redis.hgetall(f"{base}:usage:{month}")
+        models: dict[str, dict[str, int]] = {}
+        for raw_field, raw_value in fields.items():
+            name = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+            kind, _, model = name.partition(":")
+            models.setdefault(model, {})[kind] = int(raw_value)
+        per_model = {
+            model: {
+                "requests": counts.get("requests", 0),
+                "prompt_tokens": counts.get("prompt", 0),
+                "completion_tokens": counts.get("completion", 0),
+                "cached_tokens": counts.get("cached", 0),
+                "reasoning_tokens": counts.get("reasoning", 0),
+                "expired_holds": counts.get("expired", 0),
+                "cost_usd": counts.get("cost", 0) / 1_000_000,
+            }
+            for model, counts in sorted(models.items())
+        }
+        remaining = None if budget is None else max(budget - spend_micros - held_micros, 0)
+        return {
+            "team": team,
+            "period": month,
+            "resets_at": next_month(now).isoformat(),
+            "budget_usd": None if budget is None else budget / 1_000_000,
+            "spent_usd": spend_micros / 1_000_000,
+            "held_usd": held_micros / 1_000_000,
+            "remaining_usd": None if remaining is None else remaining / 1_000_000,
+            "spent_micros": spend_micros,
+            "held_micros": held_micros,
+            "models": per_model,
+        }
+
+    async def month_spend(self, teams: Sequence[str], now: datetime) -> list[int]:
+        """Each team's settled spend this month (one pipelined round trip; cluster-safe)."""
+        month = month_key(now)
+        async with self._slots:
+            began = time.perf_counter()
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for team in teams:
+                        pipe.get(f"{tag(team)}:spend:{month}")
+                    values = await pipe.execute()
+            except (RedisError, OSError):
+                self._count_error("scrape")
+                raise
+            finally:
+                self._timed("scrape", began)
+        return [int(v or 0) for v in values]
+
+    def _timed(self, op: str, began: float) -> None:
+        if self._metrics is not None:
+            self._metrics.time_redis(op, time.perf_counter() - began)
+
+    def _count_error(self, op: str) -> None:
+        if self._metrics is not None:
+            self._metrics.redis_errors.labels(op).inc()
+
+    def _count_degraded(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.admission_degraded.labels(outcome).inc()
+
+    def _degraded(self, plan: Plan, exc: BaseException) -> Decision:
+        log.warning(
+            "redis unavailable for admission (%s): rate limits %s, budgets %s",
+            type(exc).__name__,
+            self._config.rate_limits_on_redis_error,
+            self._config.budgets_on_redis_error,
+        )
+        if plan.budget is not None and self._config.budgets_on_redis_error == "closed":
+            raise GatewayError(
+                503,
+                "The gateway cannot check your team's budget right now (its store is unreachable). "
+                "Please retry shortly.",
+                type_="server_error",
+                code="budget_store_unavailable",
+            ) from exc
+        if self._config.rate_limits_on_redis_error == "closed":
+            raise GatewayError(
+                503,
+                "The gateway cannot check rate limits right now (its store is unreachable). "
+                "Please retry shortly.",
+                type_="server_error",
+                code="rate_limit_store_unavailable",
+            ) from exc
+        return self._local.admit(plan, time.monotonic() * 1000)
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One admitted request: what to charge it when it ends, however it ends."""
+
+    admission: Admission
+    plan: Plan
+    price: Price | None
+    prompt_estimate: int
+    windows: tuple[Window, ...]  # what the admission reported, for `x-ratelimit-*`
+    done: bool = False
+    # What was charged, for the access log; None until settled.
+    usage: Usage | None = None
+    cost: int = 0
+    _headers: list[tuple[str, str]] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """`x-ratelimit-*` for this admission."""
+        return self.prepare_headers()
+
+    def prepare_headers(self) -> list[tuple[str, str]]:
+        """Make `headers` once: a caller can have that done while the upstream works rather
+        than between the admission and the upstream call."""
+        if self._headers is None:
+            self._headers = ratelimit_headers(self.windows)
+        return self._headers
+
+    def settle(
+        self, usage: Usage | None, price: Price | None = None, model: str | None = None
+    ) -> None:
+        """Charge the real usage (the upstream answered); `model` names it when the plan
+        does not (pass-through calls are priced by the model that answered)."""
+        if self.done:
+            return
+        self.done = True
+        usage = usage if usage is not None else Usage()
+        price = price or self.price
+        cost = cost_micros(price, usage) if price is not None else 0
+        self.usage, self.cost = usage, cost
+        self.admission.settle_later(self.plan, usage, cost, release_weekly=False)
+        self.admission.count_usage(self.plan.team, model or self.plan.model, usage, cost)
+
+    def release(self) -> None:
+        """Nothing was generated (refused upstream, unreachable): free the hold and the message."""
+        if self.done:
+            return
+        self.done = True
+        self.admission.settle_later(self.plan, Usage(), 0, release_weekly=True)
+
+    def abandon(self) -> None:
+        """The caller left before any answer: the upstream read the prompt, so charge that."""
+        self.settle(Usage(prompt_tokens=self.prompt_estimate))
+
+
+class LocalBuckets:
+    """The same integer token buckets as the script, in this process: the fail-open fallback.
+
+    Each replica counts only its own traffic here, so a fleet admits up to the limit times the
+    number of replicas while Redis is away: availability over exactness, as Envoy and Stripe do.
+    """
+
+    def __init__(self) -> None:
+        self._state: dict[str, tuple[int, float]] = {}
+
+    def admit(self, plan: Plan, now_ms: float) -> Decision:
+        levels = [self._level(b, now_ms) for b in plan.buckets]
+        for bucket, level in zip(plan.buckets, levels, strict=True):
+            if level < bucket.cost * PERIOD_MS:
+                wait = (
+                    -1
+                    if bucket.cost > bucket.limit
+                    else -(-(bucket.cost * PERIOD_MS - level) // bucket.limit)
+                )
+                windows = tuple(_window(b, lv) for b, lv in zip(plan.buckets, levels, strict=True))
+                return Decision(False, bucket, int(wait), windows, 0, 0, degraded=True)
+        after = [lv - b.cost * PERIOD_MS for b, lv in zip(plan.buckets, levels, strict=True)]
+        for bucket, level in zip(plan.buckets, after, strict=True):
+            self._state[bucket.key] = (level, now_ms)
+        windows = tuple(_window(b, lv) for b, lv in zip(plan.buckets, after, strict=True))
+        return Decision(True, None, 0, windows, 0, 0, degraded=True)
+
+    def _level(self, bucket: Bucket, now_ms: float) -> int:
+        capacity = bucket.limit * PERIOD_MS
+        state = self._state.get(bucket.key)
+        if state is None:
+            return capacity
+        level, then = state
+        return int(min(capacity, level + (now_ms - then) * bucket.limit))
+
+
+def _window(bucket: Bucket, level: int) -> Window:
+    capacity = bucket.limit * PERIOD_MS
+    return Window(
+        bucket.kind,
+        bucket.limit,
+        max(level // PERIOD_MS, 0),
+        -(-(capacity - level) // bucket.limit),
+    )
+
+
+def _settle_call(
+    plan: Plan, usage: Usage, cost: int, release_weekly: bool
+) -> tuple[list[str], list[Any]]:
+    buckets = plan.token_buckets
+    args: list[Any] = [
+        "settle",
+        plan.hold_id,
+        "",
+        cost,
+        usage.total_tokens,
+        "1" if release_weekly else "0",
+        len(buckets),
+        plan.model,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_tokens,
+        usage.reasoning_tokens,
+        *(b.limit for b in buckets),
+    ]
+    return [plan.tag, *(b.key for b in buckets)], args
+
+
+def decode_admit(plan: Plan, reply: Sequence[int]) -> Decision:
+    status, refused, wait, spend, held = reply[:5]
+    rest = reply[5:]
+    windows: list[Window] = []
+    for i, bucket in enumerate(plan.buckets):
+        windows.append(Window(bucket.kind, bucket.limit, rest[2 * i], rest[2 * i + 1]))
+    offset = 2 * len(plan.buckets)
+    for j, cap in enumerate(plan.weekly):
+        windows.append(Window(REQUESTS, cap.cap, rest[offset + 2 * j], rest[offset + 2 * j + 1]))
+    refused_by: Bucket | WeeklyCap | str | None = None
+    if refused:
+        if refused <= len(plan.buckets):
+            refused_by = plan.buckets[refused - 1]
+        elif refused <= len(plan.buckets) + len(plan.weekly):
+            refused_by = plan.weekly[refused - len(plan.buckets) - 1]
+        else:
+            refused_by = BUDGET
+    return Decision(status in (1, 2), refused_by, wait, tuple(windows), spend, held)
+
+
+# -- what the caller sees (pure) ------------------------------------------------------------------
+
+
+def ratelimit_headers(windows: Sequence[Window], refused: bool = False) -> list[tuple[str, str]]:
+    """`x-ratelimit-*` for the tightest request limit and the tightest token limit."""
+    out: list[tuple[str, str]] = []
+    for kind in (REQUESTS, TOKENS):
+        candidates = [w for w in windows if w.kind == kind]
+        if not candidates:
+            continue
+        tight = min(candidates, key=lambda w: (w.remaining, -w.reset_ms))
+        out += [
+            (f"x-ratelimit-limit-{kind}", str(tight.limit)),
+            (f"x-ratelimit-remaining-{kind}", "0" if refused else str(tight.remaining)),
+            (f"x-ratelimit-reset-{kind}", go_duration(tight.reset_ms / 1000)),
+        ]
+    return out
+
+
+def refusal(decision: Decision, plan: Plan, budget_reset: datetime) -> GatewayError:
+    """The 429 OpenAI would send, naming the limit, its value and when to retry."""
+    who = f"team {plan.team}"
+    by = decision.refused_by
+    headers = dict(ratelimit_headers(decision.windows, refused=True))
+    if by == BUDGET or not isinstance(by, Bucket | WeeklyCap):
+        headers["x-should-retry"] = "false"
+        budget = plan.budget or 0
+        return GatewayError(
+            429,
+            f"You exceeded your team's monthly budget: {who} may spend {usd(budget)} this month "
+            f"and has spent {usd(decision.spend)}, with {usd(decision.held)} held for requests in "
+            f"flight; this request could cost up to {usd(plan.reserve)}. The budget resets on "
+            f"{budget_reset:%Y-%m-%d %H:%M} UTC.",
+            type_="insufficient_quota",
+            code="insufficient_quota",
+            headers=headers,
+        )
+    kind = by.kind if isinstance(by, Bucket) else REQUESTS
+    limit = by.limit if isinstance(by, Bucket) else by.cap
+    requested = by.cost if isinstance(by, Bucket) else 1
+    scope = by.scope or who
+    if decision.wait_ms < 0:
+        headers["x-should-retry"] = "false"
+        return GatewayError(
+            429,
+            f"Request too large for {plan.model} in {scope} on {by.label}: Limit {limit}, "
+            f"Requested {requested}. The input or output tokens must be reduced in order to run "
+            "successfully.",
+            type_=kind,
+            code="rate_limit_exceeded",
+            headers=headers,
+        )
+    window = next((w for w in decision.windows if w.kind == kind and w.limit == limit), None)
+    used = limit - window.remaining if window is not None else limit
+    wait_s = decision.wait_ms / 1000
+    headers["retry-after"] = str(max(1, -(-decision.wait_ms // 1000)))
+    headers["retry-after-ms"] = str(decision.wait_ms)
+    return GatewayError(
+        429,
+        f"Rate limit reached for {plan.model} in {scope} on {by.label}: Limit {limit}, Used {used}, "
+        f"Requested {requested}. Please try again in {go_duration(wait_s)}.",
+        type_=kind,
+        code="rate_limit_exceeded",
+        headers=headers,
+    )
+
+
+def usd(micros: int) -> str:
+    return f"${micros / 1_000_000:,.2f}" if micros % 10_000 == 0 else f"${micros / 1_000_000:,.6f}"
+
+
+def next_month(now: datetime) -> datetime:
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def month_key(now: datetime) -> str:
+    return f"{now.year:04d}-{now.month:02d}"

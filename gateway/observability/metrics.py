@@ -1,0 +1,345 @@
+"""Prometheus metrics: one registry per app (no module globals), children cached per label set.
+
+Names and labels are a contract with `deploy/` (dashboards and alert rules): see the README's
+monitoring section. Labels stay low-cardinality: teams and configured model names, never keys,
+request ids or prompts (key ids only when `observability.key_id_labels` is on).
+
+With several uvicorn workers, `PROMETHEUS_MULTIPROC_DIR` makes prometheus-client keep values in
+per-process files, and a scrape adds up every worker's (`MultiProcessCollector`). Values read
+from Redis at scrape time (budgets, Redis health) are the same for every worker, so they are
+not kept in those files but computed by whichever worker serves the scrape.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client import exposition as text_format
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.registry import Collector
+
+from gateway.admission.pricing import Usage
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from gateway.routing.heuristic import Decision
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Sub-millisecond buckets resolve the gateway's own overhead; the top buckets cover o1 thinking.
+OVERHEAD_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+)  # fmt: skip
+DURATION_BUCKETS = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+)  # fmt: skip
+REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
+PATCH_KINDS = frozenset(
+    {"system_message", "fake_stream", "tools", "response_format", "sampling_params", "max_tokens"}
+)
+REFUSAL_KINDS = ("requests", "tokens", "weekly_messages", "budget")
+REDIS_OPS = ("admit", "settle", "scrape")
+TOKEN_KINDS = ("prompt", "cached", "completion", "reasoning")
+
+
+@dataclass(frozen=True, slots=True)
+class TeamBudget:
+    team: str
+    limit: int | None  # micro-dollars a month; None = unlimited
+    spent: int
+
+
+class Metrics:
+    def __init__(self, key_id_labels: bool = False) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.key_id_labels = key_id_labels
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        request_labels = ["team", "endpoint", "model", "routed_model", "status_class"]
+        if key_id_labels:
+            request_labels.append("key_id")
+        self.requests = Counter(
+            "gateway_requests_total",
+            "Requests answered, by team, endpoint, requested model, routed model, status class.",
+            request_labels,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Whole request duration as the client sees it (streams: until the last byte).",
+            ["endpoint"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            "gateway_upstream_duration_seconds",
+            "Upstream time: until its answer was read (streams: until its response headers).",
+            ["endpoint"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "gateway_overhead_seconds",
+            "Time the gateway itself adds before the response headers (total minus upstream).",
+            ["endpoint"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "gateway_time_to_first_token_seconds",
+            "Streams: from the request's arrival to the first content chunk sent to the client.",
+            ["model"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "gateway_tokens_total",
+            "Tokens charged, by team, model and kind (prompt, cached, completion, reasoning); "
+            "cached is part of prompt and reasoning part of completion, as OpenAI reports them.",
+            ["team", "model", "kind"],
+            registry=r,
+        )
+        self.spend = Counter(
+            "gateway_spend_microdollars_total",
+            "Cost charged to teams, in micro-dollars (1e-6 USD).",
+            ["team", "model"],
+            registry=r,
+        )
+        self.refusals = Counter(
+            "gateway_ratelimit_refusals_total",
+            "Requests refused by a limit: requests, tokens, weekly_messages or budget.",
+            ["team", "kind"],
+            registry=r,
+        )
+        self.route_decisions = Counter(
+            "gateway_route_decisions_total",
+            "Routing decisions of model aliases, by policy, chosen model and main reason.",
+            ["policy", "model", "reason"],
+            registry=r,
+        )
+        self.patches = Counter(
+            "gateway_patches_total",
+            "Compatibility patches applied to requests, by model and kind.",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.adaptive_patches = Counter(
+            "gateway_adaptive_patches_total",
+            "Capabilities upstream refused although the table granted them, patched from then on.",
+            ["model", "capability"],
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            "gateway_upstream_retries_total", "Upstream calls retried.", ["model"], registry=r
+        )
+        self.upstream_fallbacks = Counter(
+            "gateway_upstream_fallbacks_total",
+            "Requests served by a fallback model.",
+            ["from_model", "to_model"],
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors_total",
+            "Upstream failures the gateway answered for (unreachable, timeout, mid-stream loss).",
+            ["code"],
+            registry=r,
+        )
+        self.redis_duration = Histogram(
+            "gateway_redis_duration_seconds",
+            "Redis round trips by operation (admit, settle, scrape).",
+            ["op"],
+            buckets=REDIS_BUCKETS,
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "gateway_redis_errors_total",
+            "Redis calls that failed, by operation.",
+            ["op"],
+            registry=r,
+        )
+        self.admission_degraded = Counter(
+            "gateway_admission_degraded_total",
+            "Admissions decided without Redis, by outcome: fail_open (in-process limiter) or "
+            "fail_closed (refused with 503).",
+            ["outcome"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "gateway_in_flight_requests",
+            "Requests being handled.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.open_streams = Gauge(
+            "gateway_open_streams",
+            "Streaming responses open.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        # Series that exist before their first event, so dashboards show 0 rather than nothing.
+        for op in REDIS_OPS:
+            self.redis_errors.labels(op)
+        for outcome in ("fail_open", "fail_closed"):
+            self.admission_degraded.labels(outcome)
+        self._requests: dict[tuple[str, ...], Counter] = {}
+        self._usage: dict[tuple[str, str], tuple[Counter, ...]] = {}
+        self._timers: dict[str, tuple[Histogram, Histogram, Histogram]] = {}
+        self._redis_timers = {op: self.redis_duration.labels(op) for op in REDIS_OPS}
+        # Route decisions (3 labels) and patches (2): the label counts keep the keys apart.
+        self._children: dict[tuple[str, ...], Counter] = {}
+
+    def close(self) -> None:
+        if self.multiprocess:
+            # This worker's live gauges (in flight, open streams) stop counting.
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    def known_models(self, models: Iterable[str]) -> None:
+        for model in models:
+            self.upstream_retries.labels(model)
+
+    def count_request(
+        self,
+        labels: tuple[str, ...],
+        endpoint: str,
+        total_s: float,
+        upstream_s: float | None,
+        overhead_s: float | None,
+    ) -> None:
+        counter = self._requests.get(labels)
+        if counter is None:
+            counter = self._requests[labels] = self.requests.labels(*labels)
+        counter.inc()
+        timers = self._timers.get(endpoint)
+        if timers is None:
+            timers = self._timers[endpoint] = (
+                self.duration.labels(endpoint),
+                self.upstream_duration.labels(endpoint),
+                self.overhead.labels(endpoint),
+            )
+        timers[0].observe(total_s)
+        if upstream_s is not None:
+            timers[1].observe(upstream_s)
+        if overhead_s is not None:
+            timers[2].observe(max(overhead_s, 0.0))
+
+    def count_usage(self, team: str, model: str, usage: Usage, cost: int) -> None:
+        children = self._usage.get((team, model))
+        if children is None:
+            children = self._usage[(team, model)] = (
+                *(self.tokens.labels(team, model, kind) for kind in TOKEN_KINDS),
+                self.spend.labels(team, model),
+            )
+        prompt, cached, completion, reasoning, spend = children
+        prompt.inc(usage.prompt_tokens)
+        cached.inc(usage.cached_tokens)
+        completion.inc(usage.completion_tokens)
+        reasoning.inc(usage.reasoning_tokens)
+        spend.inc(cost)
+
+    def count_route(self, policy: str, decision: Decision) -> None:
+        labels = (policy, decision.model, route_reason(decision))
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self.route_decisions.labels(*labels)
+        child.inc()
+
+    def count_patches(self, model: str, patches: Iterable[str]) -> None:
+        for patch in patches:
+            labels = (model, patch_kind(patch))
+            child = self._children.get(labels)
+            if child is None:
+                child = self._children[labels] = self.patches.labels(*labels)
+            child.inc()
+
+    def time_redis(self, op: str, seconds: float) -> None:
+        self._redis_timers[op].observe(seconds)
+
+    def render(
+        self, accept: str, redis_up: bool | None, budgets: Iterable[TeamBudget]
+    ) -> tuple[bytes, str]:
+        """The exposition in the format the scraper asked for: (body, content type)."""
+        registry = self.registry
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        scrape = _ScrapeTime(redis_up, list(budgets))
+        registry.register(scrape)
+        try:
+            if "application/openmetrics-text" in accept:
+                body = openmetrics.generate_latest(registry)  # type: ignore[no-untyped-call]
+                return body, openmetrics.CONTENT_TYPE_LATEST
+            return text_format.generate_latest(registry), text_format.CONTENT_TYPE_LATEST
+        finally:
+            registry.unregister(scrape)
+
+
+class _ScrapeTime(Collector):
+    """Gauges read from Redis for this scrape only."""
+
+    def __init__(self, redis_up: bool | None, budgets: list[TeamBudget]) -> None:
+        self._redis_up = redis_up
+        self._budgets = budgets
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "gateway_redis_up", "1 if Redis answered a ping during this scrape, else 0."
+        )
+        up.add_metric([], 1.0 if self._redis_up else 0.0)
+        yield up
+        limit = GaugeMetricFamily(
+            "gateway_budget_limit_microdollars",
+            "A team's monthly budget in micro-dollars (teams without a budget are left out).",
+            labels=["team"],
+        )
+        spent = GaugeMetricFamily(
+            "gateway_budget_spent_microdollars",
+            "What a team has been charged this calendar month (UTC), in micro-dollars.",
+            labels=["team"],
+        )
+        remaining = GaugeMetricFamily(
+            "gateway_budget_remaining_microdollars",
+            "Budget left this month in micro-dollars (not below 0).",
+            labels=["team"],
+        )
+        for budget in self._budgets:
+            spent.add_metric([budget.team], float(budget.spent))
+            if budget.limit is not None:
+                limit.add_metric([budget.team], float(budget.limit))
+                remaining.add_metric([budget.team], float(max(budget.limit - budget.spent, 0)))
+        yield limit
+        yield spent
+        yield remaining
+
+
+def patch_kind(patch: str) -> str:
+    """Fold the patch names compat/emulation report into the metric's few kinds."""
+    if patch in PATCH_KINDS:
+        return patch
+    if patch in ("system", "developer", "system_messages", "developer_messages"):
+        return "system_message"
+    if patch == "stream":
+        return "fake_stream"
+    if patch in ("functions", "tool_choice", "tool_messages", "function_call"):
+        return "tools"
+    if patch in ("temperature", "top_p", "n", "presence_penalty", "frequency_penalty", "stop",
+                 "logprobs", "top_logprobs", "logit_bias"):  # fmt: skip
+        return "sampling_params"
+    return "other"
+
+
+def route_reason(decision: Decision) -> str:
+    """One low-cardinality word for why a model was chosen (the full reasons go in headers)."""
+    if any(reason.startswith("budget") for reason in decision.reasons):
+        return "budget_step_down"
+    first = decision.reasons[0] if decision.reasons else ""
+    if first == "images":
+        return "images"
+    if first == "no user text" or not decision.domain:
+        return "no_text"
+    return decision.domain

@@ -1,0 +1,266 @@
+"""Everything a running gateway holds, built once in the app's lifespan and closed with it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from gateway.admission.plan import PlanShapes
+from gateway.admission.redis_side import Admission
+from gateway.admission.script_pipeline import ScriptClient
+from gateway.compat.patches import LearnedCapabilities
+from gateway.config import Config, ModelConfig
+from gateway.observability.metrics import Metrics
+from gateway.runtime.redis_connection import open_redis
+from gateway.server.recording import AccessLog
+from gateway.teams.records import Team
+from gateway.teams.store import TeamStore
+from gateway.upstream.contract import ASGIUpstream, Upstream, create_upstream
+from gateway.upstream.dispatch import Dispatcher, Target
+from gateway.upstream.resilience import Breaker, RetryPolicy
+from gateway.wire.headers import upstream_request_headers
+
+log = logging.getLogger("gateway")
+SANDBOX_TEAM = "sandbox"
+# At shutdown, settles get this long to reach Redis (milliseconds when it is up); what is
+# left is charged at its reserve when the hold expires, and corrected by a later settle.
+SETTLE_DRAIN_S = 10.0
+# How long a response's bookkeeping waits at most for a request that waits on Redis.
+AFTER_RESPONSE_S = 0.005
+
+
+@dataclass(slots=True)
+class Gateway:
+    config: Config
+    upstream: Upstream
+    upstream_key: str
+    redis: redis.Redis
+    metrics: Metrics
+    teams: TeamStore
+    admission: Admission
+    dispatch: Dispatcher
+    # Client-facing model name or upstream snapshot name -> (client-facing name, model config).
+    models: dict[str, tuple[str, ModelConfig]] = field(default_factory=dict)
+    extra_forward_prefixes: tuple[str, ...] = ()
+    # The team that callers without a known key are served as, if any.
+    anonymous: Team | None = None
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    learned: LearnedCapabilities = field(default_factory=LearnedCapabilities)
+    # Clients of models' own deployments (models.NAME.deployments), closed with the gateway.
+    extra_upstreams: list[Upstream] = field(default_factory=list)
+    access_log: AccessLog | None = None
+    # The event loop serving requests, kept: on Python 3.11 each running-loop lookup costs a
+    # getpid() system call, and the request path would otherwise make several.
+    loop: asyncio.AbstractEventLoop | None = None
+    plans: PlanShapes | None = None
+    # Hold ids only need to be unique: a random prefix per process and a counter, instead of
+    # asking the kernel for random bytes on every request.
+    hold_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
+    hold_counter: Iterator[int] = field(default_factory=itertools.count)
+    _later: list[tuple[Callable[..., object], tuple[object, ...]]] = field(default_factory=list)
+    _later_timer: asyncio.TimerHandle | None = None
+
+    def after_response(self, callback: Callable[..., object], *args: object) -> None:
+        """Run bookkeeping (charging a call, metrics, the access log) after the response was
+        written, in the order asked: when the next request waits for Redis (`idle_soon`), or
+        `AFTER_RESPONSE_S` later if none comes. Run before the response it would delay it; run
+        right after, it delays the next request, which arrives while it runs."""
+        if self.loop is None:
+            callback(*args)
+            return
+        self._later.append((callback, args))
+        if self._later_timer is None:
+            self._later_timer = self.loop.call_later(AFTER_RESPONSE_S, self.run_later)
+
+    def idle_soon(self) -> None:
+        """This request is about to wait (for Redis): the bookkeeping can run meanwhile."""
+        if self._later and self.loop is not None:
+            self.loop.call_soon(self.run_later)
+
+    def run_later(self) -> None:
+        """Run the bookkeeping asked for so far (the timer's work; also at shutdown)."""
+        if self._later_timer is not None:
+            self._later_timer.cancel()
+            self._later_timer = None
+        work, self._later = self._later, []
+        for callback, args in work:
+            try:
+                callback(*args)
+            except Exception:  # one failure must not cost the rest their charge or log line
+                log.exception("after-response work failed: %r", callback)
+
+    def upstream_headers(self, client: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+        """Headers for an upstream call, from the client's raw ASGI headers."""
+        return upstream_request_headers(
+            client,
+            self.upstream_key,
+            self.config.upstream.organization,
+            self.config.upstream.project,
+            self.extra_forward_prefixes,
+        )
+
+    def new_hold_id(self) -> str:
+        return f"{self.hold_prefix}{next(self.hold_counter):x}"
+
+    def plan_shapes(self) -> PlanShapes:
+        if self.plans is None:
+            self.plans = PlanShapes(self.config)
+        return self.plans
+
+    async def start(self) -> None:
+        """Load teams into the store. Redis being down must not stop the gateway from starting
+        (it reports not-ready instead), so the load is retried in the background until it works."""
+        self.loop = asyncio.get_running_loop()
+        if self.access_log is not None:
+            self.background.add(asyncio.get_running_loop().create_task(self.access_log.run()))
+        try:
+            await self._load_teams()
+        except (RedisError, OSError) as exc:
+            log.error("cannot load teams, Redis unreachable (%s): retrying every 2 s", exc)
+            self.background.add(asyncio.get_running_loop().create_task(self._retry_load()))
+
+    async def _retry_load(self) -> None:
+        while True:
+            await asyncio.sleep(2)
+            try:
+                await self._load_teams()
+            except (RedisError, OSError):
+                continue
+            log.warning("teams loaded: Redis is reachable again")
+            return
+
+    async def _load_teams(self) -> None:
+        admission = self.config.admission
+        if admission.teams_file:
+            text = await asyncio.to_thread(_read_if_present, Path(admission.teams_file))
+            if text is None:
+                log.warning(
+                    "admission.teams_file %s not found: no teams loaded", admission.teams_file
+                )
+            else:
+                for warning in await self.teams.load_file(text, os.environ):
+                    log.warning("%s: %s", admission.teams_file, warning)
+        name = admission.anonymous_team or (SANDBOX_TEAM if self.config.simulate else "")
+        if name:
+            await self.teams.ensure_team(Team(name=name, tier="tier-5"))
+            self.anonymous = await self.teams.get_team(name)
+            log.warning("callers without a known key are served as team %r", name)
+
+    async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        self.run_later()
+        if self.access_log is not None:
+            self.access_log.flush()
+        await self.admission.drain(SETTLE_DRAIN_S)
+        await self.admission.close()
+        await self.upstream.close()
+        for target in self.extra_upstreams:
+            await target.close()
+        await self.redis.aclose()
+        self.metrics.close()
+
+
+def _read_if_present(path: Path) -> str | None:
+    return path.read_text() if path.is_file() else None
+
+
+def open_gateway(config: Config) -> Gateway:
+    if config.simulate:
+        from gateway.simulator import create_simulator
+
+        upstream: Upstream = ASGIUpstream(
+            create_simulator(config.simulator), config.upstream.read_timeout_s
+        )
+        upstream_key = config.simulator.api_keys[0]
+        # The in-process simulator's knobs travel as x-sim-* headers.
+        extra = (*config.upstream.forward_header_prefixes, "x-sim-")
+    else:
+        upstream = create_upstream(config.upstream)
+        upstream_key = config.upstream.api_key
+        extra = config.upstream.forward_header_prefixes
+    models: dict[str, tuple[str, ModelConfig]] = {}
+    for name, model in config.models.items():
+        models.setdefault(model.upstream, (name, model))
+    for name, model in config.models.items():
+        models[name] = (name, model)
+    client = open_redis(config.redis)
+    metrics = Metrics(key_id_labels=config.observability.key_id_labels)
+    metrics.known_models(config.models)
+    targets, extra_upstreams = _targets(config, upstream, upstream_key)
+    policy = RetryPolicy(
+        attempts=config.upstream.retries + 1,
+        backoff_s=config.upstream.retry_backoff_s,
+        backoff_max_s=config.upstream.retry_backoff_max_s,
+        retry_after_max_s=config.upstream.retry_after_max_s,
+    )
+    return Gateway(
+        config=config,
+        upstream=upstream,
+        upstream_key=upstream_key,
+        redis=client,
+        metrics=metrics,
+        teams=TeamStore(client, config),
+        admission=Admission(
+            client, config.admission, config.redis.pool_size, metrics, fast=_script_client(config)
+        ),
+        models=models,
+        extra_forward_prefixes=extra,
+        dispatch=Dispatcher(targets, policy, metrics),
+        access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
+        extra_upstreams=extra_upstreams,
+    )
+
+
+def _script_client(config: Config) -> ScriptClient | None:
+    """The pipelined client for the admission script, where it applies (see its module)."""
+    url = config.redis.url
+    if not url or config.redis.cluster or not ScriptClient.supports(url):
+        return None
+    return ScriptClient(url, config.redis.timeout_s)
+
+
+def _targets(
+    config: Config, default: Upstream, default_key: str
+) -> tuple[dict[str, list[Target]], list[Upstream]]:
+    """Each model's deployments, each with its own breaker (the default upstream is shared)."""
+    up = config.upstream
+    targets: dict[str, list[Target]] = {}
+    extra: list[Upstream] = []
+    for name, model in config.models.items():
+        targets[name] = []
+        for label, deployment in model.deployments.items():
+            client = create_upstream(
+                dataclasses.replace(up, base_url=deployment.base_url or up.base_url)
+            )
+            extra.append(client)
+            key = os.environ.get(deployment.api_key_env, "") if deployment.api_key_env else ""
+            targets[name].append(
+                Target(
+                    label,
+                    client,
+                    key or default_key,
+                    Breaker(up.breaker_failures, up.breaker_cooldown_s),
+                )
+            )
+        if not targets[name]:
+            targets[name].append(
+                Target(
+                    "default",
+                    default,
+                    default_key,
+                    Breaker(up.breaker_failures, up.breaker_cooldown_s),
+                )
+            )
+    return targets, extra

@@ -1,0 +1,268 @@
+"""Teams and their keys: the records, and how they are written, read and validated. Pure.
+
+`gateway.team_store` keeps them in Redis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.config import (
+    Config,
+    ConfigError,
+    Limits,
+    Usd,
+    check_limits,
+    parse_section,
+    usd_to_micros,
+)
+from gateway.wire.errors import GatewayError
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    name: str
+    tier: str
+    # Overrides of the tier's budget and limits; None / empty means "as the tier says".
+    budget_usd: Usd | None = None
+    limits: Limits = field(default_factory=Limits)
+    # Narrows the tier's models; None means every model the tier allows.
+    models: tuple[str, ...] | None = None
+    # Strict pass-through: no compatibility patches, upstream errors returned as they are.
+    strict: bool = False
+    # The routing policy `model: "auto"` means for this team ("" = the configured `auto`).
+    routing_policy: str = ""
+    created_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    id: str
+    team: str
+    sha256: str
+    name: str = ""
+    # The key's own limits, applied on top of the team's.
+    limits: Limits = field(default_factory=Limits)
+    expires_at: int | None = None  # Unix seconds
+    revoked: bool = False
+    created_at: int = 0
+    # "sk-gw-…wxyz": enough to tell keys apart in a list, far too little to use. "" if unknown.
+    hint: str = ""
+
+
+TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+TEAMS_INDEX = "gw:teams"
+SECRET_PREFIX = "sk-gw-"
+TEAM_FIELDS = ("name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy")
+FILE_KEY_FIELDS = ("name", "sha256", "key_env", "limits", "expires_at")
+# A flood of random keys must not grow a replica's memory without bound.
+MAX_CACHED = 100_000
+
+
+def tag(team: str) -> str:
+    """The Redis Cluster hash tag every key of one team shares."""
+    return "{t:" + team + "}"
+
+
+def team_key(name: str) -> str:
+    return tag(name) + ":team"
+
+
+def team_keys_key(name: str) -> str:
+    return tag(name) + ":keys"
+
+
+def key_record_key(key_id: str) -> str:
+    return f"gw:key:{key_id}"
+
+
+def digest_key(digest: str) -> str:
+    return f"gw:keydigest:{digest}"
+
+
+# -- storage form ---------------------------------------------------------------------------------
+# parse_section reads Usd fields as USD amounts, so the stored budget goes under its own name.
+
+
+def dump_team(team: Team) -> bytes:
+    data = dataclasses.asdict(team)
+    budget = data.pop("budget_usd")
+    data["budget_micros"] = None if budget is None else int(budget)
+    return orjson.dumps(data)
+
+
+def load_team(raw: bytes | str) -> Team:
+    data = orjson.loads(raw)
+    budget = data.pop("budget_micros", None)
+    models = data.pop("models", None)
+    limits = parse_section(Limits, data.pop("limits", None) or {}, "limits")
+    return Team(
+        **data,
+        budget_usd=None if budget is None else Usd(budget),
+        models=None if models is None else tuple(models),
+        limits=limits,
+    )
+
+
+def dump_key(key: Key) -> bytes:
+    return orjson.dumps(dataclasses.asdict(key))
+
+
+def load_key(raw: bytes | str) -> Key:
+    data = orjson.loads(raw)
+    limits = parse_section(Limits, data.pop("limits", None) or {}, "limits")
+    return Key(**data, limits=limits)
+
+
+def as_text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# -- the external form: admin API JSON and teams-file entries --------------------------------------
+
+
+def team_fields(team: Team) -> dict[str, Any]:
+    """A team as the admin API shows it: the budget in USD, limits without empty fields."""
+    return {
+        "name": team.name,
+        "tier": team.tier,
+        "budget_usd": None if team.budget_usd is None else int(team.budget_usd) / 1_000_000,
+        "limits": limits_fields(team.limits),
+        "models": None if team.models is None else list(team.models),
+        "strict": team.strict,
+        "routing_policy": team.routing_policy,
+        "created_at": team.created_at,
+    }
+
+
+def limits_fields(limits: Limits) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("profile", limits.profile),
+            ("requests_per_minute", limits.requests_per_minute),
+            ("tokens_per_minute", limits.tokens_per_minute),
+        )
+        if value not in (None, "")
+    }
+    if limits.models:
+        data["models"] = {
+            model: {k: v for k, v in dataclasses.asdict(per_model).items() if v is not None}
+            for model, per_model in limits.models.items()
+        }
+    return data
+
+
+def key_status(key: Key, now: float) -> str:
+    if key.revoked:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def secret_hint(secret: str) -> str:
+    # A short secret's last four characters would give away too much of it.
+    return f"{secret[:6]}…{secret[-4:]}" if len(secret) >= 24 else ""
+
+
+def at_path(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def unknown_field(path: str, name: Any, known: tuple[str, ...]) -> ConfigError:
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return ConfigError(f"{at_path(path, str(name))}: unknown field{hint}")
+
+
+def parse_team(raw: Any, path: str = "") -> Team:
+    """A team from admin API JSON or a teams-file entry; ConfigError messages name the field."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path or 'team'}: expected a mapping, got {type(raw).__name__}")
+    for name in raw:
+        if name not in TEAM_FIELDS:
+            raise unknown_field(path, name, TEAM_FIELDS)
+    name, tier = raw.get("name"), raw.get("tier")
+    if not isinstance(name, str) or not TEAM_NAME.match(name):
+        raise ConfigError(
+            f"{at_path(path, 'name')}: required: 1-64 letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit, got {name!r}"
+        )
+    if not isinstance(tier, str) or not tier:
+        raise ConfigError(f"{at_path(path, 'tier')}: required: the name of a tier, got {tier!r}")
+    budget = raw.get("budget_usd")
+    limits = raw.get("limits")
+    models = raw.get("models")
+    if models is not None and (
+        not isinstance(models, list) or not all(isinstance(m, str) for m in models)
+    ):
+        raise ConfigError(f"{at_path(path, 'models')}: expected a list of model names")
+    strict = raw.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ConfigError(f"{at_path(path, 'strict')}: expected true or false, got {strict!r}")
+    policy = raw.get("routing_policy", "")
+    if not isinstance(policy, str):
+        raise ConfigError(
+            f"{at_path(path, 'routing_policy')}: expected the name of a routing policy"
+        )
+    return Team(
+        strict=strict,
+        routing_policy=policy,
+        name=name,
+        tier=tier,
+        budget_usd=None
+        if budget is None
+        else Usd(usd_to_micros(budget, at_path(path, "budget_usd"))),
+        limits=parse_section(Limits, {} if limits is None else limits, at_path(path, "limits")),
+        models=None if models is None else tuple(models),
+    )
+
+
+def check_team(config: Config, team: Team, path: str = "") -> None:
+    """What a team names must exist in the config."""
+    if team.tier not in config.tiers:
+        raise ConfigError(
+            f"{at_path(path, 'tier')}: unknown tier {team.tier!r} "
+            f"(one of {', '.join(config.tiers) or 'none: the config has no tiers'})"
+        )
+    for i, model in enumerate(team.models or ()):
+        if model not in config.models:
+            raise ConfigError(f"{at_path(path, 'models')}[{i}]: unknown model {model!r}")
+    if team.routing_policy and team.routing_policy not in config.routing.policies:
+        raise ConfigError(
+            f"{at_path(path, 'routing_policy')}: unknown routing policy {team.routing_policy!r} "
+            f"(one of {', '.join(config.routing.policies) or 'none'})"
+        )
+    check_limits(team.limits, config, at_path(path, "limits"))
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: mappings merge key by key, null removes, the rest replaces."""
+    if not isinstance(patch, Mapping):
+        return patch
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = merge_patch(result.get(name), value)
+    return result
+
+
+def invalid_value(exc: ConfigError) -> GatewayError:
+    """A validation error as the admin API answers it; the message's path becomes `param`."""
+    message = str(exc)
+    return GatewayError(400, message, param=message.split(":", 1)[0], code="invalid_value")
+
+
+def not_found(what: str) -> GatewayError:
+    return GatewayError(404, f"{what} was not found.", code="not_found")

@@ -1,0 +1,128 @@
+"""The aiohttp transport (`upstream.client: aiohttp`): the default before `Http1Upstream`, kept
+for measurement and for shops that want a general-purpose client; see `gateway.upstream`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from gateway.config import UpstreamConfig
+from gateway.upstream.contract import PreparedRequest, UpstreamResponse
+from gateway.wire import errors
+
+
+def _aiohttp_error(exc: BaseException, read_timeout: float, stage: str) -> errors.GatewayError:
+    # Timeouts first: aiohttp's timeout errors are ClientErrors too.
+    if isinstance(exc, TimeoutError):
+        return errors.upstream_timeout(read_timeout)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return errors.upstream_unreachable(f"cannot connect ({exc.os_error.strerror or exc})")
+    return errors.upstream_unreachable(f"connection {stage} ({type(exc).__name__})")
+
+
+_AIOHTTP_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError)
+
+
+class _AiohttpResponse:
+    __slots__ = ("_read_timeout", "_resp", "headers", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse, read_timeout: float) -> None:
+        self._resp = resp
+        self._read_timeout = read_timeout
+        self.status = resp.status
+        self.headers = [(k.lower(), v) for k, v in resp.raw_headers]
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+        except _AIOHTTP_ERRORS as exc:
+            raise _aiohttp_error(exc, self._read_timeout, "lost mid-response") from exc
+
+    async def read(self) -> bytes:
+        try:
+            return await self._resp.read()
+        except _AIOHTTP_ERRORS as exc:
+            raise _aiohttp_error(exc, self._read_timeout, "lost mid-response") from exc
+
+    async def close(self) -> None:
+        # release() keeps a fully read connection in the pool; an unfinished body closes it,
+        # which is what cancels the upstream generation when a client goes away.
+        if self._resp.content.is_eof():
+            self._resp.release()
+        else:
+            self._resp.close()
+
+
+class AiohttpUpstream:
+    def __init__(self, config: UpstreamConfig) -> None:
+        self._base = config.base_url.rstrip("/")
+        self._read_timeout = config.read_timeout_s
+        self._first_byte_timeout = config.first_byte_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        connector = aiohttp.TCPConnector(
+            limit=config.pool_size, limit_per_host=config.pool_size, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            # sock_read also bounds the wait for the headers, so it must allow the first byte;
+            # that wait has its own, usually longer, limit below.
+            timeout=aiohttp.ClientTimeout(
+                total=config.total_timeout_s,
+                sock_connect=config.connect_timeout_s,
+                sock_read=max(config.read_timeout_s, config.first_byte_timeout_s),
+            ),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        )
+
+    def prepare(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> PreparedRequest | None:
+        return None  # its pool hands out connections only inside a request
+
+    async def send(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> UpstreamResponse:
+        url = self._base + path
+        if query:
+            url += "?" + query.decode("latin-1")
+        # The wait for the headers has its own limit. Done by hand rather than with
+        # asyncio.timeout(): that looks the loop up twice, and each lookup is a getpid() on
+        # Python 3.11, a measurable cost per request.
+        loop = self._loop or self._bind_loop()
+        task = asyncio.current_task(loop)
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = loop.call_later(self._first_byte_timeout, expire)
+        try:
+            resp = await self._session.request(
+                method, url, headers=headers, data=body or None, allow_redirects=False
+            )
+        except asyncio.CancelledError:
+            if expired and task.uncancel() == 0:
+                raise errors.upstream_timeout(self._first_byte_timeout) from None
+            raise
+        except _AIOHTTP_ERRORS as exc:
+            raise _aiohttp_error(exc, self._first_byte_timeout, "failed") from exc
+        finally:
+            timer.cancel()
+        return _AiohttpResponse(resp, self._read_timeout)
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def ready(self) -> bool:
+        return not self._session.closed
+
+    async def close(self) -> None:
+        await self._session.close()

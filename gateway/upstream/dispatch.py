@@ -1,0 +1,255 @@
+"""Sending a model's upstream calls: which deployment takes the call (fewest in flight, circuit
+breaker closed), and retrying failed tries with backoff while nothing has reached the client.
+
+The rules are `gateway.resilience` (pure); this is the I/O around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.observability.metrics import Metrics
+from gateway.upstream.contract import PreparedRequest, Upstream, UpstreamResponse
+from gateway.upstream.resilience import (
+    FAILURE_STATUSES,
+    RETRY_STATUSES,
+    Breaker,
+    RetryPolicy,
+    may_retry,
+    pick,
+    retry_after_s,
+    retry_delay,
+)
+from gateway.wire import errors
+from gateway.wire.errors import GatewayError
+
+log = logging.getLogger("gateway.upstream.dispatch")
+
+
+@dataclass(slots=True)
+class Target:
+    """One deployment serving one model: its client, key and health as this replica sees it."""
+
+    name: str
+    upstream: Upstream
+    api_key: str
+    breaker: Breaker
+    in_flight: int = 0
+
+
+@dataclass(slots=True)
+class _Counted:
+    """An upstream response that keeps its deployment's in-flight count until it is closed."""
+
+    resp: UpstreamResponse
+    target: Target
+    status: int = 0
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    closed: bool = False
+
+    def __post_init__(self) -> None:
+        self.status = self.resp.status
+        self.headers = self.resp.headers
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        return self.resp.iter_chunks()
+
+    async def read(self) -> bytes:
+        return await self.resp.read()
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.target.in_flight -= 1
+        await self.resp.close()
+
+
+@dataclass(slots=True)
+class _Read:
+    """An answer already read whole (and its connection released)."""
+
+    resp: _Counted
+    body: bytes
+    status: int = 0
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = self.resp.status
+        self.headers = self.resp.headers
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+    async def read(self) -> bytes:
+        return self.body
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class PreparedCall:
+    """The first try of a `Dispatcher.send`, made ready on a deployment's idle connection.
+
+    `fire()` writes it (from a callback, say, the moment admission answers); `send(prepared=)`
+    takes it as its first try; `cancel()` undoes it if it is not wanted after all.
+    """
+
+    target: Target
+    request: PreparedRequest
+
+    def fire(self) -> None:
+        self.request.fire()
+
+    def cancel(self) -> None:
+        if self.request.cancel():
+            self.target.in_flight -= 1
+            self.target.breaker.release()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        targets: dict[str, list[Target]],
+        policy: RetryPolicy,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.perf_counter,
+        jitter: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._targets = targets
+        self._policy = policy
+        self._metrics = metrics
+        self._clock = clock
+        self._jitter = jitter
+        self._sleep = sleep
+        self._turn = 0
+
+    def targets(self, model: str) -> Sequence[Target]:
+        return self._targets[model]
+
+    def _pick(self, targets: Sequence[Target], now: float) -> int | None:
+        return pick(
+            [t.in_flight for t in targets], [t.breaker.allows(now) for t in targets], self._turn
+        )
+
+    def available(self, model: str) -> bool:
+        """Whether some deployment of `model` would take a call now (no open circuit)."""
+        now = self._clock()
+        return any(t.breaker.allows(now) for t in self._targets[model])
+
+    def prepare(
+        self,
+        model: str,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> PreparedCall | None:
+        """`send`'s first try, ready to be written by `fire()` and taken by `send(prepared=)`;
+        None when the chosen deployment has no idle connection at hand (or none is open)."""
+        targets = self._targets[model]
+        now = self._clock()
+        index = self._pick(targets, now)
+        if index is None:
+            return None
+        target = targets[index]
+        sent = {**headers, "authorization": f"Bearer {target.api_key}"}
+        request = target.upstream.prepare(method, path, query, sent, body)
+        if request is None:
+            return None
+        self._turn += 1
+        target.breaker.begin(now)
+        target.in_flight += 1
+        return PreparedCall(target, request)
+
+    async def send(
+        self,
+        model: str,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: dict[str, str],
+        body: bytes,
+        deadline: float | None = None,
+        buffer: bool = False,
+        prepared: PreparedCall | None = None,
+    ) -> UpstreamResponse:
+        """One upstream call for `model`, retried on connection errors, timeouts, 429 and 5xx
+        while tries and the caller's `deadline` (a `clock()` value) allow.
+
+        With `buffer`, the answer is read whole before it is returned, so a connection lost
+        after the headers (nothing has reached the client yet) is retried too. `prepared` (from
+        `prepare`, for the same call) is the first try.
+        """
+        targets = self._targets[model]
+        tries = 0
+        while True:
+            ready: PreparedRequest | None = None
+            if prepared is not None:  # counted in flight and begun when it was made ready
+                target, ready, prepared = prepared.target, prepared.request, None
+            else:
+                now = self._clock()
+                index = self._pick(targets, now)
+                self._turn += 1
+                if index is None:
+                    raise errors.circuit_open(model)
+                target = targets[index]
+                target.breaker.begin(now)
+                target.in_flight += 1
+            tries += 1
+            failure: GatewayError | None = None
+            resp: UpstreamResponse | None = None
+            try:
+                if ready is not None:
+                    resp = await ready.result()
+                else:
+                    sent = {**headers, "authorization": f"Bearer {target.api_key}"}
+                    resp = await target.upstream.send(method, path, query, sent, body)
+            except GatewayError as exc:
+                target.in_flight -= 1
+                target.breaker.failure(self._clock())
+                failure = exc
+            except BaseException:  # cancelled: the client left
+                target.in_flight -= 1
+                target.breaker.release()
+                raise
+            if resp is not None:
+                if resp.status in FAILURE_STATUSES:
+                    target.breaker.failure(self._clock())
+                elif resp.status == 429:
+                    target.breaker.release()  # the caller's rate, not the upstream's health
+                else:
+                    target.breaker.success()
+                if resp.status not in RETRY_STATUSES:
+                    if not buffer:
+                        return _Counted(resp, target)
+                    counted = _Counted(resp, target)
+                    try:
+                        return _Read(counted, await counted.read())
+                    except GatewayError as exc:
+                        target.breaker.failure(self._clock())
+                        failure, resp = exc, None
+                    finally:
+                        await counted.close()
+            asked = retry_after_s(resp.headers, time.time()) if resp is not None else None
+            delay = retry_delay(self._policy, tries, asked, self._jitter())
+            if not may_retry(self._policy, tries, delay, asked, self._clock(), deadline):
+                if resp is not None:
+                    return _Counted(resp, target)
+                assert failure is not None
+                raise failure
+            if resp is not None:
+                await _Counted(resp, target).close()
+            log.info(
+                "retrying %s in %.2f s after %s from %s",
+                model, delay, resp.status if resp else failure.code, target.name,  # type: ignore[union-attr]
+            )  # fmt: skip
+            self._metrics.upstream_retries.labels(model).inc()
+            await self._sleep(delay)

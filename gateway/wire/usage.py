@@ -1,0 +1,153 @@
+"""Reading usage out of upstream responses, streamed or not. Pure: bytes in, bytes and usage out.
+
+A stream is metered event by event: the final usage chunk when there is one, and otherwise the
+generated text so far, so a client that leaves mid-stream is charged for what was generated.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from gateway.admission.pricing import Usage, usage_from
+from gateway.wire import sse, tokens
+
+
+def response_usage(content: bytes) -> tuple[Usage | None, str]:
+    """Usage and model of a JSON response body (chat, embeddings, responses API)."""
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None, ""
+    if not isinstance(payload, dict):
+        return None, ""
+    model = payload.get("model")
+    return usage_from(payload.get("usage")), model if isinstance(model, str) else ""
+
+
+class StreamMeter:
+    """Watch an SSE stream go by; optionally drop the usage chunk the caller did not ask for.
+
+    The gateway asks upstream for `stream_options.include_usage` so it can charge exactly; when
+    the caller had not asked, the usage-only chunk (`choices: []`) is removed again, because
+    clients that index `choices[0]` on every chunk would break on it.
+
+    Parsing every event cost more CPU than the rest of relaying a streamed answer. The events
+    of a read before its first usage object, when routine (one `data:` line each, no tool
+    calls, content deltas in OpenAI's compact form), are searched as a whole instead: their
+    content deltas' JSON string literals are kept, and decoded in one call only if the stream
+    ends without usage. The rest is parsed event by event.
+    """
+
+    __slots__ = ("_decoder", "_literals", "_strip_usage", "model", "usage")
+
+    def __init__(self, strip_usage: bool = False) -> None:
+        self._decoder = sse.Decoder()
+        self._strip_usage = strip_usage
+        self._literals: list[bytes] = []  # the text generated, as JSON string literals
+        self.usage: Usage | None = None
+        self.model = ""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Returns the bytes to pass on to the client."""
+        block = self._decoder.complete(chunk)
+        out: list[bytes] = []
+        if not self.model and block:
+            first = block.find(b"\n\n") + 2  # the first event names the model
+            out.append(self._parse(block[:first]))
+            block = block[first:]
+        if self.model and block:
+            # The events before the first usage object (the usual last event) may be routine.
+            found = _USAGE_OBJECT.search(block)
+            cut = block.rfind(b"\n\n", 0, found.start()) + 2 if found else len(block)
+            if cut > 1 and self._take_routine(block[:cut]):
+                # Routine events are one `data: ` line each: they are their own encoding.
+                out.append(block[:cut])
+                block = block[cut:]
+        out.append(self._parse(block))
+        return b"".join(out) if self._strip_usage else chunk
+
+    def _parse(self, block: bytes) -> bytes:
+        return self._parse_events(sse.events(block))
+
+    def _parse_events(self, events: list[bytes]) -> bytes:
+        """Observe each event; the ones to pass on, encoded, when the meter strips usage."""
+        kept = [data for data in events if self._observe(data)]
+        return b"".join(b"data: " + data + b"\n\n" for data in kept) if self._strip_usage else b""
+
+    def _take_routine(self, head: bytes) -> bool:
+        """Keep the content of a block without a usage object, if it is routine: one `data: `
+        line an event (so no JSON is split across lines), no tool calls."""
+        events = head.count(b"\n\n")
+        if not (
+            head.startswith(b"data: ")
+            and head.count(b"\n") == 2 * events
+            and head.count(b"\n\ndata: ") == events - 1
+            and b'"tool_calls"' not in head
+        ):
+            return False
+        literals = _CONTENT_DELTA.findall(head)
+        if len(literals) != head.count(b'"delta":{"content":'):
+            return False
+        self._literals += literals
+        return True
+
+    def flush(self) -> bytes:
+        return self._parse_events(self._decoder.flush())
+
+    def generated_usage(self, prompt_tokens: int) -> Usage:
+        """The reported usage, or what the text seen so far amounts to when none came."""
+        if self.usage is not None:
+            return self.usage
+        text = "".join(orjson.loads(b"[" + b",".join(self._literals) + b"]"))
+        return Usage(prompt_tokens=prompt_tokens, completion_tokens=tokens.count_text(text))
+
+    def _observe(self, data: bytes) -> bool:
+        """Parse one event; False for a usage-only chunk the caller must not see."""
+        if data == b"[DONE]":
+            return True
+        try:
+            event: Any = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return True
+        if not isinstance(event, dict):
+            return True
+        if not self.model and isinstance(event.get("model"), str):
+            self.model = event["model"]
+        usage = event.get("usage")
+        if usage is None and isinstance(event.get("response"), dict):
+            usage = event["response"].get("usage")  # the responses API's completed event
+        if usage:
+            self.usage = usage_from(usage) or self.usage
+        choices = event.get("choices")
+        if isinstance(choices, list):
+            parts: list[str] = []
+            for choice in choices:
+                _collect(choice, parts)
+            self._literals += map(orjson.dumps, parts)
+            if not choices and usage and self._strip_usage:
+                return False
+        return True
+
+
+# A usage object, not the `"usage":null` that `include_usage` puts in every other chunk.
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*(?!null\b)')
+# A delta of content only, as OpenAI writes it: the text's JSON string literal. A quote inside
+# a JSON string is always escaped, so a match cannot start inside one.
+_CONTENT_DELTA = re.compile(rb'"delta":\{"content":("[^"\\]*(?:\\.[^"\\]*)*")\}')
+
+
+def _collect(choice: Any, parts: list[str]) -> None:
+    delta = choice.get("delta") if isinstance(choice, dict) else None
+    if not isinstance(delta, dict):
+        return
+    if isinstance(delta.get("content"), str):
+        parts.append(delta["content"])
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts.extend(
+                v for v in (function.get("name"), function.get("arguments")) if isinstance(v, str)
+            )

@@ -1,0 +1,271 @@
+"""The shape of a chat completion request, checked before the gateway spends anything on it.
+
+Everything after this (routing, token counting, compatibility patches, emulation) reads the
+payload, so a wrong type there would surface as a 500 deep inside; here it is a 400 that names
+the field, in OpenAI's own wording. Only what OpenAI itself would refuse is refused: unknown
+fields and unknown content part types go upstream as they are, so new API features keep working.
+
+Pure: no I/O, no clock, no environment. It runs on every request, so it sticks to `type() is`
+tests and plain loops (a typical request takes a few microseconds).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from gateway.wire import errors
+
+# How OpenAI's messages name the types it expected.
+_EXPECTED: dict[type, str] = {str: "a string", list: "an array", dict: "an object"}
+
+ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+_ROLES = frozenset(ROLES)
+MAX_COMPLETION_TOKENS = 1_000_000
+MAX_TOOLS = 128
+MAX_STOP_SEQUENCES = 4
+# OpenAI's model ids are short; a long one is garbage that would otherwise be echoed in errors.
+MAX_MODEL_CHARS = 256
+# orjson turns integers beyond 64 bits into floats; such a float was an absurd integer.
+_HUGE = float(2**63)
+
+_INTEGERS = (
+    ("max_tokens", 1, MAX_COMPLETION_TOKENS),
+    ("max_completion_tokens", 1, MAX_COMPLETION_TOKENS),
+    ("n", 1, 128),
+)
+_DECIMALS = (
+    ("temperature", 0, 2),
+    ("top_p", 0, 1),
+    ("presence_penalty", -2, 2),
+    ("frequency_penalty", -2, 2),
+)
+_CONTENT = "one of a string or array of objects"
+_TYPE_NAMES: dict[type, str] = {
+    str: "a string",
+    int: "an integer",
+    float: "a decimal",
+    bool: "a boolean",
+    dict: "an object",
+    list: "an array",
+    type(None): "null",
+}
+
+
+class InputLimits(Protocol):
+    """What the validator needs from the config; `ServerConfig` provides it."""
+
+    @property
+    def max_messages(self) -> int: ...
+
+    @property
+    def max_json_depth(self) -> int: ...
+
+
+def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
+    """Raise a 400 GatewayError for the first thing OpenAI would refuse in a chat request."""
+    model = payload.get("model")
+    if type(model) is not str:
+        if model is None:
+            raise _missing_model()
+        raise _wrong_type("model", "a string", model)
+    if not model:
+        raise _missing_model()
+    if len(model) > MAX_MODEL_CHARS:
+        raise errors.string_too_long("model", MAX_MODEL_CHARS, len(model))
+
+    messages = _required(payload, "messages", "messages", list)
+    if not messages:
+        raise errors.empty_array("messages")
+    if len(messages) > limits.max_messages:
+        raise errors.array_too_long("messages", limits.max_messages, len(messages))
+    for i, message in enumerate(messages):
+        _check_message(i, message)
+
+    for name, low, high in _INTEGERS:
+        value = payload.get(name)
+        if value is not None:
+            _check_integer(name, value, low, high)
+    for name, low, high in _DECIMALS:
+        value = payload.get(name)
+        if value is not None:
+            _check_decimal(name, value, low, high)
+    _check_options(payload)
+    _check_depth(payload, limits.max_json_depth)
+
+
+def _check_message(i: int, message: Any) -> None:
+    if type(message) is not dict:
+        raise _wrong_type(f"messages[{i}]", "an object", message)
+    role = _required(message, "role", f"messages[{i}].role", str)
+    if role not in _ROLES:
+        raise errors.invalid_value(f"messages[{i}].role", role, ROLES)
+
+    content = message.get("content")
+    if type(content) is list:
+        for j, part in enumerate(content):
+            _check_part(i, j, part)
+    elif content is None:
+        # An assistant turn that only called tools has no text; a function result may be empty.
+        calls = role == "assistant" and (
+            message.get("tool_calls") or message.get("function_call") or message.get("audio")
+        )
+        if not calls and role != "function":
+            if "content" not in message:
+                raise errors.missing_parameter(f"messages[{i}].content")
+            raise _wrong_type(f"messages[{i}].content", _CONTENT, content)
+    elif type(content) is not str:
+        raise _wrong_type(f"messages[{i}].content", _CONTENT, content)
+
+    # Most messages are just role and content: skip the rest of the checks for them.
+    if len(message) > 2 or role == "tool":
+        _check_message_extras(i, role, message)
+
+
+def _check_message_extras(i: int, role: str, message: dict[str, Any]) -> None:
+    name = message.get("name")
+    if name is not None and type(name) is not str:
+        raise _wrong_type(f"messages[{i}].name", "a string", name)
+    if role == "tool":
+        _required(message, "tool_call_id", f"messages[{i}].tool_call_id", str)
+    calls = message.get("tool_calls")
+    if calls is not None:
+        param = f"messages[{i}].tool_calls"
+        if type(calls) is not list:
+            raise _wrong_type(param, "an array", calls)
+        for j, call in enumerate(calls):
+            if type(call) is not dict:
+                raise _wrong_type(f"{param}[{j}]", "an object", call)
+            function = call.get("function")
+            if function is not None and type(function) is not dict:
+                raise _wrong_type(f"{param}[{j}].function", "an object", function)
+    legacy = message.get("function_call")
+    if legacy is not None and type(legacy) is not dict:
+        raise _wrong_type(f"messages[{i}].function_call", "an object", legacy)
+
+
+def _required(obj: dict[str, Any], key: str, param: str, kind: type) -> Any:
+    """`obj[key]`, which must be present and of exactly `kind` (bool is not int, and so on)."""
+    value = obj.get(key)
+    if type(value) is not kind:
+        if value is None:
+            raise errors.missing_parameter(param)
+        raise _wrong_type(param, _EXPECTED[kind], value)
+    return value
+
+
+def _check_part(i: int, j: int, part: Any) -> None:
+    param = f"messages[{i}].content[{j}]"
+    if type(part) is not dict:
+        raise _wrong_type(param, "an object", part)
+    kind = _required(part, "type", f"{param}.type", str)
+    if kind == "text":
+        _required(part, "text", f"{param}.text", str)
+
+
+def _check_integer(name: str, value: Any, low: int, high: int) -> None:
+    kind = type(value)
+    if kind is float and abs(value) >= _HUGE:
+        pass  # compared below as the integer it was sent as
+    elif kind is not int:
+        raise _wrong_type(name, "an integer", value)
+    if value < low:
+        raise errors.below_minimum(name, "integer", low, value)
+    if value > high:
+        raise errors.above_maximum(name, "integer", high, value)
+
+
+def _check_decimal(name: str, value: Any, low: int, high: int) -> None:
+    kind = type(value)
+    if kind is not float and kind is not int:
+        raise _wrong_type(name, "a decimal", value)
+    if value < low:
+        raise errors.below_minimum(name, "decimal", low, value)
+    if value > high:
+        raise errors.above_maximum(name, "decimal", high, value)
+
+
+def _check_options(payload: dict[str, Any]) -> None:
+    stream = payload.get("stream")
+    if stream is not None and type(stream) is not bool:
+        raise _wrong_type("stream", "a boolean", stream)
+    options = payload.get("stream_options")
+    if options is not None:
+        if type(options) is not dict:
+            raise _wrong_type("stream_options", "an object", options)
+        usage = options.get("include_usage")
+        if usage is not None and type(usage) is not bool:
+            raise _wrong_type("stream_options.include_usage", "a boolean", usage)
+    tools = payload.get("tools")
+    if tools is not None:
+        if type(tools) is not list:
+            raise _wrong_type("tools", "an array", tools)
+        if len(tools) > MAX_TOOLS:
+            raise errors.array_too_long("tools", MAX_TOOLS, len(tools))
+        for i, tool in enumerate(tools):
+            _check_tool(f"tools[{i}]", tool)
+    functions = payload.get("functions")
+    if functions is not None:
+        if type(functions) is not list:
+            raise _wrong_type("functions", "an array", functions)
+        for i, function in enumerate(functions):
+            if type(function) is not dict:
+                raise _wrong_type(f"functions[{i}]", "an object", function)
+    for name in ("tool_choice", "function_call"):
+        choice = payload.get(name)
+        if choice is not None and type(choice) is not str and type(choice) is not dict:
+            raise _wrong_type(name, "one of a string or object", choice)
+    response_format = payload.get("response_format")
+    if response_format is not None:
+        if type(response_format) is not dict:
+            raise _wrong_type("response_format", "an object", response_format)
+        _required(response_format, "type", "response_format.type", str)
+    stop = payload.get("stop")
+    if stop is not None and type(stop) is not str:
+        if type(stop) is not list:
+            raise _wrong_type("stop", "one of a string or array of strings", stop)
+        if len(stop) > MAX_STOP_SEQUENCES:
+            raise errors.array_too_long("stop", MAX_STOP_SEQUENCES, len(stop))
+        for i, sequence in enumerate(stop):
+            if type(sequence) is not str:
+                raise _wrong_type(f"stop[{i}]", "a string", sequence)
+
+
+def _check_tool(param: str, tool: Any) -> None:
+    if type(tool) is not dict:
+        raise _wrong_type(param, "an object", tool)
+    kind = _required(tool, "type", f"{param}.type", str)
+    if kind == "function":
+        function = _required(tool, "function", f"{param}.function", dict)
+        _required(function, "name", f"{param}.function.name", str)
+
+
+def _check_depth(payload: dict[str, Any], limit: int) -> None:
+    """Level by level, not recursively: a deep body must not cost stack, only a bounded loop."""
+    for key, value in payload.items():
+        kind = type(value)
+        if kind is not dict and kind is not list:
+            continue
+        level: list[Any] = [value]
+        depth = 2  # the body object itself is level 1
+        while level:
+            if depth > limit:
+                raise errors.nested_too_deep(key, limit)
+            below: list[Any] = []
+            for node in level:
+                for child in node.values() if type(node) is dict else node:
+                    kind = type(child)
+                    if kind is dict or kind is list:
+                        below.append(child)
+            level = below
+            depth += 1
+
+
+def _wrong_type(param: str, expected: str, value: Any) -> errors.GatewayError:
+    return errors.invalid_type(param, expected, _TYPE_NAMES.get(type(value), "an unknown type"))
+
+
+def _missing_model() -> errors.GatewayError:
+    return errors.GatewayError(
+        400, "you must provide a model parameter", param="model",
+        code="missing_required_parameter",
+    )  # fmt: skip
