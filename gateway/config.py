@@ -13,11 +13,9 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar, Union
+from typing import Any, Final, TypeVar, Union
 
 import yaml
-
-from gateway.routing.heuristic import Policy
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -141,12 +139,37 @@ class ObservabilityConfig:
     key_id_labels: bool = False
 
 
+GPT_4O: Final = "gpt-4o"
+O1_MINI: Final = "o1-mini"
+O1_PREVIEW: Final = "o1-preview"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingPolicy:
+    """Thresholds mapping (domain, difficulty) to a model. Defaults; a later config sets them."""
+
+    general_model: str = GPT_4O
+    mini_model: str = O1_MINI
+    preview_model: str = O1_PREVIEW
+    #: code/math/science requests at or above this difficulty go to ``mini_model``.
+    mini_threshold: float = 0.25
+    #: science requests at or above this difficulty go to ``preview_model``.
+    preview_threshold: float = 0.45
+    #: minimum weighted science-vocabulary evidence for the ``science`` domain.
+    science_min_terms: float = 2.0
+    #: only this many characters from the head and from the tail of a long text are examined.
+    scan_chars: int = 4096
+    #: share of the monthly budget already spent (0..1) from which :func:`step_down` moves
+    #: requests one model cheaper; ``None`` disables it.
+    step_down_at: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RoutingConfig:
     """Model aliases that route each request by its difficulty (see `gateway.router`); the
     shipped config defines `auto`, `auto-cheap` and `auto-best`."""
 
-    policies: dict[str, Policy] = field(default_factory=dict)
+    policies: dict[str, RoutingPolicy] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

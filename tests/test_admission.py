@@ -11,12 +11,17 @@ import pytest
 import redis.asyncio as redis
 
 from gateway.admission.plan import REQUESTS, RPM, TOKENS, TPM, Bucket, Plan, WeeklyCap, tag
-from gateway.admission.pricing import Usage
 from gateway.admission.redis_side import BUDGET, Admission, decode_admit, ratelimit_headers, refusal
 from gateway.config import AdmissionConfig, Limits, ModelLimits, RedisConfig
 from gateway.runtime.redis_connection import open_redis
+from gateway.wire.usage import Usage
 
-LUA = Path(__file__).resolve().parent.parent.joinpath("gateway", "admission", "admission.lua").read_text()
+LUA = (
+    Path(__file__)
+    .resolve()
+    .parent.parent.joinpath("gateway", "admission", "admission.lua")
+    .read_text()
+)
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()

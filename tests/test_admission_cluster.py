@@ -22,10 +22,10 @@ import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
 from gateway.admission.plan import tag
-from gateway.admission.pricing import Usage
 from gateway.admission.redis_side import BUDGET, Admission
 from gateway.config import AdmissionConfig, RedisConfig
 from gateway.runtime.redis_connection import open_redis
+from gateway.wire.usage import Usage
 from tests.conftest import free_port
 from tests.test_admission import LUA, make_plan
 

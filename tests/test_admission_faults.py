@@ -18,11 +18,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from gateway.admission.plan import tag
-from gateway.admission.pricing import Usage
 from gateway.admission.redis_side import Admission
 from gateway.config import AdmissionConfig, RedisConfig
 from gateway.runtime.redis_connection import open_redis
 from gateway.wire.errors import GatewayError
+from gateway.wire.usage import Usage
 from tests.admission_model import DAY_MS, month_of
 from tests.conftest import ROOT
 from tests.test_admission import LUA, make_plan

@@ -34,7 +34,12 @@ from tests.admission_model import (
     week_of,
 )
 
-LUA = Path(__file__).resolve().parent.parent.joinpath("gateway", "admission", "admission.lua").read_text()
+LUA = (
+    Path(__file__)
+    .resolve()
+    .parent.parent.joinpath("gateway", "admission", "admission.lua")
+    .read_text()
+)
 TEAMS = ("a", "b")
 MODELS = ("m1", "m2")
 # Buckets expire 1 s (real time) after they would be full; the model has no real-time clock, so an

@@ -20,10 +20,10 @@ import pytest
 import redis
 
 from gateway.admission.plan import tag
-from gateway.admission.pricing import Usage
 from gateway.admission.redis_side import BUDGET, Admission
 from gateway.config import AdmissionConfig, RedisConfig
 from gateway.runtime.redis_connection import open_redis
+from gateway.wire.usage import Usage
 from tests.admission_model import month_of
 from tests.test_admission import make_plan
 

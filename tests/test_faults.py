@@ -38,10 +38,11 @@ import orjson
 import pytest
 import redis
 
-from gateway.admission.pricing import Usage, cost_micros, usage_from
+from gateway.admission.pricing import cost_micros
 from gateway.config import Config, SimulatorConfig
 from gateway.simulator import create_simulator
 from gateway.wire import tokens
+from gateway.wire.usage import Usage, usage_from
 from tests.conftest import (
     CLIENT_KEY,
     SIM_KEY,

@@ -4,9 +4,8 @@ import orjson
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gateway.admission.pricing import Usage
 from gateway.wire import sse, tokens
-from gateway.wire.usage import StreamMeter, response_usage
+from gateway.wire.usage import StreamMeter, Usage, response_usage
 
 USAGE = {
     "prompt_tokens": 9,

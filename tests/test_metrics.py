@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.admission.pricing import Usage
 from gateway.observability.metrics import Metrics, TeamBudget, patch_kind, route_reason
 from gateway.routing.heuristic import Decision
+from gateway.wire.usage import Usage
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ import httpx
 import openai
 import pytest
 
-from gateway.admission.pricing import Usage, cost_micros, usage_from
+from gateway.admission.pricing import cost_micros
+from gateway.wire.usage import Usage, usage_from
 from tests.conftest import ROOT, GatewayFactory, ServerThread, base_config, free_port
 
 pytestmark = pytest.mark.skipif(

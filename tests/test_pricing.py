@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from gateway.admission.pricing import Usage, cost_micros, usage_from, worst_case_micros
+from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.config import Price
+from gateway.wire.usage import Usage, usage_from
 
 O1_PREVIEW = Price(input=15_000_000, cached_input=7_500_000, output=60_000_000)
 GPT_4O = Price(input=2_500_000, cached_input=1_250_000, output=10_000_000)

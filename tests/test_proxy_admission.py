@@ -16,8 +16,9 @@ import openai
 import pytest
 import redis
 
-from gateway.admission.pricing import Usage, cost_micros
+from gateway.admission.pricing import cost_micros
 from gateway.config import Price
+from gateway.wire.usage import Usage
 from tests.conftest import (
     GatewayFactory,
     ServerThread,

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from gateway.routing.heuristic import DEFAULT, Decision, Policy, route, route_text, step_down
+from gateway.config import RoutingPolicy as Policy
+from gateway.routing.heuristic import DEFAULT, Decision, route, route_text, step_down
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "routing" / "dev.jsonl"
 MODELS = ("gpt-4o", "o1-mini", "o1-preview")

@@ -16,8 +16,9 @@ import httpx
 import orjson
 import redis
 
-from gateway.admission.pricing import Usage, cost_micros, usage_from
+from gateway.admission.pricing import cost_micros
 from gateway.config import Price
+from gateway.wire.usage import Usage, usage_from
 from tests.conftest import ServerThread, base_config, start_gateway_process
 
 KEY = "sk-gw-shutdown-test-key-0123456789"

@@ -21,12 +21,13 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway.admission.plan import REQUESTS, TOKENS, Bucket, Plan, WeeklyCap, tag
-from gateway.admission.pricing import Usage, cost_micros
+from gateway.admission.pricing import cost_micros
 from gateway.admission.script_pipeline import OnSent, ScriptClient
 from gateway.config import AdmissionConfig, Price
 from gateway.observability.metrics import Metrics
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import go_duration
+from gateway.wire.usage import Usage
 
 log = logging.getLogger("gateway.admission.redis_side")
 PERIOD_MS = 60_000

@@ -15,7 +15,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.admission.pricing import Usage, usage_from
 from gateway.admission.redis_side import Ticket
 from gateway.compat import emulation, fake_stream, patches
 from gateway.runtime.gateway import Gateway
@@ -26,7 +25,7 @@ from gateway.upstream.dispatch import PreparedCall
 from gateway.wire import sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded, new_request_id
-from gateway.wire.usage import response_usage
+from gateway.wire.usage import Usage, response_usage, usage_from
 
 
 def emulation_plan(

@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 
-from gateway.admission.pricing import Usage
+from gateway.wire.usage import Usage
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

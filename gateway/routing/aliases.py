@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission import plan
-from gateway.admission.pricing import Usage, cost_micros, worst_case_micros
+from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.config import Config
 from gateway.routing import heuristic
 from gateway.runtime.gateway import Gateway
@@ -23,6 +23,7 @@ from gateway.server.intake import gateway_of, identify, parse_json_object, read_
 from gateway.teams.records import Team
 from gateway.wire import tokens, validation
 from gateway.wire.errors import GatewayError
+from gateway.wire.usage import Usage
 
 DEFAULT_ALIAS = "auto"
 

@@ -10,7 +10,7 @@ matter.  That gives
   ``science`` (physics, chemistry, biology, engineering, economics/finance), and
 * a *difficulty* score in ``[0, 1]`` (how much multi-step reasoning the request seems to need),
 
-which :class:`Policy` thresholds map to a model (OpenAI's o1 launch guidance):
+which :class:`~gateway.config.RoutingPolicy` thresholds map to a model (OpenAI's o1 launch guidance):
 
 * ``general`` -> ``gpt-4o``;
 * ``code`` / ``math`` -> ``o1-mini`` when difficulty >= ``mini_threshold``, else ``gpt-4o``;
@@ -18,7 +18,7 @@ which :class:`Policy` thresholds map to a model (OpenAI's o1 launch guidance):
   >= ``mini_threshold``, else ``gpt-4o`` (knowledge questions need no reasoning model).
 
 Every :class:`Decision` carries short human-readable reasons.  :func:`step_down` moves a
-decision one model cheaper once a team has spent ``Policy.step_down_at`` of its budget.
+decision one model cheaper once a team has spent ``RoutingPolicy.step_down_at`` of its budget.
 """
 
 from __future__ import annotations
@@ -29,36 +29,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gateway.config import RoutingPolicy
 from gateway.routing.vocabulary import count_terms
 
-__all__ = ["DEFAULT", "Decision", "Policy", "route", "route_text", "step_down"]
+__all__ = ["DEFAULT", "Decision", "route", "route_text", "step_down"]
 
-GPT_4O: Final = "gpt-4o"
-O1_MINI: Final = "o1-mini"
-O1_PREVIEW: Final = "o1-preview"
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """Thresholds mapping (domain, difficulty) to a model. Defaults; a later config sets them."""
-
-    general_model: str = GPT_4O
-    mini_model: str = O1_MINI
-    preview_model: str = O1_PREVIEW
-    #: code/math/science requests at or above this difficulty go to ``mini_model``.
-    mini_threshold: float = 0.25
-    #: science requests at or above this difficulty go to ``preview_model``.
-    preview_threshold: float = 0.45
-    #: minimum weighted science-vocabulary evidence for the ``science`` domain.
-    science_min_terms: float = 2.0
-    #: only this many characters from the head and from the tail of a long text are examined.
-    scan_chars: int = 4096
-    #: share of the monthly budget already spent (0..1) from which :func:`step_down` moves
-    #: requests one model cheaper; ``None`` disables it.
-    step_down_at: float | None = None
-
-
-DEFAULT: Final = Policy()
+DEFAULT: Final = RoutingPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +74,7 @@ def _clip(text: str, limit: int) -> str:
 # --------------------------------------------------------------------------- scoring
 
 
-def _analyse(text: str, policy: Policy, turns: int) -> Decision:
+def _analyse(text: str, policy: RoutingPolicy, turns: int) -> Decision:
     t = _clip(text, policy.scan_chars)
     n_chars = len(t)
     lower = t.lower().encode()
@@ -267,7 +243,7 @@ def _analyse(text: str, policy: Policy, turns: int) -> Decision:
 # --------------------------------------------------------------------------- public API
 
 
-def route_text(text: str, policy: Policy = DEFAULT) -> Decision:
+def route_text(text: str, policy: RoutingPolicy = DEFAULT) -> Decision:
     """Route a single prompt text."""
     return _analyse(text, policy, turns=1)
 
@@ -292,7 +268,7 @@ def _content_text(content: Any) -> tuple[str, bool]:
     return "\n".join(parts), image
 
 
-def route(messages: list[dict[str, Any]], policy: Policy = DEFAULT) -> Decision:
+def route(messages: list[dict[str, Any]], policy: RoutingPolicy = DEFAULT) -> Decision:
     """Route a chat request from the text of its user messages (the last one weighted most)."""
     texts: list[str] = []
     image = False
@@ -328,7 +304,7 @@ def route(messages: list[dict[str, Any]], policy: Policy = DEFAULT) -> Decision:
     return decision
 
 
-def step_down(decision: Decision, policy: Policy, spent_share: float) -> Decision:
+def step_down(decision: Decision, policy: RoutingPolicy, spent_share: float) -> Decision:
     """Move ``decision`` one model cheaper once ``spent_share`` of the budget is used up.
 
     ``preview_model`` becomes ``mini_model`` and ``mini_model`` becomes ``general_model``;

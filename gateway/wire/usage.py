@@ -7,12 +7,56 @@ generated text so far, so a client that leaves mid-stream is charged for what wa
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from gateway.admission.pricing import Usage, usage_from
 from gateway.wire import sse, tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # part of prompt_tokens, billed at the cached-input price
+    reasoning_tokens: int = 0  # part of completion_tokens, billed as output
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def usage_from(payload: Any) -> Usage | None:
+    """Read an OpenAI `usage` object (chat, embeddings, or the responses API's shape)."""
+    if not isinstance(payload, dict):
+        return None
+    prompt = _int(payload.get("prompt_tokens", payload.get("input_tokens")))
+    completion = _int(payload.get("completion_tokens", payload.get("output_tokens")))
+    if prompt is None and completion is None:
+        return None
+    prompt_details = (
+        payload.get("prompt_tokens_details") or payload.get("input_tokens_details") or {}
+    )
+    completion_details = (
+        payload.get("completion_tokens_details") or payload.get("output_tokens_details") or {}
+    )
+    return Usage(
+        prompt_tokens=prompt or 0,
+        completion_tokens=completion or 0,
+        cached_tokens=_int(_get(prompt_details, "cached_tokens")) or 0,
+        reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")) or 0,
+    )
+
+
+def _get(details: Any, name: str) -> Any:
+    return details.get(name) if isinstance(details, dict) else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
 
 
 def response_usage(content: bytes) -> tuple[Usage | None, str]:
