@@ -5,10 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
-import orjson
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -17,15 +14,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.admin.api import admin_routes
-from gateway.admission.plan import team_budget
 from gateway.config import Config
-from gateway.endpoints import chat
-from gateway.observability.metrics import TeamBudget
-from gateway.routing import aliases
+from gateway.endpoints import health, models
+from gateway.endpoints.chat import chat_completions
+from gateway.endpoints.passthrough import passthrough
+from gateway.endpoints.route import route_endpoint
 from gateway.runtime.gateway import open_gateway
-from gateway.runtime.redis_connection import is_ready
 from gateway.server.fast_path import ErrorHandler, Shortcut
-from gateway.server.intake import gateway_of
 from gateway.server.recording import SCOPE_KEY, Observe
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
@@ -48,15 +43,15 @@ def create_app(config: Config) -> Starlette:
             await gateway.close()
 
     routes = [
-        Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
-        Route("/v1/models", chat.list_models, methods=["GET"]),
-        Route("/v1/route", aliases.route_endpoint, methods=["POST"]),
-        Route("/v1/models/{model:path}", chat.get_model, methods=["GET"]),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", models.list_models, methods=["GET"]),
+        Route("/v1/route", route_endpoint, methods=["POST"]),
+        Route("/v1/models/{model:path}", models.get_model, methods=["GET"]),
         *admin_routes(),
-        Route("/v1/{path:path}", chat.passthrough, methods=ALL_METHODS),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/v1/{path:path}", passthrough, methods=ALL_METHODS),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", health.metrics, methods=["GET"]),
     ]
     handlers: dict[type[Exception], ErrorHandler] = {
         GatewayError: on_gateway_error,
@@ -68,7 +63,7 @@ def create_app(config: Config) -> Starlette:
         # Starlette's own rule: the nearest class in the exception's MRO.
         return next(handlers[c] for c in type(exc).__mro__ if c in handlers)
 
-    fast_chat = ("/v1/chat/completions", "POST", chat.chat_completions, handler_for)
+    fast_chat = ("/v1/chat/completions", "POST", chat_completions, handler_for)
     return Starlette(
         routes=routes,
         # Outermost first; Starlette adds its error and exception middleware around/inside these.
@@ -76,43 +71,6 @@ def create_app(config: Config) -> Starlette:
         lifespan=lifespan,
         exception_handlers=handlers,
     )
-
-
-async def healthz(request: Request) -> Response:
-    return Response(b'{"status":"ok"}', media_type="application/json")
-
-
-async def readyz(request: Request) -> Response:
-    gateway = gateway_of(request)
-    checks = {"redis": await is_ready(gateway.redis), "upstream": gateway.upstream.ready()}
-    # Without Redis a replica still serves when rate limits fail open; taking every replica
-    # out of the load balancer because the shared Redis is down would turn a degraded gateway
-    # into a full outage. `checks` still says so, and gateway_redis_up alerts.
-    admission = gateway.config.admission
-    redis_needed = admission.enabled and admission.rate_limits_on_redis_error == "closed"
-    ok = checks["upstream"] and (checks["redis"] or not redis_needed)
-    body = orjson.dumps({"status": "ok" if ok else "unavailable", "checks": checks})
-    return Response(body, status_code=200 if ok else 503, media_type="application/json")
-
-
-async def metrics(request: Request) -> Response:
-    gateway = gateway_of(request)
-    redis_up = await is_ready(gateway.redis)
-    budgets: list[TeamBudget] = []
-    if redis_up and gateway.config.admission.enabled:
-        try:
-            teams = await gateway.teams.list_teams()
-            spent = await gateway.admission.month_spend([t.name for t in teams], datetime.now(UTC))
-            budgets = [
-                TeamBudget(team.name, team_budget(gateway.config, team), amount)
-                for team, amount in zip(teams, spent, strict=True)
-            ]
-        except (RedisError, OSError):
-            redis_up = False
-    body, content_type = gateway.metrics.render(
-        request.headers.get("accept", ""), redis_up, budgets
-    )
-    return Response(body, headers={"content-type": content_type})
 
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:

@@ -37,7 +37,7 @@ def test_an_unexpected_error_is_a_logged_500_and_counted(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(proxy, "serve_with_fallbacks", broken)
+    monkeypatch.setattr(proxy.ChatRequest, "serve_with_fallbacks", broken)
     resp = httpx.post(f"{gateway.url}/v1/chat/completions", headers=AUTH, json=CHAT)
     assert resp.status_code == 500
     assert resp.json()["error"] == {

@@ -6,7 +6,10 @@ one million once, rounded up: the gateway never under-charges by rounding each t
 
 from __future__ import annotations
 
-from gateway.config import Price
+from typing import Any
+
+from gateway.config import Config, Price
+from gateway.wire import tokens
 from gateway.wire.usage import Usage
 
 PER_TOKENS = 1_000_000
@@ -25,3 +28,34 @@ def cost_micros(price: Price, usage: Usage) -> int:
 def worst_case_micros(price: Price, prompt_tokens: int, completion_cap: int) -> int:
     """The most a request can cost: no cache hits, every allowed completion token used."""
     return cost_micros(price, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_cap))
+
+
+def estimates(config: Config, payload: dict[str, Any], models: list[str]) -> dict[str, Any]:
+    """What the request would cost on each model: typical and worst case, in micro-dollars."""
+    messages = payload.get("messages")
+    prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
+    requested = None
+    for field in ("max_completion_tokens", "max_tokens"):
+        value = payload.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            requested = value
+            break
+    out: dict[str, Any] = {}
+    for name in models:
+        model = config.models[name]
+        cap = min(requested or model.max_output, model.max_output)
+        typical = min(
+            model.typical_completion_tokens or config.admission.default_completion_tokens, cap
+        )
+        estimated = cost_micros(model.price, Usage(prompt_tokens=prompt, completion_tokens=typical))
+        worst = worst_case_micros(model.price, prompt, cap)
+        out[name] = {
+            "prompt_tokens": prompt,
+            "estimated_completion_tokens": typical,
+            "estimated_cost_micros": estimated,
+            "estimated_cost_usd": f"{estimated / 1_000_000:.6f}",
+            "max_completion_tokens": cap,
+            "max_cost_micros": worst,
+            "max_cost_usd": f"{worst / 1_000_000:.6f}",
+        }
+    return out

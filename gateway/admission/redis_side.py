@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
@@ -24,6 +24,7 @@ from gateway.admission.plan import REQUESTS, TOKENS, Bucket, Plan, WeeklyCap, ta
 from gateway.admission.pricing import cost_micros
 from gateway.admission.script_pipeline import OnSent, ScriptClient
 from gateway.config import AdmissionConfig, Price
+from gateway.eventloop import KeptLoop
 from gateway.observability.metrics import Metrics
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import go_duration
@@ -61,10 +62,42 @@ class Decision:
     degraded: bool = False  # decided without Redis
 
 
-def admitted(reply: asyncio.Future[Any]) -> bool:
-    """Whether an admission's raw reply (the future `Admission.admit` hands to `sent`) admits:
-    readable before the decision is decoded. A refusal, a replay or an error does not."""
+class EarlyStart(Protocol):
+    """Work a caller overlaps with an admission's round trip, on the pipelined client only:
+    begun once the admission has left, finished from the admitting reply's callback, before
+    the waiting task resumes. Refusals, replays and errors never reach `admitted`."""
+
+    def sent(self) -> bool:
+        """The admission is on its way: get ready; True to be told if the reply admits."""
+        ...
+
+    def admitted(self) -> None:
+        """The reply admits (called from the event loop's callback, not the request's task)."""
+        ...
+
+
+def _admits(reply: asyncio.Future[Any]) -> bool:
+    """Whether a raw reply admits, readable before the decision is decoded."""
     return not reply.cancelled() and reply.exception() is None and reply.result()[0] == 1
+
+
+def _on_sent(early: EarlyStart) -> OnSent:
+    def replied(reply: asyncio.Future[Any]) -> None:
+        if _admits(reply):
+            early.admitted()
+
+    def sent(reply: asyncio.Future[Any]) -> None:
+        if early.sent():
+            reply.add_done_callback(replied)
+
+    return sent
+
+
+def refusal_kind(by: Bucket | WeeklyCap | str | None) -> str:
+    """The metrics label of what refused an admission."""
+    if isinstance(by, Bucket):
+        return by.kind
+    return "weekly_messages" if isinstance(by, WeeklyCap) else "budget"
 
 
 class Admission:
@@ -86,16 +119,26 @@ class Admission:
         self._source = resources.files("gateway.admission").joinpath("admission.lua").read_text()
         self._script = client.register_script(self._source)
         self._fast = fast
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = KeptLoop()
         self._local = LocalBuckets()
         self._pending: set[asyncio.Future[Any]] = set()
         # team -> (settled spend this month in micro-dollars, monotonic time it was learned).
         # Every admission refreshes it for free; routing's budget step-down reads it.
         self._spent: dict[str, tuple[int, float]] = {}
 
-    async def admit(self, plan: Plan, sent: OnSent | None = None) -> Decision:
-        """Admit or refuse `plan`. `sent` gets the raw reply's future as soon as the admission
-        leaves, on the pipelined client only (`ScriptClient.evalsha`; `admitted` reads it)."""
+    async def reserve(
+        self, plan: Plan, price: Price | None, prompt_estimate: int, early: EarlyStart | None = None
+    ) -> Ticket:
+        """Admit `plan`, holding its worst case, or raise the refusal the client gets."""
+        decision = await self.admit(plan, early)
+        if not decision.admitted:
+            if self._metrics is not None:
+                self._metrics.refusals.labels(plan.team, refusal_kind(decision.refused_by)).inc()
+            raise refusal(decision, plan, next_month(datetime.now(UTC)))
+        return Ticket(self, plan, price, prompt_estimate, decision.windows)
+
+    async def admit(self, plan: Plan, early: EarlyStart | None = None) -> Decision:
+        """Admit or refuse `plan`; `early` overlaps work with the round trip (see `EarlyStart`)."""
         keys = [plan.tag, *(b.key for b in plan.buckets), *(w.prefix for w in plan.weekly)]
         args: list[Any] = [
             "admit",
@@ -115,7 +158,7 @@ class Admission:
         began = time.perf_counter()
         try:
             try:
-                reply = await self._run(keys, args, sent)
+                reply = await self._run(keys, args, None if early is None else _on_sent(early))
             finally:
                 self._timed("admit", began)
         except (RedisError, OSError) as exc:
@@ -199,9 +242,7 @@ class Admission:
         self._settle_task(plan, usage, cost, release_weekly)
 
     def _settle_task(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()  # once: each lookup is a getpid() on 3.11
-        task = self._loop.create_task(self._settle_logged(plan, usage, cost, release_weekly))
+        task = self._loop().create_task(self._settle_logged(plan, usage, cost, release_weekly))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 

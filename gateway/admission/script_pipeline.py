@@ -35,8 +35,7 @@ def encode(*parts: bytes | str | int) -> bytes:
 
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
-        # Kept, not looked up per call: on Python 3.11 every running-loop lookup is a getpid()
-        # system call, and those added up to several percent of the CPU under load.
+        # Made inside the running loop, kept for the callbacks (see `gateway.eventloop`).
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()

@@ -14,9 +14,9 @@ from typing import IO, Any
 
 import orjson
 
+from gateway.admission.pricing import estimates
 from gateway.config import Config, ConfigError
 from gateway.routing import evaluation, heuristic
-from gateway.routing.aliases import estimates
 
 
 def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

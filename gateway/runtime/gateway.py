@@ -21,9 +21,10 @@ from gateway.admission.redis_side import Admission
 from gateway.admission.script_pipeline import ScriptClient
 from gateway.compat.patches import LearnedCapabilities
 from gateway.config import Config, ModelConfig
+from gateway.eventloop import KeptLoop
+from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
 from gateway.runtime.redis_connection import open_redis
-from gateway.server.recording import AccessLog
 from gateway.teams.records import Team
 from gateway.teams.store import TeamStore
 from gateway.upstream.contract import ASGIUpstream, Upstream, create_upstream
@@ -60,9 +61,8 @@ class Gateway:
     # Clients of models' own deployments (models.NAME.deployments), closed with the gateway.
     extra_upstreams: list[Upstream] = field(default_factory=list)
     access_log: AccessLog | None = None
-    # The event loop serving requests, kept: on Python 3.11 each running-loop lookup costs a
-    # getpid() system call, and the request path would otherwise make several.
-    loop: asyncio.AbstractEventLoop | None = None
+    # The event loop serving requests, known once `start` ran (see `gateway.eventloop`).
+    loop: KeptLoop = field(default_factory=KeptLoop)
     plans: PlanShapes | None = None
     # Hold ids only need to be unique: a random prefix per process and a counter, instead of
     # asking the kernel for random bytes on every request.
@@ -76,17 +76,19 @@ class Gateway:
         written, in the order asked: when the next request waits for Redis (`idle_soon`), or
         `AFTER_RESPONSE_S` later if none comes. Run before the response it would delay it; run
         right after, it delays the next request, which arrives while it runs."""
-        if self.loop is None:
+        loop = self.loop.known
+        if loop is None:
             callback(*args)
             return
         self._later.append((callback, args))
         if self._later_timer is None:
-            self._later_timer = self.loop.call_later(AFTER_RESPONSE_S, self.run_later)
+            self._later_timer = loop.call_later(AFTER_RESPONSE_S, self.run_later)
 
     def idle_soon(self) -> None:
         """This request is about to wait (for Redis): the bookkeeping can run meanwhile."""
-        if self._later and self.loop is not None:
-            self.loop.call_soon(self.run_later)
+        loop = self.loop.known
+        if self._later and loop is not None:
+            loop.call_soon(self.run_later)
 
     def run_later(self) -> None:
         """Run the bookkeeping asked for so far (the timer's work; also at shutdown)."""
@@ -121,14 +123,14 @@ class Gateway:
     async def start(self) -> None:
         """Load teams into the store. Redis being down must not stop the gateway from starting
         (it reports not-ready instead), so the load is retried in the background until it works."""
-        self.loop = asyncio.get_running_loop()
+        loop = self.loop.known = asyncio.get_running_loop()
         if self.access_log is not None:
-            self.background.add(asyncio.get_running_loop().create_task(self.access_log.run()))
+            self.background.add(loop.create_task(self.access_log.run()))
         try:
             await self._load_teams()
         except (RedisError, OSError) as exc:
             log.error("cannot load teams, Redis unreachable (%s): retrying every 2 s", exc)
-            self.background.add(asyncio.get_running_loop().create_task(self._retry_load()))
+            self.background.add(loop.create_task(self._retry_load()))
 
     async def _retry_load(self) -> None:
         while True:

@@ -41,7 +41,7 @@ class cancel_on_disconnect:
         loop: asyncio.AbstractEventLoop | None,
         delay_s: float = WATCH_AFTER_S,
     ) -> None:
-        # The loop is passed in: on Python 3.11 each running-loop lookup is a getpid() call.
+        # The request path passes the gateway's kept loop (see `gateway.eventloop`).
         self._loop = loop or asyncio.get_running_loop()
         self._receive = receive
         self._delay_s = delay_s

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from gateway.config import UpstreamConfig
-from gateway.upstream.contract import PreparedRequest, UpstreamResponse
+from gateway.eventloop import KeptLoop
+from gateway.upstream.contract import UpstreamResponse
 from gateway.wire import errors
 
 
@@ -61,7 +62,7 @@ class AiohttpUpstream:
         self._base = config.base_url.rstrip("/")
         self._read_timeout = config.read_timeout_s
         self._first_byte_timeout = config.first_byte_timeout_s
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = KeptLoop()
         connector = aiohttp.TCPConnector(
             limit=config.pool_size, limit_per_host=config.pool_size, ttl_dns_cache=300
         )
@@ -78,21 +79,15 @@ class AiohttpUpstream:
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
 
-    def prepare(
-        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
-    ) -> PreparedRequest | None:
-        return None  # its pool hands out connections only inside a request
-
     async def send(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
     ) -> UpstreamResponse:
         url = self._base + path
         if query:
             url += "?" + query.decode("latin-1")
-        # The wait for the headers has its own limit. Done by hand rather than with
-        # asyncio.timeout(): that looks the loop up twice, and each lookup is a getpid() on
-        # Python 3.11, a measurable cost per request.
-        loop = self._loop or self._bind_loop()
+        # The wait for the headers has its own limit, done by hand rather than with
+        # asyncio.timeout(), which looks the loop up twice (see `gateway.eventloop`).
+        loop = self._loop()
         task = asyncio.current_task(loop)
         assert task is not None
         expired = False
@@ -116,10 +111,6 @@ class AiohttpUpstream:
         finally:
             timer.cancel()
         return _AiohttpResponse(resp, self._read_timeout)
-
-    def _bind_loop(self) -> asyncio.AbstractEventLoop:
-        self._loop = asyncio.get_running_loop()
-        return self._loop
 
     def ready(self) -> bool:
         return not self._session.closed

@@ -68,16 +68,21 @@ class Upstream(Protocol):
         """Send a request; `path` is relative to the upstream base URL (e.g. `/chat/completions`)."""
         ...
 
+    def ready(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class Preparing(Upstream, Protocol):
+    """An upstream that can also make a request ready ahead of time (optional: `Dispatcher`
+    uses it when a client has it, and `send` otherwise)."""
+
     def prepare(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
     ) -> PreparedRequest | None:
         """The request ready to be written later by `fire()`, without waiting for anything; None
         when that cannot be had at once (the caller uses `send`)."""
         ...
-
-    def ready(self) -> bool: ...
-
-    async def close(self) -> None: ...
 
 
 def create_upstream(config: UpstreamConfig) -> Upstream:
@@ -149,11 +154,6 @@ class ASGIUpstream:
         self._app = app
         self._prefix = prefix
         self._read_timeout = read_timeout_s
-
-    def prepare(
-        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
-    ) -> PreparedRequest | None:
-        return None  # in-process: nothing to make ready ahead
 
     async def send(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes

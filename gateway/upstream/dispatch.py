@@ -28,6 +28,7 @@ from gateway.upstream.resilience import (
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
+PrepareFn = Callable[[str, str, bytes, dict[str, str], bytes], PreparedRequest | None]
 log = logging.getLogger("gateway.upstream.dispatch")
 
 
@@ -40,6 +41,11 @@ class Target:
     api_key: str
     breaker: Breaker
     in_flight: int = 0
+    # The client's `prepare`, when it has one (`Preparing`): looked up once, not per call.
+    prepare: PrepareFn | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.prepare = getattr(self.upstream, "prepare", None)
 
 
 @dataclass(slots=True)
@@ -160,8 +166,10 @@ class Dispatcher:
         if index is None:
             return None
         target = targets[index]
+        if target.prepare is None:
+            return None
         sent = {**headers, "authorization": f"Bearer {target.api_key}"}
-        request = target.upstream.prepare(method, path, query, sent, body)
+        request = target.prepare(method, path, query, sent, body)
         if request is None:
             return None
         self._turn += 1

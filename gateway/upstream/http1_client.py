@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from gateway.config import UpstreamConfig
+from gateway.eventloop import KeptLoop
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
@@ -378,14 +379,11 @@ class Http1Upstream:
         self._open = 0  # connections in use or idle, bounded by pool_size
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = KeptLoop()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        # Kept, not looked up per call: each running-loop lookup is a getpid() on Python 3.11.
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
+        return self._loop()
 
     def _head(
         self, method: str, path: str, query: bytes, headers: dict[str, str], size: int

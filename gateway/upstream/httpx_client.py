@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from gateway.config import UpstreamConfig
-from gateway.upstream.contract import PreparedRequest, UpstreamResponse
+from gateway.upstream.contract import UpstreamResponse
 from gateway.wire import errors
 
 
@@ -56,11 +56,6 @@ class HttpxUpstream:
                 pool=config.read_timeout_s,
             ),
         )
-
-    def prepare(
-        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
-    ) -> PreparedRequest | None:
-        return None  # its pool hands out connections only inside a request
 
     async def send(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes

@@ -1,0 +1,233 @@
+"""One try at serving a request upstream, as one object with named phases: admit, call, relay,
+settle.
+
+`Attempt` holds what a try knows (the gateway, the request and its record, the caller, the
+ticket once admitted) and does what every endpoint shares. The chat endpoint adds its own
+phase before these (patching the request for the model) and its own answers after the call
+(emulated tools, faked streams); the pass-through uses these phases as they are.
+
+Whether a call may be retried is the attempt's `model` (a configured model's deployments
+take retries; a pass-through call, which may not be safe to repeat, goes once), never the
+request's record: the record only observes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.admission.plan import Plan
+from gateway.admission.redis_side import EarlyStart, Ticket
+from gateway.compat.patches import Adapted, adapt_response
+from gateway.config import Price
+from gateway.observability.record import Exchange
+from gateway.runtime.gateway import Gateway
+from gateway.server.intake import Caller
+from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
+from gateway.upstream.contract import UpstreamResponse
+from gateway.upstream.dispatch import PreparedCall
+from gateway.wire import sse
+from gateway.wire.errors import GatewayError
+from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
+from gateway.wire.usage import StreamMeter, response_usage
+
+RawHeaders = list[tuple[bytes, bytes]]
+# A whole upstream answer: status, raw headers, body.
+Whole = tuple[int, RawHeaders, bytes]
+
+
+class Attempt:
+    __slots__ = ("caller", "exchange", "gw", "model", "request", "ticket", "upstream_headers")
+
+    def __init__(
+        self,
+        gw: Gateway,
+        request: Request,
+        exchange: Exchange,
+        caller: Caller,
+        model: str | None,
+    ) -> None:
+        self.gw = gw
+        self.request = request
+        self.exchange = exchange
+        self.caller = caller
+        # The configured model whose deployments serve the call (with retries), or None: once,
+        # to the default upstream.
+        self.model = model
+        self.ticket: Ticket | None = None
+        self.upstream_headers: dict[str, str] | None = None  # made once, when first needed
+
+    # -- admit ---------------------------------------------------------------------------------
+
+    async def admit(
+        self, plan: Plan, price: Price | None, prompt: int, early: EarlyStart | None = None
+    ) -> None:
+        """Hold the plan's worst case against the team's limits and budget, or raise the 429."""
+        gw = self.gw
+        gw.idle_soon()  # runs after the admit is written, during the round trip
+        self.ticket = self.exchange.ticket = await gw.admission.reserve(plan, price, prompt, early)
+
+    def failed(self, exc: GatewayError) -> None:
+        """The try ends in `exc`: free its hold, and say what its limits were."""
+        ticket = self.ticket
+        if ticket is None:
+            return
+        # 499: the caller left while upstream was working; anything else: nothing was generated.
+        if exc.status == 499:
+            ticket.abandon()
+        else:
+            ticket.release()
+        exc.headers.update(ticket.headers)
+
+    # -- call ----------------------------------------------------------------------------------
+
+    def headers_for_upstream(self) -> dict[str, str]:
+        headers = self.upstream_headers
+        if headers is None:
+            headers = self.upstream_headers = self.gw.upstream_headers(
+                self.request.scope["headers"]
+            )
+        return headers
+
+    async def send(
+        self, path: str, body: bytes, *, buffer: bool, prepared: PreparedCall | None = None
+    ) -> UpstreamResponse:
+        """One upstream call: through the model's deployments with retries (the first try
+        `prepared`, when given), or once to the default upstream when there is no model."""
+        gw, scope = self.gw, self.request.scope
+        headers = self.headers_for_upstream()
+        if self.model is None:
+            return await gw.upstream.send(
+                scope["method"], path, scope["query_string"], headers, body
+            )
+        timeout = client_timeout_s(scope["headers"])
+        return await gw.dispatch.send(
+            self.model, scope["method"], path, scope["query_string"], headers, body,
+            deadline=None if timeout is None else self.exchange.started + timeout,
+            buffer=buffer, prepared=prepared,
+        )  # fmt: skip
+
+    async def fetch(self, path: str, body: bytes, prepared: PreparedCall | None = None) -> Whole:
+        """A call whose answer is read whole before anything reaches the client."""
+        resp = await self.send(path, body, buffer=True, prepared=prepared)
+        try:
+            return resp.status, resp.headers, await resp.read()
+        finally:
+            await resp.close()
+
+    # -- call, relay and settle ----------------------------------------------------------------
+
+    async def forward(
+        self,
+        path: str,
+        body: bytes,
+        stream: bool | None,
+        *,
+        strip_usage: bool = False,
+        adapted: Adapted | None = None,
+        prepared: PreparedCall | None = None,
+    ) -> Response:
+        """Call upstream and relay its answer as it comes; `stream=None` means: decide from the
+        response. `adapted` is what patching promised to undo on the way back."""
+        gw, exchange, ticket = self.gw, self.exchange, self.ticket
+        loop = gw.loop()
+        if ticket is not None:
+            loop.call_soon(ticket.prepare_headers)  # runs once the request is written
+        began = time.perf_counter()
+        async with cancel_on_disconnect(self.request.receive, loop):
+            try:
+                resp = await self.send(path, body, buffer=stream is False, prepared=prepared)
+            except GatewayError as exc:
+                gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
+                raise
+            exchange.upstream_s = upstream_s = time.perf_counter() - began
+            out_headers = client_response_headers(resp.headers)
+            out_headers.append((b"x-gateway-upstream-ms", b"%.1f" % (upstream_s * 1000)))
+            if ticket is not None:
+                out_headers += encoded(ticket.headers)
+            if adapted is not None:
+                out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))
+            content_type = next((v for k, v in resp.headers if k == b"content-type"), b"")
+            streaming = content_type.startswith(b"text/event-stream") if stream is None else stream
+            if streaming and resp.status == 200:
+                # From here the stream response watches for the client leaving.
+                exchange.stream = True
+                meter = StreamMeter(strip_usage) if ticket is not None else None
+                response = StreamResponse(
+                    self.relay(resp, meter), status_code=resp.status, loop=loop
+                )
+                response.raw_headers += out_headers
+                return response
+            try:
+                content = await resp.read()
+            except GatewayError as exc:
+                gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
+                raise
+            finally:
+                await resp.close()
+            exchange.upstream_s = time.perf_counter() - began
+        if adapted is not None and adapted.stop and resp.status == 200:
+            content = orjson.dumps(adapt_response(orjson.loads(content), adapted))
+        if ticket is not None:
+            gw.after_response(self.settle, resp.status, content)
+        return relayed(content, resp.status, out_headers)
+
+    async def relay(
+        self, resp: UpstreamResponse, meter: StreamMeter | None = None
+    ) -> AsyncIterator[bytes]:
+        """Pass a stream through chunk by chunk. Cancellation (client gone) closes the upstream;
+        whatever ends the stream, what was generated is charged."""
+        gw, exchange, ticket = self.gw, self.exchange, self.ticket
+        gw.metrics.open_streams.inc()
+        try:
+            async for chunk in resp.iter_chunks():
+                out = meter.feed(chunk) if meter is not None else chunk
+                if out:
+                    if exchange.first_token_at is None:
+                        exchange.first_token_at = time.perf_counter()
+                    yield out
+            if meter is not None and (rest := meter.flush()):
+                yield rest
+        except GatewayError as exc:
+            # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
+            gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
+            exchange.error_code = exc.code or exc.type
+            error = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
+            yield sse.encode({"error": error})
+        finally:
+            gw.metrics.open_streams.dec()
+            await resp.close()
+            if ticket is not None and meter is not None:
+                usage = meter.generated_usage(ticket.prompt_estimate)
+                found = gw.models.get(meter.model) if ticket.price is None else None
+                if found is not None:  # pass-through: priced by the model that answered
+                    ticket.settle(usage, found[1].price, found[0])
+                else:
+                    ticket.settle(usage)
+
+    # -- settle --------------------------------------------------------------------------------
+
+    def settle(self, status: int, content: bytes) -> None:
+        """Charge a finished, whole answer the usage it reports (nothing for an error)."""
+        ticket = self.ticket
+        assert ticket is not None
+        if status >= 400:
+            ticket.release()
+            return
+        usage, model = response_usage(content)
+        found = self.gw.models.get(model) if ticket.price is None and model else None
+        if found is not None:  # pass-through: priced by the model that answered
+            ticket.settle(usage, found[1].price, found[0])
+        else:
+            ticket.settle(usage)
+
+
+def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:
+    """A whole answer whose headers are raw already: no decode and re-encode per header."""
+    response = Response(content, status_code=status)
+    response.raw_headers += headers
+    return response

@@ -1,0 +1,126 @@
+"""Tools and structured output for a model that lacks them, answered by emulation: one
+upstream call prompted to answer in a format, parsed, repaired once if it broke the format,
+and converted to what the client asked for (as JSON, or as a faked stream)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from gateway.compat import emulation
+from gateway.compat.patches import Adapted, adapt_response
+from gateway.endpoints.attempt import Attempt, Whole, relayed
+from gateway.endpoints.chat_fake_stream import fake_streamed
+from gateway.server.stream_response import cancel_on_disconnect
+from gateway.wire.errors import GatewayError
+from gateway.wire.headers import client_response_headers, encoded
+from gateway.wire.usage import usage_from
+
+PATH = "/chat/completions"
+
+
+def emulation_plan(
+    original: dict[str, Any], adapted: Adapted | None, emulated_as: emulation.Emulation
+) -> Adapted:
+    """What the answer needs on its way back: the emulation's patches and the client's stream
+    options (the upstream call itself never streams)."""
+    options = original.get("stream_options")
+    return Adapted(
+        payload=adapted.payload if adapted is not None else original,
+        patches=emulated_as.patches + (adapted.patches if adapted is not None else ()),
+        fake_stream=original.get("stream") is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        stop=adapted.stop if adapted is not None else (),
+    )
+
+
+async def answer_emulated(
+    attempt: Attempt,
+    payload: dict[str, Any],
+    adapted: Adapted,
+    emulated_as: emulation.Emulation,
+) -> Response:
+    """Call, parse, repair once, then answer as JSON or as a faked stream."""
+    call = emulated_call(attempt, payload, emulated_as)
+    if adapted.fake_stream:
+        return await fake_streamed(attempt, adapted, call=call)
+    gw, ticket = attempt.gw, attempt.ticket
+    async with cancel_on_disconnect(attempt.request.receive, gw.loop()):
+        status, upstream_headers, content = await call
+    out_headers = client_response_headers(upstream_headers)
+    out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))
+    if ticket is not None:
+        out_headers += encoded(ticket.headers)
+    if status == 200 and adapted.stop:
+        content = orjson.dumps(adapt_response(orjson.loads(content), adapted))
+    if ticket is not None:
+        attempt.settle(status, content)
+    return relayed(content, status, out_headers)
+
+
+async def emulated_call(
+    attempt: Attempt, payload: dict[str, Any], emulated_as: emulation.Emulation
+) -> Whole:
+    """The upstream call and its answer converted; a second call when the first broke the
+    format (the team pays for both)."""
+    ticket = attempt.ticket
+    status, upstream_headers, content = await attempt.fetch(PATH, orjson.dumps(payload))
+    if status != 200:
+        return status, upstream_headers, content
+    completion = orjson.loads(content)
+    parsed = emulation.parse_answer(_answer_text(completion), emulated_as, _call_ids())
+    if isinstance(parsed, emulation.EmulationError):
+        repair = {**payload, "messages": emulation.repair_messages(
+            payload["messages"], _answer_text(completion) or "", parsed
+        )}  # fmt: skip
+        first_usage = completion.get("usage")
+        status, upstream_headers, content = await attempt.fetch(PATH, orjson.dumps(repair))
+        if status != 200:
+            if ticket is not None:
+                ticket.settle(usage_from(first_usage))  # the first call still ran
+            return status, upstream_headers, content
+        completion = orjson.loads(content)
+        completion["usage"] = _add_usage(first_usage, completion.get("usage"))
+        parsed = emulation.parse_answer(_answer_text(completion), emulated_as, _call_ids())
+        if isinstance(parsed, emulation.EmulationError):
+            if ticket is not None:
+                ticket.settle(usage_from(completion["usage"]))
+            raise GatewayError(
+                502,
+                "The model's answer did not follow the required format, even after one repair "
+                f"attempt: {parsed.message}",
+                type_="upstream_error",
+                code="invalid_model_output",
+            )
+    return 200, upstream_headers, orjson.dumps(emulation.apply(completion, parsed))
+
+
+def _answer_text(completion: Any) -> str | None:
+    try:
+        content = completion["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return content if isinstance(content, str) else None
+
+
+def _call_ids() -> list[str]:
+    return ["call_" + secrets.token_urlsafe(18) for _ in range(16)]
+
+
+def _add_usage(first: Any, second: Any) -> Any:
+    """Both calls' usage: the team pays for the repair attempt too."""
+    if not isinstance(first, dict) or not isinstance(second, dict):
+        return second if isinstance(second, dict) else first
+    total: dict[str, Any] = {}
+    for key in {*first, *second}:
+        a, b = first.get(key), second.get(key)
+        if isinstance(a, dict) or isinstance(b, dict):
+            total[key] = _add_usage(a or {}, b or {})
+        elif isinstance(a, int) and isinstance(b, int):
+            total[key] = a + b
+        else:
+            total[key] = b if b is not None else a
+    return total

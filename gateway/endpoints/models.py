@@ -1,0 +1,48 @@
+"""`GET /v1/models` and `GET /v1/models/{model}`: the configured models a team may use,
+answered by the gateway itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.admission.plan import model_allowed
+from gateway.server.intake import JSON, gateway_of, identify
+from gateway.wire.errors import GatewayError
+
+
+async def list_models(request: Request) -> Response:
+    gw = gateway_of(request)
+    caller = await identify(gw, request)
+    data = [
+        _model_object(name)
+        for name in gw.config.models
+        if model_allowed(gw.config, caller.team, name)
+    ]
+    return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
+
+
+async def get_model(request: Request) -> Response:
+    gw = gateway_of(request)
+    caller = await identify(gw, request)
+    name = request.path_params["model"]
+    if name not in gw.config.models or not model_allowed(gw.config, caller.team, name):
+        raise model_not_found(name)
+    return Response(orjson.dumps(_model_object(name)), media_type=JSON)
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    # `created` is fixed: it describes the model, not this gateway process.
+    return {"id": name, "object": "model", "created": 1725148800, "owned_by": "o1-gateway"}
+
+
+def model_not_found(name: str) -> GatewayError:
+    return GatewayError(
+        404,
+        f"The model `{name}` does not exist or you do not have access to it.",
+        param=None,
+        code="model_not_found",
+    )

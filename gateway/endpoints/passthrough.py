@@ -1,0 +1,40 @@
+"""Every other `/v1/*` path: forwarded as it is, once, to the default upstream, admitted
+against the team's request limits and charged the usage its answer reports."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.endpoints.attempt import Attempt
+from gateway.server.intake import gateway_of, identify, read_body
+from gateway.server.recording import exchange_of
+from gateway.wire.errors import GatewayError
+
+# The upstream account's own administration (usage and costs of every project, users, admin
+# keys, projects): a team key must never reach it with the gateway's upstream key.
+ACCOUNT_PATHS = ("/organization", "/dashboard")
+
+
+async def passthrough(request: Request) -> Response:
+    gw = gateway_of(request)
+    path = request.scope["path"][len("/v1") :]
+    caller = await identify(gw, request)
+    if path.startswith(ACCOUNT_PATHS):
+        raise GatewayError(
+            403,
+            "The upstream account's organization endpoints are not available through the gateway.",
+            type_="permission_error",
+            code="forbidden_path",
+        )
+    body = await read_body(request, gw.config.server.max_body_bytes)
+    attempt = Attempt(gw, request, exchange_of(request.scope), caller, model=None)
+    try:
+        if gw.config.admission.enabled:
+            # Token use is unknown up front: count the request, charge the usage it reports.
+            shape = gw.plan_shapes().get(caller.team, caller.key, "", counts_tokens=False)
+            await attempt.admit(shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0), None, 0)
+        return await attempt.forward(path, body, stream=None)
+    except GatewayError as exc:
+        attempt.failed(exc)
+        raise

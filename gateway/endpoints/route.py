@@ -1,0 +1,85 @@
+"""Routing at the request edge: an alias routed for a team (with the budget step-down, which
+reads the team's spend), and `POST /v1/route`, the decision without calling upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.admission.plan import model_allowed, team_budget
+from gateway.admission.pricing import estimates
+from gateway.routing import heuristic
+from gateway.routing.aliases import DEFAULT_ALIAS, Routed, policy_name
+from gateway.runtime.gateway import Gateway
+from gateway.server.intake import gateway_of, identify, parse_json_object, read_body
+from gateway.teams.records import Team
+from gateway.wire import validation
+from gateway.wire.errors import GatewayError
+
+
+async def choose(gw: Gateway, team: Team, name: str, payload: dict[str, Any]) -> Routed | None:
+    """Route a chat request sent to an alias such as `auto`; None when `name` is a real model."""
+    chosen = policy_name(gw.config, team, name)
+    if chosen is None:
+        return None
+    policy = gw.config.routing.policies[chosen]
+    messages = payload.get("messages")
+    decision = heuristic.route(messages if isinstance(messages, list) else [], policy)
+    if (
+        policy.step_down_at is not None
+        and decision.model != policy.general_model
+        and gw.config.admission.enabled
+    ):
+        budget = team_budget(gw.config, team)
+        if budget:
+            spent = await gw.admission.spent(team.name, gw.config.admission.cache_ttl_s)
+            decision = heuristic.step_down(decision, policy, spent / budget)
+    gw.after_response(gw.metrics.count_route, chosen, decision)
+    return Routed(chosen, decision)
+
+
+async def route_endpoint(request: Request) -> Response:
+    """`POST /v1/route`: the decision for a chat request, without calling upstream."""
+    gw = gateway_of(request)
+    caller = await identify(gw, request)
+    body = await read_body(request, gw.config.server.max_body_bytes)
+    payload = parse_json_object(request, body)
+    payload.setdefault("model", DEFAULT_ALIAS)
+    validation.check_chat(payload, gw.config.server)  # model and messages are sound now
+    name: str = payload["model"]
+    routed = await choose(gw, caller.team, name, payload)
+    if routed is None:
+        if name not in gw.config.models:
+            raise GatewayError(
+                400,
+                f"`{name}` is neither a routing policy ("
+                f"{', '.join(gw.config.routing.policies) or 'none configured'}) nor a model.",
+                param="model",
+                code="invalid_value",
+            )
+        policy, model = None, name
+        decision = heuristic.Decision(name, 0.0, "", ("model named explicitly: not routed",))
+        candidates = [name]
+    else:
+        policy, decision = routed.policy, routed.decision
+        rules = gw.config.routing.policies[policy]
+        candidates = list(
+            dict.fromkeys((rules.general_model, rules.mini_model, rules.preview_model))
+        )
+        model = decision.model
+    allowed = [m for m in candidates if model_allowed(gw.config, caller.team, m)]
+    answer = {
+        "object": "route",
+        "policy": policy,
+        "model": model,
+        "upstream_model": gw.config.models[model].upstream or model,
+        "allowed": model in allowed,
+        "score": decision.score,
+        "domain": decision.domain,
+        "reasons": list(decision.reasons),
+        "estimates": estimates(gw.config, payload, candidates),
+    }
+    return Response(orjson.dumps(answer), media_type="application/json")
