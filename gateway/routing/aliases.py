@@ -1,8 +1,8 @@
 """Routing aliases at the request edge: which policy an alias means for a team, the budget
 step-down, the `x-gateway-route-*` headers, and `POST /v1/route`.
 
-The decision itself is `gateway.router` (pure); this module adds what needs the caller, the
-config and Redis (the team's spend this month).
+The decision itself is `gateway.routing.heuristic` (pure); this module adds what needs the
+caller, the config and Redis (the team's spend this month).
 """
 
 from __future__ import annotations
