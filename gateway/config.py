@@ -2,6 +2,8 @@
 
 Pure: `load_config` takes the YAML text and an environment mapping; it reads no files and no
 process state, so every rule here is testable without a filesystem. Errors name the bad key.
+It sits at the bottom of the layers with `gateway.wire`; today it still imports `Policy` from
+`gateway.routing.heuristic`.
 """
 
 from __future__ import annotations
