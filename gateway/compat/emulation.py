@@ -5,9 +5,9 @@ messages (their launch limits, September 2024). As inspect_ai and cline emulate 
 request is rewritten to describe the tools in a leading `system` message (`patches` later merges
 it into the user turn) and the model is asked to answer with
 `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks, which are parsed back into
-real `tool_calls`. Unlike them, the answer is checked against the declared
-tools, `tool_choice` and the JSON schemas, so a malformed answer becomes a precise error that
-can be fed back to the model for one repair attempt instead of reaching the client.
+real `tool_calls`. Unlike them, the answer is checked against the declared tools, `tool_choice`
+and the JSON schemas, so a malformed answer becomes a precise error that can be fed back to the
+model for one repair attempt instead of reaching the client.
 
 Pure: no I/O and no clock; tool call ids are supplied by the caller.
 """
