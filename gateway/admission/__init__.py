@@ -5,6 +5,6 @@ charged when it ends.
 micro-dollars) are pure. `redis_side` does the Redis I/O: one round trip of `admission.lua`
 checks every limit and holds the worst-case cost, a settle moves the hold to the real cost, and
 an in-process limiter stands in for the rate limits while Redis is away; `script_pipeline` is
-the pipelined client that sends the script over plain `redis://` connections. Imports config, wire, teams (records)
-and observability (metrics), nothing above them.
+the pipelined client that sends the script over plain `redis://` connections. Imports config,
+wire, teams (records) and observability (metrics), nothing above them.
 """

@@ -4,6 +4,7 @@
 lists) and `evaluation` (decisions scored against labeled prompts) are pure: no I/O, no clock,
 and nothing imported from the gateway outside this package. `aliases` adds what needs the
 caller, the config and Redis: which policy an alias means for a team, the budget step-down on
-the team's spend, the `x-gateway-route-*` headers and `POST /v1/route`. Today `aliases` therefore imports admission,
-teams, runtime, server and Starlette; its endpoint half belongs in `gateway.endpoints`.
+the team's spend, the `x-gateway-route-*` headers and `POST /v1/route`. Today `aliases`
+therefore imports admission, teams, runtime, server and Starlette; its endpoint half belongs in
+`gateway.endpoints`.
 """
