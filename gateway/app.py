@@ -1,4 +1,4 @@
-"""App wiring in one place: routes, error handlers and the lifespan that builds the state."""
+"""App wiring in one place: routes, error handlers and the lifespan that builds the `Gateway`."""
 
 from __future__ import annotations
 

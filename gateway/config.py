@@ -2,6 +2,7 @@
 
 Pure: `load_config` takes the YAML text and an environment mapping; it reads no files and no
 process state, so every rule here is testable without a filesystem. Errors name the bad key.
+It sits at the bottom of the layers with `gateway.wire` and imports nothing from the gateway.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class AdmissionConfig:
 
 @dataclass(frozen=True, slots=True)
 class ObservabilityConfig:
-    # One JSON line per API request on the `gateway.access` logger (no secrets, no bodies).
+    # One JSON line per API request on stderr, written in batches (no secrets, no bodies).
     access_log: bool = True
     # Label gateway_requests_total with key ids too: one series per key, so off by default.
     key_id_labels: bool = False
@@ -166,8 +167,8 @@ class RoutingPolicy:
 
 @dataclass(frozen=True, slots=True)
 class RoutingConfig:
-    """Model aliases that route each request by its difficulty (see `gateway.router`); the
-    shipped config defines `auto`, `auto-cheap` and `auto-best`."""
+    """Model aliases that route each request by its difficulty (see `gateway.routing.heuristic`);
+    the shipped config defines `auto`, `auto-cheap` and `auto-best`."""
 
     policies: dict[str, RoutingPolicy] = field(default_factory=dict)
 
@@ -199,7 +200,8 @@ class ServerConfig:
     # (o1 calls think for minutes), then settle every hold (up to 10 s more) and exit. With
     # Kubernetes' preStop sleep of 10 s this fits terminationGracePeriodSeconds: 120.
     shutdown_timeout_s: float = 100.0
-    # Chat requests beyond these get a 400 before any work is spent on them (gateway.validation).
+    # Chat requests beyond these get a 400 before any work is spent on them
+    # (gateway.wire.validation).
     max_messages: int = 2048
     # Levels of objects and arrays in a chat body; every later step walks the payload.
     max_json_depth: int = 64

@@ -17,7 +17,7 @@ the secret; only the 201 answer of key creation has it, in `key`.
     GET    /admin/teams/{name}/keys
     DELETE /admin/keys/{id}              revokes; every replica refuses it within cache_ttl_s
     GET    /admin/teams/{name}/usage     this month's spend, remaining budget, counts by model
-    GET    /admin/openapi.json           this API as OpenAPI 3.1 (gateway.openapi)
+    GET    /admin/openapi.json           this API as OpenAPI 3.1 (gateway.admin.openapi)
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The admin API described as OpenAPI 3.1, served at GET /admin/openapi.json (admin key needed).
 
-Written by hand as a plain dict next to what `gateway.admin` and `gateway.teams` accept, so
-the description is reviewed with the code; tests/test_admin_openapi.py fuzzes the running API
-against it. Request schemas list every field the code accepts and forbid the rest, because the
-code refuses unknown fields too.
+Written by hand as a plain dict next to what `gateway.admin.api` and `gateway.teams.records`
+accept, so the description is reviewed with the code; the test suite fuzzes the running API
+against it with schemathesis. Request schemas list every field the code accepts and forbid the
+rest, because the code refuses unknown fields too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from gateway.config import Config
 
 VERSION = "1.0.0"
 # A trillion dollars: far beyond any real budget, and its micro-dollars still fit in 63 bits
-# (gateway.admin refuses more).
+# (gateway.admin.api refuses more).
 MAX_BUDGET_USD = 10**12
 
 TEAM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

@@ -1,12 +1,13 @@
 """Tools and structured output for models that lack them, emulated by prompting.
 
 o1-preview and o1-mini refuse `tools`, `functions`, `response_format` and `role: "tool"`
-messages (facts §1). Like inspect_ai and cline (facts §5), the request is rewritten to describe
-the tools in a leading `system` message (compat later merges it into the user turn) and the model
-is asked to answer with `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks, which
-are parsed back into real `tool_calls`. Unlike them, the answer is checked against the declared
-tools, `tool_choice` and the JSON schemas, so a malformed answer becomes a precise error that
-can be fed back to the model for one repair attempt instead of reaching the client.
+messages (their launch limits, September 2024). As inspect_ai and cline emulate tools, the
+request is rewritten to describe the tools in a leading `system` message (`patches` later merges
+it into the user turn) and the model is asked to answer with
+`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks, which are parsed back into
+real `tool_calls`. Unlike them, the answer is checked against the declared tools, `tool_choice`
+and the JSON schemas, so a malformed answer becomes a precise error that can be fed back to the
+model for one repair attempt instead of reaching the client.
 
 Pure: no I/O and no clock; tool call ids are supplied by the caller.
 """

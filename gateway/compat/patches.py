@@ -4,9 +4,9 @@ Pure: the patches depend only on the request and the model's `Capabilities` row,
 model's name, because the same gaps (no system role, `max_tokens` refused, no streaming) recur
 on every new reasoning model and the config table is where an operator can say so.
 
-Part A covers message roles, token limits, sampling knobs, logprobs, `stop` and streaming.
-`tools` and `response_format` are left in the request when the model lacks them, so upstream
-refuses them with its own error until they are emulated.
+These patches cover message roles, token limits, sampling knobs, logprobs, `stop` and
+streaming. `tools` and `response_format` are not patched here: `emulation` rewrites them, before
+these patches run, for a model that lacks them.
 
 The adapted payload is a new dict; lists and dicts that needed no change are shared with the
 input, so callers treat both as read-only.

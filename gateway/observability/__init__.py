@@ -1,0 +1,10 @@
+"""What operators watch: Prometheus metrics, whose names and labels are a contract with
+`deploy/` (dashboards and alert rules).
+
+`metrics` keeps one registry per app; values read from Redis (budgets, Redis health) are handed
+in by whoever serves the scrape, so nothing here talks to the network. With several workers
+prometheus-client keeps values in per-process files. `record` is the per-request record (pure:
+it observes a request, never steers it) and the access-log line made from it; `access_log`
+writes those lines to stderr in batches. Imports prometheus-client, wire, config and, for
+types, routing's `Decision` and admission's `Ticket`.
+"""

@@ -11,9 +11,9 @@ import orjson
 class AccessLog:
     """JSON lines to a stream (stderr), written in batches.
 
-    A `logging` call per request cost about 10% of the CPU under load (every record asks the
-    kernel for the pid, every line is its own write); here lines collect in memory and leave
-    in one write every `interval_s`, or sooner when `max_bytes` have piled up.
+    A `logging` call per request is costly under load (every record asks the kernel for the
+    pid, every line is its own write); here lines collect in memory and leave in one write
+    every `interval_s`, or sooner when `max_bytes` have piled up.
     """
 
     def __init__(self, stream: BinaryIO, interval_s: float = 0.2, max_bytes: int = 1 << 20) -> None:

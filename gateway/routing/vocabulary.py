@@ -1,6 +1,6 @@
 """The router's vocabularies, and counting them in a text in one tokenisation pass. Pure.
 
-`gateway.router` turns the counts into a domain and a difficulty.
+`gateway.routing.heuristic` turns the counts into a domain and a difficulty.
 """
 
 from __future__ import annotations
@@ -289,7 +289,8 @@ def count_terms(lower: bytes) -> tuple[dict[str, int], int]:
         lower = _UNICODE_PUNCTUATION.sub(b" ", lower)
     translated = lower.translate(_TO_SPACE)
     tokens = translated.split()
-    # Counter's C core without Counter's Python-level __init__ (a third of this function).
+    # Counter's C core without Counter's Python-level __init__, whose overhead would be a
+    # sizable share of this function.
     counts: dict[bytes, int] = {}
     _count_elements(counts, tokens)
     kinds = dict.fromkeys(_KINDS, 0)

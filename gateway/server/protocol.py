@@ -1,7 +1,7 @@
 """uvicorn's httptools protocol, with the writes of one event-loop tick sent as one.
 
 uvicorn writes a response's status line and headers, then its body, as separate socket writes;
-on this machine a loopback write costs several microseconds of system time, and every proxied
+each write is a system call (and, to a peer, possibly a packet of its own), so every proxied
 response paid for two. Here a response's writes made in the same tick (a whole non-streamed
 response, or a stream's headers and first chunk) leave in one write at the end of the tick:
 the same bytes, in the same order, no later than the tick in which they were written. A

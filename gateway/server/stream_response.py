@@ -69,8 +69,8 @@ class cancel_on_disconnect:
             self._timer.cancel()
         # Let go of the watcher: its cancellation's traceback holds `_watch`'s frame, and so
         # this object; keeping the task here would make a cycle of the whole request (its
-        # record, ticket, HTTP cycle) that only the garbage collector frees. Under 512 slow
-        # streams that held 30 MB.
+        # record, ticket, HTTP cycle) that only the garbage collector frees: with many slow
+        # streams, their requests' memory would pile up until it runs.
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.cancel()

@@ -4,7 +4,7 @@ Pure: the answer is a function of the request body plus the seeds and counts pas
 comes from a hash of the messages, so the same prompt always gets the same answer; ids come from
 `id_seed`, which the caller draws from its own random source.
 
-Shapes follow September 2024 payloads (facts §4): `refusal: null` in messages and role deltas,
+Shapes follow OpenAI's September 2024 payloads: `refusal: null` in messages and role deltas,
 `logprobs: null` in every choice, `usage.prompt_tokens_details.cached_tokens` and
 `usage.completion_tokens_details.reasoning_tokens` always present.
 """
@@ -328,7 +328,8 @@ def compose(
         text = answer if answer is not None else answer_text(content_seed)
         tokens = count_text(text)
         if limit is not None and reasoning + tokens > limit:
-            # o1 spends the whole budget thinking and bills it all as reasoning (facts §1).
+            # o1 spends the whole budget thinking and bills it all as reasoning: an empty answer
+            # with finish_reason "length", as OpenAI's reasoning guide warns.
             choices = (Choice("", (), "length", 0),)
             reasoning = limit
         else:

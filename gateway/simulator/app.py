@@ -25,7 +25,7 @@ Request-header knobs, honoured when `config.header_knobs` is true:
         reset        drop the connection: streams send three chunks first, other answers send
                      the headers and half the body; raises SimulatedReset
         stream-error streams send three chunks, then `data: {"error": ...}` and end without
-                     [DONE] (facts §4); other answers get the 500
+                     [DONE], as OpenAI ends a failed stream; other answers get the 500
     x-sim-retry-after: F         seconds announced by the 429 faults (default 1)
     x-sim-answer: TEXT           the answer content, verbatim (UTF-8)
     x-sim-answer-b64: B64        the same, base64 of UTF-8 (for text with newlines)

@@ -1,7 +1,7 @@
 """POST /v1/embeddings: validation and deterministic unit vectors.
 
 Pure. A vector is a function of the input alone (text or token ids), so equal inputs embed
-equally and tests can compare them. Token counts use o200k_base through gateway.tokens; the
+equally and tests can compare them. Token counts use o200k_base through gateway.wire.tokens; the
 embedding models use cl100k_base upstream, so `usage` can differ from OpenAI's by a few percent.
 """
 

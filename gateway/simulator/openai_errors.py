@@ -1,8 +1,8 @@
 """The error answers of the simulated upstream, worded as OpenAI worded them in September 2024.
 
 Pure: every function builds a `SimError` value; nothing here reads a clock or does I/O.
-Messages are copied from recorded API payloads (see /work/shared/reference/openai-o1-facts.md);
-clients and the gateway match on them, so keep them byte-exact.
+Messages are copied from recorded OpenAI API payloads; clients and the gateway match on them,
+so keep them byte-exact.
 """
 
 from __future__ import annotations

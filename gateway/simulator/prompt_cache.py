@@ -1,8 +1,8 @@
 """Which part of a prompt OpenAI's prompt cache would have served (`cached_tokens`).
 
 No I/O: the cache is an in-memory LRU owned by one simulator instance. Caching starts at 1,024
-prompt tokens and grows in steps of 128 (facts §2); a prefix counts only when it ends on a
-message boundary, which is how the simulator keys it.
+prompt tokens and grows in steps of 128 (OpenAI's prompt caching guide); a prefix counts only
+when it ends on a message boundary, which is how the simulator keys it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Teams and their keys: the records, and how they are written, read and validated. Pure.
 
-`gateway.team_store` keeps them in Redis.
+`gateway.teams.store` keeps them in Redis.
 """
 
 from __future__ import annotations

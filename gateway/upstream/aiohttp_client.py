@@ -1,5 +1,6 @@
 """The aiohttp transport (`upstream.client: aiohttp`): the default before `Http1Upstream`, kept
-for measurement and for shops that want a general-purpose client; see `gateway.upstream`."""
+for measurement and for shops that want a general-purpose client; see
+`gateway.upstream.contract`."""
 
 from __future__ import annotations
 

@@ -1,17 +1,17 @@
 """The upstream HTTP client: one small interface, four transports, chosen by measurement
 (README "Upstream client").
 
-- `Http1Upstream` (`gateway.http1_upstream`, `upstream.client: http1`, the default): HTTP/1.1 on
-  asyncio's protocol API with httptools; the least CPU and latency per call.
-- `AiohttpUpstream` (`gateway.aiohttp_upstream`, `aiohttp`): the previous default, a
+- `Http1Upstream` (`gateway.upstream.http1_client`, `upstream.client: http1`, the default):
+  HTTP/1.1 on asyncio's protocol API with httptools; the least CPU and latency per call.
+- `AiohttpUpstream` (`gateway.upstream.aiohttp_client`, `aiohttp`): the previous default, a
   general-purpose client.
-- `HttpxUpstream` (`gateway.httpx_upstream`, `httpx`): for environments that standardise on
-  httpx; by far the slowest.
+- `HttpxUpstream` (`gateway.upstream.httpx_client`, `httpx`): for environments that standardise
+  on httpx; by far the slowest.
 - `ASGIUpstream`: calls an ASGI app in-process with real streaming (httpx's ASGITransport buffers
   whole bodies), used by `--simulate` to serve from the simulated upstream without a socket.
 
 Every transport raises `GatewayError` 502 when the upstream cannot be reached or drops the
-connection, and 504 when it does not answer in time, so the proxy maps faults in one place.
+connection, and 504 when it does not answer in time, so callers map faults in one place.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ class ASGIUpstream:
         async def run() -> None:
             try:
                 await self._app(scope, receive, send)
-            except Exception as exc:  # the app crashed: to the proxy that is a dropped connection
+            except Exception as exc:  # the app crashed: to callers that is a dropped connection
                 queue.put_nowait(exc)
 
         task = asyncio.create_task(run())

@@ -1,7 +1,7 @@
 """Sending a model's upstream calls: which deployment takes the call (fewest in flight, circuit
 breaker closed), and retrying failed tries with backoff while nothing has reached the client.
 
-The rules are `gateway.resilience` (pure); this is the I/O around them.
+The rules are `gateway.upstream.resilience` (pure); this is the I/O around them.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The default upstream client: HTTP/1.1 on asyncio's protocol API, parsed by llhttp (httptools).
 
-Why not aiohttp: one call at a time against the simulator on this 2-core machine, aiohttp spent
-about 180 µs of CPU and 380 µs of wall time per call, a protocol with a pre-encoded request and
-httptools about 60 µs and 230 µs (numbers in the README, "Upstream client"). The gateway needs
-little of a general client: one origin per upstream, bodies it already holds whole, JSON or SSE
-back. So this is all there is: keep-alive connections in a bounded pool, content-length,
-chunked and read-until-close bodies, TLS, and the gateway's timeouts. No redirects, proxies,
-cookies or decompression (the gateway asks for `accept-encoding: identity`).
+Why not aiohttp: one call at a time against the simulator, a protocol with a pre-encoded request
+and httptools spent much less CPU and wall time per call than aiohttp (the README's "Upstream
+client" has the figures). The gateway needs little of a general client: one origin per upstream,
+bodies it already holds whole, JSON or SSE back. So this is all there is: keep-alive connections
+in a bounded pool, content-length, chunked and read-until-close bodies, TLS, and the gateway's
+timeouts. No redirects, proxies, cookies or decompression (the gateway asks for
+`accept-encoding: identity`).
 
 Errors are the transports' common ones: `GatewayError` 502 when the upstream cannot be reached or
 drops the connection, 504 when it does not answer in time.
@@ -86,7 +86,7 @@ class _Connection(asyncio.Protocol):
 
 
 class _Response:
-    """One exchange: the parser's callbacks fill it, the proxy reads it."""
+    """One exchange: the parser's callbacks fill it, the caller reads it."""
 
     __slots__ = (
         "_chunks",
@@ -188,7 +188,7 @@ class _Response:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # -- used by the client and the proxy -----------------------------------------------------
+    # -- used by the client and its caller ----------------------------------------------------
 
     async def wait(self, seconds: float, limit_s: float) -> None:
         """Wait for the next event, at most `seconds`; on expiry fail as a timeout of `limit_s`

@@ -1,5 +1,5 @@
 """The httpx transport of the upstream interface (`upstream.client: httpx`), kept for
-measurement and for shops that standardise on httpx; see `gateway.upstream`."""
+measurement and for shops that standardise on httpx; see `gateway.upstream.contract`."""
 
 from __future__ import annotations
 

@@ -11,8 +11,9 @@ from typing import Any
 import toktok
 
 ENCODING = "o200k_base"
-# batch_count() starts a thread pool per call (30-120 us for a short chat); the tokenizer's own
-# count() is about 0.3 us, so hold the loaded tokenizer (the package's documented escape hatch).
+# batch_count() starts a thread pool per call, which costs far more than counting a short chat;
+# the tokenizer's own count() does not, so hold the loaded tokenizer (the package's documented
+# escape hatch).
 _TOKENIZER: Any = toktok._encoding(ENCODING)
 # OpenAI's chat format wraps each message in a few special tokens and primes the reply.
 TOKENS_PER_MESSAGE = 3

@@ -6,7 +6,7 @@ the field, in OpenAI's own wording. Only what OpenAI itself would refuse is refu
 fields and unknown content part types go upstream as they are, so new API features keep working.
 
 Pure: no I/O, no clock, no environment. It runs on every request, so it sticks to `type() is`
-tests and plain loops (a typical request takes a few microseconds).
+tests and plain loops.
 """
 
 from __future__ import annotations
