@@ -20,8 +20,7 @@ from gateway.endpoints.chat import chat_completions
 from gateway.endpoints.passthrough import passthrough
 from gateway.endpoints.route import route_endpoint
 from gateway.runtime.gateway import open_gateway
-from gateway.server.fast_path import ErrorHandler, Shortcut
-from gateway.server.recording import SCOPE_KEY, Observe
+from gateway.server.entry import SCOPE_KEY, Entry, ErrorHandler
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
@@ -63,11 +62,10 @@ def create_app(config: Config) -> Starlette:
         # Starlette's own rule: the nearest class in the exception's MRO.
         return next(handlers[c] for c in type(exc).__mro__ if c in handlers)
 
-    fast_chat = ("/v1/chat/completions", "POST", chat_completions, handler_for)
     return Starlette(
         routes=routes,
         # Outermost first; Starlette adds its error and exception middleware around/inside these.
-        middleware=[Middleware(Observe), Middleware(Shortcut, *fast_chat)],
+        middleware=[Middleware(Entry, chat_completions, handler_for)],
         lifespan=lifespan,
         exception_handlers=handlers,
     )

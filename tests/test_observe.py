@@ -11,8 +11,9 @@ import httpx
 import openai
 import pytest
 
-from gateway.observability.access_log import AccessLog
-from gateway.observability.record import Exchange, access_line, endpoint_of
+from gateway.observability.access_log import AccessLog, access_line
+from gateway.observability.record import Exchange
+from gateway.server.entry import endpoint_of
 from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread
 
 HELLO = [{"role": "user", "content": "Hello there"}]

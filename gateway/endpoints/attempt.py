@@ -226,6 +226,38 @@ class Attempt:
             ticket.settle(usage)
 
 
+class EarlyCall:
+    """A call's first upstream try, made ready while its admission is in flight and
+    written the moment an admitting reply arrives, before the request's task resumes: the
+    reply's decoding, the ticket and the send path then overlap the upstream's work instead of
+    preceding it. Refused, failed or replayed admissions write nothing; without the pipelined
+    Redis client, or without an idle upstream connection, the call is sent the usual way after
+    the admission. A request that fails between an admitting reply and its call aborts the
+    written call; its hold is charged when it expires, as any hold never settled is."""
+
+    __slots__ = ("attempt", "body", "call", "path")
+
+    def __init__(self, attempt: Attempt, path: str, body: bytes) -> None:
+        self.attempt = attempt
+        self.path = path
+        self.body = body
+        self.call: PreparedCall | None = None
+
+    def sent(self) -> bool:
+        attempt = self.attempt
+        assert attempt.model is not None  # only a model's deployments take early calls
+        scope = attempt.request.scope
+        self.call = attempt.gw.dispatch.prepare(
+            attempt.model, scope["method"], self.path, scope["query_string"],
+            attempt.headers_for_upstream(), self.body,
+        )  # fmt: skip
+        return self.call is not None
+
+    def admitted(self) -> None:
+        if self.call is not None:
+            self.call.fire()
+
+
 def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:
     """A whole answer whose headers are raw already: no decode and re-encode per header."""
     response = Response(content, status_code=status)

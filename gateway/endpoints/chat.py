@@ -21,15 +21,14 @@ from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import worst_case_micros
 from gateway.compat import emulation, patches
 from gateway.config import Capabilities, ModelConfig
-from gateway.endpoints.attempt import Attempt
+from gateway.endpoints.attempt import Attempt, EarlyCall
 from gateway.endpoints.chat_emulated import answer_emulated, emulation_plan
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.models import model_not_found
 from gateway.endpoints.route import choose
 from gateway.routing.aliases import Routed, route_headers
+from gateway.server.entry import exchange_of
 from gateway.server.intake import gateway_of, identify, parse_json_object, read_body
-from gateway.server.recording import exchange_of
-from gateway.upstream.dispatch import PreparedCall
 from gateway.wire import tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import encoded
@@ -83,7 +82,9 @@ class ChatRequest:
         """The configured model that serves first: an alias routed, a name checked."""
         gw, exchange = self.gw, self.exchange
         name: str = self.payload["model"]
-        self.routed = routed = await choose(gw, self.caller.team, name, self.payload)
+        if name in gw.aliases:
+            self.routed = await choose(gw, self.caller.team, name, self.payload)
+        routed = self.routed
         if routed is not None:
             exchange.model, exchange.policy = name, routed.policy
             exchange.route_reason = "; ".join(routed.decision.reasons)
@@ -259,7 +260,7 @@ class ChatAttempt(Attempt):
             .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap))
         )
         if self.emulated_as is None:
-            self.early = EarlyCall(self)
+            self.early = EarlyCall(self, PATH, self.body)
         await self.admit(plan, model.price, prompt, self.early)
 
     async def answer(self, strip_usage: bool) -> Response:
@@ -274,36 +275,6 @@ class ChatAttempt(Attempt):
             PATH, self.body, self.stream, strip_usage=strip_usage, adapted=adapted,
             prepared=prepared,
         )  # fmt: skip
-
-
-class EarlyCall:
-    """A chat call's first upstream try, made ready while its admission is in flight and
-    written the moment an admitting reply arrives, before the request's task resumes: the
-    reply's decoding, the ticket and the send path then overlap the upstream's work instead of
-    preceding it. Refused, failed or replayed admissions write nothing; without the pipelined
-    Redis client, or without an idle upstream connection, the call is sent the usual way after
-    the admission. A request that fails between an admitting reply and its call aborts the
-    written call; its hold is charged when it expires, as any hold never settled is."""
-
-    __slots__ = ("attempt", "call")
-
-    def __init__(self, attempt: ChatAttempt) -> None:
-        self.attempt = attempt
-        self.call: PreparedCall | None = None
-
-    def sent(self) -> bool:
-        attempt = self.attempt
-        assert attempt.model is not None
-        scope = attempt.request.scope
-        self.call = attempt.gw.dispatch.prepare(
-            attempt.model, "POST", PATH, scope["query_string"], attempt.headers_for_upstream(),
-            attempt.body,
-        )  # fmt: skip
-        return self.call is not None
-
-    def admitted(self) -> None:
-        if self.call is not None:
-            self.call.fire()
 
 
 def requested_completion(payload: dict[str, Any]) -> int | None:

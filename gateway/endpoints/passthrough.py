@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.endpoints.attempt import Attempt
+from gateway.server.entry import exchange_of
 from gateway.server.intake import gateway_of, identify, read_body
-from gateway.server.recording import exchange_of
 from gateway.wire.errors import GatewayError
 
 # The upstream account's own administration (usage and costs of every project, users, admin

@@ -24,6 +24,7 @@ from gateway.config import Config, ModelConfig
 from gateway.eventloop import KeptLoop
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
+from gateway.routing.aliases import DEFAULT_ALIAS
 from gateway.runtime.redis_connection import open_redis
 from gateway.teams.records import Team
 from gateway.teams.store import TeamStore
@@ -54,6 +55,8 @@ class Gateway:
     # Client-facing model name or upstream snapshot name -> (client-facing name, model config).
     models: dict[str, tuple[str, ModelConfig]] = field(default_factory=dict)
     extra_forward_prefixes: tuple[str, ...] = ()
+    # Model names that may select a routing policy (`routing.aliases.policy_name` decides).
+    aliases: frozenset[str] = frozenset()
     # The team that callers without a known key are served as, if any.
     anonymous: Team | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
@@ -218,6 +221,7 @@ def open_gateway(config: Config) -> Gateway:
             client, config.admission, config.redis.pool_size, metrics, fast=_script_client(config)
         ),
         models=models,
+        aliases=frozenset({DEFAULT_ALIAS, *config.routing.policies}),
         extra_forward_prefixes=extra,
         dispatch=Dispatcher(targets, policy, metrics),
         access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,

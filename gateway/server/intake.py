@@ -11,7 +11,7 @@ import orjson
 from starlette.requests import Request
 
 from gateway.runtime.gateway import Gateway
-from gateway.server.recording import exchange_of
+from gateway.server.entry import exchange_of
 from gateway.teams.credentials import bearer_token, key_digest
 from gateway.teams.records import Key, Team
 from gateway.wire import errors

@@ -70,7 +70,7 @@ from gateway.teams.records import (
 )
 from gateway.wire.errors import GatewayError
 
-log = logging.getLogger("gateway.teams.records")
+log = logging.getLogger("gateway.teams.store")
 # How long a request waits for the refresh of a key this replica already knows before using
 # what it knows (asyncio's TimeoutError is an OSError: handled like a Redis error).
 STALE_WAIT_S = 0.05
