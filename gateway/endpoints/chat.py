@@ -277,12 +277,6 @@ def adapt(gw: Gateway, payload: dict[str, Any], caps: Capabilities) -> patches.A
         caps,
         min_completion_tokens=gw.config.compat.reasoning_headroom_tokens,
     )
-    if adapted.error is not None:
-        status, body = adapted.error
-        error = body["error"]
-        raise GatewayError(
-            status, error["message"], param=error.get("param"), code=error.get("code")
-        )
     if not adapted.patches and not adapted.fake_stream:
         return None
     return adapted
