@@ -90,14 +90,11 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         error = errors.method_not_allowed(request.method, request.url.path)
     else:
-        error = GatewayError(exc.status_code, str(exc.detail))
+        error = errors.http_error(exc.status_code, str(exc.detail))
     return await on_gateway_error(request, error)
 
 
 async def on_unexpected_error(request: Request, exc: Exception) -> Response:
     # Never a stack trace to the caller; the log keeps it for operators.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    error = GatewayError(
-        500, "The gateway had an internal error.", type_="server_error", code="internal_error"
-    )
-    return await on_gateway_error(request, error)
+    return await on_gateway_error(request, errors.internal_error())

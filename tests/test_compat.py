@@ -15,6 +15,7 @@ from gateway.compat.patches import (
 )
 from gateway.config import Capabilities
 from gateway.simulator import rules
+from gateway.wire.errors import GatewayError
 
 ALL = Capabilities(**{f.name: True for f in dataclasses.fields(Capabilities)})
 O1 = Capabilities(**{f.name: False for f in dataclasses.fields(Capabilities)})
@@ -56,7 +57,6 @@ def test_everything_supported_leaves_the_request_alone() -> None:
     adapted = adapt(payload, ALL)
     assert adapted.payload == payload
     assert adapted.patches == ()
-    assert adapted.error is None
     assert not adapted.fake_stream
     assert adapted.stop == ()
     assert adapted.include_usage  # the proxy still needs to know, even for a native stream
@@ -266,17 +266,15 @@ def test_images_refused_with_an_openai_error_only_without_image_support() -> Non
             },
         ]
     )
-    refused = adapt(payload)
-    assert refused.error is not None
-    status, error = refused.error
-    assert status == 400
-    assert error["error"]["type"] == "invalid_request_error"
-    assert error["error"]["param"] == "messages.[1].content.[1].type"
-    assert error["error"]["code"] == "unsupported_content"
-    assert "image" in error["error"]["message"]
+    with pytest.raises(GatewayError) as refused:
+        adapt(payload)
+    assert refused.value.status == 400
+    assert refused.value.type == "invalid_request_error"
+    assert refused.value.param == "messages.[1].content.[1].type"
+    assert refused.value.code == "unsupported_content"
+    assert "image" in refused.value.message
 
-    accepted = adapt(payload, dataclasses.replace(O1, images=True))
-    assert accepted.error is None
+    adapt(payload, dataclasses.replace(O1, images=True))  # accepted: no error raised
 
 
 def test_o1_request_with_every_problem_passes_the_simulated_o1_checks() -> None:

@@ -41,17 +41,15 @@ from gateway.server.intake import caller_token, gateway_of, json_problem
 from gateway.teams.records import (
     Key,
     Team,
-    invalid_value,
     key_status,
     limits_fields,
-    not_found,
     parse_team,
     team_fields,
 )
 from gateway.wire import errors
-from gateway.wire.errors import GatewayError
 
 KEY_FIELDS = ("name", "limits", "expires_at")
+MAX_KEY_NAME_CHARS = 128
 
 
 def admin_routes() -> list[BaseRoute]:
@@ -85,24 +83,13 @@ class AdminGuard:
             raise errors.invalid_url(request.method, request.url.path)
         token = caller_token(scope["headers"], server.max_header_bytes)
         if not token:
-            raise GatewayError(
-                401,
-                "You didn't provide the admin key. Send it in an Authorization header using "
-                "Bearer auth (i.e. Authorization: Bearer $GATEWAY_ADMIN_KEY).",
-                code="missing_admin_key",
-            )
+            raise errors.missing_admin_key()
         if not hmac.compare_digest(token.encode(), expected.encode()):
-            raise GatewayError(401, "Incorrect admin key provided.", code="invalid_admin_key")
+            raise errors.invalid_admin_key()
         try:
             await self.app(scope, receive, send)
         except (RedisError, OSError) as exc:
-            raise GatewayError(
-                503,
-                f"The gateway's store (Redis) cannot be reached: {type(exc).__name__}. "
-                "Please retry shortly.",
-                type_="server_error",
-                code="store_unavailable",
-            ) from exc
+            raise errors.store_unavailable(type(exc).__name__) from exc
 
 
 # -- teams ----------------------------------------------------------------------------------------
@@ -121,7 +108,7 @@ async def create_team(request: Request) -> Response:
     try:
         team = parse_team(body)
     except ConfigError as exc:
-        raise invalid_value(exc) from exc
+        raise errors.invalid_setting(str(exc)) from exc
     return json(team_view(request, await gw.teams.create_team(team)), 201)
 
 
@@ -161,20 +148,14 @@ def check_budget(body: dict[str, Any]) -> None:
     except InvalidOperation:
         return
     if not amount.is_finite() or abs(amount) > MAX_BUDGET_USD:
-        raise GatewayError(
-            400,
-            f"budget_usd: expected a USD amount of at most {MAX_BUDGET_USD}, "
-            f"got {str(value)[:40]!r}.",
-            param="budget_usd",
-            code="invalid_value",
-        )
+        raise errors.budget_too_large(value, MAX_BUDGET_USD)
 
 
 async def find_team(request: Request) -> Team:
     name = request.path_params["name"]
     team = await gateway_of(request).teams.get_team(name)
     if team is None:
-        raise not_found(f"Team '{name}'")
+        raise errors.team_not_found(name)
     return team
 
 
@@ -200,28 +181,17 @@ async def create_key(request: Request) -> Response:
     body = await json_body(request, empty_ok=True)
     for field in body:
         if field not in KEY_FIELDS:
-            raise GatewayError(
-                400,
-                f"{field}: unknown field (expected {', '.join(KEY_FIELDS)}).",
-                param=field,
-                code="invalid_value",
-            )
+            raise errors.unknown_key_field(field, KEY_FIELDS)
     name = body.get("name", "")
-    if not isinstance(name, str) or len(name) > 128:
-        raise GatewayError(
-            400, "name: expected a string of at most 128 characters.", param="name",
-            code="invalid_value",
-        )  # fmt: skip
+    if not isinstance(name, str) or len(name) > MAX_KEY_NAME_CHARS:
+        raise errors.key_name_invalid(MAX_KEY_NAME_CHARS)
     expires_at = body.get("expires_at")
     if expires_at is not None and (isinstance(expires_at, bool) or not isinstance(expires_at, int)):
-        raise GatewayError(
-            400, "expires_at: expected Unix seconds (an integer) or null.", param="expires_at",
-            code="invalid_value",
-        )  # fmt: skip
+        raise errors.expires_at_invalid()
     try:
         limits = parse_section(Limits, body.get("limits") or {}, "limits")
     except ConfigError as exc:
-        raise invalid_value(exc) from exc
+        raise errors.invalid_setting(str(exc)) from exc
     key, secret = await gw.teams.create_key(request.path_params["name"], name, limits, expires_at)
     return json({**key_view(request, key), "key": secret}, 201)
 
@@ -276,7 +246,7 @@ async def json_body(request: Request, empty_ok: bool = False) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise errors.invalid_json(json_problem(body, exc)) from exc
     if not isinstance(data, dict):
-        raise GatewayError(400, "The body must be a JSON object.", code="invalid_value")
+        raise errors.admin_body_not_object()
     return data
 
 

@@ -26,6 +26,7 @@ from gateway.admission.script_pipeline import OnSent, ScriptClient
 from gateway.config import AdmissionConfig, Price
 from gateway.eventloop import KeptLoop
 from gateway.observability.metrics import Metrics
+from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import go_duration
 from gateway.wire.usage import Usage
@@ -402,21 +403,9 @@ class Admission:
             self._config.budgets_on_redis_error,
         )
         if plan.budget is not None and self._config.budgets_on_redis_error == "closed":
-            raise GatewayError(
-                503,
-                "The gateway cannot check your team's budget right now (its store is unreachable). "
-                "Please retry shortly.",
-                type_="server_error",
-                code="budget_store_unavailable",
-            ) from exc
+            raise errors.budget_store_unavailable() from exc
         if self._config.rate_limits_on_redis_error == "closed":
-            raise GatewayError(
-                503,
-                "The gateway cannot check rate limits right now (its store is unreachable). "
-                "Please retry shortly.",
-                type_="server_error",
-                code="rate_limit_store_unavailable",
-            ) from exc
+            raise errors.rate_limits_unchecked() from exc
         return self._local.admit(plan, time.monotonic() * 1000)
 
 
@@ -587,50 +576,25 @@ def refusal(decision: Decision, plan: Plan, budget_reset: datetime) -> GatewayEr
     by = decision.refused_by
     headers = dict(ratelimit_headers(decision.windows, refused=True))
     if by == BUDGET or not isinstance(by, Bucket | WeeklyCap):
-        headers["x-should-retry"] = "false"
-        budget = plan.budget or 0
-        return GatewayError(
-            429,
-            f"You exceeded your team's monthly budget: {who} may spend {usd(budget)} this month "
-            f"and has spent {usd(decision.spend)}, with {usd(decision.held)} held for requests in "
-            f"flight; this request could cost up to {usd(plan.reserve)}. The budget resets on "
-            f"{budget_reset:%Y-%m-%d %H:%M} UTC.",
-            type_="insufficient_quota",
-            code="insufficient_quota",
-            headers=headers,
-        )
+        return errors.budget_exceeded(
+            who=who, budget=plan.budget or 0, spent=decision.spend, held=decision.held,
+            reserve=plan.reserve, resets_at=budget_reset, headers=headers,
+        )  # fmt: skip
     kind = by.kind if isinstance(by, Bucket) else REQUESTS
     limit = by.limit if isinstance(by, Bucket) else by.cap
     requested = by.cost if isinstance(by, Bucket) else 1
     scope = by.scope or who
     if decision.wait_ms < 0:
-        headers["x-should-retry"] = "false"
-        return GatewayError(
-            429,
-            f"Request too large for {plan.model} in {scope} on {by.label}: Limit {limit}, "
-            f"Requested {requested}. The input or output tokens must be reduced in order to run "
-            "successfully.",
-            type_=kind,
-            code="rate_limit_exceeded",
-            headers=headers,
-        )
+        return errors.request_over_limit(
+            model=plan.model, scope=scope, label=by.label, kind=kind, limit=limit,
+            requested=requested, headers=headers,
+        )  # fmt: skip
     window = next((w for w in decision.windows if w.kind == kind and w.limit == limit), None)
     used = limit - window.remaining if window is not None else limit
-    wait_s = decision.wait_ms / 1000
-    headers["retry-after"] = str(max(1, -(-decision.wait_ms // 1000)))
-    headers["retry-after-ms"] = str(decision.wait_ms)
-    return GatewayError(
-        429,
-        f"Rate limit reached for {plan.model} in {scope} on {by.label}: Limit {limit}, Used {used}, "
-        f"Requested {requested}. Please try again in {go_duration(wait_s)}.",
-        type_=kind,
-        code="rate_limit_exceeded",
-        headers=headers,
-    )
-
-
-def usd(micros: int) -> str:
-    return f"${micros / 1_000_000:,.2f}" if micros % 10_000 == 0 else f"${micros / 1_000_000:,.6f}"
+    return errors.rate_limit_reached(
+        model=plan.model, scope=scope, label=by.label, kind=kind, limit=limit, used=used,
+        requested=requested, wait_ms=decision.wait_ms, headers=headers,
+    )  # fmt: skip
 
 
 def next_month(now: datetime) -> datetime:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import Capabilities
+from gateway.wire import errors
 
 __all__ = ["INSTRUCTIONS_END", "INSTRUCTIONS_START", "Adapted", "adapt_request", "adapt_response"]
 
@@ -45,8 +46,6 @@ class Adapted:
     include_usage: bool = False
     # Stop sequences upstream could not apply; the answer is cut at them afterwards.
     stop: tuple[str, ...] = ()
-    # (HTTP status, OpenAI-shaped error body) when the request cannot be served at all.
-    error: tuple[int, dict[str, Any]] | None = None
 
 
 def adapt_request(
@@ -55,16 +54,17 @@ def adapt_request(
     *,
     min_completion_tokens: int = DEFAULT_MIN_COMPLETION_TOKENS,
 ) -> Adapted:
-    """Rewrite a chat completion request so a model with `caps` accepts it."""
+    """Rewrite a chat completion request so a model with `caps` accepts it.
+
+    Raises `GatewayError` for what no patch can serve (an image for a model without image input).
+    """
     out = dict(payload)
     patches: list[str] = []
 
     messages = payload.get("messages")
     if isinstance(messages, list):
         if not caps.images:
-            error = _image_error(messages)
-            if error is not None:
-                return Adapted(payload=out, error=error)
+            _refuse_images(messages)
         rewritten, role_patches = _adapt_roles(messages, caps)
         if role_patches:
             out["messages"] = rewritten
@@ -160,27 +160,14 @@ def _stop_sequences(value: Any) -> tuple[str, ...]:
     return tuple(item for item in items if isinstance(item, str) and item)
 
 
-def _image_error(messages: list[Any]) -> tuple[int, dict[str, Any]] | None:
+def _refuse_images(messages: list[Any]) -> None:
     for i, message in enumerate(messages):
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
             continue
         for j, part in enumerate(content):
             if isinstance(part, dict) and part.get("type") in _IMAGE_PART_TYPES:
-                param = f"messages.[{i}].content.[{j}].type"
-                return 400, {
-                    "error": {
-                        "message": (
-                            f"Invalid content type at '{param}': this model does not accept "
-                            f"images ('{part['type']}'). Send text only, or choose a model "
-                            "that supports image input."
-                        ),
-                        "type": "invalid_request_error",
-                        "param": param,
-                        "code": "unsupported_content",
-                    }
-                }
-    return None
+                raise errors.image_input_unsupported(i, j, part["type"])
 
 
 def _adapt_roles(messages: list[Any], caps: Capabilities) -> tuple[list[Any], list[str]]:

@@ -196,8 +196,7 @@ class Attempt:
             # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             exchange.error_code = exc.code or exc.type
-            error = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
-            yield sse.encode({"error": error})
+            yield sse.encode(exc.payload())
         finally:
             gw.metrics.open_streams.dec()
             await resp.close()

@@ -24,12 +24,11 @@ from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import Attempt, EarlyCall
 from gateway.endpoints.chat_emulated import answer_emulated, emulation_plan
 from gateway.endpoints.chat_fake_stream import fake_streamed
-from gateway.endpoints.models import model_not_found
 from gateway.endpoints.route import choose
 from gateway.routing.aliases import Routed, route_headers
 from gateway.server.entry import exchange_of
 from gateway.server.intake import gateway_of, identify, parse_json_object, read_body
-from gateway.wire import tokens, validation
+from gateway.wire import errors, tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import encoded
 
@@ -91,7 +90,7 @@ class ChatRequest:
             name = routed.decision.model
         found = gw.models.get(name)
         if found is None or not model_allowed(gw.config, self.caller.team, found[0]):
-            raise model_not_found(name)
+            raise errors.model_not_found(name)
         exchange.model = exchange.model or found[0]
         exchange.stream = self.payload.get("stream") is True
         return found[0]
@@ -235,12 +234,6 @@ class ChatAttempt(Attempt):
         adapted = patches.adapt_request(
             payload, self.caps, min_completion_tokens=compat.reasoning_headroom_tokens
         )
-        if adapted.error is not None:
-            status, body = adapted.error
-            error = body["error"]
-            raise GatewayError(
-                status, error["message"], param=error.get("param"), code=error.get("code")
-            )
         if not adapted.patches and not adapted.fake_stream:
             return None
         return adapted

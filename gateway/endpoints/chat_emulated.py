@@ -15,7 +15,7 @@ from gateway.compat.patches import Adapted, adapt_response
 from gateway.endpoints.attempt import Attempt, Whole, relayed
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.server.stream_response import cancel_on_disconnect
-from gateway.wire.errors import GatewayError
+from gateway.wire import errors
 from gateway.wire.headers import client_response_headers, encoded
 from gateway.wire.usage import usage_from
 
@@ -88,13 +88,7 @@ async def emulated_call(
         if isinstance(parsed, emulation.EmulationError):
             if ticket is not None:
                 ticket.settle(usage_from(completion["usage"]))
-            raise GatewayError(
-                502,
-                "The model's answer did not follow the required format, even after one repair "
-                f"attempt: {parsed.message}",
-                type_="upstream_error",
-                code="invalid_model_output",
-            )
+            raise errors.invalid_model_output(parsed.message)
     return 200, upstream_headers, orjson.dumps(emulation.apply(completion, parsed))
 
 

@@ -118,8 +118,7 @@ async def _keepalive_then_answer(
             status, _, content = call.result()
         except GatewayError as exc:
             status = exc.status
-            error = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
-            yield sse.encode({"error": error})
+            yield sse.encode(exc.payload())
             return
         if status != 200:
             try:

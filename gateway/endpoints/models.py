@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed
 from gateway.server.intake import JSON, gateway_of, identify
-from gateway.wire.errors import GatewayError
+from gateway.wire import errors
 
 
 async def list_models(request: Request) -> Response:
@@ -30,19 +30,10 @@ async def get_model(request: Request) -> Response:
     caller = await identify(gw, request)
     name = request.path_params["model"]
     if name not in gw.config.models or not model_allowed(gw.config, caller.team, name):
-        raise model_not_found(name)
+        raise errors.model_not_found(name)
     return Response(orjson.dumps(_model_object(name)), media_type=JSON)
 
 
 def _model_object(name: str) -> dict[str, Any]:
     # `created` is fixed: it describes the model, not this gateway process.
     return {"id": name, "object": "model", "created": 1725148800, "owned_by": "o1-gateway"}
-
-
-def model_not_found(name: str) -> GatewayError:
-    return GatewayError(
-        404,
-        f"The model `{name}` does not exist or you do not have access to it.",
-        param=None,
-        code="model_not_found",
-    )

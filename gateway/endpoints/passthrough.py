@@ -9,6 +9,7 @@ from starlette.responses import Response
 from gateway.endpoints.attempt import Attempt
 from gateway.server.entry import exchange_of
 from gateway.server.intake import gateway_of, identify, read_body
+from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
 # The upstream account's own administration (usage and costs of every project, users, admin
@@ -21,12 +22,7 @@ async def passthrough(request: Request) -> Response:
     path = request.scope["path"][len("/v1") :]
     caller = await identify(gw, request)
     if path.startswith(ACCOUNT_PATHS):
-        raise GatewayError(
-            403,
-            "The upstream account's organization endpoints are not available through the gateway.",
-            type_="permission_error",
-            code="forbidden_path",
-        )
+        raise errors.account_path_forbidden()
     body = await read_body(request, gw.config.server.max_body_bytes)
     attempt = Attempt(gw, request, exchange_of(request.scope), caller, model=None)
     try:

@@ -16,8 +16,7 @@ from gateway.routing.aliases import DEFAULT_ALIAS, Routed, policy_name
 from gateway.runtime.gateway import Gateway
 from gateway.server.intake import gateway_of, identify, parse_json_object, read_body
 from gateway.teams.records import Team
-from gateway.wire import validation
-from gateway.wire.errors import GatewayError
+from gateway.wire import errors, validation
 
 
 async def choose(gw: Gateway, team: Team, name: str, payload: dict[str, Any]) -> Routed | None:
@@ -53,13 +52,7 @@ async def route_endpoint(request: Request) -> Response:
     routed = await choose(gw, caller.team, name, payload)
     if routed is None:
         if name not in gw.config.models:
-            raise GatewayError(
-                400,
-                f"`{name}` is neither a routing policy ("
-                f"{', '.join(gw.config.routing.policies) or 'none configured'}) nor a model.",
-                param="model",
-                code="invalid_value",
-            )
+            raise errors.unknown_model_or_policy(name, gw.config.routing.policies)
         policy, model = None, name
         decision = heuristic.Decision(name, 0.0, "", ("model named explicitly: not routed",))
         candidates = [name]

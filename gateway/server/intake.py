@@ -15,7 +15,6 @@ from gateway.server.entry import exchange_of
 from gateway.teams.credentials import bearer_token, key_digest
 from gateway.teams.records import Key, Team
 from gateway.wire import errors
-from gateway.wire.errors import GatewayError
 
 JSON = "application/json"
 # Real keys are well under 200 bytes; uvicorn's own header limits are far larger than this.
@@ -66,7 +65,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise GatewayError(400, "Invalid Content-Length header.", code="invalid_request")
+            raise errors.invalid_content_length()
         if int(declared) > limit:
             raise errors.body_too_large(limit)
     # Straight from `receive`: `request.stream()` is an async generator, which the loop
@@ -101,11 +100,7 @@ def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise errors.invalid_json(json_problem(body, exc)) from exc
     if not isinstance(payload, dict):
-        raise GatewayError(
-            400,
-            f"Invalid type for request body: expected an object, but got {type(payload).__name__} instead.",
-            code="invalid_type",
-        )
+        raise errors.body_not_object(payload)
     return payload
 
 

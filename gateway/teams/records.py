@@ -23,7 +23,6 @@ from gateway.config import (
     parse_section,
     usd_to_micros,
 )
-from gateway.wire.errors import GatewayError
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,13 +255,3 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[name] = merge_patch(result.get(name), value)
     return result
-
-
-def invalid_value(exc: ConfigError) -> GatewayError:
-    """A validation error as the admin API answers it; the message's path becomes `param`."""
-    message = str(exc)
-    return GatewayError(400, message, param=message.split(":", 1)[0], code="invalid_value")
-
-
-def not_found(what: str) -> GatewayError:
-    return GatewayError(404, f"{what} was not found.", code="not_found")

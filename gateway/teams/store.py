@@ -55,12 +55,10 @@ from gateway.teams.records import (
     digest_key,
     dump_key,
     dump_team,
-    invalid_value,
     key_record_key,
     load_key,
     load_team,
     merge_patch,
-    not_found,
     parse_team,
     secret_hint,
     team_fields,
@@ -68,6 +66,7 @@ from gateway.teams.records import (
     team_keys_key,
     unknown_field,
 )
+from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
 log = logging.getLogger("gateway.teams.store")
@@ -196,9 +195,7 @@ class TeamStore:
         self._check(team)
         team = dataclasses.replace(team, created_at=int(self.clock()))
         if not await self._redis.set(team_key(team.name), dump_team(team), nx=True):
-            raise GatewayError(
-                409, f"Team '{team.name}' already exists.", param="name", code="conflict"
-            )
+            raise errors.team_exists(team.name)
         await self._redis.sadd(TEAMS_INDEX, team.name)
         return team
 
@@ -216,9 +213,9 @@ class TeamStore:
         tier's, and `limits` merges field by field."""
         current = await self.get_team(name)
         if current is None:
-            raise not_found(f"Team '{name}'")
+            raise errors.team_not_found(name)
         if patch.get("name", name) != name:
-            raise GatewayError(400, "Teams cannot be renamed.", param="name", code="invalid_value")
+            raise errors.team_rename_refused()
         base = team_fields(current)
         del base["created_at"]
         if current.budget_usd is not None:
@@ -227,7 +224,7 @@ class TeamStore:
         try:
             team = parse_team(merge_patch(base, {**patch, "name": name}))
         except ConfigError as exc:
-            raise invalid_value(exc) from exc
+            raise errors.invalid_setting(str(exc)) from exc
         return await self._put_team(dataclasses.replace(team, created_at=current.created_at))
 
     async def _put_team(self, team: Team) -> Team:
@@ -240,7 +237,7 @@ class TeamStore:
         """Delete the team and its keys. Its spend counters stay: a team deleted and made again
         this month keeps what it spent."""
         if await self.get_team(name) is None:
-            raise not_found(f"Team '{name}'")
+            raise errors.team_not_found(name)
         # Keys first: a crash half-way must not leave keys that a re-created team would revive.
         for key in await self.list_keys(name):
             await self._redis.delete(digest_key(key.sha256))
@@ -252,17 +249,11 @@ class TeamStore:
 
     def _check(self, team: Team) -> None:
         if not TEAM_NAME.match(team.name):
-            raise GatewayError(
-                400,
-                "Team names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or "
-                "digit.",
-                param="name",
-                code="invalid_value",
-            )
+            raise errors.invalid_team_name()
         try:
             check_team(self._config, team)
         except ConfigError as exc:
-            raise invalid_value(exc) from exc
+            raise errors.invalid_setting(str(exc)) from exc
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -271,7 +262,7 @@ class TeamStore:
     ) -> tuple[Key, str]:
         """A new key and its secret; the secret is not stored and cannot be shown again."""
         if await self.get_team(team) is None:
-            raise not_found(f"Team '{team}'")
+            raise errors.team_not_found(team)
         self._check_key(limits or Limits(), expires_at)
         secret = SECRET_PREFIX + secrets.token_urlsafe(30)  # 40 characters, 240 random bits
         key = Key(
@@ -304,14 +295,9 @@ class TeamStore:
         A key the admin API revoked stays revoked: re-reading the file does not revive it.
         """
         if not DIGEST.match(sha256):
-            raise GatewayError(
-                400,
-                "Expected a lowercase hex SHA-256 digest.",
-                param="sha256",
-                code="invalid_value",
-            )
+            raise errors.invalid_digest()
         if await self.get_team(team) is None:
-            raise not_found(f"Team '{team}'")
+            raise errors.team_not_found(team)
         self._check_key(limits or Limits(), None)
         for key in await self.list_keys(team):
             if key.sha256 == sha256 and key.revoked:
@@ -346,15 +332,13 @@ class TeamStore:
         try:
             check_limits(limits, self._config, "limits")
         except ConfigError as exc:
-            raise invalid_value(exc) from exc
+            raise errors.invalid_setting(str(exc)) from exc
         if expires_at is not None and expires_at <= self.clock():
-            raise GatewayError(
-                400, "expires_at: must be in the future.", param="expires_at", code="invalid_value"
-            )
+            raise errors.expires_at_in_past()
 
     async def list_keys(self, team: str) -> list[Key]:
         if await self.get_team(team) is None:
-            raise not_found(f"Team '{team}'")
+            raise errors.team_not_found(team)
         ids = [as_text(i) for i in await self._redis.smembers(team_keys_key(team))]
         raws = [await self._redis.get(key_record_key(key_id)) for key_id in ids]
         keys = [load_key(raw) for raw in raws if raw is not None]
@@ -364,7 +348,7 @@ class TeamStore:
         """Mark the key revoked and drop it from the digest index; revoking twice is harmless."""
         raw = await self._redis.get(key_record_key(key_id))
         if raw is None:
-            raise not_found(f"Key '{key_id}'")
+            raise errors.key_not_found(key_id)
         key = dataclasses.replace(load_key(raw), revoked=True)
         # The record first: a crash before the index goes still leaves the key refused.
         await self._redis.set(key_record_key(key_id), dump_key(key))

@@ -1,19 +1,97 @@
-"""OpenAI-shaped errors: the body every client SDK knows how to read.
+"""Every error the gateway answers, by name: the catalog.
 
-Pure: builds bytes, never touches I/O.
+Code that finds a problem raises what one of these builders returns; the ASGI edge turns the
+`GatewayError` into the answer (its status, its headers, and the body every client SDK reads,
+`{"error": {"message", "type", "param", "code"}}`), and a stream whose headers have left sends
+the same object as an event. The wording is OpenAI's where OpenAI has an error for the case, so
+clients handle both alike. Grouped by `type`; `{kind}` is a value the builder is given, `*` any
+status, `-` no code:
+
+invalid_request_error
+  400  invalid_request               invalid_content_length    Content-Length is not a number
+  400  invalid_json                  invalid_json              the body is empty or not JSON
+  400  invalid_type                  body_not_object           the JSON body is not an object
+  400  missing_required_parameter    missing_model             a chat request names no model
+  400  missing_required_parameter    missing_parameter         a required field is absent
+  400  invalid_type                  invalid_type              a field has the wrong JSON type
+  400  invalid_value                 invalid_value             a value OpenAI does not accept
+  400  {kind}_below_min_value        below_minimum             a number under its minimum
+  400  {kind}_above_max_value        above_maximum             a number over its maximum
+  400  empty_array                   empty_array               an array that must not be empty
+  400  array_above_max_length        array_too_long            an array over its length limit
+  400  string_above_max_length       string_too_long           a string over its length limit
+  400  nesting_too_deep              nested_too_deep           a field nests objects too deeply
+  400  unsupported_content           image_input_unsupported   an image for a text-only model
+  400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
+  401  missing_api_key               missing_key               no API key
+  401  invalid_api_key               invalid_key               unknown, revoked or expired key
+  401  invalid_api_key               authorization_too_long    an Authorization header too long
+  404  model_not_found               model_not_found           no such model, or not the team's
+  404  unknown_url                   invalid_url               no such path
+  405  method_not_allowed            method_not_allowed        the path exists, the method not
+  413  request_too_large             body_too_large            the body is over the size limit
+  415  unsupported_media_type        unsupported_media_type    a body that says it is not JSON
+  431  request_headers_too_large     headers_too_large         headers over the size limit
+  499  client_closed                 client_closed             the client left before the answer
+  *    -                             http_error                any other HTTP error of the router
+  400  invalid_value                 admin_body_not_object     admin: the body is no JSON object
+  400  invalid_value                 invalid_setting           admin: a setting the rules refuse
+  400  invalid_value                 budget_too_large          admin: a budget too large to store
+  400  invalid_value                 unknown_key_field         admin: a key field it does not know
+  400  invalid_value                 key_name_invalid          admin: a key name too long
+  400  invalid_value                 expires_at_invalid        admin: an expiry that is no Unix time
+  400  invalid_value                 expires_at_in_past        admin: an expiry already past
+  400  invalid_value                 invalid_team_name         admin: a malformed team name
+  400  invalid_value                 team_rename_refused       admin: a change of team name
+  400  invalid_value                 invalid_digest            teams file: no SHA-256 digest
+  401  missing_admin_key             missing_admin_key         admin: no admin key
+  401  invalid_admin_key             invalid_admin_key         admin: a wrong admin key
+  404  not_found                     team_not_found            admin: no such team
+  404  not_found                     key_not_found             admin: no such key
+  409  conflict                      team_exists               admin: the team exists
+permission_error
+  403  forbidden_path                account_path_forbidden    the upstream account's admin paths
+insufficient_quota
+  429  insufficient_quota            budget_exceeded           the team's monthly budget is spent
+{kind}: tokens or requests, the limit's unit
+  429  rate_limit_exceeded           rate_limit_reached        a rate limit is used up for now
+  429  rate_limit_exceeded           request_over_limit        one request over a limit's size
+server_error
+  500  internal_error                internal_error            a bug: the log has the traceback
+  503  store_unavailable             store_unavailable         admin: Redis is unreachable
+  503  budget_store_unavailable      budget_store_unavailable  Redis down, budgets fail closed
+  503  rate_limit_store_unavailable  rate_limits_unchecked     Redis down, rate limits fail closed
+upstream_error
+  502  upstream_unreachable          upstream_unreachable      no connection, or it broke
+  502  invalid_model_output          invalid_model_output      an emulated answer wrong twice
+  503  upstream_circuit_open         circuit_open              the upstream kept failing: paused
+  504  upstream_timeout              upstream_timeout          the upstream took too long
+
+Pure: builds exceptions and bytes, never touches I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
 import orjson
+
+from gateway.wire.headers import go_duration
 
 
 def error_body(
     message: str, type_: str, param: str | None = None, code: str | None = None
 ) -> bytes:
-    return orjson.dumps(
-        {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    )
+    return orjson.dumps(error_object(message, type_, param, code))
+
+
+def error_object(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """The body as a dict: what a stream sends as its error event once headers have left."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 class GatewayError(Exception):
@@ -39,6 +117,23 @@ class GatewayError(Exception):
     def body(self) -> bytes:
         return error_body(self.message, self.type, self.param, self.code)
 
+    def payload(self) -> dict[str, Any]:
+        return error_object(self.message, self.type, self.param, self.code)
+
+
+def mask_key(key: str) -> str:
+    """Mask a secret the way OpenAI does in its 401 message: first 5, last 2."""
+    if len(key) <= 8:
+        return "*" * len(key)
+    return f"{key[:5]}***{key[-2:]}"
+
+
+# -- the request as it arrives --------------------------------------------------------------------
+
+
+def invalid_content_length() -> GatewayError:
+    return GatewayError(400, "Invalid Content-Length header.", code="invalid_request")
+
 
 def invalid_json(detail: str) -> GatewayError:
     return GatewayError(
@@ -51,6 +146,15 @@ def invalid_json(detail: str) -> GatewayError:
     )
 
 
+def body_not_object(body: object) -> GatewayError:
+    return GatewayError(
+        400,
+        f"Invalid type for request body: expected an object, but got {type(body).__name__} "
+        "instead.",
+        code="invalid_type",
+    )
+
+
 def unsupported_media_type(content_type: str) -> GatewayError:
     return GatewayError(
         415,
@@ -60,11 +164,13 @@ def unsupported_media_type(content_type: str) -> GatewayError:
 
 
 def body_too_large(limit: int) -> GatewayError:
-    return GatewayError(
-        413,
-        f"Request body too large: the limit is {limit} bytes.",
-        code="request_too_large",
-    )
+    message = f"Request body too large: the limit is {limit} bytes."
+    return GatewayError(413, message, code="request_too_large")
+
+
+def headers_too_large(size: int, limit: int) -> GatewayError:
+    message = f"Request headers too large: {size} bytes; the limit is {limit}."
+    return GatewayError(431, message, code="request_headers_too_large")
 
 
 def invalid_url(method: str, path: str) -> GatewayError:
@@ -76,6 +182,21 @@ def method_not_allowed(method: str, path: str) -> GatewayError:
     return GatewayError(
         405, f"Method {method} is not allowed for {path}.", code="method_not_allowed"
     )
+
+
+def http_error(status: int, detail: str) -> GatewayError:
+    """Any other HTTP error the router raises, passed on with its own status and detail."""
+    return GatewayError(status, detail)
+
+
+def client_closed() -> GatewayError:
+    # 499 is nginx's "client closed request": nobody reads this answer, but logs and metrics do.
+    return GatewayError(
+        499, "The client closed the connection before the answer was ready.", code="client_closed"
+    )
+
+
+# -- who is calling -------------------------------------------------------------------------------
 
 
 def missing_key() -> GatewayError:
@@ -95,39 +216,33 @@ def invalid_key(key: str) -> GatewayError:
     )
 
 
-def upstream_unreachable(detail: str) -> GatewayError:
+def authorization_too_long(size: int, limit: int) -> GatewayError:
+    # 401, not 431: the SDKs raise AuthenticationError for it, and a key that long is no key.
     return GatewayError(
-        502,
-        f"The gateway could not reach the upstream API: {detail}",
-        type_="upstream_error",
-        code="upstream_unreachable",
+        401,
+        f"The Authorization header is {size} bytes long; the gateway accepts at most {limit}. "
+        "Send your API key as: Authorization: Bearer YOUR_KEY.",
+        code="invalid_api_key",
     )
 
 
-def upstream_timeout(seconds: float) -> GatewayError:
+def account_path_forbidden() -> GatewayError:
     return GatewayError(
-        504,
-        f"The upstream API did not answer within {seconds:g} s.",
-        type_="upstream_error",
-        code="upstream_timeout",
+        403,
+        "The upstream account's organization endpoints are not available through the gateway.",
+        type_="permission_error",
+        code="forbidden_path",
     )
-
-
-def client_closed() -> GatewayError:
-    # 499 is nginx's "client closed request": nobody reads this answer, but logs and metrics do.
-    return GatewayError(
-        499, "The client closed the connection before the answer was ready.", code="client_closed"
-    )
-
-
-def mask_key(key: str) -> str:
-    """Mask a secret the way OpenAI does in its 401 message: first 5, last 2."""
-    if len(key) <= 8:
-        return "*" * len(key)
-    return f"{key[:5]}***{key[-2:]}"
 
 
 # -- request validation, in OpenAI's wording ------------------------------------------------------
+
+
+def missing_model() -> GatewayError:
+    return GatewayError(
+        400, "you must provide a model parameter", param="model",
+        code="missing_required_parameter",
+    )  # fmt: skip
 
 
 def missing_parameter(param: str) -> GatewayError:
@@ -213,21 +328,155 @@ def nested_too_deep(param: str, maximum: int) -> GatewayError:
     )
 
 
-def authorization_too_long(size: int, limit: int) -> GatewayError:
-    # 401, not 431: the SDKs raise AuthenticationError for it, and a key that long is no key.
-    return GatewayError(
-        401,
-        f"The Authorization header is {size} bytes long; the gateway accepts at most {limit}. "
-        "Send your API key as: Authorization: Bearer YOUR_KEY.",
-        code="invalid_api_key",
-    )
-
-
 def _number(value: float) -> str:
     # 1000000, not 1e+06: the caller compares it with what they sent.
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return str(value)
+
+
+# -- models and what they accept ------------------------------------------------------------------
+
+
+def model_not_found(name: str) -> GatewayError:
+    message = f"The model `{name}` does not exist or you do not have access to it."
+    return GatewayError(404, message, code="model_not_found")
+
+
+def unknown_model_or_policy(name: str, policies: Iterable[str]) -> GatewayError:
+    listed = ", ".join(policies) or "none configured"
+    return _invalid_value("model", f"`{name}` is neither a routing policy ({listed}) nor a model.")
+
+
+def image_input_unsupported(message_index: int, part_index: int, part_type: str) -> GatewayError:
+    """An image in a message's content part, for a model without image input."""
+    param = f"messages.[{message_index}].content.[{part_index}].type"
+    return GatewayError(
+        400,
+        f"Invalid content type at '{param}': this model does not accept images ('{part_type}'). "
+        "Send text only, or choose a model that supports image input.",
+        param=param,
+        code="unsupported_content",
+    )
+
+
+# -- admission: limits and budgets ----------------------------------------------------------------
+
+
+def budget_exceeded(
+    *,
+    who: str,
+    budget: int,
+    spent: int,
+    held: int,
+    reserve: int,
+    resets_at: datetime,
+    headers: Mapping[str, str],
+) -> GatewayError:
+    """The monthly budget is spent. Amounts are micro-dollars; `who` says whose budget it is
+    ("team NAME"). Retrying cannot help before the reset, so the SDKs are told not to."""
+    return GatewayError(
+        429,
+        f"You exceeded your team's monthly budget: {who} may spend {_usd(budget)} this month "
+        f"and has spent {_usd(spent)}, with {_usd(held)} held for requests in flight; this "
+        f"request could cost up to {_usd(reserve)}. The budget resets on "
+        f"{resets_at:%Y-%m-%d %H:%M} UTC.",
+        type_="insufficient_quota",
+        code="insufficient_quota",
+        headers={**headers, "x-should-retry": "false"},
+    )
+
+
+def rate_limit_reached(
+    *,
+    model: str,
+    scope: str,
+    label: str,
+    kind: str,
+    limit: int,
+    used: int,
+    requested: int,
+    wait_ms: int,
+    headers: Mapping[str, str],
+) -> GatewayError:
+    """A rate limit is used up for now: OpenAI's wording, with when to retry. `kind` is the
+    limit's unit ("tokens" or "requests"), `label` its name ("tokens per min (TPM)"), `scope`
+    whose it is ("team NAME" or "key ID")."""
+    return GatewayError(
+        429,
+        f"Rate limit reached for {model} in {scope} on {label}: Limit {limit}, Used {used}, "
+        f"Requested {requested}. Please try again in {go_duration(wait_ms / 1000)}.",
+        type_=kind,
+        code="rate_limit_exceeded",
+        headers={
+            **headers,
+            "retry-after": str(max(1, -(-wait_ms // 1000))),
+            "retry-after-ms": str(wait_ms),
+        },
+    )
+
+
+def request_over_limit(
+    *,
+    model: str,
+    scope: str,
+    label: str,
+    kind: str,
+    limit: int,
+    requested: int,
+    headers: Mapping[str, str],
+) -> GatewayError:
+    """One request costs more than the limit ever allows, so waiting would not help."""
+    return GatewayError(
+        429,
+        f"Request too large for {model} in {scope} on {label}: Limit {limit}, "
+        f"Requested {requested}. The input or output tokens must be reduced in order to run "
+        "successfully.",
+        type_=kind,
+        code="rate_limit_exceeded",
+        headers={**headers, "x-should-retry": "false"},
+    )
+
+
+def budget_store_unavailable() -> GatewayError:
+    return GatewayError(
+        503,
+        "The gateway cannot check your team's budget right now (its store is unreachable). "
+        "Please retry shortly.",
+        type_="server_error",
+        code="budget_store_unavailable",
+    )
+
+
+def rate_limits_unchecked() -> GatewayError:
+    return GatewayError(
+        503,
+        "The gateway cannot check rate limits right now (its store is unreachable). "
+        "Please retry shortly.",
+        type_="server_error",
+        code="rate_limit_store_unavailable",
+    )
+
+
+def _usd(micros: int) -> str:
+    return f"${micros / 1_000_000:,.2f}" if micros % 10_000 == 0 else f"${micros / 1_000_000:,.6f}"
+
+
+# -- the upstream ---------------------------------------------------------------------------------
+
+
+def upstream_unreachable(detail: str) -> GatewayError:
+    return GatewayError(
+        502,
+        f"The gateway could not reach the upstream API: {detail}",
+        type_="upstream_error",
+        code="upstream_unreachable",
+    )
+
+
+def upstream_timeout(seconds: float) -> GatewayError:
+    message = f"The upstream API did not answer within {seconds:g} s."
+    return GatewayError(504, message, type_="upstream_error", code="upstream_timeout")
 
 
 def circuit_open(model: str) -> GatewayError:
@@ -240,9 +489,104 @@ def circuit_open(model: str) -> GatewayError:
     )
 
 
-def headers_too_large(size: int, limit: int) -> GatewayError:
+def invalid_model_output(detail: str) -> GatewayError:
+    """An emulated answer (tools, JSON) the model got wrong, even after one repair attempt."""
     return GatewayError(
-        431,
-        f"Request headers too large: {size} bytes; the limit is {limit}.",
-        code="request_headers_too_large",
+        502,
+        "The model's answer did not follow the required format, even after one repair "
+        f"attempt: {detail}",
+        type_="upstream_error",
+        code="invalid_model_output",
     )
+
+
+# -- the gateway itself ---------------------------------------------------------------------------
+
+
+def internal_error() -> GatewayError:
+    return GatewayError(
+        500, "The gateway had an internal error.", type_="server_error", code="internal_error"
+    )
+
+
+# -- the admin API and the teams file -------------------------------------------------------------
+
+
+def missing_admin_key() -> GatewayError:
+    return GatewayError(
+        401,
+        "You didn't provide the admin key. Send it in an Authorization header using "
+        "Bearer auth (i.e. Authorization: Bearer $GATEWAY_ADMIN_KEY).",
+        code="missing_admin_key",
+    )
+
+
+def invalid_admin_key() -> GatewayError:
+    return GatewayError(401, "Incorrect admin key provided.", code="invalid_admin_key")
+
+
+def store_unavailable(reason: str) -> GatewayError:
+    message = f"The gateway's store (Redis) cannot be reached: {reason}. Please retry shortly."
+    return GatewayError(503, message, type_="server_error", code="store_unavailable")
+
+
+def admin_body_not_object() -> GatewayError:
+    return GatewayError(400, "The body must be a JSON object.", code="invalid_value")
+
+
+def invalid_setting(message: str) -> GatewayError:
+    """A setting the admin API refuses; the message starts with the setting's dotted path (as a
+    configuration rule's does), which becomes `param`."""
+    return _invalid_value(message.split(":", 1)[0], message)
+
+
+def budget_too_large(value: object, maximum: int) -> GatewayError:
+    got = str(value)[:40]
+    return invalid_setting(f"budget_usd: expected a USD amount of at most {maximum}, got {got!r}.")
+
+
+def unknown_key_field(field: str, expected: Iterable[str]) -> GatewayError:
+    return invalid_setting(f"{field}: unknown field (expected {', '.join(expected)}).")
+
+
+def key_name_invalid(maximum: int) -> GatewayError:
+    return invalid_setting(f"name: expected a string of at most {maximum} characters.")
+
+
+def expires_at_invalid() -> GatewayError:
+    return invalid_setting("expires_at: expected Unix seconds (an integer) or null.")
+
+
+def expires_at_in_past() -> GatewayError:
+    return invalid_setting("expires_at: must be in the future.")
+
+
+def invalid_team_name() -> GatewayError:
+    return _invalid_value(
+        "name",
+        "Team names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+    )
+
+
+def team_rename_refused() -> GatewayError:
+    return _invalid_value("name", "Teams cannot be renamed.")
+
+
+def invalid_digest() -> GatewayError:
+    return _invalid_value("sha256", "Expected a lowercase hex SHA-256 digest.")
+
+
+def _invalid_value(param: str, message: str) -> GatewayError:
+    return GatewayError(400, message, param=param, code="invalid_value")
+
+
+def team_not_found(name: str) -> GatewayError:
+    return GatewayError(404, f"Team '{name}' was not found.", code="not_found")
+
+
+def key_not_found(key_id: str) -> GatewayError:
+    return GatewayError(404, f"Key '{key_id}' was not found.", code="not_found")
+
+
+def team_exists(name: str) -> GatewayError:
+    return GatewayError(409, f"Team '{name}' already exists.", param="name", code="conflict")

@@ -66,10 +66,10 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
     model = payload.get("model")
     if type(model) is not str:
         if model is None:
-            raise _missing_model()
+            raise errors.missing_model()
         raise _wrong_type("model", "a string", model)
     if not model:
-        raise _missing_model()
+        raise errors.missing_model()
     if len(model) > MAX_MODEL_CHARS:
         raise errors.string_too_long("model", MAX_MODEL_CHARS, len(model))
 
@@ -262,10 +262,3 @@ def _check_depth(payload: dict[str, Any], limit: int) -> None:
 
 def _wrong_type(param: str, expected: str, value: Any) -> errors.GatewayError:
     return errors.invalid_type(param, expected, _TYPE_NAMES.get(type(value), "an unknown type"))
-
-
-def _missing_model() -> errors.GatewayError:
-    return errors.GatewayError(
-        400, "you must provide a model parameter", param="model",
-        code="missing_required_parameter",
-    )  # fmt: skip

@@ -1,0 +1,202 @@
+"""The error catalog: its docstring table and its builders say the same thing, and every builder
+answers in OpenAI's shape."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from gateway.wire import errors
+from gateway.wire.errors import GatewayError
+
+ROW = re.compile(r"^  (?P<status>\d{3}|\*)\s+(?P<code>\S+)\s+(?P<builder>\w+)\s+\S")
+
+
+def table() -> dict[str, tuple[str, str, str]]:
+    """builder -> (status, type, code) as the module docstring lists them."""
+    rows: dict[str, tuple[str, str, str]] = {}
+    group = ""
+    for line in (errors.__doc__ or "").splitlines():
+        if line and not line[0].isspace():
+            group = line.split(":", 1)[0].split()[0]
+        elif row := ROW.match(line):
+            assert row["builder"] not in rows, f"{row['builder']} is listed twice"
+            rows[row["builder"]] = (row["status"], group, row["code"])
+    return rows
+
+
+def builders() -> set[str]:
+    return {
+        name
+        for name, value in vars(errors).items()
+        if inspect.isfunction(value)
+        and value.__module__ == errors.__name__
+        and not name.startswith("_")
+        and value.__annotations__.get("return") == "GatewayError"
+    }
+
+
+LIMIT_HEADERS = {"x-ratelimit-limit-tokens": "1000"}
+
+
+def budget_spent() -> GatewayError:
+    return errors.budget_exceeded(
+        who="team a", budget=5_000_000, spent=4_990_000, held=5_000, reserve=20_000,
+        resets_at=datetime(2026, 1, 1, tzinfo=UTC), headers=LIMIT_HEADERS,
+    )  # fmt: skip
+
+
+def tokens_used_up() -> GatewayError:
+    return errors.rate_limit_reached(
+        model="o1", scope="team a", label="tokens per min (TPM)", kind="tokens", limit=1000,
+        used=900, requested=200, wait_ms=1500, headers=LIMIT_HEADERS,
+    )  # fmt: skip
+
+
+def request_too_large() -> GatewayError:
+    return errors.request_over_limit(
+        model="o1", scope="key k1", label="tokens per min (TPM)", kind="tokens", limit=1000,
+        requested=5000, headers=LIMIT_HEADERS,
+    )  # fmt: skip
+
+
+SAMPLES: dict[str, Callable[[], GatewayError]] = {
+    "invalid_content_length": errors.invalid_content_length,
+    "invalid_json": lambda: errors.invalid_json("unexpected end of data"),
+    "body_not_object": lambda: errors.body_not_object([1]),
+    "unsupported_media_type": lambda: errors.unsupported_media_type("text/plain"),
+    "body_too_large": lambda: errors.body_too_large(1024),
+    "headers_too_large": lambda: errors.headers_too_large(70_000, 65_536),
+    "invalid_url": lambda: errors.invalid_url("GET", "/v2/nothing"),
+    "method_not_allowed": lambda: errors.method_not_allowed("PUT", "/v1/models"),
+    "http_error": lambda: errors.http_error(400, "Bad Request"),
+    "client_closed": errors.client_closed,
+    "missing_key": errors.missing_key,
+    "invalid_key": lambda: errors.invalid_key("sk-team-0123456789"),
+    "authorization_too_long": lambda: errors.authorization_too_long(9000, 8192),
+    "account_path_forbidden": errors.account_path_forbidden,
+    "missing_model": errors.missing_model,
+    "missing_parameter": lambda: errors.missing_parameter("messages[0].content"),
+    "invalid_type": lambda: errors.invalid_type("n", "an integer", "a string"),
+    "invalid_value": lambda: errors.invalid_value("messages[0].role", "boss", ("user", "tool")),
+    "below_minimum": lambda: errors.below_minimum("n", "integer", 1, 0),
+    "above_maximum": lambda: errors.above_maximum("temperature", "decimal", 2.0, 2.5),
+    "empty_array": lambda: errors.empty_array("messages"),
+    "array_too_long": lambda: errors.array_too_long("stop", 4, 5),
+    "string_too_long": lambda: errors.string_too_long("model", 256, 300),
+    "nested_too_deep": lambda: errors.nested_too_deep("metadata", 32),
+    "model_not_found": lambda: errors.model_not_found("gpt-9"),
+    "unknown_model_or_policy": lambda: errors.unknown_model_or_policy("auto2", ["auto"]),
+    "image_input_unsupported": lambda: errors.image_input_unsupported(1, 0, "image_url"),
+    "budget_exceeded": budget_spent,
+    "rate_limit_reached": tokens_used_up,
+    "request_over_limit": request_too_large,
+    "budget_store_unavailable": errors.budget_store_unavailable,
+    "rate_limits_unchecked": errors.rate_limits_unchecked,
+    "upstream_unreachable": lambda: errors.upstream_unreachable("cannot connect (refused)"),
+    "upstream_timeout": lambda: errors.upstream_timeout(30.0),
+    "circuit_open": lambda: errors.circuit_open("o1"),
+    "invalid_model_output": lambda: errors.invalid_model_output("no JSON object found"),
+    "internal_error": errors.internal_error,
+    "missing_admin_key": errors.missing_admin_key,
+    "invalid_admin_key": errors.invalid_admin_key,
+    "store_unavailable": lambda: errors.store_unavailable("ConnectionError"),
+    "admin_body_not_object": errors.admin_body_not_object,
+    "invalid_setting": lambda: errors.invalid_setting("limits.rpm: expected an integer >= 1"),
+    "budget_too_large": lambda: errors.budget_too_large("1e400", 10**12),
+    "unknown_key_field": lambda: errors.unknown_key_field("colour", ("name", "limits")),
+    "key_name_invalid": lambda: errors.key_name_invalid(128),
+    "expires_at_invalid": errors.expires_at_invalid,
+    "expires_at_in_past": errors.expires_at_in_past,
+    "invalid_team_name": errors.invalid_team_name,
+    "team_rename_refused": errors.team_rename_refused,
+    "invalid_digest": errors.invalid_digest,
+    "team_not_found": lambda: errors.team_not_found("a"),
+    "key_not_found": lambda: errors.key_not_found("k1"),
+    "team_exists": lambda: errors.team_exists("a"),
+}
+
+
+def test_the_docstring_table_lists_every_builder_and_nothing_else() -> None:
+    assert set(table()) == builders()
+
+
+def test_every_builder_has_a_sample_here() -> None:
+    assert set(SAMPLES) == builders()
+
+
+def as_pattern(documented: str) -> re.Pattern[str]:
+    return re.compile(re.escape(documented).replace(r"\{kind\}", r"\w+"))
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_each_builder_answers_what_the_table_says(name: str) -> None:
+    error = SAMPLES[name]()
+    status, type_, code = table()[name]
+    assert status == "*" or error.status == int(status)
+    assert as_pattern(type_).fullmatch(error.type)
+    if code == "-":
+        assert error.code is None
+    else:
+        assert error.code is not None and as_pattern(code).fullmatch(error.code)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_each_builder_answers_in_openais_shape(name: str) -> None:
+    error = SAMPLES[name]()
+    body = orjson.loads(error.body())
+    assert body == {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+    assert error.payload() == body
+    assert isinstance(error.message, str) and error.message.strip()
+    assert str(error) == error.message
+
+
+def test_builders_do_not_share_their_headers() -> None:
+    # A refusal's headers are changed later (route and fallback headers are added to them).
+    first = budget_spent()
+    first.headers["x-gateway-fallback"] = "o1 -> o1-mini (429)"
+    assert LIMIT_HEADERS == {"x-ratelimit-limit-tokens": "1000"}
+    assert errors.missing_key().headers == {}
+
+
+def test_refusals_tell_clients_whether_and_when_to_retry() -> None:
+    budget = budget_spent()
+    assert budget.headers == {**LIMIT_HEADERS, "x-should-retry": "false"}
+    assert budget.message == (
+        "You exceeded your team's monthly budget: team a may spend $5.00 this month and has "
+        "spent $4.99, with $0.005000 held for requests in flight; this request could cost up to "
+        "$0.02. The budget resets on 2026-01-01 00:00 UTC."
+    )
+    reached = tokens_used_up()
+    assert reached.headers == {**LIMIT_HEADERS, "retry-after": "2", "retry-after-ms": "1500"}
+    assert reached.message.endswith("Used 900, Requested 200. Please try again in 1.5s.")
+    assert request_too_large().headers["x-should-retry"] == "false"
+
+
+def test_setting_errors_name_the_setting_as_param() -> None:
+    assert SAMPLES["invalid_setting"]().param == "limits.rpm"
+
+
+def test_image_refusal_names_the_content_part() -> None:
+    error = SAMPLES["image_input_unsupported"]()
+    assert error.param == "messages.[1].content.[0].type"
+    assert error.message == (
+        "Invalid content type at 'messages.[1].content.[0].type': this model does not accept "
+        "images ('image_url'). Send text only, or choose a model that supports image input."
+    )
+
+
+def test_unknown_model_or_policy_says_when_no_policy_is_configured() -> None:
+    assert "(none configured)" in errors.unknown_model_or_policy("x", []).message
