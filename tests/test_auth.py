@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import hashlib
 
-from gateway.teams.credentials import bearer_token, key_digest
+from gateway.server.intake import bearer_token
+from gateway.teams.store import key_digest
 
 
 def test_bearer_token_parsing() -> None:

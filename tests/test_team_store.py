@@ -17,9 +17,8 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.config import AdmissionConfig, Config, ConfigError, Limits, ModelLimits, Usd
-from gateway.teams.credentials import key_digest
 from gateway.teams.records import Key, Team, merge_patch
-from gateway.teams.store import TeamStore
+from gateway.teams.store import TeamStore, key_digest
 from gateway.wire.errors import GatewayError
 from tests.conftest import ROOT, base_config
 

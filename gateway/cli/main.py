@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"o1-gateway: config error: {exc}", file=sys.stderr)
         return 2
-    from gateway.teams.credentials import key_digest
+    from gateway.teams.store import key_digest
 
     print(key_digest(args.key))
     return 0

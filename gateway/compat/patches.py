@@ -19,10 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.compat.emulation import Emulation, emulate_request
 from gateway.config import Capabilities
 from gateway.wire import errors
 
-__all__ = ["INSTRUCTIONS_END", "INSTRUCTIONS_START", "Adapted", "adapt_request", "adapt_response"]
+__all__ = [
+    "INSTRUCTIONS_END",
+    "INSTRUCTIONS_START",
+    "Adapted",
+    "Rewritten",
+    "adapt_request",
+    "adapt_response",
+    "rewrite_chat",
+]
 
 INSTRUCTIONS_START = "[Instructions]\n"
 INSTRUCTIONS_END = "\n[End of instructions]"
@@ -118,6 +127,53 @@ def adapt_request(
         fake_stream=fake_stream,
         include_usage=include_usage,
         stop=stop,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rewritten:
+    """A chat request rewritten for one model: what goes upstream (its `model` still the
+    client's), what to undo or emulate on the way back, and what was emulated, if anything."""
+
+    payload: dict[str, Any]
+    adapted: Adapted | None = None
+    emulated: Emulation | None = None
+
+
+def rewrite_chat(
+    original: dict[str, Any], caps: Capabilities, *, min_completion_tokens: int
+) -> Rewritten:
+    """Emulate what the model lacks of tools and structured output, then patch the rest."""
+    working, emulated = original, None
+    # A model with tools and structured output of its own has nothing to emulate.
+    if not (caps.tools and caps.response_format and caps.json_schema):
+        working, emulated = emulate_request(original, caps)
+    adapted: Adapted | None = adapt_request(
+        working, caps, min_completion_tokens=min_completion_tokens
+    )
+    if adapted is not None and not adapted.patches and not adapted.fake_stream:
+        adapted = None
+    payload = dict(adapted.payload if adapted is not None else working)
+    if emulated is None:
+        return Rewritten(payload, adapted)
+    # The answer must be parsed whole before the client sees it: it is streamed afterwards.
+    payload.pop("stream", None)
+    payload.pop("stream_options", None)
+    return Rewritten(payload, emulation_plan(original, adapted, emulated), emulated)
+
+
+def emulation_plan(
+    original: dict[str, Any], adapted: Adapted | None, emulated: Emulation
+) -> Adapted:
+    """What an emulated answer needs on its way back: the emulation's patches and the client's
+    stream options (the upstream call itself never streams)."""
+    options = original.get("stream_options")
+    return Adapted(
+        payload=adapted.payload if adapted is not None else original,
+        patches=emulated.patches + (adapted.patches if adapted is not None else ()),
+        fake_stream=original.get("stream") is True,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        stop=adapted.stop if adapted is not None else (),
     )
 
 

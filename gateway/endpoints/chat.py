@@ -19,10 +19,10 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import worst_case_micros
-from gateway.compat import emulation, patches
+from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import Attempt, EarlyCall
-from gateway.endpoints.chat_emulated import answer_emulated, emulation_plan
+from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.route import choose
 from gateway.routing.aliases import Routed, route_headers
@@ -192,18 +192,16 @@ class ChatAttempt(Attempt):
     def patch(self) -> bool:
         """Rewrite the request for what the model lacks; True when the usage chunk this
         asks upstream for must be kept from the client."""
-        gw, team, original = self.gw, self.caller.team, self.payload
-        working, emulated_as = original, None
-        if gw.config.compat.enabled and not team.strict:
-            working, emulated_as = emulation.emulate_request(original, self.caps)
-        adapted = None if team.strict else self.adapt(working)
-        payload = dict(adapted.payload if adapted is not None else working)
-        if emulated_as is not None:
-            # The answer must be parsed whole before the client sees it: stream it afterwards.
-            adapted = emulation_plan(original, adapted, emulated_as)
-            payload.pop("stream", None)
-            payload.pop("stream_options", None)
-        self.adapted, self.emulated_as = adapted, emulated_as
+        gw, compat = self.gw, self.gw.config.compat
+        if compat.enabled and not self.caller.team.strict:
+            rewritten = patches.rewrite_chat(
+                self.payload, self.caps, min_completion_tokens=compat.reasoning_headroom_tokens
+            )
+            payload, adapted = rewritten.payload, rewritten.adapted
+            self.adapted, self.emulated_as = adapted, rewritten.emulated
+        else:
+            payload, adapted = dict(self.payload), None
+            self.adapted = self.emulated_as = None
         self.stream = stream = payload.get("stream") is True
         upstream = self.config.upstream
         rewrite = adapted is not None or payload["model"] != upstream
@@ -225,18 +223,6 @@ class ChatAttempt(Attempt):
             self.exchange.patches = adapted.patches
             gw.after_response(gw.metrics.count_patches, self.model, adapted.patches)
         return strip_usage
-
-    def adapt(self, payload: dict[str, Any]) -> patches.Adapted | None:
-        """Patch what the model lacks (by its capability table); None when nothing needed it."""
-        compat = self.gw.config.compat
-        if not compat.enabled:
-            return None
-        adapted = patches.adapt_request(
-            payload, self.caps, min_completion_tokens=compat.reasoning_headroom_tokens
-        )
-        if not adapted.patches and not adapted.fake_stream:
-            return None
-        return adapted
 
     async def admit_chat(self) -> None:
         """Hold the worst case: the prompt and every completion token the call may use."""

@@ -22,21 +22,6 @@ from gateway.wire.usage import usage_from
 PATH = "/chat/completions"
 
 
-def emulation_plan(
-    original: dict[str, Any], adapted: Adapted | None, emulated_as: emulation.Emulation
-) -> Adapted:
-    """What the answer needs on its way back: the emulation's patches and the client's stream
-    options (the upstream call itself never streams)."""
-    options = original.get("stream_options")
-    return Adapted(
-        payload=adapted.payload if adapted is not None else original,
-        patches=emulated_as.patches + (adapted.patches if adapted is not None else ()),
-        fake_stream=original.get("stream") is True,
-        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
-        stop=adapted.stop if adapted is not None else (),
-    )
-
-
 async def answer_emulated(
     attempt: Attempt,
     payload: dict[str, Any],

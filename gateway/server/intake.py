@@ -12,8 +12,8 @@ from starlette.requests import Request
 
 from gateway.runtime.gateway import Gateway
 from gateway.server.entry import exchange_of
-from gateway.teams.credentials import bearer_token, key_digest
 from gateway.teams.records import Key, Team
+from gateway.teams.store import key_digest
 from gateway.wire import errors
 
 JSON = "application/json"
@@ -59,6 +59,16 @@ def caller_token(headers: Iterable[tuple[bytes, bytes]], max_header_bytes: int) 
     if size > max_header_bytes:
         raise errors.headers_too_large(size, max_header_bytes)
     return bearer_token(headers)
+
+
+def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return ""
+    return ""
 
 
 async def read_body(request: Request, limit: int) -> bytes:
