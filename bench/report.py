@@ -304,14 +304,17 @@ def as_markdown(sections: Sequence[Section]) -> str:
     return "\n\n".join(parts)
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: an unmeasured figure is recorded as null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
+RECORD_DECIMALS = 4  # finer than any figure is measured; drops float noise like 0.8599999999
+
+
+def _plain(value: Any) -> Any:
+    """Figures as JSON takes them: an unmeasured one (NaN) as null, the others rounded."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, RECORD_DECIMALS)
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [_plain(v) for v in value]
     return value
 
 
@@ -319,8 +322,8 @@ def cell_record(cell: Cell) -> dict[str, Any]:
     """A cell as plain JSON data, without wrk's raw output."""
     record = dataclasses.asdict(cell)
     record["load"].pop("raw", None)
-    finite: dict[str, Any] = _finite(record)
-    return finite
+    plain: dict[str, Any] = _plain(record)
+    return plain
 
 
 def options_record(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -433,7 +436,7 @@ def soak_table(run: SoakRun) -> str:
 
 
 def soak_record(run: SoakRun, options: Mapping[str, Any], verdict: str) -> dict[str, Any]:
-    run_data: dict[str, Any] = _finite(dataclasses.asdict(run))
+    run_data: dict[str, Any] = _plain(dataclasses.asdict(run))
     return {"options": options_record(options), "run": run_data, "verdict": verdict}
 
 

@@ -123,12 +123,13 @@ def test_error_and_disturbance_reports_name_the_cells() -> None:
 
 
 def test_cell_record_is_strict_json_without_wrk_output() -> None:
-    cell = make_cell(p50_ms=math.nan, added_p50_ms=0.5)
+    cell = make_cell(p50_ms=math.nan, p99_ms=0.8599999999999999, added_p50_ms=0.5)
     cell.load.raw = "Running 3s test ..."
     cell.round_added_p50_ms = (0.4, math.nan)
     record = cell_record(cell)
     assert "raw" not in record["load"]
     assert record["load"]["p50_ms"] is None
+    assert record["load"]["p99_ms"] == 0.86
     assert record["round_added_p50_ms"] == [0.4, None]
     assert record["cpu"]["ms_per_request"] == 0.3
     assert json.loads(json.dumps(record, allow_nan=False)) == record
