@@ -1,10 +1,10 @@
--- wrk request script for bench_proxy.py: one POST /v1/chat/completions, repeated.
--- The body and the Authorization header come from the environment so the Python script
+-- wrk request script for bench.proxy: one POST /v1/chat/completions, repeated.
+-- The body and the Authorization header come from the environment so the Python code
 -- stays the single source of truth for what is sent (BENCH_BODY, BENCH_AUTH).
 local body = os.getenv("BENCH_BODY")
 local auth = os.getenv("BENCH_AUTH")
 if body == nil or auth == nil then
-  error("chat.lua: set BENCH_BODY and BENCH_AUTH (bench_proxy.py does)")
+  error("chat.lua: set BENCH_BODY and BENCH_AUTH (bench.load does)")
 end
 
 wrk.method = "POST"

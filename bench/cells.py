@@ -1,0 +1,122 @@
+"""Measuring cells: a run of load against one server with the CPU counters of every process
+involved read around it; at concurrency 1 the servers take turns in short slices instead, and
+after a run at high concurrency the server is let finish what the load generator left in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+from bench.load import run_load
+from bench.measurement import (
+    Cell,
+    CpuSpent,
+    cpu_figures,
+    merge_slices,
+    rotation,
+    round_added_p50,
+    slice_seconds,
+)
+from bench.processes import TICK_MS, SetupError, busy_percent, cpu_ticks, host_ticks, own_cpu_ms
+from bench.processes import peak_rss_mb as read_peak_rss_mb
+from bench.report import cell_line
+from bench.scenarios import Scenario
+from bench.servers import Subject
+
+
+@dataclasses.dataclass(slots=True)
+class CellRunner:
+    """Measures cells against `direct` (the simulator every server calls) and keeps them, in
+    the order measured, in `cells`."""
+
+    wrk: str | None  # None: the Python load generator
+    direct: Subject
+    redis_pids: list[int]
+    warmup_s: int
+    duration_s: int
+    rounds: int  # slices per server at concurrency 1
+    cells: list[Cell] = dataclasses.field(default_factory=list)
+
+    def measure(
+        self, subject: Subject, scenario: Scenario, connections: int, warmup_s: int, seconds: int
+    ) -> Cell:
+        url = subject.base + "/chat/completions"
+        body = subject.body(scenario)
+        if body is None:
+            raise SetupError(f"{subject.name} has no request for {scenario.name}")
+        if warmup_s > 0:
+            warm = run_load(self.wrk, url, body, subject.auth, connections, warmup_s)  # discarded
+            subject.requests += warm.requests
+        upstream = [] if subject is self.direct else self.direct.pids
+        redis = self.redis_pids if subject.kind == "gateway" else []
+        groups = [subject.pids, upstream, redis]
+        ticks = [cpu_ticks(pids) for pids in groups]
+        busy, steal = host_ticks()
+        own = own_cpu_ms()
+        started = time.monotonic()
+        load = run_load(self.wrk, url, body, subject.auth, connections, seconds)
+        wall_ms = (time.monotonic() - started) * 1000
+        loadgen_ms = own_cpu_ms() - own
+        busy_after, steal_after = host_ticks()
+        used = [(cpu_ticks(pids) - t0) * TICK_MS for pids, t0 in zip(groups, ticks, strict=True)]
+        subject.requests += load.requests
+        spent = CpuSpent(
+            server_ms=used[0],
+            upstream_ms=None if subject is self.direct else used[1],
+            redis_ms=used[2] if redis else None,
+            host_ms=(busy_after - busy) * TICK_MS,
+            steal_ms=(steal_after - steal) * TICK_MS,
+            loadgen_ms=loadgen_ms,
+        )
+        return Cell(
+            scenario=scenario.name,
+            concurrency=connections,
+            server=subject.name,
+            kind=subject.kind,
+            load=load,
+            cpu=cpu_figures(spent, wall_ms, load.requests),
+            peak_rss_mb=read_peak_rss_mb(subject.pids),
+        )
+
+    def _keep(self, subject: Subject, cell: Cell) -> None:
+        self.cells.append(cell)
+        print(cell_line(cell), flush=True)
+        if subject.child.proc.poll() is not None:
+            raise SetupError(f"{subject.name} died:\n{subject.child.log_tail()}")
+
+    def run(self, subject: Subject, scenario: Scenario, connections: int, drain_s: float) -> bool:
+        """Measure one cell; False if the server still works off the load's leftovers."""
+        cell = self.measure(subject, scenario, connections, self.warmup_s, self.duration_s)
+        self._keep(subject, cell)
+        # wrk stops with up to `connections` requests in flight: let the server finish them
+        # so they do not load the next cell.
+        return connections == 1 or drain(subject, drain_s)
+
+    def run_interleaved(self, subjects: Sequence[Subject], scenario: Scenario) -> None:
+        """Concurrency 1: the servers take turns in short slices, in a rotating order; the
+        first is the baseline each round's added p50 is measured against. The host's speed
+        drifts over minutes, and an added latency is the difference of two medians: measured
+        minutes apart, the drift would be part of it."""
+        piece = slice_seconds(self.duration_s, self.rounds)
+        slices: dict[str, list[Cell]] = {s.name: [] for s in subjects}
+        for r in range(self.rounds):
+            for subject in rotation(subjects, r):
+                warmup = self.warmup_s if r == 0 else 0
+                slices[subject.name].append(self.measure(subject, scenario, 1, warmup, piece))
+        base = slices[subjects[0].name]
+        for i, subject in enumerate(subjects):
+            cell = merge_slices(slices[subject.name])
+            if i > 0:
+                cell.round_added_p50_ms = round_added_p50(slices[subject.name], base)
+            self._keep(subject, cell)
+
+
+def drain(subject: Subject, limit_s: float) -> bool:
+    """Wait until the server is idle (under 10% of a core); False if it is not within limit_s."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if busy_percent(subject.pids, 0.3) < 10:
+            return True
+    return False

@@ -1,0 +1,450 @@
+"""What a benchmark prints and records: tables, verdict lines, error and disturbance notes, a
+py-spy summary, the JSON record of a run and the dated name of its results file. Pure: it gets
+figures and returns text or plain data."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from bench.measurement import Cell, SoakRun, ratio
+from bench.targets import (
+    HOT,
+    LITELLM,
+    SOAK_ROUND_GROWTH_MB,
+    SOAK_SLOPE_MB_PER_10K,
+    Verdict,
+    soak_flat,
+)
+
+
+def ms(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def signed(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:+.3f}"
+
+
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]], left: set[int]) -> str:
+    """A markdown table padded to line up in a terminal too; columns in `left` are text (left
+    aligned), the others figures (right aligned)."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cols: Sequence[str]) -> str:
+        padded = [
+            s.ljust(w) if i in left else s.rjust(w)
+            for i, (s, w) in enumerate(zip(cols, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|".join(
+        "-" * (w + 2) if i in left else "-" * (w + 1) + ":" for i, w in enumerate(widths)
+    )
+    return "\n".join([line(head), f"|{rule}|", *(line(r) for r in rows)])
+
+
+# -- proxy ----------------------------------------------------------------------------------------
+
+
+def cell_line(cell: Cell) -> str:
+    """The progress line printed as each cell is measured."""
+    flag = f"  !! {cell.load.errors} errors" if cell.load.errors else ""
+    if not cell.load.requests:
+        flag = "  !! no request completed"
+    return (
+        f"  {cell.scenario:<14} c={cell.concurrency:<3} {cell.server:<16} "
+        f"{cell.load.rps:>9,.0f} req/s  p50 {ms(cell.load.p50_ms)} ms  "
+        f"p99 {ms(cell.load.p99_ms)} ms  CPU {ms(cell.cpu.ms_per_request)} ms/req{flag}"
+    )
+
+
+CELL_COLUMNS = (
+    "scenario",
+    "conc",
+    "server",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "added p50 ms",
+    "added p99 ms",
+    "CPU ms/req",
+    "CPU %",
+    "sim CPU %",
+    "redis CPU %",
+    "wrk CPU %",
+    "host busy %",
+    "peak RSS MB",
+    "errors",
+)
+
+
+def cells_table(cells: Sequence[Cell]) -> str:
+    rows = [
+        [
+            c.scenario,
+            str(c.concurrency),
+            c.server,
+            f"{c.load.rps:,.0f}",
+            ms(c.load.p50_ms),
+            ms(c.load.p99_ms),
+            signed(c.added_p50_ms),
+            signed(c.added_p99_ms),
+            ms(c.cpu.ms_per_request),
+            ms(c.cpu.percent, 0),
+            ms(c.cpu.upstream_percent, 0),
+            ms(c.cpu.redis_percent, 0),
+            ms(c.cpu.loadgen_percent, 0),
+            ms(c.cpu.host_busy_percent, 0),
+            ms(c.peak_rss_mb, 1),
+            str(c.load.errors),
+        ]
+        for c in cells
+    ]
+    return markdown_table(CELL_COLUMNS, rows, {0, 2})
+
+
+def litellm_table(cells: Sequence[Cell]) -> str:
+    """Ours (full pipeline, one worker) next to LiteLLM (one worker), with ratios."""
+    by = {(c.scenario, c.concurrency, c.server): c for c in cells}
+    head = [
+        "scenario",
+        "conc",
+        "req/s ours",
+        "req/s LiteLLM",
+        "req/s ratio",
+        "added p50 ours",
+        "added p50 LiteLLM",
+        "p50 ratio",
+        "added p99 ours",
+        "added p99 LiteLLM",
+        "p99 ratio",
+        "CPU ms/req ours",
+        "CPU ms/req LiteLLM",
+        "RSS MB ours",
+        "RSS MB LiteLLM",
+    ]
+    rows = []
+    for (scenario, conc, server), theirs in by.items():
+        ours = by.get((scenario, conc, HOT))
+        if server != LITELLM or ours is None:
+            continue
+        rps = ratio(ours.load.rps, theirs.load.rps)
+        rows.append(
+            [
+                scenario,
+                str(conc),
+                f"{ours.load.rps:,.0f}",
+                f"{theirs.load.rps:,.0f}",
+                "-" if rps is None else f"{rps:.1f}x",
+                signed(ours.added_p50_ms),
+                signed(theirs.added_p50_ms),
+                ms(ratio(ours.added_p50_ms, theirs.added_p50_ms)),
+                signed(ours.added_p99_ms),
+                signed(theirs.added_p99_ms),
+                ms(ratio(ours.added_p99_ms, theirs.added_p99_ms)),
+                ms(ours.cpu.ms_per_request),
+                ms(theirs.cpu.ms_per_request),
+                ms(ours.peak_rss_mb, 1),
+                ms(theirs.peak_rss_mb, 1),
+            ]
+        )
+    return markdown_table(head, rows, {0})
+
+
+def verdict_lines(verdicts: Sequence[Verdict], about: str = f"{HOT}, full pipeline") -> list[str]:
+    return [f"{'PASS' if v.met else 'MISS'}  [{about}] {v.text}" for v in verdicts]
+
+
+def admission_round_trips(
+    requests: int, before: Mapping[str, int], after: Mapping[str, int]
+) -> list[str]:
+    """Redis commands per request that went through admission, from two INFO commandstats
+    readings taken before and after the run."""
+    if not requests:
+        return []
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    busy = {k: v for k, v in sorted(delta.items()) if v > 0 and k not in ("info", "ping")}
+    lines = [f"Redis commands per admitted request ({requests:,} requests with admission on):"]
+    lines += [f"  {name}: {count / requests:.3f}" for name, count in busy.items()]
+    lines.append(
+        "  (evalsha is the admission script: ~1 admit on the request path + ~1 settle after "
+        "the response; get: key lookups, cached per key for admission.cache_ttl_s)"
+    )
+    return lines
+
+
+def access_log_line(server: str, lines: int, requests: int, log_mb: float) -> str:
+    share = f"{lines / requests:.2f}" if requests else "-"
+    return (
+        f"  {server}: {lines:,} access-log lines for {requests:,} requests "
+        f"({share} per request; log file {log_mb:,.0f} MB)"
+    )
+
+
+def error_report(cells: Sequence[Cell]) -> list[str]:
+    out = []
+    for c in cells:
+        if not c.load.requests:
+            out.append(f"{c.scenario} c={c.concurrency} {c.server}: no request completed")
+        elif c.load.errors:
+            socket_errs = ", ".join(f"{k} {v}" for k, v in c.load.socket_errors.items() if v)
+            out.append(
+                f"{c.scenario} c={c.concurrency} {c.server}: non-2xx {c.load.non_2xx}"
+                + (f"; socket errors: {socket_errs}" if socket_errs else "")
+                + f" (of {c.load.requests} requests)"
+            )
+    return out
+
+
+def disturbance_report(cells: Sequence[Cell]) -> list[str]:
+    """Cells where processes other than ours or the hypervisor took CPU: on a small machine
+    that moves the figures, so say so."""
+    return [
+        f"{c.scenario} c={c.concurrency} {c.server}: other processes {c.cpu.other_percent:.0f}% "
+        f"of a core, steal {c.cpu.steal_percent:.0f}%"
+        for c in cells
+        if c.cpu.other_percent > 15 or c.cpu.steal_percent > 5
+    ]
+
+
+def proxy_notes(cpus: int) -> str:
+    return (
+        "added = server minus the direct simulator, same scenario and concurrency, same run "
+        "(at c=64/512\nmostly queueing: read it next to req/s). gw-Nw = the full pipeline with "
+        "N workers (auth, admission\non redis-server, routing, patches, metrics, access log). "
+        "CPU ms/req, CPU % and peak RSS (VmHWM so\nfar, summed over the serving processes) are "
+        "the measured server's: the simulator on direct rows.\nAll CPU % are of one core (host "
+        f"busy % of all {cpus} cores, max {100 * cpus}). sim CPU % near 100: the\nupstream, not "
+        "the gateway, was the limit. wrk and the servers share the cores: host busy near the\n"
+        "max means the machine was the limit."
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class ProxyRun:
+    """Everything a proxy run found, for its report."""
+
+    header: str
+    cells: list[Cell]
+    verdicts: list[Verdict]
+    cpus: int
+    litellm_note: str = ""
+    redis_lines: list[str] = dataclasses.field(default_factory=list)
+    access_lines: list[str] = dataclasses.field(default_factory=list)
+    profile_lines: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Section:
+    title: str  # "" for the opening lines
+    text: str
+    table: bool = False  # a markdown table: left as is in the results file, not fenced
+
+
+def proxy_sections(run: ProxyRun) -> list[Section]:
+    """The report's sections after the run's header (printed when the run starts)."""
+    out = [
+        Section("Cells", cells_table(run.cells), table=True),
+        Section("", proxy_notes(run.cpus)),
+    ]
+    if run.litellm_note:
+        title = f"vs LiteLLM ({run.litellm_note}); ratios are ours / LiteLLM's"
+        out.append(Section(title, litellm_table(run.cells), table=True))
+    if run.redis_lines:
+        out.append(Section("", "\n".join(run.redis_lines)))
+    if run.access_lines:
+        out.append(
+            Section(
+                "Access log (gateway stderr to a file, default log level info; wrk leaves up to c"
+                " requests in flight at the end of each run, which are logged but not counted)",
+                "\n".join(run.access_lines),
+            )
+        )
+    out.append(Section("Verdict", "\n".join("  " + v for v in verdict_lines(run.verdicts))))
+    if run.profile_lines:
+        out.append(Section("Profile", "\n".join(run.profile_lines)))
+    disturbed = disturbance_report(run.cells)
+    if disturbed:
+        title = (
+            "!! CPU taken by something else during some cells (figures there are pessimistic;"
+            " re-run on a quiet machine)"
+        )
+        out.append(Section(title, "\n".join("!!   " + line for line in disturbed)))
+    theirs = error_report([c for c in run.cells if c.kind == "litellm"])
+    if theirs:
+        title = "LiteLLM cells with errors (reported, not counted against this run)"
+        out.append(Section(title, "\n".join("  " + line for line in theirs)))
+    ours = error_report([c for c in run.cells if c.kind != "litellm"])
+    if ours:
+        title = "!! THIS RUN HAD ERRORS: the figures above are not trustworthy"
+        out.append(Section(title, "\n".join("!!   " + line for line in ours)))
+    else:
+        text = "No errors: every response of ours and the simulator's was 2xx, no socket errors."
+        out.append(Section("", text))
+    return out
+
+
+def as_text(sections: Sequence[Section]) -> str:
+    """For the terminal: each section's title on a line of its own, then its text."""
+    return "\n\n".join(f"{s.title}:\n{s.text}" if s.title else s.text for s in sections)
+
+
+def as_markdown(sections: Sequence[Section]) -> str:
+    """For the results file: titles as headings, tables as tables, the rest fenced so that its
+    alignment survives."""
+    parts = []
+    for s in sections:
+        if s.title:
+            parts.append(f"## {s.title}")
+        parts.append(s.text if s.table else f"```\n{s.text}\n```")
+    return "\n\n".join(parts)
+
+
+RECORD_DECIMALS = 4  # finer than any figure is measured; drops float noise like 0.8599999999
+
+
+def _plain(value: Any) -> Any:
+    """Figures as JSON takes them: an unmeasured one (NaN) as null, the others rounded."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, RECORD_DECIMALS)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def cell_record(cell: Cell) -> dict[str, Any]:
+    """A cell as plain JSON data, without wrk's raw output."""
+    record = dataclasses.asdict(cell)
+    record["load"].pop("raw", None)
+    plain: dict[str, Any] = _plain(record)
+    return plain
+
+
+def options_record(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Command-line options as JSON data: anything JSON has no type for (a path) as text."""
+    plain = (str, int, float, bool, list, dict, type(None))
+    return {k: v if isinstance(v, plain) else str(v) for k, v in options.items()}
+
+
+def proxy_record(run: ProxyRun, options: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "header": run.header,
+        "options": options_record(options),
+        "cells": [cell_record(c) for c in run.cells],
+        "verdicts": [{"met": v.met, "text": v.text} for v in run.verdicts],
+        "litellm": run.litellm_note or None,
+        "errors": error_report([c for c in run.cells if c.kind != "litellm"]),
+        "disturbed": disturbance_report(run.cells),
+    }
+
+
+# -- py-spy ---------------------------------------------------------------------------------------
+
+_PROFILE_BUCKETS = {
+    "cyclic GC (gc_collect_main)": r"^gc_collect_main ",
+    "socket write syscalls": r"^(write|writev|sendmsg|send) \(libc",
+    "socket read syscalls": r"^(read|recv|recvmsg|readv) \(libc",
+    "event loop wait (epoll)": r"^epoll_\w+ \(libc",
+    # The entry frames (gateway/__main__.py, gateway/cli/) are on every stack.
+    "gateway/ request code (cumulative)": r"\(gateway/(?!__main__|cli)",
+    "prometheus_client (cumulative)": r"\(prometheus_client/",
+}
+
+
+def summarize_profile(raw: str, top: int = 15) -> list[str]:
+    """Top self-time frames and a few cumulative buckets from py-spy's raw (collapsed) output:
+    one line a stack, frames joined by ";", then a space and the sample count."""
+    self_time: dict[str, int] = {}
+    bucket_time = dict.fromkeys(_PROFILE_BUCKETS, 0)
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
+        self_time[frames[-1]] = self_time.get(frames[-1], 0) + n
+        for name, pattern in _PROFILE_BUCKETS.items():
+            if any(re.search(pattern, f) for f in frames):
+                bucket_time[name] += n
+    if not total:
+        return ["(py-spy recorded no samples)"]
+    out = [f"  top self time ({total} samples):"]
+    for frame, n in sorted(self_time.items(), key=lambda kv: -kv[1])[:top]:
+        out.append(f"    {100 * n / total:5.1f}%  {frame[:110]}")
+    out.append("  buckets (a sample counts once per bucket):")
+    out += [f"    {100 * n / total:5.1f}%  {name}" for name, n in bucket_time.items()]
+    return out
+
+
+# -- results files --------------------------------------------------------------------------------
+
+
+def result_stem(day: str, benchmark: str, taken: Collection[str]) -> str:
+    """The name (without extension) of a run's results files: the ISO day and the benchmark,
+    `2026-12-05-proxy`; a later run of the same day gets `-2`, `-3`, ... rather than overwrite
+    one. `taken` holds the stems already in the results folder."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+        raise ValueError(f"not an ISO day: {day!r}")
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", benchmark):
+        raise ValueError(f"not a benchmark name: {benchmark!r}")
+    stem = f"{day}-{benchmark}"
+    n = 1
+    while (stem if n == 1 else f"{stem}-{n}") in taken:
+        n += 1
+    return stem if n == 1 else f"{stem}-{n}"
+
+
+# -- soak -----------------------------------------------------------------------------------------
+
+
+def soak_table(run: SoakRun) -> str:
+    requests = sum(run.statuses.values())
+    rate = requests / run.requests_s if run.requests_s > 0 else 0.0
+    statuses = dict(sorted(run.statuses.items()))
+    rows = [
+        ["gateway RSS at start (idle)", f"{run.idle_mb:.1f} MB"],
+        [
+            "requests",
+            f"{requests:,} in {run.requests_s:.0f} s ({rate:,.0f}/s), statuses {statuses}",
+        ],
+        [f"RSS after warm-up ({run.warmup:,} requests)", f"{run.warmup_mb:.1f} MB"],
+        *([f"RSS at {mark} of requests", f"{mb:.1f} MB"] for mark, mb in run.marks_mb.items()),
+        [
+            f"slope after warm-up (least squares, {run.slope_samples} samples)",
+            f"{run.slope_mb_per_10k:+.3f} MB / 10k",
+        ],
+        *(
+            [
+                f"stream round {i}: {run.streams:,} streams ({r.complete:,} complete, "
+                f"{r.failed} failed, {r.most_open:,} open at once, {r.seconds:.0f} s)",
+                f"before {r.before_mb:.1f} MB, peak {r.peak_mb:.1f} MB, after {r.after_mb:.1f} MB",
+            ]
+            for i, r in enumerate(run.rounds, 1)
+        ),
+        ["after the last round minus after the first", f"{run.round_growth_mb:+.1f} MB"],
+        ["total run time", f"{run.total_s:.0f} s"],
+    ]
+    return markdown_table(["measure", "value"], rows, {0, 1})
+
+
+def soak_record(run: SoakRun, options: Mapping[str, Any], verdict: str) -> dict[str, Any]:
+    run_data: dict[str, Any] = _plain(dataclasses.asdict(run))
+    return {"options": options_record(options), "run": run_data, "verdict": verdict}
+
+
+def soak_verdict(run: SoakRun) -> str:
+    flat = soak_flat(run.slope_mb_per_10k, run.round_growth_mb)
+    return (
+        f"verdict: {'FLAT' if flat else 'NOT FLAT'} (slope {run.slope_mb_per_10k:+.3f} MB per "
+        f"10k requests, limit {SOAK_SLOPE_MB_PER_10K:g}; stream rounds "
+        f"{run.round_growth_mb:+.1f} MB apart, limit {SOAK_ROUND_GROWTH_MB:g}); "
+        f"errors: {run.errors}" + ("; the gateway log has a Traceback" if run.traceback else "")
+    )

@@ -1,0 +1,63 @@
+"""What the proxy benchmark sends: one chat request per scenario, in the form each server
+expects. Pure data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+SYSTEM = {"role": "system", "content": "Be brief."}
+POEM = {"role": "user", "content": "Write a two-line poem about the sea."}
+MATH = "What is 17*23?"
+
+
+def chat_body(**fields: object) -> str:
+    return json.dumps(fields, separators=(",", ":"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    gateway: str  # body sent to the gateway (full pipeline)
+    direct: str  # what the gateway sends upstream, sent straight to the simulator
+    litellm: str | None  # body for LiteLLM (None: not compared)
+    stream: bool  # the gateway's answer is an SSE stream
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        # model "auto": the router picks gpt-4o (gpt-4o-2024-08-06 upstream).
+        Scenario(
+            "non-stream",
+            chat_body(model="auto", messages=[SYSTEM, POEM]),
+            chat_body(model="gpt-4o-2024-08-06", messages=[SYSTEM, POEM]),
+            chat_body(model="gpt-4o", messages=[SYSTEM, POEM]),
+            stream=False,
+        ),
+        Scenario(
+            "stream",
+            chat_body(model="auto", messages=[SYSTEM, POEM], stream=True),
+            chat_body(model="gpt-4o-2024-08-06", messages=[SYSTEM, POEM], stream=True),
+            chat_body(model="gpt-4o", messages=[SYSTEM, POEM], stream=True),
+            stream=True,
+        ),
+        # o1-mini takes neither system messages nor stream: the gateway merges the system
+        # message into the user's and fakes the stream from one non-streamed upstream call,
+        # which is what the direct baseline sends.
+        Scenario(
+            "o1-fake-stream",
+            chat_body(
+                model="o1-mini",
+                messages=[SYSTEM, {"role": "user", "content": MATH}],
+                stream=True,
+            ),
+            chat_body(
+                model="o1-mini-2024-09-12",
+                messages=[{"role": "user", "content": f"Be brief.\n\n{MATH}"}],
+            ),
+            None,
+            stream=True,
+        ),
+    )
+}
