@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
+from gateway.admission.decision import BUDGET, decode_admit, ratelimit_headers, refusal
 from gateway.admission.plan import REQUESTS, RPM, TOKENS, TPM, Bucket, Plan, WeeklyCap, tag
-from gateway.admission.redis_side import BUDGET, Admission, decode_admit, ratelimit_headers, refusal
+from gateway.admission.redis_side import Admission
 from gateway.config import AdmissionConfig, Limits, ModelLimits, RedisConfig
 from gateway.runtime.redis_connection import open_redis
 from gateway.wire.usage import Usage

@@ -21,8 +21,9 @@ import pytest
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
+from gateway.admission.decision import BUDGET
 from gateway.admission.plan import tag
-from gateway.admission.redis_side import BUDGET, Admission
+from gateway.admission.redis_side import Admission
 from gateway.config import AdmissionConfig, RedisConfig
 from gateway.runtime.redis_connection import open_redis
 from gateway.wire.usage import Usage

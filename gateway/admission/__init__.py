@@ -1,10 +1,13 @@
 """Admission: whether a request fits its team's and key's rate limits and budget, and what it is
 charged when it ends.
 
-`plan` (which limits apply, and the plan the script checks) and `pricing` (costs in integer
-micro-dollars) are pure. `redis_side` does the Redis I/O: one round trip of `admission.lua`
-checks every limit and holds the worst-case cost, a settle moves the hold to the real cost, and
-an in-process limiter stands in for the rate limits while Redis is away; `script_pipeline` is
-the pipelined client that sends the script over plain `redis://` connections. Imports config,
-wire, teams (records) and observability (metrics), nothing above them.
+Pure: `plan` (which limits apply, and the plan the script checks), `pricing` (costs in integer
+micro-dollars), `decision` (the script's reply decoded, the `x-ratelimit-*` headers and the 429
+of a refusal) and `local_buckets` (the same buckets in-process, standing in for the rate limits
+while Redis is away). I/O: `redis_side` runs `admission.lua`, one round trip that checks every
+limit and holds the worst-case cost, and settles a `Ticket` to the real cost; `script_pipeline`
+is the pipelined client that sends the script over plain `redis://` connections (its types stay
+inside this package: callers overlap work with a round trip through `redis_side.EarlyStart`).
+Imports config, wire, teams (records), observability (metrics) and the event loop helper,
+nothing above them.
 """

@@ -20,7 +20,18 @@ from typing import Any, Protocol
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
-from gateway.admission.plan import REQUESTS, TOKENS, Bucket, Plan, WeeklyCap, tag
+from gateway.admission.decision import (
+    Decision,
+    Window,
+    decode_admit,
+    month_key,
+    next_month,
+    ratelimit_headers,
+    refusal,
+    refusal_kind,
+)
+from gateway.admission.local_buckets import LocalBuckets
+from gateway.admission.plan import Plan, tag
 from gateway.admission.pricing import cost_micros
 from gateway.admission.script_pipeline import OnSent, ScriptClient
 from gateway.config import AdmissionConfig, Price
@@ -28,39 +39,15 @@ from gateway.eventloop import KeptLoop
 from gateway.observability.metrics import Metrics
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.headers import go_duration
 from gateway.wire.usage import Usage
 
 log = logging.getLogger("gateway.admission.redis_side")
-PERIOD_MS = 60_000
 # The script keeps an expired hold's record for a day, so a late settle can still correct it.
 SETTLE_RETRY_AFTER_EXPIRY_S = 12 * 3600
 # A settle may wait this long to share a socket write with the next admission.
 SETTLE_DEFER_S = 0.002
 # Settles waiting for Redis; beyond this, new ones rely on hold expiry (memory stays bounded).
 MAX_PENDING_SETTLES = 100_000
-BUDGET = "budget"
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """What `x-ratelimit-*` reports for one limit."""
-
-    kind: str
-    limit: int
-    remaining: int
-    reset_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    admitted: bool
-    refused_by: Bucket | WeeklyCap | str | None  # BUDGET for the budget
-    wait_ms: int  # -1: waiting will not help
-    windows: tuple[Window, ...]
-    spend: int
-    held: int
-    degraded: bool = False  # decided without Redis
 
 
 class EarlyStart(Protocol):
@@ -92,13 +79,6 @@ def _on_sent(early: EarlyStart) -> OnSent:
             reply.add_done_callback(replied)
 
     return sent
-
-
-def refusal_kind(by: Bucket | WeeklyCap | str | None) -> str:
-    """The metrics label of what refused an admission."""
-    if isinstance(by, Bucket):
-        return by.kind
-    return "weekly_messages" if isinstance(by, WeeklyCap) else "budget"
 
 
 class Admission:
@@ -463,52 +443,6 @@ class Ticket:
         self.settle(Usage(prompt_tokens=self.prompt_estimate))
 
 
-class LocalBuckets:
-    """The same integer token buckets as the script, in this process: the fail-open fallback.
-
-    Each replica counts only its own traffic here, so a fleet admits up to the limit times the
-    number of replicas while Redis is away: availability over exactness, as Envoy and Stripe do.
-    """
-
-    def __init__(self) -> None:
-        self._state: dict[str, tuple[int, float]] = {}
-
-    def admit(self, plan: Plan, now_ms: float) -> Decision:
-        levels = [self._level(b, now_ms) for b in plan.buckets]
-        for bucket, level in zip(plan.buckets, levels, strict=True):
-            if level < bucket.cost * PERIOD_MS:
-                wait = (
-                    -1
-                    if bucket.cost > bucket.limit
-                    else -(-(bucket.cost * PERIOD_MS - level) // bucket.limit)
-                )
-                windows = tuple(_window(b, lv) for b, lv in zip(plan.buckets, levels, strict=True))
-                return Decision(False, bucket, int(wait), windows, 0, 0, degraded=True)
-        after = [lv - b.cost * PERIOD_MS for b, lv in zip(plan.buckets, levels, strict=True)]
-        for bucket, level in zip(plan.buckets, after, strict=True):
-            self._state[bucket.key] = (level, now_ms)
-        windows = tuple(_window(b, lv) for b, lv in zip(plan.buckets, after, strict=True))
-        return Decision(True, None, 0, windows, 0, 0, degraded=True)
-
-    def _level(self, bucket: Bucket, now_ms: float) -> int:
-        capacity = bucket.limit * PERIOD_MS
-        state = self._state.get(bucket.key)
-        if state is None:
-            return capacity
-        level, then = state
-        return int(min(capacity, level + (now_ms - then) * bucket.limit))
-
-
-def _window(bucket: Bucket, level: int) -> Window:
-    capacity = bucket.limit * PERIOD_MS
-    return Window(
-        bucket.kind,
-        bucket.limit,
-        max(level // PERIOD_MS, 0),
-        -(-(capacity - level) // bucket.limit),
-    )
-
-
 def _settle_call(
     plan: Plan, usage: Usage, cost: int, release_weekly: bool
 ) -> tuple[list[str], list[Any]]:
@@ -529,78 +463,3 @@ def _settle_call(
         *(b.limit for b in buckets),
     ]
     return [plan.tag, *(b.key for b in buckets)], args
-
-
-def decode_admit(plan: Plan, reply: Sequence[int]) -> Decision:
-    status, refused, wait, spend, held = reply[:5]
-    rest = reply[5:]
-    windows: list[Window] = []
-    for i, bucket in enumerate(plan.buckets):
-        windows.append(Window(bucket.kind, bucket.limit, rest[2 * i], rest[2 * i + 1]))
-    offset = 2 * len(plan.buckets)
-    for j, cap in enumerate(plan.weekly):
-        windows.append(Window(REQUESTS, cap.cap, rest[offset + 2 * j], rest[offset + 2 * j + 1]))
-    refused_by: Bucket | WeeklyCap | str | None = None
-    if refused:
-        if refused <= len(plan.buckets):
-            refused_by = plan.buckets[refused - 1]
-        elif refused <= len(plan.buckets) + len(plan.weekly):
-            refused_by = plan.weekly[refused - len(plan.buckets) - 1]
-        else:
-            refused_by = BUDGET
-    return Decision(status in (1, 2), refused_by, wait, tuple(windows), spend, held)
-
-
-# -- what the caller sees (pure) ------------------------------------------------------------------
-
-
-def ratelimit_headers(windows: Sequence[Window], refused: bool = False) -> list[tuple[str, str]]:
-    """`x-ratelimit-*` for the tightest request limit and the tightest token limit."""
-    out: list[tuple[str, str]] = []
-    for kind in (REQUESTS, TOKENS):
-        candidates = [w for w in windows if w.kind == kind]
-        if not candidates:
-            continue
-        tight = min(candidates, key=lambda w: (w.remaining, -w.reset_ms))
-        out += [
-            (f"x-ratelimit-limit-{kind}", str(tight.limit)),
-            (f"x-ratelimit-remaining-{kind}", "0" if refused else str(tight.remaining)),
-            (f"x-ratelimit-reset-{kind}", go_duration(tight.reset_ms / 1000)),
-        ]
-    return out
-
-
-def refusal(decision: Decision, plan: Plan, budget_reset: datetime) -> GatewayError:
-    """The 429 OpenAI would send, naming the limit, its value and when to retry."""
-    who = f"team {plan.team}"
-    by = decision.refused_by
-    headers = dict(ratelimit_headers(decision.windows, refused=True))
-    if by == BUDGET or not isinstance(by, Bucket | WeeklyCap):
-        return errors.budget_exceeded(
-            who=who, budget=plan.budget or 0, spent=decision.spend, held=decision.held,
-            reserve=plan.reserve, resets_at=budget_reset, headers=headers,
-        )  # fmt: skip
-    kind = by.kind if isinstance(by, Bucket) else REQUESTS
-    limit = by.limit if isinstance(by, Bucket) else by.cap
-    requested = by.cost if isinstance(by, Bucket) else 1
-    scope = by.scope or who
-    if decision.wait_ms < 0:
-        return errors.request_over_limit(
-            model=plan.model, scope=scope, label=by.label, kind=kind, limit=limit,
-            requested=requested, headers=headers,
-        )  # fmt: skip
-    window = next((w for w in decision.windows if w.kind == kind and w.limit == limit), None)
-    used = limit - window.remaining if window is not None else limit
-    return errors.rate_limit_reached(
-        model=plan.model, scope=scope, label=by.label, kind=kind, limit=limit, used=used,
-        requested=requested, wait_ms=decision.wait_ms, headers=headers,
-    )  # fmt: skip
-
-
-def next_month(now: datetime) -> datetime:
-    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
-    return datetime(year, month, 1, tzinfo=UTC)
-
-
-def month_key(now: datetime) -> str:
-    return f"{now.year:04d}-{now.month:02d}"
