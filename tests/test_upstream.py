@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.config import UpstreamConfig
-from gateway.upstream.contract import ASGIUpstream, Upstream, create_upstream
+from gateway.upstream.asgi_client import ASGIUpstream
+from gateway.upstream.auto import create_upstream
+from gateway.upstream.contract import Upstream
 from gateway.wire.errors import GatewayError
 from tests.conftest import ServerThread, free_port
 

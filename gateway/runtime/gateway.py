@@ -28,7 +28,9 @@ from gateway.routing.aliases import DEFAULT_ALIAS
 from gateway.runtime.redis_connection import open_redis
 from gateway.teams.records import Team
 from gateway.teams.store import TeamStore
-from gateway.upstream.contract import ASGIUpstream, Upstream, create_upstream
+from gateway.upstream.asgi_client import ASGIUpstream
+from gateway.upstream.auto import create_upstream
+from gateway.upstream.contract import Upstream
 from gateway.upstream.dispatch import Dispatcher, Target
 from gateway.upstream.resilience import Breaker, RetryPolicy
 from gateway.wire.headers import upstream_request_headers
