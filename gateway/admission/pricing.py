@@ -34,12 +34,7 @@ def estimates(config: Config, payload: dict[str, Any], models: list[str]) -> dic
     """What the request would cost on each model: typical and worst case, in micro-dollars."""
     messages = payload.get("messages")
     prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
-    requested = None
-    for field in ("max_completion_tokens", "max_tokens"):
-        value = payload.get(field)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            requested = value
-            break
+    requested = requested_completion(payload)
     out: dict[str, Any] = {}
     for name in models:
         model = config.models[name]
@@ -59,3 +54,12 @@ def estimates(config: Config, payload: dict[str, Any], models: list[str]) -> dic
             "max_cost_usd": f"{worst / 1_000_000:.6f}",
         }
     return out
+
+
+def requested_completion(payload: dict[str, Any]) -> int | None:
+    """The completion cap a chat request asks for, if any."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = payload.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.plan import model_allowed
-from gateway.admission.pricing import worst_case_micros
+from gateway.admission.pricing import requested_completion, worst_case_micros
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import Attempt, EarlyCall
@@ -254,11 +253,3 @@ class ChatAttempt(Attempt):
             PATH, self.body, self.stream, strip_usage=strip_usage, adapted=adapted,
             prepared=prepared,
         )  # fmt: skip
-
-
-def requested_completion(payload: dict[str, Any]) -> int | None:
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = payload.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
