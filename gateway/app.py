@@ -19,7 +19,7 @@ from gateway.endpoints import health, models
 from gateway.endpoints.chat import chat_completions
 from gateway.endpoints.passthrough import passthrough
 from gateway.endpoints.route import route_endpoint
-from gateway.runtime.gateway import open_gateway
+from gateway.runtime.build import open_gateway
 from gateway.server.entry import SCOPE_KEY, Entry, ErrorHandler
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from gateway.runtime import gateway as state
-from gateway.runtime.gateway import Gateway, open_gateway
+from gateway.runtime.build import open_gateway
+from gateway.runtime.gateway import Gateway
 from tests.conftest import base_config
 
 

@@ -34,7 +34,7 @@ from gateway.admission.local_buckets import LocalBuckets
 from gateway.admission.plan import Plan, tag
 from gateway.admission.pricing import cost_micros
 from gateway.admission.script_pipeline import OnSent, ScriptClient
-from gateway.config import AdmissionConfig, Price
+from gateway.config import AdmissionConfig, Price, RedisConfig
 from gateway.eventloop import KeptLoop
 from gateway.observability.metrics import Metrics
 from gateway.wire import errors
@@ -463,3 +463,11 @@ def _settle_call(
         *(b.limit for b in buckets),
     ]
     return [plan.tag, *(b.key for b in buckets)], args
+
+
+def pipelined_client(config: RedisConfig) -> ScriptClient | None:
+    """The pipelined client for the admission script, where it applies (see its module)."""
+    url = config.url
+    if not url or config.cluster or not ScriptClient.supports(url):
+        return None
+    return ScriptClient(url, config.timeout_s)

@@ -6,5 +6,5 @@ dispatch, metrics, the access log, learned capabilities, bookkeeping run after r
 `open_gateway` builds it from a Config; `redis_connection` opens Redis (a real server, or an
 embedded fakeredis when none is configured). Does I/O: it opens connections, loads the teams
 file and runs background tasks. May import every lower layer, and the simulator for
-`--simulate`.
+`--simulate`. `gateway` is the object; `build` makes it from a Config.
 """

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import logging
 import os
 import secrets
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,21 +16,15 @@ from redis.exceptions import RedisError
 
 from gateway.admission.plan import PlanShapes
 from gateway.admission.redis_side import Admission
-from gateway.admission.script_pipeline import ScriptClient
 from gateway.compat.patches import LearnedCapabilities
 from gateway.config import Config, ModelConfig
 from gateway.eventloop import KeptLoop
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
-from gateway.routing.aliases import DEFAULT_ALIAS
-from gateway.runtime.redis_connection import open_redis
 from gateway.teams.records import Team
 from gateway.teams.store import TeamStore
-from gateway.upstream.asgi_client import ASGIUpstream
-from gateway.upstream.auto import create_upstream
 from gateway.upstream.contract import Upstream
-from gateway.upstream.dispatch import Dispatcher, Target
-from gateway.upstream.resilience import Breaker, RetryPolicy
+from gateway.upstream.dispatch import Dispatcher
 from gateway.wire.headers import upstream_request_headers
 
 log = logging.getLogger("gateway")
@@ -181,94 +173,3 @@ class Gateway:
 
 def _read_if_present(path: Path) -> str | None:
     return path.read_text() if path.is_file() else None
-
-
-def open_gateway(config: Config) -> Gateway:
-    if config.simulate:
-        from gateway.simulator import create_simulator
-
-        upstream: Upstream = ASGIUpstream(
-            create_simulator(config.simulator), config.upstream.read_timeout_s
-        )
-        upstream_key = config.simulator.api_keys[0]
-        # The in-process simulator's knobs travel as x-sim-* headers.
-        extra = (*config.upstream.forward_header_prefixes, "x-sim-")
-    else:
-        upstream = create_upstream(config.upstream)
-        upstream_key = config.upstream.api_key
-        extra = config.upstream.forward_header_prefixes
-    models: dict[str, tuple[str, ModelConfig]] = {}
-    for name, model in config.models.items():
-        models.setdefault(model.upstream, (name, model))
-    for name, model in config.models.items():
-        models[name] = (name, model)
-    client = open_redis(config.redis)
-    metrics = Metrics(key_id_labels=config.observability.key_id_labels)
-    metrics.known_models(config.models)
-    targets, extra_upstreams = _targets(config, upstream, upstream_key)
-    policy = RetryPolicy(
-        attempts=config.upstream.retries + 1,
-        backoff_s=config.upstream.retry_backoff_s,
-        backoff_max_s=config.upstream.retry_backoff_max_s,
-        retry_after_max_s=config.upstream.retry_after_max_s,
-    )
-    return Gateway(
-        config=config,
-        upstream=upstream,
-        upstream_key=upstream_key,
-        redis=client,
-        metrics=metrics,
-        teams=TeamStore(client, config),
-        admission=Admission(
-            client, config.admission, config.redis.pool_size, metrics, fast=_script_client(config)
-        ),
-        models=models,
-        aliases=frozenset({DEFAULT_ALIAS, *config.routing.policies}),
-        extra_forward_prefixes=extra,
-        dispatch=Dispatcher(targets, policy, metrics),
-        access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
-        extra_upstreams=extra_upstreams,
-    )
-
-
-def _script_client(config: Config) -> ScriptClient | None:
-    """The pipelined client for the admission script, where it applies (see its module)."""
-    url = config.redis.url
-    if not url or config.redis.cluster or not ScriptClient.supports(url):
-        return None
-    return ScriptClient(url, config.redis.timeout_s)
-
-
-def _targets(
-    config: Config, default: Upstream, default_key: str
-) -> tuple[dict[str, list[Target]], list[Upstream]]:
-    """Each model's deployments, each with its own breaker (the default upstream is shared)."""
-    up = config.upstream
-    targets: dict[str, list[Target]] = {}
-    extra: list[Upstream] = []
-    for name, model in config.models.items():
-        targets[name] = []
-        for label, deployment in model.deployments.items():
-            client = create_upstream(
-                dataclasses.replace(up, base_url=deployment.base_url or up.base_url)
-            )
-            extra.append(client)
-            key = os.environ.get(deployment.api_key_env, "") if deployment.api_key_env else ""
-            targets[name].append(
-                Target(
-                    label,
-                    client,
-                    key or default_key,
-                    Breaker(up.breaker_failures, up.breaker_cooldown_s),
-                )
-            )
-        if not targets[name]:
-            targets[name].append(
-                Target(
-                    "default",
-                    default,
-                    default_key,
-                    Breaker(up.breaker_failures, up.breaker_cooldown_s),
-                )
-            )
-    return targets, extra

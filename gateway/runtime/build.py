@@ -1,0 +1,109 @@
+"""How a `Gateway` is built from a `Config`: the upstream clients and each model's deployments,
+Redis, the team store, admission, dispatch and metrics, all made once, in the app's lifespan."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+from gateway.admission.redis_side import Admission, pipelined_client
+from gateway.config import Config, ModelConfig
+from gateway.observability.access_log import AccessLog
+from gateway.observability.metrics import Metrics
+from gateway.routing.aliases import DEFAULT_ALIAS
+from gateway.runtime.gateway import Gateway
+from gateway.runtime.redis_connection import open_redis
+from gateway.teams.store import TeamStore
+from gateway.upstream.asgi_client import ASGIUpstream
+from gateway.upstream.auto import create_upstream
+from gateway.upstream.contract import Upstream
+from gateway.upstream.dispatch import Dispatcher, Target
+from gateway.upstream.resilience import Breaker, RetryPolicy
+
+
+def open_gateway(config: Config) -> Gateway:
+    if config.simulate:
+        from gateway.simulator import create_simulator
+
+        upstream: Upstream = ASGIUpstream(
+            create_simulator(config.simulator), config.upstream.read_timeout_s
+        )
+        upstream_key = config.simulator.api_keys[0]
+        # The in-process simulator's knobs travel as x-sim-* headers.
+        extra = (*config.upstream.forward_header_prefixes, "x-sim-")
+    else:
+        upstream = create_upstream(config.upstream)
+        upstream_key = config.upstream.api_key
+        extra = config.upstream.forward_header_prefixes
+    models: dict[str, tuple[str, ModelConfig]] = {}
+    for name, model in config.models.items():
+        models.setdefault(model.upstream, (name, model))
+    for name, model in config.models.items():
+        models[name] = (name, model)
+    client = open_redis(config.redis)
+    metrics = Metrics(key_id_labels=config.observability.key_id_labels)
+    metrics.known_models(config.models)
+    targets, extra_upstreams = _targets(config, upstream, upstream_key)
+    policy = RetryPolicy(
+        attempts=config.upstream.retries + 1,
+        backoff_s=config.upstream.retry_backoff_s,
+        backoff_max_s=config.upstream.retry_backoff_max_s,
+        retry_after_max_s=config.upstream.retry_after_max_s,
+    )
+    return Gateway(
+        config=config,
+        upstream=upstream,
+        upstream_key=upstream_key,
+        redis=client,
+        metrics=metrics,
+        teams=TeamStore(client, config),
+        admission=Admission(
+            client,
+            config.admission,
+            config.redis.pool_size,
+            metrics,
+            fast=pipelined_client(config.redis),
+        ),
+        models=models,
+        aliases=frozenset({DEFAULT_ALIAS, *config.routing.policies}),
+        extra_forward_prefixes=extra,
+        dispatch=Dispatcher(targets, policy, metrics),
+        access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
+        extra_upstreams=extra_upstreams,
+    )
+
+
+def _targets(
+    config: Config, default: Upstream, default_key: str
+) -> tuple[dict[str, list[Target]], list[Upstream]]:
+    """Each model's deployments, each with its own breaker (the default upstream is shared)."""
+    up = config.upstream
+    targets: dict[str, list[Target]] = {}
+    extra: list[Upstream] = []
+    for name, model in config.models.items():
+        targets[name] = []
+        for label, deployment in model.deployments.items():
+            client = create_upstream(
+                dataclasses.replace(up, base_url=deployment.base_url or up.base_url)
+            )
+            extra.append(client)
+            key = os.environ.get(deployment.api_key_env, "") if deployment.api_key_env else ""
+            targets[name].append(
+                Target(
+                    label,
+                    client,
+                    key or default_key,
+                    Breaker(up.breaker_failures, up.breaker_cooldown_s),
+                )
+            )
+        if not targets[name]:
+            targets[name].append(
+                Target(
+                    "default",
+                    default,
+                    default_key,
+                    Breaker(up.breaker_failures, up.breaker_cooldown_s),
+                )
+            )
+    return targets, extra
