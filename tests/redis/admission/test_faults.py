@@ -25,7 +25,7 @@ from gateway.runtime.redis_connection import open_redis
 from gateway.wire.errors import GatewayError
 from tests.admission_model import DAY_MS, month_of
 from tests.conftest import ROOT
-from tests.test_admission import LUA, make_plan
+from tests.redis.admission.test_redis_side import LUA, make_plan
 
 pytestmark = pytest.mark.anyio
 TIMEOUT_S = 0.2  # the gateway client's socket timeout here
@@ -144,7 +144,7 @@ GATEWAY = textwrap.dedent(
     from gateway.admission.redis_side import Admission
     from gateway.config import AdmissionConfig, RedisConfig
     from gateway.runtime.redis_connection import open_redis
-    from tests.test_admission import make_plan
+    from tests.redis.admission.test_redis_side import make_plan
 
     async def admit():
         client = open_redis(RedisConfig(url=sys.argv[1]))

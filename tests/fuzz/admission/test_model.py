@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis
@@ -33,8 +32,9 @@ from tests.admission_model import (
     week_end,
     week_of,
 )
+from tests.conftest import ROOT
 
-LUA = Path(__file__).resolve().parent.parent.joinpath("gateway", "admission", "admission.lua").read_text()
+LUA = ROOT.joinpath("gateway", "admission", "admission.lua").read_text()
 TEAMS = ("a", "b")
 MODELS = ("m1", "m2")
 # Buckets expire 1 s (real time) after they would be full; the model has no real-time clock, so an

@@ -27,7 +27,7 @@ from gateway.admission.redis_side import BUDGET, Admission
 from gateway.config import AdmissionConfig, RedisConfig
 from gateway.runtime.redis_connection import open_redis
 from tests.conftest import free_port
-from tests.test_admission import LUA, make_plan
+from tests.redis.admission.test_redis_side import LUA, make_plan
 
 pytestmark = pytest.mark.anyio
 NODES = 3

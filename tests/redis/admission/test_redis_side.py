@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
@@ -15,8 +14,9 @@ from gateway.admission.pricing import Usage
 from gateway.admission.redis_side import BUDGET, Admission, decode_admit, ratelimit_headers, refusal
 from gateway.config import AdmissionConfig, Limits, ModelLimits, RedisConfig
 from gateway.runtime.redis_connection import open_redis
+from tests.conftest import ROOT
 
-LUA = Path(__file__).resolve().parent.parent.joinpath("gateway", "admission", "admission.lua").read_text()
+LUA = ROOT.joinpath("gateway", "admission", "admission.lua").read_text()
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
@@ -237,5 +237,5 @@ def test_budget_refusal_is_insufficient_quota_and_not_retried() -> None:
 
 
 def test_limits_are_unused_here() -> None:
-    # Limits/ModelLimits are the config shapes plans are built from (see tests/test_limits.py).
+    # Limits/ModelLimits are the config shapes plans are built from (see tests/unit/admission/test_plan.py).
     assert Limits(models={"m": ModelLimits(messages_per_week=3)}).models["m"].messages_per_week == 3

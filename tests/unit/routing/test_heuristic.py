@@ -1,4 +1,4 @@
-"""Tests for the heuristic auto-router (gateway/router.py).
+"""Tests for the heuristic auto-router (gateway/routing/heuristic.py).
 
 The labelled dev set is read at run time from ../shared/routing/dev.jsonl (never copied here).
 """
@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.routing.heuristic import DEFAULT, Decision, Policy, route, route_text, step_down
+from tests.conftest import ROOT
 
-DEV = Path(__file__).resolve().parents[2] / "shared" / "routing" / "dev.jsonl"
+DEV = ROOT.parent / "shared" / "routing" / "dev.jsonl"
 MODELS = ("gpt-4o", "o1-mini", "o1-preview")
 
 

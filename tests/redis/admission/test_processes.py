@@ -25,7 +25,7 @@ from gateway.admission.redis_side import BUDGET, Admission
 from gateway.config import AdmissionConfig, RedisConfig
 from gateway.runtime.redis_connection import open_redis
 from tests.admission_model import month_of
-from tests.test_admission import make_plan
+from tests.redis.admission.test_redis_side import make_plan
 
 PROCESSES = 4
 CALLS = 100  # concurrent admissions per process

@@ -1,4 +1,4 @@
-"""Fault injection against a real redis-server and the simulated upstream (issue 7).
+"""Fault injection against a real redis-server and the simulated upstream.
 
 Each test breaks one thing under load and then audits the ledger in Redis (`audit`): every
 client request got exactly one final answer, the upstream calls each made are visible in the
@@ -8,7 +8,7 @@ the micro-dollar, and every key the team's admission wrote will expire.
 Scenarios: Redis killed with SIGKILL and restarted on the same port and data; Redis frozen with
 SIGSTOP then SIGCONT; upstream 429 / 500 / first-byte timeout / connection reset / in-stream
 error; clients that leave mid-stream or while a non-streamed call waits. SIGTERM of a gateway
-under load is `tests/test_shutdown.py` (same audit, on a gateway subprocess).
+under load is `tests/redis/runtime/test_shutdown.py` (same audit, on a gateway subprocess).
 
 Expected spend is the sum of `cost_micros(price, usage)` over the usage the answers reported
 (streams ask `stream_options.include_usage` and read the usage chunk). A stream cut short by the
