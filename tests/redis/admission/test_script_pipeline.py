@@ -15,16 +15,12 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
-from gateway.admission.script_pipeline import ScriptClient, encode
+from gateway.admission.script_pipeline import ScriptClient
 from tests.conftest import start_redis_server
 
 pytestmark = pytest.mark.anyio
 SCRIPT = "return {tonumber(ARGV[1]), redis.call('INCR', KEYS[1])}"
 SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
-
-
-def test_encode_is_resp() -> None:
-    assert encode("GET", b"k", 7) == b"*3\r\n$3\r\nGET\r\n$1\r\nk\r\n$1\r\n7\r\n"
 
 
 @pytest.fixture
@@ -118,12 +114,6 @@ async def test_a_restarted_redis_is_reconnected() -> None:
             await client.close()
             proc.kill()
             proc.wait()
-
-
-def test_only_plain_redis_urls_use_it() -> None:
-    assert ScriptClient.supports("redis://h:6379/0")
-    assert not ScriptClient.supports("rediss://h:6379/0")
-    assert not ScriptClient.supports("unix:///tmp/redis.sock")
 
 
 async def test_a_deferred_call_rides_with_the_next_one_or_leaves_when_redis_is_idle(

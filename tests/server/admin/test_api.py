@@ -199,21 +199,6 @@ def test_keys_are_shown_once_work_at_once_and_stop_when_revoked(
     assert admin.delete("/keys/key_0000000000000000").status_code == 404
 
 
-def test_revocation_reaches_another_replica_within_a_second(
-    start_gateway: GatewayFactory, redis_server: str
-) -> None:
-    admin_side = start_gateway(server={"admin_key": ADMIN_KEY}, redis={"url": redis_server})
-    replica = start_gateway(server={"admin_key": ADMIN_KEY}, redis={"url": redis_server})
-    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
-    key = httpx.post(f"{admin_side.url}/admin/teams/test/keys", headers=auth).json()
-    assert v1_status(replica, key["key"]) == 200  # the replica caches the key now
-    httpx.delete(f"{admin_side.url}/admin/keys/{key['id']}", headers=auth)
-    revoked_at = time.monotonic()
-    while v1_status(replica, key["key"]) != 401:
-        assert time.monotonic() - revoked_at < 1.5, "the replica still accepts a revoked key"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize(
     ("path", "body", "status", "param"),
     [

@@ -8,7 +8,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from gateway.cli.admin import money, table
 from gateway.cli.main import main
 from tests.conftest import GatewayFactory, ServerThread, free_port
 
@@ -149,25 +148,3 @@ def test_an_unreachable_gateway_is_an_error(capsys: pytest.CaptureFixture[str]) 
     url = f"http://127.0.0.1:{free_port()}"
     assert main(["teams", "list", "--url", url, "--admin-key", "k"]) == 1
     assert capsys.readouterr().err.startswith(f"error: cannot reach the gateway at {url}")
-
-
-def test_table_pads_columns_and_aligns_numbers_right() -> None:
-    text = table(["NAME", "N"], [["a", "5"], ["long-name", "1,000"]], right={1})
-    assert text.splitlines() == [
-        "NAME           N",
-        "a              5",
-        "long-name  1,000",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("usd", "shown"),
-    [
-        (2000, "$2,000.00"),
-        (250.5, "$250.50"),
-        (0.000001, "$0.000001"),
-        (1234.567891, "$1,234.567891"),
-    ],
-)
-def test_money_is_shown_without_rounding(usd: float, shown: str) -> None:
-    assert money(usd) == shown

