@@ -126,14 +126,14 @@ async def test_a_deferred_call_rides_with_the_next_one_or_leaves_when_redis_is_i
         # Nothing else in flight: no company is coming soon, so it leaves at once.
         idle = client.submit(SHA, ["n"], [1], defer_s=10)
         assert idle is not None
-        assert (await asyncio.wait_for(idle, 1))[0] == 1
+        assert (await asyncio.wait_for(idle, 5))[0] == 1
         # With a call in flight, it waits: for that call's reply (Redis is idle then)...
         busy = client.submit(SHA, ["n"], [2])
         await asyncio.sleep(0)  # busy's write has gone; its reply has not come back yet
         behind = client.submit(SHA, ["n"], [3], defer_s=10)
         assert busy is not None and behind is not None
         assert not behind.done()
-        assert (await asyncio.wait_for(behind, 1))[0] == 3  # long before its 10 s
+        assert (await asyncio.wait_for(behind, 5))[0] == 3  # long before its 10 s
         assert busy.done()
         # ...or for the next call, whose write takes it along.
         busy = client.submit(SHA, ["n"], [4])

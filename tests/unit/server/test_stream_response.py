@@ -40,12 +40,15 @@ async def test_a_client_that_leaves_during_a_long_wait_cancels_it_as_a_499() -> 
 
     loop = asyncio.get_running_loop()
     loop.call_later(0.1, left.set)
-    started = loop.time()
+    cancelled = False
     with pytest.raises(GatewayError) as info:
         async with cancel_on_disconnect(receive, None, delay_s=0.02):
-            await asyncio.sleep(30)  # the upstream call
-    assert info.value.status == 499
-    assert loop.time() - started < 5
+            try:
+                await asyncio.sleep(30)  # the upstream call
+            except asyncio.CancelledError:
+                cancelled = True  # stopped when the client left, not waited out
+                raise
+    assert info.value.status == 499 and cancelled
     # The request's own task was not left cancelled: it can go on to answer and log.
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
