@@ -25,9 +25,9 @@ def gateway(start_gateway: GatewayFactory) -> ServerThread:
     return start_gateway(server={"admin_key": ADMIN_KEY})
 
 
-# The document the gateway serves (tests/server/admin/test_openapi.py checks they are equal). Loaded here rather
-# than with from_url through a fixture: schemathesis' lazy fixture loader needs a pytest
-# internal (`Function._nodeid`) that pytest 9 no longer has.
+# The document the gateway serves (tests/server/admin/test_openapi.py checks they are equal).
+# Loaded here rather than with from_url through a fixture: schemathesis' lazy fixture loader
+# needs a pytest internal (`Function._nodeid`) that pytest 9 no longer has.
 schema = schemathesis.openapi.from_dict(admin_openapi(base_config()))
 
 

@@ -1,5 +1,5 @@
-"""The admin API's OpenAPI description on a running gateway: served behind the admin key, and the
-real answers match it (its validity: tests/unit/admin; schemathesis against it: tests/fuzz/admin)."""
+"""The admin API's OpenAPI description on a running gateway: served behind the admin key, and
+the real answers match it (its validity: tests/unit/admin; schemathesis: tests/fuzz/admin)."""
 
 from __future__ import annotations
 

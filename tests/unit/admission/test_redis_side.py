@@ -37,5 +37,6 @@ def test_budget_refusal_is_insufficient_quota_and_not_retried() -> None:
 
 
 def test_limits_are_unused_here() -> None:
-    # Limits/ModelLimits are the config shapes plans are built from (see tests/unit/admission/test_plan.py).
+    # Limits/ModelLimits are the config shapes plans are built from
+    # (see tests/unit/admission/test_plan.py).
     assert Limits(models={"m": ModelLimits(messages_per_week=3)}).models["m"].messages_per_week == 3
