@@ -32,10 +32,11 @@ from typing import Any
 from bench.measurement import percentile
 from bench.processes import ROOT
 from bench.results import add_results_option, write_results
-from gateway.admission.pricing import Usage, cost_micros
+from gateway.admission.pricing import cost_micros
 from gateway.config import Price
 from gateway.routing import evaluation
 from gateway.routing.heuristic import route_text
+from gateway.wire.usage import Usage
 
 DEV = ROOT.parent / "shared" / "routing" / "dev.jsonl"
 

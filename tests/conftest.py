@@ -66,6 +66,10 @@ class ServerThread:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def requests_in_flight(self) -> int:
+        """Requests this server is still working on (uvicorn's per-request tasks)."""
+        return sum(1 for task in list(self.server.server_state.tasks) if not task.done())
+
     def __enter__(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 10

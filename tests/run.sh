@@ -2,7 +2,8 @@
 # The whole test suite on a bare Debian machine with Python 3.11: installs what it needs
 # (redis-server, prometheus for promtool, a virtualenv with the package and its test tools), then
 # lint, types, the Prometheus config/rule checks and tests.
-# Extra arguments go to pytest, e.g. `bash tests/run.sh -k proxy`.
+# Extra arguments go to pytest, e.g. `bash tests/run.sh tests/unit` for one tier (tests/README.md)
+# or `bash tests/run.sh -k chat`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -2,7 +2,7 @@
 
     python deploy/k8s/make_configmap.py
 
-tests/test_deploy.py fails when the two disagree on models, tiers or routing.
+tests/deploy/test_files.py fails when the two disagree on models, tiers or routing.
 """
 
 import re

@@ -6,5 +6,5 @@ in by whoever serves the scrape, so nothing here talks to the network. With seve
 prometheus-client keeps values in per-process files. `record` is the per-request record (pure:
 it observes a request, never steers it) and the access-log line made from it; `access_log`
 writes those lines to stderr in batches. Imports prometheus-client, wire, config and, for
-types, routing's `Decision` and admission's `Ticket`.
+types, routing's `Decision`.
 """

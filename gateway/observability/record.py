@@ -6,10 +6,19 @@ the access-log line. Pure data: the record observes a request, it never steers i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from gateway.admission.redis_side import Ticket
+from gateway.wire.usage import Usage
+
+
+class Charge(Protocol):
+    """What an admitted request was charged (admission's ticket): None until it settles."""
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def cost(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -26,7 +35,7 @@ class Exchange:
     route_reason: str = ""
     patches: tuple[str, ...] = ()
     stream: bool = False
-    ticket: Ticket | None = None  # admitted: what it was charged
+    ticket: Charge | None = None  # admitted: what it was charged
     upstream_s: float | None = None
     first_token_at: float | None = None
     status: int = 0

@@ -1,0 +1,150 @@
+"""`o1-gateway teams|keys|usage` against a running gateway, in-process."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from gateway.cli.main import main
+from tests.conftest import GatewayFactory, ServerThread, free_port
+
+ADMIN_KEY = "adm-cli-key"
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory) -> ServerThread:
+    return start_gateway(server={"admin_key": ADMIN_KEY})
+
+
+@pytest.fixture
+def cli(gateway: ServerThread, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run one CLI command against the gateway; returns (exit code, stdout, stderr)."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([*argv, "--url", gateway.url, "--admin-key", ADMIN_KEY])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def columns(header: str, row: str) -> dict[str, str]:
+    """Cells of a table row, cut at the header's column starts (left-aligned columns)."""
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    names = header.split()
+    ends = [*starts[1:], None]
+    return {name: row[s:e].strip() for name, s, e in zip(names, starts, ends, strict=True)}
+
+
+def test_teams_create_list_show_update_delete(cli: Cli) -> None:
+    code, out, _ = cli(
+        "teams", "create", "web", "--tier", "tier-2", "--budget-usd", "250.5",
+        "--rpm", "100", "--models", "gpt-4o-mini, gpt-4o",
+    )  # fmt: skip
+    assert code == 0
+    assert "Created team web." in out
+    assert re.search(r"budget\s+\$250\.50 per month", out)
+    assert re.search(r"models\s+gpt-4o, gpt-4o-mini", out)  # in the config's order
+
+    code, out, _ = cli("teams", "list")
+    header, *rows = out.strip().splitlines()
+    assert header.split() == ["NAME", "TIER", "BUDGET/MONTH", "RPM", "TPM", "MODELS"]
+    by_name = {r.split()[0]: r for r in rows}
+    assert set(by_name) == {"test", "web"}
+    # Columns line up: each cell starts where its header does.
+    assert header.index("TIER") == by_name["web"].index("tier-2") == by_name["test"].index("tier-5")
+    budget = header.index("BUDGET/MONTH")
+    assert by_name["web"][budget:].startswith("$250.50 ")
+    assert by_name["test"][budget:].startswith("$50,000.00 (tier) ")
+    # Numbers align right, under the end of their header.
+    rpm_end, tpm_end = header.index("RPM") + 3, header.index("TPM") + 3
+    assert by_name["web"][:rpm_end].endswith(" 100") and by_name["test"][:rpm_end].endswith(
+        "10,000"
+    )
+    assert by_name["web"][:tpm_end].endswith(" 450,000")
+
+    code, out, _ = cli("teams", "update", "web", "--budget-usd", "tier", "--tpm", "9000")
+    assert code == 0
+    assert re.search(r"budget\s+\$500\.00 \(tier\) per month", out)
+    assert "100 RPM; 9,000 TPM" in out
+
+    code, out, _ = cli("teams", "show", "web")
+    assert code == 0 and "tier-2" in out and "No keys." in out
+
+    code, out, _ = cli("teams", "delete", "web")
+    assert (code, out.strip()) == (0, "Deleted team web and its keys.")
+    code, _, err = cli("teams", "show", "web")
+    assert (code, err.strip()) == (1, "error: Team 'web' was not found.")
+
+
+def test_keys_create_prints_the_secret_once(cli: Cli, gateway: ServerThread) -> None:
+    code, out, _ = cli(
+        "keys", "create", "test", "--name", "ci", "--expires-in-days", "30", "--rpm", "5"
+    )
+    assert code == 0
+    [secret] = re.findall(r"sk-gw-[A-Za-z0-9_-]{40}", out)
+    assert out.count(secret) == 1
+    assert "will not be shown again" in out
+    key_id = re.search(r"Created key (key_[0-9a-f]{16}) for team test", out)
+    assert key_id is not None
+    models = httpx.get(f"{gateway.url}/v1/models", headers={"authorization": f"Bearer {secret}"})
+    assert models.status_code == 200
+
+    code, out, _ = cli("keys", "list", "test")
+    assert code == 0 and secret[6:-4] not in out
+    header, *rows = out.strip().splitlines()
+    assert header.split() == ["ID", "NAME", "KEY", "STATUS", "CREATED", "EXPIRES", "LIMITS"]
+    [row] = [r for r in rows if r.startswith(key_id[1])]
+    cells = columns(header, row)
+    assert (cells["NAME"], cells["STATUS"], cells["LIMITS"]) == ("ci", "active", "5 RPM")
+    assert cells["KEY"] == f"{secret[:6]}…{secret[-4:]}"
+    assert cells["EXPIRES"].endswith("UTC")
+
+    code, out, _ = cli("keys", "revoke", key_id[1])
+    assert (code, out.strip()) == (0, f"Revoked key {key_id[1]} of team test.")
+    _, out, _ = cli("keys", "list", "test")
+    assert "revoked" in next(r for r in out.splitlines() if r.startswith(key_id[1]))
+
+
+def test_usage_prints_the_budget_and_a_table(cli: Cli) -> None:
+    code, out, _ = cli("usage", "test")
+    assert code == 0
+    assert out.startswith("Team test, ")
+    assert re.search(r"budget\s+\$50,000\.00", out)
+    assert re.search(r"remaining\s+\$", out)
+
+
+def test_api_errors_exit_1_with_the_message(cli: Cli) -> None:
+    code, _, err = cli("teams", "create", "x", "--tier", "gold")
+    assert code == 1
+    assert err.startswith("error: tier: unknown tier 'gold'")
+    code, _, err = cli("teams", "update", "test")
+    assert code == 1 and err.startswith("error: nothing to update")
+    code, _, err = cli("keys", "revoke", "key_0000000000000000")
+    assert (code, err.strip()) == (1, "error: Key 'key_0000000000000000' was not found.")
+
+
+def test_url_and_admin_key_come_from_the_environment(
+    gateway: ServerThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("O1GW_URL", gateway.url)
+    monkeypatch.setenv("GATEWAY_ADMIN_KEY", ADMIN_KEY)
+    assert main(["teams", "list"]) == 0
+    assert "test" in capsys.readouterr().out
+    monkeypatch.setenv("GATEWAY_ADMIN_KEY", "wrong")
+    assert main(["teams", "list"]) == 1
+    assert capsys.readouterr().err.strip() == "error: Incorrect admin key provided."
+    monkeypatch.delenv("GATEWAY_ADMIN_KEY")
+    assert main(["teams", "list"]) == 1
+    assert "GATEWAY_ADMIN_KEY" in capsys.readouterr().err
+
+
+def test_an_unreachable_gateway_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["teams", "list", "--url", url, "--admin-key", "k"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: cannot reach the gateway at {url}")

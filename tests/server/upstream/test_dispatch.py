@@ -1,0 +1,167 @@
+"""Retries, circuit breakers, deployments and fallbacks, end to end over real sockets: a dead
+port stands in for a failing upstream, simulators for healthy ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from gateway.config import Config, DeploymentConfig, SimulatorConfig
+from gateway.simulator import create_simulator
+from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread, base_config, free_port
+
+HELLO = [{"role": "user", "content": "Hello there"}]
+
+
+def config_with(upstream_url: str, **deployments: str) -> Config:
+    """The shipped config on `upstream_url`; o1-preview served by `deployments` (name -> URL)
+    and falling back to o1-mini."""
+    config = base_config(OPENAI_BASE_URL=upstream_url, OPENAI_API_KEY=SIM_KEY)
+    models = dict(config.models)
+    models["o1-preview"] = dataclasses.replace(
+        models["o1-preview"],
+        deployments={name: DeploymentConfig(base_url=url) for name, url in deployments.items()},
+        fallbacks=("o1-mini",),
+    )
+    return dataclasses.replace(config, models=models)
+
+
+def metric(server: ServerThread, prefix: str) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+    )
+
+
+def sdk(server: ServerThread) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+
+
+def test_falls_back_when_a_model_keeps_failing_and_charges_what_ran(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    server = start_gateway(
+        config_with(f"{simulator.url}/v1", broken=dead),
+        upstream={"retry_backoff_s": 0.01, "breaker_failures": 100},
+    )
+    raw = sdk(server).chat.completions.with_raw_response.create(model="o1-preview", messages=HELLO)  # type: ignore[arg-type]
+    assert raw.parse().model == "o1-mini-2024-09-12"
+    assert raw.headers["x-gateway-fallback"] == "o1-preview -> o1-mini (upstream_unreachable)"
+    assert metric(server, 'gateway_upstream_retries_total{model="o1-preview"}') == 2
+    assert metric(server, "gateway_upstream_fallbacks_total{") == 1
+    # Only o1-mini ran, so only o1-mini was charged.
+    assert metric(server, 'gateway_spend_microdollars_total{model="o1-preview"') == 0
+    assert metric(server, 'gateway_spend_microdollars_total{model="o1-mini"') > 0
+
+
+def test_an_open_circuit_sends_requests_to_the_fallback_at_once_and_a_probe_closes_it(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    port = free_port()
+    server = start_gateway(
+        config_with(f"{simulator.url}/v1", flaky=f"http://127.0.0.1:{port}/v1"),
+        upstream={"retries": 0, "breaker_failures": 2, "breaker_cooldown_s": 0.5},
+    )
+    client = sdk(server)
+    reasons = []
+    for _ in range(4):
+        raw = client.chat.completions.with_raw_response.create(model="o1-preview", messages=HELLO)  # type: ignore[arg-type]
+        reasons.append(raw.headers["x-gateway-fallback"])
+    # Two failures open the circuit; then o1-preview is not even tried.
+    assert reasons[:2] == ["o1-preview -> o1-mini (upstream_unreachable)"] * 2
+    assert reasons[2:] == ["o1-preview -> o1-mini (circuit open)"] * 2
+    # The upstream recovers; after the cooldown one probe goes through and closes the circuit.
+    with ServerThread(create_simulator(SimulatorConfig()), port=port):
+        time.sleep(0.6)
+        for _ in range(3):
+            raw = client.chat.completions.with_raw_response.create(
+                model="o1-preview", messages=HELLO
+            )  # type: ignore[arg-type]
+            assert raw.parse().model == "o1-preview-2024-09-12"
+            assert "x-gateway-fallback" not in raw.headers
+
+
+def test_retries_honour_retry_after_and_give_the_answer_back_when_tries_run_out(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    server = start_gateway(upstream={"forward_header_prefixes": ("x-sim-",), "retries": 2})
+    client = sdk(server).with_options(
+        default_headers={"x-sim-fault": "429", "x-sim-retry-after": "0.2"}
+    )
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError):  # gpt-4o has no fallback: upstream's 429 returns
+        client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+    assert time.monotonic() - started >= 0.4  # two waits of the upstream's 0.2 s
+    assert metric(server, 'gateway_upstream_retries_total{model="gpt-4o"}') == 2
+    # A retry-after beyond upstream.retry_after_max_s is not waited for.
+    client = sdk(server).with_options(
+        default_headers={"x-sim-fault": "429", "x-sim-retry-after": "60"}
+    )
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+    assert metric(server, 'gateway_upstream_retries_total{model="gpt-4o"}') == 2  # no new retry
+
+
+def test_retries_never_outlast_the_clients_deadline(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    server = start_gateway(
+        upstream={"forward_header_prefixes": ("x-sim-",), "retries": 5, "retry_backoff_s": 1.0}
+    )
+    # The SDK says how long it waits (x-stainless-timeout): 0.3 s leaves no room for a retry
+    # (the first wait is at least half of retry_backoff_s).
+    answer = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": HELLO},
+        headers={
+            "Authorization": f"Bearer {CLIENT_KEY}", "x-sim-fault": "503",
+            "x-stainless-timeout": "0.3",
+        },
+    )  # fmt: skip
+    assert answer.status_code == 503
+    assert metric(server, 'gateway_upstream_retries_total{model="gpt-4o"}') == 0
+
+
+@pytest.fixture
+def two_simulators() -> Iterator[tuple[ServerThread, ServerThread]]:
+    with (
+        ServerThread(create_simulator(SimulatorConfig(request_log=100))) as a,
+        ServerThread(create_simulator(SimulatorConfig(request_log=100))) as b,
+    ):
+        yield a, b
+
+
+def test_deployments_share_the_load(
+    start_gateway: GatewayFactory, two_simulators: tuple[ServerThread, ServerThread]
+) -> None:
+    a, b = two_simulators
+    server = start_gateway(config_with(f"{a.url}/v1", east=f"{a.url}/v1", west=f"{b.url}/v1"))
+    client = sdk(server)
+    for _ in range(6):
+        assert client.chat.completions.create(model="o1-preview", messages=HELLO)  # type: ignore[arg-type]
+
+    def served(sim: ServerThread) -> int:
+        log: list[dict[str, Any]] = httpx.get(f"{sim.url}/_sim/requests").json()["data"]
+        return sum(1 for entry in log if entry.get("path") == "/v1/chat/completions")
+
+    assert served(a) == 3 and served(b) == 3
+
+
+def test_a_non_streamed_answer_lost_after_its_headers_is_retried(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # `reset` drops the connection after the headers; nothing reached the client yet.
+    server = start_gateway(
+        upstream={"forward_header_prefixes": ("x-sim-",), "retries": 2, "retry_backoff_s": 0.01}
+    )
+    client = sdk(server).with_options(default_headers={"x-sim-fault": "reset"})
+    with pytest.raises(openai.APIError):
+        client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+    assert metric(server, 'gateway_upstream_retries_total{model="gpt-4o"}') == 2

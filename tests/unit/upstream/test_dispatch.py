@@ -1,0 +1,128 @@
+"""The dispatcher with a prepared first try (the request made ready before admission answered),
+on a recording upstream: counted once, retried the usual way, released when cancelled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+class _Ready:
+    """A prepared request that answers with a canned status once fired."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.fired = self.cancelled = self.taken = False
+
+    def fire(self) -> None:
+        self.fired = True
+
+    async def result(self) -> Any:
+        self.fire()
+        self.taken = True
+        return _Answer(self.status)
+
+    def cancel(self) -> bool:
+        if self.taken:
+            return False
+        self.cancelled = self.taken = True
+        return True
+
+
+class _Answer:
+    def __init__(self, status: int) -> None:
+        self.status, self.headers = status, []
+
+    def iter_chunks(self) -> Any:
+        raise NotImplementedError
+
+    async def read(self) -> bytes:
+        return b"{}"
+
+    async def close(self) -> None:
+        pass
+
+
+class _Preparing:
+    """An upstream whose requests are made ready (`prepare`) or sent (`send`), recorded."""
+
+    def __init__(self, status: int = 200, idle: bool = True) -> None:
+        self.status, self.idle = status, idle
+        self.prepared: list[_Ready] = []
+        self.sent: list[dict[str, str]] = []
+
+    def prepare(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> Any:
+        if not self.idle:
+            return None
+        self.prepared.append(_Ready(self.status))
+        self.prepared[-1].headers = headers  # type: ignore[attr-defined]
+        return self.prepared[-1]
+
+    async def send(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> Any:
+        self.sent.append(headers)
+        return _Answer(self.status)
+
+    def ready(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        pass
+
+
+def dispatcher_on(upstream: _Preparing) -> tuple[Any, Any]:
+    from gateway.observability.metrics import Metrics
+    from gateway.upstream.dispatch import Dispatcher, Target
+    from gateway.upstream.resilience import Breaker, RetryPolicy
+
+    target = Target("only", upstream, "sk-deployment", Breaker())  # type: ignore[arg-type]
+
+    async def no_sleep(_: float) -> None:
+        pass
+
+    policy = RetryPolicy(attempts=2, backoff_s=0.0)
+    return Dispatcher({"m": [target]}, policy, Metrics(), sleep=no_sleep), target
+
+
+@pytest.mark.anyio
+async def test_a_prepared_first_try_is_counted_once_and_taken_by_send() -> None:
+    upstream = _Preparing()
+    dispatch, target = dispatcher_on(upstream)
+    prepared = dispatch.prepare("m", "POST", "/chat/completions", b"", {"x": "1"}, b"{}")
+    assert prepared is not None and target.in_flight == 1
+    assert upstream.prepared[0].headers == {"x": "1", "authorization": "Bearer sk-deployment"}  # type: ignore[attr-defined]
+    resp = await dispatch.send("m", "POST", "/chat/completions", b"", {}, b"{}", prepared=prepared)
+    assert resp.status == 200 and upstream.prepared[0].fired and upstream.sent == []
+    assert target.in_flight == 1  # until the answer is closed
+    await resp.close()
+    assert target.in_flight == 0
+    prepared.cancel()  # taken: changes nothing
+    assert target.in_flight == 0 and not upstream.prepared[0].cancelled
+
+
+@pytest.mark.anyio
+async def test_a_prepared_try_that_fails_is_retried_the_usual_way() -> None:
+    upstream = _Preparing(status=503)
+    dispatch, target = dispatcher_on(upstream)
+    prepared = dispatch.prepare("m", "POST", "/chat/completions", b"", {}, b"{}")
+    resp = await dispatch.send("m", "POST", "/chat/completions", b"", {}, b"{}", prepared=prepared)
+    assert resp.status == 503 and len(upstream.sent) == 1  # the second try was sent
+    await resp.close()
+    assert target.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_prepared_try_is_no_longer_in_flight() -> None:
+    upstream = _Preparing()
+    dispatch, target = dispatcher_on(upstream)
+    prepared = dispatch.prepare("m", "POST", "/chat/completions", b"", {}, b"{}")
+    assert prepared is not None
+    prepared.cancel()
+    assert target.in_flight == 0 and upstream.prepared[0].cancelled
+    assert dispatch.prepare("m", "POST", "/x", b"", {}, b"") is not None
+    upstream.idle = False
+    assert dispatch.prepare("m", "POST", "/x", b"", {}, b"") is None

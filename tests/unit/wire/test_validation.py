@@ -1,0 +1,196 @@
+"""Bad input gets a clear OpenAI-shaped 4xx, never a 500: the pure validator (the gateway's
+answers to it are `tests/server/wire/test_validation.py`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.config import ServerConfig
+from gateway.wire.errors import GatewayError
+from gateway.wire.validation import check_chat
+from tests.conftest import base_config
+
+LIMITS = ServerConfig()
+HELLO = [{"role": "user", "content": "Say hello to the gateway."}]
+
+
+def chat(**fields: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o", "messages": HELLO, **fields}
+
+
+def refusal(payload: dict[str, Any], limits: ServerConfig = LIMITS) -> dict[str, Any]:
+    with pytest.raises(GatewayError) as caught:
+        check_chat(payload, limits)
+    exc = caught.value
+    assert exc.status == 400 and exc.type == "invalid_request_error"
+    return {"message": exc.message, "param": exc.param, "code": exc.code}
+
+
+# -- the validator --------------------------------------------------------------------------------
+
+
+def test_a_normal_request_passes_with_unknown_fields() -> None:
+    check_chat(chat(some_future_field={"x": [1]}, metadata={"a": "b"}), LIMITS)
+    check_chat(
+        chat(
+            messages=[
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "data:,"}}]},
+                {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+                {"role": "assistant", "content": "It is 42."},
+            ],
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+            stream=True, stream_options={"include_usage": True}, stop=["\n"],
+            max_completion_tokens=1_000_000, n=128, temperature=2, top_p=0.5,
+            presence_penalty=-2, frequency_penalty=2.0, max_tokens=None,
+        ),
+        LIMITS,
+    )  # fmt: skip
+
+
+def test_content_of_the_wrong_type_in_openais_words() -> None:
+    bad = chat(messages=[*HELLO, *HELLO, *HELLO, {"role": "user", "content": 5}])
+    assert refusal(bad) == {
+        "message": "Invalid type for 'messages[3].content': expected one of a string or array "
+        "of objects, but got an integer instead.",
+        "param": "messages[3].content",
+        "code": "invalid_type",
+    }
+
+
+def test_absurd_numbers_in_openais_words() -> None:
+    assert refusal(chat(max_tokens=-5)) == {
+        "message": "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, "
+        "but got -5 instead.",
+        "param": "max_tokens",
+        "code": "integer_below_min_value",
+    }
+    huge = refusal(chat(max_completion_tokens=10**12))
+    assert huge["code"] == "integer_above_max_value"
+    assert huge["message"] == (
+        "Invalid 'max_completion_tokens': integer above maximum value. Expected a value <= "
+        "1000000, but got 1000000000000 instead."
+    )
+    # Beyond 64 bits orjson reads a float: still an integer that is too large, not a type error.
+    beyond = orjson.loads(
+        b'{"model":"m","messages":[{"role":"user","content":"x"}],"n":1' + b"0" * 30 + b"}"
+    )
+    assert refusal(beyond)["code"] == "integer_above_max_value"
+    assert refusal(chat(n=0))["code"] == "integer_below_min_value"
+    assert refusal(chat(n=129))["param"] == "n"
+    assert refusal(chat(temperature=2.5)) == {
+        "message": "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, "
+        "but got 2.5 instead.",
+        "param": "temperature",
+        "code": "decimal_above_max_value",
+    }
+    assert refusal(chat(top_p=-0.1))["code"] == "decimal_below_min_value"
+    assert refusal(chat(presence_penalty=-3))["param"] == "presence_penalty"
+
+
+def test_bools_and_decimals_are_not_integers() -> None:
+    assert refusal(chat(max_tokens=True))["message"] == (
+        "Invalid type for 'max_tokens': expected an integer, but got a boolean instead."
+    )
+    assert refusal(chat(n=1.5))["message"] == (
+        "Invalid type for 'n': expected an integer, but got a decimal instead."
+    )
+    assert refusal(chat(temperature=False))["code"] == "invalid_type"
+    assert refusal(chat(top_p="1"))["message"] == (
+        "Invalid type for 'top_p': expected a decimal, but got a string instead."
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "param", "code"),
+    [
+        ({"messages": HELLO}, "model", "missing_required_parameter"),
+        ({"model": "", "messages": HELLO}, "model", "missing_required_parameter"),
+        ({"model": 4, "messages": HELLO}, "model", "invalid_type"),
+        ({"model": "m" * 257, "messages": HELLO}, "model", "string_above_max_length"),
+        ({"model": "gpt-4o"}, "messages", "missing_required_parameter"),
+        (chat(messages={"role": "user"}), "messages", "invalid_type"),
+        (chat(messages=[]), "messages", "empty_array"),
+        (chat(messages=["hi"]), "messages[0]", "invalid_type"),
+        (chat(messages=[{"content": "hi"}]), "messages[0].role", "missing_required_parameter"),
+        (chat(messages=[{"role": "boss", "content": "hi"}]), "messages[0].role", "invalid_value"),
+        (chat(messages=[{"role": "user"}]), "messages[0].content", "missing_required_parameter"),
+        (chat(messages=[{"role": "user", "content": None}]), "messages[0].content", "invalid_type"),
+        (chat(messages=[{"role": "assistant", "content": None}]), "messages[0].content", "invalid_type"),
+        (chat(messages=[{"role": "user", "content": [1]}]), "messages[0].content[0]", "invalid_type"),
+        (chat(messages=[{"role": "user", "content": [{}]}]), "messages[0].content[0].type", "missing_required_parameter"),
+        (chat(messages=[{"role": "user", "content": [{"type": "text", "text": 1}]}]), "messages[0].content[0].text", "invalid_type"),
+        (chat(messages=[{"role": "tool", "content": "x"}]), "messages[0].tool_call_id", "missing_required_parameter"),
+        (chat(messages=[{"role": "assistant", "content": None, "tool_calls": 3}]), "messages[0].tool_calls", "invalid_type"),
+        (chat(messages=[{"role": "assistant", "content": "", "tool_calls": [{"function": "f"}]}]), "messages[0].tool_calls[0].function", "invalid_type"),
+        (chat(messages=[{"role": "user", "content": "x", "name": 7}]), "messages[0].name", "invalid_type"),
+        (chat(stream="yes"), "stream", "invalid_type"),
+        (chat(stream_options=[]), "stream_options", "invalid_type"),
+        (chat(stream_options={"include_usage": 1}), "stream_options.include_usage", "invalid_type"),
+        (chat(tools={}), "tools", "invalid_type"),
+        (chat(tools=[3]), "tools[0]", "invalid_type"),
+        (chat(tools=[{"type": "function"}]), "tools[0].function", "missing_required_parameter"),
+        (chat(tools=[{"type": "function", "function": {}}]), "tools[0].function.name", "missing_required_parameter"),
+        (chat(tools=[{"type": "function", "function": {"name": "f"}}] * 129), "tools", "array_above_max_length"),
+        (chat(tool_choice=1), "tool_choice", "invalid_type"),
+        (chat(functions={}), "functions", "invalid_type"),
+        (chat(response_format="json"), "response_format", "invalid_type"),
+        (chat(response_format={}), "response_format.type", "missing_required_parameter"),
+        (chat(stop=["a", "b", "c", "d", "e"]), "stop", "array_above_max_length"),
+        (chat(stop=[1]), "stop[0]", "invalid_type"),
+    ],
+)  # fmt: skip
+def test_each_field_is_named_in_param(payload: dict[str, Any], param: str, code: str) -> None:
+    error = refusal(payload)
+    assert (error["param"], error["code"]) == (param, code), error
+
+
+def test_an_unknown_role_lists_the_supported_ones() -> None:
+    error = refusal(chat(messages=[{"role": "boss", "content": "hi"}]))
+    assert error["message"] == (
+        "Invalid value: 'boss'. Supported values are: 'system', 'assistant', 'user', 'function', "
+        "'tool', and 'developer'."
+    )
+
+
+def test_message_count_limit() -> None:
+    limits = ServerConfig(max_messages=3)
+    check_chat(chat(messages=HELLO * 3), limits)
+    assert refusal(chat(messages=HELLO * 4), limits) == {
+        "message": "Invalid 'messages': array too long. Expected an array with maximum length 3, "
+        "but got an array with length 4 instead.",
+        "param": "messages",
+        "code": "array_above_max_length",
+    }
+    assert LIMITS.max_messages == 2048
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_depth_limit_counts_the_body_as_level_one() -> None:
+    assert LIMITS.max_json_depth == 64
+    check_chat(chat(metadata=nested(63)), LIMITS)
+    error = refusal(chat(metadata=nested(64)))
+    assert (error["param"], error["code"]) == ("metadata", "nesting_too_deep")
+    # orjson's own limit is 1024 levels; 1000 is parsed and then refused here, without recursion.
+    deep = orjson.loads(
+        b'{"model":"m","messages":[{"role":"user","content":"x"}],"x":'
+        + b"[" * 1000
+        + b"]" * 1000
+        + b"}"
+    )
+    assert refusal(deep)["code"] == "nesting_too_deep"
+
+
+def test_the_config_file_and_environment_set_the_limits() -> None:
+    config = base_config(O1GW__SERVER__MAX_MESSAGES="10", O1GW__SERVER__MAX_JSON_DEPTH="8")
+    assert (config.server.max_messages, config.server.max_json_depth) == (10, 8)
