@@ -3,5 +3,5 @@
 
 `api` is the Starlette router behind the admin key; `openapi` describes it as OpenAPI 3.1 (a
 plain dict, pure). Reaches Redis only through the running gateway's team store and admission.
-Imports config, wire, teams, admission and server (caller and body intake).
+Imports config, wire, teams, admission and server (the caller and the body).
 """

@@ -37,7 +37,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.admin.openapi import MAX_BUDGET_USD, admin_openapi
 from gateway.admission.plan import model_allowed, team_budget, team_limits
 from gateway.config import ConfigError, Limits, parse_section
-from gateway.server.intake import caller_token, gateway_of, json_problem
+from gateway.server.body import json_problem
+from gateway.server.caller import caller_token
+from gateway.server.entry import gateway_of
 from gateway.teams.records import (
     Key,
     Team,

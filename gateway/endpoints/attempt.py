@@ -26,7 +26,7 @@ from gateway.compat.patches import Adapted, adapt_response
 from gateway.config import Price
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
-from gateway.server.intake import Caller
+from gateway.server.caller import Caller
 from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
 from gateway.upstream.contract import UpstreamResponse
 from gateway.upstream.dispatch import PreparedCall

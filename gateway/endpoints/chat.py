@@ -25,8 +25,9 @@ from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.route import choose
 from gateway.routing.aliases import Routed, route_headers
-from gateway.server.entry import exchange_of
-from gateway.server.intake import gateway_of, identify, parse_json_object, read_body
+from gateway.server.body import parse_json_object, read_body
+from gateway.server.caller import identify
+from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors, tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import encoded

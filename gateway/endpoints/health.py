@@ -12,7 +12,7 @@ from starlette.responses import Response
 from gateway.admission.plan import team_budget
 from gateway.observability.metrics import TeamBudget
 from gateway.runtime.redis_connection import is_ready
-from gateway.server.intake import gateway_of
+from gateway.server.entry import gateway_of
 
 
 async def healthz(request: Request) -> Response:

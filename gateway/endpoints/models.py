@@ -10,7 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed
-from gateway.server.intake import JSON, gateway_of, identify
+from gateway.server.body import JSON
+from gateway.server.caller import identify
+from gateway.server.entry import gateway_of
 from gateway.wire import errors
 
 

@@ -7,8 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.endpoints.attempt import Attempt
-from gateway.server.entry import exchange_of
-from gateway.server.intake import gateway_of, identify, read_body
+from gateway.server.body import read_body
+from gateway.server.caller import identify
+from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 

@@ -14,7 +14,9 @@ from gateway.admission.pricing import estimates
 from gateway.routing import heuristic
 from gateway.routing.aliases import DEFAULT_ALIAS, Routed, policy_name
 from gateway.runtime.gateway import Gateway
-from gateway.server.intake import gateway_of, identify, parse_json_object, read_body
+from gateway.server.body import parse_json_object, read_body
+from gateway.server.caller import identify
+from gateway.server.entry import gateway_of
 from gateway.teams.records import Team
 from gateway.wire import errors, validation
 

@@ -44,6 +44,12 @@ def endpoint_of(path: str) -> str:
     return resource if resource in KNOWN_ENDPOINTS else "other"
 
 
+def gateway_of(request: Request) -> Gateway:
+    """The running gateway, built in the lifespan, which runs before any request."""
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
 def exchange_of(scope: Scope) -> Exchange:
     """The request's record; a detached one when the middleware is not installed (unit tests)."""
     found = scope.get(SCOPE_KEY)

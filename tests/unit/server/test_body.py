@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from gateway.server.intake import read_body
+from gateway.server.body import read_body
 from gateway.wire.errors import GatewayError
 
 

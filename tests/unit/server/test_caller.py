@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 
-from gateway.server.intake import bearer_token
+from gateway.server.caller import bearer_token
 from gateway.teams.store import key_digest
 
 
