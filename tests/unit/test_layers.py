@@ -57,6 +57,22 @@ CONFINED: dict[str, tuple[str, ...]] = {
 }
 
 
+# The layer diagram of `gateway/__init__.py`, bottom row first: a package (or top-level module)
+# imports from its own row and the rows below, never from a row above.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("gateway.wire", "gateway.config", "gateway.eventloop"),
+    ("gateway.teams", "gateway.compat", "gateway.simulator"),
+    ("gateway.routing",),
+    ("gateway.observability",),
+    ("gateway.upstream", "gateway.admission"),
+    ("gateway.runtime",),
+    ("gateway.server",),
+    ("gateway.endpoints", "gateway.admin"),
+    ("gateway.app",),
+    ("gateway.cli", "gateway.__main__"),
+)
+
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -240,3 +256,20 @@ def test_confined_packages_import_only_what_they_may() -> None:
         if not any(within(target, ok) for ok in (unit, *allowed))
     ]
     assert found == [], "imports across a confined layer's bounds:\n" + "\n".join(found)
+
+
+def row_of(name: str) -> int:
+    rows = [i for i, row in enumerate(LAYERS) for unit in row if within(name, unit)]
+    assert rows, f"{name} is in no row of LAYERS: add its package to the diagram"
+    return rows[0]
+
+
+def test_every_module_has_a_row_and_imports_only_downward() -> None:
+    upward = [
+        f"{name}:{line} imports {target} (row {row_of(target)} above row {row_of(name)})"
+        for name in MODULES
+        if name != "gateway"
+        for target, line in imports(name)
+        if target in MODULES and target != "gateway" and row_of(target) > row_of(name)
+    ]
+    assert upward == [], "imports that run up the layer diagram:\n" + "\n".join(upward)
