@@ -194,7 +194,7 @@ def test_keys_are_shown_once_work_at_once_and_stop_when_revoked(
     assert revoked.status_code == 200
     assert (revoked.json()["status"], revoked.json()["revoked"]) == ("revoked", True)
     assert secret[6:-4] not in revoked.text
-    # This replica knows at once; the issue allows every replica up to cache_ttl_s (1 s).
+    # This replica knows at once; other replicas may take up to cache_ttl_s (1 s).
     assert v1_status(gateway, secret) == 401
     assert admin.delete("/keys/key_0000000000000000").status_code == 404
 

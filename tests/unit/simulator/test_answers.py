@@ -1,4 +1,4 @@
-"""answers: deterministic text, usage arithmetic, completion and chunk shapes (facts §4)."""
+"""answers: deterministic text, usage arithmetic, completion and chunk shapes, as OpenAI sends them."""
 
 from __future__ import annotations
 

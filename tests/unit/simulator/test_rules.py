@@ -26,7 +26,7 @@ def as_response(err: SimError | None) -> tuple[int, Any]:
     return err.status, orjson.loads(err.body())
 
 
-# One row per line of the facts table (§1), in its order.
+# One row per documented o1-era request rule, in the order of the reference table.
 FACTS_TABLE = [
     pytest.param(
         {"messages": [{"role": "system", "content": "Be brief."}, USER]},
