@@ -186,8 +186,9 @@ class ChatAttempt(Attempt):
             self.failed(exc)
             raise
         finally:
-            if self.early is not None and self.early.call is not None:
-                self.early.call.cancel()  # refused or failed before the call took it
+            early, self.early = self.early, None  # it refers back to this attempt
+            if early is not None and early.call is not None:
+                early.call.cancel()  # refused or failed before the call took it
 
     def patch(self) -> bool:
         """Rewrite the request for what the model lacks; True when the usage chunk this
