@@ -3,21 +3,23 @@ whether B regressed beyond the run's noise. Pure: the figures come in as the cel
 round's slices.
 
 A and B took turns in every round, so round i of A and round i of B ran seconds apart on the
-same host; the comparison pairs them (B/A for requests/s, B - A for added latency) and takes
-the median of the pairs, which the host's slow drift moves little. How far A's own rounds spread
-is the noise: a change smaller than that cannot be told from it.
+same host; the comparison pairs them (B/A for requests/s, B - A for added latency) and takes the
+median of the pairs, which the host's drift over minutes, moving both alike, leaves alone. The
+pairs' own spread is the noise: the interval from the k-th lowest to the k-th highest pair holds
+the pairs' true median with each tail at most 5% (the sign test: k = 1, every round, up to 7
+rounds, where its confidence is 1 - 2 / 2^n; k = 2 for 8 to 10 rounds).
 
-The rule (a measure is OK when):
+The rule: B regressed beyond noise on a measure when the median is worse than a floor and the
+whole interval is on the worse side of no change:
 
-- requests/s at the throughput concurrency: the median of the rounds' B/A >= 1 - tolerance,
-  the tolerance being A's rounds' range relative to their median ((max - min) / median), at
-  least 3%;
-- added p50 at concurrency 1 (each version's p50 minus the direct simulator's in the same
-  round): the median of the rounds' B - A <= A's rounds' range (max - min of A's added p50s), at
-  least 0.05 ms.
+- requests/s at the throughput concurrency: median B/A < 0.97 and the interval's top < 1;
+- added p50 at concurrency 1 (each version's p50 minus the direct simulator's in the same round;
+  in B - A the simulator's cancels out): median B - A > 0.05 ms and the interval's bottom > 0.
 
-B faster than A never counts against it. CPU per request is compared but not judged: on a
-shared host it moves with the load generator's and the neighbours' share of the cores.
+Otherwise: no regression beyond noise (B faster never counts against it). The floors leave out
+what matters too little to act on; the interval, what the rounds do not agree on. CPU per
+request is compared but not judged: on a shared host it moves with the neighbours' share of the
+cores.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from bench.measurement import Cell, merge_slices
 
 BASELINE = "A"  # the server names of the two gateways in a comparison's cells
 CANDIDATE = "B"
-RPS_TOLERANCE_FLOOR = 0.03  # B/A >= 0.97 whatever A's spread
-ADDED_P50_TOLERANCE_FLOOR_MS = 0.05
+RPS_RATIO_FLOOR = 0.97  # median B/A below this, and the interval below 1: a regression
+ADDED_P50_FLOOR_MS = 0.05  # median B - A above this, and the interval above 0: a regression
+TAIL = 0.05  # the most each end of the interval may leave out of the pairs' true median
 
 
 def _finite(values: Sequence[float]) -> bool:
@@ -44,9 +47,40 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if _finite(values) else math.nan
 
 
-def value_range(values: Sequence[float]) -> float:
-    """max - min, or NaN when some value is unmeasured."""
-    return max(values) - min(values) if _finite(values) else math.nan
+def _below(k: int, n: int) -> float:
+    """The chance that fewer than k of n pairs fall below their true median (binomial, 1/2)."""
+    return sum(math.comb(n, i) for i in range(k)) / (1 << n)
+
+
+def interval_rank(n: int) -> int:
+    """k for n pairs: the largest k whose interval leaves each tail at most TAIL, at least 1."""
+    k = 1
+    while k + 1 <= n // 2 and _below(k + 1, n) <= TAIL:
+        k += 1
+    return k
+
+
+def interval_confidence(n: int) -> float:
+    """How often the interval of n pairs holds their true median."""
+    return 1 - 2 * _below(interval_rank(n), n) if n else math.nan
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Interval:
+    """The k-th lowest and k-th highest of the pairs (k = interval_rank); NaN when a round is
+    unmeasured."""
+
+    low: float
+    high: float
+    confidence: float
+
+    @classmethod
+    def of(cls, pairs: Sequence[float]) -> Interval:
+        if not _finite(pairs):
+            return cls(math.nan, math.nan, interval_confidence(len(pairs)))
+        ordered = sorted(pairs)
+        k = interval_rank(len(ordered))
+        return cls(ordered[k - 1], ordered[-k], interval_confidence(len(ordered)))
 
 
 def _cpu_ms(slices: Sequence[Cell]) -> float | None:
@@ -83,20 +117,15 @@ class Throughput:
         return median(self.ratios)
 
     @property
-    def a_spread(self) -> float:
-        """A's rounds' range relative to their median."""
-        mid = median(self.a_rps)
-        return value_range(self.a_rps) / mid if mid > 0 else math.nan
-
-    @property
-    def least_ratio(self) -> float:
-        """The lowest median B/A that is still within the noise."""
-        return 1 - max(RPS_TOLERANCE_FLOOR, self.a_spread)
+    def interval(self) -> Interval:
+        return Interval.of(self.ratios)
 
     @property
     def met(self) -> bool:
-        # NaN compares false: an unmeasured round is never OK.
-        return self.median_ratio >= self.least_ratio
+        """No regression beyond noise; an unmeasured round (NaN) never is."""
+        if math.isnan(self.median_ratio) or math.isnan(self.interval.high):
+            return False
+        return not (self.median_ratio < RPS_RATIO_FLOOR and self.interval.high < 1)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -129,17 +158,15 @@ class AddedLatency:
         return median(self.differences)
 
     @property
-    def a_spread_ms(self) -> float:
-        return value_range(self.a_added)
-
-    @property
-    def most_difference_ms(self) -> float:
-        """The highest median B - A that is still within the noise."""
-        return max(ADDED_P50_TOLERANCE_FLOOR_MS, self.a_spread_ms)
+    def interval(self) -> Interval:
+        return Interval.of(self.differences)
 
     @property
     def met(self) -> bool:
-        return self.median_difference <= self.most_difference_ms
+        """No regression beyond noise; an unmeasured round (NaN) never is."""
+        if math.isnan(self.median_difference) or math.isnan(self.interval.low):
+            return False
+        return not (self.median_difference > ADDED_P50_FLOOR_MS and self.interval.low > 0)
 
 
 def compare_throughput(

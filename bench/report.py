@@ -11,9 +11,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from bench.comparison import (
-    ADDED_P50_TOLERANCE_FLOOR_MS,
-    RPS_TOLERANCE_FLOOR,
+    ADDED_P50_FLOOR_MS,
+    RPS_RATIO_FLOOR,
     AddedLatency,
+    Interval,
     ScenarioComparison,
     Throughput,
     median,
@@ -474,9 +475,10 @@ def times(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"x{value:.3f}"
 
 
-def _span(values: Sequence[float], show: Callable[[float], str]) -> str:
-    finite = [v for v in values if not math.isnan(v)]
-    return f"{show(min(finite))} .. {show(max(finite))}" if finite else "-"
+def _interval(interval: Interval, show: Callable[[float], str]) -> str:
+    if math.isnan(interval.low):
+        return "-"
+    return f"{show(interval.low)} .. {show(interval.high)} ({100 * interval.confidence:.0f}%)"
 
 
 def _cpu_ratio(c: ScenarioComparison, which: str) -> float | None:
@@ -490,9 +492,9 @@ def _judged(met: bool) -> str:
 
 
 def ab_table(comparisons: Sequence[ScenarioComparison]) -> str:
-    """Per scenario and measure: A's and B's figure, B against A (median of the rounds' pairs),
-    the least and most of those pairs, and the bound B must stay within."""
-    head = ["scenario", "measure", "A", "B", "B vs A", "rounds' B vs A", "within noise", "verdict"]
+    """Per scenario and measure: A's and B's figure, B against A (the median of the rounds'
+    pairs), the interval of that median, what would make it a regression, and the verdict."""
+    head = ["scenario", "measure", "A", "B", "B vs A", "interval", "regression if", "verdict"]
     rows = []
     for c in comparisons:
         t, lat = c.throughput, c.latency
@@ -503,8 +505,8 @@ def ab_table(comparisons: Sequence[ScenarioComparison]) -> str:
                 f"{median(t.a_rps):,.0f}",
                 f"{median(t.b_rps):,.0f}",
                 times(t.median_ratio),
-                _span(t.ratios, times),
-                f">= {times(t.least_ratio)} (A's spread {100 * t.a_spread:.1f}%)",
+                _interval(t.interval, times),
+                f"B vs A < {times(RPS_RATIO_FLOOR)} and interval < x1",
                 _judged(t.met),
             ],
             [
@@ -513,8 +515,8 @@ def ab_table(comparisons: Sequence[ScenarioComparison]) -> str:
                 signed(median(lat.a_added)),
                 signed(median(lat.b_added)),
                 signed(lat.median_difference),
-                _span(lat.differences, signed),
-                f"<= {signed(lat.most_difference_ms)} (A's spread {ms(lat.a_spread_ms)})",
+                _interval(lat.interval, signed),
+                f"B vs A > {signed(ADDED_P50_FLOOR_MS)} and interval > 0",
                 _judged(lat.met),
             ],
             [
@@ -601,24 +603,35 @@ def throughput_rounds_table(t: Throughput) -> str:
     return markdown_table(head, rows, {0})
 
 
+def _reason(worse_median: bool, interval_clear: bool, measured: bool) -> str:
+    if not measured:
+        return "a round was not measured"
+    if worse_median and interval_clear:
+        return "worse than the floor, and the whole interval on the worse side"
+    if worse_median:
+        return "worse than the floor, but the interval reaches no change: the rounds disagree"
+    return "within the floor"
+
+
 def ab_verdict_lines(comparisons: Sequence[ScenarioComparison]) -> list[str]:
     """One line a judged measure, then the run's verdict."""
     out = []
     for c in comparisons:
         t, lat = c.throughput, c.latency
+        measured = not math.isnan(t.median_ratio) and not math.isnan(t.interval.high)
+        why = _reason(t.median_ratio < RPS_RATIO_FLOOR, t.interval.high < 1, measured)
         out.append(
             f"{_judged(t.met):<10}  {c.scenario} req/s at c={t.connections}: median B/A "
-            f"{times(t.median_ratio)} over {len(t.ratios)} rounds "
-            f"({_span(t.ratios, times)}); no regression while >= {times(t.least_ratio)} "
-            f"(1 - A's rounds' spread {100 * t.a_spread:.1f}%, at most "
-            f"{times(1 - RPS_TOLERANCE_FLOOR)})"
+            f"{times(t.median_ratio)} over {len(t.ratios)} rounds, interval "
+            f"{_interval(t.interval, times)}; floor {times(RPS_RATIO_FLOOR)}: {why}"
         )
+        measured = not math.isnan(lat.median_difference) and not math.isnan(lat.interval.low)
+        worse = lat.median_difference > ADDED_P50_FLOOR_MS
+        why = _reason(worse, lat.interval.low > 0, measured)
         out.append(
             f"{_judged(lat.met):<10}  {c.scenario} added p50 at c=1: median B - A "
-            f"{signed(lat.median_difference)} ms over {len(lat.differences)} rounds "
-            f"({_span(lat.differences, signed)}); no regression while <= "
-            f"{signed(lat.most_difference_ms)} ms (A's rounds' spread {ms(lat.a_spread_ms)} ms, "
-            f"at least {ADDED_P50_TOLERANCE_FLOOR_MS:g})"
+            f"{signed(lat.median_difference)} ms over {len(lat.differences)} rounds, interval "
+            f"{_interval(lat.interval, signed)}; floor {signed(ADDED_P50_FLOOR_MS)} ms: {why}"
         )
     found = regressions(comparisons)
     if not comparisons:
@@ -635,10 +648,12 @@ def ab_notes(cpus: int) -> str:
         "A and B take turns in every round (c=1 with the direct simulator), in a rotating order;\n"
         "each round's B is paired with the same round's A. A, B: the median of their rounds\n"
         "(CPU: over all rounds). B vs A: the median of the pairs, B/A for req/s and CPU, B - A\n"
-        "for added p50 (each version's p50 minus the direct simulator's in the same round). A's\n"
-        "spread: the range of A's own rounds (relative, for req/s); a change inside it cannot be\n"
-        "told from the host's noise. other CPU %: the most that processes not ours took during\n"
-        f"one of the round's slices, in % of one core ({cpus} cores)."
+        "for added p50 (each version's p50 minus the direct simulator's in the same round).\n"
+        "interval: from the k-th lowest to the k-th highest pair, which holds the pairs' true\n"
+        "median that often (sign test; k = 1 up to 7 rounds, 2 for 8 to 10). A regression beyond\n"
+        "noise: the median worse than the floor and the whole interval on the worse side of no\n"
+        "change. other CPU %: the most that processes not ours took during one of the round's\n"
+        f"turns, in % of one core ({cpus} cores)."
     )
 
 
@@ -679,8 +694,7 @@ def _comparison_record(c: ScenarioComparison) -> dict[str, Any]:
             **dataclasses.asdict(t),
             "ratios": t.ratios,
             "median_ratio": t.median_ratio,
-            "a_spread": t.a_spread,
-            "least_ratio": t.least_ratio,
+            "interval": dataclasses.asdict(t.interval),
             "met": t.met,
         },
         "latency": {
@@ -689,8 +703,7 @@ def _comparison_record(c: ScenarioComparison) -> dict[str, Any]:
             "b_added": lat.b_added,
             "differences": lat.differences,
             "median_difference": lat.median_difference,
-            "a_spread_ms": lat.a_spread_ms,
-            "most_difference_ms": lat.most_difference_ms,
+            "interval": dataclasses.asdict(lat.interval),
             "met": lat.met,
         },
     }

@@ -51,8 +51,8 @@ def test_ab_table_sets_a_next_to_b_with_the_rounds_and_the_bound() -> None:
         "A",
         "B",
         "B vs A",
-        "rounds' B vs A",
-        "within noise",
+        "interval",
+        "regression if",
         "verdict",
     ]
     assert len(rows) == 2 + 4  # head, rule, req/s, added p50, CPU at c=64 and at c=1
@@ -62,8 +62,8 @@ def test_ab_table_sets_a_next_to_b_with_the_rounds_and_the_bound() -> None:
         "3,050",
         "3,000",
         "x0.997",
-        "x0.984 .. x1.006",
-        ">= x0.967 (A's spread 3.3%)",
+        "x0.984 .. x1.006 (75%)",
+        "B vs A < x0.970 and interval < x1",
         "OK",
     ]
     assert _columns(rows[3]) == [
@@ -72,8 +72,8 @@ def test_ab_table_sets_a_next_to_b_with_the_rounds_and_the_bound() -> None:
         "+0.500",
         "+0.510",
         "+0.010",
-        "-0.010 .. +0.010",
-        "<= +0.050 (A's spread 0.010)",
+        "-0.010 .. +0.010 (75%)",
+        "B vs A > +0.050 and interval > 0",
         "OK",
     ]
     assert _columns(rows[4])[:5] == ["non-stream", "CPU ms/req at c=64", "0.250", "0.300", "x1.200"]
@@ -111,14 +111,24 @@ def test_rounds_tables_show_every_round_and_the_medians() -> None:
 def test_verdict_lines_name_each_measure_then_the_run() -> None:
     fine = _comparison([2990.0, 3120.0, 3000.0], [0.61, 0.64, 0.60])
     lines = ab_verdict_lines([fine])
-    assert lines[0].startswith("OK          non-stream req/s at c=64: median B/A x0.997 over 3 ")
-    assert "no regression while >= x0.967" in lines[0]
-    assert lines[1].startswith("OK          non-stream added p50 at c=1: median B - A +0.010 ms")
+    assert lines[0] == (
+        "OK          non-stream req/s at c=64: median B/A x0.997 over 3 rounds, interval "
+        "x0.984 .. x1.006 (75%); floor x0.970: within the floor"
+    )
+    assert lines[1] == (
+        "OK          non-stream added p50 at c=1: median B - A +0.010 ms over 3 rounds, "
+        "interval -0.010 .. +0.010 (75%); floor +0.050 ms: within the floor"
+    )
     assert lines[-1] == "verdict: no regression beyond noise"
     slower = _comparison([2500.0, 2600.0, 2550.0], [0.61, 0.64, 0.60])
     lines = ab_verdict_lines([slower])
     assert lines[0].startswith("REGRESSION  non-stream req/s at c=64")
+    assert lines[0].endswith("worse than the floor, and the whole interval on the worse side")
     assert lines[-1] == "verdict: REGRESSION beyond noise in non-stream req/s at c=64"
+    disagree = _comparison([2500.0, 3200.0, 2550.0], [0.61, 0.64, 0.60])
+    assert ab_verdict_lines([disagree])[0].endswith(
+        "the interval reaches no change: the rounds disagree"
+    )
     assert ab_verdict_lines([]) == ["verdict: nothing compared"]
 
 
@@ -142,6 +152,7 @@ def test_ab_sections_and_record() -> None:
     throughput = record["comparisons"][0]["throughput"]
     assert throughput["b_rps"] == [2990.0, None, 3000.0]
     assert throughput["median_ratio"] is None
+    assert throughput["interval"] == {"low": None, "high": None, "confidence": 0.75}
     latency = record["comparisons"][0]["latency"]
     assert latency["differences"] == [0.01, 0.01, -0.01]
     assert latency["met"] is True
