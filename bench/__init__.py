@@ -1,6 +1,7 @@
 """Benchmarks of the gateway, run from the repository root, never collected by pytest:
 
     python -m bench.proxy [--quick] [--litellm] [--profile S]   # the full pipeline, req/s, latency
+    python -m bench.ab --baseline REV [--quick]                  # this tree against REV, interleaved
     python -m bench.soak [--quick]                               # flat memory over a long run
     python -m bench.router                                       # the routing heuristic alone
 
@@ -13,12 +14,14 @@ figures or text, and `tests/unit/bench/` tests them:
 - `scenarios`: what is sent (request bodies, streamed or not);
 - `measurement`: wrk's report parsed, percentiles, CPU shares, interleaved slices merged, slopes;
 - `targets`: the goals and the verdict on a run;
+- `comparison`: two versions' rounds paired, and whether the second regressed beyond the noise;
 - `report`: tables, verdict lines, result records and their dated file names.
 
 The others do the I/O: `processes` (child processes and what /proc says of them), `servers`
 (redis-server, the simulator, the gateways, LiteLLM), `load` (load generators), `cells` (a
-measured run of load with the CPU counters read around it), `profiling` (py-spy) and `results`
-(writing the dated files). The entry modules `proxy`, `soak` and `router` read the options and
-put the rest together. Only `router` imports the gateway's code: the other benchmarks start it as
-processes, as production does.
+measured run of load with the CPU counters read around it), `profiling` (py-spy), `results`
+(writing the dated files) and `checkouts` (another revision's files in a temporary directory).
+The entry modules `proxy`, `ab`, `soak` and `router` read the options and put the rest
+together. Only `router` imports the gateway's code: the other benchmarks start it as processes,
+as production does.
 """

@@ -1,6 +1,7 @@
 """Measuring cells: a run of load against one server with the CPU counters of every process
-involved read around it; at concurrency 1 the servers take turns in short slices instead, and
-after a run at high concurrency the server is let finish what the load generator left in flight.
+involved read around it; at concurrency 1 (and in an A/B run at every concurrency) the servers
+take turns in short slices instead, and after a run at high concurrency the server is let finish
+what the load generator left in flight.
 """
 
 from __future__ import annotations
@@ -94,23 +95,35 @@ class CellRunner:
         # so they do not load the next cell.
         return connections == 1 or drain(subject, drain_s)
 
-    def run_interleaved(self, subjects: Sequence[Subject], scenario: Scenario) -> None:
-        """Concurrency 1: the servers take turns in short slices, in a rotating order; the
-        first is the baseline each round's added p50 is measured against. The host's speed
-        drifts over minutes, and an added latency is the difference of two medians: measured
-        minutes apart, the drift would be part of it."""
+    def run_interleaved(
+        self,
+        subjects: Sequence[Subject],
+        scenario: Scenario,
+        connections: int = 1,
+        drain_s: float = 0.0,
+    ) -> dict[str, list[Cell]]:
+        """The servers take turns in short slices, in a rotating order, and each gets one cell
+        of its slices added up; returns the slices by server name, in round order. The host's
+        speed drifts over minutes: measured minutes apart, the drift would be part of a
+        difference between two servers' figures. When the first is the direct simulator, each
+        round's added p50 is measured against it. Above one connection each slice is followed
+        by a drain, so that its leftovers do not load the next server's slice."""
         piece = slice_seconds(self.duration_s, self.rounds)
         slices: dict[str, list[Cell]] = {s.name: [] for s in subjects}
         for r in range(self.rounds):
             for subject in rotation(subjects, r):
                 warmup = self.warmup_s if r == 0 else 0
-                slices[subject.name].append(self.measure(subject, scenario, 1, warmup, piece))
-        base = slices[subjects[0].name]
-        for i, subject in enumerate(subjects):
+                cell = self.measure(subject, scenario, connections, warmup, piece)
+                slices[subject.name].append(cell)
+                if connections > 1 and not drain(subject, drain_s):
+                    print(f"  !! {subject.name} still busy after {drain_s:g}s (round {r + 1})")
+        base = slices[subjects[0].name] if subjects[0] is self.direct else None
+        for subject in subjects:
             cell = merge_slices(slices[subject.name])
-            if i > 0:
+            if base is not None and subject is not self.direct:
                 cell.round_added_p50_ms = round_added_p50(slices[subject.name], base)
             self._keep(subject, cell)
+        return slices
 
 
 def drain(subject: Subject, limit_s: float) -> bool:

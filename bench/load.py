@@ -4,6 +4,7 @@ of requests; rounds of long streams held open at once)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -38,6 +39,26 @@ def ensure_wrk(allow_install: bool) -> str | None:
             print(f"apt-get failed ({exc}): using the Python load generator")
             return None
     return shutil.which("wrk")
+
+
+def add_loadgen_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="auto: wrk (apt-get install when missing), else the Python generator",
+    )
+
+
+def chosen_loadgen(choice: str) -> str | None:
+    """wrk's path for --loadgen auto or wrk, None for the Python generator; SetupError when
+    wrk was asked for and cannot be had."""
+    if choice == "python":
+        return None
+    wrk = ensure_wrk(allow_install=True)
+    if wrk is None and choice == "wrk":
+        raise SetupError("wrk is not available")
+    return wrk
 
 
 def describe(wrk: str | None) -> str:

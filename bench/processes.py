@@ -32,14 +32,16 @@ def free_port() -> int:
         return port
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The parent's environment minus anything that would change the gateway's config."""
+def clean_env(source: Path = ROOT, **extra: str) -> dict[str, str]:
+    """The parent's environment minus anything that would change the gateway's config, with
+    `source` (a checkout of the repository) first on the import path: it, not the project's
+    editable install, is the code that runs."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("O1GW", "OPENAI_")) and k != "REDIS_URL"
     }
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(source)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
@@ -57,15 +59,18 @@ def raise_fd_limit() -> None:
 
 class Child:
     """A child process started in its own session (stdout and stderr to a log file) and killed
-    as a group on stop(), so the workers a server forks go with it."""
+    as a group on stop(), so the workers a server forks go with it. It runs in `cwd`, where the
+    gateway finds its `config/gateway.yaml`."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], logdir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], logdir: Path, cwd: Path = ROOT
+    ) -> None:
         self.name = name
         self.log_path = logdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,

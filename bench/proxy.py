@@ -29,23 +29,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.cells import CellRunner
-from bench.load import describe, ensure_wrk
+from bench.load import add_loadgen_option, chosen_loadgen, describe
 from bench.measurement import fill_added
 from bench.processes import HOST, SetupError, raise_fd_limit, stopped_at_exit
 from bench.profiling import profile_gateway
 from bench.report import (
     ProxyRun,
-    Section,
     access_log_line,
     admission_round_trips,
-    as_markdown,
-    as_text,
     error_report,
     proxy_record,
     proxy_sections,
 )
-from bench.results import add_results_option, write_results
-from bench.scenarios import SCENARIOS, Scenario
+from bench.results import add_results_option, print_and_write
+from bench.scenarios import SCENARIOS, Scenario, scenario_names
 from bench.servers import (
     LITELLM_SPEC,
     LITELLM_VENV,
@@ -121,12 +118,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     parser.add_argument("--litellm-spec", default=LITELLM_SPEC, help="pip requirement")
-    parser.add_argument(
-        "--loadgen",
-        choices=("auto", "wrk", "python"),
-        default="auto",
-        help="auto: wrk (apt-get install when missing), else the Python generator",
-    )
+    add_loadgen_option(parser)
     parser.add_argument(
         "--profile",
         type=int,
@@ -137,10 +129,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_results_option(parser)
     args = parser.parse_args(argv)
-    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    bad = [s for s in args.scenarios if s not in SCENARIOS]
-    if bad or not args.scenarios:
-        parser.error(f"--scenarios: expected some of {', '.join(SCENARIOS)}, got {bad}")
+    try:
+        args.scenarios = scenario_names(args.scenarios)
+    except ValueError as exc:
+        parser.error(f"--scenarios: {exc}")
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in args.variants if v not in VARIANTS]
     if bad:
@@ -242,19 +234,14 @@ def measure_all(
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
-    wrk: str | None = None
-    if args.loadgen != "python":
-        wrk = ensure_wrk(allow_install=True)
-        if wrk is None and args.loadgen == "wrk":
-            print("wrk is not available", file=sys.stderr)
-            return 2
     litellm_bin: Path | None = None
-    if args.litellm:
-        try:
+    try:
+        wrk = chosen_loadgen(args.loadgen)
+        if args.litellm:
             litellm_bin = ensure_litellm(args.litellm_venv, args.litellm_spec)
-        except SetupError as exc:
-            print(f"\nSETUP FAILED: {exc}", file=sys.stderr)
-            return 2
+    except SetupError as exc:
+        print(f"\nSETUP FAILED: {exc}", file=sys.stderr)
+        return 2
     scenarios = [SCENARIOS[s] for s in args.scenarios]
     n_servers = 1 + len(args.workers) + len(args.variants)
     cells_planned = len(scenarios) * len(args.concurrency) * n_servers
@@ -275,12 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SetupError as exc:
         print(f"\nSETUP FAILED: {exc}", file=sys.stderr)
         return 2
-    sections = proxy_sections(run)
-    print("\n" + as_text(sections))
     name = "proxy-quick" if args.quick else "proxy"
-    markdown = as_markdown([Section("", header), *sections])
-    path = write_results(name, proxy_record(run, vars(args)), markdown, args.results_dir)
-    print(f"\nresults: {path} and {path.with_suffix('.md').name}")
+    record = proxy_record(run, vars(args))
+    print_and_write(name, header, proxy_sections(run), record, args.results_dir)
     return 1 if error_report([c for c in run.cells if c.kind != "litellm"]) else 0
 
 

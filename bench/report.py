@@ -1,15 +1,26 @@
-"""What a benchmark prints and records: tables, verdict lines, error and disturbance notes, a
-py-spy summary, the JSON record of a run and the dated name of its results file. Pure: it gets
-figures and returns text or plain data."""
+"""What a benchmark prints and records: tables (an A/B run's side by side and round by round
+too), verdict lines, error and disturbance notes, a py-spy summary, the JSON record of a run and
+the dated name of its results file. Pure: it gets figures and returns text or plain data."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from bench.comparison import (
+    ADDED_P50_FLOOR_MS,
+    RPS_RATIO_FLOOR,
+    AddedLatency,
+    Interval,
+    ScenarioComparison,
+    Throughput,
+    median,
+    no_regression,
+    regressions,
+)
 from bench.measurement import Cell, SoakRun, ratio
 from bench.targets import (
     HOT,
@@ -267,18 +278,25 @@ def proxy_sections(run: ProxyRun) -> list[Section]:
     out.append(Section("Verdict", "\n".join("  " + v for v in verdict_lines(run.verdicts))))
     if run.profile_lines:
         out.append(Section("Profile", "\n".join(run.profile_lines)))
-    disturbed = disturbance_report(run.cells)
+    return out + health_sections(run.cells)
+
+
+def health_sections(cells: Sequence[Cell]) -> list[Section]:
+    """The report's last sections: the cells other processes disturbed, and the errors (a
+    LiteLLM cell's apart: they do not count against the run)."""
+    out = []
+    disturbed = disturbance_report(cells)
     if disturbed:
         title = (
             "!! CPU taken by something else during some cells (figures there are pessimistic;"
             " re-run on a quiet machine)"
         )
         out.append(Section(title, "\n".join("!!   " + line for line in disturbed)))
-    theirs = error_report([c for c in run.cells if c.kind == "litellm"])
+    theirs = error_report([c for c in cells if c.kind == "litellm"])
     if theirs:
         title = "LiteLLM cells with errors (reported, not counted against this run)"
         out.append(Section(title, "\n".join("  " + line for line in theirs)))
-    ours = error_report([c for c in run.cells if c.kind != "litellm"])
+    ours = error_report([c for c in cells if c.kind != "litellm"])
     if ours:
         title = "!! THIS RUN HAD ERRORS: the figures above are not trustworthy"
         out.append(Section(title, "\n".join("!!   " + line for line in ours)))
@@ -448,3 +466,262 @@ def soak_verdict(run: SoakRun) -> str:
         f"{run.round_growth_mb:+.1f} MB apart, limit {SOAK_ROUND_GROWTH_MB:g}); "
         f"errors: {run.errors}" + ("; the gateway log has a Traceback" if run.traceback else "")
     )
+
+
+# -- A/B ------------------------------------------------------------------------------------------
+
+
+def times(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"x{value:.3f}"
+
+
+def _interval(interval: Interval, show: Callable[[float], str]) -> str:
+    if math.isnan(interval.low):
+        return "-"
+    return f"{show(interval.low)} .. {show(interval.high)} ({100 * interval.confidence:.0f}%)"
+
+
+def _cpu_ratio(c: ScenarioComparison, which: str) -> float | None:
+    if which == "throughput":
+        return ratio(c.throughput.b_cpu_ms_all, c.throughput.a_cpu_ms_all)
+    return ratio(c.latency.b_cpu_ms_all, c.latency.a_cpu_ms_all)
+
+
+def _judged(met: bool) -> str:
+    return "OK" if met else "REGRESSION"
+
+
+def ab_table(comparisons: Sequence[ScenarioComparison]) -> str:
+    """Per scenario and measure: A's and B's figure, B against A (the median of the rounds'
+    pairs), the interval of that median, what would make it a regression, and the verdict."""
+    head = ["scenario", "measure", "A", "B", "B vs A", "interval", "regression if", "verdict"]
+    rows = []
+    for c in comparisons:
+        t, lat = c.throughput, c.latency
+        rows += [
+            [
+                c.scenario,
+                f"req/s at c={t.connections}",
+                f"{median(t.a_rps):,.0f}",
+                f"{median(t.b_rps):,.0f}",
+                times(t.median_ratio),
+                _interval(t.interval, times),
+                f"B vs A < {times(RPS_RATIO_FLOOR)} and interval < x1",
+                _judged(t.met),
+            ],
+            [
+                c.scenario,
+                "added p50 ms at c=1",
+                signed(median(lat.a_added)),
+                signed(median(lat.b_added)),
+                signed(lat.median_difference),
+                _interval(lat.interval, signed),
+                f"B vs A > {signed(ADDED_P50_FLOOR_MS)} and interval > 0",
+                _judged(lat.met),
+            ],
+            [
+                c.scenario,
+                f"CPU ms/req at c={t.connections}",
+                ms(t.a_cpu_ms_all),
+                ms(t.b_cpu_ms_all),
+                times(_cpu_ratio(c, "throughput")),
+                "",
+                "not judged",
+                "",
+            ],
+            [
+                c.scenario,
+                "CPU ms/req at c=1",
+                ms(lat.a_cpu_ms_all),
+                ms(lat.b_cpu_ms_all),
+                times(_cpu_ratio(c, "latency")),
+                "",
+                "not judged",
+                "",
+            ],
+        ]
+    return markdown_table(head, rows, {0, 1, 6, 7})
+
+
+def latency_rounds_table(lat: AddedLatency) -> str:
+    head = [
+        "round",
+        "direct p50 ms",
+        "A p50 ms",
+        "B p50 ms",
+        "A added ms",
+        "B added ms",
+        "B - A ms",
+        "other CPU %",
+    ]
+    columns = [lat.direct_p50, lat.a_p50, lat.b_p50, lat.a_added, lat.b_added, lat.differences]
+    rows = [
+        [
+            str(i + 1),
+            ms(lat.direct_p50[i]),
+            ms(lat.a_p50[i]),
+            ms(lat.b_p50[i]),
+            signed(lat.a_added[i]),
+            signed(lat.b_added[i]),
+            signed(lat.differences[i]),
+            ms(lat.other_percent[i], 0),
+        ]
+        for i in range(len(lat.a_p50))
+    ]
+    mid = [median(col) for col in columns]
+    rows.append(
+        ["median", *(ms(v) for v in mid[:3]), *(signed(v) for v in mid[3:]), ""],
+    )
+    return markdown_table(head, rows, {0})
+
+
+def throughput_rounds_table(t: Throughput) -> str:
+    head = ["round", "A req/s", "B req/s", "B/A", "A CPU ms/req", "B CPU ms/req", "other CPU %"]
+    rows = [
+        [
+            str(i + 1),
+            f"{t.a_rps[i]:,.0f}",
+            f"{t.b_rps[i]:,.0f}",
+            times(t.ratios[i]),
+            ms(t.a_cpu_ms[i]),
+            ms(t.b_cpu_ms[i]),
+            ms(t.other_percent[i], 0),
+        ]
+        for i in range(len(t.a_rps))
+    ]
+    rows.append(
+        [
+            "median",
+            f"{median(t.a_rps):,.0f}",
+            f"{median(t.b_rps):,.0f}",
+            times(t.median_ratio),
+            ms(t.a_cpu_ms_all),
+            ms(t.b_cpu_ms_all),
+            "",
+        ]
+    )
+    return markdown_table(head, rows, {0})
+
+
+def _reason(worse_median: bool, interval_clear: bool, measured: bool) -> str:
+    if not measured:
+        return "a round was not measured"
+    if worse_median and interval_clear:
+        return "worse than the floor, and the whole interval on the worse side"
+    if worse_median:
+        return "worse than the floor, but the interval reaches no change: the rounds disagree"
+    return "within the floor"
+
+
+def ab_verdict_lines(comparisons: Sequence[ScenarioComparison]) -> list[str]:
+    """One line a judged measure, then the run's verdict."""
+    out = []
+    for c in comparisons:
+        t, lat = c.throughput, c.latency
+        measured = not math.isnan(t.median_ratio) and not math.isnan(t.interval.high)
+        why = _reason(t.median_ratio < RPS_RATIO_FLOOR, t.interval.high < 1, measured)
+        out.append(
+            f"{_judged(t.met):<10}  {c.scenario} req/s at c={t.connections}: median B/A "
+            f"{times(t.median_ratio)} over {len(t.ratios)} rounds, interval "
+            f"{_interval(t.interval, times)}; floor {times(RPS_RATIO_FLOOR)}: {why}"
+        )
+        measured = not math.isnan(lat.median_difference) and not math.isnan(lat.interval.low)
+        worse = lat.median_difference > ADDED_P50_FLOOR_MS
+        why = _reason(worse, lat.interval.low > 0, measured)
+        out.append(
+            f"{_judged(lat.met):<10}  {c.scenario} added p50 at c=1: median B - A "
+            f"{signed(lat.median_difference)} ms over {len(lat.differences)} rounds, interval "
+            f"{_interval(lat.interval, signed)}; floor {signed(ADDED_P50_FLOOR_MS)} ms: {why}"
+        )
+    found = regressions(comparisons)
+    if not comparisons:
+        out.append("verdict: nothing compared")
+    elif found:
+        out.append("verdict: REGRESSION beyond noise in " + "; ".join(found))
+    else:
+        out.append("verdict: no regression beyond noise")
+    return out
+
+
+def ab_notes(cpus: int) -> str:
+    return (
+        "A and B take turns in every round (c=1 with the direct simulator), in a rotating order;\n"
+        "each round's B is paired with the same round's A. A, B: the median of their rounds\n"
+        "(CPU: over all rounds). B vs A: the median of the pairs, B/A for req/s and CPU, B - A\n"
+        "for added p50 (each version's p50 minus the direct simulator's in the same round).\n"
+        "interval: from the k-th lowest to the k-th highest pair, which holds the pairs' true\n"
+        "median that often (sign test; k = 1 up to 7 rounds, 2 for 8 to 10). A regression beyond\n"
+        "noise: the median worse than the floor and the whole interval on the worse side of no\n"
+        "change. other CPU %: the most that processes not ours took during one of the round's\n"
+        f"turns, in % of one core ({cpus} cores)."
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class ABRun:
+    """Everything an A/B run found, for its report."""
+
+    header: str
+    baseline: str  # what A ran: a revision and its subject, or a directory
+    candidate: str  # what B ran
+    comparisons: list[ScenarioComparison]
+    cells: list[Cell]  # each server's slices added up, per scenario and concurrency
+    cpus: int
+
+
+def ab_sections(run: ABRun) -> list[Section]:
+    """The report's sections after the run's header (printed when the run starts)."""
+    out = [
+        Section(f"A/B: A = {run.baseline}; B = {run.candidate}", ab_table(run.comparisons), True),
+        Section("", ab_notes(run.cpus)),
+    ]
+    for c in run.comparisons:
+        title = f"{c.scenario} at c=1, round by round"
+        out.append(Section(title, latency_rounds_table(c.latency), table=True))
+        title = f"{c.scenario} at c={c.throughput.connections}, round by round"
+        out.append(Section(title, throughput_rounds_table(c.throughput), table=True))
+    out.append(Section("Cells (each server's slices added up)", cells_table(run.cells), True))
+    lines = ab_verdict_lines(run.comparisons)
+    out.append(Section("Verdict", "\n".join("  " + line for line in lines)))
+    return out + health_sections(run.cells)
+
+
+def _comparison_record(c: ScenarioComparison) -> dict[str, Any]:
+    t, lat = c.throughput, c.latency
+    record = {
+        "scenario": c.scenario,
+        "throughput": {
+            **dataclasses.asdict(t),
+            "ratios": t.ratios,
+            "median_ratio": t.median_ratio,
+            "interval": dataclasses.asdict(t.interval),
+            "met": t.met,
+        },
+        "latency": {
+            **dataclasses.asdict(lat),
+            "a_added": lat.a_added,
+            "b_added": lat.b_added,
+            "differences": lat.differences,
+            "median_difference": lat.median_difference,
+            "interval": dataclasses.asdict(lat.interval),
+            "met": lat.met,
+        },
+    }
+    plain: dict[str, Any] = _plain(record)
+    return plain
+
+
+def ab_record(run: ABRun, options: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "header": run.header,
+        "baseline": run.baseline,
+        "candidate": run.candidate,
+        "options": options_record(options),
+        "no_regression": no_regression(run.comparisons),
+        "regressions": regressions(run.comparisons),
+        "verdicts": ab_verdict_lines(run.comparisons),
+        "comparisons": [_comparison_record(c) for c in run.comparisons],
+        "cells": [cell_record(c) for c in run.cells],
+        "errors": error_report(run.cells),
+        "disturbed": disturbance_report(run.cells),
+    }

@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.report import result_stem
+from bench.report import Section, as_markdown, as_text, result_stem
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -37,4 +37,20 @@ def write_results(
     path = folder / f"{stem}.json"
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     (folder / f"{stem}.md").write_text(f"# {stem}\n\n{markdown.strip()}\n")
+    return path
+
+
+def print_and_write(
+    benchmark: str,
+    header: str,
+    sections: Sequence[Section],
+    record: Mapping[str, Any],
+    folder: Path = RESULTS_DIR,
+) -> Path:
+    """Print a report's sections and write the run's files, the header (printed when the run
+    started) first in the `.md`; returns the JSON file's path."""
+    print("\n" + as_text(sections))
+    markdown = as_markdown([Section("", header), *sections])
+    path = write_results(benchmark, record, markdown, folder)
+    print(f"\nresults: {path} and {path.with_suffix('.md').name}")
     return path

@@ -61,3 +61,13 @@ SCENARIOS = {
         ),
     )
 }
+
+
+def scenario_names(text: str) -> list[str]:
+    """Comma-separated scenario names (a command-line option's value); ValueError unless each
+    is one of SCENARIOS and there is at least one."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown or not names:
+        raise ValueError(f"expected some of {', '.join(SCENARIOS)}, got {text!r}")
+    return names

@@ -20,7 +20,15 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.processes import HOST, Child, SetupError, clean_env, free_port, serving_pids
+from bench.processes import (
+    HOST,
+    ROOT,
+    Child,
+    SetupError,
+    clean_env,
+    free_port,
+    serving_pids,
+)
 from bench.scenarios import SCENARIOS, Scenario
 
 SIM_KEY = "sk-simulated-upstream"
@@ -129,11 +137,14 @@ def start_gateway(
     logdir: Path,
     started: list[Child],
     extra: dict[str, str] | None = None,
+    source: Path = ROOT,
 ) -> Subject:
     """`python -m gateway serve` with the full pipeline as config/gateway.yaml sets it up; not
-    waited for (several start side by side)."""
+    waited for (several start side by side). `source` is the checkout whose code and config
+    run: this working tree unless an A/B run compares another version of it."""
     port = free_port()
     env = clean_env(
+        source,
         OPENAI_BASE_URL=sim_base,
         OPENAI_API_KEY=SIM_KEY,
         REDIS_URL=redis_url,
@@ -143,13 +154,34 @@ def start_gateway(
     # Default log level (info): the access log writes one JSON line per request to stderr,
     # which Child sends to a file, as in production.
     argv = [sys.executable, "-m", "gateway", "serve", "--host", HOST, "--port", str(port)]
-    child = Child(name, [*argv, "--workers", str(workers)], env, logdir)
+    child = Child(name, [*argv, "--workers", str(workers)], env, logdir, cwd=source)
     started.append(child)
     base = f"http://{HOST}:{port}/v1"
     # uvicorn's process manager keeps the socket too: it and the workers are measured.
     processes = workers + (1 if workers > 1 else 0)
     auth = f"Bearer {GATEWAY_KEY}"
     return Subject(name, "gateway", base, child, port, auth, [], processes=processes)
+
+
+def gateway_origin(source: Path) -> Path:
+    """Where `import gateway` finds the package when started as start_gateway starts it from
+    `source`; SetupError unless that is inside `source` (the project's editable install must not
+    stand in for the checkout's code)."""
+    script = "import gateway; print(gateway.__file__)"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=source,
+        env=clean_env(source),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise SetupError(f"cannot import gateway from {source}: {done.stderr.strip()[-500:]}")
+    origin = Path(done.stdout.strip()).resolve().parent
+    if not origin.is_relative_to(source.resolve()):
+        raise SetupError(f"gateway started from {source} would import {origin}")
+    return origin
 
 
 def start_subjects(
