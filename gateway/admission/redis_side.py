@@ -82,6 +82,8 @@ def _on_sent(early: EarlyStart) -> OnSent:
 
 
 class Admission:
+    _loop = KeptLoop()
+
     def __init__(
         self,
         client: redis.Redis,
@@ -100,7 +102,6 @@ class Admission:
         self._source = resources.files("gateway.admission").joinpath("admission.lua").read_text()
         self._script = client.register_script(self._source)
         self._fast = fast
-        self._loop = KeptLoop()
         self._local = LocalBuckets()
         self._pending: set[asyncio.Future[Any]] = set()
         # team -> (settled spend this month in micro-dollars, monotonic time it was learned).
@@ -223,7 +224,7 @@ class Admission:
         self._settle_task(plan, usage, cost, release_weekly)
 
     def _settle_task(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
-        task = self._loop().create_task(self._settle_logged(plan, usage, cost, release_weekly))
+        task = self._loop.create_task(self._settle_logged(plan, usage, cost, release_weekly))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 

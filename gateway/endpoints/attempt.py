@@ -134,8 +134,8 @@ class Attempt:
         """Call upstream and relay its answer as it comes; `stream=None` means: decide from the
         response. `adapted` is what patching promised to undo on the way back."""
         gw, exchange, ticket = self.gw, self.exchange, self.ticket
-        loop = gw.loop()
-        if ticket is not None:
+        loop = gw.loop
+        if ticket is not None and loop is not None:
             loop.call_soon(ticket.prepare_headers)  # runs once the request is written
         began = time.perf_counter()
         async with cancel_on_disconnect(self.request.receive, loop):

@@ -33,7 +33,7 @@ async def answer_emulated(
     if adapted.fake_stream:
         return await fake_streamed(attempt, adapted, call=call)
     gw, ticket = attempt.gw, attempt.ticket
-    async with cancel_on_disconnect(attempt.request.receive, gw.loop()):
+    async with cancel_on_disconnect(attempt.request.receive, gw.loop):
         status, upstream_headers, content = await call
     out_headers = client_response_headers(upstream_headers)
     out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))

@@ -18,7 +18,6 @@ from gateway.admission.plan import PlanShapes
 from gateway.admission.redis_side import Admission
 from gateway.compat.patches import LearnedCapabilities
 from gateway.config import Config, ModelConfig
-from gateway.eventloop import KeptLoop
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
 from gateway.teams.records import Team
@@ -58,8 +57,8 @@ class Gateway:
     # Clients of models' own deployments (models.NAME.deployments), closed with the gateway.
     extra_upstreams: list[Upstream] = field(default_factory=list)
     access_log: AccessLog | None = None
-    # The event loop serving requests, known once `start` ran (see `gateway.eventloop`).
-    loop: KeptLoop = field(default_factory=KeptLoop)
+    # The event loop serving requests, kept once `start` ran (see `gateway.eventloop`).
+    loop: asyncio.AbstractEventLoop | None = None
     plans: PlanShapes | None = None
     # Hold ids only need to be unique: a random prefix per process and a counter, instead of
     # asking the kernel for random bytes on every request.
@@ -73,7 +72,7 @@ class Gateway:
         written, in the order asked: when the next request waits for Redis (`idle_soon`), or
         `AFTER_RESPONSE_S` later if none comes. Run before the response it would delay it; run
         right after, it delays the next request, which arrives while it runs."""
-        loop = self.loop.known
+        loop = self.loop
         if loop is None:
             callback(*args)
             return
@@ -83,7 +82,7 @@ class Gateway:
 
     def idle_soon(self) -> None:
         """This request is about to wait (for Redis): the bookkeeping can run meanwhile."""
-        loop = self.loop.known
+        loop = self.loop
         if self._later and loop is not None:
             loop.call_soon(self.run_later)
 
@@ -120,7 +119,7 @@ class Gateway:
     async def start(self) -> None:
         """Load teams into the store. Redis being down must not stop the gateway from starting
         (it reports not-ready instead), so the load is retried in the background until it works."""
-        loop = self.loop.known = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         if self.access_log is not None:
             self.background.add(loop.create_task(self.access_log.run()))
         try:

@@ -59,11 +59,12 @@ class _AiohttpResponse:
 
 
 class AiohttpUpstream:
+    _loop = KeptLoop()
+
     def __init__(self, config: UpstreamConfig) -> None:
         self._base = config.base_url.rstrip("/")
         self._read_timeout = config.read_timeout_s
         self._first_byte_timeout = config.first_byte_timeout_s
-        self._loop = KeptLoop()
         connector = aiohttp.TCPConnector(
             limit=config.pool_size, limit_per_host=config.pool_size, ttl_dns_cache=300
         )
@@ -88,7 +89,7 @@ class AiohttpUpstream:
             url += "?" + query.decode("latin-1")
         # The wait for the headers has its own limit, done by hand rather than with
         # asyncio.timeout(), which looks the loop up twice (see `gateway.eventloop`).
-        loop = self._loop()
+        loop = self._loop
         task = asyncio.current_task(loop)
         assert task is not None
         expired = False

@@ -356,6 +356,8 @@ class Prepared:
 
 
 class Http1Upstream:
+    loop = KeptLoop()
+
     def __init__(self, config: UpstreamConfig, ssl_context: ssl.SSLContext | None = None) -> None:
         """`ssl_context` replaces the system's trust store (tests, private CAs)."""
         url = urlsplit(config.base_url.rstrip("/"))
@@ -379,11 +381,6 @@ class Http1Upstream:
         self._open = 0  # connections in use or idle, bounded by pool_size
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed = False
-        self._loop = KeptLoop()
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop()
 
     def _head(
         self, method: str, path: str, query: bytes, headers: dict[str, str], size: int

@@ -14,7 +14,7 @@ from tests.conftest import base_config
 
 def running_gateway() -> Gateway:
     gw = open_gateway(base_config())
-    gw.loop.known = asyncio.get_running_loop()
+    gw.loop = asyncio.get_running_loop()
     return gw
 
 
