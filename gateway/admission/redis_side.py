@@ -108,11 +108,11 @@ class Admission:
         # Every admission refreshes it for free; routing's budget step-down reads it.
         self._spent: dict[str, tuple[int, float]] = {}
 
-    async def reserve(
-        self, plan: Plan, price: Price | None, prompt_estimate: int, early: EarlyStart | None = None
+    def ticket(
+        self, plan: Plan, decision: Decision, price: Price | None, prompt_estimate: int
     ) -> Ticket:
-        """Admit `plan`, holding its worst case, or raise the refusal the client gets."""
-        decision = await self.admit(plan, early)
+        """What `admit` decided for `plan`: the ticket that settles its hold, or the refusal the
+        client gets, raised."""
         if not decision.admitted:
             if self._metrics is not None:
                 self._metrics.refusals.labels(plan.team, refusal_kind(decision.refused_by)).inc()

@@ -69,7 +69,8 @@ class Attempt:
         """Hold the plan's worst case against the team's limits and budget, or raise the 429."""
         gw = self.gw
         gw.idle_soon()  # runs after the admit is written, during the round trip
-        self.ticket = self.exchange.ticket = await gw.admission.reserve(plan, price, prompt, early)
+        decision = await gw.admission.admit(plan, early)
+        self.ticket = self.exchange.ticket = gw.admission.ticket(plan, decision, price, prompt)
 
     def failed(self, exc: GatewayError) -> None:
         """The try ends in `exc`: free its hold, and say what its limits were."""
