@@ -4,6 +4,7 @@
     python -m bench.ab --baseline REV [--quick]                  # this tree against REV, interleaved
     python -m bench.soak [--quick]                               # flat memory over a long run
     python -m bench.router                                       # the routing heuristic alone
+    python -m bench.steps                                        # the pure per-request steps
 
 Not shipped in the wheel. Each run prints its report and writes it to `bench/results/`, to a
 file named for the day and the benchmark (`README.md` here explains every figure).
@@ -21,7 +22,7 @@ The others do the I/O: `processes` (child processes and what /proc says of them)
 (redis-server, the simulator, the gateways, LiteLLM), `load` (load generators), `cells` (a
 measured run of load with the CPU counters read around it), `profiling` (py-spy), `results`
 (writing the dated files) and `checkouts` (another revision's files in a temporary directory).
-The entry modules `proxy`, `ab`, `soak` and `router` read the options and put the rest
-together. Only `router` imports the gateway's code: the other benchmarks start it as processes,
-as production does.
+The entry modules `proxy`, `ab`, `soak`, `router` and `steps` read the options and put the rest
+together. Only `router` and `steps` import the gateway's code (they time pure functions of it):
+the other benchmarks start it as processes, as production does.
 """
