@@ -148,12 +148,9 @@ def rewrite_chat(
     # A model with tools and structured output of its own has nothing to emulate.
     if not (caps.tools and caps.response_format and caps.json_schema):
         working, emulated = emulate_request(original, caps)
-    adapted: Adapted | None = adapt_request(
-        working, caps, min_completion_tokens=min_completion_tokens
-    )
-    if adapted is not None and not adapted.patches and not adapted.fake_stream:
-        adapted = None
-    payload = dict(adapted.payload if adapted is not None else working)
+    patched = adapt_request(working, caps, min_completion_tokens=min_completion_tokens)
+    adapted = patched if patched.patches or patched.fake_stream else None
+    payload = dict(patched.payload)
     if emulated is None:
         return Rewritten(payload, adapted)
     # The answer must be parsed whole before the client sees it: it is streamed afterwards.

@@ -41,7 +41,9 @@ Whole = tuple[int, RawHeaders, bytes]
 
 
 class Attempt:
-    __slots__ = ("caller", "exchange", "gw", "model", "request", "ticket", "upstream_headers")
+    __slots__ = (
+        "caller", "exchange", "gw", "model", "path", "request", "ticket", "upstream_headers",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -49,12 +51,14 @@ class Attempt:
         request: Request,
         exchange: Exchange,
         caller: Caller,
+        path: str,
         model: str | None,
     ) -> None:
         self.gw = gw
         self.request = request
         self.exchange = exchange
         self.caller = caller
+        self.path = path  # upstream, relative to its base URL (`/chat/completions`)
         # The configured model whose deployments serve the call (with retries), or None: once,
         # to the default upstream.
         self.model = model
@@ -95,7 +99,7 @@ class Attempt:
         return headers
 
     async def send(
-        self, path: str, body: bytes, *, buffer: bool, prepared: PreparedCall | None = None
+        self, body: bytes, *, buffer: bool, prepared: PreparedCall | None = None
     ) -> UpstreamResponse:
         """One upstream call: through the model's deployments with retries (the first try
         `prepared`, when given), or once to the default upstream when there is no model."""
@@ -103,18 +107,18 @@ class Attempt:
         headers = self.headers_for_upstream()
         if self.model is None:
             return await gw.upstream.send(
-                scope["method"], path, scope["query_string"], headers, body
+                scope["method"], self.path, scope["query_string"], headers, body
             )
         timeout = client_timeout_s(scope["headers"])
         return await gw.dispatch.send(
-            self.model, scope["method"], path, scope["query_string"], headers, body,
+            self.model, scope["method"], self.path, scope["query_string"], headers, body,
             deadline=None if timeout is None else self.exchange.started + timeout,
             buffer=buffer, prepared=prepared,
         )  # fmt: skip
 
-    async def fetch(self, path: str, body: bytes, prepared: PreparedCall | None = None) -> Whole:
+    async def fetch(self, body: bytes, prepared: PreparedCall | None = None) -> Whole:
         """A call whose answer is read whole before anything reaches the client."""
-        resp = await self.send(path, body, buffer=True, prepared=prepared)
+        resp = await self.send(body, buffer=True, prepared=prepared)
         try:
             return resp.status, resp.headers, await resp.read()
         finally:
@@ -124,7 +128,6 @@ class Attempt:
 
     async def forward(
         self,
-        path: str,
         body: bytes,
         stream: bool | None,
         *,
@@ -141,7 +144,7 @@ class Attempt:
         began = time.perf_counter()
         async with cancel_on_disconnect(self.request.receive, loop):
             try:
-                resp = await self.send(path, body, buffer=stream is False, prepared=prepared)
+                resp = await self.send(body, buffer=stream is False, prepared=prepared)
             except GatewayError as exc:
                 gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
                 raise
@@ -235,11 +238,10 @@ class EarlyCall:
     the admission. A request that fails between an admitting reply and its call aborts the
     written call; its hold is charged when it expires, as any hold never settled is."""
 
-    __slots__ = ("attempt", "body", "call", "path")
+    __slots__ = ("attempt", "body", "call")
 
-    def __init__(self, attempt: Attempt, path: str, body: bytes) -> None:
+    def __init__(self, attempt: Attempt, body: bytes) -> None:
         self.attempt = attempt
-        self.path = path
         self.body = body
         self.call: PreparedCall | None = None
 
@@ -248,7 +250,7 @@ class EarlyCall:
         assert attempt.model is not None  # only a model's deployments take early calls
         scope = attempt.request.scope
         self.call = attempt.gw.dispatch.prepare(
-            attempt.model, scope["method"], self.path, scope["query_string"],
+            attempt.model, scope["method"], attempt.path, scope["query_string"],
             attempt.headers_for_upstream(), self.body,
         )  # fmt: skip
         return self.call is not None

@@ -169,7 +169,7 @@ class ChatAttempt(Attempt):
     __slots__ = ("adapted", "body", "caps", "config", "early", "emulated_as", "payload", "stream")
 
     def __init__(self, chat: ChatRequest, label: str, model: ModelConfig, caps: Capabilities):
-        super().__init__(chat.gw, chat.request, chat.exchange, chat.caller, label)
+        super().__init__(chat.gw, chat.request, chat.exchange, chat.caller, PATH, label)
         self.config = model
         self.caps = caps
         self.payload = chat.payload
@@ -240,7 +240,7 @@ class ChatAttempt(Attempt):
             .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap))
         )
         if self.emulated_as is None:
-            self.early = EarlyCall(self, PATH, self.body)
+            self.early = EarlyCall(self, self.body)
         await self.admit(plan, model.price, prompt, self.early)
 
     async def answer(self, strip_usage: bool) -> Response:
@@ -252,6 +252,6 @@ class ChatAttempt(Attempt):
         if adapted is not None and adapted.fake_stream:
             return await fake_streamed(self, adapted, self.body, prepared=prepared)
         return await self.forward(
-            PATH, self.body, self.stream, strip_usage=strip_usage, adapted=adapted,
+            self.body, self.stream, strip_usage=strip_usage, adapted=adapted,
             prepared=prepared,
         )  # fmt: skip

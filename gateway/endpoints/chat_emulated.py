@@ -19,8 +19,6 @@ from gateway.wire import errors
 from gateway.wire.headers import client_response_headers, encoded
 from gateway.wire.usage import usage_from
 
-PATH = "/chat/completions"
-
 
 async def answer_emulated(
     attempt: Attempt,
@@ -52,7 +50,7 @@ async def emulated_call(
     """The upstream call and its answer converted; a second call when the first broke the
     format (the team pays for both)."""
     ticket = attempt.ticket
-    status, upstream_headers, content = await attempt.fetch(PATH, orjson.dumps(payload))
+    status, upstream_headers, content = await attempt.fetch(orjson.dumps(payload))
     if status != 200:
         return status, upstream_headers, content
     completion = orjson.loads(content)
@@ -62,7 +60,7 @@ async def emulated_call(
             payload["messages"], _answer_text(completion) or "", parsed
         )}  # fmt: skip
         first_usage = completion.get("usage")
-        status, upstream_headers, content = await attempt.fetch(PATH, orjson.dumps(repair))
+        status, upstream_headers, content = await attempt.fetch(orjson.dumps(repair))
         if status != 200:
             if ticket is not None:
                 ticket.settle(usage_from(first_usage))  # the first call still ran

@@ -22,8 +22,6 @@ from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, encoded, new_request_id
 from gateway.wire.usage import Usage, usage_from
 
-PATH = "/chat/completions"
-
 
 async def fake_streamed(
     attempt: Attempt,
@@ -41,7 +39,7 @@ async def fake_streamed(
     """
     gw, ticket = attempt.gw, attempt.ticket
     if call is None:
-        call = attempt.fetch(PATH, body, prepared)
+        call = attempt.fetch(body, prepared)
     loop = gw.loop or asyncio.get_running_loop()  # not started: a unit test's own gateway
     task = loop.create_task(call)
     own_headers = [

@@ -25,13 +25,13 @@ async def passthrough(request: Request) -> Response:
     if path.startswith(ACCOUNT_PATHS):
         raise errors.account_path_forbidden()
     body = await read_body(request, gw.config.server.max_body_bytes)
-    attempt = Attempt(gw, request, exchange_of(request.scope), caller, model=None)
+    attempt = Attempt(gw, request, exchange_of(request.scope), caller, path, model=None)
     try:
         if gw.config.admission.enabled:
             # Token use is unknown up front: count the request, charge the usage it reports.
             shape = gw.plan_shapes().get(caller.team, caller.key, "", counts_tokens=False)
             await attempt.admit(shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0), None, 0)
-        return await attempt.forward(path, body, stream=None)
+        return await attempt.forward(body, stream=None)
     except GatewayError as exc:
         attempt.failed(exc)
         raise

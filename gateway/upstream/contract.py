@@ -21,7 +21,7 @@ connection, and 504 when it does not answer in time, so callers map faults in on
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class UpstreamResponse(Protocol):
@@ -66,6 +66,7 @@ class Upstream(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
 class Preparing(Upstream, Protocol):
     """An upstream that can also make a request ready ahead of time (optional: `Dispatcher`
     uses it when a client has it, and `send` otherwise)."""

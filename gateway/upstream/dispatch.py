@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from gateway.observability.metrics import Metrics
-from gateway.upstream.contract import PreparedRequest, Upstream, UpstreamResponse
+from gateway.upstream.contract import PreparedRequest, Preparing, Upstream, UpstreamResponse
 from gateway.upstream.resilience import (
     FAILURE_STATUSES,
     RETRY_STATUSES,
@@ -28,7 +28,6 @@ from gateway.upstream.resilience import (
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
-PrepareFn = Callable[[str, str, bytes, dict[str, str], bytes], PreparedRequest | None]
 log = logging.getLogger("gateway.upstream.dispatch")
 
 
@@ -41,11 +40,11 @@ class Target:
     api_key: str
     breaker: Breaker
     in_flight: int = 0
-    # The client's `prepare`, when it has one (`Preparing`): looked up once, not per call.
-    prepare: PrepareFn | None = field(default=None, init=False, repr=False)
+    # The client again, when it can make a call ready ahead: asked once, not per call.
+    preparing: Preparing | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.prepare = getattr(self.upstream, "prepare", None)
+        self.preparing = self.upstream if isinstance(self.upstream, Preparing) else None
 
 
 @dataclass(slots=True)
@@ -166,10 +165,10 @@ class Dispatcher:
         if index is None:
             return None
         target = targets[index]
-        if target.prepare is None:
+        if target.preparing is None:
             return None
         sent = {**headers, "authorization": f"Bearer {target.api_key}"}
-        request = target.prepare(method, path, query, sent, body)
+        request = target.preparing.prepare(method, path, query, sent, body)
         if request is None:
             return None
         self._turn += 1
