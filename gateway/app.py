@@ -15,9 +15,10 @@ from starlette.routing import Route
 
 from gateway.admin.api import admin_routes
 from gateway.config import Config
-from gateway.endpoints import health, models
+from gateway.endpoints import health, models, responses_stored
 from gateway.endpoints.chat import chat_completions
 from gateway.endpoints.passthrough import passthrough
+from gateway.endpoints.responses import create_response
 from gateway.endpoints.route import route_endpoint
 from gateway.runtime.build import open_gateway
 from gateway.server.entry import SCOPE_KEY, Entry, ErrorHandler
@@ -43,6 +44,17 @@ def create_app(config: Config) -> Starlette:
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/responses", create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", responses_stored.retrieve, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses_stored.delete, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/cancel", responses_stored.cancel, methods=["POST"]),
+        Route(
+            "/v1/responses/{response_id}/input_items",
+            responses_stored.input_items,
+            methods=["GET"],
+        ),
+        # Nothing else under /v1/responses reaches upstream ungoverned.
+        Route("/v1/responses{rest:path}", not_served, methods=ALL_METHODS),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/route", route_endpoint, methods=["POST"]),
         Route("/v1/models/{model:path}", models.get_model, methods=["GET"]),
@@ -69,6 +81,10 @@ def create_app(config: Config) -> Starlette:
         lifespan=lifespan,
         exception_handlers=handlers,
     )
+
+
+async def not_served(request: Request) -> Response:
+    raise errors.invalid_url(request.method, request.url.path)
 
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:

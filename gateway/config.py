@@ -39,6 +39,9 @@ class Capabilities:
     sampling_params: bool = True
     max_tokens: bool = True
     logprobs: bool = True
+    # Its upstream serves `POST /v1/responses`; when not, the gateway serves the Responses API
+    # itself, by translation to chat completions.
+    responses_api: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +192,16 @@ class CompatConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponsesConfig:
+    """The Responses API: what the gateway keeps of the responses it serves."""
+
+    # Responses served by translation (models without the Responses API upstream) are stored
+    # in Redis for `GET`, `input_items` and `previous_response_id`; so is who owns each
+    # response upstream stored. OpenAI keeps stored responses 30 days.
+    store_ttl_s: float = 30 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -273,6 +286,7 @@ class Config:
     models: dict[str, ModelConfig] = field(default_factory=dict)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     compat: CompatConfig = field(default_factory=CompatConfig)
+    responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     tiers: dict[str, TierConfig] = field(default_factory=dict)

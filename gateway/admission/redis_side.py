@@ -439,6 +439,17 @@ class Ticket:
         self.done = True
         self.admission.settle_later(self.plan, Usage(), 0, release_weekly=True)
 
+    def settle_at_reserve(self) -> None:
+        """Charge the whole worst case: the call goes on where the gateway cannot see its end
+        (a background response), and it may have used all of it."""
+        if self.done:
+            return
+        self.done = True
+        usage = Usage(prompt_tokens=self.prompt_estimate)
+        self.usage, self.cost = usage, self.plan.reserve
+        self.admission.settle_later(self.plan, usage, self.plan.reserve, release_weekly=False)
+        self.admission.count_usage(self.plan.team, self.plan.model, usage, self.plan.reserve)
+
     def abandon(self) -> None:
         """The caller left before any answer: the upstream read the prompt, so charge that."""
         self.settle(Usage(prompt_tokens=self.prompt_estimate))

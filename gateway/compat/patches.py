@@ -31,6 +31,7 @@ __all__ = [
     "adapt_request",
     "adapt_response",
     "rewrite_chat",
+    "rewrite_responses",
 ]
 
 INSTRUCTIONS_START = "[Instructions]\n"
@@ -183,6 +184,27 @@ def adapt_response(completion: dict[str, Any], adapted: Adapted) -> dict[str, An
     if isinstance(choices, list):
         out["choices"] = [_cut_choice(choice, adapted.stop) for choice in choices]
     return out
+
+
+def rewrite_responses(
+    payload: dict[str, Any], caps: Capabilities, *, reasoning: bool
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A Responses API request for a model that serves the Responses API but refuses some of
+    its parameters: `reasoning` on a model that does not reason, sampling parameters on one
+    whose sampling is fixed, `top_logprobs` on one without logprobs. The same table as chat;
+    the new payload and the patches made."""
+    out = dict(payload)
+    patches: list[str] = []
+    if not reasoning:
+        _drop(out, "reasoning", patches, lambda v: isinstance(v, dict) and any(v.values()))
+    if not caps.sampling_params:
+        for name in ("temperature", "top_p"):
+            _drop(out, name, patches, lambda v: v != 1)
+    if not caps.logprobs:
+        _drop(out, "top_logprobs", patches, _always)
+    if not caps.tools:
+        _drop(out, "parallel_tool_calls", patches, _always)
+    return out, tuple(patches)
 
 
 def _drop(

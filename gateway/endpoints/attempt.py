@@ -160,7 +160,7 @@ class Attempt:
             if streaming and resp.status == 200:
                 # From here the stream response watches for the client leaving.
                 exchange.stream = True
-                meter = StreamMeter(strip_usage) if ticket is not None else None
+                meter = self.stream_meter(strip_usage)
                 response = StreamResponse(
                     self.relay(resp, meter), status_code=resp.status, loop=loop
                 )
@@ -179,6 +179,10 @@ class Attempt:
         if ticket is not None:
             gw.after_response(self.settle, resp.status, content)
         return relayed(content, resp.status, out_headers)
+
+    def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
+        """What watches a relayed stream: needed to charge it (so only when admitted)."""
+        return StreamMeter(strip_usage) if self.ticket is not None else None
 
     async def relay(
         self, resp: UpstreamResponse, meter: StreamMeter | None = None

@@ -9,6 +9,7 @@ import sys
 
 from gateway.admission.redis_side import Admission, pipelined_client
 from gateway.config import Config, ModelConfig
+from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
 from gateway.routing.aliases import DEFAULT_ALIAS
@@ -69,6 +70,7 @@ def open_gateway(config: Config) -> Gateway:
         aliases=frozenset({DEFAULT_ALIAS, *config.routing.policies}),
         extra_forward_prefixes=extra,
         dispatch=Dispatcher(targets, policy, metrics),
+        responses=ResponseStore(client, config.responses.store_ttl_s),
         access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
         extra_upstreams=extra_upstreams,
     )

@@ -23,10 +23,14 @@ invalid_request_error
   400  nesting_too_deep              nested_too_deep           a field nests objects too deeply
   400  unsupported_content           image_input_unsupported   an image for a text-only model
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
+  400  previous_response_not_found   previous_response_not_found  no such response of the team's
+  400  -                             not_background_response   cancel: a response not in background
+  400  unsupported_parameter         background_unsupported    background, on a translated model
   401  missing_api_key               missing_key               no API key
   401  invalid_api_key               invalid_key               unknown, revoked or expired key
   401  invalid_api_key               authorization_too_long    an Authorization header too long
   404  model_not_found               model_not_found           no such model, or not the team's
+  404  -                             response_not_found        no such response of the team's
   404  unknown_url                   invalid_url               no such path
   405  method_not_allowed            method_not_allowed        the path exists, the method not
   413  request_too_large             body_too_large            the body is over the size limit
@@ -334,6 +338,34 @@ def _number(value: float) -> str:
         return str(int(value))
     return str(value)
 
+
+# -- stored responses ----------------------------------------------------------------------------
+
+
+def response_not_found(response_id: str) -> GatewayError:
+    """Another team's response reads exactly like one that never existed."""
+    return GatewayError(404, f"Response with id '{response_id}' not found.")
+
+
+def previous_response_not_found(response_id: str) -> GatewayError:
+    return GatewayError(
+        400, f"Previous response with id '{response_id}' not found.",
+        param="previous_response_id", code="previous_response_not_found",
+    )  # fmt: skip
+
+
+def not_background_response() -> GatewayError:
+    return GatewayError(400, "Only background responses can be cancelled.")
+
+
+def background_unsupported(model: str) -> GatewayError:
+    """The gateway serves this model's Responses API itself, answering while the client waits."""
+    return GatewayError(
+        400,
+        f"Unsupported parameter: 'background' is not supported with the model '{model}', "
+        "whose Responses API this gateway serves by translation to chat completions.",
+        param="background", code="unsupported_parameter",
+    )  # fmt: skip
 
 # -- models and what they accept ------------------------------------------------------------------
 

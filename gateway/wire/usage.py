@@ -195,3 +195,62 @@ def _collect(choice: Any, parts: list[str]) -> None:
             parts.extend(
                 v for v in (function.get("name"), function.get("arguments")) if isinstance(v, str)
             )
+
+
+class ResponsesStreamMeter(StreamMeter):
+    """The Responses API's stream (`event: response.*` frames): the usage of its terminal
+    event (`response.completed`, `.incomplete` or `.failed`), and otherwise the text and call
+    arguments generated so far. It also notes the response's id and model from the first event,
+    so the gateway can record who owns the response.
+
+    Every event is parsed: the frames carry an `event:` line and their deltas sit in a different
+    shape than chat's, so the chat meter's whole-block search does not apply.
+    """
+
+    __slots__ = ("response_id", "context_tokens")
+
+    def __init__(self, strip_usage: bool = False) -> None:
+        super().__init__(False)  # the Responses API always reports usage: nothing to strip
+        self.response_id = ""
+        self.context_tokens = 0  # input plus output of the finished response, for chaining
+
+    def feed(self, chunk: bytes) -> bytes:
+        for data in self._decoder.feed(chunk):
+            self._observe_event(data)
+        return chunk
+
+    def flush(self) -> bytes:
+        for data in self._decoder.flush():
+            self._observe_event(data)
+        return b""
+
+    def _observe_event(self, data: bytes) -> None:
+        try:
+            event: Any = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(event, dict):
+            return
+        kind = event.get("type")
+        if kind in _RESPONSES_DELTAS:
+            delta = event.get("delta")
+            if isinstance(delta, str):
+                self._literals.append(orjson.dumps(delta))
+            return
+        response = event.get("response")
+        if not isinstance(response, dict):
+            return
+        if not self.response_id and isinstance(response.get("id"), str):
+            self.response_id = response["id"]
+        if not self.model and isinstance(response.get("model"), str):
+            self.model = response["model"]
+        usage = usage_from(response.get("usage")) if kind in _RESPONSES_TERMINAL else None
+        if usage is not None:
+            self.usage = usage
+            self.context_tokens = usage.total_tokens
+
+
+_RESPONSES_DELTAS = frozenset(
+    {"response.output_text.delta", "response.function_call_arguments.delta", "response.refusal.delta"}
+)
+_RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})

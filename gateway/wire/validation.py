@@ -1,4 +1,4 @@
-"""The shape of a chat completion request, checked before the gateway spends anything on it.
+"""The shape of a chat completion or Responses API request, checked before the gateway spends anything on it.
 
 Everything after this (routing, token counting, compatibility patches, emulation) reads the
 payload, so a wrong type there would surface as a 500 deep inside; here it is a 400 that names
@@ -63,15 +63,7 @@ class InputLimits(Protocol):
 
 def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
     """Raise a 400 GatewayError for the first thing OpenAI would refuse in a chat request."""
-    model = payload.get("model")
-    if type(model) is not str:
-        if model is None:
-            raise errors.missing_model()
-        raise _wrong_type("model", "a string", model)
-    if not model:
-        raise errors.missing_model()
-    if len(model) > MAX_MODEL_CHARS:
-        raise errors.string_too_long("model", MAX_MODEL_CHARS, len(model))
+    _check_model(payload)
 
     messages = _required(payload, "messages", "messages", list)
     if not messages:
@@ -92,6 +84,76 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
     _check_options(payload)
     _check_depth(payload, limits.max_json_depth)
 
+
+# The Responses API's own bounds: `max_output_tokens` has a minimum of 16.
+_RESPONSES_INTEGERS = (("max_output_tokens", 16, MAX_COMPLETION_TOKENS),)
+_RESPONSES_FLAGS = ("stream", "store", "background", "parallel_tool_calls")
+_RESPONSES_STRINGS = ("instructions", "previous_response_id", "user")
+
+
+def check_responses(payload: dict[str, Any], limits: InputLimits) -> None:
+    """Raise a 400 GatewayError for the first thing OpenAI would refuse in a Responses API
+    request; the items inside `input` are the translator's to check, where it reads them."""
+    _check_model(payload)
+    given = payload.get("input")
+    if given is None:
+        if payload.get("previous_response_id") is None:
+            raise errors.missing_parameter("input")
+    elif type(given) is list:
+        if len(given) > limits.max_messages:
+            raise errors.array_too_long("input", limits.max_messages, len(given))
+        for i, item in enumerate(given):
+            if type(item) is not dict:
+                raise _wrong_type(f"input[{i}]", "an object", item)
+    elif type(given) is not str:
+        raise _wrong_type("input", _CONTENT, given)
+    for name, low, high in _RESPONSES_INTEGERS:
+        value = payload.get(name)
+        if value is not None:
+            _check_integer(name, value, low, high)
+    for name, low, high in _DECIMALS[:2]:
+        value = payload.get(name)
+        if value is not None:
+            _check_decimal(name, value, low, high)
+    for name in _RESPONSES_FLAGS:
+        value = payload.get(name)
+        if value is not None and type(value) is not bool:
+            raise _wrong_type(name, "a boolean", value)
+    for name in _RESPONSES_STRINGS:
+        value = payload.get(name)
+        if value is not None and type(value) is not str:
+            raise _wrong_type(name, "a string", value)
+    for name in ("text", "reasoning", "metadata"):
+        value = payload.get(name)
+        if value is not None and type(value) is not dict:
+            raise _wrong_type(name, "an object", value)
+    tools = payload.get("tools")
+    if tools is not None:
+        if type(tools) is not list:
+            raise _wrong_type("tools", "an array", tools)
+        if len(tools) > MAX_TOOLS:
+            raise errors.array_too_long("tools", MAX_TOOLS, len(tools))
+        for i, tool in enumerate(tools):
+            if type(tool) is not dict:
+                raise _wrong_type(f"tools[{i}]", "an object", tool)
+            if _required(tool, "type", f"tools[{i}].type", str) == "function":
+                _required(tool, "name", f"tools[{i}].name", str)
+    choice = payload.get("tool_choice")
+    if choice is not None and type(choice) is not str and type(choice) is not dict:
+        raise _wrong_type("tool_choice", "one of a string or object", choice)
+    _check_depth(payload, limits.max_json_depth)
+
+
+def _check_model(payload: dict[str, Any]) -> None:
+    model = payload.get("model")
+    if type(model) is not str:
+        if model is None:
+            raise errors.missing_model()
+        raise _wrong_type("model", "a string", model)
+    if not model:
+        raise errors.missing_model()
+    if len(model) > MAX_MODEL_CHARS:
+        raise errors.string_too_long("model", MAX_MODEL_CHARS, len(model))
 
 def _check_message(i: int, message: Any) -> None:
     if type(message) is not dict:

@@ -52,6 +52,7 @@ IO_MODULES = (
 # config is the bottom layer everything reads.
 CONFINED: dict[str, tuple[str, ...]] = {
     "gateway.simulator": ("gateway.wire", "gateway.config"),
+    "gateway.objects": ("gateway.wire", "gateway.config"),
     "gateway.config": (),
     "gateway.wire": (),
 }
@@ -61,7 +62,7 @@ CONFINED: dict[str, tuple[str, ...]] = {
 # imports from its own row and the rows below, never from a row above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("gateway.wire", "gateway.config", "gateway.eventloop"),
-    ("gateway.teams", "gateway.compat", "gateway.simulator"),
+    ("gateway.teams", "gateway.objects", "gateway.compat", "gateway.simulator"),
     ("gateway.routing",),
     ("gateway.observability",),
     ("gateway.upstream", "gateway.admission"),

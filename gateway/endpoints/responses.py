@@ -1,0 +1,319 @@
+"""`POST /v1/responses`: the Responses API, governed as chat is.
+
+A `ResponsesRequest` is a `ChatRequest` with its own first phase: the caller, the body checked
+as a Responses request, and the conversation it continues (`previous_response_id`, looked up
+among the team's own responses). Routing, the team's model allowlist and fallbacks are chat's.
+Each model then serves it one of two ways, as its capability table says:
+
+- natively (`responses_api: true`): a `NativeAttempt` patches what the model refuses, holds the
+  worst case (input, instructions and tool schemas at the input price, plus `max_output_tokens`
+  or the model's output cap at the output price), forwards, and settles to the usage of the
+  answer or of the stream's terminal event; the team is recorded as the response's owner;
+- by translation (models without the Responses API upstream): the request becomes a chat
+  request (`translate.responses_chat`), the chat path serves it (its patches, emulation, faked
+  streams, admission and charge), and the answer is translated back, as one Response object or
+  as the Responses event stream; the gateway stores it for the team.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.admission.pricing import worst_case_micros
+from gateway.compat import patches
+from gateway.config import Capabilities, ModelConfig
+from gateway.endpoints.attempt import Attempt, EarlyCall
+from gateway.endpoints.chat import ChatRequest
+from gateway.objects.responses import StoredResponse
+from gateway.server.body import parse_json_object, read_body
+from gateway.server.caller import identify
+from gateway.translate import responses_chat
+from gateway.translate.responses_chat_stream import EventStream
+from gateway.upstream.contract import UpstreamResponse
+from gateway.wire import errors, sse, tokens, validation
+from gateway.wire.errors import GatewayError
+from gateway.wire.usage import ResponsesStreamMeter, StreamMeter
+
+PATH = "/responses"
+JSON = "application/json"
+
+
+async def create_response(request: Request) -> Response:
+    return await ResponsesRequest(request).serve()
+
+
+def new_id(prefix: str) -> str:
+    """An id in OpenAI's style: the prefix and 48 hex digits."""
+    return prefix + secrets.token_hex(24)
+
+
+class ResponsesRequest(ChatRequest):
+    """One Responses API request: identified and routed once, served by one model or more."""
+
+    __slots__ = ("_chat", "_prompt", "original", "previous")
+
+    async def identify(self) -> None:
+        """Phase one: who calls, a sound Responses request, and the conversation it continues."""
+        gw, request = self.gw, self.request
+        self.caller = await identify(gw, request)
+        self.body = await read_body(request, gw.config.server.max_body_bytes)
+        original = parse_json_object(request, self.body)
+        validation.check_responses(original, gw.config.server)
+        self.original = original
+        self.previous: StoredResponse | None = None
+        previous_id = original.get("previous_response_id")
+        if previous_id is not None:
+            self.previous = await gw.responses.get(self.caller.team.name, previous_id)
+            if self.previous is None:
+                raise errors.previous_response_not_found(previous_id)
+        self._chat: dict[str, Any] | None = None
+        self._prompt: int | None = None
+        # What routing reads: the conversation as chat messages, the model, whether it streams.
+        self.payload = {
+            "model": original["model"],
+            "stream": original.get("stream") is True,
+            "messages": self.routing_messages(),
+        }
+
+    def history(self) -> list[dict[str, Any]]:
+        """Earlier items of the conversation the gateway holds (responses it translated)."""
+        previous = self.previous
+        return previous.history() if previous is not None and not previous.native else []
+
+    def chat_request(self) -> dict[str, Any]:
+        """The request as chat completions (made once; it raises for what chat cannot carry)."""
+        if self._chat is None:
+            self._chat = responses_chat.chat_request(self.original, self.history())
+        return self._chat
+
+    def routing_messages(self) -> list[Any]:
+        try:
+            messages = self.chat_request().get("messages")
+        except GatewayError:
+            # Tools or items chat cannot carry (a native model may still serve them): route on
+            # the text alone.
+            given = self.original.get("input")
+            messages = [{"role": "user", "content": given if isinstance(given, str) else ""}]
+        return messages if isinstance(messages, list) else []
+
+    def prompt_tokens(self) -> int:
+        """The input's tokens, counted as the chat path counts them, plus the tool schemas and
+        the context an upstream-stored previous response brings along."""
+        if self._prompt is None:
+            count = tokens.count_messages(self.payload["messages"])
+            tools = self.original.get("tools")
+            if tools:
+                count += tokens.count_text(orjson.dumps(tools).decode())
+            if self.previous is not None and self.previous.native:
+                count += self.previous.context_tokens
+            self._prompt = count
+        return self._prompt
+
+    async def serve_model(self, label: str) -> Response:
+        gw = self.gw
+        model = gw.config.models[label]
+        caps = gw.learned.effective(label, model.capabilities, time.monotonic())
+        if caps.responses_api:
+            return await NativeAttempt(self, label, model, caps).run()
+        return await self.translated(label)
+
+    # -- by translation --------------------------------------------------------------------------
+
+    async def translated(self, label: str) -> Response:
+        """Serve through the chat path, and translate its answer back."""
+        original = self.original
+        if original.get("background") is True:
+            raise errors.background_unsupported(label)
+        if self.previous is not None and self.previous.native:
+            # Its items live upstream, with a model that is not serving this turn.
+            raise errors.previous_response_not_found(str(original["previous_response_id"]))
+        self.payload = self.chat_request()
+        self.body = orjson.dumps(self.payload)
+        response = await super().serve_model(label)
+        self.exchange.patches = (*self.exchange.patches, "responses_api")
+        if response.status_code != 200:
+            return response  # errors read the same on both APIs
+        stream = EventStream(
+            original, response_id=new_id("resp_"), created_at=int(time.time()), new_id=new_id
+        )
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = self.events(stream, response.body_iterator)
+            return response
+        if original.get("stream") is True:  # a faked stream, answered whole
+            body = stream.start() + stream.feed(bytes(response.body)) + stream.finish()
+            await self.keep(stream.response)
+            return rebodied(response, body, sse.CONTENT_TYPE)
+        answer = responses_chat.response_object(
+            orjson.loads(response.body), original, response_id=new_id("resp_"),
+            created_at=int(time.time()), new_id=new_id,
+        )  # fmt: skip
+        await self.keep(answer)
+        return rebodied(response, orjson.dumps(answer), JSON)
+
+    async def events(
+        self, stream: EventStream, chunks: AsyncIterable[str | bytes | memoryview]
+    ) -> AsyncIterator[bytes]:
+        """The chat stream as Responses events. The response is stored before its terminal
+        event leaves, so a client that reads it can fetch the response at once."""
+        try:
+            yield stream.start()
+            async for chunk in chunks:
+                out = stream.feed(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
+                if stream.done:
+                    await self.keep(stream.response)
+                if out:
+                    yield out
+            if not stream.done:
+                out = stream.finish()
+                await self.keep(stream.response)
+                if out:
+                    yield out
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()  # the chat relay settles the charge as it closes
+
+    async def keep(self, answer: dict[str, Any] | None) -> None:
+        """Store a response the gateway made, unless the client said `store: false`."""
+        if answer is None or self.original.get("store") is False:
+            return
+        items = [
+            *self.history(),
+            *responses_chat.input_items(self.original, new_id),
+        ]
+        record = StoredResponse(native=False, response=answer, input_items=items)
+        await self.gw.responses.put(self.caller.team.name, record)
+
+
+class NativeAttempt(Attempt):
+    """One try at a model whose upstream serves the Responses API: patch, admit, forward."""
+
+    __slots__ = ("body", "caps", "config", "early", "patches", "req", "stream")
+
+    def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
+        super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label)
+        self.req = req
+        self.config = model
+        self.caps = caps
+        self.early: EarlyCall | None = None
+        self.patches: tuple[str, ...] = ()
+
+    async def run(self) -> Response:
+        try:
+            self.patch()
+            if self.gw.config.admission.enabled:
+                await self.admit_native()
+            return await self.answer()
+        except GatewayError as exc:
+            self.failed(exc)
+            raise
+        finally:
+            early, self.early = self.early, None
+            if early is not None and early.call is not None:
+                early.call.cancel()
+
+    def patch(self) -> None:
+        """The request as this model's upstream takes it: its snapshot name, parameters it
+        refuses dropped, and a conversation the gateway holds spelled out in full."""
+        req, gw = self.req, self.gw
+        payload = dict(req.original)
+        history = req.history()
+        if history:
+            given = responses_chat.input_items(req.original, new_id)
+            payload["input"] = [_as_input(item) for item in (*history, *given)]
+            del payload["previous_response_id"]
+        if gw.config.compat.enabled and not self.caller.team.strict:
+            payload, self.patches = patches.rewrite_responses(
+                payload, self.caps, reasoning=self.config.reasoning
+            )
+            if self.patches:
+                self.exchange.patches = self.patches
+                gw.after_response(gw.metrics.count_patches, self.model, self.patches)
+        payload["model"] = self.config.upstream
+        self.stream = payload.get("stream") is True
+        self.body = orjson.dumps(payload)
+
+    async def admit_native(self) -> None:
+        gw, model, original = self.gw, self.config, self.req.original
+        prompt = self.req.prompt_tokens()
+        requested = original.get("max_output_tokens")
+        cap = min(requested or model.max_output, model.max_output)
+        estimated = prompt + (requested or gw.config.admission.default_completion_tokens)
+        assert self.model is not None
+        plan = (
+            gw.plan_shapes()
+            .get(self.caller.team, self.caller.key, self.model)
+            .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap))
+        )
+        self.early = EarlyCall(self, self.body)
+        await self.admit(plan, model.price, prompt, self.early)
+
+    async def answer(self) -> Response:
+        prepared = self.early.call if self.early is not None else None
+        response = await self.forward(self.body, self.stream, prepared=prepared)
+        if self.patches:
+            response.raw_headers.append((b"x-gateway-patched", ",".join(self.patches).encode()))
+        if not self.stream and response.status_code == 200:
+            answer = orjson.loads(response.body)
+            if isinstance(answer, dict):
+                await self.own(answer)
+        return response
+
+    async def own(self, answer: dict[str, Any]) -> None:
+        """Record the team as the owner of a response upstream stores; a background response
+        reports no usage yet, so it is charged its worst case (the gateway cannot watch it)."""
+        ticket = self.ticket
+        if answer.get("background") is True and ticket is not None:
+            ticket.settle_at_reserve()
+        response_id = answer.get("id")
+        if answer.get("store") is False or not isinstance(response_id, str):
+            return
+        usage = answer.get("usage")
+        context = usage.get("total_tokens") if isinstance(usage, dict) else 0
+        await self.gw.responses.own(
+            self.caller.team.name, response_id, context if isinstance(context, int) else 0
+        )
+
+    def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
+        return ResponsesStreamMeter()  # also when not admitted: it finds the response's id
+
+    async def relay(
+        self, resp: UpstreamResponse, meter: StreamMeter | None = None
+    ) -> AsyncIterator[bytes]:
+        """Relay as every stream is; the team owns the response from its first event on."""
+        assert isinstance(meter, ResponsesStreamMeter)
+        gw, team = self.gw, self.caller.team.name
+        owned = False
+        storing = self.req.original.get("store") is not False
+        try:
+            async for chunk in super().relay(resp, meter):
+                if storing and not owned and meter.response_id:
+                    owned = True
+                    await gw.responses.own(team, meter.response_id)
+                yield chunk
+        finally:
+            if owned and meter.response_id and meter.context_tokens:
+                # The context of a finished response, for the reserve of the next in its chain.
+                gw.spawn(gw.responses.own(team, meter.response_id, meter.context_tokens))
+
+
+def _as_input(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored item sent upstream as input: without the ids the gateway made, which upstream
+    would look for among its own items."""
+    return {k: v for k, v in item.items() if k not in ("id", "status")}
+
+
+def rebodied(response: Response, body: bytes, media_type: str) -> Response:
+    """The same answer's headers around a translated body."""
+    out = Response(body, status_code=response.status_code, media_type=media_type)
+    out.raw_headers += [
+        (k, v) for k, v in response.raw_headers if k not in (b"content-length", b"content-type")
+    ]
+    return out

@@ -1,0 +1,115 @@
+"""The team's stored responses: `GET` and `DELETE /v1/responses/{id}`, `POST .../cancel` and
+`GET .../input_items`.
+
+Every call looks the id up among the caller's team's responses first: another team's response,
+like one that never existed, is a 404. A response upstream stores is then read from upstream
+(never charged again: reading costs nothing); one the gateway made by translation is answered
+from its store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.endpoints.attempt import Attempt
+from gateway.objects.responses import StoredResponse
+from gateway.server.caller import Caller, identify
+from gateway.server.entry import exchange_of, gateway_of
+from gateway.wire import errors, validation
+
+JSON = "application/json"
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+
+
+async def retrieve(request: Request) -> Response:
+    caller, stored = await _owned(request)
+    if stored.native:
+        return await _upstream(request, caller, "")
+    return _json(stored.response)
+
+
+async def delete(request: Request) -> Response:
+    gw = gateway_of(request)
+    caller, stored = await _owned(request)
+    response_id = request.path_params["response_id"]
+    if stored.native:
+        response = await _upstream(request, caller, "")
+        if response.status_code == 200:
+            await gw.responses.delete(caller.team.name, response_id)
+        return response
+    await gw.responses.delete(caller.team.name, response_id)
+    return _json({"id": response_id, "object": "response", "deleted": True})
+
+
+async def cancel(request: Request) -> Response:
+    caller, stored = await _owned(request)
+    if stored.native:
+        return await _upstream(request, caller, "/cancel")
+    raise errors.not_background_response()  # the gateway answers before it returns an id
+
+
+async def input_items(request: Request) -> Response:
+    caller, stored = await _owned(request)
+    if stored.native:
+        return await _upstream(request, caller, "/input_items")
+    return _json(page(stored.input_items, dict(request.query_params)))
+
+
+def page(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
+    """One page of a list, as OpenAI pages them: `limit` (1-100, default 20), `order` (`desc`
+    by default: newest first), and `after` (the id the page starts after)."""
+    raw = query.get("limit", str(DEFAULT_PAGE))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise errors.invalid_type("limit", "an integer", "a string") from None
+    if limit < 1:
+        raise errors.below_minimum("limit", "integer", 1, limit)
+    if limit > MAX_PAGE:
+        raise errors.above_maximum("limit", "integer", MAX_PAGE, limit)
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise errors.invalid_value("order", order, ("asc", "desc"))
+    ordered = items if order == "asc" else items[::-1]
+    after = query.get("after")
+    if after is not None:
+        ids = [item.get("id") for item in ordered]
+        ordered = ordered[ids.index(after) + 1 :] if after in ids else []
+    data = ordered[:limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0].get("id") if data else None,
+        "last_id": data[-1].get("id") if data else None,
+        "has_more": len(ordered) > limit,
+    }
+
+
+async def _owned(request: Request) -> tuple[Caller, StoredResponse]:
+    gw = gateway_of(request)
+    caller = await identify(gw, request)
+    response_id = request.path_params["response_id"]
+    if len(response_id) > validation.MAX_MODEL_CHARS:
+        raise errors.response_not_found(response_id[:64] + "...")
+    stored = await gw.responses.get(caller.team.name, response_id)
+    if stored is None:
+        raise errors.response_not_found(response_id)
+    return caller, stored
+
+
+async def _upstream(request: Request, caller: Caller, suffix: str) -> Response:
+    """Read (or cancel, or delete) the response where upstream keeps it: once, uncharged. The
+    path is made from the id that was checked, never taken from the request as spelled."""
+    gw = gateway_of(request)
+    path = f"/responses/{request.path_params['response_id']}{suffix}"
+    attempt = Attempt(gw, request, exchange_of(request.scope), caller, path, model=None)
+    return await attempt.forward(b"", stream=None)
+
+
+def _json(payload: Any) -> Response:
+    return Response(orjson.dumps(payload), media_type=JSON)

@@ -1,0 +1,7 @@
+"""What teams keep at the gateway's upstream, and who owns it: every object a team makes is
+recorded under that team, and another team's lookup misses as if the object never existed.
+
+`responses` holds the Responses API's side: the responses the gateway serves itself (by
+translation), stored whole, and the owner of each response upstream stores. Redis I/O;
+imports config and wire only.
+"""

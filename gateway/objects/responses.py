@@ -1,0 +1,83 @@
+"""Stored responses, per team, in Redis.
+
+Two kinds of record share one key per (team, response id):
+
+- a response the gateway served itself, by translation to chat completions: the Response object
+  and its input items, so `GET`, `input_items` and `previous_response_id` work without upstream;
+- a response upstream served and stores: only its owner and the tokens of its context (input
+  plus output), which the next response chained to it will carry upstream and the reserve must
+  count.
+
+The key holds the team's name, so a lookup by another team misses: its answer is the same 404
+as for an id that never existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+PREFIX = "o1gw:response:"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    native: bool
+    # Translated responses: the Response object and the input items it answered.
+    response: dict[str, Any] | None = None
+    input_items: list[dict[str, Any]] = field(default_factory=list)
+    # Native responses: input plus output tokens, what a chained call sends upstream again.
+    context_tokens: int = 0
+
+    def history(self) -> list[dict[str, Any]]:
+        """The conversation so far as input items: what it was given, then what it answered."""
+        output = self.response.get("output") if self.response is not None else None
+        return [*self.input_items, *(output if isinstance(output, list) else ())]
+
+
+def _key(team: str, response_id: str) -> str:
+    return f"{PREFIX}{team}:{response_id}"
+
+
+class ResponseStore:
+    def __init__(self, client: redis.Redis, ttl_s: float) -> None:
+        self._redis = client
+        self._ttl_ms = max(1, int(ttl_s * 1000))
+
+    async def put(self, team: str, record: StoredResponse) -> None:
+        """Store a response the gateway served itself (its Response object names its id)."""
+        assert record.response is not None
+        key = _key(team, str(record.response["id"]))
+        await self._redis.set(key, _dump(record), px=self._ttl_ms)
+
+    async def own(self, team: str, response_id: str, context_tokens: int = 0) -> None:
+        """Record that `team` owns the upstream-stored response `response_id`."""
+        record = StoredResponse(native=True, context_tokens=context_tokens)
+        await self._redis.set(_key(team, response_id), _dump(record), px=self._ttl_ms)
+
+    async def get(self, team: str, response_id: str) -> StoredResponse | None:
+        raw = await self._redis.get(_key(team, response_id))
+        return None if raw is None else _load(raw)
+
+    async def delete(self, team: str, response_id: str) -> bool:
+        return bool(await self._redis.delete(_key(team, response_id)))
+
+
+def _dump(record: StoredResponse) -> bytes:
+    if record.native:
+        return orjson.dumps({"native": True, "context_tokens": record.context_tokens})
+    return orjson.dumps(
+        {"native": False, "response": record.response, "input_items": record.input_items}
+    )
+
+
+def _load(raw: bytes | str) -> StoredResponse:
+    data = orjson.loads(raw)
+    if data.get("native"):
+        return StoredResponse(native=True, context_tokens=int(data.get("context_tokens") or 0))
+    return StoredResponse(
+        native=False, response=data.get("response"), input_items=data.get("input_items") or []
+    )
