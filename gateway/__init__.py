@@ -14,7 +14,8 @@ import, whether it does I/O).
     upstream/  admission/       calls to OpenAI; limits, pricing and admission on Redis
     observability/              metrics, the per-request record, the access log
     routing/                    pure: the routing heuristic and aliases
-    teams/  compat/  simulator/ team and key records and their store; pure request and answer
-                                rewriting; the simulated upstream, on wire/ and config.py only
+    teams/  compat/  translate/ team and key records and their store; pure request and answer
+    simulator/                  rewriting; pure translation between API shapes; the simulated
+                                upstream (translate/ and simulator/ on wire/ and config.py only)
     wire/  config.py  eventloop/  pure: the OpenAI wire format; configuration; the kept event loop
 """

@@ -23,6 +23,7 @@ from tests.conftest import ROOT
 PURE = (
     "gateway.wire",
     "gateway.compat",
+    "gateway.translate",
     "gateway.routing",
     "gateway.config",
     "gateway.admission.plan",
@@ -52,6 +53,7 @@ IO_MODULES = (
 # config is the bottom layer everything reads.
 CONFINED: dict[str, tuple[str, ...]] = {
     "gateway.simulator": ("gateway.wire", "gateway.config"),
+    "gateway.translate": ("gateway.wire", "gateway.config"),
     "gateway.config": (),
     "gateway.wire": (),
 }
@@ -61,7 +63,7 @@ CONFINED: dict[str, tuple[str, ...]] = {
 # imports from its own row and the rows below, never from a row above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("gateway.wire", "gateway.config", "gateway.eventloop"),
-    ("gateway.teams", "gateway.compat", "gateway.simulator"),
+    ("gateway.teams", "gateway.compat", "gateway.translate", "gateway.simulator"),
     ("gateway.routing",),
     ("gateway.observability",),
     ("gateway.upstream", "gateway.admission"),

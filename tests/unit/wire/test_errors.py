@@ -93,6 +93,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "model_not_found": lambda: errors.model_not_found("gpt-9"),
     "unknown_model_or_policy": lambda: errors.unknown_model_or_policy("auto2", ["auto"]),
     "image_input_unsupported": lambda: errors.image_input_unsupported(1, 0, "image_url"),
+    "tool_unsupported": lambda: errors.tool_unsupported("tools[0].type", "web_search", "o1-mini"),
     "budget_exceeded": budget_spent,
     "rate_limit_reached": tokens_used_up,
     "request_over_limit": request_too_large,
