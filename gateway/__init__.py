@@ -15,7 +15,8 @@ import, whether it does I/O).
     observability/              metrics, the per-request record, the access log
     routing/                    pure: the routing heuristic and aliases
     teams/  objects/            team and key records and their store; who owns what upstream
-    compat/  simulator/         pure request and answer rewriting; the simulated upstream, on
-                                wire/ and config.py only
+    compat/  translate/         pure request and answer rewriting; pure translation between API
+    simulator/                  shapes; the simulated upstream (translate/ and simulator/ on
+                                wire/ and config.py only)
     wire/  config.py  eventloop/  pure: the OpenAI wire format; configuration; the kept event loop
 """

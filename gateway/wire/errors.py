@@ -22,6 +22,7 @@ invalid_request_error
   400  string_above_max_length       string_too_long           a string over its length limit
   400  nesting_too_deep              nested_too_deep           a field nests objects too deeply
   400  unsupported_content           image_input_unsupported   an image for a text-only model
+  400  unsupported_value             tool_unsupported          a hosted tool the model lacks
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
   400  -                             not_background_response   cancel: a response not in background
@@ -389,6 +390,18 @@ def image_input_unsupported(message_index: int, part_index: int, part_type: str)
         "Send text only, or choose a model that supports image input.",
         param=param,
         code="unsupported_content",
+    )
+
+
+def tool_unsupported(param: str, tool_type: str, model: str) -> GatewayError:
+    """A Responses API tool OpenAI hosts (web_search, file_search, ...) for a model served on
+    chat completions, where only function tools exist."""
+    return GatewayError(
+        400,
+        f"Tool '{tool_type}' is not supported with {model}: it is served through chat "
+        "completions, which has only function tools.",
+        param=param,
+        code="unsupported_value",
     )
 
 

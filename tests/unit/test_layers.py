@@ -23,6 +23,7 @@ from tests.conftest import ROOT
 PURE = (
     "gateway.wire",
     "gateway.compat",
+    "gateway.translate",
     "gateway.routing",
     "gateway.config",
     "gateway.admission.plan",
@@ -53,6 +54,7 @@ IO_MODULES = (
 CONFINED: dict[str, tuple[str, ...]] = {
     "gateway.simulator": ("gateway.wire", "gateway.config"),
     "gateway.objects": ("gateway.wire", "gateway.config"),
+    "gateway.translate": ("gateway.wire", "gateway.config"),
     "gateway.config": (),
     "gateway.wire": (),
 }
@@ -62,7 +64,7 @@ CONFINED: dict[str, tuple[str, ...]] = {
 # imports from its own row and the rows below, never from a row above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("gateway.wire", "gateway.config", "gateway.eventloop"),
-    ("gateway.teams", "gateway.objects", "gateway.compat", "gateway.simulator"),
+    ("gateway.teams", "gateway.objects", "gateway.compat", "gateway.translate", "gateway.simulator"),
     ("gateway.routing",),
     ("gateway.observability",),
     ("gateway.upstream", "gateway.admission"),

@@ -97,6 +97,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "previous_response_not_found": lambda: errors.previous_response_not_found("resp_abc"),
     "not_background_response": errors.not_background_response,
     "background_unsupported": lambda: errors.background_unsupported("o1-mini"),
+    "tool_unsupported": lambda: errors.tool_unsupported("tools[0].type", "web_search", "o1-mini"),
     "budget_exceeded": budget_spent,
     "rate_limit_reached": tokens_used_up,
     "request_over_limit": request_too_large,
