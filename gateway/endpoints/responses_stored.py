@@ -20,6 +20,7 @@ from gateway.objects.responses import StoredResponse
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors, validation
+from gateway.wire.headers import new_request_id
 
 JSON = "application/json"
 MAX_PAGE = 100
@@ -112,4 +113,6 @@ async def _upstream(request: Request, caller: Caller, suffix: str) -> Response:
 
 
 def _json(payload: Any) -> Response:
-    return Response(orjson.dumps(payload), media_type=JSON)
+    return Response(
+        orjson.dumps(payload), media_type=JSON, headers={"x-request-id": new_request_id()}
+    )

@@ -368,6 +368,7 @@ def background_unsupported(model: str) -> GatewayError:
         param="background", code="unsupported_parameter",
     )  # fmt: skip
 
+
 # -- models and what they accept ------------------------------------------------------------------
 
 

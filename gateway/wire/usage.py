@@ -207,7 +207,7 @@ class ResponsesStreamMeter(StreamMeter):
     shape than chat's, so the chat meter's whole-block search does not apply.
     """
 
-    __slots__ = ("response_id", "context_tokens")
+    __slots__ = ("context_tokens", "response_id")
 
     def __init__(self, strip_usage: bool = False) -> None:
         super().__init__(False)  # the Responses API always reports usage: nothing to strip
@@ -251,6 +251,10 @@ class ResponsesStreamMeter(StreamMeter):
 
 
 _RESPONSES_DELTAS = frozenset(
-    {"response.output_text.delta", "response.function_call_arguments.delta", "response.refusal.delta"}
+    {
+        "response.output_text.delta",
+        "response.function_call_arguments.delta",
+        "response.refusal.delta",
+    }
 )
 _RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})

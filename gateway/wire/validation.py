@@ -155,6 +155,7 @@ def _check_model(payload: dict[str, Any]) -> None:
     if len(model) > MAX_MODEL_CHARS:
         raise errors.string_too_long("model", MAX_MODEL_CHARS, len(model))
 
+
 def _check_message(i: int, message: Any) -> None:
     if type(message) is not dict:
         raise _wrong_type(f"messages[{i}]", "an object", message)

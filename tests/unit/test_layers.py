@@ -64,7 +64,13 @@ CONFINED: dict[str, tuple[str, ...]] = {
 # imports from its own row and the rows below, never from a row above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("gateway.wire", "gateway.config", "gateway.eventloop"),
-    ("gateway.teams", "gateway.objects", "gateway.compat", "gateway.translate", "gateway.simulator"),
+    (
+        "gateway.teams",
+        "gateway.objects",
+        "gateway.compat",
+        "gateway.translate",
+        "gateway.simulator",
+    ),
     ("gateway.routing",),
     ("gateway.observability",),
     ("gateway.upstream", "gateway.admission"),
