@@ -263,10 +263,10 @@ class NativeAttempt(Attempt):
         if not self.stream and response.status_code == 200:
             answer = orjson.loads(response.body)
             if isinstance(answer, dict):
-                await self.own(answer)
+                self.own(answer)
         return response
 
-    async def own(self, answer: dict[str, Any]) -> None:
+    def own(self, answer: dict[str, Any]) -> None:
         """Record the team as the owner of a response upstream stores; a background response
         reports no usage yet, so it is charged its worst case (the gateway cannot watch it)."""
         ticket = self.ticket
@@ -277,7 +277,7 @@ class NativeAttempt(Attempt):
             return
         usage = answer.get("usage")
         context = usage.get("total_tokens") if isinstance(usage, dict) else 0
-        await self.gw.responses.own(
+        self.gw.responses.own(
             self.caller.team.name, response_id, context if isinstance(context, int) else 0
         )
 
@@ -296,12 +296,12 @@ class NativeAttempt(Attempt):
             async for chunk in super().relay(resp, meter):
                 if storing and not owned and meter.response_id:
                     owned = True
-                    await gw.responses.own(team, meter.response_id)
+                    gw.responses.own(team, meter.response_id)
                 yield chunk
         finally:
             if owned and meter.response_id and meter.context_tokens:
                 # The context of a finished response, for the reserve of the next in its chain.
-                gw.spawn(gw.responses.own(team, meter.response_id, meter.context_tokens))
+                gw.responses.own(team, meter.response_id, meter.context_tokens)
 
 
 def _as_input(item: dict[str, Any]) -> dict[str, Any]:

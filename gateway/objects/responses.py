@@ -14,6 +14,8 @@ as for an id that never existed.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,7 @@ import orjson
 import redis.asyncio as redis
 
 PREFIX = "o1gw:response:"
+log = logging.getLogger("gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,9 @@ class ResponseStore:
     def __init__(self, client: redis.Redis, ttl_s: float) -> None:
         self._redis = client
         self._ttl_ms = max(1, int(ttl_s * 1000))
+        # Owner records written while their answer goes out, by key: a lookup of one waits
+        # for it, so this replica never answers 404 for a response it has just served.
+        self._writing: dict[str, asyncio.Task[None]] = {}
 
     async def put(self, team: str, record: StoredResponse) -> None:
         """Store a response the gateway served itself (its Response object names its id)."""
@@ -53,14 +59,37 @@ class ResponseStore:
         key = _key(team, str(record.response["id"]))
         await self._redis.set(key, _dump(record), px=self._ttl_ms)
 
-    async def own(self, team: str, response_id: str, context_tokens: int = 0) -> None:
-        """Record that `team` owns the upstream-stored response `response_id`."""
-        record = StoredResponse(native=True, context_tokens=context_tokens)
-        await self._redis.set(_key(team, response_id), _dump(record), px=self._ttl_ms)
+    def own(self, team: str, response_id: str, context_tokens: int = 0) -> None:
+        """Record that `team` owns the upstream-stored response `response_id`, without making
+        the answer wait: the write starts now and runs on its own (a client that leaves does
+        not cancel it)."""
+        key = _key(team, response_id)
+        record = _dump(StoredResponse(native=True, context_tokens=context_tokens))
+        task = asyncio.get_running_loop().create_task(self._set(key, record))
+        self._writing[key] = task
+        task.add_done_callback(lambda done: self._written(key, done))
+
+    async def _set(self, key: str, record: bytes) -> None:
+        await self._redis.set(key, record, px=self._ttl_ms)
+
+    def _written(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._writing.get(key) is task:
+            del self._writing[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cannot record the owner of %s: %r", key, task.exception())
 
     async def get(self, team: str, response_id: str) -> StoredResponse | None:
-        raw = await self._redis.get(_key(team, response_id))
+        key = _key(team, response_id)
+        writing = self._writing.get(key)
+        if writing is not None:
+            await asyncio.wait({writing})
+        raw = await self._redis.get(key)
         return None if raw is None else _load(raw)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let the owner records still being written land (at shutdown)."""
+        if self._writing:
+            await asyncio.wait(set(self._writing.values()), timeout=timeout_s)
 
     async def delete(self, team: str, response_id: str) -> bool:
         return bool(await self._redis.delete(_key(team, response_id)))
