@@ -42,6 +42,8 @@ from gateway.wire.errors import GatewayError
 from gateway.wire.usage import ResponsesStreamMeter, StreamMeter
 
 PATH = "/responses"
+# How far back a conversation upstream stores is read, for a model the gateway translates for.
+MAX_CHAIN = 64
 JSON = "application/json"
 
 
@@ -57,7 +59,7 @@ def new_id(prefix: str) -> str:
 class ResponsesRequest(ChatRequest):
     """One Responses API request: identified and routed once, served by one model or more."""
 
-    __slots__ = ("_chat", "_prompt", "original", "previous")
+    __slots__ = ("_chat", "_history", "_prompt", "original", "previous")
 
     async def identify(self) -> None:
         """Phase one: who calls, a sound Responses request, and the conversation it continues."""
@@ -75,6 +77,7 @@ class ResponsesRequest(ChatRequest):
                 raise errors.previous_response_not_found(previous_id)
         self._chat: dict[str, Any] | None = None
         self._prompt: int | None = None
+        self._history: list[dict[str, Any]] = []
         # What routing reads: the conversation as chat messages, the model, whether it streams.
         self.payload = {
             "model": original["model"],
@@ -83,9 +86,12 @@ class ResponsesRequest(ChatRequest):
         }
 
     def history(self) -> list[dict[str, Any]]:
-        """Earlier items of the conversation the gateway holds (responses it translated)."""
+        """Earlier items of the conversation: of responses the gateway translated, from its
+        store; of upstream's, once read from upstream (`read_upstream_history`)."""
         previous = self.previous
-        return previous.history() if previous is not None and not previous.native else []
+        if previous is not None and not previous.native:
+            return previous.history()
+        return self._history
 
     def chat_request(self) -> dict[str, Any]:
         """The request as chat completions (made once; it raises for what chat cannot carry)."""
@@ -131,9 +137,10 @@ class ResponsesRequest(ChatRequest):
         original = self.original
         if original.get("background") is True:
             raise errors.background_unsupported(label)
-        if self.previous is not None and self.previous.native:
-            # Its items live upstream, with a model that is not serving this turn.
-            raise errors.previous_response_not_found(str(original["previous_response_id"]))
+        if self.previous is not None and self.previous.native and not self._history:
+            # The conversation so far lives upstream; this model's turn needs it spelled out.
+            self._history = await self.read_upstream_history(original["previous_response_id"])
+            self._chat = None
         self.payload = self.chat_request()
         self.body = orjson.dumps(self.payload)
         response = await super().serve_model(label)
@@ -156,6 +163,50 @@ class ResponsesRequest(ChatRequest):
         )  # fmt: skip
         await self.keep(answer)
         return rebodied(response, orjson.dumps(answer), JSON)
+
+    async def read_upstream_history(self, response_id: str) -> list[dict[str, Any]]:
+        """The items of a conversation upstream stores, oldest first: each response's input
+        items and output, back along its `previous_response_id` chain (items that appear in
+        several turns counted once)."""
+        turns: list[list[dict[str, Any]]] = []
+        next_id: Any = response_id
+        for _ in range(MAX_CHAIN):
+            if not isinstance(next_id, str):
+                break
+            response = await self.read_upstream(f"/responses/{next_id}", b"")
+            items: list[dict[str, Any]] = []
+            after = b""
+            while True:
+                page = await self.read_upstream(
+                    f"/responses/{next_id}/input_items", b"order=asc&limit=100" + after
+                )
+                items += page.get("data") or []
+                if not page.get("has_more") or not page.get("last_id"):
+                    break
+                after = b"&after=" + str(page["last_id"]).encode()
+            turns.append([*items, *(response.get("output") or [])])
+            next_id = response.get("previous_response_id")
+        seen: set[Any] = set()
+        history: list[dict[str, Any]] = []
+        for item in (item for turn in reversed(turns) for item in turn):
+            key = item.get("id") or id(item)
+            if key not in seen:
+                seen.add(key)
+                history.append(item)
+        return history
+
+    async def read_upstream(self, path: str, query: bytes) -> dict[str, Any]:
+        gw = self.gw
+        headers = gw.upstream_headers(self.request.scope["headers"])
+        resp = await gw.upstream.send("GET", path, query, headers, b"")
+        try:
+            content = await resp.read()
+        finally:
+            await resp.close()
+        answer = orjson.loads(content) if resp.status == 200 else None
+        if not isinstance(answer, dict):
+            raise errors.previous_response_not_found(str(self.original["previous_response_id"]))
+        return answer
 
     async def events(
         self, stream: EventStream, chunks: AsyncIterable[str | bytes | memoryview]

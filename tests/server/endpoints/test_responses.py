@@ -208,3 +208,29 @@ def test_no_other_path_under_responses_reaches_upstream(gateway: ServerThread) -
     )
     assert answer.status_code == 404
     assert answer.json()["error"]["message"] == "Invalid URL (POST /v1/responses/resp_1/compact)"
+
+
+def sim_bodies(simulator: ServerThread, marker: str) -> list[tuple[str, Any]]:
+    """The upstream requests (path, body) that carried `marker` anywhere in their body."""
+    log = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    return [(r["path"], r["body"]) for r in log if marker in json.dumps(r["body"])]
+
+
+@pytest.mark.parametrize(("first_model", "then"), [(NATIVE, "o1-mini"), ("o1-mini", NATIVE)])
+def test_a_conversation_may_change_between_native_and_translated_models(
+    gateway: ServerThread, simulator: ServerThread, first_model: str, then: str
+) -> None:
+    client = sdk(gateway)
+    marker = f"Remember the number {id(client)}."
+    first = client.responses.create(model=first_model, input=marker)
+    second = client.responses.create(
+        model=then, input="Which number was it?", previous_response_id=first.id
+    )
+    assert second.output_text and second.previous_response_id == first.id
+    path, body = sim_bodies(simulator, "Which number was it?")[-1]
+    # The earlier turn travels with the new one, in the shape the new model's upstream takes.
+    assert marker in json.dumps(body) and first.output_text in json.dumps(body)
+    if then == NATIVE:
+        assert path == "/v1/responses" and "previous_response_id" not in body
+    else:
+        assert path == "/v1/chat/completions"
