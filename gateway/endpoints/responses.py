@@ -17,6 +17,7 @@ Each model then serves it one of two ways, as its capability table says:
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -44,6 +45,7 @@ from gateway.wire.usage import ResponsesStreamMeter, StreamMeter
 PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
 MAX_CHAIN = 64
+_NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
 JSON = "application/json"
 
 
@@ -235,18 +237,19 @@ class ResponsesRequest(ChatRequest):
         """Store a response the gateway made, unless the client said `store: false`."""
         if answer is None or self.original.get("store") is False:
             return
-        items = [
-            *self.history(),
-            *responses_chat.input_items(self.original, new_id),
-        ]
-        record = StoredResponse(native=False, response=answer, input_items=items)
+        record = StoredResponse(
+            native=False,
+            response=answer,
+            input_items=responses_chat.input_items(self.original, new_id),
+            earlier=self.history(),
+        )
         await self.gw.responses.put(self.caller.team.name, record)
 
 
 class NativeAttempt(Attempt):
     """One try at a model whose upstream serves the Responses API: patch, admit, forward."""
 
-    __slots__ = ("body", "caps", "config", "early", "patches", "req", "stream")
+    __slots__ = ("body", "caps", "config", "early", "patches", "req", "spelled_out", "stream")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label)
@@ -255,6 +258,8 @@ class NativeAttempt(Attempt):
         self.caps = caps
         self.early: EarlyCall | None = None
         self.patches: tuple[str, ...] = ()
+        # The `previous_response_id` whose conversation the gateway spelled out for upstream.
+        self.spelled_out: str | None = None
 
     async def run(self) -> Response:
         try:
@@ -279,7 +284,7 @@ class NativeAttempt(Attempt):
         if history:
             given = responses_chat.input_items(req.original, new_id)
             payload["input"] = [_as_input(item) for item in (*history, *given)]
-            del payload["previous_response_id"]
+            self.spelled_out = payload.pop("previous_response_id")
         if gw.config.compat.enabled and not self.caller.team.strict:
             payload, self.patches = patches.rewrite_responses(
                 payload, self.caps, reasoning=self.config.reasoning
@@ -311,10 +316,20 @@ class NativeAttempt(Attempt):
         response = await self.forward(self.body, self.stream, prepared=prepared)
         if self.patches:
             response.raw_headers.append((b"x-gateway-patched", ",".join(self.patches).encode()))
-        if not self.stream and response.status_code == 200:
-            answer = orjson.loads(response.body)
-            if isinstance(answer, dict):
-                self.own(answer)
+        previous = self.spelled_out
+        if response.status_code != 200:
+            return response
+        if isinstance(response, StreamingResponse):
+            if previous is not None:
+                response.body_iterator = _restore_previous(response.body_iterator, previous)
+            return response
+        answer = orjson.loads(response.body)
+        if isinstance(answer, dict):
+            self.own(answer)
+            if previous is not None:
+                # Upstream saw the whole conversation; the client asked to continue one.
+                answer["previous_response_id"] = previous
+                return rebodied(response, orjson.dumps(answer), JSON)
         return response
 
     def own(self, answer: dict[str, Any]) -> None:
@@ -353,6 +368,26 @@ class NativeAttempt(Attempt):
             if owned and meter.response_id and meter.context_tokens:
                 # The context of a finished response, for the reserve of the next in its chain.
                 gw.responses.own(team, meter.response_id, meter.context_tokens)
+
+
+async def _restore_previous(
+    chunks: AsyncIterable[str | bytes | memoryview], previous: str
+) -> AsyncIterator[bytes]:
+    """A native stream whose request the gateway spelled out: its response objects name the
+    `previous_response_id` the client gave, as if upstream had been given it."""
+    decoder = sse.Decoder()
+    named = b'"previous_response_id":' + orjson.dumps(previous)
+    try:
+        async for chunk in chunks:
+            block = decoder.complete(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
+            if block:
+                yield _NO_PREVIOUS.sub(lambda _: named, block)
+        if rest := decoder.pending():
+            yield rest
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _as_input(item: dict[str, Any]) -> dict[str, Any]:

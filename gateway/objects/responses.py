@@ -29,16 +29,18 @@ log = logging.getLogger("gateway")
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     native: bool
-    # Translated responses: the Response object and the input items it answered.
+    # Translated responses: the Response object, the input items it was given, and the items
+    # of the conversation before them (of its `previous_response_id` chain).
     response: dict[str, Any] | None = None
     input_items: list[dict[str, Any]] = field(default_factory=list)
+    earlier: list[dict[str, Any]] = field(default_factory=list)
     # Native responses: input plus output tokens, what a chained call sends upstream again.
     context_tokens: int = 0
 
     def history(self) -> list[dict[str, Any]]:
         """The conversation so far as input items: what it was given, then what it answered."""
         output = self.response.get("output") if self.response is not None else None
-        return [*self.input_items, *(output if isinstance(output, list) else ())]
+        return [*self.earlier, *self.input_items, *(output if isinstance(output, list) else ())]
 
 
 def _key(team: str, response_id: str) -> str:
@@ -99,7 +101,12 @@ def _dump(record: StoredResponse) -> bytes:
     if record.native:
         return orjson.dumps({"native": True, "context_tokens": record.context_tokens})
     return orjson.dumps(
-        {"native": False, "response": record.response, "input_items": record.input_items}
+        {
+            "native": False,
+            "response": record.response,
+            "input_items": record.input_items,
+            "earlier": record.earlier,
+        }
     )
 
 
@@ -108,5 +115,8 @@ def _load(raw: bytes | str) -> StoredResponse:
     if data.get("native"):
         return StoredResponse(native=True, context_tokens=int(data.get("context_tokens") or 0))
     return StoredResponse(
-        native=False, response=data.get("response"), input_items=data.get("input_items") or []
+        native=False,
+        response=data.get("response"),
+        input_items=data.get("input_items") or [],
+        earlier=data.get("earlier") or [],
     )
