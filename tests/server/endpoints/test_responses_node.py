@@ -80,9 +80,7 @@ def check_response(response: dict[str, Any], model: str) -> None:
 
 
 @pytest.mark.parametrize("model", ["gpt-4o", "o1-mini"])
-def test_node_sdk_plain_and_streamed(
-    node: str, start_gateway: GatewayFactory, model: str
-) -> None:
+def test_node_sdk_plain_and_streamed(node: str, start_gateway: GatewayFactory, model: str) -> None:
     assert sdk_version().split(".")[0] == "6"  # what package-lock.json pins
     result = run_script(node, start_gateway(), model)
 
