@@ -18,8 +18,11 @@ from typing import Any
 
 import orjson
 
+from gateway.simulator.emulated import protocol_answer, read_protocol
 from gateway.simulator.ids import tool_call_id
 from gateway.simulator.rules import ChatModel, requested_output
+from gateway.simulator.schema_values import value_for_schema
+from gateway.simulator.triggers import asks_for_tool, mentioned
 from gateway.wire.tokens import count_text
 
 # Readable filler: every pick makes a grammatical sentence, so logs and demos look like answers.
@@ -122,7 +125,6 @@ TOOL_CALL_OVERHEAD_TOKENS = 7
 
 _WORD = re.compile(r"\s*\S+|\s+")
 _ARGUMENT_PIECE = re.compile(r"\w+|\W+")
-_ASKS_FOR_TOOL = re.compile(r"\b(call|use|invoke|run)\b[^.?!]*\b(tools?|functions?)\b", re.I)
 _SEED_MASK = (1 << 64) - 1
 
 
@@ -240,68 +242,6 @@ def reasoning_budget(prompt_tokens: int, seed: int) -> int:
     return max(MIN_REASONING_TOKENS, min(MAX_REASONING_TOKENS, blocks * REASONING_BLOCK))
 
 
-def value_for_schema(schema: Any, root: Any = None, depth: int = 0) -> Any:
-    """A simple value that satisfies a JSON schema's types and required properties."""
-    root = schema if root is None else root
-    if not isinstance(schema, dict) or depth > 16:
-        return None
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part) if isinstance(target, dict) else None
-        return value_for_schema(target, root, depth + 1)
-    if "const" in schema:
-        return schema["const"]
-    enum = schema.get("enum")
-    if isinstance(enum, list) and enum:
-        return enum[0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options:
-            return value_for_schema(options[0], root, depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind is None:
-        kind = "object" if "properties" in schema else "string"
-    if kind == "object":
-        properties = schema.get("properties")
-        properties = properties if isinstance(properties, dict) else {}
-        required = schema.get("required")
-        names = required if isinstance(required, list) else list(properties)
-        return {
-            name: value_for_schema(properties.get(name, {}), root, depth + 1)
-            for name in names
-            if isinstance(name, str)
-        }
-    if kind == "array":
-        return [value_for_schema(schema.get("items", {}), root, depth + 1)]
-    if kind == "integer":
-        minimum = schema.get("minimum")
-        return minimum if isinstance(minimum, int) and not isinstance(minimum, bool) else 1
-    if kind == "number":
-        minimum = schema.get("minimum")
-        return (
-            minimum if isinstance(minimum, int | float) and not isinstance(minimum, bool) else 1.5
-        )
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return _STRING_FORMATS.get(str(schema.get("format")), "example")
-
-
-_STRING_FORMATS = {
-    "date": "2024-09-12",
-    "date-time": "2024-09-12T12:00:00Z",
-    "time": "12:00:00",
-    "email": "user@example.com",
-    "uri": "https://example.com",
-    "uuid": "00000000-0000-4000-8000-000000000000",
-}
-
-
 def compose(
     body: dict[str, Any],
     model: ChatModel,
@@ -325,7 +265,7 @@ def compose(
             if reasoning_tokens is not None
             else reasoning_budget(prompt_tokens, content_seed)
         )
-        text = answer if answer is not None else answer_text(content_seed)
+        text = answer if answer is not None else _generated(body, content_seed)
         tokens = count_text(text)
         if limit is not None and reasoning + tokens > limit:
             # o1 spends the whole budget thinking and bills it all as reasoning: an empty answer
@@ -397,7 +337,25 @@ def _generated(body: dict[str, Any], seed: int) -> str:
         spec = response_format.get("json_schema") if isinstance(response_format, dict) else None
         schema = spec.get("schema") if isinstance(spec, dict) else None
         return orjson.dumps(value_for_schema(schema or {"type": "object"})).decode()
-    return answer_text(seed)
+    text = answer_text(seed)
+    if not _functions(body):
+        # No native tools, so maybe prompted ones: a gateway emulating tools or JSON output for
+        # a model without them (o1-preview, o1-mini) gets answers in its own protocol.
+        protocol = read_protocol(_instruction_texts(body))
+        if protocol is not None:
+            return protocol_answer(protocol, _last_user_text(body), text)
+    return text
+
+
+def _instruction_texts(body: dict[str, Any]) -> list[str]:
+    """The texts instructions can travel in: system and developer messages, or folded into a
+    user message by a gateway whose model refuses those roles."""
+    messages = body.get("messages")
+    return [
+        _content_text(message.get("content"))
+        for message in (messages if isinstance(messages, list) else [])
+        if isinstance(message, dict) and message.get("role") in ("system", "developer", "user")
+    ]
 
 
 def _functions(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -425,39 +383,50 @@ def _forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
         name = wanted.get("name") if isinstance(wanted, dict) else None
         return next((f for f in functions if f["name"] == name), functions[0])
     if choice == "required":
-        return _mentioned(functions, _last_user_text(body)) or functions[0]
+        return _named(functions, _last_user_text(body)) or functions[0]
     return None
 
 
 def _requested_tool(body: dict[str, Any]) -> dict[str, Any] | None:
-    """With tool_choice "auto", call a tool only when the prompt clearly asks for one."""
+    """With tool_choice "auto", call a tool only when the prompt clearly asks for one.
+
+    Never right after a tool result: the request that asked for the call is answered by then,
+    and an agent loop must end.
+    """
     functions = _functions(body)
-    if not functions or body.get("tool_choice") == "none":
+    if not functions or body.get("tool_choice") == "none" or _after_tool_result(body):
         return None
     text = _last_user_text(body)
-    mentioned = _mentioned(functions, text)
-    if mentioned is not None:
-        return mentioned
-    return functions[0] if _ASKS_FOR_TOOL.search(text) else None
+    named = _named(functions, text)
+    if named is not None:
+        return named
+    return functions[0] if asks_for_tool(text) else None
 
 
-def _mentioned(functions: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
-    lowered = text.lower()
-    return next((f for f in functions if f["name"].lower() in lowered), None)
+def _named(functions: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
+    name = mentioned((f["name"] for f in functions), text)
+    return next((f for f in functions if f["name"] == name), None)
+
+
+def _after_tool_result(body: dict[str, Any]) -> bool:
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    return isinstance(last, dict) and last.get("role") in ("tool", "function")
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
     messages = body.get("messages")
     for message in reversed(messages if isinstance(messages, list) else []):
         if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return " ".join(
-                    str(part.get("text", "")) for part in content if isinstance(part, dict)
-                )
-            return ""
+            return _content_text(message.get("content"))
+    return ""
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return ""
 
 

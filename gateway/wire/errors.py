@@ -536,13 +536,17 @@ def circuit_open(model: str) -> GatewayError:
 
 
 def invalid_model_output(detail: str) -> GatewayError:
-    """An emulated answer (tools, JSON) the model got wrong, even after one repair attempt."""
+    """An emulated answer (tools, JSON) the model got wrong, even after one repair attempt.
+
+    The SDKs retry every 5xx; this one is no passing fault (the gateway already retried once,
+    with the repair prompt), so they are told not to spend their retries on it."""
     return GatewayError(
         502,
         "The model's answer did not follow the required format, even after one repair "
         f"attempt: {detail}",
         type_="upstream_error",
         code="invalid_model_output",
+        headers={"x-should-retry": "false"},
     )
 
 

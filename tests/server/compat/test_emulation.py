@@ -128,6 +128,7 @@ def test_invalid_output_gets_one_repair_attempt_then_a_clear_error(
         )  # fmt: skip
     assert info.value.status_code == 502
     assert info.value.code == "invalid_model_output"
+    assert info.value.response.headers["x-should-retry"] == "false"
     first, repair = upstream_bodies(simulator, 2)
     assert len(repair["messages"]) > len(first["messages"])  # the repair asked again
 

@@ -328,6 +328,20 @@ def test_auto_tool_choice_calls_only_when_asked() -> None:
     assert answer_for(refused).choices[0].tool_calls == ()
 
 
+def test_a_tool_result_is_answered_with_text_so_agent_loops_end() -> None:
+    ask = {"role": "user", "content": "Please use the weather tool for Oslo."}
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": "{}"},
+    }
+    history = [ask, {"role": "assistant", "content": None, "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "5 C"}]  # fmt: skip
+    body = {"model": "gpt-4o", "messages": history, "tools": [WEATHER_TOOL]}
+    choice = answer_for(body).choices[0]
+    assert choice.tool_calls == () and choice.content and choice.finish_reason == "stop"
+
+
 def test_json_object_answer_is_a_json_object() -> None:
     body = {
         "model": "gpt-4o-mini",

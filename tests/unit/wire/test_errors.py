@@ -190,6 +190,11 @@ def test_refusals_tell_clients_whether_and_when_to_retry() -> None:
     assert request_too_large().headers["x-should-retry"] == "false"
 
 
+def test_a_failed_emulation_is_not_retried_by_the_sdks() -> None:
+    # A 502 would otherwise be retried twice by openai-python, each time with a repair attempt.
+    assert errors.invalid_model_output("no JSON").headers == {"x-should-retry": "false"}
+
+
 def test_setting_errors_name_the_setting_as_param() -> None:
     assert SAMPLES["invalid_setting"]().param == "limits.rpm"
 
