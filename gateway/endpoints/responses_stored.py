@@ -19,12 +19,10 @@ from gateway.endpoints.attempt import Attempt
 from gateway.objects.responses import StoredResponse
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
-from gateway.wire import errors, validation
+from gateway.wire import errors, pages, validation
 from gateway.wire.headers import new_request_id
 
 JSON = "application/json"
-MAX_PAGE = 100
-DEFAULT_PAGE = 20
 
 
 async def retrieve(request: Request) -> Response:
@@ -58,37 +56,7 @@ async def input_items(request: Request) -> Response:
     caller, stored = await _owned(request)
     if stored.native:
         return await _upstream(request, caller, "/input_items")
-    return _json(page(stored.input_items, dict(request.query_params)))
-
-
-def page(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
-    """One page of a list, as OpenAI pages them: `limit` (1-100, default 20), `order` (`desc`
-    by default: newest first), and `after` (the id the page starts after)."""
-    raw = query.get("limit", str(DEFAULT_PAGE))
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise errors.invalid_type("limit", "an integer", "a string") from None
-    if limit < 1:
-        raise errors.below_minimum("limit", "integer", 1, limit)
-    if limit > MAX_PAGE:
-        raise errors.above_maximum("limit", "integer", MAX_PAGE, limit)
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise errors.invalid_value("order", order, ("asc", "desc"))
-    ordered = items if order == "asc" else items[::-1]
-    after = query.get("after")
-    if after is not None:
-        ids = [item.get("id") for item in ordered]
-        ordered = ordered[ids.index(after) + 1 :] if after in ids else []
-    data = ordered[:limit]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0].get("id") if data else None,
-        "last_id": data[-1].get("id") if data else None,
-        "has_more": len(ordered) > limit,
-    }
+    return _json(pages.page(stored.input_items, dict(request.query_params)))
 
 
 async def _owned(request: Request) -> tuple[Caller, StoredResponse]:

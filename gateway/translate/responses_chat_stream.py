@@ -299,7 +299,12 @@ class EventStream:
             self._open.status = "incomplete"
             self._open = None
         failed = finished(
-            self._shell, "failed", [item.as_output() for item in self._items], None, None, 0
+            self._shell,
+            "failed",
+            [item.as_output() for item in self._items],
+            None,
+            None,
+            self._created_at,
         )
         failed["error"] = {"code": code, "message": message}
         self._response = failed

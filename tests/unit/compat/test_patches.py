@@ -12,6 +12,7 @@ from gateway.compat.patches import (
     adapt_request,
     adapt_response,
     capability_refused,
+    rewrite_responses,
 )
 from gateway.config import Capabilities
 from gateway.simulator import rules
@@ -375,3 +376,26 @@ def test_learned_capabilities_expire() -> None:
     assert learned.effective("o1-mini", caps, now=9.9) == updated
     assert learned.effective("gpt-4o", caps, now=5) is caps
     assert learned.effective("o1-mini", caps, now=10) is caps
+
+
+# -- the Responses API, for a model that serves it ------------------------------------------------
+
+
+def test_responses_patches_drop_what_the_model_refuses_and_say_so() -> None:
+    payload = {
+        "model": "o1", "input": "Hi", "reasoning": {"effort": "high"}, "temperature": 0.2,
+        "top_p": 1, "top_logprobs": 3, "parallel_tool_calls": False,
+    }  # fmt: skip
+    out, made = rewrite_responses(payload, O1, reasoning=False)
+    assert out == {"model": "o1", "input": "Hi"}
+    # top_p at its default changed nothing: not listed.
+    assert made == ("reasoning", "temperature", "top_logprobs", "parallel_tool_calls")
+    assert payload["temperature"] == 0.2  # the input is left as it was
+
+
+def test_responses_patches_leave_a_capable_model_alone() -> None:
+    payload = {"model": "o3", "input": "Hi", "reasoning": {"effort": "high"}, "temperature": 1}
+    assert rewrite_responses(payload, ALL, reasoning=True) == (payload, ())
+    # An empty reasoning object asks for nothing: dropped without a patch.
+    out, made = rewrite_responses({"input": "Hi", "reasoning": {}}, ALL, reasoning=False)
+    assert out == {"input": "Hi"} and made == ()

@@ -5,7 +5,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gateway.wire import sse, tokens
-from gateway.wire.usage import StreamMeter, Usage, response_usage
+from gateway.wire.usage import ResponsesStreamMeter, StreamMeter, Usage, response_usage
 
 USAGE = {
     "prompt_tokens": 9,
@@ -137,3 +137,63 @@ def test_an_event_split_over_data_lines_is_still_metered() -> None:
     meter = StreamMeter()
     meter.feed(chunk({"role": "assistant", "content": ""}) + split + chunk({"content": " friend"}))
     assert meter.generated_usage(0) == Usage(0, tokens.count_text("Hello there friend"))
+
+
+# -- the Responses API's stream ------------------------------------------------------------------
+
+
+def event(kind: str, **fields: object) -> bytes:
+    return b"event: " + kind.encode() + b"\n" + sse.encode({"type": kind, **fields})
+
+
+RESPONSE = {"id": "resp_1", "object": "response", "model": "gpt-4o-2024-08-06", "usage": None}
+RESPONSES_USAGE = {
+    "input_tokens": 12,
+    "input_tokens_details": {"cached_tokens": 4},
+    "output_tokens": 7,
+    "output_tokens_details": {"reasoning_tokens": 2},
+    "total_tokens": 19,
+}
+RESPONSES_STREAM = (
+    event("response.created", sequence_number=0, response=RESPONSE)
+    + event("response.output_text.delta", sequence_number=1, item_id="msg_1", delta="Hello")
+    + event("response.output_text.delta", sequence_number=2, item_id="msg_1", delta=" world")
+    + event(
+        "response.completed",
+        sequence_number=3,
+        response={**RESPONSE, "usage": RESPONSES_USAGE},
+    )
+)
+
+
+@given(st.integers(min_value=1, max_value=64))
+def test_responses_meter_reads_the_terminal_events_usage_however_the_stream_is_cut(
+    size: int,
+) -> None:
+    meter = ResponsesStreamMeter()
+    out = b"".join(
+        meter.feed(RESPONSES_STREAM[i : i + size]) for i in range(0, len(RESPONSES_STREAM), size)
+    )
+    assert out + meter.flush() == RESPONSES_STREAM  # relayed unchanged
+    assert (meter.response_id, meter.model) == ("resp_1", "gpt-4o-2024-08-06")
+    assert meter.generated_usage(0) == Usage(12, 7, cached_tokens=4, reasoning_tokens=2)
+    assert meter.context_tokens == 19
+
+
+def test_a_responses_stream_cut_short_is_charged_for_the_text_generated() -> None:
+    meter = ResponsesStreamMeter()
+    cut = RESPONSES_STREAM[: RESPONSES_STREAM.index(b"event: response.completed")]
+    meter.feed(cut)
+    meter.flush()
+    assert meter.usage is None
+    assert meter.generated_usage(12) == Usage(12, tokens.count_text("Hello world"))
+
+
+def test_function_call_arguments_count_as_generated_in_a_responses_stream() -> None:
+    meter = ResponsesStreamMeter()
+    meter.feed(
+        event("response.created", sequence_number=0, response=RESPONSE)
+        + event("response.function_call_arguments.delta", sequence_number=1, delta='{"city":')
+        + event("response.function_call_arguments.delta", sequence_number=2, delta=' "Paris"}')
+    )
+    assert meter.generated_usage(3).completion_tokens == tokens.count_text('{"city": "Paris"}')

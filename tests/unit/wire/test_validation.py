@@ -10,7 +10,7 @@ import pytest
 
 from gateway.config import ServerConfig
 from gateway.wire.errors import GatewayError
-from gateway.wire.validation import check_chat
+from gateway.wire.validation import check_chat, check_responses
 from tests.conftest import base_config
 
 LIMITS = ServerConfig()
@@ -194,3 +194,66 @@ def test_nesting_depth_limit_counts_the_body_as_level_one() -> None:
 def test_the_config_file_and_environment_set_the_limits() -> None:
     config = base_config(O1GW__SERVER__MAX_MESSAGES="10", O1GW__SERVER__MAX_JSON_DEPTH="8")
     assert (config.server.max_messages, config.server.max_json_depth) == (10, 8)
+
+
+# -- the Responses API ---------------------------------------------------------------------------
+
+
+def responses_refusal(payload: dict[str, Any]) -> dict[str, Any]:
+    with pytest.raises(GatewayError) as caught:
+        check_responses(payload, LIMITS)
+    exc = caught.value
+    assert exc.status == 400 and exc.type == "invalid_request_error"
+    return {"message": exc.message, "param": exc.param, "code": exc.code}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"model": "gpt-4o", "input": "Hello"},
+        {"model": "auto", "input": [{"role": "user", "content": "Hi"}], "stream": True},
+        {"model": "gpt-4o", "previous_response_id": "resp_1"},  # input may come from there
+        {"model": "gpt-4o", "input": "x", "max_output_tokens": 16, "temperature": 2, "top_p": 0},
+        {"model": "gpt-4o", "input": "x", "tools": [{"type": "web_search"}], "text": {}},
+    ],
+)
+def test_sound_responses_requests_pass(payload: dict[str, Any]) -> None:
+    check_responses(payload, LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("payload", "param", "code"),
+    [
+        ({"input": "x"}, "model", "missing_required_parameter"),
+        ({"model": 4, "input": "x"}, "model", "invalid_type"),
+        ({"model": "gpt-4o"}, "input", "missing_required_parameter"),
+        ({"model": "gpt-4o", "input": 3}, "input", "invalid_type"),
+        ({"model": "gpt-4o", "input": ["hi"]}, "input[0]", "invalid_type"),
+        ({"model": "gpt-4o", "input": "x", "max_output_tokens": 15}, "max_output_tokens",
+         "integer_below_min_value"),
+        ({"model": "gpt-4o", "input": "x", "temperature": 3}, "temperature",
+         "decimal_above_max_value"),
+        ({"model": "gpt-4o", "input": "x", "stream": "yes"}, "stream", "invalid_type"),
+        ({"model": "gpt-4o", "input": "x", "store": 1}, "store", "invalid_type"),
+        ({"model": "gpt-4o", "input": "x", "instructions": {}}, "instructions", "invalid_type"),
+        ({"model": "gpt-4o", "input": "x", "text": "json"}, "text", "invalid_type"),
+        ({"model": "gpt-4o", "input": "x", "tools": {}}, "tools", "invalid_type"),
+        ({"model": "gpt-4o", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name",
+         "missing_required_parameter"),
+        ({"model": "gpt-4o", "input": "x", "tool_choice": 1}, "tool_choice", "invalid_type"),
+    ],
+)  # fmt: skip
+def test_bad_responses_requests_name_the_field(
+    payload: dict[str, Any], param: str, code: str
+) -> None:
+    refused = responses_refusal(payload)
+    assert (refused["param"], refused["code"]) == (param, code)
+
+
+def test_a_responses_request_nested_too_deep_is_refused() -> None:
+    deep: Any = "x"
+    for _ in range(LIMITS.max_json_depth + 2):
+        deep = {"a": deep}
+    assert responses_refusal({"model": "gpt-4o", "input": "x", "metadata": deep})["code"] == (
+        "nesting_too_deep"
+    )

@@ -1,0 +1,184 @@
+"""The Responses API governed like chat, on a real redis-server: budgets hold under concurrency,
+every response is charged exactly what its usage says, a team sees only its own responses, and
+a model outside the team's tier is not found. Native (gpt-4o) and translated (o1-mini) alike."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from gateway.admission.pricing import cost_micros
+from gateway.config import Price
+from gateway.wire.usage import Usage
+from tests.conftest import GatewayFactory, ServerThread
+from tests.redis.admission.test_end_to_end import month, spend
+
+KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("poor", "small", "metered", "other")}
+PRICES = {
+    "gpt-4o": Price(input=2_500_000, cached_input=1_250_000, output=10_000_000),
+    "o1-mini": Price(input=3_000_000, cached_input=1_500_000, output=12_000_000),
+}
+MODELS = ("gpt-4o", "o1-mini")  # served natively; served by translation to chat
+
+
+def teams_yaml() -> str:
+    def key(name: str) -> str:
+        digest = hashlib.sha256(KEYS[name].encode()).hexdigest()
+        return f"    keys: [{{name: k, sha256: {digest}}}]\n"
+
+    return (
+        "teams:\n"
+        "  - name: poor\n    tier: tier-5\n    budget_usd: 0.01\n" + key("poor")
+        + "  - name: small\n    tier: tier-1\n" + key("small")
+        + "  - name: metered\n    tier: tier-5\n" + key("metered")
+        + "  - name: other\n    tier: tier-5\n" + key("other")
+    )  # fmt: skip
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml())
+    return start_gateway(
+        redis={"url": redis_server},
+        admission={"teams_file": str(path)},
+        upstream={"forward_header_prefixes": ("x-sim-",)},
+    )
+
+
+@pytest.fixture
+def store(redis_server: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server)
+
+
+def sdk(server: ServerThread, team: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
+
+
+def priced(model: str, usage: Any) -> int:
+    """What a Responses `usage` costs at the model's configured price."""
+    return cost_micros(
+        PRICES[model],
+        Usage(
+            prompt_tokens=usage.input_tokens,
+            completion_tokens=usage.output_tokens,
+            cached_tokens=usage.input_tokens_details.cached_tokens,
+            reasoning_tokens=usage.output_tokens_details.reasoning_tokens,
+        ),
+    )
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_concurrent_calls_never_pass_a_budget_smaller_than_one_worst_case(
+    gateway: ServerThread, store: redis.Redis, model: str
+) -> None:
+    # $0.01 is less than either model's worst case (its whole output cap at the output price).
+    async def fire() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as c:
+            calls = [
+                c.post(
+                    f"{gateway.url}/v1/responses",
+                    json={"model": model, "input": f"Say hello, number {i}."},
+                    headers={"Authorization": f"Bearer {KEYS['poor']}"},
+                )
+                for i in range(100)
+            ]
+            return list(await asyncio.gather(*calls))
+
+    answers = asyncio.run(fire())
+    assert {a.status_code for a in answers} == {429}
+    assert {a.json()["error"]["code"] for a in answers} == {"insufficient_quota"}
+    assert all(a.headers["x-should-retry"] == "false" for a in answers)
+    assert spend(store, "poor") == (0, 0)
+
+
+def test_each_response_is_charged_exactly_its_usage(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    client = sdk(gateway, "metered")
+    expected = 0
+    for model in MODELS:
+        plain = client.responses.create(model=model, input="Say hello.", instructions="Be brief.")
+        assert plain.usage is not None and plain.usage.output_tokens > 0
+        expected += priced(model, plain.usage)
+        with client.responses.stream(model=model, input="Stream a hello.") as stream:
+            final = stream.get_final_response()
+        assert final.usage is not None
+        expected += priced(model, final.usage)
+        # Reading a stored response never charges again.
+        assert client.responses.retrieve(plain.id).id == plain.id
+        assert client.responses.retrieve(final.id).id == final.id
+    assert spend(store, "metered") == (expected, 0)
+    usage = store.hgetall(f"{{t:metered}}:usage:{month()}")
+    assert int(usage[b"requests:gpt-4o"]) == 2 and int(usage[b"requests:o1-mini"]) == 2
+
+
+def leave_after_ten_deltas(gateway: ServerThread, model: str, answer: str) -> None:
+    stream = sdk(gateway, "metered").responses.create(
+        model=model, input="Say many words.", stream=True,
+        extra_headers={"x-sim-chunk-interval-ms": "20", "x-sim-answer": answer},
+    )  # fmt: skip
+    seen = 0
+    for event in stream:
+        seen += event.type == "response.output_text.delta"
+        if seen == 10:
+            break
+    stream.close()
+
+
+def test_a_client_leaving_a_native_stream_is_charged_what_was_generated(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    leave_after_ten_deltas(gateway, "gpt-4o", " ".join(["word"] * 200))
+    charged, held = spend(store, "metered")
+    assert held == 0
+    # The prompt and about ten words; far below the whole answer.
+    assert 0 < charged < cost_micros(PRICES["gpt-4o"], Usage(20, 100))
+
+
+def test_a_client_leaving_a_faked_stream_is_charged_the_whole_answer_upstream_made(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    # o1-mini cannot stream: its answer was generated whole before the first delta left.
+    answer = " ".join(["word"] * 200)
+    whole = sdk(gateway, "other").responses.create(
+        model="o1-mini", input="Say many words.", extra_headers={"x-sim-answer": answer}
+    )
+    assert whole.usage is not None
+    leave_after_ten_deltas(gateway, "o1-mini", answer)
+    assert spend(store, "metered") == (priced("o1-mini", whole.usage), 0)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_team_reaches_only_its_own_responses(gateway: ServerThread, model: str) -> None:
+    mine = sdk(gateway, "metered").responses.create(model=model, input="Remember the number 7.")
+    theirs = sdk(gateway, "other")
+    with pytest.raises(openai.NotFoundError) as info:
+        theirs.responses.retrieve(mine.id)
+    assert info.value.message.endswith(f"Response with id '{mine.id}' not found.")
+    with pytest.raises(openai.NotFoundError):
+        theirs.responses.input_items.list(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        theirs.responses.delete(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        theirs.responses.cancel(mine.id)
+    with pytest.raises(openai.BadRequestError) as chained:
+        theirs.responses.create(model=model, input="Which number?", previous_response_id=mine.id)
+    assert chained.value.code == "previous_response_not_found"
+    # Still there for its owner.
+    assert sdk(gateway, "metered").responses.retrieve(mine.id).id == mine.id
+
+
+def test_a_model_outside_the_tier_is_not_found(gateway: ServerThread) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        sdk(gateway, "small").responses.create(model="o1-preview", input="Hello.")
+    assert info.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError):
+        sdk(gateway, "small").responses.create(model="o1-mini", input="Hello.", stream=True)

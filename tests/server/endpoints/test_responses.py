@@ -1,0 +1,212 @@
+"""End to end: the official openai SDK's Responses API -> gateway -> simulated upstream, on real
+sockets. gpt-4o serves the Responses API natively; o1-mini and o1-preview did not, and the
+gateway serves it for them by translation to chat completions; `auto` routes first."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from pydantic import BaseModel
+
+from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
+
+NATIVE = "gpt-4o"
+TRANSLATED = ("o1-mini", "o1-preview")
+EVERY = (NATIVE, *TRANSLATED, "auto")
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city now.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory) -> ServerThread:
+    return start_gateway(upstream={"forward_header_prefixes": ("x-sim-",)})
+
+
+def sdk(server: ServerThread) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+
+
+@pytest.mark.parametrize("model", EVERY)
+def test_create_answers_a_response_object(gateway: ServerThread, model: str) -> None:
+    raw = sdk(gateway).responses.with_raw_response.create(
+        model=model, input="Say hello to the gateway.", instructions="Answer in one sentence."
+    )
+    response = raw.parse()
+    assert response.object == "response" and response.id.startswith("resp_")
+    assert response.status == "completed"
+    assert response.output_text
+    assert response.usage is not None
+    assert response.usage.total_tokens == (
+        response.usage.input_tokens + response.usage.output_tokens
+    )
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert "x-ratelimit-remaining-requests" in raw.headers
+    if model == "auto":
+        assert raw.headers["x-gateway-route-model"] in ("gpt-4o", "o1-mini", "o1-preview")
+    if model in TRANSLATED:
+        assert response.model.startswith(model)  # the snapshot that answered
+        # o1 takes no system message: the instructions were merged into the user turn.
+        assert "system_messages" in raw.headers["x-gateway-patched"]
+
+
+@pytest.mark.parametrize("model", EVERY)
+def test_a_stream_is_the_responses_event_sequence(gateway: ServerThread, model: str) -> None:
+    events = list(sdk(gateway).responses.create(model=model, input="Stream a hello.", stream=True))
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    assert kinds.index("response.output_item.added") < kinds.index("response.content_part.added")
+    assert "response.output_text.delta" in kinds
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    done = next(e for e in events if e.type == "response.output_text.done")
+    assert done.text == text and text
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final.usage is not None and final.usage.output_tokens > 0
+    assert final.output_text == text
+
+
+@pytest.mark.parametrize("model", (NATIVE, "o1-mini"))
+def test_the_stream_helper_gives_the_final_response(gateway: ServerThread, model: str) -> None:
+    with sdk(gateway).responses.stream(model=model, input="Stream a hello.") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert final.output_text == "".join(deltas)
+    assert final.status == "completed"
+
+
+@pytest.mark.parametrize("model", (NATIVE, *TRANSLATED))
+def test_parse_with_a_pydantic_model(gateway: ServerThread, model: str) -> None:
+    parsed = sdk(gateway).responses.parse(
+        model=model, input="Name a large city and its population.", text_format=City
+    )
+    city = parsed.output_parsed
+    assert isinstance(city, City) and city.name
+
+
+@pytest.mark.parametrize("model", (NATIVE, *TRANSLATED))
+def test_stored_responses_retrieve_chain_list_and_delete(
+    gateway: ServerThread, model: str
+) -> None:
+    client = sdk(gateway)
+    first = client.responses.create(model=model, input="Remember the number 7.")
+    assert client.responses.retrieve(first.id).output_text == first.output_text
+    second = client.responses.create(
+        model=model, input="Which number was it?", previous_response_id=first.id
+    )
+    assert second.previous_response_id == first.id
+    items = client.responses.input_items.list(second.id, order="asc")
+    texts = [
+        part.text  # type: ignore[union-attr]
+        for item in items.data
+        if item.type == "message"
+        for part in item.content  # type: ignore[union-attr]
+    ]
+    # The conversation so far: the first question, its answer, the second question.
+    assert texts[0] == "Remember the number 7." and texts[-1] == "Which number was it?"
+    if model in TRANSLATED:
+        assert first.output_text in texts
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+
+
+@pytest.mark.parametrize("model", (NATIVE, *TRANSLATED, "auto"))
+def test_a_function_call_round_trip(gateway: ServerThread, model: str) -> None:
+    client = sdk(gateway)
+    asked = "Use the get_weather tool for Paris."
+    first = client.responses.create(model=model, input=asked, tools=[WEATHER])  # type: ignore[list-item]
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert len(calls) == 1
+    call = calls[0]
+    assert call.name == "get_weather" and call.call_id.startswith("call_")
+    assert isinstance(json.loads(call.arguments)["city"], str)
+    result: Any = {"type": "function_call_output", "call_id": call.call_id, "output": "21 C, sun"}
+    second = client.responses.create(
+        model=model,
+        input=[{"role": "user", "content": asked}, call.model_dump(exclude_none=True), result],
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    assert second.output_text
+    assert not [item for item in second.output if item.type == "function_call"]
+
+
+@pytest.mark.parametrize("model", TRANSLATED)
+def test_a_streamed_function_call_on_a_translated_model(gateway: ServerThread, model: str) -> None:
+    events = list(
+        sdk(gateway).responses.create(
+            model=model, input="Use the get_weather tool for Paris.", tools=[WEATHER], stream=True,  # type: ignore[list-item]
+        )
+    )  # fmt: skip
+    kinds = [event.type for event in events]
+    assert "response.function_call_arguments.delta" in kinds
+    done = next(e for e in events if e.type == "response.function_call_arguments.done")
+    assert json.loads(done.arguments)["city"]
+    assert kinds[-1] == "response.completed"
+
+
+def test_o1_preview_upstream_refuses_the_responses_api(simulator: ServerThread) -> None:
+    # Why the gateway translates: the upstream itself answers o1-preview's refusal.
+    answer = httpx.post(
+        f"{simulator.url}/v1/responses",
+        json={"model": "o1-preview", "input": "Hello"},
+        headers={"Authorization": "Bearer sk-simulated-upstream"},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == (
+        "The requested model 'o1-preview' is not supported with the Responses API."
+    )
+
+
+def test_background_on_a_translated_model_is_refused_clearly(gateway: ServerThread) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(gateway).responses.create(model="o1-mini", input="Hello", background=True)
+    assert info.value.code == "unsupported_parameter"
+    assert info.value.param == "background"
+
+
+def test_background_on_a_native_model_is_polled_and_cancelled(gateway: ServerThread) -> None:
+    client = sdk(gateway)
+    queued = client.responses.create(model=NATIVE, input="Think slowly.", background=True)
+    assert queued.status in ("queued", "in_progress")
+    polled = client.responses.retrieve(queued.id)
+    assert polled.id == queued.id
+    cancelled = client.responses.cancel(queued.id)
+    assert cancelled.id == queued.id
+
+
+def test_a_response_not_in_background_cannot_be_cancelled(gateway: ServerThread) -> None:
+    client = sdk(gateway)
+    done = client.responses.create(model="o1-mini", input="Hello")
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.cancel(done.id)
+    assert info.value.message.endswith("Only background responses can be cancelled.")
+
+
+def test_no_other_path_under_responses_reaches_upstream(gateway: ServerThread) -> None:
+    answer = httpx.post(
+        f"{gateway.url}/v1/responses/resp_1/compact",
+        headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+        json={},
+    )
+    assert answer.status_code == 404
+    assert answer.json()["error"]["message"] == "Invalid URL (POST /v1/responses/resp_1/compact)"
