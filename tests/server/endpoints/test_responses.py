@@ -104,9 +104,7 @@ def test_parse_with_a_pydantic_model(gateway: ServerThread, model: str) -> None:
 
 
 @pytest.mark.parametrize("model", (NATIVE, *TRANSLATED))
-def test_stored_responses_retrieve_chain_list_and_delete(
-    gateway: ServerThread, model: str
-) -> None:
+def test_stored_responses_retrieve_chain_list_and_delete(gateway: ServerThread, model: str) -> None:
     client = sdk(gateway)
     first = client.responses.create(model=model, input="Remember the number 7.")
     assert client.responses.retrieve(first.id).output_text == first.output_text
