@@ -21,9 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission.plan import Plan
+from gateway.admission.pricing import worst_case_micros
 from gateway.admission.redis_side import EarlyStart, Ticket
 from gateway.compat.patches import Adapted, adapt_response
-from gateway.config import Price
+from gateway.config import Capabilities, ModelConfig, Price
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
@@ -231,6 +232,75 @@ class Attempt:
             ticket.settle(usage, found[1].price, found[0])
         else:
             ticket.settle(usage)
+
+
+class ModelAttempt(Attempt):
+    """A try at one configured model, in its phases: `patch` the request for what the model
+    lacks, hold its worst case (when admission is on), `answer`. Whatever fails frees the hold;
+    an early call the admission made ready but nothing took is aborted."""
+
+    __slots__ = ("body", "caps", "config", "early", "stream")
+
+    def __init__(
+        self,
+        gw: Gateway,
+        request: Request,
+        exchange: Exchange,
+        caller: Caller,
+        path: str,
+        label: str,
+        config: ModelConfig,
+        caps: Capabilities,
+    ) -> None:
+        super().__init__(gw, request, exchange, caller, path, label)
+        self.config = config
+        self.caps = caps
+        self.early: EarlyCall | None = None
+        self.body = b""
+        self.stream = False
+
+    async def run(self) -> Response:
+        try:
+            self.patch()
+            if self.gw.config.admission.enabled:
+                await self.hold()
+            return await self.answer()
+        except GatewayError as exc:
+            self.failed(exc)
+            raise
+        finally:
+            early, self.early = self.early, None  # it refers back to this attempt
+            if early is not None and early.call is not None:
+                early.call.cancel()  # refused or failed before the call took it
+
+    def patch(self) -> None:
+        raise NotImplementedError
+
+    async def hold(self) -> None:
+        raise NotImplementedError
+
+    async def answer(self) -> Response:
+        raise NotImplementedError
+
+    async def hold_worst_case(self, prompt: int, requested: int | None, early: bool) -> None:
+        """Hold the prompt and every completion token the call may use (`requested`, or the
+        model's output cap), at the model's prices; `early`: make the call ready meanwhile."""
+        gw, model = self.gw, self.config
+        cap = min(requested or model.max_output, model.max_output)
+        estimated = prompt + (requested or gw.config.admission.default_completion_tokens)
+        assert self.model is not None
+        plan = (
+            gw.plan_shapes()
+            .get(self.caller.team, self.caller.key, self.model)
+            .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap))
+        )
+        if early:
+            self.early = EarlyCall(self, self.body)
+        await self.admit(plan, model.price, prompt, self.early)
+
+    def prepared(self) -> PreparedCall | None:
+        """The first upstream try the admission made ready, if any."""
+        return self.early.call if self.early is not None else None
 
 
 class EarlyCall:

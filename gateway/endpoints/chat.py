@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.plan import model_allowed
-from gateway.admission.pricing import requested_completion, worst_case_micros
+from gateway.admission.pricing import requested_completion
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
-from gateway.endpoints.attempt import Attempt, EarlyCall
+from gateway.endpoints.attempt import ModelAttempt
 from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.route import choose
@@ -163,36 +163,21 @@ class ChatRequest:
         return lacking if lacking is not None and getattr(caps, lacking) else None
 
 
-class ChatAttempt(Attempt):
+class ChatAttempt(ModelAttempt):
     """One try at one model: patch, admit, then call, relay and settle."""
 
-    __slots__ = ("adapted", "body", "caps", "config", "early", "emulated_as", "payload", "stream")
+    __slots__ = ("adapted", "emulated_as", "payload", "strip_usage")
 
     def __init__(self, chat: ChatRequest, label: str, model: ModelConfig, caps: Capabilities):
-        super().__init__(chat.gw, chat.request, chat.exchange, chat.caller, PATH, label)
-        self.config = model
-        self.caps = caps
+        super().__init__(
+            chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps
+        )
         self.payload = chat.payload
         self.body = chat.body
-        self.early: EarlyCall | None = None
 
-    async def run(self) -> Response:
-        try:
-            strip_usage = self.patch()
-            if self.gw.config.admission.enabled:
-                await self.admit_chat()
-            return await self.answer(strip_usage)
-        except GatewayError as exc:
-            self.failed(exc)
-            raise
-        finally:
-            early, self.early = self.early, None  # it refers back to this attempt
-            if early is not None and early.call is not None:
-                early.call.cancel()  # refused or failed before the call took it
-
-    def patch(self) -> bool:
-        """Rewrite the request for what the model lacks; True when the usage chunk this
-        asks upstream for must be kept from the client."""
+    def patch(self) -> None:
+        """Rewrite the request for what the model lacks (`strip_usage`: the usage chunk this
+        asks upstream for must be kept from the client)."""
         gw, compat = self.gw, self.gw.config.compat
         if compat.enabled and not self.caller.team.strict:
             rewritten = patches.rewrite_chat(
@@ -223,35 +208,25 @@ class ChatAttempt(Attempt):
         if adapted is not None:
             self.exchange.patches = adapted.patches
             gw.after_response(gw.metrics.count_patches, self.model, adapted.patches)
-        return strip_usage
+        self.strip_usage = strip_usage
 
-    async def admit_chat(self) -> None:
-        """Hold the worst case: the prompt and every completion token the call may use."""
-        gw, model, payload = self.gw, self.config, self.payload
-        messages = payload.get("messages")
+    async def hold(self) -> None:
+        messages = self.payload.get("messages")
         prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
-        requested = requested_completion(payload)
-        cap = min(requested or model.max_output, model.max_output)
-        estimated = prompt + (requested or gw.config.admission.default_completion_tokens)
-        assert self.model is not None
-        plan = (
-            gw.plan_shapes()
-            .get(self.caller.team, self.caller.key, self.model)
-            .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap))
+        # An emulated answer is parsed whole before it is sent: no early call.
+        await self.hold_worst_case(
+            prompt, requested_completion(self.payload), early=self.emulated_as is None
         )
-        if self.emulated_as is None:
-            self.early = EarlyCall(self, self.body)
-        await self.admit(plan, model.price, prompt, self.early)
 
-    async def answer(self, strip_usage: bool) -> Response:
+    async def answer(self) -> Response:
         """Call, relay and settle, or the answers the gateway builds itself."""
         adapted = self.adapted
         if self.emulated_as is not None and adapted is not None:
             return await answer_emulated(self, self.payload, adapted, self.emulated_as)
-        prepared = self.early.call if self.early is not None else None
+        prepared = self.prepared()
         if adapted is not None and adapted.fake_stream:
             return await fake_streamed(self, adapted, self.body, prepared=prepared)
         return await self.forward(
-            self.body, self.stream, strip_usage=strip_usage, adapted=adapted,
+            self.body, self.stream, strip_usage=self.strip_usage, adapted=adapted,
             prepared=prepared,
         )  # fmt: skip

@@ -27,10 +27,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.admission.pricing import worst_case_micros
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
-from gateway.endpoints.attempt import Attempt, EarlyCall
+from gateway.endpoints.attempt import ModelAttempt
 from gateway.endpoints.chat import ChatRequest
 from gateway.objects.responses import StoredResponse
 from gateway.server.body import parse_json_object, read_body
@@ -246,34 +245,17 @@ class ResponsesRequest(ChatRequest):
         await self.gw.responses.put(self.caller.team.name, record)
 
 
-class NativeAttempt(Attempt):
+class NativeAttempt(ModelAttempt):
     """One try at a model whose upstream serves the Responses API: patch, admit, forward."""
 
-    __slots__ = ("body", "caps", "config", "early", "patches", "req", "spelled_out", "stream")
+    __slots__ = ("patches", "req", "spelled_out")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
-        super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label)
+        super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps)
         self.req = req
-        self.config = model
-        self.caps = caps
-        self.early: EarlyCall | None = None
         self.patches: tuple[str, ...] = ()
         # The `previous_response_id` whose conversation the gateway spelled out for upstream.
         self.spelled_out: str | None = None
-
-    async def run(self) -> Response:
-        try:
-            self.patch()
-            if self.gw.config.admission.enabled:
-                await self.admit_native()
-            return await self.answer()
-        except GatewayError as exc:
-            self.failed(exc)
-            raise
-        finally:
-            early, self.early = self.early, None
-            if early is not None and early.call is not None:
-                early.call.cancel()
 
     def patch(self) -> None:
         """The request as this model's upstream takes it: its snapshot name, parameters it
@@ -296,24 +278,12 @@ class NativeAttempt(Attempt):
         self.stream = payload.get("stream") is True
         self.body = orjson.dumps(payload)
 
-    async def admit_native(self) -> None:
-        gw, model, original = self.gw, self.config, self.req.original
-        prompt = self.req.prompt_tokens()
-        requested = original.get("max_output_tokens")
-        cap = min(requested or model.max_output, model.max_output)
-        estimated = prompt + (requested or gw.config.admission.default_completion_tokens)
-        assert self.model is not None
-        plan = (
-            gw.plan_shapes()
-            .get(self.caller.team, self.caller.key, self.model)
-            .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap))
-        )
-        self.early = EarlyCall(self, self.body)
-        await self.admit(plan, model.price, prompt, self.early)
+    async def hold(self) -> None:
+        requested = self.req.original.get("max_output_tokens")
+        await self.hold_worst_case(self.req.prompt_tokens(), requested, early=True)
 
     async def answer(self) -> Response:
-        prepared = self.early.call if self.early is not None else None
-        response = await self.forward(self.body, self.stream, prepared=prepared)
+        response = await self.forward(self.body, self.stream, prepared=self.prepared())
         if self.patches:
             response.raw_headers.append((b"x-gateway-patched", ",".join(self.patches).encode()))
         previous = self.spelled_out
