@@ -29,7 +29,7 @@ from bench.processes import (
     free_port,
     serving_pids,
 )
-from bench.scenarios import SCENARIOS, Scenario
+from bench.scenarios import RESPONSES, SCENARIOS, Scenario
 
 SIM_KEY = "sk-simulated-upstream"
 # The gateway key of the benchmark's team (teams file written per run, by digest). Not a
@@ -40,6 +40,7 @@ LITELLM_VENV = Path(tempfile.gettempdir()) / "o1gw-litellm-venv"
 # 1.107.0 was a compromised release (pulled from PyPI): never install it.
 LITELLM_SPEC = "litellm[proxy]>=1.50,!=1.107.0"
 LIFTED = 100_000_000  # a limit or budget no benchmark reaches
+ALL = tuple(SCENARIOS.values())
 
 # Gateways beyond the full pipeline on the default http1 client: opt-in comparisons.
 VARIANTS = {
@@ -190,8 +191,10 @@ def start_subjects(
     logdir: Path,
     started: list[Child],
     redis_url: str,
+    scenarios: Sequence[Scenario] = ALL,
 ) -> tuple[Subject, list[Subject]]:
-    """The direct simulator and every gateway asked for, attached and checked."""
+    """The direct simulator and every gateway asked for, attached and checked (with one
+    request of each of `scenarios`)."""
     direct = start_simulator(logdir, started)
     teams = write_teams_file(logdir)
     gateways = [
@@ -202,15 +205,16 @@ def start_subjects(
         start_gateway(f"gw-{v}-1w", 1, direct.base, redis_url, teams, logdir, started, VARIANTS[v])
         for v in variants
     ]
-    attach(direct)
+    attach(direct, scenarios)
     for gw in gateways:
         gw.child.wait_http(f"http://{HOST}:{gw.port}/healthz", {})
-        attach(gw)
+        attach(gw, scenarios)
     return direct, gateways
 
 
-def attach(subject: Subject, timeout_s: float = 30.0) -> None:
-    """Find the processes holding the subject's listening socket, then check each scenario."""
+def attach(subject: Subject, scenarios: Sequence[Scenario] = ALL, timeout_s: float = 30.0) -> None:
+    """Find the processes holding the subject's listening socket, then check each scenario
+    (only those to be measured: an older revision in an A/B run may not serve the others)."""
     deadline = time.monotonic() + timeout_s
     owners = serving_pids(subject.child, subject.port)
     while len(owners) < subject.processes and time.monotonic() < deadline:
@@ -222,18 +226,87 @@ def attach(subject: Subject, timeout_s: float = 30.0) -> None:
         print(f"!! {subject.name}: only {len(owners)} of {subject.processes} processes came up")
     print(f"{subject.name}: pids {owners} hold :{subject.port} (measured, CPU and RSS summed)")
     subject.pids = owners
-    check_answers(subject)
+    check_answers(subject, scenarios)
 
 
-def check_answers(subject: Subject) -> None:
+def _events(raw: bytes) -> list[tuple[str, str]]:
+    """An SSE stream's events as (event name or "", data), in order."""
+    out = []
+    for block in raw.decode().replace("\r\n", "\n").split("\n\n"):
+        name, data = "", []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+        if name or data:
+            out.append((name, "\n".join(data)))
+    return out
+
+
+def chat_text(raw: bytes, streamed: bool) -> str:
+    """The answer's text from a chat completion or its stream; SetupError if it is not one."""
+    if streamed:
+        events = [data for _, data in _events(raw)]
+        if len(events) < 2 or events[-1] != "[DONE]":
+            raise SetupError(f"does not end with data: [DONE]: {raw[-200:]!r}")
+        return "".join(
+            (choice.get("delta") or {}).get("content") or ""
+            for event in events[:-1]
+            for choice in json.loads(event).get("choices", [])
+        )
+    answer = json.loads(raw)
+    if answer.get("object") != "chat.completion" or not answer.get("choices"):
+        raise SetupError(f"not a chat.completion: {raw[:200]!r}")
+    return answer["choices"][0]["message"]["content"] or ""
+
+
+def output_text(response: dict[str, object]) -> str:
+    """The text of a Response object's output messages."""
+    output = response.get("output")
+    return "".join(
+        part.get("text") or ""
+        for item in (output if isinstance(output, list) else [])
+        if isinstance(item, dict) and item.get("type") == "message"
+        for part in item.get("content") or []
+        if isinstance(part, dict) and part.get("type") == "output_text"
+    )
+
+
+def responses_text(raw: bytes, streamed: bool) -> str:
+    """The answer's text from a Response object or its event stream (which must end with a
+    response.completed event carrying the completed Response); SetupError if it is not one."""
+    if not streamed:
+        answer = json.loads(raw)
+        if answer.get("object") != "response" or answer.get("status") != "completed":
+            raise SetupError(f"not a completed response: {raw[:200]!r}")
+        return output_text(answer)
+    events = _events(raw)
+    done = [json.loads(data) for name, data in events if name == "response.completed"]
+    if not done or events[-1][0] != "response.completed":
+        raise SetupError(f"does not end with event: response.completed: {raw[-200:]!r}")
+    final = done[0].get("response") or {}
+    if final.get("object") != "response" or final.get("status") != "completed":
+        raise SetupError(f"response.completed without a completed response: {raw[-300:]!r}")
+    deltas = "".join(
+        json.loads(data).get("delta") or ""
+        for name, data in events
+        if name == "response.output_text.delta"
+    )
+    if deltas != output_text(final):
+        raise SetupError(f"the text deltas do not add up to the output: {raw[-300:]!r}")
+    return deltas
+
+
+def check_answers(subject: Subject, scenarios: Sequence[Scenario] = ALL) -> None:
     """One request per scenario, checked properly (wrk only counts status codes)."""
-    for scenario in SCENARIOS.values():
+    for scenario in scenarios:
         body = subject.body(scenario)
         if body is None:
             continue
         name = f"{subject.name} {scenario.name}"
         req = urllib.request.Request(
-            subject.base + "/chat/completions",
+            subject.base + scenario.path,
             data=body.encode(),
             headers={"Content-Type": "application/json", "Authorization": subject.auth},
             method="POST",
@@ -247,20 +320,11 @@ def check_answers(subject: Subject) -> None:
         if status != 200:
             raise SetupError(f"{name}: HTTP {status}")
         streamed = json.loads(body).get("stream", False)
-        if streamed:
-            events = [ln[6:] for ln in raw.decode().split("\n") if ln.startswith("data: ")]
-            if len(events) < 2 or events[-1] != "[DONE]":
-                raise SetupError(f"{name}: does not end with data: [DONE]: {raw[-200:]!r}")
-            text = "".join(
-                (choice.get("delta") or {}).get("content") or ""
-                for event in events[:-1]
-                for choice in json.loads(event).get("choices", [])
-            )
-        else:
-            answer = json.loads(raw)
-            if answer.get("object") != "chat.completion" or not answer.get("choices"):
-                raise SetupError(f"{name}: not a chat.completion: {raw[:200]!r}")
-            text = answer["choices"][0]["message"]["content"] or ""
+        read = responses_text if scenario.path == RESPONSES else chat_text
+        try:
+            text = read(raw, streamed)
+        except (SetupError, ValueError, AttributeError) as exc:
+            raise SetupError(f"{name}: {exc}") from None
         if not text:
             raise SetupError(f"{name}: empty answer: {raw[:300]!r}")
         if subject.kind != "gateway":
@@ -273,6 +337,9 @@ def check_answers(subject: Subject) -> None:
             raise SetupError(f"{name}: o1-mini was not patched (headers {gw})")
         if scenario.name != "o1-fake-stream" and not any("route" in k for k in gw):
             raise SetupError(f"{name}: model auto was not routed (headers {gw})")
+        if scenario.path == RESPONSES and gw.get("x-gateway-route-model") != "gpt-4o":
+            # gpt-4o's upstream serves the Responses API: forwarded, not translated.
+            raise SetupError(f"{name}: model auto was not routed to gpt-4o (headers {gw})")
 
 
 # -- LiteLLM --------------------------------------------------------------------------------------
