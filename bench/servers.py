@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.answers import chat_text, responses_text
 from bench.processes import (
     HOST,
     ROOT,
@@ -229,75 +230,6 @@ def attach(subject: Subject, scenarios: Sequence[Scenario] = ALL, timeout_s: flo
     check_answers(subject, scenarios)
 
 
-def _events(raw: bytes) -> list[tuple[str, str]]:
-    """An SSE stream's events as (event name or "", data), in order."""
-    out = []
-    for block in raw.decode().replace("\r\n", "\n").split("\n\n"):
-        name, data = "", []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-        if name or data:
-            out.append((name, "\n".join(data)))
-    return out
-
-
-def chat_text(raw: bytes, streamed: bool) -> str:
-    """The answer's text from a chat completion or its stream; SetupError if it is not one."""
-    if streamed:
-        events = [data for _, data in _events(raw)]
-        if len(events) < 2 or events[-1] != "[DONE]":
-            raise SetupError(f"does not end with data: [DONE]: {raw[-200:]!r}")
-        return "".join(
-            (choice.get("delta") or {}).get("content") or ""
-            for event in events[:-1]
-            for choice in json.loads(event).get("choices", [])
-        )
-    answer = json.loads(raw)
-    if answer.get("object") != "chat.completion" or not answer.get("choices"):
-        raise SetupError(f"not a chat.completion: {raw[:200]!r}")
-    return answer["choices"][0]["message"]["content"] or ""
-
-
-def output_text(response: dict[str, object]) -> str:
-    """The text of a Response object's output messages."""
-    output = response.get("output")
-    return "".join(
-        part.get("text") or ""
-        for item in (output if isinstance(output, list) else [])
-        if isinstance(item, dict) and item.get("type") == "message"
-        for part in item.get("content") or []
-        if isinstance(part, dict) and part.get("type") == "output_text"
-    )
-
-
-def responses_text(raw: bytes, streamed: bool) -> str:
-    """The answer's text from a Response object or its event stream (which must end with a
-    response.completed event carrying the completed Response); SetupError if it is not one."""
-    if not streamed:
-        answer = json.loads(raw)
-        if answer.get("object") != "response" or answer.get("status") != "completed":
-            raise SetupError(f"not a completed response: {raw[:200]!r}")
-        return output_text(answer)
-    events = _events(raw)
-    done = [json.loads(data) for name, data in events if name == "response.completed"]
-    if not done or events[-1][0] != "response.completed":
-        raise SetupError(f"does not end with event: response.completed: {raw[-200:]!r}")
-    final = done[0].get("response") or {}
-    if final.get("object") != "response" or final.get("status") != "completed":
-        raise SetupError(f"response.completed without a completed response: {raw[-300:]!r}")
-    deltas = "".join(
-        json.loads(data).get("delta") or ""
-        for name, data in events
-        if name == "response.output_text.delta"
-    )
-    if deltas != output_text(final):
-        raise SetupError(f"the text deltas do not add up to the output: {raw[-300:]!r}")
-    return deltas
-
-
 def check_answers(subject: Subject, scenarios: Sequence[Scenario] = ALL) -> None:
     """One request per scenario, checked properly (wrk only counts status codes)."""
     for scenario in scenarios:
@@ -323,7 +255,7 @@ def check_answers(subject: Subject, scenarios: Sequence[Scenario] = ALL) -> None
         read = responses_text if scenario.path == RESPONSES else chat_text
         try:
             text = read(raw, streamed)
-        except (SetupError, ValueError, AttributeError) as exc:
+        except ValueError as exc:  # json.JSONDecodeError is one
             raise SetupError(f"{name}: {exc}") from None
         if not text:
             raise SetupError(f"{name}: empty answer: {raw[:300]!r}")
