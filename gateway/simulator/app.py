@@ -4,7 +4,8 @@ Raw ASGI with orjson because this app is the baseline of the gateway's benchmark
 router and response classes would cost more than the simulated work itself.
 
 Endpoints: POST /v1/chat/completions (JSON or SSE), GET /v1/models, GET /v1/models/{id},
-POST /v1/embeddings, POST /v1/moderations; anything else is 404 "Invalid URL (METHOD /path)".
+POST /v1/embeddings, POST /v1/moderations, the Responses API under /v1/responses (see
+responses_api.py); anything else is 404 "Invalid URL (METHOD /path)".
 Every /v1 call needs `Authorization: Bearer <key>` with a key from `config.api_keys`.
 With `config.request_log > 0`, GET /_sim/requests lists the last requests received (method, path,
 lower-case headers, parsed JSON body or null, wall-clock time) and DELETE /_sim/requests clears
@@ -48,8 +49,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -58,26 +58,23 @@ from gateway.config import SimulatorConfig
 from gateway.simulator import embeddings, moderations
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import chunk_objects, completion_object, compose, prompt_seed
+from gateway.simulator.call import Call, Header, Message, Receive, Scope, Send
 from gateway.simulator.catalog import model_list, model_object
 from gateway.simulator.ids import completion_id, moderation_id, request_id
-from gateway.simulator.knobs import NO_KNOBS, Knobs, parse_knobs
+from gateway.simulator.knobs import NO_KNOBS, fault_index, parse_knobs
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.prompt_cache import PromptCache, message_tokens
 from gateway.simulator.ratelimit import RateHeaders, RateWindow
+from gateway.simulator.response_store import ResponseStore
+from gateway.simulator.responses_api import ResponsesApi
 from gateway.simulator.rules import check, requested_output, resolve_chat_model
 from gateway.wire import sse
 from gateway.wire.headers import go_duration
 from gateway.wire.tokens import TOKENS_FOR_REPLY
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 TIMEOUT_FAULT_S = 3600.0
-# Chunks a stream sends before the reset / stream-error faults strike.
-CHUNKS_BEFORE_FAULT = 3
 PROMPT_CACHE_ENTRIES = 4096
+STORED_RESPONSES = 4096
 
 _JSON = b"application/json"
 _HTML = b"text/html"
@@ -159,7 +156,8 @@ class Simulator:
         self._random = random.Random(seed)
         self._rates = RateWindow(config.rpm_limit, config.tpm_limit)
         self._idle_rates = _rate_header_bytes(self._rates.idle())
-        self._prompt_cache = PromptCache(PROMPT_CACHE_ENTRIES)
+        self.prompt_cache = PromptCache(PROMPT_CACHE_ENTRIES)
+        self._responses = ResponsesApi(self, ResponseStore(STORED_RESPONSES))
         self._log: deque[dict[str, Any]] | None = (
             deque(maxlen=config.request_log) if config.request_log > 0 else None
         )
@@ -225,9 +223,12 @@ class Simulator:
                     return
             finally:
                 watch.close()
-        await handler(_Call(path, body, key, knobs, started, receive, send))
+        query = scope.get("query_string", b"").decode("latin-1")
+        await handler(Call(path, query, body, key, knobs, started, receive, send))
 
-    def _route(self, method: str, path: str) -> Callable[[_Call], Awaitable[None]] | None:
+    def _route(self, method: str, path: str) -> Callable[[Call], Awaitable[None]] | None:
+        if path.startswith("/v1/responses"):
+            return self._responses.route(method, path)
         if method == "POST":
             if path == "/v1/chat/completions":
                 return self._chat
@@ -255,18 +256,18 @@ class Simulator:
 
     # --- endpoints -------------------------------------------------------------------------
 
-    async def _body_or_answered(self, call: _Call) -> dict[str, Any] | None:
+    async def body_or_answered(self, call: Call) -> dict[str, Any] | None:
         """The JSON object a POST carries; None once a parse error or a fault has answered."""
         body = _parse_object(call.body)
         if isinstance(body, SimError):
-            await self._error(call.send, body, call.started, self._admit(call, 0))
+            await self._error(call.send, body, call.started, self.admit(call, 0))
             return None
-        if await self._fault(call, body):
+        if await self.fault(call, body):
             return None
         return body
 
-    async def _chat(self, call: _Call) -> None:
-        body = await self._body_or_answered(call)
+    async def _chat(self, call: Call) -> None:
+        body = await self.body_or_answered(call)
         if body is None:
             return
         messages = body.get("messages")
@@ -277,7 +278,7 @@ class Simulator:
             o1_streaming=call.knobs.o1_streaming,
             prompt_tokens=prompt_tokens if per_message is not None else None,
         )
-        rates = self._admit(call, prompt_tokens + (requested_output(body) or 0))
+        rates = self.admit(call, prompt_tokens + (requested_output(body) or 0))
         if error is not None:
             await self._error(call.send, error, call.started, rates)
             return
@@ -290,7 +291,7 @@ class Simulator:
             prompt_tokens=prompt_tokens,
             content_seed=prompt_seed(messages),
             id_seed=self._random.getrandbits(64),
-            cached_tokens=self._prompt_cache.lookup_and_store(messages, per_message),
+            cached_tokens=self.prompt_cache.lookup_and_store(messages, per_message),
             answer=call.knobs.answer,
             reasoning_tokens=call.knobs.reasoning_tokens,
         )
@@ -302,14 +303,23 @@ class Simulator:
             chunks = chunk_objects(
                 answer, completion_id=chat_id, created=created, include_usage=include_usage
             )
-            await self._stream(call, chunks, rates)
+            frames = [sse.encode(chunk) for chunk in chunks]
+            failure = sse.encode(oe.server_error().payload())
+            await self.stream(call, frames, rates, last=sse.DONE, failure=failure)
             return
         payload = orjson.dumps(completion_object(answer, completion_id=chat_id, created=created))
         if call.knobs.fault == "reset":
             await self._reset(call, payload, rates)
         await self._send(call.send, 200, _JSON, payload, call.started, rates)
 
-    async def _stream(self, call: _Call, chunks: list[dict[str, Any]], rates: list[Header]) -> None:
+    async def stream(
+        self, call: Call, frames: list[bytes], rates: list[Header], *, last: bytes, failure: bytes
+    ) -> None:
+        """Send SSE `frames` paced by the ttft and chunk-interval knobs, then `last`.
+
+        `failure` is what the stream-error fault sends instead of the rest; chat and the
+        Responses API end a failed stream differently.
+        """
         config, knobs, send = self.config, call.knobs, call.send
         await _sleep_ms(knobs.ttft_ms if knobs.ttft_ms is not None else config.ttft_ms)
         interval = (
@@ -319,47 +329,44 @@ class Simulator:
         )
         headers = self._headers(_SSE, call.started, rates)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        # Strike before the last chunk at the latest, so even a short stream sees the fault.
-        fault_at = min(CHUNKS_BEFORE_FAULT, len(chunks) - 1)
+        fault_at = fault_index(len(frames))
         watch = _DisconnectWatch(call.receive)
         try:
-            for index, chunk in enumerate(chunks):
+            for index, frame in enumerate(frames):
                 if index == fault_at and knobs.fault == "reset":
                     raise SimulatedReset("x-sim-fault: reset")
                 if index == fault_at and knobs.fault == "stream-error":
-                    event = sse.encode(oe.server_error().payload())
-                    await send({"type": "http.response.body", "body": event, "more_body": False})
+                    await send({"type": "http.response.body", "body": failure, "more_body": False})
                     return
                 if index and interval > 0 and await watch.sleep(interval / 1000):
                     return
                 if watch.gone:
                     return
-                body = sse.encode(chunk)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            await send({"type": "http.response.body", "body": sse.DONE, "more_body": False})
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": last, "more_body": False})
         finally:
             watch.close()
 
-    async def _embeddings(self, call: _Call) -> None:
-        body = await self._body_or_answered(call)
+    async def _embeddings(self, call: Call) -> None:
+        body = await self.body_or_answered(call)
         if body is None:
             return
         error = embeddings.check(body)
         if error is not None:
-            await self._error(call.send, error, call.started, self._admit(call, 0))
+            await self._error(call.send, error, call.started, self.admit(call, 0))
             return
         response, tokens = embeddings.embeddings_object(body)
         payload = orjson.dumps(response)
-        rates = self._admit(call, tokens)
+        rates = self.admit(call, tokens)
         if call.knobs.fault == "reset":
             await self._reset(call, payload, rates)
         await self._send(call.send, 200, _JSON, payload, call.started, rates)
 
-    async def _moderations(self, call: _Call) -> None:
-        body = await self._body_or_answered(call)
+    async def _moderations(self, call: Call) -> None:
+        body = await self.body_or_answered(call)
         if body is None:
             return
-        rates = self._admit(call, 0)
+        rates = self.admit(call, 0)
         error = moderations.check(body)
         if error is not None:
             await self._error(call.send, error, call.started, rates)
@@ -370,18 +377,18 @@ class Simulator:
             await self._reset(call, payload, rates)
         await self._send(call.send, 200, _JSON, payload, call.started, rates)
 
-    async def _models(self, call: _Call) -> None:
-        if await self._fault(call, {}):
+    async def _models(self, call: Call) -> None:
+        if await self.fault(call, {}):
             return
         payload = orjson.dumps(model_list())
-        await self._send(call.send, 200, _JSON, payload, call.started, self._admit(call, 0))
+        await self._send(call.send, 200, _JSON, payload, call.started, self.admit(call, 0))
 
-    async def _model(self, call: _Call) -> None:
-        if await self._fault(call, {}):
+    async def _model(self, call: Call) -> None:
+        if await self.fault(call, {}):
             return
         model_id = call.path[len("/v1/models/") :]
         found = model_object(model_id)
-        rates = self._admit(call, 0)
+        rates = self.admit(call, 0)
         if found is None:
             await self._error(call.send, oe.model_not_found(model_id), call.started, rates)
             return
@@ -404,7 +411,7 @@ class Simulator:
 
     # --- faults ----------------------------------------------------------------------------
 
-    async def _fault(self, call: _Call, body: dict[str, Any]) -> bool:
+    async def fault(self, call: Call, body: dict[str, Any]) -> bool:
         """Answer with the requested fault; True if the request is done."""
         fault = call.knobs.fault
         if fault is None or fault in ("timeout", "reset"):
@@ -412,7 +419,7 @@ class Simulator:
         if fault == "stream-error" and body.get("stream") is True:
             return False
         model = body.get("model") if isinstance(body.get("model"), str) else "gpt-4o"
-        rates = self._admit(call, 0)
+        rates = self.admit(call, 0)
         retry = call.knobs.retry_after_s
         retry_headers = [
             (b"retry-after", str(math.ceil(retry)).encode()),
@@ -439,7 +446,7 @@ class Simulator:
             await self._error(call.send, oe.server_error(), call.started, rates)
         return True
 
-    async def _reset(self, call: _Call, payload: bytes, rates: list[Header]) -> None:
+    async def _reset(self, call: Call, payload: bytes, rates: list[Header]) -> None:
         headers = self._headers(_JSON, call.started, rates)
         headers.append((b"content-length", str(len(payload)).encode()))
         await call.send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -449,7 +456,7 @@ class Simulator:
 
     # --- responses -------------------------------------------------------------------------
 
-    def _admit(self, call: _Call, tokens: int) -> list[Header]:
+    def admit(self, call: Call, tokens: int) -> list[Header]:
         return _rate_header_bytes(self._rates.admit(call.key, tokens, time.monotonic()))
 
     def _headers(self, content_type: bytes, started: float, rates: list[Header]) -> list[Header]:
@@ -461,6 +468,19 @@ class Simulator:
             _VERSION,
             *rates,
         ]
+
+    async def reply(self, call: Call, payload: bytes, rates: list[Header]) -> None:
+        """A 200 JSON answer, or half of it when the reset fault is on."""
+        if call.knobs.fault == "reset":
+            await self._reset(call, payload, rates)
+        await self._send(call.send, 200, _JSON, payload, call.started, rates)
+
+    async def reply_error(self, call: Call, error: SimError, rates: list[Header]) -> None:
+        await self._error(call.send, error, call.started, rates)
+
+    def draw_seed(self) -> int:
+        """64 random bits for ids, from this simulator's own (seedable) source."""
+        return self._random.getrandbits(64)
 
     async def _send(
         self,
@@ -488,22 +508,6 @@ class Simulator:
         extra: list[Header] | None = None,
     ) -> None:
         await self._send(send, error.status, _JSON, error.body(), started, rates, extra)
-
-
-Header = tuple[bytes, bytes]
-
-
-@dataclass(slots=True)
-class _Call:
-    """One authenticated /v1 request on its way through a handler."""
-
-    path: str
-    body: bytes
-    key: str
-    knobs: Knobs
-    started: float
-    receive: Receive
-    send: Send
 
 
 def _rate_header_bytes(rates: RateHeaders) -> list[Header]:

@@ -37,3 +37,8 @@ def tool_call_id(seed: int) -> str:
 
 def moderation_id(seed: int) -> str:
     return "modr-" + _digest(b"modr", seed, 29).translate(_TO_ALNUM).decode()
+
+
+def response_item_id(prefix: str, seed: int) -> str:
+    """`resp_`, `msg_`, `fc_`... + 48 hex digits, like the Responses API's object and item ids."""
+    return f"{prefix}_" + _digest(prefix.encode(), seed, 24).hex()

@@ -16,6 +16,15 @@ FAULTS = frozenset(
     {"429", "429-tokens", "quota", "500", "502", "503", "timeout", "reset", "stream-error"}
 )
 
+# Chunks a stream sends before the reset / stream-error faults strike.
+CHUNKS_BEFORE_FAULT = 3
+
+
+def fault_index(frames: int) -> int:
+    """Where a stream's fault strikes: before the last frame at the latest, so even a short
+    stream sees it."""
+    return min(CHUNKS_BEFORE_FAULT, frames - 1)
+
 
 @dataclass(slots=True)
 class Knobs:

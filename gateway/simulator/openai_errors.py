@@ -335,3 +335,65 @@ def overloaded() -> SimError:
         "The engine is currently overloaded, please try again later.",
         type="server_error",
     )
+
+
+# --- Responses API (its wording differs from chat's in places: "Unknown parameter") ----------
+
+
+def unknown_parameter(name: str) -> SimError:
+    return SimError(400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+
+
+def invalid_value(param: str, value: Any, supported: tuple[str, ...]) -> SimError:
+    quoted = [f"'{s}'" for s in supported]
+    listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
+    return SimError(
+        400,
+        f"Invalid value: '{echo(value)}'. Supported values are: {listed}.",
+        param=param,
+        code="invalid_value",
+    )
+
+
+def model_not_in_responses(model: str) -> SimError:
+    # o1-preview's recorded refusal; o1-mini's is the same by a maintainer's word (unconfirmed).
+    return SimError(
+        400,
+        f"The requested model '{model}' is not supported with the Responses API.",
+        param="model",
+    )
+
+
+def previous_response_not_found(response_id: str) -> SimError:
+    return SimError(
+        400,
+        f"Previous response with id '{response_id}' not found.",
+        param="previous_response_id",
+        code="previous_response_not_found",
+    )
+
+
+def response_not_found(response_id: str) -> SimError:
+    return SimError(404, f"Response with id '{response_id}' not found.")
+
+
+def only_background_cancellable() -> SimError:
+    return SimError(400, "Only background responses can be cancelled.")
+
+
+def background_needs_store() -> SimError:
+    # Wording unconfirmed; the rule (background responses must be stored) is documented.
+    return SimError(
+        400,
+        "Invalid value for 'store': background mode requires 'store' to be true.",
+        param="store",
+    )
+
+
+def json_word_required_in_input() -> SimError:
+    return SimError(
+        400,
+        "Response input messages must contain the word 'json' in some form to use 'text.format' "
+        "of type 'json_object'.",
+        param="input",
+    )

@@ -1,0 +1,198 @@
+"""The Responses API endpoints of the simulated upstream (raw ASGI, like `app`).
+
+    POST   /v1/responses                    create (JSON, SSE with `stream`, queued with `background`)
+    GET    /v1/responses/{id}               retrieve; a background response advances one step
+    DELETE /v1/responses/{id}               delete
+    GET    /v1/responses/{id}/input_items   the request's input items, paged
+    POST   /v1/responses/{id}/cancel        cancel a background response
+
+Everything else a chat request gets applies here too: the key check, rate-limit headers, the
+latency, streaming-pace and fault knobs, `x-sim-answer`, the prompt cache. The answer is the one
+chat gives for the same conversation (`responses.chat_body`), so the two APIs agree on text,
+tool calls and token counts. A background request that also streams is streamed at once (and
+stored finished).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import orjson
+
+from gateway.simulator import openai_errors as oe
+from gateway.simulator import response_shapes as shapes
+from gateway.simulator import responses
+from gateway.simulator.answers import compose, prompt_seed
+from gateway.simulator.call import Call, Header
+from gateway.simulator.ids import response_item_id
+from gateway.simulator.knobs import fault_index
+from gateway.simulator.openai_errors import SimError
+from gateway.simulator.prompt_cache import PromptCache, message_tokens
+from gateway.simulator.response_store import QUEUED, ResponseStore, Stored
+from gateway.wire.tokens import TOKENS_FOR_REPLY
+
+PREFIX = "/v1/responses"
+# Seeds of one response's ids: its own, its output items', its input items'.
+_OUTPUT_SEEDS = 1 << 20
+_INPUT_SEEDS = 2 << 20
+
+
+class Host(Protocol):
+    """What the endpoints need of the simulator that routes to them."""
+
+    prompt_cache: PromptCache
+
+    async def body_or_answered(self, call: Call) -> dict[str, Any] | None: ...
+
+    async def fault(self, call: Call, body: dict[str, Any]) -> bool: ...
+
+    def admit(self, call: Call, tokens: int) -> list[Header]: ...
+
+    async def reply(self, call: Call, payload: bytes, rates: list[Header]) -> None: ...
+
+    async def reply_error(self, call: Call, error: SimError, rates: list[Header]) -> None: ...
+
+    async def stream(
+        self, call: Call, frames: list[bytes], rates: list[Header], *, last: bytes, failure: bytes
+    ) -> None: ...
+
+    def draw_seed(self) -> int: ...
+
+
+Handler = Callable[[Call], Awaitable[None]]
+
+
+class ResponsesApi:
+    __slots__ = ("_host", "_store")
+
+    def __init__(self, host: Host, store: ResponseStore) -> None:
+        self._host = host
+        self._store = store
+
+    def route(self, method: str, path: str) -> Handler | None:
+        if path == PREFIX:
+            return self._create if method == "POST" else None
+        parts = path[len(PREFIX) + 1 :].split("/") if path.startswith(PREFIX + "/") else []
+        if len(parts) == 1 and parts[0]:
+            return {"GET": self._retrieve, "DELETE": self._delete}.get(method)
+        if len(parts) == 2 and parts[0]:
+            if parts[1] == "input_items" and method == "GET":
+                return self._input_items
+            if parts[1] == "cancel" and method == "POST":
+                return self._cancel
+        return None
+
+    async def _create(self, call: Call) -> None:
+        host = self._host
+        body = await host.body_or_answered(call)
+        if body is None:
+            return
+        model = responses.resolve_model(body)
+        if isinstance(model, SimError):
+            await host.reply_error(call, model, host.admit(call, 0))
+            return
+        error = responses.check(body, model)
+        history: list[dict[str, Any]] = []
+        previous_id = body.get("previous_response_id")
+        if error is None and isinstance(previous_id, str):
+            previous = self._store.get(call.key, previous_id)
+            if previous is None:
+                error = oe.previous_response_not_found(previous_id)
+            else:
+                history = previous.conversation
+        if error is not None:
+            await host.reply_error(call, error, host.admit(call, 0))
+            return
+
+        seed = host.draw_seed()
+        items = responses.input_items(body, seed + _INPUT_SEEDS)
+        messages = responses.instruction_messages(body) + responses.as_messages(history + items)
+        per_message = message_tokens(messages)
+        prompt_tokens = sum(per_message) + TOKENS_FOR_REPLY
+        limit = body.get("max_output_tokens")
+        rates = host.admit(call, prompt_tokens + (limit if isinstance(limit, int) else 0))
+        if prompt_tokens > model.context:
+            error = oe.context_length_exceeded(model.context, prompt_tokens)
+            await host.reply_error(call, error, rates)
+            return
+        answer = compose(
+            responses.chat_body(body, messages),
+            model,
+            prompt_tokens=prompt_tokens,
+            content_seed=prompt_seed(messages),
+            id_seed=seed,
+            cached_tokens=host.prompt_cache.lookup_and_store(messages, per_message),
+            answer=call.knobs.answer,
+        )
+        output = shapes.output_items(answer, seed + _OUTPUT_SEEDS)
+        background = body.get("background") is True
+        response = shapes.response_object(
+            response_item_id("resp", seed),
+            shapes.settings(body, model.snapshot),
+            answer,
+            output,
+            created_at=int(time.time()),
+            background=background,
+        )
+        stream = body.get("stream") is True
+        stored = Stored(response, items, history + items + output, background)
+        if background and not stream:
+            stored.stage = QUEUED
+        if body.get("store", True) is not False:
+            self._store.put(call.key, stored)
+        if stream:
+            events = shapes.stream_events(response)
+            frames = [shapes.event_frame(event) for event in events]
+            failure = shapes.error_frame(oe.server_error(), fault_index(len(frames)))
+            await host.stream(call, frames, rates, last=b"", failure=failure)
+            return
+        await host.reply(call, orjson.dumps(stored.view()), rates)
+
+    async def _found(self, call: Call) -> tuple[Stored | None, list[Header]]:
+        """The stored response the path names; None once a fault or a 404 has answered."""
+        host = self._host
+        if await host.fault(call, {}):
+            return None, []
+        rates = host.admit(call, 0)
+        response_id = call.path[len(PREFIX) + 1 :].split("/")[0]
+        stored = self._store.get(call.key, response_id)
+        if stored is None:
+            await host.reply_error(call, oe.response_not_found(response_id), rates)
+        return stored, rates
+
+    async def _retrieve(self, call: Call) -> None:
+        stored, rates = await self._found(call)
+        if stored is not None:
+            view = stored.poll(int(time.time()))
+            await self._host.reply(call, orjson.dumps(view), rates)
+
+    async def _delete(self, call: Call) -> None:
+        stored, rates = await self._found(call)
+        if stored is None:
+            return
+        response_id = stored.response["id"]
+        self._store.delete(call.key, response_id)
+        deleted = {"id": response_id, "object": "response", "deleted": True}
+        await self._host.reply(call, orjson.dumps(deleted), rates)
+
+    async def _input_items(self, call: Call) -> None:
+        stored, rates = await self._found(call)
+        if stored is None:
+            return
+        page = shapes.input_items_page(stored.input_items, dict(parse_qsl(call.query)))
+        if isinstance(page, SimError):
+            await self._host.reply_error(call, page, rates)
+            return
+        await self._host.reply(call, orjson.dumps(page), rates)
+
+    async def _cancel(self, call: Call) -> None:
+        stored, rates = await self._found(call)
+        if stored is None:
+            return
+        if not stored.background:
+            await self._host.reply_error(call, oe.only_background_cancellable(), rates)
+            return
+        await self._host.reply(call, orjson.dumps(stored.cancel()), rates)
