@@ -42,6 +42,8 @@ def create_app(config: Config) -> Starlette:
         finally:
             await gateway.close()
 
+    # The routes `Entry` answers itself; the router has them too, for `405`s and listings.
+    posts = {"/v1/chat/completions": chat_completions, "/v1/responses": create_response}
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/responses", create_response, methods=["POST"]),
@@ -77,7 +79,7 @@ def create_app(config: Config) -> Starlette:
     return Starlette(
         routes=routes,
         # Outermost first; Starlette adds its error and exception middleware around/inside these.
-        middleware=[Middleware(Entry, chat_completions, handler_for)],
+        middleware=[Middleware(Entry, posts, handler_for)],
         lifespan=lifespan,
         exception_handlers=handlers,
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a bare Debian machine with Python 3.11: installs what it needs
-# (redis-server, prometheus for promtool, a virtualenv with the package and its test tools), then
-# lint, types, the Prometheus config/rule checks and tests.
+# (redis-server, prometheus for promtool, node and npm, a virtualenv with the package and its test
+# tools), then lint, types, the Prometheus config/rule checks and tests.
 # Extra arguments go to pytest, e.g. `bash tests/run.sh tests/unit` for one tier (tests/README.md)
 # or `bash tests/run.sh -k chat`.
 set -euo pipefail
@@ -14,6 +14,9 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool + the prometheus server
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # a throwaway TLS certificate for the upstream client tests
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+# The openai Node SDK test (tests/server/endpoints/test_responses_node.py; the SDK asks for Node 20
+# and also runs on Debian 12's Node 18). Only when missing: a node already on PATH stays.
+{ command -v node && command -v npm; } >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo_if_needed apt-get update -qq

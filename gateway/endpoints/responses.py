@@ -17,6 +17,7 @@ Each model then serves it one of two ways, as its capability table says:
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -42,6 +43,9 @@ from gateway.wire.errors import GatewayError
 from gateway.wire.usage import ResponsesStreamMeter, StreamMeter
 
 PATH = "/responses"
+# How far back a conversation upstream stores is read, for a model the gateway translates for.
+MAX_CHAIN = 64
+_NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
 JSON = "application/json"
 
 
@@ -57,7 +61,7 @@ def new_id(prefix: str) -> str:
 class ResponsesRequest(ChatRequest):
     """One Responses API request: identified and routed once, served by one model or more."""
 
-    __slots__ = ("_chat", "_prompt", "original", "previous")
+    __slots__ = ("_chat", "_history", "_prompt", "original", "previous")
 
     async def identify(self) -> None:
         """Phase one: who calls, a sound Responses request, and the conversation it continues."""
@@ -75,6 +79,7 @@ class ResponsesRequest(ChatRequest):
                 raise errors.previous_response_not_found(previous_id)
         self._chat: dict[str, Any] | None = None
         self._prompt: int | None = None
+        self._history: list[dict[str, Any]] = []
         # What routing reads: the conversation as chat messages, the model, whether it streams.
         self.payload = {
             "model": original["model"],
@@ -83,9 +88,12 @@ class ResponsesRequest(ChatRequest):
         }
 
     def history(self) -> list[dict[str, Any]]:
-        """Earlier items of the conversation the gateway holds (responses it translated)."""
+        """Earlier items of the conversation: of responses the gateway translated, from its
+        store; of upstream's, once read from upstream (`read_upstream_history`)."""
         previous = self.previous
-        return previous.history() if previous is not None and not previous.native else []
+        if previous is not None and not previous.native:
+            return previous.history()
+        return self._history
 
     def chat_request(self) -> dict[str, Any]:
         """The request as chat completions (made once; it raises for what chat cannot carry)."""
@@ -131,9 +139,10 @@ class ResponsesRequest(ChatRequest):
         original = self.original
         if original.get("background") is True:
             raise errors.background_unsupported(label)
-        if self.previous is not None and self.previous.native:
-            # Its items live upstream, with a model that is not serving this turn.
-            raise errors.previous_response_not_found(str(original["previous_response_id"]))
+        if self.previous is not None and self.previous.native and not self._history:
+            # The conversation so far lives upstream; this model's turn needs it spelled out.
+            self._history = await self.read_upstream_history(original["previous_response_id"])
+            self._chat = None
         self.payload = self.chat_request()
         self.body = orjson.dumps(self.payload)
         response = await super().serve_model(label)
@@ -156,6 +165,50 @@ class ResponsesRequest(ChatRequest):
         )  # fmt: skip
         await self.keep(answer)
         return rebodied(response, orjson.dumps(answer), JSON)
+
+    async def read_upstream_history(self, response_id: str) -> list[dict[str, Any]]:
+        """The items of a conversation upstream stores, oldest first: each response's input
+        items and output, back along its `previous_response_id` chain (items that appear in
+        several turns counted once)."""
+        turns: list[list[dict[str, Any]]] = []
+        next_id: Any = response_id
+        for _ in range(MAX_CHAIN):
+            if not isinstance(next_id, str):
+                break
+            response = await self.read_upstream(f"/responses/{next_id}", b"")
+            items: list[dict[str, Any]] = []
+            after = b""
+            while True:
+                page = await self.read_upstream(
+                    f"/responses/{next_id}/input_items", b"order=asc&limit=100" + after
+                )
+                items += page.get("data") or []
+                if not page.get("has_more") or not page.get("last_id"):
+                    break
+                after = b"&after=" + str(page["last_id"]).encode()
+            turns.append([*items, *(response.get("output") or [])])
+            next_id = response.get("previous_response_id")
+        seen: set[Any] = set()
+        history: list[dict[str, Any]] = []
+        for item in (item for turn in reversed(turns) for item in turn):
+            key = item.get("id") or id(item)
+            if key not in seen:
+                seen.add(key)
+                history.append(item)
+        return history
+
+    async def read_upstream(self, path: str, query: bytes) -> dict[str, Any]:
+        gw = self.gw
+        headers = gw.upstream_headers(self.request.scope["headers"])
+        resp = await gw.upstream.send("GET", path, query, headers, b"")
+        try:
+            content = await resp.read()
+        finally:
+            await resp.close()
+        answer = orjson.loads(content) if resp.status == 200 else None
+        if not isinstance(answer, dict):
+            raise errors.previous_response_not_found(str(self.original["previous_response_id"]))
+        return answer
 
     async def events(
         self, stream: EventStream, chunks: AsyncIterable[str | bytes | memoryview]
@@ -184,18 +237,19 @@ class ResponsesRequest(ChatRequest):
         """Store a response the gateway made, unless the client said `store: false`."""
         if answer is None or self.original.get("store") is False:
             return
-        items = [
-            *self.history(),
-            *responses_chat.input_items(self.original, new_id),
-        ]
-        record = StoredResponse(native=False, response=answer, input_items=items)
+        record = StoredResponse(
+            native=False,
+            response=answer,
+            input_items=responses_chat.input_items(self.original, new_id),
+            earlier=self.history(),
+        )
         await self.gw.responses.put(self.caller.team.name, record)
 
 
 class NativeAttempt(Attempt):
     """One try at a model whose upstream serves the Responses API: patch, admit, forward."""
 
-    __slots__ = ("body", "caps", "config", "early", "patches", "req", "stream")
+    __slots__ = ("body", "caps", "config", "early", "patches", "req", "spelled_out", "stream")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label)
@@ -204,6 +258,8 @@ class NativeAttempt(Attempt):
         self.caps = caps
         self.early: EarlyCall | None = None
         self.patches: tuple[str, ...] = ()
+        # The `previous_response_id` whose conversation the gateway spelled out for upstream.
+        self.spelled_out: str | None = None
 
     async def run(self) -> Response:
         try:
@@ -228,7 +284,7 @@ class NativeAttempt(Attempt):
         if history:
             given = responses_chat.input_items(req.original, new_id)
             payload["input"] = [_as_input(item) for item in (*history, *given)]
-            del payload["previous_response_id"]
+            self.spelled_out = payload.pop("previous_response_id")
         if gw.config.compat.enabled and not self.caller.team.strict:
             payload, self.patches = patches.rewrite_responses(
                 payload, self.caps, reasoning=self.config.reasoning
@@ -260,13 +316,23 @@ class NativeAttempt(Attempt):
         response = await self.forward(self.body, self.stream, prepared=prepared)
         if self.patches:
             response.raw_headers.append((b"x-gateway-patched", ",".join(self.patches).encode()))
-        if not self.stream and response.status_code == 200:
-            answer = orjson.loads(response.body)
-            if isinstance(answer, dict):
-                await self.own(answer)
+        previous = self.spelled_out
+        if response.status_code != 200:
+            return response
+        if isinstance(response, StreamingResponse):
+            if previous is not None:
+                response.body_iterator = _restore_previous(response.body_iterator, previous)
+            return response
+        answer = orjson.loads(response.body)
+        if isinstance(answer, dict):
+            self.own(answer)
+            if previous is not None:
+                # Upstream saw the whole conversation; the client asked to continue one.
+                answer["previous_response_id"] = previous
+                return rebodied(response, orjson.dumps(answer), JSON)
         return response
 
-    async def own(self, answer: dict[str, Any]) -> None:
+    def own(self, answer: dict[str, Any]) -> None:
         """Record the team as the owner of a response upstream stores; a background response
         reports no usage yet, so it is charged its worst case (the gateway cannot watch it)."""
         ticket = self.ticket
@@ -277,7 +343,7 @@ class NativeAttempt(Attempt):
             return
         usage = answer.get("usage")
         context = usage.get("total_tokens") if isinstance(usage, dict) else 0
-        await self.gw.responses.own(
+        self.gw.responses.own(
             self.caller.team.name, response_id, context if isinstance(context, int) else 0
         )
 
@@ -296,12 +362,32 @@ class NativeAttempt(Attempt):
             async for chunk in super().relay(resp, meter):
                 if storing and not owned and meter.response_id:
                     owned = True
-                    await gw.responses.own(team, meter.response_id)
+                    gw.responses.own(team, meter.response_id)
                 yield chunk
         finally:
             if owned and meter.response_id and meter.context_tokens:
                 # The context of a finished response, for the reserve of the next in its chain.
-                gw.spawn(gw.responses.own(team, meter.response_id, meter.context_tokens))
+                gw.responses.own(team, meter.response_id, meter.context_tokens)
+
+
+async def _restore_previous(
+    chunks: AsyncIterable[str | bytes | memoryview], previous: str
+) -> AsyncIterator[bytes]:
+    """A native stream whose request the gateway spelled out: its response objects name the
+    `previous_response_id` the client gave, as if upstream had been given it."""
+    decoder = sse.Decoder()
+    named = b'"previous_response_id":' + orjson.dumps(previous)
+    try:
+        async for chunk in chunks:
+            block = decoder.complete(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
+            if block:
+                yield _NO_PREVIOUS.sub(lambda _: named, block)
+        if rest := decoder.pending():
+            yield rest
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _as_input(item: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ as for an id that never existed.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,21 +23,24 @@ import orjson
 import redis.asyncio as redis
 
 PREFIX = "o1gw:response:"
+log = logging.getLogger("gateway")
 
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     native: bool
-    # Translated responses: the Response object and the input items it answered.
+    # Translated responses: the Response object, the input items it was given, and the items
+    # of the conversation before them (of its `previous_response_id` chain).
     response: dict[str, Any] | None = None
     input_items: list[dict[str, Any]] = field(default_factory=list)
+    earlier: list[dict[str, Any]] = field(default_factory=list)
     # Native responses: input plus output tokens, what a chained call sends upstream again.
     context_tokens: int = 0
 
     def history(self) -> list[dict[str, Any]]:
         """The conversation so far as input items: what it was given, then what it answered."""
         output = self.response.get("output") if self.response is not None else None
-        return [*self.input_items, *(output if isinstance(output, list) else ())]
+        return [*self.earlier, *self.input_items, *(output if isinstance(output, list) else ())]
 
 
 def _key(team: str, response_id: str) -> str:
@@ -46,6 +51,9 @@ class ResponseStore:
     def __init__(self, client: redis.Redis, ttl_s: float) -> None:
         self._redis = client
         self._ttl_ms = max(1, int(ttl_s * 1000))
+        # Owner records written while their answer goes out, by key: a lookup of one waits
+        # for it, so this replica never answers 404 for a response it has just served.
+        self._writing: dict[str, asyncio.Task[None]] = {}
 
     async def put(self, team: str, record: StoredResponse) -> None:
         """Store a response the gateway served itself (its Response object names its id)."""
@@ -53,14 +61,37 @@ class ResponseStore:
         key = _key(team, str(record.response["id"]))
         await self._redis.set(key, _dump(record), px=self._ttl_ms)
 
-    async def own(self, team: str, response_id: str, context_tokens: int = 0) -> None:
-        """Record that `team` owns the upstream-stored response `response_id`."""
-        record = StoredResponse(native=True, context_tokens=context_tokens)
-        await self._redis.set(_key(team, response_id), _dump(record), px=self._ttl_ms)
+    def own(self, team: str, response_id: str, context_tokens: int = 0) -> None:
+        """Record that `team` owns the upstream-stored response `response_id`, without making
+        the answer wait: the write starts now and runs on its own (a client that leaves does
+        not cancel it)."""
+        key = _key(team, response_id)
+        record = _dump(StoredResponse(native=True, context_tokens=context_tokens))
+        task = asyncio.get_running_loop().create_task(self._set(key, record))
+        self._writing[key] = task
+        task.add_done_callback(lambda done: self._written(key, done))
+
+    async def _set(self, key: str, record: bytes) -> None:
+        await self._redis.set(key, record, px=self._ttl_ms)
+
+    def _written(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._writing.get(key) is task:
+            del self._writing[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cannot record the owner of %s: %r", key, task.exception())
 
     async def get(self, team: str, response_id: str) -> StoredResponse | None:
-        raw = await self._redis.get(_key(team, response_id))
+        key = _key(team, response_id)
+        writing = self._writing.get(key)
+        if writing is not None:
+            await asyncio.wait({writing})
+        raw = await self._redis.get(key)
         return None if raw is None else _load(raw)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let the owner records still being written land (at shutdown)."""
+        if self._writing:
+            await asyncio.wait(set(self._writing.values()), timeout=timeout_s)
 
     async def delete(self, team: str, response_id: str) -> bool:
         return bool(await self._redis.delete(_key(team, response_id)))
@@ -70,7 +101,12 @@ def _dump(record: StoredResponse) -> bytes:
     if record.native:
         return orjson.dumps({"native": True, "context_tokens": record.context_tokens})
     return orjson.dumps(
-        {"native": False, "response": record.response, "input_items": record.input_items}
+        {
+            "native": False,
+            "response": record.response,
+            "input_items": record.input_items,
+            "earlier": record.earlier,
+        }
     )
 
 
@@ -79,5 +115,8 @@ def _load(raw: bytes | str) -> StoredResponse:
     if data.get("native"):
         return StoredResponse(native=True, context_tokens=int(data.get("context_tokens") or 0))
     return StoredResponse(
-        native=False, response=data.get("response"), input_items=data.get("input_items") or []
+        native=False,
+        response=data.get("response"),
+        input_items=data.get("input_items") or [],
+        earlier=data.get("earlier") or [],
     )

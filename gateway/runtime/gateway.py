@@ -7,10 +7,9 @@ import itertools
 import logging
 import os
 import secrets
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -56,8 +55,6 @@ class Gateway:
     # The team that callers without a known key are served as, if any.
     anonymous: Team | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
-    # Writes a request started and must not cancel with it (see `spawn`).
-    writes: set[asyncio.Task[None]] = field(default_factory=set)
     learned: LearnedCapabilities = field(default_factory=LearnedCapabilities)
     # Clients of models' own deployments (models.NAME.deployments), closed with the gateway.
     extra_upstreams: list[Upstream] = field(default_factory=list)
@@ -102,19 +99,6 @@ class Gateway:
                 callback(*args)
             except Exception:  # one failure must not cost the rest their charge or log line
                 log.exception("after-response work failed: %r", callback)
-
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run a write (a record of who owns what) on its own: a stream's client may leave,
-        cancelling the request, after the write was due. Closing waits for what is left."""
-        loop = self.loop or asyncio.get_running_loop()
-        task = loop.create_task(work)
-        self.writes.add(task)
-        task.add_done_callback(self._written)
-
-    def _written(self, task: asyncio.Task[None]) -> None:
-        self.writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a record write failed: %r", task.exception())
 
     def upstream_headers(self, client: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
         """Headers for an upstream call, from the client's raw ASGI headers."""
@@ -180,8 +164,7 @@ class Gateway:
         if self.access_log is not None:
             self.access_log.flush()
         await self.admission.drain(SETTLE_DRAIN_S)
-        if self.writes:
-            await asyncio.wait(self.writes, timeout=SETTLE_DRAIN_S)
+        await self.responses.drain(SETTLE_DRAIN_S)
         await self.admission.close()
         await self.upstream.close()
         for target in self.extra_upstreams:

@@ -6,16 +6,16 @@ finished once the response has gone (request metrics, the access-log line).
 the status the client really got (including errors the exception handlers built) and the moment
 the last byte left, streams included.
 
-Nearly every request a gateway serves is `POST /v1/chat/completions`. Starlette's exception
-middleware, router, route and request/response wrappers take a measurable share of the CPU of
-a proxied call, for a match the first route would make anyway, so `Entry` answers that one
-route itself, with the same handler and the same error handlers as the routed stack.
+Nearly every request a gateway serves is `POST /v1/chat/completions` or `POST /v1/responses`.
+Starlette's exception middleware, router, route and request/response wrappers take a measurable
+share of the CPU of a proxied call, for a match the router would make anyway, so `Entry` answers
+those routes itself, with the same handlers and the same error handlers as the routed stack.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,7 +27,6 @@ from gateway.runtime.gateway import Gateway
 Handler = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 SCOPE_KEY = "o1gw.exchange"
-CHAT = "/v1/chat/completions"
 # Resource names that may label metrics; anything else is "other" so a caller cannot mint series.
 KNOWN_ENDPOINTS = frozenset(
     {
@@ -61,10 +60,13 @@ def exchange_of(scope: Scope) -> Exchange:
 
 class Entry:
     def __init__(
-        self, app: ASGIApp, chat: Handler, on_error: Callable[[Exception], ErrorHandler]
+        self,
+        app: ASGIApp,
+        posts: Mapping[str, Handler],
+        on_error: Callable[[Exception], ErrorHandler],
     ) -> None:
         self.app = app
-        self.chat = chat
+        self.posts = posts  # path -> the handler its POST route has
         self.on_error = on_error  # the registered handler for an exception (by its class)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,8 +93,9 @@ class Entry:
         gw: Gateway = scope["app"].state.gateway
         gw.metrics.in_flight.inc()
         try:
-            if path == CHAT and scope["method"] == "POST":
-                await self.answer_chat(scope, receive, observed_send)
+            handler = self.posts.get(path) if scope["method"] == "POST" else None
+            if handler is not None:
+                await self.answer(handler, scope, receive, observed_send)
             else:
                 await self.app(scope, receive, observed_send)
         except BaseException:
@@ -104,10 +107,10 @@ class Entry:
             # After a call charged in this request: the access log reports what it cost.
             gw.after_response(finish, gw, ex, time.perf_counter())
 
-    async def answer_chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def answer(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
         try:
-            response = await self.chat(request)
+            response = await handler(request)
         except Exception as exc:
             response = await self.on_error(exc)(request, exc)
         await response(scope, receive, send)

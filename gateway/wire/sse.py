@@ -47,6 +47,10 @@ class Decoder:
         self._buffer = buffer.rsplit(b"\n\n", 1)[-1] if b"\n\n" in buffer else buffer
         return buffer[: len(buffer) - len(self._buffer)]
 
+    def pending(self) -> bytes:
+        """What was fed but ends no event yet."""
+        return self._buffer
+
     def flush(self) -> list[bytes]:
         """Events left when the stream ends without a final blank line."""
         rest, self._buffer = self._buffer, b""

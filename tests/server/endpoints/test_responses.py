@@ -104,9 +104,7 @@ def test_parse_with_a_pydantic_model(gateway: ServerThread, model: str) -> None:
 
 
 @pytest.mark.parametrize("model", (NATIVE, *TRANSLATED))
-def test_stored_responses_retrieve_chain_list_and_delete(
-    gateway: ServerThread, model: str
-) -> None:
+def test_stored_responses_retrieve_chain_list_and_delete(gateway: ServerThread, model: str) -> None:
     client = sdk(gateway)
     first = client.responses.create(model=model, input="Remember the number 7.")
     assert client.responses.retrieve(first.id).output_text == first.output_text
@@ -114,17 +112,11 @@ def test_stored_responses_retrieve_chain_list_and_delete(
         model=model, input="Which number was it?", previous_response_id=first.id
     )
     assert second.previous_response_id == first.id
-    items = client.responses.input_items.list(second.id, order="asc")
-    texts = [
-        part.text  # type: ignore[union-attr]
-        for item in items.data
-        if item.type == "message"
-        for part in item.content  # type: ignore[union-attr]
-    ]
-    # The conversation so far: the first question, its answer, the second question.
-    assert texts[0] == "Remember the number 7." and texts[-1] == "Which number was it?"
-    if model in TRANSLATED:
-        assert first.output_text in texts
+    # As upstream lists them: the items this response was given (the earlier turns are its
+    # previous response's).
+    items = client.responses.input_items.list(second.id)
+    assert [item.type for item in items.data] == ["message"]
+    assert items.data[0].content[0].text == "Which number was it?"  # type: ignore[union-attr]
     client.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(first.id)
@@ -210,3 +202,36 @@ def test_no_other_path_under_responses_reaches_upstream(gateway: ServerThread) -
     )
     assert answer.status_code == 404
     assert answer.json()["error"]["message"] == "Invalid URL (POST /v1/responses/resp_1/compact)"
+
+
+def sim_bodies(simulator: ServerThread, marker: str) -> list[tuple[str, Any]]:
+    """The upstream requests (path, body) that carried `marker` anywhere in their body."""
+    log = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    return [(r["path"], r["body"]) for r in log if marker in json.dumps(r["body"])]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(("first_model", "then"), [(NATIVE, "o1-mini"), ("o1-mini", NATIVE)])
+def test_a_conversation_may_change_between_native_and_translated_models(
+    gateway: ServerThread, simulator: ServerThread, first_model: str, then: str, stream: bool
+) -> None:
+    client = sdk(gateway)
+    marker = f"Remember the number {id(client)}{stream}."
+    first = client.responses.create(model=first_model, input=marker)
+    if stream:
+        with client.responses.stream(
+            model=then, input="Which number was it?", previous_response_id=first.id
+        ) as events:
+            second = events.get_final_response()
+    else:
+        second = client.responses.create(
+            model=then, input="Which number was it?", previous_response_id=first.id
+        )
+    assert second.output_text and second.previous_response_id == first.id
+    path, body = sim_bodies(simulator, "Which number was it?")[-1]
+    # The earlier turn travels with the new one, in the shape the new model's upstream takes.
+    assert marker in json.dumps(body) and first.output_text in json.dumps(body)
+    if then == NATIVE:
+        assert path == "/v1/responses" and "previous_response_id" not in body
+    else:
+        assert path == "/v1/chat/completions"

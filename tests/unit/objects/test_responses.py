@@ -40,7 +40,7 @@ async def test_a_translated_response_is_kept_whole_for_its_team_only(client: red
 
 async def test_an_upstream_response_records_its_owner_and_context(client: redis.Redis) -> None:
     store = ResponseStore(client, ttl_s=60)
-    await store.own("a", "resp_9", context_tokens=321)
+    store.own("a", "resp_9", context_tokens=321)
     kept = await store.get("a", "resp_9")
     assert kept == StoredResponse(native=True, context_tokens=321)
     assert kept.history() == []  # upstream holds its items

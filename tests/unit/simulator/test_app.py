@@ -652,3 +652,35 @@ def _body_then_wait(payload: bytes) -> Any:
         return {"type": "http.disconnect"}
 
     return receive
+
+
+# -- the Responses API (the SDK-level tests are in tests/server/simulator/test_responses.py) ----
+
+RESPONSES = {"model": "gpt-4o", "input": "Hello there.", "stream": True}
+
+
+async def test_responses_stream_stops_when_the_client_leaves() -> None:
+    app = create_simulator(SimulatorConfig(chunk_interval_ms=20))
+    with anyio.fail_after(10):
+        rec = await call(app, RESPONSES, path="/v1/responses", disconnect_after=0.1)
+    frames = rec.bodies
+    assert 2 <= len(frames) < 10
+    assert frames[0].startswith(b"event: response.created\n")
+    assert not any(b"response.completed" in frame for frame in frames)
+
+
+async def test_responses_stream_error_is_an_error_event() -> None:
+    app = create_simulator(SimulatorConfig())
+    rec = await call(app, RESPONSES, {"x-sim-fault": "stream-error"}, path="/v1/responses")
+    assert len(rec.bodies) == 4
+    event = orjson.loads(rec.bodies[-1].split(b"data: ", 1)[1])
+    assert event["type"] == "error" and event["sequence_number"] == 3
+    assert event["error"]["type"] == "server_error"
+
+
+async def test_responses_unknown_routes(client: httpx.AsyncClient) -> None:
+    for method, path in [("GET", "/v1/responses"), ("PUT", "/v1/responses/resp_1"),
+                         ("GET", "/v1/responses/resp_1/cancel")]:  # fmt: skip
+        resp = await client.request(method, path, headers=AUTH)
+        assert resp.status_code == 404
+        assert resp.json()["error"]["message"] == f"Invalid URL ({method} {path})"
