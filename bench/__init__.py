@@ -12,7 +12,9 @@ file named for the day and the benchmark (`README.md` here explains every figure
 One concept a module. The pure ones do no I/O and read no clock: they take figures and return
 figures or text, and `tests/unit/bench/` tests them:
 
-- `scenarios`: what is sent (request bodies, streamed or not);
+- `scenarios`: what is sent (request bodies and paths, chat or the Responses API, streamed or
+  not);
+- `answers`: an answer read back (a chat completion's or a Response's text, whole or streamed);
 - `measurement`: wrk's report parsed, percentiles, CPU shares, interleaved slices merged, slopes;
 - `targets`: the goals and the verdict on a run;
 - `comparison`: two versions' rounds paired, and whether the second regressed beyond the noise;

@@ -38,7 +38,7 @@ from bench.measurement import fill_added
 from bench.processes import HOST, ROOT, Child, SetupError, raise_fd_limit, stopped_at_exit
 from bench.report import ABRun, ab_record, ab_sections, error_report
 from bench.results import add_results_option, print_and_write
-from bench.scenarios import SCENARIOS, scenario_names
+from bench.scenarios import SCENARIOS, Scenario, scenario_names
 from bench.servers import (
     Subject,
     attach,
@@ -117,7 +117,12 @@ def redis_database(url: str, number: int) -> str:
 
 
 def start_pair(
-    baseline: Path, sim_base: str, redis_url: str, logdir: Path, started: list[Child]
+    baseline: Path,
+    sim_base: str,
+    redis_url: str,
+    logdir: Path,
+    started: list[Child],
+    scenarios: Sequence[Scenario],
 ) -> tuple[Subject, Subject]:
     """A from `baseline`, B from the working tree: the same command, environment and teams."""
     teams = write_teams_file(logdir)
@@ -128,7 +133,7 @@ def start_pair(
         pair.append(start_gateway(name, 1, sim_base, url, teams, logdir, started, source=source))
     for gw in pair:
         gw.child.wait_http(f"http://{HOST}:{gw.port}/healthz", {})
-        attach(gw)
+        attach(gw, scenarios)
     return pair[0], pair[1]
 
 
@@ -140,9 +145,10 @@ def measure(args: argparse.Namespace, wrk: str | None, baseline: Path, run: ABRu
     ):
         tmp = Path(tmp_name)
         redis_url, redis = start_redis(tmp, children)
+        scenarios = [SCENARIOS[name] for name in args.scenarios]
         direct = start_simulator(tmp, children)
-        attach(direct)
-        a, b = start_pair(baseline, direct.base, redis_url, tmp, children)
+        attach(direct, scenarios)
+        a, b = start_pair(baseline, direct.base, redis_url, tmp, children, scenarios)
         duration = args.slice * args.rounds
         runner = CellRunner(wrk, direct, [redis.pid], args.warmup, duration, args.rounds)
         for name in args.scenarios:

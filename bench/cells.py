@@ -43,7 +43,7 @@ class CellRunner:
     def measure(
         self, subject: Subject, scenario: Scenario, connections: int, warmup_s: int, seconds: int
     ) -> Cell:
-        url = subject.base + "/chat/completions"
+        url = subject.base + scenario.path
         body = subject.body(scenario)
         if body is None:
             raise SetupError(f"{subject.name} has no request for {scenario.name}")

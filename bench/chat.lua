@@ -1,4 +1,5 @@
--- wrk request script for bench.proxy: one POST /v1/chat/completions, repeated.
+-- wrk request script for bench.proxy: one POST, repeated, to the URL wrk is given (the
+-- scenario's path: /v1/chat/completions or /v1/responses; wrk.path is left as wrk sets it).
 -- The body and the Authorization header come from the environment so the Python code
 -- stays the single source of truth for what is sent (BENCH_BODY, BENCH_AUTH).
 local body = os.getenv("BENCH_BODY")

@@ -13,20 +13,27 @@ from pathlib import Path
 from bench.load import run_load
 from bench.measurement import LoadResult
 from bench.report import summarize_profile
-from bench.scenarios import SCENARIOS
+from bench.scenarios import SCENARIOS, Scenario
 from bench.servers import Subject
 
 
-def profile_gateway(wrk: str | None, subject: Subject, seconds: int, tmp: Path) -> list[str]:
-    """py-spy (--native) on the gateway under c=64 non-streaming load; needs py-spy installed."""
+def profile_gateway(
+    wrk: str | None,
+    subject: Subject,
+    seconds: int,
+    tmp: Path,
+    scenario: Scenario = SCENARIOS["non-stream"],
+) -> list[str]:
+    """py-spy (--native) on the gateway under c=64 load of `scenario` (default non-streaming
+    chat); needs py-spy installed."""
     search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     py_spy = shutil.which("py-spy", path=search)
     if not py_spy:
         return ["Profile skipped: py-spy is not installed (.venv/bin/pip install py-spy)."]
-    url = subject.base + "/chat/completions"
-    body = subject.body(SCENARIOS["non-stream"])
+    url = subject.base + scenario.path
+    body = subject.body(scenario)
     if body is None:
-        return [f"Profile skipped: {subject.name} has no non-stream request."]
+        return [f"Profile skipped: {subject.name} has no {scenario.name} request."]
     # One worker: the started process serves. More: profile the first worker.
     pid = subject.pids[-1] if len(subject.pids) > 1 else subject.pids[0]
     out = tmp / "profile.raw"
@@ -51,6 +58,6 @@ def profile_gateway(wrk: str | None, subject: Subject, seconds: int, tmp: Path) 
     rps = f"{result[0].rps:,.0f} req/s" if result else "load result missing"
     head = (
         f"Profile: py-spy --native, {seconds}s on {subject.name} (pid {pid}), full pipeline, "
-        f"c=64 non-stream ({rps} over the load run; sampling slows it)"
+        f"c=64 {scenario.name} ({rps} over the load run; sampling slows it)"
     )
     return [head, *summarize_profile(out.read_text())]

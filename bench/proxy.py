@@ -7,13 +7,13 @@ Run from the repository root:
 It starts a real redis-server, `python -m gateway simulate` (the upstream) and the gateway with
 its full pipeline (`python -m gateway serve`: auth with a gateway key from a teams file,
 admission on that Redis, routing, compatibility patches, metrics and the JSON access log, as
-configured by default) with 1 and with 2 workers. For each scenario (non-streaming, streaming,
-fake-streamed o1) and concurrency (1, 64, 512) it drives the simulator directly and each
-gateway with wrk (`chat.lua`; a bounded aiohttp load generator when wrk is missing) and prints
-one table: req/s, latency added over the direct upstream in the same run, server CPU per
-request, peak RSS; then the verdict against the targets, and writes it all to bench/results/.
-`--litellm` also measures a LiteLLM proxy (installed in its own virtual environment) on the same
-upstream and prints ratios.
+configured by default) with 1 and with 2 workers. For each scenario (chat non-streaming,
+streaming and fake-streamed o1; the Responses API plain and streamed) and concurrency (1, 64,
+512) it drives the simulator directly and each gateway with wrk (`chat.lua`; a bounded aiohttp
+load generator when wrk is missing) and prints one table: req/s, latency added over the direct
+upstream in the same run, server CPU per request, peak RSS; then the verdict against the
+targets, and writes it all to bench/results/. `--litellm` also measures a LiteLLM proxy
+(installed in its own virtual environment) on the same upstream and prints ratios.
 
 Exit status: 0 measured (PASS or MISS), 1 the run had errors or non-2xx answers, 2 setup failed.
 """
@@ -124,8 +124,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         metavar="S",
         help="py-spy the one-worker full-pipeline gateway for S seconds under c=64 "
-        "non-streaming load after the table (default: 10 s only if it misses a target; "
+        "load (--profile-scenario) after the table (default: 10 s only if it misses a target; "
         "0: never)",
+    )
+    parser.add_argument(
+        "--profile-scenario",
+        default="non-stream",
+        choices=list(SCENARIOS),
+        help="what --profile sends (default non-stream)",
     )
     add_results_option(parser)
     args = parser.parse_args(argv)
@@ -173,7 +179,9 @@ def measure_all(
     ):
         tmp = Path(tmp_name)
         redis_url, redis = start_redis(tmp, children)
-        direct, gateways = start_subjects(args.workers, args.variants, tmp, children, redis_url)
+        direct, gateways = start_subjects(
+            args.workers, args.variants, tmp, children, redis_url, scenarios
+        )
         litellm: Subject | None = None
         if litellm_bin is not None:
             litellm = start_litellm(litellm_bin, direct.base, tmp, children)
@@ -211,7 +219,7 @@ def measure_all(
                     continue
                 fresh = start_gateway(FRESH, 1, direct.base, redis_url, teams, tmp, children)
                 fresh.child.wait_http(f"http://{HOST}:{fresh.port}/healthz", {})
-                attach(fresh)
+                attach(fresh, [scenario])
                 runner.run(fresh, scenario, 512, DRAIN_S)
                 fresh.child.stop()
         run.cells = runner.cells
@@ -223,8 +231,9 @@ def measure_all(
         missed = not all(v.met for v in run.verdicts)
         seconds = args.profile if args.profile is not None else (10 if missed else 0)
         if seconds > 0:
-            print(f"\nprofiling {hot.name} for {seconds}s under c=64 non-stream load ...")
-            run.profile_lines = profile_gateway(wrk, hot, seconds, tmp)
+            load = SCENARIOS[args.profile_scenario]
+            print(f"\nprofiling {hot.name} for {seconds}s under c=64 {load.name} load ...")
+            run.profile_lines = profile_gateway(wrk, hot, seconds, tmp, load)
         for child in reversed(children):
             child.stop()  # the access logs are complete once the gateways have exited
         run.access_lines = access_log_lines(gateways)

@@ -25,6 +25,7 @@ from bench.measurement import Cell, SoakRun, ratio
 from bench.targets import (
     HOT,
     LITELLM,
+    RESPONSES_VS_CHAT,
     SOAK_ROUND_GROWTH_MB,
     SOAK_SLOPE_MB_PER_10K,
     Verdict,
@@ -166,6 +167,60 @@ def litellm_table(cells: Sequence[Cell]) -> str:
     return markdown_table(head, rows, {0})
 
 
+def responses_table(cells: Sequence[Cell], server: str = HOT) -> str:
+    """The Responses API next to the chat path it mirrors, on `server`, at each concurrency
+    both were measured at; ratios and differences are responses against chat. Empty when no
+    pair was measured."""
+    by = {(c.scenario, c.concurrency, c.server): c for c in cells}
+    head = [
+        "responses vs chat",
+        "conc",
+        "req/s chat",
+        "req/s resp",
+        "req/s ratio",
+        "added p50 chat",
+        "added p50 resp",
+        "p50 diff",
+        "added p99 chat",
+        "added p99 resp",
+        "CPU ms/req chat",
+        "CPU ms/req resp",
+        "CPU ratio",
+    ]
+    rows = []
+    for responses, chat in RESPONSES_VS_CHAT:
+        levels = sorted({c.concurrency for c in cells if c.scenario == responses})
+        for conc in levels:
+            ours, theirs = by.get((responses, conc, server)), by.get((chat, conc, server))
+            if ours is None or theirs is None:
+                continue
+            rps = ratio(ours.load.rps, theirs.load.rps)
+            cpu = ratio(ours.cpu.ms_per_request, theirs.cpu.ms_per_request)
+            more = (
+                None
+                if ours.added_p50_ms is None or theirs.added_p50_ms is None
+                else ours.added_p50_ms - theirs.added_p50_ms
+            )
+            rows.append(
+                [
+                    f"{responses} vs {chat}",
+                    str(conc),
+                    f"{theirs.load.rps:,.0f}",
+                    f"{ours.load.rps:,.0f}",
+                    "-" if rps is None else f"{rps:.2f}x",
+                    signed(theirs.added_p50_ms),
+                    signed(ours.added_p50_ms),
+                    signed(more),
+                    signed(theirs.added_p99_ms),
+                    signed(ours.added_p99_ms),
+                    ms(theirs.cpu.ms_per_request),
+                    ms(ours.cpu.ms_per_request),
+                    "-" if cpu is None else f"{cpu:.2f}x",
+                ]
+            )
+    return markdown_table(head, rows, {0}) if rows else ""
+
+
 def verdict_lines(verdicts: Sequence[Verdict], about: str = f"{HOT}, full pipeline") -> list[str]:
     return [f"{'PASS' if v.met else 'MISS'}  [{about}] {v.text}" for v in verdicts]
 
@@ -262,6 +317,10 @@ def proxy_sections(run: ProxyRun) -> list[Section]:
         Section("Cells", cells_table(run.cells), table=True),
         Section("", proxy_notes(run.cpus)),
     ]
+    versus = responses_table(run.cells)
+    if versus:
+        title = f"Responses API vs chat ({HOT}; ratios and diff are responses against chat)"
+        out.append(Section(title, versus, table=True))
     if run.litellm_note:
         title = f"vs LiteLLM ({run.litellm_note}); ratios are ours / LiteLLM's"
         out.append(Section(title, litellm_table(run.cells), table=True))

@@ -1,5 +1,5 @@
-"""What the proxy benchmark sends: one chat request per scenario, in the form each server
-expects. Pure data."""
+"""What the proxy benchmark sends: one request per scenario (chat completions or the Responses
+API), in the form each server expects, and the path it is sent to. Pure data."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import json
 SYSTEM = {"role": "system", "content": "Be brief."}
 POEM = {"role": "user", "content": "Write a two-line poem about the sea."}
 MATH = "What is 17*23?"
+
+CHAT = "/chat/completions"  # request paths, after a server's ".../v1"
+RESPONSES = "/responses"
 
 
 def chat_body(**fields: object) -> str:
@@ -22,6 +25,7 @@ class Scenario:
     direct: str  # what the gateway sends upstream, sent straight to the simulator
     litellm: str | None  # body for LiteLLM (None: not compared)
     stream: bool  # the gateway's answer is an SSE stream
+    path: str = CHAT  # where each server takes it, after its ".../v1"
 
 
 SCENARIOS = {
@@ -58,6 +62,33 @@ SCENARIOS = {
             ),
             None,
             stream=True,
+        ),
+        # The Responses API: the router picks gpt-4o for "auto", whose upstream serves it
+        # natively, so the gateway forwards it with the snapshot's name (no translation).
+        Scenario(
+            "responses",
+            chat_body(model="auto", instructions=SYSTEM["content"], input=POEM["content"]),
+            chat_body(
+                model="gpt-4o-2024-08-06", instructions=SYSTEM["content"], input=POEM["content"]
+            ),
+            None,
+            stream=False,
+            path=RESPONSES,
+        ),
+        Scenario(
+            "responses-stream",
+            chat_body(
+                model="auto", instructions=SYSTEM["content"], input=POEM["content"], stream=True
+            ),
+            chat_body(
+                model="gpt-4o-2024-08-06",
+                instructions=SYSTEM["content"],
+                input=POEM["content"],
+                stream=True,
+            ),
+            None,
+            stream=True,
+            path=RESPONSES,
         ),
     )
 }

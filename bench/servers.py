@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.answers import chat_text, responses_text
 from bench.processes import (
     HOST,
     ROOT,
@@ -29,7 +30,7 @@ from bench.processes import (
     free_port,
     serving_pids,
 )
-from bench.scenarios import SCENARIOS, Scenario
+from bench.scenarios import RESPONSES, SCENARIOS, Scenario
 
 SIM_KEY = "sk-simulated-upstream"
 # The gateway key of the benchmark's team (teams file written per run, by digest). Not a
@@ -40,6 +41,7 @@ LITELLM_VENV = Path(tempfile.gettempdir()) / "o1gw-litellm-venv"
 # 1.107.0 was a compromised release (pulled from PyPI): never install it.
 LITELLM_SPEC = "litellm[proxy]>=1.50,!=1.107.0"
 LIFTED = 100_000_000  # a limit or budget no benchmark reaches
+ALL = tuple(SCENARIOS.values())
 
 # Gateways beyond the full pipeline on the default http1 client: opt-in comparisons.
 VARIANTS = {
@@ -190,8 +192,10 @@ def start_subjects(
     logdir: Path,
     started: list[Child],
     redis_url: str,
+    scenarios: Sequence[Scenario] = ALL,
 ) -> tuple[Subject, list[Subject]]:
-    """The direct simulator and every gateway asked for, attached and checked."""
+    """The direct simulator and every gateway asked for, attached and checked (with one
+    request of each of `scenarios`)."""
     direct = start_simulator(logdir, started)
     teams = write_teams_file(logdir)
     gateways = [
@@ -202,15 +206,16 @@ def start_subjects(
         start_gateway(f"gw-{v}-1w", 1, direct.base, redis_url, teams, logdir, started, VARIANTS[v])
         for v in variants
     ]
-    attach(direct)
+    attach(direct, scenarios)
     for gw in gateways:
         gw.child.wait_http(f"http://{HOST}:{gw.port}/healthz", {})
-        attach(gw)
+        attach(gw, scenarios)
     return direct, gateways
 
 
-def attach(subject: Subject, timeout_s: float = 30.0) -> None:
-    """Find the processes holding the subject's listening socket, then check each scenario."""
+def attach(subject: Subject, scenarios: Sequence[Scenario] = ALL, timeout_s: float = 30.0) -> None:
+    """Find the processes holding the subject's listening socket, then check each scenario
+    (only those to be measured: an older revision in an A/B run may not serve the others)."""
     deadline = time.monotonic() + timeout_s
     owners = serving_pids(subject.child, subject.port)
     while len(owners) < subject.processes and time.monotonic() < deadline:
@@ -222,18 +227,18 @@ def attach(subject: Subject, timeout_s: float = 30.0) -> None:
         print(f"!! {subject.name}: only {len(owners)} of {subject.processes} processes came up")
     print(f"{subject.name}: pids {owners} hold :{subject.port} (measured, CPU and RSS summed)")
     subject.pids = owners
-    check_answers(subject)
+    check_answers(subject, scenarios)
 
 
-def check_answers(subject: Subject) -> None:
+def check_answers(subject: Subject, scenarios: Sequence[Scenario] = ALL) -> None:
     """One request per scenario, checked properly (wrk only counts status codes)."""
-    for scenario in SCENARIOS.values():
+    for scenario in scenarios:
         body = subject.body(scenario)
         if body is None:
             continue
         name = f"{subject.name} {scenario.name}"
         req = urllib.request.Request(
-            subject.base + "/chat/completions",
+            subject.base + scenario.path,
             data=body.encode(),
             headers={"Content-Type": "application/json", "Authorization": subject.auth},
             method="POST",
@@ -247,20 +252,11 @@ def check_answers(subject: Subject) -> None:
         if status != 200:
             raise SetupError(f"{name}: HTTP {status}")
         streamed = json.loads(body).get("stream", False)
-        if streamed:
-            events = [ln[6:] for ln in raw.decode().split("\n") if ln.startswith("data: ")]
-            if len(events) < 2 or events[-1] != "[DONE]":
-                raise SetupError(f"{name}: does not end with data: [DONE]: {raw[-200:]!r}")
-            text = "".join(
-                (choice.get("delta") or {}).get("content") or ""
-                for event in events[:-1]
-                for choice in json.loads(event).get("choices", [])
-            )
-        else:
-            answer = json.loads(raw)
-            if answer.get("object") != "chat.completion" or not answer.get("choices"):
-                raise SetupError(f"{name}: not a chat.completion: {raw[:200]!r}")
-            text = answer["choices"][0]["message"]["content"] or ""
+        read = responses_text if scenario.path == RESPONSES else chat_text
+        try:
+            text = read(raw, streamed)
+        except ValueError as exc:  # json.JSONDecodeError is one
+            raise SetupError(f"{name}: {exc}") from None
         if not text:
             raise SetupError(f"{name}: empty answer: {raw[:300]!r}")
         if subject.kind != "gateway":
@@ -273,6 +269,9 @@ def check_answers(subject: Subject) -> None:
             raise SetupError(f"{name}: o1-mini was not patched (headers {gw})")
         if scenario.name != "o1-fake-stream" and not any("route" in k for k in gw):
             raise SetupError(f"{name}: model auto was not routed (headers {gw})")
+        if scenario.path == RESPONSES and gw.get("x-gateway-route-model") != "gpt-4o":
+            # gpt-4o's upstream serves the Responses API: forwarded, not translated.
+            raise SetupError(f"{name}: model auto was not routed to gpt-4o (headers {gw})")
 
 
 # -- LiteLLM --------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[3] / "bench"
-PURE = ("scenarios", "measurement", "targets", "comparison", "report")
+PURE = ("scenarios", "measurement", "targets", "comparison", "report", "answers")
 ALLOWED = {
     "__future__",
     "collections.abc",

@@ -1,9 +1,20 @@
-"""bench.targets: which goals a proxy run meets, and when soak memory counts as flat."""
+"""bench.targets: which goals a proxy run meets (the Responses API against chat too), and when
+soak memory counts as flat."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.measurement import Cell
-from bench.targets import FRESH, HOT, LITELLM, proxy_verdicts, soak_flat
+from bench.targets import (
+    FRESH,
+    HOT,
+    LITELLM,
+    added_allowance_ms,
+    proxy_verdicts,
+    responses_verdicts,
+    soak_flat,
+)
 from tests.unit.bench.bench_cells import make_cell
 
 
@@ -97,3 +108,61 @@ def test_soak_is_flat_below_the_slope_and_within_the_round_growth() -> None:
     assert not soak_flat(1.0, 0.0)
     assert not soak_flat(0.2, 5.1)
     assert not soak_flat(0.2, -6.0)
+
+
+def _pair(scenario: str, added_p50: float, cpu_c1: float, cpu_c64: float) -> list[Cell]:
+    return [
+        make_cell(
+            HOT, scenario, 1, added_p50_ms=added_p50, added_p99_ms=1.0, ms_per_request=cpu_c1
+        ),
+        make_cell(HOT, scenario, 64, ms_per_request=cpu_c64),
+    ]
+
+
+def test_responses_within_15_percent_of_chat_or_the_latency_floor() -> None:
+    cells = [
+        *_pair("non-stream", 0.40, 0.80, 0.30),
+        *_pair("responses", 0.44, 0.92, 0.33),  # +0.04 ms (floor 0.05), 1.15x, 1.10x
+        *_pair("stream", 1.00, 1.00, 0.50),
+        *_pair("responses-stream", 1.16, 1.20, 0.60),  # +0.16 ms > 0.15 ms; 1.20x; 1.20x
+    ]
+    verdicts = {v.text: v.met for v in responses_verdicts(cells)}
+    assert verdicts == {
+        "responses vs non-stream, added p50 at c=1: 0.440 ms vs 0.400 ms = +0.040 ms "
+        "(target <= +0.060 ms: 15% of chat's or +0.05 ms, the larger)": True,
+        "responses vs non-stream, CPU per request at c=1: 0.920 ms vs 0.800 ms = 1.15x "
+        "(target <= 1.15x)": True,
+        "responses vs non-stream, CPU per request at c=64: 0.330 ms vs 0.300 ms = 1.10x "
+        "(target <= 1.15x)": True,
+        "responses-stream vs stream, added p50 at c=1: 1.160 ms vs 1.000 ms = +0.160 ms "
+        "(target <= +0.150 ms: 15% of chat's or +0.05 ms, the larger)": False,
+        "responses-stream vs stream, CPU per request at c=1: 1.200 ms vs 1.000 ms = 1.20x "
+        "(target <= 1.15x)": False,
+        "responses-stream vs stream, CPU per request at c=64: 0.600 ms vs 0.500 ms = 1.20x "
+        "(target <= 1.15x)": False,
+    }
+    # proxy_verdicts carries them after the absolute goals.
+    assert [v.text for v in proxy_verdicts(cells)][-6:] == list(verdicts)
+
+
+def test_responses_added_allowance_is_the_floor_for_small_or_negative_chat_figures() -> None:
+    assert added_allowance_ms(0.2) == 0.05
+    assert added_allowance_ms(-0.1) == 0.05
+    assert added_allowance_ms(1.0) == pytest.approx(0.15)
+    # Responses faster than chat always meets the latency goal.
+    cells = [*_pair("non-stream", 0.5, 0.5, 0.3), *_pair("responses", -0.1, 0.4, 0.2)]
+    assert all(v.met for v in responses_verdicts(cells))
+
+
+def test_responses_without_both_cells_give_no_verdict() -> None:
+    # Only the Responses scenario, or chat, or another server: nothing to compare.
+    assert responses_verdicts(_pair("responses", 0.4, 0.8, 0.3)) == []
+    assert responses_verdicts(_pair("non-stream", 0.4, 0.8, 0.3)) == []
+    cells = [make_cell("gw-2w", s, 64) for s in ("responses", "non-stream")]
+    assert responses_verdicts(cells) == []
+    # CPU unknown (no request completed): no CPU verdict.
+    cells = [
+        make_cell(HOT, "non-stream", 64, ms_per_request=None),
+        make_cell(HOT, "responses", 64),
+    ]
+    assert responses_verdicts(cells) == []
