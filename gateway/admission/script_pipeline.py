@@ -1,5 +1,5 @@
-"""A small pipelined Redis client for the one call on every request's path: EVALSHA of the
-admission script.
+"""A small pipelined Redis client for the calls on every request's path: EVALSHA of the
+admission script, and the few small writes that ride along with it.
 
 redis-py spends most of an admission's client-side CPU on generic machinery (a connection
 checked out of a pool per call, command packing, response callbacks). Here every call is one
@@ -196,11 +196,17 @@ class ScriptClient:
 
         `defer_s` lets the command wait up to that long for company: the next call's write
         takes it along, one socket write instead of two (settles are not in a hurry)."""
+        return self.submit_command("EVALSHA", sha, len(keys), *keys, *args, defer_s=defer_s)
+
+    def submit_command(
+        self, *parts: bytes | str | int, defer_s: float = 0.0
+    ) -> asyncio.Future[Any] | None:
+        """Any command, as `submit` sends EVALSHA: on the open connection, without waiting
+        (other small writes on every request, such as an owner record, ride along too)."""
         conn = self._conn
         if conn is None or conn.closed:
             return None
-        command = encode("EVALSHA", sha, len(keys), *keys, *args)
-        waiter = self._call(conn, command, defer_s)
+        waiter = self._call(conn, encode(*parts), defer_s)
         timer = conn.loop.call_later(self._timeout, _expire, conn, waiter, self._timeout)
         waiter.add_done_callback(lambda _: timer.cancel())
         return waiter

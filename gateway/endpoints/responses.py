@@ -39,7 +39,7 @@ from gateway.translate.responses_chat_stream import EventStream
 from gateway.upstream.contract import UpstreamResponse
 from gateway.wire import errors, sse, tokens, validation
 from gateway.wire.errors import GatewayError
-from gateway.wire.usage import ResponsesStreamMeter, StreamMeter
+from gateway.wire.usage import ResponsesStreamMeter, StreamMeter, usage_from
 
 PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
@@ -248,7 +248,7 @@ class ResponsesRequest(ChatRequest):
 class NativeAttempt(ModelAttempt):
     """One try at a model whose upstream serves the Responses API: patch, admit, forward."""
 
-    __slots__ = ("patches", "req", "spelled_out")
+    __slots__ = ("answered", "patches", "req", "spelled_out")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps)
@@ -256,6 +256,7 @@ class NativeAttempt(ModelAttempt):
         self.patches: tuple[str, ...] = ()
         # The `previous_response_id` whose conversation the gateway spelled out for upstream.
         self.spelled_out: str | None = None
+        self.answered: dict[str, Any] | None = None  # a whole answer, parsed once
 
     def patch(self) -> None:
         """The request as this model's upstream takes it: its snapshot name, parameters it
@@ -295,6 +296,7 @@ class NativeAttempt(ModelAttempt):
             return response
         answer = orjson.loads(response.body)
         if isinstance(answer, dict):
+            self.answered = answer
             self.own(answer)
             if previous is not None:
                 # Upstream saw the whole conversation; the client asked to continue one.
@@ -316,6 +318,14 @@ class NativeAttempt(ModelAttempt):
         self.gw.responses.own(
             self.caller.team.name, response_id, context if isinstance(context, int) else 0
         )
+
+    def settle(self, status: int, content: bytes) -> None:
+        """Charge the usage of the answer `answer` parsed already (it runs after it)."""
+        answer, ticket = self.answered, self.ticket
+        if answer is None or ticket is None or status >= 400:
+            super().settle(status, content)
+            return
+        ticket.settle(usage_from(answer.get("usage")))
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         return ResponsesStreamMeter()  # also when not admitted: it finds the response's id

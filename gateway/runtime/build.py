@@ -46,6 +46,7 @@ def open_gateway(config: Config) -> Gateway:
     metrics = Metrics(key_id_labels=config.observability.key_id_labels)
     metrics.known_models(config.models)
     targets, extra_upstreams = _targets(config, upstream, upstream_key)
+    fast = pipelined_client(config.redis)
     policy = RetryPolicy(
         attempts=config.upstream.retries + 1,
         backoff_s=config.upstream.retry_backoff_s,
@@ -64,13 +65,15 @@ def open_gateway(config: Config) -> Gateway:
             config.admission,
             config.redis.pool_size,
             metrics,
-            fast=pipelined_client(config.redis),
+            fast=fast,
         ),
         models=models,
         aliases=frozenset({DEFAULT_ALIAS, *config.routing.policies}),
         extra_forward_prefixes=extra,
         dispatch=Dispatcher(targets, policy, metrics),
-        responses=ResponseStore(client, config.responses.store_ttl_s),
+        responses=ResponseStore(
+            client, config.responses.store_ttl_s, fast.submit_command if fast else None
+        ),
         access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
         extra_upstreams=extra_upstreams,
     )

@@ -54,16 +54,17 @@ class Decoder:
     def flush(self) -> list[bytes]:
         """Events left when the stream ends without a final blank line."""
         rest, self._buffer = self._buffer, b""
-        data = _data_of(rest) if rest.strip() else None
+        data = data_of(rest) if rest.strip() else None
         return [data] if data is not None else []
 
 
 def events(block: bytes) -> list[bytes]:
     """The data fields of the events in a block from `Decoder.complete`."""
-    return [data for data in map(_data_of, block.split(b"\n\n")[:-1]) if data is not None]
+    return [data for data in map(data_of, block.split(b"\n\n")[:-1]) if data is not None]
 
 
-def _data_of(event: bytes) -> bytes | None:
+def data_of(event: bytes) -> bytes | None:
+    """The data field of one event (its lines, without the blank line that ends it)."""
     lines = [
         line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")
     ]

@@ -203,8 +203,10 @@ class ResponsesStreamMeter(StreamMeter):
     arguments generated so far. It also notes the response's id and model from the first event,
     so the gateway can record who owns the response.
 
-    Every event is parsed: the frames carry an `event:` line and their deltas sit in a different
-    shape than chat's, so the chat meter's whole-block search does not apply.
+    Only the events that say something are parsed. Each names its type on its `event:` line:
+    a delta's text is found by a search of its bytes (its JSON string literal, decoded only if
+    the stream ends without usage), the lifecycle events carrying the response are parsed, and
+    the rest (items and parts added or done, which repeat what the deltas said) are skipped.
     """
 
     __slots__ = ("context_tokens", "response_id")
@@ -215,14 +217,30 @@ class ResponsesStreamMeter(StreamMeter):
         self.context_tokens = 0  # input plus output of the finished response, for chaining
 
     def feed(self, chunk: bytes) -> bytes:
-        for data in self._decoder.feed(chunk):
-            self._observe_event(data)
+        block = self._decoder.complete(chunk)
+        if block:
+            for event in block.split(b"\n\n")[:-1]:
+                self._see(event)
         return chunk
 
     def flush(self) -> bytes:
         for data in self._decoder.flush():
             self._observe_event(data)
         return b""
+
+    def _see(self, event: bytes) -> None:
+        if event.startswith(b"event: "):
+            kind = event[7 : event.find(b"\n")]
+            if kind in _RESPONSES_DELTAS:
+                found = _DELTA_LITERAL.search(event)
+                if found is not None:
+                    self._literals.append(found.group(1))
+                    return
+            elif kind not in _RESPONSES_LIFECYCLE:
+                return
+        data = sse.data_of(event)
+        if data is not None:
+            self._observe_event(data)
 
     def _observe_event(self, data: bytes) -> None:
         try:
@@ -232,7 +250,7 @@ class ResponsesStreamMeter(StreamMeter):
         if not isinstance(event, dict):
             return
         kind = event.get("type")
-        if kind in _RESPONSES_DELTAS:
+        if kind in _RESPONSES_DELTA_TYPES:
             delta = event.get("delta")
             if isinstance(delta, str):
                 self._literals.append(orjson.dumps(delta))
@@ -250,11 +268,18 @@ class ResponsesStreamMeter(StreamMeter):
             self.context_tokens = usage.total_tokens
 
 
-_RESPONSES_DELTAS = frozenset(
+_RESPONSES_DELTA_TYPES = frozenset(
     {
         "response.output_text.delta",
         "response.function_call_arguments.delta",
         "response.refusal.delta",
     }
 )
+_RESPONSES_DELTAS = frozenset(kind.encode() for kind in _RESPONSES_DELTA_TYPES)
 _RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# The events parsed: the first names the response and its model, the last has the usage.
+_RESPONSES_LIFECYCLE = frozenset(
+    kind.encode() for kind in ("response.created", *_RESPONSES_TERMINAL)
+)
+# A delta event's text: the JSON string literal of its `delta` field.
+_DELTA_LITERAL = re.compile(rb'"delta"\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*")')

@@ -197,3 +197,16 @@ def test_function_call_arguments_count_as_generated_in_a_responses_stream() -> N
         + event("response.function_call_arguments.delta", sequence_number=2, delta=' "Paris"}')
     )
     assert meter.generated_usage(3).completion_tokens == tokens.count_text('{"city": "Paris"}')
+
+
+def test_a_responses_stream_without_event_lines_is_parsed_event_by_event() -> None:
+    meter = ResponsesStreamMeter()
+    bare = b"".join(
+        line
+        for line in RESPONSES_STREAM.splitlines(keepends=True)
+        if line.startswith((b"data:", b"\n"))
+    )
+    assert b"event:" not in bare
+    meter.feed(bare)
+    assert meter.response_id == "resp_1"
+    assert meter.generated_usage(0) == Usage(12, 7, cached_tokens=4, reasoning_tokens=2)
