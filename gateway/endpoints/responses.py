@@ -36,7 +36,6 @@ from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
 from gateway.translate import responses_chat
 from gateway.translate.responses_chat_stream import EventStream
-from gateway.upstream.contract import UpstreamResponse
 from gateway.wire import errors, sse, tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.usage import ResponsesStreamMeter, StreamMeter, usage_from
@@ -46,6 +45,8 @@ PATH = "/responses"
 MAX_CHAIN = 64
 _NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
 JSON = "application/json"
+# Says that the gateway served the Responses API itself, through chat completions upstream.
+TRANSLATED = (b"x-gateway-translated", b"responses->chat.completions")
 
 
 async def create_response(request: Request) -> Response:
@@ -146,24 +147,27 @@ class ResponsesRequest(ChatRequest):
         self.body = orjson.dumps(self.payload)
         response = await super().serve_model(label)
         self.exchange.patches = (*self.exchange.patches, "responses_api")
+        response.raw_headers.append(TRANSLATED)
         if response.status_code != 200:
             return response  # errors read the same on both APIs
+        response_id, created_at = new_id("resp_"), int(time.time())
+        if original.get("stream") is not True:
+            answer = responses_chat.response_object(
+                orjson.loads(response.body), original, response_id=response_id,
+                created_at=created_at, new_id=new_id,
+            )  # fmt: skip
+            await self.keep(answer)
+            return rebodied(response, orjson.dumps(answer), JSON)
         stream = EventStream(
-            original, response_id=new_id("resp_"), created_at=int(time.time()), new_id=new_id
+            original, response_id=response_id, created_at=created_at, new_id=new_id
         )
         if isinstance(response, StreamingResponse):
             response.body_iterator = self.events(stream, response.body_iterator)
             return response
-        if original.get("stream") is True:  # a faked stream, answered whole
-            body = stream.start() + stream.feed(bytes(response.body)) + stream.finish()
-            await self.keep(stream.response)
-            return rebodied(response, body, sse.CONTENT_TYPE)
-        answer = responses_chat.response_object(
-            orjson.loads(response.body), original, response_id=new_id("resp_"),
-            created_at=int(time.time()), new_id=new_id,
-        )  # fmt: skip
-        await self.keep(answer)
-        return rebodied(response, orjson.dumps(answer), JSON)
+        # A faked stream whose answer came within the grace period: all its events at once.
+        body = stream.start() + stream.feed(bytes(response.body)) + stream.finish()
+        await self.keep(stream.response)
+        return rebodied(response, body, sse.CONTENT_TYPE)
 
     async def read_upstream_history(self, response_id: str) -> list[dict[str, Any]]:
         """The items of a conversation upstream stores, oldest first: each response's input
@@ -328,26 +332,14 @@ class NativeAttempt(ModelAttempt):
         ticket.settle(usage_from(answer.get("usage")))
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
-        return ResponsesStreamMeter()  # also when not admitted: it finds the response's id
+        # Also when not admitted: it finds the response's id, for its owner record.
+        if self.req.original.get("store") is False:
+            return ResponsesStreamMeter()
+        return ResponsesStreamMeter(self.owned)
 
-    async def relay(
-        self, resp: UpstreamResponse, meter: StreamMeter | None = None
-    ) -> AsyncIterator[bytes]:
-        """Relay as every stream is; the team owns the response from its first event on."""
-        assert isinstance(meter, ResponsesStreamMeter)
-        gw, team = self.gw, self.caller.team.name
-        owned = False
-        storing = self.req.original.get("store") is not False
-        try:
-            async for chunk in super().relay(resp, meter):
-                if storing and not owned and meter.response_id:
-                    owned = True
-                    gw.responses.own(team, meter.response_id)
-                yield chunk
-        finally:
-            if owned and meter.response_id and meter.context_tokens:
-                # The context of a finished response, for the reserve of the next in its chain.
-                gw.responses.own(team, meter.response_id, meter.context_tokens)
+    def owned(self, response_id: str, context_tokens: int) -> None:
+        """The stream named its response (and, at its end, the tokens of its context)."""
+        self.gw.responses.own(self.caller.team.name, response_id, context_tokens)
 
 
 async def _restore_previous(

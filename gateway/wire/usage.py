@@ -7,6 +7,7 @@ generated text so far, so a client that leaves mid-stream is charged for what wa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,12 +210,15 @@ class ResponsesStreamMeter(StreamMeter):
     the rest (items and parts added or done, which repeat what the deltas said) are skipped.
     """
 
-    __slots__ = ("context_tokens", "response_id")
+    __slots__ = ("context_tokens", "on_response", "response_id")
 
-    def __init__(self, strip_usage: bool = False) -> None:
+    def __init__(self, on_response: Callable[[str, int], None] | None = None) -> None:
         super().__init__(False)  # the Responses API always reports usage: nothing to strip
         self.response_id = ""
         self.context_tokens = 0  # input plus output of the finished response, for chaining
+        # Told the response's id when the stream names it, and again with the context tokens
+        # when it ends (the gateway records who owns the response).
+        self.on_response = on_response
 
     def feed(self, chunk: bytes) -> bytes:
         block = self._decoder.complete(chunk)
@@ -258,14 +262,17 @@ class ResponsesStreamMeter(StreamMeter):
         response = event.get("response")
         if not isinstance(response, dict):
             return
-        if not self.response_id and isinstance(response.get("id"), str):
-            self.response_id = response["id"]
         if not self.model and isinstance(response.get("model"), str):
             self.model = response["model"]
         usage = usage_from(response.get("usage")) if kind in _RESPONSES_TERMINAL else None
         if usage is not None:
             self.usage = usage
             self.context_tokens = usage.total_tokens
+        named = response.get("id")
+        if isinstance(named, str) and (not self.response_id or usage is not None):
+            self.response_id = named
+            if self.on_response is not None:
+                self.on_response(named, self.context_tokens)
 
 
 _RESPONSES_DELTA_TYPES = frozenset(

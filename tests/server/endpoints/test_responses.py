@@ -62,7 +62,10 @@ def test_create_answers_a_response_object(gateway: ServerThread, model: str) -> 
     assert "x-ratelimit-remaining-requests" in raw.headers
     if model == "auto":
         assert raw.headers["x-gateway-route-model"] in ("gpt-4o", "o1-mini", "o1-preview")
+    if model == NATIVE:
+        assert "x-gateway-translated" not in raw.headers
     if model in TRANSLATED:
+        assert raw.headers["x-gateway-translated"] == "responses->chat.completions"
         assert response.model.startswith(model)  # the snapshot that answered
         # o1 takes no system message: the instructions were merged into the user turn.
         assert "system_messages" in raw.headers["x-gateway-patched"]

@@ -170,7 +170,8 @@ RESPONSES_STREAM = (
 def test_responses_meter_reads_the_terminal_events_usage_however_the_stream_is_cut(
     size: int,
 ) -> None:
-    meter = ResponsesStreamMeter()
+    named: list[tuple[str, int]] = []
+    meter = ResponsesStreamMeter(lambda *told: named.append(told))
     out = b"".join(
         meter.feed(RESPONSES_STREAM[i : i + size]) for i in range(0, len(RESPONSES_STREAM), size)
     )
@@ -178,6 +179,8 @@ def test_responses_meter_reads_the_terminal_events_usage_however_the_stream_is_c
     assert (meter.response_id, meter.model) == ("resp_1", "gpt-4o-2024-08-06")
     assert meter.generated_usage(0) == Usage(12, 7, cached_tokens=4, reasoning_tokens=2)
     assert meter.context_tokens == 19
+    # Told the id as soon as the stream names it, and the context once it ends.
+    assert named == [("resp_1", 0), ("resp_1", 19)]
 
 
 def test_a_responses_stream_cut_short_is_charged_for_the_text_generated() -> None:
