@@ -235,6 +235,26 @@ def error_frame(error: SimError, sequence_number: int) -> bytes:
     return event_frame(event)
 
 
+def failure_frames(response: dict[str, Any], error: SimError, sequence_number: int) -> bytes:
+    """A mid-stream failure as recorded: the error event, then `response.failed` carrying the
+    error and no usage."""
+    detail = error.payload()["error"]
+    failed = {
+        **response,
+        "status": "failed",
+        "completed_at": None,
+        "error": {"code": detail["code"] or detail["type"], "message": detail["message"]},
+        "output": [],
+        "usage": None,
+    }
+    closing = {
+        "type": "response.failed",
+        "sequence_number": sequence_number + 1,
+        "response": failed,
+    }
+    return error_frame(error, sequence_number) + event_frame(closing)
+
+
 def input_items_page(
     items: list[dict[str, Any]], query: dict[str, str]
 ) -> dict[str, Any] | SimError:

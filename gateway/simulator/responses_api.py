@@ -146,7 +146,7 @@ class ResponsesApi:
         if stream:
             events = shapes.stream_events(response)
             frames = [shapes.event_frame(event) for event in events]
-            failure = shapes.error_frame(oe.server_error(), fault_index(len(frames)))
+            failure = shapes.failure_frames(response, oe.server_error(), fault_index(len(frames)))
             await host.stream(call, frames, rates, last=b"", failure=failure)
             return
         await host.reply(call, orjson.dumps(stored.view()), rates)

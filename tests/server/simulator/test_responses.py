@@ -363,3 +363,22 @@ def test_faults_and_knobs_apply(server: ServerThread) -> None:
                 extra_headers={"x-sim-fault": "stream-error"},
             )
         )
+
+
+def test_a_mid_stream_error_is_the_error_event_then_response_failed(server: ServerThread) -> None:
+    answer = httpx.post(
+        f"{server.url}/v1/responses",
+        json={"model": "gpt-4o", "input": "Hi", "stream": True},
+        headers={"Authorization": "Bearer sk-simulated-upstream", "x-sim-fault": "stream-error"},
+    )
+    events = [
+        json.loads(line[len("data: ") :])
+        for line in answer.text.splitlines()
+        if line.startswith("data: ")
+    ]
+    error, failed = events[-2], events[-1]
+    assert error["type"] == "error" and error["error"]["type"] == "server_error"
+    assert failed["type"] == "response.failed"
+    assert failed["sequence_number"] == error["sequence_number"] + 1
+    assert failed["response"]["status"] == "failed" and failed["response"]["usage"] is None
+    assert failed["response"]["error"]["message"] == error["error"]["message"]

@@ -669,13 +669,15 @@ async def test_responses_stream_stops_when_the_client_leaves() -> None:
     assert not any(b"response.completed" in frame for frame in frames)
 
 
-async def test_responses_stream_error_is_an_error_event() -> None:
+async def test_responses_stream_error_is_an_error_event_then_response_failed() -> None:
     app = create_simulator(SimulatorConfig())
     rec = await call(app, RESPONSES, {"x-sim-fault": "stream-error"}, path="/v1/responses")
     assert len(rec.bodies) == 4
-    event = orjson.loads(rec.bodies[-1].split(b"data: ", 1)[1])
-    assert event["type"] == "error" and event["sequence_number"] == 3
-    assert event["error"]["type"] == "server_error"
+    lines = rec.bodies[-1].splitlines()
+    error, failed = (orjson.loads(line[6:]) for line in lines if line.startswith(b"data: "))
+    assert error["type"] == "error" and error["sequence_number"] == 3
+    assert error["error"]["type"] == "server_error"
+    assert failed["type"] == "response.failed" and failed["sequence_number"] == 4
 
 
 async def test_responses_unknown_routes(client: httpx.AsyncClient) -> None:
