@@ -15,11 +15,9 @@ from starlette.routing import Route
 
 from gateway.admin.api import admin_routes
 from gateway.config import Config
-from gateway.endpoints import health, models, responses_stored
+from gateway.endpoints import health, table
 from gateway.endpoints.chat import chat_completions
-from gateway.endpoints.passthrough import passthrough
 from gateway.endpoints.responses import create_response
-from gateway.endpoints.route import route_endpoint
 from gateway.runtime.build import open_gateway
 from gateway.server.entry import SCOPE_KEY, Entry, ErrorHandler
 from gateway.wire import errors
@@ -27,8 +25,6 @@ from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
 
 log = logging.getLogger("gateway")
-
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def create_app(config: Config) -> Starlette:
@@ -45,26 +41,11 @@ def create_app(config: Config) -> Starlette:
     # The routes `Entry` answers itself; the router has them too, for `405`s and listings.
     posts = {"/v1/chat/completions": chat_completions, "/v1/responses": create_response}
     routes = [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/responses", create_response, methods=["POST"]),
-        Route("/v1/responses/{response_id}", responses_stored.retrieve, methods=["GET"]),
-        Route("/v1/responses/{response_id}", responses_stored.delete, methods=["DELETE"]),
-        Route("/v1/responses/{response_id}/cancel", responses_stored.cancel, methods=["POST"]),
-        Route(
-            "/v1/responses/{response_id}/input_items",
-            responses_stored.input_items,
-            methods=["GET"],
-        ),
-        # Nothing else under /v1/responses reaches upstream ungoverned.
-        Route("/v1/responses{rest:path}", not_served, methods=ALL_METHODS),
-        Route("/v1/models", models.list_models, methods=["GET"]),
-        Route("/v1/route", route_endpoint, methods=["POST"]),
-        Route("/v1/models/{model:path}", models.get_model, methods=["GET"]),
         *admin_routes(),
-        Route("/v1/{path:path}", passthrough, methods=ALL_METHODS),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
+        *table.routes(config.passthrough.allow),
     ]
     handlers: dict[type[Exception], ErrorHandler] = {
         GatewayError: on_gateway_error,
@@ -83,10 +64,6 @@ def create_app(config: Config) -> Starlette:
         lifespan=lifespan,
         exception_handlers=handlers,
     )
-
-
-async def not_served(request: Request) -> Response:
-    raise errors.invalid_url(request.method, request.url.path)
 
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:

@@ -192,6 +192,25 @@ class CompatConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AllowedPath:
+    """A path outside the endpoint table an operator lets through, and how it is charged."""
+
+    method: str = "GET"
+    path: str = ""  # a pattern, `{name}` for one path segment: /v1/vector_stores/{id}
+    # usage: the usage it reports, at the price of the model that answered (a model without a
+    # price is refused); free: counted against the request limits only.
+    charge: str = "usage"
+
+
+@dataclass(frozen=True, slots=True)
+class PassthroughConfig:
+    """Paths outside the endpoint table are refused; these are let through as they are, with
+    the gateway's upstream key: whatever they store upstream is shared by every team."""
+
+    allow: tuple[AllowedPath, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ResponsesConfig:
     """The Responses API: what the gateway keeps of the responses it serves."""
 
@@ -287,6 +306,7 @@ class Config:
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     compat: CompatConfig = field(default_factory=CompatConfig)
     responses: ResponsesConfig = field(default_factory=ResponsesConfig)
+    passthrough: PassthroughConfig = field(default_factory=PassthroughConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     tiers: dict[str, TierConfig] = field(default_factory=dict)
@@ -473,6 +493,16 @@ def _check(config: Config) -> None:
             raise ConfigError(f"models.{name}.context: must be positive")
         if not 0 < model.max_output <= model.context:
             raise ConfigError(f"models.{name}.max_output: must be between 1 and the context size")
+    for i, opened in enumerate(config.passthrough.allow):
+        where = f"passthrough.allow[{i}]"
+        if opened.charge not in ("usage", "free"):
+            raise ConfigError(f"{where}.charge: expected 'usage' or 'free', got {opened.charge!r}")
+        if opened.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            raise ConfigError(f"{where}.method: expected an HTTP method, got {opened.method!r}")
+        if not opened.path.startswith("/v1/") or opened.path.startswith(
+            ("/v1/organization", "/v1/dashboard")
+        ):
+            raise ConfigError(f"{where}.path: expected a /v1/ path outside the account's admin API")
     if config.upstream.client not in ("http1", "aiohttp", "httpx"):
         raise ConfigError(
             "upstream.client: expected 'http1', 'aiohttp' or 'httpx',"

@@ -63,3 +63,41 @@ def requested_completion(payload: dict[str, Any]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+# -- the worst case of the other token-priced endpoints --------------------------------------------
+
+# Legacy completions write 16 tokens when `max_tokens` is not given (OpenAI's default).
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+
+
+def input_tokens(value: Any) -> int:
+    """Tokens of an embeddings `input` or a completions `prompt`: a string, strings, token
+    arrays (counted as they are), or arrays of those."""
+    if isinstance(value, str):
+        return tokens.count_text(value)
+    if isinstance(value, list):
+        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return len(value)
+        return sum(input_tokens(v) for v in value)
+    return 0
+
+
+def completions_worst_case(payload: dict[str, Any], max_output: int) -> tuple[int, int]:
+    """(prompt tokens, completion cap) of a legacy completion: every candidate of `best_of`
+    (at least `n`) is generated and billed, each up to `max_tokens`."""
+    prompt = input_tokens(payload.get("prompt"))
+    prompts = payload.get("prompt")
+    if isinstance(prompts, list) and prompts and not isinstance(prompts[0], int):
+        copies = len(prompts)  # one completion set per prompt
+    else:
+        copies = 1
+    per = payload.get("max_tokens")
+    per = per if isinstance(per, int) and not isinstance(per, bool) and per > 0 else None
+    each = min(per or COMPLETIONS_DEFAULT_MAX_TOKENS, max_output)
+    candidates = max(_count(payload.get("n")), _count(payload.get("best_of")))
+    return prompt, each * candidates * copies
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1

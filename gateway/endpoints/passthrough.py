@@ -1,11 +1,18 @@
-"""Every other `/v1/*` path: forwarded as it is, once, to the default upstream, admitted
-against the team's request limits and charged the usage its answer reports."""
+"""Paths outside the endpoint table that the operator lets through (`passthrough.allow`): each
+forwarded as it is, once, to the default upstream with the gateway's key, counted against the
+team's request limits, and charged as its entry says (`usage`: the usage the answer reports,
+at the price of the model that answered; `free`: nothing)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.admission.plan import model_allowed
+from gateway.config import AllowedPath
 from gateway.endpoints.attempt import Attempt
 from gateway.server.body import read_body
 from gateway.server.caller import identify
@@ -13,25 +20,48 @@ from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
-# The upstream account's own administration (usage and costs of every project, users, admin
-# keys, projects): a team key must never reach it with the gateway's upstream key.
-ACCOUNT_PATHS = ("/organization", "/dashboard")
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-async def passthrough(request: Request) -> Response:
+def allowed_passthrough(allowed: AllowedPath) -> Handler:
+    async def handle(request: Request) -> Response:
+        return await passthrough(request, allowed)
+
+    return handle
+
+
+async def passthrough(request: Request, allowed: AllowedPath) -> Response:
     gw = gateway_of(request)
-    path = request.scope["path"][len("/v1") :]
+    path = request.scope["path"][len("/v1") :]  # canonical: `Entry` refused every other spelling
     caller = await identify(gw, request)
-    if path.startswith(ACCOUNT_PATHS):
-        raise errors.account_path_forbidden()
     body = await read_body(request, gw.config.server.max_body_bytes)
+    named = _model_named(body)
+    if named is not None and allowed.charge == "usage":
+        # What it will report usage for must have a price: an unknown model is not served free.
+        found = gw.models.get(named)
+        if found is None or not model_allowed(gw.config, caller.team, found[0]):
+            raise errors.model_not_found(named)
     attempt = Attempt(gw, request, exchange_of(request.scope), caller, path, model=None)
     try:
         if gw.config.admission.enabled:
             # Token use is unknown up front: count the request, charge the usage it reports.
             shape = gw.plan_shapes().get(caller.team, caller.key, "", counts_tokens=False)
             await attempt.admit(shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0), None, 0)
+            if allowed.charge == "free" and attempt.ticket is not None:
+                attempt.ticket.settle(None)  # counted; nothing it reports is charged
         return await attempt.forward(body, stream=None)
     except GatewayError as exc:
         attempt.failed(exc)
         raise
+
+
+def _model_named(body: bytes) -> str | None:
+    """The `model` of a JSON body, if it names one."""
+    if b'"model"' not in body:
+        return None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    model = payload.get("model") if isinstance(payload, dict) else None
+    return model if isinstance(model, str) else None

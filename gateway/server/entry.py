@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
+from gateway.wire import errors
+from gateway.wire.paths import is_canonical
 
 Handler = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
@@ -93,6 +95,12 @@ class Entry:
         gw: Gateway = scope["app"].state.gateway
         gw.metrics.in_flight.inc()
         try:
+            raw = scope.get("raw_path")
+            if raw is not None and not is_canonical(raw):
+                # Refused before anything reads it: a second spelling of a path could be
+                # checked as one endpoint and reach upstream as another.
+                await self.answer(refuse_spelling, scope, receive, observed_send)
+                return
             handler = self.posts.get(path) if scope["method"] == "POST" else None
             if handler is not None:
                 await self.answer(handler, scope, receive, observed_send)
@@ -114,6 +122,11 @@ class Entry:
         except Exception as exc:
             response = await self.on_error(exc)(request, exc)
         await response(scope, receive, send)
+
+
+async def refuse_spelling(request: Request) -> Response:
+    raw = request.scope["raw_path"].decode("latin-1")
+    raise errors.invalid_url(request.method, raw)
 
 
 def finish(gw: Gateway, ex: Exchange, finished: float) -> None:

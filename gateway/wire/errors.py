@@ -33,6 +33,7 @@ invalid_request_error
   404  model_not_found               model_not_found           no such model, or not the team's
   404  -                             response_not_found        no such response of the team's
   404  unknown_url                   invalid_url               no such path
+  404  unknown_url                   not_served                an OpenAI path the gateway keeps shut
   405  method_not_allowed            method_not_allowed        the path exists, the method not
   413  request_too_large             body_too_large            the body is over the size limit
   415  unsupported_media_type        unsupported_media_type    a body that says it is not JSON
@@ -181,6 +182,16 @@ def headers_too_large(size: int, limit: int) -> GatewayError:
 def invalid_url(method: str, path: str) -> GatewayError:
     # OpenAI's own wording for an unknown route.
     return GatewayError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+
+
+def not_served(method: str, path: str) -> GatewayError:
+    """A path outside the endpoint table: the gateway serves only what it can govern."""
+    return GatewayError(
+        404,
+        f"Invalid URL ({method} {path}): this gateway does not serve this endpoint. Ask its "
+        "operator to allow it (passthrough.allow) if you need it.",
+        code="unknown_url",
+    )
 
 
 def method_not_allowed(method: str, path: str) -> GatewayError:

@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from gateway.config import AllowedPath
 from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread, base_config, free_port
 
 HELLO = [{"role": "user", "content": "Say hello to the gateway."}]
@@ -175,6 +176,9 @@ def test_models_are_the_configured_ones(gateway: ServerThread) -> None:
         "o1-mini",
         "text-embedding-3-small",
         "text-embedding-3-large",
+        "gpt-3.5-turbo-instruct",
+        "omni-moderation-latest",
+        "text-moderation-latest",
     ]
     assert client.models.retrieve("o1-mini").id == "o1-mini"
     with pytest.raises(openai.NotFoundError) as info:
@@ -194,21 +198,29 @@ def test_snapshot_names_are_accepted(gateway: ServerThread) -> None:
     assert completion.model == "o1-preview-2024-09-12"
 
 
-def test_pass_through_endpoints(gateway: ServerThread, simulator: ServerThread) -> None:
+def test_governed_endpoints_and_everything_else_refused(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
     client = sdk(gateway)
     embedding = client.embeddings.create(model="text-embedding-3-small", input="hello")
     assert len(embedding.data[0].embedding) == 1536
     assert sim_log(simulator)[-1]["headers"]["authorization"] == f"Bearer {SIM_KEY}"
     moderation = client.moderations.create(input="hello")
     assert moderation.results
-    with pytest.raises(openai.NotFoundError) as info:  # upstream's own 404, passed through
+    before = len(sim_log(simulator))
+    with pytest.raises(openai.NotFoundError) as info:  # refused here: never sent upstream
         client.post("/no-such-endpoint", cast_to=object, body={})
-    assert error_of(info.value)["message"] == "Invalid URL (POST /v1/no-such-endpoint)"
+    assert error_of(info.value)["message"].startswith("Invalid URL (POST /v1/no-such-endpoint)")
+    with pytest.raises(openai.NotFoundError):
+        client.files.list()
+    assert len(sim_log(simulator)) == before
 
 
-def test_pass_through_keeps_method_and_query(
-    gateway: ServerThread, simulator: ServerThread
+def test_an_operator_allowed_path_keeps_method_and_query(
+    start_gateway: GatewayFactory, simulator: ServerThread
 ) -> None:
+    allow = (AllowedPath(method="GET", path="/v1/files", charge="free"),)
+    gateway = start_gateway(passthrough={"allow": allow})
     httpx.get(
         f"{gateway.url}/v1/files?purpose=batch&limit=2",
         headers={"Authorization": f"Bearer {CLIENT_KEY}"},

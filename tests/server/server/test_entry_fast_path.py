@@ -24,11 +24,13 @@ def test_gateway_errors_keep_their_status_and_shape(gateway: ServerThread) -> No
 def test_other_methods_still_go_through_the_router(
     gateway: ServerThread, simulator: ServerThread
 ) -> None:
-    # Only the pass-through route takes GET on this path: it relays the upstream's answer.
+    # GET on the chat path is not in the endpoint table: the router refuses it, and nothing
+    # goes upstream.
+    before = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
     resp = httpx.get(f"{gateway.url}/v1/chat/completions", headers=AUTH)
     assert resp.status_code == 404
-    sent = httpx.get(f"{simulator.url}/_sim/requests").json()["data"][-1]
-    assert (sent["method"], sent["path"]) == ("GET", "/v1/chat/completions")
+    assert resp.json()["error"]["message"].startswith("Invalid URL (GET /v1/chat/completions)")
+    assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == before
 
 
 def test_an_unexpected_error_is_a_logged_500_and_counted(

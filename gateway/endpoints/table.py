@@ -1,0 +1,107 @@
+"""The endpoint table: every OpenAI endpoint the gateway serves, declared once, with where its
+model is named, how it is charged and whose objects it touches. The routes are made from it;
+a `/v1/` path not in it is refused, unless the operator lets it through in config
+(`passthrough.allow`, with how it is charged).
+
+Read the table as the feature matrix: what is served, governed how.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.config import AllowedPath
+from gateway.endpoints import models, responses_stored
+from gateway.endpoints.chat import chat_completions
+from gateway.endpoints.governed import Cost, Governed, governed
+from gateway.endpoints.passthrough import allowed_passthrough
+from gateway.endpoints.responses import create_response
+from gateway.endpoints.route import route_endpoint
+from gateway.wire import errors
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    model: str  # where the request names its model
+    charge: str  # what is held before the call and charged after
+    owner: str  # whose objects it reads or makes
+
+
+TABLE: tuple[Endpoint, ...] = (
+    Endpoint(
+        "POST", "/v1/chat/completions", chat_completions, "body (or a routing alias)",
+        "worst case: prompt and completion cap; settled to usage", "none stored (store: false)",
+    ),
+    Endpoint(
+        "POST", "/v1/responses", create_response, "body (or a routing alias)",
+        "worst case: input, instructions, tools and output cap; settled to usage",
+        "the response is the team's",
+    ),
+    Endpoint(
+        "GET", "/v1/responses/{response_id}", responses_stored.retrieve, "-", "never charged",
+        "the team's own only",
+    ),
+    Endpoint(
+        "DELETE", "/v1/responses/{response_id}", responses_stored.delete, "-", "never charged",
+        "the team's own only",
+    ),
+    Endpoint(
+        "POST", "/v1/responses/{response_id}/cancel", responses_stored.cancel, "-",
+        "never charged", "the team's own only",
+    ),
+    Endpoint(
+        "GET", "/v1/responses/{response_id}/input_items", responses_stored.input_items, "-",
+        "never charged", "the team's own only",
+    ),
+    Endpoint(
+        "POST", "/v1/embeddings", governed(Governed(Cost.EMBEDDINGS)), "body",
+        "input tokens at the input price; settled to usage", "-",
+    ),
+    Endpoint(
+        "POST", "/v1/completions", governed(Governed(Cost.COMPLETIONS)), "body",
+        "prompt, and max_tokens for each of best_of (at least n); settled to usage", "-",
+    ),
+    Endpoint(
+        "POST", "/v1/moderations",
+        governed(Governed(Cost.FREE, default_model="omni-moderation-latest")),
+        "body (default omni-moderation-latest)", "free: counted against request limits", "-",
+    ),
+    Endpoint("GET", "/v1/models", models.list_models, "-", "never charged", "-"),
+    Endpoint("GET", "/v1/models/{model:path}", models.get_model, "path", "never charged", "-"),
+    Endpoint("POST", "/v1/route", route_endpoint, "body", "never charged (no upstream call)", "-"),
+)  # fmt: skip
+
+
+def routes(allowed: Sequence[AllowedPath]) -> list[Route]:
+    """The table's routes, then the operator's allowed paths, then a refusal for the rest of
+    `/v1/` (nothing reaches upstream ungoverned)."""
+    out = [Route(e.path, e.handler, methods=[e.method]) for e in TABLE]
+    # The upstream account's own administration: never, whatever config says.
+    out += [Route(p + "{rest:path}", account_path, methods=list(METHODS)) for p in ACCOUNT_PATHS]
+    out += [Route(a.path, allowed_passthrough(a), methods=[a.method]) for a in allowed]
+    out.append(Route("/v1/{rest:path}", not_served, methods=list(METHODS)))
+    return out
+
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# Usage and costs of every project, users, admin keys: a team key must never reach them with
+# the gateway's upstream key.
+ACCOUNT_PATHS = ("/v1/organization", "/v1/dashboard")
+
+
+async def account_path(request: Request) -> Response:
+    raise errors.account_path_forbidden()
+
+
+async def not_served(request: Request) -> Response:
+    raise errors.not_served(request.method, request.url.path)
