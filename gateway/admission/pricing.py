@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from gateway.config import Config, Price
 from gateway.wire import tokens
 from gateway.wire.usage import Usage
@@ -101,3 +103,40 @@ def completions_worst_case(payload: dict[str, Any], max_output: int) -> tuple[in
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
+# -- what a chat request's worst case adds to its messages' text ---------------------------------
+
+# An image part costs at most this many prompt tokens (gpt-4o, detail high or auto: 85 plus 170
+# per 512-pixel tile of the scaled image, at most 8 tiles); `detail: low` costs 85.
+IMAGE_TOKENS_MAX = 85 + 170 * 8
+IMAGE_TOKENS_LOW = 85
+
+
+def chat_extra_prompt(payload: dict[str, Any]) -> int:
+    """Prompt tokens a chat request pays beyond its messages' text: image inputs (at their most)
+    and the tool schemas, which upstream counts into the prompt."""
+    extra = 0
+    messages = payload.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, list):
+                extra += sum(_image_tokens(part) for part in content)
+    tools = payload.get("tools") or payload.get("functions")
+    if tools:
+        extra += tokens.count_text(orjson.dumps(tools).decode())
+    return extra
+
+
+def _image_tokens(part: Any) -> int:
+    if not isinstance(part, dict) or part.get("type") not in ("image_url", "input_image"):
+        return 0
+    image = part.get("image_url")
+    detail = image.get("detail") if isinstance(image, dict) else part.get("detail")
+    return IMAGE_TOKENS_LOW if detail == "low" else IMAGE_TOKENS_MAX
+
+
+def choices(payload: dict[str, Any]) -> int:
+    """How many answers a chat request asks for (`n`): each is generated and billed."""
+    return _count(payload.get("n"))

@@ -282,12 +282,16 @@ class ModelAttempt(Attempt):
     async def answer(self) -> Response:
         raise NotImplementedError
 
-    async def hold_worst_case(self, prompt: int, requested: int | None, early: bool) -> None:
+    async def hold_worst_case(
+        self, prompt: int, requested: int | None, early: bool, copies: int = 1
+    ) -> None:
         """Hold the prompt and every completion token the call may use (`requested`, or the
-        model's output cap), at the model's prices; `early`: make the call ready meanwhile."""
+        model's output cap, for each of `copies` answers), at the model's prices; `early`:
+        make the call ready meanwhile."""
         gw, model = self.gw, self.config
-        cap = min(requested or model.max_output, model.max_output)
-        estimated = prompt + (requested or gw.config.admission.default_completion_tokens)
+        cap = min(requested or model.max_output, model.max_output) * copies
+        expected = requested or gw.config.admission.default_completion_tokens
+        estimated = prompt + expected * copies
         assert self.model is not None
         plan = (
             gw.plan_shapes()

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.plan import model_allowed
-from gateway.admission.pricing import requested_completion
+from gateway.admission.pricing import chat_extra_prompt, choices, requested_completion
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt
@@ -211,12 +211,15 @@ class ChatAttempt(ModelAttempt):
         self.strip_usage = strip_usage
 
     async def hold(self) -> None:
-        messages = self.payload.get("messages")
+        payload = self.payload
+        messages = payload.get("messages")
         prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
+        prompt += chat_extra_prompt(payload)
         # An emulated answer is parsed whole before it is sent: no early call.
         await self.hold_worst_case(
-            prompt, requested_completion(self.payload), early=self.emulated_as is None
-        )
+            prompt, requested_completion(payload), early=self.emulated_as is None,
+            copies=choices(payload),
+        )  # fmt: skip
 
     async def answer(self) -> Response:
         """Call, relay and settle, or the answers the gateway builds itself."""

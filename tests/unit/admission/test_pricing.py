@@ -53,3 +53,35 @@ def test_usage_from_chat_embeddings_and_responses_shapes() -> None:
     assert usage_from(None) is None
     assert usage_from({"prompt_tokens": -3}) is None
     assert usage_from({"total_tokens": 3}) is None
+
+
+# -- the worst cases beyond a chat's text -------------------------------------------------------
+
+
+def test_a_chat_worst_case_counts_images_and_tool_schemas() -> None:
+    from gateway.admission.pricing import IMAGE_TOKENS_LOW, IMAGE_TOKENS_MAX, chat_extra_prompt
+
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    low = {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}}
+    text = {"type": "text", "text": "What is in these?"}
+    payload = {"messages": [{"role": "user", "content": [text, image, low]}]}
+    assert chat_extra_prompt(payload) == IMAGE_TOKENS_MAX + IMAGE_TOKENS_LOW
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    assert chat_extra_prompt({"messages": [], "tools": [tool]}) > 5
+    assert chat_extra_prompt({"messages": [{"role": "user", "content": "hi"}]}) == 0
+
+
+def test_every_candidate_of_a_legacy_completion_is_in_its_worst_case() -> None:
+    from gateway.admission.pricing import choices, completions_worst_case, input_tokens
+
+    assert input_tokens("hello world") == 2
+    assert input_tokens(["hello", "world"]) == 2
+    assert input_tokens([1, 2, 3]) == 3
+    assert input_tokens([[1, 2], [3]]) == 3
+    assert completions_worst_case(
+        {"prompt": "hi", "max_tokens": 10, "n": 2, "best_of": 5}, 4096
+    ) == (1, 50)
+    assert completions_worst_case({"prompt": ["a", "b"], "max_tokens": 10}, 4096) == (2, 20)
+    assert completions_worst_case({"prompt": "hi"}, 4096) == (1, 16)  # OpenAI's default
+    assert completions_worst_case({"prompt": "hi", "max_tokens": 10**6}, 4096) == (1, 4096)
+    assert choices({"n": 128}) == 128 and choices({}) == 1 and choices({"n": True}) == 1

@@ -1,0 +1,112 @@
+"""Endpoints beyond chat, governed on a real redis-server: the model checked, the worst case
+held under concurrency, the charge settled to the usage upstream reports."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import redis
+
+from gateway.admission.pricing import cost_micros
+from gateway.config import Price
+from gateway.wire.usage import Usage
+from tests.conftest import GatewayFactory, ServerThread
+from tests.redis.admission.test_end_to_end import spend
+
+KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("tiny", "nickel", "metered", "small")}
+EMBEDDING = Price(input=20_000)
+LONG_TEXT = " ".join(["tokens"] * 200)
+
+
+def teams_yaml() -> str:
+    def key(name: str) -> str:
+        digest = hashlib.sha256(KEYS[name].encode()).hexdigest()
+        return f"    keys: [{{name: k, sha256: {digest}}}]\n"
+
+    return (
+        "teams:\n"
+        "  - name: tiny\n    tier: tier-5\n    budget_usd: 0.000001\n" + key("tiny")
+        + "  - name: nickel\n    tier: tier-5\n    budget_usd: 0.05\n" + key("nickel")
+        + "  - name: metered\n    tier: tier-5\n" + key("metered")
+        + "  - name: small\n    tier: free\n" + key("small")
+    )  # fmt: skip
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml())
+    return start_gateway(redis={"url": redis_server}, admission={"teams_file": str(path)})
+
+
+@pytest.fixture
+def store(redis_server: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server)
+
+
+def sdk(server: ServerThread, team: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
+
+
+def test_embeddings_are_charged_their_usage(gateway: ServerThread, store: redis.Redis) -> None:
+    answer = sdk(gateway, "metered").embeddings.create(
+        model="text-embedding-3-small", input=["hello world", LONG_TEXT]
+    )
+    expected = cost_micros(EMBEDDING, Usage(prompt_tokens=answer.usage.prompt_tokens))
+    assert expected > 0
+    assert spend(store, "metered") == (expected, 0)
+
+
+def test_moderations_are_free(gateway: ServerThread, store: redis.Redis) -> None:
+    assert sdk(gateway, "metered").moderations.create(input="hello").results
+    assert spend(store, "metered") == (0, 0)
+
+
+def test_concurrent_embeddings_never_pass_a_budget_smaller_than_one_worst_case(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    async def fire() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as c:
+            body = {"model": "text-embedding-3-small", "input": LONG_TEXT}
+            auth = {"Authorization": f"Bearer {KEYS['tiny']}"}
+            calls = [
+                c.post(f"{gateway.url}/v1/embeddings", json=body, headers=auth) for _ in range(100)
+            ]
+            return list(await asyncio.gather(*calls))
+
+    answers = asyncio.run(fire())
+    assert {a.status_code for a in answers} == {429}
+    assert {a.json()["error"]["code"] for a in answers} == {"insufficient_quota"}
+    assert spend(store, "tiny") == (0, 0)
+
+
+def test_a_chat_reserve_counts_every_choice(gateway: ServerThread, store: redis.Redis) -> None:
+    # 128 answers of up to 500 tokens at $10/1M is $0.64: far over a $0.05 budget, though one
+    # answer would fit.
+    messages = [{"role": "user", "content": "Say hello."}]
+    with pytest.raises(openai.RateLimitError) as info:
+        sdk(gateway, "nickel").chat.completions.create(
+            model="gpt-4o",
+            messages=messages,
+            n=128,
+            max_tokens=500,  # type: ignore[arg-type]
+        )
+    assert info.value.code == "insufficient_quota"
+    assert sdk(gateway, "nickel").chat.completions.create(
+        model="gpt-4o",
+        messages=messages,
+        max_tokens=500,  # type: ignore[arg-type]
+    )
+
+
+def test_models_outside_the_tier_or_unpriced_are_not_found(gateway: ServerThread) -> None:
+    with pytest.raises(openai.NotFoundError):
+        sdk(gateway, "small").embeddings.create(model="text-embedding-3-large", input="hi")
+    with pytest.raises(openai.NotFoundError) as info:
+        sdk(gateway, "metered").embeddings.create(model="text-embedding-ada-002", input="hi")
+    assert info.value.code == "model_not_found"
