@@ -143,7 +143,9 @@ class Attempt:
         if ticket is not None and loop is not None:
             loop.call_soon(ticket.prepare_headers)  # runs once the request is written
         began = time.perf_counter()
-        async with cancel_on_disconnect(self.request.receive, loop):
+        # A whole answer is billed whole, so it is read to its end, whoever leaves; a stream is
+        # billed for what was generated, so a client that leaves stops it.
+        async with cancel_on_disconnect(self.request.receive, loop, watch=stream is not False):
             try:
                 resp = await self.send(body, buffer=stream is False, prepared=prepared)
             except GatewayError as exc:

@@ -14,7 +14,6 @@ from gateway.compat import emulation
 from gateway.compat.patches import Adapted, adapt_response
 from gateway.endpoints.attempt import Attempt, Whole, relayed
 from gateway.endpoints.chat_fake_stream import fake_streamed
-from gateway.server.stream_response import cancel_on_disconnect
 from gateway.wire import errors
 from gateway.wire.headers import client_response_headers, encoded
 from gateway.wire.usage import usage_from
@@ -30,9 +29,9 @@ async def answer_emulated(
     call = emulated_call(attempt, payload, emulated_as)
     if adapted.fake_stream:
         return await fake_streamed(attempt, adapted, call=call)
-    gw, ticket = attempt.gw, attempt.ticket
-    async with cancel_on_disconnect(attempt.request.receive, gw.loop):
-        status, upstream_headers, content = await call
+    ticket = attempt.ticket
+    # Billed whole upstream: read to the end (and charged) whoever leaves.
+    status, upstream_headers, content = await call
     out_headers = client_response_headers(upstream_headers)
     out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))
     if ticket is not None:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from gateway.admission.redis_side import Ticket
 from gateway.compat import fake_stream
 from gateway.compat.patches import Adapted, adapt_response
 from gateway.endpoints.attempt import Attempt, Whole, relayed
@@ -50,8 +51,13 @@ async def fake_streamed(
     try:
         async with cancel_on_disconnect(attempt.request.receive, loop):
             await _done_or_timeout(task, gw.config.compat.status_grace_s)
-    except BaseException:
-        task.cancel()
+    except BaseException as exc:
+        if ticket is not None and isinstance(exc, GatewayError) and exc.status == 499:
+            # The client left; upstream still answers and bills: charge that answer.
+            attempt.ticket = None
+            charge_when_done(task, ticket)
+        else:
+            task.cancel()
         raise
     if task.done():
         status, upstream_headers, content = task.result()  # a GatewayError propagates as is
@@ -73,6 +79,33 @@ async def fake_streamed(
         headers=dict(own_headers),
         loop=loop,
     )
+
+
+# Calls whose client left, kept until they end and are charged (the loop holds tasks weakly).
+_CHARGING: set[asyncio.Future[Whole]] = set()
+
+
+def charge_when_done(call: asyncio.Future[Whole], ticket: Ticket) -> None:
+    """Charge a whole upstream answer when it arrives, whoever waits for it: its usage, or
+    nothing if it failed."""
+
+    def done(finished: asyncio.Future[Whole]) -> None:
+        _CHARGING.discard(finished)
+        if finished.cancelled() or finished.exception() is not None:
+            ticket.release()
+            return
+        status, _, content = finished.result()
+        if status != 200:
+            ticket.release()
+            return
+        try:
+            usage = usage_from(orjson.loads(content).get("usage"))
+        except (orjson.JSONDecodeError, AttributeError):
+            usage = None
+        ticket.settle(usage) if usage is not None else ticket.abandon()
+
+    _CHARGING.add(call)
+    call.add_done_callback(done)
 
 
 async def _done_or_timeout(task: asyncio.Future[Any], seconds: float) -> None:
@@ -136,10 +169,9 @@ async def _keepalive_then_answer(
         yield events
     finally:
         gw.metrics.open_streams.dec()
-        if not call.done():
-            call.cancel()  # the client left while the model was thinking
-        if ticket is not None:
-            if status != 200:
-                ticket.release()
-            elif not ticket.done:
-                ticket.abandon()
+        if ticket is not None and not ticket.done:
+            # The client left (while the model thought, or before the answer went out):
+            # upstream answers and bills it whole, so that answer is what is charged.
+            charge_when_done(call, ticket)
+        elif not call.done():
+            call.cancel()  # nothing left to charge: no need to wait for it

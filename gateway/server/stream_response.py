@@ -33,13 +33,17 @@ class cancel_on_disconnect:
     server reports `http.disconnect`, started once the call has taken `WATCH_AFTER_S`.
     """
 
-    __slots__ = ("_delay_s", "_gone", "_loop", "_receive", "_task", "_timer", "_watcher")
+    __slots__ = (
+        "_delay_s", "_gone", "_loop", "_receive", "_task", "_timer", "_watcher", "_watching",
+    )  # fmt: skip
 
     def __init__(
         self,
         receive: Receive,
         loop: asyncio.AbstractEventLoop | None,
         delay_s: float = WATCH_AFTER_S,
+        *,
+        watch: bool = True,
     ) -> None:
         # The request path passes the gateway's kept loop (see `gateway.eventloop`).
         self._loop = loop or asyncio.get_running_loop()
@@ -47,12 +51,18 @@ class cancel_on_disconnect:
         self._delay_s = delay_s
         self._gone = False
         self._watcher: asyncio.Task[None] | None = None
+        # False: the call goes on whoever leaves (a whole answer upstream bills whole must be
+        # read to its end to be charged what it cost).
+        self._watching = watch
+        self._timer: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> None:
+        if not self._watching:
+            return
         task = asyncio.current_task(self._loop)
         assert task is not None
         self._task = task
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(self._delay_s, self._start)
+        self._timer = self._loop.call_later(self._delay_s, self._start)
 
     def _start(self) -> None:
         self._timer = None

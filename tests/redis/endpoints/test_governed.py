@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from pathlib import Path
 
 import httpx
@@ -41,7 +42,11 @@ def teams_yaml() -> str:
 def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
     path = tmp_path / "teams.yaml"
     path.write_text(teams_yaml())
-    return start_gateway(redis={"url": redis_server}, admission={"teams_file": str(path)})
+    return start_gateway(
+        redis={"url": redis_server},
+        admission={"teams_file": str(path)},
+        upstream={"forward_header_prefixes": ("x-sim-",)},
+    )
 
 
 @pytest.fixture
@@ -110,3 +115,31 @@ def test_models_outside_the_tier_or_unpriced_are_not_found(gateway: ServerThread
     with pytest.raises(openai.NotFoundError) as info:
         sdk(gateway, "metered").embeddings.create(model="text-embedding-ada-002", input="hi")
     assert info.value.code == "model_not_found"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_leaving_a_whole_answer_is_charged_what_upstream_billed(
+    gateway: ServerThread, store: redis.Redis, stream: bool
+) -> None:
+    # o1-mini answers whole (its streams are faked): upstream bills the answer whoever waits.
+    body = {"model": "o1-mini", "messages": [{"role": "user", "content": f"Count {stream}."}]}
+    auth = {"Authorization": f"Bearer {KEYS['metered']}"}
+    whole = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=auth).json()
+    start = spend(store, "metered")[0]
+    with pytest.raises(httpx.ReadTimeout):
+        with httpx.stream(
+            "POST", f"{gateway.url}/v1/chat/completions",
+            json={**body, "stream": stream}, headers={**auth, "x-sim-latency-ms": "1500"},
+            timeout=0.3,
+        ) as answer:  # fmt: skip
+            for _ in answer.iter_bytes():
+                pass
+    usage = whole["usage"]
+    expected = cost_micros(
+        Price(input=3_000_000, cached_input=1_500_000, output=12_000_000),
+        Usage(usage["prompt_tokens"], usage["completion_tokens"]),
+    )
+    deadline = time.monotonic() + 10
+    while spend(store, "metered")[0] - start != expected:
+        assert time.monotonic() < deadline, (spend(store, "metered")[0] - start, expected)
+        time.sleep(0.1)

@@ -146,24 +146,23 @@ def test_client_disconnect_cancels_the_upstream_stream(gateway: ServerThread) ->
         time.sleep(0.05)
 
 
-def test_client_disconnect_cancels_a_slow_non_streaming_call(gateway: ServerThread) -> None:
-    # A reasoning model may think for minutes; a caller who gave up must not keep it running.
+def test_a_client_leaving_a_non_streaming_call_does_not_stop_it(gateway: ServerThread) -> None:
+    # Upstream finishes and bills a whole answer whoever waits for it: the gateway reads it to
+    # the end, so the team is charged what it cost (tests/redis/endpoints/test_governed.py).
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
             f"{gateway.url}/v1/chat/completions",
             json={"model": "o1-preview", "messages": HELLO},
-            headers={"Authorization": f"Bearer {CLIENT_KEY}", "x-sim-latency-ms": "60000"},
-            timeout=0.5,
+            headers={"Authorization": f"Bearer {CLIENT_KEY}", "x-sim-latency-ms": "1500"},
+            timeout=0.3,
         )
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     line = (
         'gateway_requests_total{endpoint="chat",model="o1-preview",'
-        'routed_model="o1-preview",status_class="4xx",team="test"} 1.0'
+        'routed_model="o1-preview",status_class="2xx",team="test"} 1.0'
     )
     while line not in httpx.get(f"{gateway.url}/metrics").text:
-        assert time.monotonic() < deadline, (
-            "the gateway kept waiting for upstream after the client left"
-        )
+        assert time.monotonic() < deadline, "the gateway stopped reading the answer"
         time.sleep(0.05)
 
 
