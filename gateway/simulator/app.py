@@ -65,7 +65,7 @@ from typing import Any
 import orjson
 
 from gateway.config import SimulatorConfig
-from gateway.simulator import bill, embeddings, moderations
+from gateway.simulator import batch_lines, bill, embeddings, moderations
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import (
     Answer,
@@ -75,8 +75,9 @@ from gateway.simulator.answers import (
     prompt_seed,
 )
 from gateway.simulator.batches_api import BatchesApi
-from gateway.simulator.call import Call, Header, Message, Receive, Scope, Send
+from gateway.simulator.call import Call, Header, Receive, Scope, Send
 from gateway.simulator.catalog import model_list, model_object
+from gateway.simulator.disconnect import DisconnectWatch
 from gateway.simulator.files_api import FilesApi
 from gateway.simulator.ids import completion_id, moderation_id, request_id
 from gateway.simulator.knobs import NO_KNOBS, Knobs, fault_index, parse_knobs
@@ -128,45 +129,6 @@ async def _sleep_ms(ms: float) -> None:
         await asyncio.sleep(ms / 1000)
 
 
-class _DisconnectWatch:
-    """Notices the client leaving while the app is still answering.
-
-    ASGI servers accept sends after a disconnect and drop them silently, so without this a
-    slow simulated stream would keep "talking" for its whole length to nobody.
-    """
-
-    __slots__ = ("_receive", "_waiter")
-
-    def __init__(self, receive: Receive) -> None:
-        self._receive = receive
-        self._waiter: asyncio.Future[Message] = asyncio.ensure_future(receive())
-
-    @property
-    def gone(self) -> bool:
-        if not self._waiter.done():
-            return False
-        if self._waiter.result().get("type") == "http.disconnect":
-            return True
-        # Any other message (a stray empty body) is not a goodbye: keep listening.
-        self._waiter = asyncio.ensure_future(self._receive())
-        return False
-
-    async def sleep(self, seconds: float) -> bool:
-        """Sleep up to `seconds`, waking early if the client leaves; True if it left."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while not self.gone:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            await asyncio.wait({self._waiter}, timeout=remaining)
-        return True
-
-    def close(self) -> None:
-        if not self._waiter.done():
-            self._waiter.cancel()
-
-
 class Simulator:
     """One simulated upstream. All state (rate windows, prompt cache, request log, random ids)
     lives on the instance, so two simulators in one process never share anything."""
@@ -179,25 +141,25 @@ class Simulator:
         self._rates = RateWindow(config.rpm_limit, config.tpm_limit)
         self._idle_rates = _rate_header_bytes(self._rates.idle())
         self.prompt_cache = PromptCache(PROMPT_CACHE_ENTRIES)
-        self._responses = ResponsesApi(self, ResponseStore(STORED_RESPONSES))
+        self.responses = ResponsesApi(self, ResponseStore(STORED_RESPONSES))
         self.bill = bill.Bill()
         self._files = FilesApi(self)
         self._batches = BatchesApi(self, self._files)
-        self._media = MediaApi(self)
+        self.media = MediaApi(self)
         self._tuning = FineTuningApi(self, self._files)
         self._stored_chat = StoredChatApi(self)
         vector_stores = VectorStoresApi(self, self._files)
         # Feature modules by path prefix; each routes its own paths (None: invalid URL).
         self._apis: tuple[tuple[str, Callable[[str, str], Handler | None]], ...] = (
-            ("/v1/responses", self._responses.route),
+            ("/v1/responses", self.responses.route),
             ("/v1/chat/completions/", self._stored_chat.route),
             ("/v1/files", self._files.route),
             ("/v1/batches", self._batches.route),
             ("/v1/fine_tuning/", self._tuning.route),
             ("/v1/vector_stores", vector_stores.route),
-            ("/v1/images/", self._media.route),
-            ("/v1/audio/", self._media.route),
-            ("/v1/completions", self._media.route),
+            ("/v1/images/", self.media.route),
+            ("/v1/audio/", self.media.route),
+            ("/v1/completions", self.media.route),
         )
         self._log: deque[dict[str, Any]] | None = (
             deque(maxlen=config.request_log) if config.request_log > 0 else None
@@ -257,7 +219,7 @@ class Simulator:
         wait_s = latency / 1000 + (TIMEOUT_FAULT_S if knobs.fault == "timeout" else 0)
         if wait_s > 0:
             # Like OpenAI, stop working on a request whose client has gone.
-            watch = _DisconnectWatch(receive)
+            watch = DisconnectWatch(receive)
             try:
                 if await watch.sleep(wait_s):
                     return
@@ -312,12 +274,12 @@ class Simulator:
         body = await self.body_or_answered(call)
         if body is None:
             return
-        answer, tokens = self._chat_answer(body, call.key, call.knobs)
+        answer, tokens = self.chat_answer(body, call.key, call.knobs)
         rates = self.admit(call, tokens)
         if isinstance(answer, SimError):
             await self._error(call.send, answer, call.started, rates)
             return
-        self.charge(call.key, _chat_charge(answer))
+        self.charge(call.key, batch_lines.chat_charge(answer))
         chat_id = completion_id(self._random.getrandbits(64))
         created = int(time.time())
         if body.get("stream") is True:
@@ -338,7 +300,7 @@ class Simulator:
             await self._reset(call, payload, rates)
         await self._send(call.send, 200, _JSON, payload, call.started, rates)
 
-    def _chat_answer(
+    def chat_answer(
         self, body: dict[str, Any], key: str, knobs: Knobs
     ) -> tuple[Answer | SimError, int]:
         """The answer to a chat request (or its error) and the tokens the rate window admits.
@@ -377,34 +339,7 @@ class Simulator:
     def answer_line(
         self, endpoint: str, body: dict[str, Any], key: str
     ) -> tuple[int, dict[str, Any], bill.Charge | None]:
-        """A batch line, answered by the endpoint's own code and charged at batch price."""
-        result: dict[str, Any] | SimError
-        charge: bill.Charge | None = None
-        if endpoint == "/v1/chat/completions":
-            answer, _ = self._chat_answer(body, key, NO_KNOBS)
-            if isinstance(answer, SimError):
-                return answer.status, answer.payload(), None
-            chat_id = completion_id(self._random.getrandbits(64))
-            result = completion_object(answer, completion_id=chat_id, created=int(time.time()))
-            charge = _chat_charge(answer, batch=True)
-        elif endpoint == "/v1/embeddings":
-            error = embeddings.check(body)
-            result = error if error is not None else embeddings.embeddings_object(body)[0]
-        elif endpoint == "/v1/completions":
-            completed = self._media.completion(body, batch=True)
-            result = completed if isinstance(completed, SimError) else completed[0]
-        elif endpoint == "/v1/responses":
-            stored, _ = self._responses.build(body, key, None)
-            result = stored if isinstance(stored, SimError) else stored.response
-        else:  # /v1/moderations: free
-            error = moderations.check(body)
-            moderation = moderation_id(self._random.getrandbits(64))
-            result = error if error else moderations.moderation_object(body, moderation)
-        if isinstance(result, SimError):
-            return result.status, result.payload(), None
-        if charge is None and endpoint != "/v1/moderations":
-            charge = bill.usage_charge(endpoint, result["model"], result["usage"], batch=True)
-        return 200, result, charge
+        return batch_lines.answer_line(self, endpoint, body, key)
 
     async def stream(
         self, call: Call, frames: list[bytes], rates: list[Header], *, last: bytes, failure: bytes
@@ -424,7 +359,7 @@ class Simulator:
         headers = self._headers(_SSE, call.started, rates)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         fault_at = fault_index(len(frames))
-        watch = _DisconnectWatch(call.receive)
+        watch = DisconnectWatch(call.receive)
         try:
             for index, frame in enumerate(frames):
                 if index == fault_at and knobs.fault == "reset":
@@ -645,18 +580,6 @@ class Simulator:
         extra: list[Header] | None = None,
     ) -> None:
         await self._send(send, error.status, _JSON, error.body(), started, rates, extra)
-
-
-def _chat_charge(answer: Answer, *, batch: bool = False) -> bill.Charge:
-    return bill.tokens_charge(
-        "/v1/chat/completions",
-        answer.model,
-        answer.prompt_tokens,
-        answer.completion_tokens,
-        cached_tokens=answer.cached_tokens,
-        reasoning_tokens=answer.reasoning_tokens,
-        batch=batch,
-    )
 
 
 def _rate_header_bytes(rates: RateHeaders) -> list[Header]:
