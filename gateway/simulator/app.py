@@ -3,9 +3,17 @@
 Raw ASGI with orjson because this app is the baseline of the gateway's benchmarks: a framework
 router and response classes would cost more than the simulated work itself.
 
-Endpoints: POST /v1/chat/completions (JSON or SSE), GET /v1/models, GET /v1/models/{id},
-POST /v1/embeddings, POST /v1/moderations, the Responses API under /v1/responses (see
-responses_api.py); anything else is 404 "Invalid URL (METHOD /path)".
+Endpoints: POST /v1/chat/completions (JSON or SSE; `store: true` keeps it, see stored_chat.py),
+GET /v1/models, GET /v1/models/{id} (with the key's fine-tuned models), POST /v1/embeddings,
+POST /v1/moderations, the Responses API under /v1/responses (responses_api.py), files
+(files_api.py), batches (batches_api.py), fine-tuning (tuning_api.py), vector stores
+(vector_stores.py), images, audio and legacy completions (media_api.py); anything else is 404
+"Invalid URL (METHOD /path)". State (stored objects, files, jobs) is in memory, per key, bounded.
+
+Without a key: GET /_sim/bill is what OpenAI would charge for every billable call answered so
+far, in micro-dollars, per key and (endpoint, model) (bill.py); DELETE /_sim/bill resets it.
+POST /_sim/batches/{id}/complete and POST /_sim/fine_tuning/jobs/{id}/complete run a batch or a
+fine-tuning job to its end at once (they otherwise move one step per retrieval).
 Every /v1 call needs `Authorization: Bearer <key>` with a key from `config.api_keys`.
 With `config.request_log > 0`, GET /_sim/requests lists the last requests received (method, path,
 lower-case headers, parsed JSON body or null, wall-clock time) and DELETE /_sim/requests clears
@@ -32,6 +40,7 @@ Request-header knobs, honoured when `config.header_knobs` is true:
     x-sim-answer-b64: B64        the same, base64 of UTF-8 (for text with newlines)
     x-sim-o1-streaming: true     o1 models accept `stream` (the November 2024 behaviour)
     x-sim-reasoning-tokens: N    reasoning tokens an o1 model reports
+    x-sim-batch: complete        POST /v1/batches: the batch is completed at once
 
 Timing: `latency_ms` delays every authenticated /v1 answer (unknown URLs and key errors come
 back at once, as from OpenAI's edge); streams then wait `ttft_ms` before sending their headers
@@ -49,25 +58,39 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from gateway.config import SimulatorConfig
-from gateway.simulator import embeddings, moderations
+from gateway.simulator import batch_lines, bill, embeddings, moderations
 from gateway.simulator import openai_errors as oe
-from gateway.simulator.answers import chunk_objects, completion_object, compose, prompt_seed
-from gateway.simulator.call import Call, Header, Message, Receive, Scope, Send
+from gateway.simulator.answers import (
+    Answer,
+    chunk_objects,
+    completion_object,
+    compose,
+    prompt_seed,
+)
+from gateway.simulator.batches_api import BatchesApi
+from gateway.simulator.call import Call, Header, Receive, Scope, Send
 from gateway.simulator.catalog import model_list, model_object
+from gateway.simulator.disconnect import DisconnectWatch
+from gateway.simulator.files_api import FilesApi
 from gateway.simulator.ids import completion_id, moderation_id, request_id
-from gateway.simulator.knobs import NO_KNOBS, fault_index, parse_knobs
+from gateway.simulator.knobs import NO_KNOBS, Knobs, fault_index, parse_knobs
+from gateway.simulator.media_api import MediaApi
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.prompt_cache import PromptCache, message_tokens
 from gateway.simulator.ratelimit import RateHeaders, RateWindow
 from gateway.simulator.response_store import ResponseStore
-from gateway.simulator.responses_api import ResponsesApi
+from gateway.simulator.responses_api import Handler, ResponsesApi
 from gateway.simulator.rules import check, requested_output, resolve_chat_model
+from gateway.simulator.stored_chat import StoredChatApi
+from gateway.simulator.tuning_api import FineTuningApi
+from gateway.simulator.vector_stores import VectorStoresApi
 from gateway.wire import sse
 from gateway.wire.headers import go_duration
 from gateway.wire.tokens import TOKENS_FOR_REPLY
@@ -106,45 +129,6 @@ async def _sleep_ms(ms: float) -> None:
         await asyncio.sleep(ms / 1000)
 
 
-class _DisconnectWatch:
-    """Notices the client leaving while the app is still answering.
-
-    ASGI servers accept sends after a disconnect and drop them silently, so without this a
-    slow simulated stream would keep "talking" for its whole length to nobody.
-    """
-
-    __slots__ = ("_receive", "_waiter")
-
-    def __init__(self, receive: Receive) -> None:
-        self._receive = receive
-        self._waiter: asyncio.Future[Message] = asyncio.ensure_future(receive())
-
-    @property
-    def gone(self) -> bool:
-        if not self._waiter.done():
-            return False
-        if self._waiter.result().get("type") == "http.disconnect":
-            return True
-        # Any other message (a stray empty body) is not a goodbye: keep listening.
-        self._waiter = asyncio.ensure_future(self._receive())
-        return False
-
-    async def sleep(self, seconds: float) -> bool:
-        """Sleep up to `seconds`, waking early if the client leaves; True if it left."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while not self.gone:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            await asyncio.wait({self._waiter}, timeout=remaining)
-        return True
-
-    def close(self) -> None:
-        if not self._waiter.done():
-            self._waiter.cancel()
-
-
 class Simulator:
     """One simulated upstream. All state (rate windows, prompt cache, request log, random ids)
     lives on the instance, so two simulators in one process never share anything."""
@@ -157,7 +141,26 @@ class Simulator:
         self._rates = RateWindow(config.rpm_limit, config.tpm_limit)
         self._idle_rates = _rate_header_bytes(self._rates.idle())
         self.prompt_cache = PromptCache(PROMPT_CACHE_ENTRIES)
-        self._responses = ResponsesApi(self, ResponseStore(STORED_RESPONSES))
+        self.responses = ResponsesApi(self, ResponseStore(STORED_RESPONSES))
+        self.bill = bill.Bill()
+        self._files = FilesApi(self)
+        self._batches = BatchesApi(self, self._files)
+        self.media = MediaApi(self)
+        self._tuning = FineTuningApi(self, self._files)
+        self._stored_chat = StoredChatApi(self)
+        vector_stores = VectorStoresApi(self, self._files)
+        # Feature modules by path prefix; each routes its own paths (None: invalid URL).
+        self._apis: tuple[tuple[str, Callable[[str, str], Handler | None]], ...] = (
+            ("/v1/responses", self.responses.route),
+            ("/v1/chat/completions/", self._stored_chat.route),
+            ("/v1/files", self._files.route),
+            ("/v1/batches", self._batches.route),
+            ("/v1/fine_tuning/", self._tuning.route),
+            ("/v1/vector_stores", vector_stores.route),
+            ("/v1/images/", self.media.route),
+            ("/v1/audio/", self.media.route),
+            ("/v1/completions", self.media.route),
+        )
         self._log: deque[dict[str, Any]] | None = (
             deque(maxlen=config.request_log) if config.request_log > 0 else None
         )
@@ -183,8 +186,7 @@ class Simulator:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         body = await _read_body(receive)
 
-        if path == "/_sim/requests" and self._log is not None:
-            await self._request_log(method, send)
+        if path.startswith("/_sim/") and await self._sim(method, path, send):
             return
         if self._log is not None:
             self._log.append(
@@ -217,21 +219,23 @@ class Simulator:
         wait_s = latency / 1000 + (TIMEOUT_FAULT_S if knobs.fault == "timeout" else 0)
         if wait_s > 0:
             # Like OpenAI, stop working on a request whose client has gone.
-            watch = _DisconnectWatch(receive)
+            watch = DisconnectWatch(receive)
             try:
                 if await watch.sleep(wait_s):
                     return
             finally:
                 watch.close()
         query = scope.get("query_string", b"").decode("latin-1")
-        await handler(Call(path, query, body, key, knobs, started, receive, send))
+        content_type = headers.get("content-type", "")
+        await handler(Call(path, query, body, key, knobs, started, receive, send, content_type))
 
-    def _route(self, method: str, path: str) -> Callable[[Call], Awaitable[None]] | None:
-        if path.startswith("/v1/responses"):
-            return self._responses.route(method, path)
+    def _route(self, method: str, path: str) -> Handler | None:
+        if path == "/v1/chat/completions":
+            return self._chat if method == "POST" else self._stored_chat.route(method, path)
+        for prefix, route in self._apis:
+            if path.startswith(prefix):
+                return route(method, path)
         if method == "POST":
-            if path == "/v1/chat/completions":
-                return self._chat
             if path == "/v1/embeddings":
                 return self._embeddings
             if path == "/v1/moderations":
@@ -270,31 +274,12 @@ class Simulator:
         body = await self.body_or_answered(call)
         if body is None:
             return
-        messages = body.get("messages")
-        per_message = message_tokens(messages) if isinstance(messages, list) else None
-        prompt_tokens = sum(per_message) + TOKENS_FOR_REPLY if per_message is not None else 0
-        error = check(
-            body,
-            o1_streaming=call.knobs.o1_streaming,
-            prompt_tokens=prompt_tokens if per_message is not None else None,
-        )
-        rates = self.admit(call, prompt_tokens + (requested_output(body) or 0))
-        if error is not None:
-            await self._error(call.send, error, call.started, rates)
+        answer, tokens = self.chat_answer(body, call.key, call.knobs)
+        rates = self.admit(call, tokens)
+        if isinstance(answer, SimError):
+            await self._error(call.send, answer, call.started, rates)
             return
-        assert isinstance(messages, list) and per_message is not None  # check() passed
-        model = resolve_chat_model(body["model"])
-        assert model is not None
-        answer = compose(
-            body,
-            model,
-            prompt_tokens=prompt_tokens,
-            content_seed=prompt_seed(messages),
-            id_seed=self._random.getrandbits(64),
-            cached_tokens=self.prompt_cache.lookup_and_store(messages, per_message),
-            answer=call.knobs.answer,
-            reasoning_tokens=call.knobs.reasoning_tokens,
-        )
+        self.charge(call.key, batch_lines.chat_charge(answer))
         chat_id = completion_id(self._random.getrandbits(64))
         created = int(time.time())
         if body.get("stream") is True:
@@ -307,10 +292,54 @@ class Simulator:
             failure = sse.encode(oe.server_error().payload())
             await self.stream(call, frames, rates, last=sse.DONE, failure=failure)
             return
-        payload = orjson.dumps(completion_object(answer, completion_id=chat_id, created=created))
+        completion = completion_object(answer, completion_id=chat_id, created=created)
+        if body.get("store") is True:
+            self._stored_chat.keep(call.key, body, completion)
+        payload = orjson.dumps(completion)
         if call.knobs.fault == "reset":
             await self._reset(call, payload, rates)
         await self._send(call.send, 200, _JSON, payload, call.started, rates)
+
+    def chat_answer(
+        self, body: dict[str, Any], key: str, knobs: Knobs
+    ) -> tuple[Answer | SimError, int]:
+        """The answer to a chat request (or its error) and the tokens the rate window admits.
+
+        A key's fine-tuned model answers as its base would, under its own name."""
+        asked = body.get("model")
+        base = self._tuning.base_of(key, asked) if isinstance(asked, str) else None
+        if base is not None:
+            body = {**body, "model": base}
+        messages = body.get("messages")
+        per_message = message_tokens(messages) if isinstance(messages, list) else None
+        prompt_tokens = sum(per_message) + TOKENS_FOR_REPLY if per_message is not None else 0
+        error = check(
+            body,
+            o1_streaming=knobs.o1_streaming,
+            prompt_tokens=prompt_tokens if per_message is not None else None,
+        )
+        tokens = prompt_tokens + (requested_output(body) or 0)
+        if error is not None:
+            return error, tokens
+        assert isinstance(messages, list) and per_message is not None  # check() passed
+        model = resolve_chat_model(body["model"])
+        assert model is not None
+        answer = compose(
+            body,
+            model,
+            prompt_tokens=prompt_tokens,
+            content_seed=prompt_seed(messages),
+            id_seed=self._random.getrandbits(64),
+            cached_tokens=self.prompt_cache.lookup_and_store(messages, per_message),
+            answer=knobs.answer,
+            reasoning_tokens=knobs.reasoning_tokens,
+        )
+        return (replace(answer, model=str(asked)) if base is not None else answer), tokens
+
+    def answer_line(
+        self, endpoint: str, body: dict[str, Any], key: str
+    ) -> tuple[int, dict[str, Any], bill.Charge | None]:
+        return batch_lines.answer_line(self, endpoint, body, key)
 
     async def stream(
         self, call: Call, frames: list[bytes], rates: list[Header], *, last: bytes, failure: bytes
@@ -330,7 +359,7 @@ class Simulator:
         headers = self._headers(_SSE, call.started, rates)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         fault_at = fault_index(len(frames))
-        watch = _DisconnectWatch(call.receive)
+        watch = DisconnectWatch(call.receive)
         try:
             for index, frame in enumerate(frames):
                 if index == fault_at and knobs.fault == "reset":
@@ -356,6 +385,7 @@ class Simulator:
             await self._error(call.send, error, call.started, self.admit(call, 0))
             return
         response, tokens = embeddings.embeddings_object(body)
+        self.charge(call.key, bill.tokens_charge("/v1/embeddings", body["model"], tokens))
         payload = orjson.dumps(response)
         rates = self.admit(call, tokens)
         if call.knobs.fault == "reset":
@@ -380,19 +410,53 @@ class Simulator:
     async def _models(self, call: Call) -> None:
         if await self.fault(call, {}):
             return
-        payload = orjson.dumps(model_list())
+        listed = model_list()
+        listed["data"].extend(self._tuning.models(call.key))
+        payload = orjson.dumps(listed)
         await self._send(call.send, 200, _JSON, payload, call.started, self.admit(call, 0))
 
     async def _model(self, call: Call) -> None:
         if await self.fault(call, {}):
             return
         model_id = call.path[len("/v1/models/") :]
-        found = model_object(model_id)
+        found = model_object(model_id) or next(
+            (m for m in self._tuning.models(call.key) if m["id"] == model_id), None
+        )
         rates = self.admit(call, 0)
         if found is None:
             await self._error(call.send, oe.model_not_found(model_id), call.started, rates)
             return
         await self._send(call.send, 200, _JSON, orjson.dumps(found), call.started, rates)
+
+    async def _sim(self, method: str, path: str, send: Send) -> bool:
+        """The keyless /_sim endpoints; False if `path` is none of them."""
+        started = time.perf_counter()
+        if path == "/_sim/requests":
+            if self._log is None:
+                return False
+            await self._request_log(method, send)
+            return True
+        found: dict[str, Any] | None
+        if path == "/_sim/bill" and method in ("GET", "DELETE"):
+            if method == "DELETE":
+                self.bill.reset()
+            found = self.bill.view()
+        elif method == "POST" and path.endswith("/complete"):
+            object_id = path.split("/")[-2]
+            if path == f"/_sim/batches/{object_id}/complete":
+                found = self._batches.complete(object_id)
+            elif path == f"/_sim/fine_tuning/jobs/{object_id}/complete":
+                found = self._tuning.complete(object_id)
+            else:
+                return False
+            if found is None:
+                error = oe.not_found("Batch" if "/batches/" in path else "FineTuningJob", object_id)
+                await self._error(send, error, started, self._idle_rates)
+                return True
+        else:
+            return False
+        await self._send(send, 200, _JSON, orjson.dumps(found), started, self._idle_rates)
+        return True
 
     async def _request_log(self, method: str, send: Send) -> None:
         assert self._log is not None
@@ -474,6 +538,14 @@ class Simulator:
         if call.knobs.fault == "reset":
             await self._reset(call, payload, rates)
         await self._send(call.send, 200, _JSON, payload, call.started, rates)
+
+    async def reply_raw(
+        self, call: Call, content_type: bytes, payload: bytes, rates: list[Header]
+    ) -> None:
+        await self._send(call.send, 200, content_type, payload, call.started, rates)
+
+    def charge(self, key: str, charge: bill.Charge) -> None:
+        self.bill.add(key, charge)
 
     async def reply_error(self, call: Call, error: SimError, rates: list[Header]) -> None:
         await self._error(call.send, error, call.started, rates)

@@ -30,3 +30,5 @@ class Call:
     started: float
     receive: Receive
     send: Send
+    # The request's content-type header (the upload endpoints read multipart bodies).
+    content_type: str = ""

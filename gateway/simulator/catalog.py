@@ -20,6 +20,21 @@ MODELS: dict[str, tuple[int, str]] = {
     "text-embedding-3-small": (1705948997, "system"),
     "text-embedding-3-large": (1705953180, "system"),
     "text-embedding-ada-002": (1671217299, "openai-internal"),
+    "gpt-3.5-turbo-instruct": (1692901427, "system"),
+    "babbage-002": (1692634615, "system"),
+    "davinci-002": (1692634301, "system"),
+    "dall-e-2": (1698798177, "system"),
+    "dall-e-3": (1698785189, "system"),
+    "tts-1": (1681940951, "openai-internal"),
+    "tts-1-hd": (1699046015, "system"),
+    "whisper-1": (1677532384, "openai-internal"),
+    "omni-moderation-latest": (1731689265, "system"),
+    "omni-moderation-2024-09-26": (1732734466, "system"),
+    # Later than September 2024 (2025), listed so their endpoints can be exercised.
+    "gpt-image-1": (1745517030, "system"),
+    "gpt-4o-mini-tts": (1742403959, "system"),
+    "gpt-4o-transcribe": (1742068463, "system"),
+    "gpt-4o-mini-transcribe": (1742068596, "system"),
 }
 
 

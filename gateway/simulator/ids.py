@@ -42,3 +42,14 @@ def moderation_id(seed: int) -> str:
 def response_item_id(prefix: str, seed: int) -> str:
     """`resp_`, `msg_`, `fc_`... + 48 hex digits, like the Responses API's object and item ids."""
     return f"{prefix}_" + _digest(prefix.encode(), seed, 24).hex()
+
+
+def alnum_id(prefix: str, seed: int, size: int) -> str:
+    """`prefix` + `size` alphanumerics: files (`file-`), fine-tuning jobs and events (`ftjob-`,
+    `ft-event-`), vector stores (`vs_`), legacy completions (`cmpl-`)."""
+    return prefix + _digest(prefix.encode(), seed, size).translate(_TO_ALNUM).decode()
+
+
+def hex_id(prefix: str, seed: int, digits: int = 32) -> str:
+    """`prefix` + hex digits: batches (`batch_`) and their output lines (`batch_req_`)."""
+    return prefix + _digest(prefix.encode(), seed, digits // 2).hex()

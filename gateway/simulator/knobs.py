@@ -36,6 +36,8 @@ class Knobs:
     answer: str | None = None
     o1_streaming: bool = False
     reasoning_tokens: int | None = None
+    # `x-sim-batch: complete`: a batch created with it is completed at once.
+    batch_complete: bool = False
 
 
 NO_KNOBS = Knobs()
@@ -65,6 +67,10 @@ def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
                 knobs.answer = base64.b64decode(value, validate=True).decode("utf-8")
             elif name == "x-sim-o1-streaming":
                 knobs.o1_streaming = value.strip().lower() in ("1", "true", "yes")
+            elif name == "x-sim-batch":
+                if value != "complete":
+                    raise ValueError("expected 'complete'")
+                knobs.batch_complete = True
             elif name == "x-sim-reasoning-tokens":
                 knobs.reasoning_tokens = int(value)
                 if knobs.reasoning_tokens < 0:

@@ -111,7 +111,7 @@ def empty_array(param: str) -> SimError:
     )
 
 
-def below_minimum(param: str, minimum: int, value: Any, kind: str = "integer") -> SimError:
+def below_minimum(param: str, minimum: float, value: Any, kind: str = "integer") -> SimError:
     """`kind` is "integer" or "decimal", the schema type OpenAI names in the message and code."""
     return SimError(
         400,
@@ -122,7 +122,7 @@ def below_minimum(param: str, minimum: int, value: Any, kind: str = "integer") -
     )
 
 
-def above_maximum(param: str, maximum: int, value: Any, kind: str = "integer") -> SimError:
+def above_maximum(param: str, maximum: float, value: Any, kind: str = "integer") -> SimError:
     return SimError(
         400,
         f"Invalid '{param}': {kind} above maximum value. Expected a value <= {maximum}, "
@@ -396,4 +396,50 @@ def json_word_required_in_input() -> SimError:
         "Response input messages must contain the word 'json' in some form to use 'text.format' "
         "of type 'json_object'.",
         param="input",
+    )
+
+
+# --- Files, batches, fine-tuning, vector stores, stored chat completions -------------------
+
+
+def not_found(kind: str, object_id: str) -> SimError:
+    """OpenAI's 404 for an unknown object id: "No such File object: file-abc" (param `id`)."""
+    return SimError(404, f"No such {kind} object: {object_id}", param="id")
+
+
+def expected_multipart(content_type: str) -> SimError:
+    # Wording unconfirmed: what a JSON body sent to an upload endpoint gets.
+    return SimError(
+        400,
+        f"Invalid Content-Type header ({content_type or 'none'}), expected multipart/form-data. "
+        "(HINT: If you're using curl, you can pass -F 'file=@path/to/file'.)",
+    )
+
+
+def invalid_file(param: str, detail: str) -> SimError:
+    return SimError(400, f"Invalid '{param}': {detail}", param=param, code="invalid_file")
+
+
+def cannot_cancel(kind: str, status: str) -> SimError:
+    # Wording unconfirmed.
+    return SimError(400, f"Cannot cancel a {kind} with status '{status}'.", code="invalid_state")
+
+
+def invalid_image_value(param: str, value: Any, model: str, supported: tuple[str, ...]) -> SimError:
+    quoted = ", ".join(f"'{s}'" for s in supported)
+    return SimError(
+        400,
+        f"Invalid value: '{echo(value)}'. Supported values for {model} are: {quoted}.",
+        param=param,
+        code="invalid_value",
+    )
+
+
+def string_too_long(param: str, maximum: int, length: int) -> SimError:
+    return SimError(
+        400,
+        f"Invalid '{param}': string too long. Expected a string with maximum length {maximum}, "
+        f"but got a string with length {length} instead.",
+        param=param,
+        code="string_above_max_length",
     )

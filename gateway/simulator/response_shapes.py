@@ -16,14 +16,11 @@ from typing import Any
 
 import orjson
 
-from gateway.simulator import openai_errors as oe
+from gateway.simulator import listing
 from gateway.simulator.answers import Answer, argument_deltas, word_deltas
 from gateway.simulator.ids import response_item_id
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses import format_of
-
-DEFAULT_PAGE = 20
-MAX_PAGE = 100
 
 
 def settings(body: dict[str, Any], model: str) -> dict[str, Any]:
@@ -259,29 +256,4 @@ def input_items_page(
     items: list[dict[str, Any]], query: dict[str, str]
 ) -> dict[str, Any] | SimError:
     """One page of `/input_items`: `limit` (1-100, default 20), `order` (default desc), `after`."""
-    raw_limit = query.get("limit", str(DEFAULT_PAGE))
-    try:
-        limit = int(raw_limit)
-    except ValueError:
-        return oe.invalid_type("limit", "an integer", raw_limit)
-    if limit < 1:
-        return oe.below_minimum("limit", 1, limit)
-    if limit > MAX_PAGE:
-        return oe.above_maximum("limit", MAX_PAGE, limit)
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        return oe.invalid_value("order", order, ("asc", "desc"))
-    ordered = items if order == "asc" else items[::-1]
-    after = query.get("after")
-    if after is not None:
-        position = next((i for i, item in enumerate(ordered) if item["id"] == after), None)
-        # An unknown cursor is an empty page, not an error (what list endpoints do).
-        ordered = ordered[position + 1 :] if position is not None else []
-    data = ordered[:limit]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": len(ordered) > limit,
-    }
+    return listing.page(items, query, default_order="desc")

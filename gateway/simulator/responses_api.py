@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
+from gateway.simulator import bill, responses
 from gateway.simulator import openai_errors as oe
 from gateway.simulator import response_shapes as shapes
-from gateway.simulator import responses
 from gateway.simulator.answers import compose, prompt_seed
 from gateway.simulator.call import Call, Header
+from gateway.simulator.host import Host
 from gateway.simulator.ids import response_item_id
 from gateway.simulator.knobs import fault_index
 from gateway.simulator.openai_errors import SimError
-from gateway.simulator.prompt_cache import PromptCache, message_tokens
+from gateway.simulator.prompt_cache import message_tokens
 from gateway.simulator.response_store import QUEUED, ResponseStore, Stored
 from gateway.wire.tokens import TOKENS_FOR_REPLY
 
@@ -38,28 +39,6 @@ PREFIX = "/v1/responses"
 # Seeds of one response's ids: its own, its output items', its input items'.
 _OUTPUT_SEEDS = 1 << 20
 _INPUT_SEEDS = 2 << 20
-
-
-class Host(Protocol):
-    """What the endpoints need of the simulator that routes to them."""
-
-    prompt_cache: PromptCache
-
-    async def body_or_answered(self, call: Call) -> dict[str, Any] | None: ...
-
-    async def fault(self, call: Call, body: dict[str, Any]) -> bool: ...
-
-    def admit(self, call: Call, tokens: int) -> list[Header]: ...
-
-    async def reply(self, call: Call, payload: bytes, rates: list[Header]) -> None: ...
-
-    async def reply_error(self, call: Call, error: SimError, rates: list[Header]) -> None: ...
-
-    async def stream(
-        self, call: Call, frames: list[bytes], rates: list[Header], *, last: bytes, failure: bytes
-    ) -> None: ...
-
-    def draw_seed(self) -> int: ...
 
 
 Handler = Callable[[Call], Awaitable[None]]
@@ -85,39 +64,36 @@ class ResponsesApi:
                 return self._cancel
         return None
 
-    async def _create(self, call: Call) -> None:
-        host = self._host
-        body = await host.body_or_answered(call)
-        if body is None:
-            return
+    def build(
+        self, body: dict[str, Any], key: str, answer_knob: str | None
+    ) -> tuple[Stored | SimError, int]:
+        """The response to a create request (not yet stored), or its error; and the tokens the
+        rate window admits for it. Batch lines use this too."""
         model = responses.resolve_model(body)
         if isinstance(model, SimError):
-            await host.reply_error(call, model, host.admit(call, 0))
-            return
+            return model, 0
         error = responses.check(body, model)
         history: list[dict[str, Any]] = []
         previous_id = body.get("previous_response_id")
         if error is None and isinstance(previous_id, str):
-            previous = self._store.get(call.key, previous_id)
+            previous = self._store.get(key, previous_id)
             if previous is None:
                 error = oe.previous_response_not_found(previous_id)
             else:
                 history = previous.conversation
         if error is not None:
-            await host.reply_error(call, error, host.admit(call, 0))
-            return
+            return error, 0
 
+        host = self._host
         seed = host.draw_seed()
         items = responses.input_items(body, seed + _INPUT_SEEDS)
         messages = responses.instruction_messages(body) + responses.as_messages(history + items)
         per_message = message_tokens(messages)
         prompt_tokens = sum(per_message) + TOKENS_FOR_REPLY
         limit = body.get("max_output_tokens")
-        rates = host.admit(call, prompt_tokens + (limit if isinstance(limit, int) else 0))
+        tokens = prompt_tokens + (limit if isinstance(limit, int) else 0)
         if prompt_tokens > model.context:
-            error = oe.context_length_exceeded(model.context, prompt_tokens)
-            await host.reply_error(call, error, rates)
-            return
+            return oe.context_length_exceeded(model.context, prompt_tokens), tokens
         answer = compose(
             responses.chat_body(body, messages),
             model,
@@ -125,7 +101,7 @@ class ResponsesApi:
             content_seed=prompt_seed(messages),
             id_seed=seed,
             cached_tokens=host.prompt_cache.lookup_and_store(messages, per_message),
-            answer=call.knobs.answer,
+            answer=answer_knob,
         )
         output = shapes.output_items(answer, seed + _OUTPUT_SEEDS)
         background = body.get("background") is True
@@ -137,9 +113,22 @@ class ResponsesApi:
             created_at=int(time.time()),
             background=background,
         )
+        return Stored(response, items, history + items + output, background), tokens
+
+    async def _create(self, call: Call) -> None:
+        host = self._host
+        body = await host.body_or_answered(call)
+        if body is None:
+            return
+        stored, tokens = self.build(body, call.key, call.knobs.answer)
+        rates = host.admit(call, tokens)
+        if isinstance(stored, SimError):
+            await host.reply_error(call, stored, rates)
+            return
+        response = stored.response
+        host.charge(call.key, bill.usage_charge(PREFIX, response["model"], response["usage"]))
         stream = body.get("stream") is True
-        stored = Stored(response, items, history + items + output, background)
-        if background and not stream:
+        if stored.background and not stream:
             stored.stage = QUEUED
         if body.get("store", True) is not False:
             self._store.put(call.key, stored)

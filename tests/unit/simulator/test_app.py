@@ -318,7 +318,8 @@ async def test_keys_come_from_config() -> None:
     ("method", "path"),
     [
         ("POST", "/v1/foo"),
-        ("GET", "/v1/chat/completions"),
+        ("PUT", "/v1/chat/completions"),
+        ("GET", "/v1/completions"),
         ("DELETE", "/v1/models"),
         ("GET", "/v2/x"),
         ("GET", "/_sim/requests"),

@@ -1,0 +1,209 @@
+"""Speech, transcription and translation: checks and deterministic answers. Pure.
+
+Made-up but fixed rates, so tests can predict every number:
+
+- Speech lasts `characters / SPEECH_CHARS_PER_SECOND` seconds and is "encoded" at
+  `BYTES_PER_SECOND`, so speech is `ceil(characters * 16000 / 15)` bytes (a format's magic
+  bytes, then hash-derived filler). gpt-4o-mini-tts reports `AUDIO_TOKENS_PER_SECOND` audio
+  tokens a second of speech (about 1,250 a minute, OpenAI's ~$0.015/minute estimate at $12/1M).
+- An uploaded audio file lasts `max(1, ceil(bytes / BYTES_PER_SECOND))` whole seconds (16 kB a
+  second): whisper-1 reports and bills those seconds. gpt-4o transcription models read
+  `ceil(bytes / BYTES_PER_AUDIO_TOKEN)` audio tokens (16 a second) plus the prompt's text tokens
+  and write the transcript's tokens.
+- The transcript is the simulator's answer text seeded by the file's bytes: same file, same text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.simulator import openai_errors as oe
+from gateway.simulator.answers import answer_text
+from gateway.simulator.multipart import Part
+from gateway.simulator.openai_errors import SimError
+from gateway.wire.tokens import count_text
+
+SPEECH_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+VOICES = ("alloy", "ash", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer")
+# Voices only the gpt-4o TTS model has.
+NEW_VOICES = ("ballad", "verse")
+MAX_SPEECH_CHARS = 4096
+FORMATS: dict[str, tuple[bytes, bytes]] = {
+    # response_format -> (content type, leading magic bytes)
+    "mp3": (b"audio/mpeg", b"ID3\x04\x00\x00\x00\x00\x00\x00"),
+    "opus": (b"audio/opus", b"OggS"),
+    "aac": (b"audio/aac", b"\xff\xf1"),
+    "flac": (b"audio/flac", b"fLaC"),
+    "wav": (b"audio/wav", b"RIFF\x00\x00\x00\x00WAVE"),
+    "pcm": (b"audio/pcm", b""),
+}
+SPEECH_CHARS_PER_SECOND = 15
+BYTES_PER_SECOND = 16_000
+AUDIO_TOKENS_PER_SECOND = 20
+BYTES_PER_AUDIO_TOKEN = 1_000
+
+WHISPER = "whisper-1"
+TRANSCRIBE_MODELS = (WHISPER, "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+WHISPER_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+TOKEN_MODEL_FORMATS = ("json", "text")
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    model: str
+    content_type: bytes
+    audio: bytes
+    characters: int
+    input_tokens: int
+    output_tokens: int
+
+
+def speech(body: dict[str, Any]) -> Speech | SimError:
+    model = body.get("model")
+    if model is None:
+        return oe.missing_parameter("model")
+    if model not in SPEECH_MODELS:
+        return oe.model_not_found(str(model))
+    text = body.get("input")
+    if text is None:
+        return oe.missing_parameter("input")
+    if not isinstance(text, str):
+        return oe.invalid_type("input", "a string", text)
+    if len(text) > MAX_SPEECH_CHARS:
+        return oe.string_too_long("input", MAX_SPEECH_CHARS, len(text))
+    voice = body.get("voice")
+    if voice is None:
+        return oe.missing_parameter("voice")
+    voices = VOICES + NEW_VOICES if model == "gpt-4o-mini-tts" else VOICES
+    if voice not in voices:
+        return oe.invalid_value("voice", voice, voices)
+    instructions = body.get("instructions")
+    if instructions is not None and model != "gpt-4o-mini-tts":
+        return oe.unsupported_parameter("instructions")
+    response_format = body.get("response_format", "mp3")
+    if response_format not in FORMATS:
+        return oe.invalid_value("response_format", response_format, tuple(FORMATS))
+    speed = body.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, int | float):
+        return oe.invalid_type("speed", "a number", speed)
+    if speed < 0.25:
+        return oe.below_minimum("speed", 0.25, speed, "decimal")
+    if speed > 4:
+        return oe.above_maximum("speed", 4, speed, "decimal")
+    content_type, magic = FORMATS[response_format]
+    size = math.ceil(len(text) * BYTES_PER_SECOND / SPEECH_CHARS_PER_SECOND)
+    filler = hashlib.shake_256(text.encode()).digest(max(0, size - len(magic)))
+    input_tokens = count_text(text) + (count_text(instructions) if instructions else 0)
+    output_tokens = math.ceil(len(text) * AUDIO_TOKENS_PER_SECOND / SPEECH_CHARS_PER_SECOND)
+    return Speech(
+        model, content_type, (magic + filler)[:size], len(text), input_tokens, output_tokens
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    model: str
+    text: str
+    response_format: str
+    seconds: int
+    # gpt-4o transcription models only.
+    text_tokens: int
+    audio_tokens: int
+    output_tokens: int
+
+
+def seconds_of(audio: bytes) -> int:
+    return max(1, math.ceil(len(audio) / BYTES_PER_SECOND))
+
+
+def transcribe(fields: dict[str, Part], *, translate: bool) -> Transcript | SimError:
+    upload = fields.get("file")
+    if upload is None:
+        return oe.missing_parameter("file")
+    model_part = fields.get("model")
+    if model_part is None:
+        return oe.missing_parameter("model")
+    model = model_part.data.decode("utf-8", "replace")
+    models = (WHISPER,) if translate else TRANSCRIBE_MODELS
+    if model not in models:
+        return oe.model_not_found(model)
+    format_part = fields.get("response_format")
+    response_format = format_part.data.decode("utf-8", "replace") if format_part else "json"
+    formats = WHISPER_FORMATS if model == WHISPER else TOKEN_MODEL_FORMATS
+    if response_format not in formats:
+        return oe.invalid_value("response_format", response_format, formats)
+    prompt_part = fields.get("prompt")
+    prompt = prompt_part.data.decode("utf-8", "replace") if prompt_part else ""
+    seed = int.from_bytes(hashlib.blake2b(upload.data, digest_size=8).digest(), "little")
+    text = answer_text(seed)
+    token_model = model != WHISPER
+    return Transcript(
+        model,
+        text,
+        response_format,
+        seconds_of(upload.data),
+        count_text(prompt) if token_model and prompt else 0,
+        math.ceil(len(upload.data) / BYTES_PER_AUDIO_TOKEN) if token_model else 0,
+        count_text(text) if token_model else 0,
+    )
+
+
+def _timestamp(seconds: int, separator: str) -> str:
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{separator}000"
+
+
+def transcript_body(result: Transcript, *, translate: bool) -> tuple[bytes, Any]:
+    """(content type, body): a JSON-able object for the json formats, text otherwise."""
+    if result.model == WHISPER:
+        usage: dict[str, Any] = {"type": "duration", "seconds": result.seconds}
+    else:
+        audio_in = result.text_tokens + result.audio_tokens
+        usage = {
+            "type": "tokens",
+            "input_tokens": audio_in,
+            "input_token_details": {
+                "text_tokens": result.text_tokens,
+                "audio_tokens": result.audio_tokens,
+            },
+            "output_tokens": result.output_tokens,
+            "total_tokens": audio_in + result.output_tokens,
+        }
+    fmt = result.response_format
+    if fmt == "json":
+        return b"application/json", {"text": result.text} if translate else {
+            "text": result.text,
+            "usage": usage,
+        }
+    if fmt == "verbose_json":
+        segment = {
+            "id": 0,
+            "seek": 0,
+            "start": 0.0,
+            "end": float(result.seconds),
+            "text": result.text,
+            "tokens": [],
+            "temperature": 0.0,
+            "avg_logprob": -0.2,
+            "compression_ratio": 1.2,
+            "no_speech_prob": 0.01,
+        }
+        verbose: dict[str, Any] = {
+            "task": "translate" if translate else "transcribe",
+            "language": "english",
+            "duration": float(result.seconds),
+            "text": result.text,
+            "segments": [segment],
+        }
+        if not translate:
+            verbose["usage"] = usage
+        return b"application/json", verbose
+    if fmt == "text":
+        return b"text/plain; charset=utf-8", result.text + "\n"
+    end_srt = _timestamp(result.seconds, ",")
+    if fmt == "srt":
+        return b"text/plain; charset=utf-8", f"1\n00:00:00,000 --> {end_srt}\n{result.text}\n\n"
+    end_vtt = _timestamp(result.seconds, ".")
+    return b"text/vtt; charset=utf-8", f"WEBVTT\n\n00:00:00.000 --> {end_vtt}\n{result.text}\n\n"

@@ -1,0 +1,192 @@
+"""Fine-tuning jobs: the create checks, the training file's tokens, the job and its life. Pure.
+
+Life: `validating_files` -> `queued` -> `running` -> `succeeded`, one step per retrieval (or all
+at once with `POST /_sim/fine_tuning/jobs/{id}/complete`). Leaving `validating_files`, a
+training file that is not JSONL chat examples fails the job (`failed`, with `error`). On
+success `fine_tuned_model` is `ft:<base>:sim-org:<suffix>:<8 chars>` and `trained_tokens` is
+the training file's tokens times the epochs (default 3): `count_text` over every message's
+content, the roles and framing not counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.simulator import openai_errors as oe
+from gateway.simulator.openai_errors import SimError
+from gateway.wire.tokens import count_text
+
+BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06")
+ORGANIZATION = "sim-org"
+DEFAULT_EPOCHS = 3
+MAX_SUFFIX = 64
+STEPS = ("validating_files", "queued", "running", "succeeded")
+FINISHED = ("succeeded", "failed", "cancelled")
+# Resolved "auto" hyperparameters, as a job reports them once it runs.
+BATCH_SIZE = 1
+LEARNING_RATE_MULTIPLIER = 1.8
+
+
+def _epochs(body: dict[str, Any]) -> int | SimError:
+    hyper = body.get("hyperparameters")
+    if hyper is None:
+        return DEFAULT_EPOCHS
+    if not isinstance(hyper, dict):
+        return oe.invalid_type("hyperparameters", "an object", hyper)
+    epochs = hyper.get("n_epochs", "auto")
+    if epochs == "auto":
+        return DEFAULT_EPOCHS
+    if isinstance(epochs, bool) or not isinstance(epochs, int):
+        return oe.invalid_type("hyperparameters.n_epochs", "an integer", epochs)
+    if epochs < 1:
+        return oe.below_minimum("hyperparameters.n_epochs", 1, epochs)
+    if epochs > 50:
+        return oe.above_maximum("hyperparameters.n_epochs", 50, epochs)
+    return epochs
+
+
+def check_create(body: dict[str, Any]) -> int | SimError:
+    """The epochs of a valid create request, or its error (the files are checked by the caller)."""
+    model = body.get("model")
+    if model is None:
+        return oe.missing_parameter("model")
+    if model not in BASE_MODELS:
+        return SimError(
+            400,
+            f"Model {oe.echo(model)} is not available for fine-tuning or does not exist.",
+            param="model",
+            code="model_not_available",
+        )
+    if body.get("training_file") is None:
+        return oe.missing_parameter("training_file")
+    suffix = body.get("suffix")
+    if suffix is not None:
+        if not isinstance(suffix, str):
+            return oe.invalid_type("suffix", "a string", suffix)
+        if len(suffix) > MAX_SUFFIX:
+            return oe.string_too_long("suffix", MAX_SUFFIX, len(suffix))
+    return _epochs(body)
+
+
+def training_tokens(data: bytes) -> int | str:
+    """The tokens of a JSONL file of chat examples, or what is wrong with it."""
+    total = 0
+    examples = 0
+    for number, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            example = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return f"line {number} is not valid JSON"
+        messages = example.get("messages") if isinstance(example, dict) else None
+        if not isinstance(messages, list) or not messages:
+            return f"line {number} has no 'messages' array"
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, str):
+                total += count_text(content)
+        examples += 1
+    if examples == 0:
+        return "the file has no training examples"
+    return total
+
+
+def job_object(job_id: str, body: dict[str, Any], epochs: int, created_at: int) -> dict[str, Any]:
+    hyperparameters = {
+        "n_epochs": epochs,
+        "batch_size": BATCH_SIZE,
+        "learning_rate_multiplier": LEARNING_RATE_MULTIPLIER,
+    }
+    return {
+        "object": "fine_tuning.job",
+        "id": job_id,
+        "model": body["model"],
+        "created_at": created_at,
+        "finished_at": None,
+        "fine_tuned_model": None,
+        "organization_id": ORGANIZATION,
+        "result_files": [],
+        "status": "validating_files",
+        "training_file": body["training_file"],
+        "validation_file": body.get("validation_file"),
+        "hyperparameters": hyperparameters,
+        "trained_tokens": None,
+        "error": None,
+        "seed": body.get("seed") if isinstance(body.get("seed"), int) else 42,
+        "suffix": body.get("suffix"),
+        "metadata": body.get("metadata"),
+        "integrations": [],
+        "estimated_finish": None,
+        "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+    }
+
+
+def fine_tuned_name(base: str, suffix: str | None, tag: str) -> str:
+    return f"ft:{base}:{ORGANIZATION}:{suffix or ''}:{tag}"
+
+
+@dataclass(slots=True)
+class Job:
+    object: dict[str, Any]
+    # The training file's bytes, read at create.
+    training_data: bytes
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.object["status"])
+
+    def event(self, event_id: str, message: str, now: int, level: str = "info") -> None:
+        self.events.append(
+            {
+                "object": "fine_tuning.job.event",
+                "id": event_id,
+                "created_at": now,
+                "level": level,
+                "message": message,
+                "data": {},
+                "type": "message",
+            }
+        )
+
+    def advance(self, now: int, model_tag: str) -> tuple[str, str]:
+        """Move one step on; (new status, the event message that step logs)."""
+        obj = self.object
+        status = self.status
+        if status == "validating_files":
+            tokens = training_tokens(self.training_data)
+            if isinstance(tokens, str):
+                error = {
+                    "code": "invalid_training_file",
+                    "message": f"The job failed due to an invalid training file: {tokens}.",
+                    "param": "training_file",
+                }
+                obj.update(status="failed", finished_at=now, error=error)
+                return "failed", error["message"]
+            obj.update(status="queued")
+            return "queued", "Files validated, moving job to queued state"
+        if status == "queued":
+            obj.update(status="running")
+            return "running", "Fine-tuning job started"
+        if status == "running":
+            tokens = training_tokens(self.training_data)
+            assert isinstance(tokens, int)  # validated when it left validating_files
+            name = fine_tuned_name(obj["model"], obj.get("suffix"), model_tag)
+            obj.update(
+                status="succeeded",
+                finished_at=now,
+                fine_tuned_model=name,
+                trained_tokens=tokens * obj["hyperparameters"]["n_epochs"],
+            )
+            return "succeeded", "The job has successfully completed"
+        return status, ""
+
+    def cancel(self, now: int) -> SimError | None:
+        if self.status in FINISHED:
+            return oe.cannot_cancel("fine-tuning job", self.status)
+        self.object.update(status="cancelled", finished_at=now)
+        return None

@@ -1,0 +1,192 @@
+"""The fine-tuning endpoints of the simulated upstream (raw ASGI handlers).
+
+    POST /v1/fine_tuning/jobs               create (training file: an uploaded `fine-tune` file)
+    GET  /v1/fine_tuning/jobs               list (`limit`, `after`; newest first)
+    GET  /v1/fine_tuning/jobs/{id}          retrieve: an unfinished job moves one step
+    POST /v1/fine_tuning/jobs/{id}/cancel   cancel
+    GET  /v1/fine_tuning/jobs/{id}/events   its events, newest first
+
+`POST /_sim/fine_tuning/jobs/{id}/complete` (no key) runs a job to its end. A succeeded job's
+model joins its key's model list and answers chat completions like its base; the bill gets the
+training (`trained_tokens` at the base's training price) when the job succeeds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from gateway.simulator import bill, fine_tuning, listing
+from gateway.simulator import openai_errors as oe
+from gateway.simulator.call import Call, Header
+from gateway.simulator.files_api import FilesApi
+from gateway.simulator.fine_tuning import Job
+from gateway.simulator.host import Host
+from gateway.simulator.ids import alnum_id
+from gateway.simulator.object_store import ObjectStore
+from gateway.simulator.openai_errors import SimError
+from gateway.simulator.responses_api import Handler
+
+PREFIX = "/v1/fine_tuning/jobs"
+STORED_JOBS = 256
+
+
+class FineTuningApi:
+    __slots__ = ("_files", "_host", "_models", "_store")
+
+    def __init__(self, host: Host, files: FilesApi) -> None:
+        self._host = host
+        self._files = files
+        self._store: ObjectStore[Job] = ObjectStore(STORED_JOBS)
+        # key -> fine-tuned model -> (base, created); bounded by the jobs a key can keep.
+        self._models: dict[str, dict[str, tuple[str, int]]] = {}
+
+    def route(self, method: str, path: str) -> Handler | None:
+        if path == PREFIX:
+            return {"POST": self._create, "GET": self._list}.get(method)
+        parts = path[len(PREFIX) + 1 :].split("/") if path.startswith(PREFIX + "/") else []
+        if len(parts) == 1 and parts[0] and method == "GET":
+            return self._retrieve
+        if len(parts) == 2 and parts[0]:
+            if parts[1] == "cancel" and method == "POST":
+                return self._cancel
+            if parts[1] == "events" and method == "GET":
+                return self._events
+        return None
+
+    def base_of(self, key: str, model: str) -> str | None:
+        """The base model of `key`'s fine-tuned `model`, None if it has no such model."""
+        entry = self._models.get(key, {}).get(model)
+        return entry[0] if entry is not None else None
+
+    def models(self, key: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": fine_tuning.ORGANIZATION,
+            }
+            for name, (_, created) in self._models.get(key, {}).items()
+        ]
+
+    def complete(self, job_id: str) -> dict[str, Any] | None:
+        found = self._store.find(job_id)
+        if found is None:
+            return None
+        key, job = found
+        while job.status not in fine_tuning.FINISHED:
+            self._step(key, job)
+        return job.object
+
+    def _step(self, key: str, job: Job) -> None:
+        if job.status in fine_tuning.FINISHED:
+            return
+        host = self._host
+        now = int(time.time())
+        status, message = job.advance(now, alnum_id("", host.draw_seed(), 8))
+        level = "error" if status == "failed" else "info"
+        job.event(alnum_id("ft-event-", host.draw_seed(), 24), message, now, level)
+        if status == "succeeded":
+            name = job.object["fine_tuned_model"]
+            models = self._models.setdefault(key, {})
+            models[name] = (job.object["model"], now)
+            while len(models) > STORED_JOBS:
+                models.pop(next(iter(models)))
+            host.charge(
+                key, bill.training_charge(job.object["model"], name, job.object["trained_tokens"])
+            )
+
+    def _file_error(self, key: str, param: str, file_id: Any) -> SimError | None:
+        stored = self._files.store.get(key, file_id) if isinstance(file_id, str) else None
+        if stored is None:
+            return SimError(
+                400, f"invalid {param}: {file_id}", param=param, code=f"invalid_{param}"
+            )
+        if stored.object["purpose"] != "fine-tune":
+            return SimError(
+                400,
+                f"File {file_id} has purpose '{stored.object['purpose']}'; fine-tuning needs "
+                "'fine-tune'.",
+                param=param,
+                code=f"invalid_{param}",
+            )
+        return None
+
+    async def _create(self, call: Call) -> None:
+        host = self._host
+        body = await host.body_or_answered(call)
+        if body is None:
+            return
+        rates = host.admit(call, 0)
+        epochs = fine_tuning.check_create(body)
+        error = epochs if isinstance(epochs, SimError) else None
+        if error is None:
+            error = self._file_error(call.key, "training_file", body["training_file"])
+        if error is None and body.get("validation_file") is not None:
+            error = self._file_error(call.key, "validation_file", body["validation_file"])
+        if error is not None or isinstance(epochs, SimError):
+            await host.reply_error(call, error or oe.server_error(), rates)
+            return
+        stored = self._files.store.get(call.key, body["training_file"])
+        assert stored is not None  # checked above
+        now = int(time.time())
+        job_id = alnum_id("ftjob-", host.draw_seed(), 24)
+        job = Job(fine_tuning.job_object(job_id, body, epochs, now), stored.data)
+        job.event(
+            alnum_id("ft-event-", host.draw_seed(), 24), f"Created fine-tuning job: {job_id}", now
+        )
+        self._store.put(call.key, job_id, job)
+        await host.reply(call, orjson.dumps(job.object), rates)
+
+    async def _list(self, call: Call) -> None:
+        host = self._host
+        if await host.fault(call, {}):
+            return
+        rates = host.admit(call, 0)
+        jobs = [job.object for job in self._store.values(call.key)]
+        page = listing.page(jobs, dict(parse_qsl(call.query)))
+        if isinstance(page, SimError):
+            await host.reply_error(call, page, rates)
+            return
+        await host.reply(call, orjson.dumps(page), rates)
+
+    async def _found(self, call: Call) -> tuple[Job | None, list[Header]]:
+        host = self._host
+        if await host.fault(call, {}):
+            return None, []
+        rates = host.admit(call, 0)
+        job_id = call.path[len(PREFIX) + 1 :].split("/")[0]
+        job = self._store.get(call.key, job_id)
+        if job is None:
+            await host.reply_error(call, oe.not_found("FineTuningJob", job_id), rates)
+        return job, rates
+
+    async def _retrieve(self, call: Call) -> None:
+        job, rates = await self._found(call)
+        if job is not None:
+            self._step(call.key, job)
+            await self._host.reply(call, orjson.dumps(job.object), rates)
+
+    async def _cancel(self, call: Call) -> None:
+        job, rates = await self._found(call)
+        if job is None:
+            return
+        error = job.cancel(int(time.time()))
+        if error is not None:
+            await self._host.reply_error(call, error, rates)
+            return
+        await self._host.reply(call, orjson.dumps(job.object), rates)
+
+    async def _events(self, call: Call) -> None:
+        job, rates = await self._found(call)
+        if job is None:
+            return
+        page = listing.page(job.events, dict(parse_qsl(call.query)))
+        if isinstance(page, SimError):
+            await self._host.reply_error(call, page, rates)
+            return
+        await self._host.reply(call, orjson.dumps(page), rates)
