@@ -9,6 +9,7 @@ import sys
 
 from gateway.admission.redis_side import Admission, pipelined_client
 from gateway.config import Config, ModelConfig
+from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
@@ -74,6 +75,7 @@ def open_gateway(config: Config) -> Gateway:
         responses=ResponseStore(
             client, config.responses.store_ttl_s, fast.submit_command if fast else None
         ),
+        owners=Owners(client),
         access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
         extra_upstreams=extra_upstreams,
     )

@@ -18,6 +18,7 @@ from gateway.admission.plan import PlanShapes
 from gateway.admission.redis_side import Admission
 from gateway.compat.patches import LearnedCapabilities
 from gateway.config import Config, ModelConfig
+from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
@@ -47,6 +48,8 @@ class Gateway:
     admission: Admission
     dispatch: Dispatcher
     responses: ResponseStore
+    # Who owns each file, stored chat completion and vector store made through the gateway.
+    owners: Owners
     # Client-facing model name or upstream snapshot name -> (client-facing name, model config).
     models: dict[str, tuple[str, ModelConfig]] = field(default_factory=dict)
     extra_forward_prefixes: tuple[str, ...] = ()
@@ -165,6 +168,7 @@ class Gateway:
             self.access_log.flush()
         await self.admission.drain(SETTLE_DRAIN_S)
         await self.responses.drain(SETTLE_DRAIN_S)
+        await self.owners.drain(SETTLE_DRAIN_S)
         await self.admission.close()
         await self.upstream.close()
         for target in self.extra_upstreams:

@@ -1,0 +1,113 @@
+"""Who owns each object the gateway made at its upstream (files, stored chat completions,
+vector stores), in Redis, and each team's objects in the order they were made.
+
+Two records per object, each one key, so both work on a Redis Cluster (no command spans
+two keys):
+
+    o1gw:owner:{kind}:{id}         string: the owning team's name
+    o1gw:owned:{t:<team>}:{kind}   sorted set: the team's ids, scored by created_at
+
+The owner key answers "whose is it?"; the team's set pages the team's own objects without
+asking upstream for everybody's. Neither expires: an object lives until it is deleted
+through the gateway, and an id upstream says is gone (expired, or deleted around the
+gateway) is forgotten when a listing meets it. Ties in created_at (objects made in one
+second) are ordered by id, as a sorted set orders them, so pages never skip or repeat one.
+
+Recording an object the gateway has just answered with can run beside the answer
+(`record_soon`): a lookup of that id on this replica waits for the write, so a client
+that reads its object back at once is never told it does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import redis.asyncio as redis
+
+OWNER_PREFIX = "o1gw:owner:"
+OWNED_PREFIX = "o1gw:owned:"
+log = logging.getLogger("gateway")
+
+
+def owner_key(kind: str, object_id: str) -> str:
+    return f"{OWNER_PREFIX}{kind}:{object_id}"
+
+
+def owned_key(team: str, kind: str) -> str:
+    # The team's hash tag, as its admission keys carry: a team's keys share a cluster slot.
+    return f"{OWNED_PREFIX}{{t:{team}}}:{kind}"
+
+
+class Owners:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        # Owner records being written, by (kind, id): a lookup of one waits for it.
+        self._writing: dict[tuple[str, str], asyncio.Future[Any]] = {}
+
+    async def record(self, kind: str, team: str, object_id: str, created_at: float) -> None:
+        """`team` owns `object_id`: the owner first, then the team's list (a list entry
+        without its owner is never served; an owner without its list entry only lacks a row)."""
+        await self._redis.set(owner_key(kind, object_id), team)
+        await self._redis.zadd(owned_key(team, kind), {object_id: created_at})
+
+    def record_soon(self, kind: str, team: str, object_id: str, created_at: float) -> None:
+        """`record`, without making the answer wait (a client that leaves does not cancel it)."""
+        key = (kind, object_id)
+        write = asyncio.get_running_loop().create_task(
+            self.record(kind, team, object_id, created_at)
+        )
+        self._writing[key] = write
+        write.add_done_callback(lambda done: self._written(key, done))
+
+    def _written(self, key: tuple[str, str], write: asyncio.Future[Any]) -> None:
+        if self._writing.get(key) is write:
+            del self._writing[key]
+        if not write.cancelled() and write.exception() is not None:
+            log.error("cannot record the owner of %s %s: %r", *key, write.exception())
+
+    async def owner(self, kind: str, object_id: str) -> str | None:
+        writing = self._writing.get((kind, object_id))
+        if writing is not None:
+            await asyncio.wait({writing})
+        raw = await self._redis.get(owner_key(kind, object_id))
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    async def owns(self, kind: str, team: str, object_id: str) -> bool:
+        return await self.owner(kind, object_id) == team
+
+    async def forget(self, kind: str, team: str, object_id: str) -> None:
+        """The object is gone: out of the team's list, and its owner record (if still the
+        team's) dropped."""
+        await self._redis.zrem(owned_key(team, kind), object_id)
+        if await self.owner(kind, object_id) == team:
+            await self._redis.delete(owner_key(kind, object_id))
+
+    async def page(
+        self, kind: str, team: str, after: str | None, limit: int, order: str
+    ) -> tuple[list[str], bool]:
+        """Up to `limit` of the team's ids after the id `after` (oldest first for `asc`,
+        newest first for `desc`), and whether more follow. An `after` that is not the team's
+        gives an empty page, as an unknown cursor does upstream."""
+        key = owned_key(team, kind)
+        descending = order == "desc"
+        start = 0
+        if after is not None:
+            rank = await (self._redis.zrevrank if descending else self._redis.zrank)(key, after)
+            if rank is None:
+                return [], False
+            start = int(rank) + 1
+        stop = start + limit  # one more than asked: whether more follow
+        raw = await (self._redis.zrevrange if descending else self._redis.zrange)(
+            key, start, stop
+        )
+        ids = [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+        return ids[:limit], len(ids) > limit
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let the owner records still being written land (at shutdown)."""
+        if self._writing:
+            await asyncio.wait(set(self._writing.values()), timeout=timeout_s)
