@@ -20,17 +20,21 @@ from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import chat_extra_prompt, choices, requested_completion
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
-from gateway.endpoints.attempt import ModelAttempt
+from gateway.endpoints.attempt import ModelAttempt, Whole
 from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
+from gateway.endpoints.chat_stored import CHAT_COMPLETION
+from gateway.endpoints.owned import created_at
 from gateway.endpoints.route import choose
 from gateway.routing.aliases import Routed, route_headers
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
 from gateway.server.entry import exchange_of, gateway_of
+from gateway.upstream.dispatch import PreparedCall
 from gateway.wire import errors, tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import encoded
+from gateway.wire.usage import StreamMeter
 
 log = logging.getLogger("gateway")
 PATH = "/chat/completions"
@@ -229,7 +233,46 @@ class ChatAttempt(ModelAttempt):
         prepared = self.prepared()
         if adapted is not None and adapted.fake_stream:
             return await fake_streamed(self, adapted, self.body, prepared=prepared)
-        return await self.forward(
+        response = await self.forward(
             self.body, self.stream, strip_usage=self.strip_usage, adapted=adapted,
             prepared=prepared,
         )  # fmt: skip
+        if self.payload.get("store") is True and not isinstance(response, StreamingResponse):
+            await self.own(response.status_code, bytes(response.body))
+        return response
+
+    # -- stored completions (`store: true`): the caller's team's -------------------------------
+
+    async def fetch(self, body: bytes, prepared: PreparedCall | None = None) -> Whole:
+        """A whole answer (emulated, faked stream): its completion is the team's if stored."""
+        whole = await super().fetch(body, prepared)
+        if self.payload.get("store") is True:
+            await self.own(whole[0], whole[2])
+        return whole
+
+    async def own(self, status: int, content: bytes) -> None:
+        if status != 200:
+            return
+        try:
+            answer = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(answer, dict) and isinstance(answer.get("id"), str):
+            await self.gw.owners.record(
+                CHAT_COMPLETION.name, self.caller.team.name, answer["id"], created_at(answer)
+            )
+
+    def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
+        meter = super().stream_meter(strip_usage)
+        if self.payload.get("store") is not True:
+            return meter
+        # Also when not admitted: it finds the completion's id, for its owner record.
+        meter = meter if meter is not None else StreamMeter(strip_usage)
+        meter.on_id = self.owned
+        return meter
+
+    def owned(self, completion_id: str, created: int) -> None:
+        """The stream named its completion: record it as the team's, beside the stream."""
+        self.gw.owners.record_soon(
+            CHAT_COMPLETION.name, self.caller.team.name, completion_id, created
+        )

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.config import AllowedPath
-from gateway.endpoints import models, responses_stored
+from gateway.endpoints import chat_stored, files, models, responses_stored, vector_stores
 from gateway.endpoints.chat import chat_completions
 from gateway.endpoints.governed import Cost, Governed, governed
 from gateway.endpoints.passthrough import allowed_passthrough
@@ -40,7 +40,28 @@ class Endpoint:
 TABLE: tuple[Endpoint, ...] = (
     Endpoint(
         "POST", "/v1/chat/completions", chat_completions, "body (or a routing alias)",
-        "worst case: prompt and completion cap; settled to usage", "none stored (store: false)",
+        "worst case: prompt and completion cap; settled to usage",
+        "with store: true, the stored completion is the team's",
+    ),
+    Endpoint(
+        "GET", "/v1/chat/completions", chat_stored.list_completions, "-", "never charged",
+        "the team's own only",
+    ),
+    Endpoint(
+        "GET", "/v1/chat/completions/{completion_id}", chat_stored.retrieve, "-",
+        "never charged", "the team's own only",
+    ),
+    Endpoint(
+        "POST", "/v1/chat/completions/{completion_id}", chat_stored.update, "-",
+        "never charged", "the team's own only",
+    ),
+    Endpoint(
+        "DELETE", "/v1/chat/completions/{completion_id}", chat_stored.delete, "-",
+        "never charged", "the team's own only",
+    ),
+    Endpoint(
+        "GET", "/v1/chat/completions/{completion_id}/messages", chat_stored.messages, "-",
+        "never charged", "the team's own only",
     ),
     Endpoint(
         "POST", "/v1/responses", create_response, "body (or a routing alias)",
@@ -75,6 +96,47 @@ TABLE: tuple[Endpoint, ...] = (
         "POST", "/v1/moderations",
         governed(Governed(Cost.FREE, default_model="omni-moderation-latest")),
         "body (default omni-moderation-latest)", "free: counted against request limits", "-",
+    ),
+    Endpoint(
+        "POST", "/v1/files", files.upload, "-", "free: counted against request limits",
+        "the file is the team's",
+    ),
+    Endpoint(
+        "GET", "/v1/files", files.list_files, "-", "free: counted against request limits",
+        "the team's own only",
+    ),
+    Endpoint(
+        "GET", "/v1/files/{file_id}", files.retrieve, "-",
+        "free: counted against request limits", "the team's own only",
+    ),
+    Endpoint(
+        "GET", "/v1/files/{file_id}/content", files.content, "-",
+        "free: counted against request limits", "the team's own only",
+    ),
+    Endpoint(
+        "DELETE", "/v1/files/{file_id}", files.delete, "-",
+        "free: counted against request limits", "the team's own only",
+    ),
+    Endpoint(
+        "POST", "/v1/vector_stores", vector_stores.create, "-",
+        "free: counted against request limits",
+        "the store is the team's; its file_ids must be the team's",
+    ),
+    Endpoint(
+        "GET", "/v1/vector_stores", vector_stores.list_stores, "-",
+        "free: counted against request limits", "the team's own only",
+    ),
+    Endpoint(
+        "GET", "/v1/vector_stores/{vector_store_id}", vector_stores.retrieve, "-",
+        "free: counted against request limits", "the team's own only",
+    ),
+    Endpoint(
+        "POST", "/v1/vector_stores/{vector_store_id}", vector_stores.update, "-",
+        "free: counted against request limits", "the team's own only",
+    ),
+    Endpoint(
+        "DELETE", "/v1/vector_stores/{vector_store_id}", vector_stores.delete, "-",
+        "free: counted against request limits", "the team's own only",
     ),
     Endpoint("GET", "/v1/models", models.list_models, "-", "never charged", "-"),
     Endpoint("GET", "/v1/models/{model:path}", models.get_model, "path", "never charged", "-"),

@@ -96,14 +96,14 @@ class Owners:
         descending = order == "desc"
         start = 0
         if after is not None:
-            rank = await (self._redis.zrevrank if descending else self._redis.zrank)(key, after)
-            if rank is None:
+            rank: Any = await (self._redis.zrevrank if descending else self._redis.zrank)(
+                key, after
+            )
+            if not isinstance(rank, int):
                 return [], False
-            start = int(rank) + 1
+            start = rank + 1
         stop = start + limit  # one more than asked: whether more follow
-        raw = await (self._redis.zrevrange if descending else self._redis.zrange)(
-            key, start, stop
-        )
+        raw = await (self._redis.zrevrange if descending else self._redis.zrange)(key, start, stop)
         ids = [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
         return ids[:limit], len(ids) > limit
 

@@ -282,6 +282,10 @@ class Simulator:
         self.charge(call.key, batch_lines.chat_charge(answer))
         chat_id = completion_id(self._random.getrandbits(64))
         created = int(time.time())
+        if body.get("store") is True:  # streamed or not, as OpenAI keeps both
+            self._stored_chat.keep(
+                call.key, body, completion_object(answer, completion_id=chat_id, created=created)
+            )
         if body.get("stream") is True:
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -293,8 +297,6 @@ class Simulator:
             await self.stream(call, frames, rates, last=sse.DONE, failure=failure)
             return
         completion = completion_object(answer, completion_id=chat_id, created=created)
-        if body.get("store") is True:
-            self._stored_chat.keep(call.key, body, completion)
         payload = orjson.dumps(completion)
         if call.knobs.fault == "reset":
             await self._reset(call, payload, rates)

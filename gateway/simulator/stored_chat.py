@@ -6,7 +6,7 @@
     DELETE /v1/chat/completions/{id}            `{"id", "object": "chat.completion.deleted", ...}`
     GET    /v1/chat/completions/{id}/messages   the request's messages, ids `<id>-<index>`
 
-Only non-streamed completions are stored (a stream's answer is not kept whole here).
+A streamed completion is stored whole, as its non-streamed twin would have answered.
 """
 
 from __future__ import annotations

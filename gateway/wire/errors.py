@@ -32,6 +32,9 @@ invalid_request_error
   401  invalid_api_key               authorization_too_long    an Authorization header too long
   404  model_not_found               model_not_found           no such model, or not the team's
   404  -                             response_not_found        no such response of the team's
+  404  -                             file_not_found            no such file of the team's
+  404  -                             vector_store_not_found    no such vector store of the team's
+  404  -                             chat_completion_not_found  no such stored chat completion of the team's
   404  unknown_url                   invalid_url               no such path
   404  unknown_url                   not_served                an OpenAI path the gateway keeps shut
   405  method_not_allowed            method_not_allowed        the path exists, the method not
@@ -378,6 +381,22 @@ def background_unsupported(model: str) -> GatewayError:
         "whose Responses API this gateway serves by translation to chat completions.",
         param="background", code="unsupported_parameter",
     )  # fmt: skip
+
+
+# -- objects a team made upstream: another team's reads exactly like one that never existed ------
+
+
+def file_not_found(file_id: str) -> GatewayError:
+    """Upstream's own 404 for an unknown file id."""
+    return GatewayError(404, f"No such File object: {file_id}", param="id")
+
+
+def vector_store_not_found(store_id: str) -> GatewayError:
+    return GatewayError(404, f"No such VectorStore object: {store_id}", param="id")
+
+
+def chat_completion_not_found(completion_id: str) -> GatewayError:
+    return GatewayError(404, f"Completion with id '{completion_id}' not found.")
 
 
 # -- models and what they accept ------------------------------------------------------------------

@@ -86,14 +86,19 @@ class StreamMeter:
     ends without usage. The rest is parsed event by event.
     """
 
-    __slots__ = ("_decoder", "_literals", "_strip_usage", "model", "usage")
+    __slots__ = ("_decoder", "_literals", "_strip_usage", "model", "on_id", "usage")
 
-    def __init__(self, strip_usage: bool = False) -> None:
+    def __init__(
+        self, strip_usage: bool = False, on_id: Callable[[str, int], None] | None = None
+    ) -> None:
         self._decoder = sse.Decoder()
         self._strip_usage = strip_usage
         self._literals: list[bytes] = []  # the text generated, as JSON string literals
         self.usage: Usage | None = None
         self.model = ""
+        # Told the completion's id and `created` by the first event that names its model (a
+        # stored completion's owner is recorded from it).
+        self.on_id = on_id
 
     def feed(self, chunk: bytes) -> bytes:
         """Returns the bytes to pass on to the client."""
@@ -161,6 +166,9 @@ class StreamMeter:
             return True
         if not self.model and isinstance(event.get("model"), str):
             self.model = event["model"]
+            if self.on_id is not None and isinstance(event.get("id"), str):
+                created = event.get("created")
+                self.on_id(event["id"], created if isinstance(created, int) else 0)
         usage = event.get("usage")
         if usage is None and isinstance(event.get("response"), dict):
             usage = event["response"].get("usage")  # the responses API's completed event

@@ -1,0 +1,212 @@
+"""What every endpoint of an object a team makes upstream shares (files, stored chat
+completions, vector stores): the owner check, the call for a checked id, the count against
+the team's request limits, and a list of the team's own objects.
+
+Upstream keeps every team's objects under the gateway's one key, so upstream would show any
+of them to anyone: the gateway records who made each (`objects.ownership`) and answers
+another team's id, like an id it never recorded, with the 404 upstream gives for a missing
+one. The upstream path is made from the id that was checked, never taken as spelled; a list
+is made from the team's own ids, each object read from upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.endpoints.attempt import Attempt, Whole, relayed
+from gateway.runtime.gateway import Gateway
+from gateway.server.caller import Caller, identify
+from gateway.server.entry import exchange_of, gateway_of
+from gateway.wire import pages
+from gateway.wire.errors import GatewayError
+from gateway.wire.headers import client_response_headers
+
+# Ids are short (`file-` and 22 characters, `chatcmpl-` and 29): a longer one is no id of ours.
+MAX_ID_CHARS = 128
+# Upstream reads a list makes at once.
+LIST_CONCURRENCY = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind of object, as its endpoints and its owner records name it."""
+
+    name: str  # in the owner records: "file"
+    upstream: str  # its path upstream, relative to the base URL: "/files"
+    not_found: Callable[[str], GatewayError]  # upstream's 404 for a missing one
+    default_limit: int = pages.DEFAULT_PAGE
+    max_limit: int = pages.MAX_PAGE
+    default_order: str = "desc"
+
+
+async def caller_owning(request: Request, kind: Kind, object_id: str) -> Caller:
+    """The caller, if its team owns `object_id`; the kind's 404 otherwise."""
+    gw = gateway_of(request)
+    caller = await identify(gw, request)
+    await check_owned(gw, caller, kind, object_id)
+    return caller
+
+
+async def check_owned(gw: Gateway, caller: Caller, kind: Kind, object_id: str) -> None:
+    if len(object_id) > MAX_ID_CHARS:
+        raise kind.not_found(object_id[:64] + "...")
+    if not await gw.owners.owns(kind.name, caller.team.name, object_id):
+        raise kind.not_found(object_id)
+
+
+def attempt_for(request: Request, caller: Caller, path: str) -> Attempt:
+    """A call to the default upstream, once, as the pass-through makes it."""
+    gw = gateway_of(request)
+    return Attempt(gw, request, exchange_of(request.scope), caller, path, model=None)
+
+
+async def counted(attempt: Attempt) -> None:
+    """Count the call against the team's request limits; nothing is charged."""
+    gw, caller = attempt.gw, attempt.caller
+    if not gw.config.admission.enabled:
+        return
+    shape = gw.plan_shapes().get(caller.team, caller.key, "", counts_tokens=False)
+    await attempt.admit(shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0), None, 0)
+    if attempt.ticket is not None:
+        attempt.ticket.settle(None)
+
+
+async def forward_owned(
+    request: Request,
+    kind: Kind,
+    object_id: str,
+    suffix: str = "",
+    *,
+    body: bytes = b"",
+    count: bool = False,
+    caller: Caller | None = None,
+) -> Response:
+    """Call upstream about one object the caller's team owns (checked already when `caller`
+    is given): at `{kind.upstream}/{object_id}{suffix}`, once. A successful delete, or an
+    object upstream no longer has, is forgotten."""
+    gw = gateway_of(request)
+    if caller is None:
+        caller = await caller_owning(request, kind, object_id)
+    attempt = attempt_for(request, caller, f"{kind.upstream}/{object_id}{suffix}")
+    try:
+        if count:
+            await counted(attempt)
+        response = await attempt.forward(body, stream=None)
+    except GatewayError as exc:
+        attempt.failed(exc)
+        raise
+    status = response.status_code
+    if status == 404 or (status == 200 and request.method == "DELETE" and not suffix):
+        await gw.owners.forget(kind.name, caller.team.name, object_id)
+    return response
+
+
+def created(response: Response) -> dict[str, Any] | None:
+    """The object a successful create answered with (it has an id), or None."""
+    if response.status_code != 200:
+        return None
+    try:
+        answer = orjson.loads(bytes(response.body))
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(answer, dict) and isinstance(answer.get("id"), str):
+        return answer
+    return None
+
+
+def created_at(answer: dict[str, Any]) -> float:
+    value = answer.get("created_at", answer.get("created"))
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+async def own_list(
+    request: Request,
+    kind: Kind,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+    *,
+    count: bool = False,
+) -> Response:
+    """A list page of the caller's team's own objects (those `keep` says match the query's
+    filters), each read from upstream; ids upstream no longer has are forgotten. `has_more`
+    says whether one more matching object follows."""
+    gw = gateway_of(request)
+    caller = await identify(gw, request)
+    query = dict(request.query_params)
+    limit, order, after = pages.cursor(
+        query, kind.default_limit, kind.max_limit, kind.default_order
+    )
+    attempt = attempt_for(request, caller, kind.upstream)
+    try:
+        if count:
+            await counted(attempt)
+        found: list[dict[str, Any]] | Whole = await _collect(
+            attempt, kind, limit, order, after, keep
+        )
+    except GatewayError as exc:
+        attempt.failed(exc)
+        raise
+    if isinstance(found, tuple):  # upstream failed to read one: its answer, as it came
+        status, headers, content = found
+        return relayed(content, status, client_response_headers(headers))
+    page = pages.listed(found[:limit], len(found) > limit)
+    return Response(orjson.dumps(page), media_type="application/json")
+
+
+async def _collect(
+    attempt: Attempt,
+    kind: Kind,
+    limit: int,
+    order: str,
+    after: str | None,
+    keep: Callable[[dict[str, Any]], bool] | None,
+) -> list[dict[str, Any]] | Whole:
+    """Up to `limit + 1` matching objects after `after`, or the first failed upstream read."""
+    gw, team = attempt.gw, attempt.caller.team.name
+    found: list[dict[str, Any]] = []
+    cursor = after
+    while True:
+        ids, more = await gw.owners.page(kind.name, team, cursor, limit + 1 - len(found), order)
+        if not ids:
+            return found
+        for object_id, read in zip(ids, await _read_all(attempt, kind, ids), strict=True):
+            if isinstance(read, tuple):
+                return read
+            if read is None:
+                await gw.owners.forget(kind.name, team, object_id)
+            elif keep is None or keep(read):
+                found.append(read)
+        if len(found) > limit or not more:
+            return found
+        cursor = ids[-1]
+
+
+async def _read_all(
+    attempt: Attempt, kind: Kind, ids: list[str]
+) -> list[dict[str, Any] | Whole | None]:
+    """Each object as upstream has it; None for one it no longer has; a failed read whole."""
+    gw = attempt.gw
+    headers = attempt.headers_for_upstream()
+    gate = asyncio.Semaphore(LIST_CONCURRENCY)
+
+    async def read(object_id: str) -> dict[str, Any] | Whole | None:
+        async with gate:
+            resp = await gw.upstream.send("GET", f"{kind.upstream}/{object_id}", b"", headers, b"")
+            try:
+                content = await resp.read()
+            finally:
+                await resp.close()
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            return resp.status, resp.headers, content
+        obj = orjson.loads(content)
+        return obj if isinstance(obj, dict) else None
+
+    return list(await asyncio.gather(*(read(object_id) for object_id in ids)))

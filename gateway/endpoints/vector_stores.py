@@ -1,0 +1,75 @@
+"""Vector stores, each team seeing its own only: `POST /v1/vector_stores` (every file its
+`file_ids` name must be the team's: the 404 of a missing file otherwise; the store is recorded
+as the team's), `GET /v1/vector_stores` (the team's own, paged: `limit` 1-100, default 20,
+newest first), and `GET`, `POST` (update) and `DELETE /v1/vector_stores/{id}` (another team's
+store is the 404 of a missing one). Never charged; every call counts against the team's
+request limits. Their files, file batches and search are not served (not in the table).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.endpoints.files import check_files
+from gateway.endpoints.owned import (
+    Kind,
+    attempt_for,
+    caller_owning,
+    counted,
+    created,
+    created_at,
+    forward_owned,
+    own_list,
+)
+from gateway.server.body import parse_json_object, read_body
+from gateway.server.caller import identify
+from gateway.server.entry import gateway_of
+from gateway.wire import errors
+from gateway.wire.errors import GatewayError
+
+VECTOR_STORE = Kind("vector_store", "/vector_stores", errors.vector_store_not_found)
+
+
+async def create(request: Request) -> Response:
+    gw = gateway_of(request)
+    caller = await identify(gw, request)
+    body = await read_body(request, gw.config.server.max_body_bytes)
+    await check_files(gw, caller, parse_json_object(request, body))
+    attempt = attempt_for(request, caller, VECTOR_STORE.upstream)
+    try:
+        await counted(attempt)
+        response = await attempt.forward(body, stream=False)
+    except GatewayError as exc:
+        attempt.failed(exc)
+        raise
+    answer = created(response)
+    if answer is not None:
+        team = caller.team.name
+        await gw.owners.record(VECTOR_STORE.name, team, answer["id"], created_at(answer))
+    return response
+
+
+async def list_stores(request: Request) -> Response:
+    return await own_list(request, VECTOR_STORE, count=True)
+
+
+async def retrieve(request: Request) -> Response:
+    store_id = request.path_params["vector_store_id"]
+    return await forward_owned(request, VECTOR_STORE, store_id, count=True)
+
+
+async def update(request: Request) -> Response:
+    gw = gateway_of(request)
+    store_id = request.path_params["vector_store_id"]
+    caller = await caller_owning(request, VECTOR_STORE, store_id)
+    body = await read_body(request, gw.config.server.max_body_bytes)
+    await check_files(gw, caller, parse_json_object(request, body))
+    return await forward_owned(
+        request, VECTOR_STORE, store_id, body=body, count=True, caller=caller
+    )
+
+
+async def delete(request: Request) -> Response:
+    store_id = request.path_params["vector_store_id"]
+    return await forward_owned(request, VECTOR_STORE, store_id, count=True)
