@@ -76,6 +76,25 @@ TABLE: tuple[Endpoint, ...] = (
         governed(Governed(Cost.FREE, default_model="omni-moderation-latest")),
         "body (default omni-moderation-latest)", "free: counted against request limits", "-",
     ),
+    Endpoint(
+        "POST", "/v1/images/generations", governed(Governed(Cost.IMAGES)), "body",
+        "n images at the model's price for quality and size (DALL-E), or the prompt and the "
+        "images' output tokens (GPT image models); settled to the images made or to usage", "-",
+    ),
+    Endpoint(
+        "POST", "/v1/audio/speech", governed(Governed(Cost.SPEECH)), "body",
+        "characters of input at the character price", "-",
+    ),
+    Endpoint(
+        "POST", "/v1/audio/transcriptions",
+        governed(Governed(Cost.TRANSCRIPTION, form=True)), "form field",
+        "max_audio_minutes at the minute price; settled to the seconds reported", "-",
+    ),
+    Endpoint(
+        "POST", "/v1/audio/translations",
+        governed(Governed(Cost.TRANSCRIPTION, form=True)), "form field",
+        "max_audio_minutes at the minute price; settled to the seconds reported", "-",
+    ),
     Endpoint("GET", "/v1/models", models.list_models, "-", "never charged", "-"),
     Endpoint("GET", "/v1/models/{model:path}", models.get_model, "path", "never charged", "-"),
     Endpoint("POST", "/v1/route", route_endpoint, "body", "never charged (no upstream call)", "-"),

@@ -126,14 +126,13 @@ def test_a_client_leaving_a_whole_answer_is_charged_what_upstream_billed(
     auth = {"Authorization": f"Bearer {KEYS['metered']}"}
     whole = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=auth).json()
     start = spend(store, "metered")[0]
-    with pytest.raises(httpx.ReadTimeout):
-        with httpx.stream(
-            "POST", f"{gateway.url}/v1/chat/completions",
-            json={**body, "stream": stream}, headers={**auth, "x-sim-latency-ms": "1500"},
-            timeout=0.3,
-        ) as answer:  # fmt: skip
-            for _ in answer.iter_bytes():
-                pass
+    with pytest.raises(httpx.ReadTimeout), httpx.stream(
+        "POST", f"{gateway.url}/v1/chat/completions",
+        json={**body, "stream": stream}, headers={**auth, "x-sim-latency-ms": "1500"},
+        timeout=0.3,
+    ) as answer:  # fmt: skip
+        for _ in answer.iter_bytes():
+            pass
     usage = whole["usage"]
     expected = cost_micros(
         Price(input=3_000_000, cached_input=1_500_000, output=12_000_000),
