@@ -72,16 +72,21 @@ def test_moderations_are_free(gateway: ServerThread, store: redis.Redis) -> None
     assert spend(store, "metered") == (0, 0)
 
 
-def test_concurrent_embeddings_never_pass_a_budget_smaller_than_one_worst_case(
-    gateway: ServerThread, store: redis.Redis
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": LONG_TEXT}),
+        ("/v1/images/generations", {"model": "dall-e-2", "prompt": "a cat", "size": "256x256"}),
+        ("/v1/images/generations", {"model": "gpt-image-1", "prompt": "a cat", "quality": "low"}),
+    ],
+)
+def test_concurrent_calls_never_pass_a_budget_smaller_than_one_worst_case(
+    gateway: ServerThread, store: redis.Redis, path: str, body: dict[str, str]
 ) -> None:
     async def fire() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as c:
-            body = {"model": "text-embedding-3-small", "input": LONG_TEXT}
             auth = {"Authorization": f"Bearer {KEYS['tiny']}"}
-            calls = [
-                c.post(f"{gateway.url}/v1/embeddings", json=body, headers=auth) for _ in range(100)
-            ]
+            calls = [c.post(f"{gateway.url}{path}", json=body, headers=auth) for _ in range(100)]
             return list(await asyncio.gather(*calls))
 
     answers = asyncio.run(fire())
