@@ -78,6 +78,23 @@ class ModelConfig:
     # More endpoints or keys serving this model, load spread by calls in flight; empty = the
     # `upstream` section's base URL and key.
     deployments: dict[str, DeploymentConfig] = field(default_factory=dict)
+    # Media models, priced per unit rather than (only) per token. By "quality/size": USD per
+    # image (DALL-E), or the output tokens of one image (GPT image models, which report usage).
+    image_prices: dict[str, Usd] = field(default_factory=dict)
+    image_tokens: dict[str, int] = field(default_factory=dict)
+    character_price: Usd = field(default_factory=lambda: Usd(0))  # per 1M characters (tts-1)
+    minute_price: Usd = field(default_factory=lambda: Usd(0))  # per minute of audio (whisper-1)
+    # What a transcription holds until upstream reports the audio's length.
+    max_audio_minutes: int = 30
+
+    @property
+    def priced(self) -> bool:
+        """Whether any price is configured: a model without one is never served."""
+        price = self.price
+        return bool(
+            price.input or price.output or self.image_prices or self.character_price
+            or self.minute_price
+        )  # fmt: skip
 
 
 class Usd(int):

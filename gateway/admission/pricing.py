@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from gateway.config import Config, Price
+from gateway.config import Config, ModelConfig, Price
 from gateway.wire import tokens
 from gateway.wire.usage import Usage
 
@@ -140,3 +140,67 @@ def _image_tokens(part: Any) -> int:
 def choices(payload: dict[str, Any]) -> int:
     """How many answers a chat request asks for (`n`): each is generated and billed."""
     return _count(payload.get("n"))
+
+
+# -- media: images, speech, transcriptions ---------------------------------------------------------
+
+MINUTE_S = 60
+
+
+def image_size_quality(payload: dict[str, Any], model: ModelConfig) -> str:
+    """The price table key of an images request, `quality/size`, with OpenAI's defaults."""
+    default_quality = "standard" if model.image_prices else "auto"
+    quality = payload.get("quality") or default_quality
+    size = payload.get("size") or "1024x1024"
+    return f"{quality}/{size}"
+
+
+def images_worst_case(payload: dict[str, Any], model: ModelConfig) -> tuple[int, int, int]:
+    """(prompt tokens, output tokens, fixed micro-dollars) the most an images call can cost:
+    `n` images at the price (or tokens) of the requested quality and size; a key the table
+    does not have holds its dearest entry."""
+    n = _count(payload.get("n"))
+    key = image_size_quality(payload, model)
+    if model.image_prices:
+        each = model.image_prices.get(key, max(model.image_prices.values()))
+        return 0, 0, n * each
+    prompt = payload.get("prompt")
+    tokens_in = tokens.count_text(prompt) if isinstance(prompt, str) else 0
+    table = model.image_tokens
+    each_tokens = table.get(key, max(table.values())) if table else model.max_output
+    return tokens_in, n * each_tokens, 0
+
+
+def images_cost(payload: dict[str, Any], model: ModelConfig, answer: Any) -> int | None:
+    """What an answered images call cost by the per-image table (None: the answer's `usage`
+    prices it, GPT image models)."""
+    if not model.image_prices:
+        return None
+    data = answer.get("data") if isinstance(answer, dict) else None
+    made = len(data) if isinstance(data, list) else _count(payload.get("n"))
+    key = image_size_quality(payload, model)
+    return made * model.image_prices.get(key, max(model.image_prices.values()))
+
+
+def speech_cost(payload: dict[str, Any], model: ModelConfig) -> int:
+    """Text to speech, per character of input."""
+    text = payload.get("input")
+    characters = len(text) if isinstance(text, str) else 0
+    return -(-characters * model.character_price // PER_TOKENS)
+
+
+def audio_reserve(model: ModelConfig) -> int:
+    """A transcription, before its audio's length is known: the configured longest audio."""
+    return model.max_audio_minutes * model.minute_price
+
+
+def audio_cost(model: ModelConfig, answer: Any) -> int | None:
+    """A transcription by the seconds of audio its answer reports (`usage` of type duration, or
+    verbose_json's `duration`); None when the answer does not say."""
+    if not isinstance(answer, dict):
+        return None
+    usage = answer.get("usage")
+    seconds = usage.get("seconds") if isinstance(usage, dict) else answer.get("duration")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        return None
+    return -(-int(seconds * 1000) * model.minute_price // (MINUTE_S * 1000))

@@ -439,16 +439,21 @@ class Ticket:
         self.done = True
         self.admission.settle_later(self.plan, Usage(), 0, release_weekly=True)
 
-    def settle_at_reserve(self) -> None:
-        """Charge the whole worst case: the call goes on where the gateway cannot see its end
-        (a background response), and it may have used all of it."""
+    def charge(self, cost: int, usage: Usage | None = None) -> None:
+        """Charge a cost the answer does not state in tokens (images, speech, audio minutes),
+        worked out from the request and the answer by the endpoint's price rule."""
         if self.done:
             return
         self.done = True
-        usage = Usage(prompt_tokens=self.prompt_estimate)
-        self.usage, self.cost = usage, self.plan.reserve
-        self.admission.settle_later(self.plan, usage, self.plan.reserve, release_weekly=False)
-        self.admission.count_usage(self.plan.team, self.plan.model, usage, self.plan.reserve)
+        usage = usage if usage is not None else Usage()
+        self.usage, self.cost = usage, cost
+        self.admission.settle_later(self.plan, usage, cost, release_weekly=False)
+        self.admission.count_usage(self.plan.team, self.plan.model, usage, cost)
+
+    def settle_at_reserve(self) -> None:
+        """Charge the whole worst case: the call goes on where the gateway cannot see its end
+        (a background response), and it may have used all of it."""
+        self.charge(self.plan.reserve, Usage(prompt_tokens=self.prompt_estimate))
 
     def abandon(self) -> None:
         """The caller left before any answer: the upstream read the prompt, so charge that."""

@@ -1,7 +1,8 @@
 """Endpoints served by one generic handler, as their row in the endpoint table says: the model
-the body names checked against the team's tier and allowlist (a model without a price in
+the request names checked against the team's tier and allowlist (a model without a price in
 config is not served), the worst case held, the call forwarded once to the canonical path, and
-the charge settled to the usage upstream reports, at the model's price."""
+the charge settled by the row's rule: to the usage upstream reports at the model's price, or
+by the model's per-unit prices (images, characters of speech, minutes of audio)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,22 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.admission import pricing
 from gateway.admission.plan import model_allowed
-from gateway.admission.pricing import completions_worst_case, input_tokens, worst_case_micros
 from gateway.config import ModelConfig
 from gateway.endpoints.attempt import Attempt
+from gateway.observability.record import Exchange
+from gateway.runtime.gateway import Gateway
 from gateway.server.body import parse_json_object, read_body
-from gateway.server.caller import identify
+from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
+from gateway.wire.multipart import form_field
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -34,6 +39,14 @@ class Cost(Enum):
     # The prompt, and `max_tokens` for each of `best_of` (at least `n`) candidates; settled to
     # `usage`, which counts every candidate.
     COMPLETIONS = "completions"
+    # `n` images at the model's price for the quality and size (DALL-E: settled to the images
+    # made), or the prompt and the images' output tokens (GPT image models: settled to `usage`).
+    IMAGES = "images"
+    # Characters of input at the model's character price: known before the call.
+    SPEECH = "speech"
+    # The configured longest audio at the minute price; settled to the seconds the answer
+    # reports (an answer that does not say is charged what was held).
+    TRANSCRIPTION = "transcription"
     # Nothing to pay (moderations): counted against the request limits.
     FREE = "free"
 
@@ -43,8 +56,10 @@ class Governed:
     """The row's rules, for the generic handler."""
 
     cost: Cost
-    # The model used when the body names none (moderations), or None: a model is required.
+    # The model used when the request names none (moderations), or None: a model is required.
     default_model: str | None = None
+    # The model is a field of a multipart form (audio uploads), not of a JSON body.
+    form: bool = False
 
 
 def governed(rules: Governed) -> Handler:
@@ -58,38 +73,107 @@ async def serve(request: Request, rules: Governed) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
     body = await read_body(request, gw.config.server.max_body_bytes)
-    payload = parse_json_object(request, body)
-    name = payload.get("model", rules.default_model)
+    if rules.form:
+        payload: dict[str, Any] = {}
+        content_type = request.headers.get("content-type", "")
+        name: Any = form_field(body, content_type, "model")
+        payload["response_format"] = form_field(body, content_type, "response_format")
+    else:
+        payload = parse_json_object(request, body)
+        name = payload.get("model", rules.default_model)
     if not isinstance(name, str) or not name:
         raise errors.missing_model()
     found = gw.models.get(name)
     if found is None or not model_allowed(gw.config, caller.team, found[0]):
         raise errors.model_not_found(name)
     label, model = found
-    if rules.cost is not Cost.FREE and not (model.price.input or model.price.output):
+    if rules.cost is not Cost.FREE and not model.priced:
         raise errors.model_not_found(name)  # not priced: never served free
     exchange = exchange_of(request.scope)
     exchange.model = exchange.routed_model = label
-    path = request.scope["path"][len("/v1") :]  # canonical: `Entry` refused every other spelling
-    attempt = Attempt(gw, request, exchange, caller, path, model=None)
+    attempt = GovernedAttempt(gw, request, exchange, caller, label, model, rules.cost, payload)
     try:
         if gw.config.admission.enabled:
-            prompt, cap = worst_case(rules.cost, payload, model)
-            shape = gw.plan_shapes().get(caller.team, caller.key, label)
-            plan = shape.plan(
-                gw.new_hold_id(), prompt + cap, worst_case_micros(model.price, prompt, cap)
-            )
-            await attempt.admit(plan, model.price, prompt)
+            await attempt.hold()
         return await attempt.forward(body, stream=False)
     except GatewayError as exc:
         attempt.failed(exc)
         raise
 
 
-def worst_case(cost: Cost, payload: dict[str, Any], model: ModelConfig) -> tuple[int, int]:
-    """(prompt tokens, completion tokens) of the most the call can use."""
+class GovernedAttempt(Attempt):
+    """One call of a governed endpoint: held by its cost rule, settled by it."""
+
+    __slots__ = ("config", "cost", "label", "payload")
+
+    def __init__(
+        self,
+        gw: Gateway,
+        request: Request,
+        exchange: Exchange,
+        caller: Caller,
+        label: str,
+        config: ModelConfig,
+        cost: Cost,
+        payload: dict[str, Any],
+    ) -> None:
+        # Canonical: `Entry` refused every other spelling of the path.
+        path = request.scope["path"][len("/v1") :]
+        super().__init__(gw, request, exchange, caller, path, model=None)
+        self.label = label
+        self.config = config
+        self.cost = cost
+        self.payload = payload
+
+    async def hold(self) -> None:
+        gw, model = self.gw, self.config
+        prompt, completion, fixed = worst_case(self.cost, self.payload, model)
+        reserve = pricing.worst_case_micros(model.price, prompt, completion) + fixed
+        shape = gw.plan_shapes().get(self.caller.team, self.caller.key, self.label)
+        plan = shape.plan(gw.new_hold_id(), prompt + completion, reserve)
+        await self.admit(plan, model.price, prompt)
+
+    def settle(self, status: int, content: bytes) -> None:
+        ticket, cost, model = self.ticket, self.cost, self.config
+        if ticket is None or status >= 400 or cost in TOKEN_PRICED:
+            super().settle(status, content)
+            return
+        if cost is Cost.SPEECH:
+            ticket.charge(pricing.speech_cost(self.payload, model))
+            return
+        answer = _json(content)
+        if cost is Cost.IMAGES:
+            fixed = pricing.images_cost(self.payload, model, answer)
+            if fixed is None:  # a GPT image model: its usage says
+                super().settle(status, content)
+            else:
+                ticket.charge(fixed)
+            return
+        seconds_cost = pricing.audio_cost(model, answer)
+        ticket.charge(seconds_cost if seconds_cost is not None else ticket.plan.reserve)
+
+
+TOKEN_PRICED = frozenset({Cost.EMBEDDINGS, Cost.COMPLETIONS, Cost.FREE})
+
+
+def worst_case(cost: Cost, payload: dict[str, Any], model: ModelConfig) -> tuple[int, int, int]:
+    """(prompt tokens, completion tokens, fixed micro-dollars) of the most the call can use."""
     if cost is Cost.EMBEDDINGS:
-        return input_tokens(payload.get("input")), 0
+        return pricing.input_tokens(payload.get("input")), 0, 0
     if cost is Cost.COMPLETIONS:
-        return completions_worst_case(payload, model.max_output)
-    return 0, 0
+        prompt, completion = pricing.completions_worst_case(payload, model.max_output)
+        return prompt, completion, 0
+    if cost is Cost.IMAGES:
+        return pricing.images_worst_case(payload, model)
+    if cost is Cost.SPEECH:
+        return 0, 0, pricing.speech_cost(payload, model)
+    if cost is Cost.TRANSCRIPTION:
+        return 0, 0, pricing.audio_reserve(model)
+    return 0, 0, 0
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None

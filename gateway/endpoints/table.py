@@ -98,6 +98,25 @@ TABLE: tuple[Endpoint, ...] = (
         "body (default omni-moderation-latest)", "free: counted against request limits", "-",
     ),
     Endpoint(
+        "POST", "/v1/images/generations", governed(Governed(Cost.IMAGES)), "body",
+        "n images at the model's price for quality and size (DALL-E), or the prompt and the "
+        "images' output tokens (GPT image models); settled to the images made or to usage", "-",
+    ),
+    Endpoint(
+        "POST", "/v1/audio/speech", governed(Governed(Cost.SPEECH)), "body",
+        "characters of input at the character price", "-",
+    ),
+    Endpoint(
+        "POST", "/v1/audio/transcriptions",
+        governed(Governed(Cost.TRANSCRIPTION, form=True)), "form field",
+        "max_audio_minutes at the minute price; settled to the seconds reported", "-",
+    ),
+    Endpoint(
+        "POST", "/v1/audio/translations",
+        governed(Governed(Cost.TRANSCRIPTION, form=True)), "form field",
+        "max_audio_minutes at the minute price; settled to the seconds reported", "-",
+    ),
+    Endpoint(
         "POST", "/v1/files", files.upload, "-", "free: counted against request limits",
         "the file is the team's",
     ),

@@ -72,16 +72,21 @@ def test_moderations_are_free(gateway: ServerThread, store: redis.Redis) -> None
     assert spend(store, "metered") == (0, 0)
 
 
-def test_concurrent_embeddings_never_pass_a_budget_smaller_than_one_worst_case(
-    gateway: ServerThread, store: redis.Redis
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": LONG_TEXT}),
+        ("/v1/images/generations", {"model": "dall-e-2", "prompt": "a cat", "size": "256x256"}),
+        ("/v1/images/generations", {"model": "gpt-image-1", "prompt": "a cat", "quality": "low"}),
+    ],
+)
+def test_concurrent_calls_never_pass_a_budget_smaller_than_one_worst_case(
+    gateway: ServerThread, store: redis.Redis, path: str, body: dict[str, str]
 ) -> None:
     async def fire() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as c:
-            body = {"model": "text-embedding-3-small", "input": LONG_TEXT}
             auth = {"Authorization": f"Bearer {KEYS['tiny']}"}
-            calls = [
-                c.post(f"{gateway.url}/v1/embeddings", json=body, headers=auth) for _ in range(100)
-            ]
+            calls = [c.post(f"{gateway.url}{path}", json=body, headers=auth) for _ in range(100)]
             return list(await asyncio.gather(*calls))
 
     answers = asyncio.run(fire())
@@ -126,14 +131,13 @@ def test_a_client_leaving_a_whole_answer_is_charged_what_upstream_billed(
     auth = {"Authorization": f"Bearer {KEYS['metered']}"}
     whole = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=auth).json()
     start = spend(store, "metered")[0]
-    with pytest.raises(httpx.ReadTimeout):
-        with httpx.stream(
-            "POST", f"{gateway.url}/v1/chat/completions",
-            json={**body, "stream": stream}, headers={**auth, "x-sim-latency-ms": "1500"},
-            timeout=0.3,
-        ) as answer:  # fmt: skip
-            for _ in answer.iter_bytes():
-                pass
+    with pytest.raises(httpx.ReadTimeout), httpx.stream(
+        "POST", f"{gateway.url}/v1/chat/completions",
+        json={**body, "stream": stream}, headers={**auth, "x-sim-latency-ms": "1500"},
+        timeout=0.3,
+    ) as answer:  # fmt: skip
+        for _ in answer.iter_bytes():
+            pass
     usage = whole["usage"]
     expected = cost_micros(
         Price(input=3_000_000, cached_input=1_500_000, output=12_000_000),

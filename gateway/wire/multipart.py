@@ -1,0 +1,43 @@
+"""Reading one text field of a `multipart/form-data` body (the model an audio upload names),
+without parsing the files in it. Pure."""
+
+from __future__ import annotations
+
+import re
+
+_BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
+_NAME = re.compile(rb'name="([^"]*)"', re.IGNORECASE)
+# A text field is short; a part longer than this is a file, not what is asked for.
+MAX_FIELD_BYTES = 4096
+
+
+def form_field(body: bytes, content_type: str, name: str) -> str | None:
+    """The value of the form field `name`, or None (not multipart, no such field, not text)."""
+    found = _BOUNDARY.search(content_type)
+    if not content_type.lower().startswith("multipart/form-data") or found is None:
+        return None
+    delimiter = b"--" + found.group(1).encode("latin-1")
+    wanted = name.encode()
+    for part in body.split(delimiter)[1:]:
+        head, sep, value = part.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        disposition = next(
+            (
+                line
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-disposition")
+            ),
+            b"",
+        )
+        named = _NAME.search(disposition)
+        if named is None or named.group(1) != wanted or b"filename=" in disposition.lower():
+            continue
+        value = value.removesuffix(b"\r\n")
+        if len(value) > MAX_FIELD_BYTES:
+            return None
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return None
+    return None

@@ -1,0 +1,120 @@
+"""Charged equals billed: every governed endpoint, called as a team, against the simulated
+upstream that keeps OpenAI's bill (`/_sim/bill`); the team's spend in Redis equals the bill to
+the micro-dollar. And a team with nothing left is refused on every endpoint that costs money,
+before anything reaches upstream."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
+from tests.redis.admission.test_end_to_end import spend
+
+KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("payer", "broke")}
+AUDIO = b"\x00" * 48_000  # three seconds, by the simulator's 16 kB a second
+
+
+def teams_yaml() -> str:
+    def key(name: str) -> str:
+        digest = hashlib.sha256(KEYS[name].encode()).hexdigest()
+        return f"    keys: [{{name: k, sha256: {digest}}}]\n"
+
+    return (
+        "teams:\n"
+        "  - name: payer\n    tier: tier-5\n" + key("payer")
+        + "  - name: broke\n    tier: tier-5\n    budget_usd: 0.000001\n" + key("broke")
+    )  # fmt: skip
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml())
+    return start_gateway(redis={"url": redis_server}, admission={"teams_file": str(path)})
+
+
+@pytest.fixture
+def store(redis_server: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server)
+
+
+def sdk(server: ServerThread, team: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
+
+
+def billed(simulator: ServerThread) -> int:
+    """What OpenAI would have charged the gateway's upstream key since the bill was reset."""
+    bill = httpx.get(f"{simulator.url}/_sim/bill").json()
+    return int(bill["by_key"].get(SIM_KEY, {}).get("total_micros", 0))
+
+
+HELLO: Any = [{"role": "user", "content": "Say hello."}]
+CALLS: dict[str, Callable[[openai.OpenAI], object]] = {
+    "chat gpt-4o": lambda c: c.chat.completions.create(model="gpt-4o", messages=HELLO),
+    "chat o1-mini": lambda c: c.chat.completions.create(model="o1-mini", messages=HELLO),
+    "chat stream": lambda c: list(
+        c.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True)
+    ),
+    "responses gpt-4o": lambda c: c.responses.create(model="gpt-4o", input="Say hello."),
+    "responses o1-preview": lambda c: c.responses.create(model="o1-preview", input="Hello."),
+    "embeddings": lambda c: c.embeddings.create(
+        model="text-embedding-3-small", input=["hello", "world"]
+    ),
+    "completions best_of": lambda c: c.completions.create(
+        model="gpt-3.5-turbo-instruct", prompt="Say this is a test", max_tokens=30, best_of=3
+    ),
+    "images dall-e-2": lambda c: c.images.generate(model="dall-e-2", prompt="a cat", n=2),
+    "images dall-e-3 hd": lambda c: c.images.generate(
+        model="dall-e-3", prompt="a cat", quality="hd", size="1792x1024"
+    ),
+    "images gpt-image-1": lambda c: c.images.generate(
+        model="gpt-image-1", prompt="a cat", quality="low"
+    ),
+    "speech": lambda c: c.audio.speech.create(
+        model="tts-1", voice="alloy", input="Hello from the gateway."
+    ).read(),
+    "transcription": lambda c: c.audio.transcriptions.create(
+        model="whisper-1", file=("a.mp3", AUDIO)
+    ),
+    "transcription verbose": lambda c: c.audio.transcriptions.create(
+        model="whisper-1", file=("a.mp3", AUDIO), response_format="verbose_json"
+    ),
+}
+
+
+def test_every_endpoint_is_charged_exactly_what_upstream_bills(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    client = sdk(gateway, "payer")
+    for name, call in CALLS.items():
+        before = billed(simulator), spend(store, "payer")[0]
+        call(client)
+        after = billed(simulator), spend(store, "payer")[0]
+        assert after[0] > before[0], f"{name}: upstream billed nothing"
+        assert after[1] - before[1] == after[0] - before[0], name
+    assert client.moderations.create(input="hello").results  # free both sides
+    assert spend(store, "payer") == (billed(simulator), 0)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_a_team_with_nothing_left_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, name: str
+) -> None:
+    # Spend the whole budget (one micro-dollar) on the cheapest call there is.
+    sdk(gateway, "broke").embeddings.create(model="text-embedding-3-small", input="a")
+    assert spend(store, "broke") == (1, 0)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    with pytest.raises(openai.RateLimitError) as info:
+        CALLS[name](sdk(gateway, "broke"))
+    assert info.value.code == "insufficient_quota"
+    assert billed(simulator) == 0
+    assert spend(store, "broke") == (1, 0)

@@ -1,0 +1,31 @@
+"""The model field of an upload, read without parsing the files."""
+
+from __future__ import annotations
+
+import httpx
+
+from gateway.wire.multipart import form_field
+
+
+def encoded(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    request = httpx.Request("POST", "http://x/", data=fields, files=files)
+    return request.read(), request.headers["content-type"]
+
+
+def test_a_field_is_found_beside_a_file() -> None:
+    body, content_type = encoded(
+        {"model": "whisper-1", "response_format": "json"}, {"file": ("a.mp3", b"\x00" * 5000)}
+    )
+    assert form_field(body, content_type, "model") == "whisper-1"
+    assert form_field(body, content_type, "response_format") == "json"
+    assert form_field(body, content_type, "language") is None
+
+
+def test_a_file_named_like_the_field_is_not_the_field() -> None:
+    body, content_type = encoded({}, {"model": ("model.txt", b"gpt-4o")})
+    assert form_field(body, content_type, "model") is None
+
+
+def test_not_multipart_is_none() -> None:
+    assert form_field(b'{"model": "x"}', "application/json", "model") is None
+    assert form_field(b"--x\r\n", "multipart/form-data", "model") is None
