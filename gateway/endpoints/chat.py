@@ -24,7 +24,7 @@ from gateway.endpoints.attempt import ModelAttempt, Whole
 from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
-from gateway.endpoints.owned import created_at
+from gateway.endpoints.owned import made_now
 from gateway.endpoints.route import choose
 from gateway.routing.aliases import Routed, route_headers
 from gateway.server.body import parse_json_object, read_body
@@ -259,7 +259,7 @@ class ChatAttempt(ModelAttempt):
             return
         if isinstance(answer, dict) and isinstance(answer.get("id"), str):
             await self.gw.owners.record(
-                CHAT_COMPLETION.name, self.caller.team.name, answer["id"], created_at(answer)
+                CHAT_COMPLETION.name, self.caller.team.name, answer["id"], made_now()
             )
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
@@ -274,5 +274,5 @@ class ChatAttempt(ModelAttempt):
     def owned(self, completion_id: str, created: int) -> None:
         """The stream named its completion: record it as the team's, beside the stream."""
         self.gw.owners.record_soon(
-            CHAT_COMPLETION.name, self.caller.team.name, completion_id, created
+            CHAT_COMPLETION.name, self.caller.team.name, completion_id, made_now()
         )

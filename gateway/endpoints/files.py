@@ -21,8 +21,8 @@ from gateway.endpoints.owned import (
     check_owned,
     counted,
     created,
-    created_at,
     forward_owned,
+    made_now,
     own_list,
 )
 from gateway.runtime.gateway import Gateway
@@ -55,7 +55,7 @@ async def upload(request: Request) -> Response:
         raise
     answer = created(response)
     if answer is not None:
-        await gw.owners.record(FILE.name, caller.team.name, answer["id"], created_at(answer))
+        await gw.owners.record(FILE.name, caller.team.name, answer["id"], made_now())
     return response
 
 

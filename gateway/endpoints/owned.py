@@ -12,6 +12,7 @@ is made from the team's own ids, each object read from upstream.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import pages
 from gateway.wire.errors import GatewayError
-from gateway.wire.headers import client_response_headers
+from gateway.wire.headers import client_response_headers, new_request_id
 
 # Ids are short (`file-` and 22 characters, `chatcmpl-` and 29): a longer one is no id of ours.
 MAX_ID_CHARS = 128
@@ -121,9 +122,11 @@ def created(response: Response) -> dict[str, Any] | None:
     return None
 
 
-def created_at(answer: dict[str, Any]) -> float:
-    value = answer.get("created_at", answer.get("created"))
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+def made_now() -> float:
+    """An object's place in its team's list: when the gateway saw it made, to the microsecond.
+    Upstream's `created_at` is whole seconds, so objects made in one second would list in the
+    order of their ids instead of the order they were made."""
+    return time.time()
 
 
 async def own_list(
@@ -156,7 +159,10 @@ async def own_list(
         status, headers, content = found
         return relayed(content, status, client_response_headers(headers))
     page = pages.listed(found[:limit], len(found) > limit)
-    return Response(orjson.dumps(page), media_type="application/json")
+    return Response(
+        orjson.dumps(page), media_type="application/json",
+        headers={"x-request-id": new_request_id()},
+    )  # fmt: skip
 
 
 async def _collect(

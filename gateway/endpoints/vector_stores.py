@@ -18,8 +18,8 @@ from gateway.endpoints.owned import (
     caller_owning,
     counted,
     created,
-    created_at,
     forward_owned,
+    made_now,
     own_list,
 )
 from gateway.server.body import parse_json_object, read_body
@@ -46,7 +46,7 @@ async def create(request: Request) -> Response:
     answer = created(response)
     if answer is not None:
         team = caller.team.name
-        await gw.owners.record(VECTOR_STORE.name, team, answer["id"], created_at(answer))
+        await gw.owners.record(VECTOR_STORE.name, team, answer["id"], made_now())
     return response
 
 

@@ -5,13 +5,14 @@ Two records per object, each one key, so both work on a Redis Cluster (no comman
 two keys):
 
     o1gw:owner:{kind}:{id}         string: the owning team's name
-    o1gw:owned:{t:<team>}:{kind}   sorted set: the team's ids, scored by created_at
+    o1gw:owned:{t:<team>}:{kind}   sorted set: the team's ids, scored by when they were made
 
 The owner key answers "whose is it?"; the team's set pages the team's own objects without
 asking upstream for everybody's. Neither expires: an object lives until it is deleted
 through the gateway, and an id upstream says is gone (expired, or deleted around the
-gateway) is forgotten when a listing meets it. Ties in created_at (objects made in one
-second) are ordered by id, as a sorted set orders them, so pages never skip or repeat one.
+gateway) is forgotten when a listing meets it. The score is a Unix time (the gateway's clock,
+finer than upstream's whole-second `created_at`); ties are ordered by id, as a sorted set
+orders them, so pages never skip or repeat one.
 
 Recording an object the gateway has just answered with can run beside the answer
 (`record_soon`): a lookup of that id on this replica waits for the write, so a client

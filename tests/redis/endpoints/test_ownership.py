@@ -1,0 +1,212 @@
+"""No team reaches another team's objects, on a real redis-server, with the official SDK: files,
+stored chat completions (plain and streamed) and vector stores are the team's that made them;
+another team gets the 404 of a missing object for every read, update and delete, an empty list,
+and a 404 when its own request names them; the owner pages through its own, either order."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from tests.conftest import GatewayFactory, ServerThread
+
+KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("a", "b")}
+HI: Any = [{"role": "user", "content": "Say hi."}]
+
+
+def teams_yaml() -> str:
+    out = "teams:\n"
+    for name, key in KEYS.items():
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        out += f"  - name: {name}\n    tier: tier-5\n    keys: [{{name: k, sha256: {digest}}}]\n"
+    return out
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml())
+    return start_gateway(redis={"url": redis_server}, admission={"teams_file": str(path)})
+
+
+@pytest.fixture
+def store(redis_server: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server)
+
+
+def sdk(server: ServerThread, team: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
+
+
+def not_found(call: Callable[[], object]) -> dict[str, Any]:
+    """The error body of a call that must be a 404."""
+    with pytest.raises(openai.NotFoundError) as caught:
+        call()
+    body = caught.value.response.json()
+    assert set(body) == {"error"}
+    return dict(body["error"])
+
+
+def stored_chat(client: openai.OpenAI, **extra: Any) -> str:
+    return client.chat.completions.create(model="gpt-4o", messages=HI, store=True, **extra).id
+
+
+def streamed_chat(client: openai.OpenAI) -> str:
+    ids = {
+        chunk.id
+        for chunk in client.chat.completions.create(
+            model="gpt-4o", messages=HI, store=True, stream=True
+        )
+    }
+    assert len(ids) == 1
+    return ids.pop()
+
+
+def test_another_team_reaches_none_of_a_teams_objects(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    a, b = sdk(gateway, "a"), sdk(gateway, "b")
+    doc = b.files.create(file=("doc.txt", b"b's secret text"), purpose="assistants")
+    chats = [stored_chat(b, metadata={"k": "v"}), streamed_chat(b)]
+    vs = b.vector_stores.create(name="b's docs", file_ids=[doc.id])
+    assert store.get(f"o1gw:owner:file:{doc.id}") == b"b"
+    # Scored by when it was made, finer than upstream's whole seconds.
+    assert int(store.zscore("o1gw:owned:{t:b}:file", doc.id) or 0) in (
+        doc.created_at,
+        doc.created_at + 1,
+    )
+
+    # A file: each read and the delete are the 404 of a file that does not exist.
+    missing = not_found(lambda: a.files.retrieve("file-doesnotexist"))
+    assert missing == {
+        "message": "No such File object: file-doesnotexist", "type": "invalid_request_error",
+        "param": "id", "code": None,
+    }  # fmt: skip
+    expected = {**missing, "message": f"No such File object: {doc.id}"}
+    assert not_found(lambda: a.files.retrieve(doc.id)) == expected
+    assert not_found(lambda: a.files.content(doc.id)) == expected
+    assert not_found(lambda: a.files.delete(doc.id)) == expected
+    # Named in A's own request: the same 404.
+    assert not_found(lambda: a.vector_stores.create(name="x", file_ids=[doc.id])) == expected
+    # Stored chat completions, plain and streamed.
+    for chat in chats:
+        gone = {
+            "message": f"Completion with id '{chat}' not found.",
+            "type": "invalid_request_error", "param": None, "code": None,
+        }  # fmt: skip
+        assert not_found(lambda: a.chat.completions.retrieve(chat)) == gone  # noqa: B023
+        assert not_found(lambda: a.chat.completions.update(chat, metadata={"x": "y"})) == gone  # noqa: B023
+        assert not_found(lambda: a.chat.completions.messages.list(chat)) == gone  # noqa: B023
+        assert not_found(lambda: a.chat.completions.delete(chat)) == gone  # noqa: B023
+    # A vector store.
+    vs_gone = {
+        "message": f"No such VectorStore object: {vs.id}", "type": "invalid_request_error",
+        "param": "id", "code": None,
+    }  # fmt: skip
+    assert not_found(lambda: a.vector_stores.retrieve(vs.id)) == vs_gone
+    assert not_found(lambda: a.vector_stores.update(vs.id, name="mine")) == vs_gone
+    assert not_found(lambda: a.vector_stores.delete(vs.id)) == vs_gone
+    # Lists: empty, as OpenAI answers an empty list.
+    empty = {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+    auth = {"Authorization": f"Bearer {KEYS['a']}"}
+    for path in ("/v1/files", "/v1/chat/completions", "/v1/vector_stores"):
+        assert httpx.get(f"{gateway.url}{path}", headers=auth).json() == empty
+    assert a.files.list().data == []
+
+    # B still has everything, untouched by A's deletes and updates.
+    assert b.files.retrieve(doc.id).id == doc.id
+    assert b.files.content(doc.id).read() == b"b's secret text"
+    assert [f.id for f in b.files.list()] == [doc.id]
+    for chat in chats:
+        assert b.chat.completions.retrieve(chat).id == chat
+        assert [m.content for m in b.chat.completions.messages.list(chat)] == ["Say hi."]
+    assert b.chat.completions.retrieve(chats[0]).metadata == {"k": "v"}
+    assert [c.id for c in b.chat.completions.list()] == chats  # oldest first
+    assert b.chat.completions.update(chats[1], metadata={"n": "1"}).metadata == {"n": "1"}
+    assert b.vector_stores.retrieve(vs.id).name == "b's docs"
+    assert b.vector_stores.update(vs.id, name="renamed").name == "renamed"
+    assert [s.id for s in b.vector_stores.list()] == [vs.id]
+
+    # B's deletes reach upstream, and the records go with them.
+    assert b.chat.completions.delete(chats[0]).deleted
+    assert b.vector_stores.delete(vs.id).deleted
+    assert b.files.delete(doc.id).deleted
+    assert not_found(lambda: b.files.retrieve(doc.id)) == expected
+    assert [c.id for c in b.chat.completions.list()] == [chats[1]]
+    assert b.vector_stores.list().data == [] and b.files.list().data == []
+    assert store.get(f"o1gw:owner:file:{doc.id}") is None
+    assert store.zcard("o1gw:owned:{t:b}:file") == 0
+
+
+def walk(list_page: Callable[..., Any], **query: Any) -> tuple[list[str], list[bool]]:
+    """Every id a list gives, two a page, following `after`; and each page's `has_more`."""
+    ids: list[str] = []
+    more: list[bool] = []
+    after: str | None = None
+    while True:
+        page = list_page(limit=2, **query, **({"after": after} if after else {}))
+        got = [item.id for item in page.data]
+        assert (page.first_id, page.last_id) == ((got[0], got[-1]) if got else (None, None))
+        ids += got
+        more.append(page.has_more)
+        if not page.has_more:
+            return ids, more
+        after = page.last_id
+
+
+def test_a_team_pages_through_its_own_only(gateway: ServerThread) -> None:
+    a, b = sdk(gateway, "a"), sdk(gateway, "b")
+    files: list[str] = []
+    chats: list[str] = []
+    for i in range(5):
+        files.append(b.files.create(file=(f"{i}.txt", b"x"), purpose="assistants").id)
+        a.files.create(file=("a.txt", b"a"), purpose="assistants")
+        chats.append(stored_chat(b) if i % 2 else streamed_chat(b))
+        stored_chat(a)
+    batch = b.files.create(file=("in.jsonl", b"{}"), purpose="batch").id
+    stores = [b.vector_stores.create(name=str(i)).id for i in range(3)]
+    a.vector_stores.create(name="a's")
+
+    # Files list newest first by default, with a purpose filter.
+    newest = [batch, *reversed(files)]
+    assert walk(b.files.list) == (newest, [True, True, False])
+    assert walk(b.files.list, order="asc") == (newest[::-1], [True, True, False])
+    assert walk(b.files.list, purpose="assistants") == (newest[1:], [True, True, False])
+    assert [f.id for f in b.files.list(purpose="batch")] == [batch]
+    page = b.files.list(limit=5, purpose="assistants")
+    assert [f.id for f in page.data] == newest[1:] and not page.has_more
+    # Stored chat completions list oldest first, with a model filter.
+    assert walk(b.chat.completions.list) == (chats, [True, True, False])
+    assert walk(b.chat.completions.list, order="desc")[0] == chats[::-1]
+    assert walk(b.chat.completions.list, model="gpt-4o")[0] == chats
+    assert b.chat.completions.list(model="gpt-4o-mini").data == []
+    # Vector stores newest first.
+    assert walk(b.vector_stores.list) == (stores[::-1], [True, False])
+    # A sees only its own, and B's ids are no cursor for A.
+    assert len(a.files.list().data) == 5 and not set(files) & {f.id for f in a.files.list()}
+    assert a.files.list(after=files[2]).data == []
+    assert len(a.chat.completions.list().data) == 5
+    assert [s.name for s in a.vector_stores.list()] == ["a's"]
+
+
+def test_an_object_gone_upstream_is_forgotten(
+    gateway: ServerThread, store: redis.Redis, simulator: ServerThread
+) -> None:
+    b = sdk(gateway, "b")
+    kept = b.files.create(file=("kept.txt", b"k"), purpose="assistants").id
+    gone = b.files.create(file=("gone.txt", b"g"), purpose="assistants").id
+    # Deleted around the gateway, with its upstream key.
+    from tests.conftest import SIM_KEY
+
+    upstream = openai.OpenAI(base_url=f"{simulator.url}/v1", api_key=SIM_KEY, max_retries=0)
+    upstream.files.delete(gone)
+    assert [f.id for f in b.files.list()] == [kept]
+    assert store.get(f"o1gw:owner:file:{gone}") is None
+    assert store.zrange("o1gw:owned:{t:b}:file", 0, -1) == [kept.encode()]
