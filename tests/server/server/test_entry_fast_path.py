@@ -24,12 +24,15 @@ def test_gateway_errors_keep_their_status_and_shape(gateway: ServerThread) -> No
 def test_other_methods_still_go_through_the_router(
     gateway: ServerThread, simulator: ServerThread
 ) -> None:
-    # GET on the chat path is not in the endpoint table: the router refuses it, and nothing
-    # goes upstream.
+    # PUT on the chat path is not in the endpoint table: the router refuses it, and nothing
+    # goes upstream. GET goes through the router to the team's stored completions.
     before = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
-    resp = httpx.get(f"{gateway.url}/v1/chat/completions", headers=AUTH)
+    resp = httpx.put(f"{gateway.url}/v1/chat/completions", headers=AUTH)
     assert resp.status_code == 404
-    assert resp.json()["error"]["message"].startswith("Invalid URL (GET /v1/chat/completions)")
+    assert resp.json()["error"]["message"].startswith("Invalid URL (PUT /v1/chat/completions)")
+    assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == before
+    listed = httpx.get(f"{gateway.url}/v1/chat/completions", headers=AUTH)
+    assert listed.status_code == 200 and listed.json()["data"] == []
     assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == before
 
 
