@@ -269,6 +269,9 @@ class UpstreamConfig:
     # Extra client header name prefixes forwarded upstream (beyond content-type, accept,
     # openai-beta, idempotency-key, user-agent and x-stainless-*).
     forward_header_prefixes: tuple[str, ...] = ()
+    # Chat and Responses calls carry a `safety_identifier` per team (a keyed hash, never the
+    # team's name) so OpenAI's abuse controls tell teams apart; the key of that hash.
+    safety_salt: str = "o1-gateway"
     pool_size: int = 1024
     connect_timeout_s: float = 10.0
     # o1 models think for minutes before the first byte (non-streamed: before the whole answer).

@@ -196,6 +196,13 @@ class ChatAttempt(ModelAttempt):
         upstream = self.config.upstream
         rewrite = adapted is not None or payload["model"] != upstream
         payload["model"] = upstream
+        given = payload.get("safety_identifier")
+        if given is not None:
+            rewrite = True
+        safety = gw.safety_identifier(
+            self.caller.team.name, given if isinstance(given, str) else None
+        )
+        payload["safety_identifier"] = safety
         strip_usage = False
         if stream and gw.config.admission.enabled:
             # Ask upstream for the usage chunk so the stream is charged exactly.
@@ -209,6 +216,9 @@ class ChatAttempt(ModelAttempt):
         self.payload = payload
         if rewrite:
             self.body = orjson.dumps(payload)
+        else:
+            # The client's bytes as they are, the team's identifier put in front.
+            self.body = b'{"safety_identifier":"' + safety.encode() + b'",' + self.body.lstrip()[1:]
         if adapted is not None:
             self.exchange.patches = adapted.patches
             gw.after_response(gw.metrics.count_patches, self.model, adapted.patches)

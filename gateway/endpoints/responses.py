@@ -280,6 +280,10 @@ class NativeAttempt(ModelAttempt):
                 self.exchange.patches = self.patches
                 gw.after_response(gw.metrics.count_patches, self.model, self.patches)
         payload["model"] = self.config.upstream
+        own = payload.get("safety_identifier")
+        payload["safety_identifier"] = gw.safety_identifier(
+            self.caller.team.name, own if isinstance(own, str) else None
+        )
         self.stream = payload.get("stream") is True
         self.body = orjson.dumps(payload)
 

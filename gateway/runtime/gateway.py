@@ -22,7 +22,7 @@ from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
-from gateway.teams.records import Team
+from gateway.teams.records import Team, safety_identifier
 from gateway.teams.store import TeamStore
 from gateway.upstream.contract import Upstream
 from gateway.upstream.dispatch import Dispatcher
@@ -65,6 +65,7 @@ class Gateway:
     # The event loop serving requests, kept once `start` ran (see `gateway.eventloop`).
     loop: asyncio.AbstractEventLoop | None = None
     plans: PlanShapes | None = None
+    safety_ids: dict[str, str] = field(default_factory=dict)
     # Hold ids only need to be unique: a random prefix per process and a counter, instead of
     # asking the kernel for random bytes on every request.
     hold_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -112,6 +113,17 @@ class Gateway:
             self.config.upstream.project,
             self.extra_forward_prefixes,
         )
+
+    def safety_identifier(self, team: str, given: str | None = None) -> str:
+        """The team's `safety_identifier` (made once per team), or a caller's own folded in."""
+        if given is not None:
+            return safety_identifier(self.config.upstream.safety_salt, team, given)
+        found = self.safety_ids.get(team)
+        if found is None:
+            found = self.safety_ids[team] = safety_identifier(
+                self.config.upstream.safety_salt, team
+            )
+        return found
 
     def new_hold_id(self) -> str:
         return f"{self.hold_prefix}{next(self.hold_counter):x}"

@@ -146,6 +146,9 @@ KNOWN_ARGUMENTS = frozenset(
         "functions",
         "store",
         "metadata",
+        # Later additions, accepted so a gateway of today can send them (2025).
+        "safety_identifier",
+        "prompt_cache_key",
     }
 )
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -255,3 +257,12 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[name] = merge_patch(result.get(name), value)
     return result
+
+
+def safety_identifier(salt: str, team: str, given: str | None = None) -> str:
+    """What tells a team apart upstream (OpenAI's `safety_identifier`): a keyed hash of the
+    team's name, never the name; a caller's own identifier (an end user of the team) is hashed
+    in, so end users stay apart within the team and teams stay apart from each other."""
+    message = team if given is None else f"{team}\x00{given}"
+    digest = hmac.new(salt.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return "o1gw-" + digest[:40]

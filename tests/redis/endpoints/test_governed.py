@@ -147,3 +147,29 @@ def test_a_client_leaving_a_whole_answer_is_charged_what_upstream_billed(
     while spend(store, "metered")[0] - start != expected:
         assert time.monotonic() < deadline, (spend(store, "metered")[0] - start, expected)
         time.sleep(0.1)
+
+
+def test_every_team_has_its_own_safety_identifier_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    def sent_identifier(team: str, **extra: str) -> str:
+        sdk(gateway, team).chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            **extra,  # type: ignore[arg-type]
+        )
+        body = httpx.get(f"{simulator.url}/_sim/requests").json()["data"][-1]["body"]
+        return str(body["safety_identifier"])
+
+    mine, again, theirs = (
+        sent_identifier("metered"),
+        sent_identifier("metered"),
+        sent_identifier("nickel"),
+    )
+    assert mine == again != theirs
+    assert "metered" not in mine and "nickel" not in theirs
+    # A caller's own identifier (an end user of the team) is folded in, never passed as is.
+    user = sent_identifier("metered", safety_identifier="user-42")
+    assert user not in (mine, "user-42") and user != sent_identifier(
+        "nickel", safety_identifier="user-42"
+    )

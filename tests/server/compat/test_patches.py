@@ -137,7 +137,14 @@ def test_gpt_4o_requests_pass_through_untouched(
     request = {"model": "gpt-4o", "messages": SYSTEM_AND_USER, "temperature": 0.2, "max_tokens": 50}
     raw = sdk(gateway).chat.completions.with_raw_response.create(**request)  # type: ignore[arg-type]
     assert "x-gateway-patched" not in raw.headers
-    assert last_upstream_body(simulator) == {**request, "model": "gpt-4o-2024-08-06"}
+    sent = last_upstream_body(simulator)
+    # Only the snapshot name and the team's identifier (never its name) are the gateway's.
+    assert sent == {
+        **request,
+        "model": "gpt-4o-2024-08-06",
+        "safety_identifier": sent["safety_identifier"],
+    }
+    assert sent["safety_identifier"].startswith("o1gw-") and "test" not in sent["safety_identifier"]
 
 
 def test_a_stale_capability_table_is_patched_after_one_refusal(

@@ -178,6 +178,12 @@ def test_models_are_the_configured_ones(gateway: ServerThread) -> None:
         "gpt-3.5-turbo-instruct",
         "omni-moderation-latest",
         "text-moderation-latest",
+        "dall-e-2",
+        "dall-e-3",
+        "gpt-image-1",
+        "tts-1",
+        "tts-1-hd",
+        "whisper-1",
     ]
     assert client.models.retrieve("o1-mini").id == "o1-mini"
     with pytest.raises(openai.NotFoundError) as info:
