@@ -159,10 +159,10 @@ async def own_list(
         status, headers, content = found
         return relayed(content, status, client_response_headers(headers))
     page = pages.listed(found[:limit], len(found) > limit)
-    return Response(
-        orjson.dumps(page), media_type="application/json",
-        headers={"x-request-id": new_request_id()},
-    )  # fmt: skip
+    own = {"x-request-id": new_request_id()}
+    if attempt.ticket is not None:
+        own.update(attempt.ticket.headers)
+    return Response(orjson.dumps(page), media_type="application/json", headers=own)
 
 
 async def _collect(

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from tests.conftest import GatewayFactory, ServerThread
+from tests.redis.admission.test_end_to_end import spend
 
 KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("a", "b")}
 HI: Any = [{"role": "user", "content": "Say hi."}]
@@ -210,3 +211,29 @@ def test_an_object_gone_upstream_is_forgotten(
     assert [f.id for f in b.files.list()] == [kept]
     assert store.get(f"o1gw:owner:file:{gone}") is None
     assert store.zrange("o1gw:owned:{t:b}:file", 0, -1) == [kept.encode()]
+
+
+def test_files_and_vector_stores_are_counted_never_charged(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    b = sdk(gateway, "b")
+    upload = b.files.with_raw_response.create(file=("n.txt", b"n"), purpose="assistants")
+    doc = upload.parse()
+    calls = [
+        upload,
+        b.files.with_raw_response.list(),
+        b.files.with_raw_response.retrieve(doc.id),
+        b.vector_stores.with_raw_response.create(name="n", file_ids=[doc.id]),
+        b.vector_stores.with_raw_response.list(),
+    ]
+    # Each was admitted against the team's request limits (and says what is left).
+    assert all(int(c.headers["x-ratelimit-remaining-requests"]) > 0 for c in calls)
+    assert spend(store, "b") == (0, 0)  # counted, never charged
+    chat = stored_chat(b)
+    read = b.chat.completions.with_raw_response.retrieve(chat)
+    assert "x-ratelimit-remaining-requests" not in read.headers  # reads are not even counted
+    charged = spend(store, "b")[0]
+    assert charged > 0  # the completion itself
+    b.chat.completions.list()
+    b.chat.completions.messages.list(chat)
+    assert spend(store, "b") == (charged, 0)

@@ -213,3 +213,12 @@ def test_a_responses_stream_without_event_lines_is_parsed_event_by_event() -> No
     meter.feed(bare)
     assert meter.response_id == "resp_1"
     assert meter.generated_usage(0) == Usage(12, 7, cached_tokens=4, reasoning_tokens=2)
+
+
+def test_a_meter_tells_the_completions_id_once() -> None:
+    told: list[tuple[str, int]] = []
+    meter = StreamMeter(on_id=lambda completion_id, created: told.append((completion_id, created)))
+    first = {"id": "chatcmpl-1", "created": 7, "model": "gpt-4o", "choices": []}
+    meter.feed(b"data: " + orjson.dumps(first) + b"\n\ndata: " + orjson.dumps(first) + b"\n\n")
+    meter.feed(b"data: " + orjson.dumps(first) + b"\n\n")
+    assert told == [("chatcmpl-1", 7)]
