@@ -433,9 +433,18 @@ def _spec() -> dict[str, Any]:
                 ),
             },
             "/admin/teams/{name}/usage": {
-                "parameters": [_TEAM_PARAM],
+                "parameters": [
+                    _TEAM_PARAM,
+                    {
+                        "name": "month",
+                        "in": "query",
+                        "required": False,
+                        "description": "A past month, YYYY-MM (default: this month).",
+                        "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
+                    },
+                ],
                 "get": _operation(
-                    "This month's spend, remaining budget and counts by model",
+                    "A month's spend, remaining budget and counts by model",
                     {"200": _answer("The usage.", _ref("Usage")), "404": not_found},
                     operationId="teamUsage",
                 ),
