@@ -23,6 +23,7 @@ the secret; only the 201 answer of key creation has it, in `key`.
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -133,10 +134,21 @@ async def delete_team(request: Request) -> Response:
 
 
 async def team_usage(request: Request) -> Response:
+    """This month's usage, or a past month's (`?month=YYYY-MM`)."""
     gw = gateway_of(request)
     team = await find_team(request)
-    usage = await gw.admission.usage(team.name, team_budget(gw.config, team), datetime.now(UTC))
+    when = datetime.now(UTC)
+    month = request.query_params.get("month")
+    if month is not None:
+        found = MONTH.fullmatch(month)
+        if found is None:
+            raise errors.invalid_setting("month: expected YYYY-MM, e.g. 2026-11")
+        when = datetime(int(found[1]), int(found[2]), 1, tzinfo=UTC)
+    usage = await gw.admission.usage(team.name, team_budget(gw.config, team), when)
     return json(usage)
+
+
+MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
 
 def check_budget(body: dict[str, Any]) -> None:

@@ -108,6 +108,12 @@ _TEAM_FIELDS: dict[str, Any] = {
         "type": "string",
         "description": "What `model: auto` means for this team; '' = the configured default.",
     },
+    "upstream_key_env": {
+        "type": "string",
+        "pattern": "^([A-Z_][A-Z0-9_]{0,127})?$",
+        "description": "The environment variable holding the team's own upstream key (its "
+        "own OpenAI project); '' = the gateway's key.",
+    },
 }
 
 _TEAM_CREATE = {
@@ -128,6 +134,7 @@ _TEAM_PATCH = {
         "limits": _nullable(_ref("LimitsPatch")),
         "strict": {"type": ["boolean", "null"]},
         "routing_policy": {"type": ["string", "null"]},
+        "upstream_key_env": {"type": ["string", "null"]},
     },
 }
 
@@ -142,6 +149,7 @@ _TEAM = {
         "models",
         "strict",
         "routing_policy",
+        "upstream_key_env",
         "created_at",
         "effective",
     ],
@@ -154,6 +162,7 @@ _TEAM = {
         "models": {"type": ["array", "null"], "items": {"type": "string"}},
         "strict": {"type": "boolean"},
         "routing_policy": {"type": "string"},
+        "upstream_key_env": {"type": "string"},
         "created_at": {"type": "integer", "description": "Unix seconds."},
         "effective": {
             "type": "object",
@@ -424,9 +433,18 @@ def _spec() -> dict[str, Any]:
                 ),
             },
             "/admin/teams/{name}/usage": {
-                "parameters": [_TEAM_PARAM],
+                "parameters": [
+                    _TEAM_PARAM,
+                    {
+                        "name": "month",
+                        "in": "query",
+                        "required": False,
+                        "description": "A past month, YYYY-MM (default: this month).",
+                        "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
+                    },
+                ],
                 "get": _operation(
-                    "This month's spend, remaining budget and counts by model",
+                    "A month's spend, remaining budget and counts by model",
                     {"200": _answer("The usage.", _ref("Usage")), "404": not_found},
                     operationId="teamUsage",
                 ),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
+import orjson
 
 COMMANDS = ("teams", "keys", "usage")
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -79,6 +80,8 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "usage", parents=[common], help="a team's spend this month, by model"
     )
     usage.add_argument("team")
+    usage.add_argument("--month", help="a past month, YYYY-MM (default: this month)")
+    usage.add_argument("--json", action="store_true", help="the admin API's JSON, as it is")
     usage.set_defaults(handler=team_usage)
 
 
@@ -334,7 +337,11 @@ def keys_table(keys: Sequence[dict[str, Any]]) -> str:
 
 
 def team_usage(client: httpx.Client, args: argparse.Namespace) -> int:
-    usage = call(client, "GET", f"/teams/{args.team}/usage")
+    query = f"?month={args.month}" if args.month else ""
+    usage = call(client, "GET", f"/teams/{args.team}/usage{query}")
+    if args.json:
+        print(orjson.dumps(usage, option=orjson.OPT_INDENT_2).decode())
+        return 0
     budget = usage.get("budget_usd")
     remaining = usage.get("remaining_usd")
     print(f"Team {usage.get('team', args.team)}, {usage.get('period', 'this period')}\n")

@@ -95,7 +95,7 @@ class Attempt:
         headers = self.upstream_headers
         if headers is None:
             headers = self.upstream_headers = self.gw.upstream_headers(
-                self.request.scope["headers"]
+                self.request.scope["headers"], self.caller.team
             )
         return headers
 
@@ -114,7 +114,7 @@ class Attempt:
         return await gw.dispatch.send(
             self.model, scope["method"], self.path, scope["query_string"], headers, body,
             deadline=None if timeout is None else self.exchange.started + timeout,
-            buffer=buffer, prepared=prepared,
+            buffer=buffer, prepared=prepared, api_key=gw.own_key(self.caller.team),
         )  # fmt: skip
 
     async def fetch(self, body: bytes, prepared: PreparedCall | None = None) -> Whole:
@@ -331,7 +331,7 @@ class EarlyCall:
         scope = attempt.request.scope
         self.call = attempt.gw.dispatch.prepare(
             attempt.model, scope["method"], attempt.path, scope["query_string"],
-            attempt.headers_for_upstream(), self.body,
+            attempt.headers_for_upstream(), self.body, attempt.gw.own_key(attempt.caller.team),
         )  # fmt: skip
         return self.call is not None
 

@@ -202,7 +202,7 @@ class ResponsesRequest(ChatRequest):
 
     async def read_upstream(self, path: str, query: bytes) -> dict[str, Any]:
         gw = self.gw
-        headers = gw.upstream_headers(self.request.scope["headers"])
+        headers = gw.upstream_headers(self.request.scope["headers"], self.caller.team)
         resp = await gw.upstream.send("GET", path, query, headers, b"")
         try:
             content = await resp.read()

@@ -26,6 +26,7 @@ from gateway.teams.records import Team, safety_identifier
 from gateway.teams.store import TeamStore
 from gateway.upstream.contract import Upstream
 from gateway.upstream.dispatch import Dispatcher
+from gateway.wire import errors
 from gateway.wire.headers import upstream_request_headers
 
 log = logging.getLogger("gateway")
@@ -66,6 +67,7 @@ class Gateway:
     loop: asyncio.AbstractEventLoop | None = None
     plans: PlanShapes | None = None
     safety_ids: dict[str, str] = field(default_factory=dict)
+    team_keys: dict[str, str] = field(default_factory=dict)
     # Hold ids only need to be unique: a random prefix per process and a counter, instead of
     # asking the kernel for random bytes on every request.
     hold_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -104,15 +106,24 @@ class Gateway:
             except Exception:  # one failure must not cost the rest their charge or log line
                 log.exception("after-response work failed: %r", callback)
 
-    def upstream_headers(self, client: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-        """Headers for an upstream call, from the client's raw ASGI headers."""
+    def upstream_headers(
+        self, client: Iterable[tuple[bytes, bytes]], team: Team | None = None
+    ) -> dict[str, str]:
+        """Headers for an upstream call, from the client's raw ASGI headers: with the team's
+        own upstream key if it has one, else the gateway's."""
+        own = self.own_key(team) if team is not None else None
         return upstream_request_headers(
             client,
-            self.upstream_key,
+            own or self.upstream_key,
             self.config.upstream.organization,
             self.config.upstream.project,
             self.extra_forward_prefixes,
         )
+
+    def own_key(self, team: Team) -> str | None:
+        """The team's own upstream key (`upstream_key_env`), or None: the gateway's."""
+        env = team.upstream_key_env
+        return self.team_upstream_key(env) if env else None
 
     def safety_identifier(self, team: str, given: str | None = None) -> str:
         """The team's `safety_identifier` (made once per team), or a caller's own folded in."""
@@ -124,6 +135,17 @@ class Gateway:
                 self.config.upstream.safety_salt, team
             )
         return found
+
+    def team_upstream_key(self, env: str) -> str:
+        """A team's own upstream key, from the environment variable its record names (read
+        once). A team whose key is missing is refused, never served with the gateway's key."""
+        key = self.team_keys.get(env)
+        if key is None:
+            key = os.environ.get(env, "")
+            if not key:
+                raise errors.team_upstream_key_missing(env)
+            self.team_keys[env] = key
+        return key
 
     def new_hold_id(self) -> str:
         return f"{self.hold_prefix}{next(self.hold_counter):x}"

@@ -41,6 +41,9 @@ class Team:
     # The routing policy `model: "auto"` means for this team ("" = the configured `auto`).
     routing_policy: str = ""
     created_at: int = 0
+    # The environment variable holding the team's own upstream key (its own OpenAI project):
+    # the strongest isolation, upstream keeps its objects apart too. "" = the gateway's key.
+    upstream_key_env: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,12 @@ TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 TEAMS_INDEX = "gw:teams"
 SECRET_PREFIX = "sk-gw-"
-TEAM_FIELDS = ("name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy")
+TEAM_FIELDS = (
+    "name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy",
+    "upstream_key_env",
+)  # fmt: skip
+# An environment variable's name: the key itself never enters config, Redis or the admin API.
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 FILE_KEY_FIELDS = ("name", "sha256", "key_env", "limits", "expires_at")
 # A flood of random keys must not grow a replica's memory without bound.
 MAX_CACHED = 100_000
@@ -140,6 +148,7 @@ def team_fields(team: Team) -> dict[str, Any]:
         "models": None if team.models is None else list(team.models),
         "strict": team.strict,
         "routing_policy": team.routing_policy,
+        "upstream_key_env": team.upstream_key_env,
         "created_at": team.created_at,
     }
 
@@ -215,9 +224,16 @@ def parse_team(raw: Any, path: str = "") -> Team:
         raise ConfigError(
             f"{at_path(path, 'routing_policy')}: expected the name of a routing policy"
         )
+    key_env = raw.get("upstream_key_env", "")
+    if not isinstance(key_env, str) or (key_env and not ENV_NAME.fullmatch(key_env)):
+        raise ConfigError(
+            f"{at_path(path, 'upstream_key_env')}: expected the name of an environment "
+            "variable (A-Z, 0-9, _) holding the team's upstream key"
+        )
     return Team(
         strict=strict,
         routing_policy=policy,
+        upstream_key_env=key_env,
         name=name,
         tier=tier,
         budget_usd=None

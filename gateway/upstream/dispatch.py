@@ -156,6 +156,7 @@ class Dispatcher:
         query: bytes,
         headers: dict[str, str],
         body: bytes,
+        api_key: str | None = None,
     ) -> PreparedCall | None:
         """`send`'s first try, ready to be written by `fire()` and taken by `send(prepared=)`;
         None when the chosen deployment has no idle connection at hand (or none is open)."""
@@ -167,7 +168,7 @@ class Dispatcher:
         target = targets[index]
         if target.preparing is None:
             return None
-        sent = {**headers, "authorization": f"Bearer {target.api_key}"}
+        sent = {**headers, "authorization": f"Bearer {api_key or target.api_key}"}
         request = target.preparing.prepare(method, path, query, sent, body)
         if request is None:
             return None
@@ -187,6 +188,7 @@ class Dispatcher:
         deadline: float | None = None,
         buffer: bool = False,
         prepared: PreparedCall | None = None,
+        api_key: str | None = None,
     ) -> UpstreamResponse:
         """One upstream call for `model`, retried on connection errors, timeouts, 429 and 5xx
         while tries and the caller's `deadline` (a `clock()` value) allow.
@@ -217,7 +219,8 @@ class Dispatcher:
                 if ready is not None:
                     resp = await ready.result()
                 else:
-                    sent = {**headers, "authorization": f"Bearer {target.api_key}"}
+                    # A team's own key (its own project) before the deployment's.
+                    sent = {**headers, "authorization": f"Bearer {api_key or target.api_key}"}
                     resp = await target.upstream.send(method, path, query, sent, body)
             except GatewayError as exc:
                 target.in_flight -= 1

@@ -68,6 +68,7 @@ insufficient_quota
 server_error
   500  internal_error                internal_error            a bug: the log has the traceback
   503  store_unavailable             store_unavailable         admin: Redis is unreachable
+  503  upstream_key_missing          team_upstream_key_missing a team's own upstream key is unset
   503  budget_store_unavailable      budget_store_unavailable  Redis down, budgets fail closed
   503  rate_limit_store_unavailable  rate_limits_unchecked     Redis down, rate limits fail closed
 upstream_error
@@ -603,6 +604,16 @@ def missing_admin_key() -> GatewayError:
 
 def invalid_admin_key() -> GatewayError:
     return GatewayError(401, "Incorrect admin key provided.", code="invalid_admin_key")
+
+
+def team_upstream_key_missing(env: str) -> GatewayError:
+    """The team calls upstream with its own key, which the environment does not have: it is
+    refused rather than served (and billed) on the gateway's shared key."""
+    return GatewayError(
+        503, f"The team's upstream key is not available (environment variable {env} is unset). "
+        "Ask the gateway's operator.", type_="server_error", code="upstream_key_missing",
+        headers={"x-should-retry": "false"},  # no retry sets an environment variable
+    )  # fmt: skip
 
 
 def store_unavailable(reason: str) -> GatewayError:

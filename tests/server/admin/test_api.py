@@ -241,3 +241,6 @@ def test_usage_reports_the_teams_budget(admin: httpx.Client) -> None:
     admin.patch("/teams/test", json={"budget_usd": 12})
     assert admin.get("/teams/test/usage").json()["budget_usd"] == 12.0
     assert admin.get("/teams/nobody/usage").status_code == 404
+    past = admin.get("/teams/test/usage", params={"month": "2025-02"}).json()
+    assert (past["period"], past["spent_micros"], past["models"]) == ("2025-02", 0, {})
+    assert admin.get("/teams/test/usage", params={"month": "2025-13"}).status_code == 400

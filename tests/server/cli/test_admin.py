@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
@@ -117,6 +118,8 @@ def test_usage_prints_the_budget_and_a_table(cli: Cli) -> None:
     assert out.startswith("Team test, ")
     assert re.search(r"budget\s+\$50,000\.00", out)
     assert re.search(r"remaining\s+\$", out)
+    code, out, _ = cli("usage", "test", "--month", "2025-02", "--json")
+    assert code == 0 and json.loads(out)["period"] == "2025-02"
 
 
 def test_api_errors_exit_1_with_the_message(cli: Cli) -> None:

@@ -114,6 +114,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "internal_error": errors.internal_error,
     "missing_admin_key": errors.missing_admin_key,
     "invalid_admin_key": errors.invalid_admin_key,
+    "team_upstream_key_missing": lambda: errors.team_upstream_key_missing("TEAM_A_OPENAI_KEY"),
     "store_unavailable": lambda: errors.store_unavailable("ConnectionError"),
     "admin_body_not_object": errors.admin_body_not_object,
     "invalid_setting": lambda: errors.invalid_setting("limits.rpm: expected an integer >= 1"),
