@@ -32,7 +32,9 @@ from gateway.server.entry import gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
-MAX_FILES_PAGE = 10_000
+# OpenAI pages files 10,000 at a time; a team's page here is read object by object from
+# upstream, so it is cut at 100 (clients follow `has_more` and `after` as for every list).
+MAX_FILES_PAGE = 100
 FILE = Kind(
     "file",
     "/files",
