@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -66,6 +67,7 @@ def admin_routes() -> list[BaseRoute]:
         Route("/teams/{name}/keys", create_key, methods=["POST"]),
         Route("/teams/{name}/usage", team_usage, methods=["GET"]),
         Route("/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/objects/{kind}/{object_id}", assign_object, methods=["POST"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
     return [Mount("/admin", app=AdminGuard(Router(routes=routes)))]
@@ -218,6 +220,41 @@ async def list_keys(request: Request) -> Response:
 async def revoke_key(request: Request) -> Response:
     key = await gateway_of(request).teams.revoke_key(request.path_params["key_id"])
     return json(key_view(request, key))
+
+
+# What an admin may hand to a team: objects upstream holds that the gateway did not make (made
+# before the gateway, or straight with the account's key), which otherwise belong to no team.
+ASSIGNABLE = ("file", "vector_store", "chat_completion", "response")
+
+
+async def assign_object(request: Request) -> Response:
+    """`POST /admin/objects/{kind}/{id}` `{"team": name}`: the object is that team's from now
+    on, and no longer another's (a response, whose records are kept per team, is added to the
+    team's)."""
+    gw = gateway_of(request)
+    kind, object_id = request.path_params["kind"], request.path_params["object_id"]
+    if kind not in ASSIGNABLE:
+        raise errors.invalid_setting(f"kind: expected one of {', '.join(ASSIGNABLE)}, got {kind!r}")
+    if len(object_id) > MAX_OBJECT_ID:
+        raise errors.invalid_setting(f"id: at most {MAX_OBJECT_ID} characters")
+    body = await json_body(request)
+    unknown = [field for field in body if field != "team"]
+    if unknown:
+        raise errors.unknown_key_field(unknown[0], ("team",))
+    name = body.get("team")
+    if not isinstance(name, str) or await gw.teams.get_team(name) is None:
+        raise errors.team_not_found(str(name))
+    if kind == "response":
+        await gw.responses.own_now(name, object_id)
+    else:
+        previous = await gw.owners.owner(kind, object_id)
+        if previous is not None and previous != name:
+            await gw.owners.forget(kind, previous, object_id)
+        await gw.owners.record(kind, name, object_id, time.time())
+    return json({"object": "owner", "kind": kind, "id": object_id, "team": name})
+
+
+MAX_OBJECT_ID = 128
 
 
 def key_view(request: Request, key: Key) -> dict[str, Any]:

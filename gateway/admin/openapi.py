@@ -457,6 +457,28 @@ def _spec() -> dict[str, Any]:
                     operationId="revokeKey",
                 ),
             },
+            "/admin/objects/{kind}/{object_id}": {
+                "parameters": [
+                    {
+                        "name": "kind",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"enum": ["file", "vector_store", "chat_completion", "response"]},
+                    },
+                    {
+                        "name": "object_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                    },
+                ],
+                "post": _operation(
+                    "Give an object upstream holds (one the gateway did not make) to a team",
+                    {"200": _answer("Its owner now.", _ref("Owner")), "404": not_found},
+                    _body("OwnerAssign"),
+                    operationId="assignObject",
+                ),
+            },
             "/admin/openapi.json": {
                 "get": _operation(
                     "This description",
@@ -490,6 +512,22 @@ def _spec() -> dict[str, Any]:
                 "Key": _KEY,
                 "KeyCreated": _KEY_CREATED,
                 "Usage": _USAGE,
+                "OwnerAssign": {
+                    "type": "object",
+                    "required": ["team"],
+                    "additionalProperties": False,
+                    "properties": {"team": {"type": "string"}},
+                },
+                "Owner": {
+                    "type": "object",
+                    "required": ["object", "kind", "id", "team"],
+                    "properties": {
+                        "object": {"const": "owner"},
+                        "kind": {"type": "string"},
+                        "id": {"type": "string"},
+                        "team": {"type": "string"},
+                    },
+                },
             },
             "responses": {
                 "BadRequest": _answer("Invalid body; `param` names the field.", _ref("Error")),

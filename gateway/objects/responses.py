@@ -90,6 +90,10 @@ class ResponseStore:
         if not write.cancelled() and write.exception() is not None:
             log.error("cannot record the owner of %s: %r", key, write.exception())
 
+    async def own_now(self, team: str, response_id: str) -> None:
+        """`own`, waited for (an admin's assignment answers once it is written)."""
+        await self._set(_key(team, response_id), _dump(StoredResponse(native=True)))
+
     async def get(self, team: str, response_id: str) -> StoredResponse | None:
         key = _key(team, response_id)
         writing = self._writing.get(key)

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
+from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread
 
 ADMIN_KEY = "adm-0123456789"
 
@@ -244,3 +244,29 @@ def test_usage_reports_the_teams_budget(admin: httpx.Client) -> None:
     past = admin.get("/teams/test/usage", params={"month": "2025-02"}).json()
     assert (past["period"], past["spent_micros"], past["models"]) == ("2025-02", 0, {})
     assert admin.get("/teams/test/usage", params={"month": "2025-13"}).status_code == 400
+
+
+def test_an_object_the_gateway_did_not_make_is_nobodys_until_assigned(
+    admin: httpx.Client, gateway: ServerThread, simulator: ServerThread
+) -> None:
+    # Made straight with the account's key: no team owns it.
+    made = httpx.post(
+        f"{simulator.url}/v1/files",
+        headers={"Authorization": f"Bearer {SIM_KEY}"},
+        files={"file": ("old.jsonl", b'{"a": 1}\n')},
+        data={"purpose": "batch"},
+    ).json()
+    team = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    assert httpx.get(f"{gateway.url}/v1/files/{made['id']}", headers=team).status_code == 404
+    assigned = admin.post(f"/objects/file/{made['id']}", json={"team": "test"})
+    assert assigned.status_code == 200
+    assert assigned.json() == {"object": "owner", "kind": "file", "id": made["id"], "team": "test"}
+    found = httpx.get(f"{gateway.url}/v1/files/{made['id']}", headers=team)
+    assert found.status_code == 200 and found.json()["id"] == made["id"]
+    listed = httpx.get(f"{gateway.url}/v1/files", headers=team).json()
+    assert made["id"] in [f["id"] for f in listed["data"]]
+    assert admin.post(f"/objects/batch/{made['id']}", json={"team": "test"}).status_code == 400
+    assert admin.post(f"/objects/file/{made['id']}", json={"team": "nobody"}).status_code == 404
+    assert (
+        admin.post(f"/objects/file/{made['id']}", json={"team": "test", "x": 1}).status_code == 400
+    )
