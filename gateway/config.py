@@ -228,6 +228,17 @@ class PassthroughConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchesConfig:
+    """Batches: held at creation (each line's worst case, at half price) for as long as they
+    may run, and settled when they end, from their output file."""
+
+    # How often the gateway asks upstream about the batches it follows.
+    poll_s: float = 60.0
+    # How long a batch's hold lives: its 24 h completion window and a margin.
+    hold_s: float = 26 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class ResponsesConfig:
     """The Responses API: what the gateway keeps of the responses it serves."""
 
@@ -327,6 +338,7 @@ class Config:
     compat: CompatConfig = field(default_factory=CompatConfig)
     responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     passthrough: PassthroughConfig = field(default_factory=PassthroughConfig)
+    batches: BatchesConfig = field(default_factory=BatchesConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     tiers: dict[str, TierConfig] = field(default_factory=dict)

@@ -52,6 +52,9 @@ class Plan:
     budget: int | None  # micro-dollars for the month; None = unlimited
     reserve: int  # micro-dollars held until settled
     est_tokens: int
+    # How long the hold lives unsettled (None: admission.hold_ttl_s); a batch's lives as long
+    # as its completion window.
+    hold_ttl_s: float | None = None
 
     @property
     def token_buckets(self) -> tuple[Bucket, ...]:

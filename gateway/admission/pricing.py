@@ -204,3 +204,40 @@ def audio_cost(model: ModelConfig, answer: Any) -> int | None:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         return None
     return -(-int(seconds * 1000) * model.minute_price // (MINUTE_S * 1000))
+
+
+# -- batches: each line at half price --------------------------------------------------------------
+
+BATCH_DIVISOR = 2 * PER_TOKENS
+
+
+def batch_line_cost(price: Price, usage: Usage) -> int:
+    """One batch line's cost: the line at half price, rounded up once (as upstream bills it)."""
+    cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
+    numerator = (
+        (usage.prompt_tokens - cached) * price.input
+        + cached * price.cached_input
+        + usage.completion_tokens * price.output
+    )
+    return -(-numerator // BATCH_DIVISOR)
+
+
+def batch_line_worst(
+    endpoint: str, body: dict[str, Any], model: ModelConfig
+) -> tuple[int, int] | None:
+    """(prompt, completion tokens) the most one batch line can use, by its endpoint's rule;
+    None for an endpoint the gateway does not batch."""
+    if endpoint == "/v1/chat/completions":
+        messages = body.get("messages")
+        prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
+        prompt += chat_extra_prompt(body)
+        requested = requested_completion(body)
+        cap = min(requested or model.max_output, model.max_output)
+        return prompt, cap * choices(body)
+    if endpoint == "/v1/embeddings":
+        return input_tokens(body.get("input")), 0
+    if endpoint == "/v1/completions":
+        return completions_worst_case(body, model.max_output)
+    if endpoint == "/v1/moderations":
+        return 0, 0
+    return None

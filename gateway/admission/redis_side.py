@@ -126,7 +126,7 @@ class Admission:
             "admit",
             plan.hold_id,
             "",
-            int(self._config.hold_ttl_s * 1000),
+            int((plan.hold_ttl_s or self._config.hold_ttl_s) * 1000),
             len(plan.buckets),
             len(plan.weekly),
             plan.budget if plan.budget is not None else -1,

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.config import AllowedPath
-from gateway.endpoints import chat_stored, files, models, responses_stored, vector_stores
+from gateway.endpoints import batches, chat_stored, files, models, responses_stored, vector_stores
 from gateway.endpoints.chat import chat_completions
 from gateway.endpoints.governed import Cost, Governed, governed
 from gateway.endpoints.passthrough import allowed_passthrough
@@ -156,6 +156,19 @@ TABLE: tuple[Endpoint, ...] = (
     Endpoint(
         "DELETE", "/v1/vector_stores/{vector_store_id}", vector_stores.delete, "-",
         "free: counted against request limits", "the team's own only",
+    ),
+    Endpoint(
+        "POST", "/v1/batches", batches.create, "each line of the input file",
+        "every line's worst case at half price, held while the batch may run; settled from "
+        "its output file when it ends", "the batch and its input/output files: the team's",
+    ),
+    Endpoint("GET", "/v1/batches", batches.list_batches, "-", "counted", "the team's own"),
+    Endpoint(
+        "GET", "/v1/batches/{batch_id}", batches.retrieve, "-", "counted", "the team's own only"
+    ),
+    Endpoint(
+        "POST", "/v1/batches/{batch_id}/cancel", batches.cancel, "-", "counted",
+        "the team's own only",
     ),
     Endpoint("GET", "/v1/models", models.list_models, "-", "never charged", "-"),
     Endpoint("GET", "/v1/models/{model:path}", models.get_model, "path", "never charged", "-"),

@@ -22,6 +22,7 @@ from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
+from gateway.runtime.batch_follower import BatchFollower
 from gateway.teams.records import Team, safety_identifier
 from gateway.teams.store import TeamStore
 from gateway.upstream.contract import Upstream
@@ -68,6 +69,8 @@ class Gateway:
     plans: PlanShapes | None = None
     safety_ids: dict[str, str] = field(default_factory=dict)
     team_keys: dict[str, str] = field(default_factory=dict)
+    # Follows open batches to charge them when they end (made in `start`).
+    batches: BatchFollower | None = None
     # Hold ids only need to be unique: a random prefix per process and a counter, instead of
     # asking the kernel for random bytes on every request.
     hold_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -120,6 +123,17 @@ class Gateway:
             self.extra_forward_prefixes,
         )
 
+    def key_headers(self, key_env: str) -> dict[str, str]:
+        """Headers for a call the gateway makes itself on a team's behalf (no client's
+        request behind it): the team's own key if it names one."""
+        return upstream_request_headers(
+            (),
+            self.team_upstream_key(key_env) if key_env else self.upstream_key,
+            self.config.upstream.organization,
+            self.config.upstream.project,
+            self.extra_forward_prefixes,
+        )
+
     def own_key(self, team: Team) -> str | None:
         """The team's own upstream key (`upstream_key_env`), or None: the gateway's."""
         env = team.upstream_key_env
@@ -161,6 +175,11 @@ class Gateway:
         loop = self.loop = asyncio.get_running_loop()
         if self.access_log is not None:
             self.background.add(loop.create_task(self.access_log.run()))
+        self.batches = BatchFollower(
+            self.redis, self.upstream, self.admission, self.owners, self.models,
+            self.key_headers, self.config.batches.poll_s,
+        )  # fmt: skip
+        self.background.add(loop.create_task(self.batches.run()))
         try:
             await self._load_teams()
         except (RedisError, OSError) as exc:

@@ -25,6 +25,7 @@ invalid_request_error
   400  unsupported_value             tool_unsupported          a hosted tool the model lacks
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
+  400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
   400  -                             not_background_response   cancel: a response not in background
   400  unsupported_parameter         background_unsupported    background, on a translated model
   401  missing_api_key               missing_key               no API key
@@ -34,6 +35,7 @@ invalid_request_error
   404  -                             response_not_found        no such response of the team's
   404  -                             file_not_found            no such file of the team's
   404  -                             vector_store_not_found    no such vector store of the team's
+  404  -                             batch_not_found           no such batch of the team's
   404  -                             chat_completion_not_found  no such stored chat completion of the team's
   404  unknown_url                   invalid_url               no such path
   404  unknown_url                   not_served                an OpenAI path the gateway keeps shut
@@ -390,6 +392,18 @@ def background_unsupported(model: str) -> GatewayError:
 def file_not_found(file_id: str) -> GatewayError:
     """Upstream's own 404 for an unknown file id."""
     return GatewayError(404, f"No such File object: {file_id}", param="id")
+
+
+def batch_not_found(batch_id: str) -> GatewayError:
+    return GatewayError(404, f"No such Batch object: {batch_id}", param="id")
+
+
+def batch_line_invalid(line: int, why: str) -> GatewayError:
+    """A batch input line the gateway cannot hold a worst case for."""
+    return GatewayError(
+        400, f"Line {line} of the batch's input file cannot be accepted: {why}.",
+        param="input_file_id", code="invalid_batch_line",
+    )  # fmt: skip
 
 
 def vector_store_not_found(store_id: str) -> GatewayError:

@@ -97,6 +97,8 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "response_not_found": lambda: errors.response_not_found("resp_abc"),
     "file_not_found": lambda: errors.file_not_found("file-abc"),
     "vector_store_not_found": lambda: errors.vector_store_not_found("vs_abc"),
+    "batch_not_found": lambda: errors.batch_not_found("batch_abc"),
+    "batch_line_invalid": lambda: errors.batch_line_invalid(3, "it is not JSON"),
     "chat_completion_not_found": lambda: errors.chat_completion_not_found("chatcmpl-abc"),
     "previous_response_not_found": lambda: errors.previous_response_not_found("resp_abc"),
     "not_background_response": errors.not_background_response,

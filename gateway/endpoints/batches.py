@@ -1,0 +1,148 @@
+"""Batches, each the team's own, held at creation and charged when they end.
+
+Creating one reads its input file (the team's own) and checks every line as its endpoint
+would: the model in the team's tier and allowlist and priced. It holds every line's worst case
+at half price (upstream's batch price) for as long as the batch may run; the gateway follows
+the batch (`runtime.batch_follower`) and settles it from its output file when it ends. Reading,
+listing and cancelling are the team's own batches only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.admission.plan import model_allowed
+from gateway.admission.pricing import PER_TOKENS, batch_line_worst
+from gateway.endpoints.attempt import Attempt
+from gateway.endpoints.files import FILE
+from gateway.endpoints.owned import Kind, check_owned, created, forward_owned, made_now, own_list
+from gateway.runtime.gateway import Gateway
+from gateway.server.body import parse_json_object, read_body
+from gateway.server.caller import Caller, identify
+from gateway.server.entry import exchange_of, gateway_of
+from gateway.wire import errors
+from gateway.wire.errors import GatewayError
+
+BATCH = Kind("batch", "/batches", errors.batch_not_found)
+# The endpoints whose lines the gateway can price; others are refused.
+BATCHED = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/moderations")
+
+
+async def create(request: Request) -> Response:
+    gw = gateway_of(request)
+    caller = await identify(gw, request)
+    body = await read_body(request, gw.config.server.max_body_bytes)
+    payload = parse_json_object(request, body)
+    input_file, endpoint = payload.get("input_file_id"), payload.get("endpoint")
+    if not isinstance(input_file, str):
+        raise errors.missing_parameter("input_file_id")
+    if endpoint not in BATCHED:
+        raise errors.invalid_value("endpoint", str(endpoint), BATCHED)
+    await check_owned(gw, caller, FILE, input_file)
+    lines = await _input_lines(gw, request, caller, input_file)
+    reserve, model = _worst_case(gw, caller, str(endpoint), lines)
+    attempt = BatchAttempt(gw, request, exchange_of(request.scope), caller, BATCH.upstream, None)
+    exchange = exchange_of(request.scope)
+    exchange.model = exchange.routed_model = model
+    try:
+        if gw.config.admission.enabled:
+            shape = gw.plan_shapes().get(caller.team, caller.key, model, counts_tokens=False)
+            plan = dataclasses.replace(
+                shape.plan(gw.new_hold_id(), est_tokens=0, reserve=reserve),
+                hold_ttl_s=gw.config.batches.hold_s,
+            )
+            await attempt.admit(plan, None, 0)
+        response = await attempt.forward(body, stream=False)
+    except GatewayError as exc:
+        attempt.failed(exc)
+        raise
+    answer = created(response)
+    if answer is not None:
+        await gw.owners.record(BATCH.name, caller.team.name, answer["id"], made_now())
+        ticket = attempt.ticket
+        if ticket is not None and gw.batches is not None:
+            await gw.batches.follow(
+                answer["id"], caller.team.name, caller.team.upstream_key_env, ticket.plan
+            )
+    return response
+
+
+class BatchAttempt(Attempt):
+    """A batch's creation: its hold is settled when the batch ends, not when it is created."""
+
+    __slots__ = ()
+
+    def settle(self, status: int, content: bytes) -> None:
+        if status >= 400 and self.ticket is not None:
+            self.ticket.release()
+
+
+async def _input_lines(
+    gw: Gateway, request: Request, caller: Caller, file_id: str
+) -> list[dict[str, Any]]:
+    headers = gw.upstream_headers(request.scope["headers"], caller.team)
+    resp = await gw.upstream.send("GET", f"/files/{file_id}/content", b"", headers, b"")
+    try:
+        content = await resp.read()
+    finally:
+        await resp.close()
+    if resp.status != 200:
+        raise errors.file_not_found(file_id)
+    lines: list[dict[str, Any]] = []
+    for number, raw in enumerate(content.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise errors.batch_line_invalid(number, "it is not JSON") from None
+        if not isinstance(line, dict) or not isinstance(line.get("body"), dict):
+            raise errors.batch_line_invalid(number, "it has no request body")
+        lines.append(line)
+    return lines
+
+
+def _worst_case(
+    gw: Gateway, caller: Caller, endpoint: str, lines: list[dict[str, Any]]
+) -> tuple[int, str]:
+    """Every line's worst case at half price, and the model of the first line: each line's
+    model must be one the team may use, priced."""
+    reserve, first = 0, ""
+    for number, line in enumerate(lines, start=1):
+        if line.get("url") != endpoint:
+            raise errors.batch_line_invalid(number, f"its url is not the batch's {endpoint}")
+        body: dict[str, Any] = line["body"]
+        default = "omni-moderation-latest" if endpoint == "/v1/moderations" else None
+        name = body.get("model", default)
+        found = gw.models.get(name) if isinstance(name, str) else None
+        if found is None or not model_allowed(gw.config, caller.team, found[0]):
+            raise errors.model_not_found(str(name))
+        label, model = found
+        if endpoint != "/v1/moderations" and not model.priced:
+            raise errors.model_not_found(str(name))
+        worst = batch_line_worst(endpoint, body, model)
+        if worst is None:
+            raise errors.invalid_value("endpoint", endpoint, BATCHED)
+        prompt, completion = worst
+        numerator = prompt * model.price.input + completion * model.price.output
+        reserve += -(-numerator // (2 * PER_TOKENS))
+        first = first or label
+    return reserve, first
+
+
+async def list_batches(request: Request) -> Response:
+    return await own_list(request, BATCH, count=True)
+
+
+async def retrieve(request: Request) -> Response:
+    return await forward_owned(request, BATCH, request.path_params["batch_id"], count=True)
+
+
+async def cancel(request: Request) -> Response:
+    batch_id = request.path_params["batch_id"]
+    return await forward_owned(request, BATCH, batch_id, "/cancel", count=True)

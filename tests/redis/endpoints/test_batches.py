@@ -1,0 +1,139 @@
+"""Batches governed end to end on a real redis-server: held at creation, followed by the
+gateway and charged from their output file when they end, exactly what upstream bills (half
+price, per line); each team's own; refused when a line's model is not the team's or the budget
+cannot hold every line's worst case."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+import redis
+
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
+from tests.redis.admission.test_end_to_end import spend
+
+KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("payer", "other", "poor", "small")}
+
+
+def teams_yaml() -> str:
+    def key(name: str) -> str:
+        digest = hashlib.sha256(KEYS[name].encode()).hexdigest()
+        return f"    keys: [{{name: k, sha256: {digest}}}]\n"
+
+    return (
+        "teams:\n"
+        "  - name: payer\n    tier: tier-5\n" + key("payer")
+        + "  - name: other\n    tier: tier-5\n" + key("other")
+        + "  - name: poor\n    tier: tier-5\n    budget_usd: 0.01\n" + key("poor")
+        + "  - name: small\n    tier: free\n" + key("small")
+    )  # fmt: skip
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml())
+    return start_gateway(
+        redis={"url": redis_server},
+        admission={"teams_file": str(path)},
+        upstream={"forward_header_prefixes": ("x-sim-",)},
+        batches={"poll_s": 0.2},
+    )
+
+
+@pytest.fixture
+def store(redis_server: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server)
+
+
+def sdk(server: ServerThread, team: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
+
+
+def billed(simulator: ServerThread) -> int:
+    bill = httpx.get(f"{simulator.url}/_sim/bill").json()
+    return int(bill["by_key"].get(SIM_KEY, {}).get("total_micros", 0))
+
+
+def input_file(client: openai.OpenAI, model: str = "gpt-4o-mini", lines: int = 3) -> str:
+    rows = [
+        {
+            "custom_id": f"r{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": model,
+                "messages": [{"role": "user", "content": f"Question {i}?"}],
+                "max_tokens": 200,
+            },
+        }
+        for i in range(lines)
+    ]
+    data = b"\n".join(orjson.dumps(row) for row in rows)
+    return client.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch").id
+
+
+def create(client: openai.OpenAI, file_id: str, **extra: Any) -> Any:
+    return client.batches.create(
+        input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h",
+        extra_headers={"x-sim-batch": "complete"}, **extra,
+    )  # fmt: skip
+
+
+def test_a_batch_is_charged_what_upstream_bills_once_it_ends(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    client = sdk(gateway, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    batch = create(client, file_id)
+    deadline = time.monotonic() + 10
+    while spend(store, "payer") != (billed(simulator), 0) or billed(simulator) == 0:
+        assert time.monotonic() < deadline, (spend(store, "payer"), billed(simulator))
+        time.sleep(0.1)
+    done = client.batches.retrieve(batch.id)
+    assert done.status == "completed" and done.output_file_id
+    # Its output file is the team's now.
+    lines = client.files.content(done.output_file_id).read().splitlines()
+    assert len(lines) == 3
+    assert [b.id for b in client.batches.list().data] == [batch.id]
+
+
+def test_another_team_reaches_neither_the_batch_nor_its_files(gateway: ServerThread) -> None:
+    mine = sdk(gateway, "payer")
+    file_id = input_file(mine)
+    batch = create(mine, file_id)
+    theirs = sdk(gateway, "other")
+    with pytest.raises(openai.NotFoundError):
+        theirs.batches.retrieve(batch.id)
+    with pytest.raises(openai.NotFoundError):
+        theirs.batches.cancel(batch.id)
+    assert theirs.batches.list().data == []
+    with pytest.raises(openai.NotFoundError):
+        create(theirs, file_id)  # someone else's input file
+
+
+def test_a_batch_is_refused_when_its_lines_cannot_be_held(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    poor = sdk(gateway, "poor")
+    # 50 lines of up to 200 tokens of o1-preview ($60/1M, half price): about $0.30 > $0.01.
+    file_id = input_file(poor, model="o1-preview", lines=50)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    with pytest.raises(openai.RateLimitError) as info:
+        create(poor, file_id)
+    assert info.value.code == "insufficient_quota"
+    small = sdk(gateway, "small")
+    with pytest.raises(openai.NotFoundError) as missing:
+        create(small, input_file(small, model="o1-preview"))
+    assert missing.value.code == "model_not_found"
+    assert billed(simulator) == 0
+    assert spend(store, "poor") == (0, 0)
