@@ -73,7 +73,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "body_too_large": lambda: errors.body_too_large(1024),
     "headers_too_large": lambda: errors.headers_too_large(70_000, 65_536),
     "invalid_url": lambda: errors.invalid_url("GET", "/v2/nothing"),
-    "not_served": lambda: errors.not_served("POST", "/v1/batches"),
+    "not_served": lambda: errors.not_served("POST", "/v1/fine_tuning/jobs"),
     "method_not_allowed": lambda: errors.method_not_allowed("PUT", "/v1/models"),
     "http_error": lambda: errors.http_error(400, "Bad Request"),
     "client_closed": errors.client_closed,
