@@ -18,13 +18,17 @@ PER_TOKENS = 1_000_000
 
 
 def cost_micros(price: Price, usage: Usage) -> int:
+    return -(-_numerator(price, usage) // PER_TOKENS)
+
+
+def _numerator(price: Price, usage: Usage) -> int:
+    """Micro-dollars per 1M tokens times tokens: the cost before its one division."""
     cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
-    numerator = (
+    return (
         (usage.prompt_tokens - cached) * price.input
         + cached * price.cached_input
         + usage.completion_tokens * price.output
     )
-    return -(-numerator // PER_TOKENS)
 
 
 def worst_case_micros(price: Price, prompt_tokens: int, completion_cap: int) -> int:
@@ -213,13 +217,7 @@ BATCH_DIVISOR = 2 * PER_TOKENS
 
 def batch_line_cost(price: Price, usage: Usage) -> int:
     """One batch line's cost: the line at half price, rounded up once (as upstream bills it)."""
-    cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
-    numerator = (
-        (usage.prompt_tokens - cached) * price.input
-        + cached * price.cached_input
-        + usage.completion_tokens * price.output
-    )
-    return -(-numerator // BATCH_DIVISOR)
+    return -(-_numerator(price, usage) // BATCH_DIVISOR)
 
 
 def batch_line_worst(

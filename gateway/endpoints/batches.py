@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed
-from gateway.admission.pricing import PER_TOKENS, batch_line_worst
+from gateway.admission.pricing import batch_line_cost, batch_line_worst
 from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.files import FILE
 from gateway.endpoints.owned import Kind, check_owned, created, forward_owned, made_now, own_list
@@ -27,6 +27,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
+from gateway.wire.usage import Usage
 
 BATCH = Kind("batch", "/batches", errors.batch_not_found)
 # The endpoints whose lines the gateway can price; others are refused.
@@ -129,8 +130,7 @@ def _worst_case(
         if worst is None:
             raise errors.invalid_value("endpoint", endpoint, BATCHED)
         prompt, completion = worst
-        numerator = prompt * model.price.input + completion * model.price.output
-        reserve += -(-numerator // (2 * PER_TOKENS))
+        reserve += batch_line_cost(model.price, Usage(prompt, completion))
         first = first or label
     return reserve, first
 

@@ -85,3 +85,21 @@ def test_every_candidate_of_a_legacy_completion_is_in_its_worst_case() -> None:
     assert completions_worst_case({"prompt": "hi"}, 4096) == (1, 16)  # OpenAI's default
     assert completions_worst_case({"prompt": "hi", "max_tokens": 10**6}, 4096) == (1, 4096)
     assert choices({"n": 128}) == 128 and choices({}) == 1 and choices({"n": True}) == 1
+
+
+def test_a_batch_line_costs_half_rounded_up_once() -> None:
+    from gateway.admission.pricing import batch_line_cost, batch_line_worst
+    from gateway.config import ModelConfig
+
+    price = Price(input=150_000, cached_input=75_000, output=600_000)  # gpt-4o-mini
+    usage = Usage(prompt_tokens=11, completion_tokens=33)
+    # (11 x 0.15 + 33 x 0.60) / 2 = 10.725 micro-dollars: 11, where full price is 22.
+    assert batch_line_cost(price, usage) == 11
+    assert cost_micros(price, usage) == 22
+    model = ModelConfig(upstream="gpt-4o-mini", price=price, max_output=16_384)
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100, "n": 2}
+    prompt, completion = batch_line_worst("/v1/chat/completions", chat, model) or (0, 0)
+    assert completion == 200 and prompt > 0
+    assert batch_line_worst("/v1/embeddings", {"input": "hello world"}, model) == (2, 0)
+    assert batch_line_worst("/v1/moderations", {"input": "x"}, model) == (0, 0)
+    assert batch_line_worst("/v1/images/generations", {}, model) is None
