@@ -5,6 +5,7 @@ cannot hold every line's worst case."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import time
@@ -135,5 +136,30 @@ def test_a_batch_is_refused_when_its_lines_cannot_be_held(
     with pytest.raises(openai.NotFoundError) as missing:
         create(small, input_file(small, model="o1-preview"))
     assert missing.value.code == "model_not_found"
+    assert billed(simulator) == 0
+    assert spend(store, "poor") == (0, 0)
+
+
+def test_concurrent_batches_never_pass_a_budget_smaller_than_one_worst_case(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    file_id = input_file(sdk(gateway, "poor"), model="gpt-4o", lines=20)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+
+    async def fire() -> list[httpx.Response]:
+        body = {
+            "input_file_id": file_id, "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        }  # fmt: skip
+        auth = {"Authorization": f"Bearer {KEYS['poor']}", "x-sim-batch": "complete"}
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as c:
+            calls = [
+                c.post(f"{gateway.url}/v1/batches", json=body, headers=auth) for _ in range(100)
+            ]
+            return list(await asyncio.gather(*calls))
+
+    # 20 lines of up to 200 gpt-4o tokens at half price hold about $0.02: more than is left.
+    answers = asyncio.run(fire())
+    assert {a.status_code for a in answers} == {429}
     assert billed(simulator) == 0
     assert spend(store, "poor") == (0, 0)
