@@ -96,6 +96,11 @@ def _team_options(parser: argparse.ArgumentParser, update: bool) -> None:
         "--routing-policy",
         help="the routing policy `model: auto` means for this team ('auto' = the default)",
     )
+    parser.add_argument(
+        "--upstream-key-env",
+        help="the environment variable holding the team's own upstream key ('' = the "
+        "gateway's key)",
+    )
 
 
 def _int_or_tier(value: str) -> int | str:
@@ -164,8 +169,8 @@ def teams_update(client: httpx.Client, args: argparse.Namespace) -> int:
         patch["tier"] = args.tier
     if not patch:
         raise ApiError(
-            "nothing to update: give --tier, --budget-usd, --rpm, --tpm, --models, --profile "
-            "or --routing-policy"
+            "nothing to update: give --tier, --budget-usd, --rpm, --tpm, --models, --profile, "
+            "--routing-policy or --upstream-key-env"
         )
     team = call(client, "PATCH", f"/teams/{args.name}", patch)
     print(f"Updated team {team['name']}.\n")
@@ -189,6 +194,8 @@ def _team_patch(args: argparse.Namespace) -> dict[str, Any]:
         patch["routing_policy"] = (
             None if args.routing_policy in ("", "auto") else args.routing_policy
         )
+    if args.upstream_key_env is not None:
+        patch["upstream_key_env"] = args.upstream_key_env or None
     limits = {
         name: None if value == TIER else value
         for name, value in (
@@ -248,6 +255,10 @@ def describe_team(team: dict[str, Any]) -> str:
         ["limits", describe_limits(effective["limits"]) + (f"  (own: {own})" if own else "")],
         ["models", ", ".join(effective["models"]) or "(none)"],
         ["routing", f"model auto -> policy {team.get('routing_policy') or 'auto'}"],
+        [
+            "upstream key",
+            f"${team['upstream_key_env']}" if team.get("upstream_key_env") else "the gateway's",
+        ],
         ["created", when(team.get("created_at"))],
     ]
     return table([], rows)

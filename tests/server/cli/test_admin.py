@@ -76,6 +76,14 @@ def test_teams_create_list_show_update_delete(cli: Cli) -> None:
 
     code, out, _ = cli("teams", "show", "web")
     assert code == 0 and "tier-2" in out and "No keys." in out
+    assert re.search(r"upstream key\s+the gateway's", out)
+
+    code, out, _ = cli("teams", "update", "web", "--upstream-key-env", "WEB_OPENAI_KEY")
+    assert code == 0 and re.search(r"upstream key\s+\$WEB_OPENAI_KEY", out)
+    code, _, err = cli("teams", "update", "web", "--upstream-key-env", "sk-not-a-name")
+    assert code == 1 and "upstream_key_env" in err
+    code, out, _ = cli("teams", "update", "web", "--upstream-key-env", "")
+    assert code == 0 and re.search(r"upstream key\s+the gateway's", out)
 
     code, out, _ = cli("teams", "delete", "web")
     assert (code, out.strip()) == (0, "Deleted team web and its keys.")
