@@ -14,6 +14,7 @@ request's record: the record only observes.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 
 import orjson
@@ -236,7 +237,7 @@ class Attempt:
             ticket.settle(usage)
 
 
-class ModelAttempt(Attempt):
+class ModelAttempt(Attempt, ABC):
     """A try at one configured model, in its phases: `patch` the request for what the model
     lacks, hold its worst case (when admission is on), `answer`. Whatever fails frees the hold;
     an early call the admission made ready but nothing took is aborted."""
@@ -275,14 +276,17 @@ class ModelAttempt(Attempt):
             if early is not None and early.call is not None:
                 early.call.cancel()  # refused or failed before the call took it
 
+    @abstractmethod
     def patch(self) -> None:
-        raise NotImplementedError
+        """Make `body` (and `stream`) what the model's upstream takes."""
 
+    @abstractmethod
     async def hold(self) -> None:
-        raise NotImplementedError
+        """Hold the worst case (`hold_worst_case`)."""
 
+    @abstractmethod
     async def answer(self) -> Response:
-        raise NotImplementedError
+        """Call, relay and settle."""
 
     async def hold_worst_case(
         self, prompt: int, requested: int | None, early: bool, copies: int = 1

@@ -19,8 +19,17 @@ from starlette.responses import Response
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import batch_line_cost, batch_line_worst
 from gateway.endpoints.attempt import Attempt
-from gateway.endpoints.files import FILE
-from gateway.endpoints.owned import Kind, check_owned, created, forward_owned, made_now, own_list
+from gateway.endpoints.owned import (
+    FILE,
+    Kind,
+    caller_owning,
+    check_owned,
+    created,
+    forward_owned,
+    made_now,
+    own_list,
+    references,
+)
 from gateway.runtime.gateway import Gateway
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import Caller, identify
@@ -46,7 +55,9 @@ async def create(request: Request) -> Response:
         raise errors.invalid_value("endpoint", str(endpoint), BATCHED)
     await check_owned(gw, caller, FILE, input_file)
     lines = await _input_lines(gw, request, caller, input_file)
-    reserve, model = _worst_case(gw, caller, str(endpoint), lines)
+    reserve, model, named = _worst_case(gw, caller, str(endpoint), lines)
+    for kind, object_id in references([line["body"] for line in lines]):
+        await check_owned(gw, caller, kind, object_id)  # what each line names is the team's
     attempt = BatchAttempt(gw, request, exchange_of(request.scope), caller, BATCH.upstream, None)
     exchange = exchange_of(request.scope)
     exchange.model = exchange.routed_model = model
@@ -68,7 +79,7 @@ async def create(request: Request) -> Response:
         ticket = attempt.ticket
         if ticket is not None and gw.batches is not None:
             await gw.batches.follow(
-                answer["id"], caller.team.name, caller.team.upstream_key_env, ticket.plan
+                answer["id"], caller.team.name, caller.team.upstream_key_env, ticket.plan, named
             )
     return response
 
@@ -110,10 +121,10 @@ async def _input_lines(
 
 def _worst_case(
     gw: Gateway, caller: Caller, endpoint: str, lines: list[dict[str, Any]]
-) -> tuple[int, str]:
-    """Every line's worst case at half price, and the model of the first line: each line's
-    model must be one the team may use, priced."""
-    reserve, first = 0, ""
+) -> tuple[int, str, list[str]]:
+    """Every line's worst case at half price, the model of the first line and every model
+    the lines name: each line's model must be one the team may use, priced."""
+    reserve, first, named = 0, "", set()
     for number, line in enumerate(lines, start=1):
         if line.get("url") != endpoint:
             raise errors.batch_line_invalid(number, f"its url is not the batch's {endpoint}")
@@ -132,7 +143,8 @@ def _worst_case(
         prompt, completion = worst
         reserve += batch_line_cost(model.price, Usage(prompt, completion))
         first = first or label
-    return reserve, first
+        named.add(label)
+    return reserve, first, sorted(named)
 
 
 async def list_batches(request: Request) -> Response:
@@ -140,7 +152,18 @@ async def list_batches(request: Request) -> Response:
 
 
 async def retrieve(request: Request) -> Response:
-    return await forward_owned(request, BATCH, request.path_params["batch_id"], count=True)
+    """The team's batch; once it has output, its files are the team's (a client reads them
+    straight after, before the follower's next look)."""
+    gw = gateway_of(request)
+    batch_id = request.path_params["batch_id"]
+    caller = await caller_owning(request, BATCH, batch_id)
+    response = await forward_owned(request, BATCH, batch_id, count=True, caller=caller)
+    answer = created(response)
+    for field in ("output_file_id", "error_file_id"):
+        file_id = answer.get(field) if answer is not None else None
+        if isinstance(file_id, str) and not await gw.owners.owns("file", caller.team.name, file_id):
+            await gw.owners.record(FILE.name, caller.team.name, file_id, made_now())
+    return response
 
 
 async def cancel(request: Request) -> Response:

@@ -24,7 +24,7 @@ from gateway.endpoints.attempt import ModelAttempt, Whole
 from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
-from gateway.endpoints.owned import made_now
+from gateway.endpoints.owned import check_references, made_now
 from gateway.endpoints.route import choose
 from gateway.routing.aliases import Routed, route_headers
 from gateway.server.body import parse_json_object, read_body
@@ -80,6 +80,7 @@ class ChatRequest:
         self.body = await read_body(request, gw.config.server.max_body_bytes)
         self.payload = parse_json_object(request, self.body)
         validation.check_chat(self.payload, gw.config.server)  # a model name is there now
+        await check_references(gw, self.caller, self.body, self.payload)
 
     async def route(self) -> str:
         """The configured model that serves first: an alias routed, a name checked."""

@@ -19,6 +19,7 @@ from gateway.admission import pricing
 from gateway.admission.plan import model_allowed
 from gateway.config import ModelConfig
 from gateway.endpoints.attempt import Attempt
+from gateway.endpoints.owned import check_references
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
 from gateway.server.body import parse_json_object, read_body
@@ -27,6 +28,7 @@ from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.multipart import form_field
+from gateway.wire.usage import usage_from
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -80,6 +82,7 @@ async def serve(request: Request, rules: Governed) -> Response:
         payload["response_format"] = form_field(body, content_type, "response_format")
     else:
         payload = parse_json_object(request, body)
+        await check_references(gw, caller, body, payload)
         name = payload.get("model", rules.default_model)
     if not isinstance(name, str) or not name:
         raise errors.missing_model()
@@ -135,25 +138,28 @@ class GovernedAttempt(Attempt):
 
     def settle(self, status: int, content: bytes) -> None:
         ticket, cost, model = self.ticket, self.cost, self.config
-        if ticket is None or status >= 400 or cost in TOKEN_PRICED:
+        if ticket is None or status >= 400 or cost is Cost.FREE:
             super().settle(status, content)
             return
         if cost is Cost.SPEECH:
             ticket.charge(pricing.speech_cost(self.payload, model))
             return
         answer = _json(content)
+        fixed = None
         if cost is Cost.IMAGES:
             fixed = pricing.images_cost(self.payload, model, answer)
-            if fixed is None:  # a GPT image model: its usage says
-                super().settle(status, content)
-            else:
-                ticket.charge(fixed)
+        elif cost is Cost.TRANSCRIPTION:
+            fixed = pricing.audio_cost(model, answer)
+        if fixed is not None:
+            ticket.charge(fixed)
             return
-        seconds_cost = pricing.audio_cost(model, answer)
-        ticket.charge(seconds_cost if seconds_cost is not None else ticket.plan.reserve)
-
-
-TOKEN_PRICED = frozenset({Cost.EMBEDDINGS, Cost.COMPLETIONS, Cost.FREE})
+        used = usage_from(answer.get("usage")) if isinstance(answer, dict) else None
+        if used is None:
+            # An answer that does not say what it cost (a stream asked for, a format without
+            # usage) is charged what was held: never less than upstream may bill.
+            ticket.charge(ticket.plan.reserve)
+        else:
+            ticket.settle(used)
 
 
 def worst_case(cost: Cost, payload: dict[str, Any], model: ModelConfig) -> tuple[int, int, int]:

@@ -25,7 +25,7 @@ from gateway.endpoints.attempt import Attempt, Whole, relayed
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
-from gateway.wire import pages
+from gateway.wire import errors, pages
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, new_request_id
 
@@ -45,6 +45,61 @@ class Kind:
     default_limit: int = pages.DEFAULT_PAGE
     max_limit: int = pages.MAX_PAGE
     default_order: str = "desc"
+
+
+# OpenAI pages files 10,000 at a time; a team's page here is read object by object from
+# upstream, so it is cut at 100 (clients follow `has_more` and `after` as for every list).
+MAX_FILES_PAGE = 100
+FILE = Kind(
+    "file",
+    "/files",
+    errors.file_not_found,
+    default_limit=MAX_FILES_PAGE,
+    max_limit=MAX_FILES_PAGE,
+)
+VECTOR_STORE = Kind("vector_store", "/vector_stores", errors.vector_store_not_found)
+# Body fields that name a team's object, anywhere in a request (a chat message's file part, a
+# Responses `input_file` item, a `file_search` tool's stores, a batch, a vector store).
+REFERENCES: dict[str, Kind] = {
+    "file_id": FILE,
+    "file_ids": FILE,
+    "input_file_id": FILE,
+    "training_file": FILE,
+    "validation_file": FILE,
+    "vector_store_id": VECTOR_STORE,
+    "vector_store_ids": VECTOR_STORE,
+}
+# Every one of those names holds one of these: a body without them names no object.
+_MARKERS = (b"file_id", b'"training_file', b'"validation_file', b"vector_store_id")
+
+
+async def check_references(gw: Gateway, caller: Caller, body: bytes, payload: Any) -> None:
+    """Every object a request body names must be the caller's team's: the 404 of a missing
+    one otherwise, before anything reaches upstream. Bodies that name none (nearly all) cost a
+    byte search."""
+    if not any(marker in body for marker in _MARKERS):
+        return
+    for kind, object_id in references(payload):
+        await check_owned(gw, caller, kind, object_id)
+
+
+def references(payload: Any) -> list[tuple[Kind, str]]:
+    """The objects a JSON value names, at any depth (level by level: no recursion)."""
+    found: list[tuple[Kind, str]] = []
+    level: list[Any] = [payload]
+    while level:
+        below: list[Any] = []
+        for node in level:
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for name, value in items:
+                kind = REFERENCES.get(name) if isinstance(name, str) else None
+                if kind is not None:
+                    named = value if isinstance(value, list) else [value]
+                    found += [(kind, v) for v in named if isinstance(v, str)]
+                elif isinstance(value, dict | list):
+                    below.append(value)
+        level = below
+    return found
 
 
 async def caller_owning(request: Request, kind: Kind, object_id: str) -> Caller:

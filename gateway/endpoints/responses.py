@@ -31,6 +31,7 @@ from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt
 from gateway.endpoints.chat import ChatRequest
+from gateway.endpoints.owned import check_references
 from gateway.objects.responses import StoredResponse
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
@@ -70,6 +71,10 @@ class ResponsesRequest(ChatRequest):
         self.body = await read_body(request, gw.config.server.max_body_bytes)
         original = parse_json_object(request, self.body)
         validation.check_responses(original, gw.config.server)
+        await check_references(gw, self.caller, self.body, original)
+        if original.get("conversation") is not None:
+            # Conversations are not served: any id names an object of no team's.
+            raise errors.unsupported_reference("conversation")
         self.original = original
         self.previous: StoredResponse | None = None
         previous_id = original.get("previous_response_id")
@@ -333,7 +338,12 @@ class NativeAttempt(ModelAttempt):
         if answer is None or ticket is None or status >= 400:
             super().settle(status, content)
             return
-        ticket.settle(usage_from(answer.get("usage")))
+        used = usage_from(answer.get("usage"))
+        if used is None:
+            # An answer without usage is charged what was held: never less than upstream bills.
+            ticket.charge(ticket.plan.reserve)
+        else:
+            ticket.settle(used)
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         # Also when not admitted: it finds the response's id, for its owner record.

@@ -11,11 +11,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.endpoints.files import check_files
 from gateway.endpoints.owned import (
-    Kind,
+    VECTOR_STORE,
     attempt_for,
     caller_owning,
+    check_references,
     counted,
     created,
     forward_owned,
@@ -25,17 +25,14 @@ from gateway.endpoints.owned import (
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
-from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-
-VECTOR_STORE = Kind("vector_store", "/vector_stores", errors.vector_store_not_found)
 
 
 async def create(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
     body = await read_body(request, gw.config.server.max_body_bytes)
-    await check_files(gw, caller, parse_json_object(request, body))
+    await check_references(gw, caller, body, parse_json_object(request, body))
     attempt = attempt_for(request, caller, VECTOR_STORE.upstream)
     try:
         await counted(attempt)
@@ -64,7 +61,7 @@ async def update(request: Request) -> Response:
     store_id = request.path_params["vector_store_id"]
     caller = await caller_owning(request, VECTOR_STORE, store_id)
     body = await read_body(request, gw.config.server.max_body_bytes)
-    await check_files(gw, caller, parse_json_object(request, body))
+    await check_references(gw, caller, body, parse_json_object(request, body))
     return await forward_owned(
         request, VECTOR_STORE, store_id, body=body, count=True, caller=caller
     )

@@ -56,8 +56,11 @@ class BatchFollower:
         self._headers_for = headers_for
         self._poll_s = poll_s
 
-    async def follow(self, batch_id: str, team: str, key_env: str, plan: Plan) -> None:
-        record = {"team": team, "key_env": key_env, "plan": asdict(plan)}
+    async def follow(
+        self, batch_id: str, team: str, key_env: str, plan: Plan, models: list[str]
+    ) -> None:
+        """Follow a batch whose lines name `models` (configured names)."""
+        record = {"team": team, "key_env": key_env, "plan": asdict(plan), "models": models}
         await self._redis.hset(OPEN, batch_id, orjson.dumps(record))
 
     async def run(self) -> None:
@@ -85,7 +88,8 @@ class BatchFollower:
         usage, cost = Usage(), 0
         output = batch.get("output_file_id")
         if isinstance(output, str):
-            usage, cost = self._priced(await self._read(f"/files/{output}/content", headers))
+            content = await self._read(f"/files/{output}/content", headers)
+            usage, cost = self._priced(content, self._dearest(record.get("models") or []))
         plan = _plan(record["plan"])
         await self._admission.settle(plan, usage, cost, release_weekly=False)
         self._admission.count_usage(plan.team, plan.model, usage, cost)
@@ -94,8 +98,15 @@ class BatchFollower:
                 await self._owners.record("file", record["team"], file_id, time.time())
         await self._redis.hdel(OPEN, batch_id)
 
-    def _priced(self, content: bytes | None) -> tuple[Usage, int]:
-        """The usage and half-price cost of every answered line of an output file."""
+    def _dearest(self, names: list[str]) -> ModelConfig | None:
+        """Of the models a batch's lines named, the one whose output costs most."""
+        models = [found[1] for name in names if (found := self._models.get(name)) is not None]
+        return max(models, key=lambda m: (m.price.output, m.price.input), default=None)
+
+    def _priced(self, content: bytes | None, fallback: ModelConfig | None) -> tuple[Usage, int]:
+        """The usage and half-price cost of every answered line of an output file; a line
+        answered by a model the config does not name (a newer snapshot) is priced as the
+        dearest model the batch's lines named: never less than upstream bills."""
         prompt = completion = cached = reasoning = cost = 0
         for line in (content or b"").splitlines():
             try:
@@ -104,10 +115,13 @@ class BatchFollower:
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue
             used = usage_from(body.get("usage")) if isinstance(body, dict) else None
-            found = self._models.get(str(body.get("model"))) if used is not None else None
-            if used is None or found is None:
+            if used is None:
                 continue
-            cost += batch_line_cost(found[1].price, used)
+            found = self._models.get(str(body.get("model")))
+            model = found[1] if found is not None else fallback
+            if model is None:
+                continue
+            cost += batch_line_cost(model.price, used)
             prompt += used.prompt_tokens
             completion += used.completion_tokens
             cached += used.cached_tokens

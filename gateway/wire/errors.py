@@ -28,6 +28,7 @@ invalid_request_error
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
   400  -                             not_background_response   cancel: a response not in background
   400  unsupported_parameter         background_unsupported    background, on a translated model
+  400  unsupported_parameter         unsupported_reference     an object kind the gateway does not own
   401  missing_api_key               missing_key               no API key
   401  invalid_api_key               invalid_key               unknown, revoked or expired key
   401  invalid_api_key               authorization_too_long    an Authorization header too long
@@ -374,6 +375,14 @@ def previous_response_not_found(response_id: str) -> GatewayError:
 
 def not_background_response() -> GatewayError:
     return GatewayError(400, "Only background responses can be cancelled.")
+
+
+def unsupported_reference(param: str) -> GatewayError:
+    """A body naming an object of a kind the gateway does not serve: it belongs to no team."""
+    return GatewayError(
+        400, f"Unsupported parameter: '{param}' names an object this gateway does not serve.",
+        param=param, code="unsupported_parameter",
+    )  # fmt: skip
 
 
 def background_unsupported(model: str) -> GatewayError:

@@ -12,12 +12,15 @@ MAX_FIELD_BYTES = 4096
 
 
 def form_field(body: bytes, content_type: str, name: str) -> str | None:
-    """The value of the form field `name`, or None (not multipart, no such field, not text)."""
+    """The value of the form field `name`, or None (not multipart, no such field, not text,
+    or the field given twice: which one upstream reads is its parser's choice, so neither is
+    taken for the one it will serve)."""
     found = _BOUNDARY.search(content_type)
     if not content_type.lower().startswith("multipart/form-data") or found is None:
         return None
     delimiter = b"--" + found.group(1).encode("latin-1")
     wanted = name.encode()
+    found_value: str | None = None
     for part in body.split(delimiter)[1:]:
         head, sep, value = part.partition(b"\r\n\r\n")
         if not sep:
@@ -34,10 +37,10 @@ def form_field(body: bytes, content_type: str, name: str) -> str | None:
         if named is None or named.group(1) != wanted or b"filename=" in disposition.lower():
             continue
         value = value.removesuffix(b"\r\n")
-        if len(value) > MAX_FIELD_BYTES:
+        if found_value is not None or len(value) > MAX_FIELD_BYTES:
             return None
         try:
-            return value.decode()
+            found_value = value.decode()
         except UnicodeDecodeError:
             return None
-    return None
+    return found_value

@@ -237,3 +237,37 @@ def test_files_and_vector_stores_are_counted_never_charged(
     b.chat.completions.list()
     b.chat.completions.messages.list(chat)
     assert spend(store, "b") == (charged, 0)
+
+
+def test_no_request_body_reaches_another_teams_objects(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    b = sdk(gateway, "b")
+    file_id = b.files.create(file=("notes.txt", b"secret notes"), purpose="user_data").id
+    store_id = b.vector_stores.create(name="b's", file_ids=[file_id]).id
+    a = sdk(gateway, "a")
+    before = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    file_part: Any = {"type": "file", "file": {"file_id": file_id}}
+    read_file: Any = [{"role": "user", "content": [{"type": "text", "text": "Read"}, file_part]}]
+    calls: list[Callable[[], object]] = [
+        lambda: a.chat.completions.create(model="gpt-4o", messages=read_file),
+        lambda: a.responses.create(
+            model="gpt-4o",
+            input=[{"role": "user", "content": [{"type": "input_file", "file_id": file_id}]}],
+        ),
+        lambda: a.responses.create(
+            model="gpt-4o",
+            input="Search.",
+            tools=[{"type": "file_search", "vector_store_ids": [store_id]}],
+        ),
+        lambda: a.embeddings.create(
+            model="text-embedding-3-small", input="x", extra_body={"file_id": file_id}
+        ),
+    ]
+    for call in calls:
+        not_found(call)
+    with pytest.raises(openai.BadRequestError) as info:
+        a.responses.create(model="gpt-4o", input="Go on.", extra_body={"conversation": "conv_1"})
+    assert info.value.param == "conversation"
+    # Refused before anything reached upstream.
+    assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == before

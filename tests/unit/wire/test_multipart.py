@@ -29,3 +29,8 @@ def test_a_file_named_like_the_field_is_not_the_field() -> None:
 def test_not_multipart_is_none() -> None:
     assert form_field(b'{"model": "x"}', "application/json", "model") is None
     assert form_field(b"--x\r\n", "multipart/form-data", "model") is None
+
+
+def test_a_field_given_twice_is_nobodys() -> None:
+    body, content_type = encoded({"model": ["whisper-1", "gpt-4o-transcribe"]}, {})  # type: ignore[dict-item]
+    assert form_field(body, content_type, "model") is None
