@@ -4,11 +4,12 @@ Raw ASGI with orjson because this app is the baseline of the gateway's benchmark
 router and response classes would cost more than the simulated work itself.
 
 Endpoints: POST /v1/chat/completions (JSON or SSE; `store: true` keeps it, see stored_chat.py),
-GET /v1/models, GET /v1/models/{id} (with the key's fine-tuned models), POST /v1/embeddings,
-POST /v1/moderations, the Responses API under /v1/responses (responses_api.py), files
-(files_api.py), batches (batches_api.py), fine-tuning (tuning_api.py), vector stores
-(vector_stores.py), images, audio and legacy completions (media_api.py); anything else is 404
-"Invalid URL (METHOD /path)". State (stored objects, files, jobs) is in memory, per key, bounded.
+GET /v1/models, GET /v1/models/{id} (with the key's fine-tuned models; DELETE takes one away),
+POST /v1/embeddings, POST /v1/moderations, the Responses API under /v1/responses
+(responses_api.py), files (files_api.py), batches (batches_api.py), fine-tuning
+(tuning_api.py), vector stores (vector_stores.py), images, audio and legacy completions
+(media_api.py); anything else is 404 "Invalid URL (METHOD /path)". State (stored objects,
+files, jobs) is in memory, per key, bounded.
 
 Without a key: GET /_sim/bill is what OpenAI would charge for every billable call answered so
 far, in micro-dollars, per key and (endpoint, model) (bill.py); DELETE /_sim/bill resets it.
@@ -245,6 +246,8 @@ class Simulator:
                 return self._models
             if path.startswith("/v1/models/") and len(path) > len("/v1/models/"):
                 return self._model
+        elif method == "DELETE" and path.startswith("/v1/models/"):
+            return self._delete_model
         return None
 
     def _authenticate(self, authorization: str | None) -> tuple[str, SimError | None]:
@@ -429,6 +432,18 @@ class Simulator:
             await self._error(call.send, oe.model_not_found(model_id), call.started, rates)
             return
         await self._send(call.send, 200, _JSON, orjson.dumps(found), call.started, rates)
+
+    async def _delete_model(self, call: Call) -> None:
+        """A key's fine-tuned model, deleted; any other is a model it cannot find."""
+        if await self.fault(call, {}):
+            return
+        model_id = call.path[len("/v1/models/") :]
+        rates = self.admit(call, 0)
+        if not self._tuning.delete_model(call.key, model_id):
+            await self._error(call.send, oe.model_not_found(model_id), call.started, rates)
+            return
+        deleted = {"id": model_id, "object": "model", "deleted": True}
+        await self._send(call.send, 200, _JSON, orjson.dumps(deleted), call.started, rates)
 
     async def _sim(self, method: str, path: str, send: Send) -> bool:
         """The keyless /_sim endpoints; False if `path` is none of them."""

@@ -4,8 +4,11 @@ Life: `validating_files` -> `queued` -> `running` -> `succeeded`, one step per r
 at once with `POST /_sim/fine_tuning/jobs/{id}/complete`). Leaving `validating_files`, a
 training file that is not JSONL chat examples fails the job (`failed`, with `error`). On
 success `fine_tuned_model` is `ft:<base>:sim-org:<suffix>:<8 chars>` and `trained_tokens` is
-the training file's tokens times the epochs (default 3): `count_text` over every message's
-content, the roles and framing not counted.
+the training file's tokens times the epochs (`hyperparameters.n_epochs`, or the method's
+`method.<type>.hyperparameters.n_epochs`; default 3): `count_text` over every message's
+content, the roles and framing not counted. A succeeded job has a checkpoint for each of its
+last `CHECKPOINTS` epochs (each a model, `<fine_tuned_model>:ckpt-step-<n>`) and one result
+file of step metrics.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from gateway.wire.tokens import count_text
 BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06")
 ORGANIZATION = "sim-org"
 DEFAULT_EPOCHS = 3
+CHECKPOINTS = 3
 MAX_SUFFIX = 64
 STEPS = ("validating_files", "queued", "running", "succeeded")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -30,21 +34,31 @@ BATCH_SIZE = 1
 LEARNING_RATE_MULTIPLIER = 1.8
 
 
+def _hyperparameters(body: dict[str, Any]) -> tuple[Any, str]:
+    """The hyperparameters a request gives, and where: its method's, else the legacy field."""
+    method = body.get("method")
+    kind = method.get("type") if isinstance(method, dict) else None
+    inner = method.get(kind) if isinstance(method, dict) and isinstance(kind, str) else None
+    if isinstance(inner, dict) and inner.get("hyperparameters") is not None:
+        return inner["hyperparameters"], f"method.{kind}.hyperparameters"
+    return body.get("hyperparameters"), "hyperparameters"
+
+
 def _epochs(body: dict[str, Any]) -> int | SimError:
-    hyper = body.get("hyperparameters")
+    hyper, where = _hyperparameters(body)
     if hyper is None:
         return DEFAULT_EPOCHS
     if not isinstance(hyper, dict):
-        return oe.invalid_type("hyperparameters", "an object", hyper)
+        return oe.invalid_type(where, "an object", hyper)
     epochs = hyper.get("n_epochs", "auto")
     if epochs == "auto":
         return DEFAULT_EPOCHS
     if isinstance(epochs, bool) or not isinstance(epochs, int):
-        return oe.invalid_type("hyperparameters.n_epochs", "an integer", epochs)
+        return oe.invalid_type(f"{where}.n_epochs", "an integer", epochs)
     if epochs < 1:
-        return oe.below_minimum("hyperparameters.n_epochs", 1, epochs)
+        return oe.below_minimum(f"{where}.n_epochs", 1, epochs)
     if epochs > 50:
-        return oe.above_maximum("hyperparameters.n_epochs", 50, epochs)
+        return oe.above_maximum(f"{where}.n_epochs", 50, epochs)
     return epochs
 
 
@@ -95,7 +109,14 @@ def training_tokens(data: bytes) -> int | str:
     return total
 
 
+def training_examples(data: bytes) -> int:
+    return sum(1 for raw in data.splitlines() if raw.strip())
+
+
 def job_object(job_id: str, body: dict[str, Any], epochs: int, created_at: int) -> dict[str, Any]:
+    method = body.get("method")
+    kind = method.get("type") if isinstance(method, dict) else None
+    kind = kind if kind in ("supervised", "dpo") else "supervised"
     hyperparameters = {
         "n_epochs": epochs,
         "batch_size": BATCH_SIZE,
@@ -121,12 +142,50 @@ def job_object(job_id: str, body: dict[str, Any], epochs: int, created_at: int) 
         "metadata": body.get("metadata"),
         "integrations": [],
         "estimated_finish": None,
-        "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+        "method": {"type": kind, kind: {"hyperparameters": hyperparameters}},
     }
 
 
 def fine_tuned_name(base: str, suffix: str | None, tag: str) -> str:
     return f"ft:{base}:{ORGANIZATION}:{suffix or ''}:{tag}"
+
+
+def checkpoint_steps(examples: int, epochs: int) -> list[int]:
+    """The steps of a succeeded job's checkpoints, newest first: the end of each of its last
+    epochs (a step is one example at batch size 1)."""
+    return [examples * epoch for epoch in range(epochs, max(epochs - CHECKPOINTS, 0), -1)]
+
+
+def checkpoint_object(
+    checkpoint_id: str, job: dict[str, Any], step: int, created_at: int
+) -> dict[str, Any]:
+    loss = round(1.0 / (1 + step), 4)
+    return {
+        "object": "fine_tuning.job.checkpoint",
+        "id": checkpoint_id,
+        "created_at": created_at,
+        "fine_tuned_model_checkpoint": f"{job['fine_tuned_model']}:ckpt-step-{step}",
+        "fine_tuning_job_id": job["id"],
+        "step_number": step,
+        "metrics": {
+            "step": step,
+            "train_loss": loss,
+            "train_mean_token_accuracy": round(1 - loss, 4),
+            "valid_loss": loss,
+            "valid_mean_token_accuracy": round(1 - loss, 4),
+            "full_valid_loss": loss,
+            "full_valid_mean_token_accuracy": round(1 - loss, 4),
+        },
+    }
+
+
+def step_metrics(steps: int) -> bytes:
+    """The result file of a succeeded job: its training metrics, one CSV row a step."""
+    rows = [b"step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy"]
+    for step in range(1, steps + 1):
+        loss = round(1.0 / (1 + step), 4)
+        rows.append(f"{step},{loss},{round(1 - loss, 4)},,".encode())
+    return b"\n".join(rows) + b"\n"
 
 
 @dataclass(slots=True)
@@ -135,6 +194,7 @@ class Job:
     # The training file's bytes, read at create.
     training_data: bytes
     events: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:

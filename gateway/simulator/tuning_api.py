@@ -5,10 +5,13 @@
     GET  /v1/fine_tuning/jobs/{id}          retrieve: an unfinished job moves one step
     POST /v1/fine_tuning/jobs/{id}/cancel   cancel
     GET  /v1/fine_tuning/jobs/{id}/events   its events, newest first
+    GET  /v1/fine_tuning/jobs/{id}/checkpoints   a succeeded job's checkpoints, newest first
 
 `POST /_sim/fine_tuning/jobs/{id}/complete` (no key) runs a job to its end. A succeeded job's
-model joins its key's model list and answers chat completions like its base; the bill gets the
-training (`trained_tokens` at the base's training price) when the job succeeds.
+model joins its key's model list (`DELETE /v1/models/{model}` takes it out) and answers chat
+completions like its base; its step metrics are a `fine-tune-results` file of its key's
+(`result_files`); the bill gets the training (`trained_tokens` at the base's training price)
+when the job succeeds.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class FineTuningApi:
                 return self._cancel
             if parts[1] == "events" and method == "GET":
                 return self._events
+            if parts[1] == "checkpoints" and method == "GET":
+                return self._checkpoints
         return None
 
     def base_of(self, key: str, model: str) -> str | None:
@@ -72,6 +77,10 @@ class FineTuningApi:
             }
             for name, (_, created) in self._models.get(key, {}).items()
         ]
+
+    def delete_model(self, key: str, model: str) -> bool:
+        """Take `key`'s fine-tuned `model` away; False if it has no such model."""
+        return self._models.get(key, {}).pop(model, None) is not None
 
     def complete(self, job_id: str) -> dict[str, Any] | None:
         found = self._store.find(job_id)
@@ -91,6 +100,7 @@ class FineTuningApi:
         level = "error" if status == "failed" else "info"
         job.event(alnum_id("ft-event-", host.draw_seed(), 24), message, now, level)
         if status == "succeeded":
+            self._results(key, job, now)
             name = job.object["fine_tuned_model"]
             models = self._models.setdefault(key, {})
             models[name] = (job.object["model"], now)
@@ -99,6 +109,19 @@ class FineTuningApi:
             host.charge(
                 key, bill.training_charge(job.object["model"], name, job.object["trained_tokens"])
             )
+
+    def _results(self, key: str, job: Job, now: int) -> None:
+        """What a succeeded job leaves beside its model: its checkpoints and step metrics."""
+        host, obj = self._host, job.object
+        examples = fine_tuning.training_examples(job.training_data)
+        steps = fine_tuning.checkpoint_steps(examples, obj["hyperparameters"]["n_epochs"])
+        job.checkpoints = [
+            fine_tuning.checkpoint_object(alnum_id("ftckpt_", host.draw_seed(), 24), obj, step, now)
+            for step in steps
+        ]
+        metrics = fine_tuning.step_metrics(steps[0] if steps else 0)
+        stored = self._files.add(key, "step_metrics.csv", "fine-tune-results", metrics)
+        obj["result_files"] = [stored.object["id"]]
 
     def _file_error(self, key: str, param: str, file_id: Any) -> SimError | None:
         stored = self._files.store.get(key, file_id) if isinstance(file_id, str) else None
@@ -183,9 +206,16 @@ class FineTuningApi:
 
     async def _events(self, call: Call) -> None:
         job, rates = await self._found(call)
-        if job is None:
-            return
-        page = listing.page(job.events, dict(parse_qsl(call.query)))
+        if job is not None:
+            await self._page(call, job.events, rates)
+
+    async def _checkpoints(self, call: Call) -> None:
+        job, rates = await self._found(call)
+        if job is not None:
+            await self._page(call, job.checkpoints[::-1], rates)
+
+    async def _page(self, call: Call, items: list[dict[str, Any]], rates: list[Header]) -> None:
+        page = listing.page(items, dict(parse_qsl(call.query)))
         if isinstance(page, SimError):
             await self._host.reply_error(call, page, rates)
             return

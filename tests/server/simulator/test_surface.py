@@ -313,6 +313,37 @@ def test_fine_tuning_job_succeeds_and_its_model_answers(server: ServerThread) ->
         client.fine_tuning.jobs.create(model="gpt-4o", training_file=training.id)
 
 
+def test_a_fine_tuning_job_leaves_checkpoints_step_metrics_and_a_deletable_model(
+    server: ServerThread,
+) -> None:
+    client = sdk(server)
+    examples = [{"messages": [{"role": "user", "content": f"Q{i}"}]} for i in range(4)]
+    training = client.files.create(file=("train.jsonl", jsonl(examples)), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(
+        model="gpt-4o-mini-2024-07-18",
+        training_file=training.id,
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 5}}},
+    )
+    httpx.post(f"{server.url}/_sim/fine_tuning/jobs/{job.id}/complete")
+    done = client.fine_tuning.jobs.retrieve(job.id)
+    assert done.hyperparameters.n_epochs == 5 and done.method is not None
+    name = done.fine_tuned_model
+    assert name is not None
+    # The last three epochs' checkpoints, newest first; each is a model name.
+    checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert [c.step_number for c in checkpoints] == [20, 16, 12]
+    assert checkpoints[0].fine_tuned_model_checkpoint == f"{name}:ckpt-step-20"
+    assert all(c.id.startswith("ftckpt_") for c in checkpoints)
+    (result,) = done.result_files
+    assert client.files.retrieve(result).purpose == "fine-tune-results"
+    assert client.files.content(result).read().count(b"\n") == 21  # a header and 20 steps
+    with pytest.raises(openai.NotFoundError):
+        sdk(server, OTHER).models.delete(name)
+    assert client.models.delete(name).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve(name)
+
+
 def test_vector_stores_crud(server: ServerThread) -> None:
     client = sdk(server)
     doc = client.files.create(file=("doc.txt", b"some text"), purpose="assistants")
