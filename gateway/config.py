@@ -62,6 +62,15 @@ class DeploymentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FineTuningPrice:
+    """What fine-tuning a base model costs: training, by the token trained, and inference on
+    the fine-tuned models it makes. A model without a training price is not fine-tuned."""
+
+    training_price: Usd = field(default_factory=lambda: Usd(0))  # per 1M trained tokens
+    price: Price = field(default_factory=Price)  # its fine-tunes' inference
+
+
+@dataclass(frozen=True, slots=True)
 class ModelConfig:
     upstream: str = ""
     price: Price = field(default_factory=Price)
@@ -86,6 +95,7 @@ class ModelConfig:
     minute_price: Usd = field(default_factory=lambda: Usd(0))  # per minute of audio (whisper-1)
     # What a transcription holds until upstream reports the audio's length.
     max_audio_minutes: int = 30
+    fine_tuning: FineTuningPrice = field(default_factory=FineTuningPrice)
 
     @property
     def priced(self) -> bool:
@@ -94,6 +104,14 @@ class ModelConfig:
         return bool(
             price.input or price.output or self.image_prices or self.character_price
             or self.minute_price
+        )  # fmt: skip
+
+    def fine_tuned(self, name: str) -> ModelConfig:
+        """A fine-tune of this base, `name` upstream: served as the base is (its limits, its
+        capabilities), at the fine-tuned price, with no fallbacks (no other model has it)."""
+        return dataclasses.replace(
+            self, upstream=name, price=self.fine_tuning.price, fallbacks=(),
+            fine_tuning=FineTuningPrice(),
         )  # fmt: skip
 
 
@@ -239,6 +257,22 @@ class BatchesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FineTuningConfig:
+    """Fine-tuning jobs: held at creation (the training file's tokens times its epochs at the
+    base's training price) for as long as they may run, and settled when they end, from the
+    tokens they trained."""
+
+    # How often the gateway asks upstream about the jobs it follows.
+    poll_s: float = 60.0
+    # How long a job's hold lives: OpenAI sets no limit on a job's run; a week covers a long
+    # queue and a long run.
+    hold_s: float = 7 * 86400.0
+    # The epochs held for a job that leaves them to upstream (`"auto"` or absent): the worst
+    # case assumed. OpenAI picks 3 for most files, more for small ones (which cost little).
+    auto_epochs: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class ResponsesConfig:
     """The Responses API: what the gateway keeps of the responses it serves."""
 
@@ -339,6 +373,7 @@ class Config:
     responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     passthrough: PassthroughConfig = field(default_factory=PassthroughConfig)
     batches: BatchesConfig = field(default_factory=BatchesConfig)
+    fine_tuning: FineTuningConfig = field(default_factory=FineTuningConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     tiers: dict[str, TierConfig] = field(default_factory=dict)
@@ -553,6 +588,12 @@ def _check(config: Config) -> None:
     if config.upstream.breaker_failures < 1:
         raise ConfigError("upstream.breaker_failures: must be at least 1")
     for name, model in config.models.items():
+        tuning = model.fine_tuning
+        if tuning.training_price and not (tuning.price.input or tuning.price.output):
+            raise ConfigError(
+                f"models.{name}.fine_tuning.price: required with a training_price (what its "
+                "fine-tunes cost to use)"
+            )
         for i, fallback in enumerate(model.fallbacks):
             if fallback not in config.models or fallback == name:
                 raise ConfigError(f"models.{name}.fallbacks[{i}]: unknown model {fallback!r}")
@@ -584,6 +625,11 @@ def _check(config: Config) -> None:
                 raise ConfigError(
                     f"routing.policies.{alias}.{key}: unknown model {getattr(policy, key)!r}"
                 )
+    if config.fine_tuning.auto_epochs < 1:
+        raise ConfigError("fine_tuning.auto_epochs: must be at least 1")
+    for key in ("hold_s", "poll_s"):
+        if getattr(config.fine_tuning, key) <= 0:
+            raise ConfigError(f"fine_tuning.{key}: must be positive")
     if config.compat.keepalive_s <= 0:
         raise ConfigError("compat.keepalive_s: must be positive")
     if config.compat.status_grace_s < 0:

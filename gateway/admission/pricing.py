@@ -239,3 +239,78 @@ def batch_line_worst(
     if endpoint == "/v1/moderations":
         return 0, 0
     return None
+
+
+# -- fine-tuning: by the token trained ------------------------------------------------------------
+
+# Training methods priced by the token; reinforcement fine-tuning is billed by the hour.
+TOKEN_TRAINED_METHODS = ("supervised", "dpo")
+
+
+def training_cost(trained_tokens: int, training_price: int) -> int:
+    """Tokens trained at the price per 1M trained tokens, rounded up once (as upstream bills)."""
+    return -(-max(trained_tokens, 0) * training_price // PER_TOKENS)
+
+
+def training_method(payload: dict[str, Any]) -> str:
+    """The training method a fine-tuning job asks for (`supervised` when it names none)."""
+    method = payload.get("method")
+    kind = method.get("type") if isinstance(method, dict) else None
+    return kind if isinstance(kind, str) else "supervised"
+
+
+def training_epochs(payload: dict[str, Any], auto_epochs: int) -> int:
+    """The epochs a fine-tuning job asks for: its method's `n_epochs`, else the legacy
+    `hyperparameters.n_epochs`; `auto_epochs` (the worst case assumed) when it leaves them to
+    upstream, `"auto"` or absent."""
+    method = payload.get("method")
+    inner = method.get(training_method(payload)) if isinstance(method, dict) else None
+    for hyper in (
+        inner.get("hyperparameters") if isinstance(inner, dict) else None,
+        payload.get("hyperparameters"),
+    ):
+        epochs = hyper.get("n_epochs") if isinstance(hyper, dict) else None
+        if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1:
+            return epochs
+    return auto_epochs
+
+
+def training_file_tokens(content: bytes) -> int:
+    """The most tokens one epoch over a JSONL training file trains: every string of every
+    example (messages, tool schemas, preferred and rejected outputs) and each message's
+    framing, images at their most; a line that is not JSON counts as its text (upstream fails
+    such a job, training nothing)."""
+    total = 0
+    for raw in content.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            example = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            total += tokens.count_text(raw.decode(errors="replace"))
+            continue
+        total += _example_tokens(example)
+    return total
+
+
+def _example_tokens(example: Any) -> int:
+    """One example's strings, level by level (no recursion: a line may nest deeply)."""
+    total = tokens.TOKENS_FOR_REPLY
+    level: list[Any] = [example]
+    while level:
+        below: list[Any] = []
+        for node in level:
+            if isinstance(node, str):
+                total += tokens.count_text(node)
+            elif isinstance(node, list):
+                below += node
+            elif isinstance(node, dict):
+                image = _image_tokens(node)
+                if image:
+                    total += image  # its URL or base64 data is no text the model reads
+                    continue
+                if "role" in node:
+                    total += tokens.TOKENS_PER_MESSAGE
+                below += node.values()
+        level = below
+    return total

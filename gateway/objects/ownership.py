@@ -108,6 +108,11 @@ class Owners:
         ids = [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
         return ids[:limit], len(ids) > limit
 
+    async def made(self, kind: str, team: str, limit: int) -> list[tuple[str, float]]:
+        """The team's first `limit` ids, oldest first, each with when it was made."""
+        raw: Any = await self._redis.zrange(owned_key(team, kind), 0, limit - 1, withscores=True)
+        return [(r.decode() if isinstance(r, bytes) else str(r), float(at)) for r, at in raw]
+
     async def drain(self, timeout_s: float) -> None:
         """Let the owner records still being written land (at shutdown)."""
         if self._writing:

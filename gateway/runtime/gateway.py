@@ -22,7 +22,9 @@ from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics
-from gateway.runtime.batch_follower import BatchFollower
+from gateway.runtime.batch_jobs import BatchJobs
+from gateway.runtime.follower import Follower
+from gateway.runtime.tuning_jobs import TuningJobs
 from gateway.teams.records import Team, safety_identifier
 from gateway.teams.store import TeamStore
 from gateway.upstream.contract import Upstream
@@ -69,8 +71,8 @@ class Gateway:
     plans: PlanShapes | None = None
     safety_ids: dict[str, str] = field(default_factory=dict)
     team_keys: dict[str, str] = field(default_factory=dict)
-    # Follows open batches to charge them when they end (made in `start`).
-    batches: BatchFollower | None = None
+    # Follows open batches and fine-tuning jobs to charge them when they end (made in `start`).
+    follower: Follower | None = None
     # Hold ids only need to be unique: a random prefix per process and a counter, instead of
     # asking the kernel for random bytes on every request.
     hold_prefix: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -161,6 +163,18 @@ class Gateway:
             self.team_keys[env] = key
         return key
 
+    def model_of(self, name: str) -> tuple[str, ModelConfig] | None:
+        """A configured model by any of its names, or a fine-tune (`ft:<base>:...`) of a base
+        with a fine-tuning price, as that base at its fine-tuned price: whoever owns it (a
+        request is served a fine-tune only after its team's ownership is checked)."""
+        found = self.models.get(name)
+        if found is not None or not name.startswith("ft:"):
+            return found
+        base = self.models.get(name.split(":", 2)[1])
+        if base is None or not base[1].fine_tuning.training_price:
+            return None
+        return base[0], base[1].fine_tuned(name)
+
     def new_hold_id(self) -> str:
         return f"{self.hold_prefix}{next(self.hold_counter):x}"
 
@@ -175,11 +189,14 @@ class Gateway:
         loop = self.loop = asyncio.get_running_loop()
         if self.access_log is not None:
             self.background.add(loop.create_task(self.access_log.run()))
-        self.batches = BatchFollower(
-            self.redis, self.upstream, self.admission, self.owners, self.models,
-            self.key_headers, self.config.batches.poll_s,
-        )  # fmt: skip
-        self.background.add(loop.create_task(self.batches.run()))
+        kinds = (
+            BatchJobs(self.config.batches.poll_s, self.model_of),
+            TuningJobs(self.config.fine_tuning.poll_s),
+        )
+        self.follower = Follower(
+            self.redis, self.upstream, self.admission, self.owners, self.key_headers, kinds
+        )
+        self.background.add(loop.create_task(self.follower.run()))
         try:
             await self._load_teams()
         except (RedisError, OSError) as exc:

@@ -26,6 +26,7 @@ invalid_request_error
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
+  400  model_not_available           not_fine_tunable          a model without a training price
   400  -                             not_background_response   cancel: a response not in background
   400  unsupported_parameter         background_unsupported    background, on a translated model
   400  unsupported_parameter         unsupported_reference     an object kind the gateway does not own
@@ -37,6 +38,7 @@ invalid_request_error
   404  -                             file_not_found            no such file of the team's
   404  -                             vector_store_not_found    no such vector store of the team's
   404  -                             batch_not_found           no such batch of the team's
+  404  -                             fine_tuning_job_not_found  no such fine-tuning job of the team's
   404  -                             chat_completion_not_found  no such stored chat completion of the team's
   404  unknown_url                   invalid_url               no such path
   404  unknown_url                   not_served                an OpenAI path the gateway keeps shut
@@ -412,6 +414,19 @@ def batch_line_invalid(line: int, why: str) -> GatewayError:
     return GatewayError(
         400, f"Line {line} of the batch's input file cannot be accepted: {why}.",
         param="input_file_id", code="invalid_batch_line",
+    )  # fmt: skip
+
+
+def fine_tuning_job_not_found(job_id: str) -> GatewayError:
+    return GatewayError(404, f"No such FineTuningJob object: {job_id}", param="id")
+
+
+def not_fine_tunable(name: str) -> GatewayError:
+    """A model the team may use that the gateway has no training price for: OpenAI's words for
+    a model it does not fine-tune."""
+    return GatewayError(
+        400, f"Model {name} is not available for fine-tuning or does not exist.", param="model",
+        code="model_not_available",
     )  # fmt: skip
 
 

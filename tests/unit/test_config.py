@@ -74,6 +74,12 @@ def test_generic_environment_overrides_are_typed() -> None:
         ("- a list", "top level must be a mapping"),
         ("server: [1, 2]", "server: expected a mapping"),
         ("a: b: c", "not valid YAML"),
+        (
+            "models: {m: {upstream: x, fine_tuning: {training_price: 3}}}",
+            "models.m.fine_tuning.price: required with a training_price",
+        ),
+        ("fine_tuning: {auto_epochs: 0}\nmodels: {m: {upstream: x}}", "fine_tuning.auto_epochs"),
+        ("fine_tuning: {hold_s: 0}\nmodels: {m: {upstream: x}}", "fine_tuning.hold_s"),
     ],
 )
 def test_invalid_config_names_the_bad_key(text: str, message: str) -> None:
@@ -115,3 +121,18 @@ def test_routing_aliases_are_policies_over_configured_models() -> None:
         ConfigError, match=r"routing\.policies\.gpt-4o: the name of a configured model"
     ):
         load_config(SHIPPED, {"O1GW__ROUTING__POLICIES": "{gpt-4o: {}}"})
+
+
+def test_fine_tunable_models_carry_their_training_and_fine_tuned_prices() -> None:
+    config = load_config(SHIPPED, {})
+    mini = config.models["gpt-4o-mini"]
+    assert mini.fine_tuning.training_price == 3_000_000  # $3 per 1M trained tokens
+    assert mini.fine_tuning.price.cached_input == 150_000
+    assert config.models["gpt-4o"].fine_tuning.training_price == 25_000_000
+    assert not config.models["o1-mini"].fine_tuning.training_price  # not fine-tuned
+    assert config.fine_tuning.auto_epochs == 10
+    name = "ft:gpt-4o-mini-2024-07-18:org:demo:abc123"
+    tuned = mini.fine_tuned(name)
+    assert tuned.upstream == name and tuned.price == mini.fine_tuning.price
+    assert tuned.fallbacks == () and tuned.max_output == mini.max_output
+    assert not tuned.fine_tuning.training_price

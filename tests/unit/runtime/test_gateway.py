@@ -1,4 +1,5 @@
-"""The gateway's after-response bookkeeping queue (`Gateway.after_response`)."""
+"""The gateway's after-response bookkeeping queue (`Gateway.after_response`), and how it finds
+a model by any of its names (`Gateway.model_of`)."""
 
 from __future__ import annotations
 
@@ -69,3 +70,15 @@ async def test_closing_runs_what_is_left() -> None:
     gw.after_response(done.append, "at shutdown")
     await gw.close()
     assert done == ["at shutdown"]
+
+
+def test_a_model_by_any_name_and_a_fine_tune_by_its_base() -> None:
+    gw = open_gateway(base_config())
+    assert gw.model_of("gpt-4o-2024-08-06") == gw.models["gpt-4o"]
+    tune = "ft:gpt-4o-2024-08-06:org::abc:ckpt-step-10"
+    found = gw.model_of(tune)
+    assert found is not None and found[0] == "gpt-4o"
+    assert found[1].upstream == tune and found[1].price.output == 15_000_000
+    assert gw.model_of("ft:o1-mini-2024-09-12:org::abc") is None  # a base not fine-tuned
+    assert gw.model_of("ft:gpt-9:org::abc") is None and gw.model_of("ft:") is None
+    assert gw.model_of("no-such-model") is None

@@ -1,0 +1,67 @@
+"""Batches, as the gateway follows them (`runtime.follower`): held at creation (each line's
+worst case at half price, for as long as its completion window), and priced once upstream says
+the batch ended from its output file: each line's usage at half its model's price, rounded up
+per line as upstream bills it. The output and error files become the team's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.admission.pricing import batch_line_cost
+from gateway.config import ModelConfig
+from gateway.runtime.follower import Ended, JobKind, ModelOf, Read
+from gateway.wire.usage import Usage, usage_from
+
+
+class BatchJobs(JobKind):
+    name = "batch"
+    path = "/batches"
+    open_key = "o1gw:batches:open"
+    ended_statuses = frozenset({"completed", "failed", "expired", "cancelled"})
+
+    def __init__(self, poll_s: float, model_of: ModelOf) -> None:
+        super().__init__(poll_s)
+        self._model_of = model_of
+
+    async def priced(self, job: dict[str, Any], record: dict[str, Any], read: Read) -> Ended:
+        """A batch followed with the models its lines named (`models`: configured names)."""
+        usage, cost = Usage(), 0
+        output = job.get("output_file_id")
+        if isinstance(output, str):
+            content = await read(f"/files/{output}/content")
+            usage, cost = self._priced(content, self._dearest(record.get("models") or []))
+        files = (output, job.get("error_file_id"))
+        return Ended(usage, cost, tuple(("file", f) for f in files if isinstance(f, str)))
+
+    def _dearest(self, names: list[str]) -> ModelConfig | None:
+        """Of the models a batch's lines named, the one whose output costs most."""
+        models = [found[1] for name in names if (found := self._model_of(name)) is not None]
+        return max(models, key=lambda m: (m.price.output, m.price.input), default=None)
+
+    def _priced(self, content: bytes | None, fallback: ModelConfig | None) -> tuple[Usage, int]:
+        """The usage and half-price cost of every answered line of an output file; a line
+        answered by a model the config does not name (a newer snapshot) is priced as the
+        dearest model the batch's lines named: never less than upstream bills."""
+        prompt = completion = cached = reasoning = cost = 0
+        for line in (content or b"").splitlines():
+            try:
+                entry = orjson.loads(line)
+                body = entry["response"]["body"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+            used = usage_from(body.get("usage")) if isinstance(body, dict) else None
+            if used is None:
+                continue
+            found = self._model_of(str(body.get("model")))
+            model = found[1] if found is not None else fallback
+            if model is None:
+                continue
+            cost += batch_line_cost(model.price, used)
+            prompt += used.prompt_tokens
+            completion += used.completion_tokens
+            cached += used.cached_tokens
+            reasoning += used.reasoning_tokens
+        return Usage(prompt, completion, cached, reasoning), cost

@@ -1,0 +1,154 @@
+"""The jobs the gateway follows upstream until they end, to charge them what they cost:
+batches and fine-tuning jobs, each kind saying how to read its end and price it (`JobKind`).
+
+A job is held when it is created (its worst case, for as long as it may run) and settled once
+upstream says it ended, by its kind's rule. The open jobs are kept in Redis, one hash per kind,
+so any replica may settle any job (the hold id makes a second settle count nothing) and a
+restart loses none. What a job made (output files, a fine-tuned model) becomes the team's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from gateway.admission.plan import Bucket, Plan, WeeklyCap
+from gateway.admission.redis_side import Admission
+from gateway.config import ModelConfig
+from gateway.objects.ownership import Owners
+from gateway.upstream.contract import Upstream
+from gateway.wire.errors import GatewayError
+from gateway.wire.usage import Usage
+
+log = logging.getLogger("gateway")
+# Headers for a call upstream on a team's behalf, by the name of its key's variable ("": the
+# gateway's key).
+HeadersFor = Callable[[str], dict[str, str]]
+# An upstream read (a path relative to the base URL) with the job's team's key: the body of a
+# 200, None otherwise.
+Read = Callable[[str], Awaitable[bytes | None]]
+# A model by any name a request or an answer gives it (a fine-tune's too): its configured name
+# and config, or None.
+ModelOf = Callable[[str], tuple[str, ModelConfig] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """What a job that ended cost, and the objects it made (kind, id): the team's now."""
+
+    usage: Usage
+    cost: int
+    made: tuple[tuple[str, str], ...] = ()
+
+
+class JobKind(ABC):
+    """One kind of job: where upstream keeps it, when it has ended and what it cost."""
+
+    name: str  # its owner records' kind, and what `Follower.follow` is told: "batch"
+    path: str  # upstream, relative to the base URL: "/batches"
+    open_key: str  # the Redis hash of its open jobs: job id -> its record
+    ended_statuses: frozenset[str]
+
+    def __init__(self, poll_s: float) -> None:
+        self.poll_s = poll_s  # how often its open jobs are read
+
+    @abstractmethod
+    async def priced(self, job: dict[str, Any], record: dict[str, Any], read: Read) -> Ended:
+        """The cost of an ended `job` (as upstream answers it), followed as `record`."""
+
+
+class Follower:
+    def __init__(
+        self,
+        client: redis.Redis,
+        upstream: Upstream,
+        admission: Admission,
+        owners: Owners,
+        headers_for: HeadersFor,
+        kinds: Sequence[JobKind],
+    ) -> None:
+        self._redis = client
+        self._upstream = upstream
+        self._admission = admission
+        self._owners = owners
+        self._headers_for = headers_for
+        self.kinds = {kind.name: kind for kind in kinds}
+
+    async def follow(
+        self, kind: str, job_id: str, team: str, key_env: str, plan: Plan, **extra: Any
+    ) -> None:
+        """Follow a job of `kind` until it ends; `extra` is what its kind prices it by."""
+        record = {"team": team, "key_env": key_env, "plan": asdict(plan), **extra}
+        await self._redis.hset(self.kinds[kind].open_key, job_id, orjson.dumps(record))
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._follow_all(kind) for kind in self.kinds.values()))
+
+    async def _follow_all(self, kind: JobKind) -> None:
+        while True:
+            await asyncio.sleep(kind.poll_s)
+            try:
+                await self.check_all(kind)
+            except (RedisError, OSError) as exc:
+                log.warning("cannot follow %s jobs now (%s)", kind.name, exc)
+
+    async def check_all(self, kind: JobKind) -> None:
+        for raw_id, raw in (await self._redis.hgetall(kind.open_key)).items():
+            job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            try:
+                await self.check(kind, job_id, orjson.loads(raw))
+            except GatewayError as exc:
+                log.warning("%s %s: upstream did not answer (%s)", kind.name, job_id, exc.message)
+
+    async def check(self, kind: JobKind, job_id: str, record: dict[str, Any]) -> None:
+        """Settle the job if upstream says it ended."""
+        headers = self._headers_for(record.get("key_env") or "")
+
+        async def read(path: str) -> bytes | None:
+            return await self._read(path, headers)
+
+        job = _object(await read(f"{kind.path}/{job_id}"))
+        if job is None or job.get("status") not in kind.ended_statuses:
+            return
+        ended = await kind.priced(job, record, read)
+        plan = _plan(record["plan"])
+        await self._admission.settle(plan, ended.usage, ended.cost, release_weekly=False)
+        self._admission.count_usage(plan.team, plan.model, ended.usage, ended.cost)
+        for object_kind, object_id in ended.made:
+            await self._owners.record(object_kind, record["team"], object_id, time.time())
+        await self._redis.hdel(kind.open_key, job_id)
+
+    async def _read(self, path: str, headers: dict[str, str]) -> bytes | None:
+        resp = await self._upstream.send("GET", path, b"", headers, b"")
+        try:
+            content = await resp.read()
+        finally:
+            await resp.close()
+        return content if resp.status == 200 else None
+
+
+def _object(content: bytes | None) -> dict[str, Any] | None:
+    try:
+        answer = orjson.loads(content) if content is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def _plan(data: dict[str, Any]) -> Plan:
+    return Plan(
+        **{
+            **data,
+            "buckets": tuple(Bucket(**b) for b in data["buckets"]),
+            "weekly": tuple(WeeklyCap(**w) for w in data["weekly"]),
+        }
+    )

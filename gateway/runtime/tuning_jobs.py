@@ -1,0 +1,32 @@
+"""Fine-tuning jobs, as the gateway follows them (`runtime.follower`): held at creation (the
+training file's tokens times its epochs at the base's training price, for as long as a job may
+run), and priced once upstream says the job ended from the tokens it trained, at the training
+price the job was held at: a job that failed or was cancelled is charged what it reports
+trained (nothing, when it trained nothing). Its fine-tuned model and result files become the
+team's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.admission.pricing import training_cost
+from gateway.runtime.follower import Ended, JobKind, Read
+from gateway.wire.usage import Usage
+
+
+class TuningJobs(JobKind):
+    name = "fine_tuning_job"
+    path = "/fine_tuning/jobs"
+    open_key = "o1gw:fine_tuning_jobs:open"
+    ended_statuses = frozenset({"succeeded", "failed", "cancelled"})
+
+    async def priced(self, job: dict[str, Any], record: dict[str, Any], read: Read) -> Ended:
+        """A job followed with its base's `training_price` (micro-dollars per 1M tokens)."""
+        trained = job.get("trained_tokens")
+        if isinstance(trained, bool) or not isinstance(trained, int):
+            trained = 0
+        cost = training_cost(trained, int(record["training_price"]))
+        made = [("model", m) for m in (job.get("fine_tuned_model"),) if isinstance(m, str)]
+        made += [("file", f) for f in job.get("result_files") or () if isinstance(f, str)]
+        return Ended(Usage(prompt_tokens=max(trained, 0)), cost, tuple(made))
