@@ -214,7 +214,7 @@ class Attempt:
             await resp.close()
             if ticket is not None and meter is not None:
                 usage = meter.generated_usage(ticket.prompt_estimate)
-                found = gw.models.get(meter.model) if ticket.price is None else None
+                found = gw.model_of(meter.model) if ticket.price is None else None
                 if found is not None:  # pass-through: priced by the model that answered
                     ticket.settle(usage, found[1].price, found[0])
                 else:
@@ -230,7 +230,7 @@ class Attempt:
             ticket.release()
             return
         usage, model = response_usage(content)
-        found = self.gw.models.get(model) if ticket.price is None and model else None
+        found = self.gw.model_of(model) if ticket.price is None and model else None
         if found is not None:  # pass-through: priced by the model that answered
             ticket.settle(usage, found[1].price, found[0])
         else:

@@ -1,15 +1,14 @@
 """Batches, each the team's own, held at creation and charged when they end.
 
 Creating one reads its input file (the team's own) and checks every line as its endpoint
-would: the model in the team's tier and allowlist and priced. It holds every line's worst case
-at half price (upstream's batch price) for as long as the batch may run; the gateway follows
-the batch (`runtime.batch_follower`) and settles it from its output file when it ends. Reading,
-listing and cancelling are the team's own batches only.
+would: the model in the team's tier and allowlist (or the team's own fine-tune) and priced. It
+holds every line's worst case at half price (upstream's batch price) for as long as the batch
+may run; the gateway follows the batch (`runtime.batch_jobs`) and settles it from its output
+file when it ends. Reading, listing and cancelling are the team's own batches only.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import orjson
@@ -18,24 +17,26 @@ from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import batch_line_cost, batch_line_worst
-from gateway.endpoints.attempt import Attempt
+from gateway.config import ModelConfig
+from gateway.endpoints.followed import create_followed
 from gateway.endpoints.owned import (
     FILE,
     Kind,
+    adopt,
     caller_owning,
     check_owned,
     created,
+    file_content,
     forward_owned,
-    made_now,
     own_list,
     references,
 )
+from gateway.endpoints.tuned_models import fine_tunes
 from gateway.runtime.gateway import Gateway
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import Caller, identify
-from gateway.server.entry import exchange_of, gateway_of
+from gateway.server.entry import gateway_of
 from gateway.wire import errors
-from gateway.wire.errors import GatewayError
 from gateway.wire.usage import Usage
 
 BATCH = Kind("batch", "/batches", errors.batch_not_found)
@@ -54,57 +55,17 @@ async def create(request: Request) -> Response:
     if endpoint not in BATCHED:
         raise errors.invalid_value("endpoint", str(endpoint), BATCHED)
     await check_owned(gw, caller, FILE, input_file)
-    lines = await _input_lines(gw, request, caller, input_file)
-    reserve, model, named = _worst_case(gw, caller, str(endpoint), lines)
+    lines = _input_lines(await file_content(gw, request, caller, input_file))
+    tuned = await fine_tunes(gw, caller, [line["body"].get("model") for line in lines])
+    reserve, model, named = _worst_case(gw, caller, str(endpoint), lines, tuned)
     for kind, object_id in references([line["body"] for line in lines]):
         await check_owned(gw, caller, kind, object_id)  # what each line names is the team's
-    attempt = BatchAttempt(gw, request, exchange_of(request.scope), caller, BATCH.upstream, None)
-    exchange = exchange_of(request.scope)
-    exchange.model = exchange.routed_model = model
-    try:
-        if gw.config.admission.enabled:
-            shape = gw.plan_shapes().get(caller.team, caller.key, model, counts_tokens=False)
-            plan = dataclasses.replace(
-                shape.plan(gw.new_hold_id(), est_tokens=0, reserve=reserve),
-                hold_ttl_s=gw.config.batches.hold_s,
-            )
-            await attempt.admit(plan, None, 0)
-        response = await attempt.forward(body, stream=False)
-    except GatewayError as exc:
-        attempt.failed(exc)
-        raise
-    answer = created(response)
-    if answer is not None:
-        await gw.owners.record(BATCH.name, caller.team.name, answer["id"], made_now())
-        ticket = attempt.ticket
-        if ticket is not None and gw.batches is not None:
-            await gw.batches.follow(
-                answer["id"], caller.team.name, caller.team.upstream_key_env, ticket.plan, named
-            )
-    return response
+    return await create_followed(
+        request, caller, BATCH, model, reserve, gw.config.batches.hold_s, body, models=named
+    )
 
 
-class BatchAttempt(Attempt):
-    """A batch's creation: its hold is settled when the batch ends, not when it is created."""
-
-    __slots__ = ()
-
-    def settle(self, status: int, content: bytes) -> None:
-        if status >= 400 and self.ticket is not None:
-            self.ticket.release()
-
-
-async def _input_lines(
-    gw: Gateway, request: Request, caller: Caller, file_id: str
-) -> list[dict[str, Any]]:
-    headers = gw.upstream_headers(request.scope["headers"], caller.team)
-    resp = await gw.upstream.send("GET", f"/files/{file_id}/content", b"", headers, b"")
-    try:
-        content = await resp.read()
-    finally:
-        await resp.close()
-    if resp.status != 200:
-        raise errors.file_not_found(file_id)
+def _input_lines(content: bytes) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     for number, raw in enumerate(content.splitlines(), start=1):
         if not raw.strip():
@@ -120,10 +81,15 @@ async def _input_lines(
 
 
 def _worst_case(
-    gw: Gateway, caller: Caller, endpoint: str, lines: list[dict[str, Any]]
+    gw: Gateway,
+    caller: Caller,
+    endpoint: str,
+    lines: list[dict[str, Any]],
+    tuned: dict[str, tuple[str, ModelConfig]],
 ) -> tuple[int, str, list[str]]:
     """Every line's worst case at half price, the model of the first line and every model
-    the lines name: each line's model must be one the team may use, priced."""
+    the lines name (a fine-tune by its own name, priced as such): each line's model must be
+    one the team may use (`tuned`: the team's own fine-tunes they name), priced."""
     reserve, first, named = 0, "", set()
     for number, line in enumerate(lines, start=1):
         if line.get("url") != endpoint:
@@ -131,7 +97,7 @@ def _worst_case(
         body: dict[str, Any] = line["body"]
         default = "omni-moderation-latest" if endpoint == "/v1/moderations" else None
         name = body.get("model", default)
-        found = gw.models.get(name) if isinstance(name, str) else None
+        found = (gw.models.get(name) or tuned.get(name)) if isinstance(name, str) else None
         if found is None or not model_allowed(gw.config, caller.team, found[0]):
             raise errors.model_not_found(str(name))
         label, model = found
@@ -143,7 +109,7 @@ def _worst_case(
         prompt, completion = worst
         reserve += batch_line_cost(model.price, Usage(prompt, completion))
         first = first or label
-        named.add(label)
+        named.add(name if name in tuned else label)
     return reserve, first, sorted(named)
 
 
@@ -158,11 +124,8 @@ async def retrieve(request: Request) -> Response:
     batch_id = request.path_params["batch_id"]
     caller = await caller_owning(request, BATCH, batch_id)
     response = await forward_owned(request, BATCH, batch_id, count=True, caller=caller)
-    answer = created(response)
-    for field in ("output_file_id", "error_file_id"):
-        file_id = answer.get(field) if answer is not None else None
-        if isinstance(file_id, str) and not await gw.owners.owns("file", caller.team.name, file_id):
-            await gw.owners.record(FILE.name, caller.team.name, file_id, made_now())
+    answer = created(response) or {}
+    await adopt(gw, caller, FILE, (answer.get("output_file_id"), answer.get("error_file_id")))
     return response
 
 

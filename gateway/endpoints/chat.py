@@ -26,6 +26,7 @@ from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
 from gateway.endpoints.owned import check_references, made_now
 from gateway.endpoints.route import choose
+from gateway.endpoints.tuned_models import fine_tuned
 from gateway.routing.aliases import Routed, route_headers
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
@@ -50,13 +51,15 @@ async def chat_completions(request: Request) -> Response:
 class ChatRequest:
     """One chat request: identified, read and routed once, then served by one model or more."""
 
-    __slots__ = ("body", "caller", "exchange", "gw", "payload", "request", "routed")
+    __slots__ = ("body", "caller", "exchange", "gw", "payload", "request", "routed", "tuned")
 
     def __init__(self, request: Request) -> None:
         self.gw = gateway_of(request)
         self.request = request
         self.exchange = exchange_of(request.scope)
         self.routed: Routed | None = None
+        # The team's own fine-tune the request names, served as its base (the label routed).
+        self.tuned: ModelConfig | None = None
 
     async def serve(self) -> Response:
         try:
@@ -94,6 +97,9 @@ class ChatRequest:
             exchange.route_reason = "; ".join(routed.decision.reasons)
             name = routed.decision.model
         found = gw.models.get(name)
+        if found is None:
+            found = await fine_tuned(gw, self.caller, name)
+            self.tuned = found[1] if found is not None else None
         if found is None or not model_allowed(gw.config, self.caller.team, found[0]):
             raise errors.model_not_found(name)
         exchange.model = exchange.model or found[0]
@@ -110,7 +116,7 @@ class ChatRequest:
         gw = self.gw
         candidates = [first] + [
             m
-            for m in gw.config.models[first].fallbacks
+            for m in (self.tuned or gw.config.models[first]).fallbacks
             if model_allowed(gw.config, self.caller.team, m)
         ]
         taken: list[str] = []
@@ -144,7 +150,7 @@ class ChatRequest:
         """One model's try; once more if upstream refused a parameter the capability table
         said the model takes (the table was stale: patch that too, and remember it)."""
         gw = self.gw
-        model = gw.config.models[label]
+        model = self.tuned or gw.config.models[label]
         caps = gw.learned.effective(label, model.capabilities, time.monotonic())
         response = await ChatAttempt(self, label, model, caps).run()
         lacking = self.lacking_capability(response, caps)

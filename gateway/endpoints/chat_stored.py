@@ -15,7 +15,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.endpoints.owned import Kind, caller_owning, forward_owned, own_list
+from gateway.endpoints.owned import (
+    Kind,
+    caller_owning,
+    forward_owned,
+    metadata_matches,
+    metadata_query,
+    own_list,
+)
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.entry import gateway_of
 from gateway.wire import errors
@@ -35,14 +42,10 @@ async def list_completions(request: Request) -> Response:
     if model is not None:
         found = gw.models.get(model)
         names = (model, found[1].upstream) if found is not None else (model,)
-    metadata = {
-        name[len("metadata[") : -1]: value
-        for name, value in query.items()
-        if name.startswith("metadata[") and name.endswith("]")
-    }
+    metadata = metadata_query(query)
 
     def keep(obj: dict[str, Any]) -> bool:
-        return _model_matches(obj.get("model"), names) and _metadata_matches(
+        return _model_matches(obj.get("model"), names) and metadata_matches(
             obj.get("metadata"), metadata
         )
 
@@ -56,12 +59,6 @@ def _model_matches(stored: Any, names: tuple[str, ...]) -> bool:
     if not isinstance(stored, str):
         return False
     return any(stored == name or stored.startswith(name + "-") for name in names)
-
-
-def _metadata_matches(stored: Any, wanted: dict[str, str]) -> bool:
-    if not wanted:
-        return True
-    return isinstance(stored, dict) and all(stored.get(k) == v for k, v in wanted.items())
 
 
 async def retrieve(request: Request) -> Response:

@@ -20,6 +20,7 @@ from gateway.admission.plan import model_allowed
 from gateway.config import ModelConfig
 from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.owned import check_references
+from gateway.endpoints.tuned_models import fine_tuned
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
 from gateway.server.body import parse_json_object, read_body
@@ -86,7 +87,7 @@ async def serve(request: Request, rules: Governed) -> Response:
         name = payload.get("model", rules.default_model)
     if not isinstance(name, str) or not name:
         raise errors.missing_model()
-    found = gw.models.get(name)
+    found = gw.models.get(name) or await fine_tuned(gw, caller, name)
     if found is None or not model_allowed(gw.config, caller.team, found[0]):
         raise errors.model_not_found(name)
     label, model = found

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +117,20 @@ async def check_owned(gw: Gateway, caller: Caller, kind: Kind, object_id: str) -
         raise kind.not_found(object_id)
 
 
+async def file_content(gw: Gateway, request: Request, caller: Caller, file_id: str) -> bytes:
+    """The bytes of a file (the caller's team's: checked already), read from upstream; the
+    404 of a missing file when upstream has none."""
+    headers = gw.upstream_headers(request.scope["headers"], caller.team)
+    resp = await gw.upstream.send("GET", f"{FILE.upstream}/{file_id}/content", b"", headers, b"")
+    try:
+        content = await resp.read()
+    finally:
+        await resp.close()
+    if resp.status != 200:
+        raise FILE.not_found(file_id)
+    return content
+
+
 def attempt_for(request: Request, caller: Caller, path: str) -> Attempt:
     """A call to the default upstream, once, as the pass-through makes it."""
     gw = gateway_of(request)
@@ -175,6 +189,30 @@ def created(response: Response) -> dict[str, Any] | None:
     if isinstance(answer, dict) and isinstance(answer.get("id"), str):
         return answer
     return None
+
+
+async def adopt(gw: Gateway, caller: Caller, kind: Kind, ids: Iterable[Any]) -> None:
+    """What an object of the team's made upstream (a batch's output files, a job's model) is
+    the team's too: each id recorded, unless it is already."""
+    team = caller.team.name
+    for object_id in ids:
+        if isinstance(object_id, str) and not await gw.owners.owns(kind.name, team, object_id):
+            await gw.owners.record(kind.name, team, object_id, made_now())
+
+
+def metadata_query(query: Mapping[str, str]) -> dict[str, str]:
+    """The `metadata[KEY]=VALUE` filters of a list's query."""
+    return {
+        name[len("metadata[") : -1]: value
+        for name, value in query.items()
+        if name.startswith("metadata[") and name.endswith("]")
+    }
+
+
+def metadata_matches(stored: Any, wanted: dict[str, str]) -> bool:
+    if not wanted:
+        return True
+    return isinstance(stored, dict) and all(stored.get(k) == v for k, v in wanted.items())
 
 
 def made_now() -> float:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from gateway.admission.plan import model_allowed
 from gateway.config import AllowedPath
 from gateway.endpoints.attempt import Attempt
+from gateway.endpoints.tuned_models import fine_tuned
 from gateway.server.body import read_body
 from gateway.server.caller import identify
 from gateway.server.entry import exchange_of, gateway_of
@@ -38,7 +39,7 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
     named = _model_named(body)
     if named is not None and allowed.charge == "usage":
         # What it will report usage for must have a price: an unknown model is not served free.
-        found = gw.models.get(named)
+        found = gw.models.get(named) or await fine_tuned(gw, caller, named)
         if found is None or not model_allowed(gw.config, caller.team, found[0]):
             raise errors.model_not_found(named)
     attempt = Attempt(gw, request, exchange_of(request.scope), caller, path, model=None)

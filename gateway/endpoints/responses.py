@@ -131,7 +131,7 @@ class ResponsesRequest(ChatRequest):
 
     async def serve_model(self, label: str) -> Response:
         gw = self.gw
-        model = gw.config.models[label]
+        model = self.tuned or gw.config.models[label]
         caps = gw.learned.effective(label, model.capabilities, time.monotonic())
         if caps.responses_api:
             return await NativeAttempt(self, label, model, caps).run()

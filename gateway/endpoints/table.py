@@ -16,7 +16,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.config import AllowedPath
-from gateway.endpoints import batches, chat_stored, files, models, responses_stored, vector_stores
+from gateway.endpoints import (
+    batches,
+    chat_stored,
+    files,
+    fine_tuning,
+    models,
+    responses_stored,
+    tuned_models,
+    vector_stores,
+)
 from gateway.endpoints.chat import chat_completions
 from gateway.endpoints.governed import Cost, Governed, governed
 from gateway.endpoints.passthrough import allowed_passthrough
@@ -170,8 +179,45 @@ TABLE: tuple[Endpoint, ...] = (
         "POST", "/v1/batches/{batch_id}/cancel", batches.cancel, "-", "counted",
         "the team's own only",
     ),
-    Endpoint("GET", "/v1/models", models.list_models, "-", "never charged", "-"),
-    Endpoint("GET", "/v1/models/{model:path}", models.get_model, "path", "never charged", "-"),
+    Endpoint(
+        "POST", "/v1/fine_tuning/jobs", fine_tuning.create, "body (the base model)",
+        "the training file's tokens x epochs (n_epochs, or fine_tuning.auto_epochs for auto) at "
+        "the base's training price, held while the job may run; settled from trained_tokens "
+        "when it ends",
+        "the job, its fine-tuned model and result files: the team's; its training and "
+        "validation files must be the team's",
+    ),
+    Endpoint(
+        "GET", "/v1/fine_tuning/jobs", fine_tuning.list_jobs, "-", "counted", "the team's own"
+    ),
+    Endpoint(
+        "GET", "/v1/fine_tuning/jobs/{job_id}", fine_tuning.retrieve, "-", "counted",
+        "the team's own only",
+    ),
+    Endpoint(
+        "POST", "/v1/fine_tuning/jobs/{job_id}/cancel", fine_tuning.cancel, "-", "counted",
+        "the team's own only",
+    ),
+    Endpoint(
+        "GET", "/v1/fine_tuning/jobs/{job_id}/events", fine_tuning.events, "-", "counted",
+        "the team's own only",
+    ),
+    Endpoint(
+        "GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints", fine_tuning.checkpoints, "-",
+        "counted", "the team's own only; each checkpoint's model becomes the team's",
+    ),
+    Endpoint(
+        "GET", "/v1/models", models.list_models, "-", "never charged",
+        "the configured models the team may use, and its own fine-tunes",
+    ),
+    Endpoint(
+        "GET", "/v1/models/{model:path}", models.get_model, "path", "never charged",
+        "a fine-tune: the team's own only",
+    ),
+    Endpoint(
+        "DELETE", "/v1/models/{model:path}", tuned_models.delete, "path", "never charged",
+        "the team's own fine-tunes only",
+    ),
     Endpoint("POST", "/v1/route", route_endpoint, "body", "never charged (no upstream call)", "-"),
 )  # fmt: skip
 

@@ -90,6 +90,19 @@ CALLS: dict[str, Callable[[openai.OpenAI], object]] = {
 }
 
 
+# Held at creation and charged when the job ends (test_fine_tuning.py shows the charge equals
+# the bill); a team with nothing left is refused them too.
+FOLLOWED: dict[str, Callable[[openai.OpenAI], object]] = {
+    "fine-tuning": lambda c: c.fine_tuning.jobs.create(
+        model="gpt-4o-mini",
+        training_file=c.files.create(
+            file=("train.jsonl", b'{"messages": [{"role": "user", "content": "Hi"}]}\n'),
+            purpose="fine-tune",
+        ).id,
+    ),
+}
+
+
 def test_every_endpoint_is_charged_exactly_what_upstream_bills(
     gateway: ServerThread, simulator: ServerThread, store: redis.Redis
 ) -> None:
@@ -105,7 +118,7 @@ def test_every_endpoint_is_charged_exactly_what_upstream_bills(
     assert spend(store, "payer") == (billed(simulator), 0)
 
 
-@pytest.mark.parametrize("name", sorted(CALLS))
+@pytest.mark.parametrize("name", sorted(CALLS) + sorted(FOLLOWED))
 def test_a_team_with_nothing_left_is_refused_before_upstream(
     gateway: ServerThread, simulator: ServerThread, store: redis.Redis, name: str
 ) -> None:
@@ -114,7 +127,7 @@ def test_a_team_with_nothing_left_is_refused_before_upstream(
     assert spend(store, "broke") == (1, 0)
     httpx.delete(f"{simulator.url}/_sim/bill")
     with pytest.raises(openai.RateLimitError) as info:
-        CALLS[name](sdk(gateway, "broke"))
+        (CALLS.get(name) or FOLLOWED[name])(sdk(gateway, "broke"))
     assert info.value.code == "insufficient_quota"
     assert billed(simulator) == 0
     assert spend(store, "broke") == (1, 0)

@@ -263,6 +263,7 @@ def test_no_request_body_reaches_another_teams_objects(
         lambda: a.embeddings.create(
             model="text-embedding-3-small", input="x", extra_body={"file_id": file_id}
         ),
+        lambda: a.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id),
     ]
     for call in calls:
         not_found(call)

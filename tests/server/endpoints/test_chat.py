@@ -217,21 +217,21 @@ def test_governed_endpoints_and_everything_else_refused(
         client.post("/no-such-endpoint", cast_to=object, body={})
     assert error_of(info.value)["message"].startswith("Invalid URL (POST /v1/no-such-endpoint)")
     with pytest.raises(openai.NotFoundError):
-        client.fine_tuning.jobs.list()
+        client.containers.list()
     assert len(sim_log(simulator)) == before
 
 
 def test_an_operator_allowed_path_keeps_method_and_query(
     start_gateway: GatewayFactory, simulator: ServerThread
 ) -> None:
-    allow = (AllowedPath(method="GET", path="/v1/fine_tuning/jobs", charge="free"),)
+    allow = (AllowedPath(method="GET", path="/v1/evals", charge="free"),)
     gateway = start_gateway(passthrough={"allow": allow})
     httpx.get(
-        f"{gateway.url}/v1/fine_tuning/jobs?after=ftjob_x&limit=2",
+        f"{gateway.url}/v1/evals?after=eval_x&limit=2",
         headers={"Authorization": f"Bearer {CLIENT_KEY}"},
     )
     sent = sim_log(simulator)[-1]
-    assert sent["method"] == "GET" and sent["path"] == "/v1/fine_tuning/jobs"
+    assert sent["method"] == "GET" and sent["path"] == "/v1/evals"
 
 
 # -- errors the gateway produces -----------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.endpoints.chat_stored import _metadata_matches, _model_matches
+from gateway.endpoints.chat_stored import _model_matches
+from gateway.endpoints.owned import metadata_matches
 
 
 def test_a_model_matches_itself_and_its_dated_snapshots() -> None:
@@ -16,8 +17,8 @@ def test_a_model_matches_itself_and_its_dated_snapshots() -> None:
 
 
 def test_metadata_must_match_every_pair_asked() -> None:
-    assert _metadata_matches(None, {})
-    assert _metadata_matches({"a": "1", "b": "2"}, {"a": "1"})
-    assert not _metadata_matches({"a": "1"}, {"a": "1", "b": "2"})
-    assert not _metadata_matches({"a": "2"}, {"a": "1"})
-    assert not _metadata_matches(None, {"a": "1"})
+    assert metadata_matches(None, {})
+    assert metadata_matches({"a": "1", "b": "2"}, {"a": "1"})
+    assert not metadata_matches({"a": "1"}, {"a": "1", "b": "2"})
+    assert not metadata_matches({"a": "2"}, {"a": "1"})
+    assert not metadata_matches(None, {"a": "1"})

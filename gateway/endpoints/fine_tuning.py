@@ -1,0 +1,132 @@
+"""Fine-tuning jobs, each the team's own, held at creation and charged when they end.
+
+Creating one checks its base `model` as every endpoint checks a model (in the team's tier and
+allowlist, or one of the team's own fine-tunes) and that config prices its training (a base
+without a training price is not fine-tuned); its training and validation files must be the
+team's. It reads the training file from upstream and holds its tokens times the epochs (the
+request's `n_epochs`, or `fine_tuning.auto_epochs` when it leaves them to upstream) at the
+base's training price, for as long as a job may run (`fine_tuning.hold_s`). The gateway follows
+the job (`runtime.tuning_jobs`) and settles it from the tokens it trained; its fine-tuned model
+and result files become the team's (`tuned_models`). Listing, reading, cancelling, events and
+checkpoints are the team's own jobs only, never charged (counted against the request limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.admission import pricing
+from gateway.admission.plan import model_allowed
+from gateway.endpoints.followed import create_followed
+from gateway.endpoints.owned import (
+    FILE,
+    Kind,
+    adopt,
+    caller_owning,
+    check_references,
+    created,
+    file_content,
+    forward_owned,
+    metadata_matches,
+    metadata_query,
+    own_list,
+)
+from gateway.endpoints.tuned_models import MODEL, fine_tuned
+from gateway.server.body import parse_json_object, read_body
+from gateway.server.caller import identify
+from gateway.server.entry import gateway_of
+from gateway.wire import errors
+
+FINE_TUNING_JOB = Kind("fine_tuning_job", "/fine_tuning/jobs", errors.fine_tuning_job_not_found)
+
+
+async def create(request: Request) -> Response:
+    gw = gateway_of(request)
+    caller = await identify(gw, request)
+    body = await read_body(request, gw.config.server.max_body_bytes)
+    payload = parse_json_object(request, body)
+    name, training = payload.get("model"), payload.get("training_file")
+    if not isinstance(name, str) or not name:
+        raise errors.missing_parameter("model")
+    if not isinstance(training, str):
+        raise errors.missing_parameter("training_file")
+    method = pricing.training_method(payload)
+    if method not in pricing.TOKEN_TRAINED_METHODS:
+        raise errors.invalid_value("method.type", method, pricing.TOKEN_TRAINED_METHODS)
+    found = gw.models.get(name) or await fine_tuned(gw, caller, name)
+    if found is None or not model_allowed(gw.config, caller.team, found[0]):
+        raise errors.model_not_found(name)
+    label, model = found
+    price = gw.config.models[label].fine_tuning.training_price
+    if not price:
+        raise errors.not_fine_tunable(name)
+    await check_references(gw, caller, body, payload)  # the training and validation files
+    content = await file_content(gw, request, caller, training)
+    tokens = await asyncio.to_thread(pricing.training_file_tokens, content)
+    epochs = pricing.training_epochs(payload, gw.config.fine_tuning.auto_epochs)
+    reserve = pricing.training_cost(tokens * epochs, price)
+    if model.upstream != name:  # a configured name: upstream fine-tunes its snapshot
+        body = orjson.dumps({**payload, "model": model.upstream})
+    return await create_followed(
+        request, caller, FINE_TUNING_JOB, label, reserve, gw.config.fine_tuning.hold_s, body,
+        training_price=int(price),
+    )  # fmt: skip
+
+
+async def list_jobs(request: Request) -> Response:
+    wanted = metadata_query(request.query_params)
+
+    def keep(job: dict[str, Any]) -> bool:
+        return metadata_matches(job.get("metadata"), wanted)
+
+    return await own_list(request, FINE_TUNING_JOB, keep, count=True)
+
+
+async def retrieve(request: Request) -> Response:
+    """The team's job; once it succeeded, its model and result files are the team's (a client
+    uses them straight after, before the follower's next look)."""
+    job_id = request.path_params["job_id"]
+    caller = await caller_owning(request, FINE_TUNING_JOB, job_id)
+    response = await forward_owned(request, FINE_TUNING_JOB, job_id, count=True, caller=caller)
+    job = created(response) or {}
+    gw = gateway_of(request)
+    await adopt(gw, caller, MODEL, (job.get("fine_tuned_model"),))
+    await adopt(gw, caller, FILE, job.get("result_files") or ())
+    return response
+
+
+async def cancel(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    return await forward_owned(request, FINE_TUNING_JOB, job_id, "/cancel", count=True)
+
+
+async def events(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    return await forward_owned(request, FINE_TUNING_JOB, job_id, "/events", count=True)
+
+
+async def checkpoints(request: Request) -> Response:
+    """The team's job's checkpoints; each is a model the team may use from then on."""
+    job_id = request.path_params["job_id"]
+    caller = await caller_owning(request, FINE_TUNING_JOB, job_id)
+    response = await forward_owned(
+        request, FINE_TUNING_JOB, job_id, "/checkpoints", count=True, caller=caller
+    )
+    page = _json(response) if response.status_code == 200 else None
+    data = page.get("data") if isinstance(page, dict) else None
+    if isinstance(data, list):
+        names = [c.get("fine_tuned_model_checkpoint") for c in data if isinstance(c, dict)]
+        await adopt(gateway_of(request), caller, MODEL, names)
+    return response
+
+
+def _json(response: Response) -> Any:
+    try:
+        return orjson.loads(bytes(response.body))
+    except orjson.JSONDecodeError:
+        return None

@@ -1,0 +1,67 @@
+"""Creating a job the gateway follows until it ends (a batch, a fine-tuning job): its worst case
+held for as long as the job may run, the call forwarded once, the job recorded as the team's
+and followed (`runtime.follower`), which settles the hold from what the job reports when it
+ends. A creation upstream refuses frees the hold at once."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.endpoints.attempt import Attempt
+from gateway.endpoints.owned import Kind, created, made_now
+from gateway.server.caller import Caller
+from gateway.server.entry import exchange_of, gateway_of
+from gateway.wire.errors import GatewayError
+
+
+class FollowedAttempt(Attempt):
+    """A job's creation: its hold is settled when the job ends, not when it is created."""
+
+    __slots__ = ()
+
+    def settle(self, status: int, content: bytes) -> None:
+        if status >= 400 and self.ticket is not None:
+            self.ticket.release()
+
+
+async def create_followed(
+    request: Request,
+    caller: Caller,
+    kind: Kind,
+    model: str,
+    reserve: int,
+    hold_s: float,
+    body: bytes,
+    **extra: Any,
+) -> Response:
+    """Create a job of `kind` with `body`, holding `reserve` against `model` (a configured
+    name: its limits apply) for `hold_s`; `extra` is what the job's kind is priced by."""
+    gw = gateway_of(request)
+    exchange = exchange_of(request.scope)
+    exchange.model = exchange.routed_model = model
+    attempt = FollowedAttempt(gw, request, exchange, caller, kind.upstream, None)
+    try:
+        if gw.config.admission.enabled:
+            shape = gw.plan_shapes().get(caller.team, caller.key, model, counts_tokens=False)
+            plan = dataclasses.replace(
+                shape.plan(gw.new_hold_id(), est_tokens=0, reserve=reserve), hold_ttl_s=hold_s
+            )
+            await attempt.admit(plan, None, 0)
+        response = await attempt.forward(body, stream=False)
+    except GatewayError as exc:
+        attempt.failed(exc)
+        raise
+    answer = created(response)
+    if answer is not None:
+        team = caller.team
+        await gw.owners.record(kind.name, team.name, answer["id"], made_now())
+        ticket = attempt.ticket
+        if ticket is not None and gw.follower is not None:
+            await gw.follower.follow(
+                kind.name, answer["id"], team.name, team.upstream_key_env, ticket.plan, **extra
+            )
+    return response

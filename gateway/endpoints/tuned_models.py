@@ -1,0 +1,87 @@
+"""The fine-tuned models a team's jobs made (`ft:<base>:<org>:<suffix>:<id>`, and a job's
+checkpoints, `...:ckpt-step-<n>`), each the team's own: recorded when the gateway sees its job
+succeed or its checkpoints listed.
+
+A request naming one (chat, Responses, embeddings, legacy completions, a batch's lines, an
+operator-allowed path) is served only to the team that owns it, as its base is served (the
+base's tier and allowlist, limits and deployments) at the base's fine-tuned price; for any
+other team it is the `404 model_not_found` of a model nobody has. Only a name the configured
+models miss is looked up here, so ordinary model names cost nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.admission.plan import model_allowed
+from gateway.config import ModelConfig
+from gateway.endpoints.owned import Kind, forward_owned
+from gateway.runtime.gateway import Gateway
+from gateway.server.caller import Caller, identify
+from gateway.server.entry import gateway_of
+from gateway.wire import errors
+
+MODEL = Kind("model", "/models", errors.model_not_found)
+# Fine-tunes `GET /v1/models` lists at most, oldest first.
+MAX_LISTED = 1000
+# A fine-tune's name: `ft:`, the base, the organization, a suffix of up to 64 characters, an
+# id and a checkpoint's step. A longer name is no model of ours.
+MAX_NAME_CHARS = 256
+
+
+async def fine_tuned(gw: Gateway, caller: Caller, name: str) -> tuple[str, ModelConfig] | None:
+    """The caller's team's own fine-tune `name`, as (its base's configured name, the model it
+    is served as); None for any other name."""
+    if not name.startswith("ft:") or len(name) > MAX_NAME_CHARS:
+        return None
+    found = gw.model_of(name)
+    if found is None or not await gw.owners.owns(MODEL.name, caller.team.name, name):
+        return None
+    return found
+
+
+async def fine_tunes(
+    gw: Gateway, caller: Caller, names: Iterable[Any]
+) -> dict[str, tuple[str, ModelConfig]]:
+    """Of `names` (as request bodies give them), the team's own fine-tunes, each looked up once."""
+    found: dict[str, tuple[str, ModelConfig]] = {}
+    for name in {n for n in names if isinstance(n, str) and n.startswith("ft:")}:
+        model = await fine_tuned(gw, caller, name)
+        if model is not None:
+            found[name] = model
+    return found
+
+
+async def listed(gw: Gateway, caller: Caller) -> list[dict[str, Any]]:
+    """The team's fine-tunes whose base it may use, as `GET /v1/models` lists models."""
+    out: list[dict[str, Any]] = []
+    for name, made in await gw.owners.made(MODEL.name, caller.team.name, MAX_LISTED):
+        found = gw.model_of(name)
+        if found is not None and model_allowed(gw.config, caller.team, found[0]):
+            parts = name.split(":")
+            owner = parts[2] if len(parts) > 2 else caller.team.name  # upstream's organization
+            out.append({"id": name, "object": "model", "created": int(made), "owned_by": owner})
+    return out
+
+
+async def retrieve(request: Request, caller: Caller, name: str) -> Response:
+    """The team's fine-tune as upstream describes it."""
+    gw = gateway_of(request)
+    found = await fine_tuned(gw, caller, name)
+    if found is None or not model_allowed(gw.config, caller.team, found[0]):
+        raise errors.model_not_found(name)
+    return await forward_owned(request, MODEL, name, caller=caller)
+
+
+async def delete(request: Request) -> Response:
+    """`DELETE /v1/models/{model}`: the team's own fine-tune, deleted upstream and forgotten."""
+    gw = gateway_of(request)
+    caller = await identify(gw, request)
+    name = request.path_params["model"]
+    if await fine_tuned(gw, caller, name) is None:
+        raise errors.model_not_found(name)
+    return await forward_owned(request, MODEL, name, caller=caller)

@@ -1,0 +1,333 @@
+"""Fine-tuning governed end to end on a real redis-server, with the official SDK: a job is held at
+creation (its training file's tokens times its epochs at the training price), followed by the
+gateway and charged what upstream bills for the tokens it trained; its fine-tuned model is
+then served to its team only, at the fine-tuned price; every job, model and result file is the
+team's own; a team that cannot afford the hold is refused before anything is created.
+
+The simulated upstream moves a job one step each time it is read, so most tests run the
+follower's pass themselves (`follow`) against a gateway that leaves it to them: each pass is
+one read, and nothing moves a job between the test's own steps."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from gateway.runtime.build import open_gateway
+from gateway.runtime.follower import Follower
+from gateway.runtime.tuning_jobs import TuningJobs
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
+from tests.redis.admission.test_end_to_end import month, spend
+
+KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("payer", "other", "poor", "small")}
+HI: Any = [{"role": "user", "content": "Hi"}]
+
+
+def teams_yaml() -> str:
+    def key(name: str) -> str:
+        digest = hashlib.sha256(KEYS[name].encode()).hexdigest()
+        return f"    keys: [{{name: k, sha256: {digest}}}]\n"
+
+    return (
+        "teams:\n"
+        "  - name: payer\n    tier: tier-5\n" + key("payer")
+        + "  - name: other\n    tier: tier-5\n" + key("other")
+        + "  - name: poor\n    tier: tier-5\n    budget_usd: 0.01\n" + key("poor")
+        + "  - name: small\n    tier: free\n" + key("small")
+    )  # fmt: skip
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml())
+    # The gateway's own follower waits an hour between looks: the tests run it (`follow`).
+    return start_gateway(
+        redis={"url": redis_server},
+        admission={"teams_file": str(path)},
+        fine_tuning={"poll_s": 3600},
+    )
+
+
+@pytest.fixture
+def follow(redis_server: str, simulator: ServerThread) -> Callable[[], None]:
+    """One pass of the gateway's follower over the open fine-tuning jobs."""
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+
+    async def once() -> None:
+        gw = open_gateway(config)
+        kind = TuningJobs(poll_s=3600)
+        follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
+        try:
+            await follower.check_all(kind)
+        finally:
+            await gw.close()
+
+    return lambda: asyncio.run(once())
+
+
+@pytest.fixture
+def store(redis_server: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server)
+
+
+def sdk(server: ServerThread, team: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
+
+
+def bill(simulator: ServerThread) -> list[dict[str, Any]]:
+    lines = httpx.get(f"{simulator.url}/_sim/bill").json()["by_key"].get(SIM_KEY, {})
+    return list(lines.get("lines", []))
+
+
+def billed(simulator: ServerThread, endpoint: str | None = None) -> int:
+    return sum(line["micros"] for line in bill(simulator) if endpoint in (None, line["endpoint"]))
+
+
+def training_file(client: openai.OpenAI, examples: int = 3) -> str:
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": "You answer like a pirate."},
+                {"role": "user", "content": f"What is {i} and {i}?"},
+                {"role": "assistant", "content": f"Arr, {2 * i}, matey."},
+            ]
+        }
+        for i in range(examples)
+    ]
+    data = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    return client.files.create(file=("train.jsonl", io.BytesIO(data)), purpose="fine-tune").id
+
+
+def complete(simulator: ServerThread, job_id: str) -> dict[str, Any]:
+    done: dict[str, Any] = httpx.post(
+        f"{simulator.url}/_sim/fine_tuning/jobs/{job_id}/complete"
+    ).json()
+    return done
+
+
+def held(store: redis.Redis, team: str) -> int:
+    """What the team has held now, in micro-dollars."""
+    return int(store.get(f"{{t:{team}}}:held:{month()}") or 0)
+
+
+def newest_upstream_job(simulator: ServerThread) -> str | None:
+    """The newest job upstream has under the gateway's key (a list reads, never advances)."""
+    page = httpx.get(
+        f"{simulator.url}/v1/fine_tuning/jobs?limit=1",
+        headers={"Authorization": f"Bearer {SIM_KEY}"},
+    ).json()
+    return page["data"][0]["id"] if page["data"] else None
+
+
+def test_a_job_is_charged_what_upstream_bills_and_its_model_serves_its_team(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, follow: Callable[[], None]
+) -> None:
+    client = sdk(gateway, "payer")
+    file_id = training_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    # The configured name: upstream is asked to fine-tune its snapshot.
+    job = client.fine_tuning.jobs.create(
+        model="gpt-4o-mini", training_file=file_id, suffix="pirate",
+        hyperparameters={"n_epochs": 2},
+    )  # fmt: skip
+    assert job.model == "gpt-4o-mini-2024-07-18"
+    hold = held(store, "payer")
+    assert hold > 0  # the worst case, held while the job runs
+    follow()  # the job is not over: nothing is settled
+    assert held(store, "payer") == hold and store.hlen("o1gw:fine_tuning_jobs:open") == 1
+    done = complete(simulator, job.id)
+    assert done["status"] == "succeeded"
+    follow()
+    assert spend(store, "payer") == (billed(simulator), 0)
+    assert store.hlen("o1gw:fine_tuning_jobs:open") == 0
+    (training,) = bill(simulator)
+    assert training["endpoint"] == "/v1/fine_tuning/jobs"
+    # ceil(trained tokens x $3 / 1M): the charge to the micro-dollar.
+    assert training["micros"] == -(-done["trained_tokens"] * 3_000_000 // 1_000_000)
+    assert hold >= training["micros"]
+
+    # Its model, its result file: the team's.
+    name = done["fine_tuned_model"]
+    assert [j.id for j in client.fine_tuning.jobs.list()] == [job.id]
+    assert client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model == name
+    (result,) = done["result_files"]
+    assert client.files.content(result).read().startswith(b"step,")
+    assert client.models.retrieve(name).id == name
+    assert name in [m.id for m in client.models.list()]
+    assert client.fine_tuning.jobs.list_events(job.id).data[0].message.startswith("The job")
+    steps = [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id).data]
+    assert steps == [6, 3]  # each epoch's end
+
+    # Served at the fine-tuned price ($0.30 / $1.20), charged what upstream bills.
+    before = spend(store, "payer")[0], billed(simulator)
+    chat = client.chat.completions.create(model=name, messages=HI)
+    assert chat.model == name and chat.usage is not None
+    inference = -(
+        -(chat.usage.prompt_tokens * 300_000 + chat.usage.completion_tokens * 1_200_000)
+        // 1_000_000
+    )
+    assert billed(simulator) - before[1] == inference
+    assert spend(store, "payer") == (before[0] + inference, 0)
+
+    # Deleted by its team: upstream's model is gone, and so is the team's claim on the name.
+    assert client.models.delete(name).deleted
+    with pytest.raises(openai.NotFoundError) as gone:
+        client.chat.completions.create(model=name, messages=HI)
+    assert gone.value.code == "model_not_found"
+
+
+def not_found(call: Callable[[], object]) -> dict[str, Any]:
+    with pytest.raises(openai.NotFoundError) as caught:
+        call()
+    return dict(caught.value.response.json()["error"])
+
+
+def test_another_team_reaches_neither_the_job_nor_its_model_nor_its_files(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    mine = sdk(gateway, "payer")
+    file_id = training_file(mine)
+    job = mine.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=file_id)
+    name = complete(simulator, job.id)["fine_tuned_model"]
+    assert mine.fine_tuning.jobs.retrieve(job.id).status == "succeeded"  # the model is the team's
+
+    theirs = sdk(gateway, "other")
+    missing = {
+        "message": f"No such FineTuningJob object: {job.id}", "type": "invalid_request_error",
+        "param": "id", "code": None,
+    }  # fmt: skip
+    assert not_found(lambda: theirs.fine_tuning.jobs.retrieve(job.id)) == missing
+    assert not_found(lambda: theirs.fine_tuning.jobs.cancel(job.id)) == missing
+    assert not_found(lambda: theirs.fine_tuning.jobs.list_events(job.id)) == missing
+    assert not_found(lambda: theirs.fine_tuning.jobs.checkpoints.list(job.id)) == missing
+    assert theirs.fine_tuning.jobs.list().data == []
+    # The model: the 404 of a model nobody has, wherever a model is named.
+    no_model = {
+        "message": f"The model `{name}` does not exist or you do not have access to it.",
+        "type": "invalid_request_error", "param": None, "code": "model_not_found",
+    }  # fmt: skip
+    assert not_found(lambda: theirs.chat.completions.create(model=name, messages=HI)) == no_model
+    assert not_found(lambda: theirs.responses.create(model=name, input="Hi")) == no_model
+    assert not_found(lambda: theirs.models.retrieve(name)) == no_model
+    assert not_found(lambda: theirs.models.delete(name)) == no_model
+    assert name not in [m.id for m in theirs.models.list()]
+    # Its files, named in the other team's own job.
+    no_file = not_found(
+        lambda: theirs.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
+    )
+    assert no_file["message"] == f"No such File object: {file_id}"
+    own = training_file(theirs)
+    no_file = not_found(
+        lambda: theirs.fine_tuning.jobs.create(
+            model="gpt-4o-mini", training_file=own, validation_file=file_id
+        )
+    )
+    assert no_file["message"] == f"No such File object: {file_id}"
+    # A batch line naming the model.
+    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": name, "messages": HI}}  # fmt: skip
+    batch_input = theirs.files.create(
+        file=("in.jsonl", io.BytesIO(json.dumps(line).encode())), purpose="batch"
+    ).id
+    batch: dict[str, Any] = {
+        "input_file_id": batch_input, "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+    }  # fmt: skip
+    assert not_found(lambda: theirs.batches.create(**batch)) == no_model
+
+    # The owner still has all of it.
+    assert mine.fine_tuning.jobs.retrieve(job.id).id == job.id
+    assert mine.chat.completions.create(model=name, messages=HI).model == name
+    assert mine.models.retrieve(name).id == name
+
+
+def test_a_job_the_team_cannot_afford_or_may_not_train_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    poor = sdk(gateway, "poor")
+    # 20 examples of some 30 tokens, 10 epochs held for "auto", at $25/1M: about $0.15 > $0.01.
+    file_id = training_file(poor, examples=20)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    newest = newest_upstream_job(simulator)
+    with pytest.raises(openai.RateLimitError) as info:
+        poor.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=file_id)
+    assert info.value.code == "insufficient_quota"
+    assert newest_upstream_job(simulator) == newest
+    # Epochs named in the method count too: 1 epoch of gpt-4o-mini ($3/1M) fits the budget.
+    method: Any = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1}}}
+    small_job = poor.fine_tuning.jobs.create(
+        model="gpt-4o-mini", training_file=file_id, method=method
+    )
+    assert newest_upstream_job(simulator) == small_job.id
+    with pytest.raises(openai.RateLimitError):
+        poor.fine_tuning.jobs.create(
+            model="gpt-4o-mini", training_file=file_id, hyperparameters={"n_epochs": 50}
+        )
+    assert newest_upstream_job(simulator) == small_job.id
+
+    payer = sdk(gateway, "payer")
+    payer_file = training_file(payer)
+    with pytest.raises(openai.BadRequestError) as untrainable:
+        payer.fine_tuning.jobs.create(model="o1-mini", training_file=payer_file)
+    assert untrainable.value.code == "model_not_available"
+    with pytest.raises(openai.BadRequestError) as method_refused:
+        payer.fine_tuning.jobs.create(
+            model="gpt-4o-mini", training_file=payer_file, method={"type": "reinforcement"}
+        )
+    assert method_refused.value.param == "method.type"
+    small = sdk(gateway, "small")  # the free tier has no gpt-4o
+    with pytest.raises(openai.NotFoundError) as outside:
+        small.fine_tuning.jobs.create(model="gpt-4o", training_file=training_file(small))
+    assert outside.value.code == "model_not_found"
+    assert newest_upstream_job(simulator) == small_job.id
+    assert billed(simulator) == 0
+    assert spend(store, "payer") == (0, 0) and spend(store, "small") == (0, 0)
+
+
+def test_a_cancelled_job_is_charged_what_it_trained_nothing(
+    gateway: ServerThread, store: redis.Redis, follow: Callable[[], None]
+) -> None:
+    client = sdk(gateway, "payer")
+    job = client.fine_tuning.jobs.create(
+        model="gpt-4o-2024-08-06", training_file=training_file(client)
+    )
+    assert held(store, "payer") > 0
+    assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
+    follow()
+    assert spend(store, "payer") == (0, 0)
+    assert store.hlen("o1gw:fine_tuning_jobs:open") == 0
+
+
+def test_the_gateway_follows_a_job_that_fails_and_charges_it_nothing(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml())
+    gateway = start_gateway(
+        redis={"url": redis_server}, admission={"teams_file": str(path)},
+        fine_tuning={"poll_s": 0.1},
+    )  # fmt: skip
+    client = sdk(gateway, "payer")
+    broken = client.files.create(file=("train.jsonl", b"not json\n"), purpose="fine-tune").id
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=broken)
+    # Its own follower reads the job until upstream fails it (an invalid training file).
+    deadline = time.monotonic() + 10
+    while store.hlen("o1gw:fine_tuning_jobs:open"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "failed"
+    assert spend(store, "payer") == (0, 0)
