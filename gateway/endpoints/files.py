@@ -19,15 +19,13 @@ from gateway.endpoints.owned import (
     FILE,
     attempt_for,
     counted,
-    created,
+    create_owned,
     forward_owned,
-    made_now,
     own_list,
 )
 from gateway.server.body import read_body
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
-from gateway.wire.errors import GatewayError
 
 
 async def upload(request: Request) -> Response:
@@ -35,15 +33,7 @@ async def upload(request: Request) -> Response:
     caller = await identify(gw, request)
     body = await read_body(request, gw.config.server.max_body_bytes)
     attempt = attempt_for(request, caller, FILE.upstream)
-    try:
-        await counted(attempt)
-        response = await attempt.forward(body, stream=False)
-    except GatewayError as exc:
-        attempt.failed(exc)
-        raise
-    answer = created(response)
-    if answer is not None:
-        await gw.owners.record(FILE.name, caller.team.name, answer["id"], made_now())
+    response, _ = await create_owned(attempt, FILE, body, counted)
     return response
 
 

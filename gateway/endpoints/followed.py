@@ -12,10 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.endpoints.attempt import Attempt
-from gateway.endpoints.owned import Kind, created, made_now
+from gateway.endpoints.owned import Kind, create_owned
 from gateway.server.caller import Caller
 from gateway.server.entry import exchange_of, gateway_of
-from gateway.wire.errors import GatewayError
 
 
 class FollowedAttempt(Attempt):
@@ -44,24 +43,18 @@ async def create_followed(
     exchange = exchange_of(request.scope)
     exchange.model = exchange.routed_model = model
     attempt = FollowedAttempt(gw, request, exchange, caller, kind.upstream, None)
-    try:
+
+    async def hold(attempt: Attempt) -> None:
         if gw.config.admission.enabled:
             shape = gw.plan_shapes().get(caller.team, caller.key, model, counts_tokens=False)
-            plan = dataclasses.replace(
-                shape.plan(gw.new_hold_id(), est_tokens=0, reserve=reserve), hold_ttl_s=hold_s
-            )
-            await attempt.admit(plan, None, 0)
-        response = await attempt.forward(body, stream=False)
-    except GatewayError as exc:
-        attempt.failed(exc)
-        raise
-    answer = created(response)
-    if answer is not None:
+            plan = shape.plan(gw.new_hold_id(), est_tokens=0, reserve=reserve)
+            await attempt.admit(dataclasses.replace(plan, hold_ttl_s=hold_s), None, 0)
+
+    response, job = await create_owned(attempt, kind, body, hold)
+    ticket = attempt.ticket
+    if job is not None and ticket is not None and gw.follower is not None:
         team = caller.team
-        await gw.owners.record(kind.name, team.name, answer["id"], made_now())
-        ticket = attempt.ticket
-        if ticket is not None and gw.follower is not None:
-            await gw.follower.follow(
-                kind.name, answer["id"], team.name, team.upstream_key_env, ticket.plan, **extra
-            )
+        await gw.follower.follow(
+            kind.name, job["id"], team.name, team.upstream_key_env, ticket.plan, **extra
+        )
     return response

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,24 @@ async def counted(attempt: Attempt) -> None:
     await attempt.admit(shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0), None, 0)
     if attempt.ticket is not None:
         attempt.ticket.settle(None)
+
+
+async def create_owned(
+    attempt: Attempt, kind: Kind, body: bytes, admit: Callable[[Attempt], Awaitable[None]]
+) -> tuple[Response, dict[str, Any] | None]:
+    """Admit the call (`admit`), forward `body` once, and record the object upstream answers
+    with as the caller's team's; the answer, and the object (None if none was made)."""
+    try:
+        await admit(attempt)
+        response = await attempt.forward(body, stream=False)
+    except GatewayError as exc:
+        attempt.failed(exc)
+        raise
+    answer = created(response)
+    if answer is not None:
+        team = attempt.caller.team.name
+        await attempt.gw.owners.record(kind.name, team, answer["id"], made_now())
+    return response, answer
 
 
 async def forward_owned(

@@ -17,15 +17,13 @@ from gateway.endpoints.owned import (
     caller_owning,
     check_references,
     counted,
-    created,
+    create_owned,
     forward_owned,
-    made_now,
     own_list,
 )
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
-from gateway.wire.errors import GatewayError
 
 
 async def create(request: Request) -> Response:
@@ -34,16 +32,7 @@ async def create(request: Request) -> Response:
     body = await read_body(request, gw.config.server.max_body_bytes)
     await check_references(gw, caller, body, parse_json_object(request, body))
     attempt = attempt_for(request, caller, VECTOR_STORE.upstream)
-    try:
-        await counted(attempt)
-        response = await attempt.forward(body, stream=False)
-    except GatewayError as exc:
-        attempt.failed(exc)
-        raise
-    answer = created(response)
-    if answer is not None:
-        team = caller.team.name
-        await gw.owners.record(VECTOR_STORE.name, team, answer["id"], made_now())
+    response, _ = await create_owned(attempt, VECTOR_STORE, body, counted)
     return response
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import io
 import json
 import time
@@ -30,23 +29,9 @@ from gateway.runtime.follower import Follower
 from gateway.runtime.tuning_jobs import TuningJobs
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import month, spend
+from tests.redis.endpoints.test_batches import sdk, teams_yaml  # the same four teams
 
-KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("payer", "other", "poor", "small")}
 HI: Any = [{"role": "user", "content": "Hi"}]
-
-
-def teams_yaml() -> str:
-    def key(name: str) -> str:
-        digest = hashlib.sha256(KEYS[name].encode()).hexdigest()
-        return f"    keys: [{{name: k, sha256: {digest}}}]\n"
-
-    return (
-        "teams:\n"
-        "  - name: payer\n    tier: tier-5\n" + key("payer")
-        + "  - name: other\n    tier: tier-5\n" + key("other")
-        + "  - name: poor\n    tier: tier-5\n    budget_usd: 0.01\n" + key("poor")
-        + "  - name: small\n    tier: free\n" + key("small")
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -82,10 +67,6 @@ def follow(redis_server: str, simulator: ServerThread) -> Callable[[], None]:
 @pytest.fixture
 def store(redis_server: str) -> redis.Redis:
     return redis.Redis.from_url(redis_server)
-
-
-def sdk(server: ServerThread, team: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
 
 
 def bill(simulator: ServerThread) -> list[dict[str, Any]]:
