@@ -27,7 +27,7 @@ invalid_request_error
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
   400  -                             not_background_response   cancel: a response not in background
-  400  unsupported_parameter         background_unsupported    background, on a translated model
+  400  unsupported_parameter         translated_unsupported    background or prompt, on a translated model
   400  unsupported_parameter         unsupported_reference     an object kind the gateway does not own
   401  missing_api_key               missing_key               no API key
   401  invalid_api_key               invalid_key               unknown, revoked or expired key
@@ -385,13 +385,14 @@ def unsupported_reference(param: str) -> GatewayError:
     )  # fmt: skip
 
 
-def background_unsupported(model: str) -> GatewayError:
-    """The gateway serves this model's Responses API itself, answering while the client waits."""
+def translated_unsupported(param: str, model: str) -> GatewayError:
+    """The gateway serves this model's Responses API itself, answering while the client waits,
+    from what the request spells out (a stored prompt template lives upstream only)."""
     return GatewayError(
         400,
-        f"Unsupported parameter: 'background' is not supported with the model '{model}', "
+        f"Unsupported parameter: '{param}' is not supported with the model '{model}', "
         "whose Responses API this gateway serves by translation to chat completions.",
-        param="background", code="unsupported_parameter",
+        param=param, code="unsupported_parameter",
     )  # fmt: skip
 
 

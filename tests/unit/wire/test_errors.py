@@ -103,7 +103,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "previous_response_not_found": lambda: errors.previous_response_not_found("resp_abc"),
     "not_background_response": errors.not_background_response,
     "unsupported_reference": lambda: errors.unsupported_reference("conversation"),
-    "background_unsupported": lambda: errors.background_unsupported("o1-mini"),
+    "translated_unsupported": lambda: errors.translated_unsupported("background", "o1-mini"),
     "tool_unsupported": lambda: errors.tool_unsupported("tools[0].type", "web_search", "o1-mini"),
     "budget_exceeded": budget_spent,
     "rate_limit_reached": tokens_used_up,
