@@ -27,6 +27,8 @@ from typing import Any
 
 import redis.asyncio as redis
 
+# The kinds an admin may assign to a team (objects the gateway did not make belong to none).
+ASSIGNABLE_KINDS = ("file", "batch", "vector_store", "chat_completion", "response")
 OWNER_PREFIX = "o1gw:owner:"
 OWNED_PREFIX = "o1gw:owned:"
 log = logging.getLogger("gateway")

@@ -63,6 +63,7 @@ invalid_request_error
   409  conflict                      team_exists               admin: the team exists
 permission_error
   403  forbidden_path                account_path_forbidden    the upstream account's admin paths
+  403  realtime_not_governed         realtime_not_governed     realtime sessions/secrets, unless allowed
 insufficient_quota
   429  insufficient_quota            budget_exceeded           the team's monthly budget is spent
 {kind}: tokens or requests, the limit's unit
@@ -246,6 +247,18 @@ def authorization_too_long(size: int, limit: int) -> GatewayError:
         f"The Authorization header is {size} bytes long; the gateway accepts at most {limit}. "
         "Send your API key as: Authorization: Bearer YOUR_KEY.",
         code="invalid_api_key",
+    )
+
+
+def realtime_not_governed() -> GatewayError:
+    return GatewayError(
+        403,
+        "Realtime sessions and client secrets are not available through this gateway: the "
+        "credential they hand out is used directly with OpenAI, so their cost cannot be "
+        "metered or charged to your team. Ask the gateway's operator to allow them for your "
+        "team (passthrough.allow with teams).",
+        type_="permission_error",
+        code="realtime_not_governed",
     )
 
 

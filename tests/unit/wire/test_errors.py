@@ -81,6 +81,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "invalid_key": lambda: errors.invalid_key("sk-team-0123456789"),
     "authorization_too_long": lambda: errors.authorization_too_long(9000, 8192),
     "account_path_forbidden": errors.account_path_forbidden,
+    "realtime_not_governed": errors.realtime_not_governed,
     "missing_model": errors.missing_model,
     "missing_parameter": lambda: errors.missing_parameter("messages[0].content"),
     "invalid_type": lambda: errors.invalid_type("n", "an integer", "a string"),
