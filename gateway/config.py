@@ -235,6 +235,8 @@ class AllowedPath:
     # usage: the usage it reports, at the price of the model that answered (a model without a
     # price is refused); free: counted against the request limits only.
     charge: str = "usage"
+    # The teams it is open to; empty: every team.
+    teams: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

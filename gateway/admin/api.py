@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.admin.openapi import MAX_BUDGET_USD, admin_openapi
 from gateway.admission.plan import model_allowed, team_budget, team_limits
 from gateway.config import ConfigError, Limits, parse_section
+from gateway.objects.ownership import ASSIGNABLE_KINDS
 from gateway.server.body import json_problem
 from gateway.server.caller import caller_token
 from gateway.server.entry import gateway_of
@@ -224,7 +225,6 @@ async def revoke_key(request: Request) -> Response:
 
 # What an admin may hand to a team: objects upstream holds that the gateway did not make (made
 # before the gateway, or straight with the account's key), which otherwise belong to no team.
-ASSIGNABLE = ("file", "vector_store", "chat_completion", "response")
 
 
 async def assign_object(request: Request) -> Response:
@@ -233,8 +233,10 @@ async def assign_object(request: Request) -> Response:
     team's)."""
     gw = gateway_of(request)
     kind, object_id = request.path_params["kind"], request.path_params["object_id"]
-    if kind not in ASSIGNABLE:
-        raise errors.invalid_setting(f"kind: expected one of {', '.join(ASSIGNABLE)}, got {kind!r}")
+    if kind not in ASSIGNABLE_KINDS:
+        raise errors.invalid_setting(
+            f"kind: expected one of {', '.join(ASSIGNABLE_KINDS)}, got {kind!r}"
+        )
     if len(object_id) > MAX_OBJECT_ID:
         raise errors.invalid_setting(f"id: at most {MAX_OBJECT_ID} characters")
     body = await json_body(request)

@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 from gateway.config import Config
+from gateway.objects.ownership import ASSIGNABLE_KINDS
 
 VERSION = "1.0.0"
 # A trillion dollars: far beyond any real budget, and its micro-dollars still fit in 63 bits
@@ -463,7 +464,7 @@ def _spec() -> dict[str, Any]:
                         "name": "kind",
                         "in": "path",
                         "required": True,
-                        "schema": {"enum": ["file", "vector_store", "chat_completion", "response"]},
+                        "schema": {"enum": list(ASSIGNABLE_KINDS)},
                     },
                     {
                         "name": "object_id",

@@ -128,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
             base_url=url.rstrip("/") + "/admin",
             headers={"authorization": f"Bearer {admin_key}"},
             timeout=30.0,
+            # A gateway started a moment ago (`o1-gateway serve &`, then a command) is not
+            # listening yet: retry connecting for about 7 s. Only connecting is retried, so a
+            # command never runs twice.
+            transport=httpx.HTTPTransport(retries=5),
         ) as client:
             return handler(client, args)
     except ApiError as exc:

@@ -1,5 +1,6 @@
-"""`GET /v1/models` and `GET /v1/models/{model}`: the configured models a team may use, answered
-by the gateway itself, and the team's own fine-tunes (`tuned_models`), read from upstream."""
+"""`GET /v1/models` and `GET /v1/models/{model}`: the configured models a team may use, and the
+routing aliases (`auto`, ...) that reach one of them, answered by the gateway itself; and the
+team's own fine-tunes (`tuned_models`), read from upstream."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed
+from gateway.config import Config
 from gateway.endpoints import tuned_models
+from gateway.routing.aliases import DEFAULT_ALIAS
 from gateway.server.body import JSON
-from gateway.server.caller import identify
+from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
 from gateway.wire import errors
 
@@ -20,11 +23,7 @@ from gateway.wire import errors
 async def list_models(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    data = [
-        _model_object(name)
-        for name in gw.config.models
-        if model_allowed(gw.config, caller.team, name)
-    ]
+    data = [_model_object(name) for name in _visible(gw.config, caller)]
     data += await tuned_models.listed(gw, caller)
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
@@ -33,11 +32,30 @@ async def get_model(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
     name = request.path_params["model"]
-    if name not in gw.config.models:
+    if name.startswith("ft:"):
         return await tuned_models.retrieve(request, caller, name)
-    if not model_allowed(gw.config, caller.team, name):
+    if name not in _visible(gw.config, caller):
         raise errors.model_not_found(name)
     return Response(orjson.dumps(_model_object(name)), media_type=JSON)
+
+
+def _visible(config: Config, caller: Caller) -> list[str]:
+    """The team's models, then each routing alias with a model the team may use: model pickers
+    offer the aliases too."""
+    names = [name for name in config.models if model_allowed(config, caller.team, name)]
+    aliases = dict.fromkeys(config.routing.policies)
+    if caller.team.routing_policy:
+        aliases[DEFAULT_ALIAS] = None
+    for alias in aliases:
+        policy = config.routing.policies.get(alias)
+        if alias == DEFAULT_ALIAS and caller.team.routing_policy:
+            policy = config.routing.policies.get(caller.team.routing_policy)
+        if policy is None:
+            continue
+        targets = (policy.general_model, policy.mini_model, policy.preview_model)
+        if any(model_allowed(config, caller.team, m) for m in targets):
+            names.append(alias)
+    return names
 
 
 def _model_object(name: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Paths outside the endpoint table that the operator lets through (`passthrough.allow`): each
 forwarded as it is, once, to the default upstream with the gateway's key, counted against the
 team's request limits, and charged as its entry says (`usage`: the usage the answer reports,
-at the price of the model that answered; `free`: nothing)."""
+at the price of the model that answered; `free`: nothing). An entry naming `teams` is open to
+those teams only: to the others the path does not exist."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
     gw = gateway_of(request)
     path = request.scope["path"][len("/v1") :]  # canonical: `Entry` refused every other spelling
     caller = await identify(gw, request)
+    if allowed.teams and caller.team.name not in allowed.teams:
+        raise errors.not_served(request.method, request.url.path)
     body = await read_body(request, gw.config.server.max_body_bytes)
     named = _model_named(body)
     if named is not None and allowed.charge == "usage":

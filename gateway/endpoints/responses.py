@@ -143,7 +143,9 @@ class ResponsesRequest(ChatRequest):
         """Serve through the chat path, and translate its answer back."""
         original = self.original
         if original.get("background") is True:
-            raise errors.background_unsupported(label)
+            raise errors.translated_unsupported("background", label)
+        if original.get("prompt") is not None:
+            raise errors.translated_unsupported("prompt", label)
         if self.previous is not None and self.previous.native and not self._history:
             # The conversation so far lives upstream; this model's turn needs it spelled out.
             self._history = await self.read_upstream_history(original["previous_response_id"])
@@ -294,7 +296,12 @@ class NativeAttempt(ModelAttempt):
 
     async def hold(self) -> None:
         requested = self.req.original.get("max_output_tokens")
-        await self.hold_worst_case(self.req.prompt_tokens(), requested, early=True)
+        prompt = self.req.prompt_tokens()
+        if self.req.original.get("prompt") is not None:
+            # A stored prompt template: its text is upstream's, its length unknown here; it can
+            # fill the context, so that is what is held.
+            prompt = max(prompt, self.config.context)
+        await self.hold_worst_case(prompt, requested, early=True)
 
     async def answer(self) -> Response:
         response = await self.forward(self.body, self.stream, prepared=self.prepared())

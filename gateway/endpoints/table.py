@@ -229,6 +229,7 @@ def routes(allowed: Sequence[AllowedPath]) -> list[Route]:
     # The upstream account's own administration: never, whatever config says.
     out += [Route(p + "{rest:path}", account_path, methods=list(METHODS)) for p in ACCOUNT_PATHS]
     out += [Route(a.path, allowed_passthrough(a), methods=[a.method]) for a in allowed]
+    out.append(Route("/v1/realtime/{rest:path}", realtime, methods=list(METHODS)))
     out.append(Route("/v1/{rest:path}", not_served, methods=list(METHODS)))
     return out
 
@@ -241,6 +242,13 @@ ACCOUNT_PATHS = ("/v1/organization", "/v1/dashboard")
 
 async def account_path(request: Request) -> Response:
     raise errors.account_path_forbidden()
+
+
+async def realtime(request: Request) -> Response:
+    """Sessions and client secrets hand the caller an upstream credential whose use never
+    passes the gateway again: its cost cannot be seen, so only an operator may open them to a
+    team (`passthrough.allow` with `teams`)."""
+    raise errors.realtime_not_governed()
 
 
 async def not_served(request: Request) -> Response:

@@ -1,5 +1,6 @@
-"""Who owns each object the gateway made at its upstream (files, stored chat completions,
-vector stores), in Redis, and each team's objects in the order they were made.
+"""Who owns each object the gateway made at its upstream (files, batches, fine-tuning jobs and
+their models, stored chat completions, vector stores), in Redis, and each team's objects in
+the order they were made.
 
 Two records per object, each one key, so both work on a Redis Cluster (no command spans
 two keys):
@@ -27,6 +28,10 @@ from typing import Any
 
 import redis.asyncio as redis
 
+# The kinds an admin may assign to a team (objects the gateway did not make belong to none).
+ASSIGNABLE_KINDS = (
+    "file", "batch", "fine_tuning_job", "model", "vector_store", "chat_completion", "response",
+)  # fmt: skip
 OWNER_PREFIX = "o1gw:owner:"
 OWNED_PREFIX = "o1gw:owned:"
 log = logging.getLogger("gateway")

@@ -222,8 +222,11 @@ class Gateway:
                     "admission.teams_file %s not found: no teams loaded", admission.teams_file
                 )
             else:
+                # A skipped key matters to an operator serving real traffic; in simulate mode
+                # (the quick start) every caller is served anyway, so it is only a note.
+                level = logging.INFO if self.config.simulate else logging.WARNING
                 for warning in await self.teams.load_file(text, os.environ):
-                    log.warning("%s: %s", admission.teams_file, warning)
+                    log.log(level, "%s: %s", admission.teams_file, warning)
         name = admission.anonymous_team or (SANDBOX_TEAM if self.config.simulate else "")
         if name:
             await self.teams.ensure_team(Team(name=name, tier="tier-5"))

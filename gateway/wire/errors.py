@@ -28,7 +28,7 @@ invalid_request_error
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
   400  model_not_available           not_fine_tunable          a model without a training price
   400  -                             not_background_response   cancel: a response not in background
-  400  unsupported_parameter         background_unsupported    background, on a translated model
+  400  unsupported_parameter         translated_unsupported    background or prompt, on a translated model
   400  unsupported_parameter         unsupported_reference     an object kind the gateway does not own
   401  missing_api_key               missing_key               no API key
   401  invalid_api_key               invalid_key               unknown, revoked or expired key
@@ -65,6 +65,7 @@ invalid_request_error
   409  conflict                      team_exists               admin: the team exists
 permission_error
   403  forbidden_path                account_path_forbidden    the upstream account's admin paths
+  403  realtime_not_governed         realtime_not_governed     realtime sessions/secrets, unless allowed
 insufficient_quota
   429  insufficient_quota            budget_exceeded           the team's monthly budget is spent
 {kind}: tokens or requests, the limit's unit
@@ -251,6 +252,18 @@ def authorization_too_long(size: int, limit: int) -> GatewayError:
     )
 
 
+def realtime_not_governed() -> GatewayError:
+    return GatewayError(
+        403,
+        "Realtime sessions and client secrets are not available through this gateway: the "
+        "credential they hand out is used directly with OpenAI, so their cost cannot be "
+        "metered or charged to your team. Ask the gateway's operator to allow them for your "
+        "team (passthrough.allow with teams).",
+        type_="permission_error",
+        code="realtime_not_governed",
+    )
+
+
 def account_path_forbidden() -> GatewayError:
     return GatewayError(
         403,
@@ -387,13 +400,14 @@ def unsupported_reference(param: str) -> GatewayError:
     )  # fmt: skip
 
 
-def background_unsupported(model: str) -> GatewayError:
-    """The gateway serves this model's Responses API itself, answering while the client waits."""
+def translated_unsupported(param: str, model: str) -> GatewayError:
+    """The gateway serves this model's Responses API itself, answering while the client waits,
+    from what the request spells out (a stored prompt template lives upstream only)."""
     return GatewayError(
         400,
-        f"Unsupported parameter: 'background' is not supported with the model '{model}', "
+        f"Unsupported parameter: '{param}' is not supported with the model '{model}', "
         "whose Responses API this gateway serves by translation to chat completions.",
-        param="background", code="unsupported_parameter",
+        param=param, code="unsupported_parameter",
     )  # fmt: skip
 
 

@@ -182,3 +182,17 @@ def test_a_model_outside_the_tier_is_not_found(gateway: ServerThread) -> None:
     assert info.value.code == "model_not_found"
     with pytest.raises(openai.NotFoundError):
         sdk(gateway, "small").responses.create(model="o1-mini", input="Hello.", stream=True)
+
+
+def test_a_stored_prompt_template_holds_the_whole_context(gateway: ServerThread) -> None:
+    """The template's text is upstream's and its length unknown here: the hold assumes it
+    fills the model's context, so a team that can afford the spelled-out call cannot afford it."""
+    client = sdk(gateway, "poor")
+    answer = client.responses.create(model="gpt-4o", input="Hi.", max_output_tokens=16)
+    assert answer.usage is not None
+    with pytest.raises(openai.RateLimitError) as info:
+        client.responses.create(
+            model="gpt-4o", input="Hi.", max_output_tokens=16,
+            extra_body={"prompt": {"id": "pmpt_1"}},
+        )  # fmt: skip
+    assert info.value.code == "insufficient_quota"

@@ -265,7 +265,7 @@ def test_an_object_the_gateway_did_not_make_is_nobodys_until_assigned(
     assert found.status_code == 200 and found.json()["id"] == made["id"]
     listed = httpx.get(f"{gateway.url}/v1/files", headers=team).json()
     assert made["id"] in [f["id"] for f in listed["data"]]
-    assert admin.post(f"/objects/batch/{made['id']}", json={"team": "test"}).status_code == 400
+    assert admin.post(f"/objects/thread/{made['id']}", json={"team": "test"}).status_code == 400
     assert admin.post(f"/objects/file/{made['id']}", json={"team": "nobody"}).status_code == 404
     assert (
         admin.post(f"/objects/file/{made['id']}", json={"team": "test", "x": 1}).status_code == 400

@@ -179,6 +179,16 @@ def test_background_on_a_translated_model_is_refused_clearly(gateway: ServerThre
     assert info.value.param == "background"
 
 
+def test_a_stored_prompt_template_on_a_translated_model_is_refused(gateway: ServerThread) -> None:
+    """Its text lives upstream only: a translated answer would silently drop it."""
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(gateway).responses.create(
+            model="o1-mini", input="Hello", extra_body={"prompt": {"id": "pmpt_1"}}
+        )
+    assert info.value.code == "unsupported_parameter"
+    assert info.value.param == "prompt"
+
+
 def test_background_on_a_native_model_is_polled_and_cancelled(gateway: ServerThread) -> None:
     client = sdk(gateway)
     queued = client.responses.create(model=NATIVE, input="Think slowly.", background=True)
