@@ -50,22 +50,22 @@ class _Inflater:
         self._inflate = zlib.decompressobj(wbits)
 
     def feed(self, data: bytes) -> list[bytes]:
-        if self._first and data:
-            self._first = False
-            try:
-                return self._run(data)
-            except zlib.error:
-                self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-        return self._run(data)
+        try:
+            if self._first and data:
+                self._first = False
+                try:
+                    return self._run(data)
+                except zlib.error:
+                    self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._run(data)
+        except zlib.error as exc:
+            raise errors.upstream_truncated(f"the {self.coding} body is corrupt ({exc})") from None
 
     def _run(self, data: bytes) -> list[bytes]:
         inflate = self._inflate
-        try:
-            pieces = [inflate.decompress(data, PIECE)]
-            while inflate.unconsumed_tail:
-                pieces.append(inflate.decompress(inflate.unconsumed_tail, PIECE))
-        except zlib.error as exc:
-            raise errors.upstream_truncated(f"the {self.coding} body is corrupt ({exc})") from None
+        pieces = [inflate.decompress(data, PIECE)]
+        while inflate.unconsumed_tail:
+            pieces.append(inflate.decompress(inflate.unconsumed_tail, PIECE))
         return pieces
 
     def finish(self) -> None:

@@ -178,9 +178,7 @@ def test_one_sdk_call_against_an_upstream_always_429_costs_only_the_gateways_tri
 ) -> None:
     upstream, _ = two_simulators
     config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
-    server = start_gateway(
-        config, upstream={"forward_header_prefixes": ("x-sim-",), "retries": 2}
-    )
+    server = start_gateway(config, upstream={"forward_header_prefixes": ("x-sim-",), "retries": 2})
     # The SDK's own retries left at its default (2): without the contract, 3 x 3 upstream calls.
     client = openai.OpenAI(
         base_url=f"{server.url}/v1", api_key=CLIENT_KEY,

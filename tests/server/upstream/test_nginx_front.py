@@ -7,7 +7,6 @@ Skipped where nginx is not installed (`tests/run.sh` installs it)."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import random
 import shutil
 import socket
@@ -15,7 +14,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +161,7 @@ class Front:
 
 
 @pytest.fixture(scope="module")
-def front(
-    simulator: ServerThread, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Front]:
+def front(simulator: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     assert NGINX is not None
     folder = tmp_path_factory.mktemp("nginx")
     subprocess.run(
@@ -175,12 +172,11 @@ def front(
     )  # fmt: skip
     origin = CuttingOrigin()
     port = free_port()
-    (folder / "nginx.conf").write_text(
-        CONFIG.format(
-            dir=folder, port=port, inner=free_port(), simulator=simulator.port,
-            raw=origin.port, keepalive=KEEPALIVE_MS, proxied=PROXIED,
-        )  # fmt: skip
-    )
+    text = CONFIG.format(
+        dir=folder, port=port, inner=free_port(), simulator=simulator.port,
+        raw=origin.port, keepalive=KEEPALIVE_MS, proxied=PROXIED,
+    )  # fmt: skip
+    (folder / "nginx.conf").write_text(text)
     proc = subprocess.Popen(
         [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
