@@ -117,6 +117,17 @@ async def test_encoded_bodies_are_decoded_and_the_header_removed(
         await upstream.close()
 
 
+async def body_error(upstream: Http1Upstream) -> GatewayError:
+    """The error reading an answer's body raises (its headers came)."""
+    resp = await upstream.send("GET", "/files/f/content", b"", {}, b"")
+    try:
+        with pytest.raises(GatewayError) as info:
+            await resp.read()
+    finally:
+        await resp.close()
+    return info.value
+
+
 async def test_an_unknown_encoding_is_refused_and_a_cut_gzip_body_is_truncated() -> None:
     server = Raw(lambda r, w: asyncio.sleep(0))
     whole = gzip.compress(PAYLOAD)
@@ -131,11 +142,7 @@ async def test_an_unknown_encoding_is_refused_and_a_cut_gzip_body_is_truncated()
             await upstream.send("GET", "/models", b"", {}, b"")
         assert info.value.code == "upstream_encoding"
         assert info.value.headers["x-should-retry"] == "false"
-        resp = await upstream.send("GET", "/models", b"", {}, b"")
-        with pytest.raises(GatewayError) as cut:
-            await resp.read()
-        assert cut.value.code == "upstream_truncated"
-        await resp.close()
+        assert (await body_error(upstream)).code == "upstream_truncated"
         await upstream.close()
 
 
@@ -152,11 +159,7 @@ async def test_a_body_until_close_cut_by_a_reset_is_truncated() -> None:
     server = Raw(reset)
     async with server:
         upstream = server.upstream()
-        resp = await upstream.send("GET", "/files/f/content", b"", {}, b"")
-        with pytest.raises(GatewayError) as info:
-            await resp.read()
-        assert info.value.code == "upstream_truncated"
-        await resp.close()
+        assert (await body_error(upstream)).code == "upstream_truncated"
         await upstream.close()
 
 
