@@ -320,6 +320,13 @@ class UpstreamConfig:
     # team's name) so OpenAI's abuse controls tell teams apart; the key of that hash.
     safety_salt: str = "o1-gateway"
     pool_size: int = 1024
+    # A PEM bundle of certificates trusted besides the system's store (a private CA, or the one
+    # a TLS-inspecting egress proxy signs with).
+    ca_file: str = ""
+    # An http:// proxy for upstream calls ("" = the environment's https_proxy/HTTPS_PROXY or
+    # http_proxy/HTTP_PROXY); https upstreams are tunnelled through it with CONNECT; hosts in
+    # no_proxy/NO_PROXY go direct.
+    proxy: str = ""
     connect_timeout_s: float = 10.0
     # o1 models think for minutes before the first byte (non-streamed: before the whole answer).
     first_byte_timeout_s: float = 900.0
@@ -583,6 +590,10 @@ def _check(config: Config) -> None:
         )
     if config.server.max_body_bytes <= 0:
         raise ConfigError("server.max_body_bytes: must be positive")
+    if config.upstream.proxy and not config.upstream.proxy.startswith("http://"):
+        raise ConfigError(
+            f"upstream.proxy: expected an http:// proxy URL, got {config.upstream.proxy!r}"
+        )
     if config.upstream.pool_size <= 0:
         raise ConfigError("upstream.pool_size: must be positive")
     if config.upstream.retries < 0:

@@ -13,14 +13,28 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool + the prometheus server
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # a throwaway TLS certificate for the upstream client tests
+# The TLS front of the upstream transport test (tests/server/upstream/test_nginx_front.py).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 # The openai Node SDK test (tests/server/endpoints/test_responses_node.py; the SDK asks for Node 20
 # and also runs on Debian 12's Node 18). Only when missing: a node already on PATH stays.
 { command -v node && command -v npm; } >/dev/null 2>&1 || missing+=(nodejs npm)
+# Another apt (unattended upgrades, a parallel job) may hold its locks: wait for it, up to 10
+# minutes. apt-get waits for the dpkg lock when told to, but `update` not for the lists lock.
+apt_get() {
+  local out tries=0
+  while ! out=$(sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@" 2>&1); do
+    if ! grep -q "Could not get lock" <<<"$out" || [ $((tries += 1)) -gt 120 ]; then
+      echo "$out" >&2
+      return 1
+    fi
+    sleep 5
+  done
+}
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
-  sudo_if_needed apt-get update -qq
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 VENV=${VENV:-.venv}

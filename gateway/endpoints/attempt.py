@@ -83,9 +83,13 @@ class Attempt:
         ticket = self.ticket
         if ticket is None:
             return
-        # 499: the caller left while upstream was working; anything else: nothing was generated.
+        # 499: the caller left while upstream was working; a cut-off answer was generated (and
+        # billed upstream) but its usage never came: its worst case; anything else: nothing was
+        # generated.
         if exc.status == 499:
             ticket.abandon()
+        elif exc.code == "upstream_truncated":
+            ticket.settle_at_reserve()
         else:
             ticket.release()
         exc.headers.update(ticket.headers)

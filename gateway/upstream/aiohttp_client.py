@@ -5,13 +5,16 @@ for measurement and for shops that want a general-purpose client; see
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
 from gateway.config import UpstreamConfig
 from gateway.eventloop import KeptLoop
 from gateway.upstream.contract import UpstreamResponse
+from gateway.upstream.decoding import decoded
+from gateway.upstream.egress import proxy_for, tls_context
 from gateway.wire import errors
 
 
@@ -21,6 +24,8 @@ def _aiohttp_error(exc: BaseException, read_timeout: float, stage: str) -> error
         return errors.upstream_timeout(read_timeout)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return errors.upstream_unreachable(f"cannot connect ({exc.os_error.strerror or exc})")
+    if stage == "lost mid-response":
+        return errors.upstream_truncated(f"connection {stage} ({type(exc).__name__})")
     return errors.upstream_unreachable(f"connection {stage} ({type(exc).__name__})")
 
 
@@ -61,12 +66,16 @@ class _AiohttpResponse:
 class AiohttpUpstream:
     _loop = KeptLoop()
 
-    def __init__(self, config: UpstreamConfig) -> None:
+    def __init__(self, config: UpstreamConfig, environ: Mapping[str, str] | None = None) -> None:
         self._base = config.base_url.rstrip("/")
         self._read_timeout = config.read_timeout_s
         self._first_byte_timeout = config.first_byte_timeout_s
+        proxy = proxy_for(config.base_url, config.proxy, os.environ if environ is None else environ)
         connector = aiohttp.TCPConnector(
-            limit=config.pool_size, limit_per_host=config.pool_size, ttl_dns_cache=300
+            limit=config.pool_size,
+            limit_per_host=config.pool_size,
+            ttl_dns_cache=300,
+            ssl=tls_context(config.ca_file),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -77,8 +86,9 @@ class AiohttpUpstream:
                 sock_connect=config.connect_timeout_s,
                 sock_read=max(config.read_timeout_s, config.first_byte_timeout_s),
             ),
-            auto_decompress=False,
+            auto_decompress=False,  # `decoded`, as every client does
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            proxy=proxy.url if proxy is not None else None,
         )
 
     async def send(
@@ -112,7 +122,7 @@ class AiohttpUpstream:
             raise _aiohttp_error(exc, self._first_byte_timeout, "failed") from exc
         finally:
             timer.cancel()
-        return _AiohttpResponse(resp, self._read_timeout)
+        return await decoded(_AiohttpResponse(resp, self._read_timeout))
 
     def ready(self) -> bool:
         return not self._session.closed

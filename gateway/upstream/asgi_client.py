@@ -50,7 +50,7 @@ class _ASGIResponse:
             if item is _END:
                 return
             if isinstance(item, BaseException):
-                raise errors.upstream_unreachable("connection lost mid-response") from item
+                raise errors.upstream_truncated("connection lost mid-response") from item
             if item:
                 yield item
 

@@ -15,7 +15,9 @@ offers `Preparing.prepare`. The clients (`auto` picks one by `upstream.client`):
   without a socket.
 
 Every transport raises `GatewayError` 502 when the upstream cannot be reached or drops the
-connection, and 504 when it does not answer in time, so callers map faults in one place.
+connection (`upstream_truncated` once the answer's headers came), and 504 when it does not answer
+in time, so callers map faults in one place. Every transport hands on bodies decoded
+(`decoding`), and trusts and proxies as `egress` decides.
 """
 
 from __future__ import annotations

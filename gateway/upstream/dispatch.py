@@ -97,6 +97,13 @@ class _Read:
         pass
 
 
+def retries_spent(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """An upstream answer's headers, marked as `errors.mark_retries_spent` marks an error."""
+    marked = [(name, value) for name, value in headers if name != b"x-should-retry"]
+    marked.append((b"x-should-retry", b"false"))
+    return marked
+
+
 @dataclass(slots=True)
 class PreparedCall:
     """The first try of a `Dispatcher.send`, made ready on a deployment's idle connection.
@@ -191,7 +198,9 @@ class Dispatcher:
         api_key: str | None = None,
     ) -> UpstreamResponse:
         """One upstream call for `model`, retried on connection errors, timeouts, 429 and 5xx
-        while tries and the caller's `deadline` (a `clock()` value) allow.
+        while tries and the caller's `deadline` (a `clock()` value) allow. An answer or error
+        after retries says `x-should-retry: false`: the client's own retries would multiply
+        the upstream calls (three SDK tries of three gateway tries each).
 
         With `buffer`, the answer is read whole before it is returned, so a connection lost
         after the headers (nothing has reached the client yet) is retried too. `prepared` (from
@@ -208,7 +217,8 @@ class Dispatcher:
                 index = self._pick(targets, now)
                 self._turn += 1
                 if index is None:
-                    raise errors.circuit_open(model)
+                    wait = min(t.breaker.reopens_in(now) for t in targets)
+                    raise errors.circuit_open(model, wait)
                 target = targets[index]
                 target.breaker.begin(now)
                 target.in_flight += 1
@@ -224,7 +234,12 @@ class Dispatcher:
                     resp = await target.upstream.send(method, path, query, sent, body)
             except GatewayError as exc:
                 target.in_flight -= 1
+                if exc.status < 500:  # the request's own fault: nothing reached the upstream
+                    target.breaker.release()
+                    raise
                 target.breaker.failure(self._clock())
+                if exc.headers.get("x-should-retry") == "false":
+                    raise  # no repeat can fix it
                 failure = exc
             except BaseException:  # cancelled: the client left
                 target.in_flight -= 1
@@ -252,8 +267,13 @@ class Dispatcher:
             delay = retry_delay(self._policy, tries, asked, self._jitter())
             if not may_retry(self._policy, tries, delay, asked, self._clock(), deadline):
                 if resp is not None:
-                    return _Counted(resp, target)
+                    counted = _Counted(resp, target)
+                    if tries > 1:
+                        counted.headers = retries_spent(counted.headers)
+                    return counted
                 assert failure is not None
+                if tries > 1:
+                    errors.mark_retries_spent(failure.headers)
                 raise failure
             if resp is not None:
                 await _Counted(resp, target).close()

@@ -4,20 +4,24 @@ Why not aiohttp: one call at a time against the simulator, a protocol with a pre
 and httptools spent much less CPU and wall time per call than aiohttp (the README's "Upstream
 client" has the figures). The gateway needs little of a general client: one origin per upstream,
 bodies it already holds whole, JSON or SSE back. So this is all there is: keep-alive connections
-in a bounded pool, content-length, chunked and read-until-close bodies, TLS, and the gateway's
-timeouts. No redirects, proxies, cookies or decompression (the gateway asks for
-`accept-encoding: identity`).
+in a bounded pool, content-length, chunked and read-until-close bodies, TLS (with `upstream.ca_file`),
+an http proxy (CONNECT tunnels for https; `gateway.upstream.egress`), bodies compressed by a front
+end although the gateway asked for `identity` (`gateway.upstream.decoding`), and the gateway's
+timeouts. No redirects or cookies. Trailer fields are read and dropped: they arrive after the
+headers were handed on.
 
 Errors are the transports' common ones: `GatewayError` 502 when the upstream cannot be reached or
-drops the connection, 504 when it does not answer in time.
+drops the connection (`upstream_truncated` once the answer's headers came), 504 when it does not
+answer in time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -25,6 +29,9 @@ import httptools
 
 from gateway.config import UpstreamConfig
 from gateway.eventloop import KeptLoop
+from gateway.upstream.contract import UpstreamResponse
+from gateway.upstream.decoding import decoded
+from gateway.upstream.egress import Proxy, proxy_for, tls_context
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
@@ -37,10 +44,11 @@ HIGH_WATER = 1 << 20
 # Bodies larger than this are written separately rather than copied onto the request head.
 JOIN_LIMIT = 64 * 1024
 # Set by this client from the request itself; the caller's values would contradict it.
-OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-# A reused connection that the server closed before answering is retried once on a new one
-# only for these; any other request may have been acted on (the dispatcher decides on those).
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+OWN_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "proxy-authorization"}
+)
+# A proxy's answer to CONNECT longer than this is no answer.
+TUNNEL_REPLY_LIMIT = 16 * 1024
 
 
 class _Connection(asyncio.Protocol):
@@ -77,7 +85,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         if self.response is not None:
-            self.response.connection_lost()
+            self.response.connection_lost(exc)
 
     def abort(self) -> None:
         self.lost = True
@@ -104,6 +112,7 @@ class _Response:
         "_wait_until",
         "_waiter",
         "buffered",
+        "coding",
         "error",
         "headers",
         "received",
@@ -130,12 +139,15 @@ class _Response:
         self._wait_limit = 0.0
         self._released = False
         self.received = False
+        self.coding = False  # the body has a Content-Encoding (decoded for the caller)
 
     # -- the parser's callbacks, and the connection's news -------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # Read by nobody until the status is set, when they are complete.
-        self.headers.append((name.lower(), value))
+        # Read by nobody until the status is set, when they are complete; after that, a
+        # chunked body's trailer fields, which must not pass for the answer's headers.
+        if not self.status:
+            self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         status = cast(httptools.HttpResponseParser, self._conn.parser).get_status_code()
@@ -146,6 +158,7 @@ class _Response:
         self.status = status
         names = dict(self.headers)  # built in C: a generator here costs a resume per header
         self._framed = b"content-length" in names or b"transfer-encoding" in names
+        self.coding = b"content-encoding" in names
         self._wake()
 
     def on_body(self, body: bytes) -> None:
@@ -167,13 +180,14 @@ class _Response:
         self._keep_alive = cast(httptools.HttpResponseParser, self._conn.parser).should_keep_alive()
         self._wake()
 
-    def connection_lost(self) -> None:
+    def connection_lost(self, exc: Exception | None = None) -> None:
         if self._done:
             return
-        if self.status and not self._framed:
-            self._done = True  # a body delimited by the end of the connection
+        if self.status and not self._framed and exc is None:
+            self._done = True  # a body delimited by the (orderly) end of the connection
         elif self.status:
-            self.fail(errors.upstream_unreachable("connection lost mid-response"))
+            # A reset, or TLS ended without its close_notify: the body may be any prefix.
+            self.fail(errors.upstream_truncated("connection lost mid-response"))
         else:
             self.fail(errors.upstream_unreachable("connection failed (closed by the upstream)"))
         self._wake()
@@ -279,6 +293,25 @@ class _Response:
         self._pool.give_back(conn, reusable)
 
 
+class _HeadResponse(_Response):
+    """The answer to a HEAD: headers only, whatever its Content-Length says. The parser cannot
+    be told so; the exchange ends with the headers, and the connection is not reused (bytes
+    after them would be taken for the next answer)."""
+
+    __slots__ = ()
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self.status:
+            self._done = True
+
+    def on_body(self, body: bytes) -> None:
+        pass
+
+    def on_message_complete(self) -> None:
+        self._interim = False
+
+
 class Prepared:
     """One request on one connection, written by `fire()`.
 
@@ -288,13 +321,23 @@ class Prepared:
     gives an unwritten request's connection back as it was.
     """
 
-    __slots__ = ("_body", "_conn", "_head", "_pool", "_response", "_taken")
+    __slots__ = ("_body", "_conn", "_head", "_head_only", "_pool", "_response", "_reused", "_taken")
 
-    def __init__(self, pool: Http1Upstream, conn: _Connection, head: bytes, body: bytes) -> None:
+    def __init__(
+        self,
+        pool: Http1Upstream,
+        conn: _Connection,
+        head: bytes,
+        body: bytes,
+        reused: bool,
+        head_only: bool = False,
+    ) -> None:
         self._pool = pool
         self._conn = conn
         self._head = head
         self._body = body
+        self._reused = reused
+        self._head_only = head_only  # a HEAD: its answer has no body
         self._response: _Response | None = None
         self._taken = False
 
@@ -307,7 +350,8 @@ class Prepared:
             return
         pool, conn = self._pool, self._conn
         # The total time limit counts from the write, not from when the request was made ready.
-        response = conn.response = _Response(pool, conn, pool.loop.time() + pool.total_timeout)
+        kind = _HeadResponse if self._head_only else _Response
+        response = conn.response = kind(pool, conn, pool.loop.time() + pool.total_timeout)
         conn.parser = httptools.HttpResponseParser(response)
         self._response = response
         transport = conn.transport
@@ -321,7 +365,7 @@ class Prepared:
             transport.write(self._head)
             transport.write(body)
 
-    async def result(self) -> _Response:
+    async def result(self) -> UpstreamResponse:
         """Write the request if not yet done, and wait for the status line and headers."""
         if self._taken:
             raise RuntimeError("a prepared request is used once")
@@ -337,10 +381,18 @@ class Prepared:
         except BaseException:  # cancelled: the caller left; the request is abandoned
             response.release()
             raise
-        if response.error is None:
-            return response
+        error = response.error
+        if error is None:
+            return await decoded(response) if response.coding else response
         response.release()
-        raise response.error
+        if self._reused and not response.received and error.code == "upstream_unreachable":
+            # A kept-alive connection that the upstream closed as the request went out (its
+            # idle timeout ran out meanwhile): the request reached no one, whatever its method,
+            # so it goes once more, on a new connection. A failure there is the upstream's.
+            conn, _ = await pool.acquire(fresh=True)
+            again = Prepared(pool, conn, self._head, self._body, False, self._head_only)
+            return await again.result()
+        raise error
 
     def cancel(self) -> bool:
         """Not wanted after all (refused, or the caller failed): True unless `result()` took it.
@@ -355,11 +407,39 @@ class Prepared:
         return True
 
 
+class _TunnelOpening(asyncio.Protocol):
+    """A CONNECT request's answer from the proxy, read up to the end of its head; the
+    connection is then handed to TLS and the pool's protocol."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.reply: asyncio.Future[bytes] = loop.create_future()
+        self._buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self.reply.done():
+            return
+        if b"\r\n\r\n" in self._buffer:
+            self.reply.set_result(self._buffer)
+        elif len(self._buffer) > TUNNEL_REPLY_LIMIT:
+            self.reply.set_exception(ConnectionError("the proxy's answer to CONNECT is too long"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.reply.done():
+            self.reply.set_exception(ConnectionError("the proxy closed the connection"))
+
+
 class Http1Upstream:
     loop = KeptLoop()
 
-    def __init__(self, config: UpstreamConfig, ssl_context: ssl.SSLContext | None = None) -> None:
-        """`ssl_context` replaces the system's trust store (tests, private CAs)."""
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        ssl_context: ssl.SSLContext | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """`ssl_context` replaces the trust `upstream.ca_file` gives (tests); `environ` is
+        where proxy settings are read (the process's environment by default)."""
         url = urlsplit(config.base_url.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"upstream.base_url: expected an http(s) URL, got {config.base_url!r}")
@@ -367,10 +447,25 @@ class Http1Upstream:
         self._port = url.port or (443 if url.scheme == "https" else 80)
         self._ssl: ssl.SSLContext | None = None
         if url.scheme == "https":
-            self._ssl = ssl_context or ssl.create_default_context()
+            self._ssl = ssl_context or tls_context(config.ca_file)
         default_port = self._port == (443 if url.scheme == "https" else 80)
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._host_header = host if default_port else f"{host}:{self._port}"
+        self._authority = f"{host}:{self._port}"
+        self._proxy = proxy_for(
+            config.base_url, config.proxy, os.environ if environ is None else environ
+        )
+        # Lines every request carries after its request line. Through a proxy, a plain http
+        # request names the whole URL and shows the proxy its credentials; an https one goes
+        # through a tunnel, where the origin sees what it would see direct.
+        fixed = [f"host: {self._host_header}\r\n"]
+        self._target_prefix = ""
+        if self._proxy is not None and self._ssl is None:
+            self._target_prefix = f"http://{self._host_header}"
+            if self._proxy.authorization:
+                fixed.append(f"proxy-authorization: {self._proxy.authorization}\r\n")
+        self._fixed = "".join(fixed)
+        self._fixed_lines = len(fixed)
         self._base_path = url.path
         self._limit = config.pool_size
         self._connect_timeout = config.connect_timeout_s
@@ -385,10 +480,10 @@ class Http1Upstream:
     def _head(
         self, method: str, path: str, query: bytes, headers: dict[str, str], size: int
     ) -> bytes:
-        target = self._base_path + path
+        target = self._target_prefix + self._base_path + path
         if query:
             target += "?" + query.decode("latin-1")
-        lines = [f"{method} {target} HTTP/1.1\r\nhost: {self._host_header}\r\n"]
+        lines = [f"{method} {target} HTTP/1.1\r\n{self._fixed}"]
         for name, value in headers.items():
             if name.lower() not in OWN_HEADERS:
                 lines.append(f"{name}: {value}\r\n")
@@ -398,31 +493,23 @@ class Http1Upstream:
         head = "".join(lines)
         # A CR or LF inside a name, value or path would end the line early: another header,
         # or another request, smuggled into the upstream connection.
-        breaks = len(lines) + 1  # the request line and the host line share the first piece
+        breaks = len(lines) + self._fixed_lines  # the request line shares the first piece
         if head.count("\n") != breaks or head.count("\r") != breaks:
-            raise errors.upstream_unreachable("a request header or path holds a line break")
+            raise errors.unsendable_request("a header or the path holds a line break")
         try:
             return head.encode("latin-1")
         except UnicodeEncodeError:
-            raise errors.upstream_unreachable("a request header is not Latin-1 text") from None
+            raise errors.unsendable_request("a header is not Latin-1 text") from None
 
     async def send(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
-    ) -> _Response:
+    ) -> UpstreamResponse:
         """Send a request; `path` is relative to the upstream base URL (e.g. `/chat/completions`)."""
         if self._closed:
             raise errors.upstream_unreachable("the upstream client is closed")
         head = self._head(method, path, query, headers, len(body))
-        for attempt in (1, 2):
-            conn, reused = await self._acquire()
-            request = Prepared(self, conn, head, body)
-            try:
-                return await request.result()
-            except GatewayError:
-                if attempt == 1 and reused and not request.received and method in IDEMPOTENT:
-                    continue  # the server had closed this idle connection: try a fresh one
-                raise
-        raise AssertionError("unreachable")
+        conn, reused = await self.acquire()
+        return await Prepared(self, conn, head, body, reused, method == "HEAD").result()
 
     def prepare(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
@@ -436,7 +523,9 @@ class Http1Upstream:
         except GatewayError:
             return None  # `send` says why
         conn = self._take_idle()
-        return Prepared(self, conn, head, body) if conn is not None else None
+        if conn is None:
+            return None
+        return Prepared(self, conn, head, body, True, method == "HEAD")
 
     def _take_idle(self) -> _Connection | None:
         loop = self.loop
@@ -454,14 +543,22 @@ class Http1Upstream:
             return conn
         return None
 
-    async def _acquire(self) -> tuple[_Connection, bool]:
+    async def acquire(self, fresh: bool = False) -> tuple[_Connection, bool]:
+        """A connection, and whether it was used before; `fresh`: a new one (an idle one is
+        closed to make room when the pool is full)."""
+        if self._closed:
+            raise errors.upstream_unreachable("the upstream client is closed")
         loop = self.loop
         while True:
-            conn = self._take_idle()
-            if conn is not None:
-                return conn, True
+            if not fresh:
+                conn = self._take_idle()
+                if conn is not None:
+                    return conn, True
             if self._open < self._limit:
                 break
+            if self._idle:  # only when `fresh`: an idle connection makes room
+                self._drop(self._idle.pop(0))
+                continue
             waiter = loop.create_future()
             self._waiters.append(waiter)
             try:
@@ -481,20 +578,53 @@ class Http1Upstream:
             raise
 
     async def _connect(self) -> _Connection:
+        loop, proxy = self.loop, self._proxy
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, conn = await self.loop.create_connection(
+                if proxy is not None and self._ssl is not None:
+                    return await self._tunnel(proxy, self._ssl)
+                if proxy is not None:
+                    _, conn = await loop.create_connection(_Connection, proxy.host, proxy.port)
+                    return conn
+                _, conn = await loop.create_connection(
                     _Connection,
                     self._host,
                     self._port,
                     ssl=self._ssl,
                     server_hostname=self._host if self._ssl is not None else None,
                 )
+                return conn
         except TimeoutError:
             raise errors.upstream_timeout(self._connect_timeout) from None
         except OSError as exc:
             detail = exc.strerror or str(exc) or type(exc).__name__
             raise errors.upstream_unreachable(f"cannot connect ({detail})") from exc
+
+    async def _tunnel(self, proxy: Proxy, context: ssl.SSLContext) -> _Connection:
+        """A TLS connection to the upstream through a CONNECT tunnel of `proxy`."""
+        loop = self.loop
+        transport, opening = await loop.create_connection(
+            lambda: _TunnelOpening(loop), proxy.host, proxy.port
+        )
+        try:
+            request = f"CONNECT {self._authority} HTTP/1.1\r\nhost: {self._authority}\r\n"
+            if proxy.authorization:
+                request += f"proxy-authorization: {proxy.authorization}\r\n"
+            transport.write(f"{request}\r\n".encode("latin-1"))
+            reply = await opening.reply
+            status_line = reply.split(b"\r\n", 1)[0]
+            parts = status_line.split(b" ", 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or parts[1][:1] != b"2":
+                said = status_line.decode("latin-1")[:200]
+                raise errors.upstream_unreachable(f"the proxy refused the tunnel ({said})")
+            conn = _Connection()
+            tls = await loop.start_tls(transport, conn, context, server_hostname=self._host)
+        except BaseException:
+            transport.abort()
+            raise
+        if tls is None:
+            raise errors.upstream_unreachable("the proxy tunnel closed during the TLS handshake")
+        conn.connection_made(tls)
         return conn
 
     def give_back(self, conn: _Connection, reusable: bool) -> None:

@@ -4,12 +4,15 @@ measurement and for shops that standardise on httpx; see `gateway.upstream.contr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
 from gateway.config import UpstreamConfig
 from gateway.upstream.contract import UpstreamResponse
+from gateway.upstream.decoding import decoded
+from gateway.upstream.egress import proxy_for, tls_context
 from gateway.wire import errors
 
 
@@ -29,7 +32,7 @@ class _HttpxResponse:
         except httpx.TimeoutException as exc:
             raise errors.upstream_timeout(self._read_timeout) from exc
         except httpx.TransportError as exc:
-            raise errors.upstream_unreachable(
+            raise errors.upstream_truncated(
                 f"connection lost mid-response ({type(exc).__name__})"
             ) from exc
 
@@ -41,11 +44,16 @@ class _HttpxResponse:
 
 
 class HttpxUpstream:
-    def __init__(self, config: UpstreamConfig) -> None:
+    def __init__(self, config: UpstreamConfig, environ: Mapping[str, str] | None = None) -> None:
         self._base = config.base_url.rstrip("/")
         self._read_timeout = config.read_timeout_s
         self._first_byte_timeout = config.first_byte_timeout_s
+        proxy = proxy_for(config.base_url, config.proxy, os.environ if environ is None else environ)
         self._client = httpx.AsyncClient(
+            # Proxies and trust as `gateway.upstream.egress` decides, for every client alike.
+            trust_env=False,
+            proxy=proxy.url if proxy is not None else None,
+            verify=tls_context(config.ca_file),
             limits=httpx.Limits(
                 max_connections=config.pool_size, max_keepalive_connections=config.pool_size
             ),
@@ -71,7 +79,7 @@ class HttpxUpstream:
             raise errors.upstream_timeout(self._first_byte_timeout) from exc
         except httpx.TransportError as exc:
             raise errors.upstream_unreachable(f"cannot connect ({type(exc).__name__})") from exc
-        return _HttpxResponse(resp, self._read_timeout)
+        return await decoded(_HttpxResponse(resp, self._read_timeout))
 
     def ready(self) -> bool:
         return not self._client.is_closed

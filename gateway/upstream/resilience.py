@@ -109,6 +109,13 @@ class Breaker:
             return now - self._opened_at >= self._cooldown_s
         return not self._probing
 
+    def reopens_in(self, now: float) -> float:
+        """Seconds until a call may go again: 0 when one may now, or while a half-open probe
+        decides (it may close the breaker any moment)."""
+        if self.state == OPEN:
+            return max(self._opened_at + self._cooldown_s - now, 0.0)
+        return 0.0
+
     def begin(self, now: float) -> bool:
         """Take the right to call; in half-open only one caller gets it."""
         if not self.allows(now):

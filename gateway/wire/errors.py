@@ -45,6 +45,7 @@ invalid_request_error
   405  method_not_allowed            method_not_allowed        the path exists, the method not
   413  request_too_large             body_too_large            the body is over the size limit
   415  unsupported_media_type        unsupported_media_type    a body that says it is not JSON
+  400  unsendable_request            unsendable_request        a header or path no wire can carry
   431  request_headers_too_large     headers_too_large         headers over the size limit
   499  client_closed                 client_closed             the client left before the answer
   *    -                             http_error                any other HTTP error of the router
@@ -79,9 +80,14 @@ server_error
   503  rate_limit_store_unavailable  rate_limits_unchecked     Redis down, rate limits fail closed
 upstream_error
   502  upstream_unreachable          upstream_unreachable      no connection, or it broke
+  502  upstream_truncated            upstream_truncated        the answer's body was cut off
+  502  upstream_encoding             unsupported_encoding      a body encoding it cannot decode
   502  invalid_model_output          invalid_model_output      an emulated answer wrong twice
   503  upstream_circuit_open         circuit_open              the upstream kept failing: paused
   504  upstream_timeout              upstream_timeout          the upstream took too long
+
+`x-should-retry: false` (which the OpenAI SDKs obey) marks every error a repeat cannot fix, and
+every upstream failure the gateway already retried (`mark_retries_spent`).
 
 Pure: builds exceptions and bytes, never touches I/O.
 """
@@ -608,14 +614,63 @@ def upstream_timeout(seconds: float) -> GatewayError:
     return GatewayError(504, message, type_="upstream_error", code="upstream_timeout")
 
 
-def circuit_open(model: str) -> GatewayError:
+def upstream_truncated(detail: str) -> GatewayError:
+    """The answer's headers came, its body was cut off (a reset, an unclean TLS close, a
+    compressed body that stops early): never relayed as a whole answer."""
+    return GatewayError(
+        502,
+        f"The upstream API's answer was cut off: {detail}",
+        type_="upstream_error",
+        code="upstream_truncated",
+    )
+
+
+def unsupported_encoding(coding: str) -> GatewayError:
+    """The upstream compressed its answer with a coding the gateway cannot read (it asks for
+    `identity`): relayed, it could be neither metered nor, by most clients, read."""
+    return GatewayError(
+        502,
+        f"The upstream API answered with Content-Encoding {coding!r}, which the gateway cannot "
+        "decode.",
+        type_="upstream_error",
+        code="upstream_encoding",
+        headers={"x-should-retry": "false"},  # the same request gets the same encoding
+    )
+
+
+def unsendable_request(detail: str) -> GatewayError:
+    """A request the HTTP/1.1 wire cannot carry as it is: nothing was sent upstream, so it says
+    nothing about the upstream's health."""
+    return GatewayError(
+        400, f"The request cannot be sent upstream: {detail}.", code="unsendable_request"
+    )
+
+
+#: The OpenAI SDKs wait for a `retry-after` up to this long; a longer one they replace with
+#: their own short backoff, which would only meet the same refusal again.
+SDK_RETRY_AFTER_MAX_S = 60
+
+
+def circuit_open(model: str, reopens_in_s: float) -> GatewayError:
+    """`reopens_in_s`: how long until the breaker lets a probe call through."""
+    wait = max(1, -int(-reopens_in_s // 1))
     return GatewayError(
         503,
         f"The upstream for {model} is failing; the gateway stopped sending it requests for now. "
-        "Please retry shortly.",
+        f"Please retry in {wait} s.",
         type_="upstream_error",
         code="upstream_circuit_open",
+        headers={
+            "retry-after": str(wait),
+            "x-should-retry": "true" if wait <= SDK_RETRY_AFTER_MAX_S else "false",
+        },
     )
+
+
+def mark_retries_spent(headers: dict[str, str]) -> None:
+    """An answer after the gateway spent its own retries on it: the client's retries would
+    multiply the upstream calls, not the chances."""
+    headers["x-should-retry"] = "false"
 
 
 def invalid_model_output(detail: str) -> GatewayError:

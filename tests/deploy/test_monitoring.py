@@ -16,7 +16,8 @@ import httpx
 import openai
 import pytest
 
-from gateway.admission.pricing import cost_micros
+from gateway.admission.pricing import cost_micros, worst_case_micros
+from gateway.wire.tokens import count_messages
 from gateway.wire.usage import Usage, usage_from
 from tests.conftest import ROOT, GatewayFactory, ServerThread, base_config, free_port
 
@@ -160,12 +161,15 @@ teams:
     embedding = client.embeddings.create(model="text-embedding-3-small", input="monitor me")
     usages.append(("text-embedding-3-small", usage_from(embedding.usage.model_dump())))  # type: ignore[arg-type]
     requests += 1
-    with pytest.raises(openai.APIError):  # upstream drops the connection: a 502
+    with pytest.raises(openai.APIError):  # upstream drops the connection mid-body: a 502
         client.with_options(default_headers={"x-sim-fault": "reset"}).chat.completions.create(
             model="gpt-4o",
             messages=hello,  # type: ignore[arg-type]
         )
     requests += 1
+    # Generated but cut off, its usage never came: charged its hold, the prompt as estimated.
+    cut_prompt = count_messages(hello)
+    cut_cost = worst_case_micros(config.models["gpt-4o"].price, cut_prompt, 16_384)
     tiny = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=TINY_KEY, max_retries=0)
     refused = 0
     for _ in range(4):
@@ -180,12 +184,12 @@ teams:
     # Expected totals, computed here from the usage each response reported.
     prices = {name: model.price for name, model in config.models.items()}
     busy = [(m, u) for m, u in usages if m != "gpt-4o-tiny"]
-    busy_spend = sum(cost_micros(prices[m], u) for m, u in busy)
+    busy_spend = sum(cost_micros(prices[m], u) for m, u in busy) + cut_cost
     all_spend = busy_spend + sum(
         cost_micros(prices["gpt-4o"], u) for m, u in usages if m == "gpt-4o-tiny"
     )
     tokens = {
-        "prompt": sum(u.prompt_tokens for _, u in usages),
+        "prompt": sum(u.prompt_tokens for _, u in usages) + cut_prompt,
         "completion": sum(u.completion_tokens for _, u in usages),
         "reasoning": sum(u.reasoning_tokens for _, u in usages),
         "cached": sum(u.cached_tokens for _, u in usages),

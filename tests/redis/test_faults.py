@@ -38,7 +38,7 @@ import orjson
 import pytest
 import redis
 
-from gateway.admission.pricing import cost_micros
+from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.config import Config, SimulatorConfig
 from gateway.simulator import create_simulator
 from gateway.wire import tokens
@@ -57,6 +57,7 @@ pytestmark = pytest.mark.redis
 
 TEAM = "test"  # conftest's teams file: team `test`, tier 5, key CLIENT_KEY
 PRICE = base_config().models["gpt-4o"].price
+MAX_OUTPUT = base_config().models["gpt-4o"].max_output
 HELLO = [{"role": "user", "content": "Say hello to the gateway."}]
 LONG_ANSWER = " ".join(["word"] * 200)
 
@@ -485,10 +486,11 @@ def test_upstream_failures_are_retried_and_never_charged(
     assert answered(gw) == 4
 
 
-def test_upstream_reset_before_the_answer_is_not_charged(
+def test_upstream_reset_mid_answer_is_a_502_charged_its_hold(
     start_gateway: GatewayFactory, upstream: ServerThread, redis_server: str
 ) -> None:
-    """`reset` on a non-streamed call: headers and half the body, then the connection drops."""
+    """`reset` on a non-streamed call: headers and half the body, then the connection drops.
+    The answer was generated (and billed upstream) but its usage never came: its hold."""
     gw = gateway_on(start_gateway, upstream, redis_server, retries=2, retry_backoff_s=0.01)
 
     async def scenario() -> list[Outcome]:
@@ -504,11 +506,11 @@ def test_upstream_reset_before_the_answer_is_not_charged(
     assert good.status == 200
     assert bad.status == 502, (bad.status, bad.error)
     calls = upstream_calls(upstream)
-    # The answer's headers had arrived, so the dispatcher returned and the body's loss is not
-    # retried (1 try, measured); a retry would be allowed too. Either way: never charged.
+    # Read whole before anything reaches the client, a cut answer may be retried.
     assert calls["good"] == 1 and 1 <= calls["reset"] <= 3
     assert metric(gw, 'gateway_upstream_retries_total{model="gpt-4o"}') == calls["reset"] - 1
-    audit(redis_server, TEAM, cost_of([good]))
+    hold = worst_case_micros(PRICE, tokens.count_messages(HELLO), MAX_OUTPUT)
+    audit(redis_server, TEAM, cost_of([good]) + hold)
     assert answered(gw) == 2
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from gateway.config import Config, DeploymentConfig, SimulatorConfig
@@ -165,3 +166,69 @@ def test_a_non_streamed_answer_lost_after_its_headers_is_retried(
     with pytest.raises(openai.APIError):
         client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
     assert metric(server, 'gateway_upstream_retries_total{model="gpt-4o"}') == 2
+
+
+def sim_calls(sim: ServerThread, path: str = "/v1/chat/completions") -> int:
+    log: list[dict[str, Any]] = httpx.get(f"{sim.url}/_sim/requests").json()["data"]
+    return sum(1 for entry in log if entry.get("path") == path)
+
+
+def test_one_sdk_call_against_an_upstream_always_429_costs_only_the_gateways_tries(
+    start_gateway: GatewayFactory, two_simulators: tuple[ServerThread, ServerThread]
+) -> None:
+    upstream, _ = two_simulators
+    config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    server = start_gateway(config, upstream={"forward_header_prefixes": ("x-sim-",), "retries": 2})
+    # The SDK's own retries left at its default (2): without the contract, 3 x 3 upstream calls.
+    client = openai.OpenAI(
+        base_url=f"{server.url}/v1", api_key=CLIENT_KEY,
+        default_headers={"x-sim-fault": "429", "x-sim-retry-after": "0.05"},
+    )  # fmt: skip
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert sim_calls(upstream) == 3  # the first try and the gateway's two retries
+
+
+class Scripted:
+    """An upstream answering every chat call with the status it is set to."""
+
+    def __init__(self) -> None:
+        self.status = 400
+        self.calls = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.calls += 1
+        body = orjson.dumps({"error": {"message": "no", "type": "invalid_request_error"}})
+        await send({"type": "http.response.start", "status": self.status,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+def test_a_callers_bad_requests_never_open_the_breaker_and_an_open_one_says_when_to_retry(
+    start_gateway: GatewayFactory,
+) -> None:
+    scripted = Scripted()
+    with ServerThread(scripted) as upstream:
+        config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
+        server = start_gateway(
+            config, upstream={"retries": 0, "breaker_failures": 2, "breaker_cooldown_s": 30}
+        )
+        client = sdk(server)
+        for _ in range(6):  # upstream refuses the request itself: no sign of ill health
+            with pytest.raises(openai.BadRequestError):
+                client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+        assert scripted.calls == 6
+        scripted.status = 500
+        for _ in range(2):
+            with pytest.raises(openai.InternalServerError):
+                client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+        with pytest.raises(openai.APIStatusError) as info:  # open: not even tried
+            client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+        assert scripted.calls == 8
+        answer = info.value.response
+        assert answer.status_code == 503 and info.value.code == "upstream_circuit_open"
+        assert 1 <= int(answer.headers["retry-after"]) <= 30
+        assert answer.headers["x-should-retry"] == "true"  # the SDK waits the retry-after

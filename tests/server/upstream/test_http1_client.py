@@ -139,9 +139,13 @@ async def test_an_idle_connection_closed_by_the_server_is_replaced() -> None:
     assert server.connections == 2
 
 
-async def test_a_get_written_into_a_dying_connection_is_retried_once_a_post_is_not() -> None:
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_request_written_into_a_dying_connection_goes_again_on_a_new_one(
+    method: str,
+) -> None:
     # The server reads the request and hangs up without a byte: what a keep-alive connection
-    # closed at the moment of reuse looks like from the client.
+    # closed at the moment of reuse looks like from the client. Nothing was answered, so the
+    # request goes once more, whatever its method, on a new connection.
     async def answer_first_then_drop(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -152,17 +156,34 @@ async def test_a_get_written_into_a_dying_connection_is_retried_once_a_post_is_n
     server = Raw(answer_first_then_drop)
     async with server:
         upstream = server.upstream()
-        resp = await upstream.send("GET", "/models", b"", {}, b"")
-        await resp.read()
+        assert await fetch(upstream, method, "/chat/completions", b"{}") == (200, b"{}")
+        assert await fetch(upstream, method, "/chat/completions", b"{}") == (200, b"{}")
+        assert server.connections == 2 and len(server.requests) == 3
+        assert server.requests[1] == server.requests[2]
+        # Made ready on an idle connection (the early call), it is retried the same way.
+        prepared = upstream.prepare(method, "/chat/completions", b"", {}, b"{}")
+        assert prepared is not None
+        resp = await prepared.result()
+        assert resp.status == 200 and await resp.read() == b"{}"
         await resp.close()
-        # Reused connection dropped: a GET is retried on a new connection (which answers).
-        assert await fetch(upstream, "GET", "/models") == (200, b"{}")
-        # A POST is not: the server may have acted on it.
+        await upstream.close()
+    assert server.connections == 3
+
+
+async def test_a_new_connection_closed_before_an_answer_is_a_502_and_is_not_repeated() -> None:
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+
+    server = Raw(drop)
+    async with server:
+        upstream = server.upstream()
         with pytest.raises(GatewayError) as info:
             await upstream.send("POST", "/chat/completions", b"", {}, b"{}")
-        assert info.value.status == 502 and "closed by the upstream" in info.value.message
+        assert info.value.code == "upstream_unreachable" and "closed by the upstream" in str(
+            info.value
+        )
         await upstream.close()
-    assert server.connections == 2
+    assert server.connections == 1 and len(server.requests) == 1
 
 
 async def test_connection_close_responses_are_not_reused() -> None:
@@ -242,7 +263,7 @@ async def test_a_connection_lost_mid_body_is_a_502() -> None:
         resp = await upstream.send("GET", "/file", b"", {}, b"")
         with pytest.raises(GatewayError) as info:
             await resp.read()
-        assert info.value.status == 502 and "mid-response" in info.value.message
+        assert info.value.status == 502 and info.value.code == "upstream_truncated"
         await resp.close()
         await upstream.close()
 
@@ -392,7 +413,7 @@ async def test_line_breaks_in_headers_never_reach_the_wire() -> None:
         ):
             with pytest.raises(GatewayError) as info:
                 await upstream.send("GET", path, b"", headers, b"")
-            assert info.value.status == 502
+            assert info.value.status == 400 and info.value.code == "unsendable_request"
         await upstream.close()
     assert server.requests == []
 

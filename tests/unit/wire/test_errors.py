@@ -115,7 +115,10 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "rate_limits_unchecked": errors.rate_limits_unchecked,
     "upstream_unreachable": lambda: errors.upstream_unreachable("cannot connect (refused)"),
     "upstream_timeout": lambda: errors.upstream_timeout(30.0),
-    "circuit_open": lambda: errors.circuit_open("o1"),
+    "upstream_truncated": lambda: errors.upstream_truncated("connection lost mid-response"),
+    "unsupported_encoding": lambda: errors.unsupported_encoding("zstd"),
+    "unsendable_request": lambda: errors.unsendable_request("a header holds a line break"),
+    "circuit_open": lambda: errors.circuit_open("o1", 12.2),
     "invalid_model_output": lambda: errors.invalid_model_output("no JSON object found"),
     "internal_error": errors.internal_error,
     "missing_admin_key": errors.missing_admin_key,
@@ -221,3 +224,20 @@ def test_image_refusal_names_the_content_part() -> None:
 
 def test_unknown_model_or_policy_says_when_no_policy_is_configured() -> None:
     assert "(none configured)" in errors.unknown_model_or_policy("x", []).message
+
+
+def test_an_open_circuit_says_when_it_half_opens_and_whether_the_sdk_should_wait() -> None:
+    soon = errors.circuit_open("o1", 12.2)
+    assert soon.headers == {"retry-after": "13", "x-should-retry": "true"}
+    assert soon.message.endswith("Please retry in 13 s.")
+    # Longer than the SDKs wait for: their own short backoff would meet the open circuit again.
+    late = errors.circuit_open("o1", 61)
+    assert late.headers == {"retry-after": "61", "x-should-retry": "false"}
+    assert errors.circuit_open("o1", 0).headers["retry-after"] == "1"
+
+
+def test_what_repeating_cannot_fix_is_not_retried_by_the_sdks() -> None:
+    assert errors.unsupported_encoding("zstd").headers["x-should-retry"] == "false"
+    spent = errors.upstream_timeout(30)
+    errors.mark_retries_spent(spent.headers)
+    assert spent.headers == {"x-should-retry": "false"}
