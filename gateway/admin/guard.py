@@ -41,7 +41,7 @@ class AdminGuard:
             raise errors.invalid_url(request.method, request.url.path)
         token = caller_token(scope["headers"], server.max_header_bytes)
         if not token:
-            raise errors.missing_admin_key()
+            raise errors.missing_operator_key("admin", "GATEWAY_ADMIN_KEY")
         check = await check_operator_key(gw, scope, token, server.admin_key, "admin")
         if not check.ok:
             raise refused(gw, scope, check)
@@ -108,7 +108,7 @@ def refused(gw: Gateway, scope: Scope, check: KeyCheck) -> GatewayError:
         gw, scope, "authenticate", target, "denied", attempt=check.attempt,
         waited_s=round(check.waited_s, 3), next_delay_s=gw.auth_backoff.delay(check.attempt),
     )  # fmt: skip
-    return errors.invalid_admin_key()
+    return errors.invalid_operator_key("admin")
 
 
 def record(

@@ -71,9 +71,9 @@ async def check_metrics_access(gateway: Gateway, request: Request) -> None:
         raise errors.metrics_not_served(request.method, request.url.path)
     token = caller_token(request.scope["headers"], server.max_header_bytes)
     if not token:
-        raise errors.missing_metrics_key()
+        raise errors.missing_operator_key("metrics", "GATEWAY_METRICS_KEY")
     check = await check_operator_key(gateway, request.scope, token, server.metrics_key, "metrics")
     if check.retry_after_s is not None:
         raise errors.key_attempts_throttled(check.retry_after_s)
     if not check.ok:
-        raise errors.invalid_metrics_key()
+        raise errors.invalid_operator_key("metrics")

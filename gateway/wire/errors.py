@@ -57,12 +57,10 @@ invalid_request_error
   400  invalid_value                 invalid_team_name         admin: a malformed team name
   400  invalid_value                 team_rename_refused       admin: a change of team name
   400  invalid_value                 invalid_digest            teams file: no SHA-256 digest
-  401  missing_admin_key             missing_admin_key         admin: no admin key
-  401  invalid_admin_key             invalid_admin_key         admin: a wrong admin key
+  401  missing_{kind}_key            missing_operator_key      admin, /metrics: no admin (metrics) key
+  401  invalid_{kind}_key            invalid_operator_key      admin, /metrics: a wrong one
   429  too_many_failed_keys          key_attempts_throttled    admin, metrics: too many wrong keys
   404  unknown_url                   metrics_not_served        /metrics: not on this port, or no key set
-  401  missing_metrics_key           missing_metrics_key       /metrics: no metrics key
-  401  invalid_metrics_key           invalid_metrics_key       /metrics: a wrong metrics key
   404  not_found                     team_not_found            admin: no such team
   404  not_found                     key_not_found             admin: no such key
   409  conflict                      team_exists               admin: the team exists
@@ -632,17 +630,18 @@ def internal_error() -> GatewayError:
 # -- the admin API and the teams file -------------------------------------------------------------
 
 
-def missing_admin_key() -> GatewayError:
+def missing_operator_key(kind: str, env: str) -> GatewayError:
+    """No `kind` key ("admin", "metrics") where the operator set one; `env` is its variable."""
     return GatewayError(
         401,
-        "You didn't provide the admin key. Send it in an Authorization header using "
-        "Bearer auth (i.e. Authorization: Bearer $GATEWAY_ADMIN_KEY).",
-        code="missing_admin_key",
+        f"You didn't provide the {kind} key. Send it in an Authorization header using "
+        f"Bearer auth (i.e. Authorization: Bearer ${env}).",
+        code=f"missing_{kind}_key",
     )
 
 
-def invalid_admin_key() -> GatewayError:
-    return GatewayError(401, "Incorrect admin key provided.", code="invalid_admin_key")
+def invalid_operator_key(kind: str) -> GatewayError:
+    return GatewayError(401, f"Incorrect {kind} key provided.", code=f"invalid_{kind}_key")
 
 
 def key_attempts_throttled(retry_after_s: float) -> GatewayError:
@@ -664,19 +663,6 @@ def metrics_not_served(method: str, path: str) -> GatewayError:
         "(server.metrics_port), or here with the metrics key (GATEWAY_METRICS_KEY) when one is set.",
         code="unknown_url",
     )
-
-
-def missing_metrics_key() -> GatewayError:
-    return GatewayError(
-        401,
-        "You didn't provide the metrics key. Send it in an Authorization header using "
-        "Bearer auth (i.e. Authorization: Bearer $GATEWAY_METRICS_KEY).",
-        code="missing_metrics_key",
-    )
-
-
-def invalid_metrics_key() -> GatewayError:
-    return GatewayError(401, "Incorrect metrics key provided.", code="invalid_metrics_key")
 
 
 def team_upstream_key_missing(env: str) -> GatewayError:
