@@ -52,30 +52,40 @@ class AdminGuard:
         exchange = exchange_of(scope)
         exchange.team = params.get("name", "")
         exchange.key_id = params.get("key_id", "")
-        status = 0
+        written = False
 
-        async def observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.run(scope, receive, observed)
-        except GatewayError as exc:
-            status, exchange.error_code = exc.status, exc.code or exc.type
-            raise
-        finally:
+        def audit(status: int) -> None:
+            # Written before the answer leaves: a client that reads the log right after its
+            # answer finds the line there.
+            nonlocal written
+            written = True
             target = (
                 f"{params['kind']}/{params['object_id']}"
                 if "kind" in params
                 else exchange.key_id or exchange.team
             )
             record(
-                gw, scope, action, target, "success" if 0 < status < 400 else "error",
+                gw, scope, action, target, "success" if status < 400 else "error",
                 key_fingerprint(server.admin_key), team=exchange.team, key_id=exchange.key_id,
-                status=status or 500, error=exchange.error_code,
+                status=status, error=exchange.error_code,
             )  # fmt: skip
+
+        async def observed(message: Message) -> None:
+            if message["type"] == "http.response.start" and not written:
+                audit(message["status"])
+            await send(message)
+
+        try:
+            await self.run(scope, receive, observed)
+        except GatewayError as exc:
+            if not written:
+                exchange.error_code = exc.code or exc.type
+                audit(exc.status)
+            raise
+        except BaseException:
+            if not written:
+                audit(500)
+            raise
 
     async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
