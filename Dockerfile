@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Build stage: compile wheels into a virtualenv that the runtime stage copies whole.
-FROM python:3.11-slim-bookworm AS build
+FROM python:3.11.10-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md /src/
@@ -9,7 +9,7 @@ COPY config /src/config
 RUN /opt/venv/bin/pip install /src
 
 # Runtime stage: no compilers, no sources, a non-root user.
-FROM python:3.11-slim-bookworm
+FROM python:3.11.10-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     O1GW_CONFIG=/etc/o1-gateway/gateway.yaml

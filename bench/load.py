@@ -187,10 +187,18 @@ async def count_bounded(
 
 
 async def streams_round(
-    url: str, metrics_url: str, body: str, auth: str, streams: int, seconds: float, words: int
+    url: str,
+    metrics: tuple[str, str],
+    body: str,
+    auth: str,
+    streams: int,
+    seconds: float,
+    words: int,
 ) -> tuple[int, int, int]:
     """`streams` streaming chats at once, each `words` chunks paced by the simulator over about
-    `seconds`; returns (complete, failed, most open at once by the gateway's own gauge)."""
+    `seconds`; returns (complete, failed, most open at once by the gateway's own gauge, read
+    from `metrics`: its URL and the Authorization header it needs)."""
+    metrics_url, metrics_auth = metrics
     headers = {
         "authorization": auth,
         "content-type": "application/json",
@@ -219,7 +227,9 @@ async def streams_round(
             nonlocal peak_open
             while not all(t.done() for t in tasks):
                 try:
-                    async with session.get(metrics_url) as answer:
+                    async with session.get(
+                        metrics_url, headers={"authorization": metrics_auth}
+                    ) as answer:
                         for line in (await answer.text()).splitlines():
                             if line.startswith("gateway_open_streams "):
                                 peak_open = max(peak_open, int(float(line.split()[1])))

@@ -36,6 +36,8 @@ SIM_KEY = "sk-simulated-upstream"
 # The gateway key of the benchmark's team (teams file written per run, by digest). Not a
 # secret: it only opens the benchmark's own gateway on loopback.
 GATEWAY_KEY = "sk-gw-bench-0123456789abcdefghijklmnopqrstuv"
+# /metrics on the gateways' API port answers this bearer key (GATEWAY_METRICS_KEY).
+METRICS_KEY = "metrics-bench-0123456789abcdefghijklmnop"
 LITELLM_KEY = "sk-litellm-bench"
 LITELLM_VENV = Path(tempfile.gettempdir()) / "o1gw-litellm-venv"
 # 1.107.0 was a compromised release (pulled from PyPI): never install it.
@@ -151,6 +153,7 @@ def start_gateway(
         OPENAI_API_KEY=SIM_KEY,
         REDIS_URL=redis_url,
         O1GW__ADMISSION__TEAMS_FILE=str(teams),
+        GATEWAY_METRICS_KEY=METRICS_KEY,
         **(extra or {}),
     )
     # Default log level (info): the access log writes one JSON line per request to stderr,

@@ -44,7 +44,13 @@ from bench.processes import (
 )
 from bench.report import soak_record, soak_table, soak_verdict
 from bench.results import add_results_option, write_results
-from bench.servers import start_gateway, start_redis, start_simulator, write_teams_file
+from bench.servers import (
+    METRICS_KEY,
+    start_gateway,
+    start_redis,
+    start_simulator,
+    write_teams_file,
+)
 from bench.targets import soak_flat
 
 BODY = json.dumps(
@@ -116,7 +122,13 @@ def soak(args: argparse.Namespace) -> SoakRun:
             r0 = time.monotonic()
             complete, failed, most_open = asyncio.run(
                 streams_round(
-                    url, f"{base}/metrics", BODY, gateway.auth, streams, seconds, STREAM_WORDS
+                    url,
+                    (f"{base}/metrics", f"Bearer {METRICS_KEY}"),
+                    BODY,
+                    gateway.auth,
+                    streams,
+                    seconds,
+                    STREAM_WORDS,
                 )
             )
             time.sleep(2)  # connections closed, settles landed

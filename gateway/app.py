@@ -20,6 +20,7 @@ from gateway.endpoints.chat import chat_completions
 from gateway.endpoints.responses import create_response
 from gateway.runtime.build import open_gateway
 from gateway.server.entry import SCOPE_KEY, Entry, ErrorHandler
+from gateway.server.metrics_port import MetricsPortOnly
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
@@ -57,10 +58,13 @@ def create_app(config: Config) -> Starlette:
         # Starlette's own rule: the nearest class in the exception's MRO.
         return next(handlers[c] for c in type(exc).__mro__ if c in handlers)
 
+    # Outermost first; Starlette adds its error and exception middleware around/inside these.
+    middleware = [Middleware(Entry, posts, handler_for)]
+    if config.server.metrics_port:
+        middleware.insert(0, Middleware(MetricsPortOnly, config.server.metrics_port))
     return Starlette(
         routes=routes,
-        # Outermost first; Starlette adds its error and exception middleware around/inside these.
-        middleware=[Middleware(Entry, posts, handler_for)],
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers=handlers,
     )

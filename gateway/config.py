@@ -19,6 +19,8 @@ from typing import Any, Final, TypeVar, Union
 import yaml
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Operator secrets (the admin and metrics keys) shorter than this are refused at start.
+MIN_SECRET_CHARS = 32
 
 
 class ConfigError(ValueError):
@@ -176,6 +178,9 @@ class ObservabilityConfig:
     access_log: bool = True
     # Label gateway_requests_total with key ids too: one series per key, so off by default.
     key_id_labels: bool = False
+    # Where every admin action is written, one JSON line each: a file path (appended to), or
+    # "" for stderr, beside the gateway's log.
+    audit_log: str = ""
 
 
 GPT_4O: Final = "gpt-4o"
@@ -290,8 +295,19 @@ class ServerConfig:
     port: int = 8080
     workers: int = 1
     max_body_bytes: int = 10 * 1024 * 1024
-    # Bearer key of the /admin API (GATEWAY_ADMIN_KEY); empty turns the admin API off.
+    # Bearer key of the /admin API (GATEWAY_ADMIN_KEY), at least MIN_SECRET_CHARS long;
+    # empty turns the admin API off.
     admin_key: str = ""
+    # A wrong admin or metrics key delays the next attempt from the same client address this
+    # long, doubling per failure (gateway.admission.auth_backoff).
+    auth_failure_delay_s: float = 0.5
+    # /metrics shows every team's name, budget and spend. On the API port it needs this bearer
+    # key (GATEWAY_METRICS_KEY); with neither key nor metrics port it is not served at all.
+    metrics_key: str = ""
+    # A listener that serves GET /metrics alone, without a key: bind it where only monitoring
+    # reaches it. With one, the API port never serves /metrics. 0 = none; "" host = `host`.
+    metrics_port: int = 0
+    metrics_host: str = ""
     # On SIGTERM: stop accepting, let requests and streams in flight finish for this long
     # (o1 calls think for minutes), then settle every hold (up to 10 s more) and exit. With
     # Kubernetes' preStop sleep of 10 s this fits terminationGracePeriodSeconds: 120.
@@ -401,6 +417,7 @@ _ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "OPENAI_PROJECT_ID": ("upstream", "project"),
     "REDIS_URL": ("redis", "url"),
     "GATEWAY_ADMIN_KEY": ("server", "admin_key"),
+    "GATEWAY_METRICS_KEY": ("server", "metrics_key"),
 }
 _ENV_PREFIX = "O1GW__"
 
@@ -594,6 +611,7 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"upstream.proxy: expected an http:// proxy URL, got {config.upstream.proxy!r}"
         )
+    _check_operator_access(config.server)
     if config.upstream.pool_size <= 0:
         raise ConfigError("upstream.pool_size: must be positive")
     if config.upstream.retries < 0:
@@ -651,6 +669,22 @@ def _check(config: Config) -> None:
         raise ConfigError("compat.reasoning_headroom_tokens: must not be negative")
     if admission.default_completion_tokens < 0:
         raise ConfigError("admission.default_completion_tokens: must not be negative")
+
+
+def _check_operator_access(server: ServerConfig) -> None:
+    for key, env in (("admin_key", "GATEWAY_ADMIN_KEY"), ("metrics_key", "GATEWAY_METRICS_KEY")):
+        value = getattr(server, key)
+        if value and len(value) < MIN_SECRET_CHARS:
+            raise ConfigError(
+                f"server.{key} ({env}): at least {MIN_SECRET_CHARS} characters, got"
+                f" {len(value)}; make one with `openssl rand -hex 32`"
+            )
+    if not 0 <= server.metrics_port <= 65535:
+        raise ConfigError("server.metrics_port: expected a port number, or 0 for none")
+    if server.metrics_port and server.metrics_port == server.port:
+        raise ConfigError("server.metrics_port: must differ from server.port")
+    if server.auth_failure_delay_s <= 0:
+        raise ConfigError("server.auth_failure_delay_s: must be positive")
 
 
 def check_limits(limits: Limits, config: Config, path: str) -> None:

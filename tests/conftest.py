@@ -27,6 +27,8 @@ from gateway.server.protocol import CorkedHttpToolsProtocol
 ROOT = Path(__file__).resolve().parent.parent
 SIM_KEY = "sk-simulated-upstream"
 CLIENT_KEY = "sk-gw-test-client-key"
+# Test gateways serve /metrics on their API port to this key (`scrape`).
+METRICS_KEY = "metrics-key-of-the-tests-0123456789"
 
 
 @pytest.fixture
@@ -133,7 +135,12 @@ def start_gateway(simulator: ServerThread, teams_file: Path) -> Iterator[Gateway
         if config is None:
             config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
         config = dataclasses.replace(
-            config, admission=dataclasses.replace(config.admission, teams_file=str(teams_file))
+            config,
+            admission=dataclasses.replace(config.admission, teams_file=str(teams_file)),
+            # Wrong admin keys slow a test's next admin call by this much, doubling.
+            server=dataclasses.replace(
+                config.server, metrics_key=METRICS_KEY, auth_failure_delay_s=0.01
+            ),
         )
         for name, values in sections.items():
             config = dataclasses.replace(
@@ -151,6 +158,13 @@ def start_gateway(simulator: ServerThread, teams_file: Path) -> Iterator[Gateway
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory) -> ServerThread:
     return start_gateway()
+
+
+def scrape(url: str) -> str:
+    """A test gateway's metrics: `url` is its base URL (start_gateway sets the metrics key)."""
+    answer = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {METRICS_KEY}"})
+    assert answer.status_code == 200, answer.text
+    return answer.text
 
 
 def running_redis(*extra: str) -> Iterator[str]:

@@ -31,6 +31,12 @@ sub(
 """,
 )
 sub(
+    """  metrics_port: 0                   # 0 = none
+""",
+    """  metrics_port: 9464                # = the metrics containerPort; NetworkPolicy: monitoring only
+""",
+)
+sub(
     """redis:
   url: ""                           # empty: embedded in-process store (fakeredis)
   cluster: false                    # true: url names one node of a Redis Cluster

@@ -2,6 +2,7 @@
 
 Authenticated with `Authorization: Bearer <server.admin_key>` (GATEWAY_ADMIN_KEY). Without an
 admin key configured the API does not exist: every /admin path answers 404, whatever the method.
+`guard` checks the key and writes every change to the audit log.
 
 Money is a JSON number of USD with at most 6 decimals (exact micro-dollars); requests may also
 give it as a string ("12.50"). Teams show their own overrides (null: as the tier says) and,
@@ -22,7 +23,6 @@ the secret; only the 201 answer of key creation has it, in `key`.
 
 from __future__ import annotations
 
-import hmac
 import re
 import time
 from datetime import UTC, datetime
@@ -30,19 +30,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.admin.guard import AdminGuard
 from gateway.admin.openapi import MAX_BUDGET_USD, admin_openapi
 from gateway.admission.plan import model_allowed, team_budget, team_limits
 from gateway.config import ConfigError, Limits, parse_section
 from gateway.objects.ownership import ASSIGNABLE_KINDS
 from gateway.server.body import json_problem
-from gateway.server.caller import caller_token
-from gateway.server.entry import gateway_of
+from gateway.server.entry import exchange_of, gateway_of
 from gateway.teams.records import (
     Key,
     Team,
@@ -58,44 +56,21 @@ MAX_KEY_NAME_CHARS = 128
 
 
 def admin_routes() -> list[BaseRoute]:
+    # The names of the routes that change something are their actions in the audit log.
     routes = [
         Route("/teams", list_teams, methods=["GET"]),
-        Route("/teams", create_team, methods=["POST"]),
+        Route("/teams", create_team, methods=["POST"], name="team.create"),
         Route("/teams/{name}", get_team, methods=["GET"]),
-        Route("/teams/{name}", update_team, methods=["PATCH"]),
-        Route("/teams/{name}", delete_team, methods=["DELETE"]),
+        Route("/teams/{name}", update_team, methods=["PATCH"], name="team.update"),
+        Route("/teams/{name}", delete_team, methods=["DELETE"], name="team.delete"),
         Route("/teams/{name}/keys", list_keys, methods=["GET"]),
-        Route("/teams/{name}/keys", create_key, methods=["POST"]),
+        Route("/teams/{name}/keys", create_key, methods=["POST"], name="key.create"),
         Route("/teams/{name}/usage", team_usage, methods=["GET"]),
-        Route("/keys/{key_id}", revoke_key, methods=["DELETE"]),
-        Route("/objects/{kind}/{object_id}", assign_object, methods=["POST"]),
+        Route("/keys/{key_id}", revoke_key, methods=["DELETE"], name="key.revoke"),
+        Route("/objects/{kind}/{object_id}", assign_object, methods=["POST"], name="object.assign"),
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
     return [Mount("/admin", app=AdminGuard(Router(routes=routes)))]
-
-
-class AdminGuard:
-    """Checks the admin key before routing, so nothing under /admin shows without it: not even
-    which paths exist (a wrong method would otherwise say 405)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope)
-        server = gateway_of(request).config.server
-        expected = server.admin_key
-        if not expected:
-            raise errors.invalid_url(request.method, request.url.path)
-        token = caller_token(scope["headers"], server.max_header_bytes)
-        if not token:
-            raise errors.missing_admin_key()
-        if not hmac.compare_digest(token.encode(), expected.encode()):
-            raise errors.invalid_admin_key()
-        try:
-            await self.app(scope, receive, send)
-        except (RedisError, OSError) as exc:
-            raise errors.store_unavailable(type(exc).__name__) from exc
 
 
 # -- teams ----------------------------------------------------------------------------------------
@@ -115,6 +90,7 @@ async def create_team(request: Request) -> Response:
         team = parse_team(body)
     except ConfigError as exc:
         raise errors.invalid_setting(str(exc)) from exc
+    exchange_of(request.scope).team = team.name
     return json(team_view(request, await gw.teams.create_team(team)), 201)
 
 
@@ -210,6 +186,7 @@ async def create_key(request: Request) -> Response:
     except ConfigError as exc:
         raise errors.invalid_setting(str(exc)) from exc
     key, secret = await gw.teams.create_key(request.path_params["name"], name, limits, expires_at)
+    exchange_of(request.scope).key_id = key.id
     return json({**key_view(request, key), "key": secret}, 201)
 
 
@@ -220,6 +197,7 @@ async def list_keys(request: Request) -> Response:
 
 async def revoke_key(request: Request) -> Response:
     key = await gateway_of(request).teams.revoke_key(request.path_params["key_id"])
+    exchange_of(request.scope).team = key.team
     return json(key_view(request, key))
 
 
@@ -244,6 +222,7 @@ async def assign_object(request: Request) -> Response:
     if unknown:
         raise errors.unknown_key_field(unknown[0], ("team",))
     name = body.get("team")
+    exchange_of(request.scope).team = str(name)
     if not isinstance(name, str) or await gw.teams.get_team(name) is None:
         raise errors.team_not_found(str(name))
     if kind == "response":

@@ -314,8 +314,12 @@ _KEY_PARAM = {
     "required": True,
     "schema": {"type": "string", "minLength": 1},
 }
-# Every operation can answer these two.
-_ALWAYS = {"401": _error("Unauthorized"), "503": _error("StoreUnavailable")}
+# Every operation can answer these.
+_ALWAYS = {
+    "401": _error("Unauthorized"),
+    "429": _error("TooManyFailedKeys"),
+    "503": _error("StoreUnavailable"),
+}
 _WITH_BODY = {"400": _error("BadRequest"), "413": _error("TooLarge")}
 
 
@@ -368,8 +372,9 @@ def _spec() -> dict[str, Any]:
             "title": "o1-gateway admin API",
             "version": VERSION,
             "description": "Teams, their keys and their usage. Off unless the gateway has an "
-            "admin key (server.admin_key / GATEWAY_ADMIN_KEY); then every request needs "
-            "`Authorization: Bearer <admin key>`.",
+            "admin key (server.admin_key / GATEWAY_ADMIN_KEY, at least 32 characters); then "
+            "every request needs `Authorization: Bearer <admin key>`. Wrong keys are slowed per "
+            "client address, and every change is written to the audit log.",
         },
         "security": [{"adminKey": []}],
         "paths": {
@@ -533,6 +538,10 @@ def _spec() -> dict[str, Any]:
             "responses": {
                 "BadRequest": _answer("Invalid body; `param` names the field.", _ref("Error")),
                 "Unauthorized": _answer("Missing or wrong admin key.", _ref("Error")),
+                "TooManyFailedKeys": _answer(
+                    "Too many wrong admin keys from this address wait their turn; see retry-after.",
+                    _ref("Error"),
+                ),
                 "NotFound": _answer("No such team or key.", _ref("Error")),
                 "Conflict": _answer("The team exists already.", _ref("Error")),
                 "TooLarge": _answer("Body above server.max_body_bytes.", _ref("Error")),

@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from gateway.cli import admin, route
+from gateway.cli.listeners import run_server
 from gateway.config import Config, ConfigError, load_config
 from gateway.observability.metrics import MULTIPROC_ENV
 from gateway.server.protocol import CorkedHttpToolsProtocol
@@ -88,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
     serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="also listen on this port, for GET /metrics alone and without a key (keep it internal)",
+    )
+    serve.add_argument(
         "--simulate", action="store_true", help="serve from the built-in simulated upstream"
     )
     serve.add_argument("--log-level", default="info")
@@ -136,6 +142,9 @@ def _serve(args: argparse.Namespace) -> int:
         env["O1GW__SIMULATE"] = "true"
     if args.config:
         env[CONFIG_ENV] = str(Path(args.config).resolve())
+    if args.metrics_port is not None:
+        # Through the environment, so the app (and every worker process) has it in its config.
+        env["O1GW__SERVER__METRICS_PORT"] = str(args.metrics_port)
     config = read_config(None, env)
     server = config.server
     server = dataclasses.replace(
@@ -152,6 +161,11 @@ def _serve(args: argparse.Namespace) -> int:
     if not config.redis.url:
         scope = "per worker process" if server.workers > 1 else "in this process"
         log.warning("REDIS_URL is not set: using an embedded in-memory store (%s)", scope)
+    metrics = None
+    if server.metrics_port:
+        if server.metrics_port == server.port:
+            raise ConfigError("--metrics-port: must differ from the API port")
+        metrics = (server.metrics_host or server.host, server.metrics_port)
     common = {
         "host": server.host,
         "port": server.port,
@@ -169,13 +183,19 @@ def _serve(args: argparse.Namespace) -> int:
         env[MULTIPROC_ENV] = _metrics_dir(env.get(MULTIPROC_ENV))
         env[LOG_LEVEL_ENV] = args.log_level
         os.environ.update(env)
-        uvicorn.run("gateway.cli.main:worker_app", factory=True, workers=server.workers, **common)
+        run_server(
+            "gateway.cli.main:worker_app",
+            metrics,
+            factory=True,
+            workers=server.workers,
+            **common,
+        )
     else:
         from gateway.app import create_app
 
         app = create_app(config)
         tune_gc()
-        uvicorn.run(app, **common)
+        run_server(app, metrics, **common)
     return 0
 
 

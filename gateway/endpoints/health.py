@@ -1,4 +1,5 @@
-"""What operators and orchestrators ask of a replica: liveness, readiness and metrics."""
+"""What operators and orchestrators ask of a replica: liveness, readiness and metrics (the
+last only where `check_metrics_access` lets it be seen)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ from starlette.responses import Response
 
 from gateway.admission.plan import team_budget
 from gateway.observability.metrics import TeamBudget
+from gateway.runtime.gateway import Gateway
 from gateway.runtime.redis_connection import is_ready
+from gateway.server.caller import caller_token
 from gateway.server.entry import gateway_of
+from gateway.server.metrics_port import local_port
+from gateway.server.operator_keys import check_operator_key
+from gateway.wire import errors
 
 
 async def healthz(request: Request) -> Response:
@@ -34,6 +40,7 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     gateway = gateway_of(request)
+    await check_metrics_access(gateway, request)
     redis_up = await is_ready(gateway.redis)
     budgets: list[TeamBudget] = []
     if redis_up and gateway.config.admission.enabled:
@@ -50,3 +57,23 @@ async def metrics(request: Request) -> Response:
         request.headers.get("accept", ""), redis_up, budgets
     )
     return Response(body, headers={"content-type": content_type})
+
+
+async def check_metrics_access(gateway: Gateway, request: Request) -> None:
+    """Metrics name every team with its budget and spend: served on the metrics port, or on
+    the API port to the metrics key; with neither configured, not at all."""
+    server = gateway.config.server
+    if server.metrics_port:
+        if local_port(request.scope) != server.metrics_port:
+            raise errors.metrics_not_served(request.method, request.url.path)
+        return
+    if not server.metrics_key:
+        raise errors.metrics_not_served(request.method, request.url.path)
+    token = caller_token(request.scope["headers"], server.max_header_bytes)
+    if not token:
+        raise errors.missing_operator_key("metrics", "GATEWAY_METRICS_KEY")
+    check = await check_operator_key(gateway, request.scope, token, server.metrics_key, "metrics")
+    if check.retry_after_s is not None:
+        raise errors.key_attempts_throttled(check.retry_after_s)
+    if not check.ok:
+        raise errors.invalid_operator_key("metrics")

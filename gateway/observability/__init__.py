@@ -5,6 +5,7 @@
 in by whoever serves the scrape, so nothing here talks to the network. With several workers
 prometheus-client keeps values in per-process files. `record` is the per-request record (pure:
 it observes a request, never steers it) and the access-log line made from it; `access_log`
-writes those lines to stderr in batches. Imports prometheus-client, wire, config and, for
+writes those lines to stderr in batches; `audit` writes one line per admin action, at once,
+to a file or stderr. Imports prometheus-client, wire, config and, for
 types, routing's `Decision`.
 """

@@ -170,6 +170,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.admin_actions = Counter(
+            "gateway_admin_actions_total",
+            "Admin API actions (team.create, key.revoke, ...; authenticate for refused admin "
+            "keys) by outcome: success, error, denied or throttled.",
+            ["action", "outcome"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "gateway_in_flight_requests",
             "Requests being handled.",

@@ -7,11 +7,13 @@ import dataclasses
 import os
 import sys
 
+from gateway.admission.auth_backoff import AuthBackoff
 from gateway.admission.redis_side import Admission, pipelined_client
 from gateway.config import Config, ModelConfig
 from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
+from gateway.observability.audit import AuditLog
 from gateway.observability.metrics import Metrics
 from gateway.routing.aliases import DEFAULT_ALIAS
 from gateway.runtime.gateway import Gateway
@@ -77,6 +79,8 @@ def open_gateway(config: Config) -> Gateway:
         ),
         owners=Owners(client),
         access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
+        audit=AuditLog(config.observability.audit_log),
+        auth_backoff=AuthBackoff(config.server.auth_failure_delay_s),
         extra_upstreams=extra_upstreams,
     )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from gateway.admission.auth_backoff import AuthBackoff
 from gateway.admission.plan import PlanShapes
 from gateway.admission.redis_side import Admission
 from gateway.compat.patches import LearnedCapabilities
@@ -21,6 +22,7 @@ from gateway.config import Config, ModelConfig
 from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
+from gateway.observability.audit import AuditLog
 from gateway.observability.metrics import Metrics
 from gateway.runtime.batch_jobs import BatchJobs
 from gateway.runtime.follower import Follower
@@ -34,6 +36,9 @@ from gateway.wire.headers import upstream_request_headers
 
 log = logging.getLogger("gateway")
 SANDBOX_TEAM = "sandbox"
+# In simulate mode only (no real upstream, no real money), this well-known key is served as the
+# sandbox team too, for clients that must send a key (the OpenAI SDKs do). It is never stored.
+SANDBOX_KEY = "sk-gw-sandbox"
 # At shutdown, settles get this long to reach Redis (milliseconds when it is up); what is
 # left is charged at its reserve when the hold expires, and corrected by a later settle.
 SETTLE_DRAIN_S = 10.0
@@ -66,6 +71,10 @@ class Gateway:
     # Clients of models' own deployments (models.NAME.deployments), closed with the gateway.
     extra_upstreams: list[Upstream] = field(default_factory=list)
     access_log: AccessLog | None = None
+    # Every admin action, one line each (observability.audit_log).
+    audit: AuditLog = field(default_factory=AuditLog)
+    # Wrong admin and metrics keys, slowed per client address.
+    auth_backoff: AuthBackoff = field(default_factory=AuthBackoff)
     # The event loop serving requests, kept once `start` ran (see `gateway.eventloop`).
     loop: asyncio.AbstractEventLoop | None = None
     plans: PlanShapes | None = None
@@ -231,7 +240,8 @@ class Gateway:
         if name:
             await self.teams.ensure_team(Team(name=name, tier="tier-5"))
             self.anonymous = await self.teams.get_team(name)
-            log.warning("callers without a known key are served as team %r", name)
+            sandbox = f" (and callers with the key {SANDBOX_KEY})" if self.config.simulate else ""
+            log.warning("callers without a key%s are served as team %r", sandbox, name)
 
     async def close(self) -> None:
         for task in self.background:
@@ -248,6 +258,7 @@ class Gateway:
             await target.close()
         await self.redis.aclose()
         self.metrics.close()
+        self.audit.close()
 
 
 def _read_if_present(path: Path) -> str | None:

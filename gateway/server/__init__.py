@@ -3,7 +3,8 @@ around Starlette's and uvicorn's internals.
 
 `protocol` is uvicorn's httptools protocol with a tick's writes joined; `entry` is how a
 request enters (its record made and finished, `POST /v1/chat/completions` taken past Starlette's
-router); `caller` identifies who calls, `body` reads and parses the body; `stream_response` streams an answer
+router); `caller` identifies who calls, `operator_keys` checks the admin and metrics keys (wrong
+ones slowed), `metrics_port` keeps the metrics listener to /metrics, `body` reads and parses the body; `stream_response` streams an answer
 from the request's own task and notices a client that leaves. Imports runtime, teams,
 observability and wire. Other packages use only Starlette's public request, response and routing
 classes, and cli runs uvicorn with `protocol`; pyproject pins both libraries to the tested

@@ -1,5 +1,8 @@
 """Who calls: the caller's bearer key read from the headers (within sane sizes), and the team
-and key it belongs to, or the anonymous team where one is configured."""
+and key it belongs to. Only a request without an Authorization header may be served as the
+anonymous team (where one is configured): a key that is presented and fails (unknown, revoked,
+expired, not a bearer key) is a 401, so a mistyped or revoked key never spends someone else's
+budget unnoticed."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from gateway.runtime.gateway import Gateway
+from gateway.runtime.gateway import SANDBOX_KEY, Gateway
 from gateway.server.entry import exchange_of
 from gateway.teams.records import Key, Team
 from gateway.teams.store import key_digest
@@ -26,20 +29,24 @@ class Caller:
 
 async def identify(gw: Gateway, request: Request) -> Caller:
     token = caller_token(request.scope["headers"], gw.config.server.max_header_bytes)
-    if token:
-        found = await gw.teams.authenticate(key_digest(token))
-        if found is not None:
-            key, team = found
-            exchange = exchange_of(request.scope)
-            exchange.team, exchange.key_id = team.name, key.id
-            return Caller(team, key)
-    if gw.anonymous is not None:
-        exchange_of(request.scope).team = gw.anonymous.name
-        return Caller(gw.anonymous, None)
-    raise errors.invalid_key(token) if token else errors.missing_key()
+    if token is None or (token == SANDBOX_KEY and gw.config.simulate):
+        if gw.anonymous is not None:
+            exchange_of(request.scope).team = gw.anonymous.name
+            return Caller(gw.anonymous, None)
+        if token is None:
+            raise errors.missing_key()
+    if not token:
+        raise errors.malformed_authorization()
+    found = await gw.teams.authenticate(key_digest(token))
+    if found is None:
+        raise errors.invalid_key(token)
+    key, team = found
+    exchange = exchange_of(request.scope)
+    exchange.team, exchange.key_id = team.name, key.id
+    return Caller(team, key)
 
 
-def caller_token(headers: Iterable[tuple[bytes, bytes]], max_header_bytes: int) -> str:
+def caller_token(headers: Iterable[tuple[bytes, bytes]], max_header_bytes: int) -> str | None:
     """The bearer token, after refusing headers no real client needs: an Authorization header
     longer than any key, or more header bytes than `server.max_header_bytes` (the HTTP server
     below accepts any amount, and each request would keep them in memory)."""
@@ -53,11 +60,12 @@ def caller_token(headers: Iterable[tuple[bytes, bytes]], max_header_bytes: int) 
     return bearer_token(headers)
 
 
-def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str:
+def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The bearer key; "" when the Authorization header holds none, None without the header."""
     for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
             return ""
-    return ""
+    return None

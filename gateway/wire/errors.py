@@ -33,6 +33,7 @@ invalid_request_error
   401  missing_api_key               missing_key               no API key
   401  invalid_api_key               invalid_key               unknown, revoked or expired key
   401  invalid_api_key               authorization_too_long    an Authorization header too long
+  401  invalid_api_key               malformed_authorization   an Authorization header, no Bearer key
   404  model_not_found               model_not_found           no such model, or not the team's
   404  -                             response_not_found        no such response of the team's
   404  -                             file_not_found            no such file of the team's
@@ -59,8 +60,10 @@ invalid_request_error
   400  invalid_value                 invalid_team_name         admin: a malformed team name
   400  invalid_value                 team_rename_refused       admin: a change of team name
   400  invalid_value                 invalid_digest            teams file: no SHA-256 digest
-  401  missing_admin_key             missing_admin_key         admin: no admin key
-  401  invalid_admin_key             invalid_admin_key         admin: a wrong admin key
+  401  missing_{kind}_key            missing_operator_key      admin, /metrics: no admin (metrics) key
+  401  invalid_{kind}_key            invalid_operator_key      admin, /metrics: a wrong one
+  429  too_many_failed_keys          key_attempts_throttled    admin, metrics: too many wrong keys
+  404  unknown_url                   metrics_not_served        /metrics: not on this port, or no key set
   404  not_found                     team_not_found            admin: no such team
   404  not_found                     key_not_found             admin: no such key
   409  conflict                      team_exists               admin: the team exists
@@ -244,6 +247,17 @@ def invalid_key(key: str) -> GatewayError:
     return GatewayError(
         401,
         f"Incorrect API key provided: {mask_key(key)}. Ask your gateway administrator for a valid key.",
+        code="invalid_api_key",
+    )
+
+
+def malformed_authorization() -> GatewayError:
+    """An Authorization header that carries no bearer key: a key that fails, never no key (only
+    a request without the header may be served as the anonymous team)."""
+    return GatewayError(
+        401,
+        "The Authorization header is not a bearer key. Send your API key as "
+        "Authorization: Bearer YOUR_KEY.",
         code="invalid_api_key",
     )
 
@@ -700,17 +714,39 @@ def internal_error() -> GatewayError:
 # -- the admin API and the teams file -------------------------------------------------------------
 
 
-def missing_admin_key() -> GatewayError:
+def missing_operator_key(kind: str, env: str) -> GatewayError:
+    """No `kind` key ("admin", "metrics") where the operator set one; `env` is its variable."""
     return GatewayError(
         401,
-        "You didn't provide the admin key. Send it in an Authorization header using "
-        "Bearer auth (i.e. Authorization: Bearer $GATEWAY_ADMIN_KEY).",
-        code="missing_admin_key",
+        f"You didn't provide the {kind} key. Send it in an Authorization header using "
+        f"Bearer auth (i.e. Authorization: Bearer ${env}).",
+        code=f"missing_{kind}_key",
     )
 
 
-def invalid_admin_key() -> GatewayError:
-    return GatewayError(401, "Incorrect admin key provided.", code="invalid_admin_key")
+def invalid_operator_key(kind: str) -> GatewayError:
+    return GatewayError(401, f"Incorrect {kind} key provided.", code=f"invalid_{kind}_key")
+
+
+def key_attempts_throttled(retry_after_s: float) -> GatewayError:
+    """Too many wrong admin or metrics keys from this client address are waiting their turn:
+    refused without looking at the key."""
+    seconds = max(1, int(-(-retry_after_s // 1)))
+    return GatewayError(
+        429,
+        f"Too many wrong keys from your address: try again in {seconds} s.",
+        code="too_many_failed_keys",
+        headers={"retry-after": str(seconds)},
+    )
+
+
+def metrics_not_served(method: str, path: str) -> GatewayError:
+    return GatewayError(
+        404,
+        f"Invalid URL ({method} {path}): metrics are served on the metrics port "
+        "(server.metrics_port), or here with the metrics key (GATEWAY_METRICS_KEY) when one is set.",
+        code="unknown_url",
+    )
 
 
 def team_upstream_key_missing(env: str) -> GatewayError:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import load_config
+from gateway.config import ConfigError, load_config
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -47,6 +47,7 @@ ALLOWED_METRICS = frozenset(
         "gateway_admission_degraded_total",
         "gateway_in_flight_requests",
         "gateway_open_streams",
+        "gateway_admin_actions_total",
     }
 )
 HISTOGRAMS = frozenset(
@@ -60,6 +61,9 @@ HISTOGRAMS = frozenset(
 )
 METRIC_NAME = re.compile(r"\bgateway_[a-z_]+")
 APP_LABELS = {"app.kubernetes.io/name": "o1-gateway", "app.kubernetes.io/component": "gateway"}
+MONITORING = K8S / "monitoring"
+# The gateway's metrics port in every deployment file: /metrics alone, no key.
+METRICS_PORT = 9464
 
 
 def _yaml_docs(path: Path) -> list[Any]:
@@ -81,6 +85,21 @@ def _exposed_port() -> int:
     exposed = re.findall(r"^EXPOSE (\d+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
     assert len(exposed) == 1
     return int(exposed[0])
+
+
+def _compose() -> dict[str, Any]:
+    compose: dict[str, Any] = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    return compose
+
+
+def _flag(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def _version() -> str:
+    found = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    assert found
+    return found[1]
 
 
 def _gateway_container() -> dict[str, Any]:
@@ -132,10 +151,10 @@ def test_compose_file_is_consistent_with_the_dockerfile() -> None:
     exposed = re.findall(r"^EXPOSE (\d+)", dockerfile, re.MULTILINE)
     assert exposed == ["8080"]
     assert gateway["ports"] == [f"{exposed[0]}:{exposed[0]}"]
-    assert (
-        "--port" in gateway["command"]
-        and gateway["command"][gateway["command"].index("--port") + 1] == "8080"
-    )
+    assert _flag(gateway["command"], "--port") == "8080"
+    # The metrics port is reachable on the compose network only, never published.
+    assert _flag(gateway["command"], "--metrics-port") == str(METRICS_PORT)
+    assert gateway["expose"] == [str(METRICS_PORT)]
     assert gateway["environment"]["REDIS_URL"].startswith("redis://redis:")
     assert gateway["build"]["dockerfile"] == "Dockerfile"
     assert "redis" in compose["services"]
@@ -167,14 +186,14 @@ def test_compose_runs_gateway_redis_prometheus_and_grafana_wired_together() -> N
     assert {"gateway", "redis", "prometheus", "grafana"} <= set(services)
     assert services["prometheus"]["image"].startswith("prom/prometheus")
     assert services["grafana"]["image"].startswith("grafana/grafana")
-    assert "3000:3000" in services["grafana"]["ports"]
-    assert "9090:9090" in services["prometheus"]["ports"]
+    assert services["grafana"]["ports"] == ["127.0.0.1:3000:3000"]
+    assert services["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
     assert "prometheus" in services["grafana"]["depends_on"]
     assert "gateway" in services["prometheus"]["depends_on"]
-    # Prometheus scrapes the gateway by its compose service name on the Dockerfile's port.
+    # Prometheus scrapes the gateway by its compose service name on the metrics port.
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "o1-gateway"]
-    assert job["static_configs"][0]["targets"] == [f"gateway:{_exposed_port()}"]
+    assert job["static_configs"][0]["targets"] == [f"gateway:{METRICS_PORT}"]
     assert job.get("metrics_path", "/metrics") == "/metrics"
     # Grafana's datasource points at the prometheus service.
     datasources = _yaml_docs(DEPLOY / "grafana/provisioning/datasources/prometheus.yml")[0]
@@ -235,20 +254,22 @@ def test_deployment_runs_replicas_with_probes_on_the_container_port() -> None:
     assert spec["replicas"] == 3
     assert spec["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     container = _gateway_container()
-    assert container["image"] == "o1-gateway:latest"
-    (port,) = container["ports"]
+    assert container["image"] == f"o1-gateway:{_version()}"
+    port, metrics = container["ports"]
     assert port["name"] == "http" and port["containerPort"] == _exposed_port()
+    assert metrics["name"] == "metrics" and metrics["containerPort"] == METRICS_PORT
     args = container["args"]
     assert args[0] == "serve"
-    assert args[args.index("--port") + 1] == str(_exposed_port())
-    assert args[args.index("--workers") + 1] == "2"
+    assert _flag(args, "--port") == str(_exposed_port())
+    assert _flag(args, "--workers") == "2"
+    assert _flag(args, "--metrics-port") == str(METRICS_PORT)
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         http_get = container[probe]["httpGet"]
         assert http_get["path"] == path
         assert http_get["port"] in (port["name"], port["containerPort"])
     annotations = pod["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(_exposed_port())
+    assert annotations["prometheus.io/port"] == str(METRICS_PORT)
     assert annotations["prometheus.io/path"] == "/metrics"
     assert pod["spec"]["terminationGracePeriodSeconds"] >= 60
     assert "preStop" in container["lifecycle"]
@@ -285,6 +306,8 @@ def test_configmap_holds_a_valid_gateway_config_with_the_shipped_models() -> Non
     config = load_config(text, {}, source="deploy/k8s/configmap.yaml")
     assert config.server.host == "0.0.0.0"
     assert config.server.port == _exposed_port()
+    assert config.server.metrics_port == METRICS_PORT
+    assert shipped.server.metrics_port == 0  # safe by default: /metrics served nowhere
     stale = "stale: run python deploy/k8s/make_configmap.py"
     assert config.models == shipped.models, stale
     assert config.tiers == shipped.tiers, stale
@@ -312,13 +335,15 @@ def test_service_hpa_and_pdb_target_the_deployment() -> None:
     deployment = objects["Deployment"]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert pod_labels.items() >= APP_LABELS.items()
-    (container_port,) = _gateway_container()["ports"]
+    container_ports = {port["name"]: port for port in _gateway_container()["ports"]}
 
     service = objects["Service"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    (port,) = service["spec"]["ports"]
-    assert port["targetPort"] in (container_port["name"], container_port["containerPort"])
-    assert container_port["containerPort"] == _exposed_port()
+    for port in service["spec"]["ports"]:
+        target = container_ports[port["name"]]
+        assert port["targetPort"] in (target["name"], target["containerPort"])
+        assert port["port"] == target["containerPort"]
+    assert container_ports["http"]["containerPort"] == _exposed_port()
 
     hpa = objects["HorizontalPodAutoscaler"]
     assert hpa["apiVersion"] == "autoscaling/v2"
@@ -334,6 +359,88 @@ def test_service_hpa_and_pdb_target_the_deployment() -> None:
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert pdb["spec"].get("maxUnavailable") == 1 or "minAvailable" in pdb["spec"]
+
+
+def test_network_policy_admits_the_api_anywhere_and_metrics_from_monitoring_only() -> None:
+    policy = _k8s()["NetworkPolicy"]
+    assert policy["apiVersion"] == "networking.k8s.io/v1"
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"] == APP_LABELS
+    assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+    by_port = {rule["ports"][0]["port"]: rule for rule in spec["ingress"]}
+    assert set(by_port) == {"http", "metrics"}  # the container's port names
+    assert "from" not in by_port["http"]  # the API: from anywhere
+    (source,) = by_port["metrics"]["from"]
+    assert source == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    egress = {(port["port"], port["protocol"]) for rule in spec["egress"] for port in rule["ports"]}
+    assert egress == {(53, "UDP"), (53, "TCP"), (6379, "TCP"), (443, "TCP")}
+    assert all("to" not in rule for rule in spec["egress"])  # by port: Redis may live anywhere
+    names = {port["name"] for port in _gateway_container()["ports"]}
+    assert set(by_port) <= names
+
+
+def test_prometheus_operator_objects_scrape_the_metrics_port_with_the_shipped_rules() -> None:
+    kustomization = _yaml_docs(MONITORING / "kustomization.yaml")[0]
+    assert set(kustomization["resources"]) == {"podmonitor.yaml", "prometheusrule.yaml"}
+    (monitor,) = _yaml_docs(MONITORING / "podmonitor.yaml")
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"] == APP_LABELS
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    # The job label the alerts (GatewayTargetDown) and the dashboard expect.
+    assert {"targetLabel": "job", "replacement": "o1-gateway"} in endpoint["relabelings"]
+    (rule,) = _yaml_docs(MONITORING / "prometheusrule.yaml")
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    alerts = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    stale = "stale: run python deploy/k8s/monitoring/make_prometheusrule.py"
+    assert rule["spec"]["groups"] == alerts["groups"], stale
+
+
+# --- hardening ---------------------------------------------------------------------------------
+
+
+def test_compose_keeps_prometheus_and_grafana_on_loopback_without_default_passwords() -> None:
+    services = _compose()["services"]
+    for name in ("prometheus", "grafana"):
+        for port in services[name]["ports"]:
+            assert port.startswith("127.0.0.1:"), (name, port)
+    # Prometheus without its lifecycle (reload, quit) and admin endpoints.
+    command = services["prometheus"]["command"]
+    assert not [flag for flag in command if flag.startswith(("--web.enable-lifecycle",
+                                                             "--web.enable-admin-api"))]  # fmt: skip
+    # Grafana's password must be given: ${VAR:?message} fails compose when it is not.
+    environment = services["grafana"]["environment"]
+    assert re.fullmatch(
+        r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", environment["GF_SECURITY_ADMIN_PASSWORD"]
+    )
+    assert "admin" not in environment["GF_SECURITY_ADMIN_PASSWORD"].split(":?")[0]
+
+
+IMAGE_VERSION = re.compile(r"(?:.+/)?[a-z0-9._-]+:v?\d+\.\d+\.\d+(?:-[a-z0-9.]+)*")
+
+
+def test_every_image_is_pinned_to_a_full_version() -> None:
+    images = [service["image"] for service in _compose()["services"].values()]
+    images += [container["image"] for container in
+               _k8s()["Deployment"]["spec"]["template"]["spec"]["containers"]]  # fmt: skip
+    images += re.findall(r"^FROM (\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert len(images) == 7
+    for image in images:
+        assert IMAGE_VERSION.fullmatch(image), f"{image}: pin a full version, never latest"
+    # The gateway's own image is tagged with the package's version, the same everywhere.
+    ours = {image for image in images if image.startswith("o1-gateway:")}
+    assert ours == {f"o1-gateway:{_version()}"}
+
+
+def test_the_example_secret_holds_an_admin_key_placeholder_the_gateway_would_refuse() -> None:
+    # Applied unedited, the gateway refuses to start rather than run with a known admin key.
+    placeholder = _k8s()["Secret"]["stringData"]["GATEWAY_ADMIN_KEY"]
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        load_config(
+            (ROOT / "config" / "gateway.yaml").read_text(), {"GATEWAY_ADMIN_KEY": placeholder}
+        )
 
 
 # --- Grafana and Prometheus ------------------------------------------------------------------

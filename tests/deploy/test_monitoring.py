@@ -1,5 +1,7 @@
 """A real Prometheus (Debian package) scrapes a gateway under a short load: every dashboard
-query returns data, and the totals match what the requests did, to the micro-dollar."""
+query returns data, and the totals match what the requests did, to the micro-dollar. It
+scrapes the API port with the metrics key (the metrics port is the CLI's, tested in
+tests/server/cli/test_main.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ import pytest
 from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.wire.tokens import count_messages
 from gateway.wire.usage import Usage, usage_from
-from tests.conftest import ROOT, GatewayFactory, ServerThread, base_config, free_port
+from tests.conftest import METRICS_KEY, ROOT, GatewayFactory, ServerThread, base_config, free_port
+from tests.server.admin.test_api import ADMIN_KEY
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None,
@@ -52,6 +55,7 @@ rule_files: [alerts.yml]
 scrape_configs:
   - job_name: o1-gateway
     file_sd_configs: [{{files: ["{targets}"], refresh_interval: 1s}}]
+    authorization: {{credentials: "{METRICS_KEY}"}}
 """
     )
     proc = subprocess.Popen(
@@ -124,6 +128,7 @@ teams:
 """
     )
     gateway: ServerThread = start_gateway(
+        server={"admin_key": ADMIN_KEY},
         redis={"url": redis_server},
         admission={"teams_file": str(teams)},
         upstream={"forward_header_prefixes": ("x-sim-",)},
@@ -180,6 +185,14 @@ teams:
             refused += 1
         requests += 1
     assert refused == 2
+    # An admin action, and a wrong admin key, for the admin panels.
+    for key, status in (("adm-wrong-0123456789-0123456789-0123", 401), (ADMIN_KEY, 201)):
+        answer = httpx.post(
+            f"{gateway.url}/admin/teams",
+            json={"name": "audited", "tier": "tier-1"},
+            headers={"authorization": f"Bearer {key}"},
+        )
+        assert answer.status_code == status
 
     # Expected totals, computed here from the usage each response reported.
     prices = {name: model.price for name, model in config.models.items()}
@@ -224,6 +237,8 @@ teams:
     assert scalar(prom_url, 'sum(gateway_patches_total{kind="system_message"})') >= 1
     assert scalar(prom_url, 'sum(gateway_patches_total{kind="fake_stream"})') == 1
     assert scalar(prom_url, "gateway_redis_up") == 1
+    assert scalar(prom_url, 'gateway_admin_actions_total{action="team.create"}') == 1
+    assert scalar(prom_url, 'gateway_admin_actions_total{outcome="denied"}') == 1
 
     empty = []
     for name, expr in panel_queries():

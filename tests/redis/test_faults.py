@@ -50,6 +50,7 @@ from tests.conftest import (
     ServerThread,
     base_config,
     free_port,
+    scrape,
     start_redis_server,
 )
 
@@ -250,7 +251,7 @@ def upstream_calls(sim: ServerThread) -> Counter[str]:
 
 
 def metric(server: ServerThread, prefix: str) -> float:
-    text = httpx.get(f"{server.url}/metrics").text
+    text = scrape(server.url)
     return sum(
         float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
     )

@@ -87,6 +87,22 @@ def test_invalid_config_names_the_bad_key(text: str, message: str) -> None:
         load_config(text, {})
 
 
+def test_operator_keys_are_long_and_the_metrics_port_its_own() -> None:
+    with pytest.raises(ConfigError, match=r"server\.admin_key \(GATEWAY_ADMIN_KEY\): at least 32"):
+        load_config(SHIPPED, {"GATEWAY_ADMIN_KEY": "x" * 31})
+    with pytest.raises(ConfigError, match=r"server\.metrics_key \(GATEWAY_METRICS_KEY\)"):
+        load_config(SHIPPED, {"GATEWAY_METRICS_KEY": "short"})
+    with pytest.raises(ConfigError, match=r"server\.metrics_port: must differ"):
+        load_config(SHIPPED, {"O1GW__SERVER__METRICS_PORT": "8080"})
+    with pytest.raises(ConfigError, match=r"server\.metrics_port: expected a port"):
+        load_config(SHIPPED, {"O1GW__SERVER__METRICS_PORT": "70000"})
+    config = load_config(SHIPPED, {"GATEWAY_ADMIN_KEY": "x" * 32, "GATEWAY_METRICS_KEY": "y" * 32})
+    assert (config.server.admin_key, config.server.metrics_key) == ("x" * 32, "y" * 32)
+    # Safe by default: no metrics key and no metrics port, so /metrics is served nowhere.
+    shipped = load_config(SHIPPED, {}).server
+    assert (shipped.admin_key, shipped.metrics_key, shipped.metrics_port) == ("", "", 0)
+
+
 def test_invalid_environment_override_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"server\.port: expected an integer"):
         load_config(SHIPPED, {"O1GW__SERVER__PORT": "eighty"})

@@ -30,6 +30,7 @@ PURE = (
     "gateway.admission.pricing",
     "gateway.admission.decision",
     "gateway.admission.local_buckets",
+    "gateway.admission.auth_backoff",
     "gateway.observability.record",
     "gateway.teams.records",
     "gateway.upstream.resilience",

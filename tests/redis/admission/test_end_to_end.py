@@ -22,6 +22,7 @@ from gateway.wire.usage import Usage
 from tests.conftest import (
     GatewayFactory,
     ServerThread,
+    scrape,
     start_gateway_process,
     start_redis_server,
 )
@@ -325,5 +326,5 @@ def test_redis_down_rate_limits_fail_open_and_budgets_fail_closed(
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
         outcome = "fail_open"
-    metrics = httpx.get(f"{server.url}/metrics").text
+    metrics = scrape(server.url)
     assert f'gateway_admission_degraded_total{{outcome="{outcome}"}}' in metrics

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread
 
-ADMIN_KEY = "adm-0123456789"
+ADMIN_KEY = "adm-0123456789-0123456789-0123456789"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from gateway.admin.openapi import admin_openapi
 from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread, base_config
 
-ADMIN_KEY = "adm-0123456789"
+ADMIN_KEY = "adm-0123456789-0123456789-0123456789"
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 
 

@@ -12,7 +12,7 @@ import pytest
 from gateway.cli.main import main
 from tests.conftest import GatewayFactory, ServerThread, free_port
 
-ADMIN_KEY = "adm-cli-key"
+ADMIN_KEY = "adm-cli-key-0123456789-0123456789"
 Cli = Callable[..., tuple[int, str, str]]
 
 

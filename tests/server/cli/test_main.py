@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from gateway.runtime.gateway import SANDBOX_KEY
 from tests.conftest import ROOT, free_port
 
 
@@ -54,12 +55,18 @@ def test_serve_without_upstream_key_simulates_and_says_so() -> None:
     proc, port = run_gateway()
     try:
         client = openai.OpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-anything", max_retries=0
+            base_url=f"http://127.0.0.1:{port}/v1", api_key=SANDBOX_KEY, max_retries=0
         )
         reply = client.chat.completions.create(
             model="o1-mini", messages=[{"role": "user", "content": "2+2?"}]
         )
         assert reply.model == "o1-mini-2024-09-12"
+        # The sandbox serves callers without a key too, but never a key that fails.
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200
+        made_up = client.with_options(api_key="sk-gw-made-up-0123456789")
+        with pytest.raises(openai.AuthenticationError) as refused:
+            made_up.models.list()
+        assert refused.value.code == "invalid_api_key"
     finally:
         output = stop(proc)
     assert "OPENAI_API_KEY is not set: serving from the built-in simulated upstream" in output
@@ -68,10 +75,13 @@ def test_serve_without_upstream_key_simulates_and_says_so() -> None:
 
 def test_serve_with_two_workers_from_another_directory(tmp_path: Path) -> None:
     # Outside the repo the packaged config is used; --workers starts uvicorn's process manager.
-    proc, port = run_gateway("--simulate", "--workers", "2", cwd=tmp_path)
+    metrics_port = free_port()
+    proc, port = run_gateway(
+        "--simulate", "--workers", "2", "--metrics-port", str(metrics_port), cwd=tmp_path
+    )
     try:
         client = openai.OpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-anything", max_retries=0
+            base_url=f"http://127.0.0.1:{port}/v1", api_key=SANDBOX_KEY, max_retries=0
         )
         for _ in range(4):
             assert client.chat.completions.create(
@@ -83,10 +93,13 @@ def test_serve_with_two_workers_from_another_directory(tmp_path: Path) -> None:
             httpx.post(
                 f"http://127.0.0.1:{port}/v1/chat/completions",
                 json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
-                headers={"Authorization": "Bearer sk-anything"},
+                headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
             ).raise_for_status()
+        # Metrics on the metrics port alone, without a key; not on the API port.
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/healthz").status_code == 404
         for _ in range(6):
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
             total = sum(
                 float(line.rsplit(" ", 1)[1])
                 for line in text.splitlines()
@@ -97,6 +110,30 @@ def test_serve_with_two_workers_from_another_directory(tmp_path: Path) -> None:
     finally:
         output = stop(proc)
     assert "--simulate given" in output
+
+
+def test_the_metrics_port_serves_metrics_alone_and_the_api_port_none() -> None:
+    metrics_port = free_port()
+    metrics_key = "metrics-key-0123456789-0123456789"
+    proc, port = run_gateway(
+        "--simulate", "--metrics-port", str(metrics_port), env={"GATEWAY_METRICS_KEY": metrics_key}
+    )
+    api, metrics = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
+    try:
+        assert httpx.get(f"{api}/v1/models").status_code == 200
+        # With a metrics port the API port serves no metrics, even to the metrics key.
+        refused = httpx.get(f"{api}/metrics", headers={"authorization": f"Bearer {metrics_key}"})
+        assert refused.status_code == 404 and "gateway_" not in refused.text
+        scraped = httpx.get(f"{metrics}/metrics")
+        assert scraped.status_code == 200
+        assert 'gateway_budget_spent_microdollars{team="sandbox"}' in scraped.text
+        for path in ("/v1/models", "/healthz", "/admin/teams", "/metrics/"):
+            answer = httpx.get(f"{metrics}{path}")
+            assert answer.status_code == 404, path
+            assert answer.json()["error"]["code"] == "unknown_url"
+    finally:
+        output = stop(proc)
+    assert f"Uvicorn running on http://127.0.0.1:{metrics_port}" in output
 
 
 def test_invalid_config_exits_with_the_bad_key_named(tmp_path: Path) -> None:
@@ -111,6 +148,21 @@ def test_invalid_config_exits_with_the_bad_key_named(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "upstream.read_timeout: unknown key (did you mean 'read_timeout_s'?)" in result.stderr
+
+
+def test_a_short_admin_key_stops_the_start() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--simulate", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "GATEWAY_ADMIN_KEY": "adm-0123456789"},
+    )
+    assert result.returncode == 2
+    assert (
+        "config error: server.admin_key (GATEWAY_ADMIN_KEY): at least 32 characters, got 14"
+        in result.stderr
+    )
 
 
 def test_simulate_command_serves_the_upstream_alone() -> None:

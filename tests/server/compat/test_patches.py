@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread, base_config
+from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread, base_config, scrape
 
 SYSTEM_AND_USER = [
     {"role": "system", "content": "You are terse."},
@@ -163,7 +163,7 @@ def test_a_stale_capability_table_is_patched_after_one_refusal(
             client.chat.completions.create(model="o1-mini", messages=SYSTEM_AND_USER, stream=True)  # type: ignore[arg-type]
         )
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    metrics = httpx.get(f"{server.url}/metrics").text
+    metrics = scrape(server.url)
     # Learned once, then remembered: the second request went straight to the patched form.
     assert 'gateway_adaptive_patches_total{capability="streaming",model="o1-mini"} 1.0' in metrics
 

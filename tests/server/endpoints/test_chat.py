@@ -10,7 +10,15 @@ import openai
 import pytest
 
 from gateway.config import AllowedPath
-from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread, base_config, free_port
+from tests.conftest import (
+    CLIENT_KEY,
+    SIM_KEY,
+    GatewayFactory,
+    ServerThread,
+    base_config,
+    free_port,
+    scrape,
+)
 
 HELLO = [{"role": "user", "content": "Say hello to the gateway."}]
 
@@ -137,11 +145,11 @@ def test_client_disconnect_cancels_the_upstream_stream(gateway: ServerThread) ->
     iterator = iter(stream)
     next(iterator)
     next(iterator)
-    assert "gateway_open_streams 1.0" in httpx.get(f"{gateway.url}/metrics").text
+    assert "gateway_open_streams 1.0" in scrape(gateway.url)
     stream.close()
     # The full answer would take 30 s; the relay must end (upstream closed) right after the abort.
     deadline = time.monotonic() + 5
-    while "gateway_open_streams 0.0" not in httpx.get(f"{gateway.url}/metrics").text:
+    while "gateway_open_streams 0.0" not in scrape(gateway.url):
         assert time.monotonic() < deadline, "stream kept running after the client left"
         time.sleep(0.05)
 
@@ -161,7 +169,7 @@ def test_a_client_leaving_a_non_streaming_call_does_not_stop_it(gateway: ServerT
         'gateway_requests_total{endpoint="chat",model="o1-preview",'
         'routed_model="o1-preview",status_class="2xx",team="test"} 1.0'
     )
-    while line not in httpx.get(f"{gateway.url}/metrics").text:
+    while line not in scrape(gateway.url):
         assert time.monotonic() < deadline, "the gateway stopped reading the answer"
         time.sleep(0.05)
 
@@ -448,7 +456,7 @@ def test_metrics_count_requests(gateway: ServerThread) -> None:
     client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=HELLO)  # type: ignore[arg-type]
-    text = httpx.get(f"{gateway.url}/metrics").text
+    text = scrape(gateway.url)
     assert (
         'gateway_requests_total{endpoint="chat",model="gpt-4o",'
         'routed_model="gpt-4o",status_class="2xx",team="test"} 1.0'

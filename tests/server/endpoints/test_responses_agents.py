@@ -31,7 +31,7 @@ from gateway.admission.pricing import cost_micros
 from gateway.wire.usage import Usage
 from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread, base_config
 
-ADMIN_KEY = "adm-agents-0123456789"
+ADMIN_KEY = "adm-agents-0123456789-0123456789"
 PROMPT = "Use the tool to get the weather in Paris."
 PRICES = {name: model.price for name, model in base_config().models.items()}
 

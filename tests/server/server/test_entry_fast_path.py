@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from gateway.endpoints import chat as proxy
-from tests.conftest import CLIENT_KEY, ServerThread
+from tests.conftest import CLIENT_KEY, ServerThread, scrape
 
 AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
@@ -53,7 +53,7 @@ def test_an_unexpected_error_is_a_logged_500_and_counted(
     }
     assert "a bug" not in resp.text  # never a stack trace to the caller
     assert any("unhandled error on POST /v1/chat/completions" in r.message for r in caplog.records)
-    metrics = httpx.get(f"{gateway.url}/metrics").text
+    metrics = scrape(gateway.url)
     assert any(
         line.startswith("gateway_requests_total") and 'status_class="5xx"' in line
         for line in metrics.splitlines()

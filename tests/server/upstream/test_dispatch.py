@@ -15,7 +15,15 @@ import pytest
 
 from gateway.config import Config, DeploymentConfig, SimulatorConfig
 from gateway.simulator import create_simulator
-from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread, base_config, free_port
+from tests.conftest import (
+    CLIENT_KEY,
+    SIM_KEY,
+    GatewayFactory,
+    ServerThread,
+    base_config,
+    free_port,
+    scrape,
+)
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 
@@ -34,7 +42,7 @@ def config_with(upstream_url: str, **deployments: str) -> Config:
 
 
 def metric(server: ServerThread, prefix: str) -> float:
-    text = httpx.get(f"{server.url}/metrics").text
+    text = scrape(server.url)
     return sum(
         float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
     )

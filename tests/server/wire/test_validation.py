@@ -167,8 +167,8 @@ def test_odd_messages_are_400_not_500(
 def test_absurd_budgets_are_400_not_500(start_gateway: GatewayFactory, budget: Any) -> None:
     # usd_to_micros accepted them; storing the team then failed (orjson: integer beyond 64 bits;
     # NaN: decimal.InvalidOperation on comparing).
-    server = start_gateway(server={"admin_key": "adm-0123456789"})
-    admin = {"authorization": "Bearer adm-0123456789"}
+    server = start_gateway(server={"admin_key": "adm-0123456789-0123456789-0123456789"})
+    admin = {"authorization": "Bearer adm-0123456789-0123456789-0123456789"}
     created = httpx.post(
         f"{server.url}/admin/teams",
         json={"name": "t1", "tier": "tier-1", "budget_usd": budget},
