@@ -171,7 +171,7 @@ class GovernedAttempt(Attempt):
         if ticket is not None and exc.status == 499 and self.audio_tokens:
             # The caller left a stream before its answer began: upstream may have read all the
             # audio (or spoken all the text), and the gateway cannot see how many tokens.
-            ticket.charge(ticket.plan.reserve)
+            ticket.settle_at_reserve()
         super().failed(exc)
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
