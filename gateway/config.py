@@ -53,6 +53,10 @@ class Price:
     input: int = 0
     cached_input: int = 0
     output: int = 0
+    # Audio tokens, priced apart from text ones (gpt-4o-mini-tts writes audio, gpt-4o
+    # transcription models read it).
+    audio_input: int = 0
+    audio_output: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +102,19 @@ class ModelConfig:
     # What a transcription holds until upstream reports the audio's length.
     max_audio_minutes: int = 30
     fine_tuning: FineTuningPrice = field(default_factory=FineTuningPrice)
+    # Token-priced audio models: what the hold counts while the audio tokens are unknown. The
+    # audio tokens a minute of uploaded audio reads (with max_audio_minutes), and the most audio
+    # tokens one character of speech input makes (at speed 1; a slower speed holds more).
+    audio_tokens_per_minute: int = 0
+    audio_tokens_per_character: int = 0
 
     @property
     def priced(self) -> bool:
         """Whether any price is configured: a model without one is never served."""
         price = self.price
         return bool(
-            price.input or price.output or self.image_prices or self.character_price
-            or self.minute_price
+            price.input or price.output or price.audio_input or price.audio_output
+            or self.image_prices or self.character_price or self.minute_price
         )  # fmt: skip
 
     def fine_tuned(self, name: str) -> ModelConfig:
@@ -559,9 +568,10 @@ def usd_to_micros(value: Any, path: str) -> int:
 def _price(value: Any, path: str) -> Price:
     if not isinstance(value, dict):
         raise ConfigError(
-            f"{path}: expected a mapping of input/cached_input/output USD per 1M tokens"
+            f"{path}: expected a mapping of input/cached_input/output/audio_input/audio_output"
+            " USD per 1M tokens"
         )
-    allowed = {"input", "cached_input", "output"}
+    allowed = {"input", "cached_input", "output", "audio_input", "audio_output"}
     for key in value:
         if key not in allowed:
             raise ConfigError(f"{path}.{key}: unknown key (expected one of {sorted(allowed)})")
@@ -573,7 +583,11 @@ def _price(value: Any, path: str) -> Price:
         else inp // 2
     )
     out = usd_to_micros(value.get("output", 0), f"{path}.output")
-    return Price(input=inp, cached_input=cached, output=out)
+    audio = {
+        kind: usd_to_micros(value.get(kind, 0), f"{path}.{kind}")
+        for kind in ("audio_input", "audio_output")
+    }
+    return Price(input=inp, cached_input=cached, output=out, **audio)
 
 
 def _check(config: Config) -> None:
@@ -586,6 +600,13 @@ def _check(config: Config) -> None:
             raise ConfigError(f"models.{name}.context: must be positive")
         if not 0 < model.max_output <= model.context:
             raise ConfigError(f"models.{name}.max_output: must be between 1 and the context size")
+        # Without its bound, a hold would count no audio tokens: the call would pass any budget.
+        for kind, bound in (
+            ("audio_input", "audio_tokens_per_minute"),
+            ("audio_output", "audio_tokens_per_character"),
+        ):
+            if getattr(model.price, kind) and getattr(model, bound) <= 0:
+                raise ConfigError(f"models.{name}.{bound}: required with price.{kind}")
     for i, opened in enumerate(config.passthrough.allow):
         where = f"passthrough.allow[{i}]"
         if opened.charge not in ("usage", "free"):

@@ -6,13 +6,15 @@ one million once, rounded up: the gateway never under-charges by rounding each t
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Any
 
 import orjson
 
 from gateway.config import Config, ModelConfig, Price
 from gateway.wire import tokens
-from gateway.wire.usage import Usage
+from gateway.wire.usage import AudioUsage, Usage
 
 PER_TOKENS = 1_000_000
 
@@ -208,6 +210,46 @@ def audio_cost(model: ModelConfig, answer: Any) -> int | None:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         return None
     return -(-int(seconds * 1000) * model.minute_price // (MINUTE_S * 1000))
+
+
+# -- token-priced audio: gpt-4o-mini-tts, gpt-4o transcription models -----------------------------
+
+
+def audio_tokens_cost(price: Price, used: AudioUsage) -> int:
+    """Text and audio tokens, each kind at its price, rounded up once (as upstream bills it)."""
+    numerator = (
+        used.text_input * price.input
+        + used.audio_input * price.audio_input
+        + used.text_output * price.output
+        + used.audio_output * price.audio_output
+    )
+    return -(-numerator // PER_TOKENS)
+
+
+def speech_tokens_worst_case(payload: dict[str, Any], model: ModelConfig) -> AudioUsage:
+    """The most a token-priced speech call can use: the text tokens of its input and
+    instructions, and `audio_tokens_per_character` audio tokens a character of input, more at a
+    speed below 1 (the same words last longer)."""
+    text, instructions = payload.get("input"), payload.get("instructions")
+    text_tokens = sum(tokens.count_text(v) for v in (text, instructions) if isinstance(v, str))
+    characters = len(text) if isinstance(text, str) else 0
+    audio = characters * model.audio_tokens_per_character
+    speed = payload.get("speed")
+    if isinstance(speed, int | float) and not isinstance(speed, bool) and 0 < speed < 1:
+        # The speed as written (0.3, not the binary float nearest it).
+        audio = math.ceil(audio / Fraction(repr(speed)))
+    return AudioUsage(text_input=text_tokens, audio_output=audio)
+
+
+def transcription_tokens_worst_case(prompt: Any, model: ModelConfig) -> AudioUsage:
+    """The most a token-priced transcription can use before its audio is known: the prompt's
+    text tokens, `max_audio_minutes` of audio at `audio_tokens_per_minute`, and a transcript
+    of the model's `max_output` tokens."""
+    return AudioUsage(
+        text_input=tokens.count_text(prompt) if isinstance(prompt, str) else 0,
+        audio_input=model.max_audio_minutes * model.audio_tokens_per_minute,
+        text_output=model.max_output,
+    )
 
 
 # -- batches: each line at half price --------------------------------------------------------------

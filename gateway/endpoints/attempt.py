@@ -217,14 +217,20 @@ class Attempt:
             gw.metrics.open_streams.dec()
             await resp.close()
             if ticket is not None and meter is not None:
-                usage = meter.generated_usage(ticket.prompt_estimate)
-                found = gw.model_of(meter.model) if ticket.price is None else None
-                if found is not None:  # pass-through: priced by the model that answered
-                    ticket.settle(usage, found[1].price, found[0])
-                else:
-                    ticket.settle(usage)
+                self.settle_stream(meter)
 
     # -- settle --------------------------------------------------------------------------------
+
+    def settle_stream(self, meter: StreamMeter) -> None:
+        """Charge a relayed stream, however it ended, what its meter saw generated."""
+        ticket = self.ticket
+        assert ticket is not None
+        usage = meter.generated_usage(ticket.prompt_estimate)
+        found = self.gw.model_of(meter.model) if ticket.price is None else None
+        if found is not None:  # pass-through: priced by the model that answered
+            ticket.settle(usage, found[1].price, found[0])
+        else:
+            ticket.settle(usage)
 
     def settle(self, status: int, content: bytes) -> None:
         """Charge a finished, whole answer the usage it reports (nothing for an error)."""

@@ -2,7 +2,11 @@
 the request names checked against the team's tier and allowlist (a model without a price in
 config is not served), the worst case held, the call forwarded once to the canonical path, and
 the charge settled by the row's rule: to the usage upstream reports at the model's price, or
-by the model's per-unit prices (images, characters of speech, minutes of audio)."""
+by the model's per-unit prices (images, characters of speech, minutes of audio).
+
+Token-priced audio models (gpt-4o-mini-tts, gpt-4o transcription) price text and audio tokens
+apart; their event streams (speech `stream_format: sse`, transcription `stream`) are relayed as
+they come and charged from their done event's usage."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from starlette.responses import Response
 
 from gateway.admission import pricing
 from gateway.admission.plan import model_allowed
+from gateway.admission.pricing import audio_tokens_cost
 from gateway.config import ModelConfig
 from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.owned import check_references
@@ -29,7 +34,13 @@ from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.multipart import form_field
-from gateway.wire.usage import usage_from
+from gateway.wire.usage import (
+    AudioStreamMeter,
+    StreamMeter,
+    audio_answer_usage,
+    audio_usage_from,
+    usage_from,
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -45,10 +56,14 @@ class Cost(Enum):
     # `n` images at the model's price for the quality and size (DALL-E: settled to the images
     # made), or the prompt and the images' output tokens (GPT image models: settled to `usage`).
     IMAGES = "images"
-    # Characters of input at the model's character price: known before the call.
+    # Characters of input at the model's character price: known before the call. Or (a model
+    # with token prices) the input's text tokens and a bound of audio tokens a character;
+    # settled to the `usage` of a `stream_format: sse` answer (raw audio is charged the hold).
     SPEECH = "speech"
     # The configured longest audio at the minute price; settled to the seconds the answer
-    # reports (an answer that does not say is charged what was held).
+    # reports (an answer that does not say is charged what was held). Or (a model with token
+    # prices) the prompt, the longest audio's audio tokens and the longest transcript; settled
+    # to the `usage` reported.
     TRANSCRIPTION = "transcription"
     # Nothing to pay (moderations): counted against the request limits.
     FREE = "free"
@@ -80,7 +95,8 @@ async def serve(request: Request, rules: Governed) -> Response:
         payload: dict[str, Any] = {}
         content_type = request.headers.get("content-type", "")
         name: Any = form_field(body, content_type, "model")
-        payload["response_format"] = form_field(body, content_type, "response_format")
+        for field in ("response_format", "prompt", "stream"):
+            payload[field] = form_field(body, content_type, field)
     else:
         payload = parse_json_object(request, body)
         await check_references(gw, caller, body, payload)
@@ -99,7 +115,7 @@ async def serve(request: Request, rules: Governed) -> Response:
     try:
         if gw.config.admission.enabled:
             await attempt.hold()
-        return await attempt.forward(body, stream=False)
+        return await attempt.forward(body, stream=attempt.streams())
     except GatewayError as exc:
         attempt.failed(exc)
         raise
@@ -108,7 +124,7 @@ async def serve(request: Request, rules: Governed) -> Response:
 class GovernedAttempt(Attempt):
     """One call of a governed endpoint: held by its cost rule, settled by it."""
 
-    __slots__ = ("config", "cost", "label", "payload")
+    __slots__ = ("audio_tokens", "config", "cost", "label", "payload")
 
     def __init__(
         self,
@@ -128,19 +144,64 @@ class GovernedAttempt(Attempt):
         self.config = config
         self.cost = cost
         self.payload = payload
+        self.audio_tokens = by_tokens(cost, config)
+
+    def streams(self) -> bool | None:
+        """False: the answer is read whole, to its end, whoever leaves (upstream bills it
+        whole). None: the caller asked a token-priced audio model for an event stream
+        (whisper-1 ignores `stream`), relayed as it comes if upstream answers with one."""
+        payload = self.payload
+        if not self.audio_tokens:
+            return False
+        if self.cost is Cost.SPEECH:
+            asked = payload.get("stream_format") == "sse"
+        else:
+            asked = str(payload.get("stream")).lower() == "true"
+        return None if asked else False
 
     async def hold(self) -> None:
         gw, model = self.gw, self.config
-        prompt, completion, fixed = worst_case(self.cost, self.payload, model)
-        reserve = pricing.worst_case_micros(model.price, prompt, completion) + fixed
+        prompt, completion, reserve = worst_case(self.cost, self.payload, model)
         shape = gw.plan_shapes().get(self.caller.team, self.caller.key, self.label)
         plan = shape.plan(gw.new_hold_id(), prompt + completion, reserve)
         await self.admit(plan, model.price, prompt)
+
+    def failed(self, exc: GatewayError) -> None:
+        ticket = self.ticket
+        if ticket is not None and exc.status == 499 and self.audio_tokens:
+            # The caller left a stream before its answer began: upstream may have read all the
+            # audio (or spoken all the text), and the gateway cannot see how many tokens.
+            ticket.settle_at_reserve()
+        super().failed(exc)
+
+    def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
+        return AudioStreamMeter() if self.ticket is not None else None
+
+    def settle_stream(self, meter: StreamMeter) -> None:
+        if isinstance(meter, AudioStreamMeter):
+            self.charge_audio(meter.reported)
+        else:
+            super().settle_stream(meter)
+
+    def charge_audio(self, reported: Any) -> None:
+        """Charge a token-priced audio call its reported usage, text and audio tokens each at
+        their price. Raw audio, a format without usage or a stream cut short do not say how
+        many audio tokens there were: the hold is charged, never less than upstream bills."""
+        ticket = self.ticket
+        assert ticket is not None
+        used = audio_usage_from(reported, speech=self.cost is Cost.SPEECH)
+        if used is None:
+            ticket.charge(ticket.plan.reserve)
+        else:
+            ticket.charge(audio_tokens_cost(self.config.price, used), used.usage)
 
     def settle(self, status: int, content: bytes) -> None:
         ticket, cost, model = self.ticket, self.cost, self.config
         if ticket is None or status >= 400 or cost is Cost.FREE:
             super().settle(status, content)
+            return
+        if self.audio_tokens:
+            self.charge_audio(audio_answer_usage(content))
             return
         if cost is Cost.SPEECH:
             ticket.charge(pricing.speech_cost(self.payload, model))
@@ -164,19 +225,39 @@ class GovernedAttempt(Attempt):
 
 
 def worst_case(cost: Cost, payload: dict[str, Any], model: ModelConfig) -> tuple[int, int, int]:
-    """(prompt tokens, completion tokens, fixed micro-dollars) of the most the call can use."""
+    """(prompt tokens, completion tokens, micro-dollars) of the most the call can use."""
+    price = model.price
     if cost is Cost.EMBEDDINGS:
-        return pricing.input_tokens(payload.get("input")), 0, 0
+        prompt = pricing.input_tokens(payload.get("input"))
+        return prompt, 0, pricing.worst_case_micros(price, prompt, 0)
     if cost is Cost.COMPLETIONS:
         prompt, completion = pricing.completions_worst_case(payload, model.max_output)
-        return prompt, completion, 0
+        return prompt, completion, pricing.worst_case_micros(price, prompt, completion)
     if cost is Cost.IMAGES:
-        return pricing.images_worst_case(payload, model)
-    if cost is Cost.SPEECH:
+        prompt, completion, fixed = pricing.images_worst_case(payload, model)
+        return prompt, completion, pricing.worst_case_micros(price, prompt, completion) + fixed
+    if cost is Cost.SPEECH and not by_tokens(cost, model):
         return 0, 0, pricing.speech_cost(payload, model)
-    if cost is Cost.TRANSCRIPTION:
+    if cost is Cost.SPEECH:
+        used = pricing.speech_tokens_worst_case(payload, model)
+        tokens = used.usage
+        return tokens.prompt_tokens, tokens.completion_tokens, audio_tokens_cost(price, used)
+    if cost is Cost.TRANSCRIPTION and not by_tokens(cost, model):
         return 0, 0, pricing.audio_reserve(model)
+    if cost is Cost.TRANSCRIPTION:
+        used = pricing.transcription_tokens_worst_case(payload.get("prompt"), model)
+        # The token limits count the audio once it is reported: at its longest (30 minutes is
+        # 30,000 tokens) it would not fit a per-minute token limit most tiers have.
+        return used.text_input, used.text_output, audio_tokens_cost(price, used)
     return 0, 0, 0
+
+
+def by_tokens(cost: Cost, model: ModelConfig) -> bool:
+    """Speech or a transcription priced by its text and audio tokens (gpt-4o-mini-tts, gpt-4o
+    transcription models), not by the character or the minute (tts-1, whisper-1)."""
+    if cost is Cost.SPEECH:
+        return not model.character_price
+    return cost is Cost.TRANSCRIPTION and not model.minute_price
 
 
 def _json(content: bytes) -> Any:

@@ -113,12 +113,16 @@ TABLE: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "POST", "/v1/audio/speech", governed(Governed(Cost.SPEECH)), "body",
-        "characters of input at the character price", "-",
+        "characters of input at the character price (tts-1), or the input's text tokens and "
+        "audio_tokens_per_character audio tokens a character (gpt-4o-mini-tts); settled to the "
+        "usage of `stream_format: sse`, raw audio charged the hold", "-",
     ),
     Endpoint(
         "POST", "/v1/audio/transcriptions",
         governed(Governed(Cost.TRANSCRIPTION, form=True)), "form field",
-        "max_audio_minutes at the minute price; settled to the seconds reported", "-",
+        "max_audio_minutes at the minute price (whisper-1), or the prompt, max_audio_minutes of "
+        "audio tokens and the transcript cap (gpt-4o models); settled to the seconds or the "
+        "token usage reported (streamed: its done event), else charged the hold", "-",
     ),
     Endpoint(
         "POST", "/v1/audio/translations",

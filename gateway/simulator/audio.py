@@ -11,10 +11,15 @@ Made-up but fixed rates, so tests can predict every number:
   `ceil(bytes / BYTES_PER_AUDIO_TOKEN)` audio tokens (16 a second) plus the prompt's text tokens
   and write the transcript's tokens.
 - The transcript is the simulator's answer text seeded by the file's bytes: same file, same text.
+- Event streams (gpt-4o models only): speech with `stream_format: sse` sends the audio in
+  `speech.audio.delta` events of `SPEECH_DELTA_BYTES` (base64) and ends with
+  `speech.audio.done` carrying the usage; a transcription with `stream=true` sends one
+  `transcript.text.delta` a word and ends with `transcript.text.done` carrying the usage.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 from dataclasses import dataclass
@@ -45,6 +50,9 @@ BYTES_PER_SECOND = 16_000
 AUDIO_TOKENS_PER_SECOND = 20
 BYTES_PER_AUDIO_TOKEN = 1_000
 
+SPEECH_DELTA_BYTES = 8_192
+STREAM_FORMATS = ("sse", "audio")
+
 WHISPER = "whisper-1"
 TRANSCRIBE_MODELS = (WHISPER, "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
 WHISPER_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
@@ -59,6 +67,7 @@ class Speech:
     characters: int
     input_tokens: int
     output_tokens: int
+    sse: bool = False
 
 
 def speech(body: dict[str, Any]) -> Speech | SimError:
@@ -93,14 +102,37 @@ def speech(body: dict[str, Any]) -> Speech | SimError:
         return oe.below_minimum("speed", 0.25, speed, "decimal")
     if speed > 4:
         return oe.above_maximum("speed", 4, speed, "decimal")
+    stream_format = body.get("stream_format", "audio")
+    if stream_format not in STREAM_FORMATS:
+        return oe.invalid_value("stream_format", stream_format, STREAM_FORMATS)
+    if stream_format == "sse" and model != "gpt-4o-mini-tts":
+        return oe.unsupported_parameter("stream_format")
     content_type, magic = FORMATS[response_format]
     size = math.ceil(len(text) * BYTES_PER_SECOND / SPEECH_CHARS_PER_SECOND)
     filler = hashlib.shake_256(text.encode()).digest(max(0, size - len(magic)))
     input_tokens = count_text(text) + (count_text(instructions) if instructions else 0)
     output_tokens = math.ceil(len(text) * AUDIO_TOKENS_PER_SECOND / SPEECH_CHARS_PER_SECOND)
-    return Speech(
-        model, content_type, (magic + filler)[:size], len(text), input_tokens, output_tokens
-    )
+    audio = (magic + filler)[:size]
+    sse = stream_format == "sse"
+    return Speech(model, content_type, audio, len(text), input_tokens, output_tokens, sse)
+
+
+def speech_events(result: Speech) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(delta events, done event) of a speech answered as an event stream."""
+    audio = result.audio
+    deltas = [
+        {
+            "type": "speech.audio.delta",
+            "audio": base64.b64encode(audio[at : at + SPEECH_DELTA_BYTES]).decode(),
+        }
+        for at in range(0, len(audio), SPEECH_DELTA_BYTES)
+    ]
+    usage = {
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "total_tokens": result.input_tokens + result.output_tokens,
+    }
+    return deltas, {"type": "speech.audio.done", "usage": usage}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +145,7 @@ class Transcript:
     text_tokens: int
     audio_tokens: int
     output_tokens: int
+    stream: bool = False
 
 
 def seconds_of(audio: bytes) -> int:
@@ -140,6 +173,8 @@ def transcribe(fields: dict[str, Part], *, translate: bool) -> Transcript | SimE
     seed = int.from_bytes(hashlib.blake2b(upload.data, digest_size=8).digest(), "little")
     text = answer_text(seed)
     token_model = model != WHISPER
+    stream_part = fields.get("stream")
+    stream = stream_part is not None and stream_part.data.lower() == b"true"
     return Transcript(
         model,
         text,
@@ -148,6 +183,8 @@ def transcribe(fields: dict[str, Part], *, translate: bool) -> Transcript | SimE
         count_text(prompt) if token_model and prompt else 0,
         math.ceil(len(upload.data) / BYTES_PER_AUDIO_TOKEN) if token_model else 0,
         count_text(text) if token_model else 0,
+        # whisper-1 ignores `stream`.
+        stream and token_model and not translate,
     )
 
 
@@ -155,22 +192,36 @@ def _timestamp(seconds: int, separator: str) -> str:
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{separator}000"
 
 
+def transcript_usage(result: Transcript) -> dict[str, Any]:
+    if result.model == WHISPER:
+        return {"type": "duration", "seconds": result.seconds}
+    audio_in = result.text_tokens + result.audio_tokens
+    return {
+        "type": "tokens",
+        "input_tokens": audio_in,
+        "input_token_details": {
+            "text_tokens": result.text_tokens,
+            "audio_tokens": result.audio_tokens,
+        },
+        "output_tokens": result.output_tokens,
+        "total_tokens": audio_in + result.output_tokens,
+    }
+
+
+def transcript_events(result: Transcript) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(delta events, done event) of a transcription answered as an event stream."""
+    words = result.text.split(" ")
+    deltas = [
+        {"type": "transcript.text.delta", "delta": word if not i else " " + word}
+        for i, word in enumerate(words)
+    ]
+    done = {"type": "transcript.text.done", "text": result.text, "usage": transcript_usage(result)}
+    return deltas, done
+
+
 def transcript_body(result: Transcript, *, translate: bool) -> tuple[bytes, Any]:
     """(content type, body): a JSON-able object for the json formats, text otherwise."""
-    if result.model == WHISPER:
-        usage: dict[str, Any] = {"type": "duration", "seconds": result.seconds}
-    else:
-        audio_in = result.text_tokens + result.audio_tokens
-        usage = {
-            "type": "tokens",
-            "input_tokens": audio_in,
-            "input_token_details": {
-                "text_tokens": result.text_tokens,
-                "audio_tokens": result.audio_tokens,
-            },
-            "output_tokens": result.output_tokens,
-            "total_tokens": audio_in + result.output_tokens,
-        }
+    usage = transcript_usage(result)
     fmt = result.response_format
     if fmt == "json":
         return b"application/json", {"text": result.text} if translate else {

@@ -1,8 +1,8 @@
 """Images, audio and legacy completions endpoints of the simulated upstream (raw ASGI handlers).
 
     POST /v1/images/generations     images.py
-    POST /v1/audio/speech           raw audio bytes (audio.py)
-    POST /v1/audio/transcriptions   multipart upload (audio.py)
+    POST /v1/audio/speech           raw audio bytes, or events with `stream_format: sse` (audio.py)
+    POST /v1/audio/transcriptions   multipart upload; events with `stream=true` (audio.py)
     POST /v1/audio/translations     multipart upload, whisper-1 only
     POST /v1/completions            legacy text completions (completions.py)
 
@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 
 from gateway.simulator import audio, bill, completions, files, images
-from gateway.simulator.call import Call
+from gateway.simulator import openai_errors as oe
+from gateway.simulator.call import Call, Header
 from gateway.simulator.host import Host
 from gateway.simulator.ids import alnum_id
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses_api import Handler
+from gateway.wire import sse
 
 
 class MediaApi:
@@ -81,7 +83,18 @@ class MediaApi:
                 result.model, result.characters, result.input_tokens, result.output_tokens
             ),
         )
+        if result.sse:
+            await self._events(call, *audio.speech_events(result), rates)
+            return
         await host.reply_raw(call, result.content_type, result.audio, rates)
+
+    async def _events(
+        self, call: Call, deltas: list[dict[str, Any]], done: dict[str, Any], rates: list[Header]
+    ) -> None:
+        """An audio answer as an event stream: its deltas, then the done event with usage."""
+        frames = [sse.encode(event) for event in deltas]
+        failure = sse.encode({"type": "error", **oe.server_error().payload()})
+        await self._host.stream(call, frames, rates, last=sse.encode(done), failure=failure)
 
     async def _transcriptions(self, call: Call) -> None:
         await self._transcribe(call, translate=False)
@@ -115,6 +128,9 @@ class MediaApi:
                 result.output_tokens,
             )
         host.charge(call.key, charge)
+        if result.stream:
+            await self._events(call, *audio.transcript_events(result), rates)
+            return
         content_type, answer = audio.transcript_body(result, translate=translate)
         if isinstance(answer, str):
             await host.reply_raw(call, content_type, answer.encode(), rates)

@@ -298,3 +298,98 @@ _RESPONSES_LIFECYCLE = frozenset(
 )
 # A delta event's text: the JSON string literal of its `delta` field.
 _DELTA_LITERAL = re.compile(rb'"delta"\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*")')
+
+
+# -- token-priced audio: text and audio tokens priced apart --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AudioUsage:
+    """The tokens of a token-priced audio call, by kind (audio costs more than text)."""
+
+    text_input: int = 0
+    audio_input: int = 0
+    text_output: int = 0
+    audio_output: int = 0
+
+    @property
+    def usage(self) -> Usage:
+        """All of it as input and output tokens, for the token limits and usage counters."""
+        return Usage(
+            prompt_tokens=self.text_input + self.audio_input,
+            completion_tokens=self.text_output + self.audio_output,
+        )
+
+
+# The last event of an audio stream, the one that carries its usage.
+AUDIO_DONE_EVENTS = frozenset({"speech.audio.done", "transcript.text.done"})
+
+
+def audio_usage_from(payload: Any, *, speech: bool) -> AudioUsage | None:
+    """Read the `usage` of a token-priced audio answer. Speech reads text and writes audio; a
+    transcription reads text (its prompt) and audio, told apart by `input_token_details`, and
+    writes text. Input the details do not attribute to text is taken as audio, the dearer kind."""
+    if not isinstance(payload, dict):
+        return None
+    read = _int(payload.get("input_tokens"))
+    written = _int(payload.get("output_tokens"))
+    if read is None or written is None:
+        return None
+    if speech:
+        return AudioUsage(text_input=read, audio_output=written)
+    text = min(_int(_get(payload.get("input_token_details"), "text_tokens")) or 0, read)
+    return AudioUsage(text_input=text, audio_input=read - text, text_output=written)
+
+
+def audio_answer_usage(content: bytes) -> Any:
+    """The `usage` object of a whole audio answer: a JSON body's, or the done event's of an
+    event stream read whole; None for raw audio, plain text, or an answer that does not say."""
+    head = content[:16].lstrip()
+    if head.startswith(b"{"):
+        try:
+            payload: Any = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return None
+        return payload.get("usage") if isinstance(payload, dict) else None
+    if head.startswith((b"data:", b"event:")):
+        meter = AudioStreamMeter()
+        meter.feed(content)
+        meter.flush()
+        return meter.reported
+    return None
+
+
+class AudioStreamMeter(StreamMeter):
+    """An audio event stream (speech `speech.audio.*`, transcription `transcript.text.*`): the
+    `usage` of its done event, kept as reported, since text and audio tokens are priced apart.
+
+    Speech deltas are base64 audio, which has no quotes: only blocks naming a `"usage"` are
+    parsed, so the audio passes unread."""
+
+    __slots__ = ("reported",)
+
+    def __init__(self) -> None:
+        super().__init__(False)
+        self.reported: Any = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        block = self._decoder.complete(chunk)
+        if b'"usage"' in block:
+            for data in sse.events(block):
+                self._see(data)
+        return chunk
+
+    def flush(self) -> bytes:
+        for data in self._decoder.flush():
+            self._see(data)
+        return b""
+
+    def _see(self, data: bytes) -> None:
+        if b'"usage"' not in data:
+            return
+        try:
+            event: Any = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(event, dict) and event.get("type") in AUDIO_DONE_EVENTS:
+            self.reported = event.get("usage")

@@ -69,6 +69,14 @@ def test_generic_environment_overrides_are_typed() -> None:
             "models.m.capabilities.streaming",
         ),
         ("models: {m: {upstream: x, max_output: 0}}", "models.m.max_output"),
+        (
+            "models: {m: {upstream: x, price: {input: 1, audio_input: 6}}}",
+            "models.m.audio_tokens_per_minute: required with price.audio_input",
+        ),
+        (
+            "models: {m: {upstream: x, price: {input: 1, audio_output: 12}}}",
+            "models.m.audio_tokens_per_character: required with price.audio_output",
+        ),
         ("models: {}", "models: at least one model"),
         ("upstream: {client: curl}\nmodels: {m: {upstream: x}}", "upstream.client"),
         ("- a list", "top level must be a mapping"),
@@ -152,3 +160,22 @@ def test_fine_tunable_models_carry_their_training_and_fine_tuned_prices() -> Non
     assert tuned.upstream == name and tuned.price == mini.fine_tuning.price
     assert tuned.fallbacks == () and tuned.max_output == mini.max_output
     assert not tuned.fine_tuning.training_price
+
+
+def test_audio_tokens_are_priced_apart_from_text_tokens() -> None:
+    config = load_config(SHIPPED, {})
+    tts = config.models["gpt-4o-mini-tts"]
+    assert (tts.price.input, tts.price.output, tts.price.audio_output) == (600_000, 0, 12_000_000)
+    assert tts.audio_tokens_per_character == 3 and tts.priced
+    for name, text, audio, out in (
+        ("gpt-4o-transcribe", 2_500_000, 6_000_000, 10_000_000),
+        ("gpt-4o-mini-transcribe", 1_250_000, 3_000_000, 5_000_000),
+    ):
+        model = config.models[name]
+        assert (model.price.input, model.price.audio_input, model.price.output) == (
+            text,
+            audio,
+            out,
+        )
+        assert model.audio_tokens_per_minute == 1000 and model.max_audio_minutes == 30
+    assert config.models["whisper-1"].price.audio_input == 0

@@ -87,6 +87,17 @@ CALLS: dict[str, Callable[[openai.OpenAI], object]] = {
     "transcription verbose": lambda c: c.audio.transcriptions.create(
         model="whisper-1", file=("a.mp3", AUDIO), response_format="verbose_json"
     ),
+    "speech gpt-4o-mini-tts sse": lambda c: c.audio.speech.create(
+        model="gpt-4o-mini-tts", voice="alloy", input="Hello.", stream_format="sse"
+    ).read(),
+    "transcription gpt-4o-transcribe": lambda c: c.audio.transcriptions.create(
+        model="gpt-4o-transcribe", file=("a.mp3", AUDIO), prompt="Hello."
+    ),
+    "transcription gpt-4o-mini-transcribe stream": lambda c: list(
+        c.audio.transcriptions.create(
+            model="gpt-4o-mini-transcribe", file=("a.mp3", AUDIO), stream=True
+        )
+    ),
 }
 
 

@@ -192,6 +192,9 @@ def test_models_are_the_configured_ones(gateway: ServerThread) -> None:
         "tts-1",
         "tts-1-hd",
         "whisper-1",
+        "gpt-4o-mini-tts",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
         # The routing aliases that reach them (test_models.py).
         "auto",
         "auto-cheap",

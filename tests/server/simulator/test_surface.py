@@ -4,6 +4,7 @@ the official openai SDK. Expected micro-dollars are computed here from the publi
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import Iterator
@@ -234,6 +235,38 @@ def test_speech_bytes_and_transcription_usage(server: ServerThread) -> None:
             model="whisper-1", file=("a.mp3", audio), response_format="text"
         )
     assert isinstance(plain, str) and plain.strip() == whisper.text
+
+
+def test_gpt_4o_audio_streams_events_ending_with_their_usage(server: ServerThread) -> None:
+    client = sdk(server)
+    text = "Hello from the simulator."
+    audio = client.audio.speech.create(model="gpt-4o-mini-tts", voice="alloy", input=text)
+    events = client.audio.speech.create(
+        model="gpt-4o-mini-tts", voice="alloy", input=text, stream_format="sse"
+    ).content
+    parsed = [json.loads(e.removeprefix(b"data: ")) for e in events.split(b"\n\n") if e]
+    assert [e["type"] for e in parsed] == ["speech.audio.delta"] * 4 + ["speech.audio.done"]
+    assert b"".join(base64.b64decode(e["audio"]) for e in parsed[:-1]) == audio.content
+    tokens = math.ceil(len(text) * 20 / 15)
+    assert parsed[-1]["usage"]["output_tokens"] == tokens
+    with pytest.raises(openai.BadRequestError):  # tts-1 has no event stream
+        client.audio.speech.create(model="tts-1", voice="alloy", input=text, stream_format="sse")
+    upload = ("a.mp3", audio.content)
+    whole = client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=upload)
+    streamed = list(
+        client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=upload, stream=True)
+    )
+    done = streamed[-1]
+    assert done.type == "transcript.text.done" and done.text == whole.text
+    assert "".join(e.delta for e in streamed[:-1]) == whole.text
+    assert done.usage is not None and done.usage.model_dump() == whole.model_dump()["usage"]
+    ignored = httpx.post(  # whisper-1 ignores `stream`
+        f"{server.url}/v1/audio/transcriptions",
+        headers={"Authorization": f"Bearer {KEY}"},
+        files={"file": upload},
+        data={"model": "whisper-1", "stream": "true"},
+    )
+    assert ignored.json()["usage"]["type"] == "duration"
 
 
 def test_legacy_completions_bill_every_best_of_candidate(server: ServerThread) -> None:

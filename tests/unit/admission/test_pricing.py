@@ -103,3 +103,56 @@ def test_a_batch_line_costs_half_rounded_up_once() -> None:
     assert batch_line_worst("/v1/embeddings", {"input": "hello world"}, model) == (2, 0)
     assert batch_line_worst("/v1/moderations", {"input": "x"}, model) == (0, 0)
     assert batch_line_worst("/v1/images/generations", {}, model) is None
+
+
+# -- token-priced audio ---------------------------------------------------------------------------
+
+MINI_TTS = Price(input=600_000, audio_output=12_000_000)
+TRANSCRIBE = Price(input=2_500_000, output=10_000_000, audio_input=6_000_000)
+
+
+def test_audio_tokens_are_priced_apart_from_text_and_rounded_up_once() -> None:
+    from gateway.admission.pricing import audio_tokens_cost
+    from gateway.wire.usage import AudioUsage
+
+    # 7 text tokens at $0.60 and 31 audio tokens at $12: 4.2 + 372 = 376.2 -> 377.
+    assert audio_tokens_cost(MINI_TTS, AudioUsage(text_input=7, audio_output=31)) == 377
+    # 5 x 2.5 + 48 x 6 + 20 x 10 = 500.5 -> 501 (each term rounded alone would give 503).
+    used = AudioUsage(text_input=5, audio_input=48, text_output=20)
+    assert audio_tokens_cost(TRANSCRIBE, used) == 501
+    assert used.usage == Usage(prompt_tokens=53, completion_tokens=20)
+    assert audio_tokens_cost(TRANSCRIBE, AudioUsage()) == 0
+
+
+def test_speech_holds_its_text_and_a_bound_of_audio_tokens_a_character() -> None:
+    from gateway.admission.pricing import speech_tokens_worst_case
+    from gateway.config import ModelConfig
+    from gateway.wire.usage import AudioUsage
+
+    model = ModelConfig(upstream="gpt-4o-mini-tts", price=MINI_TTS, audio_tokens_per_character=3)
+    text = "Hello from the gateway."  # 23 characters, 5 tokens
+    held = speech_tokens_worst_case({"input": text}, model)
+    assert held == AudioUsage(text_input=5, audio_output=69)
+    calm = speech_tokens_worst_case({"input": text, "instructions": "Speak calmly."}, model)
+    assert calm == AudioUsage(text_input=5 + 3, audio_output=69)
+    # A quarter speed lasts four times as long; a faster one holds no less.
+    assert speech_tokens_worst_case({"input": text, "speed": 0.25}, model).audio_output == 276
+    assert speech_tokens_worst_case({"input": text, "speed": 0.3}, model).audio_output == 230
+    assert speech_tokens_worst_case({"input": text, "speed": 4}, model).audio_output == 69
+    assert speech_tokens_worst_case({"input": 42}, model) == AudioUsage()
+
+
+def test_a_transcription_holds_its_prompt_the_longest_audio_and_transcript() -> None:
+    from gateway.admission.pricing import audio_tokens_cost, transcription_tokens_worst_case
+    from gateway.config import ModelConfig
+    from gateway.wire.usage import AudioUsage
+
+    model = ModelConfig(
+        upstream="gpt-4o-transcribe", price=TRANSCRIBE, max_output=2000,
+        audio_tokens_per_minute=1000, max_audio_minutes=30,
+    )  # fmt: skip
+    held = transcription_tokens_worst_case("Names: Ada, Grace.", model)
+    assert held == AudioUsage(text_input=6, audio_input=30_000, text_output=2000)
+    # $0.000015 + $0.18 + $0.02
+    assert audio_tokens_cost(TRANSCRIBE, held) == 200_015
+    assert transcription_tokens_worst_case(None, model).text_input == 0

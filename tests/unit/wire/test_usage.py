@@ -222,3 +222,57 @@ def test_a_meter_tells_the_completions_id_once() -> None:
     meter.feed(b"data: " + orjson.dumps(first) + b"\n\ndata: " + orjson.dumps(first) + b"\n\n")
     meter.feed(b"data: " + orjson.dumps(first) + b"\n\n")
     assert told == [("chatcmpl-1", 7)]
+
+
+# -- token-priced audio ---------------------------------------------------------------------------
+
+TRANSCRIPTION_USAGE = {
+    "type": "tokens",
+    "input_tokens": 53,
+    "input_token_details": {"text_tokens": 5, "audio_tokens": 48},
+    "output_tokens": 20,
+    "total_tokens": 73,
+}
+
+
+def test_audio_usage_tells_text_from_audio() -> None:
+    from gateway.wire.usage import AudioUsage, audio_usage_from
+
+    assert audio_usage_from(TRANSCRIPTION_USAGE, speech=False) == AudioUsage(
+        text_input=5, audio_input=48, text_output=20
+    )
+    # Input not attributed to text is audio, the dearer kind.
+    bare = {"type": "tokens", "input_tokens": 53, "output_tokens": 20}
+    assert audio_usage_from(bare, speech=False) == AudioUsage(audio_input=53, text_output=20)
+    lying = {**TRANSCRIPTION_USAGE, "input_token_details": {"text_tokens": 90}}
+    assert audio_usage_from(lying, speech=False) == AudioUsage(text_input=53, text_output=20)
+    speech = {"input_tokens": 7, "output_tokens": 31, "total_tokens": 38}
+    assert audio_usage_from(speech, speech=True) == AudioUsage(text_input=7, audio_output=31)
+    assert audio_usage_from({"type": "duration", "seconds": 3}, speech=False) is None
+    assert audio_usage_from(None, speech=True) is None
+    assert audio_usage_from({"input_tokens": -1, "output_tokens": 2}, speech=True) is None
+
+
+def test_audio_answers_say_their_usage_whole_or_streamed() -> None:
+    from gateway.wire import sse
+    from gateway.wire.usage import AudioStreamMeter, audio_answer_usage
+
+    body = orjson.dumps({"text": "hi", "usage": TRANSCRIPTION_USAGE})
+    assert audio_answer_usage(body) == TRANSCRIPTION_USAGE
+    assert audio_answer_usage(b"ID3\x04\x00" + bytes(100)) is None  # raw mp3
+    assert audio_answer_usage(b"hello there\n") is None  # response_format text
+    assert audio_answer_usage(b"{not json") is None
+    done = {"type": "speech.audio.done", "usage": {"input_tokens": 7, "output_tokens": 31}}
+    stream = sse.encode({"type": "speech.audio.delta", "audio": "SUQzBAAAAAAAAA=="}) + sse.encode(
+        done
+    )
+    assert audio_answer_usage(stream) == done["usage"]
+    # Relayed in pieces, as it comes; passed on untouched.
+    meter = AudioStreamMeter()
+    assert b"".join(meter.feed(stream[i : i + 7]) for i in range(0, len(stream), 7)) == stream
+    assert meter.reported == done["usage"]
+    # Another event's usage is not the call's; a stream cut short says nothing.
+    cut = AudioStreamMeter()
+    cut.feed(sse.encode({"type": "transcript.text.delta", "delta": '"usage"'}))
+    cut.feed(b'data: {"type":"transcript.text.done","usage":{"input_tokens"')
+    assert cut.flush() == b"" and cut.reported is None

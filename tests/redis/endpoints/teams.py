@@ -1,0 +1,54 @@
+"""Teams for the endpoint tests: each team's key, a teams file naming them, the `openai` SDK
+called as a team, and what the simulated upstream billed."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import httpx
+import openai
+
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
+
+
+def key_of(team: str) -> str:
+    return f"sk-gw-{team}-0123456789abcdef"
+
+
+def teams_yaml(teams: dict[str, dict[str, str]]) -> str:
+    """A teams file: each team (its name, and its fields such as `tier` or `budget_usd`) with
+    one key, `key_of(name)`."""
+    lines = ["teams:"]
+    for name, fields in teams.items():
+        digest = hashlib.sha256(key_of(name).encode()).hexdigest()
+        lines.append(f"  - name: {name}")
+        lines += [f"    {field}: {value}" for field, value in fields.items()]
+        lines.append(f"    keys: [{{name: k, sha256: {digest}}}]")
+    return "\n".join(lines) + "\n"
+
+
+def sdk(server: ServerThread, team: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key_of(team), max_retries=0)
+
+
+def billed(simulator: ServerThread) -> int:
+    """What OpenAI would have charged the gateway's upstream key since the bill was reset."""
+    bill = httpx.get(f"{simulator.url}/_sim/bill").json()
+    return int(bill["by_key"].get(SIM_KEY, {}).get("total_micros", 0))
+
+
+def serve_teams(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    teams: dict[str, dict[str, str]],
+) -> ServerThread:
+    """A gateway on `redis_server` knowing `teams`, passing the simulator's `x-sim-*` knobs on."""
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml(teams))
+    return start_gateway(
+        redis={"url": redis_server},
+        admission={"teams_file": str(path)},
+        upstream={"forward_header_prefixes": ("x-sim-",)},
+    )

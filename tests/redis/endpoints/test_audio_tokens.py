@@ -1,0 +1,181 @@
+"""Token-priced audio models (gpt-4o-mini-tts, gpt-4o-transcribe, gpt-4o-mini-transcribe) through
+the gateway with the `openai` SDK, on a real redis-server: text and audio tokens each charged at
+their price, to the micro-dollar of what the simulated upstream bills (`/_sim/bill`) where the
+answer reports its usage, and the exact hold (more than upstream bills) where it does not. A team
+with less left than the hold is refused before anything reaches upstream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from gateway.admission.pricing import audio_tokens_cost
+from gateway.config import Price
+from gateway.wire.tokens import count_text
+from gateway.wire.usage import AudioUsage
+from tests.conftest import GatewayFactory, ServerThread
+from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import billed, key_of, sdk, serve_teams
+
+# The shipped config's prices (config/gateway.yaml).
+MINI_TTS = Price(input=600_000, audio_output=12_000_000)
+PRICES = {
+    "gpt-4o-transcribe": Price(input=2_500_000, audio_input=6_000_000, output=10_000_000),
+    "gpt-4o-mini-transcribe": Price(input=1_250_000, audio_input=3_000_000, output=5_000_000),
+}
+AUDIO = b"\x00" * 48_000  # three seconds, 48 audio tokens by the simulator's rates
+PROMPT = "Names: Ada Lovelace, Grace Hopper."
+TEXT = "The quick brown fox jumps over the lazy dogs; then it naps. " * 5  # 300 characters
+UNDER_BUDGET = "0.008"  # more than a call below costs, less than its hold
+
+
+TEAMS = {"payer": {"tier": "tier-1"}, "under": {"tier": "tier-1", "budget_usd": UNDER_BUDGET}}
+Call = Callable[[openai.OpenAI], Any]
+Measure = Callable[[Call], tuple[int, int, Any]]
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
+
+
+@pytest.fixture
+def store(redis_server: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server)
+
+
+@pytest.fixture
+def measure(gateway: ServerThread, simulator: ServerThread, store: redis.Redis) -> Measure:
+    """Make a call as team payer: (what the team was charged, what upstream billed, the
+    answer)."""
+
+    def measured(call: Call) -> tuple[int, int, Any]:
+        before = spend(store, "payer")[0], billed(simulator)
+        answer = call(sdk(gateway, "payer"))
+        return spend(store, "payer")[0] - before[0], billed(simulator) - before[1], answer
+
+    return measured
+
+
+def speech(client: openai.OpenAI, **extra: Any) -> bytes:
+    return client.audio.speech.create(
+        model="gpt-4o-mini-tts", voice="alloy", input=TEXT, **extra
+    ).read()
+
+
+def transcription(model: str, **extra: Any) -> Call:
+    def call(client: openai.OpenAI) -> Any:
+        answer = client.audio.transcriptions.create(
+            model=model, file=("a.wav", AUDIO), prompt=PROMPT, **extra
+        )
+        return list(answer) if extra.get("stream") else answer
+
+    return call
+
+
+def tokens_of(usage: Any) -> AudioUsage:
+    text = usage.input_token_details.text_tokens
+    return AudioUsage(
+        text_input=text, audio_input=usage.input_tokens - text, text_output=usage.output_tokens
+    )
+
+
+# What a speech of TEXT holds: its text tokens, and 3 audio tokens a character (the shipped
+# config's audio_tokens_per_character).
+SPEECH_HOLD = audio_tokens_cost(MINI_TTS, AudioUsage(text_input=count_text(TEXT), audio_output=900))
+
+
+def test_speech_events_are_charged_their_reported_usage(measure: Measure) -> None:
+    charged, bill, events = measure(lambda c: speech(c, stream_format="sse"))
+    assert b'"speech.audio.delta"' in events
+    assert b'"speech.audio.done"' in events.split(b"\n\n")[-2]
+    # The text at $0.60/1M, the audio (4/3 tokens a character in the simulator) at $12/1M.
+    used = AudioUsage(text_input=count_text(TEXT), audio_output=400)
+    assert charged == bill == audio_tokens_cost(MINI_TTS, used) < SPEECH_HOLD
+
+
+@pytest.mark.parametrize("model", sorted(PRICES))
+def test_transcriptions_are_charged_their_text_and_audio_tokens(
+    measure: Measure, model: str
+) -> None:
+    charged, bill, answer = measure(transcription(model))
+    used = tokens_of(answer.usage)
+    assert used.text_input == count_text(PROMPT) and used.audio_input == 48
+    assert charged == bill == audio_tokens_cost(PRICES[model], used) > 0
+
+
+@pytest.mark.parametrize("model", sorted(PRICES))
+def test_streamed_transcriptions_are_charged_from_their_done_event(
+    measure: Measure, model: str
+) -> None:
+    charged, bill, events = measure(transcription(model, stream=True))
+    assert [e.type for e in events][-1] == "transcript.text.done"
+    assert "".join(e.delta for e in events[:-1]) == events[-1].text
+    used = tokens_of(events[-1].usage)
+    assert charged == bill == audio_tokens_cost(PRICES[model], used) > 0
+
+
+def test_plain_speech_says_no_usage_and_is_charged_its_hold(measure: Measure) -> None:
+    charged, bill, audio = measure(speech)
+    assert audio.startswith(b"ID3")  # raw mp3: the audio tokens are not seen
+    assert charged == SPEECH_HOLD > bill > 0
+
+
+def test_a_transcript_as_text_says_no_usage_and_is_charged_its_hold(measure: Measure) -> None:
+    charged, bill, text = measure(transcription("gpt-4o-transcribe", response_format="text"))
+    assert isinstance(text, str) and text
+    # The prompt, 30 minutes of 1,000 audio tokens and a 2,000-token transcript.
+    held = AudioUsage(text_input=count_text(PROMPT), audio_input=30_000, text_output=2000)
+    assert charged == audio_tokens_cost(PRICES["gpt-4o-transcribe"], held) > bill > 0
+
+
+def test_a_client_leaving_a_speech_stream_is_charged_the_hold(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    # Upstream bills the whole speech; the gateway, left before the done event, never sees how
+    # many audio tokens it made.
+    before = billed(simulator)
+    body = {"model": "gpt-4o-mini-tts", "voice": "alloy", "input": TEXT, "stream_format": "sse"}
+    headers = {"Authorization": f"Bearer {key_of('payer')}", "x-sim-chunk-interval-ms": "200"}
+    with httpx.stream(
+        "POST", f"{gateway.url}/v1/audio/speech", json=body, headers=headers
+    ) as answer:
+        assert b'"speech.audio.delta"' in next(answer.iter_bytes())
+    deadline = time.monotonic() + 10
+    while spend(store, "payer")[0] != SPEECH_HOLD:
+        assert time.monotonic() < deadline, spend(store, "payer")
+        time.sleep(0.05)
+    assert SPEECH_HOLD > billed(simulator) - before > 0
+
+
+CALLS: dict[str, Call] = {
+    "speech": speech,
+    "speech sse": lambda c: speech(c, stream_format="sse"),
+    "gpt-4o-transcribe": transcription("gpt-4o-transcribe"),
+    "gpt-4o-mini-transcribe": transcription("gpt-4o-mini-transcribe"),
+    "gpt-4o-mini-transcribe stream": transcription("gpt-4o-mini-transcribe", stream=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_a_team_with_less_left_than_the_hold_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, measure: Measure, name: str
+) -> None:
+    # Upstream bills the call less than the team has: it is the hold that does not fit.
+    _, bill, _ = measure(CALLS[name])
+    assert 0 < bill < int(Decimal(UNDER_BUDGET) * 1_000_000)
+    httpx.delete(f"{simulator.url}/_sim/requests")
+    with pytest.raises(openai.RateLimitError) as info:
+        CALLS[name](sdk(gateway, "under"))
+    assert info.value.code == "insufficient_quota"
+    received = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    assert [r["path"] for r in received if r["path"].startswith("/v1/audio")] == []
+    assert spend(store, "under") == (0, 0)
