@@ -211,6 +211,12 @@ class ScriptClient:
         waiter.add_done_callback(lambda _: timer.cancel())
         return waiter
 
+    def flush(self) -> None:
+        """Send the deferred commands now, rather than with the next call or their deadline."""
+        conn = self._conn
+        if conn is not None and conn.outgoing:
+            conn.flush()
+
     async def _timed(self, conn: _Connection, waiter: asyncio.Future[Any]) -> Any:
         timer = conn.loop.call_later(self._timeout, _expire, conn, waiter, self._timeout)
         try:

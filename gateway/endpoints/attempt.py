@@ -21,6 +21,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.admission.decision import OutputCap, settling_may_admit
 from gateway.admission.plan import Plan
 from gateway.admission.pricing import worst_case_micros
 from gateway.admission.redis_side import EarlyStart, Ticket
@@ -36,6 +37,7 @@ from gateway.wire import sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
 from gateway.wire.usage import StreamMeter, response_usage
+from gateway.wire.validation import MIN_OUTPUT_TOKENS
 
 RawHeaders = list[tuple[bytes, bytes]]
 # A whole upstream answer: status, raw headers, body.
@@ -70,13 +72,28 @@ class Attempt:
     # -- admit ---------------------------------------------------------------------------------
 
     async def admit(
-        self, plan: Plan, price: Price | None, prompt: int, early: EarlyStart | None = None
+        self,
+        plan: Plan,
+        price: Price | None,
+        prompt: int,
+        early: EarlyStart | None = None,
+        cap: OutputCap | None = None,
     ) -> None:
-        """Hold the plan's worst case against the team's limits and budget, or raise the 429."""
+        """Hold the plan's worst case against the team's limits and budget, or raise the 429
+        (`cap`: what the request's completion cap is, for the refusal to say what would fit)."""
         gw = self.gw
         gw.idle_soon()  # runs after the admit is written, during the round trip
-        decision = await gw.admission.admit(plan, early)
-        self.ticket = self.exchange.ticket = gw.admission.ticket(plan, decision, price, prompt)
+        admission = gw.admission
+        decision = await admission.admit(plan, early)
+        if settling_may_admit(decision):
+            # The team's own answered calls may still be held: their settles wait in this
+            # process's bookkeeping or on their way to Redis. Once they land, ask again (a
+            # refused admission wrote nothing), so that a caller's previous answer never
+            # refuses its next request. Off the hot path: only refusals get here.
+            gw.run_later()
+            if await admission.settles_landed(plan.team):
+                decision = await admission.admit(plan)
+        self.ticket = self.exchange.ticket = admission.ticket(plan, decision, price, prompt, cap)
 
     def failed(self, exc: GatewayError) -> None:
         """The try ends in `exc`: free its hold, and say what its limits were."""
@@ -193,11 +210,15 @@ class Attempt:
     ) -> AsyncIterator[bytes]:
         """Pass a stream through chunk by chunk. Cancellation (client gone) closes the upstream;
         whatever ends the stream, what was generated is charged."""
-        gw, exchange, ticket = self.gw, self.exchange, self.ticket
+        gw, exchange = self.gw, self.exchange
         gw.metrics.open_streams.inc()
         try:
             async for chunk in resp.iter_chunks():
                 out = meter.feed(chunk) if meter is not None else chunk
+                if meter is not None and meter.usage is not None:
+                    # The usage event ends the answer: charged before the client reads its end,
+                    # so that the caller's next request finds it settled.
+                    self.charge_stream(meter)
                 if out:
                     if exchange.first_token_at is None:
                         exchange.first_token_at = time.perf_counter()
@@ -212,13 +233,20 @@ class Attempt:
         finally:
             gw.metrics.open_streams.dec()
             await resp.close()
-            if ticket is not None and meter is not None:
-                usage = meter.generated_usage(ticket.prompt_estimate)
-                found = gw.models.get(meter.model) if ticket.price is None else None
-                if found is not None:  # pass-through: priced by the model that answered
-                    ticket.settle(usage, found[1].price, found[0])
-                else:
-                    ticket.settle(usage)
+            if meter is not None:
+                self.charge_stream(meter)
+
+    def charge_stream(self, meter: StreamMeter) -> None:
+        """Charge a stream what it generated (once: later calls do nothing)."""
+        ticket = self.ticket
+        if ticket is None or ticket.done:
+            return
+        usage = meter.generated_usage(ticket.prompt_estimate)
+        found = self.gw.models.get(meter.model) if ticket.price is None else None
+        if found is not None:  # pass-through: priced by the model that answered
+            ticket.settle(usage, found[1].price, found[0])
+        else:
+            ticket.settle(usage)
 
     # -- settle --------------------------------------------------------------------------------
 
@@ -306,7 +334,18 @@ class ModelAttempt(Attempt, ABC):
         )
         if early:
             self.early = EarlyCall(self, self.body)
-        await self.admit(plan, model.price, prompt, self.early)
+        # The client's API names the cap: a Responses request is served on chat completions
+        # when translated, but its caller sets `max_output_tokens`.
+        if self.request.scope["path"].endswith("/responses"):
+            output = OutputCap(
+                "max_output_tokens", model.price, prompt, copies, model.max_output,
+                MIN_OUTPUT_TOKENS,
+            )  # fmt: skip
+        else:
+            output = OutputCap(
+                "max_completion_tokens", model.price, prompt, copies, model.max_output
+            )
+        await self.admit(plan, model.price, prompt, self.early, output)
 
     def prepared(self) -> PreparedCall | None:
         """The first upstream try the admission made ready, if any."""

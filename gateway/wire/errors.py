@@ -66,6 +66,7 @@ permission_error
   403  realtime_not_governed         realtime_not_governed     realtime sessions/secrets, unless allowed
 insufficient_quota
   429  insufficient_quota            budget_exceeded           the team's monthly budget is spent
+  429  request_over_budget           request_over_budget       a worst case over what is left
 {kind}: tokens or requests, the limit's unit
   429  rate_limit_exceeded           rate_limit_reached        a rate limit is used up for now
   429  rate_limit_exceeded           request_over_limit        one request over a limit's size
@@ -499,6 +500,48 @@ def budget_exceeded(
         code="insufficient_quota",
         headers={**headers, "x-should-retry": "false"},
     )
+
+
+def request_over_budget(
+    *,
+    who: str,
+    budget: int,
+    spent: int,
+    held: int,
+    reserve: int,
+    left: int,
+    param: str | None,
+    fitting_cap: int | None,
+    fits_once_settled: bool,
+    resets_at: datetime,
+    headers: Mapping[str, str],
+) -> GatewayError:
+    """The budget is not spent, but this request's worst case is more than what is left of it.
+    `param` names the field that caps the answer (None: the request has no such field), and
+    `fitting_cap` the largest value of it that fits (None: none does). Repeating helps only
+    when what requests in flight hold is in the way (`fits_once_settled`)."""
+    message = (
+        f"This request could cost up to {_usd(reserve)} (its worst case), more than {who} has "
+        f"left of its monthly budget: {_usd(left)} of {_usd(budget)} ({_usd(spent)} spent, "
+        f"{_usd(held)} held for requests in flight)."
+    )
+    if param is not None and fitting_cap is not None:
+        message += f" Set {param} to at most {fitting_cap} for it to fit."
+    elif param is not None:
+        message += f" No {param} makes it fit: its input alone costs about that much."
+    else:
+        message += " A smaller request may fit."
+    out = dict(headers)
+    if fits_once_settled and held > 0:
+        message += " What requests in flight hold is freed as they finish: retry then."
+        out["retry-after"] = "1"
+    else:
+        message += f" The budget resets on {resets_at:%Y-%m-%d %H:%M} UTC."
+        out["x-should-retry"] = "false"
+    return GatewayError(
+        429, message, type_="insufficient_quota", param=param, code="request_over_budget",
+        headers=out,
+    )  # fmt: skip
 
 
 def rate_limit_reached(

@@ -126,7 +126,7 @@ def test_a_refused_request_never_reaches_upstream(
     assert len(seen) == 3  # busy's two admitted calls and metered's one
 
 
-def test_budget_refusal_is_insufficient_quota_and_the_sdk_does_not_retry(
+def test_a_worst_case_over_the_budget_is_refused_and_the_sdk_does_not_retry(
     gateway: ServerThread,
 ) -> None:
     client = sdk(gateway, "poor", retries=2)
@@ -139,7 +139,7 @@ def test_budget_refusal_is_insufficient_quota_and_the_sdk_does_not_retry(
     with pytest.raises(openai.RateLimitError) as info:
         # o1-preview's worst case (32,768 output tokens at $60/1M) is far above $0.01.
         client.chat.completions.create(model="o1-preview", messages=HELLO)  # type: ignore[arg-type]
-    assert info.value.code == "insufficient_quota"
+    assert info.value.code == "request_over_budget"
     assert info.value.response.headers["x-should-retry"] == "false"
     assert attempts == [429]
     # A cheap request that fits is still served.
