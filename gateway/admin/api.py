@@ -31,11 +31,13 @@ from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.admin.memory_note import InMemoryNote
 from gateway.admin.openapi import MAX_BUDGET_USD, admin_openapi
 from gateway.admission.plan import model_allowed, team_budget, team_limits
 from gateway.config import ConfigError, Limits, parse_section
@@ -71,7 +73,8 @@ def admin_routes() -> list[BaseRoute]:
         Route("/objects/{kind}/{object_id}", assign_object, methods=["POST"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
-    return [Mount("/admin", app=AdminGuard(Router(routes=routes)))]
+    router = Router(routes=routes, middleware=[Middleware(InMemoryNote)])
+    return [Mount("/admin", app=AdminGuard(router))]
 
 
 class AdminGuard:
