@@ -502,6 +502,10 @@ def budget_exceeded(
     )
 
 
+# When what requests in flight hold is all that keeps a request out: the time to wait.
+HELD_RETRY_MS = 200
+
+
 def request_over_budget(
     *,
     who: str,
@@ -534,7 +538,10 @@ def request_over_budget(
     out = dict(headers)
     if fits_once_settled and held > 0:
         message += " What requests in flight hold is freed as they finish: retry then."
+        # Soon: what is in the way is often a call just answered by another worker or replica,
+        # whose charge lands within milliseconds (the SDKs read retry-after-ms first).
         out["retry-after"] = "1"
+        out["retry-after-ms"] = str(HELD_RETRY_MS)
     else:
         message += f" The budget resets on {resets_at:%Y-%m-%d %H:%M} UTC."
         out["x-should-retry"] = "false"

@@ -64,7 +64,7 @@ def test_a_worst_case_over_what_is_left_names_what_is_left_and_the_cap_that_fits
     assert error.message.endswith(
         "What requests in flight hold is freed as they finish: retry then."
     )
-    assert error.headers["retry-after"] == "1" and "x-should-retry" not in error.headers
+    assert error.headers["retry-after-ms"] == "200" and "x-should-retry" not in error.headers
 
 
 def test_limits_are_unused_here() -> None:

@@ -214,7 +214,7 @@ def test_refusals_tell_clients_whether_and_when_to_retry() -> None:
     )
     # Held by requests in flight, and fitting once they settle: worth a retry.
     held = worst_case_over_budget(held=50_000)
-    assert held.headers == {**LIMIT_HEADERS, "retry-after": "1"}
+    assert held.headers == {**LIMIT_HEADERS, "retry-after": "1", "retry-after-ms": "200"}
     assert held.message.endswith(
         "What requests in flight hold is freed as they finish: retry then."
     )
