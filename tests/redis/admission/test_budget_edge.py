@@ -16,7 +16,7 @@ from gateway.admission.pricing import cost_micros, largest_completion_cap, worst
 from gateway.wire import tokens
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
-from tests.redis.admission.test_end_to_end import GPT_4O, HELLO, month, spend
+from tests.redis.admission.test_end_to_end import GPT_4O, HELLO, gateway_with, month, spend
 
 KEY = "sk-gw-edge-0123456789abcdef"
 # $0.02: one gpt-4o call capped at 1,000 completion tokens (a worst case of about $0.01) fits,
@@ -38,11 +38,7 @@ def gateway(redis_server: str, start_gateway: GatewayFactory, tmp_path: Path) ->
         "teams:\n  - name: edge\n    tier: tier-5\n    budget_usd: 0.02\n"
         f"    keys: [{{name: k, sha256: {digest}}}]\n"
     )
-    return start_gateway(
-        redis={"url": redis_server},
-        admission={"teams_file": str(path)},
-        upstream={"forward_header_prefixes": ("x-sim-",)},
-    )
+    return gateway_with(start_gateway, redis_server, path)
 
 
 @pytest.fixture

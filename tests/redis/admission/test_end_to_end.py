@@ -50,9 +50,14 @@ def teams_yaml() -> str:
 def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
     path = tmp_path / "teams.yaml"
     path.write_text(teams_yaml())
+    return gateway_with(start_gateway, redis_server, path)
+
+
+def gateway_with(start_gateway: GatewayFactory, redis_server: str, teams: Path) -> ServerThread:
+    """A gateway on `redis_server` with the teams of `teams`, forwarding x-sim-* knobs."""
     return start_gateway(
         redis={"url": redis_server},
-        admission={"teams_file": str(path)},
+        admission={"teams_file": str(teams)},
         upstream={"forward_header_prefixes": ("x-sim-",)},
     )
 
