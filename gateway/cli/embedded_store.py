@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote
 
 SOCKET = "redis.sock"
 LOCK = "gateway.lock"
@@ -45,7 +46,7 @@ class EmbeddedStore:
 
     @property
     def url(self) -> str:
-        return f"unix://{self.directory / SOCKET}"
+        return f"unix://{quote(str(self.directory / SOCKET))}"
 
     def stop(self) -> None:
         """Stop the server (it writes out its append-only file first) and release the directory."""
@@ -103,19 +104,22 @@ def _run(directory: Path, binary: str) -> subprocess.Popen[bytes]:
         "daemonize": "no",
     }
     config = "".join(f"{name} {_quoted(value)}\n" for name, value in settings.items())
-    process = subprocess.Popen(
-        [binary, "-"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        # Its own session: a Ctrl-C in the terminal stops the gateway, which stops the store
-        # once the workers have settled their last calls, not both at once.
-        start_new_session=True,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )
-    assert process.stdin is not None
-    process.stdin.write(config.encode())
-    process.stdin.close()
+    try:
+        process = subprocess.Popen(
+            [binary, "-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal stops the gateway, which stops the
+            # store once the workers have settled their last calls, not both at once.
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        assert process.stdin is not None
+        process.stdin.write(config.encode())
+        process.stdin.close()
+    except OSError as exc:
+        raise EmbeddedStoreError(f"cannot run {binary} for the embedded store: {exc}") from exc
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not _answers(path):
         if process.poll() is not None or time.monotonic() > deadline:

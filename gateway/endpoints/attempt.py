@@ -72,15 +72,9 @@ class Attempt:
     # -- admit ---------------------------------------------------------------------------------
 
     async def admit(
-        self,
-        plan: Plan,
-        price: Price | None,
-        prompt: int,
-        early: EarlyStart | None = None,
-        cap: OutputCap | None = None,
+        self, plan: Plan, price: Price | None, prompt: int, early: EarlyStart | None = None
     ) -> None:
-        """Hold the plan's worst case against the team's limits and budget, or raise the 429
-        (`cap`: what the request's completion cap is, for the refusal to say what would fit)."""
+        """Hold the plan's worst case against the team's limits and budget, or raise the 429."""
         gw = self.gw
         gw.idle_soon()  # runs after the admit is written, during the round trip
         admission = gw.admission
@@ -93,7 +87,13 @@ class Attempt:
             gw.run_later()
             if await admission.settles_landed(plan.team):
                 decision = await admission.admit(plan)
+        cap = None if decision.admitted else self.output_cap(prompt)
         self.ticket = self.exchange.ticket = admission.ticket(plan, decision, price, prompt, cap)
+
+    def output_cap(self, prompt: int) -> OutputCap | None:
+        """What caps the answer's length, for a refusal to say which cap would fit (None: the
+        request has no such field)."""
+        return None
 
     def failed(self, exc: GatewayError) -> None:
         """The try ends in `exc`: free its hold, and say what its limits were."""
@@ -270,7 +270,7 @@ class ModelAttempt(Attempt, ABC):
     lacks, hold its worst case (when admission is on), `answer`. Whatever fails frees the hold;
     an early call the admission made ready but nothing took is aborted."""
 
-    __slots__ = ("body", "caps", "config", "early", "stream")
+    __slots__ = ("body", "caps", "config", "copies", "early", "stream")
 
     def __init__(
         self,
@@ -289,6 +289,7 @@ class ModelAttempt(Attempt, ABC):
         self.early: EarlyCall | None = None
         self.body = b""
         self.stream = False
+        self.copies = 1  # answers asked for (`n`)
 
     async def run(self) -> Response:
         try:
@@ -334,18 +335,21 @@ class ModelAttempt(Attempt, ABC):
         )
         if early:
             self.early = EarlyCall(self, self.body)
-        # The client's API names the cap: a Responses request is served on chat completions
+        self.copies = copies
+        await self.admit(plan, model.price, prompt, self.early)
+
+    def output_cap(self, prompt: int) -> OutputCap:
+        model = self.config
+        # The client's API names the field: a Responses request is served on chat completions
         # when translated, but its caller sets `max_output_tokens`.
         if self.request.scope["path"].endswith("/responses"):
-            output = OutputCap(
-                "max_output_tokens", model.price, prompt, copies, model.max_output,
+            return OutputCap(
+                "max_output_tokens", model.price, prompt, self.copies, model.max_output,
                 MIN_OUTPUT_TOKENS,
             )  # fmt: skip
-        else:
-            output = OutputCap(
-                "max_completion_tokens", model.price, prompt, copies, model.max_output
-            )
-        await self.admit(plan, model.price, prompt, self.early, output)
+        return OutputCap(
+            "max_completion_tokens", model.price, prompt, self.copies, model.max_output
+        )
 
     def prepared(self) -> PreparedCall | None:
         """The first upstream try the admission made ready, if any."""
