@@ -379,6 +379,9 @@ class RedisConfig:
     cluster: bool = False
     pool_size: int = 256
     timeout_s: float = 1.0
+    # Without `url`: where `o1-gateway serve` keeps the store it starts itself (a redis-server
+    # from PATH, its data in an append-only file here); empty: an in-memory store instead.
+    embedded_dir: str = "~/.local/state/o1-gateway"
 
 
 @dataclass(frozen=True, slots=True)

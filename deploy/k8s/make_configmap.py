@@ -38,7 +38,7 @@ sub(
 )
 sub(
     """redis:
-  url: ""                           # empty: embedded in-process store (fakeredis)
+  url: ""                           # empty: the embedded store (see embedded_dir)
   cluster: false                    # true: url names one node of a Redis Cluster
 """,
     """redis:

@@ -30,11 +30,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
 from gateway.admin.guard import AdminGuard
+from gateway.admin.memory_note import InMemoryNote
 from gateway.admin.openapi import MAX_BUDGET_USD, admin_openapi
 from gateway.admission.plan import model_allowed, team_budget, team_limits
 from gateway.config import ConfigError, Limits, parse_section
@@ -70,7 +72,8 @@ def admin_routes() -> list[BaseRoute]:
         Route("/objects/{kind}/{object_id}", assign_object, methods=["POST"], name="object.assign"),
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
-    return [Mount("/admin", app=AdminGuard(Router(routes=routes)))]
+    router = Router(routes=routes, middleware=[Middleware(InMemoryNote)])
+    return [Mount("/admin", app=AdminGuard(router))]
 
 
 # -- teams ----------------------------------------------------------------------------------------
@@ -199,10 +202,6 @@ async def revoke_key(request: Request) -> Response:
     key = await gateway_of(request).teams.revoke_key(request.path_params["key_id"])
     exchange_of(request.scope).team = key.team
     return json(key_view(request, key))
-
-
-# What an admin may hand to a team: objects upstream holds that the gateway did not make (made
-# before the gateway, or straight with the account's key), which otherwise belong to no team.
 
 
 async def assign_object(request: Request) -> Response:

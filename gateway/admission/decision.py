@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.admission.plan import REQUESTS, TOKENS, Bucket, Plan, WeeklyCap
+from gateway.admission.pricing import largest_completion_cap
+from gateway.config import Price
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import go_duration
@@ -37,6 +39,38 @@ class Decision:
     spend: int
     held: int
     degraded: bool = False  # decided without Redis
+
+
+@dataclass(frozen=True, slots=True)
+class OutputCap:
+    """What a request's completion cap is, for a refusal to say which cap would fit: the
+    field that sets it, the prices and prompt its worst case was worked out from, how many
+    answers it asks for, and the bounds the cap may take."""
+
+    param: str  # "max_completion_tokens" or "max_output_tokens"
+    price: Price
+    prompt_tokens: int
+    copies: int
+    most: int  # the model's output limit
+    least: int = 1  # the field's minimum
+
+    def largest_within(self, left: int) -> int | None:
+        """The largest cap whose worst case fits in `left` micro-dollars (None: none does)."""
+        cap = largest_completion_cap(self.price, self.prompt_tokens, self.copies, left)
+        cap = min(cap, self.most)
+        return cap if cap >= self.least else None
+
+
+def settling_may_admit(decision: Decision) -> bool:
+    """Whether a refusal may be only this team's own answered calls not yet settled: their
+    holds count against the budget, and their token estimates against the token limits,
+    until they are. A refusal by anything else stands whatever settles."""
+    if decision.admitted or decision.degraded:
+        return False
+    by = decision.refused_by
+    if by == BUDGET:
+        return decision.held > 0
+    return isinstance(by, Bucket) and by.kind == TOKENS and decision.wait_ms >= 0
 
 
 def refusal_kind(by: Bucket | WeeklyCap | str | None) -> str:
@@ -82,15 +116,30 @@ def ratelimit_headers(windows: Sequence[Window], refused: bool = False) -> list[
     return out
 
 
-def refusal(decision: Decision, plan: Plan, budget_reset: datetime) -> GatewayError:
-    """The 429 OpenAI would send, naming the limit, its value and when to retry."""
+def refusal(
+    decision: Decision, plan: Plan, budget_reset: datetime, cap: OutputCap | None = None
+) -> GatewayError:
+    """The 429 OpenAI would send, naming the limit, its value and when to retry; `cap` lets a
+    budget refusal say which completion cap would fit."""
     who = f"team {plan.team}"
     by = decision.refused_by
     headers = dict(ratelimit_headers(decision.windows, refused=True))
     if by == BUDGET or not isinstance(by, Bucket | WeeklyCap):
-        return errors.budget_exceeded(
-            who=who, budget=plan.budget or 0, spent=decision.spend, held=decision.held,
-            reserve=plan.reserve, resets_at=budget_reset, headers=headers,
+        budget = plan.budget or 0
+        if decision.spend >= budget:
+            return errors.budget_exceeded(
+                who=who, budget=budget, spent=decision.spend, held=decision.held,
+                reserve=plan.reserve, resets_at=budget_reset, headers=headers,
+            )  # fmt: skip
+        # Nothing is exceeded: this request's worst case is more than what is left.
+        left = max(budget - decision.spend - decision.held, 0)
+        return errors.request_over_budget(
+            who=who, budget=budget, spent=decision.spend, held=decision.held,
+            reserve=plan.reserve, left=left,
+            param=cap.param if cap is not None else None,
+            fitting_cap=cap.largest_within(left) if cap is not None else None,
+            fits_once_settled=decision.spend + plan.reserve <= budget,
+            resets_at=budget_reset, headers=headers,
         )  # fmt: skip
     kind = by.kind if isinstance(by, Bucket) else REQUESTS
     limit = by.limit if isinstance(by, Bucket) else by.cap

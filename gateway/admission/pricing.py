@@ -17,6 +17,8 @@ from gateway.wire import tokens
 from gateway.wire.usage import AudioUsage, Usage
 
 PER_TOKENS = 1_000_000
+# What `largest_completion_cap` says when completion tokens cost nothing: any cap fits.
+MAX_CAP = 2**31
 
 
 def cost_micros(price: Price, usage: Usage) -> int:
@@ -36,6 +38,17 @@ def _numerator(price: Price, usage: Usage) -> int:
 def worst_case_micros(price: Price, prompt_tokens: int, completion_cap: int) -> int:
     """The most a request can cost: no cache hits, every allowed completion token used."""
     return cost_micros(price, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_cap))
+
+
+def largest_completion_cap(price: Price, prompt_tokens: int, copies: int, left: int) -> int:
+    """The most completion tokens per answer whose worst case (`copies` answers) costs at most
+    `left` micro-dollars; below 1 when not even the prompt fits. Exact: a worst case is one
+    rounding up of a numerator, so it fits when the numerator does."""
+    room = left * PER_TOKENS - _numerator(price, Usage(prompt_tokens=prompt_tokens))
+    if room < 0:
+        return 0
+    per_answer = price.output * max(copies, 1)
+    return room // per_answer if per_answer else MAX_CAP
 
 
 def estimates(config: Config, payload: dict[str, Any], models: list[str]) -> dict[str, Any]:

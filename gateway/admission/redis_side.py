@@ -22,6 +22,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from gateway.admission.decision import (
     Decision,
+    OutputCap,
     Window,
     decode_admit,
     month_key,
@@ -48,6 +49,9 @@ SETTLE_RETRY_AFTER_EXPIRY_S = 12 * 3600
 SETTLE_DEFER_S = 0.002
 # Settles waiting for Redis; beyond this, new ones rely on hold expiry (memory stays bounded).
 MAX_PENDING_SETTLES = 100_000
+# How long a refused admission waits for its team's settles before it is asked again; they
+# take a round trip when Redis is up, and beyond this the refusal stands.
+SETTLES_WAIT_S = 1.0
 
 
 class EarlyStart(Protocol):
@@ -103,20 +107,26 @@ class Admission:
         self._script = client.register_script(self._source)
         self._fast = fast
         self._local = LocalBuckets()
-        self._pending: set[asyncio.Future[Any]] = set()
+        # Settles on their way to Redis, each with its team's name (see `settles_landed`).
+        self._pending: dict[asyncio.Future[Any], str] = {}
         # team -> (settled spend this month in micro-dollars, monotonic time it was learned).
         # Every admission refreshes it for free; routing's budget step-down reads it.
         self._spent: dict[str, tuple[int, float]] = {}
 
     def ticket(
-        self, plan: Plan, decision: Decision, price: Price | None, prompt_estimate: int
+        self,
+        plan: Plan,
+        decision: Decision,
+        price: Price | None,
+        prompt_estimate: int,
+        cap: OutputCap | None = None,
     ) -> Ticket:
         """What `admit` decided for `plan`: the ticket that settles its hold, or the refusal the
-        client gets, raised."""
+        client gets, raised (`cap`: what the request's completion cap is, for its message)."""
         if not decision.admitted:
             if self._metrics is not None:
                 self._metrics.refusals.labels(plan.team, refusal_kind(decision.refused_by)).inc()
-            raise refusal(decision, plan, next_month(datetime.now(UTC)))
+            raise refusal(decision, plan, next_month(datetime.now(UTC)), cap)
         return Ticket(self, plan, price, prompt_estimate, decision.windows)
 
     async def admit(self, plan: Plan, early: EarlyStart | None = None) -> Decision:
@@ -169,6 +179,19 @@ class Admission:
         async with self._slots:
             return await self._script(keys=keys, args=args)
 
+    async def settles_landed(self, team: str) -> bool:
+        """Wait for the settles of `team` this process has sent or is sending; False when there
+        are none. An admission refused while its team's answered calls were still held is asked
+        again after this: Redis runs one connection's commands in order, but a settle may be
+        deferred, or be made after the next admission of its team was written."""
+        waiting = [future for future, whose in self._pending.items() if whose == team]
+        if not waiting:
+            return False
+        if self._fast is not None:
+            self._fast.flush()  # a deferred settle leaves now
+        await asyncio.wait(waiting, timeout=SETTLES_WAIT_S)
+        return True
+
     async def close(self) -> None:
         if self._fast is not None:
             await self._fast.close()
@@ -216,7 +239,7 @@ class Admission:
             keys, args = _settle_call(plan, usage, cost, release_weekly)
             waiter = self._fast.submit(self._script.sha, keys, args, defer_s=SETTLE_DEFER_S)
             if waiter is not None:
-                self._pending.add(waiter)
+                self._pending[waiter] = plan.team
                 waiter.add_done_callback(
                     partial(self._settled, plan, usage, cost, release_weekly, time.perf_counter())
                 )
@@ -225,8 +248,11 @@ class Admission:
 
     def _settle_task(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
         task = self._loop.create_task(self._settle_logged(plan, usage, cost, release_weekly))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._pending[task] = plan.team
+        task.add_done_callback(self._settle_done)
+
+    def _settle_done(self, future: asyncio.Future[Any]) -> None:
+        self._pending.pop(future, None)
 
     def _settled(
         self,
@@ -237,7 +263,7 @@ class Admission:
         began: float,
         waiter: asyncio.Future[Any],
     ) -> None:
-        self._pending.discard(waiter)
+        self._pending.pop(waiter, None)
         self._timed("settle", began)
         error = None if waiter.cancelled() else waiter.exception()
         if waiter.cancelled() or error is not None:

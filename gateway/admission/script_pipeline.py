@@ -5,8 +5,8 @@ redis-py spends most of an admission's client-side CPU on generic machinery (a c
 checked out of a pool per call, command packing, response callbacks). Here every call is one
 pre-encoded RESP command on a long-lived connection; commands issued in the same event-loop
 tick leave in one write, and replies come back in order (Redis answers each connection
-first-in, first-out), parsed by hiredis. Only plain `redis://` URLs use it; TLS, Redis Cluster
-and the embedded store keep redis-py.
+first-in, first-out), parsed by hiredis. Only plain `redis://` and `unix://` URLs use it; TLS,
+Redis Cluster and the in-memory store keep redis-py.
 
 Failures surface as `OSError` (a timeout is `TimeoutError`, itself an `OSError`) or
 `redis.exceptions.ResponseError`, the errors the admission code already handles.
@@ -18,7 +18,7 @@ import asyncio
 import collections
 from collections.abc import Callable
 from typing import Any, cast
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
 from redis.exceptions import NoScriptError, ResponseError
@@ -92,19 +92,24 @@ class _Connection(asyncio.Protocol):
 class ScriptClient:
     def __init__(self, url: str, timeout_s: float) -> None:
         parsed = urlparse(url)
+        # A Unix socket (`unix:///path/redis.sock?db=N`, as redis-py spells it) or host and port.
+        self._socket = unquote(parsed.path) if parsed.scheme == "unix" else None
         self._host = parsed.hostname or "127.0.0.1"
         self._port = parsed.port or 6379
         self._password = unquote(parsed.password) if parsed.password else None
         self._username = unquote(parsed.username) if parsed.username else None
-        path = parsed.path.lstrip("/")
-        self._db = int(path) if path else 0
+        if self._socket is not None:
+            db = parse_qs(parsed.query).get("db", ["0"])[0]
+        else:
+            db = parsed.path.lstrip("/")
+        self._db = int(db) if db else 0
         self._timeout = timeout_s
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
 
     @staticmethod
     def supports(url: str) -> bool:
-        return urlparse(url).scheme == "redis"
+        return urlparse(url).scheme in ("redis", "unix")
 
     async def _connection(self) -> _Connection:
         conn = self._conn
@@ -122,7 +127,10 @@ class ScriptClient:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._timeout):
-            _, conn = await loop.create_connection(_Connection, self._host, self._port)
+            if self._socket is not None:
+                _, conn = await loop.create_unix_connection(_Connection, self._socket)
+            else:
+                _, conn = await loop.create_connection(_Connection, self._host, self._port)
             setup = []
             if self._password is not None:
                 setup.append(
@@ -210,6 +218,12 @@ class ScriptClient:
         timer = conn.loop.call_later(self._timeout, _expire, conn, waiter, self._timeout)
         waiter.add_done_callback(lambda _: timer.cancel())
         return waiter
+
+    def flush(self) -> None:
+        """Send the deferred commands now, rather than with the next call or their deadline."""
+        conn = self._conn
+        if conn is not None and conn.outgoing:
+            conn.flush()
 
     async def _timed(self, conn: _Connection, waiter: asyncio.Future[Any]) -> Any:
         timer = conn.loop.call_later(self._timeout, _expire, conn, waiter, self._timeout)

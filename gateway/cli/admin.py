@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             # listening yet: retry connecting for about 7 s. Only connecting is retried, so a
             # command never runs twice.
             transport=httpx.HTTPTransport(retries=5),
+            event_hooks={"response": [MemoryNote()]},
         ) as client:
             return handler(client, args)
     except ApiError as exc:
@@ -140,6 +141,26 @@ def run(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         print(f"error: cannot reach the gateway at {url}: {exc}", file=sys.stderr)
         return 1
+
+
+class MemoryNote:
+    """Says once per command that what it made will not outlive the gateway, when the gateway
+    keeps its store in its own memory (its answers carry `x-gateway-store: memory`)."""
+
+    def __init__(self) -> None:
+        self.said = False
+
+    def __call__(self, response: httpx.Response) -> None:
+        if self.said or response.headers.get("x-gateway-store") != "memory":
+            return
+        self.said = True
+        print(MEMORY_NOTE, file=sys.stderr)
+
+
+MEMORY_NOTE = (
+    "note: this gateway keeps teams, keys and spend in its own memory (no REDIS_URL, no "
+    "redis-server): what you make here is lost when it stops."
+)
 
 
 def call(client: httpx.Client, method: str, path: str, body: Any = None) -> Any:

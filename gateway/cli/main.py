@@ -12,13 +12,15 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
-from gateway.cli import admin, route
+from gateway.cli import admin, embedded_store, route
+from gateway.cli.embedded_store import EmbeddedStore, EmbeddedStoreError
 from gateway.cli.listeners import run_server
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, ServerConfig, load_config
 from gateway.observability.metrics import MULTIPROC_ENV
 from gateway.server.protocol import CorkedHttpToolsProtocol
 
@@ -158,18 +160,62 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("%s: serving from the built-in simulated upstream, not OpenAI", reason)
     else:
         log.info("upstream %s via %s", config.upstream.base_url, config.upstream.client)
+    store = None
     if not config.redis.url:
-        scope = "per worker process" if server.workers > 1 else "in this process"
-        log.warning("REDIS_URL is not set: using an embedded in-memory store (%s)", scope)
+        try:
+            store = _embedded_store(config, server.workers)
+        except EmbeddedStoreError as exc:
+            print(f"o1-gateway: {exc}", file=sys.stderr)
+            return 2
+        if store is not None:
+            env["REDIS_URL"] = store.url
+            config = dataclasses.replace(
+                config, redis=dataclasses.replace(config.redis, url=store.url)
+            )
+    try:
+        _run(config, server, env, args.log_level)
+    finally:
+        if store is not None:
+            store.stop()  # after the workers: their last settles land first
+    return 0
+
+
+def _embedded_store(config: Config, workers: int) -> EmbeddedStore | None:
+    """Without REDIS_URL: the store `serve` starts itself, or None for the in-memory one."""
+    directory = config.redis.embedded_dir
+    binary = embedded_store.redis_server() if directory else None
+    if binary is None:
+        why = "redis-server is not on PATH" if directory else "redis.embedded_dir is empty"
+        if workers > 1:
+            raise EmbeddedStoreError(
+                f"--workers {workers} needs one store that all workers share, and REDIS_URL is "
+                f"not set and {why}: set REDIS_URL to a Redis server, or install redis-server "
+                "(the gateway then starts one itself), or run one worker"
+            )
+        log.warning(
+            "REDIS_URL is not set and %s: teams, keys and spend are kept in this process's "
+            "memory and lost when the gateway stops",
+            why,
+        )
+        return None
+    store = embedded_store.start(Path(directory).expanduser(), binary)
+    log.info(
+        "REDIS_URL is not set: the gateway's own redis-server keeps teams, keys and spend in %s",
+        store.directory,
+    )
+    return store
+
+
+def _run(config: Config, server: ServerConfig, env: dict[str, str], log_level: str) -> None:
     metrics = None
     if server.metrics_port:
         if server.metrics_port == server.port:
             raise ConfigError("--metrics-port: must differ from the API port")
         metrics = (server.metrics_host or server.host, server.metrics_port)
-    common = {
+    common: dict[str, Any] = {
         "host": server.host,
         "port": server.port,
-        "log_level": args.log_level,
+        "log_level": log_level,
         "loop": "uvloop",
         "http": CorkedHttpToolsProtocol,
         "access_log": False,
@@ -181,7 +227,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Workers are separate processes: they rebuild the same config from the environment,
         # and keep their metrics in files a scrape adds up (see gateway.observability.metrics).
         env[MULTIPROC_ENV] = _metrics_dir(env.get(MULTIPROC_ENV))
-        env[LOG_LEVEL_ENV] = args.log_level
+        env[LOG_LEVEL_ENV] = log_level
         os.environ.update(env)
         run_server(
             "gateway.cli.main:worker_app",
@@ -196,7 +242,6 @@ def _serve(args: argparse.Namespace) -> int:
         app = create_app(config)
         tune_gc()
         run_server(app, metrics, **common)
-    return 0
 
 
 def _metrics_dir(configured: str | None) -> str:

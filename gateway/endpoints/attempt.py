@@ -21,6 +21,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.admission.decision import OutputCap, settling_may_admit
 from gateway.admission.plan import Plan
 from gateway.admission.pricing import worst_case_micros
 from gateway.admission.redis_side import EarlyStart, Ticket
@@ -36,6 +37,7 @@ from gateway.wire import sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
 from gateway.wire.usage import StreamMeter, response_usage
+from gateway.wire.validation import MIN_OUTPUT_TOKENS
 
 RawHeaders = list[tuple[bytes, bytes]]
 # A whole upstream answer: status, raw headers, body.
@@ -75,8 +77,23 @@ class Attempt:
         """Hold the plan's worst case against the team's limits and budget, or raise the 429."""
         gw = self.gw
         gw.idle_soon()  # runs after the admit is written, during the round trip
-        decision = await gw.admission.admit(plan, early)
-        self.ticket = self.exchange.ticket = gw.admission.ticket(plan, decision, price, prompt)
+        admission = gw.admission
+        decision = await admission.admit(plan, early)
+        if settling_may_admit(decision):
+            # The team's own answered calls may still be held: their settles wait in this
+            # process's bookkeeping or on their way to Redis. Once they land, ask again (a
+            # refused admission wrote nothing), so that a caller's previous answer never
+            # refuses its next request. Off the hot path: only refusals get here.
+            gw.run_later()
+            if await admission.settles_landed(plan.team):
+                decision = await admission.admit(plan)
+        cap = None if decision.admitted else self.output_cap(prompt)
+        self.ticket = self.exchange.ticket = admission.ticket(plan, decision, price, prompt, cap)
+
+    def output_cap(self, prompt: int) -> OutputCap | None:
+        """What caps the answer's length, for a refusal to say which cap would fit (None: the
+        request has no such field)."""
+        return None
 
     def failed(self, exc: GatewayError) -> None:
         """The try ends in `exc`: free its hold, and say what its limits were."""
@@ -197,11 +214,15 @@ class Attempt:
     ) -> AsyncIterator[bytes]:
         """Pass a stream through chunk by chunk. Cancellation (client gone) closes the upstream;
         whatever ends the stream, what was generated is charged."""
-        gw, exchange, ticket = self.gw, self.exchange, self.ticket
+        gw, exchange = self.gw, self.exchange
         gw.metrics.open_streams.inc()
         try:
             async for chunk in resp.iter_chunks():
                 out = meter.feed(chunk) if meter is not None else chunk
+                if meter is not None and meter.usage is not None:
+                    # The usage event ends the answer: charged before the client reads its end,
+                    # so that the caller's next request finds it settled.
+                    self.settle_stream(meter)
                 if out:
                     if exchange.first_token_at is None:
                         exchange.first_token_at = time.perf_counter()
@@ -216,15 +237,17 @@ class Attempt:
         finally:
             gw.metrics.open_streams.dec()
             await resp.close()
-            if ticket is not None and meter is not None:
+            if meter is not None:
                 self.settle_stream(meter)
 
     # -- settle --------------------------------------------------------------------------------
 
     def settle_stream(self, meter: StreamMeter) -> None:
-        """Charge a relayed stream, however it ended, what its meter saw generated."""
+        """Charge a relayed stream, however it ended, what its meter saw generated (once:
+        later calls do nothing)."""
         ticket = self.ticket
-        assert ticket is not None
+        if ticket is None or ticket.done:
+            return
         usage = meter.generated_usage(ticket.prompt_estimate)
         found = self.gw.model_of(meter.model) if ticket.price is None else None
         if found is not None:  # pass-through: priced by the model that answered
@@ -252,7 +275,7 @@ class ModelAttempt(Attempt, ABC):
     lacks, hold its worst case (when admission is on), `answer`. Whatever fails frees the hold;
     an early call the admission made ready but nothing took is aborted."""
 
-    __slots__ = ("body", "caps", "config", "early", "stream")
+    __slots__ = ("body", "caps", "config", "copies", "early", "stream")
 
     def __init__(
         self,
@@ -271,6 +294,7 @@ class ModelAttempt(Attempt, ABC):
         self.early: EarlyCall | None = None
         self.body = b""
         self.stream = False
+        self.copies = 1  # answers asked for (`n`)
 
     async def run(self) -> Response:
         try:
@@ -316,7 +340,21 @@ class ModelAttempt(Attempt, ABC):
         )
         if early:
             self.early = EarlyCall(self, self.body)
+        self.copies = copies
         await self.admit(plan, model.price, prompt, self.early)
+
+    def output_cap(self, prompt: int) -> OutputCap:
+        model = self.config
+        # The client's API names the field: a Responses request is served on chat completions
+        # when translated, but its caller sets `max_output_tokens`.
+        if self.request.scope["path"].endswith("/responses"):
+            return OutputCap(
+                "max_output_tokens", model.price, prompt, self.copies, model.max_output,
+                MIN_OUTPUT_TOKENS,
+            )  # fmt: skip
+        return OutputCap(
+            "max_completion_tokens", model.price, prompt, self.copies, model.max_output
+        )
 
     def prepared(self) -> PreparedCall | None:
         """The first upstream try the admission made ready, if any."""

@@ -179,7 +179,8 @@ class GovernedAttempt(Attempt):
 
     def settle_stream(self, meter: StreamMeter) -> None:
         if isinstance(meter, AudioStreamMeter):
-            self.charge_audio(meter.reported)
+            if self.ticket is not None and not self.ticket.done:
+                self.charge_audio(meter.reported)
         else:
             super().settle_stream(meter)
 

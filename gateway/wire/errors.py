@@ -72,6 +72,7 @@ permission_error
   403  realtime_not_governed         realtime_not_governed     realtime sessions/secrets, unless allowed
 insufficient_quota
   429  insufficient_quota            budget_exceeded           the team's monthly budget is spent
+  429  request_over_budget           request_over_budget       a worst case over what is left
 {kind}: tokens or requests, the limit's unit
   429  rate_limit_exceeded           rate_limit_reached        a rate limit is used up for now
   429  rate_limit_exceeded           request_over_limit        one request over a limit's size
@@ -534,6 +535,55 @@ def budget_exceeded(
         code="insufficient_quota",
         headers={**headers, "x-should-retry": "false"},
     )
+
+
+# When what requests in flight hold is all that keeps a request out: the time to wait.
+HELD_RETRY_MS = 200
+
+
+def request_over_budget(
+    *,
+    who: str,
+    budget: int,
+    spent: int,
+    held: int,
+    reserve: int,
+    left: int,
+    param: str | None,
+    fitting_cap: int | None,
+    fits_once_settled: bool,
+    resets_at: datetime,
+    headers: Mapping[str, str],
+) -> GatewayError:
+    """The budget is not spent, but this request's worst case is more than what is left of it.
+    `param` names the field that caps the answer (None: the request has no such field), and
+    `fitting_cap` the largest value of it that fits (None: none does). Repeating helps only
+    when what requests in flight hold is in the way (`fits_once_settled`)."""
+    message = (
+        f"This request could cost up to {_usd(reserve)} (its worst case), more than {who} has "
+        f"left of its monthly budget: {_usd(left)} of {_usd(budget)} ({_usd(spent)} spent, "
+        f"{_usd(held)} held for requests in flight)."
+    )
+    if param is not None and fitting_cap is not None:
+        message += f" Set {param} to at most {fitting_cap} for it to fit."
+    elif param is not None:
+        message += f" No {param} makes it fit: its input alone costs about that much."
+    else:
+        message += " A smaller request may fit."
+    out = dict(headers)
+    if fits_once_settled and held > 0:
+        message += " What requests in flight hold is freed as they finish: retry then."
+        # Soon: what is in the way is often a call just answered by another worker or replica,
+        # whose charge lands within milliseconds (the SDKs read retry-after-ms first).
+        out["retry-after"] = "1"
+        out["retry-after-ms"] = str(HELD_RETRY_MS)
+    else:
+        message += f" The budget resets on {resets_at:%Y-%m-%d %H:%M} UTC."
+        out["x-should-retry"] = "false"
+    return GatewayError(
+        429, message, type_="insufficient_quota", param=param, code="request_over_budget",
+        headers=out,
+    )  # fmt: skip
 
 
 def rate_limit_reached(

@@ -86,7 +86,8 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
 
 
 # The Responses API's own bounds: `max_output_tokens` has a minimum of 16.
-_RESPONSES_INTEGERS = (("max_output_tokens", 16, MAX_COMPLETION_TOKENS),)
+MIN_OUTPUT_TOKENS = 16
+_RESPONSES_INTEGERS = (("max_output_tokens", MIN_OUTPUT_TOKENS, MAX_COMPLETION_TOKENS),)
 _RESPONSES_FLAGS = ("stream", "store", "background", "parallel_tool_calls")
 _RESPONSES_STRINGS = ("instructions", "previous_response_id", "user")
 

@@ -51,9 +51,14 @@ def teams_yaml() -> str:
 def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
     path = tmp_path / "teams.yaml"
     path.write_text(teams_yaml())
+    return gateway_with(start_gateway, redis_server, path)
+
+
+def gateway_with(start_gateway: GatewayFactory, redis_server: str, teams: Path) -> ServerThread:
+    """A gateway on `redis_server` with the teams of `teams`, forwarding x-sim-* knobs."""
     return start_gateway(
         redis={"url": redis_server},
-        admission={"teams_file": str(path)},
+        admission={"teams_file": str(teams)},
         upstream={"forward_header_prefixes": ("x-sim-",)},
     )
 
@@ -127,7 +132,7 @@ def test_a_refused_request_never_reaches_upstream(
     assert len(seen) == 3  # busy's two admitted calls and metered's one
 
 
-def test_budget_refusal_is_insufficient_quota_and_the_sdk_does_not_retry(
+def test_a_worst_case_over_the_budget_is_refused_and_the_sdk_does_not_retry(
     gateway: ServerThread,
 ) -> None:
     client = sdk(gateway, "poor", retries=2)
@@ -140,7 +145,7 @@ def test_budget_refusal_is_insufficient_quota_and_the_sdk_does_not_retry(
     with pytest.raises(openai.RateLimitError) as info:
         # o1-preview's worst case (32,768 output tokens at $60/1M) is far above $0.01.
         client.chat.completions.create(model="o1-preview", messages=HELLO)  # type: ignore[arg-type]
-    assert info.value.code == "insufficient_quota"
+    assert info.value.code == "request_over_budget"
     assert info.value.response.headers["x-should-retry"] == "false"
     assert attempts == [429]
     # A cheap request that fits is still served.

@@ -144,3 +144,20 @@ async def test_a_deferred_call_rides_with_the_next_one_or_leaves_when_redis_is_i
         assert now[0] == 6 and deferred.done() and deferred.result()[0] == 5
     finally:
         await client.close()
+
+
+async def test_a_unix_socket_url_is_served_with_its_database() -> None:
+    # The store `o1-gateway serve` starts itself listens on a Unix socket only.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "redis.sock")
+        proc, _ = start_redis_server(tmp, "--unixsocket", path, "--unixsocketperm", "700")
+        client = ScriptClient(f"unix://{path}?db=2", timeout_s=2)
+        try:
+            assert ScriptClient.supports(f"unix://{path}")
+            assert await client.evalsha(SHA, SCRIPT, ["n"], [7]) == [7, 1]
+            assert redis.Redis(unix_socket_path=path, db=2).get("n") == b"1"
+            assert redis.Redis(unix_socket_path=path, db=0).get("n") is None
+        finally:
+            await client.close()
+            proc.kill()
+            proc.wait()

@@ -131,7 +131,7 @@ def test_a_batch_is_refused_when_its_lines_cannot_be_held(
     httpx.delete(f"{simulator.url}/_sim/bill")
     with pytest.raises(openai.RateLimitError) as info:
         create(poor, file_id)
-    assert info.value.code == "insufficient_quota"
+    assert info.value.code == "request_over_budget"
     small = sdk(gateway, "small")
     with pytest.raises(openai.NotFoundError) as missing:
         create(small, input_file(small, model="o1-preview"))

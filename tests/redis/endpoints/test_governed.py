@@ -91,7 +91,7 @@ def test_concurrent_calls_never_pass_a_budget_smaller_than_one_worst_case(
 
     answers = asyncio.run(fire())
     assert {a.status_code for a in answers} == {429}
-    assert {a.json()["error"]["code"] for a in answers} == {"insufficient_quota"}
+    assert {a.json()["error"]["code"] for a in answers} == {"request_over_budget"}
     assert spend(store, "tiny") == (0, 0)
 
 
@@ -106,7 +106,7 @@ def test_a_chat_reserve_counts_every_choice(gateway: ServerThread, store: redis.
             n=128,
             max_tokens=500,  # type: ignore[arg-type]
         )
-    assert info.value.code == "insufficient_quota"
+    assert info.value.code == "request_over_budget"
     assert sdk(gateway, "nickel").chat.completions.create(
         model="gpt-4o",
         messages=messages,

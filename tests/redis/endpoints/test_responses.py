@@ -94,7 +94,7 @@ def test_concurrent_calls_never_pass_a_budget_smaller_than_one_worst_case(
 
     answers = asyncio.run(fire())
     assert {a.status_code for a in answers} == {429}
-    assert {a.json()["error"]["code"] for a in answers} == {"insufficient_quota"}
+    assert {a.json()["error"]["code"] for a in answers} == {"request_over_budget"}
     assert all(a.headers["x-should-retry"] == "false" for a in answers)
     assert spend(store, "poor") == (0, 0)
 
@@ -195,4 +195,4 @@ def test_a_stored_prompt_template_holds_the_whole_context(gateway: ServerThread)
             model="gpt-4o", input="Hi.", max_output_tokens=16,
             extra_body={"prompt": {"id": "pmpt_1"}},
         )  # fmt: skip
-    assert info.value.code == "insufficient_quota"
+    assert info.value.code == "request_over_budget"

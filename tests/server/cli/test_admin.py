@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from gateway.cli.admin import MEMORY_NOTE
 from gateway.cli.main import main
 from tests.conftest import GatewayFactory, ServerThread, free_port
 
@@ -29,7 +30,9 @@ def cli(gateway: ServerThread, capsys: pytest.CaptureFixture[str]) -> Cli:
         capsys.readouterr()
         code = main([*argv, "--url", gateway.url, "--admin-key", ADMIN_KEY])
         out, err = capsys.readouterr()
-        return code, out, err
+        # This gateway's store is in its memory, which each command that reaches it notes
+        # first (tests/server/cli/test_main.py checks the note).
+        return code, out, err.removeprefix(MEMORY_NOTE + "\n")
 
     return run
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,19 +14,27 @@ import httpx
 import openai
 import pytest
 
+from gateway.cli.admin import MEMORY_NOTE
+from gateway.cli.main import main
 from gateway.runtime.gateway import SANDBOX_KEY
 from tests.conftest import ROOT, free_port
+
+EMBEDDED_DIR = "O1GW__REDIS__EMBEDDED_DIR"
+ADMIN_KEY = "adm-" + "0123456789abcdef" * 3
 
 
 def run_gateway(
     *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
 ) -> tuple[subprocess.Popen[str], int]:
+    """`o1-gateway serve` in a process, ready; without REDIS_URL, and with the in-memory store
+    unless `env` names an embedded store directory (O1GW__REDIS__EMBEDDED_DIR)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "serve", "--port", str(port), *args],
         cwd=cwd,
         env={
             **{k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "REDIS_URL")},
+            EMBEDDED_DIR: "",
             **(env or {}),
             "PYTHONPATH": str(ROOT),
         },
@@ -73,12 +82,15 @@ def test_serve_without_upstream_key_simulates_and_says_so() -> None:
     assert "REDIS_URL is not set" in output
 
 
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_serve_with_two_workers_from_another_directory(tmp_path: Path) -> None:
-    # Outside the repo the packaged config is used; --workers starts uvicorn's process manager.
+    # Outside the repo the packaged config is used; --workers starts uvicorn's process manager,
+    # the workers sharing the store `serve` starts.
     metrics_port = free_port()
     proc, port = run_gateway(
-        "--simulate", "--workers", "2", "--metrics-port", str(metrics_port), cwd=tmp_path
-    )
+        "--simulate", "--workers", "2", "--metrics-port", str(metrics_port), cwd=tmp_path,
+        env={EMBEDDED_DIR: str(tmp_path / "store")},
+    )  # fmt: skip
     try:
         client = openai.OpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key=SANDBOX_KEY, max_retries=0
@@ -108,8 +120,33 @@ def test_serve_with_two_workers_from_another_directory(tmp_path: Path) -> None:
             assert total == 20
             assert "gateway_in_flight_requests 0.0" in text
     finally:
+        stop(proc)
+
+
+def test_the_in_memory_store_refuses_two_workers_and_admin_commands_say_it_is_not_kept(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # No REDIS_URL and no embedded store directory: the store is in the one process's memory.
+    refused = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--simulate", "--workers", "2"],
+        capture_output=True, text=True, timeout=30, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), EMBEDDED_DIR: "", "REDIS_URL": ""},
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "--workers 2 needs one store that all workers share" in refused.stderr
+    assert "set REDIS_URL to a Redis server" in refused.stderr
+    proc, port = run_gateway("--simulate", env={"GATEWAY_ADMIN_KEY": ADMIN_KEY})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for argv in (["teams", "create", "lost", "--tier", "tier-1"], ["teams", "list"]):
+            capsys.readouterr()
+            assert main([*argv, "--url", url, "--admin-key", ADMIN_KEY]) == 0
+            out, err = capsys.readouterr()
+            assert "lost" in out
+            assert err.strip() == MEMORY_NOTE  # once per command, on stderr
+    finally:
         output = stop(proc)
-    assert "--simulate given" in output
+    assert "teams, keys and spend are kept in this process's memory and lost" in output
 
 
 def test_the_metrics_port_serves_metrics_alone_and_the_api_port_none() -> None:

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from gateway.admission.pricing import cost_micros, worst_case_micros
+from gateway.admission.pricing import (
+    MAX_CAP,
+    cost_micros,
+    largest_completion_cap,
+    worst_case_micros,
+)
 from gateway.config import Price
 from gateway.wire.usage import Usage, usage_from
 
@@ -31,6 +36,18 @@ def test_cached_tokens_are_clamped_to_the_prompt() -> None:
 
 def test_worst_case_is_prompt_plus_full_completion_cap() -> None:
     assert worst_case_micros(O1_PREVIEW, 1000, 32_768) == 15_000 + 1_966_080
+
+
+def test_the_largest_fitting_cap_is_exact_for_any_prompt_and_number_of_answers() -> None:
+    for prompt, copies, left in [(13, 1, 99_830), (1, 3, 7), (1000, 128, 640_000), (0, 1, 1)]:
+        cap = largest_completion_cap(GPT_4O, prompt, copies, left)
+        assert worst_case_micros(GPT_4O, prompt, cap * copies) <= left
+        assert worst_case_micros(GPT_4O, prompt, (cap + 1) * copies) > left
+    assert largest_completion_cap(GPT_4O, 13, 1, 99_830) == 9_979
+    # Not even the prompt fits; output for free fits any cap.
+    assert largest_completion_cap(GPT_4O, 1000, 1, 2) == 0
+    free_output = Price(input=1_000_000, cached_input=500_000, output=0)
+    assert largest_completion_cap(free_output, 10, 1, 10) == MAX_CAP
 
 
 def test_usage_from_chat_embeddings_and_responses_shapes() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.admission.decision import decode_admit, ratelimit_headers, refusal
-from gateway.config import Limits, ModelLimits
+from gateway.admission.decision import OutputCap, decode_admit, ratelimit_headers, refusal
+from gateway.admission.pricing import worst_case_micros
+from gateway.config import Limits, ModelLimits, Price
 from tests.redis.admission.test_redis_side import make_plan
 
 
@@ -23,17 +24,47 @@ def test_headers_report_the_tightest_limit_and_refusals_name_it() -> None:
     assert error.headers["retry-after"] == "2" and error.headers["retry-after-ms"] == "1500"
 
 
-def test_budget_refusal_is_insufficient_quota_and_not_retried() -> None:
+def test_a_spent_budget_is_insufficient_quota_and_not_retried() -> None:
     from datetime import UTC, datetime
 
     plan = make_plan(budget=100_000_000, reserve=1_966_080)
-    decision = decode_admit(plan, [0, 1, -1, 99_000_000, 500_000])
+    decision = decode_admit(plan, [0, 1, -1, 100_000_000, 0])
     error = refusal(decision, plan, datetime(2026, 12, 1, tzinfo=UTC))
     assert error.status == 429 and error.code == "insufficient_quota"
+    assert error.message.startswith("You exceeded your team's monthly budget")
     assert error.headers["x-should-retry"] == "false"
-    assert (
-        "$100.00" in error.message and "$99.00" in error.message and "2026-12-01" in error.message
+    assert "$100.00" in error.message and "2026-12-01" in error.message
+
+
+def test_a_worst_case_over_what_is_left_names_what_is_left_and_the_cap_that_fits() -> None:
+    from datetime import UTC, datetime
+
+    o1_preview = Price(input=15_000_000, cached_input=7_500_000, output=60_000_000)
+    plan = make_plan(budget=100_000_000, reserve=worst_case_micros(o1_preview, 0, 32_768))
+    decision = decode_admit(plan, [0, 1, -1, 99_000_000, 500_000])
+    cap = OutputCap("max_completion_tokens", o1_preview, prompt_tokens=0, copies=1, most=32_768)
+    error = refusal(decision, plan, datetime(2026, 12, 1, tzinfo=UTC), cap)
+    assert error.status == 429 and error.code == "request_over_budget"
+    assert error.param == "max_completion_tokens"
+    # $0.50 left at $60 per 1M output tokens: 8,333 tokens, and not one more.
+    assert worst_case_micros(o1_preview, 0, 8_333) <= 500_000
+    assert worst_case_micros(o1_preview, 0, 8_334) > 500_000
+    assert error.message == (
+        "This request could cost up to $1.966080 (its worst case), more than team t1 has left "
+        "of its monthly budget: $0.50 of $100.00 ($99.00 spent, $0.50 held for requests in "
+        "flight). Set max_completion_tokens to at most 8333 for it to fit. The budget resets "
+        "on 2026-12-01 00:00 UTC."
     )
+    assert error.headers["x-should-retry"] == "false"
+    # Nothing fits below the field's minimum; what is held is freed as requests finish.
+    tight = OutputCap("max_output_tokens", o1_preview, 33_300, 1, 32_768, least=16)
+    held = decode_admit(plan, [0, 1, -1, 98_000_000, 1_500_000])
+    error = refusal(held, plan, datetime(2026, 12, 1, tzinfo=UTC), tight)
+    assert "No max_output_tokens makes it fit" in error.message
+    assert error.message.endswith(
+        "What requests in flight hold is freed as they finish: retry then."
+    )
+    assert error.headers["retry-after-ms"] == "200" and "x-should-retry" not in error.headers
 
 
 def test_limits_are_unused_here() -> None:

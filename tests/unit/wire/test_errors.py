@@ -51,6 +51,15 @@ def budget_spent() -> GatewayError:
     )  # fmt: skip
 
 
+def worst_case_over_budget(held: int = 0) -> GatewayError:
+    return errors.request_over_budget(
+        who="team a", budget=1_000_000, spent=900_000, held=held, reserve=163_900,
+        left=100_000 - held, param="max_completion_tokens", fitting_cap=9_987,
+        fits_once_settled=True, resets_at=datetime(2026, 1, 1, tzinfo=UTC),
+        headers=LIMIT_HEADERS,
+    )  # fmt: skip
+
+
 def tokens_used_up() -> GatewayError:
     return errors.rate_limit_reached(
         model="o1", scope="team a", label="tokens per min (TPM)", kind="tokens", limit=1000,
@@ -109,6 +118,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "translated_unsupported": lambda: errors.translated_unsupported("background", "o1-mini"),
     "tool_unsupported": lambda: errors.tool_unsupported("tools[0].type", "web_search", "o1-mini"),
     "budget_exceeded": budget_spent,
+    "request_over_budget": worst_case_over_budget,
     "rate_limit_reached": tokens_used_up,
     "request_over_limit": request_too_large,
     "budget_store_unavailable": errors.budget_store_unavailable,
@@ -200,6 +210,21 @@ def test_refusals_tell_clients_whether_and_when_to_retry() -> None:
         "You exceeded your team's monthly budget: team a may spend $5.00 this month and has "
         "spent $4.99, with $0.005000 held for requests in flight; this request could cost up to "
         "$0.02. The budget resets on 2026-01-01 00:00 UTC."
+    )
+    over = worst_case_over_budget()
+    assert over.headers == {**LIMIT_HEADERS, "x-should-retry": "false"}
+    assert over.param == "max_completion_tokens"
+    assert over.message == (
+        "This request could cost up to $0.163900 (its worst case), more than team a has left "
+        "of its monthly budget: $0.10 of $1.00 ($0.90 spent, $0.00 held for requests in "
+        "flight). Set max_completion_tokens to at most 9987 for it to fit. The budget resets "
+        "on 2026-01-01 00:00 UTC."
+    )
+    # Held by requests in flight, and fitting once they settle: worth a retry.
+    held = worst_case_over_budget(held=50_000)
+    assert held.headers == {**LIMIT_HEADERS, "retry-after": "1", "retry-after-ms": "200"}
+    assert held.message.endswith(
+        "What requests in flight hold is freed as they finish: retry then."
     )
     reached = tokens_used_up()
     assert reached.headers == {**LIMIT_HEADERS, "retry-after": "2", "retry-after-ms": "1500"}
