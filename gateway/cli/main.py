@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from gateway.cli import admin, route
 from gateway.config import Config, ConfigError, load_config
 from gateway.observability.metrics import MULTIPROC_ENV
-from gateway.server.protocol import CorkedHttpToolsProtocol
+from gateway.server.protocol import protocol_for
 
 log = logging.getLogger("gateway")
 CONFIG_ENV = "O1GW_CONFIG"
@@ -157,7 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
         "port": server.port,
         "log_level": args.log_level,
         "loop": "uvloop",
-        "http": CorkedHttpToolsProtocol,
+        "http": protocol_for(server),
         "access_log": False,
         # No X-Forwarded-For rewriting: the gateway does not use client addresses.
         "proxy_headers": False,
