@@ -47,6 +47,7 @@ ALLOWED_METRICS = frozenset(
         "gateway_admission_degraded_total",
         "gateway_in_flight_requests",
         "gateway_open_streams",
+        "gateway_dropped_connections_total",
     }
 )
 HISTOGRAMS = frozenset(
