@@ -20,7 +20,9 @@ amount of header bytes and waits forever for a head or a body. Here:
 - a connection beyond `max_connections` is answered 503 and closed at once (uvicorn's
   `limit_concurrency` answers in plain text, after reading a head, and counts its tasks too);
 - what httptools cannot parse is answered 400 with its reason, not uvicorn's plain text.
-Each is an error of the catalog, counted in `gateway_dropped_connections_total`. A request that
+Each is an error of the catalog, counted in `gateway_dropped_connections_total`; after the
+answer, what the client still sends is read and dropped for a moment (`LINGER_S`), so that its
+unread bytes do not reset the connection before it has read the answer. A request that
 arrives in one read, nearly every request, arms no timer: one timer per connection, started when
 it opens, watches the rest against a deadline that reads move on.
 
@@ -54,6 +56,9 @@ from gateway.wire.headers import new_request_id
 # The key of the lifespan state under which the app hands the protocol its drop counter.
 DROPPED_CONNECTIONS = "o1gw.dropped_connections"
 FRESH = object()  # no request of this connection has fully arrived yet
+# After an error answer, what the client still sends is read and dropped for this long at most:
+# closing with its bytes unread resets the connection, which can cost the client the answer.
+LINGER_S = 2.0
 DEFAULT_LIMITS = ServerConfig()
 
 
@@ -151,6 +156,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.deadline = 0.0  # when what is arriving must have arrived
         self.stop_by = float("inf")  # shutdown began: every body must have arrived by then
         self.timer: asyncio.TimerHandle | None = None
+        self.lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.corked = CorkedTransport(transport, self.loop)
@@ -170,6 +176,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's, with the parser's reason kept for the 400 and the limits checked after.
+        if self.lingering:
+            return  # answered and closing: what still comes is dropped
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -261,7 +269,15 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                 cycle.message_event.set()
         if error is not None:
             self.transport.write(error_response(error, self.server_state.default_headers))
-        self.transport.close()
+        if error is None or reason == "connection_cap" or not self.transport.can_write_eof():
+            self.transport.close()  # a refusal holds nothing, not even for a while
+            return
+        self.corked.flush()
+        self.transport.write_eof()  # the answer, then the end of ours; the client's end closes
+        self.lingering = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.loop.call_later(LINGER_S, self.transport.close)
 
 
 def error_response(error: GatewayError, default_headers: Iterable[tuple[bytes, bytes]]) -> bytes:
