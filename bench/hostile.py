@@ -135,7 +135,7 @@ async def _read_all(reader: asyncio.StreamReader) -> bytes:
     return b"".join(chunks)
 
 
-async def _sample(pid: int, outcome: Outcome, done: asyncio.Future[object]) -> None:
+async def _sample(pid: int, outcome: Outcome, done: asyncio.Future[list[int]]) -> None:
     while not done.done():
         outcome.rss_peak_mb = max(outcome.rss_peak_mb, rss_mb(pid))
         await asyncio.sleep(0.05)
@@ -153,7 +153,7 @@ async def _call(client: openai.AsyncOpenAI, outcome: Outcome) -> None:
 
 
 async def _call_until(
-    client: openai.AsyncOpenAI, outcome: Outcome, done: asyncio.Future[object]
+    client: openai.AsyncOpenAI, outcome: Outcome, done: asyncio.Future[list[int]]
 ) -> None:
     while not done.done():
         await _call(client, outcome)

@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import logging
 import os
+import resource
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -152,6 +153,13 @@ def _serve(args: argparse.Namespace) -> int:
     if not config.redis.url:
         scope = "per worker process" if server.workers > 1 else "in this process"
         log.warning("REDIS_URL is not set: using an embedded in-memory store (%s)", scope)
+    # Worker processes inherit the limit.
+    needed = server.max_connections + config.upstream.pool_size + 256  # and Redis, logs, ...
+    if raise_open_files(needed) < needed:
+        log.warning(
+            "open files limited to %d: fewer than server.max_connections + upstream.pool_size",
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        )
     common = {
         "host": server.host,
         "port": server.port,
@@ -177,6 +185,18 @@ def _serve(args: argparse.Namespace) -> int:
         tune_gc()
         uvicorn.run(app, **common)
     return 0
+
+
+def raise_open_files(needed: int) -> int:
+    """Lift the soft open-files limit towards `needed` (as far as the hard limit allows), and
+    return it: every client and upstream connection is an open file, and a soft limit of 1024,
+    still common, would refuse clients long before `server.max_connections`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return needed
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
 
 
 def _metrics_dir(configured: str | None) -> str:
