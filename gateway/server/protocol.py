@@ -135,6 +135,14 @@ class CloseDelimitedCycle(RequestResponseCycle):
         await super().send(message)
 
 
+class HeadTooLarge(Exception):
+    """Raised in a parser callback to stop parsing a head that is over the limit."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
 class GatewayHttpProtocol(HttpToolsProtocol):
     def __init__(
         self,
@@ -151,7 +159,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.timeout_keep_alive = limits.keep_alive_timeout_s  # type: ignore[assignment]
         self.done: object = FRESH  # the scope of the last request that fully arrived
         self.watched: object = None  # the scope whose head is being counted
-        self.head_bytes = 0
+        self.head_bytes = 0  # of the head being received, in the reads before this one
+        self.read_size = 0
         self.head_since = 0.0
         self.deadline = 0.0  # when what is arriving must have arrived
         self.stop_by = float("inf")  # shutdown began: every body must have arrived by then
@@ -179,6 +188,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self.lingering:
             return  # answered and closing: what still comes is dropped
         self._unset_keepalive_if_required()
+        self.read_size = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -188,12 +198,23 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
             return
         except httptools.HttpParserError as exc:
-            self.drop("malformed_request", errors.malformed_request(str(exc).rstrip(".")))
+            if isinstance(exc.__context__, HeadTooLarge):
+                limit = self.limits.max_header_bytes
+                error = errors.headers_too_large(exc.__context__.size, limit)
+                self.drop("headers_too_large", error)
+            else:
+                self.drop("malformed_request", errors.malformed_request(str(exc).rstrip(".")))
             return
         if self.done is not self.scope:  # a request is still arriving
             self.watch(len(data))
 
     def on_headers_complete(self) -> None:
+        limit = self.limits.max_header_bytes
+        if self.head_bytes + self.read_size > limit:  # it may be over: count it exactly
+            size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
+            if size > limit:
+                raise HeadTooLarge(size)  # before uvicorn starts the request
+        self.head_bytes = 0
         super().on_headers_complete()
         cycle = self.cycle
         if self.scope["http_version"] == "1.0" and cycle is not None and cycle.scope is self.scope:
