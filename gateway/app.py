@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,6 +22,7 @@ from gateway.endpoints.responses import create_response
 from gateway.runtime.build import open_gateway
 from gateway.server.entry import SCOPE_KEY, Entry, ErrorHandler
 from gateway.server.metrics_port import MetricsPortOnly
+from gateway.server.protocol import DROPPED_CONNECTIONS
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
@@ -30,12 +32,13 @@ log = logging.getLogger("gateway")
 
 def create_app(config: Config) -> Starlette:
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         gateway = open_gateway(config)
         app.state.gateway = gateway
         try:
             await gateway.start()
-            yield
+            # The lifespan state is what the HTTP protocol sees of the app.
+            yield {DROPPED_CONNECTIONS: gateway.metrics.dropped_connections}
         finally:
             await gateway.close()
 

@@ -326,9 +326,21 @@ class ServerConfig:
     max_messages: int = 2048
     # Levels of objects and arrays in a chat body; every later step walks the payload.
     max_json_depth: int = 64
-    # All request headers together (names and values). uvicorn with httptools sets no limit;
-    # 32 KiB is what nginx's default buffers allow.
+    # A request's head (request line and headers). uvicorn with httptools sets no limit; 32 KiB
+    # is what nginx's default buffers allow. Larger gets 431, and is never held in memory.
     max_header_bytes: int = 32 * 1024
+    # A request's head must have arrived this long after its first byte (a new connection's
+    # first request: after the connection opened); else 408 and the connection is closed.
+    header_timeout_s: float = 10.0
+    # The longest silence while a request body arrives; then 408 and the connection is closed.
+    # Below shutdown_timeout_s, so that a stalled upload cannot hold a shutdown.
+    body_timeout_s: float = 30.0
+    # An idle keep-alive connection is closed after this long: longer than clients keep theirs
+    # (httpx: 5 s) and than load balancers in front (often 60 s), so that the gateway is not
+    # the side closing a connection just as a request is sent on it.
+    keep_alive_timeout_s: float = 75.0
+    # Open connections per worker process; beyond it a new one is answered 503 and closed.
+    max_connections: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,8 +641,12 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"upstream.base_url: expected an http(s) URL, got {config.upstream.base_url!r}"
         )
-    if config.server.max_body_bytes <= 0:
-        raise ConfigError("server.max_body_bytes: must be positive")
+    for key in (
+        "max_body_bytes", "max_header_bytes", "max_connections", "header_timeout_s",
+        "body_timeout_s", "keep_alive_timeout_s",
+    ):  # fmt: skip
+        if getattr(config.server, key) <= 0:
+            raise ConfigError(f"server.{key}: must be positive")
     if config.upstream.proxy and not config.upstream.proxy.startswith("http://"):
         raise ConfigError(
             f"upstream.proxy: expected an http:// proxy URL, got {config.upstream.proxy!r}"

@@ -21,8 +21,8 @@ import httpx
 import pytest
 import uvicorn
 
-from gateway.config import Config, SimulatorConfig, load_config
-from gateway.server.protocol import CorkedHttpToolsProtocol
+from gateway.config import Config, ServerConfig, SimulatorConfig, load_config
+from gateway.server.protocol import protocol_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_KEY = "sk-simulated-upstream"
@@ -45,7 +45,9 @@ def free_port() -> int:
 class ServerThread:
     """A uvicorn server on a real loopback socket, in a thread with its own event loop."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, limits: ServerConfig | None = None
+    ) -> None:
         self.port = port or free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(
@@ -55,7 +57,7 @@ class ServerThread:
                 log_level="warning",
                 lifespan="on",
                 access_log=False,
-                http=CorkedHttpToolsProtocol,  # as `o1-gateway serve` runs it
+                http=protocol_for(limits or ServerConfig()),  # as `o1-gateway serve` runs it
                 timeout_graceful_shutdown=2,
             )
         )
@@ -146,7 +148,7 @@ def start_gateway(simulator: ServerThread, teams_file: Path) -> Iterator[Gateway
             config = dataclasses.replace(
                 config, **{name: dataclasses.replace(getattr(config, name), **values)}
             )
-        server = ServerThread(create_app(config)).__enter__()
+        server = ServerThread(create_app(config), limits=config.server).__enter__()
         started.append(server)
         return server
 

@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import logging
 import os
+import resource
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ from gateway.cli.embedded_store import EmbeddedStore, EmbeddedStoreError
 from gateway.cli.listeners import run_server
 from gateway.config import Config, ConfigError, ServerConfig, load_config
 from gateway.observability.metrics import MULTIPROC_ENV
-from gateway.server.protocol import CorkedHttpToolsProtocol
+from gateway.server.protocol import protocol_for
 
 log = logging.getLogger("gateway")
 CONFIG_ENV = "O1GW_CONFIG"
@@ -212,12 +213,19 @@ def _run(config: Config, server: ServerConfig, env: dict[str, str], log_level: s
         if server.metrics_port == server.port:
             raise ConfigError("--metrics-port: must differ from the API port")
         metrics = (server.metrics_host or server.host, server.metrics_port)
+    # Worker processes inherit the limit.
+    needed = server.max_connections + config.upstream.pool_size + 256  # and Redis, logs, ...
+    if raise_open_files(needed) < needed:
+        log.warning(
+            "open files limited to %d: fewer than server.max_connections + upstream.pool_size",
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        )
     common: dict[str, Any] = {
         "host": server.host,
         "port": server.port,
         "log_level": log_level,
         "loop": "uvloop",
-        "http": CorkedHttpToolsProtocol,
+        "http": protocol_for(server),
         "access_log": False,
         # No X-Forwarded-For rewriting: the gateway does not use client addresses.
         "proxy_headers": False,
@@ -242,6 +250,18 @@ def _run(config: Config, server: ServerConfig, env: dict[str, str], log_level: s
         app = create_app(config)
         tune_gc()
         run_server(app, metrics, **common)
+
+
+def raise_open_files(needed: int) -> int:
+    """Lift the soft open-files limit towards `needed` (as far as the hard limit allows), and
+    return it: every client and upstream connection is an open file, and a soft limit of 1024,
+    still common, would refuse clients long before `server.max_connections`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return needed
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
 
 
 def _metrics_dir(configured: str | None) -> str:

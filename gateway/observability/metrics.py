@@ -46,6 +46,10 @@ PATCH_KINDS = frozenset(
 REFUSAL_KINDS = ("requests", "tokens", "weekly_messages", "budget")
 REDIS_OPS = ("admit", "settle", "scrape")
 TOKEN_KINDS = ("prompt", "cached", "completion", "reasoning")
+# Why the HTTP server dropped a connection before the app answered (gateway.server.protocol).
+DROP_REASONS = (
+    "connection_cap", "header_timeout", "body_timeout", "headers_too_large", "malformed_request",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +193,16 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.dropped_connections = Counter(
+            "gateway_dropped_connections_total",
+            "Connections the HTTP server refused or closed itself, by reason: over "
+            "server.max_connections, a request head or body too slow, a head too large, not HTTP.",
+            ["reason"],
+            registry=r,
+        )
         # Series that exist before their first event, so dashboards show 0 rather than nothing.
+        for reason in DROP_REASONS:
+            self.dropped_connections.labels(reason)
         for op in REDIS_OPS:
             self.redis_errors.labels(op)
         for outcome in ("fail_open", "fail_closed"):

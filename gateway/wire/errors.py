@@ -9,6 +9,7 @@ status, `-` no code:
 
 invalid_request_error
   400  invalid_request               invalid_content_length    Content-Length is not a number
+  400  malformed_request             malformed_request         not HTTP/1.x: a bad request line or header
   400  invalid_json                  invalid_json              the body is empty or not JSON
   400  invalid_type                  body_not_object           the JSON body is not an object
   400  missing_required_parameter    missing_model             a chat request names no model
@@ -44,6 +45,8 @@ invalid_request_error
   404  unknown_url                   invalid_url               no such path
   404  unknown_url                   not_served                an OpenAI path the gateway keeps shut
   405  method_not_allowed            method_not_allowed        the path exists, the method not
+  408  request_timeout               head_timeout              the request head came too slowly
+  408  request_timeout               body_stalled              the request body stopped coming
   413  request_too_large             body_too_large            the body is over the size limit
   415  unsupported_media_type        unsupported_media_type    a body that says it is not JSON
   400  unsendable_request            unsendable_request        a header or path no wire can carry
@@ -79,6 +82,7 @@ insufficient_quota
 server_error
   500  internal_error                internal_error            a bug: the log has the traceback
   503  store_unavailable             store_unavailable         admin: Redis is unreachable
+  503  too_many_connections          too_many_connections      server.max_connections are open
   503  upstream_key_missing          team_upstream_key_missing a team's own upstream key is unset
   503  budget_store_unavailable      budget_store_unavailable  Redis down, budgets fail closed
   503  rate_limit_store_unavailable  rate_limits_unchecked     Redis down, rate limits fail closed
@@ -197,6 +201,24 @@ def body_too_large(limit: int) -> GatewayError:
 def headers_too_large(size: int, limit: int) -> GatewayError:
     message = f"Request headers too large: {size} bytes; the limit is {limit}."
     return GatewayError(431, message, code="request_headers_too_large")
+
+
+def malformed_request(detail: str) -> GatewayError:
+    """What the HTTP parser could not read (httptools' reason, e.g. "Invalid header value char")."""
+    return GatewayError(
+        400, f"The request is not valid HTTP/1.1: {detail}.", code="malformed_request"
+    )
+
+
+# The SDKs retry a 408: a request slowed down on its way may well pass next time.
+def head_timeout(seconds: float) -> GatewayError:
+    message = f"The request's headers did not all arrive within {seconds:g} s."
+    return GatewayError(408, message, code="request_timeout")
+
+
+def body_stalled(seconds: float) -> GatewayError:
+    message = f"The request body stopped arriving: nothing came for {seconds:g} s."
+    return GatewayError(408, message, code="request_timeout")
 
 
 def invalid_url(method: str, path: str) -> GatewayError:
@@ -753,6 +775,16 @@ def invalid_model_output(detail: str) -> GatewayError:
 
 
 # -- the gateway itself ---------------------------------------------------------------------------
+
+
+def too_many_connections(limit: int) -> GatewayError:
+    return GatewayError(
+        503,
+        f"The gateway has {limit} connections open, as many as it takes. Please retry shortly.",
+        type_="server_error",
+        code="too_many_connections",
+        headers={"retry-after": "1"},
+    )
 
 
 def internal_error() -> GatewayError:

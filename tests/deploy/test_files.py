@@ -48,6 +48,7 @@ ALLOWED_METRICS = frozenset(
         "gateway_in_flight_requests",
         "gateway_open_streams",
         "gateway_admin_actions_total",
+        "gateway_dropped_connections_total",
     }
 )
 HISTOGRAMS = frozenset(

@@ -56,6 +56,8 @@ def test_generic_environment_overrides_are_typed() -> None:
     ("text", "message"),
     [
         ("server: {max_body_bytes: lots}", "server.max_body_bytes: expected an integer"),
+        ("server: {body_timeout_s: 0}\nmodels: {m: {upstream: x}}", "server.body_timeout_s: must"),
+        ("server: {max_connections: -1}\nmodels: {m: {upstream: x}}", "server.max_connections"),
         ("upstream: {timout: 3}", "upstream.timout: unknown key"),
         ("upstream: {read_timeout: 3}", "did you mean 'read_timeout_s'"),
         (

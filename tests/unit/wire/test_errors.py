@@ -76,6 +76,10 @@ def request_too_large() -> GatewayError:
 
 SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "invalid_content_length": errors.invalid_content_length,
+    "malformed_request": lambda: errors.malformed_request("Invalid header value char"),
+    "head_timeout": lambda: errors.head_timeout(10),
+    "body_stalled": lambda: errors.body_stalled(30),
+    "too_many_connections": lambda: errors.too_many_connections(4096),
     "invalid_json": lambda: errors.invalid_json("unexpected end of data"),
     "body_not_object": lambda: errors.body_not_object([1]),
     "unsupported_media_type": lambda: errors.unsupported_media_type("text/plain"),
