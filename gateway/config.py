@@ -296,6 +296,9 @@ class ResponsesConfig:
     # in Redis for `GET`, `input_items` and `previous_response_id`; so is who owns each
     # response upstream stored. OpenAI keeps stored responses 30 days.
     store_ttl_s: float = 30 * 86400.0
+    # How often the gateway asks upstream about the background responses it follows, to charge
+    # each its usage once it ends (it holds the worst case until then).
+    poll_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

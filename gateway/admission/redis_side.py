@@ -481,6 +481,11 @@ class Ticket:
         (a background response), and it may have used all of it."""
         self.charge(self.plan.reserve, Usage(prompt_tokens=self.prompt_estimate))
 
+    def hand_over(self) -> None:
+        """Another settles the hold (the job follower, once the call it made ends upstream):
+        nothing here charges or frees it."""
+        self.done = True
+
     def abandon(self) -> None:
         """The caller left before any answer: the upstream read the prompt, so charge that."""
         self.settle(Usage(prompt_tokens=self.prompt_estimate))

@@ -325,11 +325,21 @@ class NativeAttempt(ModelAttempt):
         return response
 
     def own(self, answer: dict[str, Any]) -> None:
-        """Record the team as the owner of a response upstream stores; a background response
-        reports no usage yet, so it is charged its worst case (the gateway cannot watch it)."""
+        """Record the team as the owner of a response upstream stores. A background response
+        reports no usage yet: its hold goes to the follower, which charges the usage it reports
+        once it ends (without a follower, it is charged its worst case)."""
         ticket = self.ticket
         if answer.get("background") is True and ticket is not None:
-            ticket.settle_at_reserve()
+            follower, response_id = self.gw.follower, answer.get("id")
+            if follower is not None and isinstance(response_id, str) and self.model is not None:
+                ticket.hand_over()
+                team = self.caller.team
+                follower.follow_soon(
+                    "response", response_id, team.name, team.upstream_key_env, ticket.plan,
+                    model=self.model,
+                )  # fmt: skip
+            else:
+                ticket.settle_at_reserve()
         response_id = answer.get("id")
         if answer.get("store") is False or not isinstance(response_id, str):
             return

@@ -82,6 +82,7 @@ class Follower:
         self._owners = owners
         self._headers_for = headers_for
         self.kinds = {kind.name: kind for kind in kinds}
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def follow(
         self, kind: str, job_id: str, team: str, key_env: str, plan: Plan, **extra: Any
@@ -89,6 +90,16 @@ class Follower:
         """Follow a job of `kind` until it ends; `extra` is what its kind prices it by."""
         record = {"team": team, "key_env": key_env, "plan": asdict(plan), **extra}
         await self._redis.hset(self.kinds[kind].open_key, job_id, orjson.dumps(record))
+
+    def follow_soon(
+        self, kind: str, job_id: str, team: str, key_env: str, plan: Plan, **extra: Any
+    ) -> None:
+        """`follow`, beside the answer that made the job (its call needs no Redis wait)."""
+        task = asyncio.get_running_loop().create_task(
+            self.follow(kind, job_id, team, key_env, plan, **extra)
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def run(self) -> None:
         await asyncio.gather(*(self._follow_all(kind) for kind in self.kinds.values()))

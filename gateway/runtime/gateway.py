@@ -26,6 +26,7 @@ from gateway.observability.audit import AuditLog
 from gateway.observability.metrics import Metrics
 from gateway.runtime.batch_jobs import BatchJobs
 from gateway.runtime.follower import Follower
+from gateway.runtime.response_jobs import BackgroundResponses
 from gateway.runtime.tuning_jobs import TuningJobs
 from gateway.teams.records import Team, safety_identifier
 from gateway.teams.store import TeamStore
@@ -201,6 +202,7 @@ class Gateway:
         kinds = (
             BatchJobs(self.config.batches.poll_s, self.model_of),
             TuningJobs(self.config.fine_tuning.poll_s),
+            BackgroundResponses(self.config.responses.poll_s, self.model_of),
         )
         self.follower = Follower(
             self.redis, self.upstream, self.admission, self.owners, self.key_headers, kinds

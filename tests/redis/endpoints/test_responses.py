@@ -196,3 +196,24 @@ def test_a_stored_prompt_template_holds_the_whole_context(gateway: ServerThread)
             extra_body={"prompt": {"id": "pmpt_1"}},
         )  # fmt: skip
     assert info.value.code == "request_over_budget"
+
+
+def test_a_background_response_is_charged_its_usage_once_it_ends(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """Its answer comes later: the gateway holds the worst case, follows the response upstream
+    and, once it ended, charges the usage it reports (not the hold)."""
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml())
+    gateway = start_gateway(
+        redis={"url": redis_server}, admission={"teams_file": str(path)}, responses={"poll_s": 0.2}
+    )
+    client = sdk(gateway, "metered")
+    queued = client.responses.create(model="gpt-4o", input="Think slowly.", background=True)
+    assert queued.status == "queued" and queued.usage is None
+    spent, held = spend(store, "metered")  # waits for the follower to settle the hold
+    done = client.responses.retrieve(queued.id)
+    assert done.status == "completed" and done.usage is not None
+    assert (spent, held) == (priced("gpt-4o", done.usage), 0)
+    assert 0 < spent < 16_384 * PRICES["gpt-4o"].output // 1_000_000  # far below the hold
+    assert store.hlen("o1gw:responses:open") == 0
