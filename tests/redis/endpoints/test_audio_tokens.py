@@ -175,7 +175,7 @@ def test_a_team_with_less_left_than_the_hold_is_refused_before_upstream(
     httpx.delete(f"{simulator.url}/_sim/requests")
     with pytest.raises(openai.RateLimitError) as info:
         CALLS[name](sdk(gateway, "under"))
-    assert info.value.code == "insufficient_quota"
+    assert info.value.code == "request_over_budget"  # the hold, not the spend, does not fit
     received = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
     assert [r["path"] for r in received if r["path"].startswith("/v1/audio")] == []
     assert spend(store, "under") == (0, 0)

@@ -246,7 +246,7 @@ def test_a_job_the_team_cannot_afford_or_may_not_train_is_refused_before_upstrea
     newest = newest_upstream_job(simulator)
     with pytest.raises(openai.RateLimitError) as info:
         poor.fine_tuning.jobs.create(model="gpt-4o-2024-08-06", training_file=file_id)
-    assert info.value.code == "insufficient_quota"
+    assert info.value.code == "request_over_budget"
     assert newest_upstream_job(simulator) == newest
     # Epochs named in the method count too: 1 epoch of gpt-4o-mini ($3/1M) fits the budget.
     method: Any = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1}}}

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from gateway.cli.main import main
-from tests.conftest import ROOT, SIM_KEY, ServerThread
+from gateway.runtime.gateway import SANDBOX_KEY
+from tests.conftest import ROOT, SIM_KEY, ServerThread, free_port
 from tests.server.cli.test_main import ADMIN_KEY, EMBEDDED_DIR, run_gateway, stop
 
 HI = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
@@ -119,16 +120,21 @@ def test_a_second_gateway_cannot_take_an_embedded_store_in_use(
 def test_two_workers_count_every_request_in_their_metrics(tmp_path: Path) -> None:
     # Outside the repository the packaged config is used; --workers starts uvicorn's process
     # manager, and the embedded store serves both workers.
+    metrics_port = free_port()
     proc, port = run_gateway(
-        "--simulate", "--workers", "2", cwd=tmp_path, env={EMBEDDED_DIR: str(tmp_path / "s")}
-    )
+        "--simulate", "--workers", "2", "--metrics-port", str(metrics_port), cwd=tmp_path,
+        env={EMBEDDED_DIR: str(tmp_path / "s")},
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         # Fresh connections spread over both workers; every scrape, whichever worker serves
         # it, must count all of them (multiprocess metrics).
-        assert [chat(url, "sk-anything") for _ in range(20)] == [200] * 20
+        assert [chat(url, SANDBOX_KEY) for _ in range(20)] == [200] * 20
+        # Metrics on the metrics port alone, without a key; not on the API port.
+        assert httpx.get(f"{url}/metrics").status_code == 404
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/healthz").status_code == 404
         for _ in range(6):
-            text = httpx.get(f"{url}/metrics").text
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
             total = sum(
                 float(line.rsplit(" ", 1)[1])
                 for line in text.splitlines()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -80,47 +79,6 @@ def test_serve_without_upstream_key_simulates_and_says_so() -> None:
         output = stop(proc)
     assert "OPENAI_API_KEY is not set: serving from the built-in simulated upstream" in output
     assert "REDIS_URL is not set" in output
-
-
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
-def test_serve_with_two_workers_from_another_directory(tmp_path: Path) -> None:
-    # Outside the repo the packaged config is used; --workers starts uvicorn's process manager,
-    # the workers sharing the store `serve` starts.
-    metrics_port = free_port()
-    proc, port = run_gateway(
-        "--simulate", "--workers", "2", "--metrics-port", str(metrics_port), cwd=tmp_path,
-        env={EMBEDDED_DIR: str(tmp_path / "store")},
-    )  # fmt: skip
-    try:
-        client = openai.OpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1", api_key=SANDBOX_KEY, max_retries=0
-        )
-        for _ in range(4):
-            assert client.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
-            )
-        # Fresh connections spread over both workers; every scrape, whichever worker serves
-        # it, must count all of them (multiprocess metrics).
-        for _ in range(16):
-            httpx.post(
-                f"http://127.0.0.1:{port}/v1/chat/completions",
-                json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
-                headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-            ).raise_for_status()
-        # Metrics on the metrics port alone, without a key; not on the API port.
-        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
-        assert httpx.get(f"http://127.0.0.1:{metrics_port}/healthz").status_code == 404
-        for _ in range(6):
-            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
-            total = sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith("gateway_requests_total{")
-            )
-            assert total == 20
-            assert "gateway_in_flight_requests 0.0" in text
-    finally:
-        stop(proc)
 
 
 def test_the_in_memory_store_refuses_two_workers_and_admin_commands_say_it_is_not_kept(
