@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from gateway.admission.usage_breakdown import refiled, usage_label
+from gateway.admission.usage_breakdown import label_with_model, usage_label
 from gateway.config import Config, Limits, ModelLimits
 from gateway.teams.records import Key, Team
 from gateway.teams.records import tag as tag  # re-exported: plans and tests name keys by it
@@ -67,7 +67,7 @@ class Plan:
     def refiled(self, model: str) -> Plan:
         """This plan with its usage filed under `model` (a pass-through call names its model
         only in its body or its answer); the limits stay those it was admitted by."""
-        label = refiled(self.label, model) if self.label else ""
+        label = label_with_model(self.label, model) if self.label else ""
         return dataclasses.replace(self, model=model, label=label)
 
 

@@ -37,7 +37,7 @@ def usage_label(model: str, endpoint: str, key_id: str) -> str:
     return f"{model}{SEPARATOR}{endpoint}{SEPARATOR}{key_id}"
 
 
-def refiled(label: str, model: str) -> str:
+def label_with_model(label: str, model: str) -> str:
     """`label` with another model: the same endpoint and key."""
     _, endpoint, key_id = parse_label(label)
     return usage_label(model, endpoint, key_id)

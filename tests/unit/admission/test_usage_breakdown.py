@@ -3,8 +3,8 @@ from __future__ import annotations
 from gateway.admission.usage_breakdown import (
     UNKNOWN,
     breakdown,
+    label_with_model,
     parse_label,
-    refiled,
     rows,
     usage_label,
 )
@@ -36,8 +36,10 @@ def test_a_label_names_model_endpoint_and_key_and_reads_back() -> None:
     assert parse_label(usage_label("odd\tname", "chat", "k")) == ("odd\tname", "chat", "k")
 
 
-def test_a_label_refiled_keeps_endpoint_and_key() -> None:
-    assert refiled(usage_label("", "threads", "key_a"), "gpt-4o") == "gpt-4o\tthreads\tkey_a"
+def test_a_label_with_another_model_keeps_endpoint_and_key() -> None:
+    assert (
+        label_with_model(usage_label("", "threads", "key_a"), "gpt-4o") == "gpt-4o\tthreads\tkey_a"
+    )
 
 
 def test_old_fields_without_endpoint_or_key_read_as_unknown() -> None:
