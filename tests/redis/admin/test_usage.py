@@ -26,7 +26,7 @@ from gateway.admission.pricing import cost_micros
 from gateway.admission.usage_breakdown import usage_label
 from gateway.config import AllowedPath
 from gateway.wire.usage import Usage
-from tests.conftest import ROOT, SIM_KEY, GatewayFactory, ServerThread, base_config
+from tests.conftest import ROOT, SIM_KEY, GatewayFactory, ServerThread, base_config, scrape
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.test_billing import billed
 
@@ -222,5 +222,5 @@ def test_pass_through_usage_is_filed_under_the_model_it_named_or_answered(
         ("gpt-4o-mini", "threads", alice, expected["gpt-4o-mini"]),
     }
     assert "" not in view["by_model"]
-    scraped = httpx.get(f"{gateway.url}/metrics").text
+    scraped = scrape(gateway.url)
     assert 'endpoint="threads",model="gpt-4o-mini",team="audited"' in scraped
