@@ -187,12 +187,7 @@ class PlanShape:
 
 
 def shape(
-    config: Config,
-    team: Team,
-    key: Key | None,
-    model: str,
-    endpoint: str,
-    counts_tokens: bool = True,
+    config: Config, team: Team, key: Key | None, model: str, endpoint: str, counts_tokens: bool
 ) -> PlanShape:
     t = tag(team.name)
     slots: list[Bucket | tuple[str, int, str]] = []
