@@ -68,7 +68,7 @@ class Hold:
     status: str  # "open", "expired" (charged at its reserve) or "settled"
     reserve: int
     month: str
-    model: str
+    label: str  # what its usage is filed under: "<model>\t<endpoint>\t<key id>"
     est_tokens: int
     weekly_keys: tuple[str, ...]
     expires: int
@@ -112,7 +112,7 @@ class AdmissionModel:
         budget: int | None,
         reserve: int,
         est_tokens: int,
-        model: str,
+        label: str,
     ) -> list[int]:
         self.sweep(base, now_ms)
         month = month_of(now_ms)
@@ -144,7 +144,7 @@ class AdmissionModel:
             held += reserve
             expires = now_ms + hold_ttl_ms
             self.holds[f"{base}:hold:{hold_id}"] = Hold(
-                "open", reserve, month, model, est_tokens, tuple(weekly_keys), expires
+                "open", reserve, month, label, est_tokens, tuple(weekly_keys), expires
             )
             self.open_holds.setdefault(base, {})[hold_id] = expires
 
@@ -198,7 +198,7 @@ class AdmissionModel:
         cost: int,
         actual_tokens: int,
         release_weekly: bool,
-        model: str,
+        label: str,
         usage: tuple[int, int, int, int],  # prompt, completion, cached, reasoning
         token_buckets: Sequence[BucketArg],  # cost unused: a settle names keys and limits
     ) -> list[int]:
@@ -210,15 +210,11 @@ class AdmissionModel:
             month = month_of(now_ms)
             self.add(f"{base}:spend:{month}", cost)
             usage_key = f"{base}:usage:{month}"
-            self.count(usage_key, f"cost:{model}", cost)
+            self.count(usage_key, f"cost:{label}", cost)
             if cost > 0:
-                self.count(usage_key, f"requests:{model}", 1)
-                for name, amount in zip(
-                    ("prompt", "completion", "cached", "reasoning"), usage, strict=True
-                ):
-                    self.count(usage_key, f"{name}:{model}", amount)
+                self.count_request(usage_key, label, usage)
             self.holds[f"{base}:hold:{hold_id}"] = Hold(
-                "settled", 0, month, model, 0, (), 0, cost, marker=True
+                "settled", 0, month, label, 0, (), 0, cost, marker=True
             )
             return [-1, cost]
         if hold.status == "settled":
@@ -239,16 +235,13 @@ class AdmissionModel:
                         self.counters[key] -= 1
             charge = cost
         else:
-            # The sweep charged the reserve already: move it to the real cost.
-            charge = cost - hold.reserve
+            # The sweep charged the reserve already, filed as the hold was: move it to the real
+            # cost on the same row, whatever this settle names.
+            charge, label = cost - hold.reserve, hold.label
         self.add(f"{base}:spend:{month}", charge)
         usage_key = f"{base}:usage:{month}"
-        self.count(usage_key, f"cost:{model}", charge)
-        self.count(usage_key, f"requests:{model}", 1)
-        for name, amount in zip(
-            ("prompt", "completion", "cached", "reasoning"), usage, strict=True
-        ):
-            self.count(usage_key, f"{name}:{model}", amount)
+        self.count(usage_key, f"cost:{label}", charge)
+        self.count_request(usage_key, label, usage)
         hold.status, hold.cost = "settled", cost
         return [1, cost]
 
@@ -263,8 +256,8 @@ class AdmissionModel:
             if hold is not None and hold.status == "open":
                 self.add(f"{base}:spend:{hold.month}", hold.reserve)
                 self.add(f"{base}:held:{hold.month}", -hold.reserve)
-                self.count(f"{base}:usage:{hold.month}", f"cost:{hold.model}", hold.reserve)
-                self.count(f"{base}:usage:{hold.month}", f"expired:{hold.model}", 1)
+                self.count(f"{base}:usage:{hold.month}", f"cost:{hold.label}", hold.reserve)
+                self.count(f"{base}:usage:{hold.month}", f"expired:{hold.label}", 1)
                 hold.status = "expired"
             del pending[hold_id]
 
@@ -282,6 +275,13 @@ class AdmissionModel:
         # Adding zero creates nothing: an untouched counter stays absent.
         if amount:
             self.counters[key] = self.counters.get(key, 0) + amount
+
+    def count_request(self, key: str, label: str, usage: tuple[int, int, int, int]) -> None:
+        self.count(key, f"requests:{label}", 1)
+        for name, amount in zip(
+            ("prompt", "completion", "cached", "reasoning"), usage, strict=True
+        ):
+            self.count(key, f"{name}:{label}", amount)
 
     def count(self, key: str, field: str, amount: int) -> None:
         if amount:
@@ -301,7 +301,7 @@ class AdmissionModel:
                 "s": hold.status,
                 "r": str(hold.reserve),
                 "m": hold.month,
-                "md": hold.model,
+                "md": hold.label,
                 "e": str(hold.est_tokens),
                 "w": " ".join(hold.weekly_keys),
                 "x": str(hold.expires),

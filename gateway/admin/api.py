@@ -17,7 +17,8 @@ the secret; only the 201 answer of key creation has it, in `key`.
     POST   /admin/teams/{name}/keys      {"name"?, "limits"?, "expires_at"? (Unix seconds)}
     GET    /admin/teams/{name}/keys
     DELETE /admin/keys/{id}              revokes; every replica refuses it within cache_ttl_s
-    GET    /admin/teams/{name}/usage     this month's spend, remaining budget, counts by model
+    GET    /admin/teams/{name}/usage     a month's spend, remaining budget, counts by model,
+                                         endpoint and key (?month=YYYY-MM)
     GET    /admin/openapi.json           this API as OpenAPI 3.1 (gateway.admin.openapi)
 """
 

@@ -232,6 +232,41 @@ _KEY_CREATED = {
 }
 
 _COUNT = {"type": "integer", "minimum": 0}
+_USAGE_COUNTS_PROPERTIES = {
+    "requests": _COUNT,
+    "prompt_tokens": _COUNT,
+    "completion_tokens": _COUNT,
+    "cached_tokens": _COUNT,
+    "reasoning_tokens": _COUNT,
+    "expired_holds": {**_COUNT, "description": "Holds never settled, charged their reserve."},
+    "cost_micros": {"type": "integer", "description": "Charged, in micro-dollars."},
+    "cost_usd": {"type": "number"},
+}
+_USAGE_COUNTS = {
+    "type": "object",
+    "required": list(_USAGE_COUNTS_PROPERTIES),
+    "properties": _USAGE_COUNTS_PROPERTIES,
+}
+
+
+def _usage_by(what: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": f"The month's counts by {what}.",
+        "additionalProperties": _USAGE_COUNTS,
+    }
+
+
+_USAGE_ROW = {
+    "type": "object",
+    "required": ["model", "endpoint", "key", *_USAGE_COUNTS_PROPERTIES],
+    "properties": {
+        "model": {"type": "string"},
+        "endpoint": {"type": "string"},
+        "key": {"type": "string"},
+        **_USAGE_COUNTS_PROPERTIES,
+    },
+}
 _USAGE = {
     "type": "object",
     "required": [
@@ -244,7 +279,10 @@ _USAGE = {
         "remaining_usd",
         "spent_micros",
         "held_micros",
-        "models",
+        "by_model",
+        "by_endpoint",
+        "by_key",
+        "rows",
     ],
     "properties": {
         "team": {"type": "string"},
@@ -256,20 +294,18 @@ _USAGE = {
         "remaining_usd": {"type": ["number", "null"]},
         "spent_micros": _COUNT,
         "held_micros": _COUNT,
-        "models": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "properties": {
-                    "requests": _COUNT,
-                    "prompt_tokens": _COUNT,
-                    "completion_tokens": _COUNT,
-                    "cached_tokens": _COUNT,
-                    "reasoning_tokens": _COUNT,
-                    "expired_holds": _COUNT,
-                    "cost_usd": {"type": "number"},
-                },
-            },
+        "by_model": _usage_by("model (a pass-through call's: the model it named or answered)"),
+        "by_endpoint": _usage_by(
+            "endpoint (chat, responses, embeddings, ...; unknown: counted before endpoints were)"
+        ),
+        "by_key": _usage_by(
+            'key id (as the keys list shows it; "": the anonymous team\'s callers; unknown: '
+            "counted before keys were)"
+        ),
+        "rows": {
+            "type": "array",
+            "description": "Every (model, endpoint, key) counted, sorted by them.",
+            "items": _USAGE_ROW,
         },
     },
 }
@@ -450,7 +486,7 @@ def _spec() -> dict[str, Any]:
                     },
                 ],
                 "get": _operation(
-                    "A month's spend, remaining budget and counts by model",
+                    "A month's spend, remaining budget and counts by model, endpoint and key",
                     {"200": _answer("The usage.", _ref("Usage")), "404": not_found},
                     operationId="teamUsage",
                 ),

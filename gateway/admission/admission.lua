@@ -9,15 +9,20 @@
 -- below 2^53 for L up to 10^10 per minute, so Lua's doubles are exact.
 --
 -- admit  ARGV: "admit", hold_id, now_ms|"", hold_ttl_ms, n_buckets, n_weekly, budget|-1,
---              reserve, est_tokens, model, then (limit, cost) per bucket, then cap per weekly
+--              reserve, est_tokens, label, then (limit, cost) per bucket, then cap per weekly
 --        KEYS: base, bucket keys..., weekly prefixes...
 --        ->  {status, refused_index, wait_ms, spend, held, remaining_1, reset_1, ...}
 --            status 1 admitted, 0 refused, 2 replay of an admitted hold_id (nothing written)
 -- settle ARGV: "settle", hold_id, now_ms|"", cost, actual_tokens, release_weekly, n_buckets,
---              model, prompt, completion, cached, reasoning, then limit per token bucket
+--              label, prompt, completion, cached, reasoning, then limit per token bucket
 --        KEYS: base, token bucket keys...
 --        ->  {status, charged}: 1 settled, 2 replay (already settled), -1 unknown hold (charged
 --            to the current month, and marked settled so a late admit of it writes nothing)
+--
+-- A label is what a request's usage is filed under: "<model>\t<endpoint>\t<key id>", made by the
+-- gateway (usage_breakdown.py); the month's usage hash counts "<kind>:<label>". The hold keeps
+-- its admit's label, so that an expired hold's reserve and the settle that corrects it land on
+-- one row.
 --
 -- It runs twice per request, and most of its cost is not its commands' own work but getting to
 -- them: each redis.call, each tonumber of a string, each number Redis formats as an argument.
@@ -164,7 +169,7 @@ if mode == "admit" then
   local budget = num[7]
   local reserve = num[8]
   local est_tokens = num[9]
-  local model = ARGV[10]
+  local label = ARGV[10]
   local month = month_of(now)
   local spend_key = base .. ":spend:" .. month
   local held_key = base .. ":held:" .. month
@@ -228,7 +233,7 @@ if mode == "admit" then
     if not values[2] then redis.call("PEXPIRE", held_key, KEEP) end
     held = held + reserve
     local expires = text(now + hold_ttl)
-    redis.call("HSET", hold, "s", "open", "r", reserve, "m", month, "md", model,
+    redis.call("HSET", hold, "s", "open", "r", reserve, "m", month, "md", label,
       "e", est_tokens, "w", table.concat(weekly_keys, " "), "x", expires)
     redis.call("PEXPIRE", hold, KEEP)
     redis.call("ZADD", base .. ":holds", expires, hold_id)
@@ -258,11 +263,10 @@ if mode == "settle" then
   local actual_tokens = num[5]
   local release_weekly = ARGV[6] == "1"
   local nb = num[7]
-  local model = ARGV[8]
   -- A request's usage counters, in the order they are bumped.
-  local function request_counts(charged)
-    return {"cost:" .. model, charged, "requests:" .. model, 1, "prompt:" .. model, num[9],
-      "completion:" .. model, num[10], "cached:" .. model, num[11], "reasoning:" .. model, num[12]}
+  local function request_counts(label, charged)
+    return {"cost:" .. label, charged, "requests:" .. label, 1, "prompt:" .. label, num[9],
+      "completion:" .. label, num[10], "cached:" .. label, num[11], "reasoning:" .. label, num[12]}
   end
   local h = redis.call("HMGET", hold, "s", "r", "m", "e", "w", "c")
   if not h[1] then
@@ -272,9 +276,9 @@ if mode == "settle" then
     local month = month_of(now)
     add(base .. ":spend:" .. month, cost)
     if cost > 0 then
-      count_usage(month, request_counts(cost))
+      count_usage(month, request_counts(ARGV[8], cost))
     else
-      count_usage(month, {"cost:" .. model, cost})
+      count_usage(month, {"cost:" .. ARGV[8], cost})
     end
     redis.call("HSET", hold, "s", "settled", "c", cost)
     redis.call("PEXPIRE", hold, SETTLED_MEMORY)
@@ -298,11 +302,11 @@ if mode == "settle" then
       end
     end
     add(base .. ":spend:" .. month, cost)
-    count_usage(month, request_counts(cost))
+    count_usage(month, request_counts(ARGV[8], cost))
   else
-    -- Expired: the reserve was charged already; correct it to the real cost.
+    -- Expired: the reserve was charged already, under the admit's label; correct it there.
     add(base .. ":spend:" .. month, cost - reserve)
-    count_usage(month, request_counts(cost - reserve))
+    count_usage(month, request_counts(redis.call("HGET", hold, "md") or ARGV[8], cost - reserve))
   end
   redis.call("HSET", hold, "s", "settled", "c", cost)
   redis.call("PEXPIRE", hold, SETTLED_MEMORY)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from gateway.admission.usage_breakdown import label_with_model, usage_label
 from gateway.config import Config, Limits, ModelLimits
 from gateway.teams.records import Key, Team
 from gateway.teams.records import tag as tag  # re-exported: plans and tests name keys by it
@@ -55,10 +56,19 @@ class Plan:
     # How long the hold lives unsettled (None: admission.hold_ttl_s); a batch's lives as long
     # as its completion window.
     hold_ttl_s: float | None = None
+    endpoint: str = "other"  # the endpoint the request came in on (as metrics name it)
+    # What its usage is filed under (`usage_breakdown`); "" files it under the model alone.
+    label: str = ""
 
     @property
     def token_buckets(self) -> tuple[Bucket, ...]:
         return tuple(b for b in self.buckets if b.kind == TOKENS)
+
+    def refiled(self, model: str) -> Plan:
+        """This plan with its usage filed under `model` (a pass-through call names its model
+        only in its body or its answer); the limits stay those it was admitted by."""
+        label = label_with_model(self.label, model) if self.label else ""
+        return dataclasses.replace(self, model=model, label=label)
 
 
 def merge(base: Limits, over: Limits) -> Limits:
@@ -122,19 +132,22 @@ def plan(
     hold_id: str,
     est_tokens: int,
     reserve: int,
+    endpoint: str,
     counts_tokens: bool = True,
 ) -> Plan:
-    """Everything the admission script needs for one request of `model`.
+    """Everything the admission script needs for one request of `model` on `endpoint`.
 
     `counts_tokens` is False for calls whose token use is unknown up front (pass-through): they
     count against request limits only, and are charged from the usage they report.
     """
-    return shape(config, team, key, model, counts_tokens).plan(hold_id, est_tokens, reserve)
+    found = shape(config, team, key, model, endpoint, counts_tokens)
+    return found.plan(hold_id, est_tokens, reserve)
 
 
 @dataclass(frozen=True, slots=True)
 class PlanShape:
-    """What a plan is for one (team, key, model): everything but the request's own numbers.
+    """What a plan is for one (team, key, model, endpoint): everything but the request's own
+    numbers.
 
     Working it out merges tier, profile, team and key limits; it changes only when the team or
     key record does, so the request path reuses it (`PlanShapes`).
@@ -149,6 +162,8 @@ class PlanShape:
     weekly: tuple[WeeklyCap, ...]
     budget: int | None
     counts_tokens: bool
+    endpoint: str
+    label: str
 
     def plan(self, hold_id: str, est_tokens: int, reserve: int) -> Plan:
         buckets = tuple(
@@ -166,11 +181,13 @@ class PlanShape:
             budget=self.budget,
             reserve=reserve,
             est_tokens=est_tokens if self.counts_tokens else 0,
+            endpoint=self.endpoint,
+            label=self.label,
         )
 
 
 def shape(
-    config: Config, team: Team, key: Key | None, model: str, counts_tokens: bool = True
+    config: Config, team: Team, key: Key | None, model: str, endpoint: str, counts_tokens: bool
 ) -> PlanShape:
     t = tag(team.name)
     slots: list[Bucket | tuple[str, int, str]] = []
@@ -200,25 +217,36 @@ def shape(
         weekly=tuple(weekly),
         budget=team_budget(config, team),
         counts_tokens=counts_tokens,
+        endpoint=endpoint,
+        label=usage_label(model, endpoint, key.id if key is not None else ""),
     )
 
 
 class PlanShapes:
-    """Plan shapes remembered per (team, key, model). An entry serves only the very team and
-    key records it was made from: the team store hands out new records when they change."""
+    """Plan shapes remembered per (team, key, model, endpoint). An entry serves only the very
+    team and key records it was made from: the team store hands out new records when they
+    change."""
 
     def __init__(self, config: Config, max_entries: int = 10_000) -> None:
         self._config = config
         self._max = max_entries
-        self._known: dict[tuple[str, str, str, bool], tuple[Team, Key | None, PlanShape]] = {}
+        self._known: dict[tuple[str, str, str, str, bool], tuple[Team, Key | None, PlanShape]] = {}
 
-    def get(self, team: Team, key: Key | None, model: str, counts_tokens: bool = True) -> PlanShape:
-        index = (team.name, key.id if key is not None else "", model, counts_tokens)
+    def get(
+        self,
+        team: Team,
+        key: Key | None,
+        model: str,
+        *,
+        endpoint: str,
+        counts_tokens: bool = True,
+    ) -> PlanShape:
+        index = (team.name, key.id if key is not None else "", model, endpoint, counts_tokens)
         known = self._known.get(index)
         if known is not None and known[0] is team and known[1] is key:
             return known[2]
         if len(self._known) >= self._max:
             self._known.clear()
-        found = shape(self._config, team, key, model, counts_tokens)
+        found = shape(self._config, team, key, model, endpoint, counts_tokens)
         self._known[index] = (team, key, found)
         return found

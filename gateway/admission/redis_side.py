@@ -35,6 +35,7 @@ from gateway.admission.local_buckets import LocalBuckets
 from gateway.admission.plan import Plan, tag
 from gateway.admission.pricing import cost_micros
 from gateway.admission.script_pipeline import OnSent, ScriptClient
+from gateway.admission.usage_breakdown import breakdown
 from gateway.config import AdmissionConfig, Price, RedisConfig
 from gateway.eventloop import KeptLoop
 from gateway.observability.metrics import Metrics
@@ -142,7 +143,7 @@ class Admission:
             plan.budget if plan.budget is not None else -1,
             plan.reserve,
             plan.est_tokens,
-            plan.model,
+            plan.label or plan.model,
         ]
         for bucket in plan.buckets:
             args += [bucket.limit, bucket.cost]
@@ -227,9 +228,11 @@ class Admission:
             self._timed("settle", began)
         return int(reply[0])
 
-    def count_usage(self, team: str, model: str, usage: Usage, cost: int) -> None:
+    def count_usage(self, plan: Plan, usage: Usage, cost: int) -> None:
         if self._metrics is not None:
-            self._metrics.count_usage(team, model or "unknown", usage, cost)
+            self._metrics.count_usage(
+                plan.team, plan.model or "unknown", plan.endpoint, usage, cost
+            )
 
     def settle_later(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
         """Settle off the response's critical path; `drain` waits for these at shutdown."""
@@ -336,28 +339,16 @@ class Admission:
         return left
 
     async def usage(self, team: str, budget: int | None, now: datetime) -> dict[str, Any]:
-        """This month's spend, holds and per-model counts of one team (the admin usage view)."""
+        """A month's spend and holds of one team, and its counts by model, endpoint and key
+        (the admin usage view)."""
         base, month = tag(team), month_key(now)
         spend = await self._redis.mget(f"{base}:spend:{month}", f"{base}:held:{month}")
         spend_micros = int(spend[0] or 0)
         held_micros = int(spend[1] or 0)
         fields = await self._redis.hgetall(f"{base}:usage:{month}")
-        models: dict[str, dict[str, int]] = {}
-        for raw_field, raw_value in fields.items():
-            name = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
-            kind, _, model = name.partition(":")
-            models.setdefault(model, {})[kind] = int(raw_value)
-        per_model = {
-            model: {
-                "requests": counts.get("requests", 0),
-                "prompt_tokens": counts.get("prompt", 0),
-                "completion_tokens": counts.get("completion", 0),
-                "cached_tokens": counts.get("cached", 0),
-                "reasoning_tokens": counts.get("reasoning", 0),
-                "expired_holds": counts.get("expired", 0),
-                "cost_usd": counts.get("cost", 0) / 1_000_000,
-            }
-            for model, counts in sorted(models.items())
+        counts = {
+            (name.decode() if isinstance(name, bytes) else str(name)): int(value)
+            for name, value in fields.items()
         }
         remaining = None if budget is None else max(budget - spend_micros - held_micros, 0)
         return {
@@ -370,7 +361,7 @@ class Admission:
             "remaining_usd": None if remaining is None else remaining / 1_000_000,
             "spent_micros": spend_micros,
             "held_micros": held_micros,
-            "models": per_model,
+            **breakdown(counts),
         }
 
     async def month_spend(self, teams: Sequence[str], now: datetime) -> list[int]:
@@ -447,7 +438,7 @@ class Ticket:
         self, usage: Usage | None, price: Price | None = None, model: str | None = None
     ) -> None:
         """Charge the real usage (the upstream answered); `model` names it when the plan
-        does not (pass-through calls are priced by the model that answered)."""
+        does not (pass-through calls are priced, and filed, by the model that answered)."""
         if self.done:
             return
         self.done = True
@@ -455,8 +446,10 @@ class Ticket:
         price = price or self.price
         cost = cost_micros(price, usage) if price is not None else 0
         self.usage, self.cost = usage, cost
+        if model and model != self.plan.model:
+            self.plan = self.plan.refiled(model)
         self.admission.settle_later(self.plan, usage, cost, release_weekly=False)
-        self.admission.count_usage(self.plan.team, model or self.plan.model, usage, cost)
+        self.admission.count_usage(self.plan, usage, cost)
 
     def release(self) -> None:
         """Nothing was generated (refused upstream, unreachable): free the hold and the message."""
@@ -474,7 +467,7 @@ class Ticket:
         usage = usage if usage is not None else Usage()
         self.usage, self.cost = usage, cost
         self.admission.settle_later(self.plan, usage, cost, release_weekly=False)
-        self.admission.count_usage(self.plan.team, self.plan.model, usage, cost)
+        self.admission.count_usage(self.plan, usage, cost)
 
     def settle_at_reserve(self) -> None:
         """Charge the whole worst case: the call goes on where the gateway cannot see its end
@@ -503,7 +496,7 @@ def _settle_call(
         usage.total_tokens,
         "1" if release_weekly else "0",
         len(buckets),
-        plan.model,
+        plan.label or plan.model,
         usage.prompt_tokens,
         usage.completion_tokens,
         usage.cached_tokens,

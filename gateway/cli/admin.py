@@ -77,11 +77,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     revoke.set_defaults(handler=keys_revoke)
 
     usage = subparsers.add_parser(
-        "usage", parents=[common], help="a team's spend this month, by model"
+        "usage", parents=[common], help="a team's spend this month, by model, endpoint and key"
     )
     usage.add_argument("team")
     usage.add_argument("--month", help="a past month, YYYY-MM (default: this month)")
     usage.add_argument("--json", action="store_true", help="the admin API's JSON, as it is")
+    usage.add_argument("--rows", action="store_true", help="also every (model, endpoint, key) row")
     usage.set_defaults(handler=team_usage)
 
 
@@ -389,26 +390,52 @@ def team_usage(client: httpx.Client, args: argparse.Namespace) -> int:
         ["resets", str(usage.get("resets_at", "-"))],
     ]
     print(table([], summary))
-    models: dict[str, dict[str, Any]] = usage.get("models") or {}
-    print()
-    if not models:
-        print("No requests this period.")
+    rows: list[dict[str, Any]] = usage.get("rows") or []
+    if not rows:
+        print("\nNo requests this period.")
         return 0
-    rows = [
-        [
-            model,
-            count(counts.get("requests", 0)),
-            count(counts.get("prompt_tokens", 0)),
-            count(counts.get("cached_tokens", 0)),
-            count(counts.get("completion_tokens", 0)),
-            count(counts.get("reasoning_tokens", 0)),
-            money(counts.get("cost_usd", 0)),
-        ]
-        for model, counts in models.items()
-    ]
-    headers = ["MODEL", "REQUESTS", "PROMPT", "CACHED", "COMPLETION", "REASONING", "COST"]
-    print(table(headers, rows, right={1, 2, 3, 4, 5, 6}))
+    for title, dimension in (("MODEL", "model"), ("ENDPOINT", "endpoint"), ("KEY", "key")):
+        by: dict[str, dict[str, Any]] = usage.get(f"by_{dimension}") or {}
+        print()
+        print(usage_table([title], [([shown(dimension, name)], by[name]) for name in by]))
+    if args.rows:
+        print()
+        print(
+            usage_table(
+                ["MODEL", "ENDPOINT", "KEY"],
+                [([shown(d, row[d]) for d in ("model", "endpoint", "key")], row) for row in rows],
+            )
+        )
     return 0
+
+
+USAGE_COLUMNS = (
+    ("REQUESTS", "requests"),
+    ("PROMPT", "prompt_tokens"),
+    ("CACHED", "cached_tokens"),
+    ("COMPLETION", "completion_tokens"),
+    ("REASONING", "reasoning_tokens"),
+    ("EXPIRED", "expired_holds"),
+)
+
+
+def usage_table(names: list[str], counted: Sequence[tuple[list[str], dict[str, Any]]]) -> str:
+    """One line per name (or names): its counts and its cost."""
+    lines = [
+        [*label, *(count(counts.get(field, 0)) for _, field in USAGE_COLUMNS),
+         money(counts.get("cost_usd", 0))]
+        for label, counts in counted
+    ]  # fmt: skip
+    headers = [*names, *(title for title, _ in USAGE_COLUMNS), "COST"]
+    return table(headers, lines, right=set(range(len(names), len(headers))))
+
+
+def shown(dimension: str, name: str) -> str:
+    """A breakdown's name as the table shows it: the anonymous team's key and a call that
+    named no model have none."""
+    if name:
+        return name
+    return "(anonymous)" if dimension == "key" else "-"
 
 
 # -- formatting -----------------------------------------------------------------------------------

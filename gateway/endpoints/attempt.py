@@ -335,7 +335,7 @@ class ModelAttempt(Attempt, ABC):
         assert self.model is not None
         plan = (
             gw.plan_shapes()
-            .get(self.caller.team, self.caller.key, self.model)
+            .get(self.caller.team, self.caller.key, self.model, endpoint=self.exchange.endpoint)
             .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap))
         )
         if early:

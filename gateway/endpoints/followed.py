@@ -46,7 +46,9 @@ async def create_followed(
 
     async def hold(attempt: Attempt) -> None:
         if gw.config.admission.enabled:
-            shape = gw.plan_shapes().get(caller.team, caller.key, model, counts_tokens=False)
+            shape = gw.plan_shapes().get(
+                caller.team, caller.key, model, endpoint=exchange.endpoint, counts_tokens=False
+            )
             plan = shape.plan(gw.new_hold_id(), est_tokens=0, reserve=reserve)
             await attempt.admit(dataclasses.replace(plan, hold_ttl_s=hold_s), None, 0)
 

@@ -162,7 +162,9 @@ class GovernedAttempt(Attempt):
     async def hold(self) -> None:
         gw, model = self.gw, self.config
         prompt, completion, reserve = worst_case(self.cost, self.payload, model)
-        shape = gw.plan_shapes().get(self.caller.team, self.caller.key, self.label)
+        shape = gw.plan_shapes().get(
+            self.caller.team, self.caller.key, self.label, endpoint=self.exchange.endpoint
+        )
         plan = shape.plan(gw.new_hold_id(), prompt + completion, reserve)
         await self.admit(plan, model.price, prompt)
 

@@ -142,7 +142,9 @@ async def counted(attempt: Attempt) -> None:
     gw, caller = attempt.gw, attempt.caller
     if not gw.config.admission.enabled:
         return
-    shape = gw.plan_shapes().get(caller.team, caller.key, "", counts_tokens=False)
+    shape = gw.plan_shapes().get(
+        caller.team, caller.key, "", endpoint=attempt.exchange.endpoint, counts_tokens=False
+    )
     await attempt.admit(shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0), None, 0)
     if attempt.ticket is not None:
         attempt.ticket.settle(None)

@@ -40,17 +40,28 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
         raise errors.not_served(request.method, request.url.path)
     body = await read_body(request, gw.config.server.max_body_bytes)
     named = _model_named(body)
-    if named is not None and allowed.charge == "usage":
-        # What it will report usage for must have a price: an unknown model is not served free.
-        found = gw.models.get(named) or await fine_tuned(gw, caller, named)
-        if found is None or not model_allowed(gw.config, caller.team, found[0]):
+    found = None
+    if named is not None:
+        found = gw.models.get(named)
+        if found is None and allowed.charge == "usage":
+            found = await fine_tuned(gw, caller, named)
+        if found is not None and not model_allowed(gw.config, caller.team, found[0]):
+            found = None
+        if found is None and allowed.charge == "usage":
+            # What it will report usage for must have a price: an unknown model is not served
+            # free.
             raise errors.model_not_found(named)
     attempt = Attempt(gw, request, exchange_of(request.scope), caller, path, model=None)
     try:
         if gw.config.admission.enabled:
             # Token use is unknown up front: count the request, charge the usage it reports.
-            shape = gw.plan_shapes().get(caller.team, caller.key, "", counts_tokens=False)
-            await attempt.admit(shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0), None, 0)
+            # Limits are those of no model; the usage is filed under the model the body names
+            # (and then the one that answered).
+            shape = gw.plan_shapes().get(
+                caller.team, caller.key, "", endpoint=attempt.exchange.endpoint, counts_tokens=False
+            )
+            plan = shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0)
+            await attempt.admit(plan if found is None else plan.refiled(found[0]), None, 0)
             if allowed.charge == "free" and attempt.ticket is not None:
                 attempt.ticket.settle(None)  # counted; nothing it reports is charged
         return await attempt.forward(body, stream=None)

@@ -104,15 +104,16 @@ class Metrics:
         )
         self.tokens = Counter(
             "gateway_tokens_total",
-            "Tokens charged, by team, model and kind (prompt, cached, completion, reasoning); "
-            "cached is part of prompt and reasoning part of completion, as OpenAI reports them.",
-            ["team", "model", "kind"],
+            "Tokens charged, by team, model, endpoint and kind (prompt, cached, completion, "
+            "reasoning); cached is part of prompt and reasoning part of completion, as OpenAI "
+            "reports them.",
+            ["team", "model", "endpoint", "kind"],
             registry=r,
         )
         self.spend = Counter(
             "gateway_spend_microdollars_total",
-            "Cost charged to teams, in micro-dollars (1e-6 USD).",
-            ["team", "model"],
+            "Cost charged to teams, in micro-dollars (1e-6 USD), by team, model and endpoint.",
+            ["team", "model", "endpoint"],
             registry=r,
         )
         self.refusals = Counter(
@@ -208,7 +209,7 @@ class Metrics:
         for outcome in ("fail_open", "fail_closed"):
             self.admission_degraded.labels(outcome)
         self._requests: dict[tuple[str, ...], Counter] = {}
-        self._usage: dict[tuple[str, str], tuple[Counter, ...]] = {}
+        self._usage: dict[tuple[str, str, str], tuple[Counter, ...]] = {}
         self._timers: dict[str, tuple[Histogram, Histogram, Histogram]] = {}
         self._redis_timers = {op: self.redis_duration.labels(op) for op in REDIS_OPS}
         # Route decisions (3 labels) and patches (2): the label counts keep the keys apart.
@@ -248,12 +249,13 @@ class Metrics:
         if overhead_s is not None:
             timers[2].observe(max(overhead_s, 0.0))
 
-    def count_usage(self, team: str, model: str, usage: Usage, cost: int) -> None:
-        children = self._usage.get((team, model))
+    def count_usage(self, team: str, model: str, endpoint: str, usage: Usage, cost: int) -> None:
+        labels = (team, model, endpoint)
+        children = self._usage.get(labels)
         if children is None:
-            children = self._usage[(team, model)] = (
-                *(self.tokens.labels(team, model, kind) for kind in TOKEN_KINDS),
-                self.spend.labels(team, model),
+            children = self._usage[labels] = (
+                *(self.tokens.labels(*labels, kind) for kind in TOKEN_KINDS),
+                self.spend.labels(*labels),
             )
         prompt, cached, completion, reasoning, spend = children
         prompt.inc(usage.prompt_tokens)

@@ -133,7 +133,7 @@ class Follower:
         ended = await kind.priced(job, record, read)
         plan = _plan(record["plan"])
         await self._admission.settle(plan, ended.usage, ended.cost, release_weekly=False)
-        self._admission.count_usage(plan.team, plan.model, ended.usage, ended.cost)
+        self._admission.count_usage(plan, ended.usage, ended.cost)
         for object_kind, object_id in ended.made:
             await self._owners.record(object_kind, record["team"], object_id, time.time())
         await self._redis.hdel(kind.open_key, job_id)

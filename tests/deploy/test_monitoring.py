@@ -221,6 +221,11 @@ teams:
     time.sleep(2.5)  # a few more samples, so rate() over the load has points on both sides
 
     assert scalar(prom_url, 'sum(gateway_spend_microdollars_total{team="busy"})') == busy_spend
+    embedded = sum(cost_micros(prices[m], u) for m, u in usages if m == "text-embedding-3-small")
+    by_endpoint = {"embeddings": embedded, "chat": all_spend - embedded}
+    for endpoint, value in by_endpoint.items():
+        found = scalar(prom_url, f'sum(gateway_spend_microdollars_total{{endpoint="{endpoint}"}})')
+        assert found == value, endpoint
     for kind, value in tokens.items():
         assert scalar(prom_url, f'sum(gateway_tokens_total{{kind="{kind}"}})') == value, kind
     assert tokens["reasoning"] > 0

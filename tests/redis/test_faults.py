@@ -53,6 +53,7 @@ from tests.conftest import (
     scrape,
     start_redis_server,
 )
+from tests.redis.admission.test_end_to_end import usage_by
 
 pytestmark = pytest.mark.redis
 
@@ -382,8 +383,7 @@ def test_redis_sigkill_mid_load_then_restart_loses_no_charge(
     assert answered(gw) == 26
     # The after-restart requests were admitted against Redis: their holds are in its index.
     store = redis.Redis.from_url(persistent_redis.url)
-    usage = store.hgetall(f"{{t:{TEAM}}}:usage:{month()}")
-    assert int(usage[b"requests:gpt-4o"]) >= 12 + 6
+    assert usage_by(store, TEAM, "model")["gpt-4o"]["requests"] >= 12 + 6
 
 
 # -- 2. Redis frozen ------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ PURE = (
     "gateway.admission.decision",
     "gateway.admission.local_buckets",
     "gateway.admission.auth_backoff",
+    "gateway.admission.usage_breakdown",
     "gateway.observability.record",
     "gateway.teams.records",
     "gateway.upstream.resilience",

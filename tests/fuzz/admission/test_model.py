@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, Phase, event, find, given, settings
 from hypothesis import strategies as st
 
 from gateway.admission.plan import tag
+from gateway.admission.usage_breakdown import usage_label
 from tests.admission_model import (
     DAY_MS,
     AdmissionModel,
@@ -37,6 +39,8 @@ from tests.conftest import ROOT
 LUA = ROOT.joinpath("gateway", "admission", "admission.lua").read_text()
 TEAMS = ("a", "b")
 MODELS = ("m1", "m2")
+# What a model's usage is filed under (model, endpoint, key), as the gateway labels it.
+LABELS = (usage_label("m1", "chat", "key_1"), usage_label("m2", "responses", ""))
 # Buckets expire 1 s (real time) after they would be full; the model has no real-time clock, so an
 # example stops issuing calls before any key it wrote can have expired.
 REAL_TIME_LIMIT_S = 0.75
@@ -249,7 +253,7 @@ class Runner:
             op.budget if op.budget is not None else -1,
             op.reserve,
             op.est_tokens,
-            MODELS[op.model],
+            LABELS[op.model],
         ]
         for b in buckets:
             args += [b.limit, b.cost]
@@ -266,7 +270,7 @@ class Runner:
             op.budget,
             op.reserve,
             op.est_tokens,
-            MODELS[op.model],
+            LABELS[op.model],
         )
         return got, expected
 
@@ -289,7 +293,7 @@ class Runner:
             op.actual_tokens,
             "1" if op.release_weekly else "0",
             len(buckets),
-            MODELS[op.model],
+            LABELS[op.model],
             *op.usage,
             *(b.limit for b in buckets),
         ]
@@ -301,7 +305,7 @@ class Runner:
             op.cost,
             op.actual_tokens,
             op.release_weekly,
-            MODELS[op.model],
+            LABELS[op.model],
             op.usage,
             buckets,
         )
@@ -391,7 +395,24 @@ class ExpiryForgiven(AdmissionModel):
             del pending[hold_id]
 
 
-@pytest.mark.parametrize("buggy", [ExactFitRefused, RetriesChargeAgain, ExpiryForgiven])
+class LabelNotKept(AdmissionModel):
+    """A hold that does not keep its label: what is charged of it is filed under the label of
+    the call at hand, so an expired hold's correction lands on another row than its reserve."""
+
+    def settle(self, base: str, hold_id: str, *args: Any, **kwargs: Any) -> list[int]:
+        hold = self.holds.get(f"{base}:hold:{hold_id}")
+        if hold is None or hold.status == "settled":
+            return super().settle(base, hold_id, *args, **kwargs)
+        kept, hold.label = hold.label, args[4]
+        try:
+            return super().settle(base, hold_id, *args, **kwargs)
+        finally:
+            hold.label = kept
+
+
+@pytest.mark.parametrize(
+    "buggy", [ExactFitRefused, RetriesChargeAgain, ExpiryForgiven, LabelNotKept]
+)
 def test_random_sequences_catch_a_wrong_model(
     client: redis.Redis, buggy: type[AdmissionModel]
 ) -> None:
@@ -432,6 +453,8 @@ MINIMAL = [
     (RetriesChargeAgain, [free_admit(), free_admit(replay_of=0)]),
     # A hold swept after expiry is counted in the usage hash (expired:m1) and charged its reserve.
     (ExpiryForgiven, [free_admit(), Advance(1), free_admit()]),
+    # The settle of an expired hold names another label: the correction goes to the hold's row.
+    (LabelNotKept, [free_admit(), Advance(1), Settle(0, False, 1, 0, False, None, 1, (0,) * 4)]),
 ]
 
 

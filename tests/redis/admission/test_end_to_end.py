@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from gateway.admission.pricing import cost_micros
+from gateway.admission.usage_breakdown import breakdown
 from gateway.config import Price
 from gateway.wire.usage import Usage
 from tests.conftest import (
@@ -74,6 +75,14 @@ def sdk(server: ServerThread, team: str, retries: int = 0) -> openai.OpenAI:
 
 def month() -> str:
     return datetime.now(UTC).strftime("%Y-%m")
+
+
+def usage_by(store: redis.Redis, team: str, dimension: str) -> dict[str, dict[str, Any]]:
+    """A team's usage counters this month summed by `dimension` (model, endpoint or key)."""
+    fields = store.hgetall(f"{{t:{team}}}:usage:{month()}")
+    return breakdown({name.decode(): int(value) for name, value in fields.items()})[
+        f"by_{dimension}"
+    ]
 
 
 def spend(store: redis.Redis, team: str) -> tuple[int, int]:
@@ -167,9 +176,9 @@ def test_completion_is_charged_its_exact_cost(gateway: ServerThread, store: redi
         GPT_4O, Usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
     )
     assert spend(store, "metered") == (expected, 0)
-    usage = store.hgetall(f"{{t:metered}}:usage:{month()}")
-    assert int(usage[b"requests:gpt-4o"]) == 1
-    assert int(usage[b"prompt:gpt-4o"]) == completion.usage.prompt_tokens
+    counted = usage_by(store, "metered", "model")["gpt-4o"]
+    assert counted["requests"] == 1
+    assert counted["prompt_tokens"] == completion.usage.prompt_tokens
 
 
 def test_stream_is_charged_from_its_usage_chunk_which_the_caller_did_not_ask_for(

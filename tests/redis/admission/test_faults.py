@@ -180,7 +180,7 @@ async def test_a_hold_left_by_a_killed_gateway_is_charged_its_reserve(
     assert await observer.zcard(f"{tag('t1')}:holds") == 0
     assert await observer.hget(f"{tag('t1')}:hold:lost", "s") == b"expired"
     usage = await other.usage("t1", 10_000, datetime.now(UTC))
-    assert usage["models"]["o1-preview"]["expired_holds"] == 1
+    assert usage["by_model"]["o1-preview"]["expired_holds"] == 1
 
 
 async def test_no_key_is_left_without_an_expiry_after_a_mixed_workload(

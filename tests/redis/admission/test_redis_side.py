@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as redis
@@ -12,6 +14,7 @@ import redis.asyncio as redis
 from gateway.admission.decision import BUDGET
 from gateway.admission.plan import REQUESTS, RPM, TOKENS, TPM, Bucket, Plan, WeeklyCap, tag
 from gateway.admission.redis_side import Admission
+from gateway.admission.usage_breakdown import usage_label
 from gateway.config import AdmissionConfig, RedisConfig
 from gateway.runtime.redis_connection import open_redis
 from gateway.wire.usage import Usage
@@ -136,6 +139,25 @@ async def test_an_expired_hold_is_charged_its_reserve_and_a_late_settle_corrects
     assert await admission.settle(plan, Usage(3, 4), 250, release_weekly=False) == 1
     corrected = await admission.admit(make_plan(budget=10_000, reserve=0))
     assert (corrected.spend, corrected.held) == (250, 0)
+
+
+async def test_an_expired_holds_correction_is_filed_where_its_reserve_was(
+    client: redis.Redis,
+) -> None:
+    admission = Admission(client, AdmissionConfig(hold_ttl_s=0.2))
+    plan = dataclasses.replace(
+        make_plan(budget=10_000, reserve=1000), label=usage_label("", "threads", "key_1")
+    )
+    await admission.admit(plan.refiled("gpt-4o"))
+    await asyncio.sleep(0.3)
+    await admission.admit(make_plan(budget=10_000, reserve=0))  # any call sweeps
+    # The late settle names the model that answered: the hold keeps the row it was filed on.
+    assert await admission.settle(plan.refiled("gpt-4o-mini"), Usage(3, 4), 250, False) == 1
+    usage = await admission.usage("t1", 10_000, datetime.now(UTC))
+    row = {(r["model"], r["endpoint"], r["key"]): r for r in usage["rows"]}
+    assert row[("gpt-4o", "threads", "key_1")]["cost_micros"] == 250
+    assert row[("gpt-4o", "threads", "key_1")]["expired_holds"] == 1
+    assert ("gpt-4o-mini", "threads", "key_1") not in row
 
 
 async def test_token_limits_settle_to_real_usage(client: redis.Redis) -> None:

@@ -18,7 +18,7 @@ from gateway.admission.pricing import cost_micros
 from gateway.config import Price
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
-from tests.redis.admission.test_end_to_end import month, spend
+from tests.redis.admission.test_end_to_end import spend, usage_by
 
 KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("poor", "small", "metered", "other")}
 PRICES = {
@@ -116,8 +116,9 @@ def test_each_response_is_charged_exactly_its_usage(
         assert client.responses.retrieve(plain.id).id == plain.id
         assert client.responses.retrieve(final.id).id == final.id
     assert spend(store, "metered") == (expected, 0)
-    usage = store.hgetall(f"{{t:metered}}:usage:{month()}")
-    assert int(usage[b"requests:gpt-4o"]) == 2 and int(usage[b"requests:o1-mini"]) == 2
+    counted = usage_by(store, "metered", "model")
+    assert counted["gpt-4o"]["requests"] == 2 and counted["o1-mini"]["requests"] == 2
+    assert list(usage_by(store, "metered", "endpoint")) == ["responses"]
 
 
 def leave_after_ten_deltas(gateway: ServerThread, model: str, answer: str) -> None:

@@ -53,7 +53,7 @@ def settled_usage(url: str, team: str) -> tuple[int, int]:
             f"{url}/admin/teams/{team}/usage", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
         ).json()
         if usage["held_micros"] == 0 or time.monotonic() > deadline:
-            calls = usage["models"].get("gpt-4o", {}).get("requests", 0)
+            calls = usage["by_model"].get("gpt-4o", {}).get("requests", 0)
             return int(usage["spent_micros"]), calls
 
 

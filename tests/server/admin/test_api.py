@@ -242,7 +242,8 @@ def test_usage_reports_the_teams_budget(admin: httpx.Client) -> None:
     assert admin.get("/teams/test/usage").json()["budget_usd"] == 12.0
     assert admin.get("/teams/nobody/usage").status_code == 404
     past = admin.get("/teams/test/usage", params={"month": "2025-02"}).json()
-    assert (past["period"], past["spent_micros"], past["models"]) == ("2025-02", 0, {})
+    assert (past["period"], past["spent_micros"], past["rows"]) == ("2025-02", 0, [])
+    assert past["by_model"] == past["by_endpoint"] == past["by_key"] == {}
     assert admin.get("/teams/test/usage", params={"month": "2025-13"}).status_code == 400
 
 

@@ -7,11 +7,12 @@ import re
 from collections.abc import Callable
 
 import httpx
+import openai
 import pytest
 
 from gateway.cli.admin import MEMORY_NOTE
 from gateway.cli.main import main
-from tests.conftest import GatewayFactory, ServerThread, free_port
+from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread, free_port
 
 ADMIN_KEY = "adm-cli-key-0123456789-0123456789"
 Cli = Callable[..., tuple[int, str, str]]
@@ -131,6 +132,30 @@ def test_usage_prints_the_budget_and_a_table(cli: Cli) -> None:
     assert re.search(r"remaining\s+\$", out)
     code, out, _ = cli("usage", "test", "--month", "2025-02", "--json")
     assert code == 0 and json.loads(out)["period"] == "2025-02"
+
+
+def test_usage_breaks_spend_down_by_model_endpoint_and_key(cli: Cli, gateway: ServerThread) -> None:
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+    client.embeddings.create(model="text-embedding-3-small", input="Hi")
+    code, out, _ = cli("usage", "test", "--json")
+    usage = json.loads(out)
+    (key_id,) = usage["by_key"]
+    code, out, _ = cli("usage", "test", "--rows")
+    assert code == 0
+    tables = out.strip().split("\n\n")[2:]  # after the title and the summary
+    assert [t.split()[0] for t in tables] == ["MODEL", "ENDPOINT", "KEY", "MODEL"]
+    by_endpoint = tables[1].splitlines()
+    assert by_endpoint[0].split() == [
+        "ENDPOINT", "REQUESTS", "PROMPT", "CACHED", "COMPLETION", "REASONING", "EXPIRED", "COST",
+    ]  # fmt: skip
+    assert [line.split()[:2] for line in by_endpoint[1:]] == [["chat", "1"], ["embeddings", "1"]]
+    assert tables[2].splitlines()[1].split()[:2] == [key_id, "2"]
+    rows = [line.split()[:4] for line in tables[3].splitlines()[1:]]
+    assert rows == [
+        ["gpt-4o", "chat", key_id, "1"],
+        ["text-embedding-3-small", "embeddings", key_id, "1"],
+    ]
 
 
 def test_api_errors_exit_1_with_the_message(cli: Cli) -> None:

@@ -66,8 +66,10 @@ def test_falls_back_when_a_model_keeps_failing_and_charges_what_ran(
     assert metric(server, 'gateway_upstream_retries_total{model="o1-preview"}') == 2
     assert metric(server, "gateway_upstream_fallbacks_total{") == 1
     # Only o1-mini ran, so only o1-mini was charged.
-    assert metric(server, 'gateway_spend_microdollars_total{model="o1-preview"') == 0
-    assert metric(server, 'gateway_spend_microdollars_total{model="o1-mini"') > 0
+    assert (
+        metric(server, 'gateway_spend_microdollars_total{endpoint="chat",model="o1-preview"') == 0
+    )
+    assert metric(server, 'gateway_spend_microdollars_total{endpoint="chat",model="o1-mini"') > 0
 
 
 def test_an_open_circuit_sends_requests_to_the_fallback_at_once_and_a_probe_closes_it(

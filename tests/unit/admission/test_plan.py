@@ -3,6 +3,7 @@ from __future__ import annotations
 from gateway.admission.plan import (
     REQUESTS,
     TOKENS,
+    PlanShapes,
     merge,
     model_allowed,
     plan,
@@ -71,7 +72,9 @@ def test_merge_prefers_the_override_field_by_field() -> None:
 def test_plan_has_team_and_key_buckets_under_one_hash_tag() -> None:
     team = Team("platform", "tier-5", limits=Limits(profile="chatgpt-plus"))
     key = Key("key_1", "platform", "0" * 64, limits=Limits(requests_per_minute=3))
-    p = plan(CONFIG, team, key, "o1-preview", hold_id="h", est_tokens=1200, reserve=77)
+    p = plan(
+        CONFIG, team, key, "o1-preview", hold_id="h", est_tokens=1200, reserve=77, endpoint="chat"
+    )
     assert all(b.key.startswith(tag("platform") + ":") for b in p.buckets)
     kinds = [(b.scope, b.kind, b.limit, b.cost) for b in p.buckets]
     assert kinds == [
@@ -82,6 +85,7 @@ def test_plan_has_team_and_key_buckets_under_one_hash_tag() -> None:
     ]
     assert [(w.scope, w.cap) for w in p.weekly] == [("team platform", 30)]
     assert (p.budget, p.reserve, p.est_tokens) == (50_000_000_000, 77, 1200)
+    assert (p.endpoint, p.label) == ("chat", "o1-preview\tchat\tkey_1")
 
 
 def test_pass_through_plans_count_requests_only() -> None:
@@ -93,6 +97,20 @@ def test_pass_through_plans_count_requests_only() -> None:
         hold_id="h",
         est_tokens=0,
         reserve=0,
+        endpoint="other",
         counts_tokens=False,
     )
     assert [b.kind for b in p.buckets] == [REQUESTS]
+    # Its usage is filed under the model it names or answers with; its limits stay the same.
+    filed = p.refiled("gpt-4o")
+    assert (filed.model, filed.label, filed.buckets) == ("gpt-4o", "gpt-4o\tother\t", p.buckets)
+
+
+def test_plan_shapes_are_remembered_per_endpoint() -> None:
+    shapes, team = PlanShapes(CONFIG), Team("t", "tier-5")
+    key = Key("key_1", "t", "0" * 64)
+    chat = shapes.get(team, key, "gpt-4o", endpoint="chat")
+    assert shapes.get(team, key, "gpt-4o", endpoint="chat") is chat
+    batch = shapes.get(team, key, "gpt-4o", endpoint="batches")
+    assert (chat.label, batch.label) == ("gpt-4o\tchat\tkey_1", "gpt-4o\tbatches\tkey_1")
+    assert batch.slots == chat.slots  # the same limits, filed apart

@@ -34,16 +34,20 @@ def test_route_reasons_are_a_closed_set() -> None:
     assert route_reason(Decision("o1-mini", 0.9, "science", stepped)) == "budget_step_down"
 
 
-def test_usage_counts_every_kind_and_the_spend() -> None:
+def test_usage_counts_every_kind_and_the_spend_by_endpoint() -> None:
     metrics = Metrics()
     usage = Usage(prompt_tokens=100, completion_tokens=50, cached_tokens=20, reasoning_tokens=30)
-    metrics.count_usage("t", "o1-mini", usage, 1234)
-    metrics.count_usage("t", "o1-mini", usage, 1)
+    metrics.count_usage("t", "o1-mini", "chat", usage, 1234)
+    metrics.count_usage("t", "o1-mini", "chat", usage, 1)
+    metrics.count_usage("t", "o1-mini", "responses", usage, 7)
     body, _ = metrics.render("", True, [])
     text = body.decode()
-    assert 'gateway_spend_microdollars_total{model="o1-mini",team="t"} 1235.0' in text
+    spend = "gateway_spend_microdollars_total"
+    assert f'{spend}{{endpoint="chat",model="o1-mini",team="t"}} 1235.0' in text
+    assert f'{spend}{{endpoint="responses",model="o1-mini",team="t"}} 7.0' in text
     for kind, value in (("prompt", 200), ("cached", 40), ("completion", 100), ("reasoning", 60)):
-        assert f'gateway_tokens_total{{kind="{kind}",model="o1-mini",team="t"}} {value}.0' in text
+        labels = f'endpoint="chat",kind="{kind}",model="o1-mini",team="t"'
+        assert f"gateway_tokens_total{{{labels}}} {value}.0" in text
 
 
 def test_scrape_time_gauges_and_formats() -> None:
