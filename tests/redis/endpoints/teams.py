@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -43,12 +44,16 @@ def serve_teams(
     redis_server: str,
     tmp_path: Path,
     teams: dict[str, dict[str, str]],
+    *,
+    knobs: bool = True,
+    **sections: Any,
 ) -> ServerThread:
-    """A gateway on `redis_server` knowing `teams`, passing the simulator's `x-sim-*` knobs on."""
+    """A gateway on `redis_server` knowing `teams`, passing the simulator's `x-sim-*` knobs on
+    (unless `knobs` is False); `sections` replace more of its config."""
     path = tmp_path / "teams.yaml"
     path.write_text(teams_yaml(teams))
+    if knobs:
+        sections.setdefault("upstream", {"forward_header_prefixes": ("x-sim-",)})
     return start_gateway(
-        redis={"url": redis_server},
-        admission={"teams_file": str(path)},
-        upstream={"forward_header_prefixes": ("x-sim-",)},
+        redis={"url": redis_server}, admission={"teams_file": str(path)}, **sections
     )

@@ -48,11 +48,6 @@ def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) ->
 
 
 @pytest.fixture
-def store(redis_server: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_server)
-
-
-@pytest.fixture
 def measure(gateway: ServerThread, simulator: ServerThread, store: redis.Redis) -> Measure:
     """Make a call as team payer: (what the team was charged, what upstream billed, the
     answer)."""

@@ -6,7 +6,6 @@ cannot hold every line's worst case."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import time
 from pathlib import Path
@@ -18,50 +17,24 @@ import orjson
 import pytest
 import redis
 
-from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
+from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import billed, key_of, sdk, serve_teams
 
-KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("payer", "other", "poor", "small")}
+KEYS = {name: key_of(name) for name in ("payer", "other", "poor", "small")}
 
 
-def teams_yaml() -> str:
-    def key(name: str) -> str:
-        digest = hashlib.sha256(KEYS[name].encode()).hexdigest()
-        return f"    keys: [{{name: k, sha256: {digest}}}]\n"
-
-    return (
-        "teams:\n"
-        "  - name: payer\n    tier: tier-5\n" + key("payer")
-        + "  - name: other\n    tier: tier-5\n" + key("other")
-        + "  - name: poor\n    tier: tier-5\n    budget_usd: 0.01\n" + key("poor")
-        + "  - name: small\n    tier: free\n" + key("small")
-    )  # fmt: skip
+TEAMS: dict[str, dict[str, str]] = {
+    "payer": {"tier": "tier-5"},
+    "other": {"tier": "tier-5"},
+    "poor": {"tier": "tier-5", "budget_usd": "0.01"},
+    "small": {"tier": "free"},
+}
 
 
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
-    path = tmp_path / "teams.yaml"
-    path.write_text(teams_yaml())
-    return start_gateway(
-        redis={"url": redis_server},
-        admission={"teams_file": str(path)},
-        upstream={"forward_header_prefixes": ("x-sim-",)},
-        batches={"poll_s": 0.2},
-    )
-
-
-@pytest.fixture
-def store(redis_server: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_server)
-
-
-def sdk(server: ServerThread, team: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
-
-
-def billed(simulator: ServerThread) -> int:
-    bill = httpx.get(f"{simulator.url}/_sim/bill").json()
-    return int(bill["by_key"].get(SIM_KEY, {}).get("total_micros", 0))
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, batches={"poll_s": 0.2})
 
 
 def input_file(client: openai.OpenAI, model: str = "gpt-4o-mini", lines: int = 3) -> str:

@@ -5,7 +5,6 @@ before anything reaches upstream."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,45 +14,23 @@ import openai
 import pytest
 import redis
 
-from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
+from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import billed, key_of, sdk, serve_teams
 
-KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("payer", "broke")}
+KEYS = {name: key_of(name) for name in ("payer", "broke")}
 AUDIO = b"\x00" * 48_000  # three seconds, by the simulator's 16 kB a second
 
 
-def teams_yaml() -> str:
-    def key(name: str) -> str:
-        digest = hashlib.sha256(KEYS[name].encode()).hexdigest()
-        return f"    keys: [{{name: k, sha256: {digest}}}]\n"
-
-    return (
-        "teams:\n"
-        "  - name: payer\n    tier: tier-5\n" + key("payer")
-        + "  - name: broke\n    tier: tier-5\n    budget_usd: 0.000001\n" + key("broke")
-    )  # fmt: skip
+TEAMS: dict[str, dict[str, str]] = {
+    "payer": {"tier": "tier-5"},
+    "broke": {"tier": "tier-5", "budget_usd": "0.000001"},
+}
 
 
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
-    path = tmp_path / "teams.yaml"
-    path.write_text(teams_yaml())
-    return start_gateway(redis={"url": redis_server}, admission={"teams_file": str(path)})
-
-
-@pytest.fixture
-def store(redis_server: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_server)
-
-
-def sdk(server: ServerThread, team: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
-
-
-def billed(simulator: ServerThread) -> int:
-    """What OpenAI would have charged the gateway's upstream key since the bill was reset."""
-    bill = httpx.get(f"{simulator.url}/_sim/bill").json()
-    return int(bill["by_key"].get(SIM_KEY, {}).get("total_micros", 0))
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, knobs=False)
 
 
 HELLO: Any = [{"role": "user", "content": "Say hello."}]

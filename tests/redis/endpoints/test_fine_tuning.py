@@ -29,20 +29,17 @@ from gateway.runtime.follower import Follower
 from gateway.runtime.tuning_jobs import TuningJobs
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import month, spend
-from tests.redis.endpoints.test_batches import sdk, teams_yaml  # the same four teams
+from tests.redis.endpoints.teams import sdk, serve_teams
+from tests.redis.endpoints.test_batches import TEAMS  # the same four teams
 
 HI: Any = [{"role": "user", "content": "Hi"}]
 
 
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
-    path = tmp_path / "teams.yaml"
-    path.write_text(teams_yaml())
     # The gateway's own follower waits an hour between looks: the tests run it (`follow`).
-    return start_gateway(
-        redis={"url": redis_server},
-        admission={"teams_file": str(path)},
-        fine_tuning={"poll_s": 3600},
+    return serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, fine_tuning={"poll_s": 3600}
     )
 
 
@@ -62,11 +59,6 @@ def follow(redis_server: str, simulator: ServerThread) -> Callable[[], None]:
             await gw.close()
 
     return lambda: asyncio.run(once())
-
-
-@pytest.fixture
-def store(redis_server: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_server)
 
 
 def bill(simulator: ServerThread) -> list[dict[str, Any]]:
@@ -296,12 +288,9 @@ def test_a_cancelled_job_is_charged_what_it_trained_nothing(
 def test_the_gateway_follows_a_job_that_fails_and_charges_it_nothing(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
 ) -> None:
-    path = tmp_path / "teams.yaml"
-    path.write_text(teams_yaml())
-    gateway = start_gateway(
-        redis={"url": redis_server}, admission={"teams_file": str(path)},
-        fine_tuning={"poll_s": 0.1},
-    )  # fmt: skip
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, fine_tuning={"poll_s": 0.1}
+    )
     client = sdk(gateway, "payer")
     broken = client.files.create(file=("train.jsonl", b"not json\n"), purpose="fine-tune").id
     job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=broken)

@@ -4,7 +4,6 @@ held under concurrency, the charge settled to the usage upstream reports."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from pathlib import Path
 
@@ -18,44 +17,24 @@ from gateway.config import Price
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import key_of, sdk, serve_teams
 
-KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("tiny", "nickel", "metered", "small")}
+KEYS = {name: key_of(name) for name in ("tiny", "nickel", "metered", "small")}
 EMBEDDING = Price(input=20_000)
 LONG_TEXT = " ".join(["tokens"] * 200)
 
 
-def teams_yaml() -> str:
-    def key(name: str) -> str:
-        digest = hashlib.sha256(KEYS[name].encode()).hexdigest()
-        return f"    keys: [{{name: k, sha256: {digest}}}]\n"
-
-    return (
-        "teams:\n"
-        "  - name: tiny\n    tier: tier-5\n    budget_usd: 0.000001\n" + key("tiny")
-        + "  - name: nickel\n    tier: tier-5\n    budget_usd: 0.05\n" + key("nickel")
-        + "  - name: metered\n    tier: tier-5\n" + key("metered")
-        + "  - name: small\n    tier: free\n" + key("small")
-    )  # fmt: skip
+TEAMS: dict[str, dict[str, str]] = {
+    "tiny": {"tier": "tier-5", "budget_usd": "0.000001"},
+    "nickel": {"tier": "tier-5", "budget_usd": "0.05"},
+    "metered": {"tier": "tier-5"},
+    "small": {"tier": "free"},
+}
 
 
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
-    path = tmp_path / "teams.yaml"
-    path.write_text(teams_yaml())
-    return start_gateway(
-        redis={"url": redis_server},
-        admission={"teams_file": str(path)},
-        upstream={"forward_header_prefixes": ("x-sim-",)},
-    )
-
-
-@pytest.fixture
-def store(redis_server: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_server)
-
-
-def sdk(server: ServerThread, team: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
 
 
 def test_embeddings_are_charged_their_usage(gateway: ServerThread, store: redis.Redis) -> None:

@@ -5,7 +5,6 @@ and a 404 when its own request names them; the owner pages through its own, eith
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,33 +16,21 @@ import redis
 
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import key_of, sdk, serve_teams
 
-KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("a", "b")}
+KEYS = {name: key_of(name) for name in ("a", "b")}
 HI: Any = [{"role": "user", "content": "Say hi."}]
 
 
-def teams_yaml() -> str:
-    out = "teams:\n"
-    for name, key in KEYS.items():
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        out += f"  - name: {name}\n    tier: tier-5\n    keys: [{{name: k, sha256: {digest}}}]\n"
-    return out
+TEAMS: dict[str, dict[str, str]] = {
+    "a": {"tier": "tier-5"},
+    "b": {"tier": "tier-5"},
+}
 
 
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
-    path = tmp_path / "teams.yaml"
-    path.write_text(teams_yaml())
-    return start_gateway(redis={"url": redis_server}, admission={"teams_file": str(path)})
-
-
-@pytest.fixture
-def store(redis_server: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_server)
-
-
-def sdk(server: ServerThread, team: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, knobs=False)
 
 
 def not_found(call: Callable[[], object]) -> dict[str, Any]:

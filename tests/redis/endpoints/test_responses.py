@@ -5,7 +5,6 @@ a model outside the team's tier is not found. Native (gpt-4o) and translated (o1
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,9 @@ from gateway.config import Price
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend, usage_by
+from tests.redis.endpoints.teams import key_of, sdk, serve_teams
 
-KEYS = {name: f"sk-gw-{name}-0123456789abcdef" for name in ("poor", "small", "metered", "other")}
+KEYS = {name: key_of(name) for name in ("poor", "small", "metered", "other")}
 PRICES = {
     "gpt-4o": Price(input=2_500_000, cached_input=1_250_000, output=10_000_000),
     "o1-mini": Price(input=3_000_000, cached_input=1_500_000, output=12_000_000),
@@ -28,38 +28,17 @@ PRICES = {
 MODELS = ("gpt-4o", "o1-mini")  # served natively; served by translation to chat
 
 
-def teams_yaml() -> str:
-    def key(name: str) -> str:
-        digest = hashlib.sha256(KEYS[name].encode()).hexdigest()
-        return f"    keys: [{{name: k, sha256: {digest}}}]\n"
-
-    return (
-        "teams:\n"
-        "  - name: poor\n    tier: tier-5\n    budget_usd: 0.01\n" + key("poor")
-        + "  - name: small\n    tier: tier-1\n" + key("small")
-        + "  - name: metered\n    tier: tier-5\n" + key("metered")
-        + "  - name: other\n    tier: tier-5\n" + key("other")
-    )  # fmt: skip
+TEAMS: dict[str, dict[str, str]] = {
+    "poor": {"tier": "tier-5", "budget_usd": "0.01"},
+    "small": {"tier": "tier-1"},
+    "metered": {"tier": "tier-5"},
+    "other": {"tier": "tier-5"},
+}
 
 
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
-    path = tmp_path / "teams.yaml"
-    path.write_text(teams_yaml())
-    return start_gateway(
-        redis={"url": redis_server},
-        admission={"teams_file": str(path)},
-        upstream={"forward_header_prefixes": ("x-sim-",)},
-    )
-
-
-@pytest.fixture
-def store(redis_server: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_server)
-
-
-def sdk(server: ServerThread, team: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
 
 
 def priced(model: str, usage: Any) -> int:
@@ -204,11 +183,7 @@ def test_a_background_response_is_charged_its_usage_once_it_ends(
 ) -> None:
     """Its answer comes later: the gateway holds the worst case, follows the response upstream
     and, once it ended, charges the usage it reports (not the hold)."""
-    path = tmp_path / "teams.yaml"
-    path.write_text(teams_yaml())
-    gateway = start_gateway(
-        redis={"url": redis_server}, admission={"teams_file": str(path)}, responses={"poll_s": 0.2}
-    )
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, responses={"poll_s": 0.2})
     client = sdk(gateway, "metered")
     queued = client.responses.create(model="gpt-4o", input="Think slowly.", background=True)
     assert queued.status == "queued" and queued.usage is None
