@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import compress
 from typing import Final, NamedTuple
 
 _SI_LETTER = re.compile(r"\d ?(?:K|J|N|V|W|T|Pa|A)\b")
@@ -31,6 +32,10 @@ _SUBPART = re.compile(rb"\n[ \t]*(?:\(?[a-h1-9][).]\s|part\s+\w|sub-?problem|ste
 _MATH_SYMBOLS: Final = tuple(
     symbol.encode() for symbol in "\u221a\u222b\u03c0\u2264\u2265\u00d7\u00f7\u2248\u00b1\u221e"
 )
+# Two-character marks of code; each is searched for only when its first character is there
+# (a single-byte count is a fast memory scan). "=" comes first: its count is reused.
+_CODE_MARKS: Final = (b"==", b"=>", b"->", b"::", b"()", b";\n", b"{\n", b"&&")
+_CODE_MARK_FIRSTS: Final = tuple(mark[:1] for mark in _CODE_MARKS)
 DOMAINS: Final = ("general", "code", "math", "science")
 _ONE_HOT: Final = {
     name: tuple(1.0 if other == name else 0.0 for other in DOMAINS) for name in DOMAINS
@@ -79,22 +84,9 @@ def measure(text: str, lower: bytes, kinds: dict[str, int], numbers: int) -> Sig
         code_words += 1
         kinds = {**kinds, "code": code_words, "code_noun": kinds["code_noun"] + 1}
     fences = lower.count(b"```") + lower.count(b"~~~")
-    eq, gt, colon, paren, semi, brace, amp = map(lower.count, b"=>:(;{&")
-    syntax = kinds["code_kw"] // 2
-    if eq:
-        syntax += lower.count(b"==") + lower.count(b"=>")
-    if gt:
-        syntax += lower.count(b"->")
-    if colon:
-        syntax += lower.count(b"::")
-    if paren:
-        syntax += lower.count(b"()")
-    if semi:
-        syntax += lower.count(b";\n")
-    if brace:
-        syntax += lower.count(b"{\n")
-    if amp:
-        syntax += lower.count(b"&&")
+    present = list(map(lower.count, _CODE_MARK_FIRSTS))
+    eq = present[0]
+    syntax = kinds["code_kw"] // 2 + sum(map(lower.count, compress(_CODE_MARKS, present)))
     code_intent = 1 if kinds["code_verb"] and kinds["code_noun"] else 0
     latex = 0
     if b"\\" in lower:
