@@ -11,7 +11,10 @@ Reads labelled prompts (JSON lines with `prompt`, `class`, `acceptable`; by defa
 * the median and p99 microseconds per decision over the prompts;
 * the median over synthetic prompts of 100 B .. 1 MB with microseconds per KB, so linear growth
   (constant us/KB) and the bounded head+tail scan (falling us/KB past ~8 KB) are visible;
-* per-class acceptable accuracy and the share of hard prompts sent to gpt-4o;
+* per-class acceptable accuracy, the share of hard prompts sent to gpt-4o and of general
+  prompts sent to a reasoning model, on the prompts and on tests/data/router_holdout.jsonl
+  (the prompts are marked in-sample when the router's weights were trained on them: the
+  dev set is; its leave-one-source-out estimate is `python -m bench.router_train --loso`);
 * the estimated price of routing relative to sending every prompt to o1-preview (tokens ~
   len/4; 500 output tokens, x4 for o1 reasoning tokens).
 
@@ -21,6 +24,7 @@ The report goes to bench/results/ too.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -32,31 +36,15 @@ from typing import Any
 from bench.measurement import percentile
 from bench.processes import ROOT
 from bench.results import add_results_option, write_results
-from gateway.admission.pricing import cost_micros
-from gateway.config import Price
+from bench.router_cost import PRICES, estimated_cost_micros
 from gateway.routing import evaluation
-from gateway.routing.heuristic import route_text
-from gateway.wire.usage import Usage
+from gateway.routing.heuristic import MODEL, route_text
+
+__all__ = ["estimated_cost_micros", "main", "size_label"]
 
 DEV = ROOT.parent / "shared" / "routing" / "dev.jsonl"
-
-# Integer micro-dollars per 1M tokens (input, cached input, output): list prices, fixed here
-# so that the ratio does not move when the gateway's configured prices do.
-PRICES = {
-    "o1-preview": Price(input=15_000_000, cached_input=7_500_000, output=60_000_000),
-    "o1-mini": Price(input=3_000_000, cached_input=1_500_000, output=12_000_000),
-    "gpt-4o": Price(input=2_500_000, cached_input=1_250_000, output=10_000_000),
-}
-OUTPUT_TOKENS = 500
-REASONING_FACTOR = 4  # o1 models bill their hidden reasoning tokens as output
+HOLDOUT = ROOT / "tests" / "data" / "router_holdout.jsonl"
 SIZES = (100, 1 << 10, 10 << 10, 100 << 10, 1 << 20)
-
-
-def estimated_cost_micros(model: str, prompt: str) -> int:
-    """What `prompt` would cost on `model`: about 4 characters a token in, a fixed answer out."""
-    output = OUTPUT_TOKENS * (REASONING_FACTOR if model.startswith("o1") else 1)
-    usage = Usage(prompt_tokens=-(-len(prompt) // 4), completion_tokens=output)
-    return cost_micros(PRICES[model], usage)
 
 
 def size_label(size: int) -> str:
@@ -82,9 +70,28 @@ def accuracy_lines(report: evaluation.Report) -> list[str]:
     ]
     out.append(
         f"  {'overall':<14} {report.accuracy:6.1%} acceptable; "
-        f"hard -> gpt-4o {report.hard_to_general_share:.1%}"
+        f"hard -> gpt-4o {report.hard_to_general_share:.1%}; "
+        f"general -> o1 {report.general_to_reasoning_share:.1%}"
     )
     return out
+
+
+def in_sample(path: Path) -> bool:
+    """Whether the router's weights were trained on the file at `path`."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return any(data["sha256"] == digest for data in MODEL.provenance["data"])
+
+
+def read_labelled(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def evaluate(rows: list[dict[str, Any]]) -> evaluation.Report:
+    prompts = [row["prompt"] for row in rows]
+    routed = [route_text(p).model for p in prompts]
+    costs = [{model: estimated_cost_micros(model, p) for model in PRICES} for p in prompts]
+    return evaluation.evaluate(rows, routed, costs=costs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,8 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.prompts.is_file():
         print(f"no labelled prompts at {args.prompts} (--prompts FILE)", file=sys.stderr)
         return 2
-    with args.prompts.open(encoding="utf-8") as lines:
-        rows = [json.loads(line) for line in lines if line.strip()]
+    rows = read_labelled(args.prompts)
     prompts = [row["prompt"] for row in rows]
     for text in prompts[:50]:  # warm up
         route_text(text)
@@ -119,10 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"   {per_kb:8.1f} us/KB"
         )
 
-    routed = [route_text(p).model for p in prompts]
-    costs = [{model: estimated_cost_micros(model, p) for model in PRICES} for p in prompts]
-    report = evaluation.evaluate(rows, routed, costs=costs)
-    out.append("accuracy on dev:")
+    report = evaluate(rows)
+    sample = " (in-sample: the router was trained on it)" if in_sample(args.prompts) else ""
+    out.append(f"accuracy on {args.prompts.name}{sample}:")
     out += accuracy_lines(report)
     cost, baseline = report.cost_micros or 0, report.baseline_micros or 0
     share = cost / baseline if baseline else 0.0
@@ -134,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     record["accuracy"]["overall"] = report.accuracy
     record["hard_to_gpt_4o"] = report.hard_to_general_share
     record["cost_micros"] = {"routed": cost, "all_o1_preview": baseline}
+    held = evaluate(read_labelled(HOLDOUT))
+    out.append(f"accuracy on {HOLDOUT.relative_to(ROOT)} (held out):")
+    out += accuracy_lines(held)
+    record["holdout"] = {name: held.class_accuracy(name) for name in held.classes}
+    record["holdout"]["overall"] = held.accuracy
     text = "\n".join(out)
     print(text)
     path = write_results("router", record, f"```\n{text}\n```", args.results_dir)

@@ -199,17 +199,18 @@ O1_PREVIEW: Final = "o1-preview"
 
 @dataclass(frozen=True, slots=True)
 class RoutingPolicy:
-    """Thresholds mapping (domain, difficulty) to a model. Defaults; a later config sets them."""
+    """Thresholds mapping the router's class probabilities to a model (see
+    `gateway.routing.heuristic`). Defaults; a later config sets them."""
 
     general_model: str = GPT_4O
     mini_model: str = O1_MINI
     preview_model: str = O1_PREVIEW
-    #: code/math/science requests at or above this difficulty go to ``mini_model``.
-    mini_threshold: float = 0.25
-    #: science requests at or above this difficulty go to ``preview_model``.
-    preview_threshold: float = 0.45
-    #: minimum weighted science-vocabulary evidence for the ``science`` domain.
-    science_min_terms: float = 2.0
+    #: requests whose score, 1 - P(general), is at or above this go to ``mini_model``;
+    #: ``None``: the value tuned with the router's weights.
+    mini_threshold: float | None = None
+    #: requests with P(hard-science) at or above this go to ``preview_model``; ``None``: the
+    #: value tuned with the router's weights.
+    preview_threshold: float | None = None
     #: only this many characters from the head and from the tail of a long text are examined.
     scan_chars: int = 4096
     #: share of the monthly budget already spent (0..1) from which :func:`step_down` moves

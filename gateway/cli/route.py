@@ -78,7 +78,13 @@ def _run(args: argparse.Namespace, config: Config, stdin: IO[str], stdout: IO[st
         costs=costs,
         baseline_model=policy.preview_model,
     )
-    stdout.write(f"policy: {args.policy}\n")
+    model = heuristic.MODEL
+    data = ", ".join(str(d.get("path", "?")).rsplit("/", 1)[-1] for d in model.provenance["data"])
+    mini, preview = heuristic.thresholds(policy)
+    stdout.write(
+        f"policy: {args.policy} (mini_threshold {mini:g}, preview_threshold {preview:g}); "
+        f"router weights trained {model.provenance['trained_at']} on {data}\n"
+    )
     stdout.write(evaluation.render(report, baseline_model=policy.preview_model) + "\n")
     return 0
 

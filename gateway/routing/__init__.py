@@ -1,8 +1,12 @@
 """Auto-routing: which model a request sent to an alias such as `auto` goes to.
 
-`heuristic` (the decision: a domain and a difficulty, then a model), `vocabulary` (its word
-lists), `evaluation` (decisions scored against labeled prompts) and `aliases` (which policy an
-alias means for a team, the `x-gateway-route-*` headers) are pure: no I/O and no clock. Imports
-config and teams' records only. What needs I/O (the budget step-down reads the team's spend)
-and `POST /v1/route` are `gateway.endpoints.route`.
+`heuristic` (the decision: class probabilities, then a model by the policy's thresholds, with
+its reasons), `features` (what is read of a text), `signals` (the hand-written evidence),
+`vocabulary` (its word lists), `linear` (the learned model and its weights file), `evaluation`
+(decisions scored against labeled prompts) and `aliases` (which policy an alias means for a
+team, the `x-gateway-route-*` headers) are pure: no I/O and no clock. The one file read is
+`weights.json`, shipped beside the code and read once at import, like code; it is written by
+`bench/router_train.py`, which is not part of the gateway. Imports config and teams' records
+only. What needs I/O (the budget step-down reads the team's spend) and `POST /v1/route` are
+`gateway.endpoints.route`.
 """

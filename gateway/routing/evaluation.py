@@ -13,6 +13,8 @@ from typing import Any
 
 #: Classes whose prompts must almost never go to the general model.
 HARD_CLASSES = ("hard-stem", "hard-science")
+#: The class whose prompts the general model serves best.
+GENERAL_CLASS = "general"
 
 
 @dataclass(slots=True)
@@ -32,6 +34,8 @@ class Report:
     models: tuple[str, ...]  # confusion-matrix columns
     hard_to_general: int
     hard_total: int
+    general_to_reasoning: int  # general prompts sent to a model other than the general one
+    general_total: int
     cost_micros: int | None  # None: no costs given
     baseline_micros: int | None
 
@@ -46,6 +50,16 @@ class Report:
     @property
     def hard_to_general_share(self) -> float:
         return self.hard_to_general / self.hard_total if self.hard_total else 0.0
+
+    @property
+    def general_to_reasoning_share(self) -> float:
+        return self.general_to_reasoning / self.general_total if self.general_total else 0.0
+
+    @property
+    def cost_ratio(self) -> float | None:
+        if self.cost_micros is None or not self.baseline_micros:
+            return None
+        return self.cost_micros / self.baseline_micros
 
 
 def evaluate(
@@ -64,7 +78,7 @@ def evaluate(
         raise ValueError("one routed model per labeled row")
     classes: dict[str, ClassResult] = {}
     models: dict[str, None] = {}
-    acceptable = preferred = hard_general = hard_total = 0
+    acceptable = preferred = hard_general = hard_total = general_reasoning = general_total = 0
     cost = baseline = 0
     for i, (row, model) in enumerate(zip(rows, routed, strict=True)):
         name = str(row.get("class", "unlabeled"))
@@ -81,6 +95,9 @@ def evaluate(
         if name in HARD_CLASSES:
             hard_total += 1
             hard_general += model == general_model
+        elif name == GENERAL_CLASS:
+            general_total += 1
+            general_reasoning += model != general_model
         if costs is not None:
             cost += costs[i][model]
             baseline += costs[i][baseline_model]
@@ -95,6 +112,8 @@ def evaluate(
         models=tuple(sorted(models)),
         hard_to_general=hard_general,
         hard_total=hard_total,
+        general_to_reasoning=general_reasoning,
+        general_total=general_total,
         cost_micros=cost if costs is not None else None,
         baseline_micros=baseline if costs is not None else None,
     )
@@ -107,6 +126,8 @@ def render(report: Report, baseline_model: str = "o1-preview") -> str:
         f"   preferred model: {_pct(report.preferred, report.total)}",
         f"hard prompts sent to the general model: {report.hard_to_general}/{report.hard_total}"
         f" ({_pct(report.hard_to_general, report.hard_total)})",
+        f"general prompts sent to a reasoning model: {report.general_to_reasoning}/"
+        f"{report.general_total} ({_pct(report.general_to_reasoning, report.general_total)})",
         "",
     ]
     width = max([len("class"), *(len(name) for name in report.classes)])
@@ -124,8 +145,7 @@ def render(report: Report, baseline_model: str = "o1-preview") -> str:
         lines += [
             "",
             f"estimated cost: routed ${report.cost_micros / 1e6:.4f} vs all-{baseline_model} "
-            f"${report.baseline_micros / 1e6:.4f} -> ratio "
-            f"{report.cost_micros / report.baseline_micros:.3f}",
+            f"${report.baseline_micros / 1e6:.4f} -> ratio {report.cost_ratio:.3f}",
         ]
     return "\n".join(lines)
 

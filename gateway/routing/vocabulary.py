@@ -283,16 +283,20 @@ _WORD_KEYS: Final = frozenset(_WORDS)
 _PHRASE_KEYS: Final = frozenset(_PHRASES)
 
 
-def count_terms(lower: bytes) -> tuple[dict[str, int], int]:
-    """Occurrences per vocabulary, and the number of numeric tokens, in one tokenisation."""
+def tokenise(lower: bytes) -> tuple[list[bytes], dict[bytes, int]]:
+    """The words of a lower-cased UTF-8 text, in order, and how often each occurs."""
     if not lower.isascii():
         lower = _UNICODE_PUNCTUATION.sub(b" ", lower)
-    translated = lower.translate(_TO_SPACE)
-    tokens = translated.split()
+    tokens = lower.translate(_TO_SPACE).split()
     # Counter's C core without Counter's Python-level __init__, whose overhead would be a
-    # sizable share of this function.
+    # sizable share of a routing decision.
     counts: dict[bytes, int] = {}
     _count_elements(counts, tokens)
+    return tokens, counts
+
+
+def count_terms(tokens: list[bytes], counts: dict[bytes, int]) -> tuple[dict[str, int], int]:
+    """Occurrences per vocabulary, and the number of numeric tokens, of a tokenised text."""
     kinds = dict.fromkeys(_KINDS, 0)
     for word in _WORD_KEYS.intersection(counts):
         n = counts[word]
@@ -308,7 +312,5 @@ def count_terms(lower: bytes) -> tuple[dict[str, int], int]:
                 if n:
                     for kind in names:
                         kinds[kind] += n
-    numbers = (
-        sum(counts[n] for n in _NUMBER_TOKENS.intersection(counts)) if b"0" in translated else 0
-    )
+    numbers = sum(map(counts.__getitem__, _NUMBER_TOKENS.intersection(counts)))
     return kinds, numbers

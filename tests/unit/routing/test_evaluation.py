@@ -21,6 +21,8 @@ def test_counts_acceptable_preferred_and_the_confusion_matrix() -> None:
     assert report.class_accuracy("stem") == 1.0
     assert report.classes["hard-science"].routed == {"o1-preview": 1, "gpt-4o": 1}
     assert (report.hard_to_general, report.hard_total) == (1, 2)
+    assert (report.general_to_reasoning, report.general_total) == (1, 2)
+    assert report.general_to_reasoning_share == 0.5
     assert report.models == ("gpt-4o", "o1-mini", "o1-preview")
     assert report.cost_micros is None
 
@@ -32,11 +34,14 @@ def test_cost_against_the_baseline_model() -> None:
     text = render(report)
     assert "ratio 0.550" in text
     assert "hard prompts sent to the general model: 0/1 (0.0%)" in text
+    assert "general prompts sent to a reasoning model: 0/1 (0.0%)" in text
+    assert report.cost_ratio == 0.55
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("class"))
     # Columns: every model routed to or acceptable somewhere in the set.
     assert header.split()[-3:] == ["preferred", "gpt-4o", "o1-preview"]
-    general = next(line for line in lines if line.startswith("general"))
+    table = lines[lines.index(header) + 1 :]
+    general = next(line for line in table if line.startswith("general"))
     assert general.split() == ["general", "1", "100.0%", "100.0%", "1", "0"]
 
 

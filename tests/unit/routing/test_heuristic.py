@@ -1,6 +1,9 @@
-"""Tests for the heuristic auto-router (gateway/routing/heuristic.py).
+"""Tests for the auto-router's decisions (gateway/routing/heuristic.py).
 
-The labelled dev set is read at run time from ../shared/routing/dev.jsonl (never copied here).
+The labelled dev set is read at run time from ../shared/routing/dev.jsonl (never copied here);
+the test that needs it skips when it is not beside the repository. The router is learned, so
+the examples written here are checked against the routing policy's acceptable models, and
+groups of them by the share routed as intended.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.config import RoutingPolicy as Policy
-from gateway.routing.heuristic import DEFAULT, Decision, route, route_text, step_down
+from gateway.routing.heuristic import DEFAULT, MODEL, Decision, route, route_text, step_down
 from tests.conftest import ROOT
 
 DEV = ROOT.parent / "shared" / "routing" / "dev.jsonl"
@@ -26,7 +29,10 @@ def _load_dev() -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def test_dev_set_targets() -> None:
+def test_dev_set_in_sample() -> None:
+    # The shipped weights were trained on this set (with train.jsonl): a guard that they are
+    # the ones the data gives, not an estimate for new prompts (that is the leave-one-source-out
+    # report of bench/router_train.py, and the held-out test below).
     rows = _load_dev()
     ok: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -49,33 +55,37 @@ def test_dev_set_targets() -> None:
     overall = sum(ok.values()) / len(rows)
     print(f"overall acceptable {overall:.1%}; hard -> gpt-4o {hard_to_4o / max(hard, 1):.1%}")
 
-    assert overall >= 0.90
+    assert overall >= 0.95
     for cls in total:
-        assert ok[cls] / total[cls] >= 0.80, cls
-    assert hard_to_4o <= 0.05 * hard
+        assert ok[cls] / total[cls] >= 0.90, cls
+    assert hard_to_4o <= 0.02 * hard
 
+
+GENERAL = "gpt-4o"
+STEM = ("gpt-4o", "o1-mini")  # the policy's acceptable models for everyday coding and maths
+HARD_STEM = ("o1-mini", "o1-preview")
 
 HAND_WRITTEN = [
-    ("Write a haiku about autumn.", "gpt-4o"),
-    ("Can you help me draft a polite email to my landlord asking to fix the heating?", "gpt-4o"),
-    ("Summarize the main causes of the French Revolution in three paragraphs.", "gpt-4o"),
-    ("What are some fun things to do in Lisbon over a weekend?", "gpt-4o"),
-    ("Explain in simple terms why the sky is blue.", "gpt-4o"),
+    ("Write a haiku about autumn.", GENERAL),
+    ("Can you help me draft a polite email to my landlord asking to fix the heating?", GENERAL),
+    ("Summarize the main causes of the French Revolution in three paragraphs.", GENERAL),
+    ("What are some fun things to do in Lisbon over a weekend?", GENERAL),
+    ("Explain in simple terms why the sky is blue.", GENERAL),
     (
         "Proofread this paragraph and fix the grammar: their going to the park tomorow, "
         "weather permitting.",
-        "gpt-4o",
+        GENERAL,
     ),
     ("Implement an LRU cache in Python with O(1) get and put operations.", "o1-mini"),
     (
         "Write a function in Rust that parses a CSV line with quoted fields and returns a "
         "Vec<String>.",
-        "o1-mini",
+        STEM,
     ),
     (
         "```python\ndef merge(a, b):\n    return sorted(a + b)\n```\n"
         "This is too slow for large inputs. Rewrite it to merge two sorted lists in linear time.",
-        "o1-mini",
+        STEM,
     ),
     ("Prove that there are infinitely many primes of the form 4k + 3.", "o1-mini"),
     ("Find all positive integers n such that n^2 + 2n + 7 is divisible by n + 1.", "o1-mini"),
@@ -111,10 +121,10 @@ HAND_WRITTEN = [
 ]
 
 
-@pytest.mark.parametrize(("text", "model"), HAND_WRITTEN)
-def test_hand_written_examples(text: str, model: str) -> None:
+@pytest.mark.parametrize(("text", "models"), HAND_WRITTEN)
+def test_hand_written_examples(text: str, models: str | tuple[str, ...]) -> None:
     decision = route_text(text)
-    assert decision.model == model, decision
+    assert decision.model in ((models,) if isinstance(models, str) else models), decision
 
 
 def test_decision_shape_and_determinism() -> None:
@@ -261,18 +271,17 @@ def test_plain_text_math_goes_to_mini(text: str) -> None:
     assert decision.model == "o1-mini", decision
 
 
-@pytest.mark.parametrize("text", PROSE_CODE_REQUESTS)
-def test_code_requests_in_prose_go_to_mini(text: str) -> None:
-    decision = route_text(text)
-    assert decision.domain == "code", decision
-    assert decision.model == "o1-mini", decision
+def test_code_requests_in_prose_go_to_an_acceptable_model_mostly_o1_mini() -> None:
+    decisions = [route_text(text) for text in PROSE_CODE_REQUESTS]
+    assert all(d.model in STEM for d in decisions), decisions
+    assert sum(d.model == "o1-mini" for d in decisions) >= len(decisions) // 2, decisions
 
 
-@pytest.mark.parametrize("text", GRADUATE_SCIENCE)
-def test_graduate_science_goes_to_preview(text: str) -> None:
-    decision = route_text(text)
-    assert decision.model == "o1-preview", decision
-    assert decision.reasons[0] == "domain: science"
+def test_graduate_science_goes_to_preview() -> None:
+    decisions = [route_text(text) for text in GRADUATE_SCIENCE]
+    assert all(d.reasons[0] == "domain: science" for d in decisions), decisions
+    assert all(d.model in HARD_STEM for d in decisions), decisions
+    assert sum(d.model == "o1-preview" for d in decisions) >= 0.8 * len(decisions), decisions
 
 
 @pytest.mark.parametrize("text", EVERYDAY_KNOWLEDGE)
@@ -285,6 +294,25 @@ def test_reasons_are_short_and_start_with_domain() -> None:
         decision = route_text(text)
         assert decision.reasons[0] == f"domain: {decision.domain}"
         assert all(0 < len(reason) <= 80 for reason in decision.reasons), decision.reasons
+
+
+def test_reasons_name_the_classes_the_evidence_and_the_threshold() -> None:
+    text = (
+        "A first-order reaction has an activation energy of 85 kJ/mol. By what factor does the "
+        "rate constant increase when the temperature rises from 298 K to 318 K?"
+    )
+    decision = route_text(text)
+    first, classes, evidence, *hand, threshold = decision.reasons
+    assert first == "domain: science"
+    assert classes.startswith("classes: hard-science 0.")
+    assert evidence.startswith("evidence for hard-science: '")  # the weighted words that fired
+    assert "science vocabulary: 3 terms" in hand  # the hand signals
+    probability = classes.split()[2].rstrip(",")
+    assert threshold == f"P(hard-science) {probability} >= {MODEL.preview_threshold:g}: o1-preview"
+    assert decision.model == "o1-preview" and decision.score > 0.9  # 1 - P(general)
+    general = route_text("Write a haiku about autumn.")
+    assert general.reasons[-1] == f"score {general.score:.2f} < {MODEL.mini_threshold:g}: gpt-4o"
+    assert general.reasons[1].startswith("classes: general 0.9")
 
 
 def test_non_ascii_text_is_tokenised() -> None:
@@ -357,7 +385,8 @@ def test_held_out_prompts_written_apart_from_the_router() -> None:
     rows = [orjson.loads(line) for line in HOLDOUT.read_text().splitlines() if line.strip()]
     routed = [heuristic.route_text(row["prompt"]).model for row in rows]
     report = evaluation.evaluate(rows, routed)
-    assert report.accuracy >= 0.90
+    assert report.accuracy >= 0.92
     for name in report.classes:
-        assert report.class_accuracy(name) >= 0.80, name
-    assert report.hard_to_general_share <= 0.08
+        assert report.class_accuracy(name) >= 0.85, name
+    assert report.hard_to_general_share <= 0.03
+    assert report.general_to_reasoning_share <= 0.06
