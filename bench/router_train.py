@@ -82,123 +82,14 @@ def data_record(path: Path, rows: int) -> dict[str, Any]:
 # tell a source's style, not what a prompt asks; leaving them out also keeps the evidence a
 # decision names to words that mean something.
 STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "by",
-        "for",
-        "with",
-        "from",
-        "and",
-        "or",
-        "but",
-        "nor",
-        "not",
-        "no",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "as",
-        "if",
-        "then",
-        "than",
-        "so",
-        "such",
-        "can",
-        "could",
-        "would",
-        "should",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "do",
-        "does",
-        "did",
-        "done",
-        "have",
-        "has",
-        "had",
-        "having",
-        "i",
-        "you",
-        "he",
-        "she",
-        "we",
-        "they",
-        "me",
-        "him",
-        "her",
-        "us",
-        "them",
-        "my",
-        "your",
-        "his",
-        "our",
-        "their",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "all",
-        "any",
-        "each",
-        "few",
-        "more",
-        "most",
-        "other",
-        "some",
-        "only",
-        "own",
-        "same",
-        "too",
-        "very",
-        "just",
-        "also",
-        "into",
-        "over",
-        "under",
-        "again",
-        "further",
-        "once",
-        "here",
-        "there",
-        "about",
-        "above",
-        "below",
-        "up",
-        "down",
-        "out",
-        "off",
-        "both",
-        "between",
-        "through",
-        "during",
-        "before",
-        "after",
-    ]
+    # ruff would have 120 quoted strings here; a paragraph of words reads better.
+    """a an the of to in on at by for with from and or but nor not no is are was were be been
+    being it its this that these those as if then than so such can could would should will
+    shall may might must do does did done have has had having i you he she we they me him her
+    us them my your his our their what which who whom whose when where why how all any each
+    few more most other some only own same too very just also into over under again further
+    once here there about above below up down out off both between through during before
+    after""".split()  # noqa: SIM905
 )
 
 
@@ -242,14 +133,17 @@ def tier_tables(rows: Sequence[dict[str, Any]]) -> tuple[Any, Any]:
 # --------------------------------------------------------------------------- the report
 
 
-def report_of(rows: Sequence[dict[str, Any]], tiers: Sequence[int]) -> evaluation.Report:
+def report_of(
+    rows: Sequence[dict[str, Any]], tiers: Sequence[int], models: Sequence[str] = TIERS
+) -> evaluation.Report:
+    """The evaluation of routing row i to `models[tiers[i]]` (general, reasoning, hardest)."""
     costs = [
         {model: estimated_cost_micros(model, row["prompt"]) for model in TIERS} for row in rows
     ]
     return evaluation.evaluate(
         rows,
-        [TIERS[t] for t in tiers],
-        general_model=TIERS[0],
+        [models[t] for t in tiers],
+        general_model=models[0],
         costs=costs,
         baseline_model=TIERS[2],
     )
@@ -295,13 +189,10 @@ def routed_report(
     preview = (
         tuned.preview_threshold if policy.preview_threshold is None else policy.preview_threshold
     )
-    chosen = (policy.general_model, policy.mini_model, policy.preview_model)
-    return evaluation.evaluate(
+    return report_of(
         rows,
-        [chosen[t] for t in choose(probs, GENERAL, HARDEST, mini, preview)],
-        general_model=policy.general_model,
-        costs=[{m: estimated_cost_micros(m, row["prompt"]) for m in TIERS} for row in rows],
-        baseline_model=TIERS[2],
+        list(choose(probs, GENERAL, HARDEST, mini, preview)),
+        (policy.general_model, policy.mini_model, policy.preview_model),
     )
 
 

@@ -98,10 +98,7 @@ def decide(features: Features, policy: RoutingPolicy, turns: int = 1) -> Decisio
     p = scores.probabilities
     hard_science = p["hard-science"]
     score = round(1.0 - p["general"], 4)
-    preview = (
-        MODEL.preview_threshold if policy.preview_threshold is None else policy.preview_threshold
-    )
-    mini = MODEL.mini_threshold if policy.mini_threshold is None else policy.mini_threshold
+    mini, preview = thresholds(policy)
     if hard_science >= preview:
         model = policy.preview_model
         why = f"P(hard-science) {hard_science:.2f} >= {preview:g}"

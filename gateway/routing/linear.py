@@ -65,12 +65,9 @@ class LinearModel:
     def weights(self, word: bytes) -> tuple[int, ...] | None:
         """A word's weight for each class; None for a word the model does not hold."""
         packed = self.words.get(word)
-        return None if packed is None else self._unpack(packed, 1)
-
-    def _unpack(self, packed: int, count: int) -> tuple[int, ...]:
-        """The per-class sums in a sum of packed weights that took `count` offsets."""
-        offset = count * _OFFSET
-        return tuple(((packed >> (k * _FIELD)) & _MASK) - offset for k in range(len(self.classes)))
+        if packed is None:
+            return None
+        return tuple(((packed >> (k * _FIELD)) & _MASK) - _OFFSET for k in range(len(self.classes)))
 
     def score(self, features: Features) -> Scores:
         table = self.words
