@@ -21,6 +21,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -331,12 +332,12 @@ class NativeAttempt(ModelAttempt):
         ticket = self.ticket
         if answer.get("background") is True and ticket is not None:
             follower, response_id = self.gw.follower, answer.get("id")
-            if follower is not None and isinstance(response_id, str) and self.model is not None:
+            if follower is not None and isinstance(response_id, str):
                 ticket.hand_over()
                 team = self.caller.team
                 follower.follow_soon(
                     "response", response_id, team.name, team.upstream_key_env, ticket.plan,
-                    model=self.model,
+                    price=asdict(self.config.price),
                 )  # fmt: skip
             else:
                 ticket.settle_at_reserve()

@@ -202,7 +202,7 @@ class Gateway:
         kinds = (
             BatchJobs(self.config.batches.poll_s, self.model_of),
             TuningJobs(self.config.fine_tuning.poll_s),
-            BackgroundResponses(self.config.responses.poll_s, self.model_of),
+            BackgroundResponses(self.config.responses.poll_s),
         )
         self.follower = Follower(
             self.redis, self.upstream, self.admission, self.owners, self.key_headers, kinds

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.admission.pricing import cost_micros
-from gateway.runtime.follower import Ended, JobKind, ModelOf, Read
+from gateway.config import Price
+from gateway.runtime.follower import Ended, JobKind, Read
 from gateway.wire.usage import Usage, usage_from
 
 
@@ -20,14 +21,10 @@ class BackgroundResponses(JobKind):
     open_key = "o1gw:responses:open"
     ended_statuses = frozenset({"completed", "incomplete", "failed", "cancelled"})
 
-    def __init__(self, poll_s: float, model_of: ModelOf) -> None:
-        super().__init__(poll_s)
-        self._model_of = model_of
-
     async def priced(self, job: dict[str, Any], record: dict[str, Any], read: Read) -> Ended:
-        """A response followed with the configured name of the model that served it (`model`)."""
+        """A response followed with the price of the model that served it (`price`: a fine-tune
+        is priced apart from its base, so the price travels, not the name)."""
         used = usage_from(job.get("usage"))
-        found = self._model_of(str(record.get("model")))
-        if used is None or found is None:
+        if used is None:
             return Ended(Usage(), int(record["plan"]["reserve"]))
-        return Ended(used, cost_micros(found[1].price, used))
+        return Ended(used, cost_micros(Price(**record["price"]), used))
