@@ -33,6 +33,7 @@ from bench.processes import (
 from bench.scenarios import RESPONSES, SCENARIOS, Scenario
 
 SIM_KEY = "sk-simulated-upstream"
+SIM_TODAY = "2024-10-01"  # simulator.today
 # The gateway key of the benchmark's team (teams file written per run, by digest). Not a
 # secret: it only opens the benchmark's own gateway on loopback.
 GATEWAY_KEY = "sk-gw-bench-0123456789abcdefghijklmnopqrstuv"
@@ -154,6 +155,8 @@ def start_gateway(
         REDIS_URL=redis_url,
         O1GW__ADMISSION__TEAMS_FILE=str(teams),
         GATEWAY_METRICS_KEY=METRICS_KEY,
+        # The simulator's day: its o1-era models are not retired yet.
+        O1GW__RETIREMENT__TODAY=SIM_TODAY,
         **(extra or {}),
     )
     # Default log level (info): the access log writes one JSON line per request to stderr,

@@ -13,6 +13,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar, Union
 
@@ -44,6 +45,14 @@ class Capabilities:
     # Its upstream serves `POST /v1/responses`; when not, the gateway serves the Responses API
     # itself, by translation to chat completions.
     responses_api: bool = True
+    # The reasoning efforts it takes (`reasoning_effort`, Responses `reasoning.effort`), least
+    # first: another one a client sends becomes the nearest of these; empty: it takes none, and
+    # one sent is dropped; unset: sent upstream as it is.
+    reasoning_effort: tuple[str, ...] | None = None
+
+
+#: Every reasoning effort OpenAI has named, least first.
+EFFORTS: Final = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,10 @@ class ModelConfig:
     # tokens one character of speech input makes (at speed 1; a slower speed holds more).
     audio_tokens_per_minute: int = 0
     audio_tokens_per_character: int = 0
+    # The day upstream stops serving it (YYYY-MM-DD), and the model that serves its requests
+    # from that day (see the `retirement` section).
+    shutdown: str = ""
+    successor: str = ""
 
     @property
     def priced(self) -> bool:
@@ -198,13 +211,52 @@ O1_PREVIEW: Final = "o1-preview"
 
 
 @dataclass(frozen=True, slots=True)
-class RoutingPolicy:
-    """Thresholds mapping the router's class probabilities to a model (see
-    `gateway.routing.heuristic`). Defaults; a later config sets them."""
+class LineupRole:
+    """The model playing one routing role, and the reasoning efforts it is given: spread, least
+    first, over the role's band of difficulty (empty: the model's default)."""
 
-    general_model: str = GPT_4O
-    mini_model: str = O1_MINI
-    preview_model: str = O1_PREVIEW
+    model: str = ""
+    effort: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Lineup:
+    """Models for the router's three roles: general chat, reasoning, the hardest reasoning."""
+
+    as_of: str = ""  # the day its models, capabilities and prices were checked
+    general: LineupRole = field(default_factory=LineupRole)
+    reasoning: LineupRole = field(default_factory=LineupRole)
+    hardest: LineupRole = field(default_factory=LineupRole)
+
+
+#: The line-up of o1's launch, and the simulator's world: always defined.
+O1_2024: Final = Lineup(
+    as_of="2024-09-12",
+    general=LineupRole(GPT_4O),
+    reasoning=LineupRole(O1_MINI),
+    hardest=LineupRole(O1_PREVIEW),
+)
+ROLES: Final = ("general", "reasoning", "hardest")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingPolicy:
+    """Thresholds mapping the router's class probabilities to a role of a line-up, and so to a
+    model (see `gateway.routing.heuristic`). Loading a config fills the models and efforts a
+    policy leaves unset from its line-up."""
+
+    #: the line-up whose models it routes to; "" = ``routing.lineup``
+    lineup: str = ""
+    #: the most expensive role it uses: ``reasoning`` never routes to the hardest role's model
+    top_role: str = "hardest"
+    #: the models of the general, reasoning and hardest roles ("": the line-up's)
+    general_model: str = ""
+    mini_model: str = ""
+    preview_model: str = ""
+    #: their reasoning efforts, least first (None: the line-up's)
+    general_effort: tuple[str, ...] | None = None
+    mini_effort: tuple[str, ...] | None = None
+    preview_effort: tuple[str, ...] | None = None
     #: requests whose score, 1 - P(general), is at or above this go to ``mini_model``;
     #: ``None``: the value tuned with the router's weights.
     mini_threshold: float | None = None
@@ -224,6 +276,20 @@ class RoutingConfig:
     the shipped config defines `auto`, `auto-cheap` and `auto-best`."""
 
     policies: dict[str, RoutingPolicy] = field(default_factory=dict)
+    #: the line-up a policy routes to unless it names its own
+    lineup: str = "o1-2024"
+
+
+@dataclass(frozen=True, slots=True)
+class RetirementConfig:
+    """Models past their `shutdown` day (see `gateway.routing.retirement`)."""
+
+    # Serve a retired model's requests with its successor; false: send them upstream as named.
+    shield: bool = True
+    # The day to judge by, YYYY-MM-DD; "": the simulator's day when simulating, else the clock's.
+    today: str = ""
+    # `o1-gateway models --retiring` lists models shutting down within this many days.
+    notice_days: int = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +478,8 @@ class SimulatorConfig:
     header_knobs: bool = True
     rpm_limit: int = 10_000
     tpm_limit: int = 30_000_000
+    # The simulator's day, YYYY-MM-DD: the models it serves are those not shut down by then.
+    today: str = "2024-10-01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +496,8 @@ class Config:
     batches: BatchesConfig = field(default_factory=BatchesConfig)
     fine_tuning: FineTuningConfig = field(default_factory=FineTuningConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    lineups: dict[str, Lineup] = field(default_factory=dict)
+    retirement: RetirementConfig = field(default_factory=RetirementConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     tiers: dict[str, TierConfig] = field(default_factory=dict)
     limit_profiles: dict[str, Limits] = field(default_factory=dict)
@@ -462,7 +532,7 @@ def load_config(text: str, env: Mapping[str, str], source: str = "config") -> Co
         raise ConfigError(f"{source}: the top level must be a mapping")
     raw = _unshare(raw)
     _apply_env(raw, env)
-    config = _build(Config, raw, "")
+    config = _resolve_policies(_build(Config, raw, ""))
     _check(config)
     if not config.upstream.api_key:
         # No upstream key means nobody can be served for real: serve from the simulator.
@@ -563,6 +633,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a number, got {value!r}")
         return float(value)
     if tp is str:
+        if isinstance(value, date):  # YAML reads an unquoted 2025-07-28 as a date
+            return value.isoformat()
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
         return str(value)
@@ -607,6 +679,84 @@ def _price(value: Any, path: str) -> Price:
         for kind in ("audio_input", "audio_output")
     }
     return Price(input=inp, cached_input=cached, output=out, **audio)
+
+
+def lineups(config: Config) -> dict[str, Lineup]:
+    """The configured line-ups, and `o1-2024` unless the config redefines it."""
+    return {"o1-2024": O1_2024, **config.lineups}
+
+
+def _resolve_policies(config: Config) -> Config:
+    """Fill what each routing policy leaves unset from its line-up."""
+    known = lineups(config)
+    resolved: dict[str, RoutingPolicy] = {}
+    for alias, policy in config.routing.policies.items():
+        name = policy.lineup or config.routing.lineup
+        lineup = known.get(name)
+        if lineup is None:
+            where = f"routing.policies.{alias}.lineup" if policy.lineup else "routing.lineup"
+            raise ConfigError(f"{where}: unknown line-up {name!r} (one of {', '.join(known)})")
+        if policy.top_role not in ("reasoning", "hardest"):
+            raise ConfigError(
+                f"routing.policies.{alias}.top_role: expected 'reasoning' or 'hardest'"
+            )
+        hardest = lineup.hardest if policy.top_role == "hardest" else lineup.reasoning
+        roles = (
+            ("general", lineup.general), ("mini", lineup.reasoning), ("preview", hardest),
+        )  # fmt: skip
+        changes: dict[str, Any] = {}
+        for prefix, role in roles:
+            if not getattr(policy, f"{prefix}_model"):
+                changes[f"{prefix}_model"] = role.model
+            if getattr(policy, f"{prefix}_effort") is None:
+                changes[f"{prefix}_effort"] = role.effort
+        resolved[alias] = dataclasses.replace(policy, lineup=name, **changes)
+    routing = dataclasses.replace(config.routing, policies=resolved)
+    return dataclasses.replace(config, routing=routing)
+
+
+def _check_day(value: str, path: str) -> None:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{path}: expected a day as YYYY-MM-DD, got {value!r}") from None
+
+
+def _check_lifecycle(config: Config) -> None:
+    """Shutdown days, successors that are models and chains without a loop, line-ups of
+    configured models given efforts they take."""
+    if config.retirement.today:
+        _check_day(config.retirement.today, "retirement.today")
+    _check_day(config.simulator.today, "simulator.today")
+    for name, model in config.models.items():
+        if model.shutdown:
+            _check_day(model.shutdown, f"models.{name}.shutdown")
+        if model.successor and (model.successor not in config.models or model.successor == name):
+            raise ConfigError(f"models.{name}.successor: unknown model {model.successor!r}")
+        seen = [name]
+        while (nxt := config.models[seen[-1]].successor) and nxt in config.models:
+            if nxt in seen:
+                raise ConfigError(f"models.{name}.successor: a loop ({' -> '.join([*seen, nxt])})")
+            seen.append(nxt)
+        for i, level in enumerate(model.capabilities.reasoning_effort or ()):
+            if level not in EFFORTS:
+                raise ConfigError(
+                    f"models.{name}.capabilities.reasoning_effort[{i}]: unknown effort {level!r}"
+                )
+    for lineup_name, lineup in config.lineups.items():
+        if lineup.as_of:
+            _check_day(lineup.as_of, f"lineups.{lineup_name}.as_of")
+        for role_name in ROLES:
+            role: LineupRole = getattr(lineup, role_name)
+            where = f"lineups.{lineup_name}.{role_name}"
+            played = config.models.get(role.model)
+            if played is None:
+                raise ConfigError(f"{where}.model: unknown model {role.model!r}")
+            for i, level in enumerate(role.effort):
+                if level not in (played.capabilities.reasoning_effort or ()):
+                    raise ConfigError(
+                        f"{where}.effort[{i}]: {role.model} does not take effort {level!r}"
+                    )
 
 
 def _check(config: Config) -> None:
@@ -695,11 +845,20 @@ def _check(config: Config) -> None:
     for alias, policy in config.routing.policies.items():
         if alias in config.models:
             raise ConfigError(f"routing.policies.{alias}: the name of a configured model")
-        for key in ("general_model", "mini_model", "preview_model"):
-            if getattr(policy, key) not in config.models:
+        for prefix in ("general", "mini", "preview"):
+            name = getattr(policy, f"{prefix}_model")
+            routed = config.models.get(name)
+            if routed is None:
                 raise ConfigError(
-                    f"routing.policies.{alias}.{key}: unknown model {getattr(policy, key)!r}"
+                    f"routing.policies.{alias}.{prefix}_model: unknown model {name!r}"
                 )
+            for level in getattr(policy, f"{prefix}_effort") or ():
+                if level not in (routed.capabilities.reasoning_effort or ()):
+                    raise ConfigError(
+                        f"routing.policies.{alias}.{prefix}_effort: {name} does not take"
+                        f" effort {level!r}"
+                    )
+    _check_lifecycle(config)
     if config.fine_tuning.auto_epochs < 1:
         raise ConfigError("fine_tuning.auto_epochs: must be at least 1")
     for key in ("hold_s", "poll_s"):

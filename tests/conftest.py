@@ -88,9 +88,15 @@ class ServerThread:
         self.thread.join(timeout=10)
 
 
+# The simulator's day (config `simulator.today`): a gateway in front of a simulator it did not
+# start itself is told that this is today, as `o1-gateway serve` tells its built-in one.
+SIM_TODAY = "2024-10-01"
+SIM_DAY_ENV = {"O1GW__RETIREMENT__TODAY": SIM_TODAY}
+
+
 def base_config(**env: str) -> Config:
     text = (ROOT / "config" / "gateway.yaml").read_text()
-    return load_config(text, env)
+    return load_config(text, {**SIM_DAY_ENV, **env})
 
 
 @pytest.fixture(scope="session")
@@ -252,6 +258,7 @@ def start_gateway_process(
         "OPENAI_API_KEY": SIM_KEY,
         "REDIS_URL": redis_url,
         "O1GW__ADMISSION__TEAMS_FILE": str(teams),
+        **SIM_DAY_ENV,
         **env,
     }
     proc = subprocess.Popen(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.compat.emulation import Emulation, emulate_request
-from gateway.config import Capabilities
+from gateway.config import EFFORTS, Capabilities
 from gateway.wire import errors
 
 __all__ = [
@@ -106,6 +106,9 @@ def adapt_request(
 
     if not caps.tools:
         _drop(out, "parallel_tool_calls", patches, _always)
+
+    if caps.reasoning_effort is not None and "reasoning_effort" in out:
+        _fit_effort(out, "reasoning_effort", caps.reasoning_effort, patches)
 
     streaming = out.get("stream") is True
     stream_options = out.get("stream_options")
@@ -197,6 +200,11 @@ def rewrite_responses(
     patches: list[str] = []
     if not reasoning:
         _drop(out, "reasoning", patches, lambda v: isinstance(v, dict) and any(v.values()))
+    given = out.get("reasoning")
+    if caps.reasoning_effort is not None and isinstance(given, dict) and "effort" in given:
+        fitted = dict(given)
+        _fit_effort(fitted, "effort", caps.reasoning_effort, patches, "reasoning.effort")
+        out["reasoning"] = fitted
     if not caps.sampling_params:
         for name in ("temperature", "top_p"):
             _drop(out, name, patches, lambda v: v != 1)
@@ -216,6 +224,37 @@ def _drop(
     value = out.pop(name)
     if value is not None and changes(value):
         patches.append(name)
+
+
+def nearest_effort(effort: str, levels: tuple[str, ...]) -> str | None:
+    """The effort of `levels` closest to `effort` in OpenAI's order (the higher on a tie); None
+    when the model takes none, or `effort` is no effort OpenAI names."""
+    if not levels or effort not in EFFORTS:
+        return None
+    if effort in levels:
+        return effort
+    rank = EFFORTS.index(effort)
+    return min(levels, key=lambda level: (abs(EFFORTS.index(level) - rank), -EFFORTS.index(level)))
+
+
+def _fit_effort(
+    out: dict[str, Any], name: str, levels: tuple[str, ...], patches: list[str], label: str = ""
+) -> None:
+    """An effort the model does not take becomes the nearest it does, or is dropped; a value
+    that is no effort at all goes upstream as sent, to be refused in upstream's words."""
+    given = out[name]
+    if levels and (not isinstance(given, str) or given not in EFFORTS):
+        return
+    fitted = nearest_effort(given, levels) if isinstance(given, str) else None
+    if fitted == given:
+        return
+    if fitted is None:
+        del out[name]
+        if given is None:
+            return
+    else:
+        out[name] = fitted
+    patches.append(label or name)
 
 
 def _always(value: Any) -> bool:
@@ -378,6 +417,7 @@ class LearnedCapabilities:
         return learned
 
     def learn(self, model: str, caps: Capabilities, lacking: str, now: float) -> Capabilities:
-        updated = dataclasses.replace(caps, **{lacking: False})
+        lacks: dict[str, Any] = {lacking: False}
+        updated = dataclasses.replace(caps, **lacks)
         self._learned[model] = (updated, now + self._ttl)
         return updated

@@ -25,9 +25,10 @@ from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
 from gateway.endpoints.owned import check_references, made_now
-from gateway.endpoints.route import choose
+from gateway.endpoints.route import SUBSTITUTED, choose, shield
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.routing.aliases import Routed, route_headers
+from gateway.routing.retirement import Substitution
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
 from gateway.server.entry import exchange_of, gateway_of
@@ -51,13 +52,18 @@ async def chat_completions(request: Request) -> Response:
 class ChatRequest:
     """One chat request: identified, read and routed once, then served by one model or more."""
 
-    __slots__ = ("body", "caller", "exchange", "gw", "payload", "request", "routed", "tuned")
+    __slots__ = (
+        "body", "caller", "exchange", "gw", "payload", "request", "routed", "substituted",
+        "tuned",
+    )  # fmt: skip
 
     def __init__(self, request: Request) -> None:
         self.gw = gateway_of(request)
         self.request = request
         self.exchange = exchange_of(request.scope)
         self.routed: Routed | None = None
+        # The shut-down model the request named, served by its successor.
+        self.substituted: Substitution | None = None
         # The team's own fine-tune the request names, served as its base (the label routed).
         self.tuned: ModelConfig | None = None
 
@@ -67,14 +73,25 @@ class ChatRequest:
             first = await self.route()
             response = await self.serve_with_fallbacks(first)
         except GatewayError as exc:
-            if self.routed is not None:
-                exc.headers.update(route_headers(self.routed.decision))
+            exc.headers.update(self.decision_headers())
             raise
-        if self.routed is not None:
+        if self.routed is not None or self.substituted is not None:
             # Appended raw: names the response cannot hold already, and MutableHeaders would
             # scan and re-encode the whole list for each one.
-            response.raw_headers += encoded(route_headers(self.routed.decision).items())
+            response.raw_headers += encoded(self.decision_headers().items())
         return response
+
+    def decision_headers(self) -> dict[str, str]:
+        """What the gateway decided about the model: its route, a successor serving it."""
+        headers = route_headers(self.routed.decision) if self.routed is not None else {}
+        if self.substituted is not None:
+            headers[SUBSTITUTED] = self.substituted.header
+        return headers
+
+    @property
+    def effort(self) -> str:
+        """The reasoning effort routing chose ("": none, or the client's own)."""
+        return self.routed.decision.effort if self.routed is not None else ""
 
     async def identify(self) -> None:
         """Phase one: who calls, and a body that is a sound chat request."""
@@ -96,12 +113,21 @@ class ChatRequest:
             exchange.model, exchange.policy = name, routed.policy
             exchange.route_reason = "; ".join(routed.decision.reasons)
             name = routed.decision.model
+        # A shut-down model's successor serves a team allowed the model it replaces.
+        allowed_as = name
+        substituted = self.substituted = shield(gw, name)
+        if substituted is not None:
+            exchange.model = exchange.model or substituted.old
+            name, allowed_as = substituted.new, substituted.old
+            exchange.substituted = substituted.header
         found = gw.models.get(name)
         if found is None:
             found = await fine_tuned(gw, self.caller, name)
             self.tuned = found[1] if found is not None else None
-        if found is None or not model_allowed(gw.config, self.caller.team, found[0]):
-            raise errors.model_not_found(name)
+        if substituted is None and found is not None:
+            allowed_as = found[0]
+        if found is None or not model_allowed(gw.config, self.caller.team, allowed_as):
+            raise errors.model_not_found(allowed_as if substituted is not None else name)
         exchange.model = exchange.model or found[0]
         exchange.stream = self.payload.get("stream") is True
         return found[0]
@@ -177,7 +203,7 @@ class ChatRequest:
 class ChatAttempt(ModelAttempt):
     """One try at one model: patch, admit, then call, relay and settle."""
 
-    __slots__ = ("adapted", "emulated_as", "payload", "strip_usage")
+    __slots__ = ("adapted", "effort", "emulated_as", "payload", "strip_usage")
 
     def __init__(self, chat: ChatRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(
@@ -185,11 +211,14 @@ class ChatAttempt(ModelAttempt):
         )
         self.payload = chat.payload
         self.body = chat.body
+        self.effort = chat.effort
 
     def patch(self) -> None:
         """Rewrite the request for what the model lacks (`strip_usage`: the usage chunk this
         asks upstream for must be kept from the client)."""
         gw, compat = self.gw, self.gw.config.compat
+        if self.effort and self.payload.get("reasoning_effort") is None:
+            self.payload = {**self.payload, "reasoning_effort": self.effort}
         if compat.enabled and not self.caller.team.strict:
             rewritten = patches.rewrite_chat(
                 self.payload, self.caps, min_completion_tokens=compat.reasoning_headroom_tokens

@@ -25,6 +25,7 @@ from gateway.admission.pricing import audio_tokens_cost
 from gateway.config import ModelConfig
 from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.owned import check_references
+from gateway.endpoints.route import SUBSTITUTED, shield
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
@@ -103,22 +104,37 @@ async def serve(request: Request, rules: Governed) -> Response:
         name = payload.get("model", rules.default_model)
     if not isinstance(name, str) or not name:
         raise errors.missing_model()
+    exchange = exchange_of(request.scope)
+    substituted = shield(gw, name)
+    if substituted is not None:
+        if rules.form:  # a multipart body is sent as it came: nothing renames its model
+            raise errors.model_shut_down(name, substituted.shutdown)
+        exchange.substituted = substituted.header
+        if not model_allowed(gw.config, caller.team, substituted.old):
+            raise errors.model_not_found(name)
+        name = substituted.new
+        payload = {**payload, "model": gw.config.models[name].upstream}
+        body = orjson.dumps(payload)
     found = gw.models.get(name) or await fine_tuned(gw, caller, name)
-    if found is None or not model_allowed(gw.config, caller.team, found[0]):
+    if found is None or not (substituted or model_allowed(gw.config, caller.team, found[0])):
         raise errors.model_not_found(name)
     label, model = found
     if rules.cost is not Cost.FREE and not model.priced:
         raise errors.model_not_found(name)  # not priced: never served free
-    exchange = exchange_of(request.scope)
     exchange.model = exchange.routed_model = label
     attempt = GovernedAttempt(gw, request, exchange, caller, label, model, rules.cost, payload)
     try:
         if gw.config.admission.enabled:
             await attempt.hold()
-        return await attempt.forward(body, stream=attempt.streams())
+        response = await attempt.forward(body, stream=attempt.streams())
     except GatewayError as exc:
+        if substituted is not None:
+            exc.headers[SUBSTITUTED] = substituted.header
         attempt.failed(exc)
         raise
+    if substituted is not None:
+        response.headers[SUBSTITUTED] = substituted.header
+    return response
 
 
 class GovernedAttempt(Attempt):

@@ -23,7 +23,7 @@ from gateway.wire import errors
 async def list_models(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    data = [_model_object(name) for name in _visible(gw.config, caller)]
+    data = [_model_object(gw.config, name) for name in _visible(gw.config, caller)]
     data += await tuned_models.listed(gw, caller)
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
@@ -36,7 +36,7 @@ async def get_model(request: Request) -> Response:
         return await tuned_models.retrieve(request, caller, name)
     if name not in _visible(gw.config, caller):
         raise errors.model_not_found(name)
-    return Response(orjson.dumps(_model_object(name)), media_type=JSON)
+    return Response(orjson.dumps(_model_object(gw.config, name)), media_type=JSON)
 
 
 def _visible(config: Config, caller: Caller) -> list[str]:
@@ -58,6 +58,12 @@ def _visible(config: Config, caller: Caller) -> list[str]:
     return names
 
 
-def _model_object(name: str) -> dict[str, Any]:
+def _model_object(config: Config, name: str) -> dict[str, Any]:
+    """OpenAI's model object; a model with a shutdown day also says it, and its successor."""
     # `created` is fixed: it describes the model, not this gateway process.
-    return {"id": name, "object": "model", "created": 1725148800, "owned_by": "o1-gateway"}
+    found = {"id": name, "object": "model", "created": 1725148800, "owned_by": "o1-gateway"}
+    model = config.models.get(name)
+    if model is not None and model.shutdown:
+        found["shutdown"] = model.shutdown
+        found["successor"] = model.successor or None
+    return found

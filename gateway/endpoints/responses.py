@@ -275,6 +275,12 @@ class NativeAttempt(ModelAttempt):
         refuses dropped, and a conversation the gateway holds spelled out in full."""
         req, gw = self.req, self.gw
         payload = dict(req.original)
+        given = payload.get("reasoning")
+        if req.effort and not (isinstance(given, dict) and given.get("effort") is not None):
+            payload["reasoning"] = {
+                **(given if isinstance(given, dict) else {}),
+                "effort": req.effort,
+            }
         history = req.history()
         if history:
             given = responses_chat.input_items(req.original, new_id)

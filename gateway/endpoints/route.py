@@ -3,6 +3,7 @@ reads the team's spend), and `POST /v1/route`, the decision without calling upst
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -11,14 +12,40 @@ from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed, team_budget
 from gateway.admission.pricing import estimates
-from gateway.routing import heuristic
+from gateway.routing import heuristic, retirement
 from gateway.routing.aliases import DEFAULT_ALIAS, Routed, policy_name
+from gateway.routing.retirement import Substitution
 from gateway.runtime.gateway import Gateway
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
 from gateway.teams.records import Team
 from gateway.wire import errors, validation
+
+log = logging.getLogger("gateway")
+SUBSTITUTED = "x-gateway-model-substituted"
+
+
+def shield(gw: Gateway, name: str) -> Substitution | None:
+    """The successor serving a request that names (by any of its names) a model shut down by
+    now; None while it is served. A shut-down model nothing replaces is refused here, not sent
+    upstream to fail."""
+    found = gw.models.get(name)
+    if found is None or not found[1].shutdown or not gw.config.retirement.shield:
+        return None
+    substitution = retirement.retired(gw.config.models, found[0], gw.today())
+    if substitution is None:
+        return None
+    if not substitution.new:
+        raise errors.model_shut_down(name, substitution.shutdown)
+    gw.metrics.model_substitutions.labels(substitution.old, substitution.new).inc()
+    if substitution.header not in gw.substitutions_logged:
+        gw.substitutions_logged.add(substitution.header)
+        log.warning(
+            "%s shut down on %s: its requests are served by %s (x-gateway-model-substituted)",
+            substitution.old, substitution.shutdown, substitution.new,
+        )  # fmt: skip
+    return substitution
 
 
 async def choose(gw: Gateway, team: Team, name: str, payload: dict[str, Any]) -> Routed | None:

@@ -30,6 +30,8 @@ def access_line(ex: Exchange, finished: float) -> dict[str, Any]:
         line["route_reason"] = ex.route_reason
     if ex.patches:
         line["patches"] = list(ex.patches)
+    if ex.substituted:
+        line["substituted"] = ex.substituted
     if usage is not None:
         line["prompt_tokens"] = usage.prompt_tokens
         line["cached_tokens"] = usage.cached_tokens

@@ -149,6 +149,12 @@ class Metrics:
             ["from_model", "to_model"],
             registry=r,
         )
+        self.model_substitutions = Counter(
+            "gateway_model_substitutions_total",
+            "Requests naming a shut-down model, served by its successor.",
+            ["model", "successor"],
+            registry=r,
+        )
         self.upstream_errors = Counter(
             "gateway_upstream_errors_total",
             "Upstream failures the gateway answered for (unreachable, timeout, mid-stream loss).",

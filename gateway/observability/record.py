@@ -34,6 +34,7 @@ class Exchange:
     policy: str = ""
     route_reason: str = ""
     patches: tuple[str, ...] = ()
+    substituted: str = ""  # "OLD -> NEW": a shut-down model named, its successor served
     stream: bool = False
     ticket: Charge | None = None  # admitted: what it was charged
     upstream_s: float | None = None

@@ -30,8 +30,11 @@ def policy_name(config: Config, team: Team, name: str) -> str | None:
 
 
 def route_headers(decision: heuristic.Decision) -> dict[str, str]:
-    return {
+    headers = {
         "x-gateway-route-model": decision.model,
         "x-gateway-route-score": f"{decision.score:.3f}",
         "x-gateway-route-reason": "; ".join(decision.reasons),
     }
+    if decision.effort:
+        headers["x-gateway-route-effort"] = decision.effort
+    return headers

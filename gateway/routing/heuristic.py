@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 
-from gateway.config import RoutingPolicy
+from gateway.config import GPT_4O, O1_MINI, O1_PREVIEW, RoutingPolicy
 from gateway.routing import linear
 from gateway.routing.features import Features, extract
 
@@ -47,7 +47,10 @@ __all__ = [
     "thresholds",
 ]
 
-DEFAULT: Final = RoutingPolicy()
+DEFAULT: Final = RoutingPolicy(
+    lineup="o1-2024", general_model=GPT_4O, mini_model=O1_MINI, preview_model=O1_PREVIEW,
+    general_effort=(), mini_effort=(), preview_effort=(),
+)  # fmt: skip
 #: The routing classes, as the weights file names them.
 CLASSES: Final = ("general", "stem", "hard-stem", "hard-science")
 MODEL: Final = linear.load(resources.files(__package__).joinpath("weights.json").read_bytes())
@@ -62,6 +65,26 @@ class Decision:
     score: float
     domain: str
     reasons: tuple[str, ...]
+    # The reasoning effort the model is asked for ("": its default).
+    effort: str = ""
+
+
+def effort_in_band(
+    levels: tuple[str, ...] | None, value: float, low: float, high: float
+) -> tuple[str, str]:
+    """(effort, reason): the role's efforts spread evenly over its band [low, high] of the
+    value that chose it, least first; ("", "") for a role without efforts."""
+    if not levels:
+        return "", ""
+    if len(levels) == 1:
+        return levels[0], f"effort {levels[0]}"
+    span = high - low
+    index = int((value - low) / span * len(levels)) if span > 0 else len(levels) - 1
+    index = max(0, min(len(levels) - 1, index))
+    return levels[index], (
+        f"effort {levels[index]}: {value:.2f} in part {index + 1} of {len(levels)}"
+        f" of [{low:g}, {high:g}]"
+    )
 
 
 def _domain(top: str, features: Features) -> str:
@@ -102,12 +125,15 @@ def decide(features: Features, policy: RoutingPolicy, turns: int = 1) -> Decisio
     if hard_science >= preview:
         model = policy.preview_model
         why = f"P(hard-science) {hard_science:.2f} >= {preview:g}"
+        effort, effort_why = effort_in_band(policy.preview_effort, hard_science, preview, 1.0)
     elif score >= mini:
         model = policy.mini_model
         why = f"score {score:.2f} >= {mini:g}"
+        effort, effort_why = effort_in_band(policy.mini_effort, score, mini, 1.0)
     else:
         model = policy.general_model
         why = f"score {score:.2f} < {mini:g}"
+        effort, effort_why = effort_in_band(policy.general_effort, score, 0.0, mini)
     first, second = sorted(p.items(), key=_second, reverse=True)[:2]
     domain = _domain(scores.top, features)
     reasons = [
@@ -123,7 +149,9 @@ def decide(features: Features, policy: RoutingPolicy, turns: int = 1) -> Decisio
     if turns > 1:
         reasons.append(f"conversation: {turns} user turns")
     reasons.append(f"{why}: {model}")
-    return Decision(model=model, score=score, domain=domain, reasons=tuple(reasons))
+    if effort_why:
+        reasons.append(effort_why)
+    return Decision(model, score, domain, tuple(reasons), effort)
 
 
 def route_text(text: str, policy: RoutingPolicy = DEFAULT) -> Decision:
@@ -162,14 +190,10 @@ def route(messages: list[dict[str, Any]], policy: RoutingPolicy = DEFAULT) -> De
         text, has_image = _content_text(msg.get("content"))
         image = image or has_image
         texts.append(text)
-    if image:
-        return Decision(
-            model=policy.general_model, score=0.0, domain="general", reasons=("images",)
-        )
-    if not texts:
-        return Decision(
-            model=policy.general_model, score=0.0, domain="general", reasons=("no user text",)
-        )
+    if image or not texts:
+        effort, why = effort_in_band(policy.general_effort, 0.0, 0.0, 1.0)
+        reasons = ("images" if image else "no user text", *((why,) if why else ()))
+        return Decision(policy.general_model, 0.0, "general", reasons, effort)
     last = texts[-1]
     # Earlier turns add context, but only the tail of them and with less weight than the last.
     earlier = "\n".join(texts[:-1])
@@ -195,17 +219,17 @@ def step_down(decision: Decision, policy: RoutingPolicy, spent_share: float) -> 
     """
     if policy.step_down_at is None or spent_share < policy.step_down_at:
         return decision
-    cheaper = {policy.preview_model: policy.mini_model, policy.mini_model: policy.general_model}
-    target = cheaper.get(decision.model)
-    if target is None or target == decision.model:
+    cheaper = {
+        policy.preview_model: (policy.mini_model, policy.mini_effort),
+        policy.mini_model: (policy.general_model, policy.general_effort),
+    }
+    target, levels = cheaper.get(decision.model, (decision.model, None))
+    if target == decision.model:
         return decision
+    # The request needed more than the cheaper model: it gets that model's most effort.
+    effort = levels[-1] if levels else ""
     reason = (
         f"budget: {spent_share:.0%} spent (step-down at {policy.step_down_at:.0%}): "
-        f"{decision.model} -> {target}"
+        f"{decision.model} -> {target}" + (f" at effort {effort}" if effort else "")
     )
-    return Decision(
-        model=target,
-        score=decision.score,
-        domain=decision.domain,
-        reasons=(*decision.reasons, reason),
-    )
+    return Decision(target, decision.score, decision.domain, (*decision.reasons, reason), effort)

@@ -9,6 +9,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -80,6 +81,8 @@ class Gateway:
     loop: asyncio.AbstractEventLoop | None = None
     plans: PlanShapes | None = None
     safety_ids: dict[str, str] = field(default_factory=dict)
+    # Substitutions of shut-down models already logged once ("OLD -> NEW").
+    substitutions_logged: set[str] = field(default_factory=set)
     team_keys: dict[str, str] = field(default_factory=dict)
     # Follows open batches and fine-tuning jobs to charge them when they end (made in `start`).
     follower: Follower | None = None
@@ -184,6 +187,13 @@ class Gateway:
         if base is None or not base[1].fine_tuning.training_price:
             return None
         return base[0], base[1].fine_tuned(name)
+
+    def today(self) -> str:
+        """The day retirements are judged by (see `RetirementConfig.today`)."""
+        config = self.config
+        if config.retirement.today:
+            return config.retirement.today
+        return config.simulator.today if config.simulate else date.today().isoformat()
 
     def new_hold_id(self) -> str:
         return f"{self.hold_prefix}{next(self.hold_counter):x}"

@@ -36,6 +36,7 @@ invalid_request_error
   401  invalid_api_key               authorization_too_long    an Authorization header too long
   401  invalid_api_key               malformed_authorization   an Authorization header, no Bearer key
   404  model_not_found               model_not_found           no such model, or not the team's
+  404  model_not_found               model_shut_down           shut down upstream, no successor configured
   404  -                             response_not_found        no such response of the team's
   404  -                             file_not_found            no such file of the team's
   404  -                             vector_store_not_found    no such vector store of the team's
@@ -500,6 +501,15 @@ def chat_completion_not_found(completion_id: str) -> GatewayError:
 
 def model_not_found(name: str) -> GatewayError:
     message = f"The model `{name}` does not exist or you do not have access to it."
+    return GatewayError(404, message, code="model_not_found")
+
+
+def model_shut_down(name: str, shutdown: str) -> GatewayError:
+    """A model upstream no longer serves, with no successor configured to serve it instead."""
+    message = (
+        f"The model `{name}` was shut down on {shutdown} and no successor is configured for it;"
+        " ask your gateway operator which model replaces it."
+    )
     return GatewayError(404, message, code="model_not_found")
 
 

@@ -243,7 +243,7 @@ def test_pass_through_relays_broken_bytes_without_breaking(
 
 CAPS = [
     Capabilities(),
-    Capabilities(**{f.name: False for f in dataclasses.fields(Capabilities)}),
+    Capabilities(**{f.name: False for f in dataclasses.fields(Capabilities) if f.type == "bool"}),
     Capabilities(system_messages=False, streaming=False, tools=False, images=False),
 ]
 LIMITS = ServerConfig()

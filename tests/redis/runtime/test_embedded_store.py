@@ -17,7 +17,7 @@ import pytest
 
 from gateway.cli.main import main
 from gateway.runtime.gateway import SANDBOX_KEY
-from tests.conftest import ROOT, SIM_KEY, ServerThread, free_port
+from tests.conftest import ROOT, SIM_DAY_ENV, SIM_KEY, ServerThread, free_port
 from tests.server.cli.test_main import ADMIN_KEY, EMBEDDED_DIR, run_gateway, stop
 
 HI = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
@@ -32,6 +32,7 @@ def serve(simulator: ServerThread, store: Path, *args: str) -> tuple[subprocess.
         "OPENAI_BASE_URL": f"{simulator.url}/v1",
         "OPENAI_API_KEY": SIM_KEY,
         "O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES": "x-sim-",
+        **SIM_DAY_ENV,
     }
     proc, port = run_gateway(*args, env=env)
     return proc, f"http://127.0.0.1:{port}"

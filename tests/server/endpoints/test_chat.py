@@ -181,6 +181,9 @@ def test_models_are_the_configured_ones(gateway: ServerThread) -> None:
         "gpt-4o-mini",
         "o1-preview",
         "o1-mini",
+        "gpt-6-luna",
+        "gpt-6.1-sol",
+        "gpt-6.2-astra",
         "text-embedding-3-small",
         "text-embedding-3-large",
         "gpt-3.5-turbo-instruct",
@@ -200,7 +203,11 @@ def test_models_are_the_configured_ones(gateway: ServerThread) -> None:
         "auto-cheap",
         "auto-best",
     ]
-    assert client.models.retrieve("o1-mini").id == "o1-mini"
+    o1_mini = client.models.retrieve("o1-mini")
+    assert o1_mini.id == "o1-mini"
+    # Each model that shuts down says when, and which model serves it from then.
+    assert (o1_mini.shutdown, o1_mini.successor) == ("2025-10-27", "gpt-6.1-sol")  # type: ignore[attr-defined]
+    assert "shutdown" not in client.models.retrieve("gpt-6-luna").model_dump()
     with pytest.raises(openai.NotFoundError) as info:
         client.models.retrieve("gpt-5")
     assert info.value.code == "model_not_found"

@@ -18,8 +18,8 @@ from gateway.config import Capabilities
 from gateway.simulator import rules
 from gateway.wire.errors import GatewayError
 
-ALL = Capabilities(**{f.name: True for f in dataclasses.fields(Capabilities)})
-O1 = Capabilities(**{f.name: False for f in dataclasses.fields(Capabilities)})
+ALL = Capabilities(**{f.name: True for f in dataclasses.fields(Capabilities) if f.type == "bool"})
+O1 = Capabilities(**{f.name: False for f in dataclasses.fields(Capabilities) if f.type == "bool"})
 
 
 def body(**extra: Any) -> dict[str, Any]:

@@ -8,15 +8,30 @@ groups of them by the share routed as intended.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from gateway.config import RoutingPolicy as Policy
-from gateway.routing.heuristic import DEFAULT, MODEL, Decision, route, route_text, step_down
+from gateway.config import RoutingPolicy
+from gateway.routing.heuristic import (
+    DEFAULT,
+    MODEL,
+    Decision,
+    effort_in_band,
+    route,
+    route_text,
+    step_down,
+)
 from tests.conftest import ROOT
+
+
+def Policy(**changes: Any) -> RoutingPolicy:  # noqa: N802 - stands for the resolved dataclass
+    """A policy as a loaded config has it: the o1-2024 line-up's models, then `changes`."""
+    return dataclasses.replace(DEFAULT, **changes)
+
 
 DEV = ROOT.parent / "shared" / "routing" / "dev.jsonl"
 MODELS = ("gpt-4o", "o1-mini", "o1-preview")
@@ -390,3 +405,34 @@ def test_held_out_prompts_written_apart_from_the_router() -> None:
         assert report.class_accuracy(name) >= 0.85, name
     assert report.hard_to_general_share <= 0.03
     assert report.general_to_reasoning_share <= 0.06
+
+
+def test_efforts_spread_over_the_band_that_chose_the_role() -> None:
+    levels = ("low", "medium", "high")
+    assert effort_in_band(levels, 0.6, 0.6, 1.0)[0] == "low"
+    assert effort_in_band(levels, 0.75, 0.6, 1.0)[0] == "medium"
+    assert effort_in_band(levels, 0.95, 0.6, 1.0)[0] == "high"
+    assert effort_in_band(levels, 1.0, 0.6, 1.0)[0] == "high"
+    assert effort_in_band(("none",), 0.3, 0.0, 0.6) == ("none", "effort none")
+    assert effort_in_band((), 0.9, 0.0, 1.0) == ("", "")
+    assert (
+        effort_in_band(levels, 0.95, 0.6, 1.0)[1] == "effort high: 0.95 in part 3 of 3 of [0.6, 1]"
+    )
+
+
+def test_a_decision_names_its_effort_and_why() -> None:
+    policy = Policy(
+        general_model="small", mini_model="medium", preview_model="large",
+        general_effort=("none",), mini_effort=("low", "high"), preview_effort=("high", "max"),
+        step_down_at=0.5,
+    )  # fmt: skip
+    hard = route_text(GRADUATE_SCIENCE[0], policy)
+    assert hard.model == "large" and hard.effort in ("high", "max")
+    assert hard.reasons[-1].startswith(f"effort {hard.effort}: ")
+    chat = route_text("Write a friendly note thanking my neighbour for the flowers.", policy)
+    assert (chat.model, chat.effort, chat.reasons[-1]) == ("small", "none", "effort none")
+    # A step down gives the cheaper model its most effort: the request needed more.
+    down = step_down(hard, policy, 0.6)
+    assert (down.model, down.effort) == ("medium", "high")
+    assert down.reasons[-1].endswith("large -> medium at effort high")
+    assert route([{"role": "user", "content": ""}], policy).effort == "none"

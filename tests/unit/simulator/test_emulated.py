@@ -19,7 +19,7 @@ from gateway.simulator.answers import compose
 from gateway.simulator.emulated import protocol_answer, read_protocol
 from gateway.simulator.rules import resolve_chat_model
 
-O1 = Capabilities(**{f.name: False for f in dataclasses.fields(Capabilities)})
+O1 = Capabilities(**{f.name: False for f in dataclasses.fields(Capabilities) if f.type == "bool"})
 WEATHER = {
     "type": "function",
     "function": {

@@ -106,6 +106,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "string_too_long": lambda: errors.string_too_long("model", 256, 300),
     "nested_too_deep": lambda: errors.nested_too_deep("metadata", 32),
     "model_not_found": lambda: errors.model_not_found("gpt-9"),
+    "model_shut_down": lambda: errors.model_shut_down("dall-e-3", "2026-05-12"),
     "unknown_model_or_policy": lambda: errors.unknown_model_or_policy("auto2", ["auto"]),
     "image_input_unsupported": lambda: errors.image_input_unsupported(1, 0, "image_url"),
     "response_not_found": lambda: errors.response_not_found("resp_abc"),

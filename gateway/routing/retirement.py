@@ -1,0 +1,70 @@
+"""The retirement shield: which model serves a request naming one that upstream has shut down.
+
+Pure: "today" is given (an ISO day, compared as text), never read from a clock. A model whose
+`shutdown` day has come is served by its `successor`, or that one's while it too is retired;
+one with no live successor is refused by the gateway rather than sent upstream to fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from gateway.config import ModelConfig
+
+__all__ = ["Retiring", "Substitution", "retired", "retiring"]
+
+
+@dataclass(frozen=True, slots=True)
+class Substitution:
+    old: str
+    new: str  # "": no configured successor is still served
+    shutdown: str
+
+    @property
+    def header(self) -> str:
+        """The `x-gateway-model-substituted` value."""
+        return f"{self.old} -> {self.new}"
+
+
+def _live(model: ModelConfig, today: str) -> bool:
+    return not model.shutdown or model.shutdown > today
+
+
+def retired(models: Mapping[str, ModelConfig], name: str, today: str) -> Substitution | None:
+    """The substitution for a request naming the configured model `name`; None while it is
+    served. Config loading refused successor loops, so the walk ends."""
+    model = models.get(name)
+    if model is None or _live(model, today):
+        return None
+    current = model
+    while current.successor:
+        successor = models[current.successor]
+        if _live(successor, today):
+            return Substitution(name, current.successor, model.shutdown)
+        current = successor
+    return Substitution(name, "", model.shutdown)
+
+
+@dataclass(frozen=True, slots=True)
+class Retiring:
+    model: str
+    shutdown: str
+    days_left: int  # negative once shut down
+    successor: str  # who serves it on its day ("" = nobody: refused)
+
+
+def retiring(models: Mapping[str, ModelConfig], today: str, within_days: int) -> list[Retiring]:
+    """Configured models shutting down within `within_days` of `today` (those already shut
+    down too), soonest first."""
+    day = date.fromisoformat(today)
+    found = []
+    for name, model in models.items():
+        if not model.shutdown:
+            continue
+        left = (date.fromisoformat(model.shutdown) - day).days
+        if left <= within_days:
+            after = retired(models, name, model.shutdown)
+            found.append(Retiring(name, model.shutdown, left, after.new if after else ""))
+    return sorted(found, key=lambda r: (r.shutdown, r.model))
