@@ -28,7 +28,7 @@ from gateway.routing.heuristic import (
 from tests.conftest import ROOT
 
 
-def Policy(**changes: Any) -> RoutingPolicy:  # noqa: N802 - stands for the resolved dataclass
+def Policy(**changes: Any) -> RoutingPolicy:
     """A policy as a loaded config has it: the o1-2024 line-up's models, then `changes`."""
     return dataclasses.replace(DEFAULT, **changes)
 
