@@ -42,6 +42,7 @@ from gateway.admin.openapi import MAX_BUDGET_USD, admin_openapi
 from gateway.admission.plan import model_allowed, team_budget, team_limits
 from gateway.config import ConfigError, Limits, parse_section
 from gateway.objects.ownership import ASSIGNABLE_KINDS
+from gateway.routing.retirement import retiring
 from gateway.server.body import json_problem
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.teams.records import (
@@ -71,6 +72,7 @@ def admin_routes() -> list[BaseRoute]:
         Route("/teams/{name}/usage", team_usage, methods=["GET"]),
         Route("/keys/{key_id}", revoke_key, methods=["DELETE"], name="key.revoke"),
         Route("/objects/{kind}/{object_id}", assign_object, methods=["POST"], name="object.assign"),
+        Route("/models/retiring", retiring_models, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
     router = Router(routes=routes, middleware=[Middleware(InMemoryNote)])
@@ -132,6 +134,32 @@ async def team_usage(request: Request) -> Response:
 
 
 MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+async def retiring_models(request: Request) -> Response:
+    """Configured models shutting down within `?within_days=` (default: the configured notice),
+    and those already shut down: what needs a successor before its day."""
+    gw = gateway_of(request)
+    given = request.query_params.get("within_days")
+    within = gw.config.retirement.notice_days
+    if given is not None:
+        if not given.isdigit() or int(given) > MAX_DAYS:
+            raise errors.invalid_setting(f"within_days: expected 0 to {MAX_DAYS}")
+        within = int(given)
+    today = gw.today()
+    found = [
+        {
+            "model": r.model,
+            "shutdown": r.shutdown,
+            "days_left": r.days_left,
+            "successor": r.successor or None,
+        }  # fmt: skip
+        for r in retiring(gw.config.models, today, within)
+    ]
+    return json({"object": "list", "today": today, "within_days": within, "data": found})
+
+
+MAX_DAYS = 36500
 
 
 def check_budget(body: dict[str, Any]) -> None:

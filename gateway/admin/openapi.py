@@ -310,6 +310,34 @@ _USAGE = {
     },
 }
 
+_RETIRING = {
+    "type": "object",
+    "required": ["object", "today", "within_days", "data"],
+    "properties": {
+        "object": {"const": "list"},
+        "today": {"type": "string", "format": "date", "description": "The day judged by."},
+        "within_days": _COUNT,
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["model", "shutdown", "days_left", "successor"],
+                "additionalProperties": False,
+                "properties": {
+                    "model": {"type": "string"},
+                    "shutdown": {"type": "string", "format": "date"},
+                    "days_left": {"type": "integer", "description": "Negative: shut down."},
+                    "successor": {
+                        "type": ["string", "null"],
+                        "description": "The model serving it from its shutdown day (null: "
+                        "none, requests naming it are refused).",
+                    },
+                },
+            },
+        },
+    },
+}
+
 _ERROR = {
     "type": "object",
     "description": "OpenAI's error shape.",
@@ -521,6 +549,22 @@ def _spec() -> dict[str, Any]:
                     operationId="assignObject",
                 ),
             },
+            "/admin/models/retiring": {
+                "parameters": [
+                    {
+                        "name": "within_days",
+                        "in": "query",
+                        "required": False,
+                        "description": "How far ahead to look (default: retirement.notice_days).",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 36500},
+                    },
+                ],
+                "get": _operation(
+                    "Configured models shutting down within so many days, or already shut down",
+                    {"200": _answer("The models, soonest first.", _ref("Retiring"))},
+                    operationId="retiringModels",
+                ),
+            },
             "/admin/openapi.json": {
                 "get": _operation(
                     "This description",
@@ -554,6 +598,7 @@ def _spec() -> dict[str, Any]:
                 "Key": _KEY,
                 "KeyCreated": _KEY_CREATED,
                 "Usage": _USAGE,
+                "Retiring": _RETIRING,
                 "OwnerAssign": {
                     "type": "object",
                     "required": ["team"],

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import httpx
 import orjson
 
-COMMANDS = ("teams", "keys", "usage")
+COMMANDS = ("teams", "keys", "usage", "models")
 DEFAULT_URL = "http://127.0.0.1:8080"
 # On `teams update`, this value drops the team's own setting so the tier's applies again.
 TIER = "tier"
@@ -84,6 +84,18 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     usage.add_argument("--json", action="store_true", help="the admin API's JSON, as it is")
     usage.add_argument("--rows", action="store_true", help="also every (model, endpoint, key) row")
     usage.set_defaults(handler=team_usage)
+
+    models = subparsers.add_parser("models", help="models upstream shuts down soon")
+    models_sub = models.add_subparsers(dest="action", required=True)
+    retiring = models_sub.add_parser(
+        "retiring", parents=[common],
+        help="models shutting down within --days (or already shut down), and their successors",
+    )  # fmt: skip
+    retiring.add_argument(
+        "--days", type=int, help="how far ahead to look (default: retirement.notice_days)"
+    )
+    retiring.add_argument("--json", action="store_true", help="the admin API's JSON, as it is")
+    retiring.set_defaults(handler=models_retiring)
 
 
 def _team_options(parser: argparse.ArgumentParser, update: bool) -> None:
@@ -407,6 +419,31 @@ def team_usage(client: httpx.Client, args: argparse.Namespace) -> int:
             )
         )
     return 0
+
+
+def models_retiring(client: httpx.Client, args: argparse.Namespace) -> int:
+    query = f"?within_days={args.days}" if args.days is not None else ""
+    found = call(client, "GET", f"/models/retiring{query}")
+    if args.json:
+        print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    within, today = found.get("within_days"), found.get("today")
+    models: list[dict[str, Any]] = found.get("data") or []
+    if not models:
+        print(f"No model shuts down within {within} days of {today}.")
+        return 0
+    print(f"Models shutting down within {within} days of {today}:\n")
+    rows = [
+        [m["model"], m["shutdown"], _days_left(m["days_left"]),
+         m["successor"] or "none: refused from then"]
+        for m in models
+    ]  # fmt: skip
+    print(table(["MODEL", "SHUTDOWN", "DAYS", "SUCCESSOR"], rows))
+    return 0
+
+
+def _days_left(days: int) -> str:
+    return f"{days} left" if days >= 0 else "shut down"
 
 
 USAGE_COLUMNS = (

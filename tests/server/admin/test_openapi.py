@@ -72,6 +72,10 @@ def test_real_answers_match_the_description(gateway: ServerThread) -> None:
         validate(spec, "KeyCreated", key.json())
         validate(spec, "Key", admin.get("/teams/web/keys").json()["data"][0])
         validate(spec, "Usage", admin.get("/teams/web/usage").json())
+        retiring = admin.get("/models/retiring", params={"within_days": 1000}).json()
+        assert retiring["data"], "o1-preview shuts down within 1000 days of the simulator's day"
+        validate(spec, "Retiring", retiring)
+        validate(spec, "Error", admin.get("/models/retiring?within_days=-1").json())
         validate(spec, "Key", admin.delete(f"/keys/{key.json()['id']}").json())
         validate(spec, "TeamDeleted", admin.delete("/teams/web").json())
         validate(spec, "Error", admin.get("/teams/web").json())

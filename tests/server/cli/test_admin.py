@@ -187,3 +187,31 @@ def test_an_unreachable_gateway_is_an_error(capsys: pytest.CaptureFixture[str]) 
     url = f"http://127.0.0.1:{free_port()}"
     assert main(["teams", "list", "--url", url, "--admin-key", "k"]) == 1
     assert capsys.readouterr().err.startswith(f"error: cannot reach the gateway at {url}")
+
+
+def test_models_retiring_lists_shutdowns_within_the_notice_and_their_successors(
+    start_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = start_gateway(server={"admin_key": ADMIN_KEY}, retirement={"today": "2026-12-05"})
+    common = ["--url", server.url, "--admin-key", ADMIN_KEY]
+    assert main(["models", "retiring", *common]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "Models shutting down within 90 days of 2026-12-05:"
+    rows = {columns(lines[2], line)["MODEL"]: columns(lines[2], line) for line in lines[3:]}
+    assert rows["gpt-4o"] == {
+        "MODEL": "gpt-4o", "SHUTDOWN": "2027-01-14", "DAYS": "40 left", "SUCCESSOR": "gpt-6-luna"
+    }  # fmt: skip
+    assert (rows["o1-preview"]["DAYS"], rows["o1-preview"]["SUCCESSOR"]) == (
+        "shut down", "gpt-6.2-astra"
+    )  # fmt: skip
+    assert rows["dall-e-3"]["SUCCESSOR"] == "none: refused from then"
+    # Soonest first; models with no shutdown, or one further off, are not listed.
+    assert list(rows)[:2] == ["o1-preview", "o1-mini"]
+    assert "gpt-6-luna" not in rows and "whisper-1" not in rows
+    assert main(["models", "retiring", "--days", "0", "--json", *common]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["within_days"] == 0 and found["today"] == "2026-12-05"
+    assert "gpt-4o" not in [m["model"] for m in found["data"]]
+    assert {"model": "o1-mini", "shutdown": "2025-10-27", "days_left": -404,
+            "successor": "gpt-6.1-sol"} in found["data"]  # fmt: skip
