@@ -24,6 +24,7 @@ the secret; only the 201 answer of key creation has it, in `key`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from datetime import UTC, datetime
@@ -148,12 +149,7 @@ async def retiring_models(request: Request) -> Response:
         within = int(given)
     today = gw.today()
     found = [
-        {
-            "model": r.model,
-            "shutdown": r.shutdown,
-            "days_left": r.days_left,
-            "successor": r.successor or None,
-        }  # fmt: skip
+        {**dataclasses.asdict(r), "successor": r.successor or None}
         for r in retiring(gw.config.models, today, within)
     ]
     return json({"object": "list", "today": today, "within_days": within, "data": found})
