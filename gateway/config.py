@@ -524,7 +524,7 @@ def load_config(text: str, env: Mapping[str, str], source: str = "config") -> Co
     """Parse YAML text, apply environment overrides, validate, and build a Config."""
     try:
         raw = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an impossible date
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
     if raw is None:
         raw = {}
@@ -548,8 +548,16 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
     for name, value in env.items():
         if name.startswith(_ENV_PREFIX):
             path = tuple(part.lower() for part in name[len(_ENV_PREFIX) :].split("__"))
-            # YAML parsing gives "5" -> 5, "true" -> True, "[a, b]" -> list, like the file would.
-            _set_path(raw, path, yaml.safe_load(value) if value else "")
+            _set_path(raw, path, _env_value(value))
+
+
+def _env_value(value: str) -> Any:
+    """YAML parsing gives "5" -> 5, "true" -> True, "[a, b]" -> list, like the file would; what
+    YAML cannot read (an impossible date) stays text, for the checks to name."""
+    try:
+        return yaml.safe_load(value) if value else ""
+    except (yaml.YAMLError, ValueError):
+        return value
 
 
 def _unshare(node: Any) -> Any:

@@ -100,6 +100,7 @@ async def route_endpoint(request: Request) -> Response:
         "upstream_model": gw.config.models[model].upstream or model,
         "allowed": model in allowed,
         "score": decision.score,
+        "effort": decision.effort or None,
         "domain": decision.domain,
         "reasons": list(decision.reasons),
         "estimates": estimates(gw.config, payload, candidates),

@@ -12,6 +12,7 @@ from gateway.compat.patches import (
     adapt_request,
     adapt_response,
     capability_refused,
+    nearest_effort,
     rewrite_responses,
 )
 from gateway.config import Capabilities
@@ -399,3 +400,40 @@ def test_responses_patches_leave_a_capable_model_alone() -> None:
     # An empty reasoning object asks for nothing: dropped without a patch.
     out, made = rewrite_responses({"input": "Hi", "reasoning": {}}, ALL, reasoning=False)
     assert out == {"input": "Hi"} and made == ()
+
+
+def test_an_effort_the_model_lacks_becomes_the_nearest_it_takes() -> None:
+    astra = ("low", "medium", "high", "xhigh", "max")
+    assert nearest_effort("minimal", astra) == "low"
+    assert nearest_effort("high", astra) == "high"
+    assert nearest_effort("xhigh", ("low", "medium", "high")) == "high"
+    assert nearest_effort("medium", ("low", "high")) == "high"  # a tie goes up
+    assert nearest_effort("high", ()) is None
+    assert nearest_effort("turbo", astra) is None
+
+
+def test_chat_efforts_are_fitted_dropped_or_left_alone() -> None:
+    takes = dataclasses.replace(ALL, reasoning_effort=("low", "medium", "high"))
+    fitted = adapt_request({"model": "m", "reasoning_effort": "none"}, takes)
+    assert (fitted.payload["reasoning_effort"], fitted.patches) == ("low", ("reasoning_effort",))
+    kept = adapt_request({"model": "m", "reasoning_effort": "high"}, takes)
+    assert (kept.payload["reasoning_effort"], kept.patches) == ("high", ())
+    # Not an effort at all: upstream refuses it in its own words.
+    odd = adapt_request({"model": "m", "reasoning_effort": "turbo"}, takes)
+    assert (odd.payload["reasoning_effort"], odd.patches) == ("turbo", ())
+    none = dataclasses.replace(ALL, reasoning_effort=())
+    dropped = adapt_request({"model": "m", "reasoning_effort": "high"}, none)
+    assert "reasoning_effort" not in dropped.payload and dropped.patches == ("reasoning_effort",)
+    # A model whose table does not say passes the client's effort on as it is.
+    assert adapt_request({"model": "m", "reasoning_effort": "x"}, ALL).payload == {
+        "model": "m", "reasoning_effort": "x"
+    }  # fmt: skip
+
+
+def test_responses_efforts_are_fitted() -> None:
+    takes = dataclasses.replace(ALL, reasoning_effort=("low", "medium", "high", "xhigh", "max"))
+    payload = {"model": "m", "input": "Hi", "reasoning": {"effort": "minimal", "summary": "auto"}}
+    out, patched = rewrite_responses(payload, takes, reasoning=True)
+    assert out["reasoning"] == {"effort": "low", "summary": "auto"}
+    assert patched == ("reasoning.effort",)
+    assert payload["reasoning"]["effort"] == "minimal"  # the client's request is not changed
