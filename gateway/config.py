@@ -8,6 +8,7 @@ It sits at the bottom of the layers with `gateway.wire` and imports nothing from
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import types
 import typing
@@ -412,6 +413,9 @@ class SimulatorConfig:
     header_knobs: bool = True
     rpm_limit: int = 10_000
     tpm_limit: int = 30_000_000
+    # The simulator's calendar (ISO date): which models are released and which are shut down.
+    # The o1 launch era it reproduces by default; never the wall clock, so runs repeat.
+    today: str = "2024-10-01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,10 +567,20 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a number, got {value!r}")
         return float(value)
     if tp is str:
+        if isinstance(value, datetime.date):
+            # YAML reads an unquoted 2024-10-01 as a date; the setting wants its ISO text.
+            return value.isoformat()
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
         return str(value)
     raise ConfigError(f"{path}: unsupported type {tp!r}")  # pragma: no cover - schema bug
+
+
+def iso_date(text: str) -> datetime.date:
+    """A `YYYY-MM-DD` date; ValueError for anything else (fromisoformat alone takes more forms)."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise ValueError("expected YYYY-MM-DD")
+    return datetime.date.fromisoformat(text)
 
 
 def usd_to_micros(value: Any, path: str) -> int:
@@ -636,6 +650,12 @@ def _check(config: Config) -> None:
             ("/v1/organization", "/v1/dashboard")
         ):
             raise ConfigError(f"{where}.path: expected a /v1/ path outside the account's admin API")
+    try:
+        iso_date(config.simulator.today)
+    except ValueError:
+        raise ConfigError(
+            f"simulator.today: expected a date as YYYY-MM-DD, got {config.simulator.today!r}"
+        ) from None
     if config.upstream.client not in ("http1", "aiohttp", "httpx"):
         raise ConfigError(
             "upstream.client: expected 'http1', 'aiohttp' or 'httpx',"
