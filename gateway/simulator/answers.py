@@ -263,6 +263,7 @@ def compose(
     """
     limit = requested_output(body)
     family = model.family
+    choices: tuple[Choice, ...]
     if family.efforts:
         effort = effort_of(body.get("reasoning_effort"), family.default_effort)
         assert effort is not None  # a model with efforts has a default
@@ -273,20 +274,12 @@ def compose(
         )
         if limit is not None and reasoning >= limit:
             # Thinking used the whole cap: nothing left to answer with, as with o1.
-            choices: tuple[Choice, ...] = (Choice("", (), "length", 0),)
+            choices = (Choice("", (), "length", 0),)
             reasoning = limit
         else:
             left = None if limit is None else limit - reasoning
             choices = _choices(body, answer, left, content_seed, id_seed)
-        return Answer(
-            model.snapshot,
-            model.system_fingerprint,
-            choices,
-            prompt_tokens,
-            cached_tokens,
-            reasoning,
-        )
-    if family.reasoning:
+    elif family.reasoning:
         reasoning = (
             reasoning_tokens
             if reasoning_tokens is not None
@@ -301,21 +294,16 @@ def compose(
             reasoning = limit
         else:
             choices = (Choice(text, (), "stop", tokens),)
-        return Answer(
-            model.snapshot,
-            model.system_fingerprint,
-            choices,
-            prompt_tokens,
-            cached_tokens,
-            reasoning,
-        )
+    else:
+        reasoning = 0
+        choices = _choices(body, answer, limit, content_seed, id_seed)
     return Answer(
         model.snapshot,
         model.system_fingerprint,
-        _choices(body, answer, limit, content_seed, id_seed),
+        choices,
         prompt_tokens,
         cached_tokens,
-        0,
+        reasoning,
     )
 
 
