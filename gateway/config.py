@@ -8,12 +8,12 @@ It sits at the bottom of the layers with `gateway.wire` and imports nothing from
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar, Union
 
@@ -478,7 +478,8 @@ class SimulatorConfig:
     header_knobs: bool = True
     rpm_limit: int = 10_000
     tpm_limit: int = 30_000_000
-    # The simulator's day, YYYY-MM-DD: the models it serves are those not shut down by then.
+    # The simulator's calendar (ISO date): which models are released and which are shut down.
+    # The o1 launch era it reproduces by default; never the wall clock, so runs repeat.
     today: str = "2024-10-01"
 
 
@@ -641,12 +642,19 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a number, got {value!r}")
         return float(value)
     if tp is str:
-        if isinstance(value, date):  # YAML reads an unquoted 2025-07-28 as a date
+        if isinstance(value, datetime.date):  # YAML reads an unquoted 2025-07-28 as a date
             return value.isoformat()
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
         return str(value)
     raise ConfigError(f"{path}: unsupported type {tp!r}")  # pragma: no cover - schema bug
+
+
+def iso_date(text: str) -> datetime.date:
+    """A `YYYY-MM-DD` date; ValueError for anything else (fromisoformat alone takes more forms)."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise ValueError("expected YYYY-MM-DD")
+    return datetime.date.fromisoformat(text)
 
 
 def usd_to_micros(value: Any, path: str) -> int:
@@ -725,9 +733,9 @@ def _resolve_policies(config: Config) -> Config:
 
 def _check_day(value: str, path: str) -> None:
     try:
-        date.fromisoformat(value)
+        iso_date(value)
     except ValueError:
-        raise ConfigError(f"{path}: expected a day as YYYY-MM-DD, got {value!r}") from None
+        raise ConfigError(f"{path}: expected a date as YYYY-MM-DD, got {value!r}") from None
 
 
 def _check_lifecycle(config: Config) -> None:
@@ -735,7 +743,6 @@ def _check_lifecycle(config: Config) -> None:
     configured models given efforts they take."""
     if config.retirement.today:
         _check_day(config.retirement.today, "retirement.today")
-    _check_day(config.simulator.today, "simulator.today")
     for name, model in config.models.items():
         if model.shutdown:
             _check_day(model.shutdown, f"models.{name}.shutdown")
@@ -794,6 +801,7 @@ def _check(config: Config) -> None:
             ("/v1/organization", "/v1/dashboard")
         ):
             raise ConfigError(f"{where}.path: expected a /v1/ path outside the account's admin API")
+    _check_day(config.simulator.today, "simulator.today")
     if config.upstream.client not in ("http1", "aiohttp", "httpx"):
         raise ConfigError(
             "upstream.client: expected 'http1', 'aiohttp' or 'httpx',"

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from gateway.simulator.efforts import effort_of, scaled_reasoning
 from gateway.simulator.emulated import protocol_answer, read_protocol
 from gateway.simulator.ids import tool_call_id
 from gateway.simulator.rules import ChatModel, requested_output
@@ -257,9 +258,28 @@ def compose(
 
     `answer` replaces the generated text (tests use it to control model output);
     `reasoning_tokens` replaces the computed reasoning budget of an o1 model.
+    A model with reasoning efforts thinks its budget scaled by the effort, then answers as
+    gpt-4o would (tools, formats, `n`) within what the output cap leaves.
     """
     limit = requested_output(body)
-    if model.family.reasoning:
+    family = model.family
+    choices: tuple[Choice, ...]
+    if family.efforts:
+        effort = effort_of(body.get("reasoning_effort"), family.default_effort)
+        assert effort is not None  # a model with efforts has a default
+        reasoning = (
+            reasoning_tokens
+            if reasoning_tokens is not None
+            else scaled_reasoning(reasoning_budget(prompt_tokens, content_seed), effort)
+        )
+        if limit is not None and reasoning >= limit:
+            # Thinking used the whole cap: nothing left to answer with, as with o1.
+            choices = (Choice("", (), "length", 0),)
+            reasoning = limit
+        else:
+            left = None if limit is None else limit - reasoning
+            choices = _choices(body, answer, left, content_seed, id_seed)
+    elif family.reasoning:
         reasoning = (
             reasoning_tokens
             if reasoning_tokens is not None
@@ -274,29 +294,31 @@ def compose(
             reasoning = limit
         else:
             choices = (Choice(text, (), "stop", tokens),)
-        return Answer(
-            model.snapshot,
-            model.system_fingerprint,
-            choices,
-            prompt_tokens,
-            cached_tokens,
-            reasoning,
-        )
+    else:
+        reasoning = 0
+        choices = _choices(body, answer, limit, content_seed, id_seed)
+    return Answer(
+        model.snapshot,
+        model.system_fingerprint,
+        choices,
+        prompt_tokens,
+        cached_tokens,
+        reasoning,
+    )
+
+
+def _choices(
+    body: dict[str, Any], answer: str | None, limit: int | None, content_seed: int, id_seed: int
+) -> tuple[Choice, ...]:
+    """The `n` choices of a model that answers with tools and formats (all but launch o1)."""
     n = body.get("n")
     count = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
     tool = _forced_tool(body)
     if tool is None and answer is None:
         tool = _requested_tool(body)
-    return Answer(
-        model.snapshot,
-        model.system_fingerprint,
-        tuple(
-            _choice(body, tool, answer, limit, (content_seed + i) & _SEED_MASK, id_seed + i)
-            for i in range(count)
-        ),
-        prompt_tokens,
-        cached_tokens,
-        0,
+    return tuple(
+        _choice(body, tool, answer, limit, (content_seed + i) & _SEED_MASK, id_seed + i)
+        for i in range(count)
     )
 
 

@@ -40,8 +40,11 @@ Request-header knobs, honoured when `config.header_knobs` is true:
     x-sim-answer: TEXT           the answer content, verbatim (UTF-8)
     x-sim-answer-b64: B64        the same, base64 of UTF-8 (for text with newlines)
     x-sim-o1-streaming: true     o1 models accept `stream` (the November 2024 behaviour)
-    x-sim-reasoning-tokens: N    reasoning tokens an o1 model reports
+    x-sim-reasoning-tokens: N    reasoning tokens a reasoning model reports
     x-sim-batch: complete        POST /v1/batches: the batch is completed at once
+    x-sim-today: YYYY-MM-DD      the day the request is answered on (replaces config.today):
+                                 a model shut down by then, or not yet released, is 404
+                                 model_not_found and left out of GET /v1/models (lifecycle.py)
 
 Timing: `latency_ms` delays every authenticated /v1 answer (unknown URLs and key errors come
 back at once, as from OpenAI's edge); streams then wait `ttft_ms` before sending their headers
@@ -61,12 +64,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import orjson
 
-from gateway.config import SimulatorConfig
-from gateway.simulator import batch_lines, bill, embeddings, moderations
+from gateway.config import SimulatorConfig, iso_date
+from gateway.simulator import batch_lines, bill, embeddings, lifecycle, moderations
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import (
     Answer,
@@ -137,6 +141,7 @@ class Simulator:
     def __init__(self, config: SimulatorConfig, *, seed: int | None = None) -> None:
         self.config = config
         self._keys = frozenset(config.api_keys)
+        self._today = iso_date(config.today)
         # Seeded from OS entropy unless a test pins it.
         self._random = random.Random(seed)
         self._rates = RateWindow(config.rpm_limit, config.tpm_limit)
@@ -271,7 +276,15 @@ class Simulator:
             return None
         if await self.fault(call, body):
             return None
+        refusal = lifecycle.refusal(body.get("model"), self.today(call))
+        if refusal is not None:
+            await self._error(call.send, refusal, call.started, self.admit(call, 0))
+            return None
         return body
+
+    def today(self, call: Call) -> date:
+        """The day `call` is answered on: its `x-sim-today` knob, else `config.today`."""
+        return call.knobs.today or self._today
 
     async def _chat(self, call: Call) -> None:
         body = await self.body_or_answered(call)
@@ -344,6 +357,10 @@ class Simulator:
     def answer_line(
         self, endpoint: str, body: dict[str, Any], key: str
     ) -> tuple[int, dict[str, Any], bill.Charge | None]:
+        # A batch runs after its request: its lines are answered on the configured day.
+        refusal = lifecycle.refusal(body.get("model"), self._today)
+        if refusal is not None:
+            return refusal.status, refusal.payload(), None
         return batch_lines.answer_line(self, endpoint, body, key)
 
     async def stream(
@@ -415,8 +432,9 @@ class Simulator:
     async def _models(self, call: Call) -> None:
         if await self.fault(call, {}):
             return
-        listed = model_list()
-        listed["data"].extend(self._tuning.models(call.key))
+        today = self.today(call)
+        listed = model_list(today)
+        listed["data"].extend(self._tuned_models(call.key, today))
         payload = orjson.dumps(listed)
         await self._send(call.send, 200, _JSON, payload, call.started, self.admit(call, 0))
 
@@ -424,14 +442,18 @@ class Simulator:
         if await self.fault(call, {}):
             return
         model_id = call.path[len("/v1/models/") :]
-        found = model_object(model_id) or next(
-            (m for m in self._tuning.models(call.key) if m["id"] == model_id), None
+        today = self.today(call)
+        found = model_object(model_id, today) or next(
+            (m for m in self._tuned_models(call.key, today) if m["id"] == model_id), None
         )
         rates = self.admit(call, 0)
         if found is None:
             await self._error(call.send, oe.model_not_found(model_id), call.started, rates)
             return
         await self._send(call.send, 200, _JSON, orjson.dumps(found), call.started, rates)
+
+    def _tuned_models(self, key: str, today: date) -> list[dict[str, Any]]:
+        return [m for m in self._tuning.models(key) if lifecycle.serves(m["id"], today)]
 
     async def _delete_model(self, call: Call) -> None:
         """A key's fine-tuned model, deleted; any other is a model it cannot find."""

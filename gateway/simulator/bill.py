@@ -11,6 +11,9 @@ call (one bill line per call, then summed; never rounded again):
   for a call equals the bill's to the micro-dollar. Cached input tokens are part of the input
   and cost the cached price; reasoning tokens are part of the output and cost the output price.
   Media models with two input prices add `text_in * p_text + other_in * p_other` instead.
+- GPT-6 models over 272,000 input tokens: the whole call at twice the input (and cached) price
+  and 1.5 times the output price, `ceil((4 * input_part + 3 * output_part) / 2_000_000)` (the
+  same single rounding, the multipliers brought to integers).
 - Batch lines: each line at half price, `ceil(numerator / 2_000_000)` with the full-price
   numerator above, per line; the batch's bill line (endpoint `/v1/batches`) sums its lines and
   is added when the batch completes.
@@ -40,6 +43,8 @@ _GPT4O = Price(2_500_000, 1_250_000, 10_000_000)
 _GPT4O_MINI = Price(150_000, 75_000, 600_000)
 _O1_PREVIEW = Price(15_000_000, 7_500_000, 60_000_000)
 _O1_MINI = Price(3_000_000, 1_500_000, 12_000_000)
+# Long prompts cost more on the newest models (the threshold counts input tokens).
+LONG_CONTEXT_INPUT = 272_000
 
 
 def _flat(input_price: int, output_price: int = 0) -> Price:
@@ -64,7 +69,13 @@ TOKEN_PRICES: dict[str, Price] = {
     "davinci-002": _flat(2_000_000, 2_000_000),
     # Text in, audio out.
     "gpt-4o-mini-tts": _flat(600_000, 12_000_000),
+    "gpt-6-astra": Price(10_000_000, 1_000_000, 50_000_000),
+    "gpt-6-luna": Price(100_000, 10_000, 500_000),
+    "gpt-6.1-sol": Price(2_000_000, 100_000, 10_000_000),
+    # No cached price published: cached input costs the input price.
+    "gpt-6.2-astra": _flat(8_000_000, 40_000_000),
 }
+LONG_CONTEXT_MODELS = frozenset({"gpt-6-astra", "gpt-6-luna", "gpt-6.1-sol", "gpt-6.2-astra"})
 # Inference on a fine-tuned model, by its base (cached input at half the input price).
 FINE_TUNED_PRICES: dict[str, Price] = {
     "gpt-4o-2024-08-06": Price(3_750_000, 1_875_000, 15_000_000),
@@ -140,17 +151,18 @@ def tokens_charge(
 ) -> Charge:
     price = token_price(model) or Price()
     cached = min(max(cached_tokens, 0), input_tokens)
-    numerator = (
-        (input_tokens - cached) * price.input
-        + cached * price.cached_input
-        + output_tokens * price.output
-    )
+    input_part = (input_tokens - cached) * price.input + cached * price.cached_input
+    output_part = output_tokens * price.output
+    numerator = input_part + output_part
+    divisor = BATCH_DIVISOR if batch else PER_MILLION
+    if model in LONG_CONTEXT_MODELS and input_tokens > LONG_CONTEXT_INPUT:
+        numerator = 4 * input_part + 3 * output_part
+        divisor *= 2
     detail = {"requests": 1, "input_tokens": input_tokens, "output_tokens": output_tokens}
     if cached:
         detail["cached_tokens"] = cached
     if reasoning_tokens:
         detail["reasoning_tokens"] = reasoning_tokens
-    divisor = BATCH_DIVISOR if batch else PER_MILLION
     return Charge(endpoint, model, _ceil_div(numerator, divisor), detail)
 
 

@@ -1,11 +1,16 @@
 """The model list the simulated upstream publishes at GET /v1/models (September 2024).
 
-Pure data and lookups. `created` and `owned_by` are the values OpenAI listed for these ids.
+Pure data and lookups. `created` and `owned_by` are the values OpenAI listed for these ids (the
+newest models: their release day). The list on a given day leaves out models not yet released
+or already shut down (lifecycle.py); from August 2026 each object carries `shutdown_date`.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
+
+from gateway.simulator import lifecycle
 
 # id -> (created, owned_by)
 MODELS: dict[str, tuple[int, str]] = {
@@ -35,19 +40,31 @@ MODELS: dict[str, tuple[int, str]] = {
     "gpt-4o-mini-tts": (1742403959, "system"),
     "gpt-4o-transcribe": (1742068463, "system"),
     "gpt-4o-mini-transcribe": (1742068596, "system"),
+    # Released after the o1 era: listed from their release day (lifecycle.RELEASED).
+    "gpt-6-astra": (1788454800, "system"),
+    "gpt-6-luna": (1790096400, "system"),
+    "gpt-6.1-sol": (1790701200, "system"),
+    "gpt-6.2-astra": (1794934800, "system"),
 }
 
 
-def model_object(model_id: str) -> dict[str, Any] | None:
+def model_object(model_id: str, today: date) -> dict[str, Any] | None:
     entry = MODELS.get(model_id)
-    if entry is None:
+    if entry is None or not lifecycle.serves(model_id, today):
         return None
     created, owned_by = entry
-    return {"id": model_id, "object": "model", "created": created, "owned_by": owned_by}
-
-
-def model_list() -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [model_object(model_id) for model_id in MODELS],
+    found: dict[str, Any] = {
+        "id": model_id,
+        "object": "model",
+        "created": created,
+        "owned_by": owned_by,
     }
+    if today >= lifecycle.SHUTDOWN_DATES_LISTED_FROM:
+        shutdown = lifecycle.shutdown_date(model_id)
+        found["shutdown_date"] = shutdown.isoformat() if shutdown is not None else None
+    return found
+
+
+def model_list(today: date) -> dict[str, Any]:
+    listed = (model_object(model_id, today) for model_id in MODELS)
+    return {"object": "list", "data": [found for found in listed if found is not None]}

@@ -6,6 +6,7 @@ without importing the app that imports them.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Protocol
 
 from gateway.simulator.bill import Charge
@@ -20,6 +21,8 @@ class Host(Protocol):
     async def body_or_answered(self, call: Call) -> dict[str, Any] | None: ...
 
     async def fault(self, call: Call, body: dict[str, Any]) -> bool: ...
+
+    def today(self, call: Call) -> date: ...
 
     def admit(self, call: Call, tokens: int) -> list[Header]: ...
 

@@ -9,7 +9,9 @@ import base64
 import binascii
 import math
 from dataclasses import dataclass
+from datetime import date
 
+from gateway.config import iso_date
 from gateway.simulator.openai_errors import SimError
 
 FAULTS = frozenset(
@@ -38,6 +40,8 @@ class Knobs:
     reasoning_tokens: int | None = None
     # `x-sim-batch: complete`: a batch created with it is completed at once.
     batch_complete: bool = False
+    # `x-sim-today: YYYY-MM-DD`: the day this request is answered on (replaces config.today).
+    today: date | None = None
 
 
 NO_KNOBS = Knobs()
@@ -71,6 +75,8 @@ def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
                 if value != "complete":
                     raise ValueError("expected 'complete'")
                 knobs.batch_complete = True
+            elif name == "x-sim-today":
+                knobs.today = iso_date(value)
             elif name == "x-sim-reasoning-tokens":
                 knobs.reasoning_tokens = int(value)
                 if knobs.reasoning_tokens < 0:

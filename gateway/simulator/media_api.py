@@ -12,15 +12,17 @@ Each successful call adds its line to the bill (bill.py).
 from __future__ import annotations
 
 import time
+from datetime import date
 from typing import Any
 
 import orjson
 
-from gateway.simulator import audio, bill, completions, files, images
+from gateway.simulator import audio, bill, completions, files, images, lifecycle
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.call import Call, Header
 from gateway.simulator.host import Host
 from gateway.simulator.ids import alnum_id
+from gateway.simulator.multipart import Part
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses_api import Handler
 from gateway.wire import sse
@@ -111,7 +113,7 @@ class MediaApi:
         result = (
             fields
             if isinstance(fields, SimError)
-            else audio.transcribe(fields, translate=translate)
+            else _refusal(fields, host.today(call)) or audio.transcribe(fields, translate=translate)
         )
         if isinstance(result, SimError):
             await host.reply_error(call, result, rates)
@@ -162,3 +164,10 @@ class MediaApi:
         response = completions.completion_object(body, completion_id, int(time.time()))
         charge = bill.usage_charge("/v1/completions", body["model"], response["usage"], batch=batch)
         return response, charge
+
+
+def _refusal(fields: dict[str, Part], today: date) -> SimError | None:
+    """The 404 for an upload naming a model shut down by `today` (JSON bodies get theirs from
+    the host's `body_or_answered`)."""
+    part = fields.get("model")
+    return lifecycle.refusal(part.data.decode("utf-8", "replace"), today) if part else None

@@ -198,6 +198,28 @@ def tools_not_supported() -> SimError:
     )
 
 
+def unsupported_effort(param: str, value: str, supported: tuple[str, ...]) -> SimError:
+    """A reasoning effort outside the model's range (chat and Responses word it alike)."""
+    return SimError(
+        400,
+        f"Unsupported value: '{param}' does not support '{value}' with this model. "
+        f"Supported values are: {_listed(supported)}.",
+        param=param,
+        code="unsupported_value",
+    )
+
+
+def tools_need_no_effort(model: str) -> SimError:
+    # Recorded for gpt-5.4 to gpt-6-astra: chat takes function tools only at effort none.
+    return SimError(
+        400,
+        f"Function tools with reasoning_effort are not supported for {model} in "
+        "/v1/chat/completions. To use function tools, use /v1/responses or set "
+        "reasoning_effort to 'none'.",
+        param="reasoning_effort",
+    )
+
+
 def response_format_not_supported(kind: str) -> SimError:
     return SimError(
         400,
@@ -345,14 +367,17 @@ def unknown_parameter(name: str) -> SimError:
 
 
 def invalid_value(param: str, value: Any, supported: tuple[str, ...]) -> SimError:
-    quoted = [f"'{s}'" for s in supported]
-    listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
     return SimError(
         400,
-        f"Invalid value: '{echo(value)}'. Supported values are: {listed}.",
+        f"Invalid value: '{echo(value)}'. Supported values are: {_listed(supported)}.",
         param=param,
         code="invalid_value",
     )
+
+
+def _listed(values: tuple[str, ...]) -> str:
+    quoted = [f"'{s}'" for s in values]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
 
 
 def model_not_in_responses(model: str) -> SimError:

@@ -23,8 +23,9 @@ from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses import format_of
 
 
-def settings(body: dict[str, Any], model: str) -> dict[str, Any]:
-    """The request settings every response object echoes, with OpenAI's defaults filled in."""
+def settings(body: dict[str, Any], model: str, effort: str | None = None) -> dict[str, Any]:
+    """The request settings every response object echoes, with OpenAI's defaults filled in
+    (`effort`: the one a reasoning model ran at)."""
     tools = body.get("tools")
     reasoning = body.get("reasoning")
     return {
@@ -34,7 +35,7 @@ def settings(body: dict[str, Any], model: str) -> dict[str, Any]:
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": {
-            "effort": None,
+            "effort": effort,
             "summary": reasoning.get("summary") if isinstance(reasoning, dict) else None,
         },
         "service_tier": "default",

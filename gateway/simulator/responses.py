@@ -9,7 +9,9 @@ flat function tools become chat's nested ones, `text.format` becomes `response_f
 `max_output_tokens` becomes `max_completion_tokens`.
 
 The world is September 2024's with the Responses API added: gpt-4o and gpt-4o-mini serve it;
-o1-preview and o1-mini refuse it (as OpenAI refused them when it launched).
+o1-preview and o1-mini refuse it (as OpenAI refused them when it launched). Today's GPT-6 models
+serve it with `reasoning.effort` in their range and function tools at every effort; like gpt-5
+they refuse `temperature`/`top_p` other than 1 (and `top_logprobs`) unless at effort `none`.
 
 Pure: checks and conversions of the request body; item ids come from seeds passed in.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.simulator import openai_errors as oe
+from gateway.simulator.efforts import effort_error, effort_of
 from gateway.simulator.ids import response_item_id
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.rules import ChatModel, resolve_chat_model
@@ -68,7 +71,7 @@ def resolve_model(body: dict[str, Any]) -> ChatModel | SimError:
     model = resolve_chat_model(name)
     if model is None:
         return oe.model_not_found(name)
-    if model.family.reasoning:
+    if not model.family.responses_api:
         return oe.model_not_in_responses(name)
     return model
 
@@ -151,10 +154,18 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
             return oe.below_minimum(name, 0, value, "decimal")
         if value > maximum:
             return oe.above_maximum(name, maximum, value, "decimal")
-    reasoning = body.get("reasoning")
     # gpt-4o does not reason: any effort is refused, an empty object or null effort is not.
-    if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
-        return oe.unsupported_parameter("reasoning.effort")
+    family = model.family
+    error = effort_error(_sent_effort(body), family.efforts, "reasoning.effort")
+    if error is not None:
+        return error
+    if not (family.sampling or family.plain(effort(body, model))):
+        for name in ("temperature", "top_p"):
+            value = body.get(name)
+            if value is not None and value != 1:
+                return oe.unsupported_parameter(name)
+        if body.get("top_logprobs") is not None:
+            return oe.unsupported_parameter("top_logprobs")
     if body.get("background") is True and body.get("store") is False:
         return oe.background_needs_store()
     previous = body.get("previous_response_id")
@@ -164,6 +175,16 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
     if truncation is not None and truncation not in ("auto", "disabled"):
         return oe.invalid_value("truncation", truncation, ("auto", "disabled"))
     return None
+
+
+def _sent_effort(body: dict[str, Any]) -> Any:
+    reasoning = body.get("reasoning")
+    return reasoning.get("effort") if isinstance(reasoning, dict) else None
+
+
+def effort(body: dict[str, Any], model: ChatModel) -> str | None:
+    """The effort the (checked) request runs at; None for a model without efforts."""
+    return effort_of(_sent_effort(body), model.family.default_effort)
 
 
 def _check_tools(body: dict[str, Any]) -> SimError | None:
@@ -348,6 +369,9 @@ def chat_body(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str,
     limit = body.get("max_output_tokens")
     if limit is not None:
         chat["max_completion_tokens"] = limit
+    sent_effort = _sent_effort(body)
+    if sent_effort is not None:
+        chat["reasoning_effort"] = sent_effort
     return chat
 
 

@@ -107,7 +107,7 @@ class ResponsesApi:
         background = body.get("background") is True
         response = shapes.response_object(
             response_item_id("resp", seed),
-            shapes.settings(body, model.snapshot),
+            shapes.settings(body, model.snapshot, responses.effort(body, model)),
             answer,
             output,
             created_at=int(time.time()),

@@ -5,8 +5,14 @@ token count); it reads no clock, environment or files.
 
 The facts are those of September 2024 (o1-preview/o1-mini launch week). o1-preview and o1-mini
 accept only `user` and `assistant` messages, no streaming (until 2024-11-20: pass
-`o1_streaming=True`), no tools, functions or `response_format`, no logprobs, no images and no
-`max_tokens`; `temperature`, `top_p` and `n` must be 1 and the penalties 0 when sent at all.
+`o1_streaming=True`), no tools, functions or `response_format`, no logprobs, no images, no
+`max_tokens` and no `reasoning_effort`; `temperature`, `top_p` and `n` must be 1 and the
+penalties 0 when sent at all.
+
+The GPT-6 models of today (served once the simulator's day reaches their release, lifecycle.py)
+take every role, streaming, images and structured outputs, but no `max_tokens`; they take a
+`reasoning_effort` from their own range (efforts.py), and function tools and free sampling only
+at effort `none`, which of them only gpt-6-luna has.
 
 Check order (OpenAI reports only the first problem, so the order is part of the behaviour):
 
@@ -15,8 +21,9 @@ Check order (OpenAI reports only the first problem, so the order is part of the 
 3. `messages`: present, an array, not empty; each one an object with a valid `role` and,
    except for assistant messages, `content` of a valid type.
 4. Model capabilities, in this order: message roles, image parts, `stream`, `max_tokens`,
-   `temperature`, `top_p`, `n`, `presence_penalty`, `frequency_penalty`, `logprobs`,
-   `top_logprobs`, `stop`, `tools` (404), `functions`, `function_call`, `response_format`.
+   `reasoning_effort`, `temperature`, `top_p`, `n`, `presence_penalty`, `frequency_penalty`,
+   `logprobs`, `top_logprobs`, `stop`, `tools` (404; 400 at an effort on GPT-6), `functions`,
+   `function_call`, `response_format`.
    Roles come first because the role error is the one everybody meets first in practice.
 5. Generic values: `max_completion_tokens`/`max_tokens` type, minimum and the model's maximum
    output, `n`, `temperature`, `top_p` ranges, `tool_choice` without `tools`, `json_object`
@@ -26,15 +33,17 @@ Check order (OpenAI reports only the first problem, so the order is part of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.simulator import openai_errors as oe
+from gateway.simulator.efforts import EFFORTS, effort_error, effort_of
 from gateway.simulator.openai_errors import SimError
 from gateway.wire.tokens import count_messages
 
 __all__ = [
     "CHAT_MODELS",
+    "GPT6_MODELS",
     "ChatModel",
     "Family",
     "SimError",
@@ -59,6 +68,17 @@ class Family:
     # temperature/top_p/n/penalties freely settable (False: only their defaults are accepted)
     sampling: bool
     reasoning: bool
+    # Served by the Responses API (launch-era o1 was refused there).
+    responses_api: bool
+    # `reasoning_effort` values taken (empty: the parameter is refused) and the default.
+    efforts: tuple[str, ...] = ()
+    default_effort: str | None = None
+    # Chat function tools, logprobs, `stop` and free sampling only at effort `none`.
+    plain_only_at_no_effort: bool = False
+
+    def plain(self, effort: str | None) -> bool:
+        """Whether the model answers as a non-reasoning model at `effort`."""
+        return self.plain_only_at_no_effort and effort == "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +105,7 @@ GPT4O = Family(
     max_tokens=True,
     sampling=True,
     reasoning=False,
+    responses_api=True,
 )
 O1 = Family(
     name="o1",
@@ -97,12 +118,41 @@ O1 = Family(
     max_tokens=False,
     sampling=False,
     reasoning=True,
+    responses_api=False,
 )
+# Today's reasoning models: tools, logprobs and sampling at effort none only, and none of these
+# takes none; so, as OpenAI's tables put it, chat without tools and tools only on Responses.
+GPT6 = Family(
+    name="gpt-6",
+    roles=KNOWN_ROLES,
+    streaming=True,
+    tools=True,
+    response_format=True,
+    logprobs=False,
+    images=True,
+    max_tokens=False,
+    sampling=False,
+    reasoning=True,
+    responses_api=True,
+    efforts=EFFORTS[2:],
+    default_effort="medium",
+    plain_only_at_no_effort=True,
+)
+# Default effort none and temperature only at none, like gpt-5.1 and gpt-5.2 (assumed: the
+# model's table says only "none..max" and "chat function calling only with effort none").
+GPT6_LUNA = replace(GPT6, name="gpt-6-luna", efforts=EFFORTS, default_effort="none")
 
 _GPT4O = ChatModel("gpt-4o-2024-08-06", GPT4O, 128_000, 16_384, "fp_2f406b9113")
 _GPT4O_MINI = ChatModel("gpt-4o-mini-2024-07-18", GPT4O, 128_000, 16_384, "fp_0ba0d124f1")
 _O1_PREVIEW = ChatModel("o1-preview-2024-09-12", O1, 128_000, 32_768, "fp_49f580698f")
 _O1_MINI = ChatModel("o1-mini-2024-09-12", O1, 128_000, 65_536, "fp_f7eab99a33")
+# No dated snapshots are known for these; the fingerprints are made up.
+_GPT6_CONTEXT = 1_050_000
+_GPT6_OUTPUT = 128_000
+_GPT6_ASTRA = ChatModel("gpt-6-astra", GPT6, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_6a57a0c2e1")
+_GPT6_LUNA = ChatModel("gpt-6-luna", GPT6_LUNA, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_6c1a7e04b9")
+_GPT61_SOL = ChatModel("gpt-6.1-sol", GPT6, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_61d5f2a0c3")
+_GPT62_ASTRA = ChatModel("gpt-6.2-astra", GPT6, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_62a3b9d714")
 
 # Short names answer with the dated snapshot in `model`, as OpenAI does (gpt-4o pointed at
 # 2024-05-13 until 2024-10-02; the simulator follows the later alias, like the gateway config).
@@ -115,6 +165,13 @@ CHAT_MODELS: dict[str, ChatModel] = {
     "o1-preview-2024-09-12": _O1_PREVIEW,
     "o1-mini": _O1_MINI,
     "o1-mini-2024-09-12": _O1_MINI,
+}
+# Today's models, which the simulator serves from their release (lifecycle.py).
+GPT6_MODELS: dict[str, ChatModel] = {
+    "gpt-6-astra": _GPT6_ASTRA,
+    "gpt-6-luna": _GPT6_LUNA,
+    "gpt-6.1-sol": _GPT61_SOL,
+    "gpt-6.2-astra": _GPT62_ASTRA,
 }
 
 # Chat Completions request arguments as of October 2024 (store/metadata arrived 2024-10-01).
@@ -146,9 +203,10 @@ KNOWN_ARGUMENTS = frozenset(
         "functions",
         "store",
         "metadata",
-        # Later additions, accepted so a gateway of today can send them (2025).
+        # Later additions (reasoning_effort: December 2024; o1-preview and o1-mini refuse it), accepted so a gateway of today can send them (2025).
         "safety_identifier",
         "prompt_cache_key",
+        "reasoning_effort",
     }
 )
 
@@ -163,7 +221,7 @@ _MAX_N = 128
 
 
 def resolve_chat_model(name: str) -> ChatModel | None:
-    return CHAT_MODELS.get(name)
+    return CHAT_MODELS.get(name) or GPT6_MODELS.get(name)
 
 
 def requested_output(body: dict[str, Any]) -> int | None:
@@ -189,7 +247,7 @@ def check(
     model_name = body.get("model")
     if not isinstance(model_name, str) or not model_name:
         return oe.missing_model()
-    model = CHAT_MODELS.get(model_name)
+    model = resolve_chat_model(model_name)
     if model is None:
         return oe.model_not_found(model_name)
     for name in body:
@@ -197,7 +255,7 @@ def check(
             return oe.unrecognized_argument(name)
     error = _check_messages(body)
     if error is None:
-        error = _check_capabilities(body, model.family, o1_streaming)
+        error = _check_capabilities(body, model_name, model.family, o1_streaming)
     if error is None:
         error = _check_values(body, model)
     if error is not None:
@@ -238,7 +296,7 @@ def _check_messages(body: dict[str, Any]) -> SimError | None:
 
 
 def _check_capabilities(
-    body: dict[str, Any], family: Family, o1_streaming: bool
+    body: dict[str, Any], model_name: str, family: Family, o1_streaming: bool
 ) -> SimError | None:
     messages: list[dict[str, Any]] = body["messages"]
     for i, message in enumerate(messages):
@@ -255,7 +313,12 @@ def _check_capabilities(
         return oe.unsupported_stream()
     if not family.max_tokens and body.get("max_tokens") is not None:
         return oe.unsupported_max_tokens()
-    if not family.sampling:
+    error = effort_error(body.get("reasoning_effort"), family.efforts, "reasoning_effort")
+    if error is not None:
+        return error
+    effort = effort_of(body.get("reasoning_effort"), family.default_effort)
+    plain = family.plain(effort)
+    if not (family.sampling or plain):
         temperature = body.get("temperature")
         if temperature is not None and temperature != 1:
             return oe.unsupported_default("temperature", temperature, "1")
@@ -263,7 +326,7 @@ def _check_capabilities(
             value = body.get(name)
             if value is not None and value != default:
                 return oe.unsupported_parameter(name)
-    if not family.logprobs:
+    if not (family.logprobs or plain):
         if body.get("logprobs"):
             return oe.unsupported_parameter("logprobs")
         if body.get("top_logprobs") is not None:
@@ -271,6 +334,9 @@ def _check_capabilities(
         # Launch-era o1 refused `stop` too; it travels with the logprobs family of sampling knobs.
         if body.get("stop") is not None:
             return oe.unsupported_parameter("stop")
+    tools_sent = body.get("tools") is not None or body.get("functions") is not None
+    if family.plain_only_at_no_effort and not plain and tools_sent:
+        return oe.tools_need_no_effort(model_name)
     if not family.tools:
         if body.get("tools") is not None:
             return oe.tools_not_supported()

@@ -67,13 +67,13 @@ def test_the_shipped_line_ups_resolve_the_policies() -> None:
     ("env", "message"),
     [
         ({"O1GW__ROUTING__LINEUP": "nope"}, "routing.lineup: unknown line-up 'nope'"),
-        ({"O1GW__MODELS__O1-MINI__SHUTDOWN": "soon"}, "models.o1-mini.shutdown: expected a day"),
+        ({"O1GW__MODELS__O1-MINI__SHUTDOWN": "soon"}, "models.o1-mini.shutdown: expected a date"),
         ({"O1GW__MODELS__O1-MINI__SUCCESSOR": "gpt-9"}, "models.o1-mini.successor: unknown model"),
         (
             {"O1GW__MODELS__GPT-6-LUNA__SUCCESSOR": "gpt-4o"},
             "models.gpt-4o.successor: a loop (gpt-4o -> gpt-6-luna -> gpt-4o)",
         ),
-        ({"O1GW__RETIREMENT__TODAY": "2026-13-01"}, "retirement.today: expected a day"),
+        ({"O1GW__RETIREMENT__TODAY": "2026-13-01"}, "retirement.today: expected a date"),
         (
             {"O1GW__LINEUPS__OPENAI-2026-12__GENERAL__EFFORT": "turbo"},
             "lineups.openai-2026-12.general.effort[0]: gpt-6-luna does not take effort 'turbo'",

@@ -1,0 +1,186 @@
+"""Line-ups and the retirement shield, end to end: the `openai` SDK through the gateway to the
+simulator set to a day (`x-sim-today`), whose request log shows what reached upstream."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread, base_config, scrape
+
+TODAY = "2026-12-05"
+DAY = {"x-sim-today": TODAY}
+SCIENCE = (
+    "A 2.0 kg block slides down a 30 degree incline with kinetic friction coefficient 0.25. "
+    "Using Newton's laws, find its acceleration and the thermal energy released over 4.0 m, "
+    "then the entropy change of the surroundings at 300 K."
+)
+CHAT = "Write a warm two-line thank-you note to my neighbour for watering the plants."
+MATH = "Find all positive integers n such that n^2 + 2n + 7 is divisible by n + 1."
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def gateway_on(start_gateway: GatewayFactory, simulator: ServerThread, **env: str) -> ServerThread:
+    config = base_config(
+        OPENAI_BASE_URL=f"{simulator.url}/v1",
+        OPENAI_API_KEY="sk-simulated-upstream",
+        O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES="x-sim-",
+        O1GW__UPSTREAM__RETRIES="0",
+        O1GW__RETIREMENT__TODAY=TODAY,
+        **env,
+    )
+    return start_gateway(config)
+
+
+@pytest.fixture
+def today(start_gateway: GatewayFactory, simulator: ServerThread) -> ServerThread:
+    """A gateway routing to today's line-up, on the simulator's 2026-12-05."""
+    return gateway_on(start_gateway, simulator, O1GW__ROUTING__LINEUP="openai-2026-12")
+
+
+def sdk(server: ServerThread) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=f"{server.url}/v1", api_key=CLIENT_KEY, max_retries=0, default_headers=DAY
+    )
+
+
+def upstream(simulator: ServerThread) -> dict[str, Any]:
+    """The body of the last request the simulator received."""
+    body: dict[str, Any] = httpx.get(f"{simulator.url}/_sim/requests").json()["data"][-1]["body"]
+    return body
+
+
+def ask(server: ServerThread, prompt: str, **params: Any) -> Any:
+    return (
+        sdk(server)
+        .chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": prompt}], **params
+        )
+    )
+
+
+def test_the_current_line_up_routes_to_its_models_at_the_effort_chosen(
+    today: ServerThread, simulator: ServerThread
+) -> None:
+    for prompt, model, efforts in (
+        (CHAT, "gpt-6-luna", {"none"}),
+        (MATH, "gpt-6.1-sol", {"low", "medium", "high"}),
+        (SCIENCE, "gpt-6.2-astra", {"medium", "high", "xhigh"}),
+    ):
+        raw = ask(today, prompt)
+        completion = raw.parse()
+        effort = raw.headers["x-gateway-route-effort"]
+        assert raw.headers["x-gateway-route-model"] == model, raw.headers["x-gateway-route-reason"]
+        assert effort in efforts
+        assert raw.headers["x-gateway-route-reason"].endswith(
+            "effort none" if effort == "none" else "]"
+        )
+        sent = upstream(simulator)
+        assert (sent["model"], sent["reasoning_effort"]) == (model, effort)
+        assert completion.model.startswith(model)
+        assert completion.choices[0].message.content
+
+
+def test_a_clients_own_effort_wins_and_is_fitted_to_the_model(
+    today: ServerThread, simulator: ServerThread
+) -> None:
+    raw = ask(today, SCIENCE, reasoning_effort="minimal")
+    assert raw.headers["x-gateway-route-model"] == "gpt-6.2-astra"
+    assert raw.parse().choices[0].message.content
+    # gpt-6.2-astra refuses `minimal`: the nearest effort it takes goes instead.
+    assert upstream(simulator)["reasoning_effort"] == "low"
+    assert "reasoning_effort" in raw.headers["x-gateway-patched"].split(",")
+
+
+def test_the_line_ups_models_are_patched_for_what_they_lack(
+    today: ServerThread, simulator: ServerThread
+) -> None:
+    # gpt-6.1-sol takes no tools on Chat Completions and no sampling parameters or max_tokens.
+    raw = ask(
+        today, MATH, tools=[WEATHER], temperature=0.3, max_tokens=400,
+        extra_headers={"x-sim-answer-b64": base64.b64encode(b"n = 5 and n = 1").decode()},
+    )  # fmt: skip
+    assert raw.headers["x-gateway-route-model"] == "gpt-6.1-sol"
+    assert raw.parse().choices[0].message.content == "n = 5 and n = 1"
+    patched = set(raw.headers["x-gateway-patched"].split(","))
+    assert {"tools", "temperature", "max_tokens"} <= patched
+    sent = upstream(simulator)
+    assert "tools" not in sent and "temperature" not in sent and "max_tokens" not in sent
+    assert sent["max_completion_tokens"] >= 400
+
+
+def test_the_responses_api_carries_the_effort_chosen(
+    today: ServerThread, simulator: ServerThread
+) -> None:
+    raw = sdk(today).responses.with_raw_response.create(model="auto", input=SCIENCE)
+    response = raw.parse()
+    assert raw.headers["x-gateway-route-model"] == "gpt-6.2-astra"
+    effort = raw.headers["x-gateway-route-effort"]
+    sent = upstream(simulator)
+    assert (sent["model"], sent["reasoning"]["effort"]) == ("gpt-6.2-astra", effort)
+    assert response.output_text
+    assert response.usage is not None and response.usage.output_tokens_details.reasoning_tokens
+
+
+def test_a_retired_model_is_served_by_its_successor(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    gateway = gateway_on(start_gateway, simulator)
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model="o1-preview", messages=[{"role": "system", "content": "Be brief."},
+                                      {"role": "user", "content": SCIENCE}],
+        temperature=0.5,
+    )  # fmt: skip
+    assert raw.headers["x-gateway-model-substituted"] == "o1-preview -> gpt-6.2-astra"
+    completion = raw.parse()
+    assert completion.model.startswith("gpt-6.2-astra")
+    sent = upstream(simulator)
+    assert sent["model"] == "gpt-6.2-astra"
+    # Patched for the successor: it takes the system message, not the temperature.
+    assert sent["messages"][0]["role"] == "system" and "temperature" not in sent
+    assert (
+        'gateway_model_substitutions_total{model="o1-preview",successor="gpt-6.2-astra"} 1.0'
+        in scrape(gateway.url)
+    )
+    # A retired model nothing replaces is refused before upstream.
+    before = len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+    with pytest.raises(openai.NotFoundError) as info:
+        sdk(gateway).images.generate(model="dall-e-3", prompt="a lighthouse")
+    assert info.value.code == "model_not_found"
+    assert "shut down on 2026-05-12" in info.value.message
+    assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == before
+
+
+def test_without_the_shield_upstream_refuses_a_retired_model(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    gateway = gateway_on(start_gateway, simulator, O1GW__RETIREMENT__SHIELD="false")
+    with pytest.raises(openai.NotFoundError) as info:
+        sdk(gateway).chat.completions.create(
+            model="o1-preview", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert info.value.code == "model_not_found"
+    assert upstream(simulator)["model"] == "o1-preview-2024-09-12"  # it went upstream as named
+
+
+def test_before_its_day_a_model_is_served_as_named(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    gateway = gateway_on(start_gateway, simulator, O1GW__RETIREMENT__TODAY="2025-07-27")
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model="o1-preview",
+        messages=[{"role": "user", "content": "Hi"}],
+        extra_headers={"x-sim-today": "2025-07-27"},
+    )
+    assert "x-gateway-model-substituted" not in raw.headers
+    assert raw.parse().model == "o1-preview-2024-09-12"
