@@ -10,7 +10,14 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread, base_config, scrape
+from tests.conftest import (
+    CLIENT_KEY,
+    SIM_KEY,
+    GatewayFactory,
+    ServerThread,
+    base_config,
+    scrape,
+)
 
 TODAY = "2026-12-05"
 DAY = {"x-sim-today": TODAY}
@@ -31,14 +38,14 @@ WEATHER = {
 
 
 def gateway_on(start_gateway: GatewayFactory, simulator: ServerThread, **env: str) -> ServerThread:
-    config = base_config(
-        OPENAI_BASE_URL=f"{simulator.url}/v1",
-        OPENAI_API_KEY="sk-simulated-upstream",
-        O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES="x-sim-",
-        O1GW__UPSTREAM__RETRIES="0",
-        O1GW__RETIREMENT__TODAY=TODAY,
-        **env,
-    )
+    settings = {
+        "OPENAI_BASE_URL": f"{simulator.url}/v1",
+        "OPENAI_API_KEY": SIM_KEY,
+        "O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES": "x-sim-",
+        "O1GW__UPSTREAM__RETRIES": "0",
+        "O1GW__RETIREMENT__TODAY": TODAY,
+    }
+    config = base_config(**{**settings, **env})
     return start_gateway(config)
 
 
@@ -61,11 +68,8 @@ def upstream(simulator: ServerThread) -> dict[str, Any]:
 
 
 def ask(server: ServerThread, prompt: str, **params: Any) -> Any:
-    return (
-        sdk(server)
-        .chat.completions.with_raw_response.create(
-            model="auto", messages=[{"role": "user", "content": prompt}], **params
-        )
+    return sdk(server).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": prompt}], **params
     )
 
 
