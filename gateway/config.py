@@ -66,6 +66,9 @@ class Price:
     # transcription models read it).
     audio_input: int = 0
     audio_output: int = 0
+    # A prompt of more input tokens than this makes the whole call cost twice the input and
+    # 1.5 times the output price (OpenAI's newest models); 0 = no such rule.
+    long_context_above: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -676,9 +679,11 @@ def _price(value: Any, path: str) -> Price:
     if not isinstance(value, dict):
         raise ConfigError(
             f"{path}: expected a mapping of input/cached_input/output/audio_input/audio_output"
-            " USD per 1M tokens"
+            " USD per 1M tokens (and long_context_above)"
         )
-    allowed = {"input", "cached_input", "output", "audio_input", "audio_output"}
+    allowed = {
+        "input", "cached_input", "output", "audio_input", "audio_output", "long_context_above",
+    }  # fmt: skip
     for key in value:
         if key not in allowed:
             raise ConfigError(f"{path}.{key}: unknown key (expected one of {sorted(allowed)})")
@@ -694,7 +699,10 @@ def _price(value: Any, path: str) -> Price:
         kind: usd_to_micros(value.get(kind, 0), f"{path}.{kind}")
         for kind in ("audio_input", "audio_output")
     }
-    return Price(input=inp, cached_input=cached, output=out, **audio)
+    above = value.get("long_context_above", 0)
+    if isinstance(above, bool) or not isinstance(above, int) or above < 0:
+        raise ConfigError(f"{path}.long_context_above: expected a number of input tokens")
+    return Price(input=inp, cached_input=cached, output=out, long_context_above=above, **audio)
 
 
 def lineups(config: Config) -> dict[str, Lineup]:

@@ -22,17 +22,24 @@ MAX_CAP = 2**31
 
 
 def cost_micros(price: Price, usage: Usage) -> int:
-    return -(-_numerator(price, usage) // PER_TOKENS)
+    numerator, divisor = _numerator(price, usage)
+    return -(-numerator // divisor)
 
 
-def _numerator(price: Price, usage: Usage) -> int:
-    """Micro-dollars per 1M tokens times tokens: the cost before its one division."""
+def _long(price: Price, prompt_tokens: int) -> bool:
+    return bool(price.long_context_above) and prompt_tokens > price.long_context_above
+
+
+def _numerator(price: Price, usage: Usage) -> tuple[int, int]:
+    """Micro-dollars per 1M tokens times tokens, and what it is divided by once: a long
+    prompt's whole call at twice the input and 1.5 times the output price is (4 x input
+    + 3 x output) over 2M, so it is still one rounding."""
     cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
-    return (
-        (usage.prompt_tokens - cached) * price.input
-        + cached * price.cached_input
-        + usage.completion_tokens * price.output
-    )
+    input_part = (usage.prompt_tokens - cached) * price.input + cached * price.cached_input
+    output_part = usage.completion_tokens * price.output
+    if _long(price, usage.prompt_tokens):
+        return 4 * input_part + 3 * output_part, 2 * PER_TOKENS
+    return input_part + output_part, PER_TOKENS
 
 
 def worst_case_micros(price: Price, prompt_tokens: int, completion_cap: int) -> int:
@@ -44,10 +51,11 @@ def largest_completion_cap(price: Price, prompt_tokens: int, copies: int, left: 
     """The most completion tokens per answer whose worst case (`copies` answers) costs at most
     `left` micro-dollars; below 1 when not even the prompt fits. Exact: a worst case is one
     rounding up of a numerator, so it fits when the numerator does."""
-    room = left * PER_TOKENS - _numerator(price, Usage(prompt_tokens=prompt_tokens))
+    numerator, divisor = _numerator(price, Usage(prompt_tokens=prompt_tokens))
+    room = left * divisor - numerator
     if room < 0:
         return 0
-    per_answer = price.output * max(copies, 1)
+    per_answer = price.output * max(copies, 1) * (3 if _long(price, prompt_tokens) else 1)
     return room // per_answer if per_answer else MAX_CAP
 
 
@@ -267,12 +275,10 @@ def transcription_tokens_worst_case(prompt: Any, model: ModelConfig) -> AudioUsa
 
 # -- batches: each line at half price --------------------------------------------------------------
 
-BATCH_DIVISOR = 2 * PER_TOKENS
-
-
 def batch_line_cost(price: Price, usage: Usage) -> int:
     """One batch line's cost: the line at half price, rounded up once (as upstream bills it)."""
-    return -(-_numerator(price, usage) // BATCH_DIVISOR)
+    numerator, divisor = _numerator(price, usage)
+    return -(-numerator // (divisor * 2))
 
 
 def batch_line_worst(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from gateway.admission.pricing import (
     MAX_CAP,
+    batch_line_cost,
     cost_micros,
     largest_completion_cap,
     worst_case_micros,
@@ -173,3 +174,27 @@ def test_a_transcription_holds_its_prompt_the_longest_audio_and_transcript() -> 
     # $0.000015 + $0.18 + $0.02
     assert audio_tokens_cost(TRANSCRIBE, held) == 200_015
     assert transcription_tokens_worst_case(None, model).text_input == 0
+
+
+def test_a_long_prompt_costs_what_the_simulator_bills_on_todays_models() -> None:
+    from gateway.config import load_config
+    from gateway.simulator.bill import tokens_charge
+    from tests.conftest import ROOT
+
+    config = load_config((ROOT / "config" / "gateway.yaml").read_text(), {})
+    for name in ("gpt-6-luna", "gpt-6.1-sol", "gpt-6.2-astra"):
+        price = config.models[name].price
+        for prompt, cached, out in ((272_000, 0, 900), (272_001, 0, 900), (300_007, 41_999, 7)):
+            usage = Usage(prompt_tokens=prompt, cached_tokens=cached, completion_tokens=out)
+            billed = tokens_charge("/v1/chat/completions", name, prompt, out, cached_tokens=cached)
+            assert cost_micros(price, usage) == billed.micros, (name, prompt)
+            in_batch = tokens_charge(
+                "/v1/batches", name, prompt, out, cached_tokens=cached, batch=True
+            )
+            assert batch_line_cost(price, usage) == in_batch.micros, (name, prompt)
+    price = config.models["gpt-6.1-sol"].price
+    assert cost_micros(price, Usage(prompt_tokens=272_001, completion_tokens=0)) == 1_088_004
+    # The largest cap still fits: 3x the output price per token past the threshold.
+    cap = largest_completion_cap(price, 272_001, 1, 2_000_000)
+    assert worst_case_micros(price, 272_001, cap) <= 2_000_000
+    assert worst_case_micros(price, 272_001, cap + 1) > 2_000_000
