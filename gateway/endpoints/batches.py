@@ -32,6 +32,7 @@ from gateway.endpoints.owned import (
     references,
 )
 from gateway.endpoints.tuned_models import fine_tunes
+from gateway.routing import retirement
 from gateway.runtime.gateway import Gateway
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import Caller, identify
@@ -91,6 +92,7 @@ def _worst_case(
     the lines name (a fine-tune by its own name, priced as such): each line's model must be
     one the team may use (`tuned`: the team's own fine-tunes they name), priced."""
     reserve, first, named = 0, "", set()
+    today = gw.today()
     for number, line in enumerate(lines, start=1):
         if line.get("url") != endpoint:
             raise errors.batch_line_invalid(number, f"its url is not the batch's {endpoint}")
@@ -103,6 +105,13 @@ def _worst_case(
         label, model = found
         if endpoint != "/v1/moderations" and not model.priced:
             raise errors.model_not_found(str(name))
+        retired_as = retirement.retired(gw.config.models, label, today) if model.shutdown else None
+        if retired_as is not None and gw.config.retirement.shield:
+            # The file goes upstream as it is, where every such line would fail.
+            instead = f"; name {retired_as.new} instead" if retired_as.new else ""
+            raise errors.batch_line_invalid(
+                number, f"its model {name} was shut down on {retired_as.shutdown}{instead}"
+            )
         worst = batch_line_worst(endpoint, body, model)
         if worst is None:
             raise errors.invalid_value("endpoint", endpoint, BATCHED)

@@ -136,3 +136,22 @@ def test_concurrent_batches_never_pass_a_budget_smaller_than_one_worst_case(
     assert {a.status_code for a in answers} == {429}
     assert billed(simulator) == 0
     assert spend(store, "poor") == (0, 0)
+
+
+def test_a_batch_naming_a_shut_down_model_is_refused_before_upstream(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    # The input file goes upstream as it is: each line naming o1-preview would fail there.
+    later = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, retirement={"today": "2026-12-05"}
+    )
+    payer = sdk(later, "payer")
+    file_id = input_file(payer, model="o1-preview", lines=2)
+    with pytest.raises(openai.BadRequestError) as info:
+        create(payer, file_id)
+    assert "Line 1 of the batch" in info.value.message
+    assert "its model o1-preview was shut down on 2025-07-28; name gpt-6.2-astra instead" in (
+        info.value.message
+    )
+    seen = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    assert seen[-1]["method"] == "GET", "the gateway read the file; it created no batch"
