@@ -108,9 +108,17 @@ def dump_team(team: Team) -> bytes:
     return orjson.dumps(data)
 
 
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """A stored record's fields this version knows: one written by a newer replica (a rolling
+    upgrade, or its rollback) still loads, its new settings left to the replicas that know them."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {name: value for name, value in data.items() if name in names}
+
+
 def load_team(raw: bytes | str) -> Team:
     data = orjson.loads(raw)
     budget = data.pop("budget_micros", None)
+    data = _known(Team, data)
     models = data.pop("models", None)
     limits = parse_section(Limits, data.pop("limits", None) or {}, "limits")
     return Team(
@@ -126,7 +134,7 @@ def dump_key(key: Key) -> bytes:
 
 
 def load_key(raw: bytes | str) -> Key:
-    data = orjson.loads(raw)
+    data = _known(Key, orjson.loads(raw))
     limits = parse_section(Limits, data.pop("limits", None) or {}, "limits")
     return Key(**data, limits=limits)
 
