@@ -275,6 +275,7 @@ def transcription_tokens_worst_case(prompt: Any, model: ModelConfig) -> AudioUsa
 
 # -- batches: each line at half price --------------------------------------------------------------
 
+
 def batch_line_cost(price: Price, usage: Usage) -> int:
     """One batch line's cost: the line at half price, rounded up once (as upstream bills it)."""
     numerator, divisor = _numerator(price, usage)
