@@ -179,6 +179,8 @@ class Attempt:
             await resp.close()
             if trace is not None:
                 trace.upstream_done(resp.status)
+        if trace is not None:
+            trace.answered(content)
         return resp.status, resp.headers, content
 
     # -- call, relay and settle ----------------------------------------------------------------

@@ -38,7 +38,8 @@ class RequestTrace(Protocol):
     ) -> None: ...
 
     def upstream(self, headers: dict[str, str], method: str, path: str, model: str) -> None:
-        """An upstream call begins: its span, whose `traceparent` goes into `headers`."""
+        """An upstream call begins (unless one is under way): its span, whose `traceparent`
+        goes into `headers`."""
 
     def upstream_done(self, status: int, error: str = "") -> None:
         """The upstream call's answer was read to its end (or failed)."""

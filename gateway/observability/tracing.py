@@ -121,6 +121,9 @@ class RequestTrace:
             self.open.remove(span)
 
     def upstream(self, headers: dict[str, str], method: str, path: str, model: str) -> None:
+        if self.calls:
+            # Begun already: a call made ready during admission is the same call when sent.
+            return
         tracing = self.tracing
         endpoint = path.lstrip("/").split("/", 1)[0]
         found = attrs.operation(endpoint)
