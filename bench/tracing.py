@@ -27,15 +27,21 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.ab import CONNECTIONS, DRAIN_S, FULL, QUICK, redis_database
+from bench.ab import (
+    CONNECTIONS,
+    add_turn_options,
+    check_turn_options,
+    redis_database,
+    take_turns,
+)
 from bench.cells import CellRunner
-from bench.comparison import BASELINE, CANDIDATE, ScenarioComparison, compare_scenario
-from bench.load import add_loadgen_option, chosen_loadgen, describe
+from bench.comparison import BASELINE, CANDIDATE, ScenarioComparison
+from bench.load import chosen_loadgen, describe
 from bench.measurement import fill_added, ratio
 from bench.processes import HOST, Child, SetupError, free_port, raise_fd_limit, stopped_at_exit
 from bench.report import ABRun, Section, ab_record, ab_sections, error_report
-from bench.results import add_results_option, print_and_write
-from bench.scenarios import SCENARIOS, scenario_names
+from bench.results import print_and_write
+from bench.scenarios import SCENARIOS
 from bench.servers import (
     Subject,
     attach,
@@ -45,7 +51,6 @@ from bench.servers import (
     write_teams_file,
 )
 
-DEFAULT_SCENARIOS = "non-stream,stream"
 TARGET_CPU_RATIO = 1.05  # B's CPU per request over A's, at 64 connections
 
 
@@ -53,27 +58,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.tracing", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
-    parser.add_argument("--rounds", type=int, help="turns each server takes per cell")
-    parser.add_argument("--slice", type=int, help="seconds of each turn")
-    parser.add_argument("--warmup", type=int, help="seconds of warm-up in the first round")
-    parser.add_argument(
-        "--scenarios",
-        default=DEFAULT_SCENARIOS,
-        help=f"comma-separated, of {', '.join(SCENARIOS)} (default {DEFAULT_SCENARIOS})",
-    )
-    add_loadgen_option(parser)
-    add_results_option(parser)
+    add_turn_options(parser)
     args = parser.parse_args(argv)
-    try:
-        args.scenarios = scenario_names(args.scenarios)
-    except ValueError as exc:
-        parser.error(f"--scenarios: {exc}")
-    for name, default in (QUICK if args.quick else FULL).items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    if args.rounds < 2 or args.slice < 1 or args.warmup < 1:
-        parser.error("--rounds >= 2, --slice and --warmup whole seconds >= 1")
+    check_turn_options(parser, args)
     return args
 
 
@@ -135,17 +122,10 @@ def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
         for gw in pair:
             gw.child.wait_http(f"http://{HOST}:{gw.port}/healthz", {})
             attach(gw, scenarios)
+        duration = args.slice * args.rounds
+        runner = CellRunner(wrk, direct, [redis.pid], args.warmup, duration, args.rounds)
         a, b = pair
-        runner = CellRunner(
-            wrk, direct, [redis.pid], args.warmup, args.slice * args.rounds, args.rounds
-        )
-        for name in args.scenarios:
-            scenario = SCENARIOS[name]
-            print(f"{name}: c=1, {args.rounds} rounds of direct, A, B taking turns ...", flush=True)
-            at_1 = runner.run_interleaved([direct, a, b], scenario)
-            print(f"{name}: c={CONNECTIONS}, {args.rounds} rounds of A, B ...", flush=True)
-            at_many = runner.run_interleaved([a, b], scenario, CONNECTIONS, DRAIN_S)
-            run.comparisons.append(compare_scenario(name, at_1, at_many, CONNECTIONS))
+        run.comparisons += take_turns(args, runner, direct, a, b)
         fill_added(runner.cells)
         run.cells = runner.cells
         return sink_stats(sink)
