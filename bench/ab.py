@@ -32,7 +32,13 @@ from pathlib import Path
 
 from bench.cells import CellRunner
 from bench.checkouts import checked_out, describe_commit, describe_working_tree, resolve
-from bench.comparison import BASELINE, CANDIDATE, compare_scenario, no_regression
+from bench.comparison import (
+    BASELINE,
+    CANDIDATE,
+    ScenarioComparison,
+    compare_scenario,
+    no_regression,
+)
 from bench.load import add_loadgen_option, chosen_loadgen, describe
 from bench.measurement import fill_added
 from bench.processes import HOST, ROOT, Child, SetupError, raise_fd_limit, stopped_at_exit
@@ -58,15 +64,8 @@ FULL = {"rounds": 10, "slice": 3, "warmup": 2}
 QUICK = {"rounds": 6, "slice": 2, "warmup": 1}
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ab", description=__doc__.split("\n\n")[0] if __doc__ else None
-    )
-    baseline = parser.add_mutually_exclusive_group(required=True)
-    baseline.add_argument("--baseline", metavar="REV", help="the git revision A runs")
-    baseline.add_argument(
-        "--baseline-dir", type=Path, metavar="PATH", help="a directory of the code A runs"
-    )
+def add_turn_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a run of two gateways taking turns (this one and `bench.tracing`)."""
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -83,7 +82,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_loadgen_option(parser)
     add_results_option(parser)
-    args = parser.parse_args(argv)
+
+
+def check_turn_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`add_turn_options`' values read: the scenarios named, the defaults of a full or quick
+    run filled in, and checked."""
     try:
         args.scenarios = scenario_names(args.scenarios)
     except ValueError as exc:
@@ -94,6 +97,36 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             setattr(args, name, default)
     if args.rounds < 2 or args.slice < 1 or args.warmup < 1:
         parser.error("--rounds >= 2, --slice and --warmup whole seconds >= 1")
+
+
+def take_turns(
+    args: argparse.Namespace, runner: CellRunner, direct: Subject, a: Subject, b: Subject
+) -> list[ScenarioComparison]:
+    """Each scenario: the direct simulator, A and B in turns at c=1, then A and B at
+    `CONNECTIONS`; A and B compared."""
+    comparisons = []
+    for name in args.scenarios:
+        scenario = SCENARIOS[name]
+        print(f"{name}: c=1, {args.rounds} rounds of direct, A, B taking turns ...", flush=True)
+        at_1 = runner.run_interleaved([direct, a, b], scenario)
+        print(f"{name}: c={CONNECTIONS}, {args.rounds} rounds of A, B ...", flush=True)
+        at_many = runner.run_interleaved([a, b], scenario, CONNECTIONS, DRAIN_S)
+        comparisons.append(compare_scenario(name, at_1, at_many, CONNECTIONS))
+    return comparisons
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ab", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    baseline = parser.add_mutually_exclusive_group(required=True)
+    baseline.add_argument("--baseline", metavar="REV", help="the git revision A runs")
+    baseline.add_argument(
+        "--baseline-dir", type=Path, metavar="PATH", help="a directory of the code A runs"
+    )
+    add_turn_options(parser)
+    args = parser.parse_args(argv)
+    check_turn_options(parser, args)
     if args.baseline_dir is not None and not args.baseline_dir.is_dir():
         parser.error(f"--baseline-dir: {args.baseline_dir} is not a directory")
     return args
@@ -151,13 +184,7 @@ def measure(args: argparse.Namespace, wrk: str | None, baseline: Path, run: ABRu
         a, b = start_pair(baseline, direct.base, redis_url, tmp, children, scenarios)
         duration = args.slice * args.rounds
         runner = CellRunner(wrk, direct, [redis.pid], args.warmup, duration, args.rounds)
-        for name in args.scenarios:
-            scenario = SCENARIOS[name]
-            print(f"{name}: c=1, {args.rounds} rounds of direct, A, B taking turns ...", flush=True)
-            at_1 = runner.run_interleaved([direct, a, b], scenario)
-            print(f"{name}: c={CONNECTIONS}, {args.rounds} rounds of A, B ...", flush=True)
-            at_many = runner.run_interleaved([a, b], scenario, CONNECTIONS, DRAIN_S)
-            run.comparisons.append(compare_scenario(name, at_1, at_many, CONNECTIONS))
+        run.comparisons += take_turns(args, runner, direct, a, b)
         fill_added(runner.cells)
         run.cells = runner.cells
 

@@ -206,6 +206,16 @@ class ObservabilityConfig:
     # Where every admin action is written, one JSON line each: a file path (appended to), or
     # "" for stderr, beside the gateway's log.
     audit_log: str = ""
+    # OpenTelemetry traces, exported over OTLP/HTTP (protobuf) to this collector's base URL
+    # (traces go to its /v1/traces); "" = off, unless the standard OTEL_EXPORTER_OTLP_ENDPOINT
+    # or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set. Off, the `[otel]` extra is never imported.
+    otlp_endpoint: str = ""
+    otel_service_name: str = "o1-gateway"  # OTEL_SERVICE_NAME wins when set
+    # Prompts and answers on spans (gen_ai.input.messages, gen_ai.output.messages): off, since
+    # they hold whatever callers send, personal data included.
+    otel_capture_content: bool = False
+    # Share of traces started here that are kept (0..1); a caller's sampled flag is followed.
+    otel_sample_ratio: float = 1.0
 
 
 GPT_4O: Final = "gpt-4o"
@@ -830,6 +840,7 @@ def _check(config: Config) -> None:
             f"upstream.proxy: expected an http:// proxy URL, got {config.upstream.proxy!r}"
         )
     _check_operator_access(config.server)
+    _check_observability(config.observability)
     if config.upstream.pool_size <= 0:
         raise ConfigError("upstream.pool_size: must be positive")
     if config.upstream.retries < 0:
@@ -896,6 +907,16 @@ def _check(config: Config) -> None:
         raise ConfigError("compat.reasoning_headroom_tokens: must not be negative")
     if admission.default_completion_tokens < 0:
         raise ConfigError("admission.default_completion_tokens: must not be negative")
+
+
+def _check_observability(observability: ObservabilityConfig) -> None:
+    if not 0 <= observability.otel_sample_ratio <= 1:
+        raise ConfigError("observability.otel_sample_ratio: expected a share from 0 to 1")
+    endpoint = observability.otlp_endpoint
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"observability.otlp_endpoint: expected an http:// or https:// URL, got {endpoint!r}"
+        )
 
 
 def _check_operator_access(server: ServerConfig) -> None:

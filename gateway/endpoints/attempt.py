@@ -16,12 +16,13 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.admission.decision import OutputCap, settling_may_admit
+from gateway.admission.decision import Decision, OutputCap, refusal_kind, settling_may_admit
 from gateway.admission.plan import Plan
 from gateway.admission.pricing import worst_case_micros
 from gateway.admission.redis_side import EarlyStart, Ticket
@@ -75,20 +76,31 @@ class Attempt:
         self, plan: Plan, price: Price | None, prompt: int, early: EarlyStart | None = None
     ) -> None:
         """Hold the plan's worst case against the team's limits and budget, or raise the 429."""
-        gw = self.gw
+        gw, trace = self.gw, self.exchange.trace
         gw.idle_soon()  # runs after the admit is written, during the round trip
         admission = gw.admission
-        decision = await admission.admit(plan, early)
-        if settling_may_admit(decision):
-            # The team's own answered calls may still be held: their settles wait in this
-            # process's bookkeeping or on their way to Redis. Once they land, ask again (a
-            # refused admission wrote nothing), so that a caller's previous answer never
-            # refuses its next request. Off the hot path: only refusals get here.
-            gw.run_later()
-            if await admission.settles_landed(plan.team):
-                decision = await admission.admit(plan)
+        span = trace.start("gateway.admission.reserve") if trace is not None else None
+        try:
+            decision = await admission.admit(plan, early)
+            if settling_may_admit(decision):
+                # The team's own answered calls may still be held: their settles wait in this
+                # process's bookkeeping or on their way to Redis. Once they land, ask again (a
+                # refused admission wrote nothing), so that a caller's previous answer never
+                # refuses its next request. Off the hot path: only refusals get here.
+                gw.run_later()
+                if await admission.settles_landed(plan.team):
+                    decision = await admission.admit(plan)
+        except GatewayError as exc:
+            if trace is not None:
+                trace.end(span, exc.code or exc.type)
+            raise
+        if trace is not None:
+            # A refusal is an answer, not a failure: the request's span carries its 429.
+            trace.end(span, "", reserve_attributes(plan, decision))
         cap = None if decision.admitted else self.output_cap(prompt)
         self.ticket = self.exchange.ticket = admission.ticket(plan, decision, price, prompt, cap)
+        if trace is not None:
+            self.ticket.observer = trace
 
     def output_cap(self, prompt: int) -> OutputCap | None:
         """What caps the answer's length, for a refusal to say which cap would fit (None: the
@@ -121,13 +133,26 @@ class Attempt:
             )
         return headers
 
+    def traced_headers(self) -> dict[str, str]:
+        """`headers_for_upstream`, with the upstream call's span begun (when tracing) and its
+        `traceparent` among them."""
+        headers = self.headers_for_upstream()
+        trace = self.exchange.trace
+        if trace is not None:
+            trace.upstream(headers, self.request.scope["method"], self.path, self.upstream_model())
+        return headers
+
+    def upstream_model(self) -> str:
+        """The model name upstream is asked for, "" when the gateway does not know it."""
+        return ""
+
     async def send(
         self, body: bytes, *, buffer: bool, prepared: PreparedCall | None = None
     ) -> UpstreamResponse:
         """One upstream call: through the model's deployments with retries (the first try
         `prepared`, when given), or once to the default upstream when there is no model."""
         gw, scope = self.gw, self.request.scope
-        headers = self.headers_for_upstream()
+        headers = self.traced_headers()
         if self.model is None:
             return await gw.upstream.send(
                 scope["method"], self.path, scope["query_string"], headers, body
@@ -141,11 +166,22 @@ class Attempt:
 
     async def fetch(self, body: bytes, prepared: PreparedCall | None = None) -> Whole:
         """A call whose answer is read whole before anything reaches the client."""
-        resp = await self.send(body, buffer=True, prepared=prepared)
+        trace = self.exchange.trace
         try:
-            return resp.status, resp.headers, await resp.read()
+            resp = await self.send(body, buffer=True, prepared=prepared)
+        except GatewayError as exc:
+            if trace is not None:
+                trace.upstream_done(0, exc.code or exc.type)
+            raise
+        try:
+            content = await resp.read()
         finally:
             await resp.close()
+            if trace is not None:
+                trace.upstream_done(resp.status)
+        if trace is not None:
+            trace.answered(content)
+        return resp.status, resp.headers, content
 
     # -- call, relay and settle ----------------------------------------------------------------
 
@@ -161,7 +197,7 @@ class Attempt:
         """Call upstream and relay its answer as it comes; `stream=None` means: decide from the
         response. `adapted` is what patching promised to undo on the way back."""
         gw, exchange, ticket = self.gw, self.exchange, self.ticket
-        loop = gw.loop
+        loop, trace = gw.loop, exchange.trace
         if ticket is not None and loop is not None:
             loop.call_soon(ticket.prepare_headers)  # runs once the request is written
         began = time.perf_counter()
@@ -172,6 +208,8 @@ class Attempt:
                 resp = await self.send(body, buffer=stream is False, prepared=prepared)
             except GatewayError as exc:
                 gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
+                if trace is not None:
+                    trace.upstream_done(0, exc.code or exc.type)
                 raise
             exchange.upstream_s = upstream_s = time.perf_counter() - began
             out_headers = client_response_headers(resp.headers)
@@ -195,10 +233,15 @@ class Attempt:
                 content = await resp.read()
             except GatewayError as exc:
                 gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
+                if trace is not None:
+                    trace.upstream_done(resp.status, exc.code or exc.type)
                 raise
             finally:
                 await resp.close()
             exchange.upstream_s = time.perf_counter() - began
+        if trace is not None:
+            trace.upstream_done(resp.status)
+            trace.answered(content)
         if adapted is not None and adapted.stop and resp.status == 200:
             content = orjson.dumps(adapt_response(orjson.loads(content), adapted))
         if ticket is not None:
@@ -215,6 +258,7 @@ class Attempt:
         """Pass a stream through chunk by chunk. Cancellation (client gone) closes the upstream;
         whatever ends the stream, what was generated is charged."""
         gw, exchange = self.gw, self.exchange
+        trace = exchange.trace
         gw.metrics.open_streams.inc()
         try:
             async for chunk in resp.iter_chunks():
@@ -226,8 +270,12 @@ class Attempt:
                 if out:
                     if exchange.first_token_at is None:
                         exchange.first_token_at = time.perf_counter()
+                    if trace is not None:
+                        trace.streamed(out)
                     yield out
             if meter is not None and (rest := meter.flush()):
+                if trace is not None:
+                    trace.streamed(rest)
                 yield rest
         except GatewayError as exc:
             # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
@@ -237,6 +285,8 @@ class Attempt:
         finally:
             gw.metrics.open_streams.dec()
             await resp.close()
+            if trace is not None:
+                trace.upstream_done(resp.status, exchange.error_code)
             if meter is not None:
                 self.settle_stream(meter)
 
@@ -343,6 +393,9 @@ class ModelAttempt(Attempt, ABC):
         self.copies = copies
         await self.admit(plan, model.price, prompt, self.early)
 
+    def upstream_model(self) -> str:
+        return self.config.upstream
+
     def output_cap(self, prompt: int) -> OutputCap:
         model = self.config
         # The client's API names the field: a Responses request is served on chat completions
@@ -383,13 +436,27 @@ class EarlyCall:
         scope = attempt.request.scope
         self.call = attempt.gw.dispatch.prepare(
             attempt.model, scope["method"], attempt.path, scope["query_string"],
-            attempt.headers_for_upstream(), self.body, attempt.gw.own_key(attempt.caller.team),
+            attempt.traced_headers(), self.body, attempt.gw.own_key(attempt.caller.team),
         )  # fmt: skip
         return self.call is not None
 
     def admitted(self) -> None:
         if self.call is not None:
             self.call.fire()
+
+
+def reserve_attributes(plan: Plan, decision: Decision) -> dict[str, Any]:
+    """The reserve span's: what was held, and what refused it if something did."""
+    attributes: dict[str, Any] = {
+        "gateway.admission.admitted": decision.admitted,
+        "gateway.admission.reserve_micros": plan.reserve,
+        "gateway.admission.estimated_tokens": plan.est_tokens,
+    }
+    if decision.degraded:
+        attributes["gateway.admission.degraded"] = True
+    if not decision.admitted:
+        attributes["gateway.admission.refused_by"] = refusal_kind(decision.refused_by)
+    return attributes
 
 
 def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:

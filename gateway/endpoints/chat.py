@@ -100,6 +100,8 @@ class ChatRequest:
         self.body = await read_body(request, gw.config.server.max_body_bytes)
         self.payload = parse_json_object(request, self.body)
         validation.check_chat(self.payload, gw.config.server)  # a model name is there now
+        if self.exchange.trace is not None:
+            self.exchange.trace.request(self.payload)
         await check_references(gw, self.caller, self.body, self.payload)
 
     async def route(self) -> str:

@@ -100,6 +100,9 @@ async def serve(request: Request, rules: Governed) -> Response:
             payload[field] = form_field(body, content_type, field)
     else:
         payload = parse_json_object(request, body)
+        trace = exchange_of(request.scope).trace
+        if trace is not None:
+            trace.request(payload)
         await check_references(gw, caller, body, payload)
         name = payload.get("model", rules.default_model)
     if not isinstance(name, str) or not name:
@@ -161,6 +164,9 @@ class GovernedAttempt(Attempt):
         self.cost = cost
         self.payload = payload
         self.audio_tokens = by_tokens(cost, config)
+
+    def upstream_model(self) -> str:
+        return self.config.upstream
 
     def streams(self) -> bool | None:
         """False: the answer is read whole, to its end, whoever leaves (upstream bills it

@@ -72,6 +72,8 @@ class ResponsesRequest(ChatRequest):
         self.body = await read_body(request, gw.config.server.max_body_bytes)
         original = parse_json_object(request, self.body)
         validation.check_responses(original, gw.config.server)
+        if self.exchange.trace is not None:
+            self.exchange.trace.request(original)
         await check_references(gw, self.caller, self.body, original)
         if original.get("conversation") is not None:
             # Conversations are not served: any id names an object of no team's.

@@ -6,6 +6,9 @@ in by whoever serves the scrape, so nothing here talks to the network. With seve
 prometheus-client keeps values in per-process files. `record` is the per-request record (pure:
 it observes a request, never steers it) and the access-log line made from it; `access_log`
 writes those lines to stderr in batches; `audit` writes one line per admin action, at once,
-to a file or stderr. Imports prometheus-client, wire, config and, for
-types, routing's `Decision`.
+to a file or stderr. `tracing` exports OpenTelemetry spans (the optional `opentelemetry`
+packages, imported only when tracing is on); `trace_settings` decides whether it is and
+`trace_attributes` maps a request to its spans' attributes (both pure). Imports
+prometheus-client, opentelemetry (`tracing` only), wire, config and, for types, routing's
+`Decision`.
 """

@@ -1,12 +1,14 @@
 """One record per API request, filled in as the request goes (who, which models, patches,
-usage, upstream time) and read once when the response has gone, for the request metrics and
-the access-log line. Pure data: the record observes a request, it never steers it.
+usage, upstream time) and read once when the response has gone, for the request metrics, the
+access-log line and, when tracing is on, the request's span. Pure data: the record observes a
+request, it never steers it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.wire.usage import Usage
 
@@ -19,6 +21,40 @@ class Charge(Protocol):
 
     @property
     def cost(self) -> int: ...
+
+
+class RequestTrace(Protocol):
+    """The request's spans when tracing is on (`gateway.observability.tracing`). Whoever holds
+    the record tells it what happened; it never changes what happens."""
+
+    def request(self, payload: Mapping[str, Any]) -> None:
+        """The request's body, read and checked (its model, limits and, captured, messages)."""
+
+    def start(self, name: str) -> object:
+        """A child span of the request's, begun now; ended by `end`."""
+
+    def end(
+        self, span: object, error: str = "", attributes: Mapping[str, Any] | None = None
+    ) -> None: ...
+
+    def upstream(self, headers: dict[str, str], method: str, path: str, model: str) -> None:
+        """An upstream call begins (unless one is under way): its span, whose `traceparent`
+        goes into `headers`."""
+
+    def upstream_done(self, status: int, error: str = "") -> None:
+        """The upstream call's answer was read to its end (or failed)."""
+
+    def answered(self, content: bytes) -> None:
+        """The whole answer the client gets."""
+
+    def streamed(self, chunk: bytes) -> None:
+        """A chunk of the stream the client gets."""
+
+    def settling(self, outcome: str, cost: int) -> Callable[[], None]:
+        """The charge is being settled; the callable is told when Redis has it."""
+
+    def finish(self, exchange: Exchange, end_ns: int) -> None:
+        """The response has gone: the request's span gets its attributes and ends."""
 
 
 @dataclass(slots=True)
@@ -43,3 +79,6 @@ class Exchange:
     error_code: str = ""
     request_id: str = ""
     headers_at: float | None = None
+    # How the response cache served it (hit, miss, ...); "" when it played no part.
+    cache_status: str = ""
+    trace: RequestTrace | None = None  # tracing on (and this request sampled)

@@ -4,8 +4,10 @@ Redis, the team store, admission, dispatch and metrics, all made once, in the ap
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from gateway.admission.auth_backoff import AuthBackoff
 from gateway.admission.redis_side import Admission, pipelined_client
@@ -15,6 +17,7 @@ from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
 from gateway.observability.audit import AuditLog
 from gateway.observability.metrics import Metrics
+from gateway.observability.trace_settings import trace_settings
 from gateway.routing.aliases import DEFAULT_ALIAS
 from gateway.runtime.gateway import Gateway
 from gateway.runtime.redis_connection import open_redis
@@ -24,6 +27,11 @@ from gateway.upstream.auto import create_upstream
 from gateway.upstream.contract import Upstream
 from gateway.upstream.dispatch import Dispatcher, Target
 from gateway.upstream.resilience import Breaker, RetryPolicy
+
+if TYPE_CHECKING:
+    from gateway.observability.tracing import Tracing
+
+log = logging.getLogger("gateway")
 
 
 def open_gateway(config: Config) -> Gateway:
@@ -82,7 +90,27 @@ def open_gateway(config: Config) -> Gateway:
         audit=AuditLog(config.observability.audit_log),
         auth_backoff=AuthBackoff(config.server.auth_failure_delay_s),
         extra_upstreams=extra_upstreams,
+        tracing=open_tracing(config),
     )
+
+
+def open_tracing(config: Config) -> Tracing | None:
+    """The tracer when an OTLP endpoint is configured, else None: then nothing of the optional
+    opentelemetry packages is imported."""
+    settings = trace_settings(config.observability, os.environ)
+    if settings is None:
+        return None
+    try:
+        from gateway.observability.tracing import Tracing
+    except ImportError as exc:
+        # An endpoint set for the whole environment must not stop a gateway built without it.
+        log.error(
+            "tracing is configured (%s) but not installed (%s): install o1-gateway[otel]; "
+            "serving without traces", settings.endpoint, exc,
+        )  # fmt: skip
+        return None
+    log.info("exporting traces to %s", settings.endpoint)
+    return Tracing(settings, config.upstream.base_url)
 
 
 def _targets(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -35,6 +36,9 @@ from gateway.upstream.contract import Upstream
 from gateway.upstream.dispatch import Dispatcher
 from gateway.wire import errors
 from gateway.wire.headers import upstream_request_headers
+
+if TYPE_CHECKING:  # imported only when tracing is on (`gateway.runtime.build`)
+    from gateway.observability.tracing import Tracing
 
 log = logging.getLogger("gateway")
 SANDBOX_TEAM = "sandbox"
@@ -73,6 +77,8 @@ class Gateway:
     # Clients of models' own deployments (models.NAME.deployments), closed with the gateway.
     extra_upstreams: list[Upstream] = field(default_factory=list)
     access_log: AccessLog | None = None
+    # OpenTelemetry traces, when an OTLP endpoint is configured (`observability.otlp_endpoint`).
+    tracing: Tracing | None = None
     # Every admin action, one line each (observability.audit_log).
     audit: AuditLog = field(default_factory=AuditLog)
     # Wrong admin and metrics keys, slowed per client address.
@@ -264,6 +270,9 @@ class Gateway:
         await self.admission.drain(SETTLE_DRAIN_S)
         await self.responses.drain(SETTLE_DRAIN_S)
         await self.owners.drain(SETTLE_DRAIN_S)
+        if self.tracing is not None:
+            # After the settles, so their spans are among those flushed; a blocking export.
+            await asyncio.to_thread(self.tracing.shutdown)
         await self.admission.close()
         await self.upstream.close()
         for target in self.extra_upstreams:

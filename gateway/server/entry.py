@@ -81,6 +81,10 @@ class Entry:
             endpoint=endpoint_of(path),
         )  # fmt: skip
         scope[SCOPE_KEY] = ex
+        # The app state exists once the lifespan ran, which is before any request.
+        gw: Gateway = scope["app"].state.gateway
+        if gw.tracing is not None:
+            ex.trace = gw.tracing.begin(scope)
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -91,8 +95,6 @@ class Entry:
                         ex.request_id = value.decode("latin-1")
             await send(message)
 
-        # The app state exists once the lifespan ran, which is before any request.
-        gw: Gateway = scope["app"].state.gateway
         gw.metrics.in_flight.inc()
         try:
             raw = scope.get("raw_path")
@@ -114,6 +116,8 @@ class Entry:
             gw.metrics.in_flight.dec()
             # After a call charged in this request: the access log reports what it cost.
             gw.after_response(finish, gw, ex, time.perf_counter())
+            if ex.trace is not None:
+                gw.after_response(ex.trace.finish, ex, time.time_ns())
 
     async def answer(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)

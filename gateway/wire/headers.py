@@ -10,11 +10,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
-# Client headers worth forwarding: content negotiation, beta opt-ins, idempotency, SDK telemetry.
+# Client headers worth forwarding: content negotiation, beta opt-ins, idempotency, SDK telemetry,
+# the caller's W3C trace context (replaced by the gateway's own span when it traces).
 # Authorization, OpenAI-Organization and OpenAI-Project belong to the caller's account, not ours.
 FORWARD_REQUEST = frozenset(
-    {"content-type", "accept", "openai-beta", "idempotency-key", "user-agent"}
-)
+    {
+        "content-type", "accept", "openai-beta", "idempotency-key", "user-agent", "traceparent",
+        "tracestate",
+    }
+)  # fmt: skip
 FORWARD_REQUEST_PREFIXES = ("x-stainless-",)
 
 # Upstream headers the caller may see unchanged (raw names, as the upstream clients give them).

@@ -90,6 +90,14 @@ def test_generic_environment_overrides_are_typed() -> None:
         ),
         ("fine_tuning: {auto_epochs: 0}\nmodels: {m: {upstream: x}}", "fine_tuning.auto_epochs"),
         ("fine_tuning: {hold_s: 0}\nmodels: {m: {upstream: x}}", "fine_tuning.hold_s"),
+        (
+            "observability: {otel_sample_ratio: 1.5}\nmodels: {m: {upstream: x}}",
+            "observability.otel_sample_ratio",
+        ),
+        (
+            "observability: {otlp_endpoint: collector:4318}\nmodels: {m: {upstream: x}}",
+            "observability.otlp_endpoint: expected an http",
+        ),
     ],
 )
 def test_invalid_config_names_the_bad_key(text: str, message: str) -> None:

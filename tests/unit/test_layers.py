@@ -33,6 +33,8 @@ PURE = (
     "gateway.admission.auth_backoff",
     "gateway.admission.usage_breakdown",
     "gateway.observability.record",
+    "gateway.observability.trace_attributes",
+    "gateway.observability.trace_settings",
     "gateway.teams.records",
     "gateway.upstream.resilience",
 )

@@ -1,0 +1,167 @@
+"""What OpenTelemetry tracing costs the gateway: the working tree with tracing off (A) and on
+(B, every request sampled, spans exported over OTLP/HTTP to a local sink), interleaved in one run.
+
+Run from the repository root:
+
+    python -m bench.tracing [--quick]
+
+Both run as `python -m gateway serve` with one worker and the full pipeline, the same
+environment, one real redis-server (a database each) and one simulated upstream; B also has
+`observability.otlp_endpoint` pointing at `bench.otlp_sink` (a process apart, whose CPU is not
+B's). The requests carry no `traceparent`, so B starts every trace itself and, at the default
+sample ratio of 1, keeps them all: the most tracing can cost. For each scenario A, B and the
+direct simulator take turns at concurrency 1, then A and B at 64 connections, as `bench.ab` runs
+them; the report is `bench.ab`'s, then B's CPU per request against A's, the target being under
+5% more (`TARGET_CPU_RATIO`).
+
+Exit status: 0 the target is met, 1 it is not or the run had errors, 2 setup failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.ab import (
+    CONNECTIONS,
+    add_turn_options,
+    check_turn_options,
+    redis_database,
+    take_turns,
+)
+from bench.cells import CellRunner
+from bench.comparison import BASELINE, CANDIDATE, ScenarioComparison
+from bench.load import chosen_loadgen, describe
+from bench.measurement import fill_added, ratio
+from bench.processes import HOST, Child, SetupError, free_port, raise_fd_limit, stopped_at_exit
+from bench.report import ABRun, Section, ab_record, ab_sections, error_report
+from bench.results import print_and_write
+from bench.scenarios import SCENARIOS
+from bench.servers import (
+    Subject,
+    attach,
+    start_gateway,
+    start_redis,
+    start_simulator,
+    write_teams_file,
+)
+
+TARGET_CPU_RATIO = 1.05  # B's CPU per request over A's, at 64 connections
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.tracing", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    add_turn_options(parser)
+    args = parser.parse_args(argv)
+    check_turn_options(parser, args)
+    return args
+
+
+def start_sink(logdir: Path, started: list[Child]) -> str:
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.otlp_sink", "--host", HOST, "--port", str(port)]
+    sink = Child("otlp-sink", argv, dict(os.environ), logdir)
+    started.append(sink)
+    url = f"http://{HOST}:{port}"
+    sink.wait_http(f"{url}/stats", {})
+    return url
+
+
+def sink_stats(url: str) -> str:
+    with urllib.request.urlopen(f"{url}/stats", timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+def overhead_lines(comparisons: Sequence[ScenarioComparison]) -> tuple[list[str], bool]:
+    """B's CPU per request and requests/s against A's, and whether the CPU target is met."""
+    lines, met = [], True
+    for c in comparisons:
+        many = ratio(c.throughput.b_cpu_ms_all, c.throughput.a_cpu_ms_all)
+        one = ratio(c.latency.b_cpu_ms_all, c.latency.a_cpu_ms_all)
+        shown = [f"{(r - 1) * 100:+.1f}%" if r is not None else "-" for r in (many, one)]
+        ok = many is not None and many < TARGET_CPU_RATIO
+        met = met and ok
+        lines.append(
+            f"{c.scenario}: CPU/request {shown[0]} at c={c.throughput.connections}, {shown[1]} "
+            f"at c=1; req/s B/A x{c.throughput.median_ratio:.3f}; added p50 B - A "
+            f"{c.latency.median_difference:+.3f} ms -> {'OK' if ok else 'OVER'} (target < "
+            f"{(TARGET_CPU_RATIO - 1) * 100:.0f}% CPU/request at c={c.throughput.connections})"
+        )
+    return lines, met
+
+
+def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
+    """Start the servers, take every turn, stop them all; fills `run`, returns the sink's
+    counts. Raises SetupError."""
+    with (
+        tempfile.TemporaryDirectory(prefix="o1gw-bench-") as tmp_name,
+        stopped_at_exit([]) as children,
+    ):
+        tmp = Path(tmp_name)
+        redis_url, redis = start_redis(tmp, children)
+        scenarios = [SCENARIOS[name] for name in args.scenarios]
+        direct = start_simulator(tmp, children)
+        attach(direct, scenarios)
+        sink = start_sink(tmp, children)
+        teams = write_teams_file(tmp)
+        settings = (
+            {"OTEL_SDK_DISABLED": "true"},
+            {"O1GW__OBSERVABILITY__OTLP_ENDPOINT": sink, "OTEL_SDK_DISABLED": ""},
+        )
+        pair: list[Subject] = []
+        for number, (name, extra) in enumerate(zip((BASELINE, CANDIDATE), settings, strict=True)):
+            url = redis_database(redis_url, number)
+            pair.append(start_gateway(name, 1, direct.base, url, teams, tmp, children, extra))
+        for gw in pair:
+            gw.child.wait_http(f"http://{HOST}:{gw.port}/healthz", {})
+            attach(gw, scenarios)
+        duration = args.slice * args.rounds
+        runner = CellRunner(wrk, direct, [redis.pid], args.warmup, duration, args.rounds)
+        a, b = pair
+        run.comparisons += take_turns(args, runner, direct, a, b)
+        fill_added(runner.cells)
+        run.cells = runner.cells
+        return sink_stats(sink)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_fd_limit()
+    load_s = len(args.scenarios) * 5 * (args.rounds * args.slice + args.warmup)
+    try:
+        wrk = chosen_loadgen(args.loadgen)
+        header = (
+            f"o1-gateway tracing off (A) vs on (B) (full pipeline, one worker each, one "
+            f"redis-server, one simulator, B exporting every span to a local OTLP sink): "
+            f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {describe(wrk)}\n"
+            f"scenarios {', '.join(args.scenarios)}: c=1 direct, A, B and c={CONNECTIONS} "
+            f"A, B taking turns, {args.rounds} rounds of {args.slice} s "
+            f"(+{args.warmup} s warm-up in the first) = ~{load_s / 60:.1f} min of load"
+        )
+        print(header, flush=True)
+        off, on = "tracing off", "tracing on (sample ratio 1, OTLP/HTTP to a local sink)"
+        run = ABRun(header, off, on, [], [], os.cpu_count() or 1)
+        exported = measure(args, wrk, run)
+    except SetupError as exc:
+        print(f"\nSETUP FAILED: {exc}", file=sys.stderr)
+        return 2
+    lines, met = overhead_lines(run.comparisons)
+    lines.append(f"the sink received {exported}")
+    sections = [
+        *ab_sections(run),
+        Section("Tracing overhead", "\n".join("  " + line for line in lines)),
+    ]
+    name = "tracing-quick" if args.quick else "tracing"
+    print_and_write(name, header, sections, ab_record(run, vars(args)), args.results_dir)
+    return 0 if met and not error_report(run.cells) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

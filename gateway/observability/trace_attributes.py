@@ -1,0 +1,354 @@
+"""What a request's spans say, by the OpenTelemetry semantic conventions for generative AI
+(`gen_ai.*`, OpenAI's `openai.api.type`) and for HTTP, plus the gateway's own (`gateway.*`).
+Pure: requests, answers and the request's record in, attribute mappings out.
+
+Prompts and answers appear only with content capture on (`gen_ai.input.messages`,
+`gen_ai.system_instructions`, `gen_ai.output.messages`, as JSON strings, the conventions' form for
+span attributes); keys and headers never do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from gateway.observability.record import Exchange
+from gateway.wire import sse
+
+PROVIDER = "openai"
+# The endpoints that are GenAI operations: their `gen_ai.operation.name` and, for OpenAI's two
+# chat APIs, the `openai.api.type` telling them apart (the Responses API is a chat operation).
+OPERATIONS: dict[str, tuple[str, str]] = {
+    "chat": ("chat", "chat_completions"),
+    "responses": ("chat", "responses"),
+    "embeddings": ("embeddings", ""),
+    "completions": ("text_completion", ""),
+}
+_FIRST_ID = re.compile(rb'"id"\s*:\s*"([^"\\]{1,200})"')
+_FIRST_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+_FINISH = re.compile(rb'"finish_reason"\s*:\s*"([a-z_]{1,40})"')
+# A match cut by a chunk boundary is found in the next chunk, searched with this much of the last.
+_OVERLAP = 64
+
+
+def operation(endpoint: str) -> tuple[str, str] | None:
+    """(`gen_ai.operation.name`, `openai.api.type` or "") of an endpoint, None for the rest."""
+    return OPERATIONS.get(endpoint)
+
+
+def span_name(method: str, endpoint: str, model: str) -> str:
+    """`{gen_ai.operation.name} {gen_ai.request.model}` for a GenAI operation; otherwise the
+    HTTP method alone, the HTTP conventions' name when no low-cardinality route is known."""
+    found = OPERATIONS.get(endpoint)
+    if found is not None and model:
+        return f"{found[0]} {model}"
+    return method
+
+
+def server_attributes(scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The HTTP server span's attributes known when a request arrives (ASGI scope)."""
+    attributes: dict[str, Any] = {
+        "http.request.method": scope.get("method", ""),
+        "url.path": scope.get("path", ""),
+        "url.scheme": scope.get("scheme", "http"),
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    server = scope.get("server")
+    if server:
+        attributes["server.address"] = str(server[0])
+        if server[1] is not None:
+            attributes["server.port"] = int(server[1])
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = str(client[0])
+    return attributes
+
+
+def request_attributes(endpoint: str, payload: Mapping[str, Any], capture: bool) -> dict[str, Any]:
+    """`gen_ai.request.*` of a request body (and its messages, captured)."""
+    found = OPERATIONS.get(endpoint)
+    if found is None:
+        return {}
+    name, api = found
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": name,
+        "gen_ai.provider.name": PROVIDER,
+        "gen_ai.system": PROVIDER,  # the name before gen_ai.provider.name, still widely read
+    }
+    if api:
+        attributes["openai.api.type"] = api
+    model = payload.get("model")
+    if isinstance(model, str):
+        attributes["gen_ai.request.model"] = model
+    limit = next(
+        (
+            payload.get(field)
+            for field in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+            if isinstance(payload.get(field), int)
+        ),
+        None,
+    )
+    if limit is not None:
+        attributes["gen_ai.request.max_tokens"] = limit
+    for field in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
+        value = payload.get(field)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            attributes[f"gen_ai.request.{field}"] = float(value)
+    for field, key in (("seed", "gen_ai.request.seed"), ("n", "gen_ai.request.choice.count")):
+        value = payload.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and (field != "n" or value != 1):
+            attributes[key] = value
+    if payload.get("stream") is True:
+        attributes["gen_ai.request.stream"] = True
+    if capture:
+        attributes.update(_input_content(endpoint, payload))
+    return attributes
+
+
+def answer_attributes(endpoint: str, answer: Any, capture: bool) -> dict[str, Any]:
+    """`gen_ai.response.*` and usage of a whole answer (a chat completion, a Response, an
+    embeddings list), and its output messages, captured."""
+    if not isinstance(answer, dict) or endpoint not in OPERATIONS:
+        return {}
+    if isinstance(answer.get("response"), dict):
+        answer = answer["response"]  # a Responses stream's terminal event
+    attributes: dict[str, Any] = {}
+    if isinstance(answer.get("id"), str):
+        attributes["gen_ai.response.id"] = answer["id"]
+    if isinstance(answer.get("model"), str):
+        attributes["gen_ai.response.model"] = answer["model"]
+    choices = answer.get("choices")
+    if isinstance(choices, list):
+        reasons = [c.get("finish_reason") for c in choices if isinstance(c, dict)]
+        if reasons and all(isinstance(r, str) for r in reasons):
+            attributes["gen_ai.response.finish_reasons"] = reasons
+    usage = answer.get("usage")
+    if isinstance(usage, dict):
+        attributes.update(usage_attributes(usage))
+    if capture:
+        messages = _output_messages(answer)
+        if messages:
+            attributes["gen_ai.output.messages"] = _json(messages)
+    return attributes
+
+
+def usage_attributes(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """`gen_ai.usage.*` of an OpenAI usage object (chat's or the Responses API's names)."""
+    attributes: dict[str, Any] = {}
+    for key, names in (
+        ("gen_ai.usage.input_tokens", ("prompt_tokens", "input_tokens")),
+        ("gen_ai.usage.output_tokens", ("completion_tokens", "output_tokens")),
+    ):
+        value = next((usage[n] for n in names if isinstance(usage.get(n), int)), None)
+        if value is not None:
+            attributes[key] = value
+    return attributes
+
+
+def exchange_attributes(ex: Exchange, status: int) -> dict[str, Any]:
+    """What the request's record says once the response has gone: the gateway's decisions,
+    the charge, the status."""
+    attributes: dict[str, Any] = {"http.response.status_code": status}
+    known = (
+        ("gateway.team", ex.team),
+        ("gateway.routed_model", ex.routed_model),
+        ("gateway.route.policy", ex.policy),
+        ("gateway.route.reason", ex.route_reason if ex.policy else ""),
+        ("gateway.patches", list(ex.patches)),
+        ("gateway.cache.status", ex.cache_status),
+        ("gateway.request_id", ex.request_id),
+        ("gateway.error.code", ex.error_code),
+    )
+    attributes.update((key, value) for key, value in known if value)
+    ticket = ex.ticket
+    if ticket is not None and ticket.usage is not None:
+        # What was charged: the usage upstream reported, or what the gateway counted.
+        attributes["gateway.cost_micros"] = ticket.cost
+        attributes["gen_ai.usage.input_tokens"] = ticket.usage.prompt_tokens
+        attributes["gen_ai.usage.output_tokens"] = ticket.usage.completion_tokens
+    if ex.first_token_at is not None:
+        attributes["gen_ai.response.time_to_first_chunk"] = ex.first_token_at - ex.started
+    return attributes
+
+
+def error_type(ex: Exchange, status: int) -> str:
+    """The server span's `error.type`, "" when it did not fail: a 5xx (a 4xx is the caller's,
+    which the HTTP conventions leave unmarked on a server span), or a stream cut by an error
+    after its 200."""
+    if status >= 500:
+        return ex.error_code or str(status)
+    if status == 200 and ex.error_code:
+        return ex.error_code
+    return ""
+
+
+class StreamFacts:
+    """What a relayed stream says about its answer, found without parsing every event: the
+    first id and model, each `finish_reason`; captured, the whole stream is kept to read its
+    output at the end."""
+
+    __slots__ = ("_tail", "chunks", "finish_reasons", "model", "response_id")
+
+    def __init__(self, capture: bool) -> None:
+        self.response_id = ""
+        self.model = ""
+        self.finish_reasons: list[str] = []
+        self.chunks: list[bytes] | None = [] if capture else None
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if self.chunks is not None:
+            self.chunks.append(chunk)
+        tail = self._tail
+        text = tail + chunk
+        if not self.response_id and (found := _FIRST_ID.search(text)):
+            self.response_id = found.group(1).decode()
+        if not self.model and (found := _FIRST_MODEL.search(text)):
+            self.model = found.group(1).decode()
+        if b'"finish_reason"' in text:
+            self.finish_reasons += (
+                m.group(1).decode() for m in _FINISH.finditer(text) if m.end() > len(tail)
+            )
+        self._tail = text[-_OVERLAP:]
+
+    def attributes(self, endpoint: str, capture: bool) -> dict[str, Any]:
+        attributes: dict[str, Any] = {}
+        if self.response_id:
+            attributes["gen_ai.response.id"] = self.response_id
+        if self.model:
+            attributes["gen_ai.response.model"] = self.model
+        if self.finish_reasons:
+            attributes["gen_ai.response.finish_reasons"] = self.finish_reasons
+        if capture and self.chunks is not None:
+            messages = streamed_output(b"".join(self.chunks))
+            if messages:
+                attributes["gen_ai.output.messages"] = _json(messages)
+        return attributes
+
+
+def streamed_output(stream: bytes) -> list[dict[str, Any]]:
+    """The output messages of a whole event stream: chat chunks' deltas joined per choice, or
+    the Response a Responses stream ends with."""
+    texts: dict[int, list[str]] = {}
+    reasons: dict[int, str] = {}
+    for data in sse.events(stream):
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if event.get("type") in ("response.completed", "response.incomplete"):
+            return _output_messages(event.get("response"))
+        for choice in event.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0)
+            delta = choice.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                texts.setdefault(index, []).append(delta["content"])
+            if isinstance(choice.get("finish_reason"), str):
+                reasons[index] = choice["finish_reason"]
+    return [
+        _message("assistant", "".join(texts.get(i, ())), reasons.get(i))
+        for i in sorted(texts.keys() | reasons.keys())
+    ]
+
+
+# -- content (captured only) -------------------------------------------------------------------
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _message(role: str, text: str, finish_reason: str | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": text}]}
+    if finish_reason is not None:
+        message["finish_reason"] = finish_reason
+    return message
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    """A message's content as the conventions' parts: text kept, other parts named by type."""
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    parts: list[dict[str, Any]] = []
+    for part in content if isinstance(content, list) else ():
+        if not isinstance(part, dict):
+            continue
+        text = part.get("text")
+        if isinstance(text, str):
+            parts.append({"type": "text", "content": text})
+        else:
+            parts.append({"type": str(part.get("type", "unknown"))})
+    return parts
+
+
+def _chat_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    parts = _parts(message.get("content"))
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts.append(
+                {"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
+                 "arguments": function.get("arguments")}
+            )  # fmt: skip
+    role = str(message.get("role", "user"))
+    if role == "tool":
+        parts = [
+            {"type": "tool_call_response", "id": message.get("tool_call_id"),
+             "response": message.get("content")}
+        ]  # fmt: skip
+    return {"role": role, "parts": parts}
+
+
+def _input_content(endpoint: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    if endpoint == "chat":
+        messages = payload.get("messages")
+        if isinstance(messages, list):
+            attributes["gen_ai.input.messages"] = _json(
+                [_chat_message(m) for m in messages if isinstance(m, dict)]
+            )
+    elif endpoint == "responses":
+        given = payload.get("input")
+        if isinstance(given, str):
+            attributes["gen_ai.input.messages"] = _json([_message("user", given)])
+        elif isinstance(given, list):
+            attributes["gen_ai.input.messages"] = _json(
+                [
+                    {"role": str(item.get("role", "user")), "parts": _parts(item.get("content"))}
+                    for item in given
+                    if isinstance(item, dict) and "content" in item
+                ]
+            )
+        instructions = payload.get("instructions")
+        if isinstance(instructions, str):
+            attributes["gen_ai.system_instructions"] = _json(
+                [{"type": "text", "content": instructions}]
+            )
+    return attributes
+
+
+def _output_messages(answer: Any) -> list[dict[str, Any]]:
+    if not isinstance(answer, dict):
+        return []
+    choices = answer.get("choices")
+    if isinstance(choices, list):
+        return [
+            {**_chat_message(c["message"]), "finish_reason": c.get("finish_reason")}
+            for c in choices
+            if isinstance(c, dict) and isinstance(c.get("message"), dict)
+        ]
+    output = answer.get("output")
+    if isinstance(output, list):  # a Response: its message items
+        return [
+            {"role": "assistant", "parts": _parts(item.get("content"))}
+            for item in output
+            if isinstance(item, dict) and item.get("type") == "message"
+        ]
+    return []

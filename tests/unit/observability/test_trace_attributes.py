@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import orjson
+
+from gateway.observability.record import Exchange
+from gateway.observability.trace_attributes import (
+    StreamFacts,
+    answer_attributes,
+    error_type,
+    exchange_attributes,
+    request_attributes,
+    span_name,
+    streamed_output,
+)
+
+SECRET = "the-secret-prompt-text"
+CHAT = {
+    "model": "auto",
+    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": SECRET}],
+    "max_completion_tokens": 200,
+    "temperature": 0.5,
+    "n": 2,
+    "stream": True,
+}
+
+
+def test_a_chat_request_by_the_conventions_without_content() -> None:
+    found = request_attributes("chat", CHAT, capture=False)
+    assert found == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.system": "openai",
+        "openai.api.type": "chat_completions",
+        "gen_ai.request.model": "auto",
+        "gen_ai.request.max_tokens": 200,
+        "gen_ai.request.temperature": 0.5,
+        "gen_ai.request.choice.count": 2,
+        "gen_ai.request.stream": True,
+    }
+    assert SECRET not in repr(found)
+
+
+def test_content_captured_as_the_conventions_messages() -> None:
+    found = request_attributes("chat", CHAT, capture=True)
+    messages = orjson.loads(found["gen_ai.input.messages"])
+    assert messages[1] == {"role": "user", "parts": [{"type": "text", "content": SECRET}]}
+    responses = request_attributes(
+        "responses",
+        {"model": "o1", "input": SECRET, "instructions": "Be brief.", "max_output_tokens": 9},
+        capture=True,
+    )
+    assert responses["openai.api.type"] == "responses"
+    assert responses["gen_ai.operation.name"] == "chat"
+    assert responses["gen_ai.request.max_tokens"] == 9
+    assert SECRET in responses["gen_ai.input.messages"]
+    assert "Be brief." in responses["gen_ai.system_instructions"]
+
+
+def test_endpoints_that_are_no_genai_operation_get_none() -> None:
+    assert request_attributes("files", {"model": "x"}, capture=True) == {}
+    assert span_name("GET", "files", "x") == "GET"
+    assert span_name("POST", "embeddings", "text-embedding-3-small") == (
+        "embeddings text-embedding-3-small"
+    )
+
+
+def test_a_whole_answer() -> None:
+    answer = {
+        "id": "chatcmpl-1",
+        "model": "gpt-4o-2024-08-06",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+    }
+    found = answer_attributes("chat", answer, capture=False)
+    assert found == {
+        "gen_ai.response.id": "chatcmpl-1",
+        "gen_ai.response.model": "gpt-4o-2024-08-06",
+        "gen_ai.response.finish_reasons": ["stop"],
+        "gen_ai.usage.input_tokens": 5,
+        "gen_ai.usage.output_tokens": 1,
+    }
+    captured = answer_attributes("chat", answer, capture=True)
+    assert orjson.loads(captured["gen_ai.output.messages"]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "Hi"}], "finish_reason": "stop"}
+    ]
+
+
+def test_stream_facts_across_chunk_boundaries() -> None:
+    stream = (
+        b'data: {"id":"chatcmpl-9","object":"chat.completion.chunk","model":"o1-mini",'
+        b'"choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+        b'data: {"id":"chatcmpl-9","choices":[{"index":0,"delta":{"content":"lo"}}]}\n\n'
+        b'data: {"id":"chatcmpl-9","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    for size in (7, 40, len(stream)):
+        facts = StreamFacts(capture=True)
+        for at in range(0, len(stream), size):
+            facts.feed(stream[at : at + size])
+        found = facts.attributes("chat", capture=True)
+        assert found["gen_ai.response.id"] == "chatcmpl-9"
+        assert found["gen_ai.response.model"] == "o1-mini"
+        assert found["gen_ai.response.finish_reasons"] == ["length"], size
+    assert streamed_output(stream) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "Hello"}],
+         "finish_reason": "length"}
+    ]  # fmt: skip
+    assert StreamFacts(capture=False).chunks is None  # nothing kept without capture
+
+
+def test_the_record_and_its_errors() -> None:
+    ex = Exchange(
+        started=0.0,
+        team="research",
+        policy="auto",
+        route_reason="physics",
+        patches=("system_message",),
+    )
+    ex.routed_model, ex.cache_status, ex.error_code = "o1-preview", "hit", "rate_limit_exceeded"
+    found = exchange_attributes(ex, 429)
+    assert found["gateway.team"] == "research"
+    assert found["gateway.route.policy"] == "auto"
+    assert found["gateway.route.reason"] == "physics"
+    assert found["gateway.patches"] == ["system_message"]
+    assert found["gateway.cache.status"] == "hit"
+    assert found["gateway.error.code"] == "rate_limit_exceeded"
+    assert "gateway.cost_micros" not in found  # not admitted, nothing charged
+    assert error_type(ex, 429) == ""  # the caller's: not a server span's error
+    assert error_type(ex, 502) == "rate_limit_exceeded"
+    assert error_type(Exchange(started=0.0), 503) == "503"
+    ex.error_code = "upstream_truncated"
+    assert error_type(ex, 200) == "upstream_truncated"  # a stream cut after its 200
