@@ -301,7 +301,7 @@ class RetirementConfig:
     shield: bool = True
     # The day to judge by, YYYY-MM-DD; "": the simulator's day when simulating, else the clock's.
     today: str = ""
-    # `o1-gateway models --retiring` lists models shutting down within this many days.
+    # `o1-gateway models retiring` lists models shutting down within this many days.
     notice_days: int = 90
 
 
