@@ -4,7 +4,7 @@ encoded, POSTed) while the collector's own work stays out of the measurement.
 
     python -m bench.otlp_sink --port PORT
 
-POST /v1/traces answers an empty ExportTraceServiceResponse (no bytes, in protobuf); GET
+POST /v1/traces answers an empty ExportTraceServiceResponse (`{}`, in JSON); GET
 /stats says how many exports and bytes came.
 """
 
@@ -23,7 +23,7 @@ def make_app() -> web.Application:
         body = await request.read()
         seen["exports"] += 1
         seen["bytes"] += len(body)
-        return web.Response(body=b"", content_type="application/x-protobuf")
+        return web.Response(body=b"{}", content_type="application/json")
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(seen)

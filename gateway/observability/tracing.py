@@ -1,109 +1,122 @@
-"""OpenTelemetry traces: the tracer (OTLP/HTTP protobuf export through the SDK's batch span
-processor) and each traced request's spans.
+"""OpenTelemetry traces without an SDK: each traced request's spans, recorded in a few slots
+each (`spans.Span`) and exported in batches as OTLP/HTTP JSON (`span_export`).
 
-Imported only when tracing is on (`gateway.runtime.build`): with it off, nothing of the optional
-`opentelemetry` packages is loaded, and a request pays one `None` check per hook.
+A tracing SDK pays, per span, for contexts, locks, span processors and a protobuf encoder; the
+gateway spends about 0.3 ms of CPU on a whole proxied call, so a request's four spans must cost
+microseconds. Here a span is a plain object, its ids come from one per-process random generator,
+and its attributes stay a dict until the background export encodes them.
 
 A request's span is the SERVER span `{gen_ai.operation.name} {gen_ai.request.model}`, continuing
-the caller's W3C `traceparent`/`tracestate`. Its children: `gateway.admission.reserve` (the hold
-taken in Redis), the upstream call (a CLIENT span whose context goes upstream as `traceparent`),
-and `gateway.admission.settle` (from the charge to Redis having it, which may be after the
+the caller's W3C `traceparent` (and `tracestate`). Its children: `gateway.admission.reserve` (the
+hold taken in Redis), the upstream call (a CLIENT span whose `traceparent` goes upstream), and
+`gateway.admission.settle` (from the charge to Redis having it, which may be after the
 response). Spans never hold the request's headers or keys; prompts and answers only with content
-capture on. The tracer provider is this gateway's own, not the process-wide global, so that
-several gateways in one process (tests) each export their own.
+capture on. Sampling is OpenTelemetry's default, parent-based: a caller's sampled flag is
+followed, and a trace begun here is kept by the ratio of `TraceIdRatioBased`.
 """
 
 from __future__ import annotations
 
-import logging
+import random
 from collections.abc import Callable, Mapping
+from functools import partial
+from time import time_ns
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.observability import trace_attributes as attrs
 from gateway.observability.record import Exchange
+from gateway.observability.span_export import Client, SpanExport
+from gateway.observability.spans import CLIENT, INTERNAL, SERVER, Span
+from gateway.observability.trace_context import (
+    caller_parent,
+    kept,
+    ratio_bound,
+    traceparent,
+)
 from gateway.observability.trace_settings import TraceSettings
 
-log = logging.getLogger("gateway")
 SCOPE_NAME = "o1-gateway"
-TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
 class Tracing:
-    """The gateway's tracer, made in the lifespan and shut down (spans flushed) at its end."""
+    """The gateway's tracer, made in the lifespan; `run` exports in the background and `close`
+    sends what is left."""
 
-    def __init__(self, settings: TraceSettings, upstream_base_url: str) -> None:
+    def __init__(self, settings: TraceSettings, upstream_base_url: str, client: Client) -> None:
         self.capture = settings.capture_content
-        self.provider = TracerProvider(
-            resource=Resource.create({"service.name": settings.service_name}),
-            sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
-        )
-        self.provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.endpoint))
-        )
-        self.tracer = self.provider.get_tracer(SCOPE_NAME)
-        self.propagator = TraceContextTextMapPropagator()
+        self.bound = ratio_bound(settings.sample_ratio)
+        self.export = SpanExport(client, settings.export, settings.service_name, SCOPE_NAME)
+        # Made in each worker (the lifespan runs there), so forked workers never share ids.
+        self.bits = random.Random().getrandbits
         upstream = urlsplit(upstream_base_url)
-        self.upstream_server: dict[str, Any] = {"server.address": upstream.hostname or ""}
         port = upstream.port or (443 if upstream.scheme == "https" else 80)
-        self.upstream_server["server.port"] = port
+        self.upstream_server: dict[str, Any] = {
+            "server.address": upstream.hostname or "",
+            "server.port": port,
+        }
+
+    def span_id(self) -> str:
+        return f"{self.bits(64) or 1:016x}"  # all zeros is no id
 
     def begin(self, scope: Mapping[str, Any]) -> RequestTrace | None:
         """The request's span, continuing the caller's trace; None when it is not sampled (a
         request nobody will see costs no more work)."""
-        carrier = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope["headers"]
-            if name in TRACE_HEADERS
-        }
-        parent = self.propagator.extract(carrier) if carrier else None
-        span = self.tracer.start_span(
-            scope["method"], context=parent, kind=SpanKind.SERVER,
-            attributes=attrs.server_attributes(scope),
+        parent = caller_parent(scope["headers"])
+        if parent is not None:
+            if not parent.sampled:
+                return None
+            trace_id, parent_id, state = parent.trace_id, parent.span_id, parent.state
+        else:
+            number = self.bits(128) or 1
+            if not kept(number, self.bound):
+                return None
+            trace_id, parent_id, state = f"{number:032x}", "", ""
+        span = Span(
+            trace_id, self.span_id(), parent_id, scope["method"], SERVER, time_ns(),
+            attrs.server_attributes(scope),
         )  # fmt: skip
-        if not span.is_recording():
-            return None
-        return RequestTrace(self, span)
+        return RequestTrace(self, span, state)
 
-    def shutdown(self) -> None:
-        """Export what is left and stop (blocking: run it off the event loop)."""
-        self.provider.shutdown()
+    def ended(self, span: Span, end_ns: int = 0) -> None:
+        span.end_ns = end_ns or time_ns()
+        self.export.add(span)
+
+    async def run(self) -> None:
+        await self.export.run()
+
+    async def close(self) -> None:
+        await self.export.close()
 
 
 class RequestTrace:
     """One traced request's spans (see `gateway.observability.record.RequestTrace`)."""
 
-    __slots__ = (
-        "answer", "calls", "context", "endpoint", "facts", "open", "payload", "span", "tracing",
-    )  # fmt: skip
+    __slots__ = ("answer", "call", "facts", "open", "payload", "span", "state", "tracing")
 
-    def __init__(self, tracing: Tracing, span: Span) -> None:
+    def __init__(self, tracing: Tracing, span: Span, state: str) -> None:
         self.tracing = tracing
         self.span = span
-        self.context: Context = set_span_in_context(span)
+        self.state = state  # the caller's `tracestate`, passed upstream
         self.payload: Mapping[str, Any] | None = None
         self.answer: bytes | None = None
         self.facts: attrs.StreamFacts | None = None
-        self.calls: list[Span] = []  # upstream calls not yet ended, oldest first
+        self.call: Span | None = None  # the upstream call under way
         self.open: list[Span] = []  # every child not yet ended
 
     def request(self, payload: Mapping[str, Any]) -> None:
         self.payload = payload
 
-    def start(self, name: str, kind: SpanKind = SpanKind.INTERNAL, attributes: Any = None) -> Span:
-        span = self.tracing.tracer.start_span(
-            name, context=self.context, kind=kind, attributes=attributes
+    def child(self, name: str, kind: int, attributes: dict[str, Any]) -> Span:
+        span = self.span
+        return Span(
+            span.trace_id, self.tracing.span_id(), span.span_id, name, kind, time_ns(), attributes
         )
+
+    def start(self, name: str) -> Span:
+        span = self.child(name, INTERNAL, {})
         self.open.append(span)
         return span
 
@@ -112,38 +125,43 @@ class RequestTrace:
     ) -> None:
         assert isinstance(span, Span)
         if attributes:
-            span.set_attributes(attributes)
+            span.attributes.update(attributes)
         if error:
-            span.set_attribute("error.type", error)
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
+            span.fail(error)
         if span in self.open:
             self.open.remove(span)
+            self.tracing.ended(span)
 
     def upstream(self, headers: dict[str, str], method: str, path: str, model: str) -> None:
-        if self.calls:
+        if self.call is not None:
             # Begun already: a call made ready during admission is the same call when sent.
             return
-        tracing = self.tracing
         endpoint = path.lstrip("/").split("/", 1)[0]
         found = attrs.operation(endpoint)
-        attributes = {**tracing.upstream_server, "http.request.method": method, "url.path": path}
+        attributes = {
+            **self.tracing.upstream_server, "http.request.method": method, "url.path": path,
+        }  # fmt: skip
         name = method
         if found is not None and model:
             name = f"{found[0]} {model}"
             attributes["gen_ai.operation.name"] = found[0]
             attributes["gen_ai.provider.name"] = attrs.PROVIDER
             attributes["gen_ai.request.model"] = model
-        span = self.start(name, SpanKind.CLIENT, attributes)
-        self.calls.append(span)
-        tracing.propagator.inject(headers, context=set_span_in_context(span))
+        span = self.call = self.child(name, CLIENT, attributes)
+        self.open.append(span)
+        headers["traceparent"] = traceparent(span.trace_id, span.span_id)
+        if self.state:
+            headers["tracestate"] = self.state
+        else:
+            headers.pop("tracestate", None)  # a caller's, of a trace not continued
 
     def upstream_done(self, status: int, error: str = "") -> None:
-        if not self.calls:
+        span = self.call
+        if span is None:
             return
-        span = self.calls.pop(0)
+        self.call = None
         if status:
-            span.set_attribute("http.response.status_code", status)
+            span.attributes["http.response.status_code"] = status
         # A client span's 4xx is an error too (the HTTP conventions): the call did not succeed.
         self.end(span, error or (str(status) if status >= 400 else ""))
 
@@ -158,18 +176,17 @@ class RequestTrace:
 
     def settling(self, outcome: str, cost: int) -> Callable[[], None]:
         # Not among `open`: it ends when Redis has the charge, which may be after the response.
-        span = self.tracing.tracer.start_span(
-            "gateway.admission.settle", context=self.context,
-            attributes={"gateway.settle.outcome": outcome, "gateway.cost_micros": cost},
-        )  # fmt: skip
-        return span.end
+        attributes = {"gateway.settle.outcome": outcome, "gateway.cost_micros": cost}
+        return partial(
+            self.tracing.ended, self.child("gateway.admission.settle", INTERNAL, attributes)
+        )
 
     def finish(self, exchange: Exchange, end_ns: int) -> None:
         """Everything the request's span says, and its end (called after the response)."""
         span, capture = self.span, self.tracing.capture
         endpoint = exchange.endpoint
         status = exchange.status or 499
-        attributes: dict[str, Any] = {}
+        attributes = span.attributes
         if self.payload is not None:
             attributes.update(attrs.request_attributes(endpoint, self.payload, capture))
         if self.answer is not None and status < 400:
@@ -184,19 +201,16 @@ class RequestTrace:
         attributes.update(attrs.exchange_attributes(exchange, status))
         if exchange.model and attrs.operation(endpoint) is not None:
             attributes["gen_ai.request.model"] = exchange.model
-        span.update_name(
-            attrs.span_name(
-                exchange.method, endpoint, str(attributes.get("gen_ai.request.model", ""))
-            )
+        span.name = attrs.span_name(
+            exchange.method, endpoint, str(attributes.get("gen_ai.request.model", ""))
         )
-        span.set_attributes(attributes)
         error = attrs.error_type(exchange, status)
         if error:
-            span.set_attribute("error.type", error)
-            span.set_status(Status(StatusCode.ERROR))
+            span.fail(error)
         # Spans a failure left open end with the request (a settle still on its way does not).
+        tracing = self.tracing
         for child in self.open:
-            child.end(end_time=end_ns)
+            tracing.ended(child, end_ns)
         self.open.clear()
-        self.calls.clear()
-        span.end(end_time=end_ns)
+        self.call = None
+        tracing.ended(span, end_ns)

@@ -7,17 +7,17 @@ import dataclasses
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from gateway.admission.auth_backoff import AuthBackoff
 from gateway.admission.redis_side import Admission, pipelined_client
-from gateway.config import Config, ModelConfig
+from gateway.config import Config, ModelConfig, UpstreamConfig
 from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
 from gateway.observability.audit import AuditLog
 from gateway.observability.metrics import Metrics
-from gateway.observability.trace_settings import trace_settings
+from gateway.observability.trace_settings import TraceSettings, trace_settings
+from gateway.observability.tracing import Tracing
 from gateway.routing.aliases import DEFAULT_ALIAS
 from gateway.runtime.gateway import Gateway
 from gateway.runtime.redis_connection import open_redis
@@ -26,10 +26,8 @@ from gateway.upstream.asgi_client import ASGIUpstream
 from gateway.upstream.auto import create_upstream
 from gateway.upstream.contract import Upstream
 from gateway.upstream.dispatch import Dispatcher, Target
+from gateway.upstream.http1_client import Http1Upstream
 from gateway.upstream.resilience import Breaker, RetryPolicy
-
-if TYPE_CHECKING:
-    from gateway.observability.tracing import Tracing
 
 log = logging.getLogger("gateway")
 
@@ -95,22 +93,31 @@ def open_gateway(config: Config) -> Gateway:
 
 
 def open_tracing(config: Config) -> Tracing | None:
-    """The tracer when an OTLP endpoint is configured, else None: then nothing of the optional
-    opentelemetry packages is imported."""
+    """The tracer when an OTLP endpoint is configured, else None."""
     settings = trace_settings(config.observability, os.environ)
     if settings is None:
         return None
     try:
-        from gateway.observability.tracing import Tracing
-    except ImportError as exc:
-        # An endpoint set for the whole environment must not stop a gateway built without it.
+        client = Http1Upstream(collector_client_config(settings))
+    except (ValueError, OSError) as exc:
+        # An endpoint set for the whole environment must not stop the gateway from serving.
         log.error(
-            "tracing is configured (%s) but not installed (%s): install o1-gateway[otel]; "
-            "serving without traces", settings.endpoint, exc,
-        )  # fmt: skip
+            "traces: cannot export to %s (%s); serving without traces", settings.endpoint, exc
+        )
         return None
     log.info("exporting traces to %s", settings.endpoint)
-    return Tracing(settings, config.upstream.base_url)
+    return Tracing(settings, config.upstream.base_url, client)
+
+
+def collector_client_config(settings: TraceSettings) -> UpstreamConfig:
+    """The gateway's own HTTP client, pointed at the collector: a connection or two, kept
+    open between exports, and the exporter's timeout for everything."""
+    timeout = settings.export.timeout_s
+    return UpstreamConfig(
+        base_url=settings.endpoint, pool_size=2, ca_file=settings.export.certificate,
+        connect_timeout_s=timeout, first_byte_timeout_s=timeout, read_timeout_s=timeout,
+        total_timeout_s=timeout,
+    )  # fmt: skip
 
 
 def _targets(

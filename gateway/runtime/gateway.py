@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -26,6 +25,7 @@ from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
 from gateway.observability.audit import AuditLog
 from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import Tracing
 from gateway.runtime.batch_jobs import BatchJobs
 from gateway.runtime.follower import Follower
 from gateway.runtime.response_jobs import BackgroundResponses
@@ -36,9 +36,6 @@ from gateway.upstream.contract import Upstream
 from gateway.upstream.dispatch import Dispatcher
 from gateway.wire import errors
 from gateway.wire.headers import upstream_request_headers
-
-if TYPE_CHECKING:  # imported only when tracing is on (`gateway.runtime.build`)
-    from gateway.observability.tracing import Tracing
 
 log = logging.getLogger("gateway")
 SANDBOX_TEAM = "sandbox"
@@ -215,6 +212,8 @@ class Gateway:
         loop = self.loop = asyncio.get_running_loop()
         if self.access_log is not None:
             self.background.add(loop.create_task(self.access_log.run()))
+        if self.tracing is not None:
+            self.background.add(loop.create_task(self.tracing.run()))
         kinds = (
             BatchJobs(self.config.batches.poll_s, self.model_of),
             TuningJobs(self.config.fine_tuning.poll_s),
@@ -271,8 +270,8 @@ class Gateway:
         await self.responses.drain(SETTLE_DRAIN_S)
         await self.owners.drain(SETTLE_DRAIN_S)
         if self.tracing is not None:
-            # After the settles, so their spans are among those flushed; a blocking export.
-            await asyncio.to_thread(self.tracing.shutdown)
+            # After the settles, so their spans are among those sent.
+            await self.tracing.close()
         await self.admission.close()
         await self.upstream.close()
         for target in self.extra_upstreams:

@@ -4,29 +4,21 @@ simulated upstream, the spans exported over OTLP/HTTP to a receiver on a real so
 from __future__ import annotations
 
 import gzip
-import os
 import secrets
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest import CLIENT_KEY, ROOT, GatewayFactory, ServerThread
+from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
 
 PROMPT = "Tell the gateway about the aubergine-lantern-4471."
 SERVER, CLIENT = 2, 3  # OTLP's span kinds (INTERNAL is 1)
@@ -45,43 +37,44 @@ class Span:
     service: str
 
 
-def value_of(value: AnyValue) -> Any:
-    which = value.WhichOneof("value")
-    if which == "array_value":
-        return [value_of(v) for v in value.array_value.values]
-    return getattr(value, which) if which else None
+def value_of(value: dict[str, Any]) -> Any:
+    """An OTLP `AnyValue` in JSON: 64-bit integers come as decimal strings."""
+    ((which, given),) = value.items()
+    if which == "arrayValue":
+        return [value_of(v) for v in given.get("values", ())]
+    return int(given) if which == "intValue" else given
+
+
+def attributes_of(message: dict[str, Any]) -> dict[str, Any]:
+    return {a["key"]: value_of(a["value"]) for a in message.get("attributes", ())}
 
 
 @dataclass
 class Receiver:
-    """An OTLP/HTTP traces endpoint: what was exported to it, decoded."""
+    """An OTLP/HTTP traces endpoint taking the JSON encoding: what was exported to it, decoded."""
 
     spans: list[Span] = field(default_factory=list)
+    content_types: set[str] = field(default_factory=set)
 
     async def traces(self, request: Request) -> Response:
         body = await request.body()
         if request.headers.get("content-encoding") == "gzip":
             body = gzip.decompress(body)
-        export = ExportTraceServiceRequest.FromString(body)
-        for resource in export.resource_spans:
-            service = next(
-                (
-                    value_of(a.value)
-                    for a in resource.resource.attributes
-                    if a.key == "service.name"
-                ),
-                "",
-            )
-            for scope in resource.scope_spans:
-                for span in scope.spans:
+        self.content_types.add(request.headers["content-type"])
+        export = orjson.loads(body)
+        for resource in export["resourceSpans"]:
+            service = attributes_of(resource["resource"])["service.name"]
+            for scope in resource["scopeSpans"]:
+                assert scope["scope"]["name"] == "o1-gateway"
+                for span in scope["spans"]:
+                    assert int(span["endTimeUnixNano"]) >= int(span["startTimeUnixNano"]) > 0
                     found = Span(
-                        span.name, span.trace_id.hex(), span.span_id.hex(),
-                        span.parent_span_id.hex(), span.kind, span.status.code,
-                        {a.key: value_of(a.value) for a in span.attributes}, service,
+                        span["name"], span["traceId"], span["spanId"],
+                        span.get("parentSpanId", ""), span["kind"],
+                        span.get("status", {}).get("code", 0), attributes_of(span), service,
                     )  # fmt: skip
                     self.spans.append(found)
-        answer = ExportTraceServiceResponse().SerializeToString()
-        return Response(answer, media_type="application/x-protobuf")
+        return Response(b"{}", media_type="application/json")
 
     def trace(self, trace_id: str) -> list[Span]:
         return [span for span in self.spans if span.trace_id == trace_id]
@@ -166,6 +159,7 @@ def test_spans_follow_the_genai_conventions_and_continue_the_callers_trace(
     made = calls(gateway)
     gateway.__exit__()  # the lifespan's end flushes the spans
     upstream_calls = sim_log(simulator)
+    assert found.content_types == {"application/json"}
 
     for kind, (trace_id, parent) in made.items():
         spans = found.trace(trace_id)
@@ -298,42 +292,39 @@ def test_failures_mark_the_spans(
     assert request.attributes["gateway.error.code"] == "model_not_found"
 
 
-def test_tracing_off_imports_no_opentelemetry() -> None:
-    """Without an endpoint, a gateway serving chat loads none of the tracing packages. (redis-py
-    itself loads OpenTelemetry's metrics API when the packages are installed: those are left
-    out, being there before the gateway is imported.)"""
-    script = textwrap.dedent(
-        """
-        import sys
-        import redis
-
-        def loaded():
-            return {name for name in sys.modules if name.startswith("opentelemetry")}
-
-        before = loaded()
-        import httpx
-        from gateway.app import create_app
-        from tests.conftest import ServerThread, base_config
-
-        with ServerThread(create_app(base_config())) as server:
-            for stream in (False, True):
-                answer = httpx.post(
-                    f"{server.url}/v1/chat/completions",
-                    json={"model": "gpt-4o", "stream": stream,
-                          "messages": [{"role": "user", "content": "hi"}]},
-                    headers={"traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"},
-                )
-                assert answer.status_code == 200, answer.text
-        tracing = [name for name in sys.modules if name.startswith(
-            ("opentelemetry.sdk.trace", "opentelemetry.exporter", "gateway.observability.tracing")
-        )]
-        print(sorted(loaded() - before), tracing)
-        """
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "O1GW__", "OPENAI_"))}
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=120,
+def test_a_callers_unsampled_trace_is_passed_on_untraced(
+    start_gateway: GatewayFactory,
+    receiver: tuple[ServerThread, Receiver],
+    simulator: ServerThread,
+) -> None:
+    endpoint, found = receiver
+    gateway = traced(start_gateway, endpoint)
+    _, trace_id, parent = traceparent()
+    header = f"00-{trace_id}-{parent}-00"  # the caller decided against recording it
+    sdk(gateway).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": PROMPT}],
+        extra_headers={"traceparent": header},
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[] []"
+    header_sampled, sampled, _ = traceparent()
+    sdk(gateway).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": PROMPT}],
+        extra_headers={"traceparent": header_sampled},
+    )  # fmt: skip
+    gateway.__exit__()
+    assert found.trace(trace_id) == []
+    assert len(found.trace(sampled)) == 4  # the request, reserve, upstream call, settle
+    sent = [c["headers"].get("traceparent") for c in sim_log(simulator)]
+    assert header in sent  # as it came
+
+
+def test_tracing_off_forwards_the_callers_trace_context(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    gateway = start_gateway()
+    header, _, _ = traceparent()
+    sdk(gateway).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": PROMPT}],
+        extra_headers={"traceparent": header, "tracestate": "vendor=kept"},
+    )  # fmt: skip
+    (call,) = [c for c in sim_log(simulator) if c["headers"].get("traceparent") == header]
+    assert call["headers"]["tracestate"] == "vendor=kept"

@@ -1,0 +1,40 @@
+"""A recorded span: the few slots an OTLP span needs, and nothing of a tracing SDK. Pure data;
+`tracing` fills them in (ids, clock) and `otlp_json` encodes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# OTLP's span kinds.
+INTERNAL, SERVER, CLIENT = 1, 2, 3
+
+
+class Span:
+    __slots__ = (
+        "attributes", "end_ns", "failed", "kind", "name", "parent_id", "span_id", "start_ns",
+        "trace_id",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        trace_id: str,
+        span_id: str,
+        parent_id: str,
+        name: str,
+        kind: int,
+        start_ns: int,
+        attributes: dict[str, Any],
+    ) -> None:
+        self.trace_id = trace_id  # hex, as in `traceparent`
+        self.span_id = span_id
+        self.parent_id = parent_id  # "" for a root span
+        self.name = name
+        self.kind = kind
+        self.start_ns = start_ns
+        self.end_ns = 0  # 0 while it is open
+        self.attributes = attributes
+        self.failed = False  # the span's status is an error (its `error.type` says which)
+
+    def fail(self, error: str) -> None:
+        self.attributes["error.type"] = error
+        self.failed = True
