@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -234,16 +234,8 @@ class Admission:
                 plan.team, plan.model or "unknown", plan.endpoint, usage, cost
             )
 
-    def settle_later(
-        self,
-        plan: Plan,
-        usage: Usage,
-        cost: int,
-        release_weekly: bool,
-        landed: Callable[[], None] | None = None,
-    ) -> None:
-        """Settle off the response's critical path; `drain` waits for these at shutdown.
-        `landed` is called once Redis has the settle (or it was given up)."""
+    def settle_later(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
+        """Settle off the response's critical path; `drain` waits for these at shutdown."""
         if self._fast is not None:
             # The common case costs no task: the command goes out with this tick's others and
             # a callback reads the reply. Anything unusual takes the retrying path below.
@@ -252,25 +244,13 @@ class Admission:
             if waiter is not None:
                 self._pending[waiter] = plan.team
                 waiter.add_done_callback(
-                    partial(
-                        self._settled, plan, usage, cost, release_weekly, time.perf_counter(),
-                        landed,
-                    )
-                )  # fmt: skip
+                    partial(self._settled, plan, usage, cost, release_weekly, time.perf_counter())
+                )
                 return
-        self._settle_task(plan, usage, cost, release_weekly, landed)
+        self._settle_task(plan, usage, cost, release_weekly)
 
-    def _settle_task(
-        self,
-        plan: Plan,
-        usage: Usage,
-        cost: int,
-        release_weekly: bool,
-        landed: Callable[[], None] | None = None,
-    ) -> None:
-        task = self._loop.create_task(
-            self._settle_logged(plan, usage, cost, release_weekly, landed)
-        )
+    def _settle_task(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
+        task = self._loop.create_task(self._settle_logged(plan, usage, cost, release_weekly))
         self._pending[task] = plan.team
         task.add_done_callback(self._settle_done)
 
@@ -284,7 +264,6 @@ class Admission:
         cost: int,
         release_weekly: bool,
         began: float,
-        landed: Callable[[], None] | None,
         waiter: asyncio.Future[Any],
     ) -> None:
         self._pending.pop(waiter, None)
@@ -294,10 +273,8 @@ class Admission:
             if error is not None and not isinstance(error, NoScriptError):
                 self._count_error("settle")
             # Idempotent by hold id: the retrying path may safely send it again.
-            self._settle_task(plan, usage, cost, release_weekly, landed)
+            self._settle_task(plan, usage, cost, release_weekly)
             return
-        if landed is not None:
-            landed()
         if int(waiter.result()[0]) == -1 and cost:
             log.warning(
                 "settled unknown hold %s for team %s: charged to this month",
@@ -306,20 +283,6 @@ class Admission:
             )
 
     async def _settle_logged(
-        self,
-        plan: Plan,
-        usage: Usage,
-        cost: int,
-        release_weekly: bool,
-        landed: Callable[[], None] | None = None,
-    ) -> None:
-        try:
-            await self._settle_retried(plan, usage, cost, release_weekly)
-        finally:
-            if landed is not None:
-                landed()
-
-    async def _settle_retried(
         self, plan: Plan, usage: Usage, cost: int, release_weekly: bool
     ) -> None:
         # Settling is idempotent by hold id, so retrying one whose reply was lost is safe. While
@@ -445,8 +408,8 @@ class Admission:
 
 
 class SettleObserver(Protocol):
-    def settling(self, outcome: str, cost: int) -> Callable[[], None]:
-        """A settle begins; the callable is called once Redis has it."""
+    def settling(self, outcome: str, cost: int) -> None:
+        """A settle begins: the hold is `settled`, `charged` or `released`, at `cost`."""
         ...
 
 
@@ -463,7 +426,7 @@ class Ticket:
     # What was charged, for the access log; None until settled.
     usage: Usage | None = None
     cost: int = 0
-    # Told of the settle (tracing: the settle span), when someone watches.
+    # Told of the settle (tracing: the request's span), when someone watches.
     observer: SettleObserver | None = None
     _headers: list[tuple[str, str]] | None = field(default=None, init=False, repr=False)
 
@@ -515,9 +478,9 @@ class Ticket:
         self.admission.count_usage(self.plan, usage, cost)
 
     def _settle_later(self, outcome: str, usage: Usage, cost: int, release_weekly: bool) -> None:
-        observer = self.observer
-        landed = observer.settling(outcome, cost) if observer is not None else None
-        self.admission.settle_later(self.plan, usage, cost, release_weekly, landed)
+        if self.observer is not None:
+            self.observer.settling(outcome, cost)
+        self.admission.settle_later(self.plan, usage, cost, release_weekly)
 
     def settle_at_reserve(self) -> None:
         """Charge the whole worst case: the call goes on where the gateway cannot see its end

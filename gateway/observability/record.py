@@ -6,7 +6,7 @@ request, it never steers it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,8 +50,8 @@ class RequestTrace(Protocol):
     def streamed(self, chunk: bytes) -> None:
         """A chunk of the stream the client gets."""
 
-    def settling(self, outcome: str, cost: int) -> Callable[[], None]:
-        """The charge is being settled; the callable is told when Redis has it."""
+    def settling(self, outcome: str, cost: int) -> None:
+        """The charge is being settled: `settled`, `charged` or `released`, at `cost`."""
 
     def finish(self, exchange: Exchange, end_ns: int) -> None:
         """The response has gone: the request's span gets its attributes and ends."""

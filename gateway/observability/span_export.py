@@ -18,7 +18,7 @@ import gzip
 import logging
 from typing import Protocol
 
-from gateway.observability.otlp_json import export_request
+from gateway.observability.otlp_json import export_frame, export_request, span_json
 from gateway.observability.spans import Span
 from gateway.observability.trace_settings import ExportSettings
 
@@ -49,9 +49,8 @@ class SpanExport:
     ) -> None:
         self.client = client
         self.settings = settings
-        self.service_name = service_name
-        self.scope_name = scope_name
-        self.pending: list[Span] = []
+        self.frame = export_frame(service_name, scope_name)
+        self.pending: list[bytes] = []  # spans encoded
         self.dropped = 0  # spans dropped since the last warning about it
         self.failed = 0  # exports failed since the last warning about it
         self.exported = 0  # spans the collector took (tests and benchmarks read it)
@@ -61,12 +60,13 @@ class SpanExport:
         self._full = asyncio.Event()
 
     def add(self, span: Span) -> None:
-        """A finished span, to leave with the next export (or dropped, the queue being full)."""
+        """A finished span, encoded to leave with the next export (or dropped, the queue being
+        full)."""
         pending = self.pending
         if len(pending) >= self.settings.max_queue:
             self.dropped += 1
             return
-        pending.append(span)
+        pending.append(span_json(span))
         if len(pending) == self.settings.max_batch:
             self._full.set()
 
@@ -95,8 +95,8 @@ class SpanExport:
             )  # fmt: skip
             self.dropped = self.failed = 0
 
-    async def export(self, batch: list[Span]) -> None:
-        body = export_request(batch, self.service_name, self.scope_name)
+    async def export(self, batch: list[bytes]) -> None:
+        body = export_request(batch, self.frame)
         if self.settings.gzip:
             body = gzip.compress(body, compresslevel=5)
         try:

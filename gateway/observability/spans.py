@@ -1,5 +1,9 @@
 """A recorded span: the few slots an OTLP span needs, and nothing of a tracing SDK. Pure data;
-`tracing` fills them in (ids, clock) and `otlp_json` encodes them."""
+`tracing` fills them in (ids, clock) and `otlp_json` encodes them.
+
+Attributes that many spans share (a route's, an operation's) come encoded already, in `shared`,
+the same bytes for all those spans: each span encodes only what is its own (`attributes`).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ INTERNAL, SERVER, CLIENT = 1, 2, 3
 
 class Span:
     __slots__ = (
-        "attributes", "end_ns", "failed", "kind", "name", "parent_id", "span_id", "start_ns",
-        "trace_id",
+        "attributes", "end_ns", "failed", "kind", "name", "parent_id", "shared", "span_id",
+        "start_ns", "trace_id",
     )  # fmt: skip
 
     def __init__(
@@ -24,6 +28,7 @@ class Span:
         kind: int,
         start_ns: int,
         attributes: dict[str, Any],
+        shared: bytes = b"",
     ) -> None:
         self.trace_id = trace_id  # hex, as in `traceparent`
         self.span_id = span_id
@@ -33,6 +38,7 @@ class Span:
         self.start_ns = start_ns
         self.end_ns = 0  # 0 while it is open
         self.attributes = attributes
+        self.shared = shared  # KeyValues encoded already (`otlp_json.shared_attributes`)
         self.failed = False  # the span's status is an error (its `error.type` says which)
 
     def fail(self, error: str) -> None:

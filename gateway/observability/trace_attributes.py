@@ -30,6 +30,13 @@ OPERATIONS: dict[str, tuple[str, str]] = {
 _FIRST_ID = re.compile(rb'"id"\s*:\s*"([^"\\]{1,200})"')
 _FIRST_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"([a-z_]{1,40})"')
+_LIMITS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+_SAMPLING = tuple(
+    (field, f"gen_ai.request.{field}")
+    for field in ("temperature", "top_p", "frequency_penalty", "presence_penalty")
+)
+# An answer's own id and model come before anything else in OpenAI's JSON.
+_HEAD = 512
 # A match cut by a chunk boundary is found in the next chunk, searched with this much of the last.
 _OVERLAP = 64
 
@@ -49,7 +56,8 @@ def span_name(method: str, endpoint: str, model: str) -> str:
 
 
 def server_attributes(scope: Mapping[str, Any]) -> dict[str, Any]:
-    """The HTTP server span's attributes known when a request arrives (ASGI scope)."""
+    """The HTTP server span's attributes that requests to one route share (ASGI scope); the
+    caller's address is apart (`client.address`), being the request's own."""
     attributes: dict[str, Any] = {
         "http.request.method": scope.get("method", ""),
         "url.path": scope.get("path", ""),
@@ -61,47 +69,49 @@ def server_attributes(scope: Mapping[str, Any]) -> dict[str, Any]:
         attributes["server.address"] = str(server[0])
         if server[1] is not None:
             attributes["server.port"] = int(server[1])
-    client = scope.get("client")
-    if client:
-        attributes["client.address"] = str(client[0])
     return attributes
 
 
-def request_attributes(endpoint: str, payload: Mapping[str, Any], capture: bool) -> dict[str, Any]:
-    """`gen_ai.request.*` of a request body (and its messages, captured)."""
+def operation_attributes(endpoint: str) -> dict[str, Any]:
+    """What names an endpoint's GenAI operation (none for other endpoints)."""
     found = OPERATIONS.get(endpoint)
     if found is None:
         return {}
     name, api = found
-    attributes: dict[str, Any] = {
+    attributes = {
         "gen_ai.operation.name": name,
         "gen_ai.provider.name": PROVIDER,
         "gen_ai.system": PROVIDER,  # the name before gen_ai.provider.name, still widely read
     }
     if api:
         attributes["openai.api.type"] = api
-    model = payload.get("model")
+    return attributes
+
+
+def request_attributes(endpoint: str, payload: Mapping[str, Any], capture: bool) -> dict[str, Any]:
+    """`gen_ai.request.*` of a GenAI request's body (and its messages, captured); the operation
+    is `operation_attributes`'."""
+    if endpoint not in OPERATIONS:
+        return {}
+    attributes: dict[str, Any] = {}
+    get = payload.get
+    model = get("model")
     if isinstance(model, str):
         attributes["gen_ai.request.model"] = model
-    limit = next(
-        (
-            payload.get(field)
-            for field in ("max_completion_tokens", "max_tokens", "max_output_tokens")
-            if isinstance(payload.get(field), int)
-        ),
-        None,
-    )
-    if limit is not None:
-        attributes["gen_ai.request.max_tokens"] = limit
-    for field in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
-        value = payload.get(field)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            attributes[f"gen_ai.request.{field}"] = float(value)
+    for field in _LIMITS:
+        limit = get(field)
+        if type(limit) is int:
+            attributes["gen_ai.request.max_tokens"] = limit
+            break
+    for field, key in _SAMPLING:
+        value = get(field)
+        if value is not None and type(value) in (int, float):
+            attributes[key] = float(value)
     for field, key in (("seed", "gen_ai.request.seed"), ("n", "gen_ai.request.choice.count")):
-        value = payload.get(field)
-        if isinstance(value, int) and not isinstance(value, bool) and (field != "n" or value != 1):
+        value = get(field)
+        if type(value) is int and (field != "n" or value != 1):
             attributes[key] = value
-    if payload.get("stream") is True:
+    if get("stream") is True:
         attributes["gen_ai.request.stream"] = True
     if capture:
         attributes.update(_input_content(endpoint, payload))
@@ -132,6 +142,23 @@ def answer_attributes(endpoint: str, answer: Any, capture: bool) -> dict[str, An
         messages = _output_messages(answer)
         if messages:
             attributes["gen_ai.output.messages"] = _json(messages)
+    return attributes
+
+
+def answer_facts(content: bytes) -> dict[str, Any]:
+    """`gen_ai.response.*` of a whole answer read from its bytes, without parsing it: its first
+    id and model (found early in the answer; an embeddings list names its model after the
+    vectors) and each choice's `finish_reason`."""
+    attributes: dict[str, Any] = {}
+    head = content[:_HEAD]
+    if found := _FIRST_ID.search(head):
+        attributes["gen_ai.response.id"] = found.group(1).decode()
+    if found := _FIRST_MODEL.search(head) or _FIRST_MODEL.search(content, _HEAD - _OVERLAP):
+        attributes["gen_ai.response.model"] = found.group(1).decode()
+    if b'"finish_reason"' in content:
+        attributes["gen_ai.response.finish_reasons"] = [
+            m.decode() for m in _FINISH.findall(content)
+        ]
     return attributes
 
 

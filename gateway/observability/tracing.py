@@ -8,9 +8,8 @@ and its attributes stay a dict until the background export encodes them.
 
 A request's span is the SERVER span `{gen_ai.operation.name} {gen_ai.request.model}`, continuing
 the caller's W3C `traceparent` (and `tracestate`). Its children: `gateway.admission.reserve` (the
-hold taken in Redis), the upstream call (a CLIENT span whose `traceparent` goes upstream), and
-`gateway.admission.settle` (from the charge to Redis having it, which may be after the
-response). Spans never hold the request's headers or keys; prompts and answers only with content
+hold taken in Redis) and the upstream call (a CLIENT span whose `traceparent` goes upstream);
+how the hold was settled is the request span's `gateway.settle.outcome`. Spans never hold the request's headers or keys; prompts and answers only with content
 capture on. Sampling is OpenTelemetry's default, parent-based: a caller's sampled flag is
 followed, and a trace begun here is kept by the ratio of `TraceIdRatioBased`.
 """
@@ -18,8 +17,7 @@ followed, and a trace begun here is kept by the ratio of `TraceIdRatioBased`.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from time import time_ns
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +25,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from gateway.observability import trace_attributes as attrs
+from gateway.observability.otlp_json import shared_attributes
 from gateway.observability.record import Exchange
 from gateway.observability.span_export import Client, SpanExport
 from gateway.observability.spans import CLIENT, INTERNAL, SERVER, Span
@@ -39,6 +38,11 @@ from gateway.observability.trace_context import (
 from gateway.observability.trace_settings import TraceSettings
 
 SCOPE_NAME = "o1-gateway"
+
+
+# Encoded attribute lists kept per route and per upstream call kind; paths with ids in them
+# make these grow, so past this many they start again.
+_SHARED_KINDS = 256
 
 
 class Tracing:
@@ -57,11 +61,13 @@ class Tracing:
             "server.address": upstream.hostname or "",
             "server.port": port,
         }
+        self.routes: dict[tuple[Any, ...], bytes] = {}
+        self.calls: dict[tuple[str, str, str], tuple[str, bytes]] = {}
 
     def span_id(self) -> str:
         return f"{self.bits(64) or 1:016x}"  # all zeros is no id
 
-    def begin(self, scope: Mapping[str, Any]) -> RequestTrace | None:
+    def begin(self, scope: Mapping[str, Any], endpoint: str) -> RequestTrace | None:
         """The request's span, continuing the caller's trace; None when it is not sampled (a
         request nobody will see costs no more work)."""
         parent = caller_parent(scope["headers"])
@@ -74,11 +80,46 @@ class Tracing:
             if not kept(number, self.bound):
                 return None
             trace_id, parent_id, state = f"{number:032x}", "", ""
+        method = scope["method"]
+        route = (method, scope["path"], scope.get("scheme"), scope.get("http_version"),
+                 scope.get("server"), endpoint)  # fmt: skip
+        shared = self.routes.get(route)
+        if shared is None:
+            shared = self.routes[route] = self.shared(
+                self.routes,
+                {**attrs.server_attributes(scope), **attrs.operation_attributes(endpoint)},
+            )
+        client = scope.get("client")
+        attributes = {"client.address": str(client[0])} if client else {}
         span = Span(
-            trace_id, self.span_id(), parent_id, scope["method"], SERVER, time_ns(),
-            attrs.server_attributes(scope),
-        )  # fmt: skip
+            trace_id, self.span_id(), parent_id, method, SERVER, time_ns(), attributes, shared
+        )
         return RequestTrace(self, span, state)
+
+    def call(self, method: str, path: str, model: str) -> tuple[str, bytes]:
+        """An upstream call's span name and shared attributes."""
+        key = (method, path, model)
+        found = self.calls.get(key)
+        if found is None:
+            endpoint = path.lstrip("/").split("/", 1)[0]
+            operation = attrs.operation(endpoint)
+            attributes = {
+                **self.upstream_server, "http.request.method": method, "url.path": path,
+            }  # fmt: skip
+            name = method
+            if operation is not None and model:
+                name = f"{operation[0]} {model}"
+                attributes["gen_ai.operation.name"] = operation[0]
+                attributes["gen_ai.provider.name"] = attrs.PROVIDER
+                attributes["gen_ai.request.model"] = model
+            found = self.calls[key] = name, self.shared(self.calls, attributes)
+        return found
+
+    @staticmethod
+    def shared(cache: dict[Any, Any], attributes: dict[str, Any]) -> bytes:
+        if len(cache) >= _SHARED_KINDS:
+            cache.clear()
+        return shared_attributes(attributes)
 
     def ended(self, span: Span, end_ns: int = 0) -> None:
         span.end_ns = end_ns or time_ns()
@@ -109,16 +150,17 @@ class RequestTrace:
     def request(self, payload: Mapping[str, Any]) -> None:
         self.payload = payload
 
-    def child(self, name: str, kind: int, attributes: dict[str, Any]) -> Span:
+    def child(self, name: str, kind: int, attributes: dict[str, Any], shared: bytes) -> Span:
         span = self.span
-        return Span(
-            span.trace_id, self.tracing.span_id(), span.span_id, name, kind, time_ns(), attributes
-        )
+        child = Span(
+            span.trace_id, self.tracing.span_id(), span.span_id, name, kind, time_ns(),
+            attributes, shared,
+        )  # fmt: skip
+        self.open.append(child)
+        return child
 
     def start(self, name: str) -> Span:
-        span = self.child(name, INTERNAL, {})
-        self.open.append(span)
-        return span
+        return self.child(name, INTERNAL, {}, b"")
 
     def end(
         self, span: object, error: str = "", attributes: Mapping[str, Any] | None = None
@@ -136,19 +178,8 @@ class RequestTrace:
         if self.call is not None:
             # Begun already: a call made ready during admission is the same call when sent.
             return
-        endpoint = path.lstrip("/").split("/", 1)[0]
-        found = attrs.operation(endpoint)
-        attributes = {
-            **self.tracing.upstream_server, "http.request.method": method, "url.path": path,
-        }  # fmt: skip
-        name = method
-        if found is not None and model:
-            name = f"{found[0]} {model}"
-            attributes["gen_ai.operation.name"] = found[0]
-            attributes["gen_ai.provider.name"] = attrs.PROVIDER
-            attributes["gen_ai.request.model"] = model
-        span = self.call = self.child(name, CLIENT, attributes)
-        self.open.append(span)
+        name, shared = self.tracing.call(method, path, model)
+        span = self.call = self.child(name, CLIENT, {}, shared)
         headers["traceparent"] = traceparent(span.trace_id, span.span_id)
         if self.state:
             headers["tracestate"] = self.state
@@ -174,12 +205,9 @@ class RequestTrace:
             facts = self.facts = attrs.StreamFacts(self.tracing.capture)
         facts.feed(chunk)
 
-    def settling(self, outcome: str, cost: int) -> Callable[[], None]:
-        # Not among `open`: it ends when Redis has the charge, which may be after the response.
-        attributes = {"gateway.settle.outcome": outcome, "gateway.cost_micros": cost}
-        return partial(
-            self.tracing.ended, self.child("gateway.admission.settle", INTERNAL, attributes)
-        )
+    def settling(self, outcome: str, cost: int) -> None:
+        # The charge itself is the record's (`gateway.cost_micros`), read when the span ends.
+        self.span.attributes["gateway.settle.outcome"] = outcome
 
     def finish(self, exchange: Exchange, end_ns: int) -> None:
         """Everything the request's span says, and its end (called after the response)."""
@@ -190,16 +218,14 @@ class RequestTrace:
         if self.payload is not None:
             attributes.update(attrs.request_attributes(endpoint, self.payload, capture))
         if self.answer is not None and status < 400:
-            try:
-                answer = orjson.loads(self.answer)
-            except orjson.JSONDecodeError:
-                answer = None
-            attributes.update(attrs.answer_attributes(endpoint, answer, capture))
+            # The answer's usage is read only when nothing was charged (admission off).
+            counted = exchange.ticket is not None
+            attributes.update(self.answer_attributes(endpoint, self.answer, counted))
         if self.facts is not None:
             attributes.update(self.facts.attributes(endpoint, capture))
         # The record's charge over the answer's own usage: what the gateway counted.
         attributes.update(attrs.exchange_attributes(exchange, status))
-        if exchange.model and attrs.operation(endpoint) is not None:
+        if exchange.model and endpoint in attrs.OPERATIONS:
             attributes["gen_ai.request.model"] = exchange.model
         span.name = attrs.span_name(
             exchange.method, endpoint, str(attributes.get("gen_ai.request.model", ""))
@@ -207,10 +233,23 @@ class RequestTrace:
         error = attrs.error_type(exchange, status)
         if error:
             span.fail(error)
-        # Spans a failure left open end with the request (a settle still on its way does not).
+        # Spans a failure left open end with the request.
         tracing = self.tracing
         for child in self.open:
             tracing.ended(child, end_ns)
         self.open.clear()
         self.call = None
         tracing.ended(span, end_ns)
+
+    def answer_attributes(self, endpoint: str, content: bytes, counted: bool) -> dict[str, Any]:
+        """A whole answer's: read from its bytes, unless its output is captured or its usage
+        needed (then parsed)."""
+        if endpoint not in attrs.OPERATIONS:
+            return {}
+        if counted and not self.tracing.capture:
+            return attrs.answer_facts(content)
+        try:
+            answer = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return {}
+        return attrs.answer_attributes(endpoint, answer, self.tracing.capture)

@@ -84,7 +84,7 @@ class Entry:
         # The app state exists once the lifespan ran, which is before any request.
         gw: Gateway = scope["app"].state.gateway
         if gw.tracing is not None:
-            ex.trace = gw.tracing.begin(scope)
+            ex.trace = gw.tracing.begin(scope, ex.endpoint)
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":

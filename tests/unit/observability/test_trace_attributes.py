@@ -6,8 +6,10 @@ from gateway.observability.record import Exchange
 from gateway.observability.trace_attributes import (
     StreamFacts,
     answer_attributes,
+    answer_facts,
     error_type,
     exchange_attributes,
+    operation_attributes,
     request_attributes,
     span_name,
     streamed_output,
@@ -25,12 +27,14 @@ CHAT = {
 
 
 def test_a_chat_request_by_the_conventions_without_content() -> None:
-    found = request_attributes("chat", CHAT, capture=False)
-    assert found == {
+    assert operation_attributes("chat") == {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "openai",
         "gen_ai.system": "openai",
         "openai.api.type": "chat_completions",
+    }
+    found = request_attributes("chat", CHAT, capture=False)
+    assert found == {
         "gen_ai.request.model": "auto",
         "gen_ai.request.max_tokens": 200,
         "gen_ai.request.temperature": 0.5,
@@ -49,8 +53,8 @@ def test_content_captured_as_the_conventions_messages() -> None:
         {"model": "o1", "input": SECRET, "instructions": "Be brief.", "max_output_tokens": 9},
         capture=True,
     )
-    assert responses["openai.api.type"] == "responses"
-    assert responses["gen_ai.operation.name"] == "chat"
+    assert operation_attributes("responses")["openai.api.type"] == "responses"
+    assert operation_attributes("responses")["gen_ai.operation.name"] == "chat"
     assert responses["gen_ai.request.max_tokens"] == 9
     assert SECRET in responses["gen_ai.input.messages"]
     assert "Be brief." in responses["gen_ai.system_instructions"]
@@ -58,6 +62,7 @@ def test_content_captured_as_the_conventions_messages() -> None:
 
 def test_endpoints_that_are_no_genai_operation_get_none() -> None:
     assert request_attributes("files", {"model": "x"}, capture=True) == {}
+    assert operation_attributes("files") == {}
     assert span_name("GET", "files", "x") == "GET"
     assert span_name("POST", "embeddings", "text-embedding-3-small") == (
         "embeddings text-embedding-3-small"
@@ -81,6 +86,14 @@ def test_a_whole_answer() -> None:
         "gen_ai.usage.input_tokens": 5,
         "gen_ai.usage.output_tokens": 1,
     }
+    # Read from the bytes, without parsing: the same answer, less its usage (the record's).
+    assert answer_facts(orjson.dumps(answer)) == {
+        key: value for key, value in found.items() if not key.startswith("gen_ai.usage")
+    }
+    vectors = orjson.dumps(
+        {"object": "list", "data": [{"embedding": [0.5] * 300}], "model": "text-embedding-3-small"}
+    )
+    assert answer_facts(vectors) == {"gen_ai.response.model": "text-embedding-3-small"}
     captured = answer_attributes("chat", answer, capture=True)
     assert orjson.loads(captured["gen_ai.output.messages"]) == [
         {"role": "assistant", "parts": [{"type": "text", "content": "Hi"}], "finish_reason": "stop"}

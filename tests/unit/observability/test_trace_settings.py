@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gateway.config import ObservabilityConfig
-from gateway.observability.trace_settings import trace_settings, traces_url
+from gateway.observability.trace_settings import ExportSettings, trace_settings, traces_url
 
 
 def test_off_without_an_endpoint_anywhere() -> None:
@@ -32,3 +32,33 @@ def test_the_standard_variables_win() -> None:
     assert (found.endpoint, found.service_name) == ("http://traces:9999/custom", "gateway-eu")
     assert found.sample_ratio == 0.25
     assert trace_settings(config, {**env, "OTEL_SDK_DISABLED": "true"}) is None
+
+
+def test_the_exporters_standard_variables() -> None:
+    config = ObservabilityConfig(otlp_endpoint="http://c:4318")
+    found = trace_settings(config, {})
+    assert found is not None and found.export == ExportSettings()
+    env = {
+        "OTEL_EXPORTER_OTLP_HEADERS": "api-key=general,x-tenant=eu",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "Api-Key=s%3Dcret%2C1, =nameless,novalue",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": "/etc/ca.pem",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_BSP_MAX_QUEUE_SIZE": "100",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "50",
+    }
+    found = trace_settings(config, env)
+    assert found is not None
+    assert found.export == ExportSettings(
+        headers=(("api-key", "s=cret,1"),), timeout_s=2.5, gzip=True, certificate="/etc/ca.pem",
+        delay_s=0.2, max_queue=100, max_batch=50,
+    )  # fmt: skip
+    # Nonsense keeps the default; a queue never holds less than a batch.
+    odd = {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon", "OTEL_BSP_MAX_QUEUE_SIZE": "-3",
+           "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"}  # fmt: skip
+    found = trace_settings(config, odd)
+    assert found is not None
+    assert (found.export.timeout_s, found.export.max_queue, found.export.max_batch) == (
+        10.0, 4096, 4096,
+    )  # fmt: skip
