@@ -53,6 +53,7 @@ class SpanExport:
         self.pending: list[bytes] = []  # spans encoded
         self.dropped = 0  # spans dropped since the last warning about it
         self.failed = 0  # exports failed since the last warning about it
+        self.error = ""  # what the last of them said
         self.exported = 0  # spans the collector took (tests and benchmarks read it)
         self.headers = {"content-type": "application/json", **dict(settings.headers)}
         if settings.gzip:
@@ -78,22 +79,25 @@ class SpanExport:
                 async with asyncio.timeout(delay):
                     await full.wait()
             except TimeoutError:
-                pass
-            full.clear()
-            await self.export_pending()
+                await self.export_pending()  # the time is up for every span waiting
+                continue
+            full.clear()  # before the export: a batch filled meanwhile sets it again
+            await self.export_pending(whole_batches=True)
 
-    async def export_pending(self) -> None:
-        """Send everything waiting, a batch at a time."""
-        while self.pending:
-            size = self.settings.max_batch
+    async def export_pending(self, whole_batches: bool = False) -> None:
+        """Send what is waiting, a batch at a time; `whole_batches`: only full ones (spans
+        that came during an export wait for the next, rather than leave a few at a time)."""
+        size = self.settings.max_batch
+        while len(self.pending) >= (size if whole_batches else 1):
             batch, self.pending = self.pending[:size], self.pending[size:]
             await self.export(batch)
         if self.dropped or self.failed:
             log.warning(
-                "traces: %d span(s) dropped, the export queue being full; %d export(s) failed",
-                self.dropped, self.failed,
+                "traces: %d span(s) dropped, the export queue being full; %d export(s) failed"
+                "%s", self.dropped, self.failed, f" (last: {self.error})" if self.error else "",
             )  # fmt: skip
             self.dropped = self.failed = 0
+            self.error = ""
 
     async def export(self, batch: list[bytes]) -> None:
         body = export_request(batch, self.frame)
@@ -108,11 +112,11 @@ class SpanExport:
                     await answer.close()
         except Exception as exc:  # a collector's failure is never the gateway's
             self.failed += 1
-            log.debug("traces: export failed: %r", exc)
+            self.error = repr(exc)
             return
         if answer.status >= 300:
             self.failed += 1
-            log.debug("traces: the collector answered %d: %r", answer.status, text[:200])
+            self.error = f"the collector answered {answer.status}: {text[:200]!r}"
             return
         self.exported += len(batch)
 
