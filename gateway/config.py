@@ -206,9 +206,9 @@ class ObservabilityConfig:
     # Where every admin action is written, one JSON line each: a file path (appended to), or
     # "" for stderr, beside the gateway's log.
     audit_log: str = ""
-    # OpenTelemetry traces, exported over OTLP/HTTP (protobuf) to this collector's base URL
-    # (traces go to its /v1/traces); "" = off, unless the standard OTEL_EXPORTER_OTLP_ENDPOINT
-    # or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set. Off, the `[otel]` extra is never imported.
+    # OpenTelemetry traces, exported over OTLP/HTTP (JSON) to this collector's base URL (traces
+    # go to its /v1/traces); "" = off, unless the standard OTEL_EXPORTER_OTLP_ENDPOINT or
+    # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set.
     otlp_endpoint: str = ""
     otel_service_name: str = "o1-gateway"  # OTEL_SERVICE_NAME wins when set
     # Prompts and answers on spans (gen_ai.input.messages, gen_ai.output.messages): off, since
