@@ -150,15 +150,15 @@ def answer_facts(content: bytes) -> dict[str, Any]:
     id and model (found early in the answer; an embeddings list names its model after the
     vectors) and each choice's `finish_reason`."""
     attributes: dict[str, Any] = {}
-    head = content[:_HEAD]
-    if found := _FIRST_ID.search(head):
+    if found := _FIRST_ID.search(content, 0, _HEAD):
         attributes["gen_ai.response.id"] = found.group(1).decode()
-    if found := _FIRST_MODEL.search(head) or _FIRST_MODEL.search(content, _HEAD - _OVERLAP):
+    if found := _FIRST_MODEL.search(content, 0, _HEAD) or _FIRST_MODEL.search(
+        content, _HEAD - _OVERLAP
+    ):
         attributes["gen_ai.response.model"] = found.group(1).decode()
-    if b'"finish_reason"' in content:
-        attributes["gen_ai.response.finish_reasons"] = [
-            m.decode() for m in _FINISH.findall(content)
-        ]
+    reasons = _FINISH.findall(content)
+    if reasons:
+        attributes["gen_ai.response.finish_reasons"] = [r.decode() for r in reasons]
     return attributes
 
 
@@ -179,17 +179,22 @@ def exchange_attributes(ex: Exchange, status: int) -> dict[str, Any]:
     """What the request's record says once the response has gone: the gateway's decisions,
     the charge, the status."""
     attributes: dict[str, Any] = {"http.response.status_code": status}
-    known = (
-        ("gateway.team", ex.team),
-        ("gateway.routed_model", ex.routed_model),
-        ("gateway.route.policy", ex.policy),
-        ("gateway.route.reason", ex.route_reason if ex.policy else ""),
-        ("gateway.patches", list(ex.patches)),
-        ("gateway.cache.status", ex.cache_status),
-        ("gateway.request_id", ex.request_id),
-        ("gateway.error.code", ex.error_code),
-    )
-    attributes.update((key, value) for key, value in known if value)
+    if ex.team:
+        attributes["gateway.team"] = ex.team
+    if ex.routed_model:
+        attributes["gateway.routed_model"] = ex.routed_model
+    if ex.policy:
+        attributes["gateway.route.policy"] = ex.policy
+        if ex.route_reason:
+            attributes["gateway.route.reason"] = ex.route_reason
+    if ex.patches:
+        attributes["gateway.patches"] = list(ex.patches)
+    if ex.cache_status:
+        attributes["gateway.cache.status"] = ex.cache_status
+    if ex.request_id:
+        attributes["gateway.request_id"] = ex.request_id
+    if ex.error_code:
+        attributes["gateway.error.code"] = ex.error_code
     ticket = ex.ticket
     if ticket is not None and ticket.usage is not None:
         # What was charged: the usage upstream reported, or what the gateway counted.
