@@ -179,22 +179,18 @@ def exchange_attributes(ex: Exchange, status: int) -> dict[str, Any]:
     """What the request's record says once the response has gone: the gateway's decisions,
     the charge, the status."""
     attributes: dict[str, Any] = {"http.response.status_code": status}
-    if ex.team:
-        attributes["gateway.team"] = ex.team
-    if ex.routed_model:
-        attributes["gateway.routed_model"] = ex.routed_model
-    if ex.policy:
-        attributes["gateway.route.policy"] = ex.policy
-        if ex.route_reason:
-            attributes["gateway.route.reason"] = ex.route_reason
-    if ex.patches:
-        attributes["gateway.patches"] = list(ex.patches)
-    if ex.cache_status:
-        attributes["gateway.cache.status"] = ex.cache_status
-    if ex.request_id:
-        attributes["gateway.request_id"] = ex.request_id
-    if ex.error_code:
-        attributes["gateway.error.code"] = ex.error_code
+    for key, value in (
+        ("gateway.team", ex.team),
+        ("gateway.routed_model", ex.routed_model),
+        ("gateway.route.policy", ex.policy),
+        ("gateway.route.reason", ex.route_reason if ex.policy else ""),
+        ("gateway.patches", ex.patches),
+        ("gateway.cache.status", ex.cache_status),
+        ("gateway.request_id", ex.request_id),
+        ("gateway.error.code", ex.error_code),
+    ):
+        if value:
+            attributes[key] = value
     ticket = ex.ticket
     if ticket is not None and ticket.usage is not None:
         # What was charged: the usage upstream reported, or what the gateway counted.

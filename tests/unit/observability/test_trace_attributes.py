@@ -136,7 +136,7 @@ def test_the_record_and_its_errors() -> None:
     assert found["gateway.team"] == "research"
     assert found["gateway.route.policy"] == "auto"
     assert found["gateway.route.reason"] == "physics"
-    assert found["gateway.patches"] == ["system_message"]
+    assert found["gateway.patches"] == ("system_message",)  # an array, encoded
     assert found["gateway.cache.status"] == "hit"
     assert found["gateway.error.code"] == "rate_limit_exceeded"
     assert "gateway.cost_micros" not in found  # not admitted, nothing charged
