@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from gateway.admission.pricing import chat_extra_prompt, choices, requested_comp
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt, Whole
+from gateway.endpoints.cached import CachedRequest
 from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
@@ -52,6 +54,7 @@ class ChatRequest:
     """One chat request: identified, read and routed once, then served by one model or more."""
 
     __slots__ = ("body", "caller", "exchange", "gw", "payload", "request", "routed", "tuned")
+    API = "chat"  # the response cache's name for it
 
     def __init__(self, request: Request) -> None:
         self.gw = gateway_of(request)
@@ -65,7 +68,11 @@ class ChatRequest:
         try:
             await self.identify()
             first = await self.route()
-            response = await self.serve_with_fallbacks(first)
+            cached = self.cached(first)
+            if cached is None:
+                response = await self.serve_with_fallbacks(first)
+            else:
+                response = await cached.serve(lambda: self.serve_with_fallbacks(first))
         except GatewayError as exc:
             if self.routed is not None:
                 exc.headers.update(route_headers(self.routed.decision))
@@ -75,6 +82,19 @@ class ChatRequest:
             # scan and re-encode the whole list for each one.
             response.raw_headers += encoded(route_headers(self.routed.decision).items())
         return response
+
+    def cached(self, first: str) -> CachedRequest | None:
+        """The response cache's part in the request, when it is on for it."""
+        routed = self.routed
+        return CachedRequest.of(
+            self.gw, self.request, self.exchange, self.caller, self.API, self.client_payload(),
+            first, self.tuned or self.gw.config.models[first],
+            routed.policy if routed is not None else "",
+        )  # fmt: skip
+
+    def client_payload(self) -> dict[str, Any]:
+        """The request as the client sent it."""
+        return self.payload
 
     async def identify(self) -> None:
         """Phase one: who calls, and a body that is a sound chat request."""

@@ -44,7 +44,7 @@ PATCH_KINDS = frozenset(
     {"system_message", "fake_stream", "tools", "response_format", "sampling_params", "max_tokens"}
 )
 REFUSAL_KINDS = ("requests", "tokens", "weekly_messages", "budget")
-REDIS_OPS = ("admit", "settle", "scrape")
+REDIS_OPS = ("admit", "settle", "scrape", "cache")
 TOKEN_KINDS = ("prompt", "cached", "completion", "reasoning")
 # Why the HTTP server dropped a connection before the app answered (gateway.server.protocol).
 DROP_REASONS = (
@@ -114,6 +114,27 @@ class Metrics:
             "gateway_spend_microdollars_total",
             "Cost charged to teams, in micro-dollars (1e-6 USD), by team, model and endpoint.",
             ["team", "model", "endpoint"],
+            registry=r,
+        )
+        self.cache_hits = Counter(
+            "gateway_cache_hits_total",
+            "Chat and Responses answers served from the response cache, or shared with an "
+            "identical request in flight, by team and model.",
+            ["team", "model"],
+            registry=r,
+        )
+        self.cache_misses = Counter(
+            "gateway_cache_misses_total",
+            "Requests the response cache was on for that called upstream (misses and "
+            "refreshes), by team and model.",
+            ["team", "model"],
+            registry=r,
+        )
+        self.cache_saved = Counter(
+            "gateway_cache_saved_microdollars_total",
+            "What cache hits would have cost upstream, less what they were charged, in "
+            "micro-dollars, by team and model.",
+            ["team", "model"],
             registry=r,
         )
         self.refusals = Counter(
@@ -263,6 +284,13 @@ class Metrics:
         completion.inc(usage.completion_tokens)
         reasoning.inc(usage.reasoning_tokens)
         spend.inc(cost)
+
+    def count_cache(self, team: str, model: str, hit: bool, saved: int = 0) -> None:
+        if not hit:
+            self.cache_misses.labels(team, model).inc()
+            return
+        self.cache_hits.labels(team, model).inc()
+        self.cache_saved.labels(team, model).inc(saved)
 
     def count_route(self, policy: str, decision: Decision) -> None:
         labels = (policy, decision.model, route_reason(decision))

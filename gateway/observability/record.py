@@ -34,6 +34,7 @@ class Exchange:
     policy: str = ""
     route_reason: str = ""
     patches: tuple[str, ...] = ()
+    cache: str = ""  # hit, miss, refresh or bypass; "" when the response cache was not on
     stream: bool = False
     ticket: Charge | None = None  # admitted: what it was charged
     upstream_s: float | None = None
