@@ -44,7 +44,7 @@ PATCH_KINDS = frozenset(
     {"system_message", "fake_stream", "tools", "response_format", "sampling_params", "max_tokens"}
 )
 REFUSAL_KINDS = ("requests", "tokens", "weekly_messages", "budget")
-REDIS_OPS = ("admit", "settle", "scrape", "cache")
+REDIS_OPS = ("admit", "settle", "scrape")
 TOKEN_KINDS = ("prompt", "cached", "completion", "reasoning")
 # Why the HTTP server dropped a connection before the app answered (gateway.server.protocol).
 DROP_REASONS = (
@@ -225,7 +225,7 @@ class Metrics:
         # Series that exist before their first event, so dashboards show 0 rather than nothing.
         for reason in DROP_REASONS:
             self.dropped_connections.labels(reason)
-        for op in REDIS_OPS:
+        for op in (*REDIS_OPS, "cache"):
             self.redis_errors.labels(op)
         for outcome in ("fail_open", "fail_closed"):
             self.admission_degraded.labels(outcome)
