@@ -19,6 +19,7 @@ import openai
 import pytest
 import redis
 
+from gateway.config import RoutingPolicy
 from tests.conftest import GatewayFactory, ServerThread, scrape
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, sdk, serve_teams
@@ -29,6 +30,7 @@ TEAMS: dict[str, dict[str, str]] = {
     "plain": {"tier": "tier-5"},
 }
 ON = {"x-gateway-cache": "on"}
+ADMIN_KEY = "admin-key-of-the-cache-tests-0123456789"
 
 
 @pytest.fixture
@@ -292,3 +294,46 @@ def test_replicas_decide_in_redis_who_calls_upstream(
     answers = concurrent(replicas, prompt, 50)
     assert upstream_calls(simulator, prompt) == 1
     assert len({a.parse().choices[0].message.content for a in answers}) == 1
+
+
+def test_a_routing_policy_turns_the_cache_on_for_the_model_it_picks(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    prompt: str,
+) -> None:
+    policies = {"auto": RoutingPolicy(cache=True), "auto-cheap": RoutingPolicy()}
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, routing={"policies": policies}
+    )
+    client = sdk(gateway, "plain")
+    messages = [{"role": "user", "content": prompt}]
+    create = client.chat.completions.with_raw_response.create
+    routed = create(model="auto", messages=messages)  # type: ignore[arg-type]
+    assert routed.headers["x-gateway-cache"] == "miss"
+    picked = routed.headers["x-gateway-route-model"]
+    assert create(model="auto", messages=messages).headers["x-gateway-cache"] == "hit"  # type: ignore[arg-type]
+    assert "x-gateway-cache" not in create(model="auto-cheap", messages=messages).headers  # type: ignore[arg-type]
+    # The key is the model routed to, not the alias: asking for it by name is the same request.
+    direct = create(model=picked, messages=messages, extra_headers=ON)  # type: ignore[arg-type]
+    assert direct.headers["x-gateway-cache"] == "hit"
+
+
+def test_an_admin_turns_a_teams_cache_on(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    prompt: str,
+) -> None:
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, server={"admin_key": ADMIN_KEY}
+    )
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    client = sdk(gateway, "plain")
+    answer = httpx.patch(f"{gateway.url}/admin/teams/plain", json={"cache": True}, headers=admin)
+    assert answer.status_code == 200 and answer.json()["cache"] is True
+    assert [chat(client, prompt).headers["x-gateway-cache"] for _ in range(2)] == ["miss", "hit"]
+    bad = httpx.patch(f"{gateway.url}/admin/teams/plain", json={"cache": "yes"}, headers=admin)
+    assert bad.status_code == 400 and "cache" in bad.json()["error"]["message"]
