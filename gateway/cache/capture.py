@@ -17,17 +17,13 @@ from gateway.wire import sse
 _HEAD = ("id", "created", "model", "system_fingerprint", "service_tier")
 
 
-class ChatCapture:
-    """`chat.completion.chunk` SSE bytes in; the `chat.completion` they make, once done."""
+class Capture:
+    """SSE bytes in, as they go or all at once; the final answer out."""
 
-    __slots__ = ("_choices", "_decoder", "_done", "_failed", "_head", "_usage")
+    __slots__ = ("_decoder",)
 
     def __init__(self) -> None:
         self._decoder = sse.Decoder()
-        self._head: dict[str, Any] = {}
-        self._choices: dict[int, dict[str, Any]] = {}
-        self._usage: Any = None
-        self._done = self._failed = False
 
     def feed(self, chunk: bytes) -> None:
         for data in self._decoder.feed(chunk):
@@ -37,6 +33,25 @@ class ChatCapture:
         self.feed(body)
         for data in self._decoder.flush():
             self._event(data)
+
+    def _event(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def answer(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+
+class ChatCapture(Capture):
+    """`chat.completion.chunk` SSE bytes in; the `chat.completion` they make, once done."""
+
+    __slots__ = ("_choices", "_done", "_failed", "_head", "_usage")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._head: dict[str, Any] = {}
+        self._choices: dict[int, dict[str, Any]] = {}
+        self._usage: Any = None
+        self._done = self._failed = False
 
     def _event(self, data: bytes) -> None:
         if data.strip() == b"[DONE]":
@@ -128,13 +143,13 @@ class ChatCapture:
         }
 
 
-class ResponsesCapture:
+class ResponsesCapture(Capture):
     """Responses API event bytes in; the Response object its `response.completed` carries."""
 
-    __slots__ = ("_decoder", "_response")
+    __slots__ = ("_response",)
 
     def __init__(self) -> None:
-        self._decoder = sse.Decoder()
+        super().__init__()
         self._response: dict[str, Any] | None = None
 
     def feed(self, chunk: bytes) -> None:
@@ -143,11 +158,6 @@ class ResponsesCapture:
         if b"response.completed" in block:
             for data in sse.events(block):
                 self._event(data)
-
-    def feed_all(self, body: bytes) -> None:
-        self.feed(body)
-        for data in self._decoder.flush():
-            self._event(data)
 
     def _event(self, data: bytes) -> None:
         try:

@@ -119,8 +119,16 @@ class Cache:
     def keep(self, key: str, entry: Entry) -> None:
         """Keep an answer called for alone (a refresh, a request whose leader gave up)."""
         raw = self._encoded(entry)
-        if raw is not None:
+        if raw is None:
+            return
+        if key in self._flights:  # another leads: its answer follows
             self._write(self._store.put(key, raw, self._ttl_ms))
+            return
+        # Until it is in Redis, the answer is served here from a flight that has landed.
+        flight = self._flights[key] = Flight(key, self._loop.create_future())
+        flight.token = ""
+        flight.future.set_result(entry)
+        self._write(self._finish(flight, raw))
 
     def entry(self, answer: dict[str, Any], cost: int, model: str) -> Entry:
         """An answer to keep, kept now."""

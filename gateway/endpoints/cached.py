@@ -35,6 +35,7 @@ from gateway.wire.headers import new_request_id
 from gateway.wire.usage import usage_from
 
 HEADER = "x-gateway-cache"
+RAW_HEADER = HEADER.encode()  # as the ASGI scope holds it
 TOOLS_HEADER = "x-gateway-cache-tools"
 # Forwarded request headers that steer what upstream answers (beside the operator's prefixes).
 STEERING = ("openai-beta",)
@@ -66,21 +67,11 @@ class CachedRequest:
         self.tools = False
         self.key = ""
 
-    @classmethod
-    def of(
-        cls,
-        gw: Gateway,
-        request: Request,
-        exchange: Exchange,
-        caller: Caller,
-        api: str,
-        payload: dict[str, Any],
-        label: str,
-        model: ModelConfig,
-        policy: str,
-    ) -> CachedRequest | None:
-        """The cache's part in this request, or None when the cache is not on for it."""
-        headers = request.headers
+    def decide(self, policy: str) -> bool:
+        """Whether the cache is on for the request (routed by `policy`, if any): its mode, and
+        its key when it may use the cache."""
+        gw, caller, api, payload = self.gw, self.caller, self.api, self.payload
+        headers = self.request.headers
         asked = headers.get(HEADER)
         if asked is not None:
             asked = asked.strip().lower()
@@ -89,21 +80,20 @@ class CachedRequest:
         routed = gw.config.routing.policies.get(policy) if policy else None
         mode = decision.mode(asked, caller.team.cache, routed is not None and routed.cache)
         if mode is Mode.OFF:
-            return None
-        cached = cls(gw, request, exchange, caller, api, payload, label, model)
+            return False
         config = gw.config.cache
-        cached.tools = config.cache_tools or headers.get(TOOLS_HEADER, "").lower() in ("on", "1")
-        if mode is not Mode.BYPASS and not decision.cacheable(api, payload, cached.tools):
+        self.tools = config.cache_tools or headers.get(TOOLS_HEADER, "").lower() in ("on", "1")
+        if mode is not Mode.BYPASS and not decision.cacheable(api, payload, self.tools):
             mode = Mode.BYPASS
-        cached.mode = mode
+        self.mode = mode
         if mode is not Mode.BYPASS:
             steering = {
                 name: value for name, value in headers.items()
                 if name in STEERING or name.startswith(gw.extra_forward_prefixes)
             }  # fmt: skip
             where = scope(caller.team.name, config.shared, caller.team.strict)
-            cached.key = cache_key(api, model.upstream, where, payload, steering)
-        return cached
+            self.key = cache_key(api, self.model.upstream, where, payload, steering)
+        return True
 
     async def serve(self, call: Callable[[], Awaitable[Response]]) -> Response:
         """Answer from the cache, or by `call` (upstream), keeping what it answers."""

@@ -22,7 +22,7 @@ from gateway.admission.pricing import chat_extra_prompt, choices, requested_comp
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt, Whole
-from gateway.endpoints.cached import CachedRequest
+from gateway.endpoints.cached import RAW_HEADER, CachedRequest
 from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
@@ -85,12 +85,19 @@ class ChatRequest:
 
     def cached(self, first: str) -> CachedRequest | None:
         """The response cache's part in the request, when it is on for it."""
-        routed = self.routed
-        return CachedRequest.of(
+        routed, gw = self.routed, self.gw
+        policy = gw.config.routing.policies.get(routed.policy) if routed is not None else None
+        if not (
+            self.caller.team.cache
+            or (policy is not None and policy.cache)
+            or any(name == RAW_HEADER for name, _ in self.request.scope["headers"])
+        ):
+            return None  # off: nothing more to look at
+        cached = CachedRequest(
             self.gw, self.request, self.exchange, self.caller, self.API, self.client_payload(),
             first, self.tuned or self.gw.config.models[first],
-            routed.policy if routed is not None else "",
         )  # fmt: skip
+        return cached if cached.decide(routed.policy if routed is not None else "") else None
 
     def client_payload(self) -> dict[str, Any]:
         """The request as the client sent it."""

@@ -9,7 +9,7 @@ stored objects are never kept."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,22 @@ ON = {"x-gateway-cache": "on"}
 ADMIN_KEY = "admin-key-of-the-cache-tests-0123456789"
 
 
+Serve = Callable[..., ServerThread]
+
+
 @pytest.fixture
-def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
-    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
+def serve(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> Serve:
+    """Gateways on the same redis-server; keyword args replace config sections."""
+
+    def start(**sections: Any) -> ServerThread:
+        return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, **sections)
+
+    return start
+
+
+@pytest.fixture
+def gateway(serve: Serve) -> ServerThread:
+    return serve()
 
 
 @pytest.fixture
@@ -149,16 +162,9 @@ def test_a_streamed_responses_request_is_kept_and_replayed(
 
 
 def test_a_hit_is_charged_the_configured_share(
-    start_gateway: GatewayFactory,
-    redis_server: str,
-    tmp_path: Path,
-    simulator: ServerThread,
-    store: redis.Redis,
-    prompt: str,
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str
 ) -> None:
-    gateway = serve_teams(
-        start_gateway, redis_server, tmp_path, TEAMS, cache={"charge_fraction": 0.5}
-    )
+    gateway = serve(cache={"charge_fraction": 0.5})
     client = sdk(gateway, "alpha")
     chat(client, prompt)
     original = billed(simulator)
@@ -238,16 +244,12 @@ def test_errors_tool_calls_and_stored_objects_are_not_kept(
 
 
 def test_a_hit_survives_a_gateway_restart(
-    start_gateway: GatewayFactory,
-    redis_server: str,
-    tmp_path: Path,
-    simulator: ServerThread,
-    prompt: str,
+    serve: Serve, simulator: ServerThread, prompt: str
 ) -> None:
-    first = serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
+    first = serve()
     answer = chat(sdk(first, "alpha"), prompt).parse()
     first.__exit__()
-    second = serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
+    second = serve()
     again = chat(sdk(second, "alpha"), prompt)
     assert again.headers["x-gateway-cache"] == "hit"
     assert again.parse().id == answer.id
@@ -284,29 +286,19 @@ def test_identical_streams_in_flight_share_one_upstream_call(
 
 
 def test_replicas_decide_in_redis_who_calls_upstream(
-    start_gateway: GatewayFactory,
-    redis_server: str,
-    tmp_path: Path,
-    simulator: ServerThread,
-    prompt: str,
+    serve: Serve, simulator: ServerThread, prompt: str
 ) -> None:
-    replicas = [serve_teams(start_gateway, redis_server, tmp_path, TEAMS) for _ in range(2)]
+    replicas = [serve() for _ in range(2)]
     answers = concurrent(replicas, prompt, 50)
     assert upstream_calls(simulator, prompt) == 1
     assert len({a.parse().choices[0].message.content for a in answers}) == 1
 
 
 def test_a_routing_policy_turns_the_cache_on_for_the_model_it_picks(
-    start_gateway: GatewayFactory,
-    redis_server: str,
-    tmp_path: Path,
-    simulator: ServerThread,
-    prompt: str,
+    serve: Serve, simulator: ServerThread, prompt: str
 ) -> None:
     policies = {"auto": RoutingPolicy(cache=True), "auto-cheap": RoutingPolicy()}
-    gateway = serve_teams(
-        start_gateway, redis_server, tmp_path, TEAMS, routing={"policies": policies}
-    )
+    gateway = serve(routing={"policies": policies})
     client = sdk(gateway, "plain")
     messages = [{"role": "user", "content": prompt}]
     create = client.chat.completions.with_raw_response.create
@@ -321,15 +313,9 @@ def test_a_routing_policy_turns_the_cache_on_for_the_model_it_picks(
 
 
 def test_an_admin_turns_a_teams_cache_on(
-    start_gateway: GatewayFactory,
-    redis_server: str,
-    tmp_path: Path,
-    simulator: ServerThread,
-    prompt: str,
+    serve: Serve, simulator: ServerThread, prompt: str
 ) -> None:
-    gateway = serve_teams(
-        start_gateway, redis_server, tmp_path, TEAMS, server={"admin_key": ADMIN_KEY}
-    )
+    gateway = serve(server={"admin_key": ADMIN_KEY})
     admin = {"authorization": f"Bearer {ADMIN_KEY}"}
     client = sdk(gateway, "plain")
     answer = httpx.patch(f"{gateway.url}/admin/teams/plain", json={"cache": True}, headers=admin)
