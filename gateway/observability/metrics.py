@@ -116,6 +116,27 @@ class Metrics:
             ["team", "model", "endpoint"],
             registry=r,
         )
+        self.cache_hits = Counter(
+            "gateway_cache_hits_total",
+            "Chat and Responses answers served from the response cache, or shared with an "
+            "identical request in flight, by team and model.",
+            ["team", "model"],
+            registry=r,
+        )
+        self.cache_misses = Counter(
+            "gateway_cache_misses_total",
+            "Requests the response cache was on for that called upstream (misses and "
+            "refreshes), by team and model.",
+            ["team", "model"],
+            registry=r,
+        )
+        self.cache_saved = Counter(
+            "gateway_cache_saved_microdollars_total",
+            "What cache hits would have cost upstream, less what they were charged, in "
+            "micro-dollars, by team and model.",
+            ["team", "model"],
+            registry=r,
+        )
         self.refusals = Counter(
             "gateway_ratelimit_refusals_total",
             "Requests refused by a limit: requests, tokens, weekly_messages or budget.",
@@ -210,7 +231,7 @@ class Metrics:
         # Series that exist before their first event, so dashboards show 0 rather than nothing.
         for reason in DROP_REASONS:
             self.dropped_connections.labels(reason)
-        for op in REDIS_OPS:
+        for op in (*REDIS_OPS, "cache"):
             self.redis_errors.labels(op)
         for outcome in ("fail_open", "fail_closed"):
             self.admission_degraded.labels(outcome)
@@ -269,6 +290,13 @@ class Metrics:
         completion.inc(usage.completion_tokens)
         reasoning.inc(usage.reasoning_tokens)
         spend.inc(cost)
+
+    def count_cache(self, team: str, model: str, hit: bool, saved: int = 0) -> None:
+        if not hit:
+            self.cache_misses.labels(team, model).inc()
+            return
+        self.cache_hits.labels(team, model).inc()
+        self.cache_saved.labels(team, model).inc(saved)
 
     def count_route(self, policy: str, decision: Decision) -> None:
         labels = (policy, decision.model, route_reason(decision))

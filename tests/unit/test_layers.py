@@ -37,6 +37,11 @@ PURE = (
     "gateway.observability.trace_settings",
     "gateway.teams.records",
     "gateway.upstream.resilience",
+    "gateway.cache.key",
+    "gateway.cache.decision",
+    "gateway.cache.entry",
+    "gateway.cache.capture",
+    "gateway.cache.replay",
 )
 # What pure code may not import (any import of the module or of something inside it).
 IO_MODULES = (
@@ -77,7 +82,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("gateway.routing",),
     ("gateway.observability",),
-    ("gateway.upstream", "gateway.admission"),
+    ("gateway.upstream", "gateway.admission", "gateway.cache"),
     ("gateway.runtime",),
     ("gateway.server",),
     ("gateway.endpoints", "gateway.admin"),
