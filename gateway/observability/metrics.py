@@ -13,7 +13,8 @@ not kept in those files but computed by whichever worker serves the scrape.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 
+from gateway.config import ModelConfig
 from gateway.wire.usage import Usage
 
 if TYPE_CHECKING:
@@ -215,6 +217,14 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.model_shutdowns = Gauge(
+            "gateway_model_shutdown_timestamp_seconds",
+            "The day (00:00 UTC, Unix seconds) upstream stops serving a configured model, and "
+            "the model that serves it from then (\"\": none, refused).",
+            ["model", "successor"],
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.open_streams = Gauge(
             "gateway_open_streams",
             "Streaming responses open.",
@@ -247,9 +257,12 @@ class Metrics:
             # This worker's live gauges (in flight, open streams) stop counting.
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
-    def known_models(self, models: Iterable[str]) -> None:
-        for model in models:
-            self.upstream_retries.labels(model)
+    def known_models(self, models: Mapping[str, ModelConfig]) -> None:
+        for name, model in models.items():
+            self.upstream_retries.labels(name)
+            if model.shutdown:
+                day = datetime.fromisoformat(model.shutdown).replace(tzinfo=UTC)
+                self.model_shutdowns.labels(name, model.successor).set(day.timestamp())
 
     def count_request(
         self,
