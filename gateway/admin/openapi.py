@@ -569,7 +569,10 @@ def _spec() -> dict[str, Any]:
                 ],
                 "get": _operation(
                     "Configured models shutting down within so many days, or already shut down",
-                    {"200": _answer("The models, soonest first.", _ref("Retiring"))},
+                    {
+                        "200": _answer("The models, soonest first.", _ref("Retiring")),
+                        "400": _error("BadRequest"),
+                    },
                     operationId="retiringModels",
                 ),
             },

@@ -8,6 +8,7 @@ stored objects are never kept."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ import openai
 import pytest
 import redis
 
-from gateway.config import RoutingPolicy
+from gateway.routing.heuristic import DEFAULT
 from tests.conftest import GatewayFactory, ServerThread, scrape
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, sdk, serve_teams
@@ -297,7 +298,8 @@ def test_replicas_decide_in_redis_who_calls_upstream(
 def test_a_routing_policy_turns_the_cache_on_for_the_model_it_picks(
     serve: Serve, simulator: ServerThread, prompt: str
 ) -> None:
-    policies = {"auto": RoutingPolicy(cache=True), "auto-cheap": RoutingPolicy()}
+    # Policies as a loaded config has them: the o1-2024 line-up's models filled in.
+    policies = {"auto": dataclasses.replace(DEFAULT, cache=True), "auto-cheap": DEFAULT}
     gateway = serve(routing={"policies": policies})
     client = sdk(gateway, "plain")
     messages = [{"role": "user", "content": prompt}]
