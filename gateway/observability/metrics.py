@@ -220,7 +220,7 @@ class Metrics:
         self.model_shutdowns = Gauge(
             "gateway_model_shutdown_timestamp_seconds",
             "The day (00:00 UTC, Unix seconds) upstream stops serving a configured model, and "
-            "the model that serves it from then (\"\": none, refused).",
+            'the model that serves it from then ("": none, refused).',
             ["model", "successor"],
             registry=r,
             multiprocess_mode="max",
