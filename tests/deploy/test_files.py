@@ -52,6 +52,8 @@ ALLOWED_METRICS = frozenset(
         "gateway_open_streams",
         "gateway_admin_actions_total",
         "gateway_dropped_connections_total",
+        "gateway_model_substitutions_total",
+        "gateway_model_shutdown_timestamp_seconds",
     }
 )
 HISTOGRAMS = frozenset(
