@@ -17,6 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -54,6 +55,9 @@ class Cache:
         self._on_error = on_error
         self._flights: dict[str, Flight] = {}
         self._writes: set[asyncio.Task[None]] = set()
+        # The last write of each key still going: the next one waits for it, so a key's writes
+        # land in the order their answers came (a refresh is never overwritten by an older one).
+        self._last_write: dict[str, asyncio.Task[None]] = {}
         self._ttl_ms = int(config.ttl_s * 1000)
         self._lock_ms = int(config.lock_ttl_s * 1000)
 
@@ -103,7 +107,7 @@ class Cache:
         if not flight.future.done():
             flight.future.set_result(entry)
         raw = self._encoded(entry)
-        self._write(self._finish(flight, raw))
+        self._write(flight.key, self._finish(flight, raw))
 
     async def _finish(self, flight: Flight, raw: bytes | None) -> None:
         try:
@@ -122,13 +126,13 @@ class Cache:
         if raw is None:
             return
         if key in self._flights:  # another leads: its answer follows
-            self._write(self._store.put(key, raw, self._ttl_ms))
+            self._write(key, self._store.put(key, raw, self._ttl_ms))
             return
         # Until it is in Redis, the answer is served here from a flight that has landed.
         flight = self._flights[key] = Flight(key, self._loop.create_future())
         flight.token = ""
         flight.future.set_result(entry)
-        self._write(self._finish(flight, raw))
+        self._write(key, self._finish(flight, raw))
 
     def entry(self, answer: dict[str, Any], cost: int, model: str) -> Entry:
         """An answer to keep, kept now."""
@@ -138,8 +142,12 @@ class Cache:
         raw = entry.encode() if entry is not None else None
         return raw if raw is not None and len(raw) <= self.config.max_entry_bytes else None
 
-    def _write(self, work: Coroutine[Any, Any, None]) -> None:
+    def _write(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        before = self._last_write.get(key)
+
         async def run() -> None:
+            if before is not None:
+                await asyncio.wait((before,))
             try:
                 await work
             except (RedisError, OSError) as exc:
@@ -147,7 +155,13 @@ class Cache:
 
         task = self._loop.create_task(run())
         self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        self._last_write[key] = task
+        task.add_done_callback(partial(self._written, key))
+
+    def _written(self, key: str, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if self._last_write.get(key) is task:
+            del self._last_write[key]
 
     async def _renew(self, flight: Flight) -> None:
         loop = self._loop
