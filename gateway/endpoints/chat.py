@@ -27,7 +27,7 @@ from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
 from gateway.endpoints.owned import check_references, made_now
-from gateway.endpoints.route import SUBSTITUTED, choose, shield
+from gateway.endpoints.route import SUBSTITUTED, choose, refuse_shut_down, shield
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.routing.aliases import Routed, route_headers
 from gateway.routing.retirement import Substitution
@@ -153,6 +153,8 @@ class ChatRequest:
         if found is None:
             found = await fine_tuned(gw, self.caller, name)
             self.tuned = found[1] if found is not None else None
+            if found is not None:
+                refuse_shut_down(gw, name, found[1])
         if substituted is None and found is not None:
             allowed_as = found[0]
         if found is None or not model_allowed(gw.config, self.caller.team, allowed_as):
