@@ -157,6 +157,8 @@ def start_gateway(
         GATEWAY_METRICS_KEY=METRICS_KEY,
         # The simulator's day: its o1-era models are not retired yet.
         O1GW__RETIREMENT__TODAY=SIM_TODAY,
+        # Without a Redis URL: a store of this run's own, not the user's embedded one.
+        O1GW__REDIS__EMBEDDED_DIR=str(logdir / f"{name}-store"),
         **(extra or {}),
     )
     # Default log level (info): the access log writes one JSON line per request to stderr,

@@ -11,7 +11,8 @@ import, whether it does I/O).
     endpoints/  admin/          what each OpenAI endpoint does; the admin API
     server/                     the ASGI edge: the request's entry, caller, body, streamed answers
     runtime/                    the `Gateway` object built in the lifespan, and how it is built
-    upstream/  admission/       calls to OpenAI; limits, pricing and admission on Redis
+    upstream/  admission/       calls to OpenAI; limits, pricing and admission on Redis;
+    cache/                      the response cache and the calls in flight it shares
     observability/              metrics, the per-request record, the access log
     routing/                    pure: the routing heuristic and aliases
     teams/  objects/            team and key records and their store; who owns what upstream

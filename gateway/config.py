@@ -281,6 +281,8 @@ class RoutingPolicy:
     #: share of the monthly budget already spent (0..1) from which :func:`step_down` moves
     #: requests one model cheaper; ``None`` disables it.
     step_down_at: float | None = None
+    #: answers to requests routed by this policy are kept in the response cache (`cache`).
+    cache: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +381,29 @@ class ResponsesConfig:
     # How often the gateway asks upstream about the background responses it follows, to charge
     # each its usage once it ends (it holds the worst case until then).
     poll_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The exact response cache (chat completions and the Responses API), in Redis: off unless a
+    team, a routing policy or the request's `x-gateway-cache` header turns it on."""
+
+    # How long an answer is served from the cache.
+    ttl_s: float = 3600.0
+    # Answers larger than this (their stored form) are not kept.
+    max_entry_bytes: int = 1024 * 1024
+    # Share of the original answer's cost a hit is charged (0: hits are free).
+    charge_fraction: float = 0.0
+    # One scope for every team: a team may be served an answer another team paid for.
+    shared: bool = False
+    # Answers that call tools are kept too (a request may ask with `x-gateway-cache-tools: on`).
+    cache_tools: bool = False
+    # How long a request waits for an identical one in flight (elsewhere too) before it calls
+    # upstream itself; o1 models can think for minutes.
+    coalesce_wait_s: float = 600.0
+    # The lock that says which replica calls upstream lives this long unless its holder renews
+    # it: a replica that dies lets the waiters go after this.
+    lock_ttl_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,6 +531,7 @@ class Config:
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     compat: CompatConfig = field(default_factory=CompatConfig)
     responses: ResponsesConfig = field(default_factory=ResponsesConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     passthrough: PassthroughConfig = field(default_factory=PassthroughConfig)
     batches: BatchesConfig = field(default_factory=BatchesConfig)
     fine_tuning: FineTuningConfig = field(default_factory=FineTuningConfig)
@@ -894,6 +920,12 @@ def _check(config: Config) -> None:
                         f" effort {level!r}"
                     )
     _check_lifecycle(config)
+    cache = config.cache
+    for key in ("ttl_s", "max_entry_bytes", "coalesce_wait_s", "lock_ttl_s"):
+        if getattr(cache, key) <= 0:
+            raise ConfigError(f"cache.{key}: must be positive")
+    if not 0 <= cache.charge_fraction <= 1:
+        raise ConfigError("cache.charge_fraction: must be between 0 and 1")
     if config.fine_tuning.auto_epochs < 1:
         raise ConfigError("fine_tuning.auto_epochs: must be at least 1")
     for key in ("hold_s", "poll_s"):

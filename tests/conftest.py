@@ -258,6 +258,8 @@ def start_gateway_process(
         "OPENAI_API_KEY": SIM_KEY,
         "REDIS_URL": redis_url,
         "O1GW__ADMISSION__TEAMS_FILE": str(teams),
+        # Without a Redis URL: the in-memory store, never the user's own embedded one.
+        "O1GW__REDIS__EMBEDDED_DIR": "",
         **SIM_DAY_ENV,
         **env,
     }

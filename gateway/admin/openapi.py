@@ -115,6 +115,11 @@ _TEAM_FIELDS: dict[str, Any] = {
         "description": "The environment variable holding the team's own upstream key (its "
         "own OpenAI project); '' = the gateway's key.",
     },
+    "cache": {
+        "type": "boolean",
+        "description": "Answers to the team's chat and Responses requests are kept in the "
+        "response cache.",
+    },
 }
 
 _TEAM_CREATE = {
@@ -136,6 +141,7 @@ _TEAM_PATCH = {
         "strict": {"type": ["boolean", "null"]},
         "routing_policy": {"type": ["string", "null"]},
         "upstream_key_env": {"type": ["string", "null"]},
+        "cache": {"type": ["boolean", "null"]},
     },
 }
 
@@ -151,6 +157,7 @@ _TEAM = {
         "strict",
         "routing_policy",
         "upstream_key_env",
+        "cache",
         "created_at",
         "effective",
     ],
@@ -164,6 +171,7 @@ _TEAM = {
         "strict": {"type": "boolean"},
         "routing_policy": {"type": "string"},
         "upstream_key_env": {"type": "string"},
+        "cache": {"type": "boolean"},
         "created_at": {"type": "integer", "description": "Unix seconds."},
         "effective": {
             "type": "object",
@@ -561,7 +569,10 @@ def _spec() -> dict[str, Any]:
                 ],
                 "get": _operation(
                     "Configured models shutting down within so many days, or already shut down",
-                    {"200": _answer("The models, soonest first.", _ref("Retiring"))},
+                    {
+                        "200": _answer("The models, soonest first.", _ref("Retiring")),
+                        "400": _error("BadRequest"),
+                    },
                     operationId="retiringModels",
                 ),
             },

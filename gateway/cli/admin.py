@@ -114,6 +114,11 @@ def _team_options(parser: argparse.ArgumentParser, update: bool) -> None:
         help="the environment variable holding the team's own upstream key ('' = the "
         "gateway's key)",
     )
+    parser.add_argument(
+        "--cache",
+        choices=("on", "off"),
+        help="keep the team's chat and Responses answers in the response cache",
+    )
 
 
 def _int_or_tier(value: str) -> int | str:
@@ -208,7 +213,7 @@ def teams_update(client: httpx.Client, args: argparse.Namespace) -> int:
     if not patch:
         raise ApiError(
             "nothing to update: give --tier, --budget-usd, --rpm, --tpm, --models, --profile, "
-            "--routing-policy or --upstream-key-env"
+            "--routing-policy, --upstream-key-env or --cache"
         )
     team = call(client, "PATCH", f"/teams/{args.name}", patch)
     print(f"Updated team {team['name']}.\n")
@@ -234,6 +239,8 @@ def _team_patch(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.upstream_key_env is not None:
         patch["upstream_key_env"] = args.upstream_key_env or None
+    if args.cache is not None:
+        patch["cache"] = args.cache == "on"
     limits = {
         name: None if value == TIER else value
         for name, value in (
@@ -297,6 +304,7 @@ def describe_team(team: dict[str, Any]) -> str:
             "upstream key",
             f"${team['upstream_key_env']}" if team.get("upstream_key_env") else "the gateway's",
         ],
+        ["response cache", "on" if team.get("cache") else "off"],
         ["created", when(team.get("created_at"))],
     ]
     return table([], rows)

@@ -64,6 +64,8 @@ def _run(args: argparse.Namespace, config: Config, stdin: IO[str], stdout: IO[st
                 "domain": decision.domain,
                 "reasons": list(decision.reasons),
             }
+            if decision.effort:
+                line["effort"] = decision.effort
             stdout.write(orjson.dumps(line).decode() + "\n")
         return 0
     models = list(dict.fromkeys((policy.general_model, policy.mini_model, policy.preview_model)))

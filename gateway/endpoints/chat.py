@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -21,11 +22,12 @@ from gateway.admission.pricing import chat_extra_prompt, choices, requested_comp
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt, Whole
+from gateway.endpoints.cached import RAW_HEADER, CachedRequest
 from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
 from gateway.endpoints.owned import check_references, made_now
-from gateway.endpoints.route import SUBSTITUTED, choose, shield
+from gateway.endpoints.route import SUBSTITUTED, choose, refuse_shut_down, shield
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.routing.aliases import Routed, route_headers
 from gateway.routing.retirement import Substitution
@@ -56,6 +58,7 @@ class ChatRequest:
         "body", "caller", "exchange", "gw", "payload", "request", "routed", "substituted",
         "tuned",
     )  # fmt: skip
+    API = "chat"  # the response cache's name for it
 
     def __init__(self, request: Request) -> None:
         self.gw = gateway_of(request)
@@ -71,7 +74,11 @@ class ChatRequest:
         try:
             await self.identify()
             first = await self.route()
-            response = await self.serve_with_fallbacks(first)
+            cached = self.cached(first)
+            if cached is None:
+                response = await self.serve_with_fallbacks(first)
+            else:
+                response = await cached.serve(lambda: self.serve_with_fallbacks(first))
         except GatewayError as exc:
             exc.headers.update(self.decision_headers())
             raise
@@ -92,6 +99,26 @@ class ChatRequest:
     def effort(self) -> str:
         """The reasoning effort routing chose ("": none, or the client's own)."""
         return self.routed.decision.effort if self.routed is not None else ""
+
+    def cached(self, first: str) -> CachedRequest | None:
+        """The response cache's part in the request, when it is on for it."""
+        routed, gw = self.routed, self.gw
+        policy = gw.config.routing.policies.get(routed.policy) if routed is not None else None
+        if not (
+            self.caller.team.cache
+            or (policy is not None and policy.cache)
+            or any(name == RAW_HEADER for name, _ in self.request.scope["headers"])
+        ):
+            return None  # off: nothing more to look at
+        cached = CachedRequest(
+            self.gw, self.request, self.exchange, self.caller, self.API, self.client_payload(),
+            first, self.tuned or self.gw.config.models[first], self.effort,
+        )  # fmt: skip
+        return cached if cached.decide(routed.policy if routed is not None else "") else None
+
+    def client_payload(self) -> dict[str, Any]:
+        """The request as the client sent it."""
+        return self.payload
 
     async def identify(self) -> None:
         """Phase one: who calls, and a body that is a sound chat request."""
@@ -126,6 +153,8 @@ class ChatRequest:
         if found is None:
             found = await fine_tuned(gw, self.caller, name)
             self.tuned = found[1] if found is not None else None
+            if found is not None:
+                refuse_shut_down(gw, name, found[1])
         if substituted is None and found is not None:
             allowed_as = found[0]
         if found is None or not model_allowed(gw.config, self.caller.team, allowed_as):

@@ -36,6 +36,7 @@ from gateway.endpoints.owned import (
     metadata_query,
     own_list,
 )
+from gateway.endpoints.route import refuse_shut_down
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
@@ -62,6 +63,7 @@ async def create(request: Request) -> Response:
     if found is None or not model_allowed(gw.config, caller.team, found[0]):
         raise errors.model_not_found(name)
     label, model = found
+    refuse_shut_down(gw, name, model)
     price = gw.config.models[label].fine_tuning.training_price
     if not price:
         raise errors.not_fine_tunable(name)

@@ -25,7 +25,7 @@ from gateway.admission.pricing import audio_tokens_cost
 from gateway.config import ModelConfig
 from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.owned import check_references
-from gateway.endpoints.route import SUBSTITUTED, shield
+from gateway.endpoints.route import SUBSTITUTED, refuse_shut_down, shield
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
@@ -122,6 +122,8 @@ async def serve(request: Request, rules: Governed) -> Response:
     if found is None or not (substituted or model_allowed(gw.config, caller.team, found[0])):
         raise errors.model_not_found(name)
     label, model = found
+    if substituted is None:
+        refuse_shut_down(gw, name, model)  # a fine-tune of a shut-down base
     if rules.cost is not Cost.FREE and not model.priced:
         raise errors.model_not_found(name)  # not priced: never served free
     exchange.model = exchange.routed_model = label

@@ -64,6 +64,10 @@ class ResponsesRequest(ChatRequest):
     """One Responses API request: identified and routed once, served by one model or more."""
 
     __slots__ = ("_chat", "_history", "_prompt", "original", "previous")
+    API = "responses"
+
+    def client_payload(self) -> dict[str, Any]:
+        return self.original
 
     async def identify(self) -> None:
         """Phase one: who calls, a sound Responses request, and the conversation it continues."""

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed, team_budget
 from gateway.admission.pricing import estimates
+from gateway.config import ModelConfig
 from gateway.routing import heuristic, retirement
 from gateway.routing.aliases import DEFAULT_ALIAS, Routed, policy_name
 from gateway.routing.retirement import Substitution
@@ -46,6 +47,13 @@ def shield(gw: Gateway, name: str) -> Substitution | None:
             substitution.old, substitution.shutdown, substitution.new,
         )  # fmt: skip
     return substitution
+
+
+def refuse_shut_down(gw: Gateway, name: str, model: ModelConfig) -> None:
+    """Refuse what no successor can stand in for once its model is shut down: a fine-tune
+    (OpenAI shuts them down with their base), or a base to fine-tune."""
+    if model.shutdown and gw.config.retirement.shield and model.shutdown <= gw.today():
+        raise errors.model_shut_down(name, model.shutdown)
 
 
 async def choose(gw: Gateway, team: Team, name: str, payload: dict[str, Any]) -> Routed | None:

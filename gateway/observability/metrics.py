@@ -13,8 +13,9 @@ not kept in those files but computed by whichever worker serves the scrape.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
@@ -23,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 
+from gateway.config import ModelConfig
 from gateway.wire.usage import Usage
 
 if TYPE_CHECKING:
@@ -116,6 +118,27 @@ class Metrics:
             ["team", "model", "endpoint"],
             registry=r,
         )
+        self.cache_hits = Counter(
+            "gateway_cache_hits_total",
+            "Chat and Responses answers served from the response cache, or shared with an "
+            "identical request in flight, by team and model.",
+            ["team", "model"],
+            registry=r,
+        )
+        self.cache_misses = Counter(
+            "gateway_cache_misses_total",
+            "Requests the response cache was on for that called upstream (misses and "
+            "refreshes), by team and model.",
+            ["team", "model"],
+            registry=r,
+        )
+        self.cache_saved = Counter(
+            "gateway_cache_saved_microdollars_total",
+            "What cache hits would have cost upstream, less what they were charged, in "
+            "micro-dollars, by team and model.",
+            ["team", "model"],
+            registry=r,
+        )
         self.refusals = Counter(
             "gateway_ratelimit_refusals_total",
             "Requests refused by a limit: requests, tokens, weekly_messages or budget.",
@@ -194,6 +217,14 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.model_shutdowns = Gauge(
+            "gateway_model_shutdown_timestamp_seconds",
+            "The day (00:00 UTC, Unix seconds) upstream stops serving a configured model, and "
+            'the model that serves it from then ("": none, refused).',
+            ["model", "successor"],
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.open_streams = Gauge(
             "gateway_open_streams",
             "Streaming responses open.",
@@ -210,7 +241,7 @@ class Metrics:
         # Series that exist before their first event, so dashboards show 0 rather than nothing.
         for reason in DROP_REASONS:
             self.dropped_connections.labels(reason)
-        for op in REDIS_OPS:
+        for op in (*REDIS_OPS, "cache"):
             self.redis_errors.labels(op)
         for outcome in ("fail_open", "fail_closed"):
             self.admission_degraded.labels(outcome)
@@ -226,9 +257,12 @@ class Metrics:
             # This worker's live gauges (in flight, open streams) stop counting.
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
-    def known_models(self, models: Iterable[str]) -> None:
-        for model in models:
-            self.upstream_retries.labels(model)
+    def known_models(self, models: Mapping[str, ModelConfig]) -> None:
+        for name, model in models.items():
+            self.upstream_retries.labels(name)
+            if model.shutdown:
+                day = datetime.fromisoformat(model.shutdown).replace(tzinfo=UTC)
+                self.model_shutdowns.labels(name, model.successor).set(day.timestamp())
 
     def count_request(
         self,
@@ -269,6 +303,13 @@ class Metrics:
         completion.inc(usage.completion_tokens)
         reasoning.inc(usage.reasoning_tokens)
         spend.inc(cost)
+
+    def count_cache(self, team: str, model: str, hit: bool, saved: int = 0) -> None:
+        if not hit:
+            self.cache_misses.labels(team, model).inc()
+            return
+        self.cache_hits.labels(team, model).inc()
+        self.cache_saved.labels(team, model).inc(saved)
 
     def count_route(self, policy: str, decision: Decision) -> None:
         labels = (policy, decision.model, route_reason(decision))

@@ -71,6 +71,7 @@ class Exchange:
     route_reason: str = ""
     patches: tuple[str, ...] = ()
     substituted: str = ""  # "OLD -> NEW": a shut-down model named, its successor served
+    cache: str = ""  # hit, miss, refresh or bypass; "" when the response cache was not on
     stream: bool = False
     ticket: Charge | None = None  # admitted: what it was charged
     upstream_s: float | None = None
@@ -79,6 +80,4 @@ class Exchange:
     error_code: str = ""
     request_id: str = ""
     headers_at: float | None = None
-    # How the response cache served it (hit, miss, ...); "" when it played no part.
-    cache_status: str = ""
     trace: RequestTrace | None = None  # tracing on (and this request sampled)

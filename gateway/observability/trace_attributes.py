@@ -185,7 +185,7 @@ def exchange_attributes(ex: Exchange, status: int) -> dict[str, Any]:
         ("gateway.route.policy", ex.policy),
         ("gateway.route.reason", ex.route_reason if ex.policy else ""),
         ("gateway.patches", ex.patches),
-        ("gateway.cache.status", ex.cache_status),
+        ("gateway.cache.status", ex.cache),
         ("gateway.request_id", ex.request_id),
         ("gateway.error.code", ex.error_code),
     ):

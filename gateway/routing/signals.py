@@ -42,6 +42,8 @@ _ONE_HOT: Final = {
 }
 # Weighted science-vocabulary evidence below which a text is not read as science.
 _SCIENCE_MIN_TERMS: Final = 2.0
+# Weak science terms that count without a strong one.
+_SCIENCE_MIN_WEAK: Final = 4
 
 #: The named numbers `measure` gives the learned model, in order; the reasons quote them.
 #: (The vocabularies count into the evidence below: the model weighs the words themselves.)
@@ -131,7 +133,12 @@ def measure(text: str, lower: bytes, kinds: dict[str, int], numbers: int) -> Sig
         + 0.1 * min(numbers, 6)
     )
     quantitative = latex + equations + units + numbers + sci_numbers > 0
-    sci_terms = sci_strong + 0.5 * min(kinds["sci_weak"], 4) if sci_strong else 0.0
+    weak = kinds["sci_weak"]
+    # Weak terms alone ("charge", "density", "temperature") say science only when several meet.
+    if sci_strong:
+        sci_terms = sci_strong + 0.5 * min(weak, 4)
+    else:
+        sci_terms = 0.4 * min(weak, 5) if weak >= _SCIENCE_MIN_WEAK else 0.0
     sci_terms += 0.5 * min(units, 2) + 0.5 * min(sci_numbers, 2)
     sci_ev = sci_terms + 0.8 * min(units, 6) + 1.0 * min(sci_numbers, 3)
     gen_ev = 1.0 * min(general, 8) + 0.002 * max(0, n_chars - 600) / size_k

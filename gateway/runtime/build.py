@@ -10,6 +10,8 @@ import sys
 
 from gateway.admission.auth_backoff import AuthBackoff
 from gateway.admission.redis_side import Admission, pipelined_client
+from gateway.cache.flights import Cache
+from gateway.cache.store import CacheStore
 from gateway.config import Config, ModelConfig, UpstreamConfig
 from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
@@ -84,6 +86,7 @@ def open_gateway(config: Config) -> Gateway:
             client, config.responses.store_ttl_s, fast.submit_command if fast else None
         ),
         owners=Owners(client),
+        cache=Cache(CacheStore(client), config.cache, metrics.redis_errors.labels("cache").inc),
         access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
         audit=AuditLog(config.observability.audit_log),
         auth_backoff=AuthBackoff(config.server.auth_failure_delay_s),

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from gateway.admission.auth_backoff import AuthBackoff
 from gateway.admission.plan import PlanShapes
 from gateway.admission.redis_side import Admission
+from gateway.cache.flights import Cache
 from gateway.compat.patches import LearnedCapabilities
 from gateway.config import Config, ModelConfig
 from gateway.objects.ownership import Owners
@@ -62,6 +63,8 @@ class Gateway:
     responses: ResponseStore
     # Who owns each file, stored chat completion and vector store made through the gateway.
     owners: Owners
+    # The response cache and the calls in flight it shares.
+    cache: Cache
     # Client-facing model name or upstream snapshot name -> (client-facing name, model config).
     models: dict[str, tuple[str, ModelConfig]] = field(default_factory=dict)
     extra_forward_prefixes: tuple[str, ...] = ()
@@ -269,6 +272,7 @@ class Gateway:
         await self.admission.drain(SETTLE_DRAIN_S)
         await self.responses.drain(SETTLE_DRAIN_S)
         await self.owners.drain(SETTLE_DRAIN_S)
+        await self.cache.drain(SETTLE_DRAIN_S)
         if self.tracing is not None:
             # After the settles, so their spans are among those sent.
             await self.tracing.close()

@@ -44,6 +44,8 @@ class Team:
     # The environment variable holding the team's own upstream key (its own OpenAI project):
     # the strongest isolation, upstream keeps its objects apart too. "" = the gateway's key.
     upstream_key_env: str = ""
+    # Answers to the team's chat and Responses requests are kept in the response cache.
+    cache: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ TEAMS_INDEX = "gw:teams"
 SECRET_PREFIX = "sk-gw-"
 TEAM_FIELDS = (
     "name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy",
-    "upstream_key_env",
+    "upstream_key_env", "cache",
 )  # fmt: skip
 # An environment variable's name: the key itself never enters config, Redis or the admin API.
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
@@ -157,6 +159,7 @@ def team_fields(team: Team) -> dict[str, Any]:
         "strict": team.strict,
         "routing_policy": team.routing_policy,
         "upstream_key_env": team.upstream_key_env,
+        "cache": team.cache,
         "created_at": team.created_at,
     }
 
@@ -224,9 +227,7 @@ def parse_team(raw: Any, path: str = "") -> Team:
         not isinstance(models, list) or not all(isinstance(m, str) for m in models)
     ):
         raise ConfigError(f"{at_path(path, 'models')}: expected a list of model names")
-    strict = raw.get("strict", False)
-    if not isinstance(strict, bool):
-        raise ConfigError(f"{at_path(path, 'strict')}: expected true or false, got {strict!r}")
+    strict, cache = (_flag(raw, name, path) for name in ("strict", "cache"))
     policy = raw.get("routing_policy", "")
     if not isinstance(policy, str):
         raise ConfigError(
@@ -240,6 +241,7 @@ def parse_team(raw: Any, path: str = "") -> Team:
         )
     return Team(
         strict=strict,
+        cache=cache,
         routing_policy=policy,
         upstream_key_env=key_env,
         name=name,
@@ -250,6 +252,13 @@ def parse_team(raw: Any, path: str = "") -> Team:
         limits=parse_section(Limits, {} if limits is None else limits, at_path(path, "limits")),
         models=None if models is None else tuple(models),
     )
+
+
+def _flag(raw: Mapping[str, Any], name: str, path: str) -> bool:
+    value = raw.get(name, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{at_path(path, name)}: expected true or false, got {value!r}")
+    return value
 
 
 def check_team(config: Config, team: Team, path: str = "") -> None:

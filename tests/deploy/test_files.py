@@ -31,6 +31,9 @@ ALLOWED_METRICS = frozenset(
         "gateway_time_to_first_token_seconds",
         "gateway_tokens_total",
         "gateway_spend_microdollars_total",
+        "gateway_cache_hits_total",
+        "gateway_cache_misses_total",
+        "gateway_cache_saved_microdollars_total",
         "gateway_budget_limit_microdollars",
         "gateway_budget_spent_microdollars",
         "gateway_budget_remaining_microdollars",
@@ -49,6 +52,8 @@ ALLOWED_METRICS = frozenset(
         "gateway_open_streams",
         "gateway_admin_actions_total",
         "gateway_dropped_connections_total",
+        "gateway_model_substitutions_total",
+        "gateway_model_shutdown_timestamp_seconds",
     }
 )
 HISTOGRAMS = frozenset(

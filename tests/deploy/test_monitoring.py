@@ -33,7 +33,11 @@ BUSY_KEY = "sk-gw-monitoring-busy-0123456789"
 TINY_KEY = "sk-gw-monitoring-tiny-0123456789"
 # Panels whose series only exist once such an event happened; the load cannot cause them:
 # fallbacks need fallback models configured, adaptive patches a stale capability table.
-EVENT_ONLY = ("gateway_upstream_fallbacks_total", "gateway_adaptive_patches_total")
+EVENT_ONLY = (
+    "gateway_upstream_fallbacks_total",
+    "gateway_adaptive_patches_total",
+    "gateway_model_substitutions_total",  # tests/server/routing/test_lineups.py counts them
+)
 
 
 def digest(key: str) -> str:
@@ -144,6 +148,13 @@ teams:
         completion = client.chat.completions.create(model="gpt-4o", messages=hello)  # type: ignore[arg-type]
         usages.append(("gpt-4o", usage_from(completion.usage.model_dump())))  # type: ignore[union-attr,arg-type]
         requests += 1
+    cache_me = [{"role": "user", "content": "Say hello to the response cache."}]
+    for _ in range(2):  # a miss, then a hit: charged once (hits are free)
+        cached = client.chat.completions.create(
+            model="gpt-4o", messages=cache_me, extra_headers={"x-gateway-cache": "on"}
+        )  # type: ignore[call-overload]
+        requests += 1
+    usages.append(("gpt-4o", usage_from(cached.usage.model_dump())))  # type: ignore[union-attr,arg-type]
     for model in ("gpt-4o", "o1-mini"):  # a real stream, and a faked one for o1-mini
         stream = client.chat.completions.create(
             model=model, messages=hello, stream=True, stream_options={"include_usage": True}

@@ -40,6 +40,11 @@ PURE = (
     "gateway.observability.otlp_json",
     "gateway.teams.records",
     "gateway.upstream.resilience",
+    "gateway.cache.key",
+    "gateway.cache.decision",
+    "gateway.cache.entry",
+    "gateway.cache.capture",
+    "gateway.cache.replay",
 )
 # What pure code may not import (any import of the module or of something inside it).
 IO_MODULES = (
@@ -80,7 +85,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("gateway.routing",),
     ("gateway.observability",),
-    ("gateway.upstream", "gateway.admission"),
+    ("gateway.upstream", "gateway.admission", "gateway.cache"),
     ("gateway.runtime",),
     ("gateway.server",),
     ("gateway.endpoints", "gateway.admin"),

@@ -301,3 +301,33 @@ def test_the_gateway_follows_a_job_that_fails_and_charges_it_nothing(
         time.sleep(0.05)
     assert client.fine_tuning.jobs.retrieve(job.id).status == "failed"
     assert spend(store, "payer") == (0, 0)
+
+
+def test_a_fine_tune_shuts_down_with_its_base(
+    gateway: ServerThread,
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    follow: Callable[[], None],
+) -> None:
+    client = sdk(gateway, "payer")
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training_file(client))
+    name = complete(simulator, job.id)["fine_tuned_model"]
+    follow()  # the job ended: its model is the team's
+    assert client.chat.completions.create(model=name, messages=HI).model == name
+    # A replica judging by a day after gpt-4o-mini's shutdown (2027-01-14), on the same store.
+    later = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False,
+        retirement={"today": "2027-02-01"},
+    )  # fmt: skip
+    after = sdk(later, "payer")
+    seen = len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+    for call in (
+        lambda: after.chat.completions.create(model=name, messages=HI),
+        lambda: after.fine_tuning.jobs.create(model="gpt-4o-mini", training_file="file-x"),
+    ):
+        refused = not_found(call)
+        assert refused["code"] == "model_not_found"
+        assert "shut down on 2027-01-14" in refused["message"]
+    assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen

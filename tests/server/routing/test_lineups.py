@@ -152,9 +152,15 @@ def test_a_retired_model_is_served_by_its_successor(
     assert sent["model"] == "gpt-6.2-astra"
     # Patched for the successor: it takes the system message, not the temperature.
     assert sent["messages"][0]["role"] == "system" and "temperature" not in sent
+    metrics = scrape(gateway.url)
     assert (
         'gateway_model_substitutions_total{model="o1-preview",successor="gpt-6.2-astra"} 1.0'
-        in scrape(gateway.url)
+        in (metrics)
+    )
+    # Each model's day, for the alert on models still requested near it (2025-07-28 00:00 UTC).
+    assert (
+        'gateway_model_shutdown_timestamp_seconds{model="o1-preview",successor="gpt-6.2-astra"}'
+        " 1.7536608e+09" in metrics
     )
     # A retired model nothing replaces is refused before upstream.
     before = len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])

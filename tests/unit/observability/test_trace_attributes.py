@@ -131,7 +131,7 @@ def test_the_record_and_its_errors() -> None:
         route_reason="physics",
         patches=("system_message",),
     )
-    ex.routed_model, ex.cache_status, ex.error_code = "o1-preview", "hit", "rate_limit_exceeded"
+    ex.routed_model, ex.cache, ex.error_code = "o1-preview", "hit", "rate_limit_exceeded"
     found = exchange_attributes(ex, 429)
     assert found["gateway.team"] == "research"
     assert found["gateway.route.policy"] == "auto"

@@ -27,7 +27,7 @@ def test_a_record_from_a_newer_version_still_loads() -> None:
     from gateway.teams.records import Key, Team, dump_key, dump_team, load_key, load_team
 
     team = Team(name="web", tier="tier-2", budget_usd=Usd(12_500_000))
-    newer = {**orjson.loads(dump_team(team)), "cache": True, "next_setting": [1]}
+    newer = {**orjson.loads(dump_team(team)), "next_setting": [1], "other": True}
     assert load_team(orjson.dumps(newer)) == team
     key = Key(id="key_1", team="web", name="ci", sha256="0" * 64, created_at=1)
     assert load_key(orjson.dumps({**orjson.loads(dump_key(key)), "scopes": ["x"]})) == key

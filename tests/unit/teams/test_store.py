@@ -501,5 +501,5 @@ def test_key_records_keep_their_fields() -> None:
     ]
     assert [f.name for f in dataclasses.fields(Team)] == [
         "name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy",
-        "created_at", "upstream_key_env",
+        "created_at", "upstream_key_env", "cache",
     ]  # fmt: skip

@@ -1,0 +1,85 @@
+"""What the cache keeps of an answer, whether an answer may be kept, and what a hit costs. Pure.
+
+An entry is the final answer object (a `chat.completion`, or a Response object), whatever shape
+the client that caused it got: a hit is answered whole or replayed as a stream from it. Kept
+with it: what the original answer cost, the model that gave it, and when it was kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import orjson
+
+# Chat finish reasons of a whole answer; `length` and `content_filter` cut it short.
+FINISHED = frozenset({"stop"})
+TOOL_CALLS = "tool_calls"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    answer: dict[str, Any]
+    cost: int  # micro-dollars the original answer was charged
+    model: str  # the configured model that answered
+    stored_at: float  # Unix seconds
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {"answer": self.answer, "cost": self.cost, "model": self.model, "at": self.stored_at}
+        )
+
+    def age_s(self, now: float) -> int:
+        return max(0, int(now - self.stored_at))
+
+
+def decode(raw: bytes) -> Entry | None:
+    """An entry as `encode` wrote it, or None for anything else."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    answer, cost, model, at = (data.get(k) for k in ("answer", "cost", "model", "at"))
+    if not (
+        isinstance(answer, dict)
+        and isinstance(cost, int)
+        and isinstance(model, str)
+        and isinstance(at, int | float)
+    ):
+        return None
+    return Entry(answer, cost, model, float(at))
+
+
+def keepable(api: str, answer: dict[str, Any], tools: bool) -> bool:
+    """Whether an answer is whole and may be kept: not cut short, not failed, and calling no
+    tools unless `tools`."""
+    if api == "responses":
+        if answer.get("status") != "completed":
+            return False
+        output = answer.get("output")
+        if not isinstance(output, list):
+            return False
+        return tools or not any(
+            isinstance(item, dict) and item.get("type") != "message"
+            and item.get("type") != "reasoning"
+            for item in output
+        )  # fmt: skip
+    choices = answer.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return False
+    for choice in choices:
+        reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        if reason not in FINISHED and not (tools and reason == TOOL_CALLS):
+            return False
+    return True
+
+
+def hit_cost(cost: int, fraction: float) -> int:
+    """What a hit is charged: `fraction` of the original cost, rounded half up to the
+    micro-dollar (the fraction read as the decimal it was written as)."""
+    if not fraction or cost <= 0:
+        return 0
+    return int(Fraction(repr(fraction)) * cost + Fraction(1, 2))

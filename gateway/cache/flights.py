@@ -1,0 +1,191 @@
+"""Identical requests in flight share one upstream call.
+
+The first request for a key in this process opens a `Flight` and asks Redis once (`lookup`):
+an entry is a hit for it and for every request that joined meanwhile; the lock makes it the
+leader, which calls upstream and `finish`es the flight with the answer to keep (or None); a
+lock another replica holds makes it poll the entry, backing off, until the entry comes, the
+leader gives up (the waiters go their own way) or the lock expires (the first to take it leads).
+Later requests for the key in this process wait on the flight's future, not on Redis; a waiter
+that leaves leaves the future to the others. The leader renews its lock while it works, for at
+most `coalesce_wait_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from gateway.cache.entry import Entry, decode
+from gateway.cache.store import DONE, CacheStore, Found
+from gateway.config import CacheConfig
+from gateway.eventloop import KeptLoop
+
+log = logging.getLogger("gateway.cache")
+POLL_FIRST_S = 0.01
+POLL_MAX_S = 0.5
+# How long a leader's "no answer to keep" stays on its lock: long enough for pollers to see it.
+DONE_MS = 5000
+
+
+class Flight:
+    __slots__ = ("future", "key", "renewer", "token")
+
+    def __init__(self, key: str, future: asyncio.Future[Entry | None]) -> None:
+        self.key = key
+        self.token = secrets.token_hex(8)
+        self.future = future
+        self.renewer: asyncio.Task[None] | None = None
+
+
+class Cache:
+    _loop = KeptLoop()
+
+    def __init__(
+        self, store: CacheStore, config: CacheConfig, on_error: Callable[[], None]
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._on_error = on_error
+        self._flights: dict[str, Flight] = {}
+        self._writes: set[asyncio.Task[None]] = set()
+        # The last write of each key still going: the next one waits for it, so a key's writes
+        # land in the order their answers came (a refresh is never overwritten by an older one).
+        self._last_write: dict[str, asyncio.Task[None]] = {}
+        self._ttl_ms = int(config.ttl_s * 1000)
+        self._lock_ms = int(config.lock_ttl_s * 1000)
+
+    async def join(self, key: str) -> Entry | Flight | None:
+        """The answer (a hit, or a call in flight shared), the flight this request leads (call
+        upstream, then `finish` it), or None: call upstream alone (Redis unreachable, the
+        leader gave up or took too long)."""
+        flight = self._flights.get(key)
+        if flight is not None:
+            return await asyncio.shield(flight.future)
+        flight = self._flights[key] = Flight(key, self._loop.create_future())
+        try:
+            return await self._decide(flight)
+        except BaseException:
+            self._end(flight, None)
+            raise
+
+    async def _decide(self, flight: Flight) -> Entry | Flight | None:
+        loop = self._loop
+        deadline = loop.time() + self.config.coalesce_wait_s
+        delay = POLL_FIRST_S
+        while True:
+            try:
+                found, value = await self._store.lookup(flight.key, flight.token, self._lock_ms)
+            except (RedisError, OSError) as exc:
+                self._failed("lookup", exc)
+                self._end(flight, None)
+                return None
+            if found is Found.ENTRY:
+                entry = decode(value)
+                self._end(flight, entry)
+                return entry
+            if found is Found.LEADS:
+                flight.renewer = loop.create_task(self._renew(flight))
+                return flight
+            if value == DONE or loop.time() + delay > deadline:
+                self._end(flight, None)
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, POLL_MAX_S)
+
+    def finish(self, flight: Flight, entry: Entry | None) -> None:
+        """The leader's call ended: `entry` is its answer to keep, or None. The waiters here have
+        it at once; the others once it is in Redis."""
+        if flight.renewer is not None:
+            flight.renewer.cancel()
+        if not flight.future.done():
+            flight.future.set_result(entry)
+        raw = self._encoded(entry)
+        self._write(flight.key, self._finish(flight, raw))
+
+    async def _finish(self, flight: Flight, raw: bytes | None) -> None:
+        try:
+            if raw is not None:
+                await self._store.put(flight.key, raw, self._ttl_ms, flight.token)
+            else:
+                await self._store.release(flight.key, flight.token, DONE_MS)
+        finally:
+            # Until the entry is in Redis, a request for it here is answered from the flight.
+            if self._flights.get(flight.key) is flight:
+                del self._flights[flight.key]
+
+    def keep(self, key: str, entry: Entry) -> None:
+        """Keep an answer called for alone (a refresh, a request whose leader gave up)."""
+        raw = self._encoded(entry)
+        if raw is None:
+            return
+        if key in self._flights:  # another leads: its answer follows
+            self._write(key, self._store.put(key, raw, self._ttl_ms))
+            return
+        # Until it is in Redis, the answer is served here from a flight that has landed.
+        flight = self._flights[key] = Flight(key, self._loop.create_future())
+        flight.token = ""
+        flight.future.set_result(entry)
+        self._write(key, self._finish(flight, raw))
+
+    def entry(self, answer: dict[str, Any], cost: int, model: str) -> Entry:
+        """An answer to keep, kept now."""
+        return Entry(answer, cost, model, time.time())
+
+    def _encoded(self, entry: Entry | None) -> bytes | None:
+        raw = entry.encode() if entry is not None else None
+        return raw if raw is not None and len(raw) <= self.config.max_entry_bytes else None
+
+    def _write(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        before = self._last_write.get(key)
+
+        async def run() -> None:
+            if before is not None:
+                await asyncio.wait((before,))
+            try:
+                await work
+            except (RedisError, OSError) as exc:
+                self._failed("write", exc)
+
+        task = self._loop.create_task(run())
+        self._writes.add(task)
+        self._last_write[key] = task
+        task.add_done_callback(partial(self._written, key))
+
+    def _written(self, key: str, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if self._last_write.get(key) is task:
+            del self._last_write[key]
+
+    async def _renew(self, flight: Flight) -> None:
+        loop = self._loop
+        deadline = loop.time() + self.config.coalesce_wait_s
+        while loop.time() < deadline:
+            await asyncio.sleep(self.config.lock_ttl_s / 3)
+            try:
+                await self._store.renew(flight.key, flight.token, self._lock_ms)
+            except (RedisError, OSError) as exc:
+                self._failed("renew", exc)
+        # The call takes longer than anyone waits: the waiters go their own way.
+        self._end(flight, None)
+
+    def _end(self, flight: Flight, entry: Entry | None) -> None:
+        if not flight.future.done():
+            flight.future.set_result(entry)
+        if self._flights.get(flight.key) is flight:
+            del self._flights[flight.key]
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self._on_error()
+        log.warning("response cache: Redis %s failed (%s): served without the cache", what, exc)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let the answers on their way to Redis land (at shutdown)."""
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=timeout_s)

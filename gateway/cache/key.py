@@ -1,0 +1,45 @@
+"""The cache key of a request: the SHA-256 of its canonical form. Pure.
+
+Two requests share a key when they would get the same answer: the same API, the same upstream
+model after routing, the same scope (the team, or every team when the cache is shared) and the
+same body, in canonical JSON (sorted keys), but for the fields that change how the answer is
+delivered or who is billed for it, never what it says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+# Fields that leave the answer as it is: how it is delivered, who asked, where upstream caches
+# the prompt. `store` and `background` are here because a request that sets them is never cached.
+IGNORED = frozenset(
+    {"model", "stream", "stream_options", "user", "safety_identifier", "prompt_cache_key",
+     "store", "background"}
+)  # fmt: skip
+SHARED = "*"
+
+
+def scope(team: str, shared: bool, strict: bool) -> str:
+    """Whose answers a request may be served: its team's, or every team's; a strict team's
+    requests are not patched, so their answers are kept apart from patched ones."""
+    return (SHARED if shared else "team:" + team) + (":strict" if strict else "")
+
+
+def cache_key(
+    api: str,
+    model: str,
+    where: str,
+    payload: Mapping[str, Any],
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """The key of `payload` on `api` ("chat" or "responses"), served by the upstream `model`,
+    in scope `where`; `headers`: the forwarded request headers that steer upstream."""
+    body = {name: value for name, value in payload.items() if name not in IGNORED}
+    canonical = orjson.dumps(
+        [api, model, where, body, dict(headers or {})], option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(canonical).hexdigest()

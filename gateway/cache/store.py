@@ -1,0 +1,75 @@
+"""The cache's Redis side: one entry key an answer, and beside it (same hash tag, so each script
+runs on one node of a Redis Cluster) the lock that says which replica calls upstream for it.
+
+`lookup` is the one round trip that decides: the entry if there is one, else the lock taken
+for the caller (it leads), else who holds it (another replica leads, or `DONE`: the leader
+ended without an answer to keep, and the waiters go their own way).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import redis.asyncio as redis
+
+DONE = b"done"
+
+_LOOKUP = """
+local entry = redis.call('GET', KEYS[1])
+if entry then return {1, entry} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} end
+return {0, redis.call('GET', KEYS[2]) or ''}
+"""
+# The entry, and the lock given up if it is still the caller's.
+_PUT = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+# No answer to keep: the lock says so for a while, so that waiters stop waiting.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2]) end
+return 1
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class Found(Enum):
+    ENTRY = 1
+    LEADS = 2  # the caller took the lock
+    WAITS = 0  # another holds it
+
+
+def entry_key(key: str) -> str:
+    return "gw:cache:{" + key + "}:e"
+
+
+def lock_key(key: str) -> str:
+    return "gw:cache:{" + key + "}:l"
+
+
+class CacheStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._lookup = client.register_script(_LOOKUP)
+        self._put = client.register_script(_PUT)
+        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+
+    async def lookup(self, key: str, token: str, lock_ms: int) -> tuple[Found, bytes]:
+        """(ENTRY, the entry), (LEADS, b""), or (WAITS, the lock's value)."""
+        kind, value = await self._lookup(
+            keys=[entry_key(key), lock_key(key)], args=[token, lock_ms]
+        )
+        return Found(int(kind)), bytes(value)
+
+    async def put(self, key: str, raw: bytes, ttl_ms: int, token: str = "") -> None:
+        await self._put(keys=[entry_key(key), lock_key(key)], args=[raw, ttl_ms, token])
+
+    async def release(self, key: str, token: str, done_ms: int) -> None:
+        await self._release(keys=[lock_key(key)], args=[token, done_ms])
+
+    async def renew(self, key: str, token: str, lock_ms: int) -> None:
+        await self._renew(keys=[lock_key(key)], args=[token, lock_ms])

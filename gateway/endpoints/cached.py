@@ -1,0 +1,257 @@
+"""The response cache around one chat completions or Responses request, after routing.
+
+A hit is admitted as a request (it counts against the requests-per-minute limits), charged the
+configured share of what the answer cost, and answered in the shape a miss would have had:
+the answer whole, or replayed as the stream the client asked for. A miss calls upstream as
+usual (or waits for an identical call in flight, and is then a hit) and keeps the answer, read
+from the response as the client gets it, when it is whole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.admission.pricing import cost_micros
+from gateway.cache import decision, replay
+from gateway.cache.capture import ChatCapture, ResponsesCapture
+from gateway.cache.decision import Mode
+from gateway.cache.entry import Entry, hit_cost, keepable
+from gateway.cache.flights import Flight
+from gateway.cache.key import cache_key, scope
+from gateway.config import ModelConfig
+from gateway.endpoints.attempt import Attempt
+from gateway.observability.record import Exchange
+from gateway.runtime.gateway import Gateway
+from gateway.server.caller import Caller
+from gateway.wire import errors, sse
+from gateway.wire.errors import GatewayError
+from gateway.wire.headers import new_request_id
+from gateway.wire.usage import usage_from
+
+HEADER = "x-gateway-cache"
+RAW_HEADER = HEADER.encode()  # as the ASGI scope holds it
+TOOLS_HEADER = "x-gateway-cache-tools"
+# Forwarded request headers that steer what upstream answers (beside the operator's prefixes).
+STEERING = ("openai-beta",)
+# Where a routed request's effort enters the key, among the headers that steer upstream.
+ROUTED_EFFORT = "x-gateway-route-effort"
+JSON = "application/json"
+
+
+class CachedRequest:
+    """One request the response cache is on for (or was asked off for: `bypass`)."""
+
+    __slots__ = (
+        "api", "caller", "effort", "exchange", "gw", "key", "label", "mode", "model", "payload",
+        "request", "tools",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        gw: Gateway,
+        request: Request,
+        exchange: Exchange,
+        caller: Caller,
+        api: str,
+        payload: dict[str, Any],
+        label: str,
+        model: ModelConfig,
+        effort: str = "",
+    ) -> None:
+        self.gw, self.request, self.exchange, self.caller = gw, request, exchange, caller
+        self.api, self.payload, self.label, self.model = api, payload, label, model
+        # The reasoning effort routing asks for: it changes the answer as a parameter would.
+        self.effort = effort
+        self.mode = Mode.OFF
+        self.tools = False
+        self.key = ""
+
+    def decide(self, policy: str) -> bool:
+        """Whether the cache is on for the request (routed by `policy`, if any): its mode, and
+        its key when it may use the cache."""
+        gw, caller, api, payload = self.gw, self.caller, self.api, self.payload
+        headers = self.request.headers
+        asked = headers.get(HEADER)
+        if asked is not None:
+            asked = asked.strip().lower()
+            if asked not in decision.HEADER_VALUES:
+                raise errors.invalid_value(HEADER, asked, ("on", "off", "refresh"))
+        routed = gw.config.routing.policies.get(policy) if policy else None
+        mode = decision.mode(asked, caller.team.cache, routed is not None and routed.cache)
+        if mode is Mode.OFF:
+            return False
+        config = gw.config.cache
+        self.tools = config.cache_tools or headers.get(TOOLS_HEADER, "").lower() in ("on", "1")
+        if mode is not Mode.BYPASS and not decision.cacheable(api, payload, self.tools):
+            mode = Mode.BYPASS
+        self.mode = mode
+        if mode is not Mode.BYPASS:
+            steering = {
+                name: value for name, value in headers.items()
+                if name in STEERING or name.startswith(gw.extra_forward_prefixes)
+            }  # fmt: skip
+            if self.effort:
+                steering[ROUTED_EFFORT] = self.effort
+            where = scope(caller.team.name, config.shared, caller.team.strict)
+            self.key = cache_key(api, self.model.upstream, where, payload, steering)
+        return True
+
+    async def serve(self, call: Callable[[], Awaitable[Response]]) -> Response:
+        """Answer from the cache, or by `call` (upstream), keeping what it answers."""
+        mode = self.mode
+        flight: Flight | None = None
+        if mode is Mode.ON:
+            turn = await self.gw.cache.join(self.key)
+            if isinstance(turn, Entry):
+                return await self.hit(turn)
+            flight = turn
+        status = "miss" if mode is Mode.ON else mode.value
+        self.exchange.cache = status
+        try:
+            response = await call()
+        except GatewayError as exc:
+            exc.headers[HEADER] = status
+            self.kept(flight, None)
+            raise
+        except BaseException:
+            self.kept(flight, None)
+            raise
+        response.raw_headers.append((HEADER.encode(), status.encode()))
+        if mode is Mode.BYPASS:
+            return response
+        self.gw.after_response(
+            self.gw.metrics.count_cache, self.caller.team.name, self.label, False
+        )
+        return self.capture(response, flight)
+
+    # -- a hit -----------------------------------------------------------------------------------
+
+    async def hit(self, entry: Entry) -> Response:
+        """Admit and charge the hit, then answer it as a miss would have been answered."""
+        gw, exchange = self.gw, self.exchange
+        exchange.cache = "hit"
+        exchange.routed_model = self.label
+        charge = hit_cost(entry.cost, gw.config.cache.charge_fraction)
+        headers = [
+            (b"x-request-id", new_request_id().encode()),
+            (HEADER.encode(), b"hit"),
+            (b"x-gateway-cache-age", str(entry.age_s(time.time())).encode()),
+        ]
+        if gw.config.admission.enabled:
+            attempt = Attempt(gw, self.request, exchange, self.caller, "", self.label)
+            shape = gw.plan_shapes().get(
+                self.caller.team, self.caller.key, self.label, endpoint=exchange.endpoint
+            )
+            await attempt.admit(shape.plan(gw.new_hold_id(), 0, charge), None, 0)
+            ticket = attempt.ticket
+            assert ticket is not None  # admitted, or the refusal was raised
+            gw.after_response(ticket.charge, charge)
+            headers += [(k.encode(), v.encode()) for k, v in ticket.headers]
+        gw.after_response(
+            gw.metrics.count_cache, self.caller.team.name, self.label, True, entry.cost - charge
+        )
+        answer = entry.answer
+        if self.payload.get("stream") is True:
+            exchange.stream = True
+            if self.api == "chat":
+                options = self.payload.get("stream_options")
+                usage = isinstance(options, dict) and options.get("include_usage") is True
+                body = replay.chat_stream(answer, include_usage=usage)
+            else:
+                body = replay.responses_stream(answer)
+            response = Response(body, media_type=sse.CONTENT_TYPE)
+        else:
+            response = Response(orjson.dumps(answer), media_type=JSON)
+        response.raw_headers += headers
+        return response
+
+    # -- a miss: what upstream answered, kept -------------------------------------------------------
+
+    def capture(self, response: Response, flight: Flight | None) -> Response:
+        if response.status_code != 200:
+            self.kept(flight, None)
+        elif isinstance(response, StreamingResponse):
+            response.body_iterator = self.captured(response.body_iterator, flight)
+        else:
+            self.kept(flight, self.answer_of(bytes(response.body), response))
+        return response
+
+    def answer_of(self, body: bytes, response: Response) -> dict[str, Any] | None:
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            capture = ChatCapture() if self.api == "chat" else ResponsesCapture()
+            capture.feed_all(body)
+            return capture.answer()
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    async def captured(
+        self, chunks: AsyncIterable[str | bytes | memoryview], flight: Flight | None
+    ) -> AsyncIterator[bytes]:
+        """The stream as it goes, gathered into its answer; kept if it ends whole."""
+        capture = ChatCapture() if self.api == "chat" else ResponsesCapture()
+        answer = None
+        try:
+            async for chunk in chunks:
+                data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+                capture.feed(data)
+                yield data
+            answer = capture.answer()
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+            self.kept(flight, answer)
+
+    def kept(self, flight: Flight | None, answer: dict[str, Any] | None) -> None:
+        """Keep `answer` if it may be kept; the flight, if this request leads one, ends."""
+        cache = self.gw.cache
+        entry = self.entry(answer) if answer is not None and self.mode is not Mode.BYPASS else None
+        if flight is not None:
+            cache.finish(flight, entry)
+        elif entry is not None:
+            cache.keep(self.key, entry)
+
+    def entry(self, answer: dict[str, Any]) -> Entry | None:
+        """The entry for a whole answer, with what it cost; None if it may not be kept."""
+        if not keepable(self.api, answer, self.tools):
+            return None
+        charged = self.exchange.ticket
+        usage = usage_from(answer.get("usage"))
+        if usage is None and charged is not None and charged.usage is not None:
+            # A stream whose client did not ask for its usage chunk: the charge says it.
+            usage = charged.usage
+            answer = {
+                **answer,
+                "usage": _chat_usage(
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    usage.cached_tokens,
+                    usage.reasoning_tokens,
+                ),
+            }
+        if usage is None:
+            return None  # what it cost is unknown: a hit could not say what it saved
+        served = self.gw.config.models.get(self.exchange.routed_model)
+        price = (
+            self.model if served is None or self.exchange.routed_model == self.label else served
+        ).price
+        return self.gw.cache.entry(answer, cost_micros(price, usage), self.exchange.routed_model)
+
+
+def _chat_usage(prompt: int, completion: int, cached: int, reasoning: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }

@@ -1,0 +1,327 @@
+"""The exact response cache and request coalescing, end to end: the `openai` SDK over real
+sockets, a real redis-server, the simulated upstream's request log and bill.
+
+A repeated request is answered from the cache (chat and Responses, whole and streamed), charged
+the configured share of the original, never across teams, and survives a restart; identical
+requests in flight share one upstream call, on one replica or several; errors, tool calls and
+stored objects are never kept."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from gateway.routing.heuristic import DEFAULT
+from tests.conftest import GatewayFactory, ServerThread, scrape
+from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import billed, sdk, serve_teams
+
+TEAMS: dict[str, dict[str, str]] = {
+    "alpha": {"tier": "tier-5", "cache": "true"},
+    "beta": {"tier": "tier-5", "cache": "true"},
+    "plain": {"tier": "tier-5"},
+}
+ON = {"x-gateway-cache": "on"}
+ADMIN_KEY = "admin-key-of-the-cache-tests-0123456789"
+
+
+Serve = Callable[..., ServerThread]
+
+
+@pytest.fixture
+def serve(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> Serve:
+    """Gateways on the same redis-server; keyword args replace config sections."""
+
+    def start(**sections: Any) -> ServerThread:
+        return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, **sections)
+
+    return start
+
+
+@pytest.fixture
+def gateway(serve: Serve) -> ServerThread:
+    return serve()
+
+
+@pytest.fixture
+def prompt(simulator: ServerThread) -> Iterator[str]:
+    """A prompt no other test sends, and the simulator's bill reset."""
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    yield f"Say hello ({secrets.token_hex(6)})."
+
+
+def upstream_calls(simulator: ServerThread, text: str) -> int:
+    """The calls the simulated upstream received whose body mentions `text`."""
+    log: list[dict[str, Any]] = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    return sum(1 for entry in log if text in str(entry.get("body")))
+
+
+def chat(client: openai.OpenAI, prompt: str, **extra: Any) -> Any:
+    return client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": prompt}], **extra
+    )
+
+
+def streamed_text(raw: Any) -> str:
+    return "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
+
+
+def test_a_repeated_chat_request_is_answered_from_the_cache(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, prompt: str
+) -> None:
+    client = sdk(gateway, "alpha")
+    first = chat(client, prompt)
+    second = chat(client, prompt)
+    assert first.headers["x-gateway-cache"] == "miss"
+    assert second.headers["x-gateway-cache"] == "hit"
+    assert int(second.headers["x-gateway-cache-age"]) >= 0
+    assert second.parse().model_dump() == first.parse().model_dump()
+    assert upstream_calls(simulator, prompt) == 1
+    # Hits are free by default: the team paid exactly what upstream billed, once.
+    assert spend(store, "alpha") == (billed(simulator), 0)
+    metrics = scrape(gateway.url)
+    assert 'gateway_cache_hits_total{model="gpt-4o",team="alpha"} 1.0' in metrics
+    assert 'gateway_cache_misses_total{model="gpt-4o",team="alpha"} 1.0' in metrics
+    saved = f'gateway_cache_saved_microdollars_total{{model="gpt-4o",team="alpha"}} {billed(simulator)}.0'
+    assert saved in metrics
+
+
+def test_a_streamed_chat_request_is_replayed_from_the_cache(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    client = sdk(gateway, "alpha")
+    options = {"stream": True, "stream_options": {"include_usage": True}}
+    first = chat(client, prompt, **options)
+    text = streamed_text(first)
+    second = chat(client, prompt, **options)
+    assert (first.headers["x-gateway-cache"], second.headers["x-gateway-cache"]) == ("miss", "hit")
+    chunks = list(second.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    # The same request unstreamed is the same answer, whole; streamed without usage, no usage.
+    whole = chat(client, prompt)
+    assert whole.headers["x-gateway-cache"] == "hit"
+    assert whole.parse().choices[0].message.content == text
+    assert whole.parse().usage is not None
+    bare = list(chat(client, prompt, stream=True).parse())
+    assert all(chunk.usage is None for chunk in bare)
+    assert upstream_calls(simulator, prompt) == 1
+
+
+def test_a_stream_whose_client_asked_no_usage_is_kept_with_its_usage(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    client = sdk(gateway, "alpha")
+    text = streamed_text(chat(client, prompt, stream=True))
+    whole = chat(client, prompt)
+    assert whole.headers["x-gateway-cache"] == "hit"
+    answer = whole.parse()
+    assert answer.choices[0].message.content == text
+    assert answer.usage is not None and answer.usage.completion_tokens > 0
+    assert upstream_calls(simulator, prompt) == 1
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "o1-mini"])  # native; translated
+def test_a_repeated_responses_request_is_answered_from_the_cache(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, prompt: str, model: str
+) -> None:
+    client = sdk(gateway, "alpha")
+    create = client.responses.with_raw_response.create
+    first = create(model=model, input=prompt, store=False)
+    second = create(model=model, input=prompt, store=False)
+    assert (first.headers["x-gateway-cache"], second.headers["x-gateway-cache"]) == ("miss", "hit")
+    assert second.parse().output_text == first.parse().output_text
+    events = list(create(model=model, input=prompt, store=False, stream=True).parse())
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == first.parse().output_text
+    assert upstream_calls(simulator, prompt) == 1
+    assert spend(store, "alpha") == (billed(simulator), 0)
+
+
+def test_a_streamed_responses_request_is_kept_and_replayed(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    client = sdk(gateway, "alpha")
+    create = client.responses.with_raw_response.create
+    first = create(model="gpt-4o", input=prompt, store=False, stream=True)
+    text = "".join(e.delta for e in first.parse() if e.type == "response.output_text.delta")
+    whole = create(model="gpt-4o", input=prompt, store=False)
+    assert whole.headers["x-gateway-cache"] == "hit"
+    assert whole.parse().output_text == text
+    assert upstream_calls(simulator, prompt) == 1
+
+
+def test_a_hit_is_charged_the_configured_share(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str
+) -> None:
+    gateway = serve(cache={"charge_fraction": 0.5})
+    client = sdk(gateway, "alpha")
+    chat(client, prompt)
+    original = billed(simulator)
+    assert chat(client, prompt).headers["x-gateway-cache"] == "hit"
+    assert billed(simulator) == original
+    assert spend(store, "alpha") == (original + (original + 1) // 2, 0)
+
+
+def test_the_cache_never_crosses_teams(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    assert chat(sdk(gateway, "alpha"), prompt).headers["x-gateway-cache"] == "miss"
+    assert chat(sdk(gateway, "beta"), prompt).headers["x-gateway-cache"] == "miss"
+    assert chat(sdk(gateway, "beta"), prompt).headers["x-gateway-cache"] == "hit"
+    assert upstream_calls(simulator, prompt) == 2
+
+
+def test_the_cache_is_off_unless_turned_on(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    client = sdk(gateway, "plain")
+    assert "x-gateway-cache" not in chat(client, prompt).headers
+    assert chat(client, prompt, extra_headers=ON).headers["x-gateway-cache"] == "miss"
+    assert chat(client, prompt, extra_headers=ON).headers["x-gateway-cache"] == "hit"
+    off = chat(sdk(gateway, "alpha"), prompt, extra_headers={"x-gateway-cache": "off"})
+    assert off.headers["x-gateway-cache"] == "bypass"
+    assert upstream_calls(simulator, prompt) == 3
+    with pytest.raises(openai.BadRequestError) as info:
+        chat(client, prompt, extra_headers={"x-gateway-cache": "maybe"})
+    assert info.value.code == "invalid_value"
+
+
+def test_refresh_calls_upstream_and_overwrites(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    client = sdk(gateway, "alpha")
+    first = chat(client, prompt).parse()
+    refreshed = chat(client, prompt, extra_headers={"x-gateway-cache": "refresh"})
+    assert refreshed.headers["x-gateway-cache"] == "refresh"
+    assert refreshed.parse().id != first.id
+    after = chat(client, prompt)
+    assert after.headers["x-gateway-cache"] == "hit"
+    assert after.parse().id == refreshed.parse().id
+    assert upstream_calls(simulator, prompt) == 2
+
+
+def test_errors_tool_calls_and_stored_objects_are_not_kept(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    client = sdk(gateway, "alpha")
+    for _ in range(2):
+        # A stream that fails after its first chunks (a whole answer's 5xx is retried first).
+        failing = chat(client, prompt, stream=True, extra_headers={"x-sim-fault": "stream-error"})
+        assert failing.headers["x-gateway-cache"] == "miss"
+        with pytest.raises(openai.APIError):
+            list(failing.parse())
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    forced = {"type": "function", "function": {"name": "lookup"}}
+    for _ in range(2):
+        called = chat(client, prompt + " tools", tools=[tool], tool_choice=forced)
+        assert called.headers["x-gateway-cache"] == "bypass"
+        assert called.parse().choices[0].finish_reason == "tool_calls"
+        stored = chat(client, prompt + " stored", store=True)
+        assert stored.headers["x-gateway-cache"] == "bypass"
+        kept = client.responses.with_raw_response.create(model="gpt-4o", input=prompt + " kept")
+        assert kept.headers["x-gateway-cache"] == "bypass"
+    assert upstream_calls(simulator, prompt) == 8
+    # Asked for, tool calls are kept.
+    asked = {"x-gateway-cache-tools": "on"}
+    for status in ("miss", "hit"):
+        called = chat(
+            client, prompt + " asked", tools=[tool], tool_choice=forced, extra_headers=asked
+        )
+        assert called.headers["x-gateway-cache"] == status
+        assert called.parse().choices[0].message.tool_calls
+    assert upstream_calls(simulator, prompt) == 9
+
+
+def test_a_hit_survives_a_gateway_restart(
+    serve: Serve, simulator: ServerThread, prompt: str
+) -> None:
+    first = serve()
+    answer = chat(sdk(first, "alpha"), prompt).parse()
+    first.__exit__()
+    second = serve()
+    again = chat(sdk(second, "alpha"), prompt)
+    assert again.headers["x-gateway-cache"] == "hit"
+    assert again.parse().id == answer.id
+    assert upstream_calls(simulator, prompt) == 1
+
+
+def concurrent(gateways: list[ServerThread], prompt: str, count: int, **extra: Any) -> list[Any]:
+    slow = {"x-sim-latency-ms": "500"}
+
+    def one(i: int) -> Any:
+        return chat(sdk(gateways[i % len(gateways)], "alpha"), prompt, extra_headers=slow, **extra)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_identical_requests_in_flight_share_one_upstream_call(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, prompt: str
+) -> None:
+    answers = concurrent([gateway], prompt, 50)
+    assert upstream_calls(simulator, prompt) == 1
+    assert len({a.parse().choices[0].message.content for a in answers}) == 1
+    statuses = sorted(a.headers["x-gateway-cache"] for a in answers)
+    assert statuses == ["hit"] * 49 + ["miss"]
+    assert spend(store, "alpha") == (billed(simulator), 0)
+
+
+def test_identical_streams_in_flight_share_one_upstream_call(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    answers = concurrent([gateway], prompt, 20, stream=True)
+    assert upstream_calls(simulator, prompt) == 1
+    assert len({streamed_text(a) for a in answers}) == 1
+
+
+def test_replicas_decide_in_redis_who_calls_upstream(
+    serve: Serve, simulator: ServerThread, prompt: str
+) -> None:
+    replicas = [serve() for _ in range(2)]
+    answers = concurrent(replicas, prompt, 50)
+    assert upstream_calls(simulator, prompt) == 1
+    assert len({a.parse().choices[0].message.content for a in answers}) == 1
+
+
+def test_a_routing_policy_turns_the_cache_on_for_the_model_it_picks(
+    serve: Serve, simulator: ServerThread, prompt: str
+) -> None:
+    # Policies as a loaded config has them: the o1-2024 line-up's models filled in.
+    policies = {"auto": dataclasses.replace(DEFAULT, cache=True), "auto-cheap": DEFAULT}
+    gateway = serve(routing={"policies": policies})
+    client = sdk(gateway, "plain")
+    messages = [{"role": "user", "content": prompt}]
+    create = client.chat.completions.with_raw_response.create
+    routed = create(model="auto", messages=messages)  # type: ignore[arg-type]
+    assert routed.headers["x-gateway-cache"] == "miss"
+    picked = routed.headers["x-gateway-route-model"]
+    assert create(model="auto", messages=messages).headers["x-gateway-cache"] == "hit"  # type: ignore[arg-type]
+    assert "x-gateway-cache" not in create(model="auto-cheap", messages=messages).headers  # type: ignore[arg-type]
+    # The key is the model routed to, not the alias: asking for it by name is the same request.
+    direct = create(model=picked, messages=messages, extra_headers=ON)  # type: ignore[arg-type]
+    assert direct.headers["x-gateway-cache"] == "hit"
+
+
+def test_an_admin_turns_a_teams_cache_on(
+    serve: Serve, simulator: ServerThread, prompt: str
+) -> None:
+    gateway = serve(server={"admin_key": ADMIN_KEY})
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    client = sdk(gateway, "plain")
+    answer = httpx.patch(f"{gateway.url}/admin/teams/plain", json={"cache": True}, headers=admin)
+    assert answer.status_code == 200 and answer.json()["cache"] is True
+    assert [chat(client, prompt).headers["x-gateway-cache"] for _ in range(2)] == ["miss", "hit"]
+    bad = httpx.patch(f"{gateway.url}/admin/teams/plain", json={"cache": "yes"}, headers=admin)
+    assert bad.status_code == 400 and "cache" in bad.json()["error"]["message"]

@@ -1,0 +1,187 @@
+"""The cache's pure parts: the key of a request, whether it may use the cache, what an answer
+keeps, and a stream gathered back into the answer it replays as."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.cache import decision, replay
+from gateway.cache.capture import ChatCapture, ResponsesCapture
+from gateway.cache.decision import Mode
+from gateway.cache.entry import Entry, decode, hit_cost, keepable
+from gateway.cache.key import cache_key, scope
+from gateway.compat import fake_stream
+
+BODY: dict[str, Any] = {
+    "model": "auto",
+    "messages": [{"role": "user", "content": "Hi"}],
+    "temperature": 0.2,
+    "response_format": {"type": "json_object", "schema": {"b": 1, "a": 2}},
+}
+
+
+def key(payload: dict[str, Any], **over: Any) -> str:
+    args = {"api": "chat", "model": "gpt-4o-2024-08-06", "where": scope("a", False, False)}
+    args.update(over)
+    return cache_key(args["api"], args["model"], args["where"], payload, args.get("headers"))
+
+
+def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
+    base = key(BODY)
+    reordered = dict(reversed(list(BODY.items())))
+    reordered["response_format"] = {"schema": {"a": 2, "b": 1}, "type": "json_object"}
+    assert key(reordered) == base
+    delivered = {**BODY, "stream": True, "stream_options": {"include_usage": True},
+                 "user": "u1", "safety_identifier": "s", "model": "gpt-4o"}  # fmt: skip
+    assert key(delivered) == base
+    assert key({**BODY, "temperature": 0.3}) != base
+    assert key({**BODY, "seed": 1}) != base
+    assert key(BODY, model="o1-mini-2024-09-12") != base
+    assert key(BODY, api="responses") != base
+    assert key(BODY, where=scope("b", False, False)) != base
+    assert key(BODY, where=scope("a", False, True)) != base
+    assert key(BODY, headers={"openai-beta": "x"}) != base
+    assert scope("a", True, False) == scope("b", True, False)
+
+
+def test_the_header_decides_then_the_team_or_policy() -> None:
+    assert decision.mode(None, False, False) is Mode.OFF
+    assert decision.mode(None, True, False) is Mode.ON
+    assert decision.mode(None, False, True) is Mode.ON
+    assert decision.mode("on", False, False) is Mode.ON
+    assert decision.mode("off", True, True) is Mode.BYPASS
+    assert decision.mode("refresh", False, False) is Mode.REFRESH
+
+
+@pytest.mark.parametrize(
+    ("api", "payload", "tools", "expected"),
+    [
+        ("chat", {}, False, True),
+        ("chat", {"store": True}, False, False),
+        ("chat", {"n": 2}, False, False),
+        ("chat", {"tools": [{"type": "function"}]}, False, False),
+        ("chat", {"tools": [{"type": "function"}]}, True, True),
+        ("responses", {}, False, False),  # stored by default
+        ("responses", {"store": False}, False, True),
+        ("responses", {"store": False, "background": True}, False, False),
+    ],
+)
+def test_what_may_use_the_cache(
+    api: str, payload: dict[str, Any], tools: bool, expected: bool
+) -> None:
+    assert decision.cacheable(api, payload, tools) is expected
+
+
+def completion(finish: str = "stop", **message: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there, friend.",
+                                             "refusal": None, "annotations": [], **message},
+                     "logprobs": None, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+        "service_tier": None, "system_fingerprint": "fp_1",
+    }  # fmt: skip
+
+
+def test_only_whole_answers_are_kept() -> None:
+    assert keepable("chat", completion(), tools=False)
+    assert not keepable("chat", completion("length"), tools=False)
+    assert not keepable("chat", completion("tool_calls"), tools=False)
+    assert keepable("chat", completion("tool_calls"), tools=True)
+    done = {"status": "completed", "output": [{"type": "message"}]}
+    assert keepable("responses", done, tools=False)
+    assert not keepable("responses", {**done, "status": "incomplete"}, tools=False)
+    called = {**done, "output": [{"type": "function_call"}]}
+    assert not keepable("responses", called, tools=False)
+    assert keepable("responses", called, tools=True)
+
+
+def test_an_entry_round_trips_and_garbage_is_no_entry() -> None:
+    entry = Entry(completion(), 1234, "gpt-4o", 1000.5)
+    assert decode(entry.encode()) == entry
+    assert entry.age_s(1010.9) == 10
+    assert decode(b"not json") is None
+    assert decode(b'{"answer": 1}') is None
+
+
+def test_a_hit_costs_its_share_rounded_half_up() -> None:
+    assert hit_cost(1001, 0.0) == 0
+    assert hit_cost(1001, 0.5) == 501
+    assert hit_cost(1000, 0.1) == 100
+    assert hit_cost(7, 1.0) == 7
+
+
+@pytest.mark.parametrize("usage", [True, False])
+def test_a_chat_stream_gathers_into_the_completion_it_replays_as(usage: bool) -> None:
+    answer = completion()
+    if not usage:
+        answer["usage"] = None
+    capture = ChatCapture()
+    stream = replay.chat_stream(answer, include_usage=usage)
+    for at in range(0, len(stream), 7):  # events split across reads
+        capture.feed(stream[at : at + 7])
+    assert capture.answer() == answer
+
+
+def test_a_chat_stream_with_tool_calls_gathers_them() -> None:
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "lookup", "arguments": '{"city": "Paris", "days": 3}'}}  # fmt: skip
+    answer = completion("tool_calls", content=None, tool_calls=[call])
+    capture = ChatCapture()
+    capture.feed_all(fake_stream.encode(fake_stream.chunks(answer, include_usage=True)))
+    gathered = capture.answer()
+    assert gathered is not None
+    assert gathered["choices"][0]["message"]["tool_calls"] == [call]
+    assert gathered["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_a_failed_or_unfinished_chat_stream_gathers_nothing() -> None:
+    stream = replay.chat_stream(completion(), include_usage=False)
+    cut = ChatCapture()
+    cut.feed(stream[: stream.rfind(b"data: [DONE]")])
+    assert cut.answer() is None
+    failed = ChatCapture()
+    failed.feed(
+        stream[:200] + b'\n\ndata: {"error": {"message": "boom"}}\n\n' + b"data: [DONE]\n\n"
+    )
+    assert failed.answer() is None
+
+
+def response_object() -> dict[str, Any]:
+    return {
+        "id": "resp_1", "object": "response", "created_at": 1, "status": "completed",
+        "completed_at": 2, "model": "gpt-4o", "incomplete_details": None, "usage": {"input_tokens": 3},
+        "output": [
+            {"id": "rs_1", "type": "reasoning", "summary": []},
+            {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": "Hello there, friend.",
+                          "annotations": [], "logprobs": []}]},
+            {"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "c",
+             "name": "f", "arguments": '{"a": 1}'},
+        ],
+    }  # fmt: skip
+
+
+def test_a_responses_replay_is_openais_event_sequence_and_gathers_back() -> None:
+    response = response_object()
+    stream = replay.responses_stream(response)
+    events = [orjson.loads(line[6:]) for line in stream.split(b"\n") if line.startswith(b"data: ")]
+    kinds = [event["type"] for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    assert events[0]["response"]["status"] == "in_progress"
+    assert events[0]["response"]["output"] == []
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert text == "Hello there, friend."
+    assert "response.function_call_arguments.done" in kinds
+    assert (
+        kinds.count("response.output_item.added") == kinds.count("response.output_item.done") == 3
+    )
+    capture = ResponsesCapture()
+    for at in range(0, len(stream), 11):
+        capture.feed(stream[at : at + 11])
+    assert capture.answer() == response
