@@ -148,6 +148,10 @@ def start_gateway(
     waited for (several start side by side). `source` is the checkout whose code and config
     run: this working tree unless an A/B run compares another version of it."""
     port = free_port()
+    if "\nretirement:" in (source / "config" / "gateway.yaml").read_text():
+        # The simulator's day: its o1-era models are not retired yet (a checkout from before
+        # the retirement shield knows no such setting).
+        extra = {"O1GW__RETIREMENT__TODAY": SIM_TODAY, **(extra or {})}
     env = clean_env(
         source,
         OPENAI_BASE_URL=sim_base,
@@ -155,8 +159,6 @@ def start_gateway(
         REDIS_URL=redis_url,
         O1GW__ADMISSION__TEAMS_FILE=str(teams),
         GATEWAY_METRICS_KEY=METRICS_KEY,
-        # The simulator's day: its o1-era models are not retired yet.
-        O1GW__RETIREMENT__TODAY=SIM_TODAY,
         # Without a Redis URL: a store of this run's own, not the user's embedded one.
         O1GW__REDIS__EMBEDDED_DIR=str(logdir / f"{name}-store"),
         **(extra or {}),
