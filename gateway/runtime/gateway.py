@@ -9,7 +9,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -199,7 +199,7 @@ class Gateway:
         config = self.config
         if config.retirement.today:
             return config.retirement.today
-        return config.simulator.today if config.simulate else date.today().isoformat()
+        return config.simulator.today if config.simulate else datetime.now(UTC).date().isoformat()
 
     def new_hold_id(self) -> str:
         return f"{self.hold_prefix}{next(self.hold_counter):x}"
