@@ -41,7 +41,8 @@ def message_texts(message: dict[str, Any]) -> list[str]:
     name = message.get("name")
     if isinstance(name, str):
         texts.append(name)
-    for call in message.get("tool_calls") or ():
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
         if isinstance(call, dict) and isinstance(call.get("function"), dict):
             fn = call["function"]
             texts.extend(str(fn.get(k, "")) for k in ("name", "arguments"))

@@ -181,7 +181,7 @@ def _check_message(i: int, message: Any) -> None:
         raise _wrong_type(f"messages[{i}].content", _CONTENT, content)
 
     # Most messages are just role and content: skip the rest of the checks for them.
-    if len(message) > 2 or role == "tool":
+    if len(message) > 2 or role == "tool" or content is None:
         _check_message_extras(i, role, message)
 
 

@@ -126,6 +126,7 @@ def test_bools_and_decimals_are_not_integers() -> None:
         (chat(messages=[{"role": "user", "content": [{"type": "text", "text": 1}]}]), "messages[0].content[0].text", "invalid_type"),
         (chat(messages=[{"role": "tool", "content": "x"}]), "messages[0].tool_call_id", "missing_required_parameter"),
         (chat(messages=[{"role": "assistant", "content": None, "tool_calls": 3}]), "messages[0].tool_calls", "invalid_type"),
+        (chat(messages=[{"role": "assistant", "tool_calls": True}]), "messages[0].tool_calls", "invalid_type"),
         (chat(messages=[{"role": "assistant", "content": "", "tool_calls": [{"function": "f"}]}]), "messages[0].tool_calls[0].function", "invalid_type"),
         (chat(messages=[{"role": "user", "content": "x", "name": 7}]), "messages[0].name", "invalid_type"),
         (chat(stream="yes"), "stream", "invalid_type"),
