@@ -1,8 +1,9 @@
 """A recorded span: the few slots an OTLP span needs, and nothing of a tracing SDK. Pure data;
 `tracing` fills them in (ids, clock) and `otlp_json` encodes them.
 
-Attributes that many spans share (a route's, an operation's) come encoded already, in `shared`,
-the same bytes for all those spans: each span encodes only what is its own (`attributes`).
+Attributes that many spans share (a route's, an operation's, the gateway's decisions on a
+request) come encoded already, in `shared`, the same bytes for all those spans: each span encodes
+only what is its own (`attributes`).
 """
 
 from __future__ import annotations

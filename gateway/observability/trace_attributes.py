@@ -175,9 +175,15 @@ def usage_attributes(usage: Mapping[str, Any]) -> dict[str, Any]:
     return attributes
 
 
-def exchange_attributes(ex: Exchange, status: int) -> dict[str, Any]:
-    """What the request's record says once the response has gone: the gateway's decisions,
-    the charge, the status."""
+def decision_key(ex: Exchange, status: int) -> tuple[Any, ...]:
+    """What `decision_attributes` read: requests alike in it share those attributes' encoding
+    (a few teams, models and routes make few of them)."""
+    return (status, ex.team, ex.routed_model, ex.policy, ex.route_reason, ex.patches, ex.cache,
+            ex.error_code)  # fmt: skip
+
+
+def decision_attributes(ex: Exchange, status: int) -> dict[str, Any]:
+    """The status and the gateway's decisions: who, which model, which route, which patches."""
     attributes: dict[str, Any] = {"http.response.status_code": status}
     for key, value in (
         ("gateway.team", ex.team),
@@ -186,11 +192,18 @@ def exchange_attributes(ex: Exchange, status: int) -> dict[str, Any]:
         ("gateway.route.reason", ex.route_reason if ex.policy else ""),
         ("gateway.patches", ex.patches),
         ("gateway.cache.status", ex.cache),
-        ("gateway.request_id", ex.request_id),
         ("gateway.error.code", ex.error_code),
     ):
         if value:
             attributes[key] = value
+    return attributes
+
+
+def charge_attributes(ex: Exchange) -> dict[str, Any]:
+    """The request's own: its id, what it was charged, its first chunk's time."""
+    attributes: dict[str, Any] = {}
+    if ex.request_id:
+        attributes["gateway.request_id"] = ex.request_id
     ticket = ex.ticket
     if ticket is not None and ticket.usage is not None:
         # What was charged: the usage upstream reported, or what the gateway counted.

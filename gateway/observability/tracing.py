@@ -63,6 +63,7 @@ class Tracing:
         }
         self.routes: dict[tuple[Any, ...], bytes] = {}
         self.calls: dict[tuple[str, str, str], tuple[str, bytes]] = {}
+        self.decisions: dict[tuple[Any, ...], bytes] = {}
 
     def span_id(self) -> str:
         return f"{self.bits(64) or 1:016x}"  # all zeros is no id
@@ -115,6 +116,18 @@ class Tracing:
             found = self.calls[key] = name, self.shared(self.calls, attributes)
         return found
 
+    def decided(self, exchange: Exchange, status: int, outcome: str) -> bytes:
+        """A request span's decision attributes (and how its hold was settled), encoded once
+        for all the requests alike in them."""
+        key = (*attrs.decision_key(exchange, status), outcome)
+        found = self.decisions.get(key)
+        if found is None:
+            attributes = attrs.decision_attributes(exchange, status)
+            if outcome:
+                attributes["gateway.settle.outcome"] = outcome
+            found = self.decisions[key] = self.shared(self.decisions, attributes)
+        return found
+
     @staticmethod
     def shared(cache: dict[Any, Any], attributes: dict[str, Any]) -> bytes:
         if len(cache) >= _SHARED_KINDS:
@@ -135,7 +148,9 @@ class Tracing:
 class RequestTrace:
     """One traced request's spans (see `gateway.observability.record.RequestTrace`)."""
 
-    __slots__ = ("answer", "call", "facts", "open", "payload", "span", "state", "tracing")
+    __slots__ = (
+        "answer", "call", "facts", "open", "outcome", "payload", "span", "state", "tracing",
+    )  # fmt: skip
 
     def __init__(self, tracing: Tracing, span: Span, state: str) -> None:
         self.tracing = tracing
@@ -146,6 +161,7 @@ class RequestTrace:
         self.facts: attrs.StreamFacts | None = None
         self.call: Span | None = None  # the upstream call under way
         self.open: list[Span] = []  # every child not yet ended
+        self.outcome = ""  # how the hold was settled (`gateway.settle.outcome`)
 
     def request(self, payload: Mapping[str, Any]) -> None:
         self.payload = payload
@@ -207,11 +223,12 @@ class RequestTrace:
 
     def settling(self, outcome: str, cost: int) -> None:
         # The charge itself is the record's (`gateway.cost_micros`), read when the span ends.
-        self.span.attributes["gateway.settle.outcome"] = outcome
+        self.outcome = outcome
 
     def finish(self, exchange: Exchange, end_ns: int) -> None:
         """Everything the request's span says, and its end (called after the response)."""
-        span, capture = self.span, self.tracing.capture
+        span, tracing = self.span, self.tracing
+        capture = tracing.capture
         endpoint = exchange.endpoint
         status = exchange.status or 499
         attributes = span.attributes
@@ -224,7 +241,9 @@ class RequestTrace:
         if self.facts is not None:
             attributes.update(self.facts.attributes(endpoint, capture))
         # The record's charge over the answer's own usage: what the gateway counted.
-        attributes.update(attrs.exchange_attributes(exchange, status))
+        attributes.update(attrs.charge_attributes(exchange))
+        decided = tracing.decided(exchange, status, self.outcome)
+        span.shared = b",".join((span.shared, decided)) if span.shared else decided
         if exchange.model and endpoint in attrs.OPERATIONS:
             attributes["gen_ai.request.model"] = exchange.model
         span.name = attrs.span_name(
@@ -234,7 +253,6 @@ class RequestTrace:
         if error:
             span.fail(error)
         # Spans a failure left open end with the request.
-        tracing = self.tracing
         for child in self.open:
             tracing.ended(child, end_ns)
         self.open.clear()

@@ -7,8 +7,10 @@ from gateway.observability.trace_attributes import (
     StreamFacts,
     answer_attributes,
     answer_facts,
+    charge_attributes,
+    decision_attributes,
+    decision_key,
     error_type,
-    exchange_attributes,
     operation_attributes,
     request_attributes,
     span_name,
@@ -132,14 +134,22 @@ def test_the_record_and_its_errors() -> None:
         patches=("system_message",),
     )
     ex.routed_model, ex.cache, ex.error_code = "o1-preview", "hit", "rate_limit_exceeded"
-    found = exchange_attributes(ex, 429)
+    found = decision_attributes(ex, 429)
+    assert found["http.response.status_code"] == 429
     assert found["gateway.team"] == "research"
     assert found["gateway.route.policy"] == "auto"
     assert found["gateway.route.reason"] == "physics"
     assert found["gateway.patches"] == ("system_message",)  # an array, encoded
     assert found["gateway.cache.status"] == "hit"
     assert found["gateway.error.code"] == "rate_limit_exceeded"
-    assert "gateway.cost_micros" not in found  # not admitted, nothing charged
+    assert charge_attributes(ex) == {}  # not admitted, nothing charged
+    # Requests alike in their decisions share their encoding; one in another route does not.
+    other = Exchange(started=1.0, team="research", policy="auto", route_reason="physics",
+                     patches=("system_message",))  # fmt: skip
+    other.routed_model, other.cache, other.error_code = ex.routed_model, ex.cache, ex.error_code
+    assert decision_key(other, 429) == decision_key(ex, 429)
+    other.route_reason = "code"
+    assert decision_key(other, 429) != decision_key(ex, 429)
     assert error_type(ex, 429) == ""  # the caller's: not a server span's error
     assert error_type(ex, 502) == "rate_limit_exceeded"
     assert error_type(Exchange(started=0.0), 503) == "503"
