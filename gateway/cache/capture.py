@@ -8,6 +8,7 @@ gathers to nothing.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from gateway.wire import sse
 _HEAD = ("id", "created", "model", "system_fingerprint", "service_tier")
 
 
-class Capture:
+class Capture(ABC):
     """SSE bytes in, as they go or all at once; the final answer out."""
 
     __slots__ = ("_decoder",)
@@ -34,11 +35,11 @@ class Capture:
         for data in self._decoder.flush():
             self._event(data)
 
-    def _event(self, data: bytes) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _event(self, data: bytes) -> None: ...
 
-    def answer(self) -> dict[str, Any] | None:
-        raise NotImplementedError
+    @abstractmethod
+    def answer(self) -> dict[str, Any] | None: ...
 
 
 class ChatCapture(Capture):

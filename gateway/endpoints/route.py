@@ -27,18 +27,24 @@ log = logging.getLogger("gateway")
 SUBSTITUTED = "x-gateway-model-substituted"
 
 
-def shield(gw: Gateway, name: str) -> Substitution | None:
-    """The successor serving a request that names (by any of its names) a model shut down by
-    now; None while it is served. A shut-down model nothing replaces is refused here, not sent
+def successor_of(gw: Gateway, name: str) -> Substitution | None:
+    """The successor that serves a model named (by any of its names) once it is shut down;
+    None while it is served. A shut-down model nothing replaces is refused here, not sent
     upstream to fail."""
     found = gw.models.get(name)
     if found is None or not found[1].shutdown or not gw.config.retirement.shield:
         return None
     substitution = retirement.retired(gw.config.models, found[0], gw.today())
+    if substitution is not None and not substitution.new:
+        raise errors.model_shut_down(name, substitution.shutdown)
+    return substitution
+
+
+def shield(gw: Gateway, name: str) -> Substitution | None:
+    """`successor_of` for a request about to be served: counted, and logged once a process."""
+    substitution = successor_of(gw, name)
     if substitution is None:
         return None
-    if not substitution.new:
-        raise errors.model_shut_down(name, substitution.shutdown)
     gw.metrics.model_substitutions.labels(substitution.old, substitution.new).inc()
     if substitution.header not in gw.substitutions_logged:
         gw.substitutions_logged.add(substitution.header)
@@ -101,11 +107,14 @@ async def route_endpoint(request: Request) -> Response:
         )
         model = decision.model
     allowed = [m for m in candidates if model_allowed(gw.config, caller.team, m)]
-    answer = {
+    # What would serve it: a shut-down model's successor (allowed as the model it replaces).
+    substituted = successor_of(gw, model)
+    answer: dict[str, Any] = {
         "object": "route",
         "policy": policy,
         "model": model,
-        "upstream_model": gw.config.models[model].upstream or model,
+        "upstream_model": gw.config.models[substituted.new if substituted else model].upstream,
+        "substituted": substituted.header if substituted is not None else None,
         "allowed": model in allowed,
         "score": decision.score,
         "effort": decision.effort or None,

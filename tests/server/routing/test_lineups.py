@@ -194,3 +194,20 @@ def test_before_its_day_a_model_is_served_as_named(
     )
     assert "x-gateway-model-substituted" not in raw.headers
     assert raw.parse().model == "o1-preview-2024-09-12"
+
+
+def test_the_route_endpoint_names_the_successor_that_would_serve(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    gateway = gateway_on(start_gateway, simulator)
+    seen = len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+    answer = httpx.post(
+        f"{gateway.url}/v1/route",
+        json={"model": "o1-preview", "messages": [{"role": "user", "content": SCIENCE}]},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    ).json()
+    assert answer["substituted"] == "o1-preview -> gpt-6.2-astra"
+    assert answer["upstream_model"] == "gpt-6.2-astra"
+    assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
+    # A decision is not a request served by the successor: nothing counted.
+    assert "gateway_model_substitutions_total{" not in scrape(gateway.url)
