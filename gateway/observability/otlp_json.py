@@ -5,13 +5,14 @@ The protobuf messages mapped to JSON as OTLP defines it: ids as hex strings (not
 as integers, 64-bit integers (times, `intValue`) as decimal strings, field names in lowerCamelCase.
 
 Each span is encoded once, when it ends, and an export joins the encoded spans: the spans die
-young (no garbage collection ever walks a queue of them), and attributes shared by many spans
-are encoded once for all (`shared_attributes`).
+young (no garbage collection ever walks a queue of them). Attributes shared by many spans are
+encoded once for all (`shared_attributes`), and so is the rest of a span's shape
+(`SpanEncoder`): what is left per span is its ids, times and own values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ import orjson
 from gateway.observability.spans import Span
 
 ERROR = 2  # Status.code: STATUS_CODE_ERROR
-_ERROR_STATUS = {"code": ERROR}
+_dumps = orjson.dumps
 
 
 def any_value(value: Any) -> dict[str, Any]:
@@ -55,27 +56,74 @@ def shared_attributes(attributes: Mapping[str, Any]) -> bytes:
     return orjson.dumps(key_values(attributes))[1:-1]
 
 
-def span_json(span: Span) -> bytes:
-    """One `Span` message."""
-    encoded: dict[str, Any] = {
-        "traceId": span.trace_id,
-        "spanId": span.span_id,
-        "name": span.name,
-        "kind": span.kind,
-        "startTimeUnixNano": str(span.start_ns),
-        "endTimeUnixNano": str(span.end_ns),
-    }
-    if span.parent_id:
-        encoded["parentSpanId"] = span.parent_id
+class SpanEncoder:
+    """Encodes a request's spans together, by their shape. The spans' shape (each one's name,
+    kind, status, whether it has a parent, its shared attributes and its own attributes' keys
+    and types) is encoded once into a template with holes; spans of that shape fill in their
+    ids, times and own values with one `%` format. Requests alike make spans alike, so nearly
+    every request's spans are a template filled in, not a tree of dicts built and serialised."""
+
+    __slots__ = ("templates",)
+
+    def __init__(self) -> None:
+        self.templates: dict[tuple[Any, ...], bytes] = {}
+
+    def __call__(self, spans: Sequence[Span]) -> bytes:
+        """The spans' `Span` messages, joined by commas."""
+        shape: list[tuple[Any, ...]] = []
+        holes: list[Any] = []
+        for span in spans:
+            own = span.attributes
+            values = own.values()
+            kinds = tuple(map(type, values))
+            shape.append((span.name, span.kind, span.failed, not span.parent_id, span.shared,
+                          *own, kinds))  # fmt: skip
+            holes += (span.trace_id, span.span_id, span.parent_id, span.start_ns, span.end_ns)
+            holes += [
+                value if kind is int else _dumps(value) if kind in _SCALARS
+                else _dumps(any_value(value))
+                for value, kind in zip(values, kinds, strict=True)
+            ]  # fmt: skip
+        key = tuple(shape)
+        template = self.templates.get(key)
+        if template is None:
+            if len(self.templates) >= _TEMPLATES:
+                self.templates.clear()
+            template = self.templates[key] = b",".join(map(_template, spans))
+        return template % tuple(holes)
+
+
+# Shapes kept; past this many (attributes with ever new keys) they start again.
+_TEMPLATES = 512
+# Values whose JSON is a hole's whole content (`orjson` writes them as OTLP's JSON does).
+_SCALARS = frozenset((str, bool, float))
+# A hole's JSON by the value's type; others are a whole `AnyValue` (`any_value`).
+_HOLES = {
+    str: b'{"stringValue":%s}', int: b'{"intValue":"%d"}', bool: b'{"boolValue":%s}',
+    float: b'{"doubleValue":%s}',
+}  # fmt: skip
+
+
+def _literal(text: bytes) -> bytes:
+    return text.replace(b"%", b"%%")
+
+
+def _template(span: Span) -> bytes:
+    # A root's parent hole prints nothing (`%.0s`): every span fills the same holes.
+    parent = b'"parentSpanId":"%s",' if span.parent_id else b"%.0s"
+    parts = [
+        b'{"traceId":"%s","spanId":"%s",', parent, b'"name":', _literal(_dumps(span.name)),
+        b',"kind":%d' % span.kind, b',"startTimeUnixNano":"%d","endTimeUnixNano":"%d"',
+    ]  # fmt: skip
     if span.failed:
-        encoded["status"] = _ERROR_STATUS
-    own = span.attributes
-    encoded["attributes"] = key_values(own) if own else ()
-    text = orjson.dumps(encoded)  # ends with the attributes' `]}`
-    shared = span.shared
-    if not shared:
-        return text
-    return b"".join((text[:-2], b"," if own else b"", shared, b"]}"))
+        parts.append(b',"status":{"code":%d}' % ERROR)
+    attributes = [
+        b'{"key":%s,"value":%s}' % (_literal(_dumps(key)), _HOLES.get(type(value), b"%s"))
+        for key, value in span.attributes.items()
+    ]
+    attributes += (_literal(shared) for shared in span.shared if shared)
+    parts += (b',"attributes":[', b",".join(attributes), b"]}")
+    return b"".join(parts)
 
 
 def export_frame(service_name: str, scope_name: str) -> tuple[bytes, bytes]:

@@ -1,9 +1,9 @@
 """Finished spans leaving for the collector: kept in memory, sent in batches over OTLP/HTTP
 (JSON) by one background task, never on a request's way.
 
-A request only appends its spans to a list. The task sends what has piled up every `delay_s`,
-or at once when a batch is full; while an export is under way new spans wait, up to
-`max_queue` of them: beyond that they are dropped and counted (a collector that is down or slow
+A request only appends its spans, encoded together, to a list. The task sends what has piled up
+every `delay_s`, or at once when a batch is full; while an export is under way new spans wait,
+up to `max_queue` of them: beyond that they are dropped and counted (a collector that is down or slow
 must cost the gateway neither memory nor requests). An export that fails is logged and dropped,
 not retried. At shutdown what is left is sent.
 
@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
-from gateway.observability.otlp_json import export_frame, export_request, span_json
+from gateway.observability.otlp_json import SpanEncoder, export_frame, export_request
 from gateway.observability.spans import Span
 from gateway.observability.trace_settings import ExportSettings
 
@@ -50,7 +51,10 @@ class SpanExport:
         self.client = client
         self.settings = settings
         self.frame = export_frame(service_name, scope_name)
-        self.pending: list[bytes] = []  # spans encoded
+        self.encode = SpanEncoder()
+        # Requests' spans encoded, and how many spans each holds.
+        self.pending: list[tuple[bytes, int]] = []
+        self.queued = 0  # spans in `pending`
         self.dropped = 0  # spans dropped since the last warning about it
         self.failed = 0  # exports failed since the last warning about it
         self.error = ""  # what the last of them said
@@ -60,15 +64,17 @@ class SpanExport:
             self.headers["content-encoding"] = "gzip"
         self._full = asyncio.Event()
 
-    def add(self, span: Span) -> None:
-        """A finished span, encoded to leave with the next export (or dropped, the queue being
-        full)."""
-        pending = self.pending
-        if len(pending) >= self.settings.max_queue:
-            self.dropped += 1
+    def add(self, spans: Sequence[Span]) -> None:
+        """A request's finished spans, encoded to leave with the next export (or dropped, the
+        queue being full)."""
+        count = len(spans)
+        queued = self.queued + count
+        if queued > self.settings.max_queue:
+            self.dropped += count
             return
-        pending.append(span_json(span))
-        if len(pending) == self.settings.max_batch:
+        self.pending.append((self.encode(spans), count))
+        self.queued = queued
+        if queued >= self.settings.max_batch > queued - count:
             self._full.set()
 
     async def run(self) -> None:
@@ -88,9 +94,17 @@ class SpanExport:
         """Send what is waiting, a batch at a time; `whole_batches`: only full ones (spans
         that came during an export wait for the next, rather than leave a few at a time)."""
         size = self.settings.max_batch
-        while len(self.pending) >= (size if whole_batches else 1):
-            batch, self.pending = self.pending[:size], self.pending[size:]
-            await self.export(batch)
+        while self.queued >= (size if whole_batches else 1):
+            # A batch is as many requests' spans as fit, and at least one request's.
+            taken = spans = 0
+            for _, count in self.pending:
+                if taken and spans + count > size:
+                    break
+                taken += 1
+                spans += count
+            batch, self.pending = self.pending[:taken], self.pending[taken:]
+            self.queued -= spans
+            await self.export([encoded for encoded, _ in batch], spans)
         if self.dropped or self.failed:
             log.warning(
                 "traces: %d span(s) dropped, the export queue being full; %d export(s) failed"
@@ -99,7 +113,7 @@ class SpanExport:
             self.dropped = self.failed = 0
             self.error = ""
 
-    async def export(self, batch: list[bytes]) -> None:
+    async def export(self, batch: list[bytes], spans: int) -> None:
         body = export_request(batch, self.frame)
         if self.settings.gzip:
             body = gzip.compress(body, compresslevel=5)
@@ -118,7 +132,7 @@ class SpanExport:
             self.failed += 1
             self.error = f"the collector answered {answer.status}: {text[:200]!r}"
             return
-        self.exported += len(batch)
+        self.exported += spans
 
     async def close(self) -> None:
         """Send what is left, and close the client."""

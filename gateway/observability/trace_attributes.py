@@ -88,6 +88,11 @@ def operation_attributes(endpoint: str) -> dict[str, Any]:
     return attributes
 
 
+# Every field of a request's body `request_attributes` reads (but content): requests alike in them
+# have the same attributes.
+REQUEST_FIELDS = ("model", *_LIMITS, *(field for field, _ in _SAMPLING), "seed", "n", "stream")
+
+
 def request_attributes(endpoint: str, payload: Mapping[str, Any], capture: bool) -> dict[str, Any]:
     """`gen_ai.request.*` of a GenAI request's body (and its messages, captured); the operation
     is `operation_attributes`'."""
@@ -114,7 +119,7 @@ def request_attributes(endpoint: str, payload: Mapping[str, Any], capture: bool)
     if get("stream") is True:
         attributes["gen_ai.request.stream"] = True
     if capture:
-        attributes.update(_input_content(endpoint, payload))
+        attributes.update(input_content(endpoint, payload))
     return attributes
 
 
@@ -145,20 +150,25 @@ def answer_attributes(endpoint: str, answer: Any, capture: bool) -> dict[str, An
     return attributes
 
 
-def answer_facts(content: bytes) -> dict[str, Any]:
-    """`gen_ai.response.*` of a whole answer read from its bytes, without parsing it: its first
-    id and model (found early in the answer; an embeddings list names its model after the
-    vectors) and each choice's `finish_reason`."""
+def answer_facts(content: bytes) -> tuple[str, str, tuple[str, ...]]:
+    """A whole answer's id, model and each choice's `finish_reason`, read from its bytes
+    without parsing it: its first id and model (found early in the answer; an embeddings list
+    names its model after the vectors), "" when it has none."""
+    found = _FIRST_ID.search(content, 0, _HEAD)
+    response_id = found.group(1).decode() if found else ""
+    found = _FIRST_MODEL.search(content, 0, _HEAD) or _FIRST_MODEL.search(content, _HEAD - _OVERLAP)
+    model = found.group(1).decode() if found else ""
+    return response_id, model, tuple(r.decode() for r in _FINISH.findall(content))
+
+
+def response_attributes(model: str, finish_reasons: tuple[str, ...]) -> dict[str, Any]:
+    """`gen_ai.response.model` and `.finish_reasons`, which many answers share (unlike their
+    id)."""
     attributes: dict[str, Any] = {}
-    if found := _FIRST_ID.search(content, 0, _HEAD):
-        attributes["gen_ai.response.id"] = found.group(1).decode()
-    if found := _FIRST_MODEL.search(content, 0, _HEAD) or _FIRST_MODEL.search(
-        content, _HEAD - _OVERLAP
-    ):
-        attributes["gen_ai.response.model"] = found.group(1).decode()
-    reasons = _FINISH.findall(content)
-    if reasons:
-        attributes["gen_ai.response.finish_reasons"] = [r.decode() for r in reasons]
+    if model:
+        attributes["gen_ai.response.model"] = model
+    if finish_reasons:
+        attributes["gen_ai.response.finish_reasons"] = list(finish_reasons)
     return attributes
 
 
@@ -255,19 +265,16 @@ class StreamFacts:
             )
         self._tail = text[-_OVERLAP:]
 
-    def attributes(self, endpoint: str, capture: bool) -> dict[str, Any]:
-        attributes: dict[str, Any] = {}
-        if self.response_id:
-            attributes["gen_ai.response.id"] = self.response_id
-        if self.model:
-            attributes["gen_ai.response.model"] = self.model
-        if self.finish_reasons:
-            attributes["gen_ai.response.finish_reasons"] = self.finish_reasons
-        if capture and self.chunks is not None:
-            messages = streamed_output(b"".join(self.chunks))
-            if messages:
-                attributes["gen_ai.output.messages"] = _json(messages)
-        return attributes
+    def facts(self) -> tuple[str, str, tuple[str, ...]]:
+        """The answer's id, model and finish reasons, as `answer_facts` reads them."""
+        return self.response_id, self.model, tuple(self.finish_reasons)
+
+    def captured(self) -> dict[str, Any]:
+        """The output messages, when content is captured."""
+        if self.chunks is None:
+            return {}
+        messages = streamed_output(b"".join(self.chunks))
+        return {"gen_ai.output.messages": _json(messages)} if messages else {}
 
 
 def streamed_output(stream: bytes) -> list[dict[str, Any]]:
@@ -347,7 +354,8 @@ def _chat_message(message: Mapping[str, Any]) -> dict[str, Any]:
     return {"role": role, "parts": parts}
 
 
-def _input_content(endpoint: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+def input_content(endpoint: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """`gen_ai.input.messages` and `gen_ai.system_instructions` of a request (captured only)."""
     attributes: dict[str, Any] = {}
     if endpoint == "chat":
         messages = payload.get("messages")

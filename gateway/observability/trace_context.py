@@ -1,14 +1,13 @@
 """W3C Trace Context: the caller's `traceparent` and `tracestate` read, the gateway's own
 `traceparent` written, and the ratio sampling of traces begun here. Pure.
 
-Ids are lower-case hex strings throughout, as they appear in `traceparent` and in OTLP's JSON
-encoding, so that nothing converts them on the way through.
+Ids are lower-case hex throughout, as they appear in `traceparent` and in OTLP's JSON encoding,
+and bytes, as spans are encoded, so that nothing converts them on the way through.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 # version-traceid-parentid-flags; a later version may append fields after another dash.
@@ -22,8 +21,8 @@ _LOW_64 = (1 << 64) - 1
 class Parent:
     """The caller's span, as its `traceparent` names it."""
 
-    trace_id: str
-    span_id: str
+    trace_id: bytes
+    span_id: bytes
     sampled: bool
     state: str  # its `tracestate`, passed on as it came ("" when none)
 
@@ -39,12 +38,15 @@ def parse_traceparent(value: str, state: str = "") -> Parent | None:
         return None
     if span_id == _INVALID_SPAN:
         return None
-    return Parent(trace_id, span_id, bool(int(flags, 16) & _SAMPLED), state)
+    sampled = bool(int(flags, 16) & _SAMPLED)
+    return Parent(trace_id.encode(), span_id.encode(), sampled, state)
 
 
-def caller_parent(headers: Iterable[tuple[bytes, bytes]]) -> Parent | None:
+def caller_parent(headers: list[tuple[bytes, bytes]]) -> Parent | None:
     """The parent a request's raw (ASGI) headers name: its first `traceparent`, and its
     `tracestate` headers joined."""
+    if b"traceparent" not in dict(headers):
+        return None  # the usual case, told apart without a loop in Python
     parent = ""
     states: list[str] = []
     for name, value in headers:
@@ -57,9 +59,9 @@ def caller_parent(headers: Iterable[tuple[bytes, bytes]]) -> Parent | None:
     return parse_traceparent(parent, ",".join(s for s in states if s))
 
 
-def traceparent(trace_id: str, span_id: str) -> str:
+def traceparent(trace_id: bytes, span_id: bytes) -> str:
     """The `traceparent` of a span the gateway records (so sampled)."""
-    return f"00-{trace_id}-{span_id}-01"
+    return (b"00-%s-%s-01" % (trace_id, span_id)).decode()
 
 
 def ratio_bound(ratio: float) -> int:

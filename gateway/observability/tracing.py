@@ -29,20 +29,18 @@ from gateway.observability.otlp_json import shared_attributes
 from gateway.observability.record import Exchange
 from gateway.observability.span_export import Client, SpanExport
 from gateway.observability.spans import CLIENT, INTERNAL, SERVER, Span
-from gateway.observability.trace_context import (
-    caller_parent,
-    kept,
-    ratio_bound,
-    traceparent,
-)
+from gateway.observability.trace_context import caller_parent, kept, ratio_bound, traceparent
 from gateway.observability.trace_settings import TraceSettings
 
 SCOPE_NAME = "o1-gateway"
 
 
-# Encoded attribute lists kept per route and per upstream call kind; paths with ids in them
-# make these grow, so past this many they start again.
+# Encoded attribute lists kept per route, per upstream call kind and per decision; paths with
+# ids in them make these grow, so past this many they start again.
 _SHARED_KINDS = 256
+_LOW_64 = (1 << 64) - 1
+# What of a request's ASGI scope its route's attributes read (`attrs.server_attributes`).
+_ROUTE = ("method", "path", "scheme", "http_version", "server")
 
 
 class Tracing:
@@ -61,12 +59,14 @@ class Tracing:
             "server.address": upstream.hostname or "",
             "server.port": port,
         }
-        self.routes: dict[tuple[Any, ...], bytes] = {}
-        self.calls: dict[tuple[str, str, str], tuple[str, bytes]] = {}
-        self.decisions: dict[tuple[Any, ...], bytes] = {}
+        self.routes: dict[tuple[Any, ...], tuple[bytes, ...]] = {}
+        self.calls: dict[tuple[str, str, str], tuple[str, tuple[bytes, ...]]] = {}
+        self.decisions: dict[tuple[Any, ...], tuple[bytes]] = {}
+        self.requests: dict[tuple[Any, ...], tuple[tuple[bytes, ...], str]] = {}
+        self.responses: dict[tuple[str, tuple[str, ...]], tuple[bytes, ...]] = {}
 
-    def span_id(self) -> str:
-        return f"{self.bits(64) or 1:016x}"  # all zeros is no id
+    def span_id(self) -> bytes:
+        return b"%016x" % (self.bits(64) or 1)  # all zeros is no id
 
     def begin(self, scope: Mapping[str, Any], endpoint: str) -> RequestTrace | None:
         """The request's span, continuing the caller's trace; None when it is not sampled (a
@@ -76,28 +76,28 @@ class Tracing:
             if not parent.sampled:
                 return None
             trace_id, parent_id, state = parent.trace_id, parent.span_id, parent.state
+            span_id = self.span_id()
         else:
-            number = self.bits(128) or 1
-            if not kept(number, self.bound):
+            # The trace's id and its first span's, drawn at once.
+            number = self.bits(192)
+            if not kept(number >> 64, self.bound):
                 return None
-            trace_id, parent_id, state = f"{number:032x}", "", ""
-        method = scope["method"]
-        route = (method, scope["path"], scope.get("scheme"), scope.get("http_version"),
-                 scope.get("server"), endpoint)  # fmt: skip
+            if not number >> 64 or not number & _LOW_64:
+                number |= 1 << 64 | 1  # all zeros is no id
+            ids = b"%048x" % number
+            trace_id, span_id, parent_id, state = ids[:32], ids[32:], b"", ""
+        client = scope.get("client")
+        route = (*map(scope.get, _ROUTE), endpoint, client[0] if client else None)
         shared = self.routes.get(route)
         if shared is None:
-            shared = self.routes[route] = self.shared(
-                self.routes,
-                {**attrs.server_attributes(scope), **attrs.operation_attributes(endpoint)},
-            )
-        client = scope.get("client")
-        attributes = {"client.address": str(client[0])} if client else {}
-        span = Span(
-            trace_id, self.span_id(), parent_id, method, SERVER, time_ns(), attributes, shared
-        )
+            attributes = {**attrs.server_attributes(scope), **attrs.operation_attributes(endpoint)}
+            if client:
+                attributes["client.address"] = str(client[0])
+            shared = self.routes[route] = self.shared(self.routes, attributes)
+        span = Span(trace_id, span_id, parent_id, scope["method"], SERVER, time_ns(), {}, shared)
         return RequestTrace(self, span, state)
 
-    def call(self, method: str, path: str, model: str) -> tuple[str, bytes]:
+    def call(self, method: str, path: str, model: str) -> tuple[str, tuple[bytes, ...]]:
         """An upstream call's span name and shared attributes."""
         key = (method, path, model)
         found = self.calls.get(key)
@@ -116,7 +116,7 @@ class Tracing:
             found = self.calls[key] = name, self.shared(self.calls, attributes)
         return found
 
-    def decided(self, exchange: Exchange, status: int, outcome: str) -> bytes:
+    def decided(self, exchange: Exchange, status: int, outcome: str) -> tuple[bytes]:
         """A request span's decision attributes (and how its hold was settled), encoded once
         for all the requests alike in them."""
         key = (*attrs.decision_key(exchange, status), outcome)
@@ -128,15 +128,48 @@ class Tracing:
             found = self.decisions[key] = self.shared(self.decisions, attributes)
         return found
 
+    def requested(
+        self, endpoint: str, payload: Mapping[str, Any] | None, model: str
+    ) -> tuple[tuple[bytes, ...], str]:
+        """A GenAI request's `gen_ai.request.*` (of its body, and `model`, the configured model
+        or policy it named, when known), encoded once for all the requests alike in them; and
+        the model it names."""
+        if endpoint not in attrs.OPERATIONS:
+            return (), ""
+        values = () if payload is None else tuple(map(payload.get, attrs.REQUEST_FIELDS))
+        # Types too: `1` and `true` are alike as keys, not as attributes.
+        key = (endpoint, model, *values, *map(type, values))
+        try:
+            found = self.requests.get(key)
+        except TypeError:  # a value that is no key (a list): this request's alone
+            found, key = None, ()
+        if found is None:
+            attributes = (
+                {} if payload is None else attrs.request_attributes(endpoint, payload, False)
+            )
+            if model:
+                attributes["gen_ai.request.model"] = model
+            shared = self.shared(self.requests, attributes) if attributes else ()
+            found = shared, str(attributes.get("gen_ai.request.model", ""))
+            if key:
+                self.requests[key] = found
+        return found
+
+    def responded(self, model: str, finish_reasons: tuple[str, ...]) -> tuple[bytes, ...]:
+        """An answer's model and finish reasons, encoded once for all the answers alike."""
+        key = (model, finish_reasons)
+        found = self.responses.get(key)
+        if found is None:
+            attributes = attrs.response_attributes(model, finish_reasons)
+            found = self.shared(self.responses, attributes) if attributes else ()
+            self.responses[key] = found
+        return found
+
     @staticmethod
-    def shared(cache: dict[Any, Any], attributes: dict[str, Any]) -> bytes:
+    def shared(cache: dict[Any, Any], attributes: dict[str, Any]) -> tuple[bytes]:
         if len(cache) >= _SHARED_KINDS:
             cache.clear()
-        return shared_attributes(attributes)
-
-    def ended(self, span: Span, end_ns: int = 0) -> None:
-        span.end_ns = end_ns or time_ns()
-        self.export.add(span)
+        return (shared_attributes(attributes),)
 
     async def run(self) -> None:
         await self.export.run()
@@ -146,10 +179,12 @@ class Tracing:
 
 
 class RequestTrace:
-    """One traced request's spans (see `gateway.observability.record.RequestTrace`)."""
+    """One traced request's spans (see `gateway.observability.record.RequestTrace`). They
+    leave together when the request's own span ends, encoded at once."""
 
     __slots__ = (
-        "answer", "call", "facts", "open", "outcome", "payload", "span", "state", "tracing",
+        "answer", "call", "done", "facts", "open", "outcome", "payload", "span", "state",
+        "tracing",
     )  # fmt: skip
 
     def __init__(self, tracing: Tracing, span: Span, state: str) -> None:
@@ -161,12 +196,15 @@ class RequestTrace:
         self.facts: attrs.StreamFacts | None = None
         self.call: Span | None = None  # the upstream call under way
         self.open: list[Span] = []  # every child not yet ended
+        self.done: list[Span] = []  # children ended
         self.outcome = ""  # how the hold was settled (`gateway.settle.outcome`)
 
     def request(self, payload: Mapping[str, Any]) -> None:
         self.payload = payload
 
-    def child(self, name: str, kind: int, attributes: dict[str, Any], shared: bytes) -> Span:
+    def child(
+        self, name: str, kind: int, attributes: dict[str, Any], shared: tuple[bytes, ...]
+    ) -> Span:
         span = self.span
         child = Span(
             span.trace_id, self.tracing.span_id(), span.span_id, name, kind, time_ns(),
@@ -176,19 +214,21 @@ class RequestTrace:
         return child
 
     def start(self, name: str) -> Span:
-        return self.child(name, INTERNAL, {}, b"")
+        return self.child(name, INTERNAL, {}, ())
 
     def end(
         self, span: object, error: str = "", attributes: Mapping[str, Any] | None = None
     ) -> None:
         assert isinstance(span, Span)
+        if span not in self.open:
+            return
         if attributes:
             span.attributes.update(attributes)
         if error:
             span.fail(error)
-        if span in self.open:
-            self.open.remove(span)
-            self.tracing.ended(span)
+        span.end_ns = time_ns()
+        self.open.remove(span)
+        self.done.append(span)
 
     def upstream(self, headers: dict[str, str], method: str, path: str, model: str) -> None:
         if self.call is not None:
@@ -226,46 +266,52 @@ class RequestTrace:
         self.outcome = outcome
 
     def finish(self, exchange: Exchange, end_ns: int) -> None:
-        """Everything the request's span says, and its end (called after the response)."""
+        """Everything the request's span says, and its end (called after the response); the
+        request's spans leave."""
         span, tracing = self.span, self.tracing
         capture = tracing.capture
         endpoint = exchange.endpoint
         status = exchange.status or 499
         attributes = span.attributes
-        if self.payload is not None:
-            attributes.update(attrs.request_attributes(endpoint, self.payload, capture))
-        if self.answer is not None and status < 400:
-            # The answer's usage is read only when nothing was charged (admission off).
-            counted = exchange.ticket is not None
-            attributes.update(self.answer_attributes(endpoint, self.answer, counted))
-        if self.facts is not None:
-            attributes.update(self.facts.attributes(endpoint, capture))
+        requested, model = tracing.requested(endpoint, self.payload, exchange.model)
+        if capture and self.payload is not None and endpoint in attrs.OPERATIONS:
+            attributes.update(attrs.input_content(endpoint, self.payload))
+        responded: tuple[bytes, ...] = ()
+        if self.answer is not None and status < 400 and endpoint in attrs.OPERATIONS:
+            # The answer's usage is parsed only when nothing was charged (admission off).
+            if exchange.ticket is not None and not capture:
+                responded = self.response(attrs.answer_facts(self.answer))
+            else:
+                attributes.update(self.parsed(endpoint, self.answer))
+        if self.facts is not None and endpoint in attrs.OPERATIONS:
+            responded = self.response(self.facts.facts())
+            attributes.update(self.facts.captured())
         # The record's charge over the answer's own usage: what the gateway counted.
         attributes.update(attrs.charge_attributes(exchange))
         decided = tracing.decided(exchange, status, self.outcome)
-        span.shared = b",".join((span.shared, decided)) if span.shared else decided
-        if exchange.model and endpoint in attrs.OPERATIONS:
-            attributes["gen_ai.request.model"] = exchange.model
-        span.name = attrs.span_name(
-            exchange.method, endpoint, str(attributes.get("gen_ai.request.model", ""))
-        )
+        span.shared += (*requested, *responded, *decided)
+        span.name = attrs.span_name(exchange.method, endpoint, model)
         error = attrs.error_type(exchange, status)
         if error:
             span.fail(error)
         # Spans a failure left open end with the request.
         for child in self.open:
-            tracing.ended(child, end_ns)
+            child.end_ns = end_ns
+        span.end_ns = end_ns
+        tracing.export.add([*self.done, *self.open, span])
         self.open.clear()
         self.call = None
-        tracing.ended(span, end_ns)
 
-    def answer_attributes(self, endpoint: str, content: bytes, counted: bool) -> dict[str, Any]:
-        """A whole answer's: read from its bytes, unless its output is captured or its usage
-        needed (then parsed)."""
-        if endpoint not in attrs.OPERATIONS:
-            return {}
-        if counted and not self.tracing.capture:
-            return attrs.answer_facts(content)
+    def response(self, facts: tuple[str, str, tuple[str, ...]]) -> tuple[bytes, ...]:
+        """The answer's id, the request span's own; its model and finish reasons, shared."""
+        response_id, model, finish_reasons = facts
+        if response_id:
+            self.span.attributes["gen_ai.response.id"] = response_id
+        return self.tracing.responded(model, finish_reasons)
+
+    def parsed(self, endpoint: str, content: bytes) -> dict[str, Any]:
+        """A whole answer's attributes, parsed: its usage (nothing was charged) or its output
+        (captured)."""
         try:
             answer = orjson.loads(content)
         except orjson.JSONDecodeError:

@@ -16,7 +16,7 @@ from gateway.upstream.http1_client import Http1Upstream
 from tests.conftest import ServerThread
 from tests.server.observability.conftest import Receiver
 
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACE = b"4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 def exporter(url: str, **export: object) -> SpanExport:
@@ -26,7 +26,7 @@ def exporter(url: str, **export: object) -> SpanExport:
 
 
 def span(number: int) -> Span:
-    done = Span(TRACE, f"{number + 1:016x}", "", f"span {number}", INTERNAL, 1, {"n": number})
+    done = Span(TRACE, b"%016x" % (number + 1), b"", f"span {number}", INTERNAL, 1, {"n": number})
     done.end_ns = 2
     return done
 
@@ -40,7 +40,7 @@ def test_a_full_queue_drops_and_batches_leave_whole(
         export = exporter(endpoint.url, max_batch=2, max_queue=3, delay_s=60)
         task = asyncio.get_running_loop().create_task(export.run())
         for number in range(5):
-            export.add(span(number))
+            export.add([span(number)])
         assert export.dropped == 2  # the 4th and 5th found the queue full
         for _ in range(200):  # the first batch filled: it leaves without waiting for the delay
             if export.exported:
@@ -60,7 +60,7 @@ def test_a_full_queue_drops_and_batches_leave_whole(
 def test_a_collector_away_costs_the_spans_only(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> SpanExport:
         export = exporter("http://127.0.0.1:9", timeout_s=2.0)  # nothing listens there
-        export.add(span(1))
+        export.add([span(1)])
         await export.close()
         return export
 

@@ -13,6 +13,7 @@ from gateway.observability.trace_attributes import (
     error_type,
     operation_attributes,
     request_attributes,
+    response_attributes,
     span_name,
     streamed_output,
 )
@@ -89,13 +90,14 @@ def test_a_whole_answer() -> None:
         "gen_ai.usage.output_tokens": 1,
     }
     # Read from the bytes, without parsing: the same answer, less its usage (the record's).
-    assert answer_facts(orjson.dumps(answer)) == {
+    response_id, model, reasons = answer_facts(orjson.dumps(answer))
+    assert {"gen_ai.response.id": response_id, **response_attributes(model, reasons)} == {
         key: value for key, value in found.items() if not key.startswith("gen_ai.usage")
     }
     vectors = orjson.dumps(
         {"object": "list", "data": [{"embedding": [0.5] * 300}], "model": "text-embedding-3-small"}
     )
-    assert answer_facts(vectors) == {"gen_ai.response.model": "text-embedding-3-small"}
+    assert answer_facts(vectors) == ("", "text-embedding-3-small", ())
     captured = answer_attributes("chat", answer, capture=True)
     assert orjson.loads(captured["gen_ai.output.messages"]) == [
         {"role": "assistant", "parts": [{"type": "text", "content": "Hi"}], "finish_reason": "stop"}
@@ -114,10 +116,8 @@ def test_stream_facts_across_chunk_boundaries() -> None:
         facts = StreamFacts(capture=True)
         for at in range(0, len(stream), size):
             facts.feed(stream[at : at + size])
-        found = facts.attributes("chat", capture=True)
-        assert found["gen_ai.response.id"] == "chatcmpl-9"
-        assert found["gen_ai.response.model"] == "o1-mini"
-        assert found["gen_ai.response.finish_reasons"] == ["length"], size
+        assert facts.facts() == ("chatcmpl-9", "o1-mini", ("length",)), size
+        assert orjson.loads(facts.captured()["gen_ai.output.messages"]) == streamed_output(stream)
     assert streamed_output(stream) == [
         {"role": "assistant", "parts": [{"type": "text", "content": "Hello"}],
          "finish_reason": "length"}

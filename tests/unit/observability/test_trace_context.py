@@ -10,15 +10,18 @@ from gateway.observability.trace_context import (
 )
 
 TRACE, SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+TRACE_ID, SPAN_ID = TRACE.encode(), SPAN.encode()
 
 
 def test_a_valid_traceparent_and_its_flags() -> None:
-    assert parse_traceparent(f"00-{TRACE}-{SPAN}-01") == Parent(TRACE, SPAN, True, "")
-    assert parse_traceparent(f" 00-{TRACE}-{SPAN}-00 ", "a=1") == Parent(TRACE, SPAN, False, "a=1")
-    assert parse_traceparent(f"00-{TRACE}-{SPAN}-03") == Parent(TRACE, SPAN, True, "")
+    assert parse_traceparent(f"00-{TRACE}-{SPAN}-01") == Parent(TRACE_ID, SPAN_ID, True, "")
+    assert parse_traceparent(f" 00-{TRACE}-{SPAN}-00 ", "a=1") == Parent(
+        TRACE_ID, SPAN_ID, False, "a=1"
+    )
+    assert parse_traceparent(f"00-{TRACE}-{SPAN}-03") == Parent(TRACE_ID, SPAN_ID, True, "")
     # A later version may add fields: what is known of it is read.
-    assert parse_traceparent(f"01-{TRACE}-{SPAN}-01-more") == Parent(TRACE, SPAN, True, "")
-    assert traceparent(TRACE, SPAN) == f"00-{TRACE}-{SPAN}-01"
+    assert parse_traceparent(f"01-{TRACE}-{SPAN}-01-more") == Parent(TRACE_ID, SPAN_ID, True, "")
+    assert traceparent(TRACE_ID, SPAN_ID) == f"00-{TRACE}-{SPAN}-01"
 
 
 def test_invalid_traceparents_begin_a_trace() -> None:
@@ -42,7 +45,7 @@ def test_the_callers_headers() -> None:
         (b"traceparent", b"00-ignored"),
         (b"tracestate", b" b=2 "),
     ]
-    assert caller_parent(headers) == Parent(TRACE, SPAN, True, "a=1,b=2")
+    assert caller_parent(headers) == Parent(TRACE_ID, SPAN_ID, True, "a=1,b=2")
     assert caller_parent([(b"tracestate", b"a=1")]) is None
 
 
