@@ -37,7 +37,7 @@ from gateway.upstream.dispatch import PreparedCall
 from gateway.wire import sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
-from gateway.wire.usage import StreamMeter, response_usage
+from gateway.wire.usage import StreamMeter, answer_usage, whole_answer
 from gateway.wire.validation import MIN_OUTPUT_TOKENS
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -312,7 +312,11 @@ class Attempt:
         if status >= 400:
             ticket.release()
             return
-        usage, model = response_usage(content)
+        answer = whole_answer(content)
+        usage, model = answer_usage(answer)
+        trace = self.exchange.trace
+        if trace is not None and answer is not None:
+            trace.read(answer)
         found = self.gw.model_of(model) if ticket.price is None and model else None
         if found is not None:  # pass-through: priced by the model that answered
             ticket.settle(usage, found[1].price, found[0])

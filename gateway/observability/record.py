@@ -47,6 +47,9 @@ class RequestTrace(Protocol):
     def answered(self, content: bytes) -> None:
         """The whole answer the client gets."""
 
+    def read(self, answer: Mapping[str, Any]) -> None:
+        """That answer, as the gateway parsed it to charge it (so it need not be read again)."""
+
     def streamed(self, chunk: bytes) -> None:
         """A chunk of the stream the client gets."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -88,9 +88,9 @@ def operation_attributes(endpoint: str) -> dict[str, Any]:
     return attributes
 
 
-# Every field of a request's body `request_attributes` reads (but content): requests alike in them
-# have the same attributes.
-REQUEST_FIELDS = ("model", *_LIMITS, *(field for field, _ in _SAMPLING), "seed", "n", "stream")
+# The fields of a request's body whose values `request_attributes` reads (besides content, and
+# whether `stream` is true): requests alike in them have the same attributes.
+REQUEST_FIELDS = ("model", *_LIMITS, *(field for field, _ in _SAMPLING), "seed", "n")
 
 
 def request_attributes(endpoint: str, payload: Mapping[str, Any], capture: bool) -> dict[str, Any]:
@@ -130,16 +130,9 @@ def answer_attributes(endpoint: str, answer: Any, capture: bool) -> dict[str, An
         return {}
     if isinstance(answer.get("response"), dict):
         answer = answer["response"]  # a Responses stream's terminal event
-    attributes: dict[str, Any] = {}
-    if isinstance(answer.get("id"), str):
-        attributes["gen_ai.response.id"] = answer["id"]
-    if isinstance(answer.get("model"), str):
-        attributes["gen_ai.response.model"] = answer["model"]
-    choices = answer.get("choices")
-    if isinstance(choices, list):
-        reasons = [c.get("finish_reason") for c in choices if isinstance(c, dict)]
-        if reasons and all(isinstance(r, str) for r in reasons):
-            attributes["gen_ai.response.finish_reasons"] = reasons
+    response_id, model, reasons = parsed_facts(answer)
+    attributes: dict[str, Any] = {"gen_ai.response.id": response_id} if response_id else {}
+    attributes.update(response_attributes(model, reasons))
     usage = answer.get("usage")
     if isinstance(usage, dict):
         attributes.update(usage_attributes(usage))
@@ -148,6 +141,22 @@ def answer_attributes(endpoint: str, answer: Any, capture: bool) -> dict[str, An
         if messages:
             attributes["gen_ai.output.messages"] = _json(messages)
     return attributes
+
+
+def parsed_facts(answer: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+    """A whole answer's id, model and each choice's `finish_reason`, of its parsed JSON ("" and
+    none when it has none)."""
+    get = answer.get
+    response_id, model, choices = get("id"), get("model"), get("choices")
+    reasons: tuple[str, ...] = ()
+    if type(choices) is list:
+        found = [c.get("finish_reason") if type(c) is dict else None for c in choices]
+        if found and all(type(r) is str for r in found):
+            reasons = tuple(cast(list[str], found))
+    return (
+        response_id if type(response_id) is str else "", model if type(model) is str else "",
+        reasons,
+    )  # fmt: skip
 
 
 def answer_facts(content: bytes) -> tuple[str, str, tuple[str, ...]]:
@@ -259,7 +268,9 @@ class StreamFacts:
             self.response_id = found.group(1).decode()
         if not self.model and (found := _FIRST_MODEL.search(text)):
             self.model = found.group(1).decode()
-        if b'"finish_reason"' in text:
+        # Every chat chunk names a finish reason, null until the choice's last: only a chunk
+        # with another one is searched.
+        if text.count(b'"finish_reason"') != text.count(b'"finish_reason":null'):
             self.finish_reasons += (
                 m.group(1).decode() for m in _FINISH.finditer(text) if m.end() > len(tail)
             )

@@ -136,13 +136,20 @@ class Tracing:
         the model it names."""
         if endpoint not in attrs.OPERATIONS:
             return (), ""
-        values = () if payload is None else tuple(map(payload.get, attrs.REQUEST_FIELDS))
-        # Types too: `1` and `true` are alike as keys, not as attributes.
-        key = (endpoint, model, *values, *map(type, values))
-        try:
+        if payload is None:
+            key: tuple[Any, ...] = (endpoint, model)
             found = self.requests.get(key)
-        except TypeError:  # a value that is no key (a list): this request's alone
-            found, key = None, ()
+        else:
+            values = tuple(map(payload.get, attrs.REQUEST_FIELDS))
+            key = (endpoint, model, payload.get("stream") is True, *values)
+            try:
+                # `1` and `true` are alike as keys, not as attributes: a request with a boolean
+                # where a number goes is its own.
+                found = None if bool in map(type, values) else self.requests.get(key)
+            except TypeError:  # a value that is no key (a list): this request's alone
+                found = None
+            if found is None and bool in map(type, values):
+                key = ()
         if found is None:
             attributes = (
                 {} if payload is None else attrs.request_attributes(endpoint, payload, False)
@@ -183,8 +190,8 @@ class RequestTrace:
     leave together when the request's own span ends, encoded at once."""
 
     __slots__ = (
-        "answer", "call", "done", "facts", "open", "outcome", "payload", "span", "state",
-        "tracing",
+        "answer", "call", "done", "facts", "open", "outcome", "parsed_answer", "payload", "span",
+        "state", "tracing",
     )  # fmt: skip
 
     def __init__(self, tracing: Tracing, span: Span, state: str) -> None:
@@ -193,6 +200,7 @@ class RequestTrace:
         self.state = state  # the caller's `tracestate`, passed upstream
         self.payload: Mapping[str, Any] | None = None
         self.answer: bytes | None = None
+        self.parsed_answer: Mapping[str, Any] | None = None  # the answer, as charging read it
         self.facts: attrs.StreamFacts | None = None
         self.call: Span | None = None  # the upstream call under way
         self.open: list[Span] = []  # every child not yet ended
@@ -255,6 +263,9 @@ class RequestTrace:
     def answered(self, content: bytes) -> None:
         self.answer = content
 
+    def read(self, answer: Mapping[str, Any]) -> None:
+        self.parsed_answer = answer
+
     def streamed(self, chunk: bytes) -> None:
         facts = self.facts
         if facts is None:
@@ -278,11 +289,14 @@ class RequestTrace:
             attributes.update(attrs.input_content(endpoint, self.payload))
         responded: tuple[bytes, ...] = ()
         if self.answer is not None and status < 400 and endpoint in attrs.OPERATIONS:
-            # The answer's usage is parsed only when nothing was charged (admission off).
-            if exchange.ticket is not None and not capture:
-                responded = self.response(attrs.answer_facts(self.answer))
-            else:
+            # The answer is parsed here only for its output (captured) or its usage (when nothing
+            # was charged, with admission off): otherwise read as charging parsed it, or found.
+            if capture or exchange.ticket is None:
                 attributes.update(self.parsed(endpoint, self.answer))
+            elif self.parsed_answer is not None:
+                responded = self.response(attrs.parsed_facts(self.parsed_answer))
+            else:
+                responded = self.response(attrs.answer_facts(self.answer))
         if self.facts is not None and endpoint in attrs.OPERATIONS:
             responded = self.response(self.facts.facts())
             attributes.update(self.facts.captured())
@@ -312,8 +326,10 @@ class RequestTrace:
     def parsed(self, endpoint: str, content: bytes) -> dict[str, Any]:
         """A whole answer's attributes, parsed: its usage (nothing was charged) or its output
         (captured)."""
-        try:
-            answer = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return {}
+        answer = self.parsed_answer
+        if answer is None:
+            try:
+                answer = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                return {}
         return attrs.answer_attributes(endpoint, answer, self.tracing.capture)

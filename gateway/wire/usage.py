@@ -60,16 +60,27 @@ def _int(value: Any) -> int | None:
     return value
 
 
-def response_usage(content: bytes) -> tuple[Usage | None, str]:
-    """Usage and model of a JSON response body (chat, embeddings, responses API)."""
+def whole_answer(content: bytes) -> dict[str, Any] | None:
+    """A JSON response body (chat, embeddings, responses API) parsed, None when it is no JSON
+    object."""
     try:
         payload = orjson.loads(content)
     except orjson.JSONDecodeError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def answer_usage(answer: dict[str, Any] | None) -> tuple[Usage | None, str]:
+    """Usage and model of a parsed response body (`whole_answer`)."""
+    if answer is None:
         return None, ""
-    if not isinstance(payload, dict):
-        return None, ""
-    model = payload.get("model")
-    return usage_from(payload.get("usage")), model if isinstance(model, str) else ""
+    model = answer.get("model")
+    return usage_from(answer.get("usage")), model if isinstance(model, str) else ""
+
+
+def response_usage(content: bytes) -> tuple[Usage | None, str]:
+    """Usage and model of a JSON response body."""
+    return answer_usage(whole_answer(content))
 
 
 class StreamMeter:

@@ -155,3 +155,18 @@ def test_the_record_and_its_errors() -> None:
     assert error_type(Exchange(started=0.0), 503) == "503"
     ex.error_code = "upstream_truncated"
     assert error_type(ex, 200) == "upstream_truncated"  # a stream cut after its 200
+
+
+def test_stream_facts_skip_null_finish_reasons_and_read_spaced_ones() -> None:
+    stream = (
+        b'data: {"id": "c-1", "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content":'
+        b' "a"}, "finish_reason": null}]}\n\n'
+        b'data: {"choices": [{"index": 1, "delta": {}, "finish_reason":null}]}\n\n'
+        b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n'
+        b'data: {"choices": [{"index": 1, "delta": {}, "finish_reason":"length"}]}\n\n'
+    )
+    for size in (5, 33, len(stream)):
+        facts = StreamFacts(capture=False)
+        for at in range(0, len(stream), size):
+            facts.feed(stream[at : at + size])
+        assert facts.facts() == ("c-1", "gpt-4o", ("stop", "length")), size
