@@ -5,6 +5,9 @@ training does: skipped without it."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -149,3 +152,23 @@ def test_tuning_keeps_the_cost_cap_and_balances_the_misroutes() -> None:
     assert list(choose(probs, 0, 3, best.mini_threshold, best.preview_threshold)) == [0, 2]
     with pytest.raises(ValueError, match=r"no thresholds keep the cost within 0\.01"):
         tune(probs, labels, acceptable, costs, [2, 3], max_cost=0.01)
+
+
+def test_the_command_line_changes_only_the_hyperparameters_it_names() -> None:
+    parser = argparse.ArgumentParser()
+    for flag, kind, _ in router_train.HYPER_FLAGS:
+        parser.add_argument(flag, type=kind)
+    default = Hyper()
+    assert router_train.hyper_of(parser.parse_args([]), default) == default
+    changed = router_train.hyper_of(parser.parse_args(["--l2", "2", "--min-sources", "3"]), default)
+    assert changed == dataclasses.replace(default, l2=2.0, min_sources=3)
+
+
+def test_the_command_trains_a_weights_file_the_runtime_loads(tmp_path: Any) -> None:
+    data = tmp_path / "labeled.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows()))
+    out = tmp_path / "weights.json"
+    assert router_train.main(["--data", str(data), "--out", str(out), "--min-sources", "1"]) == 0
+    model = linear.load(out.read_bytes())
+    assert model.provenance["hyperparameters"]["min_sources"] == 1
+    assert model.classes == heuristic.CLASSES
