@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -96,8 +96,13 @@ class Admission:
         max_calls: int = 256,
         metrics: Metrics | None = None,
         fast: ScriptClient | None = None,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self._config = config
+        # The script's clock: None is Redis's own TIME. Tests pin it, because the buckets refill
+        # continuously (one request every 60 / limit seconds): a burst that a loaded machine
+        # takes longer than that to send is rightly admitted one request more.
+        self._clock_ms = clock_ms
         self._metrics = metrics
         self._redis = client
         # At most as many calls in flight as the pool has connections. A full pool must mean
@@ -136,7 +141,7 @@ class Admission:
         args: list[Any] = [
             "admit",
             plan.hold_id,
-            "",
+            self._now_arg(),
             int((plan.hold_ttl_s or self._config.hold_ttl_s) * 1000),
             len(plan.buckets),
             len(plan.weekly),
@@ -172,6 +177,10 @@ class Admission:
         decision = decode_admit(plan, [int(v) for v in reply])
         self._spent[plan.team] = (decision.spend, time.monotonic())
         return decision
+
+    def _now_arg(self) -> int | str:
+        """The script's `now_ms` argument: empty for Redis's TIME."""
+        return "" if self._clock_ms is None else self._clock_ms()
 
     async def _run(self, keys: list[str], args: list[Any], sent: OnSent | None = None) -> Any:
         if self._fast is not None:
@@ -217,7 +226,7 @@ class Admission:
 
         Returns 1 when settled, 2 when it had been settled already, -1 for an unknown hold.
         """
-        keys, args = _settle_call(plan, usage, cost, release_weekly)
+        keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg())
         began = time.perf_counter()
         try:
             reply = await self._run(keys, args)
@@ -239,7 +248,7 @@ class Admission:
         if self._fast is not None:
             # The common case costs no task: the command goes out with this tick's others and
             # a callback reads the reply. Anything unusual takes the retrying path below.
-            keys, args = _settle_call(plan, usage, cost, release_weekly)
+            keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg())
             waiter = self._fast.submit(self._script.sha, keys, args, defer_s=SETTLE_DEFER_S)
             if waiter is not None:
                 self._pending[waiter] = plan.team
@@ -498,13 +507,13 @@ class Ticket:
 
 
 def _settle_call(
-    plan: Plan, usage: Usage, cost: int, release_weekly: bool
+    plan: Plan, usage: Usage, cost: int, release_weekly: bool, now: int | str
 ) -> tuple[list[str], list[Any]]:
     buckets = plan.token_buckets
     args: list[Any] = [
         "settle",
         plan.hold_id,
-        "",
+        now,
         cost,
         usage.total_tokens,
         "1" if release_weekly else "0",

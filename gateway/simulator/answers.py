@@ -22,7 +22,7 @@ from gateway.simulator.efforts import effort_of, scaled_reasoning
 from gateway.simulator.emulated import protocol_answer, read_protocol
 from gateway.simulator.ids import tool_call_id
 from gateway.simulator.rules import ChatModel, requested_output
-from gateway.simulator.schema_values import value_for_schema
+from gateway.simulator.schema_values import arguments_for, value_for_schema
 from gateway.simulator.triggers import asks_for_tool, mentioned
 from gateway.wire.tokens import count_text
 
@@ -332,7 +332,7 @@ def _choice(
 ) -> Choice:
     if tool is not None:
         name = str(tool["name"])
-        arguments = orjson.dumps(value_for_schema(tool.get("parameters") or {})).decode()
+        arguments = orjson.dumps(arguments_for(tool.get("parameters"))).decode()
         overhead = count_text(name) + TOOL_CALL_OVERHEAD_TOKENS
         finish = "tool_calls"
         if limit is not None and overhead + count_text(arguments) > limit:

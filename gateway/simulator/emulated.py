@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.simulator.schema_values import value_for_schema
+from gateway.simulator.schema_values import arguments_for, value_for_schema
 from gateway.simulator.triggers import asks_for_tool, mentioned
 
 TOOLS_MARKER = "You can call the following tools (functions)."
@@ -73,11 +73,12 @@ def protocol_answer(protocol: Protocol, last_user_text: str, plain_text: str) ->
         tool = _triggered(protocol, _FOLDED.sub("", last_user_text))
         if tool is not None:
             name, parameters = tool
-            call = json.dumps({"name": name, "arguments": value_for_schema(parameters or {})})
+            call = json.dumps({"name": name, "arguments": arguments_for(parameters)})
             return f"<tool_call>{call}</tool_call>"
     if protocol.json_output:
         if protocol.schema is not None:
-            return json.dumps(value_for_schema(protocol.schema))
+            # `{}` leaves the type open, but the answer is an object all the same.
+            return json.dumps(value_for_schema(protocol.schema or {"type": "object"}))
         return json.dumps({"answer": plain_text})
     return plain_text
 

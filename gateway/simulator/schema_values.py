@@ -62,6 +62,13 @@ def value_for_schema(schema: Any, root: Any = None, depth: int = 0) -> Any:
     return _STRING_FORMATS.get(str(schema.get("format")), "example")
 
 
+def arguments_for(parameters: Any) -> dict[str, Any]:
+    """A tool call's arguments: always a JSON object, as a model's are. A function declared
+    without parameters (or with `{}`) takes none: `{}`."""
+    value = value_for_schema(parameters) if parameters else None
+    return value if isinstance(value, dict) else {}
+
+
 _STRING_FORMATS = {
     "date": "2024-09-12",
     "date-time": "2024-09-12T12:00:00Z",

@@ -16,6 +16,7 @@ invalid_request_error
   400  missing_required_parameter    missing_parameter         a required field is absent
   400  invalid_type                  invalid_type              a field has the wrong JSON type
   400  invalid_value                 invalid_value             a value OpenAI does not accept
+  400  invalid_function_parameters   invalid_function_parameters  a function schema not of an object
   400  {kind}_below_min_value        below_minimum             a number under its minimum
   400  {kind}_above_max_value        above_maximum             a number over its maximum
   400  empty_array                   empty_array               an array that must not be empty
@@ -346,6 +347,15 @@ def invalid_value(param: str, value: str, supported: tuple[str, ...]) -> Gateway
     return GatewayError(
         400, f"Invalid value: '{value}'. Supported values are: {listed}.", param=param,
         code="invalid_value",
+    )  # fmt: skip
+
+
+def invalid_function_parameters(param: str, name: str, got: object) -> GatewayError:
+    """A function's `parameters` schema whose root is no object: arguments are always one."""
+    return GatewayError(
+        400, f"Invalid schema for function '{name}': schema must be a JSON Schema of "
+        f"'type: \"object\"', got 'type: \"{got}\"'.", param=param,
+        code="invalid_function_parameters",
     )  # fmt: skip
 
 

@@ -274,6 +274,7 @@ def _check_options(payload: dict[str, Any]) -> None:
         for i, function in enumerate(functions):
             if type(function) is not dict:
                 raise _wrong_type(f"functions[{i}]", "an object", function)
+            _check_function(f"functions[{i}]", function)
     for name in ("tool_choice", "function_call"):
         choice = payload.get(name)
         if choice is not None and type(choice) is not str and type(choice) is not dict:
@@ -299,8 +300,23 @@ def _check_tool(param: str, tool: Any) -> None:
         raise _wrong_type(param, "an object", tool)
     kind = _required(tool, "type", f"{param}.type", str)
     if kind == "function":
-        function = _required(tool, "function", f"{param}.function", dict)
-        _required(function, "name", f"{param}.function.name", str)
+        _check_function(f"{param}.function", _required(tool, "function", f"{param}.function", dict))
+
+
+def _check_function(param: str, function: dict[str, Any]) -> None:
+    """A function's name and parameters, as OpenAI checks them: a model emulating tools would
+    otherwise be asked to call a function it cannot name or answer arguments that are no object."""
+    name = _required(function, "name", f"{param}.name", str)
+    parameters = function.get("parameters")
+    if parameters is None or parameters == {}:  # no parameters: an empty argument object
+        return
+    if type(parameters) is not dict:
+        raise _wrong_type(f"{param}.parameters", "an object", parameters)
+    kind = parameters.get("type")
+    if kind != "object":
+        # OpenAI's words: 'type: "None"' for none; a type that is no string is not echoed.
+        got = kind if kind is None or type(kind) is str else "an unknown type"
+        raise errors.invalid_function_parameters(f"{param}.parameters", name, got)
 
 
 def _check_depth(payload: dict[str, Any], limit: int) -> None:

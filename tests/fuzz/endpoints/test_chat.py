@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.compat import emulation, patches
@@ -216,6 +216,9 @@ def post(client: httpx.Client, body: bytes) -> httpx.Response:
 
 @HTTP
 @given(payload=chat_payloads)
+# Found by this test: a nameless legacy function, which an o1 model's tool emulation asked the
+# model to call, and which ended in a 502 once its answers failed the format twice.
+@example(payload={**VALID, "model": "o1-preview", "functions": [{}]})
 def test_random_json_never_gets_a_server_error(client: httpx.Client, payload: Any) -> None:
     check_answer(post(client, orjson.dumps(payload)))
 

@@ -28,7 +28,7 @@ from gateway.config import AdmissionConfig, RedisConfig
 from gateway.runtime.redis_connection import open_redis
 from gateway.wire.usage import Usage
 from tests.conftest import free_port
-from tests.redis.admission.test_redis_side import LUA, make_plan
+from tests.redis.admission.test_redis_side import LUA, make_plan, pinned_clock
 
 pytestmark = pytest.mark.anyio
 NODES = 3
@@ -181,7 +181,7 @@ async def test_teams_on_different_nodes_each_admit_exactly_their_limit(
 ) -> None:
     teams = await teams_on_every_node(client, "rpm")
     limits = dict(zip(teams, (50, 37, 61), strict=True))
-    admission = Admission(client, AdmissionConfig())
+    admission = Admission(client, AdmissionConfig(), clock_ms=await pinned_clock(client))
     order = [team for team in limits for _ in range(250)]
     decisions = await asyncio.gather(
         *(admission.admit(make_plan(team, rpm=limits[team])) for team in order)
@@ -212,7 +212,7 @@ async def test_teams_on_different_nodes_each_admit_exactly_their_limit(
 async def test_a_burst_still_admits_exactly_the_limit(
     client: RedisCluster, cluster: list[int], teams: int, per_team: int, cold: bool
 ) -> None:
-    admission = Admission(client, AdmissionConfig())
+    admission = Admission(client, AdmissionConfig(), clock_ms=await pinned_clock(client))
     names = list(await teams_on_every_node(client, f"burst{per_team}"))[:teams]
     if cold:
         # As a node restart leaves it; flushed behind the client's back, as a restart would be.

@@ -34,18 +34,21 @@ LIMIT = 57
 BUDGET_MICROS = 10_000
 
 
-def replica(url: str, mode: str, seed: int, barrier: Barrier, results: Any) -> None:
+def replica(url: str, mode: str, seed: int, now_ms: int, barrier: Barrier, results: Any) -> None:
     """One process: wait for the others, then fire CALLS admissions at once; report them."""
     try:
-        results.put(asyncio.run(fire(url, mode, seed, barrier)))
+        results.put(asyncio.run(fire(url, mode, seed, now_ms, barrier)))
     except BaseException:
         results.put(traceback.format_exc())  # the parent fails with it instead of waiting
         raise
 
 
-async def fire(url: str, mode: str, seed: int, barrier: Barrier) -> list[tuple[Any, ...]]:
+async def fire(
+    url: str, mode: str, seed: int, now_ms: int, barrier: Barrier
+) -> list[tuple[Any, ...]]:
     client = open_redis(RedisConfig(url=url, pool_size=CALLS, timeout_s=10.0))
-    admission = Admission(client, AdmissionConfig())
+    # One instant for all: the exact counts are of a burst the buckets cannot refill during.
+    admission = Admission(client, AdmissionConfig(), clock_ms=lambda: now_ms)
     rng = random.Random(seed)
     # Hold ids must be unique across processes: a repeated id is a replay and reserves nothing.
     ids = (f"p{seed}-{i}" for i in range(CALLS))
@@ -101,8 +104,10 @@ def run_replicas(url: str, mode: str) -> list[tuple[Any, ...]]:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES)
     results = context.Queue()
+    seconds, micros = redis.Redis.from_url(url).time()
+    now_ms = seconds * 1000 + micros // 1000
     procs = [
-        context.Process(target=replica, args=(url, mode, seed, barrier, results))
+        context.Process(target=replica, args=(url, mode, seed, now_ms, barrier, results))
         for seed in range(PROCESSES)
     ]
     for proc in procs:

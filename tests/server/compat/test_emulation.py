@@ -133,6 +133,44 @@ def test_invalid_output_gets_one_repair_attempt_then_a_clear_error(
     assert len(repair["messages"]) > len(first["messages"])  # the repair asked again
 
 
+def test_a_function_without_parameters_is_called_with_an_empty_object(
+    gateway: ServerThread,
+) -> None:
+    # No `x-sim-answer`: the simulated model follows the instructions itself, as a real one
+    # would, and answers `{}` for a function that takes nothing.
+    for tool in ({"name": "ping"}, {"name": "ping", "parameters": {}}):
+        completion = sdk(gateway).chat.completions.create(
+            model="o1-preview", messages=ASK, tools=[{"type": "function", "function": tool}],  # type: ignore[arg-type, list-item]
+            tool_choice={"type": "function", "function": {"name": "ping"}},
+        )  # fmt: skip
+        (call,) = completion.choices[0].message.tool_calls or []
+        assert (call.function.name, call.function.arguments) == ("ping", "{}")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "code"),
+    [
+        # A legacy function with no name: the model was once asked to call a nameless tool,
+        # failed twice and the client got a 502 for its own mistake.
+        ({"functions": [{}]}, "functions[0].name", "missing_required_parameter"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}],
+             "tool_choice": "required"},
+            "tools[0].function.parameters",
+            "invalid_function_parameters",
+        ),
+    ],
+)  # fmt: skip
+def test_a_tool_no_model_could_call_is_the_clients_400(
+    gateway: ServerThread, fields: dict[str, Any], param: str, code: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(gateway).chat.completions.create(
+            model="o1-preview", messages=ASK, extra_body=fields,  # type: ignore[arg-type]
+        )  # fmt: skip
+    assert (info.value.param, info.value.code) == (param, code)
+
+
 class Answer(BaseModel):
     city: str
     temperature_c: int

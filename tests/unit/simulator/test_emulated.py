@@ -100,6 +100,25 @@ def test_a_named_tool_and_a_forced_tool_are_called() -> None:
     assert isinstance(parsed, Parsed) and parsed.finish_reason == "tool_calls"
 
 
+@pytest.mark.parametrize("parameters", [None, {}])
+def test_a_function_that_takes_nothing_is_called_with_an_empty_object(parameters: Any) -> None:
+    function: dict[str, Any] = {"name": "ping"}
+    if parameters is not None:
+        function["parameters"] = parameters
+    forced = {"type": "function", "function": {"name": "ping"}}
+    tools = [{"type": "function", "function": function}]
+    _, parsed = simulated(ask("Hello.", tools=tools, tool_choice=forced))
+    assert isinstance(parsed, Parsed) and parsed.tool_calls is not None, parsed
+    assert parsed.tool_calls[0]["function"] == {"name": "ping", "arguments": "{}"}
+
+
+def test_an_open_answer_schema_is_answered_with_an_object() -> None:
+    open_schema = {"type": "json_schema", "json_schema": {"name": "Any", "schema": {}}}
+    content, parsed = simulated(ask("Anything.", response_format=open_schema))
+    assert isinstance(parsed, Parsed), parsed
+    assert json.loads(content) == {}
+
+
 def test_no_call_when_none_is_asked_for() -> None:
     content, parsed = simulated(ask("Tell me about Paris.", tools=[WEATHER]))
     assert "<tool_call>" not in content

@@ -99,6 +99,9 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "missing_parameter": lambda: errors.missing_parameter("messages[0].content"),
     "invalid_type": lambda: errors.invalid_type("n", "an integer", "a string"),
     "invalid_value": lambda: errors.invalid_value("messages[0].role", "boss", ("user", "tool")),
+    "invalid_function_parameters": lambda: errors.invalid_function_parameters(
+        "tools[0].function.parameters", "f", "string"
+    ),
     "below_minimum": lambda: errors.below_minimum("n", "integer", 1, 0),
     "above_maximum": lambda: errors.above_maximum("temperature", "decimal", 2.0, 2.5),
     "empty_array": lambda: errors.empty_array("messages"),

@@ -62,6 +62,19 @@ def test_content_of_the_wrong_type_in_openais_words() -> None:
     }
 
 
+def test_a_function_schema_that_is_no_object_in_openais_words() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]
+    assert refusal(chat(tools=tools)) == {
+        "message": "Invalid schema for function 'f': schema must be a JSON Schema of "
+        "'type: \"object\"', got 'type: \"string\"'.",
+        "param": "tools[0].function.parameters",
+        "code": "invalid_function_parameters",
+    }
+    # No parameters, or `{}`: a function that takes none.
+    for function in ({"name": "f"}, {"name": "f", "parameters": {}}):
+        check_chat(chat(tools=[{"type": "function", "function": function}]), LIMITS)
+
+
 def test_absurd_numbers_in_openais_words() -> None:
     assert refusal(chat(max_tokens=-5)) == {
         "message": "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, "
@@ -139,6 +152,9 @@ def test_bools_and_decimals_are_not_integers() -> None:
         (chat(tools=[{"type": "function", "function": {"name": "f"}}] * 129), "tools", "array_above_max_length"),
         (chat(tool_choice=1), "tool_choice", "invalid_type"),
         (chat(functions={}), "functions", "invalid_type"),
+        (chat(functions=[{}]), "functions[0].name", "missing_required_parameter"),
+        (chat(functions=[{"name": "f", "parameters": []}]), "functions[0].parameters", "invalid_type"),
+        (chat(tools=[{"type": "function", "function": {"name": "f", "parameters": {"properties": {}}}}]), "tools[0].function.parameters", "invalid_function_parameters"),
         (chat(response_format="json"), "response_format", "invalid_type"),
         (chat(response_format={}), "response_format.type", "missing_required_parameter"),
         (chat(stop=["a", "b", "c", "d", "e"]), "stop", "array_above_max_length"),
