@@ -143,10 +143,12 @@ def start_gateway(
     started: list[Child],
     extra: dict[str, str] | None = None,
     source: Path = ROOT,
+    wrapper: Sequence[str] = (),
 ) -> Subject:
     """`python -m gateway serve` with the full pipeline as config/gateway.yaml sets it up; not
     waited for (several start side by side). `source` is the checkout whose code and config
-    run: this working tree unless an A/B run compares another version of it."""
+    run: this working tree unless an A/B run compares another version of it. `wrapper` runs
+    it (valgrind, for `bench.instructions`)."""
     port = free_port()
     if "\nretirement:" in (source / "config" / "gateway.yaml").read_text():
         # The simulator's day: its o1-era models are not retired yet (a checkout from before
@@ -165,7 +167,7 @@ def start_gateway(
     )
     # Default log level (info): the access log writes one JSON line per request to stderr,
     # which Child sends to a file, as in production.
-    argv = [sys.executable, "-m", "gateway", "serve", "--host", HOST, "--port", str(port)]
+    argv = [*wrapper, sys.executable, "-m", "gateway", "serve", "--host", HOST, "--port", str(port)]
     child = Child(name, [*argv, "--workers", str(workers)], env, logdir, cwd=source)
     started.append(child)
     base = f"http://{HOST}:{port}/v1"

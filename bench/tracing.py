@@ -14,6 +14,9 @@ direct simulator take turns at concurrency 1, then A and B at 64 connections, as
 them; the report is `bench.ab`'s, then B's CPU per request against A's, the target being under
 5% more (`TARGET_CPU_RATIO`).
 
+With `--instructions` it times nothing: each gateway runs under valgrind's callgrind and its
+instructions per request are counted (`bench.instructions`), a figure a busy host does not blur.
+
 Exit status: 0 the target is met, 1 it is not or the run had errors, 2 setup failed.
 """
 
@@ -36,6 +39,7 @@ from bench.ab import (
 )
 from bench.cells import CellRunner
 from bench.comparison import BASELINE, CANDIDATE, ScenarioComparison
+from bench.instructions import COUNTS, per_request
 from bench.load import chosen_loadgen, describe
 from bench.measurement import fill_added, ratio
 from bench.processes import HOST, Child, SetupError, free_port, raise_fd_limit, stopped_at_exit
@@ -59,6 +63,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m bench.tracing", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
     add_turn_options(parser)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instead of timing: count off's and on's instructions per request under callgrind",
+    )
     args = parser.parse_args(argv)
     check_turn_options(parser, args)
     return args
@@ -131,9 +140,51 @@ def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
         return sink_stats(sink)
 
 
+def count_instructions(scenarios: Sequence[str]) -> int:
+    """Tracing off's and on's instructions per request (`bench.instructions`), each scenario."""
+    met = True
+    with (
+        tempfile.TemporaryDirectory(prefix="o1gw-bench-") as tmp_name,
+        stopped_at_exit([]) as children,
+    ):
+        tmp = Path(tmp_name)
+        redis_url, _ = start_redis(tmp, children)
+        direct = start_simulator(tmp, children)
+        sink = start_sink(tmp, children)
+        upstream = direct.base, redis_url, write_teams_file(tmp)
+        on = {"O1GW__OBSERVABILITY__OTLP_ENDPOINT": sink, "OTEL_SDK_DISABLED": ""}
+        for name in scenarios:
+            scenario = SCENARIOS[name]
+            off_count = per_request(
+                "off", scenario, upstream, {"OTEL_SDK_DISABLED": "true"}, tmp, children
+            )
+            on_count = per_request("on", scenario, upstream, on, tmp, children)
+            added = on_count / off_count
+            met = met and added < TARGET_CPU_RATIO
+            print(
+                f"{name}: instructions/request off {off_count:,.0f}, on {on_count:,.0f}: "
+                f"{(added - 1) * 100:+.1f}% ({on_count - off_count:+,.0f}) -> "
+                f"{'OK' if added < TARGET_CPU_RATIO else 'OVER'}",
+                flush=True,
+            )
+        print(f"the sink received {sink_stats(sink)}")
+    return 0 if met else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
+    if args.instructions:
+        print(
+            f"o1-gateway tracing off vs on, instructions per request under callgrind (one worker, "
+            f"c=1, {COUNTS[1] - COUNTS[0]} requests counted): Python {sys.version.split()[0]}",
+            flush=True,
+        )
+        try:
+            return count_instructions(args.scenarios)
+        except SetupError as exc:
+            print(f"\nSETUP FAILED: {exc}", file=sys.stderr)
+            return 2
     load_s = len(args.scenarios) * 5 * (args.rounds * args.slice + args.warmup)
     try:
         wrk = chosen_loadgen(args.loadgen)
