@@ -263,7 +263,7 @@ class StreamFacts:
         if self.chunks is not None:
             self.chunks.append(chunk)
         tail = self._tail
-        text = tail + chunk
+        text = tail + chunk if tail else chunk
         if not self.response_id and (found := _FIRST_ID.search(text)):
             self.response_id = found.group(1).decode()
         if not self.model and (found := _FIRST_MODEL.search(text)):
@@ -274,7 +274,8 @@ class StreamFacts:
             self.finish_reasons += (
                 m.group(1).decode() for m in _FINISH.finditer(text) if m.end() > len(tail)
             )
-        self._tail = text[-_OVERLAP:]
+        # A chunk ending an event leaves nothing a match could straddle (the usual case).
+        self._tail = b"" if chunk.endswith(b"\n\n") else text[-_OVERLAP:]
 
     def facts(self) -> tuple[str, str, tuple[str, ...]]:
         """The answer's id, model and finish reasons, as `answer_facts` reads them."""

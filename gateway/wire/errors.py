@@ -17,6 +17,7 @@ invalid_request_error
   400  invalid_type                  invalid_type              a field has the wrong JSON type
   400  invalid_value                 invalid_value             a value OpenAI does not accept
   400  invalid_function_parameters   invalid_function_parameters  a function schema not of an object
+  400  -                             invalid_response_schema   a response_format schema not of an object
   400  {kind}_below_min_value        below_minimum             a number under its minimum
   400  {kind}_above_max_value        above_maximum             a number over its maximum
   400  empty_array                   empty_array               an array that must not be empty
@@ -353,10 +354,24 @@ def invalid_value(param: str, value: str, supported: tuple[str, ...]) -> Gateway
 def invalid_function_parameters(param: str, name: str, got: object) -> GatewayError:
     """A function's `parameters` schema whose root is no object: arguments are always one."""
     return GatewayError(
-        400, f"Invalid schema for function '{name}': schema must be a JSON Schema of "
-        f"'type: \"object\"', got 'type: \"{got}\"'.", param=param,
+        400, _schema_not_object(f"function '{name}'", got), param=param,
         code="invalid_function_parameters",
     )  # fmt: skip
+
+
+def invalid_response_schema(param: str, name: str, got: object) -> GatewayError:
+    """A `json_schema` response format whose root is no object: a structured answer is one."""
+    return GatewayError(400, _schema_not_object(f"response_format '{name}'", got), param=param)
+
+
+def _schema_not_object(subject: str, got: object) -> str:
+    # OpenAI's words: 'type: "None"' for no type; a type that is no string is not echoed.
+    if got is not None and type(got) is not str:
+        got = "an unknown type"
+    return (
+        f"Invalid schema for {subject}: schema must be a JSON Schema of 'type: \"object\"', "
+        f"got 'type: \"{got}\"'."
+    )
 
 
 def below_minimum(param: str, kind: str, minimum: float, got: float) -> GatewayError:

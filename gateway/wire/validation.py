@@ -128,6 +128,9 @@ def check_responses(payload: dict[str, Any], limits: InputLimits) -> None:
         value = payload.get(name)
         if value is not None and type(value) is not dict:
             raise _wrong_type(name, "an object", value)
+    form = (payload.get("text") or {}).get("format")
+    if type(form) is dict and form.get("type") == "json_schema":
+        _check_json_schema(form, "text.format", "text.format.schema")
     tools = payload.get("tools")
     if tools is not None:
         if type(tools) is not list:
@@ -283,7 +286,9 @@ def _check_options(payload: dict[str, Any]) -> None:
     if response_format is not None:
         if type(response_format) is not dict:
             raise _wrong_type("response_format", "an object", response_format)
-        _required(response_format, "type", "response_format.type", str)
+        if _required(response_format, "type", "response_format.type", str) == "json_schema":
+            spec = _required(response_format, "json_schema", "response_format.json_schema", dict)
+            _check_json_schema(spec, "response_format.json_schema", "response_format")
     stop = payload.get("stop")
     if stop is not None and type(stop) is not str:
         if type(stop) is not list:
@@ -314,9 +319,22 @@ def _check_function(param: str, function: dict[str, Any]) -> None:
         raise _wrong_type(f"{param}.parameters", "an object", parameters)
     kind = parameters.get("type")
     if kind != "object":
-        # OpenAI's words: 'type: "None"' for none; a type that is no string is not echoed.
-        got = kind if kind is None or type(kind) is str else "an unknown type"
-        raise errors.invalid_function_parameters(f"{param}.parameters", name, got)
+        raise errors.invalid_function_parameters(f"{param}.parameters", name, kind)
+
+
+def _check_json_schema(spec: dict[str, Any], param: str, refused_param: str) -> None:
+    """A structured answer's format (`spec` at `param`), as OpenAI checks it: named, and its
+    schema's root an object (a model emulating structured output would otherwise be asked for
+    an answer that is none)."""
+    name = _required(spec, "name", f"{param}.name", str)
+    schema = spec.get("schema")
+    if schema is None:
+        return
+    if type(schema) is not dict:
+        raise _wrong_type(f"{param}.schema", "an object", schema)
+    kind = schema.get("type")
+    if kind != "object":
+        raise errors.invalid_response_schema(refused_param, name, kind)
 
 
 def _check_depth(payload: dict[str, Any], limit: int) -> None:

@@ -159,6 +159,19 @@ def test_a_function_without_parameters_is_called_with_an_empty_object(
             "tools[0].function.parameters",
             "invalid_function_parameters",
         ),
+        # A structured answer whose schema is no object: the emulation asks for an object, so
+        # no answer could ever match and the client got a 502.
+        (
+            {"response_format": {"type": "json_schema",
+                                 "json_schema": {"name": "n", "schema": {"type": "array"}}}},
+            "response_format",
+            None,
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": {}}}},
+            "response_format.json_schema.name",
+            "missing_required_parameter",
+        ),
     ],
 )  # fmt: skip
 def test_a_tool_no_model_could_call_is_the_clients_400(

@@ -102,6 +102,9 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "invalid_function_parameters": lambda: errors.invalid_function_parameters(
         "tools[0].function.parameters", "f", "string"
     ),
+    "invalid_response_schema": lambda: errors.invalid_response_schema(
+        "response_format", "answer", "array"
+    ),
     "below_minimum": lambda: errors.below_minimum("n", "integer", 1, 0),
     "above_maximum": lambda: errors.above_maximum("temperature", "decimal", 2.0, 2.5),
     "empty_array": lambda: errors.empty_array("messages"),

@@ -75,6 +75,19 @@ def test_a_function_schema_that_is_no_object_in_openais_words() -> None:
         check_chat(chat(tools=[{"type": "function", "function": function}]), LIMITS)
 
 
+def test_a_response_schema_that_is_no_object_in_openais_words() -> None:
+    schema = {"name": "answer", "schema": {"type": "array", "items": {"type": "string"}}}
+    assert refusal(chat(response_format={"type": "json_schema", "json_schema": schema})) == {
+        "message": "Invalid schema for response_format 'answer': schema must be a JSON Schema "
+        "of 'type: \"object\"', got 'type: \"array\"'.",
+        "param": "response_format",
+        "code": None,
+    }
+    # No schema, or an object's: as OpenAI takes them.
+    for spec in ({"name": "n"}, {"name": "n", "schema": {"type": "object"}}):
+        check_chat(chat(response_format={"type": "json_schema", "json_schema": spec}), LIMITS)
+
+
 def test_absurd_numbers_in_openais_words() -> None:
     assert refusal(chat(max_tokens=-5)) == {
         "message": "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, "
@@ -157,6 +170,9 @@ def test_bools_and_decimals_are_not_integers() -> None:
         (chat(tools=[{"type": "function", "function": {"name": "f", "parameters": {"properties": {}}}}]), "tools[0].function.parameters", "invalid_function_parameters"),
         (chat(response_format="json"), "response_format", "invalid_type"),
         (chat(response_format={}), "response_format.type", "missing_required_parameter"),
+        (chat(response_format={"type": "json_schema"}), "response_format.json_schema", "missing_required_parameter"),
+        (chat(response_format={"type": "json_schema", "json_schema": {"name": 1}}), "response_format.json_schema.name", "invalid_type"),
+        (chat(response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": []}}), "response_format.json_schema.schema", "invalid_type"),
         (chat(stop=["a", "b", "c", "d", "e"]), "stop", "array_above_max_length"),
         (chat(stop=[1]), "stop[0]", "invalid_type"),
     ],
@@ -258,10 +274,14 @@ def test_sound_responses_requests_pass(payload: dict[str, Any]) -> None:
         ({"model": "gpt-4o", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name",
          "missing_required_parameter"),
         ({"model": "gpt-4o", "input": "x", "tool_choice": 1}, "tool_choice", "invalid_type"),
+        ({"model": "gpt-4o", "input": "x", "text": {"format": {"type": "json_schema"}}},
+         "text.format.name", "missing_required_parameter"),
+        ({"model": "gpt-4o", "input": "x", "text": {"format": {"type": "json_schema", "name": "n",
+          "schema": {"type": "string"}}}}, "text.format.schema", None),
     ],
 )  # fmt: skip
 def test_bad_responses_requests_name_the_field(
-    payload: dict[str, Any], param: str, code: str
+    payload: dict[str, Any], param: str, code: str | None
 ) -> None:
     refused = responses_refusal(payload)
     assert (refused["param"], refused["code"]) == (param, code)
