@@ -259,7 +259,6 @@ class Attempt:
         whatever ends the stream, what was generated is charged."""
         gw, exchange = self.gw, self.exchange
         trace = exchange.trace
-        traced = trace.streaming() if trace is not None else None
         gw.metrics.open_streams.inc()
         try:
             async for chunk in resp.iter_chunks():
@@ -271,12 +270,12 @@ class Attempt:
                 if out:
                     if exchange.first_token_at is None:
                         exchange.first_token_at = time.perf_counter()
-                    if traced is not None:
-                        traced(out)
+                    if trace is not None:
+                        trace.streamed(out)
                     yield out
             if meter is not None and (rest := meter.flush()):
-                if traced is not None:
-                    traced(rest)
+                if trace is not None:
+                    trace.streamed(rest)
                 yield rest
         except GatewayError as exc:
             # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.

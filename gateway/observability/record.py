@@ -6,7 +6,7 @@ request, it never steers it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,9 +50,8 @@ class RequestTrace(Protocol):
     def read(self, answer: Mapping[str, Any]) -> None:
         """That answer, as the gateway parsed it to charge it (so it need not be read again)."""
 
-    def streaming(self) -> Callable[[bytes], None]:
-        """A stream begins: what each of its chunks the client gets is given to (one call a
-        chunk, the least a stream of hundreds of chunks can pay)."""
+    def streamed(self, chunk: bytes) -> None:
+        """A chunk of the stream the client gets."""
 
     def settling(self, outcome: str, cost: int) -> None:
         """The charge is being settled: `settled`, `charged` or `released`, at `cost`."""

@@ -39,8 +39,6 @@ _SAMPLING = tuple(
 _HEAD = 512
 # A match cut by a chunk boundary is found in the next chunk, searched with this much of the last.
 _OVERLAP = 64
-# Chunks of a stream searched together.
-_BATCH = 16
 
 
 def operation(endpoint: str) -> tuple[str, str] | None:
@@ -250,58 +248,41 @@ def error_type(ex: Exchange, status: int) -> str:
 class StreamFacts:
     """What a relayed stream says about its answer, found without parsing every event: the
     first id and model, each `finish_reason`; captured, the whole stream is kept to read its
-    output at the end.
+    output at the end."""
 
-    Chunks are searched a few at a time, joined: a search costs about as much for one chunk as
-    for several, and a stream has hundreds. At most `_BATCH` chunks are held for it."""
-
-    __slots__ = ("_pending", "_tail", "chunks", "finish_reasons", "model", "response_id")
+    __slots__ = ("_tail", "chunks", "finish_reasons", "model", "response_id")
 
     def __init__(self, capture: bool) -> None:
         self.response_id = ""
         self.model = ""
         self.finish_reasons: list[str] = []
         self.chunks: list[bytes] | None = [] if capture else None
-        self._pending: list[bytes] = []  # chunks not searched yet
         self._tail = b""
 
     def feed(self, chunk: bytes) -> None:
-        pending = self._pending
-        pending.append(chunk)
-        if len(pending) >= _BATCH:
-            self._search()
-
-    def _search(self) -> None:
-        pending = self._pending
-        if not pending:
-            return
         if self.chunks is not None:
-            self.chunks += pending
+            self.chunks.append(chunk)
         tail = self._tail
-        text = b"".join((tail, *pending))
-        pending.clear()
+        text = tail + chunk if tail else chunk
         if not self.response_id and (found := _FIRST_ID.search(text)):
             self.response_id = found.group(1).decode()
         if not self.model and (found := _FIRST_MODEL.search(text)):
             self.model = found.group(1).decode()
-        # Every chat chunk names a finish reason, null until the choice's last: only text with
-        # another one is searched.
+        # Every chat chunk names a finish reason, null until the choice's last: only a chunk
+        # with another one is searched.
         if text.count(b'"finish_reason"') != text.count(b'"finish_reason":null'):
             self.finish_reasons += (
                 m.group(1).decode() for m in _FINISH.finditer(text) if m.end() > len(tail)
             )
-        # What a match cut at the end could need; nothing after a whole event (the usual case).
-        self._tail = b"" if text.endswith(b"\n\n") else text[-_OVERLAP:]
+        # A chunk ending an event leaves nothing a match could straddle (the usual case).
+        self._tail = b"" if chunk.endswith(b"\n\n") else text[-_OVERLAP:]
 
     def facts(self) -> tuple[str, str, tuple[str, ...]]:
-        """The answer's id, model and finish reasons, as `answer_facts` reads them (the stream
-        having ended)."""
-        self._search()
+        """The answer's id, model and finish reasons, as `answer_facts` reads them."""
         return self.response_id, self.model, tuple(self.finish_reasons)
 
     def captured(self) -> dict[str, Any]:
-        """The output messages, when content is captured (the stream having ended)."""
-        self._search()
+        """The output messages, when content is captured."""
         if self.chunks is None:
             return {}
         messages = streamed_output(b"".join(self.chunks))

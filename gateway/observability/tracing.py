@@ -17,7 +17,7 @@ followed, and a trace begun here is kept by the ratio of `TraceIdRatioBased`.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from time import time_ns
 from typing import Any
 from urllib.parse import urlsplit
@@ -266,11 +266,11 @@ class RequestTrace:
     def read(self, answer: Mapping[str, Any]) -> None:
         self.parsed_answer = answer
 
-    def streaming(self) -> Callable[[bytes], None]:
+    def streamed(self, chunk: bytes) -> None:
         facts = self.facts
         if facts is None:
             facts = self.facts = attrs.StreamFacts(self.tracing.capture)
-        return facts.feed
+        facts.feed(chunk)
 
     def settling(self, outcome: str, cost: int) -> None:
         # The charge itself is the record's (`gateway.cost_micros`), read when the span ends.
