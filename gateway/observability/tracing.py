@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from time import time_ns
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -35,10 +35,11 @@ from gateway.observability.trace_settings import TraceSettings
 SCOPE_NAME = "o1-gateway"
 
 
-# Encoded attribute lists kept per route, per upstream call kind and per decision; paths with
-# ids in them make these grow, so past this many they start again.
+# Encoded attribute lists kept per route, upstream call kind, decision, request parameters and
+# answer kind (`Tracing.keep`): past this many in one cache, it starts again.
 _SHARED_KINDS = 256
 _LOW_64 = (1 << 64) - 1
+_Kept = TypeVar("_Kept")
 # What of a request's ASGI scope its route's attributes read (`attrs.server_attributes`).
 _ROUTE = ("method", "path", "scheme", "http_version", "server")
 
@@ -93,7 +94,7 @@ class Tracing:
             attributes = {**attrs.server_attributes(scope), **attrs.operation_attributes(endpoint)}
             if client:
                 attributes["client.address"] = str(client[0])
-            shared = self.routes[route] = self.shared(self.routes, attributes)
+            shared = self.keep(self.routes, route, (shared_attributes(attributes),))
         span = Span(trace_id, span_id, parent_id, scope["method"], SERVER, time_ns(), {}, shared)
         return RequestTrace(self, span, state)
 
@@ -113,7 +114,7 @@ class Tracing:
                 attributes["gen_ai.operation.name"] = operation[0]
                 attributes["gen_ai.provider.name"] = attrs.PROVIDER
                 attributes["gen_ai.request.model"] = model
-            found = self.calls[key] = name, self.shared(self.calls, attributes)
+            found = self.keep(self.calls, key, (name, (shared_attributes(attributes),)))
         return found
 
     def decided(self, exchange: Exchange, status: int, outcome: str) -> tuple[bytes]:
@@ -125,7 +126,7 @@ class Tracing:
             attributes = attrs.decision_attributes(exchange, status)
             if outcome:
                 attributes["gateway.settle.outcome"] = outcome
-            found = self.decisions[key] = self.shared(self.decisions, attributes)
+            found = self.keep(self.decisions, key, (shared_attributes(attributes),))
         return found
 
     def requested(
@@ -136,30 +137,27 @@ class Tracing:
         the model it names."""
         if endpoint not in attrs.OPERATIONS:
             return (), ""
-        if payload is None:
-            key: tuple[Any, ...] = (endpoint, model)
-            found = self.requests.get(key)
-        else:
+        key: tuple[Any, ...] = (endpoint, model)
+        if payload is not None:
             values = tuple(map(payload.get, attrs.REQUEST_FIELDS))
-            key = (endpoint, model, payload.get("stream") is True, *values)
-            try:
-                # `1` and `true` are alike as keys, not as attributes: a request with a boolean
-                # where a number goes is its own.
-                found = None if bool in map(type, values) else self.requests.get(key)
-            except TypeError:  # a value that is no key (a list): this request's alone
-                found = None
-            if found is None and bool in map(type, values):
-                key = ()
+            # `1` and `true` are alike as keys, not as attributes: a request with a boolean
+            # where a number goes has attributes of its own.
+            stream = payload.get("stream") is True
+            key = () if bool in map(type, values) else (*key, stream, *values)
+        try:
+            found = self.requests.get(key) if key else None
+        except TypeError:  # a value that is no key (a list): this request's own too
+            found, key = None, ()
         if found is None:
             attributes = (
                 {} if payload is None else attrs.request_attributes(endpoint, payload, False)
             )
             if model:
                 attributes["gen_ai.request.model"] = model
-            shared = self.shared(self.requests, attributes) if attributes else ()
-            found = shared, str(attributes.get("gen_ai.request.model", ""))
+            encoded = (shared_attributes(attributes),) if attributes else ()
+            found = encoded, str(attributes.get("gen_ai.request.model", ""))
             if key:
-                self.requests[key] = found
+                self.keep(self.requests, key, found)
         return found
 
     def responded(self, model: str, finish_reasons: tuple[str, ...]) -> tuple[bytes, ...]:
@@ -168,15 +166,18 @@ class Tracing:
         found = self.responses.get(key)
         if found is None:
             attributes = attrs.response_attributes(model, finish_reasons)
-            found = self.shared(self.responses, attributes) if attributes else ()
-            self.responses[key] = found
+            encoded = (shared_attributes(attributes),) if attributes else ()
+            found = self.keep(self.responses, key, encoded)
         return found
 
     @staticmethod
-    def shared(cache: dict[Any, Any], attributes: dict[str, Any]) -> tuple[bytes]:
+    def keep(cache: dict[Any, _Kept], key: Any, value: _Kept) -> _Kept:
+        """`value` kept in `cache` under `key`; a cache full of kinds starts again (paths with
+        ids in them, or clients' odd values, would make it grow)."""
         if len(cache) >= _SHARED_KINDS:
             cache.clear()
-        return (shared_attributes(attributes),)
+        cache[key] = value
+        return value
 
     async def run(self) -> None:
         await self.export.run()
