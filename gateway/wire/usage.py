@@ -78,11 +78,6 @@ def answer_usage(answer: dict[str, Any] | None) -> tuple[Usage | None, str]:
     return usage_from(answer.get("usage")), model if isinstance(model, str) else ""
 
 
-def response_usage(content: bytes) -> tuple[Usage | None, str]:
-    """Usage and model of a JSON response body."""
-    return answer_usage(whole_answer(content))
-
-
 class StreamMeter:
     """Watch an SSE stream go by; optionally drop the usage chunk the caller did not ask for.
 

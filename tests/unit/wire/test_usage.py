@@ -5,7 +5,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gateway.wire import sse, tokens
-from gateway.wire.usage import ResponsesStreamMeter, StreamMeter, Usage, response_usage
+from gateway.wire.usage import (
+    ResponsesStreamMeter,
+    StreamMeter,
+    Usage,
+    answer_usage,
+    whole_answer,
+)
 
 USAGE = {
     "prompt_tokens": 9,
@@ -36,9 +42,14 @@ STREAM = (
 )
 
 
+def response_usage(content: bytes) -> tuple[Usage | None, str]:
+    return answer_usage(whole_answer(content))
+
+
 def test_response_usage_reads_chat_and_embeddings() -> None:
     usage, model = response_usage(orjson.dumps({"model": "gpt-4o-2024-08-06", "usage": USAGE}))
     assert usage == Usage(9, 4) and model == "gpt-4o-2024-08-06"
+    assert whole_answer(b"not json") is None and whole_answer(b"[1]") is None
     assert response_usage(b"not json") == (None, "")
     assert response_usage(
         orjson.dumps({"object": "embedding", "usage": {"prompt_tokens": 5, "total_tokens": 5}})
