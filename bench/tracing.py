@@ -27,7 +27,9 @@ import os
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.ab import (
@@ -106,59 +108,75 @@ def overhead_lines(comparisons: Sequence[ScenarioComparison]) -> tuple[list[str]
     return lines, met
 
 
-def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
-    """Start the servers, take every turn, stop them all; fills `run`, returns the sink's
-    counts. Raises SetupError."""
+@dataclass(frozen=True)
+class Servers:
+    """What both ways of measuring run on: a temporary directory, the children started, one
+    redis-server, one simulator and the OTLP sink."""
+
+    tmp: Path
+    children: list[Child]
+    redis_url: str
+    redis: Child
+    direct: Subject
+    sink: str
+    teams: Path
+
+    def gateway_env(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Tracing off's environment and tracing on's."""
+        on = {"O1GW__OBSERVABILITY__OTLP_ENDPOINT": self.sink, "OTEL_SDK_DISABLED": ""}
+        return {"OTEL_SDK_DISABLED": "true"}, on
+
+
+@contextmanager
+def servers() -> Iterator[Servers]:
+    """Start them; stop them all at the end. Raises SetupError."""
     with (
         tempfile.TemporaryDirectory(prefix="o1gw-bench-") as tmp_name,
         stopped_at_exit([]) as children,
     ):
         tmp = Path(tmp_name)
         redis_url, redis = start_redis(tmp, children)
-        scenarios = [SCENARIOS[name] for name in args.scenarios]
         direct = start_simulator(tmp, children)
-        attach(direct, scenarios)
         sink = start_sink(tmp, children)
-        teams = write_teams_file(tmp)
-        settings = (
-            {"OTEL_SDK_DISABLED": "true"},
-            {"O1GW__OBSERVABILITY__OTLP_ENDPOINT": sink, "OTEL_SDK_DISABLED": ""},
-        )
+        yield Servers(tmp, children, redis_url, redis, direct, sink, write_teams_file(tmp))
+
+
+def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
+    """Start the servers, take every turn, stop them all; fills `run`, returns the sink's
+    counts. Raises SetupError."""
+    with servers() as up:
+        scenarios = [SCENARIOS[name] for name in args.scenarios]
+        attach(up.direct, scenarios)
         pair: list[Subject] = []
-        for number, (name, extra) in enumerate(zip((BASELINE, CANDIDATE), settings, strict=True)):
-            url = redis_database(redis_url, number)
-            pair.append(start_gateway(name, 1, direct.base, url, teams, tmp, children, extra))
+        for number, (name, extra) in enumerate(
+            zip((BASELINE, CANDIDATE), up.gateway_env(), strict=True)
+        ):
+            url = redis_database(up.redis_url, number)
+            pair.append(
+                start_gateway(name, 1, up.direct.base, url, up.teams, up.tmp, up.children, extra)
+            )
         for gw in pair:
             gw.child.wait_http(f"http://{HOST}:{gw.port}/healthz", {})
             attach(gw, scenarios)
         duration = args.slice * args.rounds
-        runner = CellRunner(wrk, direct, [redis.pid], args.warmup, duration, args.rounds)
+        runner = CellRunner(wrk, up.direct, [up.redis.pid], args.warmup, duration, args.rounds)
         a, b = pair
-        run.comparisons += take_turns(args, runner, direct, a, b)
+        run.comparisons += take_turns(args, runner, up.direct, a, b)
         fill_added(runner.cells)
         run.cells = runner.cells
-        return sink_stats(sink)
+        return sink_stats(up.sink)
 
 
 def count_instructions(scenarios: Sequence[str]) -> int:
     """Tracing off's and on's instructions per request (`bench.instructions`), each scenario."""
     met = True
-    with (
-        tempfile.TemporaryDirectory(prefix="o1gw-bench-") as tmp_name,
-        stopped_at_exit([]) as children,
-    ):
-        tmp = Path(tmp_name)
-        redis_url, _ = start_redis(tmp, children)
-        direct = start_simulator(tmp, children)
-        sink = start_sink(tmp, children)
-        upstream = direct.base, redis_url, write_teams_file(tmp)
-        on = {"O1GW__OBSERVABILITY__OTLP_ENDPOINT": sink, "OTEL_SDK_DISABLED": ""}
+    with servers() as up:
+        upstream = up.direct.base, up.redis_url, up.teams
+        off, on = up.gateway_env()
         for name in scenarios:
             scenario = SCENARIOS[name]
-            off_count = per_request(
-                "off", scenario, upstream, {"OTEL_SDK_DISABLED": "true"}, tmp, children
-            )
-            on_count = per_request("on", scenario, upstream, on, tmp, children)
+            off_count = per_request("off", scenario, upstream, off, up.tmp, up.children)
+            on_count = per_request("on", scenario, upstream, on, up.tmp, up.children)
             added = on_count / off_count
             met = met and added < TARGET_CPU_RATIO
             print(
@@ -167,7 +185,7 @@ def count_instructions(scenarios: Sequence[str]) -> int:
                 f"{'OK' if added < TARGET_CPU_RATIO else 'OVER'}",
                 flush=True,
             )
-        print(f"the sink received {sink_stats(sink)}")
+        print(f"the sink received {sink_stats(up.sink)}")
     return 0 if met else 1
 
 
