@@ -20,11 +20,18 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from hypothesis import HealthCheck, settings
 
 from gateway.config import Config, ServerConfig, SimulatorConfig, load_config
 from gateway.server.protocol import protocol_for
 
 ROOT = Path(__file__).resolve().parent.parent
+# Property tests check results, not speed: on a shared, loaded CI host a per-example deadline only
+# adds failures that say nothing about the code.
+settings.register_profile(
+    "shared-host", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("shared-host")
 SIM_KEY = "sk-simulated-upstream"
 CLIENT_KEY = "sk-gw-test-client-key"
 # Test gateways serve /metrics on their API port to this key (`scrape`).

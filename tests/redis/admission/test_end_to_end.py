@@ -283,12 +283,17 @@ async def _fire(ports: list[int], n: int, body: dict[str, Any]) -> list[int]:
         return [r.status_code for r in await asyncio.gather(*calls)]
 
 
-def test_three_gateways_on_one_redis_admit_exactly_the_limit(three_gateways: list[int]) -> None:
+def test_three_gateways_on_one_redis_admit_the_limit_and_no_more(three_gateways: list[int]) -> None:
+    # The per-minute limit is a token bucket refilling one request every 60/37 s. These processes'
+    # clocks cannot be pinned, so a burst that a loaded host stretches past a refill period may
+    # rightly admit one more per period elapsed: count them from the burst's own duration.
+    started = time.monotonic()
     statuses = asyncio.run(
         _fire(three_gateways, 300, {"model": "gpt-4o-mini", "messages": HELLO, "max_tokens": 16})
     )
-    assert statuses.count(200) == 37
-    assert statuses.count(429) == 263
+    refills = int((time.monotonic() - started) * 37 / 60)
+    assert 37 <= statuses.count(200) <= 37 + refills
+    assert statuses.count(200) + statuses.count(429) == 300
 
 
 def test_three_gateways_never_spend_past_the_budget(
