@@ -70,20 +70,23 @@ class SpanEncoder:
 
     def __call__(self, spans: Sequence[Span]) -> bytes:
         """The spans' `Span` messages, joined by commas."""
-        shape: list[tuple[Any, ...]] = []
+        # One flat key (hashing nested tuples is paid on every lookup) and one list of holes.
+        shape: list[Any] = []
         holes: list[Any] = []
         for span in spans:
             own = span.attributes
             values = own.values()
             kinds = tuple(map(type, values))
-            shape.append((span.name, span.kind, span.failed, not span.parent_id, span.shared,
-                          *own, kinds))  # fmt: skip
+            shape += (span.name, span.kind, span.failed, not span.parent_id, span.shared,
+                      len(kinds), *own, *kinds)  # fmt: skip
             holes += (span.trace_id, span.span_id, span.parent_id, span.start_ns, span.end_ns)
-            holes += [
-                value if kind is int else _dumps(value) if kind in _SCALARS
-                else _dumps(any_value(value))
-                for value, kind in zip(values, kinds, strict=True)
-            ]  # fmt: skip
+            start = len(holes)
+            try:
+                # Scalars' JSON, the usual case, by one call in C for them all.
+                holes += map(_dumps, values) if _SCALARS.issuperset(kinds) else _holes(own)
+            except orjson.JSONEncodeError:  # an integer past 64 bits
+                del holes[start:]
+                holes += _holes(own)
         key = tuple(shape)
         template = self.templates.get(key)
         if template is None:
@@ -93,13 +96,23 @@ class SpanEncoder:
         return template % tuple(holes)
 
 
+def _holes(own: Mapping[str, Any]) -> list[bytes]:
+    """A span's own values as its template's holes take them: a scalar's JSON text (an integer
+    of any size), a whole `AnyValue` for the rest."""
+    return [
+        b"%d" % value if type(value) is int
+        else _dumps(value) if type(value) in _SCALARS else _dumps(any_value(value))
+        for value in own.values()
+    ]  # fmt: skip
+
+
 # Shapes kept; past this many (attributes with ever new keys) they start again.
 _TEMPLATES = 512
 # Values whose JSON is a hole's whole content (`orjson` writes them as OTLP's JSON does).
-_SCALARS = frozenset((str, bool, float))
+_SCALARS = frozenset((str, int, bool, float))
 # A hole's JSON by the value's type; others are a whole `AnyValue` (`any_value`).
 _HOLES = {
-    str: b'{"stringValue":%s}', int: b'{"intValue":"%d"}', bool: b'{"boolValue":%s}',
+    str: b'{"stringValue":%s}', int: b'{"intValue":"%s"}', bool: b'{"boolValue":%s}',
     float: b'{"doubleValue":%s}',
 }  # fmt: skip
 

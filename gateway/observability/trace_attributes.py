@@ -88,9 +88,9 @@ def operation_attributes(endpoint: str) -> dict[str, Any]:
     return attributes
 
 
-# The fields of a request's body whose values `request_attributes` reads (besides content, and
-# whether `stream` is true): requests alike in them have the same attributes.
-REQUEST_FIELDS = ("model", *_LIMITS, *(field for field, _ in _SAMPLING), "seed", "n")
+# The fields of a request's body whose values `request_attributes` reads (besides content):
+# requests alike in them have the same attributes.
+REQUEST_FIELDS = ("model", *_LIMITS, *(field for field, _ in _SAMPLING), "seed", "n", "stream")
 
 
 def request_attributes(endpoint: str, payload: Mapping[str, Any], capture: bool) -> dict[str, Any]:
@@ -150,9 +150,15 @@ def parsed_facts(answer: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
     response_id, model, choices = get("id"), get("model"), get("choices")
     reasons: tuple[str, ...] = ()
     if type(choices) is list:
-        found = [c.get("finish_reason") if type(c) is dict else None for c in choices]
-        if found and all(type(r) is str for r in found):
-            reasons = tuple(cast(list[str], found))
+        if len(choices) == 1:  # the usual answer, read without a loop
+            choice = choices[0]
+            reason = choice.get("finish_reason") if type(choice) is dict else None
+            if type(reason) is str:
+                reasons = (reason,)
+        else:
+            found = [c.get("finish_reason") if type(c) is dict else None for c in choices]
+            if found and all(type(r) is str for r in found):
+                reasons = tuple(cast(list[str], found))
     return (
         response_id if type(response_id) is str else "", model if type(model) is str else "",
         reasons,

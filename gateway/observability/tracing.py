@@ -33,6 +33,7 @@ from gateway.observability.trace_context import caller_parent, kept, ratio_bound
 from gateway.observability.trace_settings import TraceSettings
 
 SCOPE_NAME = "o1-gateway"
+_dumps = orjson.dumps
 
 
 # Encoded attribute lists kept per route, upstream call kind, decision, request parameters and
@@ -139,15 +140,13 @@ class Tracing:
             return (), ""
         key: tuple[Any, ...] = (endpoint, model)
         if payload is not None:
-            values = tuple(map(payload.get, attrs.REQUEST_FIELDS))
-            # `1` and `true` are alike as keys, not as attributes: a request with a boolean
-            # where a number goes has attributes of its own.
-            stream = payload.get("stream") is True
-            key = () if bool in map(type, values) else (*key, stream, *values)
-        try:
-            found = self.requests.get(key) if key else None
-        except TypeError:  # a value that is no key (a list): this request's own too
-            found, key = None, ()
+            # The fields' JSON tells apart what equality does not (`1`, `1.0` and `true`), and
+            # is a key whatever the values (lists too).
+            try:
+                key = (*key, _dumps(tuple(map(payload.get, attrs.REQUEST_FIELDS))))
+            except orjson.JSONEncodeError:  # no JSON (an integer past 64 bits): its own
+                key = ()
+        found = self.requests.get(key) if key else None
         if found is None:
             attributes = (
                 {} if payload is None else attrs.request_attributes(endpoint, payload, False)

@@ -39,12 +39,21 @@ def test_alike_requests_share_their_encoding_and_odd_values_get_their_own() -> N
         "gen_ai.request.model": "auto", "gen_ai.request.max_tokens": "5",
         "gen_ai.request.stream": True,
     }  # fmt: skip
-    # `true` for a number is not `1`, and a list is no key: each is encoded for itself.
+    # `true` for a number is not `1` (though equal in Python), and a list is a value too.
     flag = t.requested("chat", {"model": "gpt-4o", "max_tokens": True}, "")
+    one = t.requested("chat", {"model": "gpt-4o", "max_tokens": 1}, "")
     listed = t.requested("chat", {"model": "gpt-4o", "temperature": [1]}, "")
     assert decoded(flag[0]) == {"gen_ai.request.model": "gpt-4o"}
+    assert decoded(one[0]) == {"gen_ai.request.model": "gpt-4o", "gen_ai.request.max_tokens": "1"}
     assert decoded(listed[0]) == {"gen_ai.request.model": "gpt-4o"}
-    assert len(t.requests) == 1
+    assert t.requested("chat", {"model": "gpt-4o", "max_tokens": True}, "") is flag
+    # A value with no JSON (an integer past 64 bits) is encoded for itself, never kept.
+    huge = t.requested("chat", {"model": "gpt-4o", "seed": 1 << 70}, "")
+    assert decoded(huge[0]) == {
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.request.seed": str(1 << 70),
+    }
+    assert len(t.requests) == 4
     assert t.requested("files", {"model": "gpt-4o"}, "") == ((), "")
 
 
