@@ -45,8 +45,11 @@ def parse_traceparent(value: str, state: str = "") -> Parent | None:
 def caller_parent(headers: list[tuple[bytes, bytes]]) -> Parent | None:
     """The parent a request's raw (ASGI) headers name: its first `traceparent`, and its
     `tracestate` headers joined."""
-    if b"traceparent" not in dict(headers):
-        return None  # the usual case, told apart without a loop in Python
+    for name, _ in headers:
+        if name == b"traceparent":
+            break
+    else:
+        return None  # the usual case: one pass over the names, the cheapest test measured
     parent = ""
     states: list[str] = []
     for name, value in headers:

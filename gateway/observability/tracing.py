@@ -41,8 +41,6 @@ _dumps = orjson.dumps
 _SHARED_KINDS = 256
 _LOW_64 = (1 << 64) - 1
 _Kept = TypeVar("_Kept")
-# What of a request's ASGI scope its route's attributes read (`attrs.server_attributes`).
-_ROUTE = ("method", "path", "scheme", "http_version", "server")
 
 
 class Tracing:
@@ -88,8 +86,12 @@ class Tracing:
                 number |= 1 << 64 | 1  # all zeros is no id
             ids = b"%048x" % number
             trace_id, span_id, parent_id, state = ids[:32], ids[32:], b"", ""
-        client = scope.get("client")
-        route = (*map(scope.get, _ROUTE), endpoint, client[0] if client else None)
+        # What of the scope the route's attributes read (`attrs.server_attributes`).
+        client, get = scope.get("client"), scope.get
+        route = (
+            get("path"), endpoint, client[0] if client else None, get("server"), get("method"),
+            get("scheme"), get("http_version"),
+        )  # fmt: skip
         shared = self.routes.get(route)
         if shared is None:
             attributes = {**attrs.server_attributes(scope), **attrs.operation_attributes(endpoint)}
@@ -190,7 +192,7 @@ class RequestTrace:
     leave together when the request's own span ends, encoded at once."""
 
     __slots__ = (
-        "answer", "call", "done", "facts", "open", "outcome", "parsed_answer", "payload", "span",
+        "answer", "call", "children", "facts", "outcome", "parsed_answer", "payload", "span",
         "state", "tracing",
     )  # fmt: skip
 
@@ -203,8 +205,7 @@ class RequestTrace:
         self.parsed_answer: Mapping[str, Any] | None = None  # the answer, as charging read it
         self.facts: attrs.StreamFacts | None = None
         self.call: Span | None = None  # the upstream call under way
-        self.open: list[Span] = []  # every child not yet ended
-        self.done: list[Span] = []  # children ended
+        self.children: list[Span] = []  # in the order begun; open ones have no end yet
         self.outcome = ""  # how the hold was settled (`gateway.settle.outcome`)
 
     def request(self, payload: Mapping[str, Any]) -> None:
@@ -218,7 +219,7 @@ class RequestTrace:
             span.trace_id, self.tracing.span_id(), span.span_id, name, kind, time_ns(),
             attributes, shared,
         )  # fmt: skip
-        self.open.append(child)
+        self.children.append(child)
         return child
 
     def start(self, name: str) -> Span:
@@ -228,15 +229,13 @@ class RequestTrace:
         self, span: object, error: str = "", attributes: Mapping[str, Any] | None = None
     ) -> None:
         assert isinstance(span, Span)
-        if span not in self.open:
-            return
+        if span.end_ns:
+            return  # ended already
         if attributes:
             span.attributes.update(attributes)
         if error:
             span.fail(error)
         span.end_ns = time_ns()
-        self.open.remove(span)
-        self.done.append(span)
 
     def upstream(self, headers: dict[str, str], method: str, path: str, model: str) -> None:
         if self.call is not None:
@@ -309,11 +308,14 @@ class RequestTrace:
         if error:
             span.fail(error)
         # Spans a failure left open end with the request.
-        for child in self.open:
-            child.end_ns = end_ns
+        children = self.children
+        for child in children:
+            if not child.end_ns:
+                child.end_ns = end_ns
         span.end_ns = end_ns
-        tracing.export.add([*self.done, *self.open, span])
-        self.open.clear()
+        children.append(span)
+        tracing.export.add(children)
+        self.children = []
         self.call = None
 
     def response(self, facts: tuple[str, str, tuple[str, ...]]) -> tuple[bytes, ...]:
