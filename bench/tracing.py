@@ -9,7 +9,8 @@ Both run as `python -m gateway serve` with one worker and the full pipeline, the
 environment, one real redis-server (a database each) and one simulated upstream; B also has
 `observability.otlp_endpoint` pointing at `bench.otlp_sink` (a process apart, whose CPU is not
 B's). The requests carry no `traceparent`, so B starts every trace itself and, at the default
-sample ratio of 1, keeps them all: the most tracing can cost. For each scenario A, B and the
+sample ratio of 1, keeps them all: the most tracing can cost (`--sample-ratio` measures another;
+the target is judged at 1). For each scenario A, B and the
 direct simulator take turns at concurrency 1, then A and B at 64 connections, as `bench.ab` runs
 them; the report is `bench.ab`'s, then B's CPU per request against A's, the target being under
 5% more (`TARGET_CPU_RATIO`).
@@ -70,6 +71,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="instead of timing: count off's and on's instructions per request under callgrind",
     )
+    parser.add_argument(
+        "--sample-ratio",
+        type=float,
+        default=1.0,
+        help="tracing on's sample ratio (`otel_sample_ratio`; default 1, every request traced)",
+    )
     args = parser.parse_args(argv)
     check_turn_options(parser, args)
     return args
@@ -121,9 +128,12 @@ class Servers:
     sink: str
     teams: Path
 
-    def gateway_env(self) -> tuple[dict[str, str], dict[str, str]]:
-        """Tracing off's environment and tracing on's."""
-        on = {"O1GW__OBSERVABILITY__OTLP_ENDPOINT": self.sink, "OTEL_SDK_DISABLED": ""}
+    def gateway_env(self, sample_ratio: float) -> tuple[dict[str, str], dict[str, str]]:
+        """Tracing off's environment and tracing on's, sampling by `sample_ratio`."""
+        on = {
+            "O1GW__OBSERVABILITY__OTLP_ENDPOINT": self.sink, "OTEL_SDK_DISABLED": "",
+            "O1GW__OBSERVABILITY__OTEL_SAMPLE_RATIO": str(sample_ratio),
+        }  # fmt: skip
         return {"OTEL_SDK_DISABLED": "true"}, on
 
 
@@ -149,7 +159,7 @@ def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
         attach(up.direct, scenarios)
         pair: list[Subject] = []
         for number, (name, extra) in enumerate(
-            zip((BASELINE, CANDIDATE), up.gateway_env(), strict=True)
+            zip((BASELINE, CANDIDATE), up.gateway_env(args.sample_ratio), strict=True)
         ):
             url = redis_database(up.redis_url, number)
             pair.append(
@@ -167,12 +177,12 @@ def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
         return sink_stats(up.sink)
 
 
-def count_instructions(scenarios: Sequence[str]) -> int:
+def count_instructions(scenarios: Sequence[str], sample_ratio: float) -> int:
     """Tracing off's and on's instructions per request (`bench.instructions`), each scenario."""
     met = True
     with servers() as up:
         upstream = up.direct.base, up.redis_url, up.teams
-        off, on = up.gateway_env()
+        off, on = up.gateway_env(sample_ratio)
         for name in scenarios:
             scenario = SCENARIOS[name]
             off_count = per_request("off", scenario, upstream, off, up.tmp, up.children)
@@ -199,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         try:
-            return count_instructions(args.scenarios)
+            return count_instructions(args.scenarios, args.sample_ratio)
         except SetupError as exc:
             print(f"\nSETUP FAILED: {exc}", file=sys.stderr)
             return 2
@@ -215,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(+{args.warmup} s warm-up in the first) = ~{load_s / 60:.1f} min of load"
         )
         print(header, flush=True)
-        off, on = "tracing off", "tracing on (sample ratio 1, OTLP/HTTP to a local sink)"
+        off = "tracing off"
+        on = f"tracing on (sample ratio {args.sample_ratio:g}, OTLP/HTTP to a local sink)"
         run = ABRun(header, off, on, [], [], os.cpu_count() or 1)
         exported = measure(args, wrk, run)
     except SetupError as exc:
