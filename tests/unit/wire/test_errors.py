@@ -138,6 +138,8 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "upstream_timeout": lambda: errors.upstream_timeout(30.0),
     "upstream_truncated": lambda: errors.upstream_truncated("connection lost mid-response"),
     "unsupported_encoding": lambda: errors.unsupported_encoding("zstd"),
+    "upstream_invalid_answer": lambda: errors.upstream_invalid_answer("no JSON object"),
+    "upstream_status": lambda: errors.upstream_status(502),
     "unsendable_request": lambda: errors.unsendable_request("a header holds a line break"),
     "circuit_open": lambda: errors.circuit_open("o1", 12.2),
     "invalid_model_output": lambda: errors.invalid_model_output("no JSON object found"),
