@@ -748,51 +748,38 @@ def _usd(micros: int) -> str:
 # -- the upstream ---------------------------------------------------------------------------------
 
 
+def _upstream(status: int, message: str, code: str) -> GatewayError:
+    return GatewayError(status, message, type_="upstream_error", code=code)
+
+
 def upstream_unreachable(detail: str) -> GatewayError:
-    return GatewayError(
-        502,
-        f"The gateway could not reach the upstream API: {detail}",
-        type_="upstream_error",
-        code="upstream_unreachable",
-    )
+    message = f"The gateway could not reach the upstream API: {detail}"
+    return _upstream(502, message, "upstream_unreachable")
 
 
 def upstream_timeout(seconds: float) -> GatewayError:
     message = f"The upstream API did not answer within {seconds:g} s."
-    return GatewayError(504, message, type_="upstream_error", code="upstream_timeout")
+    return _upstream(504, message, "upstream_timeout")
 
 
 def upstream_truncated(detail: str) -> GatewayError:
     """The answer's headers came, its body was cut off (a reset, an unclean TLS close, a
     compressed body that stops early): never relayed as a whole answer."""
-    return GatewayError(
-        502,
-        f"The upstream API's answer was cut off: {detail}",
-        type_="upstream_error",
-        code="upstream_truncated",
-    )
+    return _upstream(502, f"The upstream API's answer was cut off: {detail}", "upstream_truncated")
 
 
 def upstream_invalid_answer(detail: str) -> GatewayError:
     """A 200 whose body is not the JSON object the API answers with: never relayed as an
     answer, which no client could read."""
-    return GatewayError(
-        502,
-        f"The upstream API's answer could not be read: {detail}",
-        type_="upstream_error",
-        code="upstream_invalid_answer",
-    )
+    message = f"The upstream API's answer could not be read: {detail}"
+    return _upstream(502, message, "upstream_invalid_answer")
 
 
 def upstream_status(status: int) -> GatewayError:
     """An upstream error answer without OpenAI's error object (a proxy's or CDN's HTML page),
     told in OpenAI's shape with the status it came with."""
-    return GatewayError(
-        status,
-        f"The upstream API answered with HTTP status {status} and no error object.",
-        type_="upstream_error",
-        code="upstream_error",
-    )
+    message = f"The upstream API answered with HTTP status {status} and no error object."
+    return _upstream(status, message, "upstream_error")
 
 
 def upstream_error_body(status: int, content: bytes) -> bytes:

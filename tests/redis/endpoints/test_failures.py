@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,24 +138,27 @@ def store(redis_server: str) -> redis.Redis:
     return redis.Redis.from_url(redis_server)
 
 
+Serve = Callable[..., ServerThread]
+
+
+@pytest.fixture
 def serve(
-    start_gateway: GatewayFactory,
-    sim: ServerThread,
-    redis_server: str,
-    tmp_path: Path,
-    wiring: dict[str, Any] | None = None,
-    **sections: Any,
-) -> ServerThread:
-    """A gateway in front of the mangled simulator `sim`, passing the knobs on, for team
-    `TEAM`; no retries unless `wiring` (the upstream section) says so."""
-    teams = tmp_path / "teams.yaml"
-    teams.write_text(teams_yaml({TEAM: {"tier": "tier-5"}}))
-    config = base_config(OPENAI_BASE_URL=f"{sim.url}/v1", OPENAI_API_KEY=SIM_KEY)
-    upstream = {"forward_header_prefixes": ("x-sim-", "x-mangle"), "retries": 0, **(wiring or {})}
-    config = dataclasses.replace(config, upstream=dataclasses.replace(config.upstream, **upstream))
-    return start_gateway(
-        config, redis={"url": redis_server}, admission={"teams_file": str(teams)}, **sections
-    )
+    start_gateway: GatewayFactory, upstream: ServerThread, redis_server: str, tmp_path: Path
+) -> Serve:
+    """Start a gateway in front of the mangled simulator, passing the knobs on, for team
+    `TEAM` on `redis_server`; no retries unless `wiring` (its upstream section) says so."""
+
+    def start(wiring: dict[str, Any] | None = None, **sections: Any) -> ServerThread:
+        teams = tmp_path / "teams.yaml"
+        teams.write_text(teams_yaml({TEAM: {"tier": "tier-5"}}))
+        config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
+        own = {"forward_header_prefixes": ("x-sim-", "x-mangle"), "retries": 0, **(wiring or {})}
+        config = dataclasses.replace(config, upstream=dataclasses.replace(config.upstream, **own))
+        return start_gateway(
+            config, redis={"url": redis_server}, admission={"teams_file": str(teams)}, **sections
+        )
+
+    return start
 
 
 def client(gateway: ServerThread) -> openai.OpenAI:
@@ -264,15 +267,12 @@ BREAKS = {  # how upstream breaks the stream: (its knobs, the code the client an
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("how", sorted(BREAKS))
 def test_a_native_stream_broken_mid_way_ends_in_an_error_and_is_charged_what_it_generated(
-    start_gateway: GatewayFactory,
-    upstream: ServerThread,
-    redis_server: str,
+    serve: Serve,
     store: redis.Redis,
-    tmp_path: Path,
     api: str,
     how: str,
 ) -> None:
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path, wiring={"read_timeout_s": 0.5})
+    gateway = serve(wiring={"read_timeout_s": 0.5})
     knobs, code = BREAKS[how]
     answer = post(gateway, api, "gpt-4o", True, x_sim_answer=LONG_ANSWER, **_knobs(knobs))
     assert answer.status_code == 200
@@ -292,9 +292,9 @@ def _knobs(headers: dict[str, str]) -> dict[str, str]:
 
 
 def test_the_responses_sdk_raises_on_a_native_stream_the_gateway_ends(
-    start_gateway: GatewayFactory, upstream: ServerThread, redis_server: str, tmp_path: Path
+    serve: Serve, upstream: ServerThread
 ) -> None:
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path)
+    gateway = serve()
     stream = client(gateway).responses.create(
         model="gpt-4o", input=PROMPT, stream=True, extra_headers={"x-sim-fault": "reset"}
     )
@@ -306,16 +306,16 @@ def test_the_responses_sdk_raises_on_a_native_stream_the_gateway_ends(
 
 # -- 2. a whole answer cut off, unreadable or without usage: the hold ---------------------------------
 
-# (api, model, stream): the paths that read a whole answer. o1-mini cannot stream: its streams
-# are faked from one whole answer; the Responses API is translated to chat for it.
-WHOLE = [
-    ("chat", "gpt-4o", False),
-    ("chat", "o1-mini", False),
-    ("chat", "o1-mini", True),
-    ("responses", "gpt-4o", False),
-    ("responses", "o1-mini", False),
-    ("responses", "o1-mini", True),
+# (api, model, stream): every way a request is served. o1-mini cannot stream: its streams are
+# faked from one whole answer; the Responses API is translated to chat for it.
+PATHS = [
+    (api, model, stream)
+    for api in ("chat", "responses")
+    for model in ("gpt-4o", "o1-mini")
+    for stream in (False, True)
 ]
+# The paths that read a whole answer.
+WHOLE = [(api, model, stream) for api, model, stream in PATHS if model == "o1-mini" or not stream]
 GRACE = {"status_grace_s": 0.05, "keepalive_s": 0.05}
 # A model that thinks past the grace period: its faked stream has begun (a 200) when it answers.
 THINKS = {"x_sim_latency_ms": "400"}
@@ -342,17 +342,15 @@ UNREADABLE = [(*path, False) for path in WHOLE] + [(*path, True) for path in WHO
     ],
 )
 def test_an_unreadable_answer_is_a_502_charged_its_hold(
-    start_gateway: GatewayFactory,
+    serve: Serve,
     upstream: ServerThread,
-    redis_server: str,
     store: redis.Redis,
-    tmp_path: Path,
     api: str,
     model: str,
     stream: bool,
     late: bool,
 ) -> None:
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path, compat=GRACE)
+    gateway = serve(compat=GRACE)
     answer = post(gateway, api, model, stream, x_mangle="not-json", **(THINKS if late else {}))
     if late:  # the client has its 200: the error comes as the stream's last event
         assert answer.status_code == 200
@@ -370,16 +368,14 @@ def test_an_unreadable_answer_is_a_502_charged_its_hold(
 
 @pytest.mark.parametrize(("api", "model", "stream"), WHOLE, ids=whole_ids())
 def test_a_whole_answer_without_usage_is_charged_its_hold(
-    start_gateway: GatewayFactory,
+    serve: Serve,
     upstream: ServerThread,
-    redis_server: str,
     store: redis.Redis,
-    tmp_path: Path,
     api: str,
     model: str,
     stream: bool,
 ) -> None:
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path, compat=GRACE)
+    gateway = serve(compat=GRACE)
     for late in (False, True) if stream else (False,):
         answer = post(gateway, api, model, stream, x_mangle="no-usage", **(THINKS if late else {}))
         assert answer.status_code == 200
@@ -388,15 +384,12 @@ def test_a_whole_answer_without_usage_is_charged_its_hold(
 
 
 def test_a_whole_answer_cut_off_after_the_grace_period_is_charged_its_hold(
-    start_gateway: GatewayFactory,
-    upstream: ServerThread,
-    redis_server: str,
+    serve: Serve,
     store: redis.Redis,
-    tmp_path: Path,
 ) -> None:
     """The faked stream has begun: the client gets the error as an event, and is charged as a
     client whose call failed before the grace period is (a 502, charged the hold)."""
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path, compat=GRACE)
+    gateway = serve(compat=GRACE)
     for late in (False, True):
         answer = post(
             gateway, "chat", "o1-mini", True, x_sim_fault="reset", **(THINKS if late else {})
@@ -411,16 +404,37 @@ def test_a_whole_answer_cut_off_after_the_grace_period_is_charged_its_hold(
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
-def test_a_native_stream_without_usage_is_charged_what_it_generated(
-    start_gateway: GatewayFactory,
+def test_a_faked_stream_whose_upstream_stalls_ends_in_an_error_and_is_not_charged(
+    serve: Serve,
     upstream: ServerThread,
-    redis_server: str,
     store: redis.Redis,
-    tmp_path: Path,
+    api: str,
+) -> None:
+    """No answer within `first_byte_timeout_s`: nothing was billed (the simulator stops when
+    the gateway leaves), so nothing is charged; the client's 200 stream ends in the 504's
+    error, and the metrics count it."""
+    gateway = serve(wiring={"first_byte_timeout_s": 0.3}, compat=GRACE,
+    )  # fmt: skip
+    answer = post(gateway, api, "o1-mini", True, x_sim_fault="timeout")
+    assert answer.status_code == 200
+    events = events_of(answer)
+    if api == "chat":
+        assert events.data[-1]["error"]["code"] == "upstream_timeout"
+    else:  # translated: chat's error becomes the Responses API's failure
+        assert events.kinds[-1] == "response.failed"
+        assert events.data[-1]["response"]["error"]["code"] == "upstream_timeout"
+    assert spend(store, TEAM) == (0, 0) and billed(upstream) == 0
+    assert upstream_errors(gateway) == {"upstream_timeout": 1}
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_native_stream_without_usage_is_charged_what_it_generated(
+    serve: Serve,
+    store: redis.Redis,
     api: str,
 ) -> None:
     """Chat and the Responses API alike: the stream meter counts the text that went by."""
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path)
+    gateway = serve()
     answer = post(gateway, api, "gpt-4o", True, x_mangle="no-usage", x_sim_answer=LONG_ANSWER)
     assert answer.status_code == 200
     assert events_of(answer).text == LONG_ANSWER
@@ -430,27 +444,16 @@ def test_a_native_stream_without_usage_is_charged_what_it_generated(
 # -- 3. upstream errors: OpenAI's shape, never charged, never twice ----------------------------------
 
 
-@pytest.mark.parametrize(
-    ("api", "model", "stream"),
-    [
-        ("chat", "gpt-4o", False),
-        ("chat", "gpt-4o", True),
-        ("responses", "gpt-4o", False),
-        ("chat", "o1-mini", True),
-    ],
-)
+@pytest.mark.parametrize(("api", "model", "stream"), PATHS)
 def test_a_proxy_error_page_reaches_the_client_as_an_openai_error(
-    start_gateway: GatewayFactory,
-    upstream: ServerThread,
-    redis_server: str,
+    serve: Serve,
     store: redis.Redis,
-    tmp_path: Path,
     api: str,
     model: str,
     stream: bool,
 ) -> None:
     """Cloudflare's HTML 502 page, as OpenAI's edge sends it: the SDK reads a 502 error."""
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path)
+    gateway = serve()
     sdk = client(gateway)
     faulty: Any = {"x-sim-fault": "502"}
     with pytest.raises(openai.InternalServerError) as info:
@@ -459,20 +462,17 @@ def test_a_proxy_error_page_reaches_the_client_as_an_openai_error(
                 model=model, messages=MESSAGES, stream=stream, extra_headers=faulty
             )  # type: ignore[call-overload]
         else:
-            sdk.responses.create(model=model, input=PROMPT, extra_headers=faulty)
+            sdk.responses.create(model=model, input=PROMPT, stream=stream, extra_headers=faulty)  # type: ignore[call-overload]
     assert info.value.status_code == 502
     assert info.value.code == "upstream_error"
     assert spend(store, TEAM) == (0, 0)
 
 
 def test_a_proxy_error_page_after_the_grace_period_is_an_openai_error_event(
-    start_gateway: GatewayFactory,
-    upstream: ServerThread,
-    redis_server: str,
+    serve: Serve,
     store: redis.Redis,
-    tmp_path: Path,
 ) -> None:
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path, compat=GRACE)
+    gateway = serve(compat=GRACE)
     answer = post(gateway, "chat", "o1-mini", True, x_sim_fault="502", **THINKS)
     assert answer.status_code == 200
     error = events_of(answer).data[-1]["error"]
@@ -481,32 +481,19 @@ def test_a_proxy_error_page_after_the_grace_period_is_an_openai_error_event(
 
 
 @pytest.mark.parametrize("status", [429, 500])
-@pytest.mark.parametrize(
-    ("api", "model", "stream"),
-    [
-        ("chat", "gpt-4o", False),
-        ("chat", "gpt-4o", True),
-        ("responses", "gpt-4o", True),
-        ("chat", "o1-mini", True),
-        ("responses", "o1-mini", False),
-    ],
-)
+@pytest.mark.parametrize(("api", "model", "stream"), PATHS)
 def test_a_failed_try_retried_is_charged_once_what_upstream_billed(
-    start_gateway: GatewayFactory,
+    serve: Serve,
     upstream: ServerThread,
     calls: Counter[str],
-    redis_server: str,
     store: redis.Redis,
-    tmp_path: Path,
     status: int,
     api: str,
     model: str,
     stream: bool,
 ) -> None:
     """The first try fails (a 429 with `retry-after-ms: 50`, a 500), the retry answers."""
-    gateway = serve(
-        start_gateway, upstream, redis_server, tmp_path,
-        wiring={"retries": 2, "retry_backoff_s": 0.01},
+    gateway = serve(wiring={"retries": 2, "retry_backoff_s": 0.01},
     )  # fmt: skip
     mangle = {"x_mangle": f"fail-once-{status}", "x_mangle_id": f"{api}-{model}-{stream}"}
     answer = post(gateway, api, model, stream, **mangle)
@@ -517,18 +504,13 @@ def test_a_failed_try_retried_is_charged_once_what_upstream_billed(
 
 @pytest.mark.parametrize("status", [429, 500])
 def test_an_upstream_error_left_to_the_client_is_openais_and_never_charged(
-    start_gateway: GatewayFactory,
-    upstream: ServerThread,
-    redis_server: str,
+    serve: Serve,
     store: redis.Redis,
-    tmp_path: Path,
     status: int,
 ) -> None:
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path)
+    gateway = serve()
     for api, model, stream in [("chat", "gpt-4o", True), ("responses", "gpt-4o", False)]:
-        answer = post(
-            gateway, api, model, stream, x_mangle=f"fail-once-{status}", x_mangle_id=api
-        )
+        answer = post(gateway, api, model, stream, x_mangle=f"fail-once-{status}", x_mangle_id=api)
         assert answer.status_code == status
         assert answer.json()["error"]["type"] in ("rate_limit_exceeded", "server_error")
         if status == 429:
@@ -542,16 +524,12 @@ def test_an_upstream_error_left_to_the_client_is_openais_and_never_charged(
     "too, and the team is charged only the retry's usage",
 )
 def test_a_whole_answer_lost_and_retried_is_charged_what_upstream_billed(
-    start_gateway: GatewayFactory,
+    serve: Serve,
     upstream: ServerThread,
     calls: Counter[str],
-    redis_server: str,
     store: redis.Redis,
-    tmp_path: Path,
 ) -> None:
-    gateway = serve(
-        start_gateway, upstream, redis_server, tmp_path,
-        wiring={"retries": 2, "retry_backoff_s": 0.01},
+    gateway = serve(wiring={"retries": 2, "retry_backoff_s": 0.01},
     )  # fmt: skip
     answer = post(gateway, "chat", "gpt-4o", False, x_mangle="reset-once", x_mangle_id="lost")
     assert answer.status_code == 200 and calls["lost"] == 2
@@ -564,15 +542,13 @@ def test_a_whole_answer_lost_and_retried_is_charged_what_upstream_billed(
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
 def test_a_client_leaving_before_the_stream_begins_is_charged_its_prompt(
-    start_gateway: GatewayFactory,
+    serve: Serve,
     upstream: ServerThread,
-    redis_server: str,
     store: redis.Redis,
-    tmp_path: Path,
     api: str,
 ) -> None:
     """Upstream stops a stream whose client left: the prompt it read, and no call left going."""
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path)
+    gateway = serve()
     path, body = request(api, "gpt-4o", True)
     headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-latency-ms": "60000"}
 
@@ -607,17 +583,15 @@ def _open_streams(gateway: ServerThread) -> float:
 
 
 def test_a_leader_leaving_mid_stream_keeps_nothing_and_its_waiter_gets_the_whole_answer(
-    start_gateway: GatewayFactory,
+    serve: Serve,
     upstream: ServerThread,
-    redis_server: str,
     store: redis.Redis,
-    tmp_path: Path,
 ) -> None:
     """Two identical cacheable requests: the first leads the upstream call, the second waits
     for it. The leader's client leaves after its first chunk: its partial answer is not kept,
     the waiter calls upstream itself and reads the whole answer, which is kept: the next
     request is a hit with the whole answer."""
-    gateway = serve(start_gateway, upstream, redis_server, tmp_path)
+    gateway = serve()
     path, body = request("chat", "gpt-4o", True)
     headers = {
         "authorization": f"Bearer {key_of(TEAM)}",
