@@ -159,6 +159,10 @@ async def _keepalive_then_answer(
             yield sse.encode(exc.payload())
             return
         if status != 200:
+            # The client has had its 200: only the metrics and the log tell of the failure.
+            code = errors.upstream_status(status).code or ""
+            attempt.exchange.error_code = code
+            gw.metrics.upstream_errors.labels(code).inc()
             yield sse.encode(orjson.loads(errors.upstream_error_body(status, content)))
             return
         events, usage = _fake_stream_events(content, adapted)
