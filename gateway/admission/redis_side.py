@@ -493,7 +493,8 @@ class Ticket:
 
     def settle_at_reserve(self) -> None:
         """Charge the whole worst case: the call goes on where the gateway cannot see its end
-        (a background response), and it may have used all of it."""
+        (a background response), or it ended without saying what it cost (an answer cut off
+        or without usage), and it may have used all of it."""
         self.charge(self.plan.reserve, Usage(prompt_tokens=self.prompt_estimate))
 
     def hand_over(self) -> None:

@@ -34,21 +34,26 @@ from gateway.server.caller import Caller
 from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
 from gateway.upstream.contract import UpstreamResponse
 from gateway.upstream.dispatch import PreparedCall
-from gateway.wire import sse
+from gateway.wire import errors, sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
-from gateway.wire.usage import StreamMeter, answer_usage, whole_answer
+from gateway.wire.usage import StreamMeter, Usage, answer_usage, whole_answer
 from gateway.wire.validation import MIN_OUTPUT_TOKENS
 
 RawHeaders = list[tuple[bytes, bytes]]
+# What a stream that upstream ended with an error event of its own is counted as.
+STREAM_FAILED = "upstream_stream_error"
 # A whole upstream answer: status, raw headers, body.
 Whole = tuple[int, RawHeaders, bytes]
 
 
 class Attempt:
     __slots__ = (
-        "caller", "exchange", "gw", "model", "path", "request", "ticket", "upstream_headers",
+        "answered", "caller", "exchange", "gw", "model", "path", "request", "ticket",
+        "upstream_headers",
     )  # fmt: skip
+    # The API answers with a JSON object (chat, Responses): a 200 that is none is a failure.
+    ANSWERS_JSON = False
 
     def __init__(
         self,
@@ -69,6 +74,7 @@ class Attempt:
         self.model = model
         self.ticket: Ticket | None = None
         self.upstream_headers: dict[str, str] | None = None  # made once, when first needed
+        self.answered: dict[str, Any] | None = None  # a whole 200 answer, parsed once
 
     # -- admit ---------------------------------------------------------------------------------
 
@@ -108,19 +114,12 @@ class Attempt:
         return None
 
     def failed(self, exc: GatewayError) -> None:
-        """The try ends in `exc`: free its hold, and say what its limits were."""
+        """The try ends in `exc`: settle its hold (`settle_failure`), and say what its limits
+        were."""
         ticket = self.ticket
         if ticket is None:
             return
-        # 499: the caller left while upstream was working; a cut-off answer was generated (and
-        # billed upstream) but its usage never came: its worst case; anything else: nothing was
-        # generated.
-        if exc.status == 499:
-            ticket.abandon()
-        elif exc.code == "upstream_truncated":
-            ticket.settle_at_reserve()
-        else:
-            ticket.release()
+        settle_failure(ticket, exc)
         exc.headers.update(ticket.headers)
 
     # -- call ----------------------------------------------------------------------------------
@@ -170,18 +169,35 @@ class Attempt:
         try:
             resp = await self.send(body, buffer=True, prepared=prepared)
         except GatewayError as exc:
+            self.gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             if trace is not None:
                 trace.upstream_done(0, exc.code or exc.type)
             raise
         try:
             content = await resp.read()
+        except GatewayError as exc:
+            self.gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
+            raise
         finally:
             await resp.close()
             if trace is not None:
                 trace.upstream_done(resp.status)
         if trace is not None:
             trace.answered(content)
+        self.read_answer(resp.status, content)
         return resp.status, resp.headers, content
+
+    def read_answer(self, status: int, content: bytes) -> None:
+        """Parse a whole 200 answer of an API that answers JSON, once (`answered`); one that
+        is no JSON object fails as the upstream's fault."""
+        if status != 200 or not self.ANSWERS_JSON:
+            return
+        answer = whole_answer(content)
+        if answer is None:
+            exc = errors.upstream_invalid_answer(f"{len(content)} bytes that are no JSON object")
+            self.gw.metrics.upstream_errors.labels(exc.code or "").inc()
+            raise exc
+        self.answered = answer
 
     # -- call, relay and settle ----------------------------------------------------------------
 
@@ -242,8 +258,10 @@ class Attempt:
         if trace is not None:
             trace.upstream_done(resp.status)
             trace.answered(content)
-        if adapted is not None and adapted.stop and resp.status == 200:
-            content = orjson.dumps(adapt_response(orjson.loads(content), adapted))
+        self.read_answer(resp.status, content)
+        if adapted is not None and adapted.stop and self.answered is not None:
+            self.answered = adapt_response(self.answered, adapted)
+            content = orjson.dumps(self.answered)
         if ticket is not None:
             gw.after_response(self.settle, resp.status, content)
         return relayed(content, resp.status, out_headers)
@@ -281,14 +299,22 @@ class Attempt:
             # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             exchange.error_code = exc.code or exc.type
-            yield sse.encode(exc.payload())
+            yield self.stream_error(exc, meter)
         finally:
             gw.metrics.open_streams.dec()
             await resp.close()
+            if meter is not None and meter.failed and not exchange.error_code:
+                # Upstream ended the stream with its own error event, relayed as it came.
+                exchange.error_code = STREAM_FAILED
+                gw.metrics.upstream_errors.labels(STREAM_FAILED).inc()
             if trace is not None:
                 trace.upstream_done(resp.status, exchange.error_code)
             if meter is not None:
                 self.settle_stream(meter)
+
+    def stream_error(self, exc: GatewayError, meter: StreamMeter | None) -> bytes:
+        """The event that ends a relayed stream `exc` broke (chat's shape)."""
+        return sse.encode(exc.payload())
 
     # -- settle --------------------------------------------------------------------------------
 
@@ -306,13 +332,14 @@ class Attempt:
             ticket.settle(usage)
 
     def settle(self, status: int, content: bytes) -> None:
-        """Charge a finished, whole answer the usage it reports (nothing for an error)."""
+        """Charge a finished, whole answer the usage it reports (`settle_whole`; nothing for
+        an error)."""
         ticket = self.ticket
         assert ticket is not None
         if status >= 400:
             ticket.release()
             return
-        answer = whole_answer(content)
+        answer = self.answered if self.answered is not None else whole_answer(content)
         usage, model = answer_usage(answer)
         trace = self.exchange.trace
         if trace is not None and answer is not None:
@@ -321,7 +348,34 @@ class Attempt:
         if found is not None:  # pass-through: priced by the model that answered
             ticket.settle(usage, found[1].price, found[0])
         else:
-            ticket.settle(usage)
+            settle_whole(ticket, usage)
+
+
+# Failures after upstream generated an answer, which it bills, that never said what it cost.
+BILLED_FAILURES = frozenset({"upstream_truncated", "upstream_invalid_answer"})
+
+
+def settle_failure(ticket: Ticket, exc: GatewayError) -> None:
+    """The charge of a try that ended in `exc`. 499: the caller left a stream before its answer
+    began, and upstream stops with it: the prompt it read. An answer cut off or unreadable
+    (`BILLED_FAILURES`) was generated and billed upstream but its usage never came: the hold,
+    never less than upstream bills. Anything else: nothing was generated, nothing is charged."""
+    if exc.status == 499:
+        ticket.abandon()
+    elif exc.code in BILLED_FAILURES:
+        ticket.settle_at_reserve()
+    else:
+        ticket.release()
+
+
+def settle_whole(ticket: Ticket, usage: Usage | None) -> None:
+    """The charge of a whole answer upstream billed: the usage it reports; one that reports
+    none (a priced call) is charged its hold, never less than upstream bills, as a cut-off
+    answer is."""
+    if usage is None and ticket.price is not None:
+        ticket.settle_at_reserve()
+    else:
+        ticket.settle(usage)
 
 
 class ModelAttempt(Attempt, ABC):
@@ -330,6 +384,7 @@ class ModelAttempt(Attempt, ABC):
     an early call the admission made ready but nothing took is aborted."""
 
     __slots__ = ("body", "caps", "config", "copies", "early", "stream")
+    ANSWERS_JSON = True
 
     def __init__(
         self,
@@ -464,7 +519,14 @@ def reserve_attributes(plan: Plan, decision: Decision) -> dict[str, Any]:
 
 
 def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:
-    """A whole answer whose headers are raw already: no decode and re-encode per header."""
+    """A whole answer whose headers are raw already: no decode and re-encode per header. An
+    error without OpenAI's error object (a proxy's HTML page) is told in OpenAI's shape."""
+    if status >= 400:
+        told = errors.upstream_error_body(status, content)
+        if told is not content:
+            content = told
+            headers = [(k, v) for k, v in headers if k != b"content-type"]
+            headers.append((b"content-type", b"application/json"))
     response = Response(content, status_code=status)
     response.raw_headers += headers
     return response

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from gateway.compat import emulation
 from gateway.compat.patches import Adapted, adapt_response
-from gateway.endpoints.attempt import Attempt, Whole, relayed
+from gateway.endpoints.attempt import Attempt, Whole, relayed, settle_whole
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.wire import errors
 from gateway.wire.headers import client_response_headers, encoded
@@ -62,14 +62,14 @@ async def emulated_call(
         status, upstream_headers, content = await attempt.fetch(orjson.dumps(repair))
         if status != 200:
             if ticket is not None:
-                ticket.settle(usage_from(first_usage))  # the first call still ran
+                settle_whole(ticket, usage_from(first_usage))  # the first call still ran
             return status, upstream_headers, content
         completion = orjson.loads(content)
         completion["usage"] = _add_usage(first_usage, completion.get("usage"))
         parsed = emulation.parse_answer(_answer_text(completion), emulated_as, _call_ids())
         if isinstance(parsed, emulation.EmulationError):
             if ticket is not None:
-                ticket.settle(usage_from(completion["usage"]))
+                settle_whole(ticket, usage_from(completion["usage"]))
             raise errors.invalid_model_output(parsed.message)
     return 200, upstream_headers, orjson.dumps(emulation.apply(completion, parsed))
 

@@ -15,13 +15,13 @@ from starlette.responses import Response
 from gateway.admission.redis_side import Ticket
 from gateway.compat import fake_stream
 from gateway.compat.patches import Adapted, adapt_response
-from gateway.endpoints.attempt import Attempt, Whole, relayed
+from gateway.endpoints.attempt import Attempt, Whole, relayed, settle_failure, settle_whole
 from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
 from gateway.upstream.dispatch import PreparedCall
-from gateway.wire import sse
+from gateway.wire import errors, sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, encoded, new_request_id
-from gateway.wire.usage import Usage, usage_from
+from gateway.wire.usage import Usage, usage_from, whole_answer
 
 
 async def fake_streamed(
@@ -68,7 +68,7 @@ async def fake_streamed(
             return relayed(content, status, out_headers + encoded(own_headers))
         events, usage = _fake_stream_events(content, adapted)
         if ticket is not None:
-            gw.after_response(ticket.settle, usage)
+            gw.after_response(settle_whole, ticket, usage)
         attempt.exchange.first_token_at = time.perf_counter()
         response = Response(events, media_type=sse.CONTENT_TYPE)
         response.raw_headers += encoded(own_headers)
@@ -86,23 +86,27 @@ _CHARGING: set[asyncio.Future[Whole]] = set()
 
 
 def charge_when_done(call: asyncio.Future[Whole], ticket: Ticket) -> None:
-    """Charge a whole upstream answer when it arrives, whoever waits for it: its usage, or
-    nothing if it failed."""
+    """Charge a whole upstream answer when it arrives, whoever waits for it, as one the client
+    read would be: its usage (`settle_whole`), or as its failure says (`settle_failure`)."""
 
     def done(finished: asyncio.Future[Whole]) -> None:
         _CHARGING.discard(finished)
-        if finished.cancelled() or finished.exception() is not None:
+        if finished.cancelled():
             ticket.release()
+            return
+        failure = finished.exception()
+        if failure is not None:
+            if isinstance(failure, GatewayError):
+                settle_failure(ticket, failure)
+            else:
+                ticket.release()
             return
         status, _, content = finished.result()
         if status != 200:
             ticket.release()
             return
-        try:
-            usage = usage_from(orjson.loads(content).get("usage"))
-        except (orjson.JSONDecodeError, AttributeError):
-            usage = None
-        ticket.settle(usage) if usage is not None else ticket.abandon()
+        answer = whole_answer(content)  # a 200 that is no JSON object failed in `fetch`
+        settle_whole(ticket, usage_from(answer.get("usage")) if answer is not None else None)
 
     _CHARGING.add(call)
     call.add_done_callback(done)
@@ -149,22 +153,21 @@ async def _keepalive_then_answer(
             status, _, content = call.result()
         except GatewayError as exc:
             status = exc.status
+            attempt.exchange.error_code = exc.code or exc.type
+            if ticket is not None:
+                settle_failure(ticket, exc)
             yield sse.encode(exc.payload())
             return
         if status != 200:
-            try:
-                payload = orjson.loads(content)
-            except orjson.JSONDecodeError:
-                payload = {
-                    "error": {"message": content.decode(errors="replace"), "type": "upstream_error"}
-                }
-            yield sse.encode(
-                payload if isinstance(payload, dict) and "error" in payload else {"error": payload}
-            )
+            # The client has had its 200: only the metrics and the log tell of the failure.
+            code = errors.upstream_status(status).code or ""
+            attempt.exchange.error_code = code
+            gw.metrics.upstream_errors.labels(code).inc()
+            yield sse.encode(orjson.loads(errors.upstream_error_body(status, content)))
             return
         events, usage = _fake_stream_events(content, adapted)
         if ticket is not None:
-            ticket.settle(usage)
+            settle_whole(ticket, usage)
         attempt.exchange.first_token_at = time.perf_counter()
         yield events
     finally:

@@ -40,7 +40,7 @@ from gateway.translate import responses_chat
 from gateway.translate.responses_chat_stream import EventStream
 from gateway.wire import errors, sse, tokens, validation
 from gateway.wire.errors import GatewayError
-from gateway.wire.usage import ResponsesStreamMeter, StreamMeter, usage_from
+from gateway.wire.usage import ResponsesStreamMeter, StreamMeter
 
 PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
@@ -266,7 +266,7 @@ class ResponsesRequest(ChatRequest):
 class NativeAttempt(ModelAttempt):
     """One try at a model whose upstream serves the Responses API: patch, admit, forward."""
 
-    __slots__ = ("answered", "patches", "req", "spelled_out")
+    __slots__ = ("patches", "req", "spelled_out")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps)
@@ -274,7 +274,6 @@ class NativeAttempt(ModelAttempt):
         self.patches: tuple[str, ...] = ()
         # The `previous_response_id` whose conversation the gateway spelled out for upstream.
         self.spelled_out: str | None = None
-        self.answered: dict[str, Any] | None = None  # a whole answer, parsed once
 
     def patch(self) -> None:
         """The request as this model's upstream takes it: its snapshot name, parameters it
@@ -327,9 +326,8 @@ class NativeAttempt(ModelAttempt):
             if previous is not None:
                 response.body_iterator = _restore_previous(response.body_iterator, previous)
             return response
-        answer = orjson.loads(response.body)
-        if isinstance(answer, dict):
-            self.answered = answer
+        answer = self.answered  # parsed as it was read
+        if answer is not None:
             self.own(answer)
             if previous is not None:
                 # Upstream saw the whole conversation; the client asked to continue one.
@@ -362,24 +360,16 @@ class NativeAttempt(ModelAttempt):
             self.caller.team.name, response_id, context if isinstance(context, int) else 0
         )
 
-    def settle(self, status: int, content: bytes) -> None:
-        """Charge the usage of the answer `answer` parsed already (it runs after it)."""
-        answer, ticket = self.answered, self.ticket
-        if answer is None or ticket is None or status >= 400:
-            super().settle(status, content)
-            return
-        used = usage_from(answer.get("usage"))
-        if used is None:
-            # An answer without usage is charged what was held: never less than upstream bills.
-            ticket.charge(ticket.plan.reserve)
-        else:
-            ticket.settle(used)
-
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         # Also when not admitted: it finds the response's id, for its owner record.
         if self.req.original.get("store") is False:
             return ResponsesStreamMeter()
         return ResponsesStreamMeter(self.owned)
+
+    def stream_error(self, exc: GatewayError, meter: StreamMeter | None) -> bytes:
+        if not isinstance(meter, ResponsesStreamMeter):
+            return super().stream_error(exc, meter)
+        return errors.responses_stream_error(exc, meter.response, meter.events)
 
     def owned(self, response_id: str, context_tokens: int) -> None:
         """The stream named its response (and, at its end, the tokens of its context)."""

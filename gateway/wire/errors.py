@@ -93,6 +93,9 @@ upstream_error
   502  upstream_unreachable          upstream_unreachable      no connection, or it broke
   502  upstream_truncated            upstream_truncated        the answer's body was cut off
   502  upstream_encoding             unsupported_encoding      a body encoding it cannot decode
+  502  upstream_invalid_answer       upstream_invalid_answer   a 200 that is no JSON object
+  *    upstream_error                upstream_status           an error page without OpenAI's
+                                                               error object (its status kept)
   502  invalid_model_output          invalid_model_output      an emulated answer wrong twice
   503  upstream_circuit_open         circuit_open              the upstream kept failing: paused
   504  upstream_timeout              upstream_timeout          the upstream took too long
@@ -152,6 +155,30 @@ class GatewayError(Exception):
 
     def payload(self) -> dict[str, Any]:
         return error_object(self.message, self.type, self.param, self.code)
+
+
+def responses_stream_error(
+    exc: GatewayError, response: Mapping[str, Any] | None, sequence_number: int
+) -> bytes:
+    """`exc` ending a Responses API stream whose headers have gone out, as OpenAI ends one: an
+    `error` event carrying the error object (which the SDKs raise), then `response.failed`
+    with the error and no usage (when the stream named its response: `response`)."""
+    error = {"type": "error", "sequence_number": sequence_number, **exc.payload()}
+    out = b"event: error\ndata: " + orjson.dumps(error) + b"\n\n"
+    if response is None:
+        return out
+    failed = {
+        **response,
+        "status": "failed",
+        "error": {"code": exc.code or exc.type, "message": exc.message},
+        "usage": None,
+    }
+    closing = {
+        "type": "response.failed",
+        "sequence_number": sequence_number + 1,
+        "response": failed,
+    }
+    return out + b"event: response.failed\ndata: " + orjson.dumps(closing) + b"\n\n"
 
 
 def mask_key(key: str) -> str:
@@ -721,29 +748,50 @@ def _usd(micros: int) -> str:
 # -- the upstream ---------------------------------------------------------------------------------
 
 
+def _upstream(status: int, message: str, code: str) -> GatewayError:
+    return GatewayError(status, message, type_="upstream_error", code=code)
+
+
 def upstream_unreachable(detail: str) -> GatewayError:
-    return GatewayError(
-        502,
-        f"The gateway could not reach the upstream API: {detail}",
-        type_="upstream_error",
-        code="upstream_unreachable",
-    )
+    message = f"The gateway could not reach the upstream API: {detail}"
+    return _upstream(502, message, "upstream_unreachable")
 
 
 def upstream_timeout(seconds: float) -> GatewayError:
     message = f"The upstream API did not answer within {seconds:g} s."
-    return GatewayError(504, message, type_="upstream_error", code="upstream_timeout")
+    return _upstream(504, message, "upstream_timeout")
 
 
 def upstream_truncated(detail: str) -> GatewayError:
     """The answer's headers came, its body was cut off (a reset, an unclean TLS close, a
     compressed body that stops early): never relayed as a whole answer."""
-    return GatewayError(
-        502,
-        f"The upstream API's answer was cut off: {detail}",
-        type_="upstream_error",
-        code="upstream_truncated",
-    )
+    return _upstream(502, f"The upstream API's answer was cut off: {detail}", "upstream_truncated")
+
+
+def upstream_invalid_answer(detail: str) -> GatewayError:
+    """A 200 whose body is not the JSON object the API answers with: never relayed as an
+    answer, which no client could read."""
+    message = f"The upstream API's answer could not be read: {detail}"
+    return _upstream(502, message, "upstream_invalid_answer")
+
+
+def upstream_status(status: int) -> GatewayError:
+    """An upstream error answer without OpenAI's error object (a proxy's or CDN's HTML page),
+    told in OpenAI's shape with the status it came with."""
+    message = f"The upstream API answered with HTTP status {status} and no error object."
+    return _upstream(status, message, "upstream_error")
+
+
+def upstream_error_body(status: int, content: bytes) -> bytes:
+    """An upstream error answer's body as the client gets it: OpenAI's error object as it came,
+    anything else replaced by `upstream_status`, so every SDK can read the error."""
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        return content
+    return upstream_status(status).body()
 
 
 def unsupported_encoding(coding: str) -> GatewayError:

@@ -87,12 +87,12 @@ class StreamMeter:
 
     Parsing every event cost more CPU than the rest of relaying a streamed answer. The events
     of a read before its first usage object, when routine (one `data:` line each, no tool
-    calls, content deltas in OpenAI's compact form), are searched as a whole instead: their
-    content deltas' JSON string literals are kept, and decoded in one call only if the stream
-    ends without usage. The rest is parsed event by event.
+    calls or errors, content deltas in OpenAI's compact form), are searched as a whole
+    instead: their content deltas' JSON string literals are kept, and decoded in one call only
+    if the stream ends without usage. The rest is parsed event by event.
     """
 
-    __slots__ = ("_decoder", "_literals", "_strip_usage", "model", "on_id", "usage")
+    __slots__ = ("_decoder", "_literals", "_strip_usage", "failed", "model", "on_id", "usage")
 
     def __init__(
         self, strip_usage: bool = False, on_id: Callable[[str, int], None] | None = None
@@ -102,6 +102,9 @@ class StreamMeter:
         self._literals: list[bytes] = []  # the text generated, as JSON string literals
         self.usage: Usage | None = None
         self.model = ""
+        # The upstream ended the stream with an error event of its own (OpenAI's mid-stream
+        # failure), which the gateway relays as it came.
+        self.failed = False
         # Told the completion's id and `created` by the first event that names its model (a
         # stored completion's owner is recorded from it).
         self.on_id = on_id
@@ -142,6 +145,7 @@ class StreamMeter:
             and head.count(b"\n") == 2 * events
             and head.count(b"\n\ndata: ") == events - 1
             and b'"tool_calls"' not in head
+            and b'"error"' not in head
         ):
             return False
         literals = _CONTENT_DELTA.findall(head)
@@ -170,6 +174,8 @@ class StreamMeter:
             return True
         if not isinstance(event, dict):
             return True
+        if event.get("error") is not None:
+            self.failed = True
         if not self.model and isinstance(event.get("model"), str):
             self.model = event["model"]
             if self.on_id is not None and isinstance(event.get("id"), str):
@@ -224,12 +230,16 @@ class ResponsesStreamMeter(StreamMeter):
     the rest (items and parts added or done, which repeat what the deltas said) are skipped.
     """
 
-    __slots__ = ("context_tokens", "on_response", "response_id")
+    __slots__ = ("context_tokens", "events", "on_response", "response", "response_id")
 
     def __init__(self, on_response: Callable[[str, int], None] | None = None) -> None:
         super().__init__(False)  # the Responses API always reports usage: nothing to strip
         self.response_id = ""
         self.context_tokens = 0  # input plus output of the finished response, for chaining
+        # The response as the stream's first event told it, and the events seen so far (the
+        # next event's `sequence_number`): what a failure the gateway reports continues.
+        self.response: dict[str, Any] | None = None
+        self.events = 0
         # Told the response's id when the stream names it, and again with the context tokens
         # when it ends (the gateway records who owns the response).
         self.on_response = on_response
@@ -237,7 +247,9 @@ class ResponsesStreamMeter(StreamMeter):
     def feed(self, chunk: bytes) -> bytes:
         block = self._decoder.complete(chunk)
         if block:
-            for event in block.split(b"\n\n")[:-1]:
+            events = block.split(b"\n\n")[:-1]
+            self.events += len(events)
+            for event in events:
                 self._see(event)
         return chunk
 
@@ -249,6 +261,9 @@ class ResponsesStreamMeter(StreamMeter):
     def _see(self, event: bytes) -> None:
         if event.startswith(b"event: "):
             kind = event[7 : event.find(b"\n")]
+            if kind == b"error":
+                self.failed = True
+                return
             if kind in _RESPONSES_DELTAS:
                 found = _DELTA_LITERAL.search(event)
                 if found is not None:
@@ -276,6 +291,8 @@ class ResponsesStreamMeter(StreamMeter):
         response = event.get("response")
         if not isinstance(response, dict):
             return
+        if self.response is None:
+            self.response = response
         if not self.model and isinstance(response.get("model"), str):
             self.model = response["model"]
         usage = usage_from(response.get("usage")) if kind in _RESPONSES_TERMINAL else None

@@ -138,6 +138,8 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "upstream_timeout": lambda: errors.upstream_timeout(30.0),
     "upstream_truncated": lambda: errors.upstream_truncated("connection lost mid-response"),
     "unsupported_encoding": lambda: errors.unsupported_encoding("zstd"),
+    "upstream_invalid_answer": lambda: errors.upstream_invalid_answer("no JSON object"),
+    "upstream_status": lambda: errors.upstream_status(502),
     "unsendable_request": lambda: errors.unsendable_request("a header holds a line break"),
     "circuit_open": lambda: errors.circuit_open("o1", 12.2),
     "invalid_model_output": lambda: errors.invalid_model_output("no JSON object found"),
@@ -280,3 +282,26 @@ def test_what_repeating_cannot_fix_is_not_retried_by_the_sdks() -> None:
     spent = errors.upstream_timeout(30)
     errors.mark_retries_spent(spent.headers)
     assert spent.headers == {"x-should-retry": "false"}
+
+
+def test_an_upstream_error_body_is_kept_when_openais_and_replaced_otherwise() -> None:
+    openai_body = b'{\n  "error": {"message": "Overloaded", "type": "server_error"}\n}'
+    assert errors.upstream_error_body(503, openai_body) is openai_body
+    for other in (b"<html>502 Bad Gateway</html>", b'{"detail": "x"}', b"", b"[1]"):
+        told = orjson.loads(errors.upstream_error_body(502, other))
+        assert told["error"]["code"] == "upstream_error" and "502" in told["error"]["message"]
+
+
+def test_a_responses_stream_ends_as_openai_ends_one() -> None:
+    exc = errors.upstream_truncated("connection lost")
+    response = {"id": "resp_1", "object": "response", "status": "in_progress", "usage": None}
+    frames = errors.responses_stream_error(exc, response, 7).decode().split("\n\n")[:-1]
+    (kind, data), (last_kind, last_data) = (frame.split("\n") for frame in frames)
+    error, failed = orjson.loads(data[6:]), orjson.loads(last_data[6:])
+    assert (kind, last_kind) == ("event: error", "event: response.failed")
+    assert error == {"type": "error", "sequence_number": 7, **exc.payload()}
+    assert failed["sequence_number"] == 8 and failed["response"]["id"] == "resp_1"
+    assert failed["response"]["status"] == "failed" and failed["response"]["usage"] is None
+    assert failed["response"]["error"] == {"code": "upstream_truncated", "message": exc.message}
+    # A stream that never named its response ends with the error alone.
+    assert errors.responses_stream_error(exc, None, 0).count(b"event: ") == 1

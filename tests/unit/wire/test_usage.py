@@ -287,3 +287,28 @@ def test_audio_answers_say_their_usage_whole_or_streamed() -> None:
     cut.feed(sse.encode({"type": "transcript.text.delta", "delta": '"usage"'}))
     cut.feed(b'data: {"type":"transcript.text.done","usage":{"input_tokens"')
     assert cut.flush() == b"" and cut.reported is None
+
+
+def test_a_chat_stream_upstream_ends_with_an_error_event_is_marked_failed() -> None:
+    error = sse.encode({"error": {"message": "boom", "type": "server_error"}})
+    for strip in (False, True):
+        meter = StreamMeter(strip)
+        # One read: the error event comes with routine content deltas, which are not parsed.
+        meter.feed(chunk({"role": "assistant", "content": ""}) + chunk({"content": "Hi"}) + error)
+        meter.flush()
+        assert meter.failed and meter.usage is None
+        assert meter.generated_usage(5) == Usage(5, tokens.count_text("Hi"))
+    whole = StreamMeter()
+    whole.feed(STREAM)
+    assert not whole.failed
+
+
+def test_a_responses_stream_notes_its_response_events_and_an_error() -> None:
+    meter = ResponsesStreamMeter()
+    head = event("response.created", sequence_number=0, response=RESPONSE)
+    meter.feed(head + event("error", sequence_number=1, error={"message": "boom"}))
+    assert meter.failed and meter.events == 2
+    assert meter.response == RESPONSE
+    whole = ResponsesStreamMeter()
+    whole.feed(RESPONSES_STREAM)
+    assert not whole.failed and whole.events == RESPONSES_STREAM.count(b"\n\n")
