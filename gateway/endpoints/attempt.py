@@ -277,6 +277,7 @@ class Attempt:
         whatever ends the stream, what was generated is charged."""
         gw, exchange = self.gw, self.exchange
         trace = exchange.trace
+        observe = trace.streaming() if trace is not None else None
         gw.metrics.open_streams.inc()
         try:
             async for chunk in resp.iter_chunks():
@@ -288,12 +289,12 @@ class Attempt:
                 if out:
                     if exchange.first_token_at is None:
                         exchange.first_token_at = time.perf_counter()
-                    if trace is not None:
-                        trace.streamed(out)
+                    if observe is not None:
+                        observe(out)
                     yield out
             if meter is not None and (rest := meter.flush()):
-                if trace is not None:
-                    trace.streamed(rest)
+                if observe is not None:
+                    observe(rest)
                 yield rest
         except GatewayError as exc:
             # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.

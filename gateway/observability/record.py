@@ -6,7 +6,7 @@ request, it never steers it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,8 +50,9 @@ class RequestTrace(Protocol):
     def read(self, answer: Mapping[str, Any]) -> None:
         """That answer, as the gateway parsed it to charge it (so it need not be read again)."""
 
-    def streamed(self, chunk: bytes) -> None:
-        """A chunk of the stream the client gets."""
+    def streaming(self) -> Callable[[bytes], None]:
+        """What is given each chunk of the stream the client gets (asked for as it begins, so
+        that a chunk costs one call)."""
 
     def settling(self, outcome: str, cost: int) -> None:
         """The charge is being settled: `settled`, `charged` or `released`, at `cost`."""

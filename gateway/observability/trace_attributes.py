@@ -10,6 +10,7 @@ span attributes); keys and headers never do.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -37,8 +38,11 @@ _SAMPLING = tuple(
 )
 # An answer's own id and model come before anything else in OpenAI's JSON.
 _HEAD = 512
-# A match cut by a chunk boundary is found in the next chunk, searched with this much of the last.
+# An answer's model not in its head is searched for from this far back, a match the head's end
+# cut found whole.
 _OVERLAP = 64
+# A stream's last reads kept for its finish reasons (`StreamFacts`).
+_RECENT = 16
 
 
 def operation(endpoint: str) -> tuple[str, str] | None:
@@ -252,46 +256,39 @@ def error_type(ex: Exchange, status: int) -> str:
 
 
 class StreamFacts:
-    """What a relayed stream says about its answer, found without parsing every event: the
-    first id and model, each `finish_reason`; captured, the whole stream is kept to read its
-    output at the end."""
+    """What a relayed stream says about its answer: its first id and model, each
+    `finish_reason`. Nothing is searched while the stream goes by (a search per read cost more
+    than the rest of tracing a stream): its first reads, up to `_HEAD` bytes, and its last
+    `_RECENT` reads are kept, and read when it ends. A choice's finish reason comes in its last
+    chunk, before only the usage chunk and `[DONE]`; a stream of several choices, whose first
+    may finish long before the stream does, or one whose output is captured, is kept whole."""
 
-    __slots__ = ("_tail", "chunks", "finish_reasons", "model", "response_id")
+    __slots__ = ("_head", "_head_size", "_reads")
 
-    def __init__(self, capture: bool) -> None:
-        self.response_id = ""
-        self.model = ""
-        self.finish_reasons: list[str] = []
-        self.chunks: list[bytes] | None = [] if capture else None
-        self._tail = b""
+    def __init__(self, whole: bool) -> None:
+        self._head: list[bytes] = []
+        self._head_size = 0
+        self._reads: deque[bytes] = deque(maxlen=None if whole else _RECENT)
 
     def feed(self, chunk: bytes) -> None:
-        if self.chunks is not None:
-            self.chunks.append(chunk)
-        tail = self._tail
-        text = tail + chunk if tail else chunk
-        if not self.response_id and (found := _FIRST_ID.search(text)):
-            self.response_id = found.group(1).decode()
-        if not self.model and (found := _FIRST_MODEL.search(text)):
-            self.model = found.group(1).decode()
-        # Every chat chunk names a finish reason, null until the choice's last: only a chunk
-        # with another one is searched.
-        if text.count(b'"finish_reason"') != text.count(b'"finish_reason":null'):
-            self.finish_reasons += (
-                m.group(1).decode() for m in _FINISH.finditer(text) if m.end() > len(tail)
-            )
-        # A chunk ending an event leaves nothing a match could straddle (the usual case).
-        self._tail = b"" if chunk.endswith(b"\n\n") else text[-_OVERLAP:]
+        self._reads.append(chunk)
+        if self._head_size < _HEAD:
+            self._head.append(chunk)
+            self._head_size += len(chunk)
 
     def facts(self) -> tuple[str, str, tuple[str, ...]]:
         """The answer's id, model and finish reasons, as `answer_facts` reads them."""
-        return self.response_id, self.model, tuple(self.finish_reasons)
+        head = b"".join(self._head)
+        found = _FIRST_ID.search(head)
+        response_id = found.group(1).decode() if found else ""
+        found = _FIRST_MODEL.search(head)
+        model = found.group(1).decode() if found else ""
+        reasons = _FINISH.findall(b"".join(self._reads))
+        return response_id, model, tuple(reason.decode() for reason in reasons)
 
     def captured(self) -> dict[str, Any]:
-        """The output messages, when content is captured."""
-        if self.chunks is None:
-            return {}
-        messages = streamed_output(b"".join(self.chunks))
+        """The output messages (of a stream kept whole: captured)."""
+        messages = streamed_output(b"".join(self._reads))
         return {"gen_ai.output.messages": _json(messages)} if messages else {}
 
 

@@ -17,7 +17,7 @@ followed, and a trace begun here is kept by the ratio of `TraceIdRatioBased`.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import time_ns
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -265,11 +265,14 @@ class RequestTrace:
     def read(self, answer: Mapping[str, Any]) -> None:
         self.parsed_answer = answer
 
-    def streamed(self, chunk: bytes) -> None:
+    def streaming(self) -> Callable[[bytes], None]:
         facts = self.facts
         if facts is None:
-            facts = self.facts = attrs.StreamFacts(self.tracing.capture)
-        facts.feed(chunk)
+            # Kept whole when captured or when several choices may finish far from its end.
+            choices = self.payload.get("n") if self.payload is not None else None
+            whole = self.tracing.capture or (type(choices) is int and choices > 1)
+            facts = self.facts = attrs.StreamFacts(whole)
+        return facts.feed
 
     def settling(self, outcome: str, cost: int) -> None:
         # The charge itself is the record's (`gateway.cost_micros`), read when the span ends.
@@ -298,7 +301,8 @@ class RequestTrace:
                 responded = self.response(attrs.answer_facts(self.answer))
         if self.facts is not None and endpoint in attrs.OPERATIONS:
             responded = self.response(self.facts.facts())
-            attributes.update(self.facts.captured())
+            if capture:
+                attributes.update(self.facts.captured())
         # The record's charge over the answer's own usage: what the gateway counted.
         attributes.update(attrs.charge_attributes(exchange))
         decided = tracing.decided(exchange, status, self.outcome)

@@ -113,16 +113,35 @@ def test_stream_facts_across_chunk_boundaries() -> None:
         b"data: [DONE]\n\n"
     )
     for size in (7, 40, len(stream)):
-        facts = StreamFacts(capture=True)
-        for at in range(0, len(stream), size):
-            facts.feed(stream[at : at + size])
-        assert facts.facts() == ("chatcmpl-9", "o1-mini", ("length",)), size
+        for whole in (False, True):  # captured needs it whole: the last
+            facts = StreamFacts(whole)
+            for at in range(0, len(stream), size):
+                facts.feed(stream[at : at + size])
+            assert facts.facts() == ("chatcmpl-9", "o1-mini", ("length",)), (size, whole)
         assert orjson.loads(facts.captured()["gen_ai.output.messages"]) == streamed_output(stream)
     assert streamed_output(stream) == [
         {"role": "assistant", "parts": [{"type": "text", "content": "Hello"}],
          "finish_reason": "length"}
     ]  # fmt: skip
-    assert StreamFacts(capture=False).chunks is None  # nothing kept without capture
+
+
+def test_a_long_streams_facts_come_from_its_first_and_last_reads() -> None:
+    delta = (
+        b'data: {"id":"chatcmpl-7","model":"gpt-4o","choices":[{"delta":{"content":"w"},'
+        b'"finish_reason":null}]}\n\n'
+    )
+    end = (
+        b'data: {"id":"chatcmpl-7","choices":[{"delta":{},"finish_reason":"stop"}]}\n\n'
+        b'data: {"id":"chatcmpl-7","choices":[],"usage":{"total_tokens":9}}\n\ndata: [DONE]\n\n'
+    )
+    facts = StreamFacts(whole=False)
+    for _ in range(2000):
+        facts.feed(delta)
+    for at in range(0, len(end), 9):
+        facts.feed(end[at : at + 9])
+    assert facts.facts() == ("chatcmpl-7", "gpt-4o", ("stop",))
+    # Only the first reads (up to the head) and the last few are kept.
+    assert len(facts._head) * len(delta) < 2 * 512 and len(facts._reads) == 16
 
 
 def test_the_record_and_its_errors() -> None:
@@ -166,7 +185,7 @@ def test_stream_facts_skip_null_finish_reasons_and_read_spaced_ones() -> None:
         b'data: {"choices": [{"index": 1, "delta": {}, "finish_reason":"length"}]}\n\n'
     )
     for size in (5, 33, len(stream)):
-        facts = StreamFacts(capture=False)
+        facts = StreamFacts(whole=True)  # two choices: kept whole
         for at in range(0, len(stream), size):
             facts.feed(stream[at : at + size])
         assert facts.facts() == ("c-1", "gpt-4o", ("stop", "length")), size
