@@ -97,6 +97,14 @@ class _Read:
         pass
 
 
+def billed_answer_lost(exc: GatewayError) -> GatewayError:
+    """The failure of a successful answer lost after its headers: cut off (`upstream_truncated`,
+    which the try's charge reads as billed), whatever cut it."""
+    if exc.code == "upstream_truncated":
+        return exc
+    return errors.upstream_truncated(f"the answer was lost after its headers ({exc.code})")
+
+
 def retries_spent(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """An upstream answer's headers, marked as `errors.mark_retries_spent` marks an error."""
     marked = [(name, value) for name, value in headers if name != b"x-should-retry"]
@@ -203,8 +211,9 @@ class Dispatcher:
         the upstream calls (three SDK tries of three gateway tries each).
 
         With `buffer`, the answer is read whole before it is returned, so a connection lost
-        after the headers (nothing has reached the client yet) is retried too. `prepared` (from
-        `prepare`, for the same call) is the first try.
+        after an error's headers (nothing has reached the client yet) is retried too; a
+        successful answer lost so is not (upstream billed it): it fails `upstream_truncated`.
+        `prepared` (from `prepare`, for the same call) is the first try.
         """
         targets = self._targets[model]
         tries = 0
@@ -260,6 +269,10 @@ class Dispatcher:
                         return _Read(counted, await counted.read())
                     except GatewayError as exc:
                         target.breaker.failure(self._clock())
+                        if resp.status < 300:
+                            # Upstream generated the answer, and bills it: a retry would be a
+                            # second answer billed, the first charged to nobody.
+                            raise billed_answer_lost(exc) from None
                         failure, resp = exc, None
                     finally:
                         await counted.close()

@@ -361,7 +361,10 @@ def test_a_cut_answer_is_a_502_charged_its_hold_and_a_cut_stream_ends_in_an_erro
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.create(model="gpt-4o", messages=HELLO, max_completion_tokens=100)
     assert info.value.status_code == 502
-    assert info.value.response.headers["x-should-retry"] == "false"  # the gateway retried it
+    # Not retried by the gateway: the answer was generated and billed (a retry is the client's,
+    # a new request charged on its own).
+    assert info.value.code == "upstream_truncated"
+    assert "x-should-retry" not in info.value.response.headers
     held = spent_micros(gateway, 0)
     assert held > 0  # the hold: the answer was generated, its usage never came
     with pytest.raises(openai.APIError) as streamed:
