@@ -260,8 +260,9 @@ class StreamFacts:
     `finish_reason`. Nothing is searched while the stream goes by (a search per read cost more
     than the rest of tracing a stream): its first reads, up to `_HEAD` bytes, and its last
     `_RECENT` reads are kept, and read when it ends. A choice's finish reason comes in its last
-    chunk, before only the usage chunk and `[DONE]`; a stream of several choices, whose first
-    may finish long before the stream does, or one whose output is captured, is kept whole."""
+    chunk, before only the usage chunk and `[DONE]`: a stream of one choice has it last. A
+    stream of several choices, whose first may finish long before the stream does, or one whose
+    output is captured, is kept whole."""
 
     __slots__ = ("_head", "_head_size", "_reads")
 
@@ -283,7 +284,15 @@ class StreamFacts:
         response_id = found.group(1).decode() if found else ""
         found = _FIRST_MODEL.search(head)
         model = found.group(1).decode() if found else ""
-        reasons = _FINISH.findall(b"".join(self._reads))
+        reads = b"".join(self._reads)
+        if self._reads.maxlen is None:  # kept whole: every choice's
+            reasons = _FINISH.findall(reads)
+        else:
+            # One choice: its reason is the stream's last (a regular expression over a whole
+            # stream costs more than tracing the rest of it; `rfind` does not).
+            at = reads.rfind(b'"finish_reason"')
+            found = _FINISH.match(reads, at) if at >= 0 else None
+            reasons = [found.group(1)] if found else []
         return response_id, model, tuple(reason.decode() for reason in reasons)
 
     def captured(self) -> dict[str, Any]:
