@@ -284,21 +284,30 @@ class StreamFacts:
         response_id = found.group(1).decode() if found else ""
         found = _FIRST_MODEL.search(head)
         model = found.group(1).decode() if found else ""
-        reads = b"".join(self._reads)
         if self._reads.maxlen is None:  # kept whole: every choice's
-            reasons = _FINISH.findall(reads)
+            reasons = _FINISH.findall(b"".join(self._reads))
         else:
-            # One choice: its reason is the stream's last (a regular expression over a whole
-            # stream costs more than tracing the rest of it; `rfind` does not).
-            at = reads.rfind(b'"finish_reason"')
-            found = _FINISH.match(reads, at) if at >= 0 else None
-            reasons = [found.group(1)] if found else []
+            reasons = _last_reason(self._reads)
         return response_id, model, tuple(reason.decode() for reason in reasons)
 
     def captured(self) -> dict[str, Any]:
         """The output messages (of a stream kept whole: captured)."""
         messages = streamed_output(b"".join(self._reads))
         return {"gen_ai.output.messages": _json(messages)} if messages else {}
+
+
+def _last_reason(reads: deque[bytes]) -> list[bytes]:
+    """A one-choice stream's finish reason: its last, read back from its last reads until one
+    is found (a regular expression over the whole stream, or joining it, costs more than
+    tracing the rest of it)."""
+    text = b""
+    for read in reversed(reads):
+        text = read + text
+        at = text.rfind(b'"finish_reason"')
+        if at >= 0:
+            found = _FINISH.match(text, at)
+            return [found.group(1)] if found else []  # null: the stream stopped short
+    return []
 
 
 def streamed_output(stream: bytes) -> list[dict[str, Any]]:
