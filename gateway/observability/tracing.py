@@ -2,15 +2,16 @@
 each (`spans.Span`) and exported in batches as OTLP/HTTP JSON (`span_export`).
 
 A tracing SDK pays, per span, for contexts, locks, span processors and a protobuf encoder; the
-gateway spends about 0.3 ms of CPU on a whole proxied call, so a request's four spans must cost
+gateway spends about 0.3 ms of CPU on a whole proxied call, so a request's three spans must cost
 microseconds. Here a span is a plain object, its ids come from one per-process random generator,
-and its attributes stay a dict until the background export encodes them.
+and a request's spans are encoded together when it ends (`otlp_json.SpanEncoder`), attributes
+that many requests share encoded once for all of them.
 
 A request's span is the SERVER span `{gen_ai.operation.name} {gen_ai.request.model}`, continuing
 the caller's W3C `traceparent` (and `tracestate`). Its children: `gateway.admission.reserve` (the
 hold taken in Redis) and the upstream call (a CLIENT span whose `traceparent` goes upstream);
-how the hold was settled is the request span's `gateway.settle.outcome`. Spans never hold the request's headers or keys; prompts and answers only with content
-capture on. Sampling is OpenTelemetry's default, parent-based: a caller's sampled flag is
+how the hold was settled is the request span's `gateway.settle.outcome`. Spans never hold the
+request's headers or keys; prompts and answers only with content capture on. Sampling is OpenTelemetry's default, parent-based: a caller's sampled flag is
 followed, and a trace begun here is kept by the ratio of `TraceIdRatioBased`.
 """
 
