@@ -74,7 +74,9 @@ class Attempt:
         self.model = model
         self.ticket: Ticket | None = None
         self.upstream_headers: dict[str, str] | None = None  # made once, when first needed
-        self.answered: dict[str, Any] | None = None  # a whole 200 answer, parsed once
+        # The whole 200 answer the client gets, parsed once and charged by `settle`: whoever
+        # changes the answer changes this too.
+        self.answered: dict[str, Any] | None = None
 
     # -- admit ---------------------------------------------------------------------------------
 

@@ -36,8 +36,9 @@ async def answer_emulated(
     out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))
     if ticket is not None:
         out_headers += encoded(ticket.headers)
-    if status == 200 and adapted.stop:
-        content = orjson.dumps(adapt_response(orjson.loads(content), adapted))
+    if status == 200 and adapted.stop and attempt.answered is not None:
+        attempt.answered = adapt_response(attempt.answered, adapted)
+        content = orjson.dumps(attempt.answered)
     if ticket is not None:
         attempt.settle(status, content)
     return relayed(content, status, out_headers)
@@ -71,7 +72,9 @@ async def emulated_call(
             if ticket is not None:
                 settle_whole(ticket, usage_from(completion["usage"]))
             raise errors.invalid_model_output(parsed.message)
-    return 200, upstream_headers, orjson.dumps(emulation.apply(completion, parsed))
+    # What the client gets, with both calls' usage: what the attempt charges (`answered`).
+    attempt.answered = emulation.apply(completion, parsed)
+    return 200, upstream_headers, orjson.dumps(attempt.answered)
 
 
 def _answer_text(completion: Any) -> str | None:

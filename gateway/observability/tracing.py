@@ -11,8 +11,9 @@ A request's span is the SERVER span `{gen_ai.operation.name} {gen_ai.request.mod
 the caller's W3C `traceparent` (and `tracestate`). Its children: `gateway.admission.reserve` (the
 hold taken in Redis) and the upstream call (a CLIENT span whose `traceparent` goes upstream);
 how the hold was settled is the request span's `gateway.settle.outcome`. Spans never hold the
-request's headers or keys; prompts and answers only with content capture on. Sampling is OpenTelemetry's default, parent-based: a caller's sampled flag is
-followed, and a trace begun here is kept by the ratio of `TraceIdRatioBased`.
+request's headers or keys; prompts and answers only with content capture on. Sampling is
+OpenTelemetry's default, parent-based: a caller's sampled flag is followed, and a trace begun
+here is kept by the ratio of `TraceIdRatioBased`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ event once a stream has started) and the metrics count the failure:
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -53,7 +54,9 @@ class Mangler:
     - `no-usage`: `usage` taken out of a JSON answer and out of a stream's events;
     - `fail-once-429`, `fail-once-500`: the first call of an `x-mangle-id` answered with that
       error (a 429 with `retry-after: 0.05`), later ones by the simulator;
-    - `reset-once`: the first call of an `x-mangle-id` cut off after half its body.
+    - `reset-once`: the first call of an `x-mangle-id` cut off after half its body;
+    - `chatter-once`: the first call of an `x-mangle-id` answered with chatter where emulation
+      asked for a tool call (later ones follow the instructions, as the simulator does).
 
     `calls` counts the calls of each `x-mangle-id`.
     """
@@ -74,6 +77,9 @@ class Mangler:
         if first and mode.startswith("fail-once-"):
             await self.fail(send, int(mode.rsplit("-", 1)[1]))
             return
+        if first and mode == "chatter-once":
+            chatter = base64.b64encode(b"I would rather chat about the weather.")
+            scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
         if mode in ("not-json", "no-usage") or (first and mode == "reset-once"):
             await self.app(scope, receive, self.mangled(send, mode))
             return
@@ -535,6 +541,27 @@ def test_a_whole_answer_lost_after_its_headers_is_not_retried_and_is_charged_its
     assert answer.json()["error"]["code"] == "upstream_truncated"
     charged, held = spend(store, TEAM)
     assert held == 0 and charged == hold("gpt-4o") >= billed(upstream)
+
+
+def test_an_emulated_answer_repaired_is_charged_both_calls(
+    serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis
+) -> None:
+    """o1 emulates tools by prompting; an answer that broke the format is asked again. Both
+    calls are billed: the team pays both, not only the one whose answer the client gets."""
+    gateway = serve()
+    weather = {"type": "function", "function": {
+        "name": "get_weather", "parameters": {"type": "object", "properties": {}},
+    }}  # fmt: skip
+    body = {"model": "o1-preview", "messages": MESSAGES, "tools": [weather],
+            "tool_choice": "required"}  # fmt: skip
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": "chatter-once",
+            "x-mangle-id": "repaired"}  # fmt: skip
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=sent, timeout=30)
+    assert answer.status_code == 200 and calls["repaired"] == 2
+    assert answer.json()["choices"][0]["message"]["tool_calls"]
+    charged, held = spend(store, TEAM)
+    # The usages are summed before pricing: a micro-dollar of rounding apart from the bill.
+    assert held == 0 and abs(charged - billed(upstream)) <= 1
 
 
 # -- 4. clients that leave ---------------------------------------------------------------------------
