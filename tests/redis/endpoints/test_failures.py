@@ -410,15 +410,16 @@ def test_a_whole_answer_cut_off_after_the_grace_period_is_charged_its_hold(
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
-def test_a_faked_stream_whose_upstream_stalls_ends_in_an_error_and_is_not_charged(
+def test_a_faked_stream_whose_upstream_stalls_ends_in_an_error_and_is_charged_its_hold(
     serve: Serve,
     upstream: ServerThread,
     store: redis.Redis,
     api: str,
 ) -> None:
-    """No answer within `first_byte_timeout_s`: nothing was billed (the simulator stops when
-    the gateway leaves), so nothing is charged; the client's 200 stream ends in the 504's
-    error, and the metrics count it."""
+    """No answer within `first_byte_timeout_s` after the client's 200 began: the client's
+    stream ends in the 504's error, and the metrics count it. The whole answer it was faked
+    from goes on upstream and is billed (the simulator finishes it once the gateway leaves),
+    so the team is charged the hold, never less than that bill."""
     gateway = serve(wiring={"first_byte_timeout_s": 0.3}, compat=GRACE,
     )  # fmt: skip
     answer = post(gateway, api, "o1-mini", True, x_sim_fault="timeout")
@@ -429,7 +430,9 @@ def test_a_faked_stream_whose_upstream_stalls_ends_in_an_error_and_is_not_charge
     else:  # translated: chat's error becomes the Responses API's failure
         assert events.kinds[-1] == "response.failed"
         assert events.data[-1]["response"]["error"]["code"] == "upstream_timeout"
-    assert spend(store, TEAM) == (0, 0) and billed(upstream) == 0
+    assert spend(store, TEAM) == (hold("o1-mini"), 0)
+    wait_for(lambda: billed(upstream) > 0, 10, "the bill of the answer left behind")
+    assert billed(upstream) <= hold("o1-mini")
     assert upstream_errors(gateway) == {"upstream_timeout": 1}
 
 
