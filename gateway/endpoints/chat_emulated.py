@@ -24,6 +24,7 @@ from gateway.admission.pricing import (
 from gateway.admission.redis_side import Ticket
 from gateway.compat import emulation
 from gateway.compat.patches import Adapted, adapt_response
+from gateway.config import Price
 from gateway.endpoints.attempt import ModelAttempt, Whole, billed_failure, relayed, settle_whole
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.wire import errors, tokens
@@ -73,7 +74,8 @@ async def emulated_call(
             payload["messages"], _answer_text(completion) or "", parsed
         )}  # fmt: skip
         first_usage = completion.get("usage")
-        if ticket is not None and not fit_repair(repair, ticket, first_usage, attempt.copies):
+        room = _room(ticket, first_usage) if ticket is not None else None
+        if ticket is not None and (room is None or not fit_repair(repair, *room, attempt.copies)):
             settle_whole(ticket, usage_from(first_usage))
             raise errors.invalid_model_output(parsed.message, repaired=False)
         try:
@@ -101,14 +103,10 @@ async def emulated_call(
     return 200, upstream_headers, orjson.dumps(attempt.answered)
 
 
-def fit_repair(repair: dict[str, Any], ticket: Ticket, first_usage: Any, copies: int) -> bool:
-    """Cap `repair`'s completion tokens to what the hold has left after the first call, so
-    both calls cost at most the hold; False when not even its prompt fits (or the first call
-    did not say what it cost)."""
-    price, used = ticket.price, usage_from(first_usage)
-    if price is None or used is None:
-        return False
-    left = ticket.plan.reserve - cost_micros(price, used)
+def fit_repair(repair: dict[str, Any], price: Price, left: int, copies: int) -> bool:
+    """Cap `repair`'s completion tokens (of each of `copies` answers) so that its worst case
+    costs at most `left` micro-dollars, what the hold has left after the first call; False,
+    and `repair` as it was, when not even its prompt fits."""
     prompt = tokens.count_messages(repair["messages"]) + chat_extra_prompt(repair)
     cap = largest_completion_cap(price, prompt, copies, left)
     asked = requested_completion(repair)
@@ -116,11 +114,18 @@ def fit_repair(repair: dict[str, Any], ticket: Ticket, first_usage: Any, copies:
         cap = min(cap, asked)
     if cap < 1:
         return False
-    named = (
-        "max_tokens" if "max_tokens" in repair and "max_completion_tokens" not in repair else None
-    )
-    repair[named or "max_completion_tokens"] = cap
+    legacy = "max_tokens" in repair and "max_completion_tokens" not in repair
+    repair["max_tokens" if legacy else "max_completion_tokens"] = cap
     return True
+
+
+def _room(ticket: Ticket, first_usage: Any) -> tuple[Price, int] | None:
+    """The price, and what the hold has left after the first call; None when the first call
+    did not say what it cost (it may have used the whole hold)."""
+    used = usage_from(first_usage)
+    if ticket.price is None or used is None:
+        return None
+    return ticket.price, ticket.plan.reserve - cost_micros(ticket.price, used)
 
 
 def _answer_text(completion: Any) -> str | None:
