@@ -744,10 +744,35 @@ GIVEN_UP = {"timeout": (504, "upstream_timeout"), "reset": (502, "upstream_unrea
 SLOW = {"x_sim_latency_ms": "60000"}
 
 
-def given_up(how: str, cutter: Cutter) -> dict[str, Any]:
-    """The upstream wiring that loses answers `how`, with retries on."""
+@dataclasses.dataclass
+class Losing:
+    """A gateway, with retries on, that loses the answers of requests sent upstream (`GIVEN_UP`
+    says how); the status and code its clients then get."""
+
+    gateway: ServerThread
+    status: int
+    code: str
+
+
+@pytest.fixture(params=sorted(GIVEN_UP))
+def losing(serve: Serve, cutter: Cutter, request: pytest.FixtureRequest) -> Losing:
+    how: str = request.param
     lose = {"first_byte_timeout_s": 0.3} if how == "timeout" else {"base_url": f"{cutter.url}/v1"}
-    return {"retries": 2, "retry_backoff_s": 0.01, **lose}
+    gateway = serve(wiring={"retries": 2, "retry_backoff_s": 0.01, **lose})
+    return Losing(gateway, *GIVEN_UP[how])
+
+
+def billed_at_most(simulator: ServerThread, charged: int, calls: int = 1) -> None:
+    """Once the simulator has billed the `calls` the gateway left behind (it answers them to
+    nobody), its bill is no more than what the team was `charged`."""
+    wait_for(lambda: _bill_requests(simulator) == calls, 10, "the bill of the calls left behind")
+    assert 0 < billed(simulator) <= charged
+
+
+def _bill_requests(simulator: ServerThread) -> int:
+    """How many calls the simulator billed."""
+    lines = httpx.get(f"{simulator.url}/_sim/bill").json()["by_key"].get(SIM_KEY, {})
+    return sum(line["detail"].get("requests", 0) for line in lines.get("lines", ()))
 
 
 def retried(gateway: ServerThread) -> float:
@@ -759,53 +784,40 @@ def retried(gateway: ServerThread) -> float:
     )
 
 
-@pytest.mark.parametrize("how", sorted(GIVEN_UP))
 @pytest.mark.parametrize(("api", "model", "stream"), WHOLE, ids=whole_ids())
 def test_a_whole_answer_given_up_on_after_it_was_sent_is_asked_once_and_charged_its_hold(
-    serve: Serve,
+    losing: Losing,
     upstream: ServerThread,
-    cutter: Cutter,
     calls: Counter[str],
     store: redis.Redis,
     api: str,
     model: str,
     stream: bool,
-    how: str,
 ) -> None:
     """Upstream finishes a whole answer whoever waits, and bills it: a retry would be a second
     bill that the hold does not cover. The one call is charged its hold, never less than the
     simulator's bill, which comes once the gateway has left."""
-    gateway = serve(wiring=given_up(how, cutter))
-    answer = post(gateway, api, model, stream, x_mangle_id="given-up", **SLOW)
-    status, code = GIVEN_UP[how]
-    assert answer.status_code == status and answer.json()["error"]["code"] == code
+    answer = post(losing.gateway, api, model, stream, x_mangle_id="given-up", **SLOW)
+    assert answer.status_code == losing.status
+    assert answer.json()["error"]["code"] == losing.code
     assert "x-should-retry" not in answer.headers  # not retried: the client may, held anew
-    assert calls["given-up"] == 1 and retried(gateway) == 0
+    assert calls["given-up"] == 1 and retried(losing.gateway) == 0
     assert spend(store, TEAM) == (hold(model), 0)
-    wait_for(lambda: billed(upstream) > 0, 10, "the bill of the answer left behind")
-    assert billed(upstream) <= hold(model)
-    assert upstream_errors(gateway) == {code: 1}
+    billed_at_most(upstream, hold(model))
+    assert upstream_errors(losing.gateway) == {losing.code: 1}
 
 
-@pytest.mark.parametrize("how", sorted(GIVEN_UP))
 @pytest.mark.parametrize("api", ["chat", "responses"])
 def test_a_stream_given_up_on_before_it_began_is_retried_and_not_charged(
-    serve: Serve,
-    upstream: ServerThread,
-    cutter: Cutter,
-    calls: Counter[str],
-    store: redis.Redis,
-    api: str,
-    how: str,
+    losing: Losing, upstream: ServerThread, calls: Counter[str], store: redis.Redis, api: str
 ) -> None:
     """Upstream stops a stream whose reader left, and bills what it generated: nothing yet. So
     a stream's tries are retried as before (three in all here), and none is charged."""
-    gateway = serve(wiring=given_up(how, cutter))
-    answer = post(gateway, api, "gpt-4o", True, x_mangle_id="stream", **SLOW)
-    status, code = GIVEN_UP[how]
-    assert answer.status_code == status and answer.json()["error"]["code"] == code
+    answer = post(losing.gateway, api, "gpt-4o", True, x_mangle_id="stream", **SLOW)
+    assert answer.status_code == losing.status
+    assert answer.json()["error"]["code"] == losing.code
     assert answer.headers["x-should-retry"] == "false"  # the gateway spent the retries
-    assert calls["stream"] == 3 and retried(gateway) == 2
+    assert calls["stream"] == 3 and retried(losing.gateway) == 2
     assert spend(store, TEAM) == (0, 0)
     wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the simulator to stop the streams")
     assert billed(upstream) == 0
@@ -835,8 +847,7 @@ def test_a_whole_answer_given_up_on_does_not_fall_back(
     assert answer.status_code == 504 and "x-gateway-fallback" not in answer.headers
     assert calls["no-fallback"] == 1
     assert spend(store, TEAM) == (hold("o1-preview"), 0)
-    wait_for(lambda: billed(upstream) > 0, 10, "the bill of the answer left behind")
-    assert billed(upstream) <= hold("o1-preview")
+    billed_at_most(upstream, hold("o1-preview"))
 
 
 @pytest.mark.parametrize("stalls", ["first", "repair"])
@@ -865,22 +876,7 @@ def test_an_emulated_call_given_up_on_is_charged_its_hold_and_both_calls_fit_in_
     assert calls["emulated"] == (1 if stalls == "first" else 2)
     charged, held = spend(store, TEAM)
     assert held == 0 and charged >= hold("o1-preview")  # the tools' instructions add to it
-    calls_billed = 1 if stalls == "first" else 2
-    wait_for(
-        lambda: (
-            httpx.get(f"{upstream.url}/_sim/bill").json()["total_micros"] > 0
-            and _bill_requests(upstream) == calls_billed
-        ),
-        10,
-        "both calls billed",
-    )
-    assert billed(upstream) <= charged
-
-
-def _bill_requests(simulator: ServerThread) -> int:
-    """How many calls the simulator billed."""
-    lines = httpx.get(f"{simulator.url}/_sim/bill").json()["by_key"].get(SIM_KEY, {})
-    return sum(line["detail"].get("requests", 0) for line in lines.get("lines", ()))
+    billed_at_most(upstream, charged, calls["emulated"])
 
 
 def test_a_budget_holds_when_upstream_bills_what_the_gateway_gave_up_on(
@@ -898,31 +894,23 @@ def test_a_budget_holds_when_upstream_bills_what_the_gateway_gave_up_on(
     assert second.json()["error"]["code"] == "request_over_budget"
     charged, held = spend(store, TEAM)
     assert held == 0 and charged == hold("gpt-4o") <= budget
-    wait_for(lambda: _bill_requests(upstream) == 1, 10, "the bill of the answer left behind")
-    assert 0 < billed(upstream) <= charged
+    billed_at_most(upstream, charged)
 
 
-@pytest.mark.parametrize("how", sorted(GIVEN_UP))
 def test_a_governed_call_given_up_on_is_charged_its_hold(
-    serve: Serve,
-    upstream: ServerThread,
-    cutter: Cutter,
-    calls: Counter[str],
-    store: redis.Redis,
-    how: str,
+    losing: Losing, upstream: ServerThread, calls: Counter[str], store: redis.Redis
 ) -> None:
     """Embeddings (as every endpoint of the table) answer whole and go once: given up on after
     the request was sent, the call is charged its hold, never less than upstream bills."""
-    gateway = serve(wiring=given_up(how, cutter))
     payload = {"model": "text-embedding-3-small", "input": ["hello", "world"]}
     sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle-id": "embeddings"}
     sent["x-sim-latency-ms"] = SLOW["x_sim_latency_ms"]
-    answer = httpx.post(f"{gateway.url}/v1/embeddings", json=payload, headers=sent, timeout=30)
-    status, code = GIVEN_UP[how]
-    assert answer.status_code == status and answer.json()["error"]["code"] == code
+    url = f"{losing.gateway.url}/v1/embeddings"
+    answer = httpx.post(url, json=payload, headers=sent, timeout=30)
+    assert answer.status_code == losing.status
+    assert answer.json()["error"]["code"] == losing.code
     assert calls["embeddings"] == 1
     model = CONFIG.models["text-embedding-3-small"]
     held = worst_case(Cost.EMBEDDINGS, payload, model)[2]
     assert spend(store, TEAM) == (held, 0)
-    wait_for(lambda: billed(upstream) > 0, 10, "the bill of the answer left behind")
-    assert billed(upstream) <= held
+    billed_at_most(upstream, held)
