@@ -151,19 +151,28 @@ class Attempt:
         self, body: bytes, *, buffer: bool, prepared: PreparedCall | None = None
     ) -> UpstreamResponse:
         """One upstream call: through the model's deployments with retries (the first try
-        `prepared`, when given), or once to the default upstream when there is no model."""
+        `prepared`, when given), or once to the default upstream when there is no model.
+
+        `buffer`: the answer is billed whole (not a stream). Such a call that fails after its
+        request was written is `billed`: upstream may finish the answer and bill it, so it is
+        neither retried nor sent to a fallback, and is charged its hold."""
         gw, scope = self.gw, self.request.scope
         headers = self.traced_headers()
-        if self.model is None:
-            return await gw.upstream.send(
-                scope["method"], self.path, scope["query_string"], headers, body
-            )
-        timeout = client_timeout_s(scope["headers"])
-        return await gw.dispatch.send(
-            self.model, scope["method"], self.path, scope["query_string"], headers, body,
-            deadline=None if timeout is None else self.exchange.started + timeout,
-            buffer=buffer, prepared=prepared, api_key=gw.own_key(self.caller.team),
-        )  # fmt: skip
+        try:
+            if self.model is None:
+                return await gw.upstream.send(
+                    scope["method"], self.path, scope["query_string"], headers, body
+                )
+            timeout = client_timeout_s(scope["headers"])
+            return await gw.dispatch.send(
+                self.model, scope["method"], self.path, scope["query_string"], headers, body,
+                deadline=None if timeout is None else self.exchange.started + timeout,
+                buffer=buffer, prepared=prepared, api_key=gw.own_key(self.caller.team),
+            )  # fmt: skip
+        except GatewayError as exc:
+            if buffer and exc.sent:
+                exc.billed = True
+            raise
 
     async def fetch(self, body: bytes, prepared: PreparedCall | None = None) -> Whole:
         """A call whose answer is read whole before anything reaches the client."""
@@ -358,14 +367,22 @@ class Attempt:
 BILLED_FAILURES = frozenset({"upstream_truncated", "upstream_invalid_answer"})
 
 
+def billed_failure(exc: GatewayError) -> bool:
+    """Whether upstream bills the call `exc` ended, though no answer said what it cost: an
+    answer cut off or unreadable (`BILLED_FAILURES`), or a whole answer the gateway stopped
+    waiting for after its request was written (`billed`: a timeout, a reset before any
+    answer), which upstream goes on generating and bills."""
+    return exc.billed or exc.code in BILLED_FAILURES
+
+
 def settle_failure(ticket: Ticket, exc: GatewayError) -> None:
     """The charge of a try that ended in `exc`. 499: the caller left a stream before its answer
-    began, and upstream stops with it: the prompt it read. An answer cut off or unreadable
-    (`BILLED_FAILURES`) was generated and billed upstream but its usage never came: the hold,
-    never less than upstream bills. Anything else: nothing was generated, nothing is charged."""
+    began, and upstream stops with it: the prompt it read. A call upstream bills whose usage
+    never came (`billed_failure`): the hold, never less than upstream bills. Anything else:
+    nothing was generated (or a stream stopped before it began), nothing is charged."""
     if exc.status == 499:
         ticket.abandon()
-    elif exc.code in BILLED_FAILURES:
+    elif billed_failure(exc):
         ticket.settle_at_reserve()
     else:
         ticket.release()

@@ -42,7 +42,8 @@ from gateway.wire.usage import StreamMeter
 
 log = logging.getLogger("gateway")
 PATH = "/chat/completions"
-# Upstream trouble worth trying the next model for; the gateway's own refusals are not.
+# Upstream trouble worth trying the next model for; the gateway's own refusals are not, nor a
+# whole answer upstream may be generating and billing (`GatewayError.billed`).
 FALLBACK_STATUSES = frozenset({429, 500, 502, 503, 504})
 FALLBACK_CODES = frozenset({"upstream_unreachable", "upstream_timeout", "upstream_circuit_open"})
 
@@ -168,7 +169,9 @@ class ChatRequest:
 
         A model whose circuit is open is skipped at once (unless it is the last one left). Each
         fallback is patched for its own capabilities and admitted and charged on its own; the
-        failed try was released, so the team pays for what ran.
+        failed try was released, so the team pays for what ran. A whole answer that failed
+        after its request was written does not fall back: upstream may still bill it, and the
+        fallback's answer would be a second bill.
         """
         gw = self.gw
         candidates = [first] + [
@@ -187,7 +190,7 @@ class ChatRequest:
             try:
                 response = await self.serve_model(label)
             except GatewayError as exc:
-                if last or exc.code not in FALLBACK_CODES:
+                if last or exc.code not in FALLBACK_CODES or exc.billed:
                     if taken:
                         exc.headers["x-gateway-fallback"] = "; ".join(taken)
                     raise

@@ -1,6 +1,11 @@
 """Tools and structured output for a model that lacks them, answered by emulation: one
 upstream call prompted to answer in a format, parsed, repaired once if it broke the format,
-and converted to what the client asked for (as JSON, or as a faked stream)."""
+and converted to what the client asked for (as JSON, or as a faked stream).
+
+Both calls are the request's, under its one hold: the repair may use only what the first call
+left of it (its completion cap lowered to fit, and no repair when nothing fits), so the team is
+never charged past what was held, and a repair that fails after its request was written (which
+upstream may still bill) is charged the whole hold, never less than both calls cost."""
 
 from __future__ import annotations
 
@@ -10,17 +15,26 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from gateway.admission.pricing import (
+    chat_extra_prompt,
+    cost_micros,
+    largest_completion_cap,
+    requested_completion,
+)
+from gateway.admission.redis_side import Ticket
 from gateway.compat import emulation
 from gateway.compat.patches import Adapted, adapt_response
-from gateway.endpoints.attempt import Attempt, Whole, relayed, settle_whole
+from gateway.config import Price
+from gateway.endpoints.attempt import ModelAttempt, Whole, billed_failure, relayed, settle_whole
 from gateway.endpoints.chat_fake_stream import fake_streamed
-from gateway.wire import errors
+from gateway.wire import errors, tokens
+from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, encoded
 from gateway.wire.usage import usage_from
 
 
 async def answer_emulated(
-    attempt: Attempt,
+    attempt: ModelAttempt,
     payload: dict[str, Any],
     adapted: Adapted,
     emulated_as: emulation.Emulation,
@@ -45,7 +59,7 @@ async def answer_emulated(
 
 
 async def emulated_call(
-    attempt: Attempt, payload: dict[str, Any], emulated_as: emulation.Emulation
+    attempt: ModelAttempt, payload: dict[str, Any], emulated_as: emulation.Emulation
 ) -> Whole:
     """The upstream call and its answer converted; a second call when the first broke the
     format (the team pays for both)."""
@@ -60,7 +74,19 @@ async def emulated_call(
             payload["messages"], _answer_text(completion) or "", parsed
         )}  # fmt: skip
         first_usage = completion.get("usage")
-        status, upstream_headers, content = await attempt.fetch(orjson.dumps(repair))
+        room = _room(ticket, first_usage) if ticket is not None else None
+        if ticket is not None and (room is None or not fit_repair(repair, *room, attempt.copies)):
+            settle_whole(ticket, usage_from(first_usage))
+            raise errors.invalid_model_output(parsed.message, repaired=False)
+        try:
+            status, upstream_headers, content = await attempt.fetch(orjson.dumps(repair))
+        except GatewayError as exc:
+            if ticket is not None:
+                if billed_failure(exc):
+                    ticket.settle_at_reserve()  # both calls fit in it
+                else:
+                    settle_whole(ticket, usage_from(first_usage))  # the first call still ran
+            raise
         if status != 200:
             if ticket is not None:
                 settle_whole(ticket, usage_from(first_usage))  # the first call still ran
@@ -75,6 +101,31 @@ async def emulated_call(
     # What the client gets, with both calls' usage: what the attempt charges (`answered`).
     attempt.answered = emulation.apply(completion, parsed)
     return 200, upstream_headers, orjson.dumps(attempt.answered)
+
+
+def fit_repair(repair: dict[str, Any], price: Price, left: int, copies: int) -> bool:
+    """Cap `repair`'s completion tokens (of each of `copies` answers) so that its worst case
+    costs at most `left` micro-dollars, what the hold has left after the first call; False,
+    and `repair` as it was, when not even its prompt fits."""
+    prompt = tokens.count_messages(repair["messages"]) + chat_extra_prompt(repair)
+    cap = largest_completion_cap(price, prompt, copies, left)
+    asked = requested_completion(repair)
+    if asked is not None:
+        cap = min(cap, asked)
+    if cap < 1:
+        return False
+    legacy = "max_tokens" in repair and "max_completion_tokens" not in repair
+    repair["max_tokens" if legacy else "max_completion_tokens"] = cap
+    return True
+
+
+def _room(ticket: Ticket, first_usage: Any) -> tuple[Price, int] | None:
+    """The price, and what the hold has left after the first call; None when the first call
+    did not say what it cost (it may have used the whole hold)."""
+    used = usage_from(first_usage)
+    if ticket.price is None or used is None:
+        return None
+    return ticket.price, ticket.plan.reserve - cost_micros(ticket.price, used)
 
 
 def _answer_text(completion: Any) -> str | None:

@@ -31,7 +31,8 @@ Request-header knobs, honoured when `config.header_knobs` is true:
         quota        429 insufficient_quota
         500, 503     OpenAI's server_error bodies
         502          Cloudflare's HTML "502 Bad Gateway" page, as OpenAI's edge sends it
-        timeout      sleep an hour (ends early if the client disconnects), then answer
+        timeout      sleep an hour, then answer; a client that leaves ends the wait early
+                     (a whole answer is then billed all the same, see below)
         reset        drop the connection: streams send three chunks first, other answers send
                      the headers and half the body; raises SimulatedReset
         stream-error streams send three chunks, then `data: {"error": ...}` and end without
@@ -50,6 +51,11 @@ Timing: `latency_ms` delays every authenticated /v1 answer (unknown URLs and key
 back at once, as from OpenAI's edge); streams then wait `ttft_ms` before sending their headers
 (OpenAI's headers arrive with the first token) and `chunk_interval_ms` between chunks.
 Non-streamed answers wait only `latency_ms`.
+
+A client that leaves during that wait (or the `timeout` fault's) ends a stream there, unbilled,
+as OpenAI stops a stream whose reader left. A POST answered whole is not stopped: OpenAI
+finishes the answer and bills it whoever waits, so the simulator answers it at once, to nobody,
+and bills it (`disconnect.finished_when_left`).
 
 Every response carries `x-request-id`, `openai-processing-ms`, `openai-version` and the six
 `x-ratelimit-*` headers (per key, see ratelimit.py; limits are reported, never enforced).
@@ -82,7 +88,7 @@ from gateway.simulator.answers import (
 from gateway.simulator.batches_api import BatchesApi
 from gateway.simulator.call import Call, Header, Receive, Scope, Send
 from gateway.simulator.catalog import model_list, model_object
-from gateway.simulator.disconnect import DisconnectWatch
+from gateway.simulator.disconnect import DisconnectWatch, finished_when_left
 from gateway.simulator.files_api import FilesApi
 from gateway.simulator.ids import completion_id, moderation_id, request_id
 from gateway.simulator.knobs import NO_KNOBS, Knobs, fault_index, parse_knobs
@@ -223,16 +229,17 @@ class Simulator:
             knobs = parsed_knobs
         latency = knobs.latency_ms if knobs.latency_ms is not None else self.config.latency_ms
         wait_s = latency / 1000 + (TIMEOUT_FAULT_S if knobs.fault == "timeout" else 0)
+        content_type = headers.get("content-type", "")
         if wait_s > 0:
-            # Like OpenAI, stop working on a request whose client has gone.
+            # Like OpenAI, stop working on a stream whose client has gone; a whole answer is
+            # finished and billed all the same (at once: nobody waits for the rest of its time).
             watch = DisconnectWatch(receive)
             try:
-                if await watch.sleep(wait_s):
+                if await watch.sleep(wait_s) and not finished_when_left(method, body, content_type):
                     return
             finally:
                 watch.close()
         query = scope.get("query_string", b"").decode("latin-1")
-        content_type = headers.get("content-type", "")
         await handler(Call(path, query, body, key, knobs, started, receive, send, content_type))
 
     def _route(self, method: str, path: str) -> Handler | None:

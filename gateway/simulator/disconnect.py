@@ -1,10 +1,35 @@
-"""Noticing a client that leaves while the simulator is still answering (raw ASGI)."""
+"""Noticing a client that leaves while the simulator is still answering (raw ASGI), and what
+the simulator then does, as OpenAI does: a stream stops with its reader (its bill is what was
+generated), a whole answer is finished and billed whoever waits for it."""
 
 from __future__ import annotations
 
 import asyncio
 
+import orjson
+
+from gateway.simulator import multipart
 from gateway.simulator.call import Message, Receive
+
+
+def finished_when_left(method: str, body: bytes, content_type: str) -> bool:
+    """Whether a request whose client leaves before its answer is still answered (to nobody)
+    and billed: every POST but one asking for an event stream (`stream: true`, speech's
+    `stream_format: sse`, a transcription form's `stream=true`)."""
+    if method != "POST":
+        return False
+    boundary = multipart.boundary_of(content_type)
+    if boundary is not None:
+        parts = multipart.parse(body, boundary)
+        field = multipart.form(parts).get("stream") if parts is not None else None
+        return field is None or field.data.strip().lower() != b"true"
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return True
+    if not isinstance(payload, dict):
+        return True
+    return payload.get("stream") is not True and payload.get("stream_format") != "sse"
 
 
 class DisconnectWatch:

@@ -19,14 +19,17 @@ from gateway.wire import errors
 
 
 def _aiohttp_error(exc: BaseException, read_timeout: float, stage: str) -> errors.GatewayError:
-    # Timeouts first: aiohttp's timeout errors are ClientErrors too.
+    # Timeouts first: aiohttp's timeout errors are ClientErrors too. Only a connection that was
+    # never made says the request reached no one; any other failure may come after it did.
     if isinstance(exc, TimeoutError):
-        return errors.upstream_timeout(read_timeout)
+        sent = not isinstance(exc, aiohttp.ConnectionTimeoutError)
+        return errors.upstream_timeout(read_timeout, sent=sent)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return errors.upstream_unreachable(f"cannot connect ({exc.os_error.strerror or exc})")
+        detail = f"cannot connect ({exc.os_error.strerror or exc})"
+        return errors.upstream_unreachable(detail, sent=False)
     if stage == "lost mid-response":
         return errors.upstream_truncated(f"connection {stage} ({type(exc).__name__})")
-    return errors.upstream_unreachable(f"connection {stage} ({type(exc).__name__})")
+    return errors.upstream_unreachable(f"connection {stage} ({type(exc).__name__})", sent=True)
 
 
 _AIOHTTP_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError)
@@ -116,7 +119,7 @@ class AiohttpUpstream:
             )
         except asyncio.CancelledError:
             if expired and task.uncancel() == 0:
-                raise errors.upstream_timeout(self._first_byte_timeout) from None
+                raise errors.upstream_timeout(self._first_byte_timeout, sent=True) from None
             raise
         except _AIOHTTP_ERRORS as exc:
             raise _aiohttp_error(exc, self._first_byte_timeout, "failed") from exc

@@ -16,7 +16,11 @@ offers `Preparing.prepare`. The clients (`auto` picks one by `upstream.client`):
 
 Every transport raises `GatewayError` 502 when the upstream cannot be reached or drops the
 connection (`upstream_truncated` once the answer's headers came), and 504 when it does not answer
-in time, so callers map faults in one place. Every transport hands on bodies decoded
+in time, so callers map faults in one place. Each such error says whether the request had been
+written (`sent`): a failure to connect (refused, DNS, a connect or pool timeout, a proxy's
+refusal) is not; a timeout or a dropped connection after the write is, even when the transport
+cannot tell whether the upstream read it, since upstream may then be generating an answer it
+bills. Every transport hands on bodies decoded
 (`decoding`), and trusts and proxies as `egress` decides.
 """
 

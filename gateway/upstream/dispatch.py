@@ -210,9 +210,13 @@ class Dispatcher:
         after retries says `x-should-retry: false`: the client's own retries would multiply
         the upstream calls (three SDK tries of three gateway tries each).
 
-        With `buffer`, the answer is read whole before it is returned, so a connection lost
-        after an error's headers (nothing has reached the client yet) is retried too; a
-        successful answer lost so is not (upstream billed it): it fails `upstream_truncated`.
+        With `buffer`, the call's answer is billed whole (not a stream) and is read whole
+        before it is returned, so a connection lost after an error's headers (nothing has
+        reached the client yet) is retried too. What upstream may be billing is not: a
+        successful answer lost so fails `upstream_truncated` (`billed_answer_lost`), and a
+        failure after the request was written (`sent`: a timeout, a reset before any answer)
+        is raised as it is. A retry would be a second answer billed, the first charged to
+        nobody; a stream stops upstream when its reader leaves, so its tries are retried.
         `prepared` (from `prepare`, for the same call) is the first try.
         """
         targets = self._targets[model]
@@ -249,6 +253,10 @@ class Dispatcher:
                 target.breaker.failure(self._clock())
                 if exc.headers.get("x-should-retry") == "false":
                     raise  # no repeat can fix it
+                if buffer and exc.sent:
+                    if tries > 1:
+                        errors.mark_retries_spent(exc.headers)
+                    raise  # upstream may be generating the answer, and bills it whole
                 failure = exc
             except BaseException:  # cancelled: the client left
                 target.in_flight -= 1

@@ -79,7 +79,7 @@ class _Connection(asyncio.Protocol):
         try:
             parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            response.fail(errors.upstream_unreachable(f"invalid HTTP response ({exc})"))
+            response.fail(errors.upstream_unreachable(f"invalid HTTP response ({exc})", sent=True))
             self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -189,7 +189,8 @@ class _Response:
             # A reset, or TLS ended without its close_notify: the body may be any prefix.
             self.fail(errors.upstream_truncated("connection lost mid-response"))
         else:
-            self.fail(errors.upstream_unreachable("connection failed (closed by the upstream)"))
+            closed = "connection failed (closed by the upstream)"
+            self.fail(errors.upstream_unreachable(closed, sent=True))
         self._wake()
 
     def fail(self, error: GatewayError) -> None:
@@ -236,7 +237,7 @@ class _Response:
             )
 
     def _expire(self, limit_s: float) -> None:
-        self.fail(errors.upstream_timeout(limit_s))
+        self.fail(errors.upstream_timeout(limit_s, sent=True))
         self._conn.abort()
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
@@ -356,7 +357,9 @@ class Prepared:
         self._response = response
         transport = conn.transport
         if transport is None or transport.is_closing():
-            response.connection_lost()  # closed while idle: fails as a connection failure
+            # Closed while idle: fails as a connection failure, the request written to no one.
+            closed = "connection failed (closed while idle)"
+            response.fail(errors.upstream_unreachable(closed, sent=False))
             return
         body = self._body
         if len(body) <= JOIN_LIMIT:
@@ -506,7 +509,7 @@ class Http1Upstream:
     ) -> UpstreamResponse:
         """Send a request; `path` is relative to the upstream base URL (e.g. `/chat/completions`)."""
         if self._closed:
-            raise errors.upstream_unreachable("the upstream client is closed")
+            raise errors.upstream_unreachable("the upstream client is closed", sent=False)
         head = self._head(method, path, query, headers, len(body))
         conn, reused = await self.acquire()
         return await Prepared(self, conn, head, body, reused, method == "HEAD").result()
@@ -547,7 +550,7 @@ class Http1Upstream:
         """A connection, and whether it was used before; `fresh`: a new one (an idle one is
         closed to make room when the pool is full)."""
         if self._closed:
-            raise errors.upstream_unreachable("the upstream client is closed")
+            raise errors.upstream_unreachable("the upstream client is closed", sent=False)
         loop = self.loop
         while True:
             if not fresh:
@@ -595,10 +598,10 @@ class Http1Upstream:
                 )
                 return conn
         except TimeoutError:
-            raise errors.upstream_timeout(self._connect_timeout) from None
+            raise errors.upstream_timeout(self._connect_timeout, sent=False) from None
         except OSError as exc:
             detail = exc.strerror or str(exc) or type(exc).__name__
-            raise errors.upstream_unreachable(f"cannot connect ({detail})") from exc
+            raise errors.upstream_unreachable(f"cannot connect ({detail})", sent=False) from exc
 
     async def _tunnel(self, proxy: Proxy, context: ssl.SSLContext) -> _Connection:
         """A TLS connection to the upstream through a CONNECT tunnel of `proxy`."""
@@ -616,14 +619,16 @@ class Http1Upstream:
             parts = status_line.split(b" ", 2)
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or parts[1][:1] != b"2":
                 said = status_line.decode("latin-1")[:200]
-                raise errors.upstream_unreachable(f"the proxy refused the tunnel ({said})")
+                refused = f"the proxy refused the tunnel ({said})"
+                raise errors.upstream_unreachable(refused, sent=False)
             conn = _Connection()
             tls = await loop.start_tls(transport, conn, context, server_hostname=self._host)
         except BaseException:
             transport.abort()
             raise
         if tls is None:
-            raise errors.upstream_unreachable("the proxy tunnel closed during the TLS handshake")
+            closed = "the proxy tunnel closed during the TLS handshake"
+            raise errors.upstream_unreachable(closed, sent=False)
         conn.connection_made(tls)
         return conn
 

@@ -15,6 +15,11 @@ from gateway.upstream.decoding import decoded
 from gateway.upstream.egress import proxy_for, tls_context
 from gateway.wire import errors
 
+# Failures before the whole request was written: upstream has nothing to work on. Any other
+# failure before the answer's headers may come after upstream has the request.
+_UNSENT_TIMEOUTS = (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout)
+_UNSENT_ERRORS = (httpx.ConnectError, httpx.WriteError, httpx.UnsupportedProtocol, httpx.ProxyError)
+
 
 class _HttpxResponse:
     __slots__ = ("_read_timeout", "_resp", "headers", "status")
@@ -30,7 +35,7 @@ class _HttpxResponse:
             async for chunk in self._resp.aiter_raw():
                 yield chunk
         except httpx.TimeoutException as exc:
-            raise errors.upstream_timeout(self._read_timeout) from exc
+            raise errors.upstream_timeout(self._read_timeout, sent=True) from exc
         except httpx.TransportError as exc:
             raise errors.upstream_truncated(
                 f"connection lost mid-response ({type(exc).__name__})"
@@ -75,10 +80,14 @@ class HttpxUpstream:
         try:
             async with asyncio.timeout(self._first_byte_timeout):
                 resp = await self._client.send(request, stream=True)
+        except _UNSENT_TIMEOUTS as exc:
+            raise errors.upstream_timeout(self._first_byte_timeout, sent=False) from exc
         except (httpx.TimeoutException, TimeoutError) as exc:
-            raise errors.upstream_timeout(self._first_byte_timeout) from exc
+            raise errors.upstream_timeout(self._first_byte_timeout, sent=True) from exc
         except httpx.TransportError as exc:
-            raise errors.upstream_unreachable(f"cannot connect ({type(exc).__name__})") from exc
+            sent = not isinstance(exc, _UNSENT_ERRORS)
+            what = "connection failed" if sent else "cannot connect"
+            raise errors.upstream_unreachable(f"{what} ({type(exc).__name__})", sent=sent) from exc
         return await decoded(_HttpxResponse(resp, self._read_timeout))
 
     def ready(self) -> bool:

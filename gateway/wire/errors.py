@@ -96,12 +96,17 @@ upstream_error
   502  upstream_invalid_answer       upstream_invalid_answer   a 200 that is no JSON object
   *    upstream_error                upstream_status           an error page without OpenAI's
                                                                error object (its status kept)
-  502  invalid_model_output          invalid_model_output      an emulated answer wrong twice
+  502  invalid_model_output          invalid_model_output      an emulated answer wrong twice (or
+                                                               once, with no room left to repair)
   503  upstream_circuit_open         circuit_open              the upstream kept failing: paused
   504  upstream_timeout              upstream_timeout          the upstream took too long
 
 `x-should-retry: false` (which the OpenAI SDKs obey) marks every error a repeat cannot fix, and
 every upstream failure the gateway already retried (`mark_retries_spent`).
+
+An upstream failure also says whether the request had been written before it failed (`sent`:
+upstream may be working on it, and bills a whole answer it finishes), which decides whether the
+gateway may try again and what it charges (`billed`).
 
 Pure: builds exceptions and bytes, never touches I/O.
 """
@@ -149,6 +154,12 @@ class GatewayError(Exception):
         self.param = param
         self.code = code
         self.headers = headers or {}
+        # Upstream failures only. `sent`: the request had been written to the upstream when the
+        # call failed, so upstream may be generating (and billing) an answer nobody reads.
+        # `billed`: the call ended so on a whole answer, which upstream bills whole: charged
+        # its hold, never retried.
+        self.sent = False
+        self.billed = False
 
     def body(self) -> bytes:
         return error_body(self.message, self.type, self.param, self.code)
@@ -748,18 +759,24 @@ def _usd(micros: int) -> str:
 # -- the upstream ---------------------------------------------------------------------------------
 
 
-def _upstream(status: int, message: str, code: str) -> GatewayError:
-    return GatewayError(status, message, type_="upstream_error", code=code)
+def _upstream(status: int, message: str, code: str, sent: bool = True) -> GatewayError:
+    error = GatewayError(status, message, type_="upstream_error", code=code)
+    error.sent = sent
+    return error
 
 
-def upstream_unreachable(detail: str) -> GatewayError:
+def upstream_unreachable(detail: str, *, sent: bool) -> GatewayError:
+    """No connection (`sent` False: the request reached no one), or one that broke after the
+    request was written and before any answer (`sent`)."""
     message = f"The gateway could not reach the upstream API: {detail}"
-    return _upstream(502, message, "upstream_unreachable")
+    return _upstream(502, message, "upstream_unreachable", sent)
 
 
-def upstream_timeout(seconds: float) -> GatewayError:
+def upstream_timeout(seconds: float, *, sent: bool) -> GatewayError:
+    """No connection within `seconds` (not `sent`), or no answer within them after the request
+    was written (`sent`)."""
     message = f"The upstream API did not answer within {seconds:g} s."
-    return _upstream(504, message, "upstream_timeout")
+    return _upstream(504, message, "upstream_timeout", sent)
 
 
 def upstream_truncated(detail: str) -> GatewayError:
@@ -842,11 +859,21 @@ def mark_retries_spent(headers: dict[str, str]) -> None:
     headers["x-should-retry"] = "false"
 
 
-def invalid_model_output(detail: str) -> GatewayError:
+def invalid_model_output(detail: str, *, repaired: bool = True) -> GatewayError:
     """An emulated answer (tools, JSON) the model got wrong, even after one repair attempt.
 
     The SDKs retry every 5xx; this one is no passing fault (the gateway already retried once,
-    with the repair prompt), so they are told not to spend their retries on it."""
+    with the repair prompt), so they are told not to spend their retries on it. Not
+    `repaired`: what the request held left no room for a repair attempt, which the client's
+    own retry (held anew) may make up for."""
+    if not repaired:
+        return GatewayError(
+            502,
+            "The model's answer did not follow the required format, and the request's "
+            f"budget hold left no room for a repair attempt: {detail}",
+            type_="upstream_error",
+            code="invalid_model_output",
+        )
     return GatewayError(
         502,
         "The model's answer did not follow the required format, even after one repair "

@@ -54,6 +54,7 @@ from tests.conftest import (
     start_redis_server,
 )
 from tests.redis.admission.test_end_to_end import usage_by
+from tests.redis.endpoints.teams import billed
 
 pytestmark = pytest.mark.redis
 
@@ -61,6 +62,7 @@ TEAM = "test"  # conftest's teams file: team `test`, tier 5, key CLIENT_KEY
 PRICE = base_config().models["gpt-4o"].price
 MAX_OUTPUT = base_config().models["gpt-4o"].max_output
 HELLO = [{"role": "user", "content": "Say hello to the gateway."}]
+PROMPT = tokens.count_messages(HELLO)
 LONG_ANSWER = " ".join(["word"] * 200)
 
 
@@ -443,27 +445,32 @@ def test_redis_sigstop_under_load_fails_open_fast_and_settles_after_sigcont(
 
 # -- 3. upstream faults ----------------------------------------------------------------------------------
 
-UPSTREAM_FAULTS = {  # fault: (status the client gets, upstream tries)
-    "429": (429, 3),
-    "500": (500, 3),
-    "timeout": (504, 3),
+UPSTREAM_FAULTS = {  # fault: (status the client gets, upstream tries of a whole answer, a stream's)
+    "429": (429, 3, 3),
+    "500": (500, 3, 3),
+    # No answer within `first_byte_timeout_s` of the request's write: upstream goes on with a
+    # whole answer and bills it, so it is not asked again; a stream stops with its reader.
+    "timeout": (504, 1, 3),
 }
 
 
 @pytest.mark.parametrize("fault", sorted(UPSTREAM_FAULTS))
-def test_upstream_failures_are_retried_and_never_charged(
+def test_upstream_failures_are_retried_and_charged_only_what_upstream_may_bill(
     start_gateway: GatewayFactory,
     upstream: ServerThread,
     redis_server: str,
     fault: str,
 ) -> None:
+    """Errors upstream answered are retried and never charged. A whole answer the gateway gave
+    up waiting for is neither: it is charged its hold, never less than upstream then bills."""
     gw = gateway_on(
         start_gateway, upstream, redis_server,
         retries=2, retry_backoff_s=0.01, retry_backoff_max_s=0.05, first_byte_timeout_s=0.3,
         breaker_failures=100,
     )  # fmt: skip
-    status, tries = UPSTREAM_FAULTS[fault]
+    status, whole_tries, stream_tries = UPSTREAM_FAULTS[fault]
     faulty = {"x-sim-fault": fault, "x-sim-retry-after": "0.1"}
+    httpx.delete(f"{upstream.url}/_sim/bill")
 
     async def scenario() -> list[Outcome]:
         async with new_client() as client:
@@ -480,10 +487,19 @@ def test_upstream_failures_are_retried_and_never_charged(
     got = {o.tag: o.status for o in outcomes}
     assert got == {"bad-json": status, "bad-stream": status, "good-json": 200, "good-stream": 200}
     assert upstream_calls(upstream) == Counter(
-        {"bad-json": tries, "bad-stream": tries, "good-json": 1, "good-stream": 1}
+        {"bad-json": whole_tries, "bad-stream": stream_tries, "good-json": 1, "good-stream": 1}
     )
-    assert metric(gw, 'gateway_upstream_retries_total{model="gpt-4o"}') == 2 * (tries - 1)
-    audit(redis_server, TEAM, cost_of(outcomes))  # only the good ones
+    retries = whole_tries + stream_tries - 2
+    assert metric(gw, 'gateway_upstream_retries_total{model="gpt-4o"}') == retries
+    good = cost_of(outcomes)
+    if whole_tries > 1:
+        audit(redis_server, TEAM, good)  # only the good ones
+        assert billed(upstream) == good
+    else:
+        spend = audit(redis_server, TEAM, good + worst_case_micros(PRICE, PROMPT, MAX_OUTPUT))
+        # Upstream answers the call it was left with, to nobody, and bills it.
+        wait_for(lambda: billed(upstream) > good, 10, "the bill of the call left waiting")
+        assert billed(upstream) < spend
     assert answered(gw) == 4
 
 

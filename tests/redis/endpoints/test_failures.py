@@ -11,7 +11,11 @@ event once a stream has started) and the metrics count the failure:
   the prompt and the text generated, as the stream meter counts them;
 - a whole answer cut off, unreadable, or without `usage` (chat, the Responses API, faked o1
   streams before and after their grace period): the hold, never less than upstream bills;
-- an upstream error (429, 5xx, a proxy's HTML page): nothing, whatever the retries.
+- an upstream error (429, 5xx, a proxy's HTML page): nothing, whatever the retries;
+- a whole answer the gateway stops waiting for after its request was sent (a timeout, a reset
+  before any answer; chat, Responses, faked streams, emulated tool calls): upstream finishes and
+  bills it, so it is tried once, never sent to a fallback, and charged its hold; a stream given
+  up on before it began is retried and charged nothing, as is a request that reached no one.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,10 +37,11 @@ import redis
 
 from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.config import SimulatorConfig
+from gateway.endpoints.governed import Cost, worst_case
 from gateway.simulator import create_simulator
 from gateway.wire import tokens
 from gateway.wire.usage import Usage
-from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config, scrape
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config, free_port, scrape
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, key_of, teams_yaml
 from tests.redis.test_faults import wait_for
@@ -56,7 +62,8 @@ class Mangler:
       error (a 429 with `retry-after: 0.05`), later ones by the simulator;
     - `reset-once`: the first call of an `x-mangle-id` cut off after half its body;
     - `chatter-once`: the first call of an `x-mangle-id` answered with chatter where emulation
-      asked for a tool call (later ones follow the instructions, as the simulator does).
+      asked for a tool call (later ones follow the instructions, as the simulator does);
+    - `chatter-then-stall`: the same first call; later ones wait a minute before answering.
 
     `calls` counts the calls of each `x-mangle-id`.
     """
@@ -77,9 +84,11 @@ class Mangler:
         if first and mode.startswith("fail-once-"):
             await self.fail(send, int(mode.rsplit("-", 1)[1]))
             return
-        if first and mode == "chatter-once":
+        if first and mode in ("chatter-once", "chatter-then-stall"):
             chatter = base64.b64encode(b"I would rather chat about the weather.")
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
+        elif mode == "chatter-then-stall":
+            scope = {**scope, "headers": [*scope["headers"], (b"x-sim-latency-ms", b"60000")]}
         if mode in ("not-json", "no-usage") or (first and mode == "reset-once"):
             await self.app(scope, receive, self.mangled(send, mode))
             return
@@ -119,11 +128,68 @@ class Mangler:
         return mangle
 
 
+class Cutter:
+    """A hop in front of the mangled simulator that loses every answer: each request is passed
+    on whole, and once the simulator has it (`arrived` counts up) the connection to the gateway
+    is reset before any byte of an answer, and the one to the simulator closed (to the
+    simulator, its client left)."""
+
+    def __init__(self, target: ServerThread, arrived: Callable[[], int]) -> None:
+        self.target = target.port
+        self.arrived = arrived
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def cut(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()  # a connection opened and closed without a request
+            return
+        lines = (line.partition(b":") for line in head.split(b"\r\n"))
+        length = next((int(v) for k, _, v in lines if k.lower() == b"content-length"), 0)
+        request = head + await reader.readexactly(length)
+        before = self.arrived()
+        _, upstream = await asyncio.open_connection("127.0.0.1", self.target)
+        upstream.write(request)
+        for _ in range(1000):  # up to 10 s
+            if self.arrived() > before:
+                break
+            await asyncio.sleep(0.01)
+        writer.transport.abort()  # a reset: the request was sent, no answer will come
+        upstream.close()
+
+    async def _listen(self) -> asyncio.Server:
+        return await asyncio.start_server(self.cut, "127.0.0.1", self.port)
+
+    def __enter__(self) -> Cutter:
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def mangler() -> Iterator[tuple[ServerThread, Mangler]]:
     app = Mangler(create_simulator(SimulatorConfig()))
     with ServerThread(app) as server:
         yield server, app
+
+
+@pytest.fixture(scope="module")
+def cutter(mangler: tuple[ServerThread, Mangler]) -> Iterator[Cutter]:
+    server, app = mangler
+    with Cutter(server, lambda: sum(app.calls.values())) as cut:
+        yield cut
 
 
 @pytest.fixture
@@ -152,11 +218,17 @@ def serve(
     start_gateway: GatewayFactory, upstream: ServerThread, redis_server: str, tmp_path: Path
 ) -> Serve:
     """Start a gateway in front of the mangled simulator, passing the knobs on, for team
-    `TEAM` on `redis_server`; no retries unless `wiring` (its upstream section) says so."""
+    `TEAM` (with a `budget`, if given) on `redis_server`; no retries unless `wiring` (its
+    upstream section) says so."""
 
-    def start(wiring: dict[str, Any] | None = None, **sections: Any) -> ServerThread:
+    def start(
+        wiring: dict[str, Any] | None = None, budget: int | None = None, **sections: Any
+    ) -> ServerThread:
         teams = tmp_path / "teams.yaml"
-        teams.write_text(teams_yaml({TEAM: {"tier": "tier-5"}}))
+        team = {"tier": "tier-5"}
+        if budget is not None:  # micro-dollars
+            team["budget_usd"] = f"{budget / 1_000_000:.6f}"
+        teams.write_text(teams_yaml({TEAM: team}))
         config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
         own = {"forward_header_prefixes": ("x-sim-", "x-mangle"), "retries": 0, **(wiring or {})}
         config = dataclasses.replace(config, upstream=dataclasses.replace(config.upstream, **own))
@@ -410,15 +482,16 @@ def test_a_whole_answer_cut_off_after_the_grace_period_is_charged_its_hold(
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
-def test_a_faked_stream_whose_upstream_stalls_ends_in_an_error_and_is_not_charged(
+def test_a_faked_stream_whose_upstream_stalls_ends_in_an_error_and_is_charged_its_hold(
     serve: Serve,
     upstream: ServerThread,
     store: redis.Redis,
     api: str,
 ) -> None:
-    """No answer within `first_byte_timeout_s`: nothing was billed (the simulator stops when
-    the gateway leaves), so nothing is charged; the client's 200 stream ends in the 504's
-    error, and the metrics count it."""
+    """No answer within `first_byte_timeout_s` after the client's 200 began: the client's
+    stream ends in the 504's error, and the metrics count it. The whole answer it was faked
+    from goes on upstream and is billed (the simulator finishes it once the gateway leaves),
+    so the team is charged the hold, never less than that bill."""
     gateway = serve(wiring={"first_byte_timeout_s": 0.3}, compat=GRACE,
     )  # fmt: skip
     answer = post(gateway, api, "o1-mini", True, x_sim_fault="timeout")
@@ -429,7 +502,9 @@ def test_a_faked_stream_whose_upstream_stalls_ends_in_an_error_and_is_not_charge
     else:  # translated: chat's error becomes the Responses API's failure
         assert events.kinds[-1] == "response.failed"
         assert events.data[-1]["response"]["error"]["code"] == "upstream_timeout"
-    assert spend(store, TEAM) == (0, 0) and billed(upstream) == 0
+    assert spend(store, TEAM) == (hold("o1-mini"), 0)
+    wait_for(lambda: billed(upstream) > 0, 10, "the bill of the answer left behind")
+    assert billed(upstream) <= hold("o1-mini")
     assert upstream_errors(gateway) == {"upstream_timeout": 1}
 
 
@@ -658,3 +733,184 @@ def test_a_leader_leaving_mid_stream_keeps_nothing_and_its_waiter_gets_the_whole
     assert held == 0 and whole < charged < 2 * whole
     wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the upstream calls to end")
     assert _open_streams(gateway) == 0
+
+
+# -- 5. calls the gateway gives up on after their request was sent -----------------------------------
+
+# How the gateway loses the answer of a request that reached upstream: (status, code). Upstream
+# takes a minute to answer; the gateway stops waiting after `first_byte_timeout_s`, or the
+# `Cutter` resets its connection as soon as the simulator has the request.
+GIVEN_UP = {"timeout": (504, "upstream_timeout"), "reset": (502, "upstream_unreachable")}
+SLOW = {"x_sim_latency_ms": "60000"}
+
+
+@dataclasses.dataclass
+class Losing:
+    """A gateway, with retries on, that loses the answers of requests sent upstream (`GIVEN_UP`
+    says how); the status and code its clients then get."""
+
+    gateway: ServerThread
+    status: int
+    code: str
+
+
+@pytest.fixture(params=sorted(GIVEN_UP))
+def losing(serve: Serve, cutter: Cutter, request: pytest.FixtureRequest) -> Losing:
+    how: str = request.param
+    lose = {"first_byte_timeout_s": 0.3} if how == "timeout" else {"base_url": f"{cutter.url}/v1"}
+    gateway = serve(wiring={"retries": 2, "retry_backoff_s": 0.01, **lose})
+    return Losing(gateway, *GIVEN_UP[how])
+
+
+def billed_at_most(simulator: ServerThread, charged: int, calls: int = 1) -> None:
+    """Once the simulator has billed the `calls` the gateway left behind (it answers them to
+    nobody), its bill is no more than what the team was `charged`."""
+    wait_for(lambda: _bill_requests(simulator) == calls, 10, "the bill of the calls left behind")
+    assert 0 < billed(simulator) <= charged
+
+
+def _bill_requests(simulator: ServerThread) -> int:
+    """How many calls the simulator billed."""
+    lines = httpx.get(f"{simulator.url}/_sim/bill").json()["by_key"].get(SIM_KEY, {})
+    return sum(line["detail"].get("requests", 0) for line in lines.get("lines", ()))
+
+
+def retried(gateway: ServerThread) -> float:
+    """`gateway_upstream_retries_total`, all models."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in scrape(gateway.url).splitlines()
+        if line.startswith("gateway_upstream_retries_total{")
+    )
+
+
+@pytest.mark.parametrize(("api", "model", "stream"), WHOLE, ids=whole_ids())
+def test_a_whole_answer_given_up_on_after_it_was_sent_is_asked_once_and_charged_its_hold(
+    losing: Losing,
+    upstream: ServerThread,
+    calls: Counter[str],
+    store: redis.Redis,
+    api: str,
+    model: str,
+    stream: bool,
+) -> None:
+    """Upstream finishes a whole answer whoever waits, and bills it: a retry would be a second
+    bill that the hold does not cover. The one call is charged its hold, never less than the
+    simulator's bill, which comes once the gateway has left."""
+    answer = post(losing.gateway, api, model, stream, x_mangle_id="given-up", **SLOW)
+    assert answer.status_code == losing.status
+    assert answer.json()["error"]["code"] == losing.code
+    assert "x-should-retry" not in answer.headers  # not retried: the client may, held anew
+    assert calls["given-up"] == 1 and retried(losing.gateway) == 0
+    assert spend(store, TEAM) == (hold(model), 0)
+    billed_at_most(upstream, hold(model))
+    assert upstream_errors(losing.gateway) == {losing.code: 1}
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_stream_given_up_on_before_it_began_is_retried_and_not_charged(
+    losing: Losing, upstream: ServerThread, calls: Counter[str], store: redis.Redis, api: str
+) -> None:
+    """Upstream stops a stream whose reader left, and bills what it generated: nothing yet. So
+    a stream's tries are retried as before (three in all here), and none is charged."""
+    answer = post(losing.gateway, api, "gpt-4o", True, x_mangle_id="stream", **SLOW)
+    assert answer.status_code == losing.status
+    assert answer.json()["error"]["code"] == losing.code
+    assert answer.headers["x-should-retry"] == "false"  # the gateway spent the retries
+    assert calls["stream"] == 3 and retried(losing.gateway) == 2
+    assert spend(store, TEAM) == (0, 0)
+    wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the simulator to stop the streams")
+    assert billed(upstream) == 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_request_that_reached_no_one_is_retried_and_not_charged(
+    serve: Serve, store: redis.Redis, stream: bool
+) -> None:
+    """Nothing listens where the upstream should be: no try reached upstream, whole answer or
+    stream, so each is retried and nothing is charged."""
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    gateway = serve(wiring={"base_url": dead, "retries": 2, "retry_backoff_s": 0.01})
+    answer = post(gateway, "chat", "gpt-4o", stream)
+    assert answer.status_code == 502 and answer.json()["error"]["code"] == "upstream_unreachable"
+    assert retried(gateway) == 2
+    assert spend(store, TEAM) == (0, 0)
+
+
+def test_a_whole_answer_given_up_on_does_not_fall_back(
+    serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis
+) -> None:
+    """o1-preview falls back to o1-mini when it fails (the shipped config), but not once its
+    request was sent: the fallback's answer would be a second bill."""
+    gateway = serve(wiring={"first_byte_timeout_s": 0.3})
+    answer = post(gateway, "chat", "o1-preview", False, x_mangle_id="no-fallback", **SLOW)
+    assert answer.status_code == 504 and "x-gateway-fallback" not in answer.headers
+    assert calls["no-fallback"] == 1
+    assert spend(store, TEAM) == (hold("o1-preview"), 0)
+    billed_at_most(upstream, hold("o1-preview"))
+
+
+@pytest.mark.parametrize("stalls", ["first", "repair"])
+def test_an_emulated_call_given_up_on_is_charged_its_hold_and_both_calls_fit_in_it(
+    serve: Serve,
+    upstream: ServerThread,
+    calls: Counter[str],
+    store: redis.Redis,
+    stalls: str,
+) -> None:
+    """Tools emulated on o1-preview: the first call, or the repair after an answer that broke
+    the format, stalls past `first_byte_timeout_s`. Neither is asked again; the request is
+    charged its hold, which the repair was capped to fit in: never less than both bills."""
+    gateway = serve(wiring={"first_byte_timeout_s": 0.3, "retries": 2})
+    weather = {"type": "function", "function": {
+        "name": "get_weather", "parameters": {"type": "object", "properties": {}},
+    }}  # fmt: skip
+    body = {"model": "o1-preview", "messages": MESSAGES, "tools": [weather],
+            "tool_choice": "required"}  # fmt: skip
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle-id": "emulated"}
+    sent |= (
+        {"x-sim-latency-ms": "60000"} if stalls == "first" else {"x-mangle": "chatter-then-stall"}
+    )
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=sent, timeout=30)
+    assert answer.status_code == 504 and answer.json()["error"]["code"] == "upstream_timeout"
+    assert calls["emulated"] == (1 if stalls == "first" else 2)
+    charged, held = spend(store, TEAM)
+    assert held == 0 and charged >= hold("o1-preview")  # the tools' instructions add to it
+    billed_at_most(upstream, charged, calls["emulated"])
+
+
+def test_a_budget_holds_when_upstream_bills_what_the_gateway_gave_up_on(
+    serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis
+) -> None:
+    """A team with one and a half holds of budget: its call given up on is charged one hold
+    (and billed once, not three times); its next is refused before upstream; what upstream
+    billed never exceeds what the team was charged, nor that the budget."""
+    budget = hold("gpt-4o") * 3 // 2
+    gateway = serve(wiring={"first_byte_timeout_s": 0.3, "retries": 2}, budget=budget)
+    first = post(gateway, "chat", "gpt-4o", False, x_mangle_id="first", **SLOW)
+    assert first.status_code == 504 and calls["first"] == 1
+    second = post(gateway, "chat", "gpt-4o", False, x_mangle_id="second")
+    assert second.status_code == 429 and calls["second"] == 0
+    assert second.json()["error"]["code"] == "request_over_budget"
+    charged, held = spend(store, TEAM)
+    assert held == 0 and charged == hold("gpt-4o") <= budget
+    billed_at_most(upstream, charged)
+
+
+def test_a_governed_call_given_up_on_is_charged_its_hold(
+    losing: Losing, upstream: ServerThread, calls: Counter[str], store: redis.Redis
+) -> None:
+    """Embeddings (as every endpoint of the table) answer whole and go once: given up on after
+    the request was sent, the call is charged its hold, never less than upstream bills."""
+    payload = {"model": "text-embedding-3-small", "input": ["hello", "world"]}
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle-id": "embeddings"}
+    sent["x-sim-latency-ms"] = SLOW["x_sim_latency_ms"]
+    url = f"{losing.gateway.url}/v1/embeddings"
+    answer = httpx.post(url, json=payload, headers=sent, timeout=30)
+    assert answer.status_code == losing.status
+    assert answer.json()["error"]["code"] == losing.code
+    assert calls["embeddings"] == 1
+    model = CONFIG.models["text-embedding-3-small"]
+    held = worst_case(Cost.EMBEDDINGS, payload, model)[2]
+    assert spend(store, TEAM) == (held, 0)
+    billed_at_most(upstream, held)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -143,8 +144,44 @@ async def test_timeout_is_a_504(make_upstream) -> None:  # type: ignore[no-untyp
             resp = await upstream.send("GET", "/slow", b"", {}, b"")
             await resp.read()
         assert info.value.status == 504 and info.value.code == "upstream_timeout"
+        assert info.value.sent  # the upstream has the request: it may be answering it
     finally:
         await upstream.close()
+
+
+async def _dies_unanswered(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    raise RuntimeError("gone before answering")
+
+
+async def test_a_connection_dropped_after_the_request_was_sent_is_a_502_sent(
+    make_upstream,  # type: ignore[no-untyped-def]
+) -> None:
+    """A server that reads the whole request, then resets the connection without a byte of an
+    answer: the request may be at work upstream (a proxy or balancer in between dropped)."""
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+             if line.lower().startswith(b"content-length:")), 0,
+        )  # fmt: skip
+        await reader.readexactly(length)
+        writer.transport.abort()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    upstream = make_upstream(base_url=f"http://127.0.0.1:{port}/v1")
+    if isinstance(upstream, ASGIUpstream):  # in-process: an app that dies before answering
+        upstream = ASGIUpstream(_dies_unanswered, 2.0)
+    try:
+        with pytest.raises(GatewayError) as info:
+            await upstream.send("POST", "/echo", b"", {}, b'{"model": "o1"}')
+        assert info.value.status == 502 and info.value.code == "upstream_unreachable"
+        assert info.value.sent
+    finally:
+        await upstream.close()
+        server.close()
 
 
 @pytest.mark.parametrize("client", ["http1", "aiohttp", "httpx"])
@@ -158,5 +195,32 @@ async def test_unreachable_is_a_502(client: str) -> None:
             await upstream.send("GET", "/echo", b"", {}, b"")
         assert info.value.status == 502 and info.value.code == "upstream_unreachable"
         assert info.value.type == "upstream_error"
+        assert not info.value.sent  # no one has the request: another try is safe
+    finally:
+        await upstream.close()
+
+
+async def test_the_in_process_app_hears_its_caller_leave_and_is_not_cancelled() -> None:
+    """As an app behind a server: the caller's timeout is an `http.disconnect`, and the app
+    ends on its own (a whole answer finished and billed upstream), sending to nobody."""
+    heard: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # the request
+        heard.append((await receive())["type"])  # until the caller leaves
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+        heard.append("answered")
+
+    upstream = ASGIUpstream(app, 0.1)
+    try:
+        with pytest.raises(GatewayError) as info:
+            await upstream.send("POST", "/chat/completions", b"", {}, b"{}")
+        assert info.value.code == "upstream_timeout" and info.value.sent
+        for _ in range(500):
+            if len(heard) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert heard == ["http.disconnect", "answered"]
     finally:
         await upstream.close()

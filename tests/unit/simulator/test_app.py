@@ -471,9 +471,37 @@ async def test_fault_timeout_sleeps_until_the_client_leaves() -> None:
         with anyio.fail_after(0.3):
             await call(app, CHAT, {"x-sim-fault": "timeout"})
     # The fault sleeps an hour: that the call returns at all shows it ended when the client left.
+    # A stream stops there, unbilled, as OpenAI stops one whose reader left.
     with anyio.fail_after(10):
-        rec = await call(app, CHAT, {"x-sim-fault": "timeout"}, disconnect_after=0.05)
+        rec = await call(
+            app, {**CHAT, "stream": True}, {"x-sim-fault": "timeout"}, disconnect_after=0.05
+        )
     assert rec.messages == []
+    assert app.bill.view()["total_micros"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", CHAT),
+        ("/v1/responses", {"model": "gpt-4o", "input": "Hello", "store": False}),
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "Hello"}),
+    ],
+)
+async def test_a_whole_answer_whose_client_left_is_finished_and_billed(
+    path: str, body: dict[str, Any]
+) -> None:
+    """OpenAI finishes a non-streamed answer whoever waits for it, and bills it: the client
+    leaving during the wait (a long latency, the timeout fault) ends the wait at once and the
+    answer goes to nobody, billed as if it had been read."""
+    app = create_simulator(SimulatorConfig())
+    read = await call(app, body, path=path)
+    billed = app.bill.view()["total_micros"]
+    assert read.start["status"] == 200 and billed > 0
+    for knobs in ({"x-sim-latency-ms": "3600000"}, {"x-sim-fault": "timeout"}):
+        with anyio.fail_after(10):
+            await call(app, body, knobs, path=path, disconnect_after=0.05)
+    assert app.bill.view()["total_micros"] == 3 * billed
 
 
 async def test_latency_knob_and_config(client: httpx.AsyncClient) -> None:

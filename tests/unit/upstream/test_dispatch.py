@@ -126,3 +126,50 @@ async def test_a_cancelled_prepared_try_is_no_longer_in_flight() -> None:
     assert dispatch.prepare("m", "POST", "/x", b"", {}, b"") is not None
     upstream.idle = False
     assert dispatch.prepare("m", "POST", "/x", b"", {}, b"") is None
+
+
+class _Failing(_Preparing):
+    """An upstream whose sends fail with the error `fail` makes, after recording them."""
+
+    def __init__(self, fail: Any) -> None:
+        super().__init__(idle=False)
+        self.fail = fail
+
+    async def send(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> Any:
+        self.sent.append(headers)
+        raise self.fail()
+
+
+def _failures() -> dict[str, Any]:
+    from gateway.wire import errors
+
+    return {
+        "timeout after the write": lambda: errors.upstream_timeout(1, sent=True),
+        "reset after the write": lambda: errors.upstream_unreachable("closed", sent=True),
+        "connect timeout": lambda: errors.upstream_timeout(1, sent=False),
+        "refused": lambda: errors.upstream_unreachable("refused", sent=False),
+    }
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("buffer", [True, False], ids=["whole", "stream"])
+@pytest.mark.parametrize("kind", sorted(_failures()))
+async def test_a_whole_answer_is_not_asked_again_once_its_request_was_written(
+    kind: str, buffer: bool
+) -> None:
+    """Upstream finishes and bills a whole answer whoever waits: a second try would be a second
+    bill. A stream stops upstream with its reader, and a request never written reached no one:
+    those are retried (two tries here)."""
+    from gateway.wire.errors import GatewayError
+
+    upstream = _Failing(_failures()[kind])
+    dispatch, target = dispatcher_on(upstream)
+    with pytest.raises(GatewayError) as info:
+        await dispatch.send("m", "POST", "/chat/completions", b"", {}, b"{}", buffer=buffer)
+    written = info.value.sent
+    assert len(upstream.sent) == (1 if buffer and written else 2)
+    # Spent retries say so to the SDKs; a call never retried leaves them their own choice.
+    assert ("x-should-retry" in info.value.headers) == (len(upstream.sent) == 2)
+    assert target.in_flight == 0

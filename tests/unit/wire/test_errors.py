@@ -134,8 +134,10 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "request_over_limit": request_too_large,
     "budget_store_unavailable": errors.budget_store_unavailable,
     "rate_limits_unchecked": errors.rate_limits_unchecked,
-    "upstream_unreachable": lambda: errors.upstream_unreachable("cannot connect (refused)"),
-    "upstream_timeout": lambda: errors.upstream_timeout(30.0),
+    "upstream_unreachable": lambda: errors.upstream_unreachable(
+        "cannot connect (refused)", sent=False
+    ),
+    "upstream_timeout": lambda: errors.upstream_timeout(30.0, sent=True),
     "upstream_truncated": lambda: errors.upstream_truncated("connection lost mid-response"),
     "unsupported_encoding": lambda: errors.unsupported_encoding("zstd"),
     "upstream_invalid_answer": lambda: errors.upstream_invalid_answer("no JSON object"),
@@ -248,6 +250,20 @@ def test_refusals_tell_clients_whether_and_when_to_retry() -> None:
 def test_a_failed_emulation_is_not_retried_by_the_sdks() -> None:
     # A 502 would otherwise be retried twice by openai-python, each time with a repair attempt.
     assert errors.invalid_model_output("no JSON").headers == {"x-should-retry": "false"}
+    # None was made (the hold had no room for one): the client's retry is held anew.
+    unrepaired = errors.invalid_model_output("no JSON", repaired=False)
+    assert unrepaired.headers == {} and "no room for a repair" in unrepaired.message
+
+
+def test_an_upstream_failure_says_whether_the_request_was_written() -> None:
+    """What decides a retry and the charge: a request written may be answered, and billed,
+    upstream although the gateway stopped waiting."""
+    assert errors.upstream_timeout(5, sent=True).sent
+    assert not errors.upstream_timeout(5, sent=False).sent
+    assert not errors.upstream_unreachable("refused", sent=False).sent
+    assert errors.upstream_truncated("cut").sent  # after the answer's headers
+    assert not errors.circuit_open("o1", 1).sent and not errors.missing_model().sent
+    assert not any(builder().billed for builder in SAMPLES.values())  # the attempt decides
 
 
 def test_setting_errors_name_the_setting_as_param() -> None:
@@ -279,7 +295,7 @@ def test_an_open_circuit_says_when_it_half_opens_and_whether_the_sdk_should_wait
 
 def test_what_repeating_cannot_fix_is_not_retried_by_the_sdks() -> None:
     assert errors.unsupported_encoding("zstd").headers["x-should-retry"] == "false"
-    spent = errors.upstream_timeout(30)
+    spent = errors.upstream_timeout(30, sent=False)
     errors.mark_retries_spent(spent.headers)
     assert spent.headers == {"x-should-retry": "false"}
 
