@@ -291,10 +291,14 @@ class EventStream:
         return closed + self._event(f"response.{status}", response=self._response)
 
     def _fail(self, error: dict[str, Any]) -> bytes:
-        """An `error` event in the SDK's flat shape, then `response.failed`, as OpenAI sends a
-        failure after the headers have left. Open items stay unfinished, as OpenAI leaves them."""
+        """An `error` event, then `response.failed`, as OpenAI sends a failure after the
+        headers have left: the error object nested under `error`, as recorded from OpenAI (and
+        as the gateway ends a stream it fails itself), which the SDKs raise. Open items stay
+        unfinished, as OpenAI leaves them."""
         code = error.get("code") or error.get("type") or "server_error"
         message = str(error.get("message") or "The upstream model failed.")
+        told = {"type": error.get("type") or code, "code": code, "message": message,
+                "param": error.get("param")}  # fmt: skip
         if self._open is not None:
             self._open.status = "incomplete"
             self._open = None
@@ -308,9 +312,7 @@ class EventStream:
         )
         failed["error"] = {"code": code, "message": message}
         self._response = failed
-        return self._event(
-            "error", code=code, message=message, param=error.get("param")
-        ) + self._event("response.failed", response=failed)
+        return self._event("error", error=told) + self._event("response.failed", response=failed)
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, **fields, "sequence_number": self._sequence}

@@ -433,7 +433,8 @@ def test_an_unreadable_answer_is_a_502_charged_its_hold(
     if late:  # the client has its 200: the error comes as the stream's last event
         assert answer.status_code == 200
         events = events_of(answer)
-        code = events.data[-1].get("error", {}).get("code") or events.data[-2].get("code")
+        # Chat's last event is the error; a Responses stream's error comes before `failed`.
+        code = (events.data[-1].get("error") or events.data[-2]["error"])["code"]
         assert code == "upstream_invalid_answer", events.data[-2:]
     else:
         assert answer.status_code == 502
