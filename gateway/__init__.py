@@ -18,6 +18,6 @@ import, whether it does I/O).
     teams/  objects/            team and key records and their store; who owns what upstream
     compat/  translate/         pure request and answer rewriting; pure translation between API
     simulator/                  shapes; the simulated upstream (translate/ and simulator/ on
-                                wire/ and config.py only)
-    wire/  config.py  eventloop/  pure: the OpenAI wire format; configuration; the kept event loop
+                                wire/ and config/ only)
+    wire/  config/  eventloop/  pure: the OpenAI wire format; configuration; the kept event loop
 """
