@@ -185,6 +185,9 @@ class AdmissionConfig:
     # Token limits count this completion budget when a request sets no max_(completion_)tokens;
     # the count is settled to the real usage afterwards. Budgets always reserve the model's max.
     default_completion_tokens: int = 1024
+    # A stream whose caller left is stopped; upstream may generate this many tokens more before
+    # it notices: charged beyond what the gateway saw (never more than the hold).
+    left_stream_margin_tokens: int = 16
     # When Redis is unreachable: "open" (in-process limiter) or "closed" (refuse with 503).
     rate_limits_on_redis_error: str = "open"
     budgets_on_redis_error: str = "closed"
@@ -939,6 +942,8 @@ def _check(config: Config) -> None:
         raise ConfigError("compat.reasoning_headroom_tokens: must not be negative")
     if admission.default_completion_tokens < 0:
         raise ConfigError("admission.default_completion_tokens: must not be negative")
+    if admission.left_stream_margin_tokens < 0:
+        raise ConfigError("admission.left_stream_margin_tokens: must not be negative")
 
 
 def _check_observability(observability: ObservabilityConfig) -> None:

@@ -649,7 +649,8 @@ def test_a_client_leaving_before_the_stream_begins_is_charged_its_prompt(
     store: redis.Redis,
     api: str,
 ) -> None:
-    """Upstream stops a stream whose client left: the prompt it read, and no call left going."""
+    """Upstream stops a stream whose client left: the prompt it read, and what it may generate
+    before it notices (`left_stream_margin_tokens`); no call left going."""
     gateway = serve()
     path, body = request(api, "gpt-4o", True)
     headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-latency-ms": "60000"}
@@ -667,8 +668,9 @@ def test_a_client_leaving_before_the_stream_begins_is_charged_its_prompt(
                 await call
 
     asyncio.run(leave())
-    prompt = cost_micros(CONFIG.models["gpt-4o"].price, Usage(tokens.count_messages(MESSAGES)))
-    assert spend(store, TEAM) == (prompt, 0)
+    margin = CONFIG.admission.left_stream_margin_tokens
+    prompt = Usage(tokens.count_messages(MESSAGES), margin)
+    assert spend(store, TEAM) == (cost_micros(CONFIG.models["gpt-4o"].price, prompt), 0)
     wait_for(
         lambda: upstream.requests_in_flight() == 0 and gateway.requests_in_flight() == 0,
         10,
