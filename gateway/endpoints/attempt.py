@@ -45,6 +45,8 @@ from gateway.wire.validation import MIN_OUTPUT_TOKENS
 RawHeaders = list[tuple[bytes, bytes]]
 # What a stream that upstream ended with an error event of its own is counted as.
 STREAM_FAILED = "upstream_stream_error"
+# A successful answer its encoding does not decode.
+UNDECODABLE = "upstream_encoding"
 # A whole upstream answer: status, raw headers, body.
 Whole = tuple[int, RawHeaders, bytes]
 
@@ -349,6 +351,9 @@ class Attempt:
             # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             exchange.error_code = exc.code or exc.type
+            if exc.code == UNDECODABLE and self.ticket is not None:
+                # What upstream sent cannot be read, so neither can how much it generated.
+                self.ticket.settle_at_reserve()
             yield self.stream_error(exc, meter)
         except (asyncio.CancelledError, GeneratorExit):
             stopped = True  # the gateway shuts down, or whoever reads the stream stopped
@@ -420,8 +425,9 @@ class Attempt:
             settle_whole(ticket, usage)
 
 
-# Failures after upstream generated an answer, which it bills, that never said what it cost.
-BILLED_FAILURES = frozenset({"upstream_truncated", "upstream_invalid_answer"})
+# Failures after upstream generated an answer, which it bills, that never said what it cost:
+# cut off, no JSON, or not decodable.
+BILLED_FAILURES = frozenset({"upstream_truncated", "upstream_invalid_answer", UNDECODABLE})
 
 
 def billed_failure(exc: GatewayError) -> bool:
