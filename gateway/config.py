@@ -336,6 +336,10 @@ class AllowedPath:
     charge: str = "usage"
     # The teams it is open to; empty: every team.
     teams: tuple[str, ...] = ()
+    # charge usage: the most one call may cost, held against the team's budget and charged when
+    # the call ends without saying what it cost after upstream took it (lost, cut off, not
+    # decodable). 0: nothing held, and such a call is charged nothing.
+    hold_usd: Usd = NO_MONEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -842,6 +846,8 @@ def _check(config: Config) -> None:
         where = f"passthrough.allow[{i}]"
         if opened.charge not in ("usage", "free"):
             raise ConfigError(f"{where}.charge: expected 'usage' or 'free', got {opened.charge!r}")
+        if opened.hold_usd and opened.charge == "free":
+            raise ConfigError(f"{where}.hold_usd: a free path holds nothing")
         if opened.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             raise ConfigError(f"{where}.method: expected an HTTP method, got {opened.method!r}")
         if not opened.path.startswith("/v1/") or opened.path.startswith(
