@@ -30,7 +30,8 @@ class cancel_on_disconnect:
     the task goes on, and decides itself what to do about it.
 
     o1 models think for minutes before answering; a caller that gave up should not keep that
-    generation running. The watcher is one small task that sleeps in `receive()` until the
+    generation running (unless what it costs is told only at its end: its caller says so with
+    `watch=False`). The watcher is one small task that sleeps in `receive()` until the
     server reports `http.disconnect`, started once the call has taken `WATCH_AFTER_S`.
     """
 

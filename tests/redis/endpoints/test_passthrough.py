@@ -6,7 +6,7 @@ is charged the hold when its answer is lost after upstream took it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -55,27 +55,35 @@ def runs() -> Iterator[tuple[ServerThread, Runs]]:
         yield server, upstream
 
 
+Serve = Callable[..., ServerThread]
+
+
+@pytest.fixture
 def serve(
     start_gateway: GatewayFactory,
     redis_server: str,
     tmp_path: Path,
-    upstream: ServerThread,
-    hold: int,
-    budget: int | None = None,
-) -> ServerThread:
-    teams = tmp_path / "teams.yaml"
-    team = {"tier": "tier-5"}
-    if budget is not None:
-        team["budget_usd"] = f"{budget / 1_000_000:.6f}"
-    teams.write_text(teams_yaml({TEAM: team}))
-    entry = AllowedPath("POST", "/v1/threads/{id}/runs", "usage", hold_usd=Usd(hold))
-    return start_gateway(
-        base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY),
-        upstream={"first_byte_timeout_s": 0.3, "forward_header_prefixes": ("x-run",)},
-        redis={"url": redis_server},
-        admission={"teams_file": str(teams)},
-        passthrough={"allow": (entry,)},
-    )
+    runs: tuple[ServerThread, Runs],
+) -> Serve:
+    """Start a gateway letting runs through to `runs` with `hold` micro-dollars held a run, for
+    team `TEAM` (with a `budget`, if given)."""
+
+    def start(hold: int = HOLD, budget: int | None = None) -> ServerThread:
+        teams = tmp_path / "teams.yaml"
+        team = {"tier": "tier-5"}
+        if budget is not None:
+            team["budget_usd"] = f"{budget / 1_000_000:.6f}"
+        teams.write_text(teams_yaml({TEAM: team}))
+        entry = AllowedPath("POST", "/v1/threads/{id}/runs", "usage", hold_usd=Usd(hold))
+        return start_gateway(
+            base_config(OPENAI_BASE_URL=f"{runs[0].url}/v1", OPENAI_API_KEY=SIM_KEY),
+            upstream={"first_byte_timeout_s": 0.3, "forward_header_prefixes": ("x-run",)},
+            redis={"url": redis_server},
+            admission={"teams_file": str(teams)},
+            passthrough={"allow": (entry,)},
+        )
+
+    return start
 
 
 def run(gateway: ServerThread, how: str = "") -> httpx.Response:
@@ -86,47 +94,28 @@ def run(gateway: ServerThread, how: str = "") -> httpx.Response:
 
 @pytest.mark.parametrize("hold", [HOLD, 0], ids=["held", "no hold"])
 def test_a_pass_through_call_lost_after_it_was_sent_is_charged_its_entrys_hold(
-    start_gateway: GatewayFactory,
-    redis_server: str,
-    tmp_path: Path,
-    runs: tuple[ServerThread, Runs],
-    store: redis.Redis,
-    hold: int,
+    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis, hold: int
 ) -> None:
     """Upstream took the run, the gateway stopped waiting: asked once, charged the hold (with
     none configured, nothing: the limit of a path whose cost nobody declared)."""
-    server, upstream = runs
-    gateway = serve(start_gateway, redis_server, tmp_path, server, hold)
-    answer = run(gateway, "lost")
+    answer = run(serve(hold), "lost")
     assert answer.status_code == 504 and answer.json()["error"]["code"] == "upstream_timeout"
-    assert upstream.calls == 1
+    assert runs[1].calls == 1
     assert spend(store, TEAM) == (hold, 0)
 
 
 def test_a_pass_through_call_answered_is_charged_its_usage_not_its_hold(
-    start_gateway: GatewayFactory,
-    redis_server: str,
-    tmp_path: Path,
-    runs: tuple[ServerThread, Runs],
-    store: redis.Redis,
+    serve: Serve, store: redis.Redis
 ) -> None:
-    server, _ = runs
-    gateway = serve(start_gateway, redis_server, tmp_path, server, HOLD)
-    assert run(gateway).status_code == 200
+    assert run(serve()).status_code == 200
     price = base_config().models["gpt-4o"].price
     assert spend(store, TEAM) == (cost_micros(price, Usage(100, 20)), 0)
 
 
 def test_a_team_whose_budget_cannot_cover_the_hold_is_refused_before_upstream(
-    start_gateway: GatewayFactory,
-    redis_server: str,
-    tmp_path: Path,
-    runs: tuple[ServerThread, Runs],
-    store: redis.Redis,
+    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis
 ) -> None:
-    server, upstream = runs
-    gateway = serve(start_gateway, redis_server, tmp_path, server, HOLD, budget=HOLD // 2)
-    answer = run(gateway)
+    answer = run(serve(budget=HOLD // 2))
     assert answer.status_code == 429
     assert answer.json()["error"]["code"] == "request_over_budget"
-    assert upstream.calls == 0 and spend(store, TEAM) == (0, 0)
+    assert runs[1].calls == 0 and spend(store, TEAM) == (0, 0)
