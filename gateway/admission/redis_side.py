@@ -502,9 +502,13 @@ class Ticket:
         nothing here charges or frees it."""
         self.done = True
 
-    def abandon(self) -> None:
-        """The caller left before any answer: the upstream read the prompt, so charge that."""
-        self.settle(Usage(prompt_tokens=self.prompt_estimate))
+    def settle_within_hold(self, usage: Usage) -> None:
+        """Charge `usage`, an estimate of what upstream generated, but never more than was
+        held: the hold is the most the call could cost."""
+        if self.price is not None and cost_micros(self.price, usage) > self.plan.reserve:
+            self.charge(self.plan.reserve, usage)
+        else:
+            self.settle(usage)
 
 
 def _settle_call(

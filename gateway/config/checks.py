@@ -121,6 +121,8 @@ def check(config: Config) -> None:
         where = f"passthrough.allow[{i}]"
         if opened.charge not in ("usage", "free"):
             raise ConfigError(f"{where}.charge: expected 'usage' or 'free', got {opened.charge!r}")
+        if opened.hold_usd and opened.charge == "free":
+            raise ConfigError(f"{where}.hold_usd: a free path holds nothing")
         if opened.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             raise ConfigError(f"{where}.method: expected an HTTP method, got {opened.method!r}")
         if not opened.path.startswith("/v1/") or opened.path.startswith(
@@ -221,6 +223,8 @@ def check(config: Config) -> None:
         raise ConfigError("compat.reasoning_headroom_tokens: must not be negative")
     if admission.default_completion_tokens < 0:
         raise ConfigError("admission.default_completion_tokens: must not be negative")
+    if admission.left_stream_margin_tokens < 0:
+        raise ConfigError("admission.left_stream_margin_tokens: must not be negative")
 
 
 def _check_observability(observability: ObservabilityConfig) -> None:

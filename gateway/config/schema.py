@@ -173,6 +173,9 @@ class AdmissionConfig:
     # Token limits count this completion budget when a request sets no max_(completion_)tokens;
     # the count is settled to the real usage afterwards. Budgets always reserve the model's max.
     default_completion_tokens: int = 1024
+    # A stream whose caller left is stopped; upstream may generate this many tokens more before
+    # it notices: charged beyond what the gateway saw (never more than the hold).
+    left_stream_margin_tokens: int = 16
     # When Redis is unreachable: "open" (in-process limiter) or "closed" (refuse with 503).
     rate_limits_on_redis_error: str = "open"
     budgets_on_redis_error: str = "closed"
@@ -321,6 +324,10 @@ class AllowedPath:
     charge: str = "usage"
     # The teams it is open to; empty: every team.
     teams: tuple[str, ...] = ()
+    # charge usage: the most one call may cost, held against the team's budget and charged when
+    # the call ends without saying what it cost after upstream took it (lost, cut off, not
+    # decodable). 0: nothing held, and such a call is charged nothing.
+    hold_usd: Usd = NO_MONEY
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,11 @@ request's record: the record only observes.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -43,13 +45,15 @@ from gateway.wire.validation import MIN_OUTPUT_TOKENS
 RawHeaders = list[tuple[bytes, bytes]]
 # What a stream that upstream ended with an error event of its own is counted as.
 STREAM_FAILED = "upstream_stream_error"
+# A successful answer its encoding does not decode.
+UNDECODABLE = "upstream_encoding"
 # A whole upstream answer: status, raw headers, body.
 Whole = tuple[int, RawHeaders, bytes]
 
 
 class Attempt:
     __slots__ = (
-        "answered", "caller", "exchange", "gw", "model", "path", "request", "ticket",
+        "answered", "caller", "exchange", "gw", "left", "model", "path", "request", "ticket",
         "upstream_headers",
     )  # fmt: skip
     # The API answers with a JSON object (chat, Responses): a 200 that is none is a failure.
@@ -77,6 +81,7 @@ class Attempt:
         # The whole 200 answer the client gets, parsed once and charged by `settle`: whoever
         # changes the answer changes this too.
         self.answered: dict[str, Any] | None = None
+        self.left = False  # the client left a stream being relayed
 
     # -- admit ---------------------------------------------------------------------------------
 
@@ -116,13 +121,30 @@ class Attempt:
         return None
 
     def failed(self, exc: GatewayError) -> None:
-        """The try ends in `exc`: settle its hold (`settle_failure`), and say what its limits
-        were."""
+        """The try ends in `exc`: settle its hold, and say what its limits were. 499: the
+        caller left a stream before its answer began, which the gateway then stopped: the
+        prompt upstream read, and what it may generate before it notices (`left_usage`).
+        Anything else: `settle_failure`."""
         ticket = self.ticket
         if ticket is None:
             return
-        settle_failure(ticket, exc)
+        if exc.status == 499:
+            ticket.settle_within_hold(self.left_usage(Usage(ticket.prompt_estimate)))
+        else:
+            settle_failure(ticket, exc)
         exc.headers.update(ticket.headers)
+
+    def left_usage(self, seen: Usage) -> Usage:
+        """What a stream the caller left used, the gateway having stopped it when it saw `seen`:
+        upstream goes on until it notices, `admission.left_stream_margin_tokens` at most."""
+        margin = self.gw.config.admission.left_stream_margin_tokens
+        return replace(seen, completion_tokens=seen.completion_tokens + margin)
+
+    def reasons(self) -> bool:
+        """Whether the model thinks before it answers, in reasoning tokens it bills that only
+        the usage at a stream's end counts: such a stream is read to its end whoever leaves,
+        as a whole answer is."""
+        return False
 
     # -- call ----------------------------------------------------------------------------------
 
@@ -228,9 +250,11 @@ class Attempt:
         if ticket is not None and loop is not None:
             loop.call_soon(ticket.prepare_headers)  # runs once the request is written
         began = time.perf_counter()
-        # A whole answer is billed whole, so it is read to its end, whoever leaves; a stream is
-        # billed for what was generated, so a client that leaves stops it.
-        async with cancel_on_disconnect(self.request.receive, loop, watch=stream is not False):
+        # A whole answer is billed whole, so it is read to its end, whoever leaves, as is a
+        # stream of a model that reasons; any other stream is billed for what was generated,
+        # so a client that leaves stops it.
+        watch = stream is not False and not self.reasons()
+        async with cancel_on_disconnect(self.request.receive, loop, watch=watch):
             try:
                 resp = await self.send(body, buffer=stream is False, prepared=prepared)
             except GatewayError as exc:
@@ -252,8 +276,9 @@ class Attempt:
                 exchange.stream = True
                 meter = self.stream_meter(strip_usage)
                 response = StreamResponse(
-                    self.relay(resp, meter), status_code=resp.status, loop=loop
-                )
+                    self.relay(resp, meter), status_code=resp.status, loop=loop,
+                    on_gone=self.leave,
+                )  # fmt: skip
                 response.raw_headers += out_headers
                 return response
             try:
@@ -284,12 +309,20 @@ class Attempt:
     async def relay(
         self, resp: UpstreamResponse, meter: StreamMeter | None = None
     ) -> AsyncIterator[bytes]:
-        """Pass a stream through chunk by chunk. Cancellation (client gone) closes the upstream;
-        whatever ends the stream, what was generated is charged."""
+        """Pass a stream through chunk by chunk; whatever ends it, what was generated is charged
+        (`settle_stream`).
+
+        The client leaving (`leave`) is acted on at the next chunk from upstream. A chunk of one
+        event: the gateway was keeping pace with upstream, and closes it; upstream stops once it
+        notices. Several events at once: upstream had run ahead of the client, by as much as
+        the buffers between them hold, and only the stream's end says how much it generated:
+        the rest is read (and sent nowhere). So is a reasoning model's stream, whose reasoning
+        only its usage counts."""
         gw, exchange = self.gw, self.exchange
         trace = exchange.trace
         observe = trace.streaming() if trace is not None else None
         gw.metrics.open_streams.inc()
+        stopped = reading_on = False
         try:
             async for chunk in resp.iter_chunks():
                 out = meter.feed(chunk) if meter is not None else chunk
@@ -297,13 +330,20 @@ class Attempt:
                     # The usage event ends the answer: charged before the client reads its end,
                     # so that the caller's next request finds it settled.
                     self.settle_stream(meter)
+                if self.left and not reading_on:
+                    stopped = meter is None or not (
+                        meter.usage is not None or self.reasons() or chunk.count(b"\n\n") > 1
+                    )
+                    if stopped:
+                        break
+                    reading_on = True
                 if out:
                     if exchange.first_token_at is None:
                         exchange.first_token_at = time.perf_counter()
                     if observe is not None:
                         observe(out)
                     yield out
-            if meter is not None and (rest := meter.flush()):
+            if not stopped and meter is not None and (rest := meter.flush()):
                 if observe is not None:
                     observe(rest)
                 yield rest
@@ -311,7 +351,13 @@ class Attempt:
             # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             exchange.error_code = exc.code or exc.type
+            if exc.code == UNDECODABLE and self.ticket is not None:
+                # What upstream sent cannot be read, so neither can how much it generated.
+                self.ticket.settle_at_reserve()
             yield self.stream_error(exc, meter)
+        except (asyncio.CancelledError, GeneratorExit):
+            stopped = True  # the gateway shuts down, or whoever reads the stream stopped
+            raise
         finally:
             gw.metrics.open_streams.dec()
             await resp.close()
@@ -322,7 +368,13 @@ class Attempt:
             if trace is not None:
                 trace.upstream_done(resp.status, exchange.error_code)
             if meter is not None:
-                self.settle_stream(meter)
+                self.settle_stream(meter, stopped=stopped)
+        if stopped:
+            raise errors.client_closed()
+
+    def leave(self) -> None:
+        """The client left the stream (the stream response says so): see `relay`."""
+        self.left = True
 
     def stream_error(self, exc: GatewayError, meter: StreamMeter | None) -> bytes:
         """The event that ends a relayed stream `exc` broke (chat's shape)."""
@@ -330,16 +382,26 @@ class Attempt:
 
     # -- settle --------------------------------------------------------------------------------
 
-    def settle_stream(self, meter: StreamMeter) -> None:
+    def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
         """Charge a relayed stream, however it ended, what its meter saw generated (once:
-        later calls do nothing)."""
+        later calls do nothing): the usage it reported, or the text it carried. One the gateway
+        `stopped` before its usage (its client left) is charged `left_usage`, never more than
+        its hold; a model's that reasons, whose reasoning only the usage counts, its hold."""
         ticket = self.ticket
         if ticket is None or ticket.done:
             return
+        if stopped and meter.usage is None and self.reasons():
+            ticket.settle_at_reserve()
+            return
         usage = meter.generated_usage(ticket.prompt_estimate)
         found = self.gw.model_of(meter.model) if ticket.price is None else None
+        stopped = stopped and meter.usage is None
+        if stopped:
+            usage = self.left_usage(usage)
         if found is not None:  # pass-through: priced by the model that answered
             ticket.settle(usage, found[1].price, found[0])
+        elif stopped:
+            ticket.settle_within_hold(usage)
         else:
             ticket.settle(usage)
 
@@ -363,8 +425,9 @@ class Attempt:
             settle_whole(ticket, usage)
 
 
-# Failures after upstream generated an answer, which it bills, that never said what it cost.
-BILLED_FAILURES = frozenset({"upstream_truncated", "upstream_invalid_answer"})
+# Failures after upstream generated an answer, which it bills, that never said what it cost:
+# cut off, no JSON, or not decodable.
+BILLED_FAILURES = frozenset({"upstream_truncated", "upstream_invalid_answer", UNDECODABLE})
 
 
 def billed_failure(exc: GatewayError) -> bool:
@@ -376,13 +439,10 @@ def billed_failure(exc: GatewayError) -> bool:
 
 
 def settle_failure(ticket: Ticket, exc: GatewayError) -> None:
-    """The charge of a try that ended in `exc`. 499: the caller left a stream before its answer
-    began, and upstream stops with it: the prompt it read. A call upstream bills whose usage
-    never came (`billed_failure`): the hold, never less than upstream bills. Anything else:
-    nothing was generated (or a stream stopped before it began), nothing is charged."""
-    if exc.status == 499:
-        ticket.abandon()
-    elif billed_failure(exc):
+    """The charge of a try that ended in `exc`. A call upstream bills whose usage never came
+    (`billed_failure`): the hold, never less than upstream bills. Anything else: nothing was
+    generated (or a stream stopped before it began), nothing is charged."""
+    if billed_failure(exc):
         ticket.settle_at_reserve()
     else:
         ticket.release()
@@ -474,6 +534,9 @@ class ModelAttempt(Attempt, ABC):
 
     def upstream_model(self) -> str:
         return self.config.upstream
+
+    def reasons(self) -> bool:
+        return self.config.reasoning
 
     def output_cap(self, prompt: int) -> OutputCap:
         model = self.config

@@ -203,12 +203,12 @@ class GovernedAttempt(Attempt):
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         return AudioStreamMeter() if self.ticket is not None else None
 
-    def settle_stream(self, meter: StreamMeter) -> None:
+    def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
         if isinstance(meter, AudioStreamMeter):
             if self.ticket is not None and not self.ticket.done:
                 self.charge_audio(meter.reported)
         else:
-            super().settle_stream(meter)
+            super().settle_stream(meter, stopped=stopped)
 
     def charge_audio(self, reported: Any) -> None:
         """Charge a token-priced audio call its reported usage, text and audio tokens each at

@@ -2,7 +2,12 @@
 forwarded as it is, once, to the default upstream with the gateway's key, counted against the
 team's request limits, and charged as its entry says (`usage`: the usage the answer reports,
 at the price of the model that answered; `free`: nothing). An entry naming `teams` is open to
-those teams only: to the others the path does not exist."""
+those teams only: to the others the path does not exist.
+
+What a call costs is unknown until it answers, so a `usage` call holds what its entry says one
+may cost (`hold_usd`), and is charged that when it ends without saying what it cost after
+upstream took it (a whole answer lost, cut off or not decodable), as any call is charged its
+hold; with none, such a call is charged nothing."""
 
 from __future__ import annotations
 
@@ -60,12 +65,16 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
             shape = gw.plan_shapes().get(
                 caller.team, caller.key, "", endpoint=attempt.exchange.endpoint, counts_tokens=False
             )
-            plan = shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0)
+            plan = shape.plan(gw.new_hold_id(), est_tokens=0, reserve=int(allowed.hold_usd))
             await attempt.admit(plan if found is None else plan.refiled(found[0]), None, 0)
             if allowed.charge == "free" and attempt.ticket is not None:
                 attempt.ticket.settle(None)  # counted; nothing it reports is charged
         return await attempt.forward(body, stream=None)
     except GatewayError as exc:
+        if exc.sent:
+            # Whether it streams is told by its answer: one lost after upstream took it may be
+            # a whole answer, which upstream finishes and bills. Its hold, never less.
+            exc.billed = True
         attempt.failed(exc)
         raise
 

@@ -10,7 +10,7 @@ only for a call that lasts; a relayed stream costs no extra task and no task gro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -26,15 +26,18 @@ WATCH_AFTER_S = 0.05
 # A class rather than @asynccontextmanager, which costs an async generator per request.
 class cancel_on_disconnect:
     """Cancel the current task (an upstream call, a stream) if the client leaves meanwhile;
-    it then ends with `errors.client_closed()` (a 499).
+    it then ends with `errors.client_closed()` (a 499). Or, given `on_gone`, call that instead:
+    the task goes on, and decides itself what to do about it.
 
     o1 models think for minutes before answering; a caller that gave up should not keep that
-    generation running. The watcher is one small task that sleeps in `receive()` until the
+    generation running (unless what it costs is told only at its end: its caller says so with
+    `watch=False`). The watcher is one small task that sleeps in `receive()` until the
     server reports `http.disconnect`, started once the call has taken `WATCH_AFTER_S`.
     """
 
     __slots__ = (
-        "_delay_s", "_gone", "_loop", "_receive", "_task", "_timer", "_watcher", "_watching",
+        "_delay_s", "_gone", "_loop", "_on_gone", "_receive", "_task", "_timer", "_watcher",
+        "_watching",
     )  # fmt: skip
 
     def __init__(
@@ -44,6 +47,7 @@ class cancel_on_disconnect:
         delay_s: float = WATCH_AFTER_S,
         *,
         watch: bool = True,
+        on_gone: Callable[[], None] | None = None,
     ) -> None:
         # The request path passes the gateway's kept loop (see `gateway.eventloop`).
         self._loop = loop or asyncio.get_running_loop()
@@ -55,6 +59,7 @@ class cancel_on_disconnect:
         # read to its end to be charged what it cost).
         self._watching = watch
         self._timer: asyncio.TimerHandle | None = None
+        self._on_gone = on_gone
 
     async def __aenter__(self) -> None:
         if not self._watching:
@@ -71,6 +76,9 @@ class cancel_on_disconnect:
     async def _watch(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
             pass
+        if self._on_gone is not None:
+            self._on_gone()
+            return
         self._gone = True
         self._task.cancel()
 
@@ -93,8 +101,10 @@ class StreamResponse(StreamingResponse):
     """A `StreamingResponse` sent by the request's own task, watched by `cancel_on_disconnect`.
 
     When the client leaves, the stream stops at its next step and the body iterator is closed
-    (an async generator's `finally` runs there and then: the relay closes the upstream and
-    charges what was generated); the response just ends, as Starlette's does.
+    (an async generator's `finally` runs there and then); the response just ends, as
+    Starlette's does. Given `on_gone`, the client leaving calls it instead: the body goes on
+    (what it sends goes nowhere) until it ends itself, a 499 (`errors.client_closed`) if it
+    stops for that.
     """
 
     def __init__(
@@ -105,14 +115,16 @@ class StreamResponse(StreamingResponse):
         media_type: str | None = None,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
+        on_gone: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(content, status_code, headers, media_type)
         self.loop = loop
+        self.on_gone = on_gone
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body_iterator
         try:
-            async with cancel_on_disconnect(receive, self.loop):
+            async with cancel_on_disconnect(receive, self.loop, on_gone=self.on_gone):
                 await send(
                     {"type": "http.response.start", "status": self.status_code,
                      "headers": self.raw_headers}

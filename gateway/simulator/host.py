@@ -13,6 +13,7 @@ from gateway.simulator.bill import Charge
 from gateway.simulator.call import Call, Header
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.prompt_cache import PromptCache
+from gateway.simulator.stream_bill import StreamBill
 
 
 class Host(Protocol):
@@ -35,7 +36,14 @@ class Host(Protocol):
     async def reply_error(self, call: Call, error: SimError, rates: list[Header]) -> None: ...
 
     async def stream(
-        self, call: Call, frames: list[bytes], rates: list[Header], *, last: bytes, failure: bytes
+        self,
+        call: Call,
+        frames: list[bytes],
+        rates: list[Header],
+        *,
+        last: bytes,
+        failure: bytes,
+        bill: StreamBill | None = None,
     ) -> None: ...
 
     def draw_seed(self) -> int: ...

@@ -33,6 +33,7 @@ from gateway.simulator.knobs import fault_index
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.prompt_cache import message_tokens
 from gateway.simulator.response_store import QUEUED, ResponseStore, Stored
+from gateway.simulator.stream_bill import StreamBill, event_output
 from gateway.wire.tokens import TOKENS_FOR_REPLY
 
 PREFIX = "/v1/responses"
@@ -126,8 +127,9 @@ class ResponsesApi:
             await host.reply_error(call, stored, rates)
             return
         response = stored.response
-        host.charge(call.key, bill.usage_charge(PREFIX, response["model"], response["usage"]))
         stream = body.get("stream") is True
+        if not stream:
+            host.charge(call.key, bill.usage_charge(PREFIX, response["model"], response["usage"]))
         if stored.background and not stream:
             stored.stage = QUEUED
         if body.get("store", True) is not False:
@@ -136,7 +138,8 @@ class ResponsesApi:
             events = shapes.stream_events(response)
             frames = [shapes.event_frame(event) for event in events]
             failure = shapes.failure_frames(response, oe.server_error(), fault_index(len(frames)))
-            await host.stream(call, frames, rates, last=b"", failure=failure)
+            bill_of = StreamBill(PREFIX, response["model"], response["usage"], events, event_output)
+            await host.stream(call, frames, rates, last=b"", failure=failure, bill=bill_of)
             return
         await host.reply(call, orjson.dumps(stored.view()), rates)
 

@@ -10,6 +10,13 @@ gzip (and its alias x-gzip) and deflate (zlib-wrapped or, as some servers send i
 decoded by the standard library. br needs a decoder the environment does not ship, so it is
 refused like any coding the gateway cannot read: relayed as it is, it could be neither metered
 nor read by most clients.
+
+A successful answer that cannot be decoded (a coding refused, a corrupt body) fails as the
+upstream's fault, with an error that says upstream answered (`upstream_encoding`: it generated
+the answer, and bills it; a body that stops early is `upstream_truncated`). An error answer
+cannot: its status says what happened, and a body that is no OpenAI error object is replaced
+by the gateway's own anyway. One in a coding the gateway cannot read is handed on as it came
+(without the header), one that does not decode fails with its own status (`upstream_status`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections.abc import AsyncIterator
 
 from gateway.upstream.contract import UpstreamResponse
 from gateway.wire import errors
+from gateway.wire.errors import GatewayError
 
 # A compressed chunk is decoded at most this much at a time: a small body that inflates to
 # gigabytes is handed on piece by piece, never held whole.
@@ -36,6 +44,10 @@ def codings(headers: list[tuple[bytes, bytes]]) -> list[str]:
                 if coding and coding != "identity":
                     found.append(coding)
     return found
+
+
+class _Corrupt(Exception):
+    """A body its coding does not decode: the coding, and what zlib said."""
 
 
 class _Inflater:
@@ -59,7 +71,7 @@ class _Inflater:
                     self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
             return self._run(data)
         except zlib.error as exc:
-            raise errors.upstream_truncated(f"the {self.coding} body is corrupt ({exc})") from None
+            raise _Corrupt(self.coding, str(exc)) from None
 
     def _run(self, data: bytes) -> list[bytes]:
         inflate = self._inflate
@@ -68,9 +80,8 @@ class _Inflater:
             pieces.append(inflate.decompress(inflate.unconsumed_tail, PIECE))
         return pieces
 
-    def finish(self) -> None:
-        if not self._inflate.eof:
-            raise errors.upstream_truncated(f"the {self.coding} body ended early")
+    def ended(self) -> bool:
+        return self._inflate.eof
 
 
 class Decoded:
@@ -89,14 +100,24 @@ class Decoded:
         async for chunk in self._resp.iter_chunks():
             seen = seen or bool(chunk)
             pieces = [chunk]
-            for inflater in self._inflaters:
-                pieces = [out for piece in pieces for out in inflater.feed(piece)]
+            try:
+                for inflater in self._inflaters:
+                    pieces = [out for piece in pieces for out in inflater.feed(piece)]
+            except _Corrupt as exc:
+                coding, detail = exc.args
+                raise self._failure(errors.undecodable_body(coding, detail)) from None
             for piece in pieces:
                 if piece:
                     yield piece
         if seen:
             for inflater in self._inflaters:
-                inflater.finish()
+                if not inflater.ended():
+                    cut = errors.upstream_truncated(f"the {inflater.coding} body ended early")
+                    raise self._failure(cut)
+
+    def _failure(self, error: GatewayError) -> GatewayError:
+        """`error` for a successful answer; an error answer's own status otherwise."""
+        return error if self.status < 300 else errors.upstream_status(self.status)
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.iter_chunks()])
@@ -106,13 +127,15 @@ class Decoded:
 
 
 async def decoded(resp: UpstreamResponse) -> UpstreamResponse:
-    """`resp`, decoded if its body is encoded; a coding the gateway cannot read closes it and
-    raises the 502."""
+    """`resp`, decoded if its body is encoded; a successful answer in a coding the gateway
+    cannot read closes it and raises the 502 (an error answer is handed on as it came)."""
     applied = codings(resp.headers)
     if not applied:
         return resp
     for coding in applied:
         if coding not in ("gzip", "x-gzip", "deflate"):
+            if resp.status >= 300:
+                return Decoded(resp, [])
             await resp.close()
             raise errors.unsupported_encoding(coding)
     return Decoded(resp, applied)

@@ -99,8 +99,9 @@ class _Read:
 
 def billed_answer_lost(exc: GatewayError) -> GatewayError:
     """The failure of a successful answer lost after its headers: cut off (`upstream_truncated`,
-    which the try's charge reads as billed), whatever cut it."""
-    if exc.code == "upstream_truncated":
+    which the try's charge reads as billed), whatever cut it, unless it came whole but could
+    not be decoded (`upstream_encoding`, billed too)."""
+    if exc.code in ("upstream_truncated", "upstream_encoding"):
         return exc
     return errors.upstream_truncated(f"the answer was lost after its headers ({exc.code})")
 

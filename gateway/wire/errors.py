@@ -92,7 +92,8 @@ server_error
 upstream_error
   502  upstream_unreachable          upstream_unreachable      no connection, or it broke
   502  upstream_truncated            upstream_truncated        the answer's body was cut off
-  502  upstream_encoding             unsupported_encoding      a body encoding it cannot decode
+  502  upstream_encoding             unsupported_encoding      a 2xx body encoding it cannot decode
+  502  upstream_encoding             undecodable_body          a 2xx body its encoding does not decode
   502  upstream_invalid_answer       upstream_invalid_answer   a 200 that is no JSON object
   *    upstream_error                upstream_status           an error page without OpenAI's
                                                                error object (its status kept)
@@ -812,16 +813,26 @@ def upstream_error_body(status: int, content: bytes) -> bytes:
 
 
 def unsupported_encoding(coding: str) -> GatewayError:
-    """The upstream compressed its answer with a coding the gateway cannot read (it asks for
-    `identity`): relayed, it could be neither metered nor, by most clients, read."""
-    return GatewayError(
+    """The upstream compressed a successful answer with a coding the gateway cannot read (it
+    asks for `identity`): relayed, it could be neither metered nor, by most clients, read. The
+    answer came (`sent`): upstream generated it, and bills it."""
+    error = _upstream(
         502,
         f"The upstream API answered with Content-Encoding {coding!r}, which the gateway cannot "
         "decode.",
-        type_="upstream_error",
-        code="upstream_encoding",
-        headers={"x-should-retry": "false"},  # the same request gets the same encoding
+        "upstream_encoding",
     )
+    error.headers["x-should-retry"] = "false"  # the same request gets the same encoding
+    return error
+
+
+def undecodable_body(coding: str, detail: str) -> GatewayError:
+    """A successful answer whose body its Content-Encoding does not decode (a corrupt gzip or
+    deflate stream): upstream generated it, and bills it, but nobody can read it."""
+    message = (
+        f"The upstream API's answer could not be decoded: its {coding} body is corrupt ({detail})."
+    )
+    return _upstream(502, message, "upstream_encoding")
 
 
 def unsendable_request(detail: str) -> GatewayError:

@@ -53,10 +53,16 @@ MESSAGES = [{"role": "user", "content": PROMPT}]
 LONG_ANSWER = " ".join(["word"] * 200)
 
 
+# The `x-mangle` modes that say the body is encoded as it is not.
+ENCODED = ("gzip", "br")
+
+
 class Mangler:
     """The simulator, with its answers broken as the request's `x-mangle` header asks:
 
     - `not-json`: a 200's body replaced by an HTML page;
+    - `gzip`, `br`: the body as it is, said to be so encoded (a corrupt gzip body; a coding
+      the gateway cannot read), as a misconfigured front end might send it;
     - `no-usage`: `usage` taken out of a JSON answer and out of a stream's events;
     - `fail-once-429`, `fail-once-500`: the first call of an `x-mangle-id` answered with that
       error (a 429 with `retry-after: 0.05`), later ones by the simulator;
@@ -89,7 +95,7 @@ class Mangler:
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
         elif mode == "chatter-then-stall":
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-latency-ms", b"60000")]}
-        if mode in ("not-json", "no-usage") or (first and mode == "reset-once"):
+        if mode in ("not-json", "no-usage", *ENCODED) or (first and mode == "reset-once"):
             await self.app(scope, receive, self.mangled(send, mode))
             return
         await self.app(scope, receive, send)
@@ -108,7 +114,11 @@ class Mangler:
             if message["type"] == "http.response.start":
                 # The body changes length: sent chunked instead.
                 kept = [(k, v) for k, v in message["headers"] if k != b"content-length"]
+                if mode in ENCODED:
+                    kept.append((b"content-encoding", mode.encode()))
                 message = {**message, "headers": kept}
+            elif mode in ENCODED:
+                pass  # the body as it is
             elif message["type"] == "http.response.body" and message.get("body"):
                 body = message["body"]
                 if mode == "not-json":
@@ -365,6 +375,29 @@ def test_a_native_stream_broken_mid_way_ends_in_an_error_and_is_charged_what_it_
     assert upstream_errors(gateway) == {code: 1}
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize("mangle", ENCODED)
+def test_a_native_stream_its_encoding_does_not_decode_is_charged_its_hold(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, api: str, mangle: str
+) -> None:
+    """Refused at its headers (a coding the gateway cannot read): a 502. Failing at its first
+    bytes (a corrupt gzip body): an error event. Either way, what upstream sent cannot be read,
+    nor how much it generated: the hold, never less than upstream bills."""
+    gateway = serve()
+    answer = post(gateway, api, "gpt-4o", True, x_mangle=mangle, x_sim_answer=LONG_ANSWER)
+    if mangle == "br":
+        assert answer.status_code == 502
+        assert answer.json()["error"]["code"] == "upstream_encoding"
+    else:  # nothing of it was read: the error is all the client gets
+        assert answer.status_code == 200
+        (error,) = events_of(answer).data
+        assert error["error"]["code"] == "upstream_encoding"
+    assert spend(store, TEAM) == (hold("gpt-4o"), 0)
+    wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the simulator to stop the stream")
+    assert 0 < billed(upstream) <= hold("gpt-4o")
+    assert upstream_errors(gateway) == {"upstream_encoding": 1}
+
+
 def _knobs(headers: dict[str, str]) -> dict[str, str]:
     return {name.replace("-", "_"): value for name, value in headers.items()}
 
@@ -403,6 +436,12 @@ def whole_ids() -> list[str]:
     return [f"{api}-{model}-{'stream' if stream else 'json'}" for api, model, stream in WHOLE]
 
 
+# How a 200 is made unreadable (`x-mangle`), and the code the client then gets.
+UNREADABLE_BY = {
+    "not-json": "upstream_invalid_answer",
+    "gzip": "upstream_encoding",
+    "br": "upstream_encoding",
+}
 # Each path, and each faked stream again past its grace period (`late`).
 UNREADABLE = [(*path, False) for path in WHOLE] + [(*path, True) for path in WHOLE if path[2]]
 
@@ -419,6 +458,7 @@ UNREADABLE = [(*path, False) for path in WHOLE] + [(*path, True) for path in WHO
         )
     ],
 )
+@pytest.mark.parametrize(("mangle", "code"), sorted(UNREADABLE_BY.items()))
 def test_an_unreadable_answer_is_a_502_charged_its_hold(
     serve: Serve,
     upstream: ServerThread,
@@ -427,22 +467,42 @@ def test_an_unreadable_answer_is_a_502_charged_its_hold(
     model: str,
     stream: bool,
     late: bool,
+    mangle: str,
+    code: str,
 ) -> None:
+    """A 200 that is no JSON, or whose body its encoding does not decode: upstream generated
+    and bills it, nobody can read it."""
     gateway = serve(compat=GRACE)
-    answer = post(gateway, api, model, stream, x_mangle="not-json", **(THINKS if late else {}))
+    answer = post(gateway, api, model, stream, x_mangle=mangle, **(THINKS if late else {}))
     if late:  # the client has its 200: the error comes as the stream's last event
         assert answer.status_code == 200
         events = events_of(answer)
         # Chat's last event is the error; a Responses stream's error comes before `failed`.
-        code = (events.data[-1].get("error") or events.data[-2]["error"])["code"]
-        assert code == "upstream_invalid_answer", events.data[-2:]
+        said = (events.data[-1].get("error") or events.data[-2]["error"])["code"]
+        assert said == code, events.data[-2:]
     else:
         assert answer.status_code == 502
-        assert answer.json()["error"]["code"] == "upstream_invalid_answer"
+        assert answer.json()["error"]["code"] == code
         assert answer.headers["content-type"] == "application/json"
     assert billed(upstream) > 0
     assert spend(store, TEAM) == (hold(model), 0)
-    assert upstream_errors(gateway) == {"upstream_invalid_answer": 1}
+    assert upstream_errors(gateway) == {code: 1}
+
+
+@pytest.mark.parametrize("mangle", ENCODED)
+def test_a_governed_answer_its_encoding_does_not_decode_is_a_502_charged_its_hold(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, mangle: str
+) -> None:
+    """Embeddings (as every endpoint of the table): the same 502, the same hold."""
+    gateway = serve()
+    payload = {"model": "text-embedding-3-small", "input": ["hello", "world"]}
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": mangle}
+    answer = httpx.post(f"{gateway.url}/v1/embeddings", json=payload, headers=sent, timeout=30)
+    assert answer.status_code == 502
+    assert answer.json()["error"]["code"] == "upstream_encoding"
+    held = worst_case(Cost.EMBEDDINGS, payload, CONFIG.models["text-embedding-3-small"])[2]
+    assert spend(store, TEAM) == (held, 0)
+    assert 0 < billed(upstream) <= held
 
 
 @pytest.mark.parametrize(("api", "model", "stream"), WHOLE, ids=whole_ids())
@@ -650,7 +710,8 @@ def test_a_client_leaving_before_the_stream_begins_is_charged_its_prompt(
     store: redis.Redis,
     api: str,
 ) -> None:
-    """Upstream stops a stream whose client left: the prompt it read, and no call left going."""
+    """Upstream stops a stream whose client left: the prompt it read, and what it may generate
+    before it notices (`left_stream_margin_tokens`); no call left going."""
     gateway = serve()
     path, body = request(api, "gpt-4o", True)
     headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-latency-ms": "60000"}
@@ -668,8 +729,9 @@ def test_a_client_leaving_before_the_stream_begins_is_charged_its_prompt(
                 await call
 
     asyncio.run(leave())
-    prompt = cost_micros(CONFIG.models["gpt-4o"].price, Usage(tokens.count_messages(MESSAGES)))
-    assert spend(store, TEAM) == (prompt, 0)
+    margin = CONFIG.admission.left_stream_margin_tokens
+    prompt = Usage(tokens.count_messages(MESSAGES), margin)
+    assert spend(store, TEAM) == (cost_micros(CONFIG.models["gpt-4o"].price, prompt), 0)
     wait_for(
         lambda: upstream.requests_in_flight() == 0 and gateway.requests_in_flight() == 0,
         10,

@@ -98,6 +98,15 @@ def test_generic_environment_overrides_are_typed() -> None:
             "observability: {otlp_endpoint: collector:4318}\nmodels: {m: {upstream: x}}",
             "observability.otlp_endpoint: expected an http",
         ),
+        (
+            "passthrough: {allow: [{path: /v1/evals, charge: free, hold_usd: 1}]}\n"
+            "models: {m: {upstream: x}}",
+            "hold_usd: a free path holds nothing",
+        ),
+        (
+            "admission: {left_stream_margin_tokens: -1}\nmodels: {m: {upstream: x}}",
+            "admission.left_stream_margin_tokens",
+        ),
     ],
 )
 def test_invalid_config_names_the_bad_key(text: str, message: str) -> None:

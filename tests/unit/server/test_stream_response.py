@@ -55,6 +55,21 @@ async def test_a_client_that_leaves_during_a_long_wait_cancels_it_as_a_499() -> 
 
 
 @pytest.mark.anyio
+async def test_told_of_a_client_that_leaves_the_call_goes_on() -> None:
+    """With `on_gone`, the client leaving is told, not acted on: the call ends as it would."""
+    told: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async with cancel_on_disconnect(
+        receive, None, delay_s=0.0, on_gone=lambda: told.append("gone")
+    ):
+        await asyncio.sleep(0.05)  # the upstream call, answered after the client left
+    assert told == ["gone"]
+
+
+@pytest.mark.anyio
 async def test_other_messages_are_ignored_and_a_cancel_from_elsewhere_propagates() -> None:
     messages = asyncio.Queue[dict[str, Any]]()
     messages.put_nowait({"type": "http.request", "body": b"", "more_body": False})

@@ -14,8 +14,10 @@ pytestmark = pytest.mark.anyio
 
 
 class Held:
-    def __init__(self, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> None:
-        self.status = 200
+    def __init__(
+        self, headers: list[tuple[bytes, bytes]], chunks: list[bytes], status: int = 200
+    ) -> None:
+        self.status = status
         self.headers = headers
         self.chunks = chunks
         self.closed = False
@@ -65,7 +67,27 @@ async def test_an_unknown_coding_closes_the_answer() -> None:
 
 
 async def test_garbage_is_an_error_not_an_answer() -> None:
+    """Upstream answered, and bills it: a failure that says so (`sent`), not a cut-off one."""
     resp = await decoded(Held([(b"content-encoding", b"gzip")], [b"not gzip at all"]))
     with pytest.raises(GatewayError) as info:
         await resp.read()
+    assert info.value.code == "upstream_encoding" and info.value.status == 502
+    assert info.value.sent
+    cut = gzip.compress(b"{}" * 100)
+    resp = await decoded(Held([(b"content-encoding", b"gzip")], [cut[: len(cut) // 2]]))
+    with pytest.raises(GatewayError) as info:
+        await resp.read()
     assert info.value.code == "upstream_truncated"
+
+
+async def test_an_error_answer_keeps_its_status_whatever_its_encoding() -> None:
+    """A 429 in a coding the gateway cannot read is handed on as it came (its body, no error
+    object, is replaced downstream); one that does not decode fails with its own status."""
+    held = Held([(b"content-encoding", b"br"), (b"retry-after", b"1")], [b"\x0b\x02"], 429)
+    resp = await decoded(held)
+    assert resp.status == 429 and resp.headers == [(b"retry-after", b"1")]
+    assert await resp.read() == b"\x0b\x02" and not held.closed
+    resp = await decoded(Held([(b"content-encoding", b"gzip")], [b"not gzip"], 500))
+    with pytest.raises(GatewayError) as info:
+        await resp.read()
+    assert info.value.status == 500 and info.value.code == "upstream_error"

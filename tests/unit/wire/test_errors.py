@@ -140,6 +140,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "upstream_timeout": lambda: errors.upstream_timeout(30.0, sent=True),
     "upstream_truncated": lambda: errors.upstream_truncated("connection lost mid-response"),
     "unsupported_encoding": lambda: errors.unsupported_encoding("zstd"),
+    "undecodable_body": lambda: errors.undecodable_body("gzip", "incorrect header check"),
     "upstream_invalid_answer": lambda: errors.upstream_invalid_answer("no JSON object"),
     "upstream_status": lambda: errors.upstream_status(502),
     "unsendable_request": lambda: errors.unsendable_request("a header holds a line break"),

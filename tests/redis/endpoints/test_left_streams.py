@@ -1,0 +1,218 @@
+"""Streams whose client leaves: what the team is charged against what upstream bills, on a real
+redis-server, over real sockets.
+
+The simulator bills a stream what it generated until it noticed its reader left (its prompt,
+the reasoning of its thinking time, the frames it sent, read or not). The client leaves while
+the model thinks (before the first token), after the first tokens, half-way and near the end;
+on chat at an answer's pace and unpaced (the whole answer in the gateway's buffers before the
+client has read it), on a reasoning model streaming natively, on a faked o1 stream, and on the
+Responses API. Every case: the team is charged no less than the bill, no more than its hold,
+and no more than the bill and `admission.left_stream_margin_tokens`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from gateway.admission.pricing import cost_micros, worst_case_micros
+from gateway.config import Config, SimulatorConfig
+from gateway.simulator import create_simulator
+from gateway.wire import tokens
+from gateway.wire.usage import Usage
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
+from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import billed, key_of, teams_yaml
+from tests.redis.test_faults import wait_for
+
+TEAM = "leaver"
+PROMPT = "Say hello to the gateway, please."
+MESSAGES = [{"role": "user", "content": PROMPT}]
+LONG_ANSWER = " ".join(["word"] * 100)
+# Thinking before the first token: long enough for the client to leave in the middle of it.
+THINK_MS = "400"
+PACE_MS = "5"
+# Where the client leaves: while the model thinks (None), or after reading this many events.
+THINKING = None
+
+
+def config(**env: str) -> Config:
+    """The shipped config, with o1-mini also as `o1-native`, streaming natively (as it did from
+    November 2024), for tier-5 teams."""
+    shipped = base_config(**env)
+    o1 = shipped.models["o1-mini"]
+    streaming = dataclasses.replace(
+        o1, capabilities=dataclasses.replace(o1.capabilities, streaming=True)
+    )
+    tier = shipped.tiers["tier-5"]
+    return dataclasses.replace(
+        shipped,
+        models={**shipped.models, "o1-native": streaming},
+        tiers={
+            **shipped.tiers,
+            "tier-5": dataclasses.replace(tier, models=(*tier.models, "o1-native")),
+        },
+    )
+
+
+CONFIG = config()
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    api: str  # chat or responses
+    model: str
+    knobs: dict[str, str]
+    leave: int | None  # events read before leaving; THINKING: before the first
+
+    def body(self) -> tuple[str, dict[str, Any]]:
+        if self.api == "chat":
+            return "/v1/chat/completions", {
+                "model": self.model, "messages": MESSAGES, "stream": True,
+            }  # fmt: skip
+        return "/v1/responses", {"model": self.model, "input": PROMPT, "stream": True}
+
+
+PACED = {"x-sim-ttft-ms": THINK_MS, "x-sim-chunk-interval-ms": PACE_MS}
+UNPACED = {"x-sim-ttft-ms": THINK_MS}
+NATIVE_O1 = {**PACED, "x-sim-o1-streaming": "true", "x-sim-reasoning-tokens": "2048"}
+# A faked stream: o1 answers whole after thinking (the latency), past the grace period.
+FAKED = {"x-sim-latency-ms": THINK_MS, "x-sim-reasoning-tokens": "2048"}
+POINTS = {"thinking": THINKING, "first tokens": 3, "half-way": 50, "near the end": 95}
+CASES = {
+    f"{name} / {point}": Case(api, model, knobs, leave)
+    for name, api, model, knobs in [
+        ("chat gpt-4o paced", "chat", "gpt-4o", PACED),
+        ("chat gpt-4o unpaced", "chat", "gpt-4o", UNPACED),
+        ("chat o1-mini native", "chat", "o1-native", NATIVE_O1),
+        ("chat o1-mini faked", "chat", "o1-mini", FAKED),
+        ("responses gpt-4o paced", "responses", "gpt-4o", PACED),
+        ("responses gpt-4o unpaced", "responses", "gpt-4o", UNPACED),
+        ("responses o1-mini faked", "responses", "o1-mini", FAKED),
+    ]
+    for point, leave in POINTS.items()
+}
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ServerThread]:
+    with ServerThread(create_simulator(SimulatorConfig())) as server:
+        yield server
+
+
+@pytest.fixture
+def gateway(
+    start_gateway: GatewayFactory, upstream: ServerThread, redis_server: str, tmp_path: Path
+) -> ServerThread:
+    teams = tmp_path / "teams.yaml"
+    teams.write_text(teams_yaml({TEAM: {"tier": "tier-5"}}))
+    return start_gateway(
+        config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY),
+        upstream={"forward_header_prefixes": ("x-sim-",), "retries": 0},
+        redis={"url": redis_server},
+        admission={"teams_file": str(teams)},
+        compat={"status_grace_s": 0.05, "keepalive_s": 0.05},
+    )
+
+
+def hold(case: Case) -> int:
+    model = CONFIG.models[case.model]
+    return worst_case_micros(model.price, tokens.count_messages(MESSAGES), model.max_output)
+
+
+async def leave(gateway: ServerThread, upstream: ServerThread, case: Case) -> None:
+    """Call, and leave where the case says."""
+    path, body = case.body()
+    headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": LONG_ANSWER}
+    headers.update(case.knobs)
+    read = 0
+    async with httpx.AsyncClient(timeout=30) as http:
+        if case.leave is THINKING and case.knobs is not FAKED:
+            # No headers until the first token: the client gives up while it waits for them.
+            call = asyncio.create_task(
+                http.post(f"{gateway.url}{path}", json=body, headers=headers)
+            )
+            await asyncio.to_thread(
+                wait_for, lambda: upstream.requests_in_flight() > 0, 10, "the upstream call"
+            )
+            await asyncio.sleep(0.15)  # a third of the way into the thinking
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            return
+        async with http.stream("POST", f"{gateway.url}{path}", json=body, headers=headers) as got:
+            assert got.status_code == 200
+            async for line in got.aiter_lines():
+                if case.leave is THINKING:
+                    break  # a faked stream's keep-alive: the model still thinks
+                if line.startswith("data: "):
+                    read += 1
+                    if read >= case.leave:
+                        break
+
+
+def measure(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis, case: Case
+) -> tuple[int, int]:
+    """(what upstream billed, what the team was charged) for one stream left as `case` says."""
+    httpx.delete(f"{upstream.url}/_sim/bill")
+    asyncio.run(leave(gateway, upstream, case))
+    wait_for(
+        lambda: upstream.requests_in_flight() == 0 and gateway.requests_in_flight() == 0,
+        10,
+        "the calls to end",
+    )
+    charged, held = spend(store, TEAM)
+    assert held == 0
+    return billed(upstream), charged
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_stream_left_is_charged_no_less_than_upstream_bills_and_no_more_than_its_hold(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis, name: str
+) -> None:
+    """Never less than the bill, nor more than the hold, nor more than the bill and the margin
+    for what upstream may generate before it notices a stream the gateway stopped."""
+    case = CASES[name]
+    bill, charged = measure(gateway, upstream, store, case)
+    price = CONFIG.models[case.model].price
+    margin = cost_micros(price, Usage(0, CONFIG.admission.left_stream_margin_tokens))
+    assert bill <= charged <= min(hold(case), bill + margin), (bill, charged)
+
+
+def test_a_stream_left_by_a_client_that_fell_behind_is_charged_what_upstream_generated(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """A client with a small receive buffer reads the first bytes, stops reading, then leaves.
+    Upstream (unpaced) ran ahead of it by all the buffers between them hold: the gateway reads
+    the rest of the stream, relaying nothing, and charges the usage at its end, the bill."""
+    httpx.delete(f"{upstream.url}/_sim/bill")
+    copies, answer = 16, " ".join(["word"] * 4000)  # about 12 MB of events
+    body = orjson.dumps({"model": "gpt-4o", "messages": MESSAGES, "stream": True, "n": copies})
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\n"
+        f"authorization: Bearer {key_of(TEAM)}\r\ncontent-type: application/json\r\n"
+        f"x-sim-answer: {answer}\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(("127.0.0.1", gateway.port))
+        client.sendall(head.encode() + body)
+        assert client.recv(1024).startswith(b"HTTP/1.1 200 OK")
+        wait_for(lambda: upstream.requests_in_flight() == 0, 10, "upstream to finish the stream")
+    wait_for(lambda: gateway.requests_in_flight() == 0, 10, "the gateway to read it")
+    charged, held = spend(store, TEAM)
+    model = CONFIG.models["gpt-4o"]
+    most = worst_case_micros(
+        model.price, tokens.count_messages(MESSAGES), model.max_output * copies
+    )
+    assert held == 0 and billed(upstream) == charged < most

@@ -1,0 +1,121 @@
+"""Pass-through paths (`passthrough.allow`, `charge: usage`) on a real redis-server: what a call
+costs is unknown until it answers, so it holds what its entry says one may cost (`hold_usd`),
+is refused when the team's budget cannot cover that, is settled to the usage it reports, and
+is charged the hold when its answer is lost after upstream took it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.admission.pricing import cost_micros
+from gateway.config import AllowedPath, Usd
+from gateway.wire.usage import Usage
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
+from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import key_of, teams_yaml
+
+TEAM = "runner"
+RUNS = "/v1/threads/thread_1/runs"
+HOLD = 50_000  # micro-dollars: what the entry says one run may cost
+RUN_USAGE = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+
+
+class Runs:
+    """An upstream of thread runs that answers with usage, or (`x-run: lost`) takes a minute,
+    longer than the gateway waits. `calls` counts the runs asked for."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def run(self, request: Request) -> JSONResponse:
+        self.calls += 1
+        if request.headers.get("x-run") == "lost":
+            await asyncio.sleep(60)
+        model = "gpt-4o-2024-08-06"
+        return JSONResponse(
+            {"id": "run_1", "object": "thread.run", "model": model, "usage": RUN_USAGE}
+        )
+
+
+@pytest.fixture
+def runs() -> Iterator[tuple[ServerThread, Runs]]:
+    upstream = Runs()
+    app = Starlette(routes=[Route("/v1/threads/{thread_id}/runs", upstream.run, methods=["POST"])])
+    with ServerThread(app) as server:
+        yield server, upstream
+
+
+Serve = Callable[..., ServerThread]
+
+
+@pytest.fixture
+def serve(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    runs: tuple[ServerThread, Runs],
+) -> Serve:
+    """Start a gateway letting runs through to `runs` with `hold` micro-dollars held a run, for
+    team `TEAM` (with a `budget`, if given)."""
+
+    def start(hold: int = HOLD, budget: int | None = None) -> ServerThread:
+        teams = tmp_path / "teams.yaml"
+        team = {"tier": "tier-5"}
+        if budget is not None:
+            team["budget_usd"] = f"{budget / 1_000_000:.6f}"
+        teams.write_text(teams_yaml({TEAM: team}))
+        entry = AllowedPath("POST", "/v1/threads/{id}/runs", "usage", hold_usd=Usd(hold))
+        return start_gateway(
+            base_config(OPENAI_BASE_URL=f"{runs[0].url}/v1", OPENAI_API_KEY=SIM_KEY),
+            upstream={"first_byte_timeout_s": 0.3, "forward_header_prefixes": ("x-run",)},
+            redis={"url": redis_server},
+            admission={"teams_file": str(teams)},
+            passthrough={"allow": (entry,)},
+        )
+
+    return start
+
+
+def run(gateway: ServerThread, how: str = "") -> httpx.Response:
+    """A run; `how` is the upstream's `x-run`."""
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-run": how}
+    return httpx.post(f"{gateway.url}{RUNS}", json={"assistant_id": "asst_1"}, headers=sent)
+
+
+@pytest.mark.parametrize("hold", [HOLD, 0], ids=["held", "no hold"])
+def test_a_pass_through_call_lost_after_it_was_sent_is_charged_its_entrys_hold(
+    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis, hold: int
+) -> None:
+    """Upstream took the run, the gateway stopped waiting: asked once, charged the hold (with
+    none configured, nothing: the limit of a path whose cost nobody declared)."""
+    answer = run(serve(hold), "lost")
+    assert answer.status_code == 504 and answer.json()["error"]["code"] == "upstream_timeout"
+    assert runs[1].calls == 1
+    assert spend(store, TEAM) == (hold, 0)
+
+
+def test_a_pass_through_call_answered_is_charged_its_usage_not_its_hold(
+    serve: Serve, store: redis.Redis
+) -> None:
+    assert run(serve()).status_code == 200
+    price = base_config().models["gpt-4o"].price
+    assert spend(store, TEAM) == (cost_micros(price, Usage(100, 20)), 0)
+
+
+def test_a_team_whose_budget_cannot_cover_the_hold_is_refused_before_upstream(
+    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis
+) -> None:
+    answer = run(serve(budget=HOLD // 2))
+    assert answer.status_code == 429
+    assert answer.json()["error"]["code"] == "request_over_budget"
+    assert runs[1].calls == 0 and spend(store, TEAM) == (0, 0)
