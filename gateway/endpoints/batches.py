@@ -40,7 +40,7 @@ from gateway.server.entry import gateway_of
 from gateway.wire import errors
 from gateway.wire.usage import Usage
 
-BATCH = Kind("batch", "/batches", errors.batch_not_found)
+BATCH = Kind("batch", "/batches", "batch_", errors.batch_not_found)
 # The endpoints whose lines the gateway can price; others are refused.
 BATCHED = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/moderations")
 

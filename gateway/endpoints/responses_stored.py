@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from gateway.endpoints.attempt import Attempt
 from gateway.objects.responses import StoredResponse
+from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors, pages, validation
@@ -62,13 +63,17 @@ async def input_items(request: Request) -> Response:
 async def _owned(request: Request) -> tuple[Caller, StoredResponse]:
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    response_id = request.path_params["response_id"]
+    return caller, await owned_response(gw, caller, request.path_params["response_id"])
+
+
+async def owned_response(gw: Gateway, caller: Caller, response_id: str) -> StoredResponse:
+    """The caller's team's response `response_id`; the 404 of a missing one otherwise."""
     if len(response_id) > validation.MAX_MODEL_CHARS:
         raise errors.response_not_found(response_id[:64] + "...")
     stored = await gw.responses.get(caller.team.name, response_id)
     if stored is None:
         raise errors.response_not_found(response_id)
-    return caller, stored
+    return stored
 
 
 async def _upstream(request: Request, caller: Caller, suffix: str) -> Response:
