@@ -28,6 +28,7 @@ from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors, pages
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, new_request_id
+from gateway.wire.references import fields
 
 # Ids are short (`file-` and 22 characters, `chatcmpl-` and 29): a longer one is no id of ours.
 MAX_ID_CHARS = 128
@@ -87,21 +88,11 @@ async def check_references(gw: Gateway, caller: Caller, body: bytes, payload: An
 
 
 def references(payload: Any) -> list[tuple[Kind, str]]:
-    """The objects a JSON value names, at any depth (level by level: no recursion)."""
+    """The objects a JSON value names, at any depth."""
     found: list[tuple[Kind, str]] = []
-    level: list[Any] = [payload]
-    while level:
-        below: list[Any] = []
-        for node in level:
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            for name, value in items:
-                kind = REFERENCES.get(name) if isinstance(name, str) else None
-                if kind is not None:
-                    named = value if isinstance(value, list) else [value]
-                    found += [(kind, v) for v in named if isinstance(v, str)]
-                elif isinstance(value, dict | list):
-                    below.append(value)
-        level = below
+    for name, value in fields(payload, REFERENCES):
+        named = value if isinstance(value, list) else [value]
+        found += [(REFERENCES[name], v) for v in named if isinstance(v, str)]
     return found
 
 

@@ -33,6 +33,7 @@ from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.owned import check_references
+from gateway.endpoints.responses_stored import owned_response
 from gateway.objects.responses import StoredResponse
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
@@ -40,6 +41,7 @@ from gateway.translate import responses_chat
 from gateway.translate.responses_chat_stream import EventStream
 from gateway.wire import errors, sse, tokens, validation
 from gateway.wire.errors import GatewayError
+from gateway.wire.references import unowned_reference
 from gateway.wire.usage import ResponsesStreamMeter, StreamMeter
 
 PATH = "/responses"
@@ -79,9 +81,13 @@ class ResponsesRequest(ChatRequest):
         if self.exchange.trace is not None:
             self.exchange.trace.request(original)
         await check_references(gw, self.caller, self.body, original)
-        if original.get("conversation") is not None:
-            # Conversations are not served: any id names an object of no team's.
-            raise errors.unsupported_reference("conversation")
+        unowned = unowned_reference(original)
+        if unowned is not None:
+            raise errors.unsupported_reference(unowned)
+        options = original.get("prompt_cache_options")
+        compared = options.get("comparison_response_id") if isinstance(options, dict) else None
+        if compared is not None:
+            await owned_response(gw, self.caller, str(compared))
         self.original = original
         self.previous: StoredResponse | None = None
         previous_id = original.get("previous_response_id")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from gateway.config import AllowedPath
@@ -119,3 +121,81 @@ def test_an_operator_allowed_path_reaches_no_other_teams_object(
     last = upstream_requests(simulator)[-1]
     assert (last["method"], last["path"]) == ("GET", f"/v1/vector_stores/{store}/files")
     assert own.status_code == 404  # the simulated upstream serves no such path
+
+
+def test_an_object_no_team_owns_here_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """Containers, skills, tunnels, conversations and chat's previous audio answers are not
+    recorded to any team: a request naming one by its id is refused, whoever sends it."""
+    a = sdk(gateway, "a")
+    shell: Any = {"type": "shell", "environment": {"type": "container_reference",
+                                                   "container_id": "cntr_b"}}  # fmt: skip
+    skills: Any = {"type": "shell", "environment": {
+        "type": "container_auto", "skills": [{"type": "skill_reference", "skill_id": "skill_b"}]
+    }}  # fmt: skip
+    mcp: Any = {"type": "mcp", "server_label": "intranet", "tunnel_id": "tun_b"}
+    refused: list[tuple[str, Callable[[], object]]] = [
+        ("tools[0].container", lambda: a.responses.create(
+            model="gpt-4o", input="Run it.",
+            tools=[{"type": "code_interpreter", "container": "cntr_b"}],
+        )),
+        ("tools[1].container_id", lambda: a.responses.create(
+            model="gpt-4o", input="Run it.", tools=[{"type": "web_search"}, shell]
+        )),
+        ("tools[0].skill_id", lambda: a.responses.create(
+            model="gpt-4o", input="Run it.", tools=[skills]
+        )),
+        ("tools[0].tunnel_id", lambda: a.responses.create(
+            model="gpt-4o", input="Ask it.", tools=[mcp]
+        )),
+        ("conversation", lambda: a.responses.create(
+            model="gpt-4o", input="Go on.", conversation={"id": "conv_b"}
+        )),
+        ("messages[1].audio.id", lambda: a.chat.completions.create(model="gpt-4o", messages=[
+            {"role": "user", "content": "Say it."},
+            {"role": "assistant", "audio": {"id": "audio_b"}},
+            {"role": "user", "content": "Again."},
+        ])),
+    ]  # fmt: skip
+    before = upstream_requests(simulator)
+    for param, call in refused:
+        with pytest.raises(openai.BadRequestError) as info:
+            call()
+        assert (info.value.code, info.value.param) == ("unsupported_parameter", param)
+    # A batch line naming one.
+    line = {"custom_id": "r", "method": "POST", "url": "/v1/chat/completions", "body": {
+        "model": "gpt-4o", "messages": [{"role": "assistant", "audio": {"id": "audio_b"}}],
+    }}  # fmt: skip
+    lines = a.files.create(file=("in.jsonl", json.dumps(line).encode()), purpose="batch").id
+    with pytest.raises(openai.BadRequestError) as info:
+        a.batches.create(
+            input_file_id=lines, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert "messages[0].audio.id" in info.value.message
+    # Nothing but the batch's input file (read to check it) reached upstream.
+    reached = [(r["method"], r["path"]) for r in upstream_requests(simulator) if r not in before]
+    assert reached == [("POST", "/v1/files"), ("GET", f"/v1/files/{lines}/content")]
+
+
+def test_a_response_compared_for_prompt_caching_is_the_teams_own(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    b = sdk(gateway, "b")
+    theirs = b.responses.create(model="gpt-4o", input="Hi").id
+    a = sdk(gateway, "a")
+    compared = {"prompt_cache_options": {"comparison_response_id": theirs}}
+    before = upstream_requests(simulator)
+    with pytest.raises(openai.NotFoundError) as info:
+        a.responses.create(model="gpt-4o", input="Hi", extra_body=compared)
+    assert (
+        info.value.response.json()["error"]["message"] == f"Response with id '{theirs}' not found."
+    )
+    assert upstream_requests(simulator) == before
+    # The team's own is sent on (the simulated upstream predates the field and refuses it).
+    with pytest.raises(openai.BadRequestError):
+        b.responses.create(model="gpt-4o", input="Hi", extra_body=compared)
+    assert (
+        upstream_requests(simulator)[-1]["body"]["prompt_cache_options"]
+        == compared["prompt_cache_options"]
+    )
