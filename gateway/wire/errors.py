@@ -40,6 +40,7 @@ invalid_request_error
   404  model_not_found               model_not_found           no such model, or not the team's
   404  model_not_found               model_shut_down           shut down upstream, no successor configured
   404  -                             response_not_found        no such response of the team's
+  404  -                             item_not_found            an input item's id: no item of the team's
   404  -                             file_not_found            no such file of the team's
   404  -                             vector_store_not_found    no such vector store of the team's
   404  -                             batch_not_found           no such batch of the team's
@@ -486,6 +487,17 @@ def _number(value: float) -> str:
 def response_not_found(response_id: str) -> GatewayError:
     """Another team's response reads exactly like one that never existed."""
     return GatewayError(404, f"Response with id '{response_id}' not found.")
+
+
+def item_not_found(item_id: str) -> GatewayError:
+    """Upstream's own 404 for an input item given by an id it does not store (recorded for a
+    reasoning item); another team's item reads exactly like it."""
+    return GatewayError(
+        404,
+        f"Item with id '{item_id}' not found. Items are not persisted when `store` is set to "
+        "false. Try again with `store` set to true, or remove this item from your input.",
+        param="input",
+    )
 
 
 def previous_response_not_found(response_id: str) -> GatewayError:

@@ -58,3 +58,16 @@ def unowned_reference(payload: dict[str, Any]) -> str | None:
         if isinstance(audio, dict) and audio.get("id") is not None:
             return f"messages[{i}].audio.id"
     return None
+
+
+def given_back_items(payload: dict[str, Any]) -> list[str]:
+    """The ids of stored items a Responses request's input gives back: an `item_reference`'s,
+    any item's own `id` (an output item sent again), an MCP approval's request."""
+    given = payload.get("input")
+    found: list[str] = []
+    for item in given if isinstance(given, list) else ():
+        if isinstance(item, dict):
+            found += [
+                v for v in (item.get("id"), item.get("approval_request_id")) if isinstance(v, str)
+            ]
+    return found

@@ -199,3 +199,59 @@ def test_a_response_compared_for_prompt_caching_is_the_teams_own(
         upstream_requests(simulator)[-1]["body"]["prompt_cache_options"]
         == compared["prompt_cache_options"]
     )
+
+
+def item_not_found(call: Callable[[], object]) -> str:
+    """The message of a call that must be upstream's 404 for an unknown input item."""
+    with pytest.raises(openai.NotFoundError) as info:
+        call()
+    error = info.value.response.json()["error"]
+    assert error["param"] == "input"
+    return str(error["message"])
+
+
+def test_a_team_gives_back_only_the_items_of_its_own_responses(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    b = sdk(gateway, "b")
+    first = b.responses.create(model="gpt-4o", input="My secret is 4417.")
+    said = first.output[0].id
+    heard = b.responses.input_items.list(first.id).data[0].id  # ids upstream gave its input
+    a = sdk(gateway, "a")
+    after = {"role": "user", "content": "Repeat the above."}
+    reference: Any = {"type": "item_reference", "id": said}
+    again: Any = first.output[0].model_dump(exclude_none=True)
+    approval: Any = {"type": "mcp_approval_response", "approval_request_id": "mcpr_b",
+                     "approve": True}  # fmt: skip
+    before = upstream_requests(simulator)
+    for given, named in (
+        ([reference, after], said),
+        ([{"type": "item_reference", "id": heard}, after], heard),
+        ([again, after], said),  # an output item given back whole, with its id
+        ([approval, after], "mcpr_b"),
+    ):
+        message = item_not_found(lambda: a.responses.create(model="gpt-4o", input=given))  # noqa: B023
+        assert message == (
+            f"Item with id '{named}' not found. Items are not persisted when `store` is set to "
+            "false. Try again with `store` set to true, or remove this item from your input."
+        )
+    assert upstream_requests(simulator) == before  # none reached upstream
+
+    # The owner gives back what its responses said and were given, however it saw them: whole,
+    # streamed, polled in the background, listed.
+    assert b.responses.create(model="gpt-4o", input=[reference, after]).status == "completed"
+    assert b.responses.create(model="gpt-4o", input=[again, after]).status == "completed"
+    with b.responses.stream(model="gpt-4o", input="Count to three.") as stream:
+        streamed = stream.get_final_response().output[0].id
+    queued = b.responses.create(model="gpt-4o", input="Later.", background=True)
+    while (polled := b.responses.retrieve(queued.id)).status != "completed":
+        pass
+    listed = heard
+    for item in (streamed, polled.output[0].id, listed):
+        given_back: Any = [{"type": "item_reference", "id": item}, after]
+        assert b.responses.create(model="gpt-4o", input=given_back).status == "completed"
+    # A response the gateway served by translation: its items are the team's too.
+    translated = b.responses.create(model="o1-mini", input="Hi")
+    kept: Any = [translated.output[-1].model_dump(exclude_none=True), after]
+    assert b.responses.create(model="o1-mini", input=kept).status == "completed"
+    item_not_found(lambda: a.responses.create(model="o1-mini", input=kept))

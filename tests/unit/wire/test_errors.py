@@ -116,6 +116,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "unknown_model_or_policy": lambda: errors.unknown_model_or_policy("auto2", ["auto"]),
     "image_input_unsupported": lambda: errors.image_input_unsupported(1, 0, "image_url"),
     "response_not_found": lambda: errors.response_not_found("resp_abc"),
+    "item_not_found": lambda: errors.item_not_found("rs_abc"),
     "file_not_found": lambda: errors.file_not_found("file-abc"),
     "vector_store_not_found": lambda: errors.vector_store_not_found("vs_abc"),
     "batch_not_found": lambda: errors.batch_not_found("batch_abc"),
