@@ -71,6 +71,17 @@ def test_a_field_name_spelled_with_escapes_names_the_same_object(
         kind = "VectorStore" if named == store else "File"
         assert answer.json()["error"]["message"] == f"No such {kind} object: {named}", path
     assert upstream_requests(simulator) == before  # none reached upstream
+    # A batch line names it so: the line is read as upstream will read it.
+    part = f'{{"type": "file", "file": {{"{file_id}": "{secret}"}}}}'
+    line = (f'{{"custom_id": "r", "method": "POST", "url": "/v1/chat/completions", "body": '
+            f'{{"model": "gpt-4o", "messages": [{{"role": "user", "content": [{part}]}}]}}}}')  # fmt: skip
+    a = sdk(gateway, "a")
+    lines = a.files.create(file=("in.jsonl", line.encode()), purpose="batch").id
+    with pytest.raises(openai.NotFoundError) as info:
+        a.batches.create(
+            input_file_id=lines, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert info.value.response.json()["error"]["message"] == f"No such File object: {secret}"
     # The owner's own escaped names still work.
     mine = post(gateway, "b", "/vector_stores", f'{{"name": "b2", "{file_ids}": ["{secret}"]}}')
     assert mine.status_code == 200, mine.text
@@ -255,3 +266,41 @@ def test_a_team_gives_back_only_the_items_of_its_own_responses(
     kept: Any = [translated.output[-1].model_dump(exclude_none=True), after]
     assert b.responses.create(model="o1-mini", input=kept).status == "completed"
     item_not_found(lambda: a.responses.create(model="o1-mini", input=kept))
+
+
+def test_no_other_path_or_method_of_an_object_reaches_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """Sub-paths and methods outside the endpoint table, on real objects, for their own team
+    too: `404 unknown_url`, nothing sent upstream."""
+    b = sdk(gateway, "b")
+    file_id = b.files.create(file=("n.txt", b"n"), purpose="user_data").id
+    store = b.vector_stores.create(name="s").id
+    response = b.responses.create(model="gpt-4o", input="Hi").id
+    chat = b.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}],
+                                     store=True).id  # fmt: skip
+    tried = [
+        ("POST", f"/v1/files/{file_id}"), ("PUT", f"/v1/files/{file_id}"),
+        ("POST", f"/v1/files/{file_id}/content"), ("PATCH", f"/v1/files/{file_id}"),
+        ("GET", f"/v1/vector_stores/{store}/files"), ("POST", f"/v1/vector_stores/{store}/files"),
+        ("POST", f"/v1/vector_stores/{store}/file_batches"),
+        ("POST", f"/v1/vector_stores/{store}/search"),
+        ("POST", f"/v1/responses/{response}"), ("POST", f"/v1/responses/{response}/compact"),
+        ("GET", f"/v1/responses/{response}/input_items/x"), ("POST", "/v1/responses/compact"),
+        ("POST", "/v1/responses/input_tokens"),
+        ("GET", f"/v1/chat/completions/{chat}/messages/x"),
+        ("PUT", f"/v1/chat/completions/{chat}"),
+        ("DELETE", "/v1/batches/batch_x"), ("POST", "/v1/fine_tuning/jobs/ftjob-x/pause"),
+        ("POST", "/v1/fine_tuning/checkpoints/ft:x:ckpt-step-1/permissions"),
+        ("POST", "/v1/conversations"), ("POST", "/v1/containers"), ("POST", "/v1/uploads"),
+        ("GET", "/v1/assistants"), ("POST", "/v1/threads/runs"),
+    ]  # fmt: skip
+    auth = {"Authorization": f"Bearer {key_of('b')}"}
+    before = upstream_requests(simulator)
+    for method, path in tried:
+        answer = httpx.request(method, f"{gateway.url}{path}", headers=auth, json={})
+        assert answer.status_code == 404, (method, path, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "unknown_url", (method, path)
+        assert error["message"].startswith(f"Invalid URL ({method} {path})")
+    assert upstream_requests(simulator) == before
