@@ -49,6 +49,9 @@ PATH = "/responses"
 MAX_CHAIN = 64
 _NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
 JSON = "application/json"
+# Hosted tools whose work is billed at an image model's prices, not the response's: neither
+# held nor charged, so not served (`/v1/images/generations` is, governed).
+UNPRICED_TOOLS = frozenset({"image_generation"})
 # Says that the gateway served the Responses API itself, through chat completions upstream.
 TRANSLATED = (b"x-gateway-translated", b"responses->chat.completions")
 
@@ -84,6 +87,10 @@ class ResponsesRequest(ChatRequest):
         unowned = unowned_reference(original)
         if unowned is not None:
             raise errors.unsupported_reference(unowned)
+        tools = original.get("tools") or ()
+        for i, tool in enumerate(tools):
+            if tool.get("type") in UNPRICED_TOOLS:
+                raise errors.tool_not_priced(f"tools[{i}].type", str(tool["type"]))
         unknown = await gw.responses.unknown_items(
             self.caller.team.name, given_back_items(original)
         )

@@ -128,6 +128,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "not_background_response": errors.not_background_response,
     "unsupported_reference": lambda: errors.unsupported_reference("conversation"),
     "translated_unsupported": lambda: errors.translated_unsupported("background", "o1-mini"),
+    "tool_not_priced": lambda: errors.tool_not_priced("tools[0].type", "image_generation"),
     "tool_unsupported": lambda: errors.tool_unsupported("tools[0].type", "web_search", "o1-mini"),
     "budget_exceeded": budget_spent,
     "request_over_budget": worst_case_over_budget,
