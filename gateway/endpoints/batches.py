@@ -38,9 +38,10 @@ from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
 from gateway.wire import errors
+from gateway.wire.references import unowned_reference
 from gateway.wire.usage import Usage
 
-BATCH = Kind("batch", "/batches", errors.batch_not_found)
+BATCH = Kind("batch", "/batches", "batch_", errors.batch_not_found)
 # The endpoints whose lines the gateway can price; others are refused.
 BATCHED = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/moderations")
 
@@ -59,6 +60,10 @@ async def create(request: Request) -> Response:
     lines = _input_lines(await file_content(gw, request, caller, input_file))
     tuned = await fine_tunes(gw, caller, [line["body"].get("model") for line in lines])
     reserve, model, named = _worst_case(gw, caller, str(endpoint), lines, tuned)
+    for number, line in enumerate(lines, start=1):
+        unowned = unowned_reference(line["body"])
+        if unowned is not None:
+            raise errors.batch_line_invalid(number, f"its {unowned} names an object not served")
     for kind, object_id in references([line["body"] for line in lines]):
         await check_owned(gw, caller, kind, object_id)  # what each line names is the team's
     return await create_followed(

@@ -38,6 +38,7 @@ from gateway.upstream.dispatch import PreparedCall
 from gateway.wire import errors, tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import encoded
+from gateway.wire.references import unowned_reference
 from gateway.wire.usage import StreamMeter
 
 log = logging.getLogger("gateway")
@@ -131,6 +132,9 @@ class ChatRequest:
         if self.exchange.trace is not None:
             self.exchange.trace.request(self.payload)
         await check_references(gw, self.caller, self.body, self.payload)
+        unowned = unowned_reference(self.payload)
+        if unowned is not None:
+            raise errors.unsupported_reference(unowned)
 
     async def route(self) -> str:
         """The configured model that serves first: an alias routed, a name checked."""

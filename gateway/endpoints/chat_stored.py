@@ -28,7 +28,7 @@ from gateway.server.entry import gateway_of
 from gateway.wire import errors
 
 CHAT_COMPLETION = Kind(
-    "chat_completion", "/chat/completions", errors.chat_completion_not_found,
+    "chat_completion", "/chat/completions", "chatcmpl-", errors.chat_completion_not_found,
     default_order="asc",
 )  # fmt: skip
 

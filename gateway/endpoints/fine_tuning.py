@@ -43,7 +43,9 @@ from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
 from gateway.wire import errors
 
-FINE_TUNING_JOB = Kind("fine_tuning_job", "/fine_tuning/jobs", errors.fine_tuning_job_not_found)
+FINE_TUNING_JOB = Kind(
+    "fine_tuning_job", "/fine_tuning/jobs", "ftjob-", errors.fine_tuning_job_not_found
+)
 
 
 async def create(request: Request) -> Response:

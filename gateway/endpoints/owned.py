@@ -28,6 +28,7 @@ from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors, pages
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, new_request_id
+from gateway.wire.references import fields
 
 # Ids are short (`file-` and 22 characters, `chatcmpl-` and 29): a longer one is no id of ours.
 MAX_ID_CHARS = 128
@@ -41,6 +42,7 @@ class Kind:
 
     name: str  # in the owner records: "file"
     upstream: str  # its path upstream, relative to the base URL: "/files"
+    prefix: str  # how upstream's ids of the kind begin: "file-"
     not_found: Callable[[str], GatewayError]  # upstream's 404 for a missing one
     default_limit: int = pages.DEFAULT_PAGE
     max_limit: int = pages.MAX_PAGE
@@ -53,11 +55,12 @@ MAX_FILES_PAGE = 100
 FILE = Kind(
     "file",
     "/files",
+    "file-",
     errors.file_not_found,
     default_limit=MAX_FILES_PAGE,
     max_limit=MAX_FILES_PAGE,
 )
-VECTOR_STORE = Kind("vector_store", "/vector_stores", errors.vector_store_not_found)
+VECTOR_STORE = Kind("vector_store", "/vector_stores", "vs_", errors.vector_store_not_found)
 # Body fields that name a team's object, anywhere in a request (a chat message's file part, a
 # Responses `input_file` item, a `file_search` tool's stores, a batch, a vector store).
 REFERENCES: dict[str, Kind] = {
@@ -69,8 +72,9 @@ REFERENCES: dict[str, Kind] = {
     "vector_store_id": VECTOR_STORE,
     "vector_store_ids": VECTOR_STORE,
 }
-# Every one of those names holds one of these: a body without them names no object.
-_MARKERS = (b"file_id", b'"training_file', b'"validation_file', b"vector_store_id")
+# Every one of those names holds one of these: a body without them names no object, unless
+# it spells a name with escapes (`"file\u005fid"` is `"file_id"` to every JSON parser).
+_MARKERS = (b"file_id", b'"training_file', b'"validation_file', b"vector_store_id", b"\\u")
 
 
 async def check_references(gw: Gateway, caller: Caller, body: bytes, payload: Any) -> None:
@@ -84,21 +88,11 @@ async def check_references(gw: Gateway, caller: Caller, body: bytes, payload: An
 
 
 def references(payload: Any) -> list[tuple[Kind, str]]:
-    """The objects a JSON value names, at any depth (level by level: no recursion)."""
+    """The objects a JSON value names, at any depth."""
     found: list[tuple[Kind, str]] = []
-    level: list[Any] = [payload]
-    while level:
-        below: list[Any] = []
-        for node in level:
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            for name, value in items:
-                kind = REFERENCES.get(name) if isinstance(name, str) else None
-                if kind is not None:
-                    named = value if isinstance(value, list) else [value]
-                    found += [(kind, v) for v in named if isinstance(v, str)]
-                elif isinstance(value, dict | list):
-                    below.append(value)
-        level = below
+    for name, value in fields(payload, REFERENCES):
+        named = value if isinstance(value, list) else [value]
+        found += [(REFERENCES[name], v) for v in named if isinstance(v, str)]
     return found
 
 

@@ -7,11 +7,19 @@ those teams only: to the others the path does not exist.
 What a call costs is unknown until it answers, so a `usage` call holds what its entry says one
 may cost (`hold_usd`), and is charged that when it ends without saying what it cost after
 upstream took it (a whole answer lost, cut off or not decodable), as any call is charged its
-hold; with none, such a call is charged nothing."""
+hold; with none, such a call is charged nothing.
+
+Whatever such a path stores upstream is shared by every team, but the objects teams own are
+not: any id of theirs it names (a path segment, a query value, a string anywhere in a JSON
+body, recognised by how upstream's ids of each kind begin) must be the caller's team's, or
+the path answers the 404 of a missing object before anything reaches upstream. The gateway
+does not know every endpoint's fields, so it reads ids by their shape, not by their name."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -20,14 +28,33 @@ from starlette.responses import Response
 from gateway.admission.plan import model_allowed
 from gateway.config import AllowedPath
 from gateway.endpoints.attempt import Attempt
-from gateway.endpoints.tuned_models import fine_tuned
+from gateway.endpoints.batches import BATCH
+from gateway.endpoints.chat_stored import CHAT_COMPLETION
+from gateway.endpoints.fine_tuning import FINE_TUNING_JOB
+from gateway.endpoints.owned import FILE, VECTOR_STORE, Kind, check_owned
+from gateway.endpoints.responses_stored import owned_response
+from gateway.endpoints.tuned_models import MODEL, fine_tuned
+from gateway.runtime.gateway import Gateway
 from gateway.server.body import read_body
-from gateway.server.caller import identify
+from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
 Handler = Callable[[Request], Awaitable[Response]]
+# The kinds of object a team owns, by how upstream's ids of each begin; responses apart (their
+# owners are kept with the responses the gateway stores).
+OWNED_KINDS: tuple[Kind, ...] = (FILE, VECTOR_STORE, BATCH, FINE_TUNING_JOB, CHAT_COMPLETION, MODEL)
+RESPONSE_PREFIX = "resp_"
+_ID_SHAPE = re.compile(
+    "(?:"
+    + "|".join(re.escape(k.prefix) for k in OWNED_KINDS)
+    + "|"
+    + RESPONSE_PREFIX
+    + ")"
+    + r"[A-Za-z0-9_.:-]+"
+)
+_KIND_OF = {kind.prefix: kind for kind in OWNED_KINDS}
 
 
 def allowed_passthrough(allowed: AllowedPath) -> Handler:
@@ -44,7 +71,10 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
     if allowed.teams and caller.team.name not in allowed.teams:
         raise errors.not_served(request.method, request.url.path)
     body = await read_body(request, gw.config.server.max_body_bytes)
-    named = _model_named(body)
+    payload = _json_of(body)
+    await _check_named_ids(gw, caller, request, payload)
+    named = payload.get("model") if isinstance(payload, dict) else None
+    named = named if isinstance(named, str) else None
     found = None
     if named is not None:
         found = gw.models.get(named)
@@ -79,13 +109,38 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
         raise
 
 
-def _model_named(body: bytes) -> str | None:
-    """The `model` of a JSON body, if it names one."""
-    if b'"model"' not in body:
-        return None
+async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payload: Any) -> None:
+    """Every id of an object teams own that the request names, in its path, its query or its
+    JSON body, must be the caller's team's."""
+    query = (value for _, value in request.query_params.multi_items())
+    for value in (*request.scope["path"].split("/"), *query, *_strings(payload)):
+        if _ID_SHAPE.fullmatch(value) is None:
+            continue
+        if value.startswith(RESPONSE_PREFIX):
+            await owned_response(gw, caller, value)
+        else:
+            kind = next(k for prefix, k in _KIND_OF.items() if value.startswith(prefix))
+            await check_owned(gw, caller, kind, value)
+
+
+def _strings(payload: Any) -> Iterator[str]:
+    """Every string value of a JSON value, at any depth (level by level: no recursion)."""
+    level: list[Any] = [payload]
+    while level:
+        below: list[Any] = []
+        for node in level:
+            if isinstance(node, str):
+                yield node
+            elif isinstance(node, dict):
+                below += node.values()
+            elif isinstance(node, list):
+                below += node
+        level = below
+
+
+def _json_of(body: bytes) -> Any:
+    """The body as JSON, or None (empty, or not JSON: a multipart upload names no model)."""
     try:
-        payload = orjson.loads(body)
+        return orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         return None
-    model = payload.get("model") if isinstance(payload, dict) else None
-    return model if isinstance(model, str) else None

@@ -33,6 +33,7 @@ from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.owned import check_references
+from gateway.endpoints.responses_stored import owned_response
 from gateway.objects.responses import StoredResponse
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
@@ -40,13 +41,17 @@ from gateway.translate import responses_chat
 from gateway.translate.responses_chat_stream import EventStream
 from gateway.wire import errors, sse, tokens, validation
 from gateway.wire.errors import GatewayError
-from gateway.wire.usage import ResponsesStreamMeter, StreamMeter
+from gateway.wire.references import given_back_items, unowned_reference
+from gateway.wire.usage import ResponsesStreamMeter, StreamMeter, item_ids, output_item_ids
 
 PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
 MAX_CHAIN = 64
 _NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
 JSON = "application/json"
+# Hosted tools whose work is billed at an image model's prices, not the response's: neither
+# held nor charged, so not served (`/v1/images/generations` is, governed).
+UNPRICED_TOOLS = frozenset({"image_generation"})
 # Says that the gateway served the Responses API itself, through chat completions upstream.
 TRANSLATED = (b"x-gateway-translated", b"responses->chat.completions")
 
@@ -79,9 +84,22 @@ class ResponsesRequest(ChatRequest):
         if self.exchange.trace is not None:
             self.exchange.trace.request(original)
         await check_references(gw, self.caller, self.body, original)
-        if original.get("conversation") is not None:
-            # Conversations are not served: any id names an object of no team's.
-            raise errors.unsupported_reference("conversation")
+        unowned = unowned_reference(original)
+        if unowned is not None:
+            raise errors.unsupported_reference(unowned)
+        tools = original.get("tools") or ()
+        for i, tool in enumerate(tools):
+            if tool.get("type") in UNPRICED_TOOLS:
+                raise errors.tool_not_priced(f"tools[{i}].type", str(tool["type"]))
+        unknown = await gw.responses.unknown_items(
+            self.caller.team.name, given_back_items(original)
+        )
+        if unknown:
+            raise errors.item_not_found(unknown[0])
+        options = original.get("prompt_cache_options")
+        compared = options.get("comparison_response_id") if isinstance(options, dict) else None
+        if compared is not None:
+            await owned_response(gw, self.caller, str(compared))
         self.original = original
         self.previous: StoredResponse | None = None
         previous_id = original.get("previous_response_id")
@@ -260,7 +278,9 @@ class ResponsesRequest(ChatRequest):
             input_items=responses_chat.input_items(self.original, new_id),
             earlier=self.history(),
         )
-        await self.gw.responses.put(self.caller.team.name, record)
+        team = self.caller.team.name
+        await self.gw.responses.put(team, record)
+        self.gw.responses.own_items(team, item_ids(record.input_items) + output_item_ids(answer))
 
 
 class NativeAttempt(ModelAttempt):
@@ -352,18 +372,17 @@ class NativeAttempt(ModelAttempt):
             else:
                 ticket.settle_at_reserve()
         response_id = answer.get("id")
-        if answer.get("store") is False or not isinstance(response_id, str):
+        if not isinstance(response_id, str):
             return
         usage = answer.get("usage")
         context = usage.get("total_tokens") if isinstance(usage, dict) else 0
-        self.gw.responses.own(
-            self.caller.team.name, response_id, context if isinstance(context, int) else 0
-        )
+        record = self.owned_items if answer.get("store") is False else self.owned
+        record(response_id, context if isinstance(context, int) else 0, output_item_ids(answer))
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         # Also when not admitted: it finds the response's id, for its owner record.
         if self.req.original.get("store") is False:
-            return ResponsesStreamMeter()
+            return ResponsesStreamMeter(self.owned_items)
         return ResponsesStreamMeter(self.owned)
 
     def stream_error(self, exc: GatewayError, meter: StreamMeter | None) -> bytes:
@@ -371,9 +390,16 @@ class NativeAttempt(ModelAttempt):
             return super().stream_error(exc, meter)
         return errors.responses_stream_error(exc, meter.response, meter.events)
 
-    def owned(self, response_id: str, context_tokens: int) -> None:
-        """The stream named its response (and, at its end, the tokens of its context)."""
+    def owned(self, response_id: str, context_tokens: int, items: list[str]) -> None:
+        """The answer named its response (and, at its end, the tokens of its context and its
+        output items): the team's."""
         self.gw.responses.own(self.caller.team.name, response_id, context_tokens)
+        self.owned_items(response_id, context_tokens, items)
+
+    def owned_items(self, response_id: str, context_tokens: int, items: list[str]) -> None:
+        """The response's output items are the team's to give back, also those of a response
+        upstream does not store (`store: false`): what upstream makes of their ids is its own."""
+        self.gw.responses.own_items(self.caller.team.name, items)
 
 
 async def _restore_previous(

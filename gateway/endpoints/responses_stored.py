@@ -13,22 +13,28 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from gateway.endpoints.attempt import Attempt
 from gateway.objects.responses import StoredResponse
+from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors, pages, validation
 from gateway.wire.headers import new_request_id
+from gateway.wire.usage import item_ids
 
 JSON = "application/json"
 
 
 async def retrieve(request: Request) -> Response:
+    """The team's response; the items it shows are the team's to give back (a background
+    response's output appears here)."""
     caller, stored = await _owned(request)
     if stored.native:
-        return await _upstream(request, caller, "")
+        response = await _upstream(request, caller, "")
+        _own_items(request, caller, response, "output")
+        return response
     return _json(stored.response)
 
 
@@ -53,22 +59,41 @@ async def cancel(request: Request) -> Response:
 
 
 async def input_items(request: Request) -> Response:
+    """The team's response's input items, which upstream gave ids: the team's to give back."""
     caller, stored = await _owned(request)
     if stored.native:
-        return await _upstream(request, caller, "/input_items")
+        response = await _upstream(request, caller, "/input_items")
+        _own_items(request, caller, response, "data")
+        return response
     return _json(pages.page(stored.input_items, dict(request.query_params)))
+
+
+def _own_items(request: Request, caller: Caller, response: Response, field: str) -> None:
+    """Record the items a whole answer of upstream's lists (under `field`) as the team's."""
+    if response.status_code != 200 or isinstance(response, StreamingResponse):
+        return
+    try:
+        answer = orjson.loads(bytes(response.body))
+    except orjson.JSONDecodeError:
+        return
+    if isinstance(answer, dict):
+        gateway_of(request).responses.own_items(caller.team.name, item_ids(answer.get(field)))
 
 
 async def _owned(request: Request) -> tuple[Caller, StoredResponse]:
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    response_id = request.path_params["response_id"]
+    return caller, await owned_response(gw, caller, request.path_params["response_id"])
+
+
+async def owned_response(gw: Gateway, caller: Caller, response_id: str) -> StoredResponse:
+    """The caller's team's response `response_id`; the 404 of a missing one otherwise."""
     if len(response_id) > validation.MAX_MODEL_CHARS:
         raise errors.response_not_found(response_id[:64] + "...")
     stored = await gw.responses.get(caller.team.name, response_id)
     if stored is None:
         raise errors.response_not_found(response_id)
-    return caller, stored
+    return stored
 
 
 async def _upstream(request: Request, caller: Caller, suffix: str) -> Response:

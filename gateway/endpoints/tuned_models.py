@@ -25,7 +25,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
 from gateway.wire import errors
 
-MODEL = Kind("model", "/models", errors.model_not_found)
+MODEL = Kind("model", "/models", "ft:", errors.model_not_found)
 # Fine-tunes `GET /v1/models` lists at most, oldest first.
 MAX_LISTED = 1000
 # A fine-tune's name: `ft:`, the base, the organization, a suffix of up to 64 characters, an

@@ -10,13 +10,18 @@ Two kinds of record share one key per (team, response id):
 
 The key holds the team's name, so a lookup by another team misses: its answer is the same 404
 as for an id that never existed.
+
+The items of a team's responses (input items and output, whose ids a later request may give
+back: an `item_reference`, an output item with its `id`) are recorded the same way, one key
+per (team, item id), for as long as the responses are; a team's item keys share a cluster slot,
+so the items one request names are looked up at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +29,7 @@ import orjson
 import redis.asyncio as redis
 
 PREFIX = "o1gw:response:"
+ITEM_PREFIX = "o1gw:response-item:"
 log = logging.getLogger("gateway")
 # Sends one command on a pipelined connection without waiting, its reply in the future it
 # returns; None when it has no open connection (see `admission.script_pipeline`).
@@ -51,6 +57,10 @@ def _key(team: str, response_id: str) -> str:
     return f"{PREFIX}{team}:{response_id}"
 
 
+def _item_key(team: str, item_id: str) -> str:
+    return f"{ITEM_PREFIX}{{t:{team}}}:{item_id}"
+
+
 class ResponseStore:
     def __init__(self, client: redis.Redis, ttl_s: float, submit: Submit | None = None) -> None:
         self._redis = client
@@ -73,8 +83,27 @@ class ResponseStore:
         """Record that `team` owns the upstream-stored response `response_id`, without making
         the answer wait: the write starts now and runs on its own (a client that leaves does
         not cancel it)."""
-        key = _key(team, response_id)
         record = _dump(StoredResponse(native=True, context_tokens=context_tokens))
+        self._write_soon(_key(team, response_id), record)
+
+    def own_items(self, team: str, item_ids: Iterable[str]) -> None:
+        """Record that the items `item_ids` (of a response of `team`'s) are the team's to give
+        back, as `own` records a response: without making the answer wait."""
+        for item_id in item_ids:
+            self._write_soon(_item_key(team, item_id), b"1")
+
+    async def unknown_items(self, team: str, item_ids: list[str]) -> list[str]:
+        """Of `item_ids`, those that are no items of `team`'s responses."""
+        named = list(dict.fromkeys(item_ids))
+        keys = [_item_key(team, item_id) for item_id in named]
+        writing = {self._writing[key] for key in keys if key in self._writing}
+        if writing:
+            await asyncio.wait(writing)
+        if not keys or await self._redis.exists(*keys) == len(keys):
+            return []
+        return [i for i, key in zip(named, keys, strict=True) if not await self._redis.exists(key)]
+
+    def _write_soon(self, key: str, record: bytes) -> None:
         write = self._submit("SET", key, record, "PX", self._ttl_ms) if self._submit else None
         if write is None:
             write = asyncio.get_running_loop().create_task(self._set(key, record))

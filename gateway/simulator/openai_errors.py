@@ -398,6 +398,17 @@ def previous_response_not_found(response_id: str) -> SimError:
     )
 
 
+def item_not_found(item_id: str) -> SimError:
+    # As recorded for a reasoning item given back by its id after `store: false` (404); any
+    # input item's id is looked up so (an `item_reference` too: unconfirmed by a recording).
+    return SimError(
+        404,
+        f"Item with id '{item_id}' not found. Items are not persisted when `store` is set to "
+        "false. Try again with `store` set to true, or remove this item from your input.",
+        param="input",
+    )
+
+
 def response_not_found(response_id: str) -> SimError:
     return SimError(404, f"Response with id '{response_id}' not found.")
 

@@ -6,6 +6,9 @@ step, queued -> in_progress -> completed, so a client's poll loop ends after two
 test can cancel it while it is still queued or in progress. A cancelled response stays
 cancelled, with no output.
 
+Each stored item (a response's input items and output) can be named again by its id in a later
+request of the same key: as an `item_reference`, or as an item given back with its `id`.
+
 No I/O: a bounded LRU owned by one simulator instance (the oldest entries go first, so a long
 benchmark cannot grow it without end); the caller passes the clock in.
 """
@@ -56,16 +59,35 @@ class Stored:
 
 
 class ResponseStore:
-    __slots__ = ("_capacity", "_entries")
+    __slots__ = ("_capacity", "_entries", "_items")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._entries: OrderedDict[tuple[str, str], Stored] = OrderedDict()
+        # Each stored item by (key, item id): the response that holds it, by its id.
+        self._items: dict[tuple[str, str], str] = {}
 
     def put(self, key: str, stored: Stored) -> None:
-        self._entries[(key, stored.response["id"])] = stored
+        response_id = stored.response["id"]
+        self._entries[(key, response_id)] = stored
+        for item in _items_of(stored):
+            self._items[(key, item["id"])] = response_id
         if len(self._entries) > self._capacity:
-            self._entries.popitem(last=False)
+            (old_key, _), old = self._entries.popitem(last=False)
+            self._forget_items(old_key, old)
+
+    def item(self, key: str, item_id: str) -> dict[str, Any] | None:
+        """A stored item of the key's, by its id (None: none, or not this key's)."""
+        response_id = self._items.get((key, item_id))
+        stored = self._entries.get((key, response_id)) if response_id is not None else None
+        found = (i for i in _items_of(stored) if i["id"] == item_id) if stored else iter(())
+        return next(found, None)
+
+    def _forget_items(self, key: str, stored: Stored) -> None:
+        response_id = stored.response["id"]
+        for item in _items_of(stored):
+            if self._items.get((key, item["id"])) == response_id:
+                del self._items[(key, item["id"])]
 
     def get(self, key: str, response_id: str) -> Stored | None:
         """Only the key that created a response can see it."""
@@ -75,4 +97,13 @@ class ResponseStore:
         return stored
 
     def delete(self, key: str, response_id: str) -> bool:
-        return self._entries.pop((key, response_id), None) is not None
+        stored = self._entries.pop((key, response_id), None)
+        if stored is not None:
+            self._forget_items(key, stored)
+        return stored is not None
+
+
+def _items_of(stored: Stored) -> list[dict[str, Any]]:
+    output = stored.response.get("output") or []
+    items = (*stored.input_items, *output)
+    return [i for i in items if isinstance(i, dict) and isinstance(i.get("id"), str)]

@@ -28,7 +28,7 @@ from gateway.simulator.rules import ChatModel, resolve_chat_model
 
 MIN_OUTPUT_TOKENS = 16
 ROLES = ("assistant", "system", "developer", "user")
-ITEM_TYPES = ("message", "function_call", "function_call_output")
+ITEM_TYPES = ("message", "function_call", "function_call_output", "item_reference")
 PART_TYPES = ("input_text", "output_text", "input_image", "refusal")
 TOOL_CHOICES = ("none", "auto", "required")
 FORMAT_TYPES = ("text", "json_object", "json_schema")
@@ -115,6 +115,7 @@ def _check_item(item: dict[str, Any], kind: str, where: str) -> SimError | None:
         "message": ("role", "content"),
         "function_call": ("call_id", "name", "arguments"),
         "function_call_output": ("call_id", "output"),
+        "item_reference": ("id",),
     }[kind]
     for name in required:
         if item.get(name) is None:

@@ -10,7 +10,8 @@ Everything else a chat request gets applies here too: the key check, rate-limit 
 latency, streaming-pace and fault knobs, `x-sim-answer`, the prompt cache. The answer is the one
 chat gives for the same conversation (`responses.chat_body`), so the two APIs agree on text,
 tool calls and token counts. A background request that also streams is streamed at once (and
-stored finished).
+stored finished). An input item given with an `id` must be one the key stored (an
+`item_reference` stands for that stored item).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class ResponsesApi:
                 error = oe.previous_response_not_found(previous_id)
             else:
                 history = previous.conversation
+        if error is None:
+            body, error = self._given_back(body, key)
         if error is not None:
             return error, 0
 
@@ -115,6 +118,24 @@ class ResponsesApi:
             background=background,
         )
         return Stored(response, items, history + items + output, background), tokens
+
+    def _given_back(self, body: dict[str, Any], key: str) -> tuple[dict[str, Any], SimError | None]:
+        """The request with each `item_reference` replaced by the stored item it names; the
+        404 of the first input item whose id names no item the key stored."""
+        given = body.get("input")
+        if not isinstance(given, list):
+            return body, None
+        items: list[Any] = []
+        for item in given:
+            item_id = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(item_id, str):
+                items.append(item)
+                continue
+            stored = self._store.item(key, item_id)
+            if stored is None:
+                return body, oe.item_not_found(item_id)
+            items.append(stored if item.get("type") == "item_reference" else item)
+        return {**body, "input": items}, None
 
     async def _create(self, call: Call) -> None:
         host = self._host

@@ -26,6 +26,7 @@ invalid_request_error
   400  nesting_too_deep              nested_too_deep           a field nests objects too deeply
   400  unsupported_content           image_input_unsupported   an image for a text-only model
   400  unsupported_value             tool_unsupported          a hosted tool the model lacks
+  400  unsupported_value             tool_not_priced           a hosted tool billed at prices not held
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
@@ -40,6 +41,7 @@ invalid_request_error
   404  model_not_found               model_not_found           no such model, or not the team's
   404  model_not_found               model_shut_down           shut down upstream, no successor configured
   404  -                             response_not_found        no such response of the team's
+  404  -                             item_not_found            an input item's id: no item of the team's
   404  -                             file_not_found            no such file of the team's
   404  -                             vector_store_not_found    no such vector store of the team's
   404  -                             batch_not_found           no such batch of the team's
@@ -489,6 +491,17 @@ def response_not_found(response_id: str) -> GatewayError:
     return GatewayError(404, f"Response with id '{response_id}' not found.")
 
 
+def item_not_found(item_id: str) -> GatewayError:
+    """Upstream's own 404 for an input item given by an id it does not store (recorded for a
+    reasoning item); another team's item reads exactly like it."""
+    return GatewayError(
+        404,
+        f"Item with id '{item_id}' not found. Items are not persisted when `store` is set to "
+        "false. Try again with `store` set to true, or remove this item from your input.",
+        param="input",
+    )
+
+
 def previous_response_not_found(response_id: str) -> GatewayError:
     return GatewayError(
         400, f"Previous response with id '{response_id}' not found.",
@@ -601,6 +614,18 @@ def tool_unsupported(param: str, tool_type: str, model: str) -> GatewayError:
         400,
         f"Tool '{tool_type}' is not supported with {model}: it is served through chat "
         "completions, which has only function tools.",
+        param=param,
+        code="unsupported_value",
+    )
+
+
+def tool_not_priced(param: str, tool_type: str) -> GatewayError:
+    """A Responses API tool whose work upstream bills at other prices than the response's
+    tokens (the image generation tool: an image model's), which the gateway cannot hold."""
+    return GatewayError(
+        400,
+        f"Tool '{tool_type}' is not served by this gateway: what it makes is billed at prices "
+        "the gateway cannot hold or charge. Call the endpoint that makes it instead.",
         param=param,
         code="unsupported_value",
     )

@@ -232,7 +232,7 @@ class ResponsesStreamMeter(StreamMeter):
 
     __slots__ = ("context_tokens", "events", "on_response", "response", "response_id")
 
-    def __init__(self, on_response: Callable[[str, int], None] | None = None) -> None:
+    def __init__(self, on_response: Callable[[str, int, list[str]], None] | None = None) -> None:
         super().__init__(False)  # the Responses API always reports usage: nothing to strip
         self.response_id = ""
         self.context_tokens = 0  # input plus output of the finished response, for chaining
@@ -241,7 +241,7 @@ class ResponsesStreamMeter(StreamMeter):
         self.response: dict[str, Any] | None = None
         self.events = 0
         # Told the response's id when the stream names it, and again with the context tokens
-        # when it ends (the gateway records who owns the response).
+        # and the ids of its output items when it ends (the gateway records who owns them).
         self.on_response = on_response
 
     def feed(self, chunk: bytes) -> bytes:
@@ -303,7 +303,21 @@ class ResponsesStreamMeter(StreamMeter):
         if isinstance(named, str) and (not self.response_id or usage is not None):
             self.response_id = named
             if self.on_response is not None:
-                self.on_response(named, self.context_tokens)
+                items = output_item_ids(response) if usage is not None else []
+                self.on_response(named, self.context_tokens, items)
+
+
+def output_item_ids(response: Any) -> list[str]:
+    """The ids of a Response object's output items."""
+    return item_ids(response.get("output") if isinstance(response, dict) else None)
+
+
+def item_ids(items: Any) -> list[str]:
+    """The ids of Responses items (a response's `output`, a page of input items' `data`)."""
+    ids = (item.get("id") for item in items if isinstance(item, dict))
+    return (
+        [item_id for item_id in ids if isinstance(item_id, str)] if isinstance(items, list) else []
+    )
 
 
 _RESPONSES_DELTA_TYPES = frozenset(

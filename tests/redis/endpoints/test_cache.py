@@ -183,6 +183,31 @@ def test_the_cache_never_crosses_teams(
     assert upstream_calls(simulator, prompt) == 2
 
 
+def test_a_shared_cache_serves_no_answer_about_another_teams_object(
+    serve: Serve, simulator: ServerThread, prompt: str
+) -> None:
+    """Every id a request names is checked before the cache is looked at: an answer kept for a
+    request naming a team's file is never served to another team, however the cache is scoped."""
+    gateway = serve(cache={"shared": True})
+    alpha, beta = sdk(gateway, "alpha"), sdk(gateway, "beta")
+    doc = alpha.files.create(file=("doc.txt", b"alpha's notes"), purpose="user_data").id
+    part: Any = {"type": "file", "file": {"file_id": doc}}
+    asked = {"messages": [{"role": "user", "content": [{"type": "text", "text": prompt}, part]}]}
+    assert chat_about(alpha, asked).headers["x-gateway-cache"] == "miss"
+    assert chat_about(alpha, asked).headers["x-gateway-cache"] == "hit"
+    plain = {"messages": [{"role": "user", "content": prompt}]}
+    assert chat_about(alpha, plain).headers["x-gateway-cache"] == "miss"
+    assert chat_about(beta, plain).headers["x-gateway-cache"] == "hit"  # shared, as configured
+    with pytest.raises(openai.NotFoundError) as info:
+        chat_about(beta, asked)
+    assert info.value.response.json()["error"]["message"] == f"No such File object: {doc}"
+    assert upstream_calls(simulator, prompt) == 2
+
+
+def chat_about(client: openai.OpenAI, asked: dict[str, Any]) -> Any:
+    return client.chat.completions.with_raw_response.create(model="gpt-4o", **asked)
+
+
 def test_the_cache_is_off_unless_turned_on(
     gateway: ServerThread, simulator: ServerThread, prompt: str
 ) -> None:

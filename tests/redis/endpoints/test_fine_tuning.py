@@ -197,6 +197,9 @@ def test_another_team_reaches_neither_the_job_nor_its_model_nor_its_files(
     assert not_found(lambda: theirs.responses.create(model=name, input="Hi")) == no_model
     assert not_found(lambda: theirs.models.retrieve(name)) == no_model
     assert not_found(lambda: theirs.models.delete(name)) == no_model
+    # Nor is it a base to fine-tune further.
+    base = theirs.fine_tuning.jobs.create
+    assert not_found(lambda: base(model=name, training_file=training_file(theirs))) == no_model
     assert name not in [m.id for m in theirs.models.list()]
     # Its files, named in the other team's own job.
     no_file = not_found(

@@ -31,3 +31,18 @@ def test_cancel_before_the_end() -> None:
     stored = Stored(FINAL, [], [], background=True, stage=QUEUED)
     assert stored.cancel()["status"] == "cancelled"
     assert stored.poll(9)["status"] == "cancelled" and stored.view()["usage"] is None
+
+
+def test_a_stored_item_is_found_by_its_id_for_its_key_only_while_its_response_is_kept() -> None:
+    store = ResponseStore(2)
+    given = {"id": "msg_in", "type": "message", "role": "user", "content": "Hi"}
+    said = {"id": "msg_out", "type": "message", "role": "assistant", "content": []}
+    store.put("a", Stored({**FINAL, "output": [said]}, [given], []))
+    assert store.item("a", "msg_in") == given and store.item("a", "msg_out") == said
+    assert store.item("b", "msg_out") is None and store.item("a", "msg_other") is None
+    store.delete("a", "resp_1")
+    assert store.item("a", "msg_out") is None
+    store.put("a", Stored({**FINAL, "output": [said]}, [], []))
+    store.put("a", Stored({**FINAL, "id": "resp_2"}, [], []))
+    store.put("a", Stored({**FINAL, "id": "resp_3"}, [], []))  # resp_1 goes, its items with it
+    assert store.item("a", "msg_out") is None

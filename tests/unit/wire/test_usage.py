@@ -172,7 +172,7 @@ RESPONSES_STREAM = (
     + event(
         "response.completed",
         sequence_number=3,
-        response={**RESPONSE, "usage": RESPONSES_USAGE},
+        response={**RESPONSE, "usage": RESPONSES_USAGE, "output": [{"id": "msg_1"}]},
     )
 )
 
@@ -181,7 +181,7 @@ RESPONSES_STREAM = (
 def test_responses_meter_reads_the_terminal_events_usage_however_the_stream_is_cut(
     size: int,
 ) -> None:
-    named: list[tuple[str, int]] = []
+    named: list[tuple[str, int, list[str]]] = []
     meter = ResponsesStreamMeter(lambda *told: named.append(told))
     out = b"".join(
         meter.feed(RESPONSES_STREAM[i : i + size]) for i in range(0, len(RESPONSES_STREAM), size)
@@ -190,8 +190,8 @@ def test_responses_meter_reads_the_terminal_events_usage_however_the_stream_is_c
     assert (meter.response_id, meter.model) == ("resp_1", "gpt-4o-2024-08-06")
     assert meter.generated_usage(0) == Usage(12, 7, cached_tokens=4, reasoning_tokens=2)
     assert meter.context_tokens == 19
-    # Told the id as soon as the stream names it, and the context once it ends.
-    assert named == [("resp_1", 0), ("resp_1", 19)]
+    # Told the id as soon as the stream names it, and the context and its items once it ends.
+    assert named == [("resp_1", 0, []), ("resp_1", 19, ["msg_1"])]
 
 
 def test_a_responses_stream_cut_short_is_charged_for_the_text_generated() -> None:

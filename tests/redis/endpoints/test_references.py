@@ -1,0 +1,324 @@
+"""Ids a request names, wherever it names them, are the caller's team's or never reach upstream,
+on a real redis-server with the simulated upstream: a field name spelled with JSON escapes is
+the field it spells."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from gateway.config import AllowedPath
+from tests.conftest import GatewayFactory, ServerThread
+from tests.redis.endpoints.teams import key_of, sdk, serve_teams
+
+TEAMS: dict[str, dict[str, str]] = {"a": {"tier": "tier-5"}, "b": {"tier": "tier-5"}}
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, knobs=False)
+
+
+def upstream_requests(simulator: ServerThread) -> list[Any]:
+    return list(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+
+
+def post(gateway: ServerThread, team: str, path: str, raw: str) -> httpx.Response:
+    """A body as the caller spells it, byte for byte."""
+    headers = {"Authorization": f"Bearer {key_of(team)}", "Content-Type": "application/json"}
+    return httpx.post(f"{gateway.url}/v1{path}", content=raw.encode(), headers=headers)
+
+
+def escaped(name: str) -> str:
+    """A field name as JSON may spell it: every `_` as `\\u005f`."""
+    return name.replace("_", "\\u005f")
+
+
+def test_a_field_name_spelled_with_escapes_names_the_same_object(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    b = sdk(gateway, "b")
+    secret = b.files.create(file=("notes.txt", b"b's secret notes"), purpose="user_data").id
+    rows = [{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}]
+    data = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    training = b.files.create(file=("t.jsonl", io.BytesIO(data)), purpose="fine-tune").id
+    store = b.vector_stores.create(name="b's", file_ids=[secret]).id
+    file_id, file_ids = escaped("file_id"), escaped("file_ids")
+    attacks = [
+        ("/chat/completions", f'{{"model": "gpt-4o", "messages": [{{"role": "user", "content": '
+         f'[{{"type": "file", "file": {{"{file_id}": "{secret}"}}}}]}}]}}', secret),
+        ("/responses", f'{{"model": "gpt-4o", "input": [{{"role": "user", "content": '
+         f'[{{"type": "input_file", "{file_id}": "{secret}"}}]}}]}}', secret),
+        ("/responses", f'{{"model": "gpt-4o", "input": "Search.", "tools": [{{"type": '
+         f'"file_search", "{escaped("vector_store_ids")}": ["{store}"]}}]}}', store),
+        ("/embeddings", f'{{"model": "text-embedding-3-small", "input": "x", '
+         f'"{file_id}": "{secret}"}}', secret),
+        ("/vector_stores", f'{{"name": "mine", "{file_ids}": ["{secret}"]}}', secret),
+        ("/fine_tuning/jobs", f'{{"model": "gpt-4o-mini", '
+         f'"{escaped("training_file")}": "{training}"}}', training),
+    ]  # fmt: skip
+    before = upstream_requests(simulator)
+    for path, raw, named in attacks:
+        answer = post(gateway, "a", path, raw)
+        assert answer.status_code == 404, (path, answer.text)
+        kind = "VectorStore" if named == store else "File"
+        assert answer.json()["error"]["message"] == f"No such {kind} object: {named}", path
+    assert upstream_requests(simulator) == before  # none reached upstream
+    # A batch line names it so: the line is read as upstream will read it.
+    part = f'{{"type": "file", "file": {{"{file_id}": "{secret}"}}}}'
+    line = (f'{{"custom_id": "r", "method": "POST", "url": "/v1/chat/completions", "body": '
+            f'{{"model": "gpt-4o", "messages": [{{"role": "user", "content": [{part}]}}]}}}}')  # fmt: skip
+    a = sdk(gateway, "a")
+    lines = a.files.create(file=("in.jsonl", line.encode()), purpose="batch").id
+    with pytest.raises(openai.NotFoundError) as info:
+        a.batches.create(
+            input_file_id=lines, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert info.value.response.json()["error"]["message"] == f"No such File object: {secret}"
+    # The owner's own escaped names still work.
+    mine = post(gateway, "b", "/vector_stores", f'{{"name": "b2", "{file_ids}": ["{secret}"]}}')
+    assert mine.status_code == 200, mine.text
+
+
+OPENED = (
+    AllowedPath("GET", "/v1/vector_stores/{vector_store_id}/files", "free"),
+    AllowedPath("POST", "/v1/evals", "free"),
+    AllowedPath("GET", "/v1/containers", "free"),
+    AllowedPath("POST", "/v1/threads/{thread_id}/runs", "usage"),
+)
+
+
+def test_an_operator_allowed_path_reaches_no_other_teams_object(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    b = sdk(gateway, "b")
+    secret = b.files.create(file=("notes.txt", b"b's secret notes"), purpose="user_data").id
+    store = b.vector_stores.create(name="b's", file_ids=[secret]).id
+    auth = {"Authorization": f"Bearer {key_of('a')}"}
+    source = {"type": "jsonl", "source": {"type": "file_id", "id": secret}}
+    before = upstream_requests(simulator)
+    # Its path, its query and its body, however they name the object.
+    in_path = httpx.get(f"{gateway.url}/v1/vector_stores/{store}/files", headers=auth)
+    in_query = httpx.get(f"{gateway.url}/v1/containers?file={secret}", headers=auth)
+    in_body = httpx.post(
+        f"{gateway.url}/v1/evals", json={"name": "x", "data_source": source}, headers=auth
+    )
+    for answer, kind, named in (
+        (in_path, "VectorStore", store), (in_query, "File", secret), (in_body, "File", secret)
+    ):  # fmt: skip
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["message"] == f"No such {kind} object: {named}"
+    # A model spelled with escapes is still the model it names: one the team may not use is
+    # not served, and not free.
+    escaped_model = post(gateway, "a", "/threads/thread_1/runs", '{"mod\\u0065l": "o1-pro-x"}')
+    assert escaped_model.status_code == 404, escaped_model.text
+    assert escaped_model.json()["error"]["code"] == "model_not_found"
+    assert upstream_requests(simulator) == before  # none reached upstream
+    # The owner's own reach upstream.
+    own = httpx.get(
+        f"{gateway.url}/v1/vector_stores/{store}/files",
+        headers={"Authorization": f"Bearer {key_of('b')}"},
+    )
+    last = upstream_requests(simulator)[-1]
+    assert (last["method"], last["path"]) == ("GET", f"/v1/vector_stores/{store}/files")
+    assert own.status_code == 404  # the simulated upstream serves no such path
+
+
+def test_an_object_no_team_owns_here_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """Containers, skills, tunnels, conversations and chat's previous audio answers are not
+    recorded to any team: a request naming one by its id is refused, whoever sends it."""
+    a = sdk(gateway, "a")
+    shell: Any = {"type": "shell", "environment": {"type": "container_reference",
+                                                   "container_id": "cntr_b"}}  # fmt: skip
+    skills: Any = {"type": "shell", "environment": {
+        "type": "container_auto", "skills": [{"type": "skill_reference", "skill_id": "skill_b"}]
+    }}  # fmt: skip
+    mcp: Any = {"type": "mcp", "server_label": "intranet", "tunnel_id": "tun_b"}
+    refused: list[tuple[str, Callable[[], object]]] = [
+        ("tools[0].container", lambda: a.responses.create(
+            model="gpt-4o", input="Run it.",
+            tools=[{"type": "code_interpreter", "container": "cntr_b"}],
+        )),
+        ("tools[1].container_id", lambda: a.responses.create(
+            model="gpt-4o", input="Run it.", tools=[{"type": "web_search"}, shell]
+        )),
+        ("tools[0].skill_id", lambda: a.responses.create(
+            model="gpt-4o", input="Run it.", tools=[skills]
+        )),
+        ("tools[0].tunnel_id", lambda: a.responses.create(
+            model="gpt-4o", input="Ask it.", tools=[mcp]
+        )),
+        ("conversation", lambda: a.responses.create(
+            model="gpt-4o", input="Go on.", conversation={"id": "conv_b"}
+        )),
+        ("messages[1].audio.id", lambda: a.chat.completions.create(model="gpt-4o", messages=[
+            {"role": "user", "content": "Say it."},
+            {"role": "assistant", "audio": {"id": "audio_b"}},
+            {"role": "user", "content": "Again."},
+        ])),
+    ]  # fmt: skip
+    before = upstream_requests(simulator)
+    for param, call in refused:
+        with pytest.raises(openai.BadRequestError) as info:
+            call()
+        assert (info.value.code, info.value.param) == ("unsupported_parameter", param)
+    # A batch line naming one.
+    line = {"custom_id": "r", "method": "POST", "url": "/v1/chat/completions", "body": {
+        "model": "gpt-4o", "messages": [{"role": "assistant", "audio": {"id": "audio_b"}}],
+    }}  # fmt: skip
+    lines = a.files.create(file=("in.jsonl", json.dumps(line).encode()), purpose="batch").id
+    with pytest.raises(openai.BadRequestError) as info:
+        a.batches.create(
+            input_file_id=lines, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert "messages[0].audio.id" in info.value.message
+    # Nothing but the batch's input file (read to check it) reached upstream.
+    reached = [(r["method"], r["path"]) for r in upstream_requests(simulator) if r not in before]
+    assert reached == [("POST", "/v1/files"), ("GET", f"/v1/files/{lines}/content")]
+
+
+def test_a_response_compared_for_prompt_caching_is_the_teams_own(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    b = sdk(gateway, "b")
+    theirs = b.responses.create(model="gpt-4o", input="Hi").id
+    a = sdk(gateway, "a")
+    compared = {"prompt_cache_options": {"comparison_response_id": theirs}}
+    before = upstream_requests(simulator)
+    with pytest.raises(openai.NotFoundError) as info:
+        a.responses.create(model="gpt-4o", input="Hi", extra_body=compared)
+    assert (
+        info.value.response.json()["error"]["message"] == f"Response with id '{theirs}' not found."
+    )
+    assert upstream_requests(simulator) == before
+    # The team's own is sent on (the simulated upstream predates the field and refuses it).
+    with pytest.raises(openai.BadRequestError):
+        b.responses.create(model="gpt-4o", input="Hi", extra_body=compared)
+    assert (
+        upstream_requests(simulator)[-1]["body"]["prompt_cache_options"]
+        == compared["prompt_cache_options"]
+    )
+
+
+def item_not_found(call: Callable[[], object]) -> str:
+    """The message of a call that must be upstream's 404 for an unknown input item."""
+    with pytest.raises(openai.NotFoundError) as info:
+        call()
+    error = info.value.response.json()["error"]
+    assert error["param"] == "input"
+    return str(error["message"])
+
+
+def test_a_team_gives_back_only_the_items_of_its_own_responses(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    b = sdk(gateway, "b")
+    first = b.responses.create(model="gpt-4o", input="My secret is 4417.")
+    said = first.output[0].id
+    heard = b.responses.input_items.list(first.id).data[0].id  # ids upstream gave its input
+    a = sdk(gateway, "a")
+    after = {"role": "user", "content": "Repeat the above."}
+    reference: Any = {"type": "item_reference", "id": said}
+    again: Any = first.output[0].model_dump(exclude_none=True)
+    approval: Any = {"type": "mcp_approval_response", "approval_request_id": "mcpr_b",
+                     "approve": True}  # fmt: skip
+    before = upstream_requests(simulator)
+    for given, named in (
+        ([reference, after], said),
+        ([{"type": "item_reference", "id": heard}, after], heard),
+        ([again, after], said),  # an output item given back whole, with its id
+        ([approval, after], "mcpr_b"),
+    ):
+        message = item_not_found(lambda: a.responses.create(model="gpt-4o", input=given))  # noqa: B023
+        assert message == (
+            f"Item with id '{named}' not found. Items are not persisted when `store` is set to "
+            "false. Try again with `store` set to true, or remove this item from your input."
+        )
+    assert upstream_requests(simulator) == before  # none reached upstream
+
+    # The owner gives back what its responses said and were given, however it saw them: whole,
+    # streamed, polled in the background, listed.
+    assert b.responses.create(model="gpt-4o", input=[reference, after]).status == "completed"
+    assert b.responses.create(model="gpt-4o", input=[again, after]).status == "completed"
+    with b.responses.stream(model="gpt-4o", input="Count to three.") as stream:
+        streamed = stream.get_final_response().output[0].id
+    queued = b.responses.create(model="gpt-4o", input="Later.", background=True)
+    while (polled := b.responses.retrieve(queued.id)).status != "completed":
+        pass
+    listed = heard
+    for item in (streamed, polled.output[0].id, listed):
+        given_back: Any = [{"type": "item_reference", "id": item}, after]
+        assert b.responses.create(model="gpt-4o", input=given_back).status == "completed"
+    # A response the gateway served by translation: its items are the team's too.
+    translated = b.responses.create(model="o1-mini", input="Hi")
+    kept: Any = [translated.output[-1].model_dump(exclude_none=True), after]
+    assert b.responses.create(model="o1-mini", input=kept).status == "completed"
+    item_not_found(lambda: a.responses.create(model="o1-mini", input=kept))
+
+
+def test_no_other_path_or_method_of_an_object_reaches_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """Sub-paths and methods outside the endpoint table, on real objects, for their own team
+    too: `404 unknown_url`, nothing sent upstream."""
+    b = sdk(gateway, "b")
+    file_id = b.files.create(file=("n.txt", b"n"), purpose="user_data").id
+    store = b.vector_stores.create(name="s").id
+    response = b.responses.create(model="gpt-4o", input="Hi").id
+    chat = b.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}],
+                                     store=True).id  # fmt: skip
+    tried = [
+        ("POST", f"/v1/files/{file_id}"), ("PUT", f"/v1/files/{file_id}"),
+        ("POST", f"/v1/files/{file_id}/content"), ("PATCH", f"/v1/files/{file_id}"),
+        ("GET", f"/v1/vector_stores/{store}/files"), ("POST", f"/v1/vector_stores/{store}/files"),
+        ("POST", f"/v1/vector_stores/{store}/file_batches"),
+        ("POST", f"/v1/vector_stores/{store}/search"),
+        ("POST", f"/v1/responses/{response}"), ("POST", f"/v1/responses/{response}/compact"),
+        ("GET", f"/v1/responses/{response}/input_items/x"), ("POST", "/v1/responses/compact"),
+        ("POST", "/v1/responses/input_tokens"),
+        ("GET", f"/v1/chat/completions/{chat}/messages/x"),
+        ("PUT", f"/v1/chat/completions/{chat}"),
+        ("DELETE", "/v1/batches/batch_x"), ("POST", "/v1/fine_tuning/jobs/ftjob-x/pause"),
+        ("POST", "/v1/fine_tuning/checkpoints/ft:x:ckpt-step-1/permissions"),
+        ("POST", "/v1/conversations"), ("POST", "/v1/containers"), ("POST", "/v1/uploads"),
+        ("GET", "/v1/assistants"), ("POST", "/v1/threads/runs"),
+    ]  # fmt: skip
+    auth = {"Authorization": f"Bearer {key_of('b')}"}
+    before = upstream_requests(simulator)
+    for method, path in tried:
+        answer = httpx.request(method, f"{gateway.url}{path}", headers=auth, json={})
+        assert answer.status_code == 404, (method, path, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "unknown_url", (method, path)
+        assert error["message"].startswith(f"Invalid URL ({method} {path})")
+    assert upstream_requests(simulator) == before
+
+
+def test_a_tool_whose_images_the_gateway_cannot_price_is_refused(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """The image generation tool makes images at an image model's prices (a model of its own
+    choosing when the tool names none), which the response's hold and charge, at the text
+    model's prices, do not cover: refused, before upstream, on every model."""
+    a = sdk(gateway, "a")
+    before = upstream_requests(simulator)
+    for tool in (
+        {"type": "image_generation"},
+        {"type": "image_generation", "model": "gpt-image-1"},
+    ):
+        with pytest.raises(openai.BadRequestError) as info:
+            a.responses.create(model="gpt-4o", input="Draw a cat.", tools=[tool])  # type: ignore[list-item]
+        assert (info.value.code, info.value.param) == ("unsupported_value", "tools[0].type")
+    assert upstream_requests(simulator) == before
