@@ -441,7 +441,7 @@ def billed_failure(exc: GatewayError) -> bool:
 def settle_failure(ticket: Ticket, exc: GatewayError) -> None:
     """The charge of a try that ended in `exc`. A call upstream bills whose usage never came
     (`billed_failure`): the hold, never less than upstream bills. Anything else: nothing was
-    generated (or a stream stopped before it began), nothing is charged."""
+    generated, nothing is charged. (A stream its caller left is `Attempt.failed`'s to charge.)"""
     if billed_failure(exc):
         ticket.settle_at_reserve()
     else:

@@ -18,7 +18,7 @@ does not know every endpoint's fields, so it reads ids by their shape, not by th
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -40,6 +40,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
+from gateway.wire.references import strings
 
 Handler = Callable[[Request], Awaitable[Response]]
 # The kinds of object a team owns, by how upstream's ids of each begin; responses apart (their
@@ -113,7 +114,7 @@ async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payloa
     """Every id of an object teams own that the request names, in its path, its query or its
     JSON body, must be the caller's team's."""
     query = (value for _, value in request.query_params.multi_items())
-    for value in (*request.scope["path"].split("/"), *query, *_strings(payload)):
+    for value in (*request.scope["path"].split("/"), *query, *strings(payload)):
         if _ID_SHAPE.fullmatch(value) is None:
             continue
         if value.startswith(RESPONSE_PREFIX):
@@ -121,21 +122,6 @@ async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payloa
         else:
             kind = next(k for prefix, k in _KIND_OF.items() if value.startswith(prefix))
             await check_owned(gw, caller, kind, value)
-
-
-def _strings(payload: Any) -> Iterator[str]:
-    """Every string value of a JSON value, at any depth (level by level: no recursion)."""
-    level: list[Any] = [payload]
-    while level:
-        below: list[Any] = []
-        for node in level:
-            if isinstance(node, str):
-                yield node
-            elif isinstance(node, dict):
-                below += node.values()
-            elif isinstance(node, list):
-                below += node
-        level = below
 
 
 def _json_of(body: bytes) -> Any:

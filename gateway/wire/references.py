@@ -8,7 +8,7 @@ are, and which of them name objects no team owns here.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 # Tool fields naming an object the gateway neither makes nor records: a container (a
@@ -32,6 +32,22 @@ def fields(payload: Any, names: Collection[str]) -> list[tuple[str, Any]]:
                     below.append(value)
         level = below
     return found
+
+
+def strings(payload: Any) -> Iterator[str]:
+    """Every string value of a JSON value, at any depth (level by level: no recursion): where
+    a body of unknown fields may name an id."""
+    level: list[Any] = [payload]
+    while level:
+        below: list[Any] = []
+        for node in level:
+            if isinstance(node, str):
+                yield node
+            elif isinstance(node, dict):
+                below += node.values()
+            elif isinstance(node, list):
+                below += node
+        level = below
 
 
 def unowned_reference(payload: dict[str, Any]) -> str | None:
