@@ -18,6 +18,7 @@ import orjson
 
 from gateway.simulator import listing
 from gateway.simulator.answers import Answer, argument_deltas, word_deltas
+from gateway.simulator.hosted_calls import STAGES, call_events
 from gateway.simulator.ids import response_item_id
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses import format_of
@@ -52,6 +53,8 @@ def settings(body: dict[str, Any], model: str, effort: str | None = None) -> dic
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") != "function":
+        return tool  # a hosted tool, echoed as given
     return {
         "type": "function",
         "name": tool["name"],
@@ -149,6 +152,8 @@ def stream_events(response: dict[str, Any]) -> list[dict[str, Any]]:
     for index, item in enumerate(response["output"]):
         if item["type"] == "function_call":
             events.extend(_function_call_events(index, item))
+        elif item["type"] in STAGES:
+            events.extend(call_events(index, item))
         else:
             events.extend(_message_events(index, item))
     final = "response.incomplete" if response["status"] == "incomplete" else "response.completed"

@@ -27,6 +27,7 @@ invalid_request_error
   400  unsupported_content           image_input_unsupported   an image for a text-only model
   400  unsupported_value             tool_unsupported          a hosted tool the model lacks
   400  unsupported_value             tool_not_priced           a hosted tool billed at prices not held
+  400  tool_not_priced               tool_price_unset          a hosted tool without a configured price
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
@@ -628,6 +629,19 @@ def tool_not_priced(param: str, tool_type: str) -> GatewayError:
         "the gateway cannot hold or charge. Call the endpoint that makes it instead.",
         param=param,
         code="unsupported_value",
+    )
+
+
+def tool_price_unset(param: str, tool_type: str, config_key: str) -> GatewayError:
+    """A hosted tool OpenAI bills by the call or the container, whose price the operator has
+    not configured: without it the gateway could neither hold nor charge what it costs."""
+    return GatewayError(
+        400,
+        f"Tool '{tool_type}' is not available: OpenAI bills each of its calls beside the "
+        f"tokens, and this gateway has no price for it. An operator can set `{config_key}` "
+        "(USD) in the gateway's configuration to serve it.",
+        param=param,
+        code="tool_not_priced",
     )
 
 
