@@ -6,6 +6,7 @@ the response made, plain, streamed or in the background, never more than was hel
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -266,3 +267,28 @@ def test_a_background_response_is_charged_its_searches_once_it_ends(
     done = client.responses.retrieve(queued.id)
     assert done.status == "completed" and done.usage is not None
     assert (spent, holding) == (priced("gpt-4o", done.usage) + 2 * SEARCH, 0)
+
+
+def test_a_batch_line_with_web_search_options_is_refused(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """A batch is settled from its output's tokens: a search it cannot charge is not sent."""
+    client = sdk(gateway, "metered")
+    line = {
+        "custom_id": "r0", "method": "POST", "url": "/v1/chat/completions",
+        "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": PROMPT}],
+                 "web_search_options": {}},
+    }  # fmt: skip
+    file_id = client.files.create(
+        file=("in.jsonl", io.BytesIO(orjson.dumps(line))), purpose="batch"
+    ).id
+    before = sim_requests(simulator)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert info.value.code == "invalid_batch_line"
+    assert "web_search_options" in info.value.message
+    # The input file was read upstream, to check its lines; no batch was made.
+    since = [r for r in sim_requests(simulator) if r not in before]
+    assert since and all(r["path"] != "/v1/batches" for r in since)
