@@ -24,7 +24,7 @@ from gateway.simulator import openai_errors as oe
 from gateway.simulator.efforts import effort_error, effort_of
 from gateway.simulator.ids import response_item_id
 from gateway.simulator.openai_errors import SimError
-from gateway.simulator.rules import ChatModel, resolve_chat_model
+from gateway.simulator.rules import ChatModel, integer_error, resolve_chat_model
 from gateway.wire.hosted_tools import PRICE_NAMES
 
 MIN_OUTPUT_TOKENS = 16
@@ -175,11 +175,8 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
     if previous is not None and not isinstance(previous, str):
         return oe.invalid_type("previous_response_id", "a string", previous)
     calls = body.get("max_tool_calls")
-    if calls is not None:
-        if isinstance(calls, bool) or not isinstance(calls, int):
-            return oe.invalid_type("max_tool_calls", "an integer", calls)
-        if calls < 0:
-            return oe.below_minimum("max_tool_calls", 0, calls)
+    if calls is not None and (error := integer_error("max_tool_calls", calls, 0)) is not None:
+        return error
     truncation = body.get("truncation")
     if truncation is not None and truncation not in ("auto", "disabled"):
         return oe.invalid_value("truncation", truncation, ("auto", "disabled"))

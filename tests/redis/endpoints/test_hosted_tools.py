@@ -66,6 +66,13 @@ def token_hold(tools: list[Any], max_output: int) -> int:
     return worst_case_micros(PRICES["gpt-4o"], prompt, max_output)
 
 
+def assert_charged_searches(store: redis.Redis, team: str, answer: Any, searches: int) -> None:
+    """The response made `searches` web searches, and the team was charged its tokens and them."""
+    assert sum(item.type == "web_search_call" for item in answer.output) == searches
+    assert answer.usage is not None
+    assert spend(store, team) == (priced("gpt-4o", answer.usage) + searches * SEARCH, 0)
+
+
 def held(store: redis.Redis, team: str) -> int:
     return int(store.get(f"{{t:{team}}}:held:{month()}") or 0)
 
@@ -165,10 +172,9 @@ def test_a_web_search_holds_max_tool_calls_searches_the_gateway_sets(
     sent = sim_requests(simulator)[-1]["body"]
     assert sent["max_tool_calls"] == 8
     (answer,) = answers
-    searches = [item for item in answer.output if item.type == "web_search_call"]
-    assert len(searches) == 3 and {s.status for s in searches} == {"completed"}
-    assert answer.usage is not None
-    assert spend(store, "metered") == (priced("gpt-4o", answer.usage) + 3 * SEARCH, 0)
+    searches = {item.status for item in answer.output if item.type == "web_search_call"}
+    assert searches == {"completed"}  # the answer after them was cut at 16 tokens
+    assert_charged_searches(store, "metered", answer, 3)
     assert 'gateway_tool_calls_total{model="gpt-4o",team="metered",tool="web_search"} 3.0' in (
         scrape(gateway.url)
     )
@@ -187,8 +193,7 @@ def test_a_team_that_cannot_afford_the_searches_worst_case_is_refused(
         model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16, max_tool_calls=4,
         extra_headers={"x-sim-tool-calls": "1"},
     )  # fmt: skip
-    assert answer.usage is not None
-    assert spend(store, "nickel") == (priced("gpt-4o", answer.usage) + SEARCH, 0)
+    assert_charged_searches(store, "nickel", answer, 1)
 
 
 def test_the_clients_max_tool_calls_bounds_the_calls_and_the_charge(
@@ -199,9 +204,7 @@ def test_the_clients_max_tool_calls_bounds_the_calls_and_the_charge(
         extra_headers={"x-sim-tool-calls": "20"},
     )  # fmt: skip
     assert sim_requests(simulator)[-1]["body"]["max_tool_calls"] == 2
-    assert sum(item.type == "web_search_call" for item in answer.output) == 2
-    assert answer.usage is not None
-    assert spend(store, "metered") == (priced("gpt-4o", answer.usage) + 2 * SEARCH, 0)
+    assert_charged_searches(store, "metered", answer, 2)
 
 
 def test_a_streamed_response_is_charged_its_searches_as_a_whole_one_is(
@@ -216,9 +219,7 @@ def test_a_streamed_response_is_charged_its_searches_as_a_whole_one_is(
             started += event.type == "response.web_search_call.in_progress"
         final = stream.get_final_response()
     assert started == 4
-    assert sum(item.type == "web_search_call" for item in final.output) == 4
-    assert final.usage is not None
-    assert spend(store, "metered") == (priced("gpt-4o", final.usage) + 4 * SEARCH, 0)
+    assert_charged_searches(store, "metered", final, 4)
 
 
 def test_file_searches_are_charged_by_the_call_and_the_code_interpreter_by_the_container(
