@@ -1,11 +1,13 @@
-"""What a Responses request's hosted tools (web search, file search, code interpreter) may cost
-and did cost, in integer micro-dollars, beside its tokens. Pure.
+"""What a Responses request's hosted tools (web search, file search, code interpreter, a hosted
+shell) may cost and did cost, in integer micro-dollars, beside its tokens. Pure.
 
-OpenAI bills a web or file search by the call and the code interpreter by the container a
-response creates. A request's calls are bounded by its `max_tool_calls` (the gateway sets
-`hosted_tools.default_max_tool_calls` when the client did not), so its worst case is that many
-calls at the dearest per-call price among its tools, plus one container. What a response is
-charged counts its call items, never more than that worst case.
+OpenAI bills a web or file search by the call, and the code interpreter and a hosted shell by
+the container a response creates (by its memory). A request's calls are bounded by its
+`max_tool_calls` (the gateway sets `hosted_tools.default_max_tool_calls` when the client did
+not), so its worst case is that many calls at the dearest per-call price among its tools, plus
+one container of each container tool. What a response is charged counts its call items, and a
+container for each container tool that ran, never more than that worst case. A chat request
+with `web_search_options` (the search models) is billed one web search.
 """
 
 from __future__ import annotations
@@ -16,19 +18,25 @@ from typing import Any
 
 from gateway.config import HostedToolsConfig
 from gateway.wire import errors
-from gateway.wire.hosted_tools import CALL_ITEMS, CONTAINER_TOOL, hosted_tools
+from gateway.wire.hosted_tools import (
+    CALL_ITEMS,
+    CONTAINER_TOOLS,
+    DEFAULT_MEMORY,
+    HostedTool,
+    hosted_tools,
+)  # fmt: skip
 
-CONTAINER_ITEM = "code_interpreter_call"
 SEARCH_ITEM = "web_search_call"
 
 
 @dataclass(frozen=True, slots=True)
 class ToolFees:
-    """A request's hosted tools, priced: per call item type, what one call costs (the dearest
-    of the request's tools that make it), and what the container costs (0: none is made)."""
+    """A request's hosted tools, priced by the output item type of their calls: what one call
+    costs (the dearest of the request's tools that make it), and what the container a
+    container tool's calls run in costs."""
 
     per_call: dict[str, int] = field(default_factory=dict)
-    container: int = 0
+    containers: dict[str, int] = field(default_factory=dict)
     max_calls: int = 0
     # The client set no `max_tool_calls`: the gateway adds `max_calls` to the request.
     injected: bool = False
@@ -37,25 +45,27 @@ class ToolFees:
     def worst_case(self) -> int:
         if self.max_calls <= 0:
             return 0
-        return self.max_calls * max(self.per_call.values(), default=0) + self.container
+        dearest = max(self.per_call.values(), default=0)
+        return self.max_calls * dearest + sum(self.containers.values())
 
     def charged(self, counts: Mapping[str, int]) -> int:
         """The fees of the calls a response made (`counts` by item type), never more than
         the worst case held."""
         fee = sum(self.per_call.get(kind, 0) * n for kind, n in counts.items())
-        if counts.get(CONTAINER_ITEM):
-            fee += self.container
+        fee += sum(price for kind, price in self.containers.items() if counts.get(kind))
         return min(fee, self.worst_case)
 
     def record(self) -> dict[str, Any]:
         """What a follower keeps to charge the response once it ends (`from_record`)."""
-        return {"per_call": self.per_call, "container": self.container, "max_calls": self.max_calls}
+        return {
+            "per_call": self.per_call, "containers": self.containers, "max_calls": self.max_calls,
+        }  # fmt: skip
 
     @classmethod
     def from_record(cls, record: Any) -> ToolFees:
         if not isinstance(record, dict):
             return NO_FEES
-        return cls(dict(record["per_call"]), int(record["container"]), int(record["max_calls"]))
+        return cls(dict(record["per_call"]), dict(record["containers"]), int(record["max_calls"]))
 
 
 NO_FEES = ToolFees()
@@ -68,20 +78,37 @@ def tool_fees(body: dict[str, Any], prices: HostedToolsConfig) -> ToolFees:
     if not found:
         return NO_FEES
     priced: dict[str, int] = {}
-    for i, name in found:
-        price = getattr(prices, name)
-        if price is None:
-            tool_type = str(body["tools"][i]["type"])
-            raise errors.tool_price_unset(f"tools[{i}].type", tool_type, f"hosted_tools.{name}")
-        priced[name] = int(price)
+    containers: dict[str, int] = {}
+    for tool in found:
+        price = _price(body, tool, prices)
+        if tool.name in CONTAINER_TOOLS:
+            item = CONTAINER_TOOLS[tool.name]
+            containers[item] = max(containers.get(item, 0), price)
+        else:
+            priced[tool.name] = max(priced.get(tool.name, 0), price)
     per_call = {
         item: max(priced[name] for name in names if name in priced)
         for item, names in CALL_ITEMS.items()
-        if item != CONTAINER_ITEM and any(name in priced for name in names)
+        if any(name in priced for name in names)
     }
     given = body.get("max_tool_calls")
     max_calls = given if isinstance(given, int) else prices.default_max_tool_calls
-    return ToolFees(per_call, priced.get(CONTAINER_TOOL, 0), max_calls, given is None)
+    return ToolFees(per_call, containers, max_calls, given is None)
+
+
+def _price(body: dict[str, Any], tool: HostedTool, prices: HostedToolsConfig) -> int:
+    """A tool's price: by the call, or by the container of the memory it asks for."""
+    if tool.memory and tool.memory != DEFAULT_MEMORY:
+        key = f"container_memory_prices.{tool.memory}"
+        price = prices.container_memory_prices.get(tool.memory)
+    else:
+        key, price = tool.name, getattr(prices, tool.name)
+    if price is None:
+        tool_type = str(body["tools"][tool.position]["type"])
+        raise errors.tool_price_unset(
+            f"tools[{tool.position}].type", tool_type, f"hosted_tools.{key}"
+        )
+    return int(price)
 
 
 def search_fees(payload: dict[str, Any], prices: HostedToolsConfig) -> ToolFees:

@@ -388,8 +388,13 @@ class HostedToolsConfig:
     web_search: Usd | None = None
     web_search_preview: Usd | None = None
     file_search: Usd | None = None
-    # USD per container a response creates (`container: {"type": "auto"}`).
+    # USD per container of the default memory (1g) a response creates: the code interpreter's
+    # (`container: {"type": "auto"}`) and a hosted shell's (`environment: container_auto`).
     code_interpreter: Usd | None = None
+    shell: Usd | None = None
+    # USD per container asking more memory (`memory_limit`), by limit: {"4g": ..., "16g": ...};
+    # a limit not listed is refused.
+    container_memory_prices: dict[str, Usd] = field(default_factory=dict)
     # The `max_tool_calls` the gateway adds to a request with priced tools that sets none, so
     # that its worst case is bounded.
     default_max_tool_calls: int = 8

@@ -83,12 +83,13 @@ def held(store: redis.Redis, team: str) -> int:
         ({"type": "web_search"}, "hosted_tools.web_search"),
         ({"type": "web_search_preview"}, "hosted_tools.web_search_preview"),
         ({"type": "file_search", "vector_store_ids": []}, "hosted_tools.file_search"),
-        (
-            {"type": "code_interpreter", "container": {"type": "auto"}},
-            "hosted_tools.code_interpreter",
-        ),
+        ({"type": "code_interpreter", "container": {"type": "auto"}},
+         "hosted_tools.code_interpreter"),
+        ({"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "16g"}},
+         "hosted_tools.container_memory_prices.16g"),
+        ({"type": "shell", "environment": {"type": "container_auto"}}, "hosted_tools.shell"),
     ],
-)
+)  # fmt: skip
 def test_a_hosted_tool_without_a_price_is_refused_before_upstream(
     start_gateway: GatewayFactory,
     redis_server: str,

@@ -13,7 +13,8 @@ from gateway.wire.errors import GatewayError
 
 PRICES = HostedToolsConfig(
     web_search=Usd(10_000), web_search_preview=Usd(25_000), file_search=Usd(2_500),
-    code_interpreter=Usd(30_000),
+    code_interpreter=Usd(30_000), shell=Usd(30_000),
+    container_memory_prices={"4g": Usd(120_000)},
 )  # fmt: skip
 CONTAINER: dict[str, Any] = {"type": "code_interpreter", "container": {"type": "auto"}}
 
@@ -69,7 +70,7 @@ def test_the_charge_counts_the_calls_made_and_never_passes_the_hold() -> None:
     assert fees.charged(made) == 10_000 + 2 * 2_500 + 30_000
     assert fees.charged({}) == 0
     assert fees.charged({"web_search_call": 50}) == fees.worst_case == 3 * 10_000 + 30_000
-    assert ToolFees.from_record(fees.record()) == ToolFees(fees.per_call, 30_000, 3)
+    assert ToolFees.from_record(fees.record()) == ToolFees(fees.per_call, fees.containers, 3)
     assert ToolFees.from_record(None) == NO_FEES
 
 
@@ -86,3 +87,27 @@ def test_chat_web_search_options_hold_and_charge_one_search() -> None:
     with pytest.raises(GatewayError) as info:
         search_fees({"web_search_options": {}}, HostedToolsConfig())
     assert (info.value.code, info.value.param) == ("tool_not_priced", "web_search_options")
+
+
+def test_a_container_is_priced_by_its_memory() -> None:
+    big = {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "4g"}}
+    assert tool_fees({"tools": [big]}, PRICES).worst_case == 120_000
+    huge = {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "64g"}}
+    with pytest.raises(GatewayError) as info:
+        tool_fees({"tools": [huge]}, PRICES)
+    assert "`hosted_tools.container_memory_prices.64g`" in info.value.message
+    default = {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "1g"}}
+    assert tool_fees({"tools": [default]}, PRICES).worst_case == 30_000
+
+
+def test_a_hosted_shell_pays_its_container_and_a_local_one_nothing() -> None:
+    hosted: dict[str, Any] = {"type": "shell", "environment": {"type": "container_auto"}}
+    local: dict[str, Any] = {"type": "shell", "environment": {"type": "local"}}
+    assert tool_fees({"tools": [local]}, HostedToolsConfig()) == NO_FEES
+    with pytest.raises(GatewayError) as info:
+        tool_fees({"tools": [local, hosted]}, HostedToolsConfig())
+    assert info.value.param == "tools[1].type"
+    assert "`hosted_tools.shell`" in info.value.message
+    fees = tool_fees({"tools": [hosted, CONTAINER]}, PRICES)
+    assert fees.worst_case == 60_000  # a container each
+    assert fees.charged({"shell_call": 3}) == 30_000
