@@ -472,7 +472,7 @@ class ModelAttempt(Attempt, ABC):
     lacks, hold its worst case (when admission is on), `answer`. Whatever fails frees the hold;
     an early call the admission made ready but nothing took is aborted."""
 
-    __slots__ = ("body", "caps", "config", "copies", "early", "stream")
+    __slots__ = ("body", "caps", "config", "copies", "early", "fees_held", "stream")
     ANSWERS_JSON = True
 
     def __init__(
@@ -493,6 +493,7 @@ class ModelAttempt(Attempt, ABC):
         self.body = b""
         self.stream = False
         self.copies = 1  # answers asked for (`n`)
+        self.fees_held = 0  # beside the tokens (hosted tools)
 
     async def run(self) -> Response:
         try:
@@ -538,7 +539,7 @@ class ModelAttempt(Attempt, ABC):
         )
         if early:
             self.early = EarlyCall(self, self.body)
-        self.copies = copies
+        self.copies, self.fees_held = copies, fees
         await self.admit(plan, model.price, prompt, self.early)
 
     def charged_calls(self, fees: ToolFees, calls: dict[str, int]) -> int:
@@ -564,11 +565,12 @@ class ModelAttempt(Attempt, ABC):
         if self.request.scope["path"].endswith("/responses"):
             return OutputCap(
                 "max_output_tokens", model.price, prompt, self.copies, model.max_output,
-                MIN_OUTPUT_TOKENS,
+                MIN_OUTPUT_TOKENS, self.fees_held,
             )  # fmt: skip
         return OutputCap(
-            "max_completion_tokens", model.price, prompt, self.copies, model.max_output
-        )
+            "max_completion_tokens", model.price, prompt, self.copies, model.max_output,
+            fees=self.fees_held,
+        )  # fmt: skip
 
     def prepared(self) -> PreparedCall | None:
         """The first upstream try the admission made ready, if any."""

@@ -702,7 +702,10 @@ def request_over_budget(
     if param is not None and fitting_cap is not None:
         message += f" Set {param} to at most {fitting_cap} for it to fit."
     elif param is not None:
-        message += f" No {param} makes it fit: its input alone costs about that much."
+        message += (
+            f" No {param} makes it fit: its input (and any hosted tool calls, `max_tool_calls`)"
+            " alone costs about that much."
+        )
     else:
         message += " A smaller request may fit."
     out = dict(headers)

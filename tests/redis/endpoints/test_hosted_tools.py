@@ -189,6 +189,14 @@ def test_a_team_that_cannot_afford_the_searches_worst_case_is_refused(
     with pytest.raises(openai.RateLimitError) as info:
         client.responses.create(model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16)
     assert info.value.code == "request_over_budget"
+    assert "No max_output_tokens makes it fit" in info.value.message  # the searches do not
+    with pytest.raises(openai.RateLimitError) as capped:
+        client.responses.create(model="gpt-4o", input=PROMPT, tools=WEB, max_tool_calls=4)
+    # Four searches fit, the model's whole output cap beside them not: the cap it suggests
+    # leaves room for the searches.
+    suggested = int(capped.value.message.split("Set max_output_tokens to at most ")[1].split()[0])
+    assert token_hold(WEB, suggested) + 4 * SEARCH <= 50_000
+    assert token_hold(WEB, suggested + 1) + 4 * SEARCH > 50_000
     assert spend(store, "nickel") == (0, 0)
     answer = client.responses.create(
         model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16, max_tool_calls=4,
