@@ -53,10 +53,13 @@ class OutputCap:
     copies: int
     most: int  # the model's output limit
     least: int = 1  # the field's minimum
+    fees: int = 0  # held beside the tokens whatever the cap (hosted tools)
 
     def largest_within(self, left: int) -> int | None:
         """The largest cap whose worst case fits in `left` micro-dollars (None: none does)."""
-        cap = largest_completion_cap(self.price, self.prompt_tokens, self.copies, left)
+        if left < self.fees:
+            return None
+        cap = largest_completion_cap(self.price, self.prompt_tokens, self.copies, left - self.fees)
         cap = min(cap, self.most)
         return cap if cap >= self.least else None
 

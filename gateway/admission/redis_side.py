@@ -35,6 +35,7 @@ from gateway.admission.local_buckets import LocalBuckets
 from gateway.admission.plan import Plan, tag
 from gateway.admission.pricing import cost_micros
 from gateway.admission.script_pipeline import OnSent, ScriptClient
+from gateway.admission.tool_fees import with_fees
 from gateway.admission.usage_breakdown import breakdown
 from gateway.config import AdmissionConfig, Price, RedisConfig
 from gateway.eventloop import KeptLoop
@@ -452,16 +453,23 @@ class Ticket:
         return self._headers
 
     def settle(
-        self, usage: Usage | None, price: Price | None = None, model: str | None = None
+        self,
+        usage: Usage | None,
+        price: Price | None = None,
+        model: str | None = None,
+        *,
+        fees: int = 0,
     ) -> None:
-        """Charge the real usage (the upstream answered); `model` names it when the plan
-        does not (pass-through calls are priced, and filed, by the model that answered)."""
+        """Charge the real usage (the upstream answered), and the `fees` it bills beside the
+        tokens (hosted tools); `model` names it when the plan does not (pass-through calls are
+        priced, and filed, by the model that answered)."""
         if self.done:
             return
         self.done = True
         usage = usage if usage is not None else Usage()
         price = price or self.price
         cost = cost_micros(price, usage) if price is not None else 0
+        cost = with_fees(cost, fees, self.plan.reserve)
         self.usage, self.cost = usage, cost
         if model and model != self.plan.model:
             self.plan = self.plan.refiled(model)
@@ -502,13 +510,13 @@ class Ticket:
         nothing here charges or frees it."""
         self.done = True
 
-    def settle_within_hold(self, usage: Usage) -> None:
-        """Charge `usage`, an estimate of what upstream generated, but never more than was
-        held: the hold is the most the call could cost."""
+    def settle_within_hold(self, usage: Usage, fees: int = 0) -> None:
+        """Charge `usage`, an estimate of what upstream generated, and `fees`, but never more
+        than was held: the hold is the most the call could cost."""
         if self.price is not None and cost_micros(self.price, usage) > self.plan.reserve:
             self.charge(self.plan.reserve, usage)
         else:
-            self.settle(usage)
+            self.settle(usage, fees=fees)
 
 
 def _settle_call(

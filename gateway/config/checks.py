@@ -157,6 +157,8 @@ def check(config: Config) -> None:
         raise ConfigError("upstream.retries: must not be negative")
     if config.upstream.breaker_failures < 1:
         raise ConfigError("upstream.breaker_failures: must be at least 1")
+    if config.hosted_tools.default_max_tool_calls < 1:
+        raise ConfigError("hosted_tools.default_max_tool_calls: must be at least 1")
     for name, model in config.models.items():
         tuning = model.fine_tuning
         if tuning.training_price and not (tuning.price.input or tuning.price.output):

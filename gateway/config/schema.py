@@ -379,6 +379,28 @@ class ResponsesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HostedToolsConfig:
+    """The Responses API's tools OpenAI runs itself, which it bills beside the response's tokens:
+    held (their worst case) and charged (the calls the response made) at these prices. None:
+    not configured, and a request with that tool is refused before it reaches upstream."""
+
+    # USD per call (each `web_search_call` or `file_search_call` item of a response).
+    web_search: Usd | None = None
+    web_search_preview: Usd | None = None
+    file_search: Usd | None = None
+    # USD per container of the default memory (1g) a response creates: the code interpreter's
+    # (`container: {"type": "auto"}`) and a hosted shell's (`environment: container_auto`).
+    code_interpreter: Usd | None = None
+    shell: Usd | None = None
+    # USD per container asking more memory (`memory_limit`), by limit: {"4g": ..., "16g": ...};
+    # a limit not listed is refused.
+    container_memory_prices: dict[str, Usd] = field(default_factory=dict)
+    # The `max_tool_calls` the gateway adds to a request with priced tools that sets none, so
+    # that its worst case is bounded.
+    default_max_tool_calls: int = 8
+
+
+@dataclass(frozen=True, slots=True)
 class CacheConfig:
     """The exact response cache (chat completions and the Responses API), in Redis: off unless a
     team, a routing policy or the request's `x-gateway-cache` header turns it on."""
@@ -527,6 +549,7 @@ class Config:
     compat: CompatConfig = field(default_factory=CompatConfig)
     responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    hosted_tools: HostedToolsConfig = field(default_factory=HostedToolsConfig)
     passthrough: PassthroughConfig = field(default_factory=PassthroughConfig)
     batches: BatchesConfig = field(default_factory=BatchesConfig)
     fine_tuning: FineTuningConfig = field(default_factory=FineTuningConfig)

@@ -28,6 +28,7 @@ from gateway.admission.decision import Decision, OutputCap, refusal_kind, settli
 from gateway.admission.plan import Plan
 from gateway.admission.pricing import worst_case_micros
 from gateway.admission.redis_side import EarlyStart, Ticket
+from gateway.admission.tool_fees import ToolFees
 from gateway.compat.patches import Adapted, adapt_response
 from gateway.config import Capabilities, ModelConfig, Price
 from gateway.observability.record import Exchange
@@ -401,9 +402,9 @@ class Attempt:
         if found is not None:  # pass-through: priced by the model that answered
             ticket.settle(usage, found[1].price, found[0])
         elif stopped:
-            ticket.settle_within_hold(usage)
+            ticket.settle_within_hold(usage, self.stream_fees(meter))
         else:
-            ticket.settle(usage)
+            ticket.settle(usage, fees=self.stream_fees(meter))
 
     def settle(self, status: int, content: bytes) -> None:
         """Charge a finished, whole answer the usage it reports (`settle_whole`; nothing for
@@ -422,7 +423,15 @@ class Attempt:
         if found is not None:  # pass-through: priced by the model that answered
             ticket.settle(usage, found[1].price, found[0])
         else:
-            settle_whole(ticket, usage)
+            settle_whole(ticket, usage, self.answer_fees(answer))
+
+    def answer_fees(self, answer: dict[str, Any] | None) -> int:
+        """What upstream bills for a whole answer beside its tokens (hosted tools' calls)."""
+        return 0
+
+    def stream_fees(self, meter: StreamMeter) -> int:
+        """What upstream bills for a stream beside its tokens (hosted tools' calls)."""
+        return 0
 
 
 # Failures after upstream generated an answer, which it bills, that never said what it cost:
@@ -448,14 +457,14 @@ def settle_failure(ticket: Ticket, exc: GatewayError) -> None:
         ticket.release()
 
 
-def settle_whole(ticket: Ticket, usage: Usage | None) -> None:
-    """The charge of a whole answer upstream billed: the usage it reports; one that reports
-    none (a priced call) is charged its hold, never less than upstream bills, as a cut-off
-    answer is."""
+def settle_whole(ticket: Ticket, usage: Usage | None, fees: int = 0) -> None:
+    """The charge of a whole answer upstream billed: the usage it reports and its `fees`; one
+    that reports no usage (a priced call) is charged its hold, never less than upstream bills,
+    as a cut-off answer is."""
     if usage is None and ticket.price is not None:
         ticket.settle_at_reserve()
     else:
-        ticket.settle(usage)
+        ticket.settle(usage, fees=fees)
 
 
 class ModelAttempt(Attempt, ABC):
@@ -463,7 +472,7 @@ class ModelAttempt(Attempt, ABC):
     lacks, hold its worst case (when admission is on), `answer`. Whatever fails frees the hold;
     an early call the admission made ready but nothing took is aborted."""
 
-    __slots__ = ("body", "caps", "config", "copies", "early", "stream")
+    __slots__ = ("body", "caps", "config", "copies", "early", "fees_held", "stream")
     ANSWERS_JSON = True
 
     def __init__(
@@ -484,6 +493,7 @@ class ModelAttempt(Attempt, ABC):
         self.body = b""
         self.stream = False
         self.copies = 1  # answers asked for (`n`)
+        self.fees_held = 0  # beside the tokens (hosted tools)
 
     async def run(self) -> Response:
         try:
@@ -512,11 +522,11 @@ class ModelAttempt(Attempt, ABC):
         """Call, relay and settle."""
 
     async def hold_worst_case(
-        self, prompt: int, requested: int | None, early: bool, copies: int = 1
+        self, prompt: int, requested: int | None, early: bool, copies: int = 1, fees: int = 0
     ) -> None:
         """Hold the prompt and every completion token the call may use (`requested`, or the
-        model's output cap, for each of `copies` answers), at the model's prices; `early`:
-        make the call ready meanwhile."""
+        model's output cap, for each of `copies` answers), at the model's prices, and the most
+        it may be billed beside them (`fees`); `early`: make the call ready meanwhile."""
         gw, model = self.gw, self.config
         cap = min(requested or model.max_output, model.max_output) * copies
         expected = requested or gw.config.admission.default_completion_tokens
@@ -525,12 +535,22 @@ class ModelAttempt(Attempt, ABC):
         plan = (
             gw.plan_shapes()
             .get(self.caller.team, self.caller.key, self.model, endpoint=self.exchange.endpoint)
-            .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap))
+            .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap) + fees)
         )
         if early:
             self.early = EarlyCall(self, self.body)
-        self.copies = copies
+        self.copies, self.fees_held = copies, fees
         await self.admit(plan, model.price, prompt, self.early)
+
+    def charged_calls(self, fees: ToolFees, calls: dict[str, int]) -> int:
+        """The fees of the hosted tool calls an answer made (`calls` by item type, counted in
+        the metrics), never more than were held."""
+        if calls:
+            gw = self.gw
+            gw.after_response(
+                gw.metrics.count_tool_calls, self.caller.team.name, self.model or "", calls
+            )
+        return fees.charged(calls)
 
     def upstream_model(self) -> str:
         return self.config.upstream
@@ -545,11 +565,12 @@ class ModelAttempt(Attempt, ABC):
         if self.request.scope["path"].endswith("/responses"):
             return OutputCap(
                 "max_output_tokens", model.price, prompt, self.copies, model.max_output,
-                MIN_OUTPUT_TOKENS,
+                MIN_OUTPUT_TOKENS, self.fees_held,
             )  # fmt: skip
         return OutputCap(
-            "max_completion_tokens", model.price, prompt, self.copies, model.max_output
-        )
+            "max_completion_tokens", model.price, prompt, self.copies, model.max_output,
+            fees=self.fees_held,
+        )  # fmt: skip
 
     def prepared(self) -> PreparedCall | None:
         """The first upstream try the admission made ready, if any."""

@@ -102,6 +102,11 @@ def _worst_case(
         if line.get("url") != endpoint:
             raise errors.batch_line_invalid(number, f"its url is not the batch's {endpoint}")
         body: dict[str, Any] = line["body"]
+        if body.get("web_search_options") is not None:
+            # Billed by the search beside the tokens: the batch's settle reads tokens only.
+            raise errors.batch_line_invalid(
+                number, "web_search_options (searches billed by the call) are not batched here"
+            )
         default = "omni-moderation-latest" if endpoint == "/v1/moderations" else None
         name = body.get("model", default)
         found = (gw.models.get(name) or tuned.get(name)) if isinstance(name, str) else None

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import chat_extra_prompt, choices, requested_completion
+from gateway.admission.tool_fees import NO_FEES, SEARCH_ITEM, search_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt, Whole
@@ -57,8 +58,8 @@ class ChatRequest:
     """One chat request: identified, read and routed once, then served by one model or more."""
 
     __slots__ = (
-        "body", "caller", "exchange", "gw", "payload", "request", "routed", "substituted",
-        "tuned",
+        "body", "caller", "exchange", "fees", "gw", "payload", "request", "routed",
+        "substituted", "tuned",
     )  # fmt: skip
     API = "chat"  # the response cache's name for it
 
@@ -71,6 +72,8 @@ class ChatRequest:
         self.substituted: Substitution | None = None
         # The team's own fine-tune the request names, served as its base (the label routed).
         self.tuned: ModelConfig | None = None
+        # What upstream bills beside the tokens: hosted tools, or a search model's search.
+        self.fees = NO_FEES
 
     async def serve(self) -> Response:
         try:
@@ -135,6 +138,7 @@ class ChatRequest:
         unowned = unowned_reference(self.payload)
         if unowned is not None:
             raise errors.unsupported_reference(unowned)
+        self.fees = search_fees(self.payload, gw.config.hosted_tools)
 
     async def route(self) -> str:
         """The configured model that serves first: an alias routed, a name checked."""
@@ -241,7 +245,7 @@ class ChatRequest:
 class ChatAttempt(ModelAttempt):
     """One try at one model: patch, admit, then call, relay and settle."""
 
-    __slots__ = ("adapted", "effort", "emulated_as", "payload", "strip_usage")
+    __slots__ = ("adapted", "effort", "emulated_as", "fees", "payload", "strip_usage")
 
     def __init__(self, chat: ChatRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(
@@ -250,6 +254,7 @@ class ChatAttempt(ModelAttempt):
         self.payload = chat.payload
         self.body = chat.body
         self.effort = chat.effort
+        self.fees = chat.fees
 
     def patch(self) -> None:
         """Rewrite the request for what the model lacks (`strip_usage`: the usage chunk this
@@ -306,8 +311,21 @@ class ChatAttempt(ModelAttempt):
         # An emulated answer is parsed whole before it is sent: no early call.
         await self.hold_worst_case(
             prompt, requested_completion(payload), early=self.emulated_as is None,
-            copies=choices(payload),
+            copies=choices(payload), fees=self.fees.worst_case,
         )  # fmt: skip
+
+    def answer_fees(self, answer: dict[str, Any] | None) -> int:
+        return self.search_fee()
+
+    def stream_fees(self, meter: StreamMeter) -> int:
+        return self.search_fee()
+
+    def search_fee(self) -> int:
+        """A search model's answer: one web search, made before it writes (so also billed
+        when its stream is cut)."""
+        if not self.fees.worst_case:
+            return 0
+        return self.charged_calls(self.fees, {SEARCH_ITEM: 1})
 
     async def answer(self) -> Response:
         """Call, relay and settle, or the answers the gateway builds itself."""

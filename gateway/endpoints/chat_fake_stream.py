@@ -55,7 +55,7 @@ async def fake_streamed(
         if ticket is not None and isinstance(exc, GatewayError) and exc.status == 499:
             # The client left; upstream still answers and bills: charge that answer.
             attempt.ticket = None
-            charge_when_done(task, ticket)
+            charge_when_done(task, ticket, attempt.answer_fees(None))
         else:
             task.cancel()
         raise
@@ -68,7 +68,7 @@ async def fake_streamed(
             return relayed(content, status, out_headers + encoded(own_headers))
         events, usage = _fake_stream_events(content, adapted)
         if ticket is not None:
-            gw.after_response(settle_whole, ticket, usage)
+            gw.after_response(settle_whole, ticket, usage, attempt.answer_fees(None))
         attempt.exchange.first_token_at = time.perf_counter()
         response = Response(events, media_type=sse.CONTENT_TYPE)
         response.raw_headers += encoded(own_headers)
@@ -85,9 +85,10 @@ async def fake_streamed(
 _CHARGING: set[asyncio.Future[Whole]] = set()
 
 
-def charge_when_done(call: asyncio.Future[Whole], ticket: Ticket) -> None:
+def charge_when_done(call: asyncio.Future[Whole], ticket: Ticket, fees: int = 0) -> None:
     """Charge a whole upstream answer when it arrives, whoever waits for it, as one the client
-    read would be: its usage (`settle_whole`), or as its failure says (`settle_failure`)."""
+    read would be: its usage and `fees` (`settle_whole`), or as its failure says
+    (`settle_failure`)."""
 
     def done(finished: asyncio.Future[Whole]) -> None:
         _CHARGING.discard(finished)
@@ -106,7 +107,7 @@ def charge_when_done(call: asyncio.Future[Whole], ticket: Ticket) -> None:
             ticket.release()
             return
         answer = whole_answer(content)  # a 200 that is no JSON object failed in `fetch`
-        settle_whole(ticket, usage_from(answer.get("usage")) if answer is not None else None)
+        settle_whole(ticket, usage_from(answer.get("usage")) if answer is not None else None, fees)
 
     _CHARGING.add(call)
     call.add_done_callback(done)
@@ -167,7 +168,7 @@ async def _keepalive_then_answer(
             return
         events, usage = _fake_stream_events(content, adapted)
         if ticket is not None:
-            settle_whole(ticket, usage)
+            settle_whole(ticket, usage, attempt.answer_fees(None))
         attempt.exchange.first_token_at = time.perf_counter()
         yield events
     finally:
@@ -175,6 +176,6 @@ async def _keepalive_then_answer(
         if ticket is not None and not ticket.done:
             # The client left (while the model thought, or before the answer went out):
             # upstream answers and bills it whole, so that answer is what is charged.
-            charge_when_done(call, ticket)
+            charge_when_done(call, ticket, attempt.answer_fees(None))
         elif not call.done():
             call.cancel()  # nothing left to charge: no need to wait for it

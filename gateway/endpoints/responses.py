@@ -28,6 +28,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.admission.tool_fees import tool_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt
@@ -41,6 +42,7 @@ from gateway.translate import responses_chat
 from gateway.translate.responses_chat_stream import EventStream
 from gateway.wire import errors, sse, tokens, validation
 from gateway.wire.errors import GatewayError
+from gateway.wire.hosted_tools import call_counts
 from gateway.wire.references import given_back_items, unowned_reference
 from gateway.wire.usage import ResponsesStreamMeter, StreamMeter, item_ids, output_item_ids
 
@@ -91,6 +93,7 @@ class ResponsesRequest(ChatRequest):
         for i, tool in enumerate(tools):
             if tool.get("type") in UNPRICED_TOOLS:
                 raise errors.tool_not_priced(f"tools[{i}].type", str(tool["type"]))
+        self.fees = tool_fees(original, gw.config.hosted_tools)
         unknown = await gw.responses.unknown_items(
             self.caller.team.name, given_back_items(original)
         )
@@ -319,6 +322,9 @@ class NativeAttempt(ModelAttempt):
                 self.exchange.patches = self.patches
                 gw.after_response(gw.metrics.count_patches, self.model, self.patches)
         payload["model"] = self.config.upstream
+        if req.fees.injected:
+            # Bounds the calls upstream makes, and so what is held for them.
+            payload["max_tool_calls"] = req.fees.max_calls
         own = payload.get("safety_identifier")
         payload["safety_identifier"] = gw.safety_identifier(
             self.caller.team.name, own if isinstance(own, str) else None
@@ -333,7 +339,18 @@ class NativeAttempt(ModelAttempt):
             # A stored prompt template: its text is upstream's, its length unknown here; it can
             # fill the context, so that is what is held.
             prompt = max(prompt, self.config.context)
-        await self.hold_worst_case(prompt, requested, early=True)
+        await self.hold_worst_case(prompt, requested, early=True, fees=self.req.fees.worst_case)
+
+    def answer_fees(self, answer: dict[str, Any] | None) -> int:
+        output = answer.get("output") if answer is not None else None
+        return self.charged_calls(
+            self.req.fees, call_counts(output) if isinstance(output, list) else {}
+        )
+
+    def stream_fees(self, meter: StreamMeter) -> int:
+        if not isinstance(meter, ResponsesStreamMeter):
+            return 0
+        return self.charged_calls(self.req.fees, meter.hosted_calls())
 
     async def answer(self) -> Response:
         response = await self.forward(self.body, self.stream, prepared=self.prepared())
@@ -367,7 +384,7 @@ class NativeAttempt(ModelAttempt):
                 team = self.caller.team
                 follower.follow_soon(
                     "response", response_id, team.name, team.upstream_key_env, ticket.plan,
-                    price=asdict(self.config.price),
+                    price=asdict(self.config.price), fees=self.req.fees.record(),
                 )  # fmt: skip
             else:
                 ticket.settle_at_reserve()

@@ -157,6 +157,13 @@ class Metrics:
             ["model", "kind"],
             registry=r,
         )
+        self.tool_calls = Counter(
+            "gateway_tool_calls_total",
+            "Hosted tool calls (web search, file search, code interpreter) charged, by team, "
+            "model and tool.",
+            ["team", "model", "tool"],
+            registry=r,
+        )
         self.adaptive_patches = Counter(
             "gateway_adaptive_patches_total",
             "Capabilities upstream refused although the table granted them, patched from then on.",
@@ -325,6 +332,11 @@ class Metrics:
             if child is None:
                 child = self._children[labels] = self.patches.labels(*labels)
             child.inc()
+
+    def count_tool_calls(self, team: str, model: str, calls: Mapping[str, int]) -> None:
+        """`calls` by output item type (`web_search_call`): counted by tool (`web_search`)."""
+        for item_type, n in calls.items():
+            self.tool_calls.labels(team, model, item_type.removesuffix("_call")).inc(n)
 
     def time_redis(self, op: str, seconds: float) -> None:
         self._redis_timers[op].observe(seconds)

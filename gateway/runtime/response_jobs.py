@@ -1,8 +1,8 @@
 """Background responses, as the gateway follows them (`runtime.follower`): held at creation
 (their worst case, like any Responses call) and charged once upstream says they ended, to the
-usage the finished response reports at its model's price. One that ends without usage
-(cancelled before it wrote anything upstream reports) is charged its hold: upstream may have
-billed all of it, and the gateway cannot see less.
+usage the finished response reports at its model's price and the fees of the hosted tool calls
+it made. One that ends without usage (cancelled before it wrote anything upstream reports) is
+charged its hold: upstream may have billed all of it, and the gateway cannot see less.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.admission.pricing import cost_micros
+from gateway.admission.tool_fees import ToolFees, with_fees
 from gateway.config import Price
 from gateway.runtime.follower import Ended, JobKind, Read
+from gateway.wire.hosted_tools import call_counts
 from gateway.wire.usage import Usage, usage_from
 
 
@@ -25,6 +27,10 @@ class BackgroundResponses(JobKind):
         """A response followed with the price of the model that served it (`price`: a fine-tune
         is priced apart from its base, so the price travels, not the name)."""
         used = usage_from(job.get("usage"))
+        reserve = int(record["plan"]["reserve"])
         if used is None:
-            return Ended(Usage(), int(record["plan"]["reserve"]))
-        return Ended(used, cost_micros(Price(**record["price"]), used))
+            return Ended(Usage(), reserve)
+        output = job.get("output")
+        fees = ToolFees.from_record(record.get("fees"))
+        fee = fees.charged(call_counts(output if isinstance(output, list) else ()))
+        return Ended(used, with_fees(cost_micros(Price(**record["price"]), used), fee, reserve))

@@ -42,6 +42,9 @@ Request-header knobs, honoured when `config.header_knobs` is true:
     x-sim-answer-b64: B64        the same, base64 of UTF-8 (for text with newlines)
     x-sim-o1-streaming: true     o1 models accept `stream` (the November 2024 behaviour)
     x-sim-reasoning-tokens: N    reasoning tokens a reasoning model reports
+    x-sim-tool-calls: N          /v1/responses: the hosted tool calls (web search, file search,
+                                 code interpreter) the response makes, within max_tool_calls
+                                 (default: one per hosted tool of the request)
     x-sim-batch: complete        POST /v1/batches: the batch is completed at once
     x-sim-today: YYYY-MM-DD      the day the request is answered on (replaces config.today):
                                  a model shut down by then, or not yet released, is 404

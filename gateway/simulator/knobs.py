@@ -42,6 +42,8 @@ class Knobs:
     batch_complete: bool = False
     # `x-sim-today: YYYY-MM-DD`: the day this request is answered on (replaces config.today).
     today: date | None = None
+    # `x-sim-tool-calls: N`: the hosted tool calls (web search, ...) a response makes.
+    tool_calls: int | None = None
 
 
 NO_KNOBS = Knobs()
@@ -77,6 +79,10 @@ def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
                 knobs.batch_complete = True
             elif name == "x-sim-today":
                 knobs.today = iso_date(value)
+            elif name == "x-sim-tool-calls":
+                knobs.tool_calls = int(value)
+                if knobs.tool_calls < 0:
+                    raise ValueError("must not be negative")
             elif name == "x-sim-reasoning-tokens":
                 knobs.reasoning_tokens = int(value)
                 if knobs.reasoning_tokens < 0:

@@ -18,6 +18,7 @@ import orjson
 
 from gateway.simulator import listing
 from gateway.simulator.answers import Answer, argument_deltas, word_deltas
+from gateway.simulator.hosted_calls import STAGES, call_events
 from gateway.simulator.ids import response_item_id
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses import format_of
@@ -31,6 +32,7 @@ def settings(body: dict[str, Any], model: str, effort: str | None = None) -> dic
     return {
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
         "model": model,
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"),
@@ -52,6 +54,8 @@ def settings(body: dict[str, Any], model: str, effort: str | None = None) -> dic
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") != "function":
+        return tool  # a hosted tool, echoed as given
     return {
         "type": "function",
         "name": tool["name"],
@@ -149,6 +153,8 @@ def stream_events(response: dict[str, Any]) -> list[dict[str, Any]]:
     for index, item in enumerate(response["output"]):
         if item["type"] == "function_call":
             events.extend(_function_call_events(index, item))
+        elif item["type"] in STAGES:
+            events.extend(call_events(index, item))
         else:
             events.extend(_message_events(index, item))
     final = "response.incomplete" if response["status"] == "incomplete" else "response.completed"

@@ -24,13 +24,15 @@ from gateway.simulator import openai_errors as oe
 from gateway.simulator.efforts import effort_error, effort_of
 from gateway.simulator.ids import response_item_id
 from gateway.simulator.openai_errors import SimError
-from gateway.simulator.rules import ChatModel, resolve_chat_model
+from gateway.simulator.rules import ChatModel, integer_error, resolve_chat_model
+from gateway.wire.hosted_tools import PRICE_NAMES
 
 MIN_OUTPUT_TOKENS = 16
 ROLES = ("assistant", "system", "developer", "user")
 ITEM_TYPES = ("message", "function_call", "function_call_output", "item_reference")
 PART_TYPES = ("input_text", "output_text", "input_image", "refusal")
 TOOL_CHOICES = ("none", "auto", "required")
+TOOL_TYPES = ("function", *PRICE_NAMES)
 FORMAT_TYPES = ("text", "json_object", "json_schema")
 KNOWN_PARAMETERS = frozenset(
     {
@@ -172,6 +174,9 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
     previous = body.get("previous_response_id")
     if previous is not None and not isinstance(previous, str):
         return oe.invalid_type("previous_response_id", "a string", previous)
+    calls = body.get("max_tool_calls")
+    if calls is not None and (error := integer_error("max_tool_calls", calls, 0)) is not None:
+        return error
     truncation = body.get("truncation")
     if truncation is not None and truncation not in ("auto", "disabled"):
         return oe.invalid_value("truncation", truncation, ("auto", "disabled"))
@@ -196,8 +201,14 @@ def _check_tools(body: dict[str, Any]) -> SimError | None:
         for i, tool in enumerate(tools):
             if not isinstance(tool, dict):
                 return oe.invalid_type(f"tools[{i}]", "an object", tool)
-            if tool.get("type") != "function":
-                return oe.invalid_value(f"tools[{i}].type", tool.get("type"), ("function",))
+            kind = tool.get("type")
+            if kind in PRICE_NAMES:
+                error = _check_hosted(tool, kind, f"tools[{i}]")
+                if error is not None:
+                    return error
+                continue
+            if kind != "function":
+                return oe.invalid_value(f"tools[{i}].type", kind, TOOL_TYPES)
             # Chat's nested {"function": {...}} shape lands here: the name is not at the top.
             if not isinstance(tool.get("name"), str):
                 return oe.missing_parameter(f"tools[{i}].name")
@@ -209,6 +220,17 @@ def _check_tools(body: dict[str, Any]) -> SimError | None:
             return None
         return oe.missing_parameter("tool_choice.name")
     return oe.invalid_value("tool_choice", choice, TOOL_CHOICES)
+
+
+def _check_hosted(tool: dict[str, Any], kind: str, where: str) -> SimError | None:
+    """A hosted tool's own fields: a file search's stores, a code interpreter's container."""
+    if kind == "file_search":
+        stores = tool.get("vector_store_ids")
+        if not isinstance(stores, list):
+            return oe.missing_parameter(f"{where}.vector_store_ids")
+    if kind == "code_interpreter" and tool.get("container") is None:
+        return oe.missing_parameter(f"{where}.container")
+    return None
 
 
 def _check_format(body: dict[str, Any]) -> SimError | None:
@@ -320,6 +342,11 @@ def as_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return messages
 
 
+def query_of(items: list[dict[str, Any]]) -> str:
+    """What a hosted tool searches for: the start of the last input item's text."""
+    return _text(items[-1].get("content"))[:80] if items else ""
+
+
 def _item_type(item: dict[str, Any]) -> str:
     # A bare {"role", "content"} is a message (the easy input form).
     kind = item.get("type")
@@ -352,12 +379,14 @@ def chat_body(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str,
     a forced `tool_choice` would call again forever).
     """
     chat: dict[str, Any] = {"model": body["model"], "messages": messages}
-    tools = body.get("tools")
+    # Hosted tools run upstream (`hosted_calls`): the model calls only its function tools.
+    given = body.get("tools")
+    tools = [tool for tool in given if tool.get("type") == "function"] if given else []
     ends_with_result = bool(messages) and messages[-1]["role"] == "tool"
-    if isinstance(tools, list) and tools and not ends_with_result:
+    if tools and not ends_with_result:
         chat["tools"] = [{"type": "function", "function": _function(tool)} for tool in tools]
         choice = body.get("tool_choice")
-        if isinstance(choice, dict):
+        if isinstance(choice, dict) and choice.get("type") == "function":
             chat["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
         elif choice is not None:
             chat["tool_choice"] = choice

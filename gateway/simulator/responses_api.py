@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from gateway.simulator import bill, responses
+from gateway.simulator import bill, hosted_calls, responses
 from gateway.simulator import openai_errors as oe
 from gateway.simulator import response_shapes as shapes
 from gateway.simulator.answers import compose, prompt_seed
@@ -41,6 +41,7 @@ PREFIX = "/v1/responses"
 # Seeds of one response's ids: its own, its output items', its input items'.
 _OUTPUT_SEEDS = 1 << 20
 _INPUT_SEEDS = 2 << 20
+_HOSTED_SEEDS = 3 << 20
 
 
 Handler = Callable[[Call], Awaitable[None]]
@@ -67,10 +68,11 @@ class ResponsesApi:
         return None
 
     def build(
-        self, body: dict[str, Any], key: str, answer_knob: str | None
+        self, body: dict[str, Any], key: str, answer_knob: str | None, tool_calls: int | None = None
     ) -> tuple[Stored | SimError, int]:
         """The response to a create request (not yet stored), or its error; and the tokens the
-        rate window admits for it. Batch lines use this too."""
+        rate window admits for it (`tool_calls`: the hosted tool calls it makes, see
+        `hosted_calls`). Batch lines use this too."""
         model = responses.resolve_model(body)
         if isinstance(model, SimError):
             return model, 0
@@ -107,7 +109,11 @@ class ResponsesApi:
             cached_tokens=host.prompt_cache.lookup_and_store(messages, per_message),
             answer=answer_knob,
         )
-        output = shapes.output_items(answer, seed + _OUTPUT_SEEDS)
+        query = responses.query_of(items)
+        output = [
+            *hosted_calls.call_items(body, tool_calls, query, seed + _HOSTED_SEEDS),
+            *shapes.output_items(answer, seed + _OUTPUT_SEEDS),
+        ]
         background = body.get("background") is True
         response = shapes.response_object(
             response_item_id("resp", seed),
@@ -142,7 +148,7 @@ class ResponsesApi:
         body = await host.body_or_answered(call)
         if body is None:
             return
-        stored, tokens = self.build(body, call.key, call.knobs.answer)
+        stored, tokens = self.build(body, call.key, call.knobs.answer, call.knobs.tool_calls)
         rates = host.admit(call, tokens)
         if isinstance(stored, SimError):
             await host.reply_error(call, stored, rates)

@@ -358,18 +358,16 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
         value = body.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            return oe.invalid_type(name, "an integer", value)
-        if value < 1:
-            return oe.below_minimum(name, 1, value)
+        error = integer_error(name, value, 1)
+        if error is not None:
+            return error
         if value > model.max_output:
             return oe.max_output_too_large(name, value, model.max_output)
     n = body.get("n")
     if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int):
-            return oe.invalid_type("n", "an integer", n)
-        if n < 1:
-            return oe.below_minimum("n", 1, n)
+        error = integer_error("n", n, 1)
+        if error is not None:
+            return error
         if n > _MAX_N:
             return oe.above_maximum("n", _MAX_N, n)
     for name, maximum in (("temperature", 2), ("top_p", 1)):
@@ -405,3 +403,12 @@ def _mentions_json(messages: list[dict[str, Any]]) -> bool:
                 if isinstance(part, dict) and "json" in str(part.get("text", "")).lower():
                     return True
     return False
+
+
+def integer_error(name: str, value: Any, minimum: int) -> SimError | None:
+    """OpenAI's refusal of a parameter that is no integer, or one below `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return oe.invalid_type(name, "an integer", value)
+    if value < minimum:
+        return oe.below_minimum(name, minimum, value)
+    return None

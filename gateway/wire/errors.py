@@ -27,6 +27,7 @@ invalid_request_error
   400  unsupported_content           image_input_unsupported   an image for a text-only model
   400  unsupported_value             tool_unsupported          a hosted tool the model lacks
   400  unsupported_value             tool_not_priced           a hosted tool billed at prices not held
+  400  tool_not_priced               tool_price_unset          a hosted tool without a configured price
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
@@ -631,6 +632,19 @@ def tool_not_priced(param: str, tool_type: str) -> GatewayError:
     )
 
 
+def tool_price_unset(param: str, tool_type: str, config_key: str) -> GatewayError:
+    """A hosted tool OpenAI bills by the call or the container, whose price the operator has
+    not configured: without it the gateway could neither hold nor charge what it costs."""
+    return GatewayError(
+        400,
+        f"Tool '{tool_type}' is not available: OpenAI bills each of its calls beside the "
+        f"tokens, and this gateway has no price for it. An operator can set `{config_key}` "
+        "(USD) in the gateway's configuration to serve it.",
+        param=param,
+        code="tool_not_priced",
+    )
+
+
 # -- admission: limits and budgets ----------------------------------------------------------------
 
 
@@ -688,7 +702,10 @@ def request_over_budget(
     if param is not None and fitting_cap is not None:
         message += f" Set {param} to at most {fitting_cap} for it to fit."
     elif param is not None:
-        message += f" No {param} makes it fit: its input alone costs about that much."
+        message += (
+            f" No {param} makes it fit: its input (and any hosted tool calls, `max_tool_calls`)"
+            " alone costs about that much."
+        )
     else:
         message += " A smaller request may fit."
     out = dict(headers)

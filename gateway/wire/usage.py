@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from gateway.wire import sse, tokens
+from gateway.wire.hosted_tools import call_counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +231,9 @@ class ResponsesStreamMeter(StreamMeter):
     the rest (items and parts added or done, which repeat what the deltas said) are skipped.
     """
 
-    __slots__ = ("context_tokens", "events", "on_response", "response", "response_id")
+    __slots__ = (
+        "context_tokens", "events", "final", "on_response", "response", "response_id", "started",
+    )  # fmt: skip
 
     def __init__(self, on_response: Callable[[str, int, list[str]], None] | None = None) -> None:
         super().__init__(False)  # the Responses API always reports usage: nothing to strip
@@ -240,6 +243,10 @@ class ResponsesStreamMeter(StreamMeter):
         # next event's `sequence_number`): what a failure the gateway reports continues.
         self.response: dict[str, Any] | None = None
         self.events = 0
+        # The response as its terminal event told it, and the hosted tool calls begun so far
+        # (by item type): what the calls the response made are counted from.
+        self.final: dict[str, Any] | None = None
+        self.started: dict[str, int] = {}
         # Told the response's id when the stream names it, and again with the context tokens
         # and the ids of its output items when it ends (the gateway records who owns them).
         self.on_response = on_response
@@ -288,11 +295,17 @@ class ResponsesStreamMeter(StreamMeter):
             if isinstance(delta, str):
                 self._literals.append(orjson.dumps(delta))
             return
+        if kind == "response.output_item.added":
+            for item_type, n in call_counts((event.get("item"),)).items():
+                self.started[item_type] = self.started.get(item_type, 0) + n
+            return
         response = event.get("response")
         if not isinstance(response, dict):
             return
         if self.response is None:
             self.response = response
+        if kind in _RESPONSES_TERMINAL:
+            self.final = response
         if not self.model and isinstance(response.get("model"), str):
             self.model = response["model"]
         usage = usage_from(response.get("usage")) if kind in _RESPONSES_TERMINAL else None
@@ -305,6 +318,14 @@ class ResponsesStreamMeter(StreamMeter):
             if self.on_response is not None:
                 items = output_item_ids(response) if usage is not None else []
                 self.on_response(named, self.context_tokens, items)
+
+    def hosted_calls(self) -> dict[str, int]:
+        """The hosted tool calls the response made, by item type: as its terminal event lists
+        them, or, for a stream cut before it, as many as began."""
+        final = self.final
+        if final is not None and isinstance(final.get("output"), list):
+            return call_counts(final["output"])
+        return dict(self.started)
 
 
 def output_item_ids(response: Any) -> list[str]:
@@ -329,9 +350,11 @@ _RESPONSES_DELTA_TYPES = frozenset(
 )
 _RESPONSES_DELTAS = frozenset(kind.encode() for kind in _RESPONSES_DELTA_TYPES)
 _RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-# The events parsed: the first names the response and its model, the last has the usage.
+# The events parsed: the first names the response and its model, the last has the usage; an
+# item added may be a hosted tool's call.
 _RESPONSES_LIFECYCLE = frozenset(
-    kind.encode() for kind in ("response.created", *_RESPONSES_TERMINAL)
+    kind.encode()
+    for kind in ("response.created", "response.output_item.added", *_RESPONSES_TERMINAL)
 )
 # A delta event's text: the JSON string literal of its `delta` field.
 _DELTA_LITERAL = re.compile(rb'"delta"\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*")')

@@ -87,7 +87,11 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
 
 # The Responses API's own bounds: `max_output_tokens` has a minimum of 16.
 MIN_OUTPUT_TOKENS = 16
-_RESPONSES_INTEGERS = (("max_output_tokens", MIN_OUTPUT_TOKENS, MAX_COMPLETION_TOKENS),)
+_RESPONSES_INTEGERS = (
+    ("max_output_tokens", MIN_OUTPUT_TOKENS, MAX_COMPLETION_TOKENS),
+    # Every hosted tool call is held at its price: a bound keeps the hold a number.
+    ("max_tool_calls", 0, MAX_COMPLETION_TOKENS),
+)
 _RESPONSES_FLAGS = ("stream", "store", "background", "parallel_tool_calls")
 _RESPONSES_STRINGS = ("instructions", "previous_response_id", "user")
 

@@ -40,6 +40,7 @@ ALLOWED_METRICS = frozenset(
         "gateway_ratelimit_refusals_total",
         "gateway_route_decisions_total",
         "gateway_patches_total",
+        "gateway_tool_calls_total",
         "gateway_adaptive_patches_total",
         "gateway_upstream_retries_total",
         "gateway_upstream_fallbacks_total",

@@ -37,6 +37,7 @@ EVENT_ONLY = (
     "gateway_upstream_fallbacks_total",
     "gateway_adaptive_patches_total",
     "gateway_model_substitutions_total",  # tests/server/routing/test_lineups.py counts them
+    "gateway_tool_calls_total",  # tests/redis/endpoints/test_hosted_tools.py counts them
 )
 
 

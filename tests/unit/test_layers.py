@@ -28,6 +28,7 @@ PURE = (
     "gateway.config",
     "gateway.admission.plan",
     "gateway.admission.pricing",
+    "gateway.admission.tool_fees",
     "gateway.admission.decision",
     "gateway.admission.local_buckets",
     "gateway.admission.auth_backoff",

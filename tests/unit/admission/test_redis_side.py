@@ -67,6 +67,13 @@ def test_a_worst_case_over_what_is_left_names_what_is_left_and_the_cap_that_fits
     assert error.headers["retry-after-ms"] == "200" and "x-should-retry" not in error.headers
 
 
+def test_a_cap_suggested_beside_hosted_tool_fees_leaves_room_for_them() -> None:
+    price = Price(input=2_500_000, cached_input=1_250_000, output=10_000_000)
+    searches = OutputCap("max_output_tokens", price, 0, 1, 16_384, least=16, fees=40_000)
+    assert searches.largest_within(50_000) == 1_000  # $0.01 left beside the searches
+    assert searches.largest_within(39_999) is None  # the searches alone do not fit
+
+
 def test_limits_are_unused_here() -> None:
     # Limits/ModelLimits are the config shapes plans are built from
     # (see tests/unit/admission/test_plan.py).

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import ConfigError, load_config, usd_to_micros
+from gateway.config import ConfigError, HostedToolsConfig, load_config, usd_to_micros
 from tests.conftest import ROOT
 
 SHIPPED = (ROOT / "config" / "gateway.yaml").read_text()
@@ -107,6 +107,14 @@ def test_generic_environment_overrides_are_typed() -> None:
             "admission: {left_stream_margin_tokens: -1}\nmodels: {m: {upstream: x}}",
             "admission.left_stream_margin_tokens",
         ),
+        (
+            "hosted_tools: {default_max_tool_calls: 0}\nmodels: {m: {upstream: x}}",
+            "hosted_tools.default_max_tool_calls",
+        ),
+        (
+            "hosted_tools: {web_serach: 0.01}\nmodels: {m: {upstream: x}}",
+            "did you mean 'web_search'",
+        ),
     ],
 )
 def test_invalid_config_names_the_bad_key(text: str, message: str) -> None:
@@ -145,6 +153,19 @@ def test_usd_amounts_are_exact_integers() -> None:
         usd_to_micros(-1, "p")
     with pytest.raises(ConfigError):
         usd_to_micros(True, "p")
+
+
+def test_hosted_tools_ship_unpriced_and_take_exact_prices() -> None:
+    shipped = load_config(SHIPPED, {})
+    assert shipped.hosted_tools == HostedToolsConfig()  # no prices: every hosted tool refused
+    assert shipped.hosted_tools.web_search is None
+    config = load_config(
+        SHIPPED,
+        {"O1GW__HOSTED_TOOLS__FILE_SEARCH": "0.0025", "O1GW__HOSTED_TOOLS__WEB_SEARCH": "0"},
+    )
+    assert config.hosted_tools.file_search == 2_500
+    assert config.hosted_tools.web_search == 0  # configured free, not unset
+    assert config.hosted_tools.default_max_tool_calls == 8
 
 
 def test_cached_input_defaults_to_half_the_input_price() -> None:

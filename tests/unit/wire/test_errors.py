@@ -130,6 +130,9 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "translated_unsupported": lambda: errors.translated_unsupported("background", "o1-mini"),
     "tool_not_priced": lambda: errors.tool_not_priced("tools[0].type", "image_generation"),
     "tool_unsupported": lambda: errors.tool_unsupported("tools[0].type", "web_search", "o1-mini"),
+    "tool_price_unset": lambda: errors.tool_price_unset(
+        "tools[0].type", "web_search", "hosted_tools.web_search"
+    ),
     "budget_exceeded": budget_spent,
     "request_over_budget": worst_case_over_budget,
     "rate_limit_reached": tokens_used_up,

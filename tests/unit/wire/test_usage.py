@@ -312,3 +312,22 @@ def test_a_responses_stream_notes_its_response_events_and_an_error() -> None:
     whole = ResponsesStreamMeter()
     whole.feed(RESPONSES_STREAM)
     assert not whole.failed and whole.events == RESPONSES_STREAM.count(b"\n\n")
+
+
+def test_a_responses_stream_counts_its_hosted_tool_calls() -> None:
+    searching = {"id": "ws_1", "type": "web_search_call", "status": "in_progress"}
+    begun = (
+        event("response.created", sequence_number=0, response=RESPONSE)
+        + event("response.output_item.added", sequence_number=1, output_index=0, item=searching)
+        + event("response.web_search_call.searching", sequence_number=2, item_id="ws_1")
+        + event("response.output_item.added", sequence_number=3, output_index=1,
+                item={**searching, "id": "ws_2"})
+    )  # fmt: skip
+    cut = ResponsesStreamMeter()
+    cut.feed(begun)
+    assert cut.hosted_calls() == {"web_search_call": 2}  # the calls begun, without its end
+    done = ResponsesStreamMeter()
+    output = [{"type": "web_search_call"}, {"type": "file_search_call"}, {"type": "message"}]
+    end = {**RESPONSE, "usage": RESPONSES_USAGE, "output": output}
+    done.feed(begun + event("response.completed", sequence_number=4, response=end))
+    assert done.hosted_calls() == {"web_search_call": 1, "file_search_call": 1}

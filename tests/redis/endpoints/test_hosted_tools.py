@@ -1,0 +1,304 @@
+"""The Responses API's hosted tools (web search, file search, code interpreter) on a real
+redis-server, through the official SDK: refused without a configured price before anything
+reaches upstream; held at their worst case beside the tokens (`max_tool_calls` calls at the
+dearest price, the gateway adding `max_tool_calls` when the client did not); charged the calls
+the response made, plain, streamed or in the background, never more than was held."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+import redis
+
+from gateway.admission.pricing import worst_case_micros
+from gateway.config import Usd, usd_to_micros
+from gateway.wire import tokens
+from tests.conftest import GatewayFactory, ServerThread, scrape
+from tests.redis.admission.test_end_to_end import month, spend
+from tests.redis.endpoints.teams import sdk, serve_teams
+from tests.redis.endpoints.test_responses import PRICES, priced
+
+SEARCH = 10_000  # micro-dollars per web search ($0.01)
+FILE_SEARCH = 2_500
+CONTAINER = 30_000
+PRICED = {
+    "web_search": "0.01",
+    "web_search_preview": "0.01",
+    "file_search": "0.0025",
+    "code_interpreter": "0.03",
+}
+TEAMS: dict[str, dict[str, str]] = {
+    "metered": {"tier": "tier-5"},
+    # Covers a small call's tokens and a few searches, not the default eight.
+    "nickel": {"tier": "tier-5", "budget_usd": "0.05"},
+    # Covers a small call's tokens, not one search.
+    "penny": {"tier": "tier-5", "budget_usd": "0.005"},
+}
+WEB: list[Any] = [{"type": "web_search"}]
+PROMPT = "What happened in the news today?"
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, hosted_tools=prices_of(PRICED))
+
+
+def prices_of(usd: dict[str, str]) -> dict[str, Usd]:
+    return {name: Usd(usd_to_micros(value, name)) for name, value in usd.items()}
+
+
+def sim_requests(simulator: ServerThread) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+
+
+def token_hold(tools: list[Any], max_output: int) -> int:
+    """The tokens' worst case of a gpt-4o Responses call with `PROMPT`, as the gateway holds it."""
+    prompt = tokens.count_messages([{"role": "user", "content": PROMPT}])
+    prompt += tokens.count_text(orjson.dumps(tools).decode())
+    return worst_case_micros(PRICES["gpt-4o"], prompt, max_output)
+
+
+def assert_charged_searches(store: redis.Redis, team: str, answer: Any, searches: int) -> None:
+    """The response made `searches` web searches, and the team was charged its tokens and them."""
+    assert sum(item.type == "web_search_call" for item in answer.output) == searches
+    assert answer.usage is not None
+    assert spend(store, team) == (priced("gpt-4o", answer.usage) + searches * SEARCH, 0)
+
+
+def held(store: redis.Redis, team: str) -> int:
+    return int(store.get(f"{{t:{team}}}:held:{month()}") or 0)
+
+
+@pytest.mark.parametrize(
+    ("tool", "key"),
+    [
+        ({"type": "web_search"}, "hosted_tools.web_search"),
+        ({"type": "web_search_preview"}, "hosted_tools.web_search_preview"),
+        ({"type": "file_search", "vector_store_ids": []}, "hosted_tools.file_search"),
+        ({"type": "code_interpreter", "container": {"type": "auto"}},
+         "hosted_tools.code_interpreter"),
+        ({"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "16g"}},
+         "hosted_tools.container_memory_prices.16g"),
+        ({"type": "shell", "environment": {"type": "container_auto"}}, "hosted_tools.shell"),
+    ],
+)  # fmt: skip
+def test_a_hosted_tool_without_a_price_is_refused_before_upstream(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    store: redis.Redis,
+    tool: dict[str, Any],
+    key: str,
+) -> None:
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS)  # no prices configured
+    before = sim_requests(simulator)
+    client = sdk(gateway, "metered")
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model="gpt-4o", input=PROMPT, tools=[tool])  # type: ignore[list-item]
+    assert info.value.status_code == 400
+    assert info.value.code == "tool_not_priced"
+    assert info.value.param == "tools[0].type"
+    assert f"`{key}`" in info.value.message
+    with pytest.raises(openai.BadRequestError) as streamed:
+        client.responses.create(model="gpt-4o", input=PROMPT, tools=[tool], stream=True)  # type: ignore[list-item]
+    assert streamed.value.code == "tool_not_priced"
+    assert sim_requests(simulator) == before
+    assert spend(store, "metered") == (0, 0)
+
+
+def test_chat_web_search_options_need_the_web_search_price(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
+    before = sim_requests(simulator)
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(gateway, "metered").chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": PROMPT}],
+            web_search_options={},
+        )  # fmt: skip
+    assert info.value.code == "tool_not_priced"
+    assert info.value.param == "web_search_options"
+    assert "`hosted_tools.web_search`" in info.value.message
+    assert sim_requests(simulator) == before
+
+
+def test_chat_web_search_options_hold_one_search(gateway: ServerThread) -> None:
+    """A search model searches before each answer: one search is held beside the tokens, so a
+    team that affords the tokens alone but not the search is refused."""
+    messages: Any = [{"role": "user", "content": PROMPT}]
+    client = sdk(gateway, "penny")
+    assert client.chat.completions.create(
+        model="gpt-4o", messages=messages, max_completion_tokens=16
+    ).choices
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(
+            model="gpt-4o", messages=messages, max_completion_tokens=16, web_search_options={}
+        )
+    assert info.value.code == "request_over_budget"
+
+
+def test_a_web_search_holds_max_tool_calls_searches_the_gateway_sets(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """Without `max_tool_calls` the gateway sends the default (8) and holds that many searches
+    beside the tokens; once answered, it charges the tokens and the searches made."""
+    answers: list[Any] = []
+
+    def ask() -> None:
+        client = sdk(gateway, "metered")
+        knobs = {"x-sim-latency-ms": "1500", "x-sim-tool-calls": "3"}
+        answers.append(
+            client.responses.create(
+                model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16, extra_headers=knobs
+            )
+        )
+
+    call = threading.Thread(target=ask)
+    call.start()
+    deadline = time.monotonic() + 10
+    while (holding := held(store, "metered")) == 0:
+        assert time.monotonic() < deadline, "no hold appeared"
+        time.sleep(0.01)
+    call.join()
+    assert holding == token_hold(WEB, 16) + 8 * SEARCH
+    sent = sim_requests(simulator)[-1]["body"]
+    assert sent["max_tool_calls"] == 8
+    (answer,) = answers
+    searches = {item.status for item in answer.output if item.type == "web_search_call"}
+    assert searches == {"completed"}  # the answer after them was cut at 16 tokens
+    assert_charged_searches(store, "metered", answer, 3)
+    assert 'gateway_tool_calls_total{model="gpt-4o",team="metered",tool="web_search"} 3.0' in (
+        scrape(gateway.url)
+    )
+
+
+def test_a_team_that_cannot_afford_the_searches_worst_case_is_refused(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    """$0.05 covers the tokens and four searches, not the eight the gateway would allow."""
+    client = sdk(gateway, "nickel")
+    with pytest.raises(openai.RateLimitError) as info:
+        client.responses.create(model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16)
+    assert info.value.code == "request_over_budget"
+    assert "No max_output_tokens makes it fit" in info.value.message  # the searches do not
+    with pytest.raises(openai.RateLimitError) as capped:
+        client.responses.create(model="gpt-4o", input=PROMPT, tools=WEB, max_tool_calls=4)
+    # Four searches fit, the model's whole output cap beside them not: the cap it suggests
+    # leaves room for the searches.
+    suggested = int(capped.value.message.split("Set max_output_tokens to at most ")[1].split()[0])
+    assert token_hold(WEB, suggested) + 4 * SEARCH <= 50_000
+    assert token_hold(WEB, suggested + 1) + 4 * SEARCH > 50_000
+    assert spend(store, "nickel") == (0, 0)
+    answer = client.responses.create(
+        model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16, max_tool_calls=4,
+        extra_headers={"x-sim-tool-calls": "1"},
+    )  # fmt: skip
+    assert_charged_searches(store, "nickel", answer, 1)
+
+
+def test_the_clients_max_tool_calls_bounds_the_calls_and_the_charge(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    answer = sdk(gateway, "metered").responses.create(
+        model="gpt-4o", input=PROMPT, tools=WEB, max_tool_calls=2,
+        extra_headers={"x-sim-tool-calls": "20"},
+    )  # fmt: skip
+    assert sim_requests(simulator)[-1]["body"]["max_tool_calls"] == 2
+    assert_charged_searches(store, "metered", answer, 2)
+
+
+def test_a_streamed_response_is_charged_its_searches_as_a_whole_one_is(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    client = sdk(gateway, "metered")
+    started = 0
+    with client.responses.stream(
+        model="gpt-4o", input=PROMPT, tools=WEB, extra_headers={"x-sim-tool-calls": "4"}
+    ) as stream:
+        for event in stream:
+            started += event.type == "response.web_search_call.in_progress"
+        final = stream.get_final_response()
+    assert started == 4
+    assert_charged_searches(store, "metered", final, 4)
+
+
+def test_file_searches_are_charged_by_the_call_and_the_code_interpreter_by_the_container(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    tools: Any = [
+        {"type": "file_search", "vector_store_ids": []},
+        {"type": "code_interpreter", "container": {"type": "auto"}},
+    ]
+    answer = sdk(gateway, "metered").responses.create(
+        model="gpt-4o", input=PROMPT, tools=tools, extra_headers={"x-sim-tool-calls": "5"}
+    )
+    kinds = [item.type for item in answer.output if item.type != "message"]
+    # Taken in turn: three file searches and two code runs, in one container.
+    assert kinds.count("file_search_call") == 3 and kinds.count("code_interpreter_call") == 2
+    assert answer.usage is not None
+    expected = priced("gpt-4o", answer.usage) + 3 * FILE_SEARCH + CONTAINER
+    assert spend(store, "metered") == (expected, 0)
+
+
+def test_a_response_cut_off_after_it_was_sent_is_charged_its_hold_fees_included(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    with pytest.raises(openai.APIError):
+        sdk(gateway, "metered").responses.create(
+            model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16, max_tool_calls=3,
+            extra_headers={"x-sim-fault": "reset"},
+        )  # fmt: skip
+    assert spend(store, "metered") == (token_hold(WEB, 16) + 3 * SEARCH, 0)
+
+
+def test_a_background_response_is_charged_its_searches_once_it_ends(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS,
+        hosted_tools=prices_of(PRICED), responses={"poll_s": 0.2},
+    )  # fmt: skip
+    client = sdk(gateway, "metered")
+    queued = client.responses.create(
+        model="gpt-4o", input=PROMPT, tools=WEB, background=True,
+        extra_headers={"x-sim-tool-calls": "2"},
+    )  # fmt: skip
+    assert queued.status == "queued"
+    spent, holding = spend(store, "metered")  # waits for the follower to settle the hold
+    done = client.responses.retrieve(queued.id)
+    assert done.status == "completed" and done.usage is not None
+    assert (spent, holding) == (priced("gpt-4o", done.usage) + 2 * SEARCH, 0)
+
+
+def test_a_batch_line_with_web_search_options_is_refused(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """A batch is settled from its output's tokens: a search it cannot charge is not sent."""
+    client = sdk(gateway, "metered")
+    line = {
+        "custom_id": "r0", "method": "POST", "url": "/v1/chat/completions",
+        "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": PROMPT}],
+                 "web_search_options": {}},
+    }  # fmt: skip
+    file_id = client.files.create(
+        file=("in.jsonl", io.BytesIO(orjson.dumps(line))), purpose="batch"
+    ).id
+    before = sim_requests(simulator)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert info.value.code == "invalid_batch_line"
+    assert "web_search_options" in info.value.message
+    # The input file was read upstream, to check its lines; no batch was made.
+    since = [r for r in sim_requests(simulator) if r not in before]
+    assert since and all(r["path"] != "/v1/batches" for r in since)
