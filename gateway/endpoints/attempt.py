@@ -92,8 +92,7 @@ class Attempt:
         gw, trace = self.gw, self.exchange.trace
         gw.idle_soon()  # runs after the admit is written, during the round trip
         admission = gw.admission
-        if trace is not None:
-            trace.reserving()
+        span = trace.reserving() if trace is not None else None
         try:
             decision = await admission.admit(plan, early)
             if settling_may_admit(decision):
@@ -106,14 +105,15 @@ class Attempt:
                     decision = await admission.admit(plan)
         except GatewayError as exc:
             if trace is not None:
-                trace.reserved(exc.code or exc.type)
+                trace.reserved(span, exc.code or exc.type)
             raise
         if trace is not None:
             # A refusal is an answer, not a failure: the request's span carries its 429.
             refused_by = "" if decision.admitted else refusal_kind(decision.refused_by)
             trace.reserved(
-                "", decision.admitted, plan.reserve, plan.est_tokens, decision.degraded, refused_by
-            )
+                span, "", decision.admitted, plan.reserve, plan.est_tokens, decision.degraded,
+                refused_by,
+            )  # fmt: skip
         cap = None if decision.admitted else self.output_cap(prompt)
         self.ticket = self.exchange.ticket = admission.ticket(plan, decision, price, prompt, cap)
         if trace is not None:

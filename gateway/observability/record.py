@@ -30,13 +30,12 @@ class RequestTrace(Protocol):
     def request(self, payload: Mapping[str, Any]) -> None:
         """The request's body, read and checked (its model, limits and, captured, messages)."""
 
-    def reserving(self) -> None:
-        """Admission begins to hold the request's worst case (its span, ended by
-        `reserved`)."""
+    def reserving(self) -> object:
+        """Admission begins to hold the request's worst case: its span, ended by `reserved`."""
 
     def reserved(
-        self, error: str, admitted: bool = False, held: int = 0, estimated: int = 0,
-        degraded: bool = False, refused_by: str = "",
+        self, span: object, error: str, admitted: bool = False, held: int = 0,
+        estimated: int = 0, degraded: bool = False, refused_by: str = "",
     ) -> None:  # fmt: skip
         """Admission answered: it failed (`error`), or it admitted or refused (and which limit
         refused), holding `held` micro-dollars for `estimated` tokens."""

@@ -76,7 +76,8 @@ class ChildShape(Protocol):
 
 class Reserve:
     """The admission span, `gateway.admission.reserve`: it says (admitted, degraded, refused
-    by, error); its holes take what was held and the tokens estimated."""
+    by, error), or nothing (left open); its holes take what was held and the tokens
+    estimated."""
 
     def template(self, said: tuple[bool, bool, str, str] | None) -> bytes:
         attributes: dict[str, Any] = {}
@@ -105,14 +106,14 @@ RESERVE = Reserve()
 
 class Call:
     """An upstream call's span: its name and the attributes calls alike share; it says (status,
-    error)."""
+    error), or nothing (left open)."""
 
     def __init__(self, name: str, shared: bytes) -> None:
         self.name = name
         self.shared = shared
 
-    def template(self, said: tuple[int, str]) -> bytes:
-        status, error = said
+    def template(self, said: tuple[int, str] | None) -> bytes:
+        status, error = said or (0, "")
         own: dict[str, Any] = {"error.type": error} if error else {}
         if status:
             own["http.response.status_code"] = status
@@ -270,12 +271,14 @@ class RequestTrace:
     """One traced request's spans (see `gateway.observability.record.RequestTrace`). They
     leave together when the request's own span ends, encoded at once.
 
-    A child span is a list: [shape (`ChildShape`), id, start, end (0 while open), what it says
-    (its shape's template reads it), its own values (its template's holes)]."""
+    A child span, while open, is a list: [shape (`ChildShape`), id, start, ended]. When it ends
+    it is written down for the template: its shape and what it says (which its shape's template
+    reads) in `said`, its template's holes (its ids, times and own values) in `holes`."""
 
     __slots__ = (
-        "answer", "call", "children", "facts", "ids", "outcome", "parent_id", "parsed_answer",
-        "payload", "route", "span_id", "start_ns", "state", "taken", "trace_id", "tracing",
+        "answer", "call", "children", "facts", "holes", "ids", "outcome", "parent_id",
+        "parsed_answer", "payload", "route", "said", "span_id", "start_ns", "state", "taken",
+        "trace_id", "tracing",
     )  # fmt: skip
 
     def __init__(
@@ -297,46 +300,51 @@ class RequestTrace:
         self.facts: attrs.StreamFacts | None = None
         self.call: list[Any] | None = None  # the upstream call under way
         self.children: list[list[Any]] = []  # in the order begun
+        self.said: list[Any] = []  # of the children ended, in the order ended
+        self.holes: list[Any] = []  # theirs
         self.outcome = ""  # how the hold was settled (`gateway.settle.outcome`)
 
-    def child_id(self) -> bytes:
+    def child(self, shape: ChildShape) -> list[Any]:
+        """A child span begun now."""
         at = self.taken
         if at < len(self.ids):
             self.taken = at + 16
-            return self.ids[at : at + 16]
-        return self.tracing.ids(1)  # a request retried or sent on to a fallback
+            span_id = self.ids[at : at + 16]
+        else:
+            span_id = self.tracing.ids(1)  # a request retried or sent on to a fallback
+        child = [shape, span_id, time_ns(), False]
+        self.children.append(child)
+        return child
+
+    def ended(self, child: list[Any], said: Any, values: tuple[int, ...] = ()) -> None:
+        child[3] = True
+        self.said += (child[0], said)
+        self.holes += (self.trace_id, child[1], self.span_id, child[2], time_ns(), *values)
 
     def request(self, payload: Mapping[str, Any]) -> None:
         self.payload = payload
 
-    def reserving(self) -> None:
-        self.children.append([RESERVE, self.child_id(), time_ns(), 0, None, ()])
+    def reserving(self) -> object:
+        return self.child(RESERVE)
 
     def reserved(
-        self, error: str, admitted: bool = False, held: int = 0, estimated: int = 0,
-        degraded: bool = False, refused_by: str = "",
+        self, span: object, error: str, admitted: bool = False, held: int = 0,
+        estimated: int = 0, degraded: bool = False, refused_by: str = "",
     ) -> None:  # fmt: skip
-        for child in reversed(self.children):
-            if child[0] is RESERVE and not child[3]:
-                break
-        else:
-            return
-        child[3] = time_ns()
+        assert type(span) is list
+        if span[3]:
+            return  # ended already
         if error:
-            child[4] = (False, False, "", error)
+            self.ended(span, (False, False, "", error))
         else:
-            child[4] = (admitted, degraded, refused_by, "")
-            child[5] = (held, estimated)
+            self.ended(span, (admitted, degraded, refused_by, ""), (held, estimated))
 
     def upstream(self, headers: dict[str, str], method: str, path: str, model: str) -> None:
         if self.call is not None:
             # Begun already: a call made ready during admission is the same call when sent.
             return
-        span_id = self.child_id()
-        call = [self.tracing.call(method, path, model), span_id, time_ns(), 0, (0, ""), ()]
-        self.call = call
-        self.children.append(call)
-        headers["traceparent"] = traceparent(self.trace_id, span_id)
+        call = self.call = self.child(self.tracing.call(method, path, model))
+        headers["traceparent"] = traceparent(self.trace_id, call[1])
         if self.state:
             headers["tracestate"] = self.state
         else:
@@ -347,9 +355,8 @@ class RequestTrace:
         if call is None:
             return
         self.call = None
-        call[3] = time_ns()
         # A client span's 4xx is an error too (the HTTP conventions): the call did not succeed.
-        call[4] = (status, error or (str(status) if status >= 400 else ""))
+        self.ended(call, (status, error or (str(status) if status >= 400 else "")))
 
     def answered(self, content: bytes) -> None:
         self.answer = content
@@ -417,25 +424,26 @@ class RequestTrace:
         decided = tracing.decided(exchange, status, self.outcome)
         error = attrs.error_type(exchange, status)
         name = name or exchange.method
-        trace_id, span_id, parent_id = self.trace_id, self.span_id, self.parent_id
-        key: list[Any] = [name, error, mask, self.route, requested, responded, decided]
-        holes: list[Any] = [trace_id, span_id, parent_id] if parent_id else [trace_id, span_id]
-        holes += (self.start_ns, end_ns, *own)
-        children = self.children
-        for child in children:
-            shape, child_id, start, end, said, values = child
-            key += (shape, said)
-            # Spans a failure left open end with the request.
-            holes += (trace_id, child_id, span_id, start, end or end_ns, *values)
-        key.append(bool(parent_id))
-        shapes = tuple(key)
+        said, count = self.said, len(self.children)
+        if len(said) < 2 * count:
+            for child in self.children:
+                if not child[3]:  # left open by a failure: it ends with the request
+                    self.ended(child, None)
+        shapes = (name, error, mask, not self.parent_id, self.route, requested, responded, decided,
+                  *said)  # fmt: skip
         template = tracing.templates.get(shapes)
         if template is None:
             template = self.template(name, error, mask, requested, responded, decided)
             if len(tracing.templates) >= _TEMPLATES:
                 tracing.templates.clear()
             tracing.templates[shapes] = template
-        tracing.export.add(template % tuple(holes), len(children) + 1)
+        # The request's span, whose parent is the caller's if it has one, then its children.
+        trace_id, span_id, parent_id = self.trace_id, self.span_id, self.parent_id
+        if parent_id:
+            holes = (trace_id, span_id, parent_id, self.start_ns, end_ns, *own, *self.holes)
+        else:
+            holes = (trace_id, span_id, self.start_ns, end_ns, *own, *self.holes)
+        tracing.export.add(template % holes, count + 1)
         self.children = []
         self.call = None
 
@@ -452,7 +460,8 @@ class RequestTrace:
                 parts += holes
         parts += (literal(shared) for shared in (self.route, requested, responded, decided))
         spans = [span_template(name, SERVER, bool(self.parent_id), bool(error), parts)]
-        spans += (child[0].template(child[4]) for child in self.children)
+        said = self.said
+        spans += (shape.template(told) for shape, told in zip(said[::2], said[1::2], strict=True))
         return b",".join(spans)
 
     def others(self, exchange: Exchange, status: int) -> bytes:
