@@ -24,7 +24,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.admission.decision import Decision, OutputCap, refusal_kind, settling_may_admit
+from gateway.admission.decision import OutputCap, refusal_kind, settling_may_admit
 from gateway.admission.plan import Plan
 from gateway.admission.pricing import worst_case_micros
 from gateway.admission.redis_side import EarlyStart, Ticket
@@ -93,7 +93,7 @@ class Attempt:
         gw, trace = self.gw, self.exchange.trace
         gw.idle_soon()  # runs after the admit is written, during the round trip
         admission = gw.admission
-        span = trace.start("gateway.admission.reserve") if trace is not None else None
+        span = trace.reserving() if trace is not None else None
         try:
             decision = await admission.admit(plan, early)
             if settling_may_admit(decision):
@@ -106,11 +106,15 @@ class Attempt:
                     decision = await admission.admit(plan)
         except GatewayError as exc:
             if trace is not None:
-                trace.end(span, exc.code or exc.type)
+                trace.reserved(span, exc.code or exc.type)
             raise
         if trace is not None:
             # A refusal is an answer, not a failure: the request's span carries its 429.
-            trace.end(span, "", reserve_attributes(plan, decision))
+            refused_by = "" if decision.admitted else refusal_kind(decision.refused_by)
+            trace.reserved(
+                span, "", decision.admitted, plan.reserve, plan.est_tokens, decision.degraded,
+                refused_by,
+            )  # fmt: skip
         cap = None if decision.admitted else self.output_cap(prompt)
         self.ticket = self.exchange.ticket = admission.ticket(plan, decision, price, prompt, cap)
         if trace is not None:
@@ -606,20 +610,6 @@ class EarlyCall:
     def admitted(self) -> None:
         if self.call is not None:
             self.call.fire()
-
-
-def reserve_attributes(plan: Plan, decision: Decision) -> dict[str, Any]:
-    """The reserve span's: what was held, and what refused it if something did."""
-    attributes: dict[str, Any] = {
-        "gateway.admission.admitted": decision.admitted,
-        "gateway.admission.reserve_micros": plan.reserve,
-        "gateway.admission.estimated_tokens": plan.est_tokens,
-    }
-    if decision.degraded:
-        attributes["gateway.admission.degraded"] = True
-    if not decision.admitted:
-        attributes["gateway.admission.refused_by"] = refusal_kind(decision.refused_by)
-    return attributes
 
 
 def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:

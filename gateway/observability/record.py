@@ -30,12 +30,15 @@ class RequestTrace(Protocol):
     def request(self, payload: Mapping[str, Any]) -> None:
         """The request's body, read and checked (its model, limits and, captured, messages)."""
 
-    def start(self, name: str) -> object:
-        """A child span of the request's, begun now; ended by `end`."""
+    def reserving(self) -> object:
+        """Admission begins to hold the request's worst case: its span, ended by `reserved`."""
 
-    def end(
-        self, span: object, error: str = "", attributes: Mapping[str, Any] | None = None
-    ) -> None: ...
+    def reserved(
+        self, span: object, error: str, admitted: bool = False, held: int = 0,
+        estimated: int = 0, degraded: bool = False, refused_by: str = "",
+    ) -> None:  # fmt: skip
+        """Admission answered: it failed (`error`), or it admitted or refused (and which limit
+        refused), holding `held` micro-dollars for `estimated` tokens."""
 
     def upstream(self, headers: dict[str, str], method: str, path: str, model: str) -> None:
         """An upstream call begins (unless one is under way): its span, whose `traceparent`

@@ -1,7 +1,7 @@
 """Finished spans leaving for the collector: kept in memory, sent in batches over OTLP/HTTP
 (JSON) by one background task, never on a request's way.
 
-A request only appends its spans, encoded together, to a list. The task sends what has piled up
+A request only appends its spans, encoded together (`tracing`), to a list. The task sends what has piled up
 every `delay_s`, or at once when a batch is full; while an export is under way new spans wait,
 up to `max_queue` of them: beyond that they are dropped and counted (a collector that is down or slow
 must cost the gateway neither memory nor requests). An export that fails is logged and dropped,
@@ -16,11 +16,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-from collections.abc import Sequence
 from typing import Protocol
 
-from gateway.observability.otlp_json import SpanEncoder, export_frame, export_request
-from gateway.observability.spans import Span
+from gateway.observability.otlp_json import export_frame, export_request
 from gateway.observability.trace_settings import ExportSettings
 
 log = logging.getLogger("gateway")
@@ -51,7 +49,6 @@ class SpanExport:
         self.client = client
         self.settings = settings
         self.frame = export_frame(service_name, scope_name)
-        self.encode = SpanEncoder()
         # Requests' spans encoded, and how many spans each holds.
         self.pending: list[tuple[bytes, int]] = []
         self.queued = 0  # spans in `pending`
@@ -64,15 +61,14 @@ class SpanExport:
             self.headers["content-encoding"] = "gzip"
         self._full = asyncio.Event()
 
-    def add(self, spans: Sequence[Span]) -> None:
-        """A request's finished spans, encoded to leave with the next export (or dropped, the
-        queue being full)."""
-        count = len(spans)
+    def add(self, spans: bytes, count: int) -> None:
+        """A request's finished spans, `count` `Span` messages encoded and joined by commas, to
+        leave with the next export (or dropped, the queue being full)."""
         queued = self.queued + count
         if queued > self.settings.max_queue:
             self.dropped += count
             return
-        self.pending.append((self.encode(spans), count))
+        self.pending.append((spans, count))
         self.queued = queued
         if queued >= self.settings.max_batch > queued - count:
             self._full.set()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Mapping
+from operator import attrgetter
 from typing import Any, cast
 
 import orjson
@@ -204,11 +205,11 @@ def usage_attributes(usage: Mapping[str, Any]) -> dict[str, Any]:
     return attributes
 
 
-def decision_key(ex: Exchange, status: int) -> tuple[Any, ...]:
-    """What `decision_attributes` read: requests alike in it share those attributes' encoding
-    (a few teams, models and routes make few of them)."""
-    return (status, ex.team, ex.routed_model, ex.policy, ex.route_reason, ex.patches, ex.cache,
-            ex.error_code)  # fmt: skip
+# What `decision_attributes` read besides the status, in one call: requests alike in it share
+# those attributes' encoding (a few teams, models and routes make few of them).
+decision_key = attrgetter(
+    "team", "routed_model", "policy", "route_reason", "patches", "cache", "error_code"
+)
 
 
 def decision_attributes(ex: Exchange, status: int) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """OpenTelemetry traces without an SDK: each traced request's spans, recorded in a few slots
-each (`spans.Span`) and exported in batches as OTLP/HTTP JSON (`span_export`).
+and exported in batches as OTLP/HTTP JSON (`span_export`).
 
 A tracing SDK pays, per span, for contexts, locks, span processors and a protobuf encoder; the
 gateway spends about 0.3 ms of CPU on a whole proxied call, so a request's three spans must cost
-microseconds. Here a span is a plain object, its ids come from one per-process random generator,
-and a request's spans are encoded together when it ends (`otlp_json.SpanEncoder`), attributes
-that many requests share encoded once for all of them.
+microseconds. Here a request's spans are a few values in slots (its children's, a short list
+each), their ids are drawn together from one per-process random generator, and they are encoded
+together when the request ends: into a template of the request's shape (`otlp_json`), kept for
+all the requests alike (the same route, request parameters, decisions and answer kind), whose
+holes take the request's ids, times and own values.
 
 A request's span is the SERVER span `{gen_ai.operation.name} {gen_ai.request.model}`, continuing
 the caller's W3C `traceparent` (and `tracestate`). Its children: `gateway.admission.reserve` (the
@@ -21,28 +23,102 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from time import time_ns
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
 
 from gateway.observability import trace_attributes as attrs
-from gateway.observability.otlp_json import shared_attributes
+from gateway.observability.otlp_json import (
+    CLIENT,
+    ENCODED,
+    INTERNAL,
+    SERVER,
+    hole,
+    literal,
+    shared_attributes,
+    span_template,
+)
 from gateway.observability.record import Exchange
 from gateway.observability.span_export import Client, SpanExport
-from gateway.observability.spans import CLIENT, INTERNAL, SERVER, Span
 from gateway.observability.trace_context import caller_parent, kept, ratio_bound, traceparent
 from gateway.observability.trace_settings import TraceSettings
 
 SCOPE_NAME = "o1-gateway"
 _dumps = orjson.dumps
 
-
-# Encoded attribute lists kept per route, upstream call kind, decision, request parameters and
+# Encoded attributes kept per route, upstream call kind, decision, request parameters and
 # answer kind (`Tracing.keep`): past this many in one cache, it starts again.
 _SHARED_KINDS = 256
-_LOW_64 = (1 << 64) - 1
+# Request shapes whose template is kept; past this many, they start again.
+_TEMPLATES = 512
 _Kept = TypeVar("_Kept")
+# The lowest bit of each of n 64-bit ids drawn at once, set so that none is all zeros (no id).
+_ODD = [sum(1 << (64 * i) for i in range(n)) for n in range(6)]
+# The request span's own values (`RequestTrace.finish`), each present or not: its template has
+# holes for those present, in this order.
+_REQUEST_ID, _RESPONSE_ID, _USAGE, _FIRST_CHUNK, _OTHERS = 1, 2, 4, 8, 16
+_OWN_HOLES = (
+    (_REQUEST_ID, (hole("gateway.request_id", str),)),
+    (_RESPONSE_ID, (hole("gen_ai.response.id", str),)),
+    (_USAGE, (hole("gateway.cost_micros", int), hole("gen_ai.usage.input_tokens", int),
+              hole("gen_ai.usage.output_tokens", int))),
+    (_FIRST_CHUNK, (hole("gen_ai.response.time_to_first_chunk", float),)),
+    (_OTHERS, (ENCODED,)),  # attributes of the rarer cases, encoded apart (`shared_attributes`)
+)  # fmt: skip
+
+
+class ChildShape(Protocol):
+    """What a kind of child span knows: its template, by what it says that many say alike."""
+
+    def template(self, said: Any) -> bytes: ...
+
+
+class Reserve:
+    """The admission span, `gateway.admission.reserve`: it says (admitted, degraded, refused
+    by, error), or nothing (left open); its holes take what was held and the tokens
+    estimated."""
+
+    def template(self, said: tuple[bool, bool, str, str] | None) -> bytes:
+        attributes: dict[str, Any] = {}
+        holes: tuple[bytes, ...] = ()
+        if said is not None:
+            admitted, degraded, refused_by, error = said
+            if error:
+                attributes["error.type"] = error
+            else:
+                attributes["gateway.admission.admitted"] = admitted
+                holes = (
+                    hole("gateway.admission.reserve_micros", int),
+                    hole("gateway.admission.estimated_tokens", int),
+                )
+                if degraded:
+                    attributes["gateway.admission.degraded"] = True
+                if refused_by:
+                    attributes["gateway.admission.refused_by"] = refused_by
+        failed = said is not None and bool(said[3])
+        parts = (literal(shared_attributes(attributes)), *holes)
+        return span_template("gateway.admission.reserve", INTERNAL, True, failed, parts)
+
+
+RESERVE = Reserve()
+
+
+class Call:
+    """An upstream call's span: its name and the attributes calls alike share; it says (status,
+    error), or nothing (left open)."""
+
+    def __init__(self, name: str, shared: bytes) -> None:
+        self.name = name
+        self.shared = shared
+
+    def template(self, said: tuple[int, str] | None) -> bytes:
+        status, error = said or (0, "")
+        own: dict[str, Any] = {"error.type": error} if error else {}
+        if status:
+            own["http.response.status_code"] = status
+        parts = (literal(shared_attributes(own)), literal(self.shared))
+        return span_template(self.name, CLIENT, True, bool(error), parts)
 
 
 class Tracing:
@@ -52,6 +128,7 @@ class Tracing:
     def __init__(self, settings: TraceSettings, upstream_base_url: str, client: Client) -> None:
         self.capture = settings.capture_content
         self.bound = ratio_bound(settings.sample_ratio)
+        self.partial = self.bound < 1 << 64  # some of the traces begun here are not kept
         self.export = SpanExport(client, settings.export, settings.service_name, SCOPE_NAME)
         # Made in each worker (the lifespan runs there), so forked workers never share ids.
         self.bits = random.Random().getrandbits
@@ -61,33 +138,35 @@ class Tracing:
             "server.address": upstream.hostname or "",
             "server.port": port,
         }
-        self.routes: dict[tuple[Any, ...], tuple[bytes, ...]] = {}
-        self.calls: dict[tuple[str, str, str], tuple[str, tuple[bytes, ...]]] = {}
-        self.decisions: dict[tuple[Any, ...], tuple[bytes]] = {}
-        self.requests: dict[tuple[Any, ...], tuple[tuple[bytes, ...], str]] = {}
-        self.responses: dict[tuple[str, tuple[str, ...]], tuple[bytes, ...]] = {}
+        self.routes: dict[tuple[Any, ...], bytes] = {}
+        self.calls: dict[tuple[str, str, str], Call] = {}
+        self.decisions: dict[tuple[Any, ...], bytes] = {}
+        self.requests: dict[tuple[Any, ...], tuple[bytes, str]] = {}
+        self.responses: dict[tuple[str, tuple[str, ...]], bytes] = {}
+        self.templates: dict[tuple[Any, ...], bytes] = {}
 
-    def span_id(self) -> bytes:
-        return b"%016x" % (self.bits(64) or 1)  # all zeros is no id
+    def ids(self, count: int) -> bytes:
+        """`count` span ids (64 bits each) drawn at once, as lower-case hex: one draw costs less
+        than a draw each."""
+        return b"%0*x" % (count << 4, self.bits(count << 6) | _ODD[count])
 
     def begin(self, scope: Mapping[str, Any], endpoint: str) -> RequestTrace | None:
         """The request's span, continuing the caller's trace; None when it is not sampled (a
-        request nobody will see costs no more work)."""
+        request nobody will see costs no more work). The ids of the request's span and of its
+        first two children are drawn with it (and the trace's, when it begins here)."""
         parent = caller_parent(scope["headers"])
         if parent is not None:
             if not parent.sampled:
                 return None
             trace_id, parent_id, state = parent.trace_id, parent.span_id, parent.state
-            span_id = self.span_id()
+            ids = self.ids(3)
         else:
-            # The trace's id and its first span's, drawn at once.
-            number = self.bits(192)
-            if not kept(number >> 64, self.bound):
+            number = self.bits(320) | _ODD[5]
+            # Kept by the trace id's low 64 bits (all kept at a ratio of 1: nothing to read).
+            if self.partial and not kept(number >> 192, self.bound):
                 return None
-            if not number >> 64 or not number & _LOW_64:
-                number |= 1 << 64 | 1  # all zeros is no id
-            ids = b"%048x" % number
-            trace_id, span_id, parent_id, state = ids[:32], ids[32:], b"", ""
+            ids = b"%080x" % number
+            trace_id, ids, parent_id, state = ids[:32], ids[32:], b"", ""
         # What of the scope the route's attributes read (`attrs.server_attributes`).
         client, get = scope.get("client"), scope.get
         route = (
@@ -99,11 +178,10 @@ class Tracing:
             attributes = {**attrs.server_attributes(scope), **attrs.operation_attributes(endpoint)}
             if client:
                 attributes["client.address"] = str(client[0])
-            shared = self.keep(self.routes, route, (shared_attributes(attributes),))
-        span = Span(trace_id, span_id, parent_id, scope["method"], SERVER, time_ns(), {}, shared)
-        return RequestTrace(self, span, state)
+            shared = self.keep(self.routes, route, shared_attributes(attributes))
+        return RequestTrace(self, trace_id, ids, parent_id, state, shared)
 
-    def call(self, method: str, path: str, model: str) -> tuple[str, tuple[bytes, ...]]:
+    def call(self, method: str, path: str, model: str) -> Call:
         """An upstream call's span name and shared attributes."""
         key = (method, path, model)
         found = self.calls.get(key)
@@ -119,29 +197,29 @@ class Tracing:
                 attributes["gen_ai.operation.name"] = operation[0]
                 attributes["gen_ai.provider.name"] = attrs.PROVIDER
                 attributes["gen_ai.request.model"] = model
-            found = self.keep(self.calls, key, (name, (shared_attributes(attributes),)))
+            found = self.keep(self.calls, key, Call(name, shared_attributes(attributes)))
         return found
 
-    def decided(self, exchange: Exchange, status: int, outcome: str) -> tuple[bytes]:
+    def decided(self, exchange: Exchange, status: int, outcome: str) -> bytes:
         """A request span's decision attributes (and how its hold was settled), encoded once
         for all the requests alike in them."""
-        key = (*attrs.decision_key(exchange, status), outcome)
+        key = (status, outcome, *attrs.decision_key(exchange))
         found = self.decisions.get(key)
         if found is None:
             attributes = attrs.decision_attributes(exchange, status)
             if outcome:
                 attributes["gateway.settle.outcome"] = outcome
-            found = self.keep(self.decisions, key, (shared_attributes(attributes),))
+            found = self.keep(self.decisions, key, shared_attributes(attributes))
         return found
 
     def requested(
         self, endpoint: str, payload: Mapping[str, Any] | None, model: str
-    ) -> tuple[tuple[bytes, ...], str]:
+    ) -> tuple[bytes, str]:
         """A GenAI request's `gen_ai.request.*` (of its body, and `model`, the configured model
         or policy it named, when known), encoded once for all the requests alike in them; and
-        the model it names."""
+        its span's name ("" when it is not a GenAI operation: the HTTP method names it)."""
         if endpoint not in attrs.OPERATIONS:
-            return (), ""
+            return b"", ""
         key: tuple[Any, ...] = (endpoint, model)
         if payload is not None:
             # The fields' JSON tells apart what equality does not (`1`, `1.0` and `true`), and
@@ -157,20 +235,20 @@ class Tracing:
             )
             if model:
                 attributes["gen_ai.request.model"] = model
-            encoded = (shared_attributes(attributes),) if attributes else ()
-            found = encoded, str(attributes.get("gen_ai.request.model", ""))
+            named = str(attributes.get("gen_ai.request.model", ""))
+            name = attrs.span_name("", endpoint, named)
+            found = shared_attributes(attributes), name
             if key:
                 self.keep(self.requests, key, found)
         return found
 
-    def responded(self, model: str, finish_reasons: tuple[str, ...]) -> tuple[bytes, ...]:
+    def responded(self, model: str, finish_reasons: tuple[str, ...]) -> bytes:
         """An answer's model and finish reasons, encoded once for all the answers alike."""
         key = (model, finish_reasons)
         found = self.responses.get(key)
         if found is None:
             attributes = attrs.response_attributes(model, finish_reasons)
-            encoded = (shared_attributes(attributes),) if attributes else ()
-            found = self.keep(self.responses, key, encoded)
+            found = self.keep(self.responses, key, shared_attributes(attributes))
         return found
 
     @staticmethod
@@ -191,75 +269,94 @@ class Tracing:
 
 class RequestTrace:
     """One traced request's spans (see `gateway.observability.record.RequestTrace`). They
-    leave together when the request's own span ends, encoded at once."""
+    leave together when the request's own span ends, encoded at once.
+
+    A child span, while open, is a list: [shape (`ChildShape`), id, start, ended]. When it ends
+    it is written down for the template: its shape and what it says (which its shape's template
+    reads) in `said`, its template's holes (its ids, times and own values) in `holes`."""
 
     __slots__ = (
-        "answer", "call", "children", "facts", "outcome", "parsed_answer", "payload", "span",
-        "state", "tracing",
+        "answer", "call", "children", "facts", "holes", "ids", "outcome", "parent_id",
+        "parsed_answer", "payload", "route", "said", "span_id", "start_ns", "state", "taken",
+        "trace_id", "tracing",
     )  # fmt: skip
 
-    def __init__(self, tracing: Tracing, span: Span, state: str) -> None:
+    def __init__(
+        self, tracing: Tracing, trace_id: bytes, ids: bytes, parent_id: bytes, state: str,
+        route: bytes,
+    ) -> None:  # fmt: skip
         self.tracing = tracing
-        self.span = span
+        self.trace_id = trace_id
+        self.span_id = ids[:16]
+        self.ids = ids  # the span's own id, then its first children's
+        self.taken = 16
+        self.parent_id = parent_id  # b"" for a trace begun here
         self.state = state  # the caller's `tracestate`, passed upstream
+        self.route = route  # the route's attributes, encoded
+        self.start_ns = time_ns()
         self.payload: Mapping[str, Any] | None = None
         self.answer: bytes | None = None
         self.parsed_answer: Mapping[str, Any] | None = None  # the answer, as charging read it
         self.facts: attrs.StreamFacts | None = None
-        self.call: Span | None = None  # the upstream call under way
-        self.children: list[Span] = []  # in the order begun; open ones have no end yet
+        self.call: list[Any] | None = None  # the upstream call under way
+        self.children: list[list[Any]] = []  # in the order begun
+        self.said: list[Any] = []  # of the children ended, in the order ended
+        self.holes: list[Any] = []  # theirs
         self.outcome = ""  # how the hold was settled (`gateway.settle.outcome`)
+
+    def child(self, shape: ChildShape) -> list[Any]:
+        """A child span begun now."""
+        at = self.taken
+        if at < len(self.ids):
+            self.taken = at + 16
+            span_id = self.ids[at : at + 16]
+        else:
+            span_id = self.tracing.ids(1)  # a request retried or sent on to a fallback
+        child = [shape, span_id, time_ns(), False]
+        self.children.append(child)
+        return child
+
+    def ended(self, child: list[Any], said: Any, values: tuple[int, ...] = ()) -> None:
+        child[3] = True
+        self.said += (child[0], said)
+        self.holes += (self.trace_id, child[1], self.span_id, child[2], time_ns(), *values)
 
     def request(self, payload: Mapping[str, Any]) -> None:
         self.payload = payload
 
-    def child(
-        self, name: str, kind: int, attributes: dict[str, Any], shared: tuple[bytes, ...]
-    ) -> Span:
-        span = self.span
-        child = Span(
-            span.trace_id, self.tracing.span_id(), span.span_id, name, kind, time_ns(),
-            attributes, shared,
-        )  # fmt: skip
-        self.children.append(child)
-        return child
+    def reserving(self) -> object:
+        return self.child(RESERVE)
 
-    def start(self, name: str) -> Span:
-        return self.child(name, INTERNAL, {}, ())
-
-    def end(
-        self, span: object, error: str = "", attributes: Mapping[str, Any] | None = None
-    ) -> None:
-        assert isinstance(span, Span)
-        if span.end_ns:
+    def reserved(
+        self, span: object, error: str, admitted: bool = False, held: int = 0,
+        estimated: int = 0, degraded: bool = False, refused_by: str = "",
+    ) -> None:  # fmt: skip
+        assert type(span) is list
+        if span[3]:
             return  # ended already
-        if attributes:
-            span.attributes.update(attributes)
         if error:
-            span.fail(error)
-        span.end_ns = time_ns()
+            self.ended(span, (False, False, "", error))
+        else:
+            self.ended(span, (admitted, degraded, refused_by, ""), (held, estimated))
 
     def upstream(self, headers: dict[str, str], method: str, path: str, model: str) -> None:
         if self.call is not None:
             # Begun already: a call made ready during admission is the same call when sent.
             return
-        name, shared = self.tracing.call(method, path, model)
-        span = self.call = self.child(name, CLIENT, {}, shared)
-        headers["traceparent"] = traceparent(span.trace_id, span.span_id)
+        call = self.call = self.child(self.tracing.call(method, path, model))
+        headers["traceparent"] = traceparent(self.trace_id, call[1])
         if self.state:
             headers["tracestate"] = self.state
         else:
             headers.pop("tracestate", None)  # a caller's, of a trace not continued
 
     def upstream_done(self, status: int, error: str = "") -> None:
-        span = self.call
-        if span is None:
+        call = self.call
+        if call is None:
             return
         self.call = None
-        if status:
-            span.attributes["http.response.status_code"] = status
         # A client span's 4xx is an error too (the HTTP conventions): the call did not succeed.
-        self.end(span, error or (str(status) if status >= 400 else ""))
+        self.ended(call, (status, error or (str(status) if status >= 400 else "")))
 
     def answered(self, content: bytes) -> None:
         self.answer = content
@@ -282,54 +379,111 @@ class RequestTrace:
 
     def finish(self, exchange: Exchange, end_ns: int) -> None:
         """Everything the request's span says, and its end (called after the response); the
-        request's spans leave."""
-        span, tracing = self.span, self.tracing
-        capture = tracing.capture
+        request's spans leave, encoded."""
+        tracing = self.tracing
         endpoint = exchange.endpoint
         status = exchange.status or 499
-        attributes = span.attributes
-        requested, model = tracing.requested(endpoint, self.payload, exchange.model)
-        if capture and self.payload is not None and endpoint in attrs.OPERATIONS:
-            attributes.update(attrs.input_content(endpoint, self.payload))
-        responded: tuple[bytes, ...] = ()
-        if self.answer is not None and status < 400 and endpoint in attrs.OPERATIONS:
-            # The answer is parsed here only for its output (captured) or its usage (when nothing
-            # was charged, with admission off): otherwise read as charging parsed it, or found.
-            if capture or exchange.ticket is None:
-                attributes.update(self.parsed(endpoint, self.answer))
-            elif self.parsed_answer is not None:
-                responded = self.response(attrs.parsed_facts(self.parsed_answer))
-            else:
-                responded = self.response(attrs.answer_facts(self.answer))
-        if self.facts is not None and endpoint in attrs.OPERATIONS:
-            responded = self.response(self.facts.facts())
-            if capture:
-                attributes.update(self.facts.captured())
-        # The record's charge over the answer's own usage: what the gateway counted.
-        attributes.update(attrs.charge_attributes(exchange))
+        operation = endpoint in attrs.OPERATIONS
+        requested, name = tracing.requested(endpoint, self.payload, exchange.model)
+        responded = b""
+        own: list[Any] = []
+        mask = 0
+        ticket = exchange.ticket
+        if operation and (tracing.capture or ticket is None):
+            others = self.others(exchange, status)
+            if others:
+                own.append(others)
+                mask = _OTHERS
+        else:
+            facts: tuple[str, str, tuple[str, ...]] | None = None
+            if operation and self.facts is not None:
+                facts = self.facts.facts()
+            elif operation and self.answer is not None and status < 400:
+                # Read as charging parsed it, or found in its bytes.
+                parsed = self.parsed_answer
+                facts = attrs.answer_facts(self.answer) if parsed is None else (
+                    attrs.parsed_facts(parsed)
+                )  # fmt: skip
+            if exchange.request_id:
+                own.append(_dumps(exchange.request_id))
+                mask = _REQUEST_ID
+            if facts is not None:
+                response_id, model, reasons = facts
+                if response_id:
+                    own.append(_dumps(response_id))
+                    mask |= _RESPONSE_ID
+                responded = tracing.responded(model, reasons)
+            if ticket is not None and ticket.usage is not None:
+                # What was charged: the usage upstream reported, or what the gateway counted.
+                usage = ticket.usage
+                own += (ticket.cost, usage.prompt_tokens, usage.completion_tokens)
+                mask |= _USAGE
+            if exchange.first_token_at is not None:
+                own.append(_dumps(exchange.first_token_at - exchange.started))
+                mask |= _FIRST_CHUNK
         decided = tracing.decided(exchange, status, self.outcome)
-        span.shared += (*requested, *responded, *decided)
-        span.name = attrs.span_name(exchange.method, endpoint, model)
         error = attrs.error_type(exchange, status)
-        if error:
-            span.fail(error)
-        # Spans a failure left open end with the request.
-        children = self.children
-        for child in children:
-            if not child.end_ns:
-                child.end_ns = end_ns
-        span.end_ns = end_ns
-        children.append(span)
-        tracing.export.add(children)
+        name = name or exchange.method
+        said, count = self.said, len(self.children)
+        if len(said) < 2 * count:
+            for child in self.children:
+                if not child[3]:  # left open by a failure: it ends with the request
+                    self.ended(child, None)
+        shapes = (name, error, mask, not self.parent_id, self.route, requested, responded, decided,
+                  *said)  # fmt: skip
+        template = tracing.templates.get(shapes)
+        if template is None:
+            template = self.template(name, error, mask, requested, responded, decided)
+            if len(tracing.templates) >= _TEMPLATES:
+                tracing.templates.clear()
+            tracing.templates[shapes] = template
+        # The request's span, whose parent is the caller's if it has one, then its children.
+        trace_id, span_id, parent_id = self.trace_id, self.span_id, self.parent_id
+        if parent_id:
+            holes = (trace_id, span_id, parent_id, self.start_ns, end_ns, *own, *self.holes)
+        else:
+            holes = (trace_id, span_id, self.start_ns, end_ns, *own, *self.holes)
+        tracing.export.add(template % holes, count + 1)
         self.children = []
         self.call = None
 
-    def response(self, facts: tuple[str, str, tuple[str, ...]]) -> tuple[bytes, ...]:
-        """The answer's id, the request span's own; its model and finish reasons, shared."""
-        response_id, model, finish_reasons = facts
-        if response_id:
-            self.span.attributes["gen_ai.response.id"] = response_id
-        return self.tracing.responded(model, finish_reasons)
+    def template(
+        self, name: str, error: str, mask: int, requested: bytes, responded: bytes,
+        decided: bytes,
+    ) -> bytes:  # fmt: skip
+        """The template of the request's spans: its own, then its children's."""
+        parts: list[bytes] = []
+        if error:
+            parts.append(literal(shared_attributes({"error.type": error})))
+        for bit, holes in _OWN_HOLES:
+            if mask & bit:
+                parts += holes
+        parts += (literal(shared) for shared in (self.route, requested, responded, decided))
+        spans = [span_template(name, SERVER, bool(self.parent_id), bool(error), parts)]
+        said = self.said
+        spans += (shape.template(told) for shape, told in zip(said[::2], said[1::2], strict=True))
+        return b",".join(spans)
+
+    def others(self, exchange: Exchange, status: int) -> bytes:
+        """The request span's own attributes when its content is captured, or when nothing was
+        charged (admission off: the answer's own usage says what it used), encoded."""
+        payload, attributes = self.payload, {}
+        endpoint = exchange.endpoint
+        if self.tracing.capture and payload is not None:
+            attributes.update(attrs.input_content(endpoint, payload))
+        if self.answer is not None and status < 400:
+            attributes.update(self.parsed(endpoint, self.answer))
+        if self.facts is not None:
+            facts = self.facts.facts()
+            response_id, model, reasons = facts
+            if response_id:
+                attributes["gen_ai.response.id"] = response_id
+            attributes.update(attrs.response_attributes(model, reasons))
+            if self.tracing.capture:
+                attributes.update(self.facts.captured())
+        # The record's charge over the answer's own usage: what the gateway counted.
+        attributes.update(attrs.charge_attributes(exchange))
+        return shared_attributes(attributes)
 
     def parsed(self, endpoint: str, content: bytes) -> dict[str, Any]:
         """A whole answer's attributes, parsed: its usage (nothing was charged) or its output

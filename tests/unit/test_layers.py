@@ -37,7 +37,6 @@ PURE = (
     "gateway.observability.trace_attributes",
     "gateway.observability.trace_settings",
     "gateway.observability.trace_context",
-    "gateway.observability.spans",
     "gateway.observability.otlp_json",
     "gateway.teams.records",
     "gateway.upstream.resilience",

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
+from gateway.observability.otlp_json import INTERNAL, literal, shared_attributes, span_template
 from gateway.observability.span_export import SpanExport
-from gateway.observability.spans import INTERNAL, Span
 from gateway.observability.trace_settings import ExportSettings, TraceSettings
 from gateway.runtime.build import collector_client_config
 from gateway.upstream.http1_client import Http1Upstream
@@ -25,10 +25,10 @@ def exporter(url: str, **export: object) -> SpanExport:
     return SpanExport(client, settings.export, settings.service_name, "o1-gateway")
 
 
-def span(number: int) -> Span:
-    done = Span(TRACE, b"%016x" % (number + 1), b"", f"span {number}", INTERNAL, 1, {"n": number})
-    done.end_ns = 2
-    return done
+def span(number: int) -> bytes:
+    attributes = (literal(shared_attributes({"n": number})),)
+    template = span_template(f"span {number}", INTERNAL, False, False, attributes)
+    return template % (TRACE, b"%016x" % (number + 1), 1, 2)
 
 
 def test_a_full_queue_drops_and_batches_leave_whole(
@@ -40,7 +40,7 @@ def test_a_full_queue_drops_and_batches_leave_whole(
         export = exporter(endpoint.url, max_batch=2, max_queue=3, delay_s=60)
         task = asyncio.get_running_loop().create_task(export.run())
         for number in range(5):
-            export.add([span(number)])
+            export.add(span(number), 1)
         assert export.dropped == 2  # the 4th and 5th found the queue full
         for _ in range(200):  # the first batch filled: it leaves without waiting for the delay
             if export.exported:
@@ -60,7 +60,7 @@ def test_a_full_queue_drops_and_batches_leave_whole(
 def test_a_collector_away_costs_the_spans_only(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> SpanExport:
         export = exporter("http://127.0.0.1:9", timeout_s=2.0)  # nothing listens there
-        export.add([span(1)])
+        export.add(span(1), 1)
         await export.close()
         return export
 
