@@ -48,10 +48,12 @@ def per_request(
     tmp: Path,
     started: list[Child],
     counts: Sequence[int] = COUNTS,
+    connections: int = 1,
 ) -> float:
     """Instructions per request of a gateway (`bench.servers.start_gateway`, one worker, on
     `upstream`: the simulator's base URL, a Redis URL and a teams file; `extra` its
-    environment) serving `scenario` one request at a time."""
+    environment) serving `scenario` on `connections` at once (at more than one, what a request
+    costs depends on timing too: how many the event loop serves in one turn)."""
     binary = valgrind()
     totals = []
     for count in counts:
@@ -65,7 +67,9 @@ def per_request(
         body = subject.body(scenario)
         assert body is not None
         url = subject.base + scenario.path
-        statuses = asyncio.run(count_bounded(url, body, subject.auth, count, 1, lambda: None))
+        statuses = asyncio.run(
+            count_bounded(url, body, subject.auth, count, connections, lambda: None)
+        )
         if statuses != {200: count}:
             raise SetupError(f"{name}: answers by status {statuses}, not {count} x 200")
         time.sleep(SETTLE_S)

@@ -72,6 +72,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="instead of timing: count off's and on's instructions per request under callgrind",
     )
     parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="with --instructions: requests at once (default 1)",
+    )
+    parser.add_argument(
         "--sample-ratio",
         type=float,
         default=1.0,
@@ -177,7 +183,7 @@ def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
         return sink_stats(up.sink)
 
 
-def count_instructions(scenarios: Sequence[str], sample_ratio: float) -> int:
+def count_instructions(scenarios: Sequence[str], sample_ratio: float, connections: int) -> int:
     """Tracing off's and on's instructions per request (`bench.instructions`), each scenario."""
     met = True
     with servers() as up:
@@ -185,8 +191,10 @@ def count_instructions(scenarios: Sequence[str], sample_ratio: float) -> int:
         off, on = up.gateway_env(sample_ratio)
         for name in scenarios:
             scenario = SCENARIOS[name]
-            off_count = per_request("off", scenario, upstream, off, up.tmp, up.children)
-            on_count = per_request("on", scenario, upstream, on, up.tmp, up.children)
+            off_count, on_count = (
+                per_request(kind, scenario, upstream, env, up.tmp, up.children, COUNTS, connections)
+                for kind, env in (("off", off), ("on", on))
+            )
             added = on_count / off_count
             met = met and added < TARGET_CPU_RATIO
             print(
@@ -205,11 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.instructions:
         print(
             f"o1-gateway tracing off vs on, instructions per request under callgrind (one worker, "
-            f"c=1, {COUNTS[1] - COUNTS[0]} requests counted): Python {sys.version.split()[0]}",
+            f"c={args.connections}, {COUNTS[1] - COUNTS[0]} requests counted): Python "
+            f"{sys.version.split()[0]}",
             flush=True,
         )
         try:
-            return count_instructions(args.scenarios, args.sample_ratio)
+            return count_instructions(args.scenarios, args.sample_ratio, args.connections)
         except SetupError as exc:
             print(f"\nSETUP FAILED: {exc}", file=sys.stderr)
             return 2
