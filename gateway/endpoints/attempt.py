@@ -327,7 +327,7 @@ class Attempt:
         trace = exchange.trace
         observe = trace.streaming() if trace is not None else None
         gw.metrics.open_streams.inc()
-        stopped = reading_on = False
+        stopped = reading_on = broken = False
         try:
             async for chunk in resp.iter_chunks():
                 out = meter.feed(chunk) if meter is not None else chunk
@@ -356,6 +356,7 @@ class Attempt:
             # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             exchange.error_code = exc.code or exc.type
+            broken = True
             if exc.code == UNDECODABLE and self.ticket is not None:
                 # What upstream sent cannot be read, so neither can how much it generated.
                 self.ticket.settle_at_reserve()
@@ -373,7 +374,9 @@ class Attempt:
             if trace is not None:
                 trace.upstream_done(resp.status, exchange.error_code)
             if meter is not None:
-                self.settle_stream(meter, stopped=stopped)
+                # A stream broken mid-way (a stall, a reset) is one the gateway stopped too:
+                # upstream may have generated more than arrived, and goes on until it notices.
+                self.settle_stream(meter, stopped=stopped or broken)
         if stopped:
             raise errors.client_closed()
 
@@ -389,9 +392,10 @@ class Attempt:
 
     def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
         """Charge a relayed stream, however it ended, what its meter saw generated (once:
-        later calls do nothing): the usage it reported, or the text it carried. One the gateway
-        `stopped` before its usage (its client left) is charged `left_usage`, never more than
-        its hold; a model's that reasons, whose reasoning only the usage counts, its hold."""
+        later calls do nothing): the usage it reported, or the text it carried. One `stopped`
+        before its usage (its client left, or upstream's stream broke: a stall, a reset) is
+        charged `left_usage`, never more than its hold; a model's that reasons, whose reasoning
+        only the usage counts, its hold."""
         ticket = self.ticket
         if ticket is None or ticket.done:
             return

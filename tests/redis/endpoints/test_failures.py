@@ -7,8 +7,9 @@ and a second that succeeds. After each failure the team's hold is settled (nothi
 charge follows one rule per kind of ending, the client gets an OpenAI-shaped error (a terminal
 event once a stream has started) and the metrics count the failure:
 
-- a stream broken mid-way (reset, upstream's own error event, a stall past `read_timeout_s`):
-  the prompt and the text generated, as the stream meter counts them;
+- a stream broken mid-way: the prompt and the text generated, as the stream meter counts them
+  (upstream's own error event), and `left_stream_margin_tokens` more when the stream is cut (a
+  reset, a stall past `read_timeout_s`), upstream going on until it notices;
 - a whole answer cut off, unreadable, or without `usage` (chat, the Responses API, faked o1
   streams before and after their grace period): the hold, never less than upstream bills;
 - an upstream error (429, 5xx, a proxy's HTML page): nothing, whatever the retries;
@@ -356,10 +357,14 @@ BREAKS = {  # how upstream breaks the stream: (its knobs, the code the client an
 @pytest.mark.parametrize("how", sorted(BREAKS))
 def test_a_native_stream_broken_mid_way_ends_in_an_error_and_is_charged_what_it_generated(
     serve: Serve,
+    upstream: ServerThread,
     store: redis.Redis,
     api: str,
     how: str,
 ) -> None:
+    """Upstream's own error event ends its stream: what it carried. A stall or a reset is a
+    stream the gateway stops: upstream may have generated more than arrived, and goes on until
+    it notices, so what arrived and `left_stream_margin_tokens`, no less than upstream bills."""
     gateway = serve(wiring={"read_timeout_s": 0.5})
     knobs, code = BREAKS[how]
     answer = post(gateway, api, "gpt-4o", True, x_sim_answer=LONG_ANSWER, **_knobs(knobs))
@@ -371,7 +376,11 @@ def test_a_native_stream_broken_mid_way_ends_in_an_error_and_is_charged_what_it_
     else:
         assert_ends_in_error(api, events, code)
     assert len(events.text) < len(LONG_ANSWER)
-    assert spend(store, TEAM) == (generated("gpt-4o", events.text), 0)
+    margin = 0 if how == "error event" else CONFIG.admission.left_stream_margin_tokens
+    usage = Usage(tokens.count_messages(MESSAGES), tokens.count_text(events.text) + margin)
+    charged = min(cost_micros(CONFIG.models["gpt-4o"].price, usage), hold("gpt-4o"))
+    assert spend(store, TEAM) == (charged, 0)
+    billed_at_most(upstream, charged)
     assert upstream_errors(gateway) == {code: 1}
 
 

@@ -216,3 +216,27 @@ def test_a_stream_left_by_a_client_that_fell_behind_is_charged_what_upstream_gen
         model.price, tokens.count_messages(MESSAGES), model.max_output * copies
     )
     assert held == 0 and billed(upstream) == charged < most
+
+
+def test_a_reasoning_models_stream_cut_mid_way_is_charged_its_hold(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """A native o1 stream cut after its first tokens never reports the usage that counts its
+    reasoning, which upstream bills: the hold, not the text that arrived."""
+    httpx.delete(f"{upstream.url}/_sim/bill")
+    case = Case("chat", "o1-native", NATIVE_O1, None)
+    path, body = case.body()
+    headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": LONG_ANSWER}
+    headers.update({**NATIVE_O1, "x-sim-fault": "reset"})
+    answer = httpx.post(f"{gateway.url}{path}", json=body, headers=headers, timeout=30)
+    assert answer.status_code == 200
+    assert '"code":"upstream_truncated"' in answer.text  # the stream ends in an error event
+    wait_for(
+        lambda: upstream.requests_in_flight() == 0 and gateway.requests_in_flight() == 0,
+        10,
+        "the calls to end",
+    )
+    charged, held = spend(store, TEAM)
+    assert held == 0
+    assert charged == hold(case)
+    assert 0 < billed(upstream) <= charged
