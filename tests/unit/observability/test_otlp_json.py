@@ -83,3 +83,14 @@ def test_a_template_keeps_its_text_and_its_holes_take_any_value() -> None:
     # Attributes encoded to nothing leave no empty place in the list.
     bare = span_template("s", SERVER, False, False, (shared_attributes({}),))
     assert orjson.loads(bare % (TRACE, b"00f067aa0ba902b7", 1, 2))["attributes"] == []
+
+
+def test_an_export_holds_every_span_given_in_its_frame() -> None:
+    frame = export_frame("o1-gateway", "gw")
+    template = span_template("s", SERVER, False, False, (hole("n", int),))
+    for count in (0, 1, 3):
+        spans = [template % (TRACE, b"%016x" % (n + 1), 1, 2, n) for n in range(count)]
+        found = orjson.loads(export_request(spans, frame))["resourceSpans"][0]["scopeSpans"][0]
+        assert [s["attributes"][0]["value"]["intValue"] for s in found["spans"]] == [
+            str(n) for n in range(count)
+        ]
