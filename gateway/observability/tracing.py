@@ -316,10 +316,14 @@ class RequestTrace:
         self.children.append(child)
         return child
 
-    def ended(self, child: list[Any], said: Any, values: tuple[int, ...] = ()) -> None:
+    def ended(
+        self, child: list[Any], said: Any, values: tuple[int, ...] = (), end_ns: int = 0
+    ) -> None:
+        """`child` ends now (or at `end_ns`): what it says and its holes written down."""
         child[3] = True
         self.said += (child[0], said)
-        self.holes += (self.trace_id, child[1], self.span_id, child[2], time_ns(), *values)
+        end_ns = end_ns or time_ns()
+        self.holes += (self.trace_id, child[1], self.span_id, child[2], end_ns, *values)
 
     def request(self, payload: Mapping[str, Any]) -> None:
         self.payload = payload
@@ -428,7 +432,7 @@ class RequestTrace:
         if len(said) < 2 * count:
             for child in self.children:
                 if not child[3]:  # left open by a failure: it ends with the request
-                    self.ended(child, None)
+                    self.ended(child, None, (), end_ns)
         shapes = (name, error, mask, not self.parent_id, self.route, requested, responded, decided,
                   *said)  # fmt: skip
         template = tracing.templates.get(shapes)
