@@ -8,6 +8,10 @@ not), so its worst case is that many calls at the dearest per-call price among i
 one container of each container tool. What a response is charged counts its call items, and a
 container for each container tool that ran, never more than that worst case. A chat request
 with `web_search_options` (the search models) is billed one web search.
+
+A stored prompt template (`prompt`) may bring any hosted tool, and the gateway cannot read it:
+such a request is held as if it carried them all (a container at the dearest memory priced),
+each of them must be priced, unless the client bounds its calls at `max_tool_calls: 0`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from gateway.wire.hosted_tools import (
     CALL_ITEMS,
     CONTAINER_TOOLS,
     DEFAULT_MEMORY,
+    PER_CALL_TOOLS,
     HostedTool,
     hosted_tools,
 )  # fmt: skip
@@ -71,11 +76,16 @@ class ToolFees:
 NO_FEES = ToolFees()
 
 
-def tool_fees(body: dict[str, Any], prices: HostedToolsConfig) -> ToolFees:
+def tool_fees(
+    body: dict[str, Any], prices: HostedToolsConfig, stored_prompt: bool = False
+) -> ToolFees:
     """The request's hosted tools at the configured prices; a tool without one is refused
-    (400 naming the config key to set)."""
+    (400 naming the config key to set). `stored_prompt`: a model that reads the request's
+    stored prompt template (`prompt`) serves it, so any tool may come with that."""
     found = hosted_tools(body.get("tools"))
-    if not found:
+    given = body.get("max_tool_calls")
+    templated = stored_prompt and body.get("prompt") is not None and given != 0
+    if not found and not templated:
         return NO_FEES
     priced: dict[str, int] = {}
     containers: dict[str, int] = {}
@@ -86,14 +96,34 @@ def tool_fees(body: dict[str, Any], prices: HostedToolsConfig) -> ToolFees:
             containers[item] = max(containers.get(item, 0), price)
         else:
             priced[tool.name] = max(priced.get(tool.name, 0), price)
+    if templated:
+        for name, price in _every_tool(prices).items():
+            if name in CONTAINER_TOOLS:
+                item = CONTAINER_TOOLS[name]
+                containers[item] = max(containers.get(item, 0), price)
+            else:
+                priced[name] = max(priced.get(name, 0), price)
     per_call = {
         item: max(priced[name] for name in names if name in priced)
         for item, names in CALL_ITEMS.items()
         if any(name in priced for name in names)
     }
-    given = body.get("max_tool_calls")
     max_calls = given if isinstance(given, int) else prices.default_max_tool_calls
     return ToolFees(per_call, containers, max_calls, given is None)
+
+
+def _every_tool(prices: HostedToolsConfig) -> dict[str, int]:
+    """Every hosted tool's price, by price name, a container tool's at the dearest memory
+    priced (a template's container may ask for any); 400 for the first without a price."""
+    found: dict[str, int] = {}
+    for name in (*PER_CALL_TOOLS, *CONTAINER_TOOLS):
+        price = getattr(prices, name)
+        if price is None:
+            raise errors.prompt_tools_unpriced(f"hosted_tools.{name}")
+        found[name] = int(price)
+        if name in CONTAINER_TOOLS:
+            found[name] = max([found[name], *map(int, prices.container_memory_prices.values())])
+    return found
 
 
 def _price(body: dict[str, Any], tool: HostedTool, prices: HostedToolsConfig) -> int:

@@ -303,6 +303,8 @@ class NativeAttempt(ModelAttempt):
         refuses dropped, and a conversation the gateway holds spelled out in full."""
         req, gw = self.req, self.gw
         payload = dict(req.original)
+        if payload.get("prompt") is not None:
+            req.fees = tool_fees(payload, gw.config.hosted_tools, stored_prompt=True)
         given = payload.get("reasoning")
         if req.effort and not (isinstance(given, dict) and given.get("effort") is not None):
             payload["reasoning"] = {

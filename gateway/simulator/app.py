@@ -45,6 +45,8 @@ Request-header knobs, honoured when `config.header_knobs` is true:
     x-sim-tool-calls: N          /v1/responses: the hosted tool calls (web search, file search,
                                  code interpreter) the response makes, within max_tool_calls
                                  (default: one per hosted tool of the request)
+    x-sim-prompt-tools: T,T      /v1/responses: the hosted tools (types) a request's stored
+                                 prompt template (`prompt`) brings; templates add no text
     x-sim-batch: complete        POST /v1/batches: the batch is completed at once
     x-sim-today: YYYY-MM-DD      the day the request is answered on (replaces config.today):
                                  a model shut down by then, or not yet released, is 404

@@ -32,23 +32,30 @@ _CALLS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 STAGES = {item_type: stages for item_type, _, stages in _CALLS.values()}
 
 
-def hosted_tool_names(body: dict[str, Any]) -> list[str]:
+def hosted_tool_names(body: dict[str, Any], prompt_tools: tuple[str, ...] = ()) -> list[str]:
+    """The price names of the request's hosted tools, then of those its stored prompt template
+    brings (`prompt_tools`, types)."""
     tools = body.get("tools")
-    if not isinstance(tools, list):
-        return []
-    return [
+    names = [
         PRICE_NAMES[tool["type"]]
-        for tool in tools
+        for tool in (tools if isinstance(tools, list) else ())
         if isinstance(tool, dict) and tool.get("type") in PRICE_NAMES
     ]
+    if body.get("prompt") is not None:
+        names += (PRICE_NAMES[kind] for kind in prompt_tools)
+    return names
 
 
 def call_items(
-    body: dict[str, Any], wanted: int | None, query: str, id_seed: int
+    body: dict[str, Any],
+    wanted: int | None,
+    query: str,
+    id_seed: int,
+    prompt_tools: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """The request's hosted tool calls: `wanted` of them (None: one per hosted tool), within
-    `max_tool_calls`."""
-    names = hosted_tool_names(body)
+    """The request's hosted tool calls (its stored prompt's tools too): `wanted` of them (None:
+    one per hosted tool), within `max_tool_calls`."""
+    names = hosted_tool_names(body, prompt_tools)
     if not names:
         return []
     count = len(names) if wanted is None else wanted

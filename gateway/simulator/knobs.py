@@ -13,6 +13,7 @@ from datetime import date
 
 from gateway.config import iso_date
 from gateway.simulator.openai_errors import SimError
+from gateway.wire.hosted_tools import PRICE_NAMES
 
 FAULTS = frozenset(
     {"429", "429-tokens", "quota", "500", "502", "503", "timeout", "reset", "stream-error"}
@@ -44,6 +45,9 @@ class Knobs:
     today: date | None = None
     # `x-sim-tool-calls: N`: the hosted tool calls (web search, ...) a response makes.
     tool_calls: int | None = None
+    # `x-sim-prompt-tools: web_search,code_interpreter`: the hosted tools (by type) a request's
+    # stored prompt template brings.
+    prompt_tools: tuple[str, ...] = ()
 
 
 NO_KNOBS = Knobs()
@@ -83,6 +87,11 @@ def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
                 knobs.tool_calls = int(value)
                 if knobs.tool_calls < 0:
                     raise ValueError("must not be negative")
+            elif name == "x-sim-prompt-tools":
+                knobs.prompt_tools = tuple(t.strip() for t in value.split(",") if t.strip())
+                unknown = [t for t in knobs.prompt_tools if t not in PRICE_NAMES]
+                if unknown:
+                    raise ValueError(f"expected hosted tool types, not {unknown[0]!r}")
             elif name == "x-sim-reasoning-tokens":
                 knobs.reasoning_tokens = int(value)
                 if knobs.reasoning_tokens < 0:

@@ -59,6 +59,7 @@ KNOWN_PARAMETERS = frozenset(
         "service_tier",
         "top_logprobs",
         "max_tool_calls",
+        "prompt",
         "prompt_cache_key",
         "safety_identifier",
     }
@@ -85,6 +86,7 @@ def check(body: dict[str, Any], model: ChatModel) -> SimError | None:
             return oe.unknown_parameter(name)
     return (
         _check_input(body)
+        or _check_prompt(body)
         or _check_values(body, model)
         or _check_tools(body)
         or _check_format(body)
@@ -109,6 +111,19 @@ def _check_input(body: dict[str, Any]) -> SimError | None:
         error = _check_item(item, kind, f"input[{i}]")
         if error is not None:
             return error
+    return None
+
+
+def _check_prompt(body: dict[str, Any]) -> SimError | None:
+    """A stored prompt template, named by its id. The simulator keeps no templates: one adds
+    no text, and brings the hosted tools `x-sim-prompt-tools` names (`hosted_calls`)."""
+    given = body.get("prompt")
+    if given is None:
+        return None
+    if not isinstance(given, dict):
+        return oe.invalid_type("prompt", "an object", given)
+    if not isinstance(given.get("id"), str):
+        return oe.missing_parameter("prompt.id")
     return None
 
 

@@ -68,11 +68,17 @@ class ResponsesApi:
         return None
 
     def build(
-        self, body: dict[str, Any], key: str, answer_knob: str | None, tool_calls: int | None = None
+        self,
+        body: dict[str, Any],
+        key: str,
+        answer_knob: str | None,
+        tool_calls: int | None = None,
+        prompt_tools: tuple[str, ...] = (),
     ) -> tuple[Stored | SimError, int]:
         """The response to a create request (not yet stored), or its error; and the tokens the
-        rate window admits for it (`tool_calls`: the hosted tool calls it makes, see
-        `hosted_calls`). Batch lines use this too."""
+        rate window admits for it (`tool_calls`: the hosted tool calls it makes, `prompt_tools`:
+        the hosted tools its stored prompt brings, see `hosted_calls`). Batch lines use this
+        too."""
         model = responses.resolve_model(body)
         if isinstance(model, SimError):
             return model, 0
@@ -111,7 +117,7 @@ class ResponsesApi:
         )
         query = responses.query_of(items)
         output = [
-            *hosted_calls.call_items(body, tool_calls, query, seed + _HOSTED_SEEDS),
+            *hosted_calls.call_items(body, tool_calls, query, seed + _HOSTED_SEEDS, prompt_tools),
             *shapes.output_items(answer, seed + _OUTPUT_SEEDS),
         ]
         background = body.get("background") is True
@@ -148,7 +154,10 @@ class ResponsesApi:
         body = await host.body_or_answered(call)
         if body is None:
             return
-        stored, tokens = self.build(body, call.key, call.knobs.answer, call.knobs.tool_calls)
+        knobs = call.knobs
+        stored, tokens = self.build(
+            body, call.key, knobs.answer, knobs.tool_calls, knobs.prompt_tools
+        )
         rates = host.admit(call, tokens)
         if isinstance(stored, SimError):
             await host.reply_error(call, stored, rates)

@@ -28,6 +28,7 @@ invalid_request_error
   400  unsupported_value             tool_unsupported          a hosted tool the model lacks
   400  unsupported_value             tool_not_priced           a hosted tool billed at prices not held
   400  tool_not_priced               tool_price_unset          a hosted tool without a configured price
+  400  tool_not_priced               prompt_tools_unpriced     a stored prompt, hosted tools not all priced
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
@@ -641,6 +642,20 @@ def tool_price_unset(param: str, tool_type: str, config_key: str) -> GatewayErro
         f"tokens, and this gateway has no price for it. An operator can set `{config_key}` "
         "(USD) in the gateway's configuration to serve it.",
         param=param,
+        code="tool_not_priced",
+    )
+
+
+def prompt_tools_unpriced(config_key: str) -> GatewayError:
+    """A stored prompt template, which may bring any hosted tool the gateway cannot see, while
+    one of them has no configured price."""
+    return GatewayError(
+        400,
+        "A stored prompt template can bring hosted tools (web search, file search, code "
+        "interpreter, shell) that OpenAI bills beside the tokens, and this gateway has no price "
+        f"for one of them. Send `max_tool_calls: 0` if the template uses none, or an operator "
+        f"can set `{config_key}` (USD) in the gateway's configuration to serve it.",
+        param="prompt",
         code="tool_not_priced",
     )
 

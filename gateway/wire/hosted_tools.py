@@ -28,6 +28,12 @@ CONTAINER_TOOLS: dict[str, str] = {
     "code_interpreter": "code_interpreter_call",
     "shell": "shell_call",
 }
+# Tools billed by the call, by their price names.
+PER_CALL_TOOLS = tuple(
+    dict.fromkeys(
+        name for names in CALL_ITEMS.values() for name in names if name not in CONTAINER_TOOLS
+    )
+)
 # A container of OpenAI's default memory.
 DEFAULT_MEMORY = "1g"
 

@@ -302,3 +302,76 @@ def test_a_batch_line_with_web_search_options_is_refused(
     # The input file was read upstream, to check its lines; no batch was made.
     since = [r for r in sim_requests(simulator) if r not in before]
     assert since and all(r["path"] != "/v1/batches" for r in since)
+
+
+STORED_PROMPT: Any = {"prompt": {"id": "pmpt_1"}}
+SHELL = 40_000
+MEMORY_4G = 120_000  # the dearest container the operator priced
+
+
+def test_a_stored_prompt_is_refused_unless_every_hosted_tool_is_priced_or_it_makes_no_calls(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """A stored prompt template may bring any hosted tool, unseen by the gateway: with one of
+    them unpriced (here the shell), the request is refused before upstream, unless the client
+    says the template calls none (`max_tool_calls: 0`), which upstream then enforces."""
+    client = sdk(gateway, "metered")
+    before = sim_requests(simulator)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model="gpt-4o", input=PROMPT, extra_body=STORED_PROMPT)
+    assert info.value.code == "tool_not_priced"
+    assert info.value.param == "prompt"
+    assert "`hosted_tools.shell`" in info.value.message
+    assert "max_tool_calls: 0" in info.value.message
+    assert sim_requests(simulator) == before
+    assert spend(store, "metered") == (0, 0)
+    answer = client.responses.create(
+        model="gpt-4o", input=PROMPT, max_tool_calls=0, extra_body=STORED_PROMPT,
+        extra_headers={"x-sim-prompt-tools": "web_search"},
+    )  # fmt: skip
+    sent = sim_requests(simulator)[-1]["body"]
+    assert sent["prompt"] == {"id": "pmpt_1"} and sent["max_tool_calls"] == 0
+    assert [item.type for item in answer.output] == ["message"]
+    assert answer.usage is not None
+    assert spend(store, "metered") == (priced("gpt-4o", answer.usage), 0)
+
+
+def test_a_stored_prompts_hosted_tools_are_held_at_their_worst_and_charged_as_made(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    store: redis.Redis,
+) -> None:
+    """Every tool priced: the request is held as if the template brought them all (the gateway's
+    `max_tool_calls` of the dearest call, and a container of each container tool at the dearest
+    memory priced, beside the whole context a template may fill), then charged the calls the
+    response made, here three web searches the template's tool ran."""
+    prices: dict[str, Any] = prices_of({**PRICED, "shell": "0.04"})
+    prices["container_memory_prices"] = prices_of({"4g": "0.12"})
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, hosted_tools=prices)
+    answers: list[Any] = []
+
+    def ask() -> None:
+        knobs = {
+            "x-sim-latency-ms": "1500", "x-sim-tool-calls": "3", "x-sim-prompt-tools": "web_search",
+        }  # fmt: skip
+        client = sdk(gateway, "metered")
+        answer = client.responses.create(
+            model="gpt-4o", input=PROMPT, max_output_tokens=16, extra_body=STORED_PROMPT,
+            extra_headers=knobs,
+        )  # fmt: skip
+        answers.append(answer)
+
+    call = threading.Thread(target=ask)
+    call.start()
+    deadline = time.monotonic() + 10
+    while (holding := held(store, "metered")) == 0:
+        assert time.monotonic() < deadline, "no hold appeared"
+        time.sleep(0.01)
+    call.join()
+    context = worst_case_micros(PRICES["gpt-4o"], 128_000, 16)
+    assert holding == context + 8 * SEARCH + max(CONTAINER, MEMORY_4G) + max(SHELL, MEMORY_4G)
+    assert sim_requests(simulator)[-1]["body"]["max_tool_calls"] == 8
+    (answer,) = answers
+    assert_charged_searches(store, "metered", answer, 3)

@@ -172,7 +172,7 @@ def test_a_stored_prompt_template_holds_the_whole_context(gateway: ServerThread)
     assert answer.usage is not None
     with pytest.raises(openai.RateLimitError) as info:
         client.responses.create(
-            model="gpt-4o", input="Hi.", max_output_tokens=16,
+            model="gpt-4o", input="Hi.", max_output_tokens=16, max_tool_calls=0,
             extra_body={"prompt": {"id": "pmpt_1"}},
         )  # fmt: skip
     assert info.value.code == "request_over_budget"

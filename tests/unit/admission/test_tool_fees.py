@@ -111,3 +111,19 @@ def test_a_hosted_shell_pays_its_container_and_a_local_one_nothing() -> None:
     fees = tool_fees({"tools": [hosted, CONTAINER]}, PRICES)
     assert fees.worst_case == 60_000  # a container each
     assert fees.charged({"shell_call": 3}) == 30_000
+
+
+def test_a_stored_prompt_may_bring_any_tool_when_upstream_reads_it() -> None:
+    """Every tool is held (containers at the dearest memory priced); nothing when the client
+    allows no calls, or when no model reading the template serves it (it is refused there)."""
+    body: dict[str, Any] = {"prompt": {"id": "pmpt_1"}, "tools": [{"type": "web_search"}]}
+    assert tool_fees(body, PRICES).worst_case == 8 * 10_000  # its own tools only
+    fees = tool_fees(body, PRICES, stored_prompt=True)
+    assert fees.injected and fees.worst_case == 8 * 25_000 + 2 * 120_000
+    assert fees.charged({"file_search_call": 2, "shell_call": 1}) == 2 * 2_500 + 120_000
+    assert tool_fees({**body, "max_tool_calls": 0}, PRICES, stored_prompt=True).worst_case == 0
+    with pytest.raises(GatewayError) as info:
+        tool_fees({"prompt": {"id": "pmpt_1"}}, HostedToolsConfig(web_search=Usd(1)), True)
+    exc = info.value
+    assert (exc.status, exc.code, exc.param) == (400, "tool_not_priced", "prompt")
+    assert "`hosted_tools.web_search_preview`" in exc.message
