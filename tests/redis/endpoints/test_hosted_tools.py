@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,20 @@ def assert_charged_searches(store: redis.Redis, team: str, answer: Any, searches
 
 def held(store: redis.Redis, team: str) -> int:
     return int(store.get(f"{{t:{team}}}:held:{month()}") or 0)
+
+
+def held_while(store: redis.Redis, team: str, ask: Callable[[], Any]) -> tuple[int, Any]:
+    """What the team holds while `ask` (a slow call, in a thread) is under way, and its answer."""
+    answers: list[Any] = []
+    call = threading.Thread(target=lambda: answers.append(ask()))
+    call.start()
+    deadline = time.monotonic() + 10
+    while (holding := held(store, team)) == 0:
+        assert time.monotonic() < deadline, "no hold appeared"
+        time.sleep(0.01)
+    call.join()
+    (answer,) = answers
+    return holding, answer
 
 
 @pytest.mark.parametrize(
@@ -151,28 +166,15 @@ def test_a_web_search_holds_max_tool_calls_searches_the_gateway_sets(
 ) -> None:
     """Without `max_tool_calls` the gateway sends the default (8) and holds that many searches
     beside the tokens; once answered, it charges the tokens and the searches made."""
-    answers: list[Any] = []
-
-    def ask() -> None:
-        client = sdk(gateway, "metered")
-        knobs = {"x-sim-latency-ms": "1500", "x-sim-tool-calls": "3"}
-        answers.append(
-            client.responses.create(
-                model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16, extra_headers=knobs
-            )
-        )
-
-    call = threading.Thread(target=ask)
-    call.start()
-    deadline = time.monotonic() + 10
-    while (holding := held(store, "metered")) == 0:
-        assert time.monotonic() < deadline, "no hold appeared"
-        time.sleep(0.01)
-    call.join()
+    knobs = {"x-sim-latency-ms": "1500", "x-sim-tool-calls": "3"}
+    holding, answer = held_while(
+        store, "metered", lambda: sdk(gateway, "metered").responses.create(
+            model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16, extra_headers=knobs
+        ),
+    )  # fmt: skip
     assert holding == token_hold(WEB, 16) + 8 * SEARCH
     sent = sim_requests(simulator)[-1]["body"]
     assert sent["max_tool_calls"] == 8
-    (answer,) = answers
     searches = {item.status for item in answer.output if item.type == "web_search_call"}
     assert searches == {"completed"}  # the answer after them was cut at 16 tokens
     assert_charged_searches(store, "metered", answer, 3)
@@ -350,28 +352,16 @@ def test_a_stored_prompts_hosted_tools_are_held_at_their_worst_and_charged_as_ma
     prices: dict[str, Any] = prices_of({**PRICED, "shell": "0.04"})
     prices["container_memory_prices"] = prices_of({"4g": "0.12"})
     gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, hosted_tools=prices)
-    answers: list[Any] = []
-
-    def ask() -> None:
-        knobs = {
-            "x-sim-latency-ms": "1500", "x-sim-tool-calls": "3", "x-sim-prompt-tools": "web_search",
-        }  # fmt: skip
-        client = sdk(gateway, "metered")
-        answer = client.responses.create(
+    knobs = {
+        "x-sim-latency-ms": "1500", "x-sim-tool-calls": "3", "x-sim-prompt-tools": "web_search",
+    }  # fmt: skip
+    holding, answer = held_while(
+        store, "metered", lambda: sdk(gateway, "metered").responses.create(
             model="gpt-4o", input=PROMPT, max_output_tokens=16, extra_body=STORED_PROMPT,
             extra_headers=knobs,
-        )  # fmt: skip
-        answers.append(answer)
-
-    call = threading.Thread(target=ask)
-    call.start()
-    deadline = time.monotonic() + 10
-    while (holding := held(store, "metered")) == 0:
-        assert time.monotonic() < deadline, "no hold appeared"
-        time.sleep(0.01)
-    call.join()
+        ),
+    )  # fmt: skip
     context = worst_case_micros(PRICES["gpt-4o"], 128_000, 16)
     assert holding == context + 8 * SEARCH + max(CONTAINER, MEMORY_4G) + max(SHELL, MEMORY_4G)
     assert sim_requests(simulator)[-1]["body"]["max_tool_calls"] == 8
-    (answer,) = answers
     assert_charged_searches(store, "metered", answer, 3)
