@@ -34,7 +34,7 @@ from gateway.endpoints.owned import (
 from gateway.endpoints.tuned_models import fine_tunes
 from gateway.routing import retirement
 from gateway.runtime.gateway import Gateway
-from gateway.server.body import parse_json_object, read_body
+from gateway.server.body import read_json_object, repeated_key
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
 from gateway.wire import errors
@@ -49,8 +49,7 @@ BATCHED = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/mod
 async def create(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    body = await read_body(request, gw.config.server.max_body_bytes)
-    payload = parse_json_object(request, body)
+    payload, body = await read_json_object(request, gw.config.server.max_body_bytes)
     input_file, endpoint = payload.get("input_file_id"), payload.get("endpoint")
     if not isinstance(input_file, str):
         raise errors.missing_parameter("input_file_id")
@@ -82,6 +81,11 @@ def _input_lines(content: bytes) -> list[dict[str, Any]]:
             raise errors.batch_line_invalid(number, "it is not JSON") from None
         if not isinstance(line, dict) or not isinstance(line.get("body"), dict):
             raise errors.batch_line_invalid(number, "it has no request body")
+        # Upstream reads the file as it is: which of a repeated key's values counts is its
+        # parser's choice, not necessarily the value priced here.
+        repeated = repeated_key(raw)
+        if repeated is not None:
+            raise errors.batch_line_invalid(number, repeated)
         lines.append(line)
     return lines
 

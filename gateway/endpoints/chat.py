@@ -272,16 +272,11 @@ class ChatAttempt(ModelAttempt):
             payload, adapted = dict(self.payload), None
             self.adapted = self.emulated_as = None
         self.stream = stream = payload.get("stream") is True
-        upstream = self.config.upstream
-        rewrite = adapted is not None or payload["model"] != upstream
-        payload["model"] = upstream
+        payload["model"] = self.config.upstream
         given = payload.get("safety_identifier")
-        if given is not None:
-            rewrite = True
-        safety = gw.safety_identifier(
+        payload["safety_identifier"] = gw.safety_identifier(
             self.caller.team.name, given if isinstance(given, str) else None
         )
-        payload["safety_identifier"] = safety
         strip_usage = False
         if stream and gw.config.admission.enabled:
             # Ask upstream for the usage chunk so the stream is charged exactly.
@@ -291,13 +286,11 @@ class ChatAttempt(ModelAttempt):
                     **(options if isinstance(options, dict) else {}),
                     "include_usage": True,
                 }
-                strip_usage = rewrite = True
+                strip_usage = True
         self.payload = payload
-        if rewrite:
-            self.body = orjson.dumps(payload)
-        else:
-            # The client's bytes as they are, the team's identifier put in front.
-            self.body = b'{"safety_identifier":"' + safety.encode() + b'",' + self.body.lstrip()[1:]
+        # Never the client's own bytes: what upstream reads is what the gateway checked and
+        # priced, even when a key is repeated (parsers differ on which of them counts).
+        self.body = orjson.dumps(payload)
         if adapted is not None:
             self.exchange.patches = adapted.patches
             gw.after_response(gw.metrics.count_patches, self.model, adapted.patches)

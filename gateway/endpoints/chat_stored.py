@@ -23,7 +23,7 @@ from gateway.endpoints.owned import (
     metadata_query,
     own_list,
 )
-from gateway.server.body import parse_json_object, read_body
+from gateway.server.body import read_json_object
 from gateway.server.entry import gateway_of
 from gateway.wire import errors
 
@@ -69,8 +69,7 @@ async def update(request: Request) -> Response:
     gw = gateway_of(request)
     completion_id = request.path_params["completion_id"]
     caller = await caller_owning(request, CHAT_COMPLETION, completion_id)
-    body = await read_body(request, gw.config.server.max_body_bytes)
-    parse_json_object(request, body)  # a JSON object, as any JSON endpoint's
+    _, body = await read_json_object(request, gw.config.server.max_body_bytes)
     return await forward_owned(request, CHAT_COMPLETION, completion_id, body=body, caller=caller)
 
 

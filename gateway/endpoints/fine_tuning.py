@@ -38,7 +38,7 @@ from gateway.endpoints.owned import (
 )
 from gateway.endpoints.route import refuse_shut_down
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
-from gateway.server.body import parse_json_object, read_body
+from gateway.server.body import read_json_object
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
 from gateway.wire import errors
@@ -51,8 +51,7 @@ FINE_TUNING_JOB = Kind(
 async def create(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    body = await read_body(request, gw.config.server.max_body_bytes)
-    payload = parse_json_object(request, body)
+    payload, body = await read_json_object(request, gw.config.server.max_body_bytes)
     name, training = payload.get("model"), payload.get("training_file")
     if not isinstance(name, str) or not name:
         raise errors.missing_parameter("model")

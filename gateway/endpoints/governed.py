@@ -100,6 +100,7 @@ async def serve(request: Request, rules: Governed) -> Response:
             payload[field] = form_field(body, content_type, field)
     else:
         payload = parse_json_object(request, body)
+        body = orjson.dumps(payload)  # what upstream reads is what was checked (`read_json_object`)
         trace = exchange_of(request.scope).trace
         if trace is not None:
             trace.request(payload)

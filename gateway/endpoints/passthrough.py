@@ -1,5 +1,5 @@
 """Paths outside the endpoint table that the operator lets through (`passthrough.allow`): each
-forwarded as it is, once, to the default upstream with the gateway's key, counted against the
+forwarded once to the default upstream with the gateway's key, counted against the
 team's request limits, and charged as its entry says (`usage`: the usage the answer reports,
 at the price of the model that answered; `free`: nothing). An entry naming `teams` is open to
 those teams only: to the others the path does not exist.
@@ -11,9 +11,11 @@ hold; with none, such a call is charged nothing.
 
 Whatever such a path stores upstream is shared by every team, but the objects teams own are
 not: any id of theirs it names (a path segment, a query value, a string anywhere in a JSON
-body, recognised by how upstream's ids of each kind begin) must be the caller's team's, or
-the path answers the 404 of a missing object before anything reaches upstream. The gateway
-does not know every endpoint's fields, so it reads ids by their shape, not by their name."""
+body or in a form's text fields, recognised by how upstream's ids of each kind begin) must be
+the caller's team's, or the path answers the 404 of a missing object before anything reaches
+upstream. The gateway does not know every endpoint's fields, so it reads ids by their shape,
+not by their name. A JSON body goes upstream as the gateway read it (`read_json_object`); a
+form as it came (its files are not read)."""
 
 from __future__ import annotations
 
@@ -35,11 +37,12 @@ from gateway.endpoints.owned import FILE, VECTOR_STORE, Kind, check_owned
 from gateway.endpoints.responses_stored import owned_response
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
 from gateway.runtime.gateway import Gateway
-from gateway.server.body import read_body
+from gateway.server.body import JSON, json_problem, read_body
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
+from gateway.wire.multipart import form_field, text_fields
 from gateway.wire.references import strings
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -72,9 +75,18 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
     if allowed.teams and caller.team.name not in allowed.teams:
         raise errors.not_served(request.method, request.url.path)
     body = await read_body(request, gw.config.server.max_body_bytes)
-    payload = _json_of(body)
+    content_type = request.headers.get("content-type", "")
+    form = text_fields(body, content_type)
+    if form is not None:
+        # A form's text fields, a JSON one read as JSON; its files are not read.
+        payload: Any = [_json_or_text(value) for _, value in form]
+        named: Any = form_field(body, content_type, "model")
+    else:
+        payload = _json_of(request, body)
+        if payload is not None:
+            body = orjson.dumps(payload)  # what upstream reads is what was checked
+        named = payload.get("model") if isinstance(payload, dict) else None
     await _check_named_ids(gw, caller, request, payload)
-    named = payload.get("model") if isinstance(payload, dict) else None
     named = named if isinstance(named, str) else None
     found = None
     if named is not None:
@@ -124,9 +136,24 @@ async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payloa
             await check_owned(gw, caller, kind, value)
 
 
-def _json_of(body: bytes) -> Any:
-    """The body as JSON, or None (empty, or not JSON: a multipart upload names no model)."""
+def _json_or_text(value: bytes) -> Any:
     try:
-        return orjson.loads(body) if body else None
+        return orjson.loads(value)
     except orjson.JSONDecodeError:
+        return value.decode("utf-8", "replace")
+
+
+def _json_of(request: Request, body: bytes) -> Any:
+    """The body as JSON, or None: empty, or of another media type (a multipart upload names
+    no model). A body that says it is JSON (or says nothing) and is not is refused: another
+    parser might read ids in it that none was checked."""
+    if not body:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        declared = request.headers.get("content-type")
+        media = declared.split(";", 1)[0].strip().lower() if declared is not None else JSON
+        if media == JSON or media.endswith("+json"):
+            raise errors.invalid_json(json_problem(body, exc)) from exc
         return None

@@ -21,7 +21,7 @@ from gateway.endpoints.owned import (
     forward_owned,
     own_list,
 )
-from gateway.server.body import parse_json_object, read_body
+from gateway.server.body import read_json_object
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
 
@@ -29,8 +29,8 @@ from gateway.server.entry import gateway_of
 async def create(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    body = await read_body(request, gw.config.server.max_body_bytes)
-    await check_references(gw, caller, body, parse_json_object(request, body))
+    payload, body = await read_json_object(request, gw.config.server.max_body_bytes)
+    await check_references(gw, caller, body, payload)
     attempt = attempt_for(request, caller, VECTOR_STORE.upstream)
     response, _ = await create_owned(attempt, VECTOR_STORE, body, counted)
     return response
@@ -49,8 +49,8 @@ async def update(request: Request) -> Response:
     gw = gateway_of(request)
     store_id = request.path_params["vector_store_id"]
     caller = await caller_owning(request, VECTOR_STORE, store_id)
-    body = await read_body(request, gw.config.server.max_body_bytes)
-    await check_references(gw, caller, body, parse_json_object(request, body))
+    payload, body = await read_json_object(request, gw.config.server.max_body_bytes)
+    await check_references(gw, caller, body, payload)
     return await forward_owned(
         request, VECTOR_STORE, store_id, body=body, count=True, caller=caller
     )

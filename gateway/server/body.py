@@ -1,8 +1,13 @@
 """A request's body: read within the size limit, straight from `receive`, and parsed as one
-JSON object with OpenAI's errors for what is not."""
+JSON object with OpenAI's errors for what is not.
+
+A JSON body goes upstream written again from the object the gateway read (`read_json_object`),
+never as the client's bytes: a key given twice is read as its last value here, and another
+parser might take the first (a cheap model checked and charged, a dear one served)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -38,6 +43,12 @@ async def read_body(request: Request, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+async def read_json_object(request: Request, limit: int) -> tuple[dict[str, Any], bytes]:
+    """A JSON request body's object, and the bytes to send upstream: that object written again."""
+    payload = parse_json_object(request, await read_body(request, limit))
+    return payload, orjson.dumps(payload)
+
+
 def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:
     content_type = request.headers.get("content-type")
     # No content type at all is forgiven (curl -d sends a form type, but scripts often send none).
@@ -66,3 +77,29 @@ def json_problem(body: bytes, exc: orjson.JSONDecodeError) -> str:
             "JSON must be sent as UTF-8"
         )
     return str(exc)
+
+
+class _Repeated(Exception):
+    pass
+
+
+def _unrepeated(pairs: list[tuple[str, Any]]) -> None:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _Repeated(key)
+        seen.add(key)
+
+
+def repeated_key(text: bytes) -> str | None:
+    """Why JSON text (orjson read it already) may mean something else to another parser: the
+    first key an object in it gives twice; None when there is none."""
+    try:
+        json.loads(text, object_pairs_hook=_unrepeated)
+    except _Repeated as repeated:
+        return f"it gives the key {repeated.args[0]!r} twice"
+    except RecursionError:
+        return "it nests too deeply to be checked"
+    except ValueError:
+        return "it is JSON that parsers do not all read alike"
+    return None

@@ -1,5 +1,5 @@
-"""Reading one text field of a `multipart/form-data` body (the model an audio upload names),
-without parsing the files in it. Pure."""
+"""Reading the text fields of a `multipart/form-data` body (the model an audio upload names, the
+ids a pass-through form names), without parsing the files in it. Pure."""
 
 from __future__ import annotations
 
@@ -15,12 +15,23 @@ def form_field(body: bytes, content_type: str, name: str) -> str | None:
     """The value of the form field `name`, or None (not multipart, no such field, not text,
     or the field given twice: which one upstream reads is its parser's choice, so neither is
     taken for the one it will serve)."""
+    values = [value for named, value in text_fields(body, content_type) or () if named == name]
+    if len(values) != 1 or len(values[0]) > MAX_FIELD_BYTES:
+        return None
+    try:
+        return values[0].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def text_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]] | None:
+    """Every field of a `multipart/form-data` body that is not a file (no `filename`), by
+    name, in order (a name given twice, twice); None when the body is not such a form."""
     found = _BOUNDARY.search(content_type)
     if not content_type.lower().startswith("multipart/form-data") or found is None:
         return None
     delimiter = b"--" + found.group(1).encode("latin-1")
-    wanted = name.encode()
-    found_value: str | None = None
+    fields: list[tuple[str, bytes]] = []
     for part in body.split(delimiter)[1:]:
         head, sep, value = part.partition(b"\r\n\r\n")
         if not sep:
@@ -34,13 +45,7 @@ def form_field(body: bytes, content_type: str, name: str) -> str | None:
             b"",
         )
         named = _NAME.search(disposition)
-        if named is None or named.group(1) != wanted or b"filename=" in disposition.lower():
+        if named is None or b"filename=" in disposition.lower():
             continue
-        value = value.removesuffix(b"\r\n")
-        if found_value is not None or len(value) > MAX_FIELD_BYTES:
-            return None
-        try:
-            found_value = value.decode()
-        except UnicodeDecodeError:
-            return None
-    return found_value
+        fields.append((named.group(1).decode("utf-8", "replace"), value.removesuffix(b"\r\n")))
+    return fields

@@ -32,13 +32,15 @@ RUN_USAGE = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
 
 class Runs:
     """An upstream of thread runs that answers with usage, or (`x-run: lost`) takes a minute,
-    longer than the gateway waits. `calls` counts the runs asked for."""
+    longer than the gateway waits. `calls` counts the runs asked for, `bodies` keeps them."""
 
     def __init__(self) -> None:
         self.calls = 0
+        self.bodies: list[bytes] = []
 
     async def run(self, request: Request) -> JSONResponse:
         self.calls += 1
+        self.bodies.append(await request.body())
         if request.headers.get("x-run") == "lost":
             await asyncio.sleep(60)
         model = "gpt-4o-2024-08-06"
@@ -119,3 +121,20 @@ def test_a_team_whose_budget_cannot_cover_the_hold_is_refused_before_upstream(
     assert answer.status_code == 429
     assert answer.json()["error"]["code"] == "request_over_budget"
     assert runs[1].calls == 0 and spend(store, TEAM) == (0, 0)
+
+
+def test_a_json_body_goes_through_as_the_gateway_read_it(
+    serve: Serve, runs: tuple[ServerThread, Runs]
+) -> None:
+    """Its ids were checked as the gateway read it: a key given twice reaches upstream once, as
+    its last value; a body that says it is JSON and is not (NaN, which some parsers take) is
+    refused, its strings unchecked."""
+    gateway, upstream = serve(), runs[1]
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "content-type": "application/json"}
+    text = b'{"assistant_id":"asst_1","assistant_id":"asst_2"}'
+    answer = httpx.post(f"{gateway.url}{RUNS}", content=text, headers=sent)
+    assert answer.status_code == 200, answer.text
+    assert upstream.bodies[-1] == b'{"assistant_id":"asst_2"}'
+    bad = httpx.post(f"{gateway.url}{RUNS}", content=b'{"assistant_id":NaN}', headers=sent)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+    assert upstream.calls == 1

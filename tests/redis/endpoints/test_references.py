@@ -92,6 +92,7 @@ OPENED = (
     AllowedPath("POST", "/v1/evals", "free"),
     AllowedPath("GET", "/v1/containers", "free"),
     AllowedPath("POST", "/v1/threads/{thread_id}/runs", "usage"),
+    AllowedPath("POST", "/v1/uploads/{upload_id}/parts", "free"),
 )
 
 
@@ -132,6 +133,42 @@ def test_an_operator_allowed_path_reaches_no_other_teams_object(
     last = upstream_requests(simulator)[-1]
     assert (last["method"], last["path"]) == ("GET", f"/v1/vector_stores/{store}/files")
     assert own.status_code == 404  # the simulated upstream serves no such path
+
+
+def test_an_operator_allowed_form_reaches_no_other_teams_object(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A multipart form's text fields are read for ids as a JSON body's strings are (a field
+    holding JSON too), and for the model it names; its files are not read, and it goes upstream
+    as it came."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
+    mine = sdk(gateway, "a").files.create(file=("notes.txt", b"a's"), purpose="user_data").id
+    auth = {"Authorization": f"Bearer {key_of('a')}"}
+    parts = f"{gateway.url}/v1/uploads/upload_1/parts"
+    before = upstream_requests(simulator)
+    refused = [
+        httpx.post(parts, data={"note": secret}, files={"data": b"x"}, headers=auth),
+        httpx.post(parts, data={"meta": json.dumps({"of": [secret]})}, files={"data": b"x"},
+                   headers=auth),
+        # Given twice: each value is checked, whichever upstream's parser reads.
+        httpx.post(parts, data={"note": [mine, secret]}, files={"data": b"x"},
+                   headers=auth),
+    ]  # fmt: skip
+    for answer in refused:
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["message"] == f"No such File object: {secret}"
+    runs = f"{gateway.url}/v1/threads/thread_1/runs"
+    model = httpx.post(runs, data={"model": "o1-pro-x"}, files={"f": b"x"}, headers=auth)
+    assert model.status_code == 404 and model.json()["error"]["code"] == "model_not_found"
+    assert upstream_requests(simulator) == before  # none reached upstream
+    # A file's bytes are the caller's to send, whatever they say.
+    sent = httpx.post(parts, files={"data": secret.encode()}, headers=auth)
+    assert sent.status_code == 404  # the simulated upstream serves no such path
+    last = upstream_requests(simulator)[-1]
+    assert last["path"] == "/v1/uploads/upload_1/parts" and secret in last["raw"]
 
 
 def test_an_object_no_team_owns_here_is_refused_before_upstream(

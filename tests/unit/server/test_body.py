@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from gateway.server.body import read_body
+from gateway.server.body import read_body, repeated_key
 from gateway.wire.errors import GatewayError
 
 
@@ -62,3 +62,19 @@ async def test_a_client_that_leaves_mid_body_is_a_499() -> None:
     with pytest.raises(GatewayError) as info:
         await read_body(request_with(messages, []), 100)
     assert info.value.status == 499 and info.value.code == "client_closed"
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        (b'{"model":"a","input":"x"}', None),
+        (b'{"a":{"b":1},"c":{"b":2}}', None),  # one key each, in two objects
+        (b'{"body":{"model":"a","model":"b"}}', "it gives the key 'model' twice"),
+        (b'{"mod\\u0065l":"a","model":"b"}', "it gives the key 'model' twice"),  # escaped
+        (b"[" * 1020 + b"]" * 1020, "it nests too deeply to be checked"),
+    ],
+)
+def test_a_repeated_key_is_found_at_any_depth_however_spelled(
+    text: bytes, found: str | None
+) -> None:
+    assert repeated_key(text) == found

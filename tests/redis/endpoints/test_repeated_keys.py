@@ -1,0 +1,98 @@
+"""A key given twice in a JSON body: the gateway reads its last value, and another parser might
+take the first (a cheap model checked and charged, a dear one served). What upstream receives
+is the object the gateway read, written again: one key, the value checked and charged. A batch
+input line, which upstream reads from the file as it is, is refused."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from gateway.admission.pricing import cost_micros
+from gateway.config import Price
+from gateway.wire.usage import Usage
+from tests.conftest import GatewayFactory, ServerThread
+from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import key_of, sdk, serve_teams
+from tests.redis.endpoints.test_responses import PRICES
+
+TEAMS: dict[str, dict[str, str]] = {"metered": {"tier": "tier-5"}}
+HI = '[{"role":"user","content":"Hi."}]'
+EMBEDDING = Price(input=20_000)  # text-embedding-3-small; -3-large costs 130,000
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
+
+
+def sim_requests(simulator: ServerThread) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "sent_model"),
+    [
+        ("/v1/chat/completions",
+         '{"model":"o1-preview","model":"gpt-4o-2024-08-06","messages":' + HI + "}",
+         "gpt-4o-2024-08-06"),
+        ("/v1/responses", '{"model":"o1-preview","input":"Hi.","model":"gpt-4o"}',
+         "gpt-4o-2024-08-06"),
+        ("/v1/embeddings",
+         '{"model":"text-embedding-3-large","input":"Hi.","model":"text-embedding-3-small"}',
+         "text-embedding-3-small"),
+    ],
+    ids=["chat", "responses", "embeddings"],
+)  # fmt: skip
+def test_upstream_reads_the_one_model_the_gateway_checked_and_charged(
+    gateway: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    path: str,
+    text: str,
+    sent_model: str,
+) -> None:
+    answer = httpx.post(
+        f"{gateway.url}{path}", content=text,
+        headers={"authorization": f"Bearer {key_of('metered')}", "content-type": "application/json"},
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    sent = sim_requests(simulator)[-1]
+    assert sent["path"] == path
+    assert sent["raw"].count('"model"') == 1
+    assert sent["body"]["model"] == sent_model
+    usage = answer.json()["usage"]
+    tokens = Usage(
+        prompt_tokens=usage.get("prompt_tokens", usage.get("input_tokens")),
+        completion_tokens=usage.get("completion_tokens", usage.get("output_tokens", 0)),
+    )
+    # Charged as the model that served it: the gpt-4o snapshot, or the small embeddings model.
+    price = PRICES["gpt-4o"] if sent_model.startswith("gpt-4o") else EMBEDDING
+    assert spend(store, "metered") == (cost_micros(price, tokens), 0)
+
+
+def test_a_batch_line_that_repeats_a_key_is_refused_before_the_batch_is_made(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    line = (
+        '{"custom_id":"r0","method":"POST","url":"/v1/chat/completions","body":'
+        '{"model":"o1-preview","messages":' + HI + ',"model":"gpt-4o"}}'
+    )
+    client = sdk(gateway, "metered")
+    file_id = client.files.create(file=("in.jsonl", io.BytesIO(line.encode())), purpose="batch").id
+    before = sim_requests(simulator)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert info.value.code == "invalid_batch_line"
+    assert "'model' twice" in info.value.message
+    since = [r for r in sim_requests(simulator) if r not in before]
+    assert all(r["path"] != "/v1/batches" for r in since)
+    assert spend(store, "metered") == (0, 0)
