@@ -7,13 +7,15 @@ one million once, rounded up: the gateway never under-charges by rounding each t
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
 import orjson
 
 from gateway.config import Config, ModelConfig, Price
-from gateway.wire import tokens
+from gateway.wire import errors, tokens
 from gateway.wire.usage import AudioUsage, Usage
 
 PER_TOKENS = 1_000_000
@@ -376,3 +378,30 @@ def _example_tokens(example: Any) -> int:
                 below += node.values()
         level = below
     return total
+
+
+def tier_percent(tiers: Mapping[str, int], given: Any) -> int:
+    """What the `service_tier` a request names costs, in percent of the standard price (none
+    named: "auto", the project's default); 400 for a tier without a configured price."""
+    tier = "auto" if given is None else given
+    if type(tier) is not str or tier not in tiers:
+        raise errors.invalid_value("service_tier", str(tier), tuple(tiers))
+    return tiers[tier]
+
+
+def tiered(price: Price, percent: int) -> Price:
+    """`price` at `percent` of itself, rounded up (a tier is never charged below its rate)."""
+    if percent == 100:
+        return price
+    return replace(
+        price, **{
+            name: -(-getattr(price, name) * percent // 100)
+            for name in ("input", "cached_input", "output", "audio_input", "audio_output")
+        },
+    )  # fmt: skip
+
+
+def at_tier(model: ModelConfig, tiers: Mapping[str, int], given: Any) -> ModelConfig:
+    """The model as a request naming the `service_tier` `given` pays for it."""
+    percent = tier_percent(tiers, given)
+    return model if percent == 100 else replace(model, price=tiered(model.price, percent))

@@ -227,6 +227,13 @@ def check(config: Config) -> None:
         raise ConfigError("admission.default_completion_tokens: must not be negative")
     if admission.left_stream_margin_tokens < 0:
         raise ConfigError("admission.left_stream_margin_tokens: must not be negative")
+    if "auto" not in admission.service_tiers:
+        raise ConfigError("admission.service_tiers: must price 'auto' (a request naming none)")
+    for service_tier, percent in admission.service_tiers.items():
+        if type(percent) is not int or percent < 1:
+            raise ConfigError(
+                f"admission.service_tiers.{service_tier}: a whole percent, at least 1"
+            )
 
 
 def _check_observability(observability: ObservabilityConfig) -> None:

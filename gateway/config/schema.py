@@ -176,6 +176,12 @@ class AdmissionConfig:
     # A stream whose caller left is stopped; upstream may generate this many tokens more before
     # it notices: charged beyond what the gateway saw (never more than the hold).
     left_stream_margin_tokens: int = 16
+    # What each `service_tier` a chat or Responses request may name costs, in percent of the
+    # standard price: held and charged at that. A request naming another tier is refused.
+    # OpenAI (2026): flex 50%, priority 200%; "auto" (or none) is the project's default tier.
+    service_tiers: dict[str, int] = field(
+        default_factory=lambda: {"auto": 100, "default": 100, "flex": 50, "priority": 200}
+    )
     # When Redis is unreachable: "open" (in-process limiter) or "closed" (refuse with 503).
     rate_limits_on_redis_error: str = "open"
     budgets_on_redis_error: str = "closed"

@@ -18,7 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.plan import model_allowed
-from gateway.admission.pricing import chat_extra_prompt, choices, requested_completion
+from gateway.admission.pricing import (
+    at_tier,
+    chat_extra_prompt,
+    choices,
+    requested_completion,
+    tier_percent,
+)
 from gateway.admission.tool_fees import NO_FEES, SEARCH_ITEM, search_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
@@ -132,6 +138,7 @@ class ChatRequest:
         self.body = await read_body(request, gw.config.server.max_body_bytes)
         self.payload = parse_json_object(request, self.body)
         validation.check_chat(self.payload, gw.config.server)  # a model name is there now
+        tier_percent(gw.config.admission.service_tiers, self.payload.get("service_tier"))
         if self.exchange.trace is not None:
             self.exchange.trace.request(self.payload)
         await check_references(gw, self.caller, self.body, self.payload)
@@ -248,6 +255,11 @@ class ChatAttempt(ModelAttempt):
     __slots__ = ("adapted", "effort", "emulated_as", "fees", "payload", "strip_usage")
 
     def __init__(self, chat: ChatRequest, label: str, model: ModelConfig, caps: Capabilities):
+        # Held and charged at the price of the tier it asks for (a translated Responses
+        # request asks for none).
+        model = at_tier(
+            model, chat.gw.config.admission.service_tiers, chat.payload.get("service_tier")
+        )
         super().__init__(
             chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps
         )

@@ -28,6 +28,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.admission.pricing import at_tier, tier_percent
 from gateway.admission.tool_fees import tool_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
@@ -83,6 +84,7 @@ class ResponsesRequest(ChatRequest):
         self.body = await read_body(request, gw.config.server.max_body_bytes)
         original = parse_json_object(request, self.body)
         validation.check_responses(original, gw.config.server)
+        tier_percent(gw.config.admission.service_tiers, original.get("service_tier"))
         if self.exchange.trace is not None:
             self.exchange.trace.request(original)
         await check_references(gw, self.caller, self.body, original)
@@ -292,6 +294,9 @@ class NativeAttempt(ModelAttempt):
     __slots__ = ("patches", "req", "spelled_out")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
+        model = at_tier(
+            model, req.gw.config.admission.service_tiers, req.original.get("service_tier")
+        )
         super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps)
         self.req = req
         self.patches: tuple[str, ...] = ()

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import pytest
+
 from gateway.admission.pricing import (
     MAX_CAP,
     batch_line_cost,
     cost_micros,
     largest_completion_cap,
+    tier_percent,
+    tiered,
     worst_case_micros,
 )
 from gateway.config import Price
+from gateway.wire.errors import GatewayError
 from gateway.wire.usage import Usage, usage_from
 
 O1_PREVIEW = Price(input=15_000_000, cached_input=7_500_000, output=60_000_000)
@@ -198,3 +203,20 @@ def test_a_long_prompt_costs_what_the_simulator_bills_on_todays_models() -> None
     cap = largest_completion_cap(price, 272_001, 1, 2_000_000)
     assert worst_case_micros(price, 272_001, cap) <= 2_000_000
     assert worst_case_micros(price, 272_001, cap + 1) > 2_000_000
+
+
+def test_a_service_tier_is_priced_in_percent_of_the_standard_price() -> None:
+    tiers = {"auto": 100, "flex": 50, "priority": 200}
+    assert tier_percent(tiers, None) == 100  # none named: the project's default
+    assert tier_percent(tiers, "priority") == 200
+    for unpriced in ("scale", 7):
+        with pytest.raises(GatewayError) as info:
+            tier_percent(tiers, unpriced)
+        assert (info.value.status, info.value.param) == (400, "service_tier")
+    price = Price(input=2_500_001, cached_input=1_250_000, output=10_000_000)
+    assert tiered(price, 100) is price
+    assert tiered(price, 50) == Price(
+        input=1_250_001,
+        cached_input=625_000,
+        output=5_000_000,  # rounded up
+    )

@@ -1,0 +1,105 @@
+"""`service_tier` on a real redis-server, through the official SDK: OpenAI bills priority
+processing at twice the standard price and flex at half, so a request naming a tier is held
+and charged at that tier's price (`admission.service_tiers`); a tier without a price is refused
+before upstream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from gateway.admission.pricing import cost_micros, worst_case_micros
+from gateway.wire import tokens
+from gateway.wire.usage import Usage
+from tests.conftest import GatewayFactory, ServerThread
+from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import sdk, serve_teams
+from tests.redis.endpoints.test_responses import PRICES
+
+MESSAGES: Any = [{"role": "user", "content": "Tell me about tiers."}]
+CAP = 1_000
+# Covers a gpt-4o call of `CAP` tokens at the standard price (about $0.0100), not at priority's.
+TEAMS: dict[str, dict[str, str]] = {
+    "metered": {"tier": "tier-5"},
+    "cent": {"tier": "tier-5", "budget_usd": "0.015"},
+}
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
+
+
+def tier_cost(prompt: int, completion: int, percent: int) -> int:
+    """A gpt-4o call's cost at `percent` of each standard price (rounded up)."""
+    standard = PRICES["gpt-4o"]
+    tier = type(standard)(
+        input=-(-standard.input * percent // 100),
+        cached_input=-(-standard.cached_input * percent // 100),
+        output=-(-standard.output * percent // 100),
+    )
+    return cost_micros(tier, Usage(prompt, completion))
+
+
+@pytest.mark.parametrize(("tier", "percent"), [("priority", 200), ("flex", 50), ("default", 100)])
+def test_a_chat_call_is_charged_at_its_tiers_price(
+    gateway: ServerThread, store: redis.Redis, tier: str, percent: int
+) -> None:
+    answer = sdk(gateway, "metered").chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, service_tier=tier,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert answer.usage is not None
+    used = answer.usage.prompt_tokens, answer.usage.completion_tokens
+    assert spend(store, "metered") == (tier_cost(*used, percent), 0)
+
+
+def test_priority_holds_twice_the_worst_case(gateway: ServerThread, store: redis.Redis) -> None:
+    """$0.015 covers the standard worst case (about $0.0100), not priority's (about $0.0200)."""
+    prompt = tokens.count_messages(MESSAGES)
+    assert worst_case_micros(PRICES["gpt-4o"], prompt, CAP) < 15_000
+    client = sdk(gateway, "cent")
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, max_completion_tokens=CAP, service_tier="priority"
+        )
+    assert info.value.code == "request_over_budget"
+    assert spend(store, "cent") == (0, 0)
+    assert client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, max_completion_tokens=CAP
+    ).choices
+
+
+def test_a_responses_call_is_charged_at_its_tiers_price(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    answer = sdk(gateway, "metered").responses.create(
+        model="gpt-4o", input="Tell me about tiers.", service_tier="priority"
+    )
+    assert answer.usage is not None
+    used = answer.usage.input_tokens, answer.usage.output_tokens
+    assert spend(store, "metered") == (tier_cost(*used, 200), 0)
+
+
+def test_a_tier_without_a_price_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    before = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    client = sdk(gateway, "metered")
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,
+            service_tier="scale",  # type: ignore[arg-type]
+        )
+    assert (info.value.code, info.value.param) == ("invalid_value", "service_tier")
+    assert "'priority'" in info.value.message
+    with pytest.raises(openai.BadRequestError) as responses:
+        client.responses.create(model="gpt-4o", input="Hi.", service_tier="scale")  # type: ignore[arg-type]
+    assert responses.value.param == "service_tier"
+    assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == before
+    assert spend(store, "metered") == (0, 0)
