@@ -142,6 +142,17 @@ IMAGE_TOKENS_MAX = 85 + 170 * 8
 IMAGE_TOKENS_LOW = 85
 
 
+def chat_prompt(payload: dict[str, Any], context: int) -> int:
+    """The most prompt tokens a chat request may be billed: its messages' text, what
+    `chat_extra_prompt` adds, and the whole context when it hands the model a file."""
+    messages = payload.get("messages")
+    prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
+    prompt += chat_extra_prompt(payload)
+    if reads_files(messages):
+        prompt = max(prompt, context)  # a file's pages may fill it
+    return prompt
+
+
 def chat_extra_prompt(payload: dict[str, Any]) -> int:
     """Prompt tokens a chat request pays beyond its messages' text: image inputs (at their most)
     and the tool schemas, which upstream counts into the prompt."""
@@ -156,6 +167,28 @@ def chat_extra_prompt(payload: dict[str, Any]) -> int:
     if tools:
         extra += tokens.count_text(orjson.dumps(tools).decode())
     return extra
+
+
+# Content parts that hand the model a file (a PDF: its pages' text and images, read upstream).
+_FILE_PARTS = frozenset({"file", "input_file"})
+
+
+def reads_files(messages: Any) -> bool:
+    """Whether chat messages, or Responses input items, hand the model a file: upstream reads
+    its pages, which the gateway cannot count, so they may fill the model's context."""
+    if not isinstance(messages, list):
+        return False
+    for item in messages:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "input_file":
+            return True
+        content = item.get("content")
+        if isinstance(content, list) and any(
+            isinstance(part, dict) and part.get("type") in _FILE_PARTS for part in content
+        ):
+            return True
+    return False
 
 
 def _image_tokens(part: Any) -> int:
@@ -290,9 +323,7 @@ def batch_line_worst(
     """(prompt, completion tokens) the most one batch line can use, by its endpoint's rule;
     None for an endpoint the gateway does not batch."""
     if endpoint == "/v1/chat/completions":
-        messages = body.get("messages")
-        prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
-        prompt += chat_extra_prompt(body)
+        prompt = chat_prompt(body, model.context)
         requested = requested_completion(body)
         cap = min(requested or model.max_output, model.max_output)
         return prompt, cap * choices(body)

@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import (
     at_tier,
-    chat_extra_prompt,
+    chat_prompt,
     choices,
     requested_completion,
     tier_percent,
@@ -42,7 +42,7 @@ from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.upstream.dispatch import PreparedCall
-from gateway.wire import errors, tokens, validation
+from gateway.wire import errors, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import encoded
 from gateway.wire.references import unowned_reference
@@ -310,9 +310,7 @@ class ChatAttempt(ModelAttempt):
 
     async def hold(self) -> None:
         payload = self.payload
-        messages = payload.get("messages")
-        prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
-        prompt += chat_extra_prompt(payload)
+        prompt = chat_prompt(payload, self.config.context)
         # An emulated answer is parsed whole before it is sent: no early call.
         await self.hold_worst_case(
             prompt, requested_completion(payload), early=self.emulated_as is None,

@@ -19,6 +19,7 @@ from gateway.admission.pricing import (
     chat_extra_prompt,
     cost_micros,
     largest_completion_cap,
+    reads_files,
     requested_completion,
 )
 from gateway.admission.redis_side import Ticket
@@ -106,7 +107,10 @@ async def emulated_call(
 def fit_repair(repair: dict[str, Any], price: Price, left: int, copies: int) -> bool:
     """Cap `repair`'s completion tokens (of each of `copies` answers) so that its worst case
     costs at most `left` micro-dollars, what the hold has left after the first call; False,
-    and `repair` as it was, when not even its prompt fits."""
+    and `repair` as it was, when not even its prompt fits, or its length is unknown (a file's
+    pages, read upstream)."""
+    if reads_files(repair["messages"]):
+        return False
     prompt = tokens.count_messages(repair["messages"]) + chat_extra_prompt(repair)
     cap = largest_completion_cap(price, prompt, copies, left)
     asked = requested_completion(repair)

@@ -28,7 +28,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.admission.pricing import at_tier, tier_percent
+from gateway.admission.pricing import at_tier, reads_files, tier_percent
 from gateway.admission.tool_fees import tool_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
@@ -342,9 +342,10 @@ class NativeAttempt(ModelAttempt):
     async def hold(self) -> None:
         requested = self.req.original.get("max_output_tokens")
         prompt = self.req.prompt_tokens()
-        if self.req.original.get("prompt") is not None:
-            # A stored prompt template: its text is upstream's, its length unknown here; it can
-            # fill the context, so that is what is held.
+        original = self.req.original
+        if original.get("prompt") is not None or reads_files(original.get("input")):
+            # A stored prompt template's text, or a file's pages, are upstream's to read, their
+            # length unknown here; they can fill the context, so that is what is held.
             prompt = max(prompt, self.config.context)
         await self.hold_worst_case(prompt, requested, early=True, fees=self.req.fees.worst_case)
 

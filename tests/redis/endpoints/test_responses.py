@@ -178,6 +178,33 @@ def test_a_stored_prompt_template_holds_the_whole_context(gateway: ServerThread)
     assert info.value.code == "request_over_budget"
 
 
+def test_a_file_input_holds_the_whole_context(gateway: ServerThread, store: redis.Redis) -> None:
+    """A PDF's pages are read upstream, and their tokens are not known here: a request handing
+    the model a file holds the whole context as its prompt, in chat and in the Responses API,
+    so a team that can afford the same request without it cannot afford it."""
+    client = sdk(gateway, "poor")
+    pdf = "data:application/pdf;base64,JVBERi0xLjQK"
+    chat_file: Any = {"type": "file", "file": {"filename": "a.pdf", "file_data": pdf}}
+    text: Any = {"type": "text", "text": "Sum it up."}
+    with pytest.raises(openai.RateLimitError) as chat:
+        client.chat.completions.create(
+            model="gpt-4o", max_completion_tokens=16,
+            messages=[{"role": "user", "content": [text, chat_file]}],
+        )  # fmt: skip
+    assert chat.value.code == "request_over_budget"
+    given: Any = [{"role": "user", "content": [
+        {"type": "input_text", "text": "Sum it up."},
+        {"type": "input_file", "filename": "a.pdf", "file_data": pdf},
+    ]}]  # fmt: skip
+    with pytest.raises(openai.RateLimitError) as responses:
+        client.responses.create(model="gpt-4o", input=given, max_output_tokens=16)
+    assert responses.value.code == "request_over_budget"
+    assert spend(store, "poor") == (0, 0)
+    assert client.chat.completions.create(
+        model="gpt-4o", max_completion_tokens=16, messages=[{"role": "user", "content": [text]}]
+    ).choices
+
+
 def test_a_background_response_is_charged_its_usage_once_it_ends(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
 ) -> None:

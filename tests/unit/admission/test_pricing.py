@@ -5,8 +5,10 @@ import pytest
 from gateway.admission.pricing import (
     MAX_CAP,
     batch_line_cost,
+    chat_prompt,
     cost_micros,
     largest_completion_cap,
+    reads_files,
     tier_percent,
     tiered,
     worst_case_micros,
@@ -220,3 +222,12 @@ def test_a_service_tier_is_priced_in_percent_of_the_standard_price() -> None:
         cached_input=625_000,
         output=5_000_000,  # rounded up
     )
+
+
+def test_a_file_handed_to_the_model_may_fill_its_context() -> None:
+    text = {"role": "user", "content": [{"type": "text", "text": "Sum it up."}]}
+    pdf = {"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}
+    assert not reads_files([text]) and reads_files([text, pdf])
+    assert reads_files([{"type": "input_file", "file_id": "file-1"}])  # a Responses input item
+    assert chat_prompt({"messages": [text]}, 128_000) < 100
+    assert chat_prompt({"messages": [text, pdf]}, 128_000) == 128_000
