@@ -191,6 +191,23 @@ def reads_files(messages: Any) -> bool:
     return False
 
 
+def chat_audio(payload: dict[str, Any]) -> str | None:
+    """Where a chat request asks for audio, out (`modalities`, `audio`) or in (`input_audio`
+    parts), which its prices do not cover: the param that says so, or None."""
+    modalities = payload.get("modalities")
+    if isinstance(modalities, list) and "audio" in modalities:
+        return "modalities"
+    if payload.get("audio") is not None:
+        return "audio"
+    messages = payload.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(part, dict) and part.get("type") == "input_audio":
+                return f"messages[{i}].content[{j}].type"
+    return None
+
+
 def _image_tokens(part: Any) -> int:
     if not isinstance(part, dict) or part.get("type") not in ("image_url", "input_image"):
         return 0

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed
-from gateway.admission.pricing import batch_line_cost, batch_line_worst
+from gateway.admission.pricing import batch_line_cost, batch_line_worst, chat_audio
 from gateway.config import ModelConfig
 from gateway.endpoints.followed import create_followed
 from gateway.endpoints.owned import (
@@ -111,6 +111,9 @@ def _worst_case(
             raise errors.batch_line_invalid(
                 number, "web_search_options (searches billed by the call) are not batched here"
             )
+        audio = chat_audio(body) if endpoint == "/v1/chat/completions" else None
+        if audio is not None:
+            raise errors.batch_line_invalid(number, f"its {audio} asks for audio, not priced here")
         default = "omni-moderation-latest" if endpoint == "/v1/moderations" else None
         name = body.get("model", default)
         found = (gw.models.get(name) or tuned.get(name)) if isinstance(name, str) else None

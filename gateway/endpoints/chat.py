@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import (
     at_tier,
+    chat_audio,
     chat_prompt,
     choices,
     requested_completion,
@@ -146,6 +147,9 @@ class ChatRequest:
         if unowned is not None:
             raise errors.unsupported_reference(unowned)
         self.fees = search_fees(self.payload, gw.config.hosted_tools)
+        audio = chat_audio(self.payload)
+        if audio is not None:
+            raise errors.chat_audio_unpriced(audio)
 
     async def route(self) -> str:
         """The configured model that serves first: an alias routed, a name checked."""

@@ -486,3 +486,25 @@ def test_the_upstream_accounts_own_endpoints_are_not_passed_through(
     answer = httpx.get(f"{gateway.url}{path}", headers={"Authorization": f"Bearer {CLIENT_KEY}"})
     assert answer.status_code == 403
     assert answer.json()["error"]["code"] == "forbidden_path"
+
+
+def test_chat_audio_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """Audio tokens are billed at their own prices, which the chat path does not hold or
+    charge: audio out (`modalities`, `audio`) or in (`input_audio`) never reaches upstream."""
+    client = sdk(gateway)
+    before = sim_log(simulator)
+    with pytest.raises(openai.BadRequestError) as out:
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "Say hi."}],
+            modalities=["text", "audio"], audio={"voice": "alloy", "format": "wav"},
+        )  # fmt: skip
+    assert (out.value.code, out.value.param) == ("unsupported_value", "modalities")
+    said: Any = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+    with pytest.raises(openai.BadRequestError) as heard:
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": [said]}]
+        )
+    assert heard.value.param == "messages[0].content[0].type"
+    assert sim_log(simulator) == before

@@ -5,6 +5,7 @@ import pytest
 from gateway.admission.pricing import (
     MAX_CAP,
     batch_line_cost,
+    chat_audio,
     chat_prompt,
     cost_micros,
     largest_completion_cap,
@@ -231,3 +232,12 @@ def test_a_file_handed_to_the_model_may_fill_its_context() -> None:
     assert reads_files([{"type": "input_file", "file_id": "file-1"}])  # a Responses input item
     assert chat_prompt({"messages": [text]}, 128_000) < 100
     assert chat_prompt({"messages": [text, pdf]}, 128_000) == 128_000
+
+
+def test_chat_audio_in_or_out_is_found_by_its_param() -> None:
+    said = {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": ""}}]}
+    text = {"role": "user", "content": "Hi."}
+    assert chat_audio({"messages": [text]}) is None
+    assert chat_audio({"messages": [text], "modalities": ["text", "audio"]}) == "modalities"
+    assert chat_audio({"messages": [text], "audio": {"voice": "alloy"}}) == "audio"
+    assert chat_audio({"messages": [text, said]}) == "messages[1].content[0].type"
