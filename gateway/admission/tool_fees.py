@@ -9,6 +9,11 @@ one container of each container tool. What a response is charged counts its call
 container for each container tool that ran, never more than that worst case. A chat request
 with `web_search_options` (the search models) is billed one web search.
 
+Each call's result (search content, file chunks, a remote MCP server's answer) is read by the
+model in another pass over the conversation, billed as input: up to `max_tool_calls` passes of
+at most the whole context, held beside the fees (`passes_worst_case`) and charged as the
+response's usage counts them. An MCP server's calls have no fee, but are bounded and held so.
+
 A stored prompt template (`prompt`) may bring any hosted tool, and the gateway cannot read it:
 such a request is held as if it carried them all (a container at the dearest memory priced),
 each of them must be priced, unless the client bounds its calls at `max_tool_calls: 0`.
@@ -20,7 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config import HostedToolsConfig
+from gateway.admission.pricing import cost_micros
+from gateway.config import HostedToolsConfig, Price
 from gateway.wire import errors
 from gateway.wire.hosted_tools import (
     CALL_ITEMS,
@@ -29,7 +35,9 @@ from gateway.wire.hosted_tools import (
     PER_CALL_TOOLS,
     HostedTool,
     hosted_tools,
+    runs_free_tools,
 )  # fmt: skip
+from gateway.wire.usage import Usage
 
 SEARCH_ITEM = "web_search_call"
 
@@ -45,6 +53,13 @@ class ToolFees:
     max_calls: int = 0
     # The client set no `max_tool_calls`: the gateway adds `max_calls` to the request.
     injected: bool = False
+
+    def passes_worst_case(self, price: Price, context: int) -> int:
+        """What the model's passes over the conversation after each call may cost: each reads
+        the call's result, and all before it, as input (at most the whole context each)."""
+        if self.max_calls <= 0:
+            return 0
+        return cost_micros(price, Usage(prompt_tokens=self.max_calls * context))
 
     @property
     def worst_case(self) -> int:
@@ -85,7 +100,7 @@ def tool_fees(
     found = hosted_tools(body.get("tools"))
     given = body.get("max_tool_calls")
     templated = stored_prompt and body.get("prompt") is not None and given != 0
-    if not found and not templated:
+    if not found and not templated and not runs_free_tools(body.get("tools")):
         return NO_FEES
     priced: dict[str, int] = {}
     containers: dict[str, int] = {}

@@ -550,6 +550,12 @@ class ModelAttempt(Attempt, ABC):
         self.copies, self.fees_held = copies, fees
         await self.admit(plan, model.price, prompt, self.early)
 
+    def beside_tokens(self, fees: ToolFees) -> int:
+        """What is held beside a call's tokens for the tools OpenAI runs: their fees, and the
+        model's passes reading their results, billed as input (kept out of the token count
+        the rate limits expect)."""
+        return fees.worst_case + fees.passes_worst_case(self.config.price, self.config.context)
+
     def charged_calls(self, fees: ToolFees, calls: dict[str, int]) -> int:
         """The fees of the hosted tool calls an answer made (`calls` by item type, counted in
         the metrics), never more than were held."""

@@ -318,7 +318,7 @@ class ChatAttempt(ModelAttempt):
         # An emulated answer is parsed whole before it is sent: no early call.
         await self.hold_worst_case(
             prompt, requested_completion(payload), early=self.emulated_as is None,
-            copies=choices(payload), fees=self.fees.worst_case,
+            copies=choices(payload), fees=self.beside_tokens(self.fees),
         )  # fmt: skip
 
     def answer_fees(self, answer: dict[str, Any] | None) -> int:

@@ -347,7 +347,8 @@ class NativeAttempt(ModelAttempt):
             # A stored prompt template's text, or a file's pages, are upstream's to read, their
             # length unknown here; they can fill the context, so that is what is held.
             prompt = max(prompt, self.config.context)
-        await self.hold_worst_case(prompt, requested, early=True, fees=self.req.fees.worst_case)
+        beside = self.beside_tokens(self.req.fees)
+        await self.hold_worst_case(prompt, requested, early=True, fees=beside)
 
     def answer_fees(self, answer: dict[str, Any] | None) -> int:
         output = answer.get("output") if answer is not None else None

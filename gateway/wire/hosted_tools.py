@@ -34,6 +34,9 @@ PER_CALL_TOOLS = tuple(
         name for names in CALL_ITEMS.values() for name in names if name not in CONTAINER_TOOLS
     )
 )
+# Tools OpenAI runs itself without a fee by the call (a remote MCP server's): their results,
+# like a hosted tool's, are read by the model in another pass over the conversation.
+FREE_RUN_TOOLS = frozenset({"mcp"})
 # A container of OpenAI's default memory.
 DEFAULT_MEMORY = "1g"
 
@@ -78,3 +81,10 @@ def call_counts(items: Iterable[Any]) -> dict[str, int]:
         if isinstance(kind, str) and kind in CALL_ITEMS:
             counts[kind] = counts.get(kind, 0) + 1
     return counts
+
+
+def runs_free_tools(tools: Any) -> bool:
+    """Whether the request has a tool OpenAI runs without a fee by the call (`FREE_RUN_TOOLS`)."""
+    return isinstance(tools, list) and any(
+        isinstance(tool, dict) and tool.get("type") in FREE_RUN_TOOLS for tool in tools
+    )

@@ -19,15 +19,17 @@ import orjson
 import pytest
 import redis
 
-from gateway.admission.pricing import worst_case_micros
+from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.config import Usd, usd_to_micros
 from gateway.wire import tokens
+from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread, scrape
 from tests.redis.admission.test_end_to_end import month, spend
 from tests.redis.endpoints.teams import sdk, serve_teams
 from tests.redis.endpoints.test_responses import PRICES, priced
 
 SEARCH = 10_000  # micro-dollars per web search ($0.01)
+CONTEXT = 128_000  # gpt-4o's
 FILE_SEARCH = 2_500
 CONTAINER = 30_000
 PRICED = {
@@ -38,8 +40,8 @@ PRICED = {
 }
 TEAMS: dict[str, dict[str, str]] = {
     "metered": {"tier": "tier-5"},
-    # Covers a small call's tokens and a few searches, not the default eight.
-    "nickel": {"tier": "tier-5", "budget_usd": "0.05"},
+    # Covers a small call's tokens and four searches with the passes reading them, not eight.
+    "dollars": {"tier": "tier-5", "budget_usd": "1.40"},
     # Covers a small call's tokens, not one search.
     "penny": {"tier": "tier-5", "budget_usd": "0.005"},
 }
@@ -58,6 +60,11 @@ def prices_of(usd: dict[str, str]) -> dict[str, Usd]:
 
 def sim_requests(simulator: ServerThread) -> list[dict[str, Any]]:
     return list(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+
+
+def passes(calls: int) -> int:
+    """What the model's passes after `calls` calls may read as input: a context each."""
+    return cost_micros(PRICES["gpt-4o"], Usage(prompt_tokens=calls * CONTEXT))
 
 
 def token_hold(tools: list[Any], max_output: int) -> int:
@@ -172,7 +179,7 @@ def test_a_web_search_holds_max_tool_calls_searches_the_gateway_sets(
             model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16, extra_headers=knobs
         ),
     )  # fmt: skip
-    assert holding == token_hold(WEB, 16) + 8 * SEARCH
+    assert holding == token_hold(WEB, 16) + passes(8) + 8 * SEARCH
     sent = sim_requests(simulator)[-1]["body"]
     assert sent["max_tool_calls"] == 8
     searches = {item.status for item in answer.output if item.type == "web_search_call"}
@@ -186,8 +193,9 @@ def test_a_web_search_holds_max_tool_calls_searches_the_gateway_sets(
 def test_a_team_that_cannot_afford_the_searches_worst_case_is_refused(
     gateway: ServerThread, store: redis.Redis
 ) -> None:
-    """$0.05 covers the tokens and four searches, not the eight the gateway would allow."""
-    client = sdk(gateway, "nickel")
+    """$1.40 covers the tokens and four searches with the passes reading their results, not
+    the eight the gateway would allow."""
+    client = sdk(gateway, "dollars")
     with pytest.raises(openai.RateLimitError) as info:
         client.responses.create(model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16)
     assert info.value.code == "request_over_budget"
@@ -195,16 +203,16 @@ def test_a_team_that_cannot_afford_the_searches_worst_case_is_refused(
     with pytest.raises(openai.RateLimitError) as capped:
         client.responses.create(model="gpt-4o", input=PROMPT, tools=WEB, max_tool_calls=4)
     # Four searches fit, the model's whole output cap beside them not: the cap it suggests
-    # leaves room for the searches.
+    # leaves room for the searches and their passes.
     suggested = int(capped.value.message.split("Set max_output_tokens to at most ")[1].split()[0])
-    assert token_hold(WEB, suggested) + 4 * SEARCH <= 50_000
-    assert token_hold(WEB, suggested + 1) + 4 * SEARCH > 50_000
-    assert spend(store, "nickel") == (0, 0)
+    budget, beside = 1_400_000, passes(4) + 4 * SEARCH
+    assert token_hold(WEB, suggested) + beside <= budget < token_hold(WEB, suggested + 1) + beside
+    assert spend(store, "dollars") == (0, 0)
     answer = client.responses.create(
         model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16, max_tool_calls=4,
         extra_headers={"x-sim-tool-calls": "1"},
     )  # fmt: skip
-    assert_charged_searches(store, "nickel", answer, 1)
+    assert_charged_searches(store, "dollars", answer, 1)
 
 
 def test_the_clients_max_tool_calls_bounds_the_calls_and_the_charge(
@@ -259,7 +267,7 @@ def test_a_response_cut_off_after_it_was_sent_is_charged_its_hold_fees_included(
             model="gpt-4o", input=PROMPT, tools=WEB, max_output_tokens=16, max_tool_calls=3,
             extra_headers={"x-sim-fault": "reset"},
         )  # fmt: skip
-    assert spend(store, "metered") == (token_hold(WEB, 16) + 3 * SEARCH, 0)
+    assert spend(store, "metered") == (token_hold(WEB, 16) + passes(3) + 3 * SEARCH, 0)
 
 
 def test_a_background_response_is_charged_its_searches_once_it_ends(
@@ -361,7 +369,23 @@ def test_a_stored_prompts_hosted_tools_are_held_at_their_worst_and_charged_as_ma
             extra_headers=knobs,
         ),
     )  # fmt: skip
-    context = worst_case_micros(PRICES["gpt-4o"], 128_000, 16)
-    assert holding == context + 8 * SEARCH + max(CONTAINER, MEMORY_4G) + max(SHELL, MEMORY_4G)
+    context = worst_case_micros(PRICES["gpt-4o"], CONTEXT, 16)
+    containers = max(CONTAINER, MEMORY_4G) + max(SHELL, MEMORY_4G)
+    assert holding == context + passes(8) + 8 * SEARCH + containers
     assert sim_requests(simulator)[-1]["body"]["max_tool_calls"] == 8
     assert_charged_searches(store, "metered", answer, 3)
+
+
+def test_a_remote_mcp_servers_passes_are_held(gateway: ServerThread, store: redis.Redis) -> None:
+    """Its calls cost no fee, but the model reads each result in another pass: the gateway's
+    eight calls' passes are more than $1.40 covers, none are nothing to hold."""
+    mcp: Any = [{"type": "mcp", "server_label": "intranet", "server_url": "https://mcp.example"}]
+    client = sdk(gateway, "dollars")
+    with pytest.raises(openai.RateLimitError) as info:
+        client.responses.create(model="gpt-4o", input=PROMPT, tools=mcp, max_output_tokens=16)
+    assert info.value.code == "request_over_budget"
+    with pytest.raises(openai.BadRequestError):  # admitted: the simulated upstream has no MCP
+        client.responses.create(
+            model="gpt-4o", input=PROMPT, tools=mcp, max_output_tokens=16, max_tool_calls=0
+        )
+    assert spend(store, "dollars") == (0, 0)
