@@ -146,27 +146,38 @@ def chat_prompt(payload: dict[str, Any], context: int) -> int:
     """The most prompt tokens a chat request may be billed: its messages' text, what
     `chat_extra_prompt` adds, and the whole context when it hands the model a file."""
     messages = payload.get("messages")
-    prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
-    prompt += chat_extra_prompt(payload)
-    if reads_files(messages):
-        prompt = max(prompt, context)  # a file's pages may fill it
-    return prompt
+    prompt = tokens.count_messages(messages) if type(messages) is list else 0
+    images, files = _content_parts(messages)
+    prompt += images + _tool_tokens(payload)
+    return max(prompt, context) if files else prompt  # a file's pages may fill it
 
 
 def chat_extra_prompt(payload: dict[str, Any]) -> int:
     """Prompt tokens a chat request pays beyond its messages' text: image inputs (at their most)
     and the tool schemas, which upstream counts into the prompt."""
-    extra = 0
-    messages = payload.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, list):
-                extra += sum(_image_tokens(part) for part in content)
+    return _content_parts(payload.get("messages"))[0] + _tool_tokens(payload)
+
+
+def _tool_tokens(payload: dict[str, Any]) -> int:
     tools = payload.get("tools") or payload.get("functions")
-    if tools:
-        extra += tokens.count_text(orjson.dumps(tools).decode())
-    return extra
+    return tokens.count_text(orjson.dumps(tools).decode()) if tools else 0
+
+
+def _content_parts(messages: Any) -> tuple[int, bool]:
+    """The messages' image parts' tokens (at their most), and whether a part is a file. Plain
+    loops: this runs on every chat request, whose contents are mostly strings."""
+    images, files = 0, False
+    if type(messages) is not list:
+        return images, files
+    for message in messages:
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list:
+            for part in content:
+                if type(part) is dict and part.get("type") in _FILE_PARTS:
+                    files = True
+                else:
+                    images += _image_tokens(part)
+    return images, files
 
 
 # Content parts that hand the model a file (a PDF: its pages' text and images, read upstream).
@@ -176,17 +187,17 @@ _FILE_PARTS = frozenset({"file", "input_file"})
 def reads_files(messages: Any) -> bool:
     """Whether chat messages, or Responses input items, hand the model a file: upstream reads
     its pages, which the gateway cannot count, so they may fill the model's context."""
-    if not isinstance(messages, list):
+    if type(messages) is not list:
         return False
     for item in messages:
-        if not isinstance(item, dict):
+        if type(item) is not dict:
             continue
-        if item.get("type") == "input_file":
-            return True
         content = item.get("content")
-        if isinstance(content, list) and any(
-            isinstance(part, dict) and part.get("type") in _FILE_PARTS for part in content
-        ):
+        if type(content) is list:
+            for part in content:
+                if type(part) is dict and part.get("type") in _FILE_PARTS:
+                    return True
+        elif item.get("type") == "input_file":
             return True
     return False
 
@@ -195,16 +206,20 @@ def chat_audio(payload: dict[str, Any]) -> str | None:
     """Where a chat request asks for audio, out (`modalities`, `audio`) or in (`input_audio`
     parts), which its prices do not cover: the param that says so, or None."""
     modalities = payload.get("modalities")
-    if isinstance(modalities, list) and "audio" in modalities:
+    if type(modalities) is list and "audio" in modalities:
         return "modalities"
     if payload.get("audio") is not None:
         return "audio"
     messages = payload.get("messages")
-    for i, message in enumerate(messages if isinstance(messages, list) else ()):
-        content = message.get("content") if isinstance(message, dict) else None
-        for j, part in enumerate(content if isinstance(content, list) else ()):
-            if isinstance(part, dict) and part.get("type") == "input_audio":
-                return f"messages[{i}].content[{j}].type"
+    if type(messages) is not list:
+        return None
+    # Plain loops: this runs on every chat request, whose contents are mostly strings.
+    for i, message in enumerate(messages):
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list:
+            for j, part in enumerate(content):
+                if type(part) is dict and part.get("type") == "input_audio":
+                    return f"messages[{i}].content[{j}].type"
     return None
 
 
@@ -449,7 +464,6 @@ def tiered(price: Price, percent: int) -> Price:
     )  # fmt: skip
 
 
-def at_tier(model: ModelConfig, tiers: Mapping[str, int], given: Any) -> ModelConfig:
-    """The model as a request naming the `service_tier` `given` pays for it."""
-    percent = tier_percent(tiers, given)
+def at_tier(model: ModelConfig, percent: int) -> ModelConfig:
+    """The model as a request whose service tier costs `percent` (`tier_percent`) pays for it."""
     return model if percent == 100 else replace(model, price=tiered(model.price, percent))

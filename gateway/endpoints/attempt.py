@@ -554,6 +554,8 @@ class ModelAttempt(Attempt, ABC):
         """What is held beside a call's tokens for the tools OpenAI runs: their fees, and the
         model's passes reading their results, billed as input (kept out of the token count
         the rate limits expect)."""
+        if fees.max_calls <= 0:
+            return 0  # no tool OpenAI runs (nearly every request)
         return fees.worst_case + fees.passes_worst_case(self.config.price, self.config.context)
 
     def charged_calls(self, fees: ToolFees, calls: dict[str, int]) -> int:

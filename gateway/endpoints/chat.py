@@ -66,7 +66,7 @@ class ChatRequest:
 
     __slots__ = (
         "body", "caller", "exchange", "fees", "gw", "payload", "request", "routed",
-        "substituted", "tuned",
+        "substituted", "tier", "tuned",
     )  # fmt: skip
     API = "chat"  # the response cache's name for it
 
@@ -81,6 +81,8 @@ class ChatRequest:
         self.tuned: ModelConfig | None = None
         # What upstream bills beside the tokens: hosted tools, or a search model's search.
         self.fees = NO_FEES
+        # What the service tier it asks for costs, in percent of the standard price.
+        self.tier = 100
 
     async def serve(self) -> Response:
         try:
@@ -139,7 +141,9 @@ class ChatRequest:
         self.body = await read_body(request, gw.config.server.max_body_bytes)
         self.payload = parse_json_object(request, self.body)
         validation.check_chat(self.payload, gw.config.server)  # a model name is there now
-        tier_percent(gw.config.admission.service_tiers, self.payload.get("service_tier"))
+        self.tier = tier_percent(
+            gw.config.admission.service_tiers, self.payload.get("service_tier")
+        )
         if self.exchange.trace is not None:
             self.exchange.trace.request(self.payload)
         await check_references(gw, self.caller, self.body, self.payload)
@@ -261,9 +265,7 @@ class ChatAttempt(ModelAttempt):
     def __init__(self, chat: ChatRequest, label: str, model: ModelConfig, caps: Capabilities):
         # Held and charged at the price of the tier it asks for (a translated Responses
         # request asks for none).
-        model = at_tier(
-            model, chat.gw.config.admission.service_tiers, chat.payload.get("service_tier")
-        )
+        model = at_tier(model, chat.tier if chat.payload is chat.client_payload() else 100)
         super().__init__(
             chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps
         )

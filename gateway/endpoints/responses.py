@@ -84,7 +84,7 @@ class ResponsesRequest(ChatRequest):
         self.body = await read_body(request, gw.config.server.max_body_bytes)
         original = parse_json_object(request, self.body)
         validation.check_responses(original, gw.config.server)
-        tier_percent(gw.config.admission.service_tiers, original.get("service_tier"))
+        self.tier = tier_percent(gw.config.admission.service_tiers, original.get("service_tier"))
         if self.exchange.trace is not None:
             self.exchange.trace.request(original)
         await check_references(gw, self.caller, self.body, original)
@@ -294,9 +294,7 @@ class NativeAttempt(ModelAttempt):
     __slots__ = ("patches", "req", "spelled_out")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
-        model = at_tier(
-            model, req.gw.config.admission.service_tiers, req.original.get("service_tier")
-        )
+        model = at_tier(model, req.tier)
         super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps)
         self.req = req
         self.patches: tuple[str, ...] = ()
