@@ -158,6 +158,24 @@ def chat_extra_prompt(payload: dict[str, Any]) -> int:
     return _content_parts(payload.get("messages"))[0] + _tool_tokens(payload)
 
 
+def prediction_tokens(payload: dict[str, Any]) -> int:
+    """The tokens of a chat request's predicted output (`prediction`): upstream bills those of
+    it the answer rejects as completion tokens, beside the ones it writes."""
+    prediction = payload.get("prediction")
+    if type(prediction) is not dict:
+        return 0
+    content = prediction.get("content")
+    if type(content) is str:
+        return tokens.count_text(content)
+    if type(content) is not list:
+        return 0
+    return sum(
+        tokens.count_text(part["text"])
+        for part in content
+        if type(part) is dict and type(part.get("text")) is str
+    )
+
+
 def _tool_tokens(payload: dict[str, Any]) -> int:
     tools = payload.get("tools") or payload.get("functions")
     return tokens.count_text(orjson.dumps(tools).decode()) if tools else 0
@@ -358,7 +376,7 @@ def batch_line_worst(
         prompt = chat_prompt(body, model.context)
         requested = requested_completion(body)
         cap = min(requested or model.max_output, model.max_output)
-        return prompt, cap * choices(body)
+        return prompt, cap * choices(body) + prediction_tokens(body)
     if endpoint == "/v1/embeddings":
         return input_tokens(body.get("input")), 0
     if endpoint == "/v1/completions":

@@ -23,6 +23,8 @@ from gateway.admission.pricing import (
     chat_audio,
     chat_prompt,
     choices,
+    cost_micros,
+    prediction_tokens,
     requested_completion,
     tier_percent,
 )
@@ -47,7 +49,7 @@ from gateway.wire import errors, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import encoded
 from gateway.wire.references import unowned_reference
-from gateway.wire.usage import StreamMeter
+from gateway.wire.usage import StreamMeter, Usage
 
 log = logging.getLogger("gateway")
 PATH = "/chat/completions"
@@ -317,10 +319,15 @@ class ChatAttempt(ModelAttempt):
     async def hold(self) -> None:
         payload = self.payload
         prompt = chat_prompt(payload, self.config.context)
+        beside = self.beside_tokens(self.fees)
+        predicted = prediction_tokens(payload)
+        if predicted:
+            # Its rejected tokens are billed as completion tokens beside those the cap bounds.
+            beside += cost_micros(self.config.price, Usage(completion_tokens=predicted))
         # An emulated answer is parsed whole before it is sent: no early call.
         await self.hold_worst_case(
             prompt, requested_completion(payload), early=self.emulated_as is None,
-            copies=choices(payload), fees=self.beside_tokens(self.fees),
+            copies=choices(payload), fees=beside,
         )  # fmt: skip
 
     def answer_fees(self, answer: dict[str, Any] | None) -> int:

@@ -5,16 +5,18 @@ import pytest
 from gateway.admission.pricing import (
     MAX_CAP,
     batch_line_cost,
+    batch_line_worst,
     chat_audio,
     chat_prompt,
     cost_micros,
     largest_completion_cap,
+    prediction_tokens,
     reads_files,
     tier_percent,
     tiered,
     worst_case_micros,
 )
-from gateway.config import Price
+from gateway.config import ModelConfig, Price
 from gateway.wire.errors import GatewayError
 from gateway.wire.usage import Usage, usage_from
 
@@ -241,3 +243,18 @@ def test_chat_audio_in_or_out_is_found_by_its_param() -> None:
     assert chat_audio({"messages": [text], "modalities": ["text", "audio"]}) == "modalities"
     assert chat_audio({"messages": [text], "audio": {"voice": "alloy"}}) == "audio"
     assert chat_audio({"messages": [text, said]}) == "messages[1].content[0].type"
+
+
+def test_a_prediction_counts_as_completion_tokens_beside_the_cap() -> None:
+    text = "The quick brown fox."
+    assert prediction_tokens({}) == 0
+    assert prediction_tokens({"prediction": {"type": "content", "content": text}}) == 5
+    parts = [{"type": "text", "text": text}, {"type": "text", "text": text}]
+    assert prediction_tokens({"prediction": {"type": "content", "content": parts}}) == 10
+    body = {"messages": [{"role": "user", "content": "Hi."}], "max_completion_tokens": 10}
+    model = ModelConfig(upstream="gpt-4o", price=GPT_4O, max_output=16_384)
+    worst = batch_line_worst("/v1/chat/completions", body, model)
+    predicted = batch_line_worst(
+        "/v1/chat/completions", {**body, "prediction": {"content": text}}, model
+    )
+    assert worst is not None and predicted == (worst[0], worst[1] + 5)
