@@ -41,7 +41,7 @@ from gateway.endpoints.route import SUBSTITUTED, choose, refuse_shut_down, shiel
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.routing.aliases import Routed, route_headers
 from gateway.routing.retirement import Substitution
-from gateway.server.body import parse_json_object, read_body
+from gateway.server.body import parse_json_object, read_body, written
 from gateway.server.caller import identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.upstream.dispatch import PreparedCall
@@ -310,7 +310,7 @@ class ChatAttempt(ModelAttempt):
         self.payload = payload
         # Never the client's own bytes: what upstream reads is what the gateway checked and
         # priced, even when a key is repeated (parsers differ on which of them counts).
-        self.body = orjson.dumps(payload)
+        self.body = written(payload)
         if adapted is not None:
             self.exchange.patches = adapted.patches
             gw.after_response(gw.metrics.count_patches, self.model, adapted.patches)

@@ -29,7 +29,7 @@ from gateway.endpoints.route import SUBSTITUTED, refuse_shut_down, shield
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
-from gateway.server.body import parse_json_object, read_body
+from gateway.server.body import parse_json_object, read_body, written
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
@@ -100,7 +100,7 @@ async def serve(request: Request, rules: Governed) -> Response:
             payload[field] = form_field(body, content_type, field)
     else:
         payload = parse_json_object(request, body)
-        body = orjson.dumps(payload)  # what upstream reads is what was checked (`read_json_object`)
+        body = written(payload)  # what upstream reads is what was checked (`read_json_object`)
         trace = exchange_of(request.scope).trace
         if trace is not None:
             trace.request(payload)

@@ -37,7 +37,7 @@ from gateway.endpoints.owned import FILE, VECTOR_STORE, Kind, check_owned
 from gateway.endpoints.responses_stored import owned_response
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
 from gateway.runtime.gateway import Gateway
-from gateway.server.body import JSON, json_problem, read_body
+from gateway.server.body import JSON, json_problem, read_body, written
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
@@ -84,7 +84,7 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
     else:
         payload = _json_of(request, body)
         if payload is not None:
-            body = orjson.dumps(payload)  # what upstream reads is what was checked
+            body = written(payload)  # what upstream reads is what was checked
         named = payload.get("model") if isinstance(payload, dict) else None
     await _check_named_ids(gw, caller, request, payload)
     named = named if isinstance(named, str) else None

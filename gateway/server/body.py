@@ -43,10 +43,23 @@ async def read_body(request: Request, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+# orjson reads 1024 levels of nesting but writes 254.
+MAX_WRITTEN_DEPTH = 254
+
+
 async def read_json_object(request: Request, limit: int) -> tuple[dict[str, Any], bytes]:
     """A JSON request body's object, and the bytes to send upstream: that object written again."""
     payload = parse_json_object(request, await read_body(request, limit))
-    return payload, orjson.dumps(payload)
+    return payload, written(payload)
+
+
+def written(payload: Any) -> bytes:
+    """A body the gateway read, written again for upstream; one nested deeper than that can be
+    written is refused (400)."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:  # only its depth: everything else orjson read, it writes
+        raise errors.nested_too_deep("body", MAX_WRITTEN_DEPTH) from None
 
 
 def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from gateway.server.body import read_body, repeated_key
+from gateway.server.body import read_body, repeated_key, written
 from gateway.wire.errors import GatewayError
 
 
@@ -78,3 +78,13 @@ def test_a_repeated_key_is_found_at_any_depth_however_spelled(
     text: bytes, found: str | None
 ) -> None:
     assert repeated_key(text) == found
+
+
+def test_a_body_nested_deeper_than_can_be_written_again_is_a_400() -> None:
+    deep: Any = []
+    for _ in range(300):  # read (orjson reads 1024 levels), not written (254)
+        deep = [deep]
+    assert written({"input": [[1]]}) == b'{"input":[[1]]}'
+    with pytest.raises(GatewayError) as info:
+        written({"input": deep})
+    assert (info.value.status, info.value.code) == (400, "nesting_too_deep")
