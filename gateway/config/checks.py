@@ -145,6 +145,9 @@ def check(config: Config) -> None:
     ):  # fmt: skip
         if getattr(config.server, key) <= 0:
             raise ConfigError(f"server.{key}: must be positive")
+    # A body the gateway read is written again for upstream, and orjson writes 254 levels.
+    if not 1 <= config.server.max_json_depth <= 254:
+        raise ConfigError("server.max_json_depth: from 1 to 254")
     if config.upstream.proxy and not config.upstream.proxy.startswith("http://"):
         raise ConfigError(
             f"upstream.proxy: expected an http:// proxy URL, got {config.upstream.proxy!r}"

@@ -219,3 +219,16 @@ def test_audio_tokens_are_priced_apart_from_text_tokens() -> None:
         )
         assert model.audio_tokens_per_minute == 1000 and model.max_audio_minutes == 30
     assert config.models["whisper-1"].price.audio_input == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"O1GW__SERVER__MAX_JSON_DEPTH": "255"}, "server.max_json_depth: from 1 to 254"),
+        ({"O1GW__ADMISSION__SERVICE_TIERS": '{"default": 100}'}, "must price 'auto'"),
+        ({"O1GW__ADMISSION__SERVICE_TIERS": '{"auto": 0}'}, "service_tiers.auto: a whole"),
+    ],
+)
+def test_limits_the_gateway_cannot_honour_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(SHIPPED, env)
