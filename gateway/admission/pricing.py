@@ -181,43 +181,36 @@ def _tool_tokens(payload: dict[str, Any]) -> int:
     return tokens.count_text(orjson.dumps(tools).decode()) if tools else 0
 
 
+# Content parts that hand the model a file (a PDF: its pages' text and images, read upstream).
+_FILE_PARTS = frozenset({"file", "input_file"})
+
+
 def _content_parts(messages: Any) -> tuple[int, bool]:
-    """The messages' image parts' tokens (at their most), and whether a part is a file. Plain
-    loops: this runs on every chat request, whose contents are mostly strings."""
+    """The messages' (or Responses input items') image parts' tokens, at their most, and
+    whether one hands the model a file. Plain loops: this runs on every chat request, whose
+    contents are mostly strings."""
     images, files = 0, False
     if type(messages) is not list:
         return images, files
     for message in messages:
-        content = message.get("content") if type(message) is dict else None
+        if type(message) is not dict:
+            continue
+        content = message.get("content")
         if type(content) is list:
             for part in content:
                 if type(part) is dict and part.get("type") in _FILE_PARTS:
                     files = True
                 else:
                     images += _image_tokens(part)
+        elif message.get("type") == "input_file":  # a Responses input item of its own
+            files = True
     return images, files
-
-
-# Content parts that hand the model a file (a PDF: its pages' text and images, read upstream).
-_FILE_PARTS = frozenset({"file", "input_file"})
 
 
 def reads_files(messages: Any) -> bool:
     """Whether chat messages, or Responses input items, hand the model a file: upstream reads
     its pages, which the gateway cannot count, so they may fill the model's context."""
-    if type(messages) is not list:
-        return False
-    for item in messages:
-        if type(item) is not dict:
-            continue
-        content = item.get("content")
-        if type(content) is list:
-            for part in content:
-                if type(part) is dict and part.get("type") in _FILE_PARTS:
-                    return True
-        elif item.get("type") == "input_file":
-            return True
-    return False
+    return _content_parts(messages)[1]
 
 
 def chat_audio(payload: dict[str, Any]) -> str | None:

@@ -37,7 +37,7 @@ from gateway.endpoints.owned import FILE, VECTOR_STORE, Kind, check_owned
 from gateway.endpoints.responses_stored import owned_response
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
 from gateway.runtime.gateway import Gateway
-from gateway.server.body import JSON, json_problem, read_body, written
+from gateway.server.body import declared_media, is_json, json_problem, read_body, written
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
@@ -81,6 +81,9 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
         # A form's text fields, a JSON one read as JSON; its files are not read.
         payload: Any = [_json_or_text(value) for _, value in form]
         named: Any = form_field(body, content_type, "model")
+        if named is None and any(name == "model" for name, _ in form):
+            # Given twice, or not text: which model upstream serves is its parser's choice.
+            raise errors.missing_model()
     else:
         payload = _json_of(request, body)
         if payload is not None:
@@ -152,8 +155,6 @@ def _json_of(request: Request, body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        declared = request.headers.get("content-type")
-        media = declared.split(";", 1)[0].strip().lower() if declared is not None else JSON
-        if media == JSON or media.endswith("+json"):
+        if is_json(declared_media(request)):
             raise errors.invalid_json(json_problem(body, exc)) from exc
         return None

@@ -62,13 +62,21 @@ def written(payload: Any) -> bytes:
         raise errors.nested_too_deep("body", MAX_WRITTEN_DEPTH) from None
 
 
-def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:
+def declared_media(request: Request) -> str:
+    """The media type a request says its body is; JSON when it says none (curl -d sends a form
+    type, but scripts often send none, and are forgiven)."""
     content_type = request.headers.get("content-type")
-    # No content type at all is forgiven (curl -d sends a form type, but scripts often send none).
-    if content_type is not None:
-        media = content_type.split(";", 1)[0].strip().lower()
-        if media != JSON and not media.endswith("+json"):
-            raise errors.unsupported_media_type(media)
+    return JSON if content_type is None else content_type.split(";", 1)[0].strip().lower()
+
+
+def is_json(media: str) -> bool:
+    return media == JSON or media.endswith("+json")
+
+
+def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:
+    media = declared_media(request)
+    if not is_json(media):
+        raise errors.unsupported_media_type(media)
     if not body:
         raise errors.invalid_json("the body is empty")
     try:

@@ -57,3 +57,22 @@ def serve_teams(
     return start_gateway(
         redis={"url": redis_server}, admission={"teams_file": str(path)}, **sections
     )
+
+
+def refused_batch(
+    client: openai.OpenAI, simulator: ServerThread, lines: bytes
+) -> openai.BadRequestError:
+    """A chat batch of `lines` the gateway refuses (its input file read upstream to check them,
+    no batch made there): the error."""
+    file_id = client.files.create(file=("in.jsonl", lines), purpose="batch").id
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    try:
+        client.batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    except openai.BadRequestError as exc:
+        since = [r for r in httpx.get(log).json()["data"] if r not in before]
+        assert since and all(r["path"] != "/v1/batches" for r in since)
+        return exc
+    raise AssertionError("the batch was made")

@@ -163,6 +163,12 @@ def test_an_operator_allowed_form_reaches_no_other_teams_object(
     runs = f"{gateway.url}/v1/threads/thread_1/runs"
     model = httpx.post(runs, data={"model": "o1-pro-x"}, files={"f": b"x"}, headers=auth)
     assert model.status_code == 404 and model.json()["error"]["code"] == "model_not_found"
+    # Given twice, it names no model the gateway could check: which one upstream reads is its
+    # parser's choice.
+    twice = httpx.post(
+        runs, data={"model": ["gpt-4o", "o1-pro-x"]}, files={"f": b"x"}, headers=auth
+    )
+    assert twice.status_code == 400, twice.text
     assert upstream_requests(simulator) == before  # none reached upstream
     # A file's bytes are the caller's to send, whatever they say.
     sent = httpx.post(parts, files={"data": secret.encode()}, headers=auth)

@@ -5,12 +5,10 @@ input line, which upstream reads from the file as it is, is refused."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
 import redis
 
@@ -19,7 +17,7 @@ from gateway.config import Price
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
-from tests.redis.endpoints.teams import key_of, sdk, serve_teams
+from tests.redis.endpoints.teams import key_of, refused_batch, sdk, serve_teams
 from tests.redis.endpoints.test_responses import PRICES
 
 TEAMS: dict[str, dict[str, str]] = {"metered": {"tier": "tier-5"}}
@@ -84,15 +82,7 @@ def test_a_batch_line_that_repeats_a_key_is_refused_before_the_batch_is_made(
         '{"custom_id":"r0","method":"POST","url":"/v1/chat/completions","body":'
         '{"model":"o1-preview","messages":' + HI + ',"model":"gpt-4o"}}'
     )
-    client = sdk(gateway, "metered")
-    file_id = client.files.create(file=("in.jsonl", io.BytesIO(line.encode())), purpose="batch").id
-    before = sim_requests(simulator)
-    with pytest.raises(openai.BadRequestError) as info:
-        client.batches.create(
-            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
-        )
-    assert info.value.code == "invalid_batch_line"
-    assert "'model' twice" in info.value.message
-    since = [r for r in sim_requests(simulator) if r not in before]
-    assert all(r["path"] != "/v1/batches" for r in since)
+    refused = refused_batch(sdk(gateway, "metered"), simulator, line.encode())
+    assert refused.code == "invalid_batch_line"
+    assert "'model' twice" in refused.message
     assert spend(store, "metered") == (0, 0)
