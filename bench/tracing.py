@@ -57,6 +57,7 @@ from bench.servers import (
     start_simulator,
     write_teams_file,
 )
+from gateway.observability import tracing
 
 TARGET_CPU_RATIO = 1.05  # B's CPU per request over A's, at 64 connections
 
@@ -82,6 +83,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=1.0,
         help="tracing on's sample ratio (`otel_sample_ratio`; default 1, every request traced)",
+    )
+    parser.add_argument(
+        "--pure",
+        action="store_true",
+        help="run the tracer's modules as Python (O1GW_PURE_PYTHON=1), not as the build compiled them",
     )
     args = parser.parse_args(argv)
     check_turn_options(parser, args)
@@ -134,13 +140,17 @@ class Servers:
     sink: str
     teams: Path
 
-    def gateway_env(self, sample_ratio: float) -> tuple[dict[str, str], dict[str, str]]:
-        """Tracing off's environment and tracing on's, sampling by `sample_ratio`."""
+    def gateway_env(
+        self, sample_ratio: float, pure: bool = False
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Tracing off's environment and tracing on's, sampling by `sample_ratio`; `pure`: the
+        tracer's modules run as Python even where the build compiled them."""
+        both = {"O1GW_PURE_PYTHON": "1" if pure else ""}
         on = {
-            "O1GW__OBSERVABILITY__OTLP_ENDPOINT": self.sink, "OTEL_SDK_DISABLED": "",
+            **both, "O1GW__OBSERVABILITY__OTLP_ENDPOINT": self.sink, "OTEL_SDK_DISABLED": "",
             "O1GW__OBSERVABILITY__OTEL_SAMPLE_RATIO": str(sample_ratio),
         }  # fmt: skip
-        return {"OTEL_SDK_DISABLED": "true"}, on
+        return {**both, "OTEL_SDK_DISABLED": "true"}, on
 
 
 @contextmanager
@@ -165,7 +175,7 @@ def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
         attach(up.direct, scenarios)
         pair: list[Subject] = []
         for number, (name, extra) in enumerate(
-            zip((BASELINE, CANDIDATE), up.gateway_env(args.sample_ratio), strict=True)
+            zip((BASELINE, CANDIDATE), up.gateway_env(args.sample_ratio, args.pure), strict=True)
         ):
             url = redis_database(up.redis_url, number)
             pair.append(
@@ -183,12 +193,14 @@ def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
         return sink_stats(up.sink)
 
 
-def count_instructions(scenarios: Sequence[str], sample_ratio: float, connections: int) -> int:
+def count_instructions(
+    scenarios: Sequence[str], sample_ratio: float, connections: int, pure: bool
+) -> int:
     """Tracing off's and on's instructions per request (`bench.instructions`), each scenario."""
     met = True
     with servers() as up:
         upstream = up.direct.base, up.redis_url, up.teams
-        off, on = up.gateway_env(sample_ratio)
+        off, on = up.gateway_env(sample_ratio, pure)
         for name in scenarios:
             scenario = SCENARIOS[name]
             off_count, on_count = (
@@ -207,18 +219,26 @@ def count_instructions(scenarios: Sequence[str], sample_ratio: float, connection
     return 0 if met else 1
 
 
+def tracer_build(pure: bool) -> str:
+    """How the gateways run the tracer: as the build compiled it (`setup.py`), or as Python."""
+    compiled = not pure and not tracing.__file__.endswith(".py")
+    return "tracer compiled by mypyc" if compiled else "tracer run as Python"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
     if args.instructions:
         print(
             f"o1-gateway tracing off vs on, instructions per request under callgrind (one worker, "
-            f"c={args.connections}, {COUNTS[1] - COUNTS[0]} requests counted): Python "
-            f"{sys.version.split()[0]}",
+            f"c={args.connections}, {COUNTS[1] - COUNTS[0]} requests counted, "
+            f"{tracer_build(args.pure)}): Python {sys.version.split()[0]}",
             flush=True,
         )
         try:
-            return count_instructions(args.scenarios, args.sample_ratio, args.connections)
+            return count_instructions(
+                args.scenarios, args.sample_ratio, args.connections, args.pure
+            )
         except SetupError as exc:
             print(f"\nSETUP FAILED: {exc}", file=sys.stderr)
             return 2
@@ -227,8 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         wrk = chosen_loadgen(args.loadgen)
         header = (
             f"o1-gateway tracing off (A) vs on (B) (full pipeline, one worker each, one "
-            f"redis-server, one simulator, B exporting every span to a local OTLP sink): "
-            f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {describe(wrk)}\n"
+            f"redis-server, one simulator, B exporting every span to a local OTLP sink, "
+            f"{tracer_build(args.pure)}): {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {describe(wrk)}\n"
             f"scenarios {', '.join(args.scenarios)}: c=1 direct, A, B and c={CONNECTIONS} "
             f"A, B taking turns, {args.rounds} rounds of {args.slice} s "
             f"(+{args.warmup} s warm-up in the first) = ~{load_s / 60:.1f} min of load"

@@ -95,7 +95,9 @@ def operation_attributes(endpoint: str) -> dict[str, Any]:
 
 # The fields of a request's body whose values `request_attributes` reads (besides content):
 # requests alike in them have the same attributes.
-REQUEST_FIELDS = ("model", *_LIMITS, *(field for field, _ in _SAMPLING), "seed", "n", "stream")
+REQUEST_FIELDS = frozenset(
+    ("model", *_LIMITS, *(field for field, _ in _SAMPLING), "seed", "n", "stream")
+)
 
 
 def request_attributes(endpoint: str, payload: Mapping[str, Any], capture: bool) -> dict[str, Any]:

@@ -220,15 +220,18 @@ class Tracing:
         its span's name ("" when it is not a GenAI operation: the HTTP method names it)."""
         if endpoint not in attrs.OPERATIONS:
             return b"", ""
-        key: tuple[Any, ...] = (endpoint, model)
+        key: list[Any] = [endpoint, model]
         if payload is not None:
-            # The fields' JSON tells apart what equality does not (`1`, `1.0` and `true`), and
-            # is a key whatever the values (lists too).
-            try:
-                key = (*key, _dumps(tuple(map(payload.get, attrs.REQUEST_FIELDS))))
-            except orjson.JSONEncodeError:  # no JSON (an integer past 64 bits): its own
-                key = ()
-        found = self.requests.get(key) if key else None
+            # The fields a body has (few: fewer lookups than asking for each field read), and
+            # their types, which tell apart what equality does not (`1`, `1.0` and `true`).
+            fields = attrs.REQUEST_FIELDS
+            for field, value in payload.items():
+                if field in fields:
+                    key.extend((field, value, type(value)))
+        try:
+            found = self.requests.get(shape := tuple(key))
+        except TypeError:  # a list or an object among the values: encoded for itself
+            found, shape = None, ()
         if found is None:
             attributes = (
                 {} if payload is None else attrs.request_attributes(endpoint, payload, False)
@@ -238,8 +241,8 @@ class Tracing:
             named = str(attributes.get("gen_ai.request.model", ""))
             name = attrs.span_name("", endpoint, named)
             found = shared_attributes(attributes), name
-            if key:
-                self.keep(self.requests, key, found)
+            if shape:
+                self.keep(self.requests, shape, found)
         return found
 
     def responded(self, model: str, finish_reasons: tuple[str, ...]) -> bytes:
@@ -321,9 +324,11 @@ class RequestTrace:
     ) -> None:
         """`child` ends now (or at `end_ns`): what it says and its holes written down."""
         child[3] = True
-        self.said += (child[0], said)
+        self.said.extend((child[0], said))
         end_ns = end_ns or time_ns()
-        self.holes += (self.trace_id, child[1], self.span_id, child[2], end_ns, *values)
+        self.holes.extend((self.trace_id, child[1], self.span_id, child[2], end_ns))
+        if values:
+            self.holes.extend(values)
 
     def request(self, payload: Mapping[str, Any]) -> None:
         self.payload = payload
@@ -420,7 +425,7 @@ class RequestTrace:
             if ticket is not None and ticket.usage is not None:
                 # What was charged: the usage upstream reported, or what the gateway counted.
                 usage = ticket.usage
-                own += (ticket.cost, usage.prompt_tokens, usage.completion_tokens)
+                own.extend((ticket.cost, usage.prompt_tokens, usage.completion_tokens))
                 mask |= _USAGE
             if exchange.first_token_at is not None:
                 own.append(_dumps(exchange.first_token_at - exchange.started))

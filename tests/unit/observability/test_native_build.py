@@ -1,0 +1,46 @@
+"""Which of the tracer's compiled modules may run: those whose sources are still what the build
+compiled (`gateway.observability.changed_since_build`)."""
+
+from __future__ import annotations
+
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+from gateway.observability import NATIVE, changed_since_build, digest
+
+
+def sources(folder: Path) -> dict[str, str]:
+    """Each module's source written, and its digest as a build records it."""
+    for name in NATIVE:
+        (folder / f"{name}.py").write_text(f"NAME = {name!r}\n")
+    return {name: digest(folder / f"{name}.py") for name in NATIVE}
+
+
+def compile_all(folder: Path) -> None:
+    for name in NATIVE:
+        (folder / f"{name}{EXTENSION_SUFFIXES[0]}").write_bytes(b"")
+
+
+def test_nothing_compiled_is_nothing_to_check(tmp_path: Path) -> None:
+    assert changed_since_build(tmp_path, sources(tmp_path)) is None
+
+
+def test_compiled_modules_of_their_sources_run(tmp_path: Path) -> None:
+    built = sources(tmp_path)
+    compile_all(tmp_path)
+    assert changed_since_build(tmp_path, built) == []
+
+
+def test_a_source_edited_since_the_build_is_named(tmp_path: Path) -> None:
+    built = sources(tmp_path)
+    compile_all(tmp_path)
+    (tmp_path / "otlp_json.py").write_text("NAME = 'edited'\n")
+    assert changed_since_build(tmp_path, built) == ["otlp_json"]
+
+
+def test_a_module_left_uncompiled_or_unrecorded_is_named(tmp_path: Path) -> None:
+    built = sources(tmp_path)
+    compile_all(tmp_path)
+    (tmp_path / f"tracing{EXTENSION_SUFFIXES[0]}").unlink()
+    del built["trace_context"]
+    assert changed_since_build(tmp_path, built) == ["trace_context", "tracing"]
