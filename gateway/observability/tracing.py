@@ -3,11 +3,12 @@ and exported in batches as OTLP/HTTP JSON (`span_export`).
 
 A tracing SDK pays, per span, for contexts, locks, span processors and a protobuf encoder; the
 gateway spends about 0.3 ms of CPU on a whole proxied call, so a request's three spans must cost
-microseconds. Here a request's spans are a few values in slots (its children's, a short list
-each), their ids are drawn together from one per-process random generator, and they are encoded
-together when the request ends: into a template of the request's shape (`otlp_json`), kept for
-all the requests alike (the same route, request parameters, decisions and answer kind), whose
-holes take the request's ids, times and own values.
+microseconds. Here a request's spans are a few values in slots (its children's, a small object
+each), their ids drawn many requests' at a time from one per-process random generator, and
+they are encoded together when the request ends: into a template of the request's shape
+(`otlp_json`), kept for all the requests alike (the same route, request parameters, decisions
+and answer kind), whose holes take the request's ids, times and own values. The package's build
+compiles this module and the pure ones it uses with mypyc (`setup.py`).
 
 A request's span is the SERVER span `{gen_ai.operation.name} {gen_ai.request.model}`, continuing
 the caller's W3C `traceparent` (and `tracestate`). Its children: `gateway.admission.reserve` (the
@@ -55,6 +56,10 @@ _TEMPLATES = 512
 _Kept = TypeVar("_Kept")
 # The lowest bit of each of n 64-bit ids drawn at once, set so that none is all zeros (no id).
 _ODD = [sum(1 << (64 * i) for i in range(n)) for n in range(6)]
+# Requests whose ids (a trace id and three span ids: 80 hex digits) are drawn at once: one draw
+# and one conversion to hex for many costs less than one each.
+_POOLED = 64
+_POOL_ODD = sum(1 << (64 * i) for i in range(5 * _POOLED))
 # The request span's own values (`RequestTrace.finish`), each present or not: its template has
 # holes for those present, in this order.
 _REQUEST_ID, _RESPONSE_ID, _USAGE, _FIRST_CHUNK, _OTHERS = 1, 2, 4, 8, 16
@@ -132,6 +137,8 @@ class Tracing:
         self.export = SpanExport(client, settings.export, settings.service_name, SCOPE_NAME)
         # Made in each worker (the lifespan runs there), so forked workers never share ids.
         self.bits = random.Random().getrandbits
+        self.pool = b""  # ids drawn for the next requests beginning traces here
+        self.taken = 0  # of `pool`
         upstream = urlsplit(upstream_base_url)
         port = upstream.port or (443 if upstream.scheme == "https" else 80)
         self.upstream_server: dict[str, Any] = {
@@ -161,12 +168,16 @@ class Tracing:
             trace_id, parent_id, state = parent.trace_id, parent.span_id, parent.state
             ids = self.ids(3)
         else:
-            number = self.bits(320) | _ODD[5]
+            at = self.taken
+            if at >= len(self.pool):
+                self.pool = b"%0*x" % (80 * _POOLED, self.bits(320 * _POOLED) | _POOL_ODD)
+                at = 0
+            self.taken = at + 80
             # Kept by the trace id's low 64 bits (all kept at a ratio of 1: nothing to read).
-            if self.partial and not kept(number >> 192, self.bound):
+            if self.partial and not kept(int(self.pool[at + 16 : at + 32], 16), self.bound):
                 return None
-            ids = b"%080x" % number
-            trace_id, ids, parent_id, state = ids[:32], ids[32:], b"", ""
+            trace_id, ids = self.pool[at : at + 32], self.pool[at + 32 : at + 80]
+            parent_id, state = b"", ""
         # What of the scope the route's attributes read (`attrs.server_attributes`).
         client, get = scope.get("client"), scope.get
         route = (
@@ -270,13 +281,25 @@ class Tracing:
         await self.export.close()
 
 
+class Child:
+    """A child span begun: its shape, id and start, and whether it has ended."""
+
+    __slots__ = ("ended", "shape", "span_id", "start_ns")
+
+    def __init__(self, shape: ChildShape, span_id: bytes, start_ns: int) -> None:
+        self.shape = shape
+        self.span_id = span_id
+        self.start_ns = start_ns
+        self.ended = False
+
+
 class RequestTrace:
     """One traced request's spans (see `gateway.observability.record.RequestTrace`). They
     leave together when the request's own span ends, encoded at once.
 
-    A child span, while open, is a list: [shape (`ChildShape`), id, start, ended]. When it ends
-    it is written down for the template: its shape and what it says (which its shape's template
-    reads) in `said`, its template's holes (its ids, times and own values) in `holes`."""
+    A child span, while open, is a `Child`. When it ends it is written down for the template:
+    its shape and what it says (which its shape's template reads) in `said`, its template's
+    holes (its ids, times and own values) in `holes`."""
 
     __slots__ = (
         "answer", "call", "children", "facts", "holes", "ids", "outcome", "parent_id",
@@ -301,13 +324,13 @@ class RequestTrace:
         self.answer: bytes | None = None
         self.parsed_answer: Mapping[str, Any] | None = None  # the answer, as charging read it
         self.facts: attrs.StreamFacts | None = None
-        self.call: list[Any] | None = None  # the upstream call under way
-        self.children: list[list[Any]] = []  # in the order begun
+        self.call: Child | None = None  # the upstream call under way
+        self.children: list[Child] = []  # in the order begun
         self.said: list[Any] = []  # of the children ended, in the order ended
         self.holes: list[Any] = []  # theirs
         self.outcome = ""  # how the hold was settled (`gateway.settle.outcome`)
 
-    def child(self, shape: ChildShape) -> list[Any]:
+    def child(self, shape: ChildShape) -> Child:
         """A child span begun now."""
         at = self.taken
         if at < len(self.ids):
@@ -315,18 +338,16 @@ class RequestTrace:
             span_id = self.ids[at : at + 16]
         else:
             span_id = self.tracing.ids(1)  # a request retried or sent on to a fallback
-        child = [shape, span_id, time_ns(), False]
+        child = Child(shape, span_id, time_ns())
         self.children.append(child)
         return child
 
-    def ended(
-        self, child: list[Any], said: Any, values: tuple[int, ...] = (), end_ns: int = 0
-    ) -> None:
+    def ended(self, child: Child, said: Any, values: tuple[int, ...] = (), end_ns: int = 0) -> None:
         """`child` ends now (or at `end_ns`): what it says and its holes written down."""
-        child[3] = True
-        self.said.extend((child[0], said))
+        child.ended = True
+        self.said.extend((child.shape, said))
         end_ns = end_ns or time_ns()
-        self.holes.extend((self.trace_id, child[1], self.span_id, child[2], end_ns))
+        self.holes.extend((self.trace_id, child.span_id, self.span_id, child.start_ns, end_ns))
         if values:
             self.holes.extend(values)
 
@@ -340,8 +361,8 @@ class RequestTrace:
         self, span: object, error: str, admitted: bool = False, held: int = 0,
         estimated: int = 0, degraded: bool = False, refused_by: str = "",
     ) -> None:  # fmt: skip
-        assert type(span) is list
-        if span[3]:
+        assert type(span) is Child
+        if span.ended:
             return  # ended already
         if error:
             self.ended(span, (False, False, "", error))
@@ -353,7 +374,7 @@ class RequestTrace:
             # Begun already: a call made ready during admission is the same call when sent.
             return
         call = self.call = self.child(self.tracing.call(method, path, model))
-        headers["traceparent"] = traceparent(self.trace_id, call[1])
+        headers["traceparent"] = traceparent(self.trace_id, call.span_id)
         if self.state:
             headers["tracestate"] = self.state
         else:
@@ -436,7 +457,7 @@ class RequestTrace:
         said, count = self.said, len(self.children)
         if len(said) < 2 * count:
             for child in self.children:
-                if not child[3]:  # left open by a failure: it ends with the request
+                if not child.ended:  # left open by a failure: it ends with the request
                     self.ended(child, None, (), end_ns)
         shapes = (name, error, mask, not self.parent_id, self.route, requested, responded, decided,
                   *said)  # fmt: skip
