@@ -1,12 +1,15 @@
 """Instructions a gateway process executes per request, counted by valgrind's callgrind: a cost
-a busy host does not blur (CPU time per request on a shared 2-core host moves by several per
-cent from run to run; instructions do not depend on the load, and at c=1 little else does).
+that CPU time on a shared 2-core host blurs (it moves by several per cent from run to run).
 
-The gateway runs under callgrind twice, serving a few requests, then more; the difference of
-the two totals over the difference of the counts is what a request costs, startup and shutdown
-cancelling out. Each run ends with SIGINT, so the gateway shuts down as it does in production
-(sending the spans it still holds, for one) and callgrind writes its totals. Needs valgrind
-(`apt-get install valgrind`).
+The gateways compared run under callgrind side by side, serving a few requests, then more; for
+each, the difference of the two totals over the difference of the counts is what a request
+costs, startup and shutdown cancelling out. Side by side, because instructions do depend on the
+host a little: the gateway's timers (uvicorn's tick, the access log's flush, the job followers)
+run per second, some 0.5M instructions a second under callgrind, and a request there takes tens
+of milliseconds, more on a busy host; run one after the other, two gateways would pay for the
+load of two different moments. Each run ends with SIGINT, so the gateway shuts down as it does
+in production (sending the spans it still holds, for one) and callgrind writes its totals.
+Needs valgrind (`apt-get install valgrind`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.load import count_bounded
@@ -41,45 +44,63 @@ def valgrind() -> str:
 
 
 def per_request(
-    name: str,
+    gateways: Mapping[str, dict[str, str]],
     scenario: Scenario,
     upstream: tuple[str, str, Path],
-    extra: dict[str, str],
     tmp: Path,
     started: list[Child],
     counts: Sequence[int] = COUNTS,
     connections: int = 1,
-) -> float:
-    """Instructions per request of a gateway (`bench.servers.start_gateway`, one worker, on
-    `upstream`: the simulator's base URL, a Redis URL and a teams file; `extra` its
-    environment) serving `scenario` on `connections` at once (at more than one, what a request
-    costs depends on timing too: how many the event loop serves in one turn)."""
+) -> dict[str, float]:
+    """Instructions per request of each gateway (`bench.servers.start_gateway`, one worker, on
+    `upstream`: the simulator's base URL, a Redis URL and a teams file), by its name in
+    `gateways`, whose values are their environments; all serve `scenario` at the same time, each
+    on `connections` at once (at more than one, what a request costs depends on timing too: how
+    many the event loop serves in one turn)."""
     binary = valgrind()
-    totals = []
+    totals: dict[str, list[int]] = {name: [] for name in gateways}
     for count in counts:
-        out = tmp / f"{name}-{count}.callgrind"
-        wrapper = [binary, "--tool=callgrind", f"--callgrind-out-file={out}"]
-        sim_base, redis_url, teams = upstream
-        subject: Subject = start_gateway(
-            f"{name}-{count}", 1, sim_base, redis_url, teams, tmp, started, extra, wrapper=wrapper
-        )
-        subject.child.wait_http(f"http://{HOST}:{subject.port}/healthz", {}, START_S)
+        runs: list[tuple[str, Subject, Path]] = []
+        for name, extra in gateways.items():
+            out = tmp / f"{name}-{count}.callgrind"
+            wrapper = [binary, "--tool=callgrind", f"--callgrind-out-file={out}"]
+            sim_base, redis_url, teams = upstream
+            subject = start_gateway(
+                f"{name}-{count}", 1, sim_base, redis_url, teams, tmp, started, extra,
+                wrapper=wrapper,
+            )  # fmt: skip
+            runs.append((name, subject, out))
+        for _, subject, _ in runs:
+            subject.child.wait_http(f"http://{HOST}:{subject.port}/healthz", {}, START_S)
+        asyncio.run(_serve_all([subject for _, subject, _ in runs], scenario, count, connections))
+        time.sleep(SETTLE_S)
+        for _, subject, _ in runs:
+            subject.child.proc.send_signal(signal.SIGINT)
+        for name, subject, out in runs:
+            try:
+                subject.child.proc.wait(timeout=START_S)
+            except subprocess.TimeoutExpired:
+                raise SetupError(f"{name} did not stop:\n{subject.child.log_tail()}") from None
+            found = _TOTAL.search(out.read_bytes()) if out.exists() else None
+            if found is None:
+                raise SetupError(f"{name}: callgrind wrote no totals:\n{subject.child.log_tail()}")
+            totals[name].append(int(found.group(1)))
+    spread = counts[-1] - counts[0]
+    return {name: (runs[-1] - runs[0]) / spread for name, runs in totals.items()}
+
+
+async def _serve_all(
+    subjects: Sequence[Subject], scenario: Scenario, count: int, connections: int
+) -> None:
+    """`count` requests to each subject, all of them at once; raises SetupError unless every
+    answer is a 200."""
+
+    async def serve(subject: Subject) -> None:
         body = subject.body(scenario)
         assert body is not None
         url = subject.base + scenario.path
-        statuses = asyncio.run(
-            count_bounded(url, body, subject.auth, count, connections, lambda: None)
-        )
+        statuses = await count_bounded(url, body, subject.auth, count, connections, lambda: None)
         if statuses != {200: count}:
-            raise SetupError(f"{name}: answers by status {statuses}, not {count} x 200")
-        time.sleep(SETTLE_S)
-        subject.child.proc.send_signal(signal.SIGINT)
-        try:
-            subject.child.proc.wait(timeout=START_S)
-        except subprocess.TimeoutExpired:
-            raise SetupError(f"{name} did not stop:\n{subject.child.log_tail()}") from None
-        found = _TOTAL.search(out.read_bytes()) if out.exists() else None
-        if found is None:
-            raise SetupError(f"{name}: callgrind wrote no totals:\n{subject.child.log_tail()}")
-        totals.append(int(found.group(1)))
-    return (totals[-1] - totals[0]) / (counts[-1] - counts[0])
+            raise SetupError(f"{subject.name}: answers by status {statuses}, not {count} x 200")
+
+    await asyncio.gather(*(serve(subject) for subject in subjects))

@@ -203,10 +203,11 @@ def count_instructions(
         off, on = up.gateway_env(sample_ratio, pure)
         for name in scenarios:
             scenario = SCENARIOS[name]
-            off_count, on_count = (
-                per_request(kind, scenario, upstream, env, up.tmp, up.children, COUNTS, connections)
-                for kind, env in (("off", off), ("on", on))
-            )
+            counted = per_request(
+                {"off": off, "on": on}, scenario, upstream, up.tmp, up.children, COUNTS,
+                connections,
+            )  # fmt: skip
+            off_count, on_count = counted["off"], counted["on"]
             added = on_count / off_count
             met = met and added < TARGET_CPU_RATIO
             print(
