@@ -237,6 +237,37 @@ def test_an_operator_allowed_form_is_read_as_upstream_reads_it(
     assert upstream_requests(simulator)[-1]["path"] == "/v1/uploads/upload_1/parts"
 
 
+def test_a_body_goes_upstream_with_the_content_type_it_was_read_by(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A request with two Content-Type headers is read by the first, as Starlette reads it, and
+    upstream is told that one: never a second one that makes a form of what was read as text."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
+    parts = f"{gateway.url}/v1/uploads/upload_1/parts"
+    body = raw_form([(b'Content-Disposition: form-data; name="note"', secret.encode())])
+    form_type = "multipart/form-data; boundary=XyZ"
+
+    def send(*types: str) -> httpx.Response:
+        headers = [("Authorization", f"Bearer {key_of('a')}")]
+        return httpx.post(
+            parts, content=body, headers=headers + [("Content-Type", t) for t in types]
+        )
+
+    before = upstream_requests(simulator)
+    # Read as a form with another boundary: not a form of that shape.
+    answer = send("multipart/form-data; boundary=AAA", form_type)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_multipart"
+    assert upstream_requests(simulator) == before
+    # Read as text (whose bytes the gateway does not read): upstream is told it is text.
+    assert send("text/plain", form_type).status_code == 404
+    last = upstream_requests(simulator)[-1]
+    assert last["path"] == "/v1/uploads/upload_1/parts"
+    assert last["headers"]["content-type"] == "text/plain"
+
+
 def test_an_object_no_team_owns_here_is_refused_before_upstream(
     gateway: ServerThread, simulator: ServerThread
 ) -> None:
