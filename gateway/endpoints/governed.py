@@ -34,7 +34,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.multipart import form_field
+from gateway.wire.multipart import MalformedForm, field, read_form
 from gateway.wire.usage import (
     AudioStreamMeter,
     StreamMeter,
@@ -95,9 +95,14 @@ async def serve(request: Request, rules: Governed) -> Response:
     if rules.form:
         payload: dict[str, Any] = {}
         content_type = request.headers.get("content-type", "")
-        name: Any = form_field(body, content_type, "model")
-        for field in ("response_format", "prompt", "stream"):
-            payload[field] = form_field(body, content_type, field)
+        try:
+            parts = read_form(body, content_type) or []
+        except MalformedForm as exc:
+            # Sent as it came: a field read otherwise upstream (its model) would go unchecked.
+            raise errors.invalid_form(str(exc)) from None
+        name: Any = field(parts, "model")
+        for named in ("response_format", "prompt", "stream"):
+            payload[named] = field(parts, named)
     else:
         payload = parse_json_object(request, body)
         body = written(payload)  # what upstream reads is what was checked (`read_json_object`)

@@ -42,7 +42,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.multipart import form_field, text_fields
+from gateway.wire.multipart import MalformedForm, form_field, is_form, text_fields
 from gateway.wire.references import strings
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -76,7 +76,7 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
         raise errors.not_served(request.method, request.url.path)
     body = await read_body(request, gw.config.server.max_body_bytes)
     content_type = request.headers.get("content-type", "")
-    form = text_fields(body, content_type)
+    form = _form_of(body, content_type)
     if form is not None:
         # A form's text fields, a JSON one read as JSON; its files are not read.
         payload: Any = [_json_or_text(value) for _, value in form]
@@ -137,6 +137,21 @@ async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payloa
         else:
             kind = next(k for prefix, k in _KIND_OF.items() if value.startswith(prefix))
             await check_owned(gw, caller, kind, value)
+
+
+def _form_of(body: bytes, content_type: str) -> list[tuple[str, bytes]] | None:
+    """The text fields of a form body; None for a body of another kind. A form goes upstream
+    as it came, so one not read for certain (or naming no boundary, which upstream's parser
+    might guess) is refused rather than sent with fields nobody checked."""
+    if not body:
+        return None
+    try:
+        form = text_fields(body, content_type)
+    except MalformedForm as exc:
+        raise errors.invalid_form(str(exc)) from None
+    if form is None and is_form(content_type):
+        raise errors.invalid_form("its Content-Type names no boundary")
+    return form
 
 
 def _json_or_text(value: bytes) -> Any:

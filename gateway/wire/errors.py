@@ -11,6 +11,7 @@ invalid_request_error
   400  invalid_request               invalid_content_length    Content-Length is not a number
   400  malformed_request             malformed_request         not HTTP/1.x: a bad request line or header
   400  invalid_json                  invalid_json              the body is empty or not JSON
+  400  invalid_multipart             invalid_form              a form not in the one shape read here
   400  invalid_type                  body_not_object           the JSON body is not an object
   400  missing_required_parameter    missing_model             a chat request names no model
   400  missing_required_parameter    missing_parameter         a required field is absent
@@ -220,6 +221,17 @@ def invalid_json(detail: str) -> GatewayError:
         f"sent was not valid JSON. If you have trouble figuring out how to fix this, please "
         f"contact us through our help center at help.openai.com.) Detail: {detail}",
         code="invalid_json",
+    )
+
+
+def invalid_form(detail: str) -> GatewayError:
+    """A multipart form goes upstream as it came: one the gateway cannot read for certain as
+    upstream will could carry a field it never checked."""
+    return GatewayError(
+        400,
+        f"We could not read the multipart/form-data body of your request: {detail}. Send it as "
+        "HTTP libraries encode forms (CRLF line breaks, quoted field names, one boundary).",
+        code="invalid_multipart",
     )
 
 

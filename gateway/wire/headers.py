@@ -80,6 +80,11 @@ def upstream_request_headers(
     prefixes = FORWARD_REQUEST_PREFIXES + extra_prefixes
     for raw_name, raw_value in client:
         name = raw_name.decode("latin-1").lower()
+        if name == "content-type" and name in out:
+            # The first one is the one the gateway read the body by (as `Request.headers.get`
+            # reads it): a second would have upstream read the body otherwise, a form's fields
+            # unchecked.
+            continue
         if name in FORWARD_REQUEST or name.startswith(prefixes):
             out[name] = raw_value.decode("latin-1")
     return out

@@ -1,51 +1,168 @@
 """Reading the text fields of a `multipart/form-data` body (the model an audio upload names, the
-ids a pass-through form names), without parsing the files in it. Pure."""
+ids a pass-through form names), without parsing the files in it. Pure.
+
+A form goes upstream as it came, so what the gateway reads in it must be what upstream's parser
+reads. Parsers differ on what RFC 7578 leaves loose (a boundary met inside a header, unquoted
+parameters, a `filename` hidden in another parameter's name, headers split by a bare LF), so a
+form is read in one strict shape only and refused (`MalformedForm`) in any other: a field the
+gateway could miss must never reach upstream unchecked.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-_BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
-_NAME = re.compile(rb'name="([^"]*)"', re.IGNORECASE)
 # A text field is short; a part longer than this is a file, not what is asked for.
 MAX_FIELD_BYTES = 4096
+MEDIA_TYPE = "multipart/form-data"
+# RFC 2046's boundary characters: 1 to 70 of them, not ending in a space.
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_QUOTED = re.compile(r'"([^"\\\r\n]*)"')
+
+
+class MalformedForm(ValueError):
+    """A `multipart/form-data` body (or its Content-Type) not in the one shape read here."""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    name: str
+    is_file: bool  # it has a `filename` (or `filename*`): its bytes are not read
+    value: bytes
 
 
 def form_field(body: bytes, content_type: str, name: str) -> str | None:
-    """The value of the form field `name`, or None (not multipart, no such field, not text,
-    or the field given twice: which one upstream reads is its parser's choice, so neither is
-    taken for the one it will serve)."""
-    values = [value for named, value in text_fields(body, content_type) or () if named == name]
-    if len(values) != 1 or len(values[0]) > MAX_FIELD_BYTES:
+    """The value of the form field `name`, or None (not a form the gateway can read, no such
+    field, not text, or the field given twice, as text or as a file: which one upstream reads
+    is its parser's choice, so neither is taken for the one it will serve)."""
+    try:
+        found = read_form(body, content_type)
+    except MalformedForm:
+        return None
+    return field(found or [], name)
+
+
+def field(parts: list[Part], name: str) -> str | None:
+    """`form_field`, of a form read already."""
+    named = [part for part in parts if part.name == name]
+    if len(named) != 1 or named[0].is_file or len(named[0].value) > MAX_FIELD_BYTES:
         return None
     try:
-        return values[0].decode()
+        return named[0].value.decode()
     except UnicodeDecodeError:
         return None
 
 
 def text_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]] | None:
-    """Every field of a `multipart/form-data` body that is not a file (no `filename`), by
-    name, in order (a name given twice, twice); None when the body is not such a form."""
-    found = _BOUNDARY.search(content_type)
-    if not content_type.lower().startswith("multipart/form-data") or found is None:
+    """Every field of a `multipart/form-data` body that is not a file, by name, in order (a
+    name given twice, twice); None when the body is not such a form. Raises `MalformedForm`
+    for a form not in the shape read here."""
+    found = read_form(body, content_type)
+    if found is None:
         return None
-    delimiter = b"--" + found.group(1).encode("latin-1")
-    fields: list[tuple[str, bytes]] = []
-    for part in body.split(delimiter)[1:]:
-        head, sep, value = part.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        disposition = next(
-            (
-                line
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-disposition")
-            ),
-            b"",
-        )
-        named = _NAME.search(disposition)
-        if named is None or b"filename=" in disposition.lower():
-            continue
-        fields.append((named.group(1).decode("utf-8", "replace"), value.removesuffix(b"\r\n")))
-    return fields
+    return [(part.name, part.value) for part in found if not part.is_file]
+
+
+def is_form(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == MEDIA_TYPE
+
+
+def read_form(body: bytes, content_type: str) -> list[Part] | None:
+    """The parts of a `multipart/form-data` body; None when its media type is another or it
+    names no boundary. Raises `MalformedForm` for anything but the strict shape: the body
+    begins with the first delimiter (no preamble), every delimiter is `CRLF--boundary` followed
+    by CRLF (the last by `--`, then at most a CRLF), every header line is `Name: value` ended
+    by CRLF, and each part has one `form-data` Content-Disposition whose parameters are each
+    given once, as a token or a plain quoted string."""
+    if not is_form(content_type):
+        return None
+    boundary = _boundary(content_type)
+    if boundary is None:
+        return None
+    dash = b"--" + boundary
+    if not body.startswith(dash):
+        raise MalformedForm("the body must begin with its boundary")
+    segments = body[len(dash) :].split(b"\r\n" + dash)
+    last = segments.pop()
+    if last not in (b"--", b"--\r\n"):
+        raise MalformedForm("the body must end with its closing boundary")
+    parts: list[Part] = []
+    for segment in segments:
+        if not segment.startswith(b"\r\n"):
+            raise MalformedForm("a boundary must be followed by a line break")
+        parts.append(_part(segment[2:]))
+    return parts
+
+
+def _boundary(content_type: str) -> bytes | None:
+    params = _params(content_type.split(";", 1)[1] if ";" in content_type else "")
+    boundary = params.get("boundary")
+    if boundary is None:
+        return None
+    if _BOUNDARY.fullmatch(boundary) is None:
+        raise MalformedForm("the boundary has characters a boundary may not have")
+    return boundary.encode("ascii")
+
+
+def _part(segment: bytes) -> Part:
+    head, sep, value = segment.partition(b"\r\n\r\n")
+    if not sep:
+        raise MalformedForm("a part has no blank line after its headers")
+    disposition: str | None = None
+    for raw in head.split(b"\r\n"):
+        if b"\r" in raw or b"\n" in raw:
+            raise MalformedForm("a header line must end with CRLF")
+        try:
+            line = raw.decode()
+        except UnicodeDecodeError:
+            raise MalformedForm("a part's headers are not UTF-8") from None
+        header, colon, header_value = line.partition(":")
+        if not colon or _TOKEN.fullmatch(header) is None:
+            raise MalformedForm("a part has a header line that is no header")
+        if header.lower() == "content-disposition":
+            if disposition is not None:
+                raise MalformedForm("a part has two Content-Disposition headers")
+            disposition = header_value
+    if disposition is None:
+        raise MalformedForm("a part has no Content-Disposition")
+    kind, _, rest = disposition.partition(";")
+    if kind.strip().lower() != "form-data":
+        raise MalformedForm("a part's Content-Disposition is not form-data")
+    params = _params(rest)
+    name = params.get("name")
+    if name is None:
+        raise MalformedForm("a part has no name")
+    is_file = "filename" in params or "filename*" in params
+    return Part(name, is_file, value)
+
+
+def _params(text: str) -> dict[str, str]:
+    """`; key=value` parameters, each key once (lower-cased), each value a token or a quoted
+    string without escapes."""
+    params: dict[str, str] = {}
+    rest = text.strip()
+    while rest:
+        key, eq, rest = rest.partition("=")
+        key = key.strip().lower()
+        if not eq or _TOKEN.fullmatch(key) is None:
+            raise MalformedForm("a header parameter is not key=value")
+        rest = rest.lstrip()
+        quoted = _QUOTED.match(rest)
+        if quoted is not None:
+            value, rest = str(quoted.group(1)), rest[quoted.end() :]
+        else:
+            value, sep, after = rest.partition(";")
+            value, rest = value.strip(), sep + after
+            if _TOKEN.fullmatch(value) is None:
+                raise MalformedForm("a header parameter's value is neither a token nor quoted")
+        if key in params:
+            raise MalformedForm(f"the parameter {key!r} is given twice")
+        params[key] = value
+        rest = rest.strip()
+        if rest:
+            if not rest.startswith(";"):
+                raise MalformedForm("header parameters must be separated by ';'")
+            rest = rest[1:].strip()
+    return params

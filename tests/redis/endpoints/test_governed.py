@@ -19,7 +19,7 @@ from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import key_of, sdk, serve_teams
 
-KEYS = {name: key_of(name) for name in ("tiny", "nickel", "metered", "small")}
+KEYS = {name: key_of(name) for name in ("tiny", "nickel", "metered", "small", "whisper")}
 EMBEDDING = Price(input=20_000)
 LONG_TEXT = " ".join(["tokens"] * 200)
 
@@ -29,6 +29,7 @@ TEAMS: dict[str, dict[str, str]] = {
     "nickel": {"tier": "tier-5", "budget_usd": "0.05"},
     "metered": {"tier": "tier-5"},
     "small": {"tier": "free"},
+    "whisper": {"tier": "tier-1", "models": "[whisper-1]"},
 }
 
 
@@ -99,6 +100,37 @@ def test_models_outside_the_tier_or_unpriced_are_not_found(gateway: ServerThread
     with pytest.raises(openai.NotFoundError) as info:
         sdk(gateway, "metered").embeddings.create(model="text-embedding-ada-002", input="hi")
     assert info.value.code == "model_not_found"
+
+
+def test_an_upload_names_its_model_as_upstream_reads_it(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """An audio upload goes upstream as it came: a second `model` field the gateway's reader
+    skipped (an unquoted name) would be the model upstream serves, one the team may not use."""
+    boundary = b"XyZ"
+    parts = [
+        (b"Content-Disposition: form-data; name=model", b"gpt-4o-transcribe"),
+        (b'Content-Disposition: form-data; name="model"', b"whisper-1"),
+        (b'Content-Disposition: form-data; name="file"; filename="a.mp3"', b"\x00" * 4000),
+    ]
+    body = b"".join(b"--" + boundary + b"\r\n" + head + b"\r\n\r\n" + value + b"\r\n"
+                    for head, value in parts) + b"--" + boundary + b"--\r\n"  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {KEYS['whisper']}",
+        "Content-Type": "multipart/form-data; boundary=XyZ",
+    }
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    answer = httpx.post(f"{gateway.url}/v1/audio/transcriptions", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text  # given twice: no model the gateway can check
+    bad_head = body.replace(b'name="model"\r\n', b'name="model"\n', 1)
+    answer = httpx.post(f"{gateway.url}/v1/audio/transcriptions", content=bad_head, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert httpx.get(log).json()["data"] == before
+    # The model it may use, as the SDK sends it, is served.
+    audio = ("a.mp3", b"\x00" * 4000)
+    assert sdk(gateway, "whisper").audio.transcriptions.create(model="whisper-1", file=audio).text
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -177,6 +177,97 @@ def test_an_operator_allowed_form_reaches_no_other_teams_object(
     assert last["path"] == "/v1/uploads/upload_1/parts" and secret in last["raw"]
 
 
+def raw_form(parts: list[tuple[bytes, bytes]], boundary: bytes = b"XyZ") -> bytes:
+    """A multipart body spelled byte for byte: each part's header lines, then its value."""
+    body = b"".join(b"--" + boundary + b"\r\n" + head + b"\r\n\r\n" + value + b"\r\n"
+                    for head, value in parts)  # fmt: skip
+    return body + b"--" + boundary + b"--\r\n"
+
+
+def test_an_operator_allowed_form_is_read_as_upstream_reads_it(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A form goes upstream as it came: a text field spelled the way some parsers read and
+    others skip (an unquoted name, `filename` inside another parameter's name, a boundary inside
+    a header, a second boundary parameter) is read as the field it is, and a form in any other
+    shape is refused, never sent on unread."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
+    parts = f"{gateway.url}/v1/uploads/upload_1/parts"
+    data = (b'Content-Disposition: form-data; name="data"; filename="d"', b"x")
+    form_type = "multipart/form-data; boundary=XyZ"
+
+    def send(head: bytes, content_type: str = form_type) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key_of('a')}", "Content-Type": content_type}
+        body = raw_form([(head, secret.encode()), data])
+        return httpx.post(parts, content=body, headers=headers)
+
+    before = upstream_requests(simulator)
+    for head, content_type in (
+        (b"Content-Disposition: form-data; name=note", form_type),
+        (b'Content-Disposition: form-data; name="note"; xfilename="a"', form_type),
+        (b'Content-Disposition: form-data; name="note"; x="--XyZ"', form_type),
+        (b'Content-Disposition: form-data; name="note"',
+         "multipart/form-data; xboundary=AAA; boundary=XyZ"),
+    ):  # fmt: skip
+        answer = send(head, content_type)
+        assert answer.status_code == 404, (head, content_type, answer.text)
+        assert answer.json()["error"]["message"] == f"No such File object: {secret}"
+    for head, content_type in (
+        # Header lines ended by a bare LF: one parser's two headers, another's one.
+        (b'Content-Disposition: form-data; name="x"\nContent-Disposition: form-data; '
+         b'name="note"', form_type),
+        (b'Content-Disposition: form-data; name="note"; name="x"', form_type),
+        (b'Content-Disposition: form-data; name="note"',
+         "multipart/form-data; boundary=AAA; boundary=XyZ"),
+        (b'Content-Disposition: form-data; name="note"', "multipart/form-data"),
+    ):  # fmt: skip
+        answer = send(head, content_type)
+        assert answer.status_code == 400, (head, content_type, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert upstream_requests(simulator) == before  # none reached upstream
+    # A form as HTTP libraries send it still goes through.
+    sent = httpx.post(
+        parts, data={"note": "hello"}, files={"data": b"x"},
+        headers={"Authorization": f"Bearer {key_of('a')}"},
+    )  # fmt: skip
+    assert sent.status_code == 404  # the simulated upstream serves no such path
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/uploads/upload_1/parts"
+
+
+def test_a_body_goes_upstream_with_the_content_type_it_was_read_by(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A request with two Content-Type headers is read by the first, as Starlette reads it, and
+    upstream is told that one: never a second one that makes a form of what was read as text."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
+    parts = f"{gateway.url}/v1/uploads/upload_1/parts"
+    body = raw_form([(b'Content-Disposition: form-data; name="note"', secret.encode())])
+    form_type = "multipart/form-data; boundary=XyZ"
+
+    def send(*types: str) -> httpx.Response:
+        headers = [("Authorization", f"Bearer {key_of('a')}")]
+        return httpx.post(
+            parts, content=body, headers=headers + [("Content-Type", t) for t in types]
+        )
+
+    before = upstream_requests(simulator)
+    # Read as a form with another boundary: not a form of that shape.
+    answer = send("multipart/form-data; boundary=AAA", form_type)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_multipart"
+    assert upstream_requests(simulator) == before
+    # Read as text (whose bytes the gateway does not read): upstream is told it is text.
+    assert send("text/plain", form_type).status_code == 404
+    last = upstream_requests(simulator)[-1]
+    assert last["path"] == "/v1/uploads/upload_1/parts"
+    assert last["headers"]["content-type"] == "text/plain"
+
+
 def test_an_object_no_team_owns_here_is_refused_before_upstream(
     gateway: ServerThread, simulator: ServerThread
 ) -> None:

@@ -31,6 +31,14 @@ def test_client_credentials_never_go_upstream() -> None:
     assert upstream_request_headers(client, "k", extra_prefixes=("x-sim-",))["x-sim-fault"] == "500"
 
 
+def test_the_content_type_the_body_was_read_by_goes_upstream() -> None:
+    client = [
+        (b"content-type", b"text/plain"),
+        (b"Content-Type", b"multipart/form-data; boundary=B"),
+    ]
+    assert upstream_request_headers(client, "k")["content-type"] == "text/plain"
+
+
 def test_upstream_rate_limits_are_renamed_and_request_id_kept() -> None:
     # As the upstream clients hand them over: raw, names lower-cased.
     upstream = [
