@@ -213,6 +213,21 @@ def reads_files(messages: Any) -> bool:
     return _content_parts(messages)[1]
 
 
+def refers_to_items(given: Any) -> bool:
+    """Whether a Responses `input` gives an item back by reference (`item_reference`): upstream
+    reads the stored item, whose length the gateway does not know."""
+    return type(given) is list and any(
+        type(item) is dict and item.get("type") == "item_reference" for item in given
+    )
+
+
+def responses_input_tokens(payload: dict[str, Any]) -> int:
+    """The most tokens a Responses request's `input` and `instructions` are read as, whatever
+    their items' shape: every string in them, each message's framing, images at their most
+    (for items the chat count cannot carry)."""
+    return _example_tokens([payload.get("instructions"), payload.get("input")])
+
+
 def chat_audio(payload: dict[str, Any]) -> str | None:
     """Where a chat request asks for audio, out (`modalities`, `audio`) or in (`input_audio`
     parts), which its prices do not cover: the param that says so, or None."""

@@ -28,7 +28,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.admission.pricing import at_tier, reads_files, tier_percent
+from gateway.admission.pricing import (
+    at_tier,
+    reads_files,
+    refers_to_items,
+    responses_input_tokens,
+    tier_percent,
+)
 from gateway.admission.tool_fees import tool_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
@@ -81,7 +87,7 @@ def new_id(prefix: str) -> str:
 class ResponsesRequest(ChatRequest):
     """One Responses API request: identified and routed once, served by one model or more."""
 
-    __slots__ = ("_chat", "_history", "_prompt", "original", "previous")
+    __slots__ = ("_chat", "_history", "_prompt", "_untranslatable", "original", "previous")
     API = "responses"
 
     def client_payload(self) -> dict[str, Any]:
@@ -126,6 +132,7 @@ class ResponsesRequest(ChatRequest):
                 self.previous = await self.upstream_context(previous_id)
         self._chat: dict[str, Any] | None = None
         self._prompt: int | None = None
+        self._untranslatable = False
         self._history: list[dict[str, Any]] = []
         # What routing reads: the conversation as chat messages, the model, whether it streams.
         self.payload = {
@@ -154,6 +161,7 @@ class ResponsesRequest(ChatRequest):
         except GatewayError:
             # Tools or items chat cannot carry (a native model may still serve them): route on
             # the text alone.
+            self._untranslatable = True
             given = self.original.get("input")
             messages = [{"role": "user", "content": given if isinstance(given, str) else ""}]
         return messages if isinstance(messages, list) else []
@@ -163,6 +171,9 @@ class ResponsesRequest(ChatRequest):
         the context an upstream-stored previous response brings along."""
         if self._prompt is None:
             count = tokens.count_messages(self.payload["messages"])
+            if self._untranslatable:
+                # The messages routed on miss what chat cannot carry; upstream reads it all.
+                count = max(count, responses_input_tokens(self.original))
             tools = self.original.get("tools")
             if tools:
                 count += tokens.count_text(orjson.dumps(tools).decode())
@@ -363,10 +374,15 @@ class NativeAttempt(ModelAttempt):
         prompt = self.req.prompt_tokens()
         original, previous = self.req.original, self.req.previous
         unknown = previous is not None and previous.context_tokens == UNKNOWN_CONTEXT
-        if unknown or original.get("prompt") is not None or reads_files(original.get("input")):
-            # A stored prompt template's text, a file's pages, or the conversation of a
-            # response still running upstream are upstream's to read, their length unknown
-            # here; they can fill the context, so that is what is held.
+        given = original.get("input")
+        if (
+            unknown or original.get("prompt") is not None or reads_files(given)
+            or refers_to_items(given)
+        ):  # fmt: skip
+            # A stored prompt template's text, a file's pages, an item given back by
+            # reference, or the conversation of a response still running upstream are
+            # upstream's to read, their length unknown here; they can fill the context, so
+            # that is what is held.
             prompt = max(prompt, self.config.context)
         beside = self.beside_tokens(self.req.fees)
         await self.hold_worst_case(prompt, requested, early=True, fees=beside)

@@ -267,3 +267,26 @@ def test_a_response_chained_to_an_ended_background_one_holds_the_context_upstrea
     spent, held = spend(store, "chained")
     assert spent + held <= 300_000
 
+
+def test_a_native_input_with_an_item_reference_holds_its_text_and_the_referenced_item(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """An `item_reference` (an item of the team's given back by id) is served natively but has
+    no chat form: the hold must still count the input's 40,000 tokens of text ($0.10), and
+    the referenced item, whose length upstream knows, not the gateway; a team with $0.05 left
+    must not be let through for the price of an empty prompt."""
+    teams = {"referrer": {"tier": "tier-5", "budget_usd": "0.05"}}
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, teams)
+    client = sdk(gateway, "referrer")
+    first = client.responses.create(model="gpt-4o", input="Hi.", max_output_tokens=16)
+    item_id = first.output[0].id
+    assert item_id is not None
+    before = spend(store, "referrer")[0]
+    given: Any = [
+        {"role": "user", "content": "word " * 40_000},
+        {"type": "item_reference", "id": item_id},
+    ]
+    with pytest.raises(openai.RateLimitError) as info:
+        client.responses.create(model="gpt-4o", input=given, max_output_tokens=16)
+    assert info.value.code == "request_over_budget"
+    assert spend(store, "referrer") == (before, 0)

@@ -12,12 +12,15 @@ from gateway.admission.pricing import (
     largest_completion_cap,
     prediction_tokens,
     reads_files,
+    refers_to_items,
+    responses_input_tokens,
     tier_percent,
     tiered,
     worst_case_micros,
 )
 from gateway.config import ModelConfig, Price
 from gateway.wire.errors import GatewayError
+from gateway.wire.tokens import count_text
 from gateway.wire.usage import Usage, usage_from
 
 O1_PREVIEW = Price(input=15_000_000, cached_input=7_500_000, output=60_000_000)
@@ -258,3 +261,12 @@ def test_a_prediction_counts_as_completion_tokens_beside_the_cap() -> None:
         "/v1/chat/completions", {**body, "prediction": {"content": text}}, model
     )
     assert worst is not None and predicted == (worst[0], worst[1] + 5)
+
+
+def test_a_responses_input_is_counted_whatever_its_items_shape() -> None:
+    text = "word " * 1_000
+    given = [{"role": "user", "content": text}, {"type": "item_reference", "id": "msg_1"}]
+    counted = responses_input_tokens({"instructions": "Be brief.", "input": given})
+    assert counted >= count_text(text) + count_text("Be brief.")
+    assert refers_to_items(given)
+    assert not refers_to_items([{"role": "user", "content": text}]) and not refers_to_items(text)
