@@ -123,9 +123,12 @@ def completions_worst_case(payload: dict[str, Any], max_output: int) -> tuple[in
         copies = len(prompts)  # one completion set per prompt
     else:
         copies = 1
-    per = payload.get("max_tokens")
-    per = per if isinstance(per, int) and not isinstance(per, bool) and per > 0 else None
-    each = min(per or COMPLETIONS_DEFAULT_MAX_TOKENS, max_output)
+    per = payload.get("max_tokens", COMPLETIONS_DEFAULT_MAX_TOKENS)
+    if per is None:
+        each = max_output  # null is no cap upstream (only an absent one is 16)
+    else:
+        per = per if isinstance(per, int) and not isinstance(per, bool) and per > 0 else None
+        each = min(per or COMPLETIONS_DEFAULT_MAX_TOKENS, max_output)
     candidates = max(_count(payload.get("n")), _count(payload.get("best_of")))
     return prompt, each * candidates * copies
 

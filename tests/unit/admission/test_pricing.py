@@ -115,6 +115,10 @@ def test_every_candidate_of_a_legacy_completion_is_in_its_worst_case() -> None:
     assert completions_worst_case({"prompt": ["a", "b"], "max_tokens": 10}, 4096) == (2, 20)
     assert completions_worst_case({"prompt": "hi"}, 4096) == (1, 16)  # OpenAI's default
     assert completions_worst_case({"prompt": "hi", "max_tokens": 10**6}, 4096) == (1, 4096)
+    # null is no cap upstream: every candidate may write the model's whole output.
+    assert completions_worst_case({"prompt": "hi", "max_tokens": None, "best_of": 3}, 4096) == (
+        1, 3 * 4096,
+    )  # fmt: skip
     assert choices({"n": 128}) == 128 and choices({}) == 1 and choices({"n": True}) == 1
 
 
