@@ -416,11 +416,13 @@ def training_method(payload: dict[str, Any]) -> str:
 
 
 def training_epochs(payload: dict[str, Any], auto_epochs: int) -> int:
-    """The epochs a fine-tuning job asks for: its method's `n_epochs`, else the legacy
-    `hyperparameters.n_epochs`; `auto_epochs` (the worst case assumed) when it leaves them to
-    upstream, `"auto"` or absent."""
+    """The epochs a fine-tuning job asks for: the `n_epochs` of the method its `type` names,
+    else the legacy `hyperparameters.n_epochs`; `auto_epochs` (the worst case assumed) when it
+    leaves them to upstream, `"auto"` or absent. A method that names no type has no
+    hyperparameters upstream reads (it trains the legacy field's epochs), whatever it nests."""
     method = payload.get("method")
-    inner = method.get(training_method(payload)) if isinstance(method, dict) else None
+    kind = method.get("type") if isinstance(method, dict) else None
+    inner = method.get(kind) if isinstance(method, dict) and isinstance(kind, str) else None
     for hyper in (
         inner.get("hyperparameters") if isinstance(inner, dict) else None,
         payload.get("hyperparameters"),
