@@ -34,7 +34,8 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.multipart import form_field
+from gateway.wire.multipart import field_values, form_field
+from gateway.wire.tokens import count_text
 from gateway.wire.usage import (
     AudioStreamMeter,
     StreamMeter,
@@ -96,8 +97,12 @@ async def serve(request: Request, rules: Governed) -> Response:
         payload: dict[str, Any] = {}
         content_type = request.headers.get("content-type", "")
         name: Any = form_field(body, content_type, "model")
-        for field in ("response_format", "prompt", "stream"):
+        for field in ("response_format", "stream"):
             payload[field] = form_field(body, content_type, field)
+        # Upstream reads and bills a prompt of any length, whichever of its parts it takes
+        # (a file part of its name too): the one of the most tokens is held.
+        prompts = [v.decode("utf-8", "replace") for v in field_values(body, content_type, "prompt")]
+        payload["prompt"] = max(prompts, key=count_text, default=None)
     else:
         payload = parse_json_object(request, body)
         body = written(payload)  # what upstream reads is what was checked (`read_json_object`)

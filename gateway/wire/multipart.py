@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 _BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
-_NAME = re.compile(rb'name="([^"]*)"', re.IGNORECASE)
 # A text field is short; a part longer than this is a file, not what is asked for.
 MAX_FIELD_BYTES = 4096
 
@@ -24,14 +23,29 @@ def form_field(body: bytes, content_type: str, name: str) -> str | None:
         return None
 
 
+def field_values(body: bytes, content_type: str, name: str) -> list[bytes]:
+    """Every value a form gives the field `name`, however long, file parts of its name too:
+    what upstream may read as that field."""
+    return [value for field, _, value in parts(body, content_type) or () if field == name]
+
+
 def text_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]] | None:
     """Every field of a `multipart/form-data` body that is not a file (no `filename`), by
     name, in order (a name given twice, twice); None when the body is not such a form."""
+    found = parts(body, content_type)
+    return (
+        None if found is None else [(name, value) for name, is_file, value in found if not is_file]
+    )
+
+
+def parts(body: bytes, content_type: str) -> list[tuple[str, bool, bytes]] | None:
+    """Every named part of a `multipart/form-data` body, in order: its field name, whether it
+    is a file (has a `filename`), its value; None when the body is not such a form."""
     found = _BOUNDARY.search(content_type)
     if not content_type.lower().startswith("multipart/form-data") or found is None:
         return None
     delimiter = b"--" + found.group(1).encode("latin-1")
-    fields: list[tuple[str, bytes]] = []
+    out: list[tuple[str, bool, bytes]] = []
     for part in body.split(delimiter)[1:]:
         head, sep, value = part.partition(b"\r\n\r\n")
         if not sep:
@@ -44,8 +58,18 @@ def text_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]] | Non
             ),
             b"",
         )
-        named = _NAME.search(disposition)
-        if named is None or b"filename=" in disposition.lower():
+        params = _disposition_params(disposition.decode("utf-8", "replace"))
+        if "name" not in params:
             continue
-        fields.append((named.group(1).decode("utf-8", "replace"), value.removesuffix(b"\r\n")))
-    return fields
+        out.append((params["name"], "filename" in params, value.removesuffix(b"\r\n")))
+    return out
+
+
+def _disposition_params(disposition: str) -> dict[str, str]:
+    """A Content-Disposition header's parameters (`name`, `filename`), each by its own key (a
+    `filename="x"` is no `name`; a key given twice, its last value)."""
+    params: dict[str, str] = {}
+    for param in disposition.partition(":")[2].split(";")[1:]:
+        key, _, raw = param.strip().partition("=")
+        params[key.strip().lower()] = raw.strip().strip('"')
+    return params

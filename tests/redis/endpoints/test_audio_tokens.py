@@ -174,3 +174,41 @@ def test_a_team_with_less_left_than_the_hold_is_refused_before_upstream(
     received = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
     assert [r["path"] for r in received if r["path"].startswith("/v1/audio")] == []
     assert spend(store, "under") == (0, 0)
+
+
+def post_form(gateway: ServerThread, team: str, parts: list[tuple[str, Any]]) -> httpx.Response:
+    """A transcription form of `parts` in their order (`(None, text)`: a text field;
+    `(filename, bytes)`: a file part), as a team."""
+    return httpx.post(
+        f"{gateway.url}/v1/audio/transcriptions", files=parts, timeout=60,
+        headers={"Authorization": f"Bearer {key_of(team)}"},
+    )  # fmt: skip
+
+
+LONG_PROMPT = "word " * 400_000  # 400,000 text tokens: $1.00 of gpt-4o-transcribe input
+
+
+@pytest.mark.parametrize("as_file", [False, True], ids=["text_field", "file_part"])
+def test_a_long_transcription_prompt_is_held(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    store: redis.Redis,
+    as_file: bool,
+) -> None:
+    """Upstream reads and bills every token of the prompt, however long and whether its part
+    names a file: a 2 MB prompt is $1.00 of input, which a team with $0.25 left (more than the
+    audio and transcript hold, $0.20) must not be let through for."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, {"short": {"tier": "tier-5", "budget_usd": "0.25"}}
+    )
+    before = billed(simulator)
+    prompt = ("p.txt", LONG_PROMPT.encode()) if as_file else (None, LONG_PROMPT)
+    answer = post_form(gateway, "short", [
+        ("model", (None, "gpt-4o-transcribe")), ("prompt", prompt), ("file", ("a.wav", AUDIO)),
+    ])  # fmt: skip
+    assert answer.status_code == 429, answer.text
+    assert answer.json()["error"]["code"] == "request_over_budget"
+    assert billed(simulator) == before
+    assert spend(store, "short") == (0, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from gateway.wire.multipart import form_field
+from gateway.wire.multipart import field_values, form_field
 
 
 def encoded(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
@@ -34,3 +34,23 @@ def test_not_multipart_is_none() -> None:
 def test_a_field_given_twice_is_nobodys() -> None:
     body, content_type = encoded({"model": ["whisper-1", "gpt-4o-transcribe"]}, {})  # type: ignore[dict-item]
     assert form_field(body, content_type, "model") is None
+
+
+def test_every_value_of_a_field_is_found_however_long_and_in_file_parts_too() -> None:
+    long_prompt = "word " * 2_000  # longer than a text field the model is looked for in
+    body, content_type = encoded({"prompt": long_prompt}, {"file": ("a.mp3", b"\x00" * 50)})
+    assert field_values(body, content_type, "prompt") == [long_prompt.encode()]
+    body, content_type = encoded({}, {"prompt": ("p.txt", b"Names: Ada.")})
+    assert field_values(body, content_type, "prompt") == [b"Names: Ada."]
+    assert field_values(b"{}", "application/json", "prompt") == []
+
+
+def test_a_files_name_is_not_its_field_name() -> None:
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; filename="model"; name="file"\r\n\r\n'
+        f"data\r\n--{boundary}--\r\n"
+    ).encode()
+    content_type = f"multipart/form-data; boundary={boundary}"
+    assert field_values(body, content_type, "model") == []
+    assert field_values(body, content_type, "file") == [b"data"]
