@@ -12,13 +12,14 @@ MAX_FIELD_BYTES = 4096
 
 def form_field(body: bytes, content_type: str, name: str) -> str | None:
     """The value of the form field `name`, or None (not multipart, no such field, not text,
-    or the field given twice: which one upstream reads is its parser's choice, so neither is
-    taken for the one it will serve)."""
-    values = [value for named, value in text_fields(body, content_type) or () if named == name]
-    if len(values) != 1 or len(values[0]) > MAX_FIELD_BYTES:
+    or the field given twice, a file part of its name included: which one upstream reads is
+    its parser's choice, so neither is taken for the one it will serve)."""
+    named = [(is_file, value) for field, is_file, value in parts(body, content_type) or ()
+             if field == name]  # fmt: skip
+    if len(named) != 1 or named[0][0] or len(named[0][1]) > MAX_FIELD_BYTES:
         return None
     try:
-        return values[0].decode()
+        return named[0][1].decode()
     except UnicodeDecodeError:
         return None
 

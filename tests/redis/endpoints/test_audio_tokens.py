@@ -212,3 +212,18 @@ def test_a_long_transcription_prompt_is_held(
     assert answer.json()["error"]["code"] == "request_over_budget"
     assert billed(simulator) == before
     assert spend(store, "short") == (0, 0)
+
+
+def test_a_model_field_sent_as_a_file_part_is_not_served_at_another_models_price(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """Upstream takes a form's first `model` part, a file part too: a team naming
+    gpt-4o-transcribe so, then whisper-1 as a text field, must not have a token-priced
+    transcription charged at whisper-1's prices (which price no tokens)."""
+    before = spend(store, "payer")[0], billed(simulator)
+    answer = post_form(gateway, "payer", [
+        ("model", ("m.txt", b"gpt-4o-transcribe")), ("model", (None, "whisper-1")),
+        ("prompt", (None, LONG_PROMPT[:40_000])), ("file", ("a.wav", AUDIO)),
+    ])  # fmt: skip
+    charged, bill = spend(store, "payer")[0] - before[0], billed(simulator) - before[1]
+    assert charged >= bill, (answer.status_code, charged, bill)

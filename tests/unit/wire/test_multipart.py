@@ -54,3 +54,12 @@ def test_a_files_name_is_not_its_field_name() -> None:
     content_type = f"multipart/form-data; boundary={boundary}"
     assert field_values(body, content_type, "model") == []
     assert field_values(body, content_type, "file") == [b"data"]
+
+
+def test_a_field_also_given_as_a_file_part_is_nobodys() -> None:
+    # Upstream may read the file part as the field (its parser keeps the first).
+    request = httpx.Request(
+        "POST", "http://x/",
+        files=[("model", ("m.txt", b"gpt-4o-transcribe")), ("model", (None, "whisper-1"))],
+    )  # fmt: skip
+    assert form_field(request.read(), request.headers["content-type"], "model") is None
