@@ -3,9 +3,6 @@ ids a pass-through form names), without parsing the files in it. Pure."""
 
 from __future__ import annotations
 
-import re
-
-_BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
 # A text field is short; a part longer than this is a file, not what is asked for.
 MAX_FIELD_BYTES = 4096
 
@@ -42,12 +39,14 @@ def text_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]] | Non
 def parts(body: bytes, content_type: str) -> list[tuple[str, bool, bytes]] | None:
     """Every named part of a `multipart/form-data` body, in order: its field name, whether it
     is a file (has a `filename`), its value; None when the body is not such a form."""
-    found = _BOUNDARY.search(content_type)
-    if not content_type.lower().startswith("multipart/form-data") or found is None:
+    boundary = _boundary(content_type)
+    if boundary is None:
         return None
-    delimiter = b"--" + found.group(1).encode("latin-1")
+    delimiter = b"--" + boundary.encode("latin-1")
     out: list[tuple[str, bool, bytes]] = []
     for part in body.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break  # the closing delimiter: what follows is no part upstream reads
         head, sep, value = part.partition(b"\r\n\r\n")
         if not sep:
             continue
@@ -64,6 +63,20 @@ def parts(body: bytes, content_type: str) -> list[tuple[str, bool, bytes]] | Non
             continue
         out.append((params["name"], "filename" in params, value.removesuffix(b"\r\n")))
     return out
+
+
+def _boundary(content_type: str) -> str | None:
+    """The boundary of a `multipart/form-data` content type: its `boundary` parameter, by its
+    own key (an `xboundary=` or a value that spells `boundary=` is not it, though a search for
+    the text would find it first, and upstream would split the body on another)."""
+    kind, _, params = content_type.partition(";")
+    if kind.strip().lower() != "multipart/form-data":
+        return None
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "boundary" and value:
+            return value.strip().strip('"')
+    return None
 
 
 def _disposition_params(disposition: str) -> dict[str, str]:

@@ -227,3 +227,36 @@ def test_a_model_field_sent_as_a_file_part_is_not_served_at_another_models_price
     ])  # fmt: skip
     charged, bill = spend(store, "payer")[0] - before[0], billed(simulator) - before[1]
     assert charged >= bill, (answer.status_code, charged, bill)
+
+
+def test_a_form_is_read_by_the_boundary_upstream_reads(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """A content type naming `xboundary=A` before `boundary=B`: upstream splits the form on B,
+    so a whisper-1 form hidden in the preamble, delimited by A, must not be what the gateway
+    holds and charges while upstream serves the gpt-4o-transcribe form delimited by B."""
+
+    def part(boundary: bytes, name: bytes, value: bytes, filename: bytes = b"") -> bytes:
+        named = b'; filename="' + filename + b'"' if filename else b""
+        return (
+            b"--" + boundary + b'\r\nContent-Disposition: form-data; name="' + name + b'"'
+            + named + b"\r\n\r\n" + value + b"\r\n"
+        )  # fmt: skip
+
+    decoy = part(b"AAA", b"model", b"whisper-1") + b"--AAA--\r\n\r\n"
+    served = (
+        part(b"BBB", b"model", b"gpt-4o-transcribe")
+        + part(b"BBB", b"prompt", LONG_PROMPT[:40_000].encode())
+        + part(b"BBB", b"file", AUDIO, b"a.wav") + b"--BBB--\r\n"
+    )  # fmt: skip
+    before = spend(store, "payer")[0], billed(simulator)
+    answer = httpx.post(
+        f"{gateway.url}/v1/audio/transcriptions", content=decoy + served, timeout=60,
+        headers={
+            "Authorization": f"Bearer {key_of('payer')}",
+            "Content-Type": "multipart/form-data; xboundary=AAA; boundary=BBB",
+        },
+    )  # fmt: skip
+    charged, bill = spend(store, "payer")[0] - before[0], billed(simulator) - before[1]
+    assert bill > 0, answer.text  # upstream served the form delimited by B
+    assert charged >= bill, (answer.status_code, charged, bill)

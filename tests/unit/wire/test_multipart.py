@@ -63,3 +63,16 @@ def test_a_field_also_given_as_a_file_part_is_nobodys() -> None:
         files=[("model", ("m.txt", b"gpt-4o-transcribe")), ("model", (None, "whisper-1"))],
     )  # fmt: skip
     assert form_field(request.read(), request.headers["content-type"], "model") is None
+
+
+def test_the_boundary_is_the_boundary_parameter_not_text_that_spells_it() -> None:
+    body = (
+        b'--AAA\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--AAA--\r\n'
+        b'--BBB\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-4o-transcribe\r\n'
+        b"--BBB--\r\n"
+    )
+    assert form_field(body, "multipart/form-data; xboundary=AAA; boundary=BBB", "model") == (
+        "gpt-4o-transcribe"
+    )
+    assert form_field(body, 'multipart/form-data; boundary="AAA"', "model") == "whisper-1"
+    assert form_field(body, "text/plain; boundary=AAA", "model") is None
