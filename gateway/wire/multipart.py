@@ -50,15 +50,13 @@ def parts(body: bytes, content_type: str) -> list[tuple[str, bool, bytes]] | Non
         head, sep, value = part.partition(b"\r\n\r\n")
         if not sep:
             continue
-        disposition = next(
-            (
-                line
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-disposition")
-            ),
-            b"",
-        )
-        params = _disposition_params(disposition.decode("utf-8", "replace"))
+        params: dict[str, str] = {}
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            header, _, given = line.partition(":")
+            if header.strip().lower() == "content-disposition":
+                # Each such header adds its parameters over the ones before: upstream names a
+                # part given two by the last.
+                params.update(_disposition_params(given))
         if "name" not in params:
             continue
         out.append((params["name"], "filename" in params, value.removesuffix(b"\r\n")))
@@ -80,10 +78,10 @@ def _boundary(content_type: str) -> str | None:
 
 
 def _disposition_params(disposition: str) -> dict[str, str]:
-    """A Content-Disposition header's parameters (`name`, `filename`), each by its own key (a
+    """A Content-Disposition header value's parameters (`name`, `filename`), each by its own key (a
     `filename="x"` is no `name`; a key given twice, its last value)."""
     params: dict[str, str] = {}
-    for param in disposition.partition(":")[2].split(";")[1:]:
+    for param in disposition.split(";")[1:]:
         key, _, raw = param.strip().partition("=")
         params[key.strip().lower()] = raw.strip().strip('"')
     return params

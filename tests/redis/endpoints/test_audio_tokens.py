@@ -260,3 +260,30 @@ def test_a_form_is_read_by_the_boundary_upstream_reads(
     charged, bill = spend(store, "payer")[0] - before[0], billed(simulator) - before[1]
     assert bill > 0, answer.text  # upstream served the form delimited by B
     assert charged >= bill, (answer.status_code, charged, bill)
+
+
+def test_a_part_is_named_by_its_last_content_disposition_as_upstream_names_it(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """A part with two Content-Disposition headers is named by the last one upstream: one that
+    the gateway would read as a field `x` is upstream's `model` (gpt-4o-transcribe, taken
+    before the whisper-1 text field after it), and must not be charged at whisper-1's prices."""
+    body = (
+        b'--BBB\r\nContent-Disposition: form-data; name="x"\r\n'
+        b'Content-Disposition: form-data; name="model"\r\n\r\ngpt-4o-transcribe\r\n'
+        b'--BBB\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        b'--BBB\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n'
+        + LONG_PROMPT[:40_000].encode() + b"\r\n"
+        b'--BBB\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+        + AUDIO + b"\r\n--BBB--\r\n"
+    )  # fmt: skip
+    before = spend(store, "payer")[0], billed(simulator)
+    answer = httpx.post(
+        f"{gateway.url}/v1/audio/transcriptions", content=body, timeout=60,
+        headers={
+            "Authorization": f"Bearer {key_of('payer')}",
+            "Content-Type": "multipart/form-data; boundary=BBB",
+        },
+    )  # fmt: skip
+    charged, bill = spend(store, "payer")[0] - before[0], billed(simulator) - before[1]
+    assert charged >= bill, (answer.status_code, charged, bill)

@@ -76,3 +76,12 @@ def test_the_boundary_is_the_boundary_parameter_not_text_that_spells_it() -> Non
     )
     assert form_field(body, 'multipart/form-data; boundary="AAA"', "model") == "whisper-1"
     assert form_field(body, "text/plain; boundary=AAA", "model") is None
+
+
+def test_a_part_given_two_dispositions_is_named_by_the_last() -> None:
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="x"\r\n'
+        b'Content-Disposition: form-data; name="model"\r\n\r\ngpt-4o-transcribe\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--B--\r\n'
+    )
+    assert form_field(body, "multipart/form-data; boundary=B", "model") is None  # given twice
