@@ -80,7 +80,9 @@ def upstream_request_headers(
     prefixes = FORWARD_REQUEST_PREFIXES + extra_prefixes
     for raw_name, raw_value in client:
         name = raw_name.decode("latin-1").lower()
-        if name in FORWARD_REQUEST or name.startswith(prefixes):
+        if (name in FORWARD_REQUEST or name.startswith(prefixes)) and name not in out:
+            # A header given twice goes as its first value, the one the gateway read (a
+            # form's boundary, say): upstream must not split the body another way.
             out[name] = raw_value.decode("latin-1")
     return out
 

@@ -287,3 +287,30 @@ def test_a_part_is_named_by_its_last_content_disposition_as_upstream_names_it(
     )  # fmt: skip
     charged, bill = spend(store, "payer")[0] - before[0], billed(simulator) - before[1]
     assert charged >= bill, (answer.status_code, charged, bill)
+
+
+def test_a_form_with_two_content_types_is_read_as_upstream_gets_it(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """Two Content-Type headers naming two boundaries: the form the gateway holds and charges
+    (a whisper-1 one) must be the one upstream reads, not a gpt-4o-transcribe form split on
+    the other boundary."""
+    decoy = b'--AAA\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--AAA--\r\n'
+    served = (
+        b'--BBB\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-4o-transcribe\r\n'
+        b'--BBB\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n'
+        + LONG_PROMPT[:40_000].encode() + b"\r\n"
+        b'--BBB\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+        + AUDIO + b"\r\n--BBB--\r\n"
+    )  # fmt: skip
+    before = spend(store, "payer")[0], billed(simulator)
+    answer = httpx.post(
+        f"{gateway.url}/v1/audio/transcriptions", content=decoy + served, timeout=60,
+        headers=[
+            ("Authorization", f"Bearer {key_of('payer')}"),
+            ("Content-Type", "multipart/form-data; boundary=AAA"),
+            ("Content-Type", "multipart/form-data; boundary=BBB"),
+        ],
+    )  # fmt: skip
+    charged, bill = spend(store, "payer")[0] - before[0], billed(simulator) - before[1]
+    assert charged >= bill, (answer.status_code, charged, bill)
