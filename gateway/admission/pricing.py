@@ -108,7 +108,8 @@ def input_tokens(value: Any) -> int:
     if isinstance(value, str):
         return tokens.count_text(value)
     if isinstance(value, list):
-        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        # A boolean is a token too: upstream may read JSON's true as the integer 1.
+        if value and all(isinstance(v, int) for v in value):
             return len(value)
         return sum(input_tokens(v) for v in value)
     return 0

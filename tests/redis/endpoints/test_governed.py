@@ -174,3 +174,23 @@ def test_a_legacy_completion_with_max_tokens_null_holds_the_model_output_cap(
     assert answer.status_code == 429, (answer.text[:200], spend(store, "dime"))
     assert answer.json()["error"]["code"] == "request_over_budget"
     assert spend(store, "dime") == (0, 0)
+
+
+def test_a_legacy_prompt_of_token_arrays_holding_a_boolean_is_counted(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """Upstream reads `true` in a token array as a token (JSON's true is an integer to it):
+    400 prompts of 4,000 tokens each are $2.40 of gpt-3.5-turbo-instruct input, which a team
+    with $0.50 left must not be let through for on a hold that counted no prompt at all."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, {"half": {"tier": "tier-5", "budget_usd": "0.50"}}
+    )
+    prompt = [[1] * 4_000 + [True] for _ in range(400)]
+    answer = httpx.post(
+        f"{gateway.url}/v1/completions", timeout=120,
+        json={"model": "gpt-3.5-turbo-instruct", "prompt": prompt, "max_tokens": 1},
+        headers={"Authorization": f"Bearer {key_of('half')}"},
+    )  # fmt: skip
+    assert answer.status_code == 429, (answer.text[:200], spend(store, "half"))
+    assert answer.json()["error"]["code"] == "request_over_budget"
+    assert spend(store, "half") == (0, 0)

@@ -109,6 +109,7 @@ def test_every_candidate_of_a_legacy_completion_is_in_its_worst_case() -> None:
     assert input_tokens(["hello", "world"]) == 2
     assert input_tokens([1, 2, 3]) == 3
     assert input_tokens([[1, 2], [3]]) == 3
+    assert input_tokens([[1, 2, True], [False]]) == 4  # upstream may take a boolean as a token
     assert completions_worst_case(
         {"prompt": "hi", "max_tokens": 10, "n": 2, "best_of": 5}, 4096
     ) == (1, 50)
