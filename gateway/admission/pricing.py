@@ -108,7 +108,8 @@ def input_tokens(value: Any) -> int:
     if isinstance(value, str):
         return tokens.count_text(value)
     if isinstance(value, list):
-        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        # A boolean is a token too: upstream may read JSON's true as the integer 1.
+        if value and all(isinstance(v, int) for v in value):
             return len(value)
         return sum(input_tokens(v) for v in value)
     return 0
@@ -123,9 +124,12 @@ def completions_worst_case(payload: dict[str, Any], max_output: int) -> tuple[in
         copies = len(prompts)  # one completion set per prompt
     else:
         copies = 1
-    per = payload.get("max_tokens")
-    per = per if isinstance(per, int) and not isinstance(per, bool) and per > 0 else None
-    each = min(per or COMPLETIONS_DEFAULT_MAX_TOKENS, max_output)
+    per = payload.get("max_tokens", COMPLETIONS_DEFAULT_MAX_TOKENS)
+    if per is None:
+        each = max_output  # null is no cap upstream (only an absent one is 16)
+    else:
+        per = per if isinstance(per, int) and not isinstance(per, bool) and per > 0 else None
+        each = min(per or COMPLETIONS_DEFAULT_MAX_TOKENS, max_output)
     candidates = max(_count(payload.get("n")), _count(payload.get("best_of")))
     return prompt, each * candidates * copies
 
@@ -211,6 +215,21 @@ def reads_files(messages: Any) -> bool:
     """Whether chat messages, or Responses input items, hand the model a file: upstream reads
     its pages, which the gateway cannot count, so they may fill the model's context."""
     return _content_parts(messages)[1]
+
+
+def refers_to_items(given: Any) -> bool:
+    """Whether a Responses `input` gives an item back by reference (`item_reference`): upstream
+    reads the stored item, whose length the gateway does not know."""
+    return type(given) is list and any(
+        type(item) is dict and item.get("type") == "item_reference" for item in given
+    )
+
+
+def responses_input_tokens(payload: dict[str, Any]) -> int:
+    """The most tokens a Responses request's `input` and `instructions` are read as, whatever
+    their items' shape: every string in them, each message's framing, images at their most
+    (for items the chat count cannot carry)."""
+    return _example_tokens([payload.get("instructions"), payload.get("input")])
 
 
 def chat_audio(payload: dict[str, Any]) -> str | None:
@@ -398,11 +417,13 @@ def training_method(payload: dict[str, Any]) -> str:
 
 
 def training_epochs(payload: dict[str, Any], auto_epochs: int) -> int:
-    """The epochs a fine-tuning job asks for: its method's `n_epochs`, else the legacy
-    `hyperparameters.n_epochs`; `auto_epochs` (the worst case assumed) when it leaves them to
-    upstream, `"auto"` or absent."""
+    """The epochs a fine-tuning job asks for: the `n_epochs` of the method its `type` names,
+    else the legacy `hyperparameters.n_epochs`; `auto_epochs` (the worst case assumed) when it
+    leaves them to upstream, `"auto"` or absent. A method that names no type has no
+    hyperparameters upstream reads (it trains the legacy field's epochs), whatever it nests."""
     method = payload.get("method")
-    inner = method.get(training_method(payload)) if isinstance(method, dict) else None
+    kind = method.get("type") if isinstance(method, dict) else None
+    inner = method.get(kind) if isinstance(method, dict) and isinstance(kind, str) else None
     for hyper in (
         inner.get("hyperparameters") if isinstance(inner, dict) else None,
         payload.get("hyperparameters"),

@@ -34,7 +34,8 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.multipart import MalformedForm, field, read_form
+from gateway.wire.multipart import MalformedForm, field, field_values, read_form
+from gateway.wire.tokens import count_text
 from gateway.wire.usage import (
     AudioStreamMeter,
     StreamMeter,
@@ -101,8 +102,12 @@ async def serve(request: Request, rules: Governed) -> Response:
             # Sent as it came: a field read otherwise upstream (its model) would go unchecked.
             raise errors.invalid_form(str(exc)) from None
         name: Any = field(parts, "model")
-        for named in ("response_format", "prompt", "stream"):
+        for named in ("response_format", "stream"):
             payload[named] = field(parts, named)
+        # Upstream reads and bills a prompt of any length, whichever of its parts it takes
+        # (a file part of its name too): the one of the most tokens is held.
+        prompts = [value.decode("utf-8", "replace") for value in field_values(parts, "prompt")]
+        payload["prompt"] = max(prompts, key=count_text, default=None)
     else:
         payload = parse_json_object(request, body)
         body = written(payload)  # what upstream reads is what was checked (`read_json_object`)

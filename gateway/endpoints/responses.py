@@ -28,7 +28,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.admission.pricing import at_tier, reads_files, tier_percent
+from gateway.admission.pricing import (
+    at_tier,
+    reads_files,
+    refers_to_items,
+    responses_input_tokens,
+    tier_percent,
+)
 from gateway.admission.tool_fees import tool_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
@@ -45,7 +51,13 @@ from gateway.wire import errors, sse, tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.hosted_tools import call_counts
 from gateway.wire.references import given_back_items, unowned_reference
-from gateway.wire.usage import ResponsesStreamMeter, StreamMeter, item_ids, output_item_ids
+from gateway.wire.usage import (
+    ResponsesStreamMeter,
+    StreamMeter,
+    item_ids,
+    output_item_ids,
+    usage_from,
+)
 
 PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
@@ -55,6 +67,10 @@ JSON = "application/json"
 # Hosted tools whose work is billed at an image model's prices, not the response's: neither
 # held nor charged, so not served (`/v1/images/generations` is, governed).
 UNPRICED_TOOLS = frozenset({"image_generation"})
+# The context of a previous response upstream has not finished: what it brings is not known.
+UNKNOWN_CONTEXT = -1
+# A response's statuses once it ended: its usage is final.
+ENDED = frozenset({"completed", "incomplete", "failed", "cancelled"})
 # Says that the gateway served the Responses API itself, through chat completions upstream.
 TRANSLATED = (b"x-gateway-translated", b"responses->chat.completions")
 
@@ -71,7 +87,7 @@ def new_id(prefix: str) -> str:
 class ResponsesRequest(ChatRequest):
     """One Responses API request: identified and routed once, served by one model or more."""
 
-    __slots__ = ("_chat", "_history", "_prompt", "original", "previous")
+    __slots__ = ("_chat", "_history", "_prompt", "_untranslatable", "original", "previous")
     API = "responses"
 
     def client_payload(self) -> dict[str, Any]:
@@ -112,8 +128,11 @@ class ResponsesRequest(ChatRequest):
             self.previous = await gw.responses.get(self.caller.team.name, previous_id)
             if self.previous is None:
                 raise errors.previous_response_not_found(previous_id)
+            if self.previous.native and self.previous.context_tokens <= 0:
+                self.previous = await self.upstream_context(previous_id)
         self._chat: dict[str, Any] | None = None
         self._prompt: int | None = None
+        self._untranslatable = False
         self._history: list[dict[str, Any]] = []
         # What routing reads: the conversation as chat messages, the model, whether it streams.
         self.payload = {
@@ -142,6 +161,7 @@ class ResponsesRequest(ChatRequest):
         except GatewayError:
             # Tools or items chat cannot carry (a native model may still serve them): route on
             # the text alone.
+            self._untranslatable = True
             given = self.original.get("input")
             messages = [{"role": "user", "content": given if isinstance(given, str) else ""}]
         return messages if isinstance(messages, list) else []
@@ -151,11 +171,14 @@ class ResponsesRequest(ChatRequest):
         the context an upstream-stored previous response brings along."""
         if self._prompt is None:
             count = tokens.count_messages(self.payload["messages"])
+            if self._untranslatable:
+                # The messages routed on miss what chat cannot carry; upstream reads it all.
+                count = max(count, responses_input_tokens(self.original))
             tools = self.original.get("tools")
             if tools:
                 count += tokens.count_text(orjson.dumps(tools).decode())
             if self.previous is not None and self.previous.native:
-                count += self.previous.context_tokens
+                count += max(self.previous.context_tokens, 0)
             self._prompt = count
         return self._prompt
 
@@ -236,6 +259,15 @@ class ResponsesRequest(ChatRequest):
                 seen.add(key)
                 history.append(item)
         return history
+
+    async def upstream_context(self, response_id: str) -> StoredResponse:
+        """An upstream-stored response whose context the gateway never saw (a background one
+        answers before its usage exists), as upstream tells it once it ended; one that has not
+        ended yet has an unknown context (`UNKNOWN_CONTEXT`), which the next call may fill."""
+        answer = await self.read_upstream(f"/responses/{response_id}", b"")
+        used = usage_from(answer.get("usage")) if answer.get("status") in ENDED else None
+        context = used.total_tokens if used is not None else UNKNOWN_CONTEXT
+        return StoredResponse(native=True, context_tokens=context)
 
     async def read_upstream(self, path: str, query: bytes) -> dict[str, Any]:
         gw = self.gw
@@ -340,10 +372,17 @@ class NativeAttempt(ModelAttempt):
     async def hold(self) -> None:
         requested = self.req.original.get("max_output_tokens")
         prompt = self.req.prompt_tokens()
-        original = self.req.original
-        if original.get("prompt") is not None or reads_files(original.get("input")):
-            # A stored prompt template's text, or a file's pages, are upstream's to read, their
-            # length unknown here; they can fill the context, so that is what is held.
+        original, previous = self.req.original, self.req.previous
+        unknown = previous is not None and previous.context_tokens == UNKNOWN_CONTEXT
+        given = original.get("input")
+        if (
+            unknown or original.get("prompt") is not None or reads_files(given)
+            or refers_to_items(given)
+        ):  # fmt: skip
+            # A stored prompt template's text, a file's pages, an item given back by
+            # reference, or the conversation of a response still running upstream are
+            # upstream's to read, their length unknown here; they can fill the context, so
+            # that is what is held.
             prompt = max(prompt, self.config.context)
         beside = self.beside_tokens(self.req.fees)
         await self.hold_worst_case(prompt, requested, early=True, fees=beside)

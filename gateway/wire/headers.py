@@ -80,12 +80,10 @@ def upstream_request_headers(
     prefixes = FORWARD_REQUEST_PREFIXES + extra_prefixes
     for raw_name, raw_value in client:
         name = raw_name.decode("latin-1").lower()
-        if name == "content-type" and name in out:
-            # The first one is the one the gateway read the body by (as `Request.headers.get`
-            # reads it): a second would have upstream read the body otherwise, a form's fields
-            # unchecked.
-            continue
-        if name in FORWARD_REQUEST or name.startswith(prefixes):
+        if (name in FORWARD_REQUEST or name.startswith(prefixes)) and name not in out:
+            # A header given twice goes as its first value, the one the gateway read (as
+            # `Request.headers.get` reads it): a second Content-Type, say, would have upstream
+            # read the body otherwise, a form's fields (or its boundary) unchecked.
             out[name] = raw_value.decode("latin-1")
     return out
 

@@ -55,6 +55,12 @@ def field(parts: list[Part], name: str) -> str | None:
         return None
 
 
+def field_values(parts: list[Part], name: str) -> list[bytes]:
+    """Every value a form read already gives the field `name`, however long, file parts of its
+    name too: any of them may be what upstream reads (and bills) as that field."""
+    return [part.value for part in parts if part.name == name]
+
+
 def text_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]] | None:
     """Every field of a `multipart/form-data` body that is not a file, by name, in order (a
     name given twice, twice); None when the body is not such a form. Raises `MalformedForm`

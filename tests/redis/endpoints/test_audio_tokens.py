@@ -174,3 +174,166 @@ def test_a_team_with_less_left_than_the_hold_is_refused_before_upstream(
     received = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
     assert [r["path"] for r in received if r["path"].startswith("/v1/audio")] == []
     assert spend(store, "under") == (0, 0)
+
+
+def post_form(gateway: ServerThread, team: str, parts: list[tuple[str, Any]]) -> httpx.Response:
+    """A transcription form of `parts` in their order (`(None, text)`: a text field;
+    `(filename, bytes)`: a file part), as a team."""
+    return httpx.post(
+        f"{gateway.url}/v1/audio/transcriptions", files=parts, timeout=60,
+        headers={"Authorization": f"Bearer {key_of(team)}"},
+    )  # fmt: skip
+
+
+def seen(simulator: ServerThread, store: redis.Redis) -> tuple[Any, int, int]:
+    """What upstream was sent and billed, and what team payer was charged, so far."""
+    sent = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    return sent, billed(simulator), spend(store, "payer")[0]
+
+
+def assert_refused_unread(
+    answer: httpx.Response, simulator: ServerThread, store: redis.Redis, before: Any
+) -> None:
+    """A form parsers could read apart is refused before upstream: nothing sent, nothing billed,
+    nothing charged (`before`: what `seen` gave before the request)."""
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert seen(simulator, store) == before
+
+
+LONG_PROMPT = "word " * 400_000  # 400,000 text tokens: $1.00 of gpt-4o-transcribe input
+
+
+@pytest.mark.parametrize("as_file", [False, True], ids=["text_field", "file_part"])
+def test_a_long_transcription_prompt_is_held(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    store: redis.Redis,
+    as_file: bool,
+) -> None:
+    """Upstream reads and bills every token of the prompt, however long and whether its part
+    names a file: a 2 MB prompt is $1.00 of input, which a team with $0.25 left (more than the
+    audio and transcript hold, $0.20) must not be let through for."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, {"short": {"tier": "tier-5", "budget_usd": "0.25"}}
+    )
+    before = billed(simulator)
+    prompt = ("p.txt", LONG_PROMPT.encode()) if as_file else (None, LONG_PROMPT)
+    answer = post_form(gateway, "short", [
+        ("model", (None, "gpt-4o-transcribe")), ("prompt", prompt), ("file", ("a.wav", AUDIO)),
+    ])  # fmt: skip
+    assert answer.status_code == 429, answer.text
+    assert answer.json()["error"]["code"] == "request_over_budget"
+    assert billed(simulator) == before
+    assert spend(store, "short") == (0, 0)
+
+
+def test_a_model_field_sent_as_a_file_part_is_not_served_at_another_models_price(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """Upstream takes a form's first `model` part, a file part too: a team naming
+    gpt-4o-transcribe so, then whisper-1 as a text field, must not have a token-priced
+    transcription charged at whisper-1's prices (which price no tokens)."""
+    before = spend(store, "payer")[0], billed(simulator)
+    answer = post_form(gateway, "payer", [
+        ("model", ("m.txt", b"gpt-4o-transcribe")), ("model", (None, "whisper-1")),
+        ("prompt", (None, LONG_PROMPT[:40_000])), ("file", ("a.wav", AUDIO)),
+    ])  # fmt: skip
+    charged, bill = spend(store, "payer")[0] - before[0], billed(simulator) - before[1]
+    assert charged >= bill, (answer.status_code, charged, bill)
+
+
+def test_a_form_is_read_by_the_boundary_upstream_reads(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """A content type naming `xboundary=A` before `boundary=B`: upstream splits the form on B,
+    and so does the gateway, holding and charging the gpt-4o-transcribe form upstream serves.
+    A whisper-1 form hidden before it, delimited by A (a preamble some parsers read apart), is
+    refused before upstream rather than held at whisper-1's prices."""
+
+    def part(boundary: bytes, name: bytes, value: bytes, filename: bytes = b"") -> bytes:
+        named = b'; filename="' + filename + b'"' if filename else b""
+        return (
+            b"--" + boundary + b'\r\nContent-Disposition: form-data; name="' + name + b'"'
+            + named + b"\r\n\r\n" + value + b"\r\n"
+        )  # fmt: skip
+
+    decoy = part(b"AAA", b"model", b"whisper-1") + b"--AAA--\r\n\r\n"
+    served = (
+        part(b"BBB", b"model", b"gpt-4o-transcribe")
+        + part(b"BBB", b"prompt", LONG_PROMPT[:40_000].encode())
+        + part(b"BBB", b"file", AUDIO, b"a.wav") + b"--BBB--\r\n"
+    )  # fmt: skip
+
+    def send(body: bytes) -> httpx.Response:
+        return httpx.post(
+            f"{gateway.url}/v1/audio/transcriptions", content=body, timeout=60,
+            headers={
+                "Authorization": f"Bearer {key_of('payer')}",
+                "Content-Type": "multipart/form-data; xboundary=AAA; boundary=BBB",
+            },
+        )  # fmt: skip
+
+    before = spend(store, "payer")[0], billed(simulator)
+    answer = send(served)
+    charged, bill = spend(store, "payer")[0] - before[0], billed(simulator) - before[1]
+    assert bill > 0, answer.text  # upstream served the form delimited by B
+    assert charged >= bill, (answer.status_code, charged, bill)
+    before_decoy = seen(simulator, store)
+    assert_refused_unread(send(decoy + served), simulator, store, before_decoy)
+
+
+def test_a_part_with_two_content_dispositions_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """A part with two Content-Disposition headers is named by the last one upstream: one that
+    a reader of the first would take for a field `x` is upstream's `model` (gpt-4o-transcribe,
+    taken before the whisper-1 text field after it). Such a form is refused before upstream,
+    never charged at whisper-1's prices."""
+    body = (
+        b'--BBB\r\nContent-Disposition: form-data; name="x"\r\n'
+        b'Content-Disposition: form-data; name="model"\r\n\r\ngpt-4o-transcribe\r\n'
+        b'--BBB\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        b'--BBB\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n'
+        + LONG_PROMPT[:40_000].encode() + b"\r\n"
+        b'--BBB\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+        + AUDIO + b"\r\n--BBB--\r\n"
+    )  # fmt: skip
+    before = seen(simulator, store)
+    answer = httpx.post(
+        f"{gateway.url}/v1/audio/transcriptions", content=body, timeout=60,
+        headers={
+            "Authorization": f"Bearer {key_of('payer')}",
+            "Content-Type": "multipart/form-data; boundary=BBB",
+        },
+    )  # fmt: skip
+    assert_refused_unread(answer, simulator, store, before)
+
+
+def test_a_form_with_two_content_types_is_read_as_upstream_gets_it(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """Two Content-Type headers naming two boundaries: the form the gateway holds and charges
+    (a whisper-1 one) must be the one upstream reads, not a gpt-4o-transcribe form split on
+    the other boundary. Read by the first (AAA), the body goes on past its closing delimiter:
+    refused before upstream, as a shape parsers read apart."""
+    decoy = b'--AAA\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--AAA--\r\n'
+    served = (
+        b'--BBB\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-4o-transcribe\r\n'
+        b'--BBB\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n'
+        + LONG_PROMPT[:40_000].encode() + b"\r\n"
+        b'--BBB\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+        + AUDIO + b"\r\n--BBB--\r\n"
+    )  # fmt: skip
+    before = seen(simulator, store)
+    answer = httpx.post(
+        f"{gateway.url}/v1/audio/transcriptions", content=decoy + served, timeout=60,
+        headers=[
+            ("Authorization", f"Bearer {key_of('payer')}"),
+            ("Content-Type", "multipart/form-data; boundary=AAA"),
+            ("Content-Type", "multipart/form-data; boundary=BBB"),
+        ],
+    )  # fmt: skip
+    assert_refused_unread(answer, simulator, store, before)

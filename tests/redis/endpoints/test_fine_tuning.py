@@ -334,3 +334,27 @@ def test_a_fine_tune_shuts_down_with_its_base(
         assert refused["code"] == "model_not_found"
         assert "shut down on 2027-01-14" in refused["message"]
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
+
+
+def test_epochs_are_held_from_the_hyperparameters_upstream_reads(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, follow: Callable[[], None]
+) -> None:
+    """A `method` that names no `type` has no hyperparameters upstream reads: it trains the
+    legacy `hyperparameters.n_epochs` (50 here, about $0.09 of gpt-4o-mini training), which
+    must be held, not the method's 1 epoch ($0.002) that fits a $0.01 budget."""
+    poor = sdk(gateway, "poor")
+    file_id = training_file(poor, examples=20)
+    method: Any = {"supervised": {"hyperparameters": {"n_epochs": 1}}}
+    try:
+        job = poor.fine_tuning.jobs.create(
+            model="gpt-4o-mini", training_file=file_id, method=method,
+            hyperparameters={"n_epochs": 50},
+        )  # fmt: skip
+    except openai.RateLimitError as refused:
+        assert refused.code == "request_over_budget"
+        assert spend(store, "poor") == (0, 0)
+        return
+    trained = complete(simulator, job.id)["trained_tokens"]
+    follow()
+    spent, _ = spend(store, "poor")
+    assert spent <= 10_000, f"{trained} tokens trained, {spent} micro-dollars spent"

@@ -184,3 +184,45 @@ def test_every_team_has_its_own_safety_identifier_upstream(
     assert user not in (mine, "user-42") and user != sent_identifier(
         "nickel", safety_identifier="user-42"
     )
+
+
+def test_a_legacy_completion_with_max_tokens_null_holds_the_model_output_cap(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """`max_tokens: null` is no cap upstream (an absent one is 16): every one of 20 candidates
+    for each of 100 prompts is written whole, about $0.36 of output, which a team with $0.10
+    left must not be let through for on a hold of 16 tokens a candidate ($0.07)."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, {"dime": {"tier": "tier-5", "budget_usd": "0.10"}}
+    )
+    body = {
+        "model": "gpt-3.5-turbo-instruct", "max_tokens": None, "best_of": 20,
+        "prompt": [f"Tell me story number {i}." for i in range(100)],
+    }  # fmt: skip
+    answer = httpx.post(
+        f"{gateway.url}/v1/completions", json=body, timeout=60,
+        headers={"Authorization": f"Bearer {key_of('dime')}"},
+    )  # fmt: skip
+    assert answer.status_code == 429, (answer.text[:200], spend(store, "dime"))
+    assert answer.json()["error"]["code"] == "request_over_budget"
+    assert spend(store, "dime") == (0, 0)
+
+
+def test_a_legacy_prompt_of_token_arrays_holding_a_boolean_is_counted(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """Upstream reads `true` in a token array as a token (JSON's true is an integer to it):
+    400 prompts of 4,000 tokens each are $2.40 of gpt-3.5-turbo-instruct input, which a team
+    with $0.50 left must not be let through for on a hold that counted no prompt at all."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, {"half": {"tier": "tier-5", "budget_usd": "0.50"}}
+    )
+    prompt = [[1] * 4_000 + [True] for _ in range(400)]
+    answer = httpx.post(
+        f"{gateway.url}/v1/completions", timeout=120,
+        json={"model": "gpt-3.5-turbo-instruct", "prompt": prompt, "max_tokens": 1},
+        headers={"Authorization": f"Bearer {key_of('half')}"},
+    )  # fmt: skip
+    assert answer.status_code == 429, (answer.text[:200], spend(store, "half"))
+    assert answer.json()["error"]["code"] == "request_over_budget"
+    assert spend(store, "half") == (0, 0)

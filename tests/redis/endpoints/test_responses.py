@@ -220,3 +220,73 @@ def test_a_background_response_is_charged_its_usage_once_it_ends(
     assert (spent, held) == (priced("gpt-4o", done.usage), 0)
     assert 0 < spent < 16_384 * PRICES["gpt-4o"].output // 1_000_000  # far below the hold
     assert store.hlen("o1gw:responses:open") == 0
+
+
+def test_a_response_chained_to_a_background_one_holds_its_context(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """A background response answers before its usage exists: a response chained to it is
+    billed the whole stored conversation as input (here 40,000 tokens, $0.05 even mostly
+    cached), which the hold must count, or a team with $0.02 left is let through for the price
+    of its new words."""
+    teams = {"chained": {"tier": "tier-5", "budget_usd": "0.12"}}
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, teams)
+    client = sdk(gateway, "chained")
+    first = client.responses.create(
+        model="gpt-4o", input="word " * 40_000, max_output_tokens=16, background=True
+    )
+    spent, held = spend(store, "chained")
+    assert 90_000 < spent + held <= 110_000  # held while it runs: about $0.10
+    with pytest.raises(openai.RateLimitError) as info:
+        client.responses.create(
+            model="gpt-4o", input="And then?", max_output_tokens=16, previous_response_id=first.id
+        )
+    assert info.value.code == "request_over_budget"
+    spent, held = spend(store, "chained")
+    assert spent + held <= 120_000
+
+
+def test_a_response_chained_to_an_ended_background_one_holds_the_context_upstream_reports(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """Once the background response ended, upstream tells its usage: the chained call holds
+    that context ($0.10 here), not the model's whole context ($0.32), so a team with $0.20
+    left is served."""
+    teams = {"chained": {"tier": "tier-5", "budget_usd": "0.30"}}
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, teams)
+    client = sdk(gateway, "chained")
+    first = client.responses.create(
+        model="gpt-4o", input="word " * 40_000, max_output_tokens=16, background=True
+    )
+    statuses = [client.responses.retrieve(first.id).status for _ in range(2)]
+    assert statuses[-1] == "incomplete"  # ended, at its max_output_tokens
+    chained = client.responses.create(
+        model="gpt-4o", input="And then?", max_output_tokens=16, previous_response_id=first.id
+    )
+    assert chained.usage is not None and chained.usage.input_tokens > 40_000
+    spent, held = spend(store, "chained")
+    assert spent + held <= 300_000
+
+
+def test_a_native_input_with_an_item_reference_holds_its_text_and_the_referenced_item(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """An `item_reference` (an item of the team's given back by id) is served natively but has
+    no chat form: the hold must still count the input's 40,000 tokens of text ($0.10), and
+    the referenced item, whose length upstream knows, not the gateway; a team with $0.05 left
+    must not be let through for the price of an empty prompt."""
+    teams = {"referrer": {"tier": "tier-5", "budget_usd": "0.05"}}
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, teams)
+    client = sdk(gateway, "referrer")
+    first = client.responses.create(model="gpt-4o", input="Hi.", max_output_tokens=16)
+    item_id = first.output[0].id
+    assert item_id is not None
+    before = spend(store, "referrer")[0]
+    given: Any = [
+        {"role": "user", "content": "word " * 40_000},
+        {"type": "item_reference", "id": item_id},
+    ]
+    with pytest.raises(openai.RateLimitError) as info:
+        client.responses.create(model="gpt-4o", input=given, max_output_tokens=16)
+    assert info.value.code == "request_over_budget"
+    assert spend(store, "referrer") == (before, 0)

@@ -12,12 +12,15 @@ from gateway.admission.pricing import (
     largest_completion_cap,
     prediction_tokens,
     reads_files,
+    refers_to_items,
+    responses_input_tokens,
     tier_percent,
     tiered,
     worst_case_micros,
 )
 from gateway.config import ModelConfig, Price
 from gateway.wire.errors import GatewayError
+from gateway.wire.tokens import count_text
 from gateway.wire.usage import Usage, usage_from
 
 O1_PREVIEW = Price(input=15_000_000, cached_input=7_500_000, output=60_000_000)
@@ -106,12 +109,17 @@ def test_every_candidate_of_a_legacy_completion_is_in_its_worst_case() -> None:
     assert input_tokens(["hello", "world"]) == 2
     assert input_tokens([1, 2, 3]) == 3
     assert input_tokens([[1, 2], [3]]) == 3
+    assert input_tokens([[1, 2, True], [False]]) == 4  # upstream may take a boolean as a token
     assert completions_worst_case(
         {"prompt": "hi", "max_tokens": 10, "n": 2, "best_of": 5}, 4096
     ) == (1, 50)
     assert completions_worst_case({"prompt": ["a", "b"], "max_tokens": 10}, 4096) == (2, 20)
     assert completions_worst_case({"prompt": "hi"}, 4096) == (1, 16)  # OpenAI's default
     assert completions_worst_case({"prompt": "hi", "max_tokens": 10**6}, 4096) == (1, 4096)
+    # null is no cap upstream: every candidate may write the model's whole output.
+    assert completions_worst_case({"prompt": "hi", "max_tokens": None, "best_of": 3}, 4096) == (
+        1, 3 * 4096,
+    )  # fmt: skip
     assert choices({"n": 128}) == 128 and choices({}) == 1 and choices({"n": True}) == 1
 
 
@@ -258,3 +266,12 @@ def test_a_prediction_counts_as_completion_tokens_beside_the_cap() -> None:
         "/v1/chat/completions", {**body, "prediction": {"content": text}}, model
     )
     assert worst is not None and predicted == (worst[0], worst[1] + 5)
+
+
+def test_a_responses_input_is_counted_whatever_its_items_shape() -> None:
+    text = "word " * 1_000
+    given = [{"role": "user", "content": text}, {"type": "item_reference", "id": "msg_1"}]
+    counted = responses_input_tokens({"instructions": "Be brief.", "input": given})
+    assert counted >= count_text(text) + count_text("Be brief.")
+    assert refers_to_items(given)
+    assert not refers_to_items([{"role": "user", "content": text}]) and not refers_to_items(text)

@@ -43,6 +43,10 @@ def test_epochs_come_from_the_method_then_the_legacy_field_else_the_assumed_boun
     for bad in (0, True, "3", None, 2.5):
         assert training_epochs({"hyperparameters": {"n_epochs": bad}}, 10) == 10
     assert training_epochs({"hyperparameters": {"n_epochs": 50}}, 10) == 50
+    # A method without a type: upstream reads the legacy field, not what the method nests.
+    untyped = {"supervised": {"hyperparameters": {"n_epochs": 1}}}
+    assert training_epochs({"method": untyped, "hyperparameters": {"n_epochs": 50}}, 10) == 50
+    assert training_epochs({"method": untyped}, 10) == 10
 
 
 def test_the_method_is_supervised_unless_named() -> None:

@@ -39,6 +39,15 @@ def test_the_content_type_the_body_was_read_by_goes_upstream() -> None:
     assert upstream_request_headers(client, "k")["content-type"] == "text/plain"
 
 
+def test_a_header_given_twice_goes_upstream_as_the_gateway_read_it() -> None:
+    client = [
+        (b"content-type", b"multipart/form-data; boundary=AAA"),
+        (b"content-type", b"multipart/form-data; boundary=BBB"),
+    ]
+    out = upstream_request_headers(client, "k")
+    assert out["content-type"] == "multipart/form-data; boundary=AAA"
+
+
 def test_upstream_rate_limits_are_renamed_and_request_id_kept() -> None:
     # As the upstream clients hand them over: raw, names lower-cased.
     upstream = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gateway.wire.multipart import MalformedForm, form_field, text_fields
+from gateway.wire.multipart import MalformedForm, field_values, form_field, read_form, text_fields
 
 
 def encoded(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
@@ -65,3 +65,72 @@ def test_a_field_some_parsers_skip_is_read_and_a_form_of_another_shape_refused()
             text_fields(body(head), content_type)
     with pytest.raises(MalformedForm):
         text_fields(b"preamble\r\n" + body(b'Content-Disposition: form-data; name="a"'), form_type)
+
+
+def values(body: bytes, content_type: str, name: str) -> list[bytes]:
+    return field_values(read_form(body, content_type) or [], name)
+
+
+def test_every_value_of_a_field_is_found_however_long_and_in_file_parts_too() -> None:
+    long_prompt = "word " * 2_000  # longer than a text field the model is looked for in
+    body, content_type = encoded({"prompt": long_prompt}, {"file": ("a.mp3", b"\x00" * 50)})
+    assert values(body, content_type, "prompt") == [long_prompt.encode()]
+    body, content_type = encoded({}, {"prompt": ("p.txt", b"Names: Ada.")})
+    assert values(body, content_type, "prompt") == [b"Names: Ada."]
+    assert values(b"{}", "application/json", "prompt") == []
+
+
+def test_a_files_name_is_not_its_field_name() -> None:
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; filename="model"; name="file"\r\n\r\n'
+        f"data\r\n--{boundary}--\r\n"
+    ).encode()
+    content_type = f"multipart/form-data; boundary={boundary}"
+    assert values(body, content_type, "model") == []
+    assert values(body, content_type, "file") == [b"data"]
+
+
+def test_a_field_also_given_as_a_file_part_is_nobodys() -> None:
+    # Upstream may read the file part as the field (its parser keeps the first).
+    request = httpx.Request(
+        "POST", "http://x/",
+        files=[("model", ("m.txt", b"gpt-4o-transcribe")), ("model", (None, "whisper-1"))],
+    )  # fmt: skip
+    assert form_field(request.read(), request.headers["content-type"], "model") is None
+
+
+def test_the_boundary_is_the_boundary_parameter_not_text_that_spells_it() -> None:
+    def form(boundary: bytes, model: bytes) -> bytes:
+        return (
+            b"--" + boundary + b'\r\nContent-Disposition: form-data; name="model"\r\n\r\n'
+            + model + b"\r\n--" + boundary + b"--\r\n"
+        )  # fmt: skip
+
+    decoy, served = form(b"AAA", b"whisper-1"), form(b"BBB", b"gpt-4o-transcribe")
+    assert form_field(served, "multipart/form-data; xboundary=AAA; boundary=BBB", "model") == (
+        "gpt-4o-transcribe"
+    )
+    assert form_field(decoy, 'multipart/form-data; boundary="AAA"', "model") == "whisper-1"
+    assert form_field(decoy, "text/plain; boundary=AAA", "model") is None
+    # One form hidden before or after another (a preamble, or text after the closing
+    # delimiter) is a shape parsers read apart: refused, whichever boundary is named.
+    for content_type in (
+        "multipart/form-data; xboundary=AAA; boundary=BBB",
+        'multipart/form-data; boundary="AAA"',
+    ):
+        with pytest.raises(MalformedForm):
+            read_form(decoy + served, content_type)
+        assert form_field(decoy + served, content_type, "model") is None
+
+
+def test_a_part_given_two_dispositions_is_refused() -> None:
+    # Parsers name such a part by the first or by the last: neither is taken.
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="x"\r\n'
+        b'Content-Disposition: form-data; name="model"\r\n\r\ngpt-4o-transcribe\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--B--\r\n'
+    )
+    with pytest.raises(MalformedForm):
+        read_form(body, "multipart/form-data; boundary=B")
+    assert form_field(body, "multipart/form-data; boundary=B", "model") is None
