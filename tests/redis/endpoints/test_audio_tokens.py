@@ -204,6 +204,33 @@ def assert_refused_unread(
 LONG_PROMPT = "word " * 400_000  # 400,000 text tokens: $1.00 of gpt-4o-transcribe input
 
 
+def form_part(boundary: bytes, name: bytes, value: bytes, filename: bytes = b"") -> bytes:
+    """One part of a form written by hand (to send shapes HTTP libraries never make)."""
+    named = b'; filename="' + filename + b'"' if filename else b""
+    return (
+        b"--" + boundary + b'\r\nContent-Disposition: form-data; name="' + name + b'"' + named
+        + b"\r\n\r\n" + value + b"\r\n"
+    )  # fmt: skip
+
+
+def transcription_form(boundary: bytes, model: bytes) -> bytes:
+    """A whole transcription form of `model`, with a 40,000-character prompt and audio."""
+    return (
+        form_part(boundary, b"model", model)
+        + form_part(boundary, b"prompt", LONG_PROMPT[:40_000].encode())
+        + form_part(boundary, b"file", AUDIO, b"a.wav") + b"--" + boundary + b"--\r\n"
+    )  # fmt: skip
+
+
+def post_raw(gateway: ServerThread, body: bytes, *content_types: str) -> httpx.Response:
+    """A transcription body as it is, as team payer, under each content type given (in order)."""
+    headers = [("Authorization", f"Bearer {key_of('payer')}")]
+    headers += [("Content-Type", content_type) for content_type in content_types]
+    return httpx.post(
+        f"{gateway.url}/v1/audio/transcriptions", content=body, timeout=60, headers=headers
+    )
+
+
 @pytest.mark.parametrize("as_file", [False, True], ids=["text_field", "file_part"])
 def test_a_long_transcription_prompt_is_held(
     start_gateway: GatewayFactory,
@@ -252,29 +279,11 @@ def test_a_form_is_read_by_the_boundary_upstream_reads(
     and so does the gateway, holding and charging the gpt-4o-transcribe form upstream serves.
     A whisper-1 form hidden before it, delimited by A (a preamble some parsers read apart), is
     refused before upstream rather than held at whisper-1's prices."""
-
-    def part(boundary: bytes, name: bytes, value: bytes, filename: bytes = b"") -> bytes:
-        named = b'; filename="' + filename + b'"' if filename else b""
-        return (
-            b"--" + boundary + b'\r\nContent-Disposition: form-data; name="' + name + b'"'
-            + named + b"\r\n\r\n" + value + b"\r\n"
-        )  # fmt: skip
-
-    decoy = part(b"AAA", b"model", b"whisper-1") + b"--AAA--\r\n\r\n"
-    served = (
-        part(b"BBB", b"model", b"gpt-4o-transcribe")
-        + part(b"BBB", b"prompt", LONG_PROMPT[:40_000].encode())
-        + part(b"BBB", b"file", AUDIO, b"a.wav") + b"--BBB--\r\n"
-    )  # fmt: skip
+    decoy = form_part(b"AAA", b"model", b"whisper-1") + b"--AAA--\r\n\r\n"
+    served = transcription_form(b"BBB", b"gpt-4o-transcribe")
 
     def send(body: bytes) -> httpx.Response:
-        return httpx.post(
-            f"{gateway.url}/v1/audio/transcriptions", content=body, timeout=60,
-            headers={
-                "Authorization": f"Bearer {key_of('payer')}",
-                "Content-Type": "multipart/form-data; xboundary=AAA; boundary=BBB",
-            },
-        )  # fmt: skip
+        return post_raw(gateway, body, "multipart/form-data; xboundary=AAA; boundary=BBB")
 
     before = spend(store, "payer")[0], billed(simulator)
     answer = send(served)
@@ -295,20 +304,9 @@ def test_a_part_with_two_content_dispositions_is_refused_before_upstream(
     body = (
         b'--BBB\r\nContent-Disposition: form-data; name="x"\r\n'
         b'Content-Disposition: form-data; name="model"\r\n\r\ngpt-4o-transcribe\r\n'
-        b'--BBB\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
-        b'--BBB\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n'
-        + LONG_PROMPT[:40_000].encode() + b"\r\n"
-        b'--BBB\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
-        + AUDIO + b"\r\n--BBB--\r\n"
-    )  # fmt: skip
+    ) + transcription_form(b"BBB", b"whisper-1")
     before = seen(simulator, store)
-    answer = httpx.post(
-        f"{gateway.url}/v1/audio/transcriptions", content=body, timeout=60,
-        headers={
-            "Authorization": f"Bearer {key_of('payer')}",
-            "Content-Type": "multipart/form-data; boundary=BBB",
-        },
-    )  # fmt: skip
+    answer = post_raw(gateway, body, "multipart/form-data; boundary=BBB")
     assert_refused_unread(answer, simulator, store, before)
 
 
@@ -319,21 +317,11 @@ def test_a_form_with_two_content_types_is_read_as_upstream_gets_it(
     (a whisper-1 one) must be the one upstream reads, not a gpt-4o-transcribe form split on
     the other boundary. Read by the first (AAA), the body goes on past its closing delimiter:
     refused before upstream, as a shape parsers read apart."""
-    decoy = b'--AAA\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--AAA--\r\n'
-    served = (
-        b'--BBB\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-4o-transcribe\r\n'
-        b'--BBB\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n'
-        + LONG_PROMPT[:40_000].encode() + b"\r\n"
-        b'--BBB\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
-        + AUDIO + b"\r\n--BBB--\r\n"
-    )  # fmt: skip
+    decoy = form_part(b"AAA", b"model", b"whisper-1") + b"--AAA--\r\n"
+    served = transcription_form(b"BBB", b"gpt-4o-transcribe")
     before = seen(simulator, store)
-    answer = httpx.post(
-        f"{gateway.url}/v1/audio/transcriptions", content=decoy + served, timeout=60,
-        headers=[
-            ("Authorization", f"Bearer {key_of('payer')}"),
-            ("Content-Type", "multipart/form-data; boundary=AAA"),
-            ("Content-Type", "multipart/form-data; boundary=BBB"),
-        ],
+    answer = post_raw(
+        gateway, decoy + served, "multipart/form-data; boundary=AAA",
+        "multipart/form-data; boundary=BBB",
     )  # fmt: skip
     assert_refused_unread(answer, simulator, store, before)

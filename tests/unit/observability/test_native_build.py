@@ -3,10 +3,12 @@ compiled (`gateway.observability.changed_since_build`)."""
 
 from __future__ import annotations
 
+import ast
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 from gateway.observability import NATIVE, changed_since_build, digest
+from tests.conftest import ROOT
 
 
 def sources(folder: Path) -> dict[str, str]:
@@ -44,3 +46,14 @@ def test_a_module_left_uncompiled_or_unrecorded_is_named(tmp_path: Path) -> None
     (tmp_path / f"tracing{EXTENSION_SUFFIXES[0]}").unlink()
     del built["trace_context"]
     assert changed_since_build(tmp_path, built) == ["trace_context", "tracing"]
+
+
+def test_the_build_compiles_the_modules_whose_sources_are_checked() -> None:
+    """`setup.py` names the modules it compiles apart from the package (it runs before the
+    package can be imported): a module compiled but not checked here could run stale."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    listed = next(
+        node.value for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "NATIVE"
+    )  # fmt: skip
+    assert [Path(path).stem for path in ast.literal_eval(listed)] == list(NATIVE)
