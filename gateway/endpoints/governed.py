@@ -29,12 +29,12 @@ from gateway.endpoints.route import SUBSTITUTED, refuse_shut_down, shield
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
-from gateway.server.body import parse_json_object, read_body, written
+from gateway.server.body import parse_json_object, read_body, read_form_body, written
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.multipart import MalformedForm, field, field_values, read_form
+from gateway.wire.multipart import field, field_values
 from gateway.wire.tokens import count_text
 from gateway.wire.usage import (
     AudioStreamMeter,
@@ -96,11 +96,7 @@ async def serve(request: Request, rules: Governed) -> Response:
     if rules.form:
         payload: dict[str, Any] = {}
         content_type = request.headers.get("content-type", "")
-        try:
-            parts = read_form(body, content_type) or []
-        except MalformedForm as exc:
-            # Sent as it came: a field read otherwise upstream (its model) would go unchecked.
-            raise errors.invalid_form(str(exc)) from None
+        parts = read_form_body(body, content_type) or []
         name: Any = field(parts, "model")
         for named in ("response_format", "stream"):
             payload[named] = field(parts, named)

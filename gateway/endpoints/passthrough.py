@@ -37,12 +37,19 @@ from gateway.endpoints.owned import FILE, VECTOR_STORE, Kind, check_owned
 from gateway.endpoints.responses_stored import owned_response
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
 from gateway.runtime.gateway import Gateway
-from gateway.server.body import declared_media, is_json, json_problem, read_body, written
+from gateway.server.body import (
+    declared_media,
+    is_json,
+    json_problem,
+    read_body,
+    read_form_body,
+    written,
+)
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.multipart import MalformedForm, form_field, is_form, text_fields
+from gateway.wire.multipart import field
 from gateway.wire.references import strings
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -76,13 +83,13 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
         raise errors.not_served(request.method, request.url.path)
     body = await read_body(request, gw.config.server.max_body_bytes)
     content_type = request.headers.get("content-type", "")
-    form = _form_of(body, content_type)
-    if form is not None:
+    parts = read_form_body(body, content_type) if body else None
+    if parts is not None:
         # A form's text fields, a JSON one read as JSON; its files are not read.
-        payload: Any = [_json_or_text(value) for _, value in form]
-        named: Any = form_field(body, content_type, "model")
-        if named is None and any(name == "model" for name, _ in form):
-            # Given twice, or not text: which model upstream serves is its parser's choice.
+        payload: Any = [_json_or_text(part.value) for part in parts if not part.is_file]
+        named: Any = field(parts, "model")
+        if named is None and any(part.name == "model" for part in parts):
+            # Given twice, or as a file: which model upstream serves is its parser's choice.
             raise errors.missing_model()
     else:
         payload = _json_of(request, body)
@@ -137,21 +144,6 @@ async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payloa
         else:
             kind = next(k for prefix, k in _KIND_OF.items() if value.startswith(prefix))
             await check_owned(gw, caller, kind, value)
-
-
-def _form_of(body: bytes, content_type: str) -> list[tuple[str, bytes]] | None:
-    """The text fields of a form body; None for a body of another kind. A form goes upstream
-    as it came, so one not read for certain (or naming no boundary, which upstream's parser
-    might guess) is refused rather than sent with fields nobody checked."""
-    if not body:
-        return None
-    try:
-        form = text_fields(body, content_type)
-    except MalformedForm as exc:
-        raise errors.invalid_form(str(exc)) from None
-    if form is None and is_form(content_type):
-        raise errors.invalid_form("its Content-Type names no boundary")
-    return form
 
 
 def _json_or_text(value: bytes) -> Any:

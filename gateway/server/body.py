@@ -14,6 +14,7 @@ import orjson
 from starlette.requests import Request
 
 from gateway.wire import errors
+from gateway.wire.multipart import MalformedForm, Part, read_form
 
 JSON = "application/json"
 
@@ -41,6 +42,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def read_form_body(body: bytes, content_type: str) -> list[Part] | None:
+    """A `multipart/form-data` body's parts; None for a body of another kind. A form goes
+    upstream as it came, so one not read for certain is refused (`invalid_form`) rather than
+    sent with a field nobody checked."""
+    try:
+        return read_form(body, content_type)
+    except MalformedForm as exc:
+        raise errors.invalid_form(str(exc)) from None
 
 
 # orjson reads 1024 levels of nesting but writes 254.

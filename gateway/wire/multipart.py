@@ -33,19 +33,10 @@ class Part:
     value: bytes
 
 
-def form_field(body: bytes, content_type: str, name: str) -> str | None:
-    """The value of the form field `name`, or None (not a form the gateway can read, no such
-    field, not text, or the field given twice, as text or as a file: which one upstream reads
-    is its parser's choice, so neither is taken for the one it will serve)."""
-    try:
-        found = read_form(body, content_type)
-    except MalformedForm:
-        return None
-    return field(found or [], name)
-
-
 def field(parts: list[Part], name: str) -> str | None:
-    """`form_field`, of a form read already."""
+    """The value of the field `name` in a form read already, or None (no such field, not text,
+    or the field given twice, as text or as a file: which one upstream reads is its parser's
+    choice, so neither is taken for the one it will serve)."""
     named = [part for part in parts if part.name == name]
     if len(named) != 1 or named[0].is_file or len(named[0].value) > MAX_FIELD_BYTES:
         return None
@@ -61,23 +52,14 @@ def field_values(parts: list[Part], name: str) -> list[bytes]:
     return [part.value for part in parts if part.name == name]
 
 
-def text_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]] | None:
-    """Every field of a `multipart/form-data` body that is not a file, by name, in order (a
-    name given twice, twice); None when the body is not such a form. Raises `MalformedForm`
-    for a form not in the shape read here."""
-    found = read_form(body, content_type)
-    if found is None:
-        return None
-    return [(part.name, part.value) for part in found if not part.is_file]
-
-
 def is_form(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == MEDIA_TYPE
 
 
 def read_form(body: bytes, content_type: str) -> list[Part] | None:
-    """The parts of a `multipart/form-data` body; None when its media type is another or it
-    names no boundary. Raises `MalformedForm` for anything but the strict shape: the body
+    """The parts of a `multipart/form-data` body; None when its media type is another. Raises
+    `MalformedForm` for anything but the strict shape (a form naming no boundary too, which
+    upstream's parser might guess): the body
     begins with the first delimiter (no preamble), every delimiter is `CRLF--boundary` followed
     by CRLF (the last by `--`, then at most a CRLF), every header line is `Name: value` ended
     by CRLF, and each part has one `form-data` Content-Disposition whose parameters are each
@@ -86,7 +68,7 @@ def read_form(body: bytes, content_type: str) -> list[Part] | None:
         return None
     boundary = _boundary(content_type)
     if boundary is None:
-        return None
+        raise MalformedForm("its Content-Type names no boundary")
     dash = b"--" + boundary
     if not body.startswith(dash):
         raise MalformedForm("the body must begin with its boundary")

@@ -169,6 +169,9 @@ def test_an_operator_allowed_form_reaches_no_other_teams_object(
         runs, data={"model": ["gpt-4o", "o1-pro-x"]}, files={"f": b"x"}, headers=auth
     )
     assert twice.status_code == 400, twice.text
+    # Sent as a file part, it is a model upstream's parser may read, and none the gateway did.
+    as_file = httpx.post(runs, files={"model": ("m.txt", b"o1-pro-x")}, headers=auth)
+    assert as_file.status_code == 400, as_file.text
     assert upstream_requests(simulator) == before  # none reached upstream
     # A file's bytes are the caller's to send, whatever they say.
     sent = httpx.post(parts, files={"data": secret.encode()}, headers=auth)
