@@ -7,6 +7,7 @@ what the load generator left in flight.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ from bench.load import run_load
 from bench.measurement import (
     Cell,
     CpuSpent,
+    LoadResult,
     cpu_figures,
     merge_slices,
     rotation,
@@ -80,6 +82,83 @@ class CellRunner:
             cpu=cpu_figures(spent, wall_ms, load.requests),
             peak_rss_mb=read_peak_rss_mb(subject.pids),
         )
+
+    def measure_together(
+        self, subjects: Sequence[Subject], scenario: Scenario, connections: int, seconds: int
+    ) -> list[Cell]:
+        """One cell per server, all loaded at once (a load generator each, `connections`
+        apiece) over the same seconds: what the host's speed does to one, it does to all."""
+        loads: dict[str, LoadResult] = {}
+        failures: list[BaseException] = []
+
+        def load(subject: Subject) -> None:
+            try:
+                body = subject.body(scenario) or ""
+                url = subject.base + scenario.path
+                loads[subject.name] = run_load(
+                    self.wrk, url, body, subject.auth, connections, seconds
+                )
+            except BaseException as exc:  # re-raised in the caller's thread
+                failures.append(exc)
+
+        groups = [subject.pids for subject in subjects]
+        ticks = [cpu_ticks(pids) for pids in groups]
+        busy, steal = host_ticks()
+        own = own_cpu_ms()
+        started = time.monotonic()
+        threads = [threading.Thread(target=load, args=(s,)) for s in subjects]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall_ms = (time.monotonic() - started) * 1000
+        if failures:
+            raise failures[0]
+        loadgen_ms = (own_cpu_ms() - own) / len(subjects)  # theirs together, shared out
+        busy_after, steal_after = host_ticks()
+        cells = []
+        for subject, pids, t0 in zip(subjects, groups, ticks, strict=True):
+            result = loads[subject.name]
+            subject.requests += result.requests
+            spent = CpuSpent(
+                server_ms=(cpu_ticks(pids) - t0) * TICK_MS,
+                upstream_ms=0.0,  # shared by all: not any one's
+                redis_ms=None,
+                host_ms=(busy_after - busy) * TICK_MS / len(subjects),
+                steal_ms=(steal_after - steal) * TICK_MS / len(subjects),
+                loadgen_ms=loadgen_ms,
+            )
+            cells.append(
+                Cell(
+                    scenario=scenario.name, concurrency=connections, server=subject.name,
+                    kind=subject.kind, load=result, cpu=cpu_figures(spent, wall_ms, result.requests),
+                    peak_rss_mb=read_peak_rss_mb(subject.pids),
+                )
+            )  # fmt: skip
+        return cells
+
+    def run_together(
+        self, subjects: Sequence[Subject], scenario: Scenario, connections: int, drain_s: float
+    ) -> dict[str, list[Cell]]:
+        """`rounds` rounds of the servers loaded at once, each followed by a drain (the first
+        round warmed up, not kept); returns the rounds by server name. Taking turns, a server's
+        slice and the next one's run seconds apart, and on a shared host the speed of the cores
+        moves between them (a server's CPU per request from one 3 s slice to the next by half,
+        seen on a 2-core VM); loaded at once, they share every moment's speed."""
+        piece = slice_seconds(self.duration_s, self.rounds)
+        rounds: dict[str, list[Cell]] = {s.name: [] for s in subjects}
+        self.measure_together(subjects, scenario, connections, self.warmup_s)  # warm-up
+        for subject in subjects:
+            drain(subject, drain_s)
+        for r in range(self.rounds):
+            cells = self.measure_together(subjects, scenario, connections, piece)
+            for subject, cell in zip(subjects, cells, strict=True):
+                rounds[subject.name].append(cell)
+                if not drain(subject, drain_s):
+                    print(f"  !! {subject.name} still busy after {drain_s:g}s (round {r + 1})")
+        for subject in subjects:
+            self._keep(subject, merge_slices(rounds[subject.name]))
+        return rounds
 
     def _keep(self, subject: Subject, cell: Cell) -> None:
         self.cells.append(cell)

@@ -117,6 +117,14 @@ class Throughput:
         return median(self.ratios)
 
     @property
+    def cpu_ratios(self) -> tuple[float, ...]:
+        """B's CPU per request over A's, round by round (NaN: a round unmeasured)."""
+        return tuple(
+            b / a if a and b is not None else math.nan
+            for a, b in zip(self.a_cpu_ms, self.b_cpu_ms, strict=True)
+        )
+
+    @property
     def interval(self) -> Interval:
         return Interval.of(self.ratios)
 

@@ -35,20 +35,29 @@ from pathlib import Path
 
 from bench.ab import (
     CONNECTIONS,
+    DRAIN_S,
     add_turn_options,
     check_turn_options,
     redis_database,
     take_turns,
 )
 from bench.cells import CellRunner
-from bench.comparison import BASELINE, CANDIDATE, ScenarioComparison
+from bench.comparison import (
+    BASELINE,
+    CANDIDATE,
+    Interval,
+    ScenarioComparison,
+    Throughput,
+    compare_throughput,
+    median,
+)
 from bench.instructions import COUNTS, per_request
 from bench.load import chosen_loadgen, describe
 from bench.measurement import fill_added, ratio
 from bench.processes import HOST, Child, SetupError, free_port, raise_fd_limit, stopped_at_exit
 from bench.report import ABRun, Section, ab_record, ab_sections, error_report
 from bench.results import print_and_write
-from bench.scenarios import SCENARIOS
+from bench.scenarios import SCENARIOS, Scenario
 from bench.servers import (
     Subject,
     attach,
@@ -83,6 +92,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=1.0,
         help="tracing on's sample ratio (`otel_sample_ratio`; default 1, every request traced)",
+    )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help=f"instead of turns: A and B loaded at once at c={CONNECTIONS}, round by round",
     )
     parser.add_argument(
         "--pure",
@@ -167,30 +181,78 @@ def servers() -> Iterator[Servers]:
         yield Servers(tmp, children, redis_url, redis, direct, sink, write_teams_file(tmp))
 
 
+def start_pair(
+    up: Servers, sample_ratio: float, pure: bool, scenarios: Sequence[Scenario]
+) -> tuple[Subject, Subject]:
+    """A (tracing off) and B (on), started and checked with a request of each scenario."""
+    pair: list[Subject] = []
+    for number, (name, extra) in enumerate(
+        zip((BASELINE, CANDIDATE), up.gateway_env(sample_ratio, pure), strict=True)
+    ):
+        url = redis_database(up.redis_url, number)
+        pair.append(
+            start_gateway(name, 1, up.direct.base, url, up.teams, up.tmp, up.children, extra)
+        )
+    for gw in pair:
+        gw.child.wait_http(f"http://{HOST}:{gw.port}/healthz", {})
+        attach(gw, scenarios)
+    return pair[0], pair[1]
+
+
 def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
     """Start the servers, take every turn, stop them all; fills `run`, returns the sink's
     counts. Raises SetupError."""
     with servers() as up:
         scenarios = [SCENARIOS[name] for name in args.scenarios]
         attach(up.direct, scenarios)
-        pair: list[Subject] = []
-        for number, (name, extra) in enumerate(
-            zip((BASELINE, CANDIDATE), up.gateway_env(args.sample_ratio, args.pure), strict=True)
-        ):
-            url = redis_database(up.redis_url, number)
-            pair.append(
-                start_gateway(name, 1, up.direct.base, url, up.teams, up.tmp, up.children, extra)
-            )
-        for gw in pair:
-            gw.child.wait_http(f"http://{HOST}:{gw.port}/healthz", {})
-            attach(gw, scenarios)
+        a, b = start_pair(up, args.sample_ratio, args.pure, scenarios)
         duration = args.slice * args.rounds
         runner = CellRunner(wrk, up.direct, [up.redis.pid], args.warmup, duration, args.rounds)
-        a, b = pair
         run.comparisons += take_turns(args, runner, up.direct, a, b)
         fill_added(runner.cells)
         run.cells = runner.cells
         return sink_stats(up.sink)
+
+
+def measure_together(args: argparse.Namespace, wrk: str | None) -> int:
+    """Tracing off and on loaded at once, `rounds` rounds of `slice` s at `CONNECTIONS` each;
+    B's CPU per request against A's, each scenario."""
+    met = True
+    with servers() as up:
+        scenarios = [SCENARIOS[name] for name in args.scenarios]
+        attach(up.direct, scenarios)
+        a, b = start_pair(up, args.sample_ratio, args.pure, scenarios)
+        duration = args.slice * args.rounds
+        runner = CellRunner(wrk, up.direct, [up.redis.pid], args.warmup, duration, args.rounds)
+        for scenario in scenarios:
+            print(f"{scenario.name}: {args.rounds} rounds of A and B at once ...", flush=True)
+            rounds = runner.run_together([a, b], scenario, CONNECTIONS, DRAIN_S)
+            throughput = compare_throughput(
+                scenario.name, CONNECTIONS, rounds[BASELINE], rounds[CANDIDATE]
+            )
+            lines, ok = together_lines(throughput)
+            met = met and ok
+            print("\n".join(lines), flush=True)
+        print(f"the sink received {sink_stats(up.sink)}")
+    return 0 if met else 1
+
+
+def together_lines(t: Throughput) -> tuple[list[str], bool]:
+    """Round by round B's CPU per request over A's, their median and its interval, and over
+    all rounds (the verdict's figure, as taking turns judges it)."""
+    ratios = t.cpu_ratios
+    interval = Interval.of(ratios)
+    overall = ratio(t.b_cpu_ms_all, t.a_cpu_ms_all)
+    ok = overall is not None and overall < TARGET_CPU_RATIO
+    lines = [
+        "  B/A CPU per request by round: " + " ".join(f"x{r:.3f}" for r in ratios),
+        f"  median x{median(ratios):.3f} ({interval.confidence:.0%} interval x{interval.low:.3f}"
+        f" to x{interval.high:.3f}); over all rounds "
+        + (f"{(overall - 1) * 100:+.1f}%" if overall is not None else "-")
+        + f"; req/s B/A x{t.median_ratio:.3f} -> {'OK' if ok else 'OVER'} (target < "
+        f"{(TARGET_CPU_RATIO - 1) * 100:.0f}% CPU/request at c={t.connections})",
+    ]
+    return lines, ok
 
 
 def count_instructions(
@@ -240,6 +302,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return count_instructions(
                 args.scenarios, args.sample_ratio, args.connections, args.pure
             )
+        except SetupError as exc:
+            print(f"\nSETUP FAILED: {exc}", file=sys.stderr)
+            return 2
+    if args.together:
+        print(
+            f"o1-gateway tracing off (A) vs on (B) loaded at once, c={CONNECTIONS} each "
+            f"({tracer_build(args.pure)}), {args.rounds} rounds of {args.slice} s: "
+            f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}",
+            flush=True,
+        )
+        try:
+            return measure_together(args, chosen_loadgen(args.loadgen))
         except SetupError as exc:
             print(f"\nSETUP FAILED: {exc}", file=sys.stderr)
             return 2

@@ -149,6 +149,14 @@ def test_cpu_per_request_is_per_round_and_over_all_rounds() -> None:
     assert t.b_cpu_ms_all == pytest.approx(0.25)
     # Each round, the most that other processes took during A's or B's turn.
     assert t.other_percent == (50, 40)
+    assert t.cpu_ratios == pytest.approx((1.25, 0.25 / 0.3))
+
+
+def test_a_round_without_a_cpu_figure_has_no_cpu_ratio() -> None:
+    a = _rounds("A", 64, ms_per_request=[0.2, 0.3])
+    b = [*_rounds("B", 64, ms_per_request=[0.2]), make_cell("B", ms_per_request=None)]
+    ratios = compare_throughput("non-stream", 64, a, b).cpu_ratios
+    assert ratios[0] == 1.0 and math.isnan(ratios[1])
 
 
 def test_compare_scenario_and_the_runs_verdict() -> None:
