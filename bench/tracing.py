@@ -199,15 +199,24 @@ def start_pair(
     return pair[0], pair[1]
 
 
-def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
-    """Start the servers, take every turn, stop them all; fills `run`, returns the sink's
-    counts. Raises SetupError."""
+@contextmanager
+def running(
+    args: argparse.Namespace, wrk: str | None
+) -> Iterator[tuple[Servers, Subject, Subject, CellRunner]]:
+    """The servers, A and B started and checked, and a runner for `args`' rounds; all stopped
+    at the end. Raises SetupError."""
     with servers() as up:
         scenarios = [SCENARIOS[name] for name in args.scenarios]
         attach(up.direct, scenarios)
         a, b = start_pair(up, args.sample_ratio, args.pure, scenarios)
         duration = args.slice * args.rounds
         runner = CellRunner(wrk, up.direct, [up.redis.pid], args.warmup, duration, args.rounds)
+        yield up, a, b, runner
+
+
+def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
+    """Take every turn; fills `run`, returns the sink's counts. Raises SetupError."""
+    with running(args, wrk) as (up, a, b, runner):
         run.comparisons += take_turns(args, runner, up.direct, a, b)
         fill_added(runner.cells)
         run.cells = runner.cells
@@ -216,20 +225,13 @@ def measure(args: argparse.Namespace, wrk: str | None, run: ABRun) -> str:
 
 def measure_together(args: argparse.Namespace, wrk: str | None) -> int:
     """Tracing off and on loaded at once, `rounds` rounds of `slice` s at `CONNECTIONS` each;
-    B's CPU per request against A's, each scenario."""
+    B's CPU per request against A's, each scenario. Raises SetupError."""
     met = True
-    with servers() as up:
-        scenarios = [SCENARIOS[name] for name in args.scenarios]
-        attach(up.direct, scenarios)
-        a, b = start_pair(up, args.sample_ratio, args.pure, scenarios)
-        duration = args.slice * args.rounds
-        runner = CellRunner(wrk, up.direct, [up.redis.pid], args.warmup, duration, args.rounds)
-        for scenario in scenarios:
-            print(f"{scenario.name}: {args.rounds} rounds of A and B at once ...", flush=True)
-            rounds = runner.run_together([a, b], scenario, CONNECTIONS, DRAIN_S)
-            throughput = compare_throughput(
-                scenario.name, CONNECTIONS, rounds[BASELINE], rounds[CANDIDATE]
-            )
+    with running(args, wrk) as (up, a, b, runner):
+        for name in args.scenarios:
+            print(f"{name}: {args.rounds} rounds of A and B at once ...", flush=True)
+            rounds = runner.run_together([a, b], SCENARIOS[name], CONNECTIONS, DRAIN_S)
+            throughput = compare_throughput(name, CONNECTIONS, rounds[BASELINE], rounds[CANDIDATE])
             lines, ok = together_lines(throughput)
             met = met and ok
             print("\n".join(lines), flush=True)
