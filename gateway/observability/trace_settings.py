@@ -5,8 +5,9 @@ The standard variables win over the config, as the gateway's own variables win o
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is the traces URL as it is, `OTEL_EXPORTER_OTLP_ENDPOINT` a
 base URL traces go to `/v1/traces` of, `OTEL_SERVICE_NAME` the service's name, and
 `OTEL_SDK_DISABLED=true` turns tracing off whatever else says. The exporter's own variables
-(`OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`, `_TIMEOUT`, `_COMPRESSION`, `_CERTIFICATE`) and the batch
-processor's (`OTEL_BSP_*`) are read as the specification defines them (times in milliseconds).
+(`OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`, `_TIMEOUT`, `_COMPRESSION`, `_CERTIFICATE`, `_PROTOCOL`)
+and the batch processor's (`OTEL_BSP_*`) are read as the specification defines them (times in
+milliseconds).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from urllib.parse import unquote
 from gateway.config import ObservabilityConfig
 
 TRACES_PATH = "/v1/traces"
+# The exporter protocol spans leave by; `http/protobuf`, the specification's default, is taken
+# at the same OTLP/HTTP endpoint by the collector and the backends that take OTLP/HTTP.
+JSON = "http/json"
+HTTP_PROTOCOLS = frozenset({JSON, "http/protobuf"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,7 @@ class ExportSettings:
     delay_s: float = 5.0  # the longest a finished span waits to leave
     max_queue: int = 2048  # spans waiting beyond this are dropped (and counted)
     max_batch: int = 512  # spans per export, and how many make one leave at once
+    protocol: str = JSON  # asked for (`OTEL_EXPORTER_OTLP_PROTOCOL`), lower-cased
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,23 @@ def export_settings(env: Mapping[str, str]) -> ExportSettings:
         delay_s=_positive(env.get("OTEL_BSP_SCHEDULE_DELAY"), round(default.delay_s * 1000)) / 1000,
         max_queue=max(_positive(env.get("OTEL_BSP_MAX_QUEUE_SIZE"), default.max_queue), max_batch),
         max_batch=max_batch,
+        protocol=exporter("PROTOCOL").lower() or JSON,
+    )
+
+
+def protocol_problem(export: ExportSettings) -> tuple[bool, str]:
+    """Whether spans can leave by the protocol asked, and what the log should say about it
+    ("": nothing). Another HTTP encoding is taken at the same endpoint, so spans leave as JSON;
+    gRPC (port 4317 as a rule) would answer an HTTP POST with nothing a collector keeps."""
+    asked = export.protocol
+    if asked == JSON:
+        return True, ""
+    if asked in HTTP_PROTOCOLS:
+        return True, f"traces: {asked} asked, exporting OTLP/HTTP as JSON to the same endpoint"
+    return False, (
+        f"traces: the OTLP exporter protocol {asked!r} is not supported (OTLP/HTTP only: "
+        f"point the endpoint at the collector's OTLP/HTTP port, 4318 as a rule); serving "
+        f"without traces"
     )
 
 

@@ -18,7 +18,7 @@ from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
 from gateway.observability.audit import AuditLog
 from gateway.observability.metrics import Metrics
-from gateway.observability.trace_settings import TraceSettings, trace_settings
+from gateway.observability.trace_settings import TraceSettings, protocol_problem, trace_settings
 from gateway.observability.tracing import Tracing
 from gateway.routing.aliases import DEFAULT_ALIAS
 from gateway.runtime.gateway import Gateway
@@ -99,6 +99,11 @@ def open_tracing(config: Config) -> Tracing | None:
     """The tracer when an OTLP endpoint is configured, else None."""
     settings = trace_settings(config.observability, os.environ)
     if settings is None:
+        return None
+    usable, problem = protocol_problem(settings.export)
+    if problem:
+        (log.warning if usable else log.error)("%s", problem)
+    if not usable:
         return None
     try:
         client = Http1Upstream(collector_client_config(settings))

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
 from gateway.config import ObservabilityConfig
-from gateway.observability.trace_settings import ExportSettings, trace_settings, traces_url
+from gateway.observability.trace_settings import (
+    ExportSettings,
+    protocol_problem,
+    trace_settings,
+    traces_url,
+)
 
 
 def test_off_without_an_endpoint_anywhere() -> None:
@@ -62,3 +67,24 @@ def test_the_exporters_standard_variables() -> None:
     assert (found.export.timeout_s, found.export.max_queue, found.export.max_batch) == (
         10.0, 4096, 4096,
     )  # fmt: skip
+
+
+def test_the_exporter_protocol() -> None:
+    config = ObservabilityConfig(otlp_endpoint="http://c:4318")
+
+    def asked(env: dict[str, str]) -> tuple[bool, str]:
+        found = trace_settings(config, env)
+        assert found is not None
+        return protocol_problem(found.export)
+
+    assert asked({}) == (True, "")
+    assert asked({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}) == (True, "")
+    # The specification's default: the same endpoint takes JSON, and the log says so.
+    usable, said = asked({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+    assert usable and "as JSON" in said
+    # gRPC is not spoken: tracing stays off rather than POST to a gRPC port.
+    usable, said = asked({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "GRPC"})
+    assert not usable and "'grpc' is not supported" in said and "4318" in said
+    # The traces-only variable wins over the general one.
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}
+    assert asked(env) == (True, "")
