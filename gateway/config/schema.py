@@ -485,7 +485,8 @@ class UpstreamConfig:
     # openai-beta, idempotency-key, user-agent and x-stainless-*).
     forward_header_prefixes: tuple[str, ...] = ()
     # Chat and Responses calls carry a `safety_identifier` per team (a keyed hash, never the
-    # team's name) so OpenAI's abuse controls tell teams apart; the key of that hash.
+    # team's name) so OpenAI's abuse controls tell teams apart; the key of that hash, and of
+    # the one that makes a client's Idempotency-Key its team's own upstream.
     safety_salt: str = "o1-gateway"
     pool_size: int = 1024
     # A PEM bundle of certificates trusted besides the system's store (a private CA, or the one

@@ -15,7 +15,8 @@ body or in a form's text fields, recognised by how upstream's ids of each kind b
 the caller's team's, or the path answers the 404 of a missing object before anything reaches
 upstream. The gateway does not know every endpoint's fields, so it reads ids by their shape,
 not by their name. A JSON body goes upstream as the gateway read it (`read_json_object`); a
-form as it came (its files are not read)."""
+form as it came (its files are not read). What parsers read differently is refused (400) rather
+than sent unread: a urlencoded body, and a query holding a `;` (a separator to some)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ _ID_SHAPE = re.compile(
     + r"[A-Za-z0-9_.:-]+"
 )
 _KIND_OF = {kind.prefix: kind for kind in OWNED_KINDS}
+URLENCODED = "application/x-www-form-urlencoded"
 
 
 def allowed_passthrough(allowed: AllowedPath) -> Handler:
@@ -81,7 +83,11 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
     caller = await identify(gw, request)
     if allowed.teams and caller.team.name not in allowed.teams:
         raise errors.not_served(request.method, request.url.path)
+    if b";" in request.scope["query_string"]:
+        raise errors.ambiguous_query()  # the query goes upstream as it came
     body = await read_body(request, gw.config.server.max_body_bytes)
+    if body and declared_media(request) == URLENCODED:
+        raise errors.urlencoded_form()
     content_type = request.headers.get("content-type", "")
     parts = read_form_body(body, content_type) if body else None
     if parts is not None:

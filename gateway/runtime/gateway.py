@@ -136,12 +136,15 @@ class Gateway:
         """Headers for an upstream call, from the client's raw ASGI headers: with the team's
         own upstream key if it has one, else the gateway's."""
         own = self.own_key(team) if team is not None else None
+        upstream = self.config.upstream
         return upstream_request_headers(
             client,
             own or self.upstream_key,
-            self.config.upstream.organization,
-            self.config.upstream.project,
+            upstream.organization,
+            upstream.project,
             self.extra_forward_prefixes,
+            team=team.name if team is not None else "",
+            salt=upstream.safety_salt,
         )
 
     def key_headers(self, key_env: str) -> dict[str, str]:

@@ -12,6 +12,8 @@ invalid_request_error
   400  malformed_request             malformed_request         not HTTP/1.x: a bad request line or header
   400  invalid_json                  invalid_json              the body is empty or not JSON
   400  invalid_multipart             invalid_form              a form not in the one shape read here
+  400  unsupported_form              urlencoded_form           pass-through: a urlencoded body
+  400  ambiguous_query               ambiguous_query           pass-through: a `;` in the query
   400  invalid_type                  body_not_object           the JSON body is not an object
   400  missing_required_parameter    missing_model             a chat request names no model
   400  missing_required_parameter    missing_parameter         a required field is absent
@@ -232,6 +234,28 @@ def invalid_form(detail: str) -> GatewayError:
         f"We could not read the multipart/form-data body of your request: {detail}. Send it as "
         "HTTP libraries encode forms (CRLF line breaks, quoted field names, one boundary).",
         code="invalid_multipart",
+    )
+
+
+def urlencoded_form() -> GatewayError:
+    """A pass-through body is checked for the model and the ids it names; a urlencoded one is
+    not read (parsers differ on `;`, `+` and repeated keys), so it is not sent unchecked."""
+    return GatewayError(
+        400,
+        "An application/x-www-form-urlencoded body is not accepted on this path: send its "
+        "fields as JSON (application/json) or as multipart/form-data.",
+        code="unsupported_form",
+    )
+
+
+def ambiguous_query() -> GatewayError:
+    """Some servers split a query at `;` as at `&`, others keep it in the value: an id the
+    gateway read as part of another value could reach upstream as one of its own."""
+    return GatewayError(
+        400,
+        "The query string contains ';', which servers read differently (a separator to some, "
+        "part of a value to others). Percent-encode it as %3B.",
+        code="ambiguous_query",
     )
 
 

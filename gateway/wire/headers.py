@@ -2,11 +2,14 @@
 
 Upstream gets the gateway's own credentials, never the caller's. The caller gets the upstream's
 request id and timing, but the upstream's rate-limit headers describe the gateway's shared key,
-so they are renamed rather than passed off as the caller's own limits.
+so they are renamed rather than passed off as the caller's own limits. A key the caller chose
+for upstream to dedupe by goes as its team's (`team_scoped`): upstream sees one key for all teams.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Iterable
 
@@ -20,6 +23,10 @@ FORWARD_REQUEST = frozenset(
     }
 )  # fmt: skip
 FORWARD_REQUEST_PREFIXES = ("x-stainless-",)
+# A client-chosen key upstream may dedupe by, replaying the first request's answer to a second:
+# every team shares the gateway's upstream key, so two teams choosing the same value must not
+# meet there. A header whose name has this in it goes upstream scoped to the team, if at all.
+TEAM_SCOPED = "idempotency"
 
 # Upstream headers the caller may see unchanged (raw names, as the upstream clients give them).
 FORWARD_RESPONSE = frozenset(
@@ -70,8 +77,11 @@ def upstream_request_headers(
     organization: str = "",
     project: str = "",
     extra_prefixes: tuple[str, ...] = (),
+    team: str = "",
+    salt: str = "",
 ) -> dict[str, str]:
-    """Headers for the upstream call, from the client's raw ASGI headers."""
+    """Headers for the upstream call, from the client's raw ASGI headers, made on `team`'s
+    behalf (a dedup key goes only on a team's, as `team_scoped` makes it)."""
     out = {"authorization": f"Bearer {api_key}", "accept-encoding": "identity"}
     if organization:
         out["openai-organization"] = organization
@@ -84,8 +94,21 @@ def upstream_request_headers(
             # A header given twice goes as its first value, the one the gateway read (as
             # `Request.headers.get` reads it): a second Content-Type, say, would have upstream
             # read the body otherwise, a form's fields (or its boundary) unchecked.
-            out[name] = raw_value.decode("latin-1")
+            value = raw_value.decode("latin-1")
+            if TEAM_SCOPED in name:
+                if not team:
+                    continue
+                value = team_scoped(salt, team, value)
+            out[name] = value
     return out
+
+
+def team_scoped(salt: str, team: str, value: str) -> str:
+    """A client's dedup key as its team's: a keyed hash of both, the same for the same two (a
+    client's retries still share it), never a value another team's could be."""
+    # Named apart from the other keyed hashes of a team's name (its `safety_identifier`).
+    message = f"{TEAM_SCOPED}\x00{team}\x00{value}".encode()
+    return "o1gw-" + hmac.new(salt.encode(), message, hashlib.sha256).hexdigest()
 
 
 def client_response_headers(

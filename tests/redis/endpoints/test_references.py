@@ -180,6 +180,45 @@ def test_an_operator_allowed_form_reaches_no_other_teams_object(
     assert last["path"] == "/v1/uploads/upload_1/parts" and secret in last["raw"]
 
 
+def test_an_operator_allowed_path_refuses_what_it_cannot_read_as_upstream_will(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A urlencoded form (whose fields the gateway does not read) and a query holding a `;` (a
+    separator to some parsers, part of a value to others) are refused with a 400 before
+    upstream, whatever they name."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
+    auth = {"Authorization": f"Bearer {key_of('a')}"}
+    evals, runs = f"{gateway.url}/v1/evals", f"{gateway.url}/v1/threads/thread_1/runs"
+    spelled = {**auth, "Content-Type": "Application/X-WWW-Form-Urlencoded; charset=utf-8"}
+    before = upstream_requests(simulator)
+    forms = [
+        httpx.post(evals, data={"name": "x", "file_id": secret}, headers=auth),
+        httpx.post(runs, data={"model": "o1-pro-x"}, headers=auth),
+        httpx.post(runs, content=b"model=o1-pro-x", headers=spelled),
+        # JSON text, but upstream is told it is a form.
+        httpx.post(runs, content=b'{"model": "gpt-4o"}', headers=spelled),
+    ]
+    for answer in forms:
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert (error["type"], error["code"]) == ("invalid_request_error", "unsupported_form")
+    for query in (f"limit=1;file={secret}", f"file={secret[:6]};{secret[6:]}", ";"):
+        answer = httpx.get(f"{gateway.url}/v1/containers?{query}", headers=auth)
+        assert answer.status_code == 400, (query, answer.text)
+        error = answer.json()["error"]
+        assert (error["type"], error["code"]) == ("invalid_request_error", "ambiguous_query")
+    assert upstream_requests(simulator) == before  # none reached upstream
+    # A `;` percent-encoded is one value to every parser; a form with no body says nothing.
+    assert httpx.get(f"{gateway.url}/v1/containers?name=a%3Bb", headers=auth).status_code == 404
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/containers"
+    empty = {**auth, "Content-Type": "application/x-www-form-urlencoded"}
+    assert httpx.post(evals, headers=empty).status_code == 404
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/evals"
+
+
 def raw_form(parts: list[tuple[bytes, bytes]], boundary: bytes = b"XyZ") -> bytes:
     """A multipart body spelled byte for byte: each part's header lines, then its value."""
     body = b"".join(b"--" + boundary + b"\r\n" + head + b"\r\n\r\n" + value + b"\r\n"

@@ -82,6 +82,8 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "too_many_connections": lambda: errors.too_many_connections(4096),
     "invalid_json": lambda: errors.invalid_json("unexpected end of data"),
     "invalid_form": lambda: errors.invalid_form("a part has no name"),
+    "urlencoded_form": errors.urlencoded_form,
+    "ambiguous_query": errors.ambiguous_query,
     "body_not_object": lambda: errors.body_not_object([1]),
     "unsupported_media_type": lambda: errors.unsupported_media_type("text/plain"),
     "body_too_large": lambda: errors.body_too_large(1024),

@@ -48,6 +48,20 @@ def test_a_header_given_twice_goes_upstream_as_the_gateway_read_it() -> None:
     assert out["content-type"] == "multipart/form-data; boundary=AAA"
 
 
+def test_a_dedup_key_goes_upstream_as_its_teams_own_or_not_at_all() -> None:
+    client = [(b"idempotency-key", b"k1"), (b"x-idempotency-key", b"k1")]
+
+    def sent(team: str, salt: str = "s") -> dict[str, str]:
+        return upstream_request_headers(client, "k", extra_prefixes=("x-",), team=team, salt=salt)
+
+    a, b = sent("a"), sent("b")
+    assert a["idempotency-key"] == sent("a")["idempotency-key"] != b["idempotency-key"]
+    assert a["x-idempotency-key"] == a["idempotency-key"] != "k1"
+    assert sent("a", "other salt")["idempotency-key"] != a["idempotency-key"]
+    # On no team's behalf there is nothing to scope it to.
+    assert "idempotency-key" not in sent("") and "x-idempotency-key" not in sent("")
+
+
 def test_upstream_rate_limits_are_renamed_and_request_id_kept() -> None:
     # As the upstream clients hand them over: raw, names lower-cased.
     upstream = [
