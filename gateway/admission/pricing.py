@@ -211,6 +211,12 @@ def _content_parts(messages: Any) -> tuple[int, bool]:
     return images, files
 
 
+def image_tokens(messages: Any) -> int:
+    """The most prompt tokens the image parts of chat messages (or Responses input items) are
+    billed as: their URL or data is no text the message count sees."""
+    return _content_parts(messages)[0]
+
+
 def reads_files(messages: Any) -> bool:
     """Whether chat messages, or Responses input items, hand the model a file: upstream reads
     its pages, which the gateway cannot count, so they may fill the model's context."""
