@@ -502,6 +502,16 @@ def tiered(price: Price, percent: int) -> Price:
     )  # fmt: skip
 
 
+def served_price(price: Price, held: int, tiers: Mapping[str, int], served: Any) -> Price | None:
+    """`price` at the tier an answer says served the call (its `service_tier`), which is what
+    upstream bills, when that tier costs less than the `held` percent; None (the held price)
+    when it names a tier without a price, or one as dear or dearer: never more than held."""
+    percent = tiers.get(served) if type(served) is str else None
+    if percent is None or percent >= held:
+        return None
+    return tiered(price, percent)
+
+
 def at_tier(model: ModelConfig, percent: int) -> ModelConfig:
     """The model as a request whose service tier costs `percent` (`tier_percent`) pays for it."""
     return model if percent == 100 else replace(model, price=tiered(model.price, percent))

@@ -30,7 +30,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.pricing import (
-    at_tier,
     image_tokens,
     reads_files,
     refers_to_items,
@@ -330,8 +329,9 @@ class NativeAttempt(ModelAttempt):
     __slots__ = ("patches", "req", "spelled_out")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
-        model = at_tier(model, req.tier)
-        super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps)
+        super().__init__(
+            req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps, req.tier
+        )
         self.req = req
         self.patches: tuple[str, ...] = ()
         # The `previous_response_id` whose conversation the gateway spelled out for upstream.
