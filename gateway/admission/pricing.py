@@ -211,6 +211,12 @@ def _content_parts(messages: Any) -> tuple[int, bool]:
     return images, files
 
 
+def image_tokens(messages: Any) -> int:
+    """The most prompt tokens the image parts of chat messages (or Responses input items) are
+    billed as: their URL or data is no text the message count sees."""
+    return _content_parts(messages)[0]
+
+
 def reads_files(messages: Any) -> bool:
     """Whether chat messages, or Responses input items, hand the model a file: upstream reads
     its pages, which the gateway cannot count, so they may fill the model's context."""
@@ -494,6 +500,16 @@ def tiered(price: Price, percent: int) -> Price:
             for name in ("input", "cached_input", "output", "audio_input", "audio_output")
         },
     )  # fmt: skip
+
+
+def served_price(price: Price, held: int, tiers: Mapping[str, int], served: Any) -> Price | None:
+    """`price` at the tier an answer says served the call (its `service_tier`), which is what
+    upstream bills, when that tier costs less than the `held` percent; None (the held price)
+    when it names a tier without a price, or one as dear or dearer: never more than held."""
+    percent = tiers.get(served) if type(served) is str else None
+    if percent is None or percent >= held:
+        return None
+    return tiered(price, percent)
 
 
 def at_tier(model: ModelConfig, percent: int) -> ModelConfig:

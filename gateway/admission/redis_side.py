@@ -438,6 +438,9 @@ class Ticket:
     cost: int = 0
     # Told of the settle (tracing: the request's span), when someone watches.
     observer: SettleObserver | None = None
+    # The price of the service tier the answer says served the call, when cheaper than the one
+    # held (`pricing.served_price`); None: the held price.
+    served_price: Price | None = None
     _headers: list[tuple[str, str]] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -467,7 +470,7 @@ class Ticket:
             return
         self.done = True
         usage = usage if usage is not None else Usage()
-        price = price or self.price
+        price = price or self.served_price or self.price
         cost = cost_micros(price, usage) if price is not None else 0
         cost = with_fees(cost, fees, self.plan.reserve)
         self.usage, self.cost = usage, cost
@@ -513,7 +516,8 @@ class Ticket:
     def settle_within_hold(self, usage: Usage, fees: int = 0) -> None:
         """Charge `usage`, an estimate of what upstream generated, and `fees`, but never more
         than was held: the hold is the most the call could cost."""
-        if self.price is not None and cost_micros(self.price, usage) > self.plan.reserve:
+        price = self.served_price or self.price
+        if price is not None and cost_micros(price, usage) > self.plan.reserve:
             self.charge(self.plan.reserve, usage)
         else:
             self.settle(usage, fees=fees)

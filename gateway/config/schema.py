@@ -177,7 +177,8 @@ class AdmissionConfig:
     # it notices: charged beyond what the gateway saw (never more than the hold).
     left_stream_margin_tokens: int = 16
     # What each `service_tier` a chat or Responses request may name costs, in percent of the
-    # standard price: held and charged at that. A request naming another tier is refused.
+    # standard price: held at that, and charged at the price of the tier the answer says served
+    # it (never above the held one). A request naming another tier is refused.
     # OpenAI (2026): flex 50%, priority 200%; "auto" (or none) is the project's default tier.
     service_tiers: dict[str, int] = field(
         default_factory=lambda: {"auto": 100, "default": 100, "flex": 50, "priority": 200}

@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from gateway.admission.decision import OutputCap, refusal_kind, settling_may_admit
 from gateway.admission.plan import Plan
-from gateway.admission.pricing import worst_case_micros
+from gateway.admission.pricing import at_tier, served_price, worst_case_micros
 from gateway.admission.redis_side import EarlyStart, Ticket
 from gateway.admission.tool_fees import ToolFees
 from gateway.compat.patches import Adapted, adapt_response
@@ -399,6 +399,7 @@ class Attempt:
         ticket = self.ticket
         if ticket is None or ticket.done:
             return
+        self.served_at(meter.service_tier)
         if stopped and meter.usage is None and self.reasons():
             ticket.settle_at_reserve()
             return
@@ -432,6 +433,10 @@ class Attempt:
             ticket.settle(usage, found[1].price, found[0])
         else:
             settle_whole(ticket, usage, self.answer_fees(answer))
+
+    def served_at(self, tier: Any) -> None:
+        """The answer names the `service_tier` that served it (None: it does not say): a
+        configured model's call is charged that tier's price (`ModelAttempt`)."""
 
     def answer_fees(self, answer: dict[str, Any] | None) -> int:
         """What upstream bills for a whole answer beside its tokens (hosted tools' calls)."""
@@ -480,7 +485,9 @@ class ModelAttempt(Attempt, ABC):
     lacks, hold its worst case (when admission is on), `answer`. Whatever fails frees the hold;
     an early call the admission made ready but nothing took is aborted."""
 
-    __slots__ = ("body", "caps", "config", "copies", "early", "fees_held", "stream")
+    __slots__ = (
+        "body", "caps", "config", "copies", "early", "fees_held", "stream", "tier", "untiered",
+    )  # fmt: skip
     ANSWERS_JSON = True
 
     def __init__(
@@ -493,9 +500,13 @@ class ModelAttempt(Attempt, ABC):
         label: str,
         config: ModelConfig,
         caps: Capabilities,
+        tier: int = 100,
     ) -> None:
         super().__init__(gw, request, exchange, caller, path, label)
-        self.config = config
+        # Held at the price of the service tier asked for (`tier` percent of the standard),
+        # charged at the one that served (`served_at`).
+        self.config = at_tier(config, tier)
+        self.tier, self.untiered = tier, config.price
         self.caps = caps
         self.early: EarlyCall | None = None
         self.body = b""
@@ -573,6 +584,17 @@ class ModelAttempt(Attempt, ABC):
 
     def reasons(self) -> bool:
         return self.config.reasoning
+
+    def read_answer(self, status: int, content: bytes) -> None:
+        super().read_answer(status, content)
+        if status == 200 and self.answered is not None:
+            self.served_at(self.answered.get("service_tier"))
+
+    def served_at(self, tier: Any) -> None:
+        ticket = self.ticket
+        if ticket is not None and tier is not None:
+            tiers = self.gw.config.admission.service_tiers
+            ticket.served_price = served_price(self.untiered, self.tier, tiers, tier)
 
     def output_cap(self, prompt: int) -> OutputCap:
         model = self.config

@@ -19,7 +19,6 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import (
-    at_tier,
     chat_audio,
     chat_prompt,
     choices,
@@ -265,11 +264,11 @@ class ChatAttempt(ModelAttempt):
     __slots__ = ("adapted", "effort", "emulated_as", "fees", "payload", "strip_usage")
 
     def __init__(self, chat: ChatRequest, label: str, model: ModelConfig, caps: Capabilities):
-        # Held and charged at the price of the tier it asks for (a translated Responses
-        # request asks for none).
-        model = at_tier(model, chat.tier if chat.payload is chat.client_payload() else 100)
+        # Held at the price of the tier it asks for (a translated Responses request asks for
+        # none).
+        tier = chat.tier if chat.payload is chat.client_payload() else 100
         super().__init__(
-            chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps
+            chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps, tier
         )
         self.payload = chat.payload
         self.body = chat.body

@@ -6,9 +6,10 @@ among the team's own responses). Routing, the team's model allowlist and fallbac
 Each model then serves it one of two ways, as its capability table says:
 
 - natively (`responses_api: true`): a `NativeAttempt` patches what the model refuses, holds the
-  worst case (input, instructions and tool schemas at the input price, plus `max_output_tokens`
-  or the model's output cap at the output price), forwards, and settles to the usage of the
-  answer or of the stream's terminal event; the team is recorded as the response's owner;
+  worst case (input with its images, instructions and tool schemas at the input price, plus
+  `max_output_tokens` or the model's output cap at the output price), forwards, and settles to
+  the usage of the answer or of the stream's terminal event; the team is recorded as the
+  response's owner;
 - by translation (models without the Responses API upstream): the request becomes a chat
   request (`translate.responses_chat`), the chat path serves it (its patches, emulation, faked
   streams, admission and charge), and the answer is translated back, as one Response object or
@@ -29,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.pricing import (
-    at_tier,
+    image_tokens,
     reads_files,
     refers_to_items,
     responses_input_tokens,
@@ -167,10 +168,12 @@ class ResponsesRequest(ChatRequest):
         return messages if isinstance(messages, list) else []
 
     def prompt_tokens(self) -> int:
-        """The input's tokens, counted as the chat path counts them, plus the tool schemas and
-        the context an upstream-stored previous response brings along."""
+        """The input's tokens, counted as the chat path counts them (images at their most),
+        plus the tool schemas and the context an upstream-stored previous response brings
+        along."""
         if self._prompt is None:
-            count = tokens.count_messages(self.payload["messages"])
+            messages = self.payload["messages"]
+            count = tokens.count_messages(messages) + image_tokens(messages)
             if self._untranslatable:
                 # The messages routed on miss what chat cannot carry; upstream reads it all.
                 count = max(count, responses_input_tokens(self.original))
@@ -326,8 +329,9 @@ class NativeAttempt(ModelAttempt):
     __slots__ = ("patches", "req", "spelled_out")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
-        model = at_tier(model, req.tier)
-        super().__init__(req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps)
+        super().__init__(
+            req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps, req.tier
+        )
         self.req = req
         self.patches: tuple[str, ...] = ()
         # The `previous_response_id` whose conversation the gateway spelled out for upstream.

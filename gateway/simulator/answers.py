@@ -153,6 +153,8 @@ class Answer:
     prompt_tokens: int
     cached_tokens: int
     reasoning_tokens: int
+    # The tier that served it (`served_tier`); a request that names none is not told.
+    service_tier: str | None = None
 
     @property
     def completion_tokens(self) -> int:
@@ -167,6 +169,14 @@ class Answer:
             "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         }
+
+
+def served_tier(asked: Any, knob: str | None) -> str:
+    """The `service_tier` an answer reports: the `x-sim-service-tier` knob's, else the tier
+    asked for; "auto", none or one OpenAI does not serve at is served at "default"."""
+    if knob is not None:
+        return knob
+    return asked if asked in ("flex", "priority", "scale") else "default"
 
 
 def prompt_seed(messages: Any) -> int:
@@ -484,6 +494,7 @@ def completion_object(answer: Answer, *, completion_id: str, created: int) -> di
             for index, choice in enumerate(answer.choices)
         ],
         "usage": answer.usage(),
+        **({"service_tier": answer.service_tier} if answer.service_tier is not None else {}),
         "system_fingerprint": answer.system_fingerprint,
     }
 
@@ -520,12 +531,15 @@ def chunk_objects(
 ) -> list[dict[str, Any]]:
     """The `chat.completion.chunk` sequence of a stream, without the final `[DONE]`."""
 
+    tier = {"service_tier": answer.service_tier} if answer.service_tier is not None else {}
+
     def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
         obj: dict[str, Any] = {
             "id": completion_id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": answer.model,
+            **tier,  # every chunk says it, the last one too
             "system_fingerprint": answer.system_fingerprint,
             "choices": choices,
         }

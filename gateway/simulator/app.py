@@ -47,6 +47,10 @@ Request-header knobs, honoured when `config.header_knobs` is true:
                                  (default: one per hosted tool of the request)
     x-sim-prompt-tools: T,T      /v1/responses: the hosted tools (types) a request's stored
                                  prompt template (`prompt`) brings; templates add no text
+    x-sim-service-tier: TIER     chat and /v1/responses: the `service_tier` the answer says
+                                 served it (default, flex, priority, scale), as when upstream
+                                 downgrades a priority request; without it, the tier asked
+                                 for (an "auto" request, or a response naming none: default)
     x-sim-batch: complete        POST /v1/batches: the batch is completed at once
     x-sim-today: YYYY-MM-DD      the day the request is answered on (replaces config.today):
                                  a model shut down by then, or not yet released, is 404
@@ -91,6 +95,7 @@ from gateway.simulator.answers import (
     completion_object,
     compose,
     prompt_seed,
+    served_tier,
 )
 from gateway.simulator.batches_api import BatchesApi
 from gateway.simulator.call import Call, Header, Receive, Scope, Send
@@ -366,6 +371,9 @@ class Simulator:
             answer=knobs.answer,
             reasoning_tokens=knobs.reasoning_tokens,
         )
+        tier = body.get("service_tier")
+        if tier is not None or knobs.service_tier is not None:
+            answer = replace(answer, service_tier=served_tier(tier, knobs.service_tier))
         return (replace(answer, model=str(asked)) if base is not None else answer), tokens
 
     def answer_line(

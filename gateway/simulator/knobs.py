@@ -19,6 +19,9 @@ FAULTS = frozenset(
     {"429", "429-tokens", "quota", "500", "502", "503", "timeout", "reset", "stream-error"}
 )
 
+# The tiers an answer may say served it (`x-sim-service-tier`).
+SERVED_TIERS = frozenset({"default", "flex", "priority", "scale"})
+
 # Chunks a stream sends before the reset / stream-error faults strike.
 CHUNKS_BEFORE_FAULT = 3
 
@@ -48,6 +51,8 @@ class Knobs:
     # `x-sim-prompt-tools: web_search,code_interpreter`: the hosted tools (by type) a request's
     # stored prompt template brings.
     prompt_tools: tuple[str, ...] = ()
+    # `x-sim-service-tier: default`: the tier the answer says served it, whatever was asked.
+    service_tier: str | None = None
 
 
 NO_KNOBS = Knobs()
@@ -92,6 +97,10 @@ def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
                 unknown = [t for t in knobs.prompt_tools if t not in PRICE_NAMES]
                 if unknown:
                     raise ValueError(f"expected hosted tool types, not {unknown[0]!r}")
+            elif name == "x-sim-service-tier":
+                if value not in SERVED_TIERS:
+                    raise ValueError(f"expected one of {', '.join(sorted(SERVED_TIERS))}")
+                knobs.service_tier = value
             elif name == "x-sim-reasoning-tokens":
                 knobs.reasoning_tokens = int(value)
                 if knobs.reasoning_tokens < 0:

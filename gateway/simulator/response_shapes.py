@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from gateway.simulator import listing
-from gateway.simulator.answers import Answer, argument_deltas, word_deltas
+from gateway.simulator.answers import Answer, argument_deltas, served_tier, word_deltas
 from gateway.simulator.hosted_calls import STAGES, call_events
 from gateway.simulator.ids import response_item_id
 from gateway.simulator.openai_errors import SimError
@@ -40,7 +40,7 @@ def settings(body: dict[str, Any], model: str, effort: str | None = None) -> dic
             "effort": effort,
             "summary": reasoning.get("summary") if isinstance(reasoning, dict) else None,
         },
-        "service_tier": "default",
+        "service_tier": served_tier(body.get("service_tier"), None),
         "store": body.get("store", True),
         "temperature": body.get("temperature", 1.0),
         "text": {"format": format_of(body)},

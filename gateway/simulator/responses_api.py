@@ -163,6 +163,8 @@ class ResponsesApi:
             await host.reply_error(call, stored, rates)
             return
         response = stored.response
+        if knobs.service_tier is not None:
+            response["service_tier"] = knobs.service_tier
         stream = body.get("stream") is True
         if not stream:
             host.charge(call.key, bill.usage_charge(PREFIX, response["model"], response["usage"]))

@@ -93,7 +93,10 @@ class StreamMeter:
     if the stream ends without usage. The rest is parsed event by event.
     """
 
-    __slots__ = ("_decoder", "_literals", "_strip_usage", "failed", "model", "on_id", "usage")
+    __slots__ = (
+        "_decoder", "_literals", "_strip_usage", "failed", "model", "on_id", "service_tier",
+        "usage",
+    )  # fmt: skip
 
     def __init__(
         self, strip_usage: bool = False, on_id: Callable[[str, int], None] | None = None
@@ -103,6 +106,9 @@ class StreamMeter:
         self._literals: list[bytes] = []  # the text generated, as JSON string literals
         self.usage: Usage | None = None
         self.model = ""
+        # The tier the stream says served it (chat: every chunk, the usage chunk too; the
+        # Responses API: its terminal event), which is the one upstream bills.
+        self.service_tier: str | None = None
         # The upstream ended the stream with an error event of its own (OpenAI's mid-stream
         # failure), which the gateway relays as it came.
         self.failed = False
@@ -177,6 +183,8 @@ class StreamMeter:
             return True
         if event.get("error") is not None:
             self.failed = True
+        if isinstance(event.get("service_tier"), str):
+            self.service_tier = event["service_tier"]
         if not self.model and isinstance(event.get("model"), str):
             self.model = event["model"]
             if self.on_id is not None and isinstance(event.get("id"), str):
@@ -306,6 +314,8 @@ class ResponsesStreamMeter(StreamMeter):
             self.response = response
         if kind in _RESPONSES_TERMINAL:
             self.final = response
+            if isinstance(response.get("service_tier"), str):
+                self.service_tier = response["service_tier"]
         if not self.model and isinstance(response.get("model"), str):
             self.model = response["model"]
         usage = usage_from(response.get("usage")) if kind in _RESPONSES_TERMINAL else None

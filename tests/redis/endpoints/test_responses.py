@@ -13,7 +13,7 @@ import openai
 import pytest
 import redis
 
-from gateway.admission.pricing import cost_micros
+from gateway.admission.pricing import IMAGE_TOKENS_MAX, cost_micros
 from gateway.config import Price
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
@@ -203,6 +203,43 @@ def test_a_file_input_holds_the_whole_context(gateway: ServerThread, store: redi
     assert client.chat.completions.create(
         model="gpt-4o", max_completion_tokens=16, messages=[{"role": "user", "content": [text]}]
     ).choices
+
+
+def test_image_inputs_are_held_at_their_tokens(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """Three images at high detail are 4,335 prompt tokens at most ($0.0108 on gpt-4o), more
+    than the team's $0.01 on their own: held at that, in chat and in the Responses API, they
+    are refused before upstream, while the same request without them is served."""
+    client = sdk(gateway, "poor")
+    url = "https://example.com/cat.png"
+    assert 3 * IMAGE_TOKENS_MAX * PRICES["gpt-4o"].input // 1_000_000 > 10_000
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    chat_parts: Any = [{"type": "text", "text": "Compare them."}] + [
+        {"type": "image_url", "image_url": {"url": url, "detail": "high"}}
+    ] * 3
+    with pytest.raises(openai.RateLimitError) as chat:
+        client.chat.completions.create(
+            model="gpt-4o", max_completion_tokens=16,
+            messages=[{"role": "user", "content": chat_parts}],
+        )  # fmt: skip
+    assert chat.value.code == "request_over_budget"
+    text: Any = {"type": "input_text", "text": "Compare them."}
+    image: Any = {"type": "input_image", "image_url": url, "detail": "high"}
+    for stream in (False, True):
+        with pytest.raises(openai.RateLimitError) as responses:
+            client.responses.create(
+                model="gpt-4o", max_output_tokens=16, stream=stream,
+                input=[{"role": "user", "content": [text, image, image, image]}],
+            )  # fmt: skip
+        assert responses.value.code == "request_over_budget"
+    assert httpx.get(log).json()["data"] == before
+    assert spend(store, "poor") == (0, 0)
+    answer = client.responses.create(
+        model="gpt-4o", max_output_tokens=16, input=[{"role": "user", "content": [text]}]
+    )
+    assert answer.usage is not None and answer.usage.input_tokens > 0
 
 
 def test_a_background_response_is_charged_its_usage_once_it_ends(

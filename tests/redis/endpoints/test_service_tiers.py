@@ -1,7 +1,8 @@
 """`service_tier` on a real redis-server, through the official SDK: OpenAI bills priority
 processing at twice the standard price and flex at half, so a request naming a tier is held
-and charged at that tier's price (`admission.service_tiers`); a tier without a price is refused
-before upstream."""
+at that tier's price (`admission.service_tiers`) and charged at the price of the tier its
+answer says served it, never more than held; a tier without a price is refused before
+upstream."""
 
 from __future__ import annotations
 
@@ -55,6 +56,56 @@ def test_a_chat_call_is_charged_at_its_tiers_price(
     )  # fmt: skip
     assert answer.usage is not None
     used = answer.usage.prompt_tokens, answer.usage.completion_tokens
+    assert spend(store, "metered") == (tier_cost(*used, percent), 0)
+
+
+# (tier asked for, tier the answer says served it, percent charged): OpenAI bills the tier that
+# served; one dearer than asked for is still charged no more than was held.
+SERVED = [("priority", "default", 100), ("priority", "flex", 50), ("flex", "priority", 50)]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(("asked", "served", "percent"), SERVED)
+def test_a_chat_call_is_charged_at_the_tier_that_served_it(
+    gateway: ServerThread, store: redis.Redis, asked: Any, served: str, percent: int, stream: bool
+) -> None:
+    client = sdk(gateway, "metered")
+    knob = {"x-sim-service-tier": served}
+    if stream:
+        streamed = client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, service_tier=asked, extra_headers=knob,
+            stream=True, stream_options={"include_usage": True},
+        )  # fmt: skip
+        chunks = list(streamed)
+        reported, usage = chunks[-1].service_tier, chunks[-1].usage
+    else:
+        answer = client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, service_tier=asked, extra_headers=knob
+        )
+        reported, usage = answer.service_tier, answer.usage
+    assert reported == served and usage is not None
+    used = usage.prompt_tokens, usage.completion_tokens
+    assert spend(store, "metered") == (tier_cost(*used, percent), 0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(("asked", "served", "percent"), SERVED)
+def test_a_responses_call_is_charged_at_the_tier_that_served_it(
+    gateway: ServerThread, store: redis.Redis, asked: Any, served: str, percent: int, stream: bool
+) -> None:
+    client = sdk(gateway, "metered")
+    knob = {"x-sim-service-tier": served}
+    if stream:
+        with client.responses.stream(
+            model="gpt-4o", input="Tell me about tiers.", service_tier=asked, extra_headers=knob
+        ) as events:
+            answer = events.get_final_response()
+    else:
+        answer = client.responses.create(
+            model="gpt-4o", input="Tell me about tiers.", service_tier=asked, extra_headers=knob
+        )
+    assert answer.service_tier == served and answer.usage is not None
+    used = answer.usage.input_tokens, answer.usage.output_tokens
     assert spend(store, "metered") == (tier_cost(*used, percent), 0)
 
 

@@ -102,6 +102,25 @@ def test_a_chat_worst_case_counts_images_and_tool_schemas() -> None:
     assert chat_extra_prompt({"messages": [{"role": "user", "content": "hi"}]}) == 0
 
 
+def test_responses_image_inputs_count_as_chat_images_do() -> None:
+    from gateway.admission.pricing import IMAGE_TOKENS_LOW, IMAGE_TOKENS_MAX, image_tokens
+    from gateway.translate.responses_chat import chat_request
+
+    url = "https://example.com/a.png"
+    content = [
+        {"type": "input_text", "text": "What is in these?"},
+        {"type": "input_image", "image_url": url},
+        {"type": "input_image", "image_url": url, "detail": "low"},
+        {"type": "input_image", "file_id": "file-1", "detail": "high"},
+    ]
+    given = [{"role": "user", "content": content}]
+    expected = 2 * IMAGE_TOKENS_MAX + IMAGE_TOKENS_LOW
+    assert image_tokens(given) == expected
+    routed = chat_request({"model": "gpt-4o", "input": given}, [])["messages"]
+    assert image_tokens(routed) == expected
+    assert image_tokens([{"role": "user", "content": "hi"}]) == 0
+
+
 def test_every_candidate_of_a_legacy_completion_is_in_its_worst_case() -> None:
     from gateway.admission.pricing import choices, completions_worst_case, input_tokens
 
@@ -233,6 +252,18 @@ def test_a_service_tier_is_priced_in_percent_of_the_standard_price() -> None:
         cached_input=625_000,
         output=5_000_000,  # rounded up
     )
+
+
+def test_a_call_is_charged_at_the_tier_that_served_it_never_above_the_held_one() -> None:
+    from gateway.admission.pricing import served_price
+
+    tiers = {"auto": 100, "default": 100, "flex": 50, "priority": 200}
+    assert served_price(GPT_4O, 200, tiers, "default") == GPT_4O
+    assert served_price(GPT_4O, 200, tiers, "flex") == tiered(GPT_4O, 50)
+    # As dear as held, dearer, without a price, or not a tier: the held price.
+    for served in ("priority", "scale", None, 7):
+        assert served_price(GPT_4O, 200, tiers, served) is None
+    assert served_price(GPT_4O, 50, tiers, "priority") is None
 
 
 def test_a_file_handed_to_the_model_may_fill_its_context() -> None:

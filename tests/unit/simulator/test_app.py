@@ -16,6 +16,7 @@ import pytest
 
 from gateway.config import SimulatorConfig
 from gateway.simulator import SimulatedReset, Simulator, create_simulator
+from gateway.wire import sse
 
 KEY = "sk-simulated-upstream"
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -554,6 +555,30 @@ async def test_answer_and_reasoning_knobs(client: httpx.AsyncClient) -> None:
     assert usage["completion_tokens"] > 2048
 
 
+async def test_the_service_tier_knob_says_another_tier_served(client: httpx.AsyncClient) -> None:
+    priority = {**CHAT, "service_tier": "priority"}
+    resp = await client.post("/v1/chat/completions", json=CHAT, headers=AUTH)
+    assert "service_tier" not in resp.json()  # none asked for: not told
+    resp = await client.post("/v1/chat/completions", json=priority, headers=AUTH)
+    assert resp.json()["service_tier"] == "priority"
+    downgraded = {**AUTH, "x-sim-service-tier": "default"}
+    resp = await client.post("/v1/chat/completions", json=priority, headers=downgraded)
+    assert resp.json()["service_tier"] == "default"
+    fast = {"x-sim-ttft-ms": "0", "x-sim-chunk-interval-ms": "0"}
+    resp = await client.post(
+        "/v1/chat/completions", json={**priority, "stream": True}, headers={**downgraded, **fast}
+    )
+    chunks = [orjson.loads(e) for e in sse.Decoder().feed(resp.content) if e != b"[DONE]"]
+    assert {c["service_tier"] for c in chunks} == {"default"}
+    given = {"model": "gpt-4o", "input": "Hi.", "service_tier": "priority"}
+    resp = await client.post("/v1/responses", json=given, headers=AUTH)
+    assert resp.json()["service_tier"] == "priority"
+    resp = await client.post("/v1/responses", json=given, headers=downgraded)
+    assert resp.json()["service_tier"] == "default"
+    resp = await client.post("/v1/responses", json={**given, "service_tier": "auto"}, headers=AUTH)
+    assert resp.json()["service_tier"] == "default"
+
+
 async def test_utf8_answer_header_survives() -> None:
     app = create_simulator(SimulatorConfig())
     recorder = Recorder()
@@ -578,6 +603,7 @@ async def test_bad_knob_is_400(client: httpx.AsyncClient) -> None:
         ("x-sim-fault", "explode"),
         ("x-sim-latency-ms", "-5"),
         ("x-sim-reasoning-tokens", "many"),
+        ("x-sim-service-tier", "auto"),
     ]:
         resp = await client.post("/v1/chat/completions", json=CHAT, headers={**AUTH, name: value})
         assert resp.status_code == 400

@@ -331,3 +331,25 @@ def test_a_responses_stream_counts_its_hosted_tool_calls() -> None:
     end = {**RESPONSE, "usage": RESPONSES_USAGE, "output": output}
     done.feed(begun + event("response.completed", sequence_number=4, response=end))
     assert done.hosted_calls() == {"web_search_call": 1, "file_search_call": 1}
+
+
+def test_a_stream_says_the_tier_that_served_it() -> None:
+    """Chat: the chunks name it, the usage chunk too; the Responses API: its terminal event
+    (the first one echoes the tier asked for)."""
+    served = STREAM.replace(b'"model":', b'"service_tier":"default","model":')
+    meter = StreamMeter()
+    meter.feed(served)
+    assert meter.service_tier == "default"
+    plain = StreamMeter()
+    plain.feed(STREAM)
+    assert plain.service_tier is None
+    responses = ResponsesStreamMeter()
+    responses.feed(
+        event("response.created", sequence_number=0, response={**RESPONSE, "service_tier": "auto"})
+        + event(
+            "response.completed",
+            sequence_number=1,
+            response={**RESPONSE, "usage": RESPONSES_USAGE, "service_tier": "default"},
+        )
+    )
+    assert responses.service_tier == "default"
