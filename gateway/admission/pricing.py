@@ -512,6 +512,13 @@ def served_price(price: Price, held: int, tiers: Mapping[str, int], served: Any)
     return tiered(price, percent)
 
 
+def cheaper_tiers(price: Price, held: int, tiers: Mapping[str, int]) -> dict[str, Price]:
+    """`price` at each configured tier that costs less than the `held` percent: what a call
+    held now and priced later (a background response) is charged when its answer says one of
+    them served it (as `served_price` decides at once)."""
+    return {name: tiered(price, percent) for name, percent in tiers.items() if percent < held}
+
+
 def at_tier(model: ModelConfig, percent: int) -> ModelConfig:
     """The model as a request whose service tier costs `percent` (`tier_percent`) pays for it."""
     return model if percent == 100 else replace(model, price=tiered(model.price, percent))

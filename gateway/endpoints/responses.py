@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.pricing import (
+    cheaper_tiers,
     image_tokens,
     reads_files,
     refers_to_items,
@@ -425,16 +426,21 @@ class NativeAttempt(ModelAttempt):
     def own(self, answer: dict[str, Any]) -> None:
         """Record the team as the owner of a response upstream stores. A background response
         reports no usage yet: its hold goes to the follower, which charges the usage it reports
-        once it ends (without a follower, it is charged its worst case)."""
+        once it ends, at the price of the service tier it says served it when that is cheaper
+        than the one held (without a follower, it is charged its worst case)."""
         ticket = self.ticket
         if answer.get("background") is True and ticket is not None:
             follower, response_id = self.gw.follower, answer.get("id")
             if follower is not None and isinstance(response_id, str):
                 ticket.hand_over()
                 team = self.caller.team
+                tiers = cheaper_tiers(
+                    self.untiered, self.tier, self.gw.config.admission.service_tiers
+                )
                 follower.follow_soon(
                     "response", response_id, team.name, team.upstream_key_env, ticket.plan,
                     price=asdict(self.config.price), fees=self.req.fees.record(),
+                    tier_prices={name: asdict(price) for name, price in tiers.items()},
                 )  # fmt: skip
             else:
                 ticket.settle_at_reserve()

@@ -1,7 +1,7 @@
 """Background responses, as the gateway follows them (`runtime.follower`): held at creation
 (their worst case, like any Responses call) and charged once upstream says they ended, to the
-usage the finished response reports at its model's price and the fees of the hosted tool calls
-it made. One that ends without usage (cancelled before it wrote anything upstream reports) is
+usage the finished response reports at its model's price (at the service tier it says served it,
+when cheaper than the one held) and the fees of the hosted tool calls it made. One that ends without usage (cancelled before it wrote anything upstream reports) is
 charged its hold: upstream may have billed all of it, and the gateway cannot see less.
 """
 
@@ -33,4 +33,7 @@ class BackgroundResponses(JobKind):
         output = job.get("output")
         fees = ToolFees.from_record(record.get("fees"))
         fee = fees.charged(call_counts(output if isinstance(output, list) else ()))
-        return Ended(used, with_fees(cost_micros(Price(**record["price"]), used), fee, reserve))
+        tier = job.get("service_tier")
+        served = record.get("tier_prices", {}).get(tier) if isinstance(tier, str) else None
+        price = Price(**(served or record["price"]))
+        return Ended(used, with_fees(cost_micros(price, used), fee, reserve))

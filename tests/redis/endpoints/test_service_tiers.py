@@ -154,3 +154,24 @@ def test_a_tier_without_a_price_is_refused_before_upstream(
     assert responses.value.param == "service_tier"
     assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == before
     assert spend(store, "metered") == (0, 0)
+
+
+@pytest.mark.parametrize(("served", "percent"), [("default", 100), ("priority", 200)])
+def test_a_background_response_is_charged_at_the_tier_that_served_it(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis,
+    served: str, percent: int,
+) -> None:  # fmt: skip
+    """Its usage comes later, to the follower: a priority response upstream served at the
+    standard tier is charged the standard price, as a call answered at once is."""
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, responses={"poll_s": 0.2})
+    client = sdk(gateway, "metered")
+    queued = client.responses.create(
+        model="gpt-4o", input="Tell me about tiers.", background=True, service_tier="priority",
+        extra_headers={"x-sim-service-tier": served},
+    )  # fmt: skip
+    assert queued.usage is None
+    spent, held = spend(store, "metered")  # waits for the follower to settle the hold
+    done = client.responses.retrieve(queued.id)
+    assert done.service_tier == served and done.usage is not None
+    used = done.usage.input_tokens, done.usage.output_tokens
+    assert (spent, held) == (tier_cost(*used, percent), 0)
