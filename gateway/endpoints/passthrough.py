@@ -7,8 +7,9 @@ those teams only: to the others the path does not exist.
 What a call costs is unknown until it answers, so a `usage` call holds what its entry says one
 may cost (`hold_usd`), and is charged that when it ends without saying what it cost after
 upstream took it (a whole answer lost, cut off or not decodable), as any call is charged its
-hold (a stream cut before its usage, a caller that left: upstream goes on with what it took);
-with none, such a call is charged nothing.
+hold (a stream cut before its usage, a caller that left: upstream goes on with what it took;
+an answer whose usage is null, as a run created queued: upstream runs it all the same); with
+none, such a call is charged nothing.
 
 Whatever such a path stores upstream is shared by every team, but the objects teams own are
 not: any id of theirs it names (a path segment, a query value, a string anywhere in a JSON
@@ -54,7 +55,7 @@ from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.multipart import field
 from gateway.wire.references import strings
-from gateway.wire.usage import StreamMeter
+from gateway.wire.usage import StreamMeter, answer_usage, whole_answer
 
 Handler = Callable[[Request], Awaitable[Response]]
 # The kinds of object a team owns, by how upstream's ids of each begin; responses apart (their
@@ -143,8 +144,10 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
 
 class PassthroughAttempt(Attempt):
     """A call on an allowed path. What upstream goes on with once the gateway stops reading
-    (a run carries on whoever reads its events) is nowhere told, and its events need not be
-    text the meter can count: a call that ends before its usage is charged its entry's hold."""
+    (a run carries on whoever reads its events), or after an answer that says nothing of its
+    cost (a run created queued, one stopped for tool outputs: upstream runs and bills it all
+    the same), is nowhere told, and its events need not be text the meter can count: a call
+    that ends without its usage is charged its entry's hold."""
 
     __slots__ = ()
 
@@ -153,9 +156,16 @@ class PassthroughAttempt(Attempt):
             self.ticket.settle_at_reserve()  # its caller left before the answer began
         super().failed(exc)
 
+    def settle(self, status: int, content: bytes) -> None:
+        ticket = self.ticket
+        if ticket is not None and status < 400 and answer_usage(whole_answer(content))[0] is None:
+            ticket.settle_at_reserve()
+            return
+        super().settle(status, content)
+
     def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
         ticket = self.ticket
-        if ticket is not None and not ticket.done and stopped and meter.usage is None:
+        if ticket is not None and not ticket.done and meter.usage is None:
             found = self.gw.model_of(meter.model)
             seen = self.left_usage(meter.generated_usage(0))
             # The text that went by, when it costs more than the hold: never less than that.

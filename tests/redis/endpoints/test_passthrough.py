@@ -35,8 +35,10 @@ RUN_USAGE = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
 
 class Runs:
     """An upstream of thread runs that answers with usage, or (`x-run: lost`) takes a minute,
-    longer than the gateway waits; streamed (`x-run: cut`), its connection drops after the
-    run's first event, or (`x-run: paced`) its events come slowly, the usage last. `calls`
+    longer than the gateway waits, or (`x-run: queued`) answers at once with the run queued,
+    its usage not yet known, as OpenAI creates one; streamed (`x-run: cut`), its connection
+    drops after the run's first event, (`x-run: paced`) its events come slowly, the usage
+    last, or (`x-run: paused`) it ends waiting for tool outputs, its usage untold. `calls`
     counts the runs asked for, `bodies` keeps them."""
 
     def __init__(self) -> None:
@@ -50,8 +52,11 @@ class Runs:
         if how == "lost":
             await asyncio.sleep(60)
         model = "gpt-4o-2024-08-06"
-        if how in ("cut", "paced"):
+        if how in ("cut", "paced", "paused"):
             return StreamingResponse(_run_events(model, how), media_type="text/event-stream")
+        if how == "queued":
+            queued = {"id": "run_1", "object": "thread.run", "status": "queued", "model": model}
+            return JSONResponse({**queued, "usage": None})
         return JSONResponse(
             {"id": "run_1", "object": "thread.run", "model": model, "usage": RUN_USAGE}
         )
@@ -62,6 +67,11 @@ async def _run_events(model: str, how: str) -> AsyncIterator[bytes]:
     yield b"event: thread.run.created\ndata: " + orjson.dumps(run) + b"\n\n"
     if how == "cut":
         raise RuntimeError("the connection drops")
+    if how == "paused":
+        paused = {**run, "status": "requires_action"}
+        yield b"event: thread.run.requires_action\ndata: " + orjson.dumps(paused) + b"\n\n"
+        yield b"event: done\ndata: [DONE]\n\n"
+        return
     for _ in range(50):
         await asyncio.sleep(0.1)
         yield b"event: thread.run.step.delta\ndata: {}\n\n"
@@ -183,6 +193,22 @@ def test_a_pass_through_call_that_never_says_what_it_cost_is_charged_its_entrys_
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{gateway.url}{RUNS}", json=body, headers=sent, timeout=0.15)
     wait_for(lambda: gateway.requests_in_flight() == 0, 5, "the gateway to end the call")
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 5, "the call to be settled")
+    assert spend(store, TEAM) == (HOLD, 0)
+    assert runs[1].calls == 1
+
+
+@pytest.mark.parametrize("how", ["queued", "paused"])
+def test_a_pass_through_answer_that_says_nothing_of_its_cost_is_charged_its_entrys_hold(
+    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis, how: str
+) -> None:
+    """A run created whole answers queued, and a streamed one may stop to wait for tool
+    outputs: upstream runs (and bills) it, the answer's usage is null. Its hold, not nothing."""
+    gateway = serve()
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-run": how}
+    body = {"assistant_id": "asst_1", "stream": how == "paused"}
+    answer = httpx.post(f"{gateway.url}{RUNS}", json=body, headers=sent)
+    assert answer.status_code == 200
     wait_for(lambda: spend(store, TEAM)[1] == 0, 5, "the call to be settled")
     assert spend(store, TEAM) == (HOLD, 0)
     assert runs[1].calls == 1
