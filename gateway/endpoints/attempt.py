@@ -394,13 +394,14 @@ class Attempt:
         """Charge a relayed stream, however it ended, what its meter saw generated (once:
         later calls do nothing): the usage it reported, or the text it carried. One `stopped`
         before its usage (its client left, or upstream's stream broke: a stall, a reset) is
-        charged `left_usage`, never more than its hold; a model's that reasons, whose reasoning
-        only the usage counts, its hold."""
+        charged `left_usage`, never more than its hold. A model's that reasons and reported no
+        usage, however it ended (upstream's own error event ends it without any), its hold:
+        upstream bills reasoning that only the usage counts."""
         ticket = self.ticket
         if ticket is None or ticket.done:
             return
         self.served_at(meter.service_tier)
-        if stopped and meter.usage is None and self.reasons():
+        if meter.usage is None and self.reasons():
             ticket.settle_at_reserve()
             return
         usage = meter.generated_usage(ticket.prompt_estimate)

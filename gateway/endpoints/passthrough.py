@@ -7,7 +7,9 @@ those teams only: to the others the path does not exist.
 What a call costs is unknown until it answers, so a `usage` call holds what its entry says one
 may cost (`hold_usd`), and is charged that when it ends without saying what it cost after
 upstream took it (a whole answer lost, cut off or not decodable), as any call is charged its
-hold; with none, such a call is charged nothing.
+hold (a stream cut before its usage, a caller that left: upstream goes on with what it took;
+an answer whose usage is null, as a run created queued: upstream runs it all the same); with
+none, such a call is charged nothing.
 
 Whatever such a path stores upstream is shared by every team, but the objects teams own are
 not: any id of theirs it names (a path segment, a query value, a string anywhere in a JSON
@@ -29,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed
+from gateway.admission.pricing import cost_micros
 from gateway.config import AllowedPath
 from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.batches import BATCH
@@ -52,6 +55,7 @@ from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.multipart import field
 from gateway.wire.references import strings
+from gateway.wire.usage import StreamMeter, answer_usage, whole_answer
 
 Handler = Callable[[Request], Awaitable[Response]]
 # The kinds of object a team owns, by how upstream's ids of each begin; responses apart (their
@@ -115,7 +119,7 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
             # What it will report usage for must have a price: an unknown model is not served
             # free.
             raise errors.model_not_found(named)
-    attempt = Attempt(gw, request, exchange_of(request.scope), caller, path, model=None)
+    attempt = PassthroughAttempt(gw, request, exchange_of(request.scope), caller, path, None)
     try:
         if gw.config.admission.enabled:
             # Token use is unknown up front: count the request, charge the usage it reports.
@@ -136,6 +140,39 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
             exc.billed = True
         attempt.failed(exc)
         raise
+
+
+class PassthroughAttempt(Attempt):
+    """A call on an allowed path. What upstream goes on with once the gateway stops reading
+    (a run carries on whoever reads its events), or after an answer that says nothing of its
+    cost (a run created queued, one stopped for tool outputs: upstream runs and bills it all
+    the same), is nowhere told, and its events need not be text the meter can count: a call
+    that ends without its usage is charged its entry's hold."""
+
+    __slots__ = ()
+
+    def failed(self, exc: GatewayError) -> None:
+        if self.ticket is not None and exc.status == 499:
+            self.ticket.settle_at_reserve()  # its caller left before the answer began
+        super().failed(exc)
+
+    def settle(self, status: int, content: bytes) -> None:
+        ticket = self.ticket
+        if ticket is not None and status < 400 and answer_usage(whole_answer(content))[0] is None:
+            ticket.settle_at_reserve()
+            return
+        super().settle(status, content)
+
+    def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
+        ticket = self.ticket
+        if ticket is not None and not ticket.done and meter.usage is None:
+            found = self.gw.model_of(meter.model)
+            seen = self.left_usage(meter.generated_usage(0))
+            # The text that went by, when it costs more than the hold: never less than that.
+            if found is None or cost_micros(found[1].price, seen) <= ticket.plan.reserve:
+                ticket.settle_at_reserve()
+                return
+        super().settle_stream(meter, stopped=stopped)
 
 
 async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payload: Any) -> None:

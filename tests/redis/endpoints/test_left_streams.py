@@ -239,3 +239,20 @@ def test_a_reasoning_models_stream_cut_mid_way_is_charged_its_hold(
     bill, charged = settled(gateway, upstream, store)
     assert charged == hold(case)
     assert 0 < bill <= charged
+
+
+def test_a_reasoning_models_stream_upstream_ended_with_its_error_is_charged_its_hold(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """Upstream's own error event ends a native o1 stream after its first tokens: no usage
+    came to count the reasoning upstream bills, so the hold, not the text that arrived."""
+    httpx.delete(f"{upstream.url}/_sim/bill")
+    case = Case("chat", "o1-native", NATIVE_O1, None)
+    path, body = case.body()
+    headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": LONG_ANSWER}
+    headers.update({**NATIVE_O1, "x-sim-fault": "stream-error"})
+    answer = httpx.post(f"{gateway.url}{path}", json=body, headers=headers, timeout=30)
+    assert answer.status_code == 200
+    assert '"error"' in answer.text and "[DONE]" not in answer.text
+    bill, charged = settled(gateway, upstream, store)
+    assert 0 < bill <= charged == hold(case)

@@ -1,20 +1,22 @@
 """Pass-through paths (`passthrough.allow`, `charge: usage`) on a real redis-server: what a call
 costs is unknown until it answers, so it holds what its entry says one may cost (`hold_usd`),
 is refused when the team's budget cannot cover that, is settled to the usage it reports, and
-is charged the hold when its answer is lost after upstream took it."""
+is charged the hold when its answer is lost after upstream took it: a whole answer given up on,
+a stream cut before its usage, a caller that left."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import redis
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.admission.pricing import cost_micros
@@ -23,6 +25,7 @@ from gateway.wire.usage import Usage
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import key_of, teams_yaml
+from tests.redis.test_faults import wait_for
 
 TEAM = "runner"
 RUNS = "/v1/threads/thread_1/runs"
@@ -32,21 +35,48 @@ RUN_USAGE = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
 
 class Runs:
     """An upstream of thread runs that answers with usage, or (`x-run: lost`) takes a minute,
-    longer than the gateway waits. `calls` counts the runs asked for, `bodies` keeps them."""
+    longer than the gateway waits, or (`x-run: queued`) answers at once with the run queued,
+    its usage not yet known, as OpenAI creates one; streamed (`x-run: cut`), its connection
+    drops after the run's first event, (`x-run: paced`) its events come slowly, the usage
+    last, or (`x-run: paused`) it ends waiting for tool outputs, its usage untold. `calls`
+    counts the runs asked for, `bodies` keeps them."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.bodies: list[bytes] = []
 
-    async def run(self, request: Request) -> JSONResponse:
+    async def run(self, request: Request) -> Response:
         self.calls += 1
         self.bodies.append(await request.body())
-        if request.headers.get("x-run") == "lost":
+        how = request.headers.get("x-run")
+        if how == "lost":
             await asyncio.sleep(60)
         model = "gpt-4o-2024-08-06"
+        if how in ("cut", "paced", "paused"):
+            return StreamingResponse(_run_events(model, how), media_type="text/event-stream")
+        if how == "queued":
+            queued = {"id": "run_1", "object": "thread.run", "status": "queued", "model": model}
+            return JSONResponse({**queued, "usage": None})
         return JSONResponse(
             {"id": "run_1", "object": "thread.run", "model": model, "usage": RUN_USAGE}
         )
+
+
+async def _run_events(model: str, how: str) -> AsyncIterator[bytes]:
+    run = {"id": "run_1", "object": "thread.run", "model": model, "usage": None}
+    yield b"event: thread.run.created\ndata: " + orjson.dumps(run) + b"\n\n"
+    if how == "cut":
+        raise RuntimeError("the connection drops")
+    if how == "paused":
+        paused = {**run, "status": "requires_action"}
+        yield b"event: thread.run.requires_action\ndata: " + orjson.dumps(paused) + b"\n\n"
+        yield b"event: done\ndata: [DONE]\n\n"
+        return
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        yield b"event: thread.run.step.delta\ndata: {}\n\n"
+    done = {**run, "usage": RUN_USAGE}
+    yield b"event: thread.run.completed\ndata: " + orjson.dumps(done) + b"\n\n"
 
 
 @pytest.fixture
@@ -138,3 +168,47 @@ def test_a_json_body_goes_through_as_the_gateway_read_it(
     bad = httpx.post(f"{gateway.url}{RUNS}", content=b'{"assistant_id":NaN}', headers=sent)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
     assert upstream.calls == 1
+
+
+@pytest.mark.parametrize("how", ["cut", "left", "left before the answer"])
+def test_a_pass_through_call_that_never_says_what_it_cost_is_charged_its_entrys_hold(
+    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis, how: str
+) -> None:
+    """Upstream took the run, then its stream broke before its usage, or the caller left (while
+    it streamed, or before it answered): the run goes on upstream whoever reads it, and nothing
+    says what it cost. Its hold, not what the events that went by amount to."""
+    gateway = serve()
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-run": "cut" if how == "cut" else ""}
+    body = {"assistant_id": "asst_1", "stream": True}
+    if how == "cut":
+        answer = httpx.post(f"{gateway.url}{RUNS}", json=body, headers=sent)
+        assert answer.status_code == 200 and "upstream_truncated" in answer.text
+    elif how == "left":
+        sent["x-run"] = "paced"
+        with httpx.stream("POST", f"{gateway.url}{RUNS}", json=body, headers=sent) as answer:
+            assert answer.status_code == 200
+            next(answer.iter_lines())  # the run began; the caller leaves
+    else:
+        sent["x-run"] = "lost"
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{gateway.url}{RUNS}", json=body, headers=sent, timeout=0.15)
+    wait_for(lambda: gateway.requests_in_flight() == 0, 5, "the gateway to end the call")
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 5, "the call to be settled")
+    assert spend(store, TEAM) == (HOLD, 0)
+    assert runs[1].calls == 1
+
+
+@pytest.mark.parametrize("how", ["queued", "paused"])
+def test_a_pass_through_answer_that_says_nothing_of_its_cost_is_charged_its_entrys_hold(
+    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis, how: str
+) -> None:
+    """A run created whole answers queued, and a streamed one may stop to wait for tool
+    outputs: upstream runs (and bills) it, the answer's usage is null. Its hold, not nothing."""
+    gateway = serve()
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-run": how}
+    body = {"assistant_id": "asst_1", "stream": how == "paused"}
+    answer = httpx.post(f"{gateway.url}{RUNS}", json=body, headers=sent)
+    assert answer.status_code == 200
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 5, "the call to be settled")
+    assert spend(store, TEAM) == (HOLD, 0)
+    assert runs[1].calls == 1
