@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gateway.config import Config, ModelConfig, Price
+from gateway.config import Config, ImageInputTokens, ModelConfig, Price
 from gateway.wire import errors, tokens
 from gateway.wire.usage import AudioUsage, Usage
 
@@ -140,26 +140,25 @@ def _count(value: Any) -> int:
 
 # -- what a chat request's worst case adds to its messages' text ---------------------------------
 
-# An image part costs at most this many prompt tokens (gpt-4o, detail high or auto: 85 plus 170
-# per 512-pixel tile of the scaled image, at most 8 tiles); `detail: low` costs 85.
-IMAGE_TOKENS_MAX = 85 + 170 * 8
-IMAGE_TOKENS_LOW = 85
+# Image inputs are billed per model (`ModelConfig.image_input_tokens`): every count of them
+# below takes the figures of the model that serves the request.
 
 
-def chat_prompt(payload: dict[str, Any], context: int) -> int:
-    """The most prompt tokens a chat request may be billed: its messages' text, what
+def chat_prompt(payload: dict[str, Any], model: ModelConfig) -> int:
+    """The most prompt tokens a chat request may be billed on `model`: its messages' text, what
     `chat_extra_prompt` adds, and the whole context when it hands the model a file."""
     messages = payload.get("messages")
     prompt = tokens.count_messages(messages) if type(messages) is list else 0
-    images, files = _content_parts(messages)
+    images, files = _content_parts(messages, model.image_input_tokens)
     prompt += images + _tool_tokens(payload)
-    return max(prompt, context) if files else prompt  # a file's pages may fill it
+    return max(prompt, model.context) if files else prompt  # a file's pages may fill it
 
 
-def chat_extra_prompt(payload: dict[str, Any]) -> int:
-    """Prompt tokens a chat request pays beyond its messages' text: image inputs (at their most)
-    and the tool schemas, which upstream counts into the prompt."""
-    return _content_parts(payload.get("messages"))[0] + _tool_tokens(payload)
+def chat_extra_prompt(payload: dict[str, Any], images: ImageInputTokens) -> int:
+    """Prompt tokens a chat request pays beyond its messages' text: image inputs (at their most,
+    by the serving model's `images` figures) and the tool schemas, which upstream counts into
+    the prompt."""
+    return _content_parts(payload.get("messages"), images)[0] + _tool_tokens(payload)
 
 
 def prediction_tokens(payload: dict[str, Any]) -> int:
@@ -187,9 +186,11 @@ def _tool_tokens(payload: dict[str, Any]) -> int:
 
 # Content parts that hand the model a file (a PDF: its pages' text and images, read upstream).
 _FILE_PARTS = frozenset({"file", "input_file"})
+# What `reads_files` counts images with: it reads only whether a file is there.
+_ANY_FIGURES = ImageInputTokens()
 
 
-def _content_parts(messages: Any) -> tuple[int, bool]:
+def _content_parts(messages: Any, figures: ImageInputTokens) -> tuple[int, bool]:
     """The messages' (or Responses input items') image parts' tokens, at their most, and
     whether one hands the model a file. Plain loops: this runs on every chat request, whose
     contents are mostly strings."""
@@ -205,22 +206,23 @@ def _content_parts(messages: Any) -> tuple[int, bool]:
                 if type(part) is dict and part.get("type") in _FILE_PARTS:
                     files = True
                 else:
-                    images += _image_tokens(part)
+                    images += _image_tokens(part, figures)
         elif message.get("type") == "input_file":  # a Responses input item of its own
             files = True
     return images, files
 
 
-def image_tokens(messages: Any) -> int:
+def image_tokens(messages: Any, images: ImageInputTokens) -> int:
     """The most prompt tokens the image parts of chat messages (or Responses input items) are
-    billed as: their URL or data is no text the message count sees."""
-    return _content_parts(messages)[0]
+    billed as, by the serving model's `images` figures: their URL or data is no text the
+    message count sees."""
+    return _content_parts(messages, images)[0]
 
 
 def reads_files(messages: Any) -> bool:
     """Whether chat messages, or Responses input items, hand the model a file: upstream reads
     its pages, which the gateway cannot count, so they may fill the model's context."""
-    return _content_parts(messages)[1]
+    return _content_parts(messages, _ANY_FIGURES)[1]
 
 
 def refers_to_items(given: Any) -> bool:
@@ -231,11 +233,11 @@ def refers_to_items(given: Any) -> bool:
     )
 
 
-def responses_input_tokens(payload: dict[str, Any]) -> int:
+def responses_input_tokens(payload: dict[str, Any], images: ImageInputTokens) -> int:
     """The most tokens a Responses request's `input` and `instructions` are read as, whatever
-    their items' shape: every string in them, each message's framing, images at their most
-    (for items the chat count cannot carry)."""
-    return _example_tokens([payload.get("instructions"), payload.get("input")])
+    their items' shape: every string in them, each message's framing, images at their most by
+    the serving model's `images` figures (for items the chat count cannot carry)."""
+    return _example_tokens([payload.get("instructions"), payload.get("input")], images)
 
 
 def chat_audio(payload: dict[str, Any]) -> str | None:
@@ -259,12 +261,14 @@ def chat_audio(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def _image_tokens(part: Any) -> int:
+def _image_tokens(part: Any, figures: ImageInputTokens) -> int:
+    """One image part's tokens at their most (the one place images are counted): `detail: low`
+    is billed at `low`; high, auto or none may be the largest image, billed up to `high`."""
     if not isinstance(part, dict) or part.get("type") not in ("image_url", "input_image"):
         return 0
     image = part.get("image_url")
     detail = image.get("detail") if isinstance(image, dict) else part.get("detail")
-    return IMAGE_TOKENS_LOW if detail == "low" else IMAGE_TOKENS_MAX
+    return figures.low if detail == "low" else figures.high
 
 
 def choices(payload: dict[str, Any]) -> int:
@@ -391,7 +395,7 @@ def batch_line_worst(
     """(prompt, completion tokens) the most one batch line can use, by its endpoint's rule;
     None for an endpoint the gateway does not batch."""
     if endpoint == "/v1/chat/completions":
-        prompt = chat_prompt(body, model.context)
+        prompt = chat_prompt(body, model)
         requested = requested_completion(body)
         cap = min(requested or model.max_output, model.max_output)
         return prompt, cap * choices(body) + prediction_tokens(body)
@@ -440,11 +444,11 @@ def training_epochs(payload: dict[str, Any], auto_epochs: int) -> int:
     return auto_epochs
 
 
-def training_file_tokens(content: bytes) -> int:
+def training_file_tokens(content: bytes, images: ImageInputTokens) -> int:
     """The most tokens one epoch over a JSONL training file trains: every string of every
     example (messages, tool schemas, preferred and rejected outputs) and each message's
-    framing, images at their most; a line that is not JSON counts as its text (upstream fails
-    such a job, training nothing)."""
+    framing, images at their most by the base model's `images` figures; a line that is not
+    JSON counts as its text (upstream fails such a job, training nothing)."""
     total = 0
     for raw in content.splitlines():
         if not raw.strip():
@@ -454,11 +458,11 @@ def training_file_tokens(content: bytes) -> int:
         except orjson.JSONDecodeError:
             total += tokens.count_text(raw.decode(errors="replace"))
             continue
-        total += _example_tokens(example)
+        total += _example_tokens(example, images)
     return total
 
 
-def _example_tokens(example: Any) -> int:
+def _example_tokens(example: Any, figures: ImageInputTokens) -> int:
     """One example's strings, level by level (no recursion: a line may nest deeply)."""
     total = tokens.TOKENS_FOR_REPLY
     level: list[Any] = [example]
@@ -470,7 +474,7 @@ def _example_tokens(example: Any) -> int:
             elif isinstance(node, list):
                 below += node
             elif isinstance(node, dict):
-                image = _image_tokens(node)
+                image = _image_tokens(node, figures)
                 if image:
                     total += image  # its URL or base64 data is no text the model reads
                     continue

@@ -13,6 +13,7 @@ from gateway.config.schema import (
     ROLES,
     Config,
     ConfigError,
+    ImageInputTokens,
     Limits,
     Lineup,
     LineupRole,
@@ -117,6 +118,7 @@ def check(config: Config) -> None:
         ):
             if getattr(model.price, kind) and getattr(model, bound) <= 0:
                 raise ConfigError(f"models.{name}.{bound}: required with price.{kind}")
+        _check_image_input_tokens(model.image_input_tokens, f"models.{name}.image_input_tokens")
     for i, opened in enumerate(config.passthrough.allow):
         where = f"passthrough.allow[{i}]"
         if opened.charge not in ("usage", "free"):
@@ -237,6 +239,19 @@ def check(config: Config) -> None:
             raise ConfigError(
                 f"admission.service_tiers.{service_tier}: a whole percent, at least 1"
             )
+
+
+def _check_image_input_tokens(images: ImageInputTokens, path: str) -> None:
+    # An image held at no tokens would let image requests past any budget; a `low` above
+    # `high` is a typo (no detail costs more than the most an image costs).
+    for key in ("low", "high"):
+        if getattr(images, key) < 1:
+            raise ConfigError(f"{path}.{key}: must be a positive number of tokens")
+    if images.low > images.high:
+        raise ConfigError(
+            f"{path}.low: at most high ({images.high}), got {images.low}: an image at"
+            " detail low costs no more than one at its most"
+        )
 
 
 def _check_observability(observability: ObservabilityConfig) -> None:

@@ -77,6 +77,18 @@ class FineTuningPrice:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageInputTokens:
+    """The prompt tokens one image input (chat `image_url`, Responses `input_image`) is billed
+    as: at `detail: low`, and at most at any other detail (the largest image upstream accepts).
+    Upstream bills them per model, and the hold must count the most a model bills, or a team
+    sending large images passes its budget. The defaults are gpt-4o's: 85 at low, and 85 plus
+    170 per 512-pixel tile, at most 8 tiles, otherwise (OpenAI's published vision pricing)."""
+
+    low: int = 85
+    high: int = 85 + 170 * 8
+
+
+@dataclass(frozen=True, slots=True)
 class ModelConfig:
     upstream: str = ""
     price: Price = field(default_factory=Price)
@@ -97,6 +109,8 @@ class ModelConfig:
     # image (DALL-E), or the output tokens of one image (GPT image models, which report usage).
     image_prices: dict[str, Usd] = field(default_factory=dict)
     image_tokens: dict[str, int] = field(default_factory=dict)
+    # Chat and Responses models: what one image input counts in the hold (its `low` and `high`).
+    image_input_tokens: ImageInputTokens = field(default_factory=ImageInputTokens)
     character_price: Usd = field(default_factory=lambda: Usd(0))  # per 1M characters (tts-1)
     minute_price: Usd = field(default_factory=lambda: Usd(0))  # per minute of audio (whisper-1)
     # What a transcription holds until upstream reports the audio's length.

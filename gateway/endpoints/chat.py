@@ -317,7 +317,7 @@ class ChatAttempt(ModelAttempt):
 
     async def hold(self) -> None:
         payload = self.payload
-        prompt = chat_prompt(payload, self.config.context)
+        prompt = chat_prompt(payload, self.config)
         beside = self.beside_tokens(self.fees)
         predicted = prediction_tokens(payload)
         if predicted:

@@ -25,7 +25,7 @@ from gateway.admission.pricing import (
 from gateway.admission.redis_side import Ticket
 from gateway.compat import emulation
 from gateway.compat.patches import Adapted, adapt_response
-from gateway.config import Price
+from gateway.config import ImageInputTokens, Price
 from gateway.endpoints.attempt import ModelAttempt, Whole, billed_failure, relayed, settle_whole
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.wire import errors, tokens
@@ -76,7 +76,10 @@ async def emulated_call(
         )}  # fmt: skip
         first_usage = completion.get("usage")
         room = _room(ticket, first_usage) if ticket is not None else None
-        if ticket is not None and (room is None or not fit_repair(repair, *room, attempt.copies)):
+        if ticket is not None and (
+            room is None
+            or not fit_repair(repair, *room, attempt.copies, attempt.config.image_input_tokens)
+        ):
             settle_whole(ticket, usage_from(first_usage))
             raise errors.invalid_model_output(parsed.message, repaired=False)
         try:
@@ -104,14 +107,16 @@ async def emulated_call(
     return 200, upstream_headers, orjson.dumps(attempt.answered)
 
 
-def fit_repair(repair: dict[str, Any], price: Price, left: int, copies: int) -> bool:
+def fit_repair(
+    repair: dict[str, Any], price: Price, left: int, copies: int, images: ImageInputTokens
+) -> bool:
     """Cap `repair`'s completion tokens (of each of `copies` answers) so that its worst case
-    costs at most `left` micro-dollars, what the hold has left after the first call; False,
-    and `repair` as it was, when not even its prompt fits, or its length is unknown (a file's
-    pages, read upstream)."""
+    (its images by the model's `images` figures) costs at most `left` micro-dollars, what the
+    hold has left after the first call; False, and `repair` as it was, when not even its prompt
+    fits, or its length is unknown (a file's pages, read upstream)."""
     if reads_files(repair["messages"]):
         return False
-    prompt = tokens.count_messages(repair["messages"]) + chat_extra_prompt(repair)
+    prompt = tokens.count_messages(repair["messages"]) + chat_extra_prompt(repair, images)
     cap = largest_completion_cap(price, prompt, copies, left)
     asked = requested_completion(repair)
     if asked is not None:

@@ -70,7 +70,9 @@ async def create(request: Request) -> Response:
         raise errors.not_fine_tunable(name)
     await check_references(gw, caller, body, payload)  # the training and validation files
     content = await file_content(gw, request, caller, training)
-    tokens = await asyncio.to_thread(pricing.training_file_tokens, content)
+    tokens = await asyncio.to_thread(
+        pricing.training_file_tokens, content, model.image_input_tokens
+    )
     epochs = pricing.training_epochs(payload, gw.config.fine_tuning.auto_epochs)
     reserve = pricing.training_cost(tokens * epochs, price)
     if model.upstream != name:  # a configured name: upstream fine-tunes its snapshot

@@ -39,7 +39,7 @@ from gateway.admission.pricing import (
 )
 from gateway.admission.tool_fees import tool_fees
 from gateway.compat import patches
-from gateway.config import Capabilities, ModelConfig
+from gateway.config import Capabilities, ImageInputTokens, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.owned import check_references
@@ -133,7 +133,7 @@ class ResponsesRequest(ChatRequest):
             if self.previous.native and self.previous.context_tokens <= 0:
                 self.previous = await self.upstream_context(previous_id)
         self._chat: dict[str, Any] | None = None
-        self._prompt: int | None = None
+        self._prompt: dict[ImageInputTokens, int] = {}
         self._untranslatable = False
         self._history: list[dict[str, Any]] = []
         # What routing reads: the conversation as chat messages, the model, whether it streams.
@@ -168,23 +168,25 @@ class ResponsesRequest(ChatRequest):
             messages = [{"role": "user", "content": given if isinstance(given, str) else ""}]
         return messages if isinstance(messages, list) else []
 
-    def prompt_tokens(self) -> int:
-        """The input's tokens, counted as the chat path counts them (images at their most),
-        plus the tool schemas and the context an upstream-stored previous response brings
-        along."""
-        if self._prompt is None:
+    def prompt_tokens(self, images: ImageInputTokens) -> int:
+        """The input's tokens, counted as the chat path counts them (images at their most, by
+        the serving model's `images` figures), plus the tool schemas and the context an
+        upstream-stored previous response brings along."""
+        # By the figures: a fallback model may bill the same images at others.
+        count = self._prompt.get(images)
+        if count is None:
             messages = self.payload["messages"]
-            count = tokens.count_messages(messages) + image_tokens(messages)
+            count = tokens.count_messages(messages) + image_tokens(messages, images)
             if self._untranslatable:
                 # The messages routed on miss what chat cannot carry; upstream reads it all.
-                count = max(count, responses_input_tokens(self.original))
+                count = max(count, responses_input_tokens(self.original, images))
             tools = self.original.get("tools")
             if tools:
                 count += tokens.count_text(orjson.dumps(tools).decode())
             if self.previous is not None and self.previous.native:
                 count += max(self.previous.context_tokens, 0)
-            self._prompt = count
-        return self._prompt
+            self._prompt[images] = count
+        return count
 
     async def serve_model(self, label: str) -> Response:
         gw = self.gw
@@ -376,7 +378,7 @@ class NativeAttempt(ModelAttempt):
 
     async def hold(self) -> None:
         requested = self.req.original.get("max_output_tokens")
-        prompt = self.req.prompt_tokens()
+        prompt = self.req.prompt_tokens(self.config.image_input_tokens)
         original, previous = self.req.original, self.req.previous
         unknown = previous is not None and previous.context_tokens == UNKNOWN_CONTEXT
         given = original.get("input")

@@ -13,16 +13,17 @@ import openai
 import pytest
 import redis
 
-from gateway.admission.pricing import IMAGE_TOKENS_MAX, cost_micros
-from gateway.config import Price
+from gateway.admission.pricing import cost_micros, worst_case_micros
+from gateway.config import ImageInputTokens, Price
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend, usage_by
 from tests.redis.endpoints.teams import key_of, sdk, serve_teams
 
-KEYS = {name: key_of(name) for name in ("poor", "small", "metered", "other")}
+KEYS = {name: key_of(name) for name in ("poor", "small", "metered", "other", "snug")}
 PRICES = {
     "gpt-4o": Price(input=2_500_000, cached_input=1_250_000, output=10_000_000),
+    "gpt-4o-mini": Price(input=150_000, cached_input=75_000, output=600_000),
     "o1-mini": Price(input=3_000_000, cached_input=1_500_000, output=12_000_000),
 }
 MODELS = ("gpt-4o", "o1-mini")  # served natively; served by translation to chat
@@ -33,6 +34,8 @@ TEAMS: dict[str, dict[str, str]] = {
     "small": {"tier": "tier-1"},
     "metered": {"tier": "tier-5"},
     "other": {"tier": "tier-5"},
+    # Enough for one large image on gpt-4o, not for the same image on gpt-4o-mini.
+    "snug": {"tier": "tier-5", "budget_usd": "0.005"},
 }
 
 
@@ -213,7 +216,7 @@ def test_image_inputs_are_held_at_their_tokens(
     are refused before upstream, while the same request without them is served."""
     client = sdk(gateway, "poor")
     url = "https://example.com/cat.png"
-    assert 3 * IMAGE_TOKENS_MAX * PRICES["gpt-4o"].input // 1_000_000 > 10_000
+    assert 3 * ImageInputTokens().high * PRICES["gpt-4o"].input // 1_000_000 > 10_000
     log = f"{simulator.url}/_sim/requests"
     before = httpx.get(log).json()["data"]
     chat_parts: Any = [{"type": "text", "text": "Compare them."}] + [
@@ -240,6 +243,51 @@ def test_image_inputs_are_held_at_their_tokens(
         model="gpt-4o", max_output_tokens=16, input=[{"role": "user", "content": [text]}]
     )
     assert answer.usage is not None and answer.usage.input_tokens > 0
+
+
+@pytest.mark.parametrize("api", ["chat", "responses", "responses-stream"])
+def test_an_image_is_held_at_the_tokens_of_the_model_it_goes_to(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, api: str
+) -> None:
+    """gpt-4o-mini bills a large image 48,169 tokens ($0.0072 at its price), gpt-4o 1,445
+    ($0.0036): a team with $0.005 left is served the image on gpt-4o and refused the same
+    request on gpt-4o-mini before upstream, not held at gpt-4o's count ($0.0002) there."""
+    assert (
+        worst_case_micros(PRICES["gpt-4o"], 1_445, 16)
+        < 5_000
+        < worst_case_micros(PRICES["gpt-4o-mini"], 48_169, 0)
+    )
+    assert worst_case_micros(PRICES["gpt-4o-mini"], 1_445 + 100, 16) < 5_000  # the old hold
+    client = sdk(gateway, "snug")
+    url = "https://example.com/large.png"
+
+    def ask(model: str) -> Any:
+        if api == "chat":
+            part: Any = {"type": "image_url", "image_url": {"url": url, "detail": "high"}}
+            return client.chat.completions.create(
+                model=model, max_completion_tokens=16,
+                messages=[{"role": "user", "content": [{"type": "text", "text": "What?"}, part]}],
+            )  # fmt: skip
+        content: Any = [
+            {"type": "input_text", "text": "What?"},
+            {"type": "input_image", "image_url": url, "detail": "high"},
+        ]
+        answer = client.responses.create(
+            model=model, max_output_tokens=16, stream=api == "responses-stream",
+            input=[{"role": "user", "content": content}],
+        )  # fmt: skip
+        return list(answer) if api == "responses-stream" else answer
+
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    with pytest.raises(openai.RateLimitError) as refused:
+        ask("gpt-4o-mini")
+    assert refused.value.code == "request_over_budget"
+    assert httpx.get(log).json()["data"] == before  # nothing reached upstream
+    assert spend(store, "snug") == (0, 0)
+    assert ask("gpt-4o")
+    spent, held = spend(store, "snug")
+    assert 0 < spent <= 5_000 and held == 0
 
 
 def test_a_background_response_is_charged_its_usage_once_it_ends(

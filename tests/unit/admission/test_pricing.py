@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gateway.admission.pricing import (
@@ -18,13 +20,14 @@ from gateway.admission.pricing import (
     tiered,
     worst_case_micros,
 )
-from gateway.config import ModelConfig, Price
+from gateway.config import ImageInputTokens, ModelConfig, Price
 from gateway.wire.errors import GatewayError
 from gateway.wire.tokens import count_text
 from gateway.wire.usage import Usage, usage_from
 
 O1_PREVIEW = Price(input=15_000_000, cached_input=7_500_000, output=60_000_000)
 GPT_4O = Price(input=2_500_000, cached_input=1_250_000, output=10_000_000)
+IMAGES = ImageInputTokens()  # gpt-4o's: 85 at detail low, 85 + 170 x 8 tiles at most
 
 
 def test_cost_prices_cached_and_reasoning_tokens() -> None:
@@ -90,20 +93,20 @@ def test_usage_from_chat_embeddings_and_responses_shapes() -> None:
 
 
 def test_a_chat_worst_case_counts_images_and_tool_schemas() -> None:
-    from gateway.admission.pricing import IMAGE_TOKENS_LOW, IMAGE_TOKENS_MAX, chat_extra_prompt
+    from gateway.admission.pricing import chat_extra_prompt
 
     image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
     low = {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}}
     text = {"type": "text", "text": "What is in these?"}
     payload = {"messages": [{"role": "user", "content": [text, image, low]}]}
-    assert chat_extra_prompt(payload) == IMAGE_TOKENS_MAX + IMAGE_TOKENS_LOW
+    assert chat_extra_prompt(payload, IMAGES) == 1_445 + 85
     tool = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
-    assert chat_extra_prompt({"messages": [], "tools": [tool]}) > 5
-    assert chat_extra_prompt({"messages": [{"role": "user", "content": "hi"}]}) == 0
+    assert chat_extra_prompt({"messages": [], "tools": [tool]}, IMAGES) > 5
+    assert chat_extra_prompt({"messages": [{"role": "user", "content": "hi"}]}, IMAGES) == 0
 
 
 def test_responses_image_inputs_count_as_chat_images_do() -> None:
-    from gateway.admission.pricing import IMAGE_TOKENS_LOW, IMAGE_TOKENS_MAX, image_tokens
+    from gateway.admission.pricing import image_tokens
     from gateway.translate.responses_chat import chat_request
 
     url = "https://example.com/a.png"
@@ -114,11 +117,47 @@ def test_responses_image_inputs_count_as_chat_images_do() -> None:
         {"type": "input_image", "file_id": "file-1", "detail": "high"},
     ]
     given = [{"role": "user", "content": content}]
-    expected = 2 * IMAGE_TOKENS_MAX + IMAGE_TOKENS_LOW
-    assert image_tokens(given) == expected
+    expected = 2 * IMAGES.high + IMAGES.low
+    assert image_tokens(given, IMAGES) == expected
     routed = chat_request({"model": "gpt-4o", "input": given}, [])["messages"]
-    assert image_tokens(routed) == expected
-    assert image_tokens([{"role": "user", "content": "hi"}]) == 0
+    assert image_tokens(routed, IMAGES) == expected
+    assert image_tokens([{"role": "user", "content": "hi"}], IMAGES) == 0
+
+
+def test_image_inputs_are_held_at_the_serving_models_figures() -> None:
+    """OpenAI bills an image per model: gpt-4o-mini 2,833 tokens plus 5,667 a 512px tile (8 at
+    most), about 33 times gpt-4o's 85 plus 170 a tile. The hold of the same image request
+    counts each model's own figures (shipped config): chat, Responses input and batch lines."""
+    from gateway.admission.pricing import chat_extra_prompt, image_tokens
+    from tests.conftest import base_config
+
+    models = base_config().models
+    url = "https://example.com/large.png"
+
+    def chat(*parts: Any) -> dict[str, Any]:
+        return {"messages": [{"role": "user", "content": list(parts)}], "max_tokens": 1}
+
+    def responses(*parts: Any) -> dict[str, Any]:
+        return {"input": [{"role": "user", "content": list(parts)}]}
+
+    for name, low, high in (("gpt-4o-mini", 2_833, 48_169), ("gpt-4o", 85, 1_445)):
+        model = models[name]
+        figures = model.image_input_tokens
+        for detail, tokens in ((None, high), ("auto", high), ("high", high), ("low", low)):
+            image = {"url": url} if detail is None else {"url": url, "detail": detail}
+            asked = chat({"type": "image_url", "image_url": image})
+            assert chat_prompt(asked, model) - chat_prompt(chat(), model) == tokens, (name, detail)
+            assert chat_extra_prompt(asked, figures) == tokens
+            line = batch_line_worst("/v1/chat/completions", asked, model)
+            plain = batch_line_worst("/v1/chat/completions", chat(), model)
+            assert line is not None and plain is not None and line[0] - plain[0] == tokens
+            given = responses({"type": "input_image", "image_url": url, "detail": detail})
+            assert image_tokens(given["input"], figures) == tokens
+            counted = responses_input_tokens(given, figures)
+            assert counted - responses_input_tokens(responses(), figures) == tokens
+    # In money: gpt-4o-mini's largest image is held at twice gpt-4o's, not at a 17th of it.
+    assert worst_case_micros(models["gpt-4o-mini"].price, 48_169, 0) == 7_226
+    assert worst_case_micros(models["gpt-4o"].price, 1_445, 0) == 3_613
 
 
 def test_every_candidate_of_a_legacy_completion_is_in_its_worst_case() -> None:
@@ -271,8 +310,9 @@ def test_a_file_handed_to_the_model_may_fill_its_context() -> None:
     pdf = {"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}
     assert not reads_files([text]) and reads_files([text, pdf])
     assert reads_files([{"type": "input_file", "file_id": "file-1"}])  # a Responses input item
-    assert chat_prompt({"messages": [text]}, 128_000) < 100
-    assert chat_prompt({"messages": [text, pdf]}, 128_000) == 128_000
+    model = ModelConfig(upstream="gpt-4o", price=GPT_4O, context=128_000)
+    assert chat_prompt({"messages": [text]}, model) < 100
+    assert chat_prompt({"messages": [text, pdf]}, model) == 128_000
 
 
 def test_chat_audio_in_or_out_is_found_by_its_param() -> None:
@@ -302,7 +342,7 @@ def test_a_prediction_counts_as_completion_tokens_beside_the_cap() -> None:
 def test_a_responses_input_is_counted_whatever_its_items_shape() -> None:
     text = "word " * 1_000
     given = [{"role": "user", "content": text}, {"type": "item_reference", "id": "msg_1"}]
-    counted = responses_input_tokens({"instructions": "Be brief.", "input": given})
+    counted = responses_input_tokens({"instructions": "Be brief.", "input": given}, IMAGES)
     assert counted >= count_text(text) + count_text("Be brief.")
     assert refers_to_items(given)
     assert not refers_to_items([{"role": "user", "content": text}]) and not refers_to_items(text)

@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 
 from gateway.admission.pricing import (
-    IMAGE_TOKENS_MAX,
     training_cost,
     training_epochs,
     training_file_tokens,
     training_method,
 )
+from gateway.config import ImageInputTokens
 from gateway.simulator.fine_tuning import training_tokens
 from gateway.wire.tokens import TOKENS_FOR_REPLY, TOKENS_PER_MESSAGE, count_messages, count_text
 
 GPT_4O_TRAINING = 25_000_000  # $25 per 1M trained tokens
 GPT_4O_MINI_TRAINING = 3_000_000
+IMAGES = ImageInputTokens()  # gpt-4o's
 
 
 def jsonl(*rows: object) -> bytes:
@@ -63,20 +64,20 @@ def test_a_training_file_holds_every_string_and_each_message_framing() -> None:
         {"role": "assistant", "content": "4."},
     ]
     data = jsonl({"messages": messages}, {"messages": messages[1:]})
-    counted = training_file_tokens(data)
+    counted = training_file_tokens(data, IMAGES)
     # What a chat request of the same messages counts as its prompt, for each example.
     assert counted == count_messages(messages) + count_messages(messages[1:])
     # Never less than what upstream (here, the simulator) trains an epoch on.
     trained = training_tokens(data)
     assert isinstance(trained, int) and counted >= trained
-    assert training_file_tokens(b"\n\n") == 0
+    assert training_file_tokens(b"\n\n", IMAGES) == 0
 
 
 def test_tools_preference_outputs_images_and_broken_lines_all_count() -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "description": "Finds it."}}]
     with_tools = jsonl({"messages": [{"role": "user", "content": "Hi"}], "tools": tools})
     plain = jsonl({"messages": [{"role": "user", "content": "Hi"}]})
-    assert training_file_tokens(with_tools) > training_file_tokens(plain)
+    assert training_file_tokens(with_tools, IMAGES) > training_file_tokens(plain, IMAGES)
     dpo = jsonl(
         {
             "input": {"messages": [{"role": "user", "content": "Hi"}]},
@@ -84,7 +85,7 @@ def test_tools_preference_outputs_images_and_broken_lines_all_count() -> None:
             "non_preferred_output": [{"role": "assistant", "content": "Go away"}],
         }
     )
-    assert training_file_tokens(dpo) == (
+    assert training_file_tokens(dpo, IMAGES) == (
         TOKENS_FOR_REPLY + 3 * TOKENS_PER_MESSAGE
         + sum(count_text(t) for t in ("user", "Hi", "assistant", "Hello there", "assistant"))
         + count_text("Go away")
@@ -93,7 +94,7 @@ def test_tools_preference_outputs_images_and_broken_lines_all_count() -> None:
     image = {"type": "image_url", "image_url": {"url": data_url}}
     vision = jsonl({"messages": [{"role": "user", "content": [image]}]})
     # An image holds its most, not the tokens of its base64 text.
-    assert training_file_tokens(vision) == (
-        TOKENS_FOR_REPLY + TOKENS_PER_MESSAGE + count_text("user") + IMAGE_TOKENS_MAX
+    assert training_file_tokens(vision, IMAGES) == (
+        TOKENS_FOR_REPLY + TOKENS_PER_MESSAGE + count_text("user") + IMAGES.high
     )
-    assert training_file_tokens(b"not json at all\n") == count_text("not json at all")
+    assert training_file_tokens(b"not json at all\n", IMAGES) == count_text("not json at all")

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import ConfigError, HostedToolsConfig, load_config, usd_to_micros
+from gateway.config import (
+    ConfigError,
+    HostedToolsConfig,
+    ImageInputTokens,
+    load_config,
+    usd_to_micros,
+)
 from tests.conftest import ROOT
 
 SHIPPED = (ROOT / "config" / "gateway.yaml").read_text()
@@ -21,6 +27,23 @@ def test_shipped_config_loads_with_prices_in_micro_dollars() -> None:
     assert o1.capabilities.streaming is False and o1.capabilities.system_messages is False
     assert config.models["gpt-4o"].capabilities.tools is True
     assert config.simulate is False
+
+
+def test_image_input_tokens_are_per_model_defaulting_to_gpt_4o() -> None:
+    """The hold counts an image at the figures of the model it goes to: gpt-4o-mini's are about
+    33 times gpt-4o's (OpenAI's pricing page); a model setting none holds gpt-4o's."""
+    config = load_config(SHIPPED, {})
+    mini = config.models["gpt-4o-mini"].image_input_tokens
+    assert (mini.low, mini.high) == (2_833, 2_833 + 5_667 * 8) == (2_833, 48_169)
+    assert config.models["gpt-4o"].image_input_tokens == ImageInputTokens(low=85, high=1_445)
+    assert ImageInputTokens() == ImageInputTokens(85, 85 + 170 * 8)
+    # Its fine-tunes are billed as the base is.
+    assert config.models["gpt-4o-mini"].fine_tuned("ft:x").image_input_tokens == mini
+    # A patch-billed model has no cheaper detail: the same figure twice is allowed.
+    text = "models: {m: {upstream: x, image_input_tokens: {low: 2489, high: 2489}}}"
+    assert load_config(text, {}).models["m"].image_input_tokens == ImageInputTokens(2489, 2489)
+    high = load_config("models: {m: {upstream: x, image_input_tokens: {high: 3779}}}", {})
+    assert high.models["m"].image_input_tokens == ImageInputTokens(low=85, high=3_779)
 
 
 def test_no_upstream_key_means_simulate() -> None:
@@ -79,6 +102,35 @@ def test_generic_environment_overrides_are_typed() -> None:
             "models: {m: {upstream: x, price: {input: 1, audio_output: 12}}}",
             "models.m.audio_tokens_per_character: required with price.audio_output",
         ),
+        (
+            "models: {m: {upstream: x, image_input_tokens: {low: 0}}}",
+            "models.m.image_input_tokens.low: must be a positive number of tokens",
+        ),
+        (
+            "models: {m: {upstream: x, image_input_tokens: {low: 1, high: -5}}}",
+            "models.m.image_input_tokens.high: must be a positive number of tokens",
+        ),
+        (
+            "models: {m: {upstream: x, image_input_tokens: {low: 2833, high: 1445}}}",
+            "models.m.image_input_tokens.low: at most high (1445",
+        ),
+        (
+            "models: {m: {upstream: x, image_input_tokens: {low: 2000}}}",  # above the default high
+            "models.m.image_input_tokens.low: at most high (1445",
+        ),
+        (
+            "models: {m: {upstream: x, image_input_tokens: {high: 2488.32}}}",
+            "models.m.image_input_tokens.high: expected an integer",
+        ),
+        (
+            "models: {m: {upstream: x, image_input_tokens: {low: true}}}",
+            "models.m.image_input_tokens.low: expected an integer",
+        ),
+        (
+            "models: {m: {upstream: x, image_input_tokens: {hihg: 3000}}}",
+            "models.m.image_input_tokens.hihg: unknown key (did you mean 'high'",
+        ),
+        ("models: {m: {upstream: x, image_input_tokens: 48169}}", "expected a mapping"),
         ("models: {}", "models: at least one model"),
         ("upstream: {client: curl}\nmodels: {m: {upstream: x}}", "upstream.client"),
         ("- a list", "top level must be a mapping"),
