@@ -223,36 +223,24 @@ def test_a_stream_left_by_a_client_that_fell_behind_is_charged_what_upstream_gen
     assert held == 0 and billed(upstream) == charged < most
 
 
-def test_a_reasoning_models_stream_cut_mid_way_is_charged_its_hold(
-    gateway: ServerThread, upstream: ServerThread, store: redis.Redis
+@pytest.mark.parametrize(
+    ("fault", "ending"),
+    [("reset", '"code":"upstream_truncated"'), ("stream-error", '"error"')],
+    ids=["cut mid-way", "ended by upstream's error event"],
+)
+def test_a_reasoning_models_stream_without_its_usage_is_charged_its_hold(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis, fault: str, ending: str
 ) -> None:
-    """A native o1 stream cut after its first tokens never reports the usage that counts its
+    """A native o1 stream that ends after its first tokens, cut (the gateway's error event
+    ends it) or by upstream's own error event, never reports the usage that counts its
     reasoning, which upstream bills: the hold, not the text that arrived."""
     httpx.delete(f"{upstream.url}/_sim/bill")
     case = Case("chat", "o1-native", NATIVE_O1, None)
     path, body = case.body()
     headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": LONG_ANSWER}
-    headers.update({**NATIVE_O1, "x-sim-fault": "reset"})
+    headers.update({**NATIVE_O1, "x-sim-fault": fault})
     answer = httpx.post(f"{gateway.url}{path}", json=body, headers=headers, timeout=30)
     assert answer.status_code == 200
-    assert '"code":"upstream_truncated"' in answer.text  # the stream ends in an error event
-    bill, charged = settled(gateway, upstream, store)
-    assert charged == hold(case)
-    assert 0 < bill <= charged
-
-
-def test_a_reasoning_models_stream_upstream_ended_with_its_error_is_charged_its_hold(
-    gateway: ServerThread, upstream: ServerThread, store: redis.Redis
-) -> None:
-    """Upstream's own error event ends a native o1 stream after its first tokens: no usage
-    came to count the reasoning upstream bills, so the hold, not the text that arrived."""
-    httpx.delete(f"{upstream.url}/_sim/bill")
-    case = Case("chat", "o1-native", NATIVE_O1, None)
-    path, body = case.body()
-    headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": LONG_ANSWER}
-    headers.update({**NATIVE_O1, "x-sim-fault": "stream-error"})
-    answer = httpx.post(f"{gateway.url}{path}", json=body, headers=headers, timeout=30)
-    assert answer.status_code == 200
-    assert '"error"' in answer.text and "[DONE]" not in answer.text
+    assert ending in answer.text and "[DONE]" not in answer.text
     bill, charged = settled(gateway, upstream, store)
     assert 0 < bill <= charged == hold(case)
