@@ -147,7 +147,9 @@ class PassthroughAttempt(Attempt):
     (a run carries on whoever reads its events), or after an answer that says nothing of its
     cost (a run created queued, one stopped for tool outputs: upstream runs and bills it all
     the same), is nowhere told, and its events need not be text the meter can count: a call
-    that ends without its usage is charged its entry's hold."""
+    that ends without its usage is charged its entry's hold. So is one whose usage comes with
+    a model the gateway has no price for (a snapshot newer than the config): upstream bills
+    it, and the hold is the most the operator said a call may cost."""
 
     __slots__ = ()
 
@@ -158,18 +160,23 @@ class PassthroughAttempt(Attempt):
 
     def settle(self, status: int, content: bytes) -> None:
         ticket = self.ticket
-        if ticket is not None and status < 400 and answer_usage(whole_answer(content))[0] is None:
-            ticket.settle_at_reserve()
-            return
+        if ticket is not None and status < 400:
+            usage, model = answer_usage(whole_answer(content))
+            if usage is None or self.gw.model_of(model) is None:
+                ticket.settle_at_reserve()
+                return
         super().settle(status, content)
 
     def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
         ticket = self.ticket
-        if ticket is not None and not ticket.done and meter.usage is None:
+        if ticket is not None and not ticket.done:
             found = self.gw.model_of(meter.model)
-            seen = self.left_usage(meter.generated_usage(0))
             # The text that went by, when it costs more than the hold: never less than that.
-            if found is None or cost_micros(found[1].price, seen) <= ticket.plan.reserve:
+            if found is None or (
+                meter.usage is None
+                and cost_micros(found[1].price, self.left_usage(meter.generated_usage(0)))
+                <= ticket.plan.reserve
+            ):
                 ticket.settle_at_reserve()
                 return
         super().settle_stream(meter, stopped=stopped)

@@ -38,8 +38,9 @@ class Runs:
     longer than the gateway waits, or (`x-run: queued`) answers at once with the run queued,
     its usage not yet known, as OpenAI creates one; streamed (`x-run: cut`), its connection
     drops after the run's first event, (`x-run: paced`) its events come slowly, the usage
-    last, or (`x-run: paused`) it ends waiting for tool outputs, its usage untold. `calls`
-    counts the runs asked for, `bodies` keeps them."""
+    last, or (`x-run: paused`) it ends waiting for tool outputs, its usage untold; with
+    `x-run: unknown` (whole) or `unknown-stream` it reports its usage for a model snapshot no
+    config prices. `calls` counts the runs asked for, `bodies` keeps them."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -52,7 +53,9 @@ class Runs:
         if how == "lost":
             await asyncio.sleep(60)
         model = "gpt-4o-2024-08-06"
-        if how in ("cut", "paced", "paused"):
+        if how in ("unknown", "unknown-stream"):
+            model = "gpt-4o-2027-01-01"  # a snapshot the gateway has no price for
+        if how in ("cut", "paced", "paused", "unknown-stream"):
             return StreamingResponse(_run_events(model, how), media_type="text/event-stream")
         if how == "queued":
             queued = {"id": "run_1", "object": "thread.run", "status": "queued", "model": model}
@@ -72,7 +75,7 @@ async def _run_events(model: str, how: str) -> AsyncIterator[bytes]:
         yield b"event: thread.run.requires_action\ndata: " + orjson.dumps(paused) + b"\n\n"
         yield b"event: done\ndata: [DONE]\n\n"
         return
-    for _ in range(50):
+    for _ in range(50 if how == "paced" else 0):
         await asyncio.sleep(0.1)
         yield b"event: thread.run.step.delta\ndata: {}\n\n"
     done = {**run, "usage": RUN_USAGE}
@@ -209,6 +212,22 @@ def test_a_pass_through_answer_that_says_nothing_of_its_cost_is_charged_its_entr
     body = {"assistant_id": "asst_1", "stream": how == "paused"}
     answer = httpx.post(f"{gateway.url}{RUNS}", json=body, headers=sent)
     assert answer.status_code == 200
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 5, "the call to be settled")
+    assert spend(store, TEAM) == (HOLD, 0)
+    assert runs[1].calls == 1
+
+
+@pytest.mark.parametrize("how", ["unknown", "unknown-stream"])
+def test_a_pass_through_answer_priced_by_no_model_the_gateway_knows_is_charged_its_hold(
+    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis, how: str
+) -> None:
+    """Its usage names a snapshot newer than the config: upstream bills it, the gateway has no
+    price to charge it by, so the hold, not nothing."""
+    gateway = serve()
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-run": how}
+    body = {"assistant_id": "asst_1", "stream": how == "unknown-stream"}
+    answer = httpx.post(f"{gateway.url}{RUNS}", json=body, headers=sent)
+    assert answer.status_code == 200 and "gpt-4o-2027-01-01" in answer.text
     wait_for(lambda: spend(store, TEAM)[1] == 0, 5, "the call to be settled")
     assert spend(store, TEAM) == (HOLD, 0)
     assert runs[1].calls == 1
