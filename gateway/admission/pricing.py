@@ -283,9 +283,11 @@ MINUTE_S = 60
 
 def image_size_quality(payload: dict[str, Any], model: ModelConfig) -> str:
     """The price table key of an images request, `quality/size`, with OpenAI's defaults."""
-    default_quality = "standard" if model.image_prices else "auto"
-    quality = payload.get("quality") or default_quality
-    size = payload.get("size") or "1024x1024"
+    dalle = bool(model.image_prices)
+    quality = payload.get("quality") or ("standard" if dalle else "auto")
+    # A GPT image model's size left unnamed is `auto`, which upstream may make a larger image
+    # than 1024x1024: held, as a named `auto` is, at the table's dearest.
+    size = payload.get("size") or ("1024x1024" if dalle else "auto")
     return f"{quality}/{size}"
 
 

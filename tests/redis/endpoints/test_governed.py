@@ -226,3 +226,22 @@ def test_a_legacy_prompt_of_token_arrays_holding_a_boolean_is_counted(
     assert answer.status_code == 429, (answer.text[:200], spend(store, "half"))
     assert answer.json()["error"]["code"] == "request_over_budget"
     assert spend(store, "half") == (0, 0)
+
+
+def test_a_gpt_image_request_naming_no_size_holds_the_largest_image(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """gpt-image-1's size defaults to `auto`, which upstream may make 1024x1536: ten high
+    images of 6,240 output tokens at $40/1M are $2.50, which a team with $2 left must not be
+    let through for on a hold of ten square ones (4,160 tokens each, $1.66)."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, {"two": {"tier": "tier-5", "budget_usd": "2"}}
+    )
+    answer = httpx.post(
+        f"{gateway.url}/v1/images/generations", timeout=60,
+        json={"model": "gpt-image-1", "prompt": "a cat", "quality": "high", "n": 10},
+        headers={"Authorization": f"Bearer {key_of('two')}"},
+    )  # fmt: skip
+    assert answer.status_code == 429, (answer.text[:200], spend(store, "two"))
+    assert answer.json()["error"]["code"] == "request_over_budget"
+    assert spend(store, "two") == (0, 0)
