@@ -161,7 +161,9 @@ class PassthroughAttempt(Attempt):
     def settle(self, status: int, content: bytes) -> None:
         ticket = self.ticket
         if ticket is not None and status < 400:
-            usage, model = answer_usage(whole_answer(content))
+            if self.answered is None:
+                self.answered = whole_answer(content)  # read once: `Attempt.settle` reads it too
+            usage, model = answer_usage(self.answered)
             if usage is None or self.gw.model_of(model) is None:
                 ticket.settle_at_reserve()
                 return

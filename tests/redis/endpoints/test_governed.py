@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -18,6 +19,8 @@ from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import key_of, sdk, serve_teams
+
+COMPLETIONS = "/v1/completions"
 
 KEYS = {name: key_of(name) for name in ("tiny", "nickel", "metered", "small", "whisper")}
 EMBEDDING = Price(input=20_000)
@@ -186,26 +189,38 @@ def test_every_team_has_its_own_safety_identifier_upstream(
     )
 
 
+def refused_over_budget(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis,
+    budget_usd: str, path: str, body: Any,
+) -> None:  # fmt: skip
+    """A team with `budget_usd` left sends `body` to `path`: refused `429 request_over_budget`
+    before upstream, nothing held or spent."""
+    gateway = serve_teams(
+        start_gateway,
+        redis_server,
+        tmp_path,
+        {"capped": {"tier": "tier-5", "budget_usd": budget_usd}},
+    )
+    answer = httpx.post(
+        f"{gateway.url}{path}", json=body, timeout=120,
+        headers={"Authorization": f"Bearer {key_of('capped')}"},
+    )  # fmt: skip
+    assert answer.status_code == 429, (answer.text[:200], spend(store, "capped"))
+    assert answer.json()["error"]["code"] == "request_over_budget"
+    assert spend(store, "capped") == (0, 0)
+
+
 def test_a_legacy_completion_with_max_tokens_null_holds_the_model_output_cap(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
 ) -> None:
     """`max_tokens: null` is no cap upstream (an absent one is 16): every one of 20 candidates
     for each of 100 prompts is written whole, about $0.36 of output, which a team with $0.10
     left must not be let through for on a hold of 16 tokens a candidate ($0.07)."""
-    gateway = serve_teams(
-        start_gateway, redis_server, tmp_path, {"dime": {"tier": "tier-5", "budget_usd": "0.10"}}
-    )
     body = {
         "model": "gpt-3.5-turbo-instruct", "max_tokens": None, "best_of": 20,
         "prompt": [f"Tell me story number {i}." for i in range(100)],
     }  # fmt: skip
-    answer = httpx.post(
-        f"{gateway.url}/v1/completions", json=body, timeout=60,
-        headers={"Authorization": f"Bearer {key_of('dime')}"},
-    )  # fmt: skip
-    assert answer.status_code == 429, (answer.text[:200], spend(store, "dime"))
-    assert answer.json()["error"]["code"] == "request_over_budget"
-    assert spend(store, "dime") == (0, 0)
+    refused_over_budget(start_gateway, redis_server, tmp_path, store, "0.10", COMPLETIONS, body)
 
 
 def test_a_legacy_prompt_of_token_arrays_holding_a_boolean_is_counted(
@@ -214,18 +229,9 @@ def test_a_legacy_prompt_of_token_arrays_holding_a_boolean_is_counted(
     """Upstream reads `true` in a token array as a token (JSON's true is an integer to it):
     400 prompts of 4,000 tokens each are $2.40 of gpt-3.5-turbo-instruct input, which a team
     with $0.50 left must not be let through for on a hold that counted no prompt at all."""
-    gateway = serve_teams(
-        start_gateway, redis_server, tmp_path, {"half": {"tier": "tier-5", "budget_usd": "0.50"}}
-    )
     prompt = [[1] * 4_000 + [True] for _ in range(400)]
-    answer = httpx.post(
-        f"{gateway.url}/v1/completions", timeout=120,
-        json={"model": "gpt-3.5-turbo-instruct", "prompt": prompt, "max_tokens": 1},
-        headers={"Authorization": f"Bearer {key_of('half')}"},
-    )  # fmt: skip
-    assert answer.status_code == 429, (answer.text[:200], spend(store, "half"))
-    assert answer.json()["error"]["code"] == "request_over_budget"
-    assert spend(store, "half") == (0, 0)
+    body = {"model": "gpt-3.5-turbo-instruct", "prompt": prompt, "max_tokens": 1}
+    refused_over_budget(start_gateway, redis_server, tmp_path, store, "0.50", COMPLETIONS, body)
 
 
 def test_a_gpt_image_request_naming_no_size_holds_the_largest_image(
@@ -234,14 +240,7 @@ def test_a_gpt_image_request_naming_no_size_holds_the_largest_image(
     """gpt-image-1's size defaults to `auto`, which upstream may make 1024x1536: ten high
     images of 6,240 output tokens at $40/1M are $2.50, which a team with $2 left must not be
     let through for on a hold of ten square ones (4,160 tokens each, $1.66)."""
-    gateway = serve_teams(
-        start_gateway, redis_server, tmp_path, {"two": {"tier": "tier-5", "budget_usd": "2"}}
+    body = {"model": "gpt-image-1", "prompt": "a cat", "quality": "high", "n": 10}
+    refused_over_budget(
+        start_gateway, redis_server, tmp_path, store, "2", "/v1/images/generations", body
     )
-    answer = httpx.post(
-        f"{gateway.url}/v1/images/generations", timeout=60,
-        json={"model": "gpt-image-1", "prompt": "a cat", "quality": "high", "n": 10},
-        headers={"Authorization": f"Bearer {key_of('two')}"},
-    )  # fmt: skip
-    assert answer.status_code == 429, (answer.text[:200], spend(store, "two"))
-    assert answer.json()["error"]["code"] == "request_over_budget"
-    assert spend(store, "two") == (0, 0)
