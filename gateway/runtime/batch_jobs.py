@@ -1,7 +1,8 @@
 """Batches, as the gateway follows them (`runtime.follower`): held at creation (each line's
 worst case at half price, for as long as its completion window), and priced once upstream says
 the batch ended from its output file: each line's usage at half its model's price, rounded up
-per line as upstream bills it. The output and error files become the team's.
+per line as upstream bills it; an output file gone before it was read (deleted by its team),
+at the batch's hold. The output and error files become the team's.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ class BatchJobs(JobKind):
         output = job.get("output_file_id")
         if isinstance(output, str):
             content = await read(f"/files/{output}/content")
-            usage, cost = self._priced(content, self._dearest(record.get("models") or []))
+            if content is None:
+                # Gone before it was read (its team may delete it once the batch ended):
+                # upstream billed its lines all the same, which only the file said.
+                cost = int(record["plan"]["reserve"])
+            else:
+                usage, cost = self._priced(content, self._dearest(record.get("models") or []))
         files = (output, job.get("error_file_id"))
         return Ended(usage, cost, tuple(("file", f) for f in files if isinstance(f, str)))
 

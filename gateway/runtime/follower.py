@@ -26,15 +26,18 @@ from gateway.admission.redis_side import Admission
 from gateway.config import ModelConfig
 from gateway.objects.ownership import Owners
 from gateway.upstream.contract import Upstream
+from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.usage import Usage
 
 log = logging.getLogger("gateway")
+NOT_FOUND = 404
 # Headers for a call upstream on a team's behalf, by the name of its key's variable ("": the
 # gateway's key).
 HeadersFor = Callable[[str], dict[str, str]]
 # An upstream read (a path relative to the base URL) with the job's team's key: the body of a
-# 200, None otherwise.
+# 200, None for a 404 (there is no such object, or no more); any other answer raises, so that
+# the job is looked at again later (a 5xx or a 429 says nothing of what the job cost).
 Read = Callable[[str], Awaitable[bytes | None]]
 # A model by any name a request or an answer gives it (a fine-tune's too): its configured name
 # and config, or None.
@@ -144,7 +147,11 @@ class Follower:
             content = await resp.read()
         finally:
             await resp.close()
-        return content if resp.status == 200 else None
+        if resp.status == 200:
+            return content
+        if resp.status == NOT_FOUND:
+            return None
+        raise errors.upstream_status(resp.status)
 
 
 def _object(content: bytes | None) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import openai
 
+from gateway.config import Config
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
 
 
@@ -46,16 +47,18 @@ def serve_teams(
     teams: dict[str, dict[str, str]],
     *,
     knobs: bool = True,
+    config: Config | None = None,
     **sections: Any,
 ) -> ServerThread:
     """A gateway on `redis_server` knowing `teams`, passing the simulator's `x-sim-*` knobs on
-    (unless `knobs` is False); `sections` replace more of its config."""
+    (unless `knobs` is False); `config` instead of the one wired to the session's simulator;
+    `sections` replace more of its config."""
     path = tmp_path / "teams.yaml"
     path.write_text(teams_yaml(teams))
     if knobs:
         sections.setdefault("upstream", {"forward_header_prefixes": ("x-sim-",)})
     return start_gateway(
-        redis={"url": redis_server}, admission={"teams_file": str(path)}, **sections
+        config, redis={"url": redis_server}, admission={"teams_file": str(path)}, **sections
     )
 
 

@@ -6,8 +6,10 @@ cannot hold every line's worst case."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,12 @@ import orjson
 import pytest
 import redis
 
-from tests.conftest import GatewayFactory, ServerThread
+from gateway.config import SimulatorConfig
+from gateway.runtime.batch_jobs import BatchJobs
+from gateway.runtime.build import open_gateway
+from gateway.runtime.follower import Follower
+from gateway.simulator import create_simulator
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, key_of, sdk, serve_teams
 
@@ -155,3 +162,91 @@ def test_a_batch_naming_a_shut_down_model_is_refused_before_upstream(
     )
     seen = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
     assert seen[-1]["method"] == "GET", "the gateway read the file; it created no batch"
+
+
+@pytest.fixture
+def follow(redis_server: str, simulator: ServerThread) -> Callable[[], None]:
+    """One pass of the gateway's follower over the open batches (the gateway's own waits an
+    hour between looks: `unfollowed`)."""
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+
+    async def once() -> None:
+        gw = open_gateway(config)
+        kind = BatchJobs(3600, gw.model_of)
+        follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
+        try:
+            await follower.check_all(kind)
+        finally:
+            await gw.close()
+
+    return lambda: asyncio.run(once())
+
+
+@pytest.fixture
+def unfollowed(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, batches={"poll_s": 3600})
+
+
+def test_a_batch_whose_output_file_is_deleted_before_it_is_settled_is_charged_its_hold(
+    unfollowed: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    follow: Callable[[], None],
+) -> None:
+    # The client reads its results and deletes the output file before the gateway's next look:
+    # upstream billed every line all the same.
+    client = sdk(unfollowed, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    batch = create(client, file_id)
+    done = client.batches.retrieve(batch.id)
+    assert done.status == "completed" and done.output_file_id
+    assert len(client.files.content(done.output_file_id).read().splitlines()) == 3
+    client.files.delete(done.output_file_id)
+    held_now = spend(store, "payer")[1]
+    assert held_now > billed(simulator) > 0
+    follow()
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    # Charged its hold: what the lines cost can no longer be read.
+    assert spend(store, "payer") == (held_now, 0)
+
+
+class FilesFailing:
+    """The simulator, answering the first read of a file's content after a batch was created
+    (its output file's, by the gateway settling it) with a 500."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.armed = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path == "/v1/batches" and scope["method"] == "POST":
+            self.armed = True
+        elif scope["type"] == "http" and path.endswith("/content") and self.armed:
+            self.armed = False
+            body = b'{"error": {"message": "server_error", "type": "server_error"}}'
+            head = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 500, "headers": head})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def test_a_batch_whose_output_file_fails_to_read_once_is_charged_what_upstream_bills(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    with ServerThread(FilesFailing(create_simulator(SimulatorConfig()))) as upstream:
+        config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
+        gateway = serve_teams(
+            start_gateway, redis_server, tmp_path, TEAMS, config=config, batches={"poll_s": 0.2}
+        )
+        client = sdk(gateway, "payer")
+        create(client, input_file(client))
+        deadline = time.monotonic() + 10
+        while store.hlen("o1gw:batches:open") or spend(store, "payer")[1]:
+            assert time.monotonic() < deadline, spend(store, "payer")
+            time.sleep(0.1)
+        assert billed(upstream) > 0
+        assert spend(store, "payer") == (billed(upstream), 0)
