@@ -147,9 +147,14 @@ class Attempt:
 
     def reasons(self) -> bool:
         """Whether the model thinks before it answers, in reasoning tokens it bills that only
-        the usage at a stream's end counts: such a stream is read to its end whoever leaves,
-        as a whole answer is."""
+        the usage at a stream's end counts."""
         return False
+
+    def read_to_end(self) -> bool:
+        """Whether a stream is billed whole whoever leaves it, so read to its end as a whole
+        answer is, and charged its hold when it ends without its usage: a reasoning model's
+        (`reasons`)."""
+        return self.reasons()
 
     # -- call ----------------------------------------------------------------------------------
 
@@ -258,7 +263,7 @@ class Attempt:
         # A whole answer is billed whole, so it is read to its end, whoever leaves, as is a
         # stream of a model that reasons; any other stream is billed for what was generated,
         # so a client that leaves stops it.
-        watch = stream is not False and not self.reasons()
+        watch = stream is not False and not self.read_to_end()
         async with cancel_on_disconnect(self.request.receive, loop, watch=watch):
             try:
                 resp = await self.send(body, buffer=stream is False, prepared=prepared)
@@ -321,8 +326,8 @@ class Attempt:
         event: the gateway was keeping pace with upstream, and closes it; upstream stops once it
         notices. Several events at once: upstream had run ahead of the client, by as much as
         the buffers between them hold, and only the stream's end says how much it generated:
-        the rest is read (and sent nowhere). So is a reasoning model's stream, whose reasoning
-        only its usage counts."""
+        the rest is read (and sent nowhere). So is a stream billed whole (`read_to_end`): a
+        reasoning model's, whose reasoning only its usage counts."""
         gw, exchange = self.gw, self.exchange
         trace = exchange.trace
         observe = trace.streaming() if trace is not None else None
@@ -337,7 +342,7 @@ class Attempt:
                     self.settle_stream(meter)
                 if self.left and not reading_on:
                     stopped = meter is None or not (
-                        meter.usage is not None or self.reasons() or chunk.count(b"\n\n") > 1
+                        meter.usage is not None or self.read_to_end() or chunk.count(b"\n\n") > 1
                     )
                     if stopped:
                         break
@@ -396,12 +401,13 @@ class Attempt:
         before its usage (its client left, or upstream's stream broke: a stall, a reset) is
         charged `left_usage`, never more than its hold. A model's that reasons and reported no
         usage, however it ended (upstream's own error event ends it without any), its hold:
-        upstream bills reasoning that only the usage counts."""
+        upstream bills reasoning that only the usage counts; so is any stream billed whole
+        (`read_to_end`)."""
         ticket = self.ticket
         if ticket is None or ticket.done:
             return
         self.served_at(meter.service_tier)
-        if meter.usage is None and self.reasons():
+        if meter.usage is None and self.read_to_end():
             ticket.settle_at_reserve()
             return
         usage = meter.generated_usage(ticket.prompt_estimate)

@@ -454,6 +454,11 @@ class NativeAttempt(ModelAttempt):
         record = self.owned_items if answer.get("store") is False else self.owned
         record(response_id, context if isinstance(context, int) else 0, output_item_ids(answer))
 
+    def read_to_end(self) -> bool:
+        """A background response runs to its end upstream whoever reads its stream (its client
+        may pick it up again with `GET ?stream=true`), and is billed whole."""
+        return self.req.original.get("background") is True or super().read_to_end()
+
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         # Also when not admitted: it finds the response's id, for its owner record.
         if self.req.original.get("store") is False:

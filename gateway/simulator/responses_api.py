@@ -10,7 +10,7 @@ Everything else a chat request gets applies here too: the key check, rate-limit 
 latency, streaming-pace and fault knobs, `x-sim-answer`, the prompt cache. The answer is the one
 chat gives for the same conversation (`responses.chat_body`), so the two APIs agree on text,
 tool calls and token counts. A background request that also streams is streamed at once (and
-stored finished). An input item given with an `id` must be one the key stored (an
+stored finished, and billed whole: a client that leaves its stream does not stop it). An input item given with an `id` must be one the key stored (an
 `item_reference` stands for that stored item).
 """
 
@@ -166,7 +166,9 @@ class ResponsesApi:
         if knobs.service_tier is not None:
             response["service_tier"] = knobs.service_tier
         stream = body.get("stream") is True
-        if not stream:
+        if not stream or stored.background:
+            # A background response runs to its end whoever reads its stream (a client that
+            # left resumes it with `GET ?stream=true`): billed whole, as an answer sent whole is.
             host.charge(call.key, bill.usage_charge(PREFIX, response["model"], response["usage"]))
         if stored.background and not stream:
             stored.stage = QUEUED
@@ -176,7 +178,11 @@ class ResponsesApi:
             events = shapes.stream_events(response)
             frames = [shapes.event_frame(event) for event in events]
             failure = shapes.failure_frames(response, oe.server_error(), fault_index(len(frames)))
-            bill_of = StreamBill(PREFIX, response["model"], response["usage"], events, event_output)
+            bill_of = (
+                None
+                if stored.background
+                else StreamBill(PREFIX, response["model"], response["usage"], events, event_output)
+            )
             await host.stream(call, frames, rates, last=b"", failure=failure, bill=bill_of)
             return
         await host.reply(call, orjson.dumps(stored.view()), rates)

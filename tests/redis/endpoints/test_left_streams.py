@@ -73,13 +73,15 @@ class Case:
     model: str
     knobs: dict[str, str]
     leave: int | None  # events read before leaving; THINKING: before the first
+    background: bool = False  # a Responses call upstream runs to its end whoever reads it
 
     def body(self) -> tuple[str, dict[str, Any]]:
         if self.api == "chat":
             return "/v1/chat/completions", {
                 "model": self.model, "messages": MESSAGES, "stream": True,
             }  # fmt: skip
-        return "/v1/responses", {"model": self.model, "input": PROMPT, "stream": True}
+        body = {"model": self.model, "input": PROMPT, "stream": True}
+        return "/v1/responses", {**body, "background": True} if self.background else body
 
 
 PACED = {"x-sim-ttft-ms": THINK_MS, "x-sim-chunk-interval-ms": PACE_MS}
@@ -244,3 +246,15 @@ def test_a_reasoning_models_stream_without_its_usage_is_charged_its_hold(
     assert ending in answer.text and "[DONE]" not in answer.text
     bill, charged = settled(gateway, upstream, store)
     assert 0 < bill <= charged == hold(case)
+
+
+@pytest.mark.parametrize("leave", [3, 50], ids=["first tokens", "half-way"])
+def test_a_background_stream_left_is_charged_the_whole_response_upstream_bills(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis, leave: int
+) -> None:
+    """A background response goes on upstream when its stream's client leaves (the client may
+    pick it up again with `GET ?stream=true`), and is billed whole: the gateway reads the stream
+    to its end and charges the usage there, not what had reached the client."""
+    case = Case("responses", "gpt-4o", PACED, leave, background=True)
+    bill, charged = measure(gateway, upstream, store, case)
+    assert 0 < bill == charged < hold(case), (bill, charged)
