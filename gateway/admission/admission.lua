@@ -36,7 +36,10 @@ local DAY = 86400000
 local KEEP = "8640000000" -- 100 days: spend and usage history outlive their month
 -- An open hold lives as long as the counters that include its reserve, so it is swept (charged)
 -- by the team's next call however late that comes. A settled hold is kept only long enough to
--- recognise a retried settle or admit; an expired one, long enough for a late settle.
+-- recognise a retried settle or admit; an expired one as long as the spend its reserve was
+-- charged to: a job the gateway follows (a fine-tuning job, which has no time limit) may end,
+-- and be settled, long after its hold expired, and that settle corrects the reserve, where one
+-- finding no hold would charge its cost on top of it.
 local SETTLED_MEMORY = "600000"
 
 local mode = ARGV[1]
@@ -153,7 +156,7 @@ local function sweep_expired()
       add(base .. ":held:" .. h[3], -reserve)
       count_usage(h[3], {"cost:" .. h[4], reserve, "expired:" .. h[4], 1})
       redis.call("HSET", hold, "s", "expired")
-      redis.call("PEXPIRE", hold, DAY)
+      redis.call("PEXPIRE", hold, KEEP)
     end
     redis.call("ZREM", base .. ":holds", id)
   end

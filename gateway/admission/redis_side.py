@@ -45,7 +45,8 @@ from gateway.wire.errors import GatewayError
 from gateway.wire.usage import Usage
 
 log = logging.getLogger("gateway.admission.redis_side")
-# The script keeps an expired hold's record for a day, so a late settle can still correct it.
+# How long after its hold expired a settle waiting for Redis keeps trying (the script keeps an
+# expired hold's record as long as the spend it was charged to, so a late settle corrects it).
 SETTLE_RETRY_AFTER_EXPIRY_S = 12 * 3600
 # A settle may wait this long to share a socket write with the next admission.
 SETTLE_DEFER_S = 0.002
@@ -297,8 +298,8 @@ class Admission:
     ) -> None:
         # Settling is idempotent by hold id, so retrying one whose reply was lost is safe. While
         # Redis is away the settle waits here and lands when it is back: the real cost, not the
-        # reserve. The script corrects an expired hold to the real cost for a day after expiry,
-        # so retrying beyond that would not help.
+        # reserve. The script corrects an expired hold to the real cost however late the
+        # settle lands; a request's settle stops retrying half a day after its hold expired.
         give_up = time.monotonic() + self._config.hold_ttl_s + SETTLE_RETRY_AFTER_EXPIRY_S
         delay = 0.2
         failures = 0

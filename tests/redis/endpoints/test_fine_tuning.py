@@ -358,3 +358,48 @@ def test_epochs_are_held_from_the_hyperparameters_upstream_reads(
     follow()
     spent, _ = spend(store, "poor")
     assert spent <= 10_000, f"{trained} tokens trained, {spent} micro-dollars spent"
+
+
+def later(store: redis.Redis, seconds: float) -> None:
+    """Redis `seconds` later, as far as its keys' expiries go: each key with a time to live
+    has it shortened by `seconds`, and is gone if that is all it had."""
+    for key in store.scan_iter(count=1000):
+        left = store.pttl(key)
+        if left < 0:
+            continue
+        if left <= seconds * 1000:
+            store.delete(key)
+        else:
+            store.pexpire(key, left - int(seconds * 1000))
+
+
+def test_a_job_that_outlives_its_hold_is_charged_what_it_trained_once(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    store: redis.Redis,
+    follow: Callable[[], None],
+) -> None:
+    # OpenAI sets no limit on a job's run: a long queue can keep one going past its hold, which
+    # is then charged at its reserve when the team's next call sweeps it, and corrected to what
+    # the job trained when it ends, however much later that is.
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False,
+        fine_tuning={"poll_s": 3600, "hold_s": 0.2},
+    )  # fmt: skip
+    client = sdk(gateway, "payer")
+    file_id = training_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
+    reserve = held(store, "payer")
+    time.sleep(0.3)
+    client.chat.completions.create(model="gpt-4o-mini", messages=HI)  # sweeps the hold
+    chat = billed(simulator)
+    assert spend(store, "payer") == (reserve + chat, 0)
+    later(store, 8 * 86400)  # the job ends eight days after it began
+    complete(simulator, job.id)
+    follow()
+    assert store.hlen("o1gw:fine_tuning_jobs:open") == 0
+    assert billed(simulator) > chat
+    assert spend(store, "payer") == (billed(simulator), 0)
