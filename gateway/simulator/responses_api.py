@@ -10,8 +10,9 @@ Everything else a chat request gets applies here too: the key check, rate-limit 
 latency, streaming-pace and fault knobs, `x-sim-answer`, the prompt cache. The answer is the one
 chat gives for the same conversation (`responses.chat_body`), so the two APIs agree on text,
 tool calls and token counts. A background request that also streams is streamed at once (and
-stored finished, and billed whole: a client that leaves its stream does not stop it). An input item given with an `id` must be one the key stored (an
-`item_reference` stands for that stored item).
+stored finished, and billed whole: a client that leaves its stream does not stop it). An input
+item given with an `id` must be one the key stored (an `item_reference` stands for that stored
+item).
 """
 
 from __future__ import annotations
