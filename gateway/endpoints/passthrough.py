@@ -189,13 +189,23 @@ async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payloa
     JSON body, must be the caller's team's."""
     query = (value for _, value in request.query_params.multi_items())
     for value in (*request.scope["path"].split("/"), *query, *strings(payload)):
-        if _ID_SHAPE.fullmatch(value) is None:
-            continue
-        if value.startswith(RESPONSE_PREFIX):
-            await owned_response(gw, caller, value)
-        else:
-            kind = next(k for prefix, k in _KIND_OF.items() if value.startswith(prefix))
-            await check_owned(gw, caller, kind, value)
+        for named in _ids_named(value):
+            if named.startswith(RESPONSE_PREFIX):
+                await owned_response(gw, caller, named)
+            else:
+                kind = next(k for prefix, k in _KIND_OF.items() if named.startswith(prefix))
+                await check_owned(gw, caller, kind, named)
+
+
+def _ids_named(value: str) -> list[str]:
+    """The ids a string names as an endpoint may read it: the whole string, or each item of a
+    comma-separated list, with the whitespace around them trimmed (a reader that trims or
+    splits would find an id where the string as a whole is none). Prose is not a list of ids:
+    a string with any other piece names none."""
+    pieces = [piece.strip() for piece in value.split(",")]
+    if all(_ID_SHAPE.fullmatch(piece) is not None for piece in pieces):
+        return pieces
+    return []
 
 
 def _json_or_text(value: bytes) -> Any:

@@ -135,6 +135,36 @@ def test_an_operator_allowed_path_reaches_no_other_teams_object(
     assert own.status_code == 404  # the simulated upstream serves no such path
 
 
+def test_another_teams_id_trimmed_or_listed_is_refused_too(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """An id with whitespace around it, or among others in a comma-separated list, is the id an
+    endpoint that trims or splits would read: another team's is refused however it is wrapped,
+    and a team's own list reaches upstream."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
+    own = sdk(gateway, "a").files.create(file=("mine.txt", b"a's"), purpose="user_data").id
+    auth = {"Authorization": f"Bearer {key_of('a')}"}
+    before = upstream_requests(simulator)
+    wrapped = (f" {secret}", f"{secret}\n", f"{own},{secret}", f"{own}, {secret} ")
+    for value in wrapped:
+        in_query = httpx.get(f"{gateway.url}/v1/containers", params={"file": value}, headers=auth)
+        in_body = httpx.post(
+            f"{gateway.url}/v1/evals", json={"name": "x", "file_ids": value}, headers=auth
+        )
+        for answer in (in_query, in_body):
+            assert answer.status_code == 404, (value, answer.text)
+            assert answer.json()["error"]["message"] == f"No such File object: {secret}"
+    assert upstream_requests(simulator) == before  # none reached upstream
+    # Prose that merely holds an id-like word is not a list of ids; a team's own list passes.
+    for value in ("see file-abcdefgh, then more", f"{own}, {own}"):
+        httpx.post(f"{gateway.url}/v1/evals", json={"name": "x", "note": value}, headers=auth)
+        last = upstream_requests(simulator)[-1]
+        assert (last["method"], last["path"]) == ("POST", "/v1/evals"), value
+
+
 def test_an_operator_allowed_form_reaches_no_other_teams_object(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
 ) -> None:
