@@ -37,7 +37,7 @@ from gateway.runtime.gateway import Gateway
 from gateway.server.body import read_json_object, repeated_key
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
-from gateway.wire import errors
+from gateway.wire import errors, validation
 from gateway.wire.references import unowned_reference
 from gateway.wire.usage import Usage
 
@@ -56,7 +56,8 @@ async def create(request: Request) -> Response:
     if endpoint not in BATCHED:
         raise errors.invalid_value("endpoint", str(endpoint), BATCHED)
     await check_owned(gw, caller, FILE, input_file)
-    lines = _input_lines(await file_content(gw, request, caller, input_file))
+    content = await file_content(gw, request, caller, input_file)
+    lines = _input_lines(content, gw.config.server.max_json_depth)
     tuned = await fine_tunes(gw, caller, [line["body"].get("model") for line in lines])
     reserve, model, named = _worst_case(gw, caller, str(endpoint), lines, tuned)
     for number, line in enumerate(lines, start=1):
@@ -70,7 +71,10 @@ async def create(request: Request) -> Response:
     )
 
 
-def _input_lines(content: bytes) -> list[dict[str, Any]]:
+def _input_lines(content: bytes, max_depth: int) -> list[dict[str, Any]]:
+    """The lines of a batch's input file, each a request whose body the gateway can read as
+    its endpoint reads one sent inline (`max_depth`: `server.max_json_depth`): it is priced by
+    walking it, and goes upstream as the file has it, not written again by the gateway."""
     lines: list[dict[str, Any]] = []
     for number, raw in enumerate(content.splitlines(), start=1):
         if not raw.strip():
@@ -81,6 +85,10 @@ def _input_lines(content: bytes) -> list[dict[str, Any]]:
             raise errors.batch_line_invalid(number, "it is not JSON") from None
         if not isinstance(line, dict) or not isinstance(line.get("body"), dict):
             raise errors.batch_line_invalid(number, "it has no request body")
+        if validation.too_deep(line["body"], max_depth) is not None:
+            raise errors.batch_line_invalid(
+                number, f"its body nests deeper than {max_depth} levels"
+            )
         # Upstream reads the file as it is: which of a repeated key's values counts is its
         # parser's choice, not necessarily the value priced here.
         repeated = repeated_key(raw)

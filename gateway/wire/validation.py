@@ -342,7 +342,15 @@ def _check_json_schema(spec: dict[str, Any], param: str, refused_param: str) -> 
 
 
 def _check_depth(payload: dict[str, Any], limit: int) -> None:
-    """Level by level, not recursively: a deep body must not cost stack, only a bounded loop."""
+    field = too_deep(payload, limit)
+    if field is not None:
+        raise errors.nested_too_deep(field, limit)
+
+
+def too_deep(payload: dict[str, Any], limit: int) -> str | None:
+    """The first field of a body nested deeper than `limit` levels of objects and arrays (the
+    body itself is level 1), or None. Level by level, not recursively: a deep body must not
+    cost stack, only a bounded loop."""
     for key, value in payload.items():
         kind = type(value)
         if kind is not dict and kind is not list:
@@ -351,7 +359,7 @@ def _check_depth(payload: dict[str, Any], limit: int) -> None:
         depth = 2  # the body object itself is level 1
         while level:
             if depth > limit:
-                raise errors.nested_too_deep(key, limit)
+                return str(key)
             below: list[Any] = []
             for node in level:
                 for child in node.values() if type(node) is dict else node:
@@ -360,6 +368,7 @@ def _check_depth(payload: dict[str, Any], limit: int) -> None:
                         below.append(child)
             level = below
             depth += 1
+    return None
 
 
 def _wrong_type(param: str, expected: str, value: Any) -> errors.GatewayError:

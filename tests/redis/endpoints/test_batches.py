@@ -250,3 +250,36 @@ def test_a_batch_whose_output_file_fails_to_read_once_is_charged_what_upstream_b
             time.sleep(0.1)
         assert billed(upstream) > 0
         assert spend(store, "payer") == (billed(upstream), 0)
+
+
+def test_a_line_nested_deeper_than_its_endpoint_takes_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """A line's body goes upstream as it is in the file, unread by the gateway's writer: one
+    nested deeper than its endpoint would take it inline (`server.max_json_depth`) is refused
+    as a line that cannot be checked, a 400, never a 500 of the gateway's own."""
+    client = sdk(gateway, "payer")
+    deep = "[" * 300 + "]" * 300
+    schema = f'{{"type": "object", "properties": {{"a": {deep}}}}}'
+    bodies: dict[Any, str] = {
+        "/v1/chat/completions": '{"model": "gpt-4o-mini", "messages": [{"role": "user", '
+        f'"content": "Hi"}}], "tools": [{{"type": "function", "function": {{"name": "f", '
+        f'"parameters": {schema}}}}}]}}',
+        "/v1/embeddings": f'{{"model": "text-embedding-3-small", "input": {deep}}}',
+    }
+    log = f"{simulator.url}/_sim/requests"
+    for endpoint, body in bodies.items():
+        line = f'{{"custom_id": "r", "method": "POST", "url": "{endpoint}", "body": {body}}}'
+        file_id = client.files.create(file=("in.jsonl", line.encode()), purpose="batch").id
+        before = httpx.get(log).json()["data"]
+        with pytest.raises(openai.BadRequestError) as info:
+            client.batches.create(input_file_id=file_id, endpoint=endpoint, completion_window="24h")
+        assert info.value.code == "invalid_batch_line", endpoint
+        assert info.value.response.json()["error"]["message"] == (
+            "Line 1 of the batch's input file cannot be accepted: its body nests deeper than "
+            "64 levels."
+        )
+        since = [r for r in httpx.get(log).json()["data"] if r not in before]
+        assert [(r["method"], r["path"]) for r in since] == [
+            ("GET", f"/v1/files/{file_id}/content")
+        ]
