@@ -117,7 +117,7 @@ class Entry:
             # After a call charged in this request: the access log reports what it cost.
             gw.after_response(finish, gw, ex, time.perf_counter())
             if ex.trace is not None:
-                gw.after_response(ex.trace.finish, ex, time.time_ns())
+                gw.trace_ended(ex.trace, ex, time.time_ns())
 
     async def answer(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)

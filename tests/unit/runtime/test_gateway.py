@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from gateway.observability.record import Exchange
 from gateway.runtime import gateway as state
 from gateway.runtime.build import open_gateway
 from gateway.runtime.gateway import Gateway
@@ -70,6 +71,39 @@ async def test_closing_runs_what_is_left() -> None:
     gw.after_response(done.append, "at shutdown")
     await gw.close()
     assert done == ["at shutdown"]
+
+
+class Spans:
+    """A request's trace as the gateway finishes it (`RequestTrace.finish`)."""
+
+    def __init__(self, name: str, done: list[str]) -> None:
+        self.name, self.done = name, done
+
+    def finish(self, exchange: Exchange, end_ns: int) -> None:
+        self.done.append(f"{self.name} spans at {end_ns}")
+
+
+@pytest.mark.anyio
+async def test_traced_requests_finish_after_the_rest_of_the_bookkeeping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each request's charge and log line first (its span reads what it was charged), then
+    the spans of every request in a row; alone, a timer runs them; at shutdown, what is left."""
+    monkeypatch.setattr(state, "AFTER_RESPONSE_S", 0.01)
+    gw = running_gateway()
+    done: list[str] = []
+    for n in range(2):
+        gw.after_response(done.append, f"{n} charged")
+        gw.trace_ended(Spans(str(n), done), Exchange(started=0.0), n)  # type: ignore[arg-type]
+    gw.idle_soon()
+    await asyncio.sleep(0)
+    assert done == ["0 charged", "1 charged", "0 spans at 0", "1 spans at 1"]
+    gw.trace_ended(Spans("alone", done), Exchange(started=0.0), 2)  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert done[-1] == "alone spans at 2"
+    gw.trace_ended(Spans("last", done), Exchange(started=0.0), 3)  # type: ignore[arg-type]
+    await gw.close()
+    assert done[-1] == "last spans at 3"
 
 
 def test_a_model_by_any_name_and_a_fine_tune_by_its_base() -> None:
