@@ -62,13 +62,15 @@ def largest_completion_cap(price: Price, prompt_tokens: int, copies: int, left: 
 
 
 def estimates(config: Config, payload: dict[str, Any], models: list[str]) -> dict[str, Any]:
-    """What the request would cost on each model: typical and worst case, in micro-dollars."""
+    """What the request would cost on each model: typical and worst case, in micro-dollars, on
+    the prompt the model would be held for (its image inputs by its own figures, the tools)."""
     messages = payload.get("messages")
-    prompt = tokens.count_messages(messages) if isinstance(messages, list) else 0
+    text = tokens.count_messages(messages) if isinstance(messages, list) else 0
     requested = requested_completion(payload)
     out: dict[str, Any] = {}
     for name in models:
         model = config.models[name]
+        prompt = chat_prompt(payload, model, text)
         cap = min(requested or model.max_output, model.max_output)
         typical = min(
             model.typical_completion_tokens or config.admission.default_completion_tokens, cap
@@ -144,11 +146,14 @@ def _count(value: Any) -> int:
 # below takes the figures of the model that serves the request.
 
 
-def chat_prompt(payload: dict[str, Any], model: ModelConfig) -> int:
-    """The most prompt tokens a chat request may be billed on `model`: its messages' text, what
-    `chat_extra_prompt` adds, and the whole context when it hands the model a file."""
+def chat_prompt(payload: dict[str, Any], model: ModelConfig, text: int | None = None) -> int:
+    """The most prompt tokens a chat request may be billed on `model`: its messages' text
+    (`text`, when counted already), what `chat_extra_prompt` adds, and the whole context when
+    it hands the model a file."""
     messages = payload.get("messages")
-    prompt = tokens.count_messages(messages) if type(messages) is list else 0
+    if text is None:
+        text = tokens.count_messages(messages) if type(messages) is list else 0
+    prompt = text
     images, files = _content_parts(messages, model.image_input_tokens)
     prompt += images + _tool_tokens(payload)
     return max(prompt, model.context) if files else prompt  # a file's pages may fill it

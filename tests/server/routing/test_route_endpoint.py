@@ -80,6 +80,32 @@ def test_route_answers_the_decision_and_the_cost_on_each_model(gateway: ServerTh
     assert estimates["o1-preview"]["max_completion_tokens"] == 32768
 
 
+def test_route_estimates_count_images_and_tools_by_each_models_figures(
+    gateway: ServerThread,
+) -> None:
+    """The estimate's prompt is the one the request would be held for: its image inputs by the
+    model's own figures (`image_input_tokens`; gpt-4o-mini bills an image far above gpt-4o's),
+    and its tool schemas."""
+    text = [{"role": "user", "content": "Describe the picture."}]
+    image = {
+        "type": "image_url",
+        "image_url": {"url": "https://example.com/a.png", "detail": "high"},
+    }
+    tools = [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}]
+    with_image = [{"role": "user", "content": [{"type": "text", "text": "Describe the picture."}, image]}]  # fmt: skip
+    models = ["gpt-4o", "gpt-4o-mini"]
+    plain = {m: route(gateway, CLIENT_KEY, {"model": m, "messages": text}).json() for m in models}
+    seen = {
+        m: route(gateway, CLIENT_KEY, {"model": m, "messages": with_image}).json() for m in models
+    }
+    tooled = route(gateway, CLIENT_KEY, {"model": "gpt-4o", "messages": text, "tools": tools})
+    for model, high in (("gpt-4o", 1_445), ("gpt-4o-mini", 48_169)):
+        alone = plain[model]["estimates"][model]["prompt_tokens"]
+        assert seen[model]["estimates"][model]["prompt_tokens"] >= alone + high, model
+    alone = plain["gpt-4o"]["estimates"]["gpt-4o"]["prompt_tokens"]
+    assert tooled.json()["estimates"]["gpt-4o"]["prompt_tokens"] > alone
+
+
 def test_route_calls_no_upstream(gateway: ServerThread, simulator: ServerThread) -> None:
     before = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
     route(gateway, CLIENT_KEY, {"messages": [{"role": "user", "content": "hi"}]})
