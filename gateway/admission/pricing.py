@@ -201,6 +201,10 @@ def _content_parts(messages: Any, figures: ImageInputTokens) -> tuple[int, bool]
         if type(message) is not dict:
             continue
         content = message.get("content")
+        if content is None and message.get("type") == "function_call_output":
+            # A Responses function's output may hand the model images and files, read and
+            # billed as a message's are.
+            content = message.get("output")
         if type(content) is list:
             for part in content:
                 if type(part) is dict and part.get("type") in _FILE_PARTS:
@@ -217,6 +221,19 @@ def image_tokens(messages: Any, images: ImageInputTokens) -> int:
     billed as, by the serving model's `images` figures: their URL or data is no text the
     message count sees."""
     return _content_parts(messages, images)[0]
+
+
+def function_output_images(items: Any, images: ImageInputTokens) -> int:
+    """The most prompt tokens the images Responses function outputs (`function_call_output`
+    items) hand the model are billed as, by the serving model's `images` figures: a chat tool
+    message has no place for them, so the chat messages a Responses input is counted as lack
+    them."""
+    if type(items) is not list:
+        return 0
+    outputs = [
+        item for item in items if type(item) is dict and item.get("type") == "function_call_output"
+    ]
+    return _content_parts(outputs, images)[0] if outputs else 0
 
 
 def reads_files(messages: Any) -> bool:

@@ -31,6 +31,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.pricing import (
     cheaper_tiers,
+    function_output_images,
     image_tokens,
     reads_files,
     refers_to_items,
@@ -177,6 +178,10 @@ class ResponsesRequest(ChatRequest):
         if count is None:
             messages = self.payload["messages"]
             count = tokens.count_messages(messages) + image_tokens(messages, images)
+            # Images a function's output hands the model: upstream reads them, chat drops them.
+            given = self.original.get("input")
+            items = [*self.history(), *(given if isinstance(given, list) else ())]
+            count += function_output_images(items, images)
             if self._untranslatable:
                 # The messages routed on miss what chat cannot carry; upstream reads it all.
                 count = max(count, responses_input_tokens(self.original, images))

@@ -310,6 +310,18 @@ def test_a_file_handed_to_the_model_may_fill_its_context() -> None:
     pdf = {"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}
     assert not reads_files([text]) and reads_files([text, pdf])
     assert reads_files([{"type": "input_file", "file_id": "file-1"}])  # a Responses input item
+    # A Responses function's output may hand the model a file, or images, as a message does.
+    from gateway.admission.pricing import function_output_images
+
+    def output(*parts: Any) -> dict[str, Any]:
+        return {"type": "function_call_output", "call_id": "call_1", "output": list(parts)}
+
+    said = {"type": "input_text", "text": "Here."}
+    image = {"type": "input_image", "image_url": "https://example.com/c.png"}
+    assert not reads_files([output(said)])
+    assert reads_files([output(said, {"type": "input_file", "file_id": "file-1"})])
+    assert function_output_images([text, output(said, image, image)], IMAGES) == 2 * IMAGES.high
+    assert function_output_images([output(said), {"role": "user", "content": [image]}], IMAGES) == 0
     model = ModelConfig(upstream="gpt-4o", price=GPT_4O, context=128_000)
     assert chat_prompt({"messages": [text]}, model) < 100
     assert chat_prompt({"messages": [text, pdf]}, model) == 128_000
