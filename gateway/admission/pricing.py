@@ -156,8 +156,8 @@ def chat_prompt(payload: dict[str, Any], model: ModelConfig) -> int:
 
 def chat_extra_prompt(payload: dict[str, Any], images: ImageInputTokens) -> int:
     """Prompt tokens a chat request pays beyond its messages' text: image inputs (at their most,
-    by the serving model's `images` figures) and the tool schemas, which upstream counts into
-    the prompt."""
+    by the serving model's `images` figures) and the tool and structured output schemas, which
+    upstream counts into the prompt."""
     return _content_parts(payload.get("messages"), images)[0] + _tool_tokens(payload)
 
 
@@ -180,8 +180,20 @@ def prediction_tokens(payload: dict[str, Any]) -> int:
 
 
 def _tool_tokens(payload: dict[str, Any]) -> int:
+    """The tool schemas and a structured output's schema: upstream writes both into the
+    prompt."""
     tools = payload.get("tools") or payload.get("functions")
-    return tokens.count_text(orjson.dumps(tools).decode()) if tools else 0
+    count = tokens.count_text(orjson.dumps(tools).decode()) if tools else 0
+    return count + format_tokens(payload.get("response_format"))
+
+
+def format_tokens(given: Any) -> int:
+    """The prompt tokens a structured output's format adds (chat's `response_format`, the
+    Responses API's `text.format`): its JSON schema is written into the prompt, as tool
+    schemas are, and billed as input."""
+    if type(given) is not dict or given.get("type") != "json_schema":
+        return 0
+    return tokens.count_text(orjson.dumps(given).decode())
 
 
 # Content parts that hand the model a file (a PDF: its pages' text and images, read upstream).

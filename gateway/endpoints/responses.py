@@ -31,6 +31,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.pricing import (
     cheaper_tiers,
+    format_tokens,
     function_output_images,
     image_tokens,
     reads_files,
@@ -171,8 +172,8 @@ class ResponsesRequest(ChatRequest):
 
     def prompt_tokens(self, images: ImageInputTokens) -> int:
         """The input's tokens, counted as the chat path counts them (images at their most, by
-        the serving model's `images` figures), plus the tool schemas and the context an
-        upstream-stored previous response brings along."""
+        the serving model's `images` figures), plus the tool and structured output schemas and
+        the context an upstream-stored previous response brings along."""
         # By the figures: a fallback model may bill the same images at others.
         count = self._prompt.get(images)
         if count is None:
@@ -188,6 +189,8 @@ class ResponsesRequest(ChatRequest):
             tools = self.original.get("tools")
             if tools:
                 count += tokens.count_text(orjson.dumps(tools).decode())
+            text = self.original.get("text")
+            count += format_tokens(text.get("format") if isinstance(text, dict) else None)
             if self.previous is not None and self.previous.native:
                 count += max(self.previous.context_tokens, 0)
             self._prompt[images] = count

@@ -15,6 +15,7 @@ import redis
 
 from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.config import ImageInputTokens, Price
+from gateway.wire.tokens import count_text
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend, usage_by
@@ -282,6 +283,48 @@ def test_files_and_images_a_function_output_hands_the_model_are_held(
     given[2]["output"] = [text]
     served = client.responses.create(model="gpt-4o", input=given, max_output_tokens=16)
     assert served.usage is not None and served.usage.input_tokens > 0
+
+
+@pytest.mark.parametrize("api", ["chat", "responses", "responses-stream"])
+def test_a_structured_output_schema_is_held_as_input(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, api: str
+) -> None:
+    """A structured output's JSON schema (chat's `response_format`, the Responses API's
+    `text.format`) is written into the model's prompt, as tool schemas are, and billed as
+    input: a schema of 5,000 words ($0.0125 on gpt-4o) is past the team's $0.01, so it is
+    refused before upstream, while the same request with a short schema is served."""
+    assert count_text("word " * 5_000) * PRICES["gpt-4o"].input // 1_000_000 > 10_000
+    client = sdk(gateway, "poor")
+
+    def schema(description: str) -> dict[str, Any]:
+        return {
+            "type": "object", "description": description,
+            "properties": {"answer": {"type": "string"}},
+            "required": ["answer"], "additionalProperties": False,
+        }  # fmt: skip
+
+    def ask(description: str) -> Any:
+        named = {"name": "answer", "strict": True, "schema": schema(description)}
+        if api == "chat":
+            return client.chat.completions.create(
+                model="gpt-4o", max_completion_tokens=16,
+                messages=[{"role": "user", "content": "Answer in JSON."}],
+                response_format={"type": "json_schema", "json_schema": named},  # type: ignore[typeddict-item]
+            )  # fmt: skip
+        answer = client.responses.create(
+            model="gpt-4o", max_output_tokens=16, input="Answer in JSON.",
+            stream=api == "responses-stream", text={"format": {"type": "json_schema", **named}},  # type: ignore[typeddict-item]
+        )  # fmt: skip
+        return list(answer) if api == "responses-stream" else answer
+
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    with pytest.raises(openai.RateLimitError) as refused:
+        ask("word " * 5_000)
+    assert refused.value.code == "request_over_budget"
+    assert httpx.get(log).json()["data"] == before  # nothing reached upstream
+    assert spend(store, "poor") == (0, 0)
+    assert ask("The answer.")
 
 
 @pytest.mark.parametrize("api", ["chat", "responses", "responses-stream"])

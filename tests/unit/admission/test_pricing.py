@@ -327,6 +327,23 @@ def test_a_file_handed_to_the_model_may_fill_its_context() -> None:
     assert chat_prompt({"messages": [text, pdf]}, model) == 128_000
 
 
+def test_a_structured_output_schema_is_held_as_input_as_tool_schemas_are() -> None:
+    from gateway.admission.pricing import format_tokens
+
+    model = ModelConfig(upstream="gpt-4o", price=GPT_4O, context=128_000)
+    text = {"role": "user", "content": "Answer in JSON."}
+    schema = {"type": "object", "description": "word " * 1_000, "properties": {}}
+    given = {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}
+    plain = chat_prompt({"messages": [text]}, model)
+    assert chat_prompt({"messages": [text], "response_format": given}, model) > plain + 1_000
+    assert chat_prompt({"messages": [text], "response_format": {"type": "json_object"}}, model) == (
+        plain
+    )
+    # The Responses API's `text.format` is flat.
+    assert format_tokens({"type": "json_schema", "name": "a", "schema": schema}) > 1_000
+    assert format_tokens({"type": "text"}) == format_tokens(None) == 0
+
+
 def test_chat_audio_in_or_out_is_found_by_its_param() -> None:
     said = {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": ""}}]}
     text = {"role": "user", "content": "Hi."}
