@@ -161,8 +161,8 @@ def chat_prompt(payload: dict[str, Any], model: ModelConfig, text: int | None = 
 
 def chat_extra_prompt(payload: dict[str, Any], images: ImageInputTokens) -> int:
     """Prompt tokens a chat request pays beyond its messages' text: image inputs (at their most,
-    by the serving model's `images` figures) and the tool schemas, which upstream counts into
-    the prompt."""
+    by the serving model's `images` figures) and the tool and structured output schemas, which
+    upstream counts into the prompt."""
     return _content_parts(payload.get("messages"), images)[0] + _tool_tokens(payload)
 
 
@@ -185,8 +185,20 @@ def prediction_tokens(payload: dict[str, Any]) -> int:
 
 
 def _tool_tokens(payload: dict[str, Any]) -> int:
+    """The tool schemas and a structured output's schema: upstream writes both into the
+    prompt."""
     tools = payload.get("tools") or payload.get("functions")
-    return tokens.count_text(orjson.dumps(tools).decode()) if tools else 0
+    count = tokens.count_text(orjson.dumps(tools).decode()) if tools else 0
+    return count + format_tokens(payload.get("response_format"))
+
+
+def format_tokens(given: Any) -> int:
+    """The prompt tokens a structured output's format adds (chat's `response_format`, the
+    Responses API's `text.format`): its JSON schema is written into the prompt, as tool
+    schemas are, and billed as input."""
+    if type(given) is not dict or given.get("type") != "json_schema":
+        return 0
+    return tokens.count_text(orjson.dumps(given).decode())
 
 
 # Content parts that hand the model a file (a PDF: its pages' text and images, read upstream).
@@ -206,6 +218,10 @@ def _content_parts(messages: Any, figures: ImageInputTokens) -> tuple[int, bool]
         if type(message) is not dict:
             continue
         content = message.get("content")
+        if content is None and message.get("type") == "function_call_output":
+            # A Responses function's output may hand the model images and files, read and
+            # billed as a message's are.
+            content = message.get("output")
         if type(content) is list:
             for part in content:
                 if type(part) is dict and part.get("type") in _FILE_PARTS:
@@ -222,6 +238,19 @@ def image_tokens(messages: Any, images: ImageInputTokens) -> int:
     billed as, by the serving model's `images` figures: their URL or data is no text the
     message count sees."""
     return _content_parts(messages, images)[0]
+
+
+def function_output_images(items: Any, images: ImageInputTokens) -> int:
+    """The most prompt tokens the images Responses function outputs (`function_call_output`
+    items) hand the model are billed as, by the serving model's `images` figures: a chat tool
+    message has no place for them, so the chat messages a Responses input is counted as lack
+    them."""
+    if type(items) is not list:
+        return 0
+    outputs = [
+        item for item in items if type(item) is dict and item.get("type") == "function_call_output"
+    ]
+    return _content_parts(outputs, images)[0] if outputs else 0
 
 
 def reads_files(messages: Any) -> bool:

@@ -31,6 +31,8 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.pricing import (
     cheaper_tiers,
+    format_tokens,
+    function_output_images,
     image_tokens,
     reads_files,
     refers_to_items,
@@ -170,19 +172,25 @@ class ResponsesRequest(ChatRequest):
 
     def prompt_tokens(self, images: ImageInputTokens) -> int:
         """The input's tokens, counted as the chat path counts them (images at their most, by
-        the serving model's `images` figures), plus the tool schemas and the context an
-        upstream-stored previous response brings along."""
+        the serving model's `images` figures), plus the tool and structured output schemas and
+        the context an upstream-stored previous response brings along."""
         # By the figures: a fallback model may bill the same images at others.
         count = self._prompt.get(images)
         if count is None:
             messages = self.payload["messages"]
             count = tokens.count_messages(messages) + image_tokens(messages, images)
+            # Images a function's output hands the model: upstream reads them, chat drops them.
+            given = self.original.get("input")
+            items = [*self.history(), *(given if isinstance(given, list) else ())]
+            count += function_output_images(items, images)
             if self._untranslatable:
                 # The messages routed on miss what chat cannot carry; upstream reads it all.
                 count = max(count, responses_input_tokens(self.original, images))
             tools = self.original.get("tools")
             if tools:
                 count += tokens.count_text(orjson.dumps(tools).decode())
+            text = self.original.get("text")
+            count += format_tokens(text.get("format") if isinstance(text, dict) else None)
             if self.previous is not None and self.previous.native:
                 count += max(self.previous.context_tokens, 0)
             self._prompt[images] = count

@@ -36,16 +36,26 @@ def message_texts(message: dict[str, Any]) -> list[str]:
         texts.append(content)
     elif isinstance(content, list):
         for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str):
                 texts.append(part["text"])
+            elif isinstance(part.get("refusal"), str):  # an assistant's refusal part
+                texts.append(part["refusal"])
     name = message.get("name")
     if isinstance(name, str):
         texts.append(name)
+    refusal = message.get("refusal")
+    if isinstance(refusal, str):
+        texts.append(refusal)
     calls = message.get("tool_calls")
     for call in calls if isinstance(calls, list) else ():
         if isinstance(call, dict) and isinstance(call.get("function"), dict):
             fn = call["function"]
             texts.extend(str(fn.get(k, "")) for k in ("name", "arguments"))
+    legacy = message.get("function_call")  # a legacy function call: read as a tool call is
+    if isinstance(legacy, dict):
+        texts.extend(str(legacy.get(k, "")) for k in ("name", "arguments"))
     return texts
 
 

@@ -11,20 +11,23 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 import redis
 
+from gateway.wire.tokens import count_text
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, key_of, sdk, serve_teams
 
-KEYS = {name: key_of(name) for name in ("payer", "broke")}
+KEYS = {name: key_of(name) for name in ("payer", "broke", "snug")}
 AUDIO = b"\x00" * 48_000  # three seconds, by the simulator's 16 kB a second
 
 
 TEAMS: dict[str, dict[str, str]] = {
     "payer": {"tier": "tier-5"},
     "broke": {"tier": "tier-5", "budget_usd": "0.000001"},
+    "snug": {"tier": "tier-5", "budget_usd": "0.01"},
 }
 
 
@@ -119,3 +122,49 @@ def test_a_team_with_nothing_left_is_refused_before_upstream(
     assert info.value.code == "insufficient_quota"
     assert billed(simulator) == 0
     assert spend(store, "broke") == (1, 0)
+
+
+WORDS = "word " * 5_000  # 5,000 tokens: $0.0125 of gpt-4o input, past $0.01
+TURNS: dict[str, Any] = {
+    "legacy function call": [
+        {"role": "user", "content": "Look it up."},
+        {"role": "assistant", "content": None,
+         "function_call": {"name": "lookup", "arguments": '{"q": "' + WORDS + '"}'}},
+        {"role": "function", "name": "lookup", "content": "Found."},
+    ],
+    "refusal field": [
+        {"role": "user", "content": "Do it."},
+        {"role": "assistant", "content": "No.", "refusal": WORDS},
+        {"role": "user", "content": "Please."},
+    ],
+    "refusal part": [
+        {"role": "user", "content": "Do it."},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": WORDS}]},
+        {"role": "user", "content": "Please."},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("turn", sorted(TURNS))
+def test_every_string_of_an_earlier_assistant_turn_is_held(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, turn: str
+) -> None:
+    """Upstream reads an earlier assistant turn whole: a legacy `function_call`'s name and
+    arguments and a refusal (the `refusal` field or a refusal part) are prompt tokens, billed
+    as input. 5,000 of them are past the team's $0.01 on gpt-4o: the hold counts them, so the
+    request is refused before upstream, while the same turn said briefly is served."""
+    assert count_text(WORDS) * 2_500_000 // 1_000_000 > 10_000
+    client = sdk(gateway, "snug")
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(
+            model="gpt-4o", messages=TURNS[turn], max_completion_tokens=16
+        )
+    assert refused.value.code == "request_over_budget"
+    assert httpx.get(log).json()["data"] == before  # nothing reached upstream
+    assert spend(store, "snug") == (0, 0)
+    brief = orjson.loads(orjson.dumps(TURNS[turn]).replace(WORDS.encode(), b"word"))
+    assert client.chat.completions.create(
+        model="gpt-4o", messages=brief, max_completion_tokens=16
+    ).choices

@@ -15,6 +15,7 @@ import redis
 
 from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.config import ImageInputTokens, Price
+from gateway.wire.tokens import count_text
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend, usage_by
@@ -243,6 +244,87 @@ def test_image_inputs_are_held_at_their_tokens(
         model="gpt-4o", max_output_tokens=16, input=[{"role": "user", "content": [text]}]
     )
     assert answer.usage is not None and answer.usage.input_tokens > 0
+
+
+@pytest.mark.parametrize("handed", ["file", "images"])
+def test_files_and_images_a_function_output_hands_the_model_are_held(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, handed: str
+) -> None:
+    """A function's output may hand the model a file or images (`function_call_output` whose
+    `output` holds `input_file` or `input_image` parts), which upstream reads and bills as
+    input as it does a message's: a file's pages may fill the context, three images at high
+    detail are 4,335 tokens ($0.0108 on gpt-4o, past the team's $0.01). Held at that, the
+    request is refused before upstream, while the same output as text is served."""
+    client = sdk(gateway, "poor")
+    call: Any = {"type": "function_call", "call_id": "call_1", "name": "fetch", "arguments": "{}"}
+    text: Any = {"type": "input_text", "text": "Here it is."}
+    if handed == "file":
+        pdf = "data:application/pdf;base64,JVBERi0xLjQK"
+        parts = [text, {"type": "input_file", "filename": "a.pdf", "file_data": pdf}]
+    else:
+        image = {"type": "input_image", "image_url": "https://example.com/c.png", "detail": "high"}
+        parts = [text, image, image, image]
+    given: Any = [
+        {"role": "user", "content": "Fetch it and sum it up."},
+        call,
+        {"type": "function_call_output", "call_id": "call_1", "output": parts},
+    ]
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    for stream in (False, True):
+        with pytest.raises(openai.RateLimitError) as refused:
+            answer = client.responses.create(
+                model="gpt-4o", input=given, max_output_tokens=16, stream=stream
+            )
+            list(answer) if stream else None
+        assert refused.value.code == "request_over_budget"
+    assert httpx.get(log).json()["data"] == before  # nothing reached upstream
+    assert spend(store, "poor") == (0, 0)
+    given[2]["output"] = [text]
+    served = client.responses.create(model="gpt-4o", input=given, max_output_tokens=16)
+    assert served.usage is not None and served.usage.input_tokens > 0
+
+
+@pytest.mark.parametrize("api", ["chat", "responses", "responses-stream"])
+def test_a_structured_output_schema_is_held_as_input(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, api: str
+) -> None:
+    """A structured output's JSON schema (chat's `response_format`, the Responses API's
+    `text.format`) is written into the model's prompt, as tool schemas are, and billed as
+    input: a schema of 5,000 words ($0.0125 on gpt-4o) is past the team's $0.01, so it is
+    refused before upstream, while the same request with a short schema is served."""
+    assert count_text("word " * 5_000) * PRICES["gpt-4o"].input // 1_000_000 > 10_000
+    client = sdk(gateway, "poor")
+
+    def schema(description: str) -> dict[str, Any]:
+        return {
+            "type": "object", "description": description,
+            "properties": {"answer": {"type": "string"}},
+            "required": ["answer"], "additionalProperties": False,
+        }  # fmt: skip
+
+    def ask(description: str) -> Any:
+        named = {"name": "answer", "strict": True, "schema": schema(description)}
+        if api == "chat":
+            return client.chat.completions.create(
+                model="gpt-4o", max_completion_tokens=16,
+                messages=[{"role": "user", "content": "Answer in JSON."}],
+                response_format={"type": "json_schema", "json_schema": named},  # type: ignore[typeddict-item]
+            )  # fmt: skip
+        answer = client.responses.create(
+            model="gpt-4o", max_output_tokens=16, input="Answer in JSON.",
+            stream=api == "responses-stream", text={"format": {"type": "json_schema", **named}},  # type: ignore[typeddict-item]
+        )  # fmt: skip
+        return list(answer) if api == "responses-stream" else answer
+
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    with pytest.raises(openai.RateLimitError) as refused:
+        ask("word " * 5_000)
+    assert refused.value.code == "request_over_budget"
+    assert httpx.get(log).json()["data"] == before  # nothing reached upstream
+    assert spend(store, "poor") == (0, 0)
+    assert ask("The answer.")
 
 
 @pytest.mark.parametrize("api", ["chat", "responses", "responses-stream"])

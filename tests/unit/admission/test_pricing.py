@@ -310,9 +310,38 @@ def test_a_file_handed_to_the_model_may_fill_its_context() -> None:
     pdf = {"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}
     assert not reads_files([text]) and reads_files([text, pdf])
     assert reads_files([{"type": "input_file", "file_id": "file-1"}])  # a Responses input item
+    # A Responses function's output may hand the model a file, or images, as a message does.
+    from gateway.admission.pricing import function_output_images
+
+    def output(*parts: Any) -> dict[str, Any]:
+        return {"type": "function_call_output", "call_id": "call_1", "output": list(parts)}
+
+    said = {"type": "input_text", "text": "Here."}
+    image = {"type": "input_image", "image_url": "https://example.com/c.png"}
+    assert not reads_files([output(said)])
+    assert reads_files([output(said, {"type": "input_file", "file_id": "file-1"})])
+    assert function_output_images([text, output(said, image, image)], IMAGES) == 2 * IMAGES.high
+    assert function_output_images([output(said), {"role": "user", "content": [image]}], IMAGES) == 0
     model = ModelConfig(upstream="gpt-4o", price=GPT_4O, context=128_000)
     assert chat_prompt({"messages": [text]}, model) < 100
     assert chat_prompt({"messages": [text, pdf]}, model) == 128_000
+
+
+def test_a_structured_output_schema_is_held_as_input_as_tool_schemas_are() -> None:
+    from gateway.admission.pricing import format_tokens
+
+    model = ModelConfig(upstream="gpt-4o", price=GPT_4O, context=128_000)
+    text = {"role": "user", "content": "Answer in JSON."}
+    schema = {"type": "object", "description": "word " * 1_000, "properties": {}}
+    given = {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}
+    plain = chat_prompt({"messages": [text]}, model)
+    assert chat_prompt({"messages": [text], "response_format": given}, model) > plain + 1_000
+    assert chat_prompt({"messages": [text], "response_format": {"type": "json_object"}}, model) == (
+        plain
+    )
+    # The Responses API's `text.format` is flat.
+    assert format_tokens({"type": "json_schema", "name": "a", "schema": schema}) > 1_000
+    assert format_tokens({"type": "text"}) == format_tokens(None) == 0
 
 
 def test_chat_audio_in_or_out_is_found_by_its_param() -> None:
