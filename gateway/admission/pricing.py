@@ -119,13 +119,17 @@ def input_tokens(value: Any) -> int:
 
 def completions_worst_case(payload: dict[str, Any], max_output: int) -> tuple[int, int]:
     """(prompt tokens, completion cap) of a legacy completion: every candidate of `best_of`
-    (at least `n`) is generated and billed, each up to `max_tokens`."""
+    (at least `n`) is generated and billed, each up to `max_tokens`; a `suffix` is read after
+    each prompt, and billed as prompt tokens."""
     prompt = input_tokens(payload.get("prompt"))
     prompts = payload.get("prompt")
     if isinstance(prompts, list) and prompts and not isinstance(prompts[0], int):
         copies = len(prompts)  # one completion set per prompt
     else:
         copies = 1
+    suffix = payload.get("suffix")
+    if isinstance(suffix, str):
+        prompt += tokens.count_text(suffix) * copies
     per = payload.get("max_tokens", COMPLETIONS_DEFAULT_MAX_TOKENS)
     if per is None:
         each = max_output  # null is no cap upstream (only an absent one is 16)

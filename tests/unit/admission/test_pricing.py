@@ -179,6 +179,11 @@ def test_every_candidate_of_a_legacy_completion_is_in_its_worst_case() -> None:
         1, 3 * 4096,
     )  # fmt: skip
     assert choices({"n": 128}) == 128 and choices({}) == 1 and choices({"n": True}) == 1
+    # A suffix is prompt upstream reads after each prompt.
+    assert completions_worst_case({"prompt": "hi", "suffix": "hello world"}, 4096) == (3, 16)
+    assert completions_worst_case({"prompt": ["a", "b"], "suffix": "hello world"}, 4096) == (
+        6, 32,
+    )  # fmt: skip
 
 
 def test_a_batch_line_costs_half_rounded_up_once() -> None:
