@@ -70,7 +70,9 @@ class Mangler:
     - `reset-once`: the first call of an `x-mangle-id` cut off after half its body;
     - `chatter-once`: the first call of an `x-mangle-id` answered with chatter where emulation
       asked for a tool call (later ones follow the instructions, as the simulator does);
-    - `chatter-then-stall`: the same first call; later ones wait a minute before answering.
+    - `chatter-then-stall`: the same first call; later ones wait a minute before answering;
+    - `redirect-302`, `redirect-307`: answered by a front end's redirect to another host, with
+      its HTML page, the simulator never asked.
 
     `calls` counts the calls of each `x-mangle-id`.
     """
@@ -91,6 +93,9 @@ class Mangler:
         if first and mode.startswith("fail-once-"):
             await self.fail(send, int(mode.rsplit("-", 1)[1]))
             return
+        if mode.startswith("redirect-"):
+            await self.redirect(send, int(mode.rsplit("-", 1)[1]))
+            return
         if first and mode in ("chatter-once", "chatter-then-stall"):
             chatter = base64.b64encode(b"I would rather chat about the weather.")
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
@@ -108,6 +113,15 @@ class Mangler:
         head = [(b"content-type", b"application/json"), (b"retry-after-ms", b"50")]
         await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    async def redirect(send: Any, status: int) -> None:
+        head = [
+            (b"content-type", b"text/html"),
+            (b"location", b"https://login.example.com/sso?next=/v1/chat/completions"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": head})
+        await send({"type": "http.response.body", "body": b"<html>Moved</html>"})
 
     @staticmethod
     def mangled(send: Any, mode: str) -> Any:
@@ -616,6 +630,28 @@ def test_a_proxy_error_page_reaches_the_client_as_an_openai_error(
             sdk.responses.create(model=model, input=PROMPT, stream=stream, extra_headers=faulty)  # type: ignore[call-overload]
     assert info.value.status_code == 502
     assert info.value.code == "upstream_error"
+    assert spend(store, TEAM) == (0, 0)
+
+
+@pytest.mark.parametrize("status", [302, 307])
+@pytest.mark.parametrize(("api", "model", "stream"), PATHS)
+def test_a_redirect_from_a_front_end_is_a_502_and_never_charged(
+    serve: Serve,
+    store: redis.Redis,
+    status: int,
+    api: str,
+    model: str,
+    stream: bool,
+) -> None:
+    """A front end (an SSO proxy, a moved host) redirects instead of passing the call on: the
+    gateway follows no redirects, the upstream never saw the call, and bills nothing."""
+    gateway = serve()
+    answer = post(gateway, api, model, stream, x_mangle=f"redirect-{status}")
+    assert answer.status_code == 502, answer.text
+    error = answer.json()["error"]
+    assert error["type"] == "upstream_error" and error["code"] == "upstream_redirect"
+    assert answer.headers["x-should-retry"] == "false"  # the same call is redirected again
+    assert "location" not in answer.headers
     assert spend(store, TEAM) == (0, 0)
 
 
