@@ -931,6 +931,25 @@ def test_a_stream_given_up_on_before_it_began_is_retried_and_not_charged(
     assert billed(upstream) == 0
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_reasoning_models_stream_given_up_on_after_it_was_sent_is_asked_once_and_charged_its_hold(
+    losing: Losing, upstream: ServerThread, calls: Counter[str], store: redis.Redis, api: str
+) -> None:
+    """A model that reasons bills the reasoning it did, which only a stream's usage counts, so
+    its stream is billed whole whoever leaves it (the gateway reads it to its end): given up on
+    after its request was sent, it is a whole answer given up on. A retry would be a second
+    bill, the first charged to nobody; the one call is charged its hold."""
+    # The model (released in 2026) thinks for 2 s before its first token, which brings the
+    # stream's headers: upstream bills the thinking done when the gateway left.
+    thinks = {"x_sim_ttft_ms": "2000", "x_sim_today": "2026-10-01"}
+    answer = post(losing.gateway, api, "gpt-6-luna", True, x_mangle_id="reasons", **thinks)
+    assert answer.status_code == losing.status
+    assert answer.json()["error"]["code"] == losing.code
+    assert calls["reasons"] == 1 and retried(losing.gateway) == 0
+    assert spend(store, TEAM) == (hold("gpt-6-luna"), 0)
+    billed_at_most(upstream, hold("gpt-6-luna"))
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 def test_a_request_that_reached_no_one_is_retried_and_not_charged(
     serve: Serve, store: redis.Redis, stream: bool
