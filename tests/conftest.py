@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+import uvloop
 from hypothesis import HealthCheck, settings
 
 from gateway.config import Config, ServerConfig, SimulatorConfig, load_config
@@ -53,9 +54,15 @@ class ServerThread:
     """A uvicorn server on a real loopback socket, in a thread with its own event loop."""
 
     def __init__(
-        self, app: Any, port: int | None = None, limits: ServerConfig | None = None
+        self,
+        app: Any,
+        port: int | None = None,
+        limits: ServerConfig | None = None,
+        loop: str = "asyncio",
     ) -> None:
+        """`loop`: "uvloop" to run on the loop `o1-gateway serve` runs on."""
         self.port = port or free_port()
+        self.loop = loop
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -71,7 +78,10 @@ class ServerThread:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        asyncio.run(self.server.serve())
+        if self.loop == "uvloop":
+            uvloop.run(self.server.serve())
+        else:
+            asyncio.run(self.server.serve())
 
     @property
     def url(self) -> str:
@@ -146,7 +156,7 @@ def start_gateway(simulator: ServerThread, teams_file: Path) -> Iterator[Gateway
 
     started: list[ServerThread] = []
 
-    def start(config: Config | None = None, **sections: Any) -> ServerThread:
+    def start(config: Config | None = None, loop: str = "asyncio", **sections: Any) -> ServerThread:
         if config is None:
             config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
         config = dataclasses.replace(
@@ -161,7 +171,7 @@ def start_gateway(simulator: ServerThread, teams_file: Path) -> Iterator[Gateway
             config = dataclasses.replace(
                 config, **{name: dataclasses.replace(getattr(config, name), **values)}
             )
-        server = ServerThread(create_app(config), limits=config.server).__enter__()
+        server = ServerThread(create_app(config), limits=config.server, loop=loop).__enter__()
         started.append(server)
         return server
 

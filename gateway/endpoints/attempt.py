@@ -185,26 +185,36 @@ class Attempt:
         """One upstream call: through the model's deployments with retries (the first try
         `prepared`, when given), or once to the default upstream when there is no model.
 
-        `buffer`: the answer is billed whole (not a stream). Such a call that fails after its
-        request was written is `billed`: upstream may finish the answer and bill it, so it is
-        neither retried nor sent to a fallback, and is charged its hold."""
+        `buffer`: the answer is billed whole (not a stream), as is a stream read to its end
+        (`read_to_end`: a reasoning model's, whose thinking upstream bills whoever reads it).
+        Such a call that fails after its request was written is `billed`: upstream may finish
+        the answer and bill it, so it is neither retried nor sent to a fallback, and is charged
+        its hold. A redirect is no
+        answer: a front end's that passed the call on to no one (`upstream_redirect`)."""
         gw, scope = self.gw, self.request.scope
         headers = self.traced_headers()
+        billed_whole = buffer or self.read_to_end()
         try:
             if self.model is None:
-                return await gw.upstream.send(
+                resp = await gw.upstream.send(
                     scope["method"], self.path, scope["query_string"], headers, body
                 )
-            timeout = client_timeout_s(scope["headers"])
-            return await gw.dispatch.send(
-                self.model, scope["method"], self.path, scope["query_string"], headers, body,
-                deadline=None if timeout is None else self.exchange.started + timeout,
-                buffer=buffer, prepared=prepared, api_key=gw.own_key(self.caller.team),
-            )  # fmt: skip
+            else:
+                timeout = client_timeout_s(scope["headers"])
+                resp = await gw.dispatch.send(
+                    self.model, scope["method"], self.path, scope["query_string"], headers, body,
+                    deadline=None if timeout is None else self.exchange.started + timeout,
+                    buffer=buffer, prepared=prepared, api_key=gw.own_key(self.caller.team),
+                    billed_whole=billed_whole,
+                )  # fmt: skip
         except GatewayError as exc:
-            if buffer and exc.sent:
+            if billed_whole and exc.sent:
                 exc.billed = True
             raise
+        if 300 <= resp.status < 400:
+            await resp.close()
+            raise errors.upstream_redirect(resp.status)
+        return resp
 
     async def fetch(self, body: bytes, prepared: PreparedCall | None = None) -> Whole:
         """A call whose answer is read whole before anything reaches the client."""

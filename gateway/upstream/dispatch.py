@@ -205,6 +205,7 @@ class Dispatcher:
         buffer: bool = False,
         prepared: PreparedCall | None = None,
         api_key: str | None = None,
+        billed_whole: bool = False,
     ) -> UpstreamResponse:
         """One upstream call for `model`, retried on connection errors, timeouts, 429 and 5xx
         while tries and the caller's `deadline` (a `clock()` value) allow. An answer or error
@@ -217,7 +218,9 @@ class Dispatcher:
         successful answer lost so fails `upstream_truncated` (`billed_answer_lost`), and a
         failure after the request was written (`sent`: a timeout, a reset before any answer)
         is raised as it is. A retry would be a second answer billed, the first charged to
-        nobody; a stream stops upstream when its reader leaves, so its tries are retried.
+        nobody; a stream stops upstream when its reader leaves, so its tries are retried,
+        unless it is `billed_whole` too (a reasoning model's, whose thinking upstream bills
+        whoever reads it): then a failure after the write is raised as with `buffer`.
         `prepared` (from `prepare`, for the same call) is the first try.
         """
         targets = self._targets[model]
@@ -254,7 +257,7 @@ class Dispatcher:
                 target.breaker.failure(self._clock())
                 if exc.headers.get("x-should-retry") == "false":
                     raise  # no repeat can fix it
-                if buffer and exc.sent:
+                if (buffer or billed_whole) and exc.sent:
                     if tries > 1:
                         errors.mark_retries_spent(exc.headers)
                     raise  # upstream may be generating the answer, and bills it whole

@@ -6,6 +6,7 @@ time and the randomness, so every rule is tested without servers or sleeps.
 from __future__ import annotations
 
 import email.utils
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -28,23 +29,37 @@ class RetryPolicy:
 
 def retry_after_s(headers: Iterable[tuple[bytes, bytes]], now_epoch: float) -> float | None:
     """What the upstream asked us to wait: `retry-after-ms`, else `retry-after` (seconds or an
-    HTTP date), as the OpenAI SDKs read them; None when absent or unreadable. Header names are
-    lower-case, values raw."""
+    HTTP date), as the OpenAI SDKs read them; None when absent or unreadable (NaN, which no
+    clock can wait, is unreadable). A date past the calendar's end is an infinite wait. Header
+    names are lower-case, values raw."""
     seconds: float | None = None
     for name, value in headers:
         if name == b"retry-after-ms":
             try:
-                return max(float(value) / 1000, 0.0)
+                ms = float(value)
             except ValueError:
                 continue
+            if not math.isnan(ms):
+                return max(ms / 1000, 0.0)
         if name == b"retry-after" and seconds is None:
             try:
-                seconds = max(float(value), 0.0)
+                number = float(value)
             except ValueError:
-                parsed = email.utils.parsedate_tz(value.decode("latin-1"))
-                if parsed is not None:
-                    seconds = max(email.utils.mktime_tz(parsed) - now_epoch, 0.0)
+                seconds = _http_date_s(value, now_epoch)
+            else:
+                seconds = None if math.isnan(number) else max(number, 0.0)
     return seconds
+
+
+def _http_date_s(value: bytes, now_epoch: float) -> float | None:
+    """Seconds until the HTTP date `value`; None when it is no date."""
+    parsed = email.utils.parsedate_tz(value.decode("latin-1"))
+    if parsed is None:
+        return None
+    try:
+        return max(email.utils.mktime_tz(parsed) - now_epoch, 0.0)
+    except (ValueError, OverflowError):  # a year past 9999: later than any wait
+        return math.inf
 
 
 def retry_delay(policy: RetryPolicy, retry: int, asked_s: float | None, jitter: float) -> float:

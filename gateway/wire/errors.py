@@ -105,6 +105,8 @@ upstream_error
   502  upstream_invalid_answer       upstream_invalid_answer   a 200 that is no JSON object
   *    upstream_error                upstream_status           an error page without OpenAI's
                                                                error object (its status kept)
+  502  upstream_redirect             upstream_redirect         a 3xx: a front end that passed
+                                                               the call on to no one
   502  invalid_model_output          invalid_model_output      an emulated answer wrong twice (or
                                                                once, with no room left to repair)
   503  upstream_circuit_open         circuit_open              the upstream kept failing: paused
@@ -905,6 +907,23 @@ def upstream_status(status: int) -> GatewayError:
     told in OpenAI's shape with the status it came with."""
     message = f"The upstream API answered with HTTP status {status} and no error object."
     return _upstream(status, message, "upstream_error")
+
+
+def upstream_redirect(status: int) -> GatewayError:
+    """A redirect (3xx) where the API answers: a front end (an SSO proxy, a host that moved)
+    that passed the call on to no one, so nothing was generated or billed (not `sent`). The
+    gateway follows no redirects, and relayed, the status would be one no client reads as an
+    error, its `Location` one the gateway does not vouch for. The same call is redirected
+    again: not worth a retry."""
+    error = _upstream(
+        502,
+        f"The upstream API answered with a redirect (HTTP status {status}), which the gateway "
+        "does not follow.",
+        "upstream_redirect",
+        sent=False,
+    )
+    error.headers["x-should-retry"] = "false"
+    return error
 
 
 def upstream_error_body(status: int, content: bytes) -> bytes:

@@ -70,7 +70,9 @@ class Mangler:
     - `reset-once`: the first call of an `x-mangle-id` cut off after half its body;
     - `chatter-once`: the first call of an `x-mangle-id` answered with chatter where emulation
       asked for a tool call (later ones follow the instructions, as the simulator does);
-    - `chatter-then-stall`: the same first call; later ones wait a minute before answering.
+    - `chatter-then-stall`: the same first call; later ones wait a minute before answering;
+    - `redirect-302`, `redirect-307`: answered by a front end's redirect to another host, with
+      its HTML page, the simulator never asked.
 
     `calls` counts the calls of each `x-mangle-id`.
     """
@@ -91,6 +93,9 @@ class Mangler:
         if first and mode.startswith("fail-once-"):
             await self.fail(send, int(mode.rsplit("-", 1)[1]))
             return
+        if mode.startswith("redirect-"):
+            await self.redirect(send, int(mode.rsplit("-", 1)[1]))
+            return
         if first and mode in ("chatter-once", "chatter-then-stall"):
             chatter = base64.b64encode(b"I would rather chat about the weather.")
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
@@ -108,6 +113,15 @@ class Mangler:
         head = [(b"content-type", b"application/json"), (b"retry-after-ms", b"50")]
         await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    async def redirect(send: Any, status: int) -> None:
+        head = [
+            (b"content-type", b"text/html"),
+            (b"location", b"https://login.example.com/sso?next=/v1/chat/completions"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": head})
+        await send({"type": "http.response.body", "body": b"<html>Moved</html>"})
 
     @staticmethod
     def mangled(send: Any, mode: str) -> Any:
@@ -619,6 +633,28 @@ def test_a_proxy_error_page_reaches_the_client_as_an_openai_error(
     assert spend(store, TEAM) == (0, 0)
 
 
+@pytest.mark.parametrize("status", [302, 307])
+@pytest.mark.parametrize(("api", "model", "stream"), PATHS)
+def test_a_redirect_from_a_front_end_is_a_502_and_never_charged(
+    serve: Serve,
+    store: redis.Redis,
+    status: int,
+    api: str,
+    model: str,
+    stream: bool,
+) -> None:
+    """A front end (an SSO proxy, a moved host) redirects instead of passing the call on: the
+    gateway follows no redirects, the upstream never saw the call, and bills nothing."""
+    gateway = serve()
+    answer = post(gateway, api, model, stream, x_mangle=f"redirect-{status}")
+    assert answer.status_code == 502, answer.text
+    error = answer.json()["error"]
+    assert error["type"] == "upstream_error" and error["code"] == "upstream_redirect"
+    assert answer.headers["x-should-retry"] == "false"  # the same call is redirected again
+    assert "location" not in answer.headers
+    assert spend(store, TEAM) == (0, 0)
+
+
 def test_a_proxy_error_page_after_the_grace_period_is_an_openai_error_event(
     serve: Serve,
     store: redis.Redis,
@@ -893,6 +929,25 @@ def test_a_stream_given_up_on_before_it_began_is_retried_and_not_charged(
     assert spend(store, TEAM) == (0, 0)
     wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the simulator to stop the streams")
     assert billed(upstream) == 0
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_reasoning_models_stream_given_up_on_after_it_was_sent_is_asked_once_and_charged_its_hold(
+    losing: Losing, upstream: ServerThread, calls: Counter[str], store: redis.Redis, api: str
+) -> None:
+    """A model that reasons bills the reasoning it did, which only a stream's usage counts, so
+    its stream is billed whole whoever leaves it (the gateway reads it to its end): given up on
+    after its request was sent, it is a whole answer given up on. A retry would be a second
+    bill, the first charged to nobody; the one call is charged its hold."""
+    # The model (released in 2026) thinks for 2 s before its first token, which brings the
+    # stream's headers: upstream bills the thinking done when the gateway left.
+    thinks = {"x_sim_ttft_ms": "2000", "x_sim_today": "2026-10-01"}
+    answer = post(losing.gateway, api, "gpt-6-luna", True, x_mangle_id="reasons", **thinks)
+    assert answer.status_code == losing.status
+    assert answer.json()["error"]["code"] == losing.code
+    assert calls["reasons"] == 1 and retried(losing.gateway) == 0
+    assert spend(store, TEAM) == (hold("gpt-6-luna"), 0)
+    billed_at_most(upstream, hold("gpt-6-luna"))
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

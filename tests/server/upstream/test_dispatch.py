@@ -244,3 +244,44 @@ def test_a_callers_bad_requests_never_open_the_breaker_and_an_open_one_says_when
         assert answer.status_code == 503 and info.value.code == "upstream_circuit_open"
         assert 1 <= int(answer.headers["retry-after"]) <= 30
         assert answer.headers["x-should-retry"] == "true"  # the SDK waits the retry-after
+
+
+class Refusing:
+    """An upstream answering every chat call 503 with the headers it is set to send."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.headers = headers
+        self.calls = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.calls += 1
+        body = orjson.dumps({"error": {"message": "busy", "type": "server_error"}})
+        headers = [(b"content-type", b"application/json"), *self.headers]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.parametrize(
+    ("header", "calls"),
+    [
+        # A date past what a calendar holds: a wait longer than any, so not waited for.
+        ((b"retry-after", b"Mon, 01 Jan 99999 00:00:00 GMT"), 1),
+        # Not a number of seconds anyone can wait: the gateway's own backoff.
+        ((b"retry-after-ms", b"nan"), 3),
+        ((b"retry-after", b"NaN"), 3),
+    ],
+)
+def test_an_unreadable_retry_after_is_the_upstreams_answer_never_a_gateway_error(
+    start_gateway: GatewayFactory, header: tuple[bytes, bytes], calls: int
+) -> None:
+    refusing = Refusing([header])
+    with ServerThread(refusing) as upstream:
+        config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
+        # On uvloop, as `o1-gateway serve` runs: it refuses to sleep for NaN seconds.
+        server = start_gateway(config, "uvloop", upstream={"retries": 2, "retry_backoff_s": 0.01})
+        with pytest.raises(openai.APIStatusError) as info:
+            sdk(server).chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+        assert info.value.status_code == 503, info.value.response.text
+        assert refusing.calls == calls

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from gateway.upstream.resilience import (
@@ -26,6 +28,13 @@ def test_retry_after_ms_wins_then_seconds_then_http_date() -> None:
     assert retry_after_s([(b"retry-after", date)], 1445412480.0) == 10.0
     assert retry_after_s([(b"retry-after", b"soon")], 0) is None
     assert retry_after_s([], 0) is None
+
+
+def test_a_retry_after_no_clock_can_wait_is_unreadable_and_a_date_past_9999_is_forever() -> None:
+    assert retry_after_s([(b"retry-after-ms", b"nan"), (b"retry-after", b"2")], 0) == 2.0
+    assert retry_after_s([(b"retry-after", b"NaN")], 0) is None
+    late = b"Mon, 01 Jan 99999 00:00:00 GMT"
+    assert retry_after_s([(b"retry-after", late)], 0) == math.inf
 
 
 @pytest.mark.parametrize(
