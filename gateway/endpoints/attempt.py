@@ -189,8 +189,8 @@ class Attempt:
         (`read_to_end`: a reasoning model's, whose thinking upstream bills whoever reads it).
         Such a call that fails after its request was written is `billed`: upstream may finish
         the answer and bill it, so it is neither retried nor sent to a fallback, and is charged
-        its hold. A redirect is no
-        answer: a front end's that passed the call on to no one (`upstream_redirect`)."""
+        its hold. A redirect is no answer: a front end's that passed the call on to no one
+        (`upstream_redirect`)."""
         gw, scope = self.gw, self.request.scope
         headers = self.traced_headers()
         billed_whole = buffer or self.read_to_end()
