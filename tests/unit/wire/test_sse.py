@@ -30,3 +30,28 @@ def test_decoder_ignores_comment_only_events() -> None:
     assert decoder.feed(b": ping\n\n: ping\n\n") == []
     payload = {"choices": [{"delta": {"content": "hi\n\nthere"}}]}
     assert decoder.feed(sse.encode(payload)) == [orjson.dumps(payload)]
+
+
+def test_decoder_reads_every_split_of_crlf_and_cr_line_ends() -> None:
+    """However a stream is cut, CRLF, CR and LF line ends read the same events, a CRLF cut
+    between its CR and its LF included."""
+    for end in (b"\r\n", b"\r", b"\n"):
+        stream = end.join([b"data: a", b"data: b", b"", b": note", b"", b"data: c", b"", b""])
+        for cut in range(1, len(stream)):
+            for second in range(cut, len(stream)):
+                decoder = sse.Decoder()
+                parts = (stream[:cut], stream[cut:second], stream[second:])
+                events = [e for part in parts for e in decoder.feed(part)] + decoder.flush()
+                assert events == [b"a\nb", b"c"], (end, cut, second)
+
+
+def test_an_event_over_many_reads_is_whole_once_it_ends() -> None:
+    decoder = sse.Decoder()
+    body = b"x" * 10_000
+    stream = b"data: " + body + b"\n\ndata: next\n\n"
+    reads = [stream[i : i + 7] for i in range(0, len(stream), 7)]
+    events = [e for read in reads for e in decoder.feed(read)]
+    assert events == [body, b"next"]
+    assert decoder.pending() == b"" and decoder.flush() == []
+    decoder.feed(b"data: half")
+    assert decoder.pending() == b"data: half"
