@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 
-from tests.conftest import GatewayFactory
+from tests.conftest import GatewayFactory, ServerThread
 from tests.server.admin.test_api import ADMIN_KEY, v1_status
 
 
@@ -25,3 +26,48 @@ def test_revocation_reaches_another_replica(
     while v1_status(replica, key["key"]) != 401:
         assert time.monotonic() < deadline, "the replica still accepts a revoked key"
         time.sleep(0.02)
+
+
+def chat_status(server: ServerThread, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/v1/chat/completions",
+        headers=headers or {},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+
+
+def test_the_anonymous_teams_changes_reach_every_replica(
+    start_gateway: GatewayFactory, redis_server: str
+) -> None:
+    # The anonymous team is a team like any other: a budget the admin API lowers, models it
+    # narrows, its deletion, apply to its callers on every replica within cache_ttl_s.
+    sections: dict[str, Any] = {
+        "server": {"admin_key": ADMIN_KEY},
+        "redis": {"url": redis_server},
+        "admission": {"anonymous_team": "guests"},
+    }
+    admin_side = start_gateway(**sections)
+    replica = start_gateway(**sections)
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+    for server in (admin_side, replica):
+        assert chat_status(server).status_code == 200
+    answer = httpx.patch(
+        f"{admin_side.url}/admin/teams/guests", headers=auth, json={"budget_usd": "0.000001"}
+    )
+    assert answer.status_code == 200, answer.text
+
+    def refused(server: ServerThread, code: str) -> bool:
+        answer = chat_status(server)
+        return answer.status_code != 200 and answer.json()["error"]["code"] == code
+
+    deadline = time.monotonic() + 10
+    for server in (admin_side, replica):
+        while not refused(server, "insufficient_quota"):
+            assert time.monotonic() < deadline, "the anonymous team's old budget still applies"
+            time.sleep(0.05)
+    assert httpx.delete(f"{admin_side.url}/admin/teams/guests", headers=auth).status_code == 200
+    for server in (admin_side, replica):
+        while not refused(server, "missing_api_key"):
+            assert time.monotonic() < deadline, "a deleted anonymous team is still served"
+            time.sleep(0.05)
