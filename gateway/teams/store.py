@@ -55,6 +55,7 @@ from gateway.teams.records import (
     digest_key,
     dump_key,
     dump_team,
+    file_entry_digest,
     key_record_key,
     load_key,
     load_team,
@@ -248,7 +249,10 @@ class TeamStore:
             team = parse_team(merge_patch(base, {**patch, "name": name}))
         except ConfigError as exc:
             raise errors.invalid_setting(str(exc)) from exc
-        return await self._put_team(dataclasses.replace(team, created_at=current.created_at))
+        # The file entry that set the team stays noted: an unchanged file does not undo this.
+        return await self._put_team(
+            dataclasses.replace(team, created_at=current.created_at, file_entry=current.file_entry)
+        )
 
     async def _put_team(self, team: Team) -> Team:
         self._check(team)
@@ -386,13 +390,16 @@ class TeamStore:
     async def load_file(self, text: str, env: Mapping[str, str]) -> list[str]:
         """Upsert the teams and import the keys of a teams file; returns warnings.
 
-        The file's entries are authoritative for the fields a team has (an omitted budget means
-        the tier's). Teams and keys missing from the file are left alone. The whole file is
+        An entry is authoritative for the fields a team has (an omitted budget means the
+        tier's) when it is new or edited: a team whose record an unchanged entry already set
+        keeps what the admin API changed since, so a replica (re)starting never silently undoes
+        an admin change. Teams and keys missing from the file are left alone. The whole file is
         checked before anything is written.
         """
         warnings: list[str] = []
         entries = self._parse_file(text, env, warnings)
         for team, keys in entries:
+            team = dataclasses.replace(team, file_entry=file_entry_digest(team))
             existing = await self.get_team(team.name)
             if existing is None:
                 try:
@@ -401,7 +408,7 @@ class TeamStore:
                     if exc.status != 409:  # 409: another replica loading the same file won
                         raise
                     await self._put_team(team)
-            else:
+            elif existing.file_entry != team.file_entry:
                 await self._put_team(dataclasses.replace(team, created_at=existing.created_at))
             for spec in keys:
                 key = await self.import_key(

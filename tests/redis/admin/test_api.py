@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import GatewayFactory, ServerThread
+from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
 from tests.server.admin.test_api import ADMIN_KEY, v1_status
 
 
@@ -71,3 +71,28 @@ def test_the_anonymous_teams_changes_reach_every_replica(
         while not refused(server, "missing_api_key"):
             assert time.monotonic() < deadline, "a deleted anonymous team is still served"
             time.sleep(0.05)
+
+
+def test_a_replica_starting_does_not_undo_an_admin_change_to_a_file_team(
+    start_gateway: GatewayFactory, redis_server: str
+) -> None:
+    # Team `test` comes from the teams file. The admin lowers its budget; a replica (re)starting
+    # loads the same, unchanged file: the lowered budget stays, on every replica.
+    sections: dict[str, Any] = {"server": {"admin_key": ADMIN_KEY}, "redis": {"url": redis_server}}
+    admin_side = start_gateway(**sections)
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+    client = {"authorization": f"Bearer {CLIENT_KEY}"}
+    answer = httpx.patch(
+        f"{admin_side.url}/admin/teams/test", headers=auth, json={"budget_usd": "0.000001"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert chat_status(admin_side, client).json()["error"]["type"] == "insufficient_quota"
+    restarted = start_gateway(**sections)
+    assert httpx.get(f"{restarted.url}/admin/teams/test", headers=auth).json()["budget_usd"] == (
+        0.000001
+    )
+    time.sleep(1.2)  # past admission.cache_ttl_s: both replicas read the record again
+    for server in (admin_side, restarted):
+        answer = chat_status(server, client)
+        assert answer.status_code == 429, "the file's budget is back"
+        assert answer.json()["error"]["type"] == "insufficient_quota"

@@ -377,6 +377,26 @@ async def test_reloading_the_file_is_idempotent_and_applies_changes(store: TeamS
     assert await store.list_keys("platform") == before["platform"]
 
 
+async def test_an_admin_change_survives_the_unchanged_file_until_its_entry_is_edited(
+    store: TeamStore,
+) -> None:
+    await store.load_file(EXAMPLE, {})
+    await store.update_team("platform", {"budget_usd": "1.5"})
+    # A replica (re)starting loads the same file: the admin's budget stays.
+    await store.load_file(EXAMPLE, {})
+    platform = await store.get_team("platform")
+    assert platform is not None and platform.budget_usd == 1_500_000
+    # The entry edited: the file applies again, and is noted as applied.
+    edited = EXAMPLE.replace("budget_usd: 2000", "budget_usd: 2500.25")
+    await store.load_file(edited, {})
+    platform = await store.get_team("platform")
+    assert platform is not None and platform.budget_usd == 2_500_250_000
+    await store.update_team("platform", {"budget_usd": "3"})
+    await store.load_file(edited, {})
+    platform = await store.get_team("platform")
+    assert platform is not None and platform.budget_usd == 3_000_000
+
+
 async def test_replicas_loading_one_file_at_once_agree_on_the_keys(client: redis.Redis) -> None:
     replicas = [TeamStore(client, CONFIG) for _ in range(4)]
     await asyncio.gather(*(r.load_file(EXAMPLE, {}) for r in replicas))
@@ -501,5 +521,5 @@ def test_key_records_keep_their_fields() -> None:
     ]
     assert [f.name for f in dataclasses.fields(Team)] == [
         "name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy",
-        "created_at", "upstream_key_env", "cache",
+        "created_at", "upstream_key_env", "cache", "file_entry",
     ]  # fmt: skip
