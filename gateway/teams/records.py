@@ -67,8 +67,10 @@ class Key:
     hint: str = ""
 
 
-TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-DIGEST = re.compile(r"^[0-9a-f]{64}$")
+# \Z, not $: `$` also matches before a final line break, which would let "search\n" through as
+# a second team that prints as "search" (and a digest no key ever has).
+TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
 TEAMS_INDEX = "gw:teams"
 SECRET_PREFIX = "sk-gw-"
 TEAM_FIELDS = (

@@ -96,3 +96,19 @@ def test_a_replica_starting_does_not_undo_an_admin_change_to_a_file_team(
         answer = chat_status(server, client)
         assert answer.status_code == 429, "the file's budget is back"
         assert answer.json()["error"]["type"] == "insufficient_quota"
+
+
+def test_a_team_name_with_a_line_break_is_refused(
+    start_gateway: GatewayFactory, redis_server: str
+) -> None:
+    # "search\n" would be a second team that lists, logs and prints as "search" does.
+    server = start_gateway(server={"admin_key": ADMIN_KEY}, redis={"url": redis_server})
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+    for name in ("search\n", "search\n\n", "\nsearch"):
+        answer = httpx.post(
+            f"{server.url}/admin/teams", headers=auth, json={"name": name, "tier": "tier-1"}
+        )
+        assert answer.status_code == 400, (name, answer.text)
+        assert answer.json()["error"]["param"] == "name"
+    names = [t["name"] for t in httpx.get(f"{server.url}/admin/teams", headers=auth).json()["data"]]
+    assert names == ["test"]

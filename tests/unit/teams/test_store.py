@@ -523,3 +523,19 @@ def test_key_records_keep_their_fields() -> None:
         "name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy",
         "created_at", "upstream_key_env", "cache", "file_entry",
     ]  # fmt: skip
+
+
+async def test_a_file_digest_with_a_line_break_is_refused(store: TeamStore) -> None:
+    # It would be stored as given and never match a key: the key silently unusable.
+    digest = hashlib.sha256(b"sk-gw-a-key").hexdigest()
+    text = f"""
+teams:
+  - name: a
+    tier: tier-1
+    keys:
+      - sha256: "{digest}\\n"
+"""
+    with pytest.raises(ConfigError, match=r"teams\[0\]\.keys\[0\]\.sha256"):
+        await store.load_file(text, {})
+    with pytest.raises(GatewayError):
+        await store.import_key("test", "", digest + "\n")
