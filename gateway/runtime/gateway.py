@@ -71,8 +71,10 @@ class Gateway:
     extra_forward_prefixes: tuple[str, ...] = ()
     # Model names that may select a routing policy (`routing.aliases.policy_name` decides).
     aliases: frozenset[str] = frozenset()
-    # The team that callers without a known key are served as, if any.
-    anonymous: Team | None = None
+    # The name of the team that callers without a key are served as ("": none), once made. Its
+    # record is read through the team store's cache on every call (`TeamStore.cached_team`), so
+    # that an admin change to it applies as one to any other team does.
+    anonymous: str = ""
     background: set[asyncio.Task[None]] = field(default_factory=set)
     learned: LearnedCapabilities = field(default_factory=LearnedCapabilities)
     # Clients of models' own deployments (models.NAME.deployments), closed with the gateway.
@@ -284,7 +286,7 @@ class Gateway:
         name = admission.anonymous_team or (SANDBOX_TEAM if self.config.simulate else "")
         if name:
             await self.teams.ensure_team(Team(name=name, tier="tier-5"))
-            self.anonymous = await self.teams.get_team(name)
+            self.anonymous = name
             sandbox = f" (and callers with the key {SANDBOX_KEY})" if self.config.simulate else ""
             log.warning("callers without a key%s are served as team %r", sandbox, name)
 

@@ -30,9 +30,12 @@ class Caller:
 async def identify(gw: Gateway, request: Request) -> Caller:
     token = caller_token(request.scope["headers"], gw.config.server.max_header_bytes)
     if token is None or (token == SANDBOX_KEY and gw.config.simulate):
-        if gw.anonymous is not None:
-            exchange_of(request.scope).team = gw.anonymous.name
-            return Caller(gw.anonymous, None)
+        # The anonymous team as it is now: an admin change (its budget, its models) applies to
+        # it within admission.cache_ttl_s, and once deleted it serves nobody.
+        team = await gw.teams.cached_team(gw.anonymous) if gw.anonymous else None
+        if team is not None:
+            exchange_of(request.scope).team = team.name
+            return Caller(team, None)
         if token is None:
             raise errors.missing_key()
     if not token:

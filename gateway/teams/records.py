@@ -46,6 +46,10 @@ class Team:
     upstream_key_env: str = ""
     # Answers to the team's chat and Responses requests are kept in the response cache.
     cache: bool = False
+    # The digest of the teams-file entry that last set this record (`file_entry_digest`), ""
+    # if none did. A replica loading the file applies an entry only when it differs from this:
+    # an unchanged file never undoes what the admin API changed since.
+    file_entry: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +67,10 @@ class Key:
     hint: str = ""
 
 
-TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-DIGEST = re.compile(r"^[0-9a-f]{64}$")
+# \Z, not $: `$` also matches before a final line break, which would let "search\n" through as
+# a second team that prints as "search" (and a digest no key ever has).
+TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
 TEAMS_INDEX = "gw:teams"
 SECRET_PREFIX = "sk-gw-"
 TEAM_FIELDS = (
@@ -129,6 +135,12 @@ def load_team(raw: bytes | str) -> Team:
         models=None if models is None else tuple(models),
         limits=limits,
     )
+
+
+def file_entry_digest(team: Team) -> str:
+    """What identifies a teams-file entry: the digest of the team it describes, as stored."""
+    entry = dataclasses.replace(team, created_at=0, file_entry="")
+    return hashlib.sha256(dump_team(entry)).hexdigest()
 
 
 def dump_key(key: Key) -> bytes:

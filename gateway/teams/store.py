@@ -23,11 +23,11 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis.asyncio as redis
 import yaml
@@ -55,6 +55,7 @@ from gateway.teams.records import (
     digest_key,
     dump_key,
     dump_team,
+    file_entry_digest,
     key_record_key,
     load_key,
     load_team,
@@ -73,6 +74,7 @@ log = logging.getLogger("gateway.teams.store")
 # How long a request waits for the refresh of a key this replica already knows before using
 # what it knows (asyncio's TimeoutError is an OSError: handled like a Redis error).
 STALE_WAIT_S = 0.05
+T = TypeVar("T")
 
 
 def key_digest(key: str) -> str:
@@ -95,6 +97,57 @@ class _FileKey:
     path: str
 
 
+class _ReadThrough(Generic[T]):
+    """What Redis says about one name, remembered for a TTL: concurrent requests for one name
+    share one lookup, so each replica asks Redis at most once per name per TTL."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._known: dict[str, tuple[float, T]] = {}
+        self._inflight: dict[str, asyncio.Future[T]] = {}
+
+    async def get(self, name: str, lookup: Callable[[], Awaitable[T]]) -> T:
+        cached = self._known.get(name)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        # The lookup is a task of its own: a caller that disconnects must not cancel it for
+        # the others.
+        pending = self._inflight.get(name)
+        if pending is None:
+            pending = asyncio.ensure_future(lookup())
+            self._inflight[name] = pending
+            pending.add_done_callback(partial(self._landed, name))
+        try:
+            if cached is None:
+                return await asyncio.shield(pending)
+            # A name this replica knows does not wait out a slow Redis here: the admission right
+            # after would wait too, doubling the delay. The lookup goes on and lands for the
+            # next request.
+            return await asyncio.wait_for(asyncio.shield(pending), STALE_WAIT_S)
+        except (RedisError, OSError):
+            # Keep serving what this replica already knew while Redis is away; nothing can
+            # be revoked meanwhile anyway, since revoking writes to Redis.
+            if cached is not None:
+                return cached[1]
+            raise
+
+    def _landed(self, name: str, lookup: asyncio.Future[T]) -> None:
+        del self._inflight[name]
+        if lookup.cancelled():
+            return
+        if len(self._known) >= MAX_CACHED:
+            self._known.clear()
+        error = lookup.exception()
+        if error is None:
+            self._known[name] = (time.monotonic() + self._ttl, lookup.result())
+        elif name in self._known:
+            # Retry a lost Redis once per TTL, not on every request.
+            self._known[name] = (time.monotonic() + self._ttl, self._known[name][1])
+
+    def forget(self, name: str) -> None:
+        self._known.pop(name, None)
+
+
 class TeamStore:
     """Teams and keys in Redis, with a short per-process cache on the request path.
 
@@ -110,18 +163,14 @@ class TeamStore:
         self._config = config
         self.clock = clock
         self._ttl = config.admission.cache_ttl_s
-        self._cache: dict[str, tuple[float, tuple[Key, Team] | None]] = {}
-        self._inflight: dict[str, asyncio.Future[tuple[Key, Team] | None]] = {}
+        self._keys: _ReadThrough[tuple[Key, Team] | None] = _ReadThrough(self._ttl)
+        self._teams: _ReadThrough[Team | None] = _ReadThrough(self._ttl)
 
     # -- the request path -------------------------------------------------------------------------
 
     async def authenticate(self, digest: str) -> tuple[Key, Team] | None:
         """The key with this digest and its team, if the key is usable now."""
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > time.monotonic():
-            found = cached[1]
-        else:
-            found = await self._refresh(digest, cached)
+        found = await self._keys.get(digest, partial(self._lookup, digest))
         # Expiry is checked on every call: a cached key must not outlive its expiry by a TTL.
         if found is None or (
             found[0].expires_at is not None and found[0].expires_at <= self.clock()
@@ -129,43 +178,11 @@ class TeamStore:
             return None
         return found
 
-    async def _refresh(
-        self, digest: str, stale: tuple[float, tuple[Key, Team] | None] | None
-    ) -> tuple[Key, Team] | None:
-        # Concurrent requests with one key share one lookup, so each replica asks Redis at most
-        # once per key per TTL. The lookup is a task of its own: a caller that disconnects must
-        # not cancel it for the others.
-        lookup = self._inflight.get(digest)
-        if lookup is None:
-            lookup = asyncio.ensure_future(self._lookup(digest))
-            self._inflight[digest] = lookup
-            lookup.add_done_callback(partial(self._landed, digest))
-        try:
-            if stale is None:
-                return await asyncio.shield(lookup)
-            # A key this replica knows does not wait out a slow Redis here: the admission right
-            # after would wait too, doubling the delay. The lookup goes on and lands for the
-            # next request.
-            return await asyncio.wait_for(asyncio.shield(lookup), STALE_WAIT_S)
-        except (RedisError, OSError):
-            # Keep serving the keys this replica already knew while Redis is away; nothing can
-            # be revoked meanwhile anyway, since revoking writes to Redis.
-            if stale is not None:
-                return stale[1]
-            raise
-
-    def _landed(self, digest: str, lookup: asyncio.Future[tuple[Key, Team] | None]) -> None:
-        del self._inflight[digest]
-        if lookup.cancelled():
-            return
-        if len(self._cache) >= MAX_CACHED:
-            self._cache.clear()
-        error = lookup.exception()
-        if error is None:
-            self._cache[digest] = (time.monotonic() + self._ttl, lookup.result())
-        elif digest in self._cache:
-            # Retry a lost Redis once per TTL, not on every request.
-            self._cache[digest] = (time.monotonic() + self._ttl, self._cache[digest][1])
+    async def cached_team(self, name: str) -> Team | None:
+        """The team of this name, read through the same cache as the keys' teams: what serves
+        callers without a key (the anonymous team), whose budget, limits, models and deletion
+        must reach every replica within the TTL as a key's team's do."""
+        return await self._teams.get(name, partial(self.get_team, name))
 
     async def _lookup(self, digest: str) -> tuple[Key, Team] | None:
         key_id = await self._redis.get(digest_key(digest))
@@ -182,7 +199,7 @@ class TeamStore:
 
     def _forget(self, digest: str) -> None:
         # This replica sees its own revocations at once; others within their TTL.
-        self._cache.pop(digest, None)
+        self._keys.forget(digest)
 
     # -- teams ------------------------------------------------------------------------------------
 
@@ -203,6 +220,7 @@ class TeamStore:
         if not await self._redis.set(team_key(team.name), dump_team(team), nx=True):
             raise errors.team_exists(team.name)
         await self._redis.sadd(TEAMS_INDEX, team.name)
+        self._teams.forget(team.name)
         return team
 
     async def ensure_team(self, team: Team) -> None:
@@ -231,12 +249,16 @@ class TeamStore:
             team = parse_team(merge_patch(base, {**patch, "name": name}))
         except ConfigError as exc:
             raise errors.invalid_setting(str(exc)) from exc
-        return await self._put_team(dataclasses.replace(team, created_at=current.created_at))
+        # The file entry that set the team stays noted: an unchanged file does not undo this.
+        return await self._put_team(
+            dataclasses.replace(team, created_at=current.created_at, file_entry=current.file_entry)
+        )
 
     async def _put_team(self, team: Team) -> Team:
         self._check(team)
         await self._redis.set(team_key(team.name), dump_team(team))
         await self._redis.sadd(TEAMS_INDEX, team.name)
+        self._teams.forget(team.name)  # this replica sees its own change at once
         return team
 
     async def delete_team(self, name: str) -> None:
@@ -252,6 +274,7 @@ class TeamStore:
         await self._redis.delete(team_keys_key(name))
         await self._redis.delete(team_key(name))
         await self._redis.srem(TEAMS_INDEX, name)
+        self._teams.forget(name)
 
     def _check(self, team: Team) -> None:
         if not TEAM_NAME.match(team.name):
@@ -367,13 +390,16 @@ class TeamStore:
     async def load_file(self, text: str, env: Mapping[str, str]) -> list[str]:
         """Upsert the teams and import the keys of a teams file; returns warnings.
 
-        The file's entries are authoritative for the fields a team has (an omitted budget means
-        the tier's). Teams and keys missing from the file are left alone. The whole file is
+        An entry is authoritative for the fields a team has (an omitted budget means the
+        tier's) when it is new or edited: a team whose record an unchanged entry already set
+        keeps what the admin API changed since, so a replica (re)starting never silently undoes
+        an admin change. Teams and keys missing from the file are left alone. The whole file is
         checked before anything is written.
         """
         warnings: list[str] = []
         entries = self._parse_file(text, env, warnings)
         for team, keys in entries:
+            team = dataclasses.replace(team, file_entry=file_entry_digest(team))
             existing = await self.get_team(team.name)
             if existing is None:
                 try:
@@ -382,7 +408,7 @@ class TeamStore:
                     if exc.status != 409:  # 409: another replica loading the same file won
                         raise
                     await self._put_team(team)
-            else:
+            elif existing.file_entry != team.file_entry:
                 await self._put_team(dataclasses.replace(team, created_at=existing.created_at))
             for spec in keys:
                 key = await self.import_key(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 
-from tests.conftest import GatewayFactory
+from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
 from tests.server.admin.test_api import ADMIN_KEY, v1_status
 
 
@@ -25,3 +26,89 @@ def test_revocation_reaches_another_replica(
     while v1_status(replica, key["key"]) != 401:
         assert time.monotonic() < deadline, "the replica still accepts a revoked key"
         time.sleep(0.02)
+
+
+def chat_status(server: ServerThread, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/v1/chat/completions",
+        headers=headers or {},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+
+
+def test_the_anonymous_teams_changes_reach_every_replica(
+    start_gateway: GatewayFactory, redis_server: str
+) -> None:
+    # The anonymous team is a team like any other: a budget the admin API lowers, models it
+    # narrows, its deletion, apply to its callers on every replica within cache_ttl_s.
+    sections: dict[str, Any] = {
+        "server": {"admin_key": ADMIN_KEY},
+        "redis": {"url": redis_server},
+        "admission": {"anonymous_team": "guests"},
+    }
+    admin_side = start_gateway(**sections)
+    replica = start_gateway(**sections)
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+    for server in (admin_side, replica):
+        assert chat_status(server).status_code == 200
+    answer = httpx.patch(
+        f"{admin_side.url}/admin/teams/guests", headers=auth, json={"budget_usd": "0.000001"}
+    )
+    assert answer.status_code == 200, answer.text
+
+    def refused(server: ServerThread, code: str) -> bool:
+        answer = chat_status(server)
+        return answer.status_code != 200 and answer.json()["error"]["code"] == code
+
+    deadline = time.monotonic() + 10
+    for server in (admin_side, replica):
+        while not refused(server, "insufficient_quota"):
+            assert time.monotonic() < deadline, "the anonymous team's old budget still applies"
+            time.sleep(0.05)
+    assert httpx.delete(f"{admin_side.url}/admin/teams/guests", headers=auth).status_code == 200
+    for server in (admin_side, replica):
+        while not refused(server, "missing_api_key"):
+            assert time.monotonic() < deadline, "a deleted anonymous team is still served"
+            time.sleep(0.05)
+
+
+def test_a_replica_starting_does_not_undo_an_admin_change_to_a_file_team(
+    start_gateway: GatewayFactory, redis_server: str
+) -> None:
+    # Team `test` comes from the teams file. The admin lowers its budget; a replica (re)starting
+    # loads the same, unchanged file: the lowered budget stays, on every replica.
+    sections: dict[str, Any] = {"server": {"admin_key": ADMIN_KEY}, "redis": {"url": redis_server}}
+    admin_side = start_gateway(**sections)
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+    client = {"authorization": f"Bearer {CLIENT_KEY}"}
+    answer = httpx.patch(
+        f"{admin_side.url}/admin/teams/test", headers=auth, json={"budget_usd": "0.000001"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert chat_status(admin_side, client).json()["error"]["type"] == "insufficient_quota"
+    restarted = start_gateway(**sections)
+    assert httpx.get(f"{restarted.url}/admin/teams/test", headers=auth).json()["budget_usd"] == (
+        0.000001
+    )
+    time.sleep(1.2)  # past admission.cache_ttl_s: both replicas read the record again
+    for server in (admin_side, restarted):
+        answer = chat_status(server, client)
+        assert answer.status_code == 429, "the file's budget is back"
+        assert answer.json()["error"]["type"] == "insufficient_quota"
+
+
+def test_a_team_name_with_a_line_break_is_refused(
+    start_gateway: GatewayFactory, redis_server: str
+) -> None:
+    # "search\n" would be a second team that lists, logs and prints as "search" does.
+    server = start_gateway(server={"admin_key": ADMIN_KEY}, redis={"url": redis_server})
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+    for name in ("search\n", "search\n\n", "\nsearch"):
+        answer = httpx.post(
+            f"{server.url}/admin/teams", headers=auth, json={"name": name, "tier": "tier-1"}
+        )
+        assert answer.status_code == 400, (name, answer.text)
+        assert answer.json()["error"]["param"] == "name"
+    names = [t["name"] for t in httpx.get(f"{server.url}/admin/teams", headers=auth).json()["data"]]
+    assert names == ["test"]

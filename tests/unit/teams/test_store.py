@@ -377,6 +377,26 @@ async def test_reloading_the_file_is_idempotent_and_applies_changes(store: TeamS
     assert await store.list_keys("platform") == before["platform"]
 
 
+async def test_an_admin_change_survives_the_unchanged_file_until_its_entry_is_edited(
+    store: TeamStore,
+) -> None:
+    await store.load_file(EXAMPLE, {})
+    await store.update_team("platform", {"budget_usd": "1.5"})
+    # A replica (re)starting loads the same file: the admin's budget stays.
+    await store.load_file(EXAMPLE, {})
+    platform = await store.get_team("platform")
+    assert platform is not None and platform.budget_usd == 1_500_000
+    # The entry edited: the file applies again, and is noted as applied.
+    edited = EXAMPLE.replace("budget_usd: 2000", "budget_usd: 2500.25")
+    await store.load_file(edited, {})
+    platform = await store.get_team("platform")
+    assert platform is not None and platform.budget_usd == 2_500_250_000
+    await store.update_team("platform", {"budget_usd": "3"})
+    await store.load_file(edited, {})
+    platform = await store.get_team("platform")
+    assert platform is not None and platform.budget_usd == 3_000_000
+
+
 async def test_replicas_loading_one_file_at_once_agree_on_the_keys(client: redis.Redis) -> None:
     replicas = [TeamStore(client, CONFIG) for _ in range(4)]
     await asyncio.gather(*(r.load_file(EXAMPLE, {}) for r in replicas))
@@ -501,5 +521,21 @@ def test_key_records_keep_their_fields() -> None:
     ]
     assert [f.name for f in dataclasses.fields(Team)] == [
         "name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy",
-        "created_at", "upstream_key_env", "cache",
+        "created_at", "upstream_key_env", "cache", "file_entry",
     ]  # fmt: skip
+
+
+async def test_a_file_digest_with_a_line_break_is_refused(store: TeamStore) -> None:
+    # It would be stored as given and never match a key: the key silently unusable.
+    digest = hashlib.sha256(b"sk-gw-a-key").hexdigest()
+    text = f"""
+teams:
+  - name: a
+    tier: tier-1
+    keys:
+      - sha256: "{digest}\\n"
+"""
+    with pytest.raises(ConfigError, match=r"teams\[0\]\.keys\[0\]\.sha256"):
+        await store.load_file(text, {})
+    with pytest.raises(GatewayError):
+        await store.import_key("test", "", digest + "\n")
