@@ -106,6 +106,12 @@ class _ReadThrough(Generic[T]):
         self._known: dict[str, tuple[float, T]] = {}
         self._inflight: dict[str, asyncio.Future[T]] = {}
 
+    def fresh(self, name: str) -> tuple[float, T] | None:
+        """What is known of `name` (its expiry, then it) while it is fresh: the request path
+        asks this first, and awaits `get` only when it is not."""
+        cached = self._known.get(name)
+        return cached if cached is not None and cached[0] > time.monotonic() else None
+
     async def get(self, name: str, lookup: Callable[[], Awaitable[T]]) -> T:
         cached = self._known.get(name)
         if cached is not None and cached[0] > time.monotonic():
@@ -170,7 +176,12 @@ class TeamStore:
 
     async def authenticate(self, digest: str) -> tuple[Key, Team] | None:
         """The key with this digest and its team, if the key is usable now."""
-        found = await self._keys.get(digest, partial(self._lookup, digest))
+        known = self._keys.fresh(digest)
+        found = (
+            known[1]
+            if known is not None
+            else await self._keys.get(digest, partial(self._lookup, digest))
+        )
         # Expiry is checked on every call: a cached key must not outlive its expiry by a TTL.
         if found is None or (
             found[0].expires_at is not None and found[0].expires_at <= self.clock()
