@@ -9,11 +9,13 @@ give it as a string ("12.50"). Teams show their own overrides (null: as the tier
 under `effective`, what applies once the tier is taken into account. Key objects never carry
 the secret; only the 201 answer of key creation has it, in `key`.
 
-    POST   /admin/teams                  {"name", "tier", "budget_usd"?, "limits"?, "models"?}
+    POST   /admin/teams                  {"name", "tier", "budget_usd"?, "limits"?, "models"?,
+                                         "inherit"?}: a deleted team's name is 409 unless
+                                         `inherit` (the new team gets what the name kept)
     GET    /admin/teams
     GET    /admin/teams/{name}
     PATCH  /admin/teams/{name}           JSON merge patch: null resets a field to the tier's
-    DELETE /admin/teams/{name}           and its keys
+    DELETE /admin/teams/{name}           and its keys; the name is retired (a tombstone)
     POST   /admin/teams/{name}/keys      {"name"?, "limits"?, "expires_at"? (Unix seconds)}
     GET    /admin/teams/{name}/keys
     DELETE /admin/keys/{id}              revokes; every replica refuses it within cache_ttl_s
@@ -37,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
-from gateway.admin.guard import AdminGuard
+from gateway.admin.guard import AdminGuard, note
 from gateway.admin.memory_note import InMemoryNote
 from gateway.admin.openapi import MAX_BUDGET_USD, admin_openapi
 from gateway.admission.plan import model_allowed, team_budget, team_limits
@@ -90,15 +92,26 @@ async def list_teams(request: Request) -> Response:
 
 
 async def create_team(request: Request) -> Response:
+    """A new team. `"inherit": true` lets it take a deleted team's name, and with it what the
+    name still holds (objects, stored responses, spend); the answer and the audit line say
+    when that team was deleted."""
     gw = gateway_of(request)
     body = await json_body(request)
+    inherit = body.pop("inherit", False)
+    if not isinstance(inherit, bool):
+        raise errors.invalid_setting(f"inherit: expected true or false, got {repr(inherit)[:40]}")
     check_budget(body)
     try:
         team = parse_team(body)
     except ConfigError as exc:
         raise errors.invalid_setting(str(exc)) from exc
     exchange_of(request.scope).team = team.name
-    return json(team_view(request, await gw.teams.create_team(team)), 201)
+    made, inherited = await gw.teams.make_team(team, inherit)
+    view = team_view(request, made)
+    if inherited is not None:
+        view["inherited"] = {"deleted_at": inherited.deleted_at}
+        note(request.scope, inherited=view["inherited"])
+    return json(view, 201)
 
 
 async def get_team(request: Request) -> Response:

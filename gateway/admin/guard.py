@@ -5,7 +5,9 @@ which paths exist (a wrong method would otherwise say 405). Wrong keys are slowe
 address (`gateway.server.operator_keys`). Every action that changes something (the routes named
 in `gateway.admin.api`, e.g. `team.create`, `key.revoke`) and every refused key is written to
 the audit log and counted in `gateway_admin_actions_total{action,outcome}`; reads are not.
-Handlers note what they acted on in the request's record (`exchange_of`): the team and key.
+Handlers note what they acted on in the request's record (`exchange_of`): the team and key;
+and, with `note`, anything more the action's line must say (a team made under a deleted
+team's name says what it inherited).
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
 READS = frozenset({"GET", "HEAD"})
+# Where `note` keeps an action's extra audit fields, in the request's scope.
+AUDIT_DETAILS = "o1gw.audit_details"
+
+
+def note(scope: Scope, **details: Any) -> None:
+    """Fields the action's audit line carries besides the usual ones."""
+    scope.setdefault(AUDIT_DETAILS, {}).update(details)
 
 
 class AdminGuard:
@@ -67,7 +76,7 @@ class AdminGuard:
             record(
                 gw, scope, action, target, "success" if status < 400 else "error",
                 key_fingerprint(server.admin_key), team=exchange.team, key_id=exchange.key_id,
-                status=status, error=exchange.error_code,
+                status=status, error=exchange.error_code, **scope.get(AUDIT_DETAILS, {}),
             )  # fmt: skip
 
         async def observed(message: Message) -> None:

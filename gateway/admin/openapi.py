@@ -126,7 +126,18 @@ _TEAM_CREATE = {
     "type": "object",
     "required": ["name", "tier"],
     "additionalProperties": False,
-    "properties": _TEAM_FIELDS,
+    "properties": {
+        **_TEAM_FIELDS,
+        "inherit": {
+            "type": "boolean",
+            "default": False,
+            "description": "Take the name of a deleted team. What that team owned (files, "
+            "vector stores, batches, fine-tuning jobs, stored chat completions and responses, "
+            "cached answers) and its spend are kept under its name, so the new team gets them; "
+            "without this such a name is refused with 409 `team_name_retired`. A name never "
+            "used needs nothing.",
+        },
+    },
 }
 
 _TEAM_PATCH = {
@@ -184,6 +195,26 @@ _TEAM = {
             },
         },
     },
+}
+
+_TEAM_CREATED = {
+    "allOf": [
+        _ref("Team"),
+        {
+            "type": "object",
+            "properties": {
+                "inherited": {
+                    "type": "object",
+                    "description": "Only when the team took a deleted team's name (`inherit`): "
+                    "that team's, whose objects and spend it now has.",
+                    "required": ["deleted_at"],
+                    "properties": {
+                        "deleted_at": {"type": "integer", "description": "Unix seconds."}
+                    },
+                }
+            },
+        },
+    ]
 }
 
 _KEY_CREATE = {
@@ -459,7 +490,7 @@ def _spec() -> dict[str, Any]:
                 "post": _operation(
                     "Create a team",
                     {
-                        "201": _answer("The new team.", _ref("Team")),
+                        "201": _answer("The new team.", _ref("TeamCreated")),
                         "409": _error("Conflict"),
                     },
                     _body("TeamCreate"),
@@ -489,6 +520,10 @@ def _spec() -> dict[str, Any]:
                     "Delete a team and its keys",
                     {"200": _answer("Deleted.", _ref("TeamDeleted")), "404": not_found},
                     operationId="deleteTeam",
+                    description="What the team owned (objects, stored responses, cached "
+                    "answers, spend) stays under its name, which the deletion retires: a team "
+                    "created under it later must say `inherit`. A teams-file entry still "
+                    "declaring the team makes it again, inheriting, when a replica starts.",
                 ),
             },
             "/admin/teams/{name}/keys": {
@@ -596,6 +631,7 @@ def _spec() -> dict[str, Any]:
                 "TeamCreate": _TEAM_CREATE,
                 "TeamPatch": _TEAM_PATCH,
                 "Team": _TEAM,
+                "TeamCreated": _TEAM_CREATED,
                 "TeamDeleted": {
                     "type": "object",
                     "required": ["object", "name", "deleted"],
@@ -635,7 +671,11 @@ def _spec() -> dict[str, Any]:
                     _ref("Error"),
                 ),
                 "NotFound": _answer("No such team or key.", _ref("Error")),
-                "Conflict": _answer("The team exists already.", _ref("Error")),
+                "Conflict": _answer(
+                    "The team exists already (`conflict`), or the name was a deleted team's "
+                    "and the request did not say `inherit` (`team_name_retired`).",
+                    _ref("Error"),
+                ),
                 "TooLarge": _answer("Body above server.max_body_bytes.", _ref("Error")),
                 "StoreUnavailable": _answer("Redis cannot be reached; retry.", _ref("Error")),
             },

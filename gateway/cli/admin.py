@@ -42,6 +42,13 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     create.add_argument("name")
     create.add_argument("--tier", required=True)
     _team_options(create, update=False)
+    create.add_argument(
+        "--inherit",
+        action="store_true",
+        help="take the name of a deleted team, and with it the files, vector stores, batches, "
+        "fine-tuning jobs, stored completions and responses and spend still kept under it "
+        "(without it such a name is refused)",
+    )
     create.set_defaults(handler=teams_create)
     teams_sub.add_parser("list", parents=[common], help="list teams").set_defaults(
         handler=teams_list
@@ -56,7 +63,11 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     update.add_argument("--tier")
     _team_options(update, update=True)
     update.set_defaults(handler=teams_update)
-    delete = teams_sub.add_parser("delete", parents=[common], help="delete a team and its keys")
+    delete = teams_sub.add_parser(
+        "delete", parents=[common],
+        help="delete a team and its keys (what it owns stays under its name, so a new team of "
+        "that name needs `teams create --inherit`)",
+    )  # fmt: skip
     delete.add_argument("name")
     delete.set_defaults(handler=teams_delete)
 
@@ -200,8 +211,16 @@ def call(client: httpx.Client, method: str, path: str, body: Any = None) -> Any:
 
 def teams_create(client: httpx.Client, args: argparse.Namespace) -> int:
     body = {"name": args.name, "tier": args.tier, **_team_patch(args)}
+    if args.inherit:
+        body["inherit"] = True
     team = call(client, "POST", "/teams", {k: v for k, v in body.items() if v is not None})
-    print(f"Created team {team['name']}.\n")
+    print(f"Created team {team['name']}.")
+    if team.get("inherited"):
+        print(
+            f"It inherits what the team {team['name']} deleted on "
+            f"{when(team['inherited']['deleted_at'])} left under the name: its objects and spend."
+        )
+    print()
     print(describe_team(team))
     return 0
 
@@ -287,6 +306,10 @@ def teams_show(client: httpx.Client, args: argparse.Namespace) -> int:
 def teams_delete(client: httpx.Client, args: argparse.Namespace) -> int:
     call(client, "DELETE", f"/teams/{args.name}")
     print(f"Deleted team {args.name} and its keys.")
+    print(
+        f"Its objects and spend stay under the name: a new team {args.name} takes them over "
+        "only with `teams create --inherit`."
+    )
     return 0
 
 

@@ -32,7 +32,7 @@ from gateway.runtime.batch_jobs import BatchJobs
 from gateway.runtime.follower import Follower
 from gateway.runtime.response_jobs import BackgroundResponses
 from gateway.runtime.tuning_jobs import TuningJobs
-from gateway.teams.records import Team, safety_identifier
+from gateway.teams.records import Team, inherited_note, safety_identifier
 from gateway.teams.store import TeamStore
 from gateway.upstream.contract import Upstream
 from gateway.upstream.dispatch import Dispatcher
@@ -285,7 +285,9 @@ class Gateway:
                     log.log(level, "%s: %s", admission.teams_file, warning)
         name = admission.anonymous_team or (SANDBOX_TEAM if self.config.simulate else "")
         if name:
-            await self.teams.ensure_team(Team(name=name, tier="tier-5"))
+            inherited = await self.teams.ensure_team(Team(name=name, tier="tier-5"))
+            if inherited is not None:
+                log.warning("admission.anonymous_team: %s", inherited_note(inherited))
             self.anonymous = name
             sandbox = f" (and callers with the key {SANDBOX_KEY})" if self.config.simulate else ""
             log.warning("callers without a key%s are served as team %r", sandbox, name)

@@ -12,6 +12,7 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -50,6 +51,17 @@ class Team:
     # if none did. A replica loading the file applies an entry only when it differs from this:
     # an unchanged file never undoes what the admin API changed since.
     file_entry: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What is left of a deleted team's name: when it was deleted. Everything the team owned
+    (objects, stored responses, cache entries, spend) is kept under its name and cannot all be
+    found to purge, so a team made under the name later would inherit it; the tombstone makes
+    that a choice (`inherit`) instead of an accident."""
+
+    name: str
+    deleted_at: int  # Unix seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +109,11 @@ def team_keys_key(name: str) -> str:
     return tag(name) + ":keys"
 
 
+def tombstone_key(name: str) -> str:
+    # The team record's hash tag: creating a team checks both in one script, on one node.
+    return tag(name) + ":deleted"
+
+
 def key_record_key(key_id: str) -> str:
     return f"gw:key:{key_id}"
 
@@ -141,6 +158,24 @@ def file_entry_digest(team: Team) -> str:
     """What identifies a teams-file entry: the digest of the team it describes, as stored."""
     entry = dataclasses.replace(team, created_at=0, file_entry="")
     return hashlib.sha256(dump_team(entry)).hexdigest()
+
+
+def dump_tombstone(tombstone: Tombstone) -> bytes:
+    return orjson.dumps({"deleted_at": tombstone.deleted_at})
+
+
+def load_tombstone(name: str, raw: bytes | str) -> Tombstone:
+    return Tombstone(name, int(orjson.loads(raw)["deleted_at"]))
+
+
+def inherited_note(tombstone: Tombstone) -> str:
+    """What the log says when the operator's own declaration brings a deleted team back."""
+    when = datetime.fromtimestamp(tombstone.deleted_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"team {tombstone.name!r} was deleted through the admin API on {when}; it is declared "
+        "here, so it is made again and inherits the objects and spend kept under its name "
+        "(its keys stay deleted unless declared here)"
+    )
 
 
 def dump_key(key: Key) -> bytes:

@@ -9,6 +9,8 @@ is ever written to two slots in one transaction, so the layout works on Redis Cl
 
     {t:<team>}:team         the team record, JSON; its budget is integer micro-dollars
     {t:<team>}:keys         set of the team's key ids
+    {t:<team>}:deleted      a deleted team's tombstone, JSON {"deleted_at"}: kept until a
+                            team is made under the name again, and only with `inherit`
     gw:teams                set of team names
     gw:key:<id>             the key record, JSON (digest, never the secret)
     gw:keydigest:<sha256>   key id of a usable key; removed when the key is revoked
@@ -49,22 +51,27 @@ from gateway.teams.records import (
     TEAMS_INDEX,
     Key,
     Team,
+    Tombstone,
     as_text,
     at_path,
     check_team,
     digest_key,
     dump_key,
     dump_team,
+    dump_tombstone,
     file_entry_digest,
+    inherited_note,
     key_record_key,
     load_key,
     load_team,
+    load_tombstone,
     merge_patch,
     parse_team,
     secret_hint,
     team_fields,
     team_key,
     team_keys_key,
+    tombstone_key,
     unknown_field,
 )
 from gateway.wire import errors
@@ -75,6 +82,18 @@ log = logging.getLogger("gateway.teams.store")
 # what it knows (asyncio's TimeoutError is an OSError: handled like a Redis error).
 STALE_WAIT_S = 0.05
 T = TypeVar("T")
+# One step, so that a team deleted meanwhile cannot slip its name past the check: the record is
+# written only if there is none, and, unless the caller inherits (ARGV[2] = "1"), only if the
+# name has no tombstone; a tombstone inherited goes. {0, ""}: the team exists; {1, tombstone}:
+# retired; {2, tombstone or ""}: made. Both keys share the team's hash tag (one Cluster slot).
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ''} end
+local tombstone = redis.call('GET', KEYS[2])
+if tombstone and ARGV[2] ~= '1' then return {1, tombstone} end
+redis.call('SET', KEYS[1], ARGV[1])
+if tombstone then redis.call('DEL', KEYS[2]) end
+return {2, tombstone or ''}
+"""
 
 
 def key_digest(key: str) -> str:
@@ -171,6 +190,7 @@ class TeamStore:
         self._ttl = config.admission.cache_ttl_s
         self._keys: _ReadThrough[tuple[Key, Team] | None] = _ReadThrough(self._ttl)
         self._teams: _ReadThrough[Team | None] = _ReadThrough(self._ttl)
+        self._create = client.register_script(_CREATE)
 
     # -- the request path -------------------------------------------------------------------------
 
@@ -225,23 +245,47 @@ class TeamStore:
         teams = [await self.get_team(name) for name in names]
         return [team for team in teams if team is not None]
 
-    async def create_team(self, team: Team) -> Team:
+    async def create_team(self, team: Team, inherit: bool = False) -> Team:
+        """`make_team`, without saying what it inherited."""
+        made, _ = await self.make_team(team, inherit)
+        return made
+
+    async def make_team(self, team: Team, inherit: bool = False) -> tuple[Team, Tombstone | None]:
+        """Create the team; with it, the tombstone of the deleted team whose name it took over
+        (None: the name was free). A deleted team's name is refused (409 team_name_retired)
+        unless `inherit`: the new team would get what is still kept under the name."""
         self._check(team)
         team = dataclasses.replace(team, created_at=int(self.clock()))
-        if not await self._redis.set(team_key(team.name), dump_team(team), nx=True):
+        outcome, raw = await self._create(
+            keys=[team_key(team.name), tombstone_key(team.name)],
+            args=[dump_team(team), "1" if inherit else "0"],
+        )
+        if int(outcome) == 0:
             raise errors.team_exists(team.name)
+        if int(outcome) == 1:
+            raise errors.team_name_retired(team.name, load_tombstone(team.name, raw).deleted_at)
         await self._redis.sadd(TEAMS_INDEX, team.name)
         self._teams.forget(team.name)
-        return team
+        return team, load_tombstone(team.name, raw) if raw else None
 
-    async def ensure_team(self, team: Team) -> None:
-        """Create the team unless it exists (whatever its settings)."""
+    async def tombstone(self, name: str) -> Tombstone | None:
+        """The tombstone a deleted team left under `name`, if any."""
+        if not TEAM_NAME.match(name):
+            return None
+        raw = await self._redis.get(tombstone_key(name))
+        return load_tombstone(name, raw) if raw is not None else None
+
+    async def ensure_team(self, team: Team) -> Tombstone | None:
+        """Create the team unless it exists (whatever its settings). The operator's config
+        declares it (`admission.anonymous_team`), so a team of that name deleted through the
+        admin API is the same team: it is made again and inherits; returns the tombstone."""
         if await self.get_team(team.name) is None:
             try:
-                await self.create_team(team)
+                return (await self.make_team(team, inherit=True))[1]
             except GatewayError as exc:
                 if exc.status != 409:  # 409: another replica created it first, which is fine
                     raise
+        return None
 
     async def update_team(self, name: str, patch: Mapping[str, Any]) -> Team:
         """Change the fields `patch` gives, as a JSON merge patch: null resets a field to the
@@ -273,10 +317,19 @@ class TeamStore:
         return team
 
     async def delete_team(self, name: str) -> None:
-        """Delete the team and its keys. Its spend counters stay: a team deleted and made again
-        this month keeps what it spent."""
+        """Delete the team and its keys, leaving a tombstone under its name.
+
+        What the team owns stays under its name: its objects' owner records, stored responses,
+        cache entries (none of which can all be found by team to purge) and spend counters (on
+        purpose: a team deleted and made again this month keeps what it spent). The tombstone
+        keeps the name from passing to a new team unnoticed (`make_team`). It has no expiry:
+        owner records have none either.
+        """
         if await self.get_team(name) is None:
             raise errors.team_not_found(name)
+        # First: once the record goes, a create must already find the name retired.
+        tombstone = Tombstone(name, int(self.clock()))
+        await self._redis.set(tombstone_key(name), dump_tombstone(tombstone))
         # Keys first: a crash half-way must not leave keys that a re-created team would revive.
         for key in await self.list_keys(name):
             await self._redis.delete(digest_key(key.sha256))
@@ -405,7 +458,8 @@ class TeamStore:
         tier's) when it is new or edited: a team whose record an unchanged entry already set
         keeps what the admin API changed since, so a replica (re)starting never silently undoes
         an admin change. Teams and keys missing from the file are left alone. The whole file is
-        checked before anything is written.
+        checked before anything is written. A team the admin API deleted is made again if the
+        file still declares it, inheriting what its name kept (a warning says so).
         """
         warnings: list[str] = []
         entries = self._parse_file(text, env, warnings)
@@ -414,7 +468,10 @@ class TeamStore:
             existing = await self.get_team(team.name)
             if existing is None:
                 try:
-                    await self.create_team(team)
+                    # The file declares the team: the same team, whatever the admin API deleted.
+                    _, inherited = await self.make_team(team, inherit=True)
+                    if inherited is not None:
+                        warnings.append(inherited_note(inherited))
                 except GatewayError as exc:
                     if exc.status != 409:  # 409: another replica loading the same file won
                         raise

@@ -81,6 +81,7 @@ invalid_request_error
   404  not_found                     team_not_found            admin: no such team
   404  not_found                     key_not_found             admin: no such key
   409  conflict                      team_exists               admin: the team exists
+  409  team_name_retired             team_name_retired         admin: a deleted team's name, no `inherit`
 permission_error
   403  forbidden_path                account_path_forbidden    the upstream account's admin paths
   403  realtime_not_governed         realtime_not_governed     realtime sessions/secrets, unless allowed
@@ -125,7 +126,7 @@ Pure: builds exceptions and bytes, never touches I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -1153,3 +1154,17 @@ def key_not_found(key_id: str) -> GatewayError:
 
 def team_exists(name: str) -> GatewayError:
     return GatewayError(409, f"Team '{name}' already exists.", param="name", code="conflict")
+
+
+def team_name_retired(name: str, deleted_at: int) -> GatewayError:
+    """A new team under a deleted team's name would inherit what is still kept under it; the
+    admin has to say that it should."""
+    when = datetime.fromtimestamp(deleted_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return GatewayError(
+        409, f"The name '{name}' belonged to a team deleted on {when}. Its files, vector "
+        "stores, batches, fine-tuning jobs, stored chat completions and responses, cached "
+        f"answers and spend are still kept under that name: a new team '{name}' would "
+        "inherit them all. Choose another name or, if the new team is to take them "
+        'over, create it with "inherit": true (o1-gateway teams create --inherit).',
+        param="name", code="team_name_retired",
+    )  # fmt: skip

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
+import orjson
+import pytest
 
 from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
-from tests.server.admin.test_api import ADMIN_KEY, v1_status
+from tests.server.admin.test_api import ADMIN_KEY, error_of, v1_status
 
 
 def test_revocation_reaches_another_replica(
@@ -112,3 +116,75 @@ def test_a_team_name_with_a_line_break_is_refused(
         assert answer.json()["error"]["param"] == "name"
     names = [t["name"] for t in httpx.get(f"{server.url}/admin/teams", headers=auth).json()["data"]]
     assert names == ["test"]
+
+
+def test_a_deleted_teams_name_is_not_given_to_a_new_team_unless_it_inherits(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path
+) -> None:
+    # Everything a team owns (files, stored responses, spend, ...) is kept under its name, and
+    # deleting the team cannot purge it all. A new team of that name would get it: the admin
+    # API refuses the name unless the request says the new team inherits.
+    audit = tmp_path / "audit.jsonl"
+    server = start_gateway(
+        server={"admin_key": ADMIN_KEY},
+        redis={"url": redis_server},
+        observability={"audit_log": str(audit)},
+    )
+    admin = httpx.Client(
+        base_url=f"{server.url}/admin", headers={"authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    assert admin.post("/teams", json={"name": "old", "tier": "tier-5"}).status_code == 201
+    old_key = admin.post("/teams/old/keys").json()["key"]
+    doc = sdk_of(server, old_key).files.create(
+        file=("notes.txt", b"old's own notes"), purpose="assistants"
+    )
+    deleted_before = int(time.time())
+    assert admin.delete("/teams/old").status_code == 200
+
+    refused = admin.post("/teams", json={"name": "old", "tier": "tier-1"})
+    assert refused.status_code == 409, refused.text
+    error = error_of(refused)
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error", "team_name_retired", "name",
+    )  # fmt: skip
+    assert "'old' belonged to a team deleted" in error["message"]
+    assert '"inherit": true' in error["message"] and "--inherit" in error["message"]
+    # Nothing was made: no team `old`, so no key can be made for it, and the file stays
+    # unreachable by every key there is.
+    assert admin.get("/teams/old").status_code == 404
+    assert admin.post("/teams/old/keys").status_code == 404
+    assert v1_status(server, old_key) == 401
+    other = sdk_of(server, CLIENT_KEY)
+    with pytest.raises(openai.NotFoundError):
+        other.files.content(doc.id)
+    assert doc.id not in [f.id for f in other.files.list()]
+    # A bad flag is a 400, not a guess.
+    bad = admin.post("/teams", json={"name": "old", "tier": "tier-1", "inherit": "yes"})
+    assert bad.status_code == 400 and error_of(bad)["param"] == "inherit"
+
+    inherited = admin.post("/teams", json={"name": "old", "tier": "tier-1", "inherit": True})
+    assert inherited.status_code == 201, inherited.text
+    deleted_at = inherited.json()["inherited"]["deleted_at"]
+    assert deleted_before <= deleted_at <= time.time()
+    new_key = admin.post("/teams/old/keys").json()["key"]
+    heir = sdk_of(server, new_key)
+    assert heir.files.content(doc.id).read() == b"old's own notes"
+    assert [f.id for f in heir.files.list()] == [doc.id]
+    [create] = [
+        line
+        for line in (orjson.loads(text) for text in audit.read_text().splitlines())
+        if line["action"] == "team.create" and line["outcome"] == "success"
+    ][1:]
+    assert create["inherited"] == {"deleted_at": deleted_at}
+    # The name is a team's again, so the next create is the plain conflict; a second delete
+    # retires it once more.
+    again = admin.post("/teams", json={"name": "old", "tier": "tier-1", "inherit": True})
+    assert error_of(again)["code"] == "conflict"
+    assert admin.delete("/teams/old").status_code == 200
+    assert error_of(admin.post("/teams", json={"name": "old", "tier": "tier-1"}))["code"] == (
+        "team_name_retired"
+    )
+
+
+def sdk_of(server: ServerThread, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)

@@ -79,3 +79,9 @@ def test_real_answers_match_the_description(gateway: ServerThread) -> None:
         validate(spec, "Key", admin.delete(f"/keys/{key.json()['id']}").json())
         validate(spec, "TeamDeleted", admin.delete("/teams/web").json())
         validate(spec, "Error", admin.get("/teams/web").json())
+        retired = admin.post("/teams", json={"name": "web", "tier": "tier-2"})
+        assert retired.status_code == 409
+        validate(spec, "Error", retired.json())
+        heir = admin.post("/teams", json={"name": "web", "tier": "tier-2", "inherit": True})
+        assert heir.status_code == 201 and "inherited" in heir.json()
+        validate(spec, "TeamCreated", heir.json())

@@ -90,9 +90,31 @@ def test_teams_create_list_show_update_delete(cli: Cli) -> None:
     assert code == 0 and re.search(r"upstream key\s+the gateway's", out)
 
     code, out, _ = cli("teams", "delete", "web")
-    assert (code, out.strip()) == (0, "Deleted team web and its keys.")
+    assert code == 0 and out.startswith("Deleted team web and its keys.\n")
+    assert "only with `teams create --inherit`" in out
     code, _, err = cli("teams", "show", "web")
     assert (code, err.strip()) == (1, "error: Team 'web' was not found.")
+
+
+def test_a_deleted_teams_name_is_taken_again_only_with_inherit(cli: Cli) -> None:
+    assert cli("teams", "create", "web", "--tier", "tier-2")[0] == 0
+    assert cli("teams", "delete", "web")[0] == 0
+    code, out, err = cli("teams", "create", "web", "--tier", "tier-1")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: The name 'web' belonged to a team deleted on ")
+    assert "--inherit" in err
+    assert cli("teams", "show", "web")[0] == 1  # nothing was made
+    code, out, _ = cli("teams", "create", "web", "--tier", "tier-1", "--inherit")
+    assert code == 0
+    assert re.match(
+        r"Created team web\.\nIt inherits what the team web deleted on \d{4}-\d\d-\d\d "
+        r"\d\d:\d\d UTC left under the name: its objects and spend\.\n\n",
+        out,
+    ), out
+    assert re.search(r"tier\s+tier-1", out)
+    # A name never used needs no flag, and the flag asks for nothing there.
+    code, out, _ = cli("teams", "create", "fresh", "--tier", "tier-1", "--inherit")
+    assert code == 0 and out.startswith("Created team fresh.\n\n")
 
 
 def test_keys_create_prints_the_secret_once(cli: Cli, gateway: ServerThread) -> None:

@@ -31,3 +31,22 @@ def test_a_record_from_a_newer_version_still_loads() -> None:
     assert load_team(orjson.dumps(newer)) == team
     key = Key(id="key_1", team="web", name="ci", sha256="0" * 64, created_at=1)
     assert load_key(orjson.dumps({**orjson.loads(dump_key(key)), "scopes": ["x"]})) == key
+
+
+def test_a_tombstone_shares_its_teams_hash_tag_and_round_trips() -> None:
+    from gateway.teams.records import (
+        Tombstone,
+        dump_tombstone,
+        inherited_note,
+        load_tombstone,
+        team_key,
+        tombstone_key,
+    )
+
+    # One Cluster slot: creating a team checks the tombstone in the same script.
+    assert tombstone_key("web") == "{t:web}:deleted" and team_key("web").startswith("{t:web}:")
+    tombstone = Tombstone("web", 1_790_000_000)
+    assert load_tombstone("web", dump_tombstone(tombstone)) == tombstone
+    assert inherited_note(tombstone).startswith(
+        "team 'web' was deleted through the admin API on 2026-09-21 14:13 UTC; "
+    )

@@ -17,7 +17,7 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.config import AdmissionConfig, Config, ConfigError, Limits, ModelLimits, Usd
-from gateway.teams.records import Key, Team, merge_patch
+from gateway.teams.records import Key, Team, Tombstone, merge_patch
 from gateway.teams.store import TeamStore, key_digest
 from gateway.wire.errors import GatewayError
 from tests.conftest import ROOT, base_config
@@ -178,14 +178,71 @@ async def test_delete_team_removes_its_keys_and_index_entries(
     await store.delete_team("gone")
     assert await store.get_team("gone") is None
     assert await store.authenticate(key_digest(secret)) is None
-    assert [name for name in await raw_dump(client) if "gone" in name or secret in name] == []
+    # Of the team, only the tombstone of its name is left.
+    left = [name for name in await raw_dump(client) if "gone" in name or secret in name]
+    assert left == ["{t:gone}:deleted"]
     assert await store.authenticate(key_digest(kept_secret)) is not None
-    # A team made again under the old name does not inherit the old keys.
-    await store.create_team(Team("gone", "tier-1"))
+    # A team made again under the old name, inheriting, does not inherit the old keys.
+    await store.create_team(Team("gone", "tier-1"), inherit=True)
     assert await store.list_keys("gone") == []
     with pytest.raises(GatewayError) as err:
         await store.delete_team("nobody")
     assert err.value.status == 404
+
+
+async def test_a_deleted_teams_name_is_refused_unless_the_new_team_inherits(
+    client: redis.Redis,
+) -> None:
+    # What the team owned stays under its name; a new team of that name would get it.
+    now = [1_790_000_000.0]
+    store = TeamStore(client, CONFIG, clock=lambda: now[0])
+    await store.create_team(Team("old", "tier-5"))
+    assert await store.tombstone("old") is None
+    await store.delete_team("old")
+    assert await store.tombstone("old") == Tombstone("old", 1_790_000_000)
+    assert orjson.loads(await client.get("{t:old}:deleted")) == {"deleted_at": 1_790_000_000}
+    now[0] += 60
+    with pytest.raises(GatewayError) as refused:
+        await store.create_team(Team("old", "tier-1"))
+    assert (refused.value.status, refused.value.code, refused.value.param) == (
+        409, "team_name_retired", "name",
+    )  # fmt: skip
+    assert "deleted on 2026-09-21 " in refused.value.message
+    assert await store.get_team("old") is None
+    assert "old" not in [t.name for t in await store.list_teams()]
+
+    made, inherited = await store.make_team(Team("old", "tier-1"), inherit=True)
+    assert inherited == Tombstone("old", 1_790_000_000)
+    assert (made.tier, made.created_at) == ("tier-1", 1_790_000_060)
+    assert await store.get_team("old") == made
+    assert await store.tombstone("old") is None
+    # `inherit` allows, it does not demand: a free name is made as ever, with no tombstone.
+    assert await store.make_team(Team("new", "tier-1"), inherit=True) == (
+        await store.get_team("new"), None,
+    )  # fmt: skip
+    # An existing team is the plain conflict, flag or not, and the tombstone is not touched.
+    await store.delete_team("new")
+    for inherit in (False, True):
+        with pytest.raises(GatewayError) as exists:
+            await store.create_team(Team("old", "tier-1"), inherit=inherit)
+        assert exists.value.code == "conflict"
+    assert await store.tombstone("new") is not None
+
+
+async def test_the_teams_file_brings_a_deleted_team_back_with_what_it_left(
+    store: TeamStore,
+) -> None:
+    # The file is the operator's own declaration: a team it declares is the same team.
+    await store.load_file(EXAMPLE, {})
+    await store.delete_team("research")
+    warnings = await store.load_file(EXAMPLE, {})
+    [note] = [w for w in warnings if "'research'" in w]
+    assert note.startswith("team 'research' was deleted through the admin API on ")
+    assert "inherits the objects and spend kept under its name" in note
+    assert await store.get_team("research") is not None
+    assert await store.tombstone("research") is None
+    assert len(await store.list_keys("research")) == 1  # the file's key, imported again
+    assert not [w for w in await store.load_file(EXAMPLE, {}) if "deleted" in w]
 
 
 async def test_ensure_team_creates_once_and_never_overrides(store: TeamStore) -> None:
@@ -194,6 +251,12 @@ async def test_ensure_team_creates_once_and_never_overrides(store: TeamStore) ->
     await store.ensure_team(Team("sandbox", "tier-5"))
     team = await store.get_team("sandbox")
     assert team is not None and team.budget_usd == 5_000_000
+    # The config declares it: deleted through the admin API, it comes back as the same team.
+    await store.delete_team("sandbox")
+    inherited = await store.ensure_team(Team("sandbox", "tier-5"))
+    assert inherited is not None and inherited.name == "sandbox"
+    assert await store.get_team("sandbox") is not None
+    assert await store.ensure_team(Team("sandbox", "tier-5")) is None
 
 
 # -- keys -----------------------------------------------------------------------------------------

@@ -178,6 +178,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "team_not_found": lambda: errors.team_not_found("a"),
     "key_not_found": lambda: errors.key_not_found("k1"),
     "team_exists": lambda: errors.team_exists("a"),
+    "team_name_retired": lambda: errors.team_name_retired("a", 1_790_000_000),
 }
 
 
