@@ -96,6 +96,29 @@ def test_streamed_tool_calls_arrive_as_tool_call_deltas(gateway: ServerThread) -
     assert finish == ["tool_calls"]
 
 
+def test_streamed_legacy_function_call_arrives_as_function_call_deltas(
+    gateway: ServerThread,
+) -> None:
+    # A client still on `functions` streams: the call was dropped from the stream, which
+    # ended with `finish_reason: "function_call"` and no function_call delta at all.
+    chunks = list(
+        sdk(gateway).chat.completions.create(
+            model="o1-mini", messages=ASK, functions=[WEATHER["function"]], stream=True,  # type: ignore[arg-type, list-item]
+            extra_headers=answer(CALL),
+        )
+    )  # fmt: skip
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    calls = [d.function_call for d in deltas if d.function_call is not None]
+    assert calls and calls[0].name == "get_weather"
+    assert [d.role for d in deltas if d.role] == ["assistant"]
+    assert deltas[0].content is None and deltas[0].function_call is not None
+    assert all(c.name is None for c in calls[1:])
+    assert json.loads("".join(c.arguments or "" for c in calls)) == {"city": "Paris"}
+    assert not any(d.tool_calls or d.content for d in deltas)
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason]
+    assert finish == ["function_call"]
+
+
 def test_tool_results_in_the_history_become_readable_text(
     gateway: ServerThread, simulator: ServerThread
 ) -> None:
