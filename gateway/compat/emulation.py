@@ -329,13 +329,35 @@ def _reminder(emulation: Emulation) -> str:
 # --- answer ----------------------------------------------------------------------------------
 
 
+# Finish reasons of an answer cut short: by the completion cap, or by the content filter.
+CUT = frozenset({"length", "content_filter"})
+
+
 def parse_answer(
-    content: str | None, emulation: Emulation, call_ids: Sequence[str]
+    content: str | None,
+    emulation: Emulation,
+    call_ids: Sequence[str],
+    finish_reason: Any = None,
 ) -> Parsed | EmulationError:
     """Check the model's answer against what was emulated and convert it for the client.
 
     `call_ids` supplies one id per tool call; an answer with more calls than ids is refused.
+    An answer cut short (`finish_reason` in `CUT`) that breaks the format broke it only by
+    being cut, which no repair fixes: it is what the model wrote, as OpenAI answers a cut
+    (an unfinished `<tool_call>` block left out), and `apply` keeps the `finish_reason`.
     """
+    parsed = _parse_answer(content, emulation, call_ids)
+    if isinstance(parsed, EmulationError) and finish_reason in CUT:
+        text = content
+        if emulation.tools and text is not None and "<tool_call>" in text:
+            text = text[: text.index("<tool_call>")].rstrip()
+        return Parsed(content=text, tool_calls=None, finish_reason="stop")
+    return parsed
+
+
+def _parse_answer(
+    content: str | None, emulation: Emulation, call_ids: Sequence[str]
+) -> Parsed | EmulationError:
     reminder = _reminder(emulation)
     text = content or ""
     if emulation.tools:

@@ -239,6 +239,36 @@ def test_streamed_structured_output_parses_with_the_sdk_helper(gateway: ServerTh
     assert final.choices[0].message.parsed == Answer(city="Paris", temperature_c=18)
 
 
+def test_structured_output_cut_by_the_token_cap_is_a_length_finish_not_a_502(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    # o1 spends a small cap on reasoning and answers empty content, finish_reason "length":
+    # that was taken for a broken format, repaired (when the hold had room) and answered
+    # 502 invalid_model_output, where OpenAI answers 200 and the SDK raises its own error.
+    httpx.delete(f"{simulator.url}/_sim/requests")
+    with pytest.raises(openai.LengthFinishReasonError):
+        sdk(gateway).chat.completions.parse(
+            model="o1-mini", messages=ASK, response_format=Answer, max_completion_tokens=20,  # type: ignore[arg-type]
+        )  # fmt: skip
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model="o1-mini", messages=ASK, tools=[WEATHER], tool_choice="required",  # type: ignore[arg-type, list-item]
+        max_completion_tokens=20,
+    )  # fmt: skip
+    choice = raw.parse().choices[0]
+    assert (choice.finish_reason, choice.message.content, choice.message.tool_calls) == (
+        "length", "", None,
+    )  # fmt: skip
+    assert len(upstream_bodies(simulator, 10)) == 2  # no repair: a cut answer is not fixed so
+    response = sdk(gateway).responses.create(
+        model="o1-mini", input="Name a city.", max_output_tokens=20,
+        text={"format": {"type": "json_schema", "name": "answer",
+                         "schema": Answer.model_json_schema()}},
+    )  # fmt: skip
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+
+
 @pytest.mark.anyio
 async def test_async_tool_calls(gateway: ServerThread) -> None:
     client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=CLIENT_KEY, max_retries=0)

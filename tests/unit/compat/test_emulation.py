@@ -322,6 +322,23 @@ def test_unclosed_block_and_too_many_calls_are_errors() -> None:
     assert "at most 1" in failed(parse_answer(many, tools_emulation(), ["call_1"]))
 
 
+def test_an_answer_cut_short_is_what_the_model_wrote_not_a_format_error() -> None:
+    # A cut answer broke the format only because it was cut: a repair cannot fix that, and
+    # the client must see the cut (finish_reason "length", kept by `apply`).
+    cut = 'Let me check. <tool_call>{"name": "get_weather", "argu'
+    for finish in ("length", "content_filter"):
+        result = parsed(parse_answer(cut, tools_emulation("required"), IDS, finish_reason=finish))
+        assert result.content == "Let me check." and result.tool_calls is None
+        assert apply(completion(cut, finish), result)["choices"][0]["finish_reason"] == finish
+    for content in ("", None):
+        result = parsed(parse_answer(content, tools_emulation("required"), IDS, "length"))
+        assert result.content == content
+    cut_json = '{"city": "Par'
+    result = parsed(parse_answer(cut_json, json_emulation(JSON_SCHEMA_FORMAT), [], "length"))
+    assert result.content == cut_json
+    assert "never closed" in failed(parse_answer(cut, tools_emulation(), IDS, "stop"))
+
+
 # --- parsing structured output ---------------------------------------------------------------
 
 
