@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.config import Capabilities
+from gateway.wire import errors
 
 __all__ = [
     "Emulation",
@@ -91,6 +92,7 @@ def emulate_request(
 
     if not caps.tools:
         tools, tool_choice, legacy = _requested_tools(payload)
+        _check_forced(payload, tools)
         had_choice = payload.get("tool_choice") is not None or (
             legacy and payload.get("function_call") is not None
         )
@@ -246,6 +248,23 @@ def format_tool_call(name: str, arguments: Any) -> str:
     # "</" only occurs inside JSON strings, where "<\/" means the same; unescaped, an argument
     # holding "</tool_call>" (code, HTML) would end the block early.
     return "<tool_call>" + body.replace("</", "<\\/") + "</tool_call>"
+
+
+def _check_forced(payload: dict[str, Any], tools: tuple[dict[str, Any], ...]) -> None:
+    """Refuse a `tool_choice` or legacy `function_call` that forces a function the request
+    does not declare: no answer could honour it, nor a repair, so it is the client's 400 before
+    any call, as OpenAI answers it, not a 502 after two."""
+    declared = {tool["function"].get("name") for tool in tools}
+    forced = _forced_name(payload.get("tool_choice"))
+    if forced is not None and forced not in declared:
+        raise errors.unknown_forced_function("tool_choice", forced)
+    call = payload.get("function_call")
+    if (
+        isinstance(call, dict)
+        and isinstance(call.get("name"), str)
+        and call["name"] not in declared
+    ):
+        raise errors.unknown_forced_function("function_call", call["name"])
 
 
 def _forced_name(tool_choice: Any) -> str | None:

@@ -207,6 +207,39 @@ def test_a_tool_no_model_could_call_is_the_clients_400(
     assert (info.value.param, info.value.code) == (param, code)
 
 
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+         "tool_choice"),
+        ({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+         "tool_choice"),
+        ({"functions": [WEATHER["function"]], "function_call": {"name": "nope"}},
+         "function_call"),
+    ],
+)  # fmt: skip
+def test_a_named_tool_choice_no_tool_answers_is_the_clients_400(
+    gateway: ServerThread, simulator: ServerThread, fields: dict[str, Any], param: str
+) -> None:
+    # The model was asked to call a function the client never declared: it could not, the
+    # repair could not either, and the client got a 502 blaming the model, both calls charged.
+    httpx.delete(f"{simulator.url}/_sim/requests")
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(gateway).chat.completions.create(
+            model="o1-mini", messages=ASK, extra_body=fields, extra_headers=answer(CALL),  # type: ignore[arg-type]
+        )  # fmt: skip
+    assert (info.value.param, info.value.code) == (param, None)
+    assert isinstance(info.value.body, dict)
+    assert str(info.value.body["message"]).startswith(f"Invalid value for '{param}': ")
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(gateway).responses.create(
+            model="o1-mini", input="Weather?", tool_choice={"type": "function", "name": "nope"},
+            tools=[{"type": "function", "name": "get_weather", "parameters": None, "strict": False}],
+        )  # fmt: skip
+    assert info.value.param == "tool_choice"
+    assert upstream_bodies(simulator, 10) == []
+
+
 class Answer(BaseModel):
     city: str
     temperature_c: int

@@ -6,6 +6,7 @@ import copy
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion
@@ -21,6 +22,7 @@ from gateway.compat.emulation import (
     repair_messages,
 )
 from gateway.config import Capabilities
+from gateway.wire.errors import GatewayError
 
 O1 = Capabilities(
     system_messages=False,
@@ -153,6 +155,19 @@ def test_legacy_functions_become_tools() -> None:
     assert emulation.tool_choice == {"type": "function", "function": {"name": "get_weather"}}
     assert emulation.patches == ("functions", "tools", "tool_choice")
     assert "MUST call the tool `get_weather`" in instructions(out)
+
+
+def test_a_forced_function_not_declared_is_refused_before_any_call() -> None:
+    named = {"type": "function", "function": {"name": "get_time"}}
+    for request, param in (
+        ({"tools": [WEATHER], "tool_choice": named}, "tool_choice"),
+        ({"tool_choice": named}, "tool_choice"),
+        ({"functions": [WEATHER_FN], "function_call": {"name": "get_time"}}, "function_call"),
+    ):
+        with pytest.raises(GatewayError) as info:
+            emulate_request({"model": "o1-preview", "messages": ASK, **request}, O1)
+        assert (info.value.status, info.value.param, info.value.code) == (400, param, None)
+    emulated(tools=[WEATHER, TIME], tool_choice=named)  # declared: emulated as before
 
 
 def test_capable_model_is_left_alone() -> None:
