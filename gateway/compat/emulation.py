@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.config import Capabilities
+from gateway.wire import errors
 
 __all__ = [
     "Emulation",
@@ -91,6 +92,7 @@ def emulate_request(
 
     if not caps.tools:
         tools, tool_choice, legacy = _requested_tools(payload)
+        _check_forced(payload, tools)
         had_choice = payload.get("tool_choice") is not None or (
             legacy and payload.get("function_call") is not None
         )
@@ -248,6 +250,23 @@ def format_tool_call(name: str, arguments: Any) -> str:
     return "<tool_call>" + body.replace("</", "<\\/") + "</tool_call>"
 
 
+def _check_forced(payload: dict[str, Any], tools: tuple[dict[str, Any], ...]) -> None:
+    """Refuse a `tool_choice` or legacy `function_call` that forces a function the request
+    does not declare: no answer could honour it, nor a repair, so it is the client's 400 before
+    any call, as OpenAI answers it, not a 502 after two."""
+    declared = {tool["function"].get("name") for tool in tools}
+    forced = _forced_name(payload.get("tool_choice"))
+    if forced is not None and forced not in declared:
+        raise errors.unknown_forced_function("tool_choice", forced)
+    call = payload.get("function_call")
+    if (
+        isinstance(call, dict)
+        and isinstance(call.get("name"), str)
+        and call["name"] not in declared
+    ):
+        raise errors.unknown_forced_function("function_call", call["name"])
+
+
 def _forced_name(tool_choice: Any) -> str | None:
     if isinstance(tool_choice, dict):
         function = tool_choice.get("function")
@@ -329,13 +348,35 @@ def _reminder(emulation: Emulation) -> str:
 # --- answer ----------------------------------------------------------------------------------
 
 
+# Finish reasons of an answer cut short: by the completion cap, or by the content filter.
+CUT = frozenset({"length", "content_filter"})
+
+
 def parse_answer(
-    content: str | None, emulation: Emulation, call_ids: Sequence[str]
+    content: str | None,
+    emulation: Emulation,
+    call_ids: Sequence[str],
+    finish_reason: Any = None,
 ) -> Parsed | EmulationError:
     """Check the model's answer against what was emulated and convert it for the client.
 
     `call_ids` supplies one id per tool call; an answer with more calls than ids is refused.
+    An answer cut short (`finish_reason` in `CUT`) that breaks the format broke it only by
+    being cut, which no repair fixes: it is what the model wrote, as OpenAI answers a cut
+    (an unfinished `<tool_call>` block left out), and `apply` keeps the `finish_reason`.
     """
+    parsed = _parse_answer(content, emulation, call_ids)
+    if isinstance(parsed, EmulationError) and finish_reason in CUT:
+        text = content
+        if emulation.tools and text is not None and "<tool_call>" in text:
+            text = text[: text.index("<tool_call>")].rstrip()
+        return Parsed(content=text, tool_calls=None, finish_reason="stop")
+    return parsed
+
+
+def _parse_answer(
+    content: str | None, emulation: Emulation, call_ids: Sequence[str]
+) -> Parsed | EmulationError:
     reminder = _reminder(emulation)
     text = content or ""
     if emulation.tools:

@@ -1,9 +1,9 @@
 """A chat.completion.chunk stream rebuilt from a complete, non-streamed chat.completion.
 
 For models that cannot stream. The chunks follow OpenAI's sequence: a role delta, content (or
-tool-call) deltas, a finish chunk, the usage chunk when asked for, then `[DONE]`. Pure: the
-chunks carry the upstream completion's id, created and model, so nothing here reads a clock or
-makes ids.
+tool-call, or legacy function-call) deltas, a finish chunk, the usage chunk when asked for,
+then `[DONE]`. Pure: the chunks carry the upstream completion's id, created and model, so
+nothing here reads a clock or makes ids.
 
 Content goes out in word-sized pieces rather than one blob, because clients render deltas as they
 arrive and some (token counters, UIs) misbehave on a single huge delta; pieces are whole words,
@@ -135,7 +135,12 @@ def encode_completion(completion: dict[str, Any], *, include_usage: bool) -> byt
     listed = completion.get("choices")
     item = listed[0] if isinstance(listed, list) and len(listed) == 1 else None
     message = item.get("message") if isinstance(item, dict) else None
-    if not isinstance(item, dict) or not isinstance(message, dict) or message.get("tool_calls"):
+    if (
+        not isinstance(item, dict)
+        or not isinstance(message, dict)
+        or message.get("tool_calls")
+        or message.get("function_call")
+    ):
         return encode(chunks(completion, include_usage=include_usage))
     texts = {key: message.get(key) for key in ("content", "refusal")}
     probe_message = {**message, **{k: _PROBE for k, v in texts.items() if isinstance(v, str)}}
@@ -174,13 +179,32 @@ def _spliced(head: bytes, tail: bytes, text: str) -> bytes:
 
 
 def _deltas(message: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The role delta that opens a choice, then its content, refusal or tool-call deltas."""
+    """The role delta that opens a choice, then its content, refusal, tool-call or legacy
+    function-call deltas."""
     content = message.get("content")
     refusal = message.get("refusal")
     tool_calls = message.get("tool_calls")
+    function_call = message.get("function_call")
     rest: list[dict[str, Any]] = []
+    first: dict[str, Any]
+    if isinstance(function_call, dict) and not tool_calls:
+        # A legacy `functions` client: upstream opens the call on the role delta, its name
+        # whole and its arguments empty, then streams only argument fragments.
+        first = {"role": "assistant", "content": None}
+        if isinstance(content, str) and content:
+            first["content"] = ""
+            rest.extend({"content": piece} for piece in pieces(content))
+        first["function_call"] = {"name": function_call.get("name"), "arguments": ""}
+        first["refusal"] = None
+        arguments = function_call.get("arguments")
+        if isinstance(arguments, str):
+            rest.extend(
+                {"function_call": {"arguments": piece}}
+                for piece in _ARGUMENT_PIECE.findall(arguments)
+            )
+        return first, rest
     if not tool_calls:
-        first: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
+        first = {"role": "assistant", "content": "", "refusal": None}
         if isinstance(content, str):
             rest.extend({"content": piece} for piece in pieces(content))
         if isinstance(refusal, str):

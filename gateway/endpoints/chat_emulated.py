@@ -69,7 +69,9 @@ async def emulated_call(
     if status != 200:
         return status, upstream_headers, content
     completion = orjson.loads(content)
-    parsed = emulation.parse_answer(_answer_text(completion), emulated_as, _call_ids())
+    parsed = emulation.parse_answer(
+        _answer_text(completion), emulated_as, _call_ids(), _finish_reason(completion)
+    )
     if isinstance(parsed, emulation.EmulationError):
         repair = {**payload, "messages": emulation.repair_messages(
             payload["messages"], _answer_text(completion) or "", parsed
@@ -97,7 +99,9 @@ async def emulated_call(
             return status, upstream_headers, content
         completion = orjson.loads(content)
         completion["usage"] = _add_usage(first_usage, completion.get("usage"))
-        parsed = emulation.parse_answer(_answer_text(completion), emulated_as, _call_ids())
+        parsed = emulation.parse_answer(
+            _answer_text(completion), emulated_as, _call_ids(), _finish_reason(completion)
+        )
         if isinstance(parsed, emulation.EmulationError):
             if ticket is not None:
                 settle_whole(ticket, usage_from(completion["usage"]))
@@ -143,6 +147,13 @@ def _answer_text(completion: Any) -> str | None:
     except (KeyError, IndexError, TypeError):
         return None
     return content if isinstance(content, str) else None
+
+
+def _finish_reason(completion: Any) -> Any:
+    try:
+        return completion["choices"][0]["finish_reason"]
+    except (KeyError, IndexError, TypeError):
+        return None
 
 
 def _call_ids() -> list[str]:

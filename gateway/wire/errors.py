@@ -21,6 +21,7 @@ invalid_request_error
   400  invalid_value                 invalid_value             a value OpenAI does not accept
   400  invalid_function_parameters   invalid_function_parameters  a function schema not of an object
   400  -                             invalid_response_schema   a response_format schema not of an object
+  400  -                             unknown_forced_function   tool_choice names no declared function
   400  {kind}_below_min_value        below_minimum             a number under its minimum
   400  {kind}_above_max_value        above_maximum             a number over its maximum
   400  empty_array                   empty_array               an array that must not be empty
@@ -439,6 +440,16 @@ def invalid_function_parameters(param: str, name: str, got: object) -> GatewayEr
     return GatewayError(
         400, _schema_not_object(f"function '{name}'", got), param=param,
         code="invalid_function_parameters",
+    )  # fmt: skip
+
+
+def unknown_forced_function(param: str, name: str) -> GatewayError:
+    """A `tool_choice` (or legacy `function_call`) forcing a function the request does not
+    declare: no model can call it. OpenAI's form for an invalid value (wording unconfirmed)."""
+    listed = "'functions'" if param == "function_call" else "'tools'"
+    return GatewayError(
+        400, f"Invalid value for '{param}': function '{name}' is not declared in {listed}.",
+        param=param,
     )  # fmt: skip
 
 

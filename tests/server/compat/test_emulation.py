@@ -96,6 +96,29 @@ def test_streamed_tool_calls_arrive_as_tool_call_deltas(gateway: ServerThread) -
     assert finish == ["tool_calls"]
 
 
+def test_streamed_legacy_function_call_arrives_as_function_call_deltas(
+    gateway: ServerThread,
+) -> None:
+    # A client still on `functions` streams: the call was dropped from the stream, which
+    # ended with `finish_reason: "function_call"` and no function_call delta at all.
+    chunks = list(
+        sdk(gateway).chat.completions.create(
+            model="o1-mini", messages=ASK, functions=[WEATHER["function"]], stream=True,  # type: ignore[arg-type, list-item]
+            extra_headers=answer(CALL),
+        )
+    )  # fmt: skip
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    calls = [d.function_call for d in deltas if d.function_call is not None]
+    assert calls and calls[0].name == "get_weather"
+    assert [d.role for d in deltas if d.role] == ["assistant"]
+    assert deltas[0].content is None and deltas[0].function_call is not None
+    assert all(c.name is None for c in calls[1:])
+    assert json.loads("".join(c.arguments or "" for c in calls)) == {"city": "Paris"}
+    assert not any(d.tool_calls or d.content for d in deltas)
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason]
+    assert finish == ["function_call"]
+
+
 def test_tool_results_in_the_history_become_readable_text(
     gateway: ServerThread, simulator: ServerThread
 ) -> None:
@@ -184,6 +207,39 @@ def test_a_tool_no_model_could_call_is_the_clients_400(
     assert (info.value.param, info.value.code) == (param, code)
 
 
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+         "tool_choice"),
+        ({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+         "tool_choice"),
+        ({"functions": [WEATHER["function"]], "function_call": {"name": "nope"}},
+         "function_call"),
+    ],
+)  # fmt: skip
+def test_a_named_tool_choice_no_tool_answers_is_the_clients_400(
+    gateway: ServerThread, simulator: ServerThread, fields: dict[str, Any], param: str
+) -> None:
+    # The model was asked to call a function the client never declared: it could not, the
+    # repair could not either, and the client got a 502 blaming the model, both calls charged.
+    httpx.delete(f"{simulator.url}/_sim/requests")
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(gateway).chat.completions.create(
+            model="o1-mini", messages=ASK, extra_body=fields, extra_headers=answer(CALL),  # type: ignore[arg-type]
+        )  # fmt: skip
+    assert (info.value.param, info.value.code) == (param, None)
+    assert isinstance(info.value.body, dict)
+    assert str(info.value.body["message"]).startswith(f"Invalid value for '{param}': ")
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(gateway).responses.create(
+            model="o1-mini", input="Weather?", tool_choice={"type": "function", "name": "nope"},
+            tools=[{"type": "function", "name": "get_weather", "parameters": None, "strict": False}],
+        )  # fmt: skip
+    assert info.value.param == "tool_choice"
+    assert upstream_bodies(simulator, 10) == []
+
+
 class Answer(BaseModel):
     city: str
     temperature_c: int
@@ -214,6 +270,36 @@ def test_streamed_structured_output_parses_with_the_sdk_helper(gateway: ServerTh
     ) as stream:  # fmt: skip
         final = stream.get_final_completion()
     assert final.choices[0].message.parsed == Answer(city="Paris", temperature_c=18)
+
+
+def test_structured_output_cut_by_the_token_cap_is_a_length_finish_not_a_502(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    # o1 spends a small cap on reasoning and answers empty content, finish_reason "length":
+    # that was taken for a broken format, repaired (when the hold had room) and answered
+    # 502 invalid_model_output, where OpenAI answers 200 and the SDK raises its own error.
+    httpx.delete(f"{simulator.url}/_sim/requests")
+    with pytest.raises(openai.LengthFinishReasonError):
+        sdk(gateway).chat.completions.parse(
+            model="o1-mini", messages=ASK, response_format=Answer, max_completion_tokens=20,  # type: ignore[arg-type]
+        )  # fmt: skip
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model="o1-mini", messages=ASK, tools=[WEATHER], tool_choice="required",  # type: ignore[arg-type, list-item]
+        max_completion_tokens=20,
+    )  # fmt: skip
+    choice = raw.parse().choices[0]
+    assert (choice.finish_reason, choice.message.content, choice.message.tool_calls) == (
+        "length", "", None,
+    )  # fmt: skip
+    assert len(upstream_bodies(simulator, 10)) == 2  # no repair: a cut answer is not fixed so
+    response = sdk(gateway).responses.create(
+        model="o1-mini", input="Name a city.", max_output_tokens=20,
+        text={"format": {"type": "json_schema", "name": "answer",
+                         "schema": Answer.model_json_schema()}},
+    )  # fmt: skip
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
 
 
 @pytest.mark.anyio

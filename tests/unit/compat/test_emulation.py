@@ -6,6 +6,7 @@ import copy
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion
@@ -21,6 +22,7 @@ from gateway.compat.emulation import (
     repair_messages,
 )
 from gateway.config import Capabilities
+from gateway.wire.errors import GatewayError
 
 O1 = Capabilities(
     system_messages=False,
@@ -153,6 +155,19 @@ def test_legacy_functions_become_tools() -> None:
     assert emulation.tool_choice == {"type": "function", "function": {"name": "get_weather"}}
     assert emulation.patches == ("functions", "tools", "tool_choice")
     assert "MUST call the tool `get_weather`" in instructions(out)
+
+
+def test_a_forced_function_not_declared_is_refused_before_any_call() -> None:
+    named = {"type": "function", "function": {"name": "get_time"}}
+    for request, param in (
+        ({"tools": [WEATHER], "tool_choice": named}, "tool_choice"),
+        ({"tool_choice": named}, "tool_choice"),
+        ({"functions": [WEATHER_FN], "function_call": {"name": "get_time"}}, "function_call"),
+    ):
+        with pytest.raises(GatewayError) as info:
+            emulate_request({"model": "o1-preview", "messages": ASK, **request}, O1)
+        assert (info.value.status, info.value.param, info.value.code) == (400, param, None)
+    emulated(tools=[WEATHER, TIME], tool_choice=named)  # declared: emulated as before
 
 
 def test_capable_model_is_left_alone() -> None:
@@ -320,6 +335,23 @@ def test_unclosed_block_and_too_many_calls_are_errors() -> None:
     assert "never closed" in failed(parse_answer(unclosed, tools_emulation(), IDS))
     many = format_tool_call("get_time", {}) * 2
     assert "at most 1" in failed(parse_answer(many, tools_emulation(), ["call_1"]))
+
+
+def test_an_answer_cut_short_is_what_the_model_wrote_not_a_format_error() -> None:
+    # A cut answer broke the format only because it was cut: a repair cannot fix that, and
+    # the client must see the cut (finish_reason "length", kept by `apply`).
+    cut = 'Let me check. <tool_call>{"name": "get_weather", "argu'
+    for finish in ("length", "content_filter"):
+        result = parsed(parse_answer(cut, tools_emulation("required"), IDS, finish_reason=finish))
+        assert result.content == "Let me check." and result.tool_calls is None
+        assert apply(completion(cut, finish), result)["choices"][0]["finish_reason"] == finish
+    for content in ("", None):
+        result = parsed(parse_answer(content, tools_emulation("required"), IDS, "length"))
+        assert result.content == content
+    cut_json = '{"city": "Par'
+    result = parsed(parse_answer(cut_json, json_emulation(JSON_SCHEMA_FORMAT), [], "length"))
+    assert result.content == cut_json
+    assert "never closed" in failed(parse_answer(cut, tools_emulation(), IDS, "stop"))
 
 
 # --- parsing structured output ---------------------------------------------------------------

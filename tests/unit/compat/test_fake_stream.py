@@ -197,6 +197,30 @@ def test_tool_calls_are_streamed_like_upstream() -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_a_legacy_function_call_is_streamed_like_upstream() -> None:
+    # `functions` clients get `message.function_call`; its stream was the role chunk and the
+    # finish chunk only, the call itself lost.
+    arguments = '{"city": "Paris", "unit": "celsius"}'
+    upstream = completion(None, finish="function_call")
+    upstream["choices"][0]["message"]["function_call"] = {"name": "weather", "arguments": arguments}
+    for chunks in (
+        fake_stream.chunks(upstream, include_usage=False),
+        decode(fake_stream.encode_completion(upstream, include_usage=False)),
+    ):
+        deltas = [chunk["choices"][0]["delta"] for chunk in chunks]
+        assert deltas[0] == {
+            "role": "assistant",
+            "content": None,
+            "function_call": {"name": "weather", "arguments": ""},
+            "refusal": None,
+        }
+        assert all(set(delta) == {"function_call"} for delta in deltas[1:-1])
+        assert all(set(d["function_call"]) == {"arguments"} for d in deltas[1:-1])
+        assert "".join(d["function_call"]["arguments"] for d in deltas[:-1]) == arguments
+        assert deltas[-1] == {}
+        assert chunks[-1]["choices"][0]["finish_reason"] == "function_call"
+
+
 def test_keepalive_is_an_sse_comment_clients_ignore() -> None:
     assert fake_stream.KEEPALIVE.startswith(b": ")
     assert fake_stream.KEEPALIVE.endswith(b"\n\n")

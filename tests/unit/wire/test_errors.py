@@ -105,6 +105,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "invalid_function_parameters": lambda: errors.invalid_function_parameters(
         "tools[0].function.parameters", "f", "string"
     ),
+    "unknown_forced_function": lambda: errors.unknown_forced_function("tool_choice", "f"),
     "invalid_response_schema": lambda: errors.invalid_response_schema(
         "response_format", "answer", "array"
     ),
