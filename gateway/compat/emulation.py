@@ -542,7 +542,7 @@ def apply(completion: dict[str, Any], parsed: Parsed) -> dict[str, Any]:
         message["function_call"] = parsed.tool_calls[0]["function"]
     elif parsed.tool_calls:
         message["tool_calls"] = parsed.tool_calls
-    elif choice.get("finish_reason") in ("length", "content_filter"):
+    elif choice.get("finish_reason") in CUT:
         # A cut-off plain answer is still cut off; "stop" would hide that from the client.
         finish = choice["finish_reason"]
     choice["message"] = message
