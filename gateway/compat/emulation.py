@@ -48,11 +48,19 @@ class Emulation:
     tool_choice: Any = "auto"
     response_format: dict[str, Any] | None = None
     patches: tuple[str, ...] = ()
+    # The client asked for one call at most (`parallel_tool_calls: false`).
+    one_call: bool = False
 
     @property
     def legacy_functions(self) -> bool:
         """The client used `functions`, so it expects `message.function_call` back."""
         return "functions" in self.patches
+
+    @property
+    def single(self) -> bool:
+        """An answer may make one call at most: the client said so, or it reads
+        `message.function_call`, which holds one."""
+        return self.one_call or self.legacy_functions
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +143,7 @@ def emulate_request(
         tool_choice=tool_choice if tools else "none",
         response_format=response_format,
         patches=tuple(patches),
+        one_call=bool(tools) and payload.get("parallel_tool_calls") is False,
     )
     instructions = _instructions(emulation)
     if instructions:
@@ -302,9 +311,15 @@ def _tool_instructions(emulation: Emulation) -> str:
 
 def _tool_format(emulation: Emulation) -> str:
     example = format_tool_call("TOOL_NAME", {"ARGUMENT": "VALUE"})
+    lead = (
+        "To call a tool, your whole reply must be ONLY one block of exactly this form (one call "
+        "at most), with nothing before or after it:"
+        if emulation.single
+        else "To call tools, your whole reply must be ONLY one or more blocks of exactly this "
+        "form, one per call, with nothing before, between or after them:"
+    )
     rules = [
-        "To call tools, your whole reply must be ONLY one or more blocks of exactly this form, "
-        "one per call, with nothing before, between or after them:",
+        lead,
         example,
         '"name" must be one of the tools above and "arguments" a JSON object matching that '
         "tool's parameters schema. Do not use code fences. The results will come back in a "
@@ -406,7 +421,7 @@ def _parse_calls(
 ) -> Parsed | EmulationError:
     declared = {str(t["function"].get("name")): t["function"] for t in emulation.tools}
     forced = _forced_name(emulation.tool_choice)
-    limit = 1 if emulation.legacy_functions else len(call_ids)
+    limit = 1 if emulation.single else len(call_ids)
     if len(blocks) > limit:
         return EmulationError(f"Too many tool calls: at most {limit} allowed per answer.", reminder)
     calls: list[dict[str, Any]] = []

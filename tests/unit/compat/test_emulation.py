@@ -123,6 +123,22 @@ def test_auto_tools_become_instructions_describing_each_tool() -> None:
     assert emulation == Emulation(tools=(WEATHER, TIME), tool_choice="auto", patches=("tools",))
 
 
+def test_parallel_tool_calls_false_allows_one_call_at_most() -> None:
+    """The client asked for one call at most: the model is told so, and an answer with two is
+    a format error its repair fixes, not two calls handed to a client that expects one."""
+    out, emulation = emulated(tools=[WEATHER, TIME], parallel_tool_calls=False)
+    assert "parallel_tool_calls" not in out and emulation.one_call
+    assert "ONLY one block" in instructions(out) and "one call at most" in instructions(out)
+    two = format_tool_call("get_time", {}) + format_tool_call("get_weather", {"city": "Oslo"})
+    assert "at most 1" in failed(parse_answer(two, emulation, IDS))
+    one = parsed(parse_answer(format_tool_call("get_time", {}), emulation, IDS)).tool_calls
+    assert one is not None and len(one) == 1
+    # Left to its default, or with no tools to call, nothing is limited.
+    _, default = emulated(tools=[WEATHER, TIME])
+    assert not default.single and parsed(parse_answer(two, default, IDS)).tool_calls
+    assert not emulated(tools=[WEATHER], tool_choice="none", parallel_tool_calls=False)[1].one_call
+
+
 def test_required_tool_choice_demands_a_call() -> None:
     out, emulation = emulated(tools=[WEATHER], tool_choice="required")
     assert "MUST call at least one tool" in instructions(out)
