@@ -232,9 +232,11 @@ class ResponsesRequest(ChatRequest):
             )  # fmt: skip
             await self.keep(answer)
             return rebodied(response, orjson.dumps(answer), JSON)
+        serving = self.tuned or self.gw.config.models[label]
         stream = EventStream(
-            original, response_id=response_id, created_at=created_at, new_id=new_id
-        )
+            original, response_id=response_id, created_at=created_at, new_id=new_id,
+            model=serving.upstream,
+        )  # fmt: skip
         if isinstance(response, StreamingResponse):
             response.body_iterator = self.events(stream, response.body_iterator)
             return response

@@ -61,10 +61,13 @@ class EventStream:
     """Chat completion chunk SSE bytes in, Responses API SSE event bytes out."""
 
     def __init__(
-        self, payload: dict[str, Any], *, response_id: str, created_at: int, new_id: NewId
-    ) -> None:
+        self, payload: dict[str, Any], *, response_id: str, created_at: int, new_id: NewId,
+        model: str | None = None,
+    ) -> None:  # fmt: skip
+        # `model`: the snapshot expected to answer, named before it does (`response.created`);
+        # the chunks' own name it then (else the request's model).
         self._shell = response_shell(
-            payload, response_id=response_id, created_at=created_at, model=None
+            payload, response_id=response_id, created_at=created_at, model=model
         )
         self._created_at = created_at
         self._new_id = new_id

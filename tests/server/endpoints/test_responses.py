@@ -86,6 +86,8 @@ def test_a_stream_is_the_responses_event_sequence(gateway: ServerThread, model: 
     final = events[-1].response  # type: ignore[union-attr]
     assert final.usage is not None and final.usage.output_tokens > 0
     assert final.output_text == text
+    # The model it names from the start is the snapshot that answers (never a routing alias).
+    assert events[0].response.model == final.model  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("model", (NATIVE, "o1-mini"))
