@@ -179,7 +179,12 @@ class CachedRequest:
         elif isinstance(response, StreamingResponse):
             response.body_iterator = self.captured(response.body_iterator, flight)
         else:
-            self.kept(flight, self.answer_of(bytes(response.body), response))
+            # Kept once its charge is settled (after the response, in the order asked): a hit
+            # is charged its share of that. Meanwhile a request for it here waits for it.
+            if flight is None:
+                flight = self.gw.cache.landing(self.key)
+            answer = self.answer_of(bytes(response.body), response)
+            self.gw.after_response(self.kept, flight, answer)
         return response
 
     def answer_of(self, body: bytes, response: Response) -> dict[str, Any] | None:
@@ -240,11 +245,18 @@ class CachedRequest:
             }
         if usage is None:
             return None  # what it cost is unknown: a hit could not say what it saved
-        served = self.gw.config.models.get(self.exchange.routed_model)
-        price = (
-            self.model if served is None or self.exchange.routed_model == self.label else served
-        ).price
-        return self.gw.cache.entry(answer, cost_micros(price, usage), self.exchange.routed_model)
+        if charged is not None and charged.usage is not None:
+            # Settled: what the answer was charged, at the service tier that served it, with
+            # the fees upstream bills beside its tokens.
+            cost = charged.cost
+        else:
+            served = self.gw.config.models.get(self.exchange.routed_model)
+            price = (
+                self.model if served is None or self.exchange.routed_model == self.label
+                else served
+            ).price  # fmt: skip
+            cost = cost_micros(price, usage)
+        return self.gw.cache.entry(answer, cost, self.exchange.routed_model)
 
 
 def _chat_usage(prompt: int, completion: int, cached: int, reasoning: int) -> dict[str, Any]:

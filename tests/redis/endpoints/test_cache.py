@@ -350,3 +350,23 @@ def test_an_admin_turns_a_teams_cache_on(
     assert [chat(client, prompt).headers["x-gateway-cache"] for _ in range(2)] == ["miss", "hit"]
     bad = httpx.patch(f"{gateway.url}/admin/teams/plain", json={"cache": "yes"}, headers=admin)
     assert bad.status_code == 400 and "cache" in bad.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_hit_is_charged_its_share_of_what_the_original_was_charged_at_its_service_tier(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, stream: bool
+) -> None:
+    """A priority answer is charged twice the standard price: a hit is charged its share of
+    that, and saves the rest of that, not of the standard price."""
+    gateway = serve(cache={"charge_fraction": 0.5})
+    client = sdk(gateway, "alpha")
+    first = chat(client, prompt, service_tier="priority", stream=stream)
+    if stream:
+        streamed_text(first)
+    original, _ = spend(store, "alpha")
+    hit = chat(client, prompt, service_tier="priority")
+    assert hit.headers["x-gateway-cache"] == "hit"
+    share = (original + 1) // 2
+    assert spend(store, "alpha") == (original + share, 0)
+    saved = f'gateway_cache_saved_microdollars_total{{model="gpt-4o",team="alpha"}} {original - share}.0'
+    assert saved in scrape(gateway.url)
