@@ -370,3 +370,35 @@ def test_a_hit_is_charged_its_share_of_what_the_original_was_charged_at_its_serv
     assert spend(store, "alpha") == (original + share, 0)
     saved = f'gateway_cache_saved_microdollars_total{{model="gpt-4o",team="alpha"}} {original - share}.0'
     assert saved in scrape(gateway.url)
+
+
+PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg=="
+
+
+def test_an_answer_about_content_upstream_fetches_from_a_url_is_not_kept(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """What an image or a file at a URL shows may change while the request stays the same: the
+    answer about it is never kept. An image sent inline is part of the request: it is."""
+    client = sdk(gateway, "alpha")
+    create = client.responses.with_raw_response.create
+
+    def chat_on(image: str) -> Any:
+        part = {"type": "image_url", "image_url": {"url": image}}
+        messages: Any = [{"role": "user", "content": [{"type": "text", "text": prompt}, part]}]
+        return chat_about(client, {"messages": messages})
+
+    def respond_on(part: dict[str, Any]) -> Any:
+        content = [{"type": "input_text", "text": prompt + " responses"}, part]
+        given: Any = [{"role": "user", "content": content}]
+        return create(model="gpt-4o", input=given, store=False)
+
+    remote = [
+        lambda: chat_on("https://example.com/today.png"),
+        lambda: respond_on({"type": "input_image", "image_url": "https://example.com/today.png"}),
+    ]
+    for ask in remote:
+        assert [ask().headers["x-gateway-cache"] for _ in range(2)] == ["bypass", "bypass"]
+    assert upstream_calls(simulator, prompt) == 4
+    assert [chat_on(PIXEL).headers["x-gateway-cache"] for _ in range(2)] == ["miss", "hit"]
+    assert upstream_calls(simulator, prompt) == 5
