@@ -226,8 +226,9 @@ class CachedRequest:
             cache.keep(self.key, entry)
 
     def entry(self, answer: dict[str, Any]) -> Entry | None:
-        """The entry for a whole answer, with what it cost; None if it may not be kept."""
-        if not keepable(self.api, answer, self.tools):
+        """The entry for a whole answer, with what it cost; None if it may not be kept: cut
+        short, or given by a fallback (not what the model the key names says)."""
+        if self.exchange.routed_model != self.label or not keepable(self.api, answer, self.tools):
             return None
         charged = self.exchange.ticket
         usage = usage_from(answer.get("usage"))
@@ -250,13 +251,8 @@ class CachedRequest:
             # the fees upstream bills beside its tokens.
             cost = charged.cost
         else:
-            served = self.gw.config.models.get(self.exchange.routed_model)
-            price = (
-                self.model if served is None or self.exchange.routed_model == self.label
-                else served
-            ).price  # fmt: skip
-            cost = cost_micros(price, usage)
-        return self.gw.cache.entry(answer, cost, self.exchange.routed_model)
+            cost = cost_micros(self.model.price, usage)
+        return self.gw.cache.entry(answer, cost, self.label)
 
 
 def _chat_usage(prompt: int, completion: int, cached: int, reasoning: int) -> dict[str, Any]:

@@ -21,9 +21,10 @@ import pytest
 import redis
 
 from gateway.routing.heuristic import DEFAULT
-from tests.conftest import GatewayFactory, ServerThread, scrape
+from tests.conftest import GatewayFactory, ServerThread, free_port, scrape
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, sdk, serve_teams
+from tests.server.upstream.test_dispatch import config_with
 
 TEAMS: dict[str, dict[str, str]] = {
     "alpha": {"tier": "tier-5", "cache": "true"},
@@ -402,3 +403,34 @@ def test_an_answer_about_content_upstream_fetches_from_a_url_is_not_kept(
     assert upstream_calls(simulator, prompt) == 4
     assert [chat_on(PIXEL).headers["x-gateway-cache"] for _ in range(2)] == ["miss", "hit"]
     assert upstream_calls(simulator, prompt) == 5
+
+
+def test_an_answer_a_fallback_model_gave_is_not_kept_for_the_model_asked(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    prompt: str,
+) -> None:
+    """A replica whose o1-preview is down answers with its fallback, o1-mini: that answer is
+    not what o1-preview says, and is not served from the cache to a request for o1-preview
+    that o1-preview (here, on another replica) can answer."""
+    config = config_with(f"{simulator.url}/v1", broken=f"http://127.0.0.1:{free_port()}/v1")
+    down = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, config=config,
+        upstream={"retry_backoff_s": 0.01, "breaker_failures": 100},
+    )  # fmt: skip
+    healthy = serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
+    messages: Any = [{"role": "user", "content": prompt}]
+
+    def ask(gateway: ServerThread) -> Any:
+        create = sdk(gateway, "alpha").chat.completions.with_raw_response.create
+        return create(model="o1-preview", messages=messages)
+
+    fallen = ask(down)
+    assert fallen.headers["x-gateway-fallback"].startswith("o1-preview -> o1-mini")
+    assert fallen.parse().model.startswith("o1-mini")
+    answer = ask(healthy)
+    assert answer.headers["x-gateway-cache"] == "miss"
+    assert answer.parse().model.startswith("o1-preview")
+    assert ask(healthy).headers["x-gateway-cache"] == "hit"
