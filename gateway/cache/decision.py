@@ -3,7 +3,8 @@
 The request's `x-gateway-cache` header decides first (`on`, `off`, `refresh`: call upstream
 and overwrite); without it, the cache is on for a team that turned it on, or for a request
 routed by a policy that did. A request the cache is on for may still not be cacheable: a
-stored object, a background response, several choices, or tools unless asked.
+stored object, a background response, several choices, tools unless asked, or an image or a
+file upstream fetches from a URL (what it shows may change while the request stays the same).
 """
 
 from __future__ import annotations
@@ -45,4 +46,37 @@ def cacheable(api: str, payload: Mapping[str, Any], tools: bool) -> bool:
             return False
     elif payload.get("store") is True or payload.get("n", 1) not in (1, None):
         return False
+    if fetches(payload.get("messages" if api == "chat" else "input")):
+        return False
     return tools or not payload.get("tools")
+
+
+# Content parts upstream reads from a URL: (the part's type, its field naming the URL).
+_FETCHED = {
+    "image_url": "image_url",  # chat: {"url": ...}
+    "input_image": "image_url",  # Responses: the URL itself
+    "input_file": "file_url",
+    "file": "file",  # chat: {"file_url": ...}, when given one
+}
+
+
+def fetches(given: Any) -> bool:
+    """Whether chat messages or Responses input items hold an image or a file that upstream
+    fetches from a URL (one sent inline, `data:`, or by file id, is part of the request)."""
+    level = [given]
+    while level:
+        below: list[Any] = []
+        for node in level:
+            if isinstance(node, list):
+                below += node
+            elif isinstance(node, dict):
+                kind = node.get("type")
+                field = _FETCHED.get(kind) if isinstance(kind, str) else None
+                where = node.get(field) if field is not None else None
+                if isinstance(where, dict):
+                    where = where.get("url", where.get("file_url"))
+                if isinstance(where, str) and not where.startswith("data:"):
+                    return True
+                below += node.values()
+        level = below
+    return False

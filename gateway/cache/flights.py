@@ -113,7 +113,7 @@ class Cache:
         try:
             if raw is not None:
                 await self._store.put(flight.key, raw, self._ttl_ms, flight.token)
-            else:
+            elif flight.token:
                 await self._store.release(flight.key, flight.token, DONE_MS)
         finally:
             # Until the entry is in Redis, a request for it here is answered from the flight.
@@ -125,14 +125,23 @@ class Cache:
         raw = self._encoded(entry)
         if raw is None:
             return
-        if key in self._flights:  # another leads: its answer follows
+        flight = self.landing(key)
+        if flight is None:  # another leads: its answer follows
             self._write(key, self._store.put(key, raw, self._ttl_ms))
             return
-        # Until it is in Redis, the answer is served here from a flight that has landed.
-        flight = self._flights[key] = Flight(key, self._loop.create_future())
-        flight.token = ""
         flight.future.set_result(entry)
         self._write(key, self._finish(flight, raw))
+
+    def landing(self, key: str) -> Flight | None:
+        """A flight for an answer called for alone, ended by `finish` once it may be kept:
+        until it is in Redis, a request for it here is answered from the flight (not from an
+        older answer still on its way there). None when another request here leads a call."""
+        current = self._flights.get(key)
+        if current is not None and not current.future.done():
+            return None
+        flight = self._flights[key] = Flight(key, self._loop.create_future())
+        flight.token = ""  # holds no lock
+        return flight
 
     def entry(self, answer: dict[str, Any], cost: int, model: str) -> Entry:
         """An answer to keep, kept now."""

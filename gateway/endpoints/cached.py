@@ -179,7 +179,12 @@ class CachedRequest:
         elif isinstance(response, StreamingResponse):
             response.body_iterator = self.captured(response.body_iterator, flight)
         else:
-            self.kept(flight, self.answer_of(bytes(response.body), response))
+            # Kept once its charge is settled (after the response, in the order asked): a hit
+            # is charged its share of that. Meanwhile a request for it here waits for it.
+            if flight is None:
+                flight = self.gw.cache.landing(self.key)
+            answer = self.answer_of(bytes(response.body), response)
+            self.gw.after_response(self.kept, flight, answer)
         return response
 
     def answer_of(self, body: bytes, response: Response) -> dict[str, Any] | None:
@@ -221,8 +226,9 @@ class CachedRequest:
             cache.keep(self.key, entry)
 
     def entry(self, answer: dict[str, Any]) -> Entry | None:
-        """The entry for a whole answer, with what it cost; None if it may not be kept."""
-        if not keepable(self.api, answer, self.tools):
+        """The entry for a whole answer, with what it cost; None if it may not be kept: cut
+        short, or given by a fallback (not what the model the key names says)."""
+        if self.exchange.routed_model != self.label or not keepable(self.api, answer, self.tools):
             return None
         charged = self.exchange.ticket
         usage = usage_from(answer.get("usage"))
@@ -240,11 +246,13 @@ class CachedRequest:
             }
         if usage is None:
             return None  # what it cost is unknown: a hit could not say what it saved
-        served = self.gw.config.models.get(self.exchange.routed_model)
-        price = (
-            self.model if served is None or self.exchange.routed_model == self.label else served
-        ).price
-        return self.gw.cache.entry(answer, cost_micros(price, usage), self.exchange.routed_model)
+        if charged is not None and charged.usage is not None:
+            # Settled: what the answer was charged, at the service tier that served it, with
+            # the fees upstream bills beside its tokens.
+            cost = charged.cost
+        else:
+            cost = cost_micros(self.model.price, usage)
+        return self.gw.cache.entry(answer, cost, self.label)
 
 
 def _chat_usage(prompt: int, completion: int, cached: int, reasoning: int) -> dict[str, Any]:

@@ -21,9 +21,10 @@ import pytest
 import redis
 
 from gateway.routing.heuristic import DEFAULT
-from tests.conftest import GatewayFactory, ServerThread, scrape
+from tests.conftest import GatewayFactory, ServerThread, free_port, scrape
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, sdk, serve_teams
+from tests.server.upstream.test_dispatch import config_with
 
 TEAMS: dict[str, dict[str, str]] = {
     "alpha": {"tier": "tier-5", "cache": "true"},
@@ -350,3 +351,86 @@ def test_an_admin_turns_a_teams_cache_on(
     assert [chat(client, prompt).headers["x-gateway-cache"] for _ in range(2)] == ["miss", "hit"]
     bad = httpx.patch(f"{gateway.url}/admin/teams/plain", json={"cache": "yes"}, headers=admin)
     assert bad.status_code == 400 and "cache" in bad.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_hit_is_charged_its_share_of_what_the_original_was_charged_at_its_service_tier(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, stream: bool
+) -> None:
+    """A priority answer is charged twice the standard price: a hit is charged its share of
+    that, and saves the rest of that, not of the standard price."""
+    gateway = serve(cache={"charge_fraction": 0.5})
+    client = sdk(gateway, "alpha")
+    first = chat(client, prompt, service_tier="priority", stream=stream)
+    if stream:
+        streamed_text(first)
+    original, _ = spend(store, "alpha")
+    hit = chat(client, prompt, service_tier="priority")
+    assert hit.headers["x-gateway-cache"] == "hit"
+    share = (original + 1) // 2
+    assert spend(store, "alpha") == (original + share, 0)
+    saved = f'gateway_cache_saved_microdollars_total{{model="gpt-4o",team="alpha"}} {original - share}.0'
+    assert saved in scrape(gateway.url)
+
+
+PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg=="
+
+
+def test_an_answer_about_content_upstream_fetches_from_a_url_is_not_kept(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """What an image or a file at a URL shows may change while the request stays the same: the
+    answer about it is never kept. An image sent inline is part of the request: it is."""
+    client = sdk(gateway, "alpha")
+    create = client.responses.with_raw_response.create
+
+    def chat_on(image: str) -> Any:
+        part = {"type": "image_url", "image_url": {"url": image}}
+        messages: Any = [{"role": "user", "content": [{"type": "text", "text": prompt}, part]}]
+        return chat_about(client, {"messages": messages})
+
+    def respond_on(part: dict[str, Any]) -> Any:
+        content = [{"type": "input_text", "text": prompt + " responses"}, part]
+        given: Any = [{"role": "user", "content": content}]
+        return create(model="gpt-4o", input=given, store=False)
+
+    remote = [
+        lambda: chat_on("https://example.com/today.png"),
+        lambda: respond_on({"type": "input_image", "image_url": "https://example.com/today.png"}),
+    ]
+    for ask in remote:
+        assert [ask().headers["x-gateway-cache"] for _ in range(2)] == ["bypass", "bypass"]
+    assert upstream_calls(simulator, prompt) == 4
+    assert [chat_on(PIXEL).headers["x-gateway-cache"] for _ in range(2)] == ["miss", "hit"]
+    assert upstream_calls(simulator, prompt) == 5
+
+
+def test_an_answer_a_fallback_model_gave_is_not_kept_for_the_model_asked(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    prompt: str,
+) -> None:
+    """A replica whose o1-preview is down answers with its fallback, o1-mini: that answer is
+    not what o1-preview says, and is not served from the cache to a request for o1-preview
+    that o1-preview (here, on another replica) can answer."""
+    config = config_with(f"{simulator.url}/v1", broken=f"http://127.0.0.1:{free_port()}/v1")
+    down = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, config=config,
+        upstream={"retry_backoff_s": 0.01, "breaker_failures": 100},
+    )  # fmt: skip
+    healthy = serve_teams(start_gateway, redis_server, tmp_path, TEAMS)
+    messages: Any = [{"role": "user", "content": prompt}]
+
+    def ask(gateway: ServerThread) -> Any:
+        create = sdk(gateway, "alpha").chat.completions.with_raw_response.create
+        return create(model="o1-preview", messages=messages)
+
+    fallen = ask(down)
+    assert fallen.headers["x-gateway-fallback"].startswith("o1-preview -> o1-mini")
+    assert fallen.parse().model.startswith("o1-mini")
+    answer = ask(healthy)
+    assert answer.headers["x-gateway-cache"] == "miss"
+    assert answer.parse().model.startswith("o1-preview")
+    assert ask(healthy).headers["x-gateway-cache"] == "hit"

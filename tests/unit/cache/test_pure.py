@@ -56,6 +56,12 @@ def test_the_header_decides_then_the_team_or_policy() -> None:
     assert decision.mode("refresh", False, False) is Mode.REFRESH
 
 
+IMAGE_URL = {"type": "image_url", "image_url": {"url": "https://example.com/today.png"}}
+INLINE_IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}
+REMOTE_IMAGE = {"type": "input_image", "image_url": "https://example.com/today.png"}
+REMOTE_FILE = {"type": "input_file", "file_url": "https://example.com/today.pdf"}
+
+
 @pytest.mark.parametrize(
     ("api", "payload", "tools", "expected"),
     [
@@ -67,8 +73,20 @@ def test_the_header_decides_then_the_team_or_policy() -> None:
         ("responses", {}, False, False),  # stored by default
         ("responses", {"store": False}, False, True),
         ("responses", {"store": False, "background": True}, False, False),
+        # An image or a file upstream fetches from a URL; one inline or by id is the request's.
+        ("chat", {"messages": [{"content": [IMAGE_URL]}]}, False, False),
+        ("chat", {"messages": [{"content": [INLINE_IMAGE]}]}, False, True),
+        ("chat", {"messages": [{"content": [{"type": "file", "file": {"file_id": "file-1"}}]}]},
+         False, True),
+        ("responses", {"store": False, "input": [{"content": [REMOTE_IMAGE]}]}, False, False),
+        ("responses", {"store": False, "input": [{"content": [REMOTE_FILE]}]}, False, False),
+        ("responses", {"store": False, "input": [{"type": "function_call_output",
+                                                  "output": [REMOTE_IMAGE]}]}, False, False),
+        ("responses", {"store": False, "input": [{"content": [
+            {"type": "input_image", "image_url": "data:image/png;base64,AA"},
+            {"type": "input_file", "file_id": "file-1"}]}]}, False, True),
     ],
-)
+)  # fmt: skip
 def test_what_may_use_the_cache(
     api: str, payload: dict[str, Any], tools: bool, expected: bool
 ) -> None:
