@@ -100,7 +100,8 @@ def emulate_request(
 
     if not caps.tools:
         tools, tool_choice, legacy = _requested_tools(payload)
-        _check_forced(payload, tools)
+        if payload.get("tool_choice") is not None or payload.get("function_call") is not None:
+            _check_forced(payload, tools)
         had_choice = payload.get("tool_choice") is not None or (
             legacy and payload.get("function_call") is not None
         )
