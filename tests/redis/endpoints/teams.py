@@ -1,9 +1,12 @@
 """Teams for the endpoint tests: each team's key, a teams file naming them, the `openai` SDK
-called as a team, and what the simulated upstream billed."""
+called as a team, what the simulated upstream billed, and one pass of the gateway's follower."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,10 @@ import httpx
 import openai
 
 from gateway.config import Config
-from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
+from gateway.runtime.build import open_gateway
+from gateway.runtime.follower import Follower, JobKind
+from gateway.runtime.gateway import Gateway
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 
 
 def key_of(team: str) -> str:
@@ -79,3 +85,23 @@ def refused_batch(
         assert since and all(r["path"] != "/v1/batches" for r in since)
         return exc
     raise AssertionError("the batch was made")
+
+
+def follower_pass(
+    redis_server: str, simulator: ServerThread, kind_of: Callable[[Gateway], JobKind]
+) -> Callable[[], None]:
+    """One pass of the gateway's follower over the open jobs of one kind (`kind_of` makes it
+    for a gateway), for tests whose gateway leaves its own follower waiting an hour."""
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+
+    async def once() -> None:
+        gw = open_gateway(config)
+        kind = kind_of(gw)
+        follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
+        try:
+            await follower.check_all(kind)
+        finally:
+            await gw.close()
+
+    return lambda: asyncio.run(once())

@@ -6,7 +6,6 @@ cannot hold every line's worst case."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import time
 from collections.abc import Callable
@@ -21,12 +20,10 @@ import redis
 
 from gateway.config import SimulatorConfig
 from gateway.runtime.batch_jobs import BatchJobs
-from gateway.runtime.build import open_gateway
-from gateway.runtime.follower import Follower
 from gateway.simulator import create_simulator
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
-from tests.redis.endpoints.teams import billed, key_of, sdk, serve_teams
+from tests.redis.endpoints.teams import billed, follower_pass, key_of, sdk, serve_teams
 
 KEYS = {name: key_of(name) for name in ("payer", "other", "poor", "small")}
 
@@ -168,19 +165,7 @@ def test_a_batch_naming_a_shut_down_model_is_refused_before_upstream(
 def follow(redis_server: str, simulator: ServerThread) -> Callable[[], None]:
     """One pass of the gateway's follower over the open batches (the gateway's own waits an
     hour between looks: `unfollowed`)."""
-    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
-    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
-
-    async def once() -> None:
-        gw = open_gateway(config)
-        kind = BatchJobs(3600, gw.model_of)
-        follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
-        try:
-            await follower.check_all(kind)
-        finally:
-            await gw.close()
-
-    return lambda: asyncio.run(once())
+    return follower_pass(redis_server, simulator, lambda gw: BatchJobs(3600, gw.model_of))
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ one read, and nothing moves a job between the test's own steps."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import io
 import json
 import time
@@ -24,12 +22,10 @@ import openai
 import pytest
 import redis
 
-from gateway.runtime.build import open_gateway
-from gateway.runtime.follower import Follower
 from gateway.runtime.tuning_jobs import TuningJobs
-from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import month, spend
-from tests.redis.endpoints.teams import sdk, serve_teams
+from tests.redis.endpoints.teams import follower_pass, sdk, serve_teams
 from tests.redis.endpoints.test_batches import TEAMS  # the same four teams
 
 HI: Any = [{"role": "user", "content": "Hi"}]
@@ -46,19 +42,7 @@ def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) ->
 @pytest.fixture
 def follow(redis_server: str, simulator: ServerThread) -> Callable[[], None]:
     """One pass of the gateway's follower over the open fine-tuning jobs."""
-    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
-    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
-
-    async def once() -> None:
-        gw = open_gateway(config)
-        kind = TuningJobs(poll_s=3600)
-        follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
-        try:
-            await follower.check_all(kind)
-        finally:
-            await gw.close()
-
-    return lambda: asyncio.run(once())
+    return follower_pass(redis_server, simulator, lambda gw: TuningJobs(poll_s=3600))
 
 
 def bill(simulator: ServerThread) -> list[dict[str, Any]]:
