@@ -202,6 +202,8 @@ def _ids_named(value: str) -> list[str]:
     comma-separated list, with the whitespace around them trimmed (a reader that trims or
     splits would find an id where the string as a whole is none). Prose is not a list of ids:
     a string with any other piece names none."""
+    if _ID_SHAPE.search(value) is None:
+        return []  # most strings (a prompt's text): one scan, nothing split
     pieces = [piece.strip() for piece in value.split(",")]
     if all(_ID_SHAPE.fullmatch(piece) is not None for piece in pieces):
         return pieces

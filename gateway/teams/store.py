@@ -127,14 +127,14 @@ class _ReadThrough(Generic[T]):
 
     def fresh(self, name: str) -> tuple[float, T] | None:
         """What is known of `name` (its expiry, then it) while it is fresh: the request path
-        asks this first, and awaits `get` only when it is not."""
+        asks this first, and awaits `get` only when it is not (no coroutine on a hit)."""
         cached = self._known.get(name)
         return cached if cached is not None and cached[0] > time.monotonic() else None
 
     async def get(self, name: str, lookup: Callable[[], Awaitable[T]]) -> T:
+        """What Redis says of `name` (`lookup` asks it) once its TTL ran out, or what was known
+        while Redis is slow or away."""
         cached = self._known.get(name)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
         # The lookup is a task of its own: a caller that disconnects must not cancel it for
         # the others.
         pending = self._inflight.get(name)
@@ -197,11 +197,7 @@ class TeamStore:
     async def authenticate(self, digest: str) -> tuple[Key, Team] | None:
         """The key with this digest and its team, if the key is usable now."""
         known = self._keys.fresh(digest)
-        found = (
-            known[1]
-            if known is not None
-            else await self._keys.get(digest, partial(self._lookup, digest))
-        )
+        found = known[1] if known else await self._keys.get(digest, partial(self._lookup, digest))
         # Expiry is checked on every call: a cached key must not outlive its expiry by a TTL.
         if found is None or (
             found[0].expires_at is not None and found[0].expires_at <= self.clock()
@@ -213,7 +209,8 @@ class TeamStore:
         """The team of this name, read through the same cache as the keys' teams: what serves
         callers without a key (the anonymous team), whose budget, limits, models and deletion
         must reach every replica within the TTL as a key's team's do."""
-        return await self._teams.get(name, partial(self.get_team, name))
+        known = self._teams.fresh(name)
+        return known[1] if known else await self._teams.get(name, partial(self.get_team, name))
 
     async def _lookup(self, digest: str) -> tuple[Key, Team] | None:
         key_id = await self._redis.get(digest_key(digest))
@@ -245,11 +242,6 @@ class TeamStore:
         teams = [await self.get_team(name) for name in names]
         return [team for team in teams if team is not None]
 
-    async def create_team(self, team: Team, inherit: bool = False) -> Team:
-        """`make_team`, without saying what it inherited."""
-        made, _ = await self.make_team(team, inherit)
-        return made
-
     async def make_team(self, team: Team, inherit: bool = False) -> tuple[Team, Tombstone | None]:
         """Create the team; with it, the tombstone of the deleted team whose name it took over
         (None: the name was free). A deleted team's name is refused (409 team_name_retired)
@@ -267,13 +259,6 @@ class TeamStore:
         await self._redis.sadd(TEAMS_INDEX, team.name)
         self._teams.forget(team.name)
         return team, load_tombstone(team.name, raw) if raw else None
-
-    async def tombstone(self, name: str) -> Tombstone | None:
-        """The tombstone a deleted team left under `name`, if any."""
-        if not TEAM_NAME.match(name):
-            return None
-        raw = await self._redis.get(tombstone_key(name))
-        return load_tombstone(name, raw) if raw is not None else None
 
     async def ensure_team(self, team: Team) -> Tombstone | None:
         """Create the team unless it exists (whatever its settings). The operator's config

@@ -17,7 +17,7 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.config import AdmissionConfig, Config, ConfigError, Limits, ModelLimits, Usd
-from gateway.teams.records import Key, Team, Tombstone, merge_patch
+from gateway.teams.records import Key, Team, Tombstone, load_tombstone, merge_patch, tombstone_key
 from gateway.teams.store import TeamStore, key_digest
 from gateway.wire.errors import GatewayError
 from tests.conftest import ROOT, base_config
@@ -55,6 +55,12 @@ async def raw_dump(client: redis.Redis) -> dict[str, bytes]:
     return out
 
 
+async def tombstone(client: redis.Redis, name: str) -> Tombstone | None:
+    """The tombstone a deleted team left under `name`, as the store keeps it."""
+    raw = await client.get(tombstone_key(name))
+    return None if raw is None else load_tombstone(name, raw)
+
+
 # -- teams ----------------------------------------------------------------------------------------
 
 
@@ -72,7 +78,7 @@ async def test_team_round_trips_through_redis_exactly(
         ),
         models=("o1-mini", "gpt-4o"),
     )
-    created = await store.create_team(team)
+    created, _ = await store.make_team(team)
     assert created.created_at > 0
     assert await store.get_team("research") == created
     assert await store.list_teams() == [created]
@@ -82,9 +88,9 @@ async def test_team_round_trips_through_redis_exactly(
 
 
 async def test_creating_an_existing_team_is_a_conflict(store: TeamStore) -> None:
-    await store.create_team(Team("web", "tier-1"))
+    await store.make_team(Team("web", "tier-1"))
     with pytest.raises(GatewayError) as err:
-        await store.create_team(Team("web", "tier-2"))
+        await store.make_team(Team("web", "tier-2"))
     assert (err.value.status, err.value.code) == (409, "conflict")
     assert (await store.get_team("web")) is not None
     assert (await store.get_team("web")).tier == "tier-1"  # type: ignore[union-attr]
@@ -104,14 +110,14 @@ async def test_invalid_teams_are_400_naming_the_field(
     store: TeamStore, team: Team, param: str, message: str
 ) -> None:
     with pytest.raises(GatewayError) as err:
-        await store.create_team(team)
+        await store.make_team(team)
     assert (err.value.status, err.value.code, err.value.param) == (400, "invalid_value", param)
     assert message in err.value.message
     assert await store.list_teams() == []
 
 
 async def test_update_changes_only_what_the_patch_gives(store: TeamStore) -> None:
-    await store.create_team(
+    await store.make_team(
         Team("web", "tier-2", budget_usd=Usd(250_500_000), limits=Limits(requests_per_minute=100))
     )
     team = await store.update_team("web", {"limits": {"tokens_per_minute": 9000}})
@@ -133,13 +139,13 @@ async def test_update_changes_only_what_the_patch_gives(store: TeamStore) -> Non
 
 async def test_update_keeps_large_budgets_exact(store: TeamStore) -> None:
     # 2^53 + 1 micro-dollars has no exact float: the merge must not go through one.
-    await store.create_team(Team("big", "tier-5", budget_usd=Usd(2**53 + 1)))
+    await store.make_team(Team("big", "tier-5", budget_usd=Usd(2**53 + 1)))
     team = await store.update_team("big", {"models": ["gpt-4o"]})
     assert team.budget_usd == 2**53 + 1
 
 
 async def test_update_refuses_bad_patches(store: TeamStore) -> None:
-    await store.create_team(Team("web", "tier-2"))
+    await store.make_team(Team("web", "tier-2"))
     for patch, param in [
         ({"tier": "gold"}, "tier"),
         ({"name": "other"}, "name"),
@@ -170,8 +176,8 @@ def test_merge_patch_follows_rfc_7396() -> None:
 async def test_delete_team_removes_its_keys_and_index_entries(
     store: TeamStore, client: redis.Redis
 ) -> None:
-    await store.create_team(Team("gone", "tier-1"))
-    await store.create_team(Team("kept", "tier-1"))
+    await store.make_team(Team("gone", "tier-1"))
+    await store.make_team(Team("kept", "tier-1"))
     _, secret = await store.create_key("gone", "a")
     _, kept_secret = await store.create_key("kept", "b")
     assert await store.authenticate(key_digest(secret)) is not None
@@ -183,7 +189,7 @@ async def test_delete_team_removes_its_keys_and_index_entries(
     assert left == ["{t:gone}:deleted"]
     assert await store.authenticate(key_digest(kept_secret)) is not None
     # A team made again under the old name, inheriting, does not inherit the old keys.
-    await store.create_team(Team("gone", "tier-1"), inherit=True)
+    await store.make_team(Team("gone", "tier-1"), inherit=True)
     assert await store.list_keys("gone") == []
     with pytest.raises(GatewayError) as err:
         await store.delete_team("nobody")
@@ -196,14 +202,14 @@ async def test_a_deleted_teams_name_is_refused_unless_the_new_team_inherits(
     # What the team owned stays under its name; a new team of that name would get it.
     now = [1_790_000_000.0]
     store = TeamStore(client, CONFIG, clock=lambda: now[0])
-    await store.create_team(Team("old", "tier-5"))
-    assert await store.tombstone("old") is None
+    await store.make_team(Team("old", "tier-5"))
+    assert await tombstone(client, "old") is None
     await store.delete_team("old")
-    assert await store.tombstone("old") == Tombstone("old", 1_790_000_000)
+    assert await tombstone(client, "old") == Tombstone("old", 1_790_000_000)
     assert orjson.loads(await client.get("{t:old}:deleted")) == {"deleted_at": 1_790_000_000}
     now[0] += 60
     with pytest.raises(GatewayError) as refused:
-        await store.create_team(Team("old", "tier-1"))
+        await store.make_team(Team("old", "tier-1"))
     assert (refused.value.status, refused.value.code, refused.value.param) == (
         409, "team_name_retired", "name",
     )  # fmt: skip
@@ -215,7 +221,7 @@ async def test_a_deleted_teams_name_is_refused_unless_the_new_team_inherits(
     assert inherited == Tombstone("old", 1_790_000_000)
     assert (made.tier, made.created_at) == ("tier-1", 1_790_000_060)
     assert await store.get_team("old") == made
-    assert await store.tombstone("old") is None
+    assert await tombstone(client, "old") is None
     # `inherit` allows, it does not demand: a free name is made as ever, with no tombstone.
     assert await store.make_team(Team("new", "tier-1"), inherit=True) == (
         await store.get_team("new"), None,
@@ -224,13 +230,13 @@ async def test_a_deleted_teams_name_is_refused_unless_the_new_team_inherits(
     await store.delete_team("new")
     for inherit in (False, True):
         with pytest.raises(GatewayError) as exists:
-            await store.create_team(Team("old", "tier-1"), inherit=inherit)
+            await store.make_team(Team("old", "tier-1"), inherit=inherit)
         assert exists.value.code == "conflict"
-    assert await store.tombstone("new") is not None
+    assert await tombstone(client, "new") is not None
 
 
 async def test_the_teams_file_brings_a_deleted_team_back_with_what_it_left(
-    store: TeamStore,
+    store: TeamStore, client: redis.Redis
 ) -> None:
     # The file is the operator's own declaration: a team it declares is the same team.
     await store.load_file(EXAMPLE, {})
@@ -240,7 +246,7 @@ async def test_the_teams_file_brings_a_deleted_team_back_with_what_it_left(
     assert note.startswith("team 'research' was deleted through the admin API on ")
     assert "inherits the objects and spend kept under its name" in note
     assert await store.get_team("research") is not None
-    assert await store.tombstone("research") is None
+    assert await tombstone(client, "research") is None
     assert len(await store.list_keys("research")) == 1  # the file's key, imported again
     assert not [w for w in await store.load_file(EXAMPLE, {}) if "deleted" in w]
 
@@ -265,7 +271,7 @@ async def test_ensure_team_creates_once_and_never_overrides(store: TeamStore) ->
 async def test_created_key_is_stored_only_as_its_digest(
     store: TeamStore, client: redis.Redis
 ) -> None:
-    await store.create_team(Team("web", "tier-2"))
+    await store.make_team(Team("web", "tier-2"))
     key, secret = await store.create_key("web", "ci", Limits(requests_per_minute=5))
     assert re.fullmatch(r"sk-gw-[A-Za-z0-9_-]{40}", secret)
     assert re.fullmatch(r"key_[0-9a-f]{16}", key.id)
@@ -285,7 +291,7 @@ async def test_keys_need_an_existing_team_and_valid_settings(store: TeamStore) -
     with pytest.raises(GatewayError) as err:
         await store.create_key("nobody")
     assert (err.value.status, err.value.code) == (404, "not_found")
-    await store.create_team(Team("web", "tier-2"))
+    await store.make_team(Team("web", "tier-2"))
     with pytest.raises(GatewayError) as bad:
         await store.create_key("web", limits=Limits(models={"gpt-5": ModelLimits()}))
     assert (bad.value.status, bad.value.param) == (400, "limits.models.gpt-5")
@@ -298,7 +304,7 @@ async def test_keys_need_an_existing_team_and_valid_settings(store: TeamStore) -
 async def test_revoked_key_is_refused_and_leaves_the_index(
     store: TeamStore, client: redis.Redis
 ) -> None:
-    await store.create_team(Team("web", "tier-2"))
+    await store.make_team(Team("web", "tier-2"))
     key, _ = await store.create_key("web")
     assert await store.authenticate(key.sha256) is not None
     revoked = await store.revoke_key(key.id)
@@ -318,7 +324,7 @@ async def test_revocation_reaches_another_replica_once_its_cache_expires(
 ) -> None:
     config = config_with(cache_ttl_s=0.3)
     admin, replica = TeamStore(client, config), TeamStore(client, config)
-    await admin.create_team(Team("web", "tier-2"))
+    await admin.make_team(Team("web", "tier-2"))
     key, _ = await admin.create_key("web")
     assert await replica.authenticate(key.sha256) is not None  # now cached by the replica
     await admin.revoke_key(key.id)
@@ -333,7 +339,7 @@ async def test_revocation_reaches_another_replica_once_its_cache_expires(
 
 async def test_each_replica_asks_redis_once_per_key_per_ttl(client: redis.Redis) -> None:
     store = TeamStore(client, config_with(cache_ttl_s=60))
-    await store.create_team(Team("web", "tier-2"))
+    await store.make_team(Team("web", "tier-2"))
     key, _ = await store.create_key("web")
     gets: list[str] = []
     real_get = client.get
@@ -357,7 +363,7 @@ async def test_each_replica_asks_redis_once_per_key_per_ttl(client: redis.Redis)
 async def test_expired_keys_are_refused_even_when_cached(client: redis.Redis) -> None:
     now = [1_000_000_000.0]
     store = TeamStore(client, config_with(cache_ttl_s=60), clock=lambda: now[0])
-    await store.create_team(Team("web", "tier-2"))
+    await store.make_team(Team("web", "tier-2"))
     key, _ = await store.create_key("web", expires_at=1_000_000_100)
     assert await store.authenticate(key.sha256) is not None
     now[0] = 1_000_000_099.9
@@ -368,7 +374,7 @@ async def test_expired_keys_are_refused_even_when_cached(client: redis.Redis) ->
 
 
 async def test_a_key_whose_team_is_gone_is_refused(store: TeamStore, client: redis.Redis) -> None:
-    await store.create_team(Team("web", "tier-2"))
+    await store.make_team(Team("web", "tier-2"))
     key, _ = await store.create_key("web")
     await client.delete("{t:web}:team")  # as a crash half-way through deleting the team leaves it
     assert await store.authenticate(key.sha256) is None
@@ -377,7 +383,7 @@ async def test_a_key_whose_team_is_gone_is_refused(store: TeamStore, client: red
 async def test_known_keys_keep_working_while_redis_is_unreachable() -> None:
     client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     store = TeamStore(client, config_with(cache_ttl_s=0))
-    await store.create_team(Team("web", "tier-2"))
+    await store.make_team(Team("web", "tier-2"))
     key, _ = await store.create_key("web")
     assert await store.authenticate(key.sha256) is not None
 
