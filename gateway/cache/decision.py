@@ -3,8 +3,9 @@
 The request's `x-gateway-cache` header decides first (`on`, `off`, `refresh`: call upstream
 and overwrite); without it, the cache is on for a team that turned it on, or for a request
 routed by a policy that did. A request the cache is on for may still not be cacheable: a
-stored object, a background response, several choices, tools unless asked, or an image or a
-file upstream fetches from a URL (what it shows may change while the request stays the same).
+stored object, a background response, several choices, tools unless asked, or what upstream
+fetches while answering: an image or a file from a URL, or a web search (what they find may
+change while the request stays the same).
 """
 
 from __future__ import annotations
@@ -46,9 +47,22 @@ def cacheable(api: str, payload: Mapping[str, Any], tools: bool) -> bool:
             return False
     elif payload.get("store") is True or payload.get("n", 1) not in (1, None):
         return False
-    if fetches(payload.get("messages" if api == "chat" else "input")):
+    if fetches(payload.get("messages" if api == "chat" else "input")) or searches(payload):
         return False
     return tools or not payload.get("tools")
+
+
+def searches(payload: Mapping[str, Any]) -> bool:
+    """Whether upstream searches the web for the answer: chat's `web_search_options` (the search
+    models), or a Responses `web_search` tool (its dated and preview types too), cached or not
+    as tools are otherwise."""
+    if payload.get("web_search_options") is not None:
+        return True
+    tools = payload.get("tools")
+    return isinstance(tools, list) and any(
+        isinstance(tool, dict) and str(tool.get("type", "")).startswith("web_search")
+        for tool in tools
+    )
 
 
 # Content parts upstream reads from a URL: (the part's type, its field naming the URL).

@@ -85,6 +85,12 @@ REMOTE_FILE = {"type": "input_file", "file_url": "https://example.com/today.pdf"
         ("responses", {"store": False, "input": [{"content": [
             {"type": "input_image", "image_url": "data:image/png;base64,AA"},
             {"type": "input_file", "file_id": "file-1"}]}]}, False, True),
+        # A web search finds what is there today: not kept, even when tool answers may be.
+        ("chat", {"web_search_options": {}}, True, False),
+        ("responses", {"store": False, "tools": [{"type": "web_search"}]}, True, False),
+        ("responses", {"store": False, "tools": [{"type": "web_search_preview_2025_03_11"}]},
+         True, False),
+        ("responses", {"store": False, "tools": [{"type": "file_search"}]}, True, True),
     ],
 )  # fmt: skip
 def test_what_may_use_the_cache(
