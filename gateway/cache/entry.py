@@ -2,7 +2,8 @@
 
 An entry is the final answer object (a `chat.completion`, or a Response object), whatever shape
 the client that caused it got: a hit is answered whole or replayed as a stream from it. Kept
-with it: what the original answer cost, the model that gave it, and when it was kept.
+with it: what the original answer cost, the model that gave it, when it was kept, and the
+headers that said what the gateway did to make it (`NOTES`), which a hit says again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import orjson
 # Chat finish reasons of a whole answer; `length` and `content_filter` cut it short.
 FINISHED = frozenset({"stop"})
 TOOL_CALLS = "tool_calls"
+# A miss's headers that describe its answer (patched for the model, translated from the
+# Responses API), not its call: a hit's answer is the same one.
+NOTES = ("x-gateway-patched", "x-gateway-translated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,11 +28,13 @@ class Entry:
     cost: int  # micro-dollars the original answer was charged
     model: str  # the configured model that answered
     stored_at: float  # Unix seconds
+    notes: tuple[tuple[str, str], ...] = ()  # `NOTES` the original answer carried
 
     def encode(self) -> bytes:
         return orjson.dumps(
-            {"answer": self.answer, "cost": self.cost, "model": self.model, "at": self.stored_at}
-        )
+            {"answer": self.answer, "cost": self.cost, "model": self.model, "at": self.stored_at,
+             "notes": self.notes}
+        )  # fmt: skip
 
     def age_s(self, now: float) -> int:
         return max(0, int(now - self.stored_at))
@@ -50,7 +56,13 @@ def decode(raw: bytes) -> Entry | None:
         and isinstance(at, int | float)
     ):
         return None
-    return Entry(answer, cost, model, float(at))
+    notes = data.get("notes", ())
+    if not isinstance(notes, list | tuple) or not all(
+        isinstance(note, list) and len(note) == 2 and note[0] in NOTES and isinstance(note[1], str)
+        for note in notes
+    ):
+        return None
+    return Entry(answer, cost, model, float(at), tuple((name, value) for name, value in notes))
 
 
 def keepable(api: str, answer: dict[str, Any], tools: bool) -> bool:

@@ -143,9 +143,11 @@ class Cache:
         flight.token = ""  # holds no lock
         return flight
 
-    def entry(self, answer: dict[str, Any], cost: int, model: str) -> Entry:
+    def entry(
+        self, answer: dict[str, Any], cost: int, model: str, notes: tuple[tuple[str, str], ...]
+    ) -> Entry:
         """An answer to keep, kept now."""
-        return Entry(answer, cost, model, time.time())
+        return Entry(answer, cost, model, time.time(), notes)
 
     def _encoded(self, entry: Entry | None) -> bytes | None:
         raw = entry.encode() if entry is not None else None

@@ -21,7 +21,7 @@ from gateway.admission.pricing import cost_micros
 from gateway.cache import decision, replay
 from gateway.cache.capture import ChatCapture, ResponsesCapture
 from gateway.cache.decision import Mode
-from gateway.cache.entry import Entry, hit_cost, keepable
+from gateway.cache.entry import NOTES, Entry, hit_cost, keepable
 from gateway.cache.flights import Flight
 from gateway.cache.key import cache_key, scope
 from gateway.config import ModelConfig
@@ -48,8 +48,8 @@ class CachedRequest:
     """One request the response cache is on for (or was asked off for: `bypass`)."""
 
     __slots__ = (
-        "api", "caller", "effort", "exchange", "gw", "key", "label", "mode", "model", "payload",
-        "request", "tools",
+        "api", "caller", "effort", "exchange", "gw", "key", "label", "mode", "model", "notes",
+        "payload", "request", "tools",
     )  # fmt: skip
 
     def __init__(
@@ -71,6 +71,7 @@ class CachedRequest:
         self.mode = Mode.OFF
         self.tools = False
         self.key = ""
+        self.notes: tuple[tuple[str, str], ...] = ()  # the miss's headers its entry keeps
 
     def decide(self, policy: str) -> bool:
         """Whether the cache is on for the request (routed by `policy`, if any): its mode, and
@@ -142,6 +143,7 @@ class CachedRequest:
             (b"x-request-id", new_request_id().encode()),
             (HEADER.encode(), b"hit"),
             (b"x-gateway-cache-age", str(entry.age_s(time.time())).encode()),
+            *((name.encode(), value.encode()) for name, value in entry.notes),
         ]
         if gw.config.admission.enabled:
             attempt = Attempt(gw, self.request, exchange, self.caller, "", self.label)
@@ -174,6 +176,8 @@ class CachedRequest:
     # -- a miss: what upstream answered, kept -------------------------------------------------------
 
     def capture(self, response: Response, flight: Flight | None) -> Response:
+        found = response.headers.get
+        self.notes = tuple((name, value) for name in NOTES if (value := found(name)) is not None)
         if response.status_code != 200:
             self.kept(flight, None)
         elif isinstance(response, StreamingResponse):
@@ -252,7 +256,7 @@ class CachedRequest:
             cost = charged.cost
         else:
             cost = cost_micros(self.model.price, usage)
-        return self.gw.cache.entry(answer, cost, self.label)
+        return self.gw.cache.entry(answer, cost, self.label, self.notes)
 
 
 def _chat_usage(prompt: int, completion: int, cached: int, reasoning: int) -> dict[str, Any]:

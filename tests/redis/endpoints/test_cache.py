@@ -434,3 +434,37 @@ def test_an_answer_a_fallback_model_gave_is_not_kept_for_the_model_asked(
     assert answer.headers["x-gateway-cache"] == "miss"
     assert answer.parse().model.startswith("o1-preview")
     assert ask(healthy).headers["x-gateway-cache"] == "hit"
+
+
+def gateway_headers(raw: Any) -> dict[str, str]:
+    """What the gateway says it did, less what is each answer's own."""
+    own = {"x-gateway-cache", "x-gateway-cache-age", "x-gateway-upstream-ms"}
+    return {
+        name: value
+        for name, value in raw.headers.items()
+        if name.startswith("x-gateway-") and name not in own
+    }
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_hit_says_what_was_done_to_its_answer_as_the_miss_did(
+    gateway: ServerThread, simulator: ServerThread, prompt: str, stream: bool
+) -> None:
+    """A patched chat answer (o1-mini takes no system message) and a Responses answer
+    translated to chat completions: the hit carries the miss's `x-gateway-patched` and
+    `x-gateway-translated`, since its answer is the one they describe."""
+    client = sdk(gateway, "alpha")
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": prompt}]
+    asked: list[Callable[[], Any]] = [
+        lambda: client.chat.completions.with_raw_response.create(
+            model="o1-mini", messages=messages, stream=stream
+        ),
+        lambda: client.responses.with_raw_response.create(
+            model="o1-mini", input=prompt, instructions="Be brief.", store=False, stream=stream
+        ),
+    ]
+    for ask in asked:
+        miss, hit = ask(), ask()
+        assert (miss.headers["x-gateway-cache"], hit.headers["x-gateway-cache"]) == ("miss", "hit")
+        assert "x-gateway-patched" in gateway_headers(miss)
+        assert gateway_headers(hit) == gateway_headers(miss)

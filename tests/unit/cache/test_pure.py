@@ -128,6 +128,13 @@ def test_an_entry_round_trips_and_garbage_is_no_entry() -> None:
     assert decode(entry.encode()) == entry
     assert entry.age_s(1010.9) == 10
     assert decode(b"not json") is None
+    noted = Entry(completion(), 1, "o1-mini", 1.0, (("x-gateway-patched", "system_messages"),))
+    assert decode(noted.encode()) == noted
+    # An entry kept before notes were: none. Notes naming any other header: no entry.
+    old = orjson.loads(entry.encode())
+    del old["notes"]
+    assert decode(orjson.dumps(old)) == entry
+    assert decode(orjson.dumps({**old, "notes": [["x-ratelimit-limit-requests", "1"]]})) is None
     assert decode(b'{"answer": 1}') is None
 
 
