@@ -14,53 +14,27 @@ purpose `batch_output`, and the bill gets the lines at half price.
 from __future__ import annotations
 
 import time
-from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
-from gateway.simulator import batches, bill, listing
+from gateway.simulator import batches, bill
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.batches import Batch
-from gateway.simulator.call import Call, Header
+from gateway.simulator.call import Call
 from gateway.simulator.files_api import FilesApi
 from gateway.simulator.host import Host
 from gateway.simulator.ids import hex_id, request_id
-from gateway.simulator.object_store import ObjectStore
-from gateway.simulator.openai_errors import SimError
-from gateway.simulator.responses_api import Handler
+from gateway.simulator.jobs_api import JobsApi
 
 PREFIX = "/v1/batches"
 STORED_BATCHES = 1024
 
 
-class BatchesApi:
-    __slots__ = ("_files", "_host", "_store")
+class BatchesApi(JobsApi[Batch]):
+    __slots__ = ()
 
     def __init__(self, host: Host, files: FilesApi) -> None:
-        self._host = host
-        self._files = files
-        self._store: ObjectStore[Batch] = ObjectStore(STORED_BATCHES)
-
-    def route(self, method: str, path: str) -> Handler | None:
-        if path == PREFIX:
-            return {"POST": self._create, "GET": self._list}.get(method)
-        parts = path[len(PREFIX) + 1 :].split("/") if path.startswith(PREFIX + "/") else []
-        if len(parts) == 1 and parts[0] and method == "GET":
-            return self._retrieve
-        if len(parts) == 2 and parts[0] and parts[1] == "cancel" and method == "POST":
-            return self._cancel
-        return None
-
-    def complete(self, batch_id: str) -> dict[str, Any] | None:
-        """The `/_sim/batches/{id}/complete` knob: run a batch to its end; None if unknown."""
-        found = self._store.find(batch_id)
-        if found is None:
-            return None
-        key, batch = found
-        while batch.status not in batches.FINISHED:
-            self._step(key, batch)
-        return batch.object
+        super().__init__(host, files, PREFIX, "Batch", batches.FINISHED, STORED_BATCHES)
 
     def _step(self, key: str, batch: Batch) -> None:
         now = int(time.time())
@@ -127,42 +101,3 @@ class BatchesApi:
         if call.knobs.batch_complete:
             self.complete(batch_id)
         await host.reply(call, orjson.dumps(batch.object), rates)
-
-    async def _list(self, call: Call) -> None:
-        host = self._host
-        if await host.fault(call, {}):
-            return
-        rates = host.admit(call, 0)
-        objects = [batch.object for batch in self._store.values(call.key)]
-        page = listing.page(objects, dict(parse_qsl(call.query)))
-        if isinstance(page, SimError):
-            await host.reply_error(call, page, rates)
-            return
-        await host.reply(call, orjson.dumps(page), rates)
-
-    async def _found(self, call: Call) -> tuple[Batch | None, list[Header]]:
-        host = self._host
-        if await host.fault(call, {}):
-            return None, []
-        rates = host.admit(call, 0)
-        batch_id = call.path[len(PREFIX) + 1 :].split("/")[0]
-        batch = self._store.get(call.key, batch_id)
-        if batch is None:
-            await host.reply_error(call, oe.not_found("Batch", batch_id), rates)
-        return batch, rates
-
-    async def _retrieve(self, call: Call) -> None:
-        batch, rates = await self._found(call)
-        if batch is not None:
-            self._step(call.key, batch)
-            await self._host.reply(call, orjson.dumps(batch.object), rates)
-
-    async def _cancel(self, call: Call) -> None:
-        batch, rates = await self._found(call)
-        if batch is None:
-            return
-        error = batch.cancel(int(time.time()))
-        if error is not None:
-            await self._host.reply_error(call, error, rates)
-            return
-        await self._host.reply(call, orjson.dumps(batch.object), rates)

@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
-from gateway.simulator import bill, fine_tuning, listing
+from gateway.simulator import bill, fine_tuning
 from gateway.simulator import openai_errors as oe
-from gateway.simulator.call import Call, Header
+from gateway.simulator.call import Call
 from gateway.simulator.files_api import FilesApi
 from gateway.simulator.fine_tuning import Job
 from gateway.simulator.host import Host
 from gateway.simulator.ids import alnum_id
-from gateway.simulator.object_store import ObjectStore
+from gateway.simulator.jobs_api import JobsApi
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses_api import Handler
 
@@ -37,30 +36,16 @@ PREFIX = "/v1/fine_tuning/jobs"
 STORED_JOBS = 256
 
 
-class FineTuningApi:
-    __slots__ = ("_files", "_host", "_models", "_store")
+class FineTuningApi(JobsApi[Job]):
+    __slots__ = ("_models",)
 
     def __init__(self, host: Host, files: FilesApi) -> None:
-        self._host = host
-        self._files = files
-        self._store: ObjectStore[Job] = ObjectStore(STORED_JOBS)
+        super().__init__(host, files, PREFIX, "FineTuningJob", fine_tuning.FINISHED, STORED_JOBS)
         # key -> fine-tuned model -> (base, created); bounded by the jobs a key can keep.
         self._models: dict[str, dict[str, tuple[str, int]]] = {}
 
-    def route(self, method: str, path: str) -> Handler | None:
-        if path == PREFIX:
-            return {"POST": self._create, "GET": self._list}.get(method)
-        parts = path[len(PREFIX) + 1 :].split("/") if path.startswith(PREFIX + "/") else []
-        if len(parts) == 1 and parts[0] and method == "GET":
-            return self._retrieve
-        if len(parts) == 2 and parts[0]:
-            if parts[1] == "cancel" and method == "POST":
-                return self._cancel
-            if parts[1] == "events" and method == "GET":
-                return self._events
-            if parts[1] == "checkpoints" and method == "GET":
-                return self._checkpoints
-        return None
+    def more(self) -> dict[str, Handler]:
+        return {"events": self._events, "checkpoints": self._checkpoints}
 
     def base_of(self, key: str, model: str) -> str | None:
         """The base model of `key`'s fine-tuned `model`, None if it has no such model."""
@@ -81,15 +66,6 @@ class FineTuningApi:
     def delete_model(self, key: str, model: str) -> bool:
         """Take `key`'s fine-tuned `model` away; False if it has no such model."""
         return self._models.get(key, {}).pop(model, None) is not None
-
-    def complete(self, job_id: str) -> dict[str, Any] | None:
-        found = self._store.find(job_id)
-        if found is None:
-            return None
-        key, job = found
-        while job.status not in fine_tuning.FINISHED:
-            self._step(key, job)
-        return job.object
 
     def _step(self, key: str, job: Job) -> None:
         if job.status in fine_tuning.FINISHED:
@@ -165,45 +141,6 @@ class FineTuningApi:
         self._store.put(call.key, job_id, job)
         await host.reply(call, orjson.dumps(job.object), rates)
 
-    async def _list(self, call: Call) -> None:
-        host = self._host
-        if await host.fault(call, {}):
-            return
-        rates = host.admit(call, 0)
-        jobs = [job.object for job in self._store.values(call.key)]
-        page = listing.page(jobs, dict(parse_qsl(call.query)))
-        if isinstance(page, SimError):
-            await host.reply_error(call, page, rates)
-            return
-        await host.reply(call, orjson.dumps(page), rates)
-
-    async def _found(self, call: Call) -> tuple[Job | None, list[Header]]:
-        host = self._host
-        if await host.fault(call, {}):
-            return None, []
-        rates = host.admit(call, 0)
-        job_id = call.path[len(PREFIX) + 1 :].split("/")[0]
-        job = self._store.get(call.key, job_id)
-        if job is None:
-            await host.reply_error(call, oe.not_found("FineTuningJob", job_id), rates)
-        return job, rates
-
-    async def _retrieve(self, call: Call) -> None:
-        job, rates = await self._found(call)
-        if job is not None:
-            self._step(call.key, job)
-            await self._host.reply(call, orjson.dumps(job.object), rates)
-
-    async def _cancel(self, call: Call) -> None:
-        job, rates = await self._found(call)
-        if job is None:
-            return
-        error = job.cancel(int(time.time()))
-        if error is not None:
-            await self._host.reply_error(call, error, rates)
-            return
-        await self._host.reply(call, orjson.dumps(job.object), rates)
-
     async def _events(self, call: Call) -> None:
         job, rates = await self._found(call)
         if job is not None:
@@ -213,10 +150,3 @@ class FineTuningApi:
         job, rates = await self._found(call)
         if job is not None:
             await self._page(call, job.checkpoints[::-1], rates)
-
-    async def _page(self, call: Call, items: list[dict[str, Any]], rates: list[Header]) -> None:
-        page = listing.page(items, dict(parse_qsl(call.query)))
-        if isinstance(page, SimError):
-            await self._host.reply_error(call, page, rates)
-            return
-        await self._host.reply(call, orjson.dumps(page), rates)
