@@ -158,7 +158,8 @@ async def retiring_models(request: Request) -> Response:
     given = request.query_params.get("within_days")
     within = gw.config.retirement.notice_days
     if given is not None:
-        if not given.isdigit() or int(given) > MAX_DAYS:
+        # ASCII digits only: `isdigit` is true of `²` too, which `int` refuses.
+        if not (given.isascii() and given.isdigit()) or int(given) > MAX_DAYS:
             raise errors.invalid_setting(f"within_days: expected 0 to {MAX_DAYS}")
         within = int(given)
     today = gw.today()
