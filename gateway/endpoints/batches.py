@@ -24,6 +24,7 @@ from gateway.endpoints.owned import (
     Kind,
     adopt,
     caller_owning,
+    check_all_owned,
     check_owned,
     created,
     file_content,
@@ -64,8 +65,8 @@ async def create(request: Request) -> Response:
         unowned = unowned_reference(line["body"])
         if unowned is not None:
             raise errors.batch_line_invalid(number, f"its {unowned} names an object not served")
-    for kind, object_id in references([line["body"] for line in lines]):
-        await check_owned(gw, caller, kind, object_id)  # what each line names is the team's
+    # What each line names is the team's.
+    await check_all_owned(gw, caller, references([line["body"] for line in lines]))
     return await create_followed(
         request, caller, BATCH, model, reserve, gw.config.batches.hold_s, body, models=named
     )
