@@ -140,7 +140,8 @@ async def team_usage(request: Request) -> Response:
     month = request.query_params.get("month")
     if month is not None:
         found = MONTH.fullmatch(month)
-        if found is None:
+        # Year 0 is no date, nor the month after 9999-12 (the answer's `resets_at`).
+        if found is None or not 1 <= int(found[1]) < 9999:
             raise errors.invalid_setting("month: expected YYYY-MM, e.g. 2026-11")
         when = datetime(int(found[1]), int(found[2]), 1, tzinfo=UTC)
     usage = await gw.admission.usage(team.name, team_budget(gw.config, team), when)
@@ -157,7 +158,8 @@ async def retiring_models(request: Request) -> Response:
     given = request.query_params.get("within_days")
     within = gw.config.retirement.notice_days
     if given is not None:
-        if not given.isdigit() or int(given) > MAX_DAYS:
+        # ASCII digits only: `isdigit` is true of `²` too, which `int` refuses.
+        if not (given.isascii() and given.isdigit()) or int(given) > MAX_DAYS:
             raise errors.invalid_setting(f"within_days: expected 0 to {MAX_DAYS}")
         within = int(given)
     today = gw.today()

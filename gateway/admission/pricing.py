@@ -206,7 +206,8 @@ def format_tokens(given: Any) -> int:
 
 
 # Content parts that hand the model a file (a PDF: its pages' text and images, read upstream).
-_FILE_PARTS = frozenset({"file", "input_file"})
+# A tuple: a part's `type` is the client's, maybe a list or an object, which a set cannot hash.
+_FILE_PARTS = ("file", "input_file")
 # What `reads_files` counts images with: it reads only whether a file is there.
 _ANY_FIGURES = ImageInputTokens()
 

@@ -9,6 +9,7 @@ file when it ends. Reading, listing and cancelling are the team's own batches on
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from gateway.endpoints.owned import (
     Kind,
     adopt,
     caller_owning,
+    check_all_owned,
     check_owned,
     created,
     file_content,
@@ -57,18 +59,28 @@ async def create(request: Request) -> Response:
         raise errors.invalid_value("endpoint", str(endpoint), BATCHED)
     await check_owned(gw, caller, FILE, input_file)
     content = await file_content(gw, request, caller, input_file)
-    lines = _input_lines(content, gw.config.server.max_json_depth)
+    # Reading and pricing every line of a file of up to tens of thousands takes seconds, done
+    # even for a batch the team cannot afford: off the event loop, which serves every team.
+    lines = await asyncio.to_thread(_input_lines, content, gw.config.server.max_json_depth)
     tuned = await fine_tunes(gw, caller, [line["body"].get("model") for line in lines])
-    reserve, model, named = _worst_case(gw, caller, str(endpoint), lines, tuned)
+    reserve, model, named = await asyncio.to_thread(
+        _worst_case, gw, caller, str(endpoint), lines, tuned
+    )
+    # What each line names is the team's.
+    await check_all_owned(gw, caller, await asyncio.to_thread(_named_objects, lines))
+    return await create_followed(
+        request, caller, BATCH, model, reserve, gw.config.batches.hold_s, body, models=named
+    )
+
+
+def _named_objects(lines: list[dict[str, Any]]) -> list[tuple[Kind, str]]:
+    """The team's objects the lines name; a line naming an object no team owns here is
+    refused."""
     for number, line in enumerate(lines, start=1):
         unowned = unowned_reference(line["body"])
         if unowned is not None:
             raise errors.batch_line_invalid(number, f"its {unowned} names an object not served")
-    for kind, object_id in references([line["body"] for line in lines]):
-        await check_owned(gw, caller, kind, object_id)  # what each line names is the team's
-    return await create_followed(
-        request, caller, BATCH, model, reserve, gw.config.batches.hold_s, body, models=named
-    )
+    return references([line["body"] for line in lines])
 
 
 def _input_lines(content: bytes, max_depth: int) -> list[dict[str, Any]]:

@@ -34,6 +34,9 @@ from gateway.wire.references import fields
 MAX_ID_CHARS = 128
 # Upstream reads a list makes at once.
 LIST_CONCURRENCY = 16
+# Upstream reads one list page makes at most: a filter matching few of a team's many objects
+# would otherwise read every one of them (free uploads, then thousands of reads a request).
+MAX_PAGE_READS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +86,7 @@ async def check_references(gw: Gateway, caller: Caller, body: bytes, payload: An
     byte search."""
     if not any(marker in body for marker in _MARKERS):
         return
-    for kind, object_id in references(payload):
-        await check_owned(gw, caller, kind, object_id)
+    await check_all_owned(gw, caller, references(payload))
 
 
 def references(payload: Any) -> list[tuple[Kind, str]]:
@@ -109,6 +111,19 @@ async def check_owned(gw: Gateway, caller: Caller, kind: Kind, object_id: str) -
         raise kind.not_found(object_id[:64] + "...")
     if not await gw.owners.owns(kind.name, caller.team.name, object_id):
         raise kind.not_found(object_id)
+
+
+async def check_all_owned(gw: Gateway, caller: Caller, named: Iterable[tuple[Kind, str]]) -> None:
+    """`check_owned` of every object named (the first not the team's answers its 404), each
+    looked up once, many a round trip."""
+    kinds: dict[tuple[str, str], Kind] = {}
+    for kind, object_id in named:
+        if len(object_id) > MAX_ID_CHARS:
+            raise kind.not_found(object_id[:64] + "...")
+        kinds.setdefault((kind.name, object_id), kind)
+    missing = await gw.owners.not_owned(caller.team.name, kinds)
+    if missing is not None:
+        raise kinds[missing].not_found(missing[1])
 
 
 async def file_content(gw: Gateway, request: Request, caller: Caller, file_id: str) -> bytes:
@@ -256,20 +271,27 @@ async def own_list(
     try:
         if count:
             await counted(attempt)
-        found: list[dict[str, Any]] | Whole = await _collect(
-            attempt, kind, limit, order, after, keep
-        )
+        found: _Found | Whole = await _collect(attempt, kind, limit, order, after, keep)
     except GatewayError as exc:
         attempt.failed(exc)
         raise
     if isinstance(found, tuple):  # upstream failed to read one: its answer, as it came
         status, headers, content = found
         return relayed(content, status, client_response_headers(headers))
-    page = pages.listed(found[:limit], len(found) > limit)
+    cut_at = found.cut_at
+    page = pages.listed(found.objects[:limit], len(found.objects) > limit or cut_at is not None)
+    if cut_at is not None:
+        page["last_id"] = cut_at  # the page was cut short: the next one starts after it
     own = {"x-request-id": new_request_id()}
     if attempt.ticket is not None:
         own.update(attempt.ticket.headers)
     return Response(orjson.dumps(page), media_type="application/json", headers=own)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    objects: list[dict[str, Any]]  # the matching ones, in the list's order
+    cut_at: str | None  # the last id read when the reads ran out first, else None
 
 
 async def _collect(
@@ -279,15 +301,21 @@ async def _collect(
     order: str,
     after: str | None,
     keep: Callable[[dict[str, Any]], bool] | None,
-) -> list[dict[str, Any]] | Whole:
-    """Up to `limit + 1` matching objects after `after`, or the first failed upstream read."""
+) -> _Found | Whole:
+    """Up to `limit + 1` matching objects after `after`, within `MAX_PAGE_READS` reads (and
+    where they ran out, if they did); or the first failed upstream read."""
     gw, team = attempt.gw, attempt.caller.team.name
     found: list[dict[str, Any]] = []
     cursor = after
+    reads = 0
     while True:
-        ids, more = await gw.owners.page(kind.name, team, cursor, limit + 1 - len(found), order)
+        wanted = min(limit + 1 - len(found), MAX_PAGE_READS - reads)
+        if wanted <= 0:
+            return _Found(found, cursor)
+        ids, more = await gw.owners.page(kind.name, team, cursor, wanted, order)
         if not ids:
-            return found
+            return _Found(found, None)
+        reads += len(ids)
         for object_id, read in zip(ids, await _read_all(attempt, kind, ids), strict=True):
             if isinstance(read, tuple):
                 return read
@@ -296,7 +324,7 @@ async def _collect(
             elif keep is None or keep(read):
                 found.append(read)
         if len(found) > limit or not more:
-            return found
+            return _Found(found, None)
         cursor = ids[-1]
 
 

@@ -188,8 +188,12 @@ async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payloa
     """Every id of an object teams own that the request names, in its path, its query or its
     JSON body, must be the caller's team's."""
     query = (value for _, value in request.query_params.multi_items())
+    seen: set[str] = set()  # each looked up once: a body may name one thousands of times
     for value in (*request.scope["path"].split("/"), *query, *strings(payload)):
         for named in _ids_named(value):
+            if named in seen:
+                continue
+            seen.add(named)
             if named.startswith(RESPONSE_PREFIX):
                 await owned_response(gw, caller, named)
             else:

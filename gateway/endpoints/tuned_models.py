@@ -47,12 +47,29 @@ async def fine_tuned(gw: Gateway, caller: Caller, name: str) -> tuple[str, Model
 async def fine_tunes(
     gw: Gateway, caller: Caller, names: Iterable[Any]
 ) -> dict[str, tuple[str, ModelConfig]]:
-    """Of `names` (as request bodies give them), the team's own fine-tunes, each looked up once."""
+    """Of `names` (as request bodies give them, in order), the team's own fine-tunes, each
+    looked up once, many a round trip, up to the first that is not the team's: the request
+    naming it is refused there, so none named first after it is asked about (a batch's lines
+    may name thousands)."""
+    named: dict[str, tuple[str, ModelConfig]] = {}
+    for name in names:
+        if (
+            isinstance(name, str)
+            and name.startswith("ft:")
+            and len(name) <= MAX_NAME_CHARS
+            and name not in named
+        ):
+            model = gw.model_of(name)
+            if model is not None:
+                named[name] = model
+    missing = await gw.owners.not_owned(caller.team.name, ((MODEL.name, n) for n in named))
+    if missing is None:
+        return named
     found: dict[str, tuple[str, ModelConfig]] = {}
-    for name in {n for n in names if isinstance(n, str) and n.startswith("ft:")}:
-        model = await fine_tuned(gw, caller, name)
-        if model is not None:
-            found[name] = model
+    for name, model in named.items():
+        if name == missing[1]:
+            break
+        found[name] = model
     return found
 
 

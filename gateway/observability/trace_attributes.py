@@ -19,6 +19,7 @@ import orjson
 
 from gateway.observability.record import Exchange
 from gateway.wire import sse
+from gateway.wire.validation import MAX_MODEL_CHARS
 
 PROVIDER = "openai"
 # The endpoints that are GenAI operations: their `gen_ai.operation.name` and, for OpenAI's two
@@ -108,7 +109,8 @@ def request_attributes(endpoint: str, payload: Mapping[str, Any], capture: bool)
     attributes: dict[str, Any] = {}
     get = payload.get
     model = get("model")
-    if isinstance(model, str):
+    # A longer name is no model (its 404 follows): megabytes of it stay off the span.
+    if isinstance(model, str) and len(model) <= MAX_MODEL_CHARS:
         attributes["gen_ai.request.model"] = model
     for field in _LIMITS:
         limit = get(field)

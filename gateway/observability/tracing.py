@@ -44,6 +44,7 @@ from gateway.observability.record import Exchange
 from gateway.observability.span_export import Client, SpanExport
 from gateway.observability.trace_context import caller_parent, kept, ratio_bound, traceparent
 from gateway.observability.trace_settings import TraceSettings
+from gateway.wire.validation import MAX_MODEL_CHARS
 
 SCOPE_NAME = "o1-gateway"
 _dumps = orjson.dumps
@@ -238,7 +239,10 @@ class Tracing:
             fields = attrs.REQUEST_FIELDS
             for field, value in payload.items():
                 if field in fields:
-                    key.extend((field, value, type(value)))
+                    kind = type(value)
+                    if kind is str and len(value) > MAX_MODEL_CHARS:
+                        value = []  # a client's long string: never kept (256 may be gigabytes)
+                    key.extend((field, value, kind))
         try:
             found = self.requests.get(shape := tuple(key))
         except TypeError:  # a list or an object among the values: encoded for itself

@@ -86,6 +86,11 @@ def speech(body: dict[str, Any]) -> Speech | SimError:
     voice = body.get("voice")
     if voice is None:
         return oe.missing_parameter("voice")
+    # Each named field of another type is OpenAI's 400, as `input` is, never a crash here.
+    for field in ("voice", "instructions", "response_format", "stream_format"):
+        value = body.get(field)
+        if value is not None and not isinstance(value, str):
+            return oe.invalid_type(field, "a string", value)
     voices = VOICES + NEW_VOICES if model == "gpt-4o-mini-tts" else VOICES
     if voice not in voices:
         return oe.invalid_value("voice", voice, voices)

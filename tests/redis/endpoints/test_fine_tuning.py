@@ -387,3 +387,40 @@ def test_a_job_that_outlives_its_hold_is_charged_what_it_trained_once(
     assert store.hlen("o1gw:fine_tuning_jobs:open") == 0
     assert billed(simulator) > chat
     assert spend(store, "payer") == (billed(simulator), 0)
+
+
+def test_a_batch_naming_many_fine_tunes_asks_about_each_once_and_stops_at_a_stranger(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    # 50,000 lines naming as many fine-tunes took 50,000 Redis round trips (13 s) before the
+    # 404 of the first, at no cost to the team repeating it.
+    mine = sdk(gateway, "payer")
+    job = mine.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training_file(mine))
+    name = complete(simulator, job.id)["fine_tuned_model"]
+    assert mine.fine_tuning.jobs.retrieve(job.id).status == "succeeded"  # the model is the team's
+
+    def batch_of(models: list[str]) -> dict[str, Any]:
+        lines = b"".join(
+            json.dumps({"custom_id": str(i), "method": "POST", "url": "/v1/chat/completions",
+                        "body": {"model": model, "messages": HI}}).encode() + b"\n"
+            for i, model in enumerate(models)
+        )  # fmt: skip
+        file_id = mine.files.create(file=("in.jsonl", io.BytesIO(lines)), purpose="batch").id
+        return {"input_file_id": file_id, "endpoint": "/v1/chat/completions",
+                "completion_window": "24h"}  # fmt: skip
+
+    def gets() -> int:
+        return int(store.info("commandstats").get("cmdstat_get", {}).get("calls", 0))
+
+    strangers = [f"ft:gpt-4o-mini-2024-07-18:org:x:{i}" for i in range(3_000)]
+    batch = batch_of([name] * 500 + ["gpt-4o-mini"] + strangers)
+    before = gets()
+    assert not_found(lambda: mine.batches.create(**batch))["message"] == (
+        f"The model `{strangers[0]}` does not exist or you do not have access to it."
+    )
+    assert gets() - before < 300  # the file's own lookups, the team's, one trip's names
+    # Before the stranger, a line naming another unknown model is the one refused.
+    batch = batch_of([name, "gpt-nothing", *strangers])
+    assert "`gpt-nothing`" in not_found(lambda: mine.batches.create(**batch))["message"]
+    # The team's own fine-tune, named on every line, is served.
+    assert mine.batches.create(**batch_of([name] * 300 + ["gpt-4o-mini"])).status

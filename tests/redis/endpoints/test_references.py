@@ -528,3 +528,33 @@ def test_a_tool_whose_images_the_gateway_cannot_price_is_refused(
             a.responses.create(model="gpt-4o", input="Draw a cat.", tools=[tool])  # type: ignore[list-item]
         assert (info.value.code, info.value.param) == ("unsupported_value", "tools[0].type")
     assert upstream_requests(simulator) == before
+
+
+def test_objects_a_body_names_over_and_over_are_looked_up_once(
+    gateway: ServerThread, redis_server: str
+) -> None:
+    # One 9 MB body naming the team's own file 300,000 times took 300,000 Redis round trips
+    # (69 s), before any limit was checked.
+    import redis
+
+    store = redis.Redis.from_url(redis_server)
+    b = sdk(gateway, "b")
+    mine = b.files.create(file=("notes.txt", b"b's notes"), purpose="user_data").id
+    others = [b.files.create(file=(f"{i}.txt", b"x"), purpose="user_data").id for i in range(3)]
+
+    def gets() -> int:
+        return int(store.info("commandstats").get("cmdstat_get", {}).get("calls", 0))
+
+    named = [mine] * 20_000 + others
+    before = gets()
+    body = {"model": "text-embedding-3-small", "input": "x", "file_ids": named}
+    answer = post(gateway, "b", "/embeddings", json.dumps(body))
+    assert answer.status_code == 200, answer.text
+    assert gets() - before < 20  # each file once (and the key's lookup)
+    # Another team's file among them is still the 404 it was, whichever place it has.
+    theirs = sdk(gateway, "a").files.create(file=("a.txt", b"a"), purpose="user_data").id
+    for ids in ([mine, theirs, *others], [*others, mine] * 300 + [theirs]):
+        body = {"name": "n", "file_ids": ids}
+        answer = post(gateway, "b", "/vector_stores", json.dumps(body))
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["message"] == f"No such File object: {theirs}"

@@ -245,6 +245,20 @@ def test_usage_reports_the_teams_budget(admin: httpx.Client) -> None:
     assert (past["period"], past["spent_micros"], past["rows"]) == ("2025-02", 0, [])
     assert past["by_model"] == past["by_endpoint"] == past["by_key"] == {}
     assert admin.get("/teams/test/usage", params={"month": "2025-13"}).status_code == 400
+    # Years a date cannot hold (0), or whose next month it cannot (9999-12: `resets_at`).
+    for month in ("0000-01", "9999-12"):
+        refused = admin.get("/teams/test/usage", params={"month": month})
+        assert refused.status_code == 400, refused.text
+        assert error_of(refused)["code"] == "invalid_value"
+
+
+def test_retiring_models_take_ascii_digits_only(admin: httpx.Client) -> None:
+    # `str.isdigit` is true of superscripts and other scripts' digits, which `int` refuses.
+    for days in ("\u00b2", "\u0661", "-1", "1e3", ""):
+        refused = admin.get("/models/retiring", params={"within_days": days})
+        assert refused.status_code == 400, (days, refused.text)
+        assert error_of(refused)["code"] == "invalid_value"
+    assert admin.get("/models/retiring", params={"within_days": "30"}).status_code == 200
 
 
 def test_an_object_the_gateway_did_not_make_is_nobodys_until_assigned(

@@ -251,3 +251,24 @@ def test_a_conversation_may_change_between_native_and_translated_models(
         assert path == "/v1/responses" and "previous_response_id" not in body
     else:
         assert path == "/v1/chat/completions"
+
+
+@pytest.mark.parametrize("kind", [[], {}, ["input_file"]])
+def test_a_content_part_whose_type_is_no_string_is_no_internal_error(
+    gateway: ServerThread, kind: Any
+) -> None:
+    # Held as a part of no file, and upstream's to judge: never a 500.
+    part = {"type": kind, "text": "hi"}
+    for item in (
+        {"role": "user", "content": [part]},
+        {"type": "function_call_output", "call_id": "call_1", "output": [part]},
+    ):
+        answer = httpx.post(
+            f"{gateway.url}/v1/responses",
+            headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+            json={"model": NATIVE, "input": [item]},
+        )
+        assert answer.status_code in (200, 400), answer.text
+        assert (
+            answer.status_code == 200 or answer.json()["error"]["type"] == "invalid_request_error"
+        )

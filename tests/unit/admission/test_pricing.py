@@ -380,3 +380,11 @@ def test_a_responses_input_is_counted_whatever_its_items_shape() -> None:
     assert counted >= count_text(text) + count_text("Be brief.")
     assert refers_to_items(given)
     assert not refers_to_items([{"role": "user", "content": text}]) and not refers_to_items(text)
+
+
+def test_a_part_whose_type_is_no_string_hands_the_model_no_file() -> None:
+    # The client's `type` may be any JSON value: a list or an object is no file (nor a 500).
+    for kind in ([], {}, ["input_file"], {"a": 1}):
+        part = {"type": kind, "file_id": "file-1"}
+        assert not reads_files([{"role": "user", "content": [part]}])
+        assert not reads_files([{"type": "function_call_output", "output": [part]}])

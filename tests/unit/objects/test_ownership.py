@@ -72,3 +72,28 @@ async def test_a_lookup_waits_for_a_record_being_written(client: redis.Redis) ->
     await owners.drain(1.0)
     assert await owners.page("chat", "a", None, 10, "asc") == (["chatcmpl-1", "chatcmpl-2"], False)
     await asyncio.sleep(0)
+
+
+async def test_not_owned_finds_the_first_object_another_team_has_in_the_order_named(
+    client: redis.Redis,
+) -> None:
+    owners = Owners(client)
+    for i in range(600):
+        await owners.record("file", "a", f"file-{i}", i)
+    await owners.record("file", "b", "file-b", 1)
+    mine = [("file", f"file-{i}") for i in range(600)]
+    assert await owners.not_owned("a", mine * 3) is None
+    assert await owners.not_owned("a", []) is None
+    # Past the first round trip's lookups too, and an unknown id or another kind alike.
+    assert await owners.not_owned("a", [*mine, ("file", "file-b"), ("file", "nope")]) == (
+        "file", "file-b",
+    )  # fmt: skip
+    assert await owners.not_owned("a", [*mine[:300], ("vector_store", "file-1")]) == (
+        "vector_store", "file-1",
+    )  # fmt: skip
+    assert await owners.not_owned("b", [("file", "file-b"), ("file", "file-3")]) == (
+        "file", "file-3",
+    )  # fmt: skip
+    # A write still landing is waited for.
+    owners.record_soon("file", "b", "file-new", 2)
+    assert await owners.not_owned("b", [("file", "file-new")]) is None

@@ -48,3 +48,31 @@ async def test_an_upstream_response_records_its_owner_and_context(client: redis.
     assert not await store.delete("b", "resp_9")
     assert await store.delete("a", "resp_9")
     assert await store.get("a", "resp_9") is None
+
+
+class Counting(fakeredis.FakeAsyncRedis):
+    """Counts the commands sent one by one (a pipeline's go in one round trip)."""
+
+    sent = 0
+
+    async def execute_command(self, *args, **options):  # type: ignore[no-untyped-def]
+        Counting.sent += 1
+        return await super().execute_command(*args, **options)
+
+
+async def test_unknown_items_are_found_in_two_round_trips_however_many_are_named() -> None:
+    # A Responses input of 2,048 items naming an id and an approval each made 4,097 Redis
+    # round trips one after the other (1.2 s) before its 404, refused before any limit.
+    client = Counting(server=fakeredis.FakeServer())
+    store = ResponseStore(client, ttl_s=60)
+    store.own_items("a", ["msg_1", "msg_3"])
+    await store.drain(1)
+    named = [f"msg_{i}" for i in range(1_000)]
+    Counting.sent = 0
+    assert await store.unknown_items("a", named) == [
+        n for n in named if n not in ("msg_1", "msg_3")
+    ]
+    assert Counting.sent <= 2
+    assert await store.unknown_items("b", ["msg_1"]) == ["msg_1"]
+    assert await store.unknown_items("a", ["msg_3", "msg_1", "msg_3"]) == []
+    await client.aclose()

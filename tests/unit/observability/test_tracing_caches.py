@@ -65,3 +65,17 @@ def test_caches_start_again_when_full() -> None:
         t.responded(f"model-{n}", ("stop",))
     assert len(t.requests) <= tracing_module._SHARED_KINDS
     assert len(t.responses) <= tracing_module._SHARED_KINDS
+
+
+def test_a_long_client_string_is_neither_kept_nor_put_on_a_span() -> None:
+    # Embeddings and legacy completions take any model string to their 404: megabytes each,
+    # which 256 kept kinds (and every span waiting for export) would hold.
+    t = tracer()
+    long = "m" * 1_000_000
+    for payload in ({"model": long}, {"model": "gpt-4o", "temperature": long}):
+        for endpoint in ("embeddings", "completions"):
+            encoded, name = t.requested(endpoint, payload, "")
+            assert len(encoded) + len(name) < 1_000
+    assert all(len(repr(key)) < 1_000 for key in t.requests)
+    short = t.requested("embeddings", {"model": "m" * 256}, "")
+    assert decoded(short[0]) == {"gen_ai.request.model": "m" * 256}

@@ -122,6 +122,21 @@ def test_speech_size_and_tokens() -> None:
     assert audio.seconds_of(b"x" * 16_001) == 2 and audio.seconds_of(b"") == 1
 
 
+def test_speech_fields_of_another_type_are_upstreams_400_not_a_crash() -> None:
+    # A list `response_format` was looked up in a dict (unhashable) and a number `instructions`
+    # counted as text: the simulator dropped the connection, which the gateway answers 502
+    # (and charges the hold of a request it had sent), where OpenAI answers 400.
+    base = {"model": "gpt-4o-mini-tts", "input": "hi", "voice": "alloy"}
+    for field, value in [
+        ("instructions", 5), ("instructions", ["x"]), ("response_format", []),
+        ("response_format", {"a": 1}), ("stream_format", []), ("voice", {}),
+    ]:  # fmt: skip
+        error = audio.speech({**base, field: value})
+        assert isinstance(error, SimError) and error.status == 400, (field, value)
+        assert error.param == field
+    assert isinstance(audio.speech({**base, "instructions": "Speak slowly."}), audio.Speech)
+
+
 def test_best_of_candidates_are_all_counted() -> None:
     body = {"model": "babbage-002", "prompt": ["a", "b"], "n": 2, "best_of": 3, "max_tokens": 5}
     assert completions.check(body) is None
