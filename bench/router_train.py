@@ -44,6 +44,11 @@ from pathlib import Path
 from typing import Any
 
 try:
+    # numpy picks its exp, log and sums by the CPU it runs on, and their last bits differ
+    # (AVX-512's own exp and log above all): pinned to the baseline x86-64 code, the same data
+    # trains the same file on every x86-64 host, not only on the one that trained it. numpy
+    # reads this when it is imported.
+    os.environ.setdefault("NPY_DISABLE_CPU_FEATURES", "X86_V3 X86_V4 AVX512_ICL AVX512_SPR")
     import numpy as np
 except ImportError:  # pragma: no cover - told to the user below
     np = None  # type: ignore[assignment]
@@ -317,6 +322,15 @@ def hyper_of(args: argparse.Namespace, default: Any) -> Any:
     return dataclasses.replace(default, **{k: v for k, v in given.items() if v is not None})
 
 
+def cpu_dispatch() -> list[str]:
+    """The CPU-specific code numpy runs here (none when pinned to the baseline, as above)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # another numpy's layout: not said
+        return []
+    return [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.router_train",
@@ -341,6 +355,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench.router_train needs numpy: .venv/bin/pip install numpy", file=sys.stderr)
         return 2
     from bench.router_fit import Hyper, predict, train
+
+    dispatched = cpu_dispatch()
+    if dispatched:
+        print(
+            f"numpy was imported before this module pinned it and runs {dispatched}: the"
+            " weights may differ in their last digits from another host's",
+            file=sys.stderr,
+        )
 
     missing = [str(p) for p in args.data if not p.is_file()]
     if missing:
@@ -371,7 +393,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "words": len(fitted.words),
         "loso": loso,
-        "environment": {"python": platform.python_version(), "numpy": np.__version__},
+        "environment": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "cpu_dispatch": dispatched,
+        },
     }
     text = weights_json(fitted, tuned, provenance)
     if HOLDOUT.is_file():
