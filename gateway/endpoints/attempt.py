@@ -295,8 +295,9 @@ class Attempt:
                 # From here the stream response watches for the client leaving.
                 exchange.stream = True
                 meter = self.stream_meter(strip_usage)
+                events = meter is not None or content_type.startswith(b"text/event-stream")
                 response = StreamResponse(
-                    self.relay(resp, meter), status_code=resp.status, loop=loop,
+                    self.relay(resp, meter, events), status_code=resp.status, loop=loop,
                     on_gone=self.leave,
                 )  # fmt: skip
                 response.raw_headers += out_headers
@@ -323,14 +324,18 @@ class Attempt:
         return relayed(content, resp.status, out_headers)
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
-        """What watches a relayed stream: needed to charge it (so only when admitted)."""
-        return StreamMeter(strip_usage) if self.ticket is not None else None
+        """What watches a relayed stream: needed to charge it (so only when admitted, and not
+        settled already: a call only counted, whose body may be a file's, no event stream)."""
+        ticket = self.ticket
+        return StreamMeter(strip_usage) if ticket is not None and not ticket.done else None
 
     async def relay(
-        self, resp: UpstreamResponse, meter: StreamMeter | None = None
+        self, resp: UpstreamResponse, meter: StreamMeter | None = None, events: bool = True
     ) -> AsyncIterator[bytes]:
         """Pass a stream through chunk by chunk; whatever ends it, what was generated is charged
-        (`settle_stream`).
+        (`settle_stream`). A body of other bytes than events (`events` False: a file's) that
+        breaks is cut off, its connection dropped: an error event appended would be read as
+        the file's last bytes.
 
         The client leaving (`leave`) is acted on at the next chunk from upstream. A chunk of one
         event: the gateway was keeping pace with upstream, and closes it; upstream stops once it
@@ -372,6 +377,8 @@ class Attempt:
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             exchange.error_code = exc.code or exc.type
             broken = True
+            if not events:
+                raise
             if exc.code == UNDECODABLE and self.ticket is not None:
                 # What upstream sent cannot be read, so neither can how much it generated.
                 self.ticket.settle_at_reserve()

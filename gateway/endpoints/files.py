@@ -2,8 +2,8 @@
 forwarded as it came, multipart and all, and the file recorded as the caller's team's),
 `GET /v1/files` (the team's own, paged: `limit` 1-100, default 100, newest first,
 `purpose`), and `GET`, `GET .../content` and `DELETE /v1/files/{id}`
-(another team's file is the 404 of a missing one). Never charged; every call counts
-against the team's request limits.
+(another team's file is the 404 of a missing one; a file's content is relayed as it comes,
+never held whole). Never charged; every call counts against the team's request limits.
 
 Files other endpoints' bodies name are checked with `owned.check_references`.
 """
@@ -51,8 +51,10 @@ async def retrieve(request: Request) -> Response:
 
 
 async def content(request: Request) -> Response:
+    # Relayed as it comes: a batch's output may be hundreds of megabytes, which held whole
+    # for each download would let a few downloads at once take the replica's memory.
     file_id = request.path_params["file_id"]
-    return await forward_owned(request, FILE, file_id, "/content", count=True)
+    return await forward_owned(request, FILE, file_id, "/content", count=True, stream=True)
 
 
 async def delete(request: Request) -> Response:

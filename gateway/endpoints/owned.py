@@ -186,10 +186,12 @@ async def forward_owned(
     body: bytes = b"",
     count: bool = False,
     caller: Caller | None = None,
+    stream: bool | None = None,
 ) -> Response:
     """Call upstream about one object the caller's team owns (checked already when `caller`
-    is given): at `{kind.upstream}/{object_id}{suffix}`, once. A successful delete, or an
-    object upstream no longer has, is forgotten."""
+    is given): at `{kind.upstream}/{object_id}{suffix}`, once; `stream=True` relays a 200's
+    body as it comes (a file's content). A successful delete, or an object upstream no longer
+    has, is forgotten."""
     gw = gateway_of(request)
     if caller is None:
         caller = await caller_owning(request, kind, object_id)
@@ -197,7 +199,7 @@ async def forward_owned(
     try:
         if count:
             await counted(attempt)
-        response = await attempt.forward(body, stream=None)
+        response = await attempt.forward(body, stream=stream)
     except GatewayError as exc:
         attempt.failed(exc)
         raise

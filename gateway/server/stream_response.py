@@ -134,9 +134,12 @@ class StreamResponse(StreamingResponse):
                         chunk = chunk.encode(self.charset)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except GatewayError as exc:
-            if exc.status != 499:
-                raise
+        except GatewayError:
+            # The client left (a 499), or the body broke off after its headers (a relayed
+            # file's; an event stream ends on an error event instead): returned unfinished, the
+            # connection is dropped, which tells the client its body is short. The access log
+            # and the metrics say why.
+            pass
         finally:
             aclose = getattr(body, "aclose", None)
             if aclose is not None:

@@ -622,6 +622,9 @@ class Simulator:
     async def reply_raw(
         self, call: Call, content_type: bytes, payload: bytes, rates: list[Header]
     ) -> None:
+        """A 200 of other bytes (a file's), or half of them when the reset fault is on."""
+        if call.knobs.fault == "reset":
+            await self._reset(call, payload, rates)
         await self._send(call.send, 200, content_type, payload, call.started, rates)
 
     def charge(self, key: str, charge: bill.Charge) -> None:

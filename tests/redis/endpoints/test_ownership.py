@@ -284,3 +284,27 @@ def test_no_request_body_reaches_another_teams_objects(
     assert info.value.param == "conversation"
     # Refused before anything reached upstream.
     assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == before
+
+
+def test_a_files_content_is_relayed_as_it_comes_and_a_broken_one_is_cut_off(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """A file's content is streamed to the client, not held whole (no length known ahead:
+    chunked), byte for byte; when upstream breaks off mid-file, the client's read fails
+    rather than ending on an error event it would take for the file's last bytes."""
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, knobs=True)
+    b = sdk(gateway, "b")
+    data = bytes(range(256)) * 32_768  # 8 MiB
+    doc = b.files.create(file=("big.bin", data), purpose="assistants")
+    url = f"{gateway.url}/v1/files/{doc.id}/content"
+    auth = {"Authorization": f"Bearer {KEYS['b']}"}
+    with httpx.stream("GET", url, headers=auth) as answer:
+        assert answer.status_code == 200
+        assert answer.headers.get("transfer-encoding") == "chunked"
+        assert "content-length" not in answer.headers
+        assert answer.read() == data
+    broken = {**auth, "x-sim-fault": "reset"}
+    with pytest.raises(httpx.RemoteProtocolError), httpx.stream("GET", url, headers=broken) as cut:
+        assert cut.status_code == 200
+        cut.read()
+    assert spend(store, "b") == (0, 0)  # counted, never charged
