@@ -161,7 +161,7 @@ class ChatRequest:
         gw, exchange = self.gw, self.exchange
         name: str = self.payload["model"]
         if name in gw.aliases:
-            self.routed = await choose(gw, self.caller.team, name, self.payload)
+            self.routed = self.fitted(await choose(gw, self.caller.team, name, self.payload))
         routed = self.routed
         if routed is not None:
             exchange.model, exchange.policy = name, routed.policy
@@ -187,6 +187,10 @@ class ChatRequest:
         exchange.model = exchange.model or found[0]
         exchange.stream = self.payload.get("stream") is True
         return found[0]
+
+    def fitted(self, routed: Routed | None) -> Routed | None:
+        """The route, for a request every model of its policy can serve (chat's can)."""
+        return routed
 
     async def serve_with_fallbacks(self, first: str) -> Response:
         """Serve with `first`, then its configured fallbacks while upstream fails or rate limits.

@@ -46,7 +46,10 @@ from gateway.endpoints.attempt import ModelAttempt
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.owned import check_references
 from gateway.endpoints.responses_stored import owned_response
+from gateway.endpoints.route import successor_of
 from gateway.objects.responses import StoredResponse
+from gateway.routing import heuristic
+from gateway.routing.aliases import Routed
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
 from gateway.translate import responses_chat
@@ -144,6 +147,45 @@ class ResponsesRequest(ChatRequest):
             "stream": original.get("stream") is True,
             "messages": self.routing_messages(),
         }
+
+    def fitted(self, routed: Routed | None) -> Routed | None:
+        """A route to a model the gateway translates for, when the request asks for what
+        translation cannot carry: the policy's general model instead, when that one serves the
+        Responses API natively (as a request with images goes to it), since the model routed
+        to would only answer 400."""
+        need = self.native_need()
+        if routed is None or not need:
+            return routed
+        policy = self.gw.config.routing.policies[routed.policy]
+        decision, general = routed.decision, policy.general_model
+        if self.native(decision.model) or not self.native(general):
+            return routed
+        effort, why = heuristic.effort_in_band(policy.general_effort, 0.0, 0.0, 1.0)
+        reasons = (
+            *decision.reasons,
+            f"{need}: only a model serving the Responses API itself takes it: {general}",
+            *((why,) if why else ()),
+        )
+        return Routed(
+            routed.policy,
+            heuristic.Decision(general, decision.score, decision.domain, reasons, effort),
+        )
+
+    def native_need(self) -> str:
+        """What the request asks that a translated answer cannot give ("": nothing)."""
+        if self.original.get("background") is True:
+            return "background"
+        if self.original.get("prompt") is not None:
+            return "a stored prompt template"
+        if self._untranslatable:
+            return "tools or items chat completions cannot carry"
+        return ""
+
+    def native(self, label: str) -> bool:
+        """Whether the model `label` (or the successor serving it) has the Responses API."""
+        substituted = successor_of(self.gw, label)
+        model = self.gw.config.models.get(substituted.new if substituted is not None else label)
+        return model is not None and model.capabilities.responses_api
 
     def history(self) -> list[dict[str, Any]]:
         """Earlier items of the conversation: of responses the gateway translated, from its

@@ -251,3 +251,27 @@ def test_a_conversation_may_change_between_native_and_translated_models(
         assert path == "/v1/responses" and "previous_response_id" not in body
     else:
         assert path == "/v1/chat/completions"
+
+
+HARD = "Prove that the square root of 2 is irrational, step by step, with a rigorous proof."
+
+
+@pytest.mark.parametrize(
+    "asks",
+    [{"background": True}, {"tools": [{"type": "web_search"}]}],
+    ids=["background", "hosted_tool"],
+)
+def test_auto_routes_what_translation_cannot_carry_to_a_native_model(
+    start_gateway: GatewayFactory, asks: dict[str, Any]
+) -> None:
+    """A prompt `auto` sends to o1 asks for what only the Responses API itself gives: it is
+    routed to the policy's model that serves that API natively, as a request with images is,
+    where the o1 model it would have been routed to answered 400."""
+    client = sdk(start_gateway(hosted_tools={"web_search": 0.01}))
+    alone = client.responses.with_raw_response.create(model="auto", input=HARD)
+    assert alone.headers["x-gateway-route-model"] == "o1-mini"  # translated for
+    raw = client.responses.with_raw_response.create(model="auto", input=HARD, **asks)
+    assert raw.headers["x-gateway-route-model"] == "gpt-4o"
+    assert "Responses API" in raw.headers["x-gateway-route-reason"]
+    assert "x-gateway-translated" not in raw.headers
+    assert raw.parse().status in ("queued", "in_progress", "completed")
