@@ -45,20 +45,25 @@ class Kind:
     prefix: str  # how upstream's ids of the kind begin: "file-"
     not_found: Callable[[str], GatewayError]  # upstream's 404 for a missing one
     default_limit: int = pages.DEFAULT_PAGE
-    max_limit: int = pages.MAX_PAGE
+    max_limit: int = pages.MAX_PAGE  # the largest `limit` upstream takes (400 above it)
     default_order: str = "desc"
+    # The most objects a page holds here, whatever `limit` asks: each is read from upstream.
+    max_page: int = pages.MAX_PAGE
 
 
-# OpenAI pages files 10,000 at a time; a team's page here is read object by object from
-# upstream, so it is cut at 100 (clients follow `has_more` and `after` as for every list).
+# OpenAI pages files 10,000 at a time (the default and the largest `limit`); a team's page
+# here is read object by object from upstream, so it is cut at 100: a larger `limit` is
+# answered with 100 and `has_more`, which clients follow with `after` as for every list.
+MAX_FILES_LIMIT = 10_000
 MAX_FILES_PAGE = 100
 FILE = Kind(
     "file",
     "/files",
     "file-",
     errors.file_not_found,
-    default_limit=MAX_FILES_PAGE,
-    max_limit=MAX_FILES_PAGE,
+    default_limit=MAX_FILES_LIMIT,
+    max_limit=MAX_FILES_LIMIT,
+    max_page=MAX_FILES_PAGE,
 )
 VECTOR_STORE = Kind("vector_store", "/vector_stores", "vs_", errors.vector_store_not_found)
 # Body fields that name a team's object, anywhere in a request (a chat message's file part, a
@@ -252,6 +257,7 @@ async def own_list(
     limit, order, after = pages.cursor(
         query, kind.default_limit, kind.max_limit, kind.default_order
     )
+    limit = min(limit, kind.max_page)
     attempt = attempt_for(request, caller, kind.upstream)
     try:
         if count:

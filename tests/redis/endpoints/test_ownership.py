@@ -259,3 +259,26 @@ def test_no_request_body_reaches_another_teams_objects(
     assert info.value.param == "conversation"
     # Refused before anything reached upstream.
     assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == before
+
+
+def test_a_files_limit_is_taken_as_openai_takes_it(
+    gateway: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI takes a files `limit` up to 10,000: a client asking for more than the page the
+    gateway reads at once gets that page and `has_more`, and its SDK follows them."""
+    import dataclasses
+
+    from gateway.endpoints import files
+
+    b = sdk(gateway, "b")
+    made = [b.files.create(file=(f"{i}.txt", b"x"), purpose="assistants").id for i in range(5)]
+    page = b.files.list(limit=10_000)
+    assert [f.id for f in page.data] == made[::-1] and not page.has_more
+    with pytest.raises(openai.BadRequestError) as refused:
+        b.files.list(limit=10_001)
+    assert refused.value.code == "integer_above_max_value"
+    # A page cut short of `limit` says so, and the SDK walks on to every file.
+    monkeypatch.setattr(files, "FILE", dataclasses.replace(files.FILE, max_page=2))
+    page = b.files.list(limit=10_000)
+    assert [f.id for f in page.data] == made[:2:-1] and page.has_more
+    assert [f.id for f in b.files.list(limit=10_000)] == made[::-1]
