@@ -49,6 +49,8 @@ class Kind:
     default_order: str = "desc"
     # The most objects a page holds here, whatever `limit` asks: each is read from upstream.
     max_page: int = pages.MAX_PAGE
+    # Its list takes a `before` cursor too (the page just before that id), as upstream's does.
+    pages_back: bool = False
 
 
 # OpenAI pages files 10,000 at a time (the default and the largest `limit`); a team's page
@@ -65,7 +67,9 @@ FILE = Kind(
     max_limit=MAX_FILES_LIMIT,
     max_page=MAX_FILES_PAGE,
 )
-VECTOR_STORE = Kind("vector_store", "/vector_stores", "vs_", errors.vector_store_not_found)
+VECTOR_STORE = Kind(
+    "vector_store", "/vector_stores", "vs_", errors.vector_store_not_found, pages_back=True
+)
 # Body fields that name a team's object, anywhere in a request (a chat message's file part, a
 # Responses `input_file` item, a `file_search` tool's stores, a batch, a vector store).
 REFERENCES: dict[str, Kind] = {
@@ -258,6 +262,10 @@ async def own_list(
         query, kind.default_limit, kind.max_limit, kind.default_order
     )
     limit = min(limit, kind.max_page)
+    before = query.get("before") if kind.pages_back and after is None else None
+    if before is not None:
+        # The page just before `before`: walked away from it in the other order, then turned.
+        order, after = ("asc" if order == "desc" else "desc"), before
     attempt = attempt_for(request, caller, kind.upstream)
     try:
         if count:
@@ -271,7 +279,8 @@ async def own_list(
     if isinstance(found, tuple):  # upstream failed to read one: its answer, as it came
         status, headers, content = found
         return relayed(content, status, client_response_headers(headers))
-    page = pages.listed(found[:limit], len(found) > limit)
+    data = found[:limit] if before is None else found[:limit][::-1]
+    page = pages.listed(data, len(found) > limit)
     own = {"x-request-id": new_request_id()}
     if attempt.ticket is not None:
         own.update(attempt.ticket.headers)

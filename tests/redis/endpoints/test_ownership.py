@@ -282,3 +282,23 @@ def test_a_files_limit_is_taken_as_openai_takes_it(
     page = b.files.list(limit=10_000)
     assert [f.id for f in page.data] == made[:2:-1] and page.has_more
     assert [f.id for f in b.files.list(limit=10_000)] == made[::-1]
+
+
+def test_vector_stores_page_back_with_before(gateway: ServerThread) -> None:
+    """A vector store list's `before` (the SDK's `vector_stores.list(before=...)`) gives the
+    page just before that store, as OpenAI pages it: not the first page again."""
+    a, b = sdk(gateway, "a"), sdk(gateway, "b")
+    stores = []
+    for i in range(5):
+        stores.append(b.vector_stores.create(name=str(i)).id)
+        a.vector_stores.create(name="a's")
+    newest = stores[::-1]
+    second = b.vector_stores.list(limit=2, after=newest[1])
+    assert [s.id for s in second.data] == newest[2:4]
+    back = b.vector_stores.list(limit=2, before=second.first_id)
+    assert [s.id for s in back.data] == newest[:2] and not back.has_more
+    back = b.vector_stores.list(limit=2, before=newest[3])
+    assert [s.id for s in back.data] == newest[1:3] and back.has_more
+    assert (back.first_id, back.last_id) == (newest[1], newest[2])
+    back = b.vector_stores.list(limit=2, before=stores[1], order="asc")
+    assert [s.id for s in back.data] == [stores[0]] and not back.has_more
