@@ -18,7 +18,6 @@ Each model then serves it one of two ways, as its capability table says:
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -45,7 +44,7 @@ from gateway.config import Capabilities, ImageInputTokens, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.owned import check_references
-from gateway.endpoints.responses_stored import owned_response
+from gateway.endpoints.responses_stored import owned_response, restore_previous
 from gateway.endpoints.route import successor_of
 from gateway.objects.responses import StoredResponse
 from gateway.routing import heuristic
@@ -69,7 +68,6 @@ from gateway.wire.usage import (
 PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
 MAX_CHAIN = 64
-_NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
 JSON = "application/json"
 # Hosted tools whose work is billed at an image model's prices, not the response's: neither
 # held nor charged, so not served (`/v1/images/generations` is, governed).
@@ -381,7 +379,7 @@ class ResponsesRequest(ChatRequest):
 class NativeAttempt(ModelAttempt):
     """One try at a model whose upstream serves the Responses API: patch, admit, forward."""
 
-    __slots__ = ("patches", "req", "spelled_out")
+    __slots__ = ("patches", "req", "spelled_items", "spelled_out")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(
@@ -389,8 +387,10 @@ class NativeAttempt(ModelAttempt):
         )
         self.req = req
         self.patches: tuple[str, ...] = ()
-        # The `previous_response_id` whose conversation the gateway spelled out for upstream.
+        # The `previous_response_id` whose conversation the gateway spelled out for upstream,
+        # and how many of its items went before the client's input.
         self.spelled_out: str | None = None
+        self.spelled_items = 0
 
     def patch(self) -> None:
         """The request as this model's upstream takes it: its snapshot name, parameters it
@@ -410,6 +410,7 @@ class NativeAttempt(ModelAttempt):
             given = responses_chat.input_items(req.original, new_id)
             payload["input"] = [_as_input(item) for item in (*history, *given)]
             self.spelled_out = payload.pop("previous_response_id")
+            self.spelled_items = len(history)
         if gw.config.compat.enabled and not self.caller.team.strict:
             payload, self.patches = patches.rewrite_responses(
                 payload, self.caps, reasoning=self.config.reasoning
@@ -466,7 +467,7 @@ class NativeAttempt(ModelAttempt):
             return response
         if isinstance(response, StreamingResponse):
             if previous is not None:
-                response.body_iterator = _restore_previous(response.body_iterator, previous)
+                response.body_iterator = restore_previous(response.body_iterator, previous)
             return response
         answer = self.answered  # parsed as it was read
         if answer is not None:
@@ -525,33 +526,16 @@ class NativeAttempt(ModelAttempt):
     def owned(self, response_id: str, context_tokens: int, items: list[str]) -> None:
         """The answer named its response (and, at its end, the tokens of its context and its
         output items): the team's."""
-        self.gw.responses.own(self.caller.team.name, response_id, context_tokens)
+        self.gw.responses.own(
+            self.caller.team.name, response_id, context_tokens, self.spelled_out,
+            self.spelled_items,
+        )  # fmt: skip
         self.owned_items(response_id, context_tokens, items)
 
     def owned_items(self, response_id: str, context_tokens: int, items: list[str]) -> None:
         """The response's output items are the team's to give back, also those of a response
         upstream does not store (`store: false`): what upstream makes of their ids is its own."""
         self.gw.responses.own_items(self.caller.team.name, items)
-
-
-async def _restore_previous(
-    chunks: AsyncIterable[str | bytes | memoryview], previous: str
-) -> AsyncIterator[bytes]:
-    """A native stream whose request the gateway spelled out: its response objects name the
-    `previous_response_id` the client gave, as if upstream had been given it."""
-    decoder = sse.Decoder()
-    named = b'"previous_response_id":' + orjson.dumps(previous)
-    try:
-        async for chunk in chunks:
-            block = decoder.complete(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
-            if block:
-                yield _NO_PREVIOUS.sub(lambda _: named, block)
-        if rest := decoder.pending():
-            yield rest
-    finally:
-        close = getattr(chunks, "aclose", None)
-        if close is not None:
-            await close()
 
 
 def _as_input(item: dict[str, Any]) -> dict[str, Any]:

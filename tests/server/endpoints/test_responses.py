@@ -244,6 +244,11 @@ def test_a_conversation_may_change_between_native_and_translated_models(
             model=then, input="Which number was it?", previous_response_id=first.id
         )
     assert second.output_text and second.previous_response_id == first.id
+    # Read back, it is the response the client made: chained to the first, given one message.
+    assert client.responses.retrieve(second.id).previous_response_id == first.id
+    items = client.responses.input_items.list(second.id, limit=1)
+    assert [item.type for item in items] == ["message"]  # every page, as the SDK walks them
+    assert items.data[0].content[0].text == "Which number was it?"  # type: ignore[union-attr]
     path, body = sim_bodies(simulator, "Which number was it?")[-1]
     # The earlier turn travels with the new one, in the shape the new model's upstream takes.
     assert marker in json.dumps(body) and first.output_text in json.dumps(body)
