@@ -265,7 +265,7 @@ class ChatRequest:
 class ChatAttempt(ModelAttempt):
     """One try at one model: patch, admit, then call, relay and settle."""
 
-    __slots__ = ("adapted", "effort", "emulated_as", "fees", "payload", "strip_usage")
+    __slots__ = ("adapted", "asked", "effort", "emulated_as", "fees", "payload", "strip_usage")
 
     def __init__(self, chat: ChatRequest, label: str, model: ModelConfig, caps: Capabilities):
         # Held at the price of the tier it asks for (a translated Responses request asks for
@@ -274,7 +274,7 @@ class ChatAttempt(ModelAttempt):
         super().__init__(
             chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps, tier
         )
-        self.payload = chat.payload
+        self.payload = self.asked = chat.payload  # `patch` rewrites `payload`
         self.body = chat.body
         self.effort = chat.effort
         self.fees = chat.fees
@@ -382,6 +382,17 @@ class ChatAttempt(ModelAttempt):
             await self.gw.owners.record(
                 CHAT_COMPLETION.name, self.caller.team.name, answer["id"], made_now()
             )
+            asked = self.asked.get("messages")
+            if asked != self.payload.get("messages"):
+                # Upstream stores the patched conversation: the client's is kept beside it.
+                await self.gw.chat_views.put(answer["id"], {"messages": asked})
+
+    async def made_answer(self, answer: dict[str, Any]) -> None:
+        """An emulated answer of a stored completion: upstream keeps the model's raw text, the
+        client was answered these choices."""
+        if self.payload.get("store") is True and isinstance(answer.get("id"), str):
+            view = {"messages": self.asked.get("messages"), "choices": answer.get("choices")}
+            await self.gw.chat_views.put(answer["id"], view)
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         meter = super().stream_meter(strip_usage)

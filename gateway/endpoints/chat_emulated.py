@@ -108,6 +108,7 @@ async def emulated_call(
             raise errors.invalid_model_output(parsed.message)
     # What the client gets, with both calls' usage: what the attempt charges (`answered`).
     attempt.answered = emulation.apply(completion, parsed)
+    await attempt.made_answer(attempt.answered)
     return 200, upstream_headers, orjson.dumps(attempt.answered)
 
 

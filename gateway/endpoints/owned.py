@@ -251,10 +251,11 @@ async def own_list(
     keep: Callable[[dict[str, Any]], bool] | None = None,
     *,
     count: bool = False,
+    view: Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]] | None = None,
 ) -> Response:
     """A list page of the caller's team's own objects (those `keep` says match the query's
-    filters), each read from upstream; ids upstream no longer has are forgotten. `has_more`
-    says whether one more matching object follows."""
+    filters), each read from upstream (and shown as `view` says); ids upstream no longer has
+    are forgotten. `has_more` says whether one more matching object follows."""
     gw = gateway_of(request)
     caller = await identify(gw, request)
     query = dict(request.query_params)
@@ -280,6 +281,8 @@ async def own_list(
         status, headers, content = found
         return relayed(content, status, client_response_headers(headers))
     data = found[:limit] if before is None else found[:limit][::-1]
+    if view is not None:
+        data = await view(data)
     page = pages.listed(data, len(found) > limit)
     own = {"x-request-id": new_request_id()}
     if attempt.ticket is not None:

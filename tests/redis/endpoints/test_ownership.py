@@ -302,3 +302,50 @@ def test_vector_stores_page_back_with_before(gateway: ServerThread) -> None:
     assert (back.first_id, back.last_id) == (newest[1], newest[2])
     back = b.vector_stores.list(limit=2, before=stores[1], order="asc")
     assert [s.id for s in back.data] == [stores[0]] and not back.has_more
+
+
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_patched_stored_completion_reads_back_as_its_client_was_answered(
+    gateway: ServerThread, stream: bool
+) -> None:
+    """o1-mini takes no system message and no tools: upstream stores the patched request and
+    the model's raw `<tool_call>` text. Read back, list, messages and update show what the
+    client sent and was answered: its tool call, its system message."""
+    b = sdk(gateway, "b")
+    asked: Any = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Use the get_weather tool for Paris."},
+    ]
+    made = b.chat.completions.create(
+        model="o1-mini", messages=asked, tools=[WEATHER], store=True, stream=stream
+    )
+    if stream:
+        chunks = list(made)  # type: ignore[arg-type]
+        completion_id = chunks[0].id
+        calls = [c.choices[0].delta.tool_calls for c in chunks if c.choices]
+        call_id = next(call[0].id for call in calls if call)
+    else:
+        completion_id = made.id  # type: ignore[union-attr]
+        call_id = made.choices[0].message.tool_calls[0].id  # type: ignore[union-attr,index]
+    for read in (
+        b.chat.completions.retrieve(completion_id),
+        next(c for c in b.chat.completions.list() if c.id == completion_id),
+        b.chat.completions.update(completion_id, metadata={"k": "v"}),
+    ):
+        choice = read.choices[0]
+        assert choice.finish_reason == "tool_calls" and choice.message.content is None
+        assert [c.id for c in choice.message.tool_calls or ()] == [call_id]
+    messages = b.chat.completions.messages.list(completion_id, limit=1)
+    assert [(m.role, m.content) for m in messages] == [(m["role"], m["content"]) for m in asked]
+    assert messages.data[0].id == f"{completion_id}-0"
+    b.chat.completions.delete(completion_id)
+    not_found(lambda: b.chat.completions.retrieve(completion_id))
