@@ -387,12 +387,28 @@ class ChatAttempt(ModelAttempt):
                 # Upstream stores the patched conversation: the client's is kept beside it.
                 await self.gw.chat_views.put(answer["id"], {"messages": asked})
 
-    async def made_answer(self, answer: dict[str, Any]) -> None:
+    async def made_answer(self, answer: dict[str, Any], superseded: Any = None) -> None:
         """An emulated answer of a stored completion: upstream keeps the model's raw text, the
-        client was answered these choices."""
-        if self.payload.get("store") is True and isinstance(answer.get("id"), str):
+        client was answered these choices. An answer the repair replaced is no completion of
+        the client's: forgotten, and deleted upstream (where no team could reach it)."""
+        if self.payload.get("store") is not True:
+            return
+        if isinstance(answer.get("id"), str):
             view = {"messages": self.asked.get("messages"), "choices": answer.get("choices")}
             await self.gw.chat_views.put(answer["id"], view)
+        if isinstance(superseded, str) and superseded != answer.get("id"):
+            gw = self.gw
+            await gw.owners.forget(CHAT_COMPLETION.name, self.caller.team.name, superseded)
+            await gw.chat_views.delete(superseded)
+            path = f"{CHAT_COMPLETION.upstream}/{superseded}"
+            try:
+                resp = await gw.upstream.send("DELETE", path, b"", self.headers_for_upstream(), b"")
+                try:
+                    await resp.read()
+                finally:
+                    await resp.close()
+            except GatewayError as exc:  # the client's answer stands; only a copy is left
+                log.warning("cannot delete the superseded stored completion %s: %s", path, exc)
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         meter = super().stream_meter(strip_usage)
