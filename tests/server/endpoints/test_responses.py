@@ -280,3 +280,23 @@ def test_auto_routes_what_translation_cannot_carry_to_a_native_model(
     assert "Responses API" in raw.headers["x-gateway-route-reason"]
     assert "x-gateway-translated" not in raw.headers
     assert raw.parse().status in ("queued", "in_progress", "completed")
+
+
+def test_a_background_response_stream_is_picked_up_again(gateway: ServerThread) -> None:
+    """The SDK resumes a background response's stream with `retrieve(stream=True,
+    starting_after=N)` (and `responses.stream(response_id=...)`): the events after N, to the
+    end, as OpenAI keeps them, where the simulated upstream answered JSON and the SDK's stream
+    ended with no event."""
+    client = sdk(gateway)
+    queued = client.responses.create(model=NATIVE, input="Count to five.", background=True)
+    events = list(client.responses.retrieve(queued.id, stream=True, starting_after=2))
+    assert events and [e.sequence_number for e in events] == list(range(3, 3 + len(events)))
+    assert events[-1].type == "response.completed"
+    with client.responses.stream(response_id=queued.id, starting_after=2) as stream:
+        final = stream.get_final_response()
+    assert final.status == "completed"
+    assert final.output_text == client.responses.retrieve(queued.id).output_text != ""
+    # A response that did not run in the background has no stream to pick up.
+    done = client.responses.create(model=NATIVE, input="Hello")
+    with pytest.raises(openai.BadRequestError):
+        list(client.responses.retrieve(done.id, stream=True))
