@@ -10,7 +10,7 @@ from its store.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ from gateway.wire.usage import item_ids
 
 JSON = "application/json"
 _NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
+_ITEM_DONE = b"response.output_item.done"
 
 
 async def retrieve(request: Request) -> Response:
@@ -39,10 +40,16 @@ async def retrieve(request: Request) -> Response:
         response = await _upstream(request, caller, "")
         answer = _own_items(request, caller, response, "output")
         previous = stored.previous_response_id
-        if previous is None or response.status_code != 200:
+        if isinstance(response, StreamingResponse) and response.status_code == 200:
+            # A background response's stream picked up again: its items, as they are done.
+            own = gateway_of(request).responses.own_items
+            response.body_iterator = _owning_items(
+                response.body_iterator, lambda ids: own(caller.team.name, ids)
+            )
+            if previous is not None:
+                response.body_iterator = restore_previous(response.body_iterator, previous)
             return response
-        if isinstance(response, StreamingResponse):
-            response.body_iterator = restore_previous(response.body_iterator, previous)
+        if previous is None or response.status_code != 200:
             return response
         if answer is None:
             return response
@@ -133,6 +140,36 @@ def _own_items(
         return None
     gateway_of(request).responses.own_items(caller.team.name, item_ids(answer.get(field)))
     return answer
+
+
+async def _owning_items(
+    chunks: AsyncIterable[str | bytes | memoryview], own: Callable[[list[str]], None]
+) -> AsyncIterator[bytes]:
+    """A Responses event stream relayed as it comes, `own` told the id of each output item
+    it finishes (`response.output_item.done`)."""
+    decoder = sse.Decoder()
+    try:
+        async for chunk in chunks:
+            raw = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+            block = decoder.complete(raw)
+            if _ITEM_DONE in block:
+                own([i for data in sse.events(block) for i in _done_item_ids(data)])
+            yield raw
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _done_item_ids(data: bytes) -> list[str]:
+    """The id of the item an event's data finishes, if it is a `response.output_item.done`."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(event, dict) or event.get("type") != "response.output_item.done":
+        return []
+    return item_ids([event.get("item")])
 
 
 async def restore_previous(

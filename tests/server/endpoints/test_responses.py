@@ -300,3 +300,22 @@ def test_a_background_response_stream_is_picked_up_again(gateway: ServerThread) 
     done = client.responses.create(model=NATIVE, input="Hello")
     with pytest.raises(openai.BadRequestError):
         list(client.responses.retrieve(done.id, stream=True))
+
+
+def test_items_of_a_picked_up_stream_may_be_given_back(gateway: ServerThread) -> None:
+    """A background response read only through its resumed stream: its output items are the
+    team's to give back, as those of a response read whole are."""
+    client = sdk(gateway)
+    asked = "Use the get_weather tool for Paris."
+    queued = client.responses.create(model=NATIVE, input=asked, tools=[WEATHER], background=True)  # type: ignore[list-item]
+    with client.responses.stream(response_id=queued.id) as stream:
+        final = stream.get_final_response()
+    call = next(item for item in final.output if item.type == "function_call")
+    given: Any = call.model_dump(exclude_none=True, exclude={"parsed_arguments"})
+    result: Any = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
+    second = client.responses.create(
+        model=NATIVE,
+        input=[{"role": "user", "content": asked}, given, result],
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    assert second.output_text
