@@ -55,6 +55,8 @@ async def retrieve(request: Request) -> Response:
             return response
         answer["previous_response_id"] = previous
         return _rebodied(response, answer)
+    if request.query_params.get("stream") == "true":
+        raise errors.not_background_stream()  # the gateway never runs one in the background
     return _json(stored.response)
 
 

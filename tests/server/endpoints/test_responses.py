@@ -319,3 +319,17 @@ def test_items_of_a_picked_up_stream_may_be_given_back(gateway: ServerThread) ->
         tools=[WEATHER],  # type: ignore[list-item]
     )
     assert second.output_text
+
+
+@pytest.mark.parametrize("model", (NATIVE, "o1-mini"))
+def test_a_response_not_run_in_background_has_no_stream_to_pick_up(
+    gateway: ServerThread, model: str
+) -> None:
+    """Asked for as a stream, a response the gateway translated answers as upstream answers
+    for one of its own: a 400, where it answered JSON the SDK read as a stream of no event."""
+    client = sdk(gateway)
+    done = client.responses.create(model=model, input="Hello")
+    with pytest.raises(openai.BadRequestError) as refused:
+        list(client.responses.retrieve(done.id, stream=True))
+    assert refused.value.param == "stream"
+    assert client.responses.retrieve(done.id).id == done.id  # read whole, as before
