@@ -462,6 +462,11 @@ class Attempt:
         """The answer names the `service_tier` that served it (None: it does not say): a
         configured model's call is charged that tier's price (`ModelAttempt`)."""
 
+    async def made_answer(self, answer: dict[str, Any], superseded: Any = None) -> None:
+        """The gateway made `answer` of upstream's (by emulation; `superseded`: the id of an
+        earlier answer that broke the format, which the client never got): what a kind of call
+        keeps of it (nothing, unless it says otherwise)."""
+
     def answer_fees(self, answer: dict[str, Any] | None) -> int:
         """What upstream bills for a whole answer beside its tokens (hosted tools' calls)."""
         return 0

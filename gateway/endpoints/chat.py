@@ -161,7 +161,7 @@ class ChatRequest:
         gw, exchange = self.gw, self.exchange
         name: str = self.payload["model"]
         if name in gw.aliases:
-            self.routed = await choose(gw, self.caller.team, name, self.payload)
+            self.routed = self.fitted(await choose(gw, self.caller.team, name, self.payload))
         routed = self.routed
         if routed is not None:
             exchange.model, exchange.policy = name, routed.policy
@@ -187,6 +187,10 @@ class ChatRequest:
         exchange.model = exchange.model or found[0]
         exchange.stream = self.payload.get("stream") is True
         return found[0]
+
+    def fitted(self, routed: Routed | None) -> Routed | None:
+        """The route, for a request every model of its policy can serve (chat's can)."""
+        return routed
 
     async def serve_with_fallbacks(self, first: str) -> Response:
         """Serve with `first`, then its configured fallbacks while upstream fails or rate limits.
@@ -261,7 +265,7 @@ class ChatRequest:
 class ChatAttempt(ModelAttempt):
     """One try at one model: patch, admit, then call, relay and settle."""
 
-    __slots__ = ("adapted", "effort", "emulated_as", "fees", "payload", "strip_usage")
+    __slots__ = ("adapted", "asked", "effort", "emulated_as", "fees", "payload", "strip_usage")
 
     def __init__(self, chat: ChatRequest, label: str, model: ModelConfig, caps: Capabilities):
         # Held at the price of the tier it asks for (a translated Responses request asks for
@@ -270,7 +274,7 @@ class ChatAttempt(ModelAttempt):
         super().__init__(
             chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps, tier
         )
-        self.payload = chat.payload
+        self.payload = self.asked = chat.payload  # `patch` rewrites `payload`
         self.body = chat.body
         self.effort = chat.effort
         self.fees = chat.fees
@@ -378,6 +382,33 @@ class ChatAttempt(ModelAttempt):
             await self.gw.owners.record(
                 CHAT_COMPLETION.name, self.caller.team.name, answer["id"], made_now()
             )
+            asked = self.asked.get("messages")
+            if asked != self.payload.get("messages"):
+                # Upstream stores the patched conversation: the client's is kept beside it.
+                await self.gw.chat_views.put(answer["id"], {"messages": asked})
+
+    async def made_answer(self, answer: dict[str, Any], superseded: Any = None) -> None:
+        """An emulated answer of a stored completion: upstream keeps the model's raw text, the
+        client was answered these choices. An answer the repair replaced is no completion of
+        the client's: forgotten, and deleted upstream (where no team could reach it)."""
+        if self.payload.get("store") is not True:
+            return
+        if isinstance(answer.get("id"), str):
+            view = {"messages": self.asked.get("messages"), "choices": answer.get("choices")}
+            await self.gw.chat_views.put(answer["id"], view)
+        if isinstance(superseded, str) and superseded != answer.get("id"):
+            gw = self.gw
+            await gw.owners.forget(CHAT_COMPLETION.name, self.caller.team.name, superseded)
+            await gw.chat_views.delete(superseded)
+            path = f"{CHAT_COMPLETION.upstream}/{superseded}"
+            try:
+                resp = await gw.upstream.send("DELETE", path, b"", self.headers_for_upstream(), b"")
+                try:
+                    await resp.read()
+                finally:
+                    await resp.close()
+            except GatewayError as exc:  # the client's answer stands; only a copy is left
+                log.warning("cannot delete the superseded stored completion %s: %s", path, exc)
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         meter = super().stream_meter(strip_usage)

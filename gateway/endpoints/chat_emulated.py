@@ -69,6 +69,7 @@ async def emulated_call(
     if status != 200:
         return status, upstream_headers, content
     completion = orjson.loads(content)
+    superseded = None  # the first answer's id, once a repair replaced it
     parsed = emulation.parse_answer(
         _answer_text(completion), emulated_as, _call_ids(), _finish_reason(completion)
     )
@@ -97,6 +98,7 @@ async def emulated_call(
             if ticket is not None:
                 settle_whole(ticket, usage_from(first_usage))  # the first call still ran
             return status, upstream_headers, content
+        superseded = completion.get("id")
         completion = orjson.loads(content)
         completion["usage"] = _add_usage(first_usage, completion.get("usage"))
         parsed = emulation.parse_answer(
@@ -108,6 +110,7 @@ async def emulated_call(
             raise errors.invalid_model_output(parsed.message)
     # What the client gets, with both calls' usage: what the attempt charges (`answered`).
     attempt.answered = emulation.apply(completion, parsed)
+    await attempt.made_answer(attempt.answered, superseded)
     return 200, upstream_headers, orjson.dumps(attempt.answered)
 
 

@@ -6,12 +6,15 @@ paged as upstream pages them: `limit` 1-100, default 20, oldest first, `model` a
 missing one). Reads cost nothing: never charged nor counted, as stored responses.
 
 Read from the default upstream: a completion a model's own deployment stored is not there.
+A completion the gateway patched (`objects.chat_views`) is shown as its client sent and was
+answered it, not as upstream stored the patched request.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,9 +26,11 @@ from gateway.endpoints.owned import (
     metadata_query,
     own_list,
 )
+from gateway.objects.chat_views import shown
 from gateway.server.body import read_json_object
 from gateway.server.entry import gateway_of
-from gateway.wire import errors
+from gateway.wire import errors, pages
+from gateway.wire.headers import new_request_id
 
 CHAT_COMPLETION = Kind(
     "chat_completion", "/chat/completions", "chatcmpl-", errors.chat_completion_not_found,
@@ -49,7 +54,11 @@ async def list_completions(request: Request) -> Response:
             obj.get("metadata"), metadata
         )
 
-    return await own_list(request, CHAT_COMPLETION, keep)
+    async def view(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        views = await gw.chat_views.get_many([str(obj.get("id")) for obj in page])
+        return [shown(obj, found) for obj, found in zip(page, views, strict=True)]
+
+    return await own_list(request, CHAT_COMPLETION, keep, view=view)
 
 
 def _model_matches(stored: Any, names: tuple[str, ...]) -> bool:
@@ -62,7 +71,8 @@ def _model_matches(stored: Any, names: tuple[str, ...]) -> bool:
 
 
 async def retrieve(request: Request) -> Response:
-    return await forward_owned(request, CHAT_COMPLETION, request.path_params["completion_id"])
+    completion_id = request.path_params["completion_id"]
+    return await _shown(request, await forward_owned(request, CHAT_COMPLETION, completion_id))
 
 
 async def update(request: Request) -> Response:
@@ -70,13 +80,73 @@ async def update(request: Request) -> Response:
     completion_id = request.path_params["completion_id"]
     caller = await caller_owning(request, CHAT_COMPLETION, completion_id)
     _, body = await read_json_object(request, gw.config.server.max_body_bytes)
-    return await forward_owned(request, CHAT_COMPLETION, completion_id, body=body, caller=caller)
+    response = await forward_owned(
+        request, CHAT_COMPLETION, completion_id, body=body, caller=caller
+    )
+    return await _shown(request, response)
 
 
 async def delete(request: Request) -> Response:
-    return await forward_owned(request, CHAT_COMPLETION, request.path_params["completion_id"])
+    completion_id = request.path_params["completion_id"]
+    response = await forward_owned(request, CHAT_COMPLETION, completion_id)
+    if response.status_code == 200:
+        await gateway_of(request).chat_views.delete(completion_id)
+    return response
 
 
 async def messages(request: Request) -> Response:
+    """The request's messages; of a completion the gateway patched, those its client sent,
+    paged as upstream pages them (oldest first by default)."""
+    gw = gateway_of(request)
     completion_id = request.path_params["completion_id"]
-    return await forward_owned(request, CHAT_COMPLETION, completion_id, "/messages")
+    caller = await caller_owning(request, CHAT_COMPLETION, completion_id)
+    view = await gw.chat_views.get(completion_id)
+    asked = view.get("messages") if view is not None else None
+    if not isinstance(asked, list):
+        return await forward_owned(
+            request, CHAT_COMPLETION, completion_id, "/messages", caller=caller
+        )
+    query = {"order": "asc", **request.query_params}
+    page = pages.page(_message_items(completion_id, asked), query)
+    return Response(
+        orjson.dumps(page), media_type="application/json",
+        headers={"x-request-id": new_request_id()},
+    )  # fmt: skip
+
+
+def _message_items(completion_id: str, asked: list[Any]) -> list[dict[str, Any]]:
+    """Messages as upstream lists a stored completion's: ids `<completion id>-<index>`, text
+    content as `content`, parts as `content_parts`."""
+    items = []
+    for index, message in enumerate(asked):
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        items.append({
+            "id": f"{completion_id}-{index}",
+            "role": message.get("role"),
+            "content": content if isinstance(content, str) or content is None else None,
+            "name": message.get("name"),
+            "content_parts": content if isinstance(content, list) else None,
+        })  # fmt: skip
+    return items
+
+
+async def _shown(request: Request, response: Response) -> Response:
+    """Upstream's answer about one stored completion, as its client was answered it."""
+    if response.status_code != 200:
+        return response
+    try:
+        completion = orjson.loads(bytes(response.body))
+    except orjson.JSONDecodeError:
+        return response
+    if not isinstance(completion, dict) or not isinstance(completion.get("id"), str):
+        return response
+    view = await gateway_of(request).chat_views.get(completion["id"])
+    if view is None or not isinstance(view.get("choices"), list):
+        return response
+    out = Response(orjson.dumps(shown(completion, view)), media_type="application/json")
+    out.raw_headers += [
+        (k, v) for k, v in response.raw_headers if k not in (b"content-length", b"content-type")
+    ]
+    return out

@@ -1,7 +1,7 @@
 """The Files API, each team seeing its own files only: `POST /v1/files` (the upload is
 forwarded as it came, multipart and all, and the file recorded as the caller's team's),
-`GET /v1/files` (the team's own, paged: `limit` 1-100, default 100, newest first,
-`purpose`), and `GET`, `GET .../content` and `DELETE /v1/files/{id}`
+`GET /v1/files` (the team's own, paged: `limit` 1-10,000 as OpenAI takes it, 100 at most
+a page, newest first, `purpose`), and `GET`, `GET .../content` and `DELETE /v1/files/{id}`
 (another team's file is the 404 of a missing one; a file's content is relayed as it comes,
 never held whole). Never charged; every call counts against the team's request limits.
 

@@ -59,10 +59,14 @@ def _visible(config: Config, caller: Caller) -> list[str]:
 
 
 def _model_object(config: Config, name: str) -> dict[str, Any]:
-    """OpenAI's model object; a model with a shutdown day also says it, and its successor."""
+    """OpenAI's model object, with its `shutdown_date` (null: none set, as for an alias); a
+    model with a shutdown day also says it as `shutdown`, with its successor."""
     # `created` is fixed: it describes the model, not this gateway process.
-    found = {"id": name, "object": "model", "created": 1725148800, "owned_by": "o1-gateway"}
     model = config.models.get(name)
+    found: dict[str, Any] = {
+        "id": name, "object": "model", "created": 1725148800, "owned_by": "o1-gateway",
+        "shutdown_date": model.shutdown or None if model is not None else None,
+    }  # fmt: skip
     if model is not None and model.shutdown:
         found["shutdown"] = model.shutdown
         found["successor"] = model.successor or None

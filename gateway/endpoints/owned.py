@@ -48,22 +48,31 @@ class Kind:
     prefix: str  # how upstream's ids of the kind begin: "file-"
     not_found: Callable[[str], GatewayError]  # upstream's 404 for a missing one
     default_limit: int = pages.DEFAULT_PAGE
-    max_limit: int = pages.MAX_PAGE
+    max_limit: int = pages.MAX_PAGE  # the largest `limit` upstream takes (400 above it)
     default_order: str = "desc"
+    # The most objects a page holds here, whatever `limit` asks: each is read from upstream.
+    max_page: int = pages.MAX_PAGE
+    # Its list takes a `before` cursor too (the page just before that id), as upstream's does.
+    pages_back: bool = False
 
 
-# OpenAI pages files 10,000 at a time; a team's page here is read object by object from
-# upstream, so it is cut at 100 (clients follow `has_more` and `after` as for every list).
+# OpenAI pages files 10,000 at a time (the default and the largest `limit`); a team's page
+# here is read object by object from upstream, so it is cut at 100: a larger `limit` is
+# answered with 100 and `has_more`, which clients follow with `after` as for every list.
+MAX_FILES_LIMIT = 10_000
 MAX_FILES_PAGE = 100
 FILE = Kind(
     "file",
     "/files",
     "file-",
     errors.file_not_found,
-    default_limit=MAX_FILES_PAGE,
-    max_limit=MAX_FILES_PAGE,
+    default_limit=MAX_FILES_LIMIT,
+    max_limit=MAX_FILES_LIMIT,
+    max_page=MAX_FILES_PAGE,
 )
-VECTOR_STORE = Kind("vector_store", "/vector_stores", "vs_", errors.vector_store_not_found)
+VECTOR_STORE = Kind(
+    "vector_store", "/vector_stores", "vs_", errors.vector_store_not_found, pages_back=True
+)
 # Body fields that name a team's object, anywhere in a request (a chat message's file part, a
 # Responses `input_file` item, a `file_search` tool's stores, a batch, a vector store).
 REFERENCES: dict[str, Kind] = {
@@ -259,16 +268,22 @@ async def own_list(
     keep: Callable[[dict[str, Any]], bool] | None = None,
     *,
     count: bool = False,
+    view: Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]] | None = None,
 ) -> Response:
     """A list page of the caller's team's own objects (those `keep` says match the query's
-    filters), each read from upstream; ids upstream no longer has are forgotten. `has_more`
-    says whether one more matching object follows."""
+    filters), each read from upstream (and shown as `view` says); ids upstream no longer has
+    are forgotten. `has_more` says whether one more matching object follows."""
     gw = gateway_of(request)
     caller = await identify(gw, request)
     query = dict(request.query_params)
     limit, order, after = pages.cursor(
         query, kind.default_limit, kind.max_limit, kind.default_order
     )
+    limit = min(limit, kind.max_page)
+    before = query.get("before") if kind.pages_back and after is None else None
+    if before is not None:
+        # The page just before `before`: walked away from it in the other order, then turned.
+        order, after = ("asc" if order == "desc" else "desc"), before
     attempt = attempt_for(request, caller, kind.upstream)
     try:
         if count:
@@ -280,9 +295,12 @@ async def own_list(
     if isinstance(found, tuple):  # upstream failed to read one: its answer, as it came
         status, headers, content = found
         return relayed(content, status, client_response_headers(headers))
-    cut_at = found.cut_at
-    page = pages.listed(found.objects[:limit], len(found.objects) > limit or cut_at is not None)
-    if cut_at is not None:
+    objects, cut_at = found.objects, found.cut_at
+    data = objects[:limit] if before is None else objects[:limit][::-1]
+    if view is not None:
+        data = await view(data)
+    page = pages.listed(data, len(objects) > limit or cut_at is not None)
+    if cut_at is not None and before is None:
         page["last_id"] = cut_at  # the page was cut short: the next one starts after it
     own = {"x-request-id": new_request_id()}
     if attempt.ticket is not None:

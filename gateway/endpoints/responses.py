@@ -18,7 +18,6 @@ Each model then serves it one of two ways, as its capability table says:
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -45,8 +44,11 @@ from gateway.config import Capabilities, ImageInputTokens, ModelConfig
 from gateway.endpoints.attempt import ModelAttempt
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.owned import check_references
-from gateway.endpoints.responses_stored import owned_response
+from gateway.endpoints.responses_stored import owned_response, restore_previous
+from gateway.endpoints.route import successor_of
 from gateway.objects.responses import StoredResponse
+from gateway.routing import heuristic
+from gateway.routing.aliases import Routed
 from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
 from gateway.translate import responses_chat
@@ -66,7 +68,6 @@ from gateway.wire.usage import (
 PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
 MAX_CHAIN = 64
-_NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
 JSON = "application/json"
 # Hosted tools whose work is billed at an image model's prices, not the response's: neither
 # held nor charged, so not served (`/v1/images/generations` is, governed).
@@ -144,6 +145,45 @@ class ResponsesRequest(ChatRequest):
             "stream": original.get("stream") is True,
             "messages": self.routing_messages(),
         }
+
+    def fitted(self, routed: Routed | None) -> Routed | None:
+        """A route to a model the gateway translates for, when the request asks for what
+        translation cannot carry: the policy's general model instead, when that one serves the
+        Responses API natively (as a request with images goes to it), since the model routed
+        to would only answer 400."""
+        need = self.native_need()
+        if routed is None or not need:
+            return routed
+        policy = self.gw.config.routing.policies[routed.policy]
+        decision, general = routed.decision, policy.general_model
+        if self.native(decision.model) or not self.native(general):
+            return routed
+        effort, why = heuristic.effort_in_band(policy.general_effort, 0.0, 0.0, 1.0)
+        reasons = (
+            *decision.reasons,
+            f"{need}: only a model serving the Responses API itself takes it: {general}",
+            *((why,) if why else ()),
+        )
+        return Routed(
+            routed.policy,
+            heuristic.Decision(general, decision.score, decision.domain, reasons, effort),
+        )
+
+    def native_need(self) -> str:
+        """What the request asks that a translated answer cannot give ("": nothing)."""
+        if self.original.get("background") is True:
+            return "background"
+        if self.original.get("prompt") is not None:
+            return "a stored prompt template"
+        if self._untranslatable:
+            return "tools or items chat completions cannot carry"
+        return ""
+
+    def native(self, label: str) -> bool:
+        """Whether the model `label` (or the successor serving it) has the Responses API."""
+        substituted = successor_of(self.gw, label)
+        model = self.gw.config.models.get(substituted.new if substituted is not None else label)
+        return model is not None and model.capabilities.responses_api
 
     def history(self) -> list[dict[str, Any]]:
         """Earlier items of the conversation: of responses the gateway translated, from its
@@ -339,7 +379,7 @@ class ResponsesRequest(ChatRequest):
 class NativeAttempt(ModelAttempt):
     """One try at a model whose upstream serves the Responses API: patch, admit, forward."""
 
-    __slots__ = ("patches", "req", "spelled_out")
+    __slots__ = ("patches", "req", "spelled_items", "spelled_out")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(
@@ -347,8 +387,10 @@ class NativeAttempt(ModelAttempt):
         )
         self.req = req
         self.patches: tuple[str, ...] = ()
-        # The `previous_response_id` whose conversation the gateway spelled out for upstream.
+        # The `previous_response_id` whose conversation the gateway spelled out for upstream,
+        # and how many of its items went before the client's input.
         self.spelled_out: str | None = None
+        self.spelled_items = 0
 
     def patch(self) -> None:
         """The request as this model's upstream takes it: its snapshot name, parameters it
@@ -368,6 +410,7 @@ class NativeAttempt(ModelAttempt):
             given = responses_chat.input_items(req.original, new_id)
             payload["input"] = [_as_input(item) for item in (*history, *given)]
             self.spelled_out = payload.pop("previous_response_id")
+            self.spelled_items = len(history)
         if gw.config.compat.enabled and not self.caller.team.strict:
             payload, self.patches = patches.rewrite_responses(
                 payload, self.caps, reasoning=self.config.reasoning
@@ -424,7 +467,7 @@ class NativeAttempt(ModelAttempt):
             return response
         if isinstance(response, StreamingResponse):
             if previous is not None:
-                response.body_iterator = _restore_previous(response.body_iterator, previous)
+                response.body_iterator = restore_previous(response.body_iterator, previous)
             return response
         answer = self.answered  # parsed as it was read
         if answer is not None:
@@ -483,33 +526,16 @@ class NativeAttempt(ModelAttempt):
     def owned(self, response_id: str, context_tokens: int, items: list[str]) -> None:
         """The answer named its response (and, at its end, the tokens of its context and its
         output items): the team's."""
-        self.gw.responses.own(self.caller.team.name, response_id, context_tokens)
+        self.gw.responses.own(
+            self.caller.team.name, response_id, context_tokens, self.spelled_out,
+            self.spelled_items,
+        )  # fmt: skip
         self.owned_items(response_id, context_tokens, items)
 
     def owned_items(self, response_id: str, context_tokens: int, items: list[str]) -> None:
         """The response's output items are the team's to give back, also those of a response
         upstream does not store (`store: false`): what upstream makes of their ids is its own."""
         self.gw.responses.own_items(self.caller.team.name, items)
-
-
-async def _restore_previous(
-    chunks: AsyncIterable[str | bytes | memoryview], previous: str
-) -> AsyncIterator[bytes]:
-    """A native stream whose request the gateway spelled out: its response objects name the
-    `previous_response_id` the client gave, as if upstream had been given it."""
-    decoder = sse.Decoder()
-    named = b'"previous_response_id":' + orjson.dumps(previous)
-    try:
-        async for chunk in chunks:
-            block = decoder.complete(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
-            if block:
-                yield _NO_PREVIOUS.sub(lambda _: named, block)
-        if rest := decoder.pending():
-            yield rest
-    finally:
-        close = getattr(chunks, "aclose", None)
-        if close is not None:
-            await close()
 
 
 def _as_input(item: dict[str, Any]) -> dict[str, Any]:

@@ -9,32 +9,54 @@ from its store.
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.endpoints.attempt import Attempt
+from gateway.endpoints.attempt import Attempt, relayed
 from gateway.objects.responses import StoredResponse
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
-from gateway.wire import errors, pages, validation
-from gateway.wire.headers import new_request_id
+from gateway.wire import errors, pages, sse, validation
+from gateway.wire.headers import client_response_headers, new_request_id
 from gateway.wire.usage import item_ids
 
 JSON = "application/json"
+_NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
+_ITEM_DONE = b"response.output_item.done"
 
 
 async def retrieve(request: Request) -> Response:
     """The team's response; the items it shows are the team's to give back (a background
-    response's output appears here)."""
+    response's output appears here). One whose conversation the gateway spelled out for
+    upstream names the `previous_response_id` its client gave."""
     caller, stored = await _owned(request)
     if stored.native:
         response = await _upstream(request, caller, "")
-        _own_items(request, caller, response, "output")
-        return response
+        answer = _own_items(request, caller, response, "output")
+        previous = stored.previous_response_id
+        if isinstance(response, StreamingResponse) and response.status_code == 200:
+            # A background response's stream picked up again: its items, as they are done.
+            own = gateway_of(request).responses.own_items
+            response.body_iterator = _owning_items(
+                response.body_iterator, lambda ids: own(caller.team.name, ids)
+            )
+            if previous is not None:
+                response.body_iterator = restore_previous(response.body_iterator, previous)
+            return response
+        if previous is None or response.status_code != 200:
+            return response
+        if answer is None:
+            return response
+        answer["previous_response_id"] = previous
+        return _rebodied(response, answer)
+    if request.query_params.get("stream") == "true":
+        raise errors.not_background_stream()  # the gateway never runs one in the background
     return _json(stored.response)
 
 
@@ -59,25 +81,126 @@ async def cancel(request: Request) -> Response:
 
 
 async def input_items(request: Request) -> Response:
-    """The team's response's input items, which upstream gave ids: the team's to give back."""
+    """The team's response's input items, which upstream gave ids: the team's to give back.
+    Of a response whose conversation the gateway spelled out for upstream, those its client
+    gave: upstream's list, read whole, without the earlier turns it was sent."""
     caller, stored = await _owned(request)
+    query = dict(request.query_params)
+    if stored.native and stored.previous_response_id is not None:
+        pages.cursor(query)  # a bad limit or order is refused before upstream is asked
+        items = await _all_input_items(request, caller)
+        if isinstance(items, Response):
+            return items
+        given = items[stored.spelled_items :]
+        gateway_of(request).responses.own_items(caller.team.name, item_ids(given))
+        return _json(pages.page(given, query))
     if stored.native:
         response = await _upstream(request, caller, "/input_items")
         _own_items(request, caller, response, "data")
         return response
-    return _json(pages.page(stored.input_items, dict(request.query_params)))
+    return _json(pages.page(stored.input_items, query))
 
 
-def _own_items(request: Request, caller: Caller, response: Response, field: str) -> None:
-    """Record the items a whole answer of upstream's lists (under `field`) as the team's."""
+async def _all_input_items(request: Request, caller: Caller) -> list[dict[str, Any]] | Response:
+    """Every input item of a response upstream stores, oldest first; upstream's answer as it
+    came when a page of them cannot be read."""
+    gw = gateway_of(request)
+    headers = gw.upstream_headers(request.scope["headers"], caller.team)
+    path = f"/responses/{request.path_params['response_id']}/input_items"
+    # What the items should include (`include[]=...`) is the client's to ask.
+    parts = request.scope["query_string"].split(b"&")
+    query = b"order=asc&limit=100" + b"".join(b"&" + p for p in parts if p.startswith(b"include"))
+    items: list[dict[str, Any]] = []
+    after = b""
+    while True:
+        resp = await gw.upstream.send("GET", path, query + after, headers, b"")
+        try:
+            content = await resp.read()
+        finally:
+            await resp.close()
+        page = orjson.loads(content) if resp.status == 200 else None
+        if not isinstance(page, dict):
+            return relayed(content, resp.status, client_response_headers(resp.headers))
+        items += [item for item in page.get("data") or () if isinstance(item, dict)]
+        if not page.get("has_more") or not page.get("last_id"):
+            return items
+        after = b"&after=" + str(page["last_id"]).encode()
+
+
+def _own_items(
+    request: Request, caller: Caller, response: Response, field: str
+) -> dict[str, Any] | None:
+    """Record the items a whole answer of upstream's lists (under `field`) as the team's; the
+    answer, parsed (None if it is no JSON object)."""
     if response.status_code != 200 or isinstance(response, StreamingResponse):
-        return
+        return None
     try:
         answer = orjson.loads(bytes(response.body))
     except orjson.JSONDecodeError:
-        return
-    if isinstance(answer, dict):
-        gateway_of(request).responses.own_items(caller.team.name, item_ids(answer.get(field)))
+        return None
+    if not isinstance(answer, dict):
+        return None
+    gateway_of(request).responses.own_items(caller.team.name, item_ids(answer.get(field)))
+    return answer
+
+
+async def _owning_items(
+    chunks: AsyncIterable[str | bytes | memoryview], own: Callable[[list[str]], None]
+) -> AsyncIterator[bytes]:
+    """A Responses event stream relayed as it comes, `own` told the id of each output item
+    it finishes (`response.output_item.done`)."""
+    decoder = sse.Decoder()
+    try:
+        async for chunk in chunks:
+            raw = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+            block = decoder.complete(raw)
+            if _ITEM_DONE in block:
+                own([i for data in sse.events(block) for i in _done_item_ids(data)])
+            yield raw
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _done_item_ids(data: bytes) -> list[str]:
+    """The id of the item an event's data finishes, if it is a `response.output_item.done`."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(event, dict) or event.get("type") != "response.output_item.done":
+        return []
+    return item_ids([event.get("item")])
+
+
+async def restore_previous(
+    chunks: AsyncIterable[str | bytes | memoryview], previous: str
+) -> AsyncIterator[bytes]:
+    """A native stream whose request the gateway spelled out: its response objects name the
+    `previous_response_id` the client gave, as if upstream had been given it."""
+    decoder = sse.Decoder()
+    named = b'"previous_response_id":' + orjson.dumps(previous)
+    try:
+        async for chunk in chunks:
+            block = decoder.complete(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
+            if block:
+                yield _NO_PREVIOUS.sub(lambda _: named, block)
+        if rest := decoder.pending():
+            yield rest
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _rebodied(response: Response, answer: dict[str, Any]) -> Response:
+    """Upstream's answer with its body changed, its headers kept."""
+    out = Response(orjson.dumps(answer), status_code=response.status_code, media_type=JSON)
+    out.raw_headers += [
+        (k, v) for k, v in response.raw_headers if k not in (b"content-length", b"content-type")
+    ]
+    return out
 
 
 async def _owned(request: Request) -> tuple[Caller, StoredResponse]:

@@ -81,7 +81,11 @@ async def listed(gw: Gateway, caller: Caller) -> list[dict[str, Any]]:
         if found is not None and model_allowed(gw.config, caller.team, found[0]):
             parts = name.split(":")
             owner = parts[2] if len(parts) > 2 else caller.team.name  # upstream's organization
-            out.append({"id": name, "object": "model", "created": int(made), "owned_by": owner})
+            out.append({
+                "id": name, "object": "model", "created": int(made), "owned_by": owner,
+                # A fine-tune is shut down with its base, as upstream lists it.
+                "shutdown_date": found[1].shutdown or None,
+            })  # fmt: skip
     return out
 
 

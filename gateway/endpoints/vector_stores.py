@@ -1,7 +1,7 @@
 """Vector stores, each team seeing its own only: `POST /v1/vector_stores` (every file its
 `file_ids` name must be the team's: the 404 of a missing file otherwise; the store is recorded
 as the team's), `GET /v1/vector_stores` (the team's own, paged: `limit` 1-100, default 20,
-newest first), and `GET`, `POST` (update) and `DELETE /v1/vector_stores/{id}` (another team's
+newest first, `after` or `before`), and `GET`, `POST` (update) and `DELETE /v1/vector_stores/{id}` (another team's
 store is the 404 of a missing one). Never charged; every call counts against the team's
 request limits. Their files, file batches and search are not served (not in the table).
 """

@@ -46,6 +46,11 @@ class StoredResponse:
     earlier: list[dict[str, Any]] = field(default_factory=list)
     # Native responses: input plus output tokens, what a chained call sends upstream again.
     context_tokens: int = 0
+    # A native response whose conversation the gateway spelled out for upstream (its previous
+    # response was one upstream does not have): the `previous_response_id` the client gave,
+    # and how many items of that conversation came before the client's own input upstream.
+    previous_response_id: str | None = None
+    spelled_items: int = 0
 
     def history(self) -> list[dict[str, Any]]:
         """The conversation so far as input items: what it was given, then what it answered."""
@@ -79,12 +84,20 @@ class ResponseStore:
         key = _key(team, str(record.response["id"]))
         await self._redis.set(key, _dump(record), px=self._ttl_ms)
 
-    def own(self, team: str, response_id: str, context_tokens: int = 0) -> None:
+    def own(
+        self, team: str, response_id: str, context_tokens: int = 0,
+        previous_response_id: str | None = None, spelled_items: int = 0,
+    ) -> None:  # fmt: skip
         """Record that `team` owns the upstream-stored response `response_id`, without making
         the answer wait: the write starts now and runs on its own (a client that leaves does
         not cancel it)."""
-        record = _dump(StoredResponse(native=True, context_tokens=context_tokens))
-        self._write_soon(_key(team, response_id), record)
+        record = StoredResponse(
+            native=True,
+            context_tokens=context_tokens,
+            previous_response_id=previous_response_id,
+            spelled_items=spelled_items,
+        )
+        self._write_soon(_key(team, response_id), _dump(record))
 
     def own_items(self, team: str, item_ids: Iterable[str]) -> None:
         """Record that the items `item_ids` (of a response of `team`'s) are the team's to give
@@ -148,7 +161,11 @@ class ResponseStore:
 
 def _dump(record: StoredResponse) -> bytes:
     if record.native:
-        return orjson.dumps({"native": True, "context_tokens": record.context_tokens})
+        native: dict[str, Any] = {"native": True, "context_tokens": record.context_tokens}
+        if record.previous_response_id is not None:
+            native["previous_response_id"] = record.previous_response_id
+            native["spelled_items"] = record.spelled_items
+        return orjson.dumps(native)
     return orjson.dumps(
         {
             "native": False,
@@ -162,7 +179,12 @@ def _dump(record: StoredResponse) -> bytes:
 def _load(raw: bytes | str) -> StoredResponse:
     data = orjson.loads(raw)
     if data.get("native"):
-        return StoredResponse(native=True, context_tokens=int(data.get("context_tokens") or 0))
+        return StoredResponse(
+            native=True,
+            context_tokens=int(data.get("context_tokens") or 0),
+            previous_response_id=data.get("previous_response_id"),
+            spelled_items=int(data.get("spelled_items") or 0),
+        )
     return StoredResponse(
         native=False,
         response=data.get("response"),

@@ -13,6 +13,7 @@ from gateway.admission.redis_side import Admission, pipelined_client
 from gateway.cache.flights import Cache
 from gateway.cache.store import CacheStore
 from gateway.config import Config, ModelConfig, UpstreamConfig
+from gateway.objects.chat_views import ChatViews
 from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
@@ -86,6 +87,7 @@ def open_gateway(config: Config) -> Gateway:
             client, config.responses.store_ttl_s, fast.submit_command if fast else None
         ),
         owners=Owners(client),
+        chat_views=ChatViews(client),
         cache=Cache(CacheStore(client), config.cache, metrics.redis_errors.labels("cache").inc),
         access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
         audit=AuditLog(config.observability.audit_log),

@@ -21,6 +21,7 @@ from gateway.admission.redis_side import Admission
 from gateway.cache.flights import Cache
 from gateway.compat.patches import LearnedCapabilities
 from gateway.config import Config, ModelConfig
+from gateway.objects.chat_views import ChatViews
 from gateway.objects.ownership import Owners
 from gateway.objects.responses import ResponseStore
 from gateway.observability.access_log import AccessLog
@@ -64,6 +65,8 @@ class Gateway:
     responses: ResponseStore
     # Who owns each file, stored chat completion and vector store made through the gateway.
     owners: Owners
+    # What clients were told about the stored chat completions the gateway patched.
+    chat_views: ChatViews
     # The response cache and the calls in flight it shares.
     cache: Cache
     # Client-facing model name or upstream snapshot name -> (client-facing name, model config).

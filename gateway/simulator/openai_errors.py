@@ -413,6 +413,11 @@ def response_not_found(response_id: str) -> SimError:
     return SimError(404, f"Response with id '{response_id}' not found.")
 
 
+def only_background_streamable() -> SimError:
+    # Wording unconfirmed: only a background response's events are kept to stream again.
+    return SimError(400, "Only background responses can be streamed.", param="stream")
+
+
 def only_background_cancellable() -> SimError:
     return SimError(400, "Only background responses can be cancelled.")
 

@@ -51,6 +51,12 @@ class Stored:
                 self.response = {**self.response, "completed_at": now}
         return self.view()
 
+    def finish(self, now: int) -> dict[str, Any]:
+        """A stream read: a background response not cancelled runs to its end."""
+        while self.stage in (QUEUED, IN_PROGRESS):
+            self.poll(now)
+        return self.view()
+
     def cancel(self) -> dict[str, Any]:
         """Cancel a background response that has not finished; a finished one stays as it is."""
         if self.stage in (QUEUED, IN_PROGRESS):

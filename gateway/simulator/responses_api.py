@@ -1,7 +1,9 @@
 """The Responses API endpoints of the simulated upstream (raw ASGI, like `app`).
 
     POST   /v1/responses                    create (JSON, SSE with `stream`, queued with `background`)
-    GET    /v1/responses/{id}               retrieve; a background response advances one step
+    GET    /v1/responses/{id}               retrieve; a background response advances one step;
+                                            with `stream=true`, a background response's events
+                                            from `starting_after` on (it runs to its end)
     DELETE /v1/responses/{id}               delete
     GET    /v1/responses/{id}/input_items   the request's input items, paged
     POST   /v1/responses/{id}/cancel        cancel a background response
@@ -202,9 +204,29 @@ class ResponsesApi:
 
     async def _retrieve(self, call: Call) -> None:
         stored, rates = await self._found(call)
-        if stored is not None:
+        if stored is None:
+            return
+        query = dict(parse_qsl(call.query))
+        if query.get("stream") != "true":
             view = stored.poll(int(time.time()))
             await self._host.reply(call, orjson.dumps(view), rates)
+            return
+        # A client picking up a background response's stream (one it left, or never read):
+        # its events after `starting_after`, to the end.
+        if not stored.background:
+            await self._host.reply_error(call, oe.only_background_streamable(), rates)
+            return
+        after = query.get("starting_after", "-1")
+        if not after.lstrip("-").isdigit():
+            await self._host.reply_error(
+                call, oe.invalid_type("starting_after", "an integer", after), rates
+            )
+            return
+        response = stored.finish(int(time.time()))
+        events = [e for e in shapes.stream_events(response) if e["sequence_number"] > int(after)]
+        frames = [shapes.event_frame(event) for event in events]
+        failure = shapes.failure_frames(response, oe.server_error(), fault_index(len(frames)))
+        await self._host.stream(call, frames, rates, last=b"", failure=failure)
 
     async def _delete(self, call: Call) -> None:
         stored, rates = await self._found(call)

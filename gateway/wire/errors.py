@@ -566,6 +566,12 @@ def not_background_response() -> GatewayError:
     return GatewayError(400, "Only background responses can be cancelled.")
 
 
+def not_background_stream() -> GatewayError:
+    """`GET /v1/responses/{id}?stream=true` of a response not run in the background: its
+    events are not kept to stream again (wording unconfirmed, as the simulator's)."""
+    return GatewayError(400, "Only background responses can be streamed.", param="stream")
+
+
 def unsupported_reference(param: str) -> GatewayError:
     """A body naming an object of a kind the gateway does not serve: it belongs to no team."""
     return GatewayError(

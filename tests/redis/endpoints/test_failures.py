@@ -1041,3 +1041,29 @@ def test_a_governed_call_given_up_on_is_charged_its_hold(
     held = worst_case(Cost.EMBEDDINGS, payload, model)[2]
     assert spend(store, TEAM) == (held, 0)
     billed_at_most(upstream, held)
+
+
+def test_a_stored_emulated_answer_repaired_lists_once(
+    serve: Serve, upstream: ServerThread, calls: Counter[str]
+) -> None:
+    """With `store: true`, the call whose answer broke the format is stored upstream too: it
+    is none of the client's completions, so its team lists only the one it was answered."""
+    gateway = serve()
+    upstream_view = openai.OpenAI(base_url=f"{upstream.url}/v1", api_key=SIM_KEY, max_retries=0)
+    before = {c.id for c in upstream_view.chat.completions.list()}
+    weather = {"type": "function", "function": {
+        "name": "get_weather", "parameters": {"type": "object", "properties": {}},
+    }}  # fmt: skip
+    client = openai.OpenAI(
+        base_url=f"{gateway.url}/v1", api_key=key_of(TEAM), max_retries=0,
+        default_headers={"x-mangle": "chatter-once", "x-mangle-id": "stored-repair"},
+    )  # fmt: skip
+    answer = client.chat.completions.create(
+        model="o1-preview", messages=MESSAGES, tools=[weather], tool_choice="required",  # type: ignore[list-item]
+        store=True,
+    )  # fmt: skip
+    assert answer.choices[0].message.tool_calls
+    assert calls["stored-repair"] == 3  # the call, its repair, the first one's stored copy deleted
+    assert [c.id for c in client.chat.completions.list()] == [answer.id]
+    # Nor is it kept upstream, under the gateway's key, where no team can reach it.
+    assert {c.id for c in upstream_view.chat.completions.list()} - before == {answer.id}

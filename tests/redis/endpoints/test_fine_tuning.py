@@ -124,7 +124,8 @@ def test_a_job_is_charged_what_upstream_bills_and_its_model_serves_its_team(
     (result,) = done["result_files"]
     assert client.files.content(result).read().startswith(b"step,")
     assert client.models.retrieve(name).id == name
-    assert name in [m.id for m in client.models.list()]
+    listed = {m.id: m for m in client.models.list()}
+    assert listed[name].shutdown_date == "2027-01-14"  # its base's: they go together
     assert client.fine_tuning.jobs.list_events(job.id).data[0].message.startswith("The job")
     steps = [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id).data]
     assert steps == [6, 3]  # each epoch's end

@@ -308,3 +308,93 @@ def test_a_files_content_is_relayed_as_it_comes_and_a_broken_one_is_cut_off(
         assert cut.status_code == 200
         cut.read()
     assert spend(store, "b") == (0, 0)  # counted, never charged
+
+
+def test_a_files_limit_is_taken_as_openai_takes_it(
+    gateway: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI takes a files `limit` up to 10,000: a client asking for more than the page the
+    gateway reads at once gets that page and `has_more`, and its SDK follows them."""
+    import dataclasses
+
+    from gateway.endpoints import files
+
+    b = sdk(gateway, "b")
+    made = [b.files.create(file=(f"{i}.txt", b"x"), purpose="assistants").id for i in range(5)]
+    page = b.files.list(limit=10_000)
+    assert [f.id for f in page.data] == made[::-1] and not page.has_more
+    with pytest.raises(openai.BadRequestError) as refused:
+        b.files.list(limit=10_001)
+    assert refused.value.code == "integer_above_max_value"
+    # A page cut short of `limit` says so, and the SDK walks on to every file.
+    monkeypatch.setattr(files, "FILE", dataclasses.replace(files.FILE, max_page=2))
+    page = b.files.list(limit=10_000)
+    assert [f.id for f in page.data] == made[:2:-1] and page.has_more
+    assert [f.id for f in b.files.list(limit=10_000)] == made[::-1]
+
+
+def test_vector_stores_page_back_with_before(gateway: ServerThread) -> None:
+    """A vector store list's `before` (the SDK's `vector_stores.list(before=...)`) gives the
+    page just before that store, as OpenAI pages it: not the first page again."""
+    a, b = sdk(gateway, "a"), sdk(gateway, "b")
+    stores = []
+    for i in range(5):
+        stores.append(b.vector_stores.create(name=str(i)).id)
+        a.vector_stores.create(name="a's")
+    newest = stores[::-1]
+    second = b.vector_stores.list(limit=2, after=newest[1])
+    assert [s.id for s in second.data] == newest[2:4]
+    back = b.vector_stores.list(limit=2, before=second.first_id)
+    assert [s.id for s in back.data] == newest[:2] and not back.has_more
+    back = b.vector_stores.list(limit=2, before=newest[3])
+    assert [s.id for s in back.data] == newest[1:3] and back.has_more
+    assert (back.first_id, back.last_id) == (newest[1], newest[2])
+    back = b.vector_stores.list(limit=2, before=stores[1], order="asc")
+    assert [s.id for s in back.data] == [stores[0]] and not back.has_more
+
+
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_patched_stored_completion_reads_back_as_its_client_was_answered(
+    gateway: ServerThread, stream: bool
+) -> None:
+    """o1-mini takes no system message and no tools: upstream stores the patched request and
+    the model's raw `<tool_call>` text. Read back, list, messages and update show what the
+    client sent and was answered: its tool call, its system message."""
+    b = sdk(gateway, "b")
+    asked: Any = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Use the get_weather tool for Paris."},
+    ]
+    made = b.chat.completions.create(
+        model="o1-mini", messages=asked, tools=[WEATHER], store=True, stream=stream
+    )
+    if stream:
+        chunks = list(made)  # type: ignore[arg-type]
+        completion_id = chunks[0].id
+        calls = [c.choices[0].delta.tool_calls for c in chunks if c.choices]
+        call_id = next(call[0].id for call in calls if call)
+    else:
+        completion_id = made.id  # type: ignore[union-attr]
+        call_id = made.choices[0].message.tool_calls[0].id  # type: ignore[union-attr,index]
+    for read in (
+        b.chat.completions.retrieve(completion_id),
+        next(c for c in b.chat.completions.list() if c.id == completion_id),
+        b.chat.completions.update(completion_id, metadata={"k": "v"}),
+    ):
+        choice = read.choices[0]
+        assert choice.finish_reason == "tool_calls" and choice.message.content is None
+        assert [c.id for c in choice.message.tool_calls or ()] == [call_id]
+    messages = b.chat.completions.messages.list(completion_id, limit=1)
+    assert [(m.role, m.content) for m in messages] == [(m["role"], m["content"]) for m in asked]
+    assert messages.data[0].id == f"{completion_id}-0"
+    b.chat.completions.delete(completion_id)
+    not_found(lambda: b.chat.completions.retrieve(completion_id))

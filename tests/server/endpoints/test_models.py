@@ -46,3 +46,15 @@ def test_a_tier_reaching_none_of_an_alias_models_is_not_offered_it(gateway: Serv
     assert not names & {"auto", "auto-cheap", "auto-best", "o1-preview"}
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("auto")
+
+
+def test_each_model_says_its_shutdown_date_as_openai_does(gateway: ServerThread) -> None:
+    """OpenAI's model objects carry `shutdown_date` (YYYY-MM-DD, or null): the SDK's
+    `Model.shutdown_date`, which a client checks for a model going away."""
+    client = sdk(gateway, CLIENT_KEY)
+    listed = {m.id: m for m in client.models.list()}
+    assert listed["o1-preview"].shutdown_date == "2025-07-28"
+    assert listed["gpt-4o"].shutdown_date == "2027-01-14"
+    assert client.models.retrieve("o1-mini").shutdown_date == "2025-10-27"
+    assert listed["auto"].shutdown_date is None
+    assert "shutdown_date" in listed["auto"].model_fields_set  # said, as null

@@ -244,6 +244,11 @@ def test_a_conversation_may_change_between_native_and_translated_models(
             model=then, input="Which number was it?", previous_response_id=first.id
         )
     assert second.output_text and second.previous_response_id == first.id
+    # Read back, it is the response the client made: chained to the first, given one message.
+    assert client.responses.retrieve(second.id).previous_response_id == first.id
+    items = client.responses.input_items.list(second.id, limit=1)
+    assert [item.type for item in items] == ["message"]  # every page, as the SDK walks them
+    assert items.data[0].content[0].text == "Which number was it?"  # type: ignore[union-attr]
     path, body = sim_bodies(simulator, "Which number was it?")[-1]
     # The earlier turn travels with the new one, in the shape the new model's upstream takes.
     assert marker in json.dumps(body) and first.output_text in json.dumps(body)
@@ -272,3 +277,80 @@ def test_a_content_part_whose_type_is_no_string_is_no_internal_error(
         assert (
             answer.status_code == 200 or answer.json()["error"]["type"] == "invalid_request_error"
         )
+
+
+HARD = "Prove that the square root of 2 is irrational, step by step, with a rigorous proof."
+
+
+@pytest.mark.parametrize(
+    "asks",
+    [{"background": True}, {"tools": [{"type": "web_search"}]}],
+    ids=["background", "hosted_tool"],
+)
+def test_auto_routes_what_translation_cannot_carry_to_a_native_model(
+    start_gateway: GatewayFactory, asks: dict[str, Any]
+) -> None:
+    """A prompt `auto` sends to o1 asks for what only the Responses API itself gives: it is
+    routed to the policy's model that serves that API natively, as a request with images is,
+    where the o1 model it would have been routed to answered 400."""
+    client = sdk(start_gateway(hosted_tools={"web_search": 0.01}))
+    alone = client.responses.with_raw_response.create(model="auto", input=HARD)
+    assert alone.headers["x-gateway-route-model"] == "o1-mini"  # translated for
+    raw = client.responses.with_raw_response.create(model="auto", input=HARD, **asks)
+    assert raw.headers["x-gateway-route-model"] == "gpt-4o"
+    assert "Responses API" in raw.headers["x-gateway-route-reason"]
+    assert "x-gateway-translated" not in raw.headers
+    assert raw.parse().status in ("queued", "in_progress", "completed")
+
+
+def test_a_background_response_stream_is_picked_up_again(gateway: ServerThread) -> None:
+    """The SDK resumes a background response's stream with `retrieve(stream=True,
+    starting_after=N)` (and `responses.stream(response_id=...)`): the events after N, to the
+    end, as OpenAI keeps them, where the simulated upstream answered JSON and the SDK's stream
+    ended with no event."""
+    client = sdk(gateway)
+    queued = client.responses.create(model=NATIVE, input="Count to five.", background=True)
+    events = list(client.responses.retrieve(queued.id, stream=True, starting_after=2))
+    assert events and [e.sequence_number for e in events] == list(range(3, 3 + len(events)))
+    assert events[-1].type == "response.completed"
+    with client.responses.stream(response_id=queued.id, starting_after=2) as stream:
+        final = stream.get_final_response()
+    assert final.status == "completed"
+    assert final.output_text == client.responses.retrieve(queued.id).output_text != ""
+    # A response that did not run in the background has no stream to pick up.
+    done = client.responses.create(model=NATIVE, input="Hello")
+    with pytest.raises(openai.BadRequestError):
+        list(client.responses.retrieve(done.id, stream=True))
+
+
+def test_items_of_a_picked_up_stream_may_be_given_back(gateway: ServerThread) -> None:
+    """A background response read only through its resumed stream: its output items are the
+    team's to give back, as those of a response read whole are."""
+    client = sdk(gateway)
+    asked = "Use the get_weather tool for Paris."
+    queued = client.responses.create(model=NATIVE, input=asked, tools=[WEATHER], background=True)  # type: ignore[list-item]
+    with client.responses.stream(response_id=queued.id) as stream:
+        final = stream.get_final_response()
+    call = next(item for item in final.output if item.type == "function_call")
+    given: Any = call.model_dump(exclude_none=True, exclude={"parsed_arguments"})
+    result: Any = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
+    second = client.responses.create(
+        model=NATIVE,
+        input=[{"role": "user", "content": asked}, given, result],
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    assert second.output_text
+
+
+@pytest.mark.parametrize("model", (NATIVE, "o1-mini"))
+def test_a_response_not_run_in_background_has_no_stream_to_pick_up(
+    gateway: ServerThread, model: str
+) -> None:
+    """Asked for as a stream, a response the gateway translated answers as upstream answers
+    for one of its own: a 400, where it answered JSON the SDK read as a stream of no event."""
+    client = sdk(gateway)
+    done = client.responses.create(model=model, input="Hello")
+    with pytest.raises(openai.BadRequestError) as refused:
+        list(client.responses.retrieve(done.id, stream=True))
+    assert refused.value.param == "stream"
+    assert client.responses.retrieve(done.id).id == done.id  # read whole, as before

@@ -1,0 +1,54 @@
+"""What the client was told about a stored chat completion that upstream keeps otherwise.
+
+A chat request with `store: true` is stored upstream as upstream received and answered it. When
+the gateway patched it for a model that lacks something (a system message folded into the user
+turn, tools or structured output emulated by prompting), upstream's copy is the patched
+conversation and the model's raw answer (`<tool_call>` text where the client got `tool_calls`),
+not what the client sent and was answered. The client's view is kept here, one key per
+completion, as long as the owner record (until the completion is deleted through the gateway):
+
+    o1gw:chat-view:{id}   JSON: {"messages": [the request's messages, as sent],
+                                 "choices": [the choices answered, when they differ]}
+
+The stored-completion endpoints show it in place of upstream's copy. Redis I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+PREFIX = "o1gw:chat-view:"
+
+
+def _key(completion_id: str) -> str:
+    return f"{PREFIX}{completion_id}"
+
+
+class ChatViews:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    async def put(self, completion_id: str, view: dict[str, Any]) -> None:
+        await self._redis.set(_key(completion_id), orjson.dumps(view))
+
+    async def get(self, completion_id: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(_key(completion_id))
+        view = orjson.loads(raw) if raw is not None else None
+        return view if isinstance(view, dict) else None
+
+    async def get_many(self, completion_ids: list[str]) -> list[dict[str, Any] | None]:
+        # One key at a time: the keys of a page may lie on different cluster slots.
+        return list(await asyncio.gather(*(self.get(i) for i in completion_ids)))
+
+    async def delete(self, completion_id: str) -> None:
+        await self._redis.delete(_key(completion_id))
+
+
+def shown(completion: dict[str, Any], view: dict[str, Any] | None) -> dict[str, Any]:
+    """Upstream's stored completion as its client was answered."""
+    choices = view.get("choices") if view is not None else None
+    return {**completion, "choices": choices} if isinstance(choices, list) else completion
