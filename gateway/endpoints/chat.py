@@ -17,7 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.admission.plan import model_allowed
+from gateway.admission.plan import Plan, model_allowed
 from gateway.admission.pricing import (
     chat_audio,
     chat_prompt,
@@ -67,7 +67,7 @@ class ChatRequest:
 
     __slots__ = (
         "body", "caller", "exchange", "fees", "gw", "payload", "request", "routed",
-        "substituted", "tier", "tuned",
+        "substituted", "tier", "tried", "tuned",
     )  # fmt: skip
     API = "chat"  # the response cache's name for it
 
@@ -84,6 +84,8 @@ class ChatRequest:
         self.fees = NO_FEES
         # What the service tier it asks for costs, in percent of the standard price.
         self.tier = 100
+        # The plans its tries were admitted by, so far: a request limit counts it once.
+        self.tried: tuple[Plan, ...] = ()
 
     async def serve(self) -> Response:
         try:
@@ -236,14 +238,27 @@ class ChatRequest:
         gw = self.gw
         model = self.tuned or gw.config.models[label]
         caps = gw.learned.effective(label, model.capabilities, time.monotonic())
-        response = await ChatAttempt(self, label, model, caps).run()
+        attempt = ChatAttempt(self, label, model, caps)
+        try:
+            response = await attempt.run()
+        finally:
+            self.tried_by(attempt)
         lacking = self.lacking_capability(response, caps)
         if lacking is not None:
             caps = gw.learned.learn(label, caps, lacking, time.monotonic())
             gw.metrics.adaptive_patches.labels(label, lacking).inc()
             log.warning("upstream refused %s for %s: patching it from now on", lacking, label)
-            response = await ChatAttempt(self, label, model, caps).run()
+            attempt = ChatAttempt(self, label, model, caps)
+            try:
+                response = await attempt.run()
+            finally:
+                self.tried_by(attempt)
         return response
+
+    def tried_by(self, attempt: ModelAttempt) -> None:
+        """Remember the plan a try was admitted by, for the tries after it (`counted_once`)."""
+        if attempt.ticket is not None:
+            self.tried += (attempt.ticket.plan,)
 
     def lacking_capability(self, response: Response, caps: Capabilities) -> str | None:
         if response.status_code != 400 or isinstance(response, StreamingResponse):
@@ -268,8 +283,9 @@ class ChatAttempt(ModelAttempt):
         # none).
         tier = chat.tier if chat.payload is chat.client_payload() else 100
         super().__init__(
-            chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps, tier
-        )
+            chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps, tier,
+            chat.tried,
+        )  # fmt: skip
         self.payload = chat.payload
         self.body = chat.body
         self.effort = chat.effort

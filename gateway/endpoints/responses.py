@@ -201,7 +201,11 @@ class ResponsesRequest(ChatRequest):
         model = self.tuned or gw.config.models[label]
         caps = gw.learned.effective(label, model.capabilities, time.monotonic())
         if caps.responses_api:
-            return await NativeAttempt(self, label, model, caps).run()
+            attempt = NativeAttempt(self, label, model, caps)
+            try:
+                return await attempt.run()
+            finally:
+                self.tried_by(attempt)
         return await self.translated(label)
 
     # -- by translation --------------------------------------------------------------------------
@@ -343,8 +347,9 @@ class NativeAttempt(ModelAttempt):
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(
-            req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps, req.tier
-        )
+            req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps, req.tier,
+            req.tried,
+        )  # fmt: skip
         self.req = req
         self.patches: tuple[str, ...] = ()
         # The `previous_response_id` whose conversation the gateway spelled out for upstream.
