@@ -14,7 +14,9 @@
 --        ->  {status, refused_index, wait_ms, spend, held, remaining_1, reset_1, ...}
 --            status 1 admitted, 0 refused, 2 replay of an admitted hold_id (nothing written)
 -- settle ARGV: "settle", hold_id, now_ms|"", cost, actual_tokens, release_weekly, n_buckets,
---              label, prompt, completion, cached, reasoning, then limit per token bucket
+--              label, prompt, completion, cached, reasoning, then limit per token bucket, then
+--              optionally "1": sent again after a try that may have run, of a hold this
+--              script admitted
 --        KEYS: base, token bucket keys...
 --        ->  {status, charged}: 1 settled, 2 replay (already settled), -1 unknown hold (charged
 --            to the current month, and marked settled so a late admit of it writes nothing)
@@ -272,6 +274,13 @@ if mode == "settle" then
       "completion:" .. label, num[10], "cached:" .. label, num[11], "reasoning:" .. label, num[12]}
   end
   local h = redis.call("HMGET", hold, "s", "r", "m", "e", "w", "c")
+  if not h[1] and ARGV[13 + nb] == "1" then
+    -- A hold this script admitted, which an open or expired hold's record outlives: gone, it
+    -- was settled, by the earlier try of this very settle whose reply was lost, and its
+    -- settled record has expired since (Redis was away longer than SETTLED_MEMORY). Charging
+    -- it as unknown would charge it twice.
+    return {2, 0}
+  end
   if not h[1] then
     -- Unknown: the admit never landed (its reply was lost and the request ran on the fallback
     -- limiter, or it was refused). Charge what ran to this month, and leave a settled marker

@@ -19,6 +19,7 @@ from redis.backoff import NoBackoff
 
 from gateway.admission.plan import tag
 from gateway.admission.redis_side import Admission
+from gateway.admission.script_pipeline import ScriptClient
 from gateway.config import AdmissionConfig, RedisConfig
 from gateway.runtime.redis_connection import open_redis
 from gateway.wire.errors import GatewayError
@@ -264,3 +265,121 @@ async def test_a_request_refused_because_the_admit_timed_out_costs_nothing(
     await admission.drain()  # any release the gateway scheduled has run
     swept = await admission.admit(make_plan(budget=10_000, reserve=0))  # any call sweeps
     assert (swept.spend, swept.held) == (0, 0)
+
+
+AWAY_MS = 11 * 60 * 1000  # longer than the script remembers a settled hold
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["redis-py", "pipelined"])
+async def test_a_settle_whose_reply_was_lost_counts_once_however_long_redis_was_away(
+    server: str,
+    client: redis.Redis,
+    observer: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    pipelined: bool,
+) -> None:
+    """A settle runs, its reply is lost (a reset), and Redis stays away longer than a settled
+    hold is remembered (a partition, a paused server): the try that lands when it is back finds
+    no hold. The hold was the admission's own, so that try is the same settle again: charged
+    once, not a second time as a hold never admitted."""
+    fast = ScriptClient(server, TIMEOUT_S) if pipelined else None
+    admission = Admission(client, AdmissionConfig(), fast=fast)
+    plan = make_plan(budget=10_000, reserve=1_000)
+    decision = await admission.admit(plan)
+    ticket = admission.ticket(plan, decision, None, 0)
+    reset = redis.ConnectionError("Connection reset by peer")
+    tries: list[int] = []
+    if fast is None:
+        real_run = admission._run
+
+        async def run_reply_lost_once(keys: list[str], args: list[object]) -> object:
+            tries.append(len(tries))
+            reply = await real_run(keys, args)
+            if len(tries) == 1:
+                await age(observer, AWAY_MS)
+                raise reset
+            return reply
+
+        monkeypatch.setattr(admission, "_run", run_reply_lost_once)
+    else:
+        real_submit = fast.submit
+        lost: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+        async def lose(reply: asyncio.Future[object]) -> None:
+            await reply
+            await age(observer, AWAY_MS)
+            lost.set_exception(reset)
+
+        def submit_reply_lost(
+            sha: str, keys: list[str], args: list[object], defer_s: float = 0.0
+        ) -> asyncio.Future[object]:
+            tries.append(len(tries))
+            monkeypatch.setattr(fast, "submit", real_submit)
+            reply = real_submit(sha, keys, args, defer_s=defer_s)
+            assert reply is not None
+            tasks.append(asyncio.ensure_future(lose(reply)))
+            return lost
+
+        tasks: list[asyncio.Future[None]] = []
+        monkeypatch.setattr(fast, "submit", submit_reply_lost)
+    try:
+        ticket.charge(300, Usage(3, 4))
+        assert await admission.drain(timeout_s=10) == 0
+    finally:
+        await admission.close()
+    assert tries[0] == 0
+    assert await ledger(observer) == (300, 0)
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["redis-py", "pipelined"])
+async def test_a_settle_that_never_reached_redis_charges_a_hold_redis_lost(
+    server: str,
+    client: redis.Redis,
+    observer: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    pipelined: bool,
+) -> None:
+    """Redis crashed and came back without its last second of writes (appendfsync everysec),
+    a hold admitted then among them; the request's settle found it down (connection refused)
+    and lands once it is back. That try never ran, so nothing was settled: the hold is unknown
+    and the request is charged, as a hold whose admission never landed is."""
+    fast = ScriptClient(server, TIMEOUT_S) if pipelined else None
+    admission = Admission(client, AdmissionConfig(), fast=fast)
+    plan = make_plan(budget=10_000, reserve=1_000)
+    decision = await admission.admit(plan)
+    ticket = admission.ticket(plan, decision, None, 0)
+    month = await redis_month(observer)
+    await observer.delete(f"{tag('t1')}:hold:{plan.hold_id}", f"{tag('t1')}:held:{month}")
+    await observer.zrem(f"{tag('t1')}:holds", plan.hold_id)
+    refused = ConnectionRefusedError(111, "Connection refused")
+    tries: list[int] = []
+    if fast is None:
+        real_run = admission._run
+
+        async def run_refused_once(keys: list[str], args: list[object]) -> object:
+            tries.append(len(tries))
+            if len(tries) == 1:
+                raise redis.ConnectionError(
+                    f"Error 111 connecting to {server}. Connection refused."
+                )
+            return await real_run(keys, args)
+
+        monkeypatch.setattr(admission, "_run", run_refused_once)
+    else:
+        await fast.close()  # Redis went away: the connection is gone
+        real_connect = fast._connect
+
+        async def connect_refused_once() -> object:
+            tries.append(len(tries))
+            if len(tries) == 1:
+                raise refused
+            return await real_connect()
+
+        monkeypatch.setattr(fast, "_connect", connect_refused_once)
+    try:
+        ticket.charge(300, Usage(3, 4))
+        assert await admission.drain(timeout_s=10) == 0
+    finally:
+        await admission.close()
+    assert len(tries) == 2
+    assert await ledger(observer) == (300, 0)
