@@ -57,6 +57,7 @@ async def create_followed(
     if job is not None and ticket is not None and gw.follower is not None:
         team = caller.team
         await gw.follower.follow(
-            kind.name, job["id"], team.name, team.upstream_key_env, ticket.plan, **extra
-        )
+            kind.name, job["id"], team.name, team.upstream_key_env, ticket.plan,
+            written=ticket.written, **extra,
+        )  # fmt: skip
     return response

@@ -456,7 +456,8 @@ class NativeAttempt(ModelAttempt):
                 )
                 follower.follow_soon(
                     "response", response_id, team.name, team.upstream_key_env, ticket.plan,
-                    price=asdict(self.config.price), fees=self.req.fees.record(),
+                    written=ticket.written, price=asdict(self.config.price),
+                    fees=self.req.fees.record(),
                     tier_prices={name: asdict(price) for name, price in tiers.items()},
                 )  # fmt: skip
             else:

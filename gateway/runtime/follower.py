@@ -135,7 +135,17 @@ class Follower:
             return
         ended = await kind.priced(job, record, read)
         plan = _plan(record["plan"])
-        await self._admission.settle(plan, ended.usage, ended.cost, release_weekly=False)
+        # A look that failed after it began settling (Redis went away) may have settled it:
+        # this settle is that one again, and counts once however long Redis was away
+        # (`Admission.settle`'s `again`, for a hold the admission script wrote).
+        again = record.get("settling") is True
+        if not again:
+            settling = orjson.dumps({**record, "settling": True})
+            await self._redis.hset(kind.open_key, job_id, settling)
+        await self._admission.settle(
+            plan, ended.usage, ended.cost, release_weekly=False,
+            again=again and record.get("written", True) is True,
+        )  # fmt: skip
         self._admission.count_usage(plan, ended.usage, ended.cost)
         for object_kind, object_id in ended.made:
             await self._owners.record(object_kind, record["team"], object_id, time.time())
