@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -391,9 +392,14 @@ class ChatAttempt(ModelAttempt):
         except orjson.JSONDecodeError:
             return
         if isinstance(answer, dict) and isinstance(answer.get("id"), str):
-            await self.gw.owners.record(
-                CHAT_COMPLETION.name, self.caller.team.name, answer["id"], made_now()
-            )
+            try:
+                await self.gw.owners.record(
+                    CHAT_COMPLETION.name, self.caller.team.name, answer["id"], made_now()
+                )
+            except (RedisError, OSError) as exc:
+                # Upstream answered, and billed it: the client gets it (a 500 would be sent
+                # again and billed again), though the team cannot read it back.
+                log.error("cannot record the owner of chat completion %s: %r", answer["id"], exc)
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         meter = super().stream_meter(strip_usage)

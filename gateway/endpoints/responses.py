@@ -18,6 +18,7 @@ Each model then serves it one of two ways, as its capability table says:
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -26,6 +27,7 @@ from dataclasses import asdict
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -63,6 +65,7 @@ from gateway.wire.usage import (
     usage_from,
 )
 
+log = logging.getLogger("gateway")
 PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
 MAX_CHAIN = 64
@@ -336,7 +339,13 @@ class ResponsesRequest(ChatRequest):
             earlier=self.history(),
         )
         team = self.caller.team.name
-        await self.gw.responses.put(team, record)
+        try:
+            await self.gw.responses.put(team, record)
+        except (RedisError, OSError) as exc:
+            # Upstream answered, and billed it: the client gets it (a 500 would be sent again
+            # and billed again), though it cannot be read back or continued.
+            log.error("cannot store response %s: %r", answer.get("id"), exc)
+            return
         self.gw.responses.own_items(team, item_ids(record.input_items) + output_item_ids(answer))
 
 
