@@ -209,6 +209,35 @@ def test_a_batch_settled_before_redis_went_away_is_charged_once_when_it_is_back(
     assert spend(store, "payer") == (billed(simulator), 0)
 
 
+def test_a_batch_made_while_redis_failed_is_answered_and_charged(
+    unfollowed: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    follow: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Upstream made the batch (it runs, and is billed), and Redis fails as the gateway records
+    its owner: the client is told of the batch it made, not a 500 its SDK would send again
+    (a second batch, billed again). The batch is followed and charged what it cost."""
+    client = sdk(unfollowed, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+
+    async def away(*_: object) -> None:
+        raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(Owners, "record", away)
+    batch = create(client, file_id)
+    monkeypatch.undo()
+    listed = httpx.get(
+        f"{simulator.url}/v1/batches", headers={"authorization": f"Bearer {SIM_KEY}"}
+    )
+    assert [made["id"] for made in listed.json()["data"]].count(batch.id) == 1
+    follow()
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    assert spend(store, "payer") == (billed(simulator), 0)
+
+
 def test_a_batch_whose_output_file_is_deleted_before_it_is_settled_is_charged_its_hold(
     unfollowed: ServerThread,
     simulator: ServerThread,
