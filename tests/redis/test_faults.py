@@ -676,3 +676,28 @@ def test_an_answer_upstream_billed_while_redis_froze_reaches_its_client(
     if body.get("stream"):
         assert "event: response.completed" in answer.text
     audit(url, TEAM, billed(upstream))
+
+
+def test_a_request_redis_must_answer_for_is_a_503_while_it_is_away(
+    start_gateway: GatewayFactory,
+    upstream: ServerThread,
+    plain_redis: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    """Continuing a stored response needs Redis (whose response it is, what context it
+    brings): while Redis does not answer, the request is refused before anything goes
+    upstream with the 503 an SDK retries, never a 500."""
+    proc, url = plain_redis
+    gw = gateway_on(start_gateway, upstream, url)
+    headers = {"authorization": f"Bearer {CLIENT_KEY}"}
+    first = httpx.post(
+        f"{gw.url}/v1/responses", json={"model": "gpt-4o", "input": "Hi."}, headers=headers
+    )
+    assert first.status_code == 200, first.text
+    body = {"model": "gpt-4o", "input": "And?", "previous_response_id": first.json()["id"]}
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        answer = httpx.post(f"{gw.url}/v1/responses", json=body, headers=headers, timeout=30)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "store_unavailable"
