@@ -2,9 +2,10 @@
 batches and fine-tuning jobs, each kind saying how to read its end and price it (`JobKind`).
 
 A job is held when it is created (its worst case, for as long as it may run) and settled once
-upstream says it ended, by its kind's rule. The open jobs are kept in Redis, one hash per kind,
-so any replica may settle any job (the hold id makes a second settle count nothing) and a
-restart loses none. What a job made (output files, a fine-tuned model) becomes the team's.
+upstream says it ended, by its kind's rule (one upstream no longer has, at its hold). The open
+jobs are kept in Redis, one hash per kind, so any replica may settle any job (the hold id makes
+a second settle count nothing) and a restart loses none. What a job made (output files, a
+fine-tuned model) becomes the team's.
 """
 
 from __future__ import annotations
@@ -130,10 +131,16 @@ class Follower:
         async def read(path: str) -> bytes | None:
             return await self._read(path, headers)
 
-        job = _object(await read(f"{kind.path}/{job_id}"))
-        if job is None or job.get("status") not in kind.ended_statuses:
-            return
-        ended = await kind.priced(job, record, read)
+        found = await read(f"{kind.path}/{job_id}")
+        if found is None:
+            # Upstream has no such job any more (a background response deleted while it ran):
+            # what it cost can no longer be read, and it may have billed all of it.
+            ended = Ended(Usage(), int(record["plan"]["reserve"]))
+        else:
+            job = _object(found)
+            if job is None or job.get("status") not in kind.ended_statuses:
+                return
+            ended = await kind.priced(job, record, read)
         plan = _plan(record["plan"])
         # A look that failed after it began settling (Redis went away) may have settled it:
         # this settle is that one again, and counts once however long Redis was away
