@@ -188,6 +188,10 @@ class Admission:
         """The script's `now_ms` argument: empty for Redis's TIME."""
         return "" if self._clock_ms is None else self._clock_ms()
 
+    def _wall_ms(self) -> int:
+        """Now, as the script tells time (Unix ms; Redis's TIME, or the pinned clock)."""
+        return int(time.time() * 1000) if self._clock_ms is None else self._clock_ms()
+
     async def _run(self, keys: list[str], args: list[Any], sent: OnSent | None = None) -> Any:
         if self._fast is not None:
             # One pipelined connection: no pool to run out of, so no slot to wait for.
@@ -228,16 +232,21 @@ class Admission:
         return value
 
     async def settle(
-        self, plan: Plan, usage: Usage, cost: int, release_weekly: bool, again: bool = False
+        self,
+        plan: Plan,
+        usage: Usage,
+        cost: int,
+        release_weekly: bool,
+        first_ms: int | None = None,
     ) -> int:
         """Charge `cost` against the hold; safe to retry: the hold id makes it count once.
-        `again`: an earlier try of this settle may have run (its reply was lost), and the script
-        wrote the hold: one it no longer finds was settled by that try, its record forgotten
-        since, so it is not charged as an unknown hold would be.
+        `first_ms`: when (Unix ms) an earlier try of this settle that may have run was sent
+        (its reply was lost), for a hold the script wrote: one it no longer finds long enough
+        after was settled by that try, its record forgotten since, and is not charged again.
 
         Returns 1 when settled, 2 when it had been settled already, -1 for an unknown hold.
         """
-        keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg(), again)
+        keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg(), first_ms)
         began = time.perf_counter()
         try:
             reply = await self._run(keys, args)
@@ -259,11 +268,11 @@ class Admission:
     ) -> None:
         """Settle off the response's critical path; `drain` waits for these at shutdown.
         `written`: the script wrote the hold (its admitting reply came back), so a try sent
-        again after one whose reply was lost is `settle(again=True)`."""
+        again after one whose reply was lost says when that one left (`settle(first_ms=)`)."""
         if self._fast is not None:
             # The common case costs no task: the command goes out with this tick's others and
             # a callback reads the reply. Anything unusual takes the retrying path below.
-            keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg(), False)
+            keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg(), None)
             waiter = self._fast.submit(self._script.sha, keys, args, defer_s=SETTLE_DEFER_S)
             if waiter is not None:
                 self._pending[waiter] = plan.team
@@ -274,13 +283,19 @@ class Admission:
                     )
                 )  # fmt: skip
                 return
-        self._settle_task(plan, usage, cost, release_weekly, written, again=False)
+        self._settle_task(plan, usage, cost, release_weekly, written, None)
 
     def _settle_task(
-        self, plan: Plan, usage: Usage, cost: int, release_weekly: bool, written: bool, again: bool
+        self,
+        plan: Plan,
+        usage: Usage,
+        cost: int,
+        release_weekly: bool,
+        written: bool,
+        first_ms: int | None,
     ) -> None:
         task = self._loop.create_task(
-            self._settle_logged(plan, usage, cost, release_weekly, written, again)
+            self._settle_logged(plan, usage, cost, release_weekly, written, first_ms)
         )
         self._pending[task] = plan.team
         task.add_done_callback(self._settle_done)
@@ -306,7 +321,9 @@ class Admission:
                 self._count_error("settle")
             # Idempotent by hold id: the retrying path may safely send it again.
             ran = error is None or may_have_run(error)  # cancelled: it may have left
-            self._settle_task(plan, usage, cost, release_weekly, written, again=written and ran)
+            sent = self._wall_ms() - int((time.perf_counter() - began) * 1000)
+            first_ms = sent if written and ran else None
+            self._settle_task(plan, usage, cost, release_weekly, written, first_ms)
             return
         if int(waiter.result()[0]) == -1 and cost:
             log.warning(
@@ -322,24 +339,27 @@ class Admission:
         cost: int,
         release_weekly: bool,
         written: bool,
-        again: bool,
+        first_ms: int | None,
     ) -> None:
         # Settling is idempotent by hold id, so retrying one whose reply was lost is safe. While
         # Redis is away the settle waits here and lands when it is back: the real cost, not the
         # reserve. The script corrects an expired hold to the real cost however late the
         # settle lands; a request's settle stops retrying half a day after its hold expired.
         # A try that failed may have run all the same, and Redis forgets a settled hold long
-        # before that: the tries after it say so (`again`) when the script wrote the hold.
+        # before that: the tries after it say when it left (`first_ms`) when the script wrote
+        # the hold.
         give_up = time.monotonic() + self._config.hold_ttl_s + SETTLE_RETRY_AFTER_EXPIRY_S
         delay = 0.2
         failures = 0
         while True:
+            sent = self._wall_ms()
             try:
-                result = await self.settle(plan, usage, cost, release_weekly, again)
+                result = await self.settle(plan, usage, cost, release_weekly, first_ms)
                 break
             except (RedisError, OSError) as exc:
                 failures += 1
-                again = again or (written and may_have_run(exc))
+                if first_ms is None and written and may_have_run(exc):
+                    first_ms = sent
                 if failures == 1 or failures % 100 == 0:
                     log.warning(
                         "settle of hold %s for team %s failed (%s): retrying until Redis is back",
@@ -571,7 +591,12 @@ def may_have_run(error: BaseException) -> bool:
 
 
 def _settle_call(
-    plan: Plan, usage: Usage, cost: int, release_weekly: bool, now: int | str, again: bool
+    plan: Plan,
+    usage: Usage,
+    cost: int,
+    release_weekly: bool,
+    now: int | str,
+    first_ms: int | None,
 ) -> tuple[list[str], list[Any]]:
     buckets = plan.token_buckets
     args: list[Any] = [
@@ -589,8 +614,8 @@ def _settle_call(
         usage.reasoning_tokens,
         *(b.limit for b in buckets),
     ]
-    if again:
-        args.append("1")
+    if first_ms is not None:
+        args.append(first_ms)
     return [plan.tag, *(b.key for b in buckets)], args
 
 

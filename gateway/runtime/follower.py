@@ -144,14 +144,15 @@ class Follower:
         plan = _plan(record["plan"])
         # A look that failed after it began settling (Redis went away) may have settled it:
         # this settle is that one again, and counts once however long Redis was away
-        # (`Admission.settle`'s `again`, for a hold the admission script wrote).
-        again = record.get("settling") is True
-        if not again:
-            settling = orjson.dumps({**record, "settling": True})
+        # (`Admission.settle`'s `first_ms`, for a hold the admission script wrote).
+        began = record.get("settling")
+        if not isinstance(began, int):
+            began = None
+            settling = orjson.dumps({**record, "settling": int(time.time() * 1000)})
             await self._redis.hset(kind.open_key, job_id, settling)
         await self._admission.settle(
             plan, ended.usage, ended.cost, release_weekly=False,
-            again=again and record.get("written", True) is True,
+            first_ms=began if record.get("written", True) is True else None,
         )  # fmt: skip
         self._admission.count_usage(plan, ended.usage, ended.cost)
         for object_kind, object_id in ended.made:

@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -271,63 +271,92 @@ AWAY_MS = 11 * 60 * 1000  # longer than the script remembers a settled hold
 
 
 @pytest.mark.parametrize("pipelined", [False, True], ids=["redis-py", "pipelined"])
-async def test_a_settle_whose_reply_was_lost_counts_once_however_long_redis_was_away(
+@pytest.mark.parametrize("lost", ["reply", "hold"])
+async def test_a_settle_tried_again_after_a_try_that_may_have_run_counts_once(
     server: str,
     client: redis.Redis,
     observer: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
     pipelined: bool,
+    lost: str,
 ) -> None:
-    """A settle runs, its reply is lost (a reset), and Redis stays away longer than a settled
-    hold is remembered (a partition, a paused server): the try that lands when it is back finds
-    no hold. The hold was the admission's own, so that try is the same settle again: charged
-    once, not a second time as a hold never admitted."""
+    """A settle's try fails with no reply, and the next finds no hold:
+
+    - `reply`: the try ran, and Redis stayed away 11 minutes (a partition, a paused server),
+      longer than it remembers a settled hold: the next try is the same settle again, not
+      charged a second time as a hold never admitted;
+    - `hold`: a failover lost the hold, and the try with the old primary; the next try, at
+      once, finds no hold where a settled one would still be remembered: the hold is gone,
+      and the request is charged as an unknown hold is."""
+    seconds, micros = await observer.time()
+    now = [seconds * 1000 + micros // 1000]
     fast = ScriptClient(server, TIMEOUT_S) if pipelined else None
-    admission = Admission(client, AdmissionConfig(), fast=fast)
+    admission = Admission(client, AdmissionConfig(), fast=fast, clock_ms=lambda: now[0])
     plan = make_plan(budget=10_000, reserve=1_000)
     decision = await admission.admit(plan)
     ticket = admission.ticket(plan, decision, None, 0)
     reset = redis.ConnectionError("Connection reset by peer")
-    tries: list[int] = []
-    if fast is None:
-        real_run = admission._run
+    refused = redis.ConnectionError(f"Error 111 connecting to {server}. Connection refused.")
+    tries: list[str] = []
 
-        async def run_reply_lost_once(keys: list[str], args: list[object]) -> object:
-            tries.append(len(tries))
-            reply = await real_run(keys, args)
-            if len(tries) == 1:
-                await age(observer, AWAY_MS)
-                raise reset
-            return reply
+    async def first(run: Callable[[], Awaitable[object]]) -> None:
+        """The first try: it runs and its reply is lost, or the hold is lost before it runs."""
+        tries.append("first")
+        if lost == "reply":
+            await run()
+        else:
+            month = await redis_month(observer)
+            await observer.delete(f"{tag('t1')}:hold:{plan.hold_id}", f"{tag('t1')}:held:{month}")
+            await observer.zrem(f"{tag('t1')}:holds", plan.hold_id)
+        raise reset
 
-        monkeypatch.setattr(admission, "_run", run_reply_lost_once)
-    else:
-        real_submit = fast.submit
-        lost: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    real_run = admission._run
 
-        async def lose(reply: asyncio.Future[object]) -> None:
-            await reply
+    async def then(keys: list[str], args: list[object]) -> object:
+        """The tries after it: Redis stays away 11 minutes after a lost reply (the next try
+        never leaves), then answers."""
+        if not tries:
+            await first(lambda: real_run(keys, args))
+        if lost == "reply" and "away" not in tries:
+            tries.append("away")
             await age(observer, AWAY_MS)
-            lost.set_exception(reset)
+            now[0] += AWAY_MS
+            raise refused
+        tries.append("landed")
+        return await real_run(keys, args)
 
-        def submit_reply_lost(
+    monkeypatch.setattr(admission, "_run", then)
+    if fast is not None:
+        real_submit = fast.submit
+        failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+        async def first_later(run: Callable[[], Awaitable[object]]) -> None:
+            try:
+                await first(run)
+            except redis.ConnectionError as exc:
+                failed.set_exception(exc)
+
+        def submit_first(
             sha: str, keys: list[str], args: list[object], defer_s: float = 0.0
         ) -> asyncio.Future[object]:
-            tries.append(len(tries))
             monkeypatch.setattr(fast, "submit", real_submit)
-            reply = real_submit(sha, keys, args, defer_s=defer_s)
-            assert reply is not None
-            tasks.append(asyncio.ensure_future(lose(reply)))
-            return lost
+
+            async def run() -> object:
+                reply = real_submit(sha, keys, args, defer_s=defer_s)
+                assert reply is not None
+                return await reply
+
+            tasks.append(asyncio.ensure_future(first_later(run)))
+            return failed
 
         tasks: list[asyncio.Future[None]] = []
-        monkeypatch.setattr(fast, "submit", submit_reply_lost)
+        monkeypatch.setattr(fast, "submit", submit_first)
     try:
         ticket.charge(300, Usage(3, 4))
         assert await admission.drain(timeout_s=10) == 0
     finally:
         await admission.close()
-    assert tries[0] == 0
+    assert tries[0] == "first" and tries[-1] == "landed"
     assert await ledger(observer) == (300, 0)
 
 
