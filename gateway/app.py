@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -54,6 +55,7 @@ def create_app(config: Config) -> Starlette:
     handlers: dict[type[Exception], ErrorHandler] = {
         GatewayError: on_gateway_error,
         HTTPException: on_http_exception,
+        RedisError: on_store_error,
         Exception: on_unexpected_error,
     }
 
@@ -94,6 +96,14 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     else:
         error = errors.http_error(exc.status_code, str(exc.detail))
     return await on_gateway_error(request, error)
+
+
+async def on_store_error(request: Request, exc: Exception) -> Response:
+    # Redis did not answer what a request needed to know (whose an object is, a stored
+    # response): not a bug, and a retry may find it back. What must outlive Redis's absence
+    # (charges, answers upstream billed) is handled where it happens.
+    log.warning("Redis failed on %s %s: %r", request.method, request.url.path, exc)
+    return await on_gateway_error(request, errors.store_unavailable(type(exc).__name__))
 
 
 async def on_unexpected_error(request: Request, exc: Exception) -> Response:

@@ -14,7 +14,9 @@
 --        ->  {status, refused_index, wait_ms, spend, held, remaining_1, reset_1, ...}
 --            status 1 admitted, 0 refused, 2 replay of an admitted hold_id (nothing written)
 -- settle ARGV: "settle", hold_id, now_ms|"", cost, actual_tokens, release_weekly, n_buckets,
---              label, prompt, completion, cached, reasoning, then limit per token bucket
+--              label, prompt, completion, cached, reasoning, then limit per token bucket, then
+--              optionally first_ms: when an earlier try that may have run was sent, of a hold
+--              this script admitted
 --        KEYS: base, token bucket keys...
 --        ->  {status, charged}: 1 settled, 2 replay (already settled), -1 unknown hold (charged
 --            to the current month, and marked settled so a late admit of it writes nothing)
@@ -41,6 +43,9 @@ local KEEP = "8640000000" -- 100 days: spend and usage history outlive their mon
 -- and be settled, long after its hold expired, and that settle corrects the reserve, where one
 -- finding no hold would charge its cost on top of it.
 local SETTLED_MEMORY = "600000"
+-- A try sent again this long after one that may have run may find the hold forgotten
+-- (SETTLED_MEMORY, less a minute for the gateway's clock against Redis's).
+local FORGOTTEN_AFTER = 540000
 
 local mode = ARGV[1]
 local base = KEYS[1]
@@ -272,6 +277,16 @@ if mode == "settle" then
       "completion:" .. label, num[10], "cached:" .. label, num[11], "reasoning:" .. label, num[12]}
   end
   local h = redis.call("HMGET", hold, "s", "r", "m", "e", "w", "c")
+  local first = tonumber(ARGV[13 + nb] or "")
+  if not h[1] and first and now - first >= FORGOTTEN_AFTER then
+    -- A hold this script admitted, which an open or expired hold's record outlives: gone this
+    -- long after an earlier try of this very settle may have run (its reply lost), it was
+    -- that try that settled it, and its settled record has expired since (Redis was away
+    -- longer than SETTLED_MEMORY). Charging it as unknown would charge it twice. Sooner, the
+    -- record would still be here: gone, the hold was lost (a failover, a crash), and is
+    -- charged as unknown.
+    return {2, 0}
+  end
   if not h[1] then
     -- Unknown: the admit never landed (its reply was lost and the request ran on the fallback
     -- limiter, or it was refused). Charge what ran to this month, and leave a settled marker

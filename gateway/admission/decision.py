@@ -103,8 +103,9 @@ def decode_admit(plan: Plan, reply: Sequence[int]) -> Decision:
     return Decision(status in (1, 2), refused_by, wait, tuple(windows), spend, held)
 
 
-def ratelimit_headers(windows: Sequence[Window], refused: bool = False) -> list[tuple[str, str]]:
-    """`x-ratelimit-*` for the tightest request limit and the tightest token limit."""
+def ratelimit_headers(windows: Sequence[Window], refused: str = "") -> list[tuple[str, str]]:
+    """`x-ratelimit-*` for the tightest request limit and the tightest token limit; `refused`:
+    the kind of limit (REQUESTS, TOKENS) that refused the request, of which none is left."""
     out: list[tuple[str, str]] = []
     for kind in (REQUESTS, TOKENS):
         candidates = [w for w in windows if w.kind == kind]
@@ -113,7 +114,7 @@ def ratelimit_headers(windows: Sequence[Window], refused: bool = False) -> list[
         tight = min(candidates, key=lambda w: (w.remaining, -w.reset_ms))
         out += [
             (f"x-ratelimit-limit-{kind}", str(tight.limit)),
-            (f"x-ratelimit-remaining-{kind}", "0" if refused else str(tight.remaining)),
+            (f"x-ratelimit-remaining-{kind}", "0" if kind == refused else str(tight.remaining)),
             (f"x-ratelimit-reset-{kind}", go_duration(tight.reset_ms / 1000)),
         ]
     return out
@@ -126,7 +127,9 @@ def refusal(
     budget refusal say which completion cap would fit."""
     who = f"team {plan.team}"
     by = decision.refused_by
-    headers = dict(ratelimit_headers(decision.windows, refused=True))
+    # A budget refusal leaves every rate limit as it is.
+    refused = by.kind if isinstance(by, Bucket) else REQUESTS if isinstance(by, WeeklyCap) else ""
+    headers = dict(ratelimit_headers(decision.windows, refused))
     if by == BUDGET or not isinstance(by, Bucket | WeeklyCap):
         budget = plan.budget or 0
         if decision.spend >= budget:

@@ -71,6 +71,21 @@ class Plan:
         return dataclasses.replace(self, model=model, label=label)
 
 
+def counted_once(plan: Plan, earlier: tuple[Plan, ...]) -> Plan:
+    """`plan` for another try of a request whose `earlier` tries were admitted (a fallback
+    model, a try again with a patch): a request limit one of them took the request from costs
+    it nothing again. The client made one request, however many models try it; a model's own
+    limit still counts the try it makes."""
+    taken = {b.key for tried in earlier for b in tried.buckets if b.kind == REQUESTS}
+    if not any(b.key in taken for b in plan.buckets):
+        return plan
+    buckets = tuple(
+        dataclasses.replace(b, cost=0) if b.kind == REQUESTS and b.key in taken else b
+        for b in plan.buckets
+    )
+    return dataclasses.replace(plan, buckets=buckets)
+
+
 def merge(base: Limits, over: Limits) -> Limits:
     """`over` wins field by field, per model too; the result has no profile left to resolve."""
     models = dict(base.models)

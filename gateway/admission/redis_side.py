@@ -18,7 +18,9 @@ from importlib import resources
 from typing import Any, Protocol
 
 import redis.asyncio as redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.admission.decision import (
     Decision,
@@ -34,7 +36,7 @@ from gateway.admission.decision import (
 from gateway.admission.local_buckets import LocalBuckets
 from gateway.admission.plan import Plan, tag
 from gateway.admission.pricing import cost_micros
-from gateway.admission.script_pipeline import OnSent, ScriptClient
+from gateway.admission.script_pipeline import NotSent, OnSent, ScriptClient
 from gateway.admission.tool_fees import with_fees
 from gateway.admission.usage_breakdown import breakdown
 from gateway.config import AdmissionConfig, Price, RedisConfig
@@ -135,7 +137,9 @@ class Admission:
             if self._metrics is not None:
                 self._metrics.refusals.labels(plan.team, refusal_kind(decision.refused_by)).inc()
             raise refusal(decision, plan, next_month(datetime.now(UTC)), cap)
-        return Ticket(self, plan, price, prompt_estimate, decision.windows)
+        return Ticket(
+            self, plan, price, prompt_estimate, decision.windows, written=not decision.degraded
+        )
 
     async def admit(self, plan: Plan, early: EarlyStart | None = None) -> Decision:
         """Admit or refuse `plan`; `early` overlaps work with the round trip (see `EarlyStart`)."""
@@ -184,6 +188,10 @@ class Admission:
         """The script's `now_ms` argument: empty for Redis's TIME."""
         return "" if self._clock_ms is None else self._clock_ms()
 
+    def _wall_ms(self) -> int:
+        """Now, as the script tells time (Unix ms; Redis's TIME, or the pinned clock)."""
+        return int(time.time() * 1000) if self._clock_ms is None else self._clock_ms()
+
     async def _run(self, keys: list[str], args: list[Any], sent: OnSent | None = None) -> Any:
         if self._fast is not None:
             # One pipelined connection: no pool to run out of, so no slot to wait for.
@@ -223,12 +231,22 @@ class Admission:
         self._spent[team] = (value, now)
         return value
 
-    async def settle(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> int:
+    async def settle(
+        self,
+        plan: Plan,
+        usage: Usage,
+        cost: int,
+        release_weekly: bool,
+        first_ms: int | None = None,
+    ) -> int:
         """Charge `cost` against the hold; safe to retry: the hold id makes it count once.
+        `first_ms`: when (Unix ms) an earlier try of this settle that may have run was sent
+        (its reply was lost), for a hold the script wrote: one it no longer finds long enough
+        after was settled by that try, its record forgotten since, and is not charged again.
 
         Returns 1 when settled, 2 when it had been settled already, -1 for an unknown hold.
         """
-        keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg())
+        keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg(), first_ms)
         began = time.perf_counter()
         try:
             reply = await self._run(keys, args)
@@ -245,23 +263,40 @@ class Admission:
                 plan.team, plan.model or "unknown", plan.endpoint, usage, cost
             )
 
-    def settle_later(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
-        """Settle off the response's critical path; `drain` waits for these at shutdown."""
+    def settle_later(
+        self, plan: Plan, usage: Usage, cost: int, release_weekly: bool, written: bool = False
+    ) -> None:
+        """Settle off the response's critical path; `drain` waits for these at shutdown.
+        `written`: the script wrote the hold (its admitting reply came back), so a try sent
+        again after one whose reply was lost says when that one left (`settle(first_ms=)`)."""
         if self._fast is not None:
             # The common case costs no task: the command goes out with this tick's others and
             # a callback reads the reply. Anything unusual takes the retrying path below.
-            keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg())
+            keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg(), None)
             waiter = self._fast.submit(self._script.sha, keys, args, defer_s=SETTLE_DEFER_S)
             if waiter is not None:
                 self._pending[waiter] = plan.team
                 waiter.add_done_callback(
-                    partial(self._settled, plan, usage, cost, release_weekly, time.perf_counter())
-                )
+                    partial(
+                        self._settled, plan, usage, cost, release_weekly, written,
+                        time.perf_counter(),
+                    )
+                )  # fmt: skip
                 return
-        self._settle_task(plan, usage, cost, release_weekly)
+        self._settle_task(plan, usage, cost, release_weekly, written, None)
 
-    def _settle_task(self, plan: Plan, usage: Usage, cost: int, release_weekly: bool) -> None:
-        task = self._loop.create_task(self._settle_logged(plan, usage, cost, release_weekly))
+    def _settle_task(
+        self,
+        plan: Plan,
+        usage: Usage,
+        cost: int,
+        release_weekly: bool,
+        written: bool,
+        first_ms: int | None,
+    ) -> None:
+        task = self._loop.create_task(
+            self._settle_logged(plan, usage, cost, release_weekly, written, first_ms)
+        )
         self._pending[task] = plan.team
         task.add_done_callback(self._settle_done)
 
@@ -274,6 +309,7 @@ class Admission:
         usage: Usage,
         cost: int,
         release_weekly: bool,
+        written: bool,
         began: float,
         waiter: asyncio.Future[Any],
     ) -> None:
@@ -284,7 +320,10 @@ class Admission:
             if error is not None and not isinstance(error, NoScriptError):
                 self._count_error("settle")
             # Idempotent by hold id: the retrying path may safely send it again.
-            self._settle_task(plan, usage, cost, release_weekly)
+            ran = error is None or may_have_run(error)  # cancelled: it may have left
+            sent = self._wall_ms() - int((time.perf_counter() - began) * 1000)
+            first_ms = sent if written and ran else None
+            self._settle_task(plan, usage, cost, release_weekly, written, first_ms)
             return
         if int(waiter.result()[0]) == -1 and cost:
             log.warning(
@@ -294,21 +333,33 @@ class Admission:
             )
 
     async def _settle_logged(
-        self, plan: Plan, usage: Usage, cost: int, release_weekly: bool
+        self,
+        plan: Plan,
+        usage: Usage,
+        cost: int,
+        release_weekly: bool,
+        written: bool,
+        first_ms: int | None,
     ) -> None:
         # Settling is idempotent by hold id, so retrying one whose reply was lost is safe. While
         # Redis is away the settle waits here and lands when it is back: the real cost, not the
         # reserve. The script corrects an expired hold to the real cost however late the
         # settle lands; a request's settle stops retrying half a day after its hold expired.
+        # A try that failed may have run all the same, and Redis forgets a settled hold long
+        # before that: the tries after it say when it left (`first_ms`) when the script wrote
+        # the hold.
         give_up = time.monotonic() + self._config.hold_ttl_s + SETTLE_RETRY_AFTER_EXPIRY_S
         delay = 0.2
         failures = 0
         while True:
+            sent = self._wall_ms()
             try:
-                result = await self.settle(plan, usage, cost, release_weekly)
+                result = await self.settle(plan, usage, cost, release_weekly, first_ms)
                 break
             except (RedisError, OSError) as exc:
                 failures += 1
+                if first_ms is None and written and may_have_run(exc):
+                    first_ms = sent
                 if failures == 1 or failures % 100 == 0:
                     log.warning(
                         "settle of hold %s for team %s failed (%s): retrying until Redis is back",
@@ -433,6 +484,8 @@ class Ticket:
     price: Price | None
     prompt_estimate: int
     windows: tuple[Window, ...]  # what the admission reported, for `x-ratelimit-*`
+    # The script wrote the hold (False: admitted without Redis, which may never have seen it).
+    written: bool = True
     done: bool = False
     # What was charged, for the access log; None until settled.
     usage: Usage | None = None
@@ -501,7 +554,7 @@ class Ticket:
     def _settle_later(self, outcome: str, usage: Usage, cost: int, release_weekly: bool) -> None:
         if self.observer is not None:
             self.observer.settling(outcome, cost)
-        self.admission.settle_later(self.plan, usage, cost, release_weekly)
+        self.admission.settle_later(self.plan, usage, cost, release_weekly, self.written)
 
     def settle_at_reserve(self) -> None:
         """Charge the whole worst case: the call goes on where the gateway cannot see its end
@@ -524,8 +577,26 @@ class Ticket:
             self.settle(usage, fees=fees)
 
 
+def may_have_run(error: BaseException) -> bool:
+    """Whether a call that failed may have run in Redis all the same, its reply lost: not one
+    that never left (no connection: `NotSent`, redis-py's failures to connect or to get a
+    pooled connection) nor one Redis answered with an error (no script, loading, read-only)."""
+    if isinstance(error, NotSent | ResponseError):
+        return False
+    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+        # redis-py says so only in its words (`redis.utils.format_error_message`).
+        said = str(error)
+        return not ("connecting to" in said or said == "No connection available.")
+    return True
+
+
 def _settle_call(
-    plan: Plan, usage: Usage, cost: int, release_weekly: bool, now: int | str
+    plan: Plan,
+    usage: Usage,
+    cost: int,
+    release_weekly: bool,
+    now: int | str,
+    first_ms: int | None,
 ) -> tuple[list[str], list[Any]]:
     buckets = plan.token_buckets
     args: list[Any] = [
@@ -543,6 +614,8 @@ def _settle_call(
         usage.reasoning_tokens,
         *(b.limit for b in buckets),
     ]
+    if first_ms is not None:
+        args.append(first_ms)
     return [plan.tag, *(b.key for b in buckets)], args
 
 

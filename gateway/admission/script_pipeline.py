@@ -9,7 +9,8 @@ first-in, first-out), parsed by hiredis. Only plain `redis://` and `unix://` URL
 Redis Cluster and the in-memory store keep redis-py.
 
 Failures surface as `OSError` (a timeout is `TimeoutError`, itself an `OSError`) or
-`redis.exceptions.ResponseError`, the errors the admission code already handles.
+`redis.exceptions.ResponseError`, the errors the admission code already handles; a call that
+certainly never reached Redis fails with `NotSent`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from redis.exceptions import NoScriptError, ResponseError
 
 # Told a call's reply future once the call is on its way, before it is awaited.
 OnSent = Callable[[asyncio.Future[Any]], None]
+
+
+class NotSent(ConnectionError):
+    """A call that never left: no connection could be made, or the connection was lost before
+    the call was written. Any other failure leaves open whether Redis ran it."""
 
 
 def encode(*parts: bytes | str | int) -> bytes:
@@ -68,10 +74,14 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        # The last calls, as many as are still to be written, never left.
+        written = len(self.waiters) - len(self.outgoing)
         while self.waiters:
             waiter = self.waiters.popleft()
+            written -= 1
             if not waiter.done():
-                waiter.set_exception(ConnectionError(f"Redis connection lost ({exc})"))
+                error = ConnectionError if written >= 0 else NotSent
+                waiter.set_exception(error(f"Redis connection lost ({exc})"))
 
     def flush_behind_next_write(self) -> None:
         """Flush two loop turns on: after the request just woken or answered has made its next
@@ -184,7 +194,10 @@ class ScriptClient:
         on its way (written, or in this tick's write) and before it is awaited: what it does
         meanwhile overlaps the round trip, and a callback it adds to the future runs before
         this coroutine resumes."""
-        conn = await self._connection()
+        try:
+            conn = await self._connection()
+        except OSError as exc:
+            raise NotSent(f"cannot connect to Redis ({exc!r})") from exc
         parts: list[bytes | str | int] = ["EVALSHA", sha, len(keys), *keys, *args]
         try:
             waiter = self._call(conn, encode(*parts))

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission.decision import OutputCap, refusal_kind, settling_may_admit
-from gateway.admission.plan import Plan
+from gateway.admission.plan import Plan, counted_once
 from gateway.admission.pricing import at_tier, served_price, worst_case_micros
 from gateway.admission.redis_side import EarlyStart, Ticket
 from gateway.admission.tool_fees import ToolFees
@@ -515,7 +515,8 @@ class ModelAttempt(Attempt, ABC):
     an early call the admission made ready but nothing took is aborted."""
 
     __slots__ = (
-        "body", "caps", "config", "copies", "early", "fees_held", "stream", "tier", "untiered",
+        "body", "caps", "config", "copies", "early", "fees_held", "stream", "tier", "tried",
+        "untiered",
     )  # fmt: skip
     ANSWERS_JSON = True
 
@@ -530,8 +531,11 @@ class ModelAttempt(Attempt, ABC):
         config: ModelConfig,
         caps: Capabilities,
         tier: int = 100,
+        tried: tuple[Plan, ...] = (),
     ) -> None:
         super().__init__(gw, request, exchange, caller, path, label)
+        # The plans the request's earlier tries were admitted by (`counted_once`).
+        self.tried = tried
         # Held at the price of the service tier asked for (`tier` percent of the standard),
         # charged at the one that served (`served_at`).
         self.config = at_tier(config, tier)
@@ -585,6 +589,8 @@ class ModelAttempt(Attempt, ABC):
             .get(self.caller.team, self.caller.key, self.model, endpoint=self.exchange.endpoint)
             .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap) + fees)
         )
+        if self.tried:
+            plan = counted_once(plan, self.tried)
         if early:
             self.early = EarlyCall(self, self.body)
         self.copies, self.fees_held = copies, fees

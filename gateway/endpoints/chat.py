@@ -14,10 +14,11 @@ import time
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.admission.plan import model_allowed
+from gateway.admission.plan import Plan, model_allowed
 from gateway.admission.pricing import (
     chat_audio,
     chat_prompt,
@@ -67,7 +68,7 @@ class ChatRequest:
 
     __slots__ = (
         "body", "caller", "exchange", "fees", "gw", "payload", "request", "routed",
-        "substituted", "tier", "tuned",
+        "substituted", "tier", "tried", "tuned",
     )  # fmt: skip
     API = "chat"  # the response cache's name for it
 
@@ -84,6 +85,8 @@ class ChatRequest:
         self.fees = NO_FEES
         # What the service tier it asks for costs, in percent of the standard price.
         self.tier = 100
+        # The plans its tries were admitted by, so far: a request limit counts it once.
+        self.tried: tuple[Plan, ...] = ()
 
     async def serve(self) -> Response:
         try:
@@ -240,14 +243,27 @@ class ChatRequest:
         gw = self.gw
         model = self.tuned or gw.config.models[label]
         caps = gw.learned.effective(label, model.capabilities, time.monotonic())
-        response = await ChatAttempt(self, label, model, caps).run()
+        attempt = ChatAttempt(self, label, model, caps)
+        try:
+            response = await attempt.run()
+        finally:
+            self.tried_by(attempt)
         lacking = self.lacking_capability(response, caps)
         if lacking is not None:
             caps = gw.learned.learn(label, caps, lacking, time.monotonic())
             gw.metrics.adaptive_patches.labels(label, lacking).inc()
             log.warning("upstream refused %s for %s: patching it from now on", lacking, label)
-            response = await ChatAttempt(self, label, model, caps).run()
+            attempt = ChatAttempt(self, label, model, caps)
+            try:
+                response = await attempt.run()
+            finally:
+                self.tried_by(attempt)
         return response
+
+    def tried_by(self, attempt: ModelAttempt) -> None:
+        """Remember the plan a try was admitted by, for the tries after it (`counted_once`)."""
+        if attempt.ticket is not None:
+            self.tried += (attempt.ticket.plan,)
 
     def lacking_capability(self, response: Response, caps: Capabilities) -> str | None:
         if response.status_code != 400 or isinstance(response, StreamingResponse):
@@ -272,8 +288,9 @@ class ChatAttempt(ModelAttempt):
         # none).
         tier = chat.tier if chat.payload is chat.client_payload() else 100
         super().__init__(
-            chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps, tier
-        )
+            chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps, tier,
+            chat.tried,
+        )  # fmt: skip
         self.payload = self.asked = chat.payload  # `patch` rewrites `payload`
         self.body = chat.body
         self.effort = chat.effort
@@ -379,13 +396,18 @@ class ChatAttempt(ModelAttempt):
         except orjson.JSONDecodeError:
             return
         if isinstance(answer, dict) and isinstance(answer.get("id"), str):
-            await self.gw.owners.record(
-                CHAT_COMPLETION.name, self.caller.team.name, answer["id"], made_now()
-            )
-            asked = self.asked.get("messages")
-            if asked != self.payload.get("messages"):
-                # Upstream stores the patched conversation: the client's is kept beside it.
-                await self.gw.chat_views.put(answer["id"], {"messages": asked})
+            try:
+                await self.gw.owners.record(
+                    CHAT_COMPLETION.name, self.caller.team.name, answer["id"], made_now()
+                )
+                asked = self.asked.get("messages")
+                if asked != self.payload.get("messages"):
+                    # Upstream stores the patched conversation: the client's is kept beside it.
+                    await self.gw.chat_views.put(answer["id"], {"messages": asked})
+            except (RedisError, OSError) as exc:
+                # Upstream answered, and billed it: the client gets it (a 500 would be sent
+                # again and billed again), though the team cannot read it back.
+                log.error("cannot record the owner of chat completion %s: %r", answer["id"], exc)
 
     async def made_answer(self, answer: dict[str, Any], superseded: Any = None) -> None:
         """An emulated answer of a stored completion: upstream keeps the model's raw text, the
@@ -393,13 +415,20 @@ class ChatAttempt(ModelAttempt):
         the client's: forgotten, and deleted upstream (where no team could reach it)."""
         if self.payload.get("store") is not True:
             return
-        if isinstance(answer.get("id"), str):
-            view = {"messages": self.asked.get("messages"), "choices": answer.get("choices")}
-            await self.gw.chat_views.put(answer["id"], view)
+        gw = self.gw
+        try:
+            if isinstance(answer.get("id"), str):
+                view = {"messages": self.asked.get("messages"), "choices": answer.get("choices")}
+                await gw.chat_views.put(answer["id"], view)
+            if isinstance(superseded, str) and superseded != answer.get("id"):
+                await gw.owners.forget(CHAT_COMPLETION.name, self.caller.team.name, superseded)
+                await gw.chat_views.delete(superseded)
+        except (RedisError, OSError) as exc:
+            # As for the owner record: the answer upstream billed still reaches its client.
+            log.error(
+                "cannot record how chat completion %s was answered: %r", answer.get("id"), exc
+            )
         if isinstance(superseded, str) and superseded != answer.get("id"):
-            gw = self.gw
-            await gw.owners.forget(CHAT_COMPLETION.name, self.caller.team.name, superseded)
-            await gw.chat_views.delete(superseded)
             path = f"{CHAT_COMPLETION.upstream}/{superseded}"
             try:
                 resp = await gw.upstream.send("DELETE", path, b"", self.headers_for_upstream(), b"")

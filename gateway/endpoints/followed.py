@@ -6,8 +6,10 @@ ends. A creation upstream refuses frees the hold at once."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,6 +17,8 @@ from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.owned import Kind, create_owned
 from gateway.server.caller import Caller
 from gateway.server.entry import exchange_of, gateway_of
+
+log = logging.getLogger("gateway")
 
 
 class FollowedAttempt(Attempt):
@@ -56,7 +60,13 @@ async def create_followed(
     ticket = attempt.ticket
     if job is not None and ticket is not None and gw.follower is not None:
         team = caller.team
-        await gw.follower.follow(
-            kind.name, job["id"], team.name, team.upstream_key_env, ticket.plan, **extra
-        )
+        try:
+            await gw.follower.follow(
+                kind.name, job["id"], team.name, team.upstream_key_env, ticket.plan,
+                written=ticket.written, **extra,
+            )  # fmt: skip
+        except (RedisError, OSError) as exc:
+            # Upstream made the job: the client is told so (see `create_owned`). Unfollowed,
+            # it is charged its hold when that expires: never less than it may cost.
+            log.error("cannot follow %s %s: %r", kind.name, job["id"], exc)
     return response

@@ -12,12 +12,14 @@ is made from the team's own ids, each object read from upstream.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -30,6 +32,7 @@ from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, new_request_id
 from gateway.wire.references import fields
 
+log = logging.getLogger("gateway")
 # Ids are short (`file-` and 22 characters, `chatcmpl-` and 29): a longer one is no id of ours.
 MAX_ID_CHARS = 128
 # Upstream reads a list makes at once.
@@ -182,7 +185,16 @@ async def create_owned(
     answer = created(response)
     if answer is not None:
         team = attempt.caller.team.name
-        await attempt.gw.owners.record(kind.name, team, answer["id"], made_now())
+        try:
+            await attempt.gw.owners.record(kind.name, team, answer["id"], made_now())
+        except (RedisError, OSError) as exc:
+            # Upstream made it (a job runs, and is billed): the client is told so, where a 500
+            # would be sent again and make another. The team reaches it once an admin assigns
+            # it (`POST /admin/objects/{kind}/{id}`).
+            log.error(
+                "cannot record %s %s as team %s's (assign it): %r", kind.name, answer["id"],
+                team, exc,
+            )  # fmt: skip
     return response, answer
 
 

@@ -18,6 +18,7 @@ Each model then serves it one of two ways, as its capability table says:
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -25,6 +26,7 @@ from dataclasses import asdict
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -65,6 +67,7 @@ from gateway.wire.usage import (
     usage_from,
 )
 
+log = logging.getLogger("gateway")
 PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
 MAX_CHAIN = 64
@@ -241,7 +244,11 @@ class ResponsesRequest(ChatRequest):
         model = self.tuned or gw.config.models[label]
         caps = gw.learned.effective(label, model.capabilities, time.monotonic())
         if caps.responses_api:
-            return await NativeAttempt(self, label, model, caps).run()
+            attempt = NativeAttempt(self, label, model, caps)
+            try:
+                return await attempt.run()
+            finally:
+                self.tried_by(attempt)
         return await self.translated(label)
 
     # -- by translation --------------------------------------------------------------------------
@@ -372,7 +379,13 @@ class ResponsesRequest(ChatRequest):
             earlier=self.history(),
         )
         team = self.caller.team.name
-        await self.gw.responses.put(team, record)
+        try:
+            await self.gw.responses.put(team, record)
+        except (RedisError, OSError) as exc:
+            # Upstream answered, and billed it: the client gets it (a 500 would be sent again
+            # and billed again), though it cannot be read back or continued.
+            log.error("cannot store response %s: %r", answer.get("id"), exc)
+            return
         self.gw.responses.own_items(team, item_ids(record.input_items) + output_item_ids(answer))
 
 
@@ -383,8 +396,9 @@ class NativeAttempt(ModelAttempt):
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(
-            req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps, req.tier
-        )
+            req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps, req.tier,
+            req.tried,
+        )  # fmt: skip
         self.req = req
         self.patches: tuple[str, ...] = ()
         # The `previous_response_id` whose conversation the gateway spelled out for upstream,
@@ -494,7 +508,8 @@ class NativeAttempt(ModelAttempt):
                 )
                 follower.follow_soon(
                     "response", response_id, team.name, team.upstream_key_env, ticket.plan,
-                    price=asdict(self.config.price), fees=self.req.fees.record(),
+                    written=ticket.written, price=asdict(self.config.price),
+                    fees=self.req.fees.record(),
                     tier_prices={name: asdict(price) for name, price in tiers.items()},
                 )  # fmt: skip
             else:

@@ -2,9 +2,10 @@
 batches and fine-tuning jobs, each kind saying how to read its end and price it (`JobKind`).
 
 A job is held when it is created (its worst case, for as long as it may run) and settled once
-upstream says it ended, by its kind's rule. The open jobs are kept in Redis, one hash per kind,
-so any replica may settle any job (the hold id makes a second settle count nothing) and a
-restart loses none. What a job made (output files, a fine-tuned model) becomes the team's.
+upstream says it ended, by its kind's rule (one upstream no longer has, at its hold). The open
+jobs are kept in Redis, one hash per kind, so any replica may settle any job (the hold id makes
+a second settle count nothing) and a restart loses none. What a job made (output files, a
+fine-tuned model) becomes the team's.
 """
 
 from __future__ import annotations
@@ -130,12 +131,29 @@ class Follower:
         async def read(path: str) -> bytes | None:
             return await self._read(path, headers)
 
-        job = _object(await read(f"{kind.path}/{job_id}"))
-        if job is None or job.get("status") not in kind.ended_statuses:
-            return
-        ended = await kind.priced(job, record, read)
+        found = await read(f"{kind.path}/{job_id}")
+        if found is None:
+            # Upstream has no such job any more (a background response deleted while it ran):
+            # what it cost can no longer be read, and it may have billed all of it.
+            ended = Ended(Usage(), int(record["plan"]["reserve"]))
+        else:
+            job = _object(found)
+            if job is None or job.get("status") not in kind.ended_statuses:
+                return
+            ended = await kind.priced(job, record, read)
         plan = _plan(record["plan"])
-        await self._admission.settle(plan, ended.usage, ended.cost, release_weekly=False)
+        # A look that failed after it began settling (Redis went away) may have settled it:
+        # this settle is that one again, and counts once however long Redis was away
+        # (`Admission.settle`'s `first_ms`, for a hold the admission script wrote).
+        began = record.get("settling")
+        if not isinstance(began, int):
+            began = None
+            settling = orjson.dumps({**record, "settling": int(time.time() * 1000)})
+            await self._redis.hset(kind.open_key, job_id, settling)
+        await self._admission.settle(
+            plan, ended.usage, ended.cost, release_weekly=False,
+            first_ms=began if record.get("written", True) is True else None,
+        )  # fmt: skip
         self._admission.count_usage(plan, ended.usage, ended.cost)
         for object_kind, object_id in ended.made:
             await self._owners.record(object_kind, record["team"], object_id, time.time())

@@ -94,7 +94,7 @@ insufficient_quota
   429  rate_limit_exceeded           request_over_limit        one request over a limit's size
 server_error
   500  internal_error                internal_error            a bug: the log has the traceback
-  503  store_unavailable             store_unavailable         admin: Redis is unreachable
+  503  store_unavailable             store_unavailable         Redis did not answer a read needed
   503  too_many_connections          too_many_connections      server.max_connections are open
   503  upstream_key_missing          team_upstream_key_missing a team's own upstream key is unset
   503  budget_store_unavailable      budget_store_unavailable  Redis down, budgets fail closed

@@ -29,6 +29,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -634,3 +635,69 @@ def test_a_client_leaving_a_waiting_call_is_charged_the_answer_upstream_billed(
     audit(redis_server, TEAM, cost_of([good, same, same]))
     assert upstream_calls(upstream) == Counter({"good": 1, "left": 1, "same": 1})
     wait_for(lambda: answered(gw) == 3, 5, "every request logged")
+
+
+# -- 4. Redis frozen after the upstream call went out --------------------------------------------
+
+BILLED_WHILE_FROZEN = {
+    # A stored chat completion: its owner is recorded before the answer leaves.
+    "chat-store": ("/v1/chat/completions", {"model": "gpt-4o", "messages": HELLO, "store": True}),
+    # Responses on o1-mini, served by translation: the gateway stores the response itself.
+    "responses": ("/v1/responses", {"model": "o1-mini", "input": "Say hello."}),
+    "responses-stream": ("/v1/responses", {"model": "o1-mini", "input": "Hi.", "stream": True}),
+}
+
+
+@pytest.mark.parametrize("ask", sorted(BILLED_WHILE_FROZEN))
+def test_an_answer_upstream_billed_while_redis_froze_reaches_its_client(
+    start_gateway: GatewayFactory,
+    upstream: ServerThread,
+    plain_redis: tuple[subprocess.Popen[bytes], str],
+    ask: str,
+) -> None:
+    """Redis freezes while upstream works on an admitted call: the answer upstream billed still
+    reaches the client (never a 500 its SDK would send again, billed again), and its charge
+    lands once Redis is back. What the gateway could not record meanwhile (the stored
+    response, the owner of a stored completion) is logged and lost."""
+    proc, url = plain_redis
+    gw = gateway_on(start_gateway, upstream, url)
+    httpx.delete(f"{upstream.url}/_sim/bill")
+    path, body = BILLED_WHILE_FROZEN[ask]
+    headers = {"authorization": f"Bearer {CLIENT_KEY}", "x-sim-latency-ms": "1200"}
+    with ThreadPoolExecutor(1) as pool:
+        sent = pool.submit(httpx.post, f"{gw.url}{path}", json=body, headers=headers, timeout=30)
+        time.sleep(0.5)  # admitted; upstream is working on it
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            answer = sent.result(timeout=25)
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+    assert answer.status_code == 200, answer.text
+    if body.get("stream"):
+        assert "event: response.completed" in answer.text
+    audit(url, TEAM, billed(upstream))
+
+
+def test_a_request_redis_must_answer_for_is_a_503_while_it_is_away(
+    start_gateway: GatewayFactory,
+    upstream: ServerThread,
+    plain_redis: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    """Continuing a stored response needs Redis (whose response it is, what context it
+    brings): while Redis does not answer, the request is refused before anything goes
+    upstream with the 503 an SDK retries, never a 500."""
+    proc, url = plain_redis
+    gw = gateway_on(start_gateway, upstream, url)
+    headers = {"authorization": f"Bearer {CLIENT_KEY}"}
+    first = httpx.post(
+        f"{gw.url}/v1/responses", json={"model": "gpt-4o", "input": "Hi."}, headers=headers
+    )
+    assert first.status_code == 200, first.text
+    body = {"model": "gpt-4o", "input": "And?", "previous_response_id": first.json()["id"]}
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        answer = httpx.post(f"{gw.url}/v1/responses", json=body, headers=headers, timeout=30)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "store_unavailable"

@@ -157,6 +157,9 @@ def test_a_worst_case_over_the_budget_is_refused_and_the_sdk_does_not_retry(
     assert info.value.code == "request_over_budget"
     assert info.value.response.headers["x-should-retry"] == "false"
     assert attempts == [429]
+    # No rate limit refused it: they say what is left of them (o1-preview: 20 a minute).
+    assert info.value.response.headers["x-ratelimit-remaining-requests"] == "20"
+    assert int(info.value.response.headers["x-ratelimit-remaining-tokens"]) > 0
     # A cheap request that fits is still served.
     assert client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=50)  # type: ignore[arg-type]
 

@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -19,6 +19,7 @@ from redis.backoff import NoBackoff
 
 from gateway.admission.plan import tag
 from gateway.admission.redis_side import Admission
+from gateway.admission.script_pipeline import ScriptClient
 from gateway.config import AdmissionConfig, RedisConfig
 from gateway.runtime.redis_connection import open_redis
 from gateway.wire.errors import GatewayError
@@ -264,3 +265,150 @@ async def test_a_request_refused_because_the_admit_timed_out_costs_nothing(
     await admission.drain()  # any release the gateway scheduled has run
     swept = await admission.admit(make_plan(budget=10_000, reserve=0))  # any call sweeps
     assert (swept.spend, swept.held) == (0, 0)
+
+
+AWAY_MS = 11 * 60 * 1000  # longer than the script remembers a settled hold
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["redis-py", "pipelined"])
+@pytest.mark.parametrize("lost", ["reply", "hold"])
+async def test_a_settle_tried_again_after_a_try_that_may_have_run_counts_once(
+    server: str,
+    client: redis.Redis,
+    observer: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    pipelined: bool,
+    lost: str,
+) -> None:
+    """A settle's try fails with no reply, and the next finds no hold:
+
+    - `reply`: the try ran, and Redis stayed away 11 minutes (a partition, a paused server),
+      longer than it remembers a settled hold: the next try is the same settle again, not
+      charged a second time as a hold never admitted;
+    - `hold`: a failover lost the hold, and the try with the old primary; the next try, at
+      once, finds no hold where a settled one would still be remembered: the hold is gone,
+      and the request is charged as an unknown hold is."""
+    seconds, micros = await observer.time()
+    now = [seconds * 1000 + micros // 1000]
+    fast = ScriptClient(server, TIMEOUT_S) if pipelined else None
+    admission = Admission(client, AdmissionConfig(), fast=fast, clock_ms=lambda: now[0])
+    plan = make_plan(budget=10_000, reserve=1_000)
+    decision = await admission.admit(plan)
+    ticket = admission.ticket(plan, decision, None, 0)
+    reset = redis.ConnectionError("Connection reset by peer")
+    refused = redis.ConnectionError(f"Error 111 connecting to {server}. Connection refused.")
+    tries: list[str] = []
+
+    async def first(run: Callable[[], Awaitable[object]]) -> None:
+        """The first try: it runs and its reply is lost, or the hold is lost before it runs."""
+        tries.append("first")
+        if lost == "reply":
+            await run()
+        else:
+            month = await redis_month(observer)
+            await observer.delete(f"{tag('t1')}:hold:{plan.hold_id}", f"{tag('t1')}:held:{month}")
+            await observer.zrem(f"{tag('t1')}:holds", plan.hold_id)
+        raise reset
+
+    real_run = admission._run
+
+    async def then(keys: list[str], args: list[object]) -> object:
+        """The tries after it: Redis stays away 11 minutes after a lost reply (the next try
+        never leaves), then answers."""
+        if not tries:
+            await first(lambda: real_run(keys, args))
+        if lost == "reply" and "away" not in tries:
+            tries.append("away")
+            await age(observer, AWAY_MS)
+            now[0] += AWAY_MS
+            raise refused
+        tries.append("landed")
+        return await real_run(keys, args)
+
+    monkeypatch.setattr(admission, "_run", then)
+    if fast is not None:
+        real_submit = fast.submit
+        failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+        async def first_later(run: Callable[[], Awaitable[object]]) -> None:
+            try:
+                await first(run)
+            except redis.ConnectionError as exc:
+                failed.set_exception(exc)
+
+        def submit_first(
+            sha: str, keys: list[str], args: list[object], defer_s: float = 0.0
+        ) -> asyncio.Future[object]:
+            monkeypatch.setattr(fast, "submit", real_submit)
+
+            async def run() -> object:
+                reply = real_submit(sha, keys, args, defer_s=defer_s)
+                assert reply is not None
+                return await reply
+
+            tasks.append(asyncio.ensure_future(first_later(run)))
+            return failed
+
+        tasks: list[asyncio.Future[None]] = []
+        monkeypatch.setattr(fast, "submit", submit_first)
+    try:
+        ticket.charge(300, Usage(3, 4))
+        assert await admission.drain(timeout_s=10) == 0
+    finally:
+        await admission.close()
+    assert tries[0] == "first" and tries[-1] == "landed"
+    assert await ledger(observer) == (300, 0)
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["redis-py", "pipelined"])
+async def test_a_settle_that_never_reached_redis_charges_a_hold_redis_lost(
+    server: str,
+    client: redis.Redis,
+    observer: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    pipelined: bool,
+) -> None:
+    """Redis crashed and came back without its last second of writes (appendfsync everysec),
+    a hold admitted then among them; the request's settle found it down (connection refused)
+    and lands once it is back. That try never ran, so nothing was settled: the hold is unknown
+    and the request is charged, as a hold whose admission never landed is."""
+    fast = ScriptClient(server, TIMEOUT_S) if pipelined else None
+    admission = Admission(client, AdmissionConfig(), fast=fast)
+    plan = make_plan(budget=10_000, reserve=1_000)
+    decision = await admission.admit(plan)
+    ticket = admission.ticket(plan, decision, None, 0)
+    month = await redis_month(observer)
+    await observer.delete(f"{tag('t1')}:hold:{plan.hold_id}", f"{tag('t1')}:held:{month}")
+    await observer.zrem(f"{tag('t1')}:holds", plan.hold_id)
+    refused = ConnectionRefusedError(111, "Connection refused")
+    tries: list[int] = []
+    if fast is None:
+        real_run = admission._run
+
+        async def run_refused_once(keys: list[str], args: list[object]) -> object:
+            tries.append(len(tries))
+            if len(tries) == 1:
+                raise redis.ConnectionError(
+                    f"Error 111 connecting to {server}. Connection refused."
+                )
+            return await real_run(keys, args)
+
+        monkeypatch.setattr(admission, "_run", run_refused_once)
+    else:
+        await fast.close()  # Redis went away: the connection is gone
+        real_connect = fast._connect
+
+        async def connect_refused_once() -> object:
+            tries.append(len(tries))
+            if len(tries) == 1:
+                raise refused
+            return await real_connect()
+
+        monkeypatch.setattr(fast, "_connect", connect_refused_once)
+    try:
+        ticket.charge(300, Usage(3, 4))
+        assert await admission.drain(timeout_s=10) == 0
+    finally:
+        await admission.close()
+    assert len(tries) == 2
+    assert await ledger(observer) == (300, 0)

@@ -15,7 +15,7 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
-from gateway.admission.script_pipeline import ScriptClient
+from gateway.admission.script_pipeline import NotSent, ScriptClient
 from tests.conftest import start_redis_server
 
 pytestmark = pytest.mark.anyio
@@ -161,3 +161,30 @@ async def test_a_unix_socket_url_is_served_with_its_database() -> None:
             await client.close()
             proc.kill()
             proc.wait()
+
+
+async def test_a_call_that_never_left_says_so(server: tuple[subprocess.Popen[bytes], str]) -> None:
+    """A lost connection fails every call on it; those it had not written yet never reached
+    Redis (`NotSent`), those written may have run. No connection at all: `NotSent` too."""
+    proc, url = server
+    client = ScriptClient(url, timeout_s=2)
+    try:
+        await client.evalsha(SHA, SCRIPT, ["n"], [0])  # connected, script loaded
+        written = client.submit(SHA, ["n"], [1])
+        await asyncio.sleep(0)  # written; its reply not read yet
+        held_back = client.submit(SHA, ["n"], [2], defer_s=10)  # waits for company
+        assert written is not None and held_back is not None
+        assert client._conn is not None and client._conn.transport is not None
+        client._conn.transport.abort()
+        try:
+            await written  # its reply may have come back first
+        except ConnectionError as lost:
+            assert not isinstance(lost, NotSent)
+        with pytest.raises(NotSent):
+            await held_back
+        proc.kill()
+        proc.wait()
+        with pytest.raises(NotSent):
+            await client.evalsha(SHA, SCRIPT, ["n"], [3])
+    finally:
+        await client.close()

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from gateway.config import SimulatorConfig
+from gateway.objects.ownership import Owners
 from gateway.runtime.batch_jobs import BatchJobs
 from gateway.simulator import create_simulator
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
@@ -171,6 +172,76 @@ def follow(redis_server: str, simulator: ServerThread) -> Callable[[], None]:
 @pytest.fixture
 def unfollowed(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
     return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, batches={"poll_s": 3600})
+
+
+def test_a_batch_settled_before_redis_went_away_is_charged_once_when_it_is_back(
+    unfollowed: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    follow: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The follower settles an ended batch, and Redis goes away before the job is taken off
+    the open list; it is back 11 minutes later (longer than a settled hold is remembered). The
+    next look settles the batch again: it counts once."""
+    client = sdk(unfollowed, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    create(client, file_id)
+
+    async def away(*_: object) -> None:
+        raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(Owners, "record", away)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        follow()
+    monkeypatch.undo()
+    assert store.hlen("o1gw:batches:open") == 1, "still open"
+    assert spend(store, "payer") == (billed(simulator), 0)
+    away_ms = 11 * 60 * 1000
+    for key in store.scan_iter():  # 11 minutes pass: what expires in them is gone
+        ttl = store.pttl(key)
+        if 0 <= ttl <= away_ms:
+            store.delete(key)
+        elif ttl > 0:
+            store.pexpire(key, ttl - away_ms)
+    # ...and the look that began settling it was 11 minutes ago.
+    (job_id, raw), *_ = store.hgetall("o1gw:batches:open").items()
+    record = orjson.loads(raw)
+    record["settling"] -= away_ms
+    store.hset("o1gw:batches:open", job_id, orjson.dumps(record))
+    follow()
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    assert spend(store, "payer") == (billed(simulator), 0)
+
+
+def test_a_batch_made_while_redis_failed_is_answered_and_charged(
+    unfollowed: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    follow: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Upstream made the batch (it runs, and is billed), and Redis fails as the gateway records
+    its owner: the client is told of the batch it made, not a 500 its SDK would send again
+    (a second batch, billed again). The batch is followed and charged what it cost."""
+    client = sdk(unfollowed, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+
+    async def away(*_: object) -> None:
+        raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(Owners, "record", away)
+    batch = create(client, file_id)
+    monkeypatch.undo()
+    listed = httpx.get(
+        f"{simulator.url}/v1/batches", headers={"authorization": f"Bearer {SIM_KEY}"}
+    )
+    assert [made["id"] for made in listed.json()["data"]].count(batch.id) == 1
+    follow()
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    assert spend(store, "payer") == (billed(simulator), 0)
 
 
 def test_a_batch_whose_output_file_is_deleted_before_it_is_settled_is_charged_its_hold(

@@ -247,12 +247,17 @@ def serve(
     upstream section) says so."""
 
     def start(
-        wiring: dict[str, Any] | None = None, budget: int | None = None, **sections: Any
+        wiring: dict[str, Any] | None = None,
+        budget: int | None = None,
+        limits: str | None = None,
+        **sections: Any,
     ) -> ServerThread:
         teams = tmp_path / "teams.yaml"
         team = {"tier": "tier-5"}
         if budget is not None:  # micro-dollars
             team["budget_usd"] = f"{budget / 1_000_000:.6f}"
+        if limits is not None:  # the team's own, in YAML's flow style
+            team["limits"] = limits
         teams.write_text(teams_yaml({TEAM: team}))
         config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
         own = {"forward_header_prefixes": ("x-sim-", "x-mangle"), "retries": 0, **(wiring or {})}
@@ -689,6 +694,28 @@ def test_a_failed_try_retried_is_charged_once_what_upstream_billed(
     assert answer.status_code == 200
     assert calls[mangle["x_mangle_id"]] == 2
     assert spend(store, TEAM) == (billed(upstream), 0)
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_request_that_falls_back_takes_one_request_of_its_teams_limit(
+    serve: Serve, calls: Counter[str], store: redis.Redis, api: str
+) -> None:
+    """o1-preview answers 500 and each request falls back to o1-mini (the shipped config): the
+    client made one request, taken once from the team's requests per minute, however many
+    models tried it; each model's own limit counts the try it made."""
+    gateway = serve(limits="{requests_per_minute: 2}")
+    for n in range(2):
+        mangle = {"x_mangle": "fail-once-500", "x_mangle_id": f"fallback-{api}-{n}"}
+        answer = post(gateway, api, "o1-preview", False, **mangle)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-gateway-fallback"] == "o1-preview -> o1-mini (500)"
+        assert calls[mangle["x_mangle_id"]] == 2
+        assert answer.headers["x-ratelimit-limit-requests"] == "2"
+        assert answer.headers["x-ratelimit-remaining-requests"] == str(1 - n)
+    refused = post(gateway, api, "o1-preview", False)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert spend(store, TEAM)[1] == 0
 
 
 @pytest.mark.parametrize("status", [429, 500])

@@ -15,11 +15,12 @@ import redis
 
 from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.config import ImageInputTokens, Price
+from gateway.runtime.response_jobs import BackgroundResponses
 from gateway.wire.tokens import count_text
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
-from tests.redis.admission.test_end_to_end import spend, usage_by
-from tests.redis.endpoints.teams import key_of, sdk, serve_teams
+from tests.redis.admission.test_end_to_end import month, spend, usage_by
+from tests.redis.endpoints.teams import follower_pass, key_of, sdk, serve_teams
 
 KEYS = {name: key_of(name) for name in ("poor", "small", "metered", "other", "snug")}
 PRICES = {
@@ -387,6 +388,28 @@ def test_a_background_response_is_charged_its_usage_once_it_ends(
     assert (spent, held) == (priced("gpt-4o", done.usage), 0)
     assert 0 < spent < 16_384 * PRICES["gpt-4o"].output // 1_000_000  # far below the hold
     assert store.hlen("o1gw:responses:open") == 0
+
+
+def test_a_background_response_deleted_before_it_ended_is_charged_its_hold_and_let_go(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    store: redis.Redis,
+    simulator: ServerThread,
+) -> None:
+    """Deleted upstream while it ran, a background response can no longer say what it cost:
+    the follower charges its hold (upstream may have billed all of it) and stops following it,
+    where it looked for it every `poll_s`, on every replica, for ever."""
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, responses={"poll_s": 3600})
+    client = sdk(gateway, "metered")
+    queued = client.responses.create(model="gpt-4o", input="Think slowly.", background=True)
+    held = int(store.get(f"{{t:metered}}:held:{month()}") or 0)
+    assert held > 0
+    assert client.responses.delete(queued.id) is None
+    follow = follower_pass(redis_server, simulator, lambda gw: BackgroundResponses(3600))
+    follow()
+    assert store.hlen("o1gw:responses:open") == 0
+    assert spend(store, "metered") == (held, 0)
 
 
 def test_a_response_chained_to_a_background_one_holds_its_context(

@@ -11,7 +11,7 @@ from tests.redis.admission.test_redis_side import make_plan
 def test_headers_report_the_tightest_limit_and_refusals_name_it() -> None:
     plan = make_plan(rpm=20, tpm=1000, est=10, key_rpm=5)
     decision = decode_admit(plan, [0, 3, 1500, 0, 0, 19, 3000, 900, 6000, 0, 12000])
-    headers = dict(ratelimit_headers(decision.windows, refused=True))
+    headers = dict(ratelimit_headers(decision.windows, "requests"))
     assert headers["x-ratelimit-limit-requests"] == "5"
     assert headers["x-ratelimit-remaining-requests"] == "0"
     assert headers["x-ratelimit-reset-requests"] == "12s"
@@ -65,6 +65,24 @@ def test_a_worst_case_over_what_is_left_names_what_is_left_and_the_cap_that_fits
         "What requests in flight hold is freed as they finish: retry then."
     )
     assert error.headers["retry-after-ms"] == "200" and "x-should-retry" not in error.headers
+
+
+def test_a_refusal_says_none_is_left_only_of_the_limit_that_refused() -> None:
+    """A refusal's `x-ratelimit-*` say what is left: nothing of the kind of limit that refused
+    (rate limiters and routers read these headers), and the rest as it is."""
+    from datetime import UTC, datetime
+
+    plan = make_plan(rpm=20, tpm=1000, est=10, budget=100_000_000, reserve=1_000_000)
+    # Refused by the budget: 19 requests and 990 tokens a minute are left.
+    by_budget = decode_admit(plan, [0, 3, -1, 99_500_000, 0, 19, 3000, 990, 600])
+    headers = refusal(by_budget, plan, datetime(2026, 12, 1, tzinfo=UTC)).headers
+    assert headers["x-ratelimit-remaining-requests"] == "19"
+    assert headers["x-ratelimit-remaining-tokens"] == "990"
+    # Refused by the tokens a minute: requests are left, tokens are not.
+    by_tokens = decode_admit(plan, [0, 2, 400, 0, 0, 19, 3000, 4, 59_600])
+    headers = refusal(by_tokens, plan, datetime(2026, 12, 1, tzinfo=UTC)).headers
+    assert headers["x-ratelimit-remaining-requests"] == "19"
+    assert headers["x-ratelimit-remaining-tokens"] == "0"
 
 
 def test_a_cap_suggested_beside_hosted_tool_fees_leaves_room_for_them() -> None:
