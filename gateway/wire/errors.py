@@ -39,6 +39,7 @@ invalid_request_error
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
   400  model_not_available           not_fine_tunable          a model without a training price
   400  -                             not_background_response   cancel: a response not in background
+  400  -                             not_background_stream     ?stream=true: a response not in background
   400  unsupported_parameter         translated_unsupported    background or prompt, on a translated model
   400  unsupported_parameter         unsupported_reference     an object kind the gateway does not own
   401  missing_api_key               missing_key               no API key
