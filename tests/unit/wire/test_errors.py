@@ -130,6 +130,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "chat_completion_not_found": lambda: errors.chat_completion_not_found("chatcmpl-abc"),
     "previous_response_not_found": lambda: errors.previous_response_not_found("resp_abc"),
     "not_background_response": errors.not_background_response,
+    "not_background_stream": errors.not_background_stream,
     "unsupported_reference": lambda: errors.unsupported_reference("conversation"),
     "translated_unsupported": lambda: errors.translated_unsupported("background", "o1-mini"),
     "tool_not_priced": lambda: errors.tool_not_priced("tools[0].type", "image_generation"),
