@@ -242,15 +242,22 @@ class Attempt:
 
     def read_answer(self, status: int, content: bytes) -> None:
         """Parse a whole 200 answer of an API that answers JSON, once (`answered`); one that
-        is no JSON object fails as the upstream's fault."""
+        is no JSON object, or is an error object, fails as the upstream's fault."""
         if status != 200 or not self.ANSWERS_JSON:
             return
         answer = whole_answer(content)
         if answer is None:
             exc = errors.upstream_invalid_answer(f"{len(content)} bytes that are no JSON object")
-            self.gw.metrics.upstream_errors.labels(exc.code or "").inc()
-            raise exc
-        self.answered = answer
+        elif isinstance(answer.get("error"), dict) and "object" not in answer:
+            # OpenAI's error object where an API object belongs (a proxy's 200): relayed, no
+            # SDK would raise on it. (A failed response object carries an `error` too.)
+            message = answer["error"].get("message")
+            exc = errors.upstream_invalid_answer(f"an error object in a 200: {message!r}")
+        else:
+            self.answered = answer
+            return
+        self.gw.metrics.upstream_errors.labels(exc.code or "").inc()
+        raise exc
 
     # -- call, relay and settle ----------------------------------------------------------------
 
@@ -290,7 +297,12 @@ class Attempt:
             if adapted is not None:
                 out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))
             content_type = next((v for k, v in resp.headers if k == b"content-type"), b"")
-            streaming = content_type.startswith(b"text/event-stream") if stream is None else stream
+            if stream is None:
+                streaming = content_type.startswith(b"text/event-stream")
+            else:
+                # A stream asked for and a JSON object answered (an error object a proxy sent
+                # with a 200): read whole and told as such, never relayed as an event stream.
+                streaming = stream and not content_type.startswith(b"application/json")
             if streaming and resp.status == 200:
                 # From here the stream response watches for the client leaving.
                 exchange.stream = True

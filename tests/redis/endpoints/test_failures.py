@@ -56,12 +56,18 @@ LONG_ANSWER = " ".join(["word"] * 200)
 
 # The `x-mangle` modes that say the body is encoded as it is not.
 ENCODED = ("gzip", "br")
+# What `x-mangle: error-200` answers with a 200.
+ERROR_200 = orjson.dumps(
+    {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}
+)
 
 
 class Mangler:
     """The simulator, with its answers broken as the request's `x-mangle` header asks:
 
     - `not-json`: a 200's body replaced by an HTML page;
+    - `error-200`: a 200's body (whole or a stream's) replaced by OpenAI's error object, sent as
+      JSON, as a proxy in front of the API may answer;
     - `gzip`, `br`: the body as it is, said to be so encoded (a corrupt gzip body; a coding
       the gateway cannot read), as a misconfigured front end might send it;
     - `no-usage`: `usage` taken out of a JSON answer and out of a stream's events;
@@ -101,7 +107,9 @@ class Mangler:
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
         elif mode == "chatter-then-stall":
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-latency-ms", b"60000")]}
-        if mode in ("not-json", "no-usage", *ENCODED) or (first and mode == "reset-once"):
+        if mode in ("not-json", "error-200", "no-usage", *ENCODED) or (
+            first and mode == "reset-once"
+        ):
             await self.app(scope, receive, self.mangled(send, mode))
             return
         await self.app(scope, receive, send)
@@ -125,15 +133,25 @@ class Mangler:
 
     @staticmethod
     def mangled(send: Any, mode: str) -> Any:
+        answered: list[bool] = []
+
         async def mangle(message: Any) -> None:
             if message["type"] == "http.response.start":
                 # The body changes length: sent chunked instead.
                 kept = [(k, v) for k, v in message["headers"] if k != b"content-length"]
+                if mode == "error-200":
+                    kept = [(k, v) for k, v in kept if k != b"content-type"]
+                    kept.append((b"content-type", b"application/json"))
                 if mode in ENCODED:
                     kept.append((b"content-encoding", mode.encode()))
                 message = {**message, "headers": kept}
             elif mode in ENCODED:
                 pass  # the body as it is
+            elif mode == "error-200":
+                if not answered:  # the rest of the simulator's answer goes nowhere
+                    answered.append(True)
+                    await send({**message, "body": ERROR_200, "more_body": False})
+                return
             elif message["type"] == "http.response.body" and message.get("body"):
                 body = message["body"]
                 if mode == "not-json":
@@ -462,6 +480,7 @@ def whole_ids() -> list[str]:
 # How a 200 is made unreadable (`x-mangle`), and the code the client then gets.
 UNREADABLE_BY = {
     "not-json": "upstream_invalid_answer",
+    "error-200": "upstream_invalid_answer",
     "gzip": "upstream_encoding",
     "br": "upstream_encoding",
 }
@@ -510,6 +529,22 @@ def test_an_unreadable_answer_is_a_502_charged_its_hold(
     assert billed(upstream) > 0
     assert spend(store, TEAM) == (hold(model), 0)
     assert upstream_errors(gateway) == {code: 1}
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_stream_answered_with_an_error_object_is_a_502_charged_its_hold(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, api: str
+) -> None:
+    """A stream asked for, a 200 JSON error object answered (a proxy's): not an empty stream
+    (chat's was swallowed whole) nor the object as an event stream no SDK reads, but the
+    unreadable answer's 502, charged as one."""
+    gateway = serve()
+    answer = post(gateway, api, "gpt-4o", True, x_mangle="error-200")
+    assert answer.status_code == 502
+    assert answer.json()["error"]["code"] == "upstream_invalid_answer"
+    assert "overloaded" in answer.json()["error"]["message"]
+    assert spend(store, TEAM) == (hold("gpt-4o"), 0)
+    assert upstream_errors(gateway) == {"upstream_invalid_answer": 1}
 
 
 @pytest.mark.parametrize("mangle", ENCODED)
