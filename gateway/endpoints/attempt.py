@@ -48,6 +48,8 @@ RawHeaders = list[tuple[bytes, bytes]]
 STREAM_FAILED = "upstream_stream_error"
 # A successful answer its encoding does not decode.
 UNDECODABLE = "upstream_encoding"
+# The bytes of a stream's end kept to find its last event in (chat's `data: [DONE]`).
+TAIL = 16
 # A whole upstream answer: status, raw headers, body.
 Whole = tuple[int, RawHeaders, bytes]
 
@@ -355,8 +357,10 @@ class Attempt:
         observe = trace.streaming() if trace is not None else None
         gw.metrics.open_streams.inc()
         stopped = reading_on = broken = False
+        tail = b""  # the stream's last bytes: where its last event is
         try:
             async for chunk in resp.iter_chunks():
+                tail = chunk if len(chunk) >= TAIL else tail[-TAIL:] + chunk
                 out = meter.feed(chunk) if meter is not None else chunk
                 if meter is not None and meter.usage is not None:
                     # The usage event ends the answer: charged before the client reads its end,
@@ -379,6 +383,8 @@ class Attempt:
                 if observe is not None:
                     observe(rest)
                 yield rest
+            if not stopped and meter is not None and self.ended_early(meter, tail):
+                raise errors.upstream_truncated("the stream ended before its last event")
         except GatewayError as exc:
             # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
@@ -406,6 +412,12 @@ class Attempt:
                 self.settle_stream(meter, stopped=stopped or broken)
         if stopped:
             raise errors.client_closed()
+
+    def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
+        """Whether a stream upstream ended (`tail`: its last bytes) was cut short: without
+        its usage, its own error or its API's last event. Its API's attempt knows that event:
+        any other stream is taken as whole."""
+        return False
 
     def leave(self) -> None:
         """The client left the stream (the stream response says so): see `relay`."""

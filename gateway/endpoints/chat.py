@@ -379,6 +379,10 @@ class ChatAttempt(ModelAttempt):
                 CHAT_COMPLETION.name, self.caller.team.name, answer["id"], made_now()
             )
 
+    def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
+        # The usage chunk is asked for, and `[DONE]` follows it.
+        return meter.usage is None and not meter.failed and b"[DONE]" not in tail
+
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         meter = super().stream_meter(strip_usage)
         if self.payload.get("store") is not True:

@@ -475,6 +475,10 @@ class NativeAttempt(ModelAttempt):
             return ResponsesStreamMeter(self.owned_items)
         return ResponsesStreamMeter(self.owned)
 
+    def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
+        # A Responses stream ends in its terminal event (`response.completed`, ...) or `error`.
+        return isinstance(meter, ResponsesStreamMeter) and meter.final is None and not meter.failed
+
     def stream_error(self, exc: GatewayError, meter: StreamMeter | None) -> bytes:
         if not isinstance(meter, ResponsesStreamMeter):
             return super().stream_error(exc, meter)

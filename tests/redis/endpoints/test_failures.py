@@ -56,6 +56,8 @@ LONG_ANSWER = " ".join(["word"] * 200)
 
 # The `x-mangle` modes that say the body is encoded as it is not.
 ENCODED = ("gzip", "br")
+# The frames of a stream `x-mangle: end-early` relays before it ends the stream.
+FRAMES_BEFORE_END = 6
 # What `x-mangle: error-200` answers with a 200.
 ERROR_200 = orjson.dumps(
     {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}
@@ -68,6 +70,9 @@ class Mangler:
     - `not-json`: a 200's body replaced by an HTML page;
     - `error-200`: a 200's body (whole or a stream's) replaced by OpenAI's error object, sent as
       JSON, as a proxy in front of the API may answer;
+    - `end-early`: a stream ended cleanly after its first `FRAMES_BEFORE_END` frames, without its
+      last event (chat's usage and `[DONE]`, the Responses API's `response.completed`); the
+      simulator stops there (its client left);
     - `gzip`, `br`: the body as it is, said to be so encoded (a corrupt gzip body; a coding
       the gateway cannot read), as a misconfigured front end might send it;
     - `no-usage`: `usage` taken out of a JSON answer and out of a stream's events;
@@ -107,7 +112,7 @@ class Mangler:
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
         elif mode == "chatter-then-stall":
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-latency-ms", b"60000")]}
-        if mode in ("not-json", "error-200", "no-usage", *ENCODED) or (
+        if mode in ("not-json", "error-200", "end-early", "no-usage", *ENCODED) or (
             first and mode == "reset-once"
         ):
             await self.app(scope, receive, self.mangled(send, mode))
@@ -152,6 +157,11 @@ class Mangler:
                     answered.append(True)
                     await send({**message, "body": ERROR_200, "more_body": False})
                 return
+            elif mode == "end-early":
+                answered.append(True)
+                if len(answered) > FRAMES_BEFORE_END:
+                    await send({**message, "body": b"", "more_body": False})
+                    raise ConnectionResetError("the stream is over")
             elif message["type"] == "http.response.body" and message.get("body"):
                 body = message["body"]
                 if mode == "not-json":
@@ -382,6 +392,8 @@ BREAKS = {  # how upstream breaks the stream: (its knobs, the code the client an
     "reset": ({"x-sim-fault": "reset"}, "upstream_truncated"),
     "stall": ({"x-sim-chunk-interval-ms": "5000"}, "upstream_timeout"),
     "error event": ({"x-sim-fault": "stream-error"}, "upstream_stream_error"),
+    # Ended cleanly, its last event never sent: as good as cut.
+    "ended early": ({"x-mangle": "end-early"}, "upstream_truncated"),
 }
 
 
