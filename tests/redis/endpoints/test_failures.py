@@ -428,6 +428,24 @@ def test_a_native_stream_broken_mid_way_ends_in_an_error_and_is_charged_what_it_
     assert upstream_errors(gateway) == {code: 1}
 
 
+@pytest.mark.parametrize("how", ["reset", "stall", "ended early"])
+def test_a_background_stream_broken_mid_way_is_charged_the_usage_upstream_reports_at_its_end(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, how: str
+) -> None:
+    """A background response runs to its end upstream whatever becomes of its stream, and is
+    billed whole: once the stream breaks, the follower charges the usage the response reports
+    when it ended (as for a background call answered whole), not the worst case."""
+    gateway = serve(wiring={"read_timeout_s": 0.5}, responses={"poll_s": 0.1})
+    knobs, code = BREAKS[how]
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": LONG_ANSWER, **knobs}
+    body = {"model": "gpt-4o", "input": PROMPT, "stream": True, "background": True}
+    answer = httpx.post(f"{gateway.url}/v1/responses", json=body, headers=sent, timeout=30)
+    assert_ends_in_error("responses", events_of(answer), code)
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the follower to settle the hold")
+    assert spend(store, TEAM) == (billed(upstream), 0)
+    assert 0 < billed(upstream) < hold("gpt-4o")
+
+
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("mangle", ENCODED)
 def test_a_native_stream_its_encoding_does_not_decode_is_charged_its_hold(
