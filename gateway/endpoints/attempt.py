@@ -248,16 +248,14 @@ class Attempt:
         if status != 200 or not self.ANSWERS_JSON:
             return
         answer = whole_answer(content)
+        exc: GatewayError | None
         if answer is None:
             exc = errors.upstream_invalid_answer(f"{len(content)} bytes that are no JSON object")
-        elif isinstance(answer.get("error"), dict) and "object" not in answer:
-            # OpenAI's error object where an API object belongs (a proxy's 200): relayed, no
-            # SDK would raise on it. (A failed response object carries an `error` too.)
-            message = answer["error"].get("message")
-            exc = errors.upstream_invalid_answer(f"an error object in a 200: {message!r}")
         else:
-            self.answered = answer
-            return
+            exc = error_answer(answer)
+            if exc is None:
+                self.answered = answer
+                return
         self.gw.metrics.upstream_errors.labels(exc.code or "").inc()
         raise exc
 
@@ -486,6 +484,16 @@ class Attempt:
     def stream_fees(self, meter: StreamMeter) -> int:
         """What upstream bills for a stream beside its tokens (hosted tools' calls)."""
         return 0
+
+
+def error_answer(answer: dict[str, Any]) -> GatewayError | None:
+    """The failure a 200 is when its body is OpenAI's error object where an API object belongs
+    (a proxy's): relayed, no SDK would raise on it. None for any other answer (a failed
+    response object carries an `error` too, beside its `object`)."""
+    error = answer.get("error")
+    if not isinstance(error, dict) or "object" in answer:
+        return None
+    return errors.upstream_invalid_answer(f"an error object in a 200: {error.get('message')!r}")
 
 
 # Failures after upstream generated an answer, which it bills, that never said what it cost:

@@ -593,6 +593,37 @@ def test_a_governed_answer_its_encoding_does_not_decode_is_a_502_charged_its_hol
     assert 0 < billed(upstream) <= held
 
 
+GOVERNED = {  # a governed endpoint answering JSON: its path, a request, how it is held
+    "embeddings": (
+        "/v1/embeddings", {"model": "text-embedding-3-small", "input": ["hello"]}, Cost.EMBEDDINGS
+    ),
+    "completions": (
+        "/v1/completions", {"model": "gpt-3.5-turbo-instruct", "prompt": PROMPT}, Cost.COMPLETIONS
+    ),
+    "images": (
+        "/v1/images/generations", {"model": "dall-e-2", "prompt": PROMPT, "size": "256x256"},
+        Cost.IMAGES,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint", sorted(GOVERNED))
+def test_a_governed_answer_that_is_an_error_object_is_a_502_charged_its_hold(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, endpoint: str
+) -> None:
+    """A 200 whose body is OpenAI's error object (a proxy's) is no answer a client can read:
+    the unreadable answer's 502, not the error object with a 200, charged as one."""
+    gateway = serve()
+    path, payload, cost = GOVERNED[endpoint]
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": "error-200"}
+    answer = httpx.post(f"{gateway.url}{path}", json=payload, headers=sent, timeout=30)
+    assert answer.status_code == 502
+    assert answer.json()["error"]["code"] == "upstream_invalid_answer"
+    model = payload["model"]
+    assert spend(store, TEAM) == (worst_case(cost, payload, CONFIG.models[model])[2], 0)
+    assert upstream_errors(gateway) == {"upstream_invalid_answer": 1}
+
+
 @pytest.mark.parametrize(("api", "model", "stream"), WHOLE, ids=whole_ids())
 def test_a_whole_answer_without_usage_is_charged_its_hold(
     serve: Serve,
