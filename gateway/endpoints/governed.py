@@ -210,6 +210,9 @@ class GovernedAttempt(Attempt):
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         return AudioStreamMeter() if self.ticket is not None else None
 
+    def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
+        return isinstance(meter, AudioStreamMeter) and not meter.ended
+
     def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
         if isinstance(meter, AudioStreamMeter):
             if self.ticket is not None and not self.ticket.done:

@@ -393,6 +393,9 @@ class AudioUsage:
 
 # The last event of an audio stream, the one that carries its usage.
 AUDIO_DONE_EVENTS = frozenset({"speech.audio.done", "transcript.text.done"})
+# What only an audio stream's ending names: the end of a done event's type, and an error.
+_AUDIO_ENDING = b'.done"'
+_ERROR = b'"error"'
 
 
 def audio_usage_from(payload: Any, *, speech: bool) -> AudioUsage | None:
@@ -434,16 +437,20 @@ class AudioStreamMeter(StreamMeter):
     `usage` of its done event, kept as reported, since text and audio tokens are priced apart.
 
     Speech deltas are base64 audio, which has no quotes: only blocks naming a `"usage"` are
-    parsed, so the audio passes unread."""
+    parsed, so the audio passes unread, and only the ending's quoted words are searched for."""
 
-    __slots__ = ("reported",)
+    __slots__ = ("ended", "reported")
 
     def __init__(self) -> None:
         super().__init__(False)
         self.reported: Any = None
+        # Its done event or an error came: a stream that ends without either was cut short.
+        self.ended = False
 
     def feed(self, chunk: bytes) -> bytes:
         block = self._decoder.complete(chunk)
+        if not self.ended:
+            self.ended = _AUDIO_ENDING in block or _ERROR in block
         if b'"usage"' in block:
             for data in sse.events(block):
                 self._see(data)
@@ -451,6 +458,7 @@ class AudioStreamMeter(StreamMeter):
 
     def flush(self) -> bytes:
         for data in self._decoder.flush():
+            self.ended = self.ended or _AUDIO_ENDING in data or _ERROR in data
             self._see(data)
         return b""
 

@@ -593,6 +593,41 @@ def test_a_governed_answer_its_encoding_does_not_decode_is_a_502_charged_its_hol
     assert 0 < billed(upstream) <= held
 
 
+AUDIO_STREAMS = {  # an audio event stream: how it is asked for
+    "speech": {
+        "json": {
+            "model": "gpt-4o-mini-tts", "voice": "alloy", "input": LONG_ANSWER,
+            "stream_format": "sse",
+        },
+    },
+    "transcription": {
+        "data": {"model": "gpt-4o-transcribe", "stream": "true"},
+        "files": {"file": ("a.wav", b"\x00" * 48_000)},
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint", sorted(AUDIO_STREAMS))
+@pytest.mark.parametrize("how", ["ended early", "reset"])
+def test_an_audio_stream_cut_short_ends_in_an_error_and_is_charged_its_hold(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, endpoint: str, how: str
+) -> None:
+    """Speech and transcription event streams: one that stops before its done event (a reset,
+    or ended cleanly) ends in the gateway's error event, never just stops; its usage never
+    came, so it is charged its hold, never less than upstream bills."""
+    gateway = serve()
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", **BREAKS[how][0]}
+    path = "/v1/audio/speech" if endpoint == "speech" else "/v1/audio/transcriptions"
+    asked = AUDIO_STREAMS[endpoint]
+    answer = httpx.post(f"{gateway.url}{path}", headers=sent, timeout=30, **asked)
+    assert answer.status_code == 200
+    events = events_of(answer)
+    assert events.data[-1]["error"]["code"] == "upstream_truncated", events.kinds
+    spent, held = spend(store, TEAM)
+    assert held == 0 and spent >= billed(upstream) > 0
+    assert upstream_errors(gateway) == {"upstream_truncated": 1}
+
+
 GOVERNED = {  # a governed endpoint answering JSON: its path, a request, how it is held
     "embeddings": (
         "/v1/embeddings", {"model": "text-embedding-3-small", "input": ["hello"]}, Cost.EMBEDDINGS
