@@ -319,6 +319,10 @@ class Attempt:
                 gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
                 if trace is not None:
                     trace.upstream_done(resp.status, exc.code or exc.type)
+                if resp.status < 300:
+                    # Upstream made the answer and bills it, whatever lost it after its
+                    # headers (a stall past the read timeout, too): charged as billed.
+                    exc.billed = True
                 raise
             finally:
                 await resp.close()

@@ -70,6 +70,8 @@ class Mangler:
     - `not-json`: a 200's body replaced by an HTML page;
     - `error-200`: a 200's body (whole or a stream's) replaced by OpenAI's error object, sent as
       JSON, as a proxy in front of the API may answer;
+    - `stall-body`: half of a 200's body sent, then nothing more for a minute (or until the
+      gateway leaves);
     - `end-early`: a stream ended cleanly after its first `FRAMES_BEFORE_END` frames, without its
       last event (chat's usage and `[DONE]`, the Responses API's `response.completed`); the
       simulator stops there (its client left);
@@ -112,10 +114,10 @@ class Mangler:
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
         elif mode == "chatter-then-stall":
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-latency-ms", b"60000")]}
-        if mode in ("not-json", "error-200", "end-early", "no-usage", *ENCODED) or (
+        if mode in ("not-json", "error-200", "end-early", "stall-body", "no-usage", *ENCODED) or (
             first and mode == "reset-once"
         ):
-            await self.app(scope, receive, self.mangled(send, mode))
+            await self.app(scope, receive, self.mangled(send, mode, receive))
             return
         await self.app(scope, receive, send)
 
@@ -137,7 +139,7 @@ class Mangler:
         await send({"type": "http.response.body", "body": b"<html>Moved</html>"})
 
     @staticmethod
-    def mangled(send: Any, mode: str) -> Any:
+    def mangled(send: Any, mode: str, receive: Any) -> Any:
         answered: list[bool] = []
 
         async def mangle(message: Any) -> None:
@@ -169,6 +171,10 @@ class Mangler:
                 elif mode == "reset-once":
                     await send({**message, "body": body[: len(body) // 2], "more_body": True})
                     raise ConnectionResetError("the mangler cut the answer")
+                elif mode == "stall-body":
+                    await send({**message, "body": body[: len(body) // 2], "more_body": True})
+                    await asyncio.wait_for(left(receive), 60)
+                    raise ConnectionResetError("the gateway left")
                 elif body.startswith(b"{"):
                     whole = orjson.loads(body)
                     whole.pop("usage", None)
@@ -179,6 +185,12 @@ class Mangler:
             await send(message)
 
         return mangle
+
+
+async def left(receive: Any) -> None:
+    """Until the client leaves."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class Cutter:
@@ -640,6 +652,23 @@ GOVERNED = {  # a governed endpoint answering JSON: its path, a request, how it 
         Cost.IMAGES,
     ),
 }  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint", sorted(GOVERNED))
+@pytest.mark.parametrize("mangle", ["reset-once", "stall-body"])
+def test_a_governed_answer_cut_off_after_its_headers_is_charged_its_hold(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, endpoint: str, mangle: str
+) -> None:
+    """Upstream made the answer and bills it: one lost after its headers (a reset, a stall
+    past `read_timeout_s`) is a 502 or 504 charged its hold, never nothing."""
+    gateway = serve(wiring={"read_timeout_s": 0.5})
+    path, payload, cost = GOVERNED[endpoint]
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": mangle, "x-mangle-id": mangle}
+    answer = httpx.post(f"{gateway.url}{path}", json=payload, headers=sent, timeout=30)
+    assert answer.status_code in (502, 504)
+    model = payload["model"]
+    assert billed(upstream) > 0
+    assert spend(store, TEAM) == (worst_case(cost, payload, CONFIG.models[model])[2], 0)
 
 
 @pytest.mark.parametrize("endpoint", sorted(GOVERNED))
