@@ -117,8 +117,11 @@ class StreamMeter:
         self.on_id = on_id
 
     def feed(self, chunk: bytes) -> bytes:
-        """Returns the bytes to pass on to the client."""
-        block = self._decoder.complete(chunk)
+        """Returns the bytes to pass on to the client: the events `chunk` completes. An event
+        is passed on whole, never in part: a stream broken mid-event then ends in the gateway's
+        error event, not in half an event joined to it. (One a stream ends without its blank
+        line is not passed on: no client would dispatch it.)"""
+        block = whole = self._decoder.complete(chunk)
         out: list[bytes] = []
         if not self.model and block:
             first = block.find(b"\n\n") + 2  # the first event names the model
@@ -133,7 +136,7 @@ class StreamMeter:
                 out.append(block[:cut])
                 block = block[cut:]
         out.append(self._parse(block))
-        return b"".join(out) if self._strip_usage else chunk
+        return b"".join(out) if self._strip_usage else whole
 
     def _parse(self, block: bytes) -> bytes:
         return self._parse_events(sse.events(block))
@@ -266,7 +269,7 @@ class ResponsesStreamMeter(StreamMeter):
             self.events += len(events)
             for event in events:
                 self._see(event)
-        return chunk
+        return block
 
     def flush(self) -> bytes:
         for data in self._decoder.flush():
@@ -454,7 +457,7 @@ class AudioStreamMeter(StreamMeter):
         if b'"usage"' in block:
             for data in sse.events(block):
                 self._see(data)
-        return chunk
+        return block
 
     def flush(self) -> bytes:
         for data in self._decoder.flush():

@@ -70,6 +70,8 @@ class Mangler:
     - `not-json`: a 200's body replaced by an HTML page;
     - `error-200`: a 200's body (whole or a stream's) replaced by OpenAI's error object, sent as
       JSON, as a proxy in front of the API may answer;
+    - `reset-mid-event`: a stream cut after its first `FRAMES_BEFORE_END` frames and half of
+      the next;
     - `stall-body`: half of a 200's body sent, then nothing more for a minute (or until the
       gateway leaves);
     - `end-early`: a stream ended cleanly after its first `FRAMES_BEFORE_END` frames, without its
@@ -114,9 +116,15 @@ class Mangler:
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
         elif mode == "chatter-then-stall":
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-latency-ms", b"60000")]}
-        if mode in ("not-json", "error-200", "end-early", "stall-body", "no-usage", *ENCODED) or (
-            first and mode == "reset-once"
-        ):
+        if mode in (
+            "not-json",
+            "error-200",
+            "end-early",
+            "reset-mid-event",
+            "stall-body",
+            "no-usage",
+            *ENCODED,
+        ) or (first and mode == "reset-once"):
             await self.app(scope, receive, self.mangled(send, mode, receive))
             return
         await self.app(scope, receive, send)
@@ -159,6 +167,12 @@ class Mangler:
                     answered.append(True)
                     await send({**message, "body": ERROR_200, "more_body": False})
                 return
+            elif mode == "reset-mid-event" and message.get("body"):
+                answered.append(True)
+                if len(answered) > FRAMES_BEFORE_END:
+                    half = message["body"][: len(message["body"]) // 2]
+                    await send({**message, "body": half, "more_body": True})
+                    raise ConnectionResetError("the mangler cut the event")
             elif mode == "end-early":
                 answered.append(True)
                 if len(answered) > FRAMES_BEFORE_END:
@@ -404,6 +418,8 @@ BREAKS = {  # how upstream breaks the stream: (its knobs, the code the client an
     "reset": ({"x-sim-fault": "reset"}, "upstream_truncated"),
     "stall": ({"x-sim-chunk-interval-ms": "5000"}, "upstream_timeout"),
     "error event": ({"x-sim-fault": "stream-error"}, "upstream_stream_error"),
+    # Cut in the middle of an event.
+    "mid-event reset": ({"x-mangle": "reset-mid-event"}, "upstream_truncated"),
     # Ended cleanly, its last event never sent: as good as cut.
     "ended early": ({"x-mangle": "end-early"}, "upstream_truncated"),
 }
@@ -438,6 +454,25 @@ def test_a_native_stream_broken_mid_way_ends_in_an_error_and_is_charged_what_it_
     assert spend(store, TEAM) == (charged, 0)
     billed_at_most(upstream, charged)
     assert upstream_errors(gateway) == {code: 1}
+
+
+def test_a_chat_stream_passed_on_as_it_came_and_cut_mid_event_ends_in_an_error(
+    serve: Serve, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """A client that asked for the usage chunk gets upstream's events as they came: half an
+    event cut off is not passed on, so the gateway's error event reads as one."""
+    gateway = serve()
+    body = {
+        "model": "gpt-4o", "messages": MESSAGES, "stream": True,
+        "stream_options": {"include_usage": True},
+    }  # fmt: skip
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": LONG_ANSWER}
+    sent["x-mangle"] = "reset-mid-event"
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=sent, timeout=30)
+    events = events_of(answer)
+    assert_ends_in_error("chat", events, "upstream_truncated")
+    assert 0 < len(events.text) < len(LONG_ANSWER)
+    assert spend(store, TEAM)[1] == 0
 
 
 @pytest.mark.parametrize("how", ["reset", "stall", "ended early"])
