@@ -48,6 +48,8 @@ RawHeaders = list[tuple[bytes, bytes]]
 STREAM_FAILED = "upstream_stream_error"
 # A successful answer its encoding does not decode.
 UNDECODABLE = "upstream_encoding"
+# The bytes of a stream's end kept to find its last event in (chat's `data: [DONE]`).
+TAIL = 16
 # A whole upstream answer: status, raw headers, body.
 Whole = tuple[int, RawHeaders, bytes]
 
@@ -242,15 +244,20 @@ class Attempt:
 
     def read_answer(self, status: int, content: bytes) -> None:
         """Parse a whole 200 answer of an API that answers JSON, once (`answered`); one that
-        is no JSON object fails as the upstream's fault."""
+        is no JSON object, or is an error object, fails as the upstream's fault."""
         if status != 200 or not self.ANSWERS_JSON:
             return
         answer = whole_answer(content)
+        exc: GatewayError | None
         if answer is None:
             exc = errors.upstream_invalid_answer(f"{len(content)} bytes that are no JSON object")
-            self.gw.metrics.upstream_errors.labels(exc.code or "").inc()
-            raise exc
-        self.answered = answer
+        else:
+            exc = error_answer(answer)
+            if exc is None:
+                self.answered = answer
+                return
+        self.gw.metrics.upstream_errors.labels(exc.code or "").inc()
+        raise exc
 
     # -- call, relay and settle ----------------------------------------------------------------
 
@@ -290,7 +297,12 @@ class Attempt:
             if adapted is not None:
                 out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))
             content_type = next((v for k, v in resp.headers if k == b"content-type"), b"")
-            streaming = content_type.startswith(b"text/event-stream") if stream is None else stream
+            if stream is None:
+                streaming = content_type.startswith(b"text/event-stream")
+            else:
+                # A stream asked for and a JSON object answered (an error object a proxy sent
+                # with a 200): read whole and told as such, never relayed as an event stream.
+                streaming = stream and not content_type.startswith(b"application/json")
             if streaming and resp.status == 200:
                 # From here the stream response watches for the client leaving.
                 exchange.stream = True
@@ -308,6 +320,10 @@ class Attempt:
                 gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
                 if trace is not None:
                     trace.upstream_done(resp.status, exc.code or exc.type)
+                if resp.status < 300:
+                    # Upstream made the answer and bills it, whatever lost it after its
+                    # headers (a stall past the read timeout, too): charged as billed.
+                    exc.billed = True
                 raise
             finally:
                 await resp.close()
@@ -348,8 +364,10 @@ class Attempt:
         observe = trace.streaming() if trace is not None else None
         gw.metrics.open_streams.inc()
         stopped = reading_on = broken = False
+        tail = b""  # the stream's last bytes: where its last event is
         try:
             async for chunk in resp.iter_chunks():
+                tail = chunk if len(chunk) >= TAIL else tail[-TAIL:] + chunk
                 out = meter.feed(chunk) if meter is not None else chunk
                 if meter is not None and meter.usage is not None:
                     # The usage event ends the answer: charged before the client reads its end,
@@ -372,6 +390,8 @@ class Attempt:
                 if observe is not None:
                     observe(rest)
                 yield rest
+            if not stopped and meter is not None and self.ended_early(meter, tail):
+                raise errors.upstream_truncated("the stream ended before its last event")
         except GatewayError as exc:
             # Headers are gone already: report the failure in-stream, as OpenAI does, then stop.
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
@@ -401,6 +421,12 @@ class Attempt:
                 self.settle_stream(meter, stopped=stopped or broken)
         if stopped:
             raise errors.client_closed()
+
+    def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
+        """Whether a stream upstream ended (`tail`: its last bytes) was cut short: without
+        its usage, its own error or its API's last event. Its API's attempt knows that event:
+        any other stream is taken as whole."""
+        return False
 
     def leave(self) -> None:
         """The client left the stream (the stream response says so): see `relay`."""
@@ -474,6 +500,16 @@ class Attempt:
     def stream_fees(self, meter: StreamMeter) -> int:
         """What upstream bills for a stream beside its tokens (hosted tools' calls)."""
         return 0
+
+
+def error_answer(answer: dict[str, Any]) -> GatewayError | None:
+    """The failure a 200 is when its body is OpenAI's error object where an API object belongs
+    (a proxy's): relayed, no SDK would raise on it. None for any other answer (a failed
+    response object carries an `error` too, beside its `object`)."""
+    error = answer.get("error")
+    if not isinstance(error, dict) or "object" in answer:
+        return None
+    return errors.upstream_invalid_answer(f"an error object in a 200: {error.get('message')!r}")
 
 
 # Failures after upstream generated an answer, which it bills, that never said what it cost:

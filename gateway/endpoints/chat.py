@@ -439,6 +439,10 @@ class ChatAttempt(ModelAttempt):
             except GatewayError as exc:  # the client's answer stands; only a copy is left
                 log.warning("cannot delete the superseded stored completion %s: %s", path, exc)
 
+    def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
+        # The usage chunk is asked for, and `[DONE]` follows it.
+        return meter.usage is None and not meter.failed and b"[DONE]" not in tail
+
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         meter = super().stream_meter(strip_usage)
         if self.payload.get("store") is not True:

@@ -23,7 +23,7 @@ from gateway.admission import pricing
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import audio_tokens_cost
 from gateway.config import ModelConfig
-from gateway.endpoints.attempt import Attempt
+from gateway.endpoints.attempt import Attempt, error_answer
 from gateway.endpoints.owned import check_references
 from gateway.endpoints.route import SUBSTITUTED, refuse_shut_down, shield
 from gateway.endpoints.tuned_models import fine_tuned
@@ -210,6 +210,9 @@ class GovernedAttempt(Attempt):
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         return AudioStreamMeter() if self.ticket is not None else None
 
+    def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
+        return isinstance(meter, AudioStreamMeter) and not meter.ended
+
     def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
         if isinstance(meter, AudioStreamMeter):
             if self.ticket is not None and not self.ticket.done:
@@ -228,6 +231,17 @@ class GovernedAttempt(Attempt):
             ticket.charge(ticket.plan.reserve)
         else:
             ticket.charge(audio_tokens_cost(self.config.price, used), used.usage)
+
+    def read_answer(self, status: int, content: bytes) -> None:
+        """A 200 that is an error object fails (`error_answer`). No answer of these APIs
+        begins with an `error`: only such a body is parsed here, the rest once, in `settle`."""
+        if status != 200 or b'"error"' not in content[:16]:
+            return
+        answer = _json(content)
+        exc = error_answer(answer) if isinstance(answer, dict) else None
+        if exc is not None:
+            self.gw.metrics.upstream_errors.labels(exc.code or "").inc()
+            raise exc
 
     def settle(self, status: int, content: bytes) -> None:
         ticket, cost, model = self.ticket, self.cost, self.config

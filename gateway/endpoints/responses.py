@@ -40,6 +40,7 @@ from gateway.admission.pricing import (
     responses_input_tokens,
     tier_percent,
 )
+from gateway.admission.redis_side import Ticket
 from gateway.admission.tool_fees import tool_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ImageInputTokens, ModelConfig
@@ -499,20 +500,8 @@ class NativeAttempt(ModelAttempt):
         than the one held (without a follower, it is charged its worst case)."""
         ticket = self.ticket
         if answer.get("background") is True and ticket is not None:
-            follower, response_id = self.gw.follower, answer.get("id")
-            if follower is not None and isinstance(response_id, str):
-                ticket.hand_over()
-                team = self.caller.team
-                tiers = cheaper_tiers(
-                    self.untiered, self.tier, self.gw.config.admission.service_tiers
-                )
-                follower.follow_soon(
-                    "response", response_id, team.name, team.upstream_key_env, ticket.plan,
-                    written=ticket.written, price=asdict(self.config.price),
-                    fees=self.req.fees.record(),
-                    tier_prices={name: asdict(price) for name, price in tiers.items()},
-                )  # fmt: skip
-            else:
+            response_id = answer.get("id")
+            if not (isinstance(response_id, str) and self.follow(ticket, response_id)):
                 ticket.settle_at_reserve()
         response_id = answer.get("id")
         if not isinstance(response_id, str):
@@ -521,6 +510,37 @@ class NativeAttempt(ModelAttempt):
         context = usage.get("total_tokens") if isinstance(usage, dict) else 0
         record = self.owned_items if answer.get("store") is False else self.owned
         record(response_id, context if isinstance(context, int) else 0, output_item_ids(answer))
+
+    def follow(self, ticket: Ticket, response_id: str) -> bool:
+        """Hand a background response's hold to the follower (if there is one), which charges
+        it the usage the response reports once it ended; False: no follower."""
+        follower = self.gw.follower
+        if follower is None:
+            return False
+        ticket.hand_over()
+        team = self.caller.team
+        tiers = cheaper_tiers(self.untiered, self.tier, self.gw.config.admission.service_tiers)
+        follower.follow_soon(
+            "response", response_id, team.name, team.upstream_key_env, ticket.plan,
+            written=ticket.written, price=asdict(self.config.price),
+            fees=self.req.fees.record(),
+            tier_prices={name: asdict(price) for name, price in tiers.items()},
+        )  # fmt: skip
+        return True
+
+    def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
+        """A background response's stream that ended without its usage (broken by a reset, a
+        stall, or ended early): the response runs to its end upstream all the same, and is
+        billed whole, so the follower charges the usage it then reports, not the hold."""
+        ticket = self.ticket
+        if (
+            ticket is not None and not ticket.done and meter.usage is None
+            and self.req.original.get("background") is True
+            and isinstance(meter, ResponsesStreamMeter) and meter.response_id
+            and self.follow(ticket, meter.response_id)
+        ):  # fmt: skip
+            return
+        super().settle_stream(meter, stopped=stopped)
 
     def read_to_end(self) -> bool:
         """A background response runs to its end upstream whoever reads its stream (its client
@@ -532,6 +552,10 @@ class NativeAttempt(ModelAttempt):
         if self.req.original.get("store") is False:
             return ResponsesStreamMeter(self.owned_items)
         return ResponsesStreamMeter(self.owned)
+
+    def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
+        # A Responses stream ends in its terminal event (`response.completed`, ...) or `error`.
+        return isinstance(meter, ResponsesStreamMeter) and meter.final is None and not meter.failed
 
     def stream_error(self, exc: GatewayError, meter: StreamMeter | None) -> bytes:
         if not isinstance(meter, ResponsesStreamMeter):

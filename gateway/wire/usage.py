@@ -117,8 +117,11 @@ class StreamMeter:
         self.on_id = on_id
 
     def feed(self, chunk: bytes) -> bytes:
-        """Returns the bytes to pass on to the client."""
-        block = self._decoder.complete(chunk)
+        """Returns the bytes to pass on to the client: the events `chunk` completes. An event
+        is passed on whole, never in part: a stream broken mid-event then ends in the gateway's
+        error event, not in half an event joined to it. (One a stream ends without its blank
+        line is not passed on: no client would dispatch it.)"""
+        block = whole = self._decoder.complete(chunk)
         out: list[bytes] = []
         if not self.model and block:
             first = block.find(b"\n\n") + 2  # the first event names the model
@@ -133,7 +136,7 @@ class StreamMeter:
                 out.append(block[:cut])
                 block = block[cut:]
         out.append(self._parse(block))
-        return b"".join(out) if self._strip_usage else chunk
+        return b"".join(out) if self._strip_usage else whole
 
     def _parse(self, block: bytes) -> bytes:
         return self._parse_events(sse.events(block))
@@ -266,7 +269,7 @@ class ResponsesStreamMeter(StreamMeter):
             self.events += len(events)
             for event in events:
                 self._see(event)
-        return chunk
+        return block
 
     def flush(self) -> bytes:
         for data in self._decoder.flush():
@@ -393,6 +396,9 @@ class AudioUsage:
 
 # The last event of an audio stream, the one that carries its usage.
 AUDIO_DONE_EVENTS = frozenset({"speech.audio.done", "transcript.text.done"})
+# What only an audio stream's ending names: the end of a done event's type, and an error.
+_AUDIO_ENDING = b'.done"'
+_ERROR = b'"error"'
 
 
 def audio_usage_from(payload: Any, *, speech: bool) -> AudioUsage | None:
@@ -434,23 +440,28 @@ class AudioStreamMeter(StreamMeter):
     `usage` of its done event, kept as reported, since text and audio tokens are priced apart.
 
     Speech deltas are base64 audio, which has no quotes: only blocks naming a `"usage"` are
-    parsed, so the audio passes unread."""
+    parsed, so the audio passes unread, and only the ending's quoted words are searched for."""
 
-    __slots__ = ("reported",)
+    __slots__ = ("ended", "reported")
 
     def __init__(self) -> None:
         super().__init__(False)
         self.reported: Any = None
+        # Its done event or an error came: a stream that ends without either was cut short.
+        self.ended = False
 
     def feed(self, chunk: bytes) -> bytes:
         block = self._decoder.complete(chunk)
+        if not self.ended:
+            self.ended = _AUDIO_ENDING in block or _ERROR in block
         if b'"usage"' in block:
             for data in sse.events(block):
                 self._see(data)
-        return chunk
+        return block
 
     def flush(self) -> bytes:
         for data in self._decoder.flush():
+            self.ended = self.ended or _AUDIO_ENDING in data or _ERROR in data
             self._see(data)
         return b""
 

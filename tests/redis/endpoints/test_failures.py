@@ -56,12 +56,27 @@ LONG_ANSWER = " ".join(["word"] * 200)
 
 # The `x-mangle` modes that say the body is encoded as it is not.
 ENCODED = ("gzip", "br")
+# The frames of a stream `x-mangle: end-early` relays before it ends the stream.
+FRAMES_BEFORE_END = 6
+# What `x-mangle: error-200` answers with a 200.
+ERROR_200 = orjson.dumps(
+    {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}
+)
 
 
 class Mangler:
     """The simulator, with its answers broken as the request's `x-mangle` header asks:
 
     - `not-json`: a 200's body replaced by an HTML page;
+    - `error-200`: a 200's body (whole or a stream's) replaced by OpenAI's error object, sent as
+      JSON, as a proxy in front of the API may answer;
+    - `reset-mid-event`: a stream cut after its first `FRAMES_BEFORE_END` frames and half of
+      the next;
+    - `stall-body`: half of a 200's body sent, then nothing more for a minute (or until the
+      gateway leaves);
+    - `end-early`: a stream ended cleanly after its first `FRAMES_BEFORE_END` frames, without its
+      last event (chat's usage and `[DONE]`, the Responses API's `response.completed`); the
+      simulator stops there (its client left);
     - `gzip`, `br`: the body as it is, said to be so encoded (a corrupt gzip body; a coding
       the gateway cannot read), as a misconfigured front end might send it;
     - `no-usage`: `usage` taken out of a JSON answer and out of a stream's events;
@@ -101,8 +116,16 @@ class Mangler:
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
         elif mode == "chatter-then-stall":
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-latency-ms", b"60000")]}
-        if mode in ("not-json", "no-usage", *ENCODED) or (first and mode == "reset-once"):
-            await self.app(scope, receive, self.mangled(send, mode))
+        if mode in (
+            "not-json",
+            "error-200",
+            "end-early",
+            "reset-mid-event",
+            "stall-body",
+            "no-usage",
+            *ENCODED,
+        ) or (first and mode == "reset-once"):
+            await self.app(scope, receive, self.mangled(send, mode, receive))
             return
         await self.app(scope, receive, send)
 
@@ -124,16 +147,37 @@ class Mangler:
         await send({"type": "http.response.body", "body": b"<html>Moved</html>"})
 
     @staticmethod
-    def mangled(send: Any, mode: str) -> Any:
+    def mangled(send: Any, mode: str, receive: Any) -> Any:
+        answered: list[bool] = []
+
         async def mangle(message: Any) -> None:
             if message["type"] == "http.response.start":
                 # The body changes length: sent chunked instead.
                 kept = [(k, v) for k, v in message["headers"] if k != b"content-length"]
+                if mode == "error-200":
+                    kept = [(k, v) for k, v in kept if k != b"content-type"]
+                    kept.append((b"content-type", b"application/json"))
                 if mode in ENCODED:
                     kept.append((b"content-encoding", mode.encode()))
                 message = {**message, "headers": kept}
             elif mode in ENCODED:
                 pass  # the body as it is
+            elif mode == "error-200":
+                if not answered:  # the rest of the simulator's answer goes nowhere
+                    answered.append(True)
+                    await send({**message, "body": ERROR_200, "more_body": False})
+                return
+            elif mode == "reset-mid-event" and message.get("body"):
+                answered.append(True)
+                if len(answered) > FRAMES_BEFORE_END:
+                    half = message["body"][: len(message["body"]) // 2]
+                    await send({**message, "body": half, "more_body": True})
+                    raise ConnectionResetError("the mangler cut the event")
+            elif mode == "end-early":
+                answered.append(True)
+                if len(answered) > FRAMES_BEFORE_END:
+                    await send({**message, "body": b"", "more_body": False})
+                    raise ConnectionResetError("the stream is over")
             elif message["type"] == "http.response.body" and message.get("body"):
                 body = message["body"]
                 if mode == "not-json":
@@ -141,6 +185,10 @@ class Mangler:
                 elif mode == "reset-once":
                     await send({**message, "body": body[: len(body) // 2], "more_body": True})
                     raise ConnectionResetError("the mangler cut the answer")
+                elif mode == "stall-body":
+                    await send({**message, "body": body[: len(body) // 2], "more_body": True})
+                    await asyncio.wait_for(left(receive), 60)
+                    raise ConnectionResetError("the gateway left")
                 elif body.startswith(b"{"):
                     whole = orjson.loads(body)
                     whole.pop("usage", None)
@@ -151,6 +199,12 @@ class Mangler:
             await send(message)
 
         return mangle
+
+
+async def left(receive: Any) -> None:
+    """Until the client leaves."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class Cutter:
@@ -369,6 +423,10 @@ BREAKS = {  # how upstream breaks the stream: (its knobs, the code the client an
     "reset": ({"x-sim-fault": "reset"}, "upstream_truncated"),
     "stall": ({"x-sim-chunk-interval-ms": "5000"}, "upstream_timeout"),
     "error event": ({"x-sim-fault": "stream-error"}, "upstream_stream_error"),
+    # Cut in the middle of an event.
+    "mid-event reset": ({"x-mangle": "reset-mid-event"}, "upstream_truncated"),
+    # Ended cleanly, its last event never sent: as good as cut.
+    "ended early": ({"x-mangle": "end-early"}, "upstream_truncated"),
 }
 
 
@@ -401,6 +459,43 @@ def test_a_native_stream_broken_mid_way_ends_in_an_error_and_is_charged_what_it_
     assert spend(store, TEAM) == (charged, 0)
     billed_at_most(upstream, charged)
     assert upstream_errors(gateway) == {code: 1}
+
+
+def test_a_chat_stream_passed_on_as_it_came_and_cut_mid_event_ends_in_an_error(
+    serve: Serve, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """A client that asked for the usage chunk gets upstream's events as they came: half an
+    event cut off is not passed on, so the gateway's error event reads as one."""
+    gateway = serve()
+    body = {
+        "model": "gpt-4o", "messages": MESSAGES, "stream": True,
+        "stream_options": {"include_usage": True},
+    }  # fmt: skip
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": LONG_ANSWER}
+    sent["x-mangle"] = "reset-mid-event"
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=sent, timeout=30)
+    events = events_of(answer)
+    assert_ends_in_error("chat", events, "upstream_truncated")
+    assert 0 < len(events.text) < len(LONG_ANSWER)
+    assert spend(store, TEAM)[1] == 0
+
+
+@pytest.mark.parametrize("how", ["reset", "stall", "ended early"])
+def test_a_background_stream_broken_mid_way_is_charged_the_usage_upstream_reports_at_its_end(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, how: str
+) -> None:
+    """A background response runs to its end upstream whatever becomes of its stream, and is
+    billed whole: once the stream breaks, the follower charges the usage the response reports
+    when it ended (as for a background call answered whole), not the worst case."""
+    gateway = serve(wiring={"read_timeout_s": 0.5}, responses={"poll_s": 0.1})
+    knobs, code = BREAKS[how]
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": LONG_ANSWER, **knobs}
+    body = {"model": "gpt-4o", "input": PROMPT, "stream": True, "background": True}
+    answer = httpx.post(f"{gateway.url}/v1/responses", json=body, headers=sent, timeout=30)
+    assert_ends_in_error("responses", events_of(answer), code)
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the follower to settle the hold")
+    assert spend(store, TEAM) == (billed(upstream), 0)
+    assert 0 < billed(upstream) < hold("gpt-4o")
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
@@ -467,6 +562,7 @@ def whole_ids() -> list[str]:
 # How a 200 is made unreadable (`x-mangle`), and the code the client then gets.
 UNREADABLE_BY = {
     "not-json": "upstream_invalid_answer",
+    "error-200": "upstream_invalid_answer",
     "gzip": "upstream_encoding",
     "br": "upstream_encoding",
 }
@@ -517,6 +613,22 @@ def test_an_unreadable_answer_is_a_502_charged_its_hold(
     assert upstream_errors(gateway) == {code: 1}
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_stream_answered_with_an_error_object_is_a_502_charged_its_hold(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, api: str
+) -> None:
+    """A stream asked for, a 200 JSON error object answered (a proxy's): not an empty stream
+    (chat's was swallowed whole) nor the object as an event stream no SDK reads, but the
+    unreadable answer's 502, charged as one."""
+    gateway = serve()
+    answer = post(gateway, api, "gpt-4o", True, x_mangle="error-200")
+    assert answer.status_code == 502
+    assert answer.json()["error"]["code"] == "upstream_invalid_answer"
+    assert "overloaded" in answer.json()["error"]["message"]
+    assert spend(store, TEAM) == (hold("gpt-4o"), 0)
+    assert upstream_errors(gateway) == {"upstream_invalid_answer": 1}
+
+
 @pytest.mark.parametrize("mangle", ENCODED)
 def test_a_governed_answer_its_encoding_does_not_decode_is_a_502_charged_its_hold(
     serve: Serve, upstream: ServerThread, store: redis.Redis, mangle: str
@@ -531,6 +643,89 @@ def test_a_governed_answer_its_encoding_does_not_decode_is_a_502_charged_its_hol
     held = worst_case(Cost.EMBEDDINGS, payload, CONFIG.models["text-embedding-3-small"])[2]
     assert spend(store, TEAM) == (held, 0)
     assert 0 < billed(upstream) <= held
+
+
+AUDIO_STREAMS = {  # an audio event stream: how it is asked for
+    "speech": {
+        "json": {
+            "model": "gpt-4o-mini-tts", "voice": "alloy", "input": LONG_ANSWER,
+            "stream_format": "sse",
+        },
+    },
+    "transcription": {
+        "data": {"model": "gpt-4o-transcribe", "stream": "true"},
+        "files": {"file": ("a.wav", b"\x00" * 48_000)},
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint", sorted(AUDIO_STREAMS))
+@pytest.mark.parametrize("how", ["ended early", "reset"])
+def test_an_audio_stream_cut_short_ends_in_an_error_and_is_charged_its_hold(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, endpoint: str, how: str
+) -> None:
+    """Speech and transcription event streams: one that stops before its done event (a reset,
+    or ended cleanly) ends in the gateway's error event, never just stops; its usage never
+    came, so it is charged its hold, never less than upstream bills."""
+    gateway = serve()
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", **BREAKS[how][0]}
+    path = "/v1/audio/speech" if endpoint == "speech" else "/v1/audio/transcriptions"
+    asked = AUDIO_STREAMS[endpoint]
+    answer = httpx.post(f"{gateway.url}{path}", headers=sent, timeout=30, **asked)
+    assert answer.status_code == 200
+    events = events_of(answer)
+    assert events.data[-1]["error"]["code"] == "upstream_truncated", events.kinds
+    spent, held = spend(store, TEAM)
+    assert held == 0 and spent >= billed(upstream) > 0
+    assert upstream_errors(gateway) == {"upstream_truncated": 1}
+
+
+GOVERNED = {  # a governed endpoint answering JSON: its path, a request, how it is held
+    "embeddings": (
+        "/v1/embeddings", {"model": "text-embedding-3-small", "input": ["hello"]}, Cost.EMBEDDINGS
+    ),
+    "completions": (
+        "/v1/completions", {"model": "gpt-3.5-turbo-instruct", "prompt": PROMPT}, Cost.COMPLETIONS
+    ),
+    "images": (
+        "/v1/images/generations", {"model": "dall-e-2", "prompt": PROMPT, "size": "256x256"},
+        Cost.IMAGES,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint", sorted(GOVERNED))
+@pytest.mark.parametrize("mangle", ["reset-once", "stall-body"])
+def test_a_governed_answer_cut_off_after_its_headers_is_charged_its_hold(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, endpoint: str, mangle: str
+) -> None:
+    """Upstream made the answer and bills it: one lost after its headers (a reset, a stall
+    past `read_timeout_s`) is a 502 or 504 charged its hold, never nothing."""
+    gateway = serve(wiring={"read_timeout_s": 0.5})
+    path, payload, cost = GOVERNED[endpoint]
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": mangle, "x-mangle-id": mangle}
+    answer = httpx.post(f"{gateway.url}{path}", json=payload, headers=sent, timeout=30)
+    assert answer.status_code in (502, 504)
+    model = payload["model"]
+    assert billed(upstream) > 0
+    assert spend(store, TEAM) == (worst_case(cost, payload, CONFIG.models[model])[2], 0)
+
+
+@pytest.mark.parametrize("endpoint", sorted(GOVERNED))
+def test_a_governed_answer_that_is_an_error_object_is_a_502_charged_its_hold(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, endpoint: str
+) -> None:
+    """A 200 whose body is OpenAI's error object (a proxy's) is no answer a client can read:
+    the unreadable answer's 502, not the error object with a 200, charged as one."""
+    gateway = serve()
+    path, payload, cost = GOVERNED[endpoint]
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": "error-200"}
+    answer = httpx.post(f"{gateway.url}{path}", json=payload, headers=sent, timeout=30)
+    assert answer.status_code == 502
+    assert answer.json()["error"]["code"] == "upstream_invalid_answer"
+    model = payload["model"]
+    assert spend(store, TEAM) == (worst_case(cost, payload, CONFIG.models[model])[2], 0)
+    assert upstream_errors(gateway) == {"upstream_invalid_answer": 1}
 
 
 @pytest.mark.parametrize(("api", "model", "stream"), WHOLE, ids=whole_ids())
