@@ -590,8 +590,10 @@ class Simulator:
             await self._error(call.send, oe.server_error(), call.started, rates)
         return True
 
-    async def _reset(self, call: Call, payload: bytes, rates: list[Header]) -> None:
-        headers = self._headers(_JSON, call.started, rates)
+    async def _reset(
+        self, call: Call, payload: bytes, rates: list[Header], content_type: bytes = _JSON
+    ) -> None:
+        headers = self._headers(content_type, call.started, rates)
         headers.append((b"content-length", str(len(payload)).encode()))
         await call.send({"type": "http.response.start", "status": 200, "headers": headers})
         half = payload[: len(payload) // 2]
@@ -624,7 +626,7 @@ class Simulator:
     ) -> None:
         """A 200 of other bytes (a file's), or half of them when the reset fault is on."""
         if call.knobs.fault == "reset":
-            await self._reset(call, payload, rates)
+            await self._reset(call, payload, rates, content_type)
         await self._send(call.send, 200, content_type, payload, call.started, rates)
 
     def charge(self, key: str, charge: bill.Charge) -> None:
