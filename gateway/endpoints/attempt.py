@@ -729,3 +729,13 @@ def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:
     response = Response(content, status_code=status)
     response.raw_headers += headers
     return response
+
+
+def rebodied(response: Response, body: bytes, media_type: str) -> Response:
+    """The same answer's status and headers around another body (translated, or shown as
+    its client was answered)."""
+    out = Response(body, status_code=response.status_code, media_type=media_type)
+    out.raw_headers += [
+        (k, v) for k, v in response.raw_headers if k not in (b"content-length", b"content-type")
+    ]
+    return out

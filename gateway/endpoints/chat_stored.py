@@ -18,9 +18,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.owned import (
     Kind,
     caller_owning,
+    created,
     forward_owned,
     metadata_matches,
     metadata_query,
@@ -134,19 +136,10 @@ def _message_items(completion_id: str, asked: list[Any]) -> list[dict[str, Any]]
 
 async def _shown(request: Request, response: Response) -> Response:
     """Upstream's answer about one stored completion, as its client was answered it."""
-    if response.status_code != 200:
-        return response
-    try:
-        completion = orjson.loads(bytes(response.body))
-    except orjson.JSONDecodeError:
-        return response
-    if not isinstance(completion, dict) or not isinstance(completion.get("id"), str):
+    completion = created(response)
+    if completion is None:
         return response
     view = await gateway_of(request).chat_views.get(completion["id"])
     if view is None or not isinstance(view.get("choices"), list):
         return response
-    out = Response(orjson.dumps(shown(completion, view)), media_type="application/json")
-    out.raw_headers += [
-        (k, v) for k, v in response.raw_headers if k not in (b"content-length", b"content-type")
-    ]
-    return out
+    return rebodied(response, orjson.dumps(shown(completion, view)), "application/json")

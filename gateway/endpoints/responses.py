@@ -44,7 +44,7 @@ from gateway.admission.redis_side import Ticket
 from gateway.admission.tool_fees import tool_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ImageInputTokens, ModelConfig
-from gateway.endpoints.attempt import ModelAttempt
+from gateway.endpoints.attempt import ModelAttempt, rebodied
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.owned import check_references
 from gateway.endpoints.responses_stored import owned_response, restore_previous
@@ -581,12 +581,3 @@ def _as_input(item: dict[str, Any]) -> dict[str, Any]:
     """A stored item sent upstream as input: without the ids the gateway made, which upstream
     would look for among its own items."""
     return {k: v for k, v in item.items() if k not in ("id", "status")}
-
-
-def rebodied(response: Response, body: bytes, media_type: str) -> Response:
-    """The same answer's headers around a translated body."""
-    out = Response(body, status_code=response.status_code, media_type=media_type)
-    out.raw_headers += [
-        (k, v) for k, v in response.raw_headers if k not in (b"content-length", b"content-type")
-    ]
-    return out

@@ -17,7 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.endpoints.attempt import Attempt, relayed
+from gateway.endpoints.attempt import Attempt, rebodied, relayed
 from gateway.objects.responses import StoredResponse
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
@@ -54,7 +54,7 @@ async def retrieve(request: Request) -> Response:
         if answer is None:
             return response
         answer["previous_response_id"] = previous
-        return _rebodied(response, answer)
+        return rebodied(response, orjson.dumps(answer), JSON)
     if request.query_params.get("stream") == "true":
         raise errors.not_background_stream()  # the gateway never runs one in the background
     return _json(stored.response)
@@ -192,15 +192,6 @@ async def restore_previous(
         close = getattr(chunks, "aclose", None)
         if close is not None:
             await close()
-
-
-def _rebodied(response: Response, answer: dict[str, Any]) -> Response:
-    """Upstream's answer with its body changed, its headers kept."""
-    out = Response(orjson.dumps(answer), status_code=response.status_code, media_type=JSON)
-    out.raw_headers += [
-        (k, v) for k, v in response.raw_headers if k not in (b"content-length", b"content-type")
-    ]
-    return out
 
 
 async def _owned(request: Request) -> tuple[Caller, StoredResponse]:

@@ -15,7 +15,6 @@ The stored-completion endpoints show it in place of upstream's copy. Redis I/O.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -36,16 +35,24 @@ class ChatViews:
         await self._redis.set(_key(completion_id), orjson.dumps(view))
 
     async def get(self, completion_id: str) -> dict[str, Any] | None:
-        raw = await self._redis.get(_key(completion_id))
-        view = orjson.loads(raw) if raw is not None else None
-        return view if isinstance(view, dict) else None
+        return _view(await self._redis.get(_key(completion_id)))
 
     async def get_many(self, completion_ids: list[str]) -> list[dict[str, Any] | None]:
-        # One key at a time: the keys of a page may lie on different cluster slots.
-        return list(await asyncio.gather(*(self.get(i) for i in completion_ids)))
+        """A page's views in one round trip (GETs pipelined, not MGET: the keys of a page may
+        lie on different cluster slots)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for completion_id in completion_ids:
+                pipe.get(_key(completion_id))
+            found = await pipe.execute()
+        return [_view(raw) for raw in found]
 
     async def delete(self, completion_id: str) -> None:
         await self._redis.delete(_key(completion_id))
+
+
+def _view(raw: bytes | str | None) -> dict[str, Any] | None:
+    view = orjson.loads(raw) if raw is not None else None
+    return view if isinstance(view, dict) else None
 
 
 def shown(completion: dict[str, Any], view: dict[str, Any] | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ moves and what else it serves (`JobsApi`'s subclasses)."""
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Collection
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import parse_qsl
@@ -34,7 +35,7 @@ class Job(Protocol):
 J = TypeVar("J", bound=Job)
 
 
-class JobsApi(Generic[J]):
+class JobsApi(ABC, Generic[J]):
     """The routes under `prefix` every kind of job has; `more` routes the kind's own
     sub-resources (`/{id}/<name>`, GET)."""
 
@@ -78,12 +79,13 @@ class JobsApi(Generic[J]):
             self._step(key, job)
         return job.object
 
+    @abstractmethod
     def _step(self, key: str, job: J) -> None:
         """`job` moves one step (as if time passed), unless it has finished."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _create(self, call: Call) -> None:
-        raise NotImplementedError
+        """`POST {prefix}`: the kind's own checks, then the job stored for the call's key."""
 
     async def _list(self, call: Call) -> None:
         host = self._host
