@@ -327,7 +327,9 @@ class Simulator:
             )
             frames = [sse.encode(chunk) for chunk in chunks]
             failure = sse.encode(oe.server_error().payload())
-            bill_of = StreamBill(CHAT_PATH, answer.model, answer.usage(), chunks, chunk_output)
+            bill_of = StreamBill(
+                CHAT_PATH, answer.model, answer.usage(), chunks, chunk_output, answer.service_tier
+            )
             await self.stream(call, frames, rates, last=sse.DONE, failure=failure, bill=bill_of)
             return
         self.charge(call.key, batch_lines.chat_charge(answer))

@@ -40,6 +40,7 @@ def chat_charge(answer: Answer, *, batch: bool = False) -> bill.Charge:
         cached_tokens=answer.cached_tokens,
         reasoning_tokens=answer.reasoning_tokens,
         batch=batch,
+        tier=None if batch else answer.service_tier,
     )
 
 

@@ -14,6 +14,9 @@ call (one bill line per call, then summed; never rounded again):
 - GPT-6 models over 272,000 input tokens: the whole call at twice the input (and cached) price
   and 1.5 times the output price, `ceil((4 * input_part + 3 * output_part) / 2_000_000)` (the
   same single rounding, the multipliers brought to integers).
+- Service tiers: a call the answer says was served at `flex` costs half of each per-token
+  price, at `priority` twice (OpenAI's later pricing; `scale` and `default` the standard),
+  each price rounded up to a whole micro-dollar per 1M tokens before the one division.
 - Batch lines: each line at half price, `ceil(numerator / 2_000_000)` with the full-price
   numerator above, per line; the batch's bill line (endpoint `/v1/batches`) sums its lines and
   is added when the batch completes.
@@ -31,7 +34,7 @@ call (one bill line per call, then summed; never rounded again):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.config import Price
@@ -43,6 +46,8 @@ _GPT4O = Price(2_500_000, 1_250_000, 10_000_000)
 _GPT4O_MINI = Price(150_000, 75_000, 600_000)
 _O1_PREVIEW = Price(15_000_000, 7_500_000, 60_000_000)
 _O1_MINI = Price(3_000_000, 1_500_000, 12_000_000)
+# Percent of the standard per-token prices, by the `service_tier` an answer says served it.
+TIER_PERCENT: dict[str, int] = {"flex": 50, "priority": 200}
 # Long prompts cost more on the newest models (the threshold counts input tokens).
 LONG_CONTEXT_INPUT = 272_000
 
@@ -148,8 +153,17 @@ def tokens_charge(
     cached_tokens: int = 0,
     reasoning_tokens: int = 0,
     batch: bool = False,
+    tier: Any = None,
 ) -> Charge:
     price = token_price(model) or Price()
+    percent = TIER_PERCENT.get(tier, 100) if type(tier) is str else 100
+    if percent != 100:
+        price = replace(
+            price, **{
+                name: _ceil_div(getattr(price, name) * percent, 100)
+                for name in ("input", "cached_input", "output")
+            },
+        )  # fmt: skip
     cached = min(max(cached_tokens, 0), input_tokens)
     input_part = (input_tokens - cached) * price.input + cached * price.cached_input
     output_part = output_tokens * price.output
@@ -166,11 +180,13 @@ def tokens_charge(
     return Charge(endpoint, model, _ceil_div(numerator, divisor), detail)
 
 
-def usage_charge(endpoint: str, model: str, usage: Any, *, batch: bool = False) -> Charge:
+def usage_charge(
+    endpoint: str, model: str, usage: Any, *, batch: bool = False, tier: Any = None
+) -> Charge:
     """The charge for a response's `usage`, in the chat/completions/embeddings shape
-    (`prompt_tokens`...) or the Responses shape (`input_tokens`...)."""
+    (`prompt_tokens`...) or the Responses shape (`input_tokens`...), served at `tier`."""
     if not isinstance(usage, dict):
-        return tokens_charge(endpoint, model, 0, batch=batch)
+        return tokens_charge(endpoint, model, 0, batch=batch, tier=tier)
     if "input_tokens" in usage:
         details_in = usage.get("input_tokens_details") or {}
         details_out = usage.get("output_tokens_details") or {}
@@ -182,6 +198,7 @@ def usage_charge(endpoint: str, model: str, usage: Any, *, batch: bool = False) 
             cached_tokens=int(details_in.get("cached_tokens", 0)),
             reasoning_tokens=int(details_out.get("reasoning_tokens", 0)),
             batch=batch,
+            tier=tier,
         )
     details_in = usage.get("prompt_tokens_details") or {}
     details_out = usage.get("completion_tokens_details") or {}
@@ -193,6 +210,7 @@ def usage_charge(endpoint: str, model: str, usage: Any, *, batch: bool = False) 
         cached_tokens=int(details_in.get("cached_tokens", 0)),
         reasoning_tokens=int(details_out.get("reasoning_tokens", 0)),
         batch=batch,
+        tier=tier,
     )
 
 

@@ -172,7 +172,9 @@ class ResponsesApi:
         if not stream or stored.background:
             # A background response runs to its end whoever reads its stream (a client that
             # left resumes it with `GET ?stream=true`): billed whole, as an answer sent whole is.
-            host.charge(call.key, bill.usage_charge(PREFIX, response["model"], response["usage"]))
+            host.charge(call.key, bill.usage_charge(
+                PREFIX, response["model"], response["usage"], tier=response.get("service_tier")
+            ))  # fmt: skip
         if stored.background and not stream:
             stored.stage = QUEUED
         if body.get("store", True) is not False:
@@ -184,7 +186,14 @@ class ResponsesApi:
             bill_of = (
                 None
                 if stored.background
-                else StreamBill(PREFIX, response["model"], response["usage"], events, event_output)
+                else StreamBill(
+                    PREFIX,
+                    response["model"],
+                    response["usage"],
+                    events,
+                    event_output,
+                    response.get("service_tier"),
+                )
             )
             await host.stream(call, frames, rates, last=b"", failure=failure, bill=bill_of)
             return

@@ -27,7 +27,7 @@ Output = tuple[str, int]
 class StreamBill:
     """The charge of one stream, by how far it got (`charge`)."""
 
-    __slots__ = ("_objects", "_output_of", "endpoint", "model", "usage")
+    __slots__ = ("_objects", "_output_of", "endpoint", "model", "tier", "usage")
 
     def __init__(
         self,
@@ -36,19 +36,21 @@ class StreamBill:
         usage: dict[str, Any],
         objects: Sequence[dict[str, Any]],
         output_of: Callable[[dict[str, Any]], Output],
+        tier: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.model = model
         self.usage = usage  # the whole answer's, chat's or the Responses API's shape
         self._objects = objects  # one a frame, in the order they are sent
         self._output_of = output_of
+        self.tier = tier  # the `service_tier` the answer says served it
 
     def charge(self, sent: int, thought: float = 1.0) -> Charge:
         """The bill once `sent` frames went out: all of them, the whole usage; fewer, the
         prompt, the reasoning (`thought`: the share of the thinking done, when none went out)
         and the frames' output."""
         if sent >= len(self._objects):
-            return usage_charge(self.endpoint, self.model, self.usage)
+            return usage_charge(self.endpoint, self.model, self.usage, tier=self.tier)
         prompt, cached, reasoning, completion = _parts(self.usage)
         answer = completion - reasoning
         if sent <= 0:
@@ -63,7 +65,7 @@ class StreamBill:
         output = reasoning + min(visible, answer)
         return tokens_charge(
             self.endpoint, self.model, prompt, output, cached_tokens=cached,
-            reasoning_tokens=reasoning,
+            reasoning_tokens=reasoning, tier=self.tier,
         )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from gateway.wire import tokens
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
-from tests.redis.endpoints.teams import sdk, serve_teams
+from tests.redis.endpoints.teams import billed, sdk, serve_teams
 from tests.redis.endpoints.test_responses import PRICES
 
 MESSAGES: Any = [{"role": "user", "content": "Tell me about tiers."}]
@@ -49,14 +49,17 @@ def tier_cost(prompt: int, completion: int, percent: int) -> int:
 
 @pytest.mark.parametrize(("tier", "percent"), [("priority", 200), ("flex", 50), ("default", 100)])
 def test_a_chat_call_is_charged_at_its_tiers_price(
-    gateway: ServerThread, store: redis.Redis, tier: str, percent: int
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, tier: str, percent: int
 ) -> None:
+    before = billed(simulator)
     answer = sdk(gateway, "metered").chat.completions.create(
         model="gpt-4o", messages=MESSAGES, service_tier=tier,  # type: ignore[arg-type]
     )  # fmt: skip
     assert answer.usage is not None
     used = answer.usage.prompt_tokens, answer.usage.completion_tokens
     assert spend(store, "metered") == (tier_cost(*used, percent), 0)
+    # The simulated upstream bills the tier its answer says served it: the same.
+    assert billed(simulator) - before == tier_cost(*used, percent)
 
 
 # (tier asked for, tier the answer says served it, percent charged): OpenAI bills the tier that
