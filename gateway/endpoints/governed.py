@@ -23,7 +23,7 @@ from gateway.admission import pricing
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import audio_tokens_cost
 from gateway.config import ModelConfig
-from gateway.endpoints.attempt import Attempt, error_answer
+from gateway.endpoints.attempt import Attempt, error_answer, rebodied
 from gateway.endpoints.owned import check_references
 from gateway.endpoints.route import SUBSTITUTED, refuse_shut_down, shield
 from gateway.endpoints.tuned_models import fine_tuned
@@ -32,9 +32,11 @@ from gateway.runtime.gateway import Gateway
 from gateway.server.body import parse_json_object, read_body, read_form_body, written
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
+from gateway.translate import audio_formats
+from gateway.translate.audio_formats import SPEECH_MEDIA_TYPES
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.multipart import field, field_values
+from gateway.wire.multipart import Part, field, field_values, with_field
 from gateway.wire.tokens import count_text
 from gateway.wire.usage import (
     AudioStreamMeter,
@@ -93,9 +95,10 @@ async def serve(request: Request, rules: Governed) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
     body = await read_body(request, gw.config.server.max_body_bytes)
+    content_type = request.headers.get("content-type", "")
+    parts: list[Part] | None = None
     if rules.form:
         payload: dict[str, Any] = {}
-        content_type = request.headers.get("content-type", "")
         parts = read_form_body(body, content_type) or []
         name: Any = field(parts, "model")
         for named in ("response_format", "stream"):
@@ -138,7 +141,9 @@ async def serve(request: Request, rules: Governed) -> Response:
     try:
         if gw.config.admission.enabled:
             await attempt.hold()
+            body = attempt.ask_usage(body, parts, content_type)
         response = await attempt.forward(body, stream=attempt.streams())
+        response = attempt.as_asked(response)
     except GatewayError as exc:
         if substituted is not None:
             exc.headers[SUBSTITUTED] = substituted.header
@@ -152,7 +157,7 @@ async def serve(request: Request, rules: Governed) -> Response:
 class GovernedAttempt(Attempt):
     """One call of a governed endpoint: held by its cost rule, settled by it."""
 
-    __slots__ = ("audio_tokens", "config", "cost", "label", "payload")
+    __slots__ = ("asked", "audio_tokens", "config", "cost", "label", "payload", "rendered")
 
     def __init__(
         self,
@@ -173,6 +178,10 @@ class GovernedAttempt(Attempt):
         self.cost = cost
         self.payload = payload
         self.audio_tokens = by_tokens(cost, config)
+        # The form the client asked an audio answer in, when upstream is asked another that
+        # reports its usage (`ask_usage`), and the answer rendered back in it.
+        self.asked: str | None = None
+        self.rendered: tuple[bytes, str] | None = None
 
     def upstream_model(self) -> str:
         return self.config.upstream
@@ -232,9 +241,59 @@ class GovernedAttempt(Attempt):
         else:
             ticket.charge(audio_tokens_cost(self.config.price, used), used.usage)
 
+    def ask_usage(self, body: bytes, parts: list[Part] | None, content_type: str) -> bytes:
+        """The body to send: an audio call whose answer, as asked, would not say what it cost
+        (raw speech audio, a transcript as text, a whisper-1 translation as JSON) asks upstream
+        for the form that does, which upstream bills the same (`audio_formats`)."""
+        payload = self.payload
+        if self.cost is Cost.SPEECH and self.audio_tokens:
+            asked = payload.get("response_format", "mp3")
+            raw = payload.get("stream_format", "audio") == "audio"
+            if raw and type(asked) is str and asked in SPEECH_MEDIA_TYPES:
+                self.asked = asked
+                return orjson.dumps({**payload, "stream_format": "sse"})
+        elif self.cost is Cost.TRANSCRIPTION and parts is not None:
+            asked = payload.get("response_format") or "json"
+            # Asked twice, streamed or with fields only some forms take: sent as it came.
+            plain = all(
+                part.name
+                not in ("response_format", "stream", "include[]", "timestamp_granularities[]")
+                or (part.name == "response_format" and payload.get("response_format"))
+                for part in parts
+            )
+            upstream = audio_formats.transcript_upstream_format(
+                asked, by_minute=not self.audio_tokens,
+                translation=self.path.endswith("/translations"),
+            )  # fmt: skip
+            if plain and upstream is not None:
+                self.asked = asked
+                return with_field(body, content_type, "response_format", upstream)
+        return body
+
+    def as_asked(self, response: Response) -> Response:
+        """The answer in the form its client asked (`ask_usage`), rendered by `read_answer`."""
+        rendered = self.rendered
+        if rendered is None:
+            return response
+        out = rebodied(response, *rendered)
+        out.raw_headers.append((b"x-gateway-patched", b"response_format"))
+        return out
+
     def read_answer(self, status: int, content: bytes) -> None:
-        """A 200 that is an error object fails (`error_answer`). No answer of these APIs
-        begins with an `error`: only such a body is parsed here, the rest once, in `settle`."""
+        """A 200 that is an error object fails (`error_answer`), as does one asked in another
+        form (`ask_usage`) that is not that form. No answer of these APIs begins with an
+        `error`: only such a body is parsed here, the rest once, in `settle`."""
+        asked = self.asked
+        if asked is not None and status == 200:
+            if self.cost is Cost.SPEECH:
+                self.rendered = audio_formats.speech_audio(content, asked)
+            else:
+                self.rendered = audio_formats.transcript_as(asked, content)
+            if self.rendered is None:
+                self.gw.metrics.upstream_errors.labels("upstream_invalid_answer").inc()
+                raise errors.upstream_invalid_answer(
+                    f"{len(content)} bytes that are not the {asked} asked for"
+                )
         if status != 200 or b'"error"' not in content[:16]:
             return
         answer = _json(content)

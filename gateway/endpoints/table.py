@@ -115,19 +115,21 @@ TABLE: tuple[Endpoint, ...] = (
         "POST", "/v1/audio/speech", governed(Governed(Cost.SPEECH)), "body",
         "characters of input at the character price (tts-1), or the input's text tokens and "
         "audio_tokens_per_character audio tokens a character (gpt-4o-mini-tts); settled to the "
-        "usage of `stream_format: sse`, raw audio charged the hold", "-",
+        "usage of `speech.audio.done` (raw audio asked upstream as `stream_format: sse`)", "-",
     ),
     Endpoint(
         "POST", "/v1/audio/transcriptions",
         governed(Governed(Cost.TRANSCRIPTION, form=True)), "form field",
         "max_audio_minutes at the minute price (whisper-1), or the prompt, max_audio_minutes of "
         "audio tokens and the transcript cap (gpt-4o models); settled to the seconds or the "
-        "token usage reported (streamed: its done event), else charged the hold", "-",
+        "token usage reported (streamed: its done event; text asked upstream as json), srt and "
+        "vtt charged the hold", "-",
     ),
     Endpoint(
         "POST", "/v1/audio/translations",
         governed(Governed(Cost.TRANSCRIPTION, form=True)), "form field",
-        "max_audio_minutes at the minute price; settled to the seconds reported", "-",
+        "max_audio_minutes at the minute price; settled to the seconds reported (json and text "
+        "asked upstream as verbose_json)", "-",
     ),
     Endpoint(
         "POST", "/v1/files", files.upload, "-", "free: counted against request limits",

@@ -4,4 +4,6 @@ ids and times come from the caller. Imports only gateway.wire and gateway.config
 
     responses_chat         a Responses API request and answer, served by chat completions
     responses_chat_stream  its stream: chat.completion.chunk SSE in, Responses events out
+    audio_formats          speech events in, raw audio out; a JSON transcript in, the text or
+                           JSON the client asked for out (so that upstream reports the usage)
 """

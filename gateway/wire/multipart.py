@@ -84,6 +84,19 @@ def read_form(body: bytes, content_type: str) -> list[Part] | None:
     return parts
 
 
+def with_field(body: bytes, content_type: str, name: str, value: str) -> bytes:
+    """A form read already (`read_form`: in its one strict shape) with the text field `name`
+    set to `value`: its parts of that name left out, one part of it added last."""
+    boundary = _boundary(content_type)
+    assert boundary is not None  # read by `read_form` already
+    dash = b"--" + boundary
+    segments = body[len(dash) :].split(b"\r\n" + dash)
+    last = segments.pop()
+    kept = [segment for segment in segments if _part(segment[2:]).name != name]
+    added = f'\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}'.encode()
+    return dash + (b"\r\n" + dash).join([*kept, added, last])
+
+
 def _boundary(content_type: str) -> bytes | None:
     params = _params(content_type.split(";", 1)[1] if ";" in content_type else "")
     boundary = params.get("boundary")

@@ -21,7 +21,7 @@ from gateway.admission.pricing import audio_tokens_cost
 from gateway.config import Price
 from gateway.wire.tokens import count_text
 from gateway.wire.usage import AudioUsage
-from tests.conftest import GatewayFactory, ServerThread
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, key_of, sdk, serve_teams
 
@@ -118,18 +118,59 @@ def test_streamed_transcriptions_are_charged_from_their_done_event(
     assert charged == bill == audio_tokens_cost(PRICES[model], used) > 0
 
 
-def test_plain_speech_says_no_usage_and_is_charged_its_hold(measure: Measure) -> None:
-    charged, bill, audio = measure(speech)
-    assert audio.startswith(b"ID3")  # raw mp3: the audio tokens are not seen
-    assert charged == SPEECH_HOLD > bill > 0
+def direct(simulator: ServerThread) -> openai.OpenAI:
+    """The simulated upstream called without the gateway: what a client would get from it."""
+    return openai.OpenAI(base_url=f"{simulator.url}/v1", api_key=SIM_KEY, max_retries=0)
 
 
-def test_a_transcript_as_text_says_no_usage_and_is_charged_its_hold(measure: Measure) -> None:
-    charged, bill, text = measure(transcription("gpt-4o-transcribe", response_format="text"))
-    assert isinstance(text, str) and text
-    # The prompt, 30 minutes of 1,000 audio tokens and a 2,000-token transcript.
-    held = AudioUsage(text_input=count_text(PROMPT), audio_input=30_000, text_output=2000)
-    assert charged == audio_tokens_cost(PRICES["gpt-4o-transcribe"], held) > bill > 0
+def test_plain_speech_is_charged_its_usage_and_answered_as_raw_audio(
+    measure: Measure, simulator: ServerThread
+) -> None:
+    """Raw audio says nothing of its audio tokens: the gateway asks upstream for the same
+    speech as events, which end with its usage, and answers the audio they carry."""
+    for audio_format, media_type in (("mp3", "audio/mpeg"), ("wav", "audio/wav")):
+        charged, bill, answer = measure(
+            lambda c, f=audio_format: c.audio.speech.with_raw_response.create(  # type: ignore[misc]
+                model="gpt-4o-mini-tts", voice="alloy", input=TEXT, response_format=f
+            )
+        )
+        used = AudioUsage(text_input=count_text(TEXT), audio_output=400)
+        assert charged == bill == audio_tokens_cost(MINI_TTS, used) < SPEECH_HOLD
+        assert answer.headers["content-type"] == media_type
+        assert answer.headers["x-gateway-patched"] == "response_format"
+        assert answer.content == speech(direct(simulator), response_format=audio_format)
+
+
+@pytest.mark.parametrize(
+    ("model", "endpoint", "response_format"),
+    [
+        ("gpt-4o-transcribe", "transcriptions", "text"),
+        ("gpt-4o-mini-transcribe", "transcriptions", "text"),
+        ("whisper-1", "transcriptions", "text"),
+        ("whisper-1", "translations", "text"),
+        ("whisper-1", "translations", "json"),
+    ],
+)
+def test_a_transcript_in_a_form_without_usage_is_charged_what_upstream_bills(
+    measure: Measure, simulator: ServerThread, model: str, endpoint: str, response_format: str
+) -> None:
+    """Text (and a whisper-1 translation's JSON) says nothing of the audio's length or tokens:
+    charged its hold, a three-second clip cost thirty minutes. The gateway asks upstream for
+    the JSON that says, which upstream bills the same, and answers the form asked for."""
+
+    def call(client: openai.OpenAI) -> Any:
+        api = getattr(client.audio, endpoint).with_raw_response
+        extra = {"prompt": PROMPT} if endpoint == "transcriptions" else {}
+        return api.create(
+            model=model, file=("a.wav", AUDIO), response_format=response_format, **extra
+        )
+
+    charged, bill, answer = measure(call)
+    assert charged == bill > 0
+    assert answer.headers["x-gateway-patched"] == "response_format"
+    expected = call(direct(simulator))
+    assert answer.content == expected.content
+    assert answer.headers["content-type"] == expected.headers["content-type"]
 
 
 def test_a_client_leaving_a_speech_stream_is_charged_the_hold(

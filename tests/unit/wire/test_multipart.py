@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gateway.wire.multipart import MalformedForm, field, field_values, read_form
+from gateway.wire.multipart import MalformedForm, field, field_values, read_form, with_field
 
 
 def form_field(body: bytes, content_type: str, name: str) -> str | None:
@@ -147,3 +147,25 @@ def test_a_part_given_two_dispositions_is_refused() -> None:
     with pytest.raises(MalformedForm):
         read_form(body, "multipart/form-data; boundary=B")
     assert form_field(body, "multipart/form-data; boundary=B", "model") is None
+
+
+def test_a_field_set_replaces_the_one_given_and_keeps_the_rest() -> None:
+    audio = b"\r\n--not-the-boundary\r\n" + bytes(range(256)) * 20
+    body, content_type = encoded(
+        {"model": "whisper-1", "response_format": "text"}, {"file": ("a.mp3", audio)}
+    )
+    written = with_field(body, content_type, "response_format", "verbose_json")
+    parts = read_form(written, content_type) or []
+    assert [(p.name, p.is_file) for p in parts] == [
+        ("model", False), ("file", True), ("response_format", False),
+    ]  # fmt: skip
+    assert parts[1].value == audio
+    assert form_field(written, content_type, "response_format") == "verbose_json"
+
+
+def test_a_field_set_is_added_when_the_form_has_none() -> None:
+    body, content_type = encoded({"model": "whisper-1"}, {"file": ("a.mp3", b"\x01" * 99)})
+    written = with_field(body, content_type, "response_format", "json")
+    assert text_fields(written, content_type) == [
+        ("model", b"whisper-1"), ("response_format", b"json"),
+    ]  # fmt: skip

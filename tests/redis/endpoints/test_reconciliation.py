@@ -1,0 +1,444 @@
+"""Charged equals billed, for requests nobody wrote by hand: seeded random requests over the
+governed endpoints (chat, Responses, embeddings, completions, images, speech, transcriptions),
+with random parameters, models and simulated upstream faults, each sent as a team through the
+gateway to the simulated upstream that keeps OpenAI's bill. After each one:
+
+- what the team was charged is never less than what upstream billed (no dollar billed and not
+  charged), and equals it when upstream answered whole;
+- what upstream billed is within what admission held before the call (the worst case was
+  reserved, so a team near its budget can never spend past it);
+- a request the gateway refused reached upstream at no cost.
+
+`O1GW_RECONCILE_N` runs more requests per seed (a longer search)."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from gateway.admission.redis_side import Admission
+from tests.conftest import GatewayFactory, ServerThread
+from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import billed, key_of, serve_teams
+
+TEAM = "fuzz"
+REQUESTS = int(os.environ.get("O1GW_RECONCILE_N", "40"))
+WORDS = [
+    "prove",
+    "integral",
+    "matrix",
+    "eigenvalue",
+    "photon",
+    "entropy",
+    "recursion",
+    "poem",
+    "summary",
+    "translate",
+    "cat",
+    "ocean",
+    "budget",
+    "ledger",
+    "quantum",
+    "lattice",
+    "theorem",
+    "derivative",
+    "vector",
+    "kernel",
+    "graph",
+    "shortest",
+    "path",
+]
+
+
+def text(rng: random.Random, low: int = 1, high: int = 60) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
+
+
+def maybe(rng: random.Random, p: float = 0.5) -> bool:
+    return rng.random() < p
+
+
+@dataclass
+class Case:
+    """One generated request: where it goes, its body (JSON or multipart) and its knobs."""
+
+    path: str
+    json: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: bool = False
+
+    @property
+    def faulted(self) -> bool:
+        return "x-sim-fault" in self.headers
+
+    def describe(self) -> str:
+        body = self.json if self.json is not None else self.data
+        return f"{self.path} {self.headers} {orjson.dumps(body).decode()[:600]}"
+
+
+CHAT_MODELS = ["gpt-4o", "gpt-4o-mini", "o1-mini", "o1-preview", "auto"]
+FAULTS = ["reset", "stream-error", "500", "429", "timeout"]
+
+
+def messages(rng: random.Random, system: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if system:
+        out.append({"role": rng.choice(["system", "developer"]), "content": text(rng)})
+    for _ in range(rng.randint(0, 2)):
+        out.append({"role": "user", "content": text(rng)})
+        out.append({"role": "assistant", "content": text(rng)})
+    if maybe(rng, 0.2):
+        out.append({"role": "user", "content": [{"type": "text", "text": text(rng)}]})
+    else:
+        out.append({"role": "user", "content": text(rng)})
+    return out
+
+
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "description": "Look a word up.",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    },
+}
+SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "answer",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"answer": {"type": "string"}, "steps": {"type": "integer"}},
+            "required": ["answer", "steps"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def chat(rng: random.Random) -> Case:
+    model = rng.choice(CHAT_MODELS)
+    body: dict[str, Any] = {"model": model, "messages": messages(rng, maybe(rng, 0.4))}
+    stream = maybe(rng, 0.4)
+    if stream:
+        body["stream"] = True
+        if maybe(rng, 0.6):
+            body["stream_options"] = {"include_usage": maybe(rng, 0.7)}
+    if maybe(rng, 0.3):
+        body["n"] = rng.randint(1, 3)
+    limit = rng.choice([None, "max_tokens", "max_completion_tokens"])
+    if limit:
+        body[limit] = rng.randint(1, 400)
+    if maybe(rng, 0.3):
+        body["temperature"] = rng.choice([0, 0.5, 1.2])
+    if maybe(rng, 0.25):
+        body["tools"] = [TOOL]
+        if maybe(rng):
+            body["tool_choice"] = rng.choice(["auto", "required", "none"])
+    if maybe(rng, 0.2):
+        body["response_format"] = rng.choice([SCHEMA, {"type": "json_object"}])
+        if body["response_format"]["type"] == "json_object":
+            body["messages"][-1] = {"role": "user", "content": "Answer in JSON. " + text(rng)}
+    if maybe(rng, 0.15):
+        body["logprobs"] = True
+        body["top_logprobs"] = rng.randint(0, 5)
+    if maybe(rng, 0.15):
+        body["service_tier"] = rng.choice(["auto", "default", "flex", "priority"])
+    if maybe(rng, 0.1):
+        body["store"] = True
+    if maybe(rng, 0.1):
+        body["seed"] = rng.randint(0, 100)
+    headers = {}
+    if maybe(rng, 0.3):
+        headers["x-sim-reasoning-tokens"] = str(rng.randint(0, 3000))
+    if maybe(rng, 0.2):
+        headers["x-sim-o1-streaming"] = "true"
+    return Case("/v1/chat/completions", json=body, headers=headers, stream=stream)
+
+
+def responses(rng: random.Random, earlier: list[str]) -> Case:
+    model = rng.choice(CHAT_MODELS)
+    body: dict[str, Any] = {"model": model}
+    if maybe(rng):
+        body["input"] = text(rng)
+    else:
+        body["input"] = [
+            {"role": m["role"], "content": m["content"]}
+            for m in messages(rng, maybe(rng, 0.3))
+            if isinstance(m["content"], str)
+        ]
+    if maybe(rng, 0.3):
+        body["instructions"] = text(rng)
+    stream = maybe(rng, 0.4)
+    if stream:
+        body["stream"] = True
+    if maybe(rng, 0.4):
+        body["max_output_tokens"] = rng.randint(16, 600)
+    if maybe(rng, 0.2):
+        body["tools"] = [
+            {
+                "type": "function",
+                "name": "lookup",
+                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+            }
+        ]
+    if maybe(rng, 0.15):
+        body["tools"] = [*body.get("tools", []), {"type": "web_search_preview"}]
+    if maybe(rng, 0.15):
+        body["text"] = {
+            "format": {
+                "type": "json_schema",
+                "name": "answer",
+                "strict": True,
+                "schema": SCHEMA["json_schema"]["schema"],  # type: ignore[index]
+            }
+        }
+    if maybe(rng, 0.2):
+        body["reasoning"] = {"effort": rng.choice(["low", "medium", "high"])}
+    if maybe(rng, 0.5):
+        body["store"] = maybe(rng, 0.5)
+    if earlier and maybe(rng, 0.3):
+        body["previous_response_id"] = rng.choice(earlier)
+    if maybe(rng, 0.1):
+        body["service_tier"] = rng.choice(["auto", "flex", "priority"])
+    headers = {}
+    if maybe(rng, 0.3):
+        headers["x-sim-reasoning-tokens"] = str(rng.randint(0, 3000))
+    return Case("/v1/responses", json=body, headers=headers, stream=stream)
+
+
+def embeddings(rng: random.Random) -> Case:
+    model = rng.choice(["text-embedding-3-small", "text-embedding-3-large"])
+    kind = rng.randint(0, 3)
+    inputs: Any
+    if kind == 0:
+        inputs = text(rng)
+    elif kind == 1:
+        inputs = [text(rng) for _ in range(rng.randint(1, 5))]
+    elif kind == 2:
+        inputs = [rng.randint(0, 50_000) for _ in range(rng.randint(1, 50))]
+    else:
+        inputs = [[rng.randint(0, 50_000) for _ in range(rng.randint(1, 20))] for _ in range(3)]
+    body: dict[str, Any] = {"model": model, "input": inputs}
+    if maybe(rng, 0.3):
+        body["dimensions"] = rng.choice([64, 256, 512])
+    if maybe(rng, 0.3):
+        body["encoding_format"] = rng.choice(["float", "base64"])
+    return Case("/v1/embeddings", json=body)
+
+
+def completions(rng: random.Random) -> Case:
+    body: dict[str, Any] = {"model": "gpt-3.5-turbo-instruct"}
+    kind = rng.randint(0, 2)
+    if kind == 0:
+        body["prompt"] = text(rng)
+    elif kind == 1:
+        body["prompt"] = [text(rng) for _ in range(rng.randint(1, 3))]
+    else:
+        body["prompt"] = [rng.randint(0, 50_000) for _ in range(rng.randint(1, 30))]
+    if maybe(rng):
+        body["max_tokens"] = rng.randint(1, 200)
+    if maybe(rng, 0.3):
+        body["n"] = rng.randint(1, 3)
+        if maybe(rng):
+            body["best_of"] = body["n"] + rng.randint(0, 2)
+    if maybe(rng, 0.2):
+        body["echo"] = True
+    if maybe(rng, 0.2):
+        body["logprobs"] = rng.randint(0, 5)
+    if maybe(rng, 0.2):
+        body["suffix"] = text(rng, 1, 10)
+    stream = "best_of" not in body and maybe(rng, 0.3)
+    if stream:
+        body["stream"] = True
+    return Case("/v1/completions", json=body, stream=stream)
+
+
+def images(rng: random.Random) -> Case:
+    model = rng.choice(["dall-e-2", "dall-e-3", "gpt-image-1"])
+    body: dict[str, Any] = {"model": model, "prompt": text(rng, 1, 20)}
+    if model == "dall-e-2":
+        if maybe(rng):
+            body["n"] = rng.randint(1, 3)
+        if maybe(rng):
+            body["size"] = rng.choice(["256x256", "512x512", "1024x1024"])
+    elif model == "dall-e-3":
+        if maybe(rng):
+            body["size"] = rng.choice(["1024x1024", "1792x1024", "1024x1792"])
+        if maybe(rng):
+            body["quality"] = rng.choice(["standard", "hd"])
+    else:
+        if maybe(rng):
+            body["n"] = rng.randint(1, 2)
+        if maybe(rng):
+            body["quality"] = rng.choice(["low", "medium", "high", "auto"])
+        if maybe(rng):
+            body["size"] = rng.choice(["1024x1024", "1536x1024", "1024x1536", "auto"])
+    return Case("/v1/images/generations", json=body)
+
+
+def speech(rng: random.Random) -> Case:
+    model = rng.choice(["tts-1", "tts-1-hd", "gpt-4o-mini-tts"])
+    body: dict[str, Any] = {"model": model, "voice": "alloy", "input": text(rng, 1, 80)}
+    if maybe(rng, 0.3):
+        body["response_format"] = rng.choice(["mp3", "wav", "pcm", "opus"])
+    if maybe(rng, 0.2):
+        body["speed"] = rng.choice([0.5, 1.0, 2.0])
+    stream = False
+    if model == "gpt-4o-mini-tts" and maybe(rng, 0.3):
+        body["stream_format"] = "sse"
+        stream = True
+    if model == "gpt-4o-mini-tts" and maybe(rng, 0.3):
+        body["instructions"] = text(rng, 1, 20)
+    return Case("/v1/audio/speech", json=body, stream=stream)
+
+
+def transcription(rng: random.Random) -> Case:
+    model = rng.choice(["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"])
+    path = "/v1/audio/transcriptions"
+    if model == "whisper-1" and maybe(rng, 0.3):
+        path = "/v1/audio/translations"
+    audio = b"\x00" * (16_000 * rng.randint(1, 20))
+    data: dict[str, Any] = {"model": model}
+    if maybe(rng, 0.3):
+        data["prompt"] = text(rng, 1, 20)
+    formats = ["json", "text"] + (["verbose_json", "srt", "vtt"] if model == "whisper-1" else [])
+    if maybe(rng, 0.4):
+        data["response_format"] = rng.choice(formats)
+    stream = model != "whisper-1" and path.endswith("transcriptions") and maybe(rng, 0.3)
+    if stream:
+        data["stream"] = "true"
+    return Case(path, files={"file": ("a.mp3", audio)}, data=data, stream=stream)
+
+
+def generate(rng: random.Random, earlier: list[str]) -> Case:
+    kind = rng.choices(
+        ["chat", "responses", "embeddings", "completions", "images", "speech", "transcription"],
+        weights=[30, 25, 8, 8, 8, 8, 8],
+    )[0]
+    case = responses(rng, earlier) if kind == "responses" else globals()[kind](rng)
+    if maybe(rng, 0.12):
+        case.headers["x-sim-fault"] = rng.choice(FAULTS)
+        if case.headers["x-sim-fault"] == "timeout":
+            case.headers.pop("x-sim-fault")
+            case.headers["x-sim-latency-ms"] = "1500"  # past the client's 1 s: it leaves
+    return case
+
+
+@dataclass
+class Sent:
+    status: int
+    body: bytes
+    left: bool = False  # the client gave up waiting
+
+
+def send(client: httpx.Client, case: Case) -> Sent:
+    headers = {"authorization": f"Bearer {key_of(TEAM)}", **case.headers}
+    try:
+        if case.json is not None:
+            content = orjson.dumps(case.json)
+            headers["content-type"] = "application/json"
+            with client.stream("POST", case.path, content=content, headers=headers) as answer:
+                return Sent(answer.status_code, answer.read())
+        with client.stream(
+            "POST", case.path, files=case.files, data=case.data, headers=headers
+        ) as answer:
+            return Sent(answer.status_code, answer.read())
+    except (httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError):
+        return Sent(0, b"", left=True)
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    return serve_teams(start_gateway, redis_server, tmp_path, {TEAM: {"tier": "tier-5"}})
+
+
+@pytest.fixture
+def store(redis_server: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server)
+
+
+@pytest.fixture
+def holds(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """What admission held for each try of the request under way (its plans' reserves)."""
+    seen: list[int] = []
+    admit = Admission.admit
+
+    async def watched(self: Admission, plan: Any, early: Any = None) -> Any:
+        seen.append(plan.reserve)
+        return await admit(self, plan, early)
+
+    monkeypatch.setattr(Admission, "admit", watched)
+    yield seen
+
+
+def response_id(sent: Sent) -> str | None:
+    if sent.status != 200:
+        return None
+    if sent.body.startswith(b"{"):
+        found = orjson.loads(sent.body).get("id")
+        return found if isinstance(found, str) and found.startswith("resp_") else None
+    for line in sent.body.split(b"\n"):
+        if line.startswith(b"data: ") and b'"response.completed"' in line:
+            return str(orjson.loads(line[6:])["response"]["id"])
+    return None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_requests_are_charged_what_upstream_bills(
+    gateway: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    holds: list[int],
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    earlier: list[str] = []
+    problems: list[str] = []
+    with httpx.Client(base_url=gateway.url, timeout=1.0) as client:
+        for number in range(REQUESTS):
+            case = generate(rng, earlier)
+            before = spend(store, TEAM)[0], billed(simulator)
+            holds.clear()
+            logged = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+            sent = send(client, case)
+            calls = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+            calls = [c for c in calls if c not in logged]
+            charged, bill = spend(store, TEAM)[0] - before[0], billed(simulator) - before[1]
+            found = response_id(sent)
+            if found and case.json and case.json.get("store") is not False:
+                earlier.append(found)
+            upstream = [(c["path"], (c.get("body") or {}).get("model")) for c in calls]
+            where = f"#{number} seed {seed}: {sent.status} upstream {upstream} {case.describe()}"
+            error = sent.body[:300].decode(errors="replace") if sent.status != 200 else ""
+            if charged < bill:
+                problems.append(f"charged {charged} < billed {bill}: {where} {error}")
+            elif charged != bill and sent.status == 200 and not case.faulted:
+                problems.append(f"charged {charged} != billed {bill}: {where}")
+            if bill > sum(holds):
+                problems.append(f"billed {bill} > held {holds}: {where} {error}")
+            if sent.status >= 500 and not case.faulted and not sent.left:
+                problems.append(f"a {sent.status} without a fault: {where} {error}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_generator_covers_every_endpoint() -> None:
+    rng = random.Random(0)
+    paths = {generate(rng, []).path for _ in range(400)}
+    assert paths == {
+        "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions",
+        "/v1/images/generations", "/v1/audio/speech", "/v1/audio/transcriptions",
+        "/v1/audio/translations",
+    }  # fmt: skip
