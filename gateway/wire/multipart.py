@@ -63,7 +63,8 @@ def read_form(body: bytes, content_type: str) -> list[Part] | None:
     begins with the first delimiter (no preamble), every delimiter is `CRLF--boundary` followed
     by CRLF (the last by `--`, then at most a CRLF), every header line is `Name: value` ended
     by CRLF, and each part has one `form-data` Content-Disposition whose parameters are each
-    given once, as a token or a plain quoted string."""
+    given once, as a token or a plain quoted string, none in RFC 2231's spelling but a
+    file's `filename*`."""
     if not is_form(content_type):
         return None
     boundary = _boundary(content_type)
@@ -145,6 +146,12 @@ def _params(text: str) -> dict[str, str]:
             value, rest = value.strip(), sep + after
             if _TOKEN.fullmatch(value) is None:
                 raise MalformedForm("a header parameter's value is neither a token nor quoted")
+        if "*" in key and key != "filename*":
+            # RFC 2231's `name*` and continuations (`name*0`, `name*1`): aiohttp and Werkzeug
+            # read them as `name` (over a plain `name`), others as a parameter of their own,
+            # so a field, a boundary or a file would be one thing here and another upstream.
+            # Only a file's name is sent so (non-ASCII names), and either way it is a file.
+            raise MalformedForm(f"the parameter {key!r} is spelled as parsers read apart")
         if key in params:
             raise MalformedForm(f"the parameter {key!r} is given twice")
         params[key] = value

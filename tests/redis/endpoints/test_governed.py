@@ -136,6 +136,30 @@ def test_an_upload_names_its_model_as_upstream_reads_it(
     assert sdk(gateway, "whisper").audio.transcriptions.create(model="whisper-1", file=audio).text
 
 
+def test_a_model_field_named_the_rfc_2231_way_never_reaches_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """`name*=UTF-8''model` names the part `model` to aiohttp and Werkzeug (before the plain
+    `name`): a team allowed whisper-1 only, checked and charged for it, served another model."""
+    body = (
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"; name*=UTF-8''model\r\n\r\n"
+        b"gpt-4o-transcribe\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n\r\n'
+        + b"\x00" * 4000 + b"\r\n--XyZ--\r\n"
+    )  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {KEYS['whisper']}",
+        "Content-Type": "multipart/form-data; boundary=XyZ",
+    }
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    answer = httpx.post(f"{gateway.url}/v1/audio/transcriptions", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert httpx.get(log).json()["data"] == before
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_client_leaving_a_whole_answer_is_charged_what_upstream_billed(
     gateway: ServerThread, store: redis.Redis, stream: bool

@@ -147,3 +147,46 @@ def test_a_part_given_two_dispositions_is_refused() -> None:
     with pytest.raises(MalformedForm):
         read_form(body, "multipart/form-data; boundary=B")
     assert form_field(body, "multipart/form-data; boundary=B", "model") is None
+
+
+def aiohttp_name(disposition: str) -> tuple[str | None, str | None]:
+    """(name, filename) of a part as aiohttp's server reads its Content-Disposition
+    (`BodyPartReader.name` and `.filename`)."""
+    from aiohttp.multipart import content_disposition_filename, parse_content_disposition
+
+    _, params = parse_content_disposition(disposition)
+    return content_disposition_filename(params, "name"), content_disposition_filename(
+        params, "filename"
+    )
+
+
+def test_a_parameter_spelled_the_rfc_2231_way_is_refused() -> None:
+    # `name*` (an extended parameter) and `name*0`, `name*1` (continuations) are the name to
+    # aiohttp and Werkzeug (they take it over `name`), another parameter to a reader that does
+    # not know them: a model field hidden from the gateway, or a file taken for a field.
+    def body(disposition: bytes, value: bytes = b"gpt-4o-transcribe") -> bytes:
+        return (
+            b'--B\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+            b"--B\r\nContent-Disposition: form-data; " + disposition + b"\r\n\r\n"
+            + value + b"\r\n--B--\r\n"
+        )  # fmt: skip
+
+    hidden = body(b"name=\"note\"; name*=UTF-8''model")
+    assert aiohttp_name("form-data; name=\"note\"; name*=UTF-8''model") == ("model", None)
+    assert aiohttp_name('form-data; name="prompt"; filename*0="a.txt"') == ("prompt", "a.txt")
+    continued = body(b'name="note"; name*0="mo"; name*1="del"')
+    as_file = body(b'name="prompt"; filename*0="a.txt"', b"long")
+    for form in (hidden, continued, as_file):
+        with pytest.raises(MalformedForm):
+            read_form(form, "multipart/form-data; boundary=B")
+    # The boundary too: Werkzeug splits the body at `boundary*`'s, a form inside the decoy's
+    # file.
+    decoy = body(b'name="file"; filename="a.mp3"')
+    with pytest.raises(MalformedForm):
+        read_form(decoy, "multipart/form-data; boundary=B; boundary*=UTF-8''C")
+    # A file's name spelled so (non-ASCII names, as some libraries send them) is still a file.
+    named = body(b'name="file"; filename="a.mp3"; filename*=UTF-8\'\'%C3%A9.mp3')
+    assert [p.is_file for p in read_form(named, "multipart/form-data; boundary=B") or []] == [
+        False,
+        True,
+    ]
