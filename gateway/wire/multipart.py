@@ -20,6 +20,15 @@ MEDIA_TYPE = "multipart/form-data"
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _QUOTED = re.compile(r'"([^"\\\r\n]*)"')
+# A part's bytes are read as they are. aiohttp decodes a part by its Content-Transfer-Encoding
+# (base64, quoted-printable) and reads a text field in its charset; Starlette reads every name
+# and text field in the form's charset: another encoding would be one text here, another there.
+_IDENTITY_TRANSFER = frozenset({"7bit", "8bit", "binary"})
+_UTF8 = frozenset({"utf-8", "utf8"})
+# Charsets that read ASCII as UTF-8 does (Apache HttpClient declares ISO-8859-1): ASCII text only.
+_ASCII_ALIKE = frozenset({"us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1"})
+# Headers that change how a part is read: each at most once, as Content-Disposition is.
+_READ_BY = ("content-disposition", "content-type", "content-transfer-encoding", "content-encoding")
 
 
 class MalformedForm(ValueError):
@@ -64,12 +73,16 @@ def read_form(body: bytes, content_type: str) -> list[Part] | None:
     by CRLF (the last by `--`, then at most a CRLF), every header line is `Name: value` ended
     by CRLF, and each part has one `form-data` Content-Disposition whose parameters are each
     given once, as a token or a plain quoted string, none in RFC 2231's spelling but a
-    file's `filename*`."""
+    file's `filename*`; a part's bytes are read as they are (no Content-Transfer-Encoding but
+    an identity, no Content-Encoding), and its name and text in UTF-8 (or, declared in a charset
+    that reads ASCII alike, ASCII only)."""
     if not is_form(content_type):
         return None
-    boundary = _boundary(content_type)
+    params = _params(content_type.split(";", 1)[1] if ";" in content_type else "")
+    boundary = _boundary(params)
     if boundary is None:
         raise MalformedForm("its Content-Type names no boundary")
+    charset = _charset(params)
     dash = b"--" + boundary
     if not body.startswith(dash):
         raise MalformedForm("the body must begin with its boundary")
@@ -81,12 +94,11 @@ def read_form(body: bytes, content_type: str) -> list[Part] | None:
     for segment in segments:
         if not segment.startswith(b"\r\n"):
             raise MalformedForm("a boundary must be followed by a line break")
-        parts.append(_part(segment[2:]))
+        parts.append(_part(segment[2:], charset))
     return parts
 
 
-def _boundary(content_type: str) -> bytes | None:
-    params = _params(content_type.split(";", 1)[1] if ";" in content_type else "")
+def _boundary(params: dict[str, str]) -> bytes | None:
     boundary = params.get("boundary")
     if boundary is None:
         return None
@@ -95,11 +107,11 @@ def _boundary(content_type: str) -> bytes | None:
     return boundary.encode("ascii")
 
 
-def _part(segment: bytes) -> Part:
+def _part(segment: bytes, form_charset: str) -> Part:
     head, sep, value = segment.partition(b"\r\n\r\n")
     if not sep:
         raise MalformedForm("a part has no blank line after its headers")
-    disposition: str | None = None
+    headers: dict[str, str] = {}
     for raw in head.split(b"\r\n"):
         if b"\r" in raw or b"\n" in raw:
             raise MalformedForm("a header line must end with CRLF")
@@ -110,12 +122,17 @@ def _part(segment: bytes) -> Part:
         header, colon, header_value = line.partition(":")
         if not colon or _TOKEN.fullmatch(header) is None:
             raise MalformedForm("a part has a header line that is no header")
-        if header.lower() == "content-disposition":
-            if disposition is not None:
-                raise MalformedForm("a part has two Content-Disposition headers")
-            disposition = header_value
+        header = header.lower()
+        if header in _READ_BY:
+            if header in headers:
+                raise MalformedForm(f"a part has two {header} headers")
+            headers[header] = header_value
+    disposition = headers.get("content-disposition")
     if disposition is None:
         raise MalformedForm("a part has no Content-Disposition")
+    transfer = headers.get("content-transfer-encoding", "binary").strip().lower()
+    if transfer not in _IDENTITY_TRANSFER or "content-encoding" in headers:
+        raise MalformedForm("a part's bytes are encoded, which parsers read apart")
     kind, _, rest = disposition.partition(";")
     if kind.strip().lower() != "form-data":
         raise MalformedForm("a part's Content-Disposition is not form-data")
@@ -124,7 +141,20 @@ def _part(segment: bytes) -> Part:
     if name is None:
         raise MalformedForm("a part has no name")
     is_file = "filename" in params or "filename*" in params
+    read: list[tuple[str | bytes, str]] = [(name, form_charset)]
+    if not is_file:  # a file's bytes (and its own charset) are nobody's text
+        own = headers.get("content-type", "")
+        charset = _charset(_params(own.split(";", 1)[1] if ";" in own else ""))
+        read += [(value, form_charset), (value, charset)]
+    for text, declared in read:
+        if declared not in _UTF8 and (declared not in _ASCII_ALIKE or not text.isascii()):
+            raise MalformedForm(f"a part's text is declared in {declared}, which is read apart")
     return Part(name, is_file, value)
+
+
+def _charset(params: dict[str, str]) -> str:
+    """The charset a Content-Type's parameters name (lower-cased), UTF-8 when none."""
+    return params.get("charset", "utf-8").lower()
 
 
 def _params(text: str) -> dict[str, str]:

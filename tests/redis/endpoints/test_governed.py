@@ -160,6 +160,31 @@ def test_a_model_field_named_the_rfc_2231_way_never_reaches_upstream(
     assert httpx.get(log).json()["data"] == before
 
 
+def test_a_model_field_in_the_forms_charset_never_reaches_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """Starlette reads a form's names and text fields in its Content-Type's charset: a part
+    named `model` in UTF-16 is the model it serves (the last given), other text to the gateway,
+    which checked and charged the plain whisper-1 beside it."""
+    wide = "model".encode("utf-16-le"), "gpt-4o-transcribe".encode("utf-16-le")
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n\r\n'
+        + b"\x00" * 4000 + b'\r\n--XyZ\r\nContent-Disposition: form-data; name="' + wide[0]
+        + b'"\r\n\r\n' + wide[1] + b"\r\n--XyZ--\r\n"
+    )  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {KEYS['whisper']}",
+        "Content-Type": "multipart/form-data; boundary=XyZ; charset=utf-16-le",
+    }
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    answer = httpx.post(f"{gateway.url}/v1/audio/transcriptions", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert httpx.get(log).json()["data"] == before
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_client_leaving_a_whole_answer_is_charged_what_upstream_billed(
     gateway: ServerThread, store: redis.Redis, stream: bool

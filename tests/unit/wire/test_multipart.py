@@ -190,3 +190,97 @@ def test_a_parameter_spelled_the_rfc_2231_way_is_refused() -> None:
         False,
         True,
     ]
+
+
+def aiohttp_fields(body: bytes, content_type: str) -> list[tuple[str | None, object]]:
+    """A form's fields as aiohttp's server reads them (`Request.post()`: a part's bytes
+    decoded by its Content-Transfer-Encoding, a text field's by its charset)."""
+    import asyncio
+
+    from aiohttp.base_protocol import BaseProtocol
+    from aiohttp.multipart import MultipartReader
+    from aiohttp.streams import StreamReader
+
+    async def read() -> list[tuple[str | None, object]]:
+        loop = asyncio.get_running_loop()
+        stream = StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+        stream.feed_data(body)
+        stream.feed_eof()
+        reader = MultipartReader({"Content-Type": content_type}, stream)
+        out: list[tuple[str | None, object]] = []
+        while (part := await reader.next()) is not None:
+            assert not isinstance(part, MultipartReader)
+            raw = await part.read(decode=True)
+            kind = part.headers.get("Content-Type")
+            if part.filename is None and (kind is None or kind.startswith("text/")):
+                out.append((part.name, bytes(raw).decode(part.get_charset("utf-8"))))
+            else:
+                out.append((part.name, bytes(raw)))
+        return out
+
+    return asyncio.run(read())
+
+
+def starlette_fields(body: bytes, content_type: str) -> list[tuple[str, object]]:
+    """A form's fields as Starlette (and so FastAPI) reads them: names and text in the form's
+    charset."""
+    import asyncio
+    from collections.abc import AsyncIterator
+
+    from starlette.datastructures import Headers
+    from starlette.formparsers import MultiPartParser
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    async def read() -> list[tuple[str, object]]:
+        parser = MultiPartParser(Headers({"content-type": content_type}), chunks())
+        return list((await parser.parse()).multi_items())
+
+    return asyncio.run(read())
+
+
+def test_a_part_whose_bytes_a_parser_reads_decoded_is_refused() -> None:
+    # aiohttp reads a part's bytes decoded by its Content-Transfer-Encoding and a text field in
+    # its charset; Starlette reads every name and text field in the form's charset: an id, a
+    # model, read by the gateway as other text.
+    form_type = "multipart/form-data; boundary=B"
+
+    def body(head: bytes, value: bytes, name: bytes = b"note") -> bytes:
+        return (
+            b'--B\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+            b'--B\r\nContent-Disposition: form-data; name="' + name + b'"'
+            + (b"\r\n" + head if head else b"") + b"\r\n\r\n" + value + b"\r\n--B--\r\n"
+        )  # fmt: skip
+
+    base64 = body(b"Content-Transfer-Encoding: base64", b"ZmlsZS1zZWNyZXQ=")
+    assert aiohttp_fields(base64, form_type)[1] == ("note", "file-secret")
+    quoted = body(b"Content-Transfer-Encoding: quoted-printable", b"file=2Dsecret")
+    utf16 = body(b"Content-Type: text/plain; charset=utf-16-le", "file-secret".encode("utf-16-le"))
+    assert aiohttp_fields(utf16, form_type)[1] == ("note", "file-secret")
+    gzip = body(b"Content-Encoding: gzip", b"\x1f\x8b")
+    twice = body(b"Content-Type: text/plain\r\nContent-Type: text/plain; charset=utf-16", b"x")
+    for form in (base64, quoted, utf16, gzip, twice):
+        with pytest.raises(MalformedForm):
+            read_form(form, form_type)
+    wide = "multipart/form-data; boundary=B; charset=utf-16-le"
+    hidden = body(b"", "gpt-4o-transcribe".encode("utf-16-le"), "model".encode("utf-16-le"))
+    assert dict(starlette_fields(hidden, wide))["model"] == "gpt-4o-transcribe"
+    with pytest.raises(MalformedForm):
+        read_form(hidden, wide)
+    # What HTTP libraries send: identity encodings, UTF-8, and ASCII text in a charset that
+    # reads ASCII as UTF-8 does (Apache HttpClient's text/plain; charset=ISO-8859-1).
+    for head, content_type in (
+        (b"Content-Transfer-Encoding: 8bit", form_type),
+        (b"Content-Type: text/plain; charset=ISO-8859-1\r\nContent-Transfer-Encoding: 8bit",
+         form_type),
+        (b"Content-Type: text/plain; charset=UTF-8", form_type),
+        (b"", "multipart/form-data; boundary=B; charset=utf-8"),
+        (b"", "multipart/form-data; boundary=B; charset=US-ASCII"),
+    ):  # fmt: skip
+        assert text_fields(body(head, b"file-secret"), content_type)[1] == ("note", b"file-secret")
+    with pytest.raises(MalformedForm):
+        read_form(body(b"Content-Type: text/plain; charset=ISO-8859-1", b"caf\xe9"), form_type)
+    # A file's own charset is the file's: its bytes are not read as text by anyone.
+    uploaded = body(b"Content-Type: text/plain; charset=utf-16", b"\xff\xfe", b'f"; filename="a')
+    assert [p.is_file for p in read_form(uploaded, form_type) or []] == [False, True]
