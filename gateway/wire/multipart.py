@@ -15,6 +15,12 @@ from dataclasses import dataclass
 
 # A text field is short; a part longer than this is a file, not what is asked for.
 MAX_FIELD_BYTES = 4096
+# A part's headers and a header's parameters, at most: libraries send a Content-Disposition of
+# three parameters (a long file name fits), aiohttp refuses a header line over 8,190 bytes. Read
+# without a bound, a header of many short parameters held the event loop, every team's
+# requests waiting, for time growing with its length squared.
+MAX_HEAD_BYTES = 16384
+MAX_PARAMS = 16
 MEDIA_TYPE = "multipart/form-data"
 # RFC 2046's boundary characters: 1 to 70 of them, not ending in a space.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
@@ -111,6 +117,8 @@ def _part(segment: bytes, form_charset: str) -> Part:
     head, sep, value = segment.partition(b"\r\n\r\n")
     if not sep:
         raise MalformedForm("a part has no blank line after its headers")
+    if len(head) > MAX_HEAD_BYTES:
+        raise MalformedForm(f"a part's headers are longer than {MAX_HEAD_BYTES} bytes")
     headers: dict[str, str] = {}
     for raw in head.split(b"\r\n"):
         if b"\r" in raw or b"\n" in raw:
@@ -184,6 +192,8 @@ def _params(text: str) -> dict[str, str]:
             raise MalformedForm(f"the parameter {key!r} is spelled as parsers read apart")
         if key in params:
             raise MalformedForm(f"the parameter {key!r} is given twice")
+        if len(params) == MAX_PARAMS:
+            raise MalformedForm(f"a header has more than {MAX_PARAMS} parameters")
         params[key] = value
         rest = rest.strip()
         if rest:

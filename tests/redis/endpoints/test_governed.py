@@ -185,6 +185,28 @@ def test_a_model_field_in_the_forms_charset_never_reaches_upstream(
     assert httpx.get(log).json()["data"] == before
 
 
+def test_a_form_whose_headers_no_library_sends_is_refused_before_it_is_read_long(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """A Content-Disposition of 120,000 short parameters (1 MB) held the gateway's event loop
+    for seconds (every team's requests with it; 10 MB, minutes): refused at once now."""
+    many = b"".join(b"; p%d=1" % i for i in range(120_000))
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="model"' + many
+        + b"\r\n\r\nwhisper-1\r\n--XyZ--\r\n"
+    )  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {KEYS['whisper']}",
+        "Content-Type": "multipart/form-data; boundary=XyZ",
+    }
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    answer = httpx.post(f"{gateway.url}/v1/audio/transcriptions", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert httpx.get(log).json()["data"] == before
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_client_leaving_a_whole_answer_is_charged_what_upstream_billed(
     gateway: ServerThread, store: redis.Redis, stream: bool
