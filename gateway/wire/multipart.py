@@ -21,6 +21,9 @@ MAX_FIELD_BYTES = 4096
 # requests waiting, for time growing with its length squared.
 MAX_HEAD_BYTES = 16384
 MAX_PARAMS = 16
+# Parts of a form, at most (Starlette's default too): each is read in Python, and 10 MB of
+# tiny ones held the event loop for seconds. OpenAI's forms have a few dozen at the most.
+MAX_PARTS = 1000
 MEDIA_TYPE = "multipart/form-data"
 # RFC 2046's boundary characters: 1 to 70 of them, not ending in a space.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
@@ -92,7 +95,9 @@ def read_form(body: bytes, content_type: str) -> list[Part] | None:
     dash = b"--" + boundary
     if not body.startswith(dash):
         raise MalformedForm("the body must begin with its boundary")
-    segments = body[len(dash) :].split(b"\r\n" + dash)
+    segments = body[len(dash) :].split(b"\r\n" + dash, MAX_PARTS + 1)
+    if len(segments) > MAX_PARTS + 1:
+        raise MalformedForm(f"it has more than {MAX_PARTS} parts")
     last = segments.pop()
     if last not in (b"--", b"--\r\n"):
         raise MalformedForm("the body must end with its closing boundary")

@@ -207,6 +207,28 @@ def test_a_form_whose_headers_no_library_sends_is_refused_before_it_is_read_long
     assert httpx.get(log).json()["data"] == before
 
 
+def test_a_form_of_more_parts_than_libraries_send_is_refused_before_they_are_read(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """10 MB of tiny parts (175,000) held the gateway's event loop seconds, every team's
+    requests with it, and went upstream: refused at once now."""
+    part = b'--XyZ\r\nContent-Disposition: form-data; name="n"\r\n\r\nx\r\n'
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        + part * 170_000 + b"--XyZ--\r\n"
+    )  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {KEYS['whisper']}",
+        "Content-Type": "multipart/form-data; boundary=XyZ",
+    }
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    answer = httpx.post(f"{gateway.url}/v1/audio/transcriptions", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert httpx.get(log).json()["data"] == before
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_client_leaving_a_whole_answer_is_charged_what_upstream_billed(
     gateway: ServerThread, store: redis.Redis, stream: bool
