@@ -27,6 +27,7 @@ FORWARD_REQUEST_PREFIXES = ("x-stainless-",)
 # every team shares the gateway's upstream key, so two teams choosing the same value must not
 # meet there. A header whose name has this in it goes upstream scoped to the team, if at all.
 TEAM_SCOPED = "idempotency"
+JSON_MEDIA = "application/json"
 
 # Upstream headers the caller may see unchanged (raw names, as the upstream clients give them).
 FORWARD_RESPONSE = frozenset(
@@ -95,12 +96,25 @@ def upstream_request_headers(
             # `Request.headers.get` reads it): a second Content-Type, say, would have upstream
             # read the body otherwise, a form's fields (or its boundary) unchecked.
             value = raw_value.decode("latin-1")
-            if TEAM_SCOPED in name:
+            if name == "content-type":
+                value = sent_content_type(value)
+            elif TEAM_SCOPED in name:
                 if not team:
                     continue
                 value = team_scoped(salt, team, value)
             out[name] = value
     return out
+
+
+def sent_content_type(declared: str) -> str:
+    """The Content-Type upstream is told: a JSON body's is plain `application/json`, since the
+    gateway reads JSON as UTF-8 (and writes it so when it writes it again). A charset sent on
+    would have a parser that honours one (aiohttp's, Django REST framework's) read the same
+    bytes as other text: `{"model": "gpt-4o-mini", "+AG0-odel": "o1"}` is two models in UTF-7,
+    the one checked and charged, and the one served. Any other type goes as declared (a form's
+    boundary with it)."""
+    media = declared.split(";", 1)[0].strip().lower()
+    return JSON_MEDIA if media == JSON_MEDIA or media.endswith("+json") else declared
 
 
 def team_scoped(salt: str, team: str, value: str) -> str:

@@ -15,11 +15,29 @@ from dataclasses import dataclass
 
 # A text field is short; a part longer than this is a file, not what is asked for.
 MAX_FIELD_BYTES = 4096
+# A part's headers and a header's parameters, at most: libraries send a Content-Disposition of
+# three parameters (a long file name fits), aiohttp refuses a header line over 8,190 bytes. Read
+# without a bound, a header of many short parameters held the event loop, every team's
+# requests waiting, for time growing with its length squared.
+MAX_HEAD_BYTES = 16384
+MAX_PARAMS = 16
+# Parts of a form, at most (Starlette's default too): each is read in Python, and 10 MB of
+# tiny ones held the event loop for seconds. OpenAI's forms have a few dozen at the most.
+MAX_PARTS = 1000
 MEDIA_TYPE = "multipart/form-data"
 # RFC 2046's boundary characters: 1 to 70 of them, not ending in a space.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _QUOTED = re.compile(r'"([^"\\\r\n]*)"')
+# A part's bytes are read as they are. aiohttp decodes a part by its Content-Transfer-Encoding
+# (base64, quoted-printable) and reads a text field in its charset; Starlette reads every name
+# and text field in the form's charset: another encoding would be one text here, another there.
+_IDENTITY_TRANSFER = frozenset({"7bit", "8bit", "binary"})
+_UTF8 = frozenset({"utf-8", "utf8"})
+# Charsets that read ASCII as UTF-8 does (Apache HttpClient declares ISO-8859-1): ASCII text only.
+_ASCII_ALIKE = frozenset({"us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1"})
+# Headers that change how a part is read: each at most once, as Content-Disposition is.
+_READ_BY = ("content-disposition", "content-type", "content-transfer-encoding", "content-encoding")
 
 
 class MalformedForm(ValueError):
@@ -63,16 +81,23 @@ def read_form(body: bytes, content_type: str) -> list[Part] | None:
     begins with the first delimiter (no preamble), every delimiter is `CRLF--boundary` followed
     by CRLF (the last by `--`, then at most a CRLF), every header line is `Name: value` ended
     by CRLF, and each part has one `form-data` Content-Disposition whose parameters are each
-    given once, as a token or a plain quoted string."""
+    given once, as a token or a plain quoted string, none in RFC 2231's spelling but a
+    file's `filename*`; a part's bytes are read as they are (no Content-Transfer-Encoding but
+    an identity, no Content-Encoding), and its name and text in UTF-8 (or, declared in a charset
+    that reads ASCII alike, ASCII only)."""
     if not is_form(content_type):
         return None
-    boundary = _boundary(content_type)
+    params = _params(content_type.split(";", 1)[1] if ";" in content_type else "")
+    boundary = _boundary(params)
     if boundary is None:
         raise MalformedForm("its Content-Type names no boundary")
+    charset = _charset(params)
     dash = b"--" + boundary
     if not body.startswith(dash):
         raise MalformedForm("the body must begin with its boundary")
-    segments = body[len(dash) :].split(b"\r\n" + dash)
+    segments = body[len(dash) :].split(b"\r\n" + dash, MAX_PARTS + 1)
+    if len(segments) > MAX_PARTS + 1:
+        raise MalformedForm(f"it has more than {MAX_PARTS} parts")
     last = segments.pop()
     if last not in (b"--", b"--\r\n"):
         raise MalformedForm("the body must end with its closing boundary")
@@ -80,25 +105,25 @@ def read_form(body: bytes, content_type: str) -> list[Part] | None:
     for segment in segments:
         if not segment.startswith(b"\r\n"):
             raise MalformedForm("a boundary must be followed by a line break")
-        parts.append(_part(segment[2:]))
+        parts.append(_part(segment[2:], charset))
     return parts
 
 
 def with_field(body: bytes, content_type: str, name: str, value: str) -> bytes:
     """A form read already (`read_form`: in its one strict shape) with the text field `name`
     set to `value`: its parts of that name left out, one part of it added last."""
-    boundary = _boundary(content_type)
+    params = _params(content_type.split(";", 1)[1] if ";" in content_type else "")
+    boundary, charset = _boundary(params), _charset(params)
     assert boundary is not None  # read by `read_form` already
     dash = b"--" + boundary
     segments = body[len(dash) :].split(b"\r\n" + dash)
     last = segments.pop()
-    kept = [segment for segment in segments if _part(segment[2:]).name != name]
+    kept = [segment for segment in segments if _part(segment[2:], charset).name != name]
     added = f'\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}'.encode()
     return dash + (b"\r\n" + dash).join([*kept, added, last])
 
 
-def _boundary(content_type: str) -> bytes | None:
-    params = _params(content_type.split(";", 1)[1] if ";" in content_type else "")
+def _boundary(params: dict[str, str]) -> bytes | None:
     boundary = params.get("boundary")
     if boundary is None:
         return None
@@ -107,11 +132,13 @@ def _boundary(content_type: str) -> bytes | None:
     return boundary.encode("ascii")
 
 
-def _part(segment: bytes) -> Part:
+def _part(segment: bytes, form_charset: str) -> Part:
     head, sep, value = segment.partition(b"\r\n\r\n")
     if not sep:
         raise MalformedForm("a part has no blank line after its headers")
-    disposition: str | None = None
+    if len(head) > MAX_HEAD_BYTES:
+        raise MalformedForm(f"a part's headers are longer than {MAX_HEAD_BYTES} bytes")
+    headers: dict[str, str] = {}
     for raw in head.split(b"\r\n"):
         if b"\r" in raw or b"\n" in raw:
             raise MalformedForm("a header line must end with CRLF")
@@ -122,12 +149,17 @@ def _part(segment: bytes) -> Part:
         header, colon, header_value = line.partition(":")
         if not colon or _TOKEN.fullmatch(header) is None:
             raise MalformedForm("a part has a header line that is no header")
-        if header.lower() == "content-disposition":
-            if disposition is not None:
-                raise MalformedForm("a part has two Content-Disposition headers")
-            disposition = header_value
+        header = header.lower()
+        if header in _READ_BY:
+            if header in headers:
+                raise MalformedForm(f"a part has two {header} headers")
+            headers[header] = header_value
+    disposition = headers.get("content-disposition")
     if disposition is None:
         raise MalformedForm("a part has no Content-Disposition")
+    transfer = headers.get("content-transfer-encoding", "binary").strip().lower()
+    if transfer not in _IDENTITY_TRANSFER or "content-encoding" in headers:
+        raise MalformedForm("a part's bytes are encoded, which parsers read apart")
     kind, _, rest = disposition.partition(";")
     if kind.strip().lower() != "form-data":
         raise MalformedForm("a part's Content-Disposition is not form-data")
@@ -136,7 +168,20 @@ def _part(segment: bytes) -> Part:
     if name is None:
         raise MalformedForm("a part has no name")
     is_file = "filename" in params or "filename*" in params
+    read: list[tuple[str | bytes, str]] = [(name, form_charset)]
+    if not is_file:  # a file's bytes (and its own charset) are nobody's text
+        own = headers.get("content-type", "")
+        charset = _charset(_params(own.split(";", 1)[1] if ";" in own else ""))
+        read += [(value, form_charset), (value, charset)]
+    for text, declared in read:
+        if declared not in _UTF8 and (declared not in _ASCII_ALIKE or not text.isascii()):
+            raise MalformedForm(f"a part's text is declared in {declared}, which is read apart")
     return Part(name, is_file, value)
+
+
+def _charset(params: dict[str, str]) -> str:
+    """The charset a Content-Type's parameters name (lower-cased), UTF-8 when none."""
+    return params.get("charset", "utf-8").lower()
 
 
 def _params(text: str) -> dict[str, str]:
@@ -158,8 +203,16 @@ def _params(text: str) -> dict[str, str]:
             value, rest = value.strip(), sep + after
             if _TOKEN.fullmatch(value) is None:
                 raise MalformedForm("a header parameter's value is neither a token nor quoted")
+        if "*" in key and key != "filename*":
+            # RFC 2231's `name*` and continuations (`name*0`, `name*1`): aiohttp and Werkzeug
+            # read them as `name` (over a plain `name`), others as a parameter of their own,
+            # so a field, a boundary or a file would be one thing here and another upstream.
+            # Only a file's name is sent so (non-ASCII names), and either way it is a file.
+            raise MalformedForm(f"the parameter {key!r} is spelled as parsers read apart")
         if key in params:
             raise MalformedForm(f"the parameter {key!r} is given twice")
+        if len(params) == MAX_PARAMS:
+            raise MalformedForm(f"a header has more than {MAX_PARAMS} parameters")
         params[key] = value
         rest = rest.strip()
         if rest:

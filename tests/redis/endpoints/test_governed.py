@@ -136,6 +136,99 @@ def test_an_upload_names_its_model_as_upstream_reads_it(
     assert sdk(gateway, "whisper").audio.transcriptions.create(model="whisper-1", file=audio).text
 
 
+def test_a_model_field_named_the_rfc_2231_way_never_reaches_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """`name*=UTF-8''model` names the part `model` to aiohttp and Werkzeug (before the plain
+    `name`): a team allowed whisper-1 only, checked and charged for it, served another model."""
+    body = (
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"; name*=UTF-8''model\r\n\r\n"
+        b"gpt-4o-transcribe\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n\r\n'
+        + b"\x00" * 4000 + b"\r\n--XyZ--\r\n"
+    )  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {KEYS['whisper']}",
+        "Content-Type": "multipart/form-data; boundary=XyZ",
+    }
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    answer = httpx.post(f"{gateway.url}/v1/audio/transcriptions", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert httpx.get(log).json()["data"] == before
+
+
+def test_a_model_field_in_the_forms_charset_never_reaches_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """Starlette reads a form's names and text fields in its Content-Type's charset: a part
+    named `model` in UTF-16 is the model it serves (the last given), other text to the gateway,
+    which checked and charged the plain whisper-1 beside it."""
+    wide = "model".encode("utf-16-le"), "gpt-4o-transcribe".encode("utf-16-le")
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n\r\n'
+        + b"\x00" * 4000 + b'\r\n--XyZ\r\nContent-Disposition: form-data; name="' + wide[0]
+        + b'"\r\n\r\n' + wide[1] + b"\r\n--XyZ--\r\n"
+    )  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {KEYS['whisper']}",
+        "Content-Type": "multipart/form-data; boundary=XyZ; charset=utf-16-le",
+    }
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    answer = httpx.post(f"{gateway.url}/v1/audio/transcriptions", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert httpx.get(log).json()["data"] == before
+
+
+def test_a_form_whose_headers_no_library_sends_is_refused_before_it_is_read_long(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """A Content-Disposition of 120,000 short parameters (1 MB) held the gateway's event loop
+    for seconds (every team's requests with it; 10 MB, minutes): refused at once now."""
+    many = b"".join(b"; p%d=1" % i for i in range(120_000))
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="model"' + many
+        + b"\r\n\r\nwhisper-1\r\n--XyZ--\r\n"
+    )  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {KEYS['whisper']}",
+        "Content-Type": "multipart/form-data; boundary=XyZ",
+    }
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    answer = httpx.post(f"{gateway.url}/v1/audio/transcriptions", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert httpx.get(log).json()["data"] == before
+
+
+def test_a_form_of_more_parts_than_libraries_send_is_refused_before_they_are_read(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """10 MB of tiny parts (175,000) held the gateway's event loop seconds, every team's
+    requests with it, and went upstream: refused at once now."""
+    part = b'--XyZ\r\nContent-Disposition: form-data; name="n"\r\n\r\nx\r\n'
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        + part * 170_000 + b"--XyZ--\r\n"
+    )  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {KEYS['whisper']}",
+        "Content-Type": "multipart/form-data; boundary=XyZ",
+    }
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    answer = httpx.post(f"{gateway.url}/v1/audio/transcriptions", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert httpx.get(log).json()["data"] == before
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_client_leaving_a_whole_answer_is_charged_what_upstream_billed(
     gateway: ServerThread, store: redis.Redis, stream: bool

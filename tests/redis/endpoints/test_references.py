@@ -4,6 +4,7 @@ the field it spells."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from collections.abc import Callable
@@ -307,6 +308,35 @@ def test_an_operator_allowed_form_is_read_as_upstream_reads_it(
     )  # fmt: skip
     assert sent.status_code == 404  # the simulated upstream serves no such path
     assert upstream_requests(simulator)[-1]["path"] == "/v1/uploads/upload_1/parts"
+
+
+def test_an_operator_allowed_form_whose_text_a_parser_reads_decoded_is_refused(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """Another team's id base64-encoded (aiohttp decodes a part by its Content-Transfer-Encoding)
+    or in UTF-16 (aiohttp reads a text field in its charset, Starlette in the form's) is text
+    that names no id to the gateway's reader: refused, never sent upstream unchecked."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
+    parts = f"{gateway.url}/v1/uploads/upload_1/parts"
+    data = (b'Content-Disposition: form-data; name="data"; filename="d"', b"x")
+    note = b'Content-Disposition: form-data; name="note"'
+    form_type = "multipart/form-data; boundary=XyZ"
+    before = upstream_requests(simulator)
+    for head, value, content_type in (
+        (note + b"\r\nContent-Transfer-Encoding: base64", base64.b64encode(secret.encode()),
+         form_type),
+        (note + b"\r\nContent-Type: text/plain; charset=utf-16-le", secret.encode("utf-16-le"),
+         form_type),
+        (note, secret.encode("utf-16-le"), form_type + "; charset=utf-16-le"),
+    ):  # fmt: skip
+        headers = {"Authorization": f"Bearer {key_of('a')}", "Content-Type": content_type}
+        answer = httpx.post(parts, content=raw_form([(head, value), data]), headers=headers)
+        assert answer.status_code == 400, (head, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert upstream_requests(simulator) == before  # none reached upstream
 
 
 def test_a_body_goes_upstream_with_the_content_type_it_was_read_by(

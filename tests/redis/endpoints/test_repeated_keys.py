@@ -5,6 +5,7 @@ input line, which upstream reads from the file as it is, is refused."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,32 @@ def test_a_batch_line_that_repeats_a_key_is_refused_before_the_batch_is_made(
     assert refused.code == "invalid_batch_line"
     assert "'model' twice" in refused.message
     assert spend(store, "metered") == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("/v1/chat/completions", '{"model":"gpt-4o-mini","messages":' + HI + ',"+AG0-odel":"o1"}'),
+        ("/v1/embeddings",
+         '{"model":"text-embedding-3-small","input":"Hi.","+AG0-odel":"text-embedding-3-large"}'),
+        ("/v1/audio/speech",
+         '{"model":"tts-1","input":"Hi.","voice":"alloy","+AG0-odel":"gpt-4o-mini-tts"}'),
+    ],
+    ids=["chat", "embeddings", "speech"],
+)  # fmt: skip
+def test_upstream_is_told_the_json_body_is_utf8_as_the_gateway_read_and_wrote_it(
+    gateway: ServerThread, simulator: ServerThread, path: str, text: str
+) -> None:
+    """The gateway reads JSON as UTF-8 and writes it so; a client's `charset=utf-7` sent on
+    would have a parser that honours it (aiohttp's `Request.json()`, Django REST framework)
+    read `+AG0-odel` as a second `model`, the dearer one it serves after the checked one."""
+    declared = "application/json; charset=utf-7"
+    assert json.loads(text.encode().decode("utf-7"))["model"] != json.loads(text)["model"]
+    answer = httpx.post(
+        f"{gateway.url}{path}", content=text,
+        headers={"authorization": f"Bearer {key_of('metered')}", "content-type": declared},
+    )  # fmt: skip
+    assert answer.status_code in (200, 400), answer.text
+    sent = sim_requests(simulator)[-1]
+    assert sent["path"] == path
+    assert sent["headers"]["content-type"] == "application/json"

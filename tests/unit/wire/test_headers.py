@@ -39,6 +39,16 @@ def test_the_content_type_the_body_was_read_by_goes_upstream() -> None:
     assert upstream_request_headers(client, "k")["content-type"] == "text/plain"
 
 
+def test_a_json_body_goes_upstream_said_to_be_utf8_as_the_gateway_read_and_wrote_it() -> None:
+    # A charset sent on would have a parser that honours it (aiohttp, Django REST framework)
+    # read the UTF-8 the gateway wrote as other text: `+AG0-odel` is `model` in UTF-7.
+    for declared in ("application/json; charset=utf-7", "Application/JSON;charset=UTF-16"):
+        out = upstream_request_headers([(b"content-type", declared.encode())], "k")
+        assert out["content-type"] == "application/json"
+    form = "multipart/form-data; boundary=B"
+    assert upstream_request_headers([(b"content-type", form.encode())], "k")["content-type"] == form
+
+
 def test_a_header_given_twice_goes_upstream_as_the_gateway_read_it() -> None:
     client = [
         (b"content-type", b"multipart/form-data; boundary=AAA"),
