@@ -57,6 +57,8 @@ class Kind:
     max_page: int = pages.MAX_PAGE
     # Its list takes a `before` cursor too (the page just before that id), as upstream's does.
     pages_back: bool = False
+    # The gateway keeps its client's view of some (`objects.chat_views`), forgotten with it.
+    viewed: bool = False
 
 
 # OpenAI pages files 10,000 at a time (the default and the largest `limit`); a team's page
@@ -226,8 +228,16 @@ async def forward_owned(
         raise
     status = response.status_code
     if status == 404 or (status == 200 and request.method == "DELETE" and not suffix):
-        await gw.owners.forget(kind.name, caller.team.name, object_id)
+        await forget(gw, kind, caller.team.name, object_id)
     return response
+
+
+async def forget(gw: Gateway, kind: Kind, team: str, object_id: str) -> None:
+    """An object deleted, or that upstream no longer has (expired, deleted around the
+    gateway): its owner record and what else the gateway keeps of it."""
+    await gw.owners.forget(kind.name, team, object_id)
+    if kind.viewed:
+        await gw.chat_views.delete(object_id)
 
 
 def created(response: Response) -> dict[str, Any] | None:
@@ -352,7 +362,7 @@ async def _collect(
             if isinstance(read, tuple):
                 return read
             if read is None:
-                await gw.owners.forget(kind.name, team, object_id)
+                await forget(gw, kind, team, object_id)
             elif keep is None or keep(read):
                 found.append(read)
         if len(found) > limit or not more:

@@ -398,3 +398,34 @@ def test_a_patched_stored_completion_reads_back_as_its_client_was_answered(
     assert messages.data[0].id == f"{completion_id}-0"
     b.chat.completions.delete(completion_id)
     not_found(lambda: b.chat.completions.retrieve(completion_id))
+
+
+@pytest.mark.parametrize("read", ["messages", "retrieve", "list"])
+def test_a_patched_completion_gone_upstream_leaves_no_view_behind(
+    gateway: ServerThread, store: redis.Redis, simulator: ServerThread, read: str
+) -> None:
+    """Upstream expires stored completions, and they may be deleted around the gateway: the
+    client's view of one (what its client sent) is kept no longer than upstream's retention,
+    and is dropped, with the owner record, once upstream answers that it has no such
+    completion. Its messages are never served from the view after that."""
+    b = sdk(gateway, "b")
+    asked: Any = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Say hi."},
+    ]
+    completion_id = b.chat.completions.create(model="o1-mini", messages=asked, store=True).id
+    view = f"o1gw:chat-view:{completion_id}"
+    assert store.exists(view)
+    assert 0 < store.ttl(view) <= 30 * 86400  # upstream's retention of stored completions
+    from tests.conftest import SIM_KEY
+
+    upstream = openai.OpenAI(base_url=f"{simulator.url}/v1", api_key=SIM_KEY, max_retries=0)
+    upstream.chat.completions.delete(completion_id)  # or expired there
+    if read == "messages":
+        not_found(lambda: b.chat.completions.messages.list(completion_id))
+    elif read == "retrieve":
+        not_found(lambda: b.chat.completions.retrieve(completion_id))
+    else:
+        assert completion_id not in [c.id for c in b.chat.completions.list()]
+    assert not store.exists(view)
+    assert store.get(f"o1gw:owner:chat_completion:{completion_id}") is None
