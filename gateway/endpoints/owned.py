@@ -59,6 +59,9 @@ class Kind:
     pages_back: bool = False
     # The gateway keeps its client's view of some (`objects.chat_views`), forgotten with it.
     viewed: bool = False
+    # Its `expires_at` is when upstream deletes it (a file's; a batch's is when its window
+    # closes, and the batch stays): its owner record goes with it (`Owners.record`).
+    deleted_when_expired: bool = False
 
 
 # OpenAI pages files 10,000 at a time (the default and the largest `limit`); a team's page
@@ -74,6 +77,7 @@ FILE = Kind(
     default_limit=MAX_FILES_LIMIT,
     max_limit=MAX_FILES_LIMIT,
     max_page=MAX_FILES_PAGE,
+    deleted_when_expired=True,
 )
 VECTOR_STORE = Kind(
     "vector_store", "/vector_stores", "vs_", errors.vector_store_not_found, pages_back=True
@@ -188,7 +192,8 @@ async def create_owned(
     if answer is not None:
         team = attempt.caller.team.name
         try:
-            await attempt.gw.owners.record(kind.name, team, answer["id"], made_now())
+            expires_at = answer.get("expires_at") if kind.deleted_when_expired else None
+            await attempt.gw.owners.record(kind.name, team, answer["id"], made_now(), expires_at)
         except (RedisError, OSError) as exc:
             # Upstream made it (a job runs, and is billed): the client is told so, where a 500
             # would be sent again and make another. The team reaches it once an admin assigns

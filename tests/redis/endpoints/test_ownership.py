@@ -429,3 +429,21 @@ def test_a_patched_completion_gone_upstream_leaves_no_view_behind(
         assert completion_id not in [c.id for c in b.chat.completions.list()]
     assert not store.exists(view)
     assert store.get(f"o1gw:owner:chat_completion:{completion_id}") is None
+
+
+def test_the_owner_record_of_a_file_upstream_expires_goes_with_it(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    """A batch file expires upstream (`expires_at`, 30 days by default): its owner record is
+    kept no longer than a day past that, not forever (nobody may list the team's files again
+    to find it gone). A file that never expires keeps its record."""
+    import time
+
+    b = sdk(gateway, "b")
+    made = b.files.create(file=("in.jsonl", b"{}\n"), purpose="batch")
+    assert made.expires_at is not None
+    left = store.ttl(f"o1gw:owner:file:{made.id}")
+    assert made.expires_at - time.time() < left <= made.expires_at + 86400 - time.time() + 5
+    kept = b.files.create(file=("kept.txt", b"k"), purpose="assistants")
+    assert kept.expires_at is None
+    assert store.ttl(f"o1gw:owner:file:{kept.id}") == -1
