@@ -288,20 +288,24 @@ def test_an_unreadable_retry_after_is_the_upstreams_answer_never_a_gateway_error
 
 
 class Faulty:
-    """The simulator with a fault knob (`x-sim-fault`) set on every call: a deployment that
-    fails the same way each time."""
+    """The simulator with knobs (`x-sim-fault: reset`, say) set on every chat call: a
+    deployment that fails the same way each time."""
 
-    def __init__(self, fault: str) -> None:
-        self.fault = fault.encode()
+    def __init__(self, **knobs: str) -> None:
+        self.knobs = [(f"x-sim-{k}".encode(), v.encode()) for k, v in knobs.items()]
         self.calls = 0
         self.app = create_simulator(SimulatorConfig())
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/v1/chat/completions":
             self.calls += 1
-            if self.fault:
-                scope = {**scope, "headers": [*scope["headers"], (b"x-sim-fault", self.fault)]}
+            scope = {**scope, "headers": [*scope["headers"], *self.knobs]}
         await self.app(scope, receive, send)
+
+
+# Three chunks of every stream, then the connection dropped; or a stall after the first one,
+# past the gateway's read timeout.
+CUTS = {"reset": {"fault": "reset"}, "stall": {"chunk-interval-ms": "3000"}}
 
 
 def falling_back(upstream_url: str, deployment_url: str) -> Config:
@@ -331,15 +335,19 @@ def streamed(client: openai.OpenAI) -> tuple[str, str | None]:
         return ",".join(sorted(models)), raw.headers.get("x-gateway-fallback")
 
 
+@pytest.mark.parametrize("cut", sorted(CUTS))
 def test_a_deployment_that_cuts_every_stream_opens_its_circuit_and_a_stream_probe_counts_at_its_end(
-    start_gateway: GatewayFactory, simulator: ServerThread
+    start_gateway: GatewayFactory, simulator: ServerThread, cut: str
 ) -> None:
-    faulty = Faulty("reset")  # three chunks of every stream, then the connection dropped
+    faulty = Faulty(**CUTS[cut])
     with ServerThread(faulty) as deployment:
         server = start_gateway(
             falling_back(f"{simulator.url}/v1", f"{deployment.url}/v1"),
-            upstream={"retries": 0, "breaker_failures": 2, "breaker_cooldown_s": 0.5},
-        )
+            upstream={
+                "retries": 0, "breaker_failures": 2, "breaker_cooldown_s": 0.5,
+                "read_timeout_s": 0.5,
+            },
+        )  # fmt: skip
         client = sdk(server)
         for _ in range(2):  # cut mid-way: the client gets the error event
             assert streamed(client) == ("error,gpt-4o-2024-08-06", None)
@@ -356,7 +364,7 @@ def test_a_deployment_that_cuts_every_stream_opens_its_circuit_and_a_stream_prob
         assert streamed(client)[0] == "gpt-4o-mini-2024-07-18"
         assert faulty.calls == 3
         # It recovers: the next probe streams to its end and closes the circuit.
-        faulty.fault = b""
+        faulty.knobs = []
         time.sleep(0.6)
         for _ in range(3):
             assert streamed(client) == ("gpt-4o-2024-08-06", None)
@@ -367,7 +375,7 @@ def test_a_deployment_that_cuts_every_stream_opens_its_circuit_and_a_stream_prob
 def test_a_deployment_whose_whole_answers_fail_after_their_headers_opens_its_circuit(
     start_gateway: GatewayFactory, simulator: ServerThread, fault: str
 ) -> None:
-    faulty = Faulty("reset") if fault == "reset" else ErrorIn200()
+    faulty = Faulty(fault="reset") if fault == "reset" else ErrorIn200()
     with ServerThread(faulty) as deployment:
         server = start_gateway(
             falling_back(f"{simulator.url}/v1", f"{deployment.url}/v1"),
