@@ -224,6 +224,8 @@ def check(config: Config) -> None:
             raise ConfigError(f"fine_tuning.{key}: must be positive")
     if config.compat.keepalive_s <= 0:
         raise ConfigError("compat.keepalive_s: must be positive")
+    if config.compat.stored_view_ttl_s < 1:
+        raise ConfigError("compat.stored_view_ttl_s: must be at least 1 (second)")
     if config.compat.status_grace_s < 0:
         raise ConfigError("compat.status_grace_s: must not be negative")
     if config.compat.reasoning_headroom_tokens < 0:

@@ -332,6 +332,10 @@ class CompatConfig:
     # `max_tokens` on a reasoning model becomes `max_completion_tokens` of at least this much:
     # the model spends tokens thinking before it writes a word.
     reasoning_headroom_tokens: int = 4096
+    # How long the client's view of a patched stored chat completion (`objects.chat_views`) is
+    # kept: upstream's retention of stored completions, after which the view would be an
+    # orphan (one upstream deletes sooner is dropped when upstream says it has none).
+    stored_view_ttl_s: float = 30 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)

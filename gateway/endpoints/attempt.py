@@ -36,7 +36,7 @@ from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
 from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
 from gateway.upstream.contract import UpstreamResponse
-from gateway.upstream.dispatch import PreparedCall
+from gateway.upstream.dispatch import PreparedCall, judge
 from gateway.wire import errors, sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
@@ -233,14 +233,24 @@ class Attempt:
         except GatewayError as exc:
             self.gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             raise
+        else:
+            if trace is not None:
+                trace.answered(content)
+            self.checked(resp, content)
         finally:
             await resp.close()
             if trace is not None:
                 trace.upstream_done(resp.status)
-        if trace is not None:
-            trace.answered(content)
-        self.read_answer(resp.status, content)
         return resp.status, resp.headers, content
+
+    def checked(self, resp: UpstreamResponse, content: bytes) -> None:
+        """`read_answer`, before `resp` is closed: an answer that fails it (an error object in a
+        200) failed its deployment too, as its breaker is told."""
+        try:
+            self.read_answer(resp.status, content)
+        except GatewayError:
+            judge(resp, False)
+            raise
 
     def read_answer(self, status: int, content: bytes) -> None:
         """Parse a whole 200 answer of an API that answers JSON, once (`answered`); one that
@@ -317,6 +327,7 @@ class Attempt:
             try:
                 content = await resp.read()
             except GatewayError as exc:
+                judge(resp, False)
                 gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
                 if trace is not None:
                     trace.upstream_done(resp.status, exc.code or exc.type)
@@ -325,13 +336,14 @@ class Attempt:
                     # headers (a stall past the read timeout, too): charged as billed.
                     exc.billed = True
                 raise
+            else:
+                exchange.upstream_s = time.perf_counter() - began
+                if trace is not None:
+                    trace.upstream_done(resp.status)
+                    trace.answered(content)
+                self.checked(resp, content)
             finally:
                 await resp.close()
-            exchange.upstream_s = time.perf_counter() - began
-        if trace is not None:
-            trace.upstream_done(resp.status)
-            trace.answered(content)
-        self.read_answer(resp.status, content)
         if adapted is not None and adapted.stop and self.answered is not None:
             self.answered = adapt_response(self.answered, adapted)
             content = orjson.dumps(self.answered)
@@ -397,6 +409,7 @@ class Attempt:
             gw.metrics.upstream_errors.labels(exc.code or "unknown").inc()
             exchange.error_code = exc.code or exc.type
             broken = True
+            judge(resp, False)  # cut off, stalled or undecodable: its deployment failed it
             if not events:
                 raise
             if exc.code == UNDECODABLE and self.ticket is not None:
@@ -408,7 +421,11 @@ class Attempt:
             raise
         finally:
             gw.metrics.open_streams.dec()
-            await resp.close()
+            if stopped and not broken:
+                judge(resp, None)  # its reader left: it tells nothing of upstream's health
+            elif meter is not None and meter.failed:
+                judge(resp, False)  # upstream's own error event ended it
+            await resp.close()  # tells its breaker: a success unless judged otherwise
             if meter is not None and meter.failed and not exchange.error_code:
                 # Upstream ended the stream with its own error event, relayed as it came.
                 exchange.error_code = STREAM_FAILED

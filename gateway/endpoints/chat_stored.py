@@ -7,7 +7,8 @@ missing one). Reads cost nothing: never charged nor counted, as stored responses
 
 Read from the default upstream: a completion a model's own deployment stored is not there.
 A completion the gateway patched (`objects.chat_views`) is shown as its client sent and was
-answered it, not as upstream stored the patched request.
+answered it, not as upstream stored the patched request, while upstream still has it: one it
+answers 404 for (expired, deleted around the gateway) is forgotten, its view with it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gateway.endpoints.owned import (
     Kind,
     caller_owning,
     created,
+    forget,
     forward_owned,
     metadata_matches,
     metadata_query,
@@ -30,13 +32,14 @@ from gateway.endpoints.owned import (
 )
 from gateway.objects.chat_views import shown
 from gateway.server.body import read_json_object
+from gateway.server.caller import Caller
 from gateway.server.entry import gateway_of
 from gateway.wire import errors, pages
 from gateway.wire.headers import new_request_id
 
 CHAT_COMPLETION = Kind(
     "chat_completion", "/chat/completions", "chatcmpl-", errors.chat_completion_not_found,
-    default_order="asc",
+    default_order="asc", viewed=True,
 )  # fmt: skip
 
 
@@ -90,10 +93,7 @@ async def update(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     completion_id = request.path_params["completion_id"]
-    response = await forward_owned(request, CHAT_COMPLETION, completion_id)
-    if response.status_code == 200:
-        await gateway_of(request).chat_views.delete(completion_id)
-    return response
+    return await forward_owned(request, CHAT_COMPLETION, completion_id)
 
 
 async def messages(request: Request) -> Response:
@@ -108,12 +108,31 @@ async def messages(request: Request) -> Response:
         return await forward_owned(
             request, CHAT_COMPLETION, completion_id, "/messages", caller=caller
         )
+    if not await _still_stored(request, caller, completion_id):
+        raise CHAT_COMPLETION.not_found(completion_id)
     query = {"order": "asc", **request.query_params}
     page = pages.page(_message_items(completion_id, asked), query)
     return Response(
         orjson.dumps(page), media_type="application/json",
         headers={"x-request-id": new_request_id()},
     )  # fmt: skip
+
+
+async def _still_stored(request: Request, caller: Caller, completion_id: str) -> bool:
+    """Whether upstream still has the completion whose messages its view holds: one it has
+    not (expired, deleted around the gateway) is forgotten, and its messages never shown."""
+    gw = gateway_of(request)
+    headers = gw.upstream_headers(request.scope["headers"], caller.team)
+    path = f"{CHAT_COMPLETION.upstream}/{completion_id}"
+    resp = await gw.upstream.send("GET", path, b"", headers, b"")
+    try:
+        await resp.read()
+    finally:
+        await resp.close()
+    if resp.status != 404:
+        return True
+    await forget(gw, CHAT_COMPLETION, caller.team.name, completion_id)
+    return False
 
 
 def _message_items(completion_id: str, asked: list[Any]) -> list[dict[str, Any]]:

@@ -57,6 +57,11 @@ class Kind:
     max_page: int = pages.MAX_PAGE
     # Its list takes a `before` cursor too (the page just before that id), as upstream's does.
     pages_back: bool = False
+    # The gateway keeps its client's view of some (`objects.chat_views`), forgotten with it.
+    viewed: bool = False
+    # Its `expires_at` is when upstream deletes it (a file's; a batch's is when its window
+    # closes, and the batch stays): its owner record goes with it (`Owners.record`).
+    deleted_when_expired: bool = False
 
 
 # OpenAI pages files 10,000 at a time (the default and the largest `limit`); a team's page
@@ -72,6 +77,7 @@ FILE = Kind(
     default_limit=MAX_FILES_LIMIT,
     max_limit=MAX_FILES_LIMIT,
     max_page=MAX_FILES_PAGE,
+    deleted_when_expired=True,
 )
 VECTOR_STORE = Kind(
     "vector_store", "/vector_stores", "vs_", errors.vector_store_not_found, pages_back=True
@@ -186,7 +192,8 @@ async def create_owned(
     if answer is not None:
         team = attempt.caller.team.name
         try:
-            await attempt.gw.owners.record(kind.name, team, answer["id"], made_now())
+            expires_at = answer.get("expires_at") if kind.deleted_when_expired else None
+            await attempt.gw.owners.record(kind.name, team, answer["id"], made_now(), expires_at)
         except (RedisError, OSError) as exc:
             # Upstream made it (a job runs, and is billed): the client is told so, where a 500
             # would be sent again and make another. The team reaches it once an admin assigns
@@ -226,8 +233,16 @@ async def forward_owned(
         raise
     status = response.status_code
     if status == 404 or (status == 200 and request.method == "DELETE" and not suffix):
-        await gw.owners.forget(kind.name, caller.team.name, object_id)
+        await forget(gw, kind, caller.team.name, object_id)
     return response
+
+
+async def forget(gw: Gateway, kind: Kind, team: str, object_id: str) -> None:
+    """An object deleted, or that upstream no longer has (expired, deleted around the
+    gateway): its owner record and what else the gateway keeps of it."""
+    await gw.owners.forget(kind.name, team, object_id)
+    if kind.viewed:
+        await gw.chat_views.delete(object_id)
 
 
 def created(response: Response) -> dict[str, Any] | None:
@@ -352,7 +367,7 @@ async def _collect(
             if isinstance(read, tuple):
                 return read
             if read is None:
-                await gw.owners.forget(kind.name, team, object_id)
+                await forget(gw, kind, team, object_id)
             elif keep is None or keep(read):
                 found.append(read)
         if len(found) > limit or not more:

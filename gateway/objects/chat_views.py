@@ -5,7 +5,9 @@ the gateway patched it for a model that lacks something (a system message folded
 turn, tools or structured output emulated by prompting), upstream's copy is the patched
 conversation and the model's raw answer (`<tool_call>` text where the client got `tool_calls`),
 not what the client sent and was answered. The client's view is kept here, one key per
-completion, as long as the owner record (until the completion is deleted through the gateway):
+completion, for upstream's retention of stored completions (`compat.stored_view_ttl_s`), and
+dropped with the owner record when the completion is deleted through the gateway or a read finds
+upstream has it no longer (expired, or deleted around the gateway):
 
     o1gw:chat-view:{id}   JSON: {"messages": [the request's messages, as sent],
                                  "choices": [the choices answered, when they differ]}
@@ -28,11 +30,12 @@ def _key(completion_id: str) -> str:
 
 
 class ChatViews:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, ttl_s: float) -> None:
         self._redis = client
+        self._ttl_ms = max(int(ttl_s * 1000), 1)
 
     async def put(self, completion_id: str, view: dict[str, Any]) -> None:
-        await self._redis.set(_key(completion_id), orjson.dumps(view))
+        await self._redis.set(_key(completion_id), orjson.dumps(view), px=self._ttl_ms)
 
     async def get(self, completion_id: str) -> dict[str, Any] | None:
         return _view(await self._redis.get(_key(completion_id)))

@@ -9,9 +9,11 @@ two keys):
     o1gw:owned:{t:<team>}:{kind}   sorted set: the team's ids, scored by when they were made
 
 The owner key answers "whose is it?"; the team's set pages the team's own objects without
-asking upstream for everybody's. Neither expires: an object lives until it is deleted
-through the gateway, and an id upstream says is gone (expired, or deleted around the
-gateway) is forgotten when a listing meets it. The score is a Unix time (the gateway's clock,
+asking upstream for everybody's. An object lives until it is deleted through the gateway, and
+an id upstream says is gone (expired, or deleted around the gateway) is forgotten when a
+listing or a read meets it; the owner key of one upstream said would expire (a file's
+`expires_at`) expires itself `EXPIRED_GRACE_S` after it, so that objects nobody reads again
+leave no record behind (their ids in the team's set go at its next listing). The score is a Unix time (the gateway's clock,
 finer than upstream's whole-second `created_at`); ties are ordered by id, as a sorted set
 orders them, so pages never skip or repeat one.
 
@@ -37,6 +39,9 @@ OWNER_PREFIX = "o1gw:owner:"
 OWNED_PREFIX = "o1gw:owned:"
 # Owner records `not_owned` asks for in one round trip.
 LOOKUPS_A_TRIP = 256
+# How long an owner record outlives its object's `expires_at`: upstream deletes an expired
+# object some time after that, and its owner must never go first.
+EXPIRED_GRACE_S = 86400
 log = logging.getLogger("gateway")
 
 
@@ -55,10 +60,16 @@ class Owners:
         # Owner records being written, by (kind, id): a lookup of one waits for it.
         self._writing: dict[tuple[str, str], asyncio.Future[Any]] = {}
 
-    async def record(self, kind: str, team: str, object_id: str, created_at: float) -> None:
+    async def record(
+        self, kind: str, team: str, object_id: str, created_at: float, expires_at: Any = None
+    ) -> None:
         """`team` owns `object_id`: the owner first, then the team's list (a list entry
-        without its owner is never served; an owner without its list entry only lacks a row)."""
-        await self._redis.set(owner_key(kind, object_id), team)
+        without its owner is never served; an owner without its list entry only lacks a row).
+        `expires_at`: when upstream said it expires (Unix seconds), if it did."""
+        until = None
+        if isinstance(expires_at, int | float) and not isinstance(expires_at, bool):
+            until = int(expires_at) + EXPIRED_GRACE_S
+        await self._redis.set(owner_key(kind, object_id), team, exat=until)
         await self._redis.zadd(owned_key(team, kind), {object_id: created_at})
 
     def record_soon(self, kind: str, team: str, object_id: str, created_at: float) -> None:

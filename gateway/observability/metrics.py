@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
@@ -347,6 +348,7 @@ class Metrics:
         """The exposition in the format the scraper asked for: (body, content type)."""
         registry = self.registry
         if self.multiprocess:
+            forget_dead_workers(os.environ[MULTIPROC_ENV])
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         scrape = _ScrapeTime(redis_up, list(budgets))
@@ -424,3 +426,24 @@ def route_reason(decision: Decision) -> str:
     if first == "no user text" or not decision.domain:
         return "no_text"
     return decision.domain
+
+
+def forget_dead_workers(directory: str) -> None:
+    """A worker that died without its clean exit (`Metrics.close`: killed, out of memory, which
+    the server replaces with a new one) left its live gauges in its file, and a scrape would add
+    its last requests in flight and streams open for good: the gauges of workers no longer
+    running go, as at a clean exit (what they counted stays)."""
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _running(int(pid)):
+            multiprocess.mark_process_dead(int(pid), directory)  # type: ignore[no-untyped-call]
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: running
+        return True
+    return True

@@ -87,7 +87,7 @@ def open_gateway(config: Config) -> Gateway:
             client, config.responses.store_ttl_s, fast.submit_command if fast else None
         ),
         owners=Owners(client),
-        chat_views=ChatViews(client),
+        chat_views=ChatViews(client, config.compat.stored_view_ttl_s),
         cache=Cache(CacheStore(client), config.cache, metrics.redis_errors.labels("cache").inc),
         access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
         audit=AuditLog(config.observability.audit_log),

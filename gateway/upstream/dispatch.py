@@ -17,6 +17,7 @@ from gateway.observability.metrics import Metrics
 from gateway.upstream.contract import PreparedRequest, Preparing, Upstream, UpstreamResponse
 from gateway.upstream.resilience import (
     FAILURE_STATUSES,
+    HALF_OPEN,
     RETRY_STATUSES,
     Breaker,
     RetryPolicy,
@@ -49,10 +50,19 @@ class Target:
 
 @dataclass(slots=True)
 class _Counted:
-    """An upstream response that keeps its deployment's in-flight count until it is closed."""
+    """An upstream response that keeps its deployment's in-flight count until it is closed.
+
+    A successful answer's verdict for the breaker waits for its end too (`pending`): its
+    headers say little, as a stream may be cut mid-way, stall, or end in an error event, and a
+    200's body may be an error object. It is told when the answer is closed (`finish`): a
+    success, unless its reader said otherwise first (`judge`)."""
 
     resp: UpstreamResponse
     target: Target
+    clock: Callable[[], float] = time.perf_counter  # the dispatcher's, which its breakers run on
+    probe: bool = False  # the breaker's half-open probe
+    pending: bool = False
+    healthy: bool | None = True  # the verdict `finish` tells, while `pending`
     status: int = 0
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     closed: bool = False
@@ -67,10 +77,24 @@ class _Counted:
     async def read(self) -> bytes:
         return await self.resp.read()
 
+    def finish(self) -> None:
+        """The call is over: out of flight, and its pending verdict told."""
+        if self.closed:
+            return
+        self.closed = True
+        target = self.target
+        target.in_flight -= 1
+        if self.pending:
+            healthy = self.healthy
+            if healthy:
+                target.breaker.success(self.probe)
+            elif healthy is None:
+                target.breaker.release(self.probe)
+            else:
+                target.breaker.failure(self.clock(), self.probe)
+
     async def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.target.in_flight -= 1
+        self.finish()
         await self.resp.close()
 
 
@@ -94,7 +118,17 @@ class _Read:
         return self.body
 
     async def close(self) -> None:
-        pass
+        self.resp.finish()  # its connection was released once read
+
+
+def judge(resp: UpstreamResponse, healthy: bool | None) -> None:
+    """What the answer `resp` turned out to say of its deployment's health, before it is closed:
+    False, a failure after its headers (cut off, stalled, an error event or object in place of
+    the answer); None, nothing (its reader left). Told its breaker when it is closed; an answer
+    not from a deployment's dispatch has no breaker to tell."""
+    counted = resp.resp if isinstance(resp, _Read) else resp
+    if isinstance(counted, _Counted):
+        counted.healthy = healthy
 
 
 def billed_answer_lost(exc: GatewayError) -> GatewayError:
@@ -123,6 +157,7 @@ class PreparedCall:
 
     target: Target
     request: PreparedRequest
+    probe: bool = False
 
     def fire(self) -> None:
         self.request.fire()
@@ -130,7 +165,7 @@ class PreparedCall:
     def cancel(self) -> None:
         if self.request.cancel():
             self.target.in_flight -= 1
-            self.target.breaker.release()
+            self.target.breaker.release(self.probe)
 
 
 class Dispatcher:
@@ -189,9 +224,10 @@ class Dispatcher:
         if request is None:
             return None
         self._turn += 1
-        target.breaker.begin(now)
+        breaker = target.breaker
+        breaker.begin(now)
         target.in_flight += 1
-        return PreparedCall(target, request)
+        return PreparedCall(target, request, breaker.state == HALF_OPEN)
 
     async def send(
         self,
@@ -228,7 +264,8 @@ class Dispatcher:
         while True:
             ready: PreparedRequest | None = None
             if prepared is not None:  # counted in flight and begun when it was made ready
-                target, ready, prepared = prepared.target, prepared.request, None
+                target, ready, probe = prepared.target, prepared.request, prepared.probe
+                prepared = None
             else:
                 now = self._clock()
                 index = self._pick(targets, now)
@@ -237,7 +274,9 @@ class Dispatcher:
                     wait = min(t.breaker.reopens_in(now) for t in targets)
                     raise errors.circuit_open(model, wait)
                 target = targets[index]
-                target.breaker.begin(now)
+                breaker = target.breaker
+                breaker.begin(now)
+                probe = breaker.state == HALF_OPEN
                 target.in_flight += 1
             tries += 1
             failure: GatewayError | None = None
@@ -252,9 +291,9 @@ class Dispatcher:
             except GatewayError as exc:
                 target.in_flight -= 1
                 if exc.status < 500:  # the request's own fault: nothing reached the upstream
-                    target.breaker.release()
+                    target.breaker.release(probe)
                     raise
-                target.breaker.failure(self._clock())
+                target.breaker.failure(self._clock(), probe)
                 if exc.headers.get("x-should-retry") == "false":
                     raise  # no repeat can fix it
                 if (buffer or billed_whole) and exc.sent:
@@ -264,30 +303,39 @@ class Dispatcher:
                 failure = exc
             except BaseException:  # cancelled: the client left
                 target.in_flight -= 1
-                target.breaker.release()
+                target.breaker.release(probe)
                 raise
             if resp is not None:
-                if resp.status in FAILURE_STATUSES:
-                    target.breaker.failure(self._clock())
-                elif resp.status == 429:
-                    target.breaker.release()  # the caller's rate, not the upstream's health
-                else:
-                    target.breaker.success()
-                if resp.status not in RETRY_STATUSES:
+                status = resp.status
+                # A success is told when the answer ends (`_Counted`), whose body may fail.
+                pending = status < 300
+                if status in FAILURE_STATUSES:
+                    target.breaker.failure(self._clock(), probe)
+                elif status == 429:
+                    target.breaker.release(probe)  # the caller's rate, not the upstream's health
+                elif not pending:
+                    target.breaker.success(probe)
+                if status not in RETRY_STATUSES:
+                    counted = _Counted(resp, target, self._clock, probe, pending)
                     if not buffer:
-                        return _Counted(resp, target)
-                    counted = _Counted(resp, target)
+                        return counted
                     try:
-                        return _Read(counted, await counted.read())
+                        body = await counted.read()
                     except GatewayError as exc:
-                        target.breaker.failure(self._clock())
-                        if resp.status < 300:
+                        counted.pending, counted.healthy = True, False
+                        await counted.close()
+                        if pending:
                             # Upstream generated the answer, and bills it: a retry would be a
                             # second answer billed, the first charged to nobody.
                             raise billed_answer_lost(exc) from None
                         failure, resp = exc, None
-                    finally:
+                    except BaseException:  # cancelled (the gateway stops): nothing told
+                        counted.healthy = None
                         await counted.close()
+                        raise
+                    else:
+                        await resp.close()
+                        return _Read(counted, body)  # told when its reader closes it
             asked = retry_after_s(resp.headers, time.time()) if resp is not None else None
             delay = retry_delay(self._policy, tries, asked, self._jitter())
             if not may_retry(self._policy, tries, delay, asked, self._clock(), deadline):

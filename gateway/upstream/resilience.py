@@ -104,6 +104,10 @@ class Breaker:
     so requests go to a fallback at once instead of waiting on a dead upstream. Then half-open:
     exactly one probe call goes through; its success closes the breaker, its failure opens it
     for another cooldown.
+
+    A call's verdict comes when it ends (a stream's at its end), so calls begun before the
+    breaker opened may end while it is open or probing: they are not the probe (`begin` said
+    which call is) and tell nothing then, neither closing it nor freeing the probe's slot.
     """
 
     __slots__ = ("_cooldown_s", "_failures", "_opened_at", "_probing", "_streak", "state")
@@ -132,7 +136,9 @@ class Breaker:
         return 0.0
 
     def begin(self, now: float) -> bool:
-        """Take the right to call; in half-open only one caller gets it."""
+        """Take the right to call (`allows`); in half-open only one caller gets it. Whether the
+        call is that probe is `state == HALF_OPEN` right after: its caller passes it on to the
+        call's verdict (`probe`)."""
         if not self.allows(now):
             return False
         if self.state == OPEN:
@@ -141,23 +147,28 @@ class Breaker:
             self._probing = True
         return True
 
-    def success(self) -> None:
-        self.state = CLOSED
-        self._streak = 0
-        self._probing = False
+    def success(self, probe: bool = False) -> None:
+        if probe or self.state == CLOSED:
+            self.state = CLOSED
+            self._streak = 0
+            self._probing = False
 
-    def failure(self, now: float) -> None:
-        self._probing = False
-        if self.state == HALF_OPEN:
-            self._open(now)
-            return
+    def failure(self, now: float, probe: bool = False) -> None:
+        if probe:
+            self._probing = False
+            if self.state == HALF_OPEN:
+                self._open(now)
+                return
+        if self.state != CLOSED:
+            return  # a call begun before the breaker opened: open already
         self._streak += 1
         if self._streak >= self._failures:
             self._open(now)
 
-    def release(self) -> None:
+    def release(self, probe: bool = False) -> None:
         """The call ended without telling anything about health (e.g. the client left)."""
-        self._probing = False
+        if probe:
+            self._probing = False
 
     def _open(self, now: float) -> None:
         self.state = OPEN

@@ -100,6 +100,19 @@ def test_another_team_reaches_neither_the_batch_nor_its_files(gateway: ServerThr
         create(theirs, file_id)  # someone else's input file
 
 
+def test_a_batch_stays_its_teams_past_its_completion_window(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    """A batch's `expires_at` is when its window closes, not when upstream deletes it: its
+    owner record does not expire (its input file's, which upstream deletes, does)."""
+    client = sdk(gateway, "payer")
+    file_id = input_file(client)
+    batch = create(client, file_id)
+    assert batch.expires_at is not None
+    assert store.ttl(f"o1gw:owner:batch:{batch.id}") == -1
+    assert store.ttl(f"o1gw:owner:file:{file_id}") > 0
+
+
 def test_a_batch_is_refused_when_its_lines_cannot_be_held(
     gateway: ServerThread, simulator: ServerThread, store: redis.Redis
 ) -> None:

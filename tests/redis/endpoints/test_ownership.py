@@ -398,3 +398,52 @@ def test_a_patched_stored_completion_reads_back_as_its_client_was_answered(
     assert messages.data[0].id == f"{completion_id}-0"
     b.chat.completions.delete(completion_id)
     not_found(lambda: b.chat.completions.retrieve(completion_id))
+
+
+@pytest.mark.parametrize("read", ["messages", "retrieve", "list"])
+def test_a_patched_completion_gone_upstream_leaves_no_view_behind(
+    gateway: ServerThread, store: redis.Redis, simulator: ServerThread, read: str
+) -> None:
+    """Upstream expires stored completions, and they may be deleted around the gateway: the
+    client's view of one (what its client sent) is kept no longer than upstream's retention,
+    and is dropped, with the owner record, once upstream answers that it has no such
+    completion. Its messages are never served from the view after that."""
+    b = sdk(gateway, "b")
+    asked: Any = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Say hi."},
+    ]
+    completion_id = b.chat.completions.create(model="o1-mini", messages=asked, store=True).id
+    view = f"o1gw:chat-view:{completion_id}"
+    assert store.exists(view)
+    assert 0 < store.ttl(view) <= 30 * 86400  # upstream's retention of stored completions
+    from tests.conftest import SIM_KEY
+
+    upstream = openai.OpenAI(base_url=f"{simulator.url}/v1", api_key=SIM_KEY, max_retries=0)
+    upstream.chat.completions.delete(completion_id)  # or expired there
+    if read == "messages":
+        not_found(lambda: b.chat.completions.messages.list(completion_id))
+    elif read == "retrieve":
+        not_found(lambda: b.chat.completions.retrieve(completion_id))
+    else:
+        assert completion_id not in [c.id for c in b.chat.completions.list()]
+    assert not store.exists(view)
+    assert store.get(f"o1gw:owner:chat_completion:{completion_id}") is None
+
+
+def test_the_owner_record_of_a_file_upstream_expires_goes_with_it(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    """A batch file expires upstream (`expires_at`, 30 days by default): its owner record is
+    kept no longer than a day past that, not forever (nobody may list the team's files again
+    to find it gone). A file that never expires keeps its record."""
+    import time
+
+    b = sdk(gateway, "b")
+    made = b.files.create(file=("in.jsonl", b"{}\n"), purpose="batch")
+    assert made.expires_at is not None
+    left = store.ttl(f"o1gw:owner:file:{made.id}")
+    assert made.expires_at - time.time() < left <= made.expires_at + 86400 - time.time() + 5
+    kept = b.files.create(file=("kept.txt", b"k"), purpose="assistants")
+    assert kept.expires_at is None
+    assert store.ttl(f"o1gw:owner:file:{kept.id}") == -1

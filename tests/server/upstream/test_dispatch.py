@@ -285,3 +285,124 @@ def test_an_unreadable_retry_after_is_the_upstreams_answer_never_a_gateway_error
             sdk(server).chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
         assert info.value.status_code == 503, info.value.response.text
         assert refusing.calls == calls
+
+
+class Faulty:
+    """The simulator with knobs (`x-sim-fault: reset`, say) set on every chat call: a
+    deployment that fails the same way each time."""
+
+    def __init__(self, **knobs: str) -> None:
+        self.knobs = [(f"x-sim-{k}".encode(), v.encode()) for k, v in knobs.items()]
+        self.calls = 0
+        self.app = create_simulator(SimulatorConfig())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/chat/completions":
+            self.calls += 1
+            scope = {**scope, "headers": [*scope["headers"], *self.knobs]}
+        await self.app(scope, receive, send)
+
+
+# Three chunks of every stream, then the connection dropped; or a stall after the first one,
+# past the gateway's read timeout.
+CUTS = {"reset": {"fault": "reset"}, "stall": {"chunk-interval-ms": "3000"}}
+
+
+def falling_back(upstream_url: str, deployment_url: str) -> Config:
+    """gpt-4o served by one deployment at `deployment_url`, falling back to gpt-4o-mini."""
+    config = base_config(OPENAI_BASE_URL=upstream_url, OPENAI_API_KEY=SIM_KEY)
+    models = dict(config.models)
+    models["gpt-4o"] = dataclasses.replace(
+        models["gpt-4o"],
+        deployments={"only": DeploymentConfig(base_url=deployment_url)},
+        fallbacks=("gpt-4o-mini",),
+    )
+    return dataclasses.replace(config, models=models)
+
+
+def streamed(client: openai.OpenAI) -> tuple[str, str | None]:
+    """One streamed chat call: the model that answered, and the fallback header."""
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o",
+        messages=HELLO,
+        stream=True,  # type: ignore[arg-type]
+    ) as raw:
+        models = {
+            orjson.loads(line[6:]).get("model", "error")
+            for line in raw.iter_lines()
+            if line.startswith("data: {")
+        }
+        return ",".join(sorted(models)), raw.headers.get("x-gateway-fallback")
+
+
+@pytest.mark.parametrize("cut", sorted(CUTS))
+def test_a_deployment_that_cuts_every_stream_opens_its_circuit_and_a_stream_probe_counts_at_its_end(
+    start_gateway: GatewayFactory, simulator: ServerThread, cut: str
+) -> None:
+    faulty = Faulty(**CUTS[cut])
+    with ServerThread(faulty) as deployment:
+        server = start_gateway(
+            falling_back(f"{simulator.url}/v1", f"{deployment.url}/v1"),
+            upstream={
+                "retries": 0, "breaker_failures": 2, "breaker_cooldown_s": 0.5,
+                "read_timeout_s": 0.5,
+            },
+        )  # fmt: skip
+        client = sdk(server)
+        for _ in range(2):  # cut mid-way: the client gets the error event
+            assert streamed(client) == ("error,gpt-4o-2024-08-06", None)
+        # Two failures in a row: the healthy fallback takes the traffic, the cutting
+        # deployment is not tried.
+        assert streamed(client) == (
+            "gpt-4o-mini-2024-07-18",
+            "gpt-4o -> gpt-4o-mini (circuit open)",
+        )
+        assert faulty.calls == 2
+        # After the cooldown, one probe: a stream cut again opens the circuit again.
+        time.sleep(0.6)
+        assert streamed(client) == ("error,gpt-4o-2024-08-06", None)
+        assert streamed(client)[0] == "gpt-4o-mini-2024-07-18"
+        assert faulty.calls == 3
+        # It recovers: the next probe streams to its end and closes the circuit.
+        faulty.knobs = []
+        time.sleep(0.6)
+        for _ in range(3):
+            assert streamed(client) == ("gpt-4o-2024-08-06", None)
+        assert faulty.calls == 6
+
+
+@pytest.mark.parametrize("fault", ["reset", "error-object"])
+def test_a_deployment_whose_whole_answers_fail_after_their_headers_opens_its_circuit(
+    start_gateway: GatewayFactory, simulator: ServerThread, fault: str
+) -> None:
+    faulty = Faulty(fault="reset") if fault == "reset" else ErrorIn200()
+    with ServerThread(faulty) as deployment:
+        server = start_gateway(
+            falling_back(f"{simulator.url}/v1", f"{deployment.url}/v1"),
+            upstream={"retries": 0, "breaker_failures": 2, "breaker_cooldown_s": 30},
+        )
+        client = sdk(server)
+        for _ in range(2):
+            with pytest.raises(openai.APIStatusError) as info:
+                client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+            assert info.value.status_code == 502
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+        assert raw.parse().model == "gpt-4o-mini-2024-07-18"
+        assert raw.headers["x-gateway-fallback"] == "gpt-4o -> gpt-4o-mini (circuit open)"
+        assert faulty.calls == 2
+
+
+class ErrorIn200:
+    """A front end answering every chat call 200 with OpenAI's error object."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.calls += 1
+        body = orjson.dumps({"error": {"message": "overloaded", "type": "server_error"}})
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})

@@ -73,10 +73,10 @@ def test_breaker_opens_after_failures_in_a_row_and_probes_once() -> None:
     assert breaker.begin(15.0)  # cooldown over: one probe
     assert breaker.state == HALF_OPEN
     assert not breaker.begin(15.1)  # only one
-    breaker.failure(16.0)
+    breaker.failure(16.0, probe=True)
     assert breaker.state == OPEN and not breaker.allows(25.9)
     assert breaker.begin(26.0)
-    breaker.success()
+    breaker.success(probe=True)
     assert breaker.state == CLOSED and breaker.begin(26.1) and breaker.begin(26.2)
 
 
@@ -85,8 +85,27 @@ def test_a_probe_that_tells_nothing_frees_the_slot() -> None:
     breaker.begin(0.0)
     breaker.failure(0.0)
     assert breaker.begin(1.0)
-    breaker.release()  # e.g. the client left, or a 429
+    breaker.release(probe=True)  # e.g. the client left, or a 429
     assert breaker.state == HALF_OPEN and breaker.begin(1.1)
+
+
+def test_calls_begun_before_the_breaker_opened_tell_nothing_when_they_end_later() -> None:
+    """A call's verdict comes at its end (a stream's, minutes later): one begun while the
+    breaker was closed neither closes an open breaker, nor ends or frees the probe."""
+    breaker = Breaker(failures=2, cooldown_s=1.0)
+    assert breaker.begin(0.0)  # a long stream, still running below
+    for t in (0.1, 0.2):
+        assert breaker.begin(t)
+        breaker.failure(t)
+    assert breaker.state == OPEN
+    breaker.success()  # the long stream ends well: the deployment stays open
+    assert breaker.state == OPEN and not breaker.allows(0.5)
+    assert breaker.begin(1.2) and breaker.state == HALF_OPEN  # the probe
+    breaker.release()  # another old call whose client left
+    breaker.failure(1.3)  # another that failed
+    assert breaker.state == HALF_OPEN and not breaker.begin(1.4)  # still one probe at a time
+    breaker.success(probe=True)
+    assert breaker.state == CLOSED
 
 
 def test_pick_prefers_fewest_in_flight_and_rotates_ties() -> None:
