@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.cli.admin import DEFAULT_URL
 from gateway.config import ConfigError, load_config
 from tests.conftest import ROOT
 
@@ -165,6 +166,26 @@ def test_compose_file_is_consistent_with_the_dockerfile() -> None:
     assert gateway["environment"]["REDIS_URL"].startswith("redis://redis:")
     assert gateway["build"]["dockerfile"] == "Dockerfile"
     assert "redis" in compose["services"]
+
+
+def test_compose_gives_the_gateway_the_admin_key_that_makes_its_teams_and_keys() -> None:
+    # With a real upstream every caller needs a team's key. The image ships no teams file, so
+    # the admin API is the only way to make one: without GATEWAY_ADMIN_KEY it is off, and the
+    # stack the README starts with OPENAI_API_KEY answers every request 401.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "teams.yaml" not in dockerfile
+    environment = _compose()["services"]["gateway"]["environment"]
+    assert re.fullmatch(r"\$\{GATEWAY_ADMIN_KEY(:-)?\}", environment.get("GATEWAY_ADMIN_KEY", ""))
+    # The README's compose commands set it, and make the team and key inside the container
+    # (whose CLI reaches the gateway where its default URL says: the port compose serves on).
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Running it with docker compose") :]
+    block = section[section.index("```sh") : section.index("```", section.index("```sh") + 5)]
+    assert "GATEWAY_ADMIN_KEY=" in block
+    assert "exec gateway o1-gateway teams create" in block
+    assert "exec gateway o1-gateway keys create" in block
+    port = _flag(_compose()["services"]["gateway"]["command"], "--port")
+    assert f"http://127.0.0.1:{port}" == DEFAULT_URL
 
 
 def test_dockerfile_is_multi_stage_non_root_with_healthcheck() -> None:
