@@ -1,0 +1,24 @@
+"""What the README tells an operator, held to what the code does (the README is what a user
+reads and deploys from)."""
+
+from __future__ import annotations
+
+from gateway.config.schema import AdmissionConfig
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def _table_row(first_cell: str) -> str:
+    (row,) = [line for line in README.splitlines() if line.startswith(f"| {first_cell} |")]
+    return row
+
+
+def test_readiness_is_described_as_it_is_with_the_default_fail_open_limits() -> None:
+    # /readyz stays 200 without Redis unless rate limits fail closed (gateway.endpoints.health):
+    # the endpoint table and the GatewayRedisDown alert said a replica without Redis is unready.
+    assert AdmissionConfig().rate_limits_on_redis_error == "open"
+    for row in (_table_row("`GET /readyz`"), _table_row("`GatewayRedisDown`")):
+        assert "rate_limits_on_redis_error" in row, row
+        assert "the replica is unready;" not in row, row
+    assert "Redis answers and the upstream pool is usable (503 otherwise)" not in README
