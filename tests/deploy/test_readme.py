@@ -3,6 +3,9 @@ reads and deploys from)."""
 
 from __future__ import annotations
 
+import re
+
+from gateway.cli.admin import keys_table
 from gateway.config.schema import AdmissionConfig
 from tests.conftest import ROOT
 
@@ -12,6 +15,21 @@ README = (ROOT / "README.md").read_text()
 def _table_row(first_cell: str) -> str:
     (row,) = [line for line in README.splitlines() if line.startswith(f"| {first_cell} |")]
     return row
+
+
+def test_the_keys_list_comment_names_only_what_the_command_prints() -> None:
+    # It promised a key's "last use", which nothing records.
+    (line,) = [line for line in README.splitlines() if line.startswith("o1-gateway keys list ")]
+    promised = line.split("# each key's ", 1)[1]
+    key = {
+        "id": "key_1", "name": "n", "hint": "sk-gw-…abcd", "status": "active",
+        "created_at": 0, "expires_at": None, "limits": {},
+    }  # fmt: skip
+    header = keys_table([key]).splitlines()[0].lower().split()
+    aliases = {"expiry": "expires", "hint": "key", "created": "created"}
+    for field in re.split(r",\s*", promised.strip()):
+        word = re.sub(r"\s*\(.*\)$", "", field)
+        assert aliases.get(word, word) in header, f"README promises {field!r}; keys list: {header}"
 
 
 def test_readiness_is_described_as_it_is_with_the_default_fail_open_limits() -> None:
