@@ -1,5 +1,5 @@
-"""What the README tells an operator, held to what the code does (the README is what a user
-reads and deploys from)."""
+"""What the README and the shipped config's comments tell an operator, held to what the code
+does (they are what a user reads and deploys from)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,14 @@ def test_readiness_is_described_as_it_is_with_the_default_fail_open_limits() -> 
         assert "rate_limits_on_redis_error" in row, row
         assert "the replica is unready;" not in row, row
     assert "Redis answers and the upstream pool is usable (503 otherwise)" not in README
+
+
+def test_the_shipped_config_says_the_anonymous_team_serves_only_callers_without_a_key() -> None:
+    # It said "serve unknown keys as this team": a key that is sent and fails is always 401
+    # (gateway.server.caller; tests/server/server/test_caller.py), as the README says.
+    for path in ("config/gateway.yaml", "deploy/k8s/configmap.yaml"):
+        text = (ROOT / path).read_text()
+        start = text.index("anonymous_team:")
+        comment = text[start : text.index("\n\n", start)]
+        assert "unknown keys" not in comment, path
+        assert "no key" in comment and "a key that fails: 401" in comment, path
