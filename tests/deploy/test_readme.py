@@ -3,9 +3,14 @@ does (they are what a user reads and deploys from)."""
 
 from __future__ import annotations
 
+import argparse
 import re
+from collections.abc import Iterator
+
+import pytest
 
 from gateway.cli.admin import keys_table
+from gateway.cli.main import main as cli_main
 from gateway.config.schema import AdmissionConfig
 from tests.conftest import ROOT
 
@@ -51,3 +56,30 @@ def test_the_shipped_config_says_the_anonymous_team_serves_only_callers_without_
         comment = text[start : text.index("\n\n", start)]
         assert "unknown keys" not in comment, path
         assert "no key" in comment and "a key that fails: 401" in comment, path
+
+
+def _options(parser: argparse.ArgumentParser, command: str) -> Iterator[tuple[str, str]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, f"{command} {name}".strip())
+        for option in action.option_strings:
+            if option.startswith("--") and option != "--help":
+                yield command, option
+
+
+def test_every_command_line_option_is_in_the_readme(monkeypatch: pytest.MonkeyPatch) -> None:
+    # serve --log-level, the simulator's options and most of the admin commands' were only in
+    # --help.
+    built: list[argparse.ArgumentParser] = []
+
+    def capture(parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        built.append(parser)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(SystemExit):
+        cli_main([])
+    missing = [f"{command} {option}" for command, option in _options(built[0], "")]
+    missing = [entry for entry in missing if entry.split()[-1] not in README]
+    assert not missing, f"options the README never names: {missing}"
