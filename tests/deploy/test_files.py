@@ -15,6 +15,7 @@ import yaml
 
 from gateway.cli.admin import DEFAULT_URL
 from gateway.config import ConfigError, load_config
+from gateway.observability.metrics import Metrics, TeamBudget, _ScrapeTime
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -22,7 +23,8 @@ K8S = DEPLOY / "k8s"
 PROMETHEUS = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "o1-gateway.json"
 
-# The metric names of the contract (notes/metrics-spec.md, mirrored by gateway/metrics.py).
+# The metric names of the contract (the README's metrics table), which the gateway must export
+# (gateway/observability/metrics.py: see test_the_contract_is_what_the_gateway_exports).
 # Histograms are listed by base name; their _bucket/_sum/_count series are allowed too.
 ALLOWED_METRICS = frozenset(
     {
@@ -531,6 +533,58 @@ def test_dashboard_and_alerts_use_only_metric_names_from_the_spec() -> None:
             assert re.sub(r"_(bucket|sum|count)$", "", full) in HISTOGRAMS, full
     # The dashboard shows every metric of the contract.
     assert _metric_names(" ".join(_dashboard_exprs())) == ALLOWED_METRICS
+
+
+def _exported() -> dict[str, tuple[str, set[str]]]:
+    """Every series name the gateway exports: (the type of its family, its label names)."""
+    exported: dict[str, tuple[str, set[str]]] = {}
+    for collector in set(Metrics().registry._names_to_collectors.values()):
+        kind, base, names = collector._type, collector._name, set(collector._labelnames)
+        exported[base + ("_total" if kind == "counter" else "")] = (kind, names)
+        if kind == "histogram":
+            for suffix in ("_bucket", "_sum", "_count"):
+                exported[base + suffix] = (kind, names | ({"le"} if suffix == "_bucket" else set()))
+    for family in _ScrapeTime(True, [TeamBudget("t", 1, 0)]).collect():
+        exported[family.name] = (family.type, {key for s in family.samples for key in s.labels})
+    return exported
+
+
+def _balanced(expr: str, start: int) -> str:
+    """The parenthesised expression opening at `start`."""
+    depth = 0
+    for end in range(start, len(expr)):
+        depth += {"(": 1, ")": -1}.get(expr[end], 0)
+        if depth == 0:
+            return expr[start : end + 1]
+    raise AssertionError(f"unbalanced: {expr}")
+
+
+def test_the_contract_is_what_the_gateway_exports() -> None:
+    # The list above was kept by hand: a metric renamed or dropped in the code left the dashboard
+    # and the alerts querying a series nothing exports, and these tests passing.
+    exported = _exported()
+    bases = {re.sub(r"_(bucket|sum|count)$", "", n) if k == "histogram" else n
+             for n, (k, _) in exported.items()}  # fmt: skip
+    assert bases == ALLOWED_METRICS
+    assert {n for n in bases if exported[n][0] == "histogram"} == HISTOGRAMS
+
+
+def test_dashboard_and_alerts_select_and_group_by_labels_their_metrics_have() -> None:
+    # A label the metric does not carry selects nothing (a panel or alert that never shows);
+    # `job` and `instance` are the ones Prometheus adds.
+    exported = _exported()
+    added = {"job", "instance"}
+    for expr in _dashboard_exprs() + [rule["expr"] for rule in _alert_rules()]:
+        for name, selector in re.findall(r"\b(gateway_[a-z_]+)\b(\{[^}]*\})?", expr):
+            assert name in exported, (name, expr)
+            for key in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", selector):
+                assert key in exported[name][1] | added, (name, key, expr)
+        for group in re.finditer(r"\bby\s*\(([^)]*)\)\s*(?=\()", expr):
+            inner = _balanced(expr, group.end())
+            metrics = re.findall(r"\bgateway_[a-z_]+\b", inner)
+            for key in filter(None, (k.strip() for k in group[1].split(","))):
+                for name in metrics:
+                    assert key in exported[name][1] | added, (name, key, expr)
 
 
 def test_alerts_cover_the_required_conditions_with_severity_and_annotations() -> None:
