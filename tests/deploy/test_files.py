@@ -171,6 +171,26 @@ def test_compose_file_is_consistent_with_the_dockerfile() -> None:
     assert "redis" in compose["services"]
 
 
+def test_the_build_context_is_what_the_dockerfile_copies() -> None:
+    # Without a .dockerignore, `docker compose up --build` sent the whole checkout (a
+    # virtualenv, .git, caches: over 500 MB here) to the daemon for the 4 MB the image uses.
+    ignore = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    patterns = [line for line in ignore if line and not line.startswith("#")]
+    assert patterns[0] == "*"
+    allowed = {line[1:] for line in patterns if line.startswith("!")}
+    copied = set()
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", (ROOT / "Dockerfile").read_text(), re.M):
+        copied |= set(source.split())
+
+    def under(path: str, entry: str) -> bool:
+        return path == entry or path.startswith(entry + "/")
+
+    assert all(any(under(path, entry) for entry in allowed) for path in copied), copied
+    assert all(any(under(path, entry) for path in copied) for entry in allowed), allowed
+    # What `pip install -e .` builds in place for this host stays out; the image compiles its own.
+    assert {"gateway/**/*.so", "gateway/observability/_native_build.py"} <= set(patterns)
+
+
 def test_compose_gives_the_gateway_the_admin_key_that_makes_its_teams_and_keys() -> None:
     # With a real upstream every caller needs a team's key. The image ships no teams file, so
     # the admin API is the only way to make one: without GATEWAY_ADMIN_KEY it is off, and the
