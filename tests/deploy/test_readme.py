@@ -12,6 +12,7 @@ import pytest
 from gateway.cli.admin import keys_table
 from gateway.cli.main import main as cli_main
 from gateway.config.schema import AdmissionConfig
+from gateway.teams.records import FILE_KEY_FIELDS, TEAM_FIELDS
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -83,3 +84,11 @@ def test_every_command_line_option_is_in_the_readme(monkeypatch: pytest.MonkeyPa
     missing = [f"{command} {option}" for command, option in _options(built[0], "")]
     missing = [entry for entry in missing if entry.split()[-1] not in README]
     assert not missing, f"options the README never names: {missing}"
+
+
+def test_every_field_a_teams_file_takes_is_documented() -> None:
+    # A key's `expires_at` and own `limits` in the teams file were named nowhere.
+    shipped = (ROOT / "config" / "teams.yaml").read_text()
+    for field in (*TEAM_FIELDS, "keys", *FILE_KEY_FIELDS):
+        assert f"`{field}`" in README, field
+        assert field in shipped, field
