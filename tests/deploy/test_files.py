@@ -16,6 +16,7 @@ import yaml
 from gateway.cli.admin import DEFAULT_URL
 from gateway.config import ConfigError, load_config
 from gateway.observability.metrics import Metrics, TeamBudget, _ScrapeTime
+from gateway.runtime.gateway import SETTLE_DRAIN_S
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -189,6 +190,20 @@ def test_the_build_context_is_what_the_dockerfile_copies() -> None:
     assert all(any(under(path, entry) for path in copied) for entry in allowed), allowed
     # What `pip install -e .` builds in place for this host stays out; the image compiles its own.
     assert {"gateway/**/*.so", "gateway/observability/_native_build.py"} <= set(patterns)
+
+
+def test_compose_and_kubernetes_let_the_gateway_finish_its_shutdown() -> None:
+    # Compose stopped the gateway with Docker's default 10 s grace: a call in flight was killed
+    # and its worst case stayed held, to be charged at its reserve (a 0.07-cent call held 16
+    # cents), although the gateway drains for server.shutdown_timeout_s and settles after.
+    config = load_config((ROOT / "config" / "gateway.yaml").read_text(), {})
+    needed = config.server.shutdown_timeout_s + SETTLE_DRAIN_S
+    grace = re.fullmatch(r"(\d+)s", _compose()["services"]["gateway"]["stop_grace_period"])
+    assert grace and int(grace[1]) >= needed
+    pod = _k8s()["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + needed
 
 
 def test_compose_gives_the_gateway_the_admin_key_that_makes_its_teams_and_keys() -> None:
