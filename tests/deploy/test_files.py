@@ -192,6 +192,21 @@ def test_the_build_context_is_what_the_dockerfile_copies() -> None:
     assert {"gateway/**/*.so", "gateway/observability/_native_build.py"} <= set(patterns)
 
 
+def test_the_kubernetes_steps_make_a_team_and_key_with_the_pods_admin_key() -> None:
+    # The replicas load no teams file: the README's steps ended at a gateway answering every
+    # request 401, with no word on how to make the first key.
+    assert _k8s()["ConfigMap"]["data"]["gateway.yaml"].count('teams_file: ""') == 1
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Running it on Kubernetes") :]
+    section = section[: section.index("What the manifests set up")]
+    name = _k8s()["Deployment"]["metadata"]["name"]
+    for command in ("teams create", "keys create"):
+        assert f"kubectl exec deployment/{name} -- o1-gateway {command}" in section
+    env = {item["name"] for item in _gateway_container()["env"]}
+    assert "GATEWAY_ADMIN_KEY" in env and "O1GW_URL" not in env  # the CLI's default URL
+    assert _flag(_gateway_container()["args"], "--port") == DEFAULT_URL.rsplit(":", 1)[1]
+
+
 def test_compose_and_kubernetes_let_the_gateway_finish_its_shutdown() -> None:
     # Compose stopped the gateway with Docker's default 10 s grace: a call in flight was killed
     # and its worst case stayed held, to be charged at its reserve (a 0.07-cent call held 16
