@@ -10,10 +10,13 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.admin.openapi import admin_openapi
+from gateway.admission.pricing import cost_micros
 from gateway.cli.admin import keys_table
 from gateway.cli.main import main as cli_main
+from gateway.config import load_config
 from gateway.config.schema import AdmissionConfig
 from gateway.teams.records import FILE_KEY_FIELDS, TEAM_FIELDS
+from gateway.wire.usage import Usage
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -105,3 +108,20 @@ def test_the_admin_api_create_bodies_are_listed_whole() -> None:
         body = body[: body.index("}`") + 2]
         for field in spec[schema]["properties"]:
             assert f'"{field}"' in body, (schema, field)
+
+
+def test_the_shipped_config_says_long_prompts_are_charged_as_they_are() -> None:
+    # It said OpenAI's long-context rate (2x input, 1.5x output over 272K input tokens) was
+    # "not modelled here", next to the long_context_above that charges it.
+    config = load_config((ROOT / "config" / "gateway.yaml").read_text(), {})
+    long = [name for name, model in config.models.items() if model.price.long_context_above]
+    assert long
+    price = config.models[long[0]].price
+    above = price.long_context_above
+    short = cost_micros(price, Usage(prompt_tokens=above, completion_tokens=1000))
+    longer = cost_micros(price, Usage(prompt_tokens=above + 1, completion_tokens=1000))
+    assert longer > 1.4 * short  # the whole call at the long-context rate
+    for path in ("config/gateway.yaml", "deploy/k8s/configmap.yaml"):
+        text = (ROOT / path).read_text()
+        assert "not modelled here" not in text, path
+        assert "(price.long_context_above)" in text, path
