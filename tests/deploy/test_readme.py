@@ -13,8 +13,9 @@ from gateway.admin.openapi import admin_openapi
 from gateway.admission.pricing import cost_micros
 from gateway.cli.admin import keys_table
 from gateway.cli.main import main as cli_main
+from gateway.compat.patches import _adapt_roles
 from gateway.config import load_config
-from gateway.config.schema import AdmissionConfig
+from gateway.config.schema import AdmissionConfig, Capabilities
 from gateway.teams.records import FILE_KEY_FIELDS, TEAM_FIELDS
 from gateway.wire.usage import Usage
 from tests.conftest import ROOT
@@ -125,3 +126,19 @@ def test_the_shipped_config_says_long_prompts_are_charged_as_they_are() -> None:
         text = (ROOT / path).read_text()
         assert "not modelled here" not in text, path
         assert "(price.long_context_above)" in text, path
+
+
+def test_the_shipped_config_says_where_a_folded_system_message_goes() -> None:
+    # It said "merged into the first user message": one mid-conversation goes into the next
+    # user message after it (gateway.compat.patches), as the README says.
+    messages = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "system", "content": "RULE"},
+        {"role": "user", "content": "second"},
+    ]
+    folded, _ = _adapt_roles(messages, Capabilities(system_messages=False))
+    assert folded[0]["content"] == "first" and "RULE" in folded[-1]["content"]
+    assert "into the next user\n  message" in README
+    for path in ("config/gateway.yaml", "deploy/k8s/configmap.yaml"):
+        assert "merged into the next user message" in (ROOT / path).read_text(), path
