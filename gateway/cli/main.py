@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import resource
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -234,16 +235,21 @@ def _run(config: Config, server: ServerConfig, env: dict[str, str], log_level: s
     if server.workers > 1:
         # Workers are separate processes: they rebuild the same config from the environment,
         # and keep their metrics in files a scrape adds up (see gateway.observability.metrics).
-        env[MULTIPROC_ENV] = _metrics_dir(env.get(MULTIPROC_ENV))
+        configured = env.get(MULTIPROC_ENV)
+        env[MULTIPROC_ENV] = _metrics_dir(configured)
         env[LOG_LEVEL_ENV] = log_level
         os.environ.update(env)
-        run_server(
-            "gateway.cli.main:worker_app",
-            metrics,
-            factory=True,
-            workers=server.workers,
-            **common,
-        )
+        try:
+            run_server(
+                "gateway.cli.main:worker_app",
+                metrics,
+                factory=True,
+                workers=server.workers,
+                **common,
+            )
+        finally:
+            if not configured:  # the temporary one made for this run, not the operator's
+                shutil.rmtree(env[MULTIPROC_ENV], ignore_errors=True)
     else:
         from gateway.app import create_app
 

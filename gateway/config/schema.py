@@ -204,8 +204,9 @@ class AdmissionConfig:
     cache_ttl_s: float = 1.0
     # Teams and keys declared in YAML, loaded into the store at start ("" = none).
     teams_file: str = ""
-    # Serve callers with an unknown or missing key as this team ("" = refuse them). Simulate mode
-    # uses "sandbox" when this is empty: no real money is at stake there.
+    # Serve callers that send no key (no Authorization header) as this team ("" = refuse them);
+    # a key that is sent and fails is refused whatever this says. Simulate mode uses "sandbox"
+    # when this is empty: no real money is at stake there.
     anonymous_team: str = ""
 
 

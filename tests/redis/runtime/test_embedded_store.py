@@ -122,9 +122,11 @@ def test_two_workers_count_every_request_in_their_metrics(tmp_path: Path) -> Non
     # Outside the repository the packaged config is used; --workers starts uvicorn's process
     # manager, and the embedded store serves both workers.
     metrics_port = free_port()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     proc, port = run_gateway(
         "--simulate", "--workers", "2", "--metrics-port", str(metrics_port), cwd=tmp_path,
-        env={EMBEDDED_DIR: str(tmp_path / "s")},
+        env={EMBEDDED_DIR: str(tmp_path / "s"), "TMPDIR": str(temp)},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -143,6 +145,10 @@ def test_two_workers_count_every_request_in_their_metrics(tmp_path: Path) -> Non
             )
             assert total == 20
             assert "gateway_in_flight_requests 0.0" in text
+        # Without PROMETHEUS_MULTIPROC_DIR the workers' files are in a directory made for them.
+        assert [path.name[:13] for path in temp.iterdir()] == ["o1gw-metrics-"]
     finally:
         output = stop(proc)
     assert "--simulate given" in output
+    # ... which the gateway removes when it stops (every run used to leave one behind).
+    assert not list(temp.glob("o1gw-metrics-*"))
