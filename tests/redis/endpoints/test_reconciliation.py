@@ -26,7 +26,7 @@ import pytest
 import redis
 
 from gateway.admission.redis_side import Admission
-from tests.conftest import GatewayFactory, ServerThread
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, key_of, serve_teams
 
@@ -92,7 +92,27 @@ class Case:
         return f"{self.path} {self.headers} {orjson.dumps(body).decode()[:600]}"
 
 
-CHAT_MODELS = ["gpt-4o", "gpt-4o-mini", "o1-mini", "o1-preview", "auto"]
+@dataclass(frozen=True)
+class Era:
+    """The calendar the gateway and the simulated upstream run on, and the models asked for:
+    the o1 era's, or today's line-up (where the o1 era's names are served by successors)."""
+
+    models: tuple[str, ...]
+    efforts: tuple[str, ...] = ("low", "medium", "high")
+    env: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+TODAY = "2026-12-05"
+ERAS = {
+    "o1-2024": Era(("gpt-4o", "gpt-4o-mini", "o1-mini", "o1-preview", "auto")),
+    "2026-12": Era(
+        ("gpt-6-luna", "gpt-6.1-sol", "gpt-6.2-astra", "gpt-4o", "o1-preview", "auto"),
+        ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
+        (("O1GW__RETIREMENT__TODAY", TODAY), ("O1GW__ROUTING__LINEUP", "openai-2026-12")),
+        (("x-sim-today", TODAY),),
+    ),
+}
 FAULTS = ["reset", "stream-error", "500", "429", "timeout"]
 
 
@@ -133,8 +153,8 @@ SCHEMA = {
 }
 
 
-def chat(rng: random.Random) -> Case:
-    model = rng.choice(CHAT_MODELS)
+def chat(rng: random.Random, era: Era) -> Case:
+    model = rng.choice(era.models)
     body: dict[str, Any] = {"model": model, "messages": messages(rng, maybe(rng, 0.4))}
     stream = maybe(rng, 0.4)
     if stream:
@@ -165,6 +185,8 @@ def chat(rng: random.Random) -> Case:
         body["store"] = True
     if maybe(rng, 0.1):
         body["seed"] = rng.randint(0, 100)
+    if maybe(rng, 0.2):
+        body["reasoning_effort"] = rng.choice(era.efforts)
     headers = {}
     if maybe(rng, 0.3):
         headers["x-sim-reasoning-tokens"] = str(rng.randint(0, 3000))
@@ -173,8 +195,8 @@ def chat(rng: random.Random) -> Case:
     return Case("/v1/chat/completions", json=body, headers=headers, stream=stream)
 
 
-def responses(rng: random.Random, earlier: list[str]) -> Case:
-    model = rng.choice(CHAT_MODELS)
+def responses(rng: random.Random, earlier: list[str], era: Era) -> Case:
+    model = rng.choice(era.models)
     body: dict[str, Any] = {"model": model}
     if maybe(rng):
         body["input"] = text(rng)
@@ -211,7 +233,7 @@ def responses(rng: random.Random, earlier: list[str]) -> Case:
             }
         }
     if maybe(rng, 0.2):
-        body["reasoning"] = {"effort": rng.choice(["low", "medium", "high"])}
+        body["reasoning"] = {"effort": rng.choice(era.efforts)}
     if maybe(rng, 0.5):
         body["store"] = maybe(rng, 0.5)
     if earlier and maybe(rng, 0.3):
@@ -328,7 +350,18 @@ def transcription(rng: random.Random) -> Case:
     return Case(path, files={"file": ("a.mp3", audio)}, data=data, stream=stream)
 
 
-def generate(rng: random.Random, earlier: list[str], sent: list[Case] | None = None) -> Case:
+OTHERS = {
+    "embeddings": embeddings, "completions": completions, "images": images, "speech": speech,
+    "transcription": transcription,
+}  # fmt: skip
+
+
+def generate(
+    rng: random.Random,
+    earlier: list[str],
+    sent: list[Case] | None = None,
+    era: Era = ERAS["o1-2024"],
+) -> Case:
     """A random request; sometimes one sent before again (`sent`), so that the response cache
     (asked for with `x-gateway-cache: on`) answers some of them."""
     if sent and maybe(rng, 0.1):
@@ -336,18 +369,24 @@ def generate(rng: random.Random, earlier: list[str], sent: list[Case] | None = N
         return Case(
             again.path, again.json, again.files, again.data, dict(again.headers), again.stream
         )
-    case = fresh(rng, earlier)
+    case = fresh(rng, earlier, era)
+    case.headers.update(era.headers)
     if case.json is not None and maybe(rng, 0.2):
         case.headers["x-gateway-cache"] = "on"
     return case
 
 
-def fresh(rng: random.Random, earlier: list[str]) -> Case:
+def fresh(rng: random.Random, earlier: list[str], era: Era) -> Case:
     kind = rng.choices(
         ["chat", "responses", "embeddings", "completions", "images", "speech", "transcription"],
         weights=[30, 25, 8, 8, 8, 8, 8],
     )[0]
-    case = responses(rng, earlier) if kind == "responses" else globals()[kind](rng)
+    if kind == "chat":
+        case = chat(rng, era)
+    elif kind == "responses":
+        case = responses(rng, earlier, era)
+    else:
+        case = OTHERS[kind](rng)
     if maybe(rng, 0.12):
         case.headers["x-sim-fault"] = rng.choice(FAULTS)
         if case.headers["x-sim-fault"] == "timeout":
@@ -380,8 +419,18 @@ def send(client: httpx.Client, case: Case) -> Sent:
 
 
 @pytest.fixture
-def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
-    return serve_teams(start_gateway, redis_server, tmp_path, {TEAM: {"tier": "tier-5"}})
+def gateway(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> ServerThread:
+    era = ERAS[request.param]
+    config = base_config(
+        OPENAI_BASE_URL=f"{request.getfixturevalue('simulator').url}/v1",
+        OPENAI_API_KEY=SIM_KEY,
+        **dict(era.env),
+    )
+    return serve_teams(
+        start_gateway, redis_server, tmp_path, {TEAM: {"tier": "tier-5"}}, config=config
+    )
 
 
 @pytest.fixture
@@ -418,9 +467,11 @@ def response_id(sent: Sent) -> str | None:
 SEEDS = [int(seed) for seed in os.environ.get("O1GW_RECONCILE_SEEDS", "1,2,3").split(",")]
 
 
+@pytest.mark.parametrize("gateway", sorted(ERAS), indirect=True)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_requests_are_charged_what_upstream_bills(
     gateway: ServerThread,
+    request: pytest.FixtureRequest,
     simulator: ServerThread,
     store: redis.Redis,
     holds: list[int],
@@ -431,8 +482,9 @@ def test_random_requests_are_charged_what_upstream_bills(
     problems: list[str] = []
     with httpx.Client(base_url=gateway.url, timeout=1.0) as client:
         history: list[Case] = []
+        answered = 0
         for number in range(REQUESTS):
-            case = generate(rng, earlier, history)
+            case = generate(rng, earlier, history, ERAS[request.node.callspec.params["gateway"]])
             history.append(case)
             before = spend(store, TEAM)[0], billed(simulator)
             holds.clear()
@@ -441,6 +493,7 @@ def test_random_requests_are_charged_what_upstream_bills(
             calls = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
             calls = [c for c in calls if c not in logged]
             charged, bill = spend(store, TEAM)[0] - before[0], billed(simulator) - before[1]
+            answered += sent.status == 200
             found = response_id(sent)
             if found and case.json and case.json.get("store") is not False:
                 earlier.append(found)
@@ -458,6 +511,8 @@ def test_random_requests_are_charged_what_upstream_bills(
             if sent.status >= 500 and not (case.faulted or sent.left or circuit):
                 problems.append(f"a {sent.status} without a fault: {where} {error}")
     assert not problems, "\n".join(problems)
+    # Most were served and billed: the search went through upstream, not around it.
+    assert answered >= REQUESTS // 2 and spend(store, TEAM)[0] > 0, answered
 
 
 def test_the_generator_covers_every_endpoint() -> None:
