@@ -216,6 +216,8 @@ class Attempt:
         if 300 <= resp.status < 400:
             await resp.close()
             raise errors.upstream_redirect(resp.status)
+        if resp.status >= 500:  # upstream's own failure, passed on after any retries
+            gw.metrics.upstream_errors.labels(f"upstream_{resp.status}").inc()
         return resp
 
     async def fetch(self, body: bytes, prepared: PreparedCall | None = None) -> Whole:

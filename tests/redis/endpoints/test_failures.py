@@ -1289,3 +1289,17 @@ def test_a_stored_emulated_answer_repaired_lists_once(
     assert [c.id for c in client.chat.completions.list()] == [answer.id]
     # Nor is it kept upstream, under the gateway's key, where no team can reach it.
     assert {c.id for c in upstream_view.chat.completions.list()} - before == {answer.id}
+
+
+@pytest.mark.parametrize("fault", ["500", "503"])
+def test_upstreams_own_5xx_passed_on_is_counted_as_an_upstream_error(
+    serve: Serve, store: redis.Redis, fault: str
+) -> None:
+    """An upstream failing with its own 5xx (after the gateway's retries) is what the
+    `GatewayUpstreamFailing` alert watches for: counted by its status, as the failures the
+    gateway answers for itself are; nothing charged."""
+    gateway = serve(wiring={"retries": 1})
+    answer = post(gateway, "chat", "gpt-4o", False, x_sim_fault=fault)
+    assert answer.status_code == int(fault)
+    assert upstream_errors(gateway) == {f"upstream_{fault}": 1}  # once, not per try
+    assert spend(store, TEAM) == (0, 0)
