@@ -6,15 +6,15 @@ their length: charged without it, such a call would be charged its whole hold (t
 of audio for a three-second clip). Upstream bills the same call whatever form it answers in,
 so the gateway asks for the one that reports its usage (speech as `stream_format: sse`, a
 transcript as `json` or `verbose_json`) and renders it back here: the speech events' audio as
-one body, the transcript's text as the text or JSON asked for. Subtitle formats (srt, vtt) are
-left as asked: their cues are upstream's to write.
+one body, the transcript's text as the text or JSON asked for, and whisper-1's subtitles (srt,
+vtt) as cues written from `verbose_json`'s segments, one a segment, as whisper writes them.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -27,6 +27,8 @@ SPEECH_MEDIA_TYPES = {
 }  # fmt: skip
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
+# Subtitle formats, by the media type upstream labels them with and their decimal mark.
+SUBTITLES = {"srt": (TEXT, ","), "vtt": ("text/vtt; charset=utf-8", ".")}
 
 
 def transcript_upstream_format(asked: str, *, by_minute: bool, translation: bool) -> str | None:
@@ -36,7 +38,7 @@ def transcript_upstream_format(asked: str, *, by_minute: bool, translation: bool
     `verbose_json`'s `duration` does); a gpt-4o transcription's `json` reports its tokens."""
     if asked == "text":
         return "verbose_json" if by_minute and translation else "json"
-    if asked == "json" and by_minute and translation:
+    if by_minute and (asked in SUBTITLES or (asked == "json" and translation)):
         return "verbose_json"
     return None
 
@@ -52,9 +54,44 @@ def transcript_as(asked: str, content: bytes) -> tuple[bytes, str] | None:
     text = answer.get("text") if isinstance(answer, dict) else None
     if not isinstance(text, str):
         return None
+    if asked in SUBTITLES:
+        return subtitles(asked, answer.get("segments"))
     if asked == "text":
         return text.encode() + b"\n", TEXT
     return orjson.dumps({"text": text}), JSON
+
+
+def subtitles(asked: str, segments: Any) -> tuple[bytes, str] | None:
+    """`verbose_json`'s segments as srt or vtt cues: numbered (srt) or under a WEBVTT header,
+    each from its start to its end (hours always shown), its text stripped and `-->` in it
+    written `->`, as whisper's own writers do; None when the segments are not such."""
+    media_type, mark = SUBTITLES[asked]
+    if not isinstance(segments, list):
+        return None
+    cues: list[str] = []
+    for number, segment in enumerate(segments, start=1):
+        if not isinstance(segment, dict):
+            return None
+        start, end, text = segment.get("start"), segment.get("end"), segment.get("text")
+        if not _seconds(start) or not _seconds(end) or not isinstance(text, str):
+            return None
+        span = f"{_timestamp(start, mark)} --> {_timestamp(end, mark)}"
+        cue = f"{span}\n{text.strip().replace('-->', '->')}\n\n"
+        cues.append(f"{number}\n{cue}" if asked == "srt" else cue)
+    head = "WEBVTT\n\n" if asked == "vtt" else ""
+    return (head + "".join(cues)).encode(), media_type
+
+
+def _seconds(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _timestamp(seconds: float, mark: str) -> str:
+    ms = round(seconds * 1000)
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    whole, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{whole:02d}{mark}{ms:03d}"
 
 
 def speech_audio(content: bytes, response_format: str) -> tuple[bytes, str] | None:

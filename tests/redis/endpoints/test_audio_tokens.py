@@ -149,14 +149,18 @@ def test_plain_speech_is_charged_its_usage_and_answered_as_raw_audio(
         ("whisper-1", "transcriptions", "text"),
         ("whisper-1", "translations", "text"),
         ("whisper-1", "translations", "json"),
+        ("whisper-1", "transcriptions", "srt"),
+        ("whisper-1", "transcriptions", "vtt"),
+        ("whisper-1", "translations", "srt"),
     ],
 )
 def test_a_transcript_in_a_form_without_usage_is_charged_what_upstream_bills(
     measure: Measure, simulator: ServerThread, model: str, endpoint: str, response_format: str
 ) -> None:
-    """Text (and a whisper-1 translation's JSON) says nothing of the audio's length or tokens:
-    charged its hold, a three-second clip cost thirty minutes. The gateway asks upstream for
-    the JSON that says, which upstream bills the same, and answers the form asked for."""
+    """Text, subtitles and a whisper-1 translation's JSON say nothing of the audio's length or
+    tokens: charged its hold, a three-second clip cost thirty minutes. The gateway asks
+    upstream for the JSON that says, which upstream bills the same, and answers the form asked
+    for (subtitles written from its segments), as upstream would have."""
 
     def call(client: openai.OpenAI) -> Any:
         api = getattr(client.audio, endpoint).with_raw_response

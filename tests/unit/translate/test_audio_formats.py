@@ -55,9 +55,12 @@ def test_what_upstream_is_asked_for() -> None:
     assert ask("text", by_minute=True, translation=True) == "verbose_json"
     assert ask("json", by_minute=True, translation=True) == "verbose_json"
     assert ask("text", by_minute=False, translation=False) == "json"
-    for said in ("json", "verbose_json", "srt", "vtt"):
+    for said in ("json", "verbose_json", "srt", "vtt"):  # gpt-4o models: json reports
         assert ask(said, by_minute=False, translation=False) is None
-    assert ask("srt", by_minute=True, translation=True) is None
+    for translation in (False, True):  # whisper-1's subtitles: from verbose_json's segments
+        assert ask("srt", by_minute=True, translation=translation) == "verbose_json"
+        assert ask("vtt", by_minute=True, translation=translation) == "verbose_json"
+    assert ask("verbose_json", by_minute=True, translation=True) is None
 
 
 def test_a_json_transcript_as_text_or_json() -> None:
@@ -66,3 +69,33 @@ def test_a_json_transcript_as_text_or_json() -> None:
     assert transcript_as("json", verbose) == (b'{"text":"Hi there."}', "application/json")
     assert transcript_as("text", b"Hi there.\n") is None
     assert transcript_as("text", b'{"text": 3}') is None
+
+
+SEGMENTS = orjson.dumps({
+    "duration": 3725.5, "text": "Hi there. A --> B.",
+    "segments": [
+        {"id": 0, "start": 0.0, "end": 2.5, "text": " Hi there."},
+        {"id": 1, "start": 3599.9994, "end": 3725.5, "text": " A --> B. "},
+    ],
+})  # fmt: skip
+
+
+def test_whisper_subtitles_are_cues_of_the_segments() -> None:
+    assert transcript_as("srt", SEGMENTS) == (
+        b"1\n00:00:00,000 --> 00:00:02,500\nHi there.\n\n"
+        b"2\n00:59:59,999 --> 01:02:05,500\nA -> B.\n\n",
+        "text/plain; charset=utf-8",
+    )
+    assert transcript_as("vtt", SEGMENTS) == (
+        b"WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nHi there.\n\n"
+        b"00:59:59.999 --> 01:02:05.500\nA -> B.\n\n",
+        "text/vtt; charset=utf-8",
+    )
+
+
+@pytest.mark.parametrize(
+    "segments", [None, [{"start": 0, "end": 1}], [{"start": -1, "end": 1, "text": "a"}], ["a"]]
+)
+def test_subtitles_need_whole_segments(segments: object) -> None:
+    answer = orjson.dumps({"text": "a", "segments": segments})
+    assert transcript_as("srt", answer) is None
