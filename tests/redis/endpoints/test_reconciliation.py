@@ -1,7 +1,8 @@
 """Charged equals billed, for requests nobody wrote by hand: seeded random requests over the
 governed endpoints (chat, Responses, embeddings, completions, images, speech, transcriptions),
-with random parameters, models and simulated upstream faults, each sent as a team through the
-gateway to the simulated upstream that keeps OpenAI's bill. After each one:
+with random parameters, models (the o1 era's, and today's line-up), cache use and simulated
+upstream faults, each sent as a team through the gateway to the simulated upstream that keeps
+OpenAI's bill. After each one:
 
 - what the team was charged is never less than what upstream billed (no dollar billed and not
   charged), and equals it when upstream answered whole;
@@ -9,7 +10,9 @@ gateway to the simulated upstream that keeps OpenAI's bill. After each one:
   reserved, so a team near its budget can never spend past it);
 - a request the gateway refused reached upstream at no cost.
 
-`O1GW_RECONCILE_N` runs more requests per seed (a longer search)."""
+`O1GW_RECONCILE_N` runs more requests per seed and `O1GW_RECONCILE_SEEDS` (comma-separated)
+other seeds: a longer search. Searches of 1,500 requests over 15 seeds found the mispriced
+service tiers and the audio answers charged their holds that these tests now keep fixed."""
 
 from __future__ import annotations
 
@@ -118,13 +121,21 @@ def messages(rng: random.Random, system: bool) -> list[dict[str, Any]]:
     for _ in range(rng.randint(0, 2)):
         out.append({"role": "user", "content": text(rng)})
         out.append({"role": "assistant", "content": text(rng)})
-    if maybe(rng, 0.2):
+    if maybe(rng, 0.1):
+        image = {"url": PIXEL, "detail": rng.choice(["low", "high", "auto"])}
+        parts = [{"type": "text", "text": text(rng)}, {"type": "image_url", "image_url": image}]
+        out.append({"role": "user", "content": parts})
+    elif maybe(rng, 0.2):
         out.append({"role": "user", "content": [{"type": "text", "text": text(rng)}]})
     else:
         out.append({"role": "user", "content": text(rng)})
     return out
 
 
+PIXEL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "YPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
 TOOL = {
     "type": "function",
     "function": {
@@ -218,6 +229,14 @@ def responses(rng: random.Random, earlier: list[str], era: Era) -> Case:
         ]
     if maybe(rng, 0.15):
         body["tools"] = [*body.get("tools", []), {"type": "web_search_preview"}]
+    if maybe(rng, 0.1):
+        interpreter = {"type": "code_interpreter", "container": {"type": "auto"}}
+        body["tools"] = [*body.get("tools", []), interpreter]
+    if maybe(rng, 0.1):
+        image = {"type": "input_image", "image_url": PIXEL, "detail": rng.choice(["low", "high"])}
+        body["input"] = [
+            {"role": "user", "content": [{"type": "input_text", "text": "See."}, image]}
+        ]
     if maybe(rng, 0.15):
         body["text"] = {
             "format": {
@@ -459,7 +478,7 @@ def response_id(sent: Sent) -> str | None:
     return None
 
 
-SEEDS = [int(seed) for seed in os.environ.get("O1GW_RECONCILE_SEEDS", "1,2,3").split(",")]
+SEEDS = [int(seed) for seed in os.environ.get("O1GW_RECONCILE_SEEDS", "1,2").split(",")]
 
 
 @pytest.mark.parametrize("gateway", sorted(ERAS), indirect=True)
@@ -503,7 +522,9 @@ def test_random_requests_are_charged_what_upstream_bills(
                 problems.append(f"billed {bill} > held {holds}: {where} {error}")
             # Faults open a model's circuit for a while: its calls are then refused at once.
             circuit = sent.status == 503 and b"upstream_circuit_open" in sent.body
-            if sent.status >= 500 and not (case.faulted or sent.left or circuit):
+            # An emulated tool call the model would not make, asked again and still not made.
+            unmade = sent.status == 502 and b"invalid_model_output" in sent.body
+            if sent.status >= 500 and not (case.faulted or sent.left or circuit or unmade):
                 problems.append(f"a {sent.status} without a fault: {where} {error}")
     assert not problems, "\n".join(problems)
     # Most were served and billed: the search went through upstream, not around it.
