@@ -15,7 +15,8 @@ RUN /opt/venv/bin/pip install /src
 FROM python:3.11.10-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    O1GW_CONFIG=/etc/o1-gateway/gateway.yaml
+    O1GW_CONFIG=/etc/o1-gateway/gateway.yaml \
+    O1GW__ADMISSION__TEAMS_FILE=""
 RUN useradd --system --uid 10001 --no-create-home gateway
 COPY --from=build /opt/venv /opt/venv
 COPY config/gateway.yaml /etc/o1-gateway/gateway.yaml

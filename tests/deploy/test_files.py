@@ -686,3 +686,12 @@ def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     _promtool("check", "rules", str(path))
+
+
+def test_the_image_names_no_teams_file_it_does_not_have() -> None:
+    """The image copies gateway.yaml alone, whose `teams_file` (config/teams.yaml) is relative
+    to a checkout: the image says there is none, rather than warning at every start that no
+    teams were loaded from a file no image has."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY config/teams.yaml" not in dockerfile
+    assert re.search(r'^\s+O1GW__ADMISSION__TEAMS_FILE=""', dockerfile, re.MULTILINE)
