@@ -1,0 +1,416 @@
+"""The longest an uploaded audio file can play, in whole seconds: what a transcription of it
+can be billed (whisper-1 by the second, gpt-4o transcription models by the audio tokens of
+each second), known before upstream reads it. Pure.
+
+Upstream bills the audio's real length, with no cap but the upload's size (25 MB: at a low
+bitrate, hours). The bound is read from the bytes where that is cheap and certain, and a header
+is never believed when it says less than the bytes can play (a lying header would undercharge);
+what a header claims beyond that is taken too (a reader that trusts it bills it):
+
+- WAV of PCM (integer, float, A-law, mu-law): its data bytes at the rate its format fixes.
+- MP3: every frame header in the file, wherever it is (a decoder that loses sync finds the next
+  one, and one file can hold chains of frames that start at different offsets), each playing
+  its samples at its rate; and the frame count a Xing, Info or VBRI header claims.
+- FLAC: every frame header in the file (its CRC-8 checked), each its block of samples; and the
+  total STREAMINFO claims.
+- Ogg: every page in the file; an Opus packet plays what its TOC byte says (120 ms at most), a
+  Vorbis packet half its long block at most; and the largest granule position a page claims.
+  The pages of another codec, as an unknown file.
+- MP4/M4A, WebM/Matroska and anything else: the bytes at `floor_bytes_per_second`, the lowest
+  bitrate upstream's formats are assumed to go (and the duration an `mvhd`, `mdhd` or Matroska
+  `Duration` claims, where larger).
+
+Counting every candidate frame over-counts a little (a frame sync that happens to occur inside
+audio data counts too): a hold a few per cent above the bill, never below it. The work is one
+pass over the bytes with `re`/`bytes.find` and a few operations a frame: tens of milliseconds
+for 25 MB, so callers run it off the event loop.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+
+# A bound past this is a lie no budget covers; capped so that its price stays an exact integer
+# in Redis (a double), never below any budget a team could have left.
+MAX_SECONDS = 10_000_000
+# The frames (or packets) read one by one, about a second of work: past them, a file made of
+# frame headers is bounded by what its remaining bytes could hold, no longer read. 25 MB of
+# real audio has fewer (an MP3 at 8 kb/s has 350,000 frames).
+MOST_FRAMES = 1_000_000
+
+
+def longest_seconds(data: bytes, floor_bytes_per_second: int) -> int:
+    """The most seconds `data` can play (0 for no bytes)."""
+    if not data:
+        return 0
+    floor = len(data) / floor_bytes_per_second
+    start = _after_id3(data)
+    head = data[start : start + 12]
+    if data.startswith((b"RIFF", b"RF64", b"BW64")) and data[8:12] == b"WAVE":
+        seconds = _wav(data)
+    elif head.startswith(b"fLaC"):
+        seconds = _flac(data, start)
+    elif data.startswith(b"OggS"):
+        seconds = _ogg(data, floor_bytes_per_second)
+    elif _mp3_header(data, start) is not None:
+        seconds = _mp3(data)
+    elif data[4:8] == b"ftyp":
+        seconds = max(floor, _mp4_claim(data))
+    elif data.startswith(b"\x1a\x45\xdf\xa3"):
+        seconds = max(floor, _matroska_claim(data))
+    else:
+        seconds = None
+    if seconds is None:
+        seconds = floor
+    return min(MAX_SECONDS, math.ceil(seconds))
+
+
+def _after_id3(data: bytes) -> int:
+    """Where the audio begins after an ID3v2 tag (0 if none)."""
+    if len(data) < 10 or not data.startswith(b"ID3"):
+        return 0
+    size = 0
+    for byte in data[6:10]:
+        size = size << 7 | byte & 0x7F
+    return 10 + size + (10 if data[5] & 0x10 else 0)
+
+
+# -- WAV -------------------------------------------------------------------------------------------
+
+# Formats whose bytes fix their length: PCM, IEEE float, A-law, mu-law.
+_PCM_TAGS = (1, 3, 6, 7)
+
+
+def _wav(data: bytes) -> float | None:
+    """PCM's data bytes (those declared, or those present if more) at its byte rate, the
+    smallest of the ones its header gives (the longest reading); None for another codec."""
+    at, fmt = 12, None
+    while at + 8 <= len(data):
+        kind = data[at : at + 4]
+        size: int = struct.unpack_from("<I", data, at + 4)[0]
+        body = at + 8
+        if kind == b"fmt " and size >= 16 and body + 16 <= len(data):
+            tag, channels, rate, byte_rate, align, bits = struct.unpack_from("<HHIIHH", data, body)
+            if tag == 0xFFFE and size >= 26 and body + 26 <= len(data):
+                tag = struct.unpack_from("<H", data, body + 24)[0]  # the subformat's
+            fmt = tag, channels, rate, byte_rate, align, bits
+        elif kind == b"data":
+            if fmt is None or fmt[0] not in _PCM_TAGS:
+                return None
+            _, channels, rate, byte_rate, align, bits = fmt
+            rates: list[int] = [
+                r for r in (byte_rate, rate * align, rate * channels * bits // 8) if r > 0
+            ]
+            if not rates or not rate:
+                return None
+            present = len(data) - body
+            # 0 or 0xFFFFFFFF: a stream's (or RF64's) unknown length, read to the end. A larger
+            # size than the bytes (a cut file) is what a reader of the header says it lasts.
+            known = size not in (0, 0xFFFFFFFF)
+            return (max(size, present) if known else present) / min(rates)
+        at = body + size + (size & 1)
+    return None
+
+
+# -- MP3 -------------------------------------------------------------------------------------------
+
+_MP3_SYNC = re.compile(rb"\xff(?=[\xe0-\xff])")
+_MP3_RATES = (44100, 48000, 32000)
+
+
+def _mp3_header(data: bytes, at: int) -> tuple[int, int] | None:
+    """(samples, sample rate) of the frame whose header is at `at`, or None: the checks a decoder
+    makes of a header (ffmpeg's `ff_mpa_check_header`), free format (bitrate 0) taken."""
+    if at + 4 > len(data):
+        return None
+    header = int.from_bytes(data[at : at + 4], "big")
+    version, layer = header >> 19 & 3, header >> 17 & 3
+    bitrate, rate = header >> 12 & 0xF, header >> 10 & 3
+    if header & 0xFFE00000 != 0xFFE00000 or version == 1 or not layer or bitrate == 15:
+        return None
+    if rate == 3:
+        return None
+    # version 3: MPEG-1; 2: MPEG-2 (half the rate); 0: MPEG-2.5 (a quarter).
+    hz = _MP3_RATES[rate] >> (0 if version == 3 else 1 if version == 2 else 2)
+    samples = 384 if layer == 3 else 1152 if layer == 2 or version == 3 else 576
+    return samples, hz
+
+
+# The most one byte offset can add: a frame of 1152 samples at 8 kHz (MPEG-2.5) begins there.
+_MP3_MOST_A_BYTE = 1152 / 8000
+
+
+def _mp3(data: bytes) -> float:
+    seconds = 0.0
+    first: tuple[int, int, int] | None = None
+    for read, match in enumerate(_MP3_SYNC.finditer(data)):
+        if read == MOST_FRAMES:
+            seconds += (len(data) - match.start()) * _MP3_MOST_A_BYTE
+            break
+        frame = _mp3_header(data, match.start())
+        if frame is not None:
+            seconds += frame[0] / frame[1]
+            if first is None:
+                first = match.start(), *frame
+    claim = 0.0
+    if first is not None:
+        at, samples, hz = first
+        # A Xing/Info header sits after the side information, VBRI 32 bytes in.
+        window = data[at + 4 : at + 48]
+        for tag in (b"Xing", b"Info"):
+            found = window.find(tag)
+            if found >= 0 and at + 4 + found + 12 <= len(data):
+                flags, frames = struct.unpack_from(">II", data, at + 4 + found + 4)
+                if flags & 1:
+                    claim = frames * samples / hz
+        if data[at + 36 : at + 40] == b"VBRI" and at + 54 <= len(data):
+            claim = max(claim, struct.unpack_from(">I", data, at + 50)[0] * samples / hz)
+    return max(seconds, claim)
+
+
+# -- FLAC ------------------------------------------------------------------------------------------
+
+_FLAC_SYNC = re.compile(rb"\xff[\xf8\xf9]")
+_FLAC_RATES = (0, 88200, 176400, 192000, 8000, 16000, 22050, 24000, 32000, 44100, 48000, 96000)
+
+
+def _crc8_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc << 1 ^ 0x07 if crc & 0x80 else crc << 1) & 0xFF
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC8 = _crc8_table()
+
+
+def _flac(data: bytes, start: int) -> float | None:
+    """Every frame's block at the lower of its rate and STREAMINFO's, or STREAMINFO's total if
+    more; None without a STREAMINFO rate."""
+    at = start + 4
+    if at + 4 + 18 > len(data) or data[at] & 0x7F != 0:
+        return None
+    info = int.from_bytes(data[at + 4 + 10 : at + 4 + 18], "big")
+    rate, total = info >> 44, info & (1 << 36) - 1
+    if not rate:
+        return None
+    samples = 0.0
+    for read, match in enumerate(_FLAC_SYNC.finditer(data, at)):
+        if read == MOST_FRAMES:  # a frame of 65,536 samples at 1 Hz could begin at each byte
+            return MAX_SECONDS
+        frame = _flac_frame(data, match.start())
+        if frame is not None:
+            block, hz = frame
+            samples += block * rate / min(hz or rate, rate)
+    return max(samples, total) / rate
+
+
+def _flac_frame(data: bytes, at: int) -> tuple[int, int] | None:
+    """(block size, sample rate or 0 for STREAMINFO's) of a frame header at `at` whose
+    reserved bits are 0 and whose CRC-8 matches, else None."""
+    if at + 6 > len(data):
+        return None
+    size_code, rate_code = data[at + 2] >> 4, data[at + 2] & 0xF
+    if not size_code or rate_code == 15 or data[at + 3] & 1 or data[at + 3] >> 4 > 10:
+        return None
+    if data[at + 3] >> 1 & 7 == 3:  # a reserved sample size
+        return None
+    first = data[at + 4]
+    # The frame or sample number, UTF-8 coded: its leading ones say how many bytes follow.
+    extra = 0 if first < 0x80 else 8 - (~first & 0xFF).bit_length() - 1
+    if extra < 0 or extra > 6 or (first >= 0x80 and extra == 0):
+        return None
+    end = at + 5 + extra
+    block = 0
+    if size_code == 1:
+        block = 192
+    elif size_code <= 5:
+        block = 576 << (size_code - 2)
+    elif size_code == 6:
+        block, end = data[end] + 1 if end < len(data) else 0, end + 1
+    elif size_code == 7:
+        block = int.from_bytes(data[end : end + 2], "big") + 1
+        end += 2
+    else:
+        block = 256 << (size_code - 8)
+    hz = _FLAC_RATES[rate_code] if rate_code < 12 else 0
+    if rate_code == 12:
+        hz, end = (data[end] * 1000 if end < len(data) else 0), end + 1
+    elif rate_code in (13, 14):
+        hz = int.from_bytes(data[end : end + 2], "big") * (1 if rate_code == 13 else 10)
+        end += 2
+    if end >= len(data) or (rate_code >= 12 and not hz):
+        return None
+    crc = 0
+    for byte in data[at:end]:
+        crc = _CRC8[crc ^ byte]
+    return (block, hz) if crc == data[end] else None
+
+
+# -- Ogg -------------------------------------------------------------------------------------------
+
+# An Opus frame's length in 48 kHz samples by its TOC configuration: SILK 10-60 ms, hybrid
+# 10-20 ms, CELT 2.5-20 ms.
+_OPUS_FRAME = (480, 960, 1920, 2880) * 3 + (480, 960) * 2 + (120, 240, 480, 960) * 4
+_OPUS_MOST = 5760  # 120 ms: no packet plays more
+
+
+def _opus_packet(data: bytes, at: int, length: int) -> int:
+    """48 kHz samples an Opus packet of `length` bytes (in this page) at `at` plays."""
+    if length < 1:
+        return _OPUS_MOST
+    toc = data[at]
+    code = toc & 3
+    if code == 3 and length < 2:
+        return _OPUS_MOST
+    frames = 1 if code == 0 else 2 if code < 3 else data[at + 1] & 0x3F
+    return min(_OPUS_MOST, frames * _OPUS_FRAME[toc >> 3]) if frames else _OPUS_MOST
+
+
+def _ogg(data: bytes, floor_bytes_per_second: int) -> float:
+    # Per logical stream (serial): its codec's (rate, most samples a packet) from its first
+    # page, the samples its packets play, the largest granule position claimed.
+    codecs: dict[int, tuple[int, int] | None] = {}
+    played: dict[int, float] = {}
+    granule: dict[int, int] = {}
+    unknown = 0  # bytes of pages of another codec
+    read = 0  # packets read one by one
+    at = data.find(b"OggS")
+    while at >= 0 and at + 27 <= len(data):
+        page, segments = at, data[at + 26]
+        if data[at + 4] == 0 and at + 27 + segments <= len(data):
+            flags = data[at + 5]
+            position, serial = struct.unpack_from("<qI", data, at + 6)
+            lacing = data[at + 27 : at + 27 + segments]
+            body = at + 27 + segments
+            if flags & 2 or serial not in codecs:
+                codecs[serial] = _ogg_codec(data, body, lacing)
+            codec = codecs[serial]
+            if codec is None:
+                unknown += 27 + segments + sum(lacing)
+            else:
+                rate, most = codec
+                samples = 0
+                starts = not flags & 1  # a page's first bytes may end the last page's packet
+                if read >= MOST_FRAMES or most:
+                    # Each packet begins at the page's start or after a segment below 255.
+                    begun = max(0, segments - lacing[:-1].count(255) - (0 if starts else 1))
+                    samples = begun * (most or _OPUS_MOST)
+                else:
+                    for length in lacing:
+                        if starts:
+                            samples += _opus_packet(data, body, length)
+                        starts = length < 255
+                        body += length
+                    read += segments
+                played[serial] = played.get(serial, 0) + samples / rate
+                if position > granule.get(serial, -1):
+                    granule[serial] = position
+        at = data.find(b"OggS", page + 4)
+    claims = [
+        granule[serial] / codec[0]
+        for serial, codec in codecs.items()
+        if codec is not None and serial in granule
+    ]
+    heard = max(sum(played.values()), max(claims, default=0))
+    return heard + unknown / floor_bytes_per_second
+
+
+def _ogg_codec(data: bytes, body: int, lacing: bytes) -> tuple[int, int] | None:
+    """(sample rate, most samples a packet plays, 0: read each Opus packet's TOC) of the stream
+    whose first packet begins at `body`; None for a codec not read here."""
+    first = data[body : body + (lacing[0] if lacing else 0)]
+    if first.startswith(b"OpusHead"):
+        return 48000, 0
+    if first.startswith(b"\x01vorbis") and len(first) >= 29:
+        rate = struct.unpack_from("<I", first, 12)[0]
+        # A packet plays at most half the long block (blocksize_1, the high 4 bits).
+        return (rate, (1 << (first[28] >> 4)) // 2) if rate else None
+    return None
+
+
+# -- MP4 and Matroska: what the header claims ------------------------------------------------------
+
+_MP4_CONTAINERS = (b"moov", b"trak", b"mdia")
+_MAX_BOXES = 4096
+
+
+def _mp4_claim(data: bytes) -> float:
+    """The longest duration an `mvhd` or `mdhd` claims, in seconds (0 if none)."""
+    longest, boxes = 0.0, 0
+    stack = [(0, len(data))]
+    while stack and boxes < _MAX_BOXES:
+        at, end = stack.pop()
+        while at + 8 <= end and boxes < _MAX_BOXES:
+            boxes += 1
+            size, kind = struct.unpack_from(">I4s", data, at)
+            header = 8
+            if size == 1 and at + 16 <= end:
+                size, header = struct.unpack_from(">Q", data, at + 8)[0], 16
+            elif size == 0:
+                size = end - at
+            if size < header:
+                break
+            body = at + header
+            if kind in _MP4_CONTAINERS:
+                stack.append((body, min(end, at + size)))
+            elif kind in (b"mvhd", b"mdhd") and body + 32 <= len(data):
+                if data[body] == 1:
+                    scale, duration = struct.unpack_from(">IQ", data, body + 20)
+                else:
+                    scale, duration = struct.unpack_from(">II", data, body + 12)
+                if scale and duration != (1 << (64 if data[body] == 1 else 32)) - 1:
+                    longest = max(longest, duration / scale)
+            at += size
+    return longest
+
+
+_SEGMENT, _INFO = 0x18538067, 0x1549A966
+_TIMECODE_SCALE, _DURATION = 0x2AD7B1, 0x4489
+
+
+def _vint(data: bytes, at: int, *, keep_marker: bool) -> tuple[int, int] | None:
+    """An EBML variable-length integer at `at`: (value, its length); None if malformed. An ID
+    keeps its length marker; a size of all ones (unknown) is returned as -1."""
+    if at >= len(data) or not data[at]:
+        return None
+    length = 9 - data[at].bit_length()
+    if at + length > len(data):
+        return None
+    value = int.from_bytes(data[at : at + length], "big")
+    if keep_marker:
+        return value, length
+    value &= (1 << 7 * length) - 1
+    return (-1 if value == (1 << 7 * length) - 1 else value), length
+
+
+def _matroska_claim(data: bytes) -> float:
+    """The `Duration` of the segment's `Info`, in seconds (0 if none is found early)."""
+    at, end, elements = 0, len(data), 0
+    scale, duration = 1_000_000, 0.0
+    while at < end and elements < 256:
+        elements += 1
+        element = _vint(data, at, keep_marker=True)
+        size = element and _vint(data, at + element[1], keep_marker=False)
+        if element is None or not size:
+            break
+        body = at + element[1] + size[1]
+        if element[0] in (_SEGMENT, _INFO):  # descend
+            if element[0] == _INFO and size[0] >= 0:
+                end = min(end, body + size[0])
+            at = body
+            continue
+        if size[0] < 0:
+            break
+        if element[0] == _TIMECODE_SCALE and size[0] <= 8:
+            scale = int.from_bytes(data[body : body + size[0]], "big")
+        elif element[0] == _DURATION and size[0] in (4, 8) and body + size[0] <= len(data):
+            duration = struct.unpack_from(">f" if size[0] == 4 else ">d", data, body)[0]
+        at = body + size[0]
+    seconds = duration * scale / 1e9
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
