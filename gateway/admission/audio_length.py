@@ -16,9 +16,12 @@ what a header claims beyond that is taken too (a reader that trusts it bills it)
 - Ogg: every page in the file; an Opus packet plays what its TOC byte says (120 ms at most), a
   Vorbis packet half its long block at most; and the largest granule position a page claims.
   The pages of another codec, as an unknown file.
-- MP4/M4A, WebM/Matroska and anything else: the bytes at `floor_bytes_per_second`, the lowest
-  bitrate upstream's formats are assumed to go (and the duration an `mvhd`, `mdhd` or Matroska
-  `Duration` claims, where larger).
+- MP4/M4A: each sound track's sample count, each sample an AAC frame (1,024 samples at the
+  rate its AudioSpecificConfig gives) or an Opus packet (120 ms); and what its time-to-sample
+  table, `mdhd` or `mvhd` claims. A fragmented file, or another codec, as anything else.
+- WebM/Matroska and anything else: the bytes at `floor_bytes_per_second`, the lowest bitrate
+  upstream's formats are assumed to go (and the duration a Matroska `Duration` claims, where
+  larger).
 
 Counting every candidate frame over-counts a little (a frame sync that happens to occur inside
 audio data counts too): a hold a few per cent above the bill, never below it. The work is one
@@ -31,6 +34,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+from collections.abc import Iterator
 
 # A bound past this is a lie no budget covers; capped so that its price stays an exact integer
 # in Redis (a double), never below any budget a team could have left.
@@ -57,7 +61,7 @@ def longest_seconds(data: bytes, floor_bytes_per_second: int) -> int:
     elif _mp3_header(data, start) is not None:
         seconds = _mp3(data)
     elif data[4:8] == b"ftyp":
-        seconds = max(floor, _mp4_claim(data))
+        seconds = _mp4(data, floor)
     elif data.startswith(b"\x1a\x45\xdf\xa3"):
         seconds = max(floor, _matroska_claim(data))
     else:
@@ -334,41 +338,172 @@ def _ogg_codec(data: bytes, body: int, lacing: bytes) -> tuple[int, int] | None:
     return None
 
 
-# -- MP4 and Matroska: what the header claims ------------------------------------------------------
+# -- MP4 ------------------------------------------------------------------------------------------
 
-_MP4_CONTAINERS = (b"moov", b"trak", b"mdia")
+_MP4_TRACK_BOXES = (b"mdia", b"minf", b"stbl")
 _MAX_BOXES = 4096
+# MPEG-4 audio sample rates by their index in an AudioSpecificConfig.
+_AAC_RATES = (
+    96000,
+    88200,
+    64000,
+    48000,
+    44100,
+    32000,
+    24000,
+    22050,
+    16000,
+    12000,
+    11025,
+    8000,
+    7350,
+)
 
 
-def _mp4_claim(data: bytes) -> float:
-    """The longest duration an `mvhd` or `mdhd` claims, in seconds (0 if none)."""
-    longest, boxes = 0.0, 0
-    stack = [(0, len(data))]
-    while stack and boxes < _MAX_BOXES:
-        at, end = stack.pop()
-        while at + 8 <= end and boxes < _MAX_BOXES:
-            boxes += 1
-            size, kind = struct.unpack_from(">I4s", data, at)
-            header = 8
-            if size == 1 and at + 16 <= end:
-                size, header = struct.unpack_from(">Q", data, at + 8)[0], 16
-            elif size == 0:
-                size = end - at
-            if size < header:
-                break
-            body = at + header
-            if kind in _MP4_CONTAINERS:
-                stack.append((body, min(end, at + size)))
-            elif kind in (b"mvhd", b"mdhd") and body + 32 <= len(data):
-                if data[body] == 1:
-                    scale, duration = struct.unpack_from(">IQ", data, body + 20)
-                else:
-                    scale, duration = struct.unpack_from(">II", data, body + 12)
-                if scale and duration != (1 << (64 if data[body] == 1 else 32)) - 1:
-                    longest = max(longest, duration / scale)
-            at += size
-    return longest
+def _mp4(data: bytes, floor: float) -> float:
+    """Each sound track's samples (the sample size table's count), each the most an AAC frame
+    (1,024 samples at its AudioSpecificConfig's rate) or an Opus packet (120 ms) plays, or
+    what its time-to-sample table, `mdhd` or `mvhd` claims, if more. A fragmented file (its
+    samples in `moof` boxes) or a sound track of another codec: the bytes at the floor."""
+    budget = [_MAX_BOXES]
+    claim, played, known = 0.0, 0.0, True
+    for kind, body, end in _mp4_boxes(data, 0, len(data), budget):
+        if kind == b"moof":
+            known = False
+        elif kind == b"moov":
+            for inner, at, stop in _mp4_boxes(data, body, end, budget):
+                if inner == b"mvhd":
+                    claim = max(claim, _mp4_duration(data, at)[0])
+                elif inner == b"trak":
+                    sound, seconds = _mp4_track(data, at, stop, budget)
+                    if sound and seconds is None:
+                        known = False
+                    played += seconds or 0.0
+    if not budget[0]:
+        known = False
+    return max(claim, played if known else max(played, floor))
 
+
+def _mp4_boxes(
+    data: bytes, at: int, end: int, budget: list[int]
+) -> Iterator[tuple[bytes, int, int]]:
+    """(type, body, end) of each box in `data[at:end]`, while `budget` (boxes) lasts."""
+    while at + 8 <= end and budget[0] > 0:
+        budget[0] -= 1
+        size, kind = struct.unpack_from(">I4s", data, at)
+        header = 8
+        if size == 1:
+            if at + 16 > end:
+                return
+            size, header = struct.unpack_from(">Q", data, at + 8)[0], 16
+        elif size == 0:
+            size = end - at
+        if size < header:
+            return
+        yield kind, at + header, min(end, at + size)
+        at += size
+
+
+def _mp4_duration(data: bytes, body: int) -> tuple[float, int]:
+    """(seconds, timescale) an `mvhd` or `mdhd` box at `body` says."""
+    if body + 32 > len(data):
+        return 0.0, 0
+    if data[body] == 1:
+        scale, duration = struct.unpack_from(">IQ", data, body + 20)
+        unknown = (1 << 64) - 1
+    else:
+        scale, duration = struct.unpack_from(">II", data, body + 12)
+        unknown = (1 << 32) - 1
+    if not scale or duration == unknown:
+        return 0.0, scale
+    return duration / scale, scale
+
+
+def _mp4_track(data: bytes, body: int, end: int, budget: list[int]) -> tuple[bool, float | None]:
+    """(whether it is a sound track, the most it plays or None for a codec not read here)."""
+    boxes: dict[bytes, tuple[int, int]] = {}
+    stack = [(body, end)]
+    while stack:
+        at, stop = stack.pop()
+        for kind, inner, inner_end in _mp4_boxes(data, at, stop, budget):
+            if kind in _MP4_TRACK_BOXES:
+                stack.append((inner, inner_end))
+            else:
+                boxes.setdefault(kind, (inner, inner_end))
+    handler = boxes.get(b"hdlr")
+    if handler is None or data[handler[0] + 8 : handler[0] + 12] != b"soun":
+        return False, None
+    claim, scale = _mp4_duration(data, boxes[b"mdhd"][0]) if b"mdhd" in boxes else (0.0, 0)
+    frame = _mp4_frame_seconds(data, boxes.get(b"stsd"))
+    sizes, times = boxes.get(b"stsz"), boxes.get(b"stts")
+    if frame is None or sizes is None or sizes[0] + 12 > sizes[1]:
+        return True, None
+    samples = struct.unpack_from(">I", data, sizes[0] + 8)[0]
+    ticks = 0
+    if times is not None and scale:
+        entries = min(struct.unpack_from(">I", data, times[0] + 4)[0], MOST_FRAMES)
+        entries = min(entries, (times[1] - times[0] - 8) // 8)
+        pairs = struct.iter_unpack(">II", data[times[0] + 8 : times[0] + 8 + entries * 8])
+        ticks = sum(count * delta for count, delta in pairs)
+    return True, max(claim, ticks / scale if scale else 0.0, samples * frame)
+
+
+def _mp4_frame_seconds(data: bytes, stsd: tuple[int, int] | None) -> float | None:
+    """The most one sample of the track's first sample entry plays: an AAC frame (1,024
+    samples, fewer in the low-delay forms, at the core rate its AudioSpecificConfig gives,
+    which a decoder uses, whatever the entry says) or an Opus packet; None for another codec."""
+    if stsd is None or stsd[0] + 16 > stsd[1]:
+        return None
+    entry = stsd[0] + 8
+    size, kind = struct.unpack_from(">I4s", data, entry)
+    if kind == b"Opus":
+        return _OPUS_MOST / 48000
+    found = data.find(b"esds", entry, min(stsd[1], entry + size))
+    if kind != b"mp4a" or found < 0:
+        return None
+    descriptor = _mp4_descriptor(data, found + 8, stsd[1], 3)  # ES_Descriptor
+    if descriptor is None or descriptor[0] + 3 > descriptor[1]:
+        return None
+    at, stop = descriptor
+    flags = data[at + 2]
+    at += 3 + (2 if flags & 0x80 else 0) + (2 if flags & 0x20 else 0)
+    if flags & 0x40 and at < stop:
+        at += 1 + data[at]  # a URL
+    config = _mp4_descriptor(data, at, stop, 4)  # DecoderConfigDescriptor
+    if config is None or config[0] + 13 > config[1] or data[config[0]] != 0x40:
+        return None  # not MPEG-4 audio
+    specific = _mp4_descriptor(data, config[0] + 13, config[1], 5)
+    if specific is None or specific[0] + 5 > specific[1]:
+        return None
+    bits = int.from_bytes(data[specific[0] : specific[0] + 5], "big")  # 40 bits
+    kind_bits, rest = bits >> 35, 35
+    if kind_bits == 31:
+        kind_bits, rest = 32 + (bits >> 29 & 0x3F), 29
+    index = bits >> (rest - 4) & 0xF
+    rate = (
+        (bits >> (rest - 28) & 0xFFFFFF) if index == 15 else _AAC_RATES[index] if index < 13 else 0
+    )
+    if kind_bits == 42 or not rate:  # USAC's frames are longer
+        return None
+    return 1024 / rate
+
+
+def _mp4_descriptor(data: bytes, at: int, end: int, tag: int) -> tuple[int, int] | None:
+    """(body, end) of the MPEG-4 descriptor at `at` if it has `tag`."""
+    if at >= end or data[at] != tag:
+        return None
+    size, at = 0, at + 1
+    for _ in range(4):
+        if at >= end:
+            return None
+        byte, at = data[at], at + 1
+        size = size << 7 | byte & 0x7F
+        if not byte & 0x80:
+            break
+    return at, min(end, at + size)
+
+
+# -- Matroska: what the header claims --------------------------------------------------------------
 
 _SEGMENT, _INFO = 0x18538067, 0x1549A966
 _TIMECODE_SCALE, _DURATION = 0x2AD7B1, 0x4489
