@@ -50,20 +50,21 @@ def longest_seconds(data: bytes, floor_bytes_per_second: int) -> int:
     if not data:
         return 0
     floor = len(data) / floor_bytes_per_second
+    # Decoders skip ID3v2 tags before any format (ffmpeg reads an Ogg file behind one as Ogg).
     start = _after_id3(data)
-    head = data[start : start + 12]
-    if data.startswith((b"RIFF", b"RF64", b"BW64")) and data[8:12] == b"WAVE":
-        seconds = _wav(data)
-    elif head.startswith(b"fLaC"):
-        seconds = _flac(data, start)
-    elif data.startswith(b"OggS"):
-        seconds = _ogg(data, floor_bytes_per_second)
-    elif _mp3_header(data, start) is not None:
+    body = data[start:] if start else data
+    if body.startswith((b"RIFF", b"RF64", b"BW64")) and body[8:12] == b"WAVE":
+        seconds = _wav(body)
+    elif body.startswith(b"fLaC"):
+        seconds = _flac(body, 0)
+    elif body.startswith(b"OggS"):
+        seconds = _ogg(body, floor_bytes_per_second)
+    elif _mp3_header(body, 0) is not None:
         seconds = _mp3(data)
-    elif data[4:8] == b"ftyp":
-        seconds = _mp4(data, floor)
-    elif data.startswith(b"\x1a\x45\xdf\xa3"):
-        seconds = max(floor, _matroska_claim(data))
+    elif body[4:8] == b"ftyp":
+        seconds = _mp4(body, floor)
+    elif body.startswith(b"\x1a\x45\xdf\xa3"):
+        seconds = max(floor, _matroska_claim(body))
     else:
         seconds = None
     if seconds is None:
@@ -72,13 +73,14 @@ def longest_seconds(data: bytes, floor_bytes_per_second: int) -> int:
 
 
 def _after_id3(data: bytes) -> int:
-    """Where the audio begins after an ID3v2 tag (0 if none)."""
-    if len(data) < 10 or not data.startswith(b"ID3"):
-        return 0
-    size = 0
-    for byte in data[6:10]:
-        size = size << 7 | byte & 0x7F
-    return 10 + size + (10 if data[5] & 0x10 else 0)
+    """Where the audio begins after the ID3v2 tags before it (0 if none)."""
+    at = 0
+    while data.startswith(b"ID3", at) and at + 10 <= len(data):
+        size = 0
+        for byte in data[at + 6 : at + 10]:
+            size = size << 7 | byte & 0x7F
+        at += 10 + size + (10 if data[at + 5] & 0x10 else 0)
+    return min(at, len(data))
 
 
 # -- WAV -------------------------------------------------------------------------------------------

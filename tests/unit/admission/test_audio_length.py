@@ -1,5 +1,5 @@
 """The longest an upload can play, read from real files (tests/data/audio: five seconds of a tone,
-made by ffmpeg; `ffprobe` gives the durations below) and from files whose headers lie: never
+thirty of silence in silence.ogg, made by ffmpeg; `ffprobe` gives the durations below) and from files whose headers lie: never
 less than the audio plays, and close to it where the container says."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ FLOOR = 750  # bytes a second: 6 kb/s, the shipped admission.audio_min_bitrate
 DURATIONS = {
     "cbr.mp3": 5.076, "vbr.mp3": 5.076, "mpeg25.mp3": 5.184, "opus.ogg": 5.0065,
     "vorbis.ogg": 5.0, "flac.flac": 5.0, "aac.m4a": 5.0, "opus.webm": 5.008,
+    "silence.ogg": 30.0065,
 }  # fmt: skip
 
 
@@ -155,6 +156,16 @@ def test_ogg_granule_positions_claiming_less_are_not_believed_and_more_are(name:
     rate = 48_000 if name == "opus.ogg" else 16_000
     struct.pack_into("<q", data, pages(bytes(data))[-1] + 6, rate * 3600)
     assert longest_seconds(bytes(data), FLOOR) == 3600
+
+
+def test_a_file_behind_an_id3_tag_is_read_as_its_own_format() -> None:
+    """ffmpeg reads an Ogg file behind an ID3v2 tag as Ogg: 30 s of Opus silence (its DTX
+    packets well under the bitrate floor, 11 kB: 16 s at 6 kb/s) holds its 30 s."""
+    data = read("silence.ogg")
+    assert longest_seconds(data, FLOOR) == 31
+    tags = b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10)
+    assert longest_seconds(tags + tags + data, FLOOR) == 31
+    assert longest_seconds(tags + read("flac.flac"), FLOOR) == 5
 
 
 def test_an_ogg_stream_of_another_codec_is_held_its_bytes_at_the_lowest_bitrate() -> None:
