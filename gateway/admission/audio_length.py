@@ -19,9 +19,11 @@ what a header claims beyond that is taken too (a reader that trusts it bills it)
 - MP4/M4A: each sound track's sample count, each sample an AAC frame (1,024 samples at the
   rate its AudioSpecificConfig gives) or an Opus packet (120 ms); and what its time-to-sample
   table, `mdhd` or `mvhd` claims. A fragmented file, or another codec, as anything else.
-- WebM/Matroska and anything else: the bytes at `floor_bytes_per_second`, the lowest bitrate
-  upstream's formats are assumed to go (and the duration a Matroska `Duration` claims, where
-  larger).
+- WebM/Matroska: each block of an Opus track what its TOC says, of a Vorbis track half the
+  largest block; and the segment's `Duration` or its last block's time. A block of another
+  codec, and whatever a reader skips to the next cluster, as anything else.
+- Anything else: the bytes at `floor_bytes_per_second`, the lowest bitrate upstream's formats
+  are assumed to go.
 
 Counting every candidate frame over-counts a little (a frame sync that happens to occur inside
 audio data counts too): a hold a few per cent above the bill, never below it. The work is one
@@ -64,7 +66,7 @@ def longest_seconds(data: bytes, floor_bytes_per_second: int) -> int:
     elif body[4:8] == b"ftyp":
         seconds = _mp4(body, floor)
     elif body.startswith(b"\x1a\x45\xdf\xa3"):
-        seconds = max(floor, _matroska_claim(body))
+        seconds = _matroska(body, floor_bytes_per_second)
     else:
         seconds = None
     if seconds is None:
@@ -323,8 +325,7 @@ def _ogg(data: bytes, floor_bytes_per_second: int) -> float:
         for serial, codec in codecs.items()
         if codec is not None and serial in granule
     ]
-    heard = max(sum(played.values()), max(claims, default=0))
-    return heard + unknown / floor_bytes_per_second
+    return max(max(claims, default=0), sum(played.values()) + unknown / floor_bytes_per_second)
 
 
 def _ogg_codec(data: bytes, body: int, lacing: bytes) -> tuple[int, int] | None:
@@ -505,10 +506,19 @@ def _mp4_descriptor(data: bytes, at: int, end: int, tag: int) -> tuple[int, int]
     return at, min(end, at + size)
 
 
-# -- Matroska: what the header claims --------------------------------------------------------------
+# -- Matroska and WebM ----------------------------------------------------------------------------
 
-_SEGMENT, _INFO = 0x18538067, 0x1549A966
-_TIMECODE_SCALE, _DURATION = 0x2AD7B1, 0x4489
+# Elements read into: the segment, its info and tracks, each track's entry and audio settings,
+# and the clusters with their block groups.
+_MASTERS = {0x18538067, 0x1549A966, 0x1654AE6B, 0xAE, 0xE1, 0x1F43B675, 0xA0}
+_TRACK_ENTRY, _TRACK_NUMBER, _CODEC_ID, _FREQUENCY = 0xAE, 0xD7, 0x86, 0xB5
+_SIMPLE_BLOCK, _BLOCK = 0xA3, 0xA1
+_CLUSTER_ID = b"\x1f\x43\xb6\x75"
+_TIMECODE_SCALE, _DURATION, _CLUSTER_TIME = 0x2AD7B1, 0x4489, 0xE7
+# The smallest block of a frame: its ID, size, track, time, flags and one byte of payload.
+_SMALLEST_BLOCK = 7
+# The most a Vorbis packet plays: half the largest block a stream may use (8,192 samples).
+_VORBIS_MOST = 4096
 
 
 def _vint(data: bytes, at: int, *, keep_marker: bool) -> tuple[int, int] | None:
@@ -526,28 +536,102 @@ def _vint(data: bytes, at: int, *, keep_marker: bool) -> tuple[int, int] | None:
     return (-1 if value == (1 << 7 * length) - 1 else value), length
 
 
-def _matroska_claim(data: bytes) -> float:
-    """The `Duration` of the segment's `Info`, in seconds (0 if none is found early)."""
-    at, end, elements = 0, len(data), 0
-    scale, duration = 1_000_000, 0.0
-    while at < end and elements < 256:
+def _matroska(data: bytes, floor_bytes_per_second: int) -> float:
+    """Each block of an Opus track what its packet's TOC says (a laced block 120 ms a frame),
+    of a Vorbis track half the largest block; or the segment's `Duration`, or its last block's
+    time, if more. A block of another codec's audio track (or of none declared), and whatever
+    follows an element that cannot be read, count as their bytes at the floor."""
+    tracks: dict[int, tuple[str, float]] = {}  # number -> (codec, sample rate)
+    entry: dict[int, object] = {}
+    played, unread = 0.0, 0
+    scale, duration, cluster, last = 1_000_000, 0.0, 0, 0
+    at, elements = 0, 0
+    length = len(data)
+    while at < length:
         elements += 1
-        element = _vint(data, at, keep_marker=True)
-        size = element and _vint(data, at + element[1], keep_marker=False)
-        if element is None or not size:
+        first = data[at]
+        # A one-byte ID and a one-byte size (every block of a small frame) read inline.
+        element: tuple[int, int] | None
+        size: tuple[int, int] | None
+        if first & 0x80 and at + 1 < length and data[at + 1] & 0x80 and data[at + 1] != 0xFF:
+            element, size = (first, 1), (data[at + 1] & 0x7F, 1)
+        else:
+            element = _vint(data, at, keep_marker=True)
+            size = element and _vint(data, at + element[1], keep_marker=False)
+        if elements > MOST_FRAMES:  # the rest as blocks of the smallest frames, no longer read
+            most = max((_matroska_most(*known) for known in tracks.values()), default=0.0)
+            played += (length - at) * most / _SMALLEST_BLOCK
+            unread += 0 if most else length - at
             break
-        body = at + element[1] + size[1]
-        if element[0] in (_SEGMENT, _INFO):  # descend
-            if element[0] == _INFO and size[0] >= 0:
-                end = min(end, body + size[0])
+        if not element or not size:
+            # A reader resyncs at the next cluster: what lies before it, at the floor.
+            found = data.find(_CLUSTER_ID, at + 1)
+            unread += (found if found >= 0 else length) - at
+            if found < 0:
+                break
+            at = found
+            continue
+        kind, body = element[0], at + element[1] + size[1]
+        if entry and kind in (_TRACK_ENTRY, _SIMPLE_BLOCK, _BLOCK):
+            _matroska_track(entry, tracks)
+            entry = {}
+        if kind in _MASTERS:
             at = body
             continue
-        if size[0] < 0:
-            break
-        if element[0] == _TIMECODE_SCALE and size[0] <= 8:
-            scale = int.from_bytes(data[body : body + size[0]], "big")
-        elif element[0] == _DURATION and size[0] in (4, 8) and body + size[0] <= len(data):
+        if size[0] < 0 or body + size[0] > length:
+            found = data.find(_CLUSTER_ID, at + 1)
+            unread += (found if found >= 0 else length) - at
+            if found < 0:
+                break
+            at = found
+            continue
+        end = body + size[0]
+        if kind in (_TRACK_NUMBER, _CODEC_ID, _FREQUENCY):
+            entry[kind] = data[body:end]
+        elif kind == _TIMECODE_SCALE and size[0] <= 8:
+            scale = int.from_bytes(data[body:end], "big")
+        elif kind == _DURATION and size[0] in (4, 8):
             duration = struct.unpack_from(">f" if size[0] == 4 else ">d", data, body)[0]
-        at = body + size[0]
-    seconds = duration * scale / 1e9
-    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+        elif kind == _CLUSTER_TIME and size[0] <= 8:
+            cluster = int.from_bytes(data[body:end], "big")
+        elif kind in (_SIMPLE_BLOCK, _BLOCK):
+            track = _vint(data, body, keep_marker=False)
+            known = tracks.get(track[0]) if track else None
+            header = body + (track[1] if track else 0) + 3
+            if known is None or header >= end:
+                unread += end - at
+            else:
+                last = max(last, cluster + struct.unpack_from(">h", data, header - 3)[0])
+                played += _matroska_block(data, header, end, *known)
+        at = end
+    _matroska_track(entry, tracks)
+    claims = [duration * scale / 1e9, last * scale / 1e9]
+    claim = max((c for c in claims if math.isfinite(c)), default=0.0)
+    return max(claim, played + unread / floor_bytes_per_second)
+
+
+def _matroska_track(entry: dict[int, object], tracks: dict[int, tuple[str, float]]) -> None:
+    """Record a track entry read so far, if it declares Opus or Vorbis audio."""
+    number, codec = entry.get(_TRACK_NUMBER), entry.get(_CODEC_ID)
+    if not isinstance(number, bytes) or not isinstance(codec, bytes):
+        return
+    frequency = entry.get(_FREQUENCY)
+    rate = 8000.0
+    if isinstance(frequency, bytes) and len(frequency) in (4, 8):
+        rate = struct.unpack(">f" if len(frequency) == 4 else ">d", frequency)[0]
+    name = codec.rstrip(b"\x00").decode("latin-1")
+    if name in ("A_OPUS", "A_VORBIS") and math.isfinite(rate) and rate >= 1:
+        tracks[int.from_bytes(number, "big")] = name, rate
+
+
+def _matroska_most(codec: str, rate: float) -> float:
+    """The most one frame of a track plays, in seconds."""
+    return _VORBIS_MOST / min(rate, 48000.0) if codec == "A_VORBIS" else _OPUS_MOST / 48000
+
+
+def _matroska_block(data: bytes, at: int, end: int, codec: str, rate: float) -> float:
+    """Seconds a block's frames (from `at`, after its flags) play at most."""
+    lacing = data[at - 1] >> 1 & 3
+    if codec == "A_VORBIS" or lacing:
+        return (data[at] + 1 if lacing else 1) * _matroska_most(codec, rate)
+    return _opus_packet(data, at, end - at) / 48000

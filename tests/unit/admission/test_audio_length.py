@@ -1,5 +1,5 @@
 """The longest an upload can play, read from real files (tests/data/audio: five seconds of a tone,
-thirty of silence in silence.ogg, made by ffmpeg; `ffprobe` gives the durations below) and from files whose headers lie: never
+thirty of silence in silence.ogg and silence.webm, made by ffmpeg; `ffprobe` gives the durations below) and from files whose headers lie: never
 less than the audio plays, and close to it where the container says."""
 
 from __future__ import annotations
@@ -51,9 +51,37 @@ def test_a_flac_or_wav_file_is_held_its_length() -> None:
     assert longest_seconds(wav(3, rate=44100, channels=2), FLOOR) == 3
 
 
-def test_webm_is_held_its_bytes_at_the_lowest_bitrate() -> None:
-    data = read("opus.webm")
-    assert longest_seconds(data, FLOOR) == -(-len(data) // FLOOR) >= DURATIONS["opus.webm"]
+def test_a_webm_file_is_held_its_opus_packets() -> None:
+    assert longest_seconds(read("opus.webm"), FLOOR) == 6
+    assert longest_seconds(read("silence.webm"), FLOOR) == 31
+
+
+def test_a_webm_duration_claiming_less_than_its_packets_is_not_believed() -> None:
+    """30 s of Opus silence (DTX: 18.7 kB, 25 s at the bitrate floor) whose `Duration` says a
+    millisecond; a byte a reader skips to the next cluster; blocks past those read."""
+    data = bytearray(read("silence.webm"))
+    at = data.find(b"\x44\x89\x88")
+    struct.pack_into(">d", data, at + 3, 1.0)
+    assert longest_seconds(bytes(data), FLOOR) == 31
+    second = data.find(b"\x1f\x43\xb6\x75", data.find(b"\x1f\x43\xb6\x75") + 4)
+    broken = bytes(data[:second]) + b"\x00" + bytes(data[second:])
+    assert longest_seconds(broken, FLOOR) >= 31
+
+
+def test_a_webm_of_more_blocks_than_are_read_holds_the_rest_at_its_smallest_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(audio_length, "MOST_FRAMES", 100)
+    data = read("silence.webm")
+    # Past the first 100 elements, each 7 bytes may be a block of 120 ms.
+    assert longest_seconds(data, FLOOR) >= (len(data) - 2000) / 7 * 0.12
+
+
+def test_a_webm_track_of_another_codec_is_held_its_bytes_at_the_lowest_bitrate() -> None:
+    data = bytearray(read("silence.webm").replace(b"A_OPUS", b"A_OPUZ"))
+    assert longest_seconds(bytes(data), FLOOR) == 31  # its `Duration`, more than its bytes
+    struct.pack_into(">d", data, data.find(b"\x44\x89\x88") + 3, 1.0)
+    assert longest_seconds(bytes(data), FLOOR) == -(-len(data) // FLOOR)
 
 
 def test_an_m4a_file_is_held_its_aac_frames() -> None:
