@@ -8,7 +8,7 @@ is never believed when it says less than the bytes can play (a lying header woul
 what a header claims beyond that is taken too (a reader that trusts it bills it):
 
 - WAV of PCM (integer, float, A-law, mu-law): its data bytes at the rate its format fixes.
-- MP3: every frame header in the file, wherever it is (a decoder that loses sync finds the next
+- MP3 (and AAC in ADTS frames): every frame header in the file, wherever it is (a decoder that loses sync finds the next
   one, and one file can hold chains of frames that start at different offsets), each playing
   its samples at its rate; and the frame count a Xing, Info or VBRI header claims.
 - FLAC: every frame header in the file (its CRC-8 checked), each its block of samples; and the
@@ -23,7 +23,7 @@ what a header claims beyond that is taken too (a reader that trusts it bills it)
   largest block; and the segment's `Duration` or its last block's time. A block of another
   codec, and whatever a reader skips to the next cluster, as anything else.
 - Anything else: the bytes at `floor_bytes_per_second`, the lowest bitrate upstream's formats
-  are assumed to go.
+  are assumed to go, or its MP3 or ADTS frame headers, if more (junk before them).
 
 Counting every candidate frame over-counts a little (a frame sync that happens to occur inside
 audio data counts too): a hold a few per cent above the bill, never below it. The work is one
@@ -61,14 +61,15 @@ def longest_seconds(data: bytes, floor_bytes_per_second: int) -> int:
         seconds = _flac(body, 0)
     elif body.startswith(b"OggS"):
         seconds = _ogg(body, floor_bytes_per_second)
-    elif _mp3_header(body, 0) is not None:
-        seconds = _mp3(data)
+    elif _mp3_header(body, 0) is not None or _adts_header(body, 0) is not None:
+        seconds = max(_mp3(data), _adts(data))
     elif body[4:8] == b"ftyp":
         seconds = _mp4(body, floor)
     elif body.startswith(b"\x1a\x45\xdf\xa3"):
         seconds = _matroska(body, floor_bytes_per_second)
     else:
-        seconds = None
+        # Decoders find MP3 and ADTS frames behind junk too (ffmpeg probes for them anywhere).
+        seconds = max(floor, _mp3(data), _adts(data))
     if seconds is None:
         seconds = floor
     return min(MAX_SECONDS, math.ceil(seconds))
@@ -176,6 +177,39 @@ def _mp3(data: bytes) -> float:
         if data[at + 36 : at + 40] == b"VBRI" and at + 54 <= len(data):
             claim = max(claim, struct.unpack_from(">I", data, at + 50)[0] * samples / hz)
     return max(seconds, claim)
+
+
+# -- AAC in ADTS frames ----------------------------------------------------------------------------
+
+_ADTS_SYNC = re.compile(rb"\xff(?=[\xf0\xf1\xf8\xf9])")
+# The most one byte offset can add: a frame of four blocks of 1,024 samples at 7,350 Hz.
+_ADTS_MOST_A_BYTE = 4 * 1024 / 7350
+
+
+def _adts_header(data: bytes, at: int) -> float | None:
+    """Seconds the ADTS frame whose header is at `at` plays (its raw data blocks of 1,024
+    samples at its rate), or None: not a header a decoder takes."""
+    if at + 7 > len(data):
+        return None
+    header = int.from_bytes(data[at : at + 7], "big")  # 56 bits
+    if header >> 44 != 0xFFF or header >> 41 & 3:  # the sync word, layer 0
+        return None
+    index, length = header >> 34 & 0xF, header >> 13 & 0x1FFF
+    if index >= len(_AAC_RATES) or length < 7:
+        return None
+    return ((header & 3) + 1) * 1024 / _AAC_RATES[index]
+
+
+def _adts(data: bytes) -> float:
+    """Every ADTS frame header in the file, wherever it is (as MP3's)."""
+    seconds = 0.0
+    for read, match in enumerate(_ADTS_SYNC.finditer(data)):
+        if read == MOST_FRAMES:
+            return seconds + (len(data) - match.start()) * _ADTS_MOST_A_BYTE
+        frame = _adts_header(data, match.start())
+        if frame is not None:
+            seconds += frame
+    return seconds
 
 
 # -- FLAC ------------------------------------------------------------------------------------------

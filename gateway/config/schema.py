@@ -206,9 +206,8 @@ class AdmissionConfig:
     # Teams and keys declared in YAML, loaded into the store at start ("" = none).
     teams_file: str = ""
     # The lowest bitrate (bits a second) of the audio upstream transcribes, assumed where the
-    # gateway cannot read an upload's length from its container (fragmented MP4, ADTS AAC,
-    # another codec in Ogg, WAV, MP4 or WebM): such a file is held as lasting its bytes at this
-    # rate. 6 kb/s is Opus's lowest (and below any MP3, AAC or Vorbis encoder's).
+    # gateway cannot read an upload's length from its container (fragmented MP4, another
+    # codec in Ogg, WAV, MP4 or WebM): such a file is held as lasting its bytes at this rate. 6 kb/s is Opus's lowest (and below any MP3, AAC or Vorbis encoder's).
     audio_min_bitrate: int = 6000
     # Serve callers with an unknown or missing key as this team ("" = refuse them). Simulate mode
     # uses "sandbox" when this is empty: no real money is at stake there.

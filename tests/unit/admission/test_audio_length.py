@@ -1,5 +1,5 @@
 """The longest an upload can play, read from real files (tests/data/audio: five seconds of a tone,
-thirty of silence in silence.ogg and silence.webm, made by ffmpeg; `ffprobe` gives the durations below) and from files whose headers lie: never
+thirty of silence in silence.ogg, silence.webm and silence.aac, made by ffmpeg; `ffprobe` gives the durations below) and from files whose headers lie: never
 less than the audio plays, and close to it where the container says."""
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def test_a_fragmented_mp4_is_held_its_bytes_at_the_lowest_bitrate() -> None:
 def test_anything_else_is_held_its_bytes_at_the_lowest_bitrate() -> None:
     assert longest_seconds(b"\x00" * 48_000, FLOOR) == 64
     assert longest_seconds(b"", FLOOR) == 0
-    # AAC in ADTS frames is no MP3 (its layer bits are 0), nor is a tag before something else.
+    # No MP3 or ADTS frame (its frame length 0), nor a tag before something else.
     assert longest_seconds(b"\xff\xf1\x50\x80" + b"\x00" * 7496, FLOOR) == 10
     tagged = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\x00" * 7490
     assert longest_seconds(tagged, FLOOR) == 10
@@ -155,6 +155,19 @@ def test_mp3_frames_behind_junk_or_after_another_chain_count() -> None:
     first = data.find(b"\xff\xf3")  # after the ID3 tag: MPEG-2 layer III frames
     junk = data[:first] + data[first : first + 4] + b"\x00" * 5000 + data[first:]
     assert longest_seconds(junk, FLOOR) >= DURATIONS["cbr.mp3"]
+
+
+def test_aac_in_adts_frames_is_held_its_frames() -> None:
+    """30 s of AAC silence at 8 kHz in 2.6 kB (3 s at the bitrate floor): 236 frames of 1,024
+    samples (ffmpeg decodes 483,328 bytes of 16-bit samples: 30.2 s)."""
+    data = read("silence.aac")
+    assert longest_seconds(data, FLOOR) == 31
+    # Behind junk, or a frame and junk: a decoder finds the frames (ffmpeg probes for them).
+    assert longest_seconds(b"\x00" * 100 + data, FLOOR) == 31
+    assert longest_seconds(data[:7] + b"\x00" * 100 + data, FLOOR) == 31
+    # And an MP3's frames behind junk.
+    mp3 = read("cbr.mp3")
+    assert longest_seconds(b"\x00" * 100 + mp3, FLOOR) >= DURATIONS["cbr.mp3"]
 
 
 def test_a_flac_streaminfo_claiming_fewer_samples_is_not_believed_and_more_is() -> None:
