@@ -304,11 +304,11 @@ _OPUS_MOST = 5760  # 120 ms: no packet plays more
 
 def _opus_packet(data: bytes, at: int, length: int) -> int:
     """48 kHz samples an Opus packet of `length` bytes (in this page) at `at` plays."""
-    if length < 1:
+    if length < 1 or at >= len(data):  # empty, or cut off with the file
         return _OPUS_MOST
     toc = data[at]
     code = toc & 3
-    if code == 3 and length < 2:
+    if code == 3 and (length < 2 or at + 1 >= len(data)):
         return _OPUS_MOST
     frames = 1 if code == 0 else 2 if code < 3 else data[at + 1] & 0x3F
     return min(_OPUS_MOST, frames * _OPUS_FRAME[toc >> 3]) if frames else _OPUS_MOST

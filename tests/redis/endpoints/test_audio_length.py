@@ -95,3 +95,24 @@ def test_a_long_file_is_charged_what_upstream_bills(
     before = billed(simulator)
     sdk(gateway, "payer").audio.transcriptions.create(model=model, file=("long.wav", wav(seconds)))
     assert spend(store, "payer")[0] == billed(simulator) - before > int(float(budget) * 1e6)
+
+
+def test_an_upload_cut_short_is_served_and_charged_never_a_500(
+    start_gateway: GatewayFactory,
+    simulator: ServerThread,
+    redis_server: str,
+    store: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    """An Ogg file cut inside a page (its lacing says more bytes than are left) is read for its
+    length like any other: served, and charged what upstream bills."""
+    audio = (Path(__file__).parents[2] / "data" / "audio" / "opus.ogg").read_bytes()
+    last = audio.rfind(b"OggS")
+    cut = audio[: last + 27 + audio[last + 26]]
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, {"payer": {"tier": "tier-5"}})
+    before = billed(simulator)
+    answer = sdk(gateway, "payer").audio.transcriptions.create(
+        model="whisper-1", file=("cut.ogg", cut)
+    )
+    assert answer.text
+    assert spend(store, "payer")[0] == billed(simulator) - before > 0

@@ -209,6 +209,16 @@ def test_a_file_behind_an_id3_tag_is_read_as_its_own_format() -> None:
     assert longest_seconds(tags + read("flac.flac"), FLOOR) == 5
 
 
+def test_an_ogg_file_cut_inside_a_page_is_held_what_its_page_says() -> None:
+    """A page whose lacing says more bytes than the file has left (an upload cut short): its
+    packets counted at their longest, never an error (a 500)."""
+    data = read("opus.ogg")
+    last = pages(data)[-1]
+    cut = data[: last + 27 + data[last + 26]]  # the last page's header, none of its packets
+    assert DURATIONS["opus.ogg"] <= longest_seconds(cut, FLOOR) <= 40
+    assert longest_seconds(cut + b"\x01", FLOOR) >= DURATIONS["opus.ogg"]
+
+
 def test_an_ogg_stream_of_another_codec_is_held_its_bytes_at_the_lowest_bitrate() -> None:
     data = bytearray(read("opus.ogg"))
     data[data.find(b"OpusHead") : data.find(b"OpusHead") + 8] = b"Speex   "
