@@ -8,9 +8,10 @@ is never believed when it says less than the bytes can play (a lying header woul
 what a header claims beyond that is taken too (a reader that trusts it bills it):
 
 - WAV of PCM (integer, float, A-law, mu-law): its data bytes at the rate its format fixes.
-- MP3 (and AAC in ADTS frames): every frame header in the file, wherever it is (a decoder that loses sync finds the next
-  one, and one file can hold chains of frames that start at different offsets), each playing
-  its samples at its rate; and the frame count a Xing, Info or VBRI header claims.
+- MP3 (and AAC in ADTS frames): every frame header in the file, wherever it is (a decoder
+  that loses sync finds the next one, and one file can hold chains of frames that start at
+  different offsets), each playing its samples at its rate; and the frame count a Xing, Info
+  or VBRI header claims.
 - FLAC: every frame header in the file (its CRC-8 checked), each its block of samples; and the
   total STREAMINFO claims.
 - Ogg: every page in the file; an Opus packet plays what its TOC byte says (120 ms at most), a
@@ -28,7 +29,8 @@ what a header claims beyond that is taken too (a reader that trusts it bills it)
 Counting every candidate frame over-counts a little (a frame sync that happens to occur inside
 audio data counts too): a hold a few per cent above the bill, never below it. The work is one
 pass over the bytes with `re`/`bytes.find` and a few operations a frame: tens of milliseconds
-for 25 MB, so callers run it off the event loop.
+for 25 MB of most files, about a second for WebM's many small blocks or a file made of frame
+headers (`MOST_FRAMES`), so callers run it off the event loop.
 """
 
 from __future__ import annotations
