@@ -51,6 +51,25 @@ def config_of(simulator: ServerThread, max_audio_minutes: int) -> Config:
 CASES = [("whisper-1", "0.010", 124.9), ("gpt-4o-mini-transcribe", "0.014", 312.4)]
 
 
+def test_a_translation_longer_than_max_audio_minutes_never_takes_a_team_past_its_budget(
+    start_gateway: GatewayFactory,
+    simulator: ServerThread,
+    redis_server: str,
+    store: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    teams = {"short": {"tier": "tier-5", "budget_usd": "0.010"}}
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, teams, config=config_of(simulator, 1)
+    )
+    with pytest.raises(openai.RateLimitError) as refused:
+        sdk(gateway, "short").audio.translations.create(
+            model="whisper-1", file=("long.wav", wav(124.9))
+        )
+    assert refused.value.code == "request_over_budget"
+    assert spend(store, "short") == (0, 0)
+
+
 @pytest.mark.parametrize(("model", "budget", "seconds"), CASES)
 def test_a_file_longer_than_max_audio_minutes_never_takes_a_team_past_its_budget(
     start_gateway: GatewayFactory,
