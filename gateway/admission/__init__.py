@@ -2,7 +2,8 @@
 charged when it ends.
 
 Pure: `plan` (which limits apply, and the plan the script checks), `pricing` (costs in integer
-micro-dollars), `decision` (the script's reply decoded, the `x-ratelimit-*` headers and the 429
+micro-dollars), `audio_length` (the longest an audio upload can play, what a transcription of it
+can be billed), `decision` (the script's reply decoded, the `x-ratelimit-*` headers and the 429
 of a refusal) and `local_buckets` (the same buckets in-process, standing in for the rate limits
 while Redis is away) and `auth_backoff` (failed operator keys slowed per client address).
 I/O: `redis_side` runs `admission.lua`, one round trip that checks every

@@ -364,9 +364,10 @@ def speech_cost(payload: dict[str, Any], model: ModelConfig) -> int:
     return -(-characters * model.character_price // PER_TOKENS)
 
 
-def audio_reserve(model: ModelConfig) -> int:
-    """A transcription, before its audio's length is known: the configured longest audio."""
-    return model.max_audio_minutes * model.minute_price
+def audio_reserve(model: ModelConfig, seconds: int) -> int:
+    """A transcription, before upstream says how long its audio was: the longest it can play
+    (`audio_length`), by the second."""
+    return -(-seconds * model.minute_price // MINUTE_S)
 
 
 def audio_cost(model: ModelConfig, answer: Any) -> int | None:
@@ -410,13 +411,13 @@ def speech_tokens_worst_case(payload: dict[str, Any], model: ModelConfig) -> Aud
     return AudioUsage(text_input=text_tokens, audio_output=audio)
 
 
-def transcription_tokens_worst_case(prompt: Any, model: ModelConfig) -> AudioUsage:
-    """The most a token-priced transcription can use before its audio is known: the prompt's
-    text tokens, `max_audio_minutes` of audio at `audio_tokens_per_minute`, and a transcript
-    of the model's `max_output` tokens."""
+def transcription_tokens_worst_case(prompt: Any, model: ModelConfig, seconds: int) -> AudioUsage:
+    """The most a token-priced transcription can use before upstream reports it: the prompt's
+    text tokens, the audio's longest length (`audio_length`) at `audio_tokens_per_minute`, and
+    a transcript of the model's `max_output` tokens."""
     return AudioUsage(
         text_input=tokens.count_text(prompt) if isinstance(prompt, str) else 0,
-        audio_input=model.max_audio_minutes * model.audio_tokens_per_minute,
+        audio_input=-(-seconds * model.audio_tokens_per_minute // MINUTE_S),
         text_output=model.max_output,
     )
 

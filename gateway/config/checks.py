@@ -192,6 +192,8 @@ def check(config: Config) -> None:
             raise ConfigError(f"admission.{key}: expected 'open' or 'closed'")
     if admission.hold_ttl_s <= 0:
         raise ConfigError("admission.hold_ttl_s: must be positive")
+    if admission.audio_min_bitrate <= 0:
+        raise ConfigError("admission.audio_min_bitrate: must be positive")
     if admission.cache_ttl_s < 0:
         raise ConfigError("admission.cache_ttl_s: must not be negative")
     for alias, policy in config.routing.policies.items():

@@ -113,12 +113,13 @@ class ModelConfig:
     image_input_tokens: ImageInputTokens = field(default_factory=ImageInputTokens)
     character_price: Usd = field(default_factory=lambda: Usd(0))  # per 1M characters (tts-1)
     minute_price: Usd = field(default_factory=lambda: Usd(0))  # per minute of audio (whisper-1)
-    # What a transcription holds until upstream reports the audio's length.
+    # No longer read: upstream bills audio of any length, so a transcription holds the longest
+    # its own file can play (`admission.audio_min_bitrate`). Kept so that configs naming it load.
     max_audio_minutes: int = 30
     fine_tuning: FineTuningPrice = field(default_factory=FineTuningPrice)
     # Token-priced audio models: what the hold counts while the audio tokens are unknown. The
-    # audio tokens a minute of uploaded audio reads (with max_audio_minutes), and the most audio
-    # tokens one character of speech input makes (at speed 1; a slower speed holds more).
+    # audio tokens a minute of uploaded audio reads (for as long as the file can play), and the
+    # most audio tokens one character of speech input makes (at speed 1; slower holds more).
     audio_tokens_per_minute: int = 0
     audio_tokens_per_character: int = 0
     # The day upstream stops serving it (YYYY-MM-DD), and the model that serves its requests
@@ -204,6 +205,11 @@ class AdmissionConfig:
     cache_ttl_s: float = 1.0
     # Teams and keys declared in YAML, loaded into the store at start ("" = none).
     teams_file: str = ""
+    # The lowest bitrate (bits a second) of the audio upstream transcribes, assumed where the
+    # gateway cannot read an upload's length from its container (fragmented MP4, another
+    # codec in Ogg, WAV, MP4 or WebM): such a file is held as lasting its bytes at this rate.
+    # 6 kb/s is Opus's lowest (and below any MP3, AAC or Vorbis encoder's).
+    audio_min_bitrate: int = 6000
     # Serve callers that send no key (no Authorization header) as this team ("" = refuse them);
     # a key that is sent and fails is refused whatever this says. Simulate mode uses "sandbox"
     # when this is empty: no real money is at stake there.

@@ -10,6 +10,7 @@ they come and charged from their done event's usage."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -19,7 +20,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.admission import pricing
+from gateway.admission import audio_length, pricing
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import audio_tokens_cost
 from gateway.config import ModelConfig
@@ -64,10 +65,10 @@ class Cost(Enum):
     # with token prices) the input's text tokens and a bound of audio tokens a character;
     # settled to the `usage` of a `stream_format: sse` answer (raw audio is charged the hold).
     SPEECH = "speech"
-    # The configured longest audio at the minute price; settled to the seconds the answer
-    # reports (an answer that does not say is charged what was held). Or (a model with token
-    # prices) the prompt, the longest audio's audio tokens and the longest transcript; settled
-    # to the `usage` reported.
+    # The longest the uploaded audio can play (`audio_length`) at the minute price; settled to
+    # the seconds the answer reports (an answer that does not say is charged what was held). Or
+    # (a model with token prices) the prompt, that audio's audio tokens and the longest
+    # transcript; settled to the `usage` reported.
     TRANSCRIPTION = "transcription"
     # Nothing to pay (moderations): counted against the request limits.
     FREE = "free"
@@ -138,6 +139,8 @@ async def serve(request: Request, rules: Governed) -> Response:
         raise errors.model_not_found(name)  # not priced: never served free
     exchange.model = exchange.routed_model = label
     attempt = GovernedAttempt(gw, request, exchange, caller, label, model, rules.cost, payload)
+    if parts is not None:
+        attempt.files = field_values(parts, "file")
     try:
         if gw.config.admission.enabled:
             await attempt.hold()
@@ -157,7 +160,9 @@ async def serve(request: Request, rules: Governed) -> Response:
 class GovernedAttempt(Attempt):
     """One call of a governed endpoint: held by its cost rule, settled by it."""
 
-    __slots__ = ("asked", "audio_tokens", "config", "cost", "label", "payload", "rendered")
+    __slots__ = (
+        "asked", "audio_tokens", "config", "cost", "files", "label", "payload", "rendered",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -178,6 +183,8 @@ class GovernedAttempt(Attempt):
         self.cost = cost
         self.payload = payload
         self.audio_tokens = by_tokens(cost, config)
+        # An upload's audio: every part named `file` (any may be the one upstream reads).
+        self.files: list[bytes] = []
         # The form the client asked an audio answer in, when upstream is asked another that
         # reports its usage (`ask_usage`), and the answer rendered back in it.
         self.asked: str | None = None
@@ -201,7 +208,13 @@ class GovernedAttempt(Attempt):
 
     async def hold(self) -> None:
         gw, model = self.gw, self.config
-        prompt, completion, reserve = worst_case(self.cost, self.payload, model)
+        seconds = 0
+        if self.cost is Cost.TRANSCRIPTION and self.files:
+            # A pass over up to the whole body (tens of ms for 25 MB): off the event loop.
+            seconds = await asyncio.to_thread(
+                longest_audio, self.files, gw.config.admission.audio_min_bitrate
+            )
+        prompt, completion, reserve = worst_case(self.cost, self.payload, model, seconds)
         shape = gw.plan_shapes().get(
             self.caller.team, self.caller.key, self.label, endpoint=self.exchange.endpoint
         )
@@ -331,8 +344,11 @@ class GovernedAttempt(Attempt):
             ticket.settle(used)
 
 
-def worst_case(cost: Cost, payload: dict[str, Any], model: ModelConfig) -> tuple[int, int, int]:
-    """(prompt tokens, completion tokens, micro-dollars) of the most the call can use."""
+def worst_case(
+    cost: Cost, payload: dict[str, Any], model: ModelConfig, audio_seconds: int = 0
+) -> tuple[int, int, int]:
+    """(prompt tokens, completion tokens, micro-dollars) of the most the call can use; a
+    transcription's audio plays `audio_seconds` at most (`longest_audio`)."""
     price = model.price
     if cost is Cost.EMBEDDINGS:
         prompt = pricing.input_tokens(payload.get("input"))
@@ -350,13 +366,19 @@ def worst_case(cost: Cost, payload: dict[str, Any], model: ModelConfig) -> tuple
         tokens = used.usage
         return tokens.prompt_tokens, tokens.completion_tokens, audio_tokens_cost(price, used)
     if cost is Cost.TRANSCRIPTION and not by_tokens(cost, model):
-        return 0, 0, pricing.audio_reserve(model)
+        return 0, 0, pricing.audio_reserve(model, audio_seconds)
     if cost is Cost.TRANSCRIPTION:
-        used = pricing.transcription_tokens_worst_case(payload.get("prompt"), model)
-        # The token limits count the audio once it is reported: at its longest (30 minutes is
-        # 30,000 tokens) it would not fit a per-minute token limit most tiers have.
+        used = pricing.transcription_tokens_worst_case(payload.get("prompt"), model, audio_seconds)
+        # The token limits count the audio once it is reported: at its longest (an hour is
+        # 60,000 tokens) it would not fit a per-minute token limit most tiers have.
         return used.text_input, used.text_output, audio_tokens_cost(price, used)
     return 0, 0, 0
+
+
+def longest_audio(files: list[bytes], min_bitrate: int) -> int:
+    """The most seconds any of an upload's files can play: upstream bills the one it reads."""
+    floor = max(1, min_bitrate // 8)
+    return max((audio_length.longest_seconds(data, floor) for data in files), default=0)
 
 
 def by_tokens(cost: Cost, model: ModelConfig) -> bool:

@@ -120,7 +120,7 @@ TABLE: tuple[Endpoint, ...] = (
     Endpoint(
         "POST", "/v1/audio/transcriptions",
         governed(Governed(Cost.TRANSCRIPTION, form=True)), "form field",
-        "max_audio_minutes at the minute price (whisper-1), or the prompt, max_audio_minutes of "
+        "the longest the upload can play at the minute price (whisper-1), or the prompt, its "
         "audio tokens and the transcript cap (gpt-4o models); settled to the seconds or the "
         "token usage reported (streamed: its done event; text asked upstream as json, "
         "subtitles as verbose_json)", "-",
@@ -128,8 +128,8 @@ TABLE: tuple[Endpoint, ...] = (
     Endpoint(
         "POST", "/v1/audio/translations",
         governed(Governed(Cost.TRANSCRIPTION, form=True)), "form field",
-        "max_audio_minutes at the minute price; settled to the seconds reported (json, text and "
-        "subtitles asked upstream as verbose_json)", "-",
+        "the longest the upload can play at the minute price; settled to the seconds reported "
+        "(json, text and subtitles asked upstream as verbose_json)", "-",
     ),
     Endpoint(
         "POST", "/v1/files", files.upload, "-", "free: counted against request limits",

@@ -20,7 +20,7 @@ from gateway.admission.pricing import (
     tiered,
     worst_case_micros,
 )
-from gateway.config import ImageInputTokens, ModelConfig, Price
+from gateway.config import ImageInputTokens, ModelConfig, Price, Usd
 from gateway.wire.errors import GatewayError
 from gateway.wire.tokens import count_text
 from gateway.wire.usage import Usage, usage_from
@@ -250,11 +250,25 @@ def test_a_transcription_holds_its_prompt_the_longest_audio_and_transcript() -> 
         upstream="gpt-4o-transcribe", price=TRANSCRIBE, max_output=2000,
         audio_tokens_per_minute=1000, max_audio_minutes=30,
     )  # fmt: skip
-    held = transcription_tokens_worst_case("Names: Ada, Grace.", model)
+    # Half an hour of audio (whatever max_audio_minutes says: no longer read).
+    held = transcription_tokens_worst_case("Names: Ada, Grace.", model, 1800)
     assert held == AudioUsage(text_input=6, audio_input=30_000, text_output=2000)
     # $0.000015 + $0.18 + $0.02
     assert audio_tokens_cost(TRANSCRIBE, held) == 200_015
-    assert transcription_tokens_worst_case(None, model).text_input == 0
+    assert transcription_tokens_worst_case(None, model, 1800).text_input == 0
+    # Two hours: 120,000 audio tokens; a second, 17 (rounded up).
+    assert transcription_tokens_worst_case(None, model, 7200).audio_input == 120_000
+    assert transcription_tokens_worst_case(None, model, 1).audio_input == 17
+
+
+def test_a_whisper_transcription_holds_the_longest_audio_by_the_second() -> None:
+    from gateway.admission.pricing import audio_reserve
+    from gateway.config import ModelConfig
+
+    model = ModelConfig(upstream="whisper-1", minute_price=Usd(6000), max_audio_minutes=30)
+    assert audio_reserve(model, 7200) == 720_000  # two hours at $0.006 a minute
+    assert audio_reserve(model, 1) == 100
+    assert audio_reserve(model, 0) == 0
 
 
 def test_a_long_prompt_costs_what_the_simulator_bills_on_todays_models() -> None:
