@@ -210,10 +210,12 @@ class GovernedAttempt(Attempt):
         gw, model = self.gw, self.config
         seconds = 0
         if self.cost is Cost.TRANSCRIPTION and self.files:
-            # A pass over up to the whole body (tens of ms for 25 MB): off the event loop.
-            seconds = await asyncio.to_thread(
-                longest_audio, self.files, gw.config.admission.audio_min_bitrate
-            )
+            # A pass over up to the whole body (tens of ms for most 25 MB files, seconds for a
+            # hostile one): off the event loop, one upload at a time (`Gateway.audio_reads`).
+            async with gw.audio_reads:
+                seconds = await asyncio.to_thread(
+                    longest_audio, self.files, gw.config.admission.audio_min_bitrate
+                )
         prompt, completion, reserve = worst_case(self.cost, self.payload, model, seconds)
         shape = gw.plan_shapes().get(
             self.caller.team, self.caller.key, self.label, endpoint=self.exchange.endpoint

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import threading
+import time
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
@@ -17,6 +20,7 @@ import pytest
 import redis
 
 from gateway.config import Config
+from gateway.endpoints import governed
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, sdk, serve_teams
@@ -135,3 +139,38 @@ def test_an_upload_cut_short_is_served_and_charged_never_a_500(
     )
     assert answer.text
     assert spend(store, "payer")[0] == billed(simulator) - before > 0
+
+
+def test_uploads_are_read_for_their_length_one_at_a_time(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The length reader is Python holding the GIL, for seconds on a hostile file: uploads
+    arriving together are read one after the other, so the event loop (every other team's
+    requests) shares the CPU with one reader at most, never with a thread pool of them."""
+    reading, most = 0, 0
+    lock = threading.Lock()
+    read = governed.longest_audio
+
+    def watched(files: list[bytes], min_bitrate: int) -> int:
+        nonlocal reading, most
+        with lock:
+            reading += 1
+            most = max(most, reading)
+        time.sleep(0.2)
+        with lock:
+            reading -= 1
+        return read(files, min_bitrate)
+
+    monkeypatch.setattr(governed, "longest_audio", watched)
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, {"payer": {"tier": "tier-5"}})
+
+    def transcribe(_: int) -> str:
+        client = sdk(gateway, "payer")
+        return client.audio.transcriptions.create(model="whisper-1", file=("a.wav", wav(2))).text
+
+    with ThreadPoolExecutor(4) as pool:
+        texts = list(pool.map(transcribe, range(4)))
+    assert all(texts) and most == 1
