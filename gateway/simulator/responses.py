@@ -352,8 +352,10 @@ def as_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             output = item["output"]
             content = output if isinstance(output, str) else _text(output)
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": content})
-        else:
+        elif kind == "message":
             messages.append({"role": item["role"], "content": _text(item.get("content"))})
+        # Other items (a hosted tool's call, a reasoning item) come back in a chained history or
+        # by reference, and are no chat message: no text of theirs reaches the model.
     return messages
 
 

@@ -117,3 +117,19 @@ def test_items_become_chat_messages_and_tools_stop_after_a_result() -> None:
     after = responses.chat_body(body, [*messages, *responses.as_messages([result])])
     assert "tools" not in after and "tool_choice" not in after
     assert after["messages"][-1] == {"role": "tool", "tool_call_id": "call_2", "content": "42"}
+
+
+def test_hosted_calls_and_reasoning_in_a_history_are_no_chat_messages() -> None:
+    # A response that searched the web (or reasoned) chained by `previous_response_id`: its
+    # output items without a role were read as messages, and the simulator answered a 500.
+    history = [
+        {"role": "user", "content": "Search"},
+        {"id": "ws_1", "type": "web_search_call", "status": "completed"},
+        {"id": "rs_1", "type": "reasoning", "summary": []},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Found"}]},
+    ]  # fmt: skip
+    messages = responses.as_messages(history)
+    assert messages == [
+        {"role": "user", "content": "Search"},
+        {"role": "assistant", "content": "Found"},
+    ]
