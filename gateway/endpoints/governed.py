@@ -209,8 +209,8 @@ class GovernedAttempt(Attempt):
     def read_to_end(self) -> bool:
         """A token-priced audio event stream is billed whole, whoever reads it (upstream has
         all the audio or text it was sent), and only its done event says how many audio tokens
-        that was: read to its end, it is charged exactly that, where its hold (30 minutes of
-        audio for a clip of seconds) would be charged had the gateway stopped reading."""
+        that was: read to its end, it is charged exactly that, where its whole hold would be
+        charged had the gateway stopped reading."""
         return self.audio_tokens and self.streams() is None
 
     async def hold(self) -> None:
