@@ -163,7 +163,8 @@ async def _keepalive_then_answer(
             # The client has had its 200: only the metrics and the log tell of the failure.
             code = errors.upstream_status(status).code or ""
             attempt.exchange.error_code = code
-            gw.metrics.upstream_errors.labels(code).inc()
+            if status < 500:  # a 5xx was counted as it came (`Attempt.send`)
+                gw.metrics.upstream_errors.labels(code).inc()
             yield sse.encode(orjson.loads(errors.upstream_error_body(status, content)))
             return
         events, usage = _fake_stream_events(content, adapted)
