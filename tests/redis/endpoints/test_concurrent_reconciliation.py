@@ -40,6 +40,7 @@ from gateway.simulator import create_simulator
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
 from tests.redis.endpoints.teams import key_of, serve_teams
 from tests.redis.endpoints.test_reconciliation import (
+    ERAS,
     Case,
     chat,
     completions,
@@ -274,8 +275,9 @@ async def batch(run: Run, client: httpx.AsyncClient, team: Team, rng: random.Ran
         await client.post(f"{run.simulator.url}/_sim/batches/{batch_id}/complete")
 
 
+O1_ERA = ERAS["o1-2024"]  # the simulator's own calendar: the o1 era's models
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
-    "chat": chat, "embeddings": embeddings, "completions": completions, "images": images,
+    "chat": lambda rng: chat(rng, O1_ERA), "embeddings": embeddings, "completions": completions, "images": images,
     "speech": speech, "transcription": transcription,
 }  # fmt: skip
 
@@ -296,7 +298,7 @@ async def one(run: Run, clients: list[httpx.AsyncClient], rng: random.Random) ->
         await stolen(run, client, team, rng)
         return
     case = (
-        responses(rng, team.responses)
+        responses(rng, team.responses, O1_ERA)
         if kind in ("responses", "background")
         else GENERATORS[kind](rng)
     )
