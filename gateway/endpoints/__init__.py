@@ -2,8 +2,9 @@
 pass-through; the Responses API and the other endpoint families go here too.
 
 `attempt` is one try at serving a request upstream, in named phases (admit, call, relay,
-settle); `chat` is `POST /v1/chat/completions` (a `ChatRequest` served by `ChatAttempt`s, which
-patch before those phases), with the answers the gateway builds itself in `chat_emulated` and
+settle), `model_attempt` a try at a configured model (holding its worst case) and `charging`
+what a try that ends is charged; `chat` is `POST /v1/chat/completions` (a `ChatRequest`
+served by `ChatAttempt`s, which patch before those phases), with the answers the gateway builds itself in `chat_emulated` and
 `chat_fake_stream`; `passthrough`, `models`, `route` and `health` are the rest.
 
 Imports everything below it (server, runtime, upstream, admission, compat, routing, wire, config)

@@ -31,11 +31,12 @@ from gateway.admission.pricing import (
 from gateway.admission.tool_fees import NO_FEES, SEARCH_ITEM, search_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ModelConfig
-from gateway.endpoints.attempt import ModelAttempt, Whole
+from gateway.endpoints.attempt import Whole
 from gateway.endpoints.cached import RAW_HEADER, CachedRequest
 from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
+from gateway.endpoints.model_attempt import ModelAttempt
 from gateway.endpoints.owned import check_references, made_now
 from gateway.endpoints.route import SUBSTITUTED, choose, refuse_shut_down, shield
 from gateway.endpoints.tuned_models import fine_tuned

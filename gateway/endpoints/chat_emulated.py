@@ -26,8 +26,10 @@ from gateway.admission.redis_side import Ticket
 from gateway.compat import emulation
 from gateway.compat.patches import Adapted, adapt_response
 from gateway.config import ImageInputTokens, Price
-from gateway.endpoints.attempt import ModelAttempt, Whole, billed_failure, relayed, settle_whole
+from gateway.endpoints.attempt import Whole, relayed
+from gateway.endpoints.charging import billed_failure, settle_whole
 from gateway.endpoints.chat_fake_stream import fake_streamed
+from gateway.endpoints.model_attempt import ModelAttempt
 from gateway.wire import errors, tokens
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, encoded

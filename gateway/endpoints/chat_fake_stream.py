@@ -15,7 +15,8 @@ from starlette.responses import Response
 from gateway.admission.redis_side import Ticket
 from gateway.compat import fake_stream
 from gateway.compat.patches import Adapted, adapt_response
-from gateway.endpoints.attempt import Attempt, Whole, relayed, settle_failure, settle_whole
+from gateway.endpoints.attempt import Attempt, Whole, relayed
+from gateway.endpoints.charging import settle_failure, settle_whole
 from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
 from gateway.upstream.dispatch import PreparedCall
 from gateway.wire import errors, sse

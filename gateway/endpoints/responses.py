@@ -44,8 +44,9 @@ from gateway.admission.redis_side import Ticket
 from gateway.admission.tool_fees import tool_fees
 from gateway.compat import patches
 from gateway.config import Capabilities, ImageInputTokens, ModelConfig
-from gateway.endpoints.attempt import ModelAttempt, rebodied
+from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.chat import ChatRequest
+from gateway.endpoints.model_attempt import ModelAttempt
 from gateway.endpoints.owned import check_references
 from gateway.endpoints.responses_stored import owned_response, restore_previous
 from gateway.endpoints.route import successor_of
