@@ -138,6 +138,11 @@ def _check_item(item: dict[str, Any], kind: str, where: str) -> SimError | None:
         if item.get(name) is None:
             return oe.missing_parameter(f"{where}.{name}")
     if kind != "message":
+        for name in required:
+            value = item[name]
+            # An output may be content parts too; every other field is a string.
+            if not isinstance(value, str) and not (name == "output" and isinstance(value, list)):
+                return oe.invalid_type(f"{where}.{name}", "a string", value)
         return None
     if item["role"] not in ROLES:
         return oe.invalid_value(f"{where}.role", item["role"], ROLES)

@@ -42,6 +42,9 @@ def test_models() -> None:
         ({"frequency_penalty": 1}, "frequency_penalty", "unknown_parameter"),
         ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role", "invalid_value"),
         ({"input": [{"type": "function_call_output"}]}, "input[0].call_id", "missing_required_parameter"),
+        # Found by the Responses fuzz: a reference whose id is no string was stored as a message.
+        ({"input": [{"type": "item_reference", "id": []}]}, "input[0].id", "invalid_type"),
+        ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}]}, "input[0].arguments", "invalid_type"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools[0].name", "missing_required_parameter"),
         ({"tool_choice": "sometimes"}, "tool_choice", "invalid_value"),
         ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema", "missing_required_parameter"),
