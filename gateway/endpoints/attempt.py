@@ -203,7 +203,7 @@ class Attempt:
                     self.model, scope["method"], self.path, scope["query_string"], headers, body,
                     deadline=None if timeout is None else self.exchange.started + timeout,
                     buffer=buffer, prepared=prepared, api_key=gw.own_key(self.caller.team),
-                    billed_whole=billed_whole,
+                    billed_whole=billed_whole, team=self.caller.team.name,
                 )  # fmt: skip
         except GatewayError as exc:
             if billed_whole and exc.sent:

@@ -188,6 +188,7 @@ class EarlyCall:
         self.call = attempt.gw.dispatch.prepare(
             attempt.model, scope["method"], attempt.path, scope["query_string"],
             attempt.traced_headers(), self.body, attempt.gw.own_key(attempt.caller.team),
+            attempt.caller.team.name,
         )  # fmt: skip
         return self.call is not None
 

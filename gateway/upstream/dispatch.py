@@ -61,6 +61,7 @@ class _Counted:
     target: Target
     clock: Callable[[], float] = time.perf_counter  # the dispatcher's, which its breakers run on
     probe: bool = False  # the breaker's half-open probe
+    team: str = ""  # whose call it is (a breaker weighs one team's failures apart)
     pending: bool = False
     healthy: bool | None = True  # the verdict `finish` tells, while `pending`
     status: int = 0
@@ -91,7 +92,7 @@ class _Counted:
             elif healthy is None:
                 target.breaker.release(self.probe)
             else:
-                target.breaker.failure(self.clock(), self.probe)
+                target.breaker.failure(self.clock(), self.probe, self.team)
 
     async def close(self) -> None:
         self.finish()
@@ -158,6 +159,7 @@ class PreparedCall:
     target: Target
     request: PreparedRequest
     probe: bool = False
+    team: str = ""
 
     def fire(self) -> None:
         self.request.fire()
@@ -208,6 +210,7 @@ class Dispatcher:
         headers: dict[str, str],
         body: bytes,
         api_key: str | None = None,
+        team: str = "",
     ) -> PreparedCall | None:
         """`send`'s first try, ready to be written by `fire()` and taken by `send(prepared=)`;
         None when the chosen deployment has no idle connection at hand (or none is open)."""
@@ -225,9 +228,9 @@ class Dispatcher:
             return None
         self._turn += 1
         breaker = target.breaker
-        breaker.begin(now)
+        breaker.begin(now, team)
         target.in_flight += 1
-        return PreparedCall(target, request, breaker.state == HALF_OPEN)
+        return PreparedCall(target, request, breaker.state == HALF_OPEN, team)
 
     async def send(
         self,
@@ -242,6 +245,7 @@ class Dispatcher:
         prepared: PreparedCall | None = None,
         api_key: str | None = None,
         billed_whole: bool = False,
+        team: str = "",
     ) -> UpstreamResponse:
         """One upstream call for `model`, retried on connection errors, timeouts, 429 and 5xx
         while tries and the caller's `deadline` (a `clock()` value) allow. An answer or error
@@ -257,7 +261,8 @@ class Dispatcher:
         nobody; a stream stops upstream when its reader leaves, so its tries are retried,
         unless it is `billed_whole` too (a reasoning model's, whose thinking upstream bills
         whoever reads it): then a failure after the write is raised as with `buffer`.
-        `prepared` (from `prepare`, for the same call) is the first try.
+        `prepared` (from `prepare`, for the same call) is the first try. `team`: whose call it
+        is, for the breaker (`Breaker`: one team's failures alone do not shut a deployment).
         """
         targets = self._targets[model]
         tries = 0
@@ -275,7 +280,7 @@ class Dispatcher:
                     raise errors.circuit_open(model, wait)
                 target = targets[index]
                 breaker = target.breaker
-                breaker.begin(now)
+                breaker.begin(now, team)
                 probe = breaker.state == HALF_OPEN
                 target.in_flight += 1
             tries += 1
@@ -293,7 +298,7 @@ class Dispatcher:
                 if exc.status < 500:  # the request's own fault: nothing reached the upstream
                     target.breaker.release(probe)
                     raise
-                target.breaker.failure(self._clock(), probe)
+                target.breaker.failure(self._clock(), probe, team)
                 if exc.headers.get("x-should-retry") == "false":
                     raise  # no repeat can fix it
                 if (buffer or billed_whole) and exc.sent:
@@ -310,13 +315,13 @@ class Dispatcher:
                 # A success is told when the answer ends (`_Counted`), whose body may fail.
                 pending = status < 300
                 if status in FAILURE_STATUSES:
-                    target.breaker.failure(self._clock(), probe)
+                    target.breaker.failure(self._clock(), probe, team)
                 elif status == 429:
                     target.breaker.release(probe)  # the caller's rate, not the upstream's health
                 elif not pending:
                     target.breaker.success(probe)
                 if status not in RETRY_STATUSES:
-                    counted = _Counted(resp, target, self._clock, probe, pending)
+                    counted = _Counted(resp, target, self._clock, probe, team, pending)
                     if not buffer:
                         return counted
                     try:

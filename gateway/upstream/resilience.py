@@ -108,14 +108,24 @@ class Breaker:
     A call's verdict comes when it ends (a stream's at its end), so calls begun before the
     breaker opened may end while it is open or probing: they are not the probe (`begin` said
     which call is) and tell nothing then, neither closing it nor freeing the probe's slot.
+
+    One team's failures alone open it only while no other team called the deployment in the
+    last `cooldown_s`: upstream may fail on what a request asks (a prompt it answers 500
+    for), and a team sending such requests must not shut the deployment for every other team.
+    A failure of a second team's in the same streak opens it, as an outage makes them.
     """
 
-    __slots__ = ("_cooldown_s", "_failures", "_opened_at", "_probing", "_streak", "state")
+    __slots__ = (
+        "_callers", "_cooldown_s", "_failing", "_failures", "_opened_at", "_probing", "_streak",
+        "state",
+    )  # fmt: skip
 
     def __init__(self, failures: int = 5, cooldown_s: float = 30.0) -> None:
         self._failures = failures
         self._cooldown_s = cooldown_s
         self._streak = 0
+        self._failing: set[str] = set()  # the teams whose calls failed in the streak
+        self._callers: dict[str, float] = {}  # when each team last began a call
         self._opened_at = 0.0
         self._probing = False
         self.state = CLOSED
@@ -135,12 +145,13 @@ class Breaker:
             return max(self._opened_at + self._cooldown_s - now, 0.0)
         return 0.0
 
-    def begin(self, now: float) -> bool:
-        """Take the right to call (`allows`); in half-open only one caller gets it. Whether the
-        call is that probe is `state == HALF_OPEN` right after: its caller passes it on to the
-        call's verdict (`probe`)."""
+    def begin(self, now: float, team: str = "") -> bool:
+        """Take the right to call (`allows`) for `team`; in half-open only one caller gets it.
+        Whether the call is that probe is `state == HALF_OPEN` right after: its caller passes
+        it on to the call's verdict (`probe`)."""
         if not self.allows(now):
             return False
+        self._callers[team] = now
         if self.state == OPEN:
             self.state = HALF_OPEN
         if self.state == HALF_OPEN:
@@ -151,9 +162,10 @@ class Breaker:
         if probe or self.state == CLOSED:
             self.state = CLOSED
             self._streak = 0
+            self._failing.clear()
             self._probing = False
 
-    def failure(self, now: float, probe: bool = False) -> None:
+    def failure(self, now: float, probe: bool = False, team: str = "") -> None:
         if probe:
             self._probing = False
             if self.state == HALF_OPEN:
@@ -162,8 +174,17 @@ class Breaker:
         if self.state != CLOSED:
             return  # a call begun before the breaker opened: open already
         self._streak += 1
-        if self._streak >= self._failures:
+        self._failing.add(team)
+        if self._streak >= self._failures and (len(self._failing) > 1 or self._alone(now)):
             self._open(now)
+
+    def _alone(self, now: float) -> bool:
+        """Whether the teams failing are the only ones that called in the last cooldown (the
+        callers of longer ago forgotten, so that the record stays as small as the active
+        teams)."""
+        since = now - self._cooldown_s
+        self._callers = {team: at for team, at in self._callers.items() if at >= since}
+        return self._callers.keys() <= self._failing
 
     def release(self, probe: bool = False) -> None:
         """The call ended without telling anything about health (e.g. the client left)."""
@@ -174,6 +195,7 @@ class Breaker:
         self.state = OPEN
         self._opened_at = now
         self._streak = 0
+        self._failing.clear()
 
 
 def pick(in_flight: Sequence[int], allowed: Sequence[bool], start: int = 0) -> int | None:

@@ -4,6 +4,7 @@ port stands in for a failing upstream, simulators for healthy ones."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -406,3 +407,50 @@ class ErrorIn200:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json")]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
+
+
+def test_one_teams_requests_upstream_fails_on_do_not_shut_the_deployment_for_another(
+    start_gateway: GatewayFactory, simulator: ServerThread, tmp_path: Any
+) -> None:
+    """Upstream may answer 500 to what a request asks, every time it is asked: one team
+    sending such requests must not open the circuit for every other team (a denial of service
+    with an ordinary key). A second team failing in the same streak, as in an outage, does."""
+    keys = {"hostile": "sk-team-hostile-0123456789", "bystander": "sk-team-bystander-012345"}
+    teams = tmp_path / "teams.yaml"
+    teams.write_text("teams:\n" + "".join(
+        f"  - name: {team}\n    tier: tier-5\n    keys:\n      - name: k\n"
+        f"        sha256: {hashlib.sha256(key.encode()).hexdigest()}\n"
+        for team, key in keys.items()
+    ))  # fmt: skip
+    server = start_gateway(
+        admission={"teams_file": str(teams)},
+        upstream={
+            "forward_header_prefixes": ("x-sim-",), "retries": 0, "breaker_failures": 2,
+            "breaker_cooldown_s": 30,
+        },
+    )  # fmt: skip
+    clients = {
+        team: openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+        for team, key in keys.items()
+    }
+
+    def ask(team: str, failing: bool = False) -> Any:
+        headers = {"x-sim-fault": "500"} if failing else {}
+        return clients[team].chat.completions.create(
+            model="gpt-4o",
+            messages=HELLO,
+            extra_headers=headers,  # type: ignore[arg-type]
+        )
+
+    assert ask("bystander")
+    for _ in range(5):
+        with pytest.raises(openai.InternalServerError):
+            ask("hostile", failing=True)
+    assert ask("bystander")  # still closed: the bystander is served
+    with pytest.raises(openai.InternalServerError):
+        ask("hostile", failing=True)
+    with pytest.raises(openai.InternalServerError):  # the bystander's call fails too: an outage
+        ask("bystander", failing=True)
+    with pytest.raises(openai.APIStatusError) as info:
+        ask("bystander")
+    assert info.value.status_code == 503 and info.value.code == "upstream_circuit_open"

@@ -108,6 +108,30 @@ def test_calls_begun_before_the_breaker_opened_tell_nothing_when_they_end_later(
     assert breaker.state == CLOSED
 
 
+def test_one_team_failing_alone_does_not_shut_a_deployment_other_teams_use() -> None:
+    """Upstream may fail on what one team asks (a prompt it answers 500 for, again and again):
+    that team's failures open the breaker only when no other team called in the cooldown; a
+    second team failing in the same streak opens it, as an outage does."""
+    breaker = Breaker(failures=3, cooldown_s=10.0)
+    assert breaker.begin(0.0, "bystander")
+    breaker.success()
+    for t in (1.0, 2.0, 3.0, 4.0, 5.0):
+        assert breaker.begin(t, "hostile")
+        breaker.failure(t, team="hostile")
+    assert breaker.state == CLOSED and breaker.allows(5.0)
+    assert breaker.begin(6.0, "bystander")
+    breaker.failure(6.0, team="bystander")  # the bystander fails too: an outage
+    assert breaker.state == OPEN
+
+    alone = Breaker(failures=3, cooldown_s=10.0)
+    assert alone.begin(0.0, "bystander")
+    alone.success()
+    for t in (11.0, 12.0, 13.0):  # the bystander's call is older than the cooldown
+        assert alone.begin(t, "only")
+        alone.failure(t, team="only")
+    assert alone.state == OPEN
+
+
 def test_pick_prefers_fewest_in_flight_and_rotates_ties() -> None:
     assert pick([3, 1, 2], [True, True, True]) == 1
     assert pick([3, 1, 2], [True, False, True]) == 2
