@@ -64,6 +64,7 @@ from gateway.wire.references import given_back_items, unowned_reference
 from gateway.wire.usage import (
     ResponsesStreamMeter,
     StreamMeter,
+    chained_context,
     item_ids,
     output_item_ids,
     usage_from,
@@ -331,7 +332,9 @@ class ResponsesRequest(ChatRequest):
         ended yet has an unknown context (`UNKNOWN_CONTEXT`), which the next call may fill."""
         answer = await self.read_upstream(f"/responses/{response_id}", b"")
         used = usage_from(answer.get("usage")) if answer.get("status") in ENDED else None
-        context = used.total_tokens if used is not None else UNKNOWN_CONTEXT
+        context = (
+            chained_context(answer, used.total_tokens) if used is not None else UNKNOWN_CONTEXT
+        )
         return StoredResponse(native=True, context_tokens=context)
 
     async def read_upstream(self, path: str, query: bytes) -> dict[str, Any]:
@@ -508,9 +511,10 @@ class NativeAttempt(ModelAttempt):
         if not isinstance(response_id, str):
             return
         usage = answer.get("usage")
-        context = usage.get("total_tokens") if isinstance(usage, dict) else 0
+        total = usage.get("total_tokens") if isinstance(usage, dict) else 0
+        context = chained_context(answer, total) if isinstance(total, int) and total else 0
         record = self.owned_items if answer.get("store") is False else self.owned
-        record(response_id, context if isinstance(context, int) else 0, output_item_ids(answer))
+        record(response_id, context, output_item_ids(answer))
 
     def follow(self, ticket: Ticket, response_id: str) -> bool:
         """Hand a background response's hold to the follower (if there is one), which charges

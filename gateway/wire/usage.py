@@ -324,7 +324,7 @@ class ResponsesStreamMeter(StreamMeter):
         usage = usage_from(response.get("usage")) if kind in _RESPONSES_TERMINAL else None
         if usage is not None:
             self.usage = usage
-            self.context_tokens = usage.total_tokens
+            self.context_tokens = chained_context(response, usage.total_tokens)
         named = response.get("id")
         if isinstance(named, str) and (not self.response_id or usage is not None):
             self.response_id = named
@@ -339,6 +339,17 @@ class ResponsesStreamMeter(StreamMeter):
         if final is not None and isinstance(final.get("output"), list):
             return call_counts(final["output"])
         return dict(self.started)
+
+
+def chained_context(response: dict[str, Any], total_tokens: int) -> int:
+    """The tokens a response's context is read as by a response chained to it
+    (`previous_response_id`): its input and output as billed (`total_tokens`), and each output
+    item's message framing, which the next call's input is billed for and this usage never
+    counted."""
+    output = response.get("output")
+    return total_tokens + tokens.TOKENS_PER_MESSAGE * (
+        len(output) if isinstance(output, list) else 0
+    )
 
 
 def output_item_ids(response: Any) -> list[str]:

@@ -539,3 +539,28 @@ def test_the_generator_covers_every_endpoint() -> None:
         "/v1/images/generations", "/v1/audio/speech", "/v1/audio/transcriptions",
         "/v1/audio/translations",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("gateway", ["o1-2024"], indirect=True)
+def test_a_chained_response_holds_the_framing_of_the_answer_it_continues(
+    gateway: ServerThread, simulator: ServerThread, holds: list[int]
+) -> None:
+    """A chained call's input is billed the earlier answer as a message, framed (3 tokens an
+    output item), which the earlier call's usage never counted: the search above found such a
+    call billed past its hold (seed 46, 2 micro-dollars)."""
+    headers = {"authorization": f"Bearer {key_of(TEAM)}"}
+    with httpx.Client(base_url=gateway.url, headers=headers, timeout=10) as client:
+        first = client.post("/v1/responses", json={"model": "gpt-4o", "input": "Tell me more."})
+        assert first.status_code == 200, first.text
+        holds.clear()
+        before = billed(simulator)
+        chained = client.post(
+            "/v1/responses",
+            json={
+                "model": "gpt-4o", "input": "And then?", "max_output_tokens": 16,
+                "previous_response_id": first.json()["id"],
+            },
+        )  # fmt: skip
+        assert chained.status_code == 200, chained.text
+        assert chained.json()["usage"]["output_tokens"] == 16  # all the output held was used
+        assert billed(simulator) - before <= sum(holds)

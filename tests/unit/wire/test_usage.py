@@ -189,9 +189,10 @@ def test_responses_meter_reads_the_terminal_events_usage_however_the_stream_is_c
     assert out + meter.flush() == RESPONSES_STREAM  # relayed unchanged
     assert (meter.response_id, meter.model) == ("resp_1", "gpt-4o-2024-08-06")
     assert meter.generated_usage(0) == Usage(12, 7, cached_tokens=4, reasoning_tokens=2)
-    assert meter.context_tokens == 19
+    # Its 19 tokens, and the framing of its one output item as the next call's input.
+    assert meter.context_tokens == 19 + 3
     # Told the id as soon as the stream names it, and the context and its items once it ends.
-    assert named == [("resp_1", 0, []), ("resp_1", 19, ["msg_1"])]
+    assert named == [("resp_1", 0, []), ("resp_1", 22, ["msg_1"])]
 
 
 def test_a_responses_stream_cut_short_is_charged_for_the_text_generated() -> None:
