@@ -3,9 +3,11 @@ port stands in for a failing upstream, simulators for healthy ones."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ import openai
 import orjson
 import pytest
 
+from gateway.app import create_app
 from gateway.config import Config, DeploymentConfig, SimulatorConfig
 from gateway.simulator import create_simulator
 from tests.conftest import (
@@ -406,3 +409,70 @@ class ErrorIn200:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json")]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
+
+
+async def chat_stream_cut_at_its_headers(app: Any, model: str) -> None:
+    """A streamed chat call to the in-process gateway `app` whose task is cancelled (as at
+    shutdown) while its answer's headers are being written, before any of its body."""
+    body = orjson.dumps({"model": model, "stream": True, "messages": HELLO})
+    writing = asyncio.Event()
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client stays
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            writing.set()
+            await asyncio.Event().wait()  # the socket's buffer is full: the write waits
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1234),
+        "server": ("gateway", 80), "app": app,
+        "headers": [
+            (b"host", b"gateway"), (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {CLIENT_KEY}".encode()),
+        ],
+    }  # fmt: skip
+    task = asyncio.create_task(app(scope, receive, send))
+    await asyncio.wait_for(writing.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.anyio
+async def test_a_stream_probe_cancelled_before_its_body_frees_the_probe_and_its_place(
+    simulator: ServerThread, teams_file: Path
+) -> None:
+    config = falling_back(f"{simulator.url}/v1", f"{simulator.url}/v1")
+    config = dataclasses.replace(
+        config,
+        admission=dataclasses.replace(config.admission, teams_file=str(teams_file)),
+        upstream=dataclasses.replace(config.upstream, breaker_failures=1, breaker_cooldown_s=0.01),
+    )
+    app = create_app(config)
+    async with app.router.lifespan_context(app):
+        gw = app.state.gateway
+        (target,) = gw.dispatch.targets("gpt-4o")
+        target.breaker.failure(time.perf_counter())  # open: the next call after the cooldown
+        await asyncio.sleep(0.02)  # probes it
+        await chat_stream_cut_at_its_headers(app, "gpt-4o")
+        # The probe told nothing of the deployment's health: the next call may probe it.
+        assert target.in_flight == 0
+        assert gw.dispatch.available("gpt-4o")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            answer = await client.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-4o", "stream": True, "messages": HELLO},
+                headers={"authorization": f"Bearer {CLIENT_KEY}"},
+            )
+        assert answer.status_code == 200
+        assert "x-gateway-fallback" not in answer.headers  # the deployment took it
+        assert target.breaker.state == "closed"
