@@ -341,6 +341,9 @@ class Attempt:
                     # headers (a stall past the read timeout, too): charged as billed.
                     exc.billed = True
                 raise
+            except BaseException:  # cancelled (its client left): no sign of upstream's health
+                judge(resp, None)
+                raise
             else:
                 exchange.upstream_s = time.perf_counter() - began
                 if trace is not None:

@@ -411,6 +411,20 @@ class ErrorIn200:
         await send({"type": "http.response.body", "body": body})
 
 
+def chat_scope(app: Any) -> dict[str, Any]:
+    """The ASGI scope of a chat call by the test team to the in-process gateway `app`."""
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1234),
+        "server": ("gateway", 80), "app": app,
+        "headers": [
+            (b"host", b"gateway"), (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {CLIENT_KEY}".encode()),
+        ],
+    }  # fmt: skip
+
+
 async def chat_stream_cut_at_its_headers(app: Any, model: str) -> None:
     """A streamed chat call to the in-process gateway `app` whose task is cancelled (as at
     shutdown) while its answer's headers are being written, before any of its body."""
@@ -429,17 +443,7 @@ async def chat_stream_cut_at_its_headers(app: Any, model: str) -> None:
             writing.set()
             await asyncio.Event().wait()  # the socket's buffer is full: the write waits
 
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1234),
-        "server": ("gateway", 80), "app": app,
-        "headers": [
-            (b"host", b"gateway"), (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {CLIENT_KEY}".encode()),
-        ],
-    }  # fmt: skip
-    task = asyncio.create_task(app(scope, receive, send))
+    task = asyncio.create_task(app(chat_scope(app), receive, send))
     await asyncio.wait_for(writing.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -476,3 +480,64 @@ async def test_a_stream_probe_cancelled_before_its_body_frees_the_probe_and_its_
         assert answer.status_code == 200
         assert "x-gateway-fallback" not in answer.headers  # the deployment took it
         assert target.breaker.state == "closed"
+
+
+class StallingJson:
+    """A front end answering every chat call 200 with JSON headers, then no more of its body."""
+
+    def __init__(self) -> None:
+        self.answered = asyncio.Event()  # set on the test's loop, from the server's thread
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b'{"id": ', "more_body": True})
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.answered.set)
+        while (await receive())["type"] != "http.disconnect":  # until the gateway hangs up
+            pass
+
+
+@pytest.mark.anyio
+async def test_a_probe_whose_client_leaves_while_its_answer_is_read_tells_no_success(
+    simulator: ServerThread, teams_file: Path
+) -> None:
+    stalling = StallingJson()
+    stalling.loop = asyncio.get_running_loop()
+    with ServerThread(stalling) as deployment:
+        config = falling_back(f"{simulator.url}/v1", f"{deployment.url}/v1")
+        config = dataclasses.replace(
+            config,
+            admission=dataclasses.replace(config.admission, teams_file=str(teams_file)),
+            upstream=dataclasses.replace(
+                config.upstream, retries=0, breaker_failures=1, breaker_cooldown_s=0.01
+            ),
+        )
+        app = create_app(config)
+        async with app.router.lifespan_context(app):
+            (target,) = app.state.gateway.dispatch.targets("gpt-4o")
+            target.breaker.failure(time.perf_counter())  # open: the next call probes it
+            await asyncio.sleep(0.02)
+            body = orjson.dumps({"model": "gpt-4o", "stream": True, "messages": HELLO})
+            messages = [{"type": "http.request", "body": body, "more_body": False}]
+            statuses: list[int] = []
+
+            async def receive() -> dict[str, Any]:
+                if messages:
+                    return messages.pop()
+                await stalling.answered.wait()
+                return {"type": "http.disconnect"}  # the client leaves mid-answer
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            await asyncio.wait_for(app(chat_scope(app), receive, send), 10)
+            assert statuses == [499]
+            # The deployment never finished an answer: the probe tells nothing of its health.
+            breaker = target.breaker
+            assert breaker.state == "half_open" and breaker.allows(time.perf_counter())
+            assert target.in_flight == 0
