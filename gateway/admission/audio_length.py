@@ -28,9 +28,12 @@ what a header claims beyond that is taken too (a reader that trusts it bills it)
 
 Counting every candidate frame over-counts a little (a frame sync that happens to occur inside
 audio data counts too): a hold a few per cent above the bill, never below it. The work is one
-pass over the bytes with `re`/`bytes.find` and a few operations a frame: tens of milliseconds
-for 25 MB of most files, about a second for WebM's many small blocks or a file made of frame
-headers (`MOST_FRAMES`), so callers run it off the event loop.
+pass over the bytes, its frame headers found and summed by `re` in windows, its pages, blocks,
+tags and chunks read one by one, within a budget (`MOST_FRAMES`): past it, the rest of the
+file is held the most its bytes could play (each byte the start of the longest frame its format
+has, or `MAX_SECONDS`), no longer read. A file made to cost work (a frame header every few
+bytes, tiny pages, blocks or chunks) costs a few hundred milliseconds of CPU at most, and
+callers run it off the event loop.
 """
 
 from __future__ import annotations
@@ -39,14 +42,31 @@ import math
 import re
 import struct
 from collections.abc import Iterator
+from itertools import accumulate
+from typing import Any
 
 # A bound past this is a lie no budget covers; capped so that its price stays an exact integer
 # in Redis (a double), never below any budget a team could have left.
 MAX_SECONDS = 10_000_000
-# The frames (or packets) read one by one, about a second of work: past them, a file made of
-# frame headers is bounded by what its remaining bytes could hold, no longer read. 25 MB of
-# real audio has fewer (an MP3 at 8 kb/s has 350,000 frames).
+# The work one file may cost, in units of about 0.25 us of CPU: about 250 ms at most. 25 MB of
+# real audio costs less, and is read whole, down to about 8 kb/s in MP3 (390,000 frames:
+# 900,000 units), 12 kb/s in Ogg Opus and 32 kb/s in WebM (a block every 20 ms: 950,000).
 MOST_FRAMES = 1_000_000
+# What each piece of work costs: an MP3 or ADTS frame header a scan finds, an 0xFF byte it
+# tries (`_SYNCS_COST` of them a unit), an Opus packet whose TOC is read in C (`_TOCS_COST` a
+# unit) or one by one, an Ogg page, a Matroska block read inline or another element, and a
+# tag, chunk or FLAC frame read in Python.
+_MP3_COST = 2
+_ADTS_COST = 2
+_SYNCS_COST = 8
+_TOCS_COST = 2
+_PACKET_COST = 2
+_PAGE_COST = 15
+_BLOCK_COST = 3
+_ELEMENT_COST = 5
+_READ_COST = 12
+# Frame headers are found a window of bytes at a time, the budget checked between windows.
+_WINDOW = 1 << 16
 
 
 def longest_seconds(data: bytes, floor_bytes_per_second: int) -> int:
@@ -54,33 +74,41 @@ def longest_seconds(data: bytes, floor_bytes_per_second: int) -> int:
     if not data:
         return 0
     floor = len(data) / floor_bytes_per_second
+    budget = [MOST_FRAMES]  # what is left of it, shared by every reading of the file
     # Decoders skip ID3v2 tags before any format (ffmpeg reads an Ogg file behind one as Ogg).
-    start = _after_id3(data)
+    start = _after_id3(data, budget)
+    if start is None:
+        return MAX_SECONDS  # a tag after another past the budget: a file made to cost work
     body = data[start:] if start else data
+    seconds: float | None
     if body.startswith((b"RIFF", b"RF64", b"BW64")) and body[8:12] == b"WAVE":
-        seconds = _wav(body)
+        seconds = _wav(body, budget)
     elif body.startswith(b"fLaC"):
-        seconds = _flac(body, 0)
+        seconds = _flac(body, 0, budget)
     elif body.startswith(b"OggS"):
-        seconds = _ogg(body, floor_bytes_per_second)
+        seconds = _ogg(body, floor_bytes_per_second, budget)
     elif _mp3_header(body, 0) is not None or _adts_header(body, 0) is not None:
-        seconds = max(_mp3(data), _adts(data))
+        seconds = max(_mp3(data, budget), _adts(data, budget))
     elif body[4:8] == b"ftyp":
         seconds = _mp4(body, floor)
     elif body.startswith(b"\x1a\x45\xdf\xa3"):
-        seconds = _matroska(body, floor_bytes_per_second)
+        seconds = _matroska(body, floor_bytes_per_second, budget)
     else:
         # Decoders find MP3 and ADTS frames behind junk too (ffmpeg probes for them anywhere).
-        seconds = max(floor, _mp3(data), _adts(data))
+        seconds = max(floor, _mp3(data, budget), _adts(data, budget))
     if seconds is None:
         seconds = floor
     return min(MAX_SECONDS, math.ceil(seconds))
 
 
-def _after_id3(data: bytes) -> int:
-    """Where the audio begins after the ID3v2 tags before it (0 if none)."""
+def _after_id3(data: bytes, budget: list[int]) -> int | None:
+    """Where the audio begins after the ID3v2 tags before it (0 if none); None past the
+    budget."""
     at = 0
     while data.startswith(b"ID3", at) and at + 10 <= len(data):
+        budget[0] -= _READ_COST
+        if budget[0] < 0:
+            return None
         size = 0
         for byte in data[at + 6 : at + 10]:
             size = size << 7 | byte & 0x7F
@@ -94,11 +122,15 @@ def _after_id3(data: bytes) -> int:
 _PCM_TAGS = (1, 3, 6, 7)
 
 
-def _wav(data: bytes) -> float | None:
+def _wav(data: bytes, budget: list[int]) -> float | None:
     """PCM's data bytes (those declared, or those present if more) at its byte rate, the
-    smallest of the ones its header gives (the longest reading); None for another codec."""
+    smallest of the ones its header gives (the longest reading); None for another codec;
+    `MAX_SECONDS` past the budget (its chunks could declare any rate)."""
     at, fmt = 12, None
     while at + 8 <= len(data):
+        budget[0] -= _READ_COST
+        if budget[0] < 0:
+            return MAX_SECONDS
         kind = data[at : at + 4]
         size: int = struct.unpack_from("<I", data, at + 4)[0]
         body = at + 8
@@ -127,7 +159,6 @@ def _wav(data: bytes) -> float | None:
 
 # -- MP3 -------------------------------------------------------------------------------------------
 
-_MP3_SYNC = re.compile(rb"\xff(?=[\xe0-\xff])")
 _MP3_RATES = (44100, 48000, 32000)
 
 
@@ -153,21 +184,71 @@ def _mp3_header(data: bytes, at: int) -> tuple[int, int] | None:
 _MP3_MOST_A_BYTE = 1152 / 8000
 
 
-def _mp3(data: bytes) -> float:
-    seconds = 0.0
-    first: tuple[int, int, int] | None = None
-    for read, match in enumerate(_MP3_SYNC.finditer(data)):
-        if read == MOST_FRAMES:
-            seconds += (len(data) - match.start()) * _MP3_MOST_A_BYTE
-            break
-        frame = _mp3_header(data, match.start())
-        if frame is not None:
-            seconds += frame[0] / frame[1]
-            if first is None:
-                first = match.start(), *frame
+def _byte_class(values: Iterator[int]) -> bytes:
+    return b"[" + b"".join(re.escape(bytes([value])) for value in values) + b"]"
+
+
+def _mp3_seconds() -> dict[bytes, float]:
+    """The seconds a frame plays by the two bytes after its header's first (which, with it,
+    make every check `_mp3_header` makes), for every header it takes."""
+    table = {}
+    for second in range(0xE0, 0x100):
+        for third in range(0x100):
+            frame = _mp3_header(bytes((0xFF, second, third, 0)), 0)
+            if frame is not None:
+                table[bytes((second, third))] = frame[0] / frame[1]
+    return table
+
+
+_MP3_SECONDS = _mp3_seconds()
+# A frame header `_mp3_header` takes (four bytes), its second and third bytes captured.
+_MP3_FRAME = re.compile(
+    rb"\xff(?=("
+    + _byte_class(iter(sorted({key[0] for key in _MP3_SECONDS})))
+    + _byte_class(iter(sorted({key[1] for key in _MP3_SECONDS})))
+    + rb")[\x00-\xff])"
+)
+
+
+def _frames(
+    data: bytes,
+    frame: re.Pattern[bytes],
+    seconds: dict[Any, float],
+    header: int,
+    cost: int,
+    most_a_byte: float,
+    budget: list[int],
+) -> tuple[float, int]:
+    """The seconds of every frame header `frame` finds (`header` bytes long) in `data`, each
+    `seconds[its captured bytes]`, past the budget the rest at `most_a_byte` a byte; and where
+    the window of the first frame found begins (-1: none)."""
+    total, at, end, first = 0.0, 0, len(data), -1
+    while at < end:
+        stop = min(end, at + _WINDOW)
+        # A header that begins in the window is found whole: it may end past the window.
+        syncs = data.count(b"\xff", at, stop)  # where a match is tried
+        if budget[0] < syncs // _SYNCS_COST:
+            return total + (end - at) * most_a_byte, first
+        found = frame.findall(data, at, min(end, stop + header - 1))
+        budget[0] -= len(found) * cost + syncs // _SYNCS_COST
+        if budget[0] < 0:
+            return total + (end - at) * most_a_byte, first
+        if found:
+            total += sum(map(seconds.__getitem__, found))
+            if first < 0:
+                first = at
+        at = stop
+    return total, first
+
+
+def _mp3(data: bytes, budget: list[int]) -> float:
+    seconds, first = _frames(data, _MP3_FRAME, _MP3_SECONDS, 4, _MP3_COST, _MP3_MOST_A_BYTE, budget)
     claim = 0.0
-    if first is not None:
-        at, samples, hz = first
+    # The first frame, in the window it was found in.
+    match = _MP3_FRAME.search(data, first, first + _WINDOW + 3) if first >= 0 else None
+    if match is not None:
+        at = match.start()
+        samples, hz = _mp3_header(data, at) or (0, 1)
         # A Xing/Info header sits after the side information, VBRI 32 bytes in.
         window = data[at + 4 : at + 48]
         for tag in (b"Xing", b"Info"):
@@ -183,7 +264,6 @@ def _mp3(data: bytes) -> float:
 
 # -- AAC in ADTS frames ----------------------------------------------------------------------------
 
-_ADTS_SYNC = re.compile(rb"\xff(?=[\xf0\xf1\xf8\xf9])")
 # The most one byte offset can add: a frame of four blocks of 1,024 samples at 7,350 Hz.
 _ADTS_MOST_A_BYTE = 4 * 1024 / 7350
 
@@ -202,16 +282,29 @@ def _adts_header(data: bytes, at: int) -> float | None:
     return ((header & 3) + 1) * 1024 / _AAC_RATES[index]
 
 
-def _adts(data: bytes) -> float:
+def _adts_frames() -> tuple[re.Pattern[bytes], dict[tuple[bytes, bytes], float]]:
+    """A frame header `_adts_header` takes (seven bytes: the sync word and layer 0, a known
+    rate, a frame length of 7 or more), its third and seventh bytes captured; and the seconds
+    a frame plays by those two bytes (its rate, its raw data blocks)."""
+    rates = [b for b in range(0x100) if b >> 2 & 0xF < len(_AAC_RATES)]
+    low = _byte_class(b for b in range(0x100) if not b & 3)  # no high bits of the length
+    high = _byte_class(b for b in range(0x100) if b & 3)
+    frame = re.compile(
+        rb"\xff(?=[\xf0\xf1\xf8\xf9](" + _byte_class(iter(rates)) + rb")"
+        + rb"(?:" + high + rb"[\x00-\xff]{2}|" + low + rb"[\x01-\xff][\x00-\xff]|"
+        + low + rb"\x00[\xe0-\xff])([\x00-\xff]))"
+    )  # fmt: skip
+    seconds = {
+        (bytes((rate,)), bytes((last,))): ((last & 3) + 1) * 1024 / _AAC_RATES[rate >> 2 & 0xF]
+        for rate in rates
+        for last in range(0x100)
+    }
+    return frame, seconds
+
+
+def _adts(data: bytes, budget: list[int]) -> float:
     """Every ADTS frame header in the file, wherever it is (as MP3's)."""
-    seconds = 0.0
-    for read, match in enumerate(_ADTS_SYNC.finditer(data)):
-        if read == MOST_FRAMES:
-            return seconds + (len(data) - match.start()) * _ADTS_MOST_A_BYTE
-        frame = _adts_header(data, match.start())
-        if frame is not None:
-            seconds += frame
-    return seconds
+    return _frames(data, _ADTS_FRAME, _ADTS_SECONDS, 7, _ADTS_COST, _ADTS_MOST_A_BYTE, budget)[0]
 
 
 # -- FLAC ------------------------------------------------------------------------------------------
@@ -233,7 +326,7 @@ def _crc8_table() -> tuple[int, ...]:
 _CRC8 = _crc8_table()
 
 
-def _flac(data: bytes, start: int) -> float | None:
+def _flac(data: bytes, start: int, budget: list[int]) -> float | None:
     """Every frame's block at the lower of its rate and STREAMINFO's, or STREAMINFO's total if
     more; None without a STREAMINFO rate."""
     at = start + 4
@@ -244,8 +337,9 @@ def _flac(data: bytes, start: int) -> float | None:
     if not rate:
         return None
     samples = 0.0
-    for read, match in enumerate(_FLAC_SYNC.finditer(data, at)):
-        if read == MOST_FRAMES:  # a frame of 65,536 samples at 1 Hz could begin at each byte
+    for match in _FLAC_SYNC.finditer(data, at):
+        budget[0] -= _READ_COST
+        if budget[0] < 0:  # a frame of 65,536 samples at 1 Hz could begin at each byte
             return MAX_SECONDS
         frame = _flac_frame(data, match.start())
         if frame is not None:
@@ -316,16 +410,50 @@ def _opus_packet(data: bytes, at: int, length: int) -> int:
     return min(_OPUS_MOST, frames * _OPUS_FRAME[toc >> 3]) if frames else _OPUS_MOST
 
 
-def _ogg(data: bytes, floor_bytes_per_second: int) -> float:
+# An Opus packet's length in 120-sample units by its TOC byte, for codes 0 to 2 (one frame, or
+# two); 0 for code 3, whose frame count is its second byte.
+_OPUS_UNITS = bytes(
+    0
+    if toc & 3 == 3
+    else min(_OPUS_MOST, (1 if toc & 3 == 0 else 2) * _OPUS_FRAME[toc >> 3]) // 120
+    for toc in range(0x100)
+)
+_OPUS_ONE_OR_TWO = bytes(toc for toc in range(0x100) if toc & 3 != 3)
+
+
+def _opus_page(data: bytes, body: int, lacing: bytes, starts: bool, budget: list[int]) -> int:
+    """48 kHz samples the Opus packets that begin in a page (its packets at `body`) play."""
+    whole = lacing and body + sum(lacing) <= len(data)
+    if starts and whole and 0 not in lacing and 255 not in lacing:
+        # Each segment a whole packet (the usual page): their TOC bytes summed in C.
+        tocs = bytes(map(data.__getitem__, accumulate(lacing[:-1], initial=body)))
+        if not tocs.translate(None, _OPUS_ONE_OR_TWO):  # no packet of code 3
+            budget[0] -= len(tocs) // _TOCS_COST
+            return sum(tocs.translate(_OPUS_UNITS)) * 120
+    budget[0] -= _PACKET_COST * len(lacing)
+    samples = 0
+    for length in lacing:
+        if starts:
+            samples += _opus_packet(data, body, length)
+        starts = length < 255
+        body += length
+    return samples
+
+
+def _ogg(data: bytes, floor_bytes_per_second: int, budget: list[int]) -> float:
+    """Its streams' packets, or the granule positions claimed if more; `MAX_SECONDS` past the
+    budget (a page beyond could begin a stream of any rate)."""
     # Per logical stream (serial): its codec's (rate, most samples a packet) from its first
     # page, the samples its packets play, the largest granule position claimed.
     codecs: dict[int, tuple[int, int] | None] = {}
     played: dict[int, float] = {}
     granule: dict[int, int] = {}
     unknown = 0  # bytes of pages of another codec
-    read = 0  # packets read one by one
     at = data.find(b"OggS")
     while at >= 0 and at + 27 <= len(data):
+        budget[0] -= _PAGE_COST
+        if budget[0] < 0:
+            return MAX_SECONDS
         page, segments = at, data[at + 26]
         if data[at + 4] == 0 and at + 27 + segments <= len(data):
             flags = data[at + 5]
@@ -339,19 +467,13 @@ def _ogg(data: bytes, floor_bytes_per_second: int) -> float:
                 unknown += 27 + segments + sum(lacing)
             else:
                 rate, most = codec
-                samples = 0
                 starts = not flags & 1  # a page's first bytes may end the last page's packet
-                if read >= MOST_FRAMES or most:
+                if most:
                     # Each packet begins at the page's start or after a segment below 255.
                     begun = max(0, segments - lacing[:-1].count(255) - (0 if starts else 1))
-                    samples = begun * (most or _OPUS_MOST)
+                    samples = begun * most
                 else:
-                    for length in lacing:
-                        if starts:
-                            samples += _opus_packet(data, body, length)
-                        starts = length < 255
-                        body += length
-                    read += segments
+                    samples = _opus_page(data, body, lacing, starts, budget)
                 played[serial] = played.get(serial, 0) + samples / rate
                 if position > granule.get(serial, -1):
                     granule[serial] = position
@@ -397,6 +519,8 @@ _AAC_RATES = (
     8000,
     7350,
 )
+# (ADTS headers' too: found once the rates are known.)
+_ADTS_FRAME, _ADTS_SECONDS = _adts_frames()
 
 
 def _mp4(data: bytes, floor: float) -> float:
@@ -551,8 +675,6 @@ _TRACK_ENTRY, _TRACK_NUMBER, _CODEC_ID, _FREQUENCY = 0xAE, 0xD7, 0x86, 0xB5
 _SIMPLE_BLOCK, _BLOCK = 0xA3, 0xA1
 _CLUSTER_ID = b"\x1f\x43\xb6\x75"
 _TIMECODE_SCALE, _DURATION, _CLUSTER_TIME = 0x2AD7B1, 0x4489, 0xE7
-# The smallest block of a frame: its ID, size, track, time, flags and one byte of payload.
-_SMALLEST_BLOCK = 7
 # The most a Vorbis packet plays: half the largest block a stream may use (8,192 samples).
 _VORBIS_MOST = 4096
 
@@ -572,20 +694,44 @@ def _vint(data: bytes, at: int, *, keep_marker: bool) -> tuple[int, int] | None:
     return (-1 if value == (1 << 7 * length) - 1 else value), length
 
 
-def _matroska(data: bytes, floor_bytes_per_second: int) -> float:
+def _matroska(data: bytes, floor_bytes_per_second: int, budget: list[int]) -> float:
     """Each block of an Opus track what its packet's TOC says (a laced block 120 ms a frame),
     of a Vorbis track half the largest block; or the segment's `Duration`, or its last block's
     time, if more. A block of another codec's audio track (or of none declared), and whatever
-    follows an element that cannot be read, count as their bytes at the floor."""
+    follows an element that cannot be read, count as their bytes at the floor; `MAX_SECONDS`
+    past the budget."""
     tracks: dict[int, tuple[str, float]] = {}  # number -> (codec, sample rate)
     entry: dict[int, object] = {}
     played, unread = 0.0, 0
+    opus = 0  # 48 kHz samples of the unlaced Opus blocks read inline
     scale, duration, cluster, last = 1_000_000, 0.0, 0, 0
-    at, elements = 0, 0
+    at = 0
     length = len(data)
+    spent, most = 0, budget[0]
     while at < length:
-        elements += 1
+        if spent > most:
+            # Past the budget: what follows could declare a track of any rate (or be blocks
+            # of 120 ms in 7 bytes), no longer read.
+            return MAX_SECONDS
         first = data[at]
+        # The usual element: a SimpleBlock of one unlaced Opus packet under 127 bytes, of one
+        # of the first 127 tracks, read inline (as `_matroska_block` would).
+        if first == _SIMPLE_BLOCK and not entry and at + 6 < length:
+            size_byte, number = data[at + 1], data[at + 2]
+            end = at + 2 + (size_byte & 0x7F)
+            if size_byte & 0x80 and size_byte != 0xFF and number & 0x80 and at + 6 < end <= length:
+                known = tracks.get(number & 0x7F)
+                if known is not None and known[0] == "A_OPUS" and not data[at + 5] & 6:
+                    time = data[at + 3] << 8 | data[at + 4]
+                    time = cluster + time - ((time & 0x8000) << 1)  # signed
+                    if time > last:
+                        last = time
+                    units = _OPUS_UNITS[data[at + 6]]
+                    opus += units * 120 if units else _opus_packet(data, at + 6, end - at - 6)
+                    spent += _BLOCK_COST
+                    at = end
+                    continue
+        spent += _ELEMENT_COST
         # A one-byte ID and a one-byte size (every block of a small frame) read inline.
         element: tuple[int, int] | None
         size: tuple[int, int] | None
@@ -594,11 +740,6 @@ def _matroska(data: bytes, floor_bytes_per_second: int) -> float:
         else:
             element = _vint(data, at, keep_marker=True)
             size = element and _vint(data, at + element[1], keep_marker=False)
-        if elements > MOST_FRAMES:  # the rest as blocks of the smallest frames, no longer read
-            most = max((_matroska_most(*known) for known in tracks.values()), default=0.0)
-            played += (length - at) * most / _SMALLEST_BLOCK
-            unread += 0 if most else length - at
-            break
         if not element or not size:
             # A reader resyncs at the next cluster: what lies before it, at the floor.
             found = data.find(_CLUSTER_ID, at + 1)
@@ -640,6 +781,8 @@ def _matroska(data: bytes, floor_bytes_per_second: int) -> float:
                 last = max(last, cluster + struct.unpack_from(">h", data, header - 3)[0])
                 played += _matroska_block(data, header, end, *known)
         at = end
+    budget[0] -= spent
+    played += opus / 48000
     _matroska_track(entry, tracks)
     claims = [duration * scale / 1e9, last * scale / 1e9]
     claim = max((c for c in claims if math.isfinite(c)), default=0.0)

@@ -53,7 +53,7 @@ Whole = tuple[int, RawHeaders, bytes]
 class Attempt:
     __slots__ = (
         "answered", "caller", "exchange", "gw", "left", "model", "path", "request", "ticket",
-        "upstream_headers",
+        "unrelayed", "upstream_headers",
     )  # fmt: skip
     # The API answers with a JSON object (chat, Responses): a 200 that is none is a failure.
     ANSWERS_JSON = False
@@ -81,6 +81,8 @@ class Attempt:
         # changes the answer changes this too.
         self.answered: dict[str, Any] | None = None
         self.left = False  # the client left a stream being relayed
+        # A stream's answer and meter, from when its response is made until its relay begins.
+        self.unrelayed: tuple[UpstreamResponse, StreamMeter | None] | None = None
 
     # -- admit ---------------------------------------------------------------------------------
 
@@ -316,9 +318,10 @@ class Attempt:
                 exchange.stream = True
                 meter = self.stream_meter(strip_usage)
                 events = meter is not None or content_type.startswith(b"text/event-stream")
+                self.unrelayed = resp, meter
                 response = StreamResponse(
                     self.relay(resp, meter, events), status_code=resp.status, loop=loop,
-                    on_gone=self.leave,
+                    on_gone=self.leave, on_close=self.end_unrelayed,
                 )  # fmt: skip
                 response.raw_headers += out_headers
                 return response
@@ -333,6 +336,9 @@ class Attempt:
                     # Upstream made the answer and bills it, whatever lost it after its
                     # headers (a stall past the read timeout, too): charged as billed.
                     exc.billed = True
+                raise
+            except BaseException:  # cancelled (its client left): no sign of upstream's health
+                judge(resp, None)
                 raise
             else:
                 exchange.upstream_s = time.perf_counter() - began
@@ -369,6 +375,7 @@ class Attempt:
         the buffers between them hold, and only the stream's end says how much it generated:
         the rest is read (and sent nowhere). So is a stream billed whole (`read_to_end`): a
         reasoning model's, whose reasoning only its usage counts."""
+        self.unrelayed = None  # this relay ends the call, however it ends
         gw, exchange = self.gw, self.exchange
         trace = exchange.trace
         observe = trace.streaming() if trace is not None else None
@@ -436,6 +443,24 @@ class Attempt:
                 self.settle_stream(meter, stopped=stopped or broken)
         if stopped:
             raise errors.client_closed()
+
+    async def end_unrelayed(self) -> None:
+        """The stream response is done with, and its relay never began (its task cancelled, at
+        shutdown say, or its headers' write failed): its upstream call ends as one whose
+        client left before the answer's first chunk. Its deployment is told nothing (a
+        half-open breaker's probe is freed for the next call), its connection is closed (which
+        stops upstream), and it is charged what it may have cost (`settle_stream`)."""
+        unrelayed, self.unrelayed = self.unrelayed, None
+        if unrelayed is None:
+            return  # the relay began, and ended it
+        resp, meter = unrelayed
+        judge(resp, None)
+        await resp.close()
+        trace = self.exchange.trace
+        if trace is not None:
+            trace.upstream_done(resp.status, self.exchange.error_code)
+        if meter is not None:
+            self.settle_stream(meter, stopped=True)
 
     def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
         """Whether a stream upstream ended (`tail`: its last bytes) was cut short: without

@@ -217,8 +217,8 @@ class GovernedAttempt(Attempt):
         gw, model = self.gw, self.config
         seconds = 0
         if self.cost is Cost.TRANSCRIPTION and self.files:
-            # A pass over up to the whole body (tens of ms for most 25 MB files, seconds for a
-            # hostile one): off the event loop, one upload at a time (`Gateway.audio_reads`).
+            # A pass over up to the whole body (tens of ms for most 25 MB files, a few hundred
+            # for a hostile one): off the event loop, one upload at a time (`Gateway.audio_reads`).
             async with gw.audio_reads:
                 seconds = await asyncio.to_thread(
                     longest_audio, self.files, gw.config.admission.audio_min_bitrate

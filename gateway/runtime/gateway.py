@@ -90,7 +90,7 @@ class Gateway:
     # Wrong admin and metrics keys, slowed per client address.
     auth_backoff: AuthBackoff = field(default_factory=AuthBackoff)
     # Uploads whose audio length is being read (`admission.audio_length`), one at a time: the
-    # reader is Python holding the GIL for up to seconds on a hostile file, so the event loop
+    # reader is Python holding the GIL for up to a few hundred ms on a hostile file, so the loop
     # shares the CPU with one such thread at most, never with a crowd of them.
     audio_reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     # The event loop serving requests, kept once `start` ran (see `gateway.eventloop`).

@@ -10,7 +10,7 @@ only for a call that lasts; a relayed stream costs no extra task and no task gro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -105,6 +105,10 @@ class StreamResponse(StreamingResponse):
     Starlette's does. Given `on_gone`, the client leaving calls it instead: the body goes on
     (what it sends goes nowhere) until it ends itself, a 499 (`errors.client_closed`) if it
     stops for that.
+
+    `on_close` runs once the body is done with, however the response ended: what it closes
+    is closed even if the body never began (an async generator's `finally` runs only once it
+    began, so a task cancelled while the headers are written would skip it).
     """
 
     def __init__(
@@ -116,10 +120,12 @@ class StreamResponse(StreamingResponse):
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         on_gone: Callable[[], None] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(content, status_code, headers, media_type)
         self.loop = loop
         self.on_gone = on_gone
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body_iterator
@@ -142,7 +148,11 @@ class StreamResponse(StreamingResponse):
             pass
         finally:
             aclose = getattr(body, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            try:
+                if aclose is not None:
+                    await aclose()
+            finally:
+                if self.on_close is not None:
+                    await self.on_close()
         if self.background is not None:
             await self.background()

@@ -339,7 +339,12 @@ class Dispatcher:
                         await counted.close()
                         raise
                     else:
-                        await resp.close()
+                        try:
+                            await resp.close()  # a client's release may wait (httpx's)
+                        except BaseException:  # cancelled: nothing told, as above
+                            counted.healthy = None
+                            counted.finish()
+                            raise
                         return _Read(counted, body)  # told when its reader closes it
             asked = retry_after_s(resp.headers, time.time()) if resp is not None else None
             delay = retry_delay(self._policy, tries, asked, self._jitter())

@@ -3,10 +3,12 @@ port stands in for a failing upstream, simulators for healthy ones."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ import openai
 import orjson
 import pytest
 
+from gateway.app import create_app
 from gateway.config import Config, DeploymentConfig, SimulatorConfig
 from gateway.simulator import create_simulator
 from tests.conftest import (
@@ -454,3 +457,135 @@ def test_one_teams_requests_upstream_fails_on_do_not_shut_the_deployment_for_ano
     with pytest.raises(openai.APIStatusError) as info:
         ask("bystander")
     assert info.value.status_code == 503 and info.value.code == "upstream_circuit_open"
+
+
+def chat_scope(app: Any) -> dict[str, Any]:
+    """The ASGI scope of a chat call by the test team to the in-process gateway `app`."""
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1234),
+        "server": ("gateway", 80), "app": app,
+        "headers": [
+            (b"host", b"gateway"), (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {CLIENT_KEY}".encode()),
+        ],
+    }  # fmt: skip
+
+
+async def chat_stream_cut_at_its_headers(app: Any, model: str) -> None:
+    """A streamed chat call to the in-process gateway `app` whose task is cancelled (as at
+    shutdown) while its answer's headers are being written, before any of its body."""
+    body = orjson.dumps({"model": model, "stream": True, "messages": HELLO})
+    writing = asyncio.Event()
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client stays
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            writing.set()
+            await asyncio.Event().wait()  # the socket's buffer is full: the write waits
+
+    task = asyncio.create_task(app(chat_scope(app), receive, send))
+    await asyncio.wait_for(writing.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.anyio
+async def test_a_stream_probe_cancelled_before_its_body_frees_the_probe_and_its_place(
+    simulator: ServerThread, teams_file: Path
+) -> None:
+    config = falling_back(f"{simulator.url}/v1", f"{simulator.url}/v1")
+    config = dataclasses.replace(
+        config,
+        admission=dataclasses.replace(config.admission, teams_file=str(teams_file)),
+        upstream=dataclasses.replace(config.upstream, breaker_failures=1, breaker_cooldown_s=0.01),
+    )
+    app = create_app(config)
+    async with app.router.lifespan_context(app):
+        gw = app.state.gateway
+        (target,) = gw.dispatch.targets("gpt-4o")
+        target.breaker.failure(time.perf_counter())  # open: the next call after the cooldown
+        await asyncio.sleep(0.02)  # probes it
+        await chat_stream_cut_at_its_headers(app, "gpt-4o")
+        # The probe told nothing of the deployment's health: the next call may probe it.
+        assert target.in_flight == 0
+        assert gw.dispatch.available("gpt-4o")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            answer = await client.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-4o", "stream": True, "messages": HELLO},
+                headers={"authorization": f"Bearer {CLIENT_KEY}"},
+            )
+        assert answer.status_code == 200
+        assert "x-gateway-fallback" not in answer.headers  # the deployment took it
+        assert target.breaker.state == "closed"
+
+
+class StallingJson:
+    """A front end answering every chat call 200 with JSON headers, then no more of its body."""
+
+    def __init__(self) -> None:
+        self.answered = asyncio.Event()  # set on the test's loop, from the server's thread
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b'{"id": ', "more_body": True})
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.answered.set)
+        while (await receive())["type"] != "http.disconnect":  # until the gateway hangs up
+            pass
+
+
+@pytest.mark.anyio
+async def test_a_probe_whose_client_leaves_while_its_answer_is_read_tells_no_success(
+    simulator: ServerThread, teams_file: Path
+) -> None:
+    stalling = StallingJson()
+    stalling.loop = asyncio.get_running_loop()
+    with ServerThread(stalling) as deployment:
+        config = falling_back(f"{simulator.url}/v1", f"{deployment.url}/v1")
+        config = dataclasses.replace(
+            config,
+            admission=dataclasses.replace(config.admission, teams_file=str(teams_file)),
+            upstream=dataclasses.replace(
+                config.upstream, retries=0, breaker_failures=1, breaker_cooldown_s=0.01
+            ),
+        )
+        app = create_app(config)
+        async with app.router.lifespan_context(app):
+            (target,) = app.state.gateway.dispatch.targets("gpt-4o")
+            target.breaker.failure(time.perf_counter())  # open: the next call probes it
+            await asyncio.sleep(0.02)
+            body = orjson.dumps({"model": "gpt-4o", "stream": True, "messages": HELLO})
+            messages = [{"type": "http.request", "body": body, "more_body": False}]
+            statuses: list[int] = []
+
+            async def receive() -> dict[str, Any]:
+                if messages:
+                    return messages.pop()
+                await stalling.answered.wait()
+                return {"type": "http.disconnect"}  # the client leaves mid-answer
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            await asyncio.wait_for(app(chat_scope(app), receive, send), 10)
+            assert statuses == [499]
+            # The deployment never finished an answer: the probe tells nothing of its health.
+            breaker = target.breaker
+            assert breaker.state == "half_open" and breaker.allows(time.perf_counter())
+            assert target.in_flight == 0

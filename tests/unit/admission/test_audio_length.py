@@ -5,6 +5,7 @@ less than the audio plays, and close to it where the container says."""
 from __future__ import annotations
 
 import io
+import math
 import struct
 import time
 import wave
@@ -253,3 +254,86 @@ def test_25_mb_of_mp3_frame_headers_is_read_in_seconds_at_most() -> None:
     started = time.process_time()
     assert longest_seconds(b"\xff\xfb\x90\x00" * 6_250_000, FLOOR) >= 25_000_000 * 0.144 / 2
     assert time.process_time() - started < 10
+
+
+def ogg_page(lacing: bytes, body: bytes, flags: int = 0) -> bytes:
+    header = b"OggS" + bytes([0, flags]) + struct.pack("<qIII", 0, 1, 0, 0)
+    return header + bytes([len(lacing)]) + lacing + body
+
+
+OPUS_HEAD = b"OpusHead" + bytes([1, 1]) + struct.pack("<HIhB", 312, 48000, 0, 0)
+WEBM_OPUS = (
+    b"\x1a\x45\xdf\xa3\x80"  # EBML header
+    + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff"  # a segment of unknown size
+    + b"\x16\x54\xae\x6b\x95\xae\x93"  # tracks: one entry
+    + b"\xd7\x81\x01\x86\x86A_OPUS\xe1\x85\xb5\x84"  # track 1, Opus, at...
+    + struct.pack(">f", 48000.0)
+    + b"\x1f\x43\xb6\x75\x01\xff\xff\xff\xff\xff\xff\xff"  # a cluster of unknown size
+)
+FLAC_HEADER = b"\xff\xf8\x69\x08\x00"
+
+
+def crc8(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc = audio_length._CRC8[crc ^ byte]
+    return crc
+
+
+# Files made of what costs the reader work: a head, then a unit repeated. Past the budget such
+# a file is held the most its bytes could play: each byte the start of the longest frame of
+# either format a scan finds frames of (MP3's and ADTS's: four blocks of 1,024 samples at
+# 7,350 Hz), or the longest hold there is where a later page, block, chunk or tag could
+# declare any rate.
+def most_a_byte(size: int) -> int:
+    return min(MAX_SECONDS, math.ceil(size * 4 * 1024 / 7350))
+
+
+def longest(size: int) -> int:
+    return MAX_SECONDS
+
+
+MADE_TO_COST = {
+    "mp3 frame headers": (b"", b"\xff\xfb\x90\x00", most_a_byte),
+    "adts frame headers": (b"", bytes.fromhex("fff15080017ffc"), most_a_byte),
+    "junk, then mp3 frame headers": (b"\x00" * 7, b"\xff\xe3\x18\x00", most_a_byte),
+    "ogg pages of a packet each": (
+        ogg_page(bytes([len(OPUS_HEAD)]), OPUS_HEAD, flags=2),
+        ogg_page(b"\x01", b"\xfc"),
+        longest,
+    ),
+    "webm blocks": (WEBM_OPUS, b"\xa3\x85\x81\x00\x00\x80\xfc", longest),
+    "flac frame headers": (
+        read("flac.flac")[:42],
+        FLAC_HEADER + bytes([crc8(FLAC_HEADER)]),
+        longest,
+    ),
+    "wav chunks": (b"RIFF\xff\xff\xff\xffWAVE", b"junk\x00\x00\x00\x00", longest),
+    "id3 tags": (b"", b"ID3\x04\x00\x00\x00\x00\x00\x00", longest),
+}
+
+
+@pytest.mark.parametrize("made", sorted(MADE_TO_COST))
+def test_a_file_made_to_cost_work_is_held_the_most_its_bytes_could_play_past_the_budget(
+    monkeypatch: pytest.MonkeyPatch, made: str
+) -> None:
+    head, unit, held = MADE_TO_COST[made]
+    data = head + unit * (40_000 // len(unit))
+    monkeypatch.setattr(audio_length, "MOST_FRAMES", 1_000)
+    assert longest_seconds(data, FLOOR) == held(len(data))
+
+
+@pytest.mark.parametrize("made", sorted(MADE_TO_COST))
+def test_25_mb_made_to_cost_work_is_held_the_most_it_could_play(made: str) -> None:
+    head, unit, held = MADE_TO_COST[made]
+    data = head + unit * (25_000_000 // len(unit))
+    assert longest_seconds(data, FLOOR) == held(len(data))
+
+
+def test_25_mb_of_a_real_mp3_is_read_whole_within_the_budget() -> None:
+    """1,250 copies of the 32 kb/s file's frames (MPEG-2 layer III: 220,000 of them), each
+    copy 5.076 s: held its length and a little more, as one copy is."""
+    data = read("cbr.mp3")
+    frames = data[data.find(b"\xff\xf3") :] * 1_250
+    played = DURATIONS["cbr.mp3"] * 1_250
+    assert played <= longest_seconds(frames, FLOOR) <= played * 1.16

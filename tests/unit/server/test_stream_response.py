@@ -191,3 +191,29 @@ async def test_a_failing_stream_still_closes_its_body() -> None:
     with pytest.raises(RuntimeError):
         await response({"type": "http"}, receive, send)
     assert closed == ["closed"]
+
+
+@pytest.mark.anyio
+async def test_a_response_cancelled_before_its_body_began_still_runs_on_close() -> None:
+    closed: list[str] = []
+    writing = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        writing.set()
+        await asyncio.sleep(30)  # the headers' write waits on a full socket buffer
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(30)
+        return {"type": "http.disconnect"}
+
+    async def on_close() -> None:
+        closed.append("on_close")
+
+    # The body's own `finally` never runs: it never began.
+    response = StreamResponse(stream_of([b"a"], closed), on_close=on_close)
+    task = asyncio.ensure_future(response({"type": "http"}, receive, send))
+    await writing.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert closed == ["on_close"]

@@ -3,6 +3,7 @@ on a recording upstream: counted once, retried the usual way, released when canc
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -173,3 +174,49 @@ async def test_a_whole_answer_is_not_asked_again_once_its_request_was_written(
     # Spent retries say so to the SDKs; a call never retried leaves them their own choice.
     assert ("x-should-retry" in info.value.headers) == (len(upstream.sent) == 2)
     assert target.in_flight == 0
+
+
+class _SlowClose(_Answer):
+    """An answer whose connection's release waits (httpx's `aclose` may)."""
+
+    def __init__(self, status: int, closing: asyncio.Event) -> None:
+        super().__init__(status)
+        self.closing = closing
+
+    async def close(self) -> None:
+        self.closing.set()
+        await asyncio.sleep(30)
+
+
+class _SlowClosing(_Preparing):
+    def __init__(self) -> None:
+        super().__init__(idle=False)
+        self.closing = asyncio.Event()
+
+    async def send(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> Any:
+        return _SlowClose(self.status, self.closing)
+
+
+@pytest.mark.anyio
+async def test_a_probe_cancelled_while_its_read_answer_is_released_frees_the_probe() -> None:
+    from gateway.observability.metrics import Metrics
+    from gateway.upstream.dispatch import Dispatcher, Target
+    from gateway.upstream.resilience import Breaker, RetryPolicy
+
+    upstream = _SlowClosing()
+    breaker = Breaker(failures=1, cooldown_s=30)
+    breaker.failure(0.0)  # open since time 0: at time 60 the next call is its probe
+    target = Target("only", upstream, "sk-deployment", breaker)  # type: ignore[arg-type]
+    dispatch = Dispatcher({"m": [target]}, RetryPolicy(), Metrics(), clock=lambda: 60.0)
+    call = asyncio.ensure_future(
+        dispatch.send("m", "POST", "/chat/completions", b"", {}, b"{}", buffer=True)
+    )
+    await upstream.closing.wait()
+    assert not breaker.allows(60.0)  # the probe is out
+    call.cancel()  # the gateway shuts down while its answer, read whole, is released
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert target.in_flight == 0
+    assert breaker.allows(60.0)  # not stuck half-open: the next call probes
