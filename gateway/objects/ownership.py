@@ -13,9 +13,13 @@ asking upstream for everybody's. An object lives until it is deleted through the
 an id upstream says is gone (expired, or deleted around the gateway) is forgotten when a
 listing or a read meets it; the owner key of one upstream said would expire (a file's
 `expires_at`) expires itself `EXPIRED_GRACE_S` after it, so that objects nobody reads again
-leave no record behind (their ids in the team's set go at its next listing). The score is a Unix time (the gateway's clock,
-finer than upstream's whole-second `created_at`); ties are ordered by id, as a sorted set
-orders them, so pages never skip or repeat one.
+leave no record behind (their ids in the team's set go at its next listing). A kind upstream
+keeps a fixed time (`kept_s`: stored chat completions) is recorded for that time and the grace:
+its owner keys expire, and its team's set drops the ids older than that at each record (and
+expires with its newest), so a team that never lists them keeps no more than that time's.
+The score is a Unix time (the gateway's clock, finer than upstream's whole-second
+`created_at`); ties are ordered by id, as a sorted set orders them, so pages never skip or
+repeat one.
 
 Recording an object the gateway has just answered with can run beside the answer
 (`record_soon`): a lookup of that id on this replica waits for the write, so a client
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as redis
@@ -55,8 +59,13 @@ def owned_key(team: str, kind: str) -> str:
 
 
 class Owners:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, kept_s: Mapping[str, float] | None = None) -> None:
         self._redis = client
+        # The kinds upstream deletes a fixed time after they are made: that time, and the
+        # grace (whole seconds), by kind.
+        self._lifetime_s = {
+            kind: int(seconds) + EXPIRED_GRACE_S for kind, seconds in (kept_s or {}).items()
+        }
         # Owner records being written, by (kind, id): a lookup of one waits for it.
         self._writing: dict[tuple[str, str], asyncio.Future[Any]] = {}
 
@@ -69,8 +78,19 @@ class Owners:
         until = None
         if isinstance(expires_at, int | float) and not isinstance(expires_at, bool):
             until = int(expires_at) + EXPIRED_GRACE_S
-        await self._redis.set(owner_key(kind, object_id), team, exat=until)
-        await self._redis.zadd(owned_key(team, kind), {object_id: created_at})
+        lifetime = self._lifetime_s.get(kind) if until is None else None
+        await self._redis.set(owner_key(kind, object_id), team, ex=lifetime, exat=until)
+        owned = owned_key(team, kind)
+        if lifetime is None:
+            await self._redis.zadd(owned, {object_id: created_at})
+            return
+        # One key, one round trip: the ids whose owner keys have expired go, and the set
+        # itself once its newest has.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(owned, {object_id: created_at})
+            pipe.zremrangebyscore(owned, "-inf", f"({created_at - lifetime}")
+            pipe.expire(owned, lifetime)
+            await pipe.execute()
 
     def record_soon(self, kind: str, team: str, object_id: str, created_at: float) -> None:
         """`record`, without making the answer wait (a client that leaves does not cancel it)."""

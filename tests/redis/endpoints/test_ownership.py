@@ -447,3 +447,24 @@ def test_the_owner_record_of_a_file_upstream_expires_goes_with_it(
     kept = b.files.create(file=("kept.txt", b"k"), purpose="assistants")
     assert kept.expires_at is None
     assert store.ttl(f"o1gw:owner:file:{kept.id}") == -1
+
+
+def test_the_owner_record_of_a_stored_completion_goes_after_upstream_deletes_it(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    """Upstream keeps a stored chat completion 30 days (`compat.stored_view_ttl_s`): its owner
+    record, plain or streamed, a day longer, not forever; and the team's list of them drops
+    the ids whose records have gone, not only when a listing reads them."""
+    import time
+
+    kept_s = 30 * 86400 + 86400
+    owned = "o1gw:owned:{t:b}:chat_completion"
+    # One recorded 32 days ago (its owner record gone since): nobody listed the team's since.
+    store.zadd(owned, {"chatcmpl-old": time.time() - 32 * 86400})
+    b = sdk(gateway, "b")
+    for chat in (stored_chat(b), streamed_chat(b)):
+        b.chat.completions.retrieve(chat)  # the streamed one's record has landed
+        assert kept_s - 60 <= store.ttl(f"o1gw:owner:chat_completion:{chat}") <= kept_s
+    assert store.zscore(owned, "chatcmpl-old") is None
+    assert store.zcard(owned) == 2
+    assert kept_s - 60 <= store.ttl(owned) <= kept_s
