@@ -3,20 +3,23 @@ their models, stored chat completions, vector stores), in Redis, and each team's
 the order they were made.
 
 Two records per object, each one key, so both work on a Redis Cluster (no command spans
-two keys):
+two keys), and a third for one upstream deletes at a time it said:
 
-    o1gw:owner:{kind}:{id}         string: the owning team's name
-    o1gw:owned:{t:<team>}:{kind}   sorted set: the team's ids, scored by when they were made
+    o1gw:owner:{kind}:{id}            string: the owning team's name
+    o1gw:owned:{t:<team>}:{kind}      sorted set: the team's ids, scored by when they were made
+    o1gw:expiring:{t:<team>}:{kind}   sorted set: those of its ids whose owner keys expire,
+                                      scored by when (Unix seconds)
 
 The owner key answers "whose is it?"; the team's set pages the team's own objects without
 asking upstream for everybody's. An object lives until it is deleted through the gateway, and
 an id upstream says is gone (expired, or deleted around the gateway) is forgotten when a
 listing or a read meets it; the owner key of one upstream said would expire (a file's
 `expires_at`) expires itself `EXPIRED_GRACE_S` after it, so that objects nobody reads again
-leave no record behind (their ids in the team's set go at its next listing). A kind upstream
-keeps a fixed time (`kept_s`: stored chat completions) is recorded for that time and the grace:
-its owner keys expire, and its team's set drops the ids older than that at each record (and
-expires with its newest), so a team that never lists them keeps no more than that time's.
+leave no record behind (their ids leave the team's set at its next record, a few at a time,
+or its next listing). A kind upstream keeps a fixed time (`kept_s`: stored chat completions)
+is recorded for that time and the grace: its owner keys expire, and its team's set drops the
+ids older than that at each record (and expires with its newest), so a team that never lists
+them keeps no more than that time's.
 The score is a Unix time (the gateway's clock, finer than upstream's whole-second
 `created_at`); ties are ordered by id, as a sorted set orders them, so pages never skip or
 repeat one.
@@ -41,6 +44,10 @@ ASSIGNABLE_KINDS = (
 )  # fmt: skip
 OWNER_PREFIX = "o1gw:owner:"
 OWNED_PREFIX = "o1gw:owned:"
+EXPIRING_PREFIX = "o1gw:expiring:"
+# The most ids whose owner keys have expired one record takes off its team's set: more than
+# the one it adds, so none pile up, in bounded work.
+FORGOTTEN_A_RECORD = 100
 # Owner records `not_owned` asks for in one round trip.
 LOOKUPS_A_TRIP = 256
 # How long an owner record outlives its object's `expires_at`: upstream deletes an expired
@@ -56,6 +63,10 @@ def owner_key(kind: str, object_id: str) -> str:
 def owned_key(team: str, kind: str) -> str:
     # The team's hash tag, as its admission keys carry: a team's keys share a cluster slot.
     return f"{OWNED_PREFIX}{{t:{team}}}:{kind}"
+
+
+def expiring_key(team: str, kind: str) -> str:
+    return f"{EXPIRING_PREFIX}{{t:{team}}}:{kind}"
 
 
 class Owners:
@@ -81,16 +92,32 @@ class Owners:
         lifetime = self._lifetime_s.get(kind) if until is None else None
         await self._redis.set(owner_key(kind, object_id), team, ex=lifetime, exat=until)
         owned = owned_key(team, kind)
-        if lifetime is None:
-            await self._redis.zadd(owned, {object_id: created_at})
+        if lifetime is not None:
+            # One key, one round trip: the ids whose owner keys have expired go, and the set
+            # itself once its newest has.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(owned, {object_id: created_at})
+                pipe.zremrangebyscore(owned, "-inf", f"({created_at - lifetime}")
+                pipe.expire(owned, lifetime)
+                await pipe.execute()
             return
-        # One key, one round trip: the ids whose owner keys have expired go, and the set
-        # itself once its newest has.
+        # The team's keys share a slot: one round trip, and a second only when some of its ids'
+        # owner keys have expired since (they leave its set).
+        expiring = expiring_key(team, kind)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(owned, {object_id: created_at})
-            pipe.zremrangebyscore(owned, "-inf", f"({created_at - lifetime}")
-            pipe.expire(owned, lifetime)
-            await pipe.execute()
+            if until is None:
+                pipe.zrem(expiring, object_id)  # kept for good now (an admin's assignment)
+            else:
+                pipe.zadd(expiring, {object_id: until})
+                pipe.zrangebyscore(expiring, "-inf", created_at, 0, FORGOTTEN_A_RECORD)
+            done = await pipe.execute()
+        gone = done[2] if until is not None else []
+        if gone:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(owned, *gone)
+                pipe.zrem(expiring, *gone)
+                await pipe.execute()
 
     def record_soon(self, kind: str, team: str, object_id: str, created_at: float) -> None:
         """`record`, without making the answer wait (a client that leaves does not cancel it)."""
@@ -143,7 +170,10 @@ class Owners:
     async def forget(self, kind: str, team: str, object_id: str) -> None:
         """The object is gone: out of the team's list, and its owner record (if still the
         team's) dropped."""
-        await self._redis.zrem(owned_key(team, kind), object_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(owned_key(team, kind), object_id)
+            pipe.zrem(expiring_key(team, kind), object_id)
+            await pipe.execute()
         if await self.owner(kind, object_id) == team:
             await self._redis.delete(owner_key(kind, object_id))
 

@@ -468,3 +468,43 @@ def test_the_owner_record_of_a_stored_completion_goes_after_upstream_deletes_it(
     assert store.zscore(owned, "chatcmpl-old") is None
     assert store.zcard(owned) == 2
     assert kept_s - 60 <= store.ttl(owned) <= kept_s
+
+
+def test_the_team_keeps_no_list_entry_of_a_file_whose_owner_record_expired(
+    gateway: ServerThread, store: redis.Redis, redis_server: str
+) -> None:
+    """A file upstream expires leaves the team's list of files when its owner record goes
+    (at the next record of one of the team's files), not only when a listing reads it: a team
+    that never lists its files (a batch's input and output files, each batch) kept an entry
+    for each file it ever made."""
+    import asyncio
+    import time
+
+    import redis.asyncio as aioredis
+
+    from gateway.objects.ownership import EXPIRED_GRACE_S, Owners
+
+    async def record_expiring(file_id: str) -> None:
+        client = aioredis.from_url(redis_server)
+        try:  # upstream deleted it a day ago: its owner record goes in a second
+            expires_at = time.time() - EXPIRED_GRACE_S + 1
+            await Owners(client).record("file", "b", file_id, time.time(), expires_at)
+        finally:
+            await client.aclose()
+
+    owned = "o1gw:owned:{t:b}:file"
+    asyncio.run(record_expiring("file-old"))
+    assert store.zscore(owned, "file-old") is not None
+    time.sleep(2.1)
+    assert not store.exists("o1gw:owner:file:file-old")
+    b = sdk(gateway, "b")
+    made = b.files.create(file=("in.jsonl", b"{}\n"), purpose="batch")
+    assert made.expires_at is not None
+    assert store.zscore(owned, "file-old") is None
+    # One that never expires is never taken off; a deleted one leaves the list.
+    kept = b.files.create(file=("kept.txt", b"k"), purpose="assistants")
+    assert sorted(f.id for f in b.files.list()) == sorted([made.id, kept.id])
+    assert b.files.delete(made.id).deleted
+    assert [f.id for f in b.files.list()] == [kept.id]
+    assert store.zrange(owned, 0, -1) == [kept.id.encode()]
+    assert store.zcard("o1gw:expiring:{t:b}:file") == 0
