@@ -468,6 +468,13 @@ def test_the_owner_record_of_a_stored_completion_goes_after_upstream_deletes_it(
     assert store.zscore(owned, "chatcmpl-old") is None
     assert store.zcard(owned) == 2
     assert kept_s - 60 <= store.ttl(owned) <= kept_s
+    # An owner record gone (expired) while upstream still has the completion: nobody is
+    # served it, not even the team that made it.
+    store.delete(f"o1gw:owner:chat_completion:{chat}")
+    for team in ("a", "b"):
+        client = sdk(gateway, team)
+        assert not_found(lambda: client.chat.completions.retrieve(chat))["code"] is None  # noqa: B023
+        assert not_found(lambda: client.chat.completions.delete(chat))["code"] is None  # noqa: B023
 
 
 def test_the_team_keeps_no_list_entry_of_a_file_whose_owner_record_expired(
