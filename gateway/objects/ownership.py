@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -118,6 +119,20 @@ class Owners:
                 pipe.zrem(owned, *gone)
                 pipe.zrem(expiring, *gone)
                 await pipe.execute()
+
+    async def assign(self, kind: str, team: str, object_id: str, created_at: float) -> None:
+        """`team` owns `object_id` from now on, and no other team does (an admin's word): until
+        its owner record was to expire, if it was (upstream deletes the object then), else as
+        `record` keeps one."""
+        previous = await self.owner(kind, object_id)
+        left_ms: int = await self._redis.pttl(owner_key(kind, object_id))
+        if previous is not None and previous != team:
+            await self.forget(kind, previous, object_id)
+        expires_at = None  # a kind kept a fixed time is kept that time from now
+        if kind not in self._lifetime_s and previous is not None and left_ms > 0:
+            # `record` adds the grace again; rounded up, never a second before it was to go.
+            expires_at = math.ceil(created_at + left_ms / 1000) - EXPIRED_GRACE_S
+        await self.record(kind, team, object_id, created_at, expires_at)
 
     def record_soon(self, kind: str, team: str, object_id: str, created_at: float) -> None:
         """`record`, without making the answer wait (a client that leaves does not cancel it)."""
