@@ -131,6 +131,10 @@ def test_another_team_reaches_none_of_a_teams_objects(
     assert b.vector_stores.list().data == [] and b.files.list().data == []
     assert store.get(f"o1gw:owner:file:{doc.id}") is None
     assert store.zcard("o1gw:owned:{t:b}:file") == 0
+    assert store.get(f"o1gw:owner:chat_completion:{chats[0]}") is None
+    assert store.zrange("o1gw:owned:{t:b}:chat_completion", 0, -1) == [chats[1].encode()]
+    assert store.get(f"o1gw:owner:vector_store:{vs.id}") is None
+    assert store.zcard("o1gw:owned:{t:b}:vector_store") == 0
 
 
 def walk(list_page: Callable[..., Any], **query: Any) -> tuple[list[str], list[bool]]:
