@@ -267,10 +267,7 @@ async def assign_object(request: Request) -> Response:
     if kind == "response":
         await gw.responses.own_now(name, object_id)
     else:
-        previous = await gw.owners.owner(kind, object_id)
-        if previous is not None and previous != name:
-            await gw.owners.forget(kind, previous, object_id)
-        await gw.owners.record(kind, name, object_id, time.time())
+        await gw.owners.assign(kind, name, object_id, time.time())
     return json({"object": "owner", "kind": kind, "id": object_id, "team": name})
 
 

@@ -341,7 +341,8 @@ class CompatConfig:
     reasoning_headroom_tokens: int = 4096
     # How long the client's view of a patched stored chat completion (`objects.chat_views`) is
     # kept: upstream's retention of stored completions, after which the view would be an
-    # orphan (one upstream deletes sooner is dropped when upstream says it has none).
+    # orphan (one upstream deletes sooner is dropped when upstream says it has none). Their
+    # owner records are kept this long and a day (`objects.ownership`).
     stored_view_ttl_s: float = 30 * 86400.0
 
 

@@ -10,6 +10,7 @@ file when it ends. Reading, listing and cancelling are the team's own batches on
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -35,6 +36,7 @@ from gateway.endpoints.owned import (
 )
 from gateway.endpoints.tuned_models import fine_tunes
 from gateway.routing import retirement
+from gateway.runtime.batch_jobs import OUTPUT_KEPT_S
 from gateway.runtime.gateway import Gateway
 from gateway.server.body import read_json_object, repeated_key
 from gateway.server.caller import Caller, identify
@@ -69,8 +71,9 @@ async def create(request: Request) -> Response:
     # What each line names is the team's.
     await check_all_owned(gw, caller, await asyncio.to_thread(_named_objects, lines))
     return await create_followed(
-        request, caller, BATCH, model, reserve, gw.config.batches.hold_s, body, models=named
-    )
+        request, caller, BATCH, model, reserve, gw.config.batches.hold_s, body, models=named,
+        output_expires_after=payload.get("output_expires_after"),
+    )  # fmt: skip
 
 
 def _named_objects(lines: list[dict[str, Any]]) -> list[tuple[Kind, str]]:
@@ -165,13 +168,15 @@ async def list_batches(request: Request) -> Response:
 
 async def retrieve(request: Request) -> Response:
     """The team's batch; once it has output, its files are the team's (a client reads them
-    straight after, before the follower's next look)."""
+    straight after, before the follower's next look): for the longest upstream keeps them,
+    until the follower, settling the batch, records how long it does."""
     gw = gateway_of(request)
     batch_id = request.path_params["batch_id"]
     caller = await caller_owning(request, BATCH, batch_id)
     response = await forward_owned(request, BATCH, batch_id, count=True, caller=caller)
     answer = created(response) or {}
-    await adopt(gw, caller, FILE, (answer.get("output_file_id"), answer.get("error_file_id")))
+    files = (answer.get("output_file_id"), answer.get("error_file_id"))
+    await adopt(gw, caller, FILE, files, time.time() + OUTPUT_KEPT_S)
     return response
 
 

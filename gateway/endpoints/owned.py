@@ -258,13 +258,16 @@ def created(response: Response) -> dict[str, Any] | None:
     return None
 
 
-async def adopt(gw: Gateway, caller: Caller, kind: Kind, ids: Iterable[Any]) -> None:
+async def adopt(
+    gw: Gateway, caller: Caller, kind: Kind, ids: Iterable[Any], expires_at: float | None = None
+) -> None:
     """What an object of the team's made upstream (a batch's output files, a job's model) is
-    the team's too: each id recorded, unless it is already."""
+    the team's too: each id recorded, unless it is already (`expires_at`: when upstream deletes
+    them, if it does)."""
     team = caller.team.name
     for object_id in ids:
         if isinstance(object_id, str) and not await gw.owners.owns(kind.name, team, object_id):
-            await gw.owners.record(kind.name, team, object_id, made_now())
+            await gw.owners.record(kind.name, team, object_id, made_now(), expires_at)
 
 
 def metadata_query(query: Mapping[str, str]) -> dict[str, str]:

@@ -3,19 +3,26 @@ their models, stored chat completions, vector stores), in Redis, and each team's
 the order they were made.
 
 Two records per object, each one key, so both work on a Redis Cluster (no command spans
-two keys):
+two keys), and a third for one upstream deletes at a time it said:
 
-    o1gw:owner:{kind}:{id}         string: the owning team's name
-    o1gw:owned:{t:<team>}:{kind}   sorted set: the team's ids, scored by when they were made
+    o1gw:owner:{kind}:{id}            string: the owning team's name
+    o1gw:owned:{t:<team>}:{kind}      sorted set: the team's ids, scored by when they were made
+    o1gw:expiring:{t:<team>}:{kind}   sorted set: those of its ids whose owner keys expire,
+                                      scored by when (Unix seconds)
 
 The owner key answers "whose is it?"; the team's set pages the team's own objects without
 asking upstream for everybody's. An object lives until it is deleted through the gateway, and
 an id upstream says is gone (expired, or deleted around the gateway) is forgotten when a
 listing or a read meets it; the owner key of one upstream said would expire (a file's
 `expires_at`) expires itself `EXPIRED_GRACE_S` after it, so that objects nobody reads again
-leave no record behind (their ids in the team's set go at its next listing). The score is a Unix time (the gateway's clock,
-finer than upstream's whole-second `created_at`); ties are ordered by id, as a sorted set
-orders them, so pages never skip or repeat one.
+leave no record behind (their ids leave the team's set at its next record, a few at a time,
+or its next listing). A kind upstream keeps a fixed time (`kept_s`: stored chat completions)
+is recorded for that time and the grace: its owner keys expire, and its team's set drops the
+ids older than that at each record (and expires with its newest), so a team that never lists
+them keeps no more than that time's.
+The score is a Unix time (the gateway's clock, finer than upstream's whole-second
+`created_at`); ties are ordered by id, as a sorted set orders them, so pages never skip or
+repeat one.
 
 Recording an object the gateway has just answered with can run beside the answer
 (`record_soon`): a lookup of that id on this replica waits for the write, so a client
@@ -26,7 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as redis
@@ -37,6 +45,10 @@ ASSIGNABLE_KINDS = (
 )  # fmt: skip
 OWNER_PREFIX = "o1gw:owner:"
 OWNED_PREFIX = "o1gw:owned:"
+EXPIRING_PREFIX = "o1gw:expiring:"
+# The most ids whose owner keys have expired one record takes off its team's set: more than
+# the one it adds, so none pile up, in bounded work.
+FORGOTTEN_A_RECORD = 100
 # Owner records `not_owned` asks for in one round trip.
 LOOKUPS_A_TRIP = 256
 # How long an owner record outlives its object's `expires_at`: upstream deletes an expired
@@ -54,9 +66,18 @@ def owned_key(team: str, kind: str) -> str:
     return f"{OWNED_PREFIX}{{t:{team}}}:{kind}"
 
 
+def expiring_key(team: str, kind: str) -> str:
+    return f"{EXPIRING_PREFIX}{{t:{team}}}:{kind}"
+
+
 class Owners:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, kept_s: Mapping[str, float] | None = None) -> None:
         self._redis = client
+        # The kinds upstream deletes a fixed time after they are made: that time, and the
+        # grace (whole seconds), by kind.
+        self._lifetime_s = {
+            kind: int(seconds) + EXPIRED_GRACE_S for kind, seconds in (kept_s or {}).items()
+        }
         # Owner records being written, by (kind, id): a lookup of one waits for it.
         self._writing: dict[tuple[str, str], asyncio.Future[Any]] = {}
 
@@ -69,8 +90,49 @@ class Owners:
         until = None
         if isinstance(expires_at, int | float) and not isinstance(expires_at, bool):
             until = int(expires_at) + EXPIRED_GRACE_S
-        await self._redis.set(owner_key(kind, object_id), team, exat=until)
-        await self._redis.zadd(owned_key(team, kind), {object_id: created_at})
+        lifetime = self._lifetime_s.get(kind) if until is None else None
+        await self._redis.set(owner_key(kind, object_id), team, ex=lifetime, exat=until)
+        owned = owned_key(team, kind)
+        if lifetime is not None:
+            # One key, one round trip: the ids whose owner keys have expired go, and the set
+            # itself once its newest has.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(owned, {object_id: created_at})
+                pipe.zremrangebyscore(owned, "-inf", f"({created_at - lifetime}")
+                pipe.expire(owned, lifetime)
+                await pipe.execute()
+            return
+        # The team's keys share a slot: one round trip, and a second only when some of its ids'
+        # owner keys have expired since (they leave its set).
+        expiring = expiring_key(team, kind)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(owned, {object_id: created_at})
+            if until is None:
+                pipe.zrem(expiring, object_id)  # kept for good now (an admin's assignment)
+            else:
+                pipe.zadd(expiring, {object_id: until})
+                pipe.zrangebyscore(expiring, "-inf", created_at, 0, FORGOTTEN_A_RECORD)
+            done = await pipe.execute()
+        gone = done[2] if until is not None else []
+        if gone:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(owned, *gone)
+                pipe.zrem(expiring, *gone)
+                await pipe.execute()
+
+    async def assign(self, kind: str, team: str, object_id: str, created_at: float) -> None:
+        """`team` owns `object_id` from now on, and no other team does (an admin's word): until
+        its owner record was to expire, if it was (upstream deletes the object then), else as
+        `record` keeps one."""
+        previous = await self.owner(kind, object_id)
+        left_ms: int = await self._redis.pttl(owner_key(kind, object_id))
+        if previous is not None and previous != team:
+            await self.forget(kind, previous, object_id)
+        expires_at = None  # a kind kept a fixed time is kept that time from now
+        if kind not in self._lifetime_s and previous is not None and left_ms > 0:
+            # `record` adds the grace again; rounded up, never a second before it was to go.
+            expires_at = math.ceil(created_at + left_ms / 1000) - EXPIRED_GRACE_S
+        await self.record(kind, team, object_id, created_at, expires_at)
 
     def record_soon(self, kind: str, team: str, object_id: str, created_at: float) -> None:
         """`record`, without making the answer wait (a client that leaves does not cancel it)."""
@@ -123,7 +185,10 @@ class Owners:
     async def forget(self, kind: str, team: str, object_id: str) -> None:
         """The object is gone: out of the team's list, and its owner record (if still the
         team's) dropped."""
-        await self._redis.zrem(owned_key(team, kind), object_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(owned_key(team, kind), object_id)
+            pipe.zrem(expiring_key(team, kind), object_id)
+            await pipe.execute()
         if await self.owner(kind, object_id) == team:
             await self._redis.delete(owner_key(kind, object_id))
 

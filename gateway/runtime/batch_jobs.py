@@ -2,11 +2,15 @@
 worst case at half price, for as long as its completion window), and priced once upstream says
 the batch ended from its output file: each line's usage at half its model's price, rounded up
 per line as upstream bills it; an output file gone before it was read (deleted by its team),
-at the batch's hold. The output and error files become the team's.
+at the batch's hold. The output and error files become the team's for as long as upstream
+keeps them: until the file says it expires, else as long as the batch asked
+(`output_expires_after`), else upstream's default (`OUTPUT_KEPT_S`); one already deleted (its
+team read and deleted it before the batch was settled) is not recorded again.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -14,7 +18,24 @@ import orjson
 from gateway.admission.pricing import batch_line_cost
 from gateway.config import ModelConfig
 from gateway.runtime.follower import Ended, JobKind, ModelOf, Read
+from gateway.wire.errors import GatewayError
 from gateway.wire.usage import Usage, usage_from
+
+# How long upstream keeps a batch's output and error files after it makes them, unless the
+# batch asked less (`output_expires_after`): its default, and the most a batch may ask.
+OUTPUT_KEPT_S = 30 * 86400
+
+
+def output_kept_s(asked: Any) -> int:
+    """How long upstream keeps the files of a batch created with `output_expires_after` =
+    `asked`, from when it makes them. Anything but a count of seconds from their creation is
+    upstream's default (the longest they are kept)."""
+    if not isinstance(asked, dict) or asked.get("anchor") != "created_at":
+        return OUTPUT_KEPT_S
+    seconds = asked.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+        return OUTPUT_KEPT_S
+    return seconds
 
 
 class BatchJobs(JobKind):
@@ -39,8 +60,35 @@ class BatchJobs(JobKind):
                 cost = int(record["plan"]["reserve"])
             else:
                 usage, cost = self._priced(content, self._dearest(record.get("models") or []))
-        files = (output, job.get("error_file_id"))
-        return Ended(usage, cost, tuple(("file", f) for f in files if isinstance(f, str)))
+        files = [f for f in (output, job.get("error_file_id")) if isinstance(f, str)]
+        expiring = await self._expiring(files, record, read)
+        made = tuple(("file", f) for f in files if f in expiring)
+        return Ended(usage, cost, made, expiring)
+
+    async def _expiring(
+        self, files: list[str], record: dict[str, Any], read: Read
+    ) -> dict[str, float]:
+        """When upstream deletes each of the batch's files it still has (Unix seconds): as
+        the file says, else as the batch asked, counted from now (after they were made)."""
+        asked = time.time() + output_kept_s(record.get("output_expires_after"))
+        expiring: dict[str, float] = {}
+        for file_id in files:
+            try:
+                found = await read(f"/files/{file_id}")
+            except GatewayError:
+                found = b"{}"  # not read now: as the batch asked
+            if found is None:
+                continue  # deleted already: nothing to own
+            try:
+                file = orjson.loads(found)
+            except orjson.JSONDecodeError:
+                file = None
+            said = file.get("expires_at") if isinstance(file, dict) else None
+            if isinstance(said, int | float) and not isinstance(said, bool):
+                expiring[file_id] = float(said)
+            else:
+                expiring[file_id] = asked
+        return expiring
 
     def _dearest(self, names: list[str]) -> ModelConfig | None:
         """Of the models a batch's lines named, the one whose output costs most."""

@@ -86,7 +86,8 @@ def open_gateway(config: Config) -> Gateway:
         responses=ResponseStore(
             client, config.responses.store_ttl_s, fast.submit_command if fast else None
         ),
-        owners=Owners(client),
+        # Upstream keeps stored chat completions as long as their views are kept.
+        owners=Owners(client, {"chat_completion": config.compat.stored_view_ttl_s}),
         chat_views=ChatViews(client, config.compat.stored_view_ttl_s),
         cache=Cache(CacheStore(client), config.cache, metrics.redis_errors.labels("cache").inc),
         access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,

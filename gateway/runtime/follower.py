@@ -15,7 +15,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -47,11 +47,13 @@ ModelOf = Callable[[str], tuple[str, ModelConfig] | None]
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    """What a job that ended cost, and the objects it made (kind, id): the team's now."""
+    """What a job that ended cost, and the objects it made (kind, id): the team's now, each
+    until upstream deletes it (`expiring`: Unix seconds, by id; one not there never expires)."""
 
     usage: Usage
     cost: int
     made: tuple[tuple[str, str], ...] = ()
+    expiring: dict[str, float] = field(default_factory=dict)
 
 
 class JobKind(ABC):
@@ -156,7 +158,10 @@ class Follower:
         )  # fmt: skip
         self._admission.count_usage(plan, ended.usage, ended.cost)
         for object_kind, object_id in ended.made:
-            await self._owners.record(object_kind, record["team"], object_id, time.time())
+            expires_at = ended.expiring.get(object_id)
+            await self._owners.record(
+                object_kind, record["team"], object_id, time.time(), expires_at
+            )
         await self._redis.hdel(kind.open_key, job_id)
 
     async def _read(self, path: str, headers: dict[str, str]) -> bytes | None:

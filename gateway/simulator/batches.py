@@ -48,6 +48,13 @@ def check_create(body: dict[str, Any]) -> SimError | None:
     return None
 
 
+def output_expires_s(body: dict[str, Any]) -> int | None:
+    """The `seconds` of a create's `output_expires_after` (anchored at the files' creation)."""
+    asked = body.get("output_expires_after")
+    seconds = asked.get("seconds") if isinstance(asked, dict) else None
+    return seconds if isinstance(seconds, int) and not isinstance(seconds, bool) else None
+
+
 def _line_error(code: str, line: int, message: str, param: str | None = None) -> dict[str, Any]:
     return {"code": code, "line": line, "message": message, "param": param}
 
@@ -175,6 +182,8 @@ class Batch:
     # The input file's bytes, read at create (the file may be deleted while the batch runs).
     data: bytes
     lines: list[dict[str, Any]] = field(default_factory=list)
+    # How long after they are made its output and error files expire (`output_expires_after`).
+    output_expires_s: int | None = None
 
     @property
     def status(self) -> str:

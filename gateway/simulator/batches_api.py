@@ -62,13 +62,15 @@ class BatchesApi(JobsApi[Batch]):
         output_id = error_id = None
         if outputs:
             output = self._files.add(
-                key, f"{batch_id}_output.jsonl", "batch_output", b"\n".join(outputs) + b"\n"
-            )
+                key, f"{batch_id}_output.jsonl", "batch_output", b"\n".join(outputs) + b"\n",
+                batch.output_expires_s,
+            )  # fmt: skip
             output_id = output.object["id"]
         if failures:
             errors = self._files.add(
-                key, f"{batch_id}_error.jsonl", "batch_output", b"\n".join(failures) + b"\n"
-            )
+                key, f"{batch_id}_error.jsonl", "batch_output", b"\n".join(failures) + b"\n",
+                batch.output_expires_s,
+            )  # fmt: skip
             error_id = errors.object["id"]
         usage = batches.usage_of([charge.detail for charge in charges])
         batch.finish(now, output_id, error_id, len(failures), usage)
@@ -96,7 +98,7 @@ class BatchesApi(JobsApi[Batch]):
         obj = batches.batch_object(
             batch_id, body, int(time.time()), model if isinstance(model, str) else None
         )
-        batch = Batch(obj, stored.data)
+        batch = Batch(obj, stored.data, output_expires_s=batches.output_expires_s(body))
         self._store.put(call.key, batch_id, batch)
         if call.knobs.batch_complete:
             self.complete(batch_id)

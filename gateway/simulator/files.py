@@ -2,7 +2,8 @@
 
 A file is kept whole in memory with its object; `status` is "processed" at once (OpenAI
 processes small files within seconds). Batch files expire 30 days after creation, others
-never, as OpenAI defaults them.
+never, as OpenAI defaults them; a batch's output and error files when its
+`output_expires_after` says.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ class StoredFile:
 
 
 def file_object(
-    file_id: str, filename: str, purpose: str, size: int, created_at: int
-) -> dict[str, Any]:
+    file_id: str, filename: str, purpose: str, size: int, created_at: int,
+    expires_after_s: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
     expires_at = created_at + BATCH_FILE_TTL_S if purpose == "batch" else None
+    if expires_after_s is not None:
+        expires_at = created_at + expires_after_s
     return {
         "id": file_id,
         "object": "file",

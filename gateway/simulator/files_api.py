@@ -53,10 +53,15 @@ class FilesApi:
             return self._content
         return None
 
-    def add(self, key: str, filename: str, purpose: str, data: bytes) -> StoredFile:
-        """Store a file (an upload, or a batch's output) under `key`."""
+    def add(
+        self, key: str, filename: str, purpose: str, data: bytes, expires_after_s: int | None = None
+    ) -> StoredFile:
+        """Store a file (an upload, or a batch's output) under `key`; `expires_after_s`: it
+        expires that long after it is made."""
         file_id = alnum_id("file-", self._host.draw_seed(), 22)
-        obj = files.file_object(file_id, filename, purpose, len(data), int(time.time()))
+        obj = files.file_object(
+            file_id, filename, purpose, len(data), int(time.time()), expires_after_s
+        )
         stored = StoredFile(obj, data)
         self.store.put(key, file_id, stored)
         return stored

@@ -188,3 +188,36 @@ def test_a_deleted_teams_name_is_not_given_to_a_new_team_unless_it_inherits(
 
 def sdk_of(server: ServerThread, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+
+
+def test_assigning_an_object_keeps_its_owner_record_expiring_when_upstream_deletes_it(
+    start_gateway: GatewayFactory, redis_server: str, request: pytest.FixtureRequest
+) -> None:
+    """A batch file upstream deletes in 30 days, assigned to another team (or again to its
+    own): its owner record still goes a day after upstream deletes it, not never."""
+    import redis
+
+    gateway = start_gateway(server={"admin_key": ADMIN_KEY}, redis={"url": redis_server})
+    store = redis.Redis.from_url(redis_server)
+    admin = httpx.Client(
+        base_url=f"{gateway.url}/admin", headers={"authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    request.addfinalizer(admin.close)
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    made = client.files.create(file=("in.jsonl", b"{}\n"), purpose="batch")
+    key = f"o1gw:owner:file:{made.id}"
+    left = store.ttl(key)
+    assert left > 30 * 86400
+    assert admin.post("/teams", json={"name": "other", "tier": "tier-5"}).status_code == 201
+    for team in ("other", "other", "test"):
+        assigned = admin.post(f"/objects/file/{made.id}", json={"team": team})
+        assert assigned.status_code == 200
+        assert store.get(key) == team.encode()
+        assert left - 5 <= store.ttl(key) <= left + 3  # rounded up a second each time
+    assert store.zscore("o1gw:owned:{t:other}:file", made.id) is None
+    assert store.zscore("o1gw:owned:{t:test}:file", made.id) is not None
+    # A stored chat completion: kept as upstream keeps one, 30 days and the day, from now.
+    hi: Any = [{"role": "user", "content": "hi"}]
+    chat = client.chat.completions.create(model="gpt-4o-mini", messages=hi, store=True).id
+    assert admin.post(f"/objects/chat_completion/{chat}", json={"team": "other"}).status_code == 200
+    assert 31 * 86400 - 60 <= store.ttl(f"o1gw:owner:chat_completion:{chat}") <= 31 * 86400

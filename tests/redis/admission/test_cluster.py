@@ -346,6 +346,14 @@ async def test_owner_and_item_lookups_of_many_ids_run_on_the_cluster(client: Red
     assert await owners.not_owned("a", [("file", i) for i in ids]) is None
     named = [*(("file", i) for i in ids), ("file", "file-cluster-b")]
     assert await owners.not_owned("a", named) == ("file", "file-cluster-b")
+    # A team's sets of a kind share its slot: the pipelines of a record that expires (and
+    # takes expired ids off) and of a forget run on the cluster.
+    kept = Owners(cast(redis.Redis, client), {"chat_completion": 60})
+    await kept.record("file", "a", "file-cluster-x", 2, expires_at=10**10)
+    await kept.record("chat_completion", "a", "chatcmpl-cluster", 3)
+    await kept.forget("file", "a", "file-cluster-x")
+    assert await kept.owner("file", "file-cluster-x") is None
+    assert await kept.owner("chat_completion", "chatcmpl-cluster") == "a"
     items = ResponseStore(cast(redis.Redis, client), ttl_s=60)
     items.own_items("a", ["msg_c1", "msg_c2"])
     await items.drain(5)

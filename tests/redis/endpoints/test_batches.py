@@ -385,3 +385,75 @@ def test_a_batchs_lines_are_read_and_priced_off_the_event_loop(
             completion_window="24h",
         )  # fmt: skip
     assert ran_on_loop == {"_input_lines": False, "_worst_case": False}
+
+
+# Upstream deletes a batch's output and error files 30 days after it made them, unless the
+# batch asked otherwise (`output_expires_after`); their owner records outlive them a day.
+DAY_S = 86400
+KEPT_S = 30 * DAY_S
+
+
+def owner_ttl(store: redis.Redis, file_id: str) -> int:
+    return int(store.ttl(f"o1gw:owner:file:{file_id}"))
+
+
+def test_a_batchs_output_file_is_owned_as_long_as_upstream_keeps_it(
+    unfollowed: ServerThread, store: redis.Redis, follow: Callable[[], None]
+) -> None:
+    """Read by its client before the gateway's follower settles it, then settled: each owner
+    record expires a day after upstream deletes the file, never before, never not at all."""
+    client = sdk(unfollowed, "payer")
+    batch = create(client, input_file(client))
+    done = client.batches.retrieve(batch.id)
+    assert done.output_file_id is not None
+    # Read first by its client: upstream's longest keeping (30 days), and a day more.
+    assert KEPT_S + DAY_S - 60 <= owner_ttl(store, done.output_file_id) <= KEPT_S + DAY_S
+    follow()
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    assert KEPT_S + DAY_S - 60 <= owner_ttl(store, done.output_file_id) <= KEPT_S + DAY_S
+    assert client.files.content(done.output_file_id).read()
+
+
+def test_a_batch_asking_its_files_kept_an_hour_has_their_owner_records_kept_an_hour_and_a_day(
+    unfollowed: ServerThread, store: redis.Redis, follow: Callable[[], None]
+) -> None:
+    client = sdk(unfollowed, "payer")
+    rows = [
+        {"custom_id": "ok", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi?"}],
+                  "max_tokens": 20}},
+        # Upstream refuses it (no messages): the batch's error file.
+        {"custom_id": "bad", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "gpt-4o-mini", "messages": [], "max_tokens": 20}},
+    ]  # fmt: skip
+    data = b"\n".join(orjson.dumps(row) for row in rows)
+    file_id = client.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch").id
+    batch = create(
+        client,
+        file_id,
+        extra_body={"output_expires_after": {"anchor": "created_at", "seconds": 3600}},
+    )
+    follow()
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    done = client.batches.retrieve(batch.id)
+    assert done.output_file_id is not None and done.error_file_id is not None
+    for made in (done.output_file_id, done.error_file_id):
+        assert 3600 + DAY_S - 60 <= owner_ttl(store, made) <= 3600 + DAY_S
+        expires_at = client.files.retrieve(made).expires_at
+        assert expires_at is not None  # upstream says when it deletes it
+        assert expires_at + DAY_S - 60 <= time.time() + owner_ttl(store, made)
+
+
+def test_a_batch_output_file_deleted_before_it_is_settled_leaves_no_owner_record(
+    unfollowed: ServerThread, store: redis.Redis, follow: Callable[[], None]
+) -> None:
+    client = sdk(unfollowed, "payer")
+    batch = create(client, input_file(client))
+    done = client.batches.retrieve(batch.id)
+    assert done.output_file_id is not None
+    client.files.delete(done.output_file_id)
+    assert not store.exists(f"o1gw:owner:file:{done.output_file_id}")
+    follow()
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    assert not store.exists(f"o1gw:owner:file:{done.output_file_id}")
+    assert store.zscore("o1gw:owned:{t:payer}:file", done.output_file_id) is None

@@ -143,6 +143,8 @@ def test_a_job_is_charged_what_upstream_bills_and_its_model_serves_its_team(
 
     # Deleted by its team: upstream's model is gone, and so is the team's claim on the name.
     assert client.models.delete(name).deleted
+    assert store.get(f"o1gw:owner:model:{name}") is None
+    assert store.zscore("o1gw:owned:{t:payer}:model", name) is None
     with pytest.raises(openai.NotFoundError) as gone:
         client.chat.completions.create(model=name, messages=HI)
     assert gone.value.code == "model_not_found"

@@ -131,6 +131,10 @@ def test_another_team_reaches_none_of_a_teams_objects(
     assert b.vector_stores.list().data == [] and b.files.list().data == []
     assert store.get(f"o1gw:owner:file:{doc.id}") is None
     assert store.zcard("o1gw:owned:{t:b}:file") == 0
+    assert store.get(f"o1gw:owner:chat_completion:{chats[0]}") is None
+    assert store.zrange("o1gw:owned:{t:b}:chat_completion", 0, -1) == [chats[1].encode()]
+    assert store.get(f"o1gw:owner:vector_store:{vs.id}") is None
+    assert store.zcard("o1gw:owned:{t:b}:vector_store") == 0
 
 
 def walk(list_page: Callable[..., Any], **query: Any) -> tuple[list[str], list[bool]]:
@@ -447,3 +451,71 @@ def test_the_owner_record_of_a_file_upstream_expires_goes_with_it(
     kept = b.files.create(file=("kept.txt", b"k"), purpose="assistants")
     assert kept.expires_at is None
     assert store.ttl(f"o1gw:owner:file:{kept.id}") == -1
+
+
+def test_the_owner_record_of_a_stored_completion_goes_after_upstream_deletes_it(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    """Upstream keeps a stored chat completion 30 days (`compat.stored_view_ttl_s`): its owner
+    record, plain or streamed, a day longer, not forever; and the team's list of them drops
+    the ids whose records have gone, not only when a listing reads them."""
+    import time
+
+    kept_s = 30 * 86400 + 86400
+    owned = "o1gw:owned:{t:b}:chat_completion"
+    # One recorded 32 days ago (its owner record gone since): nobody listed the team's since.
+    store.zadd(owned, {"chatcmpl-old": time.time() - 32 * 86400})
+    b = sdk(gateway, "b")
+    for chat in (stored_chat(b), streamed_chat(b)):
+        b.chat.completions.retrieve(chat)  # the streamed one's record has landed
+        assert kept_s - 60 <= store.ttl(f"o1gw:owner:chat_completion:{chat}") <= kept_s
+    assert store.zscore(owned, "chatcmpl-old") is None
+    assert store.zcard(owned) == 2
+    assert kept_s - 60 <= store.ttl(owned) <= kept_s
+    # An owner record gone (expired) while upstream still has the completion: nobody is
+    # served it, not even the team that made it.
+    store.delete(f"o1gw:owner:chat_completion:{chat}")
+    for team in ("a", "b"):
+        client = sdk(gateway, team)
+        assert not_found(lambda: client.chat.completions.retrieve(chat))["code"] is None  # noqa: B023
+        assert not_found(lambda: client.chat.completions.delete(chat))["code"] is None  # noqa: B023
+
+
+def test_the_team_keeps_no_list_entry_of_a_file_whose_owner_record_expired(
+    gateway: ServerThread, store: redis.Redis, redis_server: str
+) -> None:
+    """A file upstream expires leaves the team's list of files when its owner record goes
+    (at the next record of one of the team's files), not only when a listing reads it: a team
+    that never lists its files (a batch's input and output files, each batch) kept an entry
+    for each file it ever made."""
+    import asyncio
+    import time
+
+    import redis.asyncio as aioredis
+
+    from gateway.objects.ownership import EXPIRED_GRACE_S, Owners
+
+    async def record_expiring(file_id: str) -> None:
+        client = aioredis.from_url(redis_server)
+        try:  # upstream deleted it a day ago: its owner record goes in a second
+            expires_at = time.time() - EXPIRED_GRACE_S + 1
+            await Owners(client).record("file", "b", file_id, time.time(), expires_at)
+        finally:
+            await client.aclose()
+
+    owned = "o1gw:owned:{t:b}:file"
+    asyncio.run(record_expiring("file-old"))
+    assert store.zscore(owned, "file-old") is not None
+    time.sleep(2.1)
+    assert not store.exists("o1gw:owner:file:file-old")
+    b = sdk(gateway, "b")
+    made = b.files.create(file=("in.jsonl", b"{}\n"), purpose="batch")
+    assert made.expires_at is not None
+    assert store.zscore(owned, "file-old") is None
+    # One that never expires is never taken off; a deleted one leaves the list.
+    kept = b.files.create(file=("kept.txt", b"k"), purpose="assistants")
+    assert sorted(f.id for f in b.files.list()) == sorted([made.id, kept.id])
+    assert b.files.delete(made.id).deleted
+    assert [f.id for f in b.files.list()] == [kept.id]
+    assert store.zrange(owned, 0, -1) == [kept.id.encode()]
+    assert store.zcard("o1gw:expiring:{t:b}:file") == 0

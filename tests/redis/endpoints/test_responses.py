@@ -406,6 +406,7 @@ def test_a_background_response_deleted_before_it_ended_is_charged_its_hold_and_l
     held = int(store.get(f"{{t:metered}}:held:{month()}") or 0)
     assert held > 0
     assert client.responses.delete(queued.id) is None
+    assert not store.exists(f"o1gw:response:metered:{queued.id}")  # its owner record
     follow = follower_pass(redis_server, simulator, lambda gw: BackgroundResponses(3600))
     follow()
     assert store.hlen("o1gw:responses:open") == 0
