@@ -12,11 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import redis
 
 from gateway.app import create_app
+from gateway.cache.key import cache_key, scope
+from gateway.cache.store import lock_key
 from gateway.config import Config
 from tests.conftest import SIM_KEY, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
@@ -109,3 +112,36 @@ async def test_a_faked_stream_cut_before_its_body_is_charged_when_its_answer_com
         spent, held = await held_until(store, 10)
         assert held == 0
         assert spent > 0
+
+
+@pytest.mark.anyio
+async def test_a_cached_stream_cut_before_its_body_ends_its_flight(
+    simulator: ServerThread, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    app = create_app(config(simulator, redis_server, tmp_path))
+    async with app.router.lifespan_context(app):
+        prompt = [{"role": "user", "content": f"Say hello, unbegun ({time.time_ns()})."}]
+        body = {"model": "gpt-4o", "stream": True, "messages": prompt}
+        await cut_at_its_headers(app, body, **{"x-gateway-cache": "on"})
+        gw = app.state.gateway
+        key = cache_key("chat", "gpt-4o", scope(TEAM, False, False), body, {})
+        # The flight ended: its waiters here are told, and its lock tells the other replicas.
+        assert all(flight.future.done() for flight in gw.cache._flights.values())
+        for _ in range(100):
+            if store.get(lock_key(key)) in (None, b"done"):
+                break
+            await asyncio.sleep(0.05)
+        assert store.get(lock_key(key)) in (None, b"done")
+        # An identical request calls upstream itself at once (not after `coalesce_wait_s`).
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            answer = await asyncio.wait_for(
+                client.post(
+                    "/v1/chat/completions",
+                    json=body,
+                    headers={"authorization": f"Bearer {key_of(TEAM)}", "x-gateway-cache": "on"},
+                ),
+                10,
+            )
+        assert answer.status_code == 200
+        assert answer.headers["x-gateway-cache"] == "miss"
