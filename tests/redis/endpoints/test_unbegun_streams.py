@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from gateway.app import create_app
 from gateway.cache.key import cache_key, scope
 from gateway.cache.store import lock_key
 from gateway.config import Config
+from gateway.wire.usage import StreamMeter
 from tests.conftest import SIM_KEY, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import key_of, teams_yaml
@@ -145,3 +147,81 @@ async def test_a_cached_stream_cut_before_its_body_ends_its_flight(
             )
         assert answer.status_code == 200
         assert answer.headers["x-gateway-cache"] == "miss"
+
+
+class Bug(Exception):
+    pass
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("where", ["feed", "generated_usage"])
+async def test_a_relay_broken_by_a_bug_ends_in_an_error_event_and_settles_its_hold(
+    simulator: ServerThread,
+    redis_server: str,
+    tmp_path: Path,
+    store: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """A bug in the stream's meter: as it reads a chunk (mid-way), or as it counts what was
+    generated (at the usage chunk, and again when the relay charges it in its `finally`)."""
+    calls = 0
+    method = getattr(StreamMeter, where)
+
+    def broken(self: StreamMeter, *args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls >= 3 or where != "feed":
+            raise Bug(f"a bug in the meter's {where}")
+        return method(self, *args)
+
+    monkeypatch.setattr(StreamMeter, where, broken)
+    shipped = config(simulator, redis_server, tmp_path)
+    app = create_app(
+        dataclasses.replace(
+            shipped,
+            upstream=dataclasses.replace(
+                shipped.upstream, breaker_failures=1, breaker_cooldown_s=0.01
+            ),
+        )
+    )
+    async with app.router.lifespan_context(app):
+        gw = app.state.gateway
+        (target,) = gw.dispatch.targets("gpt-4o")
+        target.breaker.failure(time.perf_counter())  # open: the next call after the cooldown
+        await asyncio.sleep(0.02)  # probes it
+        # As a server would, the client is not raised the app's exception: it sees the stream.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            events: list[bytes] = []
+
+            async def read() -> None:
+                async with client.stream(
+                    "POST",
+                    "/v1/chat/completions",
+                    json={"model": "gpt-4o", "stream": True, "messages": MESSAGES},
+                    headers={
+                        "authorization": f"Bearer {key_of(TEAM)}",
+                        "x-sim-chunk-interval-ms": "5",
+                    },
+                ) as answer:
+                    assert answer.status_code == 200
+                    events.extend([line async for line in lines(answer)])
+
+            await asyncio.wait_for(read(), 10)
+        # The client is told the stream broke, not cut off silently.
+        last = orjson.loads(events[-1].removeprefix(b"data: "))
+        assert last["error"]["type"] == "server_error"
+        # The gateway's bug says nothing of the deployment's health: not a success that closes
+        # its breaker; the probe is freed for the next call.
+        assert target.breaker.state == "half_open"
+        assert gw.dispatch.available("gpt-4o")
+        spent, held = await held_until(store, 5)
+        assert held == 0
+        assert spent > 0
+
+
+async def lines(answer: httpx.Response) -> AsyncIterator[bytes]:
+    async for line in answer.aiter_lines():
+        if line.startswith("data: "):
+            yield line.encode()
