@@ -15,6 +15,7 @@ request's record: the record only observes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -41,6 +42,7 @@ from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
 from gateway.wire.usage import StreamMeter, Usage, answer_usage, whole_answer
 
+log = logging.getLogger("gateway")
 RawHeaders = list[tuple[bytes, bytes]]
 # What a stream that upstream ended with an error event of its own is counted as.
 STREAM_FAILED = "upstream_stream_error"
@@ -380,7 +382,7 @@ class Attempt:
         trace = exchange.trace
         observe = trace.streaming() if trace is not None else None
         gw.metrics.open_streams.inc()
-        stopped = reading_on = broken = False
+        stopped = reading_on = broken = bug = False
         tail = b""  # the stream's last bytes: where its last event is
         try:
             async for chunk in resp.iter_chunks():
@@ -424,9 +426,20 @@ class Attempt:
         except (asyncio.CancelledError, GeneratorExit):
             stopped = True  # the gateway shuts down, or whoever reads the stream stopped
             raise
+        except Exception:
+            # The gateway's own bug (a meter's, say): it tells nothing of upstream's health, and
+            # the gateway stopped reading where it broke. An event stream ends on an error
+            # event (a client would take a silent cut for a network fault); other bytes are cut
+            # off, as a broken file is, and the app's handler logs it.
+            bug = True
+            exchange.error_code = "internal_error"
+            if not events:
+                raise
+            log.exception("a relayed stream broke on %s", self.path)
+            yield self.stream_error(errors.internal_error(), meter)
         finally:
             gw.metrics.open_streams.dec()
-            if stopped and not broken:
+            if bug or (stopped and not broken):
                 judge(resp, None)  # its reader left: it tells nothing of upstream's health
             elif meter is not None and meter.failed:
                 judge(resp, False)  # upstream's own error event ended it
@@ -438,9 +451,17 @@ class Attempt:
             if trace is not None:
                 trace.upstream_done(resp.status, exchange.error_code)
             if meter is not None:
-                # A stream broken mid-way (a stall, a reset) is one the gateway stopped too:
-                # upstream may have generated more than arrived, and goes on until it notices.
-                self.settle_stream(meter, stopped=stopped or broken)
+                # A stream broken mid-way (a stall, a reset, a bug) is one the gateway stopped
+                # too: upstream may have generated more than arrived, and goes on until it
+                # notices.
+                try:
+                    self.settle_stream(meter, stopped=stopped or broken or bug)
+                except Exception:
+                    # A bug in the charge itself: the hold, never less than upstream bills,
+                    # rather than the hold left until it expires.
+                    if self.ticket is not None and not self.ticket.done:
+                        self.ticket.settle_at_reserve()
+                    raise
         if stopped:
             raise errors.client_closed()
 

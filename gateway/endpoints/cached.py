@@ -29,6 +29,7 @@ from gateway.endpoints.attempt import Attempt
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
+from gateway.server.stream_response import StreamResponse
 from gateway.wire import errors, sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
@@ -182,6 +183,8 @@ class CachedRequest:
             self.kept(flight, None)
         elif isinstance(response, StreamingResponse):
             response.body_iterator = self.captured(response.body_iterator, flight)
+            if flight is not None and isinstance(response, StreamResponse):
+                response.on_close = self.landed(flight, response.on_close)
         else:
             # Kept once its charge is settled (after the response, in the order asked): a hit
             # is charged its share of that. Meanwhile a request for it here waits for it.
@@ -219,6 +222,23 @@ class CachedRequest:
             if close is not None:
                 await close()
             self.kept(flight, answer)
+
+    def landed(
+        self, flight: Flight, on_close: Callable[[], Awaitable[None]] | None
+    ) -> Callable[[], Awaitable[None]]:
+        """The stream response's `on_close`, then the flight ended if `captured` did not end it:
+        a body that never began (its task cancelled while its headers were written) never ran
+        its `finally`, and the requests waiting on the flight would wait `coalesce_wait_s`."""
+
+        async def close() -> None:
+            try:
+                if on_close is not None:
+                    await on_close()
+            finally:
+                if not flight.future.done():
+                    self.kept(flight, None)
+
+        return close
 
     def kept(self, flight: Flight | None, answer: dict[str, Any] | None) -> None:
         """Keep `answer` if it may be kept; the flight, if this request leads one, ends."""

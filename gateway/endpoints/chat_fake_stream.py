@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Coroutine
+from functools import partial
 from typing import Any
 
 import orjson
@@ -79,6 +80,7 @@ async def fake_streamed(
         media_type=sse.CONTENT_TYPE,
         headers=dict(own_headers),
         loop=loop,
+        on_close=partial(_charge_unsent, attempt, task),
     )
 
 
@@ -135,6 +137,17 @@ async def _done_or_timeout(task: asyncio.Future[Any], seconds: float) -> None:
         task.remove_done_callback(wake)
 
 
+async def _charge_unsent(attempt: Attempt, call: asyncio.Future[Whole]) -> None:
+    """The faked stream's response is done with. One whose body never began (its task
+    cancelled while its headers were written: at shutdown, on a full socket buffer) charged
+    nothing, and upstream answers and bills it whole all the same: charged as that answer
+    comes, as one whose client left (not left held until the hold expires)."""
+    ticket = attempt.ticket
+    if ticket is not None and not ticket.done:
+        attempt.ticket = None
+        charge_when_done(call, ticket, attempt.answer_fees(None))
+
+
 def _fake_stream_events(content: bytes, adapted: Adapted) -> tuple[bytes, Usage | None]:
     completion = adapt_response(orjson.loads(content), adapted)
     events = fake_stream.encode_completion(completion, include_usage=adapted.include_usage)
@@ -178,6 +191,7 @@ async def _keepalive_then_answer(
         if ticket is not None and not ticket.done:
             # The client left (while the model thought, or before the answer went out):
             # upstream answers and bills it whole, so that answer is what is charged.
+            attempt.ticket = None  # charged here, not again by `_charge_unsent`
             charge_when_done(call, ticket, attempt.answer_fees(None))
         elif not call.done():
             call.cancel()  # nothing left to charge: no need to wait for it
