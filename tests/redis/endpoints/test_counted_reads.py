@@ -1,0 +1,207 @@
+"""Every call that reaches upstream counts against its team's and its key's requests per
+minute, on a real redis-server: reads, lists, updates, cancels and deletes of stored chat
+completions, stored responses (native and translated) and fine-tunes, as files, vector stores,
+batches and fine-tuning jobs count. Over the limit, the call is OpenAI's 429
+`rate_limit_exceeded` with its retry headers and reaches nothing; another team goes on; a list
+that reads many objects upstream counts once; nothing counted is charged. `GET /v1/models`,
+answered from config and Redis alone, stays free."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from gateway.runtime.tuning_jobs import TuningJobs
+from tests.conftest import GatewayFactory, ServerThread
+from tests.redis.admission.test_end_to_end import spend
+from tests.redis.endpoints.teams import follower_pass, key_of, sdk
+from tests.redis.endpoints.test_fine_tuning import complete, training_file
+
+RPM = 5
+HI: Any = [{"role": "user", "content": "Say hi."}]
+# o1-mini takes no system message: the gateway patches it, and keeps its client's view of the
+# stored completion, whose messages it then answers itself (after asking upstream it still has
+# it).
+PATCHED: Any = [{"role": "system", "content": "Be brief."}, *HI]
+
+
+def teams_yaml() -> str:
+    """`lim` and `other` at RPM requests a minute; `keyed`'s team has the tier's limit, its key
+    RPM of its own."""
+
+    def digest(team: str) -> str:
+        return hashlib.sha256(key_of(team).encode()).hexdigest()
+
+    limited = f"limits: {{requests_per_minute: {RPM}}}"
+    return f"""teams:
+  - name: lim
+    tier: tier-5
+    {limited}
+    keys: [{{name: k, sha256: {digest("lim")}}}]
+  - name: other
+    tier: tier-5
+    {limited}
+    keys: [{{name: k, sha256: {digest("other")}}}]
+  - name: keyed
+    tier: tier-5
+    keys: [{{name: k, sha256: {digest("keyed")}, {limited}}}]
+"""
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml())
+    # The follower waits an hour between looks: the fine-tune test runs its pass itself.
+    return start_gateway(
+        redis={"url": redis_server}, admission={"teams_file": str(path)},
+        fine_tuning={"poll_s": 3600},
+    )  # fmt: skip
+
+
+def refill(store: redis.Redis, team: str) -> None:
+    """The team's (and its keys') request buckets full again, as a minute's wait would leave
+    them."""
+    for key in store.scan_iter(match=f"{{t:{team}}}:b:*"):
+        store.delete(key)
+
+
+Call = Callable[[httpx.Client], httpx.Response]
+
+
+def hammer(store: redis.Redis, team: str, call: Call, times: int = RPM + 3) -> list[httpx.Response]:
+    """`call` made `times` times as `team`, its buckets full at the start."""
+    refill(store, team)
+    with httpx.Client(headers={"Authorization": f"Bearer {key_of(team)}"}, timeout=30) as c:
+        return [call(c) for _ in range(times)]
+
+
+def assert_counted(answers: list[httpx.Response], ok: int = 200, scope: str = "team lim") -> None:
+    """The first RPM answered (`ok`), each counted (one fewer left each time); then 429s: a
+    bucket refills one request every 60 / RPM seconds, far longer than these calls take."""
+    statuses = [a.status_code for a in answers]
+    assert statuses[:RPM] == [ok] * RPM, [a.text for a in answers]
+    left = [int(a.headers["x-ratelimit-remaining-requests"]) for a in answers[:RPM]]
+    assert left == list(range(RPM - 1, -1, -1))
+    refused = [a for a in answers[RPM:] if a.status_code == 429]
+    assert refused and all(a.status_code in (ok, 429) for a in answers[RPM:])
+    for answer in refused:
+        error = answer.json()["error"]
+        assert (error["code"], error["type"]) == ("rate_limit_exceeded", "requests")
+        assert scope in error["message"]
+        assert f"on requests per min (RPM): Limit {RPM}," in error["message"]
+        assert answer.headers["x-ratelimit-remaining-requests"] == "0"
+        assert int(answer.headers["retry-after"]) >= 1 and int(answer.headers["retry-after-ms"]) > 0
+
+
+def upstream_calls(simulator: ServerThread) -> int:
+    return len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+
+
+def test_stored_chat_completions_and_responses_count_against_the_request_limits(
+    gateway: ServerThread, store: redis.Redis, simulator: ServerThread
+) -> None:
+    lim = sdk(gateway, "lim")
+    chats = [lim.chat.completions.create(model="gpt-4o", messages=HI, store=True).id for _ in "ab"]
+    patched = lim.chat.completions.create(model="o1-mini", messages=PATCHED, store=True).id
+    native = lim.responses.create(model="gpt-4o", input="Hi").id
+    translated = lim.responses.create(model="o1-mini", input="Hi").id
+    other = sdk(gateway, "other").chat.completions.create(model="gpt-4o", messages=HI, store=True)
+    spent = spend(store, "lim")
+    assert spent[0] > 0 and spent[1] == 0  # what the completions and responses cost
+
+    chat = f"/v1/chat/completions/{chats[0]}"
+    reads: list[Call] = [
+        lambda c: c.get(f"{gateway.url}/v1/chat/completions"),  # reads three upstream: once
+        lambda c: c.get(f"{gateway.url}{chat}"),
+        lambda c: c.post(f"{gateway.url}{chat}", json={"metadata": {"k": "v"}}),
+        lambda c: c.get(f"{gateway.url}{chat}/messages"),
+        lambda c: c.get(f"{gateway.url}/v1/chat/completions/{patched}/messages"),
+    ]
+    for response_id in (native, translated):
+        reads += [
+            lambda c, r=response_id: c.get(f"{gateway.url}/v1/responses/{r}"),  # type: ignore[misc]
+            lambda c, r=response_id: c.get(f"{gateway.url}/v1/responses/{r}/input_items"),  # type: ignore[misc]
+        ]
+    for read in reads:
+        answers = hammer(store, "lim", read)
+        assert_counted(answers)
+        # Over the limit, nothing reached upstream.
+        before = upstream_calls(simulator)
+        with httpx.Client(headers={"Authorization": f"Bearer {key_of('lim')}"}) as c:
+            assert read(c).status_code == 429
+        assert upstream_calls(simulator) == before
+        # Another team, at the same limit, is served its own: its bucket is its own.
+        refill(store, "other")
+        theirs = httpx.get(
+            f"{gateway.url}/v1/chat/completions/{other.id}",
+            headers={"Authorization": f"Bearer {key_of('other')}"},
+        )
+        assert theirs.status_code == 200
+        assert theirs.headers["x-ratelimit-remaining-requests"] == str(RPM - 1)
+
+    # Neither a response's cancel (upstream refuses to cancel one that is not in the
+    # background; the gateway answers one it served by translation itself) nor its delete, nor
+    # a stored completion's delete, passes the limit: refused, the object stays.
+    for response_id in (native, translated):
+        cancel = f"{gateway.url}/v1/responses/{response_id}/cancel"
+        assert_counted(hammer(store, "lim", lambda c, u=cancel: c.post(u)), ok=400)  # type: ignore[misc]
+    gone = [f"/v1/responses/{native}", f"/v1/responses/{translated}", chat]
+    for path in gone:
+        answers = hammer(store, "lim", lambda c, p=path: c.get(f"{gateway.url}{p}"), RPM)  # type: ignore[misc]
+        with httpx.Client(headers={"Authorization": f"Bearer {key_of('lim')}"}) as c:
+            refused = c.delete(f"{gateway.url}{path}")
+            assert refused.status_code == 429, refused.text
+            refill(store, "lim")
+            assert c.get(f"{gateway.url}{path}").status_code == 200  # still there
+            deleted = c.delete(f"{gateway.url}{path}")
+            assert deleted.status_code == 200
+            assert int(deleted.headers["x-ratelimit-remaining-requests"]) == RPM - 2
+
+    # A key's own limit counts them too.
+    keyed = sdk(gateway, "keyed")
+    keyed.chat.completions.create(model="gpt-4o", messages=HI, store=True)
+    assert_counted(
+        hammer(store, "keyed", lambda c: c.get(f"{gateway.url}/v1/chat/completions")),
+        scope="key key_",
+    )
+
+    # Counted, never charged: what the team spent is what its completions and responses cost.
+    assert spend(store, "lim") == spent
+
+
+def test_a_fine_tunes_reads_and_delete_count_and_the_model_list_stays_free(
+    gateway: ServerThread, store: redis.Redis, simulator: ServerThread, redis_server: str
+) -> None:
+    lim = sdk(gateway, "lim")
+    refill(store, "lim")
+    job = lim.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training_file(lim))
+    name = complete(simulator, job.id)["fine_tuned_model"]
+    follower_pass(redis_server, simulator, lambda gw: TuningJobs(poll_s=3600))()
+    spent = spend(store, "lim")
+
+    # Answered from config and Redis alone: never upstream, never counted.
+    before = upstream_calls(simulator)
+    for path in ("/v1/models", "/v1/models/gpt-4o"):
+        answers = hammer(store, "lim", lambda c, p=path: c.get(f"{gateway.url}{p}"), 3 * RPM)  # type: ignore[misc]
+        assert {a.status_code for a in answers} == {200}
+        assert all("x-ratelimit-remaining-requests" not in a.headers for a in answers)
+    assert name in {m.id for m in lim.models.list()}
+    assert upstream_calls(simulator) == before
+
+    model = f"{gateway.url}/v1/models/{name}"
+    assert_counted(hammer(store, "lim", lambda c: c.get(model)))
+    hammer(store, "lim", lambda c: c.get(model), RPM)
+    with httpx.Client(headers={"Authorization": f"Bearer {key_of('lim')}"}) as c:
+        assert c.delete(model).status_code == 429
+        refill(store, "lim")
+        deleted = c.delete(model)
+    assert deleted.status_code == 200 and deleted.json()["deleted"] is True
+    assert deleted.headers["x-ratelimit-remaining-requests"] == str(RPM - 1)
+    assert spend(store, "lim") == spent  # the training was charged; nothing since
