@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 
@@ -205,3 +206,41 @@ def test_a_fine_tunes_reads_and_delete_count_and_the_model_list_stays_free(
     assert deleted.status_code == 200 and deleted.json()["deleted"] is True
     assert deleted.headers["x-ratelimit-remaining-requests"] == str(RPM - 1)
     assert spend(store, "lim") == spent  # the training was charged; nothing since
+
+
+def content_reads(simulator: ServerThread, file_id: str) -> int:
+    """How often upstream was asked for the file's content."""
+    log = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    return sum(1 for r in log if r["path"] == f"/v1/files/{file_id}/content")
+
+
+def test_a_batch_or_job_whose_file_is_read_upstream_counts_before_it_is_read(
+    gateway: ServerThread, store: redis.Redis, simulator: ServerThread
+) -> None:
+    """A batch's input file and a job's training file are read upstream, whole, to price them:
+    the call counts before that read, so a batch refused for its lines counts, and a call over
+    the limit reads nothing. One admitted counts once."""
+    lim = sdk(gateway, "lim")
+    line = {"custom_id": "1", "method": "POST", "url": "/v1/embeddings", "body": HI}
+    bad = lim.files.create(file=("b.jsonl", orjson.dumps(line)), purpose="batch").id
+    train = training_file(lim)
+    spent = spend(store, "lim")
+    batch = {"input_file_id": bad, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+    answers = hammer(store, "lim", lambda c: c.post(f"{gateway.url}/v1/batches", json=batch))
+    assert [a.json()["error"]["code"] for a in answers[:RPM]] == ["invalid_batch_line"] * RPM
+    refused = [a for a in answers[RPM:] if a.status_code == 429]
+    assert refused and all(a.json()["error"]["code"] == "rate_limit_exceeded" for a in refused)
+    assert content_reads(simulator, bad) == len(answers) - len(refused)
+
+    # Over the limit, a fine-tuning job's training file is not read either.
+    job = {"model": "gpt-4o-mini", "training_file": train}
+    with httpx.Client(headers={"Authorization": f"Bearer {key_of('lim')}"}) as c:
+        assert c.post(f"{gateway.url}/v1/fine_tuning/jobs", json=job).status_code == 429
+        assert content_reads(simulator, train) == 0
+        # Admitted: the count before the read is the request's only one.
+        refill(store, "lim")
+        made = c.post(f"{gateway.url}/v1/fine_tuning/jobs", json=job)
+        assert made.status_code == 200, made.text
+        assert made.headers["x-ratelimit-remaining-requests"] == str(RPM - 1)
+    assert content_reads(simulator, train) == 1
+    assert spend(store, "lim")[0] == spent[0]  # the job is held, not yet charged
