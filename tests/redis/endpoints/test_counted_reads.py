@@ -244,3 +244,70 @@ def test_a_batch_or_job_whose_file_is_read_upstream_counts_before_it_is_read(
         assert made.headers["x-ratelimit-remaining-requests"] == str(RPM - 1)
     assert content_reads(simulator, train) == 1
     assert spend(store, "lim")[0] == spent[0]  # the job is held, not yet charged
+
+
+def test_a_turn_read_upstream_before_it_is_served_counts_before_the_reads(
+    gateway: ServerThread, store: redis.Redis, simulator: ServerThread
+) -> None:
+    """A turn served by translation that continues a conversation upstream stores reads that
+    conversation from upstream first (every response back along its chain, and every page of
+    their items): the turn counts before those reads, once, and one over the limit reads
+    nothing."""
+    lim = sdk(gateway, "lim")
+    first = lim.responses.create(model="gpt-4o", input="Hi").id
+    turn = {"model": "o1-mini", "input": "And then?", "previous_response_id": first}
+    spent = spend(store, "lim")
+
+    def reads() -> int:
+        log = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+        return sum(1 for r in log if r["path"].startswith(f"/v1/responses/{first}"))
+
+    with httpx.Client(headers={"Authorization": f"Bearer {key_of('lim')}"}, timeout=30) as c:
+        refill(store, "lim")
+        for _ in range(RPM):
+            assert c.get(f"{gateway.url}/v1/responses/{first}").status_code == 200
+        before = reads()
+        refused = c.post(f"{gateway.url}/v1/responses", json=turn)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+        assert reads() == before  # nothing read upstream
+        refill(store, "lim")
+        served = c.post(f"{gateway.url}/v1/responses", json=turn)
+        assert served.status_code == 200, served.text
+        assert reads() > before
+        # Counted once: before the reads, not again by its hold.
+        assert served.headers["x-ratelimit-remaining-requests"] == str(RPM - 1)
+    assert spend(store, "lim")[0] > spent[0]  # the turn itself, charged
+
+
+def test_a_turn_after_a_background_response_counts_before_reading_it_and_a_hit_once(
+    gateway: ServerThread, store: redis.Redis, simulator: ServerThread
+) -> None:
+    """A turn continuing a background response whose context the gateway has not learnt yet
+    reads that response upstream first: counted before the read, once, a cache hit too."""
+    lim = sdk(gateway, "lim")
+    queued = lim.responses.create(model="gpt-4o", input="Think.", background=True).id
+    turn = {"model": "gpt-4o", "input": "And?", "previous_response_id": queued, "store": False}
+
+    def reads() -> int:
+        log = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+        return sum(1 for r in log if r["path"] == f"/v1/responses/{queued}")
+
+    auth = {"Authorization": f"Bearer {key_of('lim')}", "x-gateway-cache": "on"}
+    with httpx.Client(headers=auth, timeout=30) as c:
+        refill(store, "lim")
+        for _ in range(RPM):
+            assert c.get(f"{gateway.url}/v1/responses/{queued}").status_code == 200
+        before = reads()
+        refused = c.post(f"{gateway.url}/v1/responses", json=turn)
+        assert refused.status_code == 429, refused.text
+        assert reads() == before
+        refill(store, "lim")
+        miss = c.post(f"{gateway.url}/v1/responses", json=turn)
+        assert miss.status_code == 200, miss.text
+        assert miss.headers["x-gateway-cache"] == "miss"
+        hit = c.post(f"{gateway.url}/v1/responses", json=turn)
+        assert hit.status_code == 200 and hit.headers["x-gateway-cache"] == "hit"
+        assert reads() == before + 2  # each turn read the response upstream
+        left = [int(a.headers["x-ratelimit-remaining-requests"]) for a in (miss, hit)]
+        assert left == [RPM - 1, RPM - 2]  # each counted once
