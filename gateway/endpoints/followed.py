@@ -85,5 +85,5 @@ async def counted_before_reading(request: Request, caller: Caller, kind: Kind) -
     holds has called upstream all the same, and one over the limits reads nothing. The plan
     it was counted by, for `create_followed` (None: admission is off)."""
     attempt = attempt_for(request, caller, kind.upstream)
-    await counted(attempt)
+    await counted(attempt, budget=True)
     return attempt.ticket.plan if attempt.ticket is not None else None

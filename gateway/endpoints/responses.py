@@ -304,7 +304,7 @@ class ResponsesRequest(ChatRequest):
         if self.tried:
             return
         attempt = attempt_for(self.request, self.caller, "/responses")
-        await counted(attempt)
+        await counted(attempt, budget=True)
         if attempt.ticket is not None:
             self.tried += (attempt.ticket.plan,)
 

@@ -20,7 +20,7 @@ import redis
 
 from gateway.runtime.tuning_jobs import TuningJobs
 from tests.conftest import GatewayFactory, ServerThread
-from tests.redis.admission.test_end_to_end import spend
+from tests.redis.admission.test_end_to_end import month, spend
 from tests.redis.endpoints.teams import follower_pass, key_of, sdk
 from tests.redis.endpoints.test_fine_tuning import complete, training_file
 
@@ -34,7 +34,7 @@ PATCHED: Any = [{"role": "system", "content": "Be brief."}, *HI]
 
 def teams_yaml() -> str:
     """`lim` and `other` at RPM requests a minute; `keyed`'s team has the tier's limit, its key
-    RPM of its own."""
+    RPM of its own; `spent` has a budget of $1."""
 
     def digest(team: str) -> str:
         return hashlib.sha256(key_of(team).encode()).hexdigest()
@@ -52,6 +52,10 @@ def teams_yaml() -> str:
   - name: keyed
     tier: tier-5
     keys: [{{name: k, sha256: {digest("keyed")}, {limited}}}]
+  - name: spent
+    tier: tier-5
+    budget_usd: 1
+    keys: [{{name: k, sha256: {digest("spent")}}}]
 """
 
 
@@ -311,3 +315,52 @@ def test_a_turn_after_a_background_response_counts_before_reading_it_and_a_hit_o
         assert reads() == before + 2  # each turn read the response upstream
         left = [int(a.headers["x-ratelimit-remaining-requests"]) for a in (miss, hit)]
         assert left == [RPM - 1, RPM - 2]  # each counted once
+
+
+def test_a_team_that_spent_its_budget_still_reads_and_deletes_what_it_has(
+    gateway: ServerThread, store: redis.Redis, simulator: ServerThread
+) -> None:
+    """Free calls count against the request limits, not the budget: a team whose budget is
+    spent (or held by its calls in flight, a batch's) still reads its stored completions,
+    responses and batches, downloads its files and deletes them; what costs money (a vector
+    store's storage too) is refused, and a batch before its input file is read upstream."""
+    team = sdk(gateway, "spent")
+    doc = team.files.create(file=("d.txt", b"kept"), purpose="assistants").id
+    line = {"custom_id": "1", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o", "messages": HI, "max_tokens": 5}}  # fmt: skip
+    lines = team.files.create(file=("b.jsonl", orjson.dumps(line)), purpose="batch").id
+    chat = team.chat.completions.create(model="gpt-4o", messages=HI, store=True).id
+    response = team.responses.create(model="gpt-4o", input="Hi").id
+    spend(store, "spent")
+    store.set(f"{{t:spent}}:spend:{month()}", 1_000_000)  # the whole budget
+
+    auth = {"Authorization": f"Bearer {key_of('spent')}"}
+    with httpx.Client(headers=auth, timeout=30) as c:
+        for path in (
+            f"/v1/files/{doc}", f"/v1/files/{doc}/content", "/v1/files",
+            f"/v1/chat/completions/{chat}", f"/v1/chat/completions/{chat}/messages",
+            f"/v1/responses/{response}", f"/v1/responses/{response}/input_items",
+            "/v1/batches", "/v1/vector_stores",
+        ):  # fmt: skip
+            read = c.get(f"{gateway.url}{path}")
+            assert read.status_code == 200, (path, read.text)
+            assert int(read.headers["x-ratelimit-remaining-requests"]) > 0
+        assert c.delete(f"{gateway.url}/v1/files/{doc}").status_code == 200
+
+        refused = c.post(
+            f"{gateway.url}/v1/chat/completions", json={"model": "gpt-4o", "messages": HI}
+        )
+        assert (refused.status_code, refused.json()["error"]["code"]) == (
+            429, "insufficient_quota"
+        )  # fmt: skip
+        made = c.post(
+            f"{gateway.url}/v1/vector_stores", json={"name": "more storage"}
+        )  # fmt: skip
+        assert made.json()["error"]["code"] == "insufficient_quota"  # upstream bills its storage
+        before = content_reads(simulator, lines)
+        batch = {"input_file_id": lines, "endpoint": "/v1/chat/completions",
+                 "completion_window": "24h"}  # fmt: skip
+        refused = c.post(f"{gateway.url}/v1/batches", json=batch)
+        assert refused.json()["error"]["code"] == "insufficient_quota"
+        assert content_reads(simulator, lines) == before  # refused before reading the file
+    assert spend(store, "spent") == (1_000_000, 0)
