@@ -20,7 +20,7 @@ from starlette.responses import Response
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import batch_line_cost, batch_line_worst, chat_audio
 from gateway.config import ModelConfig
-from gateway.endpoints.followed import create_followed
+from gateway.endpoints.followed import counted_before_reading, create_followed
 from gateway.endpoints.owned import (
     FILE,
     Kind,
@@ -60,6 +60,7 @@ async def create(request: Request) -> Response:
     if endpoint not in BATCHED:
         raise errors.invalid_value("endpoint", str(endpoint), BATCHED)
     await check_owned(gw, caller, FILE, input_file)
+    counted_as = await counted_before_reading(request, caller, BATCH)
     content = await file_content(gw, request, caller, input_file)
     # Reading and pricing every line of a file of up to tens of thousands takes seconds, done
     # even for a batch the team cannot afford: off the event loop, which serves every team.
@@ -71,8 +72,8 @@ async def create(request: Request) -> Response:
     # What each line names is the team's.
     await check_all_owned(gw, caller, await asyncio.to_thread(_named_objects, lines))
     return await create_followed(
-        request, caller, BATCH, model, reserve, gw.config.batches.hold_s, body, models=named,
-        output_expires_after=payload.get("output_expires_after"),
+        request, caller, BATCH, model, reserve, gw.config.batches.hold_s, body, counted_as,
+        models=named, output_expires_after=payload.get("output_expires_after"),
     )  # fmt: skip
 
 

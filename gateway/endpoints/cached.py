@@ -17,6 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.admission.plan import Plan, counted_once
 from gateway.admission.pricing import cost_micros
 from gateway.cache import decision, replay
 from gateway.cache.capture import ChatCapture, ResponsesCapture
@@ -50,7 +51,7 @@ class CachedRequest:
 
     __slots__ = (
         "api", "caller", "effort", "exchange", "gw", "key", "label", "mode", "model", "notes",
-        "payload", "request", "tools",
+        "payload", "request", "tools", "tried",
     )  # fmt: skip
 
     def __init__(
@@ -64,11 +65,15 @@ class CachedRequest:
         label: str,
         model: ModelConfig,
         effort: str = "",
+        tried: tuple[Plan, ...] = (),
     ) -> None:
         self.gw, self.request, self.exchange, self.caller = gw, request, exchange, caller
         self.api, self.payload, self.label, self.model = api, payload, label, model
         # The reasoning effort routing asks for: it changes the answer as a parameter would.
         self.effort = effort
+        # What counted the request already (a read upstream before it was served): a hit does
+        # not count it again (`counted_once`).
+        self.tried = tried
         self.mode = Mode.OFF
         self.tools = False
         self.key = ""
@@ -151,7 +156,8 @@ class CachedRequest:
             shape = gw.plan_shapes().get(
                 self.caller.team, self.caller.key, self.label, endpoint=exchange.endpoint
             )
-            await attempt.admit(shape.plan(gw.new_hold_id(), 0, charge), None, 0)
+            plan = shape.plan(gw.new_hold_id(), 0, charge)
+            await attempt.admit(counted_once(plan, self.tried) if self.tried else plan, None, 0)
             ticket = attempt.ticket
             assert ticket is not None  # admitted, or the refusal was raised
             gw.after_response(ticket.charge, charge)

@@ -131,7 +131,7 @@ class ChatRequest:
             return None  # off: nothing more to look at
         cached = CachedRequest(
             self.gw, self.request, self.exchange, self.caller, self.API, self.client_payload(),
-            first, self.tuned or self.gw.config.models[first], self.effort,
+            first, self.tuned or self.gw.config.models[first], self.effort, self.tried,
         )  # fmt: skip
         return cached if cached.decide(routed.policy if routed is not None else "") else None
 

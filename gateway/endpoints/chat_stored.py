@@ -3,7 +3,8 @@ endpoint records each as the caller's team's): `GET /v1/chat/completions` (the t
 paged as upstream pages them: `limit` 1-100, default 20, oldest first, `model` and
 `metadata[KEY]` filters), and `GET`, `POST` (metadata update), `DELETE
 /v1/chat/completions/{id}` and `GET .../messages` (another team's completion is the 404 of a
-missing one). Reads cost nothing: never charged nor counted, as stored responses.
+missing one). Never charged; every call counts against the team's request limits (a list
+once, however many completions it reads upstream).
 
 Read from the default upstream: a completion a model's own deployment stored is not there.
 A completion the gateway patched (`objects.chat_views`) is shown as its client sent and was
@@ -22,7 +23,9 @@ from starlette.responses import Response
 from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.owned import (
     Kind,
+    attempt_for,
     caller_owning,
+    counted,
     created,
     forget,
     forward_owned,
@@ -35,6 +38,7 @@ from gateway.server.body import read_json_object
 from gateway.server.caller import Caller
 from gateway.server.entry import gateway_of
 from gateway.wire import errors, pages
+from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
 
 CHAT_COMPLETION = Kind(
@@ -63,7 +67,7 @@ async def list_completions(request: Request) -> Response:
         views = await gw.chat_views.get_many([str(obj.get("id")) for obj in page])
         return [shown(obj, found) for obj, found in zip(page, views, strict=True)]
 
-    return await own_list(request, CHAT_COMPLETION, keep, view=view)
+    return await own_list(request, CHAT_COMPLETION, keep, count=True, view=view)
 
 
 def _model_matches(stored: Any, names: tuple[str, ...]) -> bool:
@@ -77,7 +81,8 @@ def _model_matches(stored: Any, names: tuple[str, ...]) -> bool:
 
 async def retrieve(request: Request) -> Response:
     completion_id = request.path_params["completion_id"]
-    return await _shown(request, await forward_owned(request, CHAT_COMPLETION, completion_id))
+    response = await forward_owned(request, CHAT_COMPLETION, completion_id, count=True)
+    return await _shown(request, response)
 
 
 async def update(request: Request) -> Response:
@@ -86,14 +91,14 @@ async def update(request: Request) -> Response:
     caller = await caller_owning(request, CHAT_COMPLETION, completion_id)
     _, body = await read_json_object(request, gw.config.server.max_body_bytes)
     response = await forward_owned(
-        request, CHAT_COMPLETION, completion_id, body=body, caller=caller
+        request, CHAT_COMPLETION, completion_id, body=body, count=True, caller=caller
     )
     return await _shown(request, response)
 
 
 async def delete(request: Request) -> Response:
     completion_id = request.path_params["completion_id"]
-    return await forward_owned(request, CHAT_COMPLETION, completion_id)
+    return await forward_owned(request, CHAT_COMPLETION, completion_id, count=True)
 
 
 async def messages(request: Request) -> Response:
@@ -106,16 +111,24 @@ async def messages(request: Request) -> Response:
     asked = view.get("messages") if view is not None else None
     if not isinstance(asked, list):
         return await forward_owned(
-            request, CHAT_COMPLETION, completion_id, "/messages", caller=caller
+            request, CHAT_COMPLETION, completion_id, "/messages", count=True, caller=caller
         )
-    if not await _still_stored(request, caller, completion_id):
-        raise CHAT_COMPLETION.not_found(completion_id)
-    query = {"order": "asc", **request.query_params}
-    page = pages.page(_message_items(completion_id, asked), query)
-    return Response(
-        orjson.dumps(page), media_type="application/json",
-        headers={"x-request-id": new_request_id()},
-    )  # fmt: skip
+    # Answered from the view after one upstream read (does upstream still have it?): counted
+    # as every call is.
+    attempt = attempt_for(request, caller, f"{CHAT_COMPLETION.upstream}/{completion_id}")
+    await counted(attempt)
+    try:
+        if not await _still_stored(request, caller, completion_id):
+            raise CHAT_COMPLETION.not_found(completion_id)
+        query = {"order": "asc", **request.query_params}
+        page = pages.page(_message_items(completion_id, asked), query)
+    except GatewayError as exc:
+        attempt.failed(exc)  # says what its count left
+        raise
+    own = {"x-request-id": new_request_id()}
+    if attempt.ticket is not None:
+        own.update(attempt.ticket.headers)
+    return Response(orjson.dumps(page), media_type="application/json", headers=own)
 
 
 async def _still_stored(request: Request, caller: Caller, completion_id: str) -> bool:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from gateway.endpoints.owned import (
     FILE,
     attempt_for,
-    counted,
+    counted_making,
     create_owned,
     forward_owned,
     own_list,
@@ -33,7 +33,7 @@ async def upload(request: Request) -> Response:
     caller = await identify(gw, request)
     body = await read_body(request, gw.config.server.max_body_bytes)
     attempt = attempt_for(request, caller, FILE.upstream)
-    response, _ = await create_owned(attempt, FILE, body, counted)
+    response, _ = await create_owned(attempt, FILE, body, counted_making)
     return response
 
 

@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from gateway.admission import pricing
 from gateway.admission.plan import model_allowed
-from gateway.endpoints.followed import create_followed
+from gateway.endpoints.followed import counted_before_reading, create_followed
 from gateway.endpoints.owned import (
     FILE,
     Kind,
@@ -69,6 +69,7 @@ async def create(request: Request) -> Response:
     if not price:
         raise errors.not_fine_tunable(name)
     await check_references(gw, caller, body, payload)  # the training and validation files
+    counted_as = await counted_before_reading(request, caller, FINE_TUNING_JOB)
     content = await file_content(gw, request, caller, training)
     tokens = await asyncio.to_thread(
         pricing.training_file_tokens, content, model.image_input_tokens
@@ -79,7 +80,7 @@ async def create(request: Request) -> Response:
         body = orjson.dumps({**payload, "model": model.upstream})
     return await create_followed(
         request, caller, FINE_TUNING_JOB, label, reserve, gw.config.fine_tuning.hold_s, body,
-        training_price=int(price),
+        counted_as, training_price=int(price),
     )  # fmt: skip
 
 

@@ -1,7 +1,9 @@
 """Creating a job the gateway follows until it ends (a batch, a fine-tuning job): its worst case
 held for as long as the job may run, the call forwarded once, the job recorded as the team's
 and followed (`runtime.follower`), which settles the hold from what the job reports when it
-ends. A creation upstream refuses frees the hold at once."""
+ends. A creation upstream refuses frees the hold at once. Pricing a job reads its file from
+upstream first: the creation counts against the request limits before that read
+(`counted_before_reading`), and its hold does not count it again."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.admission.plan import Plan, counted_once
 from gateway.endpoints.attempt import Attempt
-from gateway.endpoints.owned import Kind, create_owned
+from gateway.endpoints.owned import Kind, attempt_for, counted, create_owned
 from gateway.server.caller import Caller
 from gateway.server.entry import exchange_of, gateway_of
 
@@ -39,10 +42,12 @@ async def create_followed(
     reserve: int,
     hold_s: float,
     body: bytes,
+    counted_as: Plan | None,
     **extra: Any,
 ) -> Response:
     """Create a job of `kind` with `body`, holding `reserve` against `model` (a configured
-    name: its limits apply) for `hold_s`; `extra` is what the job's kind is priced by."""
+    name: its limits apply) for `hold_s`; `counted_as`: the count `counted_before_reading`
+    took, which the hold does not take again; `extra` is what the job's kind is priced by."""
     gw = gateway_of(request)
     exchange = exchange_of(request.scope)
     exchange.model = exchange.routed_model = model
@@ -54,6 +59,8 @@ async def create_followed(
                 caller.team, caller.key, model, endpoint=exchange.endpoint, counts_tokens=False
             )
             plan = shape.plan(gw.new_hold_id(), est_tokens=0, reserve=reserve)
+            if counted_as is not None:
+                plan = counted_once(plan, (counted_as,))
             await attempt.admit(dataclasses.replace(plan, hold_ttl_s=hold_s), None, 0)
 
     response, job = await create_owned(attempt, kind, body, hold)
@@ -70,3 +77,13 @@ async def create_followed(
             # it is charged its hold when that expires: never less than it may cost.
             log.error("cannot follow %s %s: %r", kind.name, job["id"], exc)
     return response
+
+
+async def counted_before_reading(request: Request, caller: Caller, kind: Kind) -> Plan | None:
+    """Count the creation of a job of `kind` against the team's request limits before its file
+    is read from upstream to price it (the whole file): a creation refused for what the file
+    holds has called upstream all the same, and one over the limits reads nothing. The plan
+    it was counted by, for `create_followed` (None: admission is off)."""
+    attempt = attempt_for(request, caller, kind.upstream)
+    await counted(attempt, budget=True)
+    return attempt.ticket.plan if attempt.ticket is not None else None

@@ -1,6 +1,8 @@
 """`GET /v1/models` and `GET /v1/models/{model}`: the configured models a team may use, and the
 routing aliases (`auto`, ...) that reach one of them, answered by the gateway itself; and the
-team's own fine-tunes (`tuned_models`), read from upstream."""
+team's own fine-tunes (`tuned_models`), read from upstream. The list and a configured model,
+answered from config and Redis without calling upstream, are not counted against request
+limits; a fine-tune's read, which calls upstream, is."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ is made from the team's own ids, each object read from upstream.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -164,17 +165,30 @@ def attempt_for(request: Request, caller: Caller, path: str) -> Attempt:
     return Attempt(gw, request, exchange_of(request.scope), caller, path, model=None)
 
 
-async def counted(attempt: Attempt) -> None:
-    """Count the call against the team's request limits; nothing is charged."""
+async def counted(attempt: Attempt, *, budget: bool = False) -> None:
+    """Count the call against the team's request limits; nothing is charged. A free call is
+    not refused for the budget: a team that spent it, or whose calls in flight hold the rest
+    (a batch's hold), still reads, downloads, cancels and deletes what it has. `budget`: refused
+    too when nothing is left of it (`counted_making`; a count before work a hold charges)."""
     gw, caller = attempt.gw, attempt.caller
     if not gw.config.admission.enabled:
         return
     shape = gw.plan_shapes().get(
         caller.team, caller.key, "", endpoint=attempt.exchange.endpoint, counts_tokens=False
     )
-    await attempt.admit(shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0), None, 0)
+    plan = shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0)
+    if not budget:
+        plan = dataclasses.replace(plan, budget=None)
+    await attempt.admit(plan, None, 0)
     if attempt.ticket is not None:
         attempt.ticket.settle(None)
+
+
+async def counted_making(attempt: Attempt) -> None:
+    """`counted` for a free call that makes an object (a file, a vector store): refused, as
+    what costs money is, once nothing is left of the budget (upstream bills a vector store's
+    storage for as long as it is kept)."""
+    await counted(attempt, budget=True)
 
 
 async def create_owned(

@@ -47,7 +47,7 @@ from gateway.config import Capabilities, ImageInputTokens, ModelConfig
 from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.model_attempt import ModelAttempt
-from gateway.endpoints.owned import check_references
+from gateway.endpoints.owned import attempt_for, check_references, counted
 from gateway.endpoints.responses_stored import owned_response, restore_previous
 from gateway.endpoints.route import successor_of
 from gateway.objects.responses import StoredResponse
@@ -140,6 +140,7 @@ class ResponsesRequest(ChatRequest):
             if self.previous is None:
                 raise errors.previous_response_not_found(previous_id)
             if self.previous.native and self.previous.context_tokens <= 0:
+                await self.count_before_reading()
                 self.previous = await self.upstream_context(previous_id)
         self._chat: dict[str, Any] | None = None
         self._prompt: dict[ImageInputTokens, int] = {}
@@ -265,6 +266,7 @@ class ResponsesRequest(ChatRequest):
             raise errors.translated_unsupported("prompt", label)
         if self.previous is not None and self.previous.native and not self._history:
             # The conversation so far lives upstream; this model's turn needs it spelled out.
+            await self.count_before_reading()
             self._history = await self.read_upstream_history(original["previous_response_id"])
             self._chat = None
         self.payload = self.chat_request()
@@ -294,6 +296,19 @@ class ResponsesRequest(ChatRequest):
         body = stream.start() + stream.feed(bytes(response.body)) + stream.finish()
         await self.keep(stream.response)
         return rebodied(response, body, sse.CONTENT_TYPE)
+
+    async def count_before_reading(self) -> None:
+        """Count the request against the team's request limits before it reads upstream what
+        the conversation it continues holds (up to `MAX_CHAIN` responses and every page of
+        their items): a request refused after those reads (over a limit or the budget) has
+        called upstream all the same, and one over the limits reads nothing. Its tries, and a
+        cache hit, do not count it again (`tried`); one a try counted already is not."""
+        if self.tried:
+            return
+        attempt = attempt_for(self.request, self.caller, "/responses")
+        await counted(attempt, budget=True)
+        if attempt.ticket is not None:
+            self.tried += (attempt.ticket.plan,)
 
     async def read_upstream_history(self, response_id: str) -> list[dict[str, Any]]:
         """The items of a conversation upstream stores, oldest first: each response's input

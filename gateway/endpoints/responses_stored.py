@@ -2,15 +2,16 @@
 `GET .../input_items`.
 
 Every call looks the id up among the caller's team's responses first: another team's response,
-like one that never existed, is a 404. A response upstream stores is then read from upstream
-(never charged again: reading costs nothing); one the gateway made by translation is answered
-from its store.
+like one that never existed, is a 404. It then counts against the team's request limits, once
+however many pages of input items it reads upstream, and is never charged (reading costs
+nothing). A response upstream stores is read from upstream; one the gateway made by
+translation is answered from its store (counted all the same: its client cannot tell which).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -18,11 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.endpoints.attempt import Attempt, rebodied, relayed
+from gateway.endpoints.owned import attempt_for, counted
 from gateway.objects.responses import StoredResponse
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
-from gateway.server.entry import exchange_of, gateway_of
+from gateway.server.entry import gateway_of
 from gateway.wire import errors, pages, sse, validation
+from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, new_request_id
 from gateway.wire.usage import item_ids
 
@@ -31,13 +34,36 @@ _NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
 _ITEM_DONE = b"response.output_item.done"
 
 
-async def retrieve(request: Request) -> Response:
+Serve = Callable[[Request, Attempt, StoredResponse], Awaitable[Response]]
+
+
+def _counted(suffix: str) -> Callable[[Serve], Callable[[Request], Awaitable[Response]]]:
+    """A handler of the team's response the path names (`_owned`), counted against the team's
+    request limits before it is served; the call upstream, if it makes one, is to the response's
+    path and `suffix`. What it answers, errors too, says what the count left."""
+
+    def wrap(serve: Serve) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            attempt, stored = await _owned(request, suffix)
+            try:
+                return await serve(request, attempt, stored)
+            except GatewayError as exc:
+                attempt.failed(exc)
+                raise
+
+        return handler
+
+    return wrap
+
+
+@_counted("")
+async def retrieve(request: Request, attempt: Attempt, stored: StoredResponse) -> Response:
     """The team's response; the items it shows are the team's to give back (a background
     response's output appears here). One whose conversation the gateway spelled out for
     upstream names the `previous_response_id` its client gave."""
-    caller, stored = await _owned(request)
+    caller = attempt.caller
     if stored.native:
-        response = await _upstream(request, caller, "")
+        response = await attempt.forward(b"", stream=None)
         answer = _own_items(request, caller, response, "output")
         previous = stored.previous_response_id
         if isinstance(response, StreamingResponse) and response.status_code == 200:
@@ -57,34 +83,35 @@ async def retrieve(request: Request) -> Response:
         return rebodied(response, orjson.dumps(answer), JSON)
     if request.query_params.get("stream") == "true":
         raise errors.not_background_stream()  # the gateway never runs one in the background
-    return _json(stored.response)
+    return _json(stored.response, attempt)
 
 
-async def delete(request: Request) -> Response:
-    gw = gateway_of(request)
-    caller, stored = await _owned(request)
+@_counted("")
+async def delete(request: Request, attempt: Attempt, stored: StoredResponse) -> Response:
+    gw, team = gateway_of(request), attempt.caller.team.name
     response_id = request.path_params["response_id"]
     if stored.native:
-        response = await _upstream(request, caller, "")
+        response = await attempt.forward(b"", stream=None)
         if response.status_code == 200:
-            await gw.responses.delete(caller.team.name, response_id)
+            await gw.responses.delete(team, response_id)
         return response
-    await gw.responses.delete(caller.team.name, response_id)
-    return _json({"id": response_id, "object": "response", "deleted": True})
+    await gw.responses.delete(team, response_id)
+    return _json({"id": response_id, "object": "response", "deleted": True}, attempt)
 
 
-async def cancel(request: Request) -> Response:
-    caller, stored = await _owned(request)
+@_counted("/cancel")
+async def cancel(request: Request, attempt: Attempt, stored: StoredResponse) -> Response:
     if stored.native:
-        return await _upstream(request, caller, "/cancel")
+        return await attempt.forward(b"", stream=None)
     raise errors.not_background_response()  # the gateway answers before it returns an id
 
 
-async def input_items(request: Request) -> Response:
+@_counted("/input_items")
+async def input_items(request: Request, attempt: Attempt, stored: StoredResponse) -> Response:
     """The team's response's input items, which upstream gave ids: the team's to give back.
     Of a response whose conversation the gateway spelled out for upstream, those its client
     gave: upstream's list, read whole, without the earlier turns it was sent."""
-    caller, stored = await _owned(request)
+    caller = attempt.caller
     query = dict(request.query_params)
     if stored.native and stored.previous_response_id is not None:
         pages.cursor(query)  # a bad limit or order is refused before upstream is asked
@@ -93,12 +120,12 @@ async def input_items(request: Request) -> Response:
             return items
         given = items[stored.spelled_items :]
         gateway_of(request).responses.own_items(caller.team.name, item_ids(given))
-        return _json(pages.page(given, query))
+        return _json(pages.page(given, query), attempt)
     if stored.native:
-        response = await _upstream(request, caller, "/input_items")
+        response = await attempt.forward(b"", stream=None)
         _own_items(request, caller, response, "data")
         return response
-    return _json(pages.page(stored.input_items, query))
+    return _json(pages.page(stored.input_items, query), attempt)
 
 
 async def _all_input_items(request: Request, caller: Caller) -> list[dict[str, Any]] | Response:
@@ -194,10 +221,18 @@ async def restore_previous(
             await close()
 
 
-async def _owned(request: Request) -> tuple[Caller, StoredResponse]:
+async def _owned(request: Request, suffix: str) -> tuple[Attempt, StoredResponse]:
+    """The caller's team's response the path names (the 404 of a missing one otherwise), and
+    the call about it, counted. Read, cancelled or deleted where upstream keeps it, it is
+    called once at the path made from the id that was checked, never as the request spelled
+    it."""
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    return caller, await owned_response(gw, caller, request.path_params["response_id"])
+    response_id = request.path_params["response_id"]
+    stored = await owned_response(gw, caller, response_id)
+    attempt = attempt_for(request, caller, f"/responses/{response_id}{suffix}")
+    await counted(attempt)
+    return attempt, stored
 
 
 async def owned_response(gw: Gateway, caller: Caller, response_id: str) -> StoredResponse:
@@ -210,16 +245,9 @@ async def owned_response(gw: Gateway, caller: Caller, response_id: str) -> Store
     return stored
 
 
-async def _upstream(request: Request, caller: Caller, suffix: str) -> Response:
-    """Read (or cancel, or delete) the response where upstream keeps it: once, uncharged. The
-    path is made from the id that was checked, never taken from the request as spelled."""
-    gw = gateway_of(request)
-    path = f"/responses/{request.path_params['response_id']}{suffix}"
-    attempt = Attempt(gw, request, exchange_of(request.scope), caller, path, model=None)
-    return await attempt.forward(b"", stream=None)
-
-
-def _json(payload: Any) -> Response:
-    return Response(
-        orjson.dumps(payload), media_type=JSON, headers={"x-request-id": new_request_id()}
-    )
+def _json(payload: Any, attempt: Attempt) -> Response:
+    """An answer the gateway makes itself, with what the call's count left."""
+    own = {"x-request-id": new_request_id()}
+    if attempt.ticket is not None:
+        own.update(attempt.ticket.headers)
+    return Response(orjson.dumps(payload), media_type=JSON, headers=own)

@@ -53,24 +53,24 @@ TABLE: tuple[Endpoint, ...] = (
         "with store: true, the stored completion is the team's",
     ),
     Endpoint(
-        "GET", "/v1/chat/completions", chat_stored.list_completions, "-", "never charged",
-        "the team's own only",
+        "GET", "/v1/chat/completions", chat_stored.list_completions, "-",
+        "free: counted against request limits", "the team's own only",
     ),
     Endpoint(
         "GET", "/v1/chat/completions/{completion_id}", chat_stored.retrieve, "-",
-        "never charged", "the team's own only",
+        "free: counted against request limits", "the team's own only",
     ),
     Endpoint(
         "POST", "/v1/chat/completions/{completion_id}", chat_stored.update, "-",
-        "never charged", "the team's own only",
+        "free: counted against request limits", "the team's own only",
     ),
     Endpoint(
         "DELETE", "/v1/chat/completions/{completion_id}", chat_stored.delete, "-",
-        "never charged", "the team's own only",
+        "free: counted against request limits", "the team's own only",
     ),
     Endpoint(
         "GET", "/v1/chat/completions/{completion_id}/messages", chat_stored.messages, "-",
-        "never charged", "the team's own only",
+        "free: counted against request limits", "the team's own only",
     ),
     Endpoint(
         "POST", "/v1/responses", create_response, "body (or a routing alias)",
@@ -78,20 +78,20 @@ TABLE: tuple[Endpoint, ...] = (
         "the response is the team's",
     ),
     Endpoint(
-        "GET", "/v1/responses/{response_id}", responses_stored.retrieve, "-", "never charged",
-        "the team's own only",
+        "GET", "/v1/responses/{response_id}", responses_stored.retrieve, "-",
+        "free: counted against request limits", "the team's own only",
     ),
     Endpoint(
-        "DELETE", "/v1/responses/{response_id}", responses_stored.delete, "-", "never charged",
-        "the team's own only",
+        "DELETE", "/v1/responses/{response_id}", responses_stored.delete, "-",
+        "free: counted against request limits", "the team's own only",
     ),
     Endpoint(
         "POST", "/v1/responses/{response_id}/cancel", responses_stored.cancel, "-",
-        "never charged", "the team's own only",
+        "free: counted against request limits", "the team's own only",
     ),
     Endpoint(
         "GET", "/v1/responses/{response_id}/input_items", responses_stored.input_items, "-",
-        "never charged", "the team's own only",
+        "free: counted against request limits", "the team's own only",
     ),
     Endpoint(
         "POST", "/v1/embeddings", governed(Governed(Cost.EMBEDDINGS)), "body",
@@ -213,18 +213,23 @@ TABLE: tuple[Endpoint, ...] = (
         "counted", "the team's own only; each checkpoint's model becomes the team's",
     ),
     Endpoint(
-        "GET", "/v1/models", models.list_models, "-", "never charged",
+        "GET", "/v1/models", models.list_models, "-",
+        "never charged nor counted (answered without upstream)",
         "the configured models the team may use, and its own fine-tunes",
     ),
     Endpoint(
-        "GET", "/v1/models/{model:path}", models.get_model, "path", "never charged",
+        "GET", "/v1/models/{model:path}", models.get_model, "path",
+        "never charged; counted against request limits when a fine-tune is read upstream",
         "a fine-tune: the team's own only",
     ),
     Endpoint(
-        "DELETE", "/v1/models/{model:path}", tuned_models.delete, "path", "never charged",
-        "the team's own fine-tunes only",
+        "DELETE", "/v1/models/{model:path}", tuned_models.delete, "path",
+        "free: counted against request limits", "the team's own fine-tunes only",
     ),
-    Endpoint("POST", "/v1/route", route_endpoint, "body", "never charged (no upstream call)", "-"),
+    Endpoint(
+        "POST", "/v1/route", route_endpoint, "body",
+        "never charged nor counted (no upstream call)", "-",
+    ),
 )  # fmt: skip
 
 

@@ -90,12 +90,13 @@ async def listed(gw: Gateway, caller: Caller) -> list[dict[str, Any]]:
 
 
 async def retrieve(request: Request, caller: Caller, name: str) -> Response:
-    """The team's fine-tune as upstream describes it."""
+    """The team's fine-tune as upstream describes it (counted against the team's request
+    limits, as every call upstream is)."""
     gw = gateway_of(request)
     found = await fine_tuned(gw, caller, name)
     if found is None or not model_allowed(gw.config, caller.team, found[0]):
         raise errors.model_not_found(name)
-    return await forward_owned(request, MODEL, name, caller=caller)
+    return await forward_owned(request, MODEL, name, count=True, caller=caller)
 
 
 async def delete(request: Request) -> Response:
@@ -105,4 +106,4 @@ async def delete(request: Request) -> Response:
     name = request.path_params["model"]
     if await fine_tuned(gw, caller, name) is None:
         raise errors.model_not_found(name)
-    return await forward_owned(request, MODEL, name, caller=caller)
+    return await forward_owned(request, MODEL, name, count=True, caller=caller)

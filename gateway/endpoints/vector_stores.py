@@ -16,7 +16,7 @@ from gateway.endpoints.owned import (
     attempt_for,
     caller_owning,
     check_references,
-    counted,
+    counted_making,
     create_owned,
     forward_owned,
     own_list,
@@ -32,7 +32,7 @@ async def create(request: Request) -> Response:
     payload, body = await read_json_object(request, gw.config.server.max_body_bytes)
     await check_references(gw, caller, body, payload)
     attempt = attempt_for(request, caller, VECTOR_STORE.upstream)
-    response, _ = await create_owned(attempt, VECTOR_STORE, body, counted)
+    response, _ = await create_owned(attempt, VECTOR_STORE, body, counted_making)
     return response
 
 
