@@ -4,8 +4,9 @@ settle.
 `Attempt` holds what a try knows (the gateway, the request and its record, the caller, the
 ticket once admitted) and does what every endpoint shares. The chat endpoint adds its own
 phase before these (patching the request for the model) and its own answers after the call
-(emulated tools, faked streams); the pass-through uses these phases as they are. A try at a configured model, with its hold
-of the model's worst case, is `model_attempt`'s; what a try that ends is charged, `charging`'s.
+(emulated tools, faked streams); the pass-through uses these phases as they are. A try at a
+configured model, with its hold of the model's worst case, is `model_attempt`'s; what a try
+that ends is charged, `charging`'s.
 
 Whether a call may be retried is the attempt's `model` (a configured model's deployments
 take retries; a pass-through call, which may not be safe to repeat, goes once), never the
