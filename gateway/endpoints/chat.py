@@ -243,7 +243,8 @@ class ChatRequest:
         said the model takes (the table was stale: patch that too, and remember it)."""
         gw = self.gw
         model = self.tuned or gw.config.models[label]
-        caps = gw.learned.effective(label, model.capabilities, time.monotonic())
+        lesson = self.lesson(model)
+        caps = gw.learned.effective(lesson, model.capabilities, time.monotonic())
         attempt = ChatAttempt(self, label, model, caps)
         try:
             response = await attempt.run()
@@ -251,7 +252,7 @@ class ChatRequest:
             self.tried_by(attempt)
         lacking = self.lacking_capability(response, caps)
         if lacking is not None:
-            caps = gw.learned.learn(label, caps, lacking, time.monotonic())
+            caps = gw.learned.learn(lesson, caps, lacking, time.monotonic())
             gw.metrics.adaptive_patches.labels(label, lacking).inc()
             log.warning("upstream refused %s for %s: patching it from now on", lacking, label)
             attempt = ChatAttempt(self, label, model, caps)
@@ -260,6 +261,14 @@ class ChatRequest:
             finally:
                 self.tried_by(attempt)
         return response
+
+    def lesson(self, model: ModelConfig) -> patches.LearnedKey:
+        """Whose a capability upstream refused is, and for what (`LearnedCapabilities`): this
+        team's, for the model as sent upstream (a fine-tune is not its base), at the effort
+        asked."""
+        asked = self.payload.get("reasoning_effort")
+        effort = asked if asked is not None else self.effort
+        return (self.caller.team.name, model.upstream, effort if isinstance(effort, str) else None)
 
     def tried_by(self, attempt: ModelAttempt) -> None:
         """Remember the plan a try was admitted by, for the tries after it (`counted_once`)."""
