@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from gateway.admission.auth_backoff import AuthBackoff
 from gateway.admission.plan import PlanShapes
 from gateway.admission.redis_side import Admission
+from gateway.admission.team_share import TeamShares
 from gateway.cache.flights import Cache
 from gateway.compat.patches import LearnedCapabilities
 from gateway.config import Config, ModelConfig
@@ -89,6 +90,8 @@ class Gateway:
     audit: AuditLog = field(default_factory=AuditLog)
     # Wrong admin and metrics keys, slowed per client address.
     auth_backoff: AuthBackoff = field(default_factory=AuthBackoff)
+    # Each team's requests in flight in this worker (server.max_team_requests).
+    shares: TeamShares = field(default_factory=lambda: TeamShares(0))
     # Uploads whose audio length is being read (`admission.audio_length`), one at a time: the
     # reader is Python holding the GIL for up to a few hundred ms on a hostile file, so the loop
     # shares the CPU with one such thread at most, never with a crowd of them.
