@@ -46,7 +46,7 @@ from gateway.server.body import parse_json_object, read_body, written
 from gateway.server.caller import identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.upstream.dispatch import PreparedCall
-from gateway.wire import errors, validation
+from gateway.wire import errors, tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import encoded
 from gateway.wire.references import unowned_reference
@@ -348,7 +348,10 @@ class ChatAttempt(ModelAttempt):
 
     async def hold(self) -> None:
         payload = self.payload
-        prompt = chat_prompt(payload, self.config)
+        if len(self.body) > tokens.OFF_LOOP_BYTES:
+            prompt = await self.gw.count_off_loop(chat_prompt, payload, self.config)
+        else:
+            prompt = chat_prompt(payload, self.config)
         beside = self.beside_tokens(self.fees)
         predicted = prediction_tokens(payload)
         if predicted:

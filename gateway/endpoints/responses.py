@@ -458,7 +458,11 @@ class NativeAttempt(ModelAttempt):
 
     async def hold(self) -> None:
         requested = self.req.original.get("max_output_tokens")
-        prompt = self.req.prompt_tokens(self.config.image_input_tokens)
+        images = self.config.image_input_tokens
+        if len(self.body) > tokens.OFF_LOOP_BYTES:
+            prompt = await self.gw.count_off_loop(self.req.prompt_tokens, images)
+        else:
+            prompt = self.req.prompt_tokens(images)
         original, previous = self.req.original, self.req.previous
         unknown = previous is not None and previous.context_tokens == UNKNOWN_CONTEXT
         given = original.get("input")

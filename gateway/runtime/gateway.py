@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -96,6 +97,8 @@ class Gateway:
     # reader is Python holding the GIL for up to a few hundred ms on a hostile file, so the loop
     # shares the CPU with one such thread at most, never with a crowd of them.
     audio_reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    # Large prompts being counted (`count_off_loop`), one at a time.
+    counting: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     # The event loop serving requests, kept once `start` ran (see `gateway.eventloop`).
     loop: asyncio.AbstractEventLoop | None = None
     plans: PlanShapes | None = None
@@ -113,6 +116,23 @@ class Gateway:
     _later_timer: asyncio.TimerHandle | None = None
     # Traced requests whose responses have gone, finished after the rest of the bookkeeping.
     _traced: list[tuple[RequestTrace, Exchange, int]] = field(default_factory=list)
+
+    async def count_off_loop(self, count: Callable[..., int], *args: Any) -> int:
+        """`count(*args)` (tokens of a large prompt) in a thread, one at a time per worker.
+
+        The tokenizer takes up to half a microsecond a byte (random letters): a body at
+        `server.max_body_bytes` is seconds of CPU, which on the event loop would stall every
+        team's requests. It lets go of the GIL, so the loop goes on meanwhile; one count at a
+        time keeps a flood of them to one core. The turn is held until the count ends, even if
+        its request is cancelled (a client that leaves cannot start another beside it)."""
+        await self.counting.acquire()
+        try:
+            done = asyncio.get_running_loop().run_in_executor(None, count, *args)
+        except BaseException:
+            self.counting.release()
+            raise
+        done.add_done_callback(lambda _: self.counting.release())
+        return await asyncio.shield(done)
 
     def after_response(self, callback: Callable[..., object], *args: object) -> None:
         """Run bookkeeping (charging a call, metrics, the access log) after the response was
