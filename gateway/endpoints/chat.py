@@ -288,6 +288,11 @@ class ChatRequest:
         return lacking if lacking is not None and getattr(caps, lacking) else None
 
 
+def counted(payload: dict[str, Any], model: ModelConfig) -> tuple[int, int]:
+    """The tokens a chat request's hold counts: its prompt's, and its predicted output's."""
+    return chat_prompt(payload, model), prediction_tokens(payload)
+
+
 class ChatAttempt(ModelAttempt):
     """One try at one model: patch, admit, then call, relay and settle."""
 
@@ -349,11 +354,10 @@ class ChatAttempt(ModelAttempt):
     async def hold(self) -> None:
         payload = self.payload
         if len(self.body) > tokens.OFF_LOOP_BYTES:
-            prompt = await self.gw.count_off_loop(chat_prompt, payload, self.config)
+            prompt, predicted = await self.gw.count_off_loop(counted, payload, self.config)
         else:
-            prompt = chat_prompt(payload, self.config)
+            prompt, predicted = counted(payload, self.config)
         beside = self.beside_tokens(self.fees)
-        predicted = prediction_tokens(payload)
         if predicted:
             # Its rejected tokens are billed as completion tokens beside those the cap bounds.
             beside += cost_micros(self.config.price, Usage(completion_tokens=predicted))

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -41,6 +41,8 @@ from gateway.upstream.contract import Upstream
 from gateway.upstream.dispatch import Dispatcher
 from gateway.wire import errors
 from gateway.wire.headers import upstream_request_headers
+
+T = TypeVar("T")
 
 log = logging.getLogger("gateway")
 SANDBOX_TEAM = "sandbox"
@@ -117,7 +119,7 @@ class Gateway:
     # Traced requests whose responses have gone, finished after the rest of the bookkeeping.
     _traced: list[tuple[RequestTrace, Exchange, int]] = field(default_factory=list)
 
-    async def count_off_loop(self, count: Callable[..., int], *args: Any) -> int:
+    async def count_off_loop(self, count: Callable[..., T], *args: Any) -> T:
         """`count(*args)` (tokens of a large prompt) in a thread, one at a time per worker.
 
         The tokenizer takes up to half a microsecond a byte (random letters): a body at

@@ -21,9 +21,9 @@ NOISY, QUIET = "sk-gw-noisy-team-key", "sk-gw-quiet-team-key"
 SMALL = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
 
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+@pytest.mark.parametrize("where", ["messages", "prediction", "responses"])
 def test_another_team_is_served_while_a_large_prompt_is_counted(
-    start_gateway: GatewayFactory, tmp_path: Path, path: str
+    start_gateway: GatewayFactory, tmp_path: Path, where: str
 ) -> None:
     # The noisy team's budget refuses its prompt once counted: only the gateway's own work is
     # measured, none of the upstream's.
@@ -39,10 +39,13 @@ def test_another_team_is_served_while_a_large_prompt_is_counted(
     server = start_gateway(admission={"teams_file": str(teams)})
     # Random letters are the tokenizer's slowest text: about 1.5 s of counting on the loop.
     text = "".join(random.Random(7).choices(string.ascii_letters, k=3_000_000))
-    if path == "/v1/chat/completions":
-        big: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
-    else:
-        big = {"model": "gpt-4o", "input": text}
+    path = "/v1/chat/completions"
+    big: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
+    if where == "prediction":  # counted too: upstream bills its rejected tokens
+        big["messages"][0]["content"] = "hi"
+        big["prediction"] = {"type": "content", "content": text}
+    elif where == "responses":
+        path, big = "/v1/responses", {"model": "gpt-4o", "input": text}
     noisy: list[httpx.Response] = []
 
     body = orjson.dumps(big)
