@@ -21,7 +21,7 @@ NOISY, QUIET = "sk-gw-noisy-team-key", "sk-gw-quiet-team-key"
 SMALL = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
 
-@pytest.mark.parametrize("where", ["messages", "prediction", "responses"])
+@pytest.mark.parametrize("where", ["messages", "prediction", "responses", "embeddings"])
 def test_another_team_is_served_while_a_large_prompt_is_counted(
     start_gateway: GatewayFactory, tmp_path: Path, where: str
 ) -> None:
@@ -33,7 +33,7 @@ def test_another_team_is_served_while_a_large_prompt_is_counted(
         + "".join(
             f"  - name: {name}\n    tier: tier-5\n    budget_usd: {budget}\n"
             f"    keys: [{{name: k, sha256: {hashlib.sha256(key.encode()).hexdigest()}}}]\n"
-            for name, key, budget in (("noisy", NOISY, 1), ("quiet", QUIET, 100))
+            for name, key, budget in (("noisy", NOISY, 0.01), ("quiet", QUIET, 100))
         )
     )
     server = start_gateway(admission={"teams_file": str(teams)})
@@ -46,6 +46,8 @@ def test_another_team_is_served_while_a_large_prompt_is_counted(
         big["prediction"] = {"type": "content", "content": text}
     elif where == "responses":
         path, big = "/v1/responses", {"model": "gpt-4o", "input": text}
+    elif where == "embeddings":
+        path, big = "/v1/embeddings", {"model": "text-embedding-3-small", "input": text}
     noisy: list[httpx.Response] = []
 
     body = orjson.dumps(big)
