@@ -5,7 +5,8 @@ Pure: `plan` (which limits apply, and the plan the script checks), `pricing` (co
 micro-dollars), `audio_length` (the longest an audio upload can play, what a transcription of it
 can be billed), `decision` (the script's reply decoded, the `x-ratelimit-*` headers and the 429
 of a refusal) and `local_buckets` (the same buckets in-process, standing in for the rate limits
-while Redis is away) and `auth_backoff` (failed operator keys slowed per client address).
+while Redis is away), `auth_backoff` (failed operator keys slowed per client address) and
+`team_share` (each team's requests in flight in this worker, bounded).
 I/O: `redis_side` runs `admission.lua`, one round trip that checks every
 limit and holds the worst-case cost, and settles a `Ticket` to the real cost; `script_pipeline`
 is the pipelined client that sends the script over plain `redis://` connections (its types stay

@@ -395,29 +395,45 @@ def capability_refused(status: int, body: Any) -> str | None:
     return _PARAM_CAPABILITY.get(param)
 
 
+# Whose lesson a learned capability is, and for what: (team, model, reasoning effort asked).
+LearnedKey = tuple[str, str, str | None]
+
+# The most lessons remembered at once; past it the oldest is forgotten (it is learned again, at
+# the cost of one refused call).
+MAX_LEARNED = 4096
+
+
 class LearnedCapabilities:
     """Capabilities upstream refused although the table granted them, remembered for a while.
 
-    Process-wide and expiring, so a stale table stops breaking clients after one retry and a
-    model that really gains the feature gets it back once the entry expires. `now` is passed in.
+    Expiring, so a stale table stops breaking clients after one retry and a model that really
+    gains the feature gets it back once the entry expires. A lesson holds for the team whose
+    request was refused, at the reasoning effort it asked, only: what upstream refuses can
+    depend on the rest of the request (gpt-5.1 and its successors take `temperature` at effort
+    none alone), and one team's request must not change every other team's for the lesson's
+    lifetime. A stale table costs each team one refused call. `now` is passed in.
     """
 
-    def __init__(self, ttl_s: float = 3600.0) -> None:
+    def __init__(self, ttl_s: float = 3600.0, max_entries: int = MAX_LEARNED) -> None:
         self._ttl = ttl_s
-        self._learned: dict[str, tuple[Capabilities, float]] = {}
+        self._max = max_entries
+        self._learned: dict[LearnedKey, tuple[Capabilities, float]] = {}
 
-    def effective(self, model: str, caps: Capabilities, now: float) -> Capabilities:
-        entry = self._learned.get(model)
+    def effective(self, key: LearnedKey, caps: Capabilities, now: float) -> Capabilities:
+        entry = self._learned.get(key)
         if entry is None:
             return caps
         learned, expires = entry
         if expires <= now:
-            del self._learned[model]
+            del self._learned[key]
             return caps
         return learned
 
-    def learn(self, model: str, caps: Capabilities, lacking: str, now: float) -> Capabilities:
+    def learn(self, key: LearnedKey, caps: Capabilities, lacking: str, now: float) -> Capabilities:
         lacks: dict[str, Any] = {lacking: False}
         updated = dataclasses.replace(caps, **lacks)
-        self._learned[model] = (updated, now + self._ttl)
+        self._learned.pop(key, None)
+        while len(self._learned) >= self._max:
+            del self._learned[next(iter(self._learned))]  # the oldest lesson
+        self._learned[key] = (updated, now + self._ttl)
         return updated

@@ -147,6 +147,8 @@ def check(config: Config) -> None:
     ):  # fmt: skip
         if getattr(config.server, key) <= 0:
             raise ConfigError(f"server.{key}: must be positive")
+    if config.server.max_team_requests < 0:
+        raise ConfigError("server.max_team_requests: must not be negative (0: no bound)")
     # A body the gateway read is written again for upstream, and orjson writes 254 levels.
     if not 1 <= config.server.max_json_depth <= 254:
         raise ConfigError("server.max_json_depth: from 1 to 254")

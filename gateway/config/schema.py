@@ -499,6 +499,11 @@ class ServerConfig:
     keep_alive_timeout_s: float = 75.0
     # Open connections per worker process; beyond it a new one is answered 503 and closed.
     max_connections: int = 4096
+    # Requests one team may have in flight per worker process; beyond it 429. Below the
+    # upstream pool, so that one team's slow calls cannot take every upstream connection and
+    # queue every other team's calls behind them: three quarters of it leave the other teams
+    # a quarter, and one team alone most of it. 0 = no bound.
+    max_team_requests: int = 768
 
 
 @dataclass(frozen=True, slots=True)

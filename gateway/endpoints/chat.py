@@ -46,7 +46,7 @@ from gateway.server.body import parse_json_object, read_body, written
 from gateway.server.caller import identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.upstream.dispatch import PreparedCall
-from gateway.wire import errors, validation
+from gateway.wire import errors, tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import encoded
 from gateway.wire.references import unowned_reference
@@ -243,7 +243,8 @@ class ChatRequest:
         said the model takes (the table was stale: patch that too, and remember it)."""
         gw = self.gw
         model = self.tuned or gw.config.models[label]
-        caps = gw.learned.effective(label, model.capabilities, time.monotonic())
+        lesson = self.lesson(model)
+        caps = gw.learned.effective(lesson, model.capabilities, time.monotonic())
         attempt = ChatAttempt(self, label, model, caps)
         try:
             response = await attempt.run()
@@ -251,7 +252,7 @@ class ChatRequest:
             self.tried_by(attempt)
         lacking = self.lacking_capability(response, caps)
         if lacking is not None:
-            caps = gw.learned.learn(label, caps, lacking, time.monotonic())
+            caps = gw.learned.learn(lesson, caps, lacking, time.monotonic())
             gw.metrics.adaptive_patches.labels(label, lacking).inc()
             log.warning("upstream refused %s for %s: patching it from now on", lacking, label)
             attempt = ChatAttempt(self, label, model, caps)
@@ -260,6 +261,14 @@ class ChatRequest:
             finally:
                 self.tried_by(attempt)
         return response
+
+    def lesson(self, model: ModelConfig) -> patches.LearnedKey:
+        """Whose a capability upstream refused is, and for what (`LearnedCapabilities`): this
+        team's, for the model as sent upstream (a fine-tune is not its base), at the effort
+        asked."""
+        asked = self.payload.get("reasoning_effort")
+        effort = asked if asked is not None else self.effort
+        return (self.caller.team.name, model.upstream, effort if isinstance(effort, str) else None)
 
     def tried_by(self, attempt: ModelAttempt) -> None:
         """Remember the plan a try was admitted by, for the tries after it (`counted_once`)."""
@@ -277,6 +286,11 @@ class ChatRequest:
             return None
         lacking = patches.capability_refused(400, body)
         return lacking if lacking is not None and getattr(caps, lacking) else None
+
+
+def counted(payload: dict[str, Any], model: ModelConfig) -> tuple[int, int]:
+    """The tokens a chat request's hold counts: its prompt's, and its predicted output's."""
+    return chat_prompt(payload, model), prediction_tokens(payload)
 
 
 class ChatAttempt(ModelAttempt):
@@ -339,9 +353,11 @@ class ChatAttempt(ModelAttempt):
 
     async def hold(self) -> None:
         payload = self.payload
-        prompt = chat_prompt(payload, self.config)
+        if len(self.body) > tokens.OFF_LOOP_BYTES:
+            prompt, predicted = await self.gw.count_off_loop(counted, payload, self.config)
+        else:
+            prompt, predicted = counted(payload, self.config)
         beside = self.beside_tokens(self.fees)
-        predicted = prediction_tokens(payload)
         if predicted:
             # Its rejected tokens are billed as completion tokens beside those the cap bounds.
             beside += cost_micros(self.config.price, Usage(completion_tokens=predicted))

@@ -38,7 +38,7 @@ from gateway.translate.audio_formats import SPEECH_MEDIA_TYPES
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.multipart import Part, field, field_values, with_field
-from gateway.wire.tokens import count_text
+from gateway.wire.tokens import OFF_LOOP_BYTES, count_text
 from gateway.wire.usage import (
     AudioStreamMeter,
     StreamMeter,
@@ -107,7 +107,10 @@ async def serve(request: Request, rules: Governed) -> Response:
         # Upstream reads and bills a prompt of any length, whichever of its parts it takes
         # (a file part of its name too): the one of the most tokens is held.
         prompts = [value.decode("utf-8", "replace") for value in field_values(parts, "prompt")]
-        payload["prompt"] = max(prompts, key=count_text, default=None)
+        if sum(map(len, prompts)) > OFF_LOOP_BYTES:
+            payload["prompt"] = await gw.count_off_loop(longest, prompts)
+        else:
+            payload["prompt"] = longest(prompts)
     else:
         payload = parse_json_object(request, body)
         body = written(payload)  # what upstream reads is what was checked (`read_json_object`)
@@ -139,6 +142,7 @@ async def serve(request: Request, rules: Governed) -> Response:
         raise errors.model_not_found(name)  # not priced: never served free
     exchange.model = exchange.routed_model = label
     attempt = GovernedAttempt(gw, request, exchange, caller, label, model, rules.cost, payload)
+    attempt.size = len(body)
     if parts is not None:
         attempt.files = field_values(parts, "file")
     try:
@@ -157,11 +161,17 @@ async def serve(request: Request, rules: Governed) -> Response:
     return response
 
 
+def longest(prompts: list[str]) -> str | None:
+    """The prompt of the most tokens."""
+    return max(prompts, key=count_text, default=None)
+
+
 class GovernedAttempt(Attempt):
     """One call of a governed endpoint: held by its cost rule, settled by it."""
 
     __slots__ = (
         "asked", "audio_tokens", "config", "cost", "files", "label", "payload", "rendered",
+        "size",
     )  # fmt: skip
 
     def __init__(
@@ -189,6 +199,7 @@ class GovernedAttempt(Attempt):
         # reports its usage (`ask_usage`), and the answer rendered back in it.
         self.asked: str | None = None
         self.rendered: tuple[bytes, str] | None = None
+        self.size = 0  # the request body's bytes: a large one is counted off the event loop
 
     def upstream_model(self) -> str:
         return self.config.upstream
@@ -223,7 +234,12 @@ class GovernedAttempt(Attempt):
                 seconds = await asyncio.to_thread(
                     longest_audio, self.files, gw.config.admission.audio_min_bitrate
                 )
-        prompt, completion, reserve = worst_case(self.cost, self.payload, model, seconds)
+        if self.size > OFF_LOOP_BYTES:
+            prompt, completion, reserve = await gw.count_off_loop(
+                worst_case, self.cost, self.payload, model, seconds
+            )
+        else:
+            prompt, completion, reserve = worst_case(self.cost, self.payload, model, seconds)
         shape = gw.plan_shapes().get(
             self.caller.team, self.caller.key, self.label, endpoint=self.exchange.endpoint
         )

@@ -104,6 +104,14 @@ class ResponsesRequest(ChatRequest):
     def client_payload(self) -> dict[str, Any]:
         return self.original
 
+    def lesson(self, model: ModelConfig) -> patches.LearnedKey:
+        """As chat's, at the effort `reasoning.effort` asks: a translated request's lessons are
+        its chat form's, and that form asks the same."""
+        given = self.original.get("reasoning")
+        asked = given.get("effort") if isinstance(given, dict) else None
+        effort = asked if asked is not None else self.effort
+        return (self.caller.team.name, model.upstream, effort if isinstance(effort, str) else None)
+
     async def identify(self) -> None:
         """Phase one: who calls, a sound Responses request, and the conversation it continues."""
         gw, request = self.gw, self.request
@@ -246,7 +254,7 @@ class ResponsesRequest(ChatRequest):
     async def serve_model(self, label: str) -> Response:
         gw = self.gw
         model = self.tuned or gw.config.models[label]
-        caps = gw.learned.effective(label, model.capabilities, time.monotonic())
+        caps = gw.learned.effective(self.lesson(model), model.capabilities, time.monotonic())
         if caps.responses_api:
             attempt = NativeAttempt(self, label, model, caps)
             try:
@@ -465,7 +473,11 @@ class NativeAttempt(ModelAttempt):
 
     async def hold(self) -> None:
         requested = self.req.original.get("max_output_tokens")
-        prompt = self.req.prompt_tokens(self.config.image_input_tokens)
+        images = self.config.image_input_tokens
+        if len(self.body) > tokens.OFF_LOOP_BYTES:
+            prompt = await self.gw.count_off_loop(self.req.prompt_tokens, images)
+        else:
+            prompt = self.req.prompt_tokens(images)
         original, previous = self.req.original, self.req.previous
         unknown = previous is not None and previous.context_tokens == UNKNOWN_CONTEXT
         given = original.get("input")

@@ -88,3 +88,4 @@ class Exchange:
     request_id: str = ""
     headers_at: float | None = None
     trace: RequestTrace | None = None  # tracing on (and this request sampled)
+    counted: str = ""  # the team whose share of the worker this request takes (`TeamShares`)

@@ -10,6 +10,7 @@ import sys
 
 from gateway.admission.auth_backoff import AuthBackoff
 from gateway.admission.redis_side import Admission, pipelined_client
+from gateway.admission.team_share import TeamShares
 from gateway.cache.flights import Cache
 from gateway.cache.store import CacheStore
 from gateway.config import Config, ModelConfig, UpstreamConfig
@@ -93,6 +94,7 @@ def open_gateway(config: Config) -> Gateway:
         access_log=AccessLog(sys.stderr.buffer) if config.observability.access_log else None,
         audit=AuditLog(config.observability.audit_log),
         auth_backoff=AuthBackoff(config.server.auth_failure_delay_s),
+        shares=TeamShares(config.server.max_team_requests),
         extra_upstreams=extra_upstreams,
         tracing=open_tracing(config),
     )

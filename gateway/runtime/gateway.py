@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError
 from gateway.admission.auth_backoff import AuthBackoff
 from gateway.admission.plan import PlanShapes
 from gateway.admission.redis_side import Admission
+from gateway.admission.team_share import TeamShares
 from gateway.cache.flights import Cache
 from gateway.compat.patches import LearnedCapabilities
 from gateway.config import Config, ModelConfig
@@ -39,6 +41,8 @@ from gateway.upstream.contract import Upstream
 from gateway.upstream.dispatch import Dispatcher
 from gateway.wire import errors
 from gateway.wire.headers import upstream_request_headers
+
+T = TypeVar("T")
 
 log = logging.getLogger("gateway")
 SANDBOX_TEAM = "sandbox"
@@ -89,10 +93,14 @@ class Gateway:
     audit: AuditLog = field(default_factory=AuditLog)
     # Wrong admin and metrics keys, slowed per client address.
     auth_backoff: AuthBackoff = field(default_factory=AuthBackoff)
+    # Each team's requests in flight in this worker (server.max_team_requests).
+    shares: TeamShares = field(default_factory=lambda: TeamShares(0))
     # Uploads whose audio length is being read (`admission.audio_length`), one at a time: the
     # reader is Python holding the GIL for up to a few hundred ms on a hostile file, so the loop
     # shares the CPU with one such thread at most, never with a crowd of them.
     audio_reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    # Large prompts being counted (`count_off_loop`), one at a time.
+    counting: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     # The event loop serving requests, kept once `start` ran (see `gateway.eventloop`).
     loop: asyncio.AbstractEventLoop | None = None
     plans: PlanShapes | None = None
@@ -110,6 +118,23 @@ class Gateway:
     _later_timer: asyncio.TimerHandle | None = None
     # Traced requests whose responses have gone, finished after the rest of the bookkeeping.
     _traced: list[tuple[RequestTrace, Exchange, int]] = field(default_factory=list)
+
+    async def count_off_loop(self, count: Callable[..., T], *args: Any) -> T:
+        """`count(*args)` (tokens of a large prompt) in a thread, one at a time per worker.
+
+        The tokenizer takes up to half a microsecond a byte (random letters): a body at
+        `server.max_body_bytes` is seconds of CPU, which on the event loop would stall every
+        team's requests. It lets go of the GIL, so the loop goes on meanwhile; one count at a
+        time keeps a flood of them to one core. The turn is held until the count ends, even if
+        its request is cancelled (a client that leaves cannot start another beside it)."""
+        await self.counting.acquire()
+        try:
+            done = asyncio.get_running_loop().run_in_executor(None, count, *args)
+        except BaseException:
+            self.counting.release()
+            raise
+        done.add_done_callback(lambda _: self.counting.release())
+        return await asyncio.shield(done)
 
     def after_response(self, callback: Callable[..., object], *args: object) -> None:
         """Run bookkeeping (charging a call, metrics, the access log) after the response was

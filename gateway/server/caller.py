@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from gateway.observability.record import Exchange
 from gateway.runtime.gateway import SANDBOX_KEY, Gateway
 from gateway.server.entry import exchange_of
 from gateway.teams.records import Key, Team
@@ -34,7 +35,9 @@ async def identify(gw: Gateway, request: Request) -> Caller:
         # it within admission.cache_ttl_s, and once deleted it serves nobody.
         team = await gw.teams.cached_team(gw.anonymous) if gw.anonymous else None
         if team is not None:
-            exchange_of(request.scope).team = team.name
+            exchange = exchange_of(request.scope)
+            exchange.team = team.name
+            take_share(gw, exchange, team.name)
             return Caller(team, None)
         if token is None:
             raise errors.missing_key()
@@ -46,7 +49,19 @@ async def identify(gw: Gateway, request: Request) -> Caller:
     key, team = found
     exchange = exchange_of(request.scope)
     exchange.team, exchange.key_id = team.name, key.id
+    take_share(gw, exchange, team.name)
     return Caller(team, key)
+
+
+def take_share(gw: Gateway, exchange: Exchange, team: str) -> None:
+    """Count the request in its team's share of the worker until it ends (`Entry` gives it
+    back), or refuse it when the team has all its share in flight: one team's slow calls
+    must not take every upstream connection from the others."""
+    if exchange.counted:
+        return  # counted once however often the request is identified
+    if not gw.shares.enter(team):
+        raise errors.too_many_requests_in_flight(team, gw.shares.limit)
+    exchange.counted = team
 
 
 def caller_token(headers: Iterable[tuple[bytes, bytes]], max_header_bytes: int) -> str | None:

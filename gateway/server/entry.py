@@ -114,6 +114,8 @@ class Entry:
             raise
         finally:
             gw.metrics.in_flight.dec()
+            if ex.counted:
+                gw.shares.leave(ex.counted)
             # After a call charged in this request: the access log reports what it cost.
             gw.after_response(finish, gw, ex, time.perf_counter())
             if ex.trace is not None:

@@ -93,6 +93,7 @@ insufficient_quota
 {kind}: tokens or requests, the limit's unit
   429  rate_limit_exceeded           rate_limit_reached        a rate limit is used up for now
   429  rate_limit_exceeded           request_over_limit        one request over a limit's size
+  429  too_many_requests_in_flight   too_many_requests_in_flight  server.max_team_requests in flight
 server_error
   500  internal_error                internal_error            a bug: the log has the traceback
   503  store_unavailable             store_unavailable         Redis did not answer a read needed
@@ -1041,6 +1042,18 @@ def invalid_model_output(detail: str, *, repaired: bool = True) -> GatewayError:
 
 
 # -- the gateway itself ---------------------------------------------------------------------------
+
+
+def too_many_requests_in_flight(team: str, limit: int) -> GatewayError:
+    """A team has as many requests in flight on this gateway worker as one team may."""
+    return GatewayError(
+        429,
+        f"Too many requests in flight for team {team}: Limit {limit} at once. Please retry "
+        "once some of them have finished.",
+        type_="requests",
+        code="too_many_requests_in_flight",
+        headers={"retry-after": "1"},
+    )
 
 
 def too_many_connections(limit: int) -> GatewayError:

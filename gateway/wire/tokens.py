@@ -19,6 +19,10 @@ _TOKENIZER: Any = toktok._encoding(ENCODING)
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 TOKENS_FOR_REPLY = 3
+# A request body larger than this has its prompt counted off the event loop
+# (`Gateway.count_off_loop`): counting is up to half a microsecond a byte, 30 ms here, while
+# a thread's turn costs about 0.1 ms, nothing beside a call this large.
+OFF_LOOP_BYTES = 64 * 1024
 
 
 def count_text(text: str) -> int:

@@ -184,3 +184,47 @@ def test_a_strict_team_gets_upstream_errors_as_they_are(
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="o1-preview", messages=SYSTEM_AND_USER)  # type: ignore[arg-type]
     assert info.value.code == "unsupported_value" and info.value.param == "messages[0].role"
+
+
+def test_one_teams_refused_request_does_not_patch_other_teams_requests(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    # gpt-6-luna takes `temperature` at effort none only: a refusal at another effort says
+    # nothing about the model, and nothing about another team's requests.
+    from gateway.config import SimulatorConfig
+    from gateway.simulator import create_simulator
+
+    today = "2026-12-07"
+    noisy, quiet = "sk-gw-noisy-team-key", "sk-gw-quiet-team-key"
+    teams = tmp_path / "teams.yaml"
+    teams.write_text(
+        "teams:\n"
+        + "".join(
+            f"  - name: {name}\n    tier: tier-5\n"
+            f"    keys: [{{name: k, sha256: {hashlib.sha256(key.encode()).hexdigest()}}}]\n"
+            for name, key in (("noisy", noisy), ("quiet", quiet))
+        )
+    )
+    with ServerThread(create_simulator(SimulatorConfig(request_log=20, today=today))) as sim:
+        config = base_config(
+            OPENAI_BASE_URL=f"{sim.url}/v1", OPENAI_API_KEY=SIM_KEY, O1GW__RETIREMENT__TODAY=today
+        )
+        server = start_gateway(config, admission={"teams_file": str(teams)})
+
+        def ask(key: str, effort: str) -> Any:
+            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+            return client.chat.completions.with_raw_response.create(
+                model="gpt-6-luna", messages=SYSTEM_AND_USER, temperature=0.2,  # type: ignore[arg-type]
+                reasoning_effort=effort,  # type: ignore[arg-type]
+            )  # fmt: skip
+
+        # The noisy team's own request is served, patched once upstream refused it.
+        assert ask(noisy, "high").parse().choices[0].message.content
+        raw = ask(quiet, "none")
+        assert "x-gateway-patched" not in raw.headers
+        assert last_upstream_body(sim)["temperature"] == 0.2
+        # The noisy team's lesson holds for its own requests at that effort, not at another.
+        assert "temperature" in ask(noisy, "high").headers["x-gateway-patched"]
+        assert last_upstream_body(sim).get("temperature") is None
+        assert "x-gateway-patched" not in ask(noisy, "none").headers
+        assert last_upstream_body(sim)["temperature"] == 0.2

@@ -371,12 +371,32 @@ def test_capability_refused_reads_the_upstream_error(
 def test_learned_capabilities_expire() -> None:
     learned = LearnedCapabilities(ttl_s=10)
     caps = Capabilities()
-    assert learned.effective("o1-mini", caps, now=0) is caps
-    updated = learned.learn("o1-mini", caps, "streaming", now=0)
+    mini = ("team", "o1-mini", None)
+    assert learned.effective(mini, caps, now=0) is caps
+    updated = learned.learn(mini, caps, "streaming", now=0)
     assert updated.streaming is False and updated.system_messages is True
-    assert learned.effective("o1-mini", caps, now=9.9) == updated
-    assert learned.effective("gpt-4o", caps, now=5) is caps
-    assert learned.effective("o1-mini", caps, now=10) is caps
+    assert learned.effective(mini, caps, now=9.9) == updated
+    assert learned.effective(("team", "gpt-4o", None), caps, now=5) is caps
+    assert learned.effective(mini, caps, now=10) is caps
+
+
+def test_a_lesson_holds_for_its_team_and_effort_only() -> None:
+    learned = LearnedCapabilities(ttl_s=10)
+    caps = Capabilities()
+    learned.learn(("noisy", "gpt-6-luna", "high"), caps, "sampling_params", now=0)
+    assert learned.effective(("noisy", "gpt-6-luna", "high"), caps, now=1).sampling_params is False
+    for other in (("quiet", "gpt-6-luna", "high"), ("noisy", "gpt-6-luna", "none")):
+        assert learned.effective(other, caps, now=1) is caps
+
+
+def test_learned_capabilities_forget_the_oldest_lesson_when_full() -> None:
+    learned = LearnedCapabilities(ttl_s=10, max_entries=2)
+    caps = Capabilities()
+    for team in ("a", "b", "c"):
+        learned.learn((team, "o1-mini", None), caps, "streaming", now=0)
+    assert learned.effective(("a", "o1-mini", None), caps, now=1) is caps
+    assert learned.effective(("c", "o1-mini", None), caps, now=1).streaming is False
+    assert len(learned._learned) == 2
 
 
 # -- the Responses API, for a model that serves it ------------------------------------------------

@@ -144,6 +144,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "request_over_budget": worst_case_over_budget,
     "rate_limit_reached": tokens_used_up,
     "request_over_limit": request_too_large,
+    "too_many_requests_in_flight": lambda: errors.too_many_requests_in_flight("a", 256),
     "budget_store_unavailable": errors.budget_store_unavailable,
     "rate_limits_unchecked": errors.rate_limits_unchecked,
     "upstream_unreachable": lambda: errors.upstream_unreachable(
