@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 import uvloop
@@ -183,6 +184,46 @@ def start_gateway(simulator: ServerThread, teams_file: Path) -> Iterator[Gateway
 @pytest.fixture
 def gateway(start_gateway: GatewayFactory) -> ServerThread:
     return start_gateway()
+
+
+def chat_scope(app: Any, key: str, **extra: str) -> dict[str, Any]:
+    """The ASGI scope of a chat call with `key` (and `extra` headers) to the in-process
+    gateway `app`."""
+    headers = [
+        (b"host", b"gateway"), (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {key}".encode()),
+        *((name.encode(), value.encode()) for name, value in extra.items()),
+    ]  # fmt: skip
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1234),
+        "server": ("gateway", 80), "app": app, "headers": headers,
+    }  # fmt: skip
+
+
+async def cut_at_its_headers(app: Any, body: dict[str, Any], key: str, **extra: str) -> None:
+    """A chat call to the in-process gateway `app` whose task is cancelled (as at shutdown)
+    while its answer's headers are written, before any of its body."""
+    writing = asyncio.Event()
+    messages = [{"type": "http.request", "body": orjson.dumps(body), "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client stays
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            writing.set()
+            await asyncio.Event().wait()  # the socket's buffer is full: the write waits
+
+    task = asyncio.create_task(app(chat_scope(app, key, **extra), receive, send))
+    await asyncio.wait_for(writing.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 def scrape(url: str) -> str:

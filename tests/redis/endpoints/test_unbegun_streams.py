@@ -23,7 +23,7 @@ from gateway.cache.key import cache_key, scope
 from gateway.cache.store import lock_key
 from gateway.config import Config
 from gateway.wire.usage import StreamMeter
-from tests.conftest import SIM_KEY, ServerThread, base_config
+from tests.conftest import SIM_KEY, ServerThread, base_config, cut_at_its_headers
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import key_of, teams_yaml
 
@@ -45,45 +45,6 @@ def config(simulator: ServerThread, redis_server: str, tmp_path: Path) -> Config
         upstream=dataclasses.replace(shipped.upstream, forward_header_prefixes=("x-sim-",)),
         compat=dataclasses.replace(shipped.compat, **GRACE),
     )
-
-
-def headers(**extra: str) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"host", b"gateway"),
-        (b"content-type", b"application/json"),
-        (b"authorization", f"Bearer {key_of(TEAM)}".encode()),
-        *((name.encode(), value.encode()) for name, value in extra.items()),
-    ]
-
-
-async def cut_at_its_headers(app: Any, body: dict[str, Any], **extra: str) -> None:
-    """A request to the in-process gateway `app` whose task is cancelled (as at shutdown) while
-    its answer's headers are written, before any of its body."""
-    writing = asyncio.Event()
-    messages = [{"type": "http.request", "body": orjson.dumps(body), "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await asyncio.Event().wait()  # the client stays
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            writing.set()
-            await asyncio.Event().wait()  # the socket's buffer is full: the write waits
-
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1234),
-        "server": ("gateway", 80), "app": app, "headers": headers(**extra),
-    }  # fmt: skip
-    task = asyncio.create_task(app(scope, receive, send))
-    await asyncio.wait_for(writing.wait(), 10)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
 
 
 async def held_until(store: redis.Redis, gone: float) -> tuple[int, int]:
@@ -108,7 +69,7 @@ async def test_a_faked_stream_cut_before_its_body_is_charged_when_its_answer_com
     app = create_app(config(simulator, redis_server, tmp_path))
     async with app.router.lifespan_context(app):
         body = {"model": "o1-mini", "stream": True, "messages": MESSAGES}
-        await cut_at_its_headers(app, body, **{"x-sim-latency-ms": "300"})
+        await cut_at_its_headers(app, body, key_of(TEAM), **{"x-sim-latency-ms": "300"})
         # Upstream still answers, and bills, the whole answer: charged as it comes (not
         # left held until the hold expires).
         spent, held = await held_until(store, 10)
@@ -124,7 +85,7 @@ async def test_a_cached_stream_cut_before_its_body_ends_its_flight(
     async with app.router.lifespan_context(app):
         prompt = [{"role": "user", "content": f"Say hello, unbegun ({time.time_ns()})."}]
         body = {"model": "gpt-4o", "stream": True, "messages": prompt}
-        await cut_at_its_headers(app, body, **{"x-gateway-cache": "on"})
+        await cut_at_its_headers(app, body, key_of(TEAM), **{"x-gateway-cache": "on"})
         gw = app.state.gateway
         key = cache_key("chat", "gpt-4o", scope(TEAM, False, False), body, {})
         # The flight ended: its waiters here are told, and its lock tells the other replicas.

@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread, base_config, scrape
+from tests.redis.endpoints.teams import key_of, teams_yaml
 
 SYSTEM_AND_USER = [
     {"role": "system", "content": "You are terse."},
@@ -195,16 +196,9 @@ def test_one_teams_refused_request_does_not_patch_other_teams_requests(
     from gateway.simulator import create_simulator
 
     today = "2026-12-07"
-    noisy, quiet = "sk-gw-noisy-team-key", "sk-gw-quiet-team-key"
+    noisy, quiet = key_of("noisy"), key_of("quiet")
     teams = tmp_path / "teams.yaml"
-    teams.write_text(
-        "teams:\n"
-        + "".join(
-            f"  - name: {name}\n    tier: tier-5\n"
-            f"    keys: [{{name: k, sha256: {hashlib.sha256(key.encode()).hexdigest()}}}]\n"
-            for name, key in (("noisy", noisy), ("quiet", quiet))
-        )
-    )
+    teams.write_text(teams_yaml({"noisy": {"tier": "tier-5"}, "quiet": {"tier": "tier-5"}}))
     with ServerThread(create_simulator(SimulatorConfig(request_log=20, today=today))) as sim:
         config = base_config(
             OPENAI_BASE_URL=f"{sim.url}/v1", OPENAI_API_KEY=SIM_KEY, O1GW__RETIREMENT__TODAY=today

@@ -8,7 +8,6 @@ its thread."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,8 @@ import pytest
 
 from gateway.wire import tokens
 from tests.conftest import GatewayFactory
+from tests.redis.endpoints.teams import key_of, teams_yaml
 
-NOISY = "sk-gw-noisy-team-key"
 BIG = 200_000  # characters: past `tokens.OFF_LOOP_BYTES` once in a body
 
 
@@ -56,11 +55,7 @@ def test_a_large_prompt_is_counted_off_the_event_loop(
 ) -> None:
     # The team's budget refuses the prompt once counted: nothing goes upstream.
     teams = tmp_path / "teams.yaml"
-    digest = hashlib.sha256(NOISY.encode()).hexdigest()
-    teams.write_text(
-        "teams:\n  - name: noisy\n    tier: tier-5\n    budget_usd: 0.0001\n"
-        f"    keys: [{{name: k, sha256: {digest}}}]\n"
-    )
+    teams.write_text(teams_yaml({"noisy": {"tier": "tier-5", "budget_usd": "0.0001"}}))
     server = start_gateway(admission={"teams_file": str(teams)})
     text = "word " * (BIG // 5)
     path = "/v1/chat/completions"
@@ -73,7 +68,10 @@ def test_a_large_prompt_is_counted_off_the_event_loop(
     elif where == "embeddings":
         path, big = "/v1/embeddings", {"model": "text-embedding-3-small", "input": text}
     answer = httpx.post(
-        f"{server.url}{path}", json=big, headers={"authorization": f"Bearer {NOISY}"}, timeout=60
+        f"{server.url}{path}",
+        json=big,
+        headers={"authorization": f"Bearer {key_of('noisy')}"},
+        timeout=60,
     )
     assert answer.status_code == 429, answer.text
     assert answer.json()["error"]["code"] == "request_over_budget"  # counted whole

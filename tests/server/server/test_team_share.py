@@ -3,7 +3,6 @@ team's call is served at once while the first holds as many slow calls as it may
 
 from __future__ import annotations
 
-import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,22 +10,16 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import GatewayFactory
+from tests.redis.endpoints.teams import key_of, teams_yaml
 
-NOISY, QUIET = "sk-gw-noisy-team-key", "sk-gw-quiet-team-key"
+NOISY, QUIET = key_of("noisy"), key_of("quiet")
 ASK = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 SLOW_MS = 3000
 
 
 def two_teams(tmp_path: Path) -> Path:
     teams = tmp_path / "teams.yaml"
-    teams.write_text(
-        "teams:\n"
-        + "".join(
-            f"  - name: {name}\n    tier: tier-5\n"
-            f"    keys: [{{name: k, sha256: {hashlib.sha256(key.encode()).hexdigest()}}}]\n"
-            for name, key in (("noisy", NOISY), ("quiet", QUIET))
-        )
-    )
+    teams.write_text(teams_yaml({"noisy": {"tier": "tier-5"}, "quiet": {"tier": "tier-5"}}))
     return teams
 
 

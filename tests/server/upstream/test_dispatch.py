@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +24,12 @@ from tests.conftest import (
     GatewayFactory,
     ServerThread,
     base_config,
+    chat_scope,
+    cut_at_its_headers,
     free_port,
     scrape,
 )
+from tests.redis.endpoints.teams import key_of, teams_yaml
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 
@@ -418,13 +420,8 @@ def test_one_teams_requests_upstream_fails_on_do_not_shut_the_deployment_for_ano
     """Upstream may answer 500 to what a request asks, every time it is asked: one team
     sending such requests must not open the circuit for every other team (a denial of service
     with an ordinary key). A second team failing in the same streak, as in an outage, does."""
-    keys = {"hostile": "sk-team-hostile-0123456789", "bystander": "sk-team-bystander-012345"}
     teams = tmp_path / "teams.yaml"
-    teams.write_text("teams:\n" + "".join(
-        f"  - name: {team}\n    tier: tier-5\n    keys:\n      - name: k\n"
-        f"        sha256: {hashlib.sha256(key.encode()).hexdigest()}\n"
-        for team, key in keys.items()
-    ))  # fmt: skip
+    teams.write_text(teams_yaml({"hostile": {"tier": "tier-5"}, "bystander": {"tier": "tier-5"}}))
     server = start_gateway(
         admission={"teams_file": str(teams)},
         upstream={
@@ -433,8 +430,8 @@ def test_one_teams_requests_upstream_fails_on_do_not_shut_the_deployment_for_ano
         },
     )  # fmt: skip
     clients = {
-        team: openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
-        for team, key in keys.items()
+        team: openai.OpenAI(base_url=f"{server.url}/v1", api_key=key_of(team), max_retries=0)
+        for team in ("hostile", "bystander")
     }
 
     def ask(team: str, failing: bool = False) -> Any:
@@ -459,45 +456,6 @@ def test_one_teams_requests_upstream_fails_on_do_not_shut_the_deployment_for_ano
     assert info.value.status_code == 503 and info.value.code == "upstream_circuit_open"
 
 
-def chat_scope(app: Any) -> dict[str, Any]:
-    """The ASGI scope of a chat call by the test team to the in-process gateway `app`."""
-    return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1234),
-        "server": ("gateway", 80), "app": app,
-        "headers": [
-            (b"host", b"gateway"), (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {CLIENT_KEY}".encode()),
-        ],
-    }  # fmt: skip
-
-
-async def chat_stream_cut_at_its_headers(app: Any, model: str) -> None:
-    """A streamed chat call to the in-process gateway `app` whose task is cancelled (as at
-    shutdown) while its answer's headers are being written, before any of its body."""
-    body = orjson.dumps({"model": model, "stream": True, "messages": HELLO})
-    writing = asyncio.Event()
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await asyncio.Event().wait()  # the client stays
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            writing.set()
-            await asyncio.Event().wait()  # the socket's buffer is full: the write waits
-
-    task = asyncio.create_task(app(chat_scope(app), receive, send))
-    await asyncio.wait_for(writing.wait(), 10)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-
 @pytest.mark.anyio
 async def test_a_stream_probe_cancelled_before_its_body_frees_the_probe_and_its_place(
     simulator: ServerThread, teams_file: Path
@@ -514,7 +472,9 @@ async def test_a_stream_probe_cancelled_before_its_body_frees_the_probe_and_its_
         (target,) = gw.dispatch.targets("gpt-4o")
         target.breaker.failure(time.perf_counter())  # open: the next call after the cooldown
         await asyncio.sleep(0.02)  # probes it
-        await chat_stream_cut_at_its_headers(app, "gpt-4o")
+        await cut_at_its_headers(
+            app, {"model": "gpt-4o", "stream": True, "messages": HELLO}, CLIENT_KEY
+        )
         # The probe told nothing of the deployment's health: the next call may probe it.
         assert target.in_flight == 0
         assert gw.dispatch.available("gpt-4o")
@@ -583,7 +543,7 @@ async def test_a_probe_whose_client_leaves_while_its_answer_is_read_tells_no_suc
                 if message["type"] == "http.response.start":
                     statuses.append(message["status"])
 
-            await asyncio.wait_for(app(chat_scope(app), receive, send), 10)
+            await asyncio.wait_for(app(chat_scope(app, CLIENT_KEY), receive, send), 10)
             assert statuses == [499]
             # The deployment never finished an answer: the probe tells nothing of its health.
             breaker = target.breaker
