@@ -4,7 +4,7 @@ paged as upstream pages them: `limit` 1-100, default 20, oldest first, `model` a
 `metadata[KEY]` filters), and `GET`, `POST` (metadata update), `DELETE
 /v1/chat/completions/{id}` and `GET .../messages` (another team's completion is the 404 of a
 missing one). Never charged; every call counts against the team's request limits (a list
-once, however many completions it reads upstream).
+once for each `owned.READS_A_COUNT` completions it reads upstream).
 
 Read from the default upstream: a completion a model's own deployment stored is not there.
 A completion the gateway patched (`objects.chat_views`) is shown as its client sent and was

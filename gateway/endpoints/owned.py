@@ -38,9 +38,11 @@ log = logging.getLogger("gateway")
 MAX_ID_CHARS = 128
 # Upstream reads a list makes at once.
 LIST_CONCURRENCY = 16
-# Upstream reads one list page makes at most: a filter matching few of a team's many objects
-# would otherwise read every one of them (free uploads, then thousands of reads a request).
-MAX_PAGE_READS = 1000
+# Upstream reads one count against the team's request limits covers: a full page and the one
+# more read that says whether more follow. A filter matching few of a team's many objects
+# reads many more for a page (free uploads, then thousands of reads against the upstream key
+# every team shares): each further `READS_A_COUNT` reads count once more, before they are made.
+READS_A_COUNT = pages.MAX_PAGE + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +318,9 @@ async def own_list(
 ) -> Response:
     """A list page of the caller's team's own objects (those `keep` says match the query's
     filters), each read from upstream (and shown as `view` says); ids upstream no longer has
-    are forgotten. `has_more` says whether one more matching object follows."""
+    are forgotten. `has_more` says whether one more matching object follows. `count`: counted
+    against the team's request limits, once and once more for each `READS_A_COUNT` further
+    reads."""
     gw = gateway_of(request)
     caller = await identify(gw, request)
     query = dict(request.query_params)
@@ -332,30 +336,42 @@ async def own_list(
     try:
         if count:
             await counted(attempt)
-        found: _Found | Whole = await _collect(attempt, kind, limit, order, after, keep)
+        found = await _collect(attempt, kind, limit, order, after, keep, count)
+    except _Refused as refused:
+        raise refused.refusal from None  # its own limits, not those of the list's first count
     except GatewayError as exc:
         attempt.failed(exc)
         raise
     if isinstance(found, tuple):  # upstream failed to read one: its answer, as it came
         status, headers, content = found
         return relayed(content, status, client_response_headers(headers))
-    objects, cut_at = found.objects, found.cut_at
+    objects, last_count = found.objects, found.last_count
     data = objects[:limit] if before is None else objects[:limit][::-1]
     if view is not None:
         data = await view(data)
-    page = pages.listed(data, len(objects) > limit or cut_at is not None)
-    if cut_at is not None and before is None:
-        page["last_id"] = cut_at  # the page was cut short: the next one starts after it
+    # Stopped short by the team's limit, the page ends at its last match: where the next
+    # begins, as clients (the SDK among them) page on from a page's last object.
+    page = pages.listed(data, len(objects) > limit or found.stopped)
     own = {"x-request-id": new_request_id()}
-    if attempt.ticket is not None:
-        own.update(attempt.ticket.headers)
+    ticket = last_count.ticket if last_count is not None else attempt.ticket
+    if ticket is not None:
+        own.update(ticket.headers)
     return Response(orjson.dumps(page), media_type="application/json", headers=own)
 
 
 @dataclass(frozen=True, slots=True)
 class _Found:
     objects: list[dict[str, Any]]  # the matching ones, in the list's order
-    cut_at: str | None  # the last id read when the reads ran out first, else None
+    stopped: bool  # the team's limit stopped the reads before the page was full
+    last_count: Attempt | None  # the latest count of further reads, if any was made
+
+
+class _Refused(Exception):
+    """A list's further reads refused by the team's limits before any match was found."""
+
+    def __init__(self, refusal: GatewayError) -> None:
+        super().__init__(refusal)
+        self.refusal = refusal
 
 
 async def _collect(
@@ -365,20 +381,33 @@ async def _collect(
     order: str,
     after: str | None,
     keep: Callable[[dict[str, Any]], bool] | None,
+    count: bool,
 ) -> _Found | Whole:
-    """Up to `limit + 1` matching objects after `after`, within `MAX_PAGE_READS` reads (and
-    where they ran out, if they did); or the first failed upstream read."""
+    """Up to `limit + 1` matching objects after `after`, each `READS_A_COUNT` reads past the
+    first counted once more (`count`) before they are read: over the team's limit, those found
+    so far (stopped), or its 429 when there are none; or the first failed upstream read."""
     gw, team = attempt.gw, attempt.caller.team.name
     found: list[dict[str, Any]] = []
     cursor = after
-    reads = 0
+    reads, covered = 0, READS_A_COUNT
+    last_count: Attempt | None = None
     while True:
-        wanted = min(limit + 1 - len(found), MAX_PAGE_READS - reads)
+        wanted = min(limit + 1 - len(found), covered - reads)
         if wanted <= 0:
-            return _Found(found, cursor)
+            if count:
+                further = attempt_for(attempt.request, attempt.caller, kind.upstream)
+                try:
+                    await counted(further)
+                except GatewayError as exc:
+                    if not found:
+                        raise _Refused(exc) from None
+                    return _Found(found, True, last_count)
+                last_count = further
+            covered += READS_A_COUNT
+            continue
         ids, more = await gw.owners.page(kind.name, team, cursor, wanted, order)
         if not ids:
-            return _Found(found, None)
+            return _Found(found, False, last_count)
         reads += len(ids)
         for object_id, read in zip(ids, await _read_all(attempt, kind, ids), strict=True):
             if isinstance(read, tuple):
@@ -388,7 +417,7 @@ async def _collect(
             elif keep is None or keep(read):
                 found.append(read)
         if len(found) > limit or not more:
-            return _Found(found, None)
+            return _Found(found, False, last_count)
         cursor = ids[-1]
 
 
