@@ -193,6 +193,35 @@ async def counted_making(attempt: Attempt) -> None:
     await counted(attempt, budget=True)
 
 
+class CountedReads:
+    """Upstream reads one request makes besides its own call (a conversation read back, every
+    page of a response's items), counted as a list's are: the request's own count covers the
+    first `READS_A_COUNT`, and each further `READS_A_COUNT` count once more, before they are
+    made. `attempt`, the request's counted call, answers with what the latest count left."""
+
+    __slots__ = ("attempt", "caller", "made", "path", "request")
+
+    def __init__(
+        self, request: Request, caller: Caller, path: str, attempt: Attempt | None = None
+    ) -> None:
+        self.request, self.caller, self.path, self.attempt = request, caller, path, attempt
+        self.made = 0
+
+    async def one(self) -> None:
+        """Before one more read: counted, if its count is due (the 429 over the limit)."""
+        if self.made and self.made % READS_A_COUNT == 0:
+            further = attempt_for(self.request, self.caller, self.path)
+            try:
+                await counted(further)
+            except GatewayError:
+                if self.attempt is not None:
+                    self.attempt.ticket = None  # settled: the refusal says what is left
+                raise
+            if self.attempt is not None:
+                self.attempt.ticket = further.ticket
+        self.made += 1
+
+
 async def create_owned(
     attempt: Attempt, kind: Kind, body: bytes, admit: Callable[[Attempt], Awaitable[None]]
 ) -> tuple[Response, dict[str, Any] | None]:

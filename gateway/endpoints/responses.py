@@ -47,7 +47,7 @@ from gateway.config import Capabilities, ImageInputTokens, ModelConfig
 from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.model_attempt import ModelAttempt
-from gateway.endpoints.owned import attempt_for, check_references, counted
+from gateway.endpoints.owned import CountedReads, attempt_for, check_references, counted
 from gateway.endpoints.responses_stored import owned_response, restore_previous
 from gateway.endpoints.route import successor_of
 from gateway.objects.responses import StoredResponse
@@ -321,16 +321,19 @@ class ResponsesRequest(ChatRequest):
     async def read_upstream_history(self, response_id: str) -> list[dict[str, Any]]:
         """The items of a conversation upstream stores, oldest first: each response's input
         items and output, back along its `previous_response_id` chain (items that appear in
-        several turns counted once)."""
+        several turns counted once). The reads are counted as a list's (`CountedReads`)."""
         turns: list[list[dict[str, Any]]] = []
         next_id: Any = response_id
+        reads = CountedReads(self.request, self.caller, PATH)
         for _ in range(MAX_CHAIN):
             if not isinstance(next_id, str):
                 break
+            await reads.one()
             response = await self.read_upstream(f"/responses/{next_id}", b"")
             items: list[dict[str, Any]] = []
             after = b""
             while True:
+                await reads.one()
                 page = await self.read_upstream(
                     f"/responses/{next_id}/input_items", b"order=asc&limit=100" + after
                 )

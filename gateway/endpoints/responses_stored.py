@@ -3,9 +3,10 @@
 
 Every call looks the id up among the caller's team's responses first: another team's response,
 like one that never existed, is a 404. It then counts against the team's request limits, once
-however many pages of input items it reads upstream, and is never charged (reading costs
-nothing). A response upstream stores is read from upstream; one the gateway made by
-translation is answered from its store (counted all the same: its client cannot tell which).
+(and once more for each `owned.READS_A_COUNT` pages of input items it reads upstream), and is
+never charged (reading costs nothing). A response upstream stores is read from upstream; one
+the gateway made by translation is answered from its store (counted all the same: its client
+cannot tell which).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.endpoints.attempt import Attempt, rebodied, relayed
-from gateway.endpoints.owned import attempt_for, counted
+from gateway.endpoints.owned import CountedReads, attempt_for, counted
 from gateway.objects.responses import StoredResponse
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
@@ -115,7 +116,7 @@ async def input_items(request: Request, attempt: Attempt, stored: StoredResponse
     query = dict(request.query_params)
     if stored.native and stored.previous_response_id is not None:
         pages.cursor(query)  # a bad limit or order is refused before upstream is asked
-        items = await _all_input_items(request, caller)
+        items = await _all_input_items(request, attempt)
         if isinstance(items, Response):
             return items
         given = items[stored.spelled_items :]
@@ -128,10 +129,10 @@ async def input_items(request: Request, attempt: Attempt, stored: StoredResponse
     return _json(pages.page(stored.input_items, query), attempt)
 
 
-async def _all_input_items(request: Request, caller: Caller) -> list[dict[str, Any]] | Response:
-    """Every input item of a response upstream stores, oldest first; upstream's answer as it
-    came when a page of them cannot be read."""
-    gw = gateway_of(request)
+async def _all_input_items(request: Request, attempt: Attempt) -> list[dict[str, Any]] | Response:
+    """Every input item of a response upstream stores, oldest first, its pages counted as a
+    list's reads (`CountedReads`); upstream's answer as it came when a page cannot be read."""
+    gw, caller = gateway_of(request), attempt.caller
     headers = gw.upstream_headers(request.scope["headers"], caller.team)
     path = f"/responses/{request.path_params['response_id']}/input_items"
     # What the items should include (`include[]=...`) is the client's to ask.
@@ -139,7 +140,9 @@ async def _all_input_items(request: Request, caller: Caller) -> list[dict[str, A
     query = b"order=asc&limit=100" + b"".join(b"&" + p for p in parts if p.startswith(b"include"))
     items: list[dict[str, Any]] = []
     after = b""
+    reads = CountedReads(request, caller, path, attempt)
     while True:
+        await reads.one()
         resp = await gw.upstream.send("GET", path, query + after, headers, b"")
         try:
             content = await resp.read()

@@ -1,7 +1,8 @@
 """A list page of a team's own objects reads each from upstream; on a real redis-server, with
 the official SDK: every `READS_A_COUNT` reads count once against the team's requests per minute
 (a filter that leaves most of a team's objects out reads many per page), and the SDK's
-auto-pagination, which pages on from the last object of a page, lists every match."""
+auto-pagination, which pages on from the last object of a page, lists every match. So do the
+reads of a Responses turn reading its conversation back, and of input items read whole."""
 
 from __future__ import annotations
 
@@ -100,3 +101,70 @@ def test_a_lists_reads_upstream_count_against_the_teams_requests(
     body = cut.json()
     assert [f["id"] for f in body["data"]] == files[::-1][:4]
     assert body["has_more"] is True and body["last_id"] == files[6]
+
+
+def response_reads(simulator: ServerThread) -> int:
+    """The reads of a stored response or its items upstream received since its log was
+    cleared."""
+    log = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    return sum(1 for e in log if e["method"] == "GET" and e["path"].startswith("/v1/responses/"))
+
+
+def many_items(count: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"{i}"} for i in range(count)]
+
+
+def test_a_turn_reading_a_conversation_upstream_counts_each_reads_worth(
+    gateway: ServerThread, reads_of_four: None, store: redis.Redis, simulator: ServerThread
+) -> None:
+    # A turn served by translation that continues a conversation upstream stores read up to 64
+    # responses back and every page of their items (thousands of reads: a page holds 100)
+    # for one count, and could then fail before upstream served it, charged nothing.
+    lim = sdk(gateway, "lim")
+    previous = None
+    for _ in range(3):
+        refill(store, "lim")
+        previous = lim.responses.create(
+            model="gpt-4o", input=many_items(250), previous_response_id=previous
+        ).id
+    refill(store, "lim")
+    httpx.delete(f"{simulator.url}/_sim/requests")
+    turn = {"model": "o1-mini", "input": "And then?", "previous_response_id": previous}
+    headers = {"authorization": f"Bearer {key_of('lim')}"}
+    served = httpx.post(f"{gateway.url}/v1/responses", json=turn, headers=headers, timeout=30)
+    assert served.status_code == 200, served.text
+    # Each response, and three pages of its 250 items: twelve reads, three counts.
+    assert response_reads(simulator) == 12
+    assert served.headers["x-ratelimit-remaining-requests"] == str(RPM - 3)
+
+    # Over the limit part way: the 429, and nothing read past what was counted.
+    refill(store, "lim")
+    for _ in range(RPM - 2):
+        lim.files.list()
+    httpx.delete(f"{simulator.url}/_sim/requests")
+    refused = httpx.post(f"{gateway.url}/v1/responses", json=turn, headers=headers, timeout=30)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert response_reads(simulator) == 8
+
+
+def test_the_input_items_of_a_spelled_out_turn_count_each_reads_worth(
+    gateway: ServerThread, reads_of_four: None, store: redis.Redis, simulator: ServerThread
+) -> None:
+    # The input items of a turn whose conversation the gateway spelled out for upstream are
+    # read whole, every page of them, to leave out the earlier turns: one count for them all.
+    lim = sdk(gateway, "lim")
+    translated = lim.responses.create(model="o1-mini", input="Hi").id
+    refill(store, "lim")
+    native = lim.responses.create(
+        model="gpt-4o", input=many_items(1000), previous_response_id=translated
+    ).id
+    refill(store, "lim")
+    httpx.delete(f"{simulator.url}/_sim/requests")
+    items = lim.responses.input_items.with_raw_response.list(native, limit=3, order="asc")
+    texts = [i.content[0].text for i in items.parse().data]  # type: ignore[union-attr]
+    assert texts == ["0", "1", "2"]
+    # 1,000 items and the two of the earlier turn: eleven pages, three counts.
+    assert response_reads(simulator) == 11
+    assert items.headers["x-ratelimit-remaining-requests"] == str(RPM - 3)
