@@ -4,8 +4,9 @@ batches and fine-tuning jobs, each kind saying how to read its end and price it 
 A job is held when it is created (its worst case, for as long as it may run) and settled once
 upstream says it ended, by its kind's rule (one upstream no longer has, at its hold). The open
 jobs are kept in Redis, one hash per kind, so any replica may settle any job (the hold id makes
-a second settle count nothing) and a restart loses none. What a job made (output files, a
-fine-tuned model) becomes the team's.
+a second settle count nothing) and a restart loses none; every worker of every replica
+follows them, and the first to claim a job in a poll interval is the one that reads it. What a
+job made (output files, a fine-tuned model) becomes the team's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ from gateway.wire.usage import Usage
 
 log = logging.getLogger("gateway")
 NOT_FOUND = 404
+# A job looked at by one follower, for most of a poll interval: every worker of every replica
+# follows every open job, and each reading each at every pass multiplied the upstream reads
+# by their number (`o1gw:looked:{kind}:{id}`, set only if absent, expiring).
+LOOKED_PREFIX = "o1gw:looked:"
+# The share of a poll interval a look holds its job: a follower's next pass, a poll interval
+# later, finds it free again however late its last pass began.
+LOOKED_SHARE = 0.9
 # Headers for a call upstream on a team's behalf, by the name of its key's variable ("": the
 # gateway's key).
 HeadersFor = Callable[[str], dict[str, str]]
@@ -118,13 +126,25 @@ class Follower:
             except (RedisError, OSError) as exc:
                 log.warning("cannot follow %s jobs now (%s)", kind.name, exc)
 
-    async def check_all(self, kind: JobKind) -> None:
+    async def check_all(self, kind: JobKind, *, shared: bool = True) -> None:
+        """Look at each open job of `kind`; `shared`: those no other follower looked at in
+        this poll interval only (False: every one, as one pass run by hand)."""
         for raw_id, raw in (await self._redis.hgetall(kind.open_key)).items():
             job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            if shared and not await self._looking(kind, job_id):
+                continue
             try:
                 await self.check(kind, job_id, orjson.loads(raw))
             except GatewayError as exc:
                 log.warning("%s %s: upstream did not answer (%s)", kind.name, job_id, exc.message)
+
+    async def _looking(self, kind: JobKind, job_id: str) -> bool:
+        """Whether this follower is the first to look at the job this poll interval."""
+        held_ms = int(kind.poll_s * LOOKED_SHARE * 1000)
+        if held_ms <= 0:
+            return True
+        key = f"{LOOKED_PREFIX}{kind.name}:{job_id}"
+        return bool(await self._redis.set(key, b"1", nx=True, px=held_ms))
 
     async def check(self, kind: JobKind, job_id: str, record: dict[str, Any]) -> None:
         """Settle the job if upstream says it ended."""

@@ -100,7 +100,7 @@ def follower_pass(
         kind = kind_of(gw)
         follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
         try:
-            await follower.check_all(kind)
+            await follower.check_all(kind, shared=False)
         finally:
             await gw.close()
 

@@ -1,0 +1,78 @@
+"""The jobs the gateway follows (batches, fine-tuning jobs, background responses) are read
+upstream once a poll interval, on a real redis-server, however many replicas and workers
+follow them: each runs a follower over every open job."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.runtime.batch_jobs import BatchJobs
+from gateway.runtime.build import open_gateway
+from gateway.runtime.follower import Follower
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
+from tests.redis.endpoints.teams import sdk, serve_teams
+from tests.redis.endpoints.test_batches import input_file
+
+POLL_S = 1.0
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    # Its own follower waits an hour: the test's replicas do the looking.
+    teams = {"payer": {"tier": "tier-5"}}
+    return serve_teams(start_gateway, redis_server, tmp_path, teams, batches={"poll_s": 3600})
+
+
+def batch_reads(simulator: ServerThread, batch_id: str) -> int:
+    log = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    return sum(1 for e in log if e["method"] == "GET" and e["path"] == f"/v1/batches/{batch_id}")
+
+
+def test_each_open_job_is_read_once_a_poll_interval_whatever_the_replicas(
+    gateway: ServerThread, redis_server: str, simulator: ServerThread
+) -> None:
+    # Every replica's every worker read every open job each poll interval: the shipped three
+    # replicas of two workers read each batch six times a minute for up to a day (8,640 reads
+    # for one counted creation), and each background response 72 times a minute.
+    client = sdk(gateway, "payer")
+    batch = client.batches.create(
+        input_file_id=input_file(client), endpoint="/v1/chat/completions",
+        completion_window="24h",
+    ).id  # fmt: skip
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+
+    async def replicas() -> None:
+        gateways = [open_gateway(config) for _ in range(3)]
+        try:
+            followers = [
+                (
+                    Follower(
+                        gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind]
+                    ),
+                    kind,
+                )
+                for gw in gateways
+                for kind in [BatchJobs(POLL_S, gw.model_of)]
+            ]
+            for follower, kind in followers:
+                await follower.check_all(kind)
+            assert batch_reads(simulator, batch) == 1
+            await asyncio.sleep(POLL_S)
+            for follower, kind in followers:
+                await follower.check_all(kind)
+            assert batch_reads(simulator, batch) == 2
+        finally:
+            for gw in gateways:
+                await gw.close()
+
+    httpx.delete(f"{simulator.url}/_sim/requests")
+    started = time.monotonic()
+    asyncio.run(replicas())
+    assert time.monotonic() - started < POLL_S * 3
