@@ -143,6 +143,14 @@ class Follower:
             if job is None or job.get("status") not in kind.ended_statuses:
                 return
             ended = await kind.priced(job, record, read)
+        # The record as it is now, not as this pass read the open list: another replica may
+        # have settled the job meanwhile (this look waited on upstream: a stalled answer, a
+        # large output file), and a settle landing after its hold is forgotten would charge
+        # it again.
+        current = await self._redis.hget(kind.open_key, job_id)
+        if current is None:
+            return
+        record = orjson.loads(current)
         plan = _plan(record["plan"])
         # A look that failed after it began settling (Redis went away) may have settled it:
         # this settle is that one again, and counts once however long Redis was away

@@ -6,6 +6,7 @@ cannot hold every line's worst case."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ import redis
 from gateway.config import SimulatorConfig
 from gateway.objects.ownership import Owners
 from gateway.runtime.batch_jobs import BatchJobs
+from gateway.runtime.build import open_gateway
+from gateway.runtime.follower import Follower
 from gateway.simulator import create_simulator
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
@@ -212,12 +215,7 @@ def test_a_batch_settled_before_redis_went_away_is_charged_once_when_it_is_back(
     assert store.hlen("o1gw:batches:open") == 1, "still open"
     assert spend(store, "payer") == (billed(simulator), 0)
     away_ms = 11 * 60 * 1000
-    for key in store.scan_iter():  # 11 minutes pass: what expires in them is gone
-        ttl = store.pttl(key)
-        if 0 <= ttl <= away_ms:
-            store.delete(key)
-        elif ttl > 0:
-            store.pexpire(key, ttl - away_ms)
+    minutes_pass(store, away_ms)
     # ...and the look that began settling it was 11 minutes ago.
     (job_id, raw), *_ = store.hgetall("o1gw:batches:open").items()
     record = orjson.loads(raw)
@@ -225,6 +223,55 @@ def test_a_batch_settled_before_redis_went_away_is_charged_once_when_it_is_back(
     store.hset("o1gw:batches:open", job_id, orjson.dumps(record))
     follow()
     assert store.hlen("o1gw:batches:open") == 0, "settled"
+    assert spend(store, "payer") == (billed(simulator), 0)
+
+
+def minutes_pass(store: redis.Redis, ms: int) -> None:
+    """`ms` pass in Redis: what expires in them is gone, the rest lives that much less."""
+    for key in store.scan_iter():
+        ttl = store.pttl(key)
+        if 0 <= ttl <= ms:
+            store.delete(key)
+        elif ttl > 0:
+            store.pexpire(key, ttl - ms)
+
+
+def test_a_batch_two_replicas_settle_minutes_apart_is_charged_once(
+    unfollowed: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    redis_server: str,
+    follow: Callable[[], None],
+) -> None:
+    """Two replicas follow the same open batches. One's pass reads the open list, then waits
+    on upstream (a look at another job stalls up to upstream.first_byte_timeout_s, 15 min; a
+    large output file takes minutes to read); meanwhile the other settles the batch, which
+    ended, and takes it off the list. 11 minutes later (longer than a settled hold is
+    remembered) the first reaches the batch, as its pass read it: it counts nothing."""
+    client = sdk(unfollowed, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    batch = create(client, file_id)
+    read_before = store.hget("o1gw:batches:open", batch.id)
+    assert read_before is not None
+    follow()  # the other replica
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    assert spend(store, "payer") == (billed(simulator), 0) and billed(simulator) > 0
+    minutes_pass(store, 11 * 60 * 1000)
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+
+    async def late_look() -> None:
+        gw = open_gateway(config)
+        kind = BatchJobs(3600, gw.model_of)
+        follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
+        try:
+            await follower.check(kind, batch.id, orjson.loads(read_before))
+        finally:
+            await gw.close()
+
+    asyncio.run(late_look())
+    assert store.hlen("o1gw:batches:open") == 0, "not followed again"
     assert spend(store, "payer") == (billed(simulator), 0)
 
 
