@@ -126,6 +126,14 @@ class Follower:
             except GatewayError as exc:
                 log.warning("%s %s: upstream did not answer (%s)", kind.name, job_id, exc.message)
 
+    async def settle_ended(self, kind_name: str, job_id: str) -> None:
+        """Settle a followed job now if it ended, not at the next look: before its team deletes
+        it upstream (a background response), after which what it cost can no longer be read."""
+        kind = self.kinds[kind_name]
+        raw = await self._redis.hget(kind.open_key, job_id)
+        if raw is not None:
+            await self.check(kind, job_id, orjson.loads(raw))
+
     async def check(self, kind: JobKind, job_id: str, record: dict[str, Any]) -> None:
         """Settle the job if upstream says it ended."""
         headers = self._headers_for(record.get("key_env") or "")

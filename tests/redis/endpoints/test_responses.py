@@ -413,6 +413,30 @@ def test_a_background_response_deleted_before_it_ended_is_charged_its_hold_and_l
     assert spend(store, "metered") == (held, 0)
 
 
+def test_a_background_response_deleted_once_it_ended_is_charged_its_usage(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    store: redis.Redis,
+    simulator: ServerThread,
+) -> None:
+    """A client polls its background response until it ended, reads it and deletes it, before
+    the follower's next look (`responses.poll_s`): upstream billed its usage, which the
+    follower, finding it deleted, could no longer read."""
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, responses={"poll_s": 3600})
+    client = sdk(gateway, "metered")
+    queued = client.responses.create(model="gpt-4o", input="Think slowly.", background=True)
+    done = client.responses.retrieve(queued.id)
+    while done.status in ("queued", "in_progress"):
+        done = client.responses.retrieve(queued.id)
+    assert done.status == "completed" and done.usage is not None
+    assert client.responses.delete(queued.id) is None
+    follow = follower_pass(redis_server, simulator, lambda gw: BackgroundResponses(3600))
+    follow()
+    assert store.hlen("o1gw:responses:open") == 0
+    assert spend(store, "metered") == (priced("gpt-4o", done.usage), 0)
+
+
 def test_a_response_chained_to_a_background_one_holds_its_context(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
 ) -> None:
