@@ -304,27 +304,49 @@ def test_a_batch_made_while_redis_failed_is_answered_and_charged(
     assert spend(store, "payer") == (billed(simulator), 0)
 
 
-def test_a_batch_whose_output_file_is_deleted_before_it_is_settled_is_charged_its_hold(
+def test_a_batch_whose_output_file_is_deleted_before_the_next_look_is_charged_what_it_cost(
     unfollowed: ServerThread,
     simulator: ServerThread,
     store: redis.Redis,
     follow: Callable[[], None],
 ) -> None:
-    # The client reads its results and deletes the output file before the gateway's next look:
-    # upstream billed every line all the same.
+    # The client reads its results and deletes the output file before the gateway's next look
+    # (batches.poll_s, a minute): upstream billed the lines, which only the file says.
     client = sdk(unfollowed, "payer")
     file_id = input_file(client)
     httpx.delete(f"{simulator.url}/_sim/bill")
     batch = create(client, file_id)
+    held_now = spend(store, "payer")[1]
     done = client.batches.retrieve(batch.id)
     assert done.status == "completed" and done.output_file_id
     assert len(client.files.content(done.output_file_id).read().splitlines()) == 3
     client.files.delete(done.output_file_id)
-    held_now = spend(store, "payer")[1]
     assert held_now > billed(simulator) > 0
     follow()
     assert store.hlen("o1gw:batches:open") == 0, "settled"
-    # Charged its hold: what the lines cost can no longer be read.
+    assert spend(store, "payer") == (billed(simulator), 0)
+
+
+def test_a_batch_whose_output_file_is_gone_when_it_is_settled_is_charged_its_hold(
+    unfollowed: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    follow: Callable[[], None],
+) -> None:
+    # Deleted upstream before the gateway read it (by the team's key, straight to upstream):
+    # what its lines cost can no longer be read.
+    client = sdk(unfollowed, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    batch = create(client, file_id)
+    held_now = spend(store, "payer")[1]
+    auth = {"authorization": f"Bearer {SIM_KEY}"}
+    done = httpx.get(f"{simulator.url}/v1/batches/{batch.id}", headers=auth).json()
+    assert done["status"] == "completed" and done["output_file_id"]
+    httpx.delete(f"{simulator.url}/v1/files/{done['output_file_id']}", headers=auth)
+    assert held_now > billed(simulator) > 0
+    follow()
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
     assert spend(store, "payer") == (held_now, 0)
 
 
