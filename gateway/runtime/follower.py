@@ -33,6 +33,8 @@ from gateway.wire.usage import Usage
 
 log = logging.getLogger("gateway")
 NOT_FOUND = 404
+# `Admission.settle`'s answer for a hold an earlier settle charged.
+SETTLED_ALREADY = 2
 # Headers for a call upstream on a team's behalf, by the name of its key's variable ("": the
 # gateway's key).
 HeadersFor = Callable[[str], dict[str, str]]
@@ -168,11 +170,14 @@ class Follower:
             began = None
             settling = orjson.dumps({**record, "settling": int(time.time() * 1000)})
             await self._redis.hset(kind.open_key, job_id, settling)
-        await self._admission.settle(
+        status = await self._admission.settle(
             plan, ended.usage, ended.cost, release_weekly=False,
             first_ms=began if record.get("written", True) is True else None,
         )  # fmt: skip
-        self._admission.count_usage(plan, ended.usage, ended.cost)
+        if status != SETTLED_ALREADY:
+            # Counted by the look that settled it (another at once: a second replica, or its
+            # client reading it), as gateway_spend_microdollars_total matches the spend.
+            self._admission.count_usage(plan, ended.usage, ended.cost)
         for object_kind, object_id in ended.made:
             expires_at = ended.expiring.get(object_id)
             await self._owners.record(

@@ -275,6 +275,42 @@ def test_a_batch_two_replicas_settle_minutes_apart_is_charged_once(
     assert spend(store, "payer") == (billed(simulator), 0)
 
 
+def test_a_batch_two_looks_settle_at_once_is_counted_once_in_the_metrics(
+    unfollowed: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    redis_server: str,
+) -> None:
+    """Two looks settle one ended batch at once (the follower's, and its client's read of it,
+    on one worker): it is charged once, and gateway_spend_microdollars_total, which matches the
+    team's spend, counts it once."""
+    client = sdk(unfollowed, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    batch = create(client, file_id)
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+
+    async def two_looks() -> float:
+        gw = open_gateway(config)
+        kind = BatchJobs(3600, gw.model_of)
+        follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
+        try:
+            await asyncio.gather(*(follower.settle_ended("batch", batch.id) for _ in range(2)))
+            counted = gw.metrics.registry.get_sample_value(
+                "gateway_spend_microdollars_total",
+                {"team": "payer", "model": "gpt-4o-mini", "endpoint": "batches"},
+            )
+            return counted or 0.0
+        finally:
+            await gw.close()
+
+    counted = asyncio.run(two_looks())
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    assert spend(store, "payer") == (billed(simulator), 0) and billed(simulator) > 0
+    assert counted == billed(simulator)
+
+
 def test_a_batch_made_while_redis_failed_is_answered_and_charged(
     unfollowed: ServerThread,
     simulator: ServerThread,
