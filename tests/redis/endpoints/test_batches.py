@@ -19,6 +19,7 @@ import orjson
 import pytest
 import redis
 
+from gateway.admission.redis_side import Admission
 from gateway.config import SimulatorConfig
 from gateway.objects.ownership import Owners
 from gateway.runtime.batch_jobs import BatchJobs
@@ -338,6 +339,54 @@ def test_a_batch_made_while_redis_failed_is_answered_and_charged(
     follow()
     assert store.hlen("o1gw:batches:open") == 0, "settled"
     assert spend(store, "payer") == (billed(simulator), 0)
+
+
+def test_a_batch_made_while_redis_was_away_is_charged_when_it_is_back(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    store: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis goes away (a failover) after the batch's input file was checked: the creation is
+    admitted without it (budgets_on_redis_error and rate_limits_on_redis_error: open), upstream
+    makes the batch, and Redis is still away when the gateway would follow it. The hold the
+    gateway never wrote cannot expire into a charge: the batch, billed upstream, is charged its
+    hold once Redis is back."""
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    admission = dataclasses.replace(config.admission, budgets_on_redis_error="open")
+    config = dataclasses.replace(config, admission=admission)
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, config=config, batches={"poll_s": 3600}
+    )
+    client = sdk(gateway, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    run = Admission._run
+
+    async def admit_away(self: Admission, keys: list[str], args: list[Any], *more: Any) -> Any:
+        if args[0] == "admit":
+            raise redis.exceptions.ConnectionError("Error connecting to redis: refused")
+        return await run(self, keys, args, *more)
+
+    async def away(*_: object, **__: object) -> None:
+        raise redis.exceptions.ConnectionError("Error connecting to redis: refused")
+
+    monkeypatch.setattr(Admission, "_run", admit_away)
+    monkeypatch.setattr(Owners, "record", away)
+    monkeypatch.setattr(Follower, "follow", away)
+    batch = create(client, file_id)
+    monkeypatch.undo()
+    auth = {"authorization": f"Bearer {SIM_KEY}"}
+    upstream = httpx.get(f"{simulator.url}/v1/batches/{batch.id}", headers=auth).json()
+    assert upstream["status"] == "completed"
+    assert billed(simulator) > 0
+    deadline = time.monotonic() + 5
+    while spend(store, "payer")[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    spent, held = spend(store, "payer")
+    assert spent >= billed(simulator) and held == 0
 
 
 def test_a_batch_whose_output_file_is_deleted_before_the_next_look_is_charged_what_it_cost(
