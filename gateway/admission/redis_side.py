@@ -567,6 +567,13 @@ class Ticket:
         nothing here charges or frees it."""
         self.done = True
 
+    def taken_back(self) -> None:
+        """The one the hold was handed over to could not take it (the follower could not
+        record the job, Redis away): charged its whole worst case here, as an unfollowed job's
+        is, once Redis is back."""
+        self.done = False
+        self.settle_at_reserve()
+
     def settle_within_hold(self, usage: Usage, fees: int = 0) -> None:
         """Charge `usage`, an estimate of what upstream generated, and `fees`, but never more
         than was held: the hold is the most the call could cost."""

@@ -16,6 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -100,14 +101,33 @@ class Follower:
         await self._redis.hset(self.kinds[kind].open_key, job_id, orjson.dumps(record))
 
     def follow_soon(
-        self, kind: str, job_id: str, team: str, key_env: str, plan: Plan, **extra: Any
+        self,
+        kind: str,
+        job_id: str,
+        team: str,
+        key_env: str,
+        plan: Plan,
+        lost: Callable[[], None],
+        **extra: Any,
     ) -> None:
-        """`follow`, beside the answer that made the job (its call needs no Redis wait)."""
+        """`follow`, beside the answer that made the job (its call needs no Redis wait);
+        `lost` is called if the job cannot be followed (Redis away): its hold is then its
+        caller's to charge, as no look will settle it (and one admitted without Redis, never
+        written, would not even expire into a charge)."""
         task = asyncio.get_running_loop().create_task(
             self.follow(kind, job_id, team, key_env, plan, **extra)
         )
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(partial(self._followed, kind, job_id, lost))
+
+    def _followed(
+        self, kind: str, job_id: str, lost: Callable[[], None], task: asyncio.Task[None]
+    ) -> None:
+        self._pending.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if task.cancelled() or error is not None:
+            log.error("cannot follow %s %s: %r", kind, job_id, error or "cancelled")
+            lost()
 
     async def run(self) -> None:
         await asyncio.gather(*(self._follow_all(kind) for kind in self.kinds.values()))
