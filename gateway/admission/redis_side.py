@@ -57,6 +57,8 @@ MAX_PENDING_SETTLES = 100_000
 # How long a refused admission waits for its team's settles before it is asked again; they
 # take a round trip when Redis is up, and beyond this the refusal stands.
 SETTLES_WAIT_S = 1.0
+# `Admission.settle`'s answer for a hold an earlier settle charged.
+SETTLED_ALREADY = 2
 
 
 class EarlyStart(Protocol):
@@ -244,7 +246,8 @@ class Admission:
         (its reply was lost), for a hold the script wrote: one it no longer finds long enough
         after was settled by that try, its record forgotten since, and is not charged again.
 
-        Returns 1 when settled, 2 when it had been settled already, -1 for an unknown hold.
+        Returns 1 when settled, `SETTLED_ALREADY` when it had been settled already, -1 for an
+        unknown hold.
         """
         keys, args = _settle_call(plan, usage, cost, release_weekly, self._now_arg(), first_ms)
         began = time.perf_counter()
@@ -566,6 +569,13 @@ class Ticket:
         """Another settles the hold (the job follower, once the call it made ends upstream):
         nothing here charges or frees it."""
         self.done = True
+
+    def taken_back(self) -> None:
+        """The one the hold was handed over to could not take it (the follower could not
+        record the job, Redis away): charged its whole worst case here, as an unfollowed job's
+        is, once Redis is back."""
+        self.done = False
+        self.settle_at_reserve()
 
     def settle_within_hold(self, usage: Usage, fees: int = 0) -> None:
         """Charge `usage`, an estimate of what upstream generated, and `fees`, but never more

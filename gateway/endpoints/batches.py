@@ -10,10 +10,12 @@ file when it ends. Reading, listing and cancelling are the team's own batches on
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -36,15 +38,17 @@ from gateway.endpoints.owned import (
 )
 from gateway.endpoints.tuned_models import fine_tunes
 from gateway.routing import retirement
-from gateway.runtime.batch_jobs import OUTPUT_KEPT_S
+from gateway.runtime.batch_jobs import OUTPUT_KEPT_S, BatchJobs
 from gateway.runtime.gateway import Gateway
 from gateway.server.body import read_json_object, repeated_key
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
 from gateway.wire import errors, validation
+from gateway.wire.errors import GatewayError
 from gateway.wire.references import unowned_reference
 from gateway.wire.usage import Usage
 
+log = logging.getLogger("gateway")
 BATCH = Kind("batch", "/batches", "batch_", errors.batch_not_found)
 # The endpoints whose lines the gateway can price; others are refused.
 BATCHED = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/moderations")
@@ -178,6 +182,14 @@ async def retrieve(request: Request) -> Response:
     answer = created(response) or {}
     files = (answer.get("output_file_id"), answer.get("error_file_id"))
     await adopt(gw, caller, FILE, files, time.time() + OUTPUT_KEPT_S)
+    if answer.get("status") in BatchJobs.ended_statuses and gw.follower is not None:
+        # Settled now, from its output file, before its client (which learns the file's id
+        # here) can read and delete it: the follower's next look, up to batches.poll_s away,
+        # would find it gone and charge the whole hold.
+        try:
+            await gw.follower.settle_ended(BatchJobs.name, batch_id)
+        except (GatewayError, RedisError, OSError) as exc:
+            log.warning("batch %s: not settled as it was read (%r)", batch_id, exc)
     return response
 
 

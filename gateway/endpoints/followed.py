@@ -74,8 +74,11 @@ async def create_followed(
             )  # fmt: skip
         except (RedisError, OSError) as exc:
             # Upstream made the job: the client is told so (see `create_owned`). Unfollowed,
-            # it is charged its hold when that expires: never less than it may cost.
+            # it is charged its hold now (never less than it may cost), which lands once Redis
+            # is back: a hold admitted without Redis was never written, and would never
+            # expire into a charge.
             log.error("cannot follow %s %s: %r", kind.name, job["id"], exc)
+            ticket.settle_at_reserve()
     return response
 
 

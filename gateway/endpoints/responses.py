@@ -557,7 +557,7 @@ class NativeAttempt(ModelAttempt):
         tiers = cheaper_tiers(self.untiered, self.tier, self.gw.config.admission.service_tiers)
         follower.follow_soon(
             "response", response_id, team.name, team.upstream_key_env, ticket.plan,
-            written=ticket.written, price=asdict(self.config.price),
+            ticket.taken_back, written=ticket.written, price=asdict(self.config.price),
             fees=self.req.fees.record(),
             tier_prices={name: asdict(price) for name, price in tiers.items()},
         )  # fmt: skip

@@ -11,11 +11,13 @@ cannot tell which).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -33,6 +35,7 @@ from gateway.wire.usage import item_ids
 JSON = "application/json"
 _NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
 _ITEM_DONE = b"response.output_item.done"
+log = logging.getLogger("gateway")
 
 
 Serve = Callable[[Request, Attempt, StoredResponse], Awaitable[Response]]
@@ -92,12 +95,26 @@ async def delete(request: Request, attempt: Attempt, stored: StoredResponse) -> 
     gw, team = gateway_of(request), attempt.caller.team.name
     response_id = request.path_params["response_id"]
     if stored.native:
+        await _settle_if_ended(gw, response_id)
         response = await attempt.forward(b"", stream=None)
         if response.status_code == 200:
             await gw.responses.delete(team, response_id)
         return response
     await gw.responses.delete(team, response_id)
     return _json({"id": response_id, "object": "response", "deleted": True}, attempt)
+
+
+async def _settle_if_ended(gw: Gateway, response_id: str) -> None:
+    """A background response the gateway follows is settled before it is deleted, if it ended:
+    deleted, it can no longer say what it cost, and is charged its whole hold (a client that
+    polls its response until it ended, then deletes it, deletes it before the follower's next
+    look). Not settled now, it is still settled then."""
+    if gw.follower is None:
+        return
+    try:
+        await gw.follower.settle_ended("response", response_id)
+    except (GatewayError, RedisError, OSError) as exc:
+        log.warning("response %s: not settled before its delete (%r)", response_id, exc)
 
 
 @_counted("/cancel")

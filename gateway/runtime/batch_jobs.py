@@ -1,8 +1,9 @@
 """Batches, as the gateway follows them (`runtime.follower`): held at creation (each line's
 worst case at half price, for as long as its completion window), and priced once upstream says
 the batch ended from its output file: each line's usage at half its model's price, rounded up
-per line as upstream bills it; an output file gone before it was read (deleted by its team),
-at the batch's hold. The output and error files become the team's for as long as upstream
+per line as upstream bills it (also when its team reads it: `settle_ended`, before the file
+can be deleted); an output file gone before it was read (deleted by its team's key straight
+upstream), at the batch's hold. The output and error files become the team's for as long as upstream
 keeps them: until the file says it expires, else as long as the batch asked
 (`output_expires_after`), else upstream's default (`OUTPUT_KEPT_S`); one already deleted (its
 team read and deleted it before the batch was settled) is not recorded again.

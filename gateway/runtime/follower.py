@@ -17,6 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from gateway.admission.plan import Bucket, Plan, WeeklyCap
-from gateway.admission.redis_side import Admission
+from gateway.admission.redis_side import SETTLED_ALREADY, Admission
 from gateway.config import ModelConfig
 from gateway.objects.ownership import Owners
 from gateway.upstream.contract import Upstream
@@ -106,14 +107,33 @@ class Follower:
         await self._redis.hset(self.kinds[kind].open_key, job_id, orjson.dumps(record))
 
     def follow_soon(
-        self, kind: str, job_id: str, team: str, key_env: str, plan: Plan, **extra: Any
+        self,
+        kind: str,
+        job_id: str,
+        team: str,
+        key_env: str,
+        plan: Plan,
+        lost: Callable[[], None],
+        **extra: Any,
     ) -> None:
-        """`follow`, beside the answer that made the job (its call needs no Redis wait)."""
+        """`follow`, beside the answer that made the job (its call needs no Redis wait);
+        `lost` is called if the job cannot be followed (Redis away): its hold is then its
+        caller's to charge, as no look will settle it (and one admitted without Redis, never
+        written, would not even expire into a charge)."""
         task = asyncio.get_running_loop().create_task(
             self.follow(kind, job_id, team, key_env, plan, **extra)
         )
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(partial(self._followed, kind, job_id, lost))
+
+    def _followed(
+        self, kind: str, job_id: str, lost: Callable[[], None], task: asyncio.Task[None]
+    ) -> None:
+        self._pending.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if task.cancelled() or error is not None:
+            log.error("cannot follow %s %s: %r", kind, job_id, error or "cancelled")
+            lost()
 
     async def run(self) -> None:
         await asyncio.gather(*(self._follow_all(kind) for kind in self.kinds.values()))
@@ -146,6 +166,14 @@ class Follower:
         key = f"{LOOKED_PREFIX}{kind.name}:{job_id}"
         return bool(await self._redis.set(key, b"1", nx=True, px=held_ms))
 
+    async def settle_ended(self, kind_name: str, job_id: str) -> None:
+        """Settle a followed job now if it ended, not at the next look: before its team deletes
+        it upstream (a background response), after which what it cost can no longer be read."""
+        kind = self.kinds[kind_name]
+        raw = await self._redis.hget(kind.open_key, job_id)
+        if raw is not None:
+            await self.check(kind, job_id, orjson.loads(raw))
+
     async def check(self, kind: JobKind, job_id: str, record: dict[str, Any]) -> None:
         """Settle the job if upstream says it ended."""
         headers = self._headers_for(record.get("key_env") or "")
@@ -163,6 +191,14 @@ class Follower:
             if job is None or job.get("status") not in kind.ended_statuses:
                 return
             ended = await kind.priced(job, record, read)
+        # The record as it is now, not as this pass read the open list: another replica may
+        # have settled the job meanwhile (this look waited on upstream: a stalled answer, a
+        # large output file), and a settle landing after its hold is forgotten would charge
+        # it again.
+        current = await self._redis.hget(kind.open_key, job_id)
+        if current is None:
+            return
+        record = orjson.loads(current)
         plan = _plan(record["plan"])
         # A look that failed after it began settling (Redis went away) may have settled it:
         # this settle is that one again, and counts once however long Redis was away
@@ -172,11 +208,14 @@ class Follower:
             began = None
             settling = orjson.dumps({**record, "settling": int(time.time() * 1000)})
             await self._redis.hset(kind.open_key, job_id, settling)
-        await self._admission.settle(
+        status = await self._admission.settle(
             plan, ended.usage, ended.cost, release_weekly=False,
             first_ms=began if record.get("written", True) is True else None,
         )  # fmt: skip
-        self._admission.count_usage(plan, ended.usage, ended.cost)
+        if status != SETTLED_ALREADY:
+            # Counted by the look that settled it (another at once: a second replica, or its
+            # client reading it), as gateway_spend_microdollars_total matches the spend.
+            self._admission.count_usage(plan, ended.usage, ended.cost)
         for object_kind, object_id in ended.made:
             expires_at = ended.expiring.get(object_id)
             await self._owners.record(

@@ -6,6 +6,7 @@ cannot hold every line's worst case."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import time
 from collections.abc import Callable
@@ -18,9 +19,12 @@ import orjson
 import pytest
 import redis
 
+from gateway.admission.redis_side import Admission
 from gateway.config import SimulatorConfig
 from gateway.objects.ownership import Owners
 from gateway.runtime.batch_jobs import BatchJobs
+from gateway.runtime.build import open_gateway
+from gateway.runtime.follower import Follower
 from gateway.simulator import create_simulator
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
@@ -212,12 +216,7 @@ def test_a_batch_settled_before_redis_went_away_is_charged_once_when_it_is_back(
     assert store.hlen("o1gw:batches:open") == 1, "still open"
     assert spend(store, "payer") == (billed(simulator), 0)
     away_ms = 11 * 60 * 1000
-    for key in store.scan_iter():  # 11 minutes pass: what expires in them is gone
-        ttl = store.pttl(key)
-        if 0 <= ttl <= away_ms:
-            store.delete(key)
-        elif ttl > 0:
-            store.pexpire(key, ttl - away_ms)
+    minutes_pass(store, away_ms)
     # ...and the look that began settling it was 11 minutes ago.
     (job_id, raw), *_ = store.hgetall("o1gw:batches:open").items()
     record = orjson.loads(raw)
@@ -226,6 +225,91 @@ def test_a_batch_settled_before_redis_went_away_is_charged_once_when_it_is_back(
     follow()
     assert store.hlen("o1gw:batches:open") == 0, "settled"
     assert spend(store, "payer") == (billed(simulator), 0)
+
+
+def minutes_pass(store: redis.Redis, ms: int) -> None:
+    """`ms` pass in Redis: what expires in them is gone, the rest lives that much less."""
+    for key in store.scan_iter():
+        ttl = store.pttl(key)
+        if 0 <= ttl <= ms:
+            store.delete(key)
+        elif ttl > 0:
+            store.pexpire(key, ttl - ms)
+
+
+def test_a_batch_two_replicas_settle_minutes_apart_is_charged_once(
+    unfollowed: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    redis_server: str,
+    follow: Callable[[], None],
+) -> None:
+    """Two replicas follow the same open batches. One's pass reads the open list, then waits
+    on upstream (a look at another job stalls up to upstream.first_byte_timeout_s, 15 min; a
+    large output file takes minutes to read); meanwhile the other settles the batch, which
+    ended, and takes it off the list. 11 minutes later (longer than a settled hold is
+    remembered) the first reaches the batch, as its pass read it: it counts nothing."""
+    client = sdk(unfollowed, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    batch = create(client, file_id)
+    read_before = store.hget("o1gw:batches:open", batch.id)
+    assert read_before is not None
+    follow()  # the other replica
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    assert spend(store, "payer") == (billed(simulator), 0) and billed(simulator) > 0
+    minutes_pass(store, 11 * 60 * 1000)
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+
+    async def late_look() -> None:
+        gw = open_gateway(config)
+        kind = BatchJobs(3600, gw.model_of)
+        follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
+        try:
+            await follower.check(kind, batch.id, orjson.loads(read_before))
+        finally:
+            await gw.close()
+
+    asyncio.run(late_look())
+    assert store.hlen("o1gw:batches:open") == 0, "not followed again"
+    assert spend(store, "payer") == (billed(simulator), 0)
+
+
+def test_a_batch_two_looks_settle_at_once_is_counted_once_in_the_metrics(
+    unfollowed: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    redis_server: str,
+) -> None:
+    """Two looks settle one ended batch at once (the follower's, and its client's read of it,
+    on one worker): it is charged once, and gateway_spend_microdollars_total, which matches the
+    team's spend, counts it once."""
+    client = sdk(unfollowed, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    batch = create(client, file_id)
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+
+    async def two_looks() -> float:
+        gw = open_gateway(config)
+        kind = BatchJobs(3600, gw.model_of)
+        follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
+        try:
+            await asyncio.gather(*(follower.settle_ended("batch", batch.id) for _ in range(2)))
+            counted = gw.metrics.registry.get_sample_value(
+                "gateway_spend_microdollars_total",
+                {"team": "payer", "model": "gpt-4o-mini", "endpoint": "batches"},
+            )
+            return counted or 0.0
+        finally:
+            await gw.close()
+
+    counted = asyncio.run(two_looks())
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
+    assert spend(store, "payer") == (billed(simulator), 0) and billed(simulator) > 0
+    assert counted == billed(simulator)
 
 
 def test_a_batch_made_while_redis_failed_is_answered_and_charged(
@@ -257,27 +341,97 @@ def test_a_batch_made_while_redis_failed_is_answered_and_charged(
     assert spend(store, "payer") == (billed(simulator), 0)
 
 
-def test_a_batch_whose_output_file_is_deleted_before_it_is_settled_is_charged_its_hold(
+def test_a_batch_made_while_redis_was_away_is_charged_when_it_is_back(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    store: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis goes away (a failover) after the batch's input file was checked: the creation is
+    admitted without it (budgets_on_redis_error and rate_limits_on_redis_error: open), upstream
+    makes the batch, and Redis is still away when the gateway would follow it. The hold the
+    gateway never wrote cannot expire into a charge: the batch, billed upstream, is charged its
+    hold once Redis is back."""
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    admission = dataclasses.replace(config.admission, budgets_on_redis_error="open")
+    config = dataclasses.replace(config, admission=admission)
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, config=config, batches={"poll_s": 3600}
+    )
+    client = sdk(gateway, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    run = Admission._run
+
+    async def admit_away(self: Admission, keys: list[str], args: list[Any], *more: Any) -> Any:
+        if args[0] == "admit":
+            raise redis.exceptions.ConnectionError("Error connecting to redis: refused")
+        return await run(self, keys, args, *more)
+
+    async def away(*_: object, **__: object) -> None:
+        raise redis.exceptions.ConnectionError("Error connecting to redis: refused")
+
+    monkeypatch.setattr(Admission, "_run", admit_away)
+    monkeypatch.setattr(Owners, "record", away)
+    monkeypatch.setattr(Follower, "follow", away)
+    batch = create(client, file_id)
+    monkeypatch.undo()
+    auth = {"authorization": f"Bearer {SIM_KEY}"}
+    upstream = httpx.get(f"{simulator.url}/v1/batches/{batch.id}", headers=auth).json()
+    assert upstream["status"] == "completed"
+    assert billed(simulator) > 0
+    deadline = time.monotonic() + 5
+    while spend(store, "payer")[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    spent, held = spend(store, "payer")
+    assert spent >= billed(simulator) and held == 0
+
+
+def test_a_batch_whose_output_file_is_deleted_before_the_next_look_is_charged_what_it_cost(
     unfollowed: ServerThread,
     simulator: ServerThread,
     store: redis.Redis,
     follow: Callable[[], None],
 ) -> None:
-    # The client reads its results and deletes the output file before the gateway's next look:
-    # upstream billed every line all the same.
+    # The client reads its results and deletes the output file before the gateway's next look
+    # (batches.poll_s, a minute): upstream billed the lines, which only the file says.
     client = sdk(unfollowed, "payer")
     file_id = input_file(client)
     httpx.delete(f"{simulator.url}/_sim/bill")
     batch = create(client, file_id)
+    held_now = spend(store, "payer")[1]
     done = client.batches.retrieve(batch.id)
     assert done.status == "completed" and done.output_file_id
     assert len(client.files.content(done.output_file_id).read().splitlines()) == 3
     client.files.delete(done.output_file_id)
-    held_now = spend(store, "payer")[1]
     assert held_now > billed(simulator) > 0
     follow()
     assert store.hlen("o1gw:batches:open") == 0, "settled"
-    # Charged its hold: what the lines cost can no longer be read.
+    assert spend(store, "payer") == (billed(simulator), 0)
+
+
+def test_a_batch_whose_output_file_is_gone_when_it_is_settled_is_charged_its_hold(
+    unfollowed: ServerThread,
+    simulator: ServerThread,
+    store: redis.Redis,
+    follow: Callable[[], None],
+) -> None:
+    # Deleted upstream before the gateway read it (by the team's key, straight to upstream):
+    # what its lines cost can no longer be read.
+    client = sdk(unfollowed, "payer")
+    file_id = input_file(client)
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    batch = create(client, file_id)
+    held_now = spend(store, "payer")[1]
+    auth = {"authorization": f"Bearer {SIM_KEY}"}
+    done = httpx.get(f"{simulator.url}/v1/batches/{batch.id}", headers=auth).json()
+    assert done["status"] == "completed" and done["output_file_id"]
+    httpx.delete(f"{simulator.url}/v1/files/{done['output_file_id']}", headers=auth)
+    assert held_now > billed(simulator) > 0
+    follow()
+    assert store.hlen("o1gw:batches:open") == 0, "settled"
     assert spend(store, "payer") == (held_now, 0)
 
 

@@ -5,6 +5,8 @@ a model outside the team's tier is not found. Native (gpt-4o) and translated (o1
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +16,13 @@ import pytest
 import redis
 
 from gateway.admission.pricing import cost_micros, worst_case_micros
+from gateway.admission.redis_side import Admission
 from gateway.config import ImageInputTokens, Price
+from gateway.runtime.follower import Follower
 from gateway.runtime.response_jobs import BackgroundResponses
 from gateway.wire.tokens import count_text
 from gateway.wire.usage import Usage
-from tests.conftest import GatewayFactory, ServerThread
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import month, spend, usage_by
 from tests.redis.endpoints.teams import follower_pass, key_of, sdk, serve_teams
 
@@ -411,6 +415,71 @@ def test_a_background_response_deleted_before_it_ended_is_charged_its_hold_and_l
     follow()
     assert store.hlen("o1gw:responses:open") == 0
     assert spend(store, "metered") == (held, 0)
+
+
+def test_a_background_response_deleted_once_it_ended_is_charged_its_usage(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    store: redis.Redis,
+    simulator: ServerThread,
+) -> None:
+    """A client polls its background response until it ended, reads it and deletes it, before
+    the follower's next look (`responses.poll_s`): upstream billed its usage, which the
+    follower, finding it deleted, could no longer read."""
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, responses={"poll_s": 3600})
+    client = sdk(gateway, "metered")
+    queued = client.responses.create(model="gpt-4o", input="Think slowly.", background=True)
+    done = client.responses.retrieve(queued.id)
+    while done.status in ("queued", "in_progress"):
+        done = client.responses.retrieve(queued.id)
+    assert done.status == "completed" and done.usage is not None
+    assert client.responses.delete(queued.id) is None
+    follow = follower_pass(redis_server, simulator, lambda gw: BackgroundResponses(3600))
+    follow()
+    assert store.hlen("o1gw:responses:open") == 0
+    assert spend(store, "metered") == (priced("gpt-4o", done.usage), 0)
+
+
+def test_a_background_response_made_while_redis_was_away_is_charged_when_it_is_back(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    store: redis.Redis,
+    simulator: ServerThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis is away (a failover) as a background response is created: it is admitted without
+    Redis (budgets_on_redis_error and rate_limits_on_redis_error: open), upstream runs it, and
+    the gateway cannot follow it. Its hold, never written, cannot expire into a charge: the
+    response, billed upstream, is charged its hold once Redis is back."""
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    admission = dataclasses.replace(config.admission, budgets_on_redis_error="open")
+    config = dataclasses.replace(config, admission=admission)
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, config=config, responses={"poll_s": 3600}
+    )
+    client = sdk(gateway, "metered")
+    run = Admission._run
+
+    async def admit_away(self: Admission, keys: list[str], args: list[Any], *more: Any) -> Any:
+        if args[0] == "admit":
+            raise redis.exceptions.ConnectionError("Error connecting to redis: refused")
+        return await run(self, keys, args, *more)
+
+    async def away(*_: object, **__: object) -> None:
+        raise redis.exceptions.ConnectionError("Error connecting to redis: refused")
+
+    monkeypatch.setattr(Admission, "_run", admit_away)
+    monkeypatch.setattr(Follower, "follow", away)
+    queued = client.responses.create(model="gpt-4o", input="Think slowly.", background=True)
+    assert queued.status == "queued"
+    monkeypatch.undo()
+    deadline = time.monotonic() + 5
+    while spend(store, "metered")[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # Charged its worst case: 16,384 output tokens of gpt-4o, and its prompt.
+    assert spend(store, "metered")[0] > 16_384 * PRICES["gpt-4o"].output // 1_000_000
 
 
 def test_a_response_chained_to_a_background_one_holds_its_context(
