@@ -32,8 +32,10 @@ def key(payload: dict[str, Any], **over: Any) -> str:
 def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
     base = key(BODY)
     reordered = dict(reversed(list(BODY.items())))
-    reordered["response_format"] = {"schema": {"a": 2, "b": 1}, "type": "json_object"}
     assert key(reordered) == base
+    # Inside a value, order is kept: a schema's properties are answered in the order listed.
+    reordered["response_format"] = {"type": "json_object", "schema": {"a": 2, "b": 1}}
+    assert key(reordered) != base
     delivered = {**BODY, "stream": True, "stream_options": {"include_usage": True},
                  "user": "u1", "safety_identifier": "s", "model": "gpt-4o"}  # fmt: skip
     assert key(delivered) == base
