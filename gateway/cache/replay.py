@@ -22,7 +22,52 @@ _FAMILY = {
 
 
 def chat_stream(completion: dict[str, Any], *, include_usage: bool) -> bytes:
-    return fake_stream.encode_completion(completion, include_usage=include_usage)
+    listed = completion.get("choices")
+    # One choice: a request for several is never kept.
+    choice = listed[0] if isinstance(listed, list) and len(listed) == 1 else None
+    logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
+    if not isinstance(logprobs, dict) or not any(logprobs.get(f) for f in _TEXTS):
+        return fake_stream.encode_completion(completion, include_usage=include_usage)
+    return fake_stream.encode(_with_logprobs(completion, logprobs, include_usage))
+
+
+_TEXTS = ("content", "refusal")
+
+
+def _with_logprobs(
+    completion: dict[str, Any], logprobs: dict[str, Any], include_usage: bool
+) -> list[dict[str, Any]]:
+    """The chunks of a one-choice answer that carries the logprobs its client asked for, as
+    upstream streams them: one delta per token, with that token's logprobs. When the tokens do
+    not spell the text (a character cut between tokens), the text goes out in one delta with all
+    of them: what the client gathers is the same."""
+    message = completion["choices"][0].get("message") or {}
+    out: list[dict[str, Any]] = []
+    sent: set[str] = set()
+    for chunk in fake_stream.chunks(completion, include_usage=include_usage):
+        delta = chunk["choices"][0]["delta"] if chunk["choices"] else {}
+        field: str = next(iter(delta)) if len(delta) == 1 else ""
+        tokens = logprobs.get(field) if field in _TEXTS else None
+        if not isinstance(tokens, list) or not tokens:
+            out.append(chunk)
+            continue
+        if field in sent:
+            continue
+        sent.add(field)
+        text = message.get(field)
+        spelled = [t.get("token") if isinstance(t, dict) else None for t in tokens]
+        steps: list[tuple[Any, list[Any]]]
+        if all(isinstance(s, str) for s in spelled) and "".join(map(str, spelled)) == text:
+            steps = [
+                (token_text, [entry]) for token_text, entry in zip(spelled, tokens, strict=True)
+            ]
+        else:
+            steps = [(text, tokens)]
+        for piece, entries in steps:
+            choice = {**chunk["choices"][0], "delta": {field: piece}}
+            choice["logprobs"] = {name: entries if name == field else None for name in _TEXTS}
+            out.append({**chunk, "choices": [choice]})
+    return out
 
 
 def responses_stream(response: dict[str, Any]) -> bytes:

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionChunk
 
 from gateway.cache import decision, replay
 from gateway.cache.capture import ChatCapture, ResponsesCapture
@@ -14,6 +16,7 @@ from gateway.cache.decision import Mode
 from gateway.cache.entry import Entry, decode, hit_cost, keepable
 from gateway.cache.key import cache_key, scope
 from gateway.compat import fake_stream
+from gateway.wire import sse
 
 BODY: dict[str, Any] = {
     "model": "auto",
@@ -157,6 +160,38 @@ def test_a_chat_stream_gathers_into_the_completion_it_replays_as(usage: bool) ->
     for at in range(0, len(stream), 7):  # events split across reads
         capture.feed(stream[at : at + 7])
     assert capture.answer() == answer
+
+
+def token(text: str) -> dict[str, Any]:
+    return {"token": text, "logprob": -0.5, "bytes": list(text.encode()), "top_logprobs": []}
+
+
+@pytest.mark.parametrize("tokens", [["Hello", " there", ",", " friend", "."], ["\\xe2", "!"]])
+def test_a_chat_stream_replays_the_logprobs_it_was_asked_for(tokens: list[str]) -> None:
+    """A client that asked `logprobs` streamed gets them on a hit as on a miss: each content
+    token with its own (or, when the tokens do not spell the text, all on its first piece)."""
+    answer = completion()
+    answer["choices"][0]["logprobs"] = {"content": [token(t) for t in tokens], "refusal": None}
+    stream = replay.chat_stream(answer, include_usage=True)
+    capture = ChatCapture()
+    capture.feed_all(stream)
+    assert capture.answer() == answer
+    sdk_chunks = [
+        ChatCompletionChunk.model_validate(orjson.loads(data))
+        for data in sse.Decoder().feed(stream)
+        if data != b"[DONE]"
+    ]
+    state = ChatCompletionStreamState()
+    for chunk in sdk_chunks:
+        state.handle_chunk(chunk)
+    final = state.get_final_completion().choices[0]
+    assert final.message.content == "Hello there, friend."
+    assert final.logprobs is not None and final.logprobs.content is not None
+    assert [t.token for t in final.logprobs.content] == tokens
+    if "".join(tokens) == "Hello there, friend.":
+        with_text = [c for c in sdk_chunks if c.choices and c.choices[0].delta.content]
+        assert all(c.choices[0].logprobs is not None for c in with_text)
+        assert [c.choices[0].delta.content for c in with_text] == tokens
 
 
 def test_a_chat_stream_with_tool_calls_gathers_them() -> None:
