@@ -490,3 +490,18 @@ def test_a_schema_in_another_property_order_is_another_request(
     assert list(orjson.loads(second.parse().choices[0].message.content)) == ["answer", "reasoning"]
     assert answered("answer", "reasoning").headers["x-gateway-cache"] == "hit"
     assert upstream_calls(simulator, prompt) == 2
+
+
+def test_an_answer_from_a_stored_prompt_template_is_not_kept(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """A template is kept upstream and the gateway cannot read it: its next version (the one a
+    request without `version` gets), or a hosted tool it brings, such as a web search, changes
+    the answer while the request stays the same."""
+    create = sdk(gateway, "alpha").responses.with_raw_response.create
+    for _ in range(2):
+        answered = create(
+            model="gpt-4o", input=prompt, store=False, prompt={"id": "pmpt_1"}, max_tool_calls=0
+        )
+        assert answered.headers["x-gateway-cache"] == "bypass"
+    assert upstream_calls(simulator, prompt) == 2

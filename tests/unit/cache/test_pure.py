@@ -96,6 +96,8 @@ REMOTE_FILE = {"type": "input_file", "file_url": "https://example.com/today.pdf"
         ("responses", {"store": False, "tools": [{"type": "web_search_preview_2025_03_11"}]},
          True, False),
         ("responses", {"store": False, "tools": [{"type": "file_search"}]}, True, True),
+        ("responses", {"store": False, "prompt": {"id": "pmpt_1"}}, True, False),
+        ("responses", {"store": False, "prompt": {"id": "pmpt_1", "version": "2"}}, False, False),
     ],
 )  # fmt: skip
 def test_what_may_use_the_cache(
