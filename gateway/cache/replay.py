@@ -2,8 +2,9 @@
 
 Chat: the real chunk sequence (`compat.fake_stream`: a role delta, word-sized deltas, the
 finish chunk, the usage chunk when the client asked for it, `[DONE]`). Responses: OpenAI's
-event sequence for each output item (added, content parts and their deltas, done), between
-`response.created`/`response.in_progress` and `response.completed`, numbered from 0.
+event sequence for each output item (added, content parts or reasoning summary parts and their
+deltas, done), between `response.created`/`response.in_progress` and `response.completed`,
+numbered from 0.
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ def _item_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
         opened["content"] = []
         for at, part in enumerate(item.get("content") or ()):
             body += _part_events(where, at, part)
+    elif kind == "reasoning":
+        # The summary streams as upstream streams it: each part opened empty, then its text.
+        opened["summary"] = []
+        for at, part in enumerate(item.get("summary") or ()):
+            body += _summary_events(where, at, part)
     elif kind == "function_call":
         opened["arguments"] = ""
         arguments = item.get("arguments") or ""
@@ -137,4 +143,21 @@ def _part_events(where: dict[str, Any], at: int, part: Any) -> list[dict[str, An
         ),
         {"type": f"{prefix}.done", **common, field: text, **extra},
         {"type": "response.content_part.done", **common, "part": part},
+    ]
+
+
+def _summary_events(where: dict[str, Any], at: int, part: Any) -> list[dict[str, Any]]:
+    text = part.get("text") if isinstance(part, dict) else None
+    if not isinstance(text, str):
+        return []
+    common = {**where, "summary_index": at}
+    prefix = "response.reasoning_summary"
+    return [
+        {"type": f"{prefix}_part.added", **common, "part": {**part, "text": ""}},
+        *(
+            {"type": f"{prefix}_text.delta", **common, "delta": piece}
+            for piece in fake_stream.pieces(text)
+        ),
+        {"type": f"{prefix}_text.done", **common, "text": text},
+        {"type": f"{prefix}_part.done", **common, "part": part},
     ]

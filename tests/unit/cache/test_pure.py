@@ -9,6 +9,8 @@ import orjson
 import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
+from openai.types.responses import ResponseStreamEvent as SDKEvent
+from pydantic import TypeAdapter
 
 from gateway.cache import decision, replay
 from gateway.cache.capture import ChatCapture, ResponsesCapture
@@ -17,6 +19,8 @@ from gateway.cache.entry import Entry, decode, hit_cost, keepable
 from gateway.cache.key import cache_key, scope
 from gateway.compat import fake_stream
 from gateway.wire import sse
+
+ResponseStreamEvent: TypeAdapter[Any] = TypeAdapter(SDKEvent)
 
 BODY: dict[str, Any] = {
     "model": "auto",
@@ -254,4 +258,31 @@ def test_a_responses_replay_is_openais_event_sequence_and_gathers_back() -> None
     capture = ResponsesCapture()
     for at in range(0, len(stream), 11):
         capture.feed(stream[at : at + 11])
+    assert capture.answer() == response
+
+
+def test_a_responses_replay_streams_the_reasoning_summary() -> None:
+    """A client showing a reasoning model's summary as it comes (its
+    `response.reasoning_summary_text.delta` events) gets it on a hit as on a miss."""
+    response = response_object()
+    summary = ["First I read the question.", "Then I answered."]
+    response["output"][0]["summary"] = [{"type": "summary_text", "text": t} for t in summary]
+    stream = replay.responses_stream(response)
+    events = [orjson.loads(line[6:]) for line in stream.split(b"\n") if line.startswith(b"data: ")]
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert added["item"]["summary"] == []
+    for at, text in enumerate(summary):
+        mine = [e for e in events if e.get("summary_index") == at]
+        kinds = [e["type"] for e in mine]
+        assert kinds[0] == "response.reasoning_summary_part.added"
+        assert kinds[-2:] == [
+            "response.reasoning_summary_text.done", "response.reasoning_summary_part.done"
+        ]  # fmt: skip
+        deltas = [e["delta"] for e in mine if e["type"] == "response.reasoning_summary_text.delta"]
+        assert "".join(deltas) == text
+        for event in mine:
+            assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    capture = ResponsesCapture()
+    capture.feed_all(stream)
     assert capture.answer() == response
