@@ -505,3 +505,15 @@ def test_an_answer_from_a_stored_prompt_template_is_not_kept(
         )
         assert answered.headers["x-gateway-cache"] == "bypass"
     assert upstream_calls(simulator, prompt) == 2
+
+
+def test_a_streamed_hit_says_the_service_tier_that_served_it(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """Each chunk of a stream names the tier that served the call (what the client is billed
+    at); a replay names the one the kept answer says, as the miss did."""
+    client = sdk(gateway, "alpha")
+    for status in ("miss", "hit"):
+        streamed = chat(client, prompt, stream=True, service_tier="priority")
+        assert streamed.headers["x-gateway-cache"] == status
+        assert {chunk.service_tier for chunk in streamed.parse()} == {"priority"}
