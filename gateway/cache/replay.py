@@ -39,9 +39,7 @@ def _with_logprobs(
     completion: dict[str, Any], logprobs: dict[str, Any], include_usage: bool
 ) -> list[dict[str, Any]]:
     """The chunks of a one-choice answer that carries the logprobs its client asked for, as
-    upstream streams them: one delta per token, with that token's logprobs. When the tokens do
-    not spell the text (a character cut between tokens), the text goes out in one delta with all
-    of them: what the client gathers is the same."""
+    upstream streams them: each text's deltas with their tokens' logprobs (`_steps`)."""
     message = completion["choices"][0].get("message") or {}
     out: list[dict[str, Any]] = []
     sent: set[str] = set()
@@ -56,15 +54,7 @@ def _with_logprobs(
             continue
         sent.add(field)
         text = message.get(field)
-        spelled = [t.get("token") if isinstance(t, dict) else None for t in tokens]
-        steps: list[tuple[Any, list[Any]]]
-        if all(isinstance(s, str) for s in spelled) and "".join(map(str, spelled)) == text:
-            steps = [
-                (token_text, [entry]) for token_text, entry in zip(spelled, tokens, strict=True)
-            ]
-        else:
-            steps = [(text, tokens)]
-        for piece, entries in steps:
+        for piece, entries in _steps(text if isinstance(text, str) else "", tokens):
             choice = {**chunk["choices"][0], "delta": {field: piece}}
             choice["logprobs"] = {name: entries if name == field else None for name in _TEXTS}
             out.append({**chunk, "choices": [choice]})
@@ -133,17 +123,34 @@ def _part_events(where: dict[str, Any], at: int, part: Any) -> list[dict[str, An
         return []
     prefix, field = family
     text = part.get(field) or ""
-    extra: dict[str, Any] = {"logprobs": []} if part["type"] == "output_text" else {}
     common = {**where, "content_index": at}
+    if part["type"] != "output_text":
+        deltas: list[dict[str, Any]] = [{"delta": piece} for piece in fake_stream.pieces(text)]
+        done: dict[str, Any] = {field: text}
+    else:
+        # The logprobs `include` asked for ride with the deltas of their tokens.
+        tokens = part.get("logprobs")
+        tokens = tokens if isinstance(tokens, list) else []
+        deltas = [{"delta": piece, "logprobs": entries} for piece, entries in _steps(text, tokens)]
+        done = {field: text, "logprobs": tokens}
     return [
         {"type": "response.content_part.added", **common, "part": {**part, field: ""}},
-        *(
-            {"type": f"{prefix}.delta", **common, "delta": piece, **extra}
-            for piece in fake_stream.pieces(text)
-        ),
-        {"type": f"{prefix}.done", **common, field: text, **extra},
+        *({"type": f"{prefix}.delta", **common, **delta} for delta in deltas),
+        {"type": f"{prefix}.done", **common, **done},
         {"type": "response.content_part.done", **common, "part": part},
     ]
+
+
+def _steps(text: str, tokens: list[Any]) -> list[tuple[str, list[Any]]]:
+    """The deltas `text` streams as, each with the logprobs of its tokens: one per token when
+    the tokens spell the text; else the text in one delta with all of them (a character cut
+    between tokens), or in word-sized pieces when it has none."""
+    if not tokens:
+        return [(piece, []) for piece in fake_stream.pieces(text)]
+    spelled = [t.get("token") if isinstance(t, dict) else None for t in tokens]
+    if all(isinstance(s, str) for s in spelled) and "".join(map(str, spelled)) == text:
+        return [(str(piece), [entry]) for piece, entry in zip(spelled, tokens, strict=True)]
+    return [(text, tokens)]
 
 
 def _summary_events(where: dict[str, Any], at: int, part: Any) -> list[dict[str, Any]]:

@@ -286,3 +286,21 @@ def test_a_responses_replay_streams_the_reasoning_summary() -> None:
     capture = ResponsesCapture()
     capture.feed_all(stream)
     assert capture.answer() == response
+
+
+def test_a_responses_replay_streams_the_logprobs_it_was_asked_for() -> None:
+    """`include: ["message.output_text.logprobs"]` streamed: each text delta carries its token's
+    logprobs, and the text's done event all of them, on a hit as on a miss."""
+    response = response_object()
+    tokens = ["Hello", " there", ",", " friend", "."]
+    part = response["output"][1]["content"][0]
+    part["logprobs"] = [token(t) for t in tokens]
+    stream = replay.responses_stream(response)
+    events = [orjson.loads(line[6:]) for line in stream.split(b"\n") if line.startswith(b"data: ")]
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert [e["delta"] for e in deltas] == tokens
+    assert [e["logprobs"] for e in deltas] == [[entry] for entry in part["logprobs"]]
+    done = next(e for e in events if e["type"] == "response.output_text.done")
+    assert done["logprobs"] == part["logprobs"]
+    for event in (*deltas, done):
+        assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
