@@ -4,8 +4,8 @@ The request's `x-gateway-cache` header decides first (`on`, `off`, `refresh`: ca
 and overwrite); without it, the cache is on for a team that turned it on, or for a request
 routed by a policy that did. A request the cache is on for may still not be cacheable: a
 stored object, a background response, several choices, tools unless asked, or what upstream
-fetches while answering: an image or a file from a URL, or a web search (what they find may
-change while the request stays the same).
+fetches while answering: an image or a file from a URL, a web search, a stored prompt template
+(what they find may change while the request stays the same).
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def cacheable(api: str, payload: Mapping[str, Any], tools: bool) -> bool:
     if api == "responses":
         # Stored by default: a stored response is an object upstream keeps, not an answer.
         if payload.get("store") is not False:
+            return False
+        # A stored prompt template is kept upstream, unread here: its next version (the one a
+        # request without `version` gets) or a hosted tool it brings (a web search) changes the
+        # answer while the request stays the same.
+        if payload.get("prompt") is not None:
             return False
     elif payload.get("store") is True or payload.get("n", 1) not in (1, None):
         return False

@@ -2,8 +2,10 @@
 
 Two requests share a key when they would get the same answer: the same API, the same upstream
 model after routing, the same scope (the team, or every team when the cache is shared) and the
-same body, in canonical JSON (sorted keys), but for the fields that change how the answer is
-delivered or who is billed for it, never what it says.
+same body, in canonical JSON, but for the fields that change how the answer is delivered or who
+is billed for it, never what it says. Only the body's own fields are sorted: inside a value, the
+order of an object's members can change the answer (a JSON schema's properties are written in
+the order it lists them), so it is kept as sent.
 """
 
 from __future__ import annotations
@@ -38,8 +40,6 @@ def cache_key(
 ) -> str:
     """The key of `payload` on `api` ("chat" or "responses"), served by the upstream `model`,
     in scope `where`; `headers`: the forwarded request headers that steer upstream."""
-    body = {name: value for name, value in payload.items() if name not in IGNORED}
-    canonical = orjson.dumps(
-        [api, model, where, body, dict(headers or {})], option=orjson.OPT_SORT_KEYS
-    )
+    body = [[name, payload[name]] for name in sorted(payload) if name not in IGNORED]
+    canonical = orjson.dumps([api, model, where, body, sorted((headers or {}).items())])
     return hashlib.sha256(canonical).hexdigest()

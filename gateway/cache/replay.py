@@ -2,8 +2,9 @@
 
 Chat: the real chunk sequence (`compat.fake_stream`: a role delta, word-sized deltas, the
 finish chunk, the usage chunk when the client asked for it, `[DONE]`). Responses: OpenAI's
-event sequence for each output item (added, content parts and their deltas, done), between
-`response.created`/`response.in_progress` and `response.completed`, numbered from 0.
+event sequence for each output item (added, content parts or reasoning summary parts and their
+deltas, done), between `response.created`/`response.in_progress` and `response.completed`,
+numbered from 0.
 """
 
 from __future__ import annotations
@@ -22,7 +23,42 @@ _FAMILY = {
 
 
 def chat_stream(completion: dict[str, Any], *, include_usage: bool) -> bytes:
-    return fake_stream.encode_completion(completion, include_usage=include_usage)
+    listed = completion.get("choices")
+    # One choice: a request for several is never kept.
+    choice = listed[0] if isinstance(listed, list) and len(listed) == 1 else None
+    logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
+    if not isinstance(logprobs, dict) or not any(logprobs.get(f) for f in _TEXTS):
+        return fake_stream.encode_completion(completion, include_usage=include_usage)
+    return fake_stream.encode(_with_logprobs(completion, logprobs, include_usage))
+
+
+_TEXTS = ("content", "refusal")
+
+
+def _with_logprobs(
+    completion: dict[str, Any], logprobs: dict[str, Any], include_usage: bool
+) -> list[dict[str, Any]]:
+    """The chunks of a one-choice answer that carries the logprobs its client asked for, as
+    upstream streams them: each text's deltas with their tokens' logprobs (`_steps`)."""
+    message = completion["choices"][0].get("message") or {}
+    out: list[dict[str, Any]] = []
+    sent: set[str] = set()
+    for chunk in fake_stream.chunks(completion, include_usage=include_usage):
+        delta = chunk["choices"][0]["delta"] if chunk["choices"] else {}
+        field: str = next(iter(delta)) if len(delta) == 1 else ""
+        tokens = logprobs.get(field) if field in _TEXTS else None
+        if not isinstance(tokens, list) or not tokens:
+            out.append(chunk)
+            continue
+        if field in sent:
+            continue
+        sent.add(field)
+        text = message.get(field)
+        for piece, entries in _steps(text if isinstance(text, str) else "", tokens):
+            choice = {**chunk["choices"][0], "delta": {field: piece}}
+            choice["logprobs"] = {name: entries if name == field else None for name in _TEXTS}
+            out.append({**chunk, "choices": [choice]})
+    return out
 
 
 def responses_stream(response: dict[str, Any]) -> bytes:
@@ -56,6 +92,11 @@ def _item_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
         opened["content"] = []
         for at, part in enumerate(item.get("content") or ()):
             body += _part_events(where, at, part)
+    elif kind == "reasoning":
+        # The summary streams as upstream streams it: each part opened empty, then its text.
+        opened["summary"] = []
+        for at, part in enumerate(item.get("summary") or ()):
+            body += _summary_events(where, at, part)
     elif kind == "function_call":
         opened["arguments"] = ""
         arguments = item.get("arguments") or ""
@@ -82,14 +123,48 @@ def _part_events(where: dict[str, Any], at: int, part: Any) -> list[dict[str, An
         return []
     prefix, field = family
     text = part.get(field) or ""
-    extra: dict[str, Any] = {"logprobs": []} if part["type"] == "output_text" else {}
     common = {**where, "content_index": at}
+    if part["type"] != "output_text":
+        deltas: list[dict[str, Any]] = [{"delta": piece} for piece in fake_stream.pieces(text)]
+        done: dict[str, Any] = {field: text}
+    else:
+        # The logprobs `include` asked for ride with the deltas of their tokens.
+        tokens = part.get("logprobs")
+        tokens = tokens if isinstance(tokens, list) else []
+        deltas = [{"delta": piece, "logprobs": entries} for piece, entries in _steps(text, tokens)]
+        done = {field: text, "logprobs": tokens}
     return [
         {"type": "response.content_part.added", **common, "part": {**part, field: ""}},
+        *({"type": f"{prefix}.delta", **common, **delta} for delta in deltas),
+        {"type": f"{prefix}.done", **common, **done},
+        {"type": "response.content_part.done", **common, "part": part},
+    ]
+
+
+def _steps(text: str, tokens: list[Any]) -> list[tuple[str, list[Any]]]:
+    """The deltas `text` streams as, each with the logprobs of its tokens: one per token when
+    the tokens spell the text; else the text in one delta with all of them (a character cut
+    between tokens), or in word-sized pieces when it has none."""
+    if not tokens:
+        return [(piece, []) for piece in fake_stream.pieces(text)]
+    spelled = [t.get("token") if isinstance(t, dict) else None for t in tokens]
+    if all(isinstance(s, str) for s in spelled) and "".join(map(str, spelled)) == text:
+        return [(str(piece), [entry]) for piece, entry in zip(spelled, tokens, strict=True)]
+    return [(text, tokens)]
+
+
+def _summary_events(where: dict[str, Any], at: int, part: Any) -> list[dict[str, Any]]:
+    text = part.get("text") if isinstance(part, dict) else None
+    if not isinstance(text, str):
+        return []
+    common = {**where, "summary_index": at}
+    prefix = "response.reasoning_summary"
+    return [
+        {"type": f"{prefix}_part.added", **common, "part": {**part, "text": ""}},
         *(
-            {"type": f"{prefix}.delta", **common, "delta": piece, **extra}
+            {"type": f"{prefix}_text.delta", **common, "delta": piece}
             for piece in fake_stream.pieces(text)
         ),
-        {"type": f"{prefix}.done", **common, field: text, **extra},
-        {"type": "response.content_part.done", **common, "part": part},
+        {"type": f"{prefix}_text.done", **common, "text": text},
+        {"type": f"{prefix}_part.done", **common, "part": part},
     ]

@@ -82,6 +82,9 @@ def chunks(completion: dict[str, Any], *, include_usage: bool) -> list[dict[str,
         "model": completion.get("model"),
         "system_fingerprint": completion.get("system_fingerprint"),
     }
+    if completion.get("service_tier") is not None:
+        # Every chunk upstream streams names the tier that served the call (its price).
+        common["service_tier"] = completion["service_tier"]
 
     def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
         obj: dict[str, Any] = {**common, "choices": choices}

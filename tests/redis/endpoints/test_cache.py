@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 import redis
 
@@ -468,3 +469,51 @@ def test_a_hit_says_what_was_done_to_its_answer_as_the_miss_did(
         assert (miss.headers["x-gateway-cache"], hit.headers["x-gateway-cache"]) == ("miss", "hit")
         assert "x-gateway-patched" in gateway_headers(miss)
         assert gateway_headers(hit) == gateway_headers(miss)
+
+
+def test_a_schema_in_another_property_order_is_another_request(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """A structured answer gives its properties in the order its schema lists them (the model
+    writes them in that order: reasoning before its answer, or after): not the same request."""
+    client = sdk(gateway, "alpha")
+
+    def answered(*names: str) -> Any:
+        schema = {"type": "object", "properties": {name: {"type": "string"} for name in names}}
+        asked = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
+        return chat(client, prompt, response_format=asked)
+
+    first = answered("reasoning", "answer")
+    second = answered("answer", "reasoning")
+    assert list(orjson.loads(first.parse().choices[0].message.content)) == ["reasoning", "answer"]
+    assert second.headers["x-gateway-cache"] == "miss"
+    assert list(orjson.loads(second.parse().choices[0].message.content)) == ["answer", "reasoning"]
+    assert answered("answer", "reasoning").headers["x-gateway-cache"] == "hit"
+    assert upstream_calls(simulator, prompt) == 2
+
+
+def test_an_answer_from_a_stored_prompt_template_is_not_kept(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """A template is kept upstream and the gateway cannot read it: its next version (the one a
+    request without `version` gets), or a hosted tool it brings, such as a web search, changes
+    the answer while the request stays the same."""
+    create = sdk(gateway, "alpha").responses.with_raw_response.create
+    for _ in range(2):
+        answered = create(
+            model="gpt-4o", input=prompt, store=False, prompt={"id": "pmpt_1"}, max_tool_calls=0
+        )
+        assert answered.headers["x-gateway-cache"] == "bypass"
+    assert upstream_calls(simulator, prompt) == 2
+
+
+def test_a_streamed_hit_says_the_service_tier_that_served_it(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """Each chunk of a stream names the tier that served the call (what the client is billed
+    at); a replay names the one the kept answer says, as the miss did."""
+    client = sdk(gateway, "alpha")
+    for status in ("miss", "hit"):
+        streamed = chat(client, prompt, stream=True, service_tier="priority")
+        assert streamed.headers["x-gateway-cache"] == status
+        assert {chunk.service_tier for chunk in streamed.parse()} == {"priority"}

@@ -7,6 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionChunk
+from openai.types.responses import ResponseStreamEvent as SDKEvent
+from pydantic import TypeAdapter
 
 from gateway.cache import decision, replay
 from gateway.cache.capture import ChatCapture, ResponsesCapture
@@ -14,6 +18,9 @@ from gateway.cache.decision import Mode
 from gateway.cache.entry import Entry, decode, hit_cost, keepable
 from gateway.cache.key import cache_key, scope
 from gateway.compat import fake_stream
+from gateway.wire import sse
+
+ResponseStreamEvent: TypeAdapter[Any] = TypeAdapter(SDKEvent)
 
 BODY: dict[str, Any] = {
     "model": "auto",
@@ -32,8 +39,10 @@ def key(payload: dict[str, Any], **over: Any) -> str:
 def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
     base = key(BODY)
     reordered = dict(reversed(list(BODY.items())))
-    reordered["response_format"] = {"schema": {"a": 2, "b": 1}, "type": "json_object"}
     assert key(reordered) == base
+    # Inside a value, order is kept: a schema's properties are answered in the order listed.
+    reordered["response_format"] = {"type": "json_object", "schema": {"a": 2, "b": 1}}
+    assert key(reordered) != base
     delivered = {**BODY, "stream": True, "stream_options": {"include_usage": True},
                  "user": "u1", "safety_identifier": "s", "model": "gpt-4o"}  # fmt: skip
     assert key(delivered) == base
@@ -91,6 +100,8 @@ REMOTE_FILE = {"type": "input_file", "file_url": "https://example.com/today.pdf"
         ("responses", {"store": False, "tools": [{"type": "web_search_preview_2025_03_11"}]},
          True, False),
         ("responses", {"store": False, "tools": [{"type": "file_search"}]}, True, True),
+        ("responses", {"store": False, "prompt": {"id": "pmpt_1"}}, True, False),
+        ("responses", {"store": False, "prompt": {"id": "pmpt_1", "version": "2"}}, False, False),
     ],
 )  # fmt: skip
 def test_what_may_use_the_cache(
@@ -157,6 +168,38 @@ def test_a_chat_stream_gathers_into_the_completion_it_replays_as(usage: bool) ->
     assert capture.answer() == answer
 
 
+def token(text: str) -> dict[str, Any]:
+    return {"token": text, "logprob": -0.5, "bytes": list(text.encode()), "top_logprobs": []}
+
+
+@pytest.mark.parametrize("tokens", [["Hello", " there", ",", " friend", "."], ["\\xe2", "!"]])
+def test_a_chat_stream_replays_the_logprobs_it_was_asked_for(tokens: list[str]) -> None:
+    """A client that asked `logprobs` streamed gets them on a hit as on a miss: each content
+    token with its own (or, when the tokens do not spell the text, all on its first piece)."""
+    answer = completion()
+    answer["choices"][0]["logprobs"] = {"content": [token(t) for t in tokens], "refusal": None}
+    stream = replay.chat_stream(answer, include_usage=True)
+    capture = ChatCapture()
+    capture.feed_all(stream)
+    assert capture.answer() == answer
+    sdk_chunks = [
+        ChatCompletionChunk.model_validate(orjson.loads(data))
+        for data in sse.Decoder().feed(stream)
+        if data != b"[DONE]"
+    ]
+    state = ChatCompletionStreamState()
+    for chunk in sdk_chunks:
+        state.handle_chunk(chunk)
+    final = state.get_final_completion().choices[0]
+    assert final.message.content == "Hello there, friend."
+    assert final.logprobs is not None and final.logprobs.content is not None
+    assert [t.token for t in final.logprobs.content] == tokens
+    if "".join(tokens) == "Hello there, friend.":
+        with_text = [c for c in sdk_chunks if c.choices and c.choices[0].delta.content]
+        assert all(c.choices[0].logprobs is not None for c in with_text)
+        assert [c.choices[0].delta.content for c in with_text] == tokens
+
+
 def test_a_chat_stream_with_tool_calls_gathers_them() -> None:
     call = {"id": "call_1", "type": "function",
             "function": {"name": "lookup", "arguments": '{"city": "Paris", "days": 3}'}}  # fmt: skip
@@ -216,3 +259,48 @@ def test_a_responses_replay_is_openais_event_sequence_and_gathers_back() -> None
     for at in range(0, len(stream), 11):
         capture.feed(stream[at : at + 11])
     assert capture.answer() == response
+
+
+def test_a_responses_replay_streams_the_reasoning_summary() -> None:
+    """A client showing a reasoning model's summary as it comes (its
+    `response.reasoning_summary_text.delta` events) gets it on a hit as on a miss."""
+    response = response_object()
+    summary = ["First I read the question.", "Then I answered."]
+    response["output"][0]["summary"] = [{"type": "summary_text", "text": t} for t in summary]
+    stream = replay.responses_stream(response)
+    events = [orjson.loads(line[6:]) for line in stream.split(b"\n") if line.startswith(b"data: ")]
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert added["item"]["summary"] == []
+    for at, text in enumerate(summary):
+        mine = [e for e in events if e.get("summary_index") == at]
+        kinds = [e["type"] for e in mine]
+        assert kinds[0] == "response.reasoning_summary_part.added"
+        assert kinds[-2:] == [
+            "response.reasoning_summary_text.done", "response.reasoning_summary_part.done"
+        ]  # fmt: skip
+        deltas = [e["delta"] for e in mine if e["type"] == "response.reasoning_summary_text.delta"]
+        assert "".join(deltas) == text
+        for event in mine:
+            assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    capture = ResponsesCapture()
+    capture.feed_all(stream)
+    assert capture.answer() == response
+
+
+def test_a_responses_replay_streams_the_logprobs_it_was_asked_for() -> None:
+    """`include: ["message.output_text.logprobs"]` streamed: each text delta carries its token's
+    logprobs, and the text's done event all of them, on a hit as on a miss."""
+    response = response_object()
+    tokens = ["Hello", " there", ",", " friend", "."]
+    part = response["output"][1]["content"][0]
+    part["logprobs"] = [token(t) for t in tokens]
+    stream = replay.responses_stream(response)
+    events = [orjson.loads(line[6:]) for line in stream.split(b"\n") if line.startswith(b"data: ")]
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert [e["delta"] for e in deltas] == tokens
+    assert [e["logprobs"] for e in deltas] == [[entry] for entry in part["logprobs"]]
+    done = next(e for e in events if e["type"] == "response.output_text.done")
+    assert done["logprobs"] == part["logprobs"]
+    for event in (*deltas, done):
+        assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
