@@ -4,8 +4,9 @@ The request's `x-gateway-cache` header decides first (`on`, `off`, `refresh`: ca
 and overwrite); without it, the cache is on for a team that turned it on, or for a request
 routed by a policy that did. A request the cache is on for may still not be cacheable: a
 stored object, a background response, several choices, tools unless asked, or what upstream
-fetches while answering: an image or a file from a URL, a web search, a stored prompt template
-(what they find may change while the request stays the same).
+fetches while answering: an image or a file from a URL, a web search or another hosted tool
+reading live data, a stored prompt template (what they find may change while the request stays
+the same).
 """
 
 from __future__ import annotations
@@ -57,17 +58,32 @@ def cacheable(api: str, payload: Mapping[str, Any], tools: bool) -> bool:
     return tools or not payload.get("tools")
 
 
+# Hosted tools whose results upstream reads from what lives beside the request and may change
+# while it stays the same: a vector store (files added, removed), a remote MCP server, code
+# run in a container (time, randomness, the network). A web search is `searches`' too.
+_LIVE_TOOLS = frozenset({"file_search", "mcp", "code_interpreter"})
+
+
 def searches(payload: Mapping[str, Any]) -> bool:
-    """Whether upstream searches the web for the answer: chat's `web_search_options` (the search
-    models), or a Responses `web_search` tool (its dated and preview types too), cached or not
-    as tools are otherwise."""
+    """Whether upstream looks up live data for the answer: chat's `web_search_options` (the
+    search models), or a Responses hosted tool that reads it (`web_search`, its dated and
+    preview types too, `file_search`, `mcp`, `code_interpreter`, a shell in a hosted
+    container), cached or not as tools are otherwise."""
     if payload.get("web_search_options") is not None:
         return True
     tools = payload.get("tools")
-    return isinstance(tools, list) and any(
-        isinstance(tool, dict) and str(tool.get("type", "")).startswith("web_search")
-        for tool in tools
-    )
+    return isinstance(tools, list) and any(isinstance(tool, dict) and _live(tool) for tool in tools)
+
+
+def _live(tool: Mapping[str, Any]) -> bool:
+    kind = str(tool.get("type", ""))
+    if kind.startswith("web_search") or kind in _LIVE_TOOLS:
+        return True
+    if kind != "shell":
+        return False
+    # A local shell's commands run on the client, which sends back what they printed.
+    environment = tool.get("environment")
+    return isinstance(environment, dict) and environment.get("type") == "container_auto"
 
 
 # Content parts upstream reads from a URL: (the part's type, its field naming the URL).

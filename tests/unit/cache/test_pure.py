@@ -99,7 +99,16 @@ REMOTE_FILE = {"type": "input_file", "file_url": "https://example.com/today.pdf"
         ("responses", {"store": False, "tools": [{"type": "web_search"}]}, True, False),
         ("responses", {"store": False, "tools": [{"type": "web_search_preview_2025_03_11"}]},
          True, False),
-        ("responses", {"store": False, "tools": [{"type": "file_search"}]}, True, True),
+        # Nor other hosted tools reading live data: a vector store's files, a remote MCP
+        # server, code run in a container.
+        ("responses", {"store": False, "tools": [{"type": "file_search"}]}, True, False),
+        ("responses", {"store": False, "tools": [{"type": "mcp"}]}, True, False),
+        ("responses", {"store": False, "tools": [{"type": "code_interpreter"}]}, True, False),
+        ("responses", {"store": False, "tools": [
+            {"type": "shell", "environment": {"type": "container_auto"}}]}, True, False),
+        # A local shell's commands run on the client: its answer is a call, kept as tools are.
+        ("responses", {"store": False, "tools": [{"type": "shell"}]}, True, True),
+        ("responses", {"store": False, "tools": [{"type": "function"}]}, True, True),
         ("responses", {"store": False, "prompt": {"id": "pmpt_1"}}, True, False),
         ("responses", {"store": False, "prompt": {"id": "pmpt_1", "version": "2"}}, False, False),
     ],
