@@ -2,7 +2,8 @@
 training file's tokens times its epochs at the base's training price, for as long as a job may
 run), and priced once upstream says the job ended from the tokens it trained, at the training
 price the job was held at: a job that failed or was cancelled is charged what it reports
-trained (nothing, when it trained nothing). Its fine-tuned model and result files become the
+trained (nothing, when it trained nothing); one that succeeded without saying what it trained,
+its hold. Its fine-tuned model and result files become the
 team's.
 """
 
@@ -26,7 +27,17 @@ class TuningJobs(JobKind):
         trained = job.get("trained_tokens")
         if isinstance(trained, bool) or not isinstance(trained, int):
             trained = 0
+            if job.get("status") == "succeeded":
+                # Upstream billed the training, but the job does not say how much of it:
+                # charged its hold, the most it could cost, as a lost bill is.
+                cost = int(record["plan"]["reserve"])
+                return Ended(Usage(), cost, self._made(job))
         cost = training_cost(trained, int(record["training_price"]))
+        return Ended(Usage(prompt_tokens=max(trained, 0)), cost, self._made(job))
+
+    @staticmethod
+    def _made(job: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """The fine-tuned model and the result files the job made."""
         made = [("model", m) for m in (job.get("fine_tuned_model"),) if isinstance(m, str)]
         made += [("file", f) for f in job.get("result_files") or () if isinstance(f, str)]
-        return Ended(Usage(prompt_tokens=max(trained, 0)), cost, tuple(made))
+        return tuple(made)
