@@ -5,8 +5,9 @@ A job is held when it is created (its worst case, for as long as it may run) and
 upstream says it ended, by its kind's rule (one upstream no longer has, at its hold). The open
 jobs are kept in Redis, one hash per kind, so any replica may settle any job (the hold id makes
 a second settle count nothing) and a restart loses none; every worker of every replica
-follows them, and the first to claim a job in a poll interval is the one that reads it. What a
-job made (output files, a fine-tuned model) becomes the team's.
+follows them, and the first to claim a job in a poll interval is the one that reads it (an
+older job's interval is longer: `look_interval_s`). What a job made (output files, a fine-tuned
+model) becomes the team's.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ LOOKED_PREFIX = "o1gw:looked:"
 # The share of a poll interval a look holds its job: a follower's next pass, a poll interval
 # later, finds it free again however late its last pass began.
 LOOKED_SHARE = 0.9
+# An older job is read less often: at most a tenth of its age late, and at least every
+# `SLOWEST` poll intervals (a day-long batch read every minute cost 1,440 reads upstream for
+# one counted creation; so, about 170). A client reading its job settles it at once anyway.
+AGE_SHARE = 10
+SLOWEST = 10
+
+
+def look_interval_s(poll_s: float, age_s: float) -> float:
+    """How long after a look at a job `age_s` old the next one is due."""
+    return min(max(poll_s, age_s / AGE_SHARE), poll_s * SLOWEST)
+
+
 # Headers for a call upstream on a team's behalf, by the name of its key's variable ("": the
 # gateway's key).
 HeadersFor = Callable[[str], dict[str, str]]
@@ -103,7 +116,10 @@ class Follower:
         self, kind: str, job_id: str, team: str, key_env: str, plan: Plan, **extra: Any
     ) -> None:
         """Follow a job of `kind` until it ends; `extra` is what its kind prices it by."""
-        record = {"team": team, "key_env": key_env, "plan": asdict(plan), **extra}
+        record = {
+            "team": team, "key_env": key_env, "plan": asdict(plan), "since": int(time.time()),
+            **extra,
+        }  # fmt: skip
         await self._redis.hset(self.kinds[kind].open_key, job_id, orjson.dumps(record))
 
     def follow_soon(
@@ -151,16 +167,20 @@ class Follower:
         this poll interval only (False: every one, as one pass run by hand)."""
         for raw_id, raw in (await self._redis.hgetall(kind.open_key)).items():
             job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            if shared and not await self._looking(kind, job_id):
+            record = orjson.loads(raw)
+            if shared and not await self._looking(kind, job_id, record):
                 continue
             try:
-                await self.check(kind, job_id, orjson.loads(raw))
+                await self.check(kind, job_id, record)
             except GatewayError as exc:
                 log.warning("%s %s: upstream did not answer (%s)", kind.name, job_id, exc.message)
 
-    async def _looking(self, kind: JobKind, job_id: str) -> bool:
-        """Whether this follower is the first to look at the job this poll interval."""
-        held_ms = int(kind.poll_s * LOOKED_SHARE * 1000)
+    async def _looking(self, kind: JobKind, job_id: str, record: dict[str, Any]) -> bool:
+        """Whether this follower is the first to look at the job this interval (its poll
+        interval, longer as the job ages: `look_interval_s`)."""
+        since = record.get("since")
+        age_s = time.time() - since if isinstance(since, int | float) else 0.0
+        held_ms = int(look_interval_s(kind.poll_s, age_s) * LOOKED_SHARE * 1000)
         if held_ms <= 0:
             return True
         key = f"{LOOKED_PREFIX}{kind.name}:{job_id}"
