@@ -14,6 +14,7 @@ import orjson
 import pytest
 import redis
 
+from gateway.config import Config
 from gateway.runtime.batch_jobs import BatchJobs
 from gateway.runtime.build import open_gateway
 from gateway.runtime.follower import LOOKED_PREFIX, Follower, look_interval_s
@@ -37,19 +38,28 @@ def batch_reads(simulator: ServerThread, batch_id: str) -> int:
     return sum(1 for e in log if e["method"] == "GET" and e["path"] == f"/v1/batches/{batch_id}")
 
 
+def open_batch(gateway: ServerThread) -> str:
+    client = sdk(gateway, "payer")
+    return client.batches.create(
+        input_file_id=input_file(client), endpoint="/v1/chat/completions",
+        completion_window="24h",
+    ).id  # fmt: skip
+
+
+def replica_config(simulator: ServerThread, redis_server: str) -> Config:
+    """Another replica's config: the same upstream and Redis."""
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    return dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+
+
 def test_each_open_job_is_read_once_a_poll_interval_whatever_the_replicas(
     gateway: ServerThread, redis_server: str, simulator: ServerThread
 ) -> None:
     # Every replica's every worker read every open job each poll interval: the shipped three
     # replicas of two workers read each batch six times a minute for up to a day (8,640 reads
     # for one counted creation), and each background response 72 times a minute.
-    client = sdk(gateway, "payer")
-    batch = client.batches.create(
-        input_file_id=input_file(client), endpoint="/v1/chat/completions",
-        completion_window="24h",
-    ).id  # fmt: skip
-    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
-    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+    batch = open_batch(gateway)
+    config = replica_config(simulator, redis_server)
 
     async def replicas() -> None:
         gateways = [open_gateway(config) for _ in range(3)]
@@ -84,13 +94,8 @@ def test_an_older_job_is_read_less_often(
 ) -> None:
     # Read every poll interval for as long as it may run, a day-long batch cost 1,440 reads
     # upstream for one counted creation.
-    client = sdk(gateway, "payer")
-    batch = client.batches.create(
-        input_file_id=input_file(client), endpoint="/v1/chat/completions",
-        completion_window="24h",
-    ).id  # fmt: skip
-    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
-    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+    batch = open_batch(gateway)
+    config = replica_config(simulator, redis_server)
     store = redis.Redis.from_url(redis_server)
     kind_key, looked = "o1gw:batches:open", f"{LOOKED_PREFIX}batch:{batch}"
 
