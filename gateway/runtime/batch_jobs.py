@@ -11,6 +11,7 @@ team read and deleted it before the batch was settled) is not recorded again.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from gateway.admission.pricing import batch_line_cost
 from gateway.config import ModelConfig
 from gateway.runtime.follower import Ended, JobKind, ModelOf, Read
 from gateway.wire.errors import GatewayError
+from gateway.wire.tokens import OFF_LOOP_BYTES
 from gateway.wire.usage import Usage, usage_from
 
 # How long upstream keeps a batch's output and error files after it makes them, unless the
@@ -60,7 +62,13 @@ class BatchJobs(JobKind):
                 # upstream billed its lines all the same, which only the file said.
                 cost = int(record["plan"]["reserve"])
             else:
-                usage, cost = self._priced(content, self._dearest(record.get("models") or []))
+                dearest = self._dearest(record.get("models") or [])
+                if len(content) > OFF_LOOP_BYTES:
+                    # A day's batch is tens of megabytes of lines, half a second of parsing
+                    # that on the event loop would stall every team's requests on the worker.
+                    usage, cost = await asyncio.to_thread(self._priced, content, dearest)
+                else:
+                    usage, cost = self._priced(content, dearest)
         files = [f for f in (output, job.get("error_file_id")) if isinstance(f, str)]
         expiring = await self._expiring(files, record, read)
         made = tuple(("file", f) for f in files if f in expiring)
