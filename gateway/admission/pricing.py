@@ -38,6 +38,9 @@ def _numerator(price: Price, usage: Usage) -> tuple[int, int]:
     + 3 x output) over 2M, so it is still one rounding."""
     cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
     input_part = (usage.prompt_tokens - cached) * price.input + cached * price.cached_input
+    if usage.cache_write_tokens:  # only the newest models report writes: one test otherwise
+        written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+        input_part += written * ((price.cache_write or price.input) - price.input)
     output_part = usage.completion_tokens * price.output
     if _long(price, usage.prompt_tokens):
         return 4 * input_part + 3 * output_part, 2 * PER_TOKENS
@@ -543,7 +546,9 @@ def tiered(price: Price, percent: int) -> Price:
     return replace(
         price, **{
             name: -(-getattr(price, name) * percent // 100)
-            for name in ("input", "cached_input", "output", "audio_input", "audio_output")
+            for name in (
+                "input", "cached_input", "output", "audio_input", "audio_output", "cache_write",
+            )
         },
     )  # fmt: skip
 
