@@ -5,6 +5,7 @@ never charged past its budget."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,8 @@ import openai
 import pytest
 import redis
 
-from gateway.config import Config
+from gateway.admission.pricing import chat_prompt, worst_case_micros
+from gateway.config import Config, Price
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, key_of, serve_teams
@@ -86,3 +88,30 @@ def test_cache_writes_are_charged_what_upstream_bills(
     after = billed(simulator), spend(store, "payer")[0]
     assert after[0] > before[0]
     assert after[1] - before[1] == after[0] - before[0]
+
+
+def test_a_call_writing_the_cache_is_never_charged_past_the_budget(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    store: redis.Redis,
+) -> None:
+    config = today_config(simulator)
+    messages: Any = [{"role": "user", "content": prompt()}]
+    payload = {"model": MODEL, "messages": messages, "max_completion_tokens": CAP}
+    model = config.models[MODEL]
+    # The budget holds the call's worst case were every prompt token billed at the input price.
+    budget = worst_case_micros(
+        Price(input=model.price.input, output=model.price.output),
+        chat_prompt(payload, model),
+        CAP,
+    )
+    teams = {"snug": {"tier": "tier-5", "budget_usd": f"{budget / 1_000_000:.6f}"}}
+    gateway = serve(start_gateway, redis_server, tmp_path, simulator, teams)
+    long_answer = {"x-sim-answer": " ".join(["word"] * 200)}  # the answer fills its cap
+    with contextlib.suppress(openai.RateLimitError):  # refused: its worst case does not fit
+        client(gateway, "snug").chat.completions.create(
+            model=MODEL, messages=messages, max_completion_tokens=CAP, extra_headers=long_answer
+        )
+    assert spend(store, "snug")[0] <= budget

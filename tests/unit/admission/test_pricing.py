@@ -80,6 +80,18 @@ def test_usage_reports_cache_writes_on_chat_and_responses() -> None:
     assert usage_from(responses) == Usage(9, 1, cache_write_tokens=5)
 
 
+def test_a_worst_case_holds_every_prompt_token_as_a_cache_write() -> None:
+    # 1000 * 0.125 + 10 * 0.50: the prompt at the write price, not the input price (100 + 5).
+    assert worst_case_micros(LUNA, 1000, 10) == 130
+    assert worst_case_micros(LUNA, 1000, 10) >= cost_micros(
+        LUNA, Usage(prompt_tokens=1000, completion_tokens=10, cache_write_tokens=1000)
+    )
+    assert largest_completion_cap(LUNA, 1000, 1, 130) == 10
+    assert largest_completion_cap(LUNA, 1000, 1, 129) == 8
+    # A model whose writes cost no more than input holds as before.
+    assert worst_case_micros(GPT_4O, 1000, 0) == 2_500
+
+
 def test_worst_case_is_prompt_plus_full_completion_cap() -> None:
     assert worst_case_micros(O1_PREVIEW, 1000, 32_768) == 15_000 + 1_966_080
 
