@@ -6,17 +6,22 @@ never charged past its budget."""
 from __future__ import annotations
 
 import contextlib
+import io
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
+import orjson
 import pytest
 import redis
 
 from gateway.admission.pricing import chat_prompt, worst_case_micros
-from gateway.config import Config, Price
+from gateway.config import Config, Price, SimulatorConfig
+from gateway.simulator import create_simulator
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, key_of, serve_teams
@@ -54,7 +59,9 @@ def serve(
     teams: dict[str, Any],
 ) -> ServerThread:
     config = today_config(simulator)
-    return serve_teams(start_gateway, redis_server, tmp_path, teams, config=config)
+    return serve_teams(
+        start_gateway, redis_server, tmp_path, teams, config=config, batches={"poll_s": 0.2}
+    )
 
 
 CALLS: dict[str, Callable[[openai.OpenAI], object]] = {
@@ -115,3 +122,48 @@ def test_a_call_writing_the_cache_is_never_charged_past_the_budget(
             model=MODEL, messages=messages, max_completion_tokens=CAP, extra_headers=long_answer
         )
     assert spend(store, "snug")[0] <= budget
+
+
+@pytest.fixture(scope="module")
+def upstream_today() -> Iterator[ServerThread]:
+    """A simulated upstream whose calendar is today's: batch lines are answered on its day."""
+    with ServerThread(create_simulator(SimulatorConfig(today=TODAY))) as server:
+        yield server
+
+
+def test_a_batch_whose_lines_write_the_cache_is_charged_what_upstream_bills(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    upstream_today: ServerThread,
+    store: redis.Redis,
+) -> None:
+    gateway = serve(
+        start_gateway, redis_server, tmp_path, upstream_today, {"payer": {"tier": "tier-5"}}
+    )
+    gateway_client = client(gateway, "payer")
+    rows = [
+        {
+            "custom_id": f"r{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": MODEL, "messages": [{"role": "user", "content": prompt()}]},
+        }
+        for i in range(3)
+    ]
+    data = b"\n".join(orjson.dumps(row) for row in rows)
+    file_id = gateway_client.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch").id
+    gateway_client.batches.create(
+        input_file_id=file_id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        extra_headers={"x-sim-batch": "complete"},
+    )
+    deadline = time.monotonic() + 10
+    while spend(store, "payer")[0] == 0:
+        assert time.monotonic() < deadline, "the batch was never charged"
+        time.sleep(0.1)
+    bill = httpx.get(f"{upstream_today.url}/_sim/bill").json()["by_key"][SIM_KEY]
+    (line,) = [line for line in bill["lines"] if line["endpoint"] == "/v1/batches"]
+    assert line["detail"]["cache_write_tokens"] > 0
+    assert spend(store, "payer") == (billed(upstream_today), 0)
