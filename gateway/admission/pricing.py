@@ -38,22 +38,33 @@ def _numerator(price: Price, usage: Usage) -> tuple[int, int]:
     + 3 x output) over 2M, so it is still one rounding."""
     cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
     input_part = (usage.prompt_tokens - cached) * price.input + cached * price.cached_input
+    if usage.cache_write_tokens:  # only the newest models report writes: one test otherwise
+        written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+        input_part += written * ((price.cache_write or price.input) - price.input)
     output_part = usage.completion_tokens * price.output
     if _long(price, usage.prompt_tokens):
         return 4 * input_part + 3 * output_part, 2 * PER_TOKENS
     return input_part + output_part, PER_TOKENS
 
 
+def worst_usage(price: Price, prompt_tokens: int, completion_tokens: int = 0) -> Usage:
+    """The usage a worst case is priced on: no cache hits, and every prompt token written to
+    the prompt cache when writes cost more than input (upstream decides what it writes)."""
+    written = prompt_tokens if price.cache_write > price.input else 0
+    return Usage(prompt_tokens, completion_tokens, cache_write_tokens=written)
+
+
 def worst_case_micros(price: Price, prompt_tokens: int, completion_cap: int) -> int:
-    """The most a request can cost: no cache hits, every allowed completion token used."""
-    return cost_micros(price, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_cap))
+    """The most a request can cost: no cache hits, every prompt token written to the cache
+    (`worst_usage`), every allowed completion token used."""
+    return cost_micros(price, worst_usage(price, prompt_tokens, completion_cap))
 
 
 def largest_completion_cap(price: Price, prompt_tokens: int, copies: int, left: int) -> int:
     """The most completion tokens per answer whose worst case (`copies` answers) costs at most
     `left` micro-dollars; below 1 when not even the prompt fits. Exact: a worst case is one
     rounding up of a numerator, so it fits when the numerator does."""
-    numerator, divisor = _numerator(price, Usage(prompt_tokens=prompt_tokens))
+    numerator, divisor = _numerator(price, worst_usage(price, prompt_tokens))
     room = left * divisor - numerator
     if room < 0:
         return 0
@@ -543,7 +554,9 @@ def tiered(price: Price, percent: int) -> Price:
     return replace(
         price, **{
             name: -(-getattr(price, name) * percent // 100)
-            for name in ("input", "cached_input", "output", "audio_input", "audio_output")
+            for name in (
+                "input", "cached_input", "output", "audio_input", "audio_output", "cache_write",
+            )
         },
     )  # fmt: skip
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.admission.pricing import cost_micros
+from gateway.admission.pricing import cost_micros, worst_usage
 from gateway.config import HostedToolsConfig, Price
 from gateway.wire import errors
 from gateway.wire.hosted_tools import (
@@ -37,7 +37,6 @@ from gateway.wire.hosted_tools import (
     hosted_tools,
     runs_free_tools,
 )  # fmt: skip
-from gateway.wire.usage import Usage
 
 SEARCH_ITEM = "web_search_call"
 
@@ -59,7 +58,7 @@ class ToolFees:
         the call's result, and all before it, as input (at most the whole context each)."""
         if self.max_calls <= 0:
             return 0
-        return cost_micros(price, Usage(prompt_tokens=self.max_calls * context))
+        return cost_micros(price, worst_usage(price, self.max_calls * context))
 
     @property
     def worst_case(self) -> int:

@@ -163,11 +163,12 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
 def _price(value: Any, path: str) -> Price:
     if not isinstance(value, dict):
         raise ConfigError(
-            f"{path}: expected a mapping of input/cached_input/output/audio_input/audio_output"
-            " USD per 1M tokens (and long_context_above)"
+            f"{path}: expected a mapping of input/cached_input/cache_write/output/audio_input/"
+            "audio_output USD per 1M tokens (and long_context_above)"
         )
     allowed = {
-        "input", "cached_input", "output", "audio_input", "audio_output", "long_context_above",
+        "input", "cached_input", "cache_write", "output", "audio_input", "audio_output",
+        "long_context_above",
     }  # fmt: skip
     for key in value:
         if key not in allowed:
@@ -179,6 +180,12 @@ def _price(value: Any, path: str) -> Price:
         if "cached_input" in value
         else inp // 2
     )
+    # Prompt-cache writes cost the input price unless the model bills them apart.
+    write = (
+        usd_to_micros(value["cache_write"], f"{path}.cache_write")
+        if "cache_write" in value
+        else inp
+    )
     out = usd_to_micros(value.get("output", 0), f"{path}.output")
     audio = {
         kind: usd_to_micros(value.get(kind, 0), f"{path}.{kind}")
@@ -187,4 +194,11 @@ def _price(value: Any, path: str) -> Price:
     above = value.get("long_context_above", 0)
     if isinstance(above, bool) or not isinstance(above, int) or above < 0:
         raise ConfigError(f"{path}.long_context_above: expected a number of input tokens")
-    return Price(input=inp, cached_input=cached, output=out, long_context_above=above, **audio)
+    return Price(
+        input=inp,
+        cached_input=cached,
+        output=out,
+        long_context_above=above,
+        cache_write=write,
+        **audio,
+    )

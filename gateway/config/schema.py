@@ -57,6 +57,9 @@ class Price:
     # A prompt of more input tokens than this makes the whole call cost twice the input and
     # 1.5 times the output price (OpenAI's newest models); 0 = no such rule.
     long_context_above: int = 0
+    # Input tokens written to the prompt cache (usage `cache_write_tokens`), which OpenAI's
+    # newest models bill dearer than input; 0 = the input price (a model that bills no writes).
+    cache_write: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed
-from gateway.admission.pricing import batch_line_cost, batch_line_worst, chat_audio
+from gateway.admission.pricing import batch_line_cost, batch_line_worst, chat_audio, worst_usage
 from gateway.config import ModelConfig
 from gateway.endpoints.followed import counted_before_reading, create_followed
 from gateway.endpoints.owned import (
@@ -46,7 +46,6 @@ from gateway.server.entry import gateway_of
 from gateway.wire import errors, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.references import unowned_reference
-from gateway.wire.usage import Usage
 
 log = logging.getLogger("gateway")
 BATCH = Kind("batch", "/batches", "batch_", errors.batch_not_found)
@@ -161,7 +160,7 @@ def _worst_case(
         if worst is None:
             raise errors.invalid_value("endpoint", endpoint, BATCHED)
         prompt, completion = worst
-        reserve += batch_line_cost(model.price, Usage(prompt, completion))
+        reserve += batch_line_cost(model.price, worst_usage(model.price, prompt, completion))
         first = first or label
         named.add(name if name in tuned else label)
     return reserve, first, sorted(named)

@@ -21,6 +21,7 @@ import orjson
 from gateway.simulator.efforts import effort_of, scaled_reasoning
 from gateway.simulator.emulated import protocol_answer, read_protocol
 from gateway.simulator.ids import tool_call_id
+from gateway.simulator.prompt_cache import written_tokens
 from gateway.simulator.rules import ChatModel, requested_output
 from gateway.simulator.schema_values import arguments_for, value_for_schema
 from gateway.simulator.triggers import asks_for_tool, mentioned
@@ -155,6 +156,15 @@ class Answer:
     reasoning_tokens: int
     # The tier that served it (`served_tier`); a request that names none is not told.
     service_tier: str | None = None
+    # Prompt tokens written to the prompt cache, part of `prompt_tokens`; None for a model whose
+    # usage does not report them (`ChatModel.writes_cache`).
+    cache_write_tokens: int | None = None
+
+    def prompt_details(self) -> dict[str, int]:
+        """`cached_tokens`, and `cache_write_tokens` where the model reports them."""
+        if self.cache_write_tokens is None:
+            return {"cached_tokens": self.cached_tokens}
+        return {"cached_tokens": self.cached_tokens, "cache_write_tokens": self.cache_write_tokens}
 
     @property
     def completion_tokens(self) -> int:
@@ -166,7 +176,7 @@ class Answer:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": self.prompt_tokens + completion,
-            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "prompt_tokens_details": self.prompt_details(),
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         }
 
@@ -314,6 +324,9 @@ def compose(
         prompt_tokens,
         cached_tokens,
         reasoning,
+        cache_write_tokens=(
+            written_tokens(prompt_tokens, cached_tokens) if model.writes_cache else None
+        ),
     )
 
 

@@ -39,6 +39,7 @@ def chat_charge(answer: Answer, *, batch: bool = False) -> bill.Charge:
         answer.completion_tokens,
         cached_tokens=answer.cached_tokens,
         reasoning_tokens=answer.reasoning_tokens,
+        cache_write_tokens=answer.cache_write_tokens or 0,
         batch=batch,
         tier=None if batch else answer.service_tier,
     )

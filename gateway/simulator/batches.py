@@ -162,12 +162,16 @@ def output_line(
 
 
 def usage_of(details: list[dict[str, int]]) -> dict[str, Any]:
-    """The batch's `usage` (Responses shape, no cache writes) from its lines' bill details."""
+    """The batch's `usage` (Responses shape) from its lines' bill details."""
     input_tokens = sum(d.get("input_tokens", 0) for d in details)
     output_tokens = sum(d.get("output_tokens", 0) for d in details)
+    input_details = {"cached_tokens": sum(d.get("cached_tokens", 0) for d in details)}
+    written = sum(d.get("cache_write_tokens", 0) for d in details)
+    if written:
+        input_details["cache_write_tokens"] = written
     return {
         "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": sum(d.get("cached_tokens", 0) for d in details)},
+        "input_tokens_details": input_details,
         "output_tokens": output_tokens,
         "output_tokens_details": {
             "reasoning_tokens": sum(d.get("reasoning_tokens", 0) for d in details)

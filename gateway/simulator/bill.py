@@ -6,10 +6,12 @@ call (one bill line per call, then summed; never rounded again):
 
 - Tokens (chat, Responses, embeddings, legacy completions, fine-tuned models, gpt-image-1,
   gpt-4o-mini-tts, gpt-4o transcription, training):
-  `ceil((uncached_in * p_in + cached * p_cached + out * p_out) / 1_000_000)`, one division
-  rounded up. This is `gateway.admission.pricing.cost_micros` exactly, so the gateway's charge
-  for a call equals the bill's to the micro-dollar. Cached input tokens are part of the input
-  and cost the cached price; reasoning tokens are part of the output and cost the output price.
+  `ceil((uncached_in * p_in + cached * p_cached + written * p_write + out * p_out) /
+  1_000_000)`, one division rounded up. This is `gateway.admission.pricing.cost_micros`
+  exactly, so the gateway's charge for a call equals the bill's to the micro-dollar. Cached
+  input tokens and the ones written to the prompt cache (`cache_write_tokens`, reported by the
+  models with a cache-write price, 1.25 times input) are part of the input and cost the cached
+  and cache-write prices; reasoning tokens are part of the output and cost the output price.
   Media models with two input prices add `text_in * p_text + other_in * p_other` instead.
 - GPT-6 models over 272,000 input tokens: the whole call at twice the input (and cached) price
   and 1.5 times the output price, `ceil((4 * input_part + 3 * output_part) / 2_000_000)` (the
@@ -74,9 +76,10 @@ TOKEN_PRICES: dict[str, Price] = {
     "davinci-002": _flat(2_000_000, 2_000_000),
     # Text in, audio out.
     "gpt-4o-mini-tts": _flat(600_000, 12_000_000),
-    "gpt-6-astra": Price(10_000_000, 1_000_000, 50_000_000),
-    "gpt-6-luna": Price(100_000, 10_000, 500_000),
-    "gpt-6.1-sol": Price(2_000_000, 100_000, 10_000_000),
+    # Prompt-cache writes at 1.25 times the input price.
+    "gpt-6-astra": Price(10_000_000, 1_000_000, 50_000_000, cache_write=12_500_000),
+    "gpt-6-luna": Price(100_000, 10_000, 500_000, cache_write=125_000),
+    "gpt-6.1-sol": Price(2_000_000, 100_000, 10_000_000, cache_write=2_500_000),
     # No cached price published: cached input costs the input price.
     "gpt-6.2-astra": _flat(8_000_000, 40_000_000),
 }
@@ -152,6 +155,7 @@ def tokens_charge(
     *,
     cached_tokens: int = 0,
     reasoning_tokens: int = 0,
+    cache_write_tokens: int = 0,
     batch: bool = False,
     tier: Any = None,
 ) -> Charge:
@@ -161,11 +165,16 @@ def tokens_charge(
         price = replace(
             price, **{
                 name: _ceil_div(getattr(price, name) * percent, 100)
-                for name in ("input", "cached_input", "output")
+                for name in ("input", "cached_input", "output", "cache_write")
             },
         )  # fmt: skip
     cached = min(max(cached_tokens, 0), input_tokens)
-    input_part = (input_tokens - cached) * price.input + cached * price.cached_input
+    written = min(max(cache_write_tokens, 0), input_tokens - cached)
+    input_part = (
+        (input_tokens - cached - written) * price.input
+        + cached * price.cached_input
+        + written * (price.cache_write or price.input)
+    )
     output_part = output_tokens * price.output
     numerator = input_part + output_part
     divisor = BATCH_DIVISOR if batch else PER_MILLION
@@ -175,6 +184,8 @@ def tokens_charge(
     detail = {"requests": 1, "input_tokens": input_tokens, "output_tokens": output_tokens}
     if cached:
         detail["cached_tokens"] = cached
+    if written:
+        detail["cache_write_tokens"] = written
     if reasoning_tokens:
         detail["reasoning_tokens"] = reasoning_tokens
     return Charge(endpoint, model, _ceil_div(numerator, divisor), detail)
@@ -197,6 +208,7 @@ def usage_charge(
             int(usage.get("output_tokens", 0)),
             cached_tokens=int(details_in.get("cached_tokens", 0)),
             reasoning_tokens=int(details_out.get("reasoning_tokens", 0)),
+            cache_write_tokens=int(details_in.get("cache_write_tokens", 0)),
             batch=batch,
             tier=tier,
         )
@@ -209,6 +221,7 @@ def usage_charge(
         int(usage.get("completion_tokens", 0)),
         cached_tokens=int(details_in.get("cached_tokens", 0)),
         reasoning_tokens=int(details_out.get("reasoning_tokens", 0)),
+        cache_write_tokens=int(details_in.get("cache_write_tokens", 0)),
         batch=batch,
         tier=tier,
     )

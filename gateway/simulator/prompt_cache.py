@@ -35,6 +35,15 @@ def prefix_digests(messages: list[Any]) -> list[bytes]:
     return digests
 
 
+def written_tokens(prompt_tokens: int, cached_tokens: int) -> int:
+    """The prompt tokens a call writes to the prompt cache (`cache_write_tokens`, reported and
+    billed by the models that bill writes): the cacheable part of its prompt (from 1,024
+    tokens, in steps of 128) that the cache did not serve."""
+    if prompt_tokens < MIN_CACHED_TOKENS:
+        return 0
+    return max(prompt_tokens // CACHE_STEP * CACHE_STEP - cached_tokens, 0)
+
+
 class PromptCache:
     """Bounded LRU of prompt prefixes this simulator has seen."""
 

@@ -98,7 +98,7 @@ def usage(answer: Answer) -> dict[str, Any]:
     output = answer.completion_tokens
     return {
         "input_tokens": answer.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": answer.cached_tokens},
+        "input_tokens_details": answer.prompt_details(),
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": answer.reasoning_tokens},
         "total_tokens": answer.prompt_tokens + output,

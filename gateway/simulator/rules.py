@@ -88,6 +88,9 @@ class ChatModel:
     context: int
     max_output: int
     system_fingerprint: str
+    # Its usage reports the prompt tokens written to the prompt cache (`cache_write_tokens`),
+    # which it bills dearer than input (the models with a cache-write price).
+    writes_cache: bool = False
 
 
 # OpenAI's schema knew these roles in September 2024; `developer` arrived in December 2024 but
@@ -149,9 +152,15 @@ _O1_MINI = ChatModel("o1-mini-2024-09-12", O1, 128_000, 65_536, "fp_f7eab99a33")
 # No dated snapshots are known for these; the fingerprints are made up.
 _GPT6_CONTEXT = 1_050_000
 _GPT6_OUTPUT = 128_000
-_GPT6_ASTRA = ChatModel("gpt-6-astra", GPT6, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_6a57a0c2e1")
-_GPT6_LUNA = ChatModel("gpt-6-luna", GPT6_LUNA, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_6c1a7e04b9")
-_GPT61_SOL = ChatModel("gpt-6.1-sol", GPT6, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_61d5f2a0c3")
+_GPT6_ASTRA = ChatModel(
+    "gpt-6-astra", GPT6, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_6a57a0c2e1", writes_cache=True
+)
+_GPT6_LUNA = ChatModel(
+    "gpt-6-luna", GPT6_LUNA, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_6c1a7e04b9", writes_cache=True
+)
+_GPT61_SOL = ChatModel(
+    "gpt-6.1-sol", GPT6, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_61d5f2a0c3", writes_cache=True
+)
 _GPT62_ASTRA = ChatModel("gpt-6.2-astra", GPT6, _GPT6_CONTEXT, _GPT6_OUTPUT, "fp_62a3b9d714")
 
 # Short names answer with the dated snapshot in `model`, as OpenAI does (gpt-4o pointed at

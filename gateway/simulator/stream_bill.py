@@ -51,7 +51,7 @@ class StreamBill:
         and the frames' output."""
         if sent >= len(self._objects):
             return usage_charge(self.endpoint, self.model, self.usage, tier=self.tier)
-        prompt, cached, reasoning, completion = _parts(self.usage)
+        prompt, cached, written, reasoning, completion = _parts(self.usage)
         answer = completion - reasoning
         if sent <= 0:
             reasoning = int(reasoning * min(max(thought, 0.0), 1.0))
@@ -65,21 +65,23 @@ class StreamBill:
         output = reasoning + min(visible, answer)
         return tokens_charge(
             self.endpoint, self.model, prompt, output, cached_tokens=cached,
-            reasoning_tokens=reasoning, tier=self.tier,
+            reasoning_tokens=reasoning, cache_write_tokens=written, tier=self.tier,
         )  # fmt: skip
 
 
-def _parts(usage: dict[str, Any]) -> tuple[int, int, int, int]:
-    """(prompt, cached, reasoning, completion) tokens of a usage object of either shape."""
+def _parts(usage: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    """(prompt, cached, cache-written, reasoning, completion) tokens of a usage object of
+    either shape."""
     if "input_tokens" in usage:
         prompt, completion = usage["input_tokens"], usage["output_tokens"]
-        cached = (usage.get("input_tokens_details") or {}).get("cached_tokens", 0)
+        details = usage.get("input_tokens_details") or {}
         reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens", 0)
     else:
         prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
-        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        details = usage.get("prompt_tokens_details") or {}
         reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
-    return int(prompt), int(cached or 0), int(reasoning or 0), int(completion)
+    cached, written = details.get("cached_tokens", 0), details.get("cache_write_tokens", 0)
+    return int(prompt), int(cached or 0), int(written or 0), int(reasoning or 0), int(completion)
 
 
 def chunk_output(chunk: dict[str, Any]) -> Output:

@@ -23,6 +23,9 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0  # part of prompt_tokens, billed at the cached-input price
     reasoning_tokens: int = 0  # part of completion_tokens, billed as output
+    # Part of prompt_tokens written to the prompt cache, billed at the cache-write price (the
+    # newest models bill them dearer than input).
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -48,6 +51,7 @@ def usage_from(payload: Any) -> Usage | None:
         completion_tokens=completion or 0,
         cached_tokens=_int(_get(prompt_details, "cached_tokens")) or 0,
         reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")) or 0,
+        cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")) or 0,
     )
 
 

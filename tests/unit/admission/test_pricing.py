@@ -51,6 +51,47 @@ def test_cached_tokens_are_clamped_to_the_prompt() -> None:
     )
 
 
+LUNA = Price(input=100_000, cached_input=10_000, output=500_000, cache_write=125_000)
+
+
+def test_cache_writes_cost_the_cache_write_price() -> None:
+    # (1000 - 200 - 700) * 0.10 + 200 * 0.01 + 700 * 0.125 + 10 * 0.50 micro-dollars
+    used = Usage(
+        prompt_tokens=1000, completion_tokens=10, cached_tokens=200, cache_write_tokens=700
+    )
+    assert cost_micros(LUNA, used) == -(
+        -(100 * 100_000 + 200 * 10_000 + 700 * 125_000 + 5_000_000) // 1_000_000
+    )
+    # Writes are clamped to the uncached prompt; a price without one bills them as input.
+    assert cost_micros(LUNA, Usage(prompt_tokens=10, cache_write_tokens=50)) == 2
+    assert cost_micros(GPT_4O, Usage(prompt_tokens=2, cache_write_tokens=2)) == 5
+    # A batch line's writes are at half their price too.
+    assert batch_line_cost(LUNA, Usage(prompt_tokens=16, cache_write_tokens=16)) == 1
+
+
+def test_usage_reports_cache_writes_on_chat_and_responses() -> None:
+    chat = {"prompt_tokens": 9, "prompt_tokens_details": {"cache_write_tokens": 4}}
+    assert usage_from(chat) == Usage(prompt_tokens=9, cache_write_tokens=4)
+    responses = {
+        "input_tokens": 9,
+        "output_tokens": 1,
+        "input_tokens_details": {"cache_write_tokens": 5},
+    }
+    assert usage_from(responses) == Usage(9, 1, cache_write_tokens=5)
+
+
+def test_a_worst_case_holds_every_prompt_token_as_a_cache_write() -> None:
+    # 1000 * 0.125 + 10 * 0.50: the prompt at the write price, not the input price (100 + 5).
+    assert worst_case_micros(LUNA, 1000, 10) == 130
+    assert worst_case_micros(LUNA, 1000, 10) >= cost_micros(
+        LUNA, Usage(prompt_tokens=1000, completion_tokens=10, cache_write_tokens=1000)
+    )
+    assert largest_completion_cap(LUNA, 1000, 1, 130) == 10
+    assert largest_completion_cap(LUNA, 1000, 1, 129) == 8
+    # A model whose writes cost no more than input holds as before.
+    assert worst_case_micros(GPT_4O, 1000, 0) == 2_500
+
+
 def test_worst_case_is_prompt_plus_full_completion_cap() -> None:
     assert worst_case_micros(O1_PREVIEW, 1000, 32_768) == 15_000 + 1_966_080
 

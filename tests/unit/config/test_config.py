@@ -225,6 +225,15 @@ def test_cached_input_defaults_to_half_the_input_price() -> None:
     assert config.models["m"].price.cached_input == 1_500_000
 
 
+def test_cache_writes_default_to_the_input_price_and_ship_for_todays_models() -> None:
+    config = load_config("models: {m: {upstream: x, price: {input: 3, output: 12}}}", {})
+    assert config.models["m"].price.cache_write == 3_000_000
+    shipped = load_config(SHIPPED, {}).models
+    assert shipped["gpt-6-luna"].price.cache_write == 125_000
+    assert shipped["gpt-6.1-sol"].price.cache_write == 2_500_000
+    assert shipped["gpt-4o"].price.cache_write == shipped["gpt-4o"].price.input
+
+
 def test_routing_aliases_are_policies_over_configured_models() -> None:
     config = load_config(SHIPPED, {})
     assert set(config.routing.policies) == {"auto", "auto-cheap", "auto-best"}
