@@ -377,7 +377,8 @@ class Attempt:
         notices. Several events at once: upstream had run ahead of the client, by as much as
         the buffers between them hold, and only the stream's end says how much it generated:
         the rest is read (and sent nowhere). So is a stream billed whole (`read_to_end`): a
-        reasoning model's, whose reasoning only its usage counts."""
+        reasoning model's, whose reasoning only its usage counts; and one whose answer ended
+        at that chunk (`answer_ended`): its usage is all that follows."""
         self.unrelayed = None  # this relay ends the call, however it ends
         gw, exchange = self.gw, self.exchange
         trace = exchange.trace
@@ -395,7 +396,10 @@ class Attempt:
                     self.settle_stream(meter)
                 if self.left and not reading_on:
                     stopped = meter is None or not (
-                        meter.usage is not None or self.read_to_end() or chunk.count(b"\n\n") > 1
+                        meter.usage is not None
+                        or self.read_to_end()
+                        or chunk.count(b"\n\n") > 1
+                        or self.answer_ended(chunk)
                     )
                     if stopped:
                         break
@@ -488,6 +492,12 @@ class Attempt:
         """Whether a stream upstream ended (`tail`: its last bytes) was cut short: without
         its usage, its own error or its API's last event. Its API's attempt knows that event:
         any other stream is taken as whole."""
+        return False
+
+    def answer_ended(self, event: bytes) -> bool:
+        """Whether `event`, the one a stream whose client left is acted on at, says upstream
+        generated all it will: only its usage follows, so it is read (the bill, exactly) rather
+        than closed and charged a margin for what upstream might still generate."""
         return False
 
     def leave(self) -> None:
