@@ -458,9 +458,10 @@ class Attempt:
             if meter is not None:
                 # A stream broken mid-way (a stall, a reset, a bug) is one the gateway stopped
                 # too: upstream may have generated more than arrived, and goes on until it
-                # notices.
+                # notices; unless its last chunk ended the answer (only its usage was to come).
+                cut = (stopped or broken or bug) and not self.answer_ended(tail)
                 try:
-                    self.settle_stream(meter, stopped=stopped or broken or bug)
+                    self.settle_stream(meter, stopped=cut)
                 except Exception:
                     # A bug in the charge itself: the hold, never less than upstream bills,
                     # rather than the hold left until it expires.
@@ -494,10 +495,11 @@ class Attempt:
         any other stream is taken as whole."""
         return False
 
-    def answer_ended(self, event: bytes) -> bool:
-        """Whether `event`, the one a stream whose client left is acted on at, says upstream
-        generated all it will: only its usage follows, so it is read (the bill, exactly) rather
-        than closed and charged a margin for what upstream might still generate."""
+    def answer_ended(self, chunk: bytes) -> bool:
+        """Whether `chunk` of a stream says upstream generated all it will: only its usage
+        follows. One whose client left is then read on to it (the bill, exactly) rather than
+        closed, and one cut there is charged the text it carried: neither a margin for what
+        upstream might still generate."""
         return False
 
     def leave(self) -> None:

@@ -459,10 +459,10 @@ class ChatAttempt(ModelAttempt):
             except GatewayError as exc:  # the client's answer stands; only a copy is left
                 log.warning("cannot delete the superseded stored completion %s: %s", path, exc)
 
-    def answer_ended(self, event: bytes) -> bool:
+    def answer_ended(self, chunk: bytes) -> bool:
         # One choice's `finish_reason`: the answer's end, unless other choices still go on.
         n = self.payload.get("n")
-        return (n is None or n == 1) and _FINISHED.search(event) is not None
+        return (n is None or n == 1) and _FINISHED.search(chunk) is not None
 
     def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
         # The usage chunk is asked for, and `[DONE]` follows it.

@@ -297,3 +297,23 @@ def test_a_stream_left_once_its_text_is_whole_is_charged_what_upstream_bills(
     asyncio.run(read_the_text_and_leave())
     bill, charged = settled(gateway, upstream, store)
     assert 0 < bill == charged, (bill, charged)
+
+
+def test_a_stream_cut_after_its_finish_reason_is_charged_what_upstream_bills(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """A stream upstream resets after the chunk with its `finish_reason`, before its usage:
+    upstream had generated all it would, the text that arrived; no margin for more."""
+    httpx.delete(f"{upstream.url}/_sim/bill")
+    # One word: the reset strikes before the last frame, the usage chunk.
+    headers = {
+        "authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": "Hello.",
+        "x-sim-fault": "reset",
+    }  # fmt: skip
+    body = {"model": "gpt-4o", "messages": MESSAGES, "stream": True}
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=30
+    )
+    assert '"finish_reason":"stop"' in answer.text and "upstream_truncated" in answer.text
+    bill, charged = settled(gateway, upstream, store)
+    assert 0 < bill == charged, (bill, charged)
