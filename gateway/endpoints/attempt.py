@@ -377,7 +377,8 @@ class Attempt:
         notices. Several events at once: upstream had run ahead of the client, by as much as
         the buffers between them hold, and only the stream's end says how much it generated:
         the rest is read (and sent nowhere). So is a stream billed whole (`read_to_end`): a
-        reasoning model's, whose reasoning only its usage counts."""
+        reasoning model's, whose reasoning only its usage counts; and one whose answer ended
+        at that chunk (`answer_ended`): its usage is all that follows."""
         self.unrelayed = None  # this relay ends the call, however it ends
         gw, exchange = self.gw, self.exchange
         trace = exchange.trace
@@ -395,7 +396,10 @@ class Attempt:
                     self.settle_stream(meter)
                 if self.left and not reading_on:
                     stopped = meter is None or not (
-                        meter.usage is not None or self.read_to_end() or chunk.count(b"\n\n") > 1
+                        meter.usage is not None
+                        or self.read_to_end()
+                        or chunk.count(b"\n\n") > 1
+                        or self.answer_ended(chunk)
                     )
                     if stopped:
                         break
@@ -454,9 +458,10 @@ class Attempt:
             if meter is not None:
                 # A stream broken mid-way (a stall, a reset, a bug) is one the gateway stopped
                 # too: upstream may have generated more than arrived, and goes on until it
-                # notices.
+                # notices; unless its last chunk ended the answer (only its usage was to come).
+                cut = (stopped or broken or bug) and not self.answer_ended(tail)
                 try:
-                    self.settle_stream(meter, stopped=stopped or broken or bug)
+                    self.settle_stream(meter, stopped=cut)
                 except Exception:
                     # A bug in the charge itself: the hold, never less than upstream bills,
                     # rather than the hold left until it expires.
@@ -488,6 +493,13 @@ class Attempt:
         """Whether a stream upstream ended (`tail`: its last bytes) was cut short: without
         its usage, its own error or its API's last event. Its API's attempt knows that event:
         any other stream is taken as whole."""
+        return False
+
+    def answer_ended(self, chunk: bytes) -> bool:
+        """Whether `chunk` of a stream says upstream generated all it will: only its usage
+        follows. One whose client left is then read on to it (the bill, exactly) rather than
+        closed, and one cut there is charged the text it carried: neither a margin for what
+        upstream might still generate."""
         return False
 
     def leave(self) -> None:

@@ -10,6 +10,7 @@ and budget, then call, relay and settle (`Attempt`), or answer by emulation or a
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -58,6 +59,8 @@ PATH = "/chat/completions"
 # whole answer upstream may be generating and billing (`GatewayError.billed`).
 FALLBACK_STATUSES = frozenset({429, 500, 502, 503, 504})
 FALLBACK_CODES = frozenset({"upstream_unreachable", "upstream_timeout", "upstream_circuit_open"})
+# A chunk that ends a choice: its `finish_reason` set (it is `null` in every other chunk).
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
 
 async def chat_completions(request: Request) -> Response:
@@ -455,6 +458,11 @@ class ChatAttempt(ModelAttempt):
                     await resp.close()
             except GatewayError as exc:  # the client's answer stands; only a copy is left
                 log.warning("cannot delete the superseded stored completion %s: %s", path, exc)
+
+    def answer_ended(self, chunk: bytes) -> bool:
+        # One choice's `finish_reason`: the answer's end, unless other choices still go on.
+        n = self.payload.get("n")
+        return (n is None or n == 1) and _FINISHED.search(chunk) is not None
 
     def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
         # The usage chunk is asked for, and `[DONE]` follows it.

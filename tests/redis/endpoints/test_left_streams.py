@@ -258,3 +258,62 @@ def test_a_background_stream_left_is_charged_the_whole_response_upstream_bills(
     case = Case("responses", "gpt-4o", PACED, leave, background=True)
     bill, charged = measure(gateway, upstream, store, case)
     assert 0 < bill == charged < hold(case), (bill, charged)
+
+
+@pytest.mark.parametrize("usage", [False, True], ids=["usage not asked", "usage asked"])
+def test_a_stream_left_once_its_text_is_whole_is_charged_what_upstream_bills(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis, usage: bool
+) -> None:
+    """A client that leaves once it has the whole text, before the chunk with its
+    `finish_reason`: that chunk says upstream generated all it will, and the usage follows it
+    (the gateway asks for it): the gateway reads on to it and charges the bill, not the text and
+    a margin for what upstream might still generate."""
+    httpx.delete(f"{upstream.url}/_sim/bill")
+    answer = " ".join(["word"] * 10)
+    body: dict[str, Any] = {"model": "gpt-4o", "messages": MESSAGES, "stream": True}
+    if usage:
+        body["stream_options"] = {"include_usage": True}
+    # Slow enough between chunks for the gateway to notice the client left before the next.
+    headers = {
+        "authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": answer,
+        "x-sim-ttft-ms": "10", "x-sim-chunk-interval-ms": "150",
+    }  # fmt: skip
+
+    async def read_the_text_and_leave() -> None:
+        text = ""
+        url = f"{gateway.url}/v1/chat/completions"
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            http.stream("POST", url, json=body, headers=headers) as got,
+        ):
+            assert got.status_code == 200
+            async for line in got.aiter_lines():
+                if line.startswith("data: {"):
+                    for choice in orjson.loads(line[6:])["choices"]:
+                        text += choice["delta"].get("content") or ""
+                if text == answer:
+                    return
+
+    asyncio.run(read_the_text_and_leave())
+    bill, charged = settled(gateway, upstream, store)
+    assert 0 < bill == charged, (bill, charged)
+
+
+def test_a_stream_cut_after_its_finish_reason_is_charged_what_upstream_bills(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """A stream upstream resets after the chunk with its `finish_reason`, before its usage:
+    upstream had generated all it would, the text that arrived; no margin for more."""
+    httpx.delete(f"{upstream.url}/_sim/bill")
+    # One word: the reset strikes before the last frame, the usage chunk.
+    headers = {
+        "authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": "Hello.",
+        "x-sim-fault": "reset",
+    }  # fmt: skip
+    body = {"model": "gpt-4o", "messages": MESSAGES, "stream": True}
+    answer = httpx.post(
+        f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=30
+    )
+    assert '"finish_reason":"stop"' in answer.text and "upstream_truncated" in answer.text
+    bill, charged = settled(gateway, upstream, store)
+    assert 0 < bill == charged, (bill, charged)
