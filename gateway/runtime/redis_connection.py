@@ -15,11 +15,11 @@ def open_redis(config: RedisConfig) -> redis.Redis:
 
         return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     if config.cluster:
-        from redis.asyncio.cluster import RedisCluster
+        from gateway.runtime.redis_cluster import Cluster
 
         # Every key of one team carries the hash tag {t:<team>}, so each admission script runs on
         # one node. The cluster client's interface is Redis's; the annotation says so.
-        cluster: Any = RedisCluster.from_url(
+        cluster: Any = Cluster.from_url(
             config.url,
             max_connections=config.pool_size,
             socket_timeout=config.timeout_s,

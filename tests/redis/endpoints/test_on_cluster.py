@@ -29,6 +29,7 @@ from gateway.runtime.gateway import Gateway
 from gateway.runtime.tuning_jobs import TuningJobs
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config, scrape
 from tests.redis.admission.test_end_to_end import spend
+from tests.redis.conftest import running_cluster
 from tests.redis.endpoints.teams import billed, sdk, teams_yaml
 
 TEAMS = {name: {"tier": "tier-5", "cache": "true"} for name in ("north", "south")}
@@ -352,3 +353,31 @@ def test_the_admin_api_makes_a_team_and_its_key(gateway: ServerThread) -> None:
     assert admin.get(f"/teams/{name}/keys").json()["data"][0]["id"] == key.json()["id"]
     assert admin.delete(f"/keys/{key.json()['id']}").status_code == 200
     assert admin.delete(f"/teams/{name}").status_code == 200
+
+
+@pytest.mark.parametrize("budgets", ["closed", "open"])
+def test_a_cluster_gone_away_degrades_as_one_redis_does(
+    start_gateway: GatewayFactory, tmp_path: Path, budgets: str
+) -> None:
+    """Every node down: rate limits fail open, budgets as configured, never a 500."""
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml(TEAMS))
+    nodes = running_cluster()
+    ports = next(nodes)
+    try:
+        gateway = start_gateway(
+            redis={"url": f"redis://127.0.0.1:{ports[0]}", "cluster": True, "timeout_s": 0.3},
+            admission={"teams_file": str(path), "budgets_on_redis_error": budgets},
+        )
+        client = sdk(gateway, "north")
+        assert chat(client, "Hello.").http_response.status_code == 200
+    finally:
+        nodes.close()  # every node killed
+    ready = httpx.get(f"{gateway.url}/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["redis"] is False
+    if budgets == "closed":
+        with pytest.raises(openai.InternalServerError) as info:
+            chat(client, "Hello.")
+        assert info.value.status_code == 503 and info.value.code == "budget_store_unavailable"
+    else:
+        assert chat(client, "Hello.").http_response.status_code == 200
