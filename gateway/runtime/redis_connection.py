@@ -15,6 +15,9 @@ def open_redis(config: RedisConfig) -> redis.Redis:
 
         return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     if config.cluster:
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         from gateway.runtime.redis_cluster import Cluster
 
         # Every key of one team carries the hash tag {t:<team>}, so each admission script runs on
@@ -24,6 +27,10 @@ def open_redis(config: RedisConfig) -> redis.Redis:
             max_connections=config.pool_size,
             socket_timeout=config.timeout_s,
             socket_connect_timeout=config.timeout_s,
+            # Two retries without waiting: enough to follow a redirect (MOVED, then ASK) after
+            # a failover or a resharding. redis-py's default, ten with backoff, held each command
+            # for a node that is down 3.5 s before it failed, where one server down fails at once.
+            retry=Retry(NoBackoff(), 2),
         )
         return cast(redis.Redis, cluster)
     # A blocking pool waits for a free connection instead of failing at once when all are busy.

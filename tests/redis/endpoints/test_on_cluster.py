@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import io
 import secrets
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -355,11 +356,18 @@ def test_the_admin_api_makes_a_team_and_its_key(gateway: ServerThread) -> None:
     assert admin.delete(f"/teams/{name}").status_code == 200
 
 
+def quick_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's shutdown waits 10 s for the settles Redis did not take: here none can land
+    (monkeypatch, set up before the gateway, is undone after it stops)."""
+    monkeypatch.setattr("gateway.runtime.gateway.SETTLE_DRAIN_S", 0.1)
+
+
 @pytest.mark.parametrize("budgets", ["closed", "open"])
 def test_a_cluster_gone_away_degrades_as_one_redis_does(
-    start_gateway: GatewayFactory, tmp_path: Path, budgets: str
+    monkeypatch: pytest.MonkeyPatch, start_gateway: GatewayFactory, tmp_path: Path, budgets: str
 ) -> None:
     """Every node down: rate limits fail open, budgets as configured, never a 500."""
+    quick_shutdown(monkeypatch)
     path = tmp_path / "teams.yaml"
     path.write_text(teams_yaml(TEAMS))
     nodes = running_cluster()
@@ -381,3 +389,34 @@ def test_a_cluster_gone_away_degrades_as_one_redis_does(
         assert info.value.status_code == 503 and info.value.code == "budget_store_unavailable"
     else:
         assert chat(client, "Hello.").http_response.status_code == 200
+
+
+def test_a_node_gone_away_costs_its_teams_no_more_than_one_redis_gone_does(
+    monkeypatch: pytest.MonkeyPatch, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """One node down (no replica to take over): the team whose keys it held degrades as it
+    would with one redis-server away, within about `redis.timeout_s`, not after the cluster
+    client's default ten retries with backoff (3.5 s a command); the other team is not slowed."""
+    quick_shutdown(monkeypatch)
+    path = tmp_path / "teams.yaml"
+    # No cache: an entry may lie on either node.
+    path.write_text(teams_yaml({team: {"tier": "tier-5"} for team in TEAMS}))
+    nodes = running_cluster()
+    ports = next(nodes)
+    try:
+        url = f"redis://127.0.0.1:{ports[0]}"
+        gateway = start_gateway(
+            redis={"url": url, "cluster": True, "timeout_s": 0.3},
+            admission={"teams_file": str(path), "budgets_on_redis_error": "open"},
+        )
+        for team in TEAMS:
+            assert chat(sdk(gateway, team), "Hello.").http_response.status_code == 200
+        with RedisCluster.from_url(url) as store:
+            gone = store.get_node_from_key("{t:north}").port
+        subprocess.run(["redis-cli", "-p", str(gone), "shutdown", "nosave"], check=False)
+        for team in ("north", "south", "north"):
+            began = time.monotonic()
+            assert chat(sdk(gateway, team), "Hello.").http_response.status_code == 200
+            assert time.monotonic() - began < 1.0, team
+    finally:
+        nodes.close()
