@@ -15,15 +15,22 @@ def open_redis(config: RedisConfig) -> redis.Redis:
 
         return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     if config.cluster:
-        from redis.asyncio.cluster import RedisCluster
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        from gateway.runtime.redis_cluster import Cluster
 
         # Every key of one team carries the hash tag {t:<team>}, so each admission script runs on
         # one node. The cluster client's interface is Redis's; the annotation says so.
-        cluster: Any = RedisCluster.from_url(
+        cluster: Any = Cluster.from_url(
             config.url,
             max_connections=config.pool_size,
             socket_timeout=config.timeout_s,
             socket_connect_timeout=config.timeout_s,
+            # Two retries without waiting: enough to follow a redirect (MOVED, then ASK) after
+            # a failover or a resharding. redis-py's default, ten with backoff, held each command
+            # for a node that is down 3.5 s before it failed, where one server down fails at once.
+            retry=Retry(NoBackoff(), 2),
         )
         return cast(redis.Redis, cluster)
     # A blocking pool waits for a free connection instead of failing at once when all are busy.
