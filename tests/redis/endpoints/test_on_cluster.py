@@ -417,6 +417,8 @@ def test_a_node_gone_away_costs_its_teams_no_more_than_one_redis_gone_does(
         for team in ("north", "south", "north"):
             began = time.monotonic()
             assert chat(sdk(gateway, team), "Hello.").http_response.status_code == 200
-            assert time.monotonic() - began < 1.0, team
+            # Within three `timeout_s` (two retries), with room for a busy host; the default
+            # retries took 3.4 s at least.
+            assert time.monotonic() - began < 2.5, team
     finally:
         nodes.close()
