@@ -87,13 +87,20 @@ def refused_batch(
     raise AssertionError("the batch was made")
 
 
+def replica_config(simulator: ServerThread, redis_url: str, cluster: bool = False) -> Config:
+    """Another replica's config: the same upstream and Redis (`cluster`: a Redis Cluster)."""
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    redis = dataclasses.replace(config.redis, url=redis_url, cluster=cluster)
+    return dataclasses.replace(config, redis=redis)
+
+
 def follower_pass(
-    redis_server: str, simulator: ServerThread, kind_of: Callable[[Gateway], JobKind]
-) -> Callable[[], None]:
+    redis_server: str, simulator: ServerThread, kind_of: Callable[[Gateway], JobKind],
+    cluster: bool = False,
+) -> Callable[[], None]:  # fmt: skip
     """One pass of the gateway's follower over the open jobs of one kind (`kind_of` makes it
     for a gateway), for tests whose gateway leaves its own follower waiting an hour."""
-    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
-    config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
+    config = replica_config(simulator, redis_server, cluster)
 
     async def once() -> None:
         gw = open_gateway(config)

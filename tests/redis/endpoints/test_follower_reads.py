@@ -5,7 +5,6 @@ follow them: each runs a follower over every open job."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from pathlib import Path
 
@@ -14,12 +13,11 @@ import orjson
 import pytest
 import redis
 
-from gateway.config import Config
 from gateway.runtime.batch_jobs import BatchJobs
 from gateway.runtime.build import open_gateway
 from gateway.runtime.follower import LOOKED_PREFIX, Follower, look_interval_s
-from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
-from tests.redis.endpoints.teams import sdk, serve_teams
+from tests.conftest import GatewayFactory, ServerThread
+from tests.redis.endpoints.teams import replica_config, sdk, serve_teams
 from tests.redis.endpoints.test_batches import input_file
 
 # Long enough that three replicas' passes all fall in one look's claim on a busy host.
@@ -44,12 +42,6 @@ def open_batch(gateway: ServerThread) -> str:
         input_file_id=input_file(client), endpoint="/v1/chat/completions",
         completion_window="24h",
     ).id  # fmt: skip
-
-
-def replica_config(simulator: ServerThread, redis_server: str) -> Config:
-    """Another replica's config: the same upstream and Redis."""
-    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
-    return dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_server))
 
 
 def test_each_open_job_is_read_once_a_poll_interval_whatever_the_replicas(

@@ -6,13 +6,11 @@ the other's objects: no command of any of these paths crosses slots."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import io
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,14 +22,11 @@ import pytest
 from redis.cluster import RedisCluster
 
 from gateway.runtime.batch_jobs import BatchJobs
-from gateway.runtime.build import open_gateway
-from gateway.runtime.follower import Follower, JobKind
-from gateway.runtime.gateway import Gateway
 from gateway.runtime.tuning_jobs import TuningJobs
-from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config, scrape
+from tests.conftest import GatewayFactory, ServerThread, scrape
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.conftest import running_cluster
-from tests.redis.endpoints.teams import billed, sdk, teams_yaml
+from tests.redis.endpoints.teams import billed, follower_pass, sdk, teams_yaml
 
 TEAMS = {name: {"tier": "tier-5", "cache": "true"} for name in ("north", "south")}
 ADMIN_KEY = "admin-key-of-the-cluster-tests-0123456789"
@@ -148,25 +143,6 @@ def batch_input(client: openai.OpenAI) -> str:
     return client.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch").id
 
 
-def follow(url: str, simulator: ServerThread, kind_of: Callable[[Gateway], JobKind]) -> None:
-    """One pass of the gateway's follower over the open jobs of a kind, on the cluster."""
-    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
-    config = dataclasses.replace(
-        config, redis=dataclasses.replace(config.redis, url=url, cluster=True)
-    )
-
-    async def once() -> None:
-        gw = open_gateway(config)
-        kind = kind_of(gw)
-        follower = Follower(gw.redis, gw.upstream, gw.admission, gw.owners, gw.key_headers, [kind])
-        try:
-            await follower.check_all(kind, shared=False)
-        finally:
-            await gw.close()
-
-    asyncio.run(once())
-
-
 def test_files_and_a_batch_stay_their_teams(
     gateway: ServerThread,
     simulator: ServerThread,
@@ -189,7 +165,7 @@ def test_files_and_a_batch_stay_their_teams(
             extra_headers={"x-sim-batch": "complete"},
         )  # fmt: skip
         made[team] = (file_id, batch.id)
-    follow(url, simulator, lambda gw: BatchJobs(3600, gw.model_of))
+    follower_pass(url, simulator, lambda gw: BatchJobs(3600, gw.model_of), cluster=True)()
     for team, (file_id, batch_id) in made.items():
         client = sdk(gateway, team)
         done = client.batches.retrieve(batch_id)
@@ -232,7 +208,7 @@ def test_a_fine_tuning_job_stays_its_teams(
         file_id = client.files.create(file=("t.jsonl", io.BytesIO(data)), purpose="fine-tune").id
         jobs[team] = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id).id
         httpx.post(f"{simulator.url}/_sim/fine_tuning/jobs/{jobs[team]}/complete")
-    follow(url, simulator, lambda gw: TuningJobs(poll_s=3600))
+    follower_pass(url, simulator, lambda gw: TuningJobs(poll_s=3600), cluster=True)()
     for team, job_id in jobs.items():
         client = sdk(gateway, team)
         done = client.fine_tuning.jobs.retrieve(job_id)
