@@ -6,7 +6,8 @@ leader, which calls upstream and `finish`es the flight with the answer to keep (
 lock another replica holds makes it poll the entry, backing off, until the entry comes, the
 leader gives up (the waiters go their own way) or the lock expires (the first to take it leads).
 Later requests for the key in this process wait on the flight's future, not on Redis; a waiter
-that leaves leaves the future to the others. The leader renews its lock while it works, for at
+that leaves leaves the future to the others. The flight counts them (`waiters`): a leader whose
+own client leaves reads on for them rather than leave each to call upstream alone. The leader renews its lock while it works, for at
 most `coalesce_wait_s`.
 """
 
@@ -35,13 +36,14 @@ DONE_MS = 5000
 
 
 class Flight:
-    __slots__ = ("future", "key", "renewer", "token")
+    __slots__ = ("future", "key", "renewer", "token", "waiters")
 
     def __init__(self, key: str, future: asyncio.Future[Entry | None]) -> None:
         self.key = key
         self.token = secrets.token_hex(8)
         self.future = future
         self.renewer: asyncio.Task[None] | None = None
+        self.waiters = 0  # requests in this process waiting on `future`
 
 
 class Cache:
@@ -67,7 +69,11 @@ class Cache:
         leader gave up or took too long)."""
         flight = self._flights.get(key)
         if flight is not None:
-            return await asyncio.shield(flight.future)
+            flight.waiters += 1
+            try:
+                return await asyncio.shield(flight.future)
+            finally:
+                flight.waiters -= 1
         flight = self._flights[key] = Flight(key, self._loop.create_future())
         try:
             return await self._decide(flight)

@@ -191,6 +191,8 @@ class CachedRequest:
             response.body_iterator = self.captured(response.body_iterator, flight)
             if flight is not None and isinstance(response, StreamResponse):
                 response.on_close = self.landed(flight, response.on_close)
+                if response.on_gone is not None:
+                    response.on_gone = self.unless_awaited(flight, response.on_gone)
         else:
             # Kept once its charge is settled (after the response, in the order asked): a hit
             # is charged its share of that. Meanwhile a request for it here waits for it.
@@ -228,6 +230,18 @@ class CachedRequest:
             if close is not None:
                 await close()
             self.kept(flight, answer)
+
+    def unless_awaited(self, flight: Flight, on_gone: Callable[[], None]) -> Callable[[], None]:
+        """The stream response's `on_gone`, unless requests here wait for this answer: the
+        stream is then read on to its end as if its client were still there, kept, and their
+        hit; else each would call upstream for it alone. Its leader is charged the whole
+        answer, which upstream bills."""
+
+        def gone() -> None:
+            if not flight.waiters:
+                on_gone()
+
+        return gone
 
     def landed(
         self, flight: Flight, on_close: Callable[[], Awaitable[None]] | None

@@ -1014,15 +1014,72 @@ def _open_streams(gateway: ServerThread) -> float:
     return float(line.rsplit(" ", 1)[1])
 
 
-def test_a_leader_leaving_mid_stream_keeps_nothing_and_its_waiter_gets_the_whole_answer(
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_leader_leaving_mid_stream_reads_on_for_its_waiters(
+    serve: Serve,
+    upstream: ServerThread,
+    store: redis.Redis,
+    api: str,
+) -> None:
+    """Identical cacheable requests: the first leads the upstream call, three wait for it. The
+    leader's client leaves after its first chunk: the stream is read on to its end for the
+    waiters (else each would call upstream alone), kept, and their hit. One upstream call,
+    charged whole to the leader, as upstream bills it."""
+    gateway = serve()
+    path, body = request(api, "gpt-4o", True)
+    headers = {
+        "authorization": f"Bearer {key_of(TEAM)}",
+        "x-gateway-cache": "on",
+        "x-sim-answer": LONG_ANSWER,
+        "x-sim-chunk-interval-ms": "20",
+    }
+
+    async def scenario() -> tuple[str, list[httpx.Response], httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            async with http.stream(
+                "POST", f"{gateway.url}{path}", json=body, headers=headers
+            ) as leader:
+                assert leader.headers["x-gateway-cache"] == "miss"
+                lines = leader.aiter_lines()
+                first = await anext(lines)
+                waiters = [
+                    asyncio.create_task(
+                        http.post(f"{gateway.url}{path}", json=body, headers=headers)
+                    )
+                    for _ in range(3)
+                ]
+                await asyncio.sleep(0.1)  # the waiters join the leader's flight
+            # The leader's client has left (the stream closed its connection).
+            waited = await asyncio.gather(*waiters)
+            after = await http.post(f"{gateway.url}{path}", json=body, headers=headers)
+            return first, waited, after
+
+    first, waited, after = asyncio.run(scenario())
+    assert first.startswith("data: " if api == "chat" else "event: ")
+    for answer in waited:
+        events = events_of(answer)
+        assert answer.status_code == 200 and events.text == LONG_ANSWER
+        last = events.data[-1] if api == "chat" else events.kinds[-1]
+        assert last == ("[DONE]" if api == "chat" else "response.completed")
+        assert answer.headers["x-gateway-cache"] == "hit"
+    assert after.headers["x-gateway-cache"] == "hit"
+    assert events_of(after).text == LONG_ANSWER
+    wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the upstream call to end")
+    assert _bill_requests(upstream) == 1
+    # The leader paid for the whole answer upstream made, the hits nothing
+    # (`cache.charge_fraction` 0).
+    charged, held = spend(store, TEAM)
+    assert held == 0 and charged == billed(upstream)
+    assert _open_streams(gateway) == 0
+
+
+def test_a_leader_leaving_mid_stream_alone_stops_it(
     serve: Serve,
     upstream: ServerThread,
     store: redis.Redis,
 ) -> None:
-    """Two identical cacheable requests: the first leads the upstream call, the second waits
-    for it. The leader's client leaves after its first chunk: its partial answer is not kept,
-    the waiter calls upstream itself and reads the whole answer, which is kept: the next
-    request is a hit with the whole answer."""
+    """A cacheable stream nobody waits for, whose client leaves after its first chunk, is
+    stopped as any other (charged what was generated), and its partial answer not kept."""
     gateway = serve()
     path, body = request("chat", "gpt-4o", True)
     headers = {
@@ -1032,36 +1089,23 @@ def test_a_leader_leaving_mid_stream_keeps_nothing_and_its_waiter_gets_the_whole
         "x-sim-chunk-interval-ms": "20",
     }
 
-    async def scenario() -> tuple[str, httpx.Response, httpx.Response]:
+    async def scenario() -> httpx.Response:
         async with httpx.AsyncClient(timeout=30) as http:
             async with http.stream(
                 "POST", f"{gateway.url}{path}", json=body, headers=headers
             ) as leader:
-                assert leader.headers["x-gateway-cache"] == "miss"
-                lines = leader.aiter_lines()
-                first = await anext(lines)
-                waiter = asyncio.create_task(
-                    http.post(f"{gateway.url}{path}", json=body, headers=headers)
-                )
-                await asyncio.sleep(0.1)  # the waiter joins the leader's flight
-            # The leader's client has left (the stream closed its connection).
-            waited = await waiter
-            after = await http.post(f"{gateway.url}{path}", json=body, headers=headers)
-            return first, waited, after
+                await anext(leader.aiter_lines())
+            wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the upstream call to end")
+            return await http.post(f"{gateway.url}{path}", json=body, headers=headers)
 
-    first, waited, after = asyncio.run(scenario())
-    assert first.startswith("data: ")
-    assert waited.status_code == 200 and events_of(waited).text == LONG_ANSWER
-    assert events_of(waited).data[-1] == "[DONE]"
-    assert waited.headers["x-gateway-cache"] == "miss"
-    assert after.headers["x-gateway-cache"] == "hit"
+    after = asyncio.run(scenario())
+    assert after.headers["x-gateway-cache"] == "miss"
     assert events_of(after).text == LONG_ANSWER
     charged, held = spend(store, TEAM)
     whole = generated("gpt-4o", LONG_ANSWER)
-    # The leader paid for what it generated before it stopped, the waiter for its whole answer
-    # and the hit nothing (`cache.charge_fraction` 0).
+    # The first paid for what it generated before it stopped (short of the whole), the second
+    # for its whole answer.
     assert held == 0 and whole < charged < 2 * whole
-    wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the upstream calls to end")
     assert _open_streams(gateway) == 0
 
 
