@@ -6,8 +6,9 @@ leader, which calls upstream and `finish`es the flight with the answer to keep (
 lock another replica holds makes it poll the entry, backing off, until the entry comes, the
 leader gives up (the waiters go their own way) or the lock expires (the first to take it leads).
 Later requests for the key in this process wait on the flight's future, not on Redis; a waiter
-that leaves leaves the future to the others. The flight counts them (`waiters`): a leader whose
-own client leaves reads on for them rather than leave each to call upstream alone. The leader renews its lock while it works, for at
+that leaves leaves the future to the others. A leader whose own client leaves reads on for
+the waiters here (the flight counts them) and on other replicas (their polls mark the key in
+Redis), rather than leave each to call upstream alone (`unless_awaited`). The leader renews its lock while it works, for at
 most `coalesce_wait_s`.
 """
 
@@ -33,6 +34,8 @@ POLL_FIRST_S = 0.01
 POLL_MAX_S = 0.5
 # How long a leader's "no answer to keep" stays on its lock: long enough for pollers to see it.
 DONE_MS = 5000
+# How long a poll marks its key awaited: past the longest gap between two polls.
+AWAITED_MS = int(POLL_MAX_S * 4000)
 
 
 class Flight:
@@ -57,6 +60,7 @@ class Cache:
         self._on_error = on_error
         self._flights: dict[str, Flight] = {}
         self._writes: set[asyncio.Task[None]] = set()
+        self._checks: set[asyncio.Task[None]] = set()  # `unless_awaited`'s
         # The last write of each key still going: the next one waits for it, so a key's writes
         # land in the order their answers came (a refresh is never overwritten by an older one).
         self._last_write: dict[str, asyncio.Task[None]] = {}
@@ -87,7 +91,9 @@ class Cache:
         delay = POLL_FIRST_S
         while True:
             try:
-                found, value = await self._store.lookup(flight.key, flight.token, self._lock_ms)
+                found, value = await self._store.lookup(
+                    flight.key, flight.token, self._lock_ms, AWAITED_MS
+                )
             except (RedisError, OSError) as exc:
                 self._failed("lookup", exc)
                 self._end(flight, None)
@@ -125,6 +131,24 @@ class Cache:
             # Until the entry is in Redis, a request for it here is answered from the flight.
             if self._flights.get(flight.key) is flight:
                 del self._flights[flight.key]
+
+    def unless_awaited(self, flight: Flight, then: Callable[[], None]) -> None:
+        """Call `then` (the leader's client left: stop the call) unless requests wait for the
+        flight's answer, here or, as Redis says, on other replicas."""
+        if flight.waiters:
+            return
+        task = self._loop.create_task(self._unless_awaited(flight, then))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _unless_awaited(self, flight: Flight, then: Callable[[], None]) -> None:
+        try:
+            awaited = await self._store.awaited(flight.key)
+        except (RedisError, OSError) as exc:
+            self._failed("lookup", exc)
+            awaited = False
+        if not awaited and not flight.waiters:
+            then()
 
     def keep(self, key: str, entry: Entry) -> None:
         """Keep an answer called for alone (a refresh, a request whose leader gave up)."""

@@ -232,16 +232,12 @@ class CachedRequest:
             self.kept(flight, answer)
 
     def unless_awaited(self, flight: Flight, on_gone: Callable[[], None]) -> Callable[[], None]:
-        """The stream response's `on_gone`, unless requests here wait for this answer: the
-        stream is then read on to its end as if its client were still there, kept, and their
-        hit; else each would call upstream for it alone. Its leader is charged the whole
-        answer, which upstream bills."""
-
-        def gone() -> None:
-            if not flight.waiters:
-                on_gone()
-
-        return gone
+        """The stream response's `on_gone`, unless requests wait for this answer (here or on
+        other replicas): the stream is then read on to its end as if its client were still
+        there, kept, and their hit; else each would call upstream for it alone. Its leader is
+        charged the whole answer, which upstream bills."""
+        cache = self.gw.cache
+        return lambda: cache.unless_awaited(flight, on_gone)
 
     def landed(
         self, flight: Flight, on_close: Callable[[], Awaitable[None]] | None

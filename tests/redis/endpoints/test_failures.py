@@ -1014,18 +1014,23 @@ def _open_streams(gateway: ServerThread) -> float:
     return float(line.rsplit(" ", 1)[1])
 
 
-@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize(
+    ("api", "where"), [("chat", "here"), ("responses", "here"), ("chat", "another replica")]
+)
 def test_a_leader_leaving_mid_stream_reads_on_for_its_waiters(
     serve: Serve,
     upstream: ServerThread,
     store: redis.Redis,
     api: str,
+    where: str,
 ) -> None:
-    """Identical cacheable requests: the first leads the upstream call, three wait for it. The
-    leader's client leaves after its first chunk: the stream is read on to its end for the
-    waiters (else each would call upstream alone), kept, and their hit. One upstream call,
-    charged whole to the leader, as upstream bills it."""
+    """Identical cacheable requests: the first leads the upstream call, three wait for it, on
+    its replica or on another (polling Redis). The leader's client leaves after its first
+    chunk: the stream is read on to its end for the waiters (else each would call upstream
+    alone), kept, and their hit. One upstream call, charged whole to the leader, as upstream
+    bills it."""
     gateway = serve()
+    waiting = gateway if where == "here" else serve()
     path, body = request(api, "gpt-4o", True)
     headers = {
         "authorization": f"Bearer {key_of(TEAM)}",
@@ -1044,11 +1049,11 @@ def test_a_leader_leaving_mid_stream_reads_on_for_its_waiters(
                 first = await anext(lines)
                 waiters = [
                     asyncio.create_task(
-                        http.post(f"{gateway.url}{path}", json=body, headers=headers)
+                        http.post(f"{waiting.url}{path}", json=body, headers=headers)
                     )
                     for _ in range(3)
                 ]
-                await asyncio.sleep(0.1)  # the waiters join the leader's flight
+                await asyncio.sleep(0.2)  # the waiters join the leader's flight
             # The leader's client has left (the stream closed its connection).
             waited = await asyncio.gather(*waiters)
             after = await http.post(f"{gateway.url}{path}", json=body, headers=headers)
