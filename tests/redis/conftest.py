@@ -29,14 +29,16 @@ def cluster() -> Iterator[list[int]]:
     yield from running_cluster()
 
 
-def running_cluster() -> Iterator[list[int]]:
-    """A cluster of three masters for as long as the generator runs; yields their ports."""
+def running_cluster(replicas: int = 0, node_timeout_ms: int = 15_000) -> Iterator[list[int]]:
+    """A cluster of three masters, each with `replicas` replicas, for as long as the generator
+    runs; yields the nodes' ports. A replica takes over a master that does not
+    answer for `node_timeout_ms`."""
     binary = shutil.which("redis-server")
     if binary is None or shutil.which("redis-cli") is None:
         pytest.fail(
             "redis-server and redis-cli are needed: the README's test command installs them"
         )
-    ports = [cluster_port() for _ in range(NODES)]
+    ports = [cluster_port() for _ in range(NODES * (1 + replicas))]
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -53,6 +55,8 @@ def running_cluster() -> Iterator[list[int]]:
                             "yes",
                             "--cluster-config-file",
                             f"nodes-{port}.conf",
+                            "--cluster-node-timeout",
+                            str(node_timeout_ms),
                             "--dir",
                             tmp,
                             "--save",
@@ -70,7 +74,7 @@ def running_cluster() -> Iterator[list[int]]:
                 "create",
                 *(f"127.0.0.1:{p}" for p in ports),
                 "--cluster-replicas",
-                "0",
+                str(replicas),
                 "--cluster-yes",
             )
             for port in ports:
@@ -78,6 +82,9 @@ def running_cluster() -> Iterator[list[int]]:
                     lambda p=port: "cluster_state:ok" in redis_cli("-p", str(p), "cluster", "info"),
                     f"node {port} to see the cluster ok",
                 )
+                # A replica's first sync begins seconds after it joins (diskless, delayed): a
+                # master that died before would leave its replica empty.
+                wait_for(lambda p=port: synced(p), f"node {port}'s replication to be up")
             yield ports
         finally:
             # Always stop the nodes, whatever failed above.
@@ -99,6 +106,12 @@ def cluster_port() -> int:
             except OSError:
                 continue
         return port
+
+
+def synced(port: int) -> bool:
+    """A master, or a replica whose link to its master is up."""
+    info = redis_cli("-p", str(port), "info", "replication")
+    return "role:master" in info or "master_link_status:up" in info
 
 
 def ping(port: int) -> bool:

@@ -25,8 +25,9 @@ from gateway.runtime.batch_jobs import BatchJobs
 from gateway.runtime.tuning_jobs import TuningJobs
 from tests.conftest import GatewayFactory, ServerThread, scrape
 from tests.redis.admission.test_end_to_end import spend
-from tests.redis.conftest import running_cluster
+from tests.redis.conftest import redis_cli, running_cluster
 from tests.redis.endpoints.teams import billed, follower_pass, sdk, teams_yaml
+from tests.redis.test_faults import wait_for
 
 TEAMS = {name: {"tier": "tier-5", "cache": "true"} for name in ("north", "south")}
 ADMIN_KEY = "admin-key-of-the-cluster-tests-0123456789"
@@ -398,3 +399,72 @@ def test_a_node_gone_away_costs_its_teams_no_more_than_one_redis_gone_does(
             assert time.monotonic() - began < 2.5, team
     finally:
         nodes.close()
+
+
+def test_a_replica_taking_over_a_node_loses_its_teams_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+    start_gateway: GatewayFactory,
+    simulator: ServerThread,
+    tmp_path: Path,
+) -> None:
+    """The master holding a team's keys dies and its replica takes over (a failover): while no
+    node serves the team's slots its requests are refused as with Redis away (budgets closed:
+    503, nothing sent upstream), and once the replica serves them the gateway finds it
+    without a restart: every later request is a 200 and the team has paid exactly what
+    upstream billed, before and after."""
+    quick_shutdown(monkeypatch)
+    path = tmp_path / "teams.yaml"
+    path.write_text(teams_yaml({team: {"tier": "tier-5"} for team in TEAMS}))
+    nodes = running_cluster(replicas=1, node_timeout_ms=1000)
+    ports = next(nodes)
+    try:
+        url = f"redis://127.0.0.1:{ports[0]}"
+        gateway = start_gateway(
+            redis={"url": url, "cluster": True, "timeout_s": 0.3},
+            admission={"teams_file": str(path)},
+        )
+        httpx.delete(f"{simulator.url}/_sim/bill")
+        client = sdk(gateway, "north")
+        for _ in range(3):
+            assert chat(client, "Hello.").http_response.status_code == 200
+        with RedisCluster.from_url(url) as store:
+            before = spend(store, "north")
+            gone = store.get_node_from_key("{t:north}").port
+        # Every write of the master's has reached its replica before it dies (replication is
+        # asynchronous: what a master acknowledged and had not sent is lost with it).
+        wait_for(lambda: replicated(gone), 10, "the replica to have the master's writes")
+        subprocess.run(["redis-cli", "-p", str(gone), "shutdown", "nosave"], check=False)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                chat(client.with_options(max_retries=0), "Hello.")
+                break
+            except openai.InternalServerError as exc:
+                assert exc.status_code == 503 and exc.code == "budget_store_unavailable"
+            assert time.monotonic() < deadline, "the gateway never found the new master"
+            time.sleep(0.2)
+        for _ in range(5):
+            assert chat(client, "Hello.").http_response.status_code == 200
+        live = next(port for port in ports if port != gone)
+        with RedisCluster.from_url(f"redis://127.0.0.1:{live}") as store:
+            assert store.get_node_from_key("{t:north}").port != gone
+            charged, held = spend(store, "north")
+        assert before[0] > 0 and held == 0
+        assert charged == billed(simulator)
+    finally:
+        nodes.close()
+
+
+def replicated(master: int) -> bool:
+    """Whether the master's replicas have every write it made so far."""
+    info = dict(
+        line.split(":", 1)
+        for line in redis_cli("-p", str(master), "info", "replication").splitlines()
+        if ":" in line
+    )
+    offsets = [
+        int(dict(field.split("=") for field in value.split(","))["offset"])
+        for name, value in info.items()
+        if name.startswith("slave") and "offset=" in value
+    ]
+    return bool(offsets) and min(offsets) >= int(info["master_repl_offset"])
