@@ -185,6 +185,12 @@ class CachedRequest:
     def capture(self, response: Response, flight: Flight | None) -> Response:
         found = response.headers.get
         self.notes = tuple((name, value) for name in NOTES if (value := found(name)) is not None)
+        if flight is not None and self.exchange.routed_model != self.label:
+            # A fallback answered: its answer is never kept for the model asked (`entry`). Its
+            # waiters go their own way now, not once it ends, and a stream whose client leaves
+            # stops as any other, never read on for them.
+            self.kept(flight, None)
+            flight = None
         if response.status_code != 200:
             self.kept(flight, None)
         elif isinstance(response, StreamingResponse):
