@@ -1086,6 +1086,59 @@ def test_a_leader_leaving_mid_stream_reads_on_for_its_waiters(
     assert _open_streams(gateway) == 0
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_leader_leaving_a_faked_stream_keeps_its_answer_for_its_waiters(
+    serve: Serve,
+    upstream: ServerThread,
+    store: redis.Redis,
+    api: str,
+) -> None:
+    """o1-mini cannot stream: its stream is faked from one whole answer, which upstream
+    finishes and bills whoever leaves. Its client leaving while the model thinks, with three
+    identical requests waiting: that answer is their hit, not thrown away while each calls
+    upstream (and is billed) again. One upstream call, charged whole to the leader."""
+    gateway = serve(compat={"status_grace_s": 0.05, "keepalive_s": 0.05})
+    path, body = request(api, "o1-mini", True)
+    headers = {
+        "authorization": f"Bearer {key_of(TEAM)}",
+        "x-gateway-cache": "on",
+        "x-sim-answer": LONG_ANSWER,
+        "x-sim-latency-ms": "1000",
+    }
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            async with http.stream(
+                "POST", f"{gateway.url}{path}", json=body, headers=headers
+            ) as leader:
+                assert leader.headers["x-gateway-cache"] == "miss"
+                # A keep-alive (the Responses API's opens with `response.created`).
+                first = await anext(leader.aiter_lines())
+                assert first.startswith(":" if api == "chat" else "event: response.created")
+                waiters = [
+                    asyncio.create_task(
+                        http.post(f"{gateway.url}{path}", json=body, headers=headers)
+                    )
+                    for _ in range(3)
+                ]
+                await asyncio.sleep(0.2)  # the waiters join the leader's flight
+            # The leader's client has left while the model thinks.
+            return await asyncio.gather(*waiters)
+
+    waited = asyncio.run(scenario())
+    for answer in waited:
+        events = events_of(answer)
+        assert answer.status_code == 200 and events.text == LONG_ANSWER
+        last = events.data[-1] if api == "chat" else events.kinds[-1]
+        assert last == ("[DONE]" if api == "chat" else "response.completed")
+        assert answer.headers["x-gateway-cache"] == "hit"
+    wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the upstream call to end")
+    assert _bill_requests(upstream) == 1
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the leader's charge")
+    assert spend(store, TEAM) == (billed(upstream), 0)
+    assert _open_streams(gateway) == 0
+
+
 def test_a_leader_leaving_a_fallbacks_stream_stops_it_and_frees_its_waiters_at_once(
     serve: Serve,
     upstream: ServerThread,
