@@ -316,6 +316,26 @@ def test_errors_tool_calls_and_stored_objects_are_not_kept(
     assert upstream_calls(simulator, prompt) == 9
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_legacy_function_calls_are_not_kept(
+    gateway: ServerThread, simulator: ServerThread, prompt: str, stream: bool
+) -> None:
+    """`functions` (with `function_call`) are chat's tools before `tools`: an answer that calls
+    one (`message.function_call`, `finish_reason: stop` when the call is forced) is no answer
+    to keep, as tool calls are not, and a kept stream or its replay would lose the call (only
+    `tool_calls` are gathered and replayed): not kept, even where tool answers may be."""
+    client = sdk(gateway, "alpha")
+    function = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    for headers in ({}, {"x-gateway-cache-tools": "on"}):
+        for _ in range(2):
+            called = chat(
+                client, prompt, functions=[function], function_call={"name": "lookup"},
+                stream=stream, extra_headers=headers,
+            )  # fmt: skip
+            assert called.headers["x-gateway-cache"] == "bypass"
+    assert upstream_calls(simulator, prompt) == 4
+
+
 def test_a_hit_survives_a_gateway_restart(
     serve: Serve, simulator: ServerThread, prompt: str
 ) -> None:
