@@ -3,10 +3,10 @@
 The request's `x-gateway-cache` header decides first (`on`, `off`, `refresh`: call upstream
 and overwrite); without it, the cache is on for a team that turned it on, or for a request
 routed by a policy that did. A request the cache is on for may still not be cacheable: a
-stored object, a background response, several choices, tools unless asked, or what upstream
-fetches while answering: an image or a file from a URL, a web search or another hosted tool
-reading live data, a stored prompt template (what they find may change while the request stays
-the same).
+stored object, a background response, several choices, tools unless asked (chat's legacy
+`functions` never), or what upstream fetches while answering: an image or a file from a URL, a
+web search or another hosted tool reading live data, a stored prompt template (what they find
+may change while the request stays the same).
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ def cacheable(api: str, payload: Mapping[str, Any], tools: bool) -> bool:
         if payload.get("prompt") is not None:
             return False
     elif payload.get("store") is True or payload.get("n", 1) not in (1, None):
+        return False
+    elif payload.get("functions"):
+        # Chat's legacy tools: an answer calling one (`message.function_call`, finished `stop`
+        # when forced) is neither gathered from a stream nor replayed (only `tool_calls` are).
         return False
     if fetches(payload.get("messages" if api == "chat" else "input")) or searches(payload):
         return False

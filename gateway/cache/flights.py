@@ -7,8 +7,10 @@ lock another replica holds makes it poll the entry, backing off, until the entry
 leader gives up (the waiters go their own way) or the lock expires (the first to take it leads).
 Later requests for the key in this process wait on the flight's future, not on Redis; a waiter
 that leaves leaves the future to the others. A leader whose own client leaves reads on for
-the waiters here (the flight counts them) and on other replicas (their polls mark the key in
-Redis), rather than leave each to call upstream alone (`unless_awaited`). The leader renews its lock while it works, for at
+the waiters of its team here (the flight counts them by team) and on other replicas (their
+polls mark the key in Redis for each team waiting), rather than leave each to call upstream
+alone (`unless_awaited`); never for another team's (a shared cache's), which would make the
+leader's team pay the whole answer they get. The leader renews its lock while it works, for at
 most `coalesce_wait_s`.
 """
 
@@ -39,14 +41,15 @@ AWAITED_MS = int(POLL_MAX_S * 4000)
 
 
 class Flight:
-    __slots__ = ("future", "key", "renewer", "token", "waiters")
+    __slots__ = ("future", "key", "renewer", "team", "token", "waiters")
 
-    def __init__(self, key: str, future: asyncio.Future[Entry | None]) -> None:
+    def __init__(self, key: str, future: asyncio.Future[Entry | None], team: str = "") -> None:
         self.key = key
         self.token = secrets.token_hex(8)
         self.future = future
         self.renewer: asyncio.Task[None] | None = None
-        self.waiters = 0  # requests in this process waiting on `future`
+        self.team = team  # of the request that opened it (its leader, if it leads)
+        self.waiters: dict[str, int] = {}  # requests in this process waiting on `future`, by team
 
 
 class Cache:
@@ -67,18 +70,22 @@ class Cache:
         self._ttl_ms = int(config.ttl_s * 1000)
         self._lock_ms = int(config.lock_ttl_s * 1000)
 
-    async def join(self, key: str) -> Entry | Flight | None:
-        """The answer (a hit, or a call in flight shared), the flight this request leads (call
-        upstream, then `finish` it), or None: call upstream alone (Redis unreachable, the
-        leader gave up or took too long)."""
+    async def join(self, key: str, team: str) -> Entry | Flight | None:
+        """The answer (a hit, or a call in flight shared), the flight this request of `team`
+        leads (call upstream, then `finish` it), or None: call upstream alone (Redis
+        unreachable, the leader gave up or took too long)."""
         flight = self._flights.get(key)
         if flight is not None:
-            flight.waiters += 1
+            waiters = flight.waiters
+            waiters[team] = waiters.get(team, 0) + 1
             try:
                 return await asyncio.shield(flight.future)
             finally:
-                flight.waiters -= 1
-        flight = self._flights[key] = Flight(key, self._loop.create_future())
+                if waiters[team] == 1:
+                    del waiters[team]
+                else:
+                    waiters[team] -= 1
+        flight = self._flights[key] = Flight(key, self._loop.create_future(), team)
         try:
             return await self._decide(flight)
         except BaseException:
@@ -92,8 +99,9 @@ class Cache:
         while True:
             try:
                 found, value = await self._store.lookup(
-                    flight.key, flight.token, self._lock_ms, AWAITED_MS
-                )
+                    flight.key, flight.token, self._lock_ms, AWAITED_MS,
+                    {flight.team, *flight.waiters},
+                )  # fmt: skip
             except (RedisError, OSError) as exc:
                 self._failed("lookup", exc)
                 self._end(flight, None)
@@ -133,9 +141,9 @@ class Cache:
                 del self._flights[flight.key]
 
     def unless_awaited(self, flight: Flight, then: Callable[[], None]) -> None:
-        """Call `then` (the leader's client left: stop the call) unless requests wait for the
-        flight's answer, here or, as Redis says, on other replicas."""
-        if flight.waiters:
+        """Call `then` (the leader's client left: stop the call) unless requests of its team
+        wait for the flight's answer, here or, as Redis says, on other replicas."""
+        if flight.team in flight.waiters:
             return
         task = self._loop.create_task(self._unless_awaited(flight, then))
         self._checks.add(task)
@@ -143,11 +151,11 @@ class Cache:
 
     async def _unless_awaited(self, flight: Flight, then: Callable[[], None]) -> None:
         try:
-            awaited = await self._store.awaited(flight.key)
+            awaited = await self._store.awaited(flight.key, flight.team)
         except (RedisError, OSError) as exc:
             self._failed("lookup", exc)
             awaited = False
-        if not awaited and not flight.waiters:
+        if not awaited and flight.team not in flight.waiters:
             then()
 
     def keep(self, key: str, entry: Entry) -> None:

@@ -4,12 +4,13 @@ runs on one node of a Redis Cluster) the lock that says which replica calls upst
 `lookup` is the one round trip that decides: the entry if there is one, else the lock taken
 for the caller (it leads), else who holds it (another replica leads, or `DONE`: the leader
 ended without an answer to keep, and the waiters go their own way). A lookup that waits on
-another replica's call also marks the key awaited for a while (`awaited`): a leader whose own
-client leaves reads on for such waiters.
+another replica's call also marks the key awaited for a while by each team waiting
+(`awaited`): a leader whose own client leaves reads on for such waiters of its team.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 
 import redis.asyncio as redis
@@ -21,7 +22,9 @@ local entry = redis.call('GET', KEYS[1])
 if entry then return {1, entry} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} end
 local lock = redis.call('GET', KEYS[2]) or ''
-if lock ~= 'done' then redis.call('SET', KEYS[3], '1', 'PX', ARGV[3]) end
+if lock ~= 'done' then
+  for i = 3, #KEYS do redis.call('SET', KEYS[i], '1', 'PX', ARGV[3]) end
+end
 return {0, lock}
 """
 # The entry, and the lock given up if it is still the caller's.
@@ -55,8 +58,8 @@ def lock_key(key: str) -> str:
     return "gw:cache:{" + key + "}:l"
 
 
-def awaited_key(key: str) -> str:
-    return "gw:cache:{" + key + "}:w"
+def awaited_key(key: str, team: str) -> str:
+    return "gw:cache:{" + key + "}:w:" + team
 
 
 class CacheStore:
@@ -68,19 +71,19 @@ class CacheStore:
         self._renew = client.register_script(_RENEW)
 
     async def lookup(
-        self, key: str, token: str, lock_ms: int, awaited_ms: int
+        self, key: str, token: str, lock_ms: int, awaited_ms: int, teams: Iterable[str]
     ) -> tuple[Found, bytes]:
         """(ENTRY, the entry), (LEADS, b""), or (WAITS, the lock's value; the key marked
-        awaited for `awaited_ms`)."""
+        awaited by `teams` for `awaited_ms`)."""
         kind, value = await self._lookup(
-            keys=[entry_key(key), lock_key(key), awaited_key(key)],
+            keys=[entry_key(key), lock_key(key), *(awaited_key(key, team) for team in teams)],
             args=[token, lock_ms, awaited_ms],
         )
         return Found(int(kind)), bytes(value)
 
-    async def awaited(self, key: str) -> bool:
-        """Whether a lookup waited on the key's call lately."""
-        return bool(await self._client.exists(awaited_key(key)))
+    async def awaited(self, key: str, team: str) -> bool:
+        """Whether a lookup of `team`'s waited on the key's call lately."""
+        return bool(await self._client.exists(awaited_key(key, team)))
 
     async def put(self, key: str, raw: bytes, ttl_ms: int, token: str = "") -> None:
         await self._put(keys=[entry_key(key), lock_key(key)], args=[raw, ttl_ms, token])

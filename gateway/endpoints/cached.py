@@ -114,7 +114,7 @@ class CachedRequest:
         mode = self.mode
         flight: Flight | None = None
         if mode is Mode.ON:
-            turn = await self.gw.cache.join(self.key)
+            turn = await self.gw.cache.join(self.key, self.caller.team.name)
             if isinstance(turn, Entry):
                 return await self.hit(turn)
             flight = turn
@@ -185,6 +185,12 @@ class CachedRequest:
     def capture(self, response: Response, flight: Flight | None) -> Response:
         found = response.headers.get
         self.notes = tuple((name, value) for name in NOTES if (value := found(name)) is not None)
+        if flight is not None and self.exchange.routed_model != self.label:
+            # A fallback answered: its answer is never kept for the model asked (`entry`). Its
+            # waiters go their own way now, not once it ends, and a stream whose client leaves
+            # stops as any other, never read on for them.
+            self.kept(flight, None)
+            flight = None
         if response.status_code != 200:
             self.kept(flight, None)
         elif isinstance(response, StreamingResponse):
@@ -232,10 +238,10 @@ class CachedRequest:
             self.kept(flight, answer)
 
     def unless_awaited(self, flight: Flight, on_gone: Callable[[], None]) -> Callable[[], None]:
-        """The stream response's `on_gone`, unless requests wait for this answer (here or on
-        other replicas): the stream is then read on to its end as if its client were still
-        there, kept, and their hit; else each would call upstream for it alone. Its leader is
-        charged the whole answer, which upstream bills."""
+        """The stream response's `on_gone`, unless requests of its team wait for this answer
+        (here or on other replicas): the stream is then read on to its end as if its client
+        were still there, kept, and their hit; else each would call upstream for it alone. Its
+        leader is charged the whole answer, which upstream bills."""
         cache = self.gw.cache
         return lambda: cache.unless_awaited(flight, on_gone)
 

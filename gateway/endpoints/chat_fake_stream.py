@@ -75,13 +75,22 @@ async def fake_streamed(
         response = Response(events, media_type=sse.CONTENT_TYPE)
         response.raw_headers += encoded(own_headers)
         return response
+    # Set when its client leaves (`on_gone`, which the response cache may hold back while
+    # identical requests wait for this answer: it is then read whole, and kept for them).
+    gone: asyncio.Future[None] = loop.create_future()
     return StreamResponse(
-        _keepalive_then_answer(attempt, task, adapted),
+        _keepalive_then_answer(attempt, task, adapted, gone),
         media_type=sse.CONTENT_TYPE,
         headers=dict(own_headers),
         loop=loop,
+        on_gone=partial(_left, gone),
         on_close=partial(_charge_unsent, attempt, task),
     )
+
+
+def _left(gone: asyncio.Future[None]) -> None:
+    if not gone.done():
+        gone.set_result(None)
 
 
 # Calls whose client left, kept until they end and are charged (the loop holds tasks weakly).
@@ -155,7 +164,7 @@ def _fake_stream_events(content: bytes, adapted: Adapted) -> tuple[bytes, Usage 
 
 
 async def _keepalive_then_answer(
-    attempt: Attempt, call: asyncio.Future[Whole], adapted: Adapted
+    attempt: Attempt, call: asyncio.Future[Whole], adapted: Adapted, gone: asyncio.Future[None]
 ) -> AsyncIterator[bytes]:
     gw, ticket = attempt.gw, attempt.ticket
     status = 200
@@ -163,7 +172,9 @@ async def _keepalive_then_answer(
     try:
         while not call.done():
             yield fake_stream.KEEPALIVE
-            await asyncio.wait({call}, timeout=gw.config.compat.keepalive_s)
+            await asyncio.wait((call, gone), timeout=gw.config.compat.keepalive_s)
+            if gone.done() and not call.done():
+                raise errors.client_closed()  # charged as its answer comes (`finally`)
         try:
             status, _, content = call.result()
         except GatewayError as exc:

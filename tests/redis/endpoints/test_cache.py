@@ -8,6 +8,7 @@ stored objects are never kept."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 from collections.abc import Callable, Iterator
@@ -24,7 +25,8 @@ import redis
 from gateway.routing.heuristic import DEFAULT
 from tests.conftest import GatewayFactory, ServerThread, free_port, scrape
 from tests.redis.admission.test_end_to_end import spend
-from tests.redis.endpoints.teams import billed, sdk, serve_teams
+from tests.redis.endpoints.teams import billed, key_of, sdk, serve_teams
+from tests.redis.test_faults import wait_for
 from tests.server.upstream.test_dispatch import config_with
 
 TEAMS: dict[str, dict[str, str]] = {
@@ -206,6 +208,49 @@ def test_a_shared_cache_serves_no_answer_about_another_teams_object(
     assert upstream_calls(simulator, prompt) == 2
 
 
+@pytest.mark.parametrize("where", ["here", "another replica"])
+def test_in_a_shared_cache_a_leader_leaving_reads_on_only_for_its_own_team(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, where: str
+) -> None:
+    """A leader whose client leaves its stream reads it on, charged whole, for identical
+    requests waiting for it: of its own team only. In a shared cache, another team's waiting
+    would make the leader's team pay the whole answer, which that team gets for nothing (its
+    hits cost `cache.charge_fraction`, 0): alpha's stream is stopped as one nobody waits for,
+    charged what was generated, and beta's requests call upstream, paid by beta."""
+    gateway = serve(cache={"shared": True})
+    waiting = gateway if where == "here" else serve(cache={"shared": True})
+    answer = " ".join(["word"] * 200)
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}], "stream": True}
+    knobs = {"x-sim-answer": answer, "x-sim-chunk-interval-ms": "20"}
+
+    def headers(team: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {key_of(team)}", **knobs}
+
+    async def scenario() -> list[httpx.Response]:
+        url = "/v1/chat/completions"
+        async with httpx.AsyncClient(timeout=30) as http:
+            async with http.stream(
+                "POST", f"{gateway.url}{url}", json=body, headers=headers("alpha")
+            ) as leader:
+                assert leader.headers["x-gateway-cache"] == "miss"
+                await anext(leader.aiter_lines())
+                waiters = [
+                    asyncio.create_task(
+                        http.post(f"{waiting.url}{url}", json=body, headers=headers("beta"))
+                    )
+                    for _ in range(2)
+                ]
+                await asyncio.sleep(0.2)  # beta's requests wait for alpha's answer
+            return await asyncio.gather(*waiters)
+
+    waited = asyncio.run(scenario())
+    assert all(answer.status_code == 200 for answer in waited)
+    wait_for(lambda: spend(store, "alpha")[1] == spend(store, "beta")[1] == 0, 10, "charges")
+    alpha, beta = spend(store, "alpha")[0], spend(store, "beta")[0]
+    # Each of beta's two requests paid its whole answer; alpha, stopped, far less than one.
+    assert 0 < alpha < beta / 2
+
+
 def chat_about(client: openai.OpenAI, asked: dict[str, Any]) -> Any:
     return client.chat.completions.with_raw_response.create(model="gpt-4o", **asked)
 
@@ -269,6 +314,26 @@ def test_errors_tool_calls_and_stored_objects_are_not_kept(
         assert called.headers["x-gateway-cache"] == status
         assert called.parse().choices[0].message.tool_calls
     assert upstream_calls(simulator, prompt) == 9
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_legacy_function_calls_are_not_kept(
+    gateway: ServerThread, simulator: ServerThread, prompt: str, stream: bool
+) -> None:
+    """`functions` (with `function_call`) are chat's tools before `tools`: an answer that calls
+    one (`message.function_call`, `finish_reason: stop` when the call is forced) is no answer
+    to keep, as tool calls are not, and a kept stream or its replay would lose the call (only
+    `tool_calls` are gathered and replayed): not kept, even where tool answers may be."""
+    client = sdk(gateway, "alpha")
+    function = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    for headers in ({}, {"x-gateway-cache-tools": "on"}):
+        for _ in range(2):
+            called = chat(
+                client, prompt, functions=[function], function_call={"name": "lookup"},
+                stream=stream, extra_headers=headers,
+            )  # fmt: skip
+            assert called.headers["x-gateway-cache"] == "bypass"
+    assert upstream_calls(simulator, prompt) == 4
 
 
 def test_a_hit_survives_a_gateway_restart(

@@ -304,6 +304,7 @@ def serve(
         wiring: dict[str, Any] | None = None,
         budget: int | None = None,
         limits: str | None = None,
+        fallbacks: dict[str, tuple[str, ...]] | None = None,
         **sections: Any,
     ) -> ServerThread:
         teams = tmp_path / "teams.yaml"
@@ -316,6 +317,13 @@ def serve(
         config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
         own = {"forward_header_prefixes": ("x-sim-", "x-mangle"), "retries": 0, **(wiring or {})}
         config = dataclasses.replace(config, upstream=dataclasses.replace(config.upstream, **own))
+        if fallbacks:  # the models' own, replaced
+            models = {
+                name: dataclasses.replace(model, fallbacks=fallbacks[name])
+                if name in fallbacks else model
+                for name, model in config.models.items()
+            }  # fmt: skip
+            config = dataclasses.replace(config, models=models)
         return start_gateway(
             config, redis={"url": redis_server}, admission={"teams_file": str(teams)}, **sections
         )
@@ -1075,6 +1083,114 @@ def test_a_leader_leaving_mid_stream_reads_on_for_its_waiters(
     # (`cache.charge_fraction` 0).
     charged, held = spend(store, TEAM)
     assert held == 0 and charged == billed(upstream)
+    assert _open_streams(gateway) == 0
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_leader_leaving_a_faked_stream_keeps_its_answer_for_its_waiters(
+    serve: Serve,
+    upstream: ServerThread,
+    store: redis.Redis,
+    api: str,
+) -> None:
+    """o1-mini cannot stream: its stream is faked from one whole answer, which upstream
+    finishes and bills whoever leaves. Its client leaving while the model thinks, with three
+    identical requests waiting: that answer is their hit, not thrown away while each calls
+    upstream (and is billed) again. One upstream call, charged whole to the leader."""
+    gateway = serve(compat={"status_grace_s": 0.05, "keepalive_s": 0.05})
+    path, body = request(api, "o1-mini", True)
+    headers = {
+        "authorization": f"Bearer {key_of(TEAM)}",
+        "x-gateway-cache": "on",
+        "x-sim-answer": LONG_ANSWER,
+        "x-sim-latency-ms": "1000",
+    }
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            async with http.stream(
+                "POST", f"{gateway.url}{path}", json=body, headers=headers
+            ) as leader:
+                assert leader.headers["x-gateway-cache"] == "miss"
+                # A keep-alive (the Responses API's opens with `response.created`).
+                first = await anext(leader.aiter_lines())
+                assert first.startswith(":" if api == "chat" else "event: response.created")
+                waiters = [
+                    asyncio.create_task(
+                        http.post(f"{gateway.url}{path}", json=body, headers=headers)
+                    )
+                    for _ in range(3)
+                ]
+                await asyncio.sleep(0.2)  # the waiters join the leader's flight
+            # The leader's client has left while the model thinks.
+            return await asyncio.gather(*waiters)
+
+    waited = asyncio.run(scenario())
+    for answer in waited:
+        events = events_of(answer)
+        assert answer.status_code == 200 and events.text == LONG_ANSWER
+        last = events.data[-1] if api == "chat" else events.kinds[-1]
+        assert last == ("[DONE]" if api == "chat" else "response.completed")
+        assert answer.headers["x-gateway-cache"] == "hit"
+    wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the upstream call to end")
+    assert _bill_requests(upstream) == 1
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the leader's charge")
+    assert spend(store, TEAM) == (billed(upstream), 0)
+    assert _open_streams(gateway) == 0
+
+
+def test_a_leader_leaving_a_fallbacks_stream_stops_it_and_frees_its_waiters_at_once(
+    serve: Serve,
+    upstream: ServerThread,
+    calls: Counter[str],
+    store: redis.Redis,
+) -> None:
+    """gpt-4o answers 500 and the leader's stream is its fallback's, gpt-4o-mini's: an answer
+    never kept for gpt-4o. Its waiters cannot have it: they go their own way at once (not
+    after its whole stream), and its client leaving stops it, as any stream nobody waits for
+    (charged what was generated), rather than read on to its end for nobody."""
+    gateway = serve(fallbacks={"gpt-4o": ("gpt-4o-mini",)})
+    path, body = request("chat", "gpt-4o", True)
+    headers = {
+        "authorization": f"Bearer {key_of(TEAM)}",
+        "x-gateway-cache": "on",
+        "x-sim-answer": LONG_ANSWER,
+        "x-sim-chunk-interval-ms": "20",
+        "x-mangle": "fail-once-500",
+        "x-mangle-id": "leader-fallback",
+    }
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            async with http.stream(
+                "POST", f"{gateway.url}{path}", json=body, headers=headers
+            ) as leader:
+                assert leader.headers["x-gateway-fallback"].startswith("gpt-4o -> gpt-4o-mini")
+                await anext(leader.aiter_lines())
+                waiters = [
+                    asyncio.create_task(
+                        http.post(f"{gateway.url}{path}", json=body, headers=headers)
+                    )
+                    for _ in range(2)
+                ]
+                await asyncio.sleep(0.2)  # the waiters join the leader's flight
+                # They wait for no answer that may be kept: each calls gpt-4o at once.
+                await asyncio.to_thread(
+                    wait_for, lambda: calls["leader-fallback"] == 4, 2, "the waiters' calls"
+                )
+            return await asyncio.gather(*waiters)
+
+    waited = asyncio.run(scenario())
+    for answer in waited:
+        assert answer.status_code == 200 and events_of(answer).text == LONG_ANSWER
+        assert answer.headers["x-gateway-cache"] == "miss"
+        assert events_of(answer).data[-2]["model"].startswith("gpt-4o-2024")
+    wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the upstream calls to end")
+    charged, held = spend(store, TEAM)
+    mini = generated("gpt-4o-mini", LONG_ANSWER)
+    # The waiters paid their whole answers; the leader, stopped, less than its whole one.
+    assert held == 0 and 2 * generated("gpt-4o", LONG_ANSWER) < charged
+    assert charged < 2 * generated("gpt-4o", LONG_ANSWER) + mini
     assert _open_streams(gateway) == 0
 
 
