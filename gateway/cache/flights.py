@@ -158,6 +158,17 @@ class Cache:
         if not awaited and flight.team not in flight.waiters:
             then()
 
+    def waiting(self, team: str) -> int:
+        """Requests of `team` here waiting for an identical call in flight: joined to one
+        here, or polling for another replica's."""
+        count = 0
+        for flight in list(self._flights.values()):
+            if not flight.future.done():
+                count += flight.waiters.get(team, 0)
+                # Its opener decides or polls (a leader renews its lock; a landing holds none).
+                count += flight.team == team and flight.renewer is None and bool(flight.token)
+        return count
+
     def keep(self, key: str, entry: Entry) -> None:
         """Keep an answer called for alone (a refresh, a request whose leader gave up)."""
         raw = self._encoded(entry)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
+import redis
 
 from gateway.config import Config
 from gateway.runtime.build import open_gateway
@@ -112,3 +114,17 @@ def follower_pass(
             await gw.close()
 
     return lambda: asyncio.run(once())
+
+
+async def joined(
+    replica: ServerThread, team: str, count: int, store: redis.Redis | None = None
+) -> None:
+    """Until `count` requests of `team` on `replica` wait for an identical call in flight (and,
+    given `store`, their polls have marked it awaited in Redis: the call is another replica's)."""
+    cache = replica.server.config.app.state.gateway.cache
+    deadline = time.monotonic() + 10
+    while cache.waiting(team) < count or (
+        store is not None and not store.keys(f"gw:cache:*:w:{team}")
+    ):
+        assert time.monotonic() < deadline, f"{count} requests of {team} to wait"
+        await asyncio.sleep(0.01)

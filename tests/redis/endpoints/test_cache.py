@@ -25,7 +25,7 @@ import redis
 from gateway.routing.heuristic import DEFAULT
 from tests.conftest import GatewayFactory, ServerThread, free_port, scrape
 from tests.redis.admission.test_end_to_end import spend
-from tests.redis.endpoints.teams import billed, key_of, sdk, serve_teams
+from tests.redis.endpoints.teams import billed, joined, key_of, sdk, serve_teams
 from tests.redis.test_faults import wait_for
 from tests.server.upstream.test_dispatch import config_with
 
@@ -240,7 +240,7 @@ def test_in_a_shared_cache_a_leader_leaving_reads_on_only_for_its_own_team(
                     )
                     for _ in range(2)
                 ]
-                await asyncio.sleep(0.2)  # beta's requests wait for alpha's answer
+                await joined(waiting, "beta", 2, None if waiting is gateway else store)
             return await asyncio.gather(*waiters)
 
     waited = asyncio.run(scenario())

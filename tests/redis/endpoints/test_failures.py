@@ -44,7 +44,7 @@ from gateway.wire import tokens
 from gateway.wire.usage import Usage
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config, free_port, scrape
 from tests.redis.admission.test_end_to_end import spend
-from tests.redis.endpoints.teams import billed, key_of, teams_yaml
+from tests.redis.endpoints.teams import billed, joined, key_of, teams_yaml
 from tests.redis.test_faults import wait_for
 
 TEAM = "audited"
@@ -1061,7 +1061,7 @@ def test_a_leader_leaving_mid_stream_reads_on_for_its_waiters(
                     )
                     for _ in range(3)
                 ]
-                await asyncio.sleep(0.2)  # the waiters join the leader's flight
+                await joined(waiting, TEAM, 3, None if waiting is gateway else store)
             # The leader's client has left (the stream closed its connection).
             waited = await asyncio.gather(*waiters)
             after = await http.post(f"{gateway.url}{path}", json=body, headers=headers)
@@ -1121,7 +1121,7 @@ def test_a_leader_leaving_a_faked_stream_keeps_its_answer_for_its_waiters(
                     )
                     for _ in range(3)
                 ]
-                await asyncio.sleep(0.2)  # the waiters join the leader's flight
+                await joined(gateway, TEAM, 3)
             # The leader's client has left while the model thinks.
             return await asyncio.gather(*waiters)
 
@@ -1173,7 +1173,6 @@ def test_a_leader_leaving_a_fallbacks_stream_stops_it_and_frees_its_waiters_at_o
                     )
                     for _ in range(2)
                 ]
-                await asyncio.sleep(0.2)  # the waiters join the leader's flight
                 # They wait for no answer that may be kept: each calls gpt-4o at once.
                 await asyncio.to_thread(
                     wait_for, lambda: calls["leader-fallback"] == 4, 2, "the waiters' calls"
