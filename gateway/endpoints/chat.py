@@ -135,6 +135,7 @@ class ChatRequest:
         cached = CachedRequest(
             self.gw, self.request, self.exchange, self.caller, self.API, self.client_payload(),
             first, self.tuned or self.gw.config.models[first], self.effort, self.tried,
+            self.named(first),
         )  # fmt: skip
         return cached if cached.decide(routed.policy if routed is not None else "") else None
 
@@ -198,6 +199,12 @@ class ChatRequest:
     def fitted(self, routed: Routed | None) -> Routed | None:
         """The route, for a request every model of its policy can serve (chat's can)."""
         return routed
+
+    def named(self, label: str) -> str:
+        """The shut-down model the request named, when `label` is the successor serving it
+        (its limits apply too, `plan.shape`); "" otherwise (a fallback has its own)."""
+        substituted = self.substituted
+        return substituted.old if substituted is not None and label == substituted.new else ""
 
     async def serve_with_fallbacks(self, first: str) -> Response:
         """Serve with `first`, then its configured fallbacks while upstream fails or rate limits.
@@ -307,7 +314,7 @@ class ChatAttempt(ModelAttempt):
         tier = chat.tier if chat.payload is chat.client_payload() else 100
         super().__init__(
             chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps, tier,
-            chat.tried,
+            chat.tried, chat.named(label),
         )  # fmt: skip
         self.payload = self.asked = chat.payload  # `patch` rewrites `payload`
         self.body = chat.body
