@@ -109,6 +109,9 @@ async def route_endpoint(request: Request) -> Response:
     allowed = [m for m in candidates if model_allowed(gw.config, caller.team, m)]
     # What would serve it: a shut-down model's successor (allowed as the model it replaces).
     substituted = successor_of(gw, model)
+    # Each candidate is estimated on the model that would serve it and charge it; one shut
+    # down with no successor would serve nothing.
+    served_by = {m: s for m in candidates if (s := _served_by(gw, m))}
     answer: dict[str, Any] = {
         "object": "route",
         "policy": policy,
@@ -120,6 +123,15 @@ async def route_endpoint(request: Request) -> Response:
         "effort": decision.effort or None,
         "domain": decision.domain,
         "reasons": list(decision.reasons),
-        "estimates": estimates(gw.config, payload, candidates),
+        "estimates": estimates(gw.config, payload, list(served_by), served_by),
     }
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _served_by(gw: Gateway, name: str) -> str:
+    """The configured model that would serve a request naming `name` ("": none would)."""
+    try:
+        substituted = successor_of(gw, name)
+    except errors.GatewayError:
+        return ""
+    return substituted.new if substituted is not None else name

@@ -208,6 +208,21 @@ def test_the_route_endpoint_names_the_successor_that_would_serve(
     ).json()
     assert answer["substituted"] == "o1-preview -> gpt-6.2-astra"
     assert answer["upstream_model"] == "gpt-6.2-astra"
+    # Its cost is estimated at the successor's prices and output cap, as it would be charged.
+    astra = httpx.post(
+        f"{gateway.url}/v1/route",
+        json={"model": "gpt-6.2-astra", "messages": [{"role": "user", "content": SCIENCE}]},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    ).json()["estimates"]["gpt-6.2-astra"]
+    assert answer["estimates"] == {"o1-preview": astra}
+    # A policy whose line-up names shut-down models: each estimated on the model serving it.
+    routed = httpx.post(
+        f"{gateway.url}/v1/route",
+        json={"model": "auto", "messages": [{"role": "user", "content": SCIENCE}]},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    ).json()
+    assert routed["estimates"]["o1-preview"] == astra
+    assert routed["estimates"]["o1-mini"]["max_completion_tokens"] == 128_000  # gpt-6.1-sol's
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
     # A decision is not a request served by the successor: nothing counted.
     assert "gateway_model_substitutions_total{" not in scrape(gateway.url)
