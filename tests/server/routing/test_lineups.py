@@ -4,6 +4,7 @@ simulator set to a day (`x-sim-today`), whose request log shows what reached ups
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import httpx
@@ -226,3 +227,33 @@ def test_the_route_endpoint_names_the_successor_that_would_serve(
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
     # A decision is not a request served by the successor: nothing counted.
     assert "gateway_model_substitutions_total{" not in scrape(gateway.url)
+
+
+def test_a_fallback_shut_down_is_served_by_its_successor(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    config = base_config(
+        OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY,
+        O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES="x-sim-", O1GW__UPSTREAM__RETRIES="0",
+        O1GW__RETIREMENT__TODAY=TODAY,
+    )  # fmt: skip
+    models = dict(config.models)
+    # An operator's fallback written before o1-mini's shutdown (gpt-6.1-sol serves it now).
+    models["gpt-6.2-astra"] = dataclasses.replace(
+        models["gpt-6.2-astra"], fallbacks=("o1-mini", "gpt-3.5-turbo-instruct")
+    )
+    gateway = start_gateway(dataclasses.replace(config, models=models))
+    log = f"{simulator.url}/_sim/requests"
+    seen = len(httpx.get(log).json()["data"])
+    with pytest.raises(openai.RateLimitError) as refused:
+        sdk(gateway).chat.completions.create(
+            model="gpt-6.2-astra", messages=[{"role": "user", "content": "Hi"}],
+            extra_headers={"x-sim-fault": "429"},
+        )  # fmt: skip
+    sent = [r["body"]["model"] for r in httpx.get(log).json()["data"][seen:]]
+    # Nothing went upstream under a shut-down name; gpt-3.5-turbo-instruct, shut down with no
+    # successor, was not tried.
+    assert sent == ["gpt-6.2-astra", "gpt-6.1-sol"]
+    assert refused.value.response.headers["x-gateway-fallback"] == (
+        "gpt-6.2-astra -> gpt-6.1-sol (429)"
+    )
