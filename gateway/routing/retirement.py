@@ -51,7 +51,7 @@ def retired(models: Mapping[str, ModelConfig], name: str, today: str) -> Substit
 class Retiring:
     model: str
     shutdown: str
-    days_left: int  # negative once shut down
+    days_left: int  # 0 or less once shut down (on its day, its successor serves it)
     successor: str  # who serves it on its day ("" = nobody: refused)
 
 
