@@ -368,8 +368,8 @@ _RETIRING = {
                     "days_left": {"type": "integer", "description": "0 or less: shut down."},
                     "successor": {
                         "type": ["string", "null"],
-                        "description": "The model serving it from its shutdown day (null: "
-                        "none, requests naming it are refused).",
+                        "description": "The model serving it from its shutdown day, today's "
+                        "once that day has come (null: none, requests naming it are refused).",
                     },
                 },
             },
