@@ -257,3 +257,25 @@ def test_a_fallback_shut_down_is_served_by_its_successor(
     assert refused.value.response.headers["x-gateway-fallback"] == (
         "gpt-6.2-astra -> gpt-6.1-sol (429)"
     )
+
+
+def test_the_models_list_names_the_successor_serving_today(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # gpt-6.1-sol, o1-mini's successor, shut down in its turn: gpt-6.2-astra serves them both.
+    gateway = gateway_on(
+        start_gateway, simulator,
+        **{"O1GW__MODELS__GPT-6.1-SOL__SHUTDOWN": "2026-12-01",
+           "O1GW__MODELS__GPT-6.1-SOL__SUCCESSOR": "gpt-6.2-astra"},
+    )  # fmt: skip
+    client = sdk(gateway)
+    raw = client.chat.completions.with_raw_response.create(
+        model="o1-mini", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert raw.headers["x-gateway-model-substituted"] == "o1-mini -> gpt-6.2-astra"
+    o1_mini = client.models.retrieve("o1-mini").model_dump()
+    assert (o1_mini["shutdown"], o1_mini["successor"]) == ("2025-10-27", "gpt-6.2-astra")
+    listed = {m.id: m.model_dump() for m in client.models.list()}
+    assert listed["o1-mini"]["successor"] == listed["gpt-6.1-sol"]["successor"] == "gpt-6.2-astra"
+    # One still to come names the model serving it from its day, as before.
+    assert listed["gpt-4o"]["successor"] == "gpt-6-luna"
