@@ -94,11 +94,12 @@ async def route_endpoint(request: Request) -> Response:
     name: str = payload["model"]
     routed = await choose(gw, caller.team, name, payload)
     if routed is None:
-        if name not in gw.config.models:
+        found = gw.models.get(name)  # by any of its names (an upstream snapshot), as chat's
+        if found is None:
             raise errors.unknown_model_or_policy(name, gw.config.routing.policies)
-        policy, model = None, name
-        decision = heuristic.Decision(name, 0.0, "", ("model named explicitly: not routed",))
-        candidates = [name]
+        policy, model = None, found[0]
+        decision = heuristic.Decision(model, 0.0, "", ("model named explicitly: not routed",))
+        candidates = [model]
     else:
         policy, decision = routed.policy, routed.decision
         rules = gw.config.routing.policies[policy]

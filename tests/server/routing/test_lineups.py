@@ -224,6 +224,15 @@ def test_the_route_endpoint_names_the_successor_that_would_serve(
     ).json()
     assert routed["estimates"]["o1-preview"] == astra
     assert routed["estimates"]["o1-mini"]["max_completion_tokens"] == 128_000  # gpt-6.1-sol's
+    # Named by its upstream snapshot, as chat completions serves it.
+    snapshot = httpx.post(
+        f"{gateway.url}/v1/route",
+        json={"model": "o1-preview-2024-09-12", "messages": [{"role": "user", "content": SCIENCE}]},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    )
+    assert snapshot.status_code == 200, snapshot.text
+    assert snapshot.json()["substituted"] == "o1-preview -> gpt-6.2-astra"
+    assert snapshot.json()["estimates"] == {"o1-preview": astra}
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
     # A decision is not a request served by the successor: nothing counted.
     assert "gateway_model_substitutions_total{" not in scrape(gateway.url)
