@@ -140,7 +140,9 @@ async def serve(request: Request, rules: Governed) -> Response:
         refuse_shut_down(gw, name, model)  # a fine-tune of a shut-down base
     if rules.cost is not Cost.FREE and not model.priced:
         raise errors.model_not_found(name)  # not priced: never served free
-    exchange.model = exchange.routed_model = label
+    # Asked for (a shut-down model's name, as chat counts it) and served.
+    exchange.model = substituted.old if substituted is not None else label
+    exchange.routed_model = label
     attempt = GovernedAttempt(gw, request, exchange, caller, label, model, rules.cost, payload)
     attempt.named = substituted.old if substituted is not None else ""
     attempt.size = len(body)

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from gateway.config import Config
-from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config, scrape
 from tests.redis.endpoints.teams import sdk, serve_teams
 
 TODAY = "2026-12-05"  # o1-preview shut down on 2025-07-28: gpt-6.2-astra serves it
@@ -89,3 +89,8 @@ def test_a_governed_endpoint_fits_the_limits_of_the_model_named(
     with pytest.raises(openai.RateLimitError) as refused:
         client.embeddings.create(model="text-embedding-3-small", input="Hi")
     assert "requests per min (RPM) of text-embedding-3-small" in refused.value.message
+    # Counted under the model asked for, served by its successor (as chat counts them).
+    assert (
+        'gateway_requests_total{endpoint="embeddings",model="text-embedding-3-small",'
+        'routed_model="text-embedding-3-large",status_class="2xx",team="capped"} 1.0'
+    ) in scrape(gateway.url)
