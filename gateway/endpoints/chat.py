@@ -72,7 +72,7 @@ class ChatRequest:
 
     __slots__ = (
         "body", "caller", "exchange", "fees", "gw", "payload", "request", "routed",
-        "substituted", "tier", "tried", "tuned",
+        "stand_ins", "substituted", "tier", "tried", "tuned",
     )  # fmt: skip
     API = "chat"  # the response cache's name for it
 
@@ -83,6 +83,8 @@ class ChatRequest:
         self.routed: Routed | None = None
         # The shut-down model the request named, served by its successor.
         self.substituted: Substitution | None = None
+        # Successors serving shut-down fallbacks, and the fallback each serves (rarely any).
+        self.stand_ins: dict[str, str] | None = None
         # The team's own fine-tune the request names, served as its base (the label routed).
         self.tuned: ModelConfig | None = None
         # What upstream bills beside the tokens: hosted tools, or a search model's search.
@@ -210,10 +212,12 @@ class ChatRequest:
         return substituted.new if substituted is not None else label
 
     def named(self, label: str) -> str:
-        """The shut-down model the request named, when `label` is the successor serving it
-        (its limits apply too, `plan.shape`); "" otherwise (a fallback has its own)."""
+        """The shut-down model the request (or a fallback) named, when `label` is the successor
+        serving it: its limits apply too (`plan.shape`); "" otherwise."""
         substituted = self.substituted
-        return substituted.old if substituted is not None and label == substituted.new else ""
+        if substituted is not None and label == substituted.new:
+            return substituted.old
+        return self.stand_ins.get(label, "") if self.stand_ins is not None else ""
 
     async def serve_with_fallbacks(self, first: str) -> Response:
         """Serve with `first`, then its configured fallbacks while upstream fails or rate limits.
@@ -232,6 +236,8 @@ class ChatRequest:
                 served = self.fallback(m)
                 if served and served not in candidates:
                     candidates.append(served)
+                    if served != m:
+                        self.stand_ins = {**(self.stand_ins or {}), served: m}
         taken: list[str] = []
         for index, label in enumerate(candidates):
             last = index == len(candidates) - 1

@@ -9,8 +9,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from gateway.config import Config
-from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config, scrape
+from gateway.config import Config, DeploymentConfig
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config, free_port, scrape
 from tests.redis.endpoints.teams import sdk, serve_teams
 
 TODAY = "2026-12-05"  # o1-preview shut down on 2025-07-28: gpt-6.2-astra serves it
@@ -94,3 +94,31 @@ def test_a_governed_endpoint_fits_the_limits_of_the_model_named(
         'gateway_requests_total{endpoint="embeddings",model="text-embedding-3-small",'
         'routed_model="text-embedding-3-large",status_class="2xx",team="capped"} 1.0'
     ) in scrape(gateway.url)
+
+
+def test_a_shut_down_fallback_served_by_its_successor_fits_its_limits(
+    start_gateway: GatewayFactory, simulator: ServerThread, redis_server: str, tmp_path: Path
+) -> None:
+    config = on_today(simulator)
+    models = dict(config.models)
+    # gpt-6.2-astra unreachable; its fallback o1-mini (gpt-6.1-sol serves it) is capped.
+    models["gpt-6.2-astra"] = dataclasses.replace(
+        models["gpt-6.2-astra"],
+        fallbacks=("o1-mini",),
+        deployments={"gone": DeploymentConfig(base_url=f"http://127.0.0.1:{free_port()}/v1")},
+    )
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path,
+        {"capped": {"tier": "tier-5", "limits": "{models: {o1-mini: {messages_per_week: 1}}}"}},
+        config=dataclasses.replace(config, models=models),
+        upstream={"forward_header_prefixes": ("x-sim-",), "retries": 0},
+    )  # fmt: skip
+    client = sdk(gateway, "capped").with_options(default_headers={"x-sim-today": TODAY})
+    ask = {"model": "gpt-6.2-astra", "messages": [{"role": "user", "content": "Hi"}]}
+    raw = client.chat.completions.with_raw_response.create(**ask)  # type: ignore[call-overload]
+    assert raw.headers["x-gateway-fallback"] == (
+        "gpt-6.2-astra -> gpt-6.1-sol (upstream_unreachable)"
+    )
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(**ask)  # type: ignore[call-overload]
+    assert "messages per week of o1-mini" in refused.value.message
