@@ -124,6 +124,25 @@ def test_the_line_ups_models_are_patched_for_what_they_lack(
     assert sent["max_completion_tokens"] >= 400
 
 
+def test_at_effort_none_max_tokens_stays_the_clients_cap(
+    today: ServerThread, simulator: ServerThread
+) -> None:
+    # gpt-6-luna, asked for effort none, does not reason: the room made for reasoning tokens
+    # would only let the answer run (and be billed) past the client's cap.
+    raw = ask(today, CHAT, max_tokens=30)
+    assert (raw.headers["x-gateway-route-model"], raw.headers["x-gateway-route-effort"]) == (
+        "gpt-6-luna", "none",
+    )  # fmt: skip
+    completion = raw.parse()
+    sent = upstream(simulator)
+    assert (sent["max_completion_tokens"], sent["reasoning_effort"]) == (30, "none")
+    assert "max_tokens" in raw.headers["x-gateway-patched"].split(",")
+    assert completion.usage is not None and completion.usage.completion_tokens <= 30
+    # A reasoning effort keeps the room: reasoning tokens come out of the same budget.
+    ask(today, CHAT, max_tokens=30, reasoning_effort="low")
+    assert upstream(simulator)["max_completion_tokens"] == 4096
+
+
 def test_the_responses_api_carries_the_effort_chosen(
     today: ServerThread, simulator: ServerThread
 ) -> None:
