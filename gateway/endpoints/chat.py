@@ -39,7 +39,7 @@ from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
 from gateway.endpoints.model_attempt import ModelAttempt
 from gateway.endpoints.owned import check_references, made_now
-from gateway.endpoints.route import SUBSTITUTED, choose, refuse_shut_down, shield, successor_of
+from gateway.endpoints.route import SUBSTITUTED, choose, refuse_shut_down, serving, shield
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.routing.aliases import Routed, route_headers
 from gateway.routing.retirement import Substitution
@@ -202,15 +202,6 @@ class ChatRequest:
         """The route, for a request every model of its policy can serve (chat's can)."""
         return routed
 
-    def fallback(self, label: str) -> str:
-        """The model that serves the fallback `label`: its successor once it is shut down, ""
-        when none would (sent upstream as it is, it would only be refused there)."""
-        try:
-            substituted = successor_of(self.gw, label)
-        except GatewayError:
-            return ""
-        return substituted.new if substituted is not None else label
-
     def named(self, label: str) -> str:
         """The shut-down model the request (or a fallback) named, when `label` is the successor
         serving it: its limits apply too (`plan.shape`); "" otherwise."""
@@ -233,7 +224,7 @@ class ChatRequest:
         candidates = [first]
         for m in (self.tuned or gw.config.models[first]).fallbacks:
             if model_allowed(gw.config, self.caller.team, m):
-                served = self.fallback(m)
+                served = serving(gw, m)
                 if served and served not in candidates:
                     candidates.append(served)
                     if served != m:

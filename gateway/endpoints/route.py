@@ -112,7 +112,7 @@ async def route_endpoint(request: Request) -> Response:
     substituted = successor_of(gw, model)
     # Each candidate is estimated on the model that would serve it and charge it; one shut
     # down with no successor would serve nothing.
-    served_by = {m: s for m in candidates if (s := _served_by(gw, m))}
+    served_by = {m: s for m in candidates if (s := serving(gw, m))}
     answer: dict[str, Any] = {
         "object": "route",
         "policy": policy,
@@ -129,8 +129,9 @@ async def route_endpoint(request: Request) -> Response:
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
-def _served_by(gw: Gateway, name: str) -> str:
-    """The configured model that would serve a request naming `name` ("": none would)."""
+def serving(gw: Gateway, name: str) -> str:
+    """The configured model that serves a model named: its successor once it is shut down;
+    "" when none would (sent upstream as it is, it would only be refused there)."""
     try:
         substituted = successor_of(gw, name)
     except errors.GatewayError:
