@@ -365,11 +365,11 @@ _RETIRING = {
                 "properties": {
                     "model": {"type": "string"},
                     "shutdown": {"type": "string", "format": "date"},
-                    "days_left": {"type": "integer", "description": "Negative: shut down."},
+                    "days_left": {"type": "integer", "description": "0 or less: shut down."},
                     "successor": {
                         "type": ["string", "null"],
-                        "description": "The model serving it from its shutdown day (null: "
-                        "none, requests naming it are refused).",
+                        "description": "The model serving it from its shutdown day, today's "
+                        "once that day has come (null: none, requests naming it are refused).",
                     },
                 },
             },

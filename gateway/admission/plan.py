@@ -149,13 +149,15 @@ def plan(
     reserve: int,
     endpoint: str,
     counts_tokens: bool = True,
+    named: str = "",
 ) -> Plan:
     """Everything the admission script needs for one request of `model` on `endpoint`.
 
     `counts_tokens` is False for calls whose token use is unknown up front (pass-through): they
-    count against request limits only, and are charged from the usage they report.
+    count against request limits only, and are charged from the usage they report. `named`:
+    the shut-down model the request named, which `model` serves (`shape`).
     """
-    found = shape(config, team, key, model, endpoint, counts_tokens)
+    found = shape(config, team, key, model, endpoint, counts_tokens, named)
     return found.plan(hold_id, est_tokens, reserve)
 
 
@@ -202,28 +204,42 @@ class PlanShape:
 
 
 def shape(
-    config: Config, team: Team, key: Key | None, model: str, endpoint: str, counts_tokens: bool
+    config: Config,
+    team: Team,
+    key: Key | None,
+    model: str,
+    endpoint: str,
+    counts_tokens: bool,
+    named: str = "",
 ) -> PlanShape:
+    """`named`: the shut-down model the request named, served by its successor `model`. The
+    team's and key's limits on it apply as well as the successor's own: the team is served as
+    allowed that model, and its caps (a weekly message cap above all) must not lapse on the
+    model's shutdown day."""
     t = tag(team.name)
+    named = named if named != model else ""
+    limited = (model, named) if named else (model,)
     slots: list[Bucket | tuple[str, int, str]] = []
     weekly: list[WeeklyCap] = []
     scopes = [("team", f"team {team.name}", team_limits(config, team))]
     if key is not None:
         scopes.append((f"key:{key.id}", f"key {key.id}", resolve(config, key.limits)))
     for scope, owner, limits in scopes:
-        per_model = limits.models.get(model, ModelLimits())
+        per_models = [(m, limits.models.get(m, ModelLimits())) for m in limited]
         for which, rpm, tpm in (
             ("*", limits.requests_per_minute, limits.tokens_per_minute),
-            (model, per_model.requests_per_minute, per_model.tokens_per_minute),
+            *((m, per.requests_per_minute, per.tokens_per_minute) for m, per in per_models),
         ):
             where = f"{scope}:{which}"
             if rpm is not None:
-                slots.append(Bucket(f"{t}:b:{where}:r", REQUESTS, rpm, 1, RPM, owner))
+                rpm_label = RPM if which != named else f"{RPM} of {named}"
+                slots.append(Bucket(f"{t}:b:{where}:r", REQUESTS, rpm, 1, rpm_label, owner))
             if tpm is not None and counts_tokens:
                 slots.append((f"{t}:b:{where}:t", tpm, owner))
-        if per_model.messages_per_week is not None:
-            cap = per_model.messages_per_week
-            weekly.append(WeeklyCap(f"{t}:w:{scope}:{model}", cap, WEEK, owner))
+        for m, per in per_models:
+            if per.messages_per_week is not None:
+                week = WEEK if m != named else f"{WEEK} of {named}"
+                weekly.append(WeeklyCap(f"{t}:w:{scope}:{m}", per.messages_per_week, week, owner))
     return PlanShape(
         team=team.name,
         tag=t,
@@ -245,7 +261,9 @@ class PlanShapes:
     def __init__(self, config: Config, max_entries: int = 10_000) -> None:
         self._config = config
         self._max = max_entries
-        self._known: dict[tuple[str, str, str, str, bool], tuple[Team, Key | None, PlanShape]] = {}
+        self._known: dict[
+            tuple[str, str, str, str, bool, str], tuple[Team, Key | None, PlanShape]
+        ] = {}
 
     def get(
         self,
@@ -255,13 +273,16 @@ class PlanShapes:
         *,
         endpoint: str,
         counts_tokens: bool = True,
+        named: str = "",
     ) -> PlanShape:
-        index = (team.name, key.id if key is not None else "", model, endpoint, counts_tokens)
+        index = (
+            team.name, key.id if key is not None else "", model, endpoint, counts_tokens, named
+        )  # fmt: skip
         known = self._known.get(index)
         if known is not None and known[0] is team and known[1] is key:
             return known[2]
         if len(self._known) >= self._max:
             self._known.clear()
-        found = shape(self._config, team, key, model, endpoint, counts_tokens)
+        found = shape(self._config, team, key, model, endpoint, counts_tokens, named)
         self._known[index] = (team, key, found)
         return found

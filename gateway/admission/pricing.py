@@ -72,15 +72,22 @@ def largest_completion_cap(price: Price, prompt_tokens: int, copies: int, left: 
     return room // per_answer if per_answer else MAX_CAP
 
 
-def estimates(config: Config, payload: dict[str, Any], models: list[str]) -> dict[str, Any]:
+def estimates(
+    config: Config,
+    payload: dict[str, Any],
+    models: list[str],
+    served_by: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """What the request would cost on each model: typical and worst case, in micro-dollars, on
-    the prompt the model would be held for (its image inputs by its own figures, the tools)."""
+    the prompt the model would be held for (its image inputs by its own figures, the tools).
+    `served_by`: the model that would serve a model named (a shut-down one's successor), whose
+    prices, output cap and figures the request would be charged by."""
     messages = payload.get("messages")
     text = tokens.count_messages(messages) if isinstance(messages, list) else 0
     requested = requested_completion(payload)
     out: dict[str, Any] = {}
     for name in models:
-        model = config.models[name]
+        model = config.models[served_by.get(name, name) if served_by else name]
         prompt = chat_prompt(payload, model, text)
         cap = min(requested or model.max_output, model.max_output)
         typical = min(

@@ -474,7 +474,8 @@ def models_retiring(client: httpx.Client, args: argparse.Namespace) -> int:
 
 
 def _days_left(days: int) -> str:
-    return f"{days} left" if days >= 0 else "shut down"
+    # On its day (0 left) a model is shut down already: its successor serves it.
+    return f"{days} left" if days > 0 else "shut down"
 
 
 USAGE_COLUMNS = (

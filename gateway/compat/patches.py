@@ -80,12 +80,13 @@ def adapt_request(
             out["messages"] = rewritten
             patches.extend(role_patches)
 
+    moved: Any = None  # a max_tokens that becomes max_completion_tokens (below)
     if not caps.max_tokens and "max_tokens" in out:
         max_tokens = out.pop("max_tokens")
         if max_tokens is not None:
             patches.append("max_tokens")
             if out.get("max_completion_tokens") is None:
-                out["max_completion_tokens"] = _with_headroom(max_tokens, min_completion_tokens)
+                moved = max_tokens
 
     stop: tuple[str, ...] = ()
     if not caps.sampling_params:
@@ -109,6 +110,14 @@ def adapt_request(
 
     if caps.reasoning_effort is not None and "reasoning_effort" in out:
         _fit_effort(out, "reasoning_effort", caps.reasoning_effort, patches)
+
+    if moved is not None:
+        # Room for reasoning tokens, which come out of the same budget; a model asked for
+        # effort `none` (that takes it) writes none, and the client's cap stands.
+        thinks = out.get("reasoning_effort") != "none"
+        out["max_completion_tokens"] = (
+            _with_headroom(moved, min_completion_tokens) if thinks else moved
+        )
 
     streaming = out.get("stream") is True
     stream_options = out.get("stream_options")

@@ -151,8 +151,16 @@ def _worst_case(
             raise errors.model_not_found(str(name))
         retired_as = retirement.retired(gw.config.models, label, today) if model.shutdown else None
         if retired_as is not None and gw.config.retirement.shield:
-            # The file goes upstream as it is, where every such line would fail.
-            instead = f"; name {retired_as.new} instead" if retired_as.new else ""
+            # The file goes upstream as it is, where every such line would fail. The successor
+            # is named only where it stands in and a line naming it would pass: not for a
+            # fine-tune (its base's successor is another model), nor for a team that chat
+            # serves it only as the model it replaces.
+            advised = (
+                retired_as.new
+                and name not in tuned
+                and model_allowed(gw.config, caller.team, retired_as.new)
+            )
+            instead = f"; name {retired_as.new} instead" if advised else ""
             raise errors.batch_line_invalid(
                 number, f"its model {name} was shut down on {retired_as.shutdown}{instead}"
             )

@@ -50,8 +50,8 @@ class CachedRequest:
     """One request the response cache is on for (or was asked off for: `bypass`)."""
 
     __slots__ = (
-        "api", "caller", "effort", "exchange", "gw", "key", "label", "mode", "model", "notes",
-        "payload", "request", "tools", "tried",
+        "api", "caller", "effort", "exchange", "gw", "key", "label", "mode", "model", "named",
+        "notes", "payload", "request", "tools", "tried",
     )  # fmt: skip
 
     def __init__(
@@ -66,6 +66,7 @@ class CachedRequest:
         model: ModelConfig,
         effort: str = "",
         tried: tuple[Plan, ...] = (),
+        named: str = "",
     ) -> None:
         self.gw, self.request, self.exchange, self.caller = gw, request, exchange, caller
         self.api, self.payload, self.label, self.model = api, payload, label, model
@@ -74,6 +75,8 @@ class CachedRequest:
         # What counted the request already (a read upstream before it was served): a hit does
         # not count it again (`counted_once`).
         self.tried = tried
+        # The shut-down model the request named, which `label` serves: a hit fits its limits too.
+        self.named = named
         self.mode = Mode.OFF
         self.tools = False
         self.key = ""
@@ -154,7 +157,11 @@ class CachedRequest:
         if gw.config.admission.enabled:
             attempt = Attempt(gw, self.request, exchange, self.caller, "", self.label)
             shape = gw.plan_shapes().get(
-                self.caller.team, self.caller.key, self.label, endpoint=exchange.endpoint
+                self.caller.team,
+                self.caller.key,
+                self.label,
+                endpoint=exchange.endpoint,
+                named=self.named,
             )
             plan = shape.plan(gw.new_hold_id(), 0, charge)
             await attempt.admit(counted_once(plan, self.tried) if self.tried else plan, None, 0)

@@ -39,7 +39,7 @@ from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
 from gateway.endpoints.model_attempt import ModelAttempt
 from gateway.endpoints.owned import check_references, made_now
-from gateway.endpoints.route import SUBSTITUTED, choose, refuse_shut_down, shield
+from gateway.endpoints.route import SUBSTITUTED, choose, refuse_shut_down, serving, shield
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.routing.aliases import Routed, route_headers
 from gateway.routing.retirement import Substitution
@@ -72,7 +72,7 @@ class ChatRequest:
 
     __slots__ = (
         "body", "caller", "exchange", "fees", "gw", "payload", "request", "routed",
-        "substituted", "tier", "tried", "tuned",
+        "stand_ins", "substituted", "tier", "tried", "tuned",
     )  # fmt: skip
     API = "chat"  # the response cache's name for it
 
@@ -83,6 +83,8 @@ class ChatRequest:
         self.routed: Routed | None = None
         # The shut-down model the request named, served by its successor.
         self.substituted: Substitution | None = None
+        # Successors serving shut-down fallbacks, and the fallback each serves (rarely any).
+        self.stand_ins: dict[str, str] | None = None
         # The team's own fine-tune the request names, served as its base (the label routed).
         self.tuned: ModelConfig | None = None
         # What upstream bills beside the tokens: hosted tools, or a search model's search.
@@ -135,6 +137,7 @@ class ChatRequest:
         cached = CachedRequest(
             self.gw, self.request, self.exchange, self.caller, self.API, self.client_payload(),
             first, self.tuned or self.gw.config.models[first], self.effort, self.tried,
+            self.named(first),
         )  # fmt: skip
         return cached if cached.decide(routed.policy if routed is not None else "") else None
 
@@ -199,6 +202,14 @@ class ChatRequest:
         """The route, for a request every model of its policy can serve (chat's can)."""
         return routed
 
+    def named(self, label: str) -> str:
+        """The shut-down model the request (or a fallback) named, when `label` is the successor
+        serving it: its limits apply too (`plan.shape`); "" otherwise."""
+        substituted = self.substituted
+        if substituted is not None and label == substituted.new:
+            return substituted.old
+        return self.stand_ins.get(label, "") if self.stand_ins is not None else ""
+
     async def serve_with_fallbacks(self, first: str) -> Response:
         """Serve with `first`, then its configured fallbacks while upstream fails or rate limits.
 
@@ -206,14 +217,18 @@ class ChatRequest:
         fallback is patched for its own capabilities and admitted and charged on its own; the
         failed try was released, so the team pays for what ran. A whole answer that failed
         after its request was written does not fall back: upstream may still bill it, and the
-        fallback's answer would be a second bill.
+        fallback's answer would be a second bill. A fallback shut down is tried as its
+        successor, or not at all when nothing succeeds it.
         """
         gw = self.gw
-        candidates = [first] + [
-            m
-            for m in (self.tuned or gw.config.models[first]).fallbacks
-            if model_allowed(gw.config, self.caller.team, m)
-        ]
+        candidates = [first]
+        for m in (self.tuned or gw.config.models[first]).fallbacks:
+            if model_allowed(gw.config, self.caller.team, m):
+                served = serving(gw, m)
+                if served and served not in candidates:
+                    candidates.append(served)
+                    if served != m:
+                        self.stand_ins = {**(self.stand_ins or {}), served: m}
         taken: list[str] = []
         for index, label in enumerate(candidates):
             last = index == len(candidates) - 1
@@ -307,7 +322,7 @@ class ChatAttempt(ModelAttempt):
         tier = chat.tier if chat.payload is chat.client_payload() else 100
         super().__init__(
             chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps, tier,
-            chat.tried,
+            chat.tried, chat.named(label),
         )  # fmt: skip
         self.payload = self.asked = chat.payload  # `patch` rewrites `payload`
         self.body = chat.body

@@ -140,8 +140,11 @@ async def serve(request: Request, rules: Governed) -> Response:
         refuse_shut_down(gw, name, model)  # a fine-tune of a shut-down base
     if rules.cost is not Cost.FREE and not model.priced:
         raise errors.model_not_found(name)  # not priced: never served free
-    exchange.model = exchange.routed_model = label
+    # Asked for (a shut-down model's name, as chat counts it) and served.
+    exchange.model = substituted.old if substituted is not None else label
+    exchange.routed_model = label
     attempt = GovernedAttempt(gw, request, exchange, caller, label, model, rules.cost, payload)
+    attempt.named = substituted.old if substituted is not None else ""
     attempt.size = len(body)
     if parts is not None:
         attempt.files = field_values(parts, "file")
@@ -170,8 +173,8 @@ class GovernedAttempt(Attempt):
     """One call of a governed endpoint: held by its cost rule, settled by it."""
 
     __slots__ = (
-        "asked", "audio_tokens", "config", "cost", "files", "label", "payload", "rendered",
-        "size",
+        "asked", "audio_tokens", "config", "cost", "files", "label", "named", "payload",
+        "rendered", "size",
     )  # fmt: skip
 
     def __init__(
@@ -200,6 +203,8 @@ class GovernedAttempt(Attempt):
         self.asked: str | None = None
         self.rendered: tuple[bytes, str] | None = None
         self.size = 0  # the request body's bytes: a large one is counted off the event loop
+        # The shut-down model the request named, which `label` serves: its limits apply too.
+        self.named = ""
 
     def upstream_model(self) -> str:
         return self.config.upstream
@@ -241,7 +246,11 @@ class GovernedAttempt(Attempt):
         else:
             prompt, completion, reserve = worst_case(self.cost, self.payload, model, seconds)
         shape = gw.plan_shapes().get(
-            self.caller.team, self.caller.key, self.label, endpoint=self.exchange.endpoint
+            self.caller.team,
+            self.caller.key,
+            self.label,
+            endpoint=self.exchange.endpoint,
+            named=self.named,
         )
         plan = shape.plan(gw.new_hold_id(), prompt + completion, reserve)
         await self.admit(plan, model.price, prompt)

@@ -30,8 +30,8 @@ class ModelAttempt(Attempt, ABC):
     an early call the admission made ready but nothing took is aborted."""
 
     __slots__ = (
-        "body", "caps", "config", "copies", "early", "fees_held", "stream", "tier", "tried",
-        "untiered",
+        "body", "caps", "config", "copies", "early", "fees_held", "named", "stream", "tier",
+        "tried", "untiered",
     )  # fmt: skip
     ANSWERS_JSON = True
 
@@ -47,10 +47,13 @@ class ModelAttempt(Attempt, ABC):
         caps: Capabilities,
         tier: int = 100,
         tried: tuple[Plan, ...] = (),
+        named: str = "",
     ) -> None:
         super().__init__(gw, request, exchange, caller, path, label)
         # The plans the request's earlier tries were admitted by (`counted_once`).
         self.tried = tried
+        # The shut-down model the request named, which this model serves: its limits apply too.
+        self.named = named
         # Held at the price of the service tier asked for (`tier` percent of the standard),
         # charged at the one that served (`served_at`).
         self.config = at_tier(config, tier)
@@ -99,10 +102,12 @@ class ModelAttempt(Attempt, ABC):
         expected = requested or gw.config.admission.default_completion_tokens
         estimated = prompt + expected * copies
         assert self.model is not None
-        plan = (
-            gw.plan_shapes()
-            .get(self.caller.team, self.caller.key, self.model, endpoint=self.exchange.endpoint)
-            .plan(gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap) + fees)
+        shape = gw.plan_shapes().get(
+            self.caller.team, self.caller.key, self.model,
+            endpoint=self.exchange.endpoint, named=self.named,
+        )  # fmt: skip
+        plan = shape.plan(
+            gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap) + fees
         )
         if self.tried:
             plan = counted_once(plan, self.tried)

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from gateway.admission.plan import model_allowed
 from gateway.config import Config
 from gateway.endpoints import tuned_models
+from gateway.routing import retirement
 from gateway.routing.aliases import DEFAULT_ALIAS
 from gateway.server.body import JSON
 from gateway.server.caller import Caller, identify
@@ -25,7 +26,8 @@ from gateway.wire import errors
 async def list_models(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    data = [_model_object(gw.config, name) for name in _visible(gw.config, caller)]
+    today = gw.today()
+    data = [_model_object(gw.config, name, today) for name in _visible(gw.config, caller)]
     data += await tuned_models.listed(gw, caller)
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
@@ -38,7 +40,7 @@ async def get_model(request: Request) -> Response:
         return await tuned_models.retrieve(request, caller, name)
     if name not in _visible(gw.config, caller):
         raise errors.model_not_found(name)
-    return Response(orjson.dumps(_model_object(gw.config, name)), media_type=JSON)
+    return Response(orjson.dumps(_model_object(gw.config, name, gw.today())), media_type=JSON)
 
 
 def _visible(config: Config, caller: Caller) -> list[str]:
@@ -60,9 +62,10 @@ def _visible(config: Config, caller: Caller) -> list[str]:
     return names
 
 
-def _model_object(config: Config, name: str) -> dict[str, Any]:
+def _model_object(config: Config, name: str, today: str) -> dict[str, Any]:
     """OpenAI's model object, with its `shutdown_date` (null: none set, as for an alias); a
-    model with a shutdown day also says it as `shutdown`, with its successor."""
+    model with a shutdown day also says it as `shutdown`, with its successor: the model serving
+    it from that day, today's once the day has come (a successor may be shut down since)."""
     # `created` is fixed: it describes the model, not this gateway process.
     model = config.models.get(name)
     found: dict[str, Any] = {
@@ -71,5 +74,6 @@ def _model_object(config: Config, name: str) -> dict[str, Any]:
     }  # fmt: skip
     if model is not None and model.shutdown:
         found["shutdown"] = model.shutdown
-        found["successor"] = model.successor or None
+        served = retirement.retired(config.models, name, max(model.shutdown, today))
+        found["successor"] = served.new if served is not None and served.new else None
     return found

@@ -428,7 +428,7 @@ class NativeAttempt(ModelAttempt):
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(
             req.gw, req.request, req.exchange, req.caller, PATH, label, model, caps, req.tier,
-            req.tried,
+            req.tried, req.named(label),
         )  # fmt: skip
         self.req = req
         self.patches: tuple[str, ...] = ()

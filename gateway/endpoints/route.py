@@ -94,11 +94,12 @@ async def route_endpoint(request: Request) -> Response:
     name: str = payload["model"]
     routed = await choose(gw, caller.team, name, payload)
     if routed is None:
-        if name not in gw.config.models:
+        found = gw.models.get(name)  # by any of its names (an upstream snapshot), as chat's
+        if found is None:
             raise errors.unknown_model_or_policy(name, gw.config.routing.policies)
-        policy, model = None, name
-        decision = heuristic.Decision(name, 0.0, "", ("model named explicitly: not routed",))
-        candidates = [name]
+        policy, model = None, found[0]
+        decision = heuristic.Decision(model, 0.0, "", ("model named explicitly: not routed",))
+        candidates = [model]
     else:
         policy, decision = routed.policy, routed.decision
         rules = gw.config.routing.policies[policy]
@@ -109,6 +110,9 @@ async def route_endpoint(request: Request) -> Response:
     allowed = [m for m in candidates if model_allowed(gw.config, caller.team, m)]
     # What would serve it: a shut-down model's successor (allowed as the model it replaces).
     substituted = successor_of(gw, model)
+    # Each candidate is estimated on the model that would serve it and charge it; one shut
+    # down with no successor would serve nothing.
+    served_by = {m: s for m in candidates if (s := serving(gw, m))}
     answer: dict[str, Any] = {
         "object": "route",
         "policy": policy,
@@ -120,6 +124,16 @@ async def route_endpoint(request: Request) -> Response:
         "effort": decision.effort or None,
         "domain": decision.domain,
         "reasons": list(decision.reasons),
-        "estimates": estimates(gw.config, payload, candidates),
+        "estimates": estimates(gw.config, payload, list(served_by), served_by),
     }
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def serving(gw: Gateway, name: str) -> str:
+    """The configured model that serves a model named: its successor once it is shut down;
+    "" when none would (sent upstream as it is, it would only be refused there)."""
+    try:
+        substituted = successor_of(gw, name)
+    except errors.GatewayError:
+        return ""
+    return substituted.new if substituted is not None else name

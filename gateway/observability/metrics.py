@@ -266,12 +266,16 @@ class Metrics:
             # This worker's live gauges (in flight, open streams) stop counting.
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
-    def known_models(self, models: Mapping[str, ModelConfig]) -> None:
+    def known_models(
+        self, models: Mapping[str, ModelConfig], successors: Mapping[str, str]
+    ) -> None:
+        """`successors`: the model serving each one with a shutdown day from that day ("":
+        none), which is not always its `successor` (one shut down before it passes it on)."""
         for name, model in models.items():
             self.upstream_retries.labels(name)
             if model.shutdown:
                 day = datetime.fromisoformat(model.shutdown).replace(tzinfo=UTC)
-                self.model_shutdowns.labels(name, model.successor).set(day.timestamp())
+                self.model_shutdowns.labels(name, successors.get(name, "")).set(day.timestamp())
 
     def count_request(
         self,

@@ -51,13 +51,15 @@ def retired(models: Mapping[str, ModelConfig], name: str, today: str) -> Substit
 class Retiring:
     model: str
     shutdown: str
-    days_left: int  # negative once shut down
-    successor: str  # who serves it on its day ("" = nobody: refused)
+    days_left: int  # 0 or less once shut down (on its day, its successor serves it)
+    # Who serves it from its day, or today once it has come ("" = nobody: refused).
+    successor: str
 
 
 def retiring(models: Mapping[str, ModelConfig], today: str, within_days: int) -> list[Retiring]:
     """Configured models shutting down within `within_days` of `today` (those already shut
-    down too), soonest first."""
+    down too), soonest first, each with the model serving it from its day: today's, for one
+    shut down already (its successor may have been shut down since)."""
     day = date.fromisoformat(today)
     found = []
     for name, model in models.items():
@@ -65,6 +67,6 @@ def retiring(models: Mapping[str, ModelConfig], today: str, within_days: int) ->
             continue
         left = (date.fromisoformat(model.shutdown) - day).days
         if left <= within_days:
-            after = retired(models, name, model.shutdown)
+            after = retired(models, name, max(model.shutdown, today))
             found.append(Retiring(name, model.shutdown, left, after.new if after else ""))
     return sorted(found, key=lambda r: (r.shutdown, r.model))

@@ -22,6 +22,7 @@ from gateway.observability.audit import AuditLog
 from gateway.observability.metrics import Metrics
 from gateway.observability.trace_settings import TraceSettings, protocol_problem, trace_settings
 from gateway.observability.tracing import Tracing
+from gateway.routing import retirement
 from gateway.routing.aliases import DEFAULT_ALIAS
 from gateway.runtime.gateway import Gateway
 from gateway.runtime.redis_connection import open_redis
@@ -57,7 +58,7 @@ def open_gateway(config: Config) -> Gateway:
         models[name] = (name, model)
     client = open_redis(config.redis)
     metrics = Metrics(key_id_labels=config.observability.key_id_labels)
-    metrics.known_models(config.models)
+    metrics.known_models(config.models, _successors(config.models))
     targets, extra_upstreams = _targets(config, upstream, upstream_key)
     fast = pipelined_client(config.redis)
     policy = RetryPolicy(
@@ -131,6 +132,16 @@ def collector_client_config(settings: TraceSettings) -> UpstreamConfig:
         connect_timeout_s=timeout, first_byte_timeout_s=timeout, read_timeout_s=timeout,
         total_timeout_s=timeout,
     )  # fmt: skip
+
+
+def _successors(models: dict[str, ModelConfig]) -> dict[str, str]:
+    """The model serving each model with a shutdown day from that day ("": none)."""
+    out = {}
+    for name, model in models.items():
+        if model.shutdown:
+            served = retirement.retired(models, name, model.shutdown)
+            out[name] = served.new if served is not None else ""
+    return out
 
 
 def _targets(

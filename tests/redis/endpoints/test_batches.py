@@ -179,6 +179,23 @@ def test_a_batch_naming_a_shut_down_model_is_refused_before_upstream(
     assert seen[-1]["method"] == "GET", "the gateway read the file; it created no batch"
 
 
+def test_a_shut_down_batch_model_names_no_successor_the_team_cannot_use(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path
+) -> None:
+    # Chat serves this team's o1-preview requests with gpt-6.2-astra (allowed as o1-preview);
+    # a batch line naming gpt-6.2-astra itself would be refused: the advice would mislead.
+    later = serve_teams(
+        start_gateway, redis_server, tmp_path, {"narrow": {"tier": "tier-5", "models": "[o1-preview]"}},
+        retirement={"today": "2026-12-05"},
+    )  # fmt: skip
+    narrow = sdk(later, "narrow")
+    with pytest.raises(openai.BadRequestError) as info:
+        create(narrow, input_file(narrow, model="o1-preview", lines=1))
+    assert info.value.message.endswith("its model o1-preview was shut down on 2025-07-28.")
+    with pytest.raises(openai.NotFoundError):
+        create(narrow, input_file(narrow, model="gpt-6.2-astra", lines=1))
+
+
 @pytest.fixture
 def follow(redis_server: str, simulator: ServerThread) -> Callable[[], None]:
     """One pass of the gateway's follower over the open batches (the gateway's own waits an

@@ -321,6 +321,15 @@ def test_a_fine_tune_shuts_down_with_its_base(
         assert refused["code"] == "model_not_found"
         assert "shut down on 2027-01-14" in refused["message"]
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
+    # A batch naming it is refused; no successor is offered for a fine-tune (none stands in).
+    line = {"custom_id": "r", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": name, "messages": HI}}  # fmt: skip
+    file_id = after.files.create(file=("in.jsonl", json.dumps(line).encode()), purpose="batch").id
+    with pytest.raises(openai.BadRequestError) as info:
+        after.batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert info.value.message.endswith(f"its model {name} was shut down on 2027-01-14.")
 
 
 def test_epochs_are_held_from_the_hyperparameters_upstream_reads(

@@ -237,3 +237,14 @@ def test_models_retiring_lists_shutdowns_within_the_notice_and_their_successors(
     assert "gpt-4o" not in [m["model"] for m in found["data"]]
     assert {"model": "o1-mini", "shutdown": "2025-10-27", "days_left": -404,
             "successor": "gpt-6.1-sol"} in found["data"]  # fmt: skip
+
+
+def test_models_retiring_says_a_model_is_shut_down_on_its_day(
+    start_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # From 2027-01-14 itself requests naming gpt-4o are served by gpt-6-luna: no day is left.
+    server = start_gateway(server={"admin_key": ADMIN_KEY}, retirement={"today": "2027-01-14"})
+    assert main(["models", "retiring", "--url", server.url, "--admin-key", ADMIN_KEY]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {columns(lines[2], line)["MODEL"]: columns(lines[2], line) for line in lines[3:]}
+    assert rows["gpt-4o"]["DAYS"] == "shut down"

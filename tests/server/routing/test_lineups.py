@@ -4,6 +4,7 @@ simulator set to a day (`x-sim-today`), whose request log shows what reached ups
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import httpx
@@ -123,6 +124,25 @@ def test_the_line_ups_models_are_patched_for_what_they_lack(
     assert sent["max_completion_tokens"] >= 400
 
 
+def test_at_effort_none_max_tokens_stays_the_clients_cap(
+    today: ServerThread, simulator: ServerThread
+) -> None:
+    # gpt-6-luna, asked for effort none, does not reason: the room made for reasoning tokens
+    # would only let the answer run (and be billed) past the client's cap.
+    raw = ask(today, CHAT, max_tokens=30)
+    assert (raw.headers["x-gateway-route-model"], raw.headers["x-gateway-route-effort"]) == (
+        "gpt-6-luna", "none",
+    )  # fmt: skip
+    completion = raw.parse()
+    sent = upstream(simulator)
+    assert (sent["max_completion_tokens"], sent["reasoning_effort"]) == (30, "none")
+    assert "max_tokens" in raw.headers["x-gateway-patched"].split(",")
+    assert completion.usage is not None and completion.usage.completion_tokens <= 30
+    # A reasoning effort keeps the room: reasoning tokens come out of the same budget.
+    ask(today, CHAT, max_tokens=30, reasoning_effort="low")
+    assert upstream(simulator)["max_completion_tokens"] == 4096
+
+
 def test_the_responses_api_carries_the_effort_chosen(
     today: ServerThread, simulator: ServerThread
 ) -> None:
@@ -208,6 +228,82 @@ def test_the_route_endpoint_names_the_successor_that_would_serve(
     ).json()
     assert answer["substituted"] == "o1-preview -> gpt-6.2-astra"
     assert answer["upstream_model"] == "gpt-6.2-astra"
+    # Its cost is estimated at the successor's prices and output cap, as it would be charged.
+    astra = httpx.post(
+        f"{gateway.url}/v1/route",
+        json={"model": "gpt-6.2-astra", "messages": [{"role": "user", "content": SCIENCE}]},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    ).json()["estimates"]["gpt-6.2-astra"]
+    assert answer["estimates"] == {"o1-preview": astra}
+    # A policy whose line-up names shut-down models: each estimated on the model serving it.
+    routed = httpx.post(
+        f"{gateway.url}/v1/route",
+        json={"model": "auto", "messages": [{"role": "user", "content": SCIENCE}]},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    ).json()
+    assert routed["estimates"]["o1-preview"] == astra
+    assert routed["estimates"]["o1-mini"]["max_completion_tokens"] == 128_000  # gpt-6.1-sol's
+    # Named by its upstream snapshot, as chat completions serves it.
+    snapshot = httpx.post(
+        f"{gateway.url}/v1/route",
+        json={"model": "o1-preview-2024-09-12", "messages": [{"role": "user", "content": SCIENCE}]},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    )
+    assert snapshot.status_code == 200, snapshot.text
+    assert snapshot.json()["substituted"] == "o1-preview -> gpt-6.2-astra"
+    assert snapshot.json()["estimates"] == {"o1-preview": astra}
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
     # A decision is not a request served by the successor: nothing counted.
     assert "gateway_model_substitutions_total{" not in scrape(gateway.url)
+
+
+def test_a_fallback_shut_down_is_served_by_its_successor(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    config = base_config(
+        OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY,
+        O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES="x-sim-", O1GW__UPSTREAM__RETRIES="0",
+        O1GW__RETIREMENT__TODAY=TODAY,
+    )  # fmt: skip
+    models = dict(config.models)
+    # An operator's fallback written before o1-mini's shutdown (gpt-6.1-sol serves it now).
+    models["gpt-6.2-astra"] = dataclasses.replace(
+        models["gpt-6.2-astra"], fallbacks=("o1-mini", "gpt-3.5-turbo-instruct")
+    )
+    gateway = start_gateway(dataclasses.replace(config, models=models))
+    log = f"{simulator.url}/_sim/requests"
+    seen = len(httpx.get(log).json()["data"])
+    with pytest.raises(openai.RateLimitError) as refused:
+        sdk(gateway).chat.completions.create(
+            model="gpt-6.2-astra", messages=[{"role": "user", "content": "Hi"}],
+            extra_headers={"x-sim-fault": "429"},
+        )  # fmt: skip
+    sent = [r["body"]["model"] for r in httpx.get(log).json()["data"][seen:]]
+    # Nothing went upstream under a shut-down name; gpt-3.5-turbo-instruct, shut down with no
+    # successor, was not tried.
+    assert sent == ["gpt-6.2-astra", "gpt-6.1-sol"]
+    assert refused.value.response.headers["x-gateway-fallback"] == (
+        "gpt-6.2-astra -> gpt-6.1-sol (429)"
+    )
+
+
+def test_the_models_list_names_the_successor_serving_today(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # gpt-6.1-sol, o1-mini's successor, shut down in its turn: gpt-6.2-astra serves them both.
+    gateway = gateway_on(
+        start_gateway, simulator,
+        **{"O1GW__MODELS__GPT-6.1-SOL__SHUTDOWN": "2026-12-01",
+           "O1GW__MODELS__GPT-6.1-SOL__SUCCESSOR": "gpt-6.2-astra"},
+    )  # fmt: skip
+    client = sdk(gateway)
+    raw = client.chat.completions.with_raw_response.create(
+        model="o1-mini", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert raw.headers["x-gateway-model-substituted"] == "o1-mini -> gpt-6.2-astra"
+    o1_mini = client.models.retrieve("o1-mini").model_dump()
+    assert (o1_mini["shutdown"], o1_mini["successor"]) == ("2025-10-27", "gpt-6.2-astra")
+    listed = {m.id: m.model_dump() for m in client.models.list()}
+    assert listed["o1-mini"]["successor"] == listed["gpt-6.1-sol"]["successor"] == "gpt-6.2-astra"
+    # One still to come names the model serving it from its day, as before.
+    assert listed["gpt-4o"]["successor"] == "gpt-6-luna"

@@ -88,6 +88,38 @@ def test_plan_has_team_and_key_buckets_under_one_hash_tag() -> None:
     assert (p.endpoint, p.label) == ("chat", "o1-preview\tchat\tkey_1")
 
 
+def test_a_successor_serving_a_shut_down_model_fits_its_limits_too() -> None:
+    team = Team("r", "tier-5", limits=Limits(profile="chatgpt-plus"))
+    key = Key("key_1", "r", "0" * 64, limits=Limits(models={"o1-preview": ModelLimits(5, 6, 7)}))
+    p = plan(
+        CONFIG, team, key, "gpt-6.2-astra", hold_id="h", est_tokens=10, reserve=1,
+        endpoint="chat", named="o1-preview",
+    )  # fmt: skip
+    buckets = [(b.key.rsplit(":", 2)[-2:], b.limit, b.label) for b in p.buckets]
+    assert buckets == [
+        (["*", "r"], 10_000, "requests per min (RPM)"),
+        (["*", "t"], 30_000_000, "tokens per min (TPM)"),
+        (["o1-preview", "r"], 20, "requests per min (RPM) of o1-preview"),
+        (["o1-preview", "r"], 5, "requests per min (RPM) of o1-preview"),
+        (["o1-preview", "t"], 6, "tokens per min (TPM)"),
+    ]
+    # Counted in the weekly counters the model named was counted in before its shutdown.
+    assert [(w.prefix, w.cap, w.label) for w in p.weekly] == [
+        (f"{tag('r')}:w:team:o1-preview", 30, "messages per week of o1-preview"),
+        (f"{tag('r')}:w:key:key_1:o1-preview", 7, "messages per week of o1-preview"),
+    ]
+    # Usage is filed under the model that served (and was billed).
+    assert (p.model, p.label) == ("gpt-6.2-astra", "gpt-6.2-astra\tchat\tkey_1")
+    alone = plan(
+        CONFIG, team, None, "gpt-6.2-astra", hold_id="h", est_tokens=10, reserve=1,
+        endpoint="chat",
+    )  # fmt: skip
+    assert (len(alone.buckets), alone.weekly) == (2, ())
+    shapes = PlanShapes(CONFIG)
+    assert shapes.get(team, None, "gpt-6.2-astra", endpoint="chat").weekly == ()
+    assert shapes.get(team, None, "gpt-6.2-astra", endpoint="chat", named="o1-preview").weekly
+
+
 def test_pass_through_plans_count_requests_only() -> None:
     p = plan(
         CONFIG,

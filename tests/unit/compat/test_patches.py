@@ -169,6 +169,22 @@ def test_min_completion_tokens_is_configurable_and_explicit_max_completion_token
     assert "max_tokens" not in both
 
 
+def test_at_effort_none_max_tokens_needs_no_room_for_reasoning() -> None:
+    luna = dataclasses.replace(O1, reasoning_effort=("none", "low", "medium"))
+    none = adapt(body(max_tokens=30, reasoning_effort="none"), luna)
+    assert none.payload["max_completion_tokens"] == 30
+    assert none.patches == ("max_tokens",)
+    assert (
+        adapt(body(max_tokens=30, reasoning_effort="low"), luna).payload["max_completion_tokens"]
+        == 4096
+    )
+    # `none` moved to the nearest effort a model takes, or dropped (o1 always reasons): room.
+    astra = dataclasses.replace(O1, reasoning_effort=("low", "medium"))
+    for caps in (astra, dataclasses.replace(O1, reasoning_effort=())):
+        fitted = adapt(body(max_tokens=30, reasoning_effort="none"), caps).payload
+        assert fitted["max_completion_tokens"] == 4096
+
+
 def test_max_tokens_kept_when_the_model_accepts_it() -> None:
     adapted = adapt(body(max_tokens=10), dataclasses.replace(O1, max_tokens=True))
     assert adapted.payload["max_tokens"] == 10

@@ -43,6 +43,12 @@ def test_retiring_lists_the_notice_window_soonest_first() -> None:
         Retiring("middle", "2026-12-10", 5, "new"),
     ]
     assert [r.model for r in retiring(MODELS, "2024-10-01", 30)] == []
+    # A model shut down already is listed with the model serving it today, as requests are.
+    assert retiring(MODELS, "2026-12-11", 0) == [
+        Retiring("old", "2025-07-28", -501, "new"),
+        Retiring("gone", "2026-05-12", -213, ""),
+        Retiring("middle", "2026-12-10", -1, "new"),
+    ]
 
 
 def test_the_shipped_line_ups_resolve_the_policies() -> None:

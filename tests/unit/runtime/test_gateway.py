@@ -116,3 +116,22 @@ def test_a_model_by_any_name_and_a_fine_tune_by_its_base() -> None:
     assert gw.model_of("ft:o1-mini-2024-09-12:org::abc") is None  # a base not fine-tuned
     assert gw.model_of("ft:gpt-9:org::abc") is None and gw.model_of("ft:") is None
     assert gw.model_of("no-such-model") is None
+
+
+@pytest.mark.anyio
+async def test_each_shutdown_is_exported_with_the_model_serving_it_from_that_day() -> None:
+    # gpt-6-luna, gpt-4o's successor, is set to shut down first: from gpt-4o's day
+    # (2027-01-14) gpt-6.1-sol serves it, as the shield and the alert's description say.
+    gw = open_gateway(
+        base_config(
+            **{"O1GW__MODELS__GPT-6-LUNA__SHUTDOWN": "2027-01-01",
+               "O1GW__MODELS__GPT-6-LUNA__SUCCESSOR": "gpt-6.1-sol"}
+        )
+    )  # fmt: skip
+    sample = gw.metrics.registry.get_sample_value
+    name = "gateway_model_shutdown_timestamp_seconds"
+    assert sample(name, {"model": "gpt-4o", "successor": "gpt-6.1-sol"}) == 1_799_884_800
+    assert sample(name, {"model": "gpt-4o", "successor": "gpt-6-luna"}) is None
+    assert sample(name, {"model": "gpt-6-luna", "successor": "gpt-6.1-sol"}) == 1_798_761_600
+    assert sample(name, {"model": "dall-e-3", "successor": ""}) is not None
+    await gw.close()
