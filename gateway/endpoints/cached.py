@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -30,7 +31,7 @@ from gateway.endpoints.attempt import Attempt
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
-from gateway.server.stream_response import StreamResponse
+from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
 from gateway.wire import errors, sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
@@ -117,9 +118,18 @@ class CachedRequest:
         mode = self.mode
         flight: Flight | None = None
         if mode is Mode.ON:
-            turn = await self.gw.cache.join(self.key, self.caller.team.name)
+            # A wait for an identical call may last minutes: a client that leaves meanwhile
+            # is noticed, so that it is not given an upstream call of its own afterwards.
+            left: list[bool] = []
+            async with cancel_on_disconnect(
+                self.request.receive, self.gw.loop, on_gone=partial(left.append, True)
+            ):
+                turn = await self.gw.cache.join(self.key, self.caller.team.name)
             if isinstance(turn, Entry):
                 return await self.hit(turn)
+            if turn is None and left:
+                # The call waited for left nothing to share, and nobody is there to answer.
+                raise errors.client_closed()
             flight = turn
         status = "miss" if mode is Mode.ON else mode.value
         self.exchange.cache = status

@@ -378,6 +378,48 @@ def test_identical_streams_in_flight_share_one_upstream_call(
     assert len({streamed_text(a) for a in answers}) == 1
 
 
+def test_a_waiter_whose_client_left_calls_nothing_when_the_answer_cannot_be_kept(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, prompt: str
+) -> None:
+    """Identical requests wait for a slow call whose answer may not be kept (cut short at
+    `max_tokens`): each then calls upstream itself. Three of their clients gave up while they
+    waited: they call nothing (upstream would bill an answer nobody reads, charged to their
+    team); the one still there gets its answer."""
+    body = {
+        "model": "gpt-4o", "messages": [{"role": "user", "content": prompt}], "max_tokens": 3,
+    }  # fmt: skip
+    headers = {
+        "authorization": f"Bearer {key_of('alpha')}", **ON, "x-sim-latency-ms": "1500",
+        "x-sim-answer": " ".join(["word"] * 20),
+    }  # fmt: skip
+    url = f"{gateway.url}/v1/chat/completions"
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            leader = asyncio.create_task(http.post(url, json=body, headers=headers))
+            await asyncio.to_thread(
+                wait_for, lambda: upstream_calls(simulator, prompt) == 1, 10, "the first call"
+            )
+            stays = asyncio.create_task(http.post(url, json=body, headers=headers))
+            async with httpx.AsyncClient(timeout=30) as leaving:
+                gone = [
+                    asyncio.create_task(leaving.post(url, json=body, headers=headers))
+                    for _ in range(3)
+                ]
+                await joined(gateway, "alpha", 4)
+                for request in gone:
+                    request.cancel()  # the client gives up: its connection is dropped
+                await asyncio.gather(*gone, return_exceptions=True)
+            return [await leader, await stays]
+
+    first, waited = asyncio.run(scenario())
+    assert first.json()["choices"][0]["finish_reason"] == "length"
+    assert waited.status_code == 200 and waited.headers["x-gateway-cache"] == "miss"
+    wait_for(lambda: gateway.requests_in_flight() == 0, 10, "the requests to end")
+    assert upstream_calls(simulator, prompt) == 2
+    assert spend(store, "alpha")[1] == 0
+
+
 def test_replicas_decide_in_redis_who_calls_upstream(
     serve: Serve, simulator: ServerThread, prompt: str
 ) -> None:
