@@ -1015,6 +1015,13 @@ def test_a_client_leaving_before_the_stream_begins_is_charged_its_prompt(
     assert _open_streams(gateway) == 0
 
 
+def identical(
+    http: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str], count: int
+) -> list[asyncio.Task[httpx.Response]]:
+    """`count` requests identical to a leader's, sent at once (they wait for its call)."""
+    return [asyncio.create_task(http.post(url, json=body, headers=headers)) for _ in range(count)]
+
+
 def _open_streams(gateway: ServerThread) -> float:
     line = next(
         line for line in scrape(gateway.url).splitlines() if line.startswith("gateway_open_streams")
@@ -1055,12 +1062,7 @@ def test_a_leader_leaving_mid_stream_reads_on_for_its_waiters(
                 assert leader.headers["x-gateway-cache"] == "miss"
                 lines = leader.aiter_lines()
                 first = await anext(lines)
-                waiters = [
-                    asyncio.create_task(
-                        http.post(f"{waiting.url}{path}", json=body, headers=headers)
-                    )
-                    for _ in range(3)
-                ]
+                waiters = identical(http, f"{waiting.url}{path}", body, headers, 3)
                 await joined(waiting, TEAM, 3, None if waiting is gateway else store)
             # The leader's client has left (the stream closed its connection).
             waited = await asyncio.gather(*waiters)
@@ -1115,12 +1117,7 @@ def test_a_leader_leaving_a_faked_stream_keeps_its_answer_for_its_waiters(
                 # A keep-alive (the Responses API's opens with `response.created`).
                 first = await anext(leader.aiter_lines())
                 assert first.startswith(":" if api == "chat" else "event: response.created")
-                waiters = [
-                    asyncio.create_task(
-                        http.post(f"{gateway.url}{path}", json=body, headers=headers)
-                    )
-                    for _ in range(3)
-                ]
+                waiters = identical(http, f"{gateway.url}{path}", body, headers, 3)
                 await joined(gateway, TEAM, 3)
             # The leader's client has left while the model thinks.
             return await asyncio.gather(*waiters)
@@ -1167,12 +1164,7 @@ def test_a_leader_leaving_a_fallbacks_stream_stops_it_and_frees_its_waiters_at_o
             ) as leader:
                 assert leader.headers["x-gateway-fallback"].startswith("gpt-4o -> gpt-4o-mini")
                 await anext(leader.aiter_lines())
-                waiters = [
-                    asyncio.create_task(
-                        http.post(f"{gateway.url}{path}", json=body, headers=headers)
-                    )
-                    for _ in range(2)
-                ]
+                waiters = identical(http, f"{gateway.url}{path}", body, headers, 2)
                 # They wait for no answer that may be kept: each calls gpt-4o at once.
                 await asyncio.to_thread(
                     wait_for, lambda: calls["leader-fallback"] == 4, 2, "the waiters' calls"
