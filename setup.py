@@ -24,6 +24,7 @@ NATIVE = [
     "gateway/observability/trace_context.py",
     "gateway/observability/otlp_json.py",
     "gateway/observability/trace_attributes.py",
+    "gateway/observability/span_queue.py",
     "gateway/observability/tracing.py",
 ]
 

@@ -7,10 +7,10 @@ prometheus-client keeps values in per-process files. `record` is the per-request
 it observes a request, never steers it) and the access-log line made from it; `access_log`
 writes those lines to stderr in batches; `audit` writes one line per admin action, at once,
 to a file or stderr. `tracing` records OpenTelemetry spans (no SDK: a request's spans are a
-few slots, encoded by `otlp_json`'s templates; `span_export` sends them in batches with an HTTP
-client handed in); `trace_settings` decides whether it traces, `trace_context` reads and writes
-W3C trace context and `trace_attributes` maps a request to its spans' attributes (those three
-and `otlp_json` are pure). Imports prometheus-client, wire, config and, for types, routing's
+few slots, encoded by `otlp_json`'s templates; `span_queue` keeps them until `span_export`
+sends them in batches with an HTTP client handed in); `trace_settings` decides whether it traces,
+`trace_context` reads and writes W3C trace context and `trace_attributes` maps a request to its
+spans' attributes (those three, `span_queue` and `otlp_json` are pure). Imports prometheus-client, wire, config and, for types, routing's
 `Decision`.
 
 The tracer's pure modules (`NATIVE`) are compiled to C by mypyc when the package is built
@@ -34,7 +34,7 @@ from pathlib import Path
 
 # In the order they import each other; compiled together, they call each other directly, so
 # one changed module means loading them all from source.
-NATIVE = ("trace_context", "otlp_json", "trace_attributes", "tracing")
+NATIVE = ("trace_context", "otlp_json", "trace_attributes", "span_queue", "tracing")
 
 
 def digest(source: Path) -> str:

@@ -1,7 +1,7 @@
 """Finished spans leaving for the collector: kept in memory, sent in batches over OTLP/HTTP
 (JSON) by one background task, never on a request's way.
 
-A request only appends its spans, encoded together (`tracing`), to a list. The task sends what has piled up
+A request only appends its spans, encoded together (`tracing`), to a queue (`span_queue`). The task sends what has piled up
 every `delay_s`, or at once when a batch is full; while an export is under way new spans wait,
 up to `max_queue` of them: beyond that they are dropped and counted (a collector that is down or slow
 must cost the gateway neither memory nor requests). An export that fails is logged and dropped,
@@ -16,11 +16,10 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-from bisect import bisect_right
-from itertools import accumulate
 from typing import Protocol
 
 from gateway.observability.otlp_json import export_frame, export_request
+from gateway.observability.span_queue import SpanQueue
 from gateway.observability.trace_settings import ExportSettings
 
 log = logging.getLogger("gateway")
@@ -51,11 +50,6 @@ class SpanExport:
         self.client = client
         self.settings = settings
         self.frame = export_frame(service_name, scope_name)
-        # Requests' spans encoded, and how many spans each holds.
-        self.pending: list[bytes] = []
-        self.counts: list[int] = []
-        self.queued = 0  # spans in `pending`
-        self.dropped = 0  # spans dropped since the last warning about it
         self.failed = 0  # exports failed since the last warning about it
         self.error = ""  # what the last of them said
         self.exported = 0  # spans the collector took (tests and benchmarks read it)
@@ -63,19 +57,7 @@ class SpanExport:
         if settings.gzip:
             self.headers["content-encoding"] = "gzip"
         self._full = asyncio.Event()
-
-    def add(self, spans: bytes, count: int) -> None:
-        """A request's finished spans, `count` `Span` messages encoded and joined by commas, to
-        leave with the next export (or dropped, the queue being full)."""
-        queued = self.queued + count
-        if queued > self.settings.max_queue:
-            self.dropped += count
-            return
-        self.pending.append(spans)
-        self.counts.append(count)
-        self.queued = queued
-        if queued >= self.settings.max_batch > queued - count:
-            self._full.set()
+        self.queue = SpanQueue(settings.max_queue, settings.max_batch, self._full.set)
 
     async def run(self) -> None:
         """Export every `delay_s`, or as soon as a batch is full, until cancelled."""
@@ -93,23 +75,16 @@ class SpanExport:
     async def export_pending(self, whole_batches: bool = False) -> None:
         """Send what is waiting, a batch at a time; `whole_batches`: only full ones (spans
         that came during an export wait for the next, rather than leave a few at a time)."""
-        size = self.settings.max_batch
-        while self.queued >= (size if whole_batches else 1):
-            # A batch is as many requests' spans as fit, and at least one request's (found in
-            # C: a loop over the requests in Python cost more than the rest of the export).
-            totals = list(accumulate(self.counts))
-            taken = max(bisect_right(totals, size), 1)
-            spans = totals[taken - 1]
-            batch, self.pending = self.pending[:taken], self.pending[taken:]
-            del self.counts[:taken]
-            self.queued -= spans
+        queue = self.queue
+        while queue.queued >= (queue.max_batch if whole_batches else 1):
+            batch, spans = queue.batch()
             await self.export(batch, spans)
-        if self.dropped or self.failed:
+        if queue.dropped or self.failed:
             log.warning(
                 "traces: %d span(s) dropped, the export queue being full; %d export(s) failed"
-                "%s", self.dropped, self.failed, f" (last: {self.error})" if self.error else "",
+                "%s", queue.dropped, self.failed, f" (last: {self.error})" if self.error else "",
             )  # fmt: skip
-            self.dropped = self.failed = 0
+            queue.dropped = self.failed = 0
             self.error = ""
 
     async def export(self, batch: list[bytes], spans: int) -> None:

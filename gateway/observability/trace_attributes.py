@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Mapping
-from operator import attrgetter
 from typing import Any, cast
 
 import orjson
@@ -209,11 +208,18 @@ def usage_attributes(usage: Mapping[str, Any]) -> dict[str, Any]:
     return attributes
 
 
-# What `decision_attributes` read besides the status, in one call: requests alike in it share
-# those attributes' encoding (a few teams, models and routes make few of them).
-decision_key = attrgetter(
-    "team", "routed_model", "policy", "route_reason", "patches", "cache", "error_code"
-)
+def decision_key(ex: Exchange) -> tuple[Any, ...]:
+    """What `decision_attributes` read besides the status: requests alike in it share those
+    attributes' encoding (a few teams, models and routes make few of them)."""
+    return (
+        ex.team,
+        ex.routed_model,
+        ex.policy,
+        ex.route_reason,
+        ex.patches,
+        ex.cache,
+        ex.error_code,
+    )
 
 
 def decision_attributes(ex: Exchange, status: int) -> dict[str, Any]:

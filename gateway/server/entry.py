@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -84,7 +85,8 @@ class Entry:
         # The app state exists once the lifespan ran, which is before any request.
         gw: Gateway = scope["app"].state.gateway
         if gw.tracing is not None:
-            ex.trace = gw.tracing.begin(scope, ex.endpoint)
+            # An ASGI server's scope is a dict, which the compiled tracer reads fastest as one.
+            ex.trace = gw.tracing.begin(cast(dict[str, Any], scope), ex.endpoint)
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":

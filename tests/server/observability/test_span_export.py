@@ -40,13 +40,13 @@ def test_a_full_queue_drops_and_batches_leave_whole(
         export = exporter(endpoint.url, max_batch=2, max_queue=3, delay_s=60)
         task = asyncio.get_running_loop().create_task(export.run())
         for number in range(5):
-            export.add(span(number), 1)
-        assert export.dropped == 2  # the 4th and 5th found the queue full
+            export.queue.add(span(number), 1)
+        assert export.queue.dropped == 2  # the 4th and 5th found the queue full
         for _ in range(200):  # the first batch filled: it leaves without waiting for the delay
             if export.exported:
                 break
             await asyncio.sleep(0.01)
-        assert export.exported == 2 and len(export.pending) == 1  # the rest waits for a batch
+        assert export.exported == 2 and len(export.queue.pending) == 1  # the rest waits for a batch
         task.cancel()
         await export.close()  # at shutdown, what is left
         return export
@@ -60,11 +60,11 @@ def test_a_full_queue_drops_and_batches_leave_whole(
 def test_a_collector_away_costs_the_spans_only(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> SpanExport:
         export = exporter("http://127.0.0.1:9", timeout_s=2.0)  # nothing listens there
-        export.add(span(1), 1)
+        export.queue.add(span(1), 1)
         await export.close()
         return export
 
     with caplog.at_level(logging.WARNING, logger="gateway"):
         export = asyncio.run(scenario())
-    assert export.exported == 0 and export.pending == []
+    assert export.exported == 0 and export.queue.pending == []
     assert "1 export(s) failed" in caplog.text
