@@ -35,7 +35,7 @@ from gateway.endpoints.charging import UNDECODABLE, settle_failure, settle_whole
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
-from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
+from gateway.server.stream_response import StreamResponse, Unless, cancel_on_disconnect
 from gateway.upstream.contract import UpstreamResponse
 from gateway.upstream.dispatch import PreparedCall, judge
 from gateway.wire import errors, sse
@@ -55,8 +55,8 @@ Whole = tuple[int, RawHeaders, bytes]
 
 class Attempt:
     __slots__ = (
-        "answered", "caller", "exchange", "gw", "left", "model", "path", "request", "ticket",
-        "unrelayed", "upstream_headers",
+        "answered", "caller", "exchange", "gw", "leaving", "left", "model", "path", "request",
+        "ticket", "unrelayed", "upstream_headers",
     )  # fmt: skip
     # The API answers with a JSON object (chat, Responses): a 200 that is none is a failure.
     ANSWERS_JSON = False
@@ -84,6 +84,10 @@ class Attempt:
         # changes the answer changes this too.
         self.answered: dict[str, Any] | None = None
         self.left = False  # the client left a stream being relayed
+        # Whether a call the client leaves before its answer began stops (`cancel_on_disconnect`'s
+        # `unless`): the response cache's, when identical requests may wait for its answer.
+        # None: it stops.
+        self.leaving: Unless | None = None
         # A stream's answer and meter, from when its response is made until its relay begins.
         self.unrelayed: tuple[UpstreamResponse, StreamMeter | None] | None = None
 
@@ -292,9 +296,11 @@ class Attempt:
         began = time.perf_counter()
         # A whole answer is billed whole, so it is read to its end, whoever leaves, as is a
         # stream of a model that reasons; any other stream is billed for what was generated,
-        # so a client that leaves stops it.
+        # so a client that leaves stops it, unless identical requests wait for it (`leaving`).
         watch = stream is not False and not self.read_to_end()
-        async with cancel_on_disconnect(self.request.receive, loop, watch=watch):
+        async with cancel_on_disconnect(
+            self.request.receive, loop, watch=watch, unless=self.leaving
+        ):
             try:
                 resp = await self.send(body, buffer=stream is False, prepared=prepared)
             except GatewayError as exc:

@@ -51,8 +51,8 @@ class CachedRequest:
     """One request the response cache is on for (or was asked off for: `bypass`)."""
 
     __slots__ = (
-        "api", "caller", "effort", "exchange", "gw", "key", "label", "mode", "model", "named",
-        "notes", "payload", "request", "tools", "tried",
+        "api", "caller", "effort", "exchange", "flight", "gw", "key", "label", "mode", "model",
+        "named", "notes", "payload", "request", "tools", "tried",
     )  # fmt: skip
 
     def __init__(
@@ -82,6 +82,7 @@ class CachedRequest:
         self.tools = False
         self.key = ""
         self.notes: tuple[tuple[str, str], ...] = ()  # the miss's headers its entry keeps
+        self.flight: Flight | None = None  # the flight its call leads, if it leads one
 
     def decide(self, policy: str) -> bool:
         """Whether the cache is on for the request (routed by `policy`, if any): its mode, and
@@ -130,7 +131,7 @@ class CachedRequest:
             if turn is None and left:
                 # The call waited for left nothing to share, and nobody is there to answer.
                 raise errors.client_closed()
-            flight = turn
+            flight = self.flight = turn
         status = "miss" if mode is Mode.ON else mode.value
         self.exchange.cache = status
         try:
@@ -253,6 +254,18 @@ class CachedRequest:
             if close is not None:
                 await close()
             self.kept(flight, answer)
+
+    def leaving(self, stop: Callable[[], None]) -> None:
+        """The client left before its call's answer began (`Attempt.leaving`). If requests of
+        its team wait for this answer (here or on other replicas), the call goes on: the answer
+        is kept and is their hit, not called for by each alone, and this request is charged all
+        of it, as upstream bills it. Else the call stops (`stop`), as does a fallback's, whose
+        answer is never kept."""
+        flight = self.flight
+        if flight is None or flight.future.done() or self.exchange.routed_model != self.label:
+            stop()
+        else:
+            self.gw.cache.unless_awaited(flight, stop)
 
     def unless_awaited(self, flight: Flight, on_gone: Callable[[], None]) -> Callable[[], None]:
         """The stream response's `on_gone`, unless requests of its team wait for this answer

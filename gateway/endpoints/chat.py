@@ -46,6 +46,7 @@ from gateway.routing.retirement import Substitution
 from gateway.server.body import parse_json_object, read_body, written
 from gateway.server.caller import identify
 from gateway.server.entry import exchange_of, gateway_of
+from gateway.server.stream_response import Unless
 from gateway.upstream.dispatch import PreparedCall
 from gateway.wire import errors, tokens, validation
 from gateway.wire.errors import GatewayError
@@ -71,7 +72,7 @@ class ChatRequest:
     """One chat request: identified, read and routed once, then served by one model or more."""
 
     __slots__ = (
-        "body", "caller", "exchange", "fees", "gw", "payload", "request", "routed",
+        "body", "caller", "exchange", "fees", "gw", "leaving", "payload", "request", "routed",
         "stand_ins", "substituted", "tier", "tried", "tuned",
     )  # fmt: skip
     API = "chat"  # the response cache's name for it
@@ -93,6 +94,8 @@ class ChatRequest:
         self.tier = 100
         # The plans its tries were admitted by, so far: a request limit counts it once.
         self.tried: tuple[Plan, ...] = ()
+        # Whether a call its client leaves before the answer began stops (`Attempt.leaving`).
+        self.leaving: Unless | None = None
 
     async def serve(self) -> Response:
         try:
@@ -102,6 +105,7 @@ class ChatRequest:
             if cached is None:
                 response = await self.serve_with_fallbacks(first)
             else:
+                self.leaving = cached.leaving
                 response = await cached.serve(lambda: self.serve_with_fallbacks(first))
         except GatewayError as exc:
             exc.headers.update(self.decision_headers())
@@ -328,6 +332,7 @@ class ChatAttempt(ModelAttempt):
         self.body = chat.body
         self.effort = chat.effort
         self.fees = chat.fees
+        self.leaving = chat.leaving
 
     def patch(self) -> None:
         """Rewrite the request for what the model lacks (`strip_usage`: the usage chunk this

@@ -51,7 +51,7 @@ async def fake_streamed(
     ]
     own_headers += ticket.headers if ticket is not None else []
     try:
-        async with cancel_on_disconnect(attempt.request.receive, loop):
+        async with cancel_on_disconnect(attempt.request.receive, loop, unless=attempt.leaving):
             await _done_or_timeout(task, gw.config.compat.status_grace_s)
     except BaseException as exc:
         if ticket is not None and isinstance(exc, GatewayError) and exc.status == 499:

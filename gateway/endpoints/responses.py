@@ -431,6 +431,7 @@ class NativeAttempt(ModelAttempt):
             req.tried, req.named(label),
         )  # fmt: skip
         self.req = req
+        self.leaving = req.leaving
         self.patches: tuple[str, ...] = ()
         # The `previous_response_id` whose conversation the gateway spelled out for upstream,
         # and how many of its items went before the client's input.

@@ -21,13 +21,18 @@ from gateway.wire.errors import GatewayError
 # A call that answers sooner than this never starts a watcher: a timer is far cheaper than a
 # task, and a client that leaves is noticed this much later at most.
 WATCH_AFTER_S = 0.05
+# Told that the client left, given what stops the call: calls it, now or once it knows, unless
+# the call should go on (others wait for its answer).
+Unless = Callable[[Callable[[], None]], None]
 
 
 # A class rather than @asynccontextmanager, which costs an async generator per request.
 class cancel_on_disconnect:
     """Cancel the current task (an upstream call, a stream) if the client leaves meanwhile;
     it then ends with `errors.client_closed()` (a 499). Or, given `on_gone`, call that instead:
-    the task goes on, and decides itself what to do about it.
+    the task goes on, and decides itself what to do about it. Given `unless`, the client
+    leaving asks it, with the cancellation to call if the task is to stop; one called once the
+    block is left does nothing.
 
     o1 models think for minutes before answering; a caller that gave up should not keep that
     generation running (unless what it costs is told only at its end: its caller says so with
@@ -36,8 +41,8 @@ class cancel_on_disconnect:
     """
 
     __slots__ = (
-        "_delay_s", "_gone", "_loop", "_on_gone", "_receive", "_task", "_timer", "_watcher",
-        "_watching",
+        "_delay_s", "_gone", "_loop", "_on_gone", "_receive", "_task", "_timer", "_unless",
+        "_watcher", "_watching",
     )  # fmt: skip
 
     def __init__(
@@ -48,6 +53,7 @@ class cancel_on_disconnect:
         *,
         watch: bool = True,
         on_gone: Callable[[], None] | None = None,
+        unless: Unless | None = None,
     ) -> None:
         # The request path passes the gateway's kept loop (see `gateway.eventloop`).
         self._loop = loop or asyncio.get_running_loop()
@@ -60,6 +66,7 @@ class cancel_on_disconnect:
         self._watching = watch
         self._timer: asyncio.TimerHandle | None = None
         self._on_gone = on_gone
+        self._unless = unless
 
     async def __aenter__(self) -> None:
         if not self._watching:
@@ -78,11 +85,18 @@ class cancel_on_disconnect:
             pass
         if self._on_gone is not None:
             self._on_gone()
-            return
-        self._gone = True
-        self._task.cancel()
+        elif self._unless is not None:
+            self._unless(self._stop)
+        else:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._watching:  # still in the block: the task is still the call's
+            self._gone = True
+            self._task.cancel()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self._watching = False
         if self._timer is not None:
             self._timer.cancel()
         # Let go of the watcher: its cancellation's traceback holds `_watch`'s frame, and so

@@ -978,18 +978,23 @@ def test_an_emulated_answer_repaired_is_charged_both_calls(
 # -- 4. clients that leave ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("cached", [False, True], ids=["uncached", "cached"])
 @pytest.mark.parametrize("api", ["chat", "responses"])
 def test_a_client_leaving_before_the_stream_begins_is_charged_its_prompt(
     serve: Serve,
     upstream: ServerThread,
     store: redis.Redis,
     api: str,
+    cached: bool,
 ) -> None:
     """Upstream stops a stream whose client left: the prompt it read, and what it may generate
-    before it notices (`left_stream_margin_tokens`); no call left going."""
+    before it notices (`left_stream_margin_tokens`); no call left going. So is a cacheable
+    stream that no identical request waits for, and nothing of it is kept."""
     gateway = serve()
     path, body = request(api, "gpt-4o", True)
     headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-latency-ms": "60000"}
+    if cached:
+        headers["x-gateway-cache"] = "on"
 
     async def leave() -> None:
         async with httpx.AsyncClient(timeout=30) as http:
@@ -999,9 +1004,7 @@ def test_a_client_leaving_before_the_stream_begins_is_charged_its_prompt(
             await asyncio.to_thread(
                 wait_for, lambda: upstream.requests_in_flight() > 0, 10, "the upstream call"
             )
-            call.cancel()  # the client gives up: httpx drops the connection
-            with pytest.raises(asyncio.CancelledError):
-                await call
+            await gone(call)
 
     asyncio.run(leave())
     margin = CONFIG.admission.left_stream_margin_tokens
@@ -1012,7 +1015,16 @@ def test_a_client_leaving_before_the_stream_begins_is_charged_its_prompt(
         10,
         "no request left running",
     )
+    assert _bill_requests(upstream) == 0 and not store.keys("gw:cache:*:e")
     assert _open_streams(gateway) == 0
+
+
+async def gone(call: asyncio.Task[httpx.Response]) -> None:
+    """The client gives up on `call` before its answer came: httpx drops the connection."""
+    assert not call.done()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
 
 
 def identical(
@@ -1218,6 +1230,91 @@ def test_a_leader_leaving_mid_stream_alone_stops_it(
     # The first paid for what it generated before it stopped (short of the whole), the second
     # for its whole answer.
     assert held == 0 and whole < charged < 2 * whole
+    assert _open_streams(gateway) == 0
+
+
+# A leader leaving before its answer began: (api, model, stream, where its waiters are). gpt-4o's
+# streams are stopped when their client leaves; o1-mini's are faked from one whole answer.
+LEFT_EARLY = [
+    ("chat", "gpt-4o", True, "here"),
+    ("chat", "gpt-4o", True, "another replica"),
+    ("responses", "gpt-4o", True, "here"),
+    ("chat", "gpt-4o", False, "here"),
+    ("responses", "gpt-4o", False, "another replica"),
+    ("chat", "o1-mini", True, "here"),
+    ("responses", "o1-mini", True, "another replica"),
+]
+
+
+def _answer_text(api: str, stream: bool, answer: httpx.Response) -> str:
+    if stream:
+        return events_of(answer).text
+    whole = answer.json()
+    if api == "chat":
+        return str(whole["choices"][0]["message"]["content"])
+    return "".join(part["text"] for item in whole["output"] for part in item.get("content") or ())
+
+
+@pytest.mark.parametrize(
+    ("api", "model", "stream", "where"),
+    LEFT_EARLY,
+    ids=[
+        f"{api}-{model}-{'stream' if stream else 'whole'}-{where}"
+        for api, model, stream, where in LEFT_EARLY
+    ],
+)
+def test_a_leader_leaving_before_its_answer_began_calls_once_for_its_waiters(
+    serve: Serve,
+    upstream: ServerThread,
+    calls: Counter[str],
+    store: redis.Redis,
+    api: str,
+    model: str,
+    stream: bool,
+    where: str,
+) -> None:
+    """The leader's client leaves while upstream has not answered yet (no headers, no first
+    chunk), three identical requests of its team waiting, here or on another replica: the call
+    goes on for them, its answer is kept and is their hit, rather than each calling upstream
+    alone once the leader's call is stopped. One upstream call, charged whole to the leader, as
+    upstream bills it."""
+    # A faked stream's client leaves within its grace period (no 200 sent yet).
+    compat = {"status_grace_s": 30.0}
+    gateway = serve(compat=compat)
+    waiting = gateway if where == "here" else serve(compat=compat)
+    path, body = request(api, model, stream)
+    call_id = f"left-early-{api}-{model}-{stream}-{where}"
+    headers = {
+        "authorization": f"Bearer {key_of(TEAM)}",
+        "x-gateway-cache": "on",
+        "x-sim-answer": LONG_ANSWER,
+        "x-sim-latency-ms": "3000",
+        "x-mangle-id": call_id,
+    }
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            leader = asyncio.create_task(
+                http.post(f"{gateway.url}{path}", json=body, headers=headers)
+            )
+            await asyncio.to_thread(
+                wait_for, lambda: calls[call_id] == 1, 10, "the leader's upstream call"
+            )
+            waiters = identical(http, f"{waiting.url}{path}", body, headers, 3)
+            await joined(waiting, TEAM, 3, None if waiting is gateway else store)
+            await gone(leader)  # upstream has not answered yet
+            return await asyncio.gather(*waiters)
+
+    waited = asyncio.run(scenario())
+    wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the upstream call to end")
+    assert (calls[call_id], _bill_requests(upstream)) == (1, 1)
+    for answer in waited:
+        assert answer.status_code == 200
+        assert _answer_text(api, stream, answer) == LONG_ANSWER
+        assert answer.headers["x-gateway-cache"] == "hit"
+    # The leader paid for the whole answer upstream made, the hits nothing.
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the leader's charge")
+    assert spend(store, TEAM) == (billed(upstream), 0)
     assert _open_streams(gateway) == 0
 
 

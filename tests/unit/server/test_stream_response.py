@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -67,6 +68,38 @@ async def test_told_of_a_client_that_leaves_the_call_goes_on() -> None:
     ):
         await asyncio.sleep(0.05)  # the upstream call, answered after the client left
     assert told == ["gone"]
+
+
+@pytest.mark.anyio
+async def test_asked_about_a_client_that_leaves_the_call_stops_only_when_told_in_time() -> None:
+    """With `unless`, the client leaving asks it: the call stops (a 499) when it says so while
+    the call runs, and goes on while it does not; a stop said once the call ended does nothing
+    to the task, which has gone on to other work."""
+    stops: list[Callable[[], None]] = []
+    asked = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    def unless(stop: Callable[[], None]) -> None:
+        stops.append(stop)
+        asked.set()
+
+    loop = asyncio.get_running_loop()
+    with pytest.raises(GatewayError) as info:
+        async with cancel_on_disconnect(receive, None, delay_s=0.0, unless=unless):
+            await asyncio.wait_for(asked.wait(), 30)
+            loop.call_soon(stops[0])  # told to stop (the answer is awaited by nobody)
+            await asyncio.sleep(30)  # the upstream call
+    assert info.value.status == 499
+
+    asked.clear()
+    async with cancel_on_disconnect(receive, None, delay_s=0.0, unless=unless):
+        await asyncio.wait_for(asked.wait(), 30)  # the call goes on, and ends
+    stops[1]()  # told too late
+    await asyncio.sleep(0)  # the task's next step: not cancelled
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0 and len(stops) == 2
 
 
 @pytest.mark.anyio
