@@ -1288,7 +1288,9 @@ def test_a_leader_leaving_before_its_answer_began_calls_once_for_its_waiters(
         "authorization": f"Bearer {key_of(TEAM)}",
         "x-gateway-cache": "on",
         "x-sim-answer": LONG_ANSWER,
-        "x-sim-latency-ms": "3000",
+        # Upstream answers after the waiters have joined and the leader has left: seconds to
+        # spare on a busy host, which each case waits out.
+        "x-sim-latency-ms": "5000",
         "x-mangle-id": call_id,
     }
 
