@@ -59,6 +59,7 @@ from gateway.config import RoutingPolicy, load_config
 from gateway.routing import evaluation, linear
 from gateway.routing.features import extract
 from gateway.routing.signals import NAMES
+from gateway.routing.vocabulary import UNWEIGHED
 
 SHARED = ROOT.parent / "shared" / "routing"
 DATA = (SHARED / "dev.jsonl", SHARED / "train.jsonl")
@@ -88,28 +89,9 @@ def data_record(path: Path, rows: int) -> dict[str, Any]:
     }
 
 
-# Words the model does not weigh: function words and single letters (variables, option labels)
-# tell a source's style, not what a prompt asks; leaving them out also keeps the evidence a
-# decision names to words that mean something.
-STOPWORDS = frozenset(
-    # ruff would have 120 quoted strings here; a paragraph of words reads better.
-    """a an the of to in on at by for with from and or but nor not no is are was were be been
-    being it its this that these those as if then than so such can could would should will
-    shall may might must do does did done have has had having i you he she we they me him her
-    us them my your his our their what which who whom whose when where why how all any each
-    few more most other some only own same too very just also into over under again further
-    once here there about above below up down out off both between through during before
-    after""".split()  # noqa: SIM905
-)
-
-
 def model_words(words: Any) -> list[str]:
     """The words of a text the model may weigh."""
-    return sorted(
-        name
-        for name in (w.decode() for w in words)
-        if name not in STOPWORDS and not (len(name) == 1 and name.isalpha())
-    )
+    return sorted(w.decode() for w in words if w not in UNWEIGHED)
 
 
 def examples_of(rows: Sequence[dict[str, Any]], scan_chars: int) -> list[Any]:

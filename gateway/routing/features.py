@@ -12,7 +12,7 @@ from collections.abc import Set as AbstractSet
 from typing import NamedTuple
 
 from gateway.routing.signals import Signals, measure
-from gateway.routing.vocabulary import count_terms, tokenise
+from gateway.routing.vocabulary import UNWEIGHED, count_terms, tokenise
 
 
 class Features(NamedTuple):  # a tuple: built on every decision, and cheaper to build
@@ -21,9 +21,11 @@ class Features(NamedTuple):  # a tuple: built on every decision, and cheaper to 
 
     @property
     def norm(self) -> float:
-        """The value of each word: a text's words share one unit of say, so that length alone
-        does not make a prompt look more technical."""
-        return float(len(self.words)) ** -0.5 if self.words else 0.0
+        """The value of each word: the words the model may weigh share one unit of say, so that
+        length alone does not make a prompt look more technical, nor function words (which the
+        model never weighs) dilute what the others say."""
+        weighed = len(self.words) - len(UNWEIGHED.intersection(self.words))
+        return float(weighed) ** -0.5 if weighed else 0.0
 
 
 def clip(text: str, limit: int) -> str:

@@ -22,6 +22,18 @@ _NUMBER_TOKENS: Final = frozenset(b"0" * n for n in range(1, 16))
 # Typographic quotes, dashes and ellipsis in UTF-8 (E2 80 xx), which would otherwise stick to
 # the words they touch; the pattern starts with a literal, so the engine skips ahead fast.
 _UNICODE_PUNCTUATION: Final = re.compile(b"\xe2\x80[\x93\x94\x98\x99\x9c\x9d\xa6]")
+# Words the learned model does not weigh, nor count in a text's share of say: function words
+# and single letters (variables, option labels) tell a source's style, not what a prompt asks;
+# leaving them out also keeps the evidence a decision names to words that mean something.
+UNWEIGHED: Final = frozenset(
+    b"""a an the of to in on at by for with from and or but nor not no is are was were be been
+    being it its this that these those as if then than so such can could would should will
+    shall may might must do does did done have has had having i you he she we they me him her
+    us them my your his our their what which who whom whose when where why how all any each
+    few more most other some only own same too very just also into over under again further
+    once here there about above below up down out off both between through during before
+    after""".split()
+) | frozenset(bytes([letter]) for letter in range(ord("a"), ord("z") + 1))
 
 
 def _vocabulary(*groups: str) -> frozenset[bytes]:

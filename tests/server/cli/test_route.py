@@ -27,7 +27,11 @@ def run(argv: list[str], stdin: str) -> tuple[int, str, str]:
 def test_one_decision_per_input_line() -> None:
     lines = [
         {"prompt": "Write a cheerful limerick about a cat who loves mornings."},
-        {"messages": [{"role": "user", "content": "Implement quicksort in Rust with tests."}]},
+        {
+            "messages": [
+                {"role": "user", "content": "Write a Python function that merges two sorted lists."}
+            ]
+        },
         {"prompt": "Hi"},
     ]
     code, out, err = run([], "\n".join(json.dumps(line) for line in lines) + "\n\n")

@@ -20,8 +20,15 @@ def test_typographic_punctuation_separates_words() -> None:
 def test_each_distinct_word_counts_once_and_norm_shares_one_unit() -> None:
     features = extract("the cat the cat the dog", 4096)
     assert set(features.words) == {b"the", b"cat", b"dog"}
-    assert features.norm == 3**-0.5
+    assert features.norm == 2**-0.5  # 'the' is not weighed: it takes no share
     assert extract("", 4096).norm == 0.0
+
+
+def test_function_words_and_single_letters_do_not_dilute_the_norm() -> None:
+    wordy = extract("What is the entropy of a gas at x and y, and is it in a box?", 4096)
+    bare = extract("entropy gas box", 4096)
+    assert wordy.norm == bare.norm == 3**-0.5
+    assert extract("a the of x", 4096).norm == 0.0
 
 
 def test_signals_name_each_value() -> None:
