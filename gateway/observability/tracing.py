@@ -476,21 +476,28 @@ class RequestTrace:
             for child in self.children:
                 if not child.ended:  # left open by a failure: it ends with the request
                     self.ended(child, None, (), end_ns)
-        shapes = (name, error, mask, not self.parent_id, self.route, requested, responded, decided,
-                  *said)  # fmt: skip
+        shapes = (
+            name, error, mask, not self.parent_id, self.route, requested, responded, decided,
+            tuple(said),
+        )  # fmt: skip
         template = tracing.templates.get(shapes)
         if template is None:
             template = self.template(name, error, mask, requested, responded, decided)
             if len(tracing.templates) >= _TEMPLATES:
                 tracing.templates.clear()
             tracing.templates[shapes] = template
-        # The request's span, whose parent is the caller's if it has one, then its children.
-        trace_id, span_id, parent_id = self.trace_id, self.span_id, self.parent_id
-        if parent_id:
-            holes = (trace_id, span_id, parent_id, self.start_ns, end_ns, *own, *self.holes)
-        else:
-            holes = (trace_id, span_id, self.start_ns, end_ns, *own, *self.holes)
-        tracing.queue.add(template % holes, count + 1)
+        # The children's holes, then the request's span's, whose parent is the caller's if it
+        # has one (spans leave in any order: the ids make the tree).
+        holes = self.holes
+        holes.append(self.trace_id)
+        holes.append(self.span_id)
+        if self.parent_id:
+            holes.append(self.parent_id)
+        holes.append(self.start_ns)
+        holes.append(end_ns)
+        for value in own:
+            holes.append(value)
+        tracing.queue.add(template % tuple(holes), count + 1)
         self.children = []
         self.call = None
 
@@ -498,7 +505,7 @@ class RequestTrace:
         self, name: str, error: str, mask: int, requested: bytes, responded: bytes,
         decided: bytes,
     ) -> bytes:  # fmt: skip
-        """The template of the request's spans: its own, then its children's."""
+        """The template of the request's spans: its children's, then its own."""
         parts: list[bytes] = []
         if error:
             parts.append(literal(shared_attributes({"error.type": error})))
@@ -506,9 +513,9 @@ class RequestTrace:
             if mask & bit:
                 parts += holes
         parts += (literal(shared) for shared in (self.route, requested, responded, decided))
-        spans = [span_template(name, SERVER, bool(self.parent_id), bool(error), parts)]
         said = self.said
-        spans += (shape.template(told) for shape, told in zip(said[::2], said[1::2], strict=True))
+        spans = [shape.template(told) for shape, told in zip(said[::2], said[1::2], strict=True)]
+        spans.append(span_template(name, SERVER, bool(self.parent_id), bool(error), parts))
         return b",".join(spans)
 
     def others(self, exchange: Exchange, status: int) -> bytes:

@@ -31,8 +31,8 @@ def test_spans_left_open_end_with_the_request() -> None:
     trace.finish(exchange, end)
     spans = orjson.loads(b"[" + tracing.queue.pending[0] + b"]")
     assert [span["name"] for span in spans] == [
-        "chat gpt-4o", "gateway.admission.reserve", "chat gpt-4o",
+        "gateway.admission.reserve", "chat gpt-4o", "chat gpt-4o",
     ]  # fmt: skip
     assert {span["endTimeUnixNano"] for span in spans} == {str(end)}
-    root, reserve, call = spans
+    reserve, call, root = spans
     assert root["status"] == {"code": 2} and "status" not in reserve and "status" not in call
