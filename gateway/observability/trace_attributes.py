@@ -154,8 +154,9 @@ def answer_attributes(endpoint: str, answer: Any, capture: bool) -> dict[str, An
 def parsed_facts(answer: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
     """A whole answer's id, model and each choice's `finish_reason`, of its parsed JSON ("" and
     none when it has none)."""
-    get = answer.get
-    response_id, model, choices = get("id"), get("model"), get("choices")
+    # A parsed JSON answer is a dict, which the compiled code reads fastest as one.
+    body: dict[str, Any] = answer if type(answer) is dict else dict(answer)
+    response_id, model, choices = body.get("id"), body.get("model"), body.get("choices")
     reasons: tuple[str, ...] = ()
     if type(choices) is list:
         if len(choices) == 1:  # the usual answer, read without a loop

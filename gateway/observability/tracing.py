@@ -4,7 +4,7 @@ and exported in batches as OTLP/HTTP JSON (`span_export`).
 A tracing SDK pays, per span, for contexts, locks, span processors and a protobuf encoder; the
 gateway spends about 0.3 ms of CPU on a whole proxied call, so a request's three spans must cost
 microseconds. Here a request's spans are a few values in slots (its children's, a small object
-each), their ids drawn many requests' at a time from one per-process random generator, and
+each), their ids drawn many requests' at a time from the operating system's random source, and
 they are encoded together when the request ends: into a template of the request's shape
 (`otlp_json`), kept for all the requests alike (the same route, request parameters, decisions
 and answer kind), whose holes take the request's ids, times and own values. The package's build
@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 from binascii import hexlify
 from collections.abc import Callable, Mapping
+from os import urandom
 from time import time_ns
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -62,7 +63,7 @@ _ODD = [sum(1 << (64 * i) for i in range(n)) for n in range(6)]
 # Requests whose ids (a trace id and three span ids: 80 hex digits) are drawn at once: one draw
 # and one conversion to hex for many costs less than one each.
 _POOLED = 64
-_POOL_ODD = sum(1 << (64 * i) for i in range(5 * _POOLED))
+_NO_ID = b"0" * 16  # an id of zeros is no id: a draw holding one (odds of 2**-64 an id) is redrawn
 # The request span's own values (`RequestTrace.finish`), each present or not: its template has
 # holes for those present, in this order.
 _REQUEST_ID, _RESPONSE_ID, _USAGE, _FIRST_CHUNK, _OTHERS = 1, 2, 4, 8, 16
@@ -174,8 +175,10 @@ class Tracing:
         else:
             at = self.taken
             if at >= len(self.pool):
-                drawn = self.bits(320 * _POOLED) | _POOL_ODD
-                self.pool = hexlify(drawn.to_bytes(40 * _POOLED, "big"))
+                pool = hexlify(urandom(40 * _POOLED))
+                while _NO_ID in pool:
+                    pool = hexlify(urandom(40 * _POOLED))
+                self.pool = pool
                 at = 0
             self.taken = at + 80
             # Kept by the trace id's low 64 bits (all kept at a ratio of 1: nothing to read).
