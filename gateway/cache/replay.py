@@ -1,4 +1,7 @@
-"""A kept answer sent again as the stream a miss would have sent. Pure.
+"""A kept answer sent again as the answer, or the stream, a miss would have sent. Pure.
+
+A Response object echoes who asked and where upstream caches its prompt, which the key leaves
+out: a hit says the request's own (`as_asked`).
 
 Chat: the real chunk sequence (`compat.fake_stream`: a role delta, word-sized deltas, the
 finish chunk, the usage chunk when the client asked for it, `[DONE]`). Responses: OpenAI's
@@ -9,6 +12,7 @@ numbered from 0.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -20,6 +24,16 @@ _FAMILY = {
     "output_text": ("response.output_text", "text"),
     "refusal": ("response.refusal", "refusal"),
 }
+
+
+def as_asked(response: dict[str, Any], echoed: Mapping[str, Any]) -> dict[str, Any]:
+    """A kept Response object with the settings in `echoed` (the request's own) in place of
+    those of the request it answered, where it echoes them."""
+    changed = {
+        name: value for name, value in echoed.items()
+        if name in response and response[name] != value
+    }  # fmt: skip
+    return {**response, **changed} if changed else response
 
 
 def chat_stream(completion: dict[str, Any], *, include_usage: bool) -> bytes:

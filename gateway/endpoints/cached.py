@@ -184,6 +184,8 @@ class CachedRequest:
             gw.metrics.count_cache, self.caller.team.name, self.label, True, entry.cost - charge
         )
         answer = entry.answer
+        if self.api == "responses":
+            answer = replay.as_asked(answer, self.echoed())
         if self.payload.get("stream") is True:
             exchange.stream = True
             if self.api == "chat":
@@ -197,6 +199,20 @@ class CachedRequest:
             response = Response(orjson.dumps(answer), media_type=JSON)
         response.raw_headers += headers
         return response
+
+    def echoed(self) -> dict[str, Any]:
+        """What a Response object answering this request echoes of it that the key leaves out:
+        its `user` and `prompt_cache_key` as sent, and the `safety_identifier` the gateway
+        sends upstream for it (its team's, with the caller's own folded in)."""
+        payload = self.payload
+        given = payload.get("safety_identifier")
+        return {
+            "user": payload.get("user"),
+            "prompt_cache_key": payload.get("prompt_cache_key"),
+            "safety_identifier": self.gw.safety_identifier(
+                self.caller.team.name, given if isinstance(given, str) else None
+            ),
+        }
 
     # -- a miss: what upstream answered, kept -------------------------------------------------------
 

@@ -624,3 +624,30 @@ def test_a_streamed_hit_says_the_service_tier_that_served_it(
         streamed = chat(client, prompt, stream=True, service_tier="priority")
         assert streamed.headers["x-gateway-cache"] == status
         assert {chunk.service_tier for chunk in streamed.parse()} == {"priority"}
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "o1-mini"])  # native; translated
+def test_a_responses_hit_echoes_who_asked_it_not_who_asked_first(
+    serve: Serve, simulator: ServerThread, prompt: str, model: str
+) -> None:
+    """A Response object echoes the request's `user` (and `safety_identifier`,
+    `prompt_cache_key`), which the key leaves out: a hit says this request's, as its miss would
+    have, never the first requester's (in a shared cache, another team's end user)."""
+    gateway = serve(cache={"shared": True})
+    alpha, beta = sdk(gateway, "alpha"), sdk(gateway, "beta")
+    asked = {"model": model, "input": prompt, "store": False}
+    first = alpha.responses.with_raw_response.create(**asked, user="alice@alpha.example")
+    assert first.headers["x-gateway-cache"] == "miss"
+    assert first.parse().user == "alice@alpha.example"
+    for stream in (False, True):
+        hit = beta.responses.with_raw_response.create(**asked, user="bob", stream=stream)
+        assert hit.headers["x-gateway-cache"] == "hit"
+        if stream:
+            events = list(hit.parse())
+            assert {e.response.user for e in events if hasattr(e, "response")} == {"bob"}
+        else:
+            assert hit.parse().user == "bob"
+    anonymous = beta.responses.with_raw_response.create(**asked)
+    assert anonymous.headers["x-gateway-cache"] == "hit"
+    assert anonymous.parse().user is None
+    assert upstream_calls(simulator, prompt) == 1

@@ -313,3 +313,14 @@ def test_a_responses_replay_streams_the_logprobs_it_was_asked_for() -> None:
     assert done["logprobs"] == part["logprobs"]
     for event in (*deltas, done):
         assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
+
+
+def test_a_kept_response_echoes_the_request_it_answers_now() -> None:
+    kept = {"id": "resp_1", "user": "alice", "safety_identifier": "o1gw-a", "output": []}
+    asked = {"user": "bob", "safety_identifier": "o1gw-b", "prompt_cache_key": "k"}
+    again = replay.as_asked(kept, asked)
+    # What it echoes is the asker's; what it does not echo stays unsaid.
+    assert again == {"id": "resp_1", "user": "bob", "safety_identifier": "o1gw-b", "output": []}
+    assert kept["user"] == "alice"  # the entry itself is left as kept
+    same = {"user": "alice", "safety_identifier": "o1gw-a"}
+    assert replay.as_asked(kept, same) is kept
