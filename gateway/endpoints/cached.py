@@ -1,14 +1,16 @@
 """The response cache around one chat completions or Responses request, after routing.
 
 A hit is admitted as a request (it counts against the requests-per-minute limits), charged the
-configured share of what the answer cost, and answered in the shape a miss would have had:
-the answer whole, or replayed as the stream the client asked for. A miss calls upstream as
+configured share of what the answer cost (a free one, the default, is not refused for a budget
+spent), and answered in the shape a miss would have had: the answer whole, or replayed as the
+stream the client asked for. A miss calls upstream as
 usual (or waits for an identical call in flight, and is then a hit) and keeps the answer, read
 from the response as the client gets it, when it is whole.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -175,6 +177,9 @@ class CachedRequest:
                 named=self.named,
             )
             plan = shape.plan(gw.new_hold_id(), 0, charge)
+            if not charge:
+                # A free call is never refused for the budget: one spent still gets free hits.
+                plan = dataclasses.replace(plan, budget=None)
             await attempt.admit(counted_once(plan, self.tried) if self.tried else plan, None, 0)
             ticket = attempt.ticket
             assert ticket is not None  # admitted, or the refusal was raised

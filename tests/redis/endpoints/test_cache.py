@@ -24,7 +24,7 @@ import redis
 
 from gateway.routing.heuristic import DEFAULT
 from tests.conftest import GatewayFactory, ServerThread, free_port, scrape
-from tests.redis.admission.test_end_to_end import spend
+from tests.redis.admission.test_end_to_end import month, spend
 from tests.redis.endpoints.teams import billed, joined, key_of, sdk, serve_teams
 from tests.redis.test_faults import wait_for
 from tests.server.upstream.test_dispatch import config_with
@@ -33,7 +33,9 @@ TEAMS: dict[str, dict[str, str]] = {
     "alpha": {"tier": "tier-5", "cache": "true"},
     "beta": {"tier": "tier-5", "cache": "true"},
     "plain": {"tier": "tier-5"},
+    "thrifty": {"tier": "tier-5", "cache": "true", "budget_usd": "1"},
 }
+BUDGET_MICROS = 1_000_000  # thrifty's
 ON = {"x-gateway-cache": "on"}
 ADMIN_KEY = "admin-key-of-the-cache-tests-0123456789"
 
@@ -650,4 +652,28 @@ def test_a_responses_hit_echoes_who_asked_it_not_who_asked_first(
     anonymous = beta.responses.with_raw_response.create(**asked)
     assert anonymous.headers["x-gateway-cache"] == "hit"
     assert anonymous.parse().user is None
+    assert upstream_calls(simulator, prompt) == 1
+
+
+@pytest.mark.parametrize("fraction", [0, 0.5])
+def test_a_team_that_spent_its_budget_is_served_free_hits_only(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, fraction: float
+) -> None:
+    """A free call is never refused for the budget: a hit charged nothing (the default) is
+    served to a team that spent all of it; a hit charged a share of its answer is refused as any paid call is, `insufficient_quota`."""
+    gateway = serve(cache={"charge_fraction": fraction})
+    client = sdk(gateway, "thrifty")
+    assert chat(client, prompt).headers["x-gateway-cache"] == "miss"
+    # The rest of the month's budget spent elsewhere.
+    spent = spend(store, "thrifty")[0] + BUDGET_MICROS
+    store.set(f"{{t:thrifty}}:spend:{month()}", spent)
+    if fraction:
+        with pytest.raises(openai.RateLimitError) as refused:
+            chat(client, prompt)
+        assert refused.value.code == "insufficient_quota"
+    else:
+        hit = chat(client, prompt)
+        assert hit.headers["x-gateway-cache"] == "hit"
+        assert hit.parse().choices[0].message.content
+    assert spend(store, "thrifty") == (spent, 0)
     assert upstream_calls(simulator, prompt) == 1
