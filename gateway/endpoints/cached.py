@@ -160,7 +160,12 @@ class CachedRequest:
         gw, exchange = self.gw, self.exchange
         exchange.cache = "hit"
         exchange.routed_model = self.label
-        charge = hit_cost(entry.cost, gw.config.cache.charge_fraction)
+        # Without admission nothing is charged, a hit no more than a miss.
+        charge = (
+            hit_cost(entry.cost, gw.config.cache.charge_fraction)
+            if gw.config.admission.enabled
+            else 0
+        )
         headers = [
             (b"x-request-id", new_request_id().encode()),
             (HEADER.encode(), b"hit"),

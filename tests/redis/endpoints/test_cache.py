@@ -677,3 +677,16 @@ def test_a_team_that_spent_its_budget_is_served_free_hits_only(
         assert hit.parse().choices[0].message.content
     assert spend(store, "thrifty") == (spent, 0)
     assert upstream_calls(simulator, prompt) == 1
+
+
+def test_with_admission_off_a_hit_saves_all_its_answer_cost(
+    serve: Serve, simulator: ServerThread, prompt: str
+) -> None:
+    """Without admission nothing is charged, a hit no more than any call: what it saved is all
+    its answer would have cost, whatever share a hit would otherwise be charged."""
+    gateway = serve(admission={"enabled": False}, cache={"charge_fraction": 0.5})
+    client = sdk(gateway, "alpha")
+    chat(client, prompt)
+    assert chat(client, prompt).headers["x-gateway-cache"] == "hit"
+    saved = f'gateway_cache_saved_microdollars_total{{model="gpt-4o",team="alpha"}} {billed(simulator)}.0'
+    assert saved in scrape(gateway.url)
