@@ -147,8 +147,11 @@ def _part_events(where: dict[str, Any], at: int, part: Any) -> list[dict[str, An
         tokens = tokens if isinstance(tokens, list) else []
         deltas = [{"delta": piece, "logprobs": entries} for piece, entries in _steps(text, tokens)]
         done = {field: text, "logprobs": tokens}
+    opened = {**part, field: ""}
+    if "logprobs" in part:
+        opened["logprobs"] = []  # its tokens' come with their deltas
     return [
-        {"type": "response.content_part.added", **common, "part": {**part, field: ""}},
+        {"type": "response.content_part.added", **common, "part": opened},
         *({"type": f"{prefix}.delta", **common, **delta} for delta in deltas),
         {"type": f"{prefix}.done", **common, **done},
         {"type": "response.content_part.done", **common, "part": part},

@@ -311,6 +311,10 @@ def test_a_responses_replay_streams_the_logprobs_it_was_asked_for() -> None:
     assert [e["logprobs"] for e in deltas] == [[entry] for entry in part["logprobs"]]
     done = next(e for e in events if e["type"] == "response.output_text.done")
     assert done["logprobs"] == part["logprobs"]
+    # The part opens empty, as upstream's does before its first token: a client adding up the
+    # deltas' logprobs after it counts each token once.
+    added = next(e for e in events if e["type"] == "response.content_part.added")
+    assert added["part"] == {**part, "text": "", "logprobs": []}
     for event in (*deltas, done):
         assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
 
