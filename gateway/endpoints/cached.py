@@ -25,9 +25,10 @@ from gateway.admission.pricing import cost_micros
 from gateway.cache import decision, replay
 from gateway.cache.capture import ChatCapture, ResponsesCapture
 from gateway.cache.decision import Mode
-from gateway.cache.entry import NOTES, Entry, hit_cost, keepable
+from gateway.cache.entry import NOTES, Entry, delivered, hit_cost, keepable
 from gateway.cache.flights import Flight
 from gateway.cache.key import cache_key, scope
+from gateway.compat import patches
 from gateway.config import ModelConfig
 from gateway.endpoints.attempt import Attempt
 from gateway.observability.record import Exchange
@@ -166,11 +167,12 @@ class CachedRequest:
             if gw.config.admission.enabled
             else 0
         )
+        faked = self.streams_faked()
         headers = [
             (b"x-request-id", new_request_id().encode()),
             (HEADER.encode(), b"hit"),
             (b"x-gateway-cache-age", str(entry.age_s(time.time())).encode()),
-            *((name.encode(), value.encode()) for name, value in entry.notes),
+            *((name.encode(), value.encode()) for name, value in delivered(entry.notes, faked)),
         ]
         if gw.config.admission.enabled:
             attempt = Attempt(gw, self.request, exchange, self.caller, "", self.label)
@@ -209,6 +211,21 @@ class CachedRequest:
             response = Response(orjson.dumps(answer), media_type=JSON)
         response.raw_headers += headers
         return response
+
+    def streams_faked(self) -> bool:
+        """Whether the request's miss would have streamed an answer faked from a whole one:
+        a streamed chat request (or Responses request translated to one) the model cannot
+        stream as asked, patched as the team's requests are."""
+        gw, model = self.gw, self.model
+        if self.payload.get("stream") is not True or not gw.config.compat.enabled:
+            return False
+        if self.caller.team.strict or (
+            self.api == "responses" and model.capabilities.responses_api
+        ):
+            return False
+        # A Responses request has no stop sequences for the gateway to cut.
+        asked = self.payload if self.api == "chat" else {}
+        return patches.streams_faked(asked, model.capabilities)
 
     def echoed(self) -> dict[str, Any]:
         """What a Response object answering this request echoes of it that the key leaves out:

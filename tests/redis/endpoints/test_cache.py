@@ -690,3 +690,34 @@ def test_with_admission_off_a_hit_saves_all_its_answer_cost(
     assert chat(client, prompt).headers["x-gateway-cache"] == "hit"
     saved = f'gateway_cache_saved_microdollars_total{{model="gpt-4o",team="alpha"}} {billed(simulator)}.0'
     assert saved in scrape(gateway.url)
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_hit_says_its_stream_was_faked_only_when_it_streams(
+    gateway: ServerThread, simulator: ServerThread, prompt: str, api: str
+) -> None:
+    """o1-mini cannot stream: a streamed answer is faked from a whole one, and says so with
+    `stream` among its patches. A hit delivered the other way than its miss says what a miss
+    delivered its way would have: `stream` when it streams, not when it does not."""
+    client = sdk(gateway, "alpha")
+
+    def ask(text: str, stream: bool) -> Any:
+        if api == "chat":
+            messages: Any = [
+                {"role": "system", "content": "Be brief."}, {"role": "user", "content": text}
+            ]  # fmt: skip
+            return client.chat.completions.with_raw_response.create(
+                model="o1-mini", messages=messages, stream=stream
+            )
+        return client.responses.with_raw_response.create(
+            model="o1-mini", input=text, instructions="Be brief.", store=False, stream=stream
+        )
+
+    for first in (True, False):
+        text = f"{prompt} {first}"
+        asked = [ask(text, stream) for stream in (first, not first)]
+        assert [raw.headers["x-gateway-cache"] for raw in asked] == ["miss", "hit"]
+        for raw, stream in zip(asked, (first, not first), strict=True):
+            patched = raw.headers["x-gateway-patched"].split(",")
+            assert ("stream" in patched) is stream
+            assert "system_messages" in patched

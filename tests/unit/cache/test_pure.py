@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from gateway.cache import decision, replay
 from gateway.cache.capture import ChatCapture, ResponsesCapture
 from gateway.cache.decision import Mode
-from gateway.cache.entry import Entry, decode, hit_cost, keepable
+from gateway.cache.entry import Entry, decode, delivered, hit_cost, keepable
 from gateway.cache.key import cache_key, scope
 from gateway.compat import fake_stream
 from gateway.wire import sse
@@ -328,3 +328,18 @@ def test_a_kept_response_echoes_the_request_it_answers_now() -> None:
     assert kept["user"] == "alice"  # the entry itself is left as kept
     same = {"user": "alice", "safety_identifier": "o1gw-a"}
     assert replay.as_asked(kept, same) is kept
+
+
+def test_a_hit_says_the_stream_patch_as_its_own_delivery_does() -> None:
+    translated = ("x-gateway-translated", "responses->chat.completions")
+    streamed = (("x-gateway-patched", "system_messages,stream"), translated)
+    assert delivered(streamed, faked=True) == streamed
+    assert delivered(streamed, faked=False) == (
+        ("x-gateway-patched", "system_messages"),
+        translated,
+    )
+    whole = (("x-gateway-patched", "system_messages"),)
+    assert delivered(whole, faked=True) == (("x-gateway-patched", "system_messages,stream"),)
+    # Patched for nothing but its delivery: no patch to say when delivered whole.
+    assert delivered((("x-gateway-patched", "stream"),), faked=False) == ()
+    assert delivered((), faked=True) == (("x-gateway-patched", "stream"),)
