@@ -114,7 +114,8 @@ class CachedRequest:
             if self.effort:
                 steering[ROUTED_EFFORT] = self.effort
             where = scope(caller.team.name, config.shared, caller.team.strict)
-            self.key = cache_key(api, self.model.upstream, where, payload, steering)
+            query = self.request.scope["query_string"]
+            self.key = cache_key(api, self.model.upstream, where, payload, steering, query)
         return True
 
     async def serve(self, call: Callable[[], Awaitable[Response]]) -> Response:

@@ -33,7 +33,10 @@ BODY: dict[str, Any] = {
 def key(payload: dict[str, Any], **over: Any) -> str:
     args = {"api": "chat", "model": "gpt-4o-2024-08-06", "where": scope("a", False, False)}
     args.update(over)
-    return cache_key(args["api"], args["model"], args["where"], payload, args.get("headers"))
+    return cache_key(
+        args["api"], args["model"], args["where"], payload, args.get("headers"),
+        args.get("query", b""),
+    )  # fmt: skip
 
 
 def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
@@ -53,6 +56,8 @@ def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
     assert key(BODY, where=scope("b", False, False)) != base
     assert key(BODY, where=scope("a", False, True)) != base
     assert key(BODY, headers={"openai-beta": "x"}) != base
+    assert key(BODY, query=b"api-version=1") != base
+    assert key(BODY, query=b"") == base
     assert scope("a", True, False) == scope("b", True, False)
 
 
