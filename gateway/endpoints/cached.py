@@ -131,7 +131,11 @@ class CachedRequest:
             ):
                 turn = await self.gw.cache.join(self.key, self.caller.team.name)
             if isinstance(turn, Entry):
-                return await self.hit(turn)
+                try:
+                    return await self.hit(turn)
+                except GatewayError as exc:
+                    exc.headers[HEADER] = "hit"  # refused (a limit), as a miss says `miss`
+                    raise
             if turn is None and left:
                 # The call waited for left nothing to share, and nobody is there to answer.
                 raise errors.client_closed()

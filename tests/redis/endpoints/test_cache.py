@@ -671,6 +671,11 @@ def test_a_team_that_spent_its_budget_is_served_free_hits_only(
         with pytest.raises(openai.RateLimitError) as refused:
             chat(client, prompt)
         assert refused.value.code == "insufficient_quota"
+        # As a refused miss says `miss`: the cache had the answer.
+        assert refused.value.response.headers["x-gateway-cache"] == "hit"
+        with pytest.raises(openai.RateLimitError) as refused:
+            chat(client, prompt + " again")
+        assert refused.value.response.headers["x-gateway-cache"] == "miss"
     else:
         hit = chat(client, prompt)
         assert hit.headers["x-gateway-cache"] == "hit"
