@@ -348,3 +348,22 @@ def test_a_hit_says_the_stream_patch_as_its_own_delivery_does() -> None:
     # Patched for nothing but its delivery: no patch to say when delivered whole.
     assert delivered((("x-gateway-patched", "stream"),), faked=False) == ()
     assert delivered((), faked=True) == (("x-gateway-patched", "stream"),)
+
+
+def test_a_responses_replay_streams_a_custom_tools_input() -> None:
+    """A custom tool's call (kept when tool answers may be) streams its input as upstream
+    does: the item opened with none, then `response.custom_tool_call_input.delta` and
+    `.done`, which a client reading the call as it comes needs."""
+    call = {"id": "ctc_1", "type": "custom_tool_call", "status": "completed", "call_id": "c",
+            "name": "patch", "input": "*** Begin Patch"}  # fmt: skip
+    response = {**response_object(), "output": [call]}
+    stream = replay.responses_stream(response)
+    events = [orjson.loads(line[6:]) for line in stream.split(b"\n") if line.startswith(b"data: ")]
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert added["item"]["input"] == ""
+    deltas = [e for e in events if e["type"] == "response.custom_tool_call_input.delta"]
+    assert "".join(e["delta"] for e in deltas) == call["input"]
+    done = next(e for e in events if e["type"] == "response.custom_tool_call_input.done")
+    assert done["input"] == call["input"]
+    for event in (*deltas, done):
+        assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
