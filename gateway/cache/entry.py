@@ -20,6 +20,10 @@ TOOL_CALLS = "tool_calls"
 # A miss's headers that describe its answer (patched for the model, translated from the
 # Responses API), not its call: a hit's answer is the same one.
 NOTES = ("x-gateway-patched", "x-gateway-translated")
+PATCHED = NOTES[0]
+# The patch that says how an answer was delivered (a stream faked from a whole answer), which
+# a hit delivered another way says or not as its own delivery does.
+STREAM_PATCH = "stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,17 @@ def decode(raw: bytes) -> Entry | None:
     ):
         return None
     return Entry(answer, cost, model, float(at), tuple((name, value) for name, value in notes))
+
+
+def delivered(notes: tuple[tuple[str, str], ...], faked: bool) -> tuple[tuple[str, str], ...]:
+    """A kept answer's notes for a hit: among its patches, `stream` if and only if the hit's
+    stream is `faked`, as its own miss's would be."""
+    patched = next((value for name, value in notes if name == PATCHED), "")
+    names = [name for name in patched.split(",") if name and name != STREAM_PATCH]
+    if faked:
+        names.append(STREAM_PATCH)  # the last patch made, as the miss's list has it
+    others = tuple(note for note in notes if note[0] != PATCHED)
+    return ((PATCHED, ",".join(names)), *others) if names else others
 
 
 def keepable(api: str, answer: dict[str, Any], tools: bool) -> bool:

@@ -37,9 +37,14 @@ def cache_key(
     where: str,
     payload: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
+    query: bytes = b"",
 ) -> str:
     """The key of `payload` on `api` ("chat" or "responses"), served by the upstream `model`,
-    in scope `where`; `headers`: the forwarded request headers that steer upstream."""
+    in scope `where`; `headers`: the forwarded request headers that steer upstream; `query`:
+    the query string, sent upstream as it came (read there, a parameter may change the
+    answer)."""
     body = [[name, payload[name]] for name in sorted(payload) if name not in IGNORED]
-    canonical = orjson.dumps([api, model, where, body, sorted((headers or {}).items())])
-    return hashlib.sha256(canonical).hexdigest()
+    parts: list[Any] = [api, model, where, body, sorted((headers or {}).items())]
+    if query:
+        parts.append(query.decode("latin-1"))  # the keys of requests without one stay as they were
+    return hashlib.sha256(orjson.dumps(parts)).hexdigest()

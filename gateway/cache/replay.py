@@ -1,25 +1,44 @@
-"""A kept answer sent again as the stream a miss would have sent. Pure.
+"""A kept answer sent again as the answer, or the stream, a miss would have sent. Pure.
+
+A Response object echoes who asked and where upstream caches its prompt, which the key leaves
+out: a hit says the request's own (`as_asked`).
 
 Chat: the real chunk sequence (`compat.fake_stream`: a role delta, word-sized deltas, the
 finish chunk, the usage chunk when the client asked for it, `[DONE]`). Responses: OpenAI's
 event sequence for each output item (added, content parts or reasoning summary parts and their
-deltas, done), between `response.created`/`response.in_progress` and `response.completed`,
-numbered from 0.
+deltas, or a call's input deltas, done), between `response.created`/`response.in_progress`
+and `response.completed`, numbered from 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from gateway.compat import fake_stream
 
+# Call item kind -> the field that carries its input, and the family of events streaming it.
+_CALL_INPUT = {
+    "function_call": ("arguments", "response.function_call_arguments"),
+    "custom_tool_call": ("input", "response.custom_tool_call_input"),
+}
 # Part kind -> the event family and the field that carries its text.
 _FAMILY = {
     "output_text": ("response.output_text", "text"),
     "refusal": ("response.refusal", "refusal"),
 }
+
+
+def as_asked(response: dict[str, Any], echoed: Mapping[str, Any]) -> dict[str, Any]:
+    """A kept Response object with the settings in `echoed` (the request's own) in place of
+    those of the request it answered, where it echoes them."""
+    changed = {
+        name: value for name, value in echoed.items()
+        if name in response and response[name] != value
+    }  # fmt: skip
+    return {**response, **changed} if changed else response
 
 
 def chat_stream(completion: dict[str, Any], *, include_usage: bool) -> bytes:
@@ -97,19 +116,16 @@ def _item_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
         opened["summary"] = []
         for at, part in enumerate(item.get("summary") or ()):
             body += _summary_events(where, at, part)
-    elif kind == "function_call":
-        opened["arguments"] = ""
-        arguments = item.get("arguments") or ""
-        if arguments:
-            body.append(
-                {"type": "response.function_call_arguments.delta", **where, "delta": arguments}
-            )
-        body.append(
-            {
-                "type": "response.function_call_arguments.done", **where,
-                "name": item.get("name"), "arguments": arguments,
-            }
-        )  # fmt: skip
+    elif isinstance(kind, str) and kind in _CALL_INPUT:
+        field, prefix = _CALL_INPUT[kind]
+        opened[field] = ""
+        given = item.get(field) or ""
+        if given:
+            body.append({"type": f"{prefix}.delta", **where, "delta": given})
+        done = {"type": f"{prefix}.done", **where, field: given}
+        if kind == "function_call":
+            done["name"] = item.get("name")
+        body.append(done)
     return [
         {"type": "response.output_item.added", "output_index": index, "item": opened},
         *body,
@@ -133,8 +149,11 @@ def _part_events(where: dict[str, Any], at: int, part: Any) -> list[dict[str, An
         tokens = tokens if isinstance(tokens, list) else []
         deltas = [{"delta": piece, "logprobs": entries} for piece, entries in _steps(text, tokens)]
         done = {field: text, "logprobs": tokens}
+    opened = {**part, field: ""}
+    if "logprobs" in part:
+        opened["logprobs"] = []  # its tokens' come with their deltas
     return [
-        {"type": "response.content_part.added", **common, "part": {**part, field: ""}},
+        {"type": "response.content_part.added", **common, "part": opened},
         *({"type": f"{prefix}.delta", **common, **delta} for delta in deltas),
         {"type": f"{prefix}.done", **common, **done},
         {"type": "response.content_part.done", **common, "part": part},

@@ -32,6 +32,7 @@ __all__ = [
     "adapt_response",
     "rewrite_chat",
     "rewrite_responses",
+    "streams_faked",
 ]
 
 INSTRUCTIONS_START = "[Instructions]\n"
@@ -126,9 +127,7 @@ def adapt_request(
         and isinstance(stream_options, dict)
         and stream_options.get("include_usage") is True
     )
-    # A stop sequence can span chunks of a native stream, so cutting it needs the whole answer:
-    # fake the stream from a complete one rather than ignore `stop`.
-    fake_stream = streaming and (not caps.streaming or bool(stop))
+    fake_stream = streaming and streams_faked(payload, caps)
     if fake_stream:
         out.pop("stream", None)
         out.pop("stream_options", None)
@@ -141,6 +140,16 @@ def adapt_request(
         include_usage=include_usage,
         stop=stop,
     )
+
+
+def streams_faked(payload: dict[str, Any], caps: Capabilities) -> bool:
+    """Whether the chat request `payload`, streamed, is answered on a model with `caps` by a
+    stream faked from a whole answer (the `stream` patch): the model cannot stream, or the
+    gateway cuts a stop sequence itself, which can span chunks of a native stream, so cutting
+    it needs the whole answer."""
+    if not caps.streaming:
+        return True
+    return not caps.sampling_params and bool(_stop_sequences(payload.get("stop")))
 
 
 @dataclass(frozen=True, slots=True)

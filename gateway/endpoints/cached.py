@@ -1,14 +1,16 @@
 """The response cache around one chat completions or Responses request, after routing.
 
 A hit is admitted as a request (it counts against the requests-per-minute limits), charged the
-configured share of what the answer cost, and answered in the shape a miss would have had:
-the answer whole, or replayed as the stream the client asked for. A miss calls upstream as
+configured share of what the answer cost (a free one, the default, is not refused for a budget
+spent), and answered in the shape a miss would have had: the answer whole, or replayed as the
+stream the client asked for. A miss calls upstream as
 usual (or waits for an identical call in flight, and is then a hit) and keeps the answer, read
 from the response as the client gets it, when it is whole.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -23,9 +25,10 @@ from gateway.admission.pricing import cost_micros
 from gateway.cache import decision, replay
 from gateway.cache.capture import ChatCapture, ResponsesCapture
 from gateway.cache.decision import Mode
-from gateway.cache.entry import NOTES, Entry, hit_cost, keepable
+from gateway.cache.entry import NOTES, Entry, delivered, hit_cost, keepable
 from gateway.cache.flights import Flight
 from gateway.cache.key import cache_key, scope
+from gateway.compat import patches
 from gateway.config import ModelConfig
 from gateway.endpoints.attempt import Attempt
 from gateway.observability.record import Exchange
@@ -111,7 +114,8 @@ class CachedRequest:
             if self.effort:
                 steering[ROUTED_EFFORT] = self.effort
             where = scope(caller.team.name, config.shared, caller.team.strict)
-            self.key = cache_key(api, self.model.upstream, where, payload, steering)
+            query = self.request.scope["query_string"]
+            self.key = cache_key(api, self.model.upstream, where, payload, steering, query)
         return True
 
     async def serve(self, call: Callable[[], Awaitable[Response]]) -> Response:
@@ -127,7 +131,11 @@ class CachedRequest:
             ):
                 turn = await self.gw.cache.join(self.key, self.caller.team.name)
             if isinstance(turn, Entry):
-                return await self.hit(turn)
+                try:
+                    return await self.hit(turn)
+                except GatewayError as exc:
+                    exc.headers[HEADER] = "hit"  # refused (a limit), as a miss says `miss`
+                    raise
             if turn is None and left:
                 # The call waited for left nothing to share, and nobody is there to answer.
                 raise errors.client_closed()
@@ -158,12 +166,18 @@ class CachedRequest:
         gw, exchange = self.gw, self.exchange
         exchange.cache = "hit"
         exchange.routed_model = self.label
-        charge = hit_cost(entry.cost, gw.config.cache.charge_fraction)
+        # Without admission nothing is charged, a hit no more than a miss.
+        charge = (
+            hit_cost(entry.cost, gw.config.cache.charge_fraction)
+            if gw.config.admission.enabled
+            else 0
+        )
+        faked = self.streams_faked()
         headers = [
             (b"x-request-id", new_request_id().encode()),
             (HEADER.encode(), b"hit"),
             (b"x-gateway-cache-age", str(entry.age_s(time.time())).encode()),
-            *((name.encode(), value.encode()) for name, value in entry.notes),
+            *((name.encode(), value.encode()) for name, value in delivered(entry.notes, faked)),
         ]
         if gw.config.admission.enabled:
             attempt = Attempt(gw, self.request, exchange, self.caller, "", self.label)
@@ -175,6 +189,9 @@ class CachedRequest:
                 named=self.named,
             )
             plan = shape.plan(gw.new_hold_id(), 0, charge)
+            if not charge:
+                # A free call is never refused for the budget: one spent still gets free hits.
+                plan = dataclasses.replace(plan, budget=None)
             await attempt.admit(counted_once(plan, self.tried) if self.tried else plan, None, 0)
             ticket = attempt.ticket
             assert ticket is not None  # admitted, or the refusal was raised
@@ -184,6 +201,8 @@ class CachedRequest:
             gw.metrics.count_cache, self.caller.team.name, self.label, True, entry.cost - charge
         )
         answer = entry.answer
+        if self.api == "responses":
+            answer = replay.as_asked(answer, self.echoed())
         if self.payload.get("stream") is True:
             exchange.stream = True
             if self.api == "chat":
@@ -197,6 +216,35 @@ class CachedRequest:
             response = Response(orjson.dumps(answer), media_type=JSON)
         response.raw_headers += headers
         return response
+
+    def streams_faked(self) -> bool:
+        """Whether the request's miss would have streamed an answer faked from a whole one:
+        a streamed chat request (or Responses request translated to one) the model cannot
+        stream as asked, patched as the team's requests are."""
+        gw, model = self.gw, self.model
+        if self.payload.get("stream") is not True or not gw.config.compat.enabled:
+            return False
+        if self.caller.team.strict or (
+            self.api == "responses" and model.capabilities.responses_api
+        ):
+            return False
+        # A Responses request has no stop sequences for the gateway to cut.
+        asked = self.payload if self.api == "chat" else {}
+        return patches.streams_faked(asked, model.capabilities)
+
+    def echoed(self) -> dict[str, Any]:
+        """What a Response object answering this request echoes of it that the key leaves out:
+        its `user` and `prompt_cache_key` as sent, and the `safety_identifier` the gateway
+        sends upstream for it (its team's, with the caller's own folded in)."""
+        payload = self.payload
+        given = payload.get("safety_identifier")
+        return {
+            "user": payload.get("user"),
+            "prompt_cache_key": payload.get("prompt_cache_key"),
+            "safety_identifier": self.gw.safety_identifier(
+                self.caller.team.name, given if isinstance(given, str) else None
+            ),
+        }
 
     # -- a miss: what upstream answered, kept -------------------------------------------------------
 

@@ -65,9 +65,8 @@ def serve_teams(
     path.write_text(teams_yaml(teams))
     if knobs:
         sections.setdefault("upstream", {"forward_header_prefixes": ("x-sim-",)})
-    return start_gateway(
-        config, redis={"url": redis_server}, admission={"teams_file": str(path)}, **sections
-    )
+    admission = {"teams_file": str(path), **sections.pop("admission", {})}
+    return start_gateway(config, redis={"url": redis_server}, admission=admission, **sections)
 
 
 def refused_batch(

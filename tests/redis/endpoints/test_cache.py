@@ -24,7 +24,7 @@ import redis
 
 from gateway.routing.heuristic import DEFAULT
 from tests.conftest import GatewayFactory, ServerThread, free_port, scrape
-from tests.redis.admission.test_end_to_end import spend
+from tests.redis.admission.test_end_to_end import month, spend
 from tests.redis.endpoints.teams import billed, joined, key_of, sdk, serve_teams
 from tests.redis.test_faults import wait_for
 from tests.server.upstream.test_dispatch import config_with
@@ -33,7 +33,9 @@ TEAMS: dict[str, dict[str, str]] = {
     "alpha": {"tier": "tier-5", "cache": "true"},
     "beta": {"tier": "tier-5", "cache": "true"},
     "plain": {"tier": "tier-5"},
+    "thrifty": {"tier": "tier-5", "cache": "true", "budget_usd": "1"},
 }
+BUDGET_MICROS = 1_000_000  # thrifty's
 ON = {"x-gateway-cache": "on"}
 ADMIN_KEY = "admin-key-of-the-cache-tests-0123456789"
 
@@ -624,3 +626,118 @@ def test_a_streamed_hit_says_the_service_tier_that_served_it(
         streamed = chat(client, prompt, stream=True, service_tier="priority")
         assert streamed.headers["x-gateway-cache"] == status
         assert {chunk.service_tier for chunk in streamed.parse()} == {"priority"}
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "o1-mini"])  # native; translated
+def test_a_responses_hit_echoes_who_asked_it_not_who_asked_first(
+    serve: Serve, simulator: ServerThread, prompt: str, model: str
+) -> None:
+    """A Response object echoes the request's `user` (and `safety_identifier`,
+    `prompt_cache_key`), which the key leaves out: a hit says this request's, as its miss would
+    have, never the first requester's (in a shared cache, another team's end user)."""
+    gateway = serve(cache={"shared": True})
+    alpha, beta = sdk(gateway, "alpha"), sdk(gateway, "beta")
+    asked = {"model": model, "input": prompt, "store": False}
+    first = alpha.responses.with_raw_response.create(**asked, user="alice@alpha.example")
+    assert first.headers["x-gateway-cache"] == "miss"
+    assert first.parse().user == "alice@alpha.example"
+    for stream in (False, True):
+        hit = beta.responses.with_raw_response.create(**asked, user="bob", stream=stream)
+        assert hit.headers["x-gateway-cache"] == "hit"
+        if stream:
+            events = list(hit.parse())
+            assert {e.response.user for e in events if hasattr(e, "response")} == {"bob"}
+        else:
+            assert hit.parse().user == "bob"
+    anonymous = beta.responses.with_raw_response.create(**asked)
+    assert anonymous.headers["x-gateway-cache"] == "hit"
+    assert anonymous.parse().user is None
+    assert upstream_calls(simulator, prompt) == 1
+
+
+@pytest.mark.parametrize("fraction", [0, 0.5])
+def test_a_team_that_spent_its_budget_is_served_free_hits_only(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, fraction: float
+) -> None:
+    """A free call is never refused for the budget: a hit charged nothing (the default) is
+    served to a team that spent all of it; a hit charged a share of its answer is refused as any paid call is, `insufficient_quota`."""
+    gateway = serve(cache={"charge_fraction": fraction})
+    client = sdk(gateway, "thrifty")
+    assert chat(client, prompt).headers["x-gateway-cache"] == "miss"
+    # The rest of the month's budget spent elsewhere.
+    spent = spend(store, "thrifty")[0] + BUDGET_MICROS
+    store.set(f"{{t:thrifty}}:spend:{month()}", spent)
+    if fraction:
+        with pytest.raises(openai.RateLimitError) as refused:
+            chat(client, prompt)
+        assert refused.value.code == "insufficient_quota"
+        # As a refused miss says `miss`: the cache had the answer.
+        assert refused.value.response.headers["x-gateway-cache"] == "hit"
+        with pytest.raises(openai.RateLimitError) as refused:
+            chat(client, prompt + " again")
+        assert refused.value.response.headers["x-gateway-cache"] == "miss"
+    else:
+        hit = chat(client, prompt)
+        assert hit.headers["x-gateway-cache"] == "hit"
+        assert hit.parse().choices[0].message.content
+    assert spend(store, "thrifty") == (spent, 0)
+    assert upstream_calls(simulator, prompt) == 1
+
+
+def test_with_admission_off_a_hit_saves_all_its_answer_cost(
+    serve: Serve, simulator: ServerThread, prompt: str
+) -> None:
+    """Without admission nothing is charged, a hit no more than any call: what it saved is all
+    its answer would have cost, whatever share a hit would otherwise be charged."""
+    gateway = serve(admission={"enabled": False}, cache={"charge_fraction": 0.5})
+    client = sdk(gateway, "alpha")
+    chat(client, prompt)
+    assert chat(client, prompt).headers["x-gateway-cache"] == "hit"
+    saved = f'gateway_cache_saved_microdollars_total{{model="gpt-4o",team="alpha"}} {billed(simulator)}.0'
+    assert saved in scrape(gateway.url)
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_hit_says_its_stream_was_faked_only_when_it_streams(
+    gateway: ServerThread, simulator: ServerThread, prompt: str, api: str
+) -> None:
+    """o1-mini cannot stream: a streamed answer is faked from a whole one, and says so with
+    `stream` among its patches. A hit delivered the other way than its miss says what a miss
+    delivered its way would have: `stream` when it streams, not when it does not."""
+    client = sdk(gateway, "alpha")
+
+    def ask(text: str, stream: bool) -> Any:
+        if api == "chat":
+            messages: Any = [
+                {"role": "system", "content": "Be brief."}, {"role": "user", "content": text}
+            ]  # fmt: skip
+            return client.chat.completions.with_raw_response.create(
+                model="o1-mini", messages=messages, stream=stream
+            )
+        return client.responses.with_raw_response.create(
+            model="o1-mini", input=text, instructions="Be brief.", store=False, stream=stream
+        )
+
+    for first in (True, False):
+        text = f"{prompt} {first}"
+        asked = [ask(text, stream) for stream in (first, not first)]
+        assert [raw.headers["x-gateway-cache"] for raw in asked] == ["miss", "hit"]
+        for raw, stream in zip(asked, (first, not first), strict=True):
+            patched = raw.headers["x-gateway-patched"].split(",")
+            assert ("stream" in patched) is stream
+            assert "system_messages" in patched
+
+
+def test_a_query_string_upstream_is_sent_is_part_of_the_request(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """The query string goes upstream with the body: an upstream that reads a parameter there
+    may answer otherwise, so a request with another query is another request, never served
+    (in a shared cache, to another team) the answer kept for this one."""
+    client = sdk(gateway, "alpha")
+    assert chat(client, prompt).headers["x-gateway-cache"] == "miss"
+    for status in ("miss", "hit"):
+        asked = chat(client, prompt, extra_query={"api-version": "2024-10-21"})
+        assert asked.headers["x-gateway-cache"] == status
+    assert chat(client, prompt).headers["x-gateway-cache"] == "hit"
+    assert upstream_calls(simulator, prompt) == 2

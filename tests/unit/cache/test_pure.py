@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from gateway.cache import decision, replay
 from gateway.cache.capture import ChatCapture, ResponsesCapture
 from gateway.cache.decision import Mode
-from gateway.cache.entry import Entry, decode, hit_cost, keepable
+from gateway.cache.entry import Entry, decode, delivered, hit_cost, keepable
 from gateway.cache.key import cache_key, scope
 from gateway.compat import fake_stream
 from gateway.wire import sse
@@ -33,7 +33,10 @@ BODY: dict[str, Any] = {
 def key(payload: dict[str, Any], **over: Any) -> str:
     args = {"api": "chat", "model": "gpt-4o-2024-08-06", "where": scope("a", False, False)}
     args.update(over)
-    return cache_key(args["api"], args["model"], args["where"], payload, args.get("headers"))
+    return cache_key(
+        args["api"], args["model"], args["where"], payload, args.get("headers"),
+        args.get("query", b""),
+    )  # fmt: skip
 
 
 def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
@@ -53,6 +56,8 @@ def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
     assert key(BODY, where=scope("b", False, False)) != base
     assert key(BODY, where=scope("a", False, True)) != base
     assert key(BODY, headers={"openai-beta": "x"}) != base
+    assert key(BODY, query=b"api-version=1") != base
+    assert key(BODY, query=b"") == base
     assert scope("a", True, False) == scope("b", True, False)
 
 
@@ -311,5 +316,54 @@ def test_a_responses_replay_streams_the_logprobs_it_was_asked_for() -> None:
     assert [e["logprobs"] for e in deltas] == [[entry] for entry in part["logprobs"]]
     done = next(e for e in events if e["type"] == "response.output_text.done")
     assert done["logprobs"] == part["logprobs"]
+    # The part opens empty, as upstream's does before its first token: a client adding up the
+    # deltas' logprobs after it counts each token once.
+    added = next(e for e in events if e["type"] == "response.content_part.added")
+    assert added["part"] == {**part, "text": "", "logprobs": []}
+    for event in (*deltas, done):
+        assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
+
+
+def test_a_kept_response_echoes_the_request_it_answers_now() -> None:
+    kept = {"id": "resp_1", "user": "alice", "safety_identifier": "o1gw-a", "output": []}
+    asked = {"user": "bob", "safety_identifier": "o1gw-b", "prompt_cache_key": "k"}
+    again = replay.as_asked(kept, asked)
+    # What it echoes is the asker's; what it does not echo stays unsaid.
+    assert again == {"id": "resp_1", "user": "bob", "safety_identifier": "o1gw-b", "output": []}
+    assert kept["user"] == "alice"  # the entry itself is left as kept
+    same = {"user": "alice", "safety_identifier": "o1gw-a"}
+    assert replay.as_asked(kept, same) is kept
+
+
+def test_a_hit_says_the_stream_patch_as_its_own_delivery_does() -> None:
+    translated = ("x-gateway-translated", "responses->chat.completions")
+    streamed = (("x-gateway-patched", "system_messages,stream"), translated)
+    assert delivered(streamed, faked=True) == streamed
+    assert delivered(streamed, faked=False) == (
+        ("x-gateway-patched", "system_messages"),
+        translated,
+    )
+    whole = (("x-gateway-patched", "system_messages"),)
+    assert delivered(whole, faked=True) == (("x-gateway-patched", "system_messages,stream"),)
+    # Patched for nothing but its delivery: no patch to say when delivered whole.
+    assert delivered((("x-gateway-patched", "stream"),), faked=False) == ()
+    assert delivered((), faked=True) == (("x-gateway-patched", "stream"),)
+
+
+def test_a_responses_replay_streams_a_custom_tools_input() -> None:
+    """A custom tool's call (kept when tool answers may be) streams its input as upstream
+    does: the item opened with none, then `response.custom_tool_call_input.delta` and
+    `.done`, which a client reading the call as it comes needs."""
+    call = {"id": "ctc_1", "type": "custom_tool_call", "status": "completed", "call_id": "c",
+            "name": "patch", "input": "*** Begin Patch"}  # fmt: skip
+    response = {**response_object(), "output": [call]}
+    stream = replay.responses_stream(response)
+    events = [orjson.loads(line[6:]) for line in stream.split(b"\n") if line.startswith(b"data: ")]
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert added["item"]["input"] == ""
+    deltas = [e for e in events if e["type"] == "response.custom_tool_call_input.delta"]
+    assert "".join(e["delta"] for e in deltas) == call["input"]
+    done = next(e for e in events if e["type"] == "response.custom_tool_call_input.done")
+    assert done["input"] == call["input"]
     for event in (*deltas, done):
         assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
