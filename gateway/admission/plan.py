@@ -70,6 +70,11 @@ class Plan:
         label = label_with_model(self.label, model) if self.label else ""
         return dataclasses.replace(self, model=model, label=label)
 
+    def free(self) -> Plan:
+        """This plan for a call that costs nothing: counted against the request limits, never
+        refused for the budget (a team that spent it still reads what it has, gets free hits)."""
+        return dataclasses.replace(self, budget=None)
+
 
 def counted_once(plan: Plan, earlier: tuple[Plan, ...]) -> Plan:
     """`plan` for another try of a request whose `earlier` tries were admitted (a fallback

@@ -10,7 +10,6 @@ from the response as the client gets it, when it is whole.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -190,8 +189,7 @@ class CachedRequest:
             )
             plan = shape.plan(gw.new_hold_id(), 0, charge)
             if not charge:
-                # A free call is never refused for the budget: one spent still gets free hits.
-                plan = dataclasses.replace(plan, budget=None)
+                plan = plan.free()
             await attempt.admit(counted_once(plan, self.tried) if self.tried else plan, None, 0)
             ticket = attempt.ticket
             assert ticket is not None  # admitted, or the refusal was raised
@@ -216,6 +214,11 @@ class CachedRequest:
             response = Response(orjson.dumps(answer), media_type=JSON)
         response.raw_headers += headers
         return response
+
+    @property
+    def by_fallback(self) -> bool:
+        """Whether a fallback answered (its answer is never kept for the model the key names)."""
+        return self.exchange.routed_model != self.label
 
     def streams_faked(self) -> bool:
         """Whether the request's miss would have streamed an answer faked from a whole one:
@@ -251,7 +254,7 @@ class CachedRequest:
     def capture(self, response: Response, flight: Flight | None) -> Response:
         found = response.headers.get
         self.notes = tuple((name, value) for name in NOTES if (value := found(name)) is not None)
-        if flight is not None and self.exchange.routed_model != self.label:
+        if flight is not None and self.by_fallback:
             # A fallback answered: its answer is never kept for the model asked (`entry`). Its
             # waiters go their own way now, not once it ends, and a stream whose client leaves
             # stops as any other, never read on for them.
@@ -310,7 +313,7 @@ class CachedRequest:
         of it, as upstream bills it. Else the call stops (`stop`), as does a fallback's, whose
         answer is never kept."""
         flight = self.flight
-        if flight is None or flight.future.done() or self.exchange.routed_model != self.label:
+        if flight is None or flight.future.done() or self.by_fallback:
             stop()
         else:
             self.gw.cache.unless_awaited(flight, stop)
@@ -352,7 +355,7 @@ class CachedRequest:
     def entry(self, answer: dict[str, Any]) -> Entry | None:
         """The entry for a whole answer, with what it cost; None if it may not be kept: cut
         short, or given by a fallback (not what the model the key names says)."""
-        if self.exchange.routed_model != self.label or not keepable(self.api, answer, self.tools):
+        if self.by_fallback or not keepable(self.api, answer, self.tools):
             return None
         charged = self.exchange.ticket
         usage = usage_from(answer.get("usage"))

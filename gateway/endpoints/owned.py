@@ -12,7 +12,6 @@ is made from the team's own ids, each object read from upstream.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -180,7 +179,7 @@ async def counted(attempt: Attempt, *, budget: bool = False) -> None:
     )
     plan = shape.plan(gw.new_hold_id(), est_tokens=0, reserve=0)
     if not budget:
-        plan = dataclasses.replace(plan, budget=None)
+        plan = plan.free()
     await attempt.admit(plan, None, 0)
     if attempt.ticket is not None:
         attempt.ticket.settle(None)

@@ -91,12 +91,11 @@ class cancel_on_disconnect:
             self._stop()
 
     def _stop(self) -> None:
-        if self._watching:  # still in the block: the task is still the call's
+        if self._watcher is not None:  # still in the block: the task is still the call's
             self._gone = True
             self._task.cancel()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        self._watching = False
         if self._timer is not None:
             self._timer.cancel()
         # Let go of the watcher: its cancellation's traceback holds `_watch`'s frame, and so
