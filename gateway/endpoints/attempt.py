@@ -414,7 +414,7 @@ class Attempt:
                     if exchange.first_token_at is None:
                         exchange.first_token_at = time.perf_counter()
                     if observe is not None:
-                        observe(out)
+                        observe = observe(out) or observe
                     yield out
             if not stopped and meter is not None and (rest := meter.flush()):
                 if observe is not None:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from gateway.wire.usage import Usage
+
+# What is given each chunk of a stream. What it returns, when not None, is given the chunks
+# that follow instead: a cheaper one, once the first has read all it reads of each chunk.
+StreamObserver: TypeAlias = Callable[[bytes], "StreamObserver | None"]
 
 
 class Charge(Protocol):
@@ -53,7 +57,7 @@ class RequestTrace(Protocol):
     def read(self, answer: Mapping[str, Any]) -> None:
         """That answer, as the gateway parsed it to charge it (so it need not be read again)."""
 
-    def streaming(self) -> Callable[[bytes], None]:
+    def streaming(self) -> StreamObserver:
         """What is given each chunk of the stream the client gets (asked for as it begins, so
         that a chunk costs one call)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import orjson
@@ -283,11 +283,13 @@ class StreamFacts:
         self._head_size = 0
         self._reads: deque[bytes] = deque(maxlen=None if whole else _RECENT)
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> Callable[[bytes], None] | None:
+        """Keep a read of the stream's head; once the head is read, the reads that follow
+        are only kept, which the deque's own append does (a call into C, not into this)."""
         self._reads.append(chunk)
-        if self._head_size < _HEAD:
-            self._head.append(chunk)
-            self._head_size += len(chunk)
+        self._head.append(chunk)
+        self._head_size += len(chunk)
+        return self._reads.append if self._head_size >= _HEAD else None
 
     def facts(self) -> tuple[str, str, tuple[str, ...]]:
         """The answer's id, model and finish reasons, as `answer_facts` reads them."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 from binascii import hexlify
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from os import urandom
 from time import time_ns
 from typing import Any, Protocol, TypeVar
@@ -42,7 +42,7 @@ from gateway.observability.otlp_json import (
     shared_attributes,
     span_template,
 )
-from gateway.observability.record import Exchange
+from gateway.observability.record import Exchange, StreamObserver
 from gateway.observability.span_export import Client, SpanExport
 from gateway.observability.span_queue import SpanQueue
 from gateway.observability.trace_context import caller_parent, kept, ratio_bound, traceparent
@@ -414,7 +414,7 @@ class RequestTrace:
     def read(self, answer: Mapping[str, Any]) -> None:
         self.parsed_answer = answer
 
-    def streaming(self) -> Callable[[bytes], None]:
+    def streaming(self) -> StreamObserver:
         facts = self.facts
         if facts is None:
             # Kept whole when captured or when several choices may finish far from its end.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.observability.record import Exchange
+from gateway.observability.record import Exchange, StreamObserver
 from gateway.observability.trace_attributes import (
     StreamFacts,
     answer_attributes,
@@ -104,6 +104,14 @@ def test_a_whole_answer() -> None:
     ]
 
 
+def relayed(facts: StreamFacts, reads: list[bytes]) -> None:
+    """Give `facts` a stream's reads as the relay does: to whatever the last call handed over
+    to."""
+    observe: StreamObserver = facts.feed
+    for read in reads:
+        observe = observe(read) or observe
+
+
 def test_stream_facts_across_chunk_boundaries() -> None:
     stream = (
         b'data: {"id":"chatcmpl-9","object":"chat.completion.chunk","model":"o1-mini",'
@@ -115,8 +123,7 @@ def test_stream_facts_across_chunk_boundaries() -> None:
     for size in (7, 40, len(stream)):
         for whole in (False, True):  # captured needs it whole: the last
             facts = StreamFacts(whole)
-            for at in range(0, len(stream), size):
-                facts.feed(stream[at : at + size])
+            relayed(facts, [stream[at : at + size] for at in range(0, len(stream), size)])
             assert facts.facts() == ("chatcmpl-9", "o1-mini", ("length",)), (size, whole)
         assert orjson.loads(facts.captured()["gen_ai.output.messages"]) == streamed_output(stream)
     assert streamed_output(stream) == [
@@ -135,13 +142,13 @@ def test_a_long_streams_facts_come_from_its_first_and_last_reads() -> None:
         b'data: {"id":"chatcmpl-7","choices":[],"usage":{"total_tokens":9}}\n\ndata: [DONE]\n\n'
     )
     facts = StreamFacts(whole=False)
-    for _ in range(2000):
-        facts.feed(delta)
-    for at in range(0, len(end), 9):
-        facts.feed(end[at : at + 9])
+    relayed(facts, [delta] * 2000 + [end[at : at + 9] for at in range(0, len(end), 9)])
     assert facts.facts() == ("chatcmpl-7", "gpt-4o", ("stop",))
     # Only the first reads (up to the head) and the last few are kept.
     assert len(facts._head) * len(delta) < 2 * 512 and len(facts._reads) == 16
+    # Its head read, the stream's chunks are handed to an observer that only keeps them.
+    assert StreamFacts(whole=False).feed(delta) is None
+    assert StreamFacts(whole=False).feed(delta * 8) is not None
 
 
 def test_the_record_and_its_errors() -> None:
@@ -186,6 +193,5 @@ def test_stream_facts_skip_null_finish_reasons_and_read_spaced_ones() -> None:
     )
     for size in (5, 33, len(stream)):
         facts = StreamFacts(whole=True)  # two choices: kept whole
-        for at in range(0, len(stream), size):
-            facts.feed(stream[at : at + size])
+        relayed(facts, [stream[at : at + size] for at in range(0, len(stream), size)])
         assert facts.facts() == ("c-1", "gpt-4o", ("stop", "length")), size
