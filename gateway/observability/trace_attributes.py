@@ -313,10 +313,12 @@ class StreamFacts:
 def _last_reason(reads: deque[bytes]) -> list[bytes]:
     """A one-choice stream's finish reason: its last, read back from its last reads until one
     is found (a regular expression over the whole stream, or joining it, costs more than
-    tracing the rest of it)."""
+    tracing the rest of it). The last read is searched as it is: a read of many events (a
+    stream that came faster than it was relayed) holds the reason, and copying it cost more
+    than the search."""
     text = b""
     for read in reversed(reads):
-        text = read + text
+        text = read + text if text else read
         at = text.rfind(b'"finish_reason"')
         if at >= 0:
             found = _FINISH.match(text, at)
