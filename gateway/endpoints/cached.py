@@ -360,17 +360,19 @@ class CachedRequest:
         charged = self.exchange.ticket
         usage = usage_from(answer.get("usage"))
         if usage is None and charged is not None and charged.usage is not None:
-            # A stream whose client did not ask for its usage chunk: the charge says it.
+            # A stream whose client did not ask for its usage chunk: the gateway asked upstream
+            # for it, and charged it. Kept as upstream gave it (every detail a hit says again),
+            # or made of the charge when none came.
             usage = charged.usage
-            answer = {
-                **answer,
-                "usage": _chat_usage(
+            reported = usage.reported
+            if reported is None or "prompt_tokens" not in reported:
+                reported = _chat_usage(
                     usage.prompt_tokens,
                     usage.completion_tokens,
                     usage.cached_tokens,
                     usage.reasoning_tokens,
-                ),
-            }
+                )
+            answer = {**answer, "usage": reported}
         if usage is None:
             return None  # what it cost is unknown: a hit could not say what it saved
         if charged is not None and charged.usage is not None:
