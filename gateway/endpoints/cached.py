@@ -10,6 +10,7 @@ from the response as the client gets it, when it is whole.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -203,12 +204,14 @@ class CachedRequest:
             answer = replay.as_asked(answer, self.echoed())
         if self.payload.get("stream") is True:
             exchange.stream = True
+            options = self.payload.get("stream_options")
+            options = options if isinstance(options, dict) else {}
             if self.api == "chat":
-                options = self.payload.get("stream_options")
-                usage = isinstance(options, dict) and options.get("include_usage") is True
+                usage = options.get("include_usage") is True
                 body = replay.chat_stream(answer, include_usage=usage)
             else:
-                body = replay.responses_stream(answer)
+                padded = options.get("include_obfuscation") is not False
+                body = replay.responses_stream(answer, secrets.token_bytes(32) if padded else None)
             response = Response(body, media_type=sse.CONTENT_TYPE)
         else:
             response = Response(orjson.dumps(answer), media_type=JSON)
