@@ -6,7 +6,7 @@ out: a hit says the request's own (`as_asked`).
 Chat: the real chunk sequence (`compat.fake_stream`: a role delta, word-sized deltas, the
 finish chunk, the usage chunk when the client asked for it, `[DONE]`). Responses: OpenAI's
 event sequence for each output item (added, content parts or reasoning summary parts and their
-deltas, or a call's input deltas, done), between `response.created`/`response.in_progress`
+deltas, a call's input deltas or a local shell call's commands, done), between `response.created`/`response.in_progress`
 and `response.completed`, numbered from 0, each delta padded with random characters
 (`obfuscation`) unless the request asked for none, as upstream pads its own.
 """
@@ -155,11 +155,31 @@ def _item_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
         if kind == "function_call":
             done["name"] = item.get("name")
         body.append(done)
+    elif kind == "shell_call":
+        # A local shell's commands stream one by one, each opened empty, then its text.
+        action = item.get("action")
+        if isinstance(action, dict) and isinstance(action.get("commands"), list):
+            opened["action"] = {**action, "commands": []}
+            for at, command in enumerate(action["commands"]):
+                body += _command_events(index, at, command)
     return [
         {"type": "response.output_item.added", "output_index": index, "item": opened},
         *body,
         {"type": "response.output_item.done", "output_index": index, "item": item},
     ]
+
+
+def _command_events(index: int, at: int, command: Any) -> list[dict[str, Any]]:
+    if not isinstance(command, str):
+        return []
+    # Upstream's command events name the item by its place only.
+    common = {"output_index": index, "command_index": at}
+    prefix = "response.shell_call_command"
+    events: list[dict[str, Any]] = [{"type": f"{prefix}.added", **common, "command": ""}]
+    if command:
+        events.append({"type": f"{prefix}.delta", **common, "delta": command})
+    events.append({"type": f"{prefix}.done", **common, "command": command})
+    return events
 
 
 def _part_events(where: dict[str, Any], at: int, part: Any) -> list[dict[str, Any]]:

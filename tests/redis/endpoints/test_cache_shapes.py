@@ -63,9 +63,37 @@ async def chat_completions(request: Request) -> Response:
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
+# A local shell's call: the commands the model wrote, for the client to run.
+SHELL_CALL = {
+    "id": "sh_1", "type": "shell_call", "status": "completed", "call_id": "call_1",
+    "action": {"commands": ["ls -la", "cat README.md"], "max_output_length": None,
+               "timeout_ms": None},
+    "environment": {"type": "local"},
+}  # fmt: skip
+
+
+async def responses(request: Request) -> Response:
+    body = await request.json()
+    assert body.get("stream") is not True  # the test's miss is whole
+    return JSONResponse({
+        "id": "resp_1", "object": "response", "created_at": 1, "completed_at": 2,
+        "status": "completed", "error": None, "incomplete_details": None,
+        "model": "gpt-4o-2024-08-06", "output": [SHELL_CALL], "parallel_tool_calls": True,
+        "tool_choice": "auto", "tools": body.get("tools", []), "store": False,
+        "usage": {"input_tokens": 20, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": 12, "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": 32},
+    })  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[ServerThread]:
-    app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
+        ]
+    )
     with ServerThread(app) as server:
         yield server
 
@@ -97,3 +125,31 @@ def test_a_hit_of_a_stream_its_client_asked_no_usage_of_carries_upstreams_whole_
     assert streamed.headers["x-gateway-cache"] == "hit"
     used = [c.usage.model_dump(exclude_unset=True) for c in streamed.parse() if c.usage]
     assert used == [USAGE]
+
+
+def test_a_replayed_shell_call_streams_its_commands(gateway: ServerThread) -> None:
+    """A local shell's call (kept when tool answers may be) streams each of its commands as
+    upstream does: the item opened with none, then for each command
+    `response.shell_call_command.added`, its `.delta` and `.done`, which a client running
+    commands as they come needs."""
+    create = sdk(gateway, "alpha").responses.with_raw_response.create
+    asked: Any = {
+        "model": "gpt-4o", "input": "List the files.", "store": False,
+        "tools": [{"type": "shell", "environment": {"type": "local"}}],
+        "extra_headers": {"x-gateway-cache-tools": "on"},
+    }  # fmt: skip
+    assert create(**asked).headers["x-gateway-cache"] == "miss"
+    hit = create(**asked, stream=True)
+    assert hit.headers["x-gateway-cache"] == "hit"
+    events = [e.model_dump(exclude_unset=True) for e in hit.parse()]
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert added["item"]["action"]["commands"] == []
+    commands = SHELL_CALL["action"]["commands"]  # type: ignore[index]
+    for at, command in enumerate(commands):
+        mine = [e for e in events if e.get("command_index") == at]
+        assert mine[0]["type"] == "response.shell_call_command.added"
+        assert mine[-1]["type"] == "response.shell_call_command.done"
+        deltas = [e["delta"] for e in mine if e["type"] == "response.shell_call_command.delta"]
+        assert "".join(deltas) == command == mine[-1]["command"]
+    done = next(e for e in events if e["type"] == "response.output_item.done")
+    assert done["item"] == SHELL_CALL

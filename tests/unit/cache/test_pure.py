@@ -394,3 +394,21 @@ def test_a_responses_replay_pads_each_delta_as_upstream_does() -> None:
     assert [e.get("obfuscation") for e in again] != [e.get("obfuscation") for e in padded]
     plain = replayed_events(response)
     assert plain == [{k: v for k, v in e.items() if k != "obfuscation"} for e in padded]
+
+
+def test_a_responses_replay_streams_a_local_shells_commands() -> None:
+    """A local shell's call streams each command (added empty, its delta, done), in the SDK's
+    shapes, padded as any delta; its item opens with no commands."""
+    call = {"id": "sh_1", "type": "shell_call", "status": "completed", "call_id": "c",
+            "action": {"commands": ["ls", ""]}, "environment": {"type": "local"}}  # fmt: skip
+    events = replayed_events({**response_object(), "output": [call]}, b"k" * 32)
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert added["item"]["action"] == {"commands": []}
+    mine = [e for e in events if e["type"].startswith("response.shell_call_command.")]
+    assert [(e["type"].rpartition(".")[2], e["command_index"]) for e in mine] == [
+        ("added", 0), ("delta", 0), ("done", 0), ("added", 1), ("done", 1)
+    ]  # fmt: skip
+    assert [e["delta"] if "delta" in e else e["command"] for e in mine] == ["", "ls", "ls", "", ""]
+    for event in mine:
+        assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
+    assert mine[1]["obfuscation"]
