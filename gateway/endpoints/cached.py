@@ -13,7 +13,6 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from functools import partial
 from typing import Any
 
 import orjson
@@ -124,21 +123,28 @@ class CachedRequest:
         flight: Flight | None = None
         if mode is Mode.ON:
             # A wait for an identical call may last minutes: a client that leaves meanwhile
-            # is noticed, so that it is not given an upstream call of its own afterwards.
-            left: list[bool] = []
-            async with cancel_on_disconnect(
-                self.request.receive, self.gw.loop, on_gone=partial(left.append, True)
-            ):
-                turn = await self.gw.cache.join(self.key, self.caller.team.name)
+            # is noticed. Joining a call in flight here, the request stops waiting (a 499), and
+            # counts no more among those a leader whose own client leaves reads on for.
+            # Opening it, it decides or polls on for those who join it, then answers nobody.
+            cache, left = self.gw.cache, False
+
+            def opener_left() -> None:
+                nonlocal left
+                left = True
+                cache.opener_left(self.key)
+
+            gone = None if cache.joins(self.key) else opener_left
+            async with cancel_on_disconnect(self.request.receive, self.gw.loop, on_gone=gone):
+                turn = await cache.join(self.key, self.caller.team.name)
+            if left and not isinstance(turn, Flight):
+                # Nobody is there to answer: neither a hit nor a call of its own.
+                raise errors.client_closed()
             if isinstance(turn, Entry):
                 try:
                     return await self.hit(turn)
                 except GatewayError as exc:
                     exc.headers[HEADER] = "hit"  # refused (a limit), as a miss says `miss`
                     raise
-            if turn is None and left:
-                # The call waited for left nothing to share, and nobody is there to answer.
-                raise errors.client_closed()
             flight = self.flight = turn
         status = "miss" if mode is Mode.ON else mode.value
         self.exchange.cache = status
