@@ -260,7 +260,8 @@ def test_in_a_shared_cache_a_leader_leaving_reads_on_only_for_its_own_team(
                 "POST", f"{gateway.url}{url}", json=body, headers=headers("alpha")
             ) as leader:
                 assert leader.headers["x-gateway-cache"] == "miss"
-                await anext(leader.aiter_lines())
+                lines = leader.aiter_lines()  # kept: a line iterator dropped closes the stream
+                await anext(lines)
                 waiters = [
                     asyncio.create_task(
                         http.post(f"{waiting.url}{url}", json=body, headers=headers("beta"))

@@ -1133,7 +1133,8 @@ def test_a_leader_leaving_a_faked_stream_keeps_its_answer_for_its_waiters(
             ) as leader:
                 assert leader.headers["x-gateway-cache"] == "miss"
                 # A keep-alive (the Responses API's opens with `response.created`).
-                first = await anext(leader.aiter_lines())
+                lines = leader.aiter_lines()  # kept: a line iterator dropped closes the stream
+                first = await anext(lines)
                 assert first.startswith(":" if api == "chat" else "event: response.created")
                 waiters = identical(http, f"{gateway.url}{path}", body, headers, 3)
                 await joined(gateway, TEAM, 3)
