@@ -6,7 +6,9 @@ leader, which calls upstream and `finish`es the flight with the answer to keep (
 lock another replica holds makes it poll the entry, backing off, until the entry comes, the
 leader gives up (the waiters go their own way) or the lock expires (the first to take it leads).
 Later requests for the key in this process wait on the flight's future, not on Redis; a waiter
-that leaves leaves the future to the others. A leader whose own client leaves reads on for
+whose client leaves stops waiting, and counts no more. The opener whose client leaves while it
+decides or polls goes on for the waiters that joined it, its own team waiting no more
+(`opener_left`). A leader whose own client leaves reads on for
 the waiters of its team here (the flight counts them by team) and on other replicas (their
 polls mark the key in Redis for each team waiting), rather than leave each to call upstream
 alone (`unless_awaited`); never for another team's (a shared cache's), which would make the
@@ -41,7 +43,7 @@ AWAITED_MS = int(POLL_MAX_S * 4000)
 
 
 class Flight:
-    __slots__ = ("future", "key", "renewer", "team", "token", "waiters")
+    __slots__ = ("future", "key", "opener_left", "renewer", "team", "token", "waiters")
 
     def __init__(self, key: str, future: asyncio.Future[Entry | None], team: str = "") -> None:
         self.key = key
@@ -50,6 +52,9 @@ class Flight:
         self.renewer: asyncio.Task[None] | None = None
         self.team = team  # of the request that opened it (its leader, if it leads)
         self.waiters: dict[str, int] = {}  # requests in this process waiting on `future`, by team
+        # The request that opened it lost its client while it decides or polls: it goes on for
+        # the waiters, its team waiting no more.
+        self.opener_left = False
 
 
 class Cache:
@@ -99,9 +104,8 @@ class Cache:
         while True:
             try:
                 found, value = await self._store.lookup(
-                    flight.key, flight.token, self._lock_ms, AWAITED_MS,
-                    {flight.team, *flight.waiters},
-                )  # fmt: skip
+                    flight.key, flight.token, self._lock_ms, AWAITED_MS, self._awaiting(flight)
+                )
             except (RedisError, OSError) as exc:
                 self._failed("lookup", exc)
                 self._end(flight, None)
@@ -118,6 +122,22 @@ class Cache:
                 return None
             await asyncio.sleep(delay)
             delay = min(delay * 2, POLL_MAX_S)
+
+    @staticmethod
+    def _awaiting(flight: Flight) -> set[str]:
+        """The teams whose requests here wait for the flight's answer."""
+        return set(flight.waiters) if flight.opener_left else {flight.team, *flight.waiters}
+
+    def joins(self, key: str) -> bool:
+        """Whether a request for `key` would join a flight here (not open one)."""
+        return key in self._flights
+
+    def opener_left(self, key: str) -> None:
+        """The request that opened the key's flight, still deciding or polling, lost its
+        client: it waits on for the requests that joined it, no more for its team."""
+        flight = self._flights.get(key)
+        if flight is not None:
+            flight.opener_left = True
 
     def finish(self, flight: Flight, entry: Entry | None) -> None:
         """The leader's call ended: `entry` is its answer to keep, or None. The waiters here have
@@ -165,8 +185,12 @@ class Cache:
         for flight in list(self._flights.values()):
             if not flight.future.done():
                 count += flight.waiters.get(team, 0)
-                # Its opener decides or polls (a leader renews its lock; a landing holds none).
-                count += flight.team == team and flight.renewer is None and bool(flight.token)
+                # Its opener decides or polls (a leader renews its lock; a landing holds none),
+                # its client still there.
+                count += (
+                    flight.team == team and flight.renewer is None and bool(flight.token)
+                    and not flight.opener_left
+                )  # fmt: skip
         return count
 
     def keep(self, key: str, entry: Entry) -> None:

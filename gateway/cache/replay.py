@@ -6,12 +6,15 @@ out: a hit says the request's own (`as_asked`).
 Chat: the real chunk sequence (`compat.fake_stream`: a role delta, word-sized deltas, the
 finish chunk, the usage chunk when the client asked for it, `[DONE]`). Responses: OpenAI's
 event sequence for each output item (added, content parts or reasoning summary parts and their
-deltas, or a call's input deltas, done), between `response.created`/`response.in_progress`
-and `response.completed`, numbered from 0.
+deltas, a call's input deltas or a local shell call's commands, done), between `response.created`/`response.in_progress`
+and `response.completed`, numbered from 0, each delta padded with random characters
+(`obfuscation`) unless the request asked for none, as upstream pads its own.
 """
 
 from __future__ import annotations
 
+import hashlib
+import string
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,7 +83,10 @@ def _with_logprobs(
     return out
 
 
-def responses_stream(response: dict[str, Any]) -> bytes:
+def responses_stream(response: dict[str, Any], noise: bytes | None = None) -> bytes:
+    """The event stream of a kept Response object; each delta event padded (`obfuscation`)
+    with characters drawn from `noise`, a random key of up to 64 bytes the caller gives (None:
+    the request said `stream_options.include_obfuscation: false`)."""
     opening = {
         **response, "status": "in_progress", "output": [], "usage": None,
         "incomplete_details": None,
@@ -97,9 +103,32 @@ def responses_stream(response: dict[str, Any]) -> bytes:
     events.append({"type": "response.completed", "response": response})
     return b"".join(
         b"event: " + event["type"].encode() + b"\ndata: "
-        + orjson.dumps({**event, "sequence_number": n}) + b"\n\n"
+        + orjson.dumps(_numbered(event, n, noise)) + b"\n\n"
         for n, event in enumerate(events)
     )  # fmt: skip
+
+
+def _numbered(event: dict[str, Any], n: int, noise: bytes | None) -> dict[str, Any]:
+    """The `n`th event as sent: its sequence number, and its padding if it is a delta."""
+    delta = event.get("delta")
+    if noise is None or not isinstance(delta, str):
+        return {**event, "sequence_number": n}
+    return {**event, "sequence_number": n, "obfuscation": _padding(noise, n, delta)}
+
+
+# Upstream's padding, as its streams show it: letters and digits bringing a delta's length to
+# the next multiple of 16 characters.
+_PADDED = 16
+_ALPHANUMERIC = string.ascii_letters + string.digits
+
+
+def _padding(noise: bytes, n: int, delta: str) -> str:
+    """The padding of the `n`th event, whose text is `delta`: drawn from `noise` by a keyed hash
+    of `n`, so each event's differs and the code stays free of a random source."""
+    drawn = hashlib.blake2b(n.to_bytes(8, "little"), key=noise, digest_size=_PADDED).digest()
+    return "".join(
+        _ALPHANUMERIC[b % len(_ALPHANUMERIC)] for b in drawn[: _PADDED - len(delta) % _PADDED]
+    )
 
 
 def _item_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,11 +155,31 @@ def _item_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
         if kind == "function_call":
             done["name"] = item.get("name")
         body.append(done)
+    elif kind == "shell_call":
+        # A local shell's commands stream one by one, each opened empty, then its text.
+        action = item.get("action")
+        if isinstance(action, dict) and isinstance(action.get("commands"), list):
+            opened["action"] = {**action, "commands": []}
+            for at, command in enumerate(action["commands"]):
+                body += _command_events(index, at, command)
     return [
         {"type": "response.output_item.added", "output_index": index, "item": opened},
         *body,
         {"type": "response.output_item.done", "output_index": index, "item": item},
     ]
+
+
+def _command_events(index: int, at: int, command: Any) -> list[dict[str, Any]]:
+    if not isinstance(command, str):
+        return []
+    # Upstream's command events name the item by its place only.
+    common = {"output_index": index, "command_index": at}
+    prefix = "response.shell_call_command"
+    events: list[dict[str, Any]] = [{"type": f"{prefix}.added", **common, "command": ""}]
+    if command:
+        events.append({"type": f"{prefix}.delta", **common, "delta": command})
+    events.append({"type": f"{prefix}.done", **common, "command": command})
+    return events
 
 
 def _part_events(where: dict[str, Any], at: int, part: Any) -> list[dict[str, Any]]:

@@ -10,9 +10,9 @@ from the response as the client gets it, when it is whole.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from functools import partial
 from typing import Any
 
 import orjson
@@ -123,21 +123,28 @@ class CachedRequest:
         flight: Flight | None = None
         if mode is Mode.ON:
             # A wait for an identical call may last minutes: a client that leaves meanwhile
-            # is noticed, so that it is not given an upstream call of its own afterwards.
-            left: list[bool] = []
-            async with cancel_on_disconnect(
-                self.request.receive, self.gw.loop, on_gone=partial(left.append, True)
-            ):
-                turn = await self.gw.cache.join(self.key, self.caller.team.name)
+            # is noticed. Joining a call in flight here, the request stops waiting (a 499), and
+            # counts no more among those a leader whose own client leaves reads on for.
+            # Opening it, it decides or polls on for those who join it, then answers nobody.
+            cache, left = self.gw.cache, False
+
+            def opener_left() -> None:
+                nonlocal left
+                left = True
+                cache.opener_left(self.key)
+
+            gone = None if cache.joins(self.key) else opener_left
+            async with cancel_on_disconnect(self.request.receive, self.gw.loop, on_gone=gone):
+                turn = await cache.join(self.key, self.caller.team.name)
+            if left and not isinstance(turn, Flight):
+                # Nobody is there to answer: neither a hit nor a call of its own.
+                raise errors.client_closed()
             if isinstance(turn, Entry):
                 try:
                     return await self.hit(turn)
                 except GatewayError as exc:
                     exc.headers[HEADER] = "hit"  # refused (a limit), as a miss says `miss`
                     raise
-            if turn is None and left:
-                # The call waited for left nothing to share, and nobody is there to answer.
-                raise errors.client_closed()
             flight = self.flight = turn
         status = "miss" if mode is Mode.ON else mode.value
         self.exchange.cache = status
@@ -203,12 +210,14 @@ class CachedRequest:
             answer = replay.as_asked(answer, self.echoed())
         if self.payload.get("stream") is True:
             exchange.stream = True
+            options = self.payload.get("stream_options")
+            options = options if isinstance(options, dict) else {}
             if self.api == "chat":
-                options = self.payload.get("stream_options")
-                usage = isinstance(options, dict) and options.get("include_usage") is True
+                usage = options.get("include_usage") is True
                 body = replay.chat_stream(answer, include_usage=usage)
             else:
-                body = replay.responses_stream(answer)
+                padded = options.get("include_obfuscation") is not False
+                body = replay.responses_stream(answer, secrets.token_bytes(32) if padded else None)
             response = Response(body, media_type=sse.CONTENT_TYPE)
         else:
             response = Response(orjson.dumps(answer), media_type=JSON)
@@ -360,17 +369,19 @@ class CachedRequest:
         charged = self.exchange.ticket
         usage = usage_from(answer.get("usage"))
         if usage is None and charged is not None and charged.usage is not None:
-            # A stream whose client did not ask for its usage chunk: the charge says it.
+            # A stream whose client did not ask for its usage chunk: the gateway asked upstream
+            # for it, and charged it. Kept as upstream gave it (every detail a hit says again),
+            # or made of the charge when none came.
             usage = charged.usage
-            answer = {
-                **answer,
-                "usage": _chat_usage(
+            reported = usage.reported
+            if reported is None or "prompt_tokens" not in reported:
+                reported = _chat_usage(
                     usage.prompt_tokens,
                     usage.completion_tokens,
                     usage.cached_tokens,
                     usage.reasoning_tokens,
-                ),
-            }
+                )
+            answer = {**answer, "usage": reported}
         if usage is None:
             return None  # what it cost is unknown: a hit could not say what it saved
         if charged is not None and charged.usage is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -26,6 +26,9 @@ class Usage:
     # Part of prompt_tokens written to the prompt cache, billed at the cache-write price (the
     # newest models bill them dearer than input).
     cache_write_tokens: int = 0
+    # The usage object itself, when read from one: every detail upstream gave, those the charge
+    # does not read too (audio, predicted tokens), which a cached answer says again.
+    reported: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def total_tokens(self) -> int:
@@ -52,6 +55,7 @@ def usage_from(payload: Any) -> Usage | None:
         cached_tokens=_int(_get(prompt_details, "cached_tokens")) or 0,
         reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")) or 0,
         cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")) or 0,
+        reported=payload,
     )
 
 

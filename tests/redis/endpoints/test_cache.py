@@ -168,6 +168,31 @@ def test_a_streamed_responses_request_is_kept_and_replayed(
     assert upstream_calls(simulator, prompt) == 1
 
 
+def test_a_replayed_responses_stream_pads_its_deltas_unless_asked_not_to(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """Upstream pads each delta event of a Responses stream with random characters
+    (`obfuscation`, so that a payload's size does not tell its text's) unless the request says
+    `stream_options.include_obfuscation: false`: a replayed stream does too, with padding of
+    its own each time."""
+    create = sdk(gateway, "alpha").responses.with_raw_response.create
+    asked: Any = {"model": "gpt-4o", "input": prompt, "store": False}
+    assert create(**asked).headers["x-gateway-cache"] == "miss"
+
+    def deltas(**extra: Any) -> list[dict[str, Any]]:
+        hit = create(**asked, stream=True, **extra)
+        assert hit.headers["x-gateway-cache"] == "hit"
+        events = [e.model_dump(exclude_unset=True) for e in hit.parse()]
+        return [e for e in events if e["type"].endswith(".delta")]
+
+    first, second = deltas(), deltas()
+    assert first and all(e["obfuscation"].isalnum() for e in first + second)
+    assert [e["obfuscation"] for e in first] != [e["obfuscation"] for e in second]
+    plain = deltas(stream_options={"include_obfuscation": False})
+    assert plain and not any("obfuscation" in e for e in plain)
+    assert upstream_calls(simulator, prompt) == 1
+
+
 def test_a_hit_is_charged_the_configured_share(
     serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str
 ) -> None:
@@ -235,7 +260,8 @@ def test_in_a_shared_cache_a_leader_leaving_reads_on_only_for_its_own_team(
                 "POST", f"{gateway.url}{url}", json=body, headers=headers("alpha")
             ) as leader:
                 assert leader.headers["x-gateway-cache"] == "miss"
-                await anext(leader.aiter_lines())
+                lines = leader.aiter_lines()  # kept: a line iterator dropped closes the stream
+                await anext(lines)
                 waiters = [
                     asyncio.create_task(
                         http.post(f"{waiting.url}{url}", json=body, headers=headers("beta"))

@@ -1034,6 +1034,17 @@ def identical(
     return [asyncio.create_task(http.post(url, json=body, headers=headers)) for _ in range(count)]
 
 
+def paced_cached(answer: str) -> dict[str, str]:
+    """The headers of a cacheable request of `TEAM` whose answer, `answer`, streams a chunk
+    every 20 ms."""
+    return {
+        "authorization": f"Bearer {key_of(TEAM)}",
+        "x-gateway-cache": "on",
+        "x-sim-answer": answer,
+        "x-sim-chunk-interval-ms": "20",
+    }
+
+
 def _open_streams(gateway: ServerThread) -> float:
     line = next(
         line for line in scrape(gateway.url).splitlines() if line.startswith("gateway_open_streams")
@@ -1059,12 +1070,7 @@ def test_a_leader_leaving_mid_stream_reads_on_for_its_waiters(
     gateway = serve()
     waiting = gateway if where == "here" else serve()
     path, body = request(api, "gpt-4o", True)
-    headers = {
-        "authorization": f"Bearer {key_of(TEAM)}",
-        "x-gateway-cache": "on",
-        "x-sim-answer": LONG_ANSWER,
-        "x-sim-chunk-interval-ms": "20",
-    }
+    headers = paced_cached(LONG_ANSWER)
 
     async def scenario() -> tuple[str, list[httpx.Response], httpx.Response]:
         async with httpx.AsyncClient(timeout=30) as http:
@@ -1127,7 +1133,8 @@ def test_a_leader_leaving_a_faked_stream_keeps_its_answer_for_its_waiters(
             ) as leader:
                 assert leader.headers["x-gateway-cache"] == "miss"
                 # A keep-alive (the Responses API's opens with `response.created`).
-                first = await anext(leader.aiter_lines())
+                lines = leader.aiter_lines()  # kept: a line iterator dropped closes the stream
+                first = await anext(lines)
                 assert first.startswith(":" if api == "chat" else "event: response.created")
                 waiters = identical(http, f"{gateway.url}{path}", body, headers, 3)
                 await joined(gateway, TEAM, 3)
@@ -1161,10 +1168,7 @@ def test_a_leader_leaving_a_fallbacks_stream_stops_it_and_frees_its_waiters_at_o
     gateway = serve(fallbacks={"gpt-4o": ("gpt-4o-mini",)})
     path, body = request("chat", "gpt-4o", True)
     headers = {
-        "authorization": f"Bearer {key_of(TEAM)}",
-        "x-gateway-cache": "on",
-        "x-sim-answer": LONG_ANSWER,
-        "x-sim-chunk-interval-ms": "20",
+        **paced_cached(LONG_ANSWER),
         "x-mangle": "fail-once-500",
         "x-mangle-id": "leader-fallback",
     }
@@ -1206,12 +1210,7 @@ def test_a_leader_leaving_mid_stream_alone_stops_it(
     stopped as any other (charged what was generated), and its partial answer not kept."""
     gateway = serve()
     path, body = request("chat", "gpt-4o", True)
-    headers = {
-        "authorization": f"Bearer {key_of(TEAM)}",
-        "x-gateway-cache": "on",
-        "x-sim-answer": LONG_ANSWER,
-        "x-sim-chunk-interval-ms": "20",
-    }
+    headers = paced_cached(LONG_ANSWER)
 
     async def scenario() -> httpx.Response:
         async with httpx.AsyncClient(timeout=30) as http:
@@ -1230,6 +1229,52 @@ def test_a_leader_leaving_mid_stream_alone_stops_it(
     # The first paid for what it generated before it stopped (short of the whole), the second
     # for its whole answer.
     assert held == 0 and whole < charged < 2 * whole
+    assert _open_streams(gateway) == 0
+
+
+@pytest.mark.parametrize("where", ["here", "another replica"])
+def test_a_leader_leaving_after_its_only_waiter_left_stops_it(
+    serve: Serve,
+    upstream: ServerThread,
+    store: redis.Redis,
+    where: str,
+) -> None:
+    """A request waiting for a leader's stream (here, or polling from another replica) whose
+    client leaves waits no more: it no longer counts among the waiters (nor marks the key
+    awaited in Redis, once its last mark has lapsed). The leader's client leaving next finds
+    nobody waiting, and its stream is stopped (charged what was generated), not read on to its
+    end for nobody."""
+    gateway = serve()
+    waiting = gateway if where == "here" else serve()
+    answer = " ".join(["word"] * 1000)  # 20 s at its pace: stopped long before its end
+    path, body = request("chat", "gpt-4o", True)
+    headers = paced_cached(answer)
+    cache = waiting.server.config.app.state.gateway.cache
+
+    def waiter_gone() -> bool:
+        return cache.waiting(TEAM) == 0 and not store.keys(f"gw:cache:*:w:{TEAM}")
+
+    async def scenario() -> None:
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            http.stream("POST", f"{gateway.url}{path}", json=body, headers=headers) as leader,
+        ):
+            lines = leader.aiter_lines()  # kept: a line iterator dropped closes the stream
+            await anext(lines)
+            async with httpx.AsyncClient(timeout=30) as leaving:
+                (waiter,) = identical(leaving, f"{waiting.url}{path}", body, headers, 1)
+                await joined(waiting, TEAM, 1, None if waiting is gateway else store)
+                waiter.cancel()  # the client gives up: its connection is dropped
+                await asyncio.gather(waiter, return_exceptions=True)
+            await asyncio.to_thread(wait_for, waiter_gone, 10, "the waiter to count no more")
+        # The leader's client has left (the stream closed its connection).
+
+    asyncio.run(scenario())
+    wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the upstream call to end")
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the leader's charge")
+    charged, _ = spend(store, TEAM)
+    assert 0 < charged < generated("gpt-4o", answer) / 2
+    assert _bill_requests(upstream) == 1
     assert _open_streams(gateway) == 0
 
 

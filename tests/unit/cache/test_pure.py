@@ -367,3 +367,48 @@ def test_a_responses_replay_streams_a_custom_tools_input() -> None:
     assert done["input"] == call["input"]
     for event in (*deltas, done):
         assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
+
+
+def replayed_events(response: dict[str, Any], noise: bytes | None = None) -> list[dict[str, Any]]:
+    stream = replay.responses_stream(response, noise)
+    return [orjson.loads(line[6:]) for line in stream.split(b"\n") if line.startswith(b"data: ")]
+
+
+def test_a_responses_replay_pads_each_delta_as_upstream_does() -> None:
+    """Every delta event carries `obfuscation`, letters and digits bringing the delta to a
+    multiple of 16 characters, drawn from the noise given (the same noise, the same padding;
+    other noise, other padding); no noise, no padding, and nothing else changes."""
+    response = response_object()
+    padded = replayed_events(response, b"k" * 32)
+    deltas = [e for e in padded if e["type"].endswith(".delta")]
+    assert {e["type"] for e in deltas} == {
+        "response.output_text.delta", "response.function_call_arguments.delta"
+    }  # fmt: skip
+    for event in deltas:
+        assert event["obfuscation"].isalnum()
+        assert (len(event["delta"]) + len(event["obfuscation"])) % 16 == 0
+        assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
+    assert not any("obfuscation" in e for e in padded if not e["type"].endswith(".delta"))
+    assert replayed_events(response, b"k" * 32) == padded
+    again = replayed_events(response, b"j" * 32)
+    assert [e.get("obfuscation") for e in again] != [e.get("obfuscation") for e in padded]
+    plain = replayed_events(response)
+    assert plain == [{k: v for k, v in e.items() if k != "obfuscation"} for e in padded]
+
+
+def test_a_responses_replay_streams_a_local_shells_commands() -> None:
+    """A local shell's call streams each command (added empty, its delta, done), in the SDK's
+    shapes, padded as any delta; its item opens with no commands."""
+    call = {"id": "sh_1", "type": "shell_call", "status": "completed", "call_id": "c",
+            "action": {"commands": ["ls", ""]}, "environment": {"type": "local"}}  # fmt: skip
+    events = replayed_events({**response_object(), "output": [call]}, b"k" * 32)
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert added["item"]["action"] == {"commands": []}
+    mine = [e for e in events if e["type"].startswith("response.shell_call_command.")]
+    assert [(e["type"].rpartition(".")[2], e["command_index"]) for e in mine] == [
+        ("added", 0), ("delta", 0), ("done", 0), ("added", 1), ("done", 1)
+    ]  # fmt: skip
+    assert [e["delta"] if "delta" in e else e["command"] for e in mine] == ["", "ls", "ls", "", ""]
+    for event in mine:
+        assert ResponseStreamEvent.validate_python(event).type == event["type"]  # the SDK's
+    assert mine[1]["obfuscation"]
