@@ -150,7 +150,8 @@ class Attempt:
         """What a stream the caller left used, the gateway having stopped it when it saw `seen`:
         upstream goes on until it notices, `admission.left_stream_margin_tokens` at most."""
         margin = self.gw.config.admission.left_stream_margin_tokens
-        return replace(seen, completion_tokens=seen.completion_tokens + margin)
+        # More than upstream reported, if it did: its usage object no longer says it.
+        return replace(seen, completion_tokens=seen.completion_tokens + margin, reported=None)
 
     def reasons(self) -> bool:
         """Whether the model thinks before it answers, in reasoning tokens it bills that only
