@@ -112,6 +112,12 @@ class LinearModel:
         )
 
 
+def _ranked(rows: Sequence[tuple[int, ...]], k: int) -> tuple[int, ...]:
+    """The indices of the rows with a positive weight for class `k`, highest first (the first
+    of equals first)."""
+    return tuple(i for _, i in sorted((-row[k], i) for i, row in enumerate(rows) if row[k] > 0))
+
+
 def load(data: bytes) -> LinearModel:
     """The model in a weights file's bytes; ValueError says what is wrong with a bad file."""
     try:
@@ -178,13 +184,5 @@ def load(data: bytes) -> LinearModel:
         signals=tuple(zip(*by_signal, strict=True)),
         provenance=provenance,
         strong=tuple(strong),
-        signal_order=tuple(
-            tuple(
-                sorted(
-                    (i for i, weights in enumerate(by_signal) if weights[k] > 0),
-                    key=lambda i: -by_signal[i][k],
-                )
-            )
-            for k in range(size)
-        ),
+        signal_order=tuple(_ranked(by_signal, k) for k in range(size)),
     )

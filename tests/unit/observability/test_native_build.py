@@ -1,5 +1,5 @@
 """Which of the tracer's compiled modules may run: those whose sources are still what the build
-compiled (`gateway.observability.changed_since_build`)."""
+compiled (`gateway.compiled.changed_since_build`); and the router's, compiled the same way."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import ast
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
-from gateway.observability import NATIVE, changed_since_build, digest
+import pytest
+
+from gateway import routing
+from gateway.compiled import changed_since_build, digest
+from gateway.observability import NATIVE
 from tests.conftest import ROOT
 
 
@@ -24,20 +28,20 @@ def compile_all(folder: Path) -> None:
 
 
 def test_nothing_compiled_is_nothing_to_check(tmp_path: Path) -> None:
-    assert changed_since_build(tmp_path, sources(tmp_path)) is None
+    assert changed_since_build(tmp_path, sources(tmp_path), NATIVE) is None
 
 
 def test_compiled_modules_of_their_sources_run(tmp_path: Path) -> None:
     built = sources(tmp_path)
     compile_all(tmp_path)
-    assert changed_since_build(tmp_path, built) == []
+    assert changed_since_build(tmp_path, built, NATIVE) == []
 
 
 def test_a_source_edited_since_the_build_is_named(tmp_path: Path) -> None:
     built = sources(tmp_path)
     compile_all(tmp_path)
     (tmp_path / "otlp_json.py").write_text("NAME = 'edited'\n")
-    assert changed_since_build(tmp_path, built) == ["otlp_json"]
+    assert changed_since_build(tmp_path, built, NATIVE) == ["otlp_json"]
 
 
 def test_a_module_left_uncompiled_or_unrecorded_is_named(tmp_path: Path) -> None:
@@ -45,15 +49,20 @@ def test_a_module_left_uncompiled_or_unrecorded_is_named(tmp_path: Path) -> None
     compile_all(tmp_path)
     (tmp_path / f"tracing{EXTENSION_SUFFIXES[0]}").unlink()
     del built["trace_context"]
-    assert changed_since_build(tmp_path, built) == ["trace_context", "tracing"]
+    assert changed_since_build(tmp_path, built, NATIVE) == ["trace_context", "tracing"]
 
 
-def test_the_build_compiles_the_modules_whose_sources_are_checked() -> None:
-    """`setup.py` names the modules it compiles apart from the package (it runs before the
-    package can be imported): a module compiled but not checked here could run stale."""
+@pytest.mark.parametrize(
+    ("listing", "native"), [("NATIVE", NATIVE), ("ROUTING_NATIVE", routing.NATIVE)]
+)
+def test_the_build_compiles_the_modules_whose_sources_are_checked(
+    listing: str, native: tuple[str, ...]
+) -> None:
+    """`setup.py` names the modules it compiles apart from the packages (it runs before they
+    can be imported): a module compiled but not checked here could run stale."""
     tree = ast.parse((ROOT / "setup.py").read_text())
     listed = next(
         node.value for node in tree.body
-        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "NATIVE"
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == listing
     )  # fmt: skip
-    assert [Path(path).stem for path in ast.literal_eval(listed)] == list(NATIVE)
+    assert [Path(path).stem for path in ast.literal_eval(listed)] == list(native)
