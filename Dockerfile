@@ -2,7 +2,7 @@
 # Build stage: compile wheels into a virtualenv that the runtime stage copies whole.
 FROM python:3.11.10-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-# A C compiler for the tracer's modules, which mypyc compiles as the package is built (setup.py).
+# A C compiler for the tracer's and the router's modules, which mypyc compiles as the package is built (setup.py).
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv

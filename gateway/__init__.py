@@ -20,4 +20,5 @@ import, whether it does I/O).
     simulator/                  shapes; the simulated upstream (translate/ and simulator/ on
                                 wire/ and config/ only)
     wire/  config/  eventloop/  pure: the OpenAI wire format; configuration; the kept event loop
+    compiled.py                 whether the modules mypyc compiled may run (routing, tracing)
 """

@@ -9,4 +9,16 @@ team, the `x-gateway-route-*` headers) are pure: no I/O and no clock. The one fi
 `bench/router_train.py`, which is not part of the gateway. Imports config and teams' records
 only. What needs I/O (the budget step-down reads the team's spend) and `POST /v1/route` are
 `gateway.endpoints.route`.
+
+The modules a decision runs through (`NATIVE`) are compiled to C by mypyc when the package is
+built (`setup.py`), as the tracer's are; `gateway.compiled` loads them from their sources
+instead when they changed since the build, or with O1GW_PURE_PYTHON=1 in the environment.
 """
+
+from __future__ import annotations
+
+from gateway.compiled import load_sources
+
+# In the order they import each other.
+NATIVE = ("vocabulary", "signals", "features", "linear")
+load_sources(__name__, NATIVE, "routing")

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from operator import itemgetter
 from typing import Any, Final
 
 from gateway.config import GPT_4O, O1_MINI, O1_PREVIEW, RoutingPolicy
@@ -57,6 +58,7 @@ MODEL: Final = linear.load(resources.files(__package__).joinpath("weights.json")
 if MODEL.classes != CLASSES:
     raise ValueError(f"router weights: classes {MODEL.classes}, expected {CLASSES}")
 _REASON_CHARS = 80
+_PROBABILITY: Final = itemgetter(1)  # of a (class, probability) item; a C call, not a frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +102,6 @@ def _domain(top: str, features: Features) -> str:
     return "code" if hand.code_evidence >= 2.0 else "math"
 
 
-def _second(item: tuple[str, float]) -> float:
-    return item[1]
-
-
 def _short(reason: str) -> str:
     return reason if len(reason) <= _REASON_CHARS else reason[: _REASON_CHARS - 3] + "..."
 
@@ -134,7 +132,7 @@ def decide(features: Features, policy: RoutingPolicy, turns: int = 1) -> Decisio
         model = policy.general_model
         why = f"score {score:.2f} < {mini:g}"
         effort, effort_why = effort_in_band(policy.general_effort, score, 0.0, mini)
-    first, second = sorted(p.items(), key=_second, reverse=True)[:2]
+    first, second = sorted(p.items(), key=_PROBABILITY, reverse=True)[:2]
     domain = _domain(scores.top, features)
     reasons = [
         f"domain: {domain}",

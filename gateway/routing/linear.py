@@ -18,6 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
+from itertools import compress
+from operator import add, mul
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -55,7 +58,7 @@ class LinearModel:
     scale: int  # weights are in units of 1/scale
     bias: tuple[int, ...]
     words: dict[bytes, int]  # a word -> its packed weights
-    signals: tuple[tuple[int, ...], ...]  # per signal (`signals.NAMES`), a weight per class
+    signals: tuple[tuple[int, ...], ...]  # per class, a weight per signal (`signals.NAMES`)
     provenance: dict[str, Any]
     # Per class, its `_STRONG` highest-weighted words and their weight for it.
     strong: tuple[dict[bytes, int], ...]
@@ -75,32 +78,44 @@ class LinearModel:
         packed = sum(map(table.__getitem__, found))
         offset = len(found) * _OFFSET
         norm = features.norm
-        logits = [
-            bias + norm * (((packed >> shift) & _MASK) - offset)
-            for bias, shift in zip(
-                self.bias, range(0, len(self.bias) * _FIELD, _FIELD), strict=True
-            )
-        ]
         values = features.signals.values
-        # Most signals are 0 for a given text: a loop that skips them beats a full dot product.
-        for value, weights in zip(values, self.signals, strict=True):
-            if value:
-                for k, weight in enumerate(weights):
-                    logits[k] += value * weight
-        top = max(range(len(logits)), key=logits.__getitem__)  # the first of equals
-        peak = logits[top]
-        exps = [math.exp((z - peak) / self.scale) for z in logits]
+        # Most signals are 0 for a given text: only the others are multiplied in, each class's
+        # products added by C calls in the signals' order (the sum a loop would make, to the bit).
+        shown = [*filter(None, values)]
+        shifts = range(0, len(self.bias) * _FIELD, _FIELD)
+        words = [
+            bias + norm * (((packed >> shift) & _MASK) - offset)
+            for bias, shift in zip(self.bias, shifts, strict=True)
+        ]
+        logits = [
+            reduce(add, map(mul, shown, compress(weights, values)), logit)
+            for logit, weights in zip(words, self.signals, strict=True)
+        ]
+        peak = max(logits)
+        top = logits.index(peak)  # the first of equals
+        scale = self.scale
+        exps = [math.exp((z - peak) / scale) for z in logits]
         total = sum(exps)
         strong = self.strong[top]
         # Ties go to the word that sorts last, whatever order the sets iterate in.
         evidence = sorted([(strong[w], w) for w in strong.keys() & found], reverse=True)
-        signal = next((i for i in self.signal_order[top] if values[i]), None)
+        signal = None
+        for i in self.signal_order[top]:
+            if values[i]:
+                signal = NAMES[i]
+                break
         return Scores(
-            probabilities=dict(zip(self.classes, [e / total for e in exps], strict=True)),
-            top=self.classes[top],
-            words=tuple(w.decode() for _, w in evidence[:_EVIDENCE]),
-            signal=None if signal is None else NAMES[signal],
+            {name: e / total for name, e in zip(self.classes, exps, strict=True)},
+            self.classes[top],
+            tuple([w.decode() for _, w in evidence[:_EVIDENCE]]),
+            signal,
         )
+
+
+def _ranked(rows: Sequence[tuple[int, ...]], k: int) -> tuple[int, ...]:
+    """The indices of the rows with a positive weight for class `k`, highest first (the first
+    of equals first)."""
+    return tuple(i for _, i in sorted((-row[k], i) for i, row in enumerate(rows) if row[k] > 0))
 
 
 def load(data: bytes) -> LinearModel:
@@ -166,16 +181,8 @@ def load(data: bytes) -> LinearModel:
         scale=scale,
         bias=bias,
         words={w: _pack(weights) for w, weights in words.items()},
-        signals=tuple(by_signal),
+        signals=tuple(zip(*by_signal, strict=True)),
         provenance=provenance,
         strong=tuple(strong),
-        signal_order=tuple(
-            tuple(
-                sorted(
-                    (i for i, weights in enumerate(by_signal) if weights[k] > 0),
-                    key=lambda i: -by_signal[i][k],
-                )
-            )
-            for k in range(size)
-        ),
+        signal_order=tuple(_ranked(by_signal, k) for k in range(size)),
     )
