@@ -8,19 +8,18 @@ finish chunk, the usage chunk when the client asked for it, `[DONE]`). Responses
 event sequence for each output item (added, content parts or reasoning summary parts and their
 deltas, a call's input deltas or a local shell call's commands, done), between `response.created`/`response.in_progress`
 and `response.completed`, numbered from 0, each delta padded with random characters
-(`obfuscation`) unless the request asked for none, as upstream pads its own.
+(`wire.obfuscation`) unless the request asked for none, as upstream pads its own.
 """
 
 from __future__ import annotations
 
-import hashlib
-import string
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from gateway.compat import fake_stream
+from gateway.wire import obfuscation
 
 # Call item kind -> the field that carries its input, and the family of events streaming it.
 _CALL_INPUT = {
@@ -83,10 +82,9 @@ def _with_logprobs(
     return out
 
 
-def responses_stream(response: dict[str, Any], noise: bytes | None = None) -> bytes:
-    """The event stream of a kept Response object; each delta event padded (`obfuscation`)
-    with characters drawn from `noise`, a random key of up to 64 bytes the caller gives (None:
-    the request said `stream_options.include_obfuscation: false`)."""
+def responses_stream(response: dict[str, Any], key: bytes | None = None) -> bytes:
+    """The event stream of a kept Response object; each delta event padded with characters
+    drawn from `key` (`wire.obfuscation`; None: the request asked for no padding)."""
     opening = {
         **response, "status": "in_progress", "output": [], "usage": None,
         "incomplete_details": None,
@@ -103,32 +101,9 @@ def responses_stream(response: dict[str, Any], noise: bytes | None = None) -> by
     events.append({"type": "response.completed", "response": response})
     return b"".join(
         b"event: " + event["type"].encode() + b"\ndata: "
-        + orjson.dumps(_numbered(event, n, noise)) + b"\n\n"
+        + orjson.dumps(obfuscation.numbered(event, n, key)) + b"\n\n"
         for n, event in enumerate(events)
     )  # fmt: skip
-
-
-def _numbered(event: dict[str, Any], n: int, noise: bytes | None) -> dict[str, Any]:
-    """The `n`th event as sent: its sequence number, and its padding if it is a delta."""
-    delta = event.get("delta")
-    if noise is None or not isinstance(delta, str):
-        return {**event, "sequence_number": n}
-    return {**event, "sequence_number": n, "obfuscation": _padding(noise, n, delta)}
-
-
-# Upstream's padding, as its streams show it: letters and digits bringing a delta's length to
-# the next multiple of 16 characters.
-_PADDED = 16
-_ALPHANUMERIC = string.ascii_letters + string.digits
-
-
-def _padding(noise: bytes, n: int, delta: str) -> str:
-    """The padding of the `n`th event, whose text is `delta`: drawn from `noise` by a keyed hash
-    of `n`, so each event's differs and the code stays free of a random source."""
-    drawn = hashlib.blake2b(n.to_bytes(8, "little"), key=noise, digest_size=_PADDED).digest()
-    return "".join(
-        _ALPHANUMERIC[b % len(_ALPHANUMERIC)] for b in drawn[: _PADDED - len(delta) % _PADDED]
-    )
 
 
 def _item_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ from the response as the client gets it, when it is whole.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -34,7 +33,7 @@ from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
 from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
-from gateway.wire import errors, sse
+from gateway.wire import errors, obfuscation, sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
 from gateway.wire.usage import usage_from
@@ -216,8 +215,7 @@ class CachedRequest:
                 usage = options.get("include_usage") is True
                 body = replay.chat_stream(answer, include_usage=usage)
             else:
-                padded = options.get("include_obfuscation") is not False
-                body = replay.responses_stream(answer, secrets.token_bytes(32) if padded else None)
+                body = replay.responses_stream(answer, obfuscation.key_for(options))
             response = Response(body, media_type=sse.CONTENT_TYPE)
         else:
             response = Response(orjson.dumps(answer), media_type=JSON)

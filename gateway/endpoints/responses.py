@@ -57,7 +57,7 @@ from gateway.server.body import parse_json_object, read_body
 from gateway.server.caller import identify
 from gateway.translate import responses_chat
 from gateway.translate.responses_chat_stream import EventStream
-from gateway.wire import errors, sse, tokens, validation
+from gateway.wire import errors, obfuscation, sse, tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.hosted_tools import call_counts
 from gateway.wire.references import given_back_items, unowned_reference
@@ -296,6 +296,7 @@ class ResponsesRequest(ChatRequest):
         stream = EventStream(
             original, response_id=response_id, created_at=created_at, new_id=new_id,
             model=serving.upstream,
+            obfuscation_key=obfuscation.key_for(original.get("stream_options")),
         )  # fmt: skip
         if isinstance(response, StreamingResponse):
             response.body_iterator = self.events(stream, response.body_iterator)

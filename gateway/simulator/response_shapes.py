@@ -5,9 +5,9 @@ Shapes follow OpenAI's recorded payloads: output text parts carry `annotations: 
 `logprobs: []`; function calls are `fc_` items with a `call_...` `call_id` and their arguments as
 a JSON string; usage counts `input_tokens`/`output_tokens` with their details objects. A stream
 is `event: <type>` + `data: <json>` frames, each with a `sequence_number` from 0, and no
-`[DONE]`.
+`[DONE]`; each delta is padded (`obfuscation`) unless the request asked for none.
 
-Pure: timestamps and id seeds are passed in.
+Pure: timestamps, id seeds and the padding's key are passed in.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from gateway.simulator.hosted_calls import STAGES, call_events
 from gateway.simulator.ids import response_item_id
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses import format_of
+from gateway.wire import obfuscation
 
 
 def settings(body: dict[str, Any], model: str, effort: str | None = None) -> dict[str, Any]:
@@ -143,8 +144,9 @@ def unfinished(response: dict[str, Any], status: str) -> dict[str, Any]:
     }
 
 
-def stream_events(response: dict[str, Any]) -> list[dict[str, Any]]:
-    """The events of a streamed response, in OpenAI's recorded order, numbered from 0."""
+def stream_events(response: dict[str, Any], key: bytes | None) -> list[dict[str, Any]]:
+    """The events of a streamed response, in OpenAI's recorded order, numbered from 0, each
+    delta padded from `key` (`wire.obfuscation`; None: not padded)."""
     opening = unfinished(response, "in_progress")
     events: list[dict[str, Any]] = [
         {"type": "response.created", "response": opening},
@@ -159,7 +161,7 @@ def stream_events(response: dict[str, Any]) -> list[dict[str, Any]]:
             events.extend(_message_events(index, item))
     final = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
     events.append({"type": final, "response": response})
-    return [{**event, "sequence_number": n} for n, event in enumerate(events)]
+    return [obfuscation.numbered(event, n, key) for n, event in enumerate(events)]
 
 
 def _message_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from gateway.simulator.openai_errors import SimError
 from gateway.simulator.prompt_cache import message_tokens
 from gateway.simulator.response_store import QUEUED, ResponseStore, Stored
 from gateway.simulator.stream_bill import StreamBill, event_output
+from gateway.wire import obfuscation
 from gateway.wire.tokens import TOKENS_FOR_REPLY
 
 PREFIX = "/v1/responses"
@@ -180,7 +181,7 @@ class ResponsesApi:
         if body.get("store", True) is not False:
             self._store.put(call.key, stored)
         if stream:
-            events = shapes.stream_events(response)
+            events = shapes.stream_events(response, obfuscation.key_for(body.get("stream_options")))
             frames = [shapes.event_frame(event) for event in events]
             failure = shapes.failure_frames(response, oe.server_error(), fault_index(len(frames)))
             bill_of = (
@@ -232,7 +233,9 @@ class ResponsesApi:
             )
             return
         response = stored.finish(int(time.time()))
-        events = [e for e in shapes.stream_events(response) if e["sequence_number"] > int(after)]
+        padded = query.get("include_obfuscation") != "false"
+        events = shapes.stream_events(response, obfuscation.new_key() if padded else None)
+        events = [e for e in events if e["sequence_number"] > int(after)]
         frames = [shapes.event_frame(event) for event in events]
         failure = shapes.failure_frames(response, oe.server_error(), fault_index(len(frames)))
         await self._host.stream(call, frames, rates, last=b"", failure=failure)

@@ -2,13 +2,13 @@
 
 Chat streams one message whose text and tool calls arrive as deltas; the Responses API streams
 output items, each opened (`output_item.added`), filled by deltas and closed (`.done` events)
-before the next opens, every event numbered from 0. So the translator keeps one item open at a
-time: the first text delta opens the message item, a new tool call index closes whatever is open
-and opens a function_call item, and the finish chunk closes the last one. The terminal event
-(`response.completed` or `.incomplete`) waits for `[DONE]`, because the usage chunk comes after
-the finish chunk.
+before the next opens, every event numbered from 0 and each delta padded as upstream pads its
+own. So the translator keeps one item open at a time: the first text delta opens the message
+item, a new tool call index closes whatever is open and opens a function_call item, and the
+finish chunk closes the last one. The terminal event (`response.completed` or `.incomplete`)
+waits for `[DONE]`, because the usage chunk comes after the finish chunk.
 
-Pure: bytes in, bytes out; ids and the time come from the caller.
+Pure: bytes in, bytes out; ids, the time and the padding's key come from the caller.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from gateway.translate.responses_chat import (
     message_item,
     response_shell,
 )
-from gateway.wire import sse
+from gateway.wire import obfuscation, sse
 
 __all__ = ["EventStream"]
 
@@ -62,15 +62,17 @@ class EventStream:
 
     def __init__(
         self, payload: dict[str, Any], *, response_id: str, created_at: int, new_id: NewId,
-        model: str | None = None,
+        model: str | None = None, obfuscation_key: bytes | None = None,
     ) -> None:  # fmt: skip
         # `model`: the snapshot expected to answer, named before it does (`response.created`);
-        # the chunks' own name it then (else the request's model).
+        # the chunks' own name it then (else the request's model). `obfuscation_key`: the
+        # deltas are padded as upstream pads its own (`wire.obfuscation`); None, they are not.
         self._shell = response_shell(
             payload, response_id=response_id, created_at=created_at, model=model
         )
         self._created_at = created_at
         self._new_id = new_id
+        self._key = obfuscation_key
         self._decoder = sse.Decoder()
         self._sequence = 0
         self._started = False
@@ -318,6 +320,6 @@ class EventStream:
         return self._event("error", error=told) + self._event("response.failed", response=failed)
 
     def _event(self, kind: str, **fields: Any) -> bytes:
-        data = {"type": kind, **fields, "sequence_number": self._sequence}
+        data = obfuscation.numbered({"type": kind, **fields}, self._sequence, self._key)
         self._sequence += 1
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"

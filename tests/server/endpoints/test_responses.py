@@ -91,6 +91,29 @@ def test_a_stream_is_the_responses_event_sequence(gateway: ServerThread, model: 
 
 
 @pytest.mark.parametrize("model", (NATIVE, "o1-mini"))
+def test_stream_deltas_are_padded_unless_asked_not_to(gateway: ServerThread, model: str) -> None:
+    """Each delta event carries `obfuscation` (random letters and digits bringing it to a
+    multiple of 16 characters, so that its size does not tell its text's) as OpenAI's do,
+    served natively or translated from chat; `stream_options.include_obfuscation: false`
+    asks for none."""
+    create = sdk(gateway).responses.create
+
+    def deltas(**extra: Any) -> list[dict[str, Any]]:
+        events = create(model=model, input="Stream a hello.", stream=True, **extra)
+        dumped = [event.model_dump(exclude_unset=True) for event in events]
+        assert any(event["type"] == "response.completed" for event in dumped)
+        return [event for event in dumped if event["type"].endswith(".delta")]
+
+    padded = deltas()
+    assert padded
+    for event in padded:
+        assert event["obfuscation"].isalnum()
+        assert (len(event["delta"]) + len(event["obfuscation"])) % 16 == 0
+    plain = deltas(stream_options={"include_obfuscation": False})
+    assert plain and not any("obfuscation" in event for event in plain)
+
+
+@pytest.mark.parametrize("model", (NATIVE, "o1-mini"))
 def test_the_stream_helper_gives_the_final_response(gateway: ServerThread, model: str) -> None:
     with sdk(gateway).responses.stream(model=model, input="Stream a hello.") as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
@@ -313,6 +336,12 @@ def test_a_background_response_stream_is_picked_up_again(gateway: ServerThread) 
     events = list(client.responses.retrieve(queued.id, stream=True, starting_after=2))
     assert events and [e.sequence_number for e in events] == list(range(3, 3 + len(events)))
     assert events[-1].type == "response.completed"
+    deltas = [e.model_dump(exclude_unset=True) for e in events if e.type.endswith(".delta")]
+    assert deltas and all(e["obfuscation"] for e in deltas)
+    again = client.responses.retrieve(
+        queued.id, stream=True, starting_after=2, include_obfuscation=False
+    )
+    assert not any("obfuscation" in e.model_dump(exclude_unset=True) for e in again)
     with client.responses.stream(response_id=queued.id, starting_after=2) as stream:
         final = stream.get_final_response()
     assert final.status == "completed"

@@ -66,7 +66,7 @@ def test_call_items_have_openais_shapes() -> None:
 def test_a_streamed_call_is_added_then_runs_its_stages_then_done() -> None:
     (web,) = hosted_calls.call_items({"tools": TOOLS[:1]}, 1, "news", 7)
     response = {"id": "resp_1", "status": "completed", "output": [web], "usage": {}}
-    kinds = [event["type"] for event in stream_events(response)]
+    kinds = [event["type"] for event in stream_events(response, None)]
     assert kinds[2:-1] == [
         "response.output_item.added",
         "response.web_search_call.in_progress",

@@ -46,7 +46,7 @@ def test_response_object() -> None:
 
 
 def test_text_stream_events() -> None:
-    events = shapes.stream_events(response(TEXT))
+    events = shapes.stream_events(response(TEXT), b"k" * 32)
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     assert [e["type"] for e in events] == [
         "response.created",
@@ -63,17 +63,25 @@ def test_text_stream_events() -> None:
     assert events[0]["response"]["usage"] is None and events[0]["response"]["output"] == []
     assert events[2]["item"]["content"] == [] and events[2]["item"]["status"] == "in_progress"
     assert events[4]["logprobs"] == [] and events[4]["item_id"] == events[2]["item"]["id"]
+    # Deltas are padded to a multiple of 16 characters, as upstream's recorded streams are.
+    for event in events:
+        if event["type"] == "response.output_text.delta":
+            assert event["obfuscation"].isalnum()
+            assert (len(event["delta"]) + len(event["obfuscation"])) % 16 == 0
+        else:
+            assert "obfuscation" not in event
     frame = shapes.event_frame(events[0])
     assert frame.startswith(b"event: response.created\ndata: {") and frame.endswith(b"\n\n")
     assert orjson.loads(frame.split(b"data: ", 1)[1])["sequence_number"] == 0
 
 
 def test_function_call_stream_events() -> None:
-    events = shapes.stream_events(response(CALL))
+    events = shapes.stream_events(response(CALL), None)  # asked for no padding
     added = events[2]
     assert added["item"]["arguments"] == "" and added["item"]["call_id"] == "call_1"
     deltas = [e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"]
     assert "".join(deltas) == '{"q": "x"}'
+    assert not any("obfuscation" in event for event in events)
     assert [e["type"] for e in events[-3:]] == [
         "response.function_call_arguments.done",
         "response.output_item.done",

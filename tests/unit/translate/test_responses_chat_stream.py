@@ -83,13 +83,14 @@ TOOL_STREAM = b"".join(
 )
 
 
-def new_stream(payload: dict[str, Any] = PAYLOAD) -> EventStream:
+def new_stream(payload: dict[str, Any] = PAYLOAD, key: bytes | None = None) -> EventStream:
     numbers = itertools.count(1)
     return EventStream(
         payload,
         response_id="resp_1",
         created_at=1700000001,
         new_id=lambda prefix: f"{prefix}{next(numbers)}",
+        obfuscation_key=key,
     )
 
 
@@ -194,6 +195,32 @@ def test_tool_calls_with_split_arguments(step: int) -> None:
         ("call_b", "{}", "completed"),
     ]
     Response.model_validate(final)
+
+
+def test_deltas_are_padded_as_upstream_pads_its_own() -> None:
+    """With a key, every delta event (text and call arguments) carries `obfuscation`: letters
+    and digits bringing it to a multiple of 16 characters, different for each event and each
+    key; nothing else changes. Without one (the request said `include_obfuscation: false`),
+    none does."""
+
+    def translated(upstream: bytes, key: bytes | None) -> list[dict[str, Any]]:
+        stream = new_stream(key=key)
+        return parse(stream.start() + stream.feed(upstream) + stream.finish())
+
+    for upstream in (text_stream("Hel", "lo", " world, and more than sixteen"), TOOL_STREAM):
+        plain = translated(upstream, None)
+        assert not any("obfuscation" in event for event in plain)
+        padded = translated(upstream, b"a" * 32)
+        deltas = [event for event in padded if event["type"].endswith(".delta")]
+        assert deltas
+        for event in deltas:
+            assert event["obfuscation"].isalnum()
+            assert (len(event["delta"]) + len(event["obfuscation"])) % 16 == 0
+        assert len({event["obfuscation"] for event in deltas}) == len(deltas)
+        unpadded = [{k: v for k, v in e.items() if k != "obfuscation"} for e in padded]
+        assert unpadded == plain
+        other = [e.get("obfuscation") for e in translated(upstream, b"b" * 32)]
+        assert other != [e.get("obfuscation") for e in padded]
 
 
 def test_text_before_a_call_is_its_own_item() -> None:
