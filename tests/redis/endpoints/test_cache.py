@@ -767,3 +767,67 @@ def test_a_query_string_upstream_is_sent_is_part_of_the_request(
         assert asked.headers["x-gateway-cache"] == status
     assert chat(client, prompt).headers["x-gateway-cache"] == "hit"
     assert upstream_calls(simulator, prompt) == 2
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_poller_whose_client_left_calls_nothing_when_the_lock_comes_to_it(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, shared: bool
+) -> None:
+    """A request polling for another replica's call loses its client; then the lock comes to it
+    (that replica died: its lock lapsed). Nothing of its team waits for the answer: it calls
+    nothing (upstream would bill an answer nobody reads, charged to its team) and ends as a
+    499. In a shared cache another team's request joined to it here does not make it call
+    either (alpha would pay the whole answer beta gets): beta calls upstream itself, as any
+    request whose call was given up does, and pays for it."""
+    cache = {"shared": True} if shared else {}
+    leading, polling = serve(cache=cache), serve(cache=cache)
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}]}
+    slow = {"x-sim-latency-ms": "3000"}
+    url = "/v1/chat/completions"
+
+    def headers(team: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {key_of(team)}", **slow}
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            leader = asyncio.create_task(
+                http.post(f"{leading.url}{url}", json=body, headers=headers("alpha"))
+            )
+            await asyncio.to_thread(
+                wait_for, lambda: upstream_calls(simulator, prompt) == 1, 10, "the first call"
+            )
+            async with httpx.AsyncClient(timeout=30) as leaving:
+                gone = asyncio.create_task(
+                    leaving.post(f"{polling.url}{url}", json=body, headers=headers("alpha"))
+                )
+                await joined(polling, "alpha", 1, store)
+                others = []
+                if shared:
+                    others.append(
+                        asyncio.create_task(
+                            http.post(f"{polling.url}{url}", json=body, headers=headers("beta"))
+                        )
+                    )
+                    await joined(polling, "beta", 1)
+                gone.cancel()  # the client gives up: its connection is dropped
+                await asyncio.gather(gone, return_exceptions=True)
+            cache = polling.server.config.app.state.gateway.cache
+            await asyncio.to_thread(
+                wait_for, lambda: cache.waiting("alpha") == 0, 10, "the poller to notice"
+            )
+            # Its last mark of alpha's waiting lapses; then the leading replica's lock does.
+            await asyncio.to_thread(
+                wait_for, lambda: not store.keys("gw:cache:*:w:alpha"), 10, "the mark to lapse"
+            )
+            store.delete(*store.keys("gw:cache:*:l"))
+            return [await leader, *await asyncio.gather(*others)]
+
+    answers = asyncio.run(scenario())
+    assert all(answer.status_code == 200 for answer in answers)
+    wait_for(lambda: polling.requests_in_flight() == 0, 10, "the requests to end")
+    assert upstream_calls(simulator, prompt) == 1 + shared
+    paid = [spend(store, team) for team in ("alpha", "beta")]
+    assert [held for _, held in paid] == [0, 0]
+    # alpha paid its leader's answer only; beta, in a shared cache, its own call.
+    assert sum(settled for settled, _ in paid) == billed(simulator)
+    assert paid[1][0] > 0 if shared else paid[1][0] == 0
