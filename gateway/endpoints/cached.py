@@ -106,10 +106,15 @@ class CachedRequest:
             mode = Mode.BYPASS
         self.mode = mode
         if mode is not Mode.BYPASS:
-            steering = {
-                name: value for name, value in headers.items()
-                if name in STEERING or name.startswith(gw.extra_forward_prefixes)
-            }  # fmt: skip
+            steering: dict[str, str] = {}
+            for name, value in headers.items():
+                # A header given twice goes upstream as its first value (as
+                # `upstream_request_headers` sends it): keyed by a later one, its answer
+                # would be served to requests that send that one alone.
+                if name not in steering and (
+                    name in STEERING or name.startswith(gw.extra_forward_prefixes)
+                ):
+                    steering[name] = value
             if self.effort:
                 steering[ROUTED_EFFORT] = self.effort
             where = scope(caller.team.name, config.shared, caller.team.strict)

@@ -831,3 +831,25 @@ def test_a_poller_whose_client_left_calls_nothing_when_the_lock_comes_to_it(
     # alpha paid its leader's answer only; beta, in a shared cache, its own call.
     assert sum(settled for settled, _ in paid) == billed(simulator)
     assert paid[1][0] > 0 if shared else paid[1][0] == 0
+
+
+def test_a_header_sent_twice_is_keyed_as_upstream_is_sent_it(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """A forwarded header that steers upstream, given twice, goes upstream as its first value:
+    the key holds that one too. Keyed by the last, the answer to `x-sim-answer: first` was kept
+    for `x-sim-answer: second` and served (in a shared cache, to another team) as its answer."""
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}]}
+    auth = ("authorization", f"Bearer {key_of('alpha')}")
+    url = f"{gateway.url}/v1/chat/completions"
+    twice = [auth, ("x-sim-answer", "first"), ("x-sim-answer", "second")]
+    answered = httpx.post(url, json=body, headers=twice)
+    assert answered.json()["choices"][0]["message"]["content"] == "first"
+    for status in ("miss", "hit"):
+        once = httpx.post(url, json=body, headers=[auth, ("x-sim-answer", "second")])
+        assert once.headers["x-gateway-cache"] == status
+        assert once.json()["choices"][0]["message"]["content"] == "second"
+    again = httpx.post(url, json=body, headers=[auth, ("x-sim-answer", "first")])
+    assert again.headers["x-gateway-cache"] == "hit"
+    assert again.json()["choices"][0]["message"]["content"] == "first"
+    assert upstream_calls(simulator, prompt) == 2
