@@ -853,3 +853,26 @@ def test_a_header_sent_twice_is_keyed_as_upstream_is_sent_it(
     assert again.headers["x-gateway-cache"] == "hit"
     assert again.json()["choices"][0]["message"]["content"] == "first"
     assert upstream_calls(simulator, prompt) == 2
+
+
+def test_the_entry_limit_and_ttl_are_the_configured_ones(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str
+) -> None:
+    """`cache.max_entry_bytes` bounds what is kept (a stream of 700 words is not, 10 are) and
+    `cache.ttl_s` how long Redis keeps it."""
+    gateway = serve(cache={"max_entry_bytes": 3000, "ttl_s": 120})
+    client = sdk(gateway, "alpha")
+
+    def ask(words: int) -> str:
+        raw = chat(
+            client, f"{prompt} {words}", stream=True,
+            extra_headers={"x-sim-answer": " ".join(["word"] * words)},
+        )  # fmt: skip
+        assert len(streamed_text(raw).split()) == words
+        return str(raw.headers["x-gateway-cache"])
+
+    assert [ask(700) for _ in range(2)] == ["miss", "miss"]
+    assert [ask(10) for _ in range(2)] == ["miss", "hit"]
+    assert upstream_calls(simulator, prompt) == 3
+    kept = store.keys("gw:cache:*:e")
+    assert len(kept) == 1 and 0 < store.pttl(kept[0]) <= 120_000  # not the default hour
