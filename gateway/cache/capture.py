@@ -94,6 +94,8 @@ class ChatCapture(Capture):
             )
             if call.get("id"):
                 made["id"] = call["id"]
+            if isinstance(call.get("type"), str):
+                made["type"] = call["type"]  # another kind than a function's is never kept
             function = call.get("function") or {}
             if function.get("name"):
                 made["function"]["name"] = function["name"]

@@ -101,6 +101,15 @@ def keepable(api: str, answer: dict[str, Any], tools: bool) -> bool:
         reason = choice.get("finish_reason") if isinstance(choice, dict) else None
         if reason not in FINISHED and not (tools and reason == TOOL_CALLS):
             return False
+        message = choice.get("message")
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        # Only function calls are gathered from a stream and replayed as one: a custom tool's
+        # (`type: custom`, its free-form `input`) would be replayed with neither.
+        kinds = {
+            call.get("type", "function") if isinstance(call, dict) else "" for call in calls or ()
+        }
+        if kinds - {"function"}:
+            return False
     return True
 
 

@@ -8,7 +8,8 @@ leader gives up (the waiters go their own way) or the lock expires (the first to
 Later requests for the key in this process wait on the flight's future, not on Redis; a waiter
 whose client leaves stops waiting, and counts no more. The opener whose client leaves while it
 decides or polls goes on for the waiters that joined it, its own team waiting no more
-(`opener_left`). A leader whose own client leaves reads on for
+(`opener_left`); should the lock come to it then, it calls upstream only while requests of its
+team wait (`awaited`). A leader whose own client leaves reads on for
 the waiters of its team here (the flight counts them by team) and on other replicas (their
 polls mark the key in Redis for each team waiting), rather than leave each to call upstream
 alone (`unless_awaited`); never for another team's (a shared cache's), which would make the
@@ -170,13 +171,20 @@ class Cache:
         task.add_done_callback(self._checks.discard)
 
     async def _unless_awaited(self, flight: Flight, then: Callable[[], None]) -> None:
+        if not await self.awaited(flight):
+            then()
+
+    async def awaited(self, flight: Flight) -> bool:
+        """Whether requests of the flight's team wait for its answer: here, or, as Redis says,
+        on other replicas."""
+        if flight.team in flight.waiters:
+            return True
         try:
             awaited = await self._store.awaited(flight.key, flight.team)
         except (RedisError, OSError) as exc:
             self._failed("lookup", exc)
             awaited = False
-        if not awaited and flight.team not in flight.waiters:
-            then()
+        return awaited or flight.team in flight.waiters
 
     def waiting(self, team: str) -> int:
         """Requests of `team` here waiting for an identical call in flight: joined to one

@@ -105,10 +105,15 @@ class CachedRequest:
             mode = Mode.BYPASS
         self.mode = mode
         if mode is not Mode.BYPASS:
-            steering = {
-                name: value for name, value in headers.items()
-                if name in STEERING or name.startswith(gw.extra_forward_prefixes)
-            }  # fmt: skip
+            steering: dict[str, str] = {}
+            for name, value in headers.items():
+                # A header given twice goes upstream as its first value (as
+                # `upstream_request_headers` sends it): keyed by a later one, its answer
+                # would be served to requests that send that one alone.
+                if name not in steering and (
+                    name in STEERING or name.startswith(gw.extra_forward_prefixes)
+                ):
+                    steering[name] = value
             if self.effort:
                 steering[ROUTED_EFFORT] = self.effort
             where = scope(caller.team.name, config.shared, caller.team.strict)
@@ -135,8 +140,13 @@ class CachedRequest:
             gone = None if cache.joins(self.key) else opener_left
             async with cancel_on_disconnect(self.request.receive, self.gw.loop, on_gone=gone):
                 turn = await cache.join(self.key, self.caller.team.name)
-            if left and not isinstance(turn, Flight):
-                # Nobody is there to answer: neither a hit nor a call of its own.
+            if left and not (isinstance(turn, Flight) and await cache.awaited(turn)):
+                # Nobody is there to answer: neither a hit nor a call of its own. Given the
+                # call, it makes it only for requests of its team waiting for it, as a leader
+                # whose client leaves reads on only for them: never for nobody, nor for
+                # another team's (a shared cache's), which would have its team pay their answer.
+                if isinstance(turn, Flight):
+                    cache.finish(turn, None)
                 raise errors.client_closed()
             if isinstance(turn, Entry):
                 try:

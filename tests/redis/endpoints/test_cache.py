@@ -767,3 +767,112 @@ def test_a_query_string_upstream_is_sent_is_part_of_the_request(
         assert asked.headers["x-gateway-cache"] == status
     assert chat(client, prompt).headers["x-gateway-cache"] == "hit"
     assert upstream_calls(simulator, prompt) == 2
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_poller_whose_client_left_calls_nothing_when_the_lock_comes_to_it(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, shared: bool
+) -> None:
+    """A request polling for another replica's call loses its client; then the lock comes to it
+    (that replica died: its lock lapsed). Nothing of its team waits for the answer: it calls
+    nothing (upstream would bill an answer nobody reads, charged to its team) and ends as a
+    499. In a shared cache another team's request joined to it here does not make it call
+    either (alpha would pay the whole answer beta gets): beta calls upstream itself, as any
+    request whose call was given up does, and pays for it."""
+    cache = {"shared": True} if shared else {}
+    leading, polling = serve(cache=cache), serve(cache=cache)
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}]}
+    slow = {"x-sim-latency-ms": "3000"}
+    url = "/v1/chat/completions"
+
+    def headers(team: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {key_of(team)}", **slow}
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            leader = asyncio.create_task(
+                http.post(f"{leading.url}{url}", json=body, headers=headers("alpha"))
+            )
+            await asyncio.to_thread(
+                wait_for, lambda: upstream_calls(simulator, prompt) == 1, 10, "the first call"
+            )
+            async with httpx.AsyncClient(timeout=30) as leaving:
+                gone = asyncio.create_task(
+                    leaving.post(f"{polling.url}{url}", json=body, headers=headers("alpha"))
+                )
+                await joined(polling, "alpha", 1, store)
+                others = []
+                if shared:
+                    others.append(
+                        asyncio.create_task(
+                            http.post(f"{polling.url}{url}", json=body, headers=headers("beta"))
+                        )
+                    )
+                    await joined(polling, "beta", 1)
+                gone.cancel()  # the client gives up: its connection is dropped
+                await asyncio.gather(gone, return_exceptions=True)
+            cache = polling.server.config.app.state.gateway.cache
+            await asyncio.to_thread(
+                wait_for, lambda: cache.waiting("alpha") == 0, 10, "the poller to notice"
+            )
+            # Its last mark of alpha's waiting lapses; then the leading replica's lock does.
+            await asyncio.to_thread(
+                wait_for, lambda: not store.keys("gw:cache:*:w:alpha"), 10, "the mark to lapse"
+            )
+            store.delete(*store.keys("gw:cache:*:l"))
+            return [await leader, *await asyncio.gather(*others)]
+
+    answers = asyncio.run(scenario())
+    assert all(answer.status_code == 200 for answer in answers)
+    wait_for(lambda: polling.requests_in_flight() == 0, 10, "the requests to end")
+    assert upstream_calls(simulator, prompt) == 1 + shared
+    paid = [spend(store, team) for team in ("alpha", "beta")]
+    assert [held for _, held in paid] == [0, 0]
+    # alpha paid its leader's answer only; beta, in a shared cache, its own call.
+    assert sum(settled for settled, _ in paid) == billed(simulator)
+    assert paid[1][0] > 0 if shared else paid[1][0] == 0
+
+
+def test_a_header_sent_twice_is_keyed_as_upstream_is_sent_it(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """A forwarded header that steers upstream, given twice, goes upstream as its first value:
+    the key holds that one too. Keyed by the last, the answer to `x-sim-answer: first` was kept
+    for `x-sim-answer: second` and served (in a shared cache, to another team) as its answer."""
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}]}
+    auth = ("authorization", f"Bearer {key_of('alpha')}")
+    url = f"{gateway.url}/v1/chat/completions"
+    twice = [auth, ("x-sim-answer", "first"), ("x-sim-answer", "second")]
+    answered = httpx.post(url, json=body, headers=twice)
+    assert answered.json()["choices"][0]["message"]["content"] == "first"
+    for status in ("miss", "hit"):
+        once = httpx.post(url, json=body, headers=[auth, ("x-sim-answer", "second")])
+        assert once.headers["x-gateway-cache"] == status
+        assert once.json()["choices"][0]["message"]["content"] == "second"
+    again = httpx.post(url, json=body, headers=[auth, ("x-sim-answer", "first")])
+    assert again.headers["x-gateway-cache"] == "hit"
+    assert again.json()["choices"][0]["message"]["content"] == "first"
+    assert upstream_calls(simulator, prompt) == 2
+
+
+def test_the_entry_limit_and_ttl_are_the_configured_ones(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str
+) -> None:
+    """`cache.max_entry_bytes` bounds what is kept (a stream of 700 words is not, 10 are) and
+    `cache.ttl_s` how long Redis keeps it."""
+    gateway = serve(cache={"max_entry_bytes": 3000, "ttl_s": 120})
+    client = sdk(gateway, "alpha")
+
+    def ask(words: int) -> str:
+        raw = chat(
+            client, f"{prompt} {words}", stream=True,
+            extra_headers={"x-sim-answer": " ".join(["word"] * words)},
+        )  # fmt: skip
+        assert len(streamed_text(raw).split()) == words
+        return str(raw.headers["x-gateway-cache"])
+
+    assert [ask(700) for _ in range(2)] == ["miss", "miss"]
+    assert [ask(10) for _ in range(2)] == ["miss", "hit"]
+    assert upstream_calls(simulator, prompt) == 3
+    kept = store.keys("gw:cache:*:e")
+    assert len(kept) == 1 and 0 < store.pttl(kept[0]) <= 120_000  # not the default hour

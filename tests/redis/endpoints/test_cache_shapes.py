@@ -38,8 +38,21 @@ def chunk(**fields: Any) -> bytes:
     return b"data: " + orjson.dumps({**head, **fields}) + b"\n\n"
 
 
+# A custom tool's call (free-form input, no JSON arguments), as chat completions answers it.
+CUSTOM_CALL = {"id": "call_1", "type": "custom", "custom": {"name": "run", "input": "ls -la"}}
+
+
 async def chat_completions(request: Request) -> Response:
     body = await request.json()
+    if body.get("tools"):
+        assert body.get("stream") is not True  # the test's miss is whole
+        message = {"role": "assistant", "content": None, "refusal": None, "annotations": [],
+                   "tool_calls": [CUSTOM_CALL]}  # fmt: skip
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+        return JSONResponse({
+            "id": "chatcmpl-2", "object": "chat.completion", "created": 1,
+            "model": "gpt-4o-2024-08-06", "choices": [choice], "usage": USAGE,
+        })  # fmt: skip
     if body.get("stream") is not True:
         message = {"role": "assistant", "content": TEXT, "refusal": None, "annotations": []}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
@@ -153,3 +166,21 @@ def test_a_replayed_shell_call_streams_its_commands(gateway: ServerThread) -> No
         assert "".join(deltas) == command == mine[-1]["command"]
     done = next(e for e in events if e["type"] == "response.output_item.done")
     assert done["item"] == SHELL_CALL
+
+
+def test_an_answer_calling_a_custom_tool_is_not_kept(gateway: ServerThread) -> None:
+    """A chat answer may call a custom tool (`type: custom`, its free-form `input`), which the
+    cache neither gathers from a stream nor replays as one (only function calls are): such an
+    answer is not kept, even where tool answers may be. Kept, its streamed hit sent the call
+    as a function call with no name and no input."""
+    create = sdk(gateway, "alpha").chat.completions.with_raw_response.create
+    asked: Any = {
+        "model": "gpt-4o", "messages": [{"role": "user", "content": "List the files."}],
+        "tools": [{"type": "custom", "custom": {"name": "run"}}],
+        "extra_headers": {"x-gateway-cache-tools": "on"},
+    }  # fmt: skip
+    for _ in range(2):
+        whole = create(**asked)
+        assert whole.headers["x-gateway-cache"] == "miss"
+        message = orjson.loads(whole.http_response.content)["choices"][0]["message"]
+        assert message["tool_calls"] == [CUSTOM_CALL]

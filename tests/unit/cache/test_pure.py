@@ -226,6 +226,23 @@ def test_a_chat_stream_with_tool_calls_gathers_them() -> None:
     assert gathered["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_a_custom_tools_call_is_not_kept_whole_or_streamed() -> None:
+    """Only function calls are gathered from a stream and replayed as one: an answer calling a
+    custom tool (its free-form `input`) is not kept, nor is a stream whose call says that kind."""
+    call = {"id": "call_1", "type": "custom", "custom": {"name": "run", "input": "ls -la"}}
+    answer = completion("tool_calls", content=None, tool_calls=[call])
+    assert not keepable("chat", answer, tools=True)
+    opening = {"index": 0, "id": "call_1", "type": "custom", "custom": {"name": "run"}}
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [opening]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    capture = ChatCapture()
+    capture.feed_all(b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + sse.DONE)
+    gathered = capture.answer()
+    assert gathered is not None and not keepable("chat", gathered, tools=True)
+
+
 def test_a_failed_or_unfinished_chat_stream_gathers_nothing() -> None:
     stream = replay.chat_stream(completion(), include_usage=False)
     cut = ChatCapture()
