@@ -125,8 +125,11 @@ class ChatRequest:
 
     @property
     def effort(self) -> str:
-        """The reasoning effort routing chose ("": none, or the client's own)."""
-        return self.routed.decision.effort if self.routed is not None else ""
+        """The reasoning effort routing chose, else the one a successor is asked to stand in
+        for the shut-down model named ("": none, or the client's own)."""
+        if self.routed is not None and self.routed.decision.effort:
+            return self.routed.decision.effort
+        return self.substituted.effort if self.substituted is not None else ""
 
     def cached(self, first: str) -> CachedRequest | None:
         """The response cache's part in the request, when it is on for it."""

@@ -121,7 +121,7 @@ async def route_endpoint(request: Request) -> Response:
         "substituted": substituted.header if substituted is not None else None,
         "allowed": model in allowed,
         "score": decision.score,
-        "effort": decision.effort or None,
+        "effort": decision.effort or (substituted.effort if substituted else "") or None,
         "domain": decision.domain,
         "reasons": list(decision.reasons),
         "estimates": estimates(gw.config, payload, list(served_by), served_by),

@@ -191,6 +191,43 @@ def test_a_retired_model_is_served_by_its_successor(
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == before
 
 
+def test_a_model_that_does_not_reason_is_served_by_its_successor_at_effort_none(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # gpt-4o shut down on 2027-01-14: gpt-6-luna serves it, asked not to reason, as gpt-4o
+    # did not. At its own default effort it would be given room for reasoning, and the client's
+    # max_tokens would no longer bound the answer it is billed for.
+    day = "2027-02-01"
+    gateway = gateway_on(start_gateway, simulator, O1GW__RETIREMENT__TODAY=day)
+    client = sdk(gateway).with_options(default_headers={"x-sim-today": day})
+    essay = [{"role": "user", "content": "Write a long essay about the sea and its storms."}]
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=essay, max_tokens=20, temperature=0.2
+    )
+    assert raw.headers["x-gateway-model-substituted"] == "gpt-4o -> gpt-6-luna"
+    sent = upstream(simulator)
+    assert (sent["model"], sent["reasoning_effort"], sent["max_completion_tokens"]) == (
+        "gpt-6-luna", "none", 20,
+    )  # fmt: skip
+    assert sent["temperature"] == 0.2  # which gpt-6-luna takes only at effort none
+    usage = raw.parse().usage
+    assert usage is not None and usage.completion_tokens <= 20
+    # The Responses API asks the same.
+    client.responses.create(model="gpt-4o-mini", input="Hi", max_output_tokens=20)
+    assert upstream(simulator)["reasoning"] == {"effort": "none"}
+    # A client's own effort stands.
+    client.chat.completions.create(model="gpt-4o", messages=essay, reasoning_effort="low")
+    assert upstream(simulator)["reasoning_effort"] == "low"
+    # A model that reasons is served at its successor's own default, as before.
+    client.chat.completions.create(model="o1-preview", messages=essay)
+    assert "reasoning_effort" not in upstream(simulator)
+    answer = httpx.post(
+        f"{gateway.url}/v1/route", json={"model": "gpt-4o", "messages": essay},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    ).json()  # fmt: skip
+    assert (answer["substituted"], answer["effort"]) == ("gpt-4o -> gpt-6-luna", "none")
+
+
 def test_without_the_shield_upstream_refuses_a_retired_model(
     start_gateway: GatewayFactory, simulator: ServerThread
 ) -> None:
