@@ -27,7 +27,7 @@ async def list_models(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
     today = gw.today()
-    data = [_model_object(gw.config, name, today) for name in _visible(gw.config, caller)]
+    data = [_model_object(gw.config, name, today) for name in _visible(gw.config, caller, today)]
     data += await tuned_models.listed(gw, caller)
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
@@ -38,15 +38,20 @@ async def get_model(request: Request) -> Response:
     name = request.path_params["model"]
     if name.startswith("ft:"):
         return await tuned_models.retrieve(request, caller, name)
-    if name not in _visible(gw.config, caller):
+    today = gw.today()
+    if name not in _visible(gw.config, caller, today):
         raise errors.model_not_found(name)
-    return Response(orjson.dumps(_model_object(gw.config, name, gw.today())), media_type=JSON)
+    return Response(orjson.dumps(_model_object(gw.config, name, today)), media_type=JSON)
 
 
-def _visible(config: Config, caller: Caller) -> list[str]:
+def _visible(config: Config, caller: Caller, today: str) -> list[str]:
     """The team's models, then each routing alias with a model the team may use: model pickers
-    offer the aliases too."""
-    names = [name for name in config.models if model_allowed(config, caller.team, name)]
+    offer the aliases too. A model shut down that no successor serves is refused by the
+    shield, so it is left out, as OpenAI's list leaves it out."""
+    names = [
+        name for name in config.models
+        if model_allowed(config, caller.team, name) and not refused(config, name, today)
+    ]  # fmt: skip
     aliases = dict.fromkeys(config.routing.policies)
     if caller.team.routing_policy:
         aliases[DEFAULT_ALIAS] = None
@@ -60,6 +65,13 @@ def _visible(config: Config, caller: Caller) -> list[str]:
         if any(model_allowed(config, caller.team, m) for m in targets):
             names.append(alias)
     return names
+
+
+def refused(config: Config, name: str, today: str) -> bool:
+    """Whether the shield refuses the configured model `name` on `today`: shut down, and no
+    successor serves it."""
+    gone = retirement.retired(config.models, name, today) if config.retirement.shield else None
+    return gone is not None and not gone.new
 
 
 def _model_object(config: Config, name: str, today: str) -> dict[str, Any]:

@@ -55,10 +55,15 @@ def shield(gw: Gateway, name: str) -> Substitution | None:
     return substitution
 
 
+def shut_down(gw: Gateway, model: ModelConfig) -> bool:
+    """Whether the shield refuses `model` itself: its shutdown day has come."""
+    return bool(model.shutdown) and gw.config.retirement.shield and model.shutdown <= gw.today()
+
+
 def refuse_shut_down(gw: Gateway, name: str, model: ModelConfig) -> None:
     """Refuse what no successor can stand in for once its model is shut down: a fine-tune
     (OpenAI shuts them down with their base), or a base to fine-tune."""
-    if model.shutdown and gw.config.retirement.shield and model.shutdown <= gw.today():
+    if shut_down(gw, model):
         raise errors.model_shut_down(name, model.shutdown)
 
 

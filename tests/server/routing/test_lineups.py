@@ -324,6 +324,25 @@ def test_a_fallback_shut_down_is_served_by_its_successor(
     )
 
 
+def test_a_model_nothing_serves_is_not_listed_once_shut_down(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # DALL-E, gpt-image-1 and gpt-3.5-turbo-instruct are shut down with no successor: every
+    # request naming them is refused, so no model picker is offered them (as OpenAI's list
+    # does not). o1-preview, shut down too, is still served, by gpt-6.2-astra.
+    gone = {"dall-e-2", "dall-e-3", "gpt-image-1", "gpt-3.5-turbo-instruct"}
+    client = sdk(gateway_on(start_gateway, simulator))
+    listed = {m.id for m in client.models.list()}
+    assert not gone & listed
+    assert "o1-preview" in listed
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("dall-e-3")
+    assert client.models.retrieve("o1-preview").id == "o1-preview"
+    # Without the shield they go upstream as named: listed as configured.
+    unshielded = sdk(gateway_on(start_gateway, simulator, O1GW__RETIREMENT__SHIELD="false"))
+    assert gone <= {m.id for m in unshielded.models.list()}
+
+
 def test_the_models_list_names_the_successor_serving_today(
     start_gateway: GatewayFactory, simulator: ServerThread
 ) -> None:
