@@ -196,7 +196,7 @@ class ChatRequest:
             found = await fine_tuned(gw, self.caller, name)
             self.tuned = found[1] if found is not None else None
             if found is not None:
-                refuse_shut_down(gw, name, found[1])
+                refuse_shut_down(gw, name, *found)
         if substituted is None and found is not None:
             allowed_as = found[0]
         if found is None or not model_allowed(gw.config, self.caller.team, allowed_as):

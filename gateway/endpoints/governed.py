@@ -125,7 +125,7 @@ async def serve(request: Request, rules: Governed) -> Response:
     substituted = shield(gw, name)
     if substituted is not None:
         if rules.form:  # a multipart body is sent as it came: nothing renames its model
-            raise errors.model_shut_down(name, substituted.shutdown)
+            raise errors.model_shut_down(name, substituted.shutdown, substituted.new)
         exchange.substituted = substituted.header
         if not model_allowed(gw.config, caller.team, substituted.old):
             raise errors.model_not_found(name)
@@ -137,7 +137,7 @@ async def serve(request: Request, rules: Governed) -> Response:
         raise errors.model_not_found(name)
     label, model = found
     if substituted is None:
-        refuse_shut_down(gw, name, model)  # a fine-tune of a shut-down base
+        refuse_shut_down(gw, name, label, model)  # a fine-tune of a shut-down base
     if rules.cost is not Cost.FREE and not model.priced:
         raise errors.model_not_found(name)  # not priced: never served free
     # Asked for (a shut-down model's name, as chat counts it) and served.

@@ -60,11 +60,13 @@ def shut_down(gw: Gateway, model: ModelConfig) -> bool:
     return bool(model.shutdown) and gw.config.retirement.shield and model.shutdown <= gw.today()
 
 
-def refuse_shut_down(gw: Gateway, name: str, model: ModelConfig) -> None:
+def refuse_shut_down(gw: Gateway, name: str, label: str, model: ModelConfig) -> None:
     """Refuse what no successor can stand in for once its model is shut down: a fine-tune
-    (OpenAI shuts them down with their base), or a base to fine-tune."""
+    (OpenAI shuts them down with their base), or a base to fine-tune. `label`: the configured
+    model it is (a fine-tune's base), whose successor the refusal names, if it has one."""
     if shut_down(gw, model):
-        raise errors.model_shut_down(name, model.shutdown)
+        after = retirement.retired(gw.config.models, label, gw.today())
+        raise errors.model_shut_down(name, model.shutdown, after.new if after else "")
 
 
 async def choose(gw: Gateway, team: Team, name: str, payload: dict[str, Any]) -> Routed | None:
