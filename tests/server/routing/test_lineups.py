@@ -29,6 +29,7 @@ SCIENCE = (
 )
 CHAT = "Write a warm two-line thank-you note to my neighbour for watering the plants."
 MATH = "Find all positive integers n such that n^2 + 2n + 7 is divisible by n + 1."
+HI: Any = [{"role": "user", "content": "Hi"}]
 WEATHER = {
     "type": "function",
     "function": {
@@ -292,6 +293,35 @@ def test_the_route_endpoint_names_the_successor_that_would_serve(
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
     # A decision is not a request served by the successor: nothing counted.
     assert "gateway_model_substitutions_total{" not in scrape(gateway.url)
+
+
+def test_the_route_endpoint_estimates_the_cap_chat_sends_upstream(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # A max_tokens a reasoning model refuses goes upstream as max_completion_tokens with room
+    # to reason: held, and maybe billed, so. The worst case estimated is that one.
+    def route(server: ServerThread, model: str) -> Any:
+        return httpx.post(
+            f"{server.url}/v1/route", json={"model": model, "messages": HI, "max_tokens": 20},
+            headers={"authorization": f"Bearer {CLIENT_KEY}"},
+        ).json()  # fmt: skip
+
+    gateway = gateway_on(start_gateway, simulator)
+    estimated = route(gateway, "o1-preview")["estimates"]["o1-preview"]["max_completion_tokens"]
+    sdk(gateway).chat.completions.create(model="o1-preview", messages=HI, max_tokens=20)
+    assert estimated == upstream(simulator)["max_completion_tokens"] == 4096
+    # gpt-6-luna standing in for gpt-4o at effort none keeps the client's cap.
+    day = "2027-02-01"
+    later = gateway_on(start_gateway, simulator, O1GW__RETIREMENT__TODAY=day)
+    estimated = route(later, "gpt-4o")["estimates"]["gpt-4o"]["max_completion_tokens"]
+    sdk(later).with_options(default_headers={"x-sim-today": day}).chat.completions.create(
+        model="gpt-4o", messages=HI, max_tokens=20
+    )
+    assert estimated == upstream(simulator)["max_completion_tokens"] == 20
+    # So does the line-up's general model, played at effort none; its reasoning models do not.
+    current = gateway_on(start_gateway, simulator, O1GW__ROUTING__LINEUP="openai-2026-12")
+    caps = {m: e["max_completion_tokens"] for m, e in route(current, "auto")["estimates"].items()}
+    assert caps == {"gpt-6-luna": 20, "gpt-6.1-sol": 4096, "gpt-6.2-astra": 4096}
 
 
 def test_a_fallback_shut_down_is_served_by_its_successor(
