@@ -39,7 +39,14 @@ from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
 from gateway.endpoints.model_attempt import ModelAttempt
 from gateway.endpoints.owned import check_references, made_now
-from gateway.endpoints.route import SUBSTITUTED, choose, refuse_shut_down, serving, shield
+from gateway.endpoints.route import (
+    SUBSTITUTED,
+    choose,
+    count_substitution,
+    refuse_shut_down,
+    serving,
+    successor_of,
+)
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.routing.aliases import Routed, route_headers
 from gateway.routing.retirement import Substitution
@@ -186,11 +193,10 @@ class ChatRequest:
             name = routed.decision.model
         # A shut-down model's successor serves a team allowed the model it replaces.
         allowed_as = name
-        substituted = self.substituted = shield(gw, name)
+        substituted = successor_of(gw, name)
         if substituted is not None:
             exchange.model = exchange.model or substituted.old
             name, allowed_as = substituted.new, substituted.old
-            exchange.substituted = substituted.header
         found = gw.models.get(name)
         if found is None:
             found = await fine_tuned(gw, self.caller, name)
@@ -201,6 +207,10 @@ class ChatRequest:
             allowed_as = found[0]
         if found is None or not model_allowed(gw.config, self.caller.team, allowed_as):
             raise errors.model_not_found(allowed_as if substituted is not None else name)
+        if substituted is not None:  # served by it from here, and said so
+            self.substituted = substituted
+            exchange.substituted = substituted.header
+            count_substitution(gw, substituted)
         exchange.model = exchange.model or found[0]
         exchange.stream = self.payload.get("stream") is True
         return found[0]

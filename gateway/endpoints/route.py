@@ -41,11 +41,9 @@ def successor_of(gw: Gateway, name: str) -> Substitution | None:
     return substitution
 
 
-def shield(gw: Gateway, name: str) -> Substitution | None:
-    """`successor_of` for a request about to be served: counted, and logged once a process."""
-    substitution = successor_of(gw, name)
-    if substitution is None:
-        return None
+def count_substitution(gw: Gateway, substitution: Substitution) -> None:
+    """A request the successor serves, once the team was found allowed the model it named:
+    counted, and logged once a process."""
     gw.metrics.model_substitutions.labels(substitution.old, substitution.new).inc()
     if substitution.header not in gw.substitutions_logged:
         gw.substitutions_logged.add(substitution.header)
@@ -53,7 +51,6 @@ def shield(gw: Gateway, name: str) -> Substitution | None:
             "%s shut down on %s: its requests are served by %s (x-gateway-model-substituted)",
             substitution.old, substitution.shutdown, substitution.new,
         )  # fmt: skip
-    return substitution
 
 
 def shut_down(gw: Gateway, model: ModelConfig) -> bool:
