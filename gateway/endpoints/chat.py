@@ -45,6 +45,7 @@ from gateway.endpoints.route import (
     count_substitution,
     refuse_shut_down,
     serving,
+    stand_in_effort,
     successor_of,
 )
 from gateway.endpoints.tuned_models import fine_tuned
@@ -137,6 +138,12 @@ class ChatRequest:
         if self.routed is not None and self.routed.decision.effort:
             return self.routed.decision.effort
         return self.substituted.effort if self.substituted is not None else ""
+
+    def effort_for(self, label: str) -> str:
+        """The effort the model `label` is asked: the request's (`effort`), else, for a
+        successor standing in for a shut-down fallback, the one it stands in at."""
+        named = self.stand_ins.get(label) if self.stand_ins is not None else None
+        return self.effort or (stand_in_effort(self.gw, named) if named else "")
 
     def cached(self, first: str) -> CachedRequest | None:
         """The response cache's part in the request, when it is on for it."""
@@ -343,7 +350,7 @@ class ChatAttempt(ModelAttempt):
         )  # fmt: skip
         self.payload = self.asked = chat.payload  # `patch` rewrites `payload`
         self.body = chat.body
-        self.effort = chat.effort
+        self.effort = chat.effort_for(label)
         self.fees = chat.fees
         self.leaving = chat.leaving
 

@@ -51,6 +51,19 @@ def gateway_on(start_gateway: GatewayFactory, simulator: ServerThread, **env: st
     return start_gateway(config)
 
 
+def with_model(
+    start_gateway: GatewayFactory, simulator: ServerThread, day: str, name: str, **changes: Any
+) -> ServerThread:
+    """A gateway judging retirements by `day`, its model `name` configured with `changes`."""
+    config = base_config(
+        OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY,
+        O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES="x-sim-", O1GW__UPSTREAM__RETRIES="0",
+        O1GW__RETIREMENT__TODAY=day,
+    )  # fmt: skip
+    models = {**config.models, name: dataclasses.replace(config.models[name], **changes)}
+    return start_gateway(dataclasses.replace(config, models=models))
+
+
 @pytest.fixture
 def today(start_gateway: GatewayFactory, simulator: ServerThread) -> ServerThread:
     """A gateway routing to today's line-up, on the simulator's 2026-12-05."""
@@ -327,17 +340,11 @@ def test_the_route_endpoint_estimates_the_cap_chat_sends_upstream(
 def test_a_fallback_shut_down_is_served_by_its_successor(
     start_gateway: GatewayFactory, simulator: ServerThread
 ) -> None:
-    config = base_config(
-        OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY,
-        O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES="x-sim-", O1GW__UPSTREAM__RETRIES="0",
-        O1GW__RETIREMENT__TODAY=TODAY,
-    )  # fmt: skip
-    models = dict(config.models)
     # An operator's fallback written before o1-mini's shutdown (gpt-6.1-sol serves it now).
-    models["gpt-6.2-astra"] = dataclasses.replace(
-        models["gpt-6.2-astra"], fallbacks=("o1-mini", "gpt-3.5-turbo-instruct")
-    )
-    gateway = start_gateway(dataclasses.replace(config, models=models))
+    gateway = with_model(
+        start_gateway, simulator, TODAY, "gpt-6.2-astra",
+        fallbacks=("o1-mini", "gpt-3.5-turbo-instruct"),
+    )  # fmt: skip
     log = f"{simulator.url}/_sim/requests"
     seen = len(httpx.get(log).json()["data"])
     with pytest.raises(openai.RateLimitError) as refused:
@@ -371,6 +378,27 @@ def test_a_model_nothing_serves_is_not_listed_once_shut_down(
     # Without the shield they go upstream as named: listed as configured.
     unshielded = sdk(gateway_on(start_gateway, simulator, O1GW__RETIREMENT__SHIELD="false"))
     assert gone <= {m.id for m in unshielded.models.list()}
+
+
+def test_a_shut_down_fallback_that_did_not_reason_is_served_at_effort_none(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # An operator's model still served, falling back to gpt-4o (gpt-6-luna serves it now).
+    gateway = with_model(
+        start_gateway, simulator, "2027-02-01", "gpt-4o-mini",
+        shutdown="", successor="", fallbacks=("gpt-4o",),
+    )  # fmt: skip
+    log = f"{simulator.url}/_sim/requests"
+    seen = len(httpx.get(log).json()["data"])
+    with pytest.raises(openai.RateLimitError):
+        sdk(gateway).chat.completions.create(
+            model="gpt-4o-mini", messages=HI, max_tokens=20,
+            extra_headers={"x-sim-fault": "429", "x-sim-today": "2027-01-13"},
+        )  # fmt: skip
+    sent = [r["body"] for r in httpx.get(log).json()["data"][seen:]]
+    assert [b["model"] for b in sent] == ["gpt-4o-mini-2024-07-18", "gpt-6-luna"]
+    # As the model it stands in for, asked not to reason: the client's cap holds.
+    assert (sent[1]["reasoning_effort"], sent[1]["max_completion_tokens"]) == ("none", 20)
 
 
 def test_the_models_list_names_the_successor_serving_today(
