@@ -50,7 +50,8 @@ def _visible(config: Config, caller: Caller, today: str) -> list[str]:
     shield, so it is left out, as OpenAI's list leaves it out."""
     names = [
         name for name in config.models
-        if model_allowed(config, caller.team, name) and not refused(config, name, today)
+        if model_allowed(config, caller.team, name)
+        and not (config.retirement.shield and retirement.refused(config.models, name, today))
     ]  # fmt: skip
     aliases = dict.fromkeys(config.routing.policies)
     if caller.team.routing_policy:
@@ -65,13 +66,6 @@ def _visible(config: Config, caller: Caller, today: str) -> list[str]:
         if any(model_allowed(config, caller.team, m) for m in targets):
             names.append(alias)
     return names
-
-
-def refused(config: Config, name: str, today: str) -> bool:
-    """Whether the shield refuses the configured model `name` on `today`: shut down, and no
-    successor serves it."""
-    gone = retirement.retired(config.models, name, today) if config.retirement.shield else None
-    return gone is not None and not gone.new
 
 
 def _model_object(config: Config, name: str, today: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from datetime import date
 
 from gateway.config import ModelConfig
 
-__all__ = ["Retiring", "Substitution", "retired", "retiring"]
+__all__ = ["Retiring", "Substitution", "refused", "retired", "retiring"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,12 @@ def retired(models: Mapping[str, ModelConfig], name: str, today: str) -> Substit
             )
         current = successor
     return Substitution(name, "", model.shutdown)
+
+
+def refused(models: Mapping[str, ModelConfig], name: str, today: str) -> bool:
+    """Whether the configured model `name` is shut down with no successor serving it."""
+    substitution = retired(models, name, today)
+    return substitution is not None and not substitution.new
 
 
 def _stand_in_effort(old: ModelConfig, new: ModelConfig) -> str:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from gateway.config import Capabilities, ConfigError, ModelConfig, load_config
-from gateway.routing.retirement import Retiring, Substitution, retired, retiring
+from gateway.routing.retirement import Retiring, Substitution, refused, retired, retiring
 from tests.conftest import ROOT
 
 SHIPPED = (ROOT / "config" / "gateway.yaml").read_text()
@@ -34,6 +34,9 @@ def test_successors_are_followed_to_one_still_served() -> None:
 
 def test_a_shut_down_model_without_a_live_successor_has_none() -> None:
     assert retired(MODELS, "gone", "2026-05-12") == Substitution("gone", "", "2026-05-12")
+    assert refused(MODELS, "gone", "2026-05-12")
+    assert not refused(MODELS, "gone", "2026-05-11")
+    assert not refused(MODELS, "old", "2099-01-01")  # its successors' successor serves it
 
 
 def test_a_successor_that_reasons_stands_in_for_one_that_does_not_at_effort_none() -> None:
