@@ -39,9 +39,14 @@ async def get_model(request: Request) -> Response:
     if name.startswith("ft:"):
         return await tuned_models.retrieve(request, caller, name)
     today = gw.today()
-    if name not in _visible(gw.config, caller, today):
+    # By any of its names, as requests name it: a client pinned to a dated snapshot reads
+    # when it shuts down too.
+    found = gw.models.get(name)
+    label = found[0] if found is not None else name
+    if label not in _visible(gw.config, caller, today):
         raise errors.model_not_found(name)
-    return Response(orjson.dumps(_model_object(gw.config, name, today)), media_type=JSON)
+    answer = {**_model_object(gw.config, label, today), "id": name}
+    return Response(orjson.dumps(answer), media_type=JSON)
 
 
 def _visible(config: Config, caller: Caller, today: str) -> list[str]:
