@@ -77,18 +77,22 @@ def estimates(
     payload: dict[str, Any],
     models: list[str],
     served_by: Mapping[str, str] | None = None,
+    sent: Mapping[str, int | None] | None = None,
 ) -> dict[str, Any]:
     """What the request would cost on each model: typical and worst case, in micro-dollars, on
     the prompt the model would be held for (its image inputs by its own figures, the tools).
     `served_by`: the model that would serve a model named (a shut-down one's successor), whose
-    prices, output cap and figures the request would be charged by."""
+    prices, output cap and figures the request would be charged by; `sent`: the completion cap
+    the request would go upstream with to a model, where patching changes it (a `max_tokens`
+    given room to reason), which it would be held and may be billed for."""
     messages = payload.get("messages")
     text = tokens.count_messages(messages) if isinstance(messages, list) else 0
-    requested = requested_completion(payload)
+    asked = requested_completion(payload)
     out: dict[str, Any] = {}
     for name in models:
         model = config.models[served_by.get(name, name) if served_by else name]
         prompt = chat_prompt(payload, model, text)
+        requested = sent.get(name, asked) if sent else asked
         cap = min(requested or model.max_output, model.max_output)
         typical = min(
             model.typical_completion_tokens or config.admission.default_completion_tokens, cap

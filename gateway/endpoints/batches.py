@@ -160,7 +160,9 @@ def _worst_case(
                 and name not in tuned
                 and model_allowed(gw.config, caller.team, retired_as.new)
             )
-            instead = f"; name {retired_as.new} instead" if advised else ""
+            # Asked as chat asks it in its stead: a line goes upstream as the file has it.
+            effort = f" at reasoning_effort {retired_as.effort}" if retired_as.effort else ""
+            instead = f"; name {retired_as.new}{effort} instead" if advised else ""
             raise errors.batch_line_invalid(
                 number, f"its model {name} was shut down on {retired_as.shutdown}{instead}"
             )

@@ -39,7 +39,15 @@ from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
 from gateway.endpoints.model_attempt import ModelAttempt
 from gateway.endpoints.owned import check_references, made_now
-from gateway.endpoints.route import SUBSTITUTED, choose, refuse_shut_down, serving, shield
+from gateway.endpoints.route import (
+    SUBSTITUTED,
+    choose,
+    count_substitution,
+    refuse_shut_down,
+    serving,
+    stand_in_effort,
+    successor_of,
+)
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.routing.aliases import Routed, route_headers
 from gateway.routing.retirement import Substitution
@@ -125,8 +133,17 @@ class ChatRequest:
 
     @property
     def effort(self) -> str:
-        """The reasoning effort routing chose ("": none, or the client's own)."""
-        return self.routed.decision.effort if self.routed is not None else ""
+        """The reasoning effort routing chose, else the one a successor is asked to stand in
+        for the shut-down model named ("": none, or the client's own)."""
+        if self.routed is not None and self.routed.decision.effort:
+            return self.routed.decision.effort
+        return self.substituted.effort if self.substituted is not None else ""
+
+    def effort_for(self, label: str) -> str:
+        """The effort the model `label` is asked: the request's (`effort`), else, for a
+        successor standing in for a shut-down fallback, the one it stands in at."""
+        named = self.stand_ins.get(label) if self.stand_ins is not None else None
+        return self.effort or (stand_in_effort(self.gw, named) if named else "")
 
     def cached(self, first: str) -> CachedRequest | None:
         """The response cache's part in the request, when it is on for it."""
@@ -183,21 +200,24 @@ class ChatRequest:
             name = routed.decision.model
         # A shut-down model's successor serves a team allowed the model it replaces.
         allowed_as = name
-        substituted = self.substituted = shield(gw, name)
+        substituted = successor_of(gw, name)
         if substituted is not None:
             exchange.model = exchange.model or substituted.old
             name, allowed_as = substituted.new, substituted.old
-            exchange.substituted = substituted.header
         found = gw.models.get(name)
         if found is None:
             found = await fine_tuned(gw, self.caller, name)
             self.tuned = found[1] if found is not None else None
             if found is not None:
-                refuse_shut_down(gw, name, found[1])
+                refuse_shut_down(gw, name, *found)
         if substituted is None and found is not None:
             allowed_as = found[0]
         if found is None or not model_allowed(gw.config, self.caller.team, allowed_as):
             raise errors.model_not_found(allowed_as if substituted is not None else name)
+        if substituted is not None:  # served by it from here, and said so
+            self.substituted = substituted
+            exchange.substituted = substituted.header
+            count_substitution(gw, substituted)
         exchange.model = exchange.model or found[0]
         exchange.stream = self.payload.get("stream") is True
         return found[0]
@@ -330,7 +350,7 @@ class ChatAttempt(ModelAttempt):
         )  # fmt: skip
         self.payload = self.asked = chat.payload  # `patch` rewrites `payload`
         self.body = chat.body
-        self.effort = chat.effort
+        self.effort = chat.effort_for(label)
         self.fees = chat.fees
         self.leaving = chat.leaving
 

@@ -64,7 +64,7 @@ async def create(request: Request) -> Response:
     if found is None or not model_allowed(gw.config, caller.team, found[0]):
         raise errors.model_not_found(name)
     label, model = found
-    refuse_shut_down(gw, name, model)
+    refuse_shut_down(gw, name, label, model)
     price = gw.config.models[label].fine_tuning.training_price
     if not price:
         raise errors.not_fine_tunable(name)

@@ -26,7 +26,12 @@ from gateway.admission.pricing import audio_tokens_cost
 from gateway.config import ModelConfig
 from gateway.endpoints.attempt import Attempt, error_answer, rebodied
 from gateway.endpoints.owned import check_references
-from gateway.endpoints.route import SUBSTITUTED, refuse_shut_down, shield
+from gateway.endpoints.route import (
+    SUBSTITUTED,
+    count_substitution,
+    refuse_shut_down,
+    successor_of,
+)
 from gateway.endpoints.tuned_models import fine_tuned
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
@@ -122,13 +127,14 @@ async def serve(request: Request, rules: Governed) -> Response:
     if not isinstance(name, str) or not name:
         raise errors.missing_model()
     exchange = exchange_of(request.scope)
-    substituted = shield(gw, name)
+    substituted = successor_of(gw, name)
     if substituted is not None:
-        if rules.form:  # a multipart body is sent as it came: nothing renames its model
-            raise errors.model_shut_down(name, substituted.shutdown)
-        exchange.substituted = substituted.header
         if not model_allowed(gw.config, caller.team, substituted.old):
             raise errors.model_not_found(name)
+        if rules.form:  # a multipart body is sent as it came: nothing renames its model
+            raise errors.model_shut_down(name, substituted.shutdown, substituted.new)
+        exchange.substituted = substituted.header
+        count_substitution(gw, substituted)
         name = substituted.new
         payload = {**payload, "model": gw.config.models[name].upstream}
         body = orjson.dumps(payload)
@@ -137,7 +143,7 @@ async def serve(request: Request, rules: Governed) -> Response:
         raise errors.model_not_found(name)
     label, model = found
     if substituted is None:
-        refuse_shut_down(gw, name, model)  # a fine-tune of a shut-down base
+        refuse_shut_down(gw, name, label, model)  # a fine-tune of a shut-down base
     if rules.cost is not Cost.FREE and not model.priced:
         raise errors.model_not_found(name)  # not priced: never served free
     # Asked for (a shut-down model's name, as chat counts it) and served.

@@ -27,7 +27,7 @@ async def list_models(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
     today = gw.today()
-    data = [_model_object(gw.config, name, today) for name in _visible(gw.config, caller)]
+    data = [_model_object(gw.config, name, today) for name in _visible(gw.config, caller, today)]
     data += await tuned_models.listed(gw, caller)
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
@@ -38,15 +38,26 @@ async def get_model(request: Request) -> Response:
     name = request.path_params["model"]
     if name.startswith("ft:"):
         return await tuned_models.retrieve(request, caller, name)
-    if name not in _visible(gw.config, caller):
+    today = gw.today()
+    # By any of its names, as requests name it: a client pinned to a dated snapshot reads
+    # when it shuts down too.
+    found = gw.models.get(name)
+    label = found[0] if found is not None else name
+    if label not in _visible(gw.config, caller, today):
         raise errors.model_not_found(name)
-    return Response(orjson.dumps(_model_object(gw.config, name, gw.today())), media_type=JSON)
+    answer = {**_model_object(gw.config, label, today), "id": name}
+    return Response(orjson.dumps(answer), media_type=JSON)
 
 
-def _visible(config: Config, caller: Caller) -> list[str]:
+def _visible(config: Config, caller: Caller, today: str) -> list[str]:
     """The team's models, then each routing alias with a model the team may use: model pickers
-    offer the aliases too."""
-    names = [name for name in config.models if model_allowed(config, caller.team, name)]
+    offer the aliases too. A model shut down that no successor serves is refused by the
+    shield, so it is left out, as OpenAI's list leaves it out."""
+    names = [
+        name for name in config.models
+        if model_allowed(config, caller.team, name)
+        and not (config.retirement.shield and retirement.refused(config.models, name, today))
+    ]  # fmt: skip
     aliases = dict.fromkeys(config.routing.policies)
     if caller.team.routing_policy:
         aliases[DEFAULT_ALIAS] = None

@@ -447,10 +447,11 @@ class NativeAttempt(ModelAttempt):
         if payload.get("prompt") is not None:
             req.fees = tool_fees(payload, gw.config.hosted_tools, stored_prompt=True)
         given = payload.get("reasoning")
-        if req.effort and not (isinstance(given, dict) and given.get("effort") is not None):
+        effort = req.effort_for(self.model or "")
+        if effort and not (isinstance(given, dict) and given.get("effort") is not None):
             payload["reasoning"] = {
                 **(given if isinstance(given, dict) else {}),
-                "effort": req.effort,
+                "effort": effort,
             }
         history = req.history()
         if history:

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed, team_budget
-from gateway.admission.pricing import estimates
+from gateway.admission.pricing import estimates, requested_completion
+from gateway.compat import patches
 from gateway.config import ModelConfig
 from gateway.routing import heuristic, retirement
 from gateway.routing.aliases import DEFAULT_ALIAS, Routed, policy_name
@@ -40,11 +41,9 @@ def successor_of(gw: Gateway, name: str) -> Substitution | None:
     return substitution
 
 
-def shield(gw: Gateway, name: str) -> Substitution | None:
-    """`successor_of` for a request about to be served: counted, and logged once a process."""
-    substitution = successor_of(gw, name)
-    if substitution is None:
-        return None
+def count_substitution(gw: Gateway, substitution: Substitution) -> None:
+    """A request the successor serves, once the team was found allowed the model it named:
+    counted, and logged once a process."""
     gw.metrics.model_substitutions.labels(substitution.old, substitution.new).inc()
     if substitution.header not in gw.substitutions_logged:
         gw.substitutions_logged.add(substitution.header)
@@ -52,14 +51,20 @@ def shield(gw: Gateway, name: str) -> Substitution | None:
             "%s shut down on %s: its requests are served by %s (x-gateway-model-substituted)",
             substitution.old, substitution.shutdown, substitution.new,
         )  # fmt: skip
-    return substitution
 
 
-def refuse_shut_down(gw: Gateway, name: str, model: ModelConfig) -> None:
+def shut_down(gw: Gateway, model: ModelConfig) -> bool:
+    """Whether the shield refuses `model` itself: its shutdown day has come."""
+    return bool(model.shutdown) and gw.config.retirement.shield and model.shutdown <= gw.today()
+
+
+def refuse_shut_down(gw: Gateway, name: str, label: str, model: ModelConfig) -> None:
     """Refuse what no successor can stand in for once its model is shut down: a fine-tune
-    (OpenAI shuts them down with their base), or a base to fine-tune."""
-    if model.shutdown and gw.config.retirement.shield and model.shutdown <= gw.today():
-        raise errors.model_shut_down(name, model.shutdown)
+    (OpenAI shuts them down with their base), or a base to fine-tune. `label`: the configured
+    model it is (a fine-tune's base), whose successor the refusal names, if it has one."""
+    if shut_down(gw, model):
+        after = retirement.retired(gw.config.models, label, gw.today())
+        raise errors.model_shut_down(name, model.shutdown, after.new if after else "")
 
 
 async def choose(gw: Gateway, team: Team, name: str, payload: dict[str, Any]) -> Routed | None:
@@ -100,6 +105,7 @@ async def route_endpoint(request: Request) -> Response:
         policy, model = None, found[0]
         decision = heuristic.Decision(model, 0.0, "", ("model named explicitly: not routed",))
         candidates = [model]
+        efforts: dict[str, str] = {}
     else:
         policy, decision = routed.policy, routed.decision
         rules = gw.config.routing.policies[policy]
@@ -107,12 +113,30 @@ async def route_endpoint(request: Request) -> Response:
             dict.fromkeys((rules.general_model, rules.mini_model, rules.preview_model))
         )
         model = decision.model
+        # A role not chosen is estimated at the most its policy asks of it: its worst case.
+        efforts = {
+            m: levels[-1]
+            for m, levels in (
+                (rules.preview_model, rules.preview_effort),
+                (rules.mini_model, rules.mini_effort),
+                (rules.general_model, rules.general_effort),
+            )
+            if levels
+        }
     allowed = [m for m in candidates if model_allowed(gw.config, caller.team, m)]
     # What would serve it: a shut-down model's successor (allowed as the model it replaces).
     substituted = successor_of(gw, model)
     # Each candidate is estimated on the model that would serve it and charge it; one shut
     # down with no successor would serve nothing.
     served_by = {m: s for m in candidates if (s := serving(gw, m))}
+    # Each at the effort chat would send it: routing's, else a stand-in's (`Substitution`).
+    effort = efforts[model] = decision.effort or (substituted.effort if substituted else "")
+    sent = {
+        m: requested_completion(
+            as_sent(gw, caller.team, payload, s, efforts.get(m) or stand_in_effort(gw, m))
+        )
+        for m, s in served_by.items()
+    }
     answer: dict[str, Any] = {
         "object": "route",
         "policy": policy,
@@ -121,12 +145,38 @@ async def route_endpoint(request: Request) -> Response:
         "substituted": substituted.header if substituted is not None else None,
         "allowed": model in allowed,
         "score": decision.score,
-        "effort": decision.effort or None,
+        "effort": effort or None,
         "domain": decision.domain,
         "reasons": list(decision.reasons),
-        "estimates": estimates(gw.config, payload, list(served_by), served_by),
+        "estimates": estimates(gw.config, payload, list(served_by), served_by, sent),
     }
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def as_sent(
+    gw: Gateway, team: Team, payload: dict[str, Any], label: str, effort: str
+) -> dict[str, Any]:
+    """The chat request as it would go upstream to the configured model `label`, at `effort`
+    unless it sets its own, patched as chat patches it (`ChatAttempt.patch`)."""
+    if effort and payload.get("reasoning_effort") is None:
+        payload = {**payload, "reasoning_effort": effort}
+    if not gw.config.compat.enabled or team.strict:
+        return payload
+    caps = gw.config.models[label].capabilities
+    headroom = gw.config.compat.reasoning_headroom_tokens
+    try:
+        return patches.rewrite_chat(payload, caps, min_completion_tokens=headroom).payload
+    except errors.GatewayError:
+        return payload  # refused when served: estimated as it was asked
+
+
+def stand_in_effort(gw: Gateway, name: str) -> str:
+    """The effort a successor is asked, standing in for the model `name` ("": none)."""
+    try:
+        substituted = successor_of(gw, name)
+    except errors.GatewayError:
+        return ""
+    return substituted.effort if substituted is not None else ""
 
 
 def serving(gw: Gateway, name: str) -> str:

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from gateway.admission.plan import model_allowed
 from gateway.config import ModelConfig
 from gateway.endpoints.owned import Kind, forward_owned
+from gateway.endpoints.route import shut_down
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
@@ -74,11 +75,14 @@ async def fine_tunes(
 
 
 async def listed(gw: Gateway, caller: Caller) -> list[dict[str, Any]]:
-    """The team's fine-tunes whose base it may use, as `GET /v1/models` lists models."""
+    """The team's fine-tunes whose base it may use, as `GET /v1/models` lists models; not
+    those the shield refuses, from their base's shutdown day."""
     out: list[dict[str, Any]] = []
     for name, made in await gw.owners.made(MODEL.name, caller.team.name, MAX_LISTED):
         found = gw.model_of(name)
         if found is not None and model_allowed(gw.config, caller.team, found[0]):
+            if shut_down(gw, found[1]):
+                continue
             parts = name.split(":")
             owner = parts[2] if len(parts) > 2 else caller.team.name  # upstream's organization
             out.append({

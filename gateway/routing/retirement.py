@@ -2,7 +2,10 @@
 
 Pure: "today" is given (an ISO day, compared as text), never read from a clock. A model whose
 `shutdown` day has come is served by its `successor`, or that one's while it too is retired;
-one with no live successor is refused by the gateway rather than sent upstream to fail.
+one with no live successor is refused by the gateway rather than sent upstream to fail. A
+successor that reasons, standing in for a model that does not, is asked effort `none` when it
+takes it: the answer the client asked for, within the `max_tokens` it set, not one that thinks
+first (and is given room, and billed, for thinking).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import date
 
 from gateway.config import ModelConfig
 
-__all__ = ["Retiring", "Substitution", "retired", "retiring"]
+__all__ = ["Retiring", "Substitution", "refused", "retired", "retiring"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,8 @@ class Substitution:
     old: str
     new: str  # "": no configured successor is still served
     shutdown: str
+    # The reasoning effort `new` is asked so it stands in for `old` ("": its own default).
+    effort: str = ""
 
     @property
     def header(self) -> str:
@@ -42,9 +47,25 @@ def retired(models: Mapping[str, ModelConfig], name: str, today: str) -> Substit
     while current.successor:
         successor = models[current.successor]
         if _live(successor, today):
-            return Substitution(name, current.successor, model.shutdown)
+            return Substitution(
+                name, current.successor, model.shutdown, _stand_in_effort(model, successor)
+            )
         current = successor
     return Substitution(name, "", model.shutdown)
+
+
+def refused(models: Mapping[str, ModelConfig], name: str, today: str) -> bool:
+    """Whether the configured model `name` is shut down with no successor serving it."""
+    substitution = retired(models, name, today)
+    return substitution is not None and not substitution.new
+
+
+def _stand_in_effort(old: ModelConfig, new: ModelConfig) -> str:
+    """`none` for a successor that reasons at an effort asked, standing in for a model that
+    does not reason: its default effort may think, which the client never asked for."""
+    if old.reasoning or "none" not in (new.capabilities.reasoning_effort or ()):
+        return ""
+    return "none"
 
 
 @dataclass(frozen=True, slots=True)

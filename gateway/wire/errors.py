@@ -47,7 +47,7 @@ invalid_request_error
   401  invalid_api_key               authorization_too_long    an Authorization header too long
   401  invalid_api_key               malformed_authorization   an Authorization header, no Bearer key
   404  model_not_found               model_not_found           no such model, or not the team's
-  404  model_not_found               model_shut_down           shut down upstream, no successor configured
+  404  model_not_found               model_shut_down           shut down upstream, and no successor stands in
   404  -                             response_not_found        no such response of the team's
   404  -                             item_not_found            an input item's id: no item of the team's
   404  -                             file_not_found            no such file of the team's
@@ -642,12 +642,20 @@ def model_not_found(name: str) -> GatewayError:
     return GatewayError(404, message, code="model_not_found")
 
 
-def model_shut_down(name: str, shutdown: str) -> GatewayError:
-    """A model upstream no longer serves, with no successor configured to serve it instead."""
-    message = (
-        f"The model `{name}` was shut down on {shutdown} and no successor is configured for it;"
-        " ask your gateway operator which model replaces it."
-    )
+def model_shut_down(name: str, shutdown: str, successor: str = "") -> GatewayError:
+    """A model upstream no longer serves, that no successor serves instead here (`successor`:
+    the model serving requests that name it where one can stand in, never this one)."""
+    if successor:
+        message = (
+            f"The model `{name}` was shut down on {shutdown}; its successor `{successor}` cannot"
+            " stand in for it here (a fine-tune, fine-tuning, an upload's form): name a model"
+            " served today."
+        )
+    else:
+        message = (
+            f"The model `{name}` was shut down on {shutdown} and no successor is configured for"
+            " it; ask your gateway operator which model replaces it."
+        )
     return GatewayError(404, message, code="model_not_found")
 
 

@@ -177,6 +177,19 @@ def test_a_batch_naming_a_shut_down_model_is_refused_before_upstream(
     )
     seen = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
     assert seen[-1]["method"] == "GET", "the gateway read the file; it created no batch"
+    # gpt-4o, which does not reason, is served by gpt-6-luna asked not to reason: so advised.
+    after = sdk(
+        serve_teams(
+            start_gateway, redis_server, tmp_path, TEAMS, retirement={"today": "2027-02-01"}
+        ),
+        "payer",
+    )
+    with pytest.raises(openai.BadRequestError) as info:
+        create(after, input_file(after, model="gpt-4o", lines=1))
+    assert info.value.message.endswith(
+        "its model gpt-4o was shut down on 2027-01-14; name gpt-6-luna at reasoning_effort none"
+        " instead."
+    )
 
 
 def test_a_shut_down_batch_model_names_no_successor_the_team_cannot_use(

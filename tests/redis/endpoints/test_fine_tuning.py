@@ -306,6 +306,7 @@ def test_a_fine_tune_shuts_down_with_its_base(
     name = complete(simulator, job.id)["fine_tuned_model"]
     follow()  # the job ended: its model is the team's
     assert client.chat.completions.create(model=name, messages=HI).model == name
+    assert name in [m.id for m in client.models.list()]
     # A replica judging by a day after gpt-4o-mini's shutdown (2027-01-14), on the same store.
     later = serve_teams(
         start_gateway, redis_server, tmp_path, TEAMS, knobs=False,
@@ -313,14 +314,23 @@ def test_a_fine_tune_shuts_down_with_its_base(
     )  # fmt: skip
     after = sdk(later, "payer")
     seen = len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
-    for call in (
-        lambda: after.chat.completions.create(model=name, messages=HI),
-        lambda: after.fine_tuning.jobs.create(model="gpt-4o-mini", training_file="file-x"),
+    for named, call in (
+        (name, lambda: after.chat.completions.create(model=name, messages=HI)),
+        (
+            "gpt-4o-mini",
+            lambda: after.fine_tuning.jobs.create(model="gpt-4o-mini", training_file="file-x"),
+        ),
     ):
         refused = not_found(call)
         assert refused["code"] == "model_not_found"
-        assert "shut down on 2027-01-14" in refused["message"]
+        # Its base's successor, which serves requests naming the base, cannot stand in here.
+        assert refused["message"].startswith(
+            f"The model `{named}` was shut down on 2027-01-14; its successor `gpt-6-luna` cannot"
+            " stand in for it here"
+        )
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
+    # Refused, it is no model the team may use: not listed (upstream's list leaves it out too).
+    assert name not in [m.id for m in after.models.list()]
     # A batch naming it is refused; no successor is offered for a fine-tune (none stands in).
     line = {"custom_id": "r", "method": "POST", "url": "/v1/chat/completions",
             "body": {"model": name, "messages": HI}}  # fmt: skip

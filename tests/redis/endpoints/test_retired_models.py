@@ -122,3 +122,34 @@ def test_a_shut_down_fallback_served_by_its_successor_fits_its_limits(
     with pytest.raises(openai.RateLimitError) as refused:
         client.chat.completions.create(**ask)  # type: ignore[call-overload]
     assert "messages per week of o1-mini" in refused.value.message
+
+
+def test_a_team_not_allowed_the_model_named_is_not_served_its_successor(
+    start_gateway: GatewayFactory, simulator: ServerThread, redis_server: str, tmp_path: Path
+) -> None:
+    # Tier 1 has no o1 models: o1-preview, served by gpt-6.2-astra since its shutdown, is a
+    # model it cannot use, refused as any other; nothing says or counts a substitution.
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path,
+        {"small": {"tier": "tier-1"}, "large": {"tier": "tier-5"}},
+        config=on_today(simulator),
+    )  # fmt: skip
+    small = sdk(gateway, "small").with_options(default_headers={"x-sim-today": TODAY})
+    hi = [{"role": "user", "content": "Hi"}]
+    for refuse in (
+        lambda: small.chat.completions.create(model="o1-preview", messages=hi),  # type: ignore[arg-type]
+        lambda: small.embeddings.create(model="o1-preview", input="Hi"),
+    ):
+        with pytest.raises(openai.NotFoundError) as refused:
+            refuse()
+        assert refused.value.message.endswith(
+            "The model `o1-preview` does not exist or you do not have access to it."
+        )
+        assert "x-gateway-model-substituted" not in refused.value.response.headers
+    assert "gateway_model_substitutions_total{" not in scrape(gateway.url)
+    large = sdk(gateway, "large").with_options(default_headers={"x-sim-today": TODAY})
+    raw = large.chat.completions.with_raw_response.create(model="o1-preview", messages=hi)  # type: ignore[arg-type]
+    assert raw.headers["x-gateway-model-substituted"] == "o1-preview -> gpt-6.2-astra"
+    assert (
+        'gateway_model_substitutions_total{model="o1-preview",successor="gpt-6.2-astra"} 1.0'
+    ) in scrape(gateway.url)

@@ -56,5 +56,8 @@ def test_each_model_says_its_shutdown_date_as_openai_does(gateway: ServerThread)
     assert listed["o1-preview"].shutdown_date == "2025-07-28"
     assert listed["gpt-4o"].shutdown_date == "2027-01-14"
     assert client.models.retrieve("o1-mini").shutdown_date == "2025-10-27"
+    # By the dated snapshot a client pins, as chat completions serves it.
+    pinned = client.models.retrieve("gpt-4o-2024-08-06")
+    assert (pinned.id, pinned.shutdown_date) == ("gpt-4o-2024-08-06", "2027-01-14")
     assert listed["auto"].shutdown_date is None
     assert "shutdown_date" in listed["auto"].model_fields_set  # said, as null

@@ -29,6 +29,7 @@ SCIENCE = (
 )
 CHAT = "Write a warm two-line thank-you note to my neighbour for watering the plants."
 MATH = "Find all positive integers n such that n^2 + 2n + 7 is divisible by n + 1."
+HI: Any = [{"role": "user", "content": "Hi"}]
 WEATHER = {
     "type": "function",
     "function": {
@@ -48,6 +49,19 @@ def gateway_on(start_gateway: GatewayFactory, simulator: ServerThread, **env: st
     }
     config = base_config(**{**settings, **env})
     return start_gateway(config)
+
+
+def with_model(
+    start_gateway: GatewayFactory, simulator: ServerThread, day: str, name: str, **changes: Any
+) -> ServerThread:
+    """A gateway judging retirements by `day`, its model `name` configured with `changes`."""
+    config = base_config(
+        OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY,
+        O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES="x-sim-", O1GW__UPSTREAM__RETRIES="0",
+        O1GW__RETIREMENT__TODAY=day,
+    )  # fmt: skip
+    models = {**config.models, name: dataclasses.replace(config.models[name], **changes)}
+    return start_gateway(dataclasses.replace(config, models=models))
 
 
 @pytest.fixture
@@ -191,6 +205,43 @@ def test_a_retired_model_is_served_by_its_successor(
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == before
 
 
+def test_a_model_that_does_not_reason_is_served_by_its_successor_at_effort_none(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # gpt-4o shut down on 2027-01-14: gpt-6-luna serves it, asked not to reason, as gpt-4o
+    # did not. At its own default effort it would be given room for reasoning, and the client's
+    # max_tokens would no longer bound the answer it is billed for.
+    day = "2027-02-01"
+    gateway = gateway_on(start_gateway, simulator, O1GW__RETIREMENT__TODAY=day)
+    client = sdk(gateway).with_options(default_headers={"x-sim-today": day})
+    essay = [{"role": "user", "content": "Write a long essay about the sea and its storms."}]
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=essay, max_tokens=20, temperature=0.2
+    )
+    assert raw.headers["x-gateway-model-substituted"] == "gpt-4o -> gpt-6-luna"
+    sent = upstream(simulator)
+    assert (sent["model"], sent["reasoning_effort"], sent["max_completion_tokens"]) == (
+        "gpt-6-luna", "none", 20,
+    )  # fmt: skip
+    assert sent["temperature"] == 0.2  # which gpt-6-luna takes only at effort none
+    usage = raw.parse().usage
+    assert usage is not None and usage.completion_tokens <= 20
+    # The Responses API asks the same.
+    client.responses.create(model="gpt-4o-mini", input="Hi", max_output_tokens=20)
+    assert upstream(simulator)["reasoning"] == {"effort": "none"}
+    # A client's own effort stands.
+    client.chat.completions.create(model="gpt-4o", messages=essay, reasoning_effort="low")
+    assert upstream(simulator)["reasoning_effort"] == "low"
+    # A model that reasons is served at its successor's own default, as before.
+    client.chat.completions.create(model="o1-preview", messages=essay)
+    assert "reasoning_effort" not in upstream(simulator)
+    answer = httpx.post(
+        f"{gateway.url}/v1/route", json={"model": "gpt-4o", "messages": essay},
+        headers={"authorization": f"Bearer {CLIENT_KEY}"},
+    ).json()  # fmt: skip
+    assert (answer["substituted"], answer["effort"]) == ("gpt-4o -> gpt-6-luna", "none")
+
+
 def test_without_the_shield_upstream_refuses_a_retired_model(
     start_gateway: GatewayFactory, simulator: ServerThread
 ) -> None:
@@ -257,20 +308,43 @@ def test_the_route_endpoint_names_the_successor_that_would_serve(
     assert "gateway_model_substitutions_total{" not in scrape(gateway.url)
 
 
+def test_the_route_endpoint_estimates_the_cap_chat_sends_upstream(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # A max_tokens a reasoning model refuses goes upstream as max_completion_tokens with room
+    # to reason: held, and maybe billed, so. The worst case estimated is that one.
+    def route(server: ServerThread, model: str) -> Any:
+        return httpx.post(
+            f"{server.url}/v1/route", json={"model": model, "messages": HI, "max_tokens": 20},
+            headers={"authorization": f"Bearer {CLIENT_KEY}"},
+        ).json()  # fmt: skip
+
+    gateway = gateway_on(start_gateway, simulator)
+    estimated = route(gateway, "o1-preview")["estimates"]["o1-preview"]["max_completion_tokens"]
+    sdk(gateway).chat.completions.create(model="o1-preview", messages=HI, max_tokens=20)
+    assert estimated == upstream(simulator)["max_completion_tokens"] == 4096
+    # gpt-6-luna standing in for gpt-4o at effort none keeps the client's cap.
+    day = "2027-02-01"
+    later = gateway_on(start_gateway, simulator, O1GW__RETIREMENT__TODAY=day)
+    estimated = route(later, "gpt-4o")["estimates"]["gpt-4o"]["max_completion_tokens"]
+    sdk(later).with_options(default_headers={"x-sim-today": day}).chat.completions.create(
+        model="gpt-4o", messages=HI, max_tokens=20
+    )
+    assert estimated == upstream(simulator)["max_completion_tokens"] == 20
+    # So does the line-up's general model, played at effort none; its reasoning models do not.
+    current = gateway_on(start_gateway, simulator, O1GW__ROUTING__LINEUP="openai-2026-12")
+    caps = {m: e["max_completion_tokens"] for m, e in route(current, "auto")["estimates"].items()}
+    assert caps == {"gpt-6-luna": 20, "gpt-6.1-sol": 4096, "gpt-6.2-astra": 4096}
+
+
 def test_a_fallback_shut_down_is_served_by_its_successor(
     start_gateway: GatewayFactory, simulator: ServerThread
 ) -> None:
-    config = base_config(
-        OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY,
-        O1GW__UPSTREAM__FORWARD_HEADER_PREFIXES="x-sim-", O1GW__UPSTREAM__RETRIES="0",
-        O1GW__RETIREMENT__TODAY=TODAY,
-    )  # fmt: skip
-    models = dict(config.models)
     # An operator's fallback written before o1-mini's shutdown (gpt-6.1-sol serves it now).
-    models["gpt-6.2-astra"] = dataclasses.replace(
-        models["gpt-6.2-astra"], fallbacks=("o1-mini", "gpt-3.5-turbo-instruct")
-    )
-    gateway = start_gateway(dataclasses.replace(config, models=models))
+    gateway = with_model(
+        start_gateway, simulator, TODAY, "gpt-6.2-astra",
+        fallbacks=("o1-mini", "gpt-3.5-turbo-instruct"),
+    )  # fmt: skip
     log = f"{simulator.url}/_sim/requests"
     seen = len(httpx.get(log).json()["data"])
     with pytest.raises(openai.RateLimitError) as refused:
@@ -285,6 +359,46 @@ def test_a_fallback_shut_down_is_served_by_its_successor(
     assert refused.value.response.headers["x-gateway-fallback"] == (
         "gpt-6.2-astra -> gpt-6.1-sol (429)"
     )
+
+
+def test_a_model_nothing_serves_is_not_listed_once_shut_down(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # DALL-E, gpt-image-1 and gpt-3.5-turbo-instruct are shut down with no successor: every
+    # request naming them is refused, so no model picker is offered them (as OpenAI's list
+    # does not). o1-preview, shut down too, is still served, by gpt-6.2-astra.
+    gone = {"dall-e-2", "dall-e-3", "gpt-image-1", "gpt-3.5-turbo-instruct"}
+    client = sdk(gateway_on(start_gateway, simulator))
+    listed = {m.id for m in client.models.list()}
+    assert not gone & listed
+    assert "o1-preview" in listed
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("dall-e-3")
+    assert client.models.retrieve("o1-preview").id == "o1-preview"
+    # Without the shield they go upstream as named: listed as configured.
+    unshielded = sdk(gateway_on(start_gateway, simulator, O1GW__RETIREMENT__SHIELD="false"))
+    assert gone <= {m.id for m in unshielded.models.list()}
+
+
+def test_a_shut_down_fallback_that_did_not_reason_is_served_at_effort_none(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # An operator's model still served, falling back to gpt-4o (gpt-6-luna serves it now).
+    gateway = with_model(
+        start_gateway, simulator, "2027-02-01", "gpt-4o-mini",
+        shutdown="", successor="", fallbacks=("gpt-4o",),
+    )  # fmt: skip
+    log = f"{simulator.url}/_sim/requests"
+    seen = len(httpx.get(log).json()["data"])
+    with pytest.raises(openai.RateLimitError):
+        sdk(gateway).chat.completions.create(
+            model="gpt-4o-mini", messages=HI, max_tokens=20,
+            extra_headers={"x-sim-fault": "429", "x-sim-today": "2027-01-13"},
+        )  # fmt: skip
+    sent = [r["body"] for r in httpx.get(log).json()["data"][seen:]]
+    assert [b["model"] for b in sent] == ["gpt-4o-mini-2024-07-18", "gpt-6-luna"]
+    # As the model it stands in for, asked not to reason: the client's cap holds.
+    assert (sent[1]["reasoning_effort"], sent[1]["max_completion_tokens"]) == ("none", 20)
 
 
 def test_the_models_list_names_the_successor_serving_today(

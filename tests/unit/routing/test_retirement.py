@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from gateway.config import ConfigError, ModelConfig, load_config
-from gateway.routing.retirement import Retiring, Substitution, retired, retiring
+from gateway.config import Capabilities, ConfigError, ModelConfig, load_config
+from gateway.routing.retirement import Retiring, Substitution, refused, retired, retiring
 from tests.conftest import ROOT
 
 SHIPPED = (ROOT / "config" / "gateway.yaml").read_text()
@@ -34,6 +34,44 @@ def test_successors_are_followed_to_one_still_served() -> None:
 
 def test_a_shut_down_model_without_a_live_successor_has_none() -> None:
     assert retired(MODELS, "gone", "2026-05-12") == Substitution("gone", "", "2026-05-12")
+    assert refused(MODELS, "gone", "2026-05-12")
+    assert not refused(MODELS, "gone", "2026-05-11")
+    assert not refused(MODELS, "old", "2099-01-01")  # its successors' successor serves it
+
+
+def test_a_successor_that_reasons_stands_in_for_one_that_does_not_at_effort_none() -> None:
+    def model(reasoning: bool, *efforts: str, successor: str = "") -> ModelConfig:
+        caps = Capabilities(reasoning_effort=efforts)
+        return ModelConfig(
+            upstream="m", reasoning=reasoning, capabilities=caps,
+            shutdown="2027-01-14" if successor else "", successor=successor,
+        )  # fmt: skip
+
+    models = {
+        "chat": model(False, successor="thinks"),
+        "reasoner": model(True, successor="thinks"),
+        "plain": model(False, successor="always-thinks"),
+        "thinks": model(True, "none", "low", "high"),
+        "always-thinks": model(True, "low", "high"),
+    }
+    assert retired(models, "chat", "2027-01-14") == Substitution(
+        "chat", "thinks", "2027-01-14", "none"
+    )
+    # One that reasons already is served at the successor's own default.
+    assert retired(models, "reasoner", "2027-01-14") == Substitution(
+        "reasoner", "thinks", "2027-01-14"
+    )
+    # A successor that cannot be asked not to reason is asked nothing.
+    assert retired(models, "plain", "2027-01-14") == Substitution(
+        "plain", "always-thinks", "2027-01-14"
+    )
+    shipped = load_config(SHIPPED, {}).models
+    assert retired(shipped, "gpt-4o", "2027-01-14") == Substitution(
+        "gpt-4o", "gpt-6-luna", "2027-01-14", "none"
+    )
+    assert retired(shipped, "o1-preview", "2027-01-14") == Substitution(
+        "o1-preview", "gpt-6.2-astra", "2025-07-28"
+    )
 
 
 def test_retiring_lists_the_notice_window_soonest_first() -> None:
