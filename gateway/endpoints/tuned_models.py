@@ -20,7 +20,7 @@ from starlette.responses import Response
 from gateway.admission.plan import model_allowed
 from gateway.config import ModelConfig
 from gateway.endpoints.owned import Kind, forward_owned
-from gateway.endpoints.route import shut_down
+from gateway.endpoints.route import refuse_shut_down, shut_down
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
@@ -95,11 +95,14 @@ async def listed(gw: Gateway, caller: Caller) -> list[dict[str, Any]]:
 
 async def retrieve(request: Request, caller: Caller, name: str) -> Response:
     """The team's fine-tune as upstream describes it (counted against the team's request
-    limits, as every call upstream is)."""
+    limits, as every call upstream is). From its base's shutdown day the shield refuses it
+    here, as it refuses every request naming it and the list leaves it out: upstream no longer
+    has it either, so reading it there would only spend the team's limits on a 404."""
     gw = gateway_of(request)
     found = await fine_tuned(gw, caller, name)
     if found is None or not model_allowed(gw.config, caller.team, found[0]):
         raise errors.model_not_found(name)
+    refuse_shut_down(gw, name, *found)
     return await forward_owned(request, MODEL, name, count=True, caller=caller)
 
 

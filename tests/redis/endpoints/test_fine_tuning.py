@@ -320,6 +320,9 @@ def test_a_fine_tune_shuts_down_with_its_base(
             "gpt-4o-mini",
             lambda: after.fine_tuning.jobs.create(model="gpt-4o-mini", training_file="file-x"),
         ),
+        # Retrieved, it is answered here too: upstream has it no more either, so a read there
+        # would spend the team's request limits on upstream's bare 404.
+        (name, lambda: after.models.retrieve(name)),
     ):
         refused = not_found(call)
         assert refused["code"] == "model_not_found"
