@@ -162,12 +162,13 @@ async def retiring_models(request: Request) -> Response:
         if not (given.isascii() and given.isdigit()) or int(given) > MAX_DAYS:
             raise errors.invalid_setting(f"within_days: expected 0 to {MAX_DAYS}")
         within = int(given)
-    today = gw.today()
+    today, shield = gw.today(), gw.config.retirement.shield
     found = [
         {**dataclasses.asdict(r), "successor": r.successor or None}
-        for r in retiring(gw.config.models, today, within)
+        for r in retiring(gw.config.models, today, within, shield)
     ]
-    return json({"object": "list", "today": today, "within_days": within, "data": found})
+    answer = {"object": "list", "today": today, "within_days": within, "shield": shield}
+    return json({**answer, "data": found})
 
 
 MAX_DAYS = 36500

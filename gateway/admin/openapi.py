@@ -351,11 +351,15 @@ _USAGE = {
 
 _RETIRING = {
     "type": "object",
-    "required": ["object", "today", "within_days", "data"],
+    "required": ["object", "today", "within_days", "shield", "data"],
     "properties": {
         "object": {"const": "list"},
         "today": {"type": "string", "format": "date", "description": "The day judged by."},
         "within_days": _COUNT,
+        "shield": {
+            "type": "boolean",
+            "description": "retirement.shield: false substitutes nothing (every successor null).",
+        },
         "data": {
             "type": "array",
             "items": {
@@ -369,7 +373,8 @@ _RETIRING = {
                     "successor": {
                         "type": ["string", "null"],
                         "description": "The model serving it from its shutdown day, today's "
-                        "once that day has come (null: none, requests naming it are refused).",
+                        "once that day has come (null: none, requests naming it are refused, "
+                        "by the gateway or, with the shield off, upstream).",
                     },
                 },
             },

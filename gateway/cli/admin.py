@@ -464,12 +464,20 @@ def models_retiring(client: httpx.Client, args: argparse.Namespace) -> int:
         print(f"No model shuts down within {within} days of {today}.")
         return 0
     print(f"Models shutting down within {within} days of {today}:\n")
+    # With the shield off nothing is substituted: upstream refuses each from its day. (A
+    # gateway that does not say runs the shield, as every one did before it said.)
+    shield = found.get("shield", True)
+    nobody = "none: refused from then" if shield else "none: shield off"
     rows = [
-        [m["model"], m["shutdown"], _days_left(m["days_left"]),
-         m["successor"] or "none: refused from then"]
+        [m["model"], m["shutdown"], _days_left(m["days_left"]), m["successor"] or nobody]
         for m in models
-    ]  # fmt: skip
+    ]
     print(table(["MODEL", "SHUTDOWN", "DAYS", "SUCCESSOR"], rows))
+    if not shield:
+        print(
+            "\nretirement.shield is off: no successor stands in; requests naming these models"
+            " go upstream as named, which refuses them from their shutdown day."
+        )
     return 0
 
 

@@ -76,7 +76,7 @@ def _visible(config: Config, caller: Caller, today: str) -> list[str]:
 def _model_object(config: Config, name: str, today: str) -> dict[str, Any]:
     """OpenAI's model object, with its `shutdown_date` (null: none set, as for an alias); a
     model with a shutdown day also says it as `shutdown`, with its successor: the model serving
-    it from that day, today's once the day has come (a successor may be shut down since)."""
+    it from that day, today's once the day has come (null: none, as with the shield off)."""
     # `created` is fixed: it describes the model, not this gateway process.
     model = config.models.get(name)
     found: dict[str, Any] = {
@@ -85,6 +85,6 @@ def _model_object(config: Config, name: str, today: str) -> dict[str, Any]:
     }  # fmt: skip
     if model is not None and model.shutdown:
         found["shutdown"] = model.shutdown
-        served = retirement.retired(config.models, name, max(model.shutdown, today))
-        found["successor"] = served.new if served is not None and served.new else None
+        shield = config.retirement.shield
+        found["successor"] = retirement.serving(config.models, name, today, shield) or None
     return found

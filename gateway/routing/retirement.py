@@ -16,7 +16,7 @@ from datetime import date
 
 from gateway.config import ModelConfig
 
-__all__ = ["Retiring", "Substitution", "refused", "retired", "retiring"]
+__all__ = ["Retiring", "Substitution", "refused", "retired", "retiring", "serving"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,18 @@ def refused(models: Mapping[str, ModelConfig], name: str, today: str) -> bool:
     return substitution is not None and not substitution.new
 
 
+def serving(models: Mapping[str, ModelConfig], name: str, today: str, shield: bool) -> str:
+    """The model serving requests that name the configured model `name` from its shutdown day,
+    today's once that day has come (a successor may be shut down since); "" for none: no
+    successor is still served, or the shield is off, which substitutes nothing and sends
+    every request upstream as named."""
+    model = models.get(name)
+    if not shield or model is None or not model.shutdown:
+        return ""
+    after = retired(models, name, max(model.shutdown, today))
+    return after.new if after is not None else ""
+
+
 def _stand_in_effort(old: ModelConfig, new: ModelConfig) -> str:
     """`none` for a successor that reasons at an effort asked, standing in for a model that
     does not reason: its default effort may think, which the client never asked for."""
@@ -73,14 +85,16 @@ class Retiring:
     model: str
     shutdown: str
     days_left: int  # 0 or less once shut down (on its day, its successor serves it)
-    # Who serves it from its day, or today once it has come ("" = nobody: refused).
+    # Who serves it from its day, or today once it has come ("" = nobody: refused by the
+    # shield, or, with the shield off, sent upstream as named, which refuses it).
     successor: str
 
 
-def retiring(models: Mapping[str, ModelConfig], today: str, within_days: int) -> list[Retiring]:
+def retiring(
+    models: Mapping[str, ModelConfig], today: str, within_days: int, shield: bool
+) -> list[Retiring]:
     """Configured models shutting down within `within_days` of `today` (those already shut
-    down too), soonest first, each with the model serving it from its day: today's, for one
-    shut down already (its successor may have been shut down since)."""
+    down too), soonest first, each with the model serving it from its day (`serving`)."""
     day = date.fromisoformat(today)
     found = []
     for name, model in models.items():
@@ -88,6 +102,5 @@ def retiring(models: Mapping[str, ModelConfig], today: str, within_days: int) ->
             continue
         left = (date.fromisoformat(model.shutdown) - day).days
         if left <= within_days:
-            after = retired(models, name, max(model.shutdown, today))
-            found.append(Retiring(name, model.shutdown, left, after.new if after else ""))
+            found.append(Retiring(name, model.shutdown, left, serving(models, name, today, shield)))
     return sorted(found, key=lambda r: (r.shutdown, r.model))

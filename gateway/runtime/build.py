@@ -58,7 +58,9 @@ def open_gateway(config: Config) -> Gateway:
         models[name] = (name, model)
     client = open_redis(config.redis)
     metrics = Metrics(key_id_labels=config.observability.key_id_labels)
-    metrics.known_models(config.models, _successors(config.models))
+    # With the shield off nothing is substituted: no model serves another from its day.
+    shielded = _successors(config.models) if config.retirement.shield else {}
+    metrics.known_models(config.models, shielded)
     targets, extra_upstreams = _targets(config, upstream, upstream_key)
     fast = pipelined_client(config.redis)
     policy = RetryPolicy(

@@ -239,6 +239,35 @@ def test_models_retiring_lists_shutdowns_within_the_notice_and_their_successors(
             "successor": "gpt-6.1-sol"} in found["data"]  # fmt: skip
 
 
+def test_models_retiring_names_no_successor_with_the_shield_off(
+    start_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing is substituted: requests naming o1-preview go upstream as named, which refuses
+    # them, so no successor is said to serve it; its day is still shown.
+    server = start_gateway(
+        server={"admin_key": ADMIN_KEY}, retirement={"today": "2026-12-05", "shield": False}
+    )
+    common = ["--url", server.url, "--admin-key", ADMIN_KEY]
+    assert main(["models", "retiring", *common]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    rows = {columns(lines[2], line)["MODEL"]: columns(lines[2], line) for line in lines[3:-2]}
+    assert rows["o1-preview"] == {
+        "MODEL": "o1-preview", "SHUTDOWN": "2025-07-28", "DAYS": "shut down",
+        "SUCCESSOR": "none: shield off",
+    }  # fmt: skip
+    assert {row["SUCCESSOR"] for row in rows.values()} == {"none: shield off"}
+    assert lines[-1] == (
+        "retirement.shield is off: no successor stands in; requests naming these models go"
+        " upstream as named, which refuses them from their shutdown day."
+    )
+    assert main(["models", "retiring", "--json", *common]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["shield"] is False
+    assert {"model": "gpt-4o", "shutdown": "2027-01-14", "days_left": 40,
+            "successor": None} in found["data"]  # fmt: skip
+
+
 def test_models_retiring_says_a_model_is_shut_down_on_its_day(
     start_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -378,6 +378,12 @@ def test_a_model_nothing_serves_is_not_listed_once_shut_down(
     # Without the shield they go upstream as named: listed as configured.
     unshielded = sdk(gateway_on(start_gateway, simulator, O1GW__RETIREMENT__SHIELD="false"))
     assert gone <= {m.id for m in unshielded.models.list()}
+    # Nothing is substituted either: each still says its day, and no successor serving it.
+    for model in (unshielded.models.retrieve("o1-preview"), *unshielded.models.list()):
+        said = model.model_dump()
+        if model.id == "o1-preview":
+            assert (said["shutdown"], said["successor"]) == ("2025-07-28", None)
+        assert said.get("successor") is None
 
 
 def test_a_shut_down_fallback_that_did_not_reason_is_served_at_effort_none(

@@ -75,17 +75,23 @@ def test_a_successor_that_reasons_stands_in_for_one_that_does_not_at_effort_none
 
 
 def test_retiring_lists_the_notice_window_soonest_first() -> None:
-    assert retiring(MODELS, "2026-12-05", 90) == [
+    assert retiring(MODELS, "2026-12-05", 90, True) == [
         Retiring("old", "2025-07-28", -495, "middle"),
         Retiring("gone", "2026-05-12", -207, ""),
         Retiring("middle", "2026-12-10", 5, "new"),
     ]
-    assert [r.model for r in retiring(MODELS, "2024-10-01", 30)] == []
+    assert [r.model for r in retiring(MODELS, "2024-10-01", 30, True)] == []
     # A model shut down already is listed with the model serving it today, as requests are.
-    assert retiring(MODELS, "2026-12-11", 0) == [
+    assert retiring(MODELS, "2026-12-11", 0, True) == [
         Retiring("old", "2025-07-28", -501, "new"),
         Retiring("gone", "2026-05-12", -213, ""),
         Retiring("middle", "2026-12-10", -1, "new"),
+    ]
+    # Without the shield nothing is substituted: the days stay, no successor serves.
+    assert retiring(MODELS, "2026-12-05", 90, False) == [
+        Retiring("old", "2025-07-28", -495, ""),
+        Retiring("gone", "2026-05-12", -207, ""),
+        Retiring("middle", "2026-12-10", 5, ""),
     ]
 
 

@@ -135,3 +135,9 @@ async def test_each_shutdown_is_exported_with_the_model_serving_it_from_that_day
     assert sample(name, {"model": "gpt-6-luna", "successor": "gpt-6.1-sol"}) == 1_798_761_600
     assert sample(name, {"model": "dall-e-3", "successor": ""}) is not None
     await gw.close()
+    # With the shield off nothing is substituted: no successor is said to serve a model.
+    off = open_gateway(base_config(O1GW__RETIREMENT__SHIELD="false"))
+    sample = off.metrics.registry.get_sample_value
+    assert sample(name, {"model": "gpt-4o", "successor": ""}) == 1_799_884_800
+    assert sample(name, {"model": "gpt-4o", "successor": "gpt-6-luna"}) is None
+    await off.close()
