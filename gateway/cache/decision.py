@@ -6,7 +6,8 @@ routed by a policy that did. A request the cache is on for may still not be cach
 stored object, a background response, several choices, tools unless asked (chat's legacy
 `functions` never), or what upstream fetches while answering: an image or a file from a URL, a
 web search or another hosted tool reading live data, a stored prompt template (what they find
-may change while the request stays the same).
+may change while the request stays the same), or a model past its shutdown day (sent upstream as
+named with the retirement shield off, where it is refused).
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def cacheable(api: str, payload: Mapping[str, Any], tools: bool) -> bool:
     if fetches(payload.get("messages" if api == "chat" else "input")) or searches(payload):
         return False
     return tools or not payload.get("tools")
+
+
+def shut_down(shutdown: str, today: str) -> bool:
+    """Whether the model serving the request, shutting down on `shutdown` ("": no day set), is
+    shut down on `today` (ISO days, compared as text). Only with the retirement shield off is
+    such a model sent upstream, which refuses it: an answer kept for it before its day would be
+    an answer from a model that no longer exists."""
+    return bool(shutdown) and shutdown <= today
 
 
 # Hosted tools whose results upstream reads from what lives beside the request and may change

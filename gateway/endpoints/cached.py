@@ -101,7 +101,10 @@ class CachedRequest:
             return False
         config = gw.config.cache
         self.tools = config.cache_tools or headers.get(TOOLS_HEADER, "").lower() in ("on", "1")
-        if mode is not Mode.BYPASS and not decision.cacheable(api, payload, self.tools):
+        if mode is not Mode.BYPASS and (
+            not decision.cacheable(api, payload, self.tools)
+            or decision.shut_down(self.model.shutdown, gw.today())
+        ):
             mode = Mode.BYPASS
         self.mode = mode
         if mode is not Mode.BYPASS:

@@ -22,8 +22,10 @@ import orjson
 import pytest
 import redis
 
+from gateway.config import SimulatorConfig
 from gateway.routing.heuristic import DEFAULT
-from tests.conftest import GatewayFactory, ServerThread, free_port, scrape
+from gateway.simulator import create_simulator
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config, free_port, scrape
 from tests.redis.admission.test_end_to_end import month, spend
 from tests.redis.endpoints.teams import billed, joined, key_of, sdk, serve_teams
 from tests.redis.test_faults import wait_for
@@ -375,6 +377,49 @@ def test_a_hit_survives_a_gateway_restart(
     assert again.headers["x-gateway-cache"] == "hit"
     assert again.parse().id == answer.id
     assert upstream_calls(simulator, prompt) == 1
+
+
+# A day o1-preview (shut down on 2025-07-28) is past its shutdown, upstream and in the gateway.
+SHUT_DOWN_DAY = "2026-12-05"
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_an_answer_kept_before_its_models_shutdown_is_not_served_after_it(
+    serve: Serve, prompt: str, api: str
+) -> None:
+    """With the shield off, a request naming a shut-down model goes upstream as named, which
+    refuses it: an answer kept for it before its day would be an answer from a model that no
+    longer exists. With the shield on, its successor serves it, keyed as the successor."""
+
+    def ask(gateway: ServerThread) -> Any:
+        client = sdk(gateway, "alpha")
+        if api == "chat":
+            create = client.chat.completions.with_raw_response.create
+            return create(model="o1-preview", messages=[{"role": "user", "content": prompt}])
+        create_response = client.responses.with_raw_response.create
+        return create_response(model="o1-preview", input=prompt, store=False)
+
+    before = serve(retirement={"shield": False})
+    assert [ask(before).headers["x-gateway-cache"] for _ in range(2)] == ["miss", "hit"]
+    with ServerThread(
+        create_simulator(SimulatorConfig(today=SHUT_DOWN_DAY, request_log=50))
+    ) as upstream:
+        config = base_config(
+            OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY,
+            O1GW__RETIREMENT__TODAY=SHUT_DOWN_DAY,
+        )  # fmt: skip
+        unshielded = serve(config=config, retirement={"shield": False})
+        with pytest.raises(openai.NotFoundError) as refused:
+            ask(unshielded)
+        assert refused.value.code == "model_not_found"
+        assert refused.value.response.headers["x-gateway-cache"] == "bypass"
+        assert upstream_calls(upstream, prompt) == 1
+        shielded = serve(config=config)
+        answers = [ask(shielded) for _ in range(2)]
+        assert [a.headers["x-gateway-cache"] for a in answers] == ["miss", "hit"]
+        substituted = answers[0].headers["x-gateway-model-substituted"]
+        assert substituted == "o1-preview -> gpt-6.2-astra"
+        assert upstream_calls(upstream, prompt) == 2
 
 
 def concurrent(gateways: list[ServerThread], prompt: str, count: int, **extra: Any) -> list[Any]:

@@ -124,6 +124,13 @@ def test_what_may_use_the_cache(
     assert decision.cacheable(api, payload, tools) is expected
 
 
+def test_a_model_is_shut_down_from_its_day_on() -> None:
+    assert not decision.shut_down("", "2026-12-05")  # no day set
+    assert not decision.shut_down("2027-01-14", "2027-01-13")
+    assert decision.shut_down("2027-01-14", "2027-01-14")
+    assert decision.shut_down("2025-07-28", "2026-12-05")
+
+
 def completion(finish: str = "stop", **message: Any) -> dict[str, Any]:
     return {
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
