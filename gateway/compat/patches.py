@@ -31,6 +31,7 @@ __all__ = [
     "adapt_request",
     "adapt_response",
     "rewrite_chat",
+    "rewrite_for",
     "rewrite_responses",
     "streams_faked",
 ]
@@ -179,6 +180,20 @@ def rewrite_chat(
     payload.pop("stream", None)
     payload.pop("stream_options", None)
     return Rewritten(payload, emulation_plan(original, adapted, emulated), emulated)
+
+
+def rewrite_for(
+    original: dict[str, Any], caps: Capabilities, effort: str, *, patch: bool,
+    min_completion_tokens: int,
+) -> Rewritten:  # fmt: skip
+    """A chat request as it goes to one model: asked at `effort` ("": none) unless it names
+    its own, then, when `patch` (compatibility on, the team not strict), rewritten for what
+    the model lacks (`rewrite_chat`); else as it came, copied."""
+    if effort and original.get("reasoning_effort") is None:
+        original = {**original, "reasoning_effort": effort}
+    if not patch:
+        return Rewritten(dict(original))
+    return rewrite_chat(original, caps, min_completion_tokens=min_completion_tokens)
 
 
 def emulation_plan(

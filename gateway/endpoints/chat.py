@@ -358,17 +358,13 @@ class ChatAttempt(ModelAttempt):
         """Rewrite the request for what the model lacks (`strip_usage`: the usage chunk this
         asks upstream for must be kept from the client)."""
         gw, compat = self.gw, self.gw.config.compat
-        if self.effort and self.payload.get("reasoning_effort") is None:
-            self.payload = {**self.payload, "reasoning_effort": self.effort}
-        if compat.enabled and not self.caller.team.strict:
-            rewritten = patches.rewrite_chat(
-                self.payload, self.caps, min_completion_tokens=compat.reasoning_headroom_tokens
-            )
-            payload, adapted = rewritten.payload, rewritten.adapted
-            self.adapted, self.emulated_as = adapted, rewritten.emulated
-        else:
-            payload, adapted = dict(self.payload), None
-            self.adapted = self.emulated_as = None
+        rewritten = patches.rewrite_for(
+            self.payload, self.caps, self.effort,
+            patch=compat.enabled and not self.caller.team.strict,
+            min_completion_tokens=compat.reasoning_headroom_tokens,
+        )  # fmt: skip
+        payload, adapted = rewritten.payload, rewritten.adapted
+        self.adapted, self.emulated_as = adapted, rewritten.emulated
         self.stream = stream = payload.get("stream") is True
         payload["model"] = self.config.upstream
         given = payload.get("safety_identifier")

@@ -158,16 +158,17 @@ def as_sent(
 ) -> dict[str, Any]:
     """The chat request as it would go upstream to the configured model `label`, at `effort`
     unless it sets its own, patched as chat patches it (`ChatAttempt.patch`)."""
-    if effort and payload.get("reasoning_effort") is None:
-        payload = {**payload, "reasoning_effort": effort}
-    if not gw.config.compat.enabled or team.strict:
-        return payload
-    caps = gw.config.models[label].capabilities
-    headroom = gw.config.compat.reasoning_headroom_tokens
+    caps, compat = gw.config.models[label].capabilities, gw.config.compat
+    headroom, patch = compat.reasoning_headroom_tokens, compat.enabled and not team.strict
     try:
-        return patches.rewrite_chat(payload, caps, min_completion_tokens=headroom).payload
-    except errors.GatewayError:
-        return payload  # refused when served: estimated as it was asked
+        rewritten = patches.rewrite_for(
+            payload, caps, effort, patch=patch, min_completion_tokens=headroom
+        )
+    except errors.GatewayError:  # refused when served: estimated as it was asked
+        rewritten = patches.rewrite_for(
+            payload, caps, effort, patch=False, min_completion_tokens=headroom
+        )
+    return rewritten.payload
 
 
 def stand_in_effort(gw: Gateway, name: str) -> str:
