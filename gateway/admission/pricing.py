@@ -352,10 +352,16 @@ def image_size_quality(payload: dict[str, Any], model: ModelConfig) -> str:
     return f"{quality}/{size}"
 
 
+# A streamed GPT image's partial images (`partial_images`, up to 3) are billed beside it, each
+# this many image output tokens, whatever its size and quality.
+PARTIAL_IMAGE_TOKENS = 100
+
+
 def images_worst_case(payload: dict[str, Any], model: ModelConfig) -> tuple[int, int, int]:
     """(prompt tokens, output tokens, fixed micro-dollars) the most an images call can cost:
-    `n` images at the price (or tokens) of the requested quality and size; a key the table
-    does not have holds its dearest entry."""
+    `n` images at the price (or tokens) of the requested quality and size, and the partial
+    images a GPT image stream sends of each; a key the table does not have holds its dearest
+    entry."""
     n = _count(payload.get("n"))
     key = image_size_quality(payload, model)
     if model.image_prices:
@@ -365,6 +371,9 @@ def images_worst_case(payload: dict[str, Any], model: ModelConfig) -> tuple[int,
     tokens_in = tokens.count_text(prompt) if isinstance(prompt, str) else 0
     table = model.image_tokens
     each_tokens = table.get(key, max(table.values())) if table else model.max_output
+    partial = payload.get("partial_images")
+    if isinstance(partial, int) and not isinstance(partial, bool) and partial > 0:
+        each_tokens += partial * PARTIAL_IMAGE_TOKENS
     return tokens_in, n * each_tokens, 0
 
 

@@ -337,3 +337,19 @@ def test_a_gpt_image_request_naming_no_size_holds_the_largest_image(
     refused_over_budget(
         start_gateway, redis_server, tmp_path, store, "2", "/v1/images/generations", body
     )
+
+
+def test_a_gpt_image_stream_holds_its_partial_images(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """Each partial image a streamed GPT image sends is billed 100 image output tokens beside
+    it: ten low square images with three partials each are 5,720 output tokens at $40/1M
+    ($0.23), which a team with $0.15 left must not be let through for on a hold of the ten
+    images alone (2,720 tokens, $0.11)."""
+    body = {
+        "model": "gpt-image-1", "prompt": "a cat", "quality": "low", "size": "1024x1024",
+        "n": 10, "stream": True, "partial_images": 3,
+    }  # fmt: skip
+    refused_over_budget(
+        start_gateway, redis_server, tmp_path, store, "0.15", "/v1/images/generations", body
+    )
