@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.admission.plan import model_allowed
+from gateway.admission.plan import WeeklyCap, model_allowed, shape
 from gateway.admission.pricing import batch_line_cost, batch_line_worst, chat_audio, worst_usage
 from gateway.config import ModelConfig
 from gateway.endpoints.followed import counted_before_reading, create_followed
@@ -126,9 +126,11 @@ def _worst_case(
 ) -> tuple[int, str, list[str]]:
     """Every line's worst case at half price, the model of the first line and every model
     the lines name (a fine-tune by its own name, priced as such): each line's model must be
-    one the team may use (`tuned`: the team's own fine-tunes they name), priced."""
+    one the team may use (`tuned`: the team's own fine-tunes they name), priced, and not one
+    the team's or the key's limits cap at some messages a week."""
     reserve, first, named = 0, "", set()
     today = gw.today()
+    weekly: dict[str, tuple[WeeklyCap, ...]] = {}
     for number, line in enumerate(lines, start=1):
         if line.get("url") != endpoint:
             raise errors.batch_line_invalid(number, f"its url is not the batch's {endpoint}")
@@ -149,6 +151,18 @@ def _worst_case(
         label, model = found
         if endpoint != "/v1/moderations" and not model.priced:
             raise errors.model_not_found(str(name))
+        caps = weekly.get(label)
+        if caps is None:
+            caps = weekly[label] = shape(
+                gw.config, caller.team, caller.key, label, endpoint, counts_tokens=False
+            ).weekly
+        if caps:
+            # Every line is a message upstream, and the batch is admitted as one request: a
+            # file of thousands would pass a cap of tens.
+            raise errors.batch_line_invalid(
+                number, f"its model {name} is capped at {caps[0].cap} messages a week "
+                "(a batch's lines would pass the cap): send it as requests",
+            )  # fmt: skip
         retired_as = retirement.retired(gw.config.models, label, today) if model.shutdown else None
         if retired_as is not None and gw.config.retirement.shield:
             # The file goes upstream as it is, where every such line would fail. The successor

@@ -30,7 +30,7 @@ from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, follower_pass, key_of, sdk, serve_teams
 
-KEYS = {name: key_of(name) for name in ("payer", "other", "poor", "small")}
+KEYS = {name: key_of(name) for name in ("payer", "other", "poor", "small", "plus")}
 
 
 TEAMS: dict[str, dict[str, str]] = {
@@ -38,6 +38,7 @@ TEAMS: dict[str, dict[str, str]] = {
     "other": {"tier": "tier-5"},
     "poor": {"tier": "tier-5", "budget_usd": "0.01"},
     "small": {"tier": "free"},
+    "plus": {"tier": "tier-5", "limits": "{profile: chatgpt-plus}"},
 }
 
 
@@ -190,6 +191,35 @@ def test_a_batch_naming_a_shut_down_model_is_refused_before_upstream(
         "its model gpt-4o was shut down on 2027-01-14; name gpt-6-luna at reasoning_effort none"
         " instead."
     )
+
+
+def test_a_batch_of_a_model_capped_by_the_week_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """A batch is admitted as one request, and its lines are each a message upstream: 60
+    o1-mini lines would pass a cap of 50 o1-mini messages a week, counted once, or not at all
+    behind a first line of another model. The models the team has no cap on are batched."""
+    plus = sdk(gateway, "plus")
+    log = f"{simulator.url}/_sim/requests"
+    for lines in (
+        [{"model": "o1-mini"}] * 60,
+        [{"model": "gpt-4o-mini"}, {"model": "o1-mini"}],
+    ):
+        rows = [
+            {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+             "body": {**line, "messages": [{"role": "user", "content": "Hi"}]}}
+            for i, line in enumerate(lines)
+        ]  # fmt: skip
+        data = b"\n".join(orjson.dumps(row) for row in rows)
+        file_id = plus.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch").id
+        with pytest.raises(openai.BadRequestError) as info:
+            create(plus, file_id)
+        number = next(i for i, line in enumerate(lines, start=1) if line["model"] == "o1-mini")
+        assert f"Line {number} of the batch" in info.value.message
+        assert "its model o1-mini is capped at 50 messages a week" in info.value.message
+        assert httpx.get(log).json()["data"][-1]["method"] == "GET", "no batch made upstream"
+    assert spend(store, "plus") == (0, 0)
+    assert create(plus, input_file(plus, model="gpt-4o-mini", lines=2)).id.startswith("batch_")
 
 
 def test_a_shut_down_batch_model_names_no_successor_the_team_cannot_use(
