@@ -54,7 +54,7 @@ from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.multipart import field
-from gateway.wire.references import strings
+from gateway.wire.references import given_back_items, strings
 from gateway.wire.usage import StreamMeter, answer_usage, whole_answer
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -186,7 +186,8 @@ class PassthroughAttempt(Attempt):
 
 async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payload: Any) -> None:
     """Every id of an object teams own that the request names, in its path, its query or its
-    JSON body, must be the caller's team's."""
+    JSON body, must be the caller's team's, and so must every item of a response its JSON
+    body gives back by id (in `input` or `items`)."""
     query = (value for _, value in request.query_params.multi_items())
     seen: set[str] = set()  # each looked up once: a body may name one thousands of times
     for value in (*request.scope["path"].split("/"), *query, *strings(payload)):
@@ -199,6 +200,12 @@ async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payloa
             else:
                 kind = next(k for prefix, k in _KIND_OF.items() if named.startswith(prefix))
                 await check_owned(gw, caller, kind, named)
+    # Items of a team's responses given back (a `/v1/responses/input_tokens` or a
+    # conversation's input) are the team's, as on `/v1/responses`.
+    items = given_back_items(payload) if isinstance(payload, dict) else []
+    unknown = await gw.responses.unknown_items(caller.team.name, items) if items else []
+    if unknown:
+        raise errors.item_not_found(unknown[0])
 
 
 def _ids_named(value: str) -> list[str]:

@@ -77,13 +77,17 @@ def unowned_reference(payload: dict[str, Any]) -> str | None:
 
 
 def given_back_items(payload: dict[str, Any]) -> list[str]:
-    """The ids of stored items a Responses request's input gives back: an `item_reference`'s,
-    any item's own `id` (an output item sent again), an MCP approval's request."""
-    given = payload.get("input")
+    """The ids of stored items a Responses request's input gives back (or the `items` a
+    conversation is given, on a path an operator opened): an `item_reference`'s, any item's
+    own `id` (an output item sent again), an MCP approval's request."""
     found: list[str] = []
-    for item in given if isinstance(given, list) else ():
-        if isinstance(item, dict):
-            found += [
-                v for v in (item.get("id"), item.get("approval_request_id")) if isinstance(v, str)
-            ]
+    for name in ("input", "items"):
+        given = payload.get(name)
+        for item in given if isinstance(given, list) else ():
+            if isinstance(item, dict):
+                found += [
+                    v
+                    for v in (item.get("id"), item.get("approval_request_id"))
+                    if isinstance(v, str)
+                ]
     return found

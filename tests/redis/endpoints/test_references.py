@@ -504,6 +504,43 @@ def test_a_team_gives_back_only_the_items_of_its_own_responses(
     item_not_found(lambda: a.responses.create(model="o1-mini", input=kept))
 
 
+def test_an_operator_allowed_path_gives_back_only_the_items_of_the_teams_own_responses(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A path an operator opens that reads response items by id (counting a request's input
+    tokens, a conversation's first items) reads another team's no more than `/v1/responses`
+    does: upstream would count, compact or copy what b's response said for a."""
+    opened = (
+        AllowedPath("POST", "/v1/responses/input_tokens", "free"),
+        AllowedPath("POST", "/v1/conversations", "free"),
+    )
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": opened}
+    )
+    said = sdk(gateway, "b").responses.create(model="gpt-4o", input="My secret is 4417.")
+    item = said.output[0].id
+    reference = {"type": "item_reference", "id": item}
+    before = upstream_requests(simulator)
+    for path, body in (
+        ("/v1/responses/input_tokens", {"model": "gpt-4o", "input": [reference]}),
+        ("/v1/conversations", {"items": [reference]}),
+        ("/v1/conversations", {"items": [said.output[0].model_dump(exclude_none=True)]}),
+    ):
+        answer = httpx.post(
+            f"{gateway.url}{path}", json=body, headers={"Authorization": f"Bearer {key_of('a')}"}
+        )
+        assert answer.status_code == 404, (path, answer.text)
+        assert answer.json()["error"]["message"].startswith(f"Item with id '{item}' not found.")
+    assert upstream_requests(simulator) == before  # none reached upstream
+    # The owner's own reach upstream.
+    httpx.post(
+        f"{gateway.url}/v1/conversations", json={"items": [reference]},
+        headers={"Authorization": f"Bearer {key_of('b')}"},
+    )  # fmt: skip
+    last = upstream_requests(simulator)[-1]
+    assert (last["method"], last["path"]) == ("POST", "/v1/conversations")
+
+
 def test_no_other_path_or_method_of_an_object_reaches_upstream(
     gateway: ServerThread, simulator: ServerThread
 ) -> None:
