@@ -424,6 +424,10 @@ class HostedToolsConfig:
     web_search: Usd | None = None
     web_search_preview: Usd | None = None
     file_search: Usd | None = None
+    # USD per image the image generation tool makes (each `image_generation_call` item): the
+    # most one may cost, since neither the request nor the item says which image model, size
+    # or quality made it (a stored prompt template may bring the tool).
+    image_generation: Usd | None = None
     # USD per container of the default memory (1g) a response creates: the code interpreter's
     # (`container: {"type": "auto"}`) and a hosted shell's (`environment: container_auto`).
     code_interpreter: Usd | None = None

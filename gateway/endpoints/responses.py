@@ -75,8 +75,9 @@ PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
 MAX_CHAIN = 64
 JSON = "application/json"
-# Hosted tools whose work is billed at an image model's prices, not the response's: neither
-# held nor charged, so not served (`/v1/images/generations` is, governed).
+# Hosted tools whose work is billed at an image model's prices, not the response's: not served
+# when named in `tools` (`/v1/images/generations` is, governed). A stored prompt template's are
+# held and charged by the image (`tool_fees`).
 UNPRICED_TOOLS = frozenset({"image_generation"})
 # The context of a previous response upstream has not finished: what it brings is not known.
 UNKNOWN_CONTEXT = -1

@@ -1,5 +1,6 @@
-"""The hosted tools' calls of a simulated response (web search, file search, code interpreter):
-output items in OpenAI's shapes, made before the answer, and their stream events.
+"""The hosted tools' calls of a simulated response (web search, file search, image generation,
+code interpreter): output items in OpenAI's shapes, made before the answer, and their stream
+events.
 
 How many calls a response makes: one for each hosted tool of the request, or as many as the
 `x-sim-tool-calls` knob says (taken in turn from the request's hosted tools), never more than
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.simulator.ids import response_item_id
+from gateway.simulator.images import PNG_B64
 from gateway.wire.hosted_tools import PRICE_NAMES
 
 # A hosted tool's price name -> its call item's type and id prefix, and the events a stream
@@ -27,6 +29,11 @@ _CALLS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "code_interpreter_call",
         "ci",
         ("in_progress", "interpreting", "completed"),
+    ),
+    "image_generation": (
+        "image_generation_call",
+        "ig",
+        ("in_progress", "generating", "completed"),
     ),
 }
 STAGES = {item_type: stages for item_type, _, stages in _CALLS.values()}
@@ -78,6 +85,8 @@ def _item(name: str, query: str, container: str, seed: int) -> dict[str, Any]:
     elif item_type == "file_search_call":
         item["queries"] = [query]
         item["results"] = None
+    elif item_type == "image_generation_call":
+        item["result"] = PNG_B64  # the image it made, base64
     else:
         item["code"] = f"print({query!r})"
         item["container_id"] = container

@@ -1,6 +1,6 @@
-"""The Responses API's tools OpenAI runs itself and bills by the call or the container beside
-the response's tokens: which request tools they are, and which output items say they ran.
-Pure."""
+"""The Responses API's tools OpenAI runs itself and bills by the call, the image or the
+container beside the response's tokens: which request tools they are, and which output items
+say they ran. Pure."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ PRICE_NAMES: dict[str, str] = {
     "web_search_preview_2025_03_11": "web_search_preview",
     "file_search": "file_search",
     "code_interpreter": "code_interpreter",
+    # Billed at an image model's prices: priced by the image, at the most one may cost.
+    "image_generation": "image_generation",
 }
 # An output item's type -> the price names of the tools that make it.
 CALL_ITEMS: dict[str, tuple[str, ...]] = {
@@ -22,13 +24,14 @@ CALL_ITEMS: dict[str, tuple[str, ...]] = {
     "file_search_call": ("file_search",),
     "code_interpreter_call": ("code_interpreter",),
     "shell_call": ("shell",),
+    "image_generation_call": ("image_generation",),
 }
 # Tools billed by the container they create, not by the call -> their call item's type.
 CONTAINER_TOOLS: dict[str, str] = {
     "code_interpreter": "code_interpreter_call",
     "shell": "shell_call",
 }
-# Tools billed by the call, by their price names.
+# Tools billed by the call (or the image), by their price names.
 PER_CALL_TOOLS = tuple(
     dict.fromkeys(
         name for names in CALL_ITEMS.values() for name in names if name not in CONTAINER_TOOLS

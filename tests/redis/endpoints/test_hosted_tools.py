@@ -36,6 +36,7 @@ PRICED = {
     "web_search_preview": "0.01",
     "file_search": "0.0025",
     "code_interpreter": "0.03",
+    "image_generation": "0.25",
 }
 TEAMS: dict[str, dict[str, str]] = {
     "metered": {"tier": "tier-5"},
@@ -306,6 +307,25 @@ def test_a_batch_line_with_web_search_options_is_refused(
 STORED_PROMPT: Any = {"prompt": {"id": "pmpt_1"}}
 SHELL = 40_000
 MEMORY_4G = 120_000  # the dearest container the operator priced
+IMAGE = 250_000  # the most one image may cost ($0.25)
+
+
+@pytest.fixture
+def template_gateway(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path
+) -> Callable[[bool], ServerThread]:
+    """A gateway (started when called) pricing every hosted tool a stored prompt template may
+    bring, containers up to 4g, the image generation tool's images too if asked."""
+
+    def serve(images: bool) -> ServerThread:
+        priced = {**PRICED, "shell": "0.04"}
+        if not images:
+            del priced["image_generation"]
+        prices: dict[str, Any] = prices_of(priced)
+        prices["container_memory_prices"] = prices_of({"4g": "0.12"})
+        return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, hosted_tools=prices)
+
+    return serve
 
 
 def test_a_stored_prompt_is_refused_unless_every_hosted_tool_is_priced_or_it_makes_no_calls(
@@ -336,19 +356,13 @@ def test_a_stored_prompt_is_refused_unless_every_hosted_tool_is_priced_or_it_mak
 
 
 def test_a_stored_prompts_hosted_tools_are_held_at_their_worst_and_charged_as_made(
-    start_gateway: GatewayFactory,
-    redis_server: str,
-    tmp_path: Path,
-    simulator: ServerThread,
-    store: redis.Redis,
+    template_gateway: Callable[[bool], ServerThread], simulator: ServerThread, store: redis.Redis
 ) -> None:
     """Every tool priced: the request is held as if the template brought them all (the gateway's
-    `max_tool_calls` of the dearest call, and a container of each container tool at the dearest
-    memory priced, beside the whole context a template may fill), then charged the calls the
-    response made, here three web searches the template's tool ran."""
-    prices: dict[str, Any] = prices_of({**PRICED, "shell": "0.04"})
-    prices["container_memory_prices"] = prices_of({"4g": "0.12"})
-    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, hosted_tools=prices)
+    `max_tool_calls` of the dearest call, here an image, and a container of each container tool
+    at the dearest memory priced, beside the whole context a template may fill), then charged
+    the calls the response made, here three web searches the template's tool ran."""
+    gateway = template_gateway(True)
     knobs = {
         "x-sim-latency-ms": "1500", "x-sim-tool-calls": "3", "x-sim-prompt-tools": "web_search",
     }  # fmt: skip
@@ -360,9 +374,67 @@ def test_a_stored_prompts_hosted_tools_are_held_at_their_worst_and_charged_as_ma
     )  # fmt: skip
     context = worst_case_micros(PRICES["gpt-4o"], CONTEXT, 16)
     containers = max(CONTAINER, MEMORY_4G) + max(SHELL, MEMORY_4G)
-    assert holding == context + passes(8) + 8 * SEARCH + containers
+    assert holding == context + passes(8) + 8 * IMAGE + containers
     assert sim_requests(simulator)[-1]["body"]["max_tool_calls"] == 8
     assert_charged_searches(store, "metered", answer, 3)
+
+
+def test_a_stored_prompt_is_refused_while_the_images_its_template_may_make_are_unpriced(
+    template_gateway: Callable[[bool], ServerThread], simulator: ServerThread, store: redis.Redis
+) -> None:
+    """The template may bring the image generation tool, whose images OpenAI bills at an image
+    model's prices: with every other hosted tool priced but not its images, the request is
+    refused before upstream, naming the key to set."""
+    gateway = template_gateway(False)
+    before = sim_requests(simulator)
+    client = sdk(gateway, "metered")
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.responses.create(
+                model="gpt-4o", input=PROMPT, stream=stream, extra_body=STORED_PROMPT,
+                extra_headers={"x-sim-prompt-tools": "image_generation"},
+            )  # fmt: skip
+        assert (info.value.code, info.value.param) == ("tool_not_priced", "prompt")
+        assert "`hosted_tools.image_generation`" in info.value.message
+    assert sim_requests(simulator) == before
+    assert spend(store, "metered") == (0, 0)
+
+
+def test_the_images_a_stored_prompts_template_makes_are_held_and_charged_by_the_image(
+    template_gateway: Callable[[bool], ServerThread], simulator: ServerThread, store: redis.Redis
+) -> None:
+    """Images the template's image generation tool makes (`image_generation_call` items) are
+    held, `max_tool_calls` of them at the image price, and charged each at it beside the
+    tokens, whole or streamed."""
+    gateway = template_gateway(True)
+    client = sdk(gateway, "metered")
+    knobs = {"x-sim-tool-calls": "2", "x-sim-prompt-tools": "image_generation"}
+    holding, answer = held_while(
+        store, "metered", lambda: client.responses.create(
+            model="gpt-4o", input=PROMPT, max_output_tokens=16, max_tool_calls=3,
+            extra_body=STORED_PROMPT, extra_headers={**knobs, "x-sim-latency-ms": "1500"},
+        ),
+    )  # fmt: skip
+    context = worst_case_micros(PRICES["gpt-4o"], CONTEXT, 16)
+    assert holding == context + passes(3) + 3 * IMAGE + 2 * MEMORY_4G
+    images = [item for item in answer.output if item.type == "image_generation_call"]
+    assert len(images) == 2 and all(image.result for image in images)
+    assert answer.usage is not None
+    charged = priced("gpt-4o", answer.usage) + 2 * IMAGE
+    assert spend(store, "metered") == (charged, 0)
+    generating = 0
+    with client.responses.stream(
+        model="gpt-4o", input=PROMPT, extra_body=STORED_PROMPT, extra_headers=knobs
+    ) as stream:
+        for event in stream:
+            generating += event.type == "response.image_generation_call.generating"
+        final = stream.get_final_response()
+    assert generating == 2
+    assert final.usage is not None
+    charged += priced("gpt-4o", final.usage) + 2 * IMAGE
+    assert spend(store, "metered") == (charged, 0)
+    counted = 'gateway_tool_calls_total{model="gpt-4o",team="metered",tool="image_generation"} 4.0'
+    assert counted in scrape(gateway.url)
 
 
 def test_a_remote_mcp_servers_passes_are_held(gateway: ServerThread, store: redis.Redis) -> None:

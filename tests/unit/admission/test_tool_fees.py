@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from gateway.wire.errors import GatewayError
 
 PRICES = HostedToolsConfig(
     web_search=Usd(10_000), web_search_preview=Usd(25_000), file_search=Usd(2_500),
-    code_interpreter=Usd(30_000), shell=Usd(30_000),
+    code_interpreter=Usd(30_000), shell=Usd(30_000), image_generation=Usd(250_000),
     container_memory_prices={"4g": Usd(120_000)},
 )  # fmt: skip
 CONTAINER: dict[str, Any] = {"type": "code_interpreter", "container": {"type": "auto"}}
@@ -119,14 +120,19 @@ def test_a_stored_prompt_may_bring_any_tool_when_upstream_reads_it() -> None:
     body: dict[str, Any] = {"prompt": {"id": "pmpt_1"}, "tools": [{"type": "web_search"}]}
     assert tool_fees(body, PRICES).worst_case == 8 * 10_000  # its own tools only
     fees = tool_fees(body, PRICES, stored_prompt=True)
-    assert fees.injected and fees.worst_case == 8 * 25_000 + 2 * 120_000
+    assert fees.injected and fees.worst_case == 8 * 250_000 + 2 * 120_000  # eight images
     assert fees.charged({"file_search_call": 2, "shell_call": 1}) == 2 * 2_500 + 120_000
+    assert fees.charged({"image_generation_call": 3}) == 3 * 250_000
     assert tool_fees({**body, "max_tool_calls": 0}, PRICES, stored_prompt=True).worst_case == 0
     with pytest.raises(GatewayError) as info:
         tool_fees({"prompt": {"id": "pmpt_1"}}, HostedToolsConfig(web_search=Usd(1)), True)
     exc = info.value
     assert (exc.status, exc.code, exc.param) == (400, "tool_not_priced", "prompt")
     assert "`hosted_tools.web_search_preview`" in exc.message
+    without_images = HostedToolsConfig(**{**asdict(PRICES), "image_generation": None})
+    with pytest.raises(GatewayError) as unpriced:
+        tool_fees({"prompt": {"id": "pmpt_1"}}, without_images, True)
+    assert "`hosted_tools.image_generation`" in unpriced.value.message
 
 
 def test_a_remote_mcp_server_is_bounded_and_its_passes_held() -> None:

@@ -79,3 +79,21 @@ def test_a_streamed_call_is_added_then_runs_its_stages_then_done() -> None:
 def test_the_tool_calls_knob() -> None:
     assert parse_knobs({"x-sim-tool-calls": "3"}) == Knobs(tool_calls=3)
     assert not isinstance(parse_knobs({"x-sim-tool-calls": "-1"}), Knobs)
+
+
+def test_a_stored_prompts_image_generation_tool_makes_images() -> None:
+    """A template (`x-sim-prompt-tools`) may bring the image generation tool: its calls are
+    `image_generation_call` items carrying the image (base64), streamed with their stages."""
+    knobs = parse_knobs({"x-sim-prompt-tools": "image_generation"})
+    assert isinstance(knobs, Knobs) and knobs.prompt_tools == ("image_generation",)
+    body: dict[str, Any] = {"prompt": {"id": "pmpt_1"}}
+    (image,) = hosted_calls.call_items(body, 1, "a cat", 7, knobs.prompt_tools)
+    assert image["id"].startswith("ig_") and image["type"] == "image_generation_call"
+    assert image["status"] == "completed" and image["result"]
+    response = {"id": "resp_1", "status": "completed", "output": [image], "usage": {}}
+    kinds = [event["type"] for event in stream_events(response, None)]
+    assert kinds[3:6] == [
+        "response.image_generation_call.in_progress",
+        "response.image_generation_call.generating",
+        "response.image_generation_call.completed",
+    ]
