@@ -242,11 +242,14 @@ class ChatRequest:
         failed try was released, so the team pays for what ran. A whole answer that failed
         after its request was written does not fall back: upstream may still bill it, and the
         fallback's answer would be a second bill. A fallback shut down is tried as its
-        successor, or not at all when nothing succeeds it.
+        successor, or not at all when nothing succeeds it. A shut-down model named keeps its
+        own fallbacks, not its successor's: the shutdown changes who answers, not what the
+        operator configured for the name the client sent.
         """
         gw = self.gw
         candidates = [first]
-        for m in (self.tuned or gw.config.models[first]).fallbacks:
+        named = self.substituted.old if self.substituted is not None else first
+        for m in (self.tuned or gw.config.models[named]).fallbacks:
             if model_allowed(gw.config, self.caller.team, m):
                 served = serving(gw, m)
                 if served and served not in candidates:

@@ -361,6 +361,39 @@ def test_a_fallback_shut_down_is_served_by_its_successor(
     )
 
 
+def test_a_shut_down_model_named_keeps_its_own_fallbacks(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # o1-preview falls back to o1-mini (shipped config); gpt-6.2-astra, serving o1-preview
+    # since its shutdown, has a fallback of its own.
+    gateway = with_model(
+        start_gateway, simulator, TODAY, "gpt-6.2-astra", fallbacks=("gpt-6-luna",)
+    )
+    log = f"{simulator.url}/_sim/requests"
+    client = sdk(gateway).with_options(default_headers={"x-sim-fault": "429"})
+    for named, sent, fell_back in (
+        # o1-preview's fallback o1-mini, served by its successor gpt-6.1-sol.
+        ("o1-preview", ["gpt-6.2-astra", "gpt-6.1-sol"], "gpt-6.2-astra -> gpt-6.1-sol (429)"),
+        # Named itself, the successor falls back as configured for it.
+        ("gpt-6.2-astra", ["gpt-6.2-astra", "gpt-6-luna"], "gpt-6.2-astra -> gpt-6-luna (429)"),
+    ):
+        seen = len(httpx.get(log).json()["data"])
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model=named, messages=HI)
+        assert [r["body"]["model"] for r in httpx.get(log).json()["data"][seen:]] == sent
+        assert refused.value.response.headers["x-gateway-fallback"] == fell_back
+    # The Responses API falls back as chat does.
+    seen = len(httpx.get(log).json()["data"])
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.responses.create(model="o1-preview", input="Hi")
+    assert [r["body"]["model"] for r in httpx.get(log).json()["data"][seen:]] == [
+        "gpt-6.2-astra", "gpt-6.1-sol"
+    ]  # fmt: skip
+    assert refused.value.response.headers["x-gateway-model-substituted"] == (
+        "o1-preview -> gpt-6.2-astra"
+    )
+
+
 def test_a_model_nothing_serves_is_not_listed_once_shut_down(
     start_gateway: GatewayFactory, simulator: ServerThread
 ) -> None:
