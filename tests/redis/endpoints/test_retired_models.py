@@ -174,10 +174,8 @@ def test_stored_completions_a_successor_served_are_found_by_the_model_named(
     mine, theirs = on_the_day(gateway, "mine"), on_the_day(gateway, "theirs")
     hi: Any = [{"role": "user", "content": "Hi"}]
     named = mine.chat.completions.create(model="o1-preview", messages=hi, store=True).id
-    with mine.chat.completions.create(
-        model="o1-preview", messages=hi, store=True, stream=True
-    ) as stream:
-        streamed = next(chunk.id for chunk in stream)
+    made = mine.chat.completions.create(model="o1-preview", messages=hi, store=True, stream=True)
+    (streamed,) = {chunk.id for chunk in made}
     mine.chat.completions.retrieve(streamed)  # its owner record is written beside the stream
     direct = mine.chat.completions.create(model="gpt-6.2-astra", messages=hi, store=True).id
     other = theirs.chat.completions.create(model="o1-preview", messages=hi, store=True).id
