@@ -15,7 +15,8 @@ upstream has it no longer (expired, or deleted around the gateway):
                                  "named": the shut-down model named, as upstream would have
                                           stored it had it served (its upstream name)}
 
-The stored-completion endpoints show it in place of upstream's copy. Redis I/O.
+The stored-completion endpoints show its messages and choices in place of upstream's, and
+their list finds a completion by the model named too. Redis I/O.
 """
 
 from __future__ import annotations
