@@ -242,11 +242,14 @@ class ChatRequest:
         failed try was released, so the team pays for what ran. A whole answer that failed
         after its request was written does not fall back: upstream may still bill it, and the
         fallback's answer would be a second bill. A fallback shut down is tried as its
-        successor, or not at all when nothing succeeds it.
+        successor, or not at all when nothing succeeds it. A shut-down model named keeps its
+        own fallbacks, not its successor's: the shutdown changes who answers, not what the
+        operator configured for the name the client sent.
         """
         gw = self.gw
         candidates = [first]
-        for m in (self.tuned or gw.config.models[first]).fallbacks:
+        named = self.substituted.old if self.substituted is not None else first
+        for m in (self.tuned or gw.config.models[named]).fallbacks:
             if model_allowed(gw.config, self.caller.team, m):
                 served = serving(gw, m)
                 if served and served not in candidates:
@@ -456,10 +459,9 @@ class ChatAttempt(ModelAttempt):
                 await self.gw.owners.record(
                     CHAT_COMPLETION.name, self.caller.team.name, answer["id"], made_now()
                 )
-                asked = self.asked.get("messages")
-                if asked != self.payload.get("messages"):
-                    # Upstream stores the patched conversation: the client's is kept beside it.
-                    await self.gw.chat_views.put(answer["id"], {"messages": asked})
+                view = self.client_view()
+                if view:
+                    await self.gw.chat_views.put(answer["id"], view)
             except (RedisError, OSError) as exc:
                 # Upstream answered, and billed it: the client gets it (a 500 would be sent
                 # again and billed again), though the team cannot read it back.
@@ -474,7 +476,11 @@ class ChatAttempt(ModelAttempt):
         gw = self.gw
         try:
             if isinstance(answer.get("id"), str):
-                view = {"messages": self.asked.get("messages"), "choices": answer.get("choices")}
+                view = {
+                    **self.client_view(),
+                    "messages": self.asked.get("messages"),
+                    "choices": answer.get("choices"),
+                }
                 await gw.chat_views.put(answer["id"], view)
             if isinstance(superseded, str) and superseded != answer.get("id"):
                 await gw.owners.forget(CHAT_COMPLETION.name, self.caller.team.name, superseded)
@@ -514,7 +520,26 @@ class ChatAttempt(ModelAttempt):
         return meter
 
     def owned(self, completion_id: str, created: int) -> None:
-        """The stream named its completion: record it as the team's, beside the stream."""
+        """The stream named its completion: record it as the team's, and the client's view of
+        it, beside the stream."""
+        view = self.client_view()
+
+        async def keep_view() -> None:
+            await self.gw.chat_views.put(completion_id, view)
+
         self.gw.owners.record_soon(
-            CHAT_COMPLETION.name, self.caller.team.name, completion_id, made_now()
-        )
+            CHAT_COMPLETION.name, self.caller.team.name, completion_id, made_now(),
+            keep_view if view else None,
+        )  # fmt: skip
+
+    def client_view(self) -> dict[str, Any]:
+        """What upstream stores of the completion otherwise than its client sent it
+        (`objects.chat_views`): the conversation, when patched; the shut-down model named,
+        which its successor stores under its own name. Empty when there is nothing."""
+        view: dict[str, Any] = {}
+        asked = self.asked.get("messages")
+        if asked != self.payload.get("messages"):
+            view["messages"] = asked
+        if self.named:
+            view["named"] = self.gw.config.models[self.named].upstream
+        return view

@@ -1,7 +1,8 @@
 """The team's stored chat completions (made with `store: true`, streamed or not; the chat
 endpoint records each as the caller's team's): `GET /v1/chat/completions` (the team's own,
 paged as upstream pages them: `limit` 1-100, default 20, oldest first, `model` and
-`metadata[KEY]` filters), and `GET`, `POST` (metadata update), `DELETE
+`metadata[KEY]` filters; `model` finds one a shut-down model's successor served by the name
+its client sent as well as by the successor's), and `GET`, `POST` (metadata update), `DELETE
 /v1/chat/completions/{id}` and `GET .../messages` (another team's completion is the 404 of a
 missing one). Never charged; every call counts against the team's request limits (a list
 once for each `owned.READS_A_COUNT` completions it reads upstream).
@@ -33,7 +34,7 @@ from gateway.endpoints.owned import (
     metadata_query,
     own_list,
 )
-from gateway.objects.chat_views import shown
+from gateway.objects.chat_views import named, shown
 from gateway.server.body import read_json_object
 from gateway.server.caller import Caller
 from gateway.server.entry import gateway_of
@@ -57,17 +58,24 @@ async def list_completions(request: Request) -> Response:
         found = gw.models.get(model)
         names = (model, found[1].upstream) if found is not None else (model,)
     metadata = metadata_query(query)
+    # The gateway's views of the completions read, by id: the model each client named, where
+    # a successor stored it under its own, and what each was answered.
+    views: dict[str, dict[str, Any] | None] = {}
+
+    async def prepare(read: list[dict[str, Any]]) -> None:
+        ids = [str(obj.get("id")) for obj in read]
+        views.update(zip(ids, await gw.chat_views.get_many(ids), strict=True))
 
     def keep(obj: dict[str, Any]) -> bool:
-        return _model_matches(obj.get("model"), names) and metadata_matches(
-            obj.get("metadata"), metadata
-        )
+        return (
+            _model_matches(obj.get("model"), names)
+            or _model_matches(named(views.get(str(obj.get("id")))), names)
+        ) and metadata_matches(obj.get("metadata"), metadata)
 
-    async def view(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        views = await gw.chat_views.get_many([str(obj.get("id")) for obj in page])
-        return [shown(obj, found) for obj, found in zip(page, views, strict=True)]
+    def view(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [shown(obj, views.get(str(obj.get("id")))) for obj in page]
 
-    return await own_list(request, CHAT_COMPLETION, keep, count=True, view=view)
+    return await own_list(request, CHAT_COMPLETION, keep, count=True, prepare=prepare, view=view)
 
 
 def _model_matches(stored: Any, names: tuple[str, ...]) -> bool:

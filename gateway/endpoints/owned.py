@@ -342,13 +342,15 @@ async def own_list(
     keep: Callable[[dict[str, Any]], bool] | None = None,
     *,
     count: bool = False,
-    view: Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]] | None = None,
+    prepare: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
+    view: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> Response:
     """A list page of the caller's team's own objects (those `keep` says match the query's
     filters), each read from upstream (and shown as `view` says); ids upstream no longer has
-    are forgotten. `has_more` says whether one more matching object follows. `count`: counted
-    against the team's request limits, once and once more for each `READS_A_COUNT` further
-    reads."""
+    are forgotten. `prepare` is given each batch of objects read before `keep` judges them:
+    what it and `view` need of them besides (the gateway's own records), fetched at once.
+    `has_more` says whether one more matching object follows. `count`: counted against the
+    team's request limits, once and once more for each `READS_A_COUNT` further reads."""
     gw = gateway_of(request)
     caller = await identify(gw, request)
     query = dict(request.query_params)
@@ -364,7 +366,7 @@ async def own_list(
     try:
         if count:
             await counted(attempt)
-        found = await _collect(attempt, kind, limit, order, after, keep, count)
+        found = await _collect(attempt, kind, limit, order, after, keep, prepare, count)
     except _Refused as refused:
         raise refused.refusal from None  # its own limits, not those of the list's first count
     except GatewayError as exc:
@@ -376,7 +378,7 @@ async def own_list(
     objects, last_count = found.objects, found.last_count
     data = objects[:limit] if before is None else objects[:limit][::-1]
     if view is not None:
-        data = await view(data)
+        data = view(data)
     # Stopped short by the team's limit, the page ends at its last match: where the next
     # begins, as clients (the SDK among them) page on from a page's last object.
     page = pages.listed(data, len(objects) > limit or found.stopped)
@@ -409,6 +411,7 @@ async def _collect(
     order: str,
     after: str | None,
     keep: Callable[[dict[str, Any]], bool] | None,
+    prepare: Callable[[list[dict[str, Any]]], Awaitable[None]] | None,
     count: bool,
 ) -> _Found | Whole:
     """Up to `limit + 1` matching objects after `after`, each `READS_A_COUNT` reads past the
@@ -437,13 +440,17 @@ async def _collect(
         if not ids:
             return _Found(found, False, last_count)
         reads += len(ids)
+        batch = []
         for object_id, read in zip(ids, await _read_all(attempt, kind, ids), strict=True):
             if isinstance(read, tuple):
                 return read
             if read is None:
                 await forget(gw, kind, team, object_id)
-            elif keep is None or keep(read):
-                found.append(read)
+            else:
+                batch.append(read)
+        if prepare is not None and batch:
+            await prepare(batch)
+        found.extend(read for read in batch if keep is None or keep(read))
         if len(found) > limit or not more:
             return _Found(found, False, last_count)
         cursor = ids[-1]

@@ -62,9 +62,19 @@ def refuse_shut_down(gw: Gateway, name: str, label: str, model: ModelConfig) -> 
     """Refuse what no successor can stand in for once its model is shut down: a fine-tune
     (OpenAI shuts them down with their base), or a base to fine-tune. `label`: the configured
     model it is (a fine-tune's base), whose successor the refusal names, if it has one."""
-    if shut_down(gw, model):
-        after = retirement.retired(gw.config.models, label, gw.today())
-        raise errors.model_shut_down(name, model.shutdown, after.new if after else "")
+    refusal = shut_down_refusal(gw, name, label, model)
+    if refusal is not None:
+        raise refusal
+
+
+def shut_down_refusal(
+    gw: Gateway, name: str, label: str, model: ModelConfig
+) -> errors.GatewayError | None:
+    """`refuse_shut_down`'s refusal, or None while `model` is served."""
+    if not shut_down(gw, model):
+        return None
+    after = retirement.retired(gw.config.models, label, gw.today())
+    return errors.model_shut_down(name, model.shutdown, after.new if after else "")
 
 
 async def choose(gw: Gateway, team: Team, name: str, payload: dict[str, Any]) -> Routed | None:

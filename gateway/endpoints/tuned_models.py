@@ -19,8 +19,9 @@ from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed
 from gateway.config import ModelConfig
+from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.owned import Kind, forward_owned
-from gateway.endpoints.route import refuse_shut_down, shut_down
+from gateway.endpoints.route import refuse_shut_down, shut_down, shut_down_refusal
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
@@ -107,10 +108,19 @@ async def retrieve(request: Request, caller: Caller, name: str) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    """`DELETE /v1/models/{model}`: the team's own fine-tune, deleted upstream and forgotten."""
+    """`DELETE /v1/models/{model}`: the team's own fine-tune, deleted upstream and forgotten.
+
+    From its base's shutdown day too, unlike a read: the gateway's day may run ahead of
+    upstream's (`retirement.today`), and the team may want it gone, so only upstream can say
+    whether it still has it. One it has no more is forgotten, and its 404 says why."""
     gw = gateway_of(request)
     caller = await identify(gw, request)
     name = request.path_params["model"]
-    if await fine_tuned(gw, caller, name) is None:
+    found = await fine_tuned(gw, caller, name)
+    if found is None:
         raise errors.model_not_found(name)
-    return await forward_owned(request, MODEL, name, count=True, caller=caller)
+    response = await forward_owned(request, MODEL, name, count=True, caller=caller)
+    gone = shut_down_refusal(gw, name, *found) if response.status_code == 404 else None
+    if gone is not None:
+        return rebodied(response, gone.body(), "application/json")
+    return response

@@ -4,15 +4,19 @@ A chat request with `store: true` is stored upstream as upstream received and an
 the gateway patched it for a model that lacks something (a system message folded into the user
 turn, tools or structured output emulated by prompting), upstream's copy is the patched
 conversation and the model's raw answer (`<tool_call>` text where the client got `tool_calls`),
-not what the client sent and was answered. The client's view is kept here, one key per
+not what the client sent and was answered. A request naming a shut-down model is stored under
+its successor's name, not the one the client sent. The client's view is kept here, one key per
 completion, for upstream's retention of stored completions (`compat.stored_view_ttl_s`), and
 dropped with the owner record when the completion is deleted through the gateway or a read finds
 upstream has it no longer (expired, or deleted around the gateway):
 
-    o1gw:chat-view:{id}   JSON: {"messages": [the request's messages, as sent],
-                                 "choices": [the choices answered, when they differ]}
+    o1gw:chat-view:{id}   JSON: {"messages": [the request's messages, as sent, when patched],
+                                 "choices": [the choices answered, when they differ],
+                                 "named": the shut-down model named, as upstream would have
+                                          stored it had it served (its upstream name)}
 
-The stored-completion endpoints show it in place of upstream's copy. Redis I/O.
+The stored-completion endpoints show its messages and choices in place of upstream's, and
+their list finds a completion by the model named too. Redis I/O.
 """
 
 from __future__ import annotations
@@ -56,6 +60,12 @@ class ChatViews:
 def _view(raw: bytes | str | None) -> dict[str, Any] | None:
     view = orjson.loads(raw) if raw is not None else None
     return view if isinstance(view, dict) else None
+
+
+def named(view: dict[str, Any] | None) -> str | None:
+    """The shut-down model its client named, where its successor stored the completion."""
+    found = view.get("named") if view is not None else None
+    return found if isinstance(found, str) else None
 
 
 def shown(completion: dict[str, Any], view: dict[str, Any] | None) -> dict[str, Any]:

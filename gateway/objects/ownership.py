@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as redis
@@ -134,14 +134,35 @@ class Owners:
             expires_at = math.ceil(created_at + left_ms / 1000) - EXPIRED_GRACE_S
         await self.record(kind, team, object_id, created_at, expires_at)
 
-    def record_soon(self, kind: str, team: str, object_id: str, created_at: float) -> None:
-        """`record`, without making the answer wait (a client that leaves does not cancel it)."""
+    def record_soon(
+        self,
+        kind: str,
+        team: str,
+        object_id: str,
+        created_at: float,
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`record`, without making the answer wait (a client that leaves does not cancel it);
+        `then`: what else the gateway keeps of the object, written after it (a lookup of the
+        id waits for that too, so a read finds it)."""
         key = (kind, object_id)
         write = asyncio.get_running_loop().create_task(
-            self.record(kind, team, object_id, created_at)
+            self._record_then(kind, team, object_id, created_at, then)
         )
         self._writing[key] = write
         write.add_done_callback(lambda done: self._written(key, done))
+
+    async def _record_then(
+        self,
+        kind: str,
+        team: str,
+        object_id: str,
+        created_at: float,
+        then: Callable[[], Awaitable[None]] | None,
+    ) -> None:
+        await self.record(kind, team, object_id, created_at)
+        if then is not None:
+            await then()
 
     def _written(self, key: tuple[str, str], write: asyncio.Future[Any]) -> None:
         if self._writing.get(key) is write:

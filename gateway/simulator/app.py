@@ -499,12 +499,15 @@ class Simulator:
         return [m for m in self._tuning.models(key) if lifecycle.serves(m["id"], today)]
 
     async def _delete_model(self, call: Call) -> None:
-        """A key's fine-tuned model, deleted; any other is a model it cannot find."""
+        """A key's fine-tuned model, deleted; any other is a model it cannot find, as is one
+        shut down with its base (gone, as its reads say)."""
         if await self.fault(call, {}):
             return
         model_id = call.path[len("/v1/models/") :]
         rates = self.admit(call, 0)
-        if not self._tuning.delete_model(call.key, model_id):
+        if not lifecycle.serves(model_id, self.today(call)) or not self._tuning.delete_model(
+            call.key, model_id
+        ):
             await self._error(call.send, oe.model_not_found(model_id), call.started, rates)
             return
         deleted = {"id": model_id, "object": "model", "deleted": True}

@@ -14,6 +14,7 @@ import io
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,15 @@ def gateway(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) ->
     # The gateway's own follower waits an hour between looks: the tests run it (`follow`).
     return serve_teams(
         start_gateway, redis_server, tmp_path, TEAMS, knobs=False, fine_tuning={"poll_s": 3600}
+    )
+
+
+@pytest.fixture
+def shut_down(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    """A replica judging by a day after gpt-4o-mini's shutdown (2027-01-14), on the same store,
+    passing the simulator's knobs on."""
+    return serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, retirement={"today": "2027-02-01"}
     )
 
 
@@ -295,9 +305,7 @@ def test_the_gateway_follows_a_job_that_fails_and_charges_it_nothing(
 
 def test_a_fine_tune_shuts_down_with_its_base(
     gateway: ServerThread,
-    start_gateway: GatewayFactory,
-    redis_server: str,
-    tmp_path: Path,
+    shut_down: ServerThread,
     simulator: ServerThread,
     follow: Callable[[], None],
 ) -> None:
@@ -307,13 +315,8 @@ def test_a_fine_tune_shuts_down_with_its_base(
     follow()  # the job ended: its model is the team's
     assert client.chat.completions.create(model=name, messages=HI).model == name
     assert name in [m.id for m in client.models.list()]
-    # A replica judging by a day after gpt-4o-mini's shutdown (2027-01-14), on the same store.
-    later = serve_teams(
-        start_gateway, redis_server, tmp_path, TEAMS, knobs=False,
-        retirement={"today": "2027-02-01"},
-    )  # fmt: skip
-    after = sdk(later, "payer")
-    seen = len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+    after = sdk(shut_down, "payer")
+    httpx.delete(f"{simulator.url}/_sim/requests")  # it keeps the session's last 200 only
     for named, call in (
         (name, lambda: after.chat.completions.create(model=name, messages=HI)),
         (
@@ -331,7 +334,7 @@ def test_a_fine_tune_shuts_down_with_its_base(
             f"The model `{named}` was shut down on 2027-01-14; its successor `gpt-6-luna` cannot"
             " stand in for it here"
         )
-    assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
+    assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == []
     # Refused, it is no model the team may use: not listed (upstream's list leaves it out too).
     assert name not in [m.id for m in after.models.list()]
     # A batch naming it is refused; no successor is offered for a fine-tune (none stands in).
@@ -343,6 +346,52 @@ def test_a_fine_tune_shuts_down_with_its_base(
             input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
         )
     assert info.value.message.endswith(f"its model {name} was shut down on 2027-01-14.")
+
+
+def test_a_fine_tune_of_a_shut_down_base_can_still_be_deleted_by_its_team(
+    shut_down: ServerThread,
+    gateway: ServerThread,
+    simulator: ServerThread,
+    follow: Callable[[], None],
+) -> None:
+    client = sdk(gateway, "payer")
+    jobs = [
+        client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training_file(client))
+        for _ in range(2)
+    ]
+    kept, gone = (complete(simulator, job.id)["fine_tuned_model"] for job in jobs)
+    follow()  # both jobs ended: their models are the team's
+    log = f"{simulator.url}/_sim/requests"
+
+    def asked_upstream(call: Callable[[], object]) -> tuple[dict[str, Any], int]:
+        httpx.delete(log)  # it keeps the session's last 200 requests: counting them stops at 200
+        refused = not_found(call)
+        return refused, len(httpx.get(log).json()["data"])
+
+    def nobody_has(name: str) -> str:
+        return f"The model `{name}` does not exist or you do not have access to it."
+
+    # Another team deletes neither, and upstream is not asked.
+    theirs = sdk(shut_down, "other")
+    for name in (kept, gone):
+        assert asked_upstream(partial(theirs.models.delete, name)) == (
+            {"message": nobody_has(name), "type": "invalid_request_error", "param": None,
+             "code": "model_not_found"},
+            0,
+        )  # fmt: skip
+    after = sdk(shut_down, "payer")
+    # Upstream, still on an earlier day, has it: deleted there, and forgotten here.
+    assert after.models.delete(kept).deleted
+    refused, asked = asked_upstream(lambda: after.models.delete(kept))
+    assert (refused["message"], asked) == (nobody_has(kept), 0)
+    # Upstream on the same day has it no more, gone with its base: forgotten here too, and
+    # the 404 says why, as a read of it does.
+    on_the_day = after.with_options(default_headers={"x-sim-today": "2027-02-01"})
+    refused, asked = asked_upstream(lambda: on_the_day.models.delete(gone))
+    assert (refused["code"], asked) == ("model_not_found", 1)
+    assert refused["message"].startswith(f"The model `{gone}` was shut down on 2027-01-14")
+    refused, asked = asked_upstream(lambda: on_the_day.models.delete(gone))
+    assert (refused["message"], asked) == (nobody_has(gone), 0)
 
 
 def test_epochs_are_held_from_the_hyperparameters_upstream_reads(

@@ -361,6 +361,21 @@ WEATHER: Any = {
 }
 
 
+def test_a_streamed_patched_completion_keeps_its_clients_messages(gateway: ServerThread) -> None:
+    """gpt-4o takes no developer message: it goes upstream as a system message, streamed as
+    upstream streams it, and is stored so there; its messages read back as the client sent
+    them."""
+    b = sdk(gateway, "b")
+    asked: Any = [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": "Say hi."},
+    ]
+    made = b.chat.completions.create(model="gpt-4o", messages=asked, store=True, stream=True)
+    (completion_id,) = {chunk.id for chunk in made}
+    messages = b.chat.completions.messages.list(completion_id)
+    assert [(m.role, m.content) for m in messages] == [(m["role"], m["content"]) for m in asked]
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_patched_stored_completion_reads_back_as_its_client_was_answered(
     gateway: ServerThread, stream: bool

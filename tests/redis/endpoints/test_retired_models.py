@@ -4,7 +4,9 @@ the team's limits on the model it named still apply (README "Retired models").""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -23,17 +25,33 @@ def on_today(simulator: ServerThread) -> Config:
     )  # fmt: skip
 
 
-def test_a_weekly_cap_on_the_model_named_holds_for_its_successor(
+TeamsServer = Callable[[dict[str, dict[str, str]]], ServerThread]
+
+
+@pytest.fixture
+def teams_on_today(
     start_gateway: GatewayFactory, simulator: ServerThread, redis_server: str, tmp_path: Path
+) -> TeamsServer:
+    """Serves a gateway knowing the teams given, judging shutdowns by TODAY."""
+    return lambda teams: serve_teams(
+        start_gateway, redis_server, tmp_path, teams, config=on_today(simulator)
+    )
+
+
+def on_the_day(gateway: ServerThread, team: str) -> openai.OpenAI:
+    """The team's client, asking the simulator on the day the gateway judges by."""
+    return sdk(gateway, team).with_options(default_headers={"x-sim-today": TODAY})
+
+
+def test_a_weekly_cap_on_the_model_named_holds_for_its_successor(
+    teams_on_today: TeamsServer,
 ) -> None:
     # A team allowed o1-preview alone, 2 of its messages a week.
     limits = "{models: {o1-preview: {messages_per_week: 2}}}"
-    gateway = serve_teams(
-        start_gateway, redis_server, tmp_path,
-        {"capped": {"tier": "tier-5", "models": "[o1-preview]", "limits": limits}},
-        config=on_today(simulator),
-    )  # fmt: skip
-    client = sdk(gateway, "capped").with_options(default_headers={"x-sim-today": TODAY})
+    gateway = teams_on_today(
+        {"capped": {"tier": "tier-5", "models": "[o1-preview]", "limits": limits}}
+    )
+    client = on_the_day(gateway, "capped")
     raw = client.chat.completions.with_raw_response.create(
         model="o1-preview", messages=[{"role": "user", "content": "Hi"}]
     )
@@ -49,13 +67,11 @@ def test_a_weekly_cap_on_the_model_named_holds_for_its_successor(
 
 
 def test_a_cache_hit_for_a_shut_down_model_counts_against_its_cap(
-    start_gateway: GatewayFactory, simulator: ServerThread, redis_server: str, tmp_path: Path
+    teams_on_today: TeamsServer,
 ) -> None:
-    gateway = serve_teams(
-        start_gateway, redis_server, tmp_path,
-        {"capped": {"tier": "tier-5", "limits": "{models: {o1-preview: {messages_per_week: 1}}}"}},
-        config=on_today(simulator),
-    )  # fmt: skip
+    gateway = teams_on_today(
+        {"capped": {"tier": "tier-5", "limits": "{models: {o1-preview: {messages_per_week: 1}}}"}}
+    )
     client = sdk(gateway, "capped").with_options(
         default_headers={"x-sim-today": TODAY, "x-gateway-cache": "on"}
     )
@@ -113,7 +129,7 @@ def test_a_shut_down_fallback_served_by_its_successor_fits_its_limits(
         config=dataclasses.replace(config, models=models),
         upstream={"forward_header_prefixes": ("x-sim-",), "retries": 0},
     )  # fmt: skip
-    client = sdk(gateway, "capped").with_options(default_headers={"x-sim-today": TODAY})
+    client = on_the_day(gateway, "capped")
     ask = {"model": "gpt-6.2-astra", "messages": [{"role": "user", "content": "Hi"}]}
     raw = client.chat.completions.with_raw_response.create(**ask)  # type: ignore[call-overload]
     assert raw.headers["x-gateway-fallback"] == (
@@ -125,16 +141,12 @@ def test_a_shut_down_fallback_served_by_its_successor_fits_its_limits(
 
 
 def test_a_team_not_allowed_the_model_named_is_not_served_its_successor(
-    start_gateway: GatewayFactory, simulator: ServerThread, redis_server: str, tmp_path: Path
+    teams_on_today: TeamsServer,
 ) -> None:
     # Tier 1 has no o1 models: o1-preview, served by gpt-6.2-astra since its shutdown, is a
     # model it cannot use, refused as any other; nothing says or counts a substitution.
-    gateway = serve_teams(
-        start_gateway, redis_server, tmp_path,
-        {"small": {"tier": "tier-1"}, "large": {"tier": "tier-5"}},
-        config=on_today(simulator),
-    )  # fmt: skip
-    small = sdk(gateway, "small").with_options(default_headers={"x-sim-today": TODAY})
+    gateway = teams_on_today({"small": {"tier": "tier-1"}, "large": {"tier": "tier-5"}})
+    small = on_the_day(gateway, "small")
     hi = [{"role": "user", "content": "Hi"}]
     for refuse in (
         lambda: small.chat.completions.create(model="o1-preview", messages=hi),  # type: ignore[arg-type]
@@ -147,9 +159,34 @@ def test_a_team_not_allowed_the_model_named_is_not_served_its_successor(
         )
         assert "x-gateway-model-substituted" not in refused.value.response.headers
     assert "gateway_model_substitutions_total{" not in scrape(gateway.url)
-    large = sdk(gateway, "large").with_options(default_headers={"x-sim-today": TODAY})
+    large = on_the_day(gateway, "large")
     raw = large.chat.completions.with_raw_response.create(model="o1-preview", messages=hi)  # type: ignore[arg-type]
     assert raw.headers["x-gateway-model-substituted"] == "o1-preview -> gpt-6.2-astra"
     assert (
         'gateway_model_substitutions_total{model="o1-preview",successor="gpt-6.2-astra"} 1.0'
     ) in scrape(gateway.url)
+
+
+def test_stored_completions_a_successor_served_are_found_by_the_model_named(
+    teams_on_today: TeamsServer,
+) -> None:
+    gateway = teams_on_today({"mine": {"tier": "tier-5"}, "theirs": {"tier": "tier-5"}})
+    mine, theirs = on_the_day(gateway, "mine"), on_the_day(gateway, "theirs")
+    hi: Any = [{"role": "user", "content": "Hi"}]
+    named = mine.chat.completions.create(model="o1-preview", messages=hi, store=True).id
+    made = mine.chat.completions.create(model="o1-preview", messages=hi, store=True, stream=True)
+    (streamed,) = {chunk.id for chunk in made}
+    mine.chat.completions.retrieve(streamed)  # its owner record is written beside the stream
+    direct = mine.chat.completions.create(model="gpt-6.2-astra", messages=hi, store=True).id
+    other = theirs.chat.completions.create(model="o1-preview", messages=hi, store=True).id
+    assert mine.chat.completions.retrieve(named).model == "gpt-6.2-astra"  # stored so upstream
+
+    def listed(client: openai.OpenAI, model: str) -> list[str]:
+        return [c.id for c in client.chat.completions.list(model=model)]
+
+    # By the name its client sent (or that name's snapshot), and by the successor's own.
+    assert listed(mine, "o1-preview") == listed(mine, "o1-preview-2024-09-12") == [named, streamed]
+    assert listed(mine, "gpt-6.2-astra") == [named, streamed, direct]
+    assert listed(mine, "o1-mini") == []
+    # Each team finds its own only.
+    assert listed(theirs, "o1-preview") == [other]

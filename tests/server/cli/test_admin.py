@@ -230,7 +230,12 @@ def test_models_retiring_lists_shutdowns_within_the_notice_and_their_successors(
     assert rows["dall-e-3"]["SUCCESSOR"] == "none: refused from then"
     # Soonest first; models with no shutdown, or one further off, are not listed.
     assert list(rows)[:2] == ["o1-preview", "o1-mini"]
-    assert "gpt-6-luna" not in rows and "whisper-1" not in rows
+    assert "gpt-6-luna" not in rows and "tts-1" not in rows
+    # Transcription ends with no successor named.
+    assert rows["whisper-1"] == {
+        "MODEL": "whisper-1", "SHUTDOWN": "2027-02-26", "DAYS": "83 left",
+        "SUCCESSOR": "none: refused from then",
+    }  # fmt: skip
     assert main(["models", "retiring", "--days", "0", "--json", *common]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found["within_days"] == 0 and found["today"] == "2026-12-05"

@@ -197,12 +197,12 @@ def test_a_retired_model_is_served_by_its_successor(
         " 1.7536608e+09" in metrics
     )
     # A retired model nothing replaces is refused before upstream.
-    before = len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+    httpx.delete(f"{simulator.url}/_sim/requests")  # it keeps the session's last 200 only
     with pytest.raises(openai.NotFoundError) as info:
         sdk(gateway).images.generate(model="dall-e-3", prompt="a lighthouse")
     assert info.value.code == "model_not_found"
     assert "shut down on 2026-05-12" in info.value.message
-    assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == before
+    assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == []
 
 
 def test_a_model_that_does_not_reason_is_served_by_its_successor_at_effort_none(
@@ -271,7 +271,7 @@ def test_the_route_endpoint_names_the_successor_that_would_serve(
     start_gateway: GatewayFactory, simulator: ServerThread
 ) -> None:
     gateway = gateway_on(start_gateway, simulator)
-    seen = len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+    httpx.delete(f"{simulator.url}/_sim/requests")  # it keeps the session's last 200 only
     answer = httpx.post(
         f"{gateway.url}/v1/route",
         json={"model": "o1-preview", "messages": [{"role": "user", "content": SCIENCE}]},
@@ -303,7 +303,7 @@ def test_the_route_endpoint_names_the_successor_that_would_serve(
     assert snapshot.status_code == 200, snapshot.text
     assert snapshot.json()["substituted"] == "o1-preview -> gpt-6.2-astra"
     assert snapshot.json()["estimates"] == {"o1-preview": astra}
-    assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == seen
+    assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == []
     # A decision is not a request served by the successor: nothing counted.
     assert "gateway_model_substitutions_total{" not in scrape(gateway.url)
 
@@ -346,18 +346,51 @@ def test_a_fallback_shut_down_is_served_by_its_successor(
         fallbacks=("o1-mini", "gpt-3.5-turbo-instruct"),
     )  # fmt: skip
     log = f"{simulator.url}/_sim/requests"
-    seen = len(httpx.get(log).json()["data"])
+    httpx.delete(log)  # it keeps the session's last 200 requests: counting them stops at 200
     with pytest.raises(openai.RateLimitError) as refused:
         sdk(gateway).chat.completions.create(
             model="gpt-6.2-astra", messages=[{"role": "user", "content": "Hi"}],
             extra_headers={"x-sim-fault": "429"},
         )  # fmt: skip
-    sent = [r["body"]["model"] for r in httpx.get(log).json()["data"][seen:]]
+    sent = [r["body"]["model"] for r in httpx.get(log).json()["data"]]
     # Nothing went upstream under a shut-down name; gpt-3.5-turbo-instruct, shut down with no
     # successor, was not tried.
     assert sent == ["gpt-6.2-astra", "gpt-6.1-sol"]
     assert refused.value.response.headers["x-gateway-fallback"] == (
         "gpt-6.2-astra -> gpt-6.1-sol (429)"
+    )
+
+
+def test_a_shut_down_model_named_keeps_its_own_fallbacks(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    # o1-preview falls back to o1-mini (shipped config); gpt-6.2-astra, serving o1-preview
+    # since its shutdown, has a fallback of its own.
+    gateway = with_model(
+        start_gateway, simulator, TODAY, "gpt-6.2-astra", fallbacks=("gpt-6-luna",)
+    )
+    log = f"{simulator.url}/_sim/requests"
+    client = sdk(gateway).with_options(default_headers={"x-sim-fault": "429"})
+    for named, sent, fell_back in (
+        # o1-preview's fallback o1-mini, served by its successor gpt-6.1-sol.
+        ("o1-preview", ["gpt-6.2-astra", "gpt-6.1-sol"], "gpt-6.2-astra -> gpt-6.1-sol (429)"),
+        # Named itself, the successor falls back as configured for it.
+        ("gpt-6.2-astra", ["gpt-6.2-astra", "gpt-6-luna"], "gpt-6.2-astra -> gpt-6-luna (429)"),
+    ):
+        httpx.delete(log)  # it keeps the session's last 200 requests: counting them stops at 200
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model=named, messages=HI)
+        assert [r["body"]["model"] for r in httpx.get(log).json()["data"]] == sent
+        assert refused.value.response.headers["x-gateway-fallback"] == fell_back
+    # The Responses API falls back as chat does.
+    httpx.delete(log)  # it keeps the session's last 200 requests: counting them stops at 200
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.responses.create(model="o1-preview", input="Hi")
+    assert [r["body"]["model"] for r in httpx.get(log).json()["data"]] == [
+        "gpt-6.2-astra", "gpt-6.1-sol"
+    ]  # fmt: skip
+    assert refused.value.response.headers["x-gateway-model-substituted"] == (
+        "o1-preview -> gpt-6.2-astra"
     )
 
 
@@ -395,13 +428,13 @@ def test_a_shut_down_fallback_that_did_not_reason_is_served_at_effort_none(
         shutdown="", successor="", fallbacks=("gpt-4o",),
     )  # fmt: skip
     log = f"{simulator.url}/_sim/requests"
-    seen = len(httpx.get(log).json()["data"])
+    httpx.delete(log)  # it keeps the session's last 200 requests: counting them stops at 200
     with pytest.raises(openai.RateLimitError):
         sdk(gateway).chat.completions.create(
             model="gpt-4o-mini", messages=HI, max_tokens=20,
             extra_headers={"x-sim-fault": "429", "x-sim-today": "2027-01-13"},
         )  # fmt: skip
-    sent = [r["body"] for r in httpx.get(log).json()["data"][seen:]]
+    sent = [r["body"] for r in httpx.get(log).json()["data"]]
     assert [b["model"] for b in sent] == ["gpt-4o-mini-2024-07-18", "gpt-6-luna"]
     # As the model it stands in for, asked not to reason: the client's cap holds.
     assert (sent[1]["reasoning_effort"], sent[1]["max_completion_tokens"]) == ("none", 20)
