@@ -1,11 +1,13 @@
 """The cache key of a request: the SHA-256 of its canonical form. Pure.
 
-Two requests share a key when they would get the same answer: the same API, the same upstream
-model after routing, the same scope (the team, or every team when the cache is shared) and the
-same body, in canonical JSON, but for the fields that change how the answer is delivered or who
-is billed for it, never what it says. Only the body's own fields are sorted: inside a value, the
-order of an object's members can change the answer (a JSON schema's properties are written in
-the order it lists them), so it is kept as sent.
+Two requests share a key when they would get the same answer at the same price: the same API,
+the same configured model after routing (or a shut-down model's successor standing in for it:
+the name its price, limits and metrics are under) and the upstream model it is sent as (a
+team's fine-tune is served under its base's name), the same scope (the team, or every team
+when the cache is shared) and the same body, in canonical JSON, but for the fields that change
+how the answer is delivered or who is billed for it, never what it says. Only the body's own
+fields are sorted: inside a value, the order of an object's members can change the answer (a
+JSON schema's properties are written in the order it lists them), so it is kept as sent.
 """
 
 from __future__ import annotations
@@ -34,17 +36,20 @@ def scope(team: str, shared: bool, strict: bool) -> str:
 def cache_key(
     api: str,
     model: str,
+    upstream: str,
     where: str,
     payload: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
     query: bytes = b"",
 ) -> str:
-    """The key of `payload` on `api` ("chat" or "responses"), served by the upstream `model`,
-    in scope `where`; `headers`: the forwarded request headers that steer upstream; `query`:
-    the query string, sent upstream as it came (read there, a parameter may change the
-    answer)."""
+    """The key of `payload` on `api` ("chat" or "responses"), served by the configured `model`
+    as the `upstream` one, in scope `where`; `headers`: the forwarded request headers that
+    steer upstream; `query`: the query string, sent upstream as it came (read there, a
+    parameter may change the answer)."""
     body = [[name, payload[name]] for name in sorted(payload) if name not in IGNORED]
-    parts: list[Any] = [api, model, where, body, sorted((headers or {}).items())]
+    # Two configured names of one upstream model may have their own prices and allow-lists: an
+    # answer kept for one is never a hit for the other, charged a share of the other's cost.
+    parts: list[Any] = [api, model, upstream, where, body, sorted((headers or {}).items())]
     if query:
         parts.append(query.decode("latin-1"))  # the keys of requests without one stay as they were
     return hashlib.sha256(orjson.dumps(parts)).hexdigest()

@@ -121,7 +121,9 @@ class CachedRequest:
                 steering[ROUTED_EFFORT] = self.effort
             where = scope(caller.team.name, config.shared, caller.team.strict)
             query = self.request.scope["query_string"]
-            self.key = cache_key(api, self.model.upstream, where, payload, steering, query)
+            self.key = cache_key(
+                api, self.label, self.model.upstream, where, payload, steering, query
+            )
         return True
 
     async def serve(self, call: Callable[[], Awaitable[Response]]) -> Response:

@@ -554,6 +554,43 @@ def test_a_hit_is_charged_its_share_of_what_the_original_was_charged_at_its_serv
     assert saved in scrape(gateway.url)
 
 
+def test_two_names_of_one_upstream_model_keep_their_answers_apart(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str
+) -> None:
+    """`gpt-4o-resold` is gpt-4o upstream at twice its price (a team's, with a margin; or with
+    its own allow-list): an answer kept for gpt-4o is no hit for it, which would be charged a
+    share of gpt-4o's cost and count gpt-4o's price as saved under its name. Its own hit is
+    charged its share of its own answer, and saves the rest of that."""
+    shipped = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    gpt_4o = shipped.models["gpt-4o"]
+    price = gpt_4o.price
+    doubled = dataclasses.replace(
+        price, input=2 * price.input, cached_input=2 * price.cached_input,
+        output=2 * price.output, cache_write=2 * price.cache_write,
+    )  # fmt: skip
+    resold = dataclasses.replace(gpt_4o, price=doubled)
+    config = dataclasses.replace(shipped, models={**shipped.models, "gpt-4o-resold": resold})
+    gateway = serve(config=config, cache={"charge_fraction": 0.5})
+    client = sdk(gateway, "alpha")
+    assert chat(client, prompt).headers["x-gateway-cache"] == "miss"
+    plain, _ = spend(store, "alpha")
+    create = client.chat.completions.with_raw_response.create
+    messages: Any = [{"role": "user", "content": prompt}]
+    first = create(model="gpt-4o-resold", messages=messages)
+    assert first.headers["x-gateway-cache"] == "miss"
+    original = spend(store, "alpha")[0] - plain
+    assert original > plain  # at twice the price
+    hit = create(model="gpt-4o-resold", messages=messages)
+    assert hit.headers["x-gateway-cache"] == "hit"
+    share = (original + 1) // 2
+    assert spend(store, "alpha") == (plain + original + share, 0)
+    assert upstream_calls(simulator, prompt) == 2
+    metrics = scrape(gateway.url)
+    saved = f'gateway_cache_saved_microdollars_total{{model="gpt-4o-resold",team="alpha"}} {original - share}.0'
+    assert saved in metrics
+    assert 'gateway_cache_saved_microdollars_total{model="gpt-4o",team="alpha"}' not in metrics
+
+
 PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg=="
 
 

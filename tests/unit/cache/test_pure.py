@@ -31,10 +31,13 @@ BODY: dict[str, Any] = {
 
 
 def key(payload: dict[str, Any], **over: Any) -> str:
-    args = {"api": "chat", "model": "gpt-4o-2024-08-06", "where": scope("a", False, False)}
+    args = {
+        "api": "chat", "model": "gpt-4o", "upstream": "gpt-4o-2024-08-06",
+        "where": scope("a", False, False),
+    }  # fmt: skip
     args.update(over)
     return cache_key(
-        args["api"], args["model"], args["where"], payload, args.get("headers"),
+        args["api"], args["model"], args["upstream"], args["where"], payload, args.get("headers"),
         args.get("query", b""),
     )  # fmt: skip
 
@@ -51,7 +54,11 @@ def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
     assert key(delivered) == base
     assert key({**BODY, "temperature": 0.3}) != base
     assert key({**BODY, "seed": 1}) != base
-    assert key(BODY, model="o1-mini-2024-09-12") != base
+    assert key(BODY, model="o1-mini", upstream="o1-mini-2024-09-12") != base
+    # Another configured name of the same upstream model (its own price, its own allow-list),
+    # and a fine-tune served under its base's name, are other requests.
+    assert key(BODY, model="gpt-4o-premium") != base
+    assert key(BODY, upstream="ft:gpt-4o-2024-08-06:acme::x1") != base
     assert key(BODY, api="responses") != base
     assert key(BODY, where=scope("b", False, False)) != base
     assert key(BODY, where=scope("a", False, True)) != base
