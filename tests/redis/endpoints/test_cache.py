@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,10 @@ import openai
 import orjson
 import pytest
 import redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from gateway.config import SimulatorConfig
 from gateway.routing.heuristic import DEFAULT
@@ -245,7 +250,8 @@ def test_in_a_shared_cache_a_leader_leaving_reads_on_only_for_its_own_team(
     requests waiting for it: of its own team only. In a shared cache, another team's waiting
     would make the leader's team pay the whole answer, which that team gets for nothing (its
     hits cost `cache.charge_fraction`, 0): alpha's stream is stopped as one nobody waits for,
-    charged what was generated, and beta's requests call upstream, paid by beta."""
+    charged what was generated, and one of beta's requests calls upstream, paid by beta, the
+    other waiting for its answer."""
     gateway = serve(cache={"shared": True})
     waiting = gateway if where == "here" else serve(cache={"shared": True})
     answer = " ".join(["word"] * 200)
@@ -275,9 +281,11 @@ def test_in_a_shared_cache_a_leader_leaving_reads_on_only_for_its_own_team(
 
     waited = asyncio.run(scenario())
     assert all(answer.status_code == 200 for answer in waited)
+    assert sorted(answer.headers["x-gateway-cache"] for answer in waited) == ["hit", "miss"]
     wait_for(lambda: spend(store, "alpha")[1] == spend(store, "beta")[1] == 0, 10, "charges")
     alpha, beta = spend(store, "alpha")[0], spend(store, "beta")[0]
-    # Each of beta's two requests paid its whole answer; alpha, stopped, far less than one.
+    # beta paid the whole answer of its one call; alpha, stopped, far less than one.
+    assert upstream_calls(simulator, prompt) == 2
     assert 0 < alpha < beta / 2
 
 
@@ -449,6 +457,84 @@ def test_identical_streams_in_flight_share_one_upstream_call(
     answers = concurrent([gateway], prompt, 20, stream=True)
     assert upstream_calls(simulator, prompt) == 1
     assert len({streamed_text(a) for a in answers}) == 1
+
+
+class FirstCallFails:
+    """An upstream whose first chat call fails (a 500) once the test lets it (`fail`); the
+    others are passed on to the simulator."""
+
+    def __init__(self, simulator: ServerThread) -> None:
+        self.simulator = simulator.url
+        self.calls = 0
+        self.fail = threading.Event()
+        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+
+    async def chat(self, request: Request) -> Response:
+        self.calls += 1
+        body = await request.body()
+        if self.calls == 1:
+            await asyncio.to_thread(self.fail.wait, 30)
+            error = {"message": "The server had an error.", "type": "server_error"}
+            return JSONResponse({"error": {**error, "param": None, "code": None}}, 500)
+        async with httpx.AsyncClient(timeout=30) as http:
+            answer = await http.post(
+                f"{self.simulator}/v1/chat/completions", content=body,
+                headers={k: request.headers[k] for k in ("authorization", "content-type")},
+            )  # fmt: skip
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_when_the_call_identical_requests_wait_for_fails_one_of_them_calls_again(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, replicas: int
+) -> None:
+    """Twelve identical requests, on one replica or spread over two: the first call fails
+    (upstream's 500, no retry) once the others wait for it. They elect one of them to call
+    again, here and across replicas in Redis, and the rest wait for its answer, rather than
+    each calling upstream alone: upstream sees two calls, eleven requests get one answer (one
+    miss, ten hits), and the team pays for one answer, the one upstream billed."""
+    count = 12
+    upstream = FirstCallFails(simulator)
+    with ServerThread(upstream.app) as front:
+        config = base_config(OPENAI_BASE_URL=f"{front.url}/v1", OPENAI_API_KEY=SIM_KEY)
+        gateways = [serve(config=config, upstream={"retries": 0}) for _ in range(replicas)]
+        caches = [g.server.config.app.state.gateway.cache for g in gateways]
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}]}
+        headers = {"authorization": f"Bearer {key_of('alpha')}"}
+
+        async def scenario() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=60) as http:
+                asked = [
+                    asyncio.create_task(
+                        http.post(
+                            f"{gateways[i % replicas].url}/v1/chat/completions", json=body,
+                            headers=headers,
+                        )
+                    )
+                    for i in range(count)
+                ]  # fmt: skip
+                await asyncio.to_thread(
+                    wait_for,
+                    lambda: (
+                        upstream.calls == 1
+                        and sum(cache.waiting("alpha") for cache in caches) == count - 1
+                    ),
+                    10,
+                    "the others to wait for the first call",
+                )
+                upstream.fail.set()
+                return await asyncio.gather(*asked)
+
+        answers = asyncio.run(scenario())
+        assert upstream.calls == 2
+    failed = [a for a in answers if a.status_code != 200]
+    assert len(failed) == 1 and failed[0].headers["x-gateway-cache"] == "miss"
+    served = [a for a in answers if a.status_code == 200]
+    assert len({a.json()["choices"][0]["message"]["content"] for a in served}) == 1
+    assert sorted(a.headers["x-gateway-cache"] for a in served) == ["hit"] * 10 + ["miss"]
+    wait_for(lambda: spend(store, "alpha")[1] == 0, 10, "the holds to settle")
+    assert upstream_calls(simulator, prompt) == 1
+    assert spend(store, "alpha") == (billed(simulator), 0)
 
 
 def test_a_waiter_whose_client_left_calls_nothing_when_the_answer_cannot_be_kept(

@@ -138,6 +138,14 @@ def test_a_model_is_shut_down_from_its_day_on() -> None:
     assert decision.shut_down("2025-07-28", "2026-12-05")
 
 
+def test_a_failure_another_try_may_not_meet_elects_another_leader() -> None:
+    for status in (408, 409, 429, 499, 500, 502, 503, 504):
+        assert decision.passing(status), status
+    # Refusals of the request itself: each waiter would be refused alike.
+    for status in (400, 401, 403, 404, 413, 422):
+        assert not decision.passing(status), status
+
+
 def completion(finish: str = "stop", **message: Any) -> dict[str, Any]:
     return {
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
