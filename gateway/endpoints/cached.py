@@ -123,8 +123,9 @@ class CachedRequest:
             where = scope(caller.team.name, config.shared, caller.team.strict)
             query = self.request.scope["query_string"]
             self.key = cache_key(
-                api, self.label, self.model.upstream, where, payload, steering, query
-            )
+                api, self.label, self.model.upstream, where, payload, steering, query,
+                as_sent=caller.team.strict or not gw.config.compat.enabled,
+            )  # fmt: skip
         return True
 
     async def serve(self, call: Callable[[], Awaitable[Response]]) -> Response:

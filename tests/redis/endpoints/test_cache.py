@@ -41,6 +41,7 @@ TEAMS: dict[str, dict[str, str]] = {
     "beta": {"tier": "tier-5", "cache": "true"},
     "plain": {"tier": "tier-5"},
     "thrifty": {"tier": "tier-5", "cache": "true", "budget_usd": "1"},
+    "rigid": {"tier": "tier-5", "cache": "true", "strict": "true"},
 }
 BUDGET_MICROS = 1_000_000  # thrifty's
 ON = {"x-gateway-cache": "on"}
@@ -291,6 +292,33 @@ def test_in_a_shared_cache_a_leader_leaving_reads_on_only_for_its_own_team(
 
 def chat_about(client: openai.OpenAI, asked: dict[str, Any]) -> Any:
     return client.chat.completions.with_raw_response.create(model="gpt-4o", **asked)
+
+
+def test_a_request_upstream_refuses_is_never_a_hit_on_one_it_answered(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """The key leaves out fields that do not change the answer (`stream`, `stream_options`,
+    `background`, ...), but not where upstream refuses them: a strict team's requests go
+    upstream unpatched, and o1-mini refuses `stream: true` (a patched stream is faked); chat
+    completions have no `background`; `stream_options` without `stream` is refused too
+    (OpenAI: "only allowed when 'stream' is enabled"; the simulator takes it). Each was
+    served the answer kept for the same request without it, where its miss is a 400."""
+    messages: Any = [{"role": "user", "content": prompt}]
+    strict = sdk(gateway, "rigid").chat.completions.with_raw_response.create
+    assert strict(model="o1-mini", messages=messages).headers["x-gateway-cache"] == "miss"
+    with pytest.raises(openai.BadRequestError) as refused:
+        strict(model="o1-mini", messages=messages, stream=True)
+    assert refused.value.code == "unsupported_value"
+    assert refused.value.response.headers["x-gateway-cache"] == "miss"
+    client = sdk(gateway, "alpha")
+    assert chat(client, prompt).headers["x-gateway-cache"] == "miss"
+    with pytest.raises(openai.BadRequestError) as refused:
+        chat(client, prompt, extra_body={"background": False})
+    assert "background" in refused.value.message
+    assert refused.value.response.headers["x-gateway-cache"] == "miss"
+    options = chat(client, prompt, stream_options={"include_usage": True})
+    assert options.headers["x-gateway-cache"] == "miss"
+    assert upstream_calls(simulator, prompt) == 5
 
 
 def test_the_cache_is_off_unless_turned_on(

@@ -38,7 +38,7 @@ def key(payload: dict[str, Any], **over: Any) -> str:
     args.update(over)
     return cache_key(
         args["api"], args["model"], args["upstream"], args["where"], payload, args.get("headers"),
-        args.get("query", b""),
+        args.get("query", b""), as_sent=args.get("as_sent", False),
     )  # fmt: skip
 
 
@@ -66,6 +66,35 @@ def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
     assert key(BODY, query=b"api-version=1") != base
     assert key(BODY, query=b"") == base
     assert scope("a", True, False) == scope("b", True, False)
+
+
+def test_a_left_out_field_upstream_would_refuse_is_in_the_key() -> None:
+    """A field that leaves the answer as it is, but that upstream refuses (of another type, or
+    not taken with the rest of the request), is part of the key: a request sending it is never
+    served an answer kept for one without it, where its own miss would be refused."""
+    base = key(BODY)
+    taken: list[dict[str, Any]] = [
+        {"user": "u1", "prompt_cache_key": "k", "store": False},
+        {"stream": True, "stream_options": {"include_usage": True}},
+        {"stream": None, "stream_options": None, "user": None},
+        {"safety_identifier": 7},  # the gateway sends its own
+    ]
+    for fields in taken:
+        assert key({**BODY, **fields}) == base, fields
+    refused: list[dict[str, Any]] = [
+        {"user": 7}, {"prompt_cache_key": ["k"]}, {"store": "false"}, {"stream": 1},
+        {"stream_options": {"include_usage": True}},  # only with `stream: true`
+        {"stream": False, "stream_options": {"include_usage": False}},
+        {"background": False},  # the Responses API's, unknown to chat completions
+    ]  # fmt: skip
+    for fields in refused:
+        assert key({**BODY, **fields}) != base, fields
+    assert key({**BODY, "background": False}, api="responses") == key(BODY, api="responses")
+    # Sent unpatched, a stream may be refused by a model that cannot stream (patched, faked).
+    streamed = {**BODY, "stream": True}
+    assert key(streamed, as_sent=True) != key(BODY, as_sent=True)
+    assert key({**BODY, "stream": False}, as_sent=True) == key(BODY, as_sent=True)
+    assert key(BODY, as_sent=True) == base
 
 
 def test_the_header_decides_then_the_team_or_policy() -> None:
