@@ -512,52 +512,56 @@ class FirstCallFails:
         return Response(answer.content, answer.status_code, media_type="application/json")
 
 
-@pytest.mark.parametrize("replicas", [1, 2])
+# Where each of the requests after the first goes: the first one's replica (0) or another (1).
+SPREADS = {"here": (0,), "another replica": (1,), "both": (0, 1)}
+
+
+@pytest.mark.parametrize("spread", SPREADS)
 def test_when_the_call_identical_requests_wait_for_fails_one_of_them_calls_again(
-    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, replicas: int
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, spread: str
 ) -> None:
-    """Twelve identical requests, on one replica or spread over two: the first call fails
-    (upstream's 500, no retry) once the others wait for it. They elect one of them to call
-    again, here and across replicas in Redis, and the rest wait for its answer, rather than
-    each calling upstream alone: upstream sees two calls, eleven requests get one answer (one
-    miss, ten hits), and the team pays for one answer, the one upstream billed."""
-    count = 12
+    """Twelve identical requests: the first one's call fails (upstream's 500, no retry) once
+    the others wait for it, on its replica, on another (polling Redis) or on both. They elect
+    one of them to call again (here, or by the lock the failed call freed in Redis), and the
+    rest wait for its answer, rather than each calling upstream alone: upstream sees two
+    calls, eleven requests get one answer (one miss, ten hits), and the team pays for one
+    answer, the one upstream billed."""
+    count, places = 12, SPREADS[spread]
     upstream = FirstCallFails(simulator)
     with ServerThread(upstream.app) as front:
         config = base_config(OPENAI_BASE_URL=f"{front.url}/v1", OPENAI_API_KEY=SIM_KEY)
-        gateways = [serve(config=config, upstream={"retries": 0}) for _ in range(replicas)]
+        gateways = [serve(config=config, upstream={"retries": 0}) for _ in range(2)]
         caches = [g.server.config.app.state.gateway.cache for g in gateways]
         body = {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}]}
         headers = {"authorization": f"Bearer {key_of('alpha')}"}
 
+        def waiting(calls: int, others: int) -> Callable[[], bool]:
+            return lambda: (
+                upstream.calls == calls
+                and sum(cache.waiting("alpha") for cache in caches) == others
+            )
+
         async def scenario() -> list[httpx.Response]:
             async with httpx.AsyncClient(timeout=60) as http:
-                asked = [
-                    asyncio.create_task(
-                        http.post(
-                            f"{gateways[i % replicas].url}/v1/chat/completions", json=body,
-                            headers=headers,
-                        )
-                    )
-                    for i in range(count)
-                ]  # fmt: skip
+
+                def ask(replica: int) -> asyncio.Task[httpx.Response]:
+                    url = f"{gateways[replica].url}/v1/chat/completions"
+                    return asyncio.create_task(http.post(url, json=body, headers=headers))
+
+                first = ask(0)
+                await asyncio.to_thread(wait_for, waiting(1, 0), 10, "the first call")
+                rest = [ask(places[i % len(places)]) for i in range(count - 1)]
                 await asyncio.to_thread(
-                    wait_for,
-                    lambda: (
-                        upstream.calls == 1
-                        and sum(cache.waiting("alpha") for cache in caches) == count - 1
-                    ),
-                    10,
-                    "the others to wait for the first call",
+                    wait_for, waiting(1, count - 1), 10, "the others to wait for it"
                 )
                 upstream.fail.set()
-                return await asyncio.gather(*asked)
+                return [await first, *await asyncio.gather(*rest)]
 
         answers = asyncio.run(scenario())
         assert upstream.calls == 2
-    failed = [a for a in answers if a.status_code != 200]
-    assert len(failed) == 1 and failed[0].headers["x-gateway-cache"] == "miss"
-    served = [a for a in answers if a.status_code == 200]
+    assert answers[0].status_code == 500 and answers[0].headers["x-gateway-cache"] == "miss"
+    served = answers[1:]
+    assert all(a.status_code == 200 for a in served)
     assert len({a.json()["choices"][0]["message"]["content"] for a in served}) == 1
     assert sorted(a.headers["x-gateway-cache"] for a in served) == ["hit"] * 10 + ["miss"]
     wait_for(lambda: spend(store, "alpha")[1] == 0, 10, "the holds to settle")
