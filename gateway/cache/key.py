@@ -30,6 +30,8 @@ IGNORED: dict[str, type] = {
     "safety_identifier": object, "prompt_cache_key": str, "store": bool, "background": bool,
 }  # fmt: skip
 SHARED = "*"
+# "Invalid 'prompt_cache_key': string too long. Expected a string with maximum length 64".
+PROMPT_CACHE_KEY_CHARS = 64
 
 
 def scope(team: str, shared: bool, strict: bool) -> str:
@@ -76,6 +78,8 @@ def _refused(api: str, name: str, payload: Mapping[str, Any], as_sent: bool) -> 
         return True
     if name == "background":
         return api == "chat"  # the Responses API's: unknown to chat completions
+    if name == "prompt_cache_key":
+        return len(str(value)) > PROMPT_CACHE_KEY_CHARS  # a string, as checked above
     if name == "stream_options":
         # "The 'stream_options' parameter is only allowed when 'stream' is enabled."
         return payload.get("stream") is not True

@@ -300,9 +300,10 @@ def test_a_request_upstream_refuses_is_never_a_hit_on_one_it_answered(
     """The key leaves out fields that do not change the answer (`stream`, `stream_options`,
     `background`, ...), but not where upstream refuses them: a strict team's requests go
     upstream unpatched, and o1-mini refuses `stream: true` (a patched stream is faked); chat
-    completions have no `background`; `stream_options` without `stream` is refused too
-    (OpenAI: "only allowed when 'stream' is enabled"; the simulator takes it). Each was
-    served the answer kept for the same request without it, where its miss is a 400."""
+    completions have no `background`; `stream_options` without `stream`, and a
+    `prompt_cache_key` of more than 64 characters, are refused too (by OpenAI; the simulator
+    takes them). Each was served the answer kept for the same request without it, where its
+    miss is a 400."""
     messages: Any = [{"role": "user", "content": prompt}]
     strict = sdk(gateway, "rigid").chat.completions.with_raw_response.create
     assert strict(model="o1-mini", messages=messages).headers["x-gateway-cache"] == "miss"
@@ -318,7 +319,10 @@ def test_a_request_upstream_refuses_is_never_a_hit_on_one_it_answered(
     assert refused.value.response.headers["x-gateway-cache"] == "miss"
     options = chat(client, prompt, stream_options={"include_usage": True})
     assert options.headers["x-gateway-cache"] == "miss"
-    assert upstream_calls(simulator, prompt) == 5
+    # OpenAI: "Invalid 'prompt_cache_key': string too long" (the simulator takes it).
+    long_key = chat(client, prompt, extra_body={"prompt_cache_key": "k" * 65})
+    assert long_key.headers["x-gateway-cache"] == "miss"
+    assert upstream_calls(simulator, prompt) == 6
 
 
 def test_the_cache_is_off_unless_turned_on(

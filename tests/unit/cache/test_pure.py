@@ -74,7 +74,7 @@ def test_a_left_out_field_upstream_would_refuse_is_in_the_key() -> None:
     served an answer kept for one without it, where its own miss would be refused."""
     base = key(BODY)
     taken: list[dict[str, Any]] = [
-        {"user": "u1", "prompt_cache_key": "k", "store": False},
+        {"user": "u1", "prompt_cache_key": "k" * 64, "store": False},
         {"stream": True, "stream_options": {"include_usage": True}},
         {"stream": None, "stream_options": None, "user": None},
         {"safety_identifier": 7},  # the gateway sends its own
@@ -82,7 +82,8 @@ def test_a_left_out_field_upstream_would_refuse_is_in_the_key() -> None:
     for fields in taken:
         assert key({**BODY, **fields}) == base, fields
     refused: list[dict[str, Any]] = [
-        {"user": 7}, {"prompt_cache_key": ["k"]}, {"store": "false"}, {"stream": 1},
+        {"user": 7}, {"prompt_cache_key": ["k"]}, {"prompt_cache_key": "k" * 65},
+        {"store": "false"}, {"stream": 1},
         {"stream_options": {"include_usage": True}},  # only with `stream: true`
         {"stream": False, "stream_options": {"include_usage": False}},
         {"background": False},  # the Responses API's, unknown to chat completions
