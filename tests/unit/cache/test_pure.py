@@ -344,6 +344,26 @@ def test_a_responses_replay_is_openais_event_sequence_and_gathers_back() -> None
     assert capture.answer() == response
 
 
+def test_an_incomplete_responses_stream_gathers_into_its_incomplete_response() -> None:
+    """An answer cut at `max_output_tokens` ended: not kept, but no failed call (whose waiters
+    would elect another leader, to be cut short in turn); one that never ends gathers to
+    nothing."""
+    response = {
+        **response_object(), "status": "incomplete",
+        "incomplete_details": {"reason": "max_output_tokens"},
+    }  # fmt: skip
+    stream = replay.responses_stream(response).replace(
+        b"response.completed", b"response.incomplete"
+    )
+    capture = ResponsesCapture()
+    capture.feed(stream)
+    assert capture.answer() == response
+    assert not keepable("responses", response, tools=True)
+    cut = ResponsesCapture()
+    cut.feed(stream[: stream.rindex(b"event: response.incomplete")])
+    assert cut.answer() is None
+
+
 def test_a_responses_replay_streams_the_reasoning_summary() -> None:
     """A client showing a reasoning model's summary as it comes (its
     `response.reasoning_summary_text.delta` events) gets it on a hit as on a miss."""
