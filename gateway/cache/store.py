@@ -1,12 +1,12 @@
 """The cache's Redis side: one entry key an answer, and beside it (same hash tag, so each script
 runs on one node of a Redis Cluster) the lock that says which replica calls upstream for it.
 
-`lookup` is the one round trip that decides: the entry if there is one, else the lock taken
-for the caller (it leads), else who holds it (another replica leads, or `DONE`: the leader
-ended without an answer to keep, and the waiters go their own way). A leader whose call failed
-`free`s the lock: the next lookup takes it, and its caller leads in its place. A lookup that waits on
-another replica's call also marks the key awaited for a while by each team waiting
-(`awaited`): a leader whose own client leaves reads on for such waiters of its team.
+`lookup` is the one round trip that decides: the entry if there is one, else the lock taken for
+the caller (it leads), else who holds it (another replica leads, or `DONE`: the leader ended
+without an answer to keep, and the waiters go their own way). A leader whose call failed `free`s
+the lock: the next lookup takes it, and its caller leads in its place. A lookup that waits on
+another replica's call also marks the key awaited for a while by each team waiting (`awaited`):
+a leader whose own client leaves reads on for such waiters of its team.
 """
 
 from __future__ import annotations
