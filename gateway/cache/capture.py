@@ -2,8 +2,9 @@
 
 A chat stream becomes the `chat.completion` it spells out (text, refusal and tool-call deltas
 joined, each choice's finish reason, the usage chunk); a Responses stream's terminal event
-carries its final Response object already. An answer that ends in an error, or never ends,
-gathers to nothing.
+carries its final Response object already (an incomplete one too: an answer that ended, which
+is not kept, but not a failed call). An answer that ends in an error, or never ends, gathers to
+nothing.
 """
 
 from __future__ import annotations
@@ -146,8 +147,13 @@ class ChatCapture(Capture):
         }
 
 
+# The terminal events that carry the Response object the stream ended with.
+_ENDED = (b"response.completed", b"response.incomplete")
+
+
 class ResponsesCapture(Capture):
-    """Responses API event bytes in; the Response object its `response.completed` carries."""
+    """Responses API event bytes in; the Response object its `response.completed` (or
+    `response.incomplete`) carries."""
 
     __slots__ = ("_response",)
 
@@ -158,7 +164,7 @@ class ResponsesCapture(Capture):
     def feed(self, chunk: bytes) -> None:
         block = self._decoder.complete(chunk)
         # Only the terminal event is read: the deltas before it are never parsed.
-        if b"response.completed" in block:
+        if _ENDED[0] in block or _ENDED[1] in block:
             for data in sse.events(block):
                 self._event(data)
 
@@ -167,7 +173,8 @@ class ResponsesCapture(Capture):
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
             return
-        if isinstance(event, dict) and event.get("type") == "response.completed":
+        kind = event.get("type") if isinstance(event, dict) else None
+        if isinstance(kind, str) and kind.encode() in _ENDED:
             response = event.get("response")
             self._response = response if isinstance(response, dict) else None
 

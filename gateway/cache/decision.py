@@ -7,7 +7,8 @@ stored object, a background response, several choices, tools unless asked (chat'
 `functions` never), or what upstream fetches while answering: an image or a file from a URL, a
 web search or another hosted tool reading live data, a stored prompt template (what they find
 may change while the request stays the same), or a model past its shutdown day (sent upstream as
-named with the retirement shield off, where it is refused).
+named with the retirement shield off, where it is refused). When the call identical requests
+wait for fails, whether they elect another leader (`passing`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ def shut_down(shutdown: str, today: str) -> bool:
     such a model sent upstream, which refuses it: an answer kept for it before its day would be
     an answer from a model that no longer exists."""
     return bool(shutdown) and shutdown <= today
+
+
+# Failures another try may not meet: a timeout, a conflict, a rate limit, the client gone
+# (499), upstream's or the gateway's trouble (5xx). Any other refuses the request itself (a
+# 400, a 404): every identical request would be refused alike.
+_PASSING = frozenset({408, 409, 429, 499})
+
+
+def passing(status: int) -> bool:
+    """Whether a leader's call that failed with `status` is followed by another leader
+    elected among the requests waiting for it. Else each calls upstream alone, as when the
+    answer may not be kept: elected one after another, each would wait to be refused alike."""
+    return status >= 500 or status in _PASSING
 
 
 # Hosted tools whose results upstream reads from what lives beside the request and may change

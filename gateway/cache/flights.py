@@ -4,9 +4,14 @@ The first request for a key in this process opens a `Flight` and asks Redis once
 an entry is a hit for it and for every request that joined meanwhile; the lock makes it the
 leader, which calls upstream and `finish`es the flight with the answer to keep (or None); a
 lock another replica holds makes it poll the entry, backing off, until the entry comes, the
-leader gives up (the waiters go their own way) or the lock expires (the first to take it leads).
-Later requests for the key in this process wait on the flight's future, not on Redis; a waiter
-whose client leaves stops waiting, and counts no more. The opener whose client leaves while it
+leader ends with no answer to keep (the waiters go their own way), the leader's call fails or
+the lock expires (the first to take it leads). Later requests for the key in this process wait
+on the flight's future, not on Redis; a waiter whose client leaves stops waiting, and counts no
+more. A call that failed (an error, its client gone, cut short) frees its lock and tells the
+waiters here to elect another leader (`AGAIN`): the first of them to wake opens the next
+flight, the others join it, and it takes the lock unless a poller on another replica took it
+first; so one call is retried, not one per waiter. No request waits longer than
+`coalesce_wait_s` in all, however many leaders fail. The opener whose client leaves while it
 decides or polls goes on for the waiters that joined it, its own team waiting no more
 (`opener_left`); should the lock come to it then, it calls upstream only while requests of its
 team wait (`awaited`). A leader whose own client leaves reads on for
@@ -24,6 +29,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
+from enum import Enum
 from functools import partial
 from typing import Any
 
@@ -43,15 +49,30 @@ DONE_MS = 5000
 AWAITED_MS = int(POLL_MAX_S * 4000)
 
 
-class Flight:
-    __slots__ = ("future", "key", "opener_left", "renewer", "team", "token", "waiters")
+class Lead(Enum):
+    AGAIN = "again"  # a flight's end when its call failed: its waiters elect another leader
 
-    def __init__(self, key: str, future: asyncio.Future[Entry | None], team: str = "") -> None:
+
+# What a flight's waiters are told: the answer, None (each goes its own way), or `Lead.AGAIN`.
+Outcome = Entry | Lead | None
+
+
+class Flight:
+    __slots__ = ("future", "key", "opener", "opener_left", "renewer", "team", "token", "waiters")
+
+    def __init__(
+        self,
+        key: str,
+        future: asyncio.Future[Outcome],
+        team: str = "",
+        opener: asyncio.Task[Any] | None = None,
+    ) -> None:
         self.key = key
         self.token = secrets.token_hex(8)
         self.future = future
         self.renewer: asyncio.Task[None] | None = None
         self.team = team  # of the request that opened it (its leader, if it leads)
+        self.opener = opener  # the task of that request, while it decides or polls
         self.waiters: dict[str, int] = {}  # requests in this process waiting on `future`, by team
         # The request that opened it lost its client while it decides or polls: it goes on for
         # the waiters, its team waiting no more.
@@ -79,28 +100,49 @@ class Cache:
     async def join(self, key: str, team: str) -> Entry | Flight | None:
         """The answer (a hit, or a call in flight shared), the flight this request of `team`
         leads (call upstream, then `finish` it), or None: call upstream alone (Redis
-        unreachable, the leader gave up or took too long)."""
-        flight = self._flights.get(key)
-        if flight is not None:
-            waiters = flight.waiters
-            waiters[team] = waiters.get(team, 0) + 1
-            try:
-                return await asyncio.shield(flight.future)
-            finally:
-                if waiters[team] == 1:
-                    del waiters[team]
-                else:
-                    waiters[team] -= 1
-        flight = self._flights[key] = Flight(key, self._loop.create_future(), team)
-        try:
-            return await self._decide(flight)
-        except BaseException:
-            self._end(flight, None)
-            raise
-
-    async def _decide(self, flight: Flight) -> Entry | Flight | None:
+        unreachable, the leader ended with no answer to keep, or it waited `coalesce_wait_s`).
+        A leader whose call failed is followed by another, elected among the waiters."""
         loop = self._loop
         deadline = loop.time() + self.config.coalesce_wait_s
+        while True:
+            flight = self._flights.get(key)
+            if flight is None or _call_failed(flight):
+                break
+            outcome = await self._wait(flight, team, deadline)
+            if outcome is not Lead.AGAIN:
+                return outcome
+            if loop.time() >= deadline:
+                return None
+        task = asyncio.current_task(loop)
+        flight = self._flights[key] = Flight(key, loop.create_future(), team, task)
+        try:
+            return await self._decide(flight, deadline)
+        except BaseException:
+            # Its waiters' clients may still be there: one of them leads instead.
+            self._end(flight, Lead.AGAIN)
+            raise
+        finally:
+            flight.opener = None  # decided: `opener_left` concerns it no more
+
+    async def _wait(self, flight: Flight, team: str, deadline: float) -> Outcome:
+        """What the flight ends with, or None once the request has waited until `deadline`;
+        counted among its waiters meanwhile."""
+        waiters = flight.waiters
+        waiters[team] = waiters.get(team, 0) + 1
+        future = flight.future
+        try:
+            if not future.done():
+                # Never cancels the flight's future, whoever stops waiting.
+                await asyncio.wait((future,), timeout=deadline - self._loop.time())
+            return future.result() if future.done() else None
+        finally:
+            if waiters[team] == 1:
+                del waiters[team]
+            else:
+                waiters[team] -= 1
+
+    async def _decide(self, flight: Flight, deadline: float) -> Entry | Flight | None:
+        loop = self._loop
         delay = POLL_FIRST_S
         while True:
             try:
@@ -129,31 +171,34 @@ class Cache:
         """The teams whose requests here wait for the flight's answer."""
         return set(flight.waiters) if flight.opener_left else {flight.team, *flight.waiters}
 
-    def joins(self, key: str) -> bool:
-        """Whether a request for `key` would join a flight here (not open one)."""
-        return key in self._flights
-
-    def opener_left(self, key: str) -> None:
-        """The request that opened the key's flight, still deciding or polling, lost its
-        client: it waits on for the requests that joined it, no more for its team."""
+    def opener_left(self, key: str, task: asyncio.Task[Any] | None) -> bool:
+        """The client of the request running as `task`, waiting for the key's answer, left.
+        True: it opened the key's flight and still decides or polls, and waits on for the
+        requests that joined it, no more for its team; False: it is to stop waiting."""
         flight = self._flights.get(key)
-        if flight is not None:
-            flight.opener_left = True
+        if flight is None or task is None or flight.opener is not task:
+            return False
+        flight.opener_left = True
+        return True
 
-    def finish(self, flight: Flight, entry: Entry | None) -> None:
+    def finish(self, flight: Flight, entry: Entry | None, failed: bool = False) -> None:
         """The leader's call ended: `entry` is its answer to keep, or None. The waiters here have
-        it at once; the others once it is in Redis."""
+        it at once; the others once it is in Redis. `failed`: the call gave no answer at all
+        (an error, its client gone, cut short): its lock is freed rather than marked done, and
+        the waiters, here and on other replicas, elect another leader."""
         if flight.renewer is not None:
             flight.renewer.cancel()
         if not flight.future.done():
-            flight.future.set_result(entry)
-        raw = self._encoded(entry)
-        self._write(flight.key, self._finish(flight, raw))
+            flight.future.set_result(Lead.AGAIN if failed else entry)
+        raw = None if failed else self._encoded(entry)
+        self._write(flight.key, self._finish(flight, raw, failed))
 
-    async def _finish(self, flight: Flight, raw: bytes | None) -> None:
+    async def _finish(self, flight: Flight, raw: bytes | None, failed: bool = False) -> None:
         try:
             if raw is not None:
                 await self._store.put(flight.key, raw, self._ttl_ms, flight.token)
+            elif flight.token and failed:
+                await self._store.free(flight.key, flight.token)
             elif flight.token:
                 await self._store.release(flight.key, flight.token, DONE_MS)
         finally:
@@ -267,9 +312,9 @@ class Cache:
         # The call takes longer than anyone waits: the waiters go their own way.
         self._end(flight, None)
 
-    def _end(self, flight: Flight, entry: Entry | None) -> None:
+    def _end(self, flight: Flight, outcome: Outcome) -> None:
         if not flight.future.done():
-            flight.future.set_result(entry)
+            flight.future.set_result(outcome)
         if self._flights.get(flight.key) is flight:
             del self._flights[flight.key]
 
@@ -281,3 +326,9 @@ class Cache:
         """Let the answers on their way to Redis land (at shutdown)."""
         if self._writes:
             await asyncio.wait(set(self._writes), timeout=timeout_s)
+
+
+def _call_failed(flight: Flight) -> bool:
+    """Whether the flight's call failed: the next request for its key opens another."""
+    future = flight.future
+    return future.done() and future.result() is Lead.AGAIN

@@ -1,11 +1,12 @@
 """The cache's Redis side: one entry key an answer, and beside it (same hash tag, so each script
 runs on one node of a Redis Cluster) the lock that says which replica calls upstream for it.
 
-`lookup` is the one round trip that decides: the entry if there is one, else the lock taken
-for the caller (it leads), else who holds it (another replica leads, or `DONE`: the leader
-ended without an answer to keep, and the waiters go their own way). A lookup that waits on
-another replica's call also marks the key awaited for a while by each team waiting
-(`awaited`): a leader whose own client leaves reads on for such waiters of its team.
+`lookup` is the one round trip that decides: the entry if there is one, else the lock taken for
+the caller (it leads), else who holds it (another replica leads, or `DONE`: the leader ended
+without an answer to keep, and the waiters go their own way). A leader whose call failed `free`s
+the lock: the next lookup takes it, and its caller leads in its place. A lookup that waits on
+another replica's call also marks the key awaited for a while by each team waiting (`awaited`):
+a leader whose own client leaves reads on for such waiters of its team.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2]) end
 return 1
 """
+# The call failed: the lock is given up if it is still the caller's, for a waiter to take.
+_FREE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -68,6 +74,7 @@ class CacheStore:
         self._lookup = client.register_script(_LOOKUP)
         self._put = client.register_script(_PUT)
         self._release = client.register_script(_RELEASE)
+        self._free = client.register_script(_FREE)
         self._renew = client.register_script(_RENEW)
 
     async def lookup(
@@ -90,6 +97,9 @@ class CacheStore:
 
     async def release(self, key: str, token: str, done_ms: int) -> None:
         await self._release(keys=[lock_key(key)], args=[token, done_ms])
+
+    async def free(self, key: str, token: str) -> None:
+        await self._free(keys=[lock_key(key)], args=[token])
 
     async def renew(self, key: str, token: str, lock_ms: int) -> None:
         await self._renew(keys=[lock_key(key)], args=[token, lock_ms])

@@ -10,6 +10,7 @@ from the response as the client gets it, when it is whole.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -121,7 +122,10 @@ class CachedRequest:
                 steering[ROUTED_EFFORT] = self.effort
             where = scope(caller.team.name, config.shared, caller.team.strict)
             query = self.request.scope["query_string"]
-            self.key = cache_key(api, self.model.upstream, where, payload, steering, query)
+            self.key = cache_key(
+                api, self.label, self.model.upstream, where, payload, steering, query,
+                as_sent=caller.team.strict or not gw.config.compat.enabled,
+            )  # fmt: skip
         return True
 
     async def serve(self, call: Callable[[], Awaitable[Response]]) -> Response:
@@ -132,24 +136,28 @@ class CachedRequest:
             # A wait for an identical call may last minutes: a client that leaves meanwhile
             # is noticed. Joining a call in flight here, the request stops waiting (a 499), and
             # counts no more among those a leader whose own client leaves reads on for.
-            # Opening it, it decides or polls on for those who join it, then answers nobody.
+            # Opening it (first, or elected after a leader failed), it decides or polls on for
+            # those who join it, then answers nobody.
             cache, left = self.gw.cache, False
+            task = asyncio.current_task()
 
-            def opener_left() -> None:
+            def gone(stop: Callable[[], None]) -> None:
                 nonlocal left
-                left = True
-                cache.opener_left(self.key)
+                if cache.opener_left(self.key, task):
+                    left = True
+                else:
+                    stop()
 
-            gone = None if cache.joins(self.key) else opener_left
-            async with cancel_on_disconnect(self.request.receive, self.gw.loop, on_gone=gone):
+            async with cancel_on_disconnect(self.request.receive, self.gw.loop, unless=gone):
                 turn = await cache.join(self.key, self.caller.team.name)
             if left and not (isinstance(turn, Flight) and await cache.awaited(turn)):
                 # Nobody is there to answer: neither a hit nor a call of its own. Given the
                 # call, it makes it only for requests of its team waiting for it, as a leader
                 # whose client leaves reads on only for them: never for nobody, nor for
-                # another team's (a shared cache's), which would have its team pay their answer.
+                # another team's (a shared cache's), which would have its team pay their answer:
+                # they elect one of theirs to make it.
                 if isinstance(turn, Flight):
-                    cache.finish(turn, None)
+                    cache.finish(turn, None, failed=True)
                 raise errors.client_closed()
             if isinstance(turn, Entry):
                 try:
@@ -164,10 +172,10 @@ class CachedRequest:
             response = await call()
         except GatewayError as exc:
             exc.headers[HEADER] = status
-            self.kept(flight, None)
+            self.kept(flight, None, decision.passing(exc.status))
             raise
         except BaseException:
-            self.kept(flight, None)
+            self.kept(flight, None, failed=True)
             raise
         response.raw_headers.append((HEADER.encode(), status.encode()))
         if mode is Mode.BYPASS:
@@ -281,7 +289,7 @@ class CachedRequest:
             self.kept(flight, None)
             flight = None
         if response.status_code != 200:
-            self.kept(flight, None)
+            self.kept(flight, None, decision.passing(response.status_code))
         elif isinstance(response, StreamingResponse):
             response.body_iterator = self.captured(response.body_iterator, flight)
             if flight is not None and isinstance(response, StreamResponse):
@@ -324,7 +332,8 @@ class CachedRequest:
             close = getattr(chunks, "aclose", None)
             if close is not None:
                 await close()
-            self.kept(flight, answer)
+            # None: the stream failed, or stopped when its client left.
+            self.kept(flight, answer, failed=answer is None)
 
     def leaving(self, stop: Callable[[], None]) -> None:
         """The client left before its call's answer began (`Attempt.leaving`). If requests of
@@ -359,16 +368,19 @@ class CachedRequest:
                     await on_close()
             finally:
                 if not flight.future.done():
-                    self.kept(flight, None)
+                    self.kept(flight, None, failed=True)
 
         return close
 
-    def kept(self, flight: Flight | None, answer: dict[str, Any] | None) -> None:
-        """Keep `answer` if it may be kept; the flight, if this request leads one, ends."""
+    def kept(
+        self, flight: Flight | None, answer: dict[str, Any] | None, failed: bool = False
+    ) -> None:
+        """Keep `answer` if it may be kept; the flight, if this request leads one, ends
+        (`failed`: with no answer, and its waiters elect another leader)."""
         cache = self.gw.cache
         entry = self.entry(answer) if answer is not None and self.mode is not Mode.BYPASS else None
         if flight is not None:
-            cache.finish(flight, entry)
+            cache.finish(flight, entry, failed)
         elif entry is not None:
             cache.keep(self.key, entry)
 

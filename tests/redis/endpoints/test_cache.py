@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,10 @@ import openai
 import orjson
 import pytest
 import redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from gateway.config import SimulatorConfig
 from gateway.routing.heuristic import DEFAULT
@@ -36,6 +41,7 @@ TEAMS: dict[str, dict[str, str]] = {
     "beta": {"tier": "tier-5", "cache": "true"},
     "plain": {"tier": "tier-5"},
     "thrifty": {"tier": "tier-5", "cache": "true", "budget_usd": "1"},
+    "rigid": {"tier": "tier-5", "cache": "true", "strict": "true"},
 }
 BUDGET_MICROS = 1_000_000  # thrifty's
 ON = {"x-gateway-cache": "on"}
@@ -245,7 +251,8 @@ def test_in_a_shared_cache_a_leader_leaving_reads_on_only_for_its_own_team(
     requests waiting for it: of its own team only. In a shared cache, another team's waiting
     would make the leader's team pay the whole answer, which that team gets for nothing (its
     hits cost `cache.charge_fraction`, 0): alpha's stream is stopped as one nobody waits for,
-    charged what was generated, and beta's requests call upstream, paid by beta."""
+    charged what was generated, and one of beta's requests calls upstream, paid by beta, the
+    other waiting for its answer."""
     gateway = serve(cache={"shared": True})
     waiting = gateway if where == "here" else serve(cache={"shared": True})
     answer = " ".join(["word"] * 200)
@@ -275,14 +282,47 @@ def test_in_a_shared_cache_a_leader_leaving_reads_on_only_for_its_own_team(
 
     waited = asyncio.run(scenario())
     assert all(answer.status_code == 200 for answer in waited)
+    assert sorted(answer.headers["x-gateway-cache"] for answer in waited) == ["hit", "miss"]
     wait_for(lambda: spend(store, "alpha")[1] == spend(store, "beta")[1] == 0, 10, "charges")
     alpha, beta = spend(store, "alpha")[0], spend(store, "beta")[0]
-    # Each of beta's two requests paid its whole answer; alpha, stopped, far less than one.
+    # beta paid the whole answer of its one call; alpha, stopped, far less than one.
+    assert upstream_calls(simulator, prompt) == 2
     assert 0 < alpha < beta / 2
 
 
 def chat_about(client: openai.OpenAI, asked: dict[str, Any]) -> Any:
     return client.chat.completions.with_raw_response.create(model="gpt-4o", **asked)
+
+
+def test_a_request_upstream_refuses_is_never_a_hit_on_one_it_answered(
+    gateway: ServerThread, simulator: ServerThread, prompt: str
+) -> None:
+    """The key leaves out fields that do not change the answer (`stream`, `stream_options`,
+    `background`, ...), but not where upstream refuses them: a strict team's requests go
+    upstream unpatched, and o1-mini refuses `stream: true` (a patched stream is faked); chat
+    completions have no `background`; `stream_options` without `stream`, and a
+    `prompt_cache_key` of more than 64 characters, are refused too (by OpenAI; the simulator
+    takes them). Each was served the answer kept for the same request without it, where its
+    miss is a 400."""
+    messages: Any = [{"role": "user", "content": prompt}]
+    strict = sdk(gateway, "rigid").chat.completions.with_raw_response.create
+    assert strict(model="o1-mini", messages=messages).headers["x-gateway-cache"] == "miss"
+    with pytest.raises(openai.BadRequestError) as refused:
+        strict(model="o1-mini", messages=messages, stream=True)
+    assert refused.value.code == "unsupported_value"
+    assert refused.value.response.headers["x-gateway-cache"] == "miss"
+    client = sdk(gateway, "alpha")
+    assert chat(client, prompt).headers["x-gateway-cache"] == "miss"
+    with pytest.raises(openai.BadRequestError) as refused:
+        chat(client, prompt, extra_body={"background": False})
+    assert "background" in refused.value.message
+    assert refused.value.response.headers["x-gateway-cache"] == "miss"
+    options = chat(client, prompt, stream_options={"include_usage": True})
+    assert options.headers["x-gateway-cache"] == "miss"
+    # OpenAI: "Invalid 'prompt_cache_key': string too long" (the simulator takes it).
+    long_key = chat(client, prompt, extra_body={"prompt_cache_key": "k" * 65})
+    assert long_key.headers["x-gateway-cache"] == "miss"
+    assert upstream_calls(simulator, prompt) == 6
 
 
 def test_the_cache_is_off_unless_turned_on(
@@ -451,6 +491,88 @@ def test_identical_streams_in_flight_share_one_upstream_call(
     assert len({streamed_text(a) for a in answers}) == 1
 
 
+class FirstCallFails:
+    """An upstream whose first chat call fails (a 500) once the test lets it (`fail`); the
+    others are passed on to the simulator."""
+
+    def __init__(self, simulator: ServerThread) -> None:
+        self.simulator = simulator.url
+        self.calls = 0
+        self.fail = threading.Event()
+        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+
+    async def chat(self, request: Request) -> Response:
+        self.calls += 1
+        body = await request.body()
+        if self.calls == 1:
+            await asyncio.to_thread(self.fail.wait, 30)
+            error = {"message": "The server had an error.", "type": "server_error"}
+            return JSONResponse({"error": {**error, "param": None, "code": None}}, 500)
+        async with httpx.AsyncClient(timeout=30) as http:
+            answer = await http.post(
+                f"{self.simulator}/v1/chat/completions", content=body,
+                headers={k: request.headers[k] for k in ("authorization", "content-type")},
+            )  # fmt: skip
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+
+# Where each of the requests after the first goes: the first one's replica (0) or another (1).
+SPREADS = {"here": (0,), "another replica": (1,), "both": (0, 1)}
+
+
+@pytest.mark.parametrize("spread", SPREADS)
+def test_when_the_call_identical_requests_wait_for_fails_one_of_them_calls_again(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str, spread: str
+) -> None:
+    """Twelve identical requests: the first one's call fails (upstream's 500, no retry) once
+    the others wait for it, on its replica, on another (polling Redis) or on both. They elect
+    one of them to call again (here, or by the lock the failed call freed in Redis), and the
+    rest wait for its answer, rather than each calling upstream alone: upstream sees two
+    calls, eleven requests get one answer (one miss, ten hits), and the team pays for one
+    answer, the one upstream billed."""
+    count, places = 12, SPREADS[spread]
+    upstream = FirstCallFails(simulator)
+    with ServerThread(upstream.app) as front:
+        config = base_config(OPENAI_BASE_URL=f"{front.url}/v1", OPENAI_API_KEY=SIM_KEY)
+        gateways = [serve(config=config, upstream={"retries": 0}) for _ in range(2)]
+        caches = [g.server.config.app.state.gateway.cache for g in gateways]
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}]}
+        headers = {"authorization": f"Bearer {key_of('alpha')}"}
+
+        def waiting(calls: int, others: int) -> Callable[[], bool]:
+            return lambda: (
+                upstream.calls == calls
+                and sum(cache.waiting("alpha") for cache in caches) == others
+            )
+
+        async def scenario() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=60) as http:
+
+                def ask(replica: int) -> asyncio.Task[httpx.Response]:
+                    url = f"{gateways[replica].url}/v1/chat/completions"
+                    return asyncio.create_task(http.post(url, json=body, headers=headers))
+
+                first = ask(0)
+                await asyncio.to_thread(wait_for, waiting(1, 0), 10, "the first call")
+                rest = [ask(places[i % len(places)]) for i in range(count - 1)]
+                await asyncio.to_thread(
+                    wait_for, waiting(1, count - 1), 10, "the others to wait for it"
+                )
+                upstream.fail.set()
+                return [await first, *await asyncio.gather(*rest)]
+
+        answers = asyncio.run(scenario())
+        assert upstream.calls == 2
+    assert answers[0].status_code == 500 and answers[0].headers["x-gateway-cache"] == "miss"
+    served = answers[1:]
+    assert all(a.status_code == 200 for a in served)
+    assert len({a.json()["choices"][0]["message"]["content"] for a in served}) == 1
+    assert sorted(a.headers["x-gateway-cache"] for a in served) == ["hit"] * 10 + ["miss"]
+    wait_for(lambda: spend(store, "alpha")[1] == 0, 10, "the holds to settle")
+    assert upstream_calls(simulator, prompt) == 1
+    assert spend(store, "alpha") == (billed(simulator), 0)
+
+
 def test_a_waiter_whose_client_left_calls_nothing_when_the_answer_cannot_be_kept(
     gateway: ServerThread, simulator: ServerThread, store: redis.Redis, prompt: str
 ) -> None:
@@ -552,6 +674,43 @@ def test_a_hit_is_charged_its_share_of_what_the_original_was_charged_at_its_serv
     assert spend(store, "alpha") == (original + share, 0)
     saved = f'gateway_cache_saved_microdollars_total{{model="gpt-4o",team="alpha"}} {original - share}.0'
     assert saved in scrape(gateway.url)
+
+
+def test_two_names_of_one_upstream_model_keep_their_answers_apart(
+    serve: Serve, simulator: ServerThread, store: redis.Redis, prompt: str
+) -> None:
+    """`gpt-4o-resold` is gpt-4o upstream at twice its price (a team's, with a margin; or with
+    its own allow-list): an answer kept for gpt-4o is no hit for it, which would be charged a
+    share of gpt-4o's cost and count gpt-4o's price as saved under its name. Its own hit is
+    charged its share of its own answer, and saves the rest of that."""
+    shipped = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    gpt_4o = shipped.models["gpt-4o"]
+    price = gpt_4o.price
+    doubled = dataclasses.replace(
+        price, input=2 * price.input, cached_input=2 * price.cached_input,
+        output=2 * price.output, cache_write=2 * price.cache_write,
+    )  # fmt: skip
+    resold = dataclasses.replace(gpt_4o, price=doubled)
+    config = dataclasses.replace(shipped, models={**shipped.models, "gpt-4o-resold": resold})
+    gateway = serve(config=config, cache={"charge_fraction": 0.5})
+    client = sdk(gateway, "alpha")
+    assert chat(client, prompt).headers["x-gateway-cache"] == "miss"
+    plain, _ = spend(store, "alpha")
+    create = client.chat.completions.with_raw_response.create
+    messages: Any = [{"role": "user", "content": prompt}]
+    first = create(model="gpt-4o-resold", messages=messages)
+    assert first.headers["x-gateway-cache"] == "miss"
+    original = spend(store, "alpha")[0] - plain
+    assert original > plain  # at twice the price
+    hit = create(model="gpt-4o-resold", messages=messages)
+    assert hit.headers["x-gateway-cache"] == "hit"
+    share = (original + 1) // 2
+    assert spend(store, "alpha") == (plain + original + share, 0)
+    assert upstream_calls(simulator, prompt) == 2
+    metrics = scrape(gateway.url)
+    saved = f'gateway_cache_saved_microdollars_total{{model="gpt-4o-resold",team="alpha"}} {original - share}.0'
+    assert saved in metrics
+    assert 'gateway_cache_saved_microdollars_total{model="gpt-4o",team="alpha"}' not in metrics
 
 
 PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg=="

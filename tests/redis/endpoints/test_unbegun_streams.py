@@ -87,7 +87,8 @@ async def test_a_cached_stream_cut_before_its_body_ends_its_flight(
         body = {"model": "gpt-4o", "stream": True, "messages": prompt}
         await cut_at_its_headers(app, body, key_of(TEAM), **{"x-gateway-cache": "on"})
         gw = app.state.gateway
-        key = cache_key("chat", "gpt-4o", scope(TEAM, False, False), body, {})
+        upstream = gw.config.models["gpt-4o"].upstream
+        key = cache_key("chat", "gpt-4o", upstream, scope(TEAM, False, False), body, {})
         # The flight ended: its waiters here are told, and its lock tells the other replicas.
         assert all(flight.future.done() for flight in gw.cache._flights.values())
         for _ in range(100):

@@ -31,11 +31,14 @@ BODY: dict[str, Any] = {
 
 
 def key(payload: dict[str, Any], **over: Any) -> str:
-    args = {"api": "chat", "model": "gpt-4o-2024-08-06", "where": scope("a", False, False)}
+    args = {
+        "api": "chat", "model": "gpt-4o", "upstream": "gpt-4o-2024-08-06",
+        "where": scope("a", False, False),
+    }  # fmt: skip
     args.update(over)
     return cache_key(
-        args["api"], args["model"], args["where"], payload, args.get("headers"),
-        args.get("query", b""),
+        args["api"], args["model"], args["upstream"], args["where"], payload, args.get("headers"),
+        args.get("query", b""), as_sent=args.get("as_sent", False),
     )  # fmt: skip
 
 
@@ -51,7 +54,11 @@ def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
     assert key(delivered) == base
     assert key({**BODY, "temperature": 0.3}) != base
     assert key({**BODY, "seed": 1}) != base
-    assert key(BODY, model="o1-mini-2024-09-12") != base
+    assert key(BODY, model="o1-mini", upstream="o1-mini-2024-09-12") != base
+    # Another configured name of the same upstream model (its own price, its own allow-list),
+    # and a fine-tune served under its base's name, are other requests.
+    assert key(BODY, model="gpt-4o-premium") != base
+    assert key(BODY, upstream="ft:gpt-4o-2024-08-06:acme::x1") != base
     assert key(BODY, api="responses") != base
     assert key(BODY, where=scope("b", False, False)) != base
     assert key(BODY, where=scope("a", False, True)) != base
@@ -59,6 +66,36 @@ def test_the_key_ignores_delivery_and_order_but_not_the_answer() -> None:
     assert key(BODY, query=b"api-version=1") != base
     assert key(BODY, query=b"") == base
     assert scope("a", True, False) == scope("b", True, False)
+
+
+def test_a_left_out_field_upstream_would_refuse_is_in_the_key() -> None:
+    """A field that leaves the answer as it is, but that upstream refuses (of another type, or
+    not taken with the rest of the request), is part of the key: a request sending it is never
+    served an answer kept for one without it, where its own miss would be refused."""
+    base = key(BODY)
+    taken: list[dict[str, Any]] = [
+        {"user": "u1", "prompt_cache_key": "k" * 64, "store": False},
+        {"stream": True, "stream_options": {"include_usage": True}},
+        {"stream": None, "stream_options": None, "user": None},
+        {"safety_identifier": 7},  # the gateway sends its own
+    ]
+    for fields in taken:
+        assert key({**BODY, **fields}) == base, fields
+    refused: list[dict[str, Any]] = [
+        {"user": 7}, {"prompt_cache_key": ["k"]}, {"prompt_cache_key": "k" * 65},
+        {"store": "false"}, {"stream": 1},
+        {"stream_options": {"include_usage": True}},  # only with `stream: true`
+        {"stream": False, "stream_options": {"include_usage": False}},
+        {"background": False},  # the Responses API's, unknown to chat completions
+    ]  # fmt: skip
+    for fields in refused:
+        assert key({**BODY, **fields}) != base, fields
+    assert key({**BODY, "background": False}, api="responses") == key(BODY, api="responses")
+    # Sent unpatched, a stream may be refused by a model that cannot stream (patched, faked).
+    streamed = {**BODY, "stream": True}
+    assert key(streamed, as_sent=True) != key(BODY, as_sent=True)
+    assert key({**BODY, "stream": False}, as_sent=True) == key(BODY, as_sent=True)
+    assert key(BODY, as_sent=True) == base
 
 
 def test_the_header_decides_then_the_team_or_policy() -> None:
@@ -129,6 +166,14 @@ def test_a_model_is_shut_down_from_its_day_on() -> None:
     assert not decision.shut_down("2027-01-14", "2027-01-13")
     assert decision.shut_down("2027-01-14", "2027-01-14")
     assert decision.shut_down("2025-07-28", "2026-12-05")
+
+
+def test_a_failure_another_try_may_not_meet_elects_another_leader() -> None:
+    for status in (408, 409, 429, 499, 500, 502, 503, 504):
+        assert decision.passing(status), status
+    # Refusals of the request itself: each waiter would be refused alike.
+    for status in (400, 401, 403, 404, 413, 422):
+        assert not decision.passing(status), status
 
 
 def completion(finish: str = "stop", **message: Any) -> dict[str, Any]:
@@ -297,6 +342,26 @@ def test_a_responses_replay_is_openais_event_sequence_and_gathers_back() -> None
     for at in range(0, len(stream), 11):
         capture.feed(stream[at : at + 11])
     assert capture.answer() == response
+
+
+def test_an_incomplete_responses_stream_gathers_into_its_incomplete_response() -> None:
+    """An answer cut at `max_output_tokens` ended: not kept, but no failed call (whose waiters
+    would elect another leader, to be cut short in turn); one that never ends gathers to
+    nothing."""
+    response = {
+        **response_object(), "status": "incomplete",
+        "incomplete_details": {"reason": "max_output_tokens"},
+    }  # fmt: skip
+    stream = replay.responses_stream(response).replace(
+        b"response.completed", b"response.incomplete"
+    )
+    capture = ResponsesCapture()
+    capture.feed(stream)
+    assert capture.answer() == response
+    assert not keepable("responses", response, tools=True)
+    cut = ResponsesCapture()
+    cut.feed(stream[: stream.rindex(b"event: response.incomplete")])
+    assert cut.answer() is None
 
 
 def test_a_responses_replay_streams_the_reasoning_summary() -> None:
