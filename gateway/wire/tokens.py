@@ -19,8 +19,8 @@ CL100K = "cl100k_base"
 # the tokenizer's own count() does not, so hold the loaded tokenizer (the package's documented
 # escape hatch).
 _TOKENIZER: Any = toktok._encoding(ENCODING)
-# Loaded with the module (0.3 s, 35 MB): loading it at a first embeddings call would stall the
-# event loop that long.
+# Loaded with the module (up to 0.3 s and 35 MB): loading it at a first embeddings call would
+# stall the event loop that long.
 _OTHERS: dict[str, Any] = {CL100K: toktok._encoding(CL100K)}
 # OpenAI's chat format wraps each message in a few special tokens and primes the reply.
 TOKENS_PER_MESSAGE = 3
