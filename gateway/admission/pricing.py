@@ -126,24 +126,26 @@ def requested_completion(payload: dict[str, Any]) -> int | None:
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 
 
-def input_tokens(value: Any) -> int:
-    """Tokens of an embeddings `input` or a completions `prompt`: a string, strings, token
-    arrays (counted as they are), or arrays of those."""
+def input_tokens(value: Any, encoding: str) -> int:
+    """Tokens of an embeddings `input` or a completions `prompt` in the vocabulary the model
+    is billed in (its `tokenizer`): a string, strings, token arrays (counted as they are), or
+    arrays of those."""
     if isinstance(value, str):
-        return tokens.count_text(value)
+        return tokens.count_text_in(encoding, value)
     if isinstance(value, list):
         # A boolean is a token too: upstream may read JSON's true as the integer 1.
         if value and all(isinstance(v, int) for v in value):
             return len(value)
-        return sum(input_tokens(v) for v in value)
+        return sum(input_tokens(v, encoding) for v in value)
     return 0
 
 
-def completions_worst_case(payload: dict[str, Any], max_output: int) -> tuple[int, int]:
+def completions_worst_case(payload: dict[str, Any], model: ModelConfig) -> tuple[int, int]:
     """(prompt tokens, completion cap) of a legacy completion: every candidate of `best_of`
     (at least `n`) is generated and billed, each up to `max_tokens`; a `suffix` is read after
-    each prompt, and billed as prompt tokens."""
-    prompt = input_tokens(payload.get("prompt"))
+    each prompt, and billed as prompt tokens (all in the model's `tokenizer`)."""
+    max_output = model.max_output
+    prompt = input_tokens(payload.get("prompt"), model.tokenizer)
     prompts = payload.get("prompt")
     if isinstance(prompts, list) and prompts and not isinstance(prompts[0], int):
         copies = len(prompts)  # one completion set per prompt
@@ -151,7 +153,7 @@ def completions_worst_case(payload: dict[str, Any], max_output: int) -> tuple[in
         copies = 1
     suffix = payload.get("suffix")
     if isinstance(suffix, str):
-        prompt += tokens.count_text(suffix) * copies
+        prompt += tokens.count_text_in(model.tokenizer, suffix) * copies
     per = payload.get("max_tokens", COMPLETIONS_DEFAULT_MAX_TOKENS)
     if per is None:
         each = max_output  # null is no cap upstream (only an absent one is 16)
@@ -473,9 +475,9 @@ def batch_line_worst(
         cap = min(requested or model.max_output, model.max_output)
         return prompt, cap * choices(body) + prediction_tokens(body)
     if endpoint == "/v1/embeddings":
-        return input_tokens(body.get("input")), 0
+        return input_tokens(body.get("input"), model.tokenizer), 0
     if endpoint == "/v1/completions":
-        return completions_worst_case(body, model.max_output)
+        return completions_worst_case(body, model)
     if endpoint == "/v1/moderations":
         return 0, 0
     return None

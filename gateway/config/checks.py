@@ -11,6 +11,7 @@ from gateway.config.schema import (
     MIN_SECRET_CHARS,
     O1_2024,
     ROLES,
+    TOKENIZERS,
     Config,
     ConfigError,
     ImageInputTokens,
@@ -119,6 +120,11 @@ def check(config: Config) -> None:
             if getattr(model.price, kind) and getattr(model, bound) <= 0:
                 raise ConfigError(f"models.{name}.{bound}: required with price.{kind}")
         _check_image_input_tokens(model.image_input_tokens, f"models.{name}.image_input_tokens")
+        if model.tokenizer not in TOKENIZERS:
+            raise ConfigError(
+                f"models.{name}.tokenizer: expected one of {', '.join(TOKENIZERS)},"
+                f" got {model.tokenizer!r}"
+            )
     for i, opened in enumerate(config.passthrough.allow):
         where = f"passthrough.allow[{i}]"
         if opened.charge not in ("usage", "free"):

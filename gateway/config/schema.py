@@ -42,6 +42,10 @@ class Capabilities:
 #: Every reasoning effort OpenAI has named, least first.
 EFFORTS: Final = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
+#: The vocabularies a model's text can be billed in (`ModelConfig.tokenizer`), all counted
+#: exactly offline; the first is the gateway's own (gpt-4o, o1 and later models).
+TOKENIZERS: Final = ("o200k_base", "cl100k_base")
+
 
 @dataclass(frozen=True, slots=True)
 class Price:
@@ -98,6 +102,10 @@ class ModelConfig:
     context: int = 128_000
     max_output: int = 16_384
     reasoning: bool = False
+    # The vocabulary upstream counts (and bills) the model's text in: a hold counted in another
+    # one than the model's could be below the bill (cl100k_base, the embedding models' and
+    # gpt-3.5-turbo-instruct's, reads non-Latin text as up to three times o200k_base's tokens).
+    tokenizer: str = TOKENIZERS[0]
     # What a typical answer costs in output tokens (reasoning included): the cost estimates of
     # `POST /v1/route` use it. 0 = admission.default_completion_tokens.
     typical_completion_tokens: int = 0

@@ -391,10 +391,10 @@ def worst_case(
     transcription's audio plays `audio_seconds` at most (`longest_audio`)."""
     price = model.price
     if cost is Cost.EMBEDDINGS:
-        prompt = pricing.input_tokens(payload.get("input"))
+        prompt = pricing.input_tokens(payload.get("input"), model.tokenizer)
         return prompt, 0, pricing.worst_case_micros(price, prompt, 0)
     if cost is Cost.COMPLETIONS:
-        prompt, completion = pricing.completions_worst_case(payload, model.max_output)
+        prompt, completion = pricing.completions_worst_case(payload, model)
         return prompt, completion, pricing.worst_case_micros(price, prompt, completion)
     if cost is Cost.IMAGES:
         prompt, completion, fixed = pricing.images_worst_case(payload, model)

@@ -15,7 +15,7 @@ import orjson
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import answer_text, prompt_seed, truncate_tokens
 from gateway.simulator.openai_errors import SimError
-from gateway.wire.tokens import count_text
+from gateway.wire.tokens import CL100K, count_text, count_text_in
 
 # model -> context window (tokens)
 COMPLETION_MODELS: dict[str, int] = {
@@ -44,7 +44,7 @@ def prompts_of(value: Any) -> list[str | list[int]] | None:
 
 
 def _tokens(prompt: str | list[int]) -> int:
-    return len(prompt) if isinstance(prompt, list) else count_text(prompt)
+    return len(prompt) if isinstance(prompt, list) else count_text_in(CL100K, prompt)
 
 
 def _count(body: dict[str, Any], name: str, default: int, maximum: int) -> int | SimError:

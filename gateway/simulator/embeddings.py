@@ -1,8 +1,7 @@
 """POST /v1/embeddings: validation and deterministic unit vectors.
 
 Pure. A vector is a function of the input alone (text or token ids), so equal inputs embed
-equally and tests can compare them. Token counts use o200k_base through gateway.wire.tokens; the
-embedding models use cl100k_base upstream, so `usage` can differ from OpenAI's by a few percent.
+equally and tests can compare them. Token counts use cl100k_base, as OpenAI's embedding models do.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.openai_errors import SimError
-from gateway.wire.tokens import count_text
+from gateway.wire.tokens import CL100K, count_text_in
 
 # model -> (default dimensions, accepts the `dimensions` parameter)
 EMBEDDING_MODELS: dict[str, tuple[int, bool]] = {
@@ -59,7 +58,7 @@ def inputs_of(value: Any) -> list[str | list[int]] | None:
 
 
 def token_count(item: str | list[int]) -> int:
-    return len(item) if isinstance(item, list) else count_text(item)
+    return len(item) if isinstance(item, list) else count_text_in(CL100K, item)
 
 
 def check(body: dict[str, Any]) -> SimError | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import openai
 import pytest
 import redis
 
-from gateway.admission.pricing import cost_micros
+from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.config import Price
+from gateway.wire import tokens
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import spend
@@ -325,6 +327,38 @@ def test_a_legacy_prompt_of_token_arrays_holding_a_boolean_is_counted(
     prompt = [[1] * 4_000 + [True] for _ in range(400)]
     body = {"model": "gpt-3.5-turbo-instruct", "prompt": prompt, "max_tokens": 1}
     refused_over_budget(start_gateway, redis_server, tmp_path, store, "0.50", COMPLETIONS, body)
+
+
+# Hindi, which cl100k_base (the tokenizer the embedding models and gpt-3.5-turbo-instruct are
+# billed in) reads as about three times the tokens o200k_base does.
+HINDI = "नमस्ते दुनिया, यह एक परीक्षण है। " * 100
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "price", "budget_usd"),
+    [
+        # 1,002 o200k tokens ($0.000021) held before, billed 3,400 cl100k ones ($0.000068).
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": HINDI}, EMBEDDING, "0.00004"),
+        # 1,002 o200k tokens ($0.0015) held before, billed 3,400 cl100k ones ($0.0051).
+        (COMPLETIONS, {"model": "gpt-3.5-turbo-instruct", "prompt": HINDI, "max_tokens": 1},
+         Price(input=1_500_000, output=2_000_000), "0.003"),
+    ],
+)  # fmt: skip
+def test_a_model_billed_in_cl100k_tokens_is_held_for_them(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis,
+    simulator: ServerThread, path: str, body: dict[str, Any], price: Price, budget_usd: str,
+) -> None:  # fmt: skip
+    """A team whose budget covers the text counted in o200k tokens, but not in the cl100k ones
+    upstream bills, is refused before upstream: held the o200k count, it was let through and
+    charged past its budget."""
+    text = tokens.count_text(HINDI)
+    billed = tokens.count_text_in("cl100k_base", HINDI)
+    budget = int(Decimal(budget_usd) * 1_000_000)
+    assert worst_case_micros(price, text, 1) <= budget < worst_case_micros(price, billed, 0)
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    refused_over_budget(start_gateway, redis_server, tmp_path, store, budget_usd, path, body)
+    assert httpx.get(log).json()["data"] == before
 
 
 def test_a_gpt_image_request_naming_no_size_holds_the_largest_image(

@@ -203,28 +203,53 @@ def test_image_inputs_are_held_at_the_serving_models_figures() -> None:
 
 def test_every_candidate_of_a_legacy_completion_is_in_its_worst_case() -> None:
     from gateway.admission.pricing import choices, completions_worst_case, input_tokens
+    from gateway.config import ModelConfig
 
-    assert input_tokens("hello world") == 2
-    assert input_tokens(["hello", "world"]) == 2
-    assert input_tokens([1, 2, 3]) == 3
-    assert input_tokens([[1, 2], [3]]) == 3
-    assert input_tokens([[1, 2, True], [False]]) == 4  # upstream may take a boolean as a token
+    instruct = ModelConfig(
+        upstream="gpt-3.5-turbo-instruct", max_output=4096, tokenizer="cl100k_base"
+    )
+    assert input_tokens("hello world", "cl100k_base") == 2
+    assert input_tokens(["hello", "world"], "cl100k_base") == 2
+    assert input_tokens([1, 2, 3], "cl100k_base") == 3
+    assert input_tokens([[1, 2], [3]], "cl100k_base") == 3
+    # upstream may take a boolean as a token
+    assert input_tokens([[1, 2, True], [False]], "cl100k_base") == 4
     assert completions_worst_case(
-        {"prompt": "hi", "max_tokens": 10, "n": 2, "best_of": 5}, 4096
+        {"prompt": "hi", "max_tokens": 10, "n": 2, "best_of": 5}, instruct
     ) == (1, 50)
-    assert completions_worst_case({"prompt": ["a", "b"], "max_tokens": 10}, 4096) == (2, 20)
-    assert completions_worst_case({"prompt": "hi"}, 4096) == (1, 16)  # OpenAI's default
-    assert completions_worst_case({"prompt": "hi", "max_tokens": 10**6}, 4096) == (1, 4096)
+    assert completions_worst_case({"prompt": ["a", "b"], "max_tokens": 10}, instruct) == (2, 20)
+    assert completions_worst_case({"prompt": "hi"}, instruct) == (1, 16)  # OpenAI's default
+    assert completions_worst_case({"prompt": "hi", "max_tokens": 10**6}, instruct) == (1, 4096)
     # null is no cap upstream: every candidate may write the model's whole output.
-    assert completions_worst_case({"prompt": "hi", "max_tokens": None, "best_of": 3}, 4096) == (
+    assert completions_worst_case({"prompt": "hi", "max_tokens": None, "best_of": 3}, instruct) == (
         1, 3 * 4096,
     )  # fmt: skip
     assert choices({"n": 128}) == 128 and choices({}) == 1 and choices({"n": True}) == 1
     # A suffix is prompt upstream reads after each prompt.
-    assert completions_worst_case({"prompt": "hi", "suffix": "hello world"}, 4096) == (3, 16)
-    assert completions_worst_case({"prompt": ["a", "b"], "suffix": "hello world"}, 4096) == (
+    assert completions_worst_case({"prompt": "hi", "suffix": "hello world"}, instruct) == (3, 16)
+    assert completions_worst_case({"prompt": ["a", "b"], "suffix": "hello world"}, instruct) == (
         6, 32,
     )  # fmt: skip
+
+
+def test_embeddings_and_legacy_completions_count_in_the_vocabulary_they_are_billed_in() -> None:
+    from gateway.admission.pricing import batch_line_worst, completions_worst_case, input_tokens
+    from gateway.config import ModelConfig
+
+    hindi = "नमस्ते दुनिया, यह एक परीक्षण है"
+    # cl100k_base, which bills these models, reads it as 31 tokens; o200k_base as 10.
+    assert input_tokens(hindi, "cl100k_base") == 31
+    assert input_tokens(hindi, "o200k_base") == 10
+    embedding = ModelConfig(
+        upstream="text-embedding-3-small", max_output=1, tokenizer="cl100k_base"
+    )
+    assert batch_line_worst("/v1/embeddings", {"input": [hindi, [1, 2]]}, embedding) == (33, 0)
+    instruct = ModelConfig(
+        upstream="gpt-3.5-turbo-instruct", max_output=4096, tokenizer="cl100k_base"
+    )
+    body = {"prompt": hindi, "suffix": hindi, "max_tokens": 5}
+    assert completions_worst_case(body, instruct) == (62, 5)
+    assert batch_line_worst("/v1/completions", body, instruct) == (62, 5)
 
 
 def test_a_batch_line_costs_half_rounded_up_once() -> None:

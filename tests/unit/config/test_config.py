@@ -27,6 +27,11 @@ def test_shipped_config_loads_with_prices_in_micro_dollars() -> None:
     assert o1.capabilities.streaming is False and o1.capabilities.system_messages is False
     assert config.models["gpt-4o"].capabilities.tools is True
     assert config.simulate is False
+    # Upstream bills the embedding models and gpt-3.5-turbo-instruct in cl100k tokens.
+    assert {name for name, m in config.models.items() if m.tokenizer == "cl100k_base"} == {
+        "text-embedding-3-small", "text-embedding-3-large", "gpt-3.5-turbo-instruct",
+    }  # fmt: skip
+    assert o1.tokenizer == "o200k_base"
 
 
 def test_image_input_tokens_are_per_model_defaulting_to_gpt_4o() -> None:
@@ -101,6 +106,10 @@ def test_generic_environment_overrides_are_typed() -> None:
         (
             "models: {m: {upstream: x, price: {input: 1, audio_output: 12}}}",
             "models.m.audio_tokens_per_character: required with price.audio_output",
+        ),
+        (
+            "models: {m: {upstream: x, tokenizer: p50k_base}}",
+            "models.m.tokenizer: expected one of o200k_base, cl100k_base, got 'p50k_base'",
         ),
         (
             "models: {m: {upstream: x, image_input_tokens: {low: 0}}}",

@@ -48,6 +48,14 @@ def test_dimensions_and_base64() -> None:
     assert len(large["data"][0]["embedding"]) == 3072
 
 
+def test_text_is_billed_in_cl100k_tokens_as_openai_bills_it() -> None:
+    # o200k_base reads this as 10 tokens; the embedding models' cl100k_base as 31.
+    _, tokens = embeddings_object(
+        {"model": "text-embedding-3-small", "input": "नमस्ते दुनिया, यह एक परीक्षण है"}
+    )
+    assert tokens == 31
+
+
 def test_token_array_input_bills_its_length() -> None:
     _, tokens = embeddings_object({"model": "text-embedding-ada-002", "input": [[1, 2, 3, 4], [5]]})
     assert tokens == 5

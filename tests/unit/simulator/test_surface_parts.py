@@ -143,6 +143,9 @@ def test_best_of_candidates_are_all_counted() -> None:
     result = completions.completion_object(body, "cmpl-x", 0)
     assert [c["index"] for c in result["choices"]] == [0, 1, 2, 3]
     assert result["usage"]["completion_tokens"] == 2 * 3 * 5
+    # A prompt is billed in cl100k tokens (o200k_base reads this one as 10).
+    hindi = {"model": "gpt-3.5-turbo-instruct", "prompt": "नमस्ते दुनिया, यह एक परीक्षण है"}
+    assert completions.completion_object(hindi, "cmpl-y", 0)["usage"]["prompt_tokens"] == 31
 
 
 def test_training_tokens() -> None:

@@ -19,3 +19,18 @@ def test_an_assistant_turn_is_read_whole() -> None:
     ):  # fmt: skip
         assert LONG in message_texts(message)
         assert count_messages([message]) > plain + count_text(LONG) - 5
+
+
+def test_every_tokenizer_a_model_may_name_counts_exactly() -> None:
+    from gateway.config.schema import TOKENIZERS
+    from gateway.wire.tokens import count_text_in
+
+    # tiktoken's own examples: "hello world" is [15339, 1917] in cl100k_base, [24912, 2375] in
+    # o200k_base; Hindi is where the two part (31 tokens against 10).
+    hindi = "नमस्ते दुनिया, यह एक परीक्षण है"
+    counted = {
+        name: (count_text_in(name, "hello world"), count_text_in(name, hindi))
+        for name in TOKENIZERS
+    }
+    assert counted == {"o200k_base": (2, 10), "cl100k_base": (2, 31)}
+    assert count_text_in("cl100k_base", "") == 0
