@@ -251,7 +251,8 @@ class ResponsesStreamMeter(StreamMeter):
     """
 
     __slots__ = (
-        "context_tokens", "events", "final", "on_response", "response", "response_id", "started",
+        "closing", "context_tokens", "events", "final", "on_response", "response", "response_id",
+        "started",
     )  # fmt: skip
 
     def __init__(self, on_response: Callable[[str, int, list[str]], None] | None = None) -> None:
@@ -266,6 +267,9 @@ class ResponsesStreamMeter(StreamMeter):
         # (by item type): what the calls the response made are counted from.
         self.final: dict[str, Any] | None = None
         self.started: dict[str, int] = {}
+        # The last whole event generated nothing: it closed a part, an item or the response
+        # (`response.output_text.done`, ..., `response.completed`).
+        self.closing = False
         # Told the response's id when the stream names it, and again with the context tokens
         # and the ids of its output items when it ends (the gateway records who owns them).
         self.on_response = on_response
@@ -285,8 +289,10 @@ class ResponsesStreamMeter(StreamMeter):
         return b""
 
     def _see(self, event: bytes) -> None:
+        self.closing = False
         if event.startswith(b"event: "):
             kind = event[7 : event.find(b"\n")]
+            self.closing = kind in _RESPONSES_CLOSING
             if kind == b"error":
                 self.failed = True
                 return
@@ -388,6 +394,15 @@ _RESPONSES_LIFECYCLE = frozenset(
     kind.encode()
     for kind in ("response.created", "response.output_item.added", *_RESPONSES_TERMINAL)
 )
+# The events that generate nothing: each closes what the deltas before it generated.
+_RESPONSES_CLOSING = frozenset(
+    kind.encode()
+    for kind in (
+        "response.output_text.done", "response.refusal.done",
+        "response.function_call_arguments.done", "response.content_part.done",
+        "response.output_item.done", *_RESPONSES_TERMINAL,
+    )
+)  # fmt: skip
 # A delta event's text: the JSON string literal of its `delta` field.
 _DELTA_LITERAL = re.compile(rb'"delta"\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*")')
 
