@@ -35,13 +35,18 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+# More tokens than any one call reads or writes, by far (a context of millions, every choice of
+# `n` at its longest): a count past it is no usage upstream bills, and from 1e17 Redis could not
+# even add it up.
+MOST_TOKENS = 10**10
+
+
 def usage_from(payload: Any) -> Usage | None:
-    """Read an OpenAI `usage` object (chat, embeddings, or the responses API's shape)."""
+    """Read an OpenAI `usage` object (chat, embeddings, or the responses API's shape). None
+    when it does not say what the call cost: neither count given, or a count given that is no
+    count (negative, fractional, past `MOST_TOKENS`), in which case it cannot be believed
+    either (the call is charged as one whose usage never came)."""
     if not isinstance(payload, dict):
-        return None
-    prompt = _int(payload.get("prompt_tokens", payload.get("input_tokens")))
-    completion = _int(payload.get("completion_tokens", payload.get("output_tokens")))
-    if prompt is None and completion is None:
         return None
     prompt_details = (
         payload.get("prompt_tokens_details") or payload.get("input_tokens_details") or {}
@@ -49,14 +54,20 @@ def usage_from(payload: Any) -> Usage | None:
     completion_details = (
         payload.get("completion_tokens_details") or payload.get("output_tokens_details") or {}
     )
-    return Usage(
-        prompt_tokens=prompt or 0,
-        completion_tokens=completion or 0,
-        cached_tokens=_int(_get(prompt_details, "cached_tokens")) or 0,
-        reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")) or 0,
-        cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")) or 0,
-        reported=payload,
+    given = (
+        payload.get("prompt_tokens", payload.get("input_tokens")),
+        payload.get("completion_tokens", payload.get("output_tokens")),
+        _get(prompt_details, "cached_tokens"),
+        _get(completion_details, "reasoning_tokens"),
+        _get(prompt_details, "cache_write_tokens"),
     )
+    counts = [_int(value) for value in given]
+    if counts[0] is None and counts[1] is None:
+        return None
+    if any(count is None and value is not None for count, value in zip(counts, given, strict=True)):
+        return None
+    prompt, completion, cached, reasoning, written = (count or 0 for count in counts)
+    return Usage(prompt, completion, cached, reasoning, written, reported=payload)
 
 
 def _get(details: Any, name: str) -> Any:
@@ -64,7 +75,7 @@ def _get(details: Any, name: str) -> Any:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MOST_TOKENS:
         return None
     return value
 

@@ -58,6 +58,8 @@ LONG_ANSWER = " ".join(["word"] * 200)
 ENCODED = ("gzip", "br")
 # The frames of a stream `x-mangle: end-early` relays before it ends the stream.
 FRAMES_BEFORE_END = 6
+# The output tokens `x-mangle: huge-usage` says an answer used.
+HUGE = 10**17
 # What `x-mangle: error-200` answers with a 200.
 ERROR_200 = orjson.dumps(
     {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}
@@ -80,6 +82,8 @@ class Mangler:
     - `gzip`, `br`: the body as it is, said to be so encoded (a corrupt gzip body; a coding
       the gateway cannot read), as a misconfigured front end might send it;
     - `no-usage`: `usage` taken out of a JSON answer and out of a stream's events;
+    - `huge-usage`: a JSON answer's output tokens said to be `HUGE`, a count no call reaches
+      (nor Redis can add);
     - `fail-once-429`, `fail-once-500`: the first call of an `x-mangle-id` answered with that
       error (a 429 with `retry-after: 0.05`), later ones by the simulator;
     - `reset-once`: the first call of an `x-mangle-id` cut off after half its body;
@@ -123,6 +127,7 @@ class Mangler:
             "reset-mid-event",
             "stall-body",
             "no-usage",
+            "huge-usage",
             *ENCODED,
         ) or (first and mode == "reset-once"):
             await self.app(scope, receive, self.mangled(send, mode, receive))
@@ -191,7 +196,12 @@ class Mangler:
                     raise ConnectionResetError("the gateway left")
                 elif body.startswith(b"{"):
                     whole = orjson.loads(body)
-                    whole.pop("usage", None)
+                    usage = whole.pop("usage", None)
+                    if mode == "huge-usage" and isinstance(usage, dict):
+                        output = (
+                            "output_tokens" if "output_tokens" in usage else "completion_tokens"
+                        )
+                        whole["usage"] = {**usage, output: HUGE}
                     body = orjson.dumps(whole)
                 else:
                     body = body.replace(b'"usage":{', b'"usage_left_out":{')
@@ -751,6 +761,20 @@ def test_a_whole_answer_without_usage_is_charged_its_hold(
         assert answer.status_code == 200
         assert spend(store, TEAM) == ((1 + late) * hold(model), 0)
     assert 0 < billed(upstream) < hold(model)
+
+
+@pytest.mark.parametrize(("api", "model", "stream"), WHOLE, ids=whole_ids())
+def test_a_whole_answer_whose_usage_is_no_count_is_charged_its_hold(
+    serve: Serve, store: redis.Redis, api: str, model: str, stream: bool
+) -> None:
+    """Output tokens no call reaches (and Redis cannot add): the usage says nothing believable
+    of the cost, so the hold, as for an answer without one; its settle had failed in Redis
+    after releasing the hold, and each retry released it again (the team's held spend below
+    zero, room past its budget), the answer never charged."""
+    gateway = serve(compat=GRACE)
+    answer = post(gateway, api, model, stream, x_mangle="huge-usage")
+    assert answer.status_code == 200
+    assert spend(store, TEAM) == (hold(model), 0)
 
 
 def test_a_whole_answer_cut_off_after_the_grace_period_is_charged_its_hold(
