@@ -90,6 +90,7 @@ class Mangler:
     - `chatter-once`: the first call of an `x-mangle-id` answered with chatter where emulation
       asked for a tool call (later ones follow the instructions, as the simulator does);
     - `chatter-then-stall`: the same first call; later ones wait a minute before answering;
+    - `chatter-then-no-usage`: the same first call; later ones as `no-usage`;
     - `redirect-302`, `redirect-307`: answered by a front end's redirect to another host, with
       its HTML page, the simulator never asked.
 
@@ -109,13 +110,15 @@ class Mangler:
         call_id = headers.get(b"x-mangle-id", b"").decode()
         self.calls[call_id] += 1
         first = self.calls[call_id] == 1
+        if mode == "chatter-then-no-usage" and not first:
+            mode = "no-usage"
         if first and mode.startswith("fail-once-"):
             await self.fail(send, int(mode.rsplit("-", 1)[1]))
             return
         if mode.startswith("redirect-"):
             await self.redirect(send, int(mode.rsplit("-", 1)[1]))
             return
-        if first and mode in ("chatter-once", "chatter-then-stall"):
+        if first and mode in ("chatter-once", "chatter-then-stall", "chatter-then-no-usage"):
             chatter = base64.b64encode(b"I would rather chat about the weather.")
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
         elif mode == "chatter-then-stall":
@@ -978,25 +981,44 @@ def test_a_whole_answer_lost_after_its_headers_is_not_retried_and_is_charged_its
     assert held == 0 and charged == hold("gpt-4o") >= billed(upstream)
 
 
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "parameters": {"type": "object", "properties": {}},
+}}  # fmt: skip
+
+
+def repaired(gateway: ServerThread, mangle: str) -> None:
+    """An o1 call with a tool required whose first answer chatters (`x-mangle`), repaired."""
+    body = {"model": "o1-preview", "messages": MESSAGES, "tools": [WEATHER],
+            "tool_choice": "required"}  # fmt: skip
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": mangle,
+            "x-mangle-id": mangle}  # fmt: skip
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=sent, timeout=30)
+    assert answer.status_code == 200
+    assert answer.json()["choices"][0]["message"]["tool_calls"]
+
+
 def test_an_emulated_answer_repaired_is_charged_both_calls(
     serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis
 ) -> None:
     """o1 emulates tools by prompting; an answer that broke the format is asked again. Both
     calls are billed: the team pays both, not only the one whose answer the client gets."""
-    gateway = serve()
-    weather = {"type": "function", "function": {
-        "name": "get_weather", "parameters": {"type": "object", "properties": {}},
-    }}  # fmt: skip
-    body = {"model": "o1-preview", "messages": MESSAGES, "tools": [weather],
-            "tool_choice": "required"}  # fmt: skip
-    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": "chatter-once",
-            "x-mangle-id": "repaired"}  # fmt: skip
-    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=sent, timeout=30)
-    assert answer.status_code == 200 and calls["repaired"] == 2
-    assert answer.json()["choices"][0]["message"]["tool_calls"]
+    repaired(serve(), "chatter-once")
+    assert calls["chatter-once"] == 2
     charged, held = spend(store, TEAM)
     # The usages are summed before pricing: a micro-dollar of rounding apart from the bill.
     assert held == 0 and abs(charged - billed(upstream)) <= 1
+
+
+def test_an_emulated_answer_whose_repair_says_no_usage_is_charged_its_hold(
+    serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis
+) -> None:
+    """The repair's answer does not say what it cost: both calls are charged the hold, which
+    the repair was capped to fit in. The first call's usage alone had been charged, the
+    repair upstream billed charged to nobody."""
+    repaired(serve(), "chatter-then-no-usage")
+    assert calls["chatter-then-no-usage"] == 2
+    charged, held = spend(store, TEAM)
+    assert held == 0 and charged > billed(upstream) > 0
 
 
 # -- 4. clients that leave ---------------------------------------------------------------------------
