@@ -405,7 +405,7 @@ class Attempt:
                     self.settle_stream(meter)
                 if self.left and not reading_on:
                     several = chunk.count(b"\n\n") > 1
-                    if meter is not None and not several and self.winds_down(meter):
+                    if meter is not None and not several and self.winds_down(meter, chunk):
                         pass  # nothing generated since: the next chunk is judged again
                     else:
                         stopped = meter is None or not (
@@ -515,10 +515,10 @@ class Attempt:
         upstream might still generate."""
         return False
 
-    def winds_down(self, meter: StreamMeter) -> bool:
-        """Whether the last event `meter` saw generated nothing (it closed a part or an item),
-        so a stream whose client left may be read past it at no cost: its API's attempt knows
-        such events."""
+    def winds_down(self, meter: StreamMeter, chunk: bytes) -> bool:
+        """Whether `chunk`, the last `meter` saw, generated nothing (it closed a part, an item or
+        a choice), so a stream whose client left may be read past it at no cost: its API's
+        attempt knows such events."""
         return False
 
     def leave(self) -> None:

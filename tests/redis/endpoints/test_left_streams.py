@@ -267,6 +267,12 @@ def chat_text(event: dict[str, Any]) -> str:
     return "".join(choice["delta"].get("content") or "" for choice in event["choices"])
 
 
+def last_choice_text(event: dict[str, Any]) -> str:
+    """The text of the second of two choices, which the simulator interleaves: once it is
+    whole, so is the first's."""
+    return chat_text({"choices": [c for c in event["choices"] if c["index"] == 1]})
+
+
 def responses_text(event: dict[str, Any]) -> str:
     return event["delta"] if event["type"] == "response.output_text.delta" else ""
 
@@ -306,6 +312,9 @@ WHOLE_TEXT_CASES = {
         {**CHAT_STREAM, "stream_options": {"include_usage": True}},
         chat_text,
     ),
+    "chat, two choices": (
+        "/v1/chat/completions", {**CHAT_STREAM, "n": 2}, last_choice_text,
+    ),
     "responses": (
         "/v1/responses", {"model": "gpt-4o", "input": PROMPT, "stream": True}, responses_text,
     ),
@@ -316,11 +325,11 @@ WHOLE_TEXT_CASES = {
 def test_a_stream_left_once_its_text_is_whole_is_charged_what_upstream_bills(
     gateway: ServerThread, upstream: ServerThread, store: redis.Redis, name: str
 ) -> None:
-    """A client that leaves once it has the whole text, before what closes it: chat's chunk
-    with its `finish_reason`, after which only the usage comes (the gateway asks for it); the
-    Responses API's events closing the text, its item, then the response with its usage. They
-    say upstream generated all it will: the gateway reads on to the usage and charges the
-    bill, not the text and a margin for what upstream might still generate."""
+    """A client that leaves once it has the whole text, before what closes it: chat's chunks
+    with each choice's `finish_reason`, after which only the usage comes (the gateway asks for
+    it); the Responses API's events closing the text, its item, then the response with its
+    usage. They say upstream generated all it will: the gateway reads on to the usage and
+    charges the bill, not the text and a margin for what upstream might still generate."""
     httpx.delete(f"{upstream.url}/_sim/bill")
     path, body, text_of = WHOLE_TEXT_CASES[name]
     leave_once_the_text_is_whole(gateway, path, body, text_of)
