@@ -404,19 +404,18 @@ class Attempt:
                     # so that the caller's next request finds it settled.
                     self.settle_stream(meter)
                 if self.left and not reading_on:
-                    several = chunk.count(b"\n\n") > 1
-                    if meter is not None and not several and self.winds_down(meter, chunk):
-                        pass  # nothing generated since: the next chunk is judged again
-                    else:
-                        stopped = meter is None or not (
-                            meter.usage is not None
-                            or self.read_to_end()
-                            or several
-                            or self.answer_ended(chunk)
-                        )
-                        if stopped:
-                            break
-                        reading_on = True
+                    reading_on = meter is not None and (
+                        meter.usage is not None
+                        or self.read_to_end()
+                        or chunk.count(b"\n\n") > 1
+                        or self.answer_ended(chunk)
+                    )
+                    # A chunk that generated nothing: the next one is judged again.
+                    stopped = not reading_on and (
+                        meter is None or not self.winds_down(meter, chunk)
+                    )
+                    if stopped:
+                        break
                 if out:
                     if exchange.first_token_at is None:
                         exchange.first_token_at = time.perf_counter()
