@@ -43,9 +43,10 @@ MOST_TOKENS = 10**10
 
 def usage_from(payload: Any) -> Usage | None:
     """Read an OpenAI `usage` object (chat, embeddings, or the responses API's shape). None
-    when it does not say what the call cost: neither count given, or a count given that is no
-    count (negative, fractional, past `MOST_TOKENS`), in which case it cannot be believed
-    either (the call is charged as one whose usage never came)."""
+    when it does not say what the call cost: neither count given, a count given that is no
+    count (negative, fractional, past `MOST_TOKENS`), or a `total_tokens` that is not their
+    sum, in which case it cannot be believed either (the call is charged as one whose usage
+    never came)."""
     if not isinstance(payload, dict):
         return None
     prompt_details = (
@@ -67,6 +68,9 @@ def usage_from(payload: Any) -> Usage | None:
     if any(count is None and value is not None for count, value in zip(counts, given, strict=True)):
         return None
     prompt, completion, cached, reasoning, written = (count or 0 for count in counts)
+    total = payload.get("total_tokens")
+    if total is not None and total != prompt + completion:
+        return None  # it does not add up: a count left out (the output's, say), or made up
     return Usage(prompt, completion, cached, reasoning, written, reported=payload)
 
 

@@ -142,15 +142,20 @@ def test_usage_from_chat_embeddings_and_responses_shapes() -> None:
             "input_tokens": 12, "output_tokens": 30,
             "output_tokens_details": {"reasoning_tokens": 10**17},
         },
+        {"prompt_tokens": 12, "total_tokens": 42},
+        {"input_tokens": 12, "output_tokens": 30, "total_tokens": 10**17},
     ],
-    ids=["negative", "fractional", "text", "huge", "negative detail", "huge detail"],
+    ids=["negative", "fractional", "text", "huge", "negative detail", "huge detail",
+         "output left out", "total made up"],
 )  # fmt: skip
 def test_a_usage_with_a_count_that_is_no_count_says_nothing(usage: dict[str, Any]) -> None:
-    """A count upstream gave that no call can use (negative, fractional, far past any context)
-    makes the whole usage unbelievable: read as none (the call is charged its hold), where
-    the other counts alone undercharged it, or went to Redis as no integer it can add."""
+    """A count upstream gave that no call can use (negative, fractional, far past any context),
+    or a total that is not the sum of the counts (one left out), makes the whole usage
+    unbelievable: read as none (the call is charged its hold), where the other counts alone
+    undercharged it, or went to Redis as no integer it can add."""
     assert usage_from(usage) is None
     assert usage_from({"prompt_tokens": 12, "completion_tokens": None}) == Usage(12)
+    assert usage_from({"prompt_tokens": 12, "total_tokens": 12}) == Usage(12)  # embeddings
 
 
 # -- the worst cases beyond a chat's text -------------------------------------------------------
