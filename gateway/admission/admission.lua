@@ -69,6 +69,16 @@ local function check_numbers(first, last)
     end
   end
 end
+-- A count Redis can add: INCRBY and HINCRBY take the text Redis formats a number as ("%.17g"),
+-- which from 1e17 on is no integer, and a double is exact only to 2^53.
+local function check_counts(first, last)
+  for i = first, last do
+    local n = num[i]
+    if n % 1 ~= 0 or n < -9007199254740992 or n > 9007199254740992 then
+      error("admission.lua: ARGV[" .. i .. "] is no count Redis can add: " .. ARGV[i])
+    end
+  end
+end
 if mode == "admit" then
   check_numbers(4, 9)
   check_numbers(11, 10 + 2 * num[5] + num[6])
@@ -76,6 +86,8 @@ elseif mode == "settle" then
   check_numbers(4, 5)
   check_numbers(7, 7)
   check_numbers(9, 12 + num[7])
+  check_counts(4, 5)
+  check_counts(9, 12)
 else
   return redis.error_reply("admission.lua: unknown mode " .. tostring(mode))
 end

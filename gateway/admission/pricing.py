@@ -397,6 +397,11 @@ def speech_cost(payload: dict[str, Any], model: ModelConfig) -> int:
     return -(-characters * model.character_price // PER_TOKENS)
 
 
+# Far longer than any upload can play (25 MB at the lowest bitrate is hours); a report past it
+# would be a cost Redis cannot add.
+MOST_AUDIO_S = 10**9
+
+
 def audio_reserve(model: ModelConfig, seconds: int) -> int:
     """A transcription, before upstream says how long its audio was: the longest it can play
     (`audio_length`), by the second."""
@@ -410,7 +415,9 @@ def audio_cost(model: ModelConfig, answer: Any) -> int | None:
         return None
     usage = answer.get("usage")
     seconds = usage.get("seconds") if isinstance(usage, dict) else answer.get("duration")
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    if not 0 <= seconds <= MOST_AUDIO_S:  # none an upload plays: a report not to believe
         return None
     return -(-int(seconds * 1000) * model.minute_price // (MINUTE_S * 1000))
 

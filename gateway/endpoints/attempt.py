@@ -385,7 +385,9 @@ class Attempt:
         the buffers between them hold, and only the stream's end says how much it generated:
         the rest is read (and sent nowhere). So is a stream billed whole (`read_to_end`): a
         reasoning model's, whose reasoning only its usage counts; and one whose answer ended
-        at that chunk (`answer_ended`): its usage is all that follows."""
+        at that chunk (`answer_ended`): its usage is all that follows. A chunk that generated
+        nothing (`winds_down`: it closed what was generated) is read past, and the next one
+        judged again: upstream ends the answer there, or generates more, and is then closed."""
         self.unrelayed = None  # this relay ends the call, however it ends
         gw, exchange = self.gw, self.exchange
         trace = exchange.trace
@@ -402,15 +404,18 @@ class Attempt:
                     # so that the caller's next request finds it settled.
                     self.settle_stream(meter)
                 if self.left and not reading_on:
-                    stopped = meter is None or not (
+                    reading_on = meter is not None and (
                         meter.usage is not None
                         or self.read_to_end()
                         or chunk.count(b"\n\n") > 1
                         or self.answer_ended(chunk)
                     )
+                    # A chunk that generated nothing: the next one is judged again.
+                    stopped = not reading_on and (
+                        meter is None or not self.winds_down(meter, chunk)
+                    )
                     if stopped:
                         break
-                    reading_on = True
                 if out:
                     if exchange.first_token_at is None:
                         exchange.first_token_at = time.perf_counter()
@@ -507,6 +512,12 @@ class Attempt:
         follows. One whose client left is then read on to it (the bill, exactly) rather than
         closed, and one cut there is charged the text it carried: neither a margin for what
         upstream might still generate."""
+        return False
+
+    def winds_down(self, meter: StreamMeter, chunk: bytes) -> bool:
+        """Whether `chunk`, the last `meter` saw, generated nothing (it closed a part, an item or
+        a choice), so a stream whose client left may be read past it at no cost: its API's
+        attempt knows such events."""
         return False
 
     def leave(self) -> None:

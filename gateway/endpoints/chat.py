@@ -506,6 +506,14 @@ class ChatAttempt(ModelAttempt):
         n = self.payload.get("n")
         return (n is None or n == 1) and _FINISHED.search(chunk) is not None
 
+    def winds_down(self, meter: StreamMeter, chunk: bytes) -> bool:
+        # A chunk of one event in which every choice only finishes (its `finish_reason`, an
+        # empty delta): of several choices, the others then finish too, or generate on (and
+        # are closed at that).
+        return (
+            chunk.startswith(b"data: {") and chunk.endswith(b"\n\n") and only_finishes(chunk[6:-2])
+        )
+
     def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
         # The usage chunk is asked for, and `[DONE]` follows it.
         return meter.usage is None and not meter.failed and b"[DONE]" not in tail
@@ -543,3 +551,23 @@ class ChatAttempt(ModelAttempt):
         if self.named:
             view["named"] = self.gw.config.models[self.named].upstream
         return view
+
+
+def only_finishes(data: bytes) -> bool:
+    """Whether a chunk's JSON is choices finishing and nothing else: no delta generates."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    choices = event.get("choices") if isinstance(event, dict) else None
+    if not isinstance(choices, list) or not choices:
+        return False
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not (isinstance(choice, dict) and choice.get("finish_reason")):
+            return False
+        if delta is not None and not (
+            isinstance(delta, dict) and not any(v for k, v in delta.items() if k != "role")
+        ):
+            return False
+    return True

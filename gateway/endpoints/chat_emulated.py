@@ -166,9 +166,10 @@ def _call_ids() -> list[str]:
 
 
 def _add_usage(first: Any, second: Any) -> Any:
-    """Both calls' usage: the team pays for the repair attempt too."""
+    """Both calls' usage: the team pays for the repair attempt too. None when either call's
+    answer does not say what it cost: nor does their sum (the hold is charged)."""
     if not isinstance(first, dict) or not isinstance(second, dict):
-        return second if isinstance(second, dict) else first
+        return None
     total: dict[str, Any] = {}
     for key in {*first, *second}:
         a, b = first.get(key), second.get(key)

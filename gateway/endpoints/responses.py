@@ -596,6 +596,11 @@ class NativeAttempt(ModelAttempt):
         # A Responses stream ends in its terminal event (`response.completed`, ...) or `error`.
         return isinstance(meter, ResponsesStreamMeter) and meter.final is None and not meter.failed
 
+    def winds_down(self, meter: StreamMeter, chunk: bytes) -> bool:
+        # After its last text, a response's events close its part, its item and then the
+        # response, with the usage that bills it exactly; a next item is closed at its start.
+        return isinstance(meter, ResponsesStreamMeter) and meter.closing
+
     def stream_error(self, exc: GatewayError, meter: StreamMeter | None) -> bytes:
         if not isinstance(meter, ResponsesStreamMeter):
             return super().stream_error(exc, meter)

@@ -66,9 +66,11 @@ class BatchJobs(JobKind):
                 if len(content) > OFF_LOOP_BYTES:
                     # A day's batch is tens of megabytes of lines, half a second of parsing
                     # that on the event loop would stall every team's requests on the worker.
-                    usage, cost = await asyncio.to_thread(self._priced, content, dearest)
+                    priced = await asyncio.to_thread(self._priced, content, dearest)
                 else:
-                    usage, cost = self._priced(content, dearest)
+                    priced = self._priced(content, dearest)
+                # A line's usage not to believe: the batch at its hold, as one unread.
+                usage, cost = priced or (Usage(), int(record["plan"]["reserve"]))
         files = [f for f in (output, job.get("error_file_id")) if isinstance(f, str)]
         expiring = await self._expiring(files, record, read)
         made = tuple(("file", f) for f in files if f in expiring)
@@ -104,10 +106,13 @@ class BatchJobs(JobKind):
         models = [found[1] for name in names if (found := self._model_of(name)) is not None]
         return max(models, key=lambda m: (m.price.output, m.price.input), default=None)
 
-    def _priced(self, content: bytes | None, fallback: ModelConfig | None) -> tuple[Usage, int]:
+    def _priced(
+        self, content: bytes | None, fallback: ModelConfig | None
+    ) -> tuple[Usage, int] | None:
         """The usage and half-price cost of every answered line of an output file; a line
         answered by a model the config does not name (a newer snapshot) is priced as the
-        dearest model the batch's lines named: never less than upstream bills."""
+        dearest model the batch's lines named: never less than upstream bills. None when a
+        line gives a usage that is none to believe (`usage_from`): what it cost is unknown."""
         prompt = completion = cached = reasoning = cost = 0
         for line in (content or b"").splitlines():
             try:
@@ -115,7 +120,10 @@ class BatchJobs(JobKind):
                 body = entry["response"]["body"]
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue
-            used = usage_from(body.get("usage")) if isinstance(body, dict) else None
+            given = body.get("usage") if isinstance(body, dict) else None
+            used = usage_from(given)
+            if used is None and given is not None:
+                return None
             if used is None:
                 continue
             found = self._model_of(str(body.get("model")))

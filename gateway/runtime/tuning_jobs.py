@@ -2,8 +2,8 @@
 training file's tokens times its epochs at the base's training price, for as long as a job may
 run), and priced once upstream says the job ended from the tokens it trained, at the training
 price the job was held at: a job that failed or was cancelled is charged what it reports
-trained (nothing, when it trained nothing); one that succeeded without saying what it trained,
-its hold. Its fine-tuned model and result files become the
+trained (nothing, when it trained nothing); one that says a count that is none (negative,
+fractional, past `MOST_TRAINED_TOKENS`), or succeeded without saying what it trained, its hold. Its fine-tuned model and result files become the
 team's.
 """
 
@@ -15,6 +15,9 @@ from gateway.admission.pricing import training_cost
 from gateway.runtime.follower import Ended, JobKind, Read
 from gateway.wire.usage import Usage
 
+# Far more than a training file (at most a few hundred million tokens) times its epochs.
+MOST_TRAINED_TOKENS = 10**12
+
 
 class TuningJobs(JobKind):
     name = "fine_tuning_job"
@@ -25,15 +28,17 @@ class TuningJobs(JobKind):
     async def priced(self, job: dict[str, Any], record: dict[str, Any], read: Read) -> Ended:
         """A job followed with its base's `training_price` (micro-dollars per 1M tokens)."""
         trained = job.get("trained_tokens")
+        if trained is None and job.get("status") != "succeeded":
+            trained = 0  # it trained nothing
         if isinstance(trained, bool) or not isinstance(trained, int):
-            trained = 0
-            if job.get("status") == "succeeded":
-                # Upstream billed the training, but the job does not say how much of it:
-                # charged its hold, the most it could cost, as a lost bill is.
-                cost = int(record["plan"]["reserve"])
-                return Ended(Usage(), cost, self._made(job))
+            trained = -1
+        if not 0 <= trained <= MOST_TRAINED_TOKENS:
+            # Upstream billed the training, but the job does not say how much of it (or says
+            # a count that is none): charged its hold, the most it could cost, as a lost bill is.
+            cost = int(record["plan"]["reserve"])
+            return Ended(Usage(), cost, self._made(job))
         cost = training_cost(trained, int(record["training_price"]))
-        return Ended(Usage(prompt_tokens=max(trained, 0)), cost, self._made(job))
+        return Ended(Usage(prompt_tokens=trained), cost, self._made(job))
 
     @staticmethod
     def _made(job: dict[str, Any]) -> tuple[tuple[str, str], ...]:

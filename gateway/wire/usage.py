@@ -35,13 +35,19 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+# More tokens than any one call reads or writes, by far (a context of millions, every choice of
+# `n` at its longest): a count past it is no usage upstream bills, and from 1e17 Redis could not
+# even add it up.
+MOST_TOKENS = 10**10
+
+
 def usage_from(payload: Any) -> Usage | None:
-    """Read an OpenAI `usage` object (chat, embeddings, or the responses API's shape)."""
+    """Read an OpenAI `usage` object (chat, embeddings, or the responses API's shape). None
+    when it does not say what the call cost: neither count given, a count given that is no
+    count (negative, fractional, past `MOST_TOKENS`), or a `total_tokens` that is not their
+    sum, in which case it cannot be believed either (the call is charged as one whose usage
+    never came)."""
     if not isinstance(payload, dict):
-        return None
-    prompt = _int(payload.get("prompt_tokens", payload.get("input_tokens")))
-    completion = _int(payload.get("completion_tokens", payload.get("output_tokens")))
-    if prompt is None and completion is None:
         return None
     prompt_details = (
         payload.get("prompt_tokens_details") or payload.get("input_tokens_details") or {}
@@ -49,14 +55,23 @@ def usage_from(payload: Any) -> Usage | None:
     completion_details = (
         payload.get("completion_tokens_details") or payload.get("output_tokens_details") or {}
     )
-    return Usage(
-        prompt_tokens=prompt or 0,
-        completion_tokens=completion or 0,
-        cached_tokens=_int(_get(prompt_details, "cached_tokens")) or 0,
-        reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")) or 0,
-        cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")) or 0,
-        reported=payload,
+    given = (
+        payload.get("prompt_tokens", payload.get("input_tokens")),
+        payload.get("completion_tokens", payload.get("output_tokens")),
+        _get(prompt_details, "cached_tokens"),
+        _get(completion_details, "reasoning_tokens"),
+        _get(prompt_details, "cache_write_tokens"),
     )
+    counts = [_int(value) for value in given]
+    if counts[0] is None and counts[1] is None:
+        return None
+    if any(count is None and value is not None for count, value in zip(counts, given, strict=True)):
+        return None
+    prompt, completion, cached, reasoning, written = (count or 0 for count in counts)
+    total = payload.get("total_tokens")
+    if total is not None and total != prompt + completion:
+        return None  # it does not add up: a count left out (the output's, say), or made up
+    return Usage(prompt, completion, cached, reasoning, written, reported=payload)
 
 
 def _get(details: Any, name: str) -> Any:
@@ -64,7 +79,7 @@ def _get(details: Any, name: str) -> Any:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MOST_TOKENS:
         return None
     return value
 
@@ -251,7 +266,8 @@ class ResponsesStreamMeter(StreamMeter):
     """
 
     __slots__ = (
-        "context_tokens", "events", "final", "on_response", "response", "response_id", "started",
+        "closing", "context_tokens", "events", "final", "on_response", "response", "response_id",
+        "started",
     )  # fmt: skip
 
     def __init__(self, on_response: Callable[[str, int, list[str]], None] | None = None) -> None:
@@ -266,6 +282,9 @@ class ResponsesStreamMeter(StreamMeter):
         # (by item type): what the calls the response made are counted from.
         self.final: dict[str, Any] | None = None
         self.started: dict[str, int] = {}
+        # The last whole event generated nothing: it closed a part, an item or the response
+        # (`response.output_text.done`, ..., `response.completed`).
+        self.closing = False
         # Told the response's id when the stream names it, and again with the context tokens
         # and the ids of its output items when it ends (the gateway records who owns them).
         self.on_response = on_response
@@ -285,8 +304,10 @@ class ResponsesStreamMeter(StreamMeter):
         return b""
 
     def _see(self, event: bytes) -> None:
+        self.closing = False
         if event.startswith(b"event: "):
             kind = event[7 : event.find(b"\n")]
+            self.closing = kind in _RESPONSES_CLOSING
             if kind == b"error":
                 self.failed = True
                 return
@@ -388,6 +409,15 @@ _RESPONSES_LIFECYCLE = frozenset(
     kind.encode()
     for kind in ("response.created", "response.output_item.added", *_RESPONSES_TERMINAL)
 )
+# The events that generate nothing: each closes what the deltas before it generated.
+_RESPONSES_CLOSING = frozenset(
+    kind.encode()
+    for kind in (
+        "response.output_text.done", "response.refusal.done",
+        "response.function_call_arguments.done", "response.content_part.done",
+        "response.output_item.done", *_RESPONSES_TERMINAL,
+    )
+)  # fmt: skip
 # A delta event's text: the JSON string literal of its `delta` field.
 _DELTA_LITERAL = re.compile(rb'"delta"\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*")')
 

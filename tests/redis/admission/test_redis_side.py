@@ -252,3 +252,22 @@ async def test_invalid_arguments_write_nothing(client: redis.Redis) -> None:
             keys=[tag("bad")], args=["admit", "h", "", 60000, 1, 0, -1, "lots", 0, "m", 5, 1]
         )
     assert await client.keys("*") == []
+
+
+@pytest.mark.parametrize("huge", ["cost", "tokens"])
+async def test_a_settle_of_a_count_redis_cannot_add_writes_nothing(
+    client: redis.Redis, huge: str
+) -> None:
+    """From 1e17 on, Redis formats a number from the script as no integer, and INCRBY refuses
+    it: a settle failing there kept the release of the hold it had written, and each retry of
+    it released the hold again, leaving the team's held spend below zero (room past its
+    budget). It is refused before its first write: the hold stays open, held as it was."""
+    admission = Admission(client, AdmissionConfig())
+    plan = make_plan(team=f"absurd-{huge}", budget=10_000, reserve=1000, tpm=10**6, est=100)
+    assert (await admission.admit(plan)).admitted
+    usage, cost = (Usage(10, 10), 10**17) if huge == "cost" else (Usage(10**17, 10), 100)
+    for _ in range(2):  # the settle and a retry of it
+        with pytest.raises(redis.ResponseError):
+            await admission.settle(plan, usage, cost, release_weekly=False)
+    after = await admission.admit(make_plan(team=plan.team, budget=10_000, reserve=0))
+    assert (after.spend, after.held) == (0, 1000)

@@ -58,6 +58,8 @@ LONG_ANSWER = " ".join(["word"] * 200)
 ENCODED = ("gzip", "br")
 # The frames of a stream `x-mangle: end-early` relays before it ends the stream.
 FRAMES_BEFORE_END = 6
+# The output tokens `x-mangle: huge-usage` says an answer used.
+HUGE = 10**17
 # What `x-mangle: error-200` answers with a 200.
 ERROR_200 = orjson.dumps(
     {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}
@@ -80,12 +82,15 @@ class Mangler:
     - `gzip`, `br`: the body as it is, said to be so encoded (a corrupt gzip body; a coding
       the gateway cannot read), as a misconfigured front end might send it;
     - `no-usage`: `usage` taken out of a JSON answer and out of a stream's events;
+    - `huge-usage`: a JSON answer's output tokens said to be `HUGE`, a count no call reaches
+      (nor Redis can add);
     - `fail-once-429`, `fail-once-500`: the first call of an `x-mangle-id` answered with that
       error (a 429 with `retry-after: 0.05`), later ones by the simulator;
     - `reset-once`: the first call of an `x-mangle-id` cut off after half its body;
     - `chatter-once`: the first call of an `x-mangle-id` answered with chatter where emulation
       asked for a tool call (later ones follow the instructions, as the simulator does);
     - `chatter-then-stall`: the same first call; later ones wait a minute before answering;
+    - `chatter-then-no-usage`: the same first call; later ones as `no-usage`;
     - `redirect-302`, `redirect-307`: answered by a front end's redirect to another host, with
       its HTML page, the simulator never asked.
 
@@ -105,13 +110,15 @@ class Mangler:
         call_id = headers.get(b"x-mangle-id", b"").decode()
         self.calls[call_id] += 1
         first = self.calls[call_id] == 1
+        if mode == "chatter-then-no-usage" and not first:
+            mode = "no-usage"
         if first and mode.startswith("fail-once-"):
             await self.fail(send, int(mode.rsplit("-", 1)[1]))
             return
         if mode.startswith("redirect-"):
             await self.redirect(send, int(mode.rsplit("-", 1)[1]))
             return
-        if first and mode in ("chatter-once", "chatter-then-stall"):
+        if first and mode in ("chatter-once", "chatter-then-stall", "chatter-then-no-usage"):
             chatter = base64.b64encode(b"I would rather chat about the weather.")
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
         elif mode == "chatter-then-stall":
@@ -123,6 +130,7 @@ class Mangler:
             "reset-mid-event",
             "stall-body",
             "no-usage",
+            "huge-usage",
             *ENCODED,
         ) or (first and mode == "reset-once"):
             await self.app(scope, receive, self.mangled(send, mode, receive))
@@ -191,7 +199,12 @@ class Mangler:
                     raise ConnectionResetError("the gateway left")
                 elif body.startswith(b"{"):
                     whole = orjson.loads(body)
-                    whole.pop("usage", None)
+                    usage = whole.pop("usage", None)
+                    if mode == "huge-usage" and isinstance(usage, dict):
+                        output = (
+                            "output_tokens" if "output_tokens" in usage else "completion_tokens"
+                        )
+                        whole["usage"] = {**usage, output: HUGE}
                     body = orjson.dumps(whole)
                 else:
                     body = body.replace(b'"usage":{', b'"usage_left_out":{')
@@ -753,6 +766,20 @@ def test_a_whole_answer_without_usage_is_charged_its_hold(
     assert 0 < billed(upstream) < hold(model)
 
 
+@pytest.mark.parametrize(("api", "model", "stream"), WHOLE, ids=whole_ids())
+def test_a_whole_answer_whose_usage_is_no_count_is_charged_its_hold(
+    serve: Serve, store: redis.Redis, api: str, model: str, stream: bool
+) -> None:
+    """Output tokens no call reaches (and Redis cannot add): the usage says nothing believable
+    of the cost, so the hold, as for an answer without one; its settle had failed in Redis
+    after releasing the hold, and each retry released it again (the team's held spend below
+    zero, room past its budget), the answer never charged."""
+    gateway = serve(compat=GRACE)
+    answer = post(gateway, api, model, stream, x_mangle="huge-usage")
+    assert answer.status_code == 200
+    assert spend(store, TEAM) == (hold(model), 0)
+
+
 def test_a_whole_answer_cut_off_after_the_grace_period_is_charged_its_hold(
     serve: Serve,
     store: redis.Redis,
@@ -954,25 +981,44 @@ def test_a_whole_answer_lost_after_its_headers_is_not_retried_and_is_charged_its
     assert held == 0 and charged == hold("gpt-4o") >= billed(upstream)
 
 
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "parameters": {"type": "object", "properties": {}},
+}}  # fmt: skip
+
+
+def repaired(gateway: ServerThread, mangle: str) -> None:
+    """An o1 call with a tool required whose first answer chatters (`x-mangle`), repaired."""
+    body = {"model": "o1-preview", "messages": MESSAGES, "tools": [WEATHER],
+            "tool_choice": "required"}  # fmt: skip
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": mangle,
+            "x-mangle-id": mangle}  # fmt: skip
+    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=sent, timeout=30)
+    assert answer.status_code == 200
+    assert answer.json()["choices"][0]["message"]["tool_calls"]
+
+
 def test_an_emulated_answer_repaired_is_charged_both_calls(
     serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis
 ) -> None:
     """o1 emulates tools by prompting; an answer that broke the format is asked again. Both
     calls are billed: the team pays both, not only the one whose answer the client gets."""
-    gateway = serve()
-    weather = {"type": "function", "function": {
-        "name": "get_weather", "parameters": {"type": "object", "properties": {}},
-    }}  # fmt: skip
-    body = {"model": "o1-preview", "messages": MESSAGES, "tools": [weather],
-            "tool_choice": "required"}  # fmt: skip
-    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": "chatter-once",
-            "x-mangle-id": "repaired"}  # fmt: skip
-    answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=sent, timeout=30)
-    assert answer.status_code == 200 and calls["repaired"] == 2
-    assert answer.json()["choices"][0]["message"]["tool_calls"]
+    repaired(serve(), "chatter-once")
+    assert calls["chatter-once"] == 2
     charged, held = spend(store, TEAM)
     # The usages are summed before pricing: a micro-dollar of rounding apart from the bill.
     assert held == 0 and abs(charged - billed(upstream)) <= 1
+
+
+def test_an_emulated_answer_whose_repair_says_no_usage_is_charged_its_hold(
+    serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis
+) -> None:
+    """The repair's answer does not say what it cost: both calls are charged the hold, which
+    the repair was capped to fit in. The first call's usage alone had been charged, the
+    repair upstream billed charged to nobody."""
+    repaired(serve(), "chatter-then-no-usage")
+    assert calls["chatter-then-no-usage"] == 2
+    charged, held = spend(store, TEAM)
+    assert held == 0 and charged > billed(upstream) > 0
 
 
 # -- 4. clients that leave ---------------------------------------------------------------------------

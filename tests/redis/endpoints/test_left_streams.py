@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -260,41 +260,79 @@ def test_a_background_stream_left_is_charged_the_whole_response_upstream_bills(
     assert 0 < bill == charged < hold(case), (bill, charged)
 
 
-@pytest.mark.parametrize("usage", [False, True], ids=["usage not asked", "usage asked"])
-def test_a_stream_left_once_its_text_is_whole_is_charged_what_upstream_bills(
-    gateway: ServerThread, upstream: ServerThread, store: redis.Redis, usage: bool
+WHOLE_TEXT = " ".join(["word"] * 10)
+
+
+def chat_text(event: dict[str, Any]) -> str:
+    return "".join(choice["delta"].get("content") or "" for choice in event["choices"])
+
+
+def last_choice_text(event: dict[str, Any]) -> str:
+    """The text of the second of two choices, which the simulator interleaves: once it is
+    whole, so is the first's."""
+    return chat_text({"choices": [c for c in event["choices"] if c["index"] == 1]})
+
+
+def responses_text(event: dict[str, Any]) -> str:
+    return event["delta"] if event["type"] == "response.output_text.delta" else ""
+
+
+def leave_once_the_text_is_whole(
+    gateway: ServerThread, path: str, body: dict[str, Any], text_of: Callable[[Any], str]
 ) -> None:
-    """A client that leaves once it has the whole text, before the chunk with its
-    `finish_reason`: that chunk says upstream generated all it will, and the usage follows it
-    (the gateway asks for it): the gateway reads on to it and charges the bill, not the text and
-    a margin for what upstream might still generate."""
-    httpx.delete(f"{upstream.url}/_sim/bill")
-    answer = " ".join(["word"] * 10)
-    body: dict[str, Any] = {"model": "gpt-4o", "messages": MESSAGES, "stream": True}
-    if usage:
-        body["stream_options"] = {"include_usage": True}
+    """Stream `body` and leave as soon as the events read (`text_of` each) make the whole
+    answer, before what closes it."""
     # Slow enough between chunks for the gateway to notice the client left before the next.
     headers = {
-        "authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": answer,
+        "authorization": f"Bearer {key_of(TEAM)}", "x-sim-answer": WHOLE_TEXT,
         "x-sim-ttft-ms": "10", "x-sim-chunk-interval-ms": "150",
     }  # fmt: skip
 
     async def read_the_text_and_leave() -> None:
         text = ""
-        url = f"{gateway.url}/v1/chat/completions"
         async with (
             httpx.AsyncClient(timeout=30) as http,
-            http.stream("POST", url, json=body, headers=headers) as got,
+            http.stream("POST", f"{gateway.url}{path}", json=body, headers=headers) as got,
         ):
             assert got.status_code == 200
             async for line in got.aiter_lines():
                 if line.startswith("data: {"):
-                    for choice in orjson.loads(line[6:])["choices"]:
-                        text += choice["delta"].get("content") or ""
-                if text == answer:
+                    text += text_of(orjson.loads(line[6:]))
+                if text == WHOLE_TEXT:
                     return
 
     asyncio.run(read_the_text_and_leave())
+
+
+CHAT_STREAM = {"model": "gpt-4o", "messages": MESSAGES, "stream": True}
+WHOLE_TEXT_CASES = {
+    "chat, usage not asked": ("/v1/chat/completions", CHAT_STREAM, chat_text),
+    "chat, usage asked": (
+        "/v1/chat/completions",
+        {**CHAT_STREAM, "stream_options": {"include_usage": True}},
+        chat_text,
+    ),
+    "chat, two choices": (
+        "/v1/chat/completions", {**CHAT_STREAM, "n": 2}, last_choice_text,
+    ),
+    "responses": (
+        "/v1/responses", {"model": "gpt-4o", "input": PROMPT, "stream": True}, responses_text,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(WHOLE_TEXT_CASES))
+def test_a_stream_left_once_its_text_is_whole_is_charged_what_upstream_bills(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis, name: str
+) -> None:
+    """A client that leaves once it has the whole text, before what closes it: chat's chunks
+    with each choice's `finish_reason`, after which only the usage comes (the gateway asks for
+    it); the Responses API's events closing the text, its item, then the response with its
+    usage. They say upstream generated all it will: the gateway reads on to the usage and
+    charges the bill, not the text and a margin for what upstream might still generate."""
+    httpx.delete(f"{upstream.url}/_sim/bill")
+    path, body, text_of = WHOLE_TEXT_CASES[name]
+    leave_once_the_text_is_whole(gateway, path, body, text_of)
     bill, charged = settled(gateway, upstream, store)
     assert 0 < bill == charged, (bill, charged)
 

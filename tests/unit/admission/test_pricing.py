@@ -130,6 +130,34 @@ def test_usage_from_chat_embeddings_and_responses_shapes() -> None:
     assert usage_from({"total_tokens": 3}) is None
 
 
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": -3, "completion_tokens": 30},
+        {"prompt_tokens": 12.5, "completion_tokens": 30},
+        {"prompt_tokens": 12, "completion_tokens": "30"},
+        {"input_tokens": 12, "output_tokens": 10**17},
+        {"prompt_tokens": 12, "completion_tokens": 30, "prompt_tokens_details": {"cached_tokens": -1}},
+        {
+            "input_tokens": 12, "output_tokens": 30,
+            "output_tokens_details": {"reasoning_tokens": 10**17},
+        },
+        {"prompt_tokens": 12, "total_tokens": 42},
+        {"input_tokens": 12, "output_tokens": 30, "total_tokens": 10**17},
+    ],
+    ids=["negative", "fractional", "text", "huge", "negative detail", "huge detail",
+         "output left out", "total made up"],
+)  # fmt: skip
+def test_a_usage_with_a_count_that_is_no_count_says_nothing(usage: dict[str, Any]) -> None:
+    """A count upstream gave that no call can use (negative, fractional, far past any context),
+    or a total that is not the sum of the counts (one left out), makes the whole usage
+    unbelievable: read as none (the call is charged its hold), where the other counts alone
+    undercharged it, or went to Redis as no integer it can add."""
+    assert usage_from(usage) is None
+    assert usage_from({"prompt_tokens": 12, "completion_tokens": None}) == Usage(12)
+    assert usage_from({"prompt_tokens": 12, "total_tokens": 12}) == Usage(12)  # embeddings
+
+
 # -- the worst cases beyond a chat's text -------------------------------------------------------
 
 
@@ -335,6 +363,21 @@ def test_a_whisper_transcription_holds_the_longest_audio_by_the_second() -> None
     assert audio_reserve(model, 7200) == 720_000  # two hours at $0.006 a minute
     assert audio_reserve(model, 1) == 100
     assert audio_reserve(model, 0) == 0
+
+
+def test_a_whisper_transcription_is_charged_the_seconds_it_reports_if_any_upload_plays_them() -> (
+    None
+):
+    """Seconds past any upload's length are no report to believe (the call is charged its
+    hold): their cost was a number Redis cannot add."""
+    from gateway.admission.pricing import audio_cost
+    from gateway.config import ModelConfig
+
+    model = ModelConfig(upstream="whisper-1", minute_price=Usd(6000), max_audio_minutes=30)
+    assert audio_cost(model, {"usage": {"type": "duration", "seconds": 90}}) == 9_000
+    assert audio_cost(model, {"duration": 1.5}) == 150
+    for absurd in (-1, 1e300, 10**20):
+        assert audio_cost(model, {"usage": {"type": "duration", "seconds": absurd}}) is None
 
 
 def test_a_long_prompt_costs_what_the_simulator_bills_on_todays_models() -> None:

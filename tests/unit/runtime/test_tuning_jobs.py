@@ -33,3 +33,11 @@ def test_a_job_that_succeeded_without_saying_what_it_trained_is_charged_its_hold
     # Upstream billed the training; 0 would let the team train for free.
     job = {"status": "succeeded", "trained_tokens": None, "fine_tuned_model": "ft:m"}
     assert priced(job) == (7_500_000, 0, (("model", "ft:m"),))
+
+
+def test_a_job_that_says_a_count_that_is_none_is_charged_its_hold() -> None:
+    """A negative count had been charged nothing, one past any training file a cost Redis
+    cannot add; a fractional one in a failed job nothing: none says what upstream billed."""
+    for status in ("succeeded", "failed", "cancelled"):
+        for trained in (-120_000, 10**17, 1.5e5, "120000"):
+            assert priced({"status": status, "trained_tokens": trained}) == (7_500_000, 0, ())
