@@ -44,8 +44,14 @@ class Watched:
 
 @pytest.fixture
 def watched(monkeypatch: pytest.MonkeyPatch) -> Iterator[Watched]:
+    """Every vocabulary watched, recording into one list (embeddings count in cl100k_base)."""
     tokenizer = Watched(tokens._TOKENIZER)
     monkeypatch.setattr(tokens, "_TOKENIZER", tokenizer)
+    others: dict[str, Watched] = {}
+    for name, inner in tokens._OTHERS.items():
+        other = others[name] = Watched(inner)
+        other.on_loop = tokenizer.on_loop
+    monkeypatch.setattr(tokens, "_OTHERS", others)
     yield tokenizer
 
 
