@@ -4,10 +4,11 @@ Pure.
 
 OpenAI bills a web or file search by the call, an image the image generation tool makes at an
 image model's prices (priced here by the image, at the most one may cost), and the code
-interpreter and a hosted shell by the container a response creates (by its memory). A request's calls are bounded by its
-`max_tool_calls` (the gateway sets `hosted_tools.default_max_tool_calls` when the client did
-not), so its worst case is that many calls at the dearest per-call price among its tools, plus
-one container of each container tool. What a response is charged counts its call items, and a
+interpreter and a hosted shell by the container a response creates (by its memory). A
+request's calls are bounded by its `max_tool_calls` (the gateway sets
+`hosted_tools.default_max_tool_calls` when the client did not), so its worst case is that many
+calls at the dearest per-call price among its tools, plus one container of each container
+tool. What a response is charged counts its call items, and a
 container for each container tool that ran, never more than that worst case. A chat request
 with `web_search_options` (the search models) is billed one web search.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from functools import partial
 from typing import Any
 
 import orjson
@@ -531,14 +532,10 @@ class ChatAttempt(ModelAttempt):
         """The stream named its completion: record it as the team's, and the client's view of
         it, beside the stream."""
         view = self.client_view()
-
-        async def keep_view() -> None:
-            await self.gw.chat_views.put(completion_id, view)
-
+        keep_view = partial(self.gw.chat_views.put, completion_id, view) if view else None
         self.gw.owners.record_soon(
-            CHAT_COMPLETION.name, self.caller.team.name, completion_id, made_now(),
-            keep_view if view else None,
-        )  # fmt: skip
+            CHAT_COMPLETION.name, self.caller.team.name, completion_id, made_now(), keep_view
+        )
 
     def client_view(self) -> dict[str, Any]:
         """What upstream stores of the completion otherwise than its client sent it

@@ -3,8 +3,8 @@ training file's tokens times its epochs at the base's training price, for as lon
 run), and priced once upstream says the job ended from the tokens it trained, at the training
 price the job was held at: a job that failed or was cancelled is charged what it reports
 trained (nothing, when it trained nothing); one that says a count that is none (negative,
-fractional, past `MOST_TRAINED_TOKENS`), or succeeded without saying what it trained, its hold. Its fine-tuned model and result files become the
-team's.
+fractional, past `MOST_TRAINED_TOKENS`), or succeeded without saying what it trained, its
+hold. Its fine-tuned model and result files become the team's.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ class TuningJobs(JobKind):
         trained = job.get("trained_tokens")
         if trained is None and job.get("status") != "succeeded":
             trained = 0  # it trained nothing
-        if isinstance(trained, bool) or not isinstance(trained, int):
-            trained = -1
-        if not 0 <= trained <= MOST_TRAINED_TOKENS:
+        if (
+            isinstance(trained, bool)
+            or not isinstance(trained, int)
+            or not 0 <= trained <= MOST_TRAINED_TOKENS
+        ):
             # Upstream billed the training, but the job does not say how much of it (or says
             # a count that is none): charged its hold, the most it could cost, as a lost bill is.
             cost = int(record["plan"]["reserve"])

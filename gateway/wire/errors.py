@@ -733,8 +733,7 @@ def prompt_tools_unpriced(config_key: str) -> GatewayError:
         400,
         "A stored prompt template can bring hosted tools (web search, file search, image "
         "generation, code interpreter, shell) that OpenAI bills beside the tokens, and this "
-        "gateway has no price "
-        f"for one of them. Send `max_tool_calls: 0` if the template uses none, or an operator "
+        "gateway has no price for one of them. Send `max_tool_calls: 0` if the template uses none, or an operator "
         f"can set `{config_key}` (USD) in the gateway's configuration to serve it.",
         param="prompt",
         code="tool_not_priced",
