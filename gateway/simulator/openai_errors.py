@@ -253,6 +253,14 @@ def tool_choice_without_tools() -> SimError:
     )
 
 
+def stream_options_without_stream() -> SimError:
+    return SimError(
+        400,
+        "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+        param="stream_options",
+    )
+
+
 def max_output_too_large(param: str, value: int, maximum: int) -> SimError:
     return SimError(
         400,

@@ -19,7 +19,8 @@ Check order (OpenAI reports only the first problem, so the order is part of the 
 1. `model` present (400), then known (404 `model_not_found`).
 2. Unknown request arguments (400 "Unrecognized request argument supplied").
 3. `messages`: present, an array, not empty; each one an object with a valid `role` and,
-   except for assistant messages, `content` of a valid type.
+   except for assistant messages, `content` of a valid type; then `stream_options` without
+   `stream: true` (400, whatever the model).
 4. Model capabilities, in this order: message roles, image parts, `stream`, `max_tokens`,
    `reasoning_effort`, `temperature`, `top_p`, `n`, `presence_penalty`, `frequency_penalty`,
    `logprobs`, `top_logprobs`, `stop`, `tools` (404; 400 at an effort on GPT-6), `functions`,
@@ -263,6 +264,8 @@ def check(
         if name not in KNOWN_ARGUMENTS:
             return oe.unrecognized_argument(name)
     error = _check_messages(body)
+    if error is None and body.get("stream_options") is not None and body.get("stream") is not True:
+        error = oe.stream_options_without_stream()
     if error is None:
         error = _check_capabilities(body, model_name, model.family, o1_streaming)
     if error is None:

@@ -295,15 +295,15 @@ def chat_about(client: openai.OpenAI, asked: dict[str, Any]) -> Any:
 
 
 def test_a_request_upstream_refuses_is_never_a_hit_on_one_it_answered(
-    gateway: ServerThread, simulator: ServerThread, prompt: str
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, prompt: str
 ) -> None:
     """The key leaves out fields that do not change the answer (`stream`, `stream_options`,
     `background`, ...), but not where upstream refuses them: a strict team's requests go
     upstream unpatched, and o1-mini refuses `stream: true` (a patched stream is faked); chat
-    completions have no `background`; `stream_options` without `stream`, and a
-    `prompt_cache_key` of more than 64 characters, are refused too (by OpenAI; the simulator
-    takes them). Each was served the answer kept for the same request without it, where its
-    miss is a 400."""
+    completions have no `background`; `stream_options` without `stream` is refused too, and
+    a `prompt_cache_key` of more than 64 characters (by OpenAI; the simulator takes it). Each
+    was served the answer kept for the same request without it, where upstream answers a 400:
+    it reaches the client as upstream wrote it, every time (never kept), and costs nothing."""
     messages: Any = [{"role": "user", "content": prompt}]
     strict = sdk(gateway, "rigid").chat.completions.with_raw_response.create
     assert strict(model="o1-mini", messages=messages).headers["x-gateway-cache"] == "miss"
@@ -317,12 +317,22 @@ def test_a_request_upstream_refuses_is_never_a_hit_on_one_it_answered(
         chat(client, prompt, extra_body={"background": False})
     assert "background" in refused.value.message
     assert refused.value.response.headers["x-gateway-cache"] == "miss"
-    options = chat(client, prompt, stream_options={"include_usage": True})
-    assert options.headers["x-gateway-cache"] == "miss"
+    charged = spend(store, "alpha")
+    for _ in range(2):
+        with pytest.raises(openai.BadRequestError) as refused:
+            chat(client, prompt, stream_options={"include_usage": True})
+        assert refused.value.body == {
+            "message": "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            "type": "invalid_request_error",
+            "param": "stream_options",
+            "code": None,
+        }
+        assert refused.value.response.headers["x-gateway-cache"] == "miss"
+    assert spend(store, "alpha") == charged
     # OpenAI: "Invalid 'prompt_cache_key': string too long" (the simulator takes it).
     long_key = chat(client, prompt, extra_body={"prompt_cache_key": "k" * 65})
     assert long_key.headers["x-gateway-cache"] == "miss"
-    assert upstream_calls(simulator, prompt) == 6
+    assert upstream_calls(simulator, prompt) == 7
 
 
 def test_the_cache_is_off_unless_turned_on(

@@ -380,6 +380,31 @@ def test_gpt4o_accepts_what_o1_refuses() -> None:
             id="temperature-range",
         ),
         pytest.param(
+            {"model": "gpt-4o", "messages": [USER], "stream_options": {"include_usage": True}},
+            (
+                400,
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                "stream_options",
+                None,
+            ),
+            id="stream_options-without-stream",
+        ),
+        pytest.param(
+            {
+                "model": "o1-mini",
+                "messages": [USER],
+                "stream": False,
+                "stream_options": {"include_usage": True},
+            },
+            (
+                400,
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                "stream_options",
+                None,
+            ),
+            id="stream_options-with-stream-false",
+        ),
+        pytest.param(
             {"model": "gpt-4o", "messages": [USER], "foo": 1},
             (400, "Unrecognized request argument supplied: foo", None, None),
             id="unknown-argument",
