@@ -13,8 +13,9 @@ flight, the others join it, and it takes the lock unless a poller on another rep
 first; so one call is retried, not one per waiter. No request waits longer than
 `coalesce_wait_s` in all, however many leaders fail. The opener whose client leaves while it
 decides or polls goes on for the waiters that joined it, its own team waiting no more
-(`opener_left`); should the lock come to it then, it calls upstream only while requests of its
-team wait (`awaited`). A leader whose own client leaves reads on for
+(`opener_left`), and stops once none is left; should the lock come to it then, it calls
+upstream only while requests of its team wait (`awaited`), never for the marks its own polls
+left in Redis. A leader whose own client leaves reads on for
 the waiters of its team here (the flight counts them by team) and on other replicas (their
 polls mark the key in Redis for each team waiting), rather than leave each to call upstream
 alone (`unless_awaited`); never for another team's (a shared cache's), which would make the
@@ -96,6 +97,8 @@ class Cache:
         self._last_write: dict[str, asyncio.Task[None]] = {}
         self._ttl_ms = int(config.ttl_s * 1000)
         self._lock_ms = int(config.lock_ttl_s * 1000)
+        # Names this replica's marks in Redis: its own polls never count as waiters elsewhere.
+        self._replica = secrets.token_hex(8)
 
     async def join(self, key: str, team: str) -> Entry | Flight | None:
         """The answer (a hit, or a call in flight shared), the flight this request of `team`
@@ -145,9 +148,18 @@ class Cache:
         loop = self._loop
         delay = POLL_FIRST_S
         while True:
+            if flight.opener_left and not flight.waiters:
+                # Nobody here waits for the answer: no hit to give, no call to make.
+                self._end(flight, None)
+                return None
             try:
                 found, value = await self._store.lookup(
-                    flight.key, flight.token, self._lock_ms, AWAITED_MS, self._awaiting(flight)
+                    flight.key,
+                    flight.token,
+                    self._lock_ms,
+                    AWAITED_MS,
+                    self._awaiting(flight),
+                    self._replica,
                 )
             except (RedisError, OSError) as exc:
                 self._failed("lookup", exc)
@@ -221,11 +233,11 @@ class Cache:
 
     async def awaited(self, flight: Flight) -> bool:
         """Whether requests of the flight's team wait for its answer: here, or, as Redis says,
-        on other replicas."""
+        on other replicas (this one's marks, left by its polls, are its waiters here)."""
         if flight.team in flight.waiters:
             return True
         try:
-            awaited = await self._store.awaited(flight.key, flight.team)
+            awaited = await self._store.awaited(flight.key, flight.team, self._replica)
         except (RedisError, OSError) as exc:
             self._failed("lookup", exc)
             awaited = False

@@ -5,8 +5,11 @@ runs on one node of a Redis Cluster) the lock that says which replica calls upst
 the caller (it leads), else who holds it (another replica leads, or `DONE`: the leader ended
 without an answer to keep, and the waiters go their own way). A leader whose call failed `free`s
 the lock: the next lookup takes it, and its caller leads in its place. A lookup that waits on
-another replica's call also marks the key awaited for a while by each team waiting (`awaited`):
-a leader whose own client leaves reads on for such waiters of its team.
+another replica's call also marks the key awaited for a while by each team waiting there, in the
+name of the replica that polls (`awaited`): a leader whose own client leaves reads on for such
+waiters of its team on other replicas; its own replica's marks, made while it polled before it
+took the lock, say nothing its flight does not count better (its waiters here), so they never
+keep it calling. A mark is a member of a sorted set scored by when it lapses, on Redis's clock.
 """
 
 from __future__ import annotations
@@ -24,9 +27,23 @@ if entry then return {1, entry} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} end
 local lock = redis.call('GET', KEYS[2]) or ''
 if lock ~= 'done' then
-  for i = 3, #KEYS do redis.call('SET', KEYS[i], '1', 'PX', ARGV[3]) end
+  local now = redis.call('TIME')
+  local lapses = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[3])
+  for i = 3, #KEYS do
+    redis.call('ZADD', KEYS[i], lapses, ARGV[4])
+    redis.call('PEXPIRE', KEYS[i], ARGV[3])
+  end
 end
 return {0, lock}
+"""
+# Whether a replica other than the caller's marked the key awaited, its mark not lapsed.
+_AWAITED = """
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local marks = redis.call('ZCOUNT', KEYS[1], '(' .. ms, '+inf')
+local own = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if own and tonumber(own) > ms then marks = marks - 1 end
+return marks
 """
 # The entry, and the lock given up if it is still the caller's.
 _PUT = """
@@ -65,7 +82,8 @@ def lock_key(key: str) -> str:
 
 
 def awaited_key(key: str, team: str) -> str:
-    return "gw:cache:{" + key + "}:w:" + team
+    # Not the `:w:` strings replicas before marks were sets wrote: neither errs on the other's.
+    return "gw:cache:{" + key + "}:p:" + team
 
 
 class CacheStore:
@@ -76,21 +94,29 @@ class CacheStore:
         self._release = client.register_script(_RELEASE)
         self._free = client.register_script(_FREE)
         self._renew = client.register_script(_RENEW)
+        self._awaited = client.register_script(_AWAITED)
 
     async def lookup(
-        self, key: str, token: str, lock_ms: int, awaited_ms: int, teams: Iterable[str]
+        self,
+        key: str,
+        token: str,
+        lock_ms: int,
+        awaited_ms: int,
+        teams: Iterable[str],
+        replica: str,
     ) -> tuple[Found, bytes]:
         """(ENTRY, the entry), (LEADS, b""), or (WAITS, the lock's value; the key marked
-        awaited by `teams` for `awaited_ms`)."""
+        awaited by `teams` for `awaited_ms`, in the name of `replica`)."""
         kind, value = await self._lookup(
             keys=[entry_key(key), lock_key(key), *(awaited_key(key, team) for team in teams)],
-            args=[token, lock_ms, awaited_ms],
+            args=[token, lock_ms, awaited_ms, replica],
         )
         return Found(int(kind)), bytes(value)
 
-    async def awaited(self, key: str, team: str) -> bool:
-        """Whether a lookup of `team`'s waited on the key's call lately."""
-        return bool(await self._client.exists(awaited_key(key, team)))
+    async def awaited(self, key: str, team: str, replica: str) -> bool:
+        """Whether a lookup of `team`'s on a replica other than `replica` waited on the key's
+        call lately."""
+        return int(await self._awaited(keys=[awaited_key(key, team)], args=[replica])) > 0
 
     async def put(self, key: str, raw: bytes, ttl_ms: int, token: str = "") -> None:
         await self._put(keys=[entry_key(key), lock_key(key)], args=[raw, ttl_ms, token])

@@ -123,7 +123,7 @@ async def joined(
     cache = replica.server.config.app.state.gateway.cache
     deadline = time.monotonic() + 10
     while cache.waiting(team) < count or (
-        store is not None and not store.keys(f"gw:cache:*:w:{team}")
+        store is not None and not store.keys(f"gw:cache:*:p:{team}")
     ):
         assert time.monotonic() < deadline, f"{count} requests of {team} to wait"
         await asyncio.sleep(0.01)

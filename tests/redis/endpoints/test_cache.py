@@ -1031,7 +1031,7 @@ def test_a_poller_whose_client_left_calls_nothing_when_the_lock_comes_to_it(
             )
             # Its last mark of alpha's waiting lapses; then the leading replica's lock does.
             await asyncio.to_thread(
-                wait_for, lambda: not store.keys("gw:cache:*:w:alpha"), 10, "the mark to lapse"
+                wait_for, lambda: not store.keys("gw:cache:*:p:alpha"), 10, "the mark to lapse"
             )
             store.delete(*store.keys("gw:cache:*:l"))
             return [await leader, *await asyncio.gather(*others)]

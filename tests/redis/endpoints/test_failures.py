@@ -1298,7 +1298,7 @@ def test_a_leader_leaving_after_its_only_waiter_left_stops_it(
     cache = waiting.server.config.app.state.gateway.cache
 
     def waiter_gone() -> bool:
-        return cache.waiting(TEAM) == 0 and not store.keys(f"gw:cache:*:w:{TEAM}")
+        return cache.waiting(TEAM) == 0 and not store.keys(f"gw:cache:*:p:{TEAM}")
 
     async def scenario() -> None:
         async with (
