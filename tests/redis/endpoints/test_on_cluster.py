@@ -1,7 +1,8 @@
 """The whole gateway on a real 3-node Redis Cluster (`redis.cluster: true`), driven by the
 `openai` SDK as two teams whose keys live on different nodes: chat (whole, streamed, from the
-cache, coalesced), files, a batch its follower settles, a stored Responses chain and the admin
-API. Every answer is a 200, each team pays what upstream billed for it, and neither team sees
+cache, coalesced on one replica and across two, a cache shared by both teams), files, a batch its
+follower settles, a stored Responses chain, stored chat completions the gateway patched (their
+views) and the admin API (objects handed over, a team deleted with its keys). Every answer is a 200, each team pays what upstream billed for it, and neither team sees
 the other's objects: no command of any of these paths crosses slots."""
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def store(url: str) -> Iterator[RedisCluster]:
     client.close()
 
 
-@pytest.fixture
-def gateway(start_gateway: GatewayFactory, url: str, tmp_path: Path) -> ServerThread:
+def on_cluster(
+    start_gateway: GatewayFactory, url: str, tmp_path: Path, **sections: Any
+) -> ServerThread:
+    """A gateway replica on the cluster; keyword args add config sections."""
     path = tmp_path / "teams.yaml"
     path.write_text(teams_yaml(TEAMS))
     return start_gateway(
@@ -58,7 +61,13 @@ def gateway(start_gateway: GatewayFactory, url: str, tmp_path: Path) -> ServerTh
         # The test's own follower pass settles batches and jobs.
         batches={"poll_s": 3600},
         fine_tuning={"poll_s": 3600},
+        **sections,
     )
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, url: str, tmp_path: Path) -> ServerThread:
+    return on_cluster(start_gateway, url, tmp_path)
 
 
 @pytest.fixture
@@ -275,15 +284,24 @@ def test_a_stored_responses_chain_stays_its_teams(
     assert spent_since(store, fresh_bill) == billed(simulator) > 0
 
 
+def stored_by_each_team(
+    gateway: ServerThread, model: str, messages: Any, count: int
+) -> dict[str, list[str]]:
+    """The ids of `count` chat completions each team stores, oldest first."""
+    return {
+        team: [
+            sdk(gateway, team)
+            .chat.completions.create(model=model, messages=messages, store=True)
+            .id
+            for _ in range(count)
+        ]
+        for team in TEAMS
+    }
+
+
 def test_stored_chat_completions_stay_their_teams(gateway: ServerThread) -> None:
     hi: Any = [{"role": "user", "content": "hi"}]
-    kept: dict[str, list[str]] = {}
-    for team in TEAMS:
-        client = sdk(gateway, team)
-        kept[team] = [
-            client.chat.completions.create(model="gpt-4o", messages=hi, store=True).id
-            for _ in range(3)
-        ]
+    kept = stored_by_each_team(gateway, "gpt-4o", hi, 3)
     for team, ids in kept.items():
         client = sdk(gateway, team)
         listed = [c.id for c in client.chat.completions.list(limit=100)]
@@ -295,6 +313,95 @@ def test_stored_chat_completions_stay_their_teams(gateway: ServerThread) -> None
         with pytest.raises(openai.NotFoundError):
             sdk(gateway, other).chat.completions.retrieve(ids[1])
     assert scrape(gateway.url)  # the metrics read every team's spend in one pipeline
+
+
+def test_two_replicas_share_one_call_and_a_shared_cache_on_the_cluster(
+    start_gateway: GatewayFactory,
+    url: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    store: RedisCluster,
+) -> None:
+    """Two replicas with one cache for every team: identical requests of both teams, spread
+    over both replicas at once, make one upstream call (the replica not leading polls the
+    entry, its lookup marking the key awaited by each of its teams, in one script), and the
+    rest are hits."""
+    replicas = [on_cluster(start_gateway, url, tmp_path, cache={"shared": True}) for _ in range(2)]
+    together = f"Together ({secrets.token_hex(6)})."
+    slow = {**ON, "x-sim-latency-ms": "300"}
+    clients = [sdk(replica, team) for replica in replicas for team in TEAMS]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda i: chat(clients[i % 4], together, extra_headers=slow), range(8))
+        )
+    assert sorted(a.headers["x-gateway-cache"] for a in answers) == ["hit"] * 7 + ["miss"]
+    assert len({a.parse().id for a in answers}) == 1
+    log: list[dict[str, Any]] = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    assert sum(1 for entry in log if together in str(entry.get("body"))) == 1
+    # Every lock given up with its answer (in one script with the entry's write, after it).
+    wait_for(lambda: not store.keys("gw:cache:*:l"), 10, "the locks to be given up")
+
+
+def test_stored_views_of_patched_completions_stay_their_teams(gateway: ServerThread) -> None:
+    """o1-mini takes no system message: the gateway folds it in, and keeps what the client sent
+    (a view a completion, on whichever node its id hashes to); a list reads a page's views in
+    one pipelined round trip across the nodes."""
+    asked: Any = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 2 + 2?"},
+    ]
+    kept = stored_by_each_team(gateway, "o1-mini", asked, 4)
+
+    def listed(client: openai.OpenAI, ids: list[str]) -> list[str]:
+        return [c.id for c in client.chat.completions.list(limit=100) if c.id in ids]
+
+    for team, ids in kept.items():
+        client = sdk(gateway, team)
+        assert listed(client, ids) == ids
+        messages = client.chat.completions.messages.list(ids[0]).data
+        assert [(m.role, m.content) for m in messages] == [(m["role"], m["content"]) for m in asked]
+        assert client.chat.completions.delete(ids[0]).deleted
+        assert listed(client, ids) == ids[1:]
+        with pytest.raises(openai.NotFoundError):
+            sdk(gateway, next(t for t in TEAMS if t != team)).chat.completions.retrieve(ids[1])
+
+
+def test_the_admin_api_hands_objects_over_and_deletes_a_team_with_its_keys(
+    gateway: ServerThread,
+) -> None:
+    """A vector store and a stored response of north's given to a new team, whose keys (two)
+    its deletion revokes; its name is then retired unless inherited."""
+    admin = httpx.Client(
+        base_url=f"{gateway.url}/admin", headers={"authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    name = f"west{secrets.token_hex(3)}"
+    assert admin.post("/teams", json={"name": name, "tier": "tier-5"}).status_code == 201
+    secrets_of = [admin.post(f"/teams/{name}/keys").json()["key"] for _ in range(2)]
+    west = [
+        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0)
+        for secret in secrets_of
+    ]
+    north = sdk(gateway, "north")
+    store_id = north.vector_stores.create(name="north's").id
+    response_id = north.responses.create(model="gpt-4o", input="Remember 7.").id
+    for kind, object_id in (("vector_store", store_id), ("response", response_id)):
+        given = admin.post(f"/objects/{kind}/{object_id}", json={"team": name})
+        assert given.status_code == 200, given.text
+    assert west[0].vector_stores.retrieve(store_id).id == store_id
+    assert [s.id for s in west[1].vector_stores.list()] == [store_id]
+    assert west[1].responses.retrieve(response_id).id == response_id
+    with pytest.raises(openai.NotFoundError):
+        north.vector_stores.retrieve(store_id)
+    assert store_id not in [s.id for s in north.vector_stores.list()]
+    assert admin.delete(f"/teams/{name}").status_code == 200
+    for client in west:
+        with pytest.raises(openai.AuthenticationError):
+            client.models.list()
+    assert name not in [t["name"] for t in admin.get("/teams").json()["data"]]
+    retired = admin.post("/teams", json={"name": name, "tier": "tier-5"})
+    assert retired.status_code == 409, retired.text
+    again = admin.post("/teams", json={"name": name, "tier": "tier-5", "inherit": True})
+    assert again.status_code == 201, again.text
 
 
 def test_the_admin_api_makes_a_team_and_its_key(gateway: ServerThread) -> None:
