@@ -20,6 +20,7 @@ import orjson
 
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.openai_errors import SimError
+from gateway.simulator.rules import string_error
 from gateway.wire.tokens import count_text
 
 BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06")
@@ -77,11 +78,8 @@ def check_create(body: dict[str, Any]) -> int | SimError:
     if body.get("training_file") is None:
         return oe.missing_parameter("training_file")
     suffix = body.get("suffix")
-    if suffix is not None:
-        if not isinstance(suffix, str):
-            return oe.invalid_type("suffix", "a string", suffix)
-        if len(suffix) > MAX_SUFFIX:
-            return oe.string_too_long("suffix", MAX_SUFFIX, len(suffix))
+    if suffix is not None and (error := string_error("suffix", suffix, MAX_SUFFIX)) is not None:
+        return error
     return _epochs(body)
 
 

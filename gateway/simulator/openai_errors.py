@@ -485,10 +485,22 @@ def invalid_image_value(param: str, value: Any, model: str, supported: tuple[str
 
 
 def string_too_long(param: str, maximum: int, length: int) -> SimError:
+    return _over_limit(
+        param, "string too long", f"a string with maximum length {maximum}",
+        f"a string with length {length}", "string_above_max_length",
+    )  # fmt: skip
+
+
+def too_many_properties(param: str, maximum: int, count: int) -> SimError:
+    # Worded as OpenAI's other schema errors are (unconfirmed: no recorded payload).
+    return _over_limit(
+        param, "too many properties", f"an object with at most {maximum} properties",
+        f"an object with {count} properties", "object_above_max_properties",
+    )  # fmt: skip
+
+
+def _over_limit(param: str, problem: str, expected: str, got: str, code: str) -> SimError:
     return SimError(
-        400,
-        f"Invalid '{param}': string too long. Expected a string with maximum length {maximum}, "
-        f"but got a string with length {length} instead.",
-        param=param,
-        code="string_above_max_length",
-    )
+        400, f"Invalid '{param}': {problem}. Expected {expected}, but got {got} instead.",
+        param=param, code=code,
+    )  # fmt: skip

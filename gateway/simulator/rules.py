@@ -424,3 +424,12 @@ def integer_error(name: str, value: Any, minimum: int) -> SimError | None:
     if value < minimum:
         return oe.below_minimum(name, minimum, value)
     return None
+
+
+def string_error(name: str, value: Any, maximum: int) -> SimError | None:
+    """OpenAI's refusal of a parameter that is no string, or one longer than `maximum`."""
+    if not isinstance(value, str):
+        return oe.invalid_type(name, "a string", value)
+    if len(value) > maximum:
+        return oe.string_too_long(name, maximum, len(value))
+    return None

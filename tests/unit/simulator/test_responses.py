@@ -49,6 +49,11 @@ def test_models() -> None:
         ({"tool_choice": "sometimes"}, "tool_choice", "invalid_value"),
         ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema", "missing_required_parameter"),
         ({"text": {"format": {"type": "json_object"}}}, "input", None),
+        ({"safety_identifier": "s" * 65}, "safety_identifier", "string_above_max_length"),
+        ({"metadata": {str(i): "v" for i in range(17)}}, "metadata", "object_above_max_properties"),
+        ({"metadata": {"k" * 65: "v"}}, "metadata", "string_above_max_length"),
+        ({"metadata": {"run": "v" * 513}}, "metadata.run", "string_above_max_length"),
+        ({"metadata": {"run": 1}}, "metadata.run", "invalid_type"),
     ],
 )  # fmt: skip
 def test_refusals(extra: dict[str, Any], param: str, code: str | None) -> None:
@@ -66,6 +71,8 @@ def test_accepted() -> None:
         "tool_choice": {"type": "function", "name": "lookup"},
         "text": {"format": {"type": "json_object"}},
         "max_output_tokens": 16,
+        "safety_identifier": "s" * 64,
+        "metadata": {**{str(i): "v" for i in range(15)}, "k" * 64: "v" * 512},
     }  # fmt: skip
     assert error_of(body) is None
     assert error_of({"model": "gpt-4o", "previous_response_id": "resp_1"}) is None
