@@ -39,6 +39,8 @@ PART_TYPES = ("input_text", "output_text", "input_image", "refusal")
 TOOL_CHOICES = ("none", "auto", "required")
 TOOL_TYPES = ("function", *PRICE_NAMES)
 FORMAT_TYPES = ("text", "json_object", "json_schema")
+SUMMARIES = ("auto", "concise", "detailed")
+VERBOSITIES = ("low", "medium", "high")
 KNOWN_PARAMETERS = frozenset(
     {
         "model",
@@ -187,6 +189,10 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
     error = effort_error(_sent_effort(body), family.efforts, "reasoning.effort")
     if error is not None:
         return error
+    reasoning = body.get("reasoning")
+    summary = reasoning.get("summary") if isinstance(reasoning, dict) else None
+    if summary is not None and summary not in SUMMARIES:
+        return oe.invalid_value("reasoning.summary", summary, SUMMARIES)
     if not (family.sampling or family.plain(effort(body, model))):
         for name in ("temperature", "top_p"):
             value = body.get(name)
@@ -286,6 +292,9 @@ def _check_format(body: dict[str, Any]) -> SimError | None:
         return None
     if not isinstance(text, dict):
         return oe.invalid_type("text", "an object", text)
+    verbosity = text.get("verbosity")
+    if verbosity is not None and verbosity not in VERBOSITIES:
+        return oe.invalid_value("text.verbosity", verbosity, VERBOSITIES)
     fmt = text.get("format")
     if fmt is None:
         return None

@@ -54,6 +54,8 @@ def test_models() -> None:
         ({"metadata": {"k" * 65: "v"}}, "metadata", "string_above_max_length"),
         ({"metadata": {"run": "v" * 513}}, "metadata.run", "string_above_max_length"),
         ({"metadata": {"run": 1}}, "metadata.run", "invalid_type"),
+        ({"reasoning": {"summary": "brief"}}, "reasoning.summary", "invalid_value"),
+        ({"text": {"verbosity": "terse"}}, "text.verbosity", "invalid_value"),
     ],
 )  # fmt: skip
 def test_refusals(extra: dict[str, Any], param: str, code: str | None) -> None:
@@ -66,10 +68,10 @@ def test_accepted() -> None:
     body = {
         "model": "gpt-4o",
         "input": [{"role": "developer", "content": "json please"}, {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}],
-        "reasoning": {"effort": None},
+        "reasoning": {"effort": None, "summary": "concise"},
         "tools": [TOOL],
         "tool_choice": {"type": "function", "name": "lookup"},
-        "text": {"format": {"type": "json_object"}},
+        "text": {"format": {"type": "json_object"}, "verbosity": "low"},
         "max_output_tokens": 16,
         "safety_identifier": "s" * 64,
         "metadata": {**{str(i): "v" for i in range(15)}, "k" * 64: "v" * 512},
