@@ -28,9 +28,10 @@ if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} 
 local lock = redis.call('GET', KEYS[2]) or ''
 if lock ~= 'done' then
   local now = redis.call('TIME')
-  local lapses = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[3])
+  local ms = now[1] * 1000 + math.floor(now[2] / 1000)
   for i = 3, #KEYS do
-    redis.call('ZADD', KEYS[i], lapses, ARGV[4])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ms)
+    redis.call('ZADD', KEYS[i], ms + tonumber(ARGV[3]), ARGV[4])
     redis.call('PEXPIRE', KEYS[i], ARGV[3])
   end
 end
