@@ -37,6 +37,7 @@ from gateway.admission.pricing import (
     image_tokens,
     reads_files,
     refers_to_items,
+    responses_audio,
     responses_input_tokens,
     tier_percent,
 )
@@ -127,6 +128,9 @@ class ResponsesRequest(ChatRequest):
         unowned = unowned_reference(original)
         if unowned is not None:
             raise errors.unsupported_reference(unowned)
+        audio = responses_audio(original)
+        if audio is not None:
+            raise errors.audio_unpriced(audio, "the Responses API")
         tools = original.get("tools") or ()
         for i, tool in enumerate(tools):
             if tool.get("type") in UNPRICED_TOOLS:

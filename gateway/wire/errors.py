@@ -29,7 +29,7 @@ invalid_request_error
   400  string_above_max_length       string_too_long           a string over its length limit
   400  nesting_too_deep              nested_too_deep           a field nests objects too deeply
   400  unsupported_content           image_input_unsupported   an image for a text-only model
-  400  unsupported_value             chat_audio_unpriced       audio in or out of a chat completion
+  400  unsupported_value             audio_unpriced            audio in or out of a chat completion, into a response
   400  unsupported_value             tool_unsupported          a hosted tool the model lacks
   400  unsupported_value             tool_not_priced           a hosted tool billed at prices not held
   400  tool_not_priced               tool_price_unset          a hosted tool without a configured price
@@ -676,12 +676,12 @@ def image_input_unsupported(message_index: int, part_index: int, part_type: str)
     )
 
 
-def chat_audio_unpriced(param: str) -> GatewayError:
-    """Audio in or out of a chat completion: OpenAI bills its tokens at their own prices, which
-    the chat path neither holds nor charges."""
+def audio_unpriced(param: str, api: str = "chat completions") -> GatewayError:
+    """Audio in or out of a chat completion, or into a response: OpenAI bills its tokens at
+    their own prices, which neither path holds nor charges."""
     return GatewayError(
         400,
-        f"Audio is not available on chat completions through this gateway ('{param}'): OpenAI "
+        f"Audio is not available on {api} through this gateway ('{param}'): OpenAI "
         "bills audio tokens at their own prices, which it cannot hold or charge here. Use "
         "/v1/audio/speech or /v1/audio/transcriptions for audio.",
         param=param,

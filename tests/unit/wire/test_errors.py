@@ -139,7 +139,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
         "tools[0].type", "web_search", "hosted_tools.web_search"
     ),
     "prompt_tools_unpriced": lambda: errors.prompt_tools_unpriced("hosted_tools.shell"),
-    "chat_audio_unpriced": lambda: errors.chat_audio_unpriced("modalities"),
+    "audio_unpriced": lambda: errors.audio_unpriced("modalities"),
     "budget_exceeded": budget_spent,
     "request_over_budget": worst_case_over_budget,
     "rate_limit_reached": tokens_used_up,
