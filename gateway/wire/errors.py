@@ -31,7 +31,6 @@ invalid_request_error
   400  unsupported_content           image_input_unsupported   an image for a text-only model
   400  unsupported_value             audio_unpriced            audio in or out of a chat completion, into a response
   400  unsupported_value             tool_unsupported          a hosted tool the model lacks
-  400  unsupported_value             tool_not_priced           a hosted tool billed at prices not held
   400  tool_not_priced               tool_price_unset          a hosted tool without a configured price
   400  tool_not_priced               prompt_tools_unpriced     a stored prompt, hosted tools not all priced
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
@@ -696,18 +695,6 @@ def tool_unsupported(param: str, tool_type: str, model: str) -> GatewayError:
         400,
         f"Tool '{tool_type}' is not supported with {model}: it is served through chat "
         "completions, which has only function tools.",
-        param=param,
-        code="unsupported_value",
-    )
-
-
-def tool_not_priced(param: str, tool_type: str) -> GatewayError:
-    """A Responses API tool whose work upstream bills at other prices than the response's
-    tokens (the image generation tool: an image model's), which the gateway cannot hold."""
-    return GatewayError(
-        400,
-        f"Tool '{tool_type}' is not served by this gateway: what it makes is billed at prices "
-        "the gateway cannot hold or charge. Call the endpoint that makes it instead.",
         param=param,
         code="unsupported_value",
     )

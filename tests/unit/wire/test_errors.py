@@ -133,7 +133,6 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "not_background_stream": errors.not_background_stream,
     "unsupported_reference": lambda: errors.unsupported_reference("conversation"),
     "translated_unsupported": lambda: errors.translated_unsupported("background", "o1-mini"),
-    "tool_not_priced": lambda: errors.tool_not_priced("tools[0].type", "image_generation"),
     "tool_unsupported": lambda: errors.tool_unsupported("tools[0].type", "web_search", "o1-mini"),
     "tool_price_unset": lambda: errors.tool_price_unset(
         "tools[0].type", "web_search", "hosted_tools.web_search"
