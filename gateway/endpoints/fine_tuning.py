@@ -41,7 +41,9 @@ from gateway.endpoints.tuned_models import MODEL, fine_tuned
 from gateway.server.body import read_json_object
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
+from gateway.teams.records import Team
 from gateway.wire import errors
+from gateway.wire.errors import GatewayError
 
 FINE_TUNING_JOB = Kind(
     "fine_tuning_job", "/fine_tuning/jobs", "ftjob-", errors.fine_tuning_job_not_found
@@ -60,6 +62,9 @@ async def create(request: Request) -> Response:
     method = pricing.training_method(payload)
     if method not in pricing.TOKEN_TRAINED_METHODS:
         raise errors.invalid_value("method.type", method, pricing.TOKEN_TRAINED_METHODS)
+    refused = refused_integration(payload.get("integrations"), caller.team)
+    if refused is not None:
+        raise refused
     found = gw.models.get(name) or await fine_tuned(gw, caller, name)
     if found is None or not model_allowed(gw.config, caller.team, found[0]):
         raise errors.model_not_found(name)
@@ -82,6 +87,48 @@ async def create(request: Request) -> Response:
         request, caller, FINE_TUNING_JOB, label, reserve, gw.config.fine_tuning.hold_s, body,
         counted_as, training_price=int(price),
     )  # fmt: skip
+
+
+def refused_integration(given: Any, team: Team) -> GatewayError | None:
+    """Why the job's `integrations` may not go upstream, or None: each must be a Weights &
+    Biases one naming the team's W&B entity (left out, upstream uses its key's default entity,
+    which may be anyone's) and, when the team lists its projects, one of them."""
+    if given is None:
+        return None
+    if not isinstance(given, list):
+        return errors.integration_not_allowed("integrations", "expected an array")
+    for i, entry in enumerate(given):
+        where = f"integrations[{i}]"
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind != "wandb":
+            return errors.integration_not_allowed(f"{where}.type", f"type {kind!r} is not served")
+        if not team.wandb_entity:
+            return errors.integration_not_allowed(
+                where, f"team {team.name} may send no job's metrics to W&B"
+            )
+        wandb = entry.get("wandb")
+        settings = wandb if isinstance(wandb, dict) else {}
+        entity, project = settings.get("entity"), settings.get("project")
+        if entity is None:
+            return errors.integration_not_allowed(
+                f"{where}.wandb.entity",
+                "no entity named: W&B would report to its key's default entity, which may be "
+                f"another team's; name team {team.name}'s, {team.wandb_entity!r}",
+            )
+        if entity != team.wandb_entity:
+            return errors.integration_not_allowed(
+                f"{where}.wandb.entity",
+                f"entity {entity!r} is not team {team.name}'s ({team.wandb_entity!r})",
+            )
+        if not isinstance(project, str) or not project:
+            return errors.integration_not_allowed(f"{where}.wandb.project", "a project is needed")
+        if team.wandb_projects and project not in team.wandb_projects:
+            return errors.integration_not_allowed(
+                f"{where}.wandb.project",
+                f"project {project!r} is not one of team {team.name}'s "
+                f"({', '.join(team.wandb_projects)})",
+            )
+    return None
 
 
 async def list_jobs(request: Request) -> Response:

@@ -37,6 +37,7 @@ invalid_request_error
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
   400  model_not_available           not_fine_tunable          a model without a training price
+  400  integration_not_allowed       integration_not_allowed   a fine-tuning integration the team may not use
   400  -                             not_background_response   cancel: a response not in background
   400  -                             not_background_stream     ?stream=true: a response not in background
   400  unsupported_parameter         translated_unsupported    background or prompt, on a translated model
@@ -623,6 +624,18 @@ def not_fine_tunable(name: str) -> GatewayError:
         400, f"Model {name} is not available for fine-tuning or does not exist.", param="model",
         code="model_not_available",
     )  # fmt: skip
+
+
+def integration_not_allowed(param: str, why: str) -> GatewayError:
+    """A fine-tuning job's integration that would send its metrics where the team may not: the
+    upstream account's Weights & Biases key reaches every entity of the account."""
+    return GatewayError(
+        400,
+        f"Integration not allowed ('{param}'): {why}. A team's fine-tuning jobs report to the "
+        "W&B entity and projects the gateway's admin allowed it (wandb_entity, wandb_projects).",
+        param=param,
+        code="integration_not_allowed",
+    )
 
 
 def vector_store_not_found(store_id: str) -> GatewayError:

@@ -127,6 +127,9 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "batch_line_invalid": lambda: errors.batch_line_invalid(3, "it is not JSON"),
     "fine_tuning_job_not_found": lambda: errors.fine_tuning_job_not_found("ftjob-abc"),
     "not_fine_tunable": lambda: errors.not_fine_tunable("o1-mini"),
+    "integration_not_allowed": lambda: errors.integration_not_allowed(
+        "integrations[0].wandb.entity", "entity 'rivals' is not team a's ('ml')"
+    ),
     "chat_completion_not_found": lambda: errors.chat_completion_not_found("chatcmpl-abc"),
     "previous_response_not_found": lambda: errors.previous_response_not_found("resp_abc"),
     "not_background_response": errors.not_background_response,
