@@ -3,12 +3,14 @@
 Creating one checks its base `model` as every endpoint checks a model (in the team's tier and
 allowlist, or one of the team's own fine-tunes) and that config prices its training (a base
 without a training price is not fine-tuned); its training and validation files must be the
-team's. It reads the training file from upstream and holds its tokens times the epochs (the
-request's `n_epochs`, or `fine_tuning.auto_epochs` when it leaves them to upstream) at the
-base's training price, for as long as a job may run (`fine_tuning.hold_s`). The gateway follows
-the job (`runtime.tuning_jobs`) and settles it from the tokens it trained; its fine-tuned model
-and result files become the team's (`tuned_models`). Listing, reading, cancelling, events and
-checkpoints are the team's own jobs only, never charged (counted against the request limits).
+team's; its `integrations` may report only to the team's own W&B entity and projects
+(`refused_integration`). It reads the training file from upstream and holds its tokens times
+the epochs (the request's `n_epochs`, or `fine_tuning.auto_epochs` when it leaves them to
+upstream) at the base's training price, for as long as a job may run (`fine_tuning.hold_s`).
+The gateway follows the job (`runtime.tuning_jobs`) and settles it from the tokens it trained;
+its fine-tuned model and result files become the team's (`tuned_models`). Listing, reading,
+cancelling, events and checkpoints are the team's own jobs only, never charged (counted
+against the request limits).
 """
 
 from __future__ import annotations
