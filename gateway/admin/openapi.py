@@ -120,6 +120,17 @@ _TEAM_FIELDS: dict[str, Any] = {
         "description": "Answers to the team's chat and Responses requests are kept in the "
         "response cache.",
     },
+    "wandb_entity": {
+        "type": "string",
+        "description": "The Weights & Biases entity the team's fine-tuning jobs may send "
+        "their metrics to (an `integrations` entry of type `wandb` must name it); '' = "
+        "integrations refused.",
+    },
+    "wandb_projects": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "description": "The entity's projects those jobs may report to; [] = any of them.",
+    },
 }
 
 _TEAM_CREATE = {
@@ -153,6 +164,8 @@ _TEAM_PATCH = {
         "routing_policy": {"type": ["string", "null"]},
         "upstream_key_env": {"type": ["string", "null"]},
         "cache": {"type": ["boolean", "null"]},
+        "wandb_entity": {"type": ["string", "null"]},
+        "wandb_projects": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
     },
 }
 
@@ -169,6 +182,8 @@ _TEAM = {
         "routing_policy",
         "upstream_key_env",
         "cache",
+        "wandb_entity",
+        "wandb_projects",
         "created_at",
         "effective",
     ],
@@ -183,6 +198,8 @@ _TEAM = {
         "routing_policy": {"type": "string"},
         "upstream_key_env": {"type": "string"},
         "cache": {"type": "boolean"},
+        "wandb_entity": {"type": "string"},
+        "wandb_projects": {"type": "array", "items": {"type": "string"}},
         "created_at": {"type": "integer", "description": "Unix seconds."},
         "effective": {
             "type": "object",

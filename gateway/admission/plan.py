@@ -8,6 +8,7 @@ buckets: a request must fit both.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.admission.usage_breakdown import label_with_model, usage_label
@@ -79,16 +80,58 @@ class Plan:
 def counted_once(plan: Plan, earlier: tuple[Plan, ...]) -> Plan:
     """`plan` for another try of a request whose `earlier` tries were admitted (a fallback
     model, a try again with a patch): a request limit one of them took the request from costs
-    it nothing again. The client made one request, however many models try it; a model's own
+    it one request less. The client made one request, however many models try it; a model's own
     limit still counts the try it makes."""
     taken = {b.key for tried in earlier for b in tried.buckets if b.kind == REQUESTS}
     if not any(b.key in taken for b in plan.buckets):
         return plan
+    # One request less: a batch's plan counts each of its lines a request.
     buckets = tuple(
-        dataclasses.replace(b, cost=0) if b.kind == REQUESTS and b.key in taken else b
+        dataclasses.replace(b, cost=max(b.cost - 1, 0))
+        if b.kind == REQUESTS and b.key in taken
+        else b
         for b in plan.buckets
     )
     return dataclasses.replace(plan, buckets=buckets)
+
+
+def batched(lines: Sequence[tuple[PlanShape, int, int]], hold_id: str, reserve: int) -> Plan:
+    """One plan for a batch: each of its lines a request, and the most tokens it may use,
+    against every per-minute limit a request of the line's model counts against (its model's
+    own, the team's and the key's overall), so that the script admits the whole batch or none
+    of it. `lines`: for each model the lines name, its shape (counting tokens), how many lines
+    name it and their tokens; the first is the batch's model, which its usage is filed under
+    and a refusal names, so another model's own limits say whose they are."""
+    first = lines[0][0]
+    buckets: dict[str, Bucket] = {}
+    weekly: dict[str, WeeklyCap] = {}
+    for shape, count, tokens in lines:
+        for slot in shape.slots:
+            if isinstance(slot, Bucket):
+                bucket = dataclasses.replace(slot, cost=count)
+            else:
+                bucket = Bucket(slot[0], TOKENS, slot[1], tokens, TPM, slot[2])
+            if shape.model != first.model and not bucket.key.endswith((":*:r", ":*:t")):
+                bucket = dataclasses.replace(bucket, label=f"{bucket.label} of {shape.model}")
+            known = buckets.get(bucket.key)
+            if known is not None:
+                bucket = dataclasses.replace(known, cost=known.cost + bucket.cost)
+            buckets[bucket.key] = bucket
+        weekly.update((cap.prefix, cap) for cap in shape.weekly)
+    return Plan(
+        team=first.team,
+        tag=first.tag,
+        hold_id=hold_id,
+        model=first.model,
+        buckets=tuple(buckets.values()),
+        weekly=tuple(weekly.values()),
+        budget=first.budget,
+        reserve=reserve,
+        # Its tokens are taken for good: a batch settled hours later gives none back.
+        est_tokens=0,
+        endpoint=first.endpoint,
+        label=first.label,
+    )
 
 
 def merge(base: Limits, over: Limits) -> Limits:

@@ -311,16 +311,31 @@ def chat_audio(payload: dict[str, Any]) -> str | None:
         return "modalities"
     if payload.get("audio") is not None:
         return "audio"
-    messages = payload.get("messages")
-    if type(messages) is not list:
+    return _audio_part(payload.get("messages"), "messages", ("content",))
+
+
+def responses_audio(payload: dict[str, Any]) -> str | None:
+    """Where a Responses request's `input` carries audio (an `input_audio` part of a message,
+    or of a function's output), which its prices do not cover: the param, or None."""
+    return _audio_part(payload.get("input"), "input", ("content", "output"))
+
+
+def _audio_part(items: Any, name: str, fields: tuple[str, ...]) -> str | None:
+    """The param of the first `input_audio` part among the `fields` of the `items`."""
+    if type(items) is not list:
         return None
     # Plain loops: this runs on every chat request, whose contents are mostly strings.
-    for i, message in enumerate(messages):
-        content = message.get("content") if type(message) is dict else None
-        if type(content) is list:
-            for j, part in enumerate(content):
-                if type(part) is dict and part.get("type") == "input_audio":
-                    return f"messages[{i}].content[{j}].type"
+    for i, item in enumerate(items):
+        if type(item) is not dict:
+            continue
+        if item.get("type") == "input_audio":
+            return f"{name}[{i}].type"
+        for field in fields:
+            parts = item.get(field)
+            if type(parts) is list:
+                for j, part in enumerate(parts):
+                    if type(part) is dict and part.get("type") == "input_audio":
+                        return f"{name}[{i}].{field}[{j}].type"
     return None
 
 

@@ -130,6 +130,15 @@ def _team_options(parser: argparse.ArgumentParser, update: bool) -> None:
         choices=("on", "off"),
         help="keep the team's chat and Responses answers in the response cache",
     )
+    parser.add_argument(
+        "--wandb-entity",
+        help="the Weights & Biases entity the team's fine-tuning jobs may send metrics to "
+        "('' = none: integrations refused)",
+    )
+    parser.add_argument(
+        "--wandb-projects",
+        help="comma-separated projects of that entity the jobs may report to ('' = any)",
+    )
 
 
 def _int_or_tier(value: str) -> int | str:
@@ -232,7 +241,7 @@ def teams_update(client: httpx.Client, args: argparse.Namespace) -> int:
     if not patch:
         raise ApiError(
             "nothing to update: give --tier, --budget-usd, --rpm, --tpm, --models, --profile, "
-            "--routing-policy, --upstream-key-env or --cache"
+            "--routing-policy, --upstream-key-env, --cache, --wandb-entity or --wandb-projects"
         )
     team = call(client, "PATCH", f"/teams/{args.name}", patch)
     print(f"Updated team {team['name']}.\n")
@@ -260,6 +269,12 @@ def _team_patch(args: argparse.Namespace) -> dict[str, Any]:
         patch["upstream_key_env"] = args.upstream_key_env or None
     if args.cache is not None:
         patch["cache"] = args.cache == "on"
+    if args.wandb_entity is not None:
+        patch["wandb_entity"] = args.wandb_entity or None
+        if not args.wandb_entity:
+            patch["wandb_projects"] = None  # no entity, none of its projects
+    if args.wandb_projects is not None:
+        patch["wandb_projects"] = [p.strip() for p in args.wandb_projects.split(",") if p.strip()]
     limits = {
         name: None if value == TIER else value
         for name, value in (
@@ -328,9 +343,18 @@ def describe_team(team: dict[str, Any]) -> str:
             f"${team['upstream_key_env']}" if team.get("upstream_key_env") else "the gateway's",
         ],
         ["response cache", "on" if team.get("cache") else "off"],
+        ["W&B integrations", _wandb(team)],
         ["created", when(team.get("created_at"))],
     ]
     return table([], rows)
+
+
+def _wandb(team: dict[str, Any]) -> str:
+    entity = team.get("wandb_entity")
+    if not entity:
+        return "refused"
+    projects = team.get("wandb_projects") or []
+    return f"entity {entity}, " + (f"projects {', '.join(projects)}" if projects else "any project")
 
 
 def _budget(team: dict[str, Any]) -> str:

@@ -69,14 +69,15 @@ async def create(request: Request) -> Response:
     # even for a batch the team cannot afford: off the event loop, which serves every team.
     lines = await asyncio.to_thread(_input_lines, content, gw.config.server.max_json_depth)
     tuned = await fine_tunes(gw, caller, [line["body"].get("model") for line in lines])
-    reserve, model, named = await asyncio.to_thread(
+    reserve, named, limited = await asyncio.to_thread(
         _worst_case, gw, caller, str(endpoint), lines, tuned
     )
     # What each line names is the team's.
     await check_all_owned(gw, caller, await asyncio.to_thread(_named_objects, lines))
     return await create_followed(
-        request, caller, BATCH, model, reserve, gw.config.batches.hold_s, body, counted_as,
-        models=named, output_expires_after=payload.get("output_expires_after"),
+        request, caller, BATCH, next(iter(limited)), reserve, gw.config.batches.hold_s, body,
+        counted_as, limited=limited, models=named,
+        output_expires_after=payload.get("output_expires_after"),
     )  # fmt: skip
 
 
@@ -123,12 +124,14 @@ def _worst_case(
     endpoint: str,
     lines: list[dict[str, Any]],
     tuned: dict[str, tuple[str, ModelConfig]],
-) -> tuple[int, str, list[str]]:
-    """Every line's worst case at half price, the model of the first line and every model
-    the lines name (a fine-tune by its own name, priced as such): each line's model must be
-    one the team may use (`tuned`: the team's own fine-tunes they name), priced, and not one
-    the team's or the key's limits cap at some messages a week."""
-    reserve, first, named = 0, "", set()
+) -> tuple[int, list[str], dict[str, tuple[int, int]]]:
+    """Every line's worst case at half price, every model the lines name (a fine-tune by its
+    own name, priced as such), and the lines and their most tokens by the configured model
+    whose limits count them, the first line's first: each line's model must be one the team
+    may use (`tuned`: the team's own fine-tunes they name), priced, and not one the team's or
+    the key's limits cap at some messages a week."""
+    reserve, named = 0, set()
+    limited: dict[str, tuple[int, int]] = {}
     today = gw.today()
     weekly: dict[str, tuple[WeeklyCap, ...]] = {}
     for number, line in enumerate(lines, start=1):
@@ -185,9 +188,10 @@ def _worst_case(
             raise errors.invalid_value("endpoint", endpoint, BATCHED)
         prompt, completion = worst
         reserve += batch_line_cost(model.price, worst_usage(model.price, prompt, completion))
-        first = first or label
+        count, tokens = limited.get(label, (0, 0))
+        limited[label] = (count + 1, tokens + prompt + completion)
         named.add(name if name in tuned else label)
-    return reserve, first, sorted(named)
+    return reserve, sorted(named), limited
 
 
 async def list_batches(request: Request) -> Response:

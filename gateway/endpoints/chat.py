@@ -186,7 +186,7 @@ class ChatRequest:
         self.fees = search_fees(self.payload, gw.config.hosted_tools)
         audio = chat_audio(self.payload)
         if audio is not None:
-            raise errors.chat_audio_unpriced(audio)
+            raise errors.audio_unpriced(audio)
 
     async def route(self) -> str:
         """The configured model that serves first: an alias routed, a name checked."""

@@ -3,12 +3,14 @@
 Creating one checks its base `model` as every endpoint checks a model (in the team's tier and
 allowlist, or one of the team's own fine-tunes) and that config prices its training (a base
 without a training price is not fine-tuned); its training and validation files must be the
-team's. It reads the training file from upstream and holds its tokens times the epochs (the
-request's `n_epochs`, or `fine_tuning.auto_epochs` when it leaves them to upstream) at the
-base's training price, for as long as a job may run (`fine_tuning.hold_s`). The gateway follows
-the job (`runtime.tuning_jobs`) and settles it from the tokens it trained; its fine-tuned model
-and result files become the team's (`tuned_models`). Listing, reading, cancelling, events and
-checkpoints are the team's own jobs only, never charged (counted against the request limits).
+team's; its `integrations` may report only to the team's own W&B entity and projects
+(`refused_integration`). It reads the training file from upstream and holds its tokens times
+the epochs (the request's `n_epochs`, or `fine_tuning.auto_epochs` when it leaves them to
+upstream) at the base's training price, for as long as a job may run (`fine_tuning.hold_s`).
+The gateway follows the job (`runtime.tuning_jobs`) and settles it from the tokens it trained;
+its fine-tuned model and result files become the team's (`tuned_models`). Listing, reading,
+cancelling, events and checkpoints are the team's own jobs only, never charged (counted
+against the request limits).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from gateway.endpoints.tuned_models import MODEL, fine_tuned
 from gateway.server.body import read_json_object
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
+from gateway.teams.records import Team
 from gateway.wire import errors
+from gateway.wire.errors import GatewayError
 
 FINE_TUNING_JOB = Kind(
     "fine_tuning_job", "/fine_tuning/jobs", "ftjob-", errors.fine_tuning_job_not_found
@@ -60,6 +64,9 @@ async def create(request: Request) -> Response:
     method = pricing.training_method(payload)
     if method not in pricing.TOKEN_TRAINED_METHODS:
         raise errors.invalid_value("method.type", method, pricing.TOKEN_TRAINED_METHODS)
+    refused = refused_integration(payload.get("integrations"), caller.team)
+    if refused is not None:
+        raise refused
     found = gw.models.get(name) or await fine_tuned(gw, caller, name)
     if found is None or not model_allowed(gw.config, caller.team, found[0]):
         raise errors.model_not_found(name)
@@ -82,6 +89,48 @@ async def create(request: Request) -> Response:
         request, caller, FINE_TUNING_JOB, label, reserve, gw.config.fine_tuning.hold_s, body,
         counted_as, training_price=int(price),
     )  # fmt: skip
+
+
+def refused_integration(given: Any, team: Team) -> GatewayError | None:
+    """Why the job's `integrations` may not go upstream, or None: each must be a Weights &
+    Biases one naming the team's W&B entity (left out, upstream uses its key's default entity,
+    which may be anyone's) and, when the team lists its projects, one of them."""
+    if given is None:
+        return None
+    if not isinstance(given, list):
+        return errors.integration_not_allowed("integrations", "expected an array")
+    for i, entry in enumerate(given):
+        where = f"integrations[{i}]"
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind != "wandb":
+            return errors.integration_not_allowed(f"{where}.type", f"type {kind!r} is not served")
+        if not team.wandb_entity:
+            return errors.integration_not_allowed(
+                where, f"team {team.name} may send no job's metrics to W&B"
+            )
+        wandb = entry.get("wandb")
+        settings = wandb if isinstance(wandb, dict) else {}
+        entity, project = settings.get("entity"), settings.get("project")
+        if entity is None:
+            return errors.integration_not_allowed(
+                f"{where}.wandb.entity",
+                "no entity named: W&B would report to its key's default entity, which may be "
+                f"another team's; name team {team.name}'s, {team.wandb_entity!r}",
+            )
+        if entity != team.wandb_entity:
+            return errors.integration_not_allowed(
+                f"{where}.wandb.entity",
+                f"entity {entity!r} is not team {team.name}'s ({team.wandb_entity!r})",
+            )
+        if not isinstance(project, str) or not project:
+            return errors.integration_not_allowed(f"{where}.wandb.project", "a project is needed")
+        if team.wandb_projects and project not in team.wandb_projects:
+            return errors.integration_not_allowed(
+                f"{where}.wandb.project",
+                f"project {project!r} is not one of team {team.name}'s "
+                f"({', '.join(team.wandb_projects)})",
+            )
+    return None
 
 
 async def list_jobs(request: Request) -> Response:

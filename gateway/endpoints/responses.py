@@ -37,6 +37,7 @@ from gateway.admission.pricing import (
     image_tokens,
     reads_files,
     refers_to_items,
+    responses_audio,
     responses_input_tokens,
     tier_percent,
 )
@@ -75,10 +76,6 @@ PATH = "/responses"
 # How far back a conversation upstream stores is read, for a model the gateway translates for.
 MAX_CHAIN = 64
 JSON = "application/json"
-# Hosted tools whose work is billed at an image model's prices, not the response's: not served
-# when named in `tools` (`/v1/images/generations` is, governed). A stored prompt template's are
-# held and charged by the image (`tool_fees`).
-UNPRICED_TOOLS = frozenset({"image_generation"})
 # The context of a previous response upstream has not finished: what it brings is not known.
 UNKNOWN_CONTEXT = -1
 # A response's statuses once it ended: its usage is final.
@@ -127,10 +124,9 @@ class ResponsesRequest(ChatRequest):
         unowned = unowned_reference(original)
         if unowned is not None:
             raise errors.unsupported_reference(unowned)
-        tools = original.get("tools") or ()
-        for i, tool in enumerate(tools):
-            if tool.get("type") in UNPRICED_TOOLS:
-                raise errors.tool_not_priced(f"tools[{i}].type", str(tool["type"]))
+        audio = responses_audio(original)
+        if audio is not None:
+            raise errors.audio_unpriced(audio, "the Responses API")
         self.fees = tool_fees(original, gw.config.hosted_tools)
         unknown = await gw.responses.unknown_items(
             self.caller.team.name, given_back_items(original)

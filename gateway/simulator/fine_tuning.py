@@ -138,7 +138,7 @@ def job_object(job_id: str, body: dict[str, Any], epochs: int, created_at: int) 
         "seed": body.get("seed") if isinstance(body.get("seed"), int) else 42,
         "suffix": body.get("suffix"),
         "metadata": body.get("metadata"),
-        "integrations": [],
+        "integrations": body.get("integrations") or [],
         "estimated_finish": None,
         "method": {"type": kind, kind: {"hyperparameters": hyperparameters}},
     }

@@ -51,6 +51,11 @@ class Team:
     # if none did. A replica loading the file applies an entry only when it differs from this:
     # an unchanged file never undoes what the admin API changed since.
     file_entry: str = ""
+    # Where its fine-tuning jobs may send their metrics (a Weights & Biases integration): the
+    # team's W&B entity, and its projects there (none listed: any). "" = integrations refused:
+    # the upstream account's W&B key reaches every entity of the account, other teams' too.
+    wandb_entity: str = ""
+    wandb_projects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,7 @@ TEAMS_INDEX = "gw:teams"
 SECRET_PREFIX = "sk-gw-"
 TEAM_FIELDS = (
     "name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy",
-    "upstream_key_env", "cache",
+    "upstream_key_env", "cache", "wandb_entity", "wandb_projects",
 )  # fmt: skip
 # An environment variable's name: the key itself never enters config, Redis or the admin API.
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
@@ -146,11 +151,13 @@ def load_team(raw: bytes | str) -> Team:
     data = _known(Team, data)
     models = data.pop("models", None)
     limits = parse_section(Limits, data.pop("limits", None) or {}, "limits")
+    projects = data.pop("wandb_projects", None) or ()
     return Team(
         **data,
         budget_usd=None if budget is None else Usd(budget),
         models=None if models is None else tuple(models),
         limits=limits,
+        wandb_projects=tuple(projects),
     )
 
 
@@ -207,6 +214,8 @@ def team_fields(team: Team) -> dict[str, Any]:
         "routing_policy": team.routing_policy,
         "upstream_key_env": team.upstream_key_env,
         "cache": team.cache,
+        "wandb_entity": team.wandb_entity,
+        "wandb_projects": list(team.wandb_projects),
         "created_at": team.created_at,
     }
 
@@ -286,11 +295,14 @@ def parse_team(raw: Any, path: str = "") -> Team:
             f"{at_path(path, 'upstream_key_env')}: expected the name of an environment "
             "variable (A-Z, 0-9, _) holding the team's upstream key"
         )
+    entity, projects = _wandb(raw, path)
     return Team(
         strict=strict,
         cache=cache,
         routing_policy=policy,
         upstream_key_env=key_env,
+        wandb_entity=entity,
+        wandb_projects=projects,
         name=name,
         tier=tier,
         budget_usd=None
@@ -299,6 +311,23 @@ def parse_team(raw: Any, path: str = "") -> Team:
         limits=parse_section(Limits, {} if limits is None else limits, at_path(path, "limits")),
         models=None if models is None else tuple(models),
     )
+
+
+def _wandb(raw: Mapping[str, Any], path: str) -> tuple[str, tuple[str, ...]]:
+    """The W&B entity a team's fine-tuning jobs may report to, and its projects."""
+    entity = raw.get("wandb_entity", "")
+    if not isinstance(entity, str):
+        raise ConfigError(f"{at_path(path, 'wandb_entity')}: expected the name of a W&B entity")
+    projects = raw.get("wandb_projects", ())
+    if not isinstance(projects, list | tuple) or not all(
+        isinstance(p, str) and p for p in projects
+    ):
+        raise ConfigError(f"{at_path(path, 'wandb_projects')}: expected a list of W&B projects")
+    if projects and not entity:
+        raise ConfigError(
+            f"{at_path(path, 'wandb_projects')}: projects of no entity: set wandb_entity too"
+        )
+    return entity, tuple(projects)
 
 
 def _flag(raw: Mapping[str, Any], name: str, path: str) -> bool:

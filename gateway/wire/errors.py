@@ -29,15 +29,15 @@ invalid_request_error
   400  string_above_max_length       string_too_long           a string over its length limit
   400  nesting_too_deep              nested_too_deep           a field nests objects too deeply
   400  unsupported_content           image_input_unsupported   an image for a text-only model
-  400  unsupported_value             chat_audio_unpriced       audio in or out of a chat completion
+  400  unsupported_value             audio_unpriced            audio in or out of a chat completion, into a response
   400  unsupported_value             tool_unsupported          a hosted tool the model lacks
-  400  unsupported_value             tool_not_priced           a hosted tool billed at prices not held
   400  tool_not_priced               tool_price_unset          a hosted tool without a configured price
   400  tool_not_priced               prompt_tools_unpriced     a stored prompt, hosted tools not all priced
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
   400  model_not_available           not_fine_tunable          a model without a training price
+  400  integration_not_allowed       integration_not_allowed   a fine-tuning integration the team may not use
   400  -                             not_background_response   cancel: a response not in background
   400  -                             not_background_stream     ?stream=true: a response not in background
   400  unsupported_parameter         translated_unsupported    background or prompt, on a translated model
@@ -626,6 +626,18 @@ def not_fine_tunable(name: str) -> GatewayError:
     )  # fmt: skip
 
 
+def integration_not_allowed(param: str, why: str) -> GatewayError:
+    """A fine-tuning job's integration that would send its metrics where the team may not: the
+    upstream account's Weights & Biases key reaches every entity of the account."""
+    return GatewayError(
+        400,
+        f"Integration not allowed ('{param}'): {why}. A team's fine-tuning jobs report to the "
+        "W&B entity and projects the gateway's admin allowed it (wandb_entity, wandb_projects).",
+        param=param,
+        code="integration_not_allowed",
+    )
+
+
 def vector_store_not_found(store_id: str) -> GatewayError:
     return GatewayError(404, f"No such VectorStore object: {store_id}", param="id")
 
@@ -676,12 +688,12 @@ def image_input_unsupported(message_index: int, part_index: int, part_type: str)
     )
 
 
-def chat_audio_unpriced(param: str) -> GatewayError:
-    """Audio in or out of a chat completion: OpenAI bills its tokens at their own prices, which
-    the chat path neither holds nor charges."""
+def audio_unpriced(param: str, api: str = "chat completions") -> GatewayError:
+    """Audio in or out of a chat completion, or into a response: OpenAI bills its tokens at
+    their own prices, which neither path holds nor charges."""
     return GatewayError(
         400,
-        f"Audio is not available on chat completions through this gateway ('{param}'): OpenAI "
+        f"Audio is not available on {api} through this gateway ('{param}'): OpenAI "
         "bills audio tokens at their own prices, which it cannot hold or charge here. Use "
         "/v1/audio/speech or /v1/audio/transcriptions for audio.",
         param=param,
@@ -696,18 +708,6 @@ def tool_unsupported(param: str, tool_type: str, model: str) -> GatewayError:
         400,
         f"Tool '{tool_type}' is not supported with {model}: it is served through chat "
         "completions, which has only function tools.",
-        param=param,
-        code="unsupported_value",
-    )
-
-
-def tool_not_priced(param: str, tool_type: str) -> GatewayError:
-    """A Responses API tool whose work upstream bills at other prices than the response's
-    tokens (the image generation tool: an image model's), which the gateway cannot hold."""
-    return GatewayError(
-        400,
-        f"Tool '{tool_type}' is not served by this gateway: what it makes is billed at prices "
-        "the gateway cannot hold or charge. Call the endpoint that makes it instead.",
         param=param,
         code="unsupported_value",
     )

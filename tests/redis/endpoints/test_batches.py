@@ -30,7 +30,7 @@ from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, follower_pass, key_of, sdk, serve_teams
 
-KEYS = {name: key_of(name) for name in ("payer", "other", "poor", "small", "plus")}
+KEYS = {name: key_of(name) for name in ("payer", "other", "poor", "small", "plus", "metered")}
 
 
 TEAMS: dict[str, dict[str, str]] = {
@@ -39,6 +39,10 @@ TEAMS: dict[str, dict[str, str]] = {
     "poor": {"tier": "tier-5", "budget_usd": "0.01"},
     "small": {"tier": "free"},
     "plus": {"tier": "tier-5", "limits": "{profile: chatgpt-plus}"},
+    "metered": {
+        "tier": "tier-5",
+        "limits": "{models: {o1-preview: {requests_per_minute: 3, tokens_per_minute: 2000}}}",
+    },
 }
 
 
@@ -122,8 +126,9 @@ def test_a_batch_is_refused_when_its_lines_cannot_be_held(
     gateway: ServerThread, simulator: ServerThread, store: redis.Redis
 ) -> None:
     poor = sdk(gateway, "poor")
-    # 50 lines of up to 200 tokens of o1-preview ($60/1M, half price): about $0.30 > $0.01.
-    file_id = input_file(poor, model="o1-preview", lines=50)
+    # 15 lines (within o1-preview's 20 a minute) of up to 200 tokens ($60/1M, half price):
+    # about $0.09 > $0.01.
+    file_id = input_file(poor, model="o1-preview", lines=15)
     httpx.delete(f"{simulator.url}/_sim/bill")
     with pytest.raises(openai.RateLimitError) as info:
         create(poor, file_id)
@@ -220,6 +225,44 @@ def test_a_batch_of_a_model_capped_by_the_week_is_refused_before_upstream(
         assert httpx.get(log).json()["data"][-1]["method"] == "GET", "no batch made upstream"
     assert spend(store, "plus") == (0, 0)
     assert create(plus, input_file(plus, model="gpt-4o-mini", lines=2)).id.startswith("batch_")
+
+
+def mixed_file(client: openai.OpenAI, models: list[str], max_tokens: int = 200) -> str:
+    rows = [
+        {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": model, "messages": [{"role": "user", "content": "Hi"}],
+                  "max_tokens": max_tokens}}
+        for i, model in enumerate(models)
+    ]  # fmt: skip
+    data = b"\n".join(orjson.dumps(row) for row in rows)
+    return client.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch").id
+
+
+def test_every_batch_line_counts_against_its_own_models_per_minute_limits(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """The team may send o1-preview 3 requests and 2,000 tokens a minute. A batch whose first
+    line names gpt-4o-mini had been admitted against gpt-4o-mini's limits alone, however many
+    o1-preview lines followed; each line counts against its own model's now, the whole batch
+    or nothing."""
+    client = sdk(gateway, "metered")
+    log = f"{simulator.url}/_sim/requests"
+    mini, preview = "gpt-4o-mini", "o1-preview"
+    # Two lines of 1,500 completion tokens: more than 2,000 o1-preview tokens a minute.
+    with pytest.raises(openai.RateLimitError) as tokens:
+        create(client, mixed_file(client, [mini, preview, preview], max_tokens=1500))
+    assert "tokens per min (TPM) of o1-preview: Limit 2000" in tokens.value.message
+    with pytest.raises(openai.RateLimitError) as requests:
+        create(client, mixed_file(client, [mini, *[preview] * 4]))
+    assert "requests per min (RPM) of o1-preview: Limit 3, Requested 4" in (requests.value.message)
+    assert httpx.get(log).json()["data"][-1]["method"] == "GET", "no batch made upstream"
+    # Neither refusal took anything: three o1-preview lines fit, and then no more.
+    assert create(client, mixed_file(client, [mini, preview, preview, preview])).id
+    with pytest.raises(openai.RateLimitError) as spent:
+        create(client, mixed_file(client, [mini, preview]))
+    assert spent.value.code == "rate_limit_exceeded"
+    assert "Rate limit reached" in spent.value.message and "of o1-preview" in (spent.value.message)
+    assert create(client, mixed_file(client, [mini, mini])).id.startswith("batch_")
 
 
 def test_a_shut_down_batch_model_names_no_successor_the_team_cannot_use(

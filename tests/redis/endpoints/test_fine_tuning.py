@@ -27,7 +27,7 @@ from gateway.runtime.tuning_jobs import TuningJobs
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import month, spend
 from tests.redis.endpoints.teams import follower_pass, sdk, serve_teams
-from tests.redis.endpoints.test_batches import TEAMS  # the same four teams
+from tests.redis.endpoints.test_batches import TEAMS  # the same teams
 
 HI: Any = [{"role": "user", "content": "Hi"}]
 
@@ -498,3 +498,52 @@ def test_a_batch_naming_many_fine_tunes_asks_about_each_once_and_stops_at_a_stra
     assert "`gpt-nothing`" in not_found(lambda: mine.batches.create(**batch))["message"]
     # The team's own fine-tune, named on every line, is served.
     assert mine.batches.create(**batch_of([name] * 300 + ["gpt-4o-mini"])).status
+
+
+def wandb(project: str, entity: str | None = "ml-pirates") -> dict[str, Any]:
+    settings = {"project": project, **({"entity": entity} if entity is not None else {})}
+    return {"type": "wandb", "wandb": settings}
+
+
+@pytest.fixture
+def tracking(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    """The teams, and two allowed the W&B entity `ml-pirates`: `tracked` its project
+    `parrots`, `anywhere` any project of it."""
+    allowed = {"tier": "tier-5", "wandb_entity": "ml-pirates", "wandb_projects": "[parrots]"}
+    teams = {**TEAMS, "tracked": allowed, "anywhere": {**allowed, "wandb_projects": "[]"}}
+    return serve_teams(start_gateway, redis_server, tmp_path, teams, knobs=False)
+
+
+def test_a_jobs_metrics_go_only_to_the_wandb_entity_and_projects_its_team_is_allowed(
+    tracking: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """The upstream account's W&B key reaches every entity of the account: a job's
+    `integrations` may name only its team's entity and projects, and a team without one
+    allowed may send none. Refused with a 400 before upstream, nothing held."""
+    gateway = tracking
+    refused = [
+        ("payer", wandb("parrots"), "integrations[0]"),
+        ("tracked", wandb("parrots", "rivals"), "integrations[0].wandb.entity"),
+        ("tracked", wandb("parrots", None), "integrations[0].wandb.entity"),
+        ("tracked", wandb("treasure"), "integrations[0].wandb.project"),
+        ("tracked", {"type": "slack"}, "integrations[0].type"),
+    ]
+    upstream = newest_upstream_job(simulator)
+    for team, integration, param in refused:
+        client = sdk(gateway, team)
+        with pytest.raises(openai.BadRequestError) as info:
+            client.fine_tuning.jobs.create(
+                model="gpt-4o-mini", training_file=training_file(client),
+                integrations=[integration],  # type: ignore[list-item]
+            )  # fmt: skip
+        assert (info.value.code, info.value.param) == ("integration_not_allowed", param), team
+        assert newest_upstream_job(simulator) == upstream
+        assert held(store, team) == 0
+    for team, project in (("tracked", "parrots"), ("anywhere", "treasure")):
+        client = sdk(gateway, team)
+        job = client.fine_tuning.jobs.create(
+            model="gpt-4o-mini", training_file=training_file(client),
+            integrations=[wandb(project)],  # type: ignore[list-item]
+        )  # fmt: skip
+        assert job.integrations is not None
+        assert [i.wandb.project for i in job.integrations] == [project]

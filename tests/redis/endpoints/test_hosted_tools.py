@@ -110,6 +110,8 @@ def held_while(store: redis.Redis, team: str, ask: Callable[[], Any]) -> tuple[i
         ({"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "16g"}},
          "hosted_tools.container_memory_prices.16g"),
         ({"type": "shell", "environment": {"type": "container_auto"}}, "hosted_tools.shell"),
+        ({"type": "image_generation"}, "hosted_tools.image_generation"),
+        ({"type": "image_generation", "model": "gpt-image-1"}, "hosted_tools.image_generation"),
     ],
 )  # fmt: skip
 def test_a_hosted_tool_without_a_price_is_refused_before_upstream(
@@ -450,3 +452,53 @@ def test_a_remote_mcp_servers_passes_are_held(gateway: ServerThread, store: redi
             model="gpt-4o", input=PROMPT, tools=mcp, max_output_tokens=16, max_tool_calls=0
         )
     assert spend(store, "dollars") == (0, 0)
+
+
+DRAW: list[Any] = [{"type": "image_generation", "model": "gpt-image-1", "size": "1024x1536"}]
+
+
+def test_the_image_generation_tool_holds_max_tool_calls_images_and_charges_those_it_made(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """With `hosted_tools.image_generation` set, the tool named in `tools` is served: held at
+    `max_tool_calls` images (the gateway's default 8 when the client sets none, which it sends
+    upstream) at that price beside the tokens, and charged each `image_generation_call` item
+    of the answer, whole or streamed."""
+    client = sdk(gateway, "metered")
+    knobs = {"x-sim-tool-calls": "2", "x-sim-latency-ms": "1500"}
+    holding, answer = held_while(
+        store, "metered", lambda: client.responses.create(
+            model="gpt-4o", input=PROMPT, tools=DRAW, max_output_tokens=16, max_tool_calls=3,
+            extra_headers=knobs,
+        ),
+    )  # fmt: skip
+    assert holding == token_hold(DRAW, 16) + passes(3) + 3 * IMAGE
+    images = [item for item in answer.output if item.type == "image_generation_call"]
+    assert len(images) == 2 and all(image.result for image in images)
+    assert answer.usage is not None
+    charged = priced("gpt-4o", answer.usage) + 2 * IMAGE
+    assert spend(store, "metered") == (charged, 0)
+    holding, answer = held_while(
+        store, "metered", lambda: client.responses.create(
+            model="gpt-4o", input=PROMPT, tools=DRAW, max_output_tokens=16, extra_headers=knobs
+        ),
+    )  # fmt: skip
+    assert holding == token_hold(DRAW, 16) + passes(8) + 8 * IMAGE
+    assert sim_requests(simulator)[-1]["body"]["max_tool_calls"] == 8
+    assert answer.usage is not None
+    charged += priced("gpt-4o", answer.usage) + 2 * IMAGE
+    assert spend(store, "metered") == (charged, 0)
+    generating = 0
+    with client.responses.stream(
+        model="gpt-4o", input=PROMPT, tools=DRAW, max_tool_calls=1,
+        extra_headers={"x-sim-tool-calls": "2"},
+    ) as stream:  # fmt: skip
+        for event in stream:
+            generating += event.type == "response.image_generation_call.generating"
+        final = stream.get_final_response()
+    assert generating == 1  # upstream makes no more than max_tool_calls
+    assert final.usage is not None
+    charged += priced("gpt-4o", final.usage) + IMAGE
+    assert spend(store, "metered") == (charged, 0)
+    counted = 'gateway_tool_calls_total{model="gpt-4o",team="metered",tool="image_generation"} 5.0'
+    assert counted in scrape(gateway.url)

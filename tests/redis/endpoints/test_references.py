@@ -579,24 +579,6 @@ def test_no_other_path_or_method_of_an_object_reaches_upstream(
     assert upstream_requests(simulator) == before
 
 
-def test_a_tool_whose_images_the_gateway_cannot_price_is_refused(
-    gateway: ServerThread, simulator: ServerThread
-) -> None:
-    """The image generation tool makes images at an image model's prices (a model of its own
-    choosing when the tool names none), which the response's hold and charge, at the text
-    model's prices, do not cover: refused, before upstream, on every model."""
-    a = sdk(gateway, "a")
-    before = upstream_requests(simulator)
-    for tool in (
-        {"type": "image_generation"},
-        {"type": "image_generation", "model": "gpt-image-1"},
-    ):
-        with pytest.raises(openai.BadRequestError) as info:
-            a.responses.create(model="gpt-4o", input="Draw a cat.", tools=[tool])  # type: ignore[list-item]
-        assert (info.value.code, info.value.param) == ("unsupported_value", "tools[0].type")
-    assert upstream_requests(simulator) == before
-
-
 def test_objects_a_body_names_over_and_over_are_looked_up_once(
     gateway: ServerThread, redis_server: str
 ) -> None:

@@ -96,6 +96,23 @@ def test_teams_create_list_show_update_delete(cli: Cli) -> None:
     assert (code, err.strip()) == (1, "error: Team 'web' was not found.")
 
 
+def test_a_teams_wandb_entity_and_projects_are_set_and_cleared(cli: Cli) -> None:
+    """Where a team's fine-tuning jobs may send their metrics: none unless the admin allows
+    an entity; projects of no entity are refused."""
+    code, out, _ = cli("teams", "create", "ml", "--tier", "tier-2")
+    assert code == 0 and re.search(r"W&B integrations\s+refused", out)
+    code, _, err = cli("teams", "update", "ml", "--wandb-projects", "parrots")
+    assert code == 1 and "set wandb_entity too" in err
+    code, out, _ = cli(
+        "teams", "update", "ml", "--wandb-entity", "ml-pirates", "--wandb-projects", "a, b"
+    )
+    assert code == 0 and re.search(r"W&B integrations\s+entity ml-pirates, projects a, b", out)
+    code, out, _ = cli("teams", "update", "ml", "--wandb-projects", "")
+    assert code == 0 and re.search(r"W&B integrations\s+entity ml-pirates, any project", out)
+    code, out, _ = cli("teams", "update", "ml", "--wandb-entity", "")
+    assert code == 0 and re.search(r"W&B integrations\s+refused", out)
+
+
 def test_a_deleted_teams_name_is_taken_again_only_with_inherit(cli: Cli) -> None:
     assert cli("teams", "create", "web", "--tier", "tier-2")[0] == 0
     assert cli("teams", "delete", "web")[0] == 0

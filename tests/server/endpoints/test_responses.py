@@ -383,3 +383,27 @@ def test_a_response_not_run_in_background_has_no_stream_to_pick_up(
         list(client.responses.retrieve(done.id, stream=True))
     assert refused.value.param == "stream"
     assert client.responses.retrieve(done.id).id == done.id  # read whole, as before
+
+
+@pytest.mark.parametrize("model", EVERY)
+def test_audio_input_is_refused_before_upstream_as_chat_refuses_it(
+    gateway: ServerThread, simulator: ServerThread, model: str
+) -> None:
+    """An `input_audio` part, in a message or in a function's output, is billed at audio
+    prices the gateway neither holds nor charges: refused with chat's 400, never sent."""
+    client = sdk(gateway)
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    said: Any = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+    given: list[tuple[Any, str]] = [
+        ([{"role": "user", "content": [{"type": "input_text", "text": "Hi"}, said]}],
+         "input[0].content[1].type"),
+        ([{"type": "function_call_output", "call_id": "call_1", "output": [said]}],
+         "input[0].output[0].type"),
+    ]  # fmt: skip
+    for items, param in given:
+        with pytest.raises(openai.BadRequestError) as info:
+            client.responses.create(model=model, input=items)
+        assert (info.value.code, info.value.param) == ("unsupported_value", param)
+        assert "Audio is not available on the Responses API" in info.value.message
+    assert httpx.get(log).json()["data"] == before

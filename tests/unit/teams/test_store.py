@@ -590,7 +590,7 @@ def test_key_records_keep_their_fields() -> None:
     ]
     assert [f.name for f in dataclasses.fields(Team)] == [
         "name", "tier", "budget_usd", "limits", "models", "strict", "routing_policy",
-        "created_at", "upstream_key_env", "cache", "file_entry",
+        "created_at", "upstream_key_env", "cache", "file_entry", "wandb_entity", "wandb_projects",
     ]  # fmt: skip
 
 

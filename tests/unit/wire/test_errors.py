@@ -127,19 +127,21 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "batch_line_invalid": lambda: errors.batch_line_invalid(3, "it is not JSON"),
     "fine_tuning_job_not_found": lambda: errors.fine_tuning_job_not_found("ftjob-abc"),
     "not_fine_tunable": lambda: errors.not_fine_tunable("o1-mini"),
+    "integration_not_allowed": lambda: errors.integration_not_allowed(
+        "integrations[0].wandb.entity", "entity 'rivals' is not team a's ('ml')"
+    ),
     "chat_completion_not_found": lambda: errors.chat_completion_not_found("chatcmpl-abc"),
     "previous_response_not_found": lambda: errors.previous_response_not_found("resp_abc"),
     "not_background_response": errors.not_background_response,
     "not_background_stream": errors.not_background_stream,
     "unsupported_reference": lambda: errors.unsupported_reference("conversation"),
     "translated_unsupported": lambda: errors.translated_unsupported("background", "o1-mini"),
-    "tool_not_priced": lambda: errors.tool_not_priced("tools[0].type", "image_generation"),
     "tool_unsupported": lambda: errors.tool_unsupported("tools[0].type", "web_search", "o1-mini"),
     "tool_price_unset": lambda: errors.tool_price_unset(
         "tools[0].type", "web_search", "hosted_tools.web_search"
     ),
     "prompt_tools_unpriced": lambda: errors.prompt_tools_unpriced("hosted_tools.shell"),
-    "chat_audio_unpriced": lambda: errors.chat_audio_unpriced("modalities"),
+    "audio_unpriced": lambda: errors.audio_unpriced("modalities"),
     "budget_exceeded": budget_spent,
     "request_over_budget": worst_case_over_budget,
     "rate_limit_reached": tokens_used_up,
