@@ -80,42 +80,36 @@ class Plan:
 def counted_once(plan: Plan, earlier: tuple[Plan, ...]) -> Plan:
     """`plan` for another try of a request whose `earlier` tries were admitted (a fallback
     model, a try again with a patch): a request limit one of them took the request from costs
-    it one request less. The client made one request, however many models try it; a model's own
+    it nothing again. The client made one request, however many models try it; a model's own
     limit still counts the try it makes."""
     taken = {b.key for tried in earlier for b in tried.buckets if b.kind == REQUESTS}
     if not any(b.key in taken for b in plan.buckets):
         return plan
-    # One request less: a batch's plan counts each of its lines a request.
     buckets = tuple(
-        dataclasses.replace(b, cost=max(b.cost - 1, 0))
-        if b.kind == REQUESTS and b.key in taken
-        else b
+        dataclasses.replace(b, cost=0) if b.kind == REQUESTS and b.key in taken else b
         for b in plan.buckets
     )
     return dataclasses.replace(plan, buckets=buckets)
 
 
-def batched(lines: Sequence[tuple[PlanShape, int, int]], hold_id: str, reserve: int) -> Plan:
-    """One plan for a batch: each of its lines a request, and the most tokens it may use,
-    against every per-minute limit a request of the line's model counts against (its model's
-    own, the team's and the key's overall), so that the script admits the whole batch or none
-    of it. `lines`: for each model the lines name, its shape (counting tokens), how many lines
-    name it and their tokens; the first is the batch's model, which its usage is filed under
-    and a refusal names, so another model's own limits say whose they are."""
-    first = lines[0][0]
+def batched(shapes: Sequence[PlanShape], hold_id: str, reserve: int) -> Plan:
+    """One plan for a batch: one request against the per-minute request limits of each model
+    its lines name, and once against the team's and the key's overall ones, so that a model
+    whose limit is spent is not reached by batching it. A batch's lines are not each counted:
+    upstream runs them in its batch queue, apart from the per-minute limits requests spend,
+    and a batch of more lines than a minute allows is what batches are for. `shapes`: one per
+    model the lines name, the batch's model (its usage is filed under it) first; another
+    model's own limits name it, so a refusal says whose limit it was."""
+    first = shapes[0]
     buckets: dict[str, Bucket] = {}
     weekly: dict[str, WeeklyCap] = {}
-    for shape, count, tokens in lines:
+    for shape in shapes:
         for slot in shape.slots:
-            if isinstance(slot, Bucket):
-                bucket = dataclasses.replace(slot, cost=count)
-            else:
-                bucket = Bucket(slot[0], TOKENS, slot[1], tokens, TPM, slot[2])
-            if shape.model != first.model and not bucket.key.endswith((":*:r", ":*:t")):
-                bucket = dataclasses.replace(bucket, label=f"{bucket.label} of {shape.model}")
-            known = buckets.get(bucket.key)
-            if known is not None:
-                bucket = dataclasses.replace(known, cost=known.cost + bucket.cost)
+            if not isinstance(slot, Bucket) or slot.key in buckets:
+                continue
+            bucket = slot
+            if shape.model != first.model:
+                bucket = dataclasses.replace(slot, label=f"{slot.label} of {shape.model}")
             buckets[bucket.key] = bucket
         weekly.update((cap.prefix, cap) for cap in shape.weekly)
     return Plan(
@@ -127,7 +121,6 @@ def batched(lines: Sequence[tuple[PlanShape, int, int]], hold_id: str, reserve: 
         weekly=tuple(weekly.values()),
         budget=first.budget,
         reserve=reserve,
-        # Its tokens are taken for good: a batch settled hours later gives none back.
         est_tokens=0,
         endpoint=first.endpoint,
         label=first.label,

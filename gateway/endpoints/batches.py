@@ -75,7 +75,7 @@ async def create(request: Request) -> Response:
     # What each line names is the team's.
     await check_all_owned(gw, caller, await asyncio.to_thread(_named_objects, lines))
     return await create_followed(
-        request, caller, BATCH, next(iter(limited)), reserve, gw.config.batches.hold_s, body,
+        request, caller, BATCH, limited[0], reserve, gw.config.batches.hold_s, body,
         counted_as, limited=limited, models=named,
         output_expires_after=payload.get("output_expires_after"),
     )  # fmt: skip
@@ -124,14 +124,14 @@ def _worst_case(
     endpoint: str,
     lines: list[dict[str, Any]],
     tuned: dict[str, tuple[str, ModelConfig]],
-) -> tuple[int, list[str], dict[str, tuple[int, int]]]:
+) -> tuple[int, list[str], list[str]]:
     """Every line's worst case at half price, every model the lines name (a fine-tune by its
-    own name, priced as such), and the lines and their most tokens by the configured model
-    whose limits count them, the first line's first: each line's model must be one the team
+    own name, priced as such), and every configured model whose limits count the batch, the
+    first line's first: each line's model must be one the team
     may use (`tuned`: the team's own fine-tunes they name), priced, and not one the team's or
     the key's limits cap at some messages a week."""
     reserve, named = 0, set()
-    limited: dict[str, tuple[int, int]] = {}
+    limited: dict[str, None] = {}
     today = gw.today()
     weekly: dict[str, tuple[WeeklyCap, ...]] = {}
     for number, line in enumerate(lines, start=1):
@@ -188,10 +188,9 @@ def _worst_case(
             raise errors.invalid_value("endpoint", endpoint, BATCHED)
         prompt, completion = worst
         reserve += batch_line_cost(model.price, worst_usage(model.price, prompt, completion))
-        count, tokens = limited.get(label, (0, 0))
-        limited[label] = (count + 1, tokens + prompt + completion)
+        limited[label] = None
         named.add(name if name in tuned else label)
-    return reserve, sorted(named), limited
+    return reserve, sorted(named), list(limited)
 
 
 async def list_batches(request: Request) -> Response:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.admission.plan import REQUESTS, Plan, batched, counted_once
+from gateway.admission.plan import Plan, batched, counted_once
 from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.owned import Kind, attempt_for, counted, create_owned
 from gateway.server.caller import Caller
@@ -44,15 +44,15 @@ async def create_followed(
     hold_s: float,
     body: bytes,
     counted_as: Plan | None,
-    limited: Mapping[str, tuple[int, int]] | None = None,
+    limited: Sequence[str] = (),
     **extra: Any,
 ) -> Response:
     """Create a job of `kind` with `body`, holding `reserve` against `model` (a configured
     name: its limits apply) for `hold_s`; `counted_as`: the count `counted_before_reading`
-    took, which the hold does not take again; `limited`: the requests the job makes upstream
-    and their most tokens, by the configured model whose per-minute limits count them (a
-    batch's lines; `model` first), instead of one request of `model`; `extra` is what the
-    job's kind is priced by."""
+    took, which the hold does not take again; `limited`: every configured model the job
+    calls (a batch's lines'; `model` first), one request of each counted against its
+    per-minute limits, instead of `model` alone; `extra` is what the job's kind is priced
+    by."""
     gw = gateway_of(request)
     exchange = exchange_of(request.scope)
     exchange.model = exchange.routed_model = model
@@ -60,32 +60,16 @@ async def create_followed(
 
     async def hold(attempt: Attempt) -> None:
         if gw.config.admission.enabled:
-            shapes = gw.plan_shapes()
-            endpoint = exchange.endpoint
-            if limited:
-                plan = batched(
-                    [
-                        (shapes.get(caller.team, caller.key, name, endpoint=endpoint), n, tokens)
-                        for name, (n, tokens) in limited.items()
-                    ],
-                    gw.new_hold_id(),
-                    reserve,
+            shapes = [
+                gw.plan_shapes().get(
+                    caller.team, caller.key, name, endpoint=exchange.endpoint, counts_tokens=False
                 )
-            else:
-                shape = shapes.get(
-                    caller.team, caller.key, model, endpoint=endpoint, counts_tokens=False
-                )
-                plan = shape.plan(gw.new_hold_id(), est_tokens=0, reserve=reserve)
+                for name in limited or (model,)
+            ]
+            plan = batched(shapes, gw.new_hold_id(), reserve)
             if counted_as is not None:
                 plan = counted_once(plan, (counted_as,))
             await attempt.admit(dataclasses.replace(plan, hold_ttl_s=hold_s), None, 0)
-            if attempt.ticket is not None:
-                # The per-minute tokens stay taken: the settle, when the job ends hours
-                # later, moves no token limit.
-                admitted = attempt.ticket.plan
-                attempt.ticket.plan = dataclasses.replace(
-                    admitted, buckets=tuple(b for b in admitted.buckets if b.kind == REQUESTS)
-                )
 
     response, job = await create_owned(attempt, kind, body, hold)
     ticket = attempt.ticket

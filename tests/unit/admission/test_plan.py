@@ -150,27 +150,28 @@ def test_plan_shapes_are_remembered_per_endpoint() -> None:
     assert batch.slots == chat.slots  # the same limits, filed apart
 
 
-def test_a_batch_plan_counts_each_line_against_its_own_models_limits_once_a_bucket() -> None:
-    """Three lines of gpt-4o-mini (300 tokens) and two of o1-preview (500): the team's overall
-    limits count all five and 800 tokens, each model's its own lines; o1-preview's, not the
-    batch's model, says whose it is. The creation counted before counts one request less."""
+def test_a_batch_plan_counts_one_request_of_each_model_it_names() -> None:
+    """A batch naming gpt-4o-mini first and o1-preview: one request against the team's overall
+    limit and one against o1-preview's own, which names o1-preview; no tokens, whatever its
+    lines. The creation counted before takes the overall request's place."""
     team = Team("b", "tier-5", limits=Limits(models={"o1-preview": ModelLimits(3, 2000)}))
     shapes = PlanShapes(CONFIG)
-    lines = [
-        (shapes.get(team, None, model, endpoint="batches"), count, tokens)
-        for model, count, tokens in (("gpt-4o-mini", 3, 300), ("o1-preview", 2, 500))
-    ]
-    p = batched(lines, "h", 99)
+    p = batched(
+        [
+            shapes.get(team, None, model, endpoint="batches", counts_tokens=False)
+            for model in ("gpt-4o-mini", "o1-preview")
+        ],
+        "h",
+        99,
+    )
     buckets = [(b.key.rsplit(":", 2)[-2:], b.kind, b.cost, b.label) for b in p.buckets]
     assert buckets == [
-        (["*", "r"], REQUESTS, 5, "requests per min (RPM)"),
-        (["*", "t"], TOKENS, 800, "tokens per min (TPM)"),
-        (["o1-preview", "r"], REQUESTS, 2, "requests per min (RPM) of o1-preview"),
-        (["o1-preview", "t"], TOKENS, 500, "tokens per min (TPM) of o1-preview"),
+        (["*", "r"], REQUESTS, 1, "requests per min (RPM)"),
+        (["o1-preview", "r"], REQUESTS, 1, "requests per min (RPM) of o1-preview"),
     ]
     assert (p.model, p.reserve, p.est_tokens, p.weekly) == ("gpt-4o-mini", 99, 0, ())
     creation = plan(
         CONFIG, team, None, "", hold_id="c", est_tokens=0, reserve=0, endpoint="batches",
         counts_tokens=False,
     )  # fmt: skip
-    assert [b.cost for b in counted_once(p, (creation,)).buckets] == [4, 800, 2, 500]
+    assert [b.cost for b in counted_once(p, (creation,)).buckets] == [0, 1]
