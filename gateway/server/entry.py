@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
 from gateway.wire import errors
+from gateway.wire.headers import unread_coding
 from gateway.wire.paths import is_canonical
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -105,6 +106,9 @@ class Entry:
                 # checked as one endpoint and reach upstream as another.
                 await self.answer(refuse_spelling, scope, receive, observed_send)
                 return
+            if unread_coding(scope["headers"]) is not None:
+                await self.answer(refuse_coding, scope, receive, observed_send)
+                return
             handler = self.posts.get(path) if scope["method"] == "POST" else None
             if handler is not None:
                 await self.answer(handler, scope, receive, observed_send)
@@ -135,6 +139,15 @@ class Entry:
 async def refuse_spelling(request: Request) -> Response:
     raw = request.scope["raw_path"].decode("latin-1")
     raise errors.invalid_url(request.method, raw)
+
+
+async def refuse_coding(request: Request) -> Response:
+    found = unread_coding(request.scope["headers"])
+    assert found is not None
+    header, coding = found
+    if header == "transfer-encoding":
+        raise errors.unsupported_transfer_encoding(coding)
+    raise errors.unsupported_content_encoding(coding)
 
 
 def finish(gw: Gateway, ex: Exchange, finished: float) -> None:

@@ -62,6 +62,8 @@ invalid_request_error
   408  request_timeout               body_stalled              the request body stopped coming
   413  request_too_large             body_too_large            the body is over the size limit
   415  unsupported_media_type        unsupported_media_type    a body that says it is not JSON
+  415  unsupported_content_encoding  unsupported_content_encoding  a body in a Content-Encoding
+  501  unsupported_transfer_encoding  unsupported_transfer_encoding  a transfer coding but chunked
   400  unsendable_request            unsendable_request        a header or path no wire can carry
   431  request_headers_too_large     headers_too_large         headers over the size limit
   499  client_closed                 client_closed             the client left before the answer
@@ -279,6 +281,23 @@ def unsupported_media_type(content_type: str) -> GatewayError:
         415,
         f"Unsupported content type: '{content_type}'. This endpoint expects 'application/json'.",
         code="unsupported_media_type",
+    )
+
+
+def unsupported_content_encoding(coding: str) -> GatewayError:
+    return GatewayError(
+        415,
+        f"Unsupported Content-Encoding: '{coding}'. Send the request body uncompressed.",
+        code="unsupported_content_encoding",
+    )
+
+
+def unsupported_transfer_encoding(coding: str) -> GatewayError:
+    # RFC 9112's answer to a transfer coding the server does not undo.
+    return GatewayError(
+        501,
+        f"Unsupported Transfer-Encoding: '{coding}'. Only 'chunked' is accepted.",
+        code="unsupported_transfer_encoding",
     )
 
 

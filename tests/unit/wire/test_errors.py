@@ -86,6 +86,8 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "ambiguous_query": errors.ambiguous_query,
     "body_not_object": lambda: errors.body_not_object([1]),
     "unsupported_media_type": lambda: errors.unsupported_media_type("text/plain"),
+    "unsupported_content_encoding": lambda: errors.unsupported_content_encoding("gzip"),
+    "unsupported_transfer_encoding": lambda: errors.unsupported_transfer_encoding("gzip"),
     "body_too_large": lambda: errors.body_too_large(1024),
     "headers_too_large": lambda: errors.headers_too_large(70_000, 65_536),
     "invalid_url": lambda: errors.invalid_url("GET", "/v2/nothing"),
