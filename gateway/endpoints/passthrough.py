@@ -75,6 +75,7 @@ _ID_SHAPE = re.compile(
 )
 _KIND_OF = {kind.prefix: kind for kind in OWNED_KINDS}
 URLENCODED = "application/x-www-form-urlencoded"
+_SPACE = "\ufeff \t\r\n"  # what JSON readers skip before a value (a byte order mark, some)
 
 
 def allowed_passthrough(allowed: AllowedPath) -> Handler:
@@ -239,6 +240,13 @@ def _ids_in_text(text: str) -> list[str]:
     return [found.group().rstrip(".:") for found in _ID_SHAPE.finditer(text)]
 
 
+# Why a body or field is refused when it is JSON to a lenient parser but not to the gateway's.
+_NOT_STRICT = (
+    "it is JSON that this gateway's strict reader cannot read, whatever media type it says it "
+    "is; send it as plain JSON (UTF-8, no NaN or Infinity)"
+)
+
+
 def _unread_text(body: bytes) -> str:
     """A body of another media type (an SDP offer, text), as text to search for ids: the
     gateway does not read it, upstream may. One that could be JSON to a parser less strict than
@@ -249,19 +257,28 @@ def _unread_text(body: bytes) -> str:
         text = body.decode(json.detect_encoding(body))
     except UnicodeDecodeError:
         text = body.decode("latin-1")
-    if text.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
-        raise errors.invalid_json(
-            "the body is JSON that this gateway's strict reader cannot read, whatever media "
-            "type it says it is; send it as plain JSON (UTF-8, no NaN or Infinity)"
-        )
+    if text.lstrip(_SPACE)[:1] in ("{", "["):
+        raise errors.invalid_json(_NOT_STRICT)
     return text
 
 
 def _json_or_text(value: bytes) -> Any:
+    """A form's text field: JSON as the gateway reads it, else its text; one that is an object
+    or array to Python's lenient reader (`NaN`, `1e400`, text after it), which upstream may
+    parse the field with, is refused (400) rather than read as prose that names no id."""
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
-        return value.decode("utf-8", "replace")
+        text = value.decode("utf-8", "replace")
+    try:
+        lenient, _ = json.JSONDecoder().raw_decode(text.lstrip(_SPACE))
+    except ValueError:
+        return text
+    except RecursionError:
+        lenient = []
+    if isinstance(lenient, dict | list):
+        raise errors.invalid_json(_NOT_STRICT)
+    return text
 
 
 def _json_of(request: Request, body: bytes) -> Any:

@@ -379,8 +379,9 @@ def test_a_body_of_another_media_type_names_no_other_teams_object(
 ) -> None:
     """A body that says it is text is not read as JSON, but upstream forgives a wrong
     Content-Type: JSON that a lenient parser reads and the gateway's cannot (`NaN`, `1e400`, a
-    byte order mark, UTF-16) is refused before upstream, and any other text is searched whole
-    for ids, another team's refused; text naming none (an SDP offer) goes as it came."""
+    byte order mark, UTF-16) is refused before upstream, as is a form field of such JSON, and
+    any other text body is searched whole for ids, another team's refused; text naming none
+    (an SDP offer) goes as it came."""
     gateway = serve_teams(
         start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
     )
@@ -407,7 +408,17 @@ def test_a_body_of_another_media_type_names_no_other_teams_object(
         answer = send(text.encode())
         assert answer.status_code == 404, (text, answer.text)
         assert answer.json()["error"]["message"] == f"No such File object: {secret}"
+    # A form's text field likewise: JSON to a lenient reader is refused, not read as prose.
+    parts = f"{gateway.url}/v1/uploads/upload_1/parts"
+    auth = {"Authorization": f"Bearer {key_of('a')}"}
+    for meta in (f'{{"of": ["{secret}"], "x": NaN}}', f'["{secret}", 1e400]', f'["{secret}"] x'):
+        answer = httpx.post(parts, data={"meta": meta}, files={"data": b"x"}, headers=auth)
+        assert answer.status_code == 400, (meta, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_json"
     assert upstream_requests(simulator) == before  # none reached upstream
+    note = httpx.post(parts, data={"meta": "[draft] notes"}, files={"data": b"x"}, headers=auth)
+    assert note.status_code == 404  # no such path upstream
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/uploads/upload_1/parts"
     offer = b"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\n"
     assert send(offer, "application/sdp").status_code == 404  # no such path upstream
     last = upstream_requests(simulator)[-1]
