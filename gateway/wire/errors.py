@@ -10,6 +10,7 @@ status, `-` no code:
 invalid_request_error
   400  invalid_request               invalid_content_length    Content-Length is not a number
   400  malformed_request             malformed_request         not HTTP/1.x: a bad request line or header
+  400  unsupported_upgrade           upgrade_with_body         a body with an Upgrade the gateway does not do
   400  invalid_json                  invalid_json              the body is empty or not JSON
   400  invalid_multipart             invalid_form              a form not in the one shape read here
   400  unsupported_form              urlencoded_form           pass-through: a urlencoded body
@@ -315,6 +316,16 @@ def malformed_request(detail: str) -> GatewayError:
     """What the HTTP parser could not read (httptools' reason, e.g. "Invalid header value char")."""
     return GatewayError(
         400, f"The request is not valid HTTP/1.1: {detail}.", code="malformed_request"
+    )
+
+
+def upgrade_with_body(protocol: str) -> GatewayError:
+    return GatewayError(
+        400,
+        f"The request asks to switch to another protocol (Upgrade: {protocol}), which this "
+        "gateway does not do, and then its body cannot be read: send it without the Upgrade "
+        "header (curl: --http1.1 instead of --http2 on an http:// URL).",
+        code="unsupported_upgrade",
     )
 
 

@@ -86,6 +86,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "ambiguous_query": errors.ambiguous_query,
     "body_not_object": lambda: errors.body_not_object([1]),
     "unsupported_media_type": lambda: errors.unsupported_media_type("text/plain"),
+    "upgrade_with_body": lambda: errors.upgrade_with_body("h2c"),
     "unsupported_content_encoding": lambda: errors.unsupported_content_encoding("gzip"),
     "unsupported_transfer_encoding": lambda: errors.unsupported_transfer_encoding("gzip"),
     "body_too_large": lambda: errors.body_too_large(1024),
