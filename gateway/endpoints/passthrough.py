@@ -73,6 +73,8 @@ _ID_SHAPE = re.compile(
     + ")"
     + r"[A-Za-z0-9_.:-]+"
 )
+# In text, an id begins a word: `profile-x` or `left:0` hold no `file-` or `ft:` id.
+_ID_IN_TEXT = re.compile("(?<![A-Za-z0-9])" + _ID_SHAPE.pattern)
 _KIND_OF = {kind.prefix: kind for kind in OWNED_KINDS}
 URLENCODED = "application/x-www-form-urlencoded"
 _SPACE = "\ufeff \t\r\n"  # what JSON readers skip before a value (a byte order mark, some)
@@ -237,7 +239,7 @@ def _ids_named(value: str) -> list[str]:
 def _ids_in_text(text: str) -> list[str]:
     """Every id-shaped word of a text, wherever it stands (prose's full stop or colon after it
     is no part of it)."""
-    return [found.group().rstrip(".:") for found in _ID_SHAPE.finditer(text)]
+    return [found.group().rstrip(".:") for found in _ID_IN_TEXT.finditer(text)]
 
 
 # Why a body or field is refused when it is JSON to a lenient parser but not to the gateway's.

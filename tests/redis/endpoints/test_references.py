@@ -404,7 +404,7 @@ def test_a_body_of_another_media_type_names_no_other_teams_object(
         answer = send(body, content_type)
         assert answer.status_code == 400, (body, answer.text)
         assert answer.json()["error"]["code"] == "invalid_json"
-    for text in (f"see {secret}.", f"a=1\r\nfile={secret}\r\n"):
+    for text in (f"see {secret}.", f"a=1\r\nfile={secret}\r\n", f"x_id:{secret}"):
         answer = send(text.encode())
         assert answer.status_code == 404, (text, answer.text)
         assert answer.json()["error"]["message"] == f"No such File object: {secret}"
@@ -419,7 +419,8 @@ def test_a_body_of_another_media_type_names_no_other_teams_object(
     note = httpx.post(parts, data={"meta": "[draft] notes"}, files={"data": b"x"}, headers=auth)
     assert note.status_code == 404  # no such path upstream
     assert upstream_requests(simulator)[-1]["path"] == "/v1/uploads/upload_1/parts"
-    offer = b"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\n"
+    # Words that merely hold an id's prefix name none.
+    offer = b"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=profile-x left:0\r\n"
     assert send(offer, "application/sdp").status_code == 404  # no such path upstream
     last = upstream_requests(simulator)[-1]
     assert last["path"] == "/v1/evals" and last["raw"] == offer.decode()
