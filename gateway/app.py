@@ -67,12 +67,16 @@ def create_app(config: Config) -> Starlette:
     middleware = [Middleware(Entry, posts, handler_for)]
     if config.server.metrics_port:
         middleware.insert(0, Middleware(MetricsPortOnly, config.server.metrics_port))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers=handlers,
     )
+    # A path is served in one spelling: a slash added or dropped is a 404, not a redirect to a
+    # URL built from the request's own Host header.
+    app.router.redirect_slashes = False
+    return app
 
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:

@@ -17,11 +17,14 @@ body or in a form's text fields, recognised by how upstream's ids of each kind b
 the caller's team's, or the path answers the 404 of a missing object before anything reaches
 upstream. The gateway does not know every endpoint's fields, so it reads ids by their shape,
 not by their name. A JSON body goes upstream as the gateway read it (`read_json_object`); a
-form as it came (its files are not read). What parsers read differently is refused (400) rather
-than sent unread: a urlencoded body, and a query holding a `;` (a separator to some)."""
+form as it came (its files are not read); a body of other text (an SDP offer) as it came, every
+id-shaped word in it checked. What parsers read differently is refused (400) rather than sent
+unread: a urlencoded body, a query holding a `;` (a separator to some), and a body that is
+JSON to a lenient parser (upstream forgives a wrong Content-Type) but not to the gateway's."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -70,8 +73,11 @@ _ID_SHAPE = re.compile(
     + ")"
     + r"[A-Za-z0-9_.:-]+"
 )
+# In text, an id begins a word: `profile-x` or `left:0` hold no `file-` or `ft:` id.
+_ID_IN_TEXT = re.compile("(?<![A-Za-z0-9])" + _ID_SHAPE.pattern)
 _KIND_OF = {kind.prefix: kind for kind in OWNED_KINDS}
 URLENCODED = "application/x-www-form-urlencoded"
+_SPACE = "\ufeff \t\r\n"  # what JSON readers skip before a value (a byte order mark, some)
 
 
 def allowed_passthrough(allowed: AllowedPath) -> Handler:
@@ -106,7 +112,8 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
         if payload is not None:
             body = written(payload)  # what upstream reads is what was checked
         named = payload.get("model") if isinstance(payload, dict) else None
-    await _check_named_ids(gw, caller, request, payload)
+    text = _unread_text(body) if body and parts is None and payload is None else None
+    await _check_named_ids(gw, caller, request, payload, text)
     named = named if isinstance(named, str) else None
     found = None
     if named is not None:
@@ -184,22 +191,30 @@ class PassthroughAttempt(Attempt):
         super().settle_stream(meter, stopped=stopped)
 
 
-async def _check_named_ids(gw: Gateway, caller: Caller, request: Request, payload: Any) -> None:
-    """Every id of an object teams own that the request names, in its path, its query or its
-    JSON body, must be the caller's team's, and so must every item of a response its JSON
-    body gives back by id (in `input` or `items`)."""
+async def _check_named_ids(
+    gw: Gateway, caller: Caller, request: Request, payload: Any, text: str | None = None
+) -> None:
+    """Every id of an object teams own that the request names, in its path, its query, its
+    JSON body or anywhere in a body of other text, must be the caller's team's, and so must
+    every item of a response its JSON body gives back by id (in `input` or `items`)."""
     query = (value for _, value in request.query_params.multi_items())
+    named_ids = [
+        named
+        for value in (*request.scope["path"].split("/"), *query, *strings(payload))
+        for named in _ids_named(value)
+    ]
+    if text is not None:
+        named_ids += _ids_in_text(text)
     seen: set[str] = set()  # each looked up once: a body may name one thousands of times
-    for value in (*request.scope["path"].split("/"), *query, *strings(payload)):
-        for named in _ids_named(value):
-            if named in seen:
-                continue
-            seen.add(named)
-            if named.startswith(RESPONSE_PREFIX):
-                await owned_response(gw, caller, named)
-            else:
-                kind = next(k for prefix, k in _KIND_OF.items() if named.startswith(prefix))
-                await check_owned(gw, caller, kind, named)
+    for named in named_ids:
+        if named in seen:
+            continue
+        seen.add(named)
+        if named.startswith(RESPONSE_PREFIX):
+            await owned_response(gw, caller, named)
+        else:
+            kind = next(k for prefix, k in _KIND_OF.items() if named.startswith(prefix))
+            await check_owned(gw, caller, kind, named)
     # Items of a team's responses given back (a `/v1/responses/input_tokens` or a
     # conversation's input) are the team's, as on `/v1/responses`.
     items = given_back_items(payload) if isinstance(payload, dict) else []
@@ -221,11 +236,51 @@ def _ids_named(value: str) -> list[str]:
     return []
 
 
+def _ids_in_text(text: str) -> list[str]:
+    """Every id-shaped word of a text, wherever it stands (prose's full stop or colon after it
+    is no part of it)."""
+    return [found.group().rstrip(".:") for found in _ID_IN_TEXT.finditer(text)]
+
+
+# Why a body or field is refused when it is JSON to a lenient parser but not to the gateway's.
+_NOT_STRICT = (
+    "it is JSON that this gateway's strict reader cannot read, whatever media type it says it "
+    "is; send it as plain JSON (UTF-8, no NaN or Infinity)"
+)
+
+
+def _unread_text(body: bytes) -> str:
+    """A body of another media type (an SDP offer, text), as text to search for ids: the
+    gateway does not read it, upstream may. One that could be JSON to a parser less strict than
+    the gateway's is refused (400): upstream forgives a wrong Content-Type, and Python's own
+    reader takes a byte order mark, UTF-16, `NaN` or `1e400`, where an id spelled with escapes
+    is found by no search of the text."""
+    try:
+        text = body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError:
+        text = body.decode("latin-1")
+    if text.lstrip(_SPACE)[:1] in ("{", "["):
+        raise errors.invalid_json(_NOT_STRICT)
+    return text
+
+
 def _json_or_text(value: bytes) -> Any:
+    """A form's text field: JSON as the gateway reads it, else its text; one that is an object
+    or array to Python's lenient reader (`NaN`, `1e400`, text after it), which upstream may
+    parse the field with, is refused (400) rather than read as prose that names no id."""
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
-        return value.decode("utf-8", "replace")
+        text = value.decode("utf-8", "replace")
+    try:
+        lenient, _ = json.JSONDecoder().raw_decode(text.lstrip(_SPACE))
+    except ValueError:
+        return text
+    except RecursionError:
+        lenient = []
+    if isinstance(lenient, dict | list):
+        raise errors.invalid_json(_NOT_STRICT)
+    return text
 
 
 def _json_of(request: Request, body: bytes) -> Any:

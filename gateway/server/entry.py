@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
 from gateway.wire import errors
+from gateway.wire.headers import new_request_id, unread_coding
 from gateway.wire.paths import is_canonical
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -74,6 +75,9 @@ class Entry:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        if scope["type"] == "websocket":
+            await refuse_websocket(scope, receive, send)
+            return
         if scope["type"] != "http" or not path.startswith("/v1/"):
             await self.app(scope, receive, send)
             return
@@ -105,6 +109,9 @@ class Entry:
                 # checked as one endpoint and reach upstream as another.
                 await self.answer(refuse_spelling, scope, receive, observed_send)
                 return
+            if unread_coding(scope["headers"]) is not None:
+                await self.answer(refuse_coding, scope, receive, observed_send)
+                return
             handler = self.posts.get(path) if scope["method"] == "POST" else None
             if handler is not None:
                 await self.answer(handler, scope, receive, observed_send)
@@ -135,6 +142,36 @@ class Entry:
 async def refuse_spelling(request: Request) -> Response:
     raw = request.scope["raw_path"].decode("latin-1")
     raise errors.invalid_url(request.method, raw)
+
+
+async def refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """The gateway serves no WebSocket (the Realtime API's included: its cost cannot be seen),
+    and has no route to hand one to: an upgrade is answered the error a request for the path
+    gets, in OpenAI's shape, where the server lets an app answer one in HTTP."""
+    await receive()  # websocket.connect
+    path = scope.get("path", "")
+    error = (
+        errors.realtime_not_governed()
+        if path == "/v1/realtime" or path.startswith("/v1/realtime/")
+        else errors.invalid_url("GET", path)
+    )
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", new_request_id().encode())]
+    await send(
+        {"type": "websocket.http.response.start", "status": error.status, "headers": headers}
+    )
+    await send({"type": "websocket.http.response.body", "body": error.body()})
+
+
+async def refuse_coding(request: Request) -> Response:
+    found = unread_coding(request.scope["headers"])
+    assert found is not None
+    header, coding = found
+    if header == "transfer-encoding":
+        raise errors.unsupported_transfer_encoding(coding)
+    raise errors.unsupported_content_encoding(coding)
 
 
 def finish(gw: Gateway, ex: Exchange, finished: float) -> None:

@@ -143,6 +143,15 @@ class HeadTooLarge(Exception):
         self.size = size
 
 
+class UpgradeWithBody(Exception):
+    """Raised in a parser callback to refuse a request that asks to switch protocols (one the
+    gateway does not speak) and has a body."""
+
+    def __init__(self, protocol: bytes) -> None:
+        super().__init__(protocol)
+        self.protocol = protocol.decode("latin-1")
+
+
 class GatewayHttpProtocol(HttpToolsProtocol):
     def __init__(
         self,
@@ -202,6 +211,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                 limit = self.limits.max_header_bytes
                 error = errors.headers_too_large(exc.__context__.size, limit)
                 self.drop("headers_too_large", error)
+            elif isinstance(exc.__context__, UpgradeWithBody):
+                error = errors.upgrade_with_body(exc.__context__.protocol)
+                self.drop("malformed_request", error)
             else:
                 self.drop("malformed_request", errors.malformed_request(str(exc).rstrip(".")))
             return
@@ -214,6 +226,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
             if size > limit:
                 raise HeadTooLarge(size)  # before uvicorn starts the request
+        # httptools ends a request that asks for another protocol at its head, its body
+        # unread: the app would read none (and a WebSocket handshake has none). One without a
+        # body is served (`curl --http2` GETs), or upgraded (a WebSocket's, to be refused).
+        if self.parser.should_upgrade() and declares_body(self.headers):
+            raise UpgradeWithBody(self._get_upgrade() or b"")
         self.head_bytes = 0
         super().on_headers_complete()
         cycle = self.cycle
@@ -299,6 +316,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self.timer is not None:
             self.timer.cancel()
         self.timer = self.loop.call_later(LINGER_S, self.transport.close)
+
+
+def declares_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request's head says a body follows (lower-case header names)."""
+    return any(
+        name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 "))
+        for name, value in headers
+    )
 
 
 def error_response(error: GatewayError, default_headers: Iterable[tuple[bytes, bytes]]) -> bytes:

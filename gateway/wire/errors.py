@@ -10,6 +10,7 @@ status, `-` no code:
 invalid_request_error
   400  invalid_request               invalid_content_length    Content-Length is not a number
   400  malformed_request             malformed_request         not HTTP/1.x: a bad request line or header
+  400  unsupported_upgrade           upgrade_with_body         a body with an Upgrade the gateway does not do
   400  invalid_json                  invalid_json              the body is empty or not JSON
   400  invalid_multipart             invalid_form              a form not in the one shape read here
   400  unsupported_form              urlencoded_form           pass-through: a urlencoded body
@@ -62,6 +63,8 @@ invalid_request_error
   408  request_timeout               body_stalled              the request body stopped coming
   413  request_too_large             body_too_large            the body is over the size limit
   415  unsupported_media_type        unsupported_media_type    a body that says it is not JSON
+  415  unsupported_content_encoding  unsupported_content_encoding  a body in a Content-Encoding
+  501  unsupported_transfer_encoding  unsupported_transfer_encoding  a transfer coding but chunked
   400  unsendable_request            unsendable_request        a header or path no wire can carry
   431  request_headers_too_large     headers_too_large         headers over the size limit
   499  client_closed                 client_closed             the client left before the answer
@@ -282,6 +285,23 @@ def unsupported_media_type(content_type: str) -> GatewayError:
     )
 
 
+def unsupported_content_encoding(coding: str) -> GatewayError:
+    return GatewayError(
+        415,
+        f"Unsupported Content-Encoding: '{coding}'. Send the request body uncompressed.",
+        code="unsupported_content_encoding",
+    )
+
+
+def unsupported_transfer_encoding(coding: str) -> GatewayError:
+    # RFC 9112's answer to a transfer coding the server does not undo.
+    return GatewayError(
+        501,
+        f"Unsupported Transfer-Encoding: '{coding}'. Only 'chunked' is accepted.",
+        code="unsupported_transfer_encoding",
+    )
+
+
 def body_too_large(limit: int) -> GatewayError:
     message = f"Request body too large: the limit is {limit} bytes."
     return GatewayError(413, message, code="request_too_large")
@@ -296,6 +316,16 @@ def malformed_request(detail: str) -> GatewayError:
     """What the HTTP parser could not read (httptools' reason, e.g. "Invalid header value char")."""
     return GatewayError(
         400, f"The request is not valid HTTP/1.1: {detail}.", code="malformed_request"
+    )
+
+
+def upgrade_with_body(protocol: str) -> GatewayError:
+    return GatewayError(
+        400,
+        f"The request asks to switch to another protocol (Upgrade: {protocol}), which this "
+        "gateway does not do, and then its body cannot be read: send it without the Upgrade "
+        "header (curl: --http1.1 instead of --http2 on an http:// URL).",
+        code="unsupported_upgrade",
     )
 
 

@@ -148,6 +148,25 @@ def encoded(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
+def unread_coding(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str] | None:
+    """A coding the request's body says it is in and the gateway does not undo, as (header,
+    coding); None when there is none. The gateway reads a body as the bytes that came (httptools
+    undoes `chunked` only), and sends upstream no Content-Encoding: a compressed body would be
+    read as garbage, and one said compressed but sent plain read as what no reader that honours
+    the header would see."""
+    for name, value in headers:
+        if name == b"content-encoding":
+            allowed: tuple[str, ...] = ("identity", "")
+        elif name == b"transfer-encoding":
+            allowed = ("chunked",)
+        else:
+            continue
+        for coding in value.decode("latin-1").lower().split(","):
+            if coding.strip() not in allowed:
+                return name.decode("latin-1"), coding.strip()
+    return None
+
+
 def client_timeout_s(headers: Iterable[tuple[bytes, bytes]]) -> float | None:
     """How long the client will wait, from the `x-stainless-timeout` the OpenAI SDKs send
     (seconds); retries must not outlast it. None when absent or unreadable."""

@@ -349,25 +349,82 @@ def test_a_body_goes_upstream_with_the_content_type_it_was_read_by(
     )
     secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
     parts = f"{gateway.url}/v1/uploads/upload_1/parts"
-    body = raw_form([(b'Content-Disposition: form-data; name="note"', secret.encode())])
     form_type = "multipart/form-data; boundary=XyZ"
 
-    def send(*types: str) -> httpx.Response:
+    def send(note: str, *types: str) -> httpx.Response:
         headers = [("Authorization", f"Bearer {key_of('a')}")]
+        body = raw_form([(b'Content-Disposition: form-data; name="note"', note.encode())])
         return httpx.post(
             parts, content=body, headers=headers + [("Content-Type", t) for t in types]
         )
 
     before = upstream_requests(simulator)
     # Read as a form with another boundary: not a form of that shape.
-    answer = send("multipart/form-data; boundary=AAA", form_type)
+    answer = send(secret, "multipart/form-data; boundary=AAA", form_type)
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_multipart"
+    # Read as text: searched whole for ids.
+    answer = send(secret, "text/plain", form_type)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["message"] == f"No such File object: {secret}"
     assert upstream_requests(simulator) == before
-    # Read as text (whose bytes the gateway does not read): upstream is told it is text.
-    assert send("text/plain", form_type).status_code == 404
+    # Text naming no id goes, and upstream is told it is text.
+    assert send("hello", "text/plain", form_type).status_code == 404
     last = upstream_requests(simulator)[-1]
     assert last["path"] == "/v1/uploads/upload_1/parts"
     assert last["headers"]["content-type"] == "text/plain"
+
+
+def test_a_body_of_another_media_type_names_no_other_teams_object(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A body that says it is text is not read as JSON, but upstream forgives a wrong
+    Content-Type: JSON that a lenient parser reads and the gateway's cannot (`NaN`, `1e400`, a
+    byte order mark, UTF-16) is refused before upstream, as is a form field of such JSON, and
+    any other text body is searched whole for ids, another team's refused; text naming none
+    (an SDP offer) goes as it came."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
+    evals = f"{gateway.url}/v1/evals"
+    named = f'{{"name": "x", "data_source": {{"source": {{"type": "file_id", "id": "{secret}"}}}}'
+
+    def send(body: bytes, content_type: str = "text/plain") -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key_of('a')}", "Content-Type": content_type}
+        return httpx.post(evals, content=body, headers=headers)
+
+    before = upstream_requests(simulator)
+    for body, content_type in (
+        ((named + ', "x": NaN}').encode(), "text/plain"),
+        ((named + ', "x": 1e400}').encode(), "application/octet-stream"),
+        (b"\xef\xbb\xbf" + (named + "}").encode(), "text/plain"),
+        ((named + "}").encode("utf-16"), "text/plain; charset=utf-16"),
+        (b"\n [" + (named + ', "x": Infinity}]').encode(), "application/x-ndjson"),
+    ):
+        answer = send(body, content_type)
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_json"
+    for text in (f"see {secret}.", f"a=1\r\nfile={secret}\r\n", f"x_id:{secret}"):
+        answer = send(text.encode())
+        assert answer.status_code == 404, (text, answer.text)
+        assert answer.json()["error"]["message"] == f"No such File object: {secret}"
+    # A form's text field likewise: JSON to a lenient reader is refused, not read as prose.
+    parts = f"{gateway.url}/v1/uploads/upload_1/parts"
+    auth = {"Authorization": f"Bearer {key_of('a')}"}
+    for meta in (f'{{"of": ["{secret}"], "x": NaN}}', f'["{secret}", 1e400]', f'["{secret}"] x'):
+        answer = httpx.post(parts, data={"meta": meta}, files={"data": b"x"}, headers=auth)
+        assert answer.status_code == 400, (meta, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_json"
+    assert upstream_requests(simulator) == before  # none reached upstream
+    note = httpx.post(parts, data={"meta": "[draft] notes"}, files={"data": b"x"}, headers=auth)
+    assert note.status_code == 404  # no such path upstream
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/uploads/upload_1/parts"
+    # Words that merely hold an id's prefix name none.
+    offer = b"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=profile-x left:0\r\n"
+    assert send(offer, "application/sdp").status_code == 404  # no such path upstream
+    last = upstream_requests(simulator)[-1]
+    assert last["path"] == "/v1/evals" and last["raw"] == offer.decode()
+    assert last["headers"]["content-type"] == "application/sdp"
 
 
 def test_an_object_no_team_owns_here_is_refused_before_upstream(

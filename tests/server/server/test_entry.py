@@ -1,11 +1,12 @@
 """The per-request record on a running gateway: one JSON access-log line per API request,
-without secrets."""
+without secrets; and what enters that the gateway serves no route for (a WebSocket)."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import socket
 import time
 
 import httpx
@@ -95,3 +96,35 @@ def test_errors_are_logged_without_the_key(
 def test_access_log_can_be_turned_off(start_gateway: GatewayFactory) -> None:
     server = start_gateway(observability={"access_log": False})
     assert server.server.config.app.state.gateway.access_log is None
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/v1/realtime?model=gpt-4o-realtime-preview", 403, "realtime_not_governed"),
+        ("/v1/chat/completions", 404, "unknown_url"),
+        ("/admin/teams", 404, "unknown_url"),
+        ("/metrics", 404, "unknown_url"),
+    ],
+)
+def test_a_websocket_upgrade_is_refused_in_openais_shape(
+    gateway: ServerThread, caplog: pytest.LogCaptureFixture, path: str, status: int, code: str
+) -> None:
+    """No route takes a WebSocket, the Realtime API's included: the upgrade is answered the
+    path's error as JSON, never a bare 403 or, on the admin API, a 500 and a traceback."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    upgrade = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Authorization: Bearer {CLIENT_KEY}\r\n\r\n"
+    )
+    with caplog.at_level(logging.ERROR), socket.create_connection((host, int(port))) as conn:
+        conn.settimeout(10)
+        conn.sendall(upgrade.encode())
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), answer
+    assert json.loads(body)["error"]["code"] == code
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -63,3 +63,14 @@ def test_no_other_spelling_reaches_upstream(
 def test_the_canonical_spelling_is_served(gateway: ServerThread) -> None:
     status, body = raw_request(gateway, "POST", "/v1/chat/completions")
     assert status == 200, body
+
+
+@pytest.mark.parametrize("path", ["/v1", "/healthz/", "/metrics/", "/readyz/"])
+def test_a_slash_added_or_dropped_is_not_redirected(gateway: ServerThread, path: str) -> None:
+    """A 404 in OpenAI's shape, never a redirect to a URL made of the caller's Host header."""
+    answer = httpx.get(
+        f"{gateway.url}{path}", headers={"Host": "evil.example"}, follow_redirects=False
+    )
+    assert answer.status_code == 404, answer.headers
+    assert "location" not in answer.headers
+    assert answer.json()["error"]["code"] == "unknown_url"

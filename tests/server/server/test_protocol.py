@@ -234,6 +234,41 @@ def test_an_http_1_0_client_reads_a_whole_stream(gateway: ServerThread) -> None:
     assert orjson.loads(answer.body)["object"] == "chat.completion"
 
 
+@pytest.mark.parametrize("upgrade", ["h2c", "websocket"])
+def test_a_body_asking_for_another_protocol_is_refused_not_read_as_empty(
+    gateway: ServerThread, simulator: ServerThread, upgrade: str
+) -> None:
+    """`curl --http2` on an http:// URL asks to upgrade to h2c: the parser ends such a request
+    at its head, so its body would reach the gateway empty. With a body it is refused with a
+    400 that says why; without one it is served."""
+    body = orjson.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    asks = f"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: {upgrade}\r\n".encode()
+    before = httpx.get(f"{simulator.url}/_sim/requests").json()["data"]
+    for framing, sent in (
+        (b"Content-Length: %d\r\n" % len(body), body),
+        (b"Transfer-Encoding: chunked\r\n", b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)),
+    ):
+        sock = connect(gateway)
+        head = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "
+            + CLIENT_KEY.encode()
+            + b"\r\nContent-Type: application/json\r\n"
+        )
+        sock.sendall(head + asks + framing + b"\r\n" + sent)
+        answer = read_to_end(sock)
+        assert answer.status == 400, answer.raw
+        assert answer.error()["code"] == "unsupported_upgrade"
+    assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == before
+    sock = connect(gateway)
+    sock.sendall(
+        b"GET /v1/models HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "
+        + CLIENT_KEY.encode()
+        + b"\r\nConnection: Upgrade, close\r\nUpgrade: h2c\r\n\r\n"
+    )
+    answer = read_to_end(sock)
+    assert answer.status == 200 and orjson.loads(answer.body)["object"] == "list"
+
+
 def test_sigterm_during_a_stalled_upload_ends_at_its_timeout_without_a_traceback(
     simulator: ServerThread, teams_file: Path, tmp_path: Path
 ) -> None:

@@ -1,10 +1,14 @@
 """Headers a running gateway sends upstream: a client's `Idempotency-Key` is its team's, since
-every team shares the gateway's upstream key and upstream may replay an answer by that key."""
+every team shares the gateway's upstream key and upstream may replay an answer by that key.
+And headers it reads: a body in a coding it does not undo is refused, never read as other
+bytes than it says it is."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,3 +110,63 @@ def test_an_idempotency_key_goes_upstream_as_the_teams_own(
     assert first == retry  # the team's own retries still share a key
     assert other != first  # never the other team's
     assert CLIENT_VALUE not in sent
+
+
+def raw_answer(server: ServerThread, request: bytes) -> tuple[int, Any]:
+    """A request sent byte for byte (HTTP clients set the framing themselves): the status and
+    the JSON body of its answer."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def test_a_body_in_a_coding_the_gateway_does_not_undo_is_refused(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """Compressed, or said to be and sent plain, on every kind of route: 415 (a Content-Encoding)
+    or 501 (a Transfer-Encoding but chunked), before anything reads the body; an identity
+    coding is served."""
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi."}]}
+    plain = json.dumps(chat).encode()
+    auth = {"Authorization": f"Bearer {KEYS['a']}", "Content-Type": "application/json"}
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    for path, body, coding in (
+        ("/v1/chat/completions", gzip.compress(plain), "gzip"),
+        ("/v1/chat/completions", plain, "gzip"),
+        ("/v1/responses", plain, "br"),
+        ("/v1/evals", plain, "deflate"),
+        ("/v1/chat/completions", plain, "identity, zstd"),
+    ):
+        answer = httpx.post(
+            f"{gateway.url}{path}", content=body, headers={**auth, "Content-Encoding": coding}
+        )
+        assert answer.status_code == 415, (path, coding, answer.text)
+        assert answer.json()["error"]["code"] == "unsupported_content_encoding"
+    upload = httpx.post(
+        f"{gateway.url}/v1/files", files={"file": ("a.jsonl", b"{}")}, data={"purpose": "batch"},
+        headers={"Authorization": f"Bearer {KEYS['a']}", "Content-Encoding": "gzip"},
+    )  # fmt: skip
+    assert upload.status_code == 415, upload.text
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(plain), plain)
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEYS['a']}"
+        "\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    ).encode()
+    status, error = raw_answer(
+        gateway, head + b"Transfer-Encoding: gzip, chunked\r\n\r\n" + chunked
+    )
+    assert status == 501 and error["error"]["code"] == "unsupported_transfer_encoding", error
+    assert httpx.get(log).json()["data"] == before  # none reached upstream
+    status, answer = raw_answer(gateway, head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+    assert status == 200, answer
+    served = httpx.post(
+        f"{gateway.url}/v1/chat/completions", content=plain,
+        headers={**auth, "Content-Encoding": "identity"},
+    )  # fmt: skip
+    assert served.status_code == 200, served.text

@@ -6,6 +6,7 @@ from gateway.wire.headers import (
     client_response_headers,
     encoded,
     go_duration,
+    unread_coding,
     upstream_request_headers,
 )
 
@@ -70,6 +71,22 @@ def test_a_dedup_key_goes_upstream_as_its_teams_own_or_not_at_all() -> None:
     assert sent("a", "other salt")["idempotency-key"] != a["idempotency-key"]
     # On no team's behalf there is nothing to scope it to.
     assert "idempotency-key" not in sent("") and "x-idempotency-key" not in sent("")
+
+
+@pytest.mark.parametrize(
+    ("headers", "found"),
+    [
+        ([(b"content-encoding", b"gzip")], ("content-encoding", "gzip")),
+        ([(b"content-encoding", b"identity, br")], ("content-encoding", "br")),
+        ([(b"transfer-encoding", b"gzip, chunked")], ("transfer-encoding", "gzip")),
+        ([(b"content-encoding", b"Identity"), (b"transfer-encoding", b"chunked")], None),
+        ([(b"content-type", b"application/json")], None),
+    ],
+)
+def test_a_body_coding_the_gateway_does_not_undo_is_named(
+    headers: list[tuple[bytes, bytes]], found: tuple[str, str] | None
+) -> None:
+    assert unread_coding(headers) == found
 
 
 def test_upstream_rate_limits_are_renamed_and_request_id_kept() -> None:
