@@ -166,7 +166,14 @@ class Rewritten:
 def rewrite_chat(
     original: dict[str, Any], caps: Capabilities, *, min_completion_tokens: int
 ) -> Rewritten:
-    """Emulate what the model lacks of tools and structured output, then patch the rest."""
+    """Emulate what the model lacks of tools and structured output, then patch the rest.
+
+    Raises `GatewayError` for what no patch can serve, and for what upstream refuses whatever
+    the model but a patch would drop unseen (`stream_options` of a request that does not
+    stream, which an emulated request, never streamed upstream, would lose), in upstream's
+    order: before anything about the model."""
+    if original.get("stream_options") is not None and original.get("stream") is not True:
+        raise errors.stream_options_without_stream()
     working, emulated = original, None
     # A model with tools and structured output of its own has nothing to emulate.
     if not (caps.tools and caps.response_format and caps.json_schema):

@@ -23,6 +23,7 @@ invalid_request_error
   400  invalid_function_parameters   invalid_function_parameters  a function schema not of an object
   400  -                             invalid_response_schema   a response_format schema not of an object
   400  -                             unknown_forced_function   tool_choice names no declared function
+  400  -                             stream_options_without_stream  stream_options, stream not true
   400  {kind}_below_min_value        below_minimum             a number under its minimum
   400  {kind}_above_max_value        above_maximum             a number over its maximum
   400  empty_array                   empty_array               an array that must not be empty
@@ -464,6 +465,15 @@ def invalid_value(param: str, value: str, supported: tuple[str, ...]) -> Gateway
     return GatewayError(
         400, f"Invalid value: '{value}'. Supported values are: {listed}.", param=param,
         code="invalid_value",
+    )  # fmt: skip
+
+
+def stream_options_without_stream() -> GatewayError:
+    """`stream_options` in a request that does not stream: OpenAI refuses it whatever the
+    model, so a patched request that would drop it is refused as an unpatched one is."""
+    return GatewayError(
+        400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+        param="stream_options",
     )  # fmt: skip
 
 

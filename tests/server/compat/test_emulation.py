@@ -312,3 +312,20 @@ async def test_async_tool_calls(gateway: ServerThread) -> None:
     await client.close()
     calls = completion.choices[0].message.tool_calls
     assert calls is not None and calls[0].function.name == "get_weather"  # type: ignore[union-attr]
+
+
+def test_stream_options_without_stream_is_refused_with_tools_as_without(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    asked = {"model": "o1-mini", "messages": ASK, "stream_options": {"include_usage": True}}
+    calls = len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+    plain = httpx.post(f"{gateway.url}/v1/chat/completions", json=asked, headers=headers)
+    emulated = httpx.post(
+        f"{gateway.url}/v1/chat/completions", json={**asked, "tools": [WEATHER]}, headers=headers
+    )
+    assert plain.status_code == emulated.status_code == 400
+    assert emulated.json()["error"] == plain.json()["error"]
+    assert emulated.json()["error"]["param"] == "stream_options"
+    # Refused before upstream: no call, with tools or without.
+    assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == calls

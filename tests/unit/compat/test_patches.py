@@ -13,6 +13,7 @@ from gateway.compat.patches import (
     adapt_response,
     capability_refused,
     nearest_effort,
+    rewrite_chat,
     rewrite_responses,
 )
 from gateway.config import Capabilities
@@ -249,6 +250,33 @@ def test_tools_and_response_format_stay_for_upstream_to_refuse() -> None:
     error = rules.check(adapted.payload)
     assert error is not None
     assert error.status == 404
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [{"type": "function", "function": {"name": "f"}}]},
+        {
+            "response_format": {"type": "json_object"},
+            "messages": [{"role": "user", "content": "json"}],
+        },
+        {"max_tokens": 10},
+        {"stream": False},
+    ],
+)
+def test_stream_options_without_stream_is_refused_as_upstream_refuses_it(
+    extra: dict[str, Any],
+) -> None:
+    # Emulated tools or structured output never stream upstream, so the option would be lost.
+    payload = body(stream_options={"include_usage": True}, **extra)
+    upstream = rules.check(payload)
+    assert upstream is not None and upstream.param == "stream_options"
+    with pytest.raises(GatewayError) as refused:
+        rewrite_chat(payload, O1, min_completion_tokens=4096)
+    assert refused.value.status == upstream.status == 400
+    assert (refused.value.message, refused.value.code) == (upstream.message, upstream.code)
+    streamed = {**payload, "stream": True}
+    assert rewrite_chat(streamed, O1, min_completion_tokens=4096).adapted is not None
 
 
 def test_stream_is_faked_when_the_model_cannot_stream() -> None:

@@ -109,6 +109,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
         "tools[0].function.parameters", "f", "string"
     ),
     "unknown_forced_function": lambda: errors.unknown_forced_function("tool_choice", "f"),
+    "stream_options_without_stream": errors.stream_options_without_stream,
     "invalid_response_schema": lambda: errors.invalid_response_schema(
         "response_format", "answer", "array"
     ),
