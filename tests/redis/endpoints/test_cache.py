@@ -300,8 +300,9 @@ def test_a_request_upstream_refuses_is_never_a_hit_on_one_it_answered(
     """The key leaves out fields that do not change the answer (`stream`, `stream_options`,
     `background`, ...), but not where upstream refuses them: a strict team's requests go
     upstream unpatched, and o1-mini refuses `stream: true` (a patched stream is faked); chat
-    completions have no `background`; `stream_options` without `stream` is refused too, and
-    a `prompt_cache_key` of more than 64 characters (by OpenAI; the simulator takes it). Each
+    completions have no `background`; `stream_options` without `stream` is refused too (in
+    upstream's words by the gateway, before upstream, as a patched request is), and a
+    `prompt_cache_key` of more than 64 characters (by OpenAI; the simulator takes it). Each
     was served the answer kept for the same request without it, where upstream answers a 400:
     it reaches the client as upstream wrote it, every time (never kept), and costs nothing."""
     messages: Any = [{"role": "user", "content": prompt}]
@@ -332,7 +333,7 @@ def test_a_request_upstream_refuses_is_never_a_hit_on_one_it_answered(
     # OpenAI: "Invalid 'prompt_cache_key': string too long" (the simulator takes it).
     long_key = chat(client, prompt, extra_body={"prompt_cache_key": "k" * 65})
     assert long_key.headers["x-gateway-cache"] == "miss"
-    assert upstream_calls(simulator, prompt) == 7
+    assert upstream_calls(simulator, prompt) == 5  # the two stream_options refusals: none
 
 
 def test_the_cache_is_off_unless_turned_on(
