@@ -386,25 +386,21 @@ class CachedRequest:
 
     def entry(self, answer: dict[str, Any]) -> Entry | None:
         """The entry for a whole answer, with what it cost; None if it may not be kept: cut
-        short, or given by a fallback (not what the model the key names says)."""
+        short, given by a fallback (not what the model the key names says), or without the
+        usage upstream reported (a stream that never said it)."""
         if self.by_fallback or not keepable(self.api, answer, self.tools):
             return None
         charged = self.exchange.ticket
         usage = usage_from(answer.get("usage"))
         if usage is None and charged is not None and charged.usage is not None:
             # A stream whose client did not ask for its usage chunk: the gateway asked upstream
-            # for it, and charged it. Kept as upstream gave it (every detail a hit says again),
-            # or made of the charge when none came.
+            # for it, and charged it. Kept as upstream gave it, every detail a hit says again.
             usage = charged.usage
-            reported = usage.reported
-            if reported is None or "prompt_tokens" not in reported:
-                reported = _chat_usage(
-                    usage.prompt_tokens,
-                    usage.completion_tokens,
-                    usage.cached_tokens,
-                    usage.reasoning_tokens,
-                )
-            answer = {**answer, "usage": reported}
+            if usage.reported is None or "prompt_tokens" not in usage.reported:
+                # None came: the charge is the gateway's count or the request's hold, which a
+                # hit would say as if upstream had reported it.
+                return None
+            answer = {**answer, "usage": usage.reported}
         if usage is None:
             return None  # what it cost is unknown: a hit could not say what it saved
         if charged is not None and charged.usage is not None:
@@ -414,13 +410,3 @@ class CachedRequest:
         else:
             cost = cost_micros(self.model.price, usage)
         return self.gw.cache.entry(answer, cost, self.label, self.notes)
-
-
-def _chat_usage(prompt: int, completion: int, cached: int, reasoning: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-        "completion_tokens_details": {"reasoning_tokens": reasoning},
-    }

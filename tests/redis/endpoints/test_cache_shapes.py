@@ -30,6 +30,7 @@ USAGE = {
     },
 }  # fmt: skip
 TEXT = "The quick brown fox."
+SILENT = "Fox, without usage?"
 
 
 def chunk(**fields: Any) -> bytes:
@@ -61,7 +62,9 @@ async def chat_completions(request: Request) -> Response:
             "model": "gpt-4o-2024-08-06", "choices": [choice], "usage": USAGE,
         })  # fmt: skip
     options = body.get("stream_options") or {}
-    usage = options.get("include_usage") is True
+    # A stream that never says its usage, asked or not (as some proxies relay one).
+    silent = body["messages"][0]["content"] == SILENT
+    usage = options.get("include_usage") is True and not silent
 
     async def events() -> AsyncIterator[bytes]:
         extra = {"usage": None} if usage else {}
@@ -138,6 +141,19 @@ def test_a_hit_of_a_stream_its_client_asked_no_usage_of_carries_upstreams_whole_
     assert streamed.headers["x-gateway-cache"] == "hit"
     used = [c.usage.model_dump(exclude_unset=True) for c in streamed.parse() if c.usage]
     assert used == [USAGE]
+
+
+def test_a_stream_whose_usage_never_came_is_not_kept_with_a_usage_made_up(
+    gateway: ServerThread, redis_server: str
+) -> None:
+    """Upstream said no usage, asked for it: the gateway charged its own count, which a hit
+    would say as upstream's usage. The answer is not kept; the next request calls again."""
+    create = sdk(gateway, "alpha").chat.completions.with_raw_response.create
+    asked: Any = {"model": "gpt-4o", "messages": [{"role": "user", "content": SILENT}]}
+    assert create(**asked, stream=True).headers["x-gateway-cache"] == "miss"
+    again = create(**asked)
+    assert again.headers["x-gateway-cache"] == "miss"
+    assert orjson.loads(again.http_response.content)["usage"] == USAGE
 
 
 def test_a_replayed_shell_call_streams_its_commands(gateway: ServerThread) -> None:
