@@ -35,7 +35,8 @@ SILENT = "Fox, without usage?"
 
 def chunk(**fields: Any) -> bytes:
     head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
-            "model": "gpt-4o-2024-08-06", "system_fingerprint": "fp_1"}  # fmt: skip
+            "model": "gpt-4o-2024-08-06", "system_fingerprint": "fp_1",
+            "service_tier": "default"}  # fmt: skip
     return b"data: " + orjson.dumps({**head, **fields}) + b"\n\n"
 
 
@@ -141,6 +142,27 @@ def test_a_hit_of_a_stream_its_client_asked_no_usage_of_carries_upstreams_whole_
     assert streamed.headers["x-gateway-cache"] == "hit"
     used = [c.usage.model_dump(exclude_unset=True) for c in streamed.parse() if c.usage]
     assert used == [USAGE]
+
+
+def test_a_hit_of_a_stream_says_its_id_time_fingerprint_and_tier(
+    gateway: ServerThread, redis_server: str
+) -> None:
+    """A hit is its first answer again, whole or streamed: the same id, `created`, model,
+    `system_fingerprint` and `service_tier` as the miss's chunks, none made up or lost."""
+    create = sdk(gateway, "alpha").chat.completions.with_raw_response.create
+    asked: Any = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Fox, again?"}]}
+    fields = ("id", "created", "model", "system_fingerprint", "service_tier")
+    miss = create(**asked, stream=True)
+    assert miss.headers["x-gateway-cache"] == "miss"
+    heads = {tuple(getattr(c, name) for name in fields) for c in miss.parse()}
+    assert heads == {("chatcmpl-1", 1, "gpt-4o-2024-08-06", "fp_1", "default")}
+    whole = create(**asked)
+    assert whole.headers["x-gateway-cache"] == "hit"
+    completion = orjson.loads(whole.http_response.content)
+    assert {tuple(completion[name] for name in fields)} == heads
+    streamed = create(**asked, stream=True)
+    assert streamed.headers["x-gateway-cache"] == "hit"
+    assert {tuple(getattr(c, name) for name in fields) for c in streamed.parse()} == heads
 
 
 def test_a_stream_whose_usage_never_came_is_not_kept_with_a_usage_made_up(
