@@ -57,6 +57,8 @@ MAX_PENDING_SETTLES = 100_000
 # How long a refused admission waits for its team's settles before it is asked again; they
 # take a round trip when Redis is up, and beyond this the refusal stands.
 SETTLES_WAIT_S = 1.0
+# What begins every refusal of its arguments by the admission script (`error(...)` there).
+SCRIPT_REFUSAL = "admission.lua: "
 # `Admission.settle`'s answer for a hold an earlier settle charged.
 SETTLED_ALREADY = 2
 
@@ -319,6 +321,9 @@ class Admission:
         self._pending.pop(waiter, None)
         self._timed("settle", began)
         error = None if waiter.cancelled() else waiter.exception()
+        if error is not None and refused(error):
+            self._refused(plan, cost, error)
+            return
         if waiter.cancelled() or error is not None:
             if error is not None and not isinstance(error, NoScriptError):
                 self._count_error("settle")
@@ -360,6 +365,9 @@ class Admission:
                 result = await self.settle(plan, usage, cost, release_weekly, first_ms)
                 break
             except (RedisError, OSError) as exc:
+                if refused(exc):
+                    self._refused(plan, cost, exc)
+                    return
                 failures += 1
                 if first_ms is None and written and may_have_run(exc):
                     first_ms = sent
@@ -383,6 +391,17 @@ class Admission:
                 plan.hold_id,
                 plan.team,
             )
+
+    def _refused(self, plan: Plan, cost: int, error: BaseException) -> None:
+        # The same arguments are refused however often they are sent: retrying would only
+        # keep the settle waiting for half a day, charging nothing meanwhile.
+        log.error(
+            "settle of hold %s for team %s (cost %d) refused by the admission script: not "
+            "retried, the hold expires charged at its reserve (%s)",
+            plan.hold_id, plan.team, cost, error,
+        )  # fmt: skip
+        if self._metrics is not None:
+            self._metrics.settles_refused.inc()
 
     @property
     def pending_settles(self) -> int:
@@ -585,6 +604,13 @@ class Ticket:
             self.charge(self.plan.reserve, usage)
         else:
             self.settle(usage, fees=fees)
+
+
+def refused(error: BaseException) -> bool:
+    """Whether Redis answered a call with the admission script's own refusal of its arguments
+    (a count it cannot add, say), which no retry changes: not a transient failure (a lost
+    connection, a busy or loading server, a missing script)."""
+    return isinstance(error, ResponseError) and SCRIPT_REFUSAL in str(error)
 
 
 def may_have_run(error: BaseException) -> bool:
