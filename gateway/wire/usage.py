@@ -243,6 +243,17 @@ class StreamMeter:
         return True
 
 
+class TextStreamMeter(StreamMeter):
+    """A legacy completion's stream (`text_completion` chunks): its usage chunk, and otherwise
+    the text of its choices seen so far. Every event is parsed: no routine block is taken by
+    its bytes, which know chat's deltas only."""
+
+    __slots__ = ()
+
+    def _take_routine(self, head: bytes) -> bool:
+        return False
+
+
 # A usage object, not the `"usage":null` that `include_usage` puts in every other chunk.
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*(?!null\b)')
 # A delta of content only, as OpenAI writes it: the text's JSON string literal. A quote inside
@@ -251,6 +262,8 @@ _CONTENT_DELTA = re.compile(rb'"delta":\{"content":("[^"\\]*(?:\\.[^"\\]*)*")\}'
 
 
 def _collect(choice: Any, parts: list[str]) -> None:
+    if isinstance(choice, dict) and isinstance(choice.get("text"), str):
+        parts.append(choice["text"])  # a legacy completion's chunk
     delta = choice.get("delta") if isinstance(choice, dict) else None
     if not isinstance(delta, dict):
         return

@@ -38,7 +38,7 @@ import orjson
 import pytest
 import redis
 
-from gateway.admission.pricing import cost_micros, worst_case_micros
+from gateway.admission.pricing import completions_worst_case, cost_micros, worst_case_micros
 from gateway.config import SimulatorConfig
 from gateway.endpoints.governed import Cost, worst_case
 from gateway.simulator import create_simulator
@@ -845,6 +845,25 @@ def test_a_native_stream_without_usage_is_charged_what_it_generated(
     assert answer.status_code == 200
     assert events_of(answer).text == LONG_ANSWER
     assert spend(store, TEAM) == (generated("gpt-4o", LONG_ANSWER), 0)
+
+
+def test_a_legacy_completion_stream_without_usage_is_charged_its_text(
+    serve: Serve, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """A streamed legacy completion whose usage chunk never comes: its prompt and the text that
+    went by, as a chat stream (it had been charged its hold); never less than upstream bills."""
+    gateway = serve()
+    body = {"model": "gpt-3.5-turbo-instruct", "prompt": PROMPT, "max_tokens": 300, "stream": True}
+    headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": "no-usage"}
+    answer = httpx.post(f"{gateway.url}/v1/completions", json=body, headers=headers, timeout=30)
+    assert answer.status_code == 200 and answer.text.endswith("data: [DONE]\n\n")
+    events = [event for event in events_of(answer).data if isinstance(event, dict)]
+    text = "".join(choice["text"] for event in events for choice in event["choices"])
+    model = CONFIG.models["gpt-3.5-turbo-instruct"]
+    prompt, _ = completions_worst_case(body, model)
+    charged = cost_micros(model.price, Usage(prompt, tokens.count_text(text)))
+    assert text and spend(store, TEAM) == (charged, 0)
+    assert 0 < billed(upstream) <= charged
 
 
 # -- 3. upstream errors: OpenAI's shape, never charged, never twice ----------------------------------
