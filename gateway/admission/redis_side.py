@@ -322,7 +322,7 @@ class Admission:
         self._timed("settle", began)
         error = None if waiter.cancelled() else waiter.exception()
         if error is not None and refused(error):
-            self._refused(plan, cost, error)
+            self.refused_settle(plan, cost, error)
             return
         if waiter.cancelled() or error is not None:
             if error is not None and not isinstance(error, NoScriptError):
@@ -366,7 +366,7 @@ class Admission:
                 break
             except (RedisError, OSError) as exc:
                 if refused(exc):
-                    self._refused(plan, cost, exc)
+                    self.refused_settle(plan, cost, exc)
                     return
                 failures += 1
                 if first_ms is None and written and may_have_run(exc):
@@ -392,13 +392,16 @@ class Admission:
                 plan.team,
             )
 
-    def _refused(self, plan: Plan, cost: int, error: BaseException) -> None:
-        # The same arguments are refused however often they are sent: retrying would only
-        # keep the settle waiting for half a day, charging nothing meanwhile.
+    def refused_settle(
+        self, plan: Plan, cost: int, error: BaseException, instead: str = "the hold expires"
+    ) -> None:
+        """Log and count a settle the admission script refused (`refused`): the same arguments
+        are refused however often they are sent, so it is not retried; `instead` says what
+        charges the hold."""
         log.error(
             "settle of hold %s for team %s (cost %d) refused by the admission script: not "
-            "retried, the hold expires charged at its reserve (%s)",
-            plan.hold_id, plan.team, cost, error,
+            "retried, %s charged at its reserve (%s)",
+            plan.hold_id, plan.team, cost, instead, error,
         )  # fmt: skip
         if self._metrics is not None:
             self._metrics.settles_refused.inc()
