@@ -156,9 +156,9 @@ class Tries:
     """What a call's tries may have left upstream to bill, kept by `Dispatcher.send` as it goes
     for its caller to charge, however the call ends. `lost`: tries given up on after their
     request was written, no answer come (`UNANSWERED`: a timeout, a reset), then retried or
-    raised as they are: upstream may have read the prompt and begun. `open`: the latest try was written and
-    has not ended in an error answer, which upstream does not bill (a caller that leaves
-    meanwhile, during a retry's back-off say, leaves only the `lost` ones billed)."""
+    raised as they are: upstream may have read the prompt and begun. `open`: the latest try
+    was written and has not ended in an error answer, which upstream does not bill (a caller
+    that leaves meanwhile, during a retry's back-off say, leaves only the `lost` ones billed)."""
 
     lost: int = 0
     open: bool = False
