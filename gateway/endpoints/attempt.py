@@ -37,7 +37,7 @@ from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
 from gateway.server.stream_response import StreamResponse, Unless, cancel_on_disconnect
 from gateway.upstream.contract import UpstreamResponse
-from gateway.upstream.dispatch import PreparedCall, Tries, judge
+from gateway.upstream.dispatch import UNANSWERED, PreparedCall, Tries, judge
 from gateway.wire import errors, sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
@@ -236,6 +236,8 @@ class Attempt:
         except GatewayError as exc:
             if billed_whole and exc.sent:
                 exc.billed = True
+            elif self.model is None and exc.sent and exc.code in UNANSWERED:
+                tries.lost += 1  # its one try, as the dispatcher counts a model's
             raise
         finally:
             if tries.lost:

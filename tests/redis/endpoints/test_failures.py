@@ -866,6 +866,25 @@ def test_a_legacy_completion_stream_without_usage_is_charged_its_text(
     assert 0 < billed(upstream) <= charged
 
 
+def test_a_legacy_completion_stream_given_up_on_before_it_began_is_charged_its_prompt(
+    serve: Serve, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """A call that goes once, to the default upstream (a legacy completion), given up on after
+    its request was sent: its prompt, which upstream read (it bills it), and the margin, as a
+    model's stream try. It had been charged nothing."""
+    gateway = serve(wiring={"first_byte_timeout_s": 0.3})
+    body = {"model": "gpt-3.5-turbo-instruct", "prompt": PROMPT, "max_tokens": 300, "stream": True}
+    headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-ttft-ms": "60000"}
+    answer = httpx.post(f"{gateway.url}/v1/completions", json=body, headers=headers, timeout=30)
+    assert answer.status_code == 504 and answer.json()["error"]["code"] == "upstream_timeout"
+    model = CONFIG.models["gpt-3.5-turbo-instruct"]
+    prompt, _ = completions_worst_case(body, model)
+    charged = cost_micros(model.price, Usage(prompt, CONFIG.admission.left_stream_margin_tokens))
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the call's charge")
+    assert spend(store, TEAM) == (charged, 0)
+    billed_at_most(upstream, charged)
+
+
 # -- 3. upstream errors: OpenAI's shape, never charged, never twice ----------------------------------
 
 
