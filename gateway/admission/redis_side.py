@@ -44,7 +44,7 @@ from gateway.eventloop import KeptLoop
 from gateway.observability.metrics import Metrics
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.usage import Usage
+from gateway.wire.usage import Usage, added
 
 log = logging.getLogger("gateway.admission.redis_side")
 # How long after its hold expired a settle waiting for Redis keeps trying (the script keeps an
@@ -57,6 +57,8 @@ MAX_PENDING_SETTLES = 100_000
 # How long a refused admission waits for its team's settles before it is asked again; they
 # take a round trip when Redis is up, and beyond this the refusal stands.
 SETTLES_WAIT_S = 1.0
+# What begins every refusal of its arguments by the admission script (`error(...)` there).
+SCRIPT_REFUSAL = "admission.lua: "
 # `Admission.settle`'s answer for a hold an earlier settle charged.
 SETTLED_ALREADY = 2
 
@@ -319,6 +321,9 @@ class Admission:
         self._pending.pop(waiter, None)
         self._timed("settle", began)
         error = None if waiter.cancelled() else waiter.exception()
+        if error is not None and refused(error):
+            self.refused_settle(plan, cost, error)
+            return
         if waiter.cancelled() or error is not None:
             if error is not None and not isinstance(error, NoScriptError):
                 self._count_error("settle")
@@ -360,6 +365,9 @@ class Admission:
                 result = await self.settle(plan, usage, cost, release_weekly, first_ms)
                 break
             except (RedisError, OSError) as exc:
+                if refused(exc):
+                    self.refused_settle(plan, cost, exc)
+                    return
                 failures += 1
                 if first_ms is None and written and may_have_run(exc):
                     first_ms = sent
@@ -383,6 +391,20 @@ class Admission:
                 plan.hold_id,
                 plan.team,
             )
+
+    def refused_settle(
+        self, plan: Plan, cost: int, error: BaseException, instead: str = "the hold expires"
+    ) -> None:
+        """Log and count a settle the admission script refused (`refused`): the same arguments
+        are refused however often they are sent, so it is not retried; `instead` says what
+        charges the hold."""
+        log.error(
+            "settle of hold %s for team %s (cost %d) refused by the admission script: not "
+            "retried, %s charged at its reserve (%s)",
+            plan.hold_id, plan.team, cost, instead, error,
+        )  # fmt: skip
+        if self._metrics is not None:
+            self._metrics.settles_refused.inc()
 
     @property
     def pending_settles(self) -> int:
@@ -498,6 +520,10 @@ class Ticket:
     # The price of the service tier the answer says served the call, when cheaper than the one
     # held (`pricing.served_price`); None: the held price.
     served_price: Price | None = None
+    # Tries of the call upstream may have billed beside the one that ends it (`lost_tries`),
+    # and what they cost: charged however it ends.
+    lost: Usage | None = None
+    lost_cost: int = 0
     _headers: list[tuple[str, str]] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -530,15 +556,36 @@ class Ticket:
         price = price or self.served_price or self.price
         cost = cost_micros(price, usage) if price is not None else 0
         cost = with_fees(cost, fees, self.plan.reserve)
+        usage, cost = self._with_lost(usage, cost)
         self.usage, self.cost = usage, cost
         if model and model != self.plan.model:
             self.plan = self.plan.refiled(model)
         self._settle_later("settled", usage, cost, release_weekly=False)
         self.admission.count_usage(self.plan, usage, cost)
 
+    def lost_tries(self, count: int, each: Usage) -> None:
+        """`count` earlier tries of the call upstream may have billed `each` (given up on after
+        their request was written, then retried or failed): charged at the price held, beside
+        whatever ends the call, a release included."""
+        price = self.price
+        if self.done or price is None or count <= 0:
+            return
+        self.lost = added(self.lost or Usage(), each, count)
+        self.lost_cost += cost_micros(price, each) * count
+
+    def _with_lost(self, usage: Usage, cost: int) -> tuple[Usage, int]:
+        lost = self.lost
+        if lost is None:
+            return usage, cost
+        return added(usage, lost), cost + self.lost_cost
+
     def release(self) -> None:
-        """Nothing was generated (refused upstream, unreachable): free the hold and the message."""
+        """Nothing was generated (refused upstream, unreachable): free the hold and the message;
+        unless earlier tries may have been billed (`lost_tries`): they are charged."""
         if self.done:
+            return
+        if self.lost is not None:
+            self.charge(0)
             return
         self.done = True
         self._settle_later("released", Usage(), 0, release_weekly=True)
@@ -549,7 +596,7 @@ class Ticket:
         if self.done:
             return
         self.done = True
-        usage = usage if usage is not None else Usage()
+        usage, cost = self._with_lost(usage if usage is not None else Usage(), cost)
         self.usage, self.cost = usage, cost
         self._settle_later("charged", usage, cost, release_weekly=False)
         self.admission.count_usage(self.plan, usage, cost)
@@ -585,6 +632,13 @@ class Ticket:
             self.charge(self.plan.reserve, usage)
         else:
             self.settle(usage, fees=fees)
+
+
+def refused(error: BaseException) -> bool:
+    """Whether Redis answered a call with the admission script's own refusal of its arguments
+    (a count it cannot add, say), which no retry changes: not a transient failure (a lost
+    connection, a busy or loading server, a missing script)."""
+    return isinstance(error, ResponseError) and SCRIPT_REFUSAL in str(error)
 
 
 def may_have_run(error: BaseException) -> bool:

@@ -37,7 +37,7 @@ from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
 from gateway.server.stream_response import StreamResponse, Unless, cancel_on_disconnect
 from gateway.upstream.contract import UpstreamResponse
-from gateway.upstream.dispatch import PreparedCall, judge
+from gateway.upstream.dispatch import UNANSWERED, PreparedCall, Tries, judge
 from gateway.wire import errors, sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
@@ -56,7 +56,7 @@ Whole = tuple[int, RawHeaders, bytes]
 class Attempt:
     __slots__ = (
         "answered", "caller", "exchange", "gw", "leaving", "left", "model", "path", "request",
-        "ticket", "unrelayed", "upstream_headers",
+        "ticket", "tries", "unrelayed", "upstream_headers",
     )  # fmt: skip
     # The API answers with a JSON object (chat, Responses): a 200 that is none is a failure.
     ANSWERS_JSON = False
@@ -90,6 +90,8 @@ class Attempt:
         self.leaving: Unless | None = None
         # A stream's answer and meter, from when its response is made until its relay begins.
         self.unrelayed: tuple[UpstreamResponse, StreamMeter | None] | None = None
+        # What the upstream calls' tries may have left upstream to bill (`send`).
+        self.tries = Tries()
 
     # -- admit ---------------------------------------------------------------------------------
 
@@ -141,7 +143,12 @@ class Attempt:
         if ticket is None:
             return
         if exc.status == 499:
-            ticket.settle_within_hold(self.left_usage(Usage(ticket.prompt_estimate)))
+            if self.tries.open:
+                ticket.settle_within_hold(self.left_usage(Usage(ticket.prompt_estimate)))
+            else:
+                # It left between tries (a retry's back-off): the last one ended in an error
+                # answer, which upstream does not bill (tries it may bill are `lost_tries`).
+                ticket.release()
         else:
             settle_failure(ticket, exc)
         exc.headers.update(ticket.headers)
@@ -152,6 +159,15 @@ class Attempt:
         margin = self.gw.config.admission.left_stream_margin_tokens
         # More than upstream reported, if it did: its usage object no longer says it.
         return replace(seen, completion_tokens=seen.completion_tokens + margin, reported=None)
+
+    def lost_tries(self, count: int) -> None:
+        """`count` tries were given up on after their request was written, no answer come (a
+        timeout, a reset), and retried or failed: upstream may have read each prompt and begun
+        generating until it noticed, as for a stream its client left before it began
+        (`left_usage`). Each is charged so beside whatever ends the call."""
+        ticket = self.ticket
+        if ticket is not None:
+            ticket.lost_tries(count, self.left_usage(Usage(ticket.prompt_estimate)))
 
     def reasons(self) -> bool:
         """Whether the model thinks before it answers, in reasoning tokens it bills that only
@@ -202,8 +218,10 @@ class Attempt:
         gw, scope = self.gw, self.request.scope
         headers = self.traced_headers()
         billed_whole = buffer or self.read_to_end()
+        tries = self.tries
         try:
             if self.model is None:
+                tries.open = True
                 resp = await gw.upstream.send(
                     scope["method"], self.path, scope["query_string"], headers, body
                 )
@@ -213,12 +231,18 @@ class Attempt:
                     self.model, scope["method"], self.path, scope["query_string"], headers, body,
                     deadline=None if timeout is None else self.exchange.started + timeout,
                     buffer=buffer, prepared=prepared, api_key=gw.own_key(self.caller.team),
-                    billed_whole=billed_whole, team=self.caller.team.name,
+                    billed_whole=billed_whole, team=self.caller.team.name, tries_made=tries,
                 )  # fmt: skip
         except GatewayError as exc:
             if billed_whole and exc.sent:
                 exc.billed = True
+            elif self.model is None and exc.sent and exc.code in UNANSWERED:
+                tries.lost += 1  # its one try, as the dispatcher counts a model's
             raise
+        finally:
+            if tries.lost:
+                self.lost_tries(tries.lost)
+                tries.lost = 0
         if 300 <= resp.status < 400:
             await resp.close()
             raise errors.upstream_redirect(resp.status)

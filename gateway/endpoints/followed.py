@@ -17,10 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission.plan import Plan, batched, counted_once
+from gateway.admission.redis_side import Ticket
 from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.owned import Kind, attempt_for, counted, create_owned
 from gateway.server.caller import Caller
 from gateway.server.entry import exchange_of, gateway_of
+from gateway.wire import errors
+from gateway.wire.errors import GatewayError
 
 log = logging.getLogger("gateway")
 
@@ -73,6 +76,8 @@ async def create_followed(
 
     response, job = await create_owned(attempt, kind, body, hold)
     ticket = attempt.ticket
+    if job is None and response.status_code == 200:
+        raise unnamed_job(kind, ticket)
     if job is not None and ticket is not None and gw.follower is not None:
         team = caller.team
         try:
@@ -88,6 +93,24 @@ async def create_followed(
             log.error("cannot follow %s %s: %r", kind.name, job["id"], exc)
             ticket.settle_at_reserve()
     return response
+
+
+def unnamed_job(kind: Kind, ticket: Ticket | None) -> GatewayError:
+    """A creation upstream answered 200 without the job's id: the job may run, and be billed,
+    where the gateway can neither follow it nor the team reach it. It is charged its hold now
+    (never less than the job may cost; left alone, the hold would be charged on expiry only
+    if Redis had written it), and the client is told, not to be retried: another try would
+    make another job."""
+    if ticket is not None:
+        ticket.settle_at_reserve()
+    exc = errors.upstream_invalid_answer(
+        f"a 200 without the {kind.name}'s id. It may have been created, and is charged as "
+        f"much as it may cost; list your {kind.name} objects before creating it again"
+    )
+    errors.mark_retries_spent(exc.headers)
+    if ticket is not None:
+        exc.headers.update(ticket.headers)
+    return exc
 
 
 async def counted_before_reading(request: Request, caller: Caller, kind: Kind) -> Plan | None:

@@ -47,6 +47,7 @@ from gateway.wire.tokens import OFF_LOOP_BYTES, count_text
 from gateway.wire.usage import (
     AudioStreamMeter,
     StreamMeter,
+    TextStreamMeter,
     audio_answer_usage,
     audio_usage_from,
     usage_from,
@@ -158,7 +159,9 @@ async def serve(request: Request, rules: Governed) -> Response:
         if gw.config.admission.enabled:
             await attempt.hold()
             body = attempt.ask_usage(body, parts, content_type)
-        response = await attempt.forward(body, stream=attempt.streams())
+        response = await attempt.forward(
+            body, stream=attempt.streams(), strip_usage=attempt.strip_usage
+        )
         response = attempt.as_asked(response)
     except GatewayError as exc:
         if substituted is not None:
@@ -180,7 +183,7 @@ class GovernedAttempt(Attempt):
 
     __slots__ = (
         "asked", "audio_tokens", "config", "cost", "files", "label", "named", "payload",
-        "rendered", "size",
+        "rendered", "size", "strip_usage",
     )  # fmt: skip
 
     def __init__(
@@ -211,6 +214,9 @@ class GovernedAttempt(Attempt):
         self.size = 0  # the request body's bytes: a large one is counted off the event loop
         # The shut-down model the request named, which `label` serves: its limits apply too.
         self.named = ""
+        # A legacy completion's stream asks upstream for the usage chunk its client did not
+        # ask for (`ask_usage`): kept from the client.
+        self.strip_usage = False
 
     def upstream_model(self) -> str:
         return self.config.upstream
@@ -218,8 +224,12 @@ class GovernedAttempt(Attempt):
     def streams(self) -> bool | None:
         """False: the answer is read whole, to its end, whoever leaves (upstream bills it
         whole). None: the caller asked a token-priced audio model for an event stream
-        (whisper-1 ignores `stream`), relayed as it comes if upstream answers with one."""
+        (whisper-1 ignores `stream`), or a legacy completion for a stream: relayed as it comes
+        if upstream answers with one."""
         payload = self.payload
+        if self.cost is Cost.COMPLETIONS:
+            # A legacy completion's stream: relayed as it comes, billed for what was generated.
+            return None if payload.get("stream") is True else False
         if not self.audio_tokens:
             return False
         if self.cost is Cost.SPEECH:
@@ -270,9 +280,16 @@ class GovernedAttempt(Attempt):
         super().failed(exc)
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
-        return AudioStreamMeter() if self.ticket is not None else None
+        if self.ticket is None:
+            return None
+        if self.cost is Cost.COMPLETIONS:
+            return TextStreamMeter(strip_usage)
+        return AudioStreamMeter()
 
     def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
+        if isinstance(meter, TextStreamMeter):
+            # Its usage chunk was asked for (`ask_usage`), and `[DONE]` follows it.
+            return meter.usage is None and not meter.failed and b"[DONE]" not in tail
         return isinstance(meter, AudioStreamMeter) and not meter.ended
 
     def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
@@ -297,8 +314,17 @@ class GovernedAttempt(Attempt):
     def ask_usage(self, body: bytes, parts: list[Part] | None, content_type: str) -> bytes:
         """The body to send: an audio call whose answer, as asked, would not say what it cost
         (raw speech audio, a transcript as text, a whisper-1 translation as JSON) asks upstream
-        for the form that does, which upstream bills the same (`audio_formats`)."""
+        for the form that does, which upstream bills the same (`audio_formats`); a legacy
+        completion's stream asks for its usage chunk (`strip_usage`)."""
         payload = self.payload
+        if self.cost is Cost.COMPLETIONS and payload.get("stream") is True:
+            # Asked for the usage chunk, so that the stream is charged exactly what it used.
+            options = payload.get("stream_options")
+            options = {} if options is None else options
+            if not isinstance(options, dict) or options.get("include_usage") is True:
+                return body  # asked for already, or refused upstream as it is
+            self.strip_usage = True
+            return orjson.dumps({**payload, "stream_options": {**options, "include_usage": True}})
         if self.cost is Cost.SPEECH and self.audio_tokens:
             asked = payload.get("response_format", "mp3")
             raw = payload.get("stream_format", "audio") == "audio"

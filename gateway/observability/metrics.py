@@ -206,6 +206,12 @@ class Metrics:
             ["op"],
             registry=r,
         )
+        self.settles_refused = Counter(
+            "gateway_settles_refused_total",
+            "Settles the admission script refused as invalid: never retried, so their holds "
+            "expire charged at their reserve, whatever the call cost.",
+            registry=r,
+        )
         self.admission_degraded = Counter(
             "gateway_admission_degraded_total",
             "Admissions decided without Redis, by outcome: fail_open (in-process limiter) or "

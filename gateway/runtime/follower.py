@@ -23,10 +23,10 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway.admission.plan import Bucket, Plan, WeeklyCap
-from gateway.admission.redis_side import SETTLED_ALREADY, Admission
+from gateway.admission.redis_side import SETTLED_ALREADY, Admission, refused
 from gateway.config import ModelConfig
 from gateway.objects.ownership import Owners
 from gateway.upstream.contract import Upstream
@@ -228,10 +228,22 @@ class Follower:
             began = None
             settling = orjson.dumps({**record, "settling": int(time.time() * 1000)})
             await self._redis.hset(kind.open_key, job_id, settling)
-        status = await self._admission.settle(
-            plan, ended.usage, ended.cost, release_weekly=False,
-            first_ms=began if record.get("written", True) is True else None,
-        )  # fmt: skip
+        first_ms = began if record.get("written", True) is True else None
+        try:
+            status = await self._admission.settle(
+                plan, ended.usage, ended.cost, release_weekly=False, first_ms=first_ms
+            )
+        except ResponseError as exc:
+            if not refused(exc):
+                raise
+            # What the job was priced at cannot be written (a bug in its price): charged its
+            # hold now, never less than it may cost, rather than looked at again each pass, a
+            # refusal each time, its hold charged on expiry only if Redis wrote it.
+            self._admission.refused_settle(plan, ended.cost, exc, "the job is")
+            ended = Ended(Usage(), plan.reserve, ended.made, ended.expiring)
+            status = await self._admission.settle(
+                plan, ended.usage, ended.cost, release_weekly=False, first_ms=first_ms
+            )
         if status != SETTLED_ALREADY:
             # Counted by the look that settled it (another at once: a second replica, or its
             # client reading it), as gateway_spend_microdollars_total matches the spend.

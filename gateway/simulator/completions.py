@@ -4,6 +4,11 @@ Each prompt gets `best_of` candidates generated server-side (default `n`); the f
 returned, but `usage.completion_tokens` counts every candidate, as OpenAI bills them all.
 `max_tokens` defaults to 16, the legacy API's default, so an answer is usually cut
 (`finish_reason: "length"`). Candidate text is the simulator's answer text seeded by the prompt.
+
+With `stream: true` (one candidate a choice: `best_of` above 1 is refused) the answer comes as
+`text_completion` chunks (`stream_chunks`): each choice's text word by word, then a chunk that
+finishes it (`text: ""` and its `finish_reason`), then, with `stream_options.include_usage`, a
+chunk of no choices carrying the usage (the others say `"usage": null`); `data: [DONE]` ends it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 import orjson
 
 from gateway.simulator import openai_errors as oe
-from gateway.simulator.answers import answer_text, prompt_seed, truncate_tokens
+from gateway.simulator.answers import answer_text, prompt_seed, truncate_tokens, word_deltas
 from gateway.simulator.openai_errors import SimError
 from gateway.wire.tokens import CL100K, count_text, count_text_in
 
@@ -141,3 +146,35 @@ def completion_object(body: dict[str, Any], completion_id: str, created: int) ->
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+def stream_chunks(completion: dict[str, Any], *, include_usage: bool) -> list[dict[str, Any]]:
+    """The `text_completion` chunks a streamed `completion` (`completion_object`) is sent as,
+    without the final `[DONE]`."""
+
+    def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "id": completion["id"],
+            "object": "text_completion",
+            "created": completion["created"],
+            "choices": choices,
+            "model": completion["model"],
+        }
+        if include_usage:
+            obj["usage"] = None
+        return obj
+
+    def choice(index: int, text: str, finish: str | None) -> list[dict[str, Any]]:
+        return [{"text": text, "index": index, "logprobs": None, "finish_reason": finish}]
+
+    chunks: list[dict[str, Any]] = []
+    for item in completion["choices"]:
+        chunks.extend(
+            chunk(choice(item["index"], piece, None)) for piece in word_deltas(item["text"])
+        )
+        chunks.append(chunk(choice(item["index"], "", item["finish_reason"])))
+    if include_usage:
+        final = chunk([])
+        final["usage"] = completion["usage"]
+        chunks.append(final)
+    return chunks

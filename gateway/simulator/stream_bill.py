@@ -85,10 +85,13 @@ def _parts(usage: dict[str, Any]) -> tuple[int, int, int, int, int]:
 
 
 def chunk_output(chunk: dict[str, Any]) -> Output:
-    """What a `chat.completion.chunk` generated."""
+    """What a `chat.completion.chunk` generated, or a legacy `text_completion` chunk (its
+    choices' `text`)."""
     texts: list[str] = []
     calls = 0
     for choice in chunk.get("choices") or ():
+        if isinstance(choice.get("text"), str):
+            texts.append(choice["text"])
         delta = choice.get("delta") or {}
         content = delta.get("content")
         if isinstance(content, str):

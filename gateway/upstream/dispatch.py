@@ -30,6 +30,9 @@ from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
 log = logging.getLogger("gateway.upstream.dispatch")
+# A try's failures after its request was written that no answer began: upstream may have read
+# it and begun (an answer that came undecodable, or cut, is charged as such by its caller).
+UNANSWERED = frozenset({"upstream_timeout", "upstream_unreachable"})
 
 
 @dataclass(slots=True)
@@ -149,6 +152,19 @@ def retries_spent(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes
 
 
 @dataclass(slots=True)
+class Tries:
+    """What a call's tries may have left upstream to bill, kept by `Dispatcher.send` as it goes
+    for its caller to charge, however the call ends. `lost`: tries given up on after their
+    request was written, no answer come (`UNANSWERED`: a timeout, a reset), then retried or
+    raised as they are: upstream may have read the prompt and begun. `open`: the latest try
+    was written and has not ended in an error answer, which upstream does not bill (a caller
+    that leaves meanwhile, during a retry's back-off say, leaves only the `lost` ones billed)."""
+
+    lost: int = 0
+    open: bool = False
+
+
+@dataclass(slots=True)
 class PreparedCall:
     """The first try of a `Dispatcher.send`, made ready on a deployment's idle connection.
 
@@ -246,6 +262,7 @@ class Dispatcher:
         api_key: str | None = None,
         billed_whole: bool = False,
         team: str = "",
+        tries_made: Tries | None = None,
     ) -> UpstreamResponse:
         """One upstream call for `model`, retried on connection errors, timeouts, 429 and 5xx
         while tries and the caller's `deadline` (a `clock()` value) allow. An answer or error
@@ -263,8 +280,11 @@ class Dispatcher:
         whoever reads it): then a failure after the write is raised as with `buffer`.
         `prepared` (from `prepare`, for the same call) is the first try. `team`: whose call it
         is, for the breaker (`Breaker`: one team's failures alone do not shut a deployment).
+        `tries_made` is told what the tries may have left upstream to bill (`Tries`): a
+        failure after the write that is retried (a stream's) is `lost`, not the caller's to see.
         """
         targets = self._targets[model]
+        made = tries_made if tries_made is not None else Tries()
         tries = 0
         while True:
             ready: PreparedRequest | None = None
@@ -286,6 +306,7 @@ class Dispatcher:
             tries += 1
             failure: GatewayError | None = None
             resp: UpstreamResponse | None = None
+            made.open = True
             try:
                 if ready is not None:
                     resp = await ready.result()
@@ -295,13 +316,17 @@ class Dispatcher:
                     resp = await target.upstream.send(method, path, query, sent, body)
             except GatewayError as exc:
                 target.in_flight -= 1
+                whole = (buffer or billed_whole) and exc.sent
+                made.open = whole  # a whole answer given up on is its caller's to charge
+                if exc.sent and not whole and exc.code in UNANSWERED:
+                    made.lost += 1
                 if exc.status < 500:  # the request's own fault: nothing reached the upstream
                     target.breaker.release(probe)
                     raise
                 target.breaker.failure(self._clock(), probe, team)
                 if exc.headers.get("x-should-retry") == "false":
                     raise  # no repeat can fix it
-                if (buffer or billed_whole) and exc.sent:
+                if whole:
                     if tries > 1:
                         errors.mark_retries_spent(exc.headers)
                     raise  # upstream may be generating the answer, and bills it whole
@@ -314,6 +339,7 @@ class Dispatcher:
                 status = resp.status
                 # A success is told when the answer ends (`_Counted`), whose body may fail.
                 pending = status < 300
+                made.open = pending  # an error answer is not billed
                 if status in FAILURE_STATUSES:
                     target.breaker.failure(self._clock(), probe, team)
                 elif status == 429:

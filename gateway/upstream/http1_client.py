@@ -38,6 +38,12 @@ from gateway.wire.errors import GatewayError
 # Idle connections older than this are closed, not reused: servers drop idle keep-alive
 # connections after a while, and a request written into one going away is lost.
 IDLE_S = 15.0
+# A request lost on a reused connection is written again only if the loss came this soon after
+# the write: the upstream closing the connection at its idle timeout as the request went out
+# is told within a round trip; one that held the request longer (a front end's reset after
+# minutes of o1 thinking) may have had it processed, and billed: sending it again would be a
+# second bill the gateway charges nobody.
+RESEND_WITHIN_S = 1.0
 # Response bytes buffered while nobody reads (a slow client of a large download) before the
 # socket stops being read; reading resumes once the reader has taken what was buffered.
 HIGH_WATER = 1 << 20
@@ -322,7 +328,10 @@ class Prepared:
     gives an unwritten request's connection back as it was.
     """
 
-    __slots__ = ("_body", "_conn", "_head", "_head_only", "_pool", "_response", "_reused", "_taken")
+    __slots__ = (
+        "_body", "_conn", "_head", "_head_only", "_pool", "_response", "_reused", "_taken",
+        "_written_at",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -341,6 +350,7 @@ class Prepared:
         self._head_only = head_only  # a HEAD: its answer has no body
         self._response: _Response | None = None
         self._taken = False
+        self._written_at = 0.0
 
     @property
     def received(self) -> bool:
@@ -352,7 +362,8 @@ class Prepared:
         pool, conn = self._pool, self._conn
         # The total time limit counts from the write, not from when the request was made ready.
         kind = _HeadResponse if self._head_only else _Response
-        response = conn.response = kind(pool, conn, pool.loop.time() + pool.total_timeout)
+        self._written_at = now = pool.loop.time()
+        response = conn.response = kind(pool, conn, now + pool.total_timeout)
         conn.parser = httptools.HttpResponseParser(response)
         self._response = response
         transport = conn.transport
@@ -388,7 +399,12 @@ class Prepared:
         if error is None:
             return await decoded(response) if response.coding else response
         response.release()
-        if self._reused and not response.received and error.code == "upstream_unreachable":
+        if (
+            self._reused
+            and not response.received
+            and error.code == "upstream_unreachable"
+            and pool.loop.time() - self._written_at < RESEND_WITHIN_S
+        ):
             # A kept-alive connection that the upstream closed as the request went out (its
             # idle timeout ran out meanwhile): the request reached no one, whatever its method,
             # so it goes once more, on a new connection. A failure there is the upstream's.

@@ -35,6 +35,17 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+def added(usage: Usage, more: Usage, times: int = 1) -> Usage:
+    """`usage` and `times` calls of `more`, counted together (no usage object of its own)."""
+    return Usage(
+        usage.prompt_tokens + more.prompt_tokens * times,
+        usage.completion_tokens + more.completion_tokens * times,
+        usage.cached_tokens + more.cached_tokens * times,
+        usage.reasoning_tokens + more.reasoning_tokens * times,
+        usage.cache_write_tokens + more.cache_write_tokens * times,
+    )
+
+
 # More tokens than any one call reads or writes, by far (a context of millions, every choice of
 # `n` at its longest): a count past it is no usage upstream bills, and from 1e17 Redis could not
 # even add it up.
@@ -232,6 +243,17 @@ class StreamMeter:
         return True
 
 
+class TextStreamMeter(StreamMeter):
+    """A legacy completion's stream (`text_completion` chunks): its usage chunk, and otherwise
+    the text of its choices seen so far. Every event is parsed: no routine block is taken by
+    its bytes, which know chat's deltas only."""
+
+    __slots__ = ()
+
+    def _take_routine(self, head: bytes) -> bool:
+        return False
+
+
 # A usage object, not the `"usage":null` that `include_usage` puts in every other chunk.
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*(?!null\b)')
 # A delta of content only, as OpenAI writes it: the text's JSON string literal. A quote inside
@@ -240,6 +262,8 @@ _CONTENT_DELTA = re.compile(rb'"delta":\{"content":("[^"\\]*(?:\\.[^"\\]*)*")\}'
 
 
 def _collect(choice: Any, parts: list[str]) -> None:
+    if isinstance(choice, dict) and isinstance(choice.get("text"), str):
+        parts.append(choice["text"])  # a legacy completion's chunk
     delta = choice.get("delta") if isinstance(choice, dict) else None
     if not isinstance(delta, dict):
         return

@@ -54,6 +54,7 @@ ALLOWED_METRICS = frozenset(
         "gateway_redis_errors_total",
         "gateway_redis_up",
         "gateway_admission_degraded_total",
+        "gateway_settles_refused_total",
         "gateway_in_flight_requests",
         "gateway_open_streams",
         "gateway_admin_actions_total",
@@ -649,6 +650,7 @@ def test_alerts_cover_the_required_conditions_with_severity_and_annotations() ->
         "GatewayOverheadP99High": "gateway_overhead_seconds_bucket",
         "GatewayRedisDown": "gateway_redis_up",
         "GatewayAdmissionDegraded": "gateway_admission_degraded_total",
+        "GatewaySettleRefused": "gateway_settles_refused_total",
         "GatewayUpstreamFailing": "gateway_upstream_errors_total",
     }
     for alert, needle in required.items():

@@ -463,7 +463,9 @@ def test_upstream_failures_are_retried_and_charged_only_what_upstream_may_bill(
     fault: str,
 ) -> None:
     """Errors upstream answered are retried and never charged. A whole answer the gateway gave
-    up waiting for is neither: it is charged its hold, never less than upstream then bills."""
+    up waiting for is neither: it is charged its hold, never less than upstream then bills. A
+    stream's tries given up on are retried, each charged as a stream left before it began (its
+    prompt, which upstream may have read, and `left_stream_margin_tokens`)."""
     gw = gateway_on(
         start_gateway, upstream, redis_server,
         retries=2, retry_backoff_s=0.01, retry_backoff_max_s=0.05, first_byte_timeout_s=0.3,
@@ -497,7 +499,10 @@ def test_upstream_failures_are_retried_and_charged_only_what_upstream_may_bill(
         audit(redis_server, TEAM, good)  # only the good ones
         assert billed(upstream) == good
     else:
-        spend = audit(redis_server, TEAM, good + worst_case_micros(PRICE, PROMPT, MAX_OUTPUT))
+        margin = AdmissionConfig().left_stream_margin_tokens
+        given_up = stream_tries * cost_micros(PRICE, Usage(PROMPT, margin))
+        held = worst_case_micros(PRICE, PROMPT, MAX_OUTPUT)
+        spend = audit(redis_server, TEAM, good + held + given_up)
         # Upstream answers the call it was left with, to nobody, and bills it.
         wait_for(lambda: billed(upstream) > good, 10, "the bill of the call left waiting")
         assert billed(upstream) < spend

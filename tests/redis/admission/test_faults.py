@@ -21,6 +21,7 @@ from gateway.admission.plan import tag
 from gateway.admission.redis_side import Admission
 from gateway.admission.script_pipeline import ScriptClient
 from gateway.config import AdmissionConfig, RedisConfig
+from gateway.observability.metrics import Metrics
 from gateway.runtime.redis_connection import open_redis
 from gateway.wire.errors import GatewayError
 from gateway.wire.usage import Usage
@@ -412,3 +413,28 @@ async def test_a_settle_that_never_reached_redis_charges_a_hold_redis_lost(
         await admission.close()
     assert len(tries) == 2
     assert await ledger(observer) == (300, 0)
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["redis-py", "pipelined"])
+async def test_a_settle_the_script_refuses_is_not_retried(
+    server: str, client: redis.Redis, observer: redis.Redis, caplog: pytest.LogCaptureFixture,
+    pipelined: bool,
+) -> None:  # fmt: skip
+    """A settle the script refuses as invalid (a cost Redis cannot add) is refused again
+    however often it is sent: it stops at once, logged and counted, and its hold stays, to
+    expire charged at its reserve. (It had been retried for half a day, writing nothing.)"""
+    fast = ScriptClient(server, TIMEOUT_S) if pipelined else None
+    metrics = Metrics()
+    admission = Admission(client, AdmissionConfig(), metrics=metrics, fast=fast)
+    plan = make_plan(budget=10_000, reserve=1_000)
+    decision = await admission.admit(plan)
+    ticket = admission.ticket(plan, decision, None, 0)
+    try:
+        ticket.charge(10**17, Usage(3, 4))
+        assert await admission.drain(timeout_s=10) == 0
+    finally:
+        await admission.close()
+    assert metrics.settles_refused._value.get() == 1
+    assert await ledger(observer) == (0, 1_000)  # held until it expires at its reserve
+    (line,) = [r for r in caplog.records if "refused by the admission script" in r.message]
+    assert plan.hold_id in line.message and "no count Redis can add" in line.message

@@ -708,3 +708,70 @@ def test_a_batch_output_file_deleted_before_it_is_settled_leaves_no_owner_record
     assert store.hlen("o1gw:batches:open") == 0, "settled"
     assert not store.exists(f"o1gw:owner:file:{done.output_file_id}")
     assert store.zscore("o1gw:owned:{t:payer}:file", done.output_file_id) is None
+
+
+class Unnamed:
+    """The simulator, answering the creation of a batch or a fine-tuning job with a 200 whose
+    object has no `id` (the job made all the same); `created` counts those creations."""
+
+    PATHS = (b"/v1/batches", b"/v1/fine_tuning/jobs")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.created = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["raw_path"] not in (self.PATHS)
+        ):
+            await self.app(scope, receive, send)
+            return
+        self.created += 1
+
+        async def unnamed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message["headers"] if k != b"content-length"]
+                message = {**message, "headers": kept}
+            elif message.get("body"):
+                made = orjson.loads(message["body"])
+                made.pop("id", None)
+                message = {**message, "body": orjson.dumps(made)}
+            await send(message)
+
+        await self.app(scope, receive, unnamed)
+
+
+@pytest.mark.parametrize("kind", ["batch", "fine-tuning job"])
+def test_a_job_made_without_an_id_is_a_502_charged_its_hold(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis,
+    kind: str,
+) -> None:  # fmt: skip
+    """Upstream answers a creation 200 without the job's id: the job may run, and be billed,
+    where the gateway can neither follow nor settle it, nor the team reach it. It is charged its
+    hold at once, and the client told in a 502 not to retry (another try, another job). It
+    had been answered the 200, its hold kept until `hold_s` and charged on expiry only if
+    Redis had written it."""
+    from tests.redis.endpoints.test_fine_tuning import training_file
+
+    app = Unnamed(create_simulator(SimulatorConfig()))
+    with ServerThread(app) as upstream:
+        config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
+        gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, config=config)
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEYS["payer"])  # retries
+        with pytest.raises(openai.InternalServerError) as info:
+            if kind == "batch":
+                create(client, input_file(client))
+            else:
+                client.fine_tuning.jobs.create(
+                    model="gpt-4o-mini", training_file=training_file(client)
+                )
+        assert info.value.status_code == 502 and info.value.code == "upstream_invalid_answer"
+        assert info.value.response.headers["x-should-retry"] == "false"
+        assert app.created == 1  # the SDK did not make another
+        deadline = time.monotonic() + 10
+        while spend(store, "payer")[1]:
+            assert time.monotonic() < deadline, spend(store, "payer")
+            time.sleep(0.05)
+        assert spend(store, "payer")[0] > 0  # the hold, charged

@@ -16,7 +16,9 @@ event once a stream has started) and the metrics count the failure:
 - a whole answer the gateway stops waiting for after its request was sent (a timeout, a reset
   before any answer; chat, Responses, faked streams, emulated tool calls): upstream finishes and
   bills it, so it is tried once, never sent to a fallback, and charged its hold; a stream given
-  up on before it began is retried and charged nothing, as is a request that reached no one.
+  up on before it began is retried, each such try charged its prompt and the margin (upstream
+  may have read it); a request that reached no one is retried and charged nothing, as is a
+  client that leaves while the gateway waits to retry a try upstream answered with an error.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import orjson
 import pytest
 import redis
 
-from gateway.admission.pricing import cost_micros, worst_case_micros
+from gateway.admission.pricing import completions_worst_case, cost_micros, worst_case_micros
 from gateway.config import SimulatorConfig
 from gateway.endpoints.governed import Cost, worst_case
 from gateway.simulator import create_simulator
@@ -87,6 +89,8 @@ class Mangler:
     - `fail-once-429`, `fail-once-500`: the first call of an `x-mangle-id` answered with that
       error (a 429 with `retry-after: 0.05`), later ones by the simulator;
     - `reset-once`: the first call of an `x-mangle-id` cut off after half its body;
+    - `think-once`: the first call of an `x-mangle-id` a stream whose first token takes a minute
+      (billed its prompt once its client leaves), later ones by the simulator;
     - `chatter-once`: the first call of an `x-mangle-id` answered with chatter where emulation
       asked for a tool call (later ones follow the instructions, as the simulator does);
     - `chatter-then-stall`: the same first call; later ones wait a minute before answering;
@@ -123,6 +127,8 @@ class Mangler:
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-answer-b64", chatter)]}
         elif mode == "chatter-then-stall":
             scope = {**scope, "headers": [*scope["headers"], (b"x-sim-latency-ms", b"60000")]}
+        if first and mode == "think-once":
+            scope = {**scope, "headers": [*scope["headers"], (b"x-sim-ttft-ms", b"60000")]}
         if mode in (
             "not-json",
             "error-200",
@@ -841,6 +847,44 @@ def test_a_native_stream_without_usage_is_charged_what_it_generated(
     assert spend(store, TEAM) == (generated("gpt-4o", LONG_ANSWER), 0)
 
 
+def test_a_legacy_completion_stream_without_usage_is_charged_its_text(
+    serve: Serve, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """A streamed legacy completion whose usage chunk never comes: its prompt and the text that
+    went by, as a chat stream (it had been charged its hold); never less than upstream bills."""
+    gateway = serve()
+    body = {"model": "gpt-3.5-turbo-instruct", "prompt": PROMPT, "max_tokens": 300, "stream": True}
+    headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-mangle": "no-usage"}
+    answer = httpx.post(f"{gateway.url}/v1/completions", json=body, headers=headers, timeout=30)
+    assert answer.status_code == 200 and answer.text.endswith("data: [DONE]\n\n")
+    events = [event for event in events_of(answer).data if isinstance(event, dict)]
+    text = "".join(choice["text"] for event in events for choice in event["choices"])
+    model = CONFIG.models["gpt-3.5-turbo-instruct"]
+    prompt, _ = completions_worst_case(body, model)
+    charged = cost_micros(model.price, Usage(prompt, tokens.count_text(text)))
+    assert text and spend(store, TEAM) == (charged, 0)
+    assert 0 < billed(upstream) <= charged
+
+
+def test_a_legacy_completion_stream_given_up_on_before_it_began_is_charged_its_prompt(
+    serve: Serve, upstream: ServerThread, store: redis.Redis
+) -> None:
+    """A call that goes once, to the default upstream (a legacy completion), given up on after
+    its request was sent: its prompt, which upstream read (it bills it), and the margin, as a
+    model's stream try. It had been charged nothing."""
+    gateway = serve(wiring={"first_byte_timeout_s": 0.3})
+    body = {"model": "gpt-3.5-turbo-instruct", "prompt": PROMPT, "max_tokens": 300, "stream": True}
+    headers = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-ttft-ms": "60000"}
+    answer = httpx.post(f"{gateway.url}/v1/completions", json=body, headers=headers, timeout=30)
+    assert answer.status_code == 504 and answer.json()["error"]["code"] == "upstream_timeout"
+    model = CONFIG.models["gpt-3.5-turbo-instruct"]
+    prompt, _ = completions_worst_case(body, model)
+    charged = cost_micros(model.price, Usage(prompt, CONFIG.admission.left_stream_margin_tokens))
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the call's charge")
+    assert spend(store, TEAM) == (charged, 0)
+    billed_at_most(upstream, charged)
+
+
 # -- 3. upstream errors: OpenAI's shape, never charged, never twice ----------------------------------
 
 
@@ -1053,9 +1097,7 @@ def test_a_client_leaving_before_the_stream_begins_is_charged_its_prompt(
             await gone(call)
 
     asyncio.run(leave())
-    margin = CONFIG.admission.left_stream_margin_tokens
-    prompt = Usage(tokens.count_messages(MESSAGES), margin)
-    assert spend(store, TEAM) == (cost_micros(CONFIG.models["gpt-4o"].price, prompt), 0)
+    assert spend(store, TEAM) == (left_before_it_began("gpt-4o"), 0)
     wait_for(
         lambda: upstream.requests_in_flight() == 0 and gateway.requests_in_flight() == 0,
         10,
@@ -1483,20 +1525,110 @@ def test_a_whole_answer_given_up_on_after_it_was_sent_is_asked_once_and_charged_
     assert upstream_errors(losing.gateway) == {losing.code: 1}
 
 
+# How long upstream takes over a stream's first token: before its model begins (its bill is
+# nothing yet), or while it reads the prompt and thinks (its bill is the prompt).
+BEGINS = {"queued": SLOW, "thinking": {"x_sim_ttft_ms": "60000"}}
+
+
+@pytest.mark.parametrize("begins", sorted(BEGINS))
 @pytest.mark.parametrize("api", ["chat", "responses"])
-def test_a_stream_given_up_on_before_it_began_is_retried_and_not_charged(
-    losing: Losing, upstream: ServerThread, calls: Counter[str], store: redis.Redis, api: str
+def test_a_stream_given_up_on_before_it_began_is_retried_and_charged_each_prompt(
+    losing: Losing,
+    upstream: ServerThread,
+    calls: Counter[str],
+    store: redis.Redis,
+    api: str,
+    begins: str,
 ) -> None:
-    """Upstream stops a stream whose reader left, and bills what it generated: nothing yet. So
-    a stream's tries are retried as before (three in all here), and none is charged."""
-    answer = post(losing.gateway, api, "gpt-4o", True, x_mangle_id="stream", **SLOW)
+    """Upstream stops a stream whose reader left, and bills what it generated by then: its
+    prompt, once it read it. So a stream's tries are retried as before (three in all here),
+    and each is charged as a stream its client left before it began: its prompt and
+    `left_stream_margin_tokens`. They had been charged nothing, where upstream billed three
+    prompts."""
+    answer = post(losing.gateway, api, "gpt-4o", True, x_mangle_id="stream", **BEGINS[begins])
     assert answer.status_code == losing.status
     assert answer.json()["error"]["code"] == losing.code
     assert answer.headers["x-should-retry"] == "false"  # the gateway spent the retries
     assert calls["stream"] == 3 and retried(losing.gateway) == 2
-    assert spend(store, TEAM) == (0, 0)
+    charged = 3 * left_before_it_began("gpt-4o")
+    assert spend(store, TEAM) == (charged, 0)
     wait_for(lambda: upstream.requests_in_flight() == 0, 10, "the simulator to stop the streams")
-    assert billed(upstream) == 0
+    if begins == "thinking":
+        billed_at_most(upstream, charged, calls=3)
+    else:
+        assert billed(upstream) == 0
+
+
+def left_before_it_began(model: str) -> int:
+    """What a stream of `PROMPT` its client left before it began is charged: the prompt, and
+    what upstream may generate before it notices."""
+    margin = CONFIG.admission.left_stream_margin_tokens
+    return cost_micros(CONFIG.models[model].price, Usage(tokens.count_messages(MESSAGES), margin))
+
+
+def margin_micros(model: str) -> int:
+    """What `left_stream_margin_tokens` of output cost on `model`."""
+    margin = CONFIG.admission.left_stream_margin_tokens
+    return cost_micros(CONFIG.models[model].price, Usage(0, margin))
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_stream_given_up_on_then_answered_is_charged_both_tries(
+    serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis, api: str
+) -> None:
+    """The first try's first token takes a minute: the gateway gives up on it after its
+    request was sent (upstream bills the prompt it read), and the retry answers. The call is
+    charged the answer's usage and the first try as a stream left before it began; it had
+    been charged the answer alone."""
+    gateway = serve(wiring={"retries": 1, "retry_backoff_s": 0.01, "first_byte_timeout_s": 0.3})
+    answer = post(gateway, api, "gpt-4o", True, x_mangle="think-once", x_mangle_id="twice")
+    assert answer.status_code == 200 and events_of(answer).text
+    assert calls["twice"] == 2 and retried(gateway) == 1
+    wait_for(lambda: _bill_requests(upstream) == 2, 10, "the bill of both tries")
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the call's charge")
+    margin = margin_micros("gpt-4o")
+    charged = spend(store, TEAM)[0]
+    # The bill and the charge differ by the margin charged for the first try, give or take a
+    # micro-dollar of rounding each.
+    assert billed(upstream) <= charged <= billed(upstream) + margin + 2
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_client_leaving_during_a_retrys_back_off_is_charged_nothing(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, api: str
+) -> None:
+    """Upstream answers each try 429, asking for a 15 s wait; the client leaves while the
+    gateway waits to retry. Upstream billed no try (each an error answer), so nothing is
+    charged: it had been charged the prompt and `left_stream_margin_tokens`, as a stream its
+    client left after its request was sent."""
+    gateway = serve(wiring={"retries": 2})
+    knobs = {"x-sim-fault": "429", "x-sim-retry-after": "15"}
+
+    async def leave() -> None:
+        sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=key_of(TEAM), max_retries=0)
+        async with sdk:
+            if api == "chat":
+                create: Any = sdk.chat.completions.create(
+                    model="gpt-4o", messages=MESSAGES, stream=True, extra_headers=knobs
+                )  # type: ignore[call-overload]
+            else:
+                create = sdk.responses.create(
+                    model="gpt-4o", input=PROMPT, stream=True, store=False, extra_headers=knobs
+                )
+            call = asyncio.create_task(create)
+            await asyncio.to_thread(
+                wait_for, lambda: retried(gateway) == 1, 10, "the gateway waiting to retry"
+            )
+            assert not call.done()
+            call.cancel()  # the SDK drops the connection
+            with pytest.raises(asyncio.CancelledError):
+                await call
+
+    asyncio.run(leave())
+    wait_for(lambda: gateway.requests_in_flight() == 0, 10, "the request to end")
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the hold to be settled")
+    assert spend(store, TEAM) == (0, 0)
+    assert _bill_requests(upstream) == 0 and retried(gateway) == 1
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])

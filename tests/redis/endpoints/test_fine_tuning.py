@@ -10,6 +10,7 @@ one read, and nothing moves a job between the test's own steps."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
@@ -547,3 +548,27 @@ def test_a_jobs_metrics_go_only_to_the_wandb_entity_and_projects_its_team_is_all
         )  # fmt: skip
         assert job.integrations is not None
         assert [i.wandb.project for i in job.integrations] == [project]
+
+
+class Mispriced(TuningJobs):
+    """Fine-tuning jobs priced by a broken rule: a cost no Redis count can hold."""
+
+    async def priced(self, job: dict[str, Any], record: dict[str, Any], read: Any) -> Any:
+        ended = await super().priced(job, record, read)
+        return dataclasses.replace(ended, cost=10**17)
+
+
+def test_a_job_whose_settle_redis_refuses_is_charged_its_hold_and_no_longer_followed(
+    gateway: ServerThread, simulator: ServerThread, redis_server: str, store: redis.Redis
+) -> None:
+    """A job priced at a cost the admission script refuses as invalid: charged its hold at
+    once and followed no more. Its settle had been refused at every pass, forever, each
+    refusal ending the pass before the jobs after it were looked at."""
+    client = sdk(gateway, "payer")
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training_file(client))
+    reserve = held(store, "payer")
+    assert reserve > 0
+    complete(simulator, job.id)
+    follower_pass(redis_server, simulator, lambda gw: Mispriced(poll_s=3600))()
+    assert spend(store, "payer") == (reserve, 0)
+    assert store.hlen("o1gw:fine_tuning_jobs:open") == 0

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import orjson
 import pytest
 import redis
 
-from gateway.admission.pricing import cost_micros, worst_case_micros
+from gateway.admission.pricing import completions_worst_case, cost_micros, worst_case_micros
 from gateway.config import Config, SimulatorConfig
 from gateway.simulator import create_simulator
 from gateway.wire import tokens
@@ -76,6 +77,8 @@ class Case:
     background: bool = False  # a Responses call upstream runs to its end whoever reads it
 
     def body(self) -> tuple[str, dict[str, Any]]:
+        if self.api == "completions":
+            return "/v1/completions", {**LEGACY, "model": self.model}
         if self.api == "chat":
             return "/v1/chat/completions", {
                 "model": self.model, "messages": MESSAGES, "stream": True,
@@ -84,6 +87,8 @@ class Case:
         return "/v1/responses", {**body, "background": True} if self.background else body
 
 
+# A legacy completion (its answer, 37 words, is the simulator's for the prompt).
+LEGACY = {"prompt": PROMPT, "max_tokens": 300, "stream": True}
 PACED = {"x-sim-ttft-ms": THINK_MS, "x-sim-chunk-interval-ms": PACE_MS}
 UNPACED = {"x-sim-ttft-ms": THINK_MS}
 NATIVE_O1 = {**PACED, "x-sim-o1-streaming": "true", "x-sim-reasoning-tokens": "2048"}
@@ -102,6 +107,10 @@ CASES = {
         ("responses o1-mini faked", "responses", "o1-mini", FAKED),
     ]
     for point, leave in POINTS.items()
+} | {
+    f"completions {name} / {point}": Case("completions", "gpt-3.5-turbo-instruct", knobs, leave)
+    for name, knobs in [("paced", PACED), ("unpaced", UNPACED)]
+    for point, leave in {"thinking": THINKING, "first tokens": 3, "half-way": 18}.items()
 }
 
 
@@ -128,6 +137,8 @@ def gateway(
 
 def hold(case: Case) -> int:
     model = CONFIG.models[case.model]
+    if case.api == "completions":
+        return worst_case_micros(model.price, *completions_worst_case(LEGACY, model))
     return worst_case_micros(model.price, tokens.count_messages(MESSAGES), model.max_output)
 
 
@@ -355,3 +366,32 @@ def test_a_stream_cut_after_its_finish_reason_is_charged_what_upstream_bills(
     assert '"finish_reason":"stop"' in answer.text and "upstream_truncated" in answer.text
     bill, charged = settled(gateway, upstream, store)
     assert 0 < bill == charged, (bill, charged)
+
+
+@pytest.mark.parametrize("usage_asked", [False, True], ids=["usage not asked", "usage asked"])
+def test_a_legacy_completion_stream_is_relayed_as_it_comes_and_charged_its_usage(
+    gateway: ServerThread, upstream: ServerThread, store: redis.Redis, usage_asked: bool
+) -> None:
+    """A streamed legacy completion is relayed chunk by chunk (its first chunk reaches the
+    client while upstream still streams) and charged the usage its last chunk reports: the
+    bill, exactly. The gateway asks for that chunk; a client that did not never sees it. It
+    had been read whole, relayed at its end and charged its hold."""
+    httpx.delete(f"{upstream.url}/_sim/bill")
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key_of(TEAM), max_retries=0)
+    asked = {"stream_options": {"include_usage": True}} if usage_asked else {}
+    chunks = []
+    busy_at_first = False
+    for chunk in client.completions.create(
+        model="gpt-3.5-turbo-instruct", **LEGACY, **asked,  # type: ignore[arg-type]
+        extra_headers={"x-sim-chunk-interval-ms": "20"},
+    ):  # fmt: skip
+        if not chunks:
+            busy_at_first = upstream.requests_in_flight() == 1
+        chunks.append(chunk)
+    assert busy_at_first
+    assert {chunk.object for chunk in chunks} == {"text_completion"}
+    assert "".join(choice.text for chunk in chunks for choice in chunk.choices).strip()
+    usage_chunks = [chunk for chunk in chunks if not chunk.choices]
+    assert len(usage_chunks) == (1 if usage_asked else 0)
+    bill, charged = settled(gateway, upstream, store)
+    assert 0 < bill == charged < hold(Case("completions", "gpt-3.5-turbo-instruct", {}, None))

@@ -470,3 +470,37 @@ def line_or_none(server: ServerThread, key: str, endpoint: str, model: str) -> i
         return int(line(server, key, endpoint, model)["micros"])
     except (AssertionError, KeyError):
         return None
+
+
+def test_a_legacy_completion_streams_as_text_completion_chunks(server: ServerThread) -> None:
+    """`stream: true` on /v1/completions: `text_completion` chunks of the same text, the
+    usage in a last chunk of no choices when `stream_options.include_usage` asks for it, then
+    `data: [DONE]`; billed as the whole answer once it ends."""
+    client = sdk(server, OTHER)
+    asked = {"model": "gpt-3.5-turbo-instruct", "prompt": "Say this is a test", "max_tokens": 40}
+    whole = client.completions.create(**asked)
+    httpx.delete(f"{server.url}/_sim/bill")
+    chunks = list(
+        client.completions.create(**asked, stream=True, stream_options={"include_usage": True})
+    )
+    assert {chunk.object for chunk in chunks} == {"text_completion"}
+    assert len({chunk.id for chunk in chunks}) == 1 and chunks[0].id.startswith("cmpl-")
+    text = "".join(choice.text for chunk in chunks for choice in chunk.choices)
+    assert text == whole.choices[0].text and len(chunks) > 3
+    finish = [choice.finish_reason for chunk in chunks for choice in chunk.choices]
+    assert finish[-1] == whole.choices[0].finish_reason and set(finish[:-1]) == {None}
+    assert chunks[-1].choices == [] and chunks[-1].usage == whole.usage
+    assert all(chunk.usage is None for chunk in chunks[:-1])
+    usage = whole.usage
+    assert usage is not None
+    billed = math.ceil(
+        (usage.prompt_tokens * 1_500_000 + usage.completion_tokens * 2_000_000) / 1e6
+    )
+    assert line(server, OTHER, "/v1/completions", "gpt-3.5-turbo-instruct")["micros"] == billed
+    raw = httpx.post(
+        f"{server.url}/v1/completions",
+        headers={"Authorization": f"Bearer {KEY}"},
+        json={**asked, "stream": True},
+    )
+    assert raw.headers["content-type"].startswith("text/event-stream")
+    assert raw.text.endswith("data: [DONE]\n\n") and '"usage"' not in raw.text

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import UpstreamConfig
+from gateway.upstream import http1_client
 from gateway.upstream.http1_client import HIGH_WATER, Http1Upstream
 from gateway.wire.errors import GatewayError
 
@@ -168,6 +169,33 @@ async def test_a_request_written_into_a_dying_connection_goes_again_on_a_new_one
         await resp.close()
         await upstream.close()
     assert server.connections == 3
+
+
+async def test_a_request_a_reused_connection_lost_after_it_was_held_is_not_written_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request the upstream held past `RESEND_WITHIN_S` (made 0 here: any time at all) before
+    its connection was lost is no idle close: upstream may have processed it, and bills it.
+    It fails as sent (its caller charges it so), never written again: a second bill. It had
+    been written again whatever the time, an o1 answer lost after minutes billed twice."""
+    monkeypatch.setattr(http1_client, "RESEND_WITHIN_S", 0.0)
+
+    async def answer_first_then_drop(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await server.read_request(reader)
+        writer.write(OK)
+        await server.read_request(reader)
+
+    server = Raw(answer_first_then_drop)
+    async with server:
+        upstream = server.upstream()
+        assert await fetch(upstream, "POST", "/chat/completions", b"{}") == (200, b"{}")
+        with pytest.raises(GatewayError) as info:
+            await upstream.send("POST", "/chat/completions", b"", {}, b"{}")
+        assert info.value.code == "upstream_unreachable" and info.value.sent
+        await upstream.close()
+    assert server.connections == 1 and len(server.requests) == 2
 
 
 async def test_a_new_connection_closed_before_an_answer_is_a_502_and_is_not_repeated() -> None:

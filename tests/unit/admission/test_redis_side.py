@@ -96,3 +96,30 @@ def test_limits_are_unused_here() -> None:
     # Limits/ModelLimits are the config shapes plans are built from
     # (see tests/unit/admission/test_plan.py).
     assert Limits(models={"m": ModelLimits(messages_per_week=3)}).models["m"].messages_per_week == 3
+
+
+def test_only_the_scripts_own_refusals_are_refused_settles() -> None:
+    """A settle the admission script refuses is not retried; every other reply Redis gives an
+    error with (busy, loading, read-only, a missing script, a lost connection) passes, and is."""
+    from redis.exceptions import (
+        BusyLoadingError,
+        NoScriptError,
+        ReadOnlyError,
+        ResponseError,
+    )
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from gateway.admission.redis_side import refused
+
+    own = "user_script:78: admission.lua: ARGV[4] is no count Redis can add: 1e+17 script: 3737"
+    assert refused(ResponseError(own))
+    assert refused(ResponseError("admission.lua: unknown mode bogus"))
+    for passing in (
+        ResponseError("BUSY Redis is busy running a script. You can only call SCRIPT KILL"),
+        BusyLoadingError("Redis is loading the dataset in memory"),
+        ReadOnlyError("You can't write against a read only replica."),
+        NoScriptError("No matching script. Please use EVAL."),
+        RedisConnectionError("Connection reset by peer"),
+        ResponseError("OOM command not allowed when used memory > 'maxmemory'."),
+    ):
+        assert not refused(passing), passing

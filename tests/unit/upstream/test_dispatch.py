@@ -220,3 +220,90 @@ async def test_a_probe_cancelled_while_its_read_answer_is_released_frees_the_pro
         await call
     assert target.in_flight == 0
     assert breaker.allows(60.0)  # not stuck half-open: the next call probes
+
+
+class _Scripted(_Preparing):
+    """An upstream whose tries end as `outcomes` say, one each: a status answered, or an
+    error raised (after the request was written, or before)."""
+
+    def __init__(self, *outcomes: Any) -> None:
+        super().__init__(idle=False)
+        self.outcomes = list(outcomes)
+
+    async def send(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> Any:
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return _Answer(outcome)
+
+
+def _lost_after_write() -> Exception:
+    from gateway.wire import errors
+
+    return errors.upstream_timeout(1.0, sent=True)
+
+
+def _never_sent() -> Exception:
+    from gateway.wire import errors
+
+    return errors.upstream_unreachable("refused", sent=False)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("outcomes", "buffer", "lost", "open_"),
+    [
+        # A stream's try given up on after its write, retried: upstream may have begun it.
+        ((_lost_after_write(), 200), False, 1, True),
+        ((_lost_after_write(), _lost_after_write()), False, 2, False),
+        # Error answers are not billed; a try that reached no one neither.
+        ((429, 503), False, 0, False),
+        ((_never_sent(), 200), False, 0, True),
+        # A whole answer given up on after its write is raised as it is, for its caller to
+        # charge its hold: not one of the lost.
+        ((_lost_after_write(),), True, 0, True),
+    ],
+    ids=["lost-then-answered", "lost-twice", "error-answers", "never-sent", "whole-given-up"],
+)
+async def test_tries_say_what_upstream_may_bill(
+    outcomes: tuple[Any, ...], buffer: bool, lost: int, open_: bool
+) -> None:
+    from gateway.upstream.dispatch import Tries
+    from gateway.wire.errors import GatewayError
+
+    dispatch, _ = dispatcher_on(_Scripted(*outcomes))
+    made = Tries()
+    try:
+        resp = await dispatch.send(
+            "m", "POST", "/x", b"", {}, b"{}", buffer=buffer, tries_made=made
+        )
+        await resp.close()
+    except GatewayError:
+        pass
+    assert (made.lost, made.open) == (lost, open_)
+
+
+@pytest.mark.anyio
+async def test_a_call_cancelled_during_a_retrys_back_off_has_no_try_open() -> None:
+    """The first try was answered 429; its caller leaves while the retry waits."""
+    from gateway.observability.metrics import Metrics
+    from gateway.upstream.dispatch import Dispatcher, Target, Tries
+    from gateway.upstream.resilience import Breaker, RetryPolicy
+
+    target = Target("only", _Scripted(429, 200), "sk", Breaker())  # type: ignore[arg-type]
+    waiting = asyncio.Event()
+
+    async def back_off(_: float) -> None:
+        waiting.set()
+        await asyncio.Event().wait()  # until cancelled
+
+    dispatch = Dispatcher({"m": [target]}, RetryPolicy(attempts=2), Metrics(), sleep=back_off)
+    made = Tries()
+    call = asyncio.create_task(dispatch.send("m", "POST", "/x", b"", {}, b"{}", tries_made=made))
+    await waiting.wait()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert (made.lost, made.open) == (0, False)
