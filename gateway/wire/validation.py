@@ -73,16 +73,19 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
     for i, message in enumerate(messages):
         _check_message(i, message)
 
-    for name, low, high in _INTEGERS:
-        value = payload.get(name)
-        if value is not None:
-            _check_integer(name, value, low, high)
+    check_chat_counts(payload)
     for name, low, high in _DECIMALS:
         value = payload.get(name)
         if value is not None:
             _check_decimal(name, value, low, high)
     _check_options(payload)
     _check_depth(payload, limits.max_json_depth)
+
+
+def check_chat_counts(payload: dict[str, Any]) -> None:
+    """The counts a chat request's hold multiplies (its completion cap, for each of `n`): a
+    batch line is checked for these alone, as upstream fails a line of another shape alone."""
+    _check_integers(payload, _INTEGERS)
 
 
 # The Responses API's own bounds: `max_output_tokens` has a minimum of 16.
@@ -400,21 +403,32 @@ def check_completions(payload: dict[str, Any]) -> None:
     for each of `best_of`, at least `n`) of the type and within the bounds OpenAI accepts; a
     lenient upstream reading `true`, "20" or 20.0 as a count would write more than was held."""
     _check_model(payload)
-    _check_token_input("prompt", payload.get("prompt"))
+    check_completions_counts(payload)
     _check_strings(payload, ("suffix", "user"))
-    _check_integers(payload, _COMPLETIONS_INTEGERS)
     _check_flags(payload, ("stream", "echo"))
+
+
+def check_completions_counts(payload: dict[str, Any]) -> None:
+    """The prompt's tokens and the counts a legacy completion's hold multiplies: a batch line
+    is checked for these alone."""
+    _check_token_input("prompt", payload.get("prompt"))
+    _check_integers(payload, _COMPLETIONS_INTEGERS)
 
 
 def check_embeddings(payload: dict[str, Any]) -> None:
     """An embeddings request: its input, held at its tokens, and `dimensions`."""
     _check_model(payload)
-    given = payload.get("input")
-    if given is None:
+    if payload.get("input") is None:
         raise errors.missing_parameter("input")
-    _check_token_input("input", given)
-    _check_integers(payload, (("dimensions", 1, MAX_COMPLETION_TOKENS),))
+    check_embeddings_counts(payload)
     _check_strings(payload, ("encoding_format", "user"))
+
+
+def check_embeddings_counts(payload: dict[str, Any]) -> None:
+    """The input's tokens, which the hold counts, and `dimensions`: a batch line is checked
+    for these alone."""
+    _check_token_input("input", payload.get("input"))
+    _check_integers(payload, (("dimensions", 1, MAX_COMPLETION_TOKENS),))
 
 
 def check_images(payload: dict[str, Any]) -> None:
