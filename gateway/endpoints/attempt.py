@@ -129,6 +129,13 @@ class Attempt:
         if trace is not None:
             self.ticket.observer = trace
 
+    def upstream_method(self) -> str:
+        """The method upstream is asked. A HEAD reaches only routes of GET (Starlette serves
+        it on each): upstream is asked that GET, the method the route (or the operator's
+        pass-through entry) allows, and the server sends its answer back without the body."""
+        method: str = self.request.scope["method"]
+        return "GET" if method == "HEAD" else method
+
     def output_cap(self, prompt: int) -> OutputCap | None:
         """What caps the answer's length, for a refusal to say which cap would fit (None: the
         request has no such field)."""
@@ -196,7 +203,7 @@ class Attempt:
         headers = self.headers_for_upstream()
         trace = self.exchange.trace
         if trace is not None:
-            trace.upstream(headers, self.request.scope["method"], self.path, self.upstream_model())
+            trace.upstream(headers, self.upstream_method(), self.path, self.upstream_model())
         return headers
 
     def upstream_model(self) -> str:
@@ -223,12 +230,13 @@ class Attempt:
             if self.model is None:
                 tries.open = True
                 resp = await gw.upstream.send(
-                    scope["method"], self.path, scope["query_string"], headers, body
+                    self.upstream_method(), self.path, scope["query_string"], headers, body
                 )
             else:
                 timeout = client_timeout_s(scope["headers"])
                 resp = await gw.dispatch.send(
-                    self.model, scope["method"], self.path, scope["query_string"], headers, body,
+                    self.model, self.upstream_method(), self.path, scope["query_string"], headers,
+                    body,
                     deadline=None if timeout is None else self.exchange.started + timeout,
                     buffer=buffer, prepared=prepared, api_key=gw.own_key(self.caller.team),
                     billed_whole=billed_whole, team=self.caller.team.name, tries_made=tries,

@@ -138,6 +138,7 @@ def _worst_case(
         if line.get("url") != endpoint:
             raise errors.batch_line_invalid(number, f"its url is not the batch's {endpoint}")
         body: dict[str, Any] = line["body"]
+        _check_line(number, endpoint, body)
         if body.get("web_search_options") is not None:
             # Billed by the search beside the tokens: the batch's settle reads tokens only.
             raise errors.batch_line_invalid(
@@ -191,6 +192,23 @@ def _worst_case(
         limited[label] = None
         named.add(name if name in tuned else label)
     return reserve, sorted(named), list(limited)
+
+
+def _check_line(number: int, endpoint: str, body: dict[str, Any]) -> None:
+    """The counts a line's worst case reads (`max_tokens`, `n`, `best_of`, a prompt's tokens),
+    as the endpoint checks them inline: one of another type (true, "4000", 1.0) is held as
+    the default while a lenient upstream may read it as the count it spells. The rest of a
+    line's shape is upstream's to refuse, in the batch's error file."""
+    try:
+        if endpoint == "/v1/chat/completions":
+            validation.check_chat_counts(body)
+        elif endpoint == "/v1/completions":
+            validation.check_completions_counts(body)
+        elif endpoint == "/v1/embeddings":
+            validation.check_embeddings_counts(body)
+    except GatewayError as exc:
+        why = exc.message.rstrip(".")
+        raise errors.batch_line_invalid(number, f"its {exc.param}: {why}") from None
 
 
 async def list_batches(request: Request) -> Response:

@@ -89,6 +89,8 @@ class Governed:
     default_model: str | None = None
     # The model is a field of a multipart form (audio uploads), not of a JSON body.
     form: bool = False
+    # What OpenAI would refuse in the JSON body, refused before anything reads it (None: a form).
+    check: Callable[[dict[str, Any]], None] | None = None
 
 
 def governed(rules: Governed) -> Handler:
@@ -119,6 +121,8 @@ async def serve(request: Request, rules: Governed) -> Response:
             payload["prompt"] = longest(prompts)
     else:
         payload = parse_json_object(request, body)
+        if rules.check is not None:
+            rules.check(payload)
         body = written(payload)  # what upstream reads is what was checked (`read_json_object`)
         trace = exchange_of(request.scope).trace
         if trace is not None:

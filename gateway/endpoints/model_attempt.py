@@ -191,7 +191,7 @@ class EarlyCall:
         assert attempt.model is not None  # only a model's deployments take early calls
         scope = attempt.request.scope
         self.call = attempt.gw.dispatch.prepare(
-            attempt.model, scope["method"], attempt.path, scope["query_string"],
+            attempt.model, attempt.upstream_method(), attempt.path, scope["query_string"],
             attempt.traced_headers(), self.body, attempt.gw.own_key(attempt.caller.team),
             attempt.caller.team.name,
         )  # fmt: skip

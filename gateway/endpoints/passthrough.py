@@ -35,7 +35,7 @@ from starlette.responses import Response
 
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import cost_micros
-from gateway.config import AllowedPath
+from gateway.config import AllowedPath, ModelConfig
 from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.batches import BATCH
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
@@ -113,19 +113,15 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
             body = written(payload)  # what upstream reads is what was checked
         named = payload.get("model") if isinstance(payload, dict) else None
     text = _unread_text(body) if body and parts is None and payload is None else None
-    await _check_named_ids(gw, caller, request, payload, text)
+    decoded = _decoded(payload)
+    await _check_named_ids(gw, caller, request, payload, decoded, text)
     named = named if isinstance(named, str) else None
     found = None
     if named is not None:
-        found = gw.models.get(named)
-        if found is None and allowed.charge == "usage":
-            found = await fine_tuned(gw, caller, named)
-        if found is not None and not model_allowed(gw.config, caller.team, found[0]):
-            found = None
-        if found is None and allowed.charge == "usage":
-            # What it will report usage for must have a price: an unknown model is not served
-            # free.
-            raise errors.model_not_found(named)
+        found = await _model_of(gw, caller, allowed, named)
+    for other in _models_named(decoded):
+        if other != named:
+            await _model_of(gw, caller, allowed, other)
     attempt = PassthroughAttempt(gw, request, exchange_of(request.scope), caller, path, None)
     try:
         if gw.config.admission.enabled:
@@ -191,16 +187,103 @@ class PassthroughAttempt(Attempt):
         super().settle_stream(meter, stopped=stopped)
 
 
+async def _model_of(
+    gw: Gateway, caller: Caller, allowed: AllowedPath, named: str
+) -> tuple[str, ModelConfig] | None:
+    """The configured model (or, on an entry charging usage, the team's fine-tune) a body
+    names, which the team must be allowed; None for a model the config does not have, which
+    only an entry charging nothing lets through."""
+    found = gw.models.get(named)
+    if found is None and allowed.charge == "usage":
+        found = await fine_tuned(gw, caller, named)
+    if found is not None and not model_allowed(gw.config, caller.team, found[0]):
+        raise errors.model_not_found(named)
+    if found is None and allowed.charge == "usage":
+        # What it will report usage for must have a price: an unknown model is not served
+        # free.
+        raise errors.model_not_found(named)
+    return found
+
+
+def _models_named(values: list[Any]) -> list[str]:
+    """Every model the JSON `values` name, at any depth: an eval run's `data_source.model`, its
+    graders' `model`, a realtime session's `model`, any `..._model`. A model field that is no
+    string (an object, a list) is one the gateway cannot tell: refused."""
+    found: list[str] = []
+    level: list[Any] = list(values)
+    while level:
+        below: list[Any] = []
+        for node in level:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "model" or key.endswith("_model"):
+                        if isinstance(value, str):
+                            found.append(value)
+                        elif value is not None:
+                            raise errors.invalid_type(
+                                key, "a string", _KIND.get(type(value), "a number")
+                            )
+                    below.append(value)
+            elif isinstance(node, list):
+                below += node
+        level = below
+    return found
+
+
+_KIND = {dict: "an object", list: "an array", bool: "a boolean"}
+
+
+def _decoded(payload: Any) -> list[Any]:
+    """The body's JSON and the JSON its strings hold, at any depth: a string whose content is
+    JSON (an item's `"{\"file_id\": ...}"`) may be read as JSON by the endpoint, and the ids
+    and models in it are named as surely as any. One that is JSON only to a lenient reader
+    (`NaN`, `1e400`) is refused, as a form field is."""
+    out: list[Any] = []
+    level: list[Any] = [] if payload is None else [payload]
+    while level:
+        out += level
+        below: list[Any] = []
+        for value in strings(level):
+            if value.lstrip(_SPACE)[:1] not in ("{", "["):
+                continue
+            try:
+                inner = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                _refuse_lenient(value)
+                continue
+            if isinstance(inner, dict | list):
+                below.append(inner)
+        level = below
+    return out
+
+
+def _refuse_lenient(value: str) -> None:
+    """A string the gateway's reader does not take as JSON: refused when a lenient reader
+    takes it whole as an object or array."""
+    try:
+        lenient = json.loads(value)
+    except (ValueError, RecursionError):
+        return
+    if isinstance(lenient, dict | list):
+        raise errors.invalid_json(_NOT_STRICT)
+
+
 async def _check_named_ids(
-    gw: Gateway, caller: Caller, request: Request, payload: Any, text: str | None = None
+    gw: Gateway,
+    caller: Caller,
+    request: Request,
+    payload: Any,
+    decoded: list[Any],
+    text: str | None = None,
 ) -> None:
     """Every id of an object teams own that the request names, in its path, its query, its
-    JSON body or anywhere in a body of other text, must be the caller's team's, and so must
-    every item of a response its JSON body gives back by id (in `input` or `items`)."""
+    JSON body (the JSON its strings hold too, `decoded`) or anywhere in a body of other text,
+    must be the caller's team's, and so must every item of a response its JSON body gives back
+    by id (in `input` or `items`)."""
     query = (value for _, value in request.query_params.multi_items())
     named_ids = [
         named
-        for value in (*request.scope["path"].split("/"), *query, *strings(payload))
+        for value in (*request.scope["path"].split("/"), *query, *strings(decoded))
         for named in _ids_named(value)
     ]
     if text is not None:

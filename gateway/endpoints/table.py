@@ -31,7 +31,7 @@ from gateway.endpoints.governed import Cost, Governed, governed
 from gateway.endpoints.passthrough import allowed_passthrough
 from gateway.endpoints.responses import create_response
 from gateway.endpoints.route import route_endpoint
-from gateway.wire import errors
+from gateway.wire import errors, validation
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -94,25 +94,31 @@ TABLE: tuple[Endpoint, ...] = (
         "free: counted against request limits", "the team's own only",
     ),
     Endpoint(
-        "POST", "/v1/embeddings", governed(Governed(Cost.EMBEDDINGS)), "body",
+        "POST", "/v1/embeddings",
+        governed(Governed(Cost.EMBEDDINGS, check=validation.check_embeddings)), "body",
         "input tokens at the input price; settled to usage", "-",
     ),
     Endpoint(
-        "POST", "/v1/completions", governed(Governed(Cost.COMPLETIONS)), "body",
+        "POST", "/v1/completions",
+        governed(Governed(Cost.COMPLETIONS, check=validation.check_completions)), "body",
         "prompt, and max_tokens for each of best_of (at least n); settled to usage", "-",
     ),
     Endpoint(
         "POST", "/v1/moderations",
-        governed(Governed(Cost.FREE, default_model="omni-moderation-latest")),
+        governed(Governed(
+            Cost.FREE, default_model="omni-moderation-latest", check=validation.check_moderations
+        )),
         "body (default omni-moderation-latest)", "free: counted against request limits", "-",
     ),
     Endpoint(
-        "POST", "/v1/images/generations", governed(Governed(Cost.IMAGES)), "body",
+        "POST", "/v1/images/generations",
+        governed(Governed(Cost.IMAGES, check=validation.check_images)), "body",
         "n images at the model's price for quality and size (DALL-E), or the prompt and the "
         "images' output tokens (GPT image models); settled to the images made or to usage", "-",
     ),
     Endpoint(
-        "POST", "/v1/audio/speech", governed(Governed(Cost.SPEECH)), "body",
+        "POST", "/v1/audio/speech",
+        governed(Governed(Cost.SPEECH, check=validation.check_speech)), "body",
         "characters of input at the character price (tts-1), or the input's text tokens and "
         "audio_tokens_per_character audio tokens a character (gpt-4o-mini-tts); settled to the "
         "usage of `speech.audio.done` (raw audio asked upstream as `stream_format: sse`)", "-",

@@ -19,7 +19,8 @@ amount of header bytes and waits forever for a head or a body. Here:
   body still arriving gets `body_timeout_s` in all, so no trickle holds the shutdown;
 - a connection beyond `max_connections` is answered 503 and closed at once (uvicorn's
   `limit_concurrency` answers in plain text, after reading a head, and counts its tasks too);
-- what httptools cannot parse is answered 400 with its reason, not uvicorn's plain text.
+- what httptools cannot parse is answered 400 with its reason, not uvicorn's plain text, and
+  so is a request line of a version but HTTP/1.0 and 1.1 (httptools reads 2.0 and 0.9 as 1.1).
 Each is an error of the catalog, counted in `gateway_dropped_connections_total`; after the
 answer, what the client still sends is read and dropped for a moment (`LINGER_S`), so that its
 unread bytes do not reset the connection before it has read the answer. A request that
@@ -143,6 +144,15 @@ class HeadTooLarge(Exception):
         self.size = size
 
 
+class NotHttp1(Exception):
+    """Raised in a parser callback to refuse a head whose request line says another version:
+    httptools reads "HTTP/2.0" and "HTTP/0.9" as it reads 1.1, though neither is spoken here."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(version)
+        self.version = version
+
+
 class UpgradeWithBody(Exception):
     """Raised in a parser callback to refuse a request that asks to switch protocols (one the
     gateway does not speak) and has a body."""
@@ -211,6 +221,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                 limit = self.limits.max_header_bytes
                 error = errors.headers_too_large(exc.__context__.size, limit)
                 self.drop("headers_too_large", error)
+            elif isinstance(exc.__context__, NotHttp1):
+                detail = f"Invalid HTTP version HTTP/{exc.__context__.version}"
+                self.drop("malformed_request", errors.malformed_request(detail))
             elif isinstance(exc.__context__, UpgradeWithBody):
                 error = errors.upgrade_with_body(exc.__context__.protocol)
                 self.drop("malformed_request", error)
@@ -221,6 +234,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self.watch(len(data))
 
     def on_headers_complete(self) -> None:
+        version = self.parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise NotHttp1(version)
         limit = self.limits.max_header_bytes
         if self.head_bytes + self.read_size > limit:  # it may be over: count it exactly
             size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)

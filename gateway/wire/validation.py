@@ -73,16 +73,19 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
     for i, message in enumerate(messages):
         _check_message(i, message)
 
-    for name, low, high in _INTEGERS:
-        value = payload.get(name)
-        if value is not None:
-            _check_integer(name, value, low, high)
+    check_chat_counts(payload)
     for name, low, high in _DECIMALS:
         value = payload.get(name)
         if value is not None:
             _check_decimal(name, value, low, high)
     _check_options(payload)
     _check_depth(payload, limits.max_json_depth)
+
+
+def check_chat_counts(payload: dict[str, Any]) -> None:
+    """The counts a chat request's hold multiplies (its completion cap, for each of `n`): a
+    batch line is checked for these alone, as upstream fails a line of another shape alone."""
+    _check_integers(payload, _INTEGERS)
 
 
 # The Responses API's own bounds: `max_output_tokens` has a minimum of 16.
@@ -245,7 +248,7 @@ def _check_integer(name: str, value: Any, low: int, high: int) -> None:
         raise errors.above_maximum(name, "integer", high, value)
 
 
-def _check_decimal(name: str, value: Any, low: int, high: int) -> None:
+def _check_decimal(name: str, value: Any, low: float, high: float) -> None:
     kind = type(value)
     if kind is not float and kind is not int:
         raise _wrong_type(name, "a decimal", value)
@@ -373,3 +376,135 @@ def too_deep(payload: dict[str, Any], limit: int) -> str | None:
 
 def _wrong_type(param: str, expected: str, value: Any) -> errors.GatewayError:
     return errors.invalid_type(param, expected, _TYPE_NAMES.get(type(value), "an unknown type"))
+
+
+# -- the other governed endpoints: what their hold reads, as upstream reads it --------------------
+
+_TOKEN_INPUT = (
+    "one of a string, array of strings, array of integers, or array of arrays of integers"
+)
+_COMPLETIONS_INTEGERS = (
+    # 0 writes no token (an echoed prompt's logprobs); the hold reads it as the default 16.
+    ("max_tokens", 0, MAX_COMPLETION_TOKENS),
+    ("n", 1, 128),
+    ("best_of", 0, 20),
+    ("logprobs", 0, 5),
+)
+_IMAGES_INTEGERS = (("n", 1, 10), ("partial_images", 0, 3), ("output_compression", 0, 100))
+_IMAGES_STRINGS = (
+    "size", "quality", "style", "response_format", "background", "output_format", "moderation",
+    "user",
+)  # fmt: skip
+MAX_SPEECH_CHARACTERS = 4096
+
+
+def check_completions(payload: dict[str, Any]) -> None:
+    """A legacy completion: its prompt, suffix and every count its hold multiplies (`max_tokens`
+    for each of `best_of`, at least `n`) of the type and within the bounds OpenAI accepts; a
+    lenient upstream reading `true`, "20" or 20.0 as a count would write more than was held."""
+    _check_model(payload)
+    check_completions_counts(payload)
+    _check_strings(payload, ("suffix", "user"))
+    _check_flags(payload, ("stream", "echo"))
+
+
+def check_completions_counts(payload: dict[str, Any]) -> None:
+    """The prompt's tokens and the counts a legacy completion's hold multiplies: a batch line
+    is checked for these alone."""
+    _check_token_input("prompt", payload.get("prompt"))
+    _check_integers(payload, _COMPLETIONS_INTEGERS)
+
+
+def check_embeddings(payload: dict[str, Any]) -> None:
+    """An embeddings request: its input, held at its tokens, and `dimensions`."""
+    _check_model(payload)
+    if payload.get("input") is None:
+        raise errors.missing_parameter("input")
+    check_embeddings_counts(payload)
+    _check_strings(payload, ("encoding_format", "user"))
+
+
+def check_embeddings_counts(payload: dict[str, Any]) -> None:
+    """The input's tokens, which the hold counts, and `dimensions`: a batch line is checked
+    for these alone."""
+    _check_token_input("input", payload.get("input"))
+    _check_integers(payload, (("dimensions", 1, MAX_COMPLETION_TOKENS),))
+
+
+def check_images(payload: dict[str, Any]) -> None:
+    """An image generation: `n` images held at the price of their size and quality (and a
+    stream's partial images), each as upstream reads it."""
+    _check_model(payload)
+    _required(payload, "prompt", "prompt", str)
+    _check_integers(payload, _IMAGES_INTEGERS)
+    _check_strings(payload, _IMAGES_STRINGS)
+    _check_flags(payload, ("stream",))
+
+
+def check_speech(payload: dict[str, Any]) -> None:
+    """Text to speech: its input's characters (and instructions' tokens) are held, more at a
+    speed below 1: each must be what upstream reads."""
+    _check_model(payload)
+    text = _required(payload, "input", "input", str)
+    if len(text) > MAX_SPEECH_CHARACTERS:
+        raise errors.string_too_long("input", MAX_SPEECH_CHARACTERS, len(text))
+    _check_strings(payload, ("instructions", "response_format", "stream_format"))
+    speed = payload.get("speed")
+    if speed is not None:
+        _check_decimal("speed", speed, 0.25, 4)
+
+
+def check_moderations(payload: dict[str, Any]) -> None:
+    """A moderation: free, but its model (`omni-moderation-latest` when none) is checked."""
+    if "model" in payload:
+        _check_model(payload)
+    if payload.get("input") is None:
+        raise errors.missing_parameter("input")
+
+
+def _check_integers(payload: dict[str, Any], bounds: tuple[tuple[str, int, int], ...]) -> None:
+    for name, low, high in bounds:
+        value = payload.get(name)
+        if value is not None:
+            _check_integer(name, value, low, high)
+
+
+def _check_strings(payload: dict[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        value = payload.get(name)
+        if value is not None and type(value) is not str:
+            raise _wrong_type(name, "a string", value)
+
+
+def _check_flags(payload: dict[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        value = payload.get(name)
+        if value is not None and type(value) is not bool:
+            raise _wrong_type(name, "a boolean", value)
+
+
+def _check_token_input(name: str, value: Any) -> None:
+    """A completions prompt or embeddings input: a string, or an array of strings, of tokens
+    (integers; upstream reads JSON's true as 1, and it is counted so) or of token arrays, one
+    kind throughout. A float token (1.0) would be a token to a lenient reader and none to the
+    count."""
+    if value is None or type(value) is str:
+        return
+    if type(value) is not list:
+        raise _wrong_type(name, _TOKEN_INPUT, value)
+    first = _token_kind(value[0]) if value else None
+    for i, item in enumerate(value):
+        kind = _token_kind(item)
+        if kind is None or kind is not first:
+            raise _wrong_type(f"{name}[{i}]", _TOKEN_INPUT, item)
+        if kind is list:
+            for j, token in enumerate(item):
+                if _token_kind(token) is not int:
+                    raise _wrong_type(f"{name}[{i}][{j}]", "an integer", token)
+
+
+def _token_kind(item: Any) -> type | None:
+    kind = type(item)
+    if kind is bool:
+        return int
+    return kind if kind is str or kind is int or kind is list else None

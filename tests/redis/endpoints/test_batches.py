@@ -775,3 +775,48 @@ def test_a_job_made_without_an_id_is_a_502_charged_its_hold(
             assert time.monotonic() < deadline, spend(store, "payer")
             time.sleep(0.05)
         assert spend(store, "payer")[0] > 0  # the hold, charged
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "why"),
+    [
+        ("/v1/completions",
+         {"model": "gpt-3.5-turbo-instruct", "prompt": "Hi", "max_tokens": "4000", "best_of": 20},
+         "its max_tokens: Invalid type for 'max_tokens': expected an integer, but got a string "
+         "instead"),
+        ("/v1/completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "Hi", "best_of": True},
+         "its best_of: Invalid type for 'best_of': expected an integer, but got a boolean "
+         "instead"),
+        ("/v1/chat/completions",
+         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "n": 128.0},
+         "its n: Invalid type for 'n': expected an integer, but got a decimal instead"),
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": [[1.0] * 8]},
+         "its input[0][0]: Invalid type for 'input[0][0]': expected an integer, but got a "
+         "decimal instead"),
+    ],
+)  # fmt: skip
+def test_a_line_whose_counts_the_hold_cannot_read_as_upstream_does_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis,
+    endpoint: str, body: dict[str, Any], why: str,
+) -> None:  # fmt: skip
+    """A line is held by its `max_tokens`, `best_of`, `n` and tokens as the endpoint reads them
+    inline: a value of another type had been held as the default (16 tokens, one candidate, a
+    float token as none) while a lenient upstream might read it as the count it spells."""
+    client = sdk(gateway, "payer")
+    line = {"custom_id": "r", "method": "POST", "url": endpoint, "body": body}
+    file_id = client.files.create(file=("in.jsonl", orjson.dumps(line)), purpose="batch").id
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.batches.create(
+            input_file_id=file_id,
+            endpoint=endpoint,  # type: ignore[arg-type]
+            completion_window="24h",
+        )
+    assert info.value.code == "invalid_batch_line"
+    assert info.value.response.json()["error"]["message"] == (
+        f"Line 1 of the batch's input file cannot be accepted: {why}."
+    )
+    since = [r for r in httpx.get(log).json()["data"] if r not in before]
+    assert [(r["method"], r["path"]) for r in since] == [("GET", f"/v1/files/{file_id}/content")]
+    assert spend(store, "payer") == (0, 0)

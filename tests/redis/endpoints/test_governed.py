@@ -387,3 +387,78 @@ def test_a_gpt_image_stream_holds_its_partial_images(
     refused_over_budget(
         start_gateway, redis_server, tmp_path, store, "0.15", "/v1/images/generations", body
     )
+
+
+INSTRUCT = "gpt-3.5-turbo-instruct"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param", "code"),
+    [
+        # Each of these was held at one candidate of 16 tokens (or one image, or speed 1),
+        # whatever a lenient upstream reads it as.
+        (COMPLETIONS, {"model": INSTRUCT, "prompt": "hi", "max_tokens": True}, "max_tokens",
+         "invalid_type"),
+        (COMPLETIONS, {"model": INSTRUCT, "prompt": "hi", "max_tokens": "4000"}, "max_tokens",
+         "invalid_type"),
+        (COMPLETIONS, {"model": INSTRUCT, "prompt": "hi", "max_tokens": 4000.0}, "max_tokens",
+         "invalid_type"),
+        (COMPLETIONS, {"model": INSTRUCT, "prompt": "hi", "max_tokens": -1}, "max_tokens",
+         "integer_below_min_value"),
+        (COMPLETIONS, {"model": INSTRUCT, "prompt": "hi", "best_of": True}, "best_of",
+         "invalid_type"),
+        (COMPLETIONS, {"model": INSTRUCT, "prompt": "hi", "best_of": 21}, "best_of",
+         "integer_above_max_value"),
+        (COMPLETIONS, {"model": INSTRUCT, "prompt": "hi", "n": 10**30}, "n",
+         "integer_above_max_value"),
+        (COMPLETIONS, {"model": INSTRUCT, "prompt": [[1.0] * 50]}, "prompt[0][0]",
+         "invalid_type"),
+        (COMPLETIONS, {"model": INSTRUCT, "prompt": {"text": "hi"}}, "prompt", "invalid_type"),
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": [1.0, 2.0]}, "input[0]",
+         "invalid_type"),
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "hi", "dimensions": "8"},
+         "dimensions", "invalid_type"),
+        ("/v1/images/generations", {"model": "dall-e-2", "prompt": "a cat", "n": True}, "n",
+         "invalid_type"),
+        ("/v1/images/generations", {"model": "dall-e-2", "prompt": "a cat", "n": "10"}, "n",
+         "invalid_type"),
+        ("/v1/images/generations", {"model": "dall-e-2", "prompt": "a cat", "n": 11}, "n",
+         "integer_above_max_value"),
+        ("/v1/images/generations", {"model": "dall-e-2", "prompt": "a cat", "size": ["1024x1024"]},
+         "size", "invalid_type"),
+        ("/v1/images/generations",
+         {"model": "gpt-image-1", "prompt": "a cat", "stream": True, "partial_images": "3"},
+         "partial_images", "invalid_type"),
+        ("/v1/audio/speech", {"model": "tts-1", "voice": "alloy", "input": ["hi"] * 100},
+         "input", "invalid_type"),
+        ("/v1/audio/speech", {"model": "tts-1", "voice": "alloy", "input": "a" * 4097},
+         "input", "string_above_max_length"),
+        ("/v1/audio/speech",
+         {"model": "gpt-4o-mini-tts", "voice": "alloy", "input": "hi", "speed": "0.25"},
+         "speed", "invalid_type"),
+        ("/v1/audio/speech",
+         {"model": "gpt-4o-mini-tts", "voice": "alloy", "input": "hi", "speed": 0.1},
+         "speed", "decimal_below_min_value"),
+    ],
+)  # fmt: skip
+def test_a_count_the_hold_cannot_read_as_upstream_does_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis,
+    path: str, body: dict[str, Any], param: str, code: str,
+) -> None:  # fmt: skip
+    """A value the hold reads one way (a boolean or string count as the default, a float token
+    as none) and a lenient upstream another is OpenAI's own 400, naming it, and never sent."""
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    answer = httpx.post(
+        f"{gateway.url}{path}", json=body, timeout=30,
+        headers={"Authorization": f"Bearer {KEYS['metered']}"},
+    )  # fmt: skip
+    assert answer.status_code == 400, answer.text[:300]
+    error = answer.json()["error"]
+    assert (error["param"], error["code"], error["type"]) == (
+        param,
+        code,
+        "invalid_request_error",
+    )
+    assert httpx.get(log).json()["data"] == before
+    assert spend(store, "metered") == (0, 0)

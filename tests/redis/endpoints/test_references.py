@@ -19,7 +19,11 @@ from gateway.config import AllowedPath
 from tests.conftest import GatewayFactory, ServerThread
 from tests.redis.endpoints.teams import key_of, sdk, serve_teams
 
-TEAMS: dict[str, dict[str, str]] = {"a": {"tier": "tier-5"}, "b": {"tier": "tier-5"}}
+TEAMS: dict[str, dict[str, str]] = {
+    "a": {"tier": "tier-5"},
+    "b": {"tier": "tier-5"},
+    "mini": {"tier": "tier-5", "models": "[gpt-4o-mini]"},
+}
 
 
 @pytest.fixture
@@ -664,3 +668,72 @@ def test_objects_a_body_names_over_and_over_are_looked_up_once(
         answer = post(gateway, "b", "/vector_stores", json.dumps(body))
         assert answer.status_code == 404, answer.text
         assert answer.json()["error"]["message"] == f"No such File object: {theirs}"
+
+
+def test_a_model_named_anywhere_in_a_passthrough_body_is_one_the_team_may_use(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """An eval's graders, an eval run's `data_source.model`, a model in a string holding JSON:
+    each is run upstream as surely as a top-level `model`, which alone had been checked (and
+    on an entry charging nothing, not even that)."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    auth = {"Authorization": f"Bearer {key_of('mini')}"}
+    grader = {"type": "score_model", "name": "g", "input": [], "model": "o1-preview"}
+    bodies = [
+        ("/v1/evals", {"name": "x", "testing_criteria": [grader]}),
+        ("/v1/evals", {"name": "x", "model": "o1-preview"}),
+        ("/v1/threads/thread_1/runs",
+         {"assistant_id": "asst_1", "data_source": {"type": "completions", "model": "o1-preview"}}),
+        ("/v1/evals", {"name": "x", "item": json.dumps({"sampling": {"model": "o1-preview"}})}),
+        ("/v1/evals", {"name": "x", "judge": {"grader_model": "o1-preview"}}),
+    ]  # fmt: skip
+    before = upstream_requests(simulator)
+    for path, body in bodies:
+        answer = httpx.post(f"{gateway.url}{path}", json=body, headers=auth)
+        assert answer.status_code == 404, (body, answer.text)
+        assert answer.json()["error"]["code"] == "model_not_found", body
+    unreadable = httpx.post(
+        f"{gateway.url}/v1/evals", json={"name": "x", "data_source": {"model": ["o1-preview"]}},
+        headers=auth,
+    )  # fmt: skip
+    assert unreadable.status_code == 400, unreadable.text
+    assert unreadable.json()["error"]["code"] == "invalid_type"
+    assert upstream_requests(simulator) == before  # none reached upstream
+    allowed = {**grader, "model": "gpt-4o-mini"}
+    httpx.post(f"{gateway.url}/v1/evals", json={"testing_criteria": [allowed]}, headers=auth)
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/evals"
+
+
+def test_another_teams_id_in_a_string_holding_json_is_refused(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A string whose content is JSON (an item, a metadata value) is JSON to an endpoint that
+    reads it so: another team's id in it had been read as prose naming none, and sent."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
+    auth = {"Authorization": f"Bearer {key_of('a')}"}
+    inner = {"type": "jsonl", "source": {"type": "file_id", "id": secret}}
+    bodies = [
+        {"name": "x", "data_source": json.dumps(inner)},
+        {"name": "x", "metadata": {"spec": json.dumps({"wrapped": json.dumps(inner)})}},
+        {"name": "x", "items": [json.dumps([secret])]},
+    ]
+    before = upstream_requests(simulator)
+    for body in bodies:
+        answer = httpx.post(f"{gateway.url}/v1/evals", json=body, headers=auth)
+        assert answer.status_code == 404, (body, answer.text)
+        assert answer.json()["error"]["message"] == f"No such File object: {secret}"
+    lenient = httpx.post(
+        f"{gateway.url}/v1/evals", json={"name": "x", "spec": f'{{"id": "{secret}", "n": NaN}}'},
+        headers=auth,
+    )  # fmt: skip
+    assert lenient.status_code == 400 and lenient.json()["error"]["code"] == "invalid_json"
+    prose = httpx.post(
+        f"{gateway.url}/v1/evals", json={"name": "[1] Intro {not json}"}, headers=auth
+    )
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/evals", prose.text
+    assert len(upstream_requests(simulator)) == len(before) + 1

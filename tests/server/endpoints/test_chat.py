@@ -256,6 +256,27 @@ def test_an_operator_allowed_path_keeps_method_and_query(
     assert sent["method"] == "GET" and sent["path"] == "/v1/evals"
 
 
+def test_a_head_on_a_get_passthrough_entry_asks_upstream_the_get_it_allows(
+    start_gateway: GatewayFactory, simulator: ServerThread
+) -> None:
+    """The operator opened GET: a HEAD (which Starlette serves on every GET route) had gone
+    upstream as a HEAD, a method no entry can name. It is the GET, its body not sent back."""
+    allow = (AllowedPath(method="GET", path="/v1/evals", charge="free"),)
+    gateway = start_gateway(passthrough={"allow": allow})
+    auth = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    answer = httpx.head(f"{gateway.url}/v1/evals?limit=2", headers=auth)
+    sent = sim_log(simulator)[-1]
+    assert (sent["method"], sent["path"]) == ("GET", "/v1/evals")
+    assert (
+        answer.status_code == httpx.get(f"{gateway.url}/v1/evals?limit=2", headers=auth).status_code
+    )
+    assert answer.content == b""
+    seen = len(sim_log(simulator))
+    refused = httpx.head(f"{gateway.url}/v1/fine_tuning/alpha/graders", headers=auth)
+    assert refused.status_code == 404  # no entry: no method of it reaches upstream
+    assert len(sim_log(simulator)) == seen
+
+
 # -- errors the gateway produces -----------------------------------------------------------------
 
 

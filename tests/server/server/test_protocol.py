@@ -191,6 +191,12 @@ def test_connections_over_the_cap_get_503_at_once_and_are_counted(
         (b"GET /healthz HTTP/1.1\r\nX-Bad: a\x01b\r\n\r\n", "Invalid header value char"),
         (b"GET /healthz HTTP/1.1\r\nBad Name: x\r\n\r\n", "Invalid header token"),
         (b"GET /a b HTTP/1.1\r\n\r\n", "Expected HTTP/"),
+        # httptools reads both as it reads HTTP/1.1: they had been served.
+        (
+            b"POST /v1/chat/completions HTTP/2.0\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+            "Invalid HTTP version HTTP/2.0",
+        ),
+        (b"GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n", "Invalid HTTP version HTTP/0.9"),
     ],
 )
 def test_what_is_not_http_gets_a_json_400_with_the_reason(

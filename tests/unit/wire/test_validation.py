@@ -10,7 +10,14 @@ import pytest
 
 from gateway.config import ServerConfig
 from gateway.wire.errors import GatewayError
-from gateway.wire.validation import check_chat, check_responses
+from gateway.wire.validation import (
+    check_chat,
+    check_completions,
+    check_embeddings,
+    check_images,
+    check_responses,
+    check_speech,
+)
 from tests.conftest import base_config
 
 LIMITS = ServerConfig()
@@ -297,4 +304,71 @@ def test_a_responses_request_nested_too_deep_is_refused() -> None:
         deep = {"a": deep}
     assert responses_refusal({"model": "gpt-4o", "input": "x", "metadata": deep})["code"] == (
         "nesting_too_deep"
+    )
+
+
+INSTRUCT = {"model": "gpt-3.5-turbo-instruct"}
+
+
+@pytest.mark.parametrize(
+    ("check", "payload"),
+    [
+        (check_completions, {**INSTRUCT, "prompt": "Hi", "max_tokens": 0, "best_of": 20, "n": 5}),
+        (check_completions, {**INSTRUCT, "prompt": ["a", "b"], "max_tokens": None}),
+        (check_completions, {**INSTRUCT, "prompt": [1, 2, True]}),
+        (check_completions, {**INSTRUCT, "prompt": [[1, 2], [3]], "suffix": "end"}),
+        (check_completions, {**INSTRUCT, "prompt": []}),
+        (check_embeddings, {"model": "text-embedding-3-small", "input": "x", "dimensions": 256}),
+        (check_embeddings, {"model": "text-embedding-3-small", "input": [[1], [2, 3]]}),
+        (check_images, {"model": "dall-e-2", "prompt": "a cat", "n": 10, "size": "256x256"}),
+        (check_images, {"model": "gpt-image-1", "prompt": "a", "stream": True, "partial_images": 0}),
+        (check_speech, {"model": "tts-1", "input": "a" * 4096, "voice": "alloy", "speed": 0.25}),
+        (check_speech, {"model": "tts-1", "input": "hi", "voice": {"id": "v"}, "speed": 4}),
+    ],
+)  # fmt: skip
+def test_what_openai_takes_on_the_other_governed_endpoints_passes(
+    check: Any, payload: dict[str, Any]
+) -> None:
+    check(payload)
+
+
+@pytest.mark.parametrize(
+    ("check", "payload", "param", "code"),
+    [
+        (check_completions, {**INSTRUCT, "prompt": "Hi", "max_tokens": True}, "max_tokens",
+         "invalid_type"),
+        (check_completions, {**INSTRUCT, "prompt": "Hi", "best_of": 2.0}, "best_of",
+         "invalid_type"),
+        (check_completions, {**INSTRUCT, "prompt": ["a", 1]}, "prompt[1]", "invalid_type"),
+        (check_completions, {**INSTRUCT, "prompt": [[1], [2, "3"]]}, "prompt[1][1]",
+         "invalid_type"),
+        (check_completions, {**INSTRUCT, "prompt": [None]}, "prompt[0]", "invalid_type"),
+        (check_completions, {"prompt": "Hi"}, "model", "missing_required_parameter"),
+        (check_embeddings, {"model": "text-embedding-3-small"}, "input",
+         "missing_required_parameter"),
+        (check_embeddings, {"model": "text-embedding-3-small", "input": "x", "dimensions": 0},
+         "dimensions", "integer_below_min_value"),
+        (check_images, {"model": "dall-e-2"}, "prompt", "missing_required_parameter"),
+        (check_images, {"model": "dall-e-2", "prompt": "a", "n": 0}, "n",
+         "integer_below_min_value"),
+        (check_images, {"model": "dall-e-2", "prompt": "a", "quality": 1}, "quality",
+         "invalid_type"),
+        (check_images, {"model": "gpt-image-1", "prompt": "a", "partial_images": 4},
+         "partial_images", "integer_above_max_value"),
+        (check_speech, {"model": "tts-1", "input": "hi", "speed": True}, "speed", "invalid_type"),
+        (check_speech, {"model": "tts-1", "input": "hi", "speed": 4.5}, "speed",
+         "decimal_above_max_value"),
+    ],
+)  # fmt: skip
+def test_the_other_governed_endpoints_name_what_they_refuse(
+    check: Any, payload: dict[str, Any], param: str, code: str
+) -> None:
+    with pytest.raises(GatewayError) as caught:
+        check(payload)
+    exc = caught.value
+    assert (exc.status, exc.type, exc.param, exc.code) == (
+        400,
+        "invalid_request_error",
+        param,
+        code,
     )
