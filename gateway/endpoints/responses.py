@@ -236,8 +236,12 @@ class ResponsesRequest(ChatRequest):
             items = [*self.history(), *(given if isinstance(given, list) else ())]
             count += function_output_images(items, images)
             if self._untranslatable:
-                # The messages routed on miss what chat cannot carry; upstream reads it all.
+                # The messages routed on miss what chat cannot carry, and the conversation of
+                # a response the gateway translated, which it spells out for upstream; upstream
+                # reads it all.
                 count = max(count, responses_input_tokens(self.original, images))
+                if self.previous is not None and not self.previous.native:
+                    count += responses_input_tokens({"input": self.history()}, images)
             tools = self.original.get("tools")
             if tools:
                 count += tokens.count_text(orjson.dumps(tools).decode())
