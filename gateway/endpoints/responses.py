@@ -497,8 +497,10 @@ class NativeAttempt(ModelAttempt):
             # upstream's to read, their length unknown here; they can fill the context, so
             # that is what is held.
             prompt = max(prompt, self.config.context)
-        beside = self.beside_tokens(self.req.fees)
-        await self.hold_worst_case(prompt, requested, early=True, fees=beside)
+        fees = self.req.fees
+        await self.hold_worst_case(
+            prompt, requested, early=True, fees=fees.worst_case, passes=self.passes_tokens(fees)
+        )
 
     def answer_fees(self, answer: dict[str, Any] | None) -> int:
         output = answer.get("output") if answer is not None else None
