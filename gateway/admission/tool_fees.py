@@ -14,8 +14,9 @@ with `web_search_options` (the search models) is billed one web search.
 
 Each call's result (search content, file chunks, a remote MCP server's answer) is read by the
 model in another pass over the conversation, billed as input: up to `max_tool_calls` passes of
-at most the whole context, held beside the fees (`passes_worst_case`) and charged as the
-response's usage counts them. An MCP server's calls have no fee, but are bounded and held so.
+at most the whole context (`passes_tokens`), held with the call's own input (the usage bills
+them together: past a model's `long_context_above`, at its long-context prices, the call's own
+prompt and output too) and charged as the response's usage counts them. An MCP server's calls have no fee, but are bounded and held so.
 
 A stored prompt template (`prompt`) may bring any hosted tool, and the gateway cannot read it:
 such a request is held as if it carried them all (a container at the dearest memory priced),
@@ -28,8 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.admission.pricing import cost_micros, worst_usage
-from gateway.config import HostedToolsConfig, Price
+from gateway.config import HostedToolsConfig
 from gateway.wire import errors
 from gateway.wire.hosted_tools import (
     CALL_ITEMS,
@@ -56,12 +56,10 @@ class ToolFees:
     # The client set no `max_tool_calls`: the gateway adds `max_calls` to the request.
     injected: bool = False
 
-    def passes_worst_case(self, price: Price, context: int) -> int:
-        """What the model's passes over the conversation after each call may cost: each reads
-        the call's result, and all before it, as input (at most the whole context each)."""
-        if self.max_calls <= 0:
-            return 0
-        return cost_micros(price, worst_usage(price, self.max_calls * context))
+    def passes_tokens(self, context: int) -> int:
+        """The input the model's passes over the conversation after each call may read: each
+        reads the call's result, and all before it (at most the whole context each)."""
+        return self.max_calls * context if self.max_calls > 0 else 0
 
     @property
     def worst_case(self) -> int:

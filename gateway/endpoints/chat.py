@@ -400,14 +400,14 @@ class ChatAttempt(ModelAttempt):
             prompt, predicted = await self.gw.count_off_loop(counted, payload, self.config)
         else:
             prompt, predicted = counted(payload, self.config)
-        beside = self.beside_tokens(self.fees)
+        beside = self.fees.worst_case
         if predicted:
             # Its rejected tokens are billed as completion tokens beside those the cap bounds.
             beside += cost_micros(self.config.price, Usage(completion_tokens=predicted))
         # An emulated answer is parsed whole before it is sent: no early call.
         await self.hold_worst_case(
             prompt, requested_completion(payload), early=self.emulated_as is None,
-            copies=choices(payload), fees=beside,
+            copies=choices(payload), fees=beside, passes=self.passes_tokens(self.fees),
         )  # fmt: skip
 
     def answer_fees(self, answer: dict[str, Any] | None) -> int:

@@ -30,8 +30,8 @@ class ModelAttempt(Attempt, ABC):
     an early call the admission made ready but nothing took is aborted."""
 
     __slots__ = (
-        "body", "caps", "config", "copies", "early", "fees_held", "named", "stream", "tier",
-        "tried", "untiered",
+        "body", "caps", "config", "copies", "early", "fees_held", "named", "passes_held",
+        "stream", "tier", "tried", "untiered",
     )  # fmt: skip
     ANSWERS_JSON = True
 
@@ -64,6 +64,7 @@ class ModelAttempt(Attempt, ABC):
         self.stream = False
         self.copies = 1  # answers asked for (`n`)
         self.fees_held = 0  # beside the tokens (hosted tools)
+        self.passes_held = 0  # input tokens of the model's passes over hosted tools' results
 
     async def run(self) -> Response:
         try:
@@ -92,11 +93,20 @@ class ModelAttempt(Attempt, ABC):
         """Call, relay and settle."""
 
     async def hold_worst_case(
-        self, prompt: int, requested: int | None, early: bool, copies: int = 1, fees: int = 0
+        self,
+        prompt: int,
+        requested: int | None,
+        early: bool,
+        copies: int = 1,
+        fees: int = 0,
+        passes: int = 0,
     ) -> None:
         """Hold the prompt and every completion token the call may use (`requested`, or the
         model's output cap, for each of `copies` answers), at the model's prices, and the most
-        it may be billed beside them (`fees`); `early`: make the call ready meanwhile."""
+        it may be billed beside them (`fees`); `passes`: the input tokens the model's passes
+        over hosted tools' results may read, billed with the prompt (one usage: past
+        `long_context_above` together, the whole call at the long-context prices); `early`:
+        make the call ready meanwhile."""
         gw, model = self.gw, self.config
         cap = min(requested or model.max_output, model.max_output) * copies
         expected = requested or gw.config.admission.default_completion_tokens
@@ -107,22 +117,19 @@ class ModelAttempt(Attempt, ABC):
             endpoint=self.exchange.endpoint, named=self.named,
         )  # fmt: skip
         plan = shape.plan(
-            gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt, cap) + fees
+            gw.new_hold_id(), estimated, worst_case_micros(model.price, prompt + passes, cap) + fees
         )
         if self.tried:
             plan = counted_once(plan, self.tried)
         if early:
             self.early = EarlyCall(self, self.body)
-        self.copies, self.fees_held = copies, fees
+        self.copies, self.fees_held, self.passes_held = copies, fees, passes
         await self.admit(plan, model.price, prompt, self.early)
 
-    def beside_tokens(self, fees: ToolFees) -> int:
-        """What is held beside a call's tokens for the tools OpenAI runs: their fees, and the
-        model's passes reading their results, billed as input (kept out of the token count
-        the rate limits expect)."""
-        if fees.max_calls <= 0:
-            return 0  # no tool OpenAI runs (nearly every request)
-        return fees.worst_case + fees.passes_worst_case(self.config.price, self.config.context)
+    def passes_tokens(self, fees: ToolFees) -> int:
+        """The input the model's passes over the results of the tools OpenAI runs may read
+        (held with the prompt, kept out of the token count the rate limits expect)."""
+        return fees.passes_tokens(self.config.context)
 
     def charged_calls(self, fees: ToolFees, calls: dict[str, int]) -> int:
         """The fees of the hosted tool calls an answer made (`calls` by item type, counted in
@@ -157,12 +164,12 @@ class ModelAttempt(Attempt, ABC):
         # when translated, but its caller sets `max_output_tokens`.
         if self.request.scope["path"].endswith("/responses"):
             return OutputCap(
-                "max_output_tokens", model.price, prompt, self.copies, model.max_output,
-                MIN_OUTPUT_TOKENS, self.fees_held,
+                "max_output_tokens", model.price, prompt + self.passes_held, self.copies,
+                model.max_output, MIN_OUTPUT_TOKENS, self.fees_held,
             )  # fmt: skip
         return OutputCap(
-            "max_completion_tokens", model.price, prompt, self.copies, model.max_output,
-            fees=self.fees_held,
+            "max_completion_tokens", model.price, prompt + self.passes_held, self.copies,
+            model.max_output, fees=self.fees_held,
         )  # fmt: skip
 
     def prepared(self) -> PreparedCall | None:

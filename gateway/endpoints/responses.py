@@ -236,8 +236,12 @@ class ResponsesRequest(ChatRequest):
             items = [*self.history(), *(given if isinstance(given, list) else ())]
             count += function_output_images(items, images)
             if self._untranslatable:
-                # The messages routed on miss what chat cannot carry; upstream reads it all.
+                # The messages routed on miss what chat cannot carry, and the conversation of
+                # a response the gateway translated, which it spells out for upstream; upstream
+                # reads it all.
                 count = max(count, responses_input_tokens(self.original, images))
+                if self.previous is not None and not self.previous.native:
+                    count += responses_input_tokens({"input": self.history()}, images)
             tools = self.original.get("tools")
             if tools:
                 count += tokens.count_text(orjson.dumps(tools).decode())
@@ -493,8 +497,10 @@ class NativeAttempt(ModelAttempt):
             # upstream's to read, their length unknown here; they can fill the context, so
             # that is what is held.
             prompt = max(prompt, self.config.context)
-        beside = self.beside_tokens(self.req.fees)
-        await self.hold_worst_case(prompt, requested, early=True, fees=beside)
+        fees = self.req.fees
+        await self.hold_worst_case(
+            prompt, requested, early=True, fees=fees.worst_case, passes=self.passes_tokens(fees)
+        )
 
     def answer_fees(self, answer: dict[str, Any] | None) -> int:
         output = answer.get("output") if answer is not None else None

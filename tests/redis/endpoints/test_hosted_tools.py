@@ -18,11 +18,11 @@ import orjson
 import pytest
 import redis
 
-from gateway.admission.pricing import cost_micros, worst_case_micros
+from gateway.admission.pricing import cost_micros, worst_case_micros, worst_usage
 from gateway.config import Usd, usd_to_micros
 from gateway.wire import tokens
 from gateway.wire.usage import Usage
-from tests.conftest import GatewayFactory, ServerThread, scrape
+from tests.conftest import GatewayFactory, ServerThread, base_config, scrape
 from tests.redis.admission.test_end_to_end import month, spend
 from tests.redis.endpoints.teams import refused_batch, sdk, serve_teams
 from tests.redis.endpoints.test_responses import PRICES, priced
@@ -502,3 +502,28 @@ def test_the_image_generation_tool_holds_max_tool_calls_images_and_charges_those
     assert spend(store, "metered") == (charged, 0)
     counted = 'gateway_tool_calls_total{model="gpt-4o",team="metered",tool="image_generation"} 5.0'
     assert counted in scrape(gateway.url)
+
+
+def test_the_passes_of_a_long_context_model_are_held_with_its_own_tokens(
+    gateway: ServerThread, store: redis.Redis
+) -> None:
+    """A pass over a search's results reads up to the whole context (1.05M tokens on
+    gpt-6.1-sol), and the response's usage bills it with the call's own prompt: past 272K input
+    tokens, the whole call at twice the input and 1.5 times the output price, its own prompt
+    and output too. The hold must cover what that usage is charged, not the passes at the long
+    prices beside the call's own tokens at the standard ones."""
+    price = base_config().models["gpt-6.1-sol"].price
+    knobs = {"x-sim-latency-ms": "1500", "x-sim-tool-calls": "1", "x-sim-today": "2026-12-07"}
+    holding, answer = held_while(
+        store, "metered", lambda: sdk(gateway, "metered").responses.create(
+            model="gpt-6.1-sol", input=PROMPT, tools=WEB, max_tool_calls=1,
+            max_output_tokens=16_000, extra_headers=knobs,
+        ),
+    )  # fmt: skip
+    prompt = tokens.count_messages([{"role": "user", "content": PROMPT}])
+    prompt += tokens.count_text(orjson.dumps(WEB).decode())
+    # The most its usage can say: its prompt and one pass of the whole context, none of it
+    # cached and all of it written to the cache, and its whole output cap.
+    most = worst_usage(price, prompt + 1_050_000, 16_000)
+    assert holding == cost_micros(price, most) + SEARCH
+    assert answer.usage is not None and answer.usage.input_tokens < 272_000

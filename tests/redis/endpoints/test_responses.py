@@ -17,7 +17,7 @@ import redis
 
 from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.admission.redis_side import Admission
-from gateway.config import ImageInputTokens, Price
+from gateway.config import ImageInputTokens, Price, Usd, usd_to_micros
 from gateway.runtime.follower import Follower
 from gateway.runtime.response_jobs import BackgroundResponses
 from gateway.wire.tokens import count_text
@@ -550,3 +550,27 @@ def test_a_native_input_with_an_item_reference_holds_its_text_and_the_referenced
         client.responses.create(model="gpt-4o", input=given, max_output_tokens=16)
     assert info.value.code == "request_over_budget"
     assert spend(store, "referrer") == (before, 0)
+
+
+def test_a_native_call_chained_to_a_translated_one_holds_its_conversation_with_hosted_tools(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
+) -> None:
+    """A response the gateway translated (o1-mini) is continued on a native model with a hosted
+    tool, which chat cannot carry: the gateway spells the stored conversation (20,000 tokens)
+    out for upstream, which bills it as input ($0.025 here, mostly cached), so the hold must
+    count it even though the tool's calls are bounded at none; a team with $0.015 left must not
+    be let through for the price of its new words."""
+    teams = {"chained": {"tier": "tier-5", "budget_usd": "0.075"}}
+    search = {"web_search": Usd(usd_to_micros("0.01", "web_search"))}
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, teams, hosted_tools=search)
+    client = sdk(gateway, "chained")
+    first = client.responses.create(model="o1-mini", input="word " * 20_000, max_output_tokens=16)
+    spent, held = spend(store, "chained")
+    assert 60_000 <= spent <= 61_000 and held == 0  # $0.06 of o1-mini input
+    with pytest.raises(openai.RateLimitError) as info:
+        client.responses.create(
+            model="gpt-4o", input="And then?", max_output_tokens=16, previous_response_id=first.id,
+            tools=[{"type": "web_search"}], max_tool_calls=0,
+        )  # fmt: skip
+    assert info.value.code == "request_over_budget"
+    assert spend(store, "chained") == (spent, 0)
