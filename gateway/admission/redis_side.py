@@ -44,7 +44,7 @@ from gateway.eventloop import KeptLoop
 from gateway.observability.metrics import Metrics
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.usage import Usage, added
+from gateway.wire.usage import Usage
 
 log = logging.getLogger("gateway.admission.redis_side")
 # How long after its hold expired a settle waiting for Redis keeps trying (the script keeps an
@@ -520,10 +520,6 @@ class Ticket:
     # The price of the service tier the answer says served the call, when cheaper than the one
     # held (`pricing.served_price`); None: the held price.
     served_price: Price | None = None
-    # Tries of the call upstream may have billed beside the one that ends it (`lost_tries`),
-    # and what they cost: charged however it ends.
-    lost: Usage | None = None
-    lost_cost: int = 0
     _headers: list[tuple[str, str]] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -556,36 +552,15 @@ class Ticket:
         price = price or self.served_price or self.price
         cost = cost_micros(price, usage) if price is not None else 0
         cost = with_fees(cost, fees, self.plan.reserve)
-        usage, cost = self._with_lost(usage, cost)
         self.usage, self.cost = usage, cost
         if model and model != self.plan.model:
             self.plan = self.plan.refiled(model)
         self._settle_later("settled", usage, cost, release_weekly=False)
         self.admission.count_usage(self.plan, usage, cost)
 
-    def lost_tries(self, count: int, each: Usage) -> None:
-        """`count` earlier tries of the call upstream may have billed `each` (given up on after
-        their request was written, then retried or failed): charged at the price held, beside
-        whatever ends the call, a release included."""
-        price = self.price
-        if self.done or price is None or count <= 0:
-            return
-        self.lost = added(self.lost or Usage(), each, count)
-        self.lost_cost += cost_micros(price, each) * count
-
-    def _with_lost(self, usage: Usage, cost: int) -> tuple[Usage, int]:
-        lost = self.lost
-        if lost is None:
-            return usage, cost
-        return added(usage, lost), cost + self.lost_cost
-
     def release(self) -> None:
-        """Nothing was generated (refused upstream, unreachable): free the hold and the message;
-        unless earlier tries may have been billed (`lost_tries`): they are charged."""
+        """Nothing was generated (refused upstream, unreachable): free the hold and the message."""
         if self.done:
-            return
-        if self.lost is not None:
-            self.charge(0)
             return
         self.done = True
         self._settle_later("released", Usage(), 0, release_weekly=True)
@@ -596,7 +571,7 @@ class Ticket:
         if self.done:
             return
         self.done = True
-        usage, cost = self._with_lost(usage if usage is not None else Usage(), cost)
+        usage = usage if usage is not None else Usage()
         self.usage, self.cost = usage, cost
         self._settle_later("charged", usage, cost, release_weekly=False)
         self.admission.count_usage(self.plan, usage, cost)

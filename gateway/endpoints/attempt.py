@@ -55,8 +55,8 @@ Whole = tuple[int, RawHeaders, bytes]
 
 class Attempt:
     __slots__ = (
-        "answered", "caller", "exchange", "gw", "leaving", "left", "model", "path", "request",
-        "ticket", "tries", "unrelayed", "upstream_headers",
+        "answered", "caller", "exchange", "gw", "leaving", "left", "lost", "model", "path",
+        "request", "ticket", "tries", "unrelayed", "upstream_headers",
     )  # fmt: skip
     # The API answers with a JSON object (chat, Responses): a 200 that is none is a failure.
     ANSWERS_JSON = False
@@ -90,8 +90,10 @@ class Attempt:
         self.leaving: Unless | None = None
         # A stream's answer and meter, from when its response is made until its relay begins.
         self.unrelayed: tuple[UpstreamResponse, StreamMeter | None] | None = None
-        # What the upstream calls' tries may have left upstream to bill (`send`).
+        # What the upstream call's latest try may have left upstream to bill (`send`).
         self.tries = Tries()
+        # A stream's try given up on after its request was written, no answer come (`send`).
+        self.lost = False
 
     # -- admit ---------------------------------------------------------------------------------
 
@@ -142,19 +144,21 @@ class Attempt:
         return None
 
     def failed(self, exc: GatewayError) -> None:
-        """The try ends in `exc`: settle its hold, and say what its limits were. 499: the
-        caller left a stream before its answer began, which the gateway then stopped: the
-        prompt upstream read, and what it may generate before it notices (`left_usage`).
-        Anything else: `settle_failure`."""
+        """The try ends in `exc`: settle its hold, and say what its limits were. A stream
+        stopped before its answer began (499: its caller left; or given up on, `lost`) is
+        charged the prompt upstream read, and what it may generate before it notices
+        (`left_usage`), within the hold. Anything else: `settle_failure`."""
         ticket = self.ticket
         if ticket is None:
             return
-        if exc.status == 499:
+        if self.lost and not exc.billed:
+            ticket.settle_within_hold(self.left_usage(Usage(ticket.prompt_estimate)))
+        elif exc.status == 499:
             if self.tries.open:
                 ticket.settle_within_hold(self.left_usage(Usage(ticket.prompt_estimate)))
             else:
                 # It left between tries (a retry's back-off): the last one ended in an error
-                # answer, which upstream does not bill (tries it may bill are `lost_tries`).
+                # answer, which upstream does not bill.
                 ticket.release()
         else:
             settle_failure(ticket, exc)
@@ -166,15 +170,6 @@ class Attempt:
         margin = self.gw.config.admission.left_stream_margin_tokens
         # More than upstream reported, if it did: its usage object no longer says it.
         return replace(seen, completion_tokens=seen.completion_tokens + margin, reported=None)
-
-    def lost_tries(self, count: int) -> None:
-        """`count` tries were given up on after their request was written, no answer come (a
-        timeout, a reset), and retried or failed: upstream may have read each prompt and begun
-        generating until it noticed, as for a stream its client left before it began
-        (`left_usage`). Each is charged so beside whatever ends the call."""
-        ticket = self.ticket
-        if ticket is not None:
-            ticket.lost_tries(count, self.left_usage(Usage(ticket.prompt_estimate)))
 
     def reasons(self) -> bool:
         """Whether the model thinks before it answers, in reasoning tokens it bills that only
@@ -220,8 +215,9 @@ class Attempt:
         (`read_to_end`: a reasoning model's, whose thinking upstream bills whoever reads it).
         Such a call that fails after its request was written is `billed`: upstream may finish
         the answer and bill it, so it is neither retried nor sent to a fallback, and is charged
-        its hold. A redirect is no answer: a front end's that passed the call on to no one
-        (`upstream_redirect`)."""
+        its hold. A stream's try given up on after its write, no answer come, is not retried
+        either (`lost`, charged by `failed`). A redirect is no answer: a front end's that
+        passed the call on to no one (`upstream_redirect`)."""
         gw, scope = self.gw, self.request.scope
         headers = self.traced_headers()
         billed_whole = buffer or self.read_to_end()
@@ -244,13 +240,9 @@ class Attempt:
         except GatewayError as exc:
             if billed_whole and exc.sent:
                 exc.billed = True
-            elif self.model is None and exc.sent and exc.code in UNANSWERED:
-                tries.lost += 1  # its one try, as the dispatcher counts a model's
+            elif exc.sent and exc.code in UNANSWERED:
+                self.lost = True  # raised, not retried: upstream may have begun (`failed`)
             raise
-        finally:
-            if tries.lost:
-                self.lost_tries(tries.lost)
-                tries.lost = 0
         if 300 <= resp.status < 400:
             await resp.close()
             raise errors.upstream_redirect(resp.status)

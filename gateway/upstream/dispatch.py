@@ -31,7 +31,8 @@ from gateway.wire.errors import GatewayError
 
 log = logging.getLogger("gateway.upstream.dispatch")
 # A try's failures after its request was written that no answer began: upstream may have read
-# it and begun (an answer that came undecodable, or cut, is charged as such by its caller).
+# it and begun, and bills what it generates until it notices (an answer that came undecodable,
+# or cut, is charged as such by its caller).
 UNANSWERED = frozenset({"upstream_timeout", "upstream_unreachable"})
 
 
@@ -153,14 +154,11 @@ def retries_spent(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes
 
 @dataclass(slots=True)
 class Tries:
-    """What a call's tries may have left upstream to bill, kept by `Dispatcher.send` as it goes
-    for its caller to charge, however the call ends. `lost`: tries given up on after their
-    request was written, no answer come (`UNANSWERED`: a timeout, a reset), then retried or
-    raised as they are: upstream may have read the prompt and begun. `open`: the latest try
-    was written and has not ended in an error answer, which upstream does not bill (a caller
-    that leaves meanwhile, during a retry's back-off say, leaves only the `lost` ones billed)."""
+    """What a call's latest try may have left upstream to bill, kept by `Dispatcher.send` as it
+    goes for its caller to charge, however the call ends. `open`: it was written and has not
+    ended in an error answer, which upstream does not bill (a caller that leaves during a
+    retry's back-off leaves nothing billed; tries that upstream may bill are not retried)."""
 
-    lost: int = 0
     open: bool = False
 
 
@@ -264,10 +262,11 @@ class Dispatcher:
         team: str = "",
         tries_made: Tries | None = None,
     ) -> UpstreamResponse:
-        """One upstream call for `model`, retried on connection errors, timeouts, 429 and 5xx
-        while tries and the caller's `deadline` (a `clock()` value) allow. An answer or error
-        after retries says `x-should-retry: false`: the client's own retries would multiply
-        the upstream calls (three SDK tries of three gateway tries each).
+        """One upstream call for `model`, retried on 429 and 5xx and on failures before its
+        request was written (a refused connection, a connect timeout) while tries and the
+        caller's `deadline` (a `clock()` value) allow. An answer or error after retries says
+        `x-should-retry: false`: the client's own retries would multiply the upstream calls
+        (three SDK tries of three gateway tries each).
 
         With `buffer`, the call's answer is billed whole (not a stream) and is read whole
         before it is returned, so a connection lost after an error's headers (nothing has
@@ -275,13 +274,15 @@ class Dispatcher:
         successful answer lost so fails `upstream_truncated` (`billed_answer_lost`), and a
         failure after the request was written (`sent`: a timeout, a reset before any answer)
         is raised as it is. A retry would be a second answer billed, the first charged to
-        nobody; a stream stops upstream when its reader leaves, so its tries are retried,
-        unless it is `billed_whole` too (a reasoning model's, whose thinking upstream bills
-        whoever reads it): then a failure after the write is raised as with `buffer`.
+        nobody. A stream stops upstream when its reader leaves, but one given up on after its
+        write with no answer come (`UNANSWERED`) is raised too: upstream may have read its
+        prompt and begun, which its caller charges within the call's hold, and a retry would
+        bill that again past the hold (the client's own retry is admitted and held on its
+        own). A stream `billed_whole` too (a reasoning model's, whose thinking upstream bills
+        whoever reads it) is raised as with `buffer` whatever failed after the write.
         `prepared` (from `prepare`, for the same call) is the first try. `team`: whose call it
         is, for the breaker (`Breaker`: one team's failures alone do not shut a deployment).
-        `tries_made` is told what the tries may have left upstream to bill (`Tries`): a
-        failure after the write that is retried (a stream's) is `lost`, not the caller's to see.
+        `tries_made` is told what the latest try may have left upstream to bill (`Tries`).
         """
         targets = self._targets[model]
         made = tries_made if tries_made is not None else Tries()
@@ -317,19 +318,19 @@ class Dispatcher:
             except GatewayError as exc:
                 target.in_flight -= 1
                 whole = (buffer or billed_whole) and exc.sent
-                made.open = whole  # a whole answer given up on is its caller's to charge
-                if exc.sent and not whole and exc.code in UNANSWERED:
-                    made.lost += 1
+                lost = exc.sent and exc.code in UNANSWERED
+                # Upstream may be generating an answer to it: its caller's to charge.
+                made.open = whole or lost
                 if exc.status < 500:  # the request's own fault: nothing reached the upstream
                     target.breaker.release(probe)
                     raise
                 target.breaker.failure(self._clock(), probe, team)
                 if exc.headers.get("x-should-retry") == "false":
                     raise  # no repeat can fix it
-                if whole:
+                if whole or lost:
                     if tries > 1:
                         errors.mark_retries_spent(exc.headers)
-                    raise  # upstream may be generating the answer, and bills it whole
+                    raise  # upstream may be generating the answer: a retry would bill twice
                 failure = exc
             except BaseException:  # cancelled: the client left
                 target.in_flight -= 1

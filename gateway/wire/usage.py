@@ -35,17 +35,6 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-def added(usage: Usage, more: Usage, times: int = 1) -> Usage:
-    """`usage` and `times` calls of `more`, counted together (no usage object of its own)."""
-    return Usage(
-        usage.prompt_tokens + more.prompt_tokens * times,
-        usage.completion_tokens + more.completion_tokens * times,
-        usage.cached_tokens + more.cached_tokens * times,
-        usage.reasoning_tokens + more.reasoning_tokens * times,
-        usage.cache_write_tokens + more.cache_write_tokens * times,
-    )
-
-
 # More tokens than any one call reads or writes, by far (a context of millions, every choice of
 # `n` at its longest): a count past it is no usage upstream bills, and from 1e17 Redis could not
 # even add it up.

@@ -450,8 +450,9 @@ UPSTREAM_FAULTS = {  # fault: (status the client gets, upstream tries of a whole
     "429": (429, 3, 3),
     "500": (500, 3, 3),
     # No answer within `first_byte_timeout_s` of the request's write: upstream goes on with a
-    # whole answer and bills it, so it is not asked again; a stream stops with its reader.
-    "timeout": (504, 1, 3),
+    # whole answer and bills it, and with a stream until it notices its reader gone, so
+    # neither is asked again (a second bill would be past the call's hold).
+    "timeout": (504, 1, 1),
 }
 
 
@@ -464,8 +465,8 @@ def test_upstream_failures_are_retried_and_charged_only_what_upstream_may_bill(
 ) -> None:
     """Errors upstream answered are retried and never charged. A whole answer the gateway gave
     up waiting for is neither: it is charged its hold, never less than upstream then bills. A
-    stream's tries given up on are retried, each charged as a stream left before it began (its
-    prompt, which upstream may have read, and `left_stream_margin_tokens`)."""
+    stream given up on so is not retried either, and is charged as a stream left before it
+    began (its prompt, which upstream may have read, and `left_stream_margin_tokens`)."""
     gw = gateway_on(
         start_gateway, upstream, redis_server,
         retries=2, retry_backoff_s=0.01, retry_backoff_max_s=0.05, first_byte_timeout_s=0.3,
@@ -500,7 +501,7 @@ def test_upstream_failures_are_retried_and_charged_only_what_upstream_may_bill(
         assert billed(upstream) == good
     else:
         margin = AdmissionConfig().left_stream_margin_tokens
-        given_up = stream_tries * cost_micros(PRICE, Usage(PROMPT, margin))
+        given_up = cost_micros(PRICE, Usage(PROMPT, margin))
         held = worst_case_micros(PRICE, PROMPT, MAX_OUTPUT)
         spend = audit(redis_server, TEAM, good + held + given_up)
         # Upstream answers the call it was left with, to nobody, and bills it.

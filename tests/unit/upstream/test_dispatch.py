@@ -157,12 +157,12 @@ def _failures() -> dict[str, Any]:
 @pytest.mark.anyio
 @pytest.mark.parametrize("buffer", [True, False], ids=["whole", "stream"])
 @pytest.mark.parametrize("kind", sorted(_failures()))
-async def test_a_whole_answer_is_not_asked_again_once_its_request_was_written(
+async def test_no_answer_is_asked_again_once_its_request_was_written(
     kind: str, buffer: bool
 ) -> None:
-    """Upstream finishes and bills a whole answer whoever waits: a second try would be a second
-    bill. A stream stops upstream with its reader, and a request never written reached no one:
-    those are retried (two tries here)."""
+    """Upstream finishes and bills a whole answer whoever waits, and a stream until it notices
+    its reader gone: a second try would be a second bill, past the call's hold. A request never
+    written reached no one: it is retried (two tries here)."""
     from gateway.wire.errors import GatewayError
 
     upstream = _Failing(_failures()[kind])
@@ -170,7 +170,7 @@ async def test_a_whole_answer_is_not_asked_again_once_its_request_was_written(
     with pytest.raises(GatewayError) as info:
         await dispatch.send("m", "POST", "/chat/completions", b"", {}, b"{}", buffer=buffer)
     written = info.value.sent
-    assert len(upstream.sent) == (1 if buffer and written else 2)
+    assert len(upstream.sent) == (1 if written else 2)
     # Spent retries say so to the SDKs; a call never retried leaves them their own choice.
     assert ("x-should-retry" in info.value.headers) == (len(upstream.sent) == 2)
     assert target.in_flight == 0
@@ -253,36 +253,42 @@ def _never_sent() -> Exception:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("outcomes", "buffer", "lost", "open_"),
+    ("outcomes", "buffer", "tries", "ends", "open_"),
     [
-        # A stream's try given up on after its write, retried: upstream may have begun it.
-        ((_lost_after_write(), 200), False, 1, True),
-        ((_lost_after_write(), _lost_after_write()), False, 2, False),
-        # Error answers are not billed; a try that reached no one neither.
-        ((429, 503), False, 0, False),
-        ((_never_sent(), 200), False, 0, True),
+        # A stream's try given up on after its write is not retried: upstream may have begun
+        # it, and its caller charges it within the hold (a retry would bill it again).
+        ((_lost_after_write(), 200), False, 1, "upstream_timeout", True),
+        ((503, _lost_after_write()), False, 2, "upstream_timeout", True),
+        # Error answers are not billed; a try that reached no one neither: both retried.
+        ((429, 503), False, 2, 503, False),
+        ((_never_sent(), 200), False, 2, 200, True),
         # A whole answer given up on after its write is raised as it is, for its caller to
-        # charge its hold: not one of the lost.
-        ((_lost_after_write(),), True, 0, True),
+        # charge its hold.
+        ((_lost_after_write(), 200), True, 1, "upstream_timeout", True),
     ],
-    ids=["lost-then-answered", "lost-twice", "error-answers", "never-sent", "whole-given-up"],
+    ids=["lost", "lost-after-error-answer", "error-answers", "never-sent", "whole-given-up"],
 )
 async def test_tries_say_what_upstream_may_bill(
-    outcomes: tuple[Any, ...], buffer: bool, lost: int, open_: bool
+    outcomes: tuple[Any, ...], buffer: bool, tries: int, ends: int | str, open_: bool
 ) -> None:
     from gateway.upstream.dispatch import Tries
     from gateway.wire.errors import GatewayError
 
-    dispatch, _ = dispatcher_on(_Scripted(*outcomes))
+    upstream = _Scripted(*outcomes)
+    dispatch, _ = dispatcher_on(upstream)
     made = Tries()
+    ended: int | str
     try:
         resp = await dispatch.send(
             "m", "POST", "/x", b"", {}, b"{}", buffer=buffer, tries_made=made
         )
+        ended = resp.status
         await resp.close()
-    except GatewayError:
-        pass
-    assert (made.lost, made.open) == (lost, open_)
+    except GatewayError as exc:
+        ended = exc.code
+        # Past the gateway's own retries, the client's would multiply them.
+        assert (exc.headers.get("x-should-retry") == "false") == (tries > 1)
+    assert (len(outcomes) - len(upstream.outcomes), ended, made.open) == (tries, ends, open_)
 
 
 @pytest.mark.anyio
@@ -306,4 +312,4 @@ async def test_a_call_cancelled_during_a_retrys_back_off_has_no_try_open() -> No
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    assert (made.lost, made.open) == (0, False)
+    assert not made.open
