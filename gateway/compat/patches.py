@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.compat.emulation import Emulation, emulate_request
 from gateway.config import EFFORTS, Capabilities
-from gateway.wire import errors
+from gateway.wire import errors, validation
 
 __all__ = [
     "INSTRUCTIONS_END",
@@ -169,11 +169,17 @@ def rewrite_chat(
     """Emulate what the model lacks of tools and structured output, then patch the rest.
 
     Raises `GatewayError` for what no patch can serve, and for what upstream refuses whatever
-    the model but a patch would drop unseen (`stream_options` of a request that does not
-    stream, which an emulated request, never streamed upstream, would lose), in upstream's
-    order: before anything about the model."""
+    the model but a patch would drop unseen: `stream_options` of a request that does not
+    stream (which an emulated request, never streamed upstream, would lose), in upstream's
+    order before anything about the model; then the values every model that takes the
+    parameter refuses (`validation.chat_value_error`: `tool_choice` without `tools`,
+    `top_logprobs` out of range or without `logprobs`, ...), which the patches drop for a
+    model without it."""
     if original.get("stream_options") is not None and original.get("stream") is not True:
         raise errors.stream_options_without_stream()
+    refused = validation.chat_value_error(original)
+    if refused is not None:
+        raise refused
     working, emulated = original, None
     # A model with tools and structured output of its own has nothing to emulate.
     if not (caps.tools and caps.response_format and caps.json_schema):

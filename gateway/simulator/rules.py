@@ -27,8 +27,10 @@ Check order (OpenAI reports only the first problem, so the order is part of the 
    `function_call`, `response_format`.
    Roles come first because the role error is the one everybody meets first in practice.
 5. Generic values: `max_completion_tokens`/`max_tokens` type, minimum and the model's maximum
-   output, `n`, `temperature`, `top_p` ranges, `tool_choice` without `tools`, `json_object`
-   without the word "json".
+   output, `n`, `temperature`, `top_p` ranges, then what the gateway's patches check too
+   (`validation.chat_value_error`: `logprobs`, `top_logprobs`, `logit_bias`,
+   `parallel_tool_calls`, `tool_choice` without `tools`), `json_object` without the word
+   "json".
 6. Context length (prompt alone, then prompt plus requested output).
 """
 
@@ -41,6 +43,7 @@ from gateway.simulator import openai_errors as oe
 from gateway.simulator.efforts import EFFORTS, effort_error, effort_of
 from gateway.simulator.openai_errors import SimError
 from gateway.wire.tokens import count_messages
+from gateway.wire.validation import chat_value_error
 
 __all__ = [
     "CHAT_MODELS",
@@ -392,8 +395,10 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
             return oe.below_minimum(name, 0, value, "decimal")
         if value > maximum:
             return oe.above_maximum(name, maximum, value, "decimal")
-    if body.get("tool_choice") is not None and not body.get("tools"):
-        return oe.tool_choice_without_tools()
+    # What OpenAI refuses whatever the model, shared with the gateway's patches.
+    refused = chat_value_error(body)
+    if refused is not None:
+        return oe.from_gateway(refused)
     response_format = body.get("response_format")
     if (
         isinstance(response_format, dict)

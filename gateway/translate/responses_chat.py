@@ -155,7 +155,10 @@ def chat_request(payload: dict[str, Any], history: Sequence[dict[str, Any]]) -> 
     if payload.get("tools"):
         out["tools"] = [_chat_tool(i, tool, model) for i, tool in enumerate(payload["tools"])]
     if "tool_choice" in payload:
-        out["tool_choice"] = _chat_tool_choice(payload["tool_choice"], model)
+        choice = _chat_tool_choice(payload["tool_choice"], model)
+        # The Responses API takes a choice without tools; chat refuses one.
+        if "tools" in out:
+            out["tool_choice"] = choice
     response_format = _response_format(payload.get("text"))
     if response_format is not None:
         out["response_format"] = response_format

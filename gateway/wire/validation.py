@@ -85,6 +85,42 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
     _check_depth(payload, limits.max_json_depth)
 
 
+# Chat values OpenAI refuses on every model that takes the parameter, after its checks of what
+# the model takes (a model without the parameter refuses it first). A patch that drops such a
+# parameter for a model without it must still refuse what no model would take, or the client
+# breaks once pointed at a model that takes it; the simulated upstream answers the same.
+MAX_TOP_LOGPROBS = 20
+
+
+def chat_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The first value of a chat request OpenAI refuses whatever the model serving it (once it
+    takes the parameter), or None: `logprobs`, `top_logprobs` and `parallel_tool_calls` of
+    the wrong type or range, a `logit_bias` that is no map of token ids, `tool_choice` without
+    `tools`, `top_logprobs` without `logprobs`."""
+    for name in ("logprobs", "parallel_tool_calls"):
+        value = payload.get(name)
+        if value is not None and type(value) is not bool:
+            return _wrong_type(name, "a boolean", value)
+    top = payload.get("top_logprobs")
+    if top is not None:
+        try:
+            _check_integer("top_logprobs", top, 0, MAX_TOP_LOGPROBS)
+        except errors.GatewayError as refused:
+            return refused
+    bias = payload.get("logit_bias")
+    if bias is not None:
+        if type(bias) is not dict:
+            return _wrong_type("logit_bias", "an object", bias)
+        for token in bias:
+            if not (token.isascii() and token.isdigit()):
+                return errors.logit_bias_key(token)
+    if payload.get("tool_choice") is not None and not payload.get("tools"):
+        return errors.tool_choice_without_tools()
+    if top is not None and payload.get("logprobs") is not True:
+        return errors.top_logprobs_without_logprobs()
+    return None
+
+
 # The Responses API's own bounds: `max_output_tokens` has a minimum of 16.
 MIN_OUTPUT_TOKENS = 16
 _RESPONSES_INTEGERS = (

@@ -279,6 +279,49 @@ def test_stream_options_without_stream_is_refused_as_upstream_refuses_it(
     assert rewrite_chat(streamed, O1, min_completion_tokens=4096).adapted is not None
 
 
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tool_choice": "auto"}, "tool_choice"),
+        ({"tool_choice": "none"}, "tool_choice"),
+        ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, "tool_choice"),
+        ({"tool_choice": "required", "tools": []}, "tool_choice"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"logprobs": False, "top_logprobs": 0}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": -1}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 2.5}, "top_logprobs"),
+        ({"logprobs": "yes"}, "logprobs"),
+        ({"logit_bias": {"AI": 10}}, "logit_bias"),
+        ({"logit_bias": {"-1": 10}}, "logit_bias"),
+        ({"logit_bias": "50256"}, "logit_bias"),
+        ({"parallel_tool_calls": "no"}, "parallel_tool_calls"),
+    ],
+)
+def test_a_value_every_model_taking_it_refuses_is_refused_as_upstream_refuses_it(
+    extra: dict[str, Any], param: str
+) -> None:
+    # o1 takes none of these parameters, so the patches would drop them unseen; a model that
+    # takes them (gpt-4o upstream) refuses the value.
+    upstream = rules.check(body(model="gpt-4o", **extra))
+    assert upstream is not None and upstream.param == param
+    for caps in (O1, ALL):
+        with pytest.raises(GatewayError) as refused:
+            rewrite_chat(body(**extra), caps, min_completion_tokens=4096)
+        assert (refused.value.status, refused.value.message) == (upstream.status, upstream.message)
+        assert (refused.value.param, refused.value.code) == (upstream.param, upstream.code)
+
+
+def test_values_every_model_takes_are_still_patched_away() -> None:
+    payload = body(
+        tools=[{"type": "function", "function": {"name": "f"}}], tool_choice="auto",
+        logprobs=True, top_logprobs=20, logit_bias={"50256": -100}, parallel_tool_calls=False,
+    )  # fmt: skip
+    assert rules.check({**payload, "model": "gpt-4o"}) is None
+    sent = rewrite_chat(payload, O1, min_completion_tokens=4096).payload
+    assert not {"tool_choice", "logprobs", "top_logprobs", "logit_bias"} & sent.keys()
+
+
 def test_stream_is_faked_when_the_model_cannot_stream() -> None:
     adapted = adapt(body(stream=True, stream_options={"include_usage": True}))
     assert adapted.fake_stream
