@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import orjson
+
 from gateway.wire import errors
 
 # How OpenAI's messages name the types it expected.
@@ -102,11 +104,9 @@ def chat_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
         if value is not None and type(value) is not bool:
             return _wrong_type(name, "a boolean", value)
     top = payload.get("top_logprobs")
-    if top is not None:
-        try:
-            _check_integer("top_logprobs", top, 0, MAX_TOP_LOGPROBS)
-        except errors.GatewayError as refused:
-            return refused
+    refused = _top_logprobs_error(top)
+    if refused is not None:
+        return refused
     bias = payload.get("logit_bias")
     if bias is not None:
         if type(bias) is not dict:
@@ -118,6 +118,48 @@ def chat_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
         return errors.tool_choice_without_tools()
     if top is not None and payload.get("logprobs") is not True:
         return errors.top_logprobs_without_logprobs()
+    return None
+
+
+def _top_logprobs_error(top: Any) -> errors.GatewayError | None:
+    if top is None:
+        return None
+    try:
+        _check_integer("top_logprobs", top, 0, MAX_TOP_LOGPROBS)
+    except errors.GatewayError as refused:
+        return refused
+    return None
+
+
+# What `reasoning.summary` takes, on every model (one that does not reason too).
+SUMMARIES = ("auto", "concise", "detailed")
+
+
+def responses_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The first value of a Responses API request OpenAI refuses whatever the model serving it
+    (once it takes the parameter), or None: a `reasoning.summary` it does not know, a
+    `top_logprobs` out of range. The patches drop `reasoning` for a model that does not reason
+    and `top_logprobs` for one without logprobs, so they must not drop these unseen."""
+    reasoning = payload.get("reasoning")
+    summary = reasoning.get("summary") if type(reasoning) is dict else None
+    if summary is not None and summary not in SUMMARIES:
+        shown = summary if type(summary) is str else orjson.dumps(summary).decode()
+        return errors.invalid_value("reasoning.summary", shown, SUMMARIES)
+    return _top_logprobs_error(payload.get("top_logprobs"))
+
+
+TOOL_CHOICES = ("none", "auto", "required")
+
+
+def responses_tool_choice_error(choice: Any) -> errors.GatewayError | None:
+    """A Responses API `tool_choice` OpenAI refuses: a mode it does not know, a function it
+    does not name. A translated request would otherwise choose as if `auto`. Other objects
+    (a hosted tool's choice) are left to upstream, or refused where translated."""
+    if type(choice) is str and choice not in TOOL_CHOICES:
+        return errors.invalid_value("tool_choice", choice, TOOL_CHOICES)
+    named = type(choice) is dict and choice.get("type") == "function"
+    if named and type(choice.get("name")) is not str:
+        return errors.missing_parameter("tool_choice.name")
     return None
 
 
@@ -168,6 +210,9 @@ def check_responses(payload: dict[str, Any], limits: InputLimits) -> None:
         value = payload.get(name)
         if value is not None and type(value) is not dict:
             raise _wrong_type(name, "an object", value)
+    refused = responses_value_error(payload)
+    if refused is not None:
+        raise refused
     form = (payload.get("text") or {}).get("format")
     if type(form) is dict and form.get("type") == "json_schema":
         _check_json_schema(form, "text.format", "text.format.schema")
@@ -185,6 +230,9 @@ def check_responses(payload: dict[str, Any], limits: InputLimits) -> None:
     choice = payload.get("tool_choice")
     if choice is not None and type(choice) is not str and type(choice) is not dict:
         raise _wrong_type("tool_choice", "one of a string or object", choice)
+    refused = responses_tool_choice_error(choice)
+    if refused is not None:
+        raise refused
     _check_depth(payload, limits.max_json_depth)
 
 

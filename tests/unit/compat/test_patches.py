@@ -322,6 +322,18 @@ def test_values_every_model_takes_are_still_patched_away() -> None:
     assert not {"tool_choice", "logprobs", "top_logprobs", "logit_bias"} & sent.keys()
 
 
+def test_json_object_without_the_word_json_is_a_capability_patch_on_o1() -> None:
+    # o1 refuses `response_format` before it would look for the word (a model taking it
+    # natively refuses the missing word instead), and the emulation asks for JSON itself.
+    payload = body(model="o1-mini", response_format={"type": "json_object"})
+    on_o1, native = rules.check(payload), rules.check({**payload, "model": "gpt-4o"})
+    assert on_o1 is not None and on_o1.param == "response_format"
+    assert native is not None and native.param == "messages"
+    rewritten = rewrite_chat(payload, O1, min_completion_tokens=4096)
+    assert rewritten.emulated is not None
+    assert "JSON" in rewritten.payload["messages"][0]["content"]
+
+
 def test_stream_is_faked_when_the_model_cannot_stream() -> None:
     adapted = adapt(body(stream=True, stream_options={"include_usage": True}))
     assert adapted.fake_stream

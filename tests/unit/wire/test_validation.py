@@ -9,6 +9,8 @@ import orjson
 import pytest
 
 from gateway.config import ServerConfig
+from gateway.simulator import responses
+from gateway.simulator.openai_errors import SimError
 from gateway.wire.errors import GatewayError
 from gateway.wire.validation import check_chat, check_responses
 from tests.conftest import base_config
@@ -298,3 +300,33 @@ def test_a_responses_request_nested_too_deep_is_refused() -> None:
     assert responses_refusal({"model": "gpt-4o", "input": "x", "metadata": deep})["code"] == (
         "nesting_too_deep"
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"reasoning": {"summary": "bogus"}}, "reasoning.summary"),
+        ({"reasoning": {"summary": 3}}, "reasoning.summary"),
+        ({"top_logprobs": 21}, "top_logprobs"),
+        ({"top_logprobs": "5"}, "top_logprobs"),
+        # Translated for o1, where the emulation would choose as if `auto`.
+        ({"tool_choice": "bogus"}, "tool_choice"),
+        ({"tool_choice": {"type": "function"}}, "tool_choice.name"),
+    ],
+)
+def test_responses_values_every_model_refuses_are_refused_in_upstreams_words(
+    fields: dict[str, Any], param: str
+) -> None:
+    # The patches drop `reasoning` for gpt-4o and `top_logprobs` for o1, the translation for o1
+    # turns the choice into chat's: these would go unseen.
+    payload = {"model": "gpt-4o", "input": "Hi", **fields}
+    model = responses.resolve_model(payload)
+    assert not isinstance(model, SimError)
+    upstream = responses.check(payload, model)
+    assert upstream is not None and upstream.param == param
+    with pytest.raises(GatewayError) as refused:
+        check_responses(payload, LIMITS)
+    error = refused.value
+    assert (error.status, error.message, error.param, error.code) == (
+        upstream.status, upstream.message, upstream.param, upstream.code,
+    )  # fmt: skip
