@@ -87,6 +87,10 @@ def _input_item(param: str, item: Any, new_id: NewId) -> dict[str, Any]:
         }
     if kind == "function_call_output":
         output = _required(item, "output", param, (str, list))
+        if isinstance(output, list):
+            # Read as text below: a part that is no object, or text that is no string, is the
+            # client's 400, not a failure of the join.
+            _content(f"{param}.output", "user", output)
         return {
             "id": item.get("id") or new_id("fco_"),
             "type": "function_call_output",

@@ -91,6 +91,8 @@ def test_no_input_is_no_items() -> None:
         ([{"role": "user", "content": [{"type": "audio"}]}], "input[0].content[0].type", "invalid_value"),
         ([{"type": "function_call", "name": "f", "arguments": "{}"}], "input[0].call_id", "missing_required_parameter"),
         ([{"type": "function_call_output", "call_id": "c", "output": 1}], "input[0].output", "invalid_type"),
+        ([{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_text", "text": None}]}], "input[0].output[0].text", "invalid_type"),
+        ([{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_text", "text": [1]}]}], "input[0].output[0].text", "invalid_type"),
         ([{"type": "web_search_call"}], "input[0].type", "invalid_value"),
     ],
 )  # fmt: skip
