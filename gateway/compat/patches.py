@@ -245,6 +245,9 @@ def rewrite_responses(
     out = dict(payload)
     patches: list[str] = []
     if not reasoning:
+        given = out.get("reasoning")
+        if isinstance(given, dict):
+            _refuse_no_effort(given.get("effort"), "reasoning.effort")
         _drop(out, "reasoning", patches, lambda v: isinstance(v, dict) and any(v.values()))
     given = out.get("reasoning")
     if caps.reasoning_effort is not None and isinstance(given, dict) and "effort" in given:
@@ -287,10 +290,12 @@ def _fit_effort(
     out: dict[str, Any], name: str, levels: tuple[str, ...], patches: list[str], label: str = ""
 ) -> None:
     """An effort the model does not take becomes the nearest it does, or is dropped; a value
-    that is no effort at all goes upstream as sent, to be refused in upstream's words."""
+    that is no effort at all goes upstream as sent, to be refused in upstream's words, or is
+    refused in them here when the model takes no effort (it would be dropped unseen)."""
     given = out[name]
     if levels and (not isinstance(given, str) or given not in EFFORTS):
         return
+    _refuse_no_effort(given, label or name)
     fitted = nearest_effort(given, levels) if isinstance(given, str) else None
     if fitted == given:
         return
@@ -301,6 +306,13 @@ def _fit_effort(
     else:
         out[name] = fitted
     patches.append(label or name)
+
+
+def _refuse_no_effort(given: Any, param: str) -> None:
+    """An effort that is none OpenAI names is refused by every model that takes an effort, so
+    the patch that drops the effort for a model without one refuses it too, in their words."""
+    if given is not None and (not isinstance(given, str) or given not in EFFORTS):
+        raise errors.invalid_value(param, validation.echo(given), EFFORTS)
 
 
 def _always(value: Any) -> bool:

@@ -143,9 +143,14 @@ def responses_value_error(payload: dict[str, Any]) -> errors.GatewayError | None
     reasoning = payload.get("reasoning")
     summary = reasoning.get("summary") if type(reasoning) is dict else None
     if summary is not None and summary not in SUMMARIES:
-        shown = summary if type(summary) is str else orjson.dumps(summary).decode()
-        return errors.invalid_value("reasoning.summary", shown, SUMMARIES)
+        return errors.invalid_value("reasoning.summary", echo(summary), SUMMARIES)
     return _top_logprobs_error(payload.get("top_logprobs"))
+
+
+def echo(value: Any) -> str:
+    """A request value as OpenAI quotes it back in an error: a string as it is, anything else
+    in its JSON spelling."""
+    return value if type(value) is str else orjson.dumps(value).decode()
 
 
 TOOL_CHOICES = ("none", "auto", "required")

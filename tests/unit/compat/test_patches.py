@@ -17,7 +17,8 @@ from gateway.compat.patches import (
     rewrite_responses,
 )
 from gateway.config import Capabilities
-from gateway.simulator import rules
+from gateway.simulator import responses, rules
+from gateway.simulator.openai_errors import SimError
 from gateway.wire.errors import GatewayError
 
 ALL = Capabilities(**{f.name: True for f in dataclasses.fields(Capabilities) if f.type == "bool"})
@@ -529,6 +530,26 @@ def test_an_effort_the_model_lacks_becomes_the_nearest_it_takes() -> None:
     assert nearest_effort("medium", ("low", "high")) == "high"  # a tie goes up
     assert nearest_effort("high", ()) is None
     assert nearest_effort("turbo", astra) is None
+
+
+@pytest.mark.parametrize("effort", ["turbo", 3, ["high"]])
+def test_an_effort_no_model_takes_is_refused_where_the_patch_would_drop_it(effort: Any) -> None:
+    # A model taking no effort has it dropped; one taking efforts (gpt-6-astra) refuses this.
+    takes_none = dataclasses.replace(O1, reasoning_effort=())
+    chat = rules.check(body(model="gpt-6-astra", reasoning_effort=effort))
+    assert chat is not None and chat.param == "reasoning_effort"
+    with pytest.raises(GatewayError) as refused:
+        adapt_request(body(reasoning_effort=effort), takes_none)
+    assert (refused.value.message, refused.value.param) == (chat.message, chat.param)
+    asked = {"model": "gpt-6-astra", "input": "Hi", "reasoning": {"effort": effort}}
+    model = responses.resolve_model(asked)
+    assert not isinstance(model, SimError)
+    native = responses.check(asked, model)
+    assert native is not None and native.param == "reasoning.effort"
+    for caps, reasons in ((ALL, False), (takes_none, True)):
+        with pytest.raises(GatewayError) as refused:
+            rewrite_responses(asked, caps, reasoning=reasons)
+        assert (refused.value.message, refused.value.param) == (native.message, native.param)
 
 
 def test_chat_efforts_are_fitted_dropped_or_left_alone() -> None:
