@@ -211,9 +211,6 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
     calls = body.get("max_tool_calls")
     if calls is not None and (error := integer_error("max_tool_calls", calls, 0)) is not None:
         return error
-    truncation = body.get("truncation")
-    if truncation is not None and truncation not in ("auto", "disabled"):
-        return oe.invalid_value("truncation", truncation, ("auto", "disabled"))
     identifier = body.get("safety_identifier")
     if identifier is not None and (
         error := string_error("safety_identifier", identifier, MAX_METADATA_KEY)

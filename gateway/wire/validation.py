@@ -133,18 +133,27 @@ def _top_logprobs_error(top: Any) -> errors.GatewayError | None:
 
 # What `reasoning.summary` takes, on every model (one that does not reason too).
 SUMMARIES = ("auto", "concise", "detailed")
+TRUNCATIONS = ("auto", "disabled")
 
 
 def responses_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
     """The first value of a Responses API request OpenAI refuses whatever the model serving it
     (once it takes the parameter), or None: a `reasoning.summary` it does not know, a
-    `top_logprobs` out of range. The patches drop `reasoning` for a model that does not reason
-    and `top_logprobs` for one without logprobs, so they must not drop these unseen."""
+    `top_logprobs` out of range, a `truncation` it does not know. The patches drop
+    `reasoning` for a model that does not reason and `top_logprobs` for one without logprobs,
+    and a request translated for o1 sends no `truncation`, so none of them may drop these
+    unseen."""
     reasoning = payload.get("reasoning")
     summary = reasoning.get("summary") if type(reasoning) is dict else None
     if summary is not None and summary not in SUMMARIES:
         return errors.invalid_value("reasoning.summary", echo(summary), SUMMARIES)
-    return _top_logprobs_error(payload.get("top_logprobs"))
+    refused = _top_logprobs_error(payload.get("top_logprobs"))
+    if refused is not None:
+        return refused
+    truncation = payload.get("truncation")
+    if truncation is not None and truncation not in TRUNCATIONS:
+        return errors.invalid_value("truncation", echo(truncation), TRUNCATIONS)
+    return None
 
 
 def echo(value: Any) -> str:

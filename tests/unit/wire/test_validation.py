@@ -312,13 +312,14 @@ def test_a_responses_request_nested_too_deep_is_refused() -> None:
         # Translated for o1, where the emulation would choose as if `auto`.
         ({"tool_choice": "bogus"}, "tool_choice"),
         ({"tool_choice": {"type": "function"}}, "tool_choice.name"),
+        ({"truncation": "bogus"}, "truncation"),
     ],
 )
 def test_responses_values_every_model_refuses_are_refused_in_upstreams_words(
     fields: dict[str, Any], param: str
 ) -> None:
     # The patches drop `reasoning` for gpt-4o and `top_logprobs` for o1, the translation for o1
-    # turns the choice into chat's: these would go unseen.
+    # turns the choice into chat's and sends no truncation: these would go unseen.
     payload = {"model": "gpt-4o", "input": "Hi", **fields}
     model = responses.resolve_model(payload)
     assert not isinstance(model, SimError)
