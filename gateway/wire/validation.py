@@ -30,11 +30,11 @@ MAX_MODEL_CHARS = 256
 # orjson turns integers beyond 64 bits into floats; such a float was an absurd integer.
 _HUGE = float(2**63)
 
-_INTEGERS = (
+_TOKEN_CAPS = (
     ("max_tokens", 1, MAX_COMPLETION_TOKENS),
     ("max_completion_tokens", 1, MAX_COMPLETION_TOKENS),
-    ("n", 1, 128),
 )
+_SAMPLING_INTEGERS = (("n", 1, 128),)
 _DECIMALS = (
     ("temperature", 0, 2),
     ("top_p", 0, 1),
@@ -75,16 +75,33 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
     for i, message in enumerate(messages):
         _check_message(i, message)
 
-    for name, low, high in _INTEGERS:
+    for name, low, high in _TOKEN_CAPS:
         value = payload.get(name)
         if value is not None:
             _check_integer(name, value, low, high)
-    for name, low, high in _DECIMALS:
-        value = payload.get(name)
-        if value is not None:
-            _check_decimal(name, value, low, high)
+    refused = sampling_value_error(payload)
+    if refused is not None:
+        raise refused
     _check_options(payload)
     _check_depth(payload, limits.max_json_depth)
+
+
+def sampling_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The first of `n`, `temperature`, `top_p` and the penalties of a chat request that is no
+    number of their kind or out of their range, or None; the simulated upstream answers the
+    same (after refusing them on a model whose sampling is fixed)."""
+    try:
+        for name, low, high in _SAMPLING_INTEGERS:
+            value = payload.get(name)
+            if value is not None:
+                _check_integer(name, value, low, high)
+        for name, low, high in _DECIMALS:
+            value = payload.get(name)
+            if value is not None:
+                _check_decimal(name, value, low, high)
+    except errors.GatewayError as refused:
+        return refused
+    return None
 
 
 # Chat values OpenAI refuses on every model that takes the parameter, after its checks of what

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from gateway.config import ServerConfig
-from gateway.simulator import responses
+from gateway.simulator import responses, rules
 from gateway.simulator.openai_errors import SimError
 from gateway.wire.errors import GatewayError
 from gateway.wire.validation import check_chat, check_responses
@@ -327,6 +327,31 @@ def test_responses_values_every_model_refuses_are_refused_in_upstreams_words(
     assert upstream is not None and upstream.param == param
     with pytest.raises(GatewayError) as refused:
         check_responses(payload, LIMITS)
+    error = refused.value
+    assert (error.status, error.message, error.param, error.code) == (
+        upstream.status, upstream.message, upstream.param, upstream.code,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"temperature": "hot"},
+        {"top_p": 1.5},
+        {"n": 0},
+        {"n": 2.5},
+        {"presence_penalty": 3},
+        {"frequency_penalty": -2.5},
+    ],
+)
+def test_sampling_values_are_refused_in_the_simulated_upstreams_words(
+    fields: dict[str, Any],
+) -> None:
+    payload = chat(model="gpt-4o", **fields)
+    upstream = rules.check(payload)
+    assert upstream is not None
+    with pytest.raises(GatewayError) as refused:
+        check_chat(payload, LIMITS)
     error = refused.value
     assert (error.status, error.message, error.param, error.code) == (
         upstream.status, upstream.message, upstream.param, upstream.code,
