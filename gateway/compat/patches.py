@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.compat.emulation import Emulation, emulate_request
 from gateway.config import EFFORTS, Capabilities
-from gateway.wire import errors
+from gateway.wire import errors, validation
 
 __all__ = [
     "INSTRUCTIONS_END",
@@ -169,11 +169,17 @@ def rewrite_chat(
     """Emulate what the model lacks of tools and structured output, then patch the rest.
 
     Raises `GatewayError` for what no patch can serve, and for what upstream refuses whatever
-    the model but a patch would drop unseen (`stream_options` of a request that does not
-    stream, which an emulated request, never streamed upstream, would lose), in upstream's
-    order: before anything about the model."""
+    the model but a patch would drop unseen: `stream_options` of a request that does not
+    stream (which an emulated request, never streamed upstream, would lose), in upstream's
+    order before anything about the model; then the values every model that takes the
+    parameter refuses (`validation.chat_value_error`: `tool_choice` without `tools`,
+    `top_logprobs` out of range or without `logprobs`, ...), which the patches drop for a
+    model without it."""
     if original.get("stream_options") is not None and original.get("stream") is not True:
         raise errors.stream_options_without_stream()
+    refused = validation.chat_value_error(original)
+    if refused is not None:
+        raise refused
     working, emulated = original, None
     # A model with tools and structured output of its own has nothing to emulate.
     if not (caps.tools and caps.response_format and caps.json_schema):
@@ -239,6 +245,9 @@ def rewrite_responses(
     out = dict(payload)
     patches: list[str] = []
     if not reasoning:
+        given = out.get("reasoning")
+        if isinstance(given, dict):
+            _refuse_no_effort(given.get("effort"), "reasoning.effort")
         _drop(out, "reasoning", patches, lambda v: isinstance(v, dict) and any(v.values()))
     given = out.get("reasoning")
     if caps.reasoning_effort is not None and isinstance(given, dict) and "effort" in given:
@@ -281,10 +290,12 @@ def _fit_effort(
     out: dict[str, Any], name: str, levels: tuple[str, ...], patches: list[str], label: str = ""
 ) -> None:
     """An effort the model does not take becomes the nearest it does, or is dropped; a value
-    that is no effort at all goes upstream as sent, to be refused in upstream's words."""
+    that is no effort at all goes upstream as sent, to be refused in upstream's words, or is
+    refused in them here when the model takes no effort (it would be dropped unseen)."""
     given = out[name]
     if levels and (not isinstance(given, str) or given not in EFFORTS):
         return
+    _refuse_no_effort(given, label or name)
     fitted = nearest_effort(given, levels) if isinstance(given, str) else None
     if fitted == given:
         return
@@ -295,6 +306,13 @@ def _fit_effort(
     else:
         out[name] = fitted
     patches.append(label or name)
+
+
+def _refuse_no_effort(given: Any, param: str) -> None:
+    """An effort that is none OpenAI names is refused by every model that takes an effort, so
+    the patch that drops the effort for a model without one refuses it too, in their words."""
+    if given is not None and (not isinstance(given, str) or given not in EFFORTS):
+        raise errors.invalid_value(param, validation.echo(given), EFFORTS)
 
 
 def _always(value: Any) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.wire.errors import error_body, mask_key
+from gateway.wire.errors import GatewayError, error_body, mask_key
 
 INVALID_REQUEST = "invalid_request_error"
 # OpenAI's 502 comes from its Cloudflare edge as HTML, not JSON: clients must cope with that.
@@ -45,6 +45,11 @@ class SimError:
                 "code": self.code,
             }
         }
+
+
+def from_gateway(error: GatewayError) -> SimError:
+    """A refusal whose definition the simulator shares with the gateway's checks."""
+    return SimError(error.status, error.message, error.type, error.param, error.code)
 
 
 def json_type(value: Any) -> str:
@@ -242,14 +247,6 @@ def json_word_required() -> SimError:
         "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
         "'json_object'.",
         param="messages",
-    )
-
-
-def tool_choice_without_tools() -> SimError:
-    return SimError(
-        400,
-        "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
-        param="tool_choice",
     )
 
 

@@ -26,6 +26,11 @@ from gateway.simulator.ids import response_item_id
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.rules import ChatModel, integer_error, resolve_chat_model, string_error
 from gateway.wire.hosted_tools import PRICE_NAMES
+from gateway.wire.validation import (
+    TOOL_CHOICES,
+    responses_tool_choice_error,
+    responses_value_error,
+)
 
 MIN_OUTPUT_TOKENS = 16
 # `metadata`: at most this many pairs, keys and values at most this long; `safety_identifier`
@@ -36,10 +41,8 @@ MAX_METADATA_VALUE = 512
 ROLES = ("assistant", "system", "developer", "user")
 ITEM_TYPES = ("message", "function_call", "function_call_output", "item_reference")
 PART_TYPES = ("input_text", "output_text", "input_image", "refusal")
-TOOL_CHOICES = ("none", "auto", "required")
 TOOL_TYPES = ("function", *PRICE_NAMES)
 FORMAT_TYPES = ("text", "json_object", "json_schema")
-SUMMARIES = ("auto", "concise", "detailed")
 VERBOSITIES = ("low", "medium", "high")
 KNOWN_PARAMETERS = frozenset(
     {
@@ -189,10 +192,10 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
     error = effort_error(_sent_effort(body), family.efforts, "reasoning.effort")
     if error is not None:
         return error
-    reasoning = body.get("reasoning")
-    summary = reasoning.get("summary") if isinstance(reasoning, dict) else None
-    if summary is not None and summary not in SUMMARIES:
-        return oe.invalid_value("reasoning.summary", summary, SUMMARIES)
+    # What OpenAI refuses whatever the model, shared with the gateway's patches.
+    refused = responses_value_error(body)
+    if refused is not None:
+        return oe.from_gateway(refused)
     if not (family.sampling or family.plain(effort(body, model))):
         for name in ("temperature", "top_p"):
             value = body.get(name)
@@ -208,9 +211,6 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
     calls = body.get("max_tool_calls")
     if calls is not None and (error := integer_error("max_tool_calls", calls, 0)) is not None:
         return error
-    truncation = body.get("truncation")
-    if truncation is not None and truncation not in ("auto", "disabled"):
-        return oe.invalid_value("truncation", truncation, ("auto", "disabled"))
     identifier = body.get("safety_identifier")
     if identifier is not None and (
         error := string_error("safety_identifier", identifier, MAX_METADATA_KEY)
@@ -266,12 +266,13 @@ def _check_tools(body: dict[str, Any]) -> SimError | None:
             if not isinstance(tool.get("name"), str):
                 return oe.missing_parameter(f"tools[{i}].name")
     choice = body.get("tool_choice")
-    if choice is None or choice in TOOL_CHOICES:
+    refused = responses_tool_choice_error(choice)
+    if refused is not None:
+        return oe.from_gateway(refused)
+    if choice is None or isinstance(choice, str):
         return None
     if isinstance(choice, dict) and choice.get("type") == "function":
-        if isinstance(choice.get("name"), str):
-            return None
-        return oe.missing_parameter("tool_choice.name")
+        return None
     return oe.invalid_value("tool_choice", choice, TOOL_CHOICES)
 
 

@@ -27,8 +27,10 @@ Check order (OpenAI reports only the first problem, so the order is part of the 
    `function_call`, `response_format`.
    Roles come first because the role error is the one everybody meets first in practice.
 5. Generic values: `max_completion_tokens`/`max_tokens` type, minimum and the model's maximum
-   output, `n`, `temperature`, `top_p` ranges, `tool_choice` without `tools`, `json_object`
-   without the word "json".
+   output, then what the gateway checks too: `n`, `temperature`, `top_p` and penalty ranges
+   (`validation.sampling_value_error`), `logprobs`, `top_logprobs`, `logit_bias`,
+   `parallel_tool_calls`, `tool_choice` without `tools` (`validation.chat_value_error`);
+   `json_object` without the word "json".
 6. Context length (prompt alone, then prompt plus requested output).
 """
 
@@ -41,6 +43,7 @@ from gateway.simulator import openai_errors as oe
 from gateway.simulator.efforts import EFFORTS, effort_error, effort_of
 from gateway.simulator.openai_errors import SimError
 from gateway.wire.tokens import count_messages
+from gateway.wire.validation import chat_value_error, sampling_value_error
 
 __all__ = [
     "CHAT_MODELS",
@@ -227,7 +230,6 @@ _FIXED_DEFAULTS: tuple[tuple[str, float], ...] = (
     ("presence_penalty", 0),
     ("frequency_penalty", 0),
 )
-_MAX_N = 128
 
 
 def resolve_chat_model(name: str) -> ChatModel | None:
@@ -375,25 +377,10 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
             return error
         if value > model.max_output:
             return oe.max_output_too_large(name, value, model.max_output)
-    n = body.get("n")
-    if n is not None:
-        error = integer_error("n", n, 1)
-        if error is not None:
-            return error
-        if n > _MAX_N:
-            return oe.above_maximum("n", _MAX_N, n)
-    for name, maximum in (("temperature", 2), ("top_p", 1)):
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return oe.invalid_type(name, "a number", value)
-        if value < 0:
-            return oe.below_minimum(name, 0, value, "decimal")
-        if value > maximum:
-            return oe.above_maximum(name, maximum, value, "decimal")
-    if body.get("tool_choice") is not None and not body.get("tools"):
-        return oe.tool_choice_without_tools()
+    # What OpenAI refuses whatever the model, shared with the gateway's checks and patches.
+    refused = sampling_value_error(body) or chat_value_error(body)
+    if refused is not None:
+        return oe.from_gateway(refused)
     response_format = body.get("response_format")
     if (
         isinstance(response_format, dict)

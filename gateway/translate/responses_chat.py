@@ -87,6 +87,10 @@ def _input_item(param: str, item: Any, new_id: NewId) -> dict[str, Any]:
         }
     if kind == "function_call_output":
         output = _required(item, "output", param, (str, list))
+        if isinstance(output, list):
+            # Read as text below: a part that is no object, or text that is no string, is the
+            # client's 400, not a failure of the join.
+            _content(f"{param}.output", "user", output)
         return {
             "id": item.get("id") or new_id("fco_"),
             "type": "function_call_output",
@@ -155,7 +159,10 @@ def chat_request(payload: dict[str, Any], history: Sequence[dict[str, Any]]) -> 
     if payload.get("tools"):
         out["tools"] = [_chat_tool(i, tool, model) for i, tool in enumerate(payload["tools"])]
     if "tool_choice" in payload:
-        out["tool_choice"] = _chat_tool_choice(payload["tool_choice"], model)
+        choice = _chat_tool_choice(payload["tool_choice"], model)
+        # The Responses API takes a choice without tools; chat refuses one.
+        if "tools" in out:
+            out["tool_choice"] = choice
     response_format = _response_format(payload.get("text"))
     if response_format is not None:
         out["response_format"] = response_format

@@ -24,6 +24,9 @@ invalid_request_error
   400  -                             invalid_response_schema   a response_format schema not of an object
   400  -                             unknown_forced_function   tool_choice names no declared function
   400  -                             stream_options_without_stream  stream_options, stream not true
+  400  -                             tool_choice_without_tools  tool_choice, no tools
+  400  -                             top_logprobs_without_logprobs  top_logprobs, logprobs not true
+  400  -                             logit_bias_key            a logit_bias key that is no token id
   400  {kind}_below_min_value        below_minimum             a number under its minimum
   400  {kind}_above_max_value        above_maximum             a number over its maximum
   400  empty_array                   empty_array               an array that must not be empty
@@ -475,6 +478,32 @@ def stream_options_without_stream() -> GatewayError:
         400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
         param="stream_options",
     )  # fmt: skip
+
+
+def tool_choice_without_tools() -> GatewayError:
+    """`tool_choice` in a request without `tools`: OpenAI refuses it whatever the model."""
+    return GatewayError(
+        400,
+        "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
+        "specified.",
+        param="tool_choice",
+    )
+
+
+def top_logprobs_without_logprobs() -> GatewayError:
+    """`top_logprobs` in a request whose `logprobs` is not true (OpenAI's recorded words)."""
+    return GatewayError(
+        400, "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.",
+        param="top_logprobs",
+    )  # fmt: skip
+
+
+def logit_bias_key(token: str) -> GatewayError:
+    """A `logit_bias` key that is no token id (OpenAI's recorded words)."""
+    message = f"Invalid key in 'logit_bias': {token}."
+    return GatewayError(
+        400, message + " You should only be submitting non-negative integers.", param="logit_bias"
+    )
 
 
 def invalid_function_parameters(param: str, name: str, got: object) -> GatewayError:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import orjson
+
 from gateway.wire import errors
 
 # How OpenAI's messages name the types it expected.
@@ -28,11 +30,13 @@ MAX_MODEL_CHARS = 256
 # orjson turns integers beyond 64 bits into floats; such a float was an absurd integer.
 _HUGE = float(2**63)
 
-_INTEGERS = (
+_TOKEN_CAPS = (
     ("max_tokens", 1, MAX_COMPLETION_TOKENS),
     ("max_completion_tokens", 1, MAX_COMPLETION_TOKENS),
-    ("n", 1, 128),
 )
+_SAMPLING_INTEGERS = (("n", 1, 128),)
+# What a chat request's hold multiplies: its completion cap, for each of `n`.
+_INTEGERS = _TOKEN_CAPS + _SAMPLING_INTEGERS
 _DECIMALS = (
     ("temperature", 0, 2),
     ("top_p", 0, 1),
@@ -73,11 +77,11 @@ def check_chat(payload: dict[str, Any], limits: InputLimits) -> None:
     for i, message in enumerate(messages):
         _check_message(i, message)
 
+    # The counts first (a batch line is checked for these alone), then n and the decimals.
     check_chat_counts(payload)
-    for name, low, high in _DECIMALS:
-        value = payload.get(name)
-        if value is not None:
-            _check_decimal(name, value, low, high)
+    refused = sampling_value_error(payload)
+    if refused is not None:
+        raise refused
     _check_options(payload)
     _check_depth(payload, limits.max_json_depth)
 
@@ -86,6 +90,114 @@ def check_chat_counts(payload: dict[str, Any]) -> None:
     """The counts a chat request's hold multiplies (its completion cap, for each of `n`): a
     batch line is checked for these alone, as upstream fails a line of another shape alone."""
     _check_integers(payload, _INTEGERS)
+
+
+def sampling_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The first of `n`, `temperature`, `top_p` and the penalties of a chat request that is no
+    number of their kind or out of their range, or None; the simulated upstream answers the
+    same (after refusing them on a model whose sampling is fixed)."""
+    try:
+        for name, low, high in _SAMPLING_INTEGERS:
+            value = payload.get(name)
+            if value is not None:
+                _check_integer(name, value, low, high)
+        for name, low, high in _DECIMALS:
+            value = payload.get(name)
+            if value is not None:
+                _check_decimal(name, value, low, high)
+    except errors.GatewayError as refused:
+        return refused
+    return None
+
+
+# Chat values OpenAI refuses on every model that takes the parameter, after its checks of what
+# the model takes (a model without the parameter refuses it first). A patch that drops such a
+# parameter for a model without it must still refuse what no model would take, or the client
+# breaks once pointed at a model that takes it; the simulated upstream answers the same.
+MAX_TOP_LOGPROBS = 20
+
+
+def chat_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The first value of a chat request OpenAI refuses whatever the model serving it (once it
+    takes the parameter), or None: `logprobs`, `top_logprobs` and `parallel_tool_calls` of
+    the wrong type or range, a `logit_bias` that is no map of token ids, `tool_choice` without
+    `tools`, `top_logprobs` without `logprobs`."""
+    for name in ("logprobs", "parallel_tool_calls"):
+        value = payload.get(name)
+        if value is not None and type(value) is not bool:
+            return _wrong_type(name, "a boolean", value)
+    top = payload.get("top_logprobs")
+    refused = _top_logprobs_error(top)
+    if refused is not None:
+        return refused
+    bias = payload.get("logit_bias")
+    if bias is not None:
+        if type(bias) is not dict:
+            return _wrong_type("logit_bias", "an object", bias)
+        for token in bias:
+            if not (token.isascii() and token.isdigit()):
+                return errors.logit_bias_key(token)
+    if payload.get("tool_choice") is not None and not payload.get("tools"):
+        return errors.tool_choice_without_tools()
+    if top is not None and payload.get("logprobs") is not True:
+        return errors.top_logprobs_without_logprobs()
+    return None
+
+
+def _top_logprobs_error(top: Any) -> errors.GatewayError | None:
+    if top is None:
+        return None
+    try:
+        _check_integer("top_logprobs", top, 0, MAX_TOP_LOGPROBS)
+    except errors.GatewayError as refused:
+        return refused
+    return None
+
+
+# What `reasoning.summary` takes, on every model (one that does not reason too).
+SUMMARIES = ("auto", "concise", "detailed")
+TRUNCATIONS = ("auto", "disabled")
+
+
+def responses_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The first value of a Responses API request OpenAI refuses whatever the model serving it
+    (once it takes the parameter), or None: a `reasoning.summary` it does not know, a
+    `top_logprobs` out of range, a `truncation` it does not know. The patches drop
+    `reasoning` for a model that does not reason and `top_logprobs` for one without logprobs,
+    and a request translated for o1 sends no `truncation`, so none of them may drop these
+    unseen."""
+    reasoning = payload.get("reasoning")
+    summary = reasoning.get("summary") if type(reasoning) is dict else None
+    if summary is not None and summary not in SUMMARIES:
+        return errors.invalid_value("reasoning.summary", echo(summary), SUMMARIES)
+    refused = _top_logprobs_error(payload.get("top_logprobs"))
+    if refused is not None:
+        return refused
+    truncation = payload.get("truncation")
+    if truncation is not None and truncation not in TRUNCATIONS:
+        return errors.invalid_value("truncation", echo(truncation), TRUNCATIONS)
+    return None
+
+
+def echo(value: Any) -> str:
+    """A request value as OpenAI quotes it back in an error: a string as it is, anything else
+    in its JSON spelling."""
+    return value if type(value) is str else orjson.dumps(value).decode()
+
+
+TOOL_CHOICES = ("none", "auto", "required")
+
+
+def responses_tool_choice_error(choice: Any) -> errors.GatewayError | None:
+    """A Responses API `tool_choice` OpenAI refuses: a mode it does not know, a function it
+    does not name. A translated request would otherwise choose as if `auto`. Other objects
+    (a hosted tool's choice) are left to upstream, or refused where translated."""
+    if type(choice) is str and choice not in TOOL_CHOICES:
+        return errors.invalid_value("tool_choice", choice, TOOL_CHOICES)
+    named = type(choice) is dict and choice.get("type") == "function"
+    if named and type(choice.get("name")) is not str:
+        return errors.missing_parameter("tool_choice.name")
+    return None
 
 
 # The Responses API's own bounds: `max_output_tokens` has a minimum of 16.
@@ -135,6 +247,9 @@ def check_responses(payload: dict[str, Any], limits: InputLimits) -> None:
         value = payload.get(name)
         if value is not None and type(value) is not dict:
             raise _wrong_type(name, "an object", value)
+    refused = responses_value_error(payload)
+    if refused is not None:
+        raise refused
     form = (payload.get("text") or {}).get("format")
     if type(form) is dict and form.get("type") == "json_schema":
         _check_json_schema(form, "text.format", "text.format.schema")
@@ -152,6 +267,9 @@ def check_responses(payload: dict[str, Any], limits: InputLimits) -> None:
     choice = payload.get("tool_choice")
     if choice is not None and type(choice) is not str and type(choice) is not dict:
         raise _wrong_type("tool_choice", "one of a string or object", choice)
+    refused = responses_tool_choice_error(choice)
+    if refused is not None:
+        raise refused
     _check_depth(payload, limits.max_json_depth)
 
 

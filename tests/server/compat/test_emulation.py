@@ -15,7 +15,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
+from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread
 
 WEATHER = {
     "type": "function",
@@ -328,4 +328,25 @@ def test_stream_options_without_stream_is_refused_with_tools_as_without(
     assert emulated.json()["error"] == plain.json()["error"]
     assert emulated.json()["error"]["param"] == "stream_options"
     # Refused before upstream: no call, with tools or without.
+    assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == calls
+
+
+def test_tool_choice_without_tools_is_refused_on_o1_as_gpt_4o_refuses_it(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    asked = {"messages": ASK, "tool_choice": "auto"}
+    native = httpx.post(
+        f"{simulator.url}/v1/chat/completions",
+        json={**asked, "model": "gpt-4o"},
+        headers={"Authorization": f"Bearer {SIM_KEY}"},
+    )
+    calls = len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"])
+    patched = httpx.post(
+        f"{gateway.url}/v1/chat/completions", json={**asked, "model": "o1-mini"}, headers=headers
+    )
+    assert native.status_code == patched.status_code == 400
+    assert patched.json()["error"] == native.json()["error"]
+    assert patched.json()["error"]["param"] == "tool_choice"
+    # Refused before upstream, which would not have seen the choice the patches dropped.
     assert len(httpx.get(f"{simulator.url}/_sim/requests").json()["data"]) == calls

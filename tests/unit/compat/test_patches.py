@@ -17,7 +17,8 @@ from gateway.compat.patches import (
     rewrite_responses,
 )
 from gateway.config import Capabilities
-from gateway.simulator import rules
+from gateway.simulator import responses, rules
+from gateway.simulator.openai_errors import SimError
 from gateway.wire.errors import GatewayError
 
 ALL = Capabilities(**{f.name: True for f in dataclasses.fields(Capabilities) if f.type == "bool"})
@@ -279,6 +280,61 @@ def test_stream_options_without_stream_is_refused_as_upstream_refuses_it(
     assert rewrite_chat(streamed, O1, min_completion_tokens=4096).adapted is not None
 
 
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tool_choice": "auto"}, "tool_choice"),
+        ({"tool_choice": "none"}, "tool_choice"),
+        ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, "tool_choice"),
+        ({"tool_choice": "required", "tools": []}, "tool_choice"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"logprobs": False, "top_logprobs": 0}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": -1}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 2.5}, "top_logprobs"),
+        ({"logprobs": "yes"}, "logprobs"),
+        ({"logit_bias": {"AI": 10}}, "logit_bias"),
+        ({"logit_bias": {"-1": 10}}, "logit_bias"),
+        ({"logit_bias": "50256"}, "logit_bias"),
+        ({"parallel_tool_calls": "no"}, "parallel_tool_calls"),
+    ],
+)
+def test_a_value_every_model_taking_it_refuses_is_refused_as_upstream_refuses_it(
+    extra: dict[str, Any], param: str
+) -> None:
+    # o1 takes none of these parameters, so the patches would drop them unseen; a model that
+    # takes them (gpt-4o upstream) refuses the value.
+    upstream = rules.check(body(model="gpt-4o", **extra))
+    assert upstream is not None and upstream.param == param
+    for caps in (O1, ALL):
+        with pytest.raises(GatewayError) as refused:
+            rewrite_chat(body(**extra), caps, min_completion_tokens=4096)
+        assert (refused.value.status, refused.value.message) == (upstream.status, upstream.message)
+        assert (refused.value.param, refused.value.code) == (upstream.param, upstream.code)
+
+
+def test_values_every_model_takes_are_still_patched_away() -> None:
+    payload = body(
+        tools=[{"type": "function", "function": {"name": "f"}}], tool_choice="auto",
+        logprobs=True, top_logprobs=20, logit_bias={"50256": -100}, parallel_tool_calls=False,
+    )  # fmt: skip
+    assert rules.check({**payload, "model": "gpt-4o"}) is None
+    sent = rewrite_chat(payload, O1, min_completion_tokens=4096).payload
+    assert not {"tool_choice", "logprobs", "top_logprobs", "logit_bias"} & sent.keys()
+
+
+def test_json_object_without_the_word_json_is_a_capability_patch_on_o1() -> None:
+    # o1 refuses `response_format` before it would look for the word (a model taking it
+    # natively refuses the missing word instead), and the emulation asks for JSON itself.
+    payload = body(model="o1-mini", response_format={"type": "json_object"})
+    on_o1, native = rules.check(payload), rules.check({**payload, "model": "gpt-4o"})
+    assert on_o1 is not None and on_o1.param == "response_format"
+    assert native is not None and native.param == "messages"
+    rewritten = rewrite_chat(payload, O1, min_completion_tokens=4096)
+    assert rewritten.emulated is not None
+    assert "JSON" in rewritten.payload["messages"][0]["content"]
+
+
 def test_stream_is_faked_when_the_model_cannot_stream() -> None:
     adapted = adapt(body(stream=True, stream_options={"include_usage": True}))
     assert adapted.fake_stream
@@ -474,6 +530,26 @@ def test_an_effort_the_model_lacks_becomes_the_nearest_it_takes() -> None:
     assert nearest_effort("medium", ("low", "high")) == "high"  # a tie goes up
     assert nearest_effort("high", ()) is None
     assert nearest_effort("turbo", astra) is None
+
+
+@pytest.mark.parametrize("effort", ["turbo", 3, ["high"]])
+def test_an_effort_no_model_takes_is_refused_where_the_patch_would_drop_it(effort: Any) -> None:
+    # A model taking no effort has it dropped; one taking efforts (gpt-6-astra) refuses this.
+    takes_none = dataclasses.replace(O1, reasoning_effort=())
+    chat = rules.check(body(model="gpt-6-astra", reasoning_effort=effort))
+    assert chat is not None and chat.param == "reasoning_effort"
+    with pytest.raises(GatewayError) as refused:
+        adapt_request(body(reasoning_effort=effort), takes_none)
+    assert (refused.value.message, refused.value.param) == (chat.message, chat.param)
+    asked = {"model": "gpt-6-astra", "input": "Hi", "reasoning": {"effort": effort}}
+    model = responses.resolve_model(asked)
+    assert not isinstance(model, SimError)
+    native = responses.check(asked, model)
+    assert native is not None and native.param == "reasoning.effort"
+    for caps, reasons in ((ALL, False), (takes_none, True)):
+        with pytest.raises(GatewayError) as refused:
+            rewrite_responses(asked, caps, reasoning=reasons)
+        assert (refused.value.message, refused.value.param) == (native.message, native.param)
 
 
 def test_chat_efforts_are_fitted_dropped_or_left_alone() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from openai.types.responses import Response
 
+from gateway.simulator import rules
 from gateway.translate.responses_chat import (
     chat_request,
     input_items,
@@ -90,6 +91,8 @@ def test_no_input_is_no_items() -> None:
         ([{"role": "user", "content": [{"type": "audio"}]}], "input[0].content[0].type", "invalid_value"),
         ([{"type": "function_call", "name": "f", "arguments": "{}"}], "input[0].call_id", "missing_required_parameter"),
         ([{"type": "function_call_output", "call_id": "c", "output": 1}], "input[0].output", "invalid_type"),
+        ([{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_text", "text": None}]}], "input[0].output[0].text", "invalid_type"),
+        ([{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_text", "text": [1]}]}], "input[0].output[0].text", "invalid_type"),
         ([{"type": "web_search_call"}], "input[0].type", "invalid_value"),
     ],
 )  # fmt: skip
@@ -237,6 +240,15 @@ def test_function_tools_and_tool_choice_are_nested_as_chat_nests_them() -> None:
     ]
     assert request["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
     assert chat_request({**payload, "tool_choice": "required"}, [])["tool_choice"] == "required"
+
+
+@pytest.mark.parametrize("tools", [None, []])
+def test_a_tool_choice_without_tools_is_left_out_as_chat_refuses_one(tools: Any) -> None:
+    # The Responses API takes it; chat (and so the patches serving the translation) refuses it.
+    payload = {"model": "o1-mini", "input": "hi", "tool_choice": "auto", "tools": tools}
+    request = chat_request(payload, [])
+    assert "tool_choice" not in request
+    assert rules.check({**request, "model": "gpt-4o"}) is None
 
 
 @pytest.mark.parametrize(

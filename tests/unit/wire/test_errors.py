@@ -110,6 +110,9 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     ),
     "unknown_forced_function": lambda: errors.unknown_forced_function("tool_choice", "f"),
     "stream_options_without_stream": errors.stream_options_without_stream,
+    "tool_choice_without_tools": errors.tool_choice_without_tools,
+    "top_logprobs_without_logprobs": errors.top_logprobs_without_logprobs,
+    "logit_bias_key": lambda: errors.logit_bias_key("AI"),
     "invalid_response_schema": lambda: errors.invalid_response_schema(
         "response_format", "answer", "array"
     ),

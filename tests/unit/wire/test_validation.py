@@ -9,6 +9,8 @@ import orjson
 import pytest
 
 from gateway.config import ServerConfig
+from gateway.simulator import responses, rules
+from gateway.simulator.openai_errors import SimError
 from gateway.wire.errors import GatewayError
 from gateway.wire.validation import (
     check_chat,
@@ -372,3 +374,59 @@ def test_the_other_governed_endpoints_name_what_they_refuse(
         param,
         code,
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"reasoning": {"summary": "bogus"}}, "reasoning.summary"),
+        ({"reasoning": {"summary": 3}}, "reasoning.summary"),
+        ({"top_logprobs": 21}, "top_logprobs"),
+        ({"top_logprobs": "5"}, "top_logprobs"),
+        # Translated for o1, where the emulation would choose as if `auto`.
+        ({"tool_choice": "bogus"}, "tool_choice"),
+        ({"tool_choice": {"type": "function"}}, "tool_choice.name"),
+        ({"truncation": "bogus"}, "truncation"),
+    ],
+)
+def test_responses_values_every_model_refuses_are_refused_in_upstreams_words(
+    fields: dict[str, Any], param: str
+) -> None:
+    # The patches drop `reasoning` for gpt-4o and `top_logprobs` for o1, the translation for o1
+    # turns the choice into chat's and sends no truncation: these would go unseen.
+    payload = {"model": "gpt-4o", "input": "Hi", **fields}
+    model = responses.resolve_model(payload)
+    assert not isinstance(model, SimError)
+    upstream = responses.check(payload, model)
+    assert upstream is not None and upstream.param == param
+    with pytest.raises(GatewayError) as refused:
+        check_responses(payload, LIMITS)
+    error = refused.value
+    assert (error.status, error.message, error.param, error.code) == (
+        upstream.status, upstream.message, upstream.param, upstream.code,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"temperature": "hot"},
+        {"top_p": 1.5},
+        {"n": 0},
+        {"n": 2.5},
+        {"presence_penalty": 3},
+        {"frequency_penalty": -2.5},
+    ],
+)
+def test_sampling_values_are_refused_in_the_simulated_upstreams_words(
+    fields: dict[str, Any],
+) -> None:
+    payload = chat(model="gpt-4o", **fields)
+    upstream = rules.check(payload)
+    assert upstream is not None
+    with pytest.raises(GatewayError) as refused:
+        check_chat(payload, LIMITS)
+    error = refused.value
+    assert (error.status, error.message, error.param, error.code) == (
+        upstream.status, upstream.message, upstream.param, upstream.code,
+    )  # fmt: skip
