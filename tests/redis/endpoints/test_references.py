@@ -735,5 +735,7 @@ def test_another_teams_id_in_a_string_holding_json_is_refused(
     prose = httpx.post(
         f"{gateway.url}/v1/evals", json={"name": "[1] Intro {not json}"}, headers=auth
     )
-    assert upstream_requests(simulator)[-1]["path"] == "/v1/evals", prose.text
-    assert len(upstream_requests(simulator)) == len(before) + 1
+    after = upstream_requests(simulator)
+    assert after[-1]["path"] == "/v1/evals", prose.text
+    # One request more (the log keeps the last 200: a full one drops its first).
+    assert after[:-1] in (before, before[1:])
