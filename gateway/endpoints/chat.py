@@ -61,7 +61,7 @@ from gateway.wire import errors, tokens, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import encoded
 from gateway.wire.references import unowned_reference
-from gateway.wire.usage import StreamMeter, Usage
+from gateway.wire.usage import StreamMeter, Usage, ask_usage_chunk
 
 log = logging.getLogger("gateway")
 PATH = "/chat/completions"
@@ -375,16 +375,7 @@ class ChatAttempt(ModelAttempt):
         payload["safety_identifier"] = gw.safety_identifier(
             self.caller.team.name, given if isinstance(given, str) else None
         )
-        strip_usage = False
-        if stream and gw.config.admission.enabled:
-            # Ask upstream for the usage chunk so the stream is charged exactly.
-            options = payload.get("stream_options")
-            if not (isinstance(options, dict) and options.get("include_usage") is True):
-                payload["stream_options"] = {
-                    **(options if isinstance(options, dict) else {}),
-                    "include_usage": True,
-                }
-                strip_usage = True
+        strip_usage = stream and gw.config.admission.enabled and ask_usage_chunk(payload)
         self.payload = payload
         # Never the client's own bytes: what upstream reads is what the gateway checked and
         # priced, even when a key is repeated (parsers differ on which of them counts).
@@ -516,8 +507,7 @@ class ChatAttempt(ModelAttempt):
         )
 
     def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
-        # The usage chunk is asked for, and `[DONE]` follows it.
-        return meter.usage is None and not meter.failed and b"[DONE]" not in tail
+        return meter.ended_before_usage(tail)
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         meter = super().stream_meter(strip_usage)

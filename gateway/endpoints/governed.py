@@ -48,6 +48,7 @@ from gateway.wire.usage import (
     AudioStreamMeter,
     StreamMeter,
     TextStreamMeter,
+    ask_usage_chunk,
     audio_answer_usage,
     audio_usage_from,
     usage_from,
@@ -292,8 +293,7 @@ class GovernedAttempt(Attempt):
 
     def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
         if isinstance(meter, TextStreamMeter):
-            # Its usage chunk was asked for (`ask_usage`), and `[DONE]` follows it.
-            return meter.usage is None and not meter.failed and b"[DONE]" not in tail
+            return meter.ended_before_usage(tail)
         return isinstance(meter, AudioStreamMeter) and not meter.ended
 
     def settle_stream(self, meter: StreamMeter, *, stopped: bool = False) -> None:
@@ -322,13 +322,9 @@ class GovernedAttempt(Attempt):
         completion's stream asks for its usage chunk (`strip_usage`)."""
         payload = self.payload
         if self.cost is Cost.COMPLETIONS and payload.get("stream") is True:
-            # Asked for the usage chunk, so that the stream is charged exactly what it used.
-            options = payload.get("stream_options")
-            options = {} if options is None else options
-            if not isinstance(options, dict) or options.get("include_usage") is True:
-                return body  # asked for already, or refused upstream as it is
-            self.strip_usage = True
-            return orjson.dumps({**payload, "stream_options": {**options, "include_usage": True}})
+            streamed = dict(payload)
+            self.strip_usage = ask_usage_chunk(streamed)
+            return orjson.dumps(streamed) if self.strip_usage else body
         if self.cost is Cost.SPEECH and self.audio_tokens:
             asked = payload.get("response_format", "mp3")
             raw = payload.get("stream_format", "audio") == "audio"

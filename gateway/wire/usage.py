@@ -102,6 +102,20 @@ def answer_usage(answer: dict[str, Any] | None) -> tuple[Usage | None, str]:
     return usage_from(answer.get("usage")), model if isinstance(model, str) else ""
 
 
+def ask_usage_chunk(payload: dict[str, Any]) -> bool:
+    """Make a streamed request's `payload` ask upstream for its usage chunk
+    (`stream_options.include_usage`), so that the stream is charged exactly. True when its
+    client had not asked for it: the chunk is then kept from the client (`StreamMeter`'s
+    `strip_usage`). `stream_options` that is no object is left as sent, for upstream to refuse."""
+    options = payload.get("stream_options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or options.get("include_usage") is True:
+        return False
+    payload["stream_options"] = {**options, "include_usage": True}
+    return True
+
+
 class StreamMeter:
     """Watch an SSE stream go by; optionally drop the usage chunk the caller did not ask for.
 
@@ -189,6 +203,12 @@ class StreamMeter:
 
     def flush(self) -> bytes:
         return self._parse_events(self._decoder.flush())
+
+    def ended_before_usage(self, tail: bytes) -> bool:
+        """Whether a stream that asked for its usage chunk (`ask_usage_chunk`) ended without it:
+        neither the usage, its own error, nor the `[DONE]` that follows the usage came
+        (`tail`: its last bytes)."""
+        return self.usage is None and not self.failed and b"[DONE]" not in tail
 
     def generated_usage(self, prompt_tokens: int) -> Usage:
         """The reported usage, or what the text seen so far amounts to when none came."""
