@@ -127,9 +127,9 @@ def _worst_case(
 ) -> tuple[int, list[str], list[str]]:
     """Every line's worst case at half price, every model the lines name (a fine-tune by its
     own name, priced as such), and every configured model whose limits count the batch, the
-    first line's first: each line's model must be one the team
-    may use (`tuned`: the team's own fine-tunes they name), priced, and not one the team's or
-    the key's limits cap at some messages a week."""
+    first line's first: each line's model must be one the team may use (`tuned`: the team's
+    own fine-tunes they name), priced, and not one the team's or the key's limits cap at some
+    messages a week."""
     reserve, named = 0, set()
     limited: dict[str, None] = {}
     today = gw.today()

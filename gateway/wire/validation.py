@@ -97,14 +97,8 @@ def sampling_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
     number of their kind or out of their range, or None; the simulated upstream answers the
     same (after refusing them on a model whose sampling is fixed)."""
     try:
-        for name, low, high in _SAMPLING_INTEGERS:
-            value = payload.get(name)
-            if value is not None:
-                _check_integer(name, value, low, high)
-        for name, low, high in _DECIMALS:
-            value = payload.get(name)
-            if value is not None:
-                _check_decimal(name, value, low, high)
+        _check_integers(payload, _SAMPLING_INTEGERS)
+        _check_decimals(payload, _DECIMALS)
     except errors.GatewayError as refused:
         return refused
     return None
@@ -227,22 +221,10 @@ def check_responses(payload: dict[str, Any], limits: InputLimits) -> None:
                 raise _wrong_type(f"input[{i}]", "an object", item)
     elif type(given) is not str:
         raise _wrong_type("input", _CONTENT, given)
-    for name, low, high in _RESPONSES_INTEGERS:
-        value = payload.get(name)
-        if value is not None:
-            _check_integer(name, value, low, high)
-    for name, low, high in _DECIMALS[:2]:
-        value = payload.get(name)
-        if value is not None:
-            _check_decimal(name, value, low, high)
-    for name in _RESPONSES_FLAGS:
-        value = payload.get(name)
-        if value is not None and type(value) is not bool:
-            raise _wrong_type(name, "a boolean", value)
-    for name in _RESPONSES_STRINGS:
-        value = payload.get(name)
-        if value is not None and type(value) is not str:
-            raise _wrong_type(name, "a string", value)
+    _check_integers(payload, _RESPONSES_INTEGERS)
+    _check_decimals(payload, _DECIMALS[:2])
+    _check_flags(payload, _RESPONSES_FLAGS)
+    _check_strings(payload, _RESPONSES_STRINGS)
     for name in ("text", "reasoning", "metadata"):
         value = payload.get(name)
         if value is not None and type(value) is not dict:
@@ -585,6 +567,13 @@ def _check_integers(payload: dict[str, Any], bounds: tuple[tuple[str, int, int],
         value = payload.get(name)
         if value is not None:
             _check_integer(name, value, low, high)
+
+
+def _check_decimals(payload: dict[str, Any], bounds: tuple[tuple[str, float, float], ...]) -> None:
+    for name, low, high in bounds:
+        value = payload.get(name)
+        if value is not None:
+            _check_decimal(name, value, low, high)
 
 
 def _check_strings(payload: dict[str, Any], names: tuple[str, ...]) -> None:
