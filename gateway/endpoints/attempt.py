@@ -37,7 +37,7 @@ from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
 from gateway.server.stream_response import StreamResponse, Unless, cancel_on_disconnect
 from gateway.upstream.contract import UpstreamResponse
-from gateway.upstream.dispatch import UNANSWERED, PreparedCall, Tries, judge
+from gateway.upstream.dispatch import UNANSWERED, PreparedCall, Tries, judge, read_error
 from gateway.wire import errors, sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
@@ -216,8 +216,9 @@ class Attempt:
         Such a call that fails after its request was written is `billed`: upstream may finish
         the answer and bill it, so it is neither retried nor sent to a fallback, and is charged
         its hold. A stream's try given up on after its write, no answer come, is not retried
-        either (`lost`, charged by `failed`). A redirect is no answer: a front end's that
-        passed the call on to no one (`upstream_redirect`)."""
+        either (`lost`, charged by `failed`), nor is one a front end answered with its own 5xx
+        page (`read_error`): the API may have answered it. A redirect is no answer: a front
+        end's that passed the call on to no one (`upstream_redirect`)."""
         gw, scope = self.gw, self.request.scope
         headers = self.traced_headers()
         billed_whole = buffer or self.read_to_end()
@@ -228,6 +229,8 @@ class Attempt:
                 resp = await gw.upstream.send(
                     self.upstream_method(), self.path, scope["query_string"], headers, body
                 )
+                if resp.status >= 500:
+                    resp = await read_error(resp)  # a front end's page fails as one lost
             else:
                 timeout = client_timeout_s(scope["headers"])
                 resp = await gw.dispatch.send(

@@ -31,6 +31,10 @@ Request-header knobs, honoured when `config.header_knobs` is true:
         quota        429 insufficient_quota
         500, 503     OpenAI's server_error bodies
         502          Cloudflare's HTML "502 Bad Gateway" page, as OpenAI's edge sends it
+        edge-504     the model answers the call and bills it (a whole answer in full, a
+                     stream its prompt: the edge left as it began), and the edge answers
+                     Cloudflare's HTML "504 Gateway Time-out" page instead, as when the
+                     edge stops waiting for an answer the model goes on to finish
         timeout      sleep an hour, then answer; a client that leaves ends the wait early
                      (a whole answer is then billed all the same, see below)
         reset        drop the connection: streams send three chunks first, other answers send
@@ -75,6 +79,7 @@ Every response carries `x-request-id`, `openai-processing-ms`, `openai-version` 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -98,12 +103,12 @@ from gateway.simulator.answers import (
     served_tier,
 )
 from gateway.simulator.batches_api import BatchesApi
-from gateway.simulator.call import Call, Header, Receive, Scope, Send
+from gateway.simulator.call import Call, Header, Message, Receive, Scope, Send
 from gateway.simulator.catalog import model_list, model_object
 from gateway.simulator.disconnect import DisconnectWatch, finished_when_left
 from gateway.simulator.files_api import FilesApi
 from gateway.simulator.ids import completion_id, moderation_id, request_id
-from gateway.simulator.knobs import NO_KNOBS, Knobs, fault_index, parse_knobs
+from gateway.simulator.knobs import EDGE_FAULT, NO_KNOBS, Knobs, fault_index, parse_knobs
 from gateway.simulator.media_api import MediaApi
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.prompt_cache import PromptCache, message_tokens
@@ -251,6 +256,14 @@ class Simulator:
             finally:
                 watch.close()
         query = scope.get("query_string", b"").decode("latin-1")
+        if knobs.fault == EDGE_FAULT:
+            # The model answers, and bills, a caller that is gone (the edge stopped waiting):
+            # a whole answer in full, a stream what it generated before it noticed.
+            await handler(
+                Call(path, query, body, key, knobs, started, _gone, _nowhere, content_type)
+            )
+            await self._send(send, 504, _HTML, oe.CLOUDFLARE_504, started, self._idle_rates)
+            return
         await handler(Call(path, query, body, key, knobs, started, receive, send, content_type))
 
     def _route(self, method: str, path: str) -> Handler | None:
@@ -563,7 +576,7 @@ class Simulator:
     async def fault(self, call: Call, body: dict[str, Any]) -> bool:
         """Answer with the requested fault; True if the request is done."""
         fault = call.knobs.fault
-        if fault is None or fault in ("timeout", "reset"):
+        if fault is None or fault in ("timeout", "reset", EDGE_FAULT):
             return False
         if fault == "stream-error" and body.get("stream") is True:
             return False
@@ -715,3 +728,14 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 def create_simulator(config: SimulatorConfig, *, seed: int | None = None) -> Simulator:
     """The simulated upstream as an ASGI callable; `seed` pins its random ids for tests."""
     return Simulator(config, seed=seed)
+
+
+async def _gone() -> Message:
+    """What a caller the edge stopped waiting for says: it has left."""
+    return {"type": "http.disconnect"}
+
+
+async def _nowhere(message: Message) -> None:
+    """Where the answer to a caller that left goes: nowhere, after a turn of the loop (as a
+    send to a socket takes), in which its leaving is noticed."""
+    await asyncio.sleep(0)

@@ -16,8 +16,13 @@ from gateway.simulator.openai_errors import SimError
 from gateway.wire.hosted_tools import PRICE_NAMES
 
 FAULTS = frozenset(
-    {"429", "429-tokens", "quota", "500", "502", "503", "timeout", "reset", "stream-error"}
-)
+    {
+        "429", "429-tokens", "quota", "500", "502", "503", "edge-504", "timeout", "reset",
+        "stream-error",
+    }
+)  # fmt: skip
+# The fault whose call the model answers, and bills, behind the edge's own error page.
+EDGE_FAULT = "edge-504"
 
 # The tiers an answer may say served it (`x-sim-service-tier`).
 SERVED_TIERS = frozenset({"default", "flex", "priority", "scale"})

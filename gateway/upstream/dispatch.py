@@ -30,10 +30,11 @@ from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
 log = logging.getLogger("gateway.upstream.dispatch")
-# A try's failures after its request was written that no answer began: upstream may have read
-# it and begun, and bills what it generates until it notices (an answer that came undecodable,
-# or cut, is charged as such by its caller).
-UNANSWERED = frozenset({"upstream_timeout", "upstream_unreachable"})
+# A try's failures after its request was written that no answer of the API's began (a front
+# end's own 5xx page, `errors.edge_page`, stands where one may have): upstream may have read it
+# and begun, and bills what it generates until it notices (an answer that came undecodable, or
+# cut, is charged as such by its caller).
+UNANSWERED = frozenset({"upstream_timeout", "upstream_unreachable", "upstream_error"})
 
 
 @dataclass(slots=True)
@@ -124,6 +125,40 @@ class _Read:
 
     async def close(self) -> None:
         self.resp.finish()  # its connection was released once read
+
+
+@dataclass(slots=True)
+class _ErrorRead:
+    """An error answer read whole, its connection released (and out of flight)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+    async def read(self) -> bytes:
+        return self.body
+
+    async def close(self) -> None:
+        pass
+
+
+async def read_error(resp: UpstreamResponse) -> _ErrorRead:
+    """An error answer (429, 5xx), read whole and closed. A 5xx without OpenAI's error object
+    fails as `errors.edge_page`: a front end's own page (a CDN's 504 once it stopped waiting),
+    which may stand where an answer the API finished, and bills, should have come; OpenAI's
+    own 5xx is an error it bills nothing for. A body cut off is no error object."""
+    try:
+        body = await resp.read()
+    except GatewayError:
+        body = b""
+    finally:
+        await resp.close()
+    if resp.status >= 500 and not errors.is_error_object(body):
+        raise errors.edge_page(resp.status)
+    return _ErrorRead(resp.status, resp.headers, body)
 
 
 def judge(resp: UpstreamResponse, healthy: bool | None) -> None:
@@ -278,8 +313,11 @@ class Dispatcher:
         write with no answer come (`UNANSWERED`) is raised too: upstream may have read its
         prompt and begun, which its caller charges within the call's hold, and a retry would
         bill that again past the hold (the client's own retry is admitted and held on its
-        own). A stream `billed_whole` too (a reasoning model's, whose thinking upstream bills
-        whoever reads it) is raised as with `buffer` whatever failed after the write.
+        own). So is a 5xx without OpenAI's error object (`read_error`: a front end's page,
+        which may stand where an answer upstream bills should have come). A stream
+        `billed_whole` too (a reasoning model's, whose thinking upstream bills whoever reads
+        it) is raised as with `buffer` whatever failed after the write. An error answer
+        returned is read whole.
         `prepared` (from `prepare`, for the same call) is the first try. `team`: whose call it
         is, for the breaker (`Breaker`: one team's failures alone do not shut a deployment).
         `tries_made` is told what the latest try may have left upstream to bill (`Tries`).
@@ -347,7 +385,17 @@ class Dispatcher:
                     target.breaker.release(probe)  # the caller's rate, not the upstream's health
                 elif not pending:
                     target.breaker.success(probe)
-                if status not in RETRY_STATUSES:
+                if status == 429 or status >= 500:
+                    try:
+                        resp = await read_error(_Counted(resp, target))
+                    except GatewayError:
+                        # A front end's page: the API may have answered it, and bills it. Not
+                        # tried again, as a try lost after its write is not.
+                        made.open = True
+                        raise
+                    if status not in RETRY_STATUSES:
+                        return resp
+                elif status not in RETRY_STATUSES:
                     counted = _Counted(resp, target, self._clock, probe, team, pending)
                     if not buffer:
                         return counted
@@ -376,17 +424,14 @@ class Dispatcher:
             asked = retry_after_s(resp.headers, time.time()) if resp is not None else None
             delay = retry_delay(self._policy, tries, asked, self._jitter())
             if not may_retry(self._policy, tries, delay, asked, self._clock(), deadline):
-                if resp is not None:
-                    counted = _Counted(resp, target)
+                if resp is not None:  # read whole and closed (`read_error`)
                     if tries > 1:
-                        counted.headers = retries_spent(counted.headers)
-                    return counted
+                        resp.headers = retries_spent(resp.headers)
+                    return resp
                 assert failure is not None
                 if tries > 1:
                     errors.mark_retries_spent(failure.headers)
                 raise failure
-            if resp is not None:
-                await _Counted(resp, target).close()
             log.info(
                 "retrying %s in %.2f s after %s from %s",
                 model, delay, resp.status if resp else failure.code, target.name,  # type: ignore[union-attr]

@@ -116,6 +116,8 @@ upstream_error
   502  upstream_invalid_answer       upstream_invalid_answer   a 200 that is no JSON object
   *    upstream_error                upstream_status           an error page without OpenAI's
                                                                error object (its status kept)
+  *    upstream_error                edge_page                 the same, a 5xx to a request
+                                                               sent: maybe answered and billed
   502  upstream_redirect             upstream_redirect         a 3xx: a front end that passed
                                                                the call on to no one
   502  invalid_model_output          invalid_model_output      an emulated answer wrong twice (or
@@ -1023,16 +1025,34 @@ def upstream_redirect(status: int) -> GatewayError:
     return error
 
 
-def upstream_error_body(status: int, content: bytes) -> bytes:
-    """An upstream error answer's body as the client gets it: OpenAI's error object as it came,
-    anything else replaced by `upstream_status`, so every SDK can read the error."""
+def edge_page(status: int) -> GatewayError:
+    """A 5xx answer without OpenAI's error object to a request written whole: a front end's own
+    page (a CDN's, a load balancer's), which may stand where an answer the API went on to
+    finish, and bill, should have come (the front end stopped waiting for it). So it is not
+    repeated, by the gateway or its client: a repeat would be billed again."""
+    error = _upstream(
+        status,
+        f"The upstream API's front end answered with HTTP status {status} and no error object, "
+        "after the request was sent: the API may have answered it, and billed it.",
+        "upstream_error",
+    )
+    error.headers["x-should-retry"] = "false"
+    return error
+
+
+def is_error_object(content: bytes) -> bool:
+    """Whether an error answer's body is OpenAI's error object (`{"error": {...}}`)."""
     try:
         payload = orjson.loads(content)
     except orjson.JSONDecodeError:
-        payload = None
-    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-        return content
-    return upstream_status(status).body()
+        return False
+    return isinstance(payload, dict) and isinstance(payload.get("error"), dict)
+
+
+def upstream_error_body(status: int, content: bytes) -> bytes:
+    """An upstream error answer's body as the client gets it: OpenAI's error object as it came,
+    anything else replaced by `upstream_status`, so every SDK can read the error."""
+    return content if is_error_object(content) else upstream_status(status).body()
 
 
 def unsupported_encoding(coding: str) -> GatewayError:

@@ -453,6 +453,9 @@ UPSTREAM_FAULTS = {  # fault: (status the client gets, upstream tries of a whole
     # whole answer and bills it, and with a stream until it notices its reader gone, so
     # neither is asked again (a second bill would be past the call's hold).
     "timeout": (504, 1, 1),
+    # The edge's own 504 page while the model goes on (a whole answer billed in full, a
+    # stream its prompt): no error of OpenAI's, so as a timeout.
+    "edge-504": (504, 1, 1),
 }
 
 

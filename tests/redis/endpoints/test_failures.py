@@ -12,7 +12,9 @@ event once a stream has started) and the metrics count the failure:
   reset, a stall past `read_timeout_s`), upstream going on until it notices;
 - a whole answer cut off, unreadable, or without `usage` (chat, the Responses API, faked o1
   streams before and after their grace period): the hold, never less than upstream bills;
-- an upstream error (429, 5xx, a proxy's HTML page): nothing, whatever the retries;
+- an upstream error (429, OpenAI's own 5xx): nothing, whatever the retries; a 5xx without
+  OpenAI's error object (a front end's HTML page, which may stand where an answer the model
+  finished and billed should have come): as a call lost after its write (below), not retried;
 - a whole answer the gateway stops waiting for after its request was sent (a timeout, a reset
   before any answer; chat, Responses, faked streams, emulated tool calls): upstream finishes and
   bills it, so it is tried once, never sent to a fallback, and charged its hold; a stream given
@@ -897,7 +899,9 @@ def test_a_proxy_error_page_reaches_the_client_as_an_openai_error(
     model: str,
     stream: bool,
 ) -> None:
-    """Cloudflare's HTML 502 page, as OpenAI's edge sends it: the SDK reads a 502 error."""
+    """Cloudflare's HTML 502 page, as OpenAI's edge sends it: the SDK reads a 502 error. The
+    gateway cannot tell it from a page that stood where an answer the API billed should have
+    come (see section 5): charged as a call lost after its write."""
     gateway = serve()
     sdk = client(gateway)
     faulty: Any = {"x-sim-fault": "502"}
@@ -910,7 +914,7 @@ def test_a_proxy_error_page_reaches_the_client_as_an_openai_error(
             sdk.responses.create(model=model, input=PROMPT, stream=stream, extra_headers=faulty)  # type: ignore[call-overload]
     assert info.value.status_code == 502
     assert info.value.code == "upstream_error"
-    assert spend(store, TEAM) == (0, 0)
+    assert spend(store, TEAM) == (lost_charge(model, stream), 0)
 
 
 @pytest.mark.parametrize("status", [302, 307])
@@ -944,9 +948,11 @@ def test_a_proxy_error_page_after_the_grace_period_is_an_openai_error_event(
     assert answer.status_code == 200
     error = events_of(answer).data[-1]["error"]
     assert error["code"] == "upstream_error" and error["type"] == "upstream_error"
-    assert spend(store, TEAM) == (0, 0)
-    # Its 200 says nothing of the failure: the metrics do, once, by upstream's status.
-    assert upstream_errors(gateway) == {"upstream_502": 1}
+    # A whole answer lost after its write (the page may stand where one billed should be).
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the call's charge")
+    assert spend(store, TEAM) == (hold("o1-mini"), 0)
+    # Its 200 says nothing of the failure: the metrics do, once.
+    assert upstream_errors(gateway) == {"upstream_error": 1}
 
 
 @pytest.mark.parametrize("status", [429, 500])
@@ -1775,6 +1781,84 @@ def test_a_governed_call_given_up_on_is_charged_its_hold(
     held = worst_case(Cost.EMBEDDINGS, payload, model)[2]
     assert spend(store, TEAM) == (held, 0)
     billed_at_most(upstream, held)
+
+
+def lost_charge(model: str, stream: bool) -> int:
+    """What a call of `PROMPT` lost after its write is charged: a whole answer (o1-mini's
+    streams are faked from one), its hold; a stream, as one left before it began."""
+    return left_before_it_began(model) if stream and model != "o1-mini" else hold(model)
+
+
+EDGE = {"x_sim_fault": "edge-504"}
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[f"{a}-{m}-{s}" for a, m, s in PATHS])
+def test_a_front_ends_own_5xx_page_is_not_retried_and_charged_as_a_call_lost(
+    serve: Serve,
+    upstream: ServerThread,
+    calls: Counter[str],
+    store: redis.Redis,
+    path: tuple[str, str, bool],
+) -> None:
+    """OpenAI's edge stops waiting and answers its own HTML 504 page, while the model goes on:
+    a whole answer finished and billed, a stream billed its prompt. The page is no error of
+    OpenAI's, which it bills nothing for: the call is neither retried (the retry would be
+    billed again) nor sent to the client's retry (`x-should-retry: false`), and is charged as
+    a call lost after its write, never less than the bill. It had been retried twice, the
+    SDK told to retry it, and charged nothing: three bills of which none was charged."""
+    api, model, stream = path
+    gateway = serve(wiring={"retries": 2, "retry_backoff_s": 0.01})
+    answer = post(gateway, api, model, stream, x_mangle_id="edge", **EDGE)
+    assert answer.status_code == 504, answer.text
+    assert answer.json()["error"]["code"] == "upstream_error"
+    assert answer.headers["x-should-retry"] == "false"
+    assert calls["edge"] == 1 and retried(gateway) == 0
+    charged = lost_charge(model, stream)
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the call's charge")
+    assert spend(store, TEAM) == (charged, 0)
+    billed_at_most(upstream, charged)
+    assert upstream_errors(gateway) == {"upstream_error": 1}
+
+
+def test_a_front_ends_own_5xx_page_does_not_fall_back(
+    serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis
+) -> None:
+    """o1-preview falls back to o1-mini when it fails (the shipped config), but not when the
+    edge's page may stand where its billed answer should be."""
+    gateway = serve()
+    answer = post(gateway, "chat", "o1-preview", False, x_mangle_id="edge-no-fallback", **EDGE)
+    assert answer.status_code == 504 and "x-gateway-fallback" not in answer.headers
+    assert calls["edge-no-fallback"] == 1
+    assert spend(store, TEAM) == (hold("o1-preview"), 0)
+    billed_at_most(upstream, hold("o1-preview"))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["embeddings", "completion stream"])
+def test_a_governed_call_a_front_end_answered_with_its_page_is_charged_as_one_lost(
+    serve: Serve, upstream: ServerThread, store: redis.Redis, stream: bool
+) -> None:
+    """Calls that go once, to the default upstream: embeddings (whole: the hold) and a legacy
+    completion stream (its prompt and the margin), where each had been charged nothing."""
+    gateway = serve()
+    sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-sim-fault": "edge-504"}
+    if stream:
+        path = "/v1/completions"
+        body: dict[str, Any] = {
+            "model": "gpt-3.5-turbo-instruct", "prompt": PROMPT, "max_tokens": 300, "stream": True
+        }  # fmt: skip
+        model = CONFIG.models["gpt-3.5-turbo-instruct"]
+        prompt, _ = completions_worst_case(body, model)
+        margin = CONFIG.admission.left_stream_margin_tokens
+        charged = cost_micros(model.price, Usage(prompt, margin))
+    else:
+        path, body = "/v1/embeddings", {"model": "text-embedding-3-small", "input": ["hello"]}
+        charged = worst_case(Cost.EMBEDDINGS, body, CONFIG.models["text-embedding-3-small"])[2]
+    answer = httpx.post(f"{gateway.url}{path}", json=body, headers=sent, timeout=30)
+    assert answer.status_code == 504 and answer.json()["error"]["code"] == "upstream_error"
+    assert answer.headers["x-should-retry"] == "false"
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the call's charge")
+    assert spend(store, TEAM) == (charged, 0)
+    billed_at_most(upstream, charged)
 
 
 def test_a_stored_emulated_answer_repaired_lists_once(

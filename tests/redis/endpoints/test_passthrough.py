@@ -31,6 +31,7 @@ TEAM = "runner"
 RUNS = "/v1/threads/thread_1/runs"
 HOLD = 50_000  # micro-dollars: what the entry says one run may cost
 RUN_USAGE = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+EDGE_PAGE = b"<html><head><title>504 Gateway Time-out</title></head><body>cloudflare</body></html>"
 
 
 class Runs:
@@ -40,7 +41,9 @@ class Runs:
     drops after the run's first event, (`x-run: paced`) its events come slowly, the usage
     last, or (`x-run: paused`) it ends waiting for tool outputs, its usage untold; with
     `x-run: unknown` (whole) or `unknown-stream` it reports its usage for a model snapshot no
-    config prices. `calls` counts the runs asked for, `bodies` keeps them."""
+    config prices; with `x-run: edge` its front end answers its own HTML 504 page, having
+    stopped waiting for the run (which goes on, and is billed). `calls` counts the runs asked
+    for, `bodies` keeps them."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -52,6 +55,8 @@ class Runs:
         how = request.headers.get("x-run")
         if how == "lost":
             await asyncio.sleep(60)
+        if how == "edge":
+            return Response(EDGE_PAGE, status_code=504, media_type="text/html")
         model = "gpt-4o-2024-08-06"
         if how in ("unknown", "unknown-stream"):
             model = "gpt-4o-2027-01-01"  # a snapshot the gateway has no price for
@@ -137,6 +142,19 @@ def test_a_pass_through_call_lost_after_it_was_sent_is_charged_its_entrys_hold(
     assert answer.status_code == 504 and answer.json()["error"]["code"] == "upstream_timeout"
     assert runs[1].calls == 1
     assert spend(store, TEAM) == (hold, 0)
+
+
+def test_a_pass_through_call_its_front_end_answered_with_its_own_page_is_charged_its_hold(
+    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis
+) -> None:
+    """A 504 without OpenAI's error object: the front end stopped waiting for the run, which
+    may go on and be billed. Charged the hold, as a call lost after it was sent, and the
+    client told not to repeat it; it had been charged nothing."""
+    answer = run(serve(), "edge")
+    assert answer.status_code == 504 and answer.json()["error"]["code"] == "upstream_error"
+    assert answer.headers["x-should-retry"] == "false"
+    assert runs[1].calls == 1
+    assert spend(store, TEAM) == (HOLD, 0)
 
 
 def test_a_pass_through_call_answered_is_charged_its_usage_not_its_hold(

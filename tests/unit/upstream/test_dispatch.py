@@ -31,15 +31,24 @@ class _Ready:
         return True
 
 
+# OpenAI's own error object, as its error answers carry it.
+ERROR_OBJECT = b'{"error": {"message": "overloaded", "type": "server_error", "code": null}}'
+# A front end's own error page (a CDN's), in place of OpenAI's error object.
+EDGE_PAGE = b"<html><head><title>504 Gateway Time-out</title></head></html>"
+
+
 class _Answer:
-    def __init__(self, status: int) -> None:
+    """An answer of `status`: its `body`, else OpenAI's error object (an error) or `{}`."""
+
+    def __init__(self, status: int, body: bytes | None = None) -> None:
         self.status, self.headers = status, []
+        self.body = body if body is not None else ERROR_OBJECT if status >= 400 else b"{}"
 
     def iter_chunks(self) -> Any:
         raise NotImplementedError
 
     async def read(self) -> bytes:
-        return b"{}"
+        return self.body
 
     async def close(self) -> None:
         pass
@@ -236,6 +245,8 @@ class _Scripted(_Preparing):
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
+        if isinstance(outcome, tuple):  # (status, body)
+            return _Answer(*outcome)
         return _Answer(outcome)
 
 
@@ -313,3 +324,48 @@ async def test_a_call_cancelled_during_a_retrys_back_off_has_no_try_open() -> No
     with pytest.raises(asyncio.CancelledError):
         await call
     assert not made.open
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [502, 504, 524])
+@pytest.mark.parametrize("buffer", [True, False], ids=["whole", "stream"])
+@pytest.mark.parametrize("after", [False, True], ids=["first try", "after a 503"])
+async def test_a_front_ends_own_5xx_page_is_not_asked_again(
+    status: int, buffer: bool, after: bool
+) -> None:
+    """A 5xx without OpenAI's error object (a CDN's page once it stopped waiting for the API)
+    may stand where an answer the API finished, and bills, should have come: raised as a try
+    lost after its write (its caller charges it), never tried again, by the gateway or its
+    client. OpenAI's own 5xx before it was retried."""
+    from gateway.upstream.dispatch import Tries
+    from gateway.wire.errors import GatewayError
+
+    page = (status, EDGE_PAGE)
+    upstream = _Scripted(*((503, page, 200) if after else (page, 200)))
+    dispatch, target = dispatcher_on(upstream)
+    made = Tries()
+    with pytest.raises(GatewayError) as info:
+        await dispatch.send("m", "POST", "/x", b"", {}, b"{}", buffer=buffer, tries_made=made)
+    exc = info.value
+    assert (exc.status, exc.code, exc.sent) == (status, "upstream_error", True)
+    assert exc.headers["x-should-retry"] == "false"
+    assert len(upstream.outcomes) == 1 and made.open  # the 200 never asked for
+    assert target.in_flight == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("buffer", [True, False], ids=["whole", "stream"])
+async def test_openais_own_5xx_left_after_the_retries_is_answered_read_whole(
+    buffer: bool,
+) -> None:
+    from gateway.upstream.dispatch import Tries
+
+    upstream = _Scripted(503, 502)
+    dispatch, target = dispatcher_on(upstream)
+    made = Tries()
+    resp = await dispatch.send("m", "POST", "/x", b"", {}, b"{}", buffer=buffer, tries_made=made)
+    assert (resp.status, await resp.read()) == (502, ERROR_OBJECT)
+    assert (b"x-should-retry", b"false") in resp.headers
+    assert not made.open and target.in_flight == 0
+    await resp.close()
+    assert target.in_flight == 0

@@ -165,6 +165,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "undecodable_body": lambda: errors.undecodable_body("gzip", "incorrect header check"),
     "upstream_invalid_answer": lambda: errors.upstream_invalid_answer("no JSON object"),
     "upstream_status": lambda: errors.upstream_status(502),
+    "edge_page": lambda: errors.edge_page(504),
     "upstream_redirect": lambda: errors.upstream_redirect(302),
     "unsendable_request": lambda: errors.unsendable_request("a header holds a line break"),
     "circuit_open": lambda: errors.circuit_open("o1", 12.2),
