@@ -1704,6 +1704,29 @@ def test_a_request_that_reached_no_one_is_retried_and_not_charged(
     assert spend(store, TEAM) == (0, 0)
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_stream_given_up_on_then_answered_by_a_fallback_is_charged_both_bills(
+    serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis, api: str
+) -> None:
+    """gpt-4o's first token takes a minute; the gateway gives up on its stream after the
+    request was sent (upstream bills the prompt it read) and falls back to gpt-4o-mini, held
+    on its own, which answers. Upstream billed two calls, and the team is charged both: the
+    lost try within its own hold (its prompt and the margin), the fallback its usage; no less
+    than the bill, no more than the bill and the margin."""
+    gateway = serve(
+        wiring={"retries": 2, "retry_backoff_s": 0.01, "first_byte_timeout_s": 0.3},
+        fallbacks={"gpt-4o": ("gpt-4o-mini",)},
+    )
+    answer = post(gateway, api, "gpt-4o", True, x_mangle="think-once", x_mangle_id="lost-then-mini")
+    assert answer.status_code == 200 and events_of(answer).text
+    assert answer.headers["x-gateway-fallback"] == "gpt-4o -> gpt-4o-mini (upstream_timeout)"
+    assert calls["lost-then-mini"] == 2 and retried(gateway) == 0
+    wait_for(lambda: _bill_requests(upstream) == 2, 10, "the bill of both calls")
+    wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the calls' charges")
+    charged = spend(store, TEAM)[0]
+    assert billed(upstream) <= charged <= billed(upstream) + margin_micros("gpt-4o") + 2
+
+
 def test_a_whole_answer_given_up_on_does_not_fall_back(
     serve: Serve, upstream: ServerThread, calls: Counter[str], store: redis.Redis
 ) -> None:
