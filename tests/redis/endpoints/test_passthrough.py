@@ -126,19 +126,22 @@ def serve(
     return start
 
 
-def run(gateway: ServerThread, how: str = "") -> httpx.Response:
-    """A run; `how` is the upstream's `x-run`."""
+def run(gateway: ServerThread, how: str = "", stream: bool = False) -> httpx.Response:
+    """A run (streamed, if `stream`); `how` is the upstream's `x-run`."""
     sent = {"authorization": f"Bearer {key_of(TEAM)}", "x-run": how}
-    return httpx.post(f"{gateway.url}{RUNS}", json={"assistant_id": "asst_1"}, headers=sent)
+    body = {"assistant_id": "asst_1", **({"stream": True} if stream else {})}
+    return httpx.post(f"{gateway.url}{RUNS}", json=body, headers=sent)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("hold", [HOLD, 0], ids=["held", "no hold"])
 def test_a_pass_through_call_lost_after_it_was_sent_is_charged_its_entrys_hold(
-    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis, hold: int
+    serve: Serve, runs: tuple[ServerThread, Runs], store: redis.Redis, hold: int, stream: bool
 ) -> None:
-    """Upstream took the run, the gateway stopped waiting: asked once, charged the hold (with
-    none configured, nothing: the limit of a path whose cost nobody declared)."""
-    answer = run(serve(hold), "lost")
+    """Upstream took the run, the gateway stopped waiting: asked once, charged the hold,
+    whether it was asked to stream or not (a run goes on upstream whoever reads it; with no
+    hold configured, nothing: the limit of a path whose cost nobody declared)."""
+    answer = run(serve(hold), "lost", stream)
     assert answer.status_code == 504 and answer.json()["error"]["code"] == "upstream_timeout"
     assert runs[1].calls == 1
     assert spend(store, TEAM) == (hold, 0)
