@@ -414,6 +414,27 @@ async def test_fault_502_is_cloudflare_html(client: httpx.AsyncClient) -> None:
     assert "<title>502 Bad Gateway</title>" in resp.text and "cloudflare" in resp.text
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_fault_edge_504_bills_what_the_model_answered_behind_cloudflares_page(
+    stream: bool,
+) -> None:
+    """The model answers a caller gone (the edge stopped waiting): a whole answer is billed in
+    full, a stream its prompt (nothing generated); the client gets the edge's HTML 504."""
+    body = {**CHAT, "stream": stream}
+    app = create_simulator(SimulatorConfig())
+    await call(app, body)
+    answered = app.bill.view()["total_micros"]
+    rec = await call(app, body, {"x-sim-fault": "edge-504"})
+    assert rec.start["status"] == 504
+    assert (b"content-type", b"text/html") in rec.start["headers"]
+    assert b"<title>504 Gateway Time-out</title>" in b"".join(rec.bodies)
+    billed = app.bill.view()["total_micros"] - answered
+    if stream:
+        assert 0 < billed < answered
+    else:
+        assert billed == answered
+
+
 async def test_fault_reset_non_stream_drops_mid_body() -> None:
     app = create_simulator(SimulatorConfig())
     with pytest.raises(SimulatedReset):
