@@ -111,7 +111,7 @@ ERAS = {
         (("x-sim-today", TODAY),),
     ),
 }
-FAULTS = ["reset", "stream-error", "500", "429", "timeout"]
+FAULTS = ["reset", "stream-error", "500", "429", "timeout", "edge-504"]
 
 
 def messages(rng: random.Random, system: bool) -> list[dict[str, Any]]:
