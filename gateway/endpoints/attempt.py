@@ -216,8 +216,8 @@ class Attempt:
         Such a call that fails after its request was written is `billed`: upstream may finish
         the answer and bill it, so it is neither retried nor sent to a fallback, and is charged
         its hold. A stream's try given up on after its write, no answer come, is not retried
-        either (`lost`, charged by `failed`), nor is one a front end answered with its own 5xx
-        page (`read_error`): the API may have answered it. A redirect is no answer: a front
+        either (`lost`, charged by `failed`), nor is one a front end answered with its own
+        timeout page (`read_error`): the API may have answered it. A redirect is no answer: a front
         end's that passed the call on to no one (`upstream_redirect`)."""
         gw, scope = self.gw, self.request.scope
         headers = self.traced_headers()
@@ -230,7 +230,7 @@ class Attempt:
                     self.upstream_method(), self.path, scope["query_string"], headers, body
                 )
                 if resp.status >= 500:
-                    resp = await read_error(resp)  # a front end's page fails as one lost
+                    resp = await read_error(resp)  # a front end's timeout page fails as one lost
             else:
                 timeout = client_timeout_s(scope["headers"])
                 resp = await gw.dispatch.send(

@@ -31,7 +31,7 @@ from gateway.wire.errors import GatewayError
 
 log = logging.getLogger("gateway.upstream.dispatch")
 # A try's failures after its request was written that no answer of the API's began (a front
-# end's own 5xx page, `errors.edge_page`, stands where one may have): upstream may have read it
+# end's own timeout page, `errors.edge_page`, stands where one may have): upstream may have read it
 # and begun, and bills what it generates until it notices (an answer that came undecodable, or
 # cut, is charged as such by its caller).
 UNANSWERED = frozenset({"upstream_timeout", "upstream_unreachable", "upstream_error"})
@@ -145,18 +145,25 @@ class _ErrorRead:
         pass
 
 
+# A front end's statuses for "the API did not answer in time" (a load balancer's 504,
+# Cloudflare's 524): it had the request and stopped waiting, so the API may have gone on to
+# answer, and bill. Its other pages (a 502 or 503: the API unreachable, or refusing) say the
+# request went nowhere, and are retried as OpenAI's own 5xx are.
+EDGE_TIMEOUTS = frozenset({504, 524})
+
+
 async def read_error(resp: UpstreamResponse) -> _ErrorRead:
-    """An error answer (429, 5xx), read whole and closed. A 5xx without OpenAI's error object
-    fails as `errors.edge_page`: a front end's own page (a CDN's 504 once it stopped waiting),
-    which may stand where an answer the API finished, and bills, should have come; OpenAI's
-    own 5xx is an error it bills nothing for. A body cut off is no error object."""
+    """An error answer (429, 5xx), read whole and closed. A front end's own timeout page (one of
+    `EDGE_TIMEOUTS` without OpenAI's error object) fails as `errors.edge_page`: it may stand
+    where an answer the API finished, and bills, should have come; OpenAI's own 5xx is an
+    error it bills nothing for. A body cut off is no error object."""
     try:
         body = await resp.read()
     except GatewayError:
         body = b""
     finally:
         await resp.close()
-    if resp.status >= 500 and not errors.is_error_object(body):
+    if resp.status in EDGE_TIMEOUTS and not errors.is_error_object(body):
         raise errors.edge_page(resp.status)
     return _ErrorRead(resp.status, resp.headers, body)
 
@@ -313,8 +320,8 @@ class Dispatcher:
         write with no answer come (`UNANSWERED`) is raised too: upstream may have read its
         prompt and begun, which its caller charges within the call's hold, and a retry would
         bill that again past the hold (the client's own retry is admitted and held on its
-        own). So is a 5xx without OpenAI's error object (`read_error`: a front end's page,
-        which may stand where an answer upstream bills should have come). A stream
+        own). So is a front end's own timeout page (`read_error`: its 504 without OpenAI's
+        error object may stand where an answer upstream bills should have come). A stream
         `billed_whole` too (a reasoning model's, whose thinking upstream bills whoever reads
         it) is raised as with `buffer` whatever failed after the write. An error answer
         returned is read whole.

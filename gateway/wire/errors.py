@@ -116,8 +116,9 @@ upstream_error
   502  upstream_invalid_answer       upstream_invalid_answer   a 200 that is no JSON object
   *    upstream_error                upstream_status           an error page without OpenAI's
                                                                error object (its status kept)
-  *    upstream_error                edge_page                 the same, a 5xx to a request
-                                                               sent: maybe answered and billed
+  *    upstream_error                edge_page                 the same, a front end's 504 or
+                                                               524 to a request sent: maybe
+                                                               answered and billed
   502  upstream_redirect             upstream_redirect         a 3xx: a front end that passed
                                                                the call on to no one
   502  invalid_model_output          invalid_model_output      an emulated answer wrong twice (or
@@ -1026,8 +1027,8 @@ def upstream_redirect(status: int) -> GatewayError:
 
 
 def edge_page(status: int) -> GatewayError:
-    """A 5xx answer without OpenAI's error object to a request written whole: a front end's own
-    page (a CDN's, a load balancer's), which may stand where an answer the API went on to
+    """A front end's own timeout page (a load balancer's 504, a CDN's 524: no OpenAI error
+    object) to a request written whole, which may stand where an answer the API went on to
     finish, and bill, should have come (the front end stopped waiting for it). So it is not
     repeated, by the gateway or its client: a repeat would be billed again."""
     error = _upstream(

@@ -899,9 +899,9 @@ def test_a_proxy_error_page_reaches_the_client_as_an_openai_error(
     model: str,
     stream: bool,
 ) -> None:
-    """Cloudflare's HTML 502 page, as OpenAI's edge sends it: the SDK reads a 502 error. The
-    gateway cannot tell it from a page that stood where an answer the API billed should have
-    come (see section 5): charged as a call lost after its write."""
+    """Cloudflare's HTML 502 page, as OpenAI's edge sends it: the SDK reads a 502 error. A bad
+    gateway says the API was not reached (unlike a timeout page, section 5): retried, and
+    charged nothing."""
     gateway = serve()
     sdk = client(gateway)
     faulty: Any = {"x-sim-fault": "502"}
@@ -914,7 +914,7 @@ def test_a_proxy_error_page_reaches_the_client_as_an_openai_error(
             sdk.responses.create(model=model, input=PROMPT, stream=stream, extra_headers=faulty)  # type: ignore[call-overload]
     assert info.value.status_code == 502
     assert info.value.code == "upstream_error"
-    assert spend(store, TEAM) == (lost_charge(model, stream), 0)
+    assert spend(store, TEAM) == (0, 0)
 
 
 @pytest.mark.parametrize("status", [302, 307])
@@ -939,19 +939,25 @@ def test_a_redirect_from_a_front_end_is_a_502_and_never_charged(
     assert spend(store, TEAM) == (0, 0)
 
 
+@pytest.mark.parametrize("fault", ["502", "edge-504"])
 def test_a_proxy_error_page_after_the_grace_period_is_an_openai_error_event(
     serve: Serve,
     store: redis.Redis,
+    fault: str,
 ) -> None:
     gateway = serve(compat=GRACE)
-    answer = post(gateway, "chat", "o1-mini", True, x_sim_fault="502", **THINKS)
+    answer = post(gateway, "chat", "o1-mini", True, x_sim_fault=fault, **THINKS)
     assert answer.status_code == 200
     error = events_of(answer).data[-1]["error"]
     assert error["code"] == "upstream_error" and error["type"] == "upstream_error"
-    # A whole answer lost after its write (the page may stand where one billed should be).
+    if fault == "502":  # the API not reached: nothing billed
+        assert spend(store, TEAM) == (0, 0)
+        # Its 200 says nothing of the failure: the metrics do, once, by upstream's status.
+        assert upstream_errors(gateway) == {"upstream_502": 1}
+        return
+    # A timeout page: a whole answer lost after its write (it may stand where one billed is).
     wait_for(lambda: spend(store, TEAM)[1] == 0, 10, "the call's charge")
     assert spend(store, TEAM) == (hold("o1-mini"), 0)
-    # Its 200 says nothing of the failure: the metrics do, once.
     assert upstream_errors(gateway) == {"upstream_error": 1}
 
 

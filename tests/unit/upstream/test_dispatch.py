@@ -327,16 +327,16 @@ async def test_a_call_cancelled_during_a_retrys_back_off_has_no_try_open() -> No
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("status", [502, 504, 524])
+@pytest.mark.parametrize("status", [504, 524])
 @pytest.mark.parametrize("buffer", [True, False], ids=["whole", "stream"])
 @pytest.mark.parametrize("after", [False, True], ids=["first try", "after a 503"])
-async def test_a_front_ends_own_5xx_page_is_not_asked_again(
+async def test_a_front_ends_own_timeout_page_is_not_asked_again(
     status: int, buffer: bool, after: bool
 ) -> None:
-    """A 5xx without OpenAI's error object (a CDN's page once it stopped waiting for the API)
-    may stand where an answer the API finished, and bills, should have come: raised as a try
-    lost after its write (its caller charges it), never tried again, by the gateway or its
-    client. OpenAI's own 5xx before it was retried."""
+    """A front end's timeout page without OpenAI's error object (a CDN's, once it stopped
+    waiting for the API) may stand where an answer the API finished, and bills, should have
+    come: raised as a try lost after its write (its caller charges it), never tried again, by
+    the gateway or its client. OpenAI's own 5xx before it was retried."""
     from gateway.upstream.dispatch import Tries
     from gateway.wire.errors import GatewayError
 
@@ -350,6 +350,22 @@ async def test_a_front_ends_own_5xx_page_is_not_asked_again(
     assert (exc.status, exc.code, exc.sent) == (status, "upstream_error", True)
     assert exc.headers["x-should-retry"] == "false"
     assert len(upstream.outcomes) == 1 and made.open  # the 200 never asked for
+    assert target.in_flight == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [502, 503])
+async def test_a_front_ends_bad_gateway_page_is_retried(status: int) -> None:
+    """A front end's 502 or 503 page says the API was not reached (or refused the call): asked
+    again, as OpenAI's own 5xx is, and nothing left open to charge."""
+    from gateway.upstream.dispatch import Tries
+
+    upstream = _Scripted((status, EDGE_PAGE), 200)
+    dispatch, target = dispatcher_on(upstream)
+    made = Tries()
+    resp = await dispatch.send("m", "POST", "/x", b"", {}, b"{}", buffer=True, tries_made=made)
+    assert resp.status == 200 and not upstream.outcomes  # the 200 asked for
+    await resp.close()
     assert target.in_flight == 0
 
 
