@@ -45,7 +45,7 @@ _TYPE_NAMES: dict[type, str] = {
     type(None): "null",
 }
 # Request fields chat completions takes unchanged.
-_KEPT = ("model", "temperature", "top_p", "parallel_tool_calls", "user", "stream")
+_KEPT = ("model", "temperature", "top_p", "user", "stream")
 
 
 # -- the request ----------------------------------------------------------------------------------
@@ -160,9 +160,12 @@ def chat_request(payload: dict[str, Any], history: Sequence[dict[str, Any]]) -> 
         out["tools"] = [_chat_tool(i, tool, model) for i, tool in enumerate(payload["tools"])]
     if "tool_choice" in payload:
         choice = _chat_tool_choice(payload["tool_choice"], model)
-        # The Responses API takes a choice without tools; chat refuses one.
+        # The Responses API takes a choice (and `parallel_tool_calls`) without tools; chat
+        # refuses either.
         if "tools" in out:
             out["tool_choice"] = choice
+    if "tools" in out and "parallel_tool_calls" in payload:
+        out["parallel_tool_calls"] = payload["parallel_tool_calls"]
     response_format = _response_format(payload.get("text"))
     if response_format is not None:
         out["response_format"] = response_format

@@ -24,7 +24,7 @@ invalid_request_error
   400  -                             invalid_response_schema   a response_format schema not of an object
   400  -                             unknown_forced_function   tool_choice names no declared function
   400  -                             stream_options_without_stream  stream_options, stream not true
-  400  -                             tool_choice_without_tools  tool_choice, no tools
+  400  -                             without_tools             tool_choice or parallel_tool_calls, no tools
   400  -                             top_logprobs_without_logprobs  top_logprobs, logprobs not true
   400  -                             logit_bias_key            a logit_bias key that is no token id
   400  {kind}_below_min_value        below_minimum             a number under its minimum
@@ -480,13 +480,13 @@ def stream_options_without_stream() -> GatewayError:
     )  # fmt: skip
 
 
-def tool_choice_without_tools() -> GatewayError:
-    """`tool_choice` in a request without `tools`: OpenAI refuses it whatever the model."""
+def without_tools(param: str) -> GatewayError:
+    """`tool_choice` or `parallel_tool_calls` (`param`) in a chat request without `tools`:
+    OpenAI refuses either whatever the model (its recorded words)."""
     return GatewayError(
         400,
-        "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
-        "specified.",
-        param="tool_choice",
+        f"Invalid value for '{param}': '{param}' is only allowed when 'tools' are specified.",
+        param=param,
     )
 
 

@@ -114,8 +114,8 @@ MAX_TOP_LOGPROBS = 20
 def chat_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
     """The first value of a chat request OpenAI refuses whatever the model serving it (once it
     takes the parameter), or None: `logprobs`, `top_logprobs` and `parallel_tool_calls` of
-    the wrong type or range, a `logit_bias` that is no map of token ids, `tool_choice` without
-    `tools`, `top_logprobs` without `logprobs`."""
+    the wrong type or range, a `logit_bias` that is no map of token ids, `tool_choice` or
+    `parallel_tool_calls` without `tools`, `top_logprobs` without `logprobs`."""
     for name in ("logprobs", "parallel_tool_calls"):
         value = payload.get(name)
         if value is not None and type(value) is not bool:
@@ -131,8 +131,10 @@ def chat_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
         for token in bias:
             if not (token.isascii() and token.isdigit()):
                 return errors.logit_bias_key(token)
-    if payload.get("tool_choice") is not None and not payload.get("tools"):
-        return errors.tool_choice_without_tools()
+    if not payload.get("tools"):
+        for name in ("tool_choice", "parallel_tool_calls"):
+            if payload.get(name) is not None:
+                return errors.without_tools(name)
     if top is not None and payload.get("logprobs") is not True:
         return errors.top_logprobs_without_logprobs()
     return None

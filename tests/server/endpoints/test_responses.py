@@ -184,6 +184,17 @@ def test_a_streamed_function_call_on_a_translated_model(gateway: ServerThread, m
     assert kinds[-1] == "response.completed"
 
 
+def test_parallel_tool_calls_without_tools_is_taken_on_a_translated_model(
+    gateway: ServerThread,
+) -> None:
+    # The Responses API takes it without tools (as chat does not): the translation leaves it
+    # out rather than have the chat path refuse it.
+    response = sdk(gateway).responses.create(
+        model="o1-mini", input="Hello", parallel_tool_calls=True
+    )
+    assert response.status == "completed" and response.parallel_tool_calls is True
+
+
 def test_o1_preview_upstream_refuses_the_responses_api(simulator: ServerThread) -> None:
     # Why the gateway translates: the upstream itself answers o1-preview's refusal.
     answer = httpx.post(

@@ -297,6 +297,8 @@ def test_stream_options_without_stream_is_refused_as_upstream_refuses_it(
         ({"logit_bias": {"-1": 10}}, "logit_bias"),
         ({"logit_bias": "50256"}, "logit_bias"),
         ({"parallel_tool_calls": "no"}, "parallel_tool_calls"),
+        ({"parallel_tool_calls": True}, "parallel_tool_calls"),
+        ({"parallel_tool_calls": False, "tools": []}, "parallel_tool_calls"),
     ],
 )
 def test_a_value_every_model_taking_it_refuses_is_refused_as_upstream_refuses_it(

@@ -110,7 +110,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     ),
     "unknown_forced_function": lambda: errors.unknown_forced_function("tool_choice", "f"),
     "stream_options_without_stream": errors.stream_options_without_stream,
-    "tool_choice_without_tools": errors.tool_choice_without_tools,
+    "without_tools": lambda: errors.without_tools("parallel_tool_calls"),
     "top_logprobs_without_logprobs": errors.top_logprobs_without_logprobs,
     "logit_bias_key": lambda: errors.logit_bias_key("AI"),
     "invalid_response_schema": lambda: errors.invalid_response_schema(
