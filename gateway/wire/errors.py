@@ -32,6 +32,7 @@ invalid_request_error
   400  empty_array                   empty_array               an array that must not be empty
   400  array_above_max_length        array_too_long            an array over its length limit
   400  string_above_max_length       string_too_long           a string over its length limit
+  400  object_above_max_properties   too_many_properties       an object with too many keys
   400  nesting_too_deep              nested_too_deep           a field nests objects too deeply
   400  unsupported_content           image_input_unsupported   an image for a text-only model
   400  unsupported_value             audio_unpriced            audio in or out of a chat completion, into a response
@@ -587,6 +588,18 @@ def string_too_long(param: str, maximum: int, got: int) -> GatewayError:
         f"but got a string with length {got} instead.",
         param=param,
         code="string_above_max_length",
+    )
+
+
+def too_many_properties(param: str, maximum: int, got: int) -> GatewayError:
+    """OpenAI's recorded words (`logit_bias` over 1,024 tokens); the code is as its other
+    schema errors spell theirs (unrecorded)."""
+    return GatewayError(
+        400,
+        f"Invalid '{param}': too many properties. Expected an object with at most {maximum} "
+        f"properties, but got an object with {got} properties instead.",
+        param=param,
+        code="object_above_max_properties",
     )
 
 

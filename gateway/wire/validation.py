@@ -114,7 +114,7 @@ MAX_TOP_LOGPROBS = 20
 def chat_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
     """The first value of a chat request OpenAI refuses whatever the model serving it (once it
     takes the parameter), or None: `logprobs`, `top_logprobs` and `parallel_tool_calls` of
-    the wrong type or range, a `logit_bias` that is no map of token ids, `tool_choice` or
+    the wrong type or range, a `logit_bias` OpenAI refuses (`logit_bias_error`), `tool_choice` or
     `parallel_tool_calls` without `tools`, `top_logprobs` without `logprobs`."""
     for name in ("logprobs", "parallel_tool_calls"):
         value = payload.get(name)
@@ -124,19 +124,41 @@ def chat_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
     refused = _top_logprobs_error(top)
     if refused is not None:
         return refused
-    bias = payload.get("logit_bias")
-    if bias is not None:
-        if type(bias) is not dict:
-            return _wrong_type("logit_bias", "an object", bias)
-        for token in bias:
-            if not (token.isascii() and token.isdigit()):
-                return errors.logit_bias_key(token)
+    refused = logit_bias_error(payload)
+    if refused is not None:
+        return refused
     if not payload.get("tools"):
         for name in ("tool_choice", "parallel_tool_calls"):
             if payload.get(name) is not None:
                 return errors.without_tools(name)
     if top is not None and payload.get("logprobs") is not True:
         return errors.top_logprobs_without_logprobs()
+    return None
+
+
+# `logit_bias`: at most this many tokens, each biased by at most this much either way.
+MAX_LOGIT_BIAS_TOKENS = 1024
+MAX_LOGIT_BIAS = 100
+
+
+def logit_bias_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The refusal of a chat or legacy completions `logit_bias` OpenAI refuses, or None: no
+    object, more than 1,024 tokens, a key that is no token id, a bias that is no number from
+    -100 to 100."""
+    bias = payload.get("logit_bias")
+    if bias is None:
+        return None
+    if type(bias) is not dict:
+        return _wrong_type("logit_bias", "an object", bias)
+    if len(bias) > MAX_LOGIT_BIAS_TOKENS:
+        return errors.too_many_properties("logit_bias", MAX_LOGIT_BIAS_TOKENS, len(bias))
+    for token, value in bias.items():
+        if not (token.isascii() and token.isdigit()):
+            return errors.logit_bias_key(token)
+        try:
+            _check_decimal(f"logit_bias.{token}", value, -MAX_LOGIT_BIAS, MAX_LOGIT_BIAS)
+        except errors.GatewayError as refused:
+            return refused
     return None
 
 
@@ -503,11 +525,15 @@ MAX_SPEECH_CHARACTERS = 4096
 def check_completions(payload: dict[str, Any]) -> None:
     """A legacy completion: its prompt, suffix and every count its hold multiplies (`max_tokens`
     for each of `best_of`, at least `n`) of the type and within the bounds OpenAI accepts; a
-    lenient upstream reading `true`, "20" or 20.0 as a count would write more than was held."""
+    lenient upstream reading `true`, "20" or 20.0 as a count would write more than was held.
+    Its `logit_bias` as chat's (the simulated upstream refuses the same)."""
     _check_model(payload)
     check_completions_counts(payload)
     _check_strings(payload, ("suffix", "user"))
     _check_flags(payload, ("stream", "echo"))
+    refused = logit_bias_error(payload)
+    if refused is not None:
+        raise refused
 
 
 def check_completions_counts(payload: dict[str, Any]) -> None:
