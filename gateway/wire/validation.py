@@ -197,6 +197,69 @@ def responses_value_error(payload: dict[str, Any]) -> errors.GatewayError | None
     return None
 
 
+# `metadata`: at most this many pairs, keys and values at most this long; `safety_identifier`
+# at most as long as a key.
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+# What a Responses API request may ask `include`d in its answer.
+INCLUDABLE = (
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+)
+
+
+def responses_extras_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The first of a Responses API request's `safety_identifier`, `metadata` and `include`
+    that OpenAI refuses whatever the model, or None: no string, or one over 64 characters;
+    no map of strings, or one past 16 pairs, 64-character keys or 512-character values; no
+    array, or one naming what OpenAI does not include. A request translated for a model
+    without the Responses API sends none of them upstream, so they are checked where it is
+    translated (the simulated upstream answers the same)."""
+    identifier = payload.get("safety_identifier")
+    if identifier is not None:
+        refused = _string_error("safety_identifier", identifier, MAX_METADATA_KEY)
+        if refused is not None:
+            return refused
+    metadata = payload.get("metadata")
+    if metadata is not None:
+        if type(metadata) is not dict:
+            return _wrong_type("metadata", "an object", metadata)
+        if len(metadata) > MAX_METADATA_PAIRS:
+            return errors.too_many_properties("metadata", MAX_METADATA_PAIRS, len(metadata))
+        for key, value in metadata.items():
+            if len(key) > MAX_METADATA_KEY:
+                # The param OpenAI names for a long key is unrecorded: the object's.
+                return errors.string_too_long("metadata", MAX_METADATA_KEY, len(key))
+            refused = _string_error(f"metadata.{key}", value, MAX_METADATA_VALUE)
+            if refused is not None:
+                return refused
+    included = payload.get("include")
+    if included is not None:
+        if type(included) is not list:
+            return _wrong_type("include", "an array", included)
+        for i, name in enumerate(included):
+            if type(name) is not str:
+                return _wrong_type(f"include[{i}]", "a string", name)
+            if name not in INCLUDABLE:
+                return errors.invalid_value(f"include[{i}]", name, INCLUDABLE)
+    return None
+
+
+def _string_error(param: str, value: Any, maximum: int) -> errors.GatewayError | None:
+    if type(value) is not str:
+        return _wrong_type(param, "a string", value)
+    if len(value) > maximum:
+        return errors.string_too_long(param, maximum, len(value))
+    return None
+
+
 def echo(value: Any) -> str:
     """A request value as OpenAI quotes it back in an error: a string as it is, anything else
     in its JSON spelling."""
