@@ -44,8 +44,9 @@ _TYPE_NAMES: dict[type, str] = {
     list: "an array",
     type(None): "null",
 }
-# Request fields chat completions takes unchanged.
-_KEPT = ("model", "temperature", "top_p", "user", "stream")
+# Request fields chat completions takes unchanged (a client's `safety_identifier` is folded
+# into its team's there, as a native request's is).
+_KEPT = ("model", "temperature", "top_p", "user", "safety_identifier", "stream")
 
 
 # -- the request ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ gateway serves it for them by translation to chat completions; `auto` routes fir
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import httpx
@@ -461,3 +462,19 @@ def test_what_openai_takes_of_them_is_still_translated(gateway: ServerThread) ->
         safety_identifier="u" * 64, include=["reasoning.encrypted_content"],
     )  # fmt: skip
     assert response.status == "completed" and len(response.metadata or {}) == 16
+
+
+def test_a_translated_request_keeps_its_end_users_apart_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """A client's `safety_identifier` is folded into its team's, on a translated request as
+    on a native one: two end users of one team are two identifiers upstream, where the
+    translation dropped the client's and sent the team's alone."""
+    text = f"Hello {secrets.token_hex(8)}"
+    client = sdk(gateway)
+    for given in ("user-1", "user-2", None):
+        extra = {} if given is None else {"safety_identifier": given}
+        client.responses.create(model="o1-mini", input=text, **extra)  # type: ignore[arg-type]
+    sent = [entry["body"]["safety_identifier"] for entry in httpx.get(
+        f"{simulator.url}/_sim/requests").json()["data"] if text in entry["raw"]]  # fmt: skip
+    assert len(set(sent)) == 3 and all(s.startswith("o1gw-") for s in sent)

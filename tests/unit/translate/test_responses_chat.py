@@ -213,6 +213,7 @@ def test_settings_map_to_their_chat_names_and_the_rest_is_dropped() -> None:
         "temperature": 1,
         "top_p": 1,
         "user": "u1",
+        "safety_identifier": "s",
         "stream": True,
         "stream_options": {"include_usage": True},
         "reasoning_effort": "low",
