@@ -47,16 +47,14 @@ def cache_key(
     where: str,
     payload: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
-    query: bytes = b"",
     *,
     as_sent: bool = False,
 ) -> str:
     """The key of `payload` on `api` ("chat" or "responses"), served by the configured `model`
     as the `upstream` one, in scope `where`; `headers`: the forwarded request headers that
-    steer upstream; `query`: the query string, sent upstream as it came (read there, a
-    parameter may change the answer); `as_sent`: the request goes upstream unpatched (a
-    strict team's, or with compatibility off), where a model that cannot stream refuses
-    `stream: true` (a patched one fakes the stream)."""
+    steer upstream (a query string does not: upstream is sent none with a POST); `as_sent`:
+    the request goes upstream unpatched (a strict team's, or with compatibility off), where a
+    model that cannot stream refuses `stream: true` (a patched one fakes the stream)."""
     body = [
         [name, payload[name]] for name in sorted(payload)
         if name not in IGNORED or _refused(api, name, payload, as_sent)
@@ -64,8 +62,6 @@ def cache_key(
     # Two configured names of one upstream model may have their own prices and allow-lists: an
     # answer kept for one is never a hit for the other, charged a share of the other's cost.
     parts: list[Any] = [api, model, upstream, where, body, sorted((headers or {}).items())]
-    if query:
-        parts.append(query.decode("latin-1"))  # the keys of requests without one stay as they were
     return hashlib.sha256(orjson.dumps(parts)).hexdigest()
 
 

@@ -138,6 +138,15 @@ class Attempt:
         method: str = self.request.scope["method"]
         return "GET" if method == "HEAD" else method
 
+    def upstream_query(self) -> bytes:
+        """The query string upstream is sent: the client's where the endpoint reads one (a
+        list's cursor, a retrieve's `include[]`), none on a POST. OpenAI reads a POST's
+        parameters from its body alone, where the gateway checks, prices and patches them:
+        a query there is governed by nothing (an Azure client's `api-version`, harmless, is
+        left behind rather than refused)."""
+        scope = self.request.scope
+        return b"" if scope["method"] == "POST" else bytes(scope["query_string"])
+
     def output_cap(self, prompt: int) -> OutputCap | None:
         """What caps the answer's length, for a refusal to say which cap would fit (None: the
         request has no such field)."""
@@ -227,14 +236,14 @@ class Attempt:
             if self.model is None:
                 tries.open = True
                 resp = await gw.upstream.send(
-                    self.upstream_method(), self.path, scope["query_string"], headers, body
+                    self.upstream_method(), self.path, self.upstream_query(), headers, body
                 )
                 if resp.status >= 500:
                     resp = await read_error(resp)  # a front end's timeout page fails as one lost
             else:
                 timeout = client_timeout_s(scope["headers"])
                 resp = await gw.dispatch.send(
-                    self.model, self.upstream_method(), self.path, scope["query_string"], headers,
+                    self.model, self.upstream_method(), self.path, self.upstream_query(), headers,
                     body,
                     deadline=None if timeout is None else self.exchange.started + timeout,
                     buffer=buffer, prepared=prepared, api_key=gw.own_key(self.caller.team),

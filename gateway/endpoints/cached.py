@@ -121,9 +121,8 @@ class CachedRequest:
             if self.effort:
                 steering[ROUTED_EFFORT] = self.effort
             where = scope(caller.team.name, config.shared, caller.team.strict)
-            query = self.request.scope["query_string"]
             self.key = cache_key(
-                api, self.label, self.model.upstream, where, payload, steering, query,
+                api, self.label, self.model.upstream, where, payload, steering,
                 as_sent=caller.team.strict or not gw.config.compat.enabled,
             )  # fmt: skip
         return True

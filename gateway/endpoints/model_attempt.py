@@ -196,9 +196,8 @@ class EarlyCall:
     def sent(self) -> bool:
         attempt = self.attempt
         assert attempt.model is not None  # only a model's deployments take early calls
-        scope = attempt.request.scope
         self.call = attempt.gw.dispatch.prepare(
-            attempt.model, attempt.upstream_method(), attempt.path, scope["query_string"],
+            attempt.model, attempt.upstream_method(), attempt.path, attempt.upstream_query(),
             attempt.traced_headers(), self.body, attempt.gw.own_key(attempt.caller.team),
             attempt.caller.team.name,
         )  # fmt: skip

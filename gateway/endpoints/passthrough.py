@@ -156,6 +156,11 @@ class PassthroughAttempt(Attempt):
 
     __slots__ = ()
 
+    def upstream_query(self) -> bytes:
+        """The query as it came, on every method: what an allowed path reads there is its own
+        (a run's `include[]`), and the ids it names are checked."""
+        return bytes(self.request.scope["query_string"])
+
     def failed(self, exc: GatewayError) -> None:
         if self.ticket is not None and exc.status == 499:
             self.ticket.settle_at_reserve()  # its caller left before the answer began

@@ -269,6 +269,10 @@ class ResponsesRequest(ChatRequest):
     async def translated(self, label: str) -> Response:
         """Serve through the chat path, and translate its answer back."""
         original = self.original
+        # Its chat form carries none of these upstream: refused here as upstream would.
+        refused = validation.responses_extras_error(original)
+        if refused is not None:
+            raise refused
         if original.get("background") is True:
             raise errors.translated_unsupported("background", label)
         if original.get("prompt") is not None:

@@ -17,8 +17,8 @@ POST /_sim/batches/{id}/complete and POST /_sim/fine_tuning/jobs/{id}/complete r
 fine-tuning job to its end at once (they otherwise move one step per retrieval).
 Every /v1 call needs `Authorization: Bearer <key>` with a key from `config.api_keys`.
 With `config.request_log > 0`, GET /_sim/requests lists the last requests received (method, path,
-lower-case headers, parsed JSON body or null, the body as text, wall-clock time) and DELETE
-/_sim/requests clears them; these two need no key and are not themselves logged.
+query string, lower-case headers, parsed JSON body or null, the body as text, wall-clock time)
+and DELETE /_sim/requests clears them; these two need no key and are not themselves logged.
 
 Request-header knobs, honoured when `config.header_knobs` is true:
 
@@ -219,6 +219,7 @@ class Simulator:
                 {
                     "method": method,
                     "path": path,
+                    "query": scope.get("query_string", b"").decode("latin-1"),
                     "headers": headers,
                     "body": _parse_or_none(body),
                     # As sent (a key given twice, or spelled with escapes, shows here only).

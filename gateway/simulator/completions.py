@@ -21,6 +21,7 @@ from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import answer_text, prompt_seed, truncate_tokens, word_deltas
 from gateway.simulator.openai_errors import SimError
 from gateway.wire.tokens import CL100K, count_text, count_text_in
+from gateway.wire.validation import logit_bias_error
 
 # model -> context window (tokens)
 COMPLETION_MODELS: dict[str, int] = {
@@ -92,6 +93,10 @@ def check(body: dict[str, Any]) -> SimError | None:
         return SimError(400, "best_of must be greater than or equal to n.", param="best_of")
     if best_of > 1 and body.get("stream") is True:
         return SimError(400, "Cannot stream results with best_of > 1.", param="best_of")
+    # Shared with the gateway's checks.
+    refused = logit_bias_error(body)
+    if refused is not None:
+        return oe.from_gateway(refused)
     for prompt in prompts:
         tokens = _tokens(prompt)
         wanted = tokens + (max_tokens or 0)

@@ -493,14 +493,6 @@ def string_too_long(param: str, maximum: int, length: int) -> SimError:
     )  # fmt: skip
 
 
-def too_many_properties(param: str, maximum: int, count: int) -> SimError:
-    # Worded as OpenAI's other schema errors are (unconfirmed: no recorded payload).
-    return _over_limit(
-        param, "too many properties", f"an object with at most {maximum} properties",
-        f"an object with {count} properties", "object_above_max_properties",
-    )  # fmt: skip
-
-
 def _over_limit(param: str, problem: str, expected: str, got: str, code: str) -> SimError:
     return SimError(
         400, f"Invalid '{param}': {problem}. Expected {expected}, but got {got} instead.",

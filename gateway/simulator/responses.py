@@ -24,20 +24,16 @@ from gateway.simulator import openai_errors as oe
 from gateway.simulator.efforts import effort_error, effort_of
 from gateway.simulator.ids import response_item_id
 from gateway.simulator.openai_errors import SimError
-from gateway.simulator.rules import ChatModel, integer_error, resolve_chat_model, string_error
+from gateway.simulator.rules import ChatModel, integer_error, resolve_chat_model
 from gateway.wire.hosted_tools import PRICE_NAMES
 from gateway.wire.validation import (
     TOOL_CHOICES,
+    responses_extras_error,
     responses_tool_choice_error,
     responses_value_error,
 )
 
 MIN_OUTPUT_TOKENS = 16
-# `metadata`: at most this many pairs, keys and values at most this long; `safety_identifier`
-# at most as long as a key.
-MAX_METADATA_PAIRS = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
 ROLES = ("assistant", "system", "developer", "user")
 ITEM_TYPES = ("message", "function_call", "function_call_output", "item_reference")
 PART_TYPES = ("input_text", "output_text", "input_image", "refusal")
@@ -211,29 +207,9 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
     calls = body.get("max_tool_calls")
     if calls is not None and (error := integer_error("max_tool_calls", calls, 0)) is not None:
         return error
-    identifier = body.get("safety_identifier")
-    if identifier is not None and (
-        error := string_error("safety_identifier", identifier, MAX_METADATA_KEY)
-    ):
-        return error
-    return _check_metadata(body.get("metadata"))
-
-
-def _check_metadata(metadata: Any) -> SimError | None:
-    if metadata is None:
-        return None
-    if not isinstance(metadata, dict):
-        return oe.invalid_type("metadata", "an object", metadata)
-    if len(metadata) > MAX_METADATA_PAIRS:
-        return oe.too_many_properties("metadata", MAX_METADATA_PAIRS, len(metadata))
-    for key, value in metadata.items():
-        if len(key) > MAX_METADATA_KEY:
-            # The param OpenAI names for a long key is unrecorded: the object's.
-            return oe.string_too_long("metadata", MAX_METADATA_KEY, len(key))
-        error = string_error(f"metadata.{key}", value, MAX_METADATA_VALUE)
-        if error is not None:
-            return error
-    return None
+    # Shared with the gateway, which checks them where it translates a request.
+    refused = responses_extras_error(body)
+    return None if refused is None else oe.from_gateway(refused)
 
 
 def _sent_effort(body: dict[str, Any]) -> Any:

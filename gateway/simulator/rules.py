@@ -29,7 +29,8 @@ Check order (OpenAI reports only the first problem, so the order is part of the 
 5. Generic values: `max_completion_tokens`/`max_tokens` type, minimum and the model's maximum
    output, then what the gateway checks too: `n`, `temperature`, `top_p` and penalty ranges
    (`validation.sampling_value_error`), `logprobs`, `top_logprobs`, `logit_bias`,
-   `parallel_tool_calls`, `tool_choice` without `tools` (`validation.chat_value_error`);
+   `parallel_tool_calls`, `tool_choice` or `parallel_tool_calls` without `tools`
+   (`validation.chat_value_error`);
    `json_object` without the word "json".
 6. Context length (prompt alone, then prompt plus requested output).
 """

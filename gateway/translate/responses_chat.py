@@ -44,8 +44,9 @@ _TYPE_NAMES: dict[type, str] = {
     list: "an array",
     type(None): "null",
 }
-# Request fields chat completions takes unchanged.
-_KEPT = ("model", "temperature", "top_p", "parallel_tool_calls", "user", "stream")
+# Request fields chat completions takes unchanged (a client's `safety_identifier` is folded
+# into its team's there, as a native request's is).
+_KEPT = ("model", "temperature", "top_p", "user", "safety_identifier", "stream")
 
 
 # -- the request ----------------------------------------------------------------------------------
@@ -160,9 +161,12 @@ def chat_request(payload: dict[str, Any], history: Sequence[dict[str, Any]]) -> 
         out["tools"] = [_chat_tool(i, tool, model) for i, tool in enumerate(payload["tools"])]
     if "tool_choice" in payload:
         choice = _chat_tool_choice(payload["tool_choice"], model)
-        # The Responses API takes a choice without tools; chat refuses one.
+        # The Responses API takes a choice (and `parallel_tool_calls`) without tools; chat
+        # refuses either.
         if "tools" in out:
             out["tool_choice"] = choice
+    if "tools" in out and "parallel_tool_calls" in payload:
+        out["parallel_tool_calls"] = payload["parallel_tool_calls"]
     response_format = _response_format(payload.get("text"))
     if response_format is not None:
         out["response_format"] = response_format

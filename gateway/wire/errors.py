@@ -24,7 +24,7 @@ invalid_request_error
   400  -                             invalid_response_schema   a response_format schema not of an object
   400  -                             unknown_forced_function   tool_choice names no declared function
   400  -                             stream_options_without_stream  stream_options, stream not true
-  400  -                             tool_choice_without_tools  tool_choice, no tools
+  400  -                             without_tools             tool_choice or parallel_tool_calls, no tools
   400  -                             top_logprobs_without_logprobs  top_logprobs, logprobs not true
   400  -                             logit_bias_key            a logit_bias key that is no token id
   400  {kind}_below_min_value        below_minimum             a number under its minimum
@@ -32,6 +32,7 @@ invalid_request_error
   400  empty_array                   empty_array               an array that must not be empty
   400  array_above_max_length        array_too_long            an array over its length limit
   400  string_above_max_length       string_too_long           a string over its length limit
+  400  object_above_max_properties   too_many_properties       an object with too many keys
   400  nesting_too_deep              nested_too_deep           a field nests objects too deeply
   400  unsupported_content           image_input_unsupported   an image for a text-only model
   400  unsupported_value             audio_unpriced            audio in or out of a chat completion, into a response
@@ -483,13 +484,13 @@ def stream_options_without_stream() -> GatewayError:
     )  # fmt: skip
 
 
-def tool_choice_without_tools() -> GatewayError:
-    """`tool_choice` in a request without `tools`: OpenAI refuses it whatever the model."""
+def without_tools(param: str) -> GatewayError:
+    """`tool_choice` or `parallel_tool_calls` (`param`) in a chat request without `tools`:
+    OpenAI refuses either whatever the model (its recorded words)."""
     return GatewayError(
         400,
-        "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
-        "specified.",
-        param="tool_choice",
+        f"Invalid value for '{param}': '{param}' is only allowed when 'tools' are specified.",
+        param=param,
     )
 
 
@@ -590,6 +591,18 @@ def string_too_long(param: str, maximum: int, got: int) -> GatewayError:
         f"but got a string with length {got} instead.",
         param=param,
         code="string_above_max_length",
+    )
+
+
+def too_many_properties(param: str, maximum: int, got: int) -> GatewayError:
+    """OpenAI's recorded words (`logit_bias` over 1,024 tokens); the code is as its other
+    schema errors spell theirs (unrecorded)."""
+    return GatewayError(
+        400,
+        f"Invalid '{param}': too many properties. Expected an object with at most {maximum} "
+        f"properties, but got an object with {got} properties instead.",
+        param=param,
+        code="object_above_max_properties",
     )
 
 

@@ -114,8 +114,8 @@ MAX_TOP_LOGPROBS = 20
 def chat_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
     """The first value of a chat request OpenAI refuses whatever the model serving it (once it
     takes the parameter), or None: `logprobs`, `top_logprobs` and `parallel_tool_calls` of
-    the wrong type or range, a `logit_bias` that is no map of token ids, `tool_choice` without
-    `tools`, `top_logprobs` without `logprobs`."""
+    the wrong type or range, a `logit_bias` OpenAI refuses (`logit_bias_error`), `tool_choice` or
+    `parallel_tool_calls` without `tools`, `top_logprobs` without `logprobs`."""
     for name in ("logprobs", "parallel_tool_calls"):
         value = payload.get(name)
         if value is not None and type(value) is not bool:
@@ -124,17 +124,41 @@ def chat_value_error(payload: dict[str, Any]) -> errors.GatewayError | None:
     refused = _top_logprobs_error(top)
     if refused is not None:
         return refused
-    bias = payload.get("logit_bias")
-    if bias is not None:
-        if type(bias) is not dict:
-            return _wrong_type("logit_bias", "an object", bias)
-        for token in bias:
-            if not (token.isascii() and token.isdigit()):
-                return errors.logit_bias_key(token)
-    if payload.get("tool_choice") is not None and not payload.get("tools"):
-        return errors.tool_choice_without_tools()
+    refused = logit_bias_error(payload)
+    if refused is not None:
+        return refused
+    if not payload.get("tools"):
+        for name in ("tool_choice", "parallel_tool_calls"):
+            if payload.get(name) is not None:
+                return errors.without_tools(name)
     if top is not None and payload.get("logprobs") is not True:
         return errors.top_logprobs_without_logprobs()
+    return None
+
+
+# `logit_bias`: at most this many tokens, each biased by at most this much either way.
+MAX_LOGIT_BIAS_TOKENS = 1024
+MAX_LOGIT_BIAS = 100
+
+
+def logit_bias_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The refusal of a chat or legacy completions `logit_bias` OpenAI refuses, or None: no
+    object, more than 1,024 tokens, a key that is no token id, a bias that is no number from
+    -100 to 100."""
+    bias = payload.get("logit_bias")
+    if bias is None:
+        return None
+    if type(bias) is not dict:
+        return _wrong_type("logit_bias", "an object", bias)
+    if len(bias) > MAX_LOGIT_BIAS_TOKENS:
+        return errors.too_many_properties("logit_bias", MAX_LOGIT_BIAS_TOKENS, len(bias))
+    for token, value in bias.items():
+        if not (token.isascii() and token.isdigit()):
+            return errors.logit_bias_key(token)
+        try:
+            _check_decimal(f"logit_bias.{token}", value, -MAX_LOGIT_BIAS, MAX_LOGIT_BIAS)
+        except errors.GatewayError as refused:
+            return refused
     return None
 
 
@@ -170,6 +194,69 @@ def responses_value_error(payload: dict[str, Any]) -> errors.GatewayError | None
     truncation = payload.get("truncation")
     if truncation is not None and truncation not in TRUNCATIONS:
         return errors.invalid_value("truncation", echo(truncation), TRUNCATIONS)
+    return None
+
+
+# `metadata`: at most this many pairs, keys and values at most this long; `safety_identifier`
+# at most as long as a key.
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+# What a Responses API request may ask `include`d in its answer.
+INCLUDABLE = (
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+)
+
+
+def responses_extras_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The first of a Responses API request's `safety_identifier`, `metadata` and `include`
+    that OpenAI refuses whatever the model, or None: no string, or one over 64 characters;
+    no map of strings, or one past 16 pairs, 64-character keys or 512-character values; no
+    array, or one naming what OpenAI does not include. A request translated for a model
+    without the Responses API sends none of them upstream, so they are checked where it is
+    translated (the simulated upstream answers the same)."""
+    identifier = payload.get("safety_identifier")
+    if identifier is not None:
+        refused = _string_error("safety_identifier", identifier, MAX_METADATA_KEY)
+        if refused is not None:
+            return refused
+    metadata = payload.get("metadata")
+    if metadata is not None:
+        if type(metadata) is not dict:
+            return _wrong_type("metadata", "an object", metadata)
+        if len(metadata) > MAX_METADATA_PAIRS:
+            return errors.too_many_properties("metadata", MAX_METADATA_PAIRS, len(metadata))
+        for key, value in metadata.items():
+            if len(key) > MAX_METADATA_KEY:
+                # The param OpenAI names for a long key is unrecorded: the object's.
+                return errors.string_too_long("metadata", MAX_METADATA_KEY, len(key))
+            refused = _string_error(f"metadata.{key}", value, MAX_METADATA_VALUE)
+            if refused is not None:
+                return refused
+    included = payload.get("include")
+    if included is not None:
+        if type(included) is not list:
+            return _wrong_type("include", "an array", included)
+        for i, name in enumerate(included):
+            if type(name) is not str:
+                return _wrong_type(f"include[{i}]", "a string", name)
+            if name not in INCLUDABLE:
+                return errors.invalid_value(f"include[{i}]", name, INCLUDABLE)
+    return None
+
+
+def _string_error(param: str, value: Any, maximum: int) -> errors.GatewayError | None:
+    if type(value) is not str:
+        return _wrong_type(param, "a string", value)
+    if len(value) > maximum:
+        return errors.string_too_long(param, maximum, len(value))
     return None
 
 
@@ -501,11 +588,15 @@ MAX_SPEECH_CHARACTERS = 4096
 def check_completions(payload: dict[str, Any]) -> None:
     """A legacy completion: its prompt, suffix and every count its hold multiplies (`max_tokens`
     for each of `best_of`, at least `n`) of the type and within the bounds OpenAI accepts; a
-    lenient upstream reading `true`, "20" or 20.0 as a count would write more than was held."""
+    lenient upstream reading `true`, "20" or 20.0 as a count would write more than was held.
+    Its `logit_bias` as chat's (the simulated upstream refuses the same)."""
     _check_model(payload)
     check_completions_counts(payload)
     _check_strings(payload, ("suffix", "user"))
     _check_flags(payload, ("stream", "echo"))
+    refused = logit_bias_error(payload)
+    if refused is not None:
+        raise refused
 
 
 def check_completions_counts(payload: dict[str, Any]) -> None:

@@ -332,11 +332,14 @@ def test_stream_options_without_stream_is_refused_with_tools_as_without(
     assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == calls
 
 
-def test_tool_choice_without_tools_is_refused_on_o1_as_gpt_4o_refuses_it(
-    gateway: ServerThread, simulator: ServerThread
+@pytest.mark.parametrize(
+    ("param", "value"), [("tool_choice", "auto"), ("parallel_tool_calls", True)]
+)
+def test_tool_choice_or_parallel_calls_without_tools_is_refused_on_o1_as_gpt_4o_refuses_it(
+    gateway: ServerThread, simulator: ServerThread, param: str, value: Any
 ) -> None:
     headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
-    asked = {"messages": ASK, "tool_choice": "auto"}
+    asked = {"messages": ASK, param: value}
     native = httpx.post(
         f"{simulator.url}/v1/chat/completions",
         json={**asked, "model": "gpt-4o"},
@@ -349,6 +352,6 @@ def test_tool_choice_without_tools_is_refused_on_o1_as_gpt_4o_refuses_it(
     )
     assert native.status_code == patched.status_code == 400
     assert patched.json()["error"] == native.json()["error"]
-    assert patched.json()["error"]["param"] == "tool_choice"
-    # Refused before upstream, which would not have seen the choice the patches dropped.
+    assert patched.json()["error"]["param"] == param
+    # Refused before upstream, which would not have seen what the patches dropped.
     assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == calls

@@ -253,7 +253,11 @@ def test_an_operator_allowed_path_keeps_method_and_query(
         headers={"Authorization": f"Bearer {CLIENT_KEY}"},
     )
     sent = sim_log(simulator)[-1]
-    assert sent["method"] == "GET" and sent["path"] == "/v1/evals"
+    assert (sent["method"], sent["path"], sent["query"]) == (
+        "GET",
+        "/v1/evals",
+        "after=eval_x&limit=2",
+    )
 
 
 def test_a_head_on_a_get_passthrough_entry_asks_upstream_the_get_it_allows(

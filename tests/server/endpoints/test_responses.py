@@ -5,6 +5,7 @@ gateway serves it for them by translation to chat completions; `auto` routes fir
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
+from tests.conftest import CLIENT_KEY, SIM_KEY, GatewayFactory, ServerThread
 
 NATIVE = "gpt-4o"
 TRANSLATED = ("o1-mini", "o1-preview")
@@ -182,6 +183,17 @@ def test_a_streamed_function_call_on_a_translated_model(gateway: ServerThread, m
     done = next(e for e in events if e.type == "response.function_call_arguments.done")
     assert json.loads(done.arguments)["city"]
     assert kinds[-1] == "response.completed"
+
+
+def test_parallel_tool_calls_without_tools_is_taken_on_a_translated_model(
+    gateway: ServerThread,
+) -> None:
+    # The Responses API takes it without tools (as chat does not): the translation leaves it
+    # out rather than have the chat path refuse it.
+    response = sdk(gateway).responses.create(
+        model="o1-mini", input="Hello", parallel_tool_calls=True
+    )
+    assert response.status == "completed" and response.parallel_tool_calls is True
 
 
 def test_o1_preview_upstream_refuses_the_responses_api(simulator: ServerThread) -> None:
@@ -407,3 +419,62 @@ def test_audio_input_is_refused_before_upstream_as_chat_refuses_it(
         assert (info.value.code, info.value.param) == ("unsupported_value", param)
         assert "Audio is not available on the Responses API" in info.value.message
     assert httpx.get(log).json()["data"] == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
+        ({"metadata": {"k" * 65: "v"}}, "metadata"),
+        ({"metadata": {"run": "v" * 513}}, "metadata.run"),
+        ({"metadata": {"run": 1}}, "metadata.run"),
+        ({"safety_identifier": "u" * 65}, "safety_identifier"),
+        ({"include": ["reasoning.encrypted_contents"]}, "include[0]"),
+        ({"include": "reasoning.encrypted_content"}, "include"),
+    ],
+)
+def test_what_openai_refuses_and_translation_would_drop_is_refused_as_upstream_refuses_it(
+    gateway: ServerThread, simulator: ServerThread, extra: dict[str, Any], param: str
+) -> None:
+    """A translated request's chat form carries no `metadata`, `safety_identifier` or
+    `include` upstream: what every model refuses of them is refused in upstream's words
+    before anything is sent, not answered 200."""
+    asked = {"input": "Hello", **extra}
+    native = httpx.post(
+        f"{simulator.url}/v1/responses", json={**asked, "model": NATIVE},
+        headers={"Authorization": f"Bearer {SIM_KEY}"},
+    )  # fmt: skip
+    log = f"{simulator.url}/_sim/requests"
+    before = httpx.get(log).json()["data"]
+    translated = httpx.post(
+        f"{gateway.url}/v1/responses", json={**asked, "model": "o1-mini"},
+        headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+    )  # fmt: skip
+    assert native.status_code == translated.status_code == 400
+    assert translated.json()["error"] == native.json()["error"]
+    assert translated.json()["error"]["param"] == param
+    assert httpx.get(log).json()["data"] == before
+
+
+def test_what_openai_takes_of_them_is_still_translated(gateway: ServerThread) -> None:
+    response = sdk(gateway).responses.create(
+        model="o1-mini", input="Hello", metadata={f"k{i}": "v" * 512 for i in range(16)},
+        safety_identifier="u" * 64, include=["reasoning.encrypted_content"],
+    )  # fmt: skip
+    assert response.status == "completed" and len(response.metadata or {}) == 16
+
+
+def test_a_translated_request_keeps_its_end_users_apart_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """A client's `safety_identifier` is folded into its team's, on a translated request as
+    on a native one: two end users of one team are two identifiers upstream, where the
+    translation dropped the client's and sent the team's alone."""
+    text = f"Hello {secrets.token_hex(8)}"
+    client = sdk(gateway)
+    for given in ("user-1", "user-2", None):
+        extra = {} if given is None else {"safety_identifier": given}
+        client.responses.create(model="o1-mini", input=text, **extra)  # type: ignore[arg-type]
+    sent = [entry["body"]["safety_identifier"] for entry in httpx.get(
+        f"{simulator.url}/_sim/requests").json()["data"] if text in entry["raw"]]  # fmt: skip
+    assert len(set(sent)) == 3 and all(s.startswith("o1gw-") for s in sent)

@@ -296,7 +296,14 @@ def test_stream_options_without_stream_is_refused_as_upstream_refuses_it(
         ({"logit_bias": {"AI": 10}}, "logit_bias"),
         ({"logit_bias": {"-1": 10}}, "logit_bias"),
         ({"logit_bias": "50256"}, "logit_bias"),
+        ({"logit_bias": {"50256": 101}}, "logit_bias.50256"),
+        ({"logit_bias": {"50256": -100.5}}, "logit_bias.50256"),
+        ({"logit_bias": {"50256": "-100"}}, "logit_bias.50256"),
+        ({"logit_bias": {"50256": None}}, "logit_bias.50256"),
+        ({"logit_bias": {str(token): 1 for token in range(1025)}}, "logit_bias"),
         ({"parallel_tool_calls": "no"}, "parallel_tool_calls"),
+        ({"parallel_tool_calls": True}, "parallel_tool_calls"),
+        ({"parallel_tool_calls": False, "tools": []}, "parallel_tool_calls"),
     ],
 )
 def test_a_value_every_model_taking_it_refuses_is_refused_as_upstream_refuses_it(
@@ -316,7 +323,8 @@ def test_a_value_every_model_taking_it_refuses_is_refused_as_upstream_refuses_it
 def test_values_every_model_takes_are_still_patched_away() -> None:
     payload = body(
         tools=[{"type": "function", "function": {"name": "f"}}], tool_choice="auto",
-        logprobs=True, top_logprobs=20, logit_bias={"50256": -100}, parallel_tool_calls=False,
+        logprobs=True, top_logprobs=20, parallel_tool_calls=False,
+        logit_bias={"50256": -100, "1": 100, "2": 0.5, **{str(t): 1 for t in range(3, 1024)}},
     )  # fmt: skip
     assert rules.check({**payload, "model": "gpt-4o"}) is None
     sent = rewrite_chat(payload, O1, min_completion_tokens=4096).payload

@@ -18,6 +18,8 @@ from gateway.simulator import (
     multipart,
 )
 from gateway.simulator.openai_errors import SimError
+from gateway.wire import validation
+from gateway.wire.errors import GatewayError
 from gateway.wire.tokens import count_text
 from gateway.wire.usage import Usage
 
@@ -146,6 +148,21 @@ def test_best_of_candidates_are_all_counted() -> None:
     # A prompt is billed in cl100k tokens (o200k_base reads this one as 10).
     hindi = {"model": "gpt-3.5-turbo-instruct", "prompt": "नमस्ते दुनिया, यह एक परीक्षण है"}
     assert completions.completion_object(hindi, "cmpl-y", 0)["usage"]["prompt_tokens"] == 31
+
+
+def test_a_legacy_completion_refuses_the_logit_bias_chat_refuses_as_the_gateway_does() -> None:
+    body = {"model": "babbage-002", "prompt": "a", "logit_bias": {"50256": -100, "1": 100}}
+    assert completions.check(body) is None
+    validation.check_completions(body)
+    for bias, param in [
+        ({"50256": 101}, "logit_bias.50256"), ({"50256": "5"}, "logit_bias.50256"),
+        ({"you": 5}, "logit_bias"), ({str(t): 1 for t in range(1025)}, "logit_bias"),
+    ]:  # fmt: skip
+        refused = completions.check({**body, "logit_bias": bias})
+        assert refused is not None and refused.param == param
+        with pytest.raises(GatewayError) as caught:
+            validation.check_completions({**body, "logit_bias": bias})
+        assert (caught.value.message, caught.value.code) == (refused.message, refused.code)
 
 
 def test_training_tokens() -> None:

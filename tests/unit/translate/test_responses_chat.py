@@ -212,8 +212,8 @@ def test_settings_map_to_their_chat_names_and_the_rest_is_dropped() -> None:
         "max_completion_tokens": 500,
         "temperature": 1,
         "top_p": 1,
-        "parallel_tool_calls": False,
         "user": "u1",
+        "safety_identifier": "s",
         "stream": True,
         "stream_options": {"include_usage": True},
         "reasoning_effort": "low",
@@ -244,11 +244,18 @@ def test_function_tools_and_tool_choice_are_nested_as_chat_nests_them() -> None:
 
 @pytest.mark.parametrize("tools", [None, []])
 def test_a_tool_choice_without_tools_is_left_out_as_chat_refuses_one(tools: Any) -> None:
-    # The Responses API takes it; chat (and so the patches serving the translation) refuses it.
-    payload = {"model": "o1-mini", "input": "hi", "tool_choice": "auto", "tools": tools}
+    # The Responses API takes a choice, and `parallel_tool_calls` (clients send its default,
+    # true, with every request); chat (and so the patches serving the translation) refuses
+    # either without tools.
+    payload = {
+        "model": "o1-mini", "input": "hi", "tool_choice": "auto", "parallel_tool_calls": True,
+        "tools": tools,
+    }  # fmt: skip
     request = chat_request(payload, [])
-    assert "tool_choice" not in request
+    assert not {"tool_choice", "parallel_tool_calls"} & request.keys()
     assert rules.check({**request, "model": "gpt-4o"}) is None
+    with_tools = chat_request({**payload, "tools": [{"type": "function", "name": "f"}]}, [])
+    assert with_tools["parallel_tool_calls"] is True
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     ),
     "unknown_forced_function": lambda: errors.unknown_forced_function("tool_choice", "f"),
     "stream_options_without_stream": errors.stream_options_without_stream,
-    "tool_choice_without_tools": errors.tool_choice_without_tools,
+    "without_tools": lambda: errors.without_tools("parallel_tool_calls"),
     "top_logprobs_without_logprobs": errors.top_logprobs_without_logprobs,
     "logit_bias_key": lambda: errors.logit_bias_key("AI"),
     "invalid_response_schema": lambda: errors.invalid_response_schema(
@@ -121,6 +121,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "empty_array": lambda: errors.empty_array("messages"),
     "array_too_long": lambda: errors.array_too_long("stop", 4, 5),
     "string_too_long": lambda: errors.string_too_long("model", 256, 300),
+    "too_many_properties": lambda: errors.too_many_properties("metadata", 16, 17),
     "nested_too_deep": lambda: errors.nested_too_deep("metadata", 32),
     "model_not_found": lambda: errors.model_not_found("gpt-9"),
     "model_shut_down": lambda: errors.model_shut_down("dall-e-3", "2026-05-12"),
