@@ -625,7 +625,8 @@ def error_answer(answer: dict[str, Any]) -> GatewayError | None:
     error = answer.get("error")
     if not isinstance(error, dict) or "object" in answer:
         return None
-    return errors.upstream_invalid_answer(f"an error object in a 200: {error.get('message')!r}")
+    told = errors.upstream_message(200, error)
+    return errors.upstream_invalid_answer(f"an error object in a 200: {told!r}")
 
 
 def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:

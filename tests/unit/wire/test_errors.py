@@ -333,6 +333,27 @@ def test_an_upstream_error_body_is_kept_when_openais_and_replaced_otherwise() ->
         assert told["error"]["code"] == "upstream_error" and "502" in told["error"]["message"]
 
 
+def test_an_upstream_message_about_the_request_is_kept_but_for_the_accounts_ids() -> None:
+    own = (
+        b'{"error": {"message": "Invalid \'messages[0].content\': too long.", "type": '
+        b'"invalid_request_error", "param": "messages", "code": "string_above_max_length"}}'
+    )
+    assert errors.upstream_error_body(400, own) is own
+    named = {
+        "message": "Project proj_abc123 of org-Xy12 may not use key sk-ab***yz here.",
+        "type": "invalid_request_error", "param": None, "code": None,
+    }  # fmt: skip
+    told = orjson.loads(errors.upstream_error_body(404, orjson.dumps({"error": named})))
+    assert told["error"] == {
+        **named,
+        "message": "Project [redacted] of [redacted] may not use key [redacted] here.",
+    }
+    # A code that is no string (no OpenAI error's) is told as any other.
+    odd = {"message": "org-Xy12", "type": ["x"], "code": {"y": 1}}
+    assert errors.upstream_message(400, odd) == "[redacted]"
+    assert errors.upstream_message(401, odd).startswith("The upstream API refused the gateway's")
+
+
 def test_a_responses_stream_ends_as_openai_ends_one() -> None:
     exc = errors.upstream_truncated("connection lost")
     response = {"id": "resp_1", "object": "response", "status": "in_progress", "usage": None}
