@@ -192,6 +192,10 @@ class Attempt:
             )
         return headers
 
+    def client_headers(self, upstream: RawHeaders) -> list[tuple[bytes, bytes]]:
+        """What of the upstream answer's headers its client gets."""
+        return client_response_headers(upstream, self.gw.config.upstream.relay_ratelimit_headers)
+
     def traced_headers(self) -> dict[str, str]:
         """`headers_for_upstream`, with the upstream call's span begun (when tracing) and its
         `traceparent` among them."""
@@ -334,7 +338,7 @@ class Attempt:
                     trace.upstream_done(0, exc.code or exc.type)
                 raise
             exchange.upstream_s = upstream_s = time.perf_counter() - began
-            out_headers = client_response_headers(resp.headers)
+            out_headers = self.client_headers(resp.headers)
             out_headers.append((b"x-gateway-upstream-ms", b"%.1f" % (upstream_s * 1000)))
             if ticket is not None:
                 out_headers += encoded(ticket.headers)

@@ -29,7 +29,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors, pages
 from gateway.wire.errors import GatewayError
-from gateway.wire.headers import client_response_headers, new_request_id
+from gateway.wire.headers import new_request_id
 from gateway.wire.references import fields
 
 log = logging.getLogger("gateway")
@@ -374,7 +374,7 @@ async def own_list(
         raise
     if isinstance(found, tuple):  # upstream failed to read one: its answer, as it came
         status, headers, content = found
-        return relayed(content, status, client_response_headers(headers))
+        return relayed(content, status, attempt.client_headers(headers))
     objects, last_count = found.objects, found.last_count
     data = objects[:limit] if before is None else objects[:limit][::-1]
     if view is not None:

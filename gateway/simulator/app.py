@@ -69,7 +69,8 @@ client left during it) and the frames sent. A POST answered whole is not stopped
 finishes the answer and bills it whoever waits, so the simulator answers it at once, to nobody,
 and bills it (`disconnect.finished_when_left`).
 
-Every response carries `x-request-id`, `openai-processing-ms`, `openai-version` and the six
+Every response carries `x-request-id`, `openai-processing-ms`, `openai-version`, the
+`openai-organization` the key belongs to (the name its fine-tunes carry), and the six
 `x-ratelimit-*` headers (per key, see ratelimit.py; limits are reported, never enforced).
 """
 
@@ -87,7 +88,7 @@ from typing import Any
 import orjson
 
 from gateway.config import SimulatorConfig, iso_date
-from gateway.simulator import batch_lines, bill, embeddings, lifecycle, moderations
+from gateway.simulator import batch_lines, bill, embeddings, fine_tuning, lifecycle, moderations
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import (
     Answer,
@@ -128,6 +129,7 @@ _JSON = b"application/json"
 _HTML = b"text/html"
 _SSE = sse.CONTENT_TYPE.encode()
 _VERSION = (b"openai-version", b"2020-10-01")
+_ORGANIZATION = (b"openai-organization", fine_tuning.ORGANIZATION.encode())
 
 
 class SimulatedReset(Exception):
@@ -617,6 +619,7 @@ class Simulator:
             (b"x-request-id", request_id(self._random.getrandbits(64)).encode()),
             (b"openai-processing-ms", str(elapsed_ms).encode()),
             _VERSION,
+            _ORGANIZATION,
             *rates,
         ]
 
