@@ -426,7 +426,8 @@ class Attempt:
         try:
             async for chunk in resp.iter_chunks():
                 tail = chunk if len(chunk) >= TAIL else tail[-TAIL:] + chunk
-                out = meter.feed(chunk) if meter is not None else chunk
+                # A metered stream's events come whole: an error among them is told here.
+                out = errors.told_events(meter.feed(chunk)) if meter is not None else chunk
                 if meter is not None and meter.usage is not None:
                     # The usage event ends the answer: charged before the client reads its end,
                     # so that the caller's next request finds it settled.

@@ -15,8 +15,10 @@ from gateway.config import iso_date
 from gateway.simulator.openai_errors import SimError
 from gateway.wire.hosted_tools import PRICE_NAMES
 
+# The faults that break a stream after it began (and answer a whole request at once).
+STREAM_FAULTS = frozenset({"stream-error", "stream-quota"})
 FAULTS = frozenset(
-    {"429", "429-tokens", "quota", "500", "502", "503", "timeout", "reset", "stream-error"}
+    {"429", "429-tokens", "quota", "500", "502", "503", "timeout", "reset", *STREAM_FAULTS}
 )
 
 # The tiers an answer may say served it (`x-sim-service-tier`).

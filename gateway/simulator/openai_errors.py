@@ -356,6 +356,12 @@ def server_error() -> SimError:
     )
 
 
+def stream_failure(fault: str | None) -> SimError:
+    """What a stream the `fault` breaks ends with: the quota refusal OpenAI was recorded ending
+    a stream with (`stream-quota`), else its server error."""
+    return insufficient_quota() if fault == "stream-quota" else server_error()
+
+
 def overloaded() -> SimError:
     return SimError(
         503,

@@ -146,6 +146,7 @@ from typing import Any
 
 import orjson
 
+from gateway.wire import sse
 from gateway.wire.headers import go_duration
 
 
@@ -1059,6 +1060,8 @@ _ACCOUNT_CODES = frozenset(
 # its (OpenAI quotes a refused key masked, its head and tail still shown).
 _ACCOUNT_IDS = re.compile(r"\b(?:org-[A-Za-z0-9]+|proj_[A-Za-z0-9]+|sk-[A-Za-z0-9_*-]+)")
 _RETRY_IN = re.compile(r"Please try again in ([0-9][0-9hms.]*)\.")
+# The status an error has when it comes without one (in a stream, in a failed response).
+_STATUS_OF_CODE = {"rate_limit_exceeded": 429, "invalid_api_key": 401}
 
 
 def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
@@ -1076,6 +1079,7 @@ def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
     code, type_ = error.get("code"), error.get("type")
     code = code if isinstance(code, str) else None  # an unhashable one would fail `in`
     type_ = type_ if isinstance(type_, str) else None
+    status = status or _STATUS_OF_CODE.get(code or "", 0)
     if code in _ACCOUNT_CODES or type_ in _ACCOUNT_CODES:
         return (
             f"The gateway's upstream account cannot serve requests now ({code or type_}). "
@@ -1101,6 +1105,47 @@ def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
             "Please tell the gateway's operator."
         )
     return _ACCOUNT_IDS.sub("[redacted]", message)
+
+
+def told_events(block: bytes) -> bytes:
+    """Events of an upstream stream as the client is told them (what follows the last whole
+    one as it came): an error's message in one as `upstream_message` tells it, in chat's
+    `{"error": {...}}`, the Responses API's `error` event (nested or flat) and its
+    `response.failed`. A block naming no error is passed on as it came."""
+    if _ERROR_KEY not in block:
+        return block
+    *events, rest = block.split(b"\n\n")
+    return b"\n\n".join([*map(_told_event, events), rest])
+
+
+_ERROR_KEY = b'"error"'
+
+
+def _told_event(event: bytes) -> bytes:
+    data = sse.data_of(event) if _ERROR_KEY in event else None
+    try:
+        payload = orjson.loads(data) if data is not None else None
+    except orjson.JSONDecodeError:
+        return event
+    if not isinstance(payload, dict):
+        return event
+    told = payload
+    if payload.get("type") == "error" and "message" in payload:  # the flat error event
+        told = _told_error(payload)
+    elif isinstance(payload.get("error"), dict):
+        told = {**payload, "error": _told_error(payload["error"])}
+    response = payload.get("response")
+    if isinstance(response, dict) and isinstance(response.get("error"), dict):
+        told = {**payload, "response": {**response, "error": _told_error(response["error"])}}
+    if told == payload:
+        return event
+    kept = [line for line in event.split(b"\n") if not line.startswith(b"data:")]
+    return b"\n".join([*kept, b"data: " + orjson.dumps(told)])
+
+
+def _told_error(error: dict[str, Any]) -> dict[str, Any]:
+    message = upstream_message(0, error)
+    return error if message == error.get("message") else {**error, "message": message}
 
 
 def unsupported_encoding(coding: str) -> GatewayError:

@@ -5,6 +5,8 @@ and `code` upstream gave."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -60,3 +62,28 @@ def test_an_upstream_401_quotes_no_part_of_the_gateways_key(
     )  # fmt: skip
     assert "sk-" not in error["message"] and WRONG_UPSTREAM_KEY[-2:] not in error["message"]
     assert "gateway's own credentials" in error["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+def test_a_stream_upstream_ends_on_the_accounts_quota_names_no_billing(
+    start_gateway: GatewayFactory, path: str
+) -> None:
+    server = start_gateway(upstream={"forward_header_prefixes": ("x-sim-",), "retries": 0})
+    body: dict[str, object] = {"model": "gpt-4o", "stream": True}
+    body.update({"messages": HELLO} if path.endswith("completions") else {"input": "Hello there"})
+    answer = httpx.post(
+        f"{server.url}{path}", json=body,
+        headers={"authorization": f"Bearer {CLIENT_KEY}", "x-sim-fault": "stream-quota"},
+    )  # fmt: skip
+    failures = [
+        event for line in answer.text.splitlines() if line.startswith("data: ")
+        for event in [json.loads(line[6:])]
+        if event.get("error") or event.get("type") == "response.failed"
+    ]  # fmt: skip
+    # Chat: the error object; Responses: the error event, then response.failed carrying it.
+    assert len(failures) == (1 if path.endswith("completions") else 2)
+    for event in failures:
+        error = event.get("error") or event["response"]["error"]
+        assert error["code"] == "insufficient_quota"
+        assert error["message"].startswith("The gateway's upstream account cannot serve")
+        assert "billing" not in error["message"]

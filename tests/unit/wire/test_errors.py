@@ -354,6 +354,32 @@ def test_an_upstream_message_about_the_request_is_kept_but_for_the_accounts_ids(
     assert errors.upstream_message(401, odd).startswith("The upstream API refused the gateway's")
 
 
+def test_a_streams_error_events_are_told_and_the_rest_passed_as_it_came() -> None:
+    routine = b'data: {"choices":[{"delta":{"content":"an \\"error\\""}}]}\n\n'
+    assert errors.told_events(routine) is routine
+    limited = {
+        "message": "Rate limit reached in organization org-X.",
+        "code": "rate_limit_exceeded",
+    }
+    flat = {"type": "error", "sequence_number": 3, "param": None, **limited}
+    created = b'event: response.created\ndata: {"response":{"error":null}}\n\n'
+    block = (
+        created
+        + b"event: error\ndata: " + orjson.dumps(flat) + b"\n\n"
+        + b'data: {"error": {"message": "Used 5 of org-X'
+    )  # fmt: skip
+    told = errors.told_events(block).split(b"\n\n")
+    assert (
+        told[0] + b"\n\n" == created and told[2] == b'data: {"error": {"message": "Used 5 of org-X'
+    )
+    kind, data = told[1].split(b"\n")
+    assert kind == b"event: error"
+    assert orjson.loads(data[6:]) == {
+        **flat, "message": "The upstream API's rate limit, which every team of this gateway "
+        "shares, was reached.",
+    }  # fmt: skip
+
+
 def test_a_responses_stream_ends_as_openai_ends_one() -> None:
     exc = errors.upstream_truncated("connection lost")
     response = {"id": "resp_1", "object": "response", "status": "in_progress", "usage": None}
