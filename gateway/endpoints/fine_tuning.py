@@ -25,7 +25,6 @@ from starlette.responses import Response
 
 from gateway.admission import pricing
 from gateway.admission.plan import model_allowed
-from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.followed import counted_before_reading, create_followed
 from gateway.endpoints.owned import (
     FILE,
@@ -39,6 +38,7 @@ from gateway.endpoints.owned import (
     metadata_matches,
     metadata_query,
     own_list,
+    shown,
 )
 from gateway.endpoints.route import refuse_shut_down
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
@@ -92,7 +92,7 @@ async def create(request: Request) -> Response:
     return shown(await create_followed(
         request, caller, FINE_TUNING_JOB, label, reserve, gw.config.fine_tuning.hold_s, body,
         counted_as, training_price=int(price),
-    ))  # fmt: skip
+    ), shown_job)  # fmt: skip
 
 
 def refused_integration(given: Any, team: Team) -> GatewayError | None:
@@ -158,12 +158,13 @@ async def retrieve(request: Request) -> Response:
     gw = gateway_of(request)
     await adopt(gw, caller, MODEL, (job.get("fine_tuned_model"),))
     await adopt(gw, caller, FILE, job.get("result_files") or ())
-    return shown(response)
+    return shown(response, shown_job)
 
 
 async def cancel(request: Request) -> Response:
     job_id = request.path_params["job_id"]
-    return shown(await forward_owned(request, FINE_TUNING_JOB, job_id, "/cancel", count=True))
+    response = await forward_owned(request, FINE_TUNING_JOB, job_id, "/cancel", count=True)
+    return shown(response, shown_job)
 
 
 async def events(request: Request) -> Response:
@@ -184,14 +185,6 @@ async def checkpoints(request: Request) -> Response:
         names = [c.get("fine_tuned_model_checkpoint") for c in data if isinstance(c, dict)]
         await adopt(gateway_of(request), caller, MODEL, names)
     return response
-
-
-def shown(response: Response) -> Response:
-    """A job's answer (made, read, cancelled) as its team sees it (`shown_job`)."""
-    job = created(response)
-    if job is None or "organization_id" not in job:
-        return response
-    return rebodied(response, orjson.dumps(shown_job(job)), "application/json")
 
 
 def shown_job(job: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.endpoints.attempt import Attempt, Whole, relayed
+from gateway.endpoints.attempt import Attempt, Whole, rebodied, relayed
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
@@ -300,6 +300,16 @@ def created(response: Response) -> dict[str, Any] | None:
     if isinstance(answer, dict) and isinstance(answer.get("id"), str):
         return answer
     return None
+
+
+def shown(response: Response, view: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+    """An object's answer as `view` shows it to its team (`view` returns the object it is
+    given when it changes nothing)."""
+    found = created(response)
+    seen = view(found) if found is not None else None
+    if seen is None or seen is found:
+        return response
+    return rebodied(response, orjson.dumps(seen), "application/json")
 
 
 async def adopt(

@@ -25,7 +25,6 @@ from gateway.wire.tokens import count_text
 
 BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06")
 ORGANIZATION = "sim-org"  # the organization's name, as fine-tunes' names carry it
-ORGANIZATION_ID = "org-simulated"  # its id, as jobs and rate-limit errors name it
 DEFAULT_EPOCHS = 3
 CHECKPOINTS = 3
 MAX_SUFFIX = 64
@@ -128,7 +127,7 @@ def job_object(job_id: str, body: dict[str, Any], epochs: int, created_at: int) 
         "created_at": created_at,
         "finished_at": None,
         "fine_tuned_model": None,
-        "organization_id": ORGANIZATION_ID,
+        "organization_id": oe.ORGANIZATION_ID,
         "result_files": [],
         "status": "validating_files",
         "training_file": body["training_file"],

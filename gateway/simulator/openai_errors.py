@@ -15,6 +15,8 @@ import orjson
 from gateway.wire.errors import GatewayError, error_body, mask_key
 
 INVALID_REQUEST = "invalid_request_error"
+# The id of the organization the simulated key belongs to, as OpenAI names it to the key's owner.
+ORGANIZATION_ID = "org-simulated"
 # OpenAI's 502 comes from its Cloudflare edge as HTML, not JSON: clients must cope with that.
 CLOUDFLARE_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -329,7 +331,7 @@ def rate_limited(
     unit = "requests per min (RPM)" if kind == "requests" else "tokens per min (TPM)"
     return SimError(
         429,
-        f"Rate limit reached for {model} in organization org-simulated on {unit}: Limit {limit}, "
+        f"Rate limit reached for {model} in organization {ORGANIZATION_ID} on {unit}: Limit {limit}, "
         f"Used {used}, Requested {requested}. Please try again in {retry_after}. Visit "
         "https://platform.openai.com/account/rate-limits to learn more.",
         type=kind,

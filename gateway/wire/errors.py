@@ -1061,7 +1061,8 @@ _ACCOUNT_CODES = frozenset(
 _ACCOUNT_IDS = re.compile(r"\b(?:org-[A-Za-z0-9]+|proj_[A-Za-z0-9]+|sk-[A-Za-z0-9_*-]+)")
 _RETRY_IN = re.compile(r"Please try again in ([0-9][0-9hms.]*)\.")
 # The status an error has when it comes without one (in a stream, in a failed response).
-_STATUS_OF_CODE = {"rate_limit_exceeded": 429, "invalid_api_key": 401}
+# A batch's `token_limit_exceeded` is the organization's limit on the tokens its batches queue.
+_STATUS_OF_CODE = {"rate_limit_exceeded": 429, "token_limit_exceeded": 429, "invalid_api_key": 401}
 
 
 def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
@@ -1131,19 +1132,21 @@ def _told_event(event: bytes) -> bytes:
         return event
     told = payload
     if payload.get("type") == "error" and "message" in payload:  # the flat error event
-        told = _told_error(payload)
+        told = told_error(payload)
     elif isinstance(payload.get("error"), dict):
-        told = {**payload, "error": _told_error(payload["error"])}
+        told = {**payload, "error": told_error(payload["error"])}
     response = payload.get("response")
     if isinstance(response, dict) and isinstance(response.get("error"), dict):
-        told = {**payload, "response": {**response, "error": _told_error(response["error"])}}
+        told = {**payload, "response": {**response, "error": told_error(response["error"])}}
     if told == payload:
         return event
     kept = [line for line in event.split(b"\n") if not line.startswith(b"data:")]
     return b"\n".join([*kept, b"data: " + orjson.dumps(told)])
 
 
-def _told_error(error: dict[str, Any]) -> dict[str, Any]:
+def told_error(error: dict[str, Any]) -> dict[str, Any]:
+    """An error object upstream put in a stream or an object (a failed response's, a failed
+    batch's) as its client is told it: `upstream_message`'s."""
     message = upstream_message(0, error)
     return error if message == error.get("message") else {**error, "message": message}
 
