@@ -1102,7 +1102,7 @@ def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
         )
     if status == 403:
         return (
-            f"The upstream API does not allow this to the gateway's account (HTTP 403{named}). "
+            f"The upstream API refused this request for the gateway's account (HTTP 403{named}). "
             "Please tell the gateway's operator."
         )
     return _ACCOUNT_IDS.sub("[redacted]", message)
@@ -1113,17 +1113,19 @@ def told_events(block: bytes) -> bytes:
     one as it came): an error's message in one as `upstream_message` tells it, in chat's
     `{"error": {...}}`, the Responses API's `error` event (nested or flat) and its
     `response.failed`. A block naming no error is passed on as it came."""
-    if _ERROR_KEY not in block:
+    if _ERROR_KEY not in block or _ERROR_OBJECT.search(block) is None:
         return block
     *events, rest = block.split(b"\n\n")
     return b"\n\n".join([*map(_told_event, events), rest])
 
 
 _ERROR_KEY = b'"error"'
+# An error object, or the flat error event: not the `"error": null` every response carries.
+_ERROR_OBJECT = re.compile(rb'"error"\s*:\s*\{|"type"\s*:\s*"error"')
 
 
 def _told_event(event: bytes) -> bytes:
-    data = sse.data_of(event) if _ERROR_KEY in event else None
+    data = sse.data_of(event) if _ERROR_OBJECT.search(event) is not None else None
     try:
         payload = orjson.loads(data) if data is not None else None
     except orjson.JSONDecodeError:

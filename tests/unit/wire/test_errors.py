@@ -352,6 +352,12 @@ def test_an_upstream_message_about_the_request_is_kept_but_for_the_accounts_ids(
     odd = {"message": "org-Xy12", "type": ["x"], "code": {"y": 1}}
     assert errors.upstream_message(400, odd) == "[redacted]"
     assert errors.upstream_message(401, odd).startswith("The upstream API refused the gateway's")
+    # A project without access to a model: the project's id is the account's, not the caller's.
+    project = {"message": "Project `proj_abc` does not have access to model `o1`", "code": None}
+    assert errors.upstream_message(403, project) == (
+        "The upstream API refused this request for the gateway's account (HTTP 403). Please "
+        "tell the gateway's operator."
+    )
 
 
 def test_a_streams_error_events_are_told_and_the_rest_passed_as_it_came() -> None:
