@@ -63,7 +63,8 @@ def _line_error(code: str, line: int, message: str, param: str | None = None) ->
 
 def queue_full(model: str | None) -> dict[str, Any]:
     """The error a batch fails validation with when the organization's batches already queue
-    as many tokens of its model as its limit lets them."""
+    as many tokens of its model as its limit lets them (worded as users quote it: no recorded
+    payload has it)."""
     return {
         "code": "token_limit_exceeded",
         "line": None,
