@@ -426,8 +426,11 @@ class Attempt:
         try:
             async for chunk in resp.iter_chunks():
                 tail = chunk if len(chunk) >= TAIL else tail[-TAIL:] + chunk
-                # A metered stream's events come whole: an error among them is told here.
-                out = errors.told_events(meter.feed(chunk)) if meter is not None else chunk
+                # An error event is told as `errors.told_events` tells it: every one of a
+                # metered stream (its events come whole), one of another event stream that
+                # a chunk holds whole.
+                out = meter.feed(chunk) if meter is not None else chunk
+                out = errors.told_events(out) if events else out
                 if meter is not None and meter.usage is not None:
                     # The usage event ends the answer: charged before the client reads its end,
                     # so that the caller's next request finds it settled.

@@ -64,11 +64,16 @@ def test_an_upstream_401_quotes_no_part_of_the_gateways_key(
     assert "gateway's own credentials" in error["message"]
 
 
+@pytest.mark.parametrize("metered", [True, False])
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
 def test_a_stream_upstream_ends_on_the_accounts_quota_names_no_billing(
-    start_gateway: GatewayFactory, path: str
+    start_gateway: GatewayFactory, path: str, metered: bool
 ) -> None:
-    server = start_gateway(upstream={"forward_header_prefixes": ("x-sim-",), "retries": 0})
+    # Without admission no meter reads the stream: its events are told as the chunks hold them.
+    server = start_gateway(
+        upstream={"forward_header_prefixes": ("x-sim-",), "retries": 0},
+        admission={"enabled": metered},
+    )
     body: dict[str, object] = {"model": "gpt-4o", "stream": True}
     body.update({"messages": HELLO} if path.endswith("completions") else {"input": "Hello there"})
     answer = httpx.post(
