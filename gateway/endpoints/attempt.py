@@ -633,7 +633,7 @@ def error_answer(answer: dict[str, Any]) -> GatewayError | None:
     error = answer.get("error")
     if not isinstance(error, dict) or "object" in answer:
         return None
-    told = errors.upstream_message(200, error)
+    told = errors.upstream_message(0, error)  # its status is no error's: read from its code
     return errors.upstream_invalid_answer(f"an error object in a 200: {told!r}")
 
 
