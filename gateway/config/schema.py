@@ -531,6 +531,9 @@ class UpstreamConfig:
     # Extra client header name prefixes forwarded upstream (beyond content-type, accept,
     # openai-beta, idempotency-key, user-agent and x-stainless-*).
     forward_header_prefixes: tuple[str, ...] = ()
+    # Relay the upstream's x-ratelimit-* headers, renamed x-upstream-ratelimit-*: they tell
+    # every team how much of the shared key's limits all teams together have left.
+    relay_ratelimit_headers: bool = False
     # Chat and Responses calls carry a `safety_identifier` per team (a keyed hash, never the
     # team's name) so OpenAI's abuse controls tell teams apart; the key of that hash, and of
     # the one that makes a client's Idempotency-Key its team's own upstream.

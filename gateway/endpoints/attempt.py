@@ -201,6 +201,10 @@ class Attempt:
             )
         return headers
 
+    def client_headers(self, upstream: RawHeaders) -> list[tuple[bytes, bytes]]:
+        """What of the upstream answer's headers its client gets."""
+        return client_response_headers(upstream, self.gw.config.upstream.relay_ratelimit_headers)
+
     def traced_headers(self) -> dict[str, str]:
         """`headers_for_upstream`, with the upstream call's span begun (when tracing) and its
         `traceparent` among them."""
@@ -346,7 +350,7 @@ class Attempt:
                     trace.upstream_done(0, exc.code or exc.type)
                 raise
             exchange.upstream_s = upstream_s = time.perf_counter() - began
-            out_headers = client_response_headers(resp.headers)
+            out_headers = self.client_headers(resp.headers)
             out_headers.append((b"x-gateway-upstream-ms", b"%.1f" % (upstream_s * 1000)))
             if ticket is not None:
                 out_headers += encoded(ticket.headers)
@@ -434,7 +438,11 @@ class Attempt:
         try:
             async for chunk in resp.iter_chunks():
                 tail = chunk if len(chunk) >= TAIL else tail[-TAIL:] + chunk
+                # An error event is told as `errors.told_events` tells it: every one of a
+                # metered stream (its events come whole), one of another event stream that
+                # a chunk holds whole.
                 out = meter.feed(chunk) if meter is not None else chunk
+                out = errors.told_events(out) if events else out
                 if meter is not None and meter.usage is not None:
                     # The usage event ends the answer: charged before the client reads its end,
                     # so that the caller's next request finds it settled.
@@ -637,7 +645,8 @@ def error_answer(answer: dict[str, Any]) -> GatewayError | None:
     error = answer.get("error")
     if not isinstance(error, dict) or "object" in answer:
         return None
-    return errors.upstream_invalid_answer(f"an error object in a 200: {error.get('message')!r}")
+    told = errors.upstream_message(0, error)  # its status is no error's: read from its code
+    return errors.upstream_invalid_answer(f"an error object in a 200: {told!r}")
 
 
 def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:

@@ -35,6 +35,7 @@ from gateway.endpoints.owned import (
     forward_owned,
     own_list,
     references,
+    shown,
 )
 from gateway.endpoints.tuned_models import fine_tunes
 from gateway.routing import retirement
@@ -212,7 +213,9 @@ def _check_line(number: int, endpoint: str, body: dict[str, Any]) -> None:
 
 
 async def list_batches(request: Request) -> Response:
-    return await own_list(request, BATCH, count=True)
+    return await own_list(
+        request, BATCH, count=True, view=lambda found: [shown_batch(b) for b in found]
+    )
 
 
 async def retrieve(request: Request) -> Response:
@@ -234,7 +237,19 @@ async def retrieve(request: Request) -> Response:
             await gw.follower.settle_ended(BatchJobs.name, batch_id)
         except (GatewayError, RedisError, OSError) as exc:
             log.warning("batch %s: not settled as it was read (%r)", batch_id, exc)
-    return response
+    return shown(response, shown_batch)
+
+
+def shown_batch(batch: dict[str, Any]) -> dict[str, Any]:
+    """A batch as its team sees it: the errors it failed with as `errors.told_error` tells them.
+    Upstream words one for the organization every team's batches belong to: "Enqueued token
+    limit reached for gpt-4o in organization org-... Limit: 90,000 enqueued tokens"."""
+    listed = batch.get("errors")
+    if not isinstance(listed, dict) or not isinstance(listed.get("data"), list):
+        return batch
+    found = listed["data"]
+    told = [errors.told_error(e) if isinstance(e, dict) else e for e in found]
+    return batch if told == found else {**batch, "errors": {**listed, "data": told}}
 
 
 async def cancel(request: Request) -> Response:

@@ -32,7 +32,7 @@ from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.model_attempt import ModelAttempt
 from gateway.wire import errors, tokens
 from gateway.wire.errors import GatewayError
-from gateway.wire.headers import client_response_headers, encoded
+from gateway.wire.headers import encoded
 from gateway.wire.usage import usage_from
 
 
@@ -49,7 +49,7 @@ async def answer_emulated(
     ticket = attempt.ticket
     # Billed whole upstream: read to the end (and charged) whoever leaves.
     status, upstream_headers, content = await call
-    out_headers = client_response_headers(upstream_headers)
+    out_headers = attempt.client_headers(upstream_headers)
     out_headers.append((b"x-gateway-patched", ",".join(adapted.patches).encode()))
     if ticket is not None:
         out_headers += encoded(ticket.headers)

@@ -22,7 +22,7 @@ from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
 from gateway.upstream.dispatch import PreparedCall
 from gateway.wire import errors, sse
 from gateway.wire.errors import GatewayError
-from gateway.wire.headers import client_response_headers, encoded, new_request_id
+from gateway.wire.headers import encoded, new_request_id
 from gateway.wire.usage import Usage, usage_from, whole_answer
 
 
@@ -66,7 +66,7 @@ async def fake_streamed(
         if status != 200:
             if ticket is not None:
                 ticket.release()
-            out_headers = client_response_headers(upstream_headers)
+            out_headers = attempt.client_headers(upstream_headers)
             return relayed(content, status, out_headers + encoded(own_headers))
         events, usage = _fake_stream_events(content, adapted)
         if ticket is not None:

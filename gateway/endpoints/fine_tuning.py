@@ -10,7 +10,8 @@ upstream) at the base's training price, for as long as a job may run (`fine_tuni
 The gateway follows the job (`runtime.tuning_jobs`) and settles it from the tokens it trained;
 its fine-tuned model and result files become the team's (`tuned_models`). Listing, reading,
 cancelling, events and checkpoints are the team's own jobs only, never charged (counted
-against the request limits).
+against the request limits). A job names the gateway as its organization (`organization_id`),
+not the upstream organization whose id every team's jobs would show.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from gateway.endpoints.owned import (
     metadata_matches,
     metadata_query,
     own_list,
+    shown,
 )
 from gateway.endpoints.route import refuse_shut_down
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
@@ -50,6 +52,8 @@ from gateway.wire.errors import GatewayError
 FINE_TUNING_JOB = Kind(
     "fine_tuning_job", "/fine_tuning/jobs", "ftjob-", errors.fine_tuning_job_not_found
 )
+# The organization a job names: the gateway, as the owner of the models it lists.
+ORGANIZATION = "o1-gateway"
 
 
 async def create(request: Request) -> Response:
@@ -85,10 +89,10 @@ async def create(request: Request) -> Response:
     reserve = pricing.training_cost(tokens * epochs, price)
     if model.upstream != name:  # a configured name: upstream fine-tunes its snapshot
         body = orjson.dumps({**payload, "model": model.upstream})
-    return await create_followed(
+    return shown(await create_followed(
         request, caller, FINE_TUNING_JOB, label, reserve, gw.config.fine_tuning.hold_s, body,
         counted_as, training_price=int(price),
-    )  # fmt: skip
+    ), shown_job)  # fmt: skip
 
 
 def refused_integration(given: Any, team: Team) -> GatewayError | None:
@@ -139,7 +143,9 @@ async def list_jobs(request: Request) -> Response:
     def keep(job: dict[str, Any]) -> bool:
         return metadata_matches(job.get("metadata"), wanted)
 
-    return await own_list(request, FINE_TUNING_JOB, keep, count=True)
+    return await own_list(
+        request, FINE_TUNING_JOB, keep, count=True, view=lambda jobs: [shown_job(j) for j in jobs]
+    )
 
 
 async def retrieve(request: Request) -> Response:
@@ -152,12 +158,13 @@ async def retrieve(request: Request) -> Response:
     gw = gateway_of(request)
     await adopt(gw, caller, MODEL, (job.get("fine_tuned_model"),))
     await adopt(gw, caller, FILE, job.get("result_files") or ())
-    return response
+    return shown(response, shown_job)
 
 
 async def cancel(request: Request) -> Response:
     job_id = request.path_params["job_id"]
-    return await forward_owned(request, FINE_TUNING_JOB, job_id, "/cancel", count=True)
+    response = await forward_owned(request, FINE_TUNING_JOB, job_id, "/cancel", count=True)
+    return shown(response, shown_job)
 
 
 async def events(request: Request) -> Response:
@@ -178,6 +185,12 @@ async def checkpoints(request: Request) -> Response:
         names = [c.get("fine_tuned_model_checkpoint") for c in data if isinstance(c, dict)]
         await adopt(gateway_of(request), caller, MODEL, names)
     return response
+
+
+def shown_job(job: dict[str, Any]) -> dict[str, Any]:
+    """A job naming the gateway as its organization: upstream's `organization_id` is the one
+    every team shares."""
+    return {**job, "organization_id": ORGANIZATION} if "organization_id" in job else job
 
 
 def _json(response: Response) -> Any:

@@ -23,13 +23,13 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.endpoints.attempt import Attempt, Whole, relayed
+from gateway.endpoints.attempt import Attempt, Whole, rebodied, relayed
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors, pages
 from gateway.wire.errors import GatewayError
-from gateway.wire.headers import client_response_headers, new_request_id
+from gateway.wire.headers import new_request_id
 from gateway.wire.references import fields
 
 log = logging.getLogger("gateway")
@@ -302,6 +302,16 @@ def created(response: Response) -> dict[str, Any] | None:
     return None
 
 
+def shown(response: Response, view: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+    """An object's answer as `view` shows it to its team (`view` returns the object it is
+    given when it changes nothing)."""
+    found = created(response)
+    seen = view(found) if found is not None else None
+    if seen is None or seen is found:
+        return response
+    return rebodied(response, orjson.dumps(seen), "application/json")
+
+
 async def adopt(
     gw: Gateway, caller: Caller, kind: Kind, ids: Iterable[Any], expires_at: float | None = None
 ) -> None:
@@ -374,7 +384,7 @@ async def own_list(
         raise
     if isinstance(found, tuple):  # upstream failed to read one: its answer, as it came
         status, headers, content = found
-        return relayed(content, status, client_response_headers(headers))
+        return relayed(content, status, attempt.client_headers(headers))
     objects, last_count = found.objects, found.last_count
     data = objects[:limit] if before is None else objects[:limit][::-1]
     if view is not None:

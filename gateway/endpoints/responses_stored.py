@@ -29,7 +29,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
 from gateway.wire import errors, pages, sse, validation
 from gateway.wire.errors import GatewayError
-from gateway.wire.headers import client_response_headers, new_request_id
+from gateway.wire.headers import new_request_id
 from gateway.wire.usage import item_ids
 
 JSON = "application/json"
@@ -167,7 +167,7 @@ async def _all_input_items(request: Request, attempt: Attempt) -> list[dict[str,
             await resp.close()
         page = orjson.loads(content) if resp.status == 200 else None
         if not isinstance(page, dict):
-            return relayed(content, resp.status, client_response_headers(resp.headers))
+            return relayed(content, resp.status, attempt.client_headers(resp.headers))
         items += [item for item in page.get("data") or () if isinstance(item, dict)]
         if not page.get("has_more") or not page.get("last_id"):
             return items

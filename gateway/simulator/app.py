@@ -41,6 +41,7 @@ Request-header knobs, honoured when `config.header_knobs` is true:
                      the headers and half the body; raises SimulatedReset
         stream-error streams send three chunks, then `data: {"error": ...}` and end without
                      [DONE], as OpenAI ends a failed stream; other answers get the 500
+        stream-quota the same with the insufficient_quota error; other answers get its 429
     x-sim-retry-after: F         seconds announced by the 429 faults (default 1)
     x-sim-answer: TEXT           the answer content, verbatim (UTF-8)
     x-sim-answer-b64: B64        the same, base64 of UTF-8 (for text with newlines)
@@ -73,7 +74,8 @@ client left during it) and the frames sent. A POST answered whole is not stopped
 finishes the answer and bills it whoever waits, so the simulator answers it at once, to nobody,
 and bills it (`disconnect.finished_when_left`).
 
-Every response carries `x-request-id`, `openai-processing-ms`, `openai-version` and the six
+Every response carries `x-request-id`, `openai-processing-ms`, `openai-version`, the
+`openai-organization` the key belongs to (the name its fine-tunes carry), and the six
 `x-ratelimit-*` headers (per key, see ratelimit.py; limits are reported, never enforced).
 """
 
@@ -92,7 +94,7 @@ from typing import Any
 import orjson
 
 from gateway.config import SimulatorConfig, iso_date
-from gateway.simulator import batch_lines, bill, embeddings, lifecycle, moderations
+from gateway.simulator import batch_lines, bill, embeddings, fine_tuning, lifecycle, moderations
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import (
     Answer,
@@ -108,7 +110,14 @@ from gateway.simulator.catalog import model_list, model_object
 from gateway.simulator.disconnect import DisconnectWatch, finished_when_left
 from gateway.simulator.files_api import FilesApi
 from gateway.simulator.ids import completion_id, moderation_id, request_id
-from gateway.simulator.knobs import EDGE_FAULT, NO_KNOBS, Knobs, fault_index, parse_knobs
+from gateway.simulator.knobs import (
+    EDGE_FAULT,
+    NO_KNOBS,
+    STREAM_FAULTS,
+    Knobs,
+    fault_index,
+    parse_knobs,
+)
 from gateway.simulator.media_api import MediaApi
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.prompt_cache import PromptCache, message_tokens
@@ -133,6 +142,7 @@ _JSON = b"application/json"
 _HTML = b"text/html"
 _SSE = sse.CONTENT_TYPE.encode()
 _VERSION = (b"openai-version", b"2020-10-01")
+_ORGANIZATION = (b"openai-organization", fine_tuning.ORGANIZATION.encode())
 
 
 class SimulatedReset(Exception):
@@ -340,7 +350,7 @@ class Simulator:
                 answer, completion_id=chat_id, created=created, include_usage=include_usage
             )
             frames = [sse.encode(chunk) for chunk in chunks]
-            failure = sse.encode(oe.server_error().payload())
+            failure = sse.encode(oe.stream_failure(call.knobs.fault).payload())
             bill_of = StreamBill(
                 CHAT_PATH, answer.model, answer.usage(), chunks, chunk_output, answer.service_tier
             )
@@ -440,7 +450,7 @@ class Simulator:
             for index, frame in enumerate(frames):
                 if index == fault_at and knobs.fault == "reset":
                     raise SimulatedReset("x-sim-fault: reset")
-                if index == fault_at and knobs.fault == "stream-error":
+                if index == fault_at and knobs.fault in STREAM_FAULTS:
                     await send({"type": "http.response.body", "body": failure, "more_body": False})
                     return
                 if index and interval > 0 and await watch.sleep(interval / 1000):
@@ -579,7 +589,7 @@ class Simulator:
         fault = call.knobs.fault
         if fault is None or fault in ("timeout", "reset", EDGE_FAULT):
             return False
-        if fault == "stream-error" and body.get("stream") is True:
+        if fault in STREAM_FAULTS and body.get("stream") is True:
             return False
         model = body.get("model") if isinstance(body.get("model"), str) else "gpt-4o"
         rates = self.admit(call, 0)
@@ -599,7 +609,7 @@ class Simulator:
                 str(model), "tokens", limit, limit, requested, go_duration(retry)
             )
             await self._error(call.send, error, call.started, rates, retry_headers)
-        elif fault == "quota":
+        elif fault in ("quota", "stream-quota"):
             await self._error(call.send, oe.insufficient_quota(), call.started, rates)
         elif fault == "502":
             await self._send(call.send, 502, _HTML, oe.CLOUDFLARE_502, call.started, rates)
@@ -631,6 +641,7 @@ class Simulator:
             (b"x-request-id", request_id(self._random.getrandbits(64)).encode()),
             (b"openai-processing-ms", str(elapsed_ms).encode()),
             _VERSION,
+            _ORGANIZATION,
             *rates,
         ]
 

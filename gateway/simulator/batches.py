@@ -30,6 +30,8 @@ MAX_LINES = 50_000
 EXPIRES_AFTER_S = 24 * 3600
 STEPS = ("validating", "in_progress", "finalizing", "completed")
 FINISHED = ("completed", "failed", "expired", "cancelled")
+# The tokens an organization's batches may queue for one model (tier 1's for gpt-4o).
+ENQUEUED_TOKEN_LIMIT = 90_000
 
 
 def check_create(body: dict[str, Any]) -> SimError | None:
@@ -57,6 +59,20 @@ def output_expires_s(body: dict[str, Any]) -> int | None:
 
 def _line_error(code: str, line: int, message: str, param: str | None = None) -> dict[str, Any]:
     return {"code": code, "line": line, "message": message, "param": param}
+
+
+def queue_full(model: str | None) -> dict[str, Any]:
+    """The error a batch fails validation with when the organization's batches already queue
+    as many tokens of its model as its limit lets them (worded as users quote it: no recorded
+    payload has it)."""
+    return {
+        "code": "token_limit_exceeded",
+        "line": None,
+        "message": f"Enqueued token limit reached for {model} in organization {oe.ORGANIZATION_ID}. "
+        f"Limit: {ENQUEUED_TOKEN_LIMIT:,} enqueued tokens. Please try submitting an older batch "
+        "after the current one is completed.",
+        "param": None,
+    }
 
 
 def parse_lines(data: bytes, endpoint: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -188,6 +204,9 @@ class Batch:
     lines: list[dict[str, Any]] = field(default_factory=list)
     # How long after they are made its output and error files expire (`output_expires_after`).
     output_expires_s: int | None = None
+    # The organization's enqueued tokens were at their limit when it was made: it fails
+    # validation (`queue_full`), whatever its lines.
+    queue_full: bool = False
 
     @property
     def status(self) -> str:
@@ -201,6 +220,8 @@ class Batch:
             obj.update(status="cancelled", cancelled_at=now)
         elif status == "validating":
             lines, errors = parse_lines(self.data, obj["endpoint"])
+            if self.queue_full:
+                errors = [queue_full(obj["model"])]
             if errors:
                 obj.update(
                     status="failed", failed_at=now, errors={"object": "list", "data": errors}

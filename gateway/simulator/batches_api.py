@@ -6,7 +6,8 @@
     POST /v1/batches/{id}/cancel   cancel
 
 Knobs: `x-sim-batch: complete` on create, or `POST /_sim/batches/{id}/complete` (no key), runs
-the batch to its end at once. On completion every line is answered by the simulator's own code
+the batch to its end at once; `x-sim-batch: queue-full` has it fail validation on the
+organization's enqueued-token limit. On completion every line is answered by the simulator's own code
 for its endpoint (`Host.answer_line`), the output (and error) lines are written to files of
 purpose `batch_output`, and the bill gets the lines at half price.
 """
@@ -98,7 +99,10 @@ class BatchesApi(JobsApi[Batch]):
         obj = batches.batch_object(
             batch_id, body, int(time.time()), model if isinstance(model, str) else None
         )
-        batch = Batch(obj, stored.data, output_expires_s=batches.output_expires_s(body))
+        batch = Batch(
+            obj, stored.data, output_expires_s=batches.output_expires_s(body),
+            queue_full=call.knobs.batch_queue_full,
+        )  # fmt: skip
         self._store.put(call.key, batch_id, batch)
         if call.knobs.batch_complete:
             self.complete(batch_id)

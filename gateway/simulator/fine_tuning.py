@@ -24,7 +24,7 @@ from gateway.simulator.rules import string_error
 from gateway.wire.tokens import count_text
 
 BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06")
-ORGANIZATION = "sim-org"
+ORGANIZATION = "sim-org"  # the organization's name, as fine-tunes' names carry it
 DEFAULT_EPOCHS = 3
 CHECKPOINTS = 3
 MAX_SUFFIX = 64
@@ -127,7 +127,7 @@ def job_object(job_id: str, body: dict[str, Any], epochs: int, created_at: int) 
         "created_at": created_at,
         "finished_at": None,
         "fine_tuned_model": None,
-        "organization_id": ORGANIZATION,
+        "organization_id": oe.ORGANIZATION_ID,
         "result_files": [],
         "status": "validating_files",
         "training_file": body["training_file"],

@@ -15,10 +15,12 @@ from gateway.config import iso_date
 from gateway.simulator.openai_errors import SimError
 from gateway.wire.hosted_tools import PRICE_NAMES
 
+# The faults that break a stream after it began (and answer a whole request at once).
+STREAM_FAULTS = frozenset({"stream-error", "stream-quota"})
 FAULTS = frozenset(
     {
         "429", "429-tokens", "quota", "500", "502", "503", "edge-504", "timeout", "reset",
-        "stream-error",
+        *STREAM_FAULTS,
     }
 )  # fmt: skip
 # The fault whose call the model answers, and bills, behind the edge's own error page.
@@ -47,8 +49,10 @@ class Knobs:
     answer: str | None = None
     o1_streaming: bool = False
     reasoning_tokens: int | None = None
-    # `x-sim-batch: complete`: a batch created with it is completed at once.
+    # `x-sim-batch: complete`: a batch created with it is completed at once; `queue-full`: it
+    # fails validation on the organization's enqueued-token limit.
     batch_complete: bool = False
+    batch_queue_full: bool = False
     # `x-sim-today: YYYY-MM-DD`: the day this request is answered on (replaces config.today).
     today: date | None = None
     # `x-sim-tool-calls: N`: the hosted tool calls (web search, ...) a response makes.
@@ -88,9 +92,10 @@ def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
             elif name == "x-sim-o1-streaming":
                 knobs.o1_streaming = value.strip().lower() in ("1", "true", "yes")
             elif name == "x-sim-batch":
-                if value != "complete":
-                    raise ValueError("expected 'complete'")
-                knobs.batch_complete = True
+                if value not in ("complete", "queue-full"):
+                    raise ValueError("expected 'complete' or 'queue-full'")
+                knobs.batch_complete = value == "complete"
+                knobs.batch_queue_full = value == "queue-full"
             elif name == "x-sim-today":
                 knobs.today = iso_date(value)
             elif name == "x-sim-tool-calls":

@@ -15,6 +15,8 @@ import orjson
 from gateway.wire.errors import GatewayError, error_body, mask_key
 
 INVALID_REQUEST = "invalid_request_error"
+# The id of the organization the simulated key belongs to, as OpenAI names it to the key's owner.
+ORGANIZATION_ID = "org-simulated"
 # OpenAI's 502 comes from its Cloudflare edge as HTML, not JSON: clients must cope with that.
 CLOUDFLARE_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -334,7 +336,7 @@ def rate_limited(
     unit = "requests per min (RPM)" if kind == "requests" else "tokens per min (TPM)"
     return SimError(
         429,
-        f"Rate limit reached for {model} in organization org-simulated on {unit}: Limit {limit}, "
+        f"Rate limit reached for {model} in organization {ORGANIZATION_ID} on {unit}: Limit {limit}, "
         f"Used {used}, Requested {requested}. Please try again in {retry_after}. Visit "
         "https://platform.openai.com/account/rate-limits to learn more.",
         type=kind,
@@ -359,6 +361,12 @@ def server_error() -> SimError:
         "The server had an error while processing your request. Sorry about that!",
         type="server_error",
     )
+
+
+def stream_failure(fault: str | None) -> SimError:
+    """What a stream the `fault` breaks ends with: the quota refusal OpenAI was recorded ending
+    a stream with (`stream-quota`), else its server error."""
+    return insufficient_quota() if fault == "stream-quota" else server_error()
 
 
 def overloaded() -> SimError:

@@ -183,7 +183,9 @@ class ResponsesApi:
         if stream:
             events = shapes.stream_events(response, obfuscation.key_for(body.get("stream_options")))
             frames = [shapes.event_frame(event) for event in events]
-            failure = shapes.failure_frames(response, oe.server_error(), fault_index(len(frames)))
+            failure = shapes.failure_frames(
+                response, oe.stream_failure(call.knobs.fault), fault_index(len(frames))
+            )
             bill_of = (
                 None
                 if stored.background
@@ -237,7 +239,9 @@ class ResponsesApi:
         events = shapes.stream_events(response, obfuscation.new_key() if padded else None)
         events = [e for e in events if e["sequence_number"] > int(after)]
         frames = [shapes.event_frame(event) for event in events]
-        failure = shapes.failure_frames(response, oe.server_error(), fault_index(len(frames)))
+        failure = shapes.failure_frames(
+            response, oe.stream_failure(call.knobs.fault), fault_index(len(frames))
+        )
         await self._host.stream(call, frames, rates, last=b"", failure=failure)
 
     async def _delete(self, call: Call) -> None:

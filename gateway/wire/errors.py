@@ -127,6 +127,10 @@ upstream_error
   503  upstream_circuit_open         circuit_open              the upstream kept failing: paused
   504  upstream_timeout              upstream_timeout          the upstream took too long
 
+Upstream's own error object reaches the client with its status, `type`, `param` and `code`;
+its message too, unless it is about the upstream account every team shares
+(`upstream_message`).
+
 `x-should-retry: false` (which the OpenAI SDKs obey) marks every error a repeat cannot fix, and
 every upstream failure the gateway already retried (`mark_retries_spent`).
 
@@ -139,12 +143,14 @@ Pure: builds exceptions and bytes, never touches I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from gateway.wire import sse
 from gateway.wire.headers import go_duration
 
 
@@ -1064,9 +1070,130 @@ def is_error_object(content: bytes) -> bool:
 
 
 def upstream_error_body(status: int, content: bytes) -> bytes:
-    """An upstream error answer's body as the client gets it: OpenAI's error object as it came,
-    anything else replaced by `upstream_status`, so every SDK can read the error."""
-    return content if is_error_object(content) else upstream_status(status).body()
+    """An upstream error answer's body as the client gets it: OpenAI's error object, its status,
+    `type`, `param` and `code` as they came (what the SDKs act on) and its message as
+    `upstream_message` tells it; anything else replaced by `upstream_status`, so every SDK can
+    read the error."""
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        payload = None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        return upstream_status(status).body()
+    message = error.get("message")
+    told = upstream_message(status, error)
+    if told == message:
+        return content
+    return orjson.dumps({**payload, "error": {**error, "message": told}})
+
+
+# Codes upstream refuses with for the account as a whole (its quota, its billing, its standing),
+# whatever the request.
+_ACCOUNT_CODES = frozenset(
+    {
+        "insufficient_quota", "billing_hard_limit_reached", "billing_not_active",
+        "account_deactivated", "access_terminated",
+    }
+)  # fmt: skip
+# What names the upstream account in a message: its organization and project ids (24
+# characters after the prefix), and a key of its (OpenAI quotes a refused key masked, its head
+# and tail still shown). Words a request echoes (`org-chart`, `sk-learn`) are too short for one.
+_ACCOUNT_IDS = re.compile(
+    r"\b(?:org-[A-Za-z0-9]{12,}|proj_[A-Za-z0-9]{12,}|sk-(?=[A-Za-z0-9_-]*[*0-9])[A-Za-z0-9_*-]{6,})"
+)
+_RETRY_IN = re.compile(r"Please try again in ([0-9][0-9hms.]*)\.")
+# The status an error has when it comes without one (in a stream, in a failed response).
+# A batch's `token_limit_exceeded` is the organization's limit on the tokens its batches queue.
+_STATUS_OF_CODE = {"rate_limit_exceeded": 429, "token_limit_exceeded": 429, "invalid_api_key": 401}
+
+
+def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
+    """The message of upstream's error object `error` as a team is told it. Every team shares the
+    gateway's upstream key, and upstream words its refusals of that key's account for the
+    account's owner: a 429 names the organization and its usage across every team ("Rate
+    limit reached for gpt-4o in organization org-... on tokens per min (TPM): Limit 30000,
+    Used 29500, Requested 700"), a 401 quotes the key's head and tail. So a 401, a 403, a 429
+    and an account's refusal (`_ACCOUNT_CODES`) are told in the gateway's words, keeping of
+    upstream's only when to try again; any other message (a 400's, about the request) as it
+    came, but for the account's ids in it."""
+    message = error.get("message")
+    if not isinstance(message, str):
+        return message
+    code, type_ = error.get("code"), error.get("type")
+    code = code if isinstance(code, str) else None  # an unhashable one would fail `in`
+    type_ = type_ if isinstance(type_, str) else None
+    status = status or _STATUS_OF_CODE.get(code or "", 0)
+    if code in _ACCOUNT_CODES or type_ in _ACCOUNT_CODES:
+        return (
+            f"The gateway's upstream account cannot serve requests now ({code or type_}). "
+            "Please tell the gateway's operator."
+        )
+    named = f", {code}" if code else ""
+    if status == 429:
+        unit = f" on {type_}" if type_ in ("requests", "tokens") else ""
+        retry = _RETRY_IN.search(message)
+        when = f" Please try again in {retry.group(1)}." if retry else ""
+        return (
+            f"The upstream API's rate limit{unit}, which every team of this gateway shares, "
+            f"was reached.{when}"
+        )
+    if status == 401:
+        return (
+            f"The upstream API refused the gateway's own credentials (HTTP 401{named}), not "
+            "your key. Please tell the gateway's operator."
+        )
+    if status == 403:
+        return (
+            f"The upstream API refused this request for the gateway's account (HTTP 403{named}). "
+            "Please tell the gateway's operator."
+        )
+    return _ACCOUNT_IDS.sub("[redacted]", message)
+
+
+def told_events(block: bytes) -> bytes:
+    """Events of an upstream stream as the client is told them (what follows the last whole
+    one as it came): an error's message in one as `upstream_message` tells it, in chat's
+    `{"error": {...}}`, the Responses API's `error` event (nested or flat) and its
+    `response.failed`. A block naming no error is passed on as it came."""
+    if _ERROR_KEY not in block or _ERROR_OBJECT.search(block) is None:
+        return block
+    *events, rest = block.split(b"\n\n")
+    return b"\n\n".join([*map(_told_event, events), rest])
+
+
+_ERROR_KEY = b'"error"'
+# An error object, or the flat error event: not the `"error": null` every response carries.
+_ERROR_OBJECT = re.compile(rb'"error"\s*:\s*\{|"type"\s*:\s*"error"')
+
+
+def _told_event(event: bytes) -> bytes:
+    data = sse.data_of(event) if _ERROR_OBJECT.search(event) is not None else None
+    try:
+        payload = orjson.loads(data) if data is not None else None
+    except orjson.JSONDecodeError:
+        return event
+    if not isinstance(payload, dict):
+        return event
+    told = payload
+    if payload.get("type") == "error" and "message" in payload:  # the flat error event
+        told = told_error(payload)
+    elif isinstance(payload.get("error"), dict):
+        told = {**payload, "error": told_error(payload["error"])}
+    response = payload.get("response")
+    if isinstance(response, dict) and isinstance(response.get("error"), dict):
+        told = {**payload, "response": {**response, "error": told_error(response["error"])}}
+    if told == payload:
+        return event
+    kept = [line for line in event.split(b"\n") if not line.startswith(b"data:")]
+    return b"\n".join([*kept, b"data: " + orjson.dumps(told)])
+
+
+def told_error(error: dict[str, Any]) -> dict[str, Any]:
+    """An error object upstream put in a stream or an object (a failed response's, a failed
+    batch's) as its client is told it: `upstream_message`'s."""
+    message = upstream_message(0, error)
+    return error if message == error.get("message") else {**error, "message": message}
 
 
 def unsupported_encoding(coding: str) -> GatewayError:

@@ -1,8 +1,10 @@
 """Which headers cross the gateway, in each direction, and under what name. Pure.
 
 Upstream gets the gateway's own credentials, never the caller's. The caller gets the upstream's
-request id and timing, but the upstream's rate-limit headers describe the gateway's shared key,
-so they are renamed rather than passed off as the caller's own limits. A key the caller chose
+request id and timing, but not the upstream's rate-limit headers: they describe the gateway's
+shared key, how much of its limits every team together has left, which no team should see of
+the others. An operator may have them relayed, renamed rather than passed off as the caller's
+own limits. A key the caller chose
 for upstream to dedupe by goes as its team's (`team_scoped`): upstream sees one key for all teams.
 """
 
@@ -126,17 +128,18 @@ def team_scoped(salt: str, team: str, value: str) -> str:
 
 
 def client_response_headers(
-    upstream: Iterable[tuple[bytes, bytes]],
+    upstream: Iterable[tuple[bytes, bytes]], upstream_limits: bool = False
 ) -> list[tuple[bytes, bytes]]:
     """Headers for the caller, raw, from the upstream response's (lower-case names); a request
-    id of the gateway's own when the upstream sent none."""
+    id of the gateway's own when the upstream sent none. `upstream_limits`: the upstream's
+    rate-limit headers too, renamed."""
     out: list[tuple[bytes, bytes]] = []
     request_id = False
     for name, value in upstream:
         if name in FORWARD_RESPONSE:
             request_id = request_id or name == b"x-request-id"
             out.append((name, value))
-        elif name.startswith(UPSTREAM_RATELIMIT_PREFIX):
+        elif upstream_limits and name.startswith(UPSTREAM_RATELIMIT_PREFIX):
             out.append((RENAMED_RATELIMIT_PREFIX + name[len(UPSTREAM_RATELIMIT_PREFIX) :], value))
     if not request_id:
         out.append((b"x-request-id", new_request_id().encode()))

@@ -104,7 +104,7 @@ def test_rate_limit_refusal_is_openais_429_with_headers(gateway: ServerThread) -
     assert ok.headers["x-ratelimit-remaining-requests"] == "1"
     assert ok.headers["x-ratelimit-reset-requests"] == "30s"
     assert int(ok.headers["x-ratelimit-limit-tokens"]) == 30_000_000
-    assert "x-upstream-ratelimit-limit-requests" in ok.headers
+    assert "x-upstream-ratelimit-limit-requests" not in ok.headers  # the shared key's, no team's
     client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
     with pytest.raises(openai.RateLimitError) as info:
         client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]

@@ -109,6 +109,27 @@ def test_another_team_reaches_neither_the_batch_nor_its_files(gateway: ServerThr
         create(theirs, file_id)  # someone else's input file
 
 
+def test_a_batch_failed_on_the_organizations_queue_names_neither_it_nor_its_limit(
+    gateway: ServerThread,
+) -> None:
+    client = sdk(gateway, "payer")
+    batch = client.batches.create(
+        input_file_id=input_file(client), endpoint="/v1/chat/completions",
+        completion_window="24h", extra_headers={"x-sim-batch": "queue-full"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 30  # a guard: each read moves the batch one step
+    while (batch := client.batches.retrieve(batch.id)).status != "failed":
+        assert time.monotonic() < deadline, batch.status
+    listed = client.batches.list().data
+    assert [b.id for b in listed] == [batch.id]
+    for seen in (batch, listed[0]):
+        assert seen.errors is not None and seen.errors.data is not None
+        (error,) = seen.errors.data
+        assert error.code == "token_limit_exceeded"
+        assert error.message is not None and "every team of this gateway shares" in error.message
+        assert "org-" not in error.message and "90,000" not in error.message
+
+
 def test_a_batch_stays_its_teams_past_its_completion_window(
     gateway: ServerThread, store: redis.Redis
 ) -> None:

@@ -286,6 +286,26 @@ def test_a_cancelled_job_is_charged_what_it_trained_nothing(
     assert store.hlen("o1gw:fine_tuning_jobs:open") == 0
 
 
+def test_a_job_names_the_gateway_not_the_upstream_organization(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    client = sdk(gateway, "payer")
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training_file(client))
+    cancelled = client.fine_tuning.jobs.cancel(job.id)  # before a read moves it on upstream
+    upstream = httpx.get(
+        f"{simulator.url}/v1/fine_tuning/jobs/{job.id}",
+        headers={"Authorization": f"Bearer {SIM_KEY}"},
+    ).json()
+    assert upstream["organization_id"].startswith("org-")  # every team's jobs name it
+    shown = [
+        job,
+        client.fine_tuning.jobs.retrieve(job.id),
+        *client.fine_tuning.jobs.list().data,
+        cancelled,
+    ]
+    assert [j.organization_id for j in shown] == ["o1-gateway"] * len(shown)
+
+
 def test_the_gateway_follows_a_job_that_fails_and_charges_it_nothing(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
 ) -> None:

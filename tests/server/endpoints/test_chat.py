@@ -57,9 +57,11 @@ def test_completion_round_trip_with_headers(gateway: ServerThread, simulator: Se
     assert raw.headers["x-request-id"].startswith("req_")
     assert raw.request_id == raw.headers["x-request-id"]
     assert raw.headers["openai-processing-ms"].isdigit()
-    assert int(raw.headers["x-upstream-ratelimit-limit-requests"]) > 0
-    # x-ratelimit-* are the caller's own limits (team `test`, tier 5), not the upstream key's.
+    # x-ratelimit-* are the caller's own limits (team `test`, tier 5), not the upstream key's,
+    # whose use by every team together no team sees; nor the organization the key is of.
     assert raw.headers["x-ratelimit-limit-requests"] == "10000"
+    assert not [name for name in raw.headers if "upstream-ratelimit" in name]
+    assert "openai-organization" not in raw.headers
     assert float(raw.headers["x-gateway-upstream-ms"]) >= 0
 
     sent = sim_log(simulator)[-1]
@@ -418,6 +420,18 @@ def test_upstream_500_passes_through(gateway: ServerThread) -> None:
             model="gpt-4o", messages=HELLO, extra_headers={"x-sim-fault": "500"}
         )  # type: ignore[arg-type]
     assert info.value.status_code == 500
+
+
+def test_the_upstream_keys_rate_limits_are_relayed_renamed_when_the_operator_says(
+    start_gateway: GatewayFactory,
+) -> None:
+    server = start_gateway(upstream={"relay_ratelimit_headers": True})
+    for stream in (False, True):
+        with sdk(server).chat.completions.with_streaming_response.create(
+            model="gpt-4o", messages=HELLO, stream=stream
+        ) as raw:  # type: ignore[call-overload]
+            assert int(raw.headers["x-upstream-ratelimit-limit-requests"]) > 0
+            assert raw.headers["x-ratelimit-limit-requests"] == "10000"
 
 
 def test_wrong_upstream_key_is_the_upstreams_401(

@@ -335,6 +335,65 @@ def test_an_upstream_error_body_is_kept_when_openais_and_replaced_otherwise() ->
         assert told["error"]["code"] == "upstream_error" and "502" in told["error"]["message"]
 
 
+def test_an_upstream_message_about_the_request_is_kept_but_for_the_accounts_ids() -> None:
+    own = (
+        b'{"error": {"message": "Invalid \'messages[0].content\': too long.", "type": '
+        b'"invalid_request_error", "param": "messages", "code": "string_above_max_length"}}'
+    )
+    assert errors.upstream_error_body(400, own) is own
+    named = {
+        "message": (
+            "Project proj_Ab3dEf6hIj9kLm2nOp5qRs8t of org-Xy12Ab34Cd56Ef78Gh90Ij12 may not use "
+            "key sk-ab***yz here, nor an org-chart or sk-learn."
+        ),
+        "type": "invalid_request_error", "param": None, "code": None,
+    }  # fmt: skip
+    told = orjson.loads(errors.upstream_error_body(404, orjson.dumps({"error": named})))
+    assert told["error"] == {
+        **named,
+        "message": (
+            "Project [redacted] of [redacted] may not use key [redacted] here, nor an "
+            "org-chart or sk-learn."
+        ),
+    }
+    # A code that is no string (no OpenAI error's) is told as any other.
+    odd = {"message": "org-Xy12Ab34Cd56Ef78Gh90Ij12", "type": ["x"], "code": {"y": 1}}
+    assert errors.upstream_message(400, odd) == "[redacted]"
+    assert errors.upstream_message(401, odd).startswith("The upstream API refused the gateway's")
+    # A project without access to a model: the project's id is the account's, not the caller's.
+    project = {"message": "Project `proj_abc` does not have access to model `o1`", "code": None}
+    assert errors.upstream_message(403, project) == (
+        "The upstream API refused this request for the gateway's account (HTTP 403). Please "
+        "tell the gateway's operator."
+    )
+
+
+def test_a_streams_error_events_are_told_and_the_rest_passed_as_it_came() -> None:
+    routine = b'data: {"choices":[{"delta":{"content":"an \\"error\\""}}]}\n\n'
+    assert errors.told_events(routine) is routine
+    limited = {
+        "message": "Rate limit reached in organization org-X.",
+        "code": "rate_limit_exceeded",
+    }
+    flat = {"type": "error", "sequence_number": 3, "param": None, **limited}
+    created = b'event: response.created\ndata: {"response":{"error":null}}\n\n'
+    block = (
+        created
+        + b"event: error\ndata: " + orjson.dumps(flat) + b"\n\n"
+        + b'data: {"error": {"message": "Used 5 of org-X'
+    )  # fmt: skip
+    told = errors.told_events(block).split(b"\n\n")
+    assert (
+        told[0] + b"\n\n" == created and told[2] == b'data: {"error": {"message": "Used 5 of org-X'
+    )
+    kind, data = told[1].split(b"\n")
+    assert kind == b"event: error"
+    assert orjson.loads(data[6:]) == {
+        **flat, "message": "The upstream API's rate limit, which every team of this gateway "
+        "shares, was reached.",
+    }  # fmt: skip
+
+
 def test_a_responses_stream_ends_as_openai_ends_one() -> None:
     exc = errors.upstream_truncated("connection lost")
     response = {"id": "resp_1", "object": "response", "status": "in_progress", "usage": None}

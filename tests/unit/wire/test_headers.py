@@ -100,7 +100,11 @@ def test_upstream_rate_limits_are_renamed_and_request_id_kept() -> None:
         (b"openai-organization", b"org-gateway-secret"),
         (b"set-cookie", b"__cf_bm=1"),
     ]
-    names = dict(client_response_headers(upstream))
+    assert dict(client_response_headers(upstream)) == {
+        b"content-type": b"application/json", b"x-request-id": b"req_abc",
+        b"openai-processing-ms": b"12",
+    }  # fmt: skip
+    names = dict(client_response_headers(upstream, upstream_limits=True))
     assert names[b"x-request-id"] == b"req_abc"
     assert names[b"content-type"] == b"application/json"
     assert names[b"x-upstream-ratelimit-remaining-requests"] == b"99"
