@@ -221,6 +221,8 @@ def test_speech_bytes_and_transcription_usage(server: ServerThread) -> None:
     assert line(server, KEY, "/v1/audio/speech", "tts-1")["micros"] == 2 * 15 * len(text)
     whisper = client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", audio))
     assert whisper.text
+    # The simulator's speech is no real audio (a format's magic bytes, then filler): as an
+    # upload, it lasts its bytes at 16 kB a second.
     seconds = math.ceil(len(audio) / 16000)
     raw = whisper.model_dump()
     assert raw["usage"] == {"type": "duration", "seconds": seconds}
