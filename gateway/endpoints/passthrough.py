@@ -2,7 +2,9 @@
 forwarded once to the default upstream with the gateway's key, counted against the
 team's request limits, and charged as its entry says (`usage`: the usage the answer reports,
 at the price of the model that answered; `free`: nothing). An entry naming `teams` is open to
-those teams only: to the others the path does not exist.
+those teams only: to the others the path does not exist. Every model a body names (`model`,
+any `..._model`, at any depth) must be a configured one the team may use or its own fine-tune,
+on every entry: one the config does not have has no price and no limits.
 
 What a call costs is unknown until it answers, so a `usage` call holds what its entry says one
 may cost (`hold_usd`), and is charged that when it ends without saying what it cost after
@@ -116,12 +118,10 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
     decoded = _decoded(payload)
     await _check_named_ids(gw, caller, request, payload, decoded, text)
     named = named if isinstance(named, str) else None
-    found = None
-    if named is not None:
-        found = await _model_of(gw, caller, allowed, named)
+    found = None if named is None else await _model_of(gw, caller, named)
     for other in _models_named(decoded):
         if other != named:
-            await _model_of(gw, caller, allowed, other)
+            await _model_of(gw, caller, other)
     attempt = PassthroughAttempt(gw, request, exchange_of(request.scope), caller, path, None)
     try:
         if gw.config.admission.enabled:
@@ -187,20 +187,12 @@ class PassthroughAttempt(Attempt):
         super().settle_stream(meter, stopped=stopped)
 
 
-async def _model_of(
-    gw: Gateway, caller: Caller, allowed: AllowedPath, named: str
-) -> tuple[str, ModelConfig] | None:
-    """The configured model (or, on an entry charging usage, the team's fine-tune) a body
-    names, which the team must be allowed; None for a model the config does not have, which
-    only an entry charging nothing lets through."""
-    found = gw.models.get(named)
-    if found is None and allowed.charge == "usage":
-        found = await fine_tuned(gw, caller, named)
-    if found is not None and not model_allowed(gw.config, caller.team, found[0]):
-        raise errors.model_not_found(named)
-    if found is None and allowed.charge == "usage":
-        # What it will report usage for must have a price: an unknown model is not served
-        # free.
+async def _model_of(gw: Gateway, caller: Caller, named: str) -> tuple[str, ModelConfig]:
+    """The configured model (or the team's fine-tune) a body names, which the team must be
+    allowed. A model the config does not have is refused on every entry, one charging nothing
+    too: it has no price and no limits, and the gateway governs every model a team uses."""
+    found = gw.models.get(named) or await fine_tuned(gw, caller, named)
+    if found is None or not model_allowed(gw.config, caller.team, found[0]):
         raise errors.model_not_found(named)
     return found
 

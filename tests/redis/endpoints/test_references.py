@@ -706,6 +706,44 @@ def test_a_model_named_anywhere_in_a_passthrough_body_is_one_the_team_may_use(
     assert upstream_requests(simulator)[-1]["path"] == "/v1/evals"
 
 
+def test_a_model_the_config_does_not_have_is_refused_on_a_free_entry_too(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A model the config does not have has no price and no limits: on an entry charging
+    nothing it had gone upstream, named at the top, in a grader, in a string holding JSON or
+    in a form's field, by a team allowed every model."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    auth = {"Authorization": f"Bearer {key_of('a')}"}
+    unknown = "gpt-unconfigured"
+    grader = {"type": "score_model", "name": "g", "input": [], "model": unknown}
+    bodies = [
+        {"name": "x", "model": unknown},
+        {"name": "x", "testing_criteria": [grader]},
+        {"name": "x", "judge": {"grader_model": unknown}},
+        {"name": "x", "item": json.dumps({"sampling": {"model": unknown}})},
+    ]
+    before = upstream_requests(simulator)
+    answers = [httpx.post(f"{gateway.url}/v1/evals", json=body, headers=auth) for body in bodies]
+    answers.append(
+        httpx.post(
+            f"{gateway.url}/v1/uploads/upload_1/parts",
+            files={"data": ("part.bin", b"\x00"), "model": (None, unknown)},
+            headers=auth,
+        )
+    )
+    for answer in answers:
+        assert answer.status_code == 404, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "model_not_found" and error["type"] == "invalid_request_error"
+        assert unknown in error["message"]
+    assert upstream_requests(simulator) == before  # none reached upstream
+    # A configured model goes through (the simulator has no evals: upstream's 404 comes back).
+    httpx.post(f"{gateway.url}/v1/evals", json={"name": "x", "model": "gpt-4o"}, headers=auth)
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/evals"
+
+
 def test_another_teams_id_in_a_string_holding_json_is_refused(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
 ) -> None:
