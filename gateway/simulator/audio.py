@@ -11,7 +11,7 @@ Made-up but fixed rates, so tests can predict every number:
   by the audio's real length; bytes of no format it knows (the tests' zeros) last what they
   would at `BYTES_PER_SECOND`, and at least a second. whisper-1 reports (`usage`, verbose_json's
   `duration`, the cues' end) and bills those seconds. gpt-4o transcription models read
-  `ceil(bytes / BYTES_PER_AUDIO_TOKEN)` audio tokens (16 a second) plus the prompt's text tokens
+  `TRANSCRIBE_AUDIO_TOKENS_PER_SECOND` audio tokens a second of it plus the prompt's text tokens
   and write the transcript's tokens.
 - The transcript is the simulator's answer text seeded by the file's bytes: same file, same text.
 - Event streams (gpt-4o models only): speech with `stream_format: sse` sends the audio in
@@ -52,7 +52,8 @@ FORMATS: dict[str, tuple[bytes, bytes]] = {
 SPEECH_CHARS_PER_SECOND = 15
 BYTES_PER_SECOND = 16_000
 AUDIO_TOKENS_PER_SECOND = 20
-BYTES_PER_AUDIO_TOKEN = 1_000
+# Under the 1,000 a minute OpenAI estimates (the gateway's shipped `audio_tokens_per_minute`).
+TRANSCRIBE_AUDIO_TOKENS_PER_SECOND = 16
 
 SPEECH_DELTA_BYTES = 8_192
 STREAM_FORMATS = ("sse", "audio")
@@ -184,13 +185,14 @@ def transcribe(fields: dict[str, Part], *, translate: bool) -> Transcript | SimE
     token_model = model != WHISPER
     stream_part = fields.get("stream")
     stream = stream_part is not None and stream_part.data.lower() == b"true"
+    seconds = seconds_of(upload.data)
     return Transcript(
         model,
         text,
         response_format,
-        seconds_of(upload.data),
+        seconds,
         count_text(prompt) if token_model and prompt else 0,
-        math.ceil(len(upload.data) / BYTES_PER_AUDIO_TOKEN) if token_model else 0,
+        seconds * TRANSCRIBE_AUDIO_TOKENS_PER_SECOND if token_model else 0,
         count_text(text) if token_model else 0,
         # whisper-1 ignores `stream`.
         stream and token_model and not translate,

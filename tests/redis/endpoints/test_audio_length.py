@@ -50,8 +50,8 @@ def config_of(simulator: ServerThread, max_audio_minutes: int) -> Config:
 
 # (model, budget, seconds): a file upstream bills more for than the budget, whose first
 # `max_audio_minutes` (1 here) the budget covers. whisper-1 bills 124.9 s (12,490 µ$ at
-# $0.006 a minute); gpt-4o-mini-transcribe 5,000 audio tokens at $3/1M (15,000 µ$), its hold
-# 1,000 audio tokens and 2,000 transcript tokens at $5/1M (13,000 µ$).
+# $0.006 a minute); gpt-4o-mini-transcribe 313 s of 16 audio tokens at $3/1M (15,024 µ$), its
+# hold 1,000 audio tokens and 2,000 transcript tokens at $5/1M (13,000 µ$).
 CASES = [("whisper-1", "0.010", 124.9), ("gpt-4o-mini-transcribe", "0.014", 312.4)]
 
 

@@ -3,6 +3,8 @@ batch lines, image checks, audio sizes, legacy completions, fine-tuning tokens."
 
 from __future__ import annotations
 
+import io
+import wave
 from pathlib import Path
 
 import httpx
@@ -151,6 +153,26 @@ def test_whisper_reports_and_bills_the_length_an_upload_plays_not_its_size(
     assert verbose["duration"] == seconds and verbose["segments"][-1]["end"] == seconds
     assert verbose["usage"] == {"type": "duration", "seconds": seconds}
     assert bill.whisper_charge("/v1/audio/transcriptions", result.seconds).micros == seconds * 100
+
+
+def test_gpt_4o_transcription_reads_audio_tokens_by_the_second_not_by_the_byte() -> None:
+    # By the byte (1,000 a token), 5 s of 44.1 kHz stereo WAV read 883 audio tokens, 176 a
+    # second: more than the gateway holds at the 1,000 a minute OpenAI estimates.
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(b"\x00" * 44100 * 4 * 5)
+    mp3 = (Path(__file__).parents[2] / "data" / "audio" / "cbr.mp3").read_bytes()
+    for data, seconds in ((out.getvalue(), 5), (mp3, 6)):
+        fields = {
+            "file": multipart.Part("file", "a", None, data),
+            "model": multipart.Part("model", None, None, b"gpt-4o-transcribe"),
+        }
+        result = audio.transcribe(fields, translate=False)
+        assert isinstance(result, audio.Transcript)
+        assert result.audio_tokens == seconds * 16
 
 
 def test_an_upload_of_no_known_format_lasts_its_bytes_at_16_kb_a_second() -> None:
