@@ -58,7 +58,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.multipart import field
+from gateway.wire.multipart import Part, field
 from gateway.wire.references import given_back_items, strings
 from gateway.wire.usage import StreamMeter, answer_usage, whole_answer
 
@@ -109,17 +109,19 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
         if named is None and any(part.name == "model" for part in parts):
             # Given twice, or as a file: which model upstream serves is its parser's choice.
             raise errors.missing_model()
+        others = _form_models(parts)
     else:
         payload = _json_of(request, body)
         if payload is not None:
             body = written(payload)  # what upstream reads is what was checked
         named = payload.get("model") if isinstance(payload, dict) else None
+        others = []
     text = _unread_text(body) if body and parts is None and payload is None else None
     decoded = _decoded(payload)
     await _check_named_ids(gw, caller, request, payload, decoded, text)
     named = named if isinstance(named, str) else None
     found = None if named is None else await _model_of(gw, caller, named)
-    for other in _models_named(decoded):
+    for other in [*others, *_models_named(decoded)]:
         if other != named:
             await _model_of(gw, caller, other)
     attempt = PassthroughAttempt(gw, request, exchange_of(request.scope), caller, path, None)
@@ -223,6 +225,18 @@ def _models_named(values: list[Any]) -> list[str]:
 
 
 _KIND = {dict: "an object", list: "an array", bool: "a boolean"}
+
+
+def _form_models(parts: list[Part]) -> list[str]:
+    """The models a form's `..._model` fields name (its `model` is read apart), every value of
+    each: upstream may read any. One sent as a file is one the gateway cannot tell: refused."""
+    found: list[str] = []
+    for part in parts:
+        if part.name.endswith("_model"):
+            if part.is_file:
+                raise errors.invalid_type(part.name, "a string", "a file")
+            found.append(part.value.decode("utf-8", "replace"))
+    return found
 
 
 def _decoded(payload: Any) -> list[Any]:

@@ -713,7 +713,8 @@ def test_a_model_the_config_does_not_have_is_refused_on_a_free_entry_too(
 ) -> None:
     """A model the config does not have has no price and no limits: on an entry charging
     nothing it had gone upstream, named at the top, in a grader, in a string holding JSON or
-    in a form's field, by a team allowed every model."""
+    in a form's field, by a team allowed every model; a form's `..._model` field went unread
+    on every entry."""
     gateway = serve_teams(
         start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
     )
@@ -728,18 +729,26 @@ def test_a_model_the_config_does_not_have_is_refused_on_a_free_entry_too(
     ]
     before = upstream_requests(simulator)
     answers = [httpx.post(f"{gateway.url}/v1/evals", json=body, headers=auth) for body in bodies]
-    answers.append(
+    forms = [{"model": (None, unknown)}, {"grader_model": (None, unknown)}]
+    answers += [
         httpx.post(
             f"{gateway.url}/v1/uploads/upload_1/parts",
-            files={"data": ("part.bin", b"\x00"), "model": (None, unknown)},
+            files={"data": ("part.bin", b"\x00"), **form},
             headers=auth,
         )
-    )
+        for form in forms
+    ]
     for answer in answers:
         assert answer.status_code == 404, answer.text
         error = answer.json()["error"]
         assert error["code"] == "model_not_found" and error["type"] == "invalid_request_error"
         assert unknown in error["message"]
+    as_file = httpx.post(
+        f"{gateway.url}/v1/uploads/upload_1/parts",
+        files={"data": ("part.bin", b"\x00"), "grader_model": ("m.txt", b"gpt-4o")},
+        headers=auth,
+    )
+    assert as_file.status_code == 400 and as_file.json()["error"]["code"] == "invalid_type"
     assert upstream_requests(simulator) == before  # none reached upstream
     # A configured model goes through (the simulator has no evals: upstream's 404 comes back).
     httpx.post(f"{gateway.url}/v1/evals", json={"name": "x", "model": "gpt-4o"}, headers=auth)
