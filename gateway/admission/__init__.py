@@ -2,8 +2,8 @@
 charged when it ends.
 
 Pure: `plan` (which limits apply, and the plan the script checks), `pricing` (costs in integer
-micro-dollars), `audio_length` (the longest an audio upload can play, what a transcription of it
-can be billed), `decision` (the script's reply decoded, the `x-ratelimit-*` headers and the 429
+micro-dollars; a transcription held for the longest its upload plays, `wire.audio_length`),
+`decision` (the script's reply decoded, the `x-ratelimit-*` headers and the 429
 of a refusal) and `local_buckets` (the same buckets in-process, standing in for the rate limits
 while Redis is away), `auth_backoff` (failed operator keys slowed per client address) and
 `team_share` (each team's requests in flight in this worker, bounded).

@@ -20,7 +20,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.admission import audio_length, pricing
+from gateway.admission import pricing
 from gateway.admission.plan import model_allowed
 from gateway.admission.pricing import audio_tokens_cost
 from gateway.config import ModelConfig
@@ -40,7 +40,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.translate import audio_formats
 from gateway.translate.audio_formats import SPEECH_MEDIA_TYPES
-from gateway.wire import errors
+from gateway.wire import audio_length, errors
 from gateway.wire.errors import GatewayError
 from gateway.wire.multipart import Part, field, field_values, with_field
 from gateway.wire.tokens import OFF_LOOP_BYTES, count_text

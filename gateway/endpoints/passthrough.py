@@ -2,7 +2,9 @@
 forwarded once to the default upstream with the gateway's key, counted against the
 team's request limits, and charged as its entry says (`usage`: the usage the answer reports,
 at the price of the model that answered; `free`: nothing). An entry naming `teams` is open to
-those teams only: to the others the path does not exist.
+those teams only: to the others the path does not exist. Every model a body names (`model`,
+any `..._model`, at any depth) must be a configured one the team may use or its own fine-tune,
+on every entry: one the config does not have has no price and no limits.
 
 What a call costs is unknown until it answers, so a `usage` call holds what its entry says one
 may cost (`hold_usd`), and is charged that when it ends without saying what it cost after
@@ -56,7 +58,7 @@ from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
 from gateway.wire import errors
 from gateway.wire.errors import GatewayError
-from gateway.wire.multipart import field
+from gateway.wire.multipart import Part, field
 from gateway.wire.references import given_back_items, strings
 from gateway.wire.usage import StreamMeter, answer_usage, whole_answer
 
@@ -107,21 +109,21 @@ async def passthrough(request: Request, allowed: AllowedPath) -> Response:
         if named is None and any(part.name == "model" for part in parts):
             # Given twice, or as a file: which model upstream serves is its parser's choice.
             raise errors.missing_model()
+        others = _form_models(parts)
     else:
         payload = _json_of(request, body)
         if payload is not None:
             body = written(payload)  # what upstream reads is what was checked
         named = payload.get("model") if isinstance(payload, dict) else None
+        others = []
     text = _unread_text(body) if body and parts is None and payload is None else None
     decoded = _decoded(payload)
     await _check_named_ids(gw, caller, request, payload, decoded, text)
     named = named if isinstance(named, str) else None
-    found = None
-    if named is not None:
-        found = await _model_of(gw, caller, allowed, named)
-    for other in _models_named(decoded):
+    found = None if named is None else await _model_of(gw, caller, named)
+    for other in [*others, *_models_named(decoded)]:
         if other != named:
-            await _model_of(gw, caller, allowed, other)
+            await _model_of(gw, caller, other)
     attempt = PassthroughAttempt(gw, request, exchange_of(request.scope), caller, path, None)
     try:
         if gw.config.admission.enabled:
@@ -192,20 +194,12 @@ class PassthroughAttempt(Attempt):
         super().settle_stream(meter, stopped=stopped)
 
 
-async def _model_of(
-    gw: Gateway, caller: Caller, allowed: AllowedPath, named: str
-) -> tuple[str, ModelConfig] | None:
-    """The configured model (or, on an entry charging usage, the team's fine-tune) a body
-    names, which the team must be allowed; None for a model the config does not have, which
-    only an entry charging nothing lets through."""
-    found = gw.models.get(named)
-    if found is None and allowed.charge == "usage":
-        found = await fine_tuned(gw, caller, named)
-    if found is not None and not model_allowed(gw.config, caller.team, found[0]):
-        raise errors.model_not_found(named)
-    if found is None and allowed.charge == "usage":
-        # What it will report usage for must have a price: an unknown model is not served
-        # free.
+async def _model_of(gw: Gateway, caller: Caller, named: str) -> tuple[str, ModelConfig]:
+    """The configured model (or the team's fine-tune) a body names, which the team must be
+    allowed. A model the config does not have is refused on every entry, one charging nothing
+    too: it has no price and no limits, and the gateway governs every model a team uses."""
+    found = gw.models.get(named) or await fine_tuned(gw, caller, named)
+    if found is None or not model_allowed(gw.config, caller.team, found[0]):
         raise errors.model_not_found(named)
     return found
 
@@ -236,6 +230,18 @@ def _models_named(values: list[Any]) -> list[str]:
 
 
 _KIND = {dict: "an object", list: "an array", bool: "a boolean"}
+
+
+def _form_models(parts: list[Part]) -> list[str]:
+    """The models a form's `..._model` fields name (its `model` is read apart), every value of
+    each: upstream may read any. One sent as a file is one the gateway cannot tell: refused."""
+    found: list[str] = []
+    for part in parts:
+        if part.name.endswith("_model"):
+            if part.is_file:
+                raise errors.invalid_type(part.name, "a string", "a file")
+            found.append(part.value.decode("utf-8", "replace"))
+    return found
 
 
 def _decoded(payload: Any) -> list[Any]:

@@ -95,7 +95,7 @@ class Gateway:
     auth_backoff: AuthBackoff = field(default_factory=AuthBackoff)
     # Each team's requests in flight in this worker (server.max_team_requests).
     shares: TeamShares = field(default_factory=lambda: TeamShares(0))
-    # Uploads whose audio length is being read (`admission.audio_length`), one at a time: the
+    # Uploads whose audio length is being read (`wire.audio_length`), one at a time: the
     # reader is Python holding the GIL for up to a few hundred ms on a hostile file, so the loop
     # shares the CPU with one such thread at most, never with a crowd of them.
     audio_reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))

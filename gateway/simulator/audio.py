@@ -6,9 +6,12 @@ Made-up but fixed rates, so tests can predict every number:
   `BYTES_PER_SECOND`, so speech is `ceil(characters * 16000 / 15)` bytes (a format's magic
   bytes, then hash-derived filler). gpt-4o-mini-tts reports `AUDIO_TOKENS_PER_SECOND` audio
   tokens a second of speech (about 1,250 a minute, OpenAI's ~$0.015/minute estimate at $12/1M).
-- An uploaded audio file lasts `max(1, ceil(bytes / BYTES_PER_SECOND))` whole seconds (16 kB a
-  second): whisper-1 reports and bills those seconds. gpt-4o transcription models read
-  `ceil(bytes / BYTES_PER_AUDIO_TOKEN)` audio tokens (16 a second) plus the prompt's text tokens
+- An uploaded audio file lasts what the gateway reads its format to play (`wire.audio_length`:
+  WAV, MP3, AAC, FLAC, Ogg, MP4, WebM), in whole seconds rounded up, as OpenAI bills whisper-1
+  by the audio's real length; bytes of no format it knows (the tests' zeros) last what they
+  would at `BYTES_PER_SECOND`, and at least a second. whisper-1 reports (`usage`, verbose_json's
+  `duration`, the cues' end) and bills those seconds. gpt-4o transcription models read
+  `TRANSCRIBE_AUDIO_TOKENS_PER_SECOND` audio tokens a second of it plus the prompt's text tokens
   and write the transcript's tokens.
 - The transcript is the simulator's answer text seeded by the file's bytes: same file, same text.
 - Event streams (gpt-4o models only): speech with `stream_format: sse` sends the audio in
@@ -29,6 +32,7 @@ from gateway.simulator import openai_errors as oe
 from gateway.simulator.answers import answer_text
 from gateway.simulator.multipart import Part
 from gateway.simulator.openai_errors import SimError
+from gateway.wire.audio_length import longest_seconds
 from gateway.wire.tokens import count_text
 
 SPEECH_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
@@ -48,7 +52,8 @@ FORMATS: dict[str, tuple[bytes, bytes]] = {
 SPEECH_CHARS_PER_SECOND = 15
 BYTES_PER_SECOND = 16_000
 AUDIO_TOKENS_PER_SECOND = 20
-BYTES_PER_AUDIO_TOKEN = 1_000
+# Under the 1,000 a minute OpenAI estimates (the gateway's shipped `audio_tokens_per_minute`).
+TRANSCRIBE_AUDIO_TOKENS_PER_SECOND = 16
 
 SPEECH_DELTA_BYTES = 8_192
 STREAM_FORMATS = ("sse", "audio")
@@ -154,7 +159,7 @@ class Transcript:
 
 
 def seconds_of(audio: bytes) -> int:
-    return max(1, math.ceil(len(audio) / BYTES_PER_SECOND))
+    return max(1, longest_seconds(audio, BYTES_PER_SECOND))
 
 
 def transcribe(fields: dict[str, Part], *, translate: bool) -> Transcript | SimError:
@@ -180,13 +185,14 @@ def transcribe(fields: dict[str, Part], *, translate: bool) -> Transcript | SimE
     token_model = model != WHISPER
     stream_part = fields.get("stream")
     stream = stream_part is not None and stream_part.data.lower() == b"true"
+    seconds = seconds_of(upload.data)
     return Transcript(
         model,
         text,
         response_format,
-        seconds_of(upload.data),
+        seconds,
         count_text(prompt) if token_model and prompt else 0,
-        math.ceil(len(upload.data) / BYTES_PER_AUDIO_TOKEN) if token_model else 0,
+        seconds * TRANSCRIBE_AUDIO_TOKENS_PER_SECOND if token_model else 0,
         count_text(text) if token_model else 0,
         # whisper-1 ignores `stream`.
         stream and token_model and not translate,

@@ -2,8 +2,8 @@
 bills the audio's real length, whatever the gateway's config says, so a team whose budget is
 less than that is refused before anything reaches upstream, never charged past its budget.
 
-The files are real WAV files of 16 kB a second (8 kHz, 16-bit, mono): the simulated upstream's
-rate, so it bills their real length."""
+The files are real: WAV files of 8 kHz, 16-bit mono (16 kB a second), and the MP3 and Ogg
+files of tests/data/audio, which the simulated upstream bills the length they play."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def config_of(simulator: ServerThread, max_audio_minutes: int) -> Config:
 
 # (model, budget, seconds): a file upstream bills more for than the budget, whose first
 # `max_audio_minutes` (1 here) the budget covers. whisper-1 bills 124.9 s (12,490 µ$ at
-# $0.006 a minute); gpt-4o-mini-transcribe 5,000 audio tokens at $3/1M (15,000 µ$), its hold
-# 1,000 audio tokens and 2,000 transcript tokens at $5/1M (13,000 µ$).
+# $0.006 a minute); gpt-4o-mini-transcribe 313 s of 16 audio tokens at $3/1M (15,024 µ$), its
+# hold 1,000 audio tokens and 2,000 transcript tokens at $5/1M (13,000 µ$).
 CASES = [("whisper-1", "0.010", 124.9), ("gpt-4o-mini-transcribe", "0.014", 312.4)]
 
 
@@ -118,6 +118,26 @@ def test_a_long_file_is_charged_what_upstream_bills(
     before = billed(simulator)
     sdk(gateway, "payer").audio.transcriptions.create(model=model, file=("long.wav", wav(seconds)))
     assert spend(store, "payer")[0] == billed(simulator) - before > int(float(budget) * 1e6)
+
+
+@pytest.mark.parametrize("response_format", ["json", "srt"])
+def test_a_compressed_file_is_charged_the_length_it_plays_not_its_size(
+    start_gateway: GatewayFactory,
+    simulator: ServerThread,
+    redis_server: str,
+    store: redis.Redis,
+    tmp_path: Path,
+    response_format: str,
+) -> None:
+    """5.08 s of MP3 in 20.5 kB: upstream bills 6 s (600 µ$ at $0.006 a minute), reported in
+    `usage` (json) or as verbose_json's `duration` (srt is asked upstream as verbose_json)."""
+    audio = (Path(__file__).parents[2] / "data" / "audio" / "cbr.mp3").read_bytes()
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, {"payer": {"tier": "tier-5"}})
+    before = billed(simulator)
+    sdk(gateway, "payer").audio.transcriptions.create(
+        model="whisper-1", file=("a.mp3", audio), response_format=response_format
+    )
+    assert spend(store, "payer")[0] == billed(simulator) - before == 600
 
 
 def test_an_upload_cut_short_is_served_and_charged_never_a_500(

@@ -31,7 +31,7 @@ PRICES = {
     "gpt-4o-transcribe": Price(input=2_500_000, audio_input=6_000_000, output=10_000_000),
     "gpt-4o-mini-transcribe": Price(input=1_250_000, audio_input=3_000_000, output=5_000_000),
 }
-AUDIO = b"\x00" * 48_000  # three seconds, 48 audio tokens by the simulator's rates
+AUDIO = b"\x00" * 48_000  # no audio format: 3 s at the simulator's 16 kB a second, 48 audio tokens
 PROMPT = "Names: Ada Lovelace, Grace Hopper."
 TEXT = "The quick brown fox jumps over the lazy dogs; then it naps. " * 5  # 300 characters
 UNDER_BUDGET = "0.008"  # more than a call below costs, less than its hold

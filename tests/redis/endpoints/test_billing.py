@@ -21,7 +21,7 @@ from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import billed, key_of, sdk, serve_teams
 
 KEYS = {name: key_of(name) for name in ("payer", "broke", "snug")}
-AUDIO = b"\x00" * 48_000  # three seconds, by the simulator's 16 kB a second
+AUDIO = b"\x00" * 48_000  # no audio format: three seconds at the simulator's 16 kB a second
 
 
 TEAMS: dict[str, dict[str, str]] = {

@@ -16,8 +16,10 @@ import openai
 import pytest
 
 from gateway.config import AllowedPath
+from gateway.runtime.tuning_jobs import TuningJobs
 from tests.conftest import GatewayFactory, ServerThread
-from tests.redis.endpoints.teams import key_of, sdk, serve_teams
+from tests.redis.endpoints.teams import follower_pass, key_of, sdk, serve_teams
+from tests.redis.endpoints.test_fine_tuning import complete, training_file
 
 TEAMS: dict[str, dict[str, str]] = {
     "a": {"tier": "tier-5"},
@@ -703,6 +705,80 @@ def test_a_model_named_anywhere_in_a_passthrough_body_is_one_the_team_may_use(
     assert upstream_requests(simulator) == before  # none reached upstream
     allowed = {**grader, "model": "gpt-4o-mini"}
     httpx.post(f"{gateway.url}/v1/evals", json={"testing_criteria": [allowed]}, headers=auth)
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/evals"
+
+
+def test_a_model_the_config_does_not_have_is_refused_on_a_free_entry_too(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A model the config does not have has no price and no limits: on an entry charging
+    nothing it had gone upstream, named at the top, in a grader, in a string holding JSON or
+    in a form's field, by a team allowed every model; a form's `..._model` field went unread
+    on every entry."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    auth = {"Authorization": f"Bearer {key_of('a')}"}
+    unknown = "gpt-unconfigured"
+    grader = {"type": "score_model", "name": "g", "input": [], "model": unknown}
+    bodies = [
+        {"name": "x", "model": unknown},
+        {"name": "x", "testing_criteria": [grader]},
+        {"name": "x", "judge": {"grader_model": unknown}},
+        {"name": "x", "item": json.dumps({"sampling": {"model": unknown}})},
+    ]
+    before = upstream_requests(simulator)
+    answers = [httpx.post(f"{gateway.url}/v1/evals", json=body, headers=auth) for body in bodies]
+    forms = [{"model": (None, unknown)}, {"grader_model": (None, unknown)}]
+    answers += [
+        httpx.post(
+            f"{gateway.url}/v1/uploads/upload_1/parts",
+            files={"data": ("part.bin", b"\x00"), **form},
+            headers=auth,
+        )
+        for form in forms
+    ]
+    for answer in answers:
+        assert answer.status_code == 404, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "model_not_found" and error["type"] == "invalid_request_error"
+        assert unknown in error["message"]
+    as_file = httpx.post(
+        f"{gateway.url}/v1/uploads/upload_1/parts",
+        files={"data": ("part.bin", b"\x00"), "grader_model": ("m.txt", b"gpt-4o")},
+        headers=auth,
+    )
+    assert as_file.status_code == 400 and as_file.json()["error"]["code"] == "invalid_type"
+    assert upstream_requests(simulator) == before  # none reached upstream
+    # A configured model goes through (the simulator has no evals: upstream's 404 comes back).
+    httpx.post(f"{gateway.url}/v1/evals", json={"name": "x", "model": "gpt-4o"}, headers=auth)
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/evals"
+
+
+def test_a_teams_own_fine_tune_goes_through_a_free_entry_and_no_other_teams(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """A fine-tune is no configured name: on a free entry it is taken as its team's own, as
+    on one charging usage, and refused to any other team."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False,
+        passthrough={"allow": OPENED}, fine_tuning={"poll_s": 3600},
+    )  # fmt: skip
+    a = sdk(gateway, "a")
+    job = a.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training_file(a))
+    name = complete(simulator, job.id)["fine_tuned_model"]
+    follower_pass(redis_server, simulator, lambda gw: TuningJobs(poll_s=3600))()
+    grader = {"type": "score_model", "name": "g", "input": [], "model": name}
+    body = {"name": "x", "testing_criteria": [grader]}
+    before = upstream_requests(simulator)
+    theirs = httpx.post(
+        f"{gateway.url}/v1/evals", json=body, headers={"Authorization": f"Bearer {key_of('b')}"}
+    )
+    assert theirs.status_code == 404, theirs.text
+    assert upstream_requests(simulator) == before
+    httpx.post(
+        f"{gateway.url}/v1/evals", json=body, headers={"Authorization": f"Bearer {key_of('a')}"}
+    )
     assert upstream_requests(simulator)[-1]["path"] == "/v1/evals"
 
 

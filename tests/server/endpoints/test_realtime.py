@@ -4,15 +4,17 @@ gateway again: refused with a clear 403, unless the operator opens them to a tea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 import httpx
 import pytest
 
-from gateway.config import AllowedPath
-from tests.conftest import GatewayFactory, ServerThread
+from gateway.config import AllowedPath, ModelConfig, Price
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 
+REALTIME = "gpt-4o-realtime-preview"
 KEYS = {"voice": "sk-gw-voice-0123456789abcdef", "other": "sk-gw-other-0123456789abcdef"}
 PATHS = (
     "/v1/realtime/sessions",
@@ -34,10 +36,10 @@ def teams_file(tmp_path: Path) -> str:
     return str(path)
 
 
-def post(server: ServerThread, path: str, team: str) -> httpx.Response:
+def post(server: ServerThread, path: str, team: str, model: str = REALTIME) -> httpx.Response:
     return httpx.post(
         f"{server.url}{path}",
-        json={"session": {"type": "realtime", "model": "gpt-4o-realtime-preview"}},
+        json={"session": {"type": "realtime", "model": model}},
         headers={"Authorization": f"Bearer {KEYS[team]}"},
     )
 
@@ -63,14 +65,26 @@ def test_realtime_is_refused_and_never_sent_upstream(
 def test_an_operator_may_open_client_secrets_to_one_team(
     start_gateway: GatewayFactory, simulator: ServerThread, tmp_path: Path
 ) -> None:
+    """With the path, the operator configures the model its sessions name: the gateway
+    governs every model a team uses, and any other is refused on this free entry too."""
     allow = (
         AllowedPath(method="POST", path="/v1/realtime/client_secrets", charge="free", teams=("voice",)),
     )  # fmt: skip
+    config = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    # OpenAI's prices for it at its launch: $5 and $20 per 1M text tokens, $100 and $200 audio.
+    prices = {"input": 5, "output": 20, "audio_input": 100, "audio_output": 200}
+    realtime = ModelConfig(
+        upstream=REALTIME, price=Price(**{k: usd * 1_000_000 for k, usd in prices.items()})
+    )
+    config = dataclasses.replace(config, models={**config.models, REALTIME: realtime})
     gateway = start_gateway(
-        admission={"teams_file": teams_file(tmp_path)}, passthrough={"allow": allow}
+        config, admission={"teams_file": teams_file(tmp_path)}, passthrough={"allow": allow}
     )
     refused = post(gateway, "/v1/realtime/client_secrets", "other")
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "unknown_url"
+    assert "/v1/realtime/client_secrets" not in sent_paths(simulator)
+    unknown = post(gateway, "/v1/realtime/client_secrets", "voice", model="gpt-realtime-x")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
     assert "/v1/realtime/client_secrets" not in sent_paths(simulator)
     post(gateway, "/v1/realtime/client_secrets", "voice")  # the simulator's own answer
     assert sent_paths(simulator)[-1] == "/v1/realtime/client_secrets"

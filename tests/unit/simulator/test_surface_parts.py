@@ -3,6 +3,10 @@ batch lines, image checks, audio sizes, legacy completions, fine-tuning tokens."
 
 from __future__ import annotations
 
+import io
+import wave
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -122,6 +126,59 @@ def test_speech_size_and_tokens() -> None:
         audio.speech({"model": "tts-1", "input": "x" * 4097, "voice": "alloy"}), SimError
     )
     assert audio.seconds_of(b"x" * 16_001) == 2 and audio.seconds_of(b"") == 1
+
+
+# Real files (tests/data/audio) and what ffprobe says they last, rounded up to the second: those
+# the reader reads to the second (it bounds vorbis.ogg and mpeg25.mp3 a second or two above:
+# it counts a Vorbis packet the most it could play, and every MP3 frame sync it finds).
+REAL_AUDIO = [
+    ("cbr.mp3", 6), ("flac.flac", 5), ("opus.ogg", 6), ("aac.m4a", 6),
+    ("opus.webm", 6), ("silence.ogg", 31), ("silence.webm", 31),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "seconds"), REAL_AUDIO)
+def test_whisper_reports_and_bills_the_length_an_upload_plays_not_its_size(
+    name: str, seconds: int
+) -> None:
+    # Billed at 16 kB a second whatever the format, a 5 s MP3 of 20 kB was 2 s and 30 s of
+    # Ogg silence (11 kB) 1 s: OpenAI bills whisper-1 the audio's real length.
+    data = (Path(__file__).parents[2] / "data" / "audio" / name).read_bytes()
+    fields = {
+        "file": multipart.Part("file", name, None, data),
+        "model": multipart.Part("model", None, None, b"whisper-1"),
+        "response_format": multipart.Part("response_format", None, None, b"verbose_json"),
+    }
+    result = audio.transcribe(fields, translate=False)
+    assert isinstance(result, audio.Transcript) and result.seconds == seconds
+    _, verbose = audio.transcript_body(result, translate=False)
+    assert verbose["duration"] == seconds and verbose["segments"][-1]["end"] == seconds
+    assert verbose["usage"] == {"type": "duration", "seconds": seconds}
+    assert bill.whisper_charge("/v1/audio/transcriptions", result.seconds).micros == seconds * 100
+
+
+def test_gpt_4o_transcription_reads_audio_tokens_by_the_second_not_by_the_byte() -> None:
+    # By the byte (1,000 a token), 5 s of 44.1 kHz stereo WAV read 883 audio tokens, 176 a
+    # second: more than the gateway holds at the 1,000 a minute OpenAI estimates.
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(b"\x00" * 44100 * 4 * 5)
+    mp3 = (Path(__file__).parents[2] / "data" / "audio" / "cbr.mp3").read_bytes()
+    for data, seconds in ((out.getvalue(), 5), (mp3, 6)):
+        fields = {
+            "file": multipart.Part("file", "a", None, data),
+            "model": multipart.Part("model", None, None, b"gpt-4o-transcribe"),
+        }
+        result = audio.transcribe(fields, translate=False)
+        assert isinstance(result, audio.Transcript)
+        assert result.audio_tokens == seconds * 16
+
+
+def test_an_upload_of_no_known_format_lasts_its_bytes_at_16_kb_a_second() -> None:
+    assert audio.seconds_of(b"\x00" * 48_000) == 3 and audio.seconds_of(b"\x00" * 48_001) == 4
 
 
 def test_speech_fields_of_another_type_are_upstreams_400_not_a_crash() -> None:

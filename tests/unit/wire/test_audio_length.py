@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.admission import audio_length
-from gateway.admission.audio_length import MAX_SECONDS, longest_seconds
+from gateway.wire import audio_length
+from gateway.wire.audio_length import MAX_SECONDS, longest_seconds
 
 AUDIO = Path(__file__).parents[2] / "data" / "audio"
 FLOOR = 750  # bytes a second: 6 kb/s, the shipped admission.audio_min_bitrate
