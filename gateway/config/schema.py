@@ -512,6 +512,10 @@ class ServerConfig:
     # (httpx: 5 s) and than load balancers in front (often 60 s), so that the gateway is not
     # the side closing a connection just as a request is sent on it.
     keep_alive_timeout_s: float = 75.0
+    # The longest a response may wait for its client to take what was written (the socket's
+    # buffers full); then the connection is dropped. A client that stops reading without closing
+    # would otherwise hold its stream's upstream connection, team slot and hold forever.
+    write_timeout_s: float = 60.0
     # Open connections per worker process; beyond it a new one is answered 503 and closed.
     max_connections: int = 4096
     # Requests one team may have in flight per worker process; beyond it 429. Below the

@@ -49,9 +49,11 @@ PATCH_KINDS = frozenset(
 REFUSAL_KINDS = ("requests", "tokens", "weekly_messages", "budget")
 REDIS_OPS = ("admit", "settle", "scrape")
 TOKEN_KINDS = ("prompt", "cached", "completion", "reasoning")
-# Why the HTTP server dropped a connection before the app answered (gateway.server.protocol).
+# Why the HTTP server dropped a connection before the app answered, or while its client took
+# nothing of the answer (gateway.server.protocol).
 DROP_REASONS = (
     "connection_cap", "header_timeout", "body_timeout", "headers_too_large", "malformed_request",
+    "write_timeout",
 )  # fmt: skip
 
 

@@ -17,6 +17,9 @@ amount of header bytes and waits forever for a head or a body. Here:
   an answer when nothing came at all);
 - a body silent for `body_timeout_s` is answered 408 and closed; once shutdown has begun, every
   body still arriving gets `body_timeout_s` in all, so no trickle holds the shutdown;
+- an answer its client takes nothing of for `write_timeout_s` (the socket's buffers full, the
+  stream waiting for room) drops the connection: the request sees the client gone, and lets
+  go of its upstream connection and team slot. uvicorn waits for room forever;
 - a connection beyond `max_connections` is answered 503 and closed at once (uvicorn's
   `limit_concurrency` answers in plain text, after reading a head, and counts its tasks too);
 - what httptools cannot parse is answered 400 with its reason, not uvicorn's plain text, and
@@ -184,6 +187,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.deadline = 0.0  # when what is arriving must have arrived
         self.stop_by = float("inf")  # shutdown began: every body must have arrived by then
         self.timer: asyncio.TimerHandle | None = None
+        self.write_timer: asyncio.TimerHandle | None = None
         self.lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -200,7 +204,31 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.write_timer is None:
+            timeout = self.limits.write_timeout_s
+            self.write_timer = self.loop.call_later(timeout, self.write_expired)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
+
+    def write_expired(self) -> None:
+        """The client took nothing of the answer for `write_timeout_s`: drop it. Aborted, not
+        closed: a close would wait for the unread buffer to leave."""
+        self.write_timer = None
+        counter = self.app_state.get(DROPPED_CONNECTIONS)
+        if counter is not None:
+            counter.labels("write_timeout").inc()
+        self.transport.abort()  # connection_lost follows: the cycle sees its client gone
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's, with the parser's reason kept for the 400 and the limits checked after.

@@ -303,3 +303,40 @@ def test_sigterm_during_a_stalled_upload_ends_at_its_timeout_without_a_traceback
     text = log.read_text()
     assert "Traceback" not in text
     assert "Cancel" not in text  # uvicorn's "Cancel N running task(s)": none were left
+
+
+def test_a_client_that_stops_reading_is_dropped_and_its_request_ends(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = start_gateway(server={"write_timeout_s": 0.5})
+    auth = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    size = 8 << 20  # beyond the socket buffers of both ends and the upstream client's 1 MiB
+    uploaded = httpx.post(
+        f"{gateway.url}/v1/files", headers=auth, data={"purpose": "batch"},
+        files={"file": ("big.jsonl", b"x" * size)}, timeout=GUARD_S,
+    )  # fmt: skip
+    assert uploaded.status_code == 200, uploaded.text
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: it sticks
+    sock.settimeout(GUARD_S)
+    sock.connect(("127.0.0.1", gateway.port))
+    sock.sendall(
+        f"GET /v1/files/{uploaded.json()['id']}/content HTTP/1.1\r\nHost: gw\r\n"
+        f"Authorization: Bearer {CLIENT_KEY}\r\n\r\n".encode()
+    )
+    # Nothing read: the gateway's writes stall once the buffers are full, and it gives up.
+    deadline = time.monotonic() + GUARD_S
+    while dropped(gateway, "write_timeout") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dropped(gateway, "write_timeout") == 1
+    while gateway.requests_in_flight() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gateway.requests_in_flight() == 0  # its upstream call and team slot let go
+    received = 0
+    try:
+        while chunk := sock.recv(1 << 20):
+            received += len(chunk)
+    except ConnectionResetError:
+        pass  # aborted: what was still buffered is gone with it
+    sock.close()
+    assert received < size
