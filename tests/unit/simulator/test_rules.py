@@ -477,3 +477,20 @@ def test_short_names_resolve_to_dated_snapshots() -> None:
     assert len(CHAT_MODELS) == 8
     mini = resolve_chat_model("o1-mini")
     assert mini is not None and mini.max_output == 65_536 and mini.family.reasoning
+
+
+@pytest.mark.parametrize(
+    ("metadata", "param"),
+    [
+        ({f"k{i}": "v" for i in range(17)}, "metadata"),
+        ({"k" * 65: "v"}, "metadata"),
+        ({"k": "v" * 513}, "metadata.k"),
+        ({"k": 1}, "metadata.k"),
+    ],
+)
+def test_chat_metadata_past_openais_limits_is_refused(metadata: Any, param: str) -> None:
+    body = {"model": "o1-mini", "store": True, "metadata": metadata,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    status, payload = as_response(check(body))
+    assert (status, payload["error"]["param"]) == (400, param)
+    assert check({**body, "metadata": {"k" * 64: "v" * 512}}) is None
