@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.simulator.batches import check_create
 from gateway.simulator.rules import CHAT_MODELS, SimError, check, resolve_chat_model
 
 USER = {"role": "user", "content": "Hello"}
@@ -494,3 +495,11 @@ def test_chat_metadata_past_openais_limits_is_refused(metadata: Any, param: str)
     status, payload = as_response(check(body))
     assert (status, payload["error"]["param"]) == (400, param)
     assert check({**body, "metadata": {"k" * 64: "v" * 512}}) is None
+
+
+def test_batch_metadata_past_openais_limits_is_refused() -> None:
+    body = {"input_file_id": "file-1", "endpoint": "/v1/chat/completions",
+            "completion_window": "24h", "metadata": {"k": "v" * 513}}  # fmt: skip
+    status, payload = as_response(check_create(body))
+    assert (status, payload["error"]["param"]) == (400, "metadata.k")
+    assert check_create({**body, "metadata": {"k": "v"}}) is None
