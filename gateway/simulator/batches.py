@@ -17,6 +17,7 @@ import orjson
 
 from gateway.simulator import openai_errors as oe
 from gateway.simulator.openai_errors import SimError
+from gateway.wire.validation import metadata_error
 
 ENDPOINTS = (
     "/v1/chat/completions",
@@ -44,10 +45,8 @@ def check_create(body: dict[str, Any]) -> SimError | None:
         return oe.invalid_value("endpoint", body["endpoint"], ENDPOINTS)
     if body["completion_window"] not in COMPLETION_WINDOWS:
         return oe.invalid_value("completion_window", body["completion_window"], COMPLETION_WINDOWS)
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        return oe.invalid_type("metadata", "an object", metadata)
-    return None
+    refused = metadata_error(body)
+    return None if refused is None else oe.from_gateway(refused)
 
 
 def output_expires_s(body: dict[str, Any]) -> int | None:

@@ -44,7 +44,7 @@ from gateway.simulator import openai_errors as oe
 from gateway.simulator.efforts import EFFORTS, effort_error, effort_of
 from gateway.simulator.openai_errors import SimError
 from gateway.wire.tokens import count_messages
-from gateway.wire.validation import chat_value_error, sampling_value_error
+from gateway.wire.validation import chat_value_error, metadata_error, sampling_value_error
 
 __all__ = [
     "CHAT_MODELS",
@@ -379,7 +379,7 @@ def _check_values(body: dict[str, Any], model: ChatModel) -> SimError | None:
         if value > model.max_output:
             return oe.max_output_too_large(name, value, model.max_output)
     # What OpenAI refuses whatever the model, shared with the gateway's checks and patches.
-    refused = sampling_value_error(body) or chat_value_error(body)
+    refused = sampling_value_error(body) or chat_value_error(body) or metadata_error(body)
     if refused is not None:
         return oe.from_gateway(refused)
     response_format = body.get("response_format")

@@ -26,6 +26,7 @@ from gateway.simulator.ids import alnum_id
 from gateway.simulator.object_store import ObjectStore
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses_api import Handler
+from gateway.wire.validation import metadata_error
 
 PREFIX = "/v1/vector_stores"
 STORED_VECTOR_STORES = 1024
@@ -60,10 +61,8 @@ def _check_update(body: dict[str, Any]) -> SimError | None:
     name = body.get("name")
     if name is not None and not isinstance(name, str):
         return oe.invalid_type("name", "a string", name)
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        return oe.invalid_type("metadata", "an object", metadata)
-    return None
+    refused = metadata_error(body)
+    return None if refused is None else oe.from_gateway(refused)
 
 
 class VectorStoresApi:

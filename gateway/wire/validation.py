@@ -146,12 +146,9 @@ def logit_bias_error(payload: dict[str, Any]) -> errors.GatewayError | None:
     object, more than 1,024 tokens, a key that is no token id, a bias that is no number from
     -100 to 100."""
     bias = payload.get("logit_bias")
-    if bias is None:
-        return None
-    if type(bias) is not dict:
-        return _wrong_type("logit_bias", "an object", bias)
-    if len(bias) > MAX_LOGIT_BIAS_TOKENS:
-        return errors.too_many_properties("logit_bias", MAX_LOGIT_BIAS_TOKENS, len(bias))
+    refused = _map_error("logit_bias", bias, MAX_LOGIT_BIAS_TOKENS)
+    if refused is not None or bias is None:
+        return refused
     for token, value in bias.items():
         if not (token.isascii() and token.isdigit()):
             return errors.logit_bias_key(token)
@@ -227,19 +224,9 @@ def responses_extras_error(payload: dict[str, Any]) -> errors.GatewayError | Non
         refused = _string_error("safety_identifier", identifier, MAX_METADATA_KEY)
         if refused is not None:
             return refused
-    metadata = payload.get("metadata")
-    if metadata is not None:
-        if type(metadata) is not dict:
-            return _wrong_type("metadata", "an object", metadata)
-        if len(metadata) > MAX_METADATA_PAIRS:
-            return errors.too_many_properties("metadata", MAX_METADATA_PAIRS, len(metadata))
-        for key, value in metadata.items():
-            if len(key) > MAX_METADATA_KEY:
-                # The param OpenAI names for a long key is unrecorded: the object's.
-                return errors.string_too_long("metadata", MAX_METADATA_KEY, len(key))
-            refused = _string_error(f"metadata.{key}", value, MAX_METADATA_VALUE)
-            if refused is not None:
-                return refused
+    refused = metadata_error(payload)
+    if refused is not None:
+        return refused
     included = payload.get("include")
     if included is not None:
         if type(included) is not list:
@@ -249,6 +236,35 @@ def responses_extras_error(payload: dict[str, Any]) -> errors.GatewayError | Non
                 return _wrong_type(f"include[{i}]", "a string", name)
             if name not in INCLUDABLE:
                 return errors.invalid_value(f"include[{i}]", name, INCLUDABLE)
+    return None
+
+
+def metadata_error(payload: dict[str, Any]) -> errors.GatewayError | None:
+    """The refusal of a request's `metadata` (chat, Responses, batches, fine-tuning jobs, vector
+    stores take the same) that OpenAI refuses, or None: no map of strings, or one past 16
+    pairs, 64-character keys or 512-character values."""
+    metadata = payload.get("metadata")
+    refused = _map_error("metadata", metadata, MAX_METADATA_PAIRS)
+    if refused is not None or metadata is None:
+        return refused
+    for key, value in metadata.items():
+        if len(key) > MAX_METADATA_KEY:
+            # The param OpenAI names for a long key is unrecorded: the object's.
+            return errors.string_too_long("metadata", MAX_METADATA_KEY, len(key))
+        refused = _string_error(f"metadata.{key}", value, MAX_METADATA_VALUE)
+        if refused is not None:
+            return refused
+    return None
+
+
+def _map_error(param: str, value: Any, maximum: int) -> errors.GatewayError | None:
+    """A map parameter that is no object, or one past `maximum` pairs (None: not sent)."""
+    if value is None:
+        return None
+    if type(value) is not dict:
+        return _wrong_type(param, "an object", value)
+    if len(value) > maximum:
+        return errors.too_many_properties(param, maximum, len(value))
     return None
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.simulator.batches import check_create
 from gateway.simulator.rules import CHAT_MODELS, SimError, check, resolve_chat_model
 
 USER = {"role": "user", "content": "Hello"}
@@ -477,3 +478,28 @@ def test_short_names_resolve_to_dated_snapshots() -> None:
     assert len(CHAT_MODELS) == 8
     mini = resolve_chat_model("o1-mini")
     assert mini is not None and mini.max_output == 65_536 and mini.family.reasoning
+
+
+@pytest.mark.parametrize(
+    ("metadata", "param"),
+    [
+        ({f"k{i}": "v" for i in range(17)}, "metadata"),
+        ({"k" * 65: "v"}, "metadata"),
+        ({"k": "v" * 513}, "metadata.k"),
+        ({"k": 1}, "metadata.k"),
+    ],
+)
+def test_chat_metadata_past_openais_limits_is_refused(metadata: Any, param: str) -> None:
+    body = {"model": "o1-mini", "store": True, "metadata": metadata,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    status, payload = as_response(check(body))
+    assert (status, payload["error"]["param"]) == (400, param)
+    assert check({**body, "metadata": {"k" * 64: "v" * 512}}) is None
+
+
+def test_batch_metadata_past_openais_limits_is_refused() -> None:
+    body = {"input_file_id": "file-1", "endpoint": "/v1/chat/completions",
+            "completion_window": "24h", "metadata": {"k": "v" * 513}}  # fmt: skip
+    status, payload = as_response(check_create(body))
+    assert (status, payload["error"]["param"]) == (400, "metadata.k")
+    assert check_create({**body, "metadata": {"k": "v"}}) is None
