@@ -262,7 +262,10 @@ class Attempt:
         if 300 <= resp.status < 400:
             await resp.close()
             raise errors.upstream_redirect(resp.status)
-        if resp.status >= 500:  # upstream's own failure, passed on after any retries
+        if resp.status >= 500 or resp.status in ACCOUNT_REFUSED:
+            # Upstream's own failure, passed on after any retries; or its refusal of the
+            # gateway's own credentials, which its client is told only to report (the words are
+            # the account's, `errors.upstream_message`): the operator sees it here.
             gw.metrics.upstream_errors.labels(f"upstream_{resp.status}").inc()
         return resp
 
@@ -647,6 +650,10 @@ def error_answer(answer: dict[str, Any]) -> GatewayError | None:
         return None
     told = errors.upstream_message(0, error)  # its status is no error's: read from its code
     return errors.upstream_invalid_answer(f"an error object in a 200: {told!r}")
+
+
+# Upstream's refusals of the gateway's credentials (a key revoked, a project without access).
+ACCOUNT_REFUSED = frozenset({401, 403})
 
 
 def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:

@@ -10,7 +10,7 @@ import json
 import httpx
 import pytest
 
-from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread
+from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread, scrape
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 # The simulator takes only SIM_KEY: a gateway configured with this one is refused upstream.
@@ -62,6 +62,8 @@ def test_an_upstream_401_quotes_no_part_of_the_gateways_key(
     )  # fmt: skip
     assert "sk-" not in error["message"] and WRONG_UPSTREAM_KEY[-2:] not in error["message"]
     assert "gateway's own credentials" in error["message"]
+    # The team is told to report it; the operator sees it counted.
+    assert 'gateway_upstream_errors_total{code="upstream_401"} 1.0' in scrape(server.url)
 
 
 @pytest.mark.parametrize("metered", [True, False])
