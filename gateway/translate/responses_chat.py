@@ -137,6 +137,10 @@ def _message(item_id: str, role: str, content: list[dict[str, Any]]) -> dict[str
     return {"id": item_id, "type": "message", "role": role, "content": content}
 
 
+# What a Responses request includes to have its text's logprobs.
+LOGPROBS_INCLUDED = "message.output_text.logprobs"
+
+
 def chat_request(payload: dict[str, Any], history: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """A Responses request as a chat completions request; `history` is the earlier items of the
     `previous_response_id` chain, inputs and outputs in order."""
@@ -170,6 +174,13 @@ def chat_request(payload: dict[str, Any], history: Sequence[dict[str, Any]]) -> 
     response_format = _response_format(payload.get("text"))
     if response_format is not None:
         out["response_format"] = response_format
+    included = payload.get("include")
+    if isinstance(included, list) and LOGPROBS_INCLUDED in included:
+        # Chat's way of asking for them: a model without logprobs has them dropped there, and
+        # says so (`x-gateway-patched`), as a chat request's would, not passed over unsaid.
+        out["logprobs"] = True
+        if payload.get("top_logprobs") is not None:
+            out["top_logprobs"] = payload["top_logprobs"]
     return out
 
 

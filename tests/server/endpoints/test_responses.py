@@ -72,6 +72,19 @@ def test_create_answers_a_response_object(gateway: ServerThread, model: str) -> 
         assert "system_messages" in raw.headers["x-gateway-patched"]
 
 
+@pytest.mark.parametrize("model", TRANSLATED)
+def test_logprobs_asked_of_a_translated_model_are_dropped_and_said(
+    gateway: ServerThread, model: str
+) -> None:
+    """o1 gives no logprobs: asked on chat, they are dropped and named in `x-gateway-patched`;
+    asked on the Responses API (`include` and `top_logprobs`), the same, not passed over."""
+    raw = sdk(gateway).responses.with_raw_response.create(
+        model=model, input="Say hello.", include=["message.output_text.logprobs"], top_logprobs=3
+    )
+    assert raw.parse().output_text
+    assert "logprobs" in raw.headers["x-gateway-patched"].split(",")
+
+
 @pytest.mark.parametrize("model", EVERY)
 def test_a_stream_is_the_responses_event_sequence(gateway: ServerThread, model: str) -> None:
     events = list(sdk(gateway).responses.create(model=model, input="Stream a hello.", stream=True))
