@@ -22,6 +22,7 @@ from gateway.simulator import openai_errors as oe
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.rules import string_error
 from gateway.wire.tokens import count_text
+from gateway.wire.validation import metadata_error
 
 BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06")
 ORGANIZATION = "sim-org"  # the organization's name, as fine-tunes' names carry it
@@ -80,6 +81,9 @@ def check_create(body: dict[str, Any]) -> int | SimError:
     suffix = body.get("suffix")
     if suffix is not None and (error := string_error("suffix", suffix, MAX_SUFFIX)) is not None:
         return error
+    refused = metadata_error(body)
+    if refused is not None:
+        return oe.from_gateway(refused)
     return _epochs(body)
 
 

@@ -24,6 +24,7 @@ from gateway.simulator.host import Host
 from gateway.simulator.object_store import ObjectStore
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses_api import Handler
+from gateway.wire.validation import metadata_error
 
 PREFIX = "/v1/chat/completions"
 STORED_COMPLETIONS = 4096
@@ -133,6 +134,10 @@ class StoredChatApi:
         metadata = body.get("metadata")
         if not isinstance(metadata, dict):
             await host.reply_error(call, oe.invalid_type("metadata", "an object", metadata), rates)
+            return
+        refused = metadata_error(body)
+        if refused is not None:
+            await host.reply_error(call, oe.from_gateway(refused), rates)
             return
         stored.completion["metadata"] = metadata
         await host.reply(call, orjson.dumps(stored.completion), rates)

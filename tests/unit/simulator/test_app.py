@@ -762,3 +762,14 @@ async def test_responses_unknown_routes(client: httpx.AsyncClient) -> None:
         resp = await client.request(method, path, headers=AUTH)
         assert resp.status_code == 404
         assert resp.json()["error"]["message"] == f"Invalid URL ({method} {path})"
+
+
+async def test_a_stored_completions_metadata_update_past_openais_limits_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    made = await client.post("/v1/chat/completions", json={**CHAT, "store": True}, headers=AUTH)
+    path = f"/v1/chat/completions/{made.json()['id']}"
+    refused = await client.post(path, json={"metadata": {"k": "v" * 513}}, headers=AUTH)
+    assert (refused.status_code, refused.json()["error"]["param"]) == (400, "metadata.k")
+    updated = await client.post(path, json={"metadata": {"k": "v" * 512}}, headers=AUTH)
+    assert updated.status_code == 200 and updated.json()["metadata"] == {"k": "v" * 512}

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.simulator import fine_tuning
 from gateway.simulator.batches import check_create
 from gateway.simulator.rules import CHAT_MODELS, SimError, check, resolve_chat_model
 
@@ -503,3 +504,12 @@ def test_batch_metadata_past_openais_limits_is_refused() -> None:
     status, payload = as_response(check_create(body))
     assert (status, payload["error"]["param"]) == (400, "metadata.k")
     assert check_create({**body, "metadata": {"k": "v"}}) is None
+
+
+def test_fine_tuning_metadata_past_openais_limits_is_refused() -> None:
+    body = {"model": "gpt-4o-mini-2024-07-18", "training_file": "file-1",
+            "metadata": {f"k{i}": "v" for i in range(17)}}  # fmt: skip
+    refused = fine_tuning.check_create(body)
+    assert isinstance(refused, SimError)
+    assert (refused.status, orjson.loads(refused.body())["error"]["param"]) == (400, "metadata")
+    assert not isinstance(fine_tuning.check_create({**body, "metadata": {"k": "v"}}), SimError)
