@@ -49,6 +49,8 @@ RawHeaders = list[tuple[bytes, bytes]]
 STREAM_FAILED = "upstream_stream_error"
 # The bytes of a stream's end kept to find its last event in (chat's `data: [DONE]`).
 TAIL = 16
+# Upstream's refusals of the gateway's credentials (a key revoked, a project without access).
+ACCOUNT_REFUSED = frozenset({401, 403})
 # A whole upstream answer: status, raw headers, body.
 Whole = tuple[int, RawHeaders, bytes]
 
@@ -230,8 +232,8 @@ class Attempt:
         the answer and bill it, so it is neither retried nor sent to a fallback, and is charged
         its hold. A stream's try given up on after its write, no answer come, is not retried
         either (`lost`, charged by `failed`), nor is one a front end answered with its own
-        timeout page (`read_error`): the API may have answered it. A redirect is no answer: a front
-        end's that passed the call on to no one (`upstream_redirect`)."""
+        timeout page (`read_error`): the API may have answered it. A redirect is no answer: a
+        front end's that passed the call on to no one (`upstream_redirect`)."""
         gw, scope = self.gw, self.request.scope
         headers = self.traced_headers()
         billed_whole = buffer or self.read_to_end()
@@ -650,10 +652,6 @@ def error_answer(answer: dict[str, Any]) -> GatewayError | None:
         return None
     told = errors.upstream_message(0, error)  # its status is no error's: read from its code
     return errors.upstream_invalid_answer(f"an error object in a 200: {told!r}")
-
-
-# Upstream's refusals of the gateway's credentials (a key revoked, a project without access).
-ACCOUNT_REFUSED = frozenset({401, 403})
 
 
 def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:

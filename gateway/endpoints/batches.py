@@ -27,6 +27,7 @@ from gateway.endpoints.owned import (
     FILE,
     Kind,
     adopt,
+    as_shown,
     caller_owning,
     check_all_owned,
     check_owned,
@@ -35,7 +36,6 @@ from gateway.endpoints.owned import (
     forward_owned,
     own_list,
     references,
-    shown,
 )
 from gateway.endpoints.tuned_models import fine_tunes
 from gateway.routing import retirement
@@ -226,7 +226,8 @@ async def retrieve(request: Request) -> Response:
     batch_id = request.path_params["batch_id"]
     caller = await caller_owning(request, BATCH, batch_id)
     response = await forward_owned(request, BATCH, batch_id, count=True, caller=caller)
-    answer = created(response) or {}
+    found = created(response)
+    answer = found or {}
     files = (answer.get("output_file_id"), answer.get("error_file_id"))
     await adopt(gw, caller, FILE, files, time.time() + OUTPUT_KEPT_S)
     if answer.get("status") in BatchJobs.ended_statuses and gw.follower is not None:
@@ -237,7 +238,7 @@ async def retrieve(request: Request) -> Response:
             await gw.follower.settle_ended(BatchJobs.name, batch_id)
         except (GatewayError, RedisError, OSError) as exc:
             log.warning("batch %s: not settled as it was read (%r)", batch_id, exc)
-    return shown(response, shown_batch)
+    return as_shown(response, shown_batch, found)
 
 
 def shown_batch(batch: dict[str, Any]) -> dict[str, Any]:

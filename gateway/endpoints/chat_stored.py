@@ -21,9 +21,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.owned import (
     Kind,
+    as_shown,
     attempt_for,
     caller_owning,
     counted,
@@ -182,4 +182,4 @@ async def _shown(request: Request, response: Response) -> Response:
     view = await gateway_of(request).chat_views.get(completion["id"])
     if view is None or not isinstance(view.get("choices"), list):
         return response
-    return rebodied(response, orjson.dumps(shown(completion, view)), "application/json")
+    return as_shown(response, lambda found: shown(found, view), completion)

@@ -30,6 +30,7 @@ from gateway.endpoints.owned import (
     FILE,
     Kind,
     adopt,
+    as_shown,
     caller_owning,
     check_references,
     created,
@@ -38,7 +39,6 @@ from gateway.endpoints.owned import (
     metadata_matches,
     metadata_query,
     own_list,
-    shown,
 )
 from gateway.endpoints.route import refuse_shut_down
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
@@ -89,7 +89,7 @@ async def create(request: Request) -> Response:
     reserve = pricing.training_cost(tokens * epochs, price)
     if model.upstream != name:  # a configured name: upstream fine-tunes its snapshot
         body = orjson.dumps({**payload, "model": model.upstream})
-    return shown(await create_followed(
+    return as_shown(await create_followed(
         request, caller, FINE_TUNING_JOB, label, reserve, gw.config.fine_tuning.hold_s, body,
         counted_as, training_price=int(price),
     ), shown_job)  # fmt: skip
@@ -154,17 +154,18 @@ async def retrieve(request: Request) -> Response:
     job_id = request.path_params["job_id"]
     caller = await caller_owning(request, FINE_TUNING_JOB, job_id)
     response = await forward_owned(request, FINE_TUNING_JOB, job_id, count=True, caller=caller)
-    job = created(response) or {}
+    found = created(response)
+    job = found or {}
     gw = gateway_of(request)
     await adopt(gw, caller, MODEL, (job.get("fine_tuned_model"),))
     await adopt(gw, caller, FILE, job.get("result_files") or ())
-    return shown(response, shown_job)
+    return as_shown(response, shown_job, found)
 
 
 async def cancel(request: Request) -> Response:
     job_id = request.path_params["job_id"]
     response = await forward_owned(request, FINE_TUNING_JOB, job_id, "/cancel", count=True)
-    return shown(response, shown_job)
+    return as_shown(response, shown_job)
 
 
 async def events(request: Request) -> Response:

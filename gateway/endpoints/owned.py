@@ -302,10 +302,15 @@ def created(response: Response) -> dict[str, Any] | None:
     return None
 
 
-def shown(response: Response, view: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+def as_shown(
+    response: Response,
+    view: Callable[[dict[str, Any]], dict[str, Any]],
+    found: dict[str, Any] | None = None,
+) -> Response:
     """An object's answer as `view` shows it to its team (`view` returns the object it is
-    given when it changes nothing)."""
-    found = created(response)
+    given when it changes nothing); `found`: the object, when its caller has read it already
+    (`created`)."""
+    found = found if found is not None else created(response)
     seen = view(found) if found is not None else None
     if seen is None or seen is found:
         return response
