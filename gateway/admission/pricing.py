@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.config import Config, ImageInputTokens, ModelConfig, Price
-from gateway.wire import errors, tokens
+from gateway.wire import errors, tokens, validation
 from gateway.wire.usage import AudioUsage, Usage
 
 PER_TOKENS = 1_000_000
@@ -524,21 +524,19 @@ def training_method(payload: dict[str, Any]) -> str:
 
 
 def training_epochs(payload: dict[str, Any], auto_epochs: int) -> int:
-    """The epochs a fine-tuning job asks for: the `n_epochs` of the method its `type` names,
-    else the legacy `hyperparameters.n_epochs`; `auto_epochs` (the worst case assumed) when it
-    leaves them to upstream, `"auto"` or absent. A method that names no type has no
-    hyperparameters upstream reads (it trains the legacy field's epochs), whatever it nests."""
-    method = payload.get("method")
-    kind = method.get("type") if isinstance(method, dict) else None
-    inner = method.get(kind) if isinstance(method, dict) and isinstance(kind, str) else None
-    for hyper in (
-        inner.get("hyperparameters") if isinstance(inner, dict) else None,
-        payload.get("hyperparameters"),
-    ):
+    """The most epochs a fine-tuning job may train: the `n_epochs` of each hyperparameters
+    upstream may read (`validation.training_hyperparameters`: its method's, the legacy field),
+    the most of them, as which one upstream reads when both are given is its choice;
+    `auto_epochs` (the worst case assumed) for one that leaves them to upstream (`"auto"` or
+    absent), and when none is given. Values upstream refuses are refused before
+    (`validation.check_training_epochs`)."""
+    most = 0
+    for _, hyper in validation.training_hyperparameters(payload):
         epochs = hyper.get("n_epochs") if isinstance(hyper, dict) else None
-        if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1:
-            return epochs
-    return auto_epochs
+        if not (type(epochs) is int and epochs >= 1):
+            epochs = auto_epochs
+        most = max(most, epochs)
+    return most or auto_epochs
 
 
 def training_file_tokens(content: bytes, images: ImageInputTokens) -> int:

@@ -46,7 +46,7 @@ from gateway.server.body import read_json_object
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
 from gateway.teams.records import Team
-from gateway.wire import errors
+from gateway.wire import errors, validation
 from gateway.wire.errors import GatewayError
 
 FINE_TUNING_JOB = Kind(
@@ -68,6 +68,7 @@ async def create(request: Request) -> Response:
     method = pricing.training_method(payload)
     if method not in pricing.TOKEN_TRAINED_METHODS:
         raise errors.invalid_value("method.type", method, pricing.TOKEN_TRAINED_METHODS)
+    validation.check_training_epochs(payload)
     refused = refused_integration(payload.get("integrations"), caller.team)
     if refused is not None:
         raise refused

@@ -669,6 +669,38 @@ def check_moderations(payload: dict[str, Any]) -> None:
         raise errors.missing_parameter("input")
 
 
+# -- fine-tuning: the epochs a job's hold multiplies -------------------------------------------
+
+MAX_EPOCHS = 50
+
+
+def training_hyperparameters(payload: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The hyperparameters of a fine-tuning job that upstream may read, each with where it
+    stands: its method's (of the type the method names; a method without a type nests none
+    upstream reads) and the legacy `hyperparameters`."""
+    found: list[tuple[str, Any]] = []
+    method = payload.get("method")
+    kind = method.get("type") if type(method) is dict else None
+    inner = method.get(kind) if type(method) is dict and type(kind) is str else None
+    if type(inner) is dict and inner.get("hyperparameters") is not None:
+        found.append((f"method.{kind}.hyperparameters", inner["hyperparameters"]))
+    if payload.get("hyperparameters") is not None:
+        found.append(("hyperparameters", payload["hyperparameters"]))
+    return found
+
+
+def check_training_epochs(payload: dict[str, Any]) -> None:
+    """Every `n_epochs` a fine-tuning job gives is `auto` or an integer from 1 to 50, as
+    upstream takes it: one held as `auto` ("50", 50.0, true) but read by a lenient upstream
+    as the count it spells would train more epochs than were held."""
+    for where, hyper in training_hyperparameters(payload):
+        if type(hyper) is not dict:
+            raise _wrong_type(where, "an object", hyper)
+        epochs = hyper.get("n_epochs")
+        if epochs is not None and epochs != "auto":
+            _check_integer(f"{where}.n_epochs", epochs, 1, MAX_EPOCHS)
+
+
 def _check_integers(payload: dict[str, Any], bounds: tuple[tuple[str, int, int], ...]) -> None:
     for name, low, high in bounds:
         value = payload.get(name)

@@ -415,19 +415,21 @@ def test_a_fine_tune_of_a_shut_down_base_can_still_be_deleted_by_its_team(
     assert (refused["message"], asked) == (nobody_has(gone), 0)
 
 
-def test_epochs_are_held_from_the_hyperparameters_upstream_reads(
-    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, follow: Callable[[], None]
+def within_budget(
+    simulator: ServerThread,
+    store: redis.Redis,
+    follow: Callable[[], None],
+    poor: openai.OpenAI,
+    file_id: str,
+    method: Any,
+    hyperparameters: Any,
 ) -> None:
-    """A `method` that names no `type` has no hyperparameters upstream reads: it trains the
-    legacy `hyperparameters.n_epochs` (50 here, about $0.09 of gpt-4o-mini training), which
-    must be held, not the method's 1 epoch ($0.002) that fits a $0.01 budget."""
-    poor = sdk(gateway, "poor")
-    file_id = training_file(poor, examples=20)
-    method: Any = {"supervised": {"hyperparameters": {"n_epochs": 1}}}
+    """A gpt-4o-mini job of team `poor` ($0.01) is refused for its budget, or charged no more
+    than the budget once it has trained."""
     try:
         job = poor.fine_tuning.jobs.create(
             model="gpt-4o-mini", training_file=file_id, method=method,
-            hyperparameters={"n_epochs": 50},
+            hyperparameters=hyperparameters,
         )  # fmt: skip
     except openai.RateLimitError as refused:
         assert refused.code == "request_over_budget"
@@ -437,6 +439,57 @@ def test_epochs_are_held_from_the_hyperparameters_upstream_reads(
     follow()
     spent, _ = spend(store, "poor")
     assert spent <= 10_000, f"{trained} tokens trained, {spent} micro-dollars spent"
+
+
+def test_epochs_are_held_from_the_hyperparameters_upstream_reads(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, follow: Callable[[], None]
+) -> None:
+    """A `method` that names no `type` has no hyperparameters upstream reads: it trains the
+    legacy `hyperparameters.n_epochs` (50 here, about $0.09 of gpt-4o-mini training), which
+    must be held, not the method's 1 epoch ($0.002) that fits a $0.01 budget."""
+    poor = sdk(gateway, "poor")
+    file_id = training_file(poor, examples=20)
+    method: Any = {"supervised": {"hyperparameters": {"n_epochs": 1}}}
+    within_budget(simulator, store, follow, poor, file_id, method, {"n_epochs": 50})
+
+
+def test_epochs_given_in_both_places_are_held_at_the_most_upstream_may_train(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, follow: Callable[[], None]
+) -> None:
+    """A job giving its method's hyperparameters `n_epochs: auto` and the legacy
+    `hyperparameters.n_epochs: 1`: upstream reads the method's and picks the epochs itself (3
+    here, about $0.013 of gpt-4o-mini training for this file), so the hold is the assumed
+    bound for auto, not the legacy field's one epoch ($0.005) that fits a $0.01 budget."""
+    poor = sdk(gateway, "poor")
+    story = " ".join(["Arr, the sea was wide and the wind was strong"] * 8)
+    rows = [
+        {"messages": [
+            {"role": "user", "content": f"Tell me a story {i}."},
+            {"role": "assistant", "content": story},
+        ]}
+        for i in range(15)
+    ]  # fmt: skip
+    data = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    file_id = poor.files.create(file=("train.jsonl", io.BytesIO(data)), purpose="fine-tune").id
+    method: Any = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": "auto"}}}
+    within_budget(simulator, store, follow, poor, file_id, method, {"n_epochs": 1})
+
+
+@pytest.mark.parametrize("epochs", ["50", 50.0, True])
+def test_epochs_a_lenient_upstream_could_read_as_a_count_are_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, epochs: Any
+) -> None:
+    """Held as auto (10 epochs), "50" or 50.0 read as the count they spell would train 50:
+    refused as upstream refuses them, before anything reaches it."""
+    payer = sdk(gateway, "payer")
+    file_id = training_file(payer)
+    httpx.delete(f"{simulator.url}/_sim/requests")
+    with pytest.raises(openai.BadRequestError) as refused:
+        payer.fine_tuning.jobs.create(
+            model="gpt-4o-mini", training_file=file_id, hyperparameters={"n_epochs": epochs}
+        )
+    assert (refused.value.code, refused.value.param) == ("invalid_type", "hyperparameters.n_epochs")
+    assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == []
 
 
 def later(store: redis.Redis, seconds: float) -> None:

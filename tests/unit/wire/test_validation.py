@@ -19,6 +19,7 @@ from gateway.wire.validation import (
     check_images,
     check_responses,
     check_speech,
+    check_training_epochs,
 )
 from tests.conftest import base_config
 
@@ -430,3 +431,35 @@ def test_sampling_values_are_refused_in_the_simulated_upstreams_words(
     assert (error.status, error.message, error.param, error.code) == (
         upstream.status, upstream.message, upstream.param, upstream.code,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "param", "code"),
+    [
+        ({"n_epochs": "50"}, "hyperparameters.n_epochs", "invalid_type"),
+        ({"n_epochs": 50.0}, "hyperparameters.n_epochs", "invalid_type"),
+        ({"n_epochs": True}, "hyperparameters.n_epochs", "invalid_type"),
+        ({"n_epochs": 0}, "hyperparameters.n_epochs", "integer_below_min_value"),
+        ({"n_epochs": 51}, "hyperparameters.n_epochs", "integer_above_max_value"),
+        ("4", "hyperparameters", "invalid_type"),
+    ],
+)
+def test_a_fine_tuning_jobs_epochs_are_auto_or_an_integer_from_1_to_50(
+    hyperparameters: Any, param: str, code: str
+) -> None:
+    """Held as `auto`, a count a lenient upstream reads ("50", 50.0) would train more epochs
+    than were held: refused, wherever upstream may read it."""
+    for payload, where in (
+        ({"hyperparameters": hyperparameters}, param),
+        (
+            {"method": {"type": "dpo", "dpo": {"hyperparameters": hyperparameters}}},
+            param.replace("hyperparameters", "method.dpo.hyperparameters"),
+        ),
+    ):
+        with pytest.raises(GatewayError) as refused:
+            check_training_epochs(payload)
+        assert (refused.value.param, refused.value.code) == (where, code)
+    for fine in ({"n_epochs": "auto"}, {"n_epochs": 1}, {"n_epochs": 50}, {}):
+        check_training_epochs({"hyperparameters": fine})
+    # A method without a type nests nothing upstream reads.
+    check_training_epochs({"method": {"dpo": {"hyperparameters": hyperparameters}}})
