@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from gateway.admission import pricing
 from gateway.admission.plan import model_allowed
+from gateway.config import ImageInputTokens
 from gateway.endpoints.followed import counted_before_reading, create_followed
 from gateway.endpoints.owned import (
     FILE,
@@ -42,7 +43,7 @@ from gateway.endpoints.owned import (
 )
 from gateway.endpoints.route import refuse_shut_down
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
-from gateway.server.body import read_json_object
+from gateway.server.body import read_json_object, repeated_key
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
 from gateway.teams.records import Team
@@ -83,9 +84,7 @@ async def create(request: Request) -> Response:
     await check_references(gw, caller, body, payload)  # the training and validation files
     counted_as = await counted_before_reading(request, caller, FINE_TUNING_JOB)
     content = await file_content(gw, request, caller, training)
-    tokens = await asyncio.to_thread(
-        pricing.training_file_tokens, content, model.image_input_tokens
-    )
+    tokens = await asyncio.to_thread(_training_tokens, content, model.image_input_tokens)
     epochs = pricing.training_epochs(payload, gw.config.fine_tuning.auto_epochs)
     reserve = pricing.training_cost(tokens * epochs, price)
     if model.upstream != name:  # a configured name: upstream fine-tunes its snapshot
@@ -94,6 +93,22 @@ async def create(request: Request) -> Response:
         request, caller, FINE_TUNING_JOB, label, reserve, gw.config.fine_tuning.hold_s, body,
         counted_as, training_price=int(price),
     ), shown_job)  # fmt: skip
+
+
+def _training_tokens(content: bytes, images: ImageInputTokens) -> int:
+    """The most tokens one epoch over the training file trains (`pricing.training_file_tokens`),
+    each line read as every parser reads it: upstream trains the file as it is, and a line
+    giving a key twice may be trained as the value not counted here (a long conversation
+    first, a short one last), so such a line is refused (400)."""
+    for number, raw in enumerate(content.splitlines(), start=1):
+        try:
+            orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue  # counted as its text: upstream fails the job on it
+        repeated = repeated_key(raw)
+        if repeated is not None:
+            raise errors.training_line_invalid(number, repeated)
+    return pricing.training_file_tokens(content, images)
 
 
 def refused_integration(given: Any, team: Team) -> GatewayError | None:

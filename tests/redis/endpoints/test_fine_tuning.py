@@ -492,6 +492,25 @@ def test_epochs_a_lenient_upstream_could_read_as_a_count_are_refused_before_upst
     assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == []
 
 
+def test_a_training_line_giving_a_key_twice_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """The gateway counts a repeated key's last value; upstream trains the file as it is, and
+    its parser may take the first: a long conversation first and a short one last would be
+    held as the short one and trained as the long."""
+    payer = sdk(gateway, "payer")
+    long = json.dumps([{"role": "user", "content": "Arr " * 5000}, *HI])
+    short = json.dumps([*HI, {"role": "assistant", "content": "Hi"}])
+    data = b'{"messages": %s, "messages": %s}\n' % (long.encode(), short.encode())
+    file_id = payer.files.create(file=("train.jsonl", io.BytesIO(data)), purpose="fine-tune").id
+    newest = newest_upstream_job(simulator)
+    with pytest.raises(openai.BadRequestError) as refused:
+        payer.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
+    assert (refused.value.code, refused.value.param) == ("invalid_training_line", "training_file")
+    assert "'messages' twice" in refused.value.message
+    assert newest_upstream_job(simulator) == newest
+
+
 def later(store: redis.Redis, seconds: float) -> None:
     """Redis `seconds` later, as far as its keys' expiries go: each key with a time to live
     has it shortened by `seconds`, and is gone if that is all it had."""
