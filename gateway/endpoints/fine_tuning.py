@@ -43,7 +43,7 @@ from gateway.endpoints.owned import (
 )
 from gateway.endpoints.route import refuse_shut_down
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
-from gateway.server.body import read_json_object, repeated_key
+from gateway.server.body import lenient_only, read_json_object, repeated_key
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
 from gateway.teams.records import Team
@@ -95,15 +95,22 @@ async def create(request: Request) -> Response:
     ), shown_job)  # fmt: skip
 
 
+NOT_STRICT = "it is JSON only to a lenient parser (NaN, Infinity, 1e400, a byte order mark, UTF-16)"
+
+
 def _training_tokens(content: bytes, images: ImageInputTokens) -> int:
     """The most tokens one epoch over the training file trains (`pricing.training_file_tokens`),
     each line read as every parser reads it: upstream trains the file as it is, and a line
     giving a key twice may be trained as the value not counted here (a long conversation
-    first, a short one last), so such a line is refused (400)."""
+    first, a short one last), one that is JSON to a lenient parser only as what its text
+    does not say, so such a line is refused (400)."""
     for number, raw in enumerate(content.splitlines(), start=1):
         try:
             orjson.loads(raw)
         except orjson.JSONDecodeError:
+            if lenient_only(raw):
+                # Counted as its text, it may be trained as more (an image by its URL).
+                raise errors.training_line_invalid(number, NOT_STRICT) from None
             continue  # counted as its text: upstream fails the job on it
         repeated = repeated_key(raw)
         if repeated is not None:

@@ -50,6 +50,7 @@ from gateway.server.body import (
     declared_media,
     is_json,
     json_problem,
+    lenient_only,
     read_body,
     read_form_body,
     written,
@@ -260,23 +261,13 @@ def _decoded(payload: Any) -> list[Any]:
             try:
                 inner = orjson.loads(value)
             except orjson.JSONDecodeError:
-                _refuse_lenient(value)
+                if lenient_only(value):
+                    raise errors.invalid_json(_NOT_STRICT) from None
                 continue
             if isinstance(inner, dict | list):
                 below.append(inner)
         level = below
     return out
-
-
-def _refuse_lenient(value: str) -> None:
-    """A string the gateway's reader does not take as JSON: refused when a lenient reader
-    takes it whole as an object or array."""
-    try:
-        lenient = json.loads(value)
-    except (ValueError, RecursionError):
-        return
-    if isinstance(lenient, dict | list):
-        raise errors.invalid_json(_NOT_STRICT)
 
 
 async def _check_named_ids(

@@ -123,6 +123,15 @@ def _unrepeated(pairs: list[tuple[str, Any]]) -> None:
         seen.add(key)
 
 
+def lenient_only(text: str | bytes) -> bool:
+    """Whether JSON text the gateway's reader refuses is an object or array to a lenient one
+    (Python's: `NaN`, `Infinity`, `1e400`, a byte order mark, UTF-16), as upstream may read it."""
+    try:
+        return isinstance(json.loads(text), dict | list)
+    except (ValueError, RecursionError):
+        return False
+
+
 def repeated_key(text: bytes) -> str | None:
     """Why JSON text (orjson read it already) may mean something else to another parser: the
     first key an object in it gives twice; None when there is none."""

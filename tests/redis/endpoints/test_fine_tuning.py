@@ -492,22 +492,35 @@ def test_epochs_a_lenient_upstream_could_read_as_a_count_are_refused_before_upst
     assert httpx.get(f"{simulator.url}/_sim/requests").json()["data"] == []
 
 
-def test_a_training_line_giving_a_key_twice_is_refused_before_upstream(
-    gateway: ServerThread, simulator: ServerThread
+LONG = json.dumps([{"role": "user", "content": "Arr " * 5000}, *HI])
+SHORT = json.dumps([*HI, {"role": "assistant", "content": "Hi"}])
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        # The gateway counts a repeated key's last value; upstream trains the file as it is,
+        # and its parser may take the first: held as the short conversation, trained as the
+        # long one.
+        (f'{{"messages": {LONG}, "messages": {SHORT}}}', "'messages' twice"),
+        # Text to the gateway's reader (counted as its words), JSON to a lenient one: an
+        # image named by its URL is trained as far more tokens than its text.
+        (f'{{"messages": {LONG}, "weight": NaN}}', "lenient parser"),
+        (f'\ufeff{{"messages": {LONG}}}', "lenient parser"),
+    ],
+    ids=["repeated", "nan", "bom"],
+)
+def test_a_training_line_parsers_read_apart_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, line: str, why: str
 ) -> None:
-    """The gateway counts a repeated key's last value; upstream trains the file as it is, and
-    its parser may take the first: a long conversation first and a short one last would be
-    held as the short one and trained as the long."""
     payer = sdk(gateway, "payer")
-    long = json.dumps([{"role": "user", "content": "Arr " * 5000}, *HI])
-    short = json.dumps([*HI, {"role": "assistant", "content": "Hi"}])
-    data = b'{"messages": %s, "messages": %s}\n' % (long.encode(), short.encode())
+    data = line.encode() + b"\n"
     file_id = payer.files.create(file=("train.jsonl", io.BytesIO(data)), purpose="fine-tune").id
     newest = newest_upstream_job(simulator)
     with pytest.raises(openai.BadRequestError) as refused:
         payer.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
     assert (refused.value.code, refused.value.param) == ("invalid_training_line", "training_file")
-    assert "'messages' twice" in refused.value.message
+    assert why in refused.value.message
     assert newest_upstream_job(simulator) == newest
 
 
