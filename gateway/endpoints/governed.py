@@ -150,6 +150,15 @@ async def serve(request: Request, rules: Governed) -> Response:
     label, model = found
     if substituted is None:
         refuse_shut_down(gw, name, label, model)  # a fine-tune of a shut-down base
+        if name != model.upstream:
+            # Checked and priced as the model its config names upstream, and asked for it:
+            # sent on, the configured name may be no model upstream, or another one.
+            payload = {**payload, "model": model.upstream}
+            body = (
+                with_field(body, content_type, "model", model.upstream)
+                if rules.form
+                else written(payload)
+            )
     if rules.cost is not Cost.FREE and not model.priced:
         raise errors.model_not_found(name)  # not priced: never served free
     # Asked for (a shut-down model's name, as chat counts it) and served.

@@ -4,6 +4,7 @@ held under concurrency, the charge settled to the usage upstream reports."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,7 @@ from gateway.admission.pricing import cost_micros, worst_case_micros
 from gateway.config import Price
 from gateway.wire import tokens
 from gateway.wire.usage import Usage
-from tests.conftest import GatewayFactory, ServerThread
+from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
 from tests.redis.endpoints.teams import key_of, sdk, serve_teams
 
@@ -136,6 +137,40 @@ def test_an_upload_names_its_model_as_upstream_reads_it(
     # The model it may use, as the SDK sends it, is served.
     audio = ("a.mp3", b"\x00" * 4000)
     assert sdk(gateway, "whisper").audio.transcriptions.create(model="whisper-1", file=audio).text
+
+
+@pytest.fixture
+def named(
+    simulator: ServerThread, start_gateway: GatewayFactory, redis_server: str, tmp_path: Path
+) -> ServerThread:
+    """A gateway whose config has names of its own for two models: `embeddings`
+    (text-embedding-3-small upstream) and `transcriber` (whisper-1)."""
+    shipped = base_config(OPENAI_BASE_URL=f"{simulator.url}/v1", OPENAI_API_KEY=SIM_KEY)
+    own = {
+        "embeddings": shipped.models["text-embedding-3-small"],
+        "transcriber": shipped.models["whisper-1"],
+    }
+    config = dataclasses.replace(shipped, models={**shipped.models, **own})
+    return serve_teams(start_gateway, redis_server, tmp_path, TEAMS, config=config)
+
+
+def test_a_configured_name_goes_upstream_as_the_model_it_stands_for(
+    named: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """An operator's name for a model (`embeddings`: text-embedding-3-small upstream) is checked
+    and charged as that model: upstream is asked for it, not for the name, which it may not
+    know (the call failed) or may read as another model than the one priced."""
+    client = sdk(named, "metered")
+    log = f"{simulator.url}/_sim/requests"
+    answer = client.embeddings.create(model="embeddings", input="hello world")
+    assert httpx.get(log).json()["data"][-1]["body"]["model"] == "text-embedding-3-small"
+    charged = cost_micros(EMBEDDING, Usage(prompt_tokens=answer.usage.prompt_tokens))
+    assert spend(store, "metered") == (charged, 0)
+    audio = ("a.mp3", b"\x00" * 4000)
+    assert client.audio.transcriptions.create(model="transcriber", file=audio).text
+    sent = httpx.get(log).json()["data"][-1]
+    assert b'name="model"\r\n\r\nwhisper-1\r\n' in sent["raw"].encode()
+    assert b"transcriber" not in sent["raw"].encode()
 
 
 def test_a_model_field_named_the_rfc_2231_way_never_reaches_upstream(
