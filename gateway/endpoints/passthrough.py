@@ -21,8 +21,9 @@ upstream. The gateway does not know every endpoint's fields, so it reads ids by 
 not by their name. A JSON body goes upstream as the gateway read it (`read_json_object`); a
 form as it came (its files are not read); a body of other text (an SDP offer) as it came, every
 id-shaped word in it checked. What parsers read differently is refused (400) rather than sent
-unread: a urlencoded body, a query holding a `;` (a separator to some), and a body that is
-JSON to a lenient parser (upstream forgives a wrong Content-Type) but not to the gateway's."""
+unread: a urlencoded body, a query holding a `;` (a separator to some), a body that is
+JSON to a lenient parser (upstream forgives a wrong Content-Type) but not to the gateway's, and
+JSON held in a string or a form field that gives a key twice."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ from gateway.server.body import (
     lenient_only,
     read_body,
     read_form_body,
+    repeated_key,
     written,
 )
 from gateway.server.caller import Caller, identify
@@ -265,9 +267,23 @@ def _decoded(payload: Any) -> list[Any]:
                     raise errors.invalid_json(_NOT_STRICT) from None
                 continue
             if isinstance(inner, dict | list):
-                below.append(inner)
+                below.append(_read_alike(value, inner))
         level = below
     return out
+
+
+def _read_alike(text: str | bytes, read: Any) -> Any:
+    """JSON held in a string or a form field, which goes upstream as it came, `read` by the
+    gateway: refused (400) when it gives a key twice, since the gateway reads the last value
+    and the endpoint's parser may take the first (another team's id beside one of the
+    caller's)."""
+    if isinstance(read, dict | list):
+        repeated = repeated_key(text)
+        if repeated is not None:
+            raise errors.invalid_json(
+                f"a value in it holds JSON that parsers read apart: {repeated}"
+            )
+    return read
 
 
 async def _check_named_ids(
@@ -354,7 +370,7 @@ def _json_or_text(value: bytes) -> Any:
     or array to Python's lenient reader (`NaN`, `1e400`, text after it), which upstream may
     parse the field with, is refused (400) rather than read as prose that names no id."""
     try:
-        return orjson.loads(value)
+        return _read_alike(value, orjson.loads(value))
     except orjson.JSONDecodeError:
         text = value.decode("utf-8", "replace")
     try:

@@ -132,7 +132,7 @@ def lenient_only(text: str | bytes) -> bool:
         return False
 
 
-def repeated_key(text: bytes) -> str | None:
+def repeated_key(text: str | bytes) -> str | None:
     """Why JSON text (orjson read it already) may mean something else to another parser: the
     first key an object in it gives twice; None when there is none."""
     try:

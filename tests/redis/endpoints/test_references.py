@@ -172,17 +172,25 @@ def test_another_teams_id_trimmed_or_listed_is_refused_too(
         assert (last["method"], last["path"]) == ("POST", "/v1/evals"), value
 
 
+def opened_with_files(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path
+) -> tuple[ServerThread, str, str]:
+    """A gateway letting the `OPENED` paths through, a file of team b's and one of team a's."""
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
+    )
+    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
+    mine = sdk(gateway, "a").files.create(file=("notes.txt", b"a's"), purpose="user_data").id
+    return gateway, secret, mine
+
+
 def test_an_operator_allowed_form_reaches_no_other_teams_object(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
 ) -> None:
     """A multipart form's text fields are read for ids as a JSON body's strings are (a field
     holding JSON too), and for the model it names; its files are not read, and it goes upstream
     as it came."""
-    gateway = serve_teams(
-        start_gateway, redis_server, tmp_path, TEAMS, knobs=False, passthrough={"allow": OPENED}
-    )
-    secret = sdk(gateway, "b").files.create(file=("notes.txt", b"b's"), purpose="user_data").id
-    mine = sdk(gateway, "a").files.create(file=("notes.txt", b"a's"), purpose="user_data").id
+    gateway, secret, mine = opened_with_files(start_gateway, redis_server, tmp_path)
     auth = {"Authorization": f"Bearer {key_of('a')}"}
     parts = f"{gateway.url}/v1/uploads/upload_1/parts"
     before = upstream_requests(simulator)
@@ -815,3 +823,37 @@ def test_another_teams_id_in_a_string_holding_json_is_refused(
     assert after[-1]["path"] == "/v1/evals", prose.text
     # One request more (the log keeps the last 200: a full one drops its first).
     assert after[:-1] in (before, before[1:])
+
+
+def test_json_held_in_a_string_or_a_field_that_gives_a_key_twice_is_refused(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread
+) -> None:
+    """JSON in a string or a form field goes upstream as it came: the gateway reads a repeated
+    key's last value (the caller's own file), the endpoint's parser may take the first
+    (another team's)."""
+    gateway, secret, mine = opened_with_files(start_gateway, redis_server, tmp_path)
+    auth = {"Authorization": f"Bearer {key_of('a')}"}
+    both = f'{{"type": "file_id", "id": "{secret}", "id": "{mine}"}}'
+    before = upstream_requests(simulator)
+    in_string = httpx.post(
+        f"{gateway.url}/v1/evals", json={"name": "x", "data_source": both}, headers=auth
+    )
+    form = raw_form([
+        (b'Content-Disposition: form-data; name="source"', both.encode()),
+        (b'Content-Disposition: form-data; name="data"; filename="d"', b"x"),
+    ])  # fmt: skip
+    in_field = httpx.post(
+        f"{gateway.url}/v1/uploads/upload_1/parts", content=form,
+        headers={**auth, "Content-Type": "multipart/form-data; boundary=XyZ"},
+    )  # fmt: skip
+    for answer in (in_string, in_field):
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "invalid_json"
+        assert "'id' twice" in answer.json()["error"]["message"]
+    assert upstream_requests(simulator) == before  # none reached upstream
+    # Given once, the team's own file goes through.
+    own = f'{{"type": "file_id", "id": "{mine}"}}'
+    sent = httpx.post(
+        f"{gateway.url}/v1/evals", json={"name": "x", "data_source": own}, headers=auth
+    )
+    assert upstream_requests(simulator)[-1]["path"] == "/v1/evals", sent.text
