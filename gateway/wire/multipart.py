@@ -75,7 +75,8 @@ def is_form(content_type: str) -> bool:
 
 
 def read_form(body: bytes, content_type: str) -> list[Part] | None:
-    """The parts of a `multipart/form-data` body; None when its media type is another. Raises
+    """The parts of a `multipart/form-data` body; None when its media type is no multipart
+    one (another multipart type is refused). Raises
     `MalformedForm` for anything but the strict shape (a form naming no boundary too, which
     upstream's parser might guess): the body
     begins with the first delimiter (no preamble), every delimiter is `CRLF--boundary` followed
@@ -86,6 +87,11 @@ def read_form(body: bytes, content_type: str) -> list[Part] | None:
     an identity, no Content-Encoding), and its name and text in UTF-8 (or, declared in a charset
     that reads ASCII alike, ASCII only)."""
     if not is_form(content_type):
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media.startswith("multipart/"):
+            # Read as a form by parsers that take any multipart body (aiohttp's `multipart()`),
+            # as text here: its fields would reach upstream unread.
+            raise MalformedForm(f"a multipart body must be {MEDIA_TYPE}, not {media}")
         return None
     params = _params(content_type.split(";", 1)[1] if ";" in content_type else "")
     boundary = _boundary(params)

@@ -857,3 +857,31 @@ def test_json_held_in_a_string_or_a_field_that_gives_a_key_twice_is_refused(
         f"{gateway.url}/v1/evals", json={"name": "x", "data_source": own}, headers=auth
     )
     assert upstream_requests(simulator)[-1]["path"] == "/v1/evals", sent.text
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/mixed; boundary=XyZ", "multipart/alternative; boundary=XyZ"]
+)
+def test_a_multipart_body_of_another_kind_than_a_form_is_refused(
+    start_gateway: GatewayFactory,
+    redis_server: str,
+    tmp_path: Path,
+    simulator: ServerThread,
+    content_type: str,
+) -> None:
+    """A form said to be `multipart/mixed` is no form to the gateway, which searched it as text
+    for ids but read no model in it; a parser that reads any multipart body as a form (aiohttp's
+    `multipart()`) serves the model it names, one the config does not have."""
+    gateway, _, _ = opened_with_files(start_gateway, redis_server, tmp_path)
+    body = raw_form([
+        (b'Content-Disposition: form-data; name="model"', b"gpt-unconfigured"),
+        (b'Content-Disposition: form-data; name="data"; filename="d"', b"x"),
+    ])  # fmt: skip
+    before = upstream_requests(simulator)
+    answer = httpx.post(
+        f"{gateway.url}/v1/uploads/upload_1/parts", content=body,
+        headers={"Authorization": f"Bearer {key_of('a')}", "Content-Type": content_type},
+    )  # fmt: skip
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_multipart"
+    assert upstream_requests(simulator) == before

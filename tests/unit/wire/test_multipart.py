@@ -50,6 +50,11 @@ def test_not_multipart_is_none_and_a_form_naming_no_boundary_is_refused() -> Non
     assert read_form(b'{"model": "x"}', "application/json") is None
     with pytest.raises(MalformedForm):
         read_form(b"--x\r\n", "multipart/form-data")
+    # Another multipart type is a form to some parsers: refused, never read as text.
+    body, content_type = encoded({"model": "gpt-4o"}, {})
+    for media in ("multipart/mixed", "Multipart/Related"):
+        with pytest.raises(MalformedForm):
+            read_form(body, media + content_type[len("multipart/form-data") :])
 
 
 def test_a_field_given_twice_is_nobodys() -> None:
