@@ -4,19 +4,21 @@ Creating one checks its base `model` as every endpoint checks a model (in the te
 allowlist, or one of the team's own fine-tunes) and that config prices its training (a base
 without a training price is not fine-tuned); its training and validation files must be the
 team's; its `integrations` may report only to the team's own W&B entity and projects
-(`refused_integration`). It reads the training file from upstream and holds its tokens times
-the epochs (the request's `n_epochs`, or `fine_tuning.auto_epochs` when it leaves them to
-upstream) at the base's training price, for as long as a job may run (`fine_tuning.hold_s`).
-The gateway follows the job (`runtime.tuning_jobs`) and settles it from the tokens it trained;
-its fine-tuned model and result files become the team's (`tuned_models`). Listing, reading,
-cancelling, events and checkpoints are the team's own jobs only, never charged (counted
-against the request limits). A job names the gateway as its organization (`organization_id`),
-not the upstream organization whose id every team's jobs would show.
+(`refused_integration`). It reads the training file from upstream, a block of lines at a time
+(never whole), and holds its tokens times the epochs (the request's `n_epochs`, or
+`fine_tuning.auto_epochs` when it leaves them to upstream) at the base's training price, for as
+long as a job may run (`fine_tuning.hold_s`). The gateway follows the job
+(`runtime.tuning_jobs`) and settles it from the tokens it trained; its fine-tuned model and
+result files become the team's (`tuned_models`). Listing, reading, cancelling, events and
+checkpoints are the team's own jobs only, never charged (counted against the request limits). A
+job names the gateway as its organization (`organization_id`), not the upstream organization
+whose id every team's jobs would show.
 """
 
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -34,7 +36,7 @@ from gateway.endpoints.owned import (
     caller_owning,
     check_references,
     created,
-    file_content,
+    file_lines,
     forward_owned,
     metadata_matches,
     metadata_query,
@@ -46,7 +48,7 @@ from gateway.server.body import read_json_object
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
 from gateway.teams.records import Team
-from gateway.wire import errors
+from gateway.wire import errors, jsonl
 from gateway.wire.errors import GatewayError
 
 FINE_TUNING_JOB = Kind(
@@ -81,10 +83,16 @@ async def create(request: Request) -> Response:
         raise errors.not_fine_tunable(name)
     await check_references(gw, caller, body, payload)  # the training and validation files
     counted_as = await counted_before_reading(request, caller, FINE_TUNING_JOB)
-    content = await file_content(gw, request, caller, training)
-    tokens = await asyncio.to_thread(
-        pricing.training_file_tokens, content, model.image_input_tokens
-    )
+    tokens = 0
+    max_line = gw.config.fine_tuning.max_line_bytes
+    try:
+        async with aclosing(file_lines(gw, request, caller, training, max_line)) as blocks:
+            async for _, block in blocks:
+                tokens += await asyncio.to_thread(
+                    pricing.training_file_tokens, block, model.image_input_tokens
+                )
+    except jsonl.LineTooLong as exc:
+        raise errors.training_line_too_long(exc.number, exc.limit) from None
     epochs = pricing.training_epochs(payload, gw.config.fine_tuning.auto_epochs)
     reserve = pricing.training_cost(tokens * epochs, price)
     if model.upstream != name:  # a configured name: upstream fine-tunes its snapshot

@@ -135,6 +135,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "batch_line_invalid": lambda: errors.batch_line_invalid(3, "it is not JSON"),
     "fine_tuning_job_not_found": lambda: errors.fine_tuning_job_not_found("ftjob-abc"),
     "not_fine_tunable": lambda: errors.not_fine_tunable("o1-mini"),
+    "training_line_too_long": lambda: errors.training_line_too_long(7, 16_777_216),
     "integration_not_allowed": lambda: errors.integration_not_allowed(
         "integrations[0].wandb.entity", "entity 'rivals' is not team a's ('ml')"
     ),
