@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -34,10 +33,10 @@ from gateway.endpoints.owned import (
     check_all_owned,
     check_owned,
     created,
-    file_lines,
     forward_owned,
     own_list,
     references,
+    take_lines,
 )
 from gateway.endpoints.tuned_models import fine_tunes
 from gateway.routing import retirement
@@ -70,9 +69,7 @@ async def create(request: Request) -> Response:
     priced = _Priced(gw, caller, str(endpoint))
     max_line = gw.config.batches.max_line_bytes
     try:
-        async with aclosing(file_lines(gw, request, caller, input_file, max_line)) as blocks:
-            async for first, block in blocks:
-                await priced.add(first, block)
+        await take_lines(gw, request, caller, input_file, max_line, priced.add)
     except jsonl.LineTooLong as exc:
         raise errors.batch_line_invalid(
             exc.number, f"it is longer than {exc.limit} bytes, the most a line may be here"

@@ -18,7 +18,6 @@ whose id every team's jobs would show.
 from __future__ import annotations
 
 import asyncio
-from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -36,11 +35,11 @@ from gateway.endpoints.owned import (
     caller_owning,
     check_references,
     created,
-    file_lines,
     forward_owned,
     metadata_matches,
     metadata_query,
     own_list,
+    take_lines,
 )
 from gateway.endpoints.route import refuse_shut_down
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
@@ -84,13 +83,16 @@ async def create(request: Request) -> Response:
     await check_references(gw, caller, body, payload)  # the training and validation files
     counted_as = await counted_before_reading(request, caller, FINE_TUNING_JOB)
     tokens = 0
+
+    async def count(_: int, block: bytes) -> None:
+        nonlocal tokens
+        tokens += await asyncio.to_thread(
+            pricing.training_file_tokens, block, model.image_input_tokens
+        )
+
     max_line = gw.config.fine_tuning.max_line_bytes
     try:
-        async with aclosing(file_lines(gw, request, caller, training, max_line)) as blocks:
-            async for _, block in blocks:
-                tokens += await asyncio.to_thread(
-                    pricing.training_file_tokens, block, model.image_input_tokens
-                )
+        await take_lines(gw, request, caller, training, max_line, count)
     except jsonl.LineTooLong as exc:
         raise errors.training_line_too_long(exc.number, exc.limit) from None
     epochs = pricing.training_epochs(payload, gw.config.fine_tuning.auto_epochs)

@@ -12,6 +12,7 @@ is made from the team's own ids, each object read from upstream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import (
@@ -187,6 +188,22 @@ async def file_lines(
             yield given + 1, b"".join([*parts, last])
     finally:
         await resp.close()
+
+
+async def take_lines(
+    gw: Gateway,
+    request: Request,
+    caller: Caller,
+    file_id: str,
+    max_line: int,
+    take: Callable[[int, bytes], Awaitable[None]],
+) -> None:
+    """`file_lines` given to `take` block by block, in order; upstream's answer let go of
+    however it ends. The next block is read once the last is taken: read while a thread prices
+    the last, both would wait on the one interpreter lock, and the file take longer."""
+    async with contextlib.aclosing(file_lines(gw, request, caller, file_id, max_line)) as read:
+        async for first, block in read:
+            await take(first, block)
 
 
 def _pieces(block: bytes, size: int) -> Iterator[bytes]:

@@ -5,7 +5,6 @@ however the reading ends."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -60,7 +59,7 @@ class Caller:
 
 async def blocks(answer: Answer, max_line: int = 64) -> list[tuple[int, bytes]]:
     gw: Any = Gateway(answer)
-    read = owned.file_lines(gw, Request(), Caller(), "file-in", max_line)  # type: ignore[arg-type]
+    read = owned.file_lines(gw, Request(), Caller(), "file-in", max_line)
     return [block async for block in read]
 
 
@@ -110,8 +109,12 @@ async def test_a_reader_that_stops_early_lets_upstreams_answer_go(
     monkeypatch.setattr(owned, "LINES_A_BLOCK", 20)
     answer = Answer(200, [b"{}\n" * 10] * 3)
     gw: Any = Gateway(answer)
-    read = owned.file_lines(gw, Request(), Caller(), "file-in", 64)  # type: ignore[arg-type]
-    async with aclosing(read) as reading:
-        async for _ in reading:
-            break
-    assert answer.closed and answer.given == 1
+    taken: list[int] = []
+
+    async def take(first: int, block: bytes) -> None:
+        taken.append(first)
+        raise GatewayError(400, "refused")  # the first block's lines, say
+
+    with pytest.raises(GatewayError):
+        await owned.take_lines(gw, Request(), Caller(), "file-in", 64, take)
+    assert taken == [1] and answer.closed and answer.given == 1
