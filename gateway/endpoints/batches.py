@@ -75,6 +75,8 @@ async def create(request: Request) -> Response:
             exc.number, f"it is longer than {exc.limit} bytes, the most a line may be here"
         ) from None
     reserve, named, limited = priced.total()
+    if not limited:
+        raise errors.batch_file_empty()
     return await create_followed(
         request, caller, BATCH, limited[0], reserve, gw.config.batches.hold_s, body,
         counted_as, limited=limited, models=named,

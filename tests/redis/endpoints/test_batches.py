@@ -939,3 +939,18 @@ def test_a_line_longer_than_the_gateway_reads_is_refused_before_upstream(
         "most a line may be here."
     )
     assert spend(store, "payer") == (0, 0)
+
+
+def test_an_input_file_of_no_requests_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """A file of blank lines or none names no model to count the batch against: it had been
+    answered 500, the gateway's own fault; upstream would fail the batch (`empty_file`)."""
+    client = sdk(gateway, "payer")
+    for data in (b"", b"\n\r\n"):
+        refused = refused_batch(client, simulator, data)
+        assert refused.code == "empty_file"
+        assert refused.response.json()["error"]["message"] == (
+            "The batch's input file has no requests."
+        )
+    assert spend(store, "payer") == (0, 0)

@@ -133,6 +133,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "vector_store_not_found": lambda: errors.vector_store_not_found("vs_abc"),
     "batch_not_found": lambda: errors.batch_not_found("batch_abc"),
     "batch_line_invalid": lambda: errors.batch_line_invalid(3, "it is not JSON"),
+    "batch_file_empty": errors.batch_file_empty,
     "fine_tuning_job_not_found": lambda: errors.fine_tuning_job_not_found("ftjob-abc"),
     "not_fine_tunable": lambda: errors.not_fine_tunable("o1-mini"),
     "training_line_too_long": lambda: errors.training_line_too_long(7, 16_777_216),
