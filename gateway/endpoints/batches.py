@@ -92,11 +92,11 @@ class _Priced:
     parsing and pricing a file of tens of thousands of lines takes seconds, done even for a
     batch the team cannot afford: off the event loop, which serves every team."""
 
-    __slots__ = ("caller", "endpoint", "gw", "limited", "named", "read", "refused", "reserve")
+    __slots__ = ("caller", "endpoint", "gw", "limited", "named", "refused", "reserve")
 
     def __init__(self, gw: Gateway, caller: Caller, endpoint: str) -> None:
         self.gw, self.caller, self.endpoint = gw, caller, endpoint
-        self.reserve = self.read = 0
+        self.reserve = 0
         self.named: set[str] = set()
         self.limited: dict[str, None] = {}
         # The first refusal of each check after reading, in the order they are made.
@@ -105,16 +105,16 @@ class _Priced:
     async def add(self, first: int, block: bytes) -> None:
         """The lines of `block`, the first of which is line `first` of the file."""
         gw, caller = self.gw, self.caller
-        lines = await asyncio.to_thread(_input_lines, block, first, gw.config.server.max_json_depth)
-        # The checks after reading number the lines read, blank lines left out.
-        after, self.read = self.read + 1, self.read + len(lines)
+        numbers, lines = await asyncio.to_thread(
+            _input_lines, block, first, gw.config.server.max_json_depth
+        )
         priced, served, owned = self.refused
         if priced is not None:
             return  # it stands, unless a line that cannot be read follows
         tuned = await fine_tunes(gw, caller, [line["body"].get("model") for line in lines])
         try:
             reserve, named, limited = await asyncio.to_thread(
-                _worst_case, gw, caller, self.endpoint, lines, tuned, after
+                _worst_case, gw, caller, self.endpoint, lines, tuned, numbers
             )
         except GatewayError as exc:
             self.refused[0] = exc
@@ -124,7 +124,7 @@ class _Priced:
         self.limited.update(dict.fromkeys(limited))
         if served is None:
             try:
-                objects = await asyncio.to_thread(_named_objects, lines, after)
+                objects = await asyncio.to_thread(_named_objects, lines, numbers)
             except GatewayError as exc:
                 self.refused[1] = exc
                 return
@@ -144,21 +144,25 @@ class _Priced:
         return self.reserve, sorted(self.named), list(self.limited)
 
 
-def _named_objects(lines: list[dict[str, Any]], first: int) -> list[tuple[Kind, str]]:
-    """The team's objects the lines name (the first numbered `first`); a line naming an
+def _named_objects(lines: list[dict[str, Any]], numbers: list[int]) -> list[tuple[Kind, str]]:
+    """The team's objects the lines name (`numbers`: theirs in the file); a line naming an
     object no team owns here is refused."""
-    for number, line in enumerate(lines, start=first):
+    for number, line in zip(numbers, lines, strict=True):
         unowned = unowned_reference(line["body"])
         if unowned is not None:
             raise errors.batch_line_invalid(number, f"its {unowned} names an object not served")
     return references([line["body"] for line in lines])
 
 
-def _input_lines(content: bytes, first: int, max_depth: int) -> list[dict[str, Any]]:
+def _input_lines(
+    content: bytes, first: int, max_depth: int
+) -> tuple[list[int], list[dict[str, Any]]]:
     """The lines of (a block of, the first line `first` of the file) a batch's input file,
     each a request whose body the gateway can read as its endpoint reads one sent inline
     (`max_depth`: `server.max_json_depth`): it is priced by walking it, and goes upstream as
-    the file has it, not written again by the gateway."""
+    the file has it, not written again by the gateway. Each line's number in the file with it
+    (blank lines are left out, and counted)."""
+    numbers: list[int] = []
     lines: list[dict[str, Any]] = []
     for number, raw in enumerate(content.splitlines(), start=first):
         if not raw.strip():
@@ -178,8 +182,9 @@ def _input_lines(content: bytes, first: int, max_depth: int) -> list[dict[str, A
         repeated = repeated_key(raw)
         if repeated is not None:
             raise errors.batch_line_invalid(number, repeated)
+        numbers.append(number)
         lines.append(line)
-    return lines
+    return numbers, lines
 
 
 def _worst_case(
@@ -188,18 +193,18 @@ def _worst_case(
     endpoint: str,
     lines: list[dict[str, Any]],
     tuned: dict[str, tuple[str, ModelConfig]],
-    first: int = 1,
+    numbers: list[int],
 ) -> tuple[int, list[str], list[str]]:
     """Every line's worst case at half price, every model the lines name (a fine-tune by its
     own name, priced as such), and every configured model whose limits count the batch, the
     first line's first: each line's model must be one the team may use (`tuned`: the team's
     own fine-tunes they name), priced, and not one the team's or the key's limits cap at some
-    messages a week. The first line is numbered `first`."""
+    messages a week. `numbers`: the lines' in the file."""
     reserve, named = 0, set()
     limited: dict[str, None] = {}
     today = gw.today()
     weekly: dict[str, tuple[WeeklyCap, ...]] = {}
-    for number, line in enumerate(lines, start=first):
+    for number, line in zip(numbers, lines, strict=True):
         if line.get("url") != endpoint:
             raise errors.batch_line_invalid(number, f"its url is not the batch's {endpoint}")
         body: dict[str, Any] = line["body"]

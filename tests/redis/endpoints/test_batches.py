@@ -880,7 +880,7 @@ def test_an_input_file_read_a_block_at_a_time_is_held_as_read_whole(
     read: list[int] = []
     real = batches._input_lines
 
-    def watched(content: bytes, first: int, max_depth: int) -> list[dict[str, Any]]:
+    def watched(content: bytes, first: int, max_depth: int) -> Any:
         read.append(len(content))
         return real(content, first, max_depth)
 
@@ -954,3 +954,17 @@ def test_an_input_file_of_no_requests_is_refused_before_upstream(
             "The batch's input file has no requests."
         )
     assert spend(store, "payer") == (0, 0)
+
+
+def test_a_refused_line_is_named_by_its_number_in_the_file_blank_lines_counted(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """As upstream numbers a batch's lines (its error file's `line`): a line priced after blank
+    ones had been named by its place among the lines that are not blank."""
+    client = sdk(gateway, "payer")
+    elsewhere = chat_line(2).replace(b"/v1/chat/completions", b"/v1/embeddings")
+    refused = refused_batch(client, simulator, chat_line(1) + b"\n\n\r\n" + elsewhere)
+    assert refused.response.json()["error"]["message"] == (
+        "Line 4 of the batch's input file cannot be accepted: its url is not the batch's "
+        "/v1/chat/completions."
+    )
