@@ -183,6 +183,10 @@ async def file_lines(
                     yield given + 1, block
                     given += block.count(b"\n")
                     parts, held = [], 0
+            if lines.too_long is not None:
+                if parts:  # the lines before it first: a refusal of one of them comes first
+                    yield given + 1, b"".join(parts)
+                raise lines.too_long
         last = lines.end()
         if parts or last:
             yield given + 1, b"".join([*parts, last])

@@ -938,6 +938,12 @@ def test_a_line_longer_than_the_gateway_reads_is_refused_before_upstream(
         "Line 2 of the batch's input file cannot be accepted: it is longer than 1000 bytes, the "
         "most a line may be here."
     )
+    # A line before it that cannot be read is named first, as it comes first, however
+    # upstream's answer arrives.
+    refused = refused_batch(client, simulator, b"{not json\n" + long)
+    assert refused.response.json()["error"]["message"] == (
+        "Line 1 of the batch's input file cannot be accepted: it is not JSON."
+    )
     assert spend(store, "payer") == (0, 0)
 
 

@@ -100,6 +100,14 @@ async def test_a_missing_file_is_its_404_and_a_line_over_the_bound_is_refused() 
         await blocks(long)
     assert too_long.value.number == 2 and long.closed
     assert long.given == 2  # refused before the line's end came
+    # The lines before it in the same read are handed on first.
+    before = Answer(200, [b"{}\n[]\n" + b"x" * 70 + b"\n{}\n"])
+    gw: Any = Gateway(before)
+    read = owned.file_lines(gw, Request(), Caller(), "file-in", 64)
+    assert await read.__anext__() == (1, b"{}\n[]\n")
+    with pytest.raises(LineTooLong) as too_long:
+        await read.__anext__()
+    assert too_long.value.number == 3 and before.closed
 
 
 @pytest.mark.anyio

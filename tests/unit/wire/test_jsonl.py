@@ -54,21 +54,28 @@ def test_a_line_as_long_as_the_bound_is_read_and_a_longer_one_refused() -> None:
     fits = b"x" * 10
     assert read(Lines(limit=10), [fits + b"\r\n" + fits]) == [fits, fits]  # ends are not counted
     for chunks in (
-        [fits + b"\n" + fits + b"y\n"],  # whole in one read
+        [fits + b"\n" + fits + b"y\n{}\n"],  # whole in one read
         [fits + b"\n" + fits[:5], fits[5:] + b"y\n"],  # finished across reads
-        [fits + b"\n", fits, b"y"],  # unfinished: refused before the reads go on
-        [fits + b"\n", fits + b"y"],  # the last line, without its end
+        [fits + b"\n", fits, b"y", b"\n"],  # unfinished: refused before the reads go on
+        [fits + b"\n" + fits + b"y"],  # the last line, without its end
     ):
         lines = Lines(limit=10)
+        given = []
         with pytest.raises(LineTooLong) as refused:
             for chunk in chunks:
-                lines.complete(chunk)
+                given.append(lines.complete(chunk))
+            lines.end()
         assert (refused.value.number, refused.value.limit) == (2, 10), chunks
+        # The lines before it are given out first, however the reads cut them.
+        assert b"".join(given) == fits + b"\n", chunks
 
 
 def test_what_is_held_between_reads_is_one_unfinished_line_at_most() -> None:
     lines = Lines(limit=1000)
     for _ in range(9):
         assert lines.complete(b"x" * 100) == b""
+    assert lines.complete(b"x" * 101) == b""
+    assert lines.too_long is not None and lines.too_long.number == 1
+    assert not lines._parts  # let go of
     with pytest.raises(LineTooLong):
-        lines.complete(b"x" * 101)
+        lines.complete(b"\n")
