@@ -229,9 +229,11 @@ def check(config: Config) -> None:
         raise ConfigError("cache.charge_fraction: must be between 0 and 1")
     if config.fine_tuning.auto_epochs < 1:
         raise ConfigError("fine_tuning.auto_epochs: must be at least 1")
-    for key in ("hold_s", "poll_s"):
+    for key in ("hold_s", "poll_s", "max_line_bytes"):
         if getattr(config.fine_tuning, key) <= 0:
             raise ConfigError(f"fine_tuning.{key}: must be positive")
+    if config.batches.max_line_bytes <= 0:
+        raise ConfigError("batches.max_line_bytes: must be positive")
     if config.compat.keepalive_s <= 0:
         raise ConfigError("compat.keepalive_s: must be positive")
     if config.compat.stored_view_ttl_s < 1:

@@ -391,6 +391,10 @@ class BatchesConfig:
     poll_s: float = 60.0
     # How long a batch's hold lives: its 24 h completion window and a margin.
     hold_s: float = 26 * 3600.0
+    # The longest line of an input file the gateway reads (one request, its envelope and its
+    # body, base64 images and all), in bytes: the file is priced as it is read, holding a line
+    # at most at a time, never the file (up to 200 MB upstream).
+    max_line_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +411,9 @@ class FineTuningConfig:
     # The epochs held for a job that leaves them to upstream (`"auto"` or absent): the worst
     # case assumed. OpenAI picks 3 for most files, more for small ones (which cost little).
     auto_epochs: int = 10
+    # The longest line of a training file the gateway reads (one example, base64 images and
+    # all), in bytes: the file is priced as it is read, a line at most at a time.
+    max_line_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

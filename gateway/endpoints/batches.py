@@ -1,10 +1,11 @@
 """Batches, each the team's own, held at creation and charged when they end.
 
-Creating one reads its input file (the team's own) and checks every line as its endpoint
-would: the model in the team's tier and allowlist (or the team's own fine-tune) and priced. It
-holds every line's worst case at half price (upstream's batch price) for as long as the batch
-may run; the gateway follows the batch (`runtime.batch_jobs`) and settles it from its output
-file when it ends. Reading, listing and cancelling are the team's own batches only.
+Creating one reads its input file (the team's own) as upstream sends it, a block of lines at a
+time (`owned.file_lines`), never held whole, and checks every line as its endpoint would: the
+model in the team's tier and allowlist (or the team's own fine-tune) and priced. It holds every
+line's worst case at half price (upstream's batch price) for as long as the batch may run; the
+gateway follows the batch (`runtime.batch_jobs`) and settles it from its output file when it
+ends. Reading, listing and cancelling are the team's own batches only.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from gateway.endpoints.owned import (
     check_all_owned,
     check_owned,
     created,
-    file_content,
     forward_owned,
     own_list,
     references,
+    take_lines,
 )
 from gateway.endpoints.tuned_models import fine_tunes
 from gateway.routing import retirement
@@ -44,7 +45,7 @@ from gateway.runtime.gateway import Gateway
 from gateway.server.body import read_json_object, repeated_key
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import gateway_of
-from gateway.wire import errors, validation
+from gateway.wire import errors, jsonl, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.references import unowned_reference
 
@@ -65,16 +66,17 @@ async def create(request: Request) -> Response:
         raise errors.invalid_value("endpoint", str(endpoint), BATCHED)
     await check_owned(gw, caller, FILE, input_file)
     counted_as = await counted_before_reading(request, caller, BATCH)
-    content = await file_content(gw, request, caller, input_file)
-    # Reading and pricing every line of a file of up to tens of thousands takes seconds, done
-    # even for a batch the team cannot afford: off the event loop, which serves every team.
-    lines = await asyncio.to_thread(_input_lines, content, gw.config.server.max_json_depth)
-    tuned = await fine_tunes(gw, caller, [line["body"].get("model") for line in lines])
-    reserve, named, limited = await asyncio.to_thread(
-        _worst_case, gw, caller, str(endpoint), lines, tuned
-    )
-    # What each line names is the team's.
-    await check_all_owned(gw, caller, await asyncio.to_thread(_named_objects, lines))
+    priced = _Priced(gw, caller, str(endpoint))
+    max_line = gw.config.batches.max_line_bytes
+    try:
+        await take_lines(gw, request, caller, input_file, max_line, priced.add)
+    except jsonl.LineTooLong as exc:
+        raise errors.batch_line_invalid(
+            exc.number, f"it is longer than {exc.limit} bytes, the most a line may be here"
+        ) from None
+    reserve, named, limited = priced.total()
+    if not limited:
+        raise errors.batch_file_empty()
     return await create_followed(
         request, caller, BATCH, limited[0], reserve, gw.config.batches.hold_s, body,
         counted_as, limited=limited, models=named,
@@ -82,22 +84,87 @@ async def create(request: Request) -> Response:
     )  # fmt: skip
 
 
-def _named_objects(lines: list[dict[str, Any]]) -> list[tuple[Kind, str]]:
-    """The team's objects the lines name; a line naming an object no team owns here is
-    refused."""
-    for number, line in enumerate(lines, start=1):
+class _Priced:
+    """A batch's input file priced as it is read, a block of lines at a time, refused as it
+    would be read whole: a line that cannot be read at once; else, once every line is read,
+    the first line that cannot be priced (`_worst_case`), else the first naming an object not
+    served (`_named_objects`), else the first object named that is not the team's. Reading,
+    parsing and pricing a file of tens of thousands of lines takes seconds, done even for a
+    batch the team cannot afford: off the event loop, which serves every team."""
+
+    __slots__ = ("caller", "endpoint", "gw", "limited", "named", "refused", "reserve")
+
+    def __init__(self, gw: Gateway, caller: Caller, endpoint: str) -> None:
+        self.gw, self.caller, self.endpoint = gw, caller, endpoint
+        self.reserve = 0
+        self.named: set[str] = set()
+        self.limited: dict[str, None] = {}
+        # The first refusal of each check after reading, in the order they are made.
+        self.refused: list[GatewayError | None] = [None, None, None]
+
+    async def add(self, first: int, block: bytes) -> None:
+        """The lines of `block`, the first of which is line `first` of the file."""
+        gw, caller = self.gw, self.caller
+        numbers, lines = await asyncio.to_thread(
+            _input_lines, block, first, gw.config.server.max_json_depth
+        )
+        priced, served, owned = self.refused
+        if priced is not None:
+            return  # it stands, unless a line that cannot be read follows
+        tuned = await fine_tunes(gw, caller, [line["body"].get("model") for line in lines])
+        try:
+            reserve, named, limited = await asyncio.to_thread(
+                _worst_case, gw, caller, self.endpoint, lines, tuned, numbers
+            )
+        except GatewayError as exc:
+            self.refused[0] = exc
+            return
+        self.reserve += reserve
+        self.named.update(named)
+        self.limited.update(dict.fromkeys(limited))
+        if served is None:
+            try:
+                objects = await asyncio.to_thread(_named_objects, lines, numbers)
+            except GatewayError as exc:
+                self.refused[1] = exc
+                return
+            if owned is None:
+                try:
+                    await check_all_owned(gw, caller, objects)  # what each line names
+                except GatewayError as exc:
+                    self.refused[2] = exc
+
+    def total(self) -> tuple[int, list[str], list[str]]:
+        """Every line's worst case at half price, every model the lines name, and every
+        configured model whose limits count the batch, the first line's first (`_worst_case`);
+        the first refusal, if any."""
+        for refusal in self.refused:
+            if refusal is not None:
+                raise refusal
+        return self.reserve, sorted(self.named), list(self.limited)
+
+
+def _named_objects(lines: list[dict[str, Any]], numbers: list[int]) -> list[tuple[Kind, str]]:
+    """The team's objects the lines name (`numbers`: theirs in the file); a line naming an
+    object no team owns here is refused."""
+    for number, line in zip(numbers, lines, strict=True):
         unowned = unowned_reference(line["body"])
         if unowned is not None:
             raise errors.batch_line_invalid(number, f"its {unowned} names an object not served")
     return references([line["body"] for line in lines])
 
 
-def _input_lines(content: bytes, max_depth: int) -> list[dict[str, Any]]:
-    """The lines of a batch's input file, each a request whose body the gateway can read as
-    its endpoint reads one sent inline (`max_depth`: `server.max_json_depth`): it is priced by
-    walking it, and goes upstream as the file has it, not written again by the gateway."""
+def _input_lines(
+    content: bytes, first: int, max_depth: int
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """The lines of (a block of, the first line `first` of the file) a batch's input file,
+    each a request whose body the gateway can read as its endpoint reads one sent inline
+    (`max_depth`: `server.max_json_depth`): it is priced by walking it, and goes upstream as
+    the file has it, not written again by the gateway. Each line's number in the file with it
+    (blank lines are left out, and counted)."""
+    numbers: list[int] = []
     lines: list[dict[str, Any]] = []
-    for number, raw in enumerate(content.splitlines(), start=1):
+    for number, raw in enumerate(content.splitlines(), start=first):
         if not raw.strip():
             continue
         try:
@@ -115,8 +182,9 @@ def _input_lines(content: bytes, max_depth: int) -> list[dict[str, Any]]:
         repeated = repeated_key(raw)
         if repeated is not None:
             raise errors.batch_line_invalid(number, repeated)
+        numbers.append(number)
         lines.append(line)
-    return lines
+    return numbers, lines
 
 
 def _worst_case(
@@ -125,17 +193,18 @@ def _worst_case(
     endpoint: str,
     lines: list[dict[str, Any]],
     tuned: dict[str, tuple[str, ModelConfig]],
+    numbers: list[int],
 ) -> tuple[int, list[str], list[str]]:
     """Every line's worst case at half price, every model the lines name (a fine-tune by its
     own name, priced as such), and every configured model whose limits count the batch, the
     first line's first: each line's model must be one the team may use (`tuned`: the team's
     own fine-tunes they name), priced, and not one the team's or the key's limits cap at some
-    messages a week."""
+    messages a week. `numbers`: the lines' in the file."""
     reserve, named = 0, set()
     limited: dict[str, None] = {}
     today = gw.today()
     weekly: dict[str, tuple[WeeklyCap, ...]] = {}
-    for number, line in enumerate(lines, start=1):
+    for number, line in zip(numbers, lines, strict=True):
         if line.get("url") != endpoint:
             raise errors.batch_line_invalid(number, f"its url is not the batch's {endpoint}")
         body: dict[str, Any] = line["body"]

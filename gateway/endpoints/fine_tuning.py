@@ -4,14 +4,15 @@ Creating one checks its base `model` as every endpoint checks a model (in the te
 allowlist, or one of the team's own fine-tunes) and that config prices its training (a base
 without a training price is not fine-tuned); its training and validation files must be the
 team's; its `integrations` may report only to the team's own W&B entity and projects
-(`refused_integration`). It reads the training file from upstream and holds its tokens times
-the epochs (the request's `n_epochs`, or `fine_tuning.auto_epochs` when it leaves them to
-upstream) at the base's training price, for as long as a job may run (`fine_tuning.hold_s`).
-The gateway follows the job (`runtime.tuning_jobs`) and settles it from the tokens it trained;
-its fine-tuned model and result files become the team's (`tuned_models`). Listing, reading,
-cancelling, events and checkpoints are the team's own jobs only, never charged (counted
-against the request limits). A job names the gateway as its organization (`organization_id`),
-not the upstream organization whose id every team's jobs would show.
+(`refused_integration`). It reads the training file from upstream, a block of lines at a time
+(never whole), and holds its tokens times the epochs (the request's `n_epochs`, or
+`fine_tuning.auto_epochs` when it leaves them to upstream) at the base's training price, for as
+long as a job may run (`fine_tuning.hold_s`). The gateway follows the job
+(`runtime.tuning_jobs`) and settles it from the tokens it trained; its fine-tuned model and
+result files become the team's (`tuned_models`). Listing, reading, cancelling, events and
+checkpoints are the team's own jobs only, never charged (counted against the request limits). A
+job names the gateway as its organization (`organization_id`), not the upstream organization
+whose id every team's jobs would show.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ from gateway.endpoints.owned import (
     caller_owning,
     check_references,
     created,
-    file_content,
     forward_owned,
     metadata_matches,
     metadata_query,
     own_list,
+    take_lines,
 )
 from gateway.endpoints.route import refuse_shut_down
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
@@ -47,7 +48,7 @@ from gateway.server.body import lenient_only, read_json_object, repeated_key
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
 from gateway.teams.records import Team
-from gateway.wire import errors, validation
+from gateway.wire import errors, jsonl, validation
 from gateway.wire.errors import GatewayError
 
 FINE_TUNING_JOB = Kind(
@@ -83,8 +84,19 @@ async def create(request: Request) -> Response:
         raise errors.not_fine_tunable(name)
     await check_references(gw, caller, body, payload)  # the training and validation files
     counted_as = await counted_before_reading(request, caller, FINE_TUNING_JOB)
-    content = await file_content(gw, request, caller, training)
-    tokens = await asyncio.to_thread(_training_tokens, content, model.image_input_tokens)
+    tokens = 0
+
+    async def count(first: int, block: bytes) -> None:
+        nonlocal tokens
+        tokens += await asyncio.to_thread(_training_tokens, block, first, model.image_input_tokens)
+
+    max_line = gw.config.fine_tuning.max_line_bytes
+    try:
+        await take_lines(gw, request, caller, training, max_line, count)
+    except jsonl.LineTooLong as exc:
+        raise errors.training_line_invalid(
+            exc.number, f"it is longer than {exc.limit} bytes, the most a line may be here"
+        ) from None
     epochs = pricing.training_epochs(payload, gw.config.fine_tuning.auto_epochs)
     reserve = pricing.training_cost(tokens * epochs, price)
     if model.upstream != name:  # a configured name: upstream fine-tunes its snapshot
@@ -98,13 +110,14 @@ async def create(request: Request) -> Response:
 NOT_STRICT = "it is JSON only to a lenient parser (NaN, Infinity, 1e400, a byte order mark, UTF-16)"
 
 
-def _training_tokens(content: bytes, images: ImageInputTokens) -> int:
-    """The most tokens one epoch over the training file trains (`pricing.training_file_tokens`),
+def _training_tokens(content: bytes, first: int, images: ImageInputTokens) -> int:
+    """The most tokens one epoch over (a block of, the first line `first` of) the training file
+    trains (`pricing.training_file_tokens`),
     each line read as every parser reads it: upstream trains the file as it is, and a line
     giving a key twice may be trained as the value not counted here (a long conversation
     first, a short one last), one that is JSON to a lenient parser only as what its text
     does not say, so such a line is refused (400)."""
-    for number, raw in enumerate(content.splitlines(), start=1):
+    for number, raw in enumerate(content.splitlines(), start=first):
         try:
             orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -12,9 +12,17 @@ is made from the team's own ids, each object read from upstream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +35,7 @@ from gateway.endpoints.attempt import Attempt, Whole, rebodied, relayed
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
-from gateway.wire import errors, pages
+from gateway.wire import errors, jsonl, pages
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
 from gateway.wire.references import fields
@@ -42,6 +50,9 @@ LIST_CONCURRENCY = 16
 # reads many more for a page (free uploads, then thousands of reads against the upstream key
 # every team shares): each further `READS_A_COUNT` reads count once more, before they are made.
 READS_A_COUNT = pages.MAX_PAGE + 1
+# About how many bytes of a file's lines `file_lines` hands on at once: each block is priced in
+# one hop to a thread, so the hops cost per megabyte, not per line.
+LINES_A_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,18 +157,67 @@ async def check_all_owned(gw: Gateway, caller: Caller, named: Iterable[tuple[Kin
         raise kinds[missing].not_found(missing[1])
 
 
-async def file_content(gw: Gateway, request: Request, caller: Caller, file_id: str) -> bytes:
-    """The bytes of a file (the caller's team's: checked already), read from upstream; the
-    404 of a missing file when upstream has none."""
+async def file_lines(
+    gw: Gateway, request: Request, caller: Caller, file_id: str, max_line: int
+) -> AsyncGenerator[tuple[int, bytes]]:
+    """A file's lines (the caller's team's file: checked already), read from upstream as they
+    come, in blocks of whole lines of about `LINES_A_BLOCK` bytes, each with the number of
+    its first line (from 1; blank lines are counted): what is held at once is a block and a
+    line, never the file. `jsonl.LineTooLong` for a line over `max_line` bytes; the 404 of a
+    missing file when upstream has none. Close it (`contextlib.aclosing`) when stopping early:
+    that lets go of upstream's answer."""
     headers = gw.upstream_headers(request.scope["headers"], caller.team)
     resp = await gw.upstream.send("GET", f"{FILE.upstream}/{file_id}/content", b"", headers, b"")
     try:
-        content = await resp.read()
+        if resp.status != 200:
+            raise FILE.not_found(file_id)
+        lines = jsonl.Lines(max_line)
+        parts: list[bytes] = []
+        given = held = 0  # lines handed on, bytes of lines not yet
+        async for chunk in resp.iter_chunks():
+            for piece in _pieces(lines.complete(chunk), LINES_A_BLOCK):
+                parts.append(piece)
+                held += len(piece)
+                if held >= LINES_A_BLOCK:
+                    block = b"".join(parts)
+                    yield given + 1, block
+                    given += block.count(b"\n")
+                    parts, held = [], 0
+            if lines.too_long is not None:
+                if parts:  # the lines before it first: a refusal of one of them comes first
+                    yield given + 1, b"".join(parts)
+                raise lines.too_long
+        last = lines.end()
+        if parts or last:
+            yield given + 1, b"".join([*parts, last])
     finally:
         await resp.close()
-    if resp.status != 200:
-        raise FILE.not_found(file_id)
-    return content
+
+
+async def take_lines(
+    gw: Gateway,
+    request: Request,
+    caller: Caller,
+    file_id: str,
+    max_line: int,
+    take: Callable[[int, bytes], Awaitable[None]],
+) -> None:
+    """`file_lines` given to `take` block by block, in order; upstream's answer let go of
+    however it ends. The next block is read once the last is taken: read while a thread prices
+    the last, both would wait on the one interpreter lock, and the file take longer."""
+    async with contextlib.aclosing(file_lines(gw, request, caller, file_id, max_line)) as read:
+        async for first, block in read:
+            await take(first, block)
+
+
+def _pieces(block: bytes, size: int) -> Iterator[bytes]:
+    """A block of whole lines cut at line ends into pieces of `size` bytes and a line at most
+    (a read may bring megabytes)."""
+    start = 0
+    while start < len(block):
+        end = block.find(b"\n", start + size - 1) + 1 or len(block)
+        yield block[start:end]
+        start = end
 
 
 def attempt_for(request: Request, caller: Caller, path: str) -> Attempt:

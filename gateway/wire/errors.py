@@ -42,7 +42,8 @@ invalid_request_error
   400  invalid_value                 unknown_model_or_policy   /v1/route: no such policy or model
   400  previous_response_not_found   previous_response_not_found  no such response of the team's
   400  invalid_batch_line            batch_line_invalid        a batch line the gateway cannot price
-  400  invalid_training_line         training_line_invalid     a training line not read alike by every parser
+  400  empty_file                    batch_file_empty          a batch input file of no requests
+  400  invalid_training_line         training_line_invalid     a training line not read alike by every parser, or too long
   400  model_not_available           not_fine_tunable          a model without a training price
   400  integration_not_allowed       integration_not_allowed   a fine-tuning integration the team may not use
   400  -                             not_background_response   cancel: a response not in background
@@ -703,6 +704,14 @@ def batch_line_invalid(line: int, why: str) -> GatewayError:
         400, f"Line {line} of the batch's input file cannot be accepted: {why}.",
         param="input_file_id", code="invalid_batch_line",
     )  # fmt: skip
+
+
+def batch_file_empty() -> GatewayError:
+    """A batch's input file of no lines but blank ones: upstream would fail the batch
+    (`empty_file`), and the gateway has no model to count it against."""
+    return GatewayError(
+        400, "The batch's input file has no requests.", param="input_file_id", code="empty_file"
+    )
 
 
 def training_line_invalid(line: int, why: str) -> GatewayError:

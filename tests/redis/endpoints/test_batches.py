@@ -28,7 +28,14 @@ from gateway.runtime.follower import Follower
 from gateway.simulator import create_simulator
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 from tests.redis.admission.test_end_to_end import spend
-from tests.redis.endpoints.teams import billed, follower_pass, key_of, sdk, serve_teams
+from tests.redis.endpoints.teams import (
+    billed,
+    follower_pass,
+    key_of,
+    refused_batch,
+    sdk,
+    serve_teams,
+)
 
 KEYS = {name: key_of(name) for name in ("payer", "other", "poor", "small", "plus", "metered")}
 
@@ -841,3 +848,129 @@ def test_a_line_whose_counts_the_hold_cannot_read_as_upstream_does_is_refused_be
     since = [r for r in httpx.get(log).json()["data"] if r not in before]
     assert [(r["method"], r["path"]) for r in since] == [("GET", f"/v1/files/{file_id}/content")]
     assert spend(store, "payer") == (0, 0)
+
+
+def chat_line(i: int, model: str = "gpt-4o-mini") -> bytes:
+    body = {"model": model, "messages": [{"role": "user", "content": f"Q{i}?"}], "max_tokens": i}
+    return orjson.dumps(
+        {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}
+    )
+
+
+def test_an_input_file_read_a_block_at_a_time_is_held_as_read_whole(
+    unfollowed: ServerThread, store: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The input file is priced as upstream sends it, a block of lines at a time, never held
+    whole (it may be 200 MB, and a team may create several batches at once): each line held as
+    when the file was read whole, whatever ends its lines and wherever the blocks cut it."""
+    from gateway.endpoints import batches, owned
+
+    client = sdk(unfollowed, "payer")
+    lines = [chat_line(i) for i in range(1, 31)]
+
+    def held_for(data: bytes) -> int:
+        file_id = client.files.create(file=("in.jsonl", data), purpose="batch").id
+        before = spend(store, "payer")[1]
+        create(client, file_id)
+        return spend(store, "payer")[1] - before
+
+    whole = held_for(b"\n".join(lines) + b"\n")  # one block
+    assert whole > 0
+    monkeypatch.setattr(owned, "LINES_A_BLOCK", 200)
+    read: list[int] = []
+    real = batches._input_lines
+
+    def watched(content: bytes, first: int, max_depth: int) -> Any:
+        read.append(len(content))
+        return real(content, first, max_depth)
+
+    monkeypatch.setattr(batches, "_input_lines", watched)
+    for data in (
+        b"\n".join(lines),  # the last line without its end
+        b"\r\n".join(lines) + b"\r\n",
+        b"\r".join(lines),
+        b"\n\r\n".join(lines) + b"\n\n",  # blank lines between
+    ):
+        read.clear()
+        assert held_for(data) == whole
+        assert len(read) > 10 and max(read) < 200 + len(max(lines, key=len)) + 2
+
+
+def test_an_unreadable_line_after_an_unpriceable_one_is_named_as_when_read_whole(
+    gateway: ServerThread, simulator: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every line is read before any is priced: a line that is not JSON is named before an
+    earlier one whose model is not the team's, whichever blocks they are read in."""
+    from gateway.endpoints import owned
+
+    monkeypatch.setattr(owned, "LINES_A_BLOCK", 200)
+    client = sdk(gateway, "payer")
+    lines = [chat_line(i, "no-such-model" if i == 2 else "gpt-4o-mini") for i in range(1, 31)]
+    broken = [*lines[:25], b"{not json", *lines[25:]]
+    refused = refused_batch(client, simulator, b"\n".join(broken))
+    assert refused.code == "invalid_batch_line"
+    assert refused.response.json()["error"]["message"] == (
+        "Line 26 of the batch's input file cannot be accepted: it is not JSON."
+    )
+    file_id = client.files.create(file=("in.jsonl", b"\n".join(lines)), purpose="batch").id
+    with pytest.raises(openai.NotFoundError) as unpriced:
+        create(client, file_id)
+    assert unpriced.value.code == "model_not_found"
+
+
+@pytest.fixture
+def short_lines(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    return serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, batches={"max_line_bytes": 1000}
+    )
+
+
+def test_a_line_longer_than_the_gateway_reads_is_refused_before_upstream(
+    short_lines: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """The gateway holds a line of the input file at a time, whole, to price it: one longer
+    than `batches.max_line_bytes` is refused, naming its line, before anything is made."""
+    client = sdk(short_lines, "payer")
+    long = chat_line(1).replace(b"Q1?", b"Q" * 1000)
+    refused = refused_batch(client, simulator, chat_line(2) + b"\r\n" + long + b"\r\n")
+    assert refused.code == "invalid_batch_line"
+    assert refused.response.json()["error"]["message"] == (
+        "Line 2 of the batch's input file cannot be accepted: it is longer than 1000 bytes, the "
+        "most a line may be here."
+    )
+    # A line before it that cannot be read is named first, as it comes first, however
+    # upstream's answer arrives.
+    refused = refused_batch(client, simulator, b"{not json\n" + long)
+    assert refused.response.json()["error"]["message"] == (
+        "Line 1 of the batch's input file cannot be accepted: it is not JSON."
+    )
+    assert spend(store, "payer") == (0, 0)
+
+
+def test_an_input_file_of_no_requests_is_refused_before_upstream(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis
+) -> None:
+    """A file of blank lines or none names no model to count the batch against: it had been
+    answered 500, the gateway's own fault; upstream would fail the batch (`empty_file`)."""
+    client = sdk(gateway, "payer")
+    for data in (b"", b"\n\r\n"):
+        refused = refused_batch(client, simulator, data)
+        assert refused.code == "empty_file"
+        assert refused.response.json()["error"]["message"] == (
+            "The batch's input file has no requests."
+        )
+    assert spend(store, "payer") == (0, 0)
+
+
+def test_a_refused_line_is_named_by_its_number_in_the_file_blank_lines_counted(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """As upstream numbers a batch's lines (its error file's `line`): a line priced after blank
+    ones had been named by its place among the lines that are not blank."""
+    client = sdk(gateway, "payer")
+    elsewhere = chat_line(2).replace(b"/v1/chat/completions", b"/v1/embeddings")
+    refused = refused_batch(client, simulator, chat_line(1) + b"\n\n\r\n" + elsewhere)
+    assert refused.response.json()["error"]["message"] == (
+        "Line 4 of the batch's input file cannot be accepted: its url is not the batch's "
+        "/v1/chat/completions."
+    )

@@ -677,3 +677,51 @@ def test_a_job_whose_settle_redis_refuses_is_charged_its_hold_and_no_longer_foll
     follower_pass(redis_server, simulator, lambda gw: Mispriced(poll_s=3600))()
     assert spend(store, "payer") == (reserve, 0)
     assert store.hlen("o1gw:fine_tuning_jobs:open") == 0
+
+
+@pytest.fixture
+def short_lines(start_gateway: GatewayFactory, redis_server: str, tmp_path: Path) -> ServerThread:
+    return serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, knobs=False,
+        fine_tuning={"poll_s": 3600, "max_line_bytes": 1000},
+    )  # fmt: skip
+
+
+def test_a_training_file_is_held_as_read_whole_and_a_line_over_the_bound_refused(
+    short_lines: ServerThread, simulator: ServerThread, store: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The training file is priced as upstream sends it, a block of lines at a time (never held
+    whole): its tokens are those of the file read whole, whatever ends its lines and wherever
+    the blocks cut it; an example longer than `fine_tuning.max_line_bytes` is refused, naming
+    its line, before any job is made."""
+    from gateway.endpoints import owned
+
+    client = sdk(short_lines, "payer")
+    rows = [
+        json.dumps({"messages": [*HI, {"role": "assistant", "content": f"Hello {i}"}]}).encode()
+        for i in range(30)
+    ]
+
+    def held_for(data: bytes) -> int:
+        file_id = client.files.create(file=("train.jsonl", data), purpose="fine-tune").id
+        before = held(store, "payer")
+        client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
+        return held(store, "payer") - before
+
+    whole = held_for(b"\n".join(rows) + b"\n")
+    assert whole > 0
+    monkeypatch.setattr(owned, "LINES_A_BLOCK", 200)
+    assert held_for(b"\r\n".join(rows)) == whole
+    assert held_for(b"\n\r\n".join(rows) + b"\r") == whole
+    long = rows[0].replace(b"Hi", b"Hi" * 500)
+    file_id = client.files.create(file=("train.jsonl", rows[1] + b"\n" + long), purpose="fine-tune")
+    newest = newest_upstream_job(simulator)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id.id)
+    assert refused.value.code == "invalid_training_line"
+    assert refused.value.response.json()["error"]["message"] == (
+        "Line 2 of the job's training file cannot be accepted: it is longer than 1000 bytes, the "
+        "most a line may be here."
+    )
+    assert newest_upstream_job(simulator) == newest

@@ -134,6 +134,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "batch_not_found": lambda: errors.batch_not_found("batch_abc"),
     "batch_line_invalid": lambda: errors.batch_line_invalid(3, "it is not JSON"),
     "training_line_invalid": lambda: errors.training_line_invalid(2, "it gives the key 'a' twice"),
+    "batch_file_empty": errors.batch_file_empty,
     "fine_tuning_job_not_found": lambda: errors.fine_tuning_job_not_found("ftjob-abc"),
     "not_fine_tunable": lambda: errors.not_fine_tunable("o1-mini"),
     "integration_not_allowed": lambda: errors.integration_not_allowed(
