@@ -60,7 +60,7 @@ from gateway.translate import responses_chat
 from gateway.translate.responses_chat_stream import EventStream
 from gateway.wire import errors, obfuscation, sse, tokens, validation
 from gateway.wire.errors import GatewayError
-from gateway.wire.hosted_tools import call_counts
+from gateway.wire.hosted_tools import call_counts, runs_free_tools
 from gateway.wire.references import given_back_items, unowned_reference
 from gateway.wire.usage import (
     ResponsesStreamMeter,
@@ -494,12 +494,13 @@ class NativeAttempt(ModelAttempt):
         given = original.get("input")
         if (
             unknown or original.get("prompt") is not None or reads_files(given)
-            or refers_to_items(given)
+            or refers_to_items(given) or runs_free_tools(original.get("tools"))
         ):  # fmt: skip
             # A stored prompt template's text, a file's pages, an item given back by
-            # reference, or the conversation of a response still running upstream are
-            # upstream's to read, their length unknown here; they can fill the context, so
-            # that is what is held.
+            # reference, the conversation of a response still running upstream, or the tool
+            # list a remote MCP server gives (imported, and billed as input, whatever
+            # `max_tool_calls` says) are upstream's to read, their length unknown here; they
+            # can fill the context, so that is what is held.
             prompt = max(prompt, self.config.context)
         fees = self.req.fees
         await self.hold_worst_case(

@@ -37,7 +37,7 @@ MIN_OUTPUT_TOKENS = 16
 ROLES = ("assistant", "system", "developer", "user")
 ITEM_TYPES = ("message", "function_call", "function_call_output", "item_reference")
 PART_TYPES = ("input_text", "output_text", "input_image", "refusal")
-TOOL_TYPES = ("function", *PRICE_NAMES)
+TOOL_TYPES = ("function", "mcp", *PRICE_NAMES)
 FORMAT_TYPES = ("text", "json_object", "json_schema")
 VERBOSITIES = ("low", "medium", "high")
 KNOWN_PARAMETERS = frozenset(
@@ -236,6 +236,11 @@ def _check_tools(body: dict[str, Any]) -> SimError | None:
                 if error is not None:
                     return error
                 continue
+            if kind == "mcp":
+                error = _check_mcp(tool, f"tools[{i}]")
+                if error is not None:
+                    return error
+                continue
             if kind != "function":
                 return oe.invalid_value(f"tools[{i}].type", kind, TOOL_TYPES)
             # Chat's nested {"function": {...}} shape lands here: the name is not at the top.
@@ -260,6 +265,15 @@ def _check_hosted(tool: dict[str, Any], kind: str, where: str) -> SimError | Non
             return oe.missing_parameter(f"{where}.vector_store_ids")
     if kind == "code_interpreter" and tool.get("container") is None:
         return oe.missing_parameter(f"{where}.container")
+    return None
+
+
+def _check_mcp(tool: dict[str, Any], where: str) -> SimError | None:
+    """A remote MCP server names itself, and where it is (a URL or a connector)."""
+    if not isinstance(tool.get("server_label"), str):
+        return oe.missing_parameter(f"{where}.server_label")
+    if tool.get("server_url") is None and tool.get("connector_id") is None:
+        return oe.missing_parameter(f"{where}.server_url")
     return None
 
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from gateway.simulator import bill, hosted_calls, responses
+from gateway.simulator import bill, hosted_calls, mcp_servers, responses
 from gateway.simulator import openai_errors as oe
 from gateway.simulator import response_shapes as shapes
 from gateway.simulator.answers import compose, prompt_seed
@@ -46,6 +46,7 @@ PREFIX = "/v1/responses"
 _OUTPUT_SEEDS = 1 << 20
 _INPUT_SEEDS = 2 << 20
 _HOSTED_SEEDS = 3 << 20
+_MCP_SEEDS = 4 << 20
 
 
 Handler = Callable[[Call], Awaitable[None]]
@@ -105,7 +106,11 @@ class ResponsesApi:
         items = responses.input_items(body, seed + _INPUT_SEEDS)
         messages = responses.instruction_messages(body) + responses.as_messages(history + items)
         per_message = message_tokens(messages)
-        prompt_tokens = sum(per_message) + TOKENS_FOR_REPLY
+        # The tools of the MCP servers the conversation imported, and of those it imports now.
+        imports = mcp_servers.list_items(body, history, seed + _MCP_SEEDS)
+        prompt_tokens = (
+            sum(per_message) + TOKENS_FOR_REPLY + mcp_servers.list_tokens(history + imports)
+        )
         limit = body.get("max_output_tokens")
         tokens = prompt_tokens + (limit if isinstance(limit, int) else 0)
         if prompt_tokens > model.context:
@@ -121,6 +126,7 @@ class ResponsesApi:
         )
         query = responses.query_of(items)
         output = [
+            *imports,
             *hosted_calls.call_items(body, tool_calls, query, seed + _HOSTED_SEEDS, prompt_tools),
             *shapes.output_items(answer, seed + _OUTPUT_SEEDS),
         ]
