@@ -160,6 +160,11 @@ def stream_events(response: dict[str, Any], key: bytes | None) -> list[dict[str,
             events.extend(call_events(index, item))
         elif item["type"] == LIST_ITEM:
             events.extend(list_events(index, item))
+        elif item["type"] == "reasoning":
+            events += (
+                {"type": f"response.output_item.{stage}", "output_index": index, "item": item}
+                for stage in ("added", "done")
+            )
         else:
             events.extend(_message_events(index, item))
     final = "response.incomplete" if response["status"] == "incomplete" else "response.completed"

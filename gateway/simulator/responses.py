@@ -35,7 +35,7 @@ from gateway.wire.validation import (
 
 MIN_OUTPUT_TOKENS = 16
 ROLES = ("assistant", "system", "developer", "user")
-ITEM_TYPES = ("message", "function_call", "function_call_output", "item_reference")
+ITEM_TYPES = ("message", "function_call", "function_call_output", "item_reference", "reasoning")
 PART_TYPES = ("input_text", "output_text", "input_image", "refusal")
 TOOL_TYPES = ("function", "mcp", *PRICE_NAMES)
 FORMAT_TYPES = ("text", "json_object", "json_schema")
@@ -134,6 +134,9 @@ def _check_prompt(body: dict[str, Any]) -> SimError | None:
 
 
 def _check_item(item: dict[str, Any], kind: str, where: str) -> SimError | None:
+    if kind == "reasoning":  # given back: its summary (maybe empty), its id or content
+        summary = item.get("summary")
+        return None if isinstance(summary, list) else oe.missing_parameter(f"{where}.summary")
     required = {
         "message": ("role", "content"),
         "function_call": ("call_id", "name", "arguments"),
@@ -329,6 +332,8 @@ def input_items(body: dict[str, Any], id_seed: int) -> list[dict[str, Any]]:
 
 def _stored_item(item: dict[str, Any], seed: int) -> dict[str, Any]:
     kind = _item_type(item)
+    if kind == "reasoning":
+        return {**item, "id": item.get("id") or response_item_id("rs", seed)}
     if kind == "function_call":
         return {
             "id": item.get("id") or response_item_id("fc", seed),
