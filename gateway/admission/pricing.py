@@ -339,10 +339,15 @@ def _audio_part(items: Any, name: str, fields: tuple[str, ...]) -> str | None:
     return None
 
 
+# Parts that hand the model an image: chat's, a Responses message's, and the screenshot a
+# computer use call's output gives back (by URL or file id, read and billed as an image).
+_IMAGE_PARTS = ("image_url", "input_image", "computer_screenshot")
+
+
 def _image_tokens(part: Any, figures: ImageInputTokens) -> int:
     """One image part's tokens at their most (the one place images are counted): `detail: low`
     is billed at `low`; high, auto or none may be the largest image, billed up to `high`."""
-    if not isinstance(part, dict) or part.get("type") not in ("image_url", "input_image"):
+    if not isinstance(part, dict) or part.get("type") not in _IMAGE_PARTS:
         return 0
     image = part.get("image_url")
     detail = image.get("detail") if isinstance(image, dict) else part.get("detail")

@@ -60,7 +60,7 @@ from gateway.translate import responses_chat
 from gateway.translate.responses_chat_stream import EventStream
 from gateway.wire import errors, obfuscation, sse, tokens, validation
 from gateway.wire.errors import GatewayError
-from gateway.wire.hosted_tools import call_counts
+from gateway.wire.hosted_tools import call_counts, runs_free_tools
 from gateway.wire.references import given_back_items, unowned_reference
 from gateway.wire.usage import (
     ResponsesStreamMeter,
@@ -68,6 +68,8 @@ from gateway.wire.usage import (
     chained_context,
     item_ids,
     output_item_ids,
+    reasoning_carried,
+    reasoning_given,
     usage_from,
 )
 
@@ -96,7 +98,9 @@ def new_id(prefix: str) -> str:
 class ResponsesRequest(ChatRequest):
     """One Responses API request: identified and routed once, served by one model or more."""
 
-    __slots__ = ("_chat", "_history", "_prompt", "_untranslatable", "original", "previous")
+    __slots__ = (
+        "_chat", "_history", "_prompt", "_untranslatable", "carried", "original", "previous",
+    )  # fmt: skip
     API = "responses"
 
     def client_payload(self) -> dict[str, Any]:
@@ -133,6 +137,12 @@ class ResponsesRequest(ChatRequest):
         )
         if unknown:
             raise errors.item_not_found(unknown[0])
+        # The reasoning the input's reasoning items carry (None: not known), read as input.
+        reasoning = reasoning_given(original)
+        self.carried: int | None = (
+            None if reasoning is None
+            else await gw.responses.carried_reasoning(self.caller.team.name, reasoning)
+        )  # fmt: skip
         options = original.get("prompt_cache_options")
         compared = options.get("comparison_response_id") if isinstance(options, dict) else None
         if compared is not None:
@@ -429,7 +439,7 @@ class ResponsesRequest(ChatRequest):
 class NativeAttempt(ModelAttempt):
     """One try at a model whose upstream serves the Responses API: patch, admit, forward."""
 
-    __slots__ = ("patches", "req", "spelled_items", "spelled_out")
+    __slots__ = ("meter", "patches", "req", "spelled_items", "spelled_out")
 
     def __init__(self, req: ResponsesRequest, label: str, model: ModelConfig, caps: Capabilities):
         super().__init__(
@@ -443,6 +453,7 @@ class NativeAttempt(ModelAttempt):
         # and how many of its items went before the client's input.
         self.spelled_out: str | None = None
         self.spelled_items = 0
+        self.meter: ResponsesStreamMeter | None = None
 
     def patch(self) -> None:
         """The request as this model's upstream takes it: its snapshot name, parameters it
@@ -489,17 +500,21 @@ class NativeAttempt(ModelAttempt):
             prompt = await self.gw.count_off_loop(self.req.prompt_tokens, images)
         else:
             prompt = self.req.prompt_tokens(images)
-        original, previous = self.req.original, self.req.previous
+        original, previous, carried = self.req.original, self.req.previous, self.req.carried
         unknown = previous is not None and previous.context_tokens == UNKNOWN_CONTEXT
+        prompt += carried or 0
         given = original.get("input")
         if (
-            unknown or original.get("prompt") is not None or reads_files(given)
-            or refers_to_items(given)
+            unknown or carried is None or original.get("prompt") is not None
+            or reads_files(given) or refers_to_items(given)
+            or runs_free_tools(original.get("tools"))
         ):  # fmt: skip
             # A stored prompt template's text, a file's pages, an item given back by
-            # reference, or the conversation of a response still running upstream are
-            # upstream's to read, their length unknown here; they can fill the context, so
-            # that is what is held.
+            # reference, the conversation of a response still running upstream, the
+            # reasoning of a reasoning item whose response's usage was never read, or the tool
+            # list a remote MCP server gives (imported, and billed as input, whatever
+            # `max_tool_calls` says) are upstream's to read, their length unknown here; they
+            # can fill the context, so that is what is held.
             prompt = max(prompt, self.config.context)
         fees = self.req.fees
         await self.hold_worst_case(
@@ -594,9 +609,9 @@ class NativeAttempt(ModelAttempt):
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         # Also when not admitted: it finds the response's id, for its owner record.
-        if self.req.original.get("store") is False:
-            return ResponsesStreamMeter(self.owned_items)
-        return ResponsesStreamMeter(self.owned)
+        owner = self.owned_items if self.req.original.get("store") is False else self.owned
+        self.meter = ResponsesStreamMeter(owner)
+        return self.meter
 
     def ended_early(self, meter: StreamMeter, tail: bytes) -> bool:
         # A Responses stream ends in its terminal event (`response.completed`, ...) or `error`.
@@ -623,8 +638,13 @@ class NativeAttempt(ModelAttempt):
 
     def owned_items(self, response_id: str, context_tokens: int, items: list[str]) -> None:
         """The response's output items are the team's to give back, also those of a response
-        upstream does not store (`store: false`): what upstream makes of their ids is its own."""
-        self.gw.responses.own_items(self.caller.team.name, items)
+        upstream does not store (`store: false`): what upstream makes of their ids is its own.
+        Its reasoning items, once it ended, with the reasoning tokens they carry."""
+        team = self.caller.team.name
+        self.gw.responses.own_items(team, items)
+        ended = self.meter.final if self.meter is not None else self.answered
+        if items and ended is not None:
+            self.gw.responses.note_reasoning(team, reasoning_carried(ended))
 
 
 def _as_input(item: dict[str, Any]) -> dict[str, Any]:

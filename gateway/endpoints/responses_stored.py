@@ -30,7 +30,7 @@ from gateway.server.entry import gateway_of
 from gateway.wire import errors, pages, sse, validation
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
-from gateway.wire.usage import item_ids
+from gateway.wire.usage import item_ids, reasoning_carried
 
 JSON = "application/json"
 _NO_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*null')
@@ -187,7 +187,10 @@ def _own_items(
         return None
     if not isinstance(answer, dict):
         return None
-    gateway_of(request).responses.own_items(caller.team.name, item_ids(answer.get(field)))
+    responses = gateway_of(request).responses
+    responses.own_items(caller.team.name, item_ids(answer.get(field)))
+    if field == "output":  # a response read once it ended: the reasoning its items carry
+        responses.note_reasoning(caller.team.name, reasoning_carried(answer))
     return answer
 
 

@@ -14,14 +14,16 @@ as for an id that never existed.
 The items of a team's responses (input items and output, whose ids a later request may give
 back: an `item_reference`, an output item with its `id`) are recorded the same way, one key
 per (team, item id), for as long as the responses are; a team's item keys share a cluster slot,
-so the items one request names are looked up at once.
+so the items one request names are looked up at once. A reasoning item's key beside them holds
+the reasoning tokens it carries (its response's, once the gateway read that usage), which a
+request giving the item back is held for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,7 @@ import redis.asyncio as redis
 
 PREFIX = "o1gw:response:"
 ITEM_PREFIX = "o1gw:response-item:"
+REASONING_PREFIX = "o1gw:response-reasoning:"
 log = logging.getLogger("gateway")
 # Sends one command on a pipelined connection without waiting, its reply in the future it
 # returns; None when it has no open connection (see `admission.script_pipeline`).
@@ -64,6 +67,10 @@ def _key(team: str, response_id: str) -> str:
 
 def _item_key(team: str, item_id: str) -> str:
     return f"{ITEM_PREFIX}{{t:{team}}}:{item_id}"
+
+
+def _reasoning_key(team: str, item_id: str) -> str:
+    return f"{REASONING_PREFIX}{{t:{team}}}:{item_id}"
 
 
 class ResponseStore:
@@ -104,6 +111,29 @@ class ResponseStore:
         back, as `own` records a response: without making the answer wait."""
         for item_id in item_ids:
             self._write_soon(_item_key(team, item_id), b"1")
+
+    def note_reasoning(self, team: str, carried: Mapping[str, int]) -> None:
+        """Record the reasoning tokens each of a response's reasoning items carries (by id), for
+        as long as the items are the team's: what a request giving one back is held for."""
+        for item_id, tokens in carried.items():
+            self._write_soon(_reasoning_key(team, item_id), str(tokens).encode())
+
+    async def carried_reasoning(self, team: str, item_ids: list[str]) -> int | None:
+        """The reasoning tokens the reasoning items `item_ids` carry, all told; None when one
+        of them has no record (a response whose usage the gateway never read)."""
+        if not item_ids:
+            return 0
+        keys = [_reasoning_key(team, item_id) for item_id in dict.fromkeys(item_ids)]
+        writing = {self._writing[key] for key in keys if key in self._writing}
+        if writing:
+            await asyncio.wait(writing)
+        found: list[bytes | str | None] = await self._redis.mget(keys)
+        tokens: dict[str, int] = {}
+        for key, value in zip(keys, found, strict=True):
+            if value is None:
+                return None
+            tokens[key] = int(value)
+        return sum(tokens[_reasoning_key(team, item_id)] for item_id in item_ids)
 
     async def unknown_items(self, team: str, item_ids: list[str]) -> list[str]:
         """Of `item_ids`, those that are no items of `team`'s responses."""

@@ -20,6 +20,7 @@ from gateway.simulator import listing
 from gateway.simulator.answers import Answer, argument_deltas, served_tier, word_deltas
 from gateway.simulator.hosted_calls import STAGES, call_events
 from gateway.simulator.ids import response_item_id
+from gateway.simulator.mcp_servers import LIST_ITEM, list_events
 from gateway.simulator.openai_errors import SimError
 from gateway.simulator.responses import format_of
 from gateway.wire import obfuscation
@@ -157,6 +158,13 @@ def stream_events(response: dict[str, Any], key: bytes | None) -> list[dict[str,
             events.extend(_function_call_events(index, item))
         elif item["type"] in STAGES:
             events.extend(call_events(index, item))
+        elif item["type"] == LIST_ITEM:
+            events.extend(list_events(index, item))
+        elif item["type"] == "reasoning":
+            events += (
+                {"type": f"response.output_item.{stage}", "output_index": index, "item": item}
+                for stage in ("added", "done")
+            )
         else:
             events.extend(_message_events(index, item))
     final = "response.incomplete" if response["status"] == "incomplete" else "response.completed"

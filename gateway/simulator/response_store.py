@@ -89,6 +89,17 @@ class ResponseStore:
         found = (i for i in _items_of(stored) if i["id"] == item_id) if stored else iter(())
         return next(found, None)
 
+    def reasoning_tokens(self, key: str, item_id: str) -> int:
+        """The reasoning tokens of the key's stored response whose output has the reasoning
+        item `item_id` (0: none of the key's has), however many later inputs gave it back."""
+        for (owner, _), stored in reversed(self._entries.items()):
+            output = stored.response.get("output") or []
+            if owner == key and any(item.get("id") == item_id for item in output):
+                usage = stored.response.get("usage") or {}
+                details = usage.get("output_tokens_details") or {}
+                return int(details.get("reasoning_tokens") or 0)
+        return 0
+
     def _forget_items(self, key: str, stored: Stored) -> None:
         response_id = stored.response["id"]
         for item in _items_of(stored):

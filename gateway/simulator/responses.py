@@ -35,9 +35,9 @@ from gateway.wire.validation import (
 
 MIN_OUTPUT_TOKENS = 16
 ROLES = ("assistant", "system", "developer", "user")
-ITEM_TYPES = ("message", "function_call", "function_call_output", "item_reference")
+ITEM_TYPES = ("message", "function_call", "function_call_output", "item_reference", "reasoning")
 PART_TYPES = ("input_text", "output_text", "input_image", "refusal")
-TOOL_TYPES = ("function", *PRICE_NAMES)
+TOOL_TYPES = ("function", "mcp", *PRICE_NAMES)
 FORMAT_TYPES = ("text", "json_object", "json_schema")
 VERBOSITIES = ("low", "medium", "high")
 KNOWN_PARAMETERS = frozenset(
@@ -134,6 +134,9 @@ def _check_prompt(body: dict[str, Any]) -> SimError | None:
 
 
 def _check_item(item: dict[str, Any], kind: str, where: str) -> SimError | None:
+    if kind == "reasoning":  # given back: its summary (maybe empty), its id or content
+        summary = item.get("summary")
+        return None if isinstance(summary, list) else oe.missing_parameter(f"{where}.summary")
     required = {
         "message": ("role", "content"),
         "function_call": ("call_id", "name", "arguments"),
@@ -236,6 +239,11 @@ def _check_tools(body: dict[str, Any]) -> SimError | None:
                 if error is not None:
                     return error
                 continue
+            if kind == "mcp":
+                error = _check_mcp(tool, f"tools[{i}]")
+                if error is not None:
+                    return error
+                continue
             if kind != "function":
                 return oe.invalid_value(f"tools[{i}].type", kind, TOOL_TYPES)
             # Chat's nested {"function": {...}} shape lands here: the name is not at the top.
@@ -260,6 +268,15 @@ def _check_hosted(tool: dict[str, Any], kind: str, where: str) -> SimError | Non
             return oe.missing_parameter(f"{where}.vector_store_ids")
     if kind == "code_interpreter" and tool.get("container") is None:
         return oe.missing_parameter(f"{where}.container")
+    return None
+
+
+def _check_mcp(tool: dict[str, Any], where: str) -> SimError | None:
+    """A remote MCP server names itself, and where it is (a URL or a connector)."""
+    if not isinstance(tool.get("server_label"), str):
+        return oe.missing_parameter(f"{where}.server_label")
+    if tool.get("server_url") is None and tool.get("connector_id") is None:
+        return oe.missing_parameter(f"{where}.server_url")
     return None
 
 
@@ -315,6 +332,8 @@ def input_items(body: dict[str, Any], id_seed: int) -> list[dict[str, Any]]:
 
 def _stored_item(item: dict[str, Any], seed: int) -> dict[str, Any]:
     kind = _item_type(item)
+    if kind == "reasoning":
+        return {**item, "id": item.get("id") or response_item_id("rs", seed)}
     if kind == "function_call":
         return {
             "id": item.get("id") or response_item_id("fc", seed),

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from gateway.simulator import bill, hosted_calls, responses
+from gateway.simulator import bill, hosted_calls, mcp_servers, reasoning_items, responses
 from gateway.simulator import openai_errors as oe
 from gateway.simulator import response_shapes as shapes
 from gateway.simulator.answers import compose, prompt_seed
@@ -46,6 +46,8 @@ PREFIX = "/v1/responses"
 _OUTPUT_SEEDS = 1 << 20
 _INPUT_SEEDS = 2 << 20
 _HOSTED_SEEDS = 3 << 20
+_MCP_SEEDS = 4 << 20
+_REASONING_SEEDS = 5 << 20
 
 
 Handler = Callable[[Call], Awaitable[None]]
@@ -105,7 +107,18 @@ class ResponsesApi:
         items = responses.input_items(body, seed + _INPUT_SEEDS)
         messages = responses.instruction_messages(body) + responses.as_messages(history + items)
         per_message = message_tokens(messages)
-        prompt_tokens = sum(per_message) + TOKENS_FOR_REPLY
+        # The tools of the MCP servers the conversation imported, and of those it imports now.
+        imports = mcp_servers.list_items(body, history, seed + _MCP_SEEDS)
+        # Reasoning items given back carry the reasoning they stand for, read as input.
+        carried = reasoning_items.carried_tokens(
+            items, lambda item_id: self._store.reasoning_tokens(key, item_id)
+        )
+        prompt_tokens = (
+            sum(per_message)
+            + TOKENS_FOR_REPLY
+            + mcp_servers.list_tokens(history + imports)
+            + carried
+        )
         limit = body.get("max_output_tokens")
         tokens = prompt_tokens + (limit if isinstance(limit, int) else 0)
         if prompt_tokens > model.context:
@@ -121,7 +134,9 @@ class ResponsesApi:
         )
         query = responses.query_of(items)
         output = [
+            *imports,
             *hosted_calls.call_items(body, tool_calls, query, seed + _HOSTED_SEEDS, prompt_tools),
+            *reasoning_items.reasoning_item(body, answer.reasoning_tokens, seed + _REASONING_SEEDS),
             *shapes.output_items(answer, seed + _OUTPUT_SEEDS),
         ]
         background = body.get("background") is True
@@ -144,7 +159,8 @@ class ResponsesApi:
         items: list[Any] = []
         for item in given:
             item_id = item.get("id") if isinstance(item, dict) else None
-            if not isinstance(item_id, str):
+            # A reasoning item given back whole brings what upstream reads (`store: false`).
+            if not isinstance(item_id, str) or "encrypted_content" in item:
                 items.append(item)
                 continue
             stored = self._store.item(key, item_id)

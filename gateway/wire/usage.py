@@ -414,6 +414,38 @@ def chained_context(response: dict[str, Any], total_tokens: int) -> int:
     )
 
 
+def reasoning_carried(response: Any) -> dict[str, int]:
+    """The reasoning items of an ended Response object, each with the reasoning tokens its
+    usage reports: the most one of them carries when a later request gives it back, which
+    upstream reads (by its id, or its encrypted content) and bills as input."""
+    if not isinstance(response, dict):
+        return {}
+    used = usage_from(response.get("usage"))
+    output = response.get("output")
+    if used is None or not isinstance(output, list):
+        return {}
+    return {
+        item["id"]: used.reasoning_tokens
+        for item in output
+        if isinstance(item, dict) and item.get("type") == "reasoning"
+        and isinstance(item.get("id"), str)
+    }  # fmt: skip
+
+
+def reasoning_given(payload: dict[str, Any]) -> list[str] | None:
+    """The ids of the reasoning items a Responses request's input gives back; None when one
+    has no id (what it carries cannot be looked up)."""
+    given = payload.get("input")
+    found: list[str] = []
+    for item in given if isinstance(given, list) else ():
+        if isinstance(item, dict) and item.get("type") == "reasoning":
+            item_id = item.get("id")
+            if not isinstance(item_id, str):
+                return None
+            found.append(item_id)
+    return found
+
+
 def output_item_ids(response: Any) -> list[str]:
     """The ids of a Response object's output items."""
     return item_ids(response.get("output") if isinstance(response, dict) else None)

@@ -24,7 +24,7 @@ from gateway.wire import tokens
 from gateway.wire.usage import Usage
 from tests.conftest import GatewayFactory, ServerThread, base_config, scrape
 from tests.redis.admission.test_end_to_end import month, spend
-from tests.redis.endpoints.teams import refused_batch, sdk, serve_teams
+from tests.redis.endpoints.teams import billed, refused_batch, sdk, serve_teams
 from tests.redis.endpoints.test_responses import PRICES, priced
 
 SEARCH = 10_000  # micro-dollars per web search ($0.01)
@@ -439,19 +439,55 @@ def test_the_images_a_stored_prompts_template_makes_are_held_and_charged_by_the_
     assert counted in scrape(gateway.url)
 
 
+MCP: list[Any] = [{"type": "mcp", "server_label": "intranet", "server_url": "https://mcp.example"}]
+
+
 def test_a_remote_mcp_servers_passes_are_held(gateway: ServerThread, store: redis.Redis) -> None:
     """Its calls cost no fee, but the model reads each result in another pass: the gateway's
     eight calls' passes are more than $1.40 covers, none are nothing to hold."""
-    mcp: Any = [{"type": "mcp", "server_label": "intranet", "server_url": "https://mcp.example"}]
     client = sdk(gateway, "dollars")
     with pytest.raises(openai.RateLimitError) as info:
-        client.responses.create(model="gpt-4o", input=PROMPT, tools=mcp, max_output_tokens=16)
+        client.responses.create(model="gpt-4o", input=PROMPT, tools=MCP, max_output_tokens=16)
     assert info.value.code == "request_over_budget"
-    with pytest.raises(openai.BadRequestError):  # admitted: the simulated upstream has no MCP
-        client.responses.create(
-            model="gpt-4o", input=PROMPT, tools=mcp, max_output_tokens=16, max_tool_calls=0
-        )
-    assert spend(store, "dollars") == (0, 0)
+    answer = client.responses.create(
+        model="gpt-4o", input=PROMPT, tools=MCP, max_output_tokens=16, max_tool_calls=0
+    )
+    assert answer.usage is not None
+    assert spend(store, "dollars") == (priced("gpt-4o", answer.usage), 0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_mcp_servers_tool_list_is_held_whole_and_charged_as_billed(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, stream: bool
+) -> None:
+    """Upstream imports a remote MCP server's tools (an `mcp_list_tools` item) whatever
+    `max_tool_calls` says, and bills their definitions as input: the gateway cannot know how
+    long the list is, so it holds the model's whole context for the call's input, and the
+    charge is what upstream billed."""
+    httpx.delete(f"{simulator.url}/_sim/bill")
+    client = sdk(gateway, "metered")
+
+    def ask() -> Any:
+        knobs = {"x-sim-latency-ms": "1500"}
+        if not stream:
+            return client.responses.create(
+                model="gpt-4o", input=PROMPT, tools=MCP, max_output_tokens=16, max_tool_calls=0,
+                extra_headers=knobs,
+            )  # fmt: skip
+        events = client.responses.create(
+            model="gpt-4o", input=PROMPT, tools=MCP, max_output_tokens=16, max_tool_calls=0,
+            extra_headers=knobs, stream=True,
+        )  # fmt: skip
+        return list(events)[-1].response  # its terminal event: `response.incomplete`
+
+    holding, answer = held_while(store, "metered", ask)
+    assert answer.output[0].type == "mcp_list_tools"
+    assert answer.usage is not None
+    listed = tokens.count_text(orjson.dumps(answer.output[0].model_dump()["tools"]).decode())
+    assert answer.usage.input_tokens > listed  # the list is billed as input
+    bill = billed(simulator)
+    assert spend(store, "metered") == (bill, 0)
+    assert bill <= holding == worst_case_micros(PRICES["gpt-4o"], CONTEXT, 16)
 
 
 DRAW: list[Any] = [{"type": "image_generation", "model": "gpt-image-1", "size": "1024x1536"}]

@@ -505,6 +505,25 @@ def test_a_responses_input_is_counted_whatever_its_items_shape() -> None:
     assert not refers_to_items([{"role": "user", "content": text}]) and not refers_to_items(text)
 
 
+def test_a_computer_screenshot_given_back_is_held_as_an_image() -> None:
+    """A computer use call's output hands the model a screenshot (a URL or a file id), billed
+    as an image: held at the serving model's largest image, not as the few tokens of its URL
+    (15 tokens for the output item, where gpt-4o bills such an image up to 1,445)."""
+    call: Any = {
+        "type": "computer_call", "call_id": "call_1", "id": "cu_1", "status": "completed",
+        "action": {"type": "click", "x": 1, "y": 2, "button": "left"},
+        "pending_safety_checks": [],
+    }  # fmt: skip
+    asked: Any = {"role": "user", "content": "Click it."}
+    for shot in (
+        {"type": "computer_screenshot", "image_url": "https://example.com/s.png"},
+        {"type": "computer_screenshot", "file_id": "file-1"},
+    ):
+        output = {"type": "computer_call_output", "call_id": "call_1", "output": shot}
+        counted = responses_input_tokens({"input": [asked, call, output]}, IMAGES)
+        assert counted - responses_input_tokens({"input": [asked, call]}, IMAGES) >= IMAGES.high
+
+
 def test_a_part_whose_type_is_no_string_hands_the_model_no_file() -> None:
     # The client's `type` may be any JSON value: a list or an object is no file (nor a 500).
     for kind in ([], {}, ["input_file"], {"a": 1}):
