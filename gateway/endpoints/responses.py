@@ -48,8 +48,14 @@ from gateway.config import Capabilities, ImageInputTokens, ModelConfig
 from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.model_attempt import ModelAttempt
-from gateway.endpoints.owned import CountedReads, attempt_for, check_references, counted
-from gateway.endpoints.responses_stored import owned_response, restore_previous
+from gateway.endpoints.owned import (
+    CountedReads,
+    as_shown,
+    attempt_for,
+    check_references,
+    counted,
+)
+from gateway.endpoints.responses_stored import owned_response, restore_previous, shown_response
 from gateway.endpoints.route import successor_of
 from gateway.objects.responses import StoredResponse
 from gateway.routing import heuristic
@@ -529,13 +535,14 @@ class NativeAttempt(ModelAttempt):
                 response.body_iterator = restore_previous(response.body_iterator, previous)
             return response
         answer = self.answered  # parsed as it was read
-        if answer is not None:
-            self.own(answer)
-            if previous is not None:
-                # Upstream saw the whole conversation; the client asked to continue one.
-                answer["previous_response_id"] = previous
-                return rebodied(response, orjson.dumps(answer), JSON)
-        return response
+        if answer is None:
+            return response
+        self.own(answer)
+        if previous is not None:
+            # Upstream saw the whole conversation; the client asked to continue one.
+            answer["previous_response_id"] = previous
+            return rebodied(response, orjson.dumps(shown_response(answer)), JSON)
+        return as_shown(response, shown_response, answer)
 
     def own(self, answer: dict[str, Any]) -> None:
         """Record the team as the owner of a response upstream stores. A background response

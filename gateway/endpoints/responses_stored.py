@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.endpoints.attempt import Attempt, rebodied, relayed
-from gateway.endpoints.owned import CountedReads, attempt_for, counted
+from gateway.endpoints.owned import CountedReads, as_shown, attempt_for, counted
 from gateway.objects.responses import StoredResponse
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
@@ -79,12 +79,12 @@ async def retrieve(request: Request, attempt: Attempt, stored: StoredResponse) -
             if previous is not None:
                 response.body_iterator = restore_previous(response.body_iterator, previous)
             return response
-        if previous is None or response.status_code != 200:
-            return response
         if answer is None:
             return response
-        answer["previous_response_id"] = previous
-        return rebodied(response, orjson.dumps(answer), JSON)
+        if previous is not None:
+            answer["previous_response_id"] = previous
+            return rebodied(response, orjson.dumps(shown_response(answer)), JSON)
+        return as_shown(response, shown_response, answer)
     if request.query_params.get("stream") == "true":
         raise errors.not_background_stream()  # the gateway never runs one in the background
     return _json(stored.response, attempt)
@@ -120,7 +120,7 @@ async def _settle_if_ended(gw: Gateway, response_id: str) -> None:
 @_counted("/cancel")
 async def cancel(request: Request, attempt: Attempt, stored: StoredResponse) -> Response:
     if stored.native:
-        return await attempt.forward(b"", stream=None)
+        return as_shown(await attempt.forward(b"", stream=None), shown_response)
     raise errors.not_background_response()  # the gateway answers before it returns an id
 
 
@@ -172,6 +172,16 @@ async def _all_input_items(request: Request, attempt: Attempt) -> list[dict[str,
         if not page.get("has_more") or not page.get("last_id"):
             return items
         after = b"&after=" + str(page["last_id"]).encode()
+
+
+def shown_response(response: dict[str, Any]) -> dict[str, Any]:
+    """A response upstream answered with as its team sees it: the error a failed one carries
+    as `errors.told_error` tells it (upstream words a background response's failure for the
+    account: its organization's rate limit, its quota). The same object when that changes
+    nothing."""
+    error = response.get("error")
+    told = errors.told_error(error) if isinstance(error, dict) else error
+    return response if told is error else {**response, "error": told}
 
 
 def _own_items(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import openai
 import pytest
 
 from tests.conftest import CLIENT_KEY, GatewayFactory, ServerThread, scrape
@@ -94,3 +95,27 @@ def test_a_stream_upstream_ends_on_the_accounts_quota_names_no_billing(
         assert error["code"] == "insufficient_quota"
         assert error["message"].startswith("The gateway's upstream account cannot serve")
         assert "billing" not in error["message"]
+
+
+def test_a_failed_background_response_names_neither_the_organization_nor_its_usage(
+    start_gateway: GatewayFactory,
+) -> None:
+    server = start_gateway(upstream={"forward_header_prefixes": ("x-sim-",), "retries": 0})
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    queued = client.responses.create(
+        model="gpt-4o", input="Hello there", background=True,
+        extra_headers={"x-sim-background": "failed"},
+    )  # fmt: skip
+    polled = [client.responses.retrieve(queued.id) for _ in range(3)]
+    assert polled[-1].status == "failed"
+    seen = [
+        polled[-1].error,
+        client.responses.cancel(queued.id).error,  # a finished response is answered as it is
+        list(client.responses.retrieve(queued.id, stream=True))[-1].response.error,
+    ]
+    for error in seen:
+        assert error is not None and error.code == "rate_limit_exceeded"
+        for leak in ("org-", "organization", "Limit ", "Used ", "Requested "):
+            assert leak not in error.message
+        assert error.message.endswith("which every team of this gateway shares, was reached. "
+                                      "Please try again in 1.4s.")  # fmt: skip
