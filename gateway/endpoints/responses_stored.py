@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.endpoints.attempt import Attempt, rebodied, relayed
+from gateway.endpoints.attempt import Attempt, rebodied
 from gateway.endpoints.owned import CountedReads, as_shown, attempt_for, counted
 from gateway.objects.responses import StoredResponse
 from gateway.runtime.gateway import Gateway
@@ -167,7 +167,7 @@ async def _all_input_items(request: Request, attempt: Attempt) -> list[dict[str,
             await resp.close()
         page = orjson.loads(content) if resp.status == 200 else None
         if not isinstance(page, dict):
-            return relayed(content, resp.status, attempt.client_headers(resp.headers))
+            return attempt.relayed(content, resp.status, attempt.client_headers(resp.headers))
         items += [item for item in page.get("data") or () if isinstance(item, dict)]
         if not page.get("has_more") or not page.get("last_id"):
             return items

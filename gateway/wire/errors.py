@@ -144,7 +144,7 @@ Pure: builds exceptions and bytes, never touches I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -1069,11 +1069,11 @@ def is_error_object(content: bytes) -> bool:
     return isinstance(payload, dict) and isinstance(payload.get("error"), dict)
 
 
-def upstream_error_body(status: int, content: bytes) -> bytes:
+def upstream_error_body(status: int, content: bytes, heard: Heard | None = None) -> bytes:
     """An upstream error answer's body as the client gets it: OpenAI's error object, its status,
     `type`, `param` and `code` as they came (what the SDKs act on) and its message as
-    `upstream_message` tells it; anything else replaced by `upstream_status`, so every SDK can
-    read the error."""
+    `upstream_message` tells it (upstream's own words to `heard`, when they differ); anything
+    else replaced by `upstream_status`, so every SDK can read the error."""
     try:
         payload = orjson.loads(content)
     except orjson.JSONDecodeError:
@@ -1081,11 +1081,8 @@ def upstream_error_body(status: int, content: bytes) -> bytes:
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):
         return upstream_status(status).body()
-    message = error.get("message")
-    told = upstream_message(status, error)
-    if told == message:
-        return content
-    return orjson.dumps({**payload, "error": {**error, "message": told}})
+    told = told_error(error, heard, status)
+    return content if told is error else orjson.dumps({**payload, "error": told})
 
 
 # Codes upstream refuses with for the account as a whole (its quota, its billing, its standing),
@@ -1099,9 +1096,9 @@ _ACCOUNT_CODES = frozenset(
 # What names the upstream account in a message: its organization and project ids (24
 # characters after the prefix), and a key of its (OpenAI quotes a refused key masked, its head
 # and tail still shown). Words a request echoes (`org-chart`, `sk-learn`) are too short for one.
-_ACCOUNT_IDS = re.compile(
-    r"\b(?:org-[A-Za-z0-9]{12,}|proj_[A-Za-z0-9]{12,}|sk-(?=[A-Za-z0-9_-]*[*0-9])[A-Za-z0-9_*-]{6,})"
-)
+_KEY = r"sk-(?=[A-Za-z0-9_-]*[*0-9])[A-Za-z0-9_*-]{6,}"
+_ACCOUNT_IDS = re.compile(rf"\b(?:org-[A-Za-z0-9]{{12,}}|proj_[A-Za-z0-9]{{12,}}|{_KEY})")
+_KEYS = re.compile(rf"\b{_KEY}")
 _RETRY_IN = re.compile(r"Please try again in ([0-9][0-9hms.]*)\.")
 # The status an error has when it comes without one (in a stream, in a failed response).
 # A batch's `token_limit_exceeded` is the organization's limit on the tokens its batches queue.
@@ -1151,7 +1148,18 @@ def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
     return _ACCOUNT_IDS.sub("[redacted]", message)
 
 
-def told_events(block: bytes) -> bytes:
+# Hears upstream's error object (and its status, 0 when it came without one) whose message a
+# team was told in other words: for the operator's log, which keeps upstream's.
+Heard = Callable[[int, Mapping[str, Any]], None]
+
+
+def logged_message(error: Mapping[str, Any]) -> str:
+    """Upstream's message in `error` as the operator's log keeps it: whole, but for a key it
+    quotes (a 401 quotes the refused key's head and tail), as no log holds keys."""
+    return _KEYS.sub("[key]", str(error.get("message")))
+
+
+def told_events(block: bytes, heard: Heard | None = None) -> bytes:
     """Events of an upstream stream as the client is told them (what follows the last whole
     one as it came): an error's message in one as `upstream_message` tells it, in chat's
     `{"error": {...}}`, the Responses API's `error` event (nested or flat) and its
@@ -1159,7 +1167,7 @@ def told_events(block: bytes) -> bytes:
     if _ERROR_KEY not in block or _ERROR_OBJECT.search(block) is None:
         return block
     *events, rest = block.split(b"\n\n")
-    return b"\n\n".join([*map(_told_event, events), rest])
+    return b"\n\n".join([*(_told_event(event, heard) for event in events), rest])
 
 
 _ERROR_KEY = b'"error"'
@@ -1167,7 +1175,7 @@ _ERROR_KEY = b'"error"'
 _ERROR_OBJECT = re.compile(rb'"error"\s*:\s*\{|"type"\s*:\s*"error"')
 
 
-def _told_event(event: bytes) -> bytes:
+def _told_event(event: bytes, heard: Heard | None) -> bytes:
     data = sse.data_of(event) if _ERROR_OBJECT.search(event) is not None else None
     try:
         payload = orjson.loads(data) if data is not None else None
@@ -1177,23 +1185,31 @@ def _told_event(event: bytes) -> bytes:
         return event
     told = payload
     if payload.get("type") == "error" and "message" in payload:  # the flat error event
-        told = told_error(payload)
+        told = told_error(payload, heard)
     elif isinstance(payload.get("error"), dict):
-        told = {**payload, "error": told_error(payload["error"])}
+        told = {**payload, "error": told_error(payload["error"], heard)}
     response = payload.get("response")
     if isinstance(response, dict) and isinstance(response.get("error"), dict):
-        told = {**payload, "response": {**response, "error": told_error(response["error"])}}
+        error = told_error(response["error"], heard)
+        told = {**payload, "response": {**response, "error": error}}
     if told == payload:
         return event
     kept = [line for line in event.split(b"\n") if not line.startswith(b"data:")]
     return b"\n".join([*kept, b"data: " + orjson.dumps(told)])
 
 
-def told_error(error: dict[str, Any]) -> dict[str, Any]:
-    """An error object upstream put in a stream or an object (a failed response's, a failed
-    batch's) as its client is told it: `upstream_message`'s."""
-    message = upstream_message(0, error)
-    return error if message == error.get("message") else {**error, "message": message}
+def told_error(
+    error: dict[str, Any], heard: Heard | None = None, status: int = 0
+) -> dict[str, Any]:
+    """An error object of upstream's (in an error answer of `status`, a stream, or an object:
+    a failed response's, a failed batch's) as its client is told it: `upstream_message`'s
+    (upstream's own words to `heard`, when they differ); the same object when they do not."""
+    message = upstream_message(status, error)
+    if message == error.get("message"):
+        return error
+    if heard is not None:
+        heard(status, error)
+    return {**error, "message": message}
 
 
 def unsupported_encoding(coding: str) -> GatewayError:
