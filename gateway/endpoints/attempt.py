@@ -307,7 +307,12 @@ class Attempt:
 
     def told_body(self, status: int, content: bytes) -> bytes:
         """Upstream's error answer as this call's client is told it."""
-        return errors.upstream_error_body(status, content, self.heard)
+        return errors.upstream_error_body(status, content, self.heard, own_key=self.own_key())
+
+    def own_key(self) -> bool:
+        """Whether the call goes upstream on the team's own key (`upstream_key_env`), whose
+        refusals are the team's to fix."""
+        return bool(self.caller.team.upstream_key_env)
 
     async def fetch(self, body: bytes, prepared: PreparedCall | None = None) -> Whole:
         """A call whose answer is read whole before anything reaches the client."""
@@ -485,7 +490,8 @@ class Attempt:
                 # metered stream (its events come whole), one of another event stream that
                 # a chunk holds whole.
                 out = meter.feed(chunk) if meter is not None else chunk
-                out = errors.told_events(out, self.heard) if events else out
+                if events:
+                    out = errors.told_events(out, self.heard, own_key=self.own_key())
                 if meter is not None and meter.usage is not None:
                     # The usage event ends the answer: charged before the client reads its end,
                     # so that the caller's next request finds it settled.

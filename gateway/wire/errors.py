@@ -1069,7 +1069,9 @@ def is_error_object(content: bytes) -> bool:
     return isinstance(payload, dict) and isinstance(payload.get("error"), dict)
 
 
-def upstream_error_body(status: int, content: bytes, heard: Heard | None = None) -> bytes:
+def upstream_error_body(
+    status: int, content: bytes, heard: Heard | None = None, *, own_key: bool = False
+) -> bytes:
     """An upstream error answer's body as the client gets it: OpenAI's error object, its status,
     `type`, `param` and `code` as they came (what the SDKs act on) and its message as
     `upstream_message` tells it (upstream's own words to `heard`, when they differ); anything
@@ -1081,7 +1083,7 @@ def upstream_error_body(status: int, content: bytes, heard: Heard | None = None)
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):
         return upstream_status(status).body()
-    told = told_error(error, heard, status)
+    told = told_error(error, heard, status, own_key=own_key)
     return content if told is error else orjson.dumps({**payload, "error": told})
 
 
@@ -1105,7 +1107,7 @@ _RETRY_IN = re.compile(r"Please try again in ([0-9][0-9hms.]*)\.")
 _STATUS_OF_CODE = {"rate_limit_exceeded": 429, "token_limit_exceeded": 429, "invalid_api_key": 401}
 
 
-def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
+def upstream_message(status: int, error: Mapping[str, Any], *, own_key: bool = False) -> Any:
     """The message of upstream's error object `error` as a team is told it. Every team shares the
     gateway's upstream key, and upstream words its refusals of that key's account for the
     account's owner: a 429 names the organization and its usage across every team ("Rate
@@ -1113,7 +1115,10 @@ def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
     Used 29500, Requested 700"), a 401 quotes the key's head and tail. So a 401, a 403, a 429
     and an account's refusal (`_ACCOUNT_CODES`) are told in the gateway's words, keeping of
     upstream's only when to try again; any other message (a 400's, about the request) as it
-    came, but for the account's ids in it."""
+    came, but for the account's ids in it. A call on the team's own upstream key (`own_key`,
+    its `upstream_key_env`) is told that the refusal was of that key: the team's to fix, not
+    the operator's (its organization may be the gateway's still, so upstream's words are not
+    told either)."""
     message = error.get("message")
     if not isinstance(message, str):
         return message
@@ -1121,30 +1126,27 @@ def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
     code = code if isinstance(code, str) else None  # an unhashable one would fail `in`
     type_ = type_ if isinstance(type_, str) else None
     status = status or _STATUS_OF_CODE.get(code or "", 0)
+    if own_key:
+        key = whose = "your team's own upstream key"
+        account, shared = f"The upstream account of {key}", f" for {key}"
+        ask = "Please check that key's OpenAI project, or ask the gateway's operator."
+    else:
+        key, whose = "the gateway's own credentials", "the gateway's account"
+        account = "The gateway's upstream account"
+        shared = ", which every team of this gateway shares,"
+        ask = "Please tell the gateway's operator."
     if code in _ACCOUNT_CODES or type_ in _ACCOUNT_CODES:
-        return (
-            f"The gateway's upstream account cannot serve requests now ({code or type_}). "
-            "Please tell the gateway's operator."
-        )
+        return f"{account} cannot serve requests now ({code or type_}). {ask}"
     named = f", {code}" if code else ""
     if status == 429:
         unit = f" on {type_}" if type_ in ("requests", "tokens") else ""
         retry = _RETRY_IN.search(message)
         when = f" Please try again in {retry.group(1)}." if retry else ""
-        return (
-            f"The upstream API's rate limit{unit}, which every team of this gateway shares, "
-            f"was reached.{when}"
-        )
+        return f"The upstream API's rate limit{unit}{shared} was reached.{when}"
     if status == 401:
-        return (
-            f"The upstream API refused the gateway's own credentials (HTTP 401{named}), not "
-            "your key. Please tell the gateway's operator."
-        )
+        return f"The upstream API refused {key} (HTTP 401{named}), not your gateway key. {ask}"
     if status == 403:
-        return (
-            f"The upstream API refused this request for the gateway's account (HTTP 403{named}). "
-            "Please tell the gateway's operator."
-        )
+        return f"The upstream API refused this request for {whose} (HTTP 403{named}). {ask}"
     return _ACCOUNT_IDS.sub("[redacted]", message)
 
 
@@ -1159,7 +1161,7 @@ def logged_message(error: Mapping[str, Any]) -> str:
     return _KEYS.sub("[key]", str(error.get("message")))
 
 
-def told_events(block: bytes, heard: Heard | None = None) -> bytes:
+def told_events(block: bytes, heard: Heard | None = None, *, own_key: bool = False) -> bytes:
     """Events of an upstream stream as the client is told them (what follows the last whole
     one as it came): an error's message in one as `upstream_message` tells it, in chat's
     `{"error": {...}}`, the Responses API's `error` event (nested or flat) and its
@@ -1167,7 +1169,8 @@ def told_events(block: bytes, heard: Heard | None = None) -> bytes:
     if _ERROR_KEY not in block or _ERROR_OBJECT.search(block) is None:
         return block
     *events, rest = block.split(b"\n\n")
-    return b"\n\n".join([*(_told_event(event, heard) for event in events), rest])
+    told = (_told_event(event, heard, own_key) for event in events)
+    return b"\n\n".join([*told, rest])
 
 
 _ERROR_KEY = b'"error"'
@@ -1175,7 +1178,7 @@ _ERROR_KEY = b'"error"'
 _ERROR_OBJECT = re.compile(rb'"error"\s*:\s*\{|"type"\s*:\s*"error"')
 
 
-def _told_event(event: bytes, heard: Heard | None) -> bytes:
+def _told_event(event: bytes, heard: Heard | None, own_key: bool) -> bytes:
     data = sse.data_of(event) if _ERROR_OBJECT.search(event) is not None else None
     try:
         payload = orjson.loads(data) if data is not None else None
@@ -1185,12 +1188,12 @@ def _told_event(event: bytes, heard: Heard | None) -> bytes:
         return event
     told = payload
     if payload.get("type") == "error" and "message" in payload:  # the flat error event
-        told = told_error(payload, heard)
+        told = told_error(payload, heard, own_key=own_key)
     elif isinstance(payload.get("error"), dict):
-        told = {**payload, "error": told_error(payload["error"], heard)}
+        told = {**payload, "error": told_error(payload["error"], heard, own_key=own_key)}
     response = payload.get("response")
     if isinstance(response, dict) and isinstance(response.get("error"), dict):
-        error = told_error(response["error"], heard)
+        error = told_error(response["error"], heard, own_key=own_key)
         told = {**payload, "response": {**response, "error": error}}
     if told == payload:
         return event
@@ -1199,12 +1202,12 @@ def _told_event(event: bytes, heard: Heard | None) -> bytes:
 
 
 def told_error(
-    error: dict[str, Any], heard: Heard | None = None, status: int = 0
+    error: dict[str, Any], heard: Heard | None = None, status: int = 0, *, own_key: bool = False
 ) -> dict[str, Any]:
     """An error object of upstream's (in an error answer of `status`, a stream, or an object:
     a failed response's, a failed batch's) as its client is told it: `upstream_message`'s
     (upstream's own words to `heard`, when they differ); the same object when they do not."""
-    message = upstream_message(status, error)
+    message = upstream_message(status, error, own_key=own_key)
     if message == error.get("message"):
         return error
     if heard is not None:
