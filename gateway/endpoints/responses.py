@@ -48,14 +48,12 @@ from gateway.config import Capabilities, ImageInputTokens, ModelConfig
 from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.model_attempt import ModelAttempt
-from gateway.endpoints.owned import (
-    CountedReads,
-    as_shown,
-    attempt_for,
-    check_references,
-    counted,
+from gateway.endpoints.owned import CountedReads, attempt_for, check_references, counted
+from gateway.endpoints.responses_stored import (
+    answered_as_shown,
+    owned_response,
+    restore_previous,
 )
-from gateway.endpoints.responses_stored import owned_response, restore_previous, shown_response
 from gateway.endpoints.route import successor_of
 from gateway.objects.responses import StoredResponse
 from gateway.routing import heuristic
@@ -538,11 +536,8 @@ class NativeAttempt(ModelAttempt):
         if answer is None:
             return response
         self.own(answer)
-        if previous is not None:
-            # Upstream saw the whole conversation; the client asked to continue one.
-            answer["previous_response_id"] = previous
-            return rebodied(response, orjson.dumps(shown_response(answer)), JSON)
-        return as_shown(response, shown_response, answer)
+        # Upstream saw the whole conversation, if spelled out; the client asked to continue one.
+        return answered_as_shown(response, answer, previous, self.heard)
 
     def own(self, answer: dict[str, Any]) -> None:
         """Record the team as the owner of a response upstream stores. A background response

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.endpoints.attempt import Attempt, rebodied
+from gateway.endpoints.attempt import Attempt
 from gateway.endpoints.owned import CountedReads, as_shown, attempt_for, counted
 from gateway.objects.responses import StoredResponse
 from gateway.runtime.gateway import Gateway
@@ -81,10 +81,7 @@ async def retrieve(request: Request, attempt: Attempt, stored: StoredResponse) -
             return response
         if answer is None:
             return response
-        if previous is not None:
-            answer["previous_response_id"] = previous
-            return rebodied(response, orjson.dumps(shown_response(answer)), JSON)
-        return as_shown(response, shown_response, answer)
+        return answered_as_shown(response, answer, previous, attempt.heard)
     if request.query_params.get("stream") == "true":
         raise errors.not_background_stream()  # the gateway never runs one in the background
     return _json(stored.response, attempt)
@@ -120,7 +117,8 @@ async def _settle_if_ended(gw: Gateway, response_id: str) -> None:
 @_counted("/cancel")
 async def cancel(request: Request, attempt: Attempt, stored: StoredResponse) -> Response:
     if stored.native:
-        return as_shown(await attempt.forward(b"", stream=None), shown_response)
+        response = await attempt.forward(b"", stream=None)
+        return as_shown(response, lambda answer: shown_response(answer, attempt.heard))
     raise errors.not_background_response()  # the gateway answers before it returns an id
 
 
@@ -174,13 +172,25 @@ async def _all_input_items(request: Request, attempt: Attempt) -> list[dict[str,
         after = b"&after=" + str(page["last_id"]).encode()
 
 
-def shown_response(response: dict[str, Any]) -> dict[str, Any]:
+def answered_as_shown(
+    response: Response, answer: dict[str, Any], previous: str | None, heard: errors.Heard
+) -> Response:
+    """A response's whole answer (`answer`, parsed) as its team sees it (`shown_response`),
+    naming the `previous_response_id` its client gave when the gateway spelled its
+    conversation out for upstream."""
+    shown = shown_response(answer, heard)
+    if previous is not None:
+        shown = {**shown, "previous_response_id": previous}
+    return as_shown(response, lambda _: shown, answer)
+
+
+def shown_response(response: dict[str, Any], heard: errors.Heard) -> dict[str, Any]:
     """A response upstream answered with as its team sees it: the error a failed one carries
     as `errors.told_error` tells it (upstream words a background response's failure for the
-    account: its organization's rate limit, its quota). The same object when that changes
-    nothing."""
+    account: its organization's rate limit, its quota), upstream's words to `heard`. The same
+    object when that changes nothing."""
     error = response.get("error")
-    told = errors.told_error(error) if isinstance(error, dict) else error
+    told = errors.told_error(error, heard) if isinstance(error, dict) else error
     return response if told is error else {**response, "error": told}
 
 

@@ -112,7 +112,7 @@ def test_a_stream_upstream_ends_on_the_accounts_quota_names_no_billing(
 
 
 def test_a_failed_background_response_names_neither_the_organization_nor_its_usage(
-    start_gateway: GatewayFactory,
+    start_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = start_gateway(upstream={"forward_header_prefixes": ("x-sim-",), "retries": 0})
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=CLIENT_KEY, max_retries=0)
@@ -133,3 +133,9 @@ def test_a_failed_background_response_names_neither_the_organization_nor_its_usa
             assert leak not in error.message
         assert error.message.endswith("which every team of this gateway shares, was reached. "
                                       "Please try again in 1.4s.")  # fmt: skip
+    # Each time, the operator's log has upstream's words.
+    heard = [r.getMessage() for r in caplog.records if r.getMessage().startswith("upstream ")]
+    assert len(heard) == [r.status for r in polled].count("failed") + 2  # the cancel, the stream
+    assert all(
+        "with an error rate_limit_exceeded: 'Rate limit reached for gpt-4o" in h for h in heard
+    )
