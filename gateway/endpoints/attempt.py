@@ -66,7 +66,7 @@ Whole = tuple[int, RawHeaders, bytes]
 class Attempt:
     __slots__ = (
         "answered", "caller", "deployment", "exchange", "gw", "leaving", "left", "lost", "model",
-        "path", "request", "ticket", "tries", "unrelayed", "upstream_headers",
+        "own_key", "path", "request", "ticket", "tries", "unrelayed", "upstream_headers",
     )  # fmt: skip
     # The API answers with a JSON object (chat, Responses): a 200 that is none is a failure.
     ANSWERS_JSON = False
@@ -106,6 +106,9 @@ class Attempt:
         self.lost = False
         # The deployment whose answer this is ("": the upstream every model shares).
         self.deployment = ""
+        # The call goes upstream on the team's own key (`upstream_key_env`), whose refusals
+        # are the team's to fix.
+        self.own_key = bool(caller.team.upstream_key_env)
 
     # -- admit ---------------------------------------------------------------------------------
 
@@ -307,12 +310,7 @@ class Attempt:
 
     def told_body(self, status: int, content: bytes) -> bytes:
         """Upstream's error answer as this call's client is told it."""
-        return errors.upstream_error_body(status, content, self.heard, own_key=self.own_key())
-
-    def own_key(self) -> bool:
-        """Whether the call goes upstream on the team's own key (`upstream_key_env`), whose
-        refusals are the team's to fix."""
-        return bool(self.caller.team.upstream_key_env)
+        return errors.upstream_error_body(status, content, self.heard, own_key=self.own_key)
 
     async def fetch(self, body: bytes, prepared: PreparedCall | None = None) -> Whole:
         """A call whose answer is read whole before anything reaches the client."""
@@ -491,7 +489,7 @@ class Attempt:
                 # a chunk holds whole.
                 out = meter.feed(chunk) if meter is not None else chunk
                 if events:
-                    out = errors.told_events(out, self.heard, own_key=self.own_key())
+                    out = errors.told_events(out, self.heard, own_key=self.own_key)
                 if meter is not None and meter.usage is not None:
                     # The usage event ends the answer: charged before the client reads its end,
                     # so that the caller's next request finds it settled.
