@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -37,7 +37,14 @@ from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
 from gateway.server.stream_response import StreamResponse, Unless, cancel_on_disconnect
 from gateway.upstream.contract import UpstreamResponse
-from gateway.upstream.dispatch import UNANSWERED, PreparedCall, Tries, judge, read_error
+from gateway.upstream.dispatch import (
+    UNANSWERED,
+    PreparedCall,
+    Tries,
+    deployment_of,
+    judge,
+    read_error,
+)
 from gateway.wire import errors, sse
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import client_response_headers, client_timeout_s, encoded
@@ -49,16 +56,17 @@ RawHeaders = list[tuple[bytes, bytes]]
 STREAM_FAILED = "upstream_stream_error"
 # The bytes of a stream's end kept to find its last event in (chat's `data: [DONE]`).
 TAIL = 16
-# Upstream's refusals of the gateway's credentials (a key revoked, a project without access).
-ACCOUNT_REFUSED = frozenset({401, 403})
+# Upstream's refusals for the account: of its credentials (a key revoked, a project without
+# access), and of its rate limits or quota, which every team shares.
+ACCOUNT_REFUSED = frozenset({401, 403, 429})
 # A whole upstream answer: status, raw headers, body.
 Whole = tuple[int, RawHeaders, bytes]
 
 
 class Attempt:
     __slots__ = (
-        "answered", "caller", "exchange", "gw", "leaving", "left", "lost", "model", "path",
-        "request", "ticket", "tries", "unrelayed", "upstream_headers",
+        "answered", "caller", "deployment", "exchange", "gw", "leaving", "left", "lost", "model",
+        "own_key", "path", "request", "ticket", "tries", "unrelayed", "upstream_headers",
     )  # fmt: skip
     # The API answers with a JSON object (chat, Responses): a 200 that is none is a failure.
     ANSWERS_JSON = False
@@ -96,6 +104,11 @@ class Attempt:
         self.tries = Tries()
         # A stream's try given up on after its request was written, no answer come (`send`).
         self.lost = False
+        # The deployment whose answer this is ("": the upstream every model shares).
+        self.deployment = ""
+        # The call goes upstream on the team's own key (`upstream_key_env`), whose refusals
+        # are the team's to fix.
+        self.own_key = bool(caller.team.upstream_key_env)
 
     # -- admit ---------------------------------------------------------------------------------
 
@@ -261,15 +274,43 @@ class Attempt:
             elif exc.sent and exc.code in UNANSWERED:
                 self.lost = True  # raised, not retried: upstream may have begun (`failed`)
             raise
+        self.deployment = deployment_of(resp)
         if 300 <= resp.status < 400:
             await resp.close()
             raise errors.upstream_redirect(resp.status)
         if resp.status >= 500 or resp.status in ACCOUNT_REFUSED:
-            # Upstream's own failure, passed on after any retries; or its refusal of the
-            # gateway's own credentials, which its client is told only to report (the words are
-            # the account's, `errors.upstream_message`): the operator sees it here.
+            # Upstream's own failure, passed on after any retries; or its refusal for the
+            # account, whose words its client is not told (`errors.upstream_message`): counted
+            # here, its words logged as they are told otherwise (`heard`).
             gw.metrics.upstream_errors.labels(f"upstream_{resp.status}").inc()
         return resp
+
+    def heard(self, status: int, error: Mapping[str, Any]) -> None:
+        """Upstream's error, whose words the team was told otherwise (`errors.Heard`): the
+        operator's log keeps them, with whose call it was and where it went."""
+        log.warning(
+            "upstream %s answered team %s with %s %s: %r",
+            self.deployment or "default", self.caller.team.name, status or "an error",
+            error.get("code") or error.get("type"), errors.logged_message(error),
+        )  # fmt: skip
+
+    def relayed(self, content: bytes, status: int, headers: RawHeaders) -> Response:
+        """A whole answer whose headers are raw already: no decode and re-encode per header.
+        An error is told as `errors.upstream_error_body` tells it (one without OpenAI's error
+        object, a proxy's HTML page, in OpenAI's shape)."""
+        if status >= 400:
+            told = self.told_body(status, content)
+            if told is not content:
+                content = told
+                headers = [(k, v) for k, v in headers if k != b"content-type"]
+                headers.append((b"content-type", b"application/json"))
+        response = Response(content, status_code=status)
+        response.raw_headers += headers
+        return response
+
+    def told_body(self, status: int, content: bytes) -> bytes:
+        """Upstream's error answer as this call's client is told it."""
+        return errors.upstream_error_body(status, content, self.heard, own_key=self.own_key)
 
     async def fetch(self, body: bytes, prepared: PreparedCall | None = None) -> Whole:
         """A call whose answer is read whole before anything reaches the client."""
@@ -408,7 +449,7 @@ class Attempt:
             content = orjson.dumps(self.answered)
         if ticket is not None:
             gw.after_response(self.settle, resp.status, content)
-        return relayed(content, resp.status, out_headers)
+        return self.relayed(content, resp.status, out_headers)
 
     def stream_meter(self, strip_usage: bool) -> StreamMeter | None:
         """What watches a relayed stream: needed to charge it (so only when admitted, and not
@@ -447,7 +488,8 @@ class Attempt:
                 # metered stream (its events come whole), one of another event stream that
                 # a chunk holds whole.
                 out = meter.feed(chunk) if meter is not None else chunk
-                out = errors.told_events(out) if events else out
+                if events:
+                    out = errors.told_events(out, self.heard, own_key=self.own_key)
                 if meter is not None and meter.usage is not None:
                     # The usage event ends the answer: charged before the client reads its end,
                     # so that the caller's next request finds it settled.
@@ -652,20 +694,6 @@ def error_answer(answer: dict[str, Any]) -> GatewayError | None:
         return None
     told = errors.upstream_message(0, error)  # its status is no error's: read from its code
     return errors.upstream_invalid_answer(f"an error object in a 200: {told!r}")
-
-
-def relayed(content: bytes, status: int, headers: RawHeaders) -> Response:
-    """A whole answer whose headers are raw already: no decode and re-encode per header. An
-    error without OpenAI's error object (a proxy's HTML page) is told in OpenAI's shape."""
-    if status >= 400:
-        told = errors.upstream_error_body(status, content)
-        if told is not content:
-            content = told
-            headers = [(k, v) for k, v in headers if k != b"content-type"]
-            headers.append((b"content-type", b"application/json"))
-    response = Response(content, status_code=status)
-    response.raw_headers += headers
-    return response
 
 
 def rebodied(response: Response, body: bytes, media_type: str) -> Response:

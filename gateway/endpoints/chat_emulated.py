@@ -26,7 +26,7 @@ from gateway.admission.redis_side import Ticket
 from gateway.compat import emulation
 from gateway.compat.patches import Adapted, adapt_response
 from gateway.config import ImageInputTokens, Price
-from gateway.endpoints.attempt import Whole, relayed
+from gateway.endpoints.attempt import Whole
 from gateway.endpoints.charging import billed_failure, settle_whole
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.model_attempt import ModelAttempt
@@ -58,7 +58,7 @@ async def answer_emulated(
         content = orjson.dumps(attempt.answered)
     if ticket is not None:
         attempt.settle(status, content)
-    return relayed(content, status, out_headers)
+    return attempt.relayed(content, status, out_headers)
 
 
 async def emulated_call(

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from gateway.admission.redis_side import Ticket
 from gateway.compat import fake_stream
 from gateway.compat.patches import Adapted, adapt_response
-from gateway.endpoints.attempt import Attempt, Whole, relayed
+from gateway.endpoints.attempt import ACCOUNT_REFUSED, Attempt, Whole
 from gateway.endpoints.charging import settle_failure, settle_whole
 from gateway.server.stream_response import StreamResponse, cancel_on_disconnect
 from gateway.upstream.dispatch import PreparedCall
@@ -67,7 +67,7 @@ async def fake_streamed(
             if ticket is not None:
                 ticket.release()
             out_headers = attempt.client_headers(upstream_headers)
-            return relayed(content, status, out_headers + encoded(own_headers))
+            return attempt.relayed(content, status, out_headers + encoded(own_headers))
         events, usage = _fake_stream_events(content, adapted)
         if ticket is not None:
             gw.after_response(settle_whole, ticket, usage, attempt.answer_fees(None))
@@ -188,9 +188,9 @@ async def _keepalive_then_answer(
             # The client has had its 200: only the metrics and the log tell of the failure.
             code = errors.upstream_status(status).code or ""
             attempt.exchange.error_code = code
-            if status < 500:  # a 5xx was counted as it came (`Attempt.send`)
+            if status < 500 and status not in ACCOUNT_REFUSED:  # counted as it came (`send`)
                 gw.metrics.upstream_errors.labels(code).inc()
-            yield sse.encode(orjson.loads(errors.upstream_error_body(status, content)))
+            yield sse.encode(orjson.loads(attempt.told_body(status, content)))
             return
         events, usage = _fake_stream_events(content, adapted)
         if ticket is not None:

@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.endpoints.attempt import Attempt, Whole, rebodied, relayed
+from gateway.endpoints.attempt import Attempt, Whole, rebodied
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
@@ -449,7 +449,7 @@ async def own_list(
         raise
     if isinstance(found, tuple):  # upstream failed to read one: its answer, as it came
         status, headers, content = found
-        return relayed(content, status, attempt.client_headers(headers))
+        return attempt.relayed(content, status, attempt.client_headers(headers))
     objects, last_count = found.objects, found.last_count
     data = objects[:limit] if before is None else objects[:limit][::-1]
     if view is not None:

@@ -49,7 +49,11 @@ from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.chat import ChatRequest
 from gateway.endpoints.model_attempt import ModelAttempt
 from gateway.endpoints.owned import CountedReads, attempt_for, check_references, counted
-from gateway.endpoints.responses_stored import owned_response, restore_previous
+from gateway.endpoints.responses_stored import (
+    answered_as_shown,
+    owned_response,
+    restore_previous,
+)
 from gateway.endpoints.route import successor_of
 from gateway.objects.responses import StoredResponse
 from gateway.routing import heuristic
@@ -544,13 +548,11 @@ class NativeAttempt(ModelAttempt):
                 response.body_iterator = restore_previous(response.body_iterator, previous)
             return response
         answer = self.answered  # parsed as it was read
-        if answer is not None:
-            self.own(answer)
-            if previous is not None:
-                # Upstream saw the whole conversation; the client asked to continue one.
-                answer["previous_response_id"] = previous
-                return rebodied(response, orjson.dumps(answer), JSON)
-        return response
+        if answer is None:
+            return response
+        self.own(answer)
+        # Upstream saw the whole conversation, if spelled out; the client asked to continue one.
+        return answered_as_shown(response, answer, previous, self.heard)
 
     def own(self, answer: dict[str, Any]) -> None:
         """Record the team as the owner of a response upstream stores. A background response

@@ -21,8 +21,8 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.endpoints.attempt import Attempt, rebodied, relayed
-from gateway.endpoints.owned import CountedReads, attempt_for, counted
+from gateway.endpoints.attempt import Attempt
+from gateway.endpoints.owned import CountedReads, as_shown, attempt_for, counted
 from gateway.objects.responses import StoredResponse
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
@@ -79,12 +79,9 @@ async def retrieve(request: Request, attempt: Attempt, stored: StoredResponse) -
             if previous is not None:
                 response.body_iterator = restore_previous(response.body_iterator, previous)
             return response
-        if previous is None or response.status_code != 200:
-            return response
         if answer is None:
             return response
-        answer["previous_response_id"] = previous
-        return rebodied(response, orjson.dumps(answer), JSON)
+        return answered_as_shown(response, answer, previous, attempt.heard)
     if request.query_params.get("stream") == "true":
         raise errors.not_background_stream()  # the gateway never runs one in the background
     return _json(stored.response, attempt)
@@ -120,7 +117,8 @@ async def _settle_if_ended(gw: Gateway, response_id: str) -> None:
 @_counted("/cancel")
 async def cancel(request: Request, attempt: Attempt, stored: StoredResponse) -> Response:
     if stored.native:
-        return await attempt.forward(b"", stream=None)
+        response = await attempt.forward(b"", stream=None)
+        return as_shown(response, lambda answer: shown_response(answer, attempt.heard))
     raise errors.not_background_response()  # the gateway answers before it returns an id
 
 
@@ -167,11 +165,33 @@ async def _all_input_items(request: Request, attempt: Attempt) -> list[dict[str,
             await resp.close()
         page = orjson.loads(content) if resp.status == 200 else None
         if not isinstance(page, dict):
-            return relayed(content, resp.status, attempt.client_headers(resp.headers))
+            return attempt.relayed(content, resp.status, attempt.client_headers(resp.headers))
         items += [item for item in page.get("data") or () if isinstance(item, dict)]
         if not page.get("has_more") or not page.get("last_id"):
             return items
         after = b"&after=" + str(page["last_id"]).encode()
+
+
+def answered_as_shown(
+    response: Response, answer: dict[str, Any], previous: str | None, heard: errors.Heard
+) -> Response:
+    """A response's whole answer (`answer`, parsed) as its team sees it (`shown_response`),
+    naming the `previous_response_id` its client gave when the gateway spelled its
+    conversation out for upstream."""
+    shown = shown_response(answer, heard)
+    if previous is not None:
+        shown = {**shown, "previous_response_id": previous}
+    return as_shown(response, lambda _: shown, answer)
+
+
+def shown_response(response: dict[str, Any], heard: errors.Heard) -> dict[str, Any]:
+    """A response upstream answered with as its team sees it: the error a failed one carries
+    as `errors.told_error` tells it (upstream words a background response's failure for the
+    account: its organization's rate limit, its quota), upstream's words to `heard`. The same
+    object when that changes nothing."""
+    error = response.get("error")
+    told = errors.told_error(error, heard) if isinstance(error, dict) else error
+    return response if told is error else {**response, "error": told}
 
 
 def _own_items(

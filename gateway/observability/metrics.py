@@ -190,8 +190,9 @@ class Metrics:
         )
         self.upstream_errors = Counter(
             "gateway_upstream_errors_total",
-            "Upstream failures: its 5xx answers passed on (upstream_500, upstream_503...) and "
-            "those the gateway answered for (unreachable, timeout, mid-stream loss).",
+            "Upstream failures: its 5xx answers passed on (upstream_500, upstream_503...), its "
+            "refusals for the account (upstream_401, upstream_403, upstream_429) and those the "
+            "gateway answered for (unreachable, timeout, mid-stream loss).",
             ["code"],
             registry=r,
         )

@@ -57,6 +57,9 @@ Request-header knobs, honoured when `config.header_knobs` is true:
                                  downgrades a priority request; without it, the tier asked
                                  for (an "auto" request, or a response naming none: default)
     x-sim-batch: complete        POST /v1/batches: the batch is completed at once
+    x-sim-background: failed     POST /v1/responses with background: the response fails as it
+                                 runs, on the organization's token rate limit (its error's
+                                 message names the organization, as the 429's does)
     x-sim-today: YYYY-MM-DD      the day the request is answered on (replaces config.today):
                                  a model shut down by then, or not yet released, is 404
                                  model_not_found and left out of GET /v1/models (lifecycle.py)

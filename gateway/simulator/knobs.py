@@ -53,6 +53,8 @@ class Knobs:
     # fails validation on the organization's enqueued-token limit.
     batch_complete: bool = False
     batch_queue_full: bool = False
+    # `x-sim-background: failed`: a background response created with it fails as it runs.
+    background_failed: bool = False
     # `x-sim-today: YYYY-MM-DD`: the day this request is answered on (replaces config.today).
     today: date | None = None
     # `x-sim-tool-calls: N`: the hosted tool calls (web search, ...) a response makes.
@@ -96,6 +98,10 @@ def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
                     raise ValueError("expected 'complete' or 'queue-full'")
                 knobs.batch_complete = value == "complete"
                 knobs.batch_queue_full = value == "queue-full"
+            elif name == "x-sim-background":
+                if value != "failed":
+                    raise ValueError("expected 'failed'")
+                knobs.background_failed = True
             elif name == "x-sim-today":
                 knobs.today = iso_date(value)
             elif name == "x-sim-tool-calls":

@@ -344,6 +344,13 @@ def rate_limited(
     )
 
 
+def background_rate_limited(model: str, requested: int) -> SimError:
+    """What fails a background response as it runs (`x-sim-background: failed`): the
+    organization's token rate limit, in its 429's words (no recorded failed response behind
+    them), which a failed response carries as its `error {code, message}`."""
+    return rate_limited(model, "tokens", 30_000, 29_500, requested, "1.4s")
+
+
 def insufficient_quota() -> SimError:
     return SimError(
         429,

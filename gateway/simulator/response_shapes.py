@@ -139,10 +139,14 @@ def unfinished(response: dict[str, Any], status: str) -> dict[str, Any]:
         **response,
         "status": status,
         "completed_at": None,
+        "error": None,
         "incomplete_details": None,
         "output": [],
         "usage": None,
     }
+
+
+_FINAL_EVENTS = {"incomplete": "response.incomplete", "failed": "response.failed"}
 
 
 def stream_events(response: dict[str, Any], key: bytes | None) -> list[dict[str, Any]]:
@@ -167,7 +171,7 @@ def stream_events(response: dict[str, Any], key: bytes | None) -> list[dict[str,
             )
         else:
             events.extend(_message_events(index, item))
-    final = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
+    final = _FINAL_EVENTS.get(response["status"], "response.completed")
     events.append({"type": final, "response": response})
     return [obfuscation.numbered(event, n, key) for n, event in enumerate(events)]
 
@@ -252,8 +256,19 @@ def error_frame(error: SimError, sequence_number: int) -> bytes:
 def failure_frames(response: dict[str, Any], error: SimError, sequence_number: int) -> bytes:
     """A mid-stream failure as recorded: the error event, then `response.failed` carrying the
     error and no usage."""
+    closing = {
+        "type": "response.failed",
+        "sequence_number": sequence_number + 1,
+        "response": failed(response, error),
+    }
+    return error_frame(error, sequence_number) + event_frame(closing)
+
+
+def failed(response: dict[str, Any], error: SimError) -> dict[str, Any]:
+    """The response once `error` failed it: its `error` as `{code, message}`, no output, no
+    usage."""
     detail = error.payload()["error"]
-    failed = {
+    return {
         **response,
         "status": "failed",
         "completed_at": None,
@@ -261,12 +276,6 @@ def failure_frames(response: dict[str, Any], error: SimError, sequence_number: i
         "output": [],
         "usage": None,
     }
-    closing = {
-        "type": "response.failed",
-        "sequence_number": sequence_number + 1,
-        "response": failed,
-    }
-    return error_frame(error, sequence_number) + event_frame(closing)
 
 
 def input_items_page(

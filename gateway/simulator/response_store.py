@@ -2,7 +2,8 @@
 
 A background response is answered at once (`status: "queued"`) but its answer is decided then
 too (it is deterministic); what moves is only what a poll sees. Each retrieval advances it one
-step, queued -> in_progress -> completed, so a client's poll loop ends after two polls and a
+step, queued -> in_progress -> completed (or failed, as one the `x-sim-background` knob fails
+ends), so a client's poll loop ends after two polls and a
 test can cancel it while it is still queued or in progress. A cancelled response stays
 cancelled, with no output.
 
@@ -27,7 +28,7 @@ _SEEN = {QUEUED: "queued", IN_PROGRESS: "in_progress", CANCELLED: "cancelled"}
 
 @dataclass(slots=True)
 class Stored:
-    # The finished response object (completed or incomplete).
+    # The finished response object (completed, incomplete, or failed).
     response: dict[str, Any]
     # This request's own input items, as `/input_items` lists them.
     input_items: list[dict[str, Any]]
@@ -47,7 +48,7 @@ class Stored:
         """A retrieval: a background response moves one step on, then shows itself."""
         if self.stage in (QUEUED, IN_PROGRESS):
             self.stage += 1
-            if self.stage == DONE:
+            if self.stage == DONE and self.response["status"] != "failed":
                 self.response = {**self.response, "completed_at": now}
         return self.view()
 

@@ -11,7 +11,10 @@
 Everything else a chat request gets applies here too: the key check, rate-limit headers, the
 latency, streaming-pace and fault knobs, `x-sim-answer`, the prompt cache. The answer is the one
 chat gives for the same conversation (`responses.chat_body`), so the two APIs agree on text,
-tool calls and token counts. A background request that also streams is streamed at once (and
+tool calls and token counts. A background response created with `x-sim-background: failed`
+fails as it runs, on the organization's token rate limit: its polls see it queued, in progress,
+then failed (`error {code, message}` in the 429's words, no output, no usage), unbilled, and its
+stream ends on `response.failed`. A background request that also streams is streamed at once (and
 stored finished, and billed whole: a client that leaves its stream does not stop it). An input
 item given with an `id` must be one the key stored (an `item_reference` stands for that stored
 item).
@@ -186,7 +189,13 @@ class ResponsesApi:
         if knobs.service_tier is not None:
             response["service_tier"] = knobs.service_tier
         stream = body.get("stream") is True
-        if not stream or stored.background:
+        if knobs.background_failed and stored.background and not stream:
+            # It fails as it runs, before the model answers: nothing generated, nothing billed.
+            answered = len(response["output"])
+            stored.conversation = stored.conversation[: len(stored.conversation) - answered]
+            limited = oe.background_rate_limited(response["model"], tokens)
+            stored.response = response = shapes.failed(response, limited)
+        elif not stream or stored.background:
             # A background response runs to its end whoever reads its stream (a client that
             # left resumes it with `GET ?stream=true`): billed whole, as an answer sent whole is.
             host.charge(call.key, bill.usage_charge(

@@ -134,6 +134,7 @@ class _ErrorRead:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    deployment: str = ""  # the name of the deployment that answered (`deployment_of`)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         yield self.body
@@ -165,7 +166,17 @@ async def read_error(resp: UpstreamResponse) -> _ErrorRead:
         await resp.close()
     if resp.status in EDGE_TIMEOUTS and not errors.is_error_object(body):
         raise errors.edge_page(resp.status)
-    return _ErrorRead(resp.status, resp.headers, body)
+    return _ErrorRead(resp.status, resp.headers, body, deployment_of(resp))
+
+
+def deployment_of(resp: UpstreamResponse) -> str:
+    """The name of the deployment that answered `resp` (its label under the model's
+    `deployments`, "default" for the upstream every model shares); "" for an answer not from a
+    model's dispatch."""
+    if isinstance(resp, _ErrorRead):
+        return resp.deployment
+    counted = resp.resp if isinstance(resp, _Read) else resp
+    return counted.target.name if isinstance(counted, _Counted) else ""
 
 
 def judge(resp: UpstreamResponse, healthy: bool | None) -> None:

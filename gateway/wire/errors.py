@@ -146,7 +146,7 @@ Pure: builds exceptions and bytes, never touches I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -1087,11 +1087,13 @@ def is_error_object(content: bytes) -> bool:
     return isinstance(payload, dict) and isinstance(payload.get("error"), dict)
 
 
-def upstream_error_body(status: int, content: bytes) -> bytes:
+def upstream_error_body(
+    status: int, content: bytes, heard: Heard | None = None, *, own_key: bool = False
+) -> bytes:
     """An upstream error answer's body as the client gets it: OpenAI's error object, its status,
     `type`, `param` and `code` as they came (what the SDKs act on) and its message as
-    `upstream_message` tells it; anything else replaced by `upstream_status`, so every SDK can
-    read the error."""
+    `upstream_message` tells it (upstream's own words to `heard`, when they differ); anything
+    else replaced by `upstream_status`, so every SDK can read the error."""
     try:
         payload = orjson.loads(content)
     except orjson.JSONDecodeError:
@@ -1099,11 +1101,8 @@ def upstream_error_body(status: int, content: bytes) -> bytes:
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):
         return upstream_status(status).body()
-    message = error.get("message")
-    told = upstream_message(status, error)
-    if told == message:
-        return content
-    return orjson.dumps({**payload, "error": {**error, "message": told}})
+    told = told_error(error, heard, status, own_key=own_key)
+    return content if told is error else orjson.dumps({**payload, "error": told})
 
 
 # Codes upstream refuses with for the account as a whole (its quota, its billing, its standing),
@@ -1117,16 +1116,16 @@ _ACCOUNT_CODES = frozenset(
 # What names the upstream account in a message: its organization and project ids (24
 # characters after the prefix), and a key of its (OpenAI quotes a refused key masked, its head
 # and tail still shown). Words a request echoes (`org-chart`, `sk-learn`) are too short for one.
-_ACCOUNT_IDS = re.compile(
-    r"\b(?:org-[A-Za-z0-9]{12,}|proj_[A-Za-z0-9]{12,}|sk-(?=[A-Za-z0-9_-]*[*0-9])[A-Za-z0-9_*-]{6,})"
-)
+_KEY = r"sk-(?=[A-Za-z0-9_-]*[*0-9])[A-Za-z0-9_*-]{6,}"
+_ACCOUNT_IDS = re.compile(rf"\b(?:org-[A-Za-z0-9]{{12,}}|proj_[A-Za-z0-9]{{12,}}|{_KEY})")
+_KEYS = re.compile(rf"\b{_KEY}")
 _RETRY_IN = re.compile(r"Please try again in ([0-9][0-9hms.]*)\.")
 # The status an error has when it comes without one (in a stream, in a failed response).
 # A batch's `token_limit_exceeded` is the organization's limit on the tokens its batches queue.
 _STATUS_OF_CODE = {"rate_limit_exceeded": 429, "token_limit_exceeded": 429, "invalid_api_key": 401}
 
 
-def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
+def upstream_message(status: int, error: Mapping[str, Any], *, own_key: bool = False) -> Any:
     """The message of upstream's error object `error` as a team is told it. Every team shares the
     gateway's upstream key, and upstream words its refusals of that key's account for the
     account's owner: a 429 names the organization and its usage across every team ("Rate
@@ -1134,7 +1133,10 @@ def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
     Used 29500, Requested 700"), a 401 quotes the key's head and tail. So a 401, a 403, a 429
     and an account's refusal (`_ACCOUNT_CODES`) are told in the gateway's words, keeping of
     upstream's only when to try again; any other message (a 400's, about the request) as it
-    came, but for the account's ids in it."""
+    came, but for the account's ids in it. A call on the team's own upstream key (`own_key`,
+    its `upstream_key_env`) is told that the refusal was of that key: the team's to fix, not
+    the operator's (its organization may be the gateway's still, so upstream's words are not
+    told either)."""
     message = error.get("message")
     if not isinstance(message, str):
         return message
@@ -1142,34 +1144,42 @@ def upstream_message(status: int, error: Mapping[str, Any]) -> Any:
     code = code if isinstance(code, str) else None  # an unhashable one would fail `in`
     type_ = type_ if isinstance(type_, str) else None
     status = status or _STATUS_OF_CODE.get(code or "", 0)
+    if own_key:
+        key = whose = "your team's own upstream key"
+        account, shared = f"The upstream account of {key}", f" for {key}"
+        ask = "Please check that key's OpenAI project, or ask the gateway's operator."
+    else:
+        key, whose = "the gateway's own credentials", "the gateway's account"
+        account = "The gateway's upstream account"
+        shared = ", which every team of this gateway shares,"
+        ask = "Please tell the gateway's operator."
     if code in _ACCOUNT_CODES or type_ in _ACCOUNT_CODES:
-        return (
-            f"The gateway's upstream account cannot serve requests now ({code or type_}). "
-            "Please tell the gateway's operator."
-        )
+        return f"{account} cannot serve requests now ({code or type_}). {ask}"
     named = f", {code}" if code else ""
     if status == 429:
         unit = f" on {type_}" if type_ in ("requests", "tokens") else ""
         retry = _RETRY_IN.search(message)
         when = f" Please try again in {retry.group(1)}." if retry else ""
-        return (
-            f"The upstream API's rate limit{unit}, which every team of this gateway shares, "
-            f"was reached.{when}"
-        )
+        return f"The upstream API's rate limit{unit}{shared} was reached.{when}"
     if status == 401:
-        return (
-            f"The upstream API refused the gateway's own credentials (HTTP 401{named}), not "
-            "your key. Please tell the gateway's operator."
-        )
+        return f"The upstream API refused {key} (HTTP 401{named}), not your gateway key. {ask}"
     if status == 403:
-        return (
-            f"The upstream API refused this request for the gateway's account (HTTP 403{named}). "
-            "Please tell the gateway's operator."
-        )
+        return f"The upstream API refused this request for {whose} (HTTP 403{named}). {ask}"
     return _ACCOUNT_IDS.sub("[redacted]", message)
 
 
-def told_events(block: bytes) -> bytes:
+# Hears upstream's error object (and its status, 0 when it came without one) whose message a
+# team was told in other words: for the operator's log, which keeps upstream's.
+Heard = Callable[[int, Mapping[str, Any]], None]
+
+
+def logged_message(error: Mapping[str, Any]) -> str:
+    """Upstream's message in `error` as the operator's log keeps it: whole, but for a key it
+    quotes (a 401 quotes the refused key's head and tail), as no log holds keys."""
+    return _KEYS.sub("[key]", str(error.get("message")))
+
+
+def told_events(block: bytes, heard: Heard | None = None, *, own_key: bool = False) -> bytes:
     """Events of an upstream stream as the client is told them (what follows the last whole
     one as it came): an error's message in one as `upstream_message` tells it, in chat's
     `{"error": {...}}`, the Responses API's `error` event (nested or flat) and its
@@ -1177,7 +1187,8 @@ def told_events(block: bytes) -> bytes:
     if _ERROR_KEY not in block or _ERROR_OBJECT.search(block) is None:
         return block
     *events, rest = block.split(b"\n\n")
-    return b"\n\n".join([*map(_told_event, events), rest])
+    told = (_told_event(event, heard, own_key) for event in events)
+    return b"\n\n".join([*told, rest])
 
 
 _ERROR_KEY = b'"error"'
@@ -1185,7 +1196,7 @@ _ERROR_KEY = b'"error"'
 _ERROR_OBJECT = re.compile(rb'"error"\s*:\s*\{|"type"\s*:\s*"error"')
 
 
-def _told_event(event: bytes) -> bytes:
+def _told_event(event: bytes, heard: Heard | None, own_key: bool) -> bytes:
     data = sse.data_of(event) if _ERROR_OBJECT.search(event) is not None else None
     try:
         payload = orjson.loads(data) if data is not None else None
@@ -1195,23 +1206,31 @@ def _told_event(event: bytes) -> bytes:
         return event
     told = payload
     if payload.get("type") == "error" and "message" in payload:  # the flat error event
-        told = told_error(payload)
+        told = told_error(payload, heard, own_key=own_key)
     elif isinstance(payload.get("error"), dict):
-        told = {**payload, "error": told_error(payload["error"])}
+        told = {**payload, "error": told_error(payload["error"], heard, own_key=own_key)}
     response = payload.get("response")
     if isinstance(response, dict) and isinstance(response.get("error"), dict):
-        told = {**payload, "response": {**response, "error": told_error(response["error"])}}
+        error = told_error(response["error"], heard, own_key=own_key)
+        told = {**payload, "response": {**response, "error": error}}
     if told == payload:
         return event
     kept = [line for line in event.split(b"\n") if not line.startswith(b"data:")]
     return b"\n".join([*kept, b"data: " + orjson.dumps(told)])
 
 
-def told_error(error: dict[str, Any]) -> dict[str, Any]:
-    """An error object upstream put in a stream or an object (a failed response's, a failed
-    batch's) as its client is told it: `upstream_message`'s."""
-    message = upstream_message(0, error)
-    return error if message == error.get("message") else {**error, "message": message}
+def told_error(
+    error: dict[str, Any], heard: Heard | None = None, status: int = 0, *, own_key: bool = False
+) -> dict[str, Any]:
+    """An error object of upstream's (in an error answer of `status`, a stream, or an object:
+    a failed response's, a failed batch's) as its client is told it: `upstream_message`'s
+    (upstream's own words to `heard`, when they differ); the same object when they do not."""
+    message = upstream_message(status, error, own_key=own_key)
+    if message == error.get("message"):
+        return error
+    if heard is not None:
+        heard(status, error)
+    return {**error, "message": message}
 
 
 def unsupported_encoding(coding: str) -> GatewayError:

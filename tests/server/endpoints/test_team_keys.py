@@ -17,7 +17,12 @@ from gateway.simulator import create_simulator
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread, base_config
 
 OWN_KEY = "sk-team-own-project-key"
-KEYS = {"own": "sk-gw-own-0123456789abcdef", "lost": "sk-gw-lost-0123456789abcdef"}
+REVOKED_KEY = "sk-team-revoked-project-key-0123"
+KEYS = {
+    "own": "sk-gw-own-0123456789abcdef",
+    "lost": "sk-gw-lost-0123456789abcdef",
+    "revoked": "sk-gw-revoked-0123456789abcdef",
+}
 
 
 @pytest.fixture
@@ -34,6 +39,7 @@ def gateway(
 ) -> ServerThread:  # fmt: skip
     monkeypatch.setenv("OWN_TEAM_OPENAI_KEY", OWN_KEY)
     monkeypatch.delenv("LOST_TEAM_OPENAI_KEY", raising=False)
+    monkeypatch.setenv("REVOKED_TEAM_OPENAI_KEY", REVOKED_KEY)  # one the upstream refuses
 
     def digest(name: str) -> str:
         return hashlib.sha256(KEYS[name].encode()).hexdigest()
@@ -45,6 +51,8 @@ def gateway(
         f"    keys: [{{name: k, sha256: {digest('own')}}}]\n"
         "  - name: lost\n    tier: tier-5\n    upstream_key_env: LOST_TEAM_OPENAI_KEY\n"
         f"    keys: [{{name: k, sha256: {digest('lost')}}}]\n"
+        "  - name: revoked\n    tier: tier-5\n    upstream_key_env: REVOKED_TEAM_OPENAI_KEY\n"
+        f"    keys: [{{name: k, sha256: {digest('revoked')}}}]\n"
     )
     config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
     return start_gateway(config, admission={"teams_file": str(teams)})
@@ -52,6 +60,12 @@ def gateway(
 
 def sdk(server: ServerThread, team: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEYS[team], max_retries=0)
+
+
+def chat(server: ServerThread, team: str) -> object:
+    return sdk(server, team).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+    )
 
 
 def sent_keys(upstream: ServerThread) -> list[str]:
@@ -63,7 +77,7 @@ def test_every_call_of_the_team_uses_its_own_key(
     gateway: ServerThread, upstream: ServerThread
 ) -> None:
     client = sdk(gateway, "own")
-    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    chat(gateway, "own")
     created = client.responses.create(model="gpt-4o", input="hi")
     client.responses.retrieve(created.id)
     client.responses.create(model="o1-mini", input="and?", previous_response_id=created.id)
@@ -75,8 +89,18 @@ def test_a_team_whose_key_is_missing_is_refused_not_served_on_the_shared_key(
     gateway: ServerThread, upstream: ServerThread
 ) -> None:
     with pytest.raises(openai.InternalServerError) as info:
-        sdk(gateway, "lost").chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
-        )
+        chat(gateway, "lost")
     assert info.value.status_code == 503 and info.value.code == "upstream_key_missing"
     assert sent_keys(upstream) == []
+
+
+def test_a_team_whose_own_key_upstream_refuses_is_told_it_is_that_key(
+    gateway: ServerThread, upstream: ServerThread
+) -> None:
+    # Not the gateway's credentials, which its operator would fix: the team's own.
+    with pytest.raises(openai.AuthenticationError) as info:
+        chat(gateway, "revoked")
+    message = info.value.message
+    assert "refused your team's own upstream key (HTTP 401, invalid_api_key)" in message
+    assert "gateway's own credentials" not in message and REVOKED_KEY[-4:] not in message
+    assert sent_keys(upstream) == [f"Bearer {REVOKED_KEY}"]

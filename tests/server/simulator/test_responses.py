@@ -349,6 +349,35 @@ def test_background_poll_and_cancel(server: ServerThread) -> None:
         client.responses.create(model="gpt-4o", input="Hi", background=True, store=False)
 
 
+def test_a_background_response_the_knob_fails_ends_failed_unbilled(server: ServerThread) -> None:
+    client = sdk(server, "sk-other-key")
+    billed = billed_to(server, "sk-other-key")
+    queued = client.responses.create(
+        model="gpt-4o", input="Hi", background=True,
+        extra_headers={"x-sim-background": "failed"},
+    )  # fmt: skip
+    assert queued.status == "queued" and queued.error is None
+    polled = [client.responses.retrieve(queued.id) for _ in range(2)]
+    assert [r.status for r in polled] == ["in_progress", "failed"]
+    failed = polled[-1]
+    assert failed.error is not None and failed.error.code == "rate_limit_exceeded"
+    assert "in organization org-simulated on tokens per min" in failed.error.message
+    assert failed.output == [] and failed.usage is None and failed.completed_at is None
+    events = list(client.responses.retrieve(queued.id, stream=True))
+    assert [e.type for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.failed",
+    ]
+    assert events[-1].response.error == failed.error
+    assert billed_to(server, "sk-other-key") == billed
+
+
+def billed_to(server: ServerThread, key: str) -> int:
+    bill = httpx.get(f"{server.url}/_sim/bill").json()["by_key"]
+    return int(bill.get(key, {}).get("total_micros", 0))
+
+
 def test_faults_and_knobs_apply(server: ServerThread) -> None:
     with pytest.raises(openai.RateLimitError):
         sdk(server).responses.create(

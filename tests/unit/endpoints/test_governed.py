@@ -35,7 +35,8 @@ def settled(cost: Cost, model: str, payload: dict[str, Any], status: int, conten
     request = SimpleNamespace(scope={"path": "/v1/x"})
     attempt = GovernedAttempt(
         cast(Any, SimpleNamespace(models={})), cast(Any, request), cast(Any, None),
-        cast(Any, None), model, CONFIG.models[model], cost, payload,
+        cast(Any, SimpleNamespace(team=SimpleNamespace(upstream_key_env=""))), model,
+        CONFIG.models[model], cost, payload,
     )  # fmt: skip
     ticket = Ticket()
     attempt.ticket = cast(Any, ticket)

@@ -370,6 +370,31 @@ def test_an_upstream_message_about_the_request_is_kept_but_for_the_accounts_ids(
     )
 
 
+def test_a_refusal_of_a_teams_own_upstream_key_says_it_was_that_key() -> None:
+    # The team's to fix; its key's organization may be the gateway's, so no words of upstream's.
+    def told(status: int, error: dict[str, object]) -> str:
+        message = errors.upstream_message(
+            status, {"message": "org-Xy12Ab34Cd56Ef78Gh90", **error}, own_key=True
+        )
+        assert isinstance(message, str) and "org-" not in message
+        return message
+
+    assert told(401, {"code": "invalid_api_key"}) == (
+        "The upstream API refused your team's own upstream key (HTTP 401, invalid_api_key), not "
+        "your gateway key. Please check that key's OpenAI project, or ask the gateway's operator."
+    )
+    assert told(403, {"code": None}).startswith(
+        "The upstream API refused this request for your team's own upstream key (HTTP 403)."
+    )
+    assert told(429, {"type": "tokens"}) == (
+        "The upstream API's rate limit on tokens for your team's own upstream key was reached."
+    )
+    assert told(429, {"code": "insufficient_quota"}).startswith(
+        "The upstream account of your team's own upstream key cannot serve requests now "
+        "(insufficient_quota)."
+    )
+
+
 def test_a_streams_error_events_are_told_and_the_rest_passed_as_it_came() -> None:
     routine = b'data: {"choices":[{"delta":{"content":"an \\"error\\""}}]}\n\n'
     assert errors.told_events(routine) is routine
