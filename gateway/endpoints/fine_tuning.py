@@ -180,7 +180,11 @@ async def list_jobs(request: Request) -> Response:
         return metadata_matches(job.get("metadata"), wanted)
 
     return await own_list(
-        request, FINE_TUNING_JOB, keep, count=True, view=lambda jobs: [shown_job(j) for j in jobs]
+        request,
+        FINE_TUNING_JOB,
+        keep,
+        count=True,
+        view=lambda jobs, _: [shown_job(j) for j in jobs],
     )
 
 

@@ -117,7 +117,7 @@ def test_another_team_reaches_neither_the_batch_nor_its_files(gateway: ServerThr
 
 
 def test_a_batch_failed_on_the_organizations_queue_names_neither_it_nor_its_limit(
-    gateway: ServerThread,
+    gateway: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = sdk(gateway, "payer")
     batch = client.batches.create(
@@ -135,6 +135,12 @@ def test_a_batch_failed_on_the_organizations_queue_names_neither_it_nor_its_limi
         assert error.code == "token_limit_exceeded"
         assert error.message is not None and "every team of this gateway shares" in error.message
         assert "org-" not in error.message and "90,000" not in error.message
+    # The operator has upstream's own words, from each read that told them otherwise.
+    heard = [r.getMessage() for r in caplog.records if r.name == "gateway"]
+    heard = [line for line in heard if line.startswith("upstream default answered team payer")]
+    assert heard and all(" with an error token_limit_exceeded: " in line for line in heard)
+    assert all("Enqueued token limit reached" in line for line in heard)
+    assert "in organization org-" in heard[-1]
 
 
 def test_a_batch_stays_its_teams_past_its_completion_window(
