@@ -12,7 +12,8 @@ long as a job may run (`fine_tuning.hold_s`). The gateway follows the job
 result files become the team's (`tuned_models`). Listing, reading, cancelling, events and
 checkpoints are the team's own jobs only, never charged (counted against the request limits). A
 job names the gateway as its organization (`organization_id`), not the upstream organization
-whose id every team's jobs would show.
+whose id every team's jobs would show; a failed job's `error`, and its events' messages, are
+told as `errors.told_error` tells upstream's errors (upstream's words logged).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.responses import Response
 from gateway.admission import pricing
 from gateway.admission.plan import model_allowed
 from gateway.config import ImageInputTokens
+from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.followed import counted_before_reading, create_followed
 from gateway.endpoints.owned import (
     FILE,
@@ -37,6 +39,7 @@ from gateway.endpoints.owned import (
     check_references,
     created,
     forward_owned,
+    heard_by,
     metadata_matches,
     metadata_query,
     own_list,
@@ -104,7 +107,7 @@ async def create(request: Request) -> Response:
     return as_shown(await create_followed(
         request, caller, FINE_TUNING_JOB, label, reserve, gw.config.fine_tuning.hold_s, body,
         counted_as, training_price=int(price),
-    ), shown_job)  # fmt: skip
+    ), lambda job: shown_job(job, heard_by(request, caller)))  # fmt: skip
 
 
 NOT_STRICT = "it is JSON only to a lenient parser (NaN, Infinity, 1e400, a byte order mark, UTF-16)"
@@ -184,7 +187,7 @@ async def list_jobs(request: Request) -> Response:
         FINE_TUNING_JOB,
         keep,
         count=True,
-        view=lambda jobs, _: [shown_job(j) for j in jobs],
+        view=lambda jobs, heard: [shown_job(j, heard) for j in jobs],
     )
 
 
@@ -199,18 +202,35 @@ async def retrieve(request: Request) -> Response:
     gw = gateway_of(request)
     await adopt(gw, caller, MODEL, (job.get("fine_tuned_model"),))
     await adopt(gw, caller, FILE, job.get("result_files") or ())
-    return as_shown(response, shown_job, found)
+    return as_shown(response, lambda shown: shown_job(shown, heard_by(request, caller)), found)
 
 
 async def cancel(request: Request) -> Response:
     job_id = request.path_params["job_id"]
-    response = await forward_owned(request, FINE_TUNING_JOB, job_id, "/cancel", count=True)
-    return as_shown(response, shown_job)
+    caller = await caller_owning(request, FINE_TUNING_JOB, job_id)
+    response = await forward_owned(
+        request, FINE_TUNING_JOB, job_id, "/cancel", count=True, caller=caller
+    )
+    return as_shown(response, lambda job: shown_job(job, heard_by(request, caller)))
 
 
 async def events(request: Request) -> Response:
+    """The team's job's events, each message as `errors.told_error` tells it: the event a
+    failed job logs repeats its error's words."""
     job_id = request.path_params["job_id"]
-    return await forward_owned(request, FINE_TUNING_JOB, job_id, "/events", count=True)
+    caller = await caller_owning(request, FINE_TUNING_JOB, job_id)
+    response = await forward_owned(
+        request, FINE_TUNING_JOB, job_id, "/events", count=True, caller=caller
+    )
+    page = _json(response) if response.status_code == 200 else None
+    data = page.get("data") if isinstance(page, dict) else None
+    if not isinstance(page, dict) or not isinstance(data, list):
+        return response
+    heard = heard_by(request, caller)
+    told = [errors.told_error(e, heard) if isinstance(e, dict) else e for e in data]
+    if told == data:
+        return response
+    return rebodied(response, orjson.dumps({**page, "data": told}), "application/json")
 
 
 async def checkpoints(request: Request) -> Response:
@@ -228,10 +248,16 @@ async def checkpoints(request: Request) -> Response:
     return response
 
 
-def shown_job(job: dict[str, Any]) -> dict[str, Any]:
+def shown_job(job: dict[str, Any], heard: errors.Heard) -> dict[str, Any]:
     """A job naming the gateway as its organization: upstream's `organization_id` is the one
-    every team shares."""
-    return {**job, "organization_id": ORGANIZATION} if "organization_id" in job else job
+    every team shares; the error a failed one carries as `errors.told_error` tells it
+    (upstream's words to `heard`)."""
+    shown = {**job, "organization_id": ORGANIZATION} if "organization_id" in job else job
+    error = job.get("error")
+    if isinstance(error, dict):
+        told = errors.told_error(error, heard)
+        shown = shown if told is error else {**shown, "error": told}
+    return shown
 
 
 def _json(response: Response) -> Any:

@@ -57,6 +57,9 @@ Request-header knobs, honoured when `config.header_knobs` is true:
                                  downgrades a priority request; without it, the tier asked
                                  for (an "auto" request, or a response naming none: default)
     x-sim-batch: complete        POST /v1/batches: the batch is completed at once
+    x-sim-fine-tuning: over-quota  POST /v1/fine_tuning/jobs: the job fails on the
+                                 organization's quota as it leaves validation (its error and
+                                 its event name the organization)
     x-sim-background: failed     POST /v1/responses with background: the response fails as it
                                  runs, on the organization's token rate limit (its error's
                                  message names the organization, as the 429's does)

@@ -2,7 +2,9 @@
 
 Life: `validating_files` -> `queued` -> `running` -> `succeeded`, one step per retrieval (or all
 at once with `POST /_sim/fine_tuning/jobs/{id}/complete`). Leaving `validating_files`, a
-training file that is not JSONL chat examples fails the job (`failed`, with `error`). On
+training file that is not JSONL chat examples fails the job (`failed`, with `error`), and so
+does the organization's quota for a job created with `x-sim-fine-tuning: over-quota`
+(`over_quota`). On
 success `fine_tuned_model` is `ft:<base>:sim-org:<suffix>:<8 chars>` and `trained_tokens` is
 the training file's tokens times the epochs (`hyperparameters.n_epochs`, or the method's
 `method.<type>.hyperparameters.n_epochs`; default 3): `count_text` over every message's
@@ -148,6 +150,18 @@ def job_object(job_id: str, body: dict[str, Any], epochs: int, created_at: int) 
     }
 
 
+def over_quota() -> dict[str, Any]:
+    """The error a job fails with when its training would pass the organization's spending
+    limit. A guess: the facts record no failed job's error; the wording is as users quote
+    OpenAI's, the code that of OpenAI's quota refusals (`insufficient_quota`)."""
+    return {
+        "code": "insufficient_quota",
+        "message": "Creating this fine-tuning job would exceed your hard limit, please check your "
+        f"plan and billing details. Quota remaining for {oe.ORGANIZATION_ID}: USD 0.00.",
+        "param": None,
+    }
+
+
 def fine_tuned_name(base: str, suffix: str | None, tag: str) -> str:
     return f"ft:{base}:{ORGANIZATION}:{suffix or ''}:{tag}"
 
@@ -197,6 +211,8 @@ class Job:
     training_data: bytes
     events: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    # Fails leaving `validating_files`, on the organization's quota (`over_quota`).
+    over_quota: bool = False
 
     @property
     def status(self) -> str:
@@ -221,12 +237,12 @@ class Job:
         status = self.status
         if status == "validating_files":
             tokens = training_tokens(self.training_data)
-            if isinstance(tokens, str):
-                error = {
+            if isinstance(tokens, str) or self.over_quota:
+                error = over_quota() if self.over_quota else {
                     "code": "invalid_training_file",
                     "message": f"The job failed due to an invalid training file: {tokens}.",
                     "param": "training_file",
-                }
+                }  # fmt: skip
                 obj.update(status="failed", finished_at=now, error=error)
                 return "failed", error["message"]
             obj.update(status="queued")

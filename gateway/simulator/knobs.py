@@ -53,6 +53,9 @@ class Knobs:
     # fails validation on the organization's enqueued-token limit.
     batch_complete: bool = False
     batch_queue_full: bool = False
+    # `x-sim-fine-tuning: over-quota`: a fine-tuning job created with it fails on the
+    # organization's quota, its error and event naming the organization.
+    tuning_over_quota: bool = False
     # `x-sim-background: failed`: a background response created with it fails as it runs.
     background_failed: bool = False
     # `x-sim-today: YYYY-MM-DD`: the day this request is answered on (replaces config.today).
@@ -98,6 +101,10 @@ def parse_knobs(headers: dict[str, str]) -> Knobs | SimError:
                     raise ValueError("expected 'complete' or 'queue-full'")
                 knobs.batch_complete = value == "complete"
                 knobs.batch_queue_full = value == "queue-full"
+            elif name == "x-sim-fine-tuning":
+                if value != "over-quota":
+                    raise ValueError("expected 'over-quota'")
+                knobs.tuning_over_quota = True
             elif name == "x-sim-background":
                 if value != "failed":
                     raise ValueError("expected 'failed'")

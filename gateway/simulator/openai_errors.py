@@ -15,8 +15,9 @@ import orjson
 from gateway.wire.errors import GatewayError, error_body, mask_key
 
 INVALID_REQUEST = "invalid_request_error"
-# The id of the organization the simulated key belongs to, as OpenAI names it to the key's owner.
-ORGANIZATION_ID = "org-simulated"
+# The id of the organization the simulated key belongs to, as OpenAI names it to the key's owner
+# (24 characters after the prefix, as a real one has).
+ORGANIZATION_ID = "org-simulatedOrganization001"
 # OpenAI's 502 comes from its Cloudflare edge as HTML, not JSON: clients must cope with that.
 CLOUDFLARE_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"

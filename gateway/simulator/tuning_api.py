@@ -7,7 +7,8 @@
     GET  /v1/fine_tuning/jobs/{id}/events   its events, newest first
     GET  /v1/fine_tuning/jobs/{id}/checkpoints   a succeeded job's checkpoints, newest first
 
-`POST /_sim/fine_tuning/jobs/{id}/complete` (no key) runs a job to its end. A succeeded job's
+`POST /_sim/fine_tuning/jobs/{id}/complete` (no key) runs a job to its end; `x-sim-fine-tuning:
+over-quota` on create has the job fail on the organization's quota as it leaves validation. A succeeded job's
 model joins its key's model list (`DELETE /v1/models/{model}` takes it out) and answers chat
 completions like its base; its step metrics are a `fine-tune-results` file of its key's
 (`result_files`); the bill gets the training (`trained_tokens` at the base's training price)
@@ -134,7 +135,10 @@ class FineTuningApi(JobsApi[Job]):
         assert stored is not None  # checked above
         now = int(time.time())
         job_id = alnum_id("ftjob-", host.draw_seed(), 24)
-        job = Job(fine_tuning.job_object(job_id, body, epochs, now), stored.data)
+        job = Job(
+            fine_tuning.job_object(job_id, body, epochs, now), stored.data,
+            over_quota=call.knobs.tuning_over_quota,
+        )  # fmt: skip
         job.event(
             alnum_id("ft-event-", host.draw_seed(), 24), f"Created fine-tuning job: {job_id}", now
         )

@@ -306,6 +306,35 @@ def test_a_job_names_the_gateway_not_the_upstream_organization(
     assert [j.organization_id for j in shown] == ["o1-gateway"] * len(shown)
 
 
+def test_a_job_failed_on_the_organizations_quota_names_it_to_its_team_nowhere(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, fine_tuning={"poll_s": 3600}
+    )
+    client = sdk(gateway, "payer")
+    job = client.fine_tuning.jobs.create(
+        model="gpt-4o-mini", training_file=training_file(client),
+        extra_headers={"x-sim-fine-tuning": "over-quota"},
+    )  # fmt: skip
+    failed = client.fine_tuning.jobs.retrieve(job.id)  # the read moves it out of validation
+    assert failed.status == "failed"
+    (listed,) = client.fine_tuning.jobs.list().data
+    for seen in (failed, listed):
+        assert seen.error is not None and seen.error.code == "insufficient_quota"
+        assert "org-" not in seen.error.message and "hard limit" not in seen.error.message
+        assert "operator" in seen.error.message
+    said = [e.message for e in client.fine_tuning.jobs.list_events(job.id).data]
+    assert any("Quota remaining for [redacted]" in m for m in said)
+    assert not any("org-" in m for m in said)
+    # The operator has upstream's own words, from each read that told them otherwise.
+    logged = [r.getMessage() for r in caplog.records if r.name == "gateway"]
+    heard = [line for line in logged if line.startswith("upstream default answered team payer")]
+    assert len(heard) == 3  # the job read, the job listed, its failure's event
+    assert all("Quota remaining for org-simulatedOrganization001" in line for line in heard)
+
+
 def test_the_gateway_follows_a_job_that_fails_and_charges_it_nothing(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis
 ) -> None:

@@ -361,7 +361,7 @@ def test_a_background_response_the_knob_fails_ends_failed_unbilled(server: Serve
     assert [r.status for r in polled] == ["in_progress", "failed"]
     failed = polled[-1]
     assert failed.error is not None and failed.error.code == "rate_limit_exceeded"
-    assert "in organization org-simulated on tokens per min" in failed.error.message
+    assert "in organization org-simulatedOrganization001 on tokens per min" in failed.error.message
     assert failed.output == [] and failed.usage is None and failed.completed_at is None
     events = list(client.responses.retrieve(queued.id, stream=True))
     assert [e.type for e in events] == [

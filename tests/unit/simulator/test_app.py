@@ -372,7 +372,7 @@ async def test_fault_429_has_retry_after(client: httpx.AsyncClient) -> None:
     assert resp.status_code == 429
     assert resp.headers["retry-after"] == "1" and resp.headers["retry-after-ms"] == "1000"
     assert resp.json() == error_body(
-        "Rate limit reached for gpt-4o in organization org-simulated on requests per min (RPM): "
+        "Rate limit reached for gpt-4o in organization org-simulatedOrganization001 on requests per min (RPM): "
         "Limit 10000, Used 10000, Requested 1. Please try again in 1s. Visit "
         "https://platform.openai.com/account/rate-limits to learn more.",
         code="rate_limit_exceeded",
