@@ -45,8 +45,9 @@ _TYPE_NAMES: dict[type, str] = {
     type(None): "null",
 }
 # Request fields chat completions takes unchanged (a client's `safety_identifier` is folded
-# into its team's there, as a native request's is).
-_KEPT = ("model", "temperature", "top_p", "user", "safety_identifier", "stream")
+# into its team's there, as a native request's is). `prompt_cache_key` routes the prompt to
+# upstream's cache as it does for the Responses API: dropped, a client's caching would be lost.
+_KEPT = ("model", "temperature", "top_p", "user", "safety_identifier", "prompt_cache_key", "stream")
 
 
 # -- the request ----------------------------------------------------------------------------------

@@ -491,3 +491,17 @@ def test_a_translated_request_keeps_its_end_users_apart_upstream(
     sent = [entry["body"]["safety_identifier"] for entry in httpx.get(
         f"{simulator.url}/_sim/requests").json()["data"] if text in entry["raw"]]  # fmt: skip
     assert len(set(sent)) == 3 and all(s.startswith("o1gw-") for s in sent)
+
+
+def test_a_translated_request_keeps_its_prompt_cache_key_upstream(
+    gateway: ServerThread, simulator: ServerThread
+) -> None:
+    """Chat completions takes `prompt_cache_key` as the Responses API does: the chat form of
+    a translated request carries it, where its client's caching was lost."""
+    text = f"Hello {secrets.token_hex(8)}"
+    sdk(gateway).responses.create(model="o1-mini", input=text, prompt_cache_key="conversation-7")
+    sent = [entry for entry in httpx.get(
+        f"{simulator.url}/_sim/requests").json()["data"] if text in entry["raw"]]  # fmt: skip
+    assert [(e["path"], e["body"].get("prompt_cache_key")) for e in sent] == [
+        ("/v1/chat/completions", "conversation-7")
+    ]

@@ -214,6 +214,7 @@ def test_settings_map_to_their_chat_names_and_the_rest_is_dropped() -> None:
         "top_p": 1,
         "user": "u1",
         "safety_identifier": "s",
+        "prompt_cache_key": "k",
         "stream": True,
         "stream_options": {"include_usage": True},
         "reasoning_effort": "low",
