@@ -232,8 +232,9 @@ def check(config: Config) -> None:
     for key in ("hold_s", "poll_s", "max_line_bytes"):
         if getattr(config.fine_tuning, key) <= 0:
             raise ConfigError(f"fine_tuning.{key}: must be positive")
-    if config.batches.max_line_bytes <= 0:
-        raise ConfigError("batches.max_line_bytes: must be positive")
+    for key in ("max_line_bytes", "max_output_line_bytes"):
+        if getattr(config.batches, key) <= 0:
+            raise ConfigError(f"batches.{key}: must be positive")
     if config.compat.keepalive_s <= 0:
         raise ConfigError("compat.keepalive_s: must be positive")
     if config.compat.stored_view_ttl_s < 1:

@@ -395,6 +395,10 @@ class BatchesConfig:
     # body, base64 images and all), in bytes: the file is priced as it is read, holding a line
     # at most at a time, never the file (up to 200 MB upstream).
     max_line_bytes: int = 16 * 1024 * 1024
+    # The longest line of an output file the gateway reads when a batch ends (one whole
+    # answer), in bytes: the file is priced as it is read, a line at most at a time. A longer
+    # line's usage is not read: the batch is charged its hold, never less than upstream bills.
+    max_output_line_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
-    Iterator,
     Mapping,
 )
 from dataclasses import dataclass
@@ -171,25 +170,10 @@ async def file_lines(
     try:
         if resp.status != 200:
             raise FILE.not_found(file_id)
-        lines = jsonl.Lines(max_line)
-        parts: list[bytes] = []
-        given = held = 0  # lines handed on, bytes of lines not yet
-        async for chunk in resp.iter_chunks():
-            for piece in _pieces(lines.complete(chunk), LINES_A_BLOCK):
-                parts.append(piece)
-                held += len(piece)
-                if held >= LINES_A_BLOCK:
-                    block = b"".join(parts)
-                    yield given + 1, block
-                    given += block.count(b"\n")
-                    parts, held = [], 0
-            if lines.too_long is not None:
-                if parts:  # the lines before it first: a refusal of one of them comes first
-                    yield given + 1, b"".join(parts)
-                raise lines.too_long
-        last = lines.end()
-        if parts or last:
-            yield given + 1, b"".join([*parts, last])
+        read = jsonl.blocks(resp.iter_chunks(), max_line, LINES_A_BLOCK)
+        async with contextlib.aclosing(read):
+            async for numbered in read:
+                yield numbered
     finally:
         await resp.close()
 
@@ -208,16 +192,6 @@ async def take_lines(
     async with contextlib.aclosing(file_lines(gw, request, caller, file_id, max_line)) as read:
         async for first, block in read:
             await take(first, block)
-
-
-def _pieces(block: bytes, size: int) -> Iterator[bytes]:
-    """A block of whole lines cut at line ends into pieces of `size` bytes and a line at most
-    (a read may bring megabytes)."""
-    start = 0
-    while start < len(block):
-        end = block.find(b"\n", start + size - 1) + 1 or len(block)
-        yield block[start:end]
-        start = end
 
 
 def attempt_for(request: Request, caller: Caller, path: str) -> Attempt:

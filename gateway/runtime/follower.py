@@ -13,10 +13,11 @@ model) becomes the team's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -65,6 +66,34 @@ Read = Callable[[str], Awaitable[bytes | None]]
 # A model by any name a request or an answer gives it (a fine-tune's too): its configured name
 # and config, or None.
 ModelOf = Callable[[str], tuple[str, ModelConfig] | None]
+
+
+class Reads:
+    """`Read` with a job's team's key, and `chunks`: a file's content as upstream's answer
+    brings it, never held whole (a batch's output file: every line a whole answer)."""
+
+    def __init__(self, upstream: Upstream, headers: dict[str, str]) -> None:
+        self._upstream = upstream
+        self._headers = headers
+
+    async def __call__(self, path: str) -> bytes | None:
+        async with self.chunks(path) as chunks:
+            return None if chunks is None else b"".join([c async for c in chunks])
+
+    @contextlib.asynccontextmanager
+    async def chunks(self, path: str) -> AsyncIterator[AsyncIterator[bytes] | None]:
+        """The answer's body as it comes, None for a 404 (as `Read`); upstream's answer let
+        go of when the block ends, read to its end or not."""
+        resp = await self._upstream.send("GET", path, b"", self._headers, b"")
+        try:
+            if resp.status == NOT_FOUND:
+                yield None
+            elif resp.status == 200:
+                yield resp.iter_chunks()
+            else:
+                raise errors.upstream_status(resp.status)
+        finally:
+            await resp.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +225,7 @@ class Follower:
 
     async def check(self, kind: JobKind, job_id: str, record: dict[str, Any]) -> None:
         """Settle the job if upstream says it ended."""
-        headers = self._headers_for(record.get("key_env") or "")
-
-        async def read(path: str) -> bytes | None:
-            return await self._read(path, headers)
-
+        read = Reads(self._upstream, self._headers_for(record.get("key_env") or ""))
         found = await read(f"{kind.path}/{job_id}")
         if found is None:
             # Upstream has no such job any more (a background response deleted while it ran):
@@ -254,18 +279,6 @@ class Follower:
                 object_kind, record["team"], object_id, time.time(), expires_at
             )
         await self._redis.hdel(kind.open_key, job_id)
-
-    async def _read(self, path: str, headers: dict[str, str]) -> bytes | None:
-        resp = await self._upstream.send("GET", path, b"", headers, b"")
-        try:
-            content = await resp.read()
-        finally:
-            await resp.close()
-        if resp.status == 200:
-            return content
-        if resp.status == NOT_FOUND:
-            return None
-        raise errors.upstream_status(resp.status)
 
 
 def _object(content: bytes | None) -> dict[str, Any] | None:

@@ -281,7 +281,11 @@ class Gateway:
         if self.tracing is not None:
             self.background.add(loop.create_task(self.tracing.run()))
         kinds = (
-            BatchJobs(self.config.batches.poll_s, self.model_of),
+            BatchJobs(
+                self.config.batches.poll_s,
+                self.model_of,
+                self.config.batches.max_output_line_bytes,
+            ),
             TuningJobs(self.config.fine_tuning.poll_s),
             BackgroundResponses(self.config.responses.poll_s),
         )

@@ -3,10 +3,14 @@
 Pure and incremental, like `sse.Decoder`: feed the bytes as they come, get blocks of whole lines
 out, each line no longer than a bound. Lines end as `bytes.splitlines` ends them (LF, CRLF or a
 lone CR; a CR that ends one read and the LF that begins the next are one end), so a file read
-this way has the lines, and the line numbers, it has read whole. No I/O.
+this way has the lines, and the line numbers, it has read whole. `blocks` gathers them into
+blocks of about a given size from the chunks an answer brings. No I/O of its own: it reads what
+it is given.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, Iterator
 
 
 class LineTooLong(ValueError):
@@ -92,3 +96,41 @@ class Lines:
                 return block[:start]
             start += len(line) + 1
         return block
+
+
+async def blocks(
+    chunks: AsyncIterable[bytes], limit: int, size: int
+) -> AsyncGenerator[tuple[int, bytes]]:
+    """The lines of a stream of `chunks` (`Lines`, at most `limit` bytes each) in blocks of
+    whole lines of about `size` bytes, each with the number of its first line (from 1; blank
+    lines are counted): what is held at once is a block and a line, never the stream.
+    `LineTooLong` for a longer line, once the lines before it are given out."""
+    lines = Lines(limit)
+    parts: list[bytes] = []
+    given = held = 0  # lines handed on, bytes of lines not yet
+    async for chunk in chunks:
+        for piece in _pieces(lines.complete(chunk), size):
+            parts.append(piece)
+            held += len(piece)
+            if held >= size:
+                block = b"".join(parts)
+                yield given + 1, block
+                given += block.count(b"\n")
+                parts, held = [], 0
+        if lines.too_long is not None:
+            if parts:  # the lines before it first: a refusal of one of them comes first
+                yield given + 1, b"".join(parts)
+            raise lines.too_long
+    last = lines.end()
+    if parts or last:
+        yield given + 1, b"".join([*parts, last])
+
+
+def _pieces(block: bytes, size: int) -> Iterator[bytes]:
+    """A block of whole lines cut at line ends into pieces of `size` bytes and a line at most
+    (a read may bring megabytes)."""
+    start = 0
+    while start < len(block):
+        end = block.find(b"\n", start + size - 1) + 1 or len(block)
+        yield block[start:end]
+        start = end
