@@ -294,6 +294,11 @@ class Attempt:
             error.get("code") or error.get("type"), errors.logged_message(error),
         )  # fmt: skip
 
+    def told(self, error: dict[str, Any]) -> dict[str, Any]:
+        """Upstream's error object, come without a status (a stored object's), as this call's
+        team is told it (`errors.Tell`)."""
+        return errors.told_error(error, self.heard, own_key=self.own_key)
+
     def relayed(self, content: bytes, status: int, headers: RawHeaders) -> Response:
         """A whole answer whose headers are raw already: no decode and re-encode per header.
         An error is told as `errors.upstream_error_body` tells it (one without OpenAI's error
@@ -356,7 +361,7 @@ class Attempt:
         if answer is None:
             exc = errors.upstream_invalid_answer(f"{len(content)} bytes that are no JSON object")
         else:
-            exc = error_answer(answer)
+            exc = error_answer(answer, own_key=self.own_key)
             if exc is None:
                 self.answered = answer
                 return
@@ -685,14 +690,16 @@ class Attempt:
         return 0
 
 
-def error_answer(answer: dict[str, Any]) -> GatewayError | None:
+def error_answer(answer: dict[str, Any], *, own_key: bool = False) -> GatewayError | None:
     """The failure a 200 is when its body is OpenAI's error object where an API object belongs
     (a proxy's): relayed, no SDK would raise on it. None for any other answer (a failed
-    response object carries an `error` too, beside its `object`)."""
+    response object carries an `error` too, beside its `object`). `own_key`: the call went on
+    its team's own upstream key (`Attempt.own_key`)."""
     error = answer.get("error")
     if not isinstance(error, dict) or "object" in answer:
         return None
-    told = errors.upstream_message(0, error)  # its status is no error's: read from its code
+    # Its status is no error's: read from its code.
+    told = errors.upstream_message(0, error, own_key=own_key)
     return errors.upstream_invalid_answer(f"an error object in a 200: {told!r}")
 
 

@@ -34,10 +34,10 @@ from gateway.endpoints.owned import (
     check_owned,
     created,
     forward_owned,
-    heard_by,
     own_list,
     references,
     take_lines,
+    told_by,
 )
 from gateway.endpoints.tuned_models import fine_tunes
 from gateway.routing import retirement
@@ -284,7 +284,7 @@ def _check_line(number: int, endpoint: str, body: dict[str, Any]) -> None:
 
 async def list_batches(request: Request) -> Response:
     return await own_list(
-        request, BATCH, count=True, view=lambda found, heard: [shown_batch(b, heard) for b in found]
+        request, BATCH, count=True, view=lambda found, tell: [shown_batch(b, tell) for b in found]
     )
 
 
@@ -308,20 +308,20 @@ async def retrieve(request: Request) -> Response:
             await gw.follower.settle_ended(BatchJobs.name, batch_id)
         except (GatewayError, RedisError, OSError) as exc:
             log.warning("batch %s: not settled as it was read (%r)", batch_id, exc)
-    return as_shown(response, lambda b: shown_batch(b, heard_by(request, caller)), found)
+    return as_shown(response, lambda b: shown_batch(b, told_by(request, caller)), found)
 
 
-def shown_batch(batch: dict[str, Any], heard: errors.Heard) -> dict[str, Any]:
-    """A batch as its team sees it: the errors it failed with as `errors.told_error` tells them,
-    upstream's words to `heard` on each read that shows them (a client polls a batch until it
-    ends, seldom after; a batch's errors are few). Upstream words one for the organization every team's batches
+def shown_batch(batch: dict[str, Any], tell: errors.Tell) -> dict[str, Any]:
+    """A batch as its team sees it: the errors it failed with as `tell` tells them, upstream's
+    words logged on each read that shows them (a client polls a batch until it ends, seldom
+    after; a batch's errors are few). Upstream words one for the organization the batches
     belong to: "Enqueued token limit reached for gpt-4o in organization org-... Limit: 90,000
     enqueued tokens"."""
     listed = batch.get("errors")
     if not isinstance(listed, dict) or not isinstance(listed.get("data"), list):
         return batch
     found = listed["data"]
-    told = [errors.told_error(e, heard) if isinstance(e, dict) else e for e in found]
+    told = [tell(e) if isinstance(e, dict) else e for e in found]
     return batch if told == found else {**batch, "errors": {**listed, "data": told}}
 
 

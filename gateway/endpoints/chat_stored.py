@@ -72,7 +72,7 @@ async def list_completions(request: Request) -> Response:
             or _model_matches(named(views.get(str(obj.get("id")))), names)
         ) and metadata_matches(obj.get("metadata"), metadata)
 
-    def view(page: list[dict[str, Any]], _: errors.Heard) -> list[dict[str, Any]]:
+    def view(page: list[dict[str, Any]], _: errors.Tell) -> list[dict[str, Any]]:
         return [shown(obj, views.get(str(obj.get("id")))) for obj in page]
 
     return await own_list(request, CHAT_COMPLETION, keep, count=True, prepare=prepare, view=view)

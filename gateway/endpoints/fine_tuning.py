@@ -13,7 +13,8 @@ result files become the team's (`tuned_models`). Listing, reading, cancelling, e
 checkpoints are the team's own jobs only, never charged (counted against the request limits). A
 job names the gateway as its organization (`organization_id`), not the upstream organization
 whose id every team's jobs would show; a failed job's `error`, and its events' messages, are
-told as `errors.told_error` tells upstream's errors (upstream's words logged).
+told as the team's calls' upstream errors are (`told_by`: of its own upstream key if it has one;
+upstream's words logged).
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ from gateway.endpoints.owned import (
     check_references,
     created,
     forward_owned,
-    heard_by,
     metadata_matches,
     metadata_query,
     own_list,
     take_lines,
+    told_by,
 )
 from gateway.endpoints.route import refuse_shut_down
 from gateway.endpoints.tuned_models import MODEL, fine_tuned
@@ -107,7 +108,7 @@ async def create(request: Request) -> Response:
     return as_shown(await create_followed(
         request, caller, FINE_TUNING_JOB, label, reserve, gw.config.fine_tuning.hold_s, body,
         counted_as, training_price=int(price),
-    ), lambda job: shown_job(job, heard_by(request, caller)))  # fmt: skip
+    ), lambda job: shown_job(job, told_by(request, caller)))  # fmt: skip
 
 
 NOT_STRICT = "it is JSON only to a lenient parser (NaN, Infinity, 1e400, a byte order mark, UTF-16)"
@@ -187,7 +188,7 @@ async def list_jobs(request: Request) -> Response:
         FINE_TUNING_JOB,
         keep,
         count=True,
-        view=lambda jobs, heard: [shown_job(j, heard) for j in jobs],
+        view=lambda jobs, tell: [shown_job(j, tell) for j in jobs],
     )
 
 
@@ -202,7 +203,7 @@ async def retrieve(request: Request) -> Response:
     gw = gateway_of(request)
     await adopt(gw, caller, MODEL, (job.get("fine_tuned_model"),))
     await adopt(gw, caller, FILE, job.get("result_files") or ())
-    return as_shown(response, lambda shown: shown_job(shown, heard_by(request, caller)), found)
+    return as_shown(response, lambda shown: shown_job(shown, told_by(request, caller)), found)
 
 
 async def cancel(request: Request) -> Response:
@@ -211,12 +212,12 @@ async def cancel(request: Request) -> Response:
     response = await forward_owned(
         request, FINE_TUNING_JOB, job_id, "/cancel", count=True, caller=caller
     )
-    return as_shown(response, lambda job: shown_job(job, heard_by(request, caller)))
+    return as_shown(response, lambda job: shown_job(job, told_by(request, caller)))
 
 
 async def events(request: Request) -> Response:
-    """The team's job's events, each message as `errors.told_error` tells it: the event a
-    failed job logs repeats its error's words."""
+    """The team's job's events, each message as an error of its team's is told (`told_by`):
+    the event a failed job logs repeats its error's words."""
     job_id = request.path_params["job_id"]
     caller = await caller_owning(request, FINE_TUNING_JOB, job_id)
     response = await forward_owned(
@@ -226,8 +227,8 @@ async def events(request: Request) -> Response:
     data = page.get("data") if isinstance(page, dict) else None
     if not isinstance(page, dict) or not isinstance(data, list):
         return response
-    heard = heard_by(request, caller)
-    told = [errors.told_error(e, heard) if isinstance(e, dict) else e for e in data]
+    tell = told_by(request, caller)
+    told = [tell(e) if isinstance(e, dict) else e for e in data]
     if told == data:
         return response
     return rebodied(response, orjson.dumps({**page, "data": told}), "application/json")
@@ -248,14 +249,13 @@ async def checkpoints(request: Request) -> Response:
     return response
 
 
-def shown_job(job: dict[str, Any], heard: errors.Heard) -> dict[str, Any]:
+def shown_job(job: dict[str, Any], tell: errors.Tell) -> dict[str, Any]:
     """A job naming the gateway as its organization: upstream's `organization_id` is the one
-    every team shares; the error a failed one carries as `errors.told_error` tells it
-    (upstream's words to `heard`)."""
+    every team shares; the error a failed one carries as `tell` tells it."""
     shown = {**job, "organization_id": ORGANIZATION} if "organization_id" in job else job
     error = job.get("error")
     if isinstance(error, dict):
-        told = errors.told_error(error, heard)
+        told = tell(error)
         shown = shown if told is error else {**shown, "error": told}
     return shown
 

@@ -385,7 +385,7 @@ class GovernedAttempt(Attempt):
         if status != 200 or b'"error"' not in content[:16]:
             return
         answer = _json(content)
-        exc = error_answer(answer) if isinstance(answer, dict) else None
+        exc = error_answer(answer, own_key=self.own_key) if isinstance(answer, dict) else None
         if exc is not None:
             self.gw.metrics.upstream_errors.labels(exc.code or "").inc()
             raise exc

@@ -200,10 +200,11 @@ def attempt_for(request: Request, caller: Caller, path: str) -> Attempt:
     return Attempt(gw, request, exchange_of(request.scope), caller, path, model=None)
 
 
-def heard_by(request: Request, caller: Caller) -> errors.Heard:
-    """Where upstream's words about one of the team's objects go that the team is told
-    otherwise (a failed batch's, a failed job's): the operator's log, as an upstream call's."""
-    return attempt_for(request, caller, "").heard
+def told_by(request: Request, caller: Caller) -> errors.Tell:
+    """How upstream's errors in one of the team's objects (a failed batch's, a failed job's)
+    are told to the team, as its calls' are (`Attempt.told`): of its own upstream key if it
+    has one, upstream's words to the operator's log."""
+    return attempt_for(request, caller, "").told
 
 
 async def counted(attempt: Attempt, *, budget: bool = False) -> None:
@@ -398,11 +399,11 @@ async def own_list(
     *,
     count: bool = False,
     prepare: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
-    view: Callable[[list[dict[str, Any]], errors.Heard], list[dict[str, Any]]] | None = None,
+    view: Callable[[list[dict[str, Any]], errors.Tell], list[dict[str, Any]]] | None = None,
 ) -> Response:
     """A list page of the caller's team's own objects (those `keep` says match the query's
-    filters), each read from upstream (and shown as `view` says, upstream's words it tells
-    otherwise to the `errors.Heard` it is given); ids upstream no longer has
+    filters), each read from upstream (and shown as `view` says, upstream's errors told as the
+    `errors.Tell` it is given tells them); ids upstream no longer has
     are forgotten. `prepare` is given each batch of objects read before `keep` judges them:
     what it and `view` need of them besides (the gateway's own records), fetched at once.
     `has_more` says whether one more matching object follows. `count`: counted against the
@@ -434,7 +435,7 @@ async def own_list(
     objects, last_count = found.objects, found.last_count
     data = objects[:limit] if before is None else objects[:limit][::-1]
     if view is not None:
-        data = view(data, attempt.heard)
+        data = view(data, attempt.told)
     # Stopped short by the team's limit, the page ends at its last match: where the next
     # begins, as clients (the SDK among them) page on from a page's last object.
     page = pages.listed(data, len(objects) > limit or found.stopped)

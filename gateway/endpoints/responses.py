@@ -552,7 +552,7 @@ class NativeAttempt(ModelAttempt):
             return response
         self.own(answer)
         # Upstream saw the whole conversation, if spelled out; the client asked to continue one.
-        return answered_as_shown(response, answer, previous, self.heard)
+        return answered_as_shown(response, answer, previous, self.told)
 
     def own(self, answer: dict[str, Any]) -> None:
         """Record the team as the owner of a response upstream stores. A background response

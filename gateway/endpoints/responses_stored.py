@@ -81,7 +81,7 @@ async def retrieve(request: Request, attempt: Attempt, stored: StoredResponse) -
             return response
         if answer is None:
             return response
-        return answered_as_shown(response, answer, previous, attempt.heard)
+        return answered_as_shown(response, answer, previous, attempt.told)
     if request.query_params.get("stream") == "true":
         raise errors.not_background_stream()  # the gateway never runs one in the background
     return _json(stored.response, attempt)
@@ -118,7 +118,7 @@ async def _settle_if_ended(gw: Gateway, response_id: str) -> None:
 async def cancel(request: Request, attempt: Attempt, stored: StoredResponse) -> Response:
     if stored.native:
         response = await attempt.forward(b"", stream=None)
-        return as_shown(response, lambda answer: shown_response(answer, attempt.heard))
+        return as_shown(response, lambda answer: shown_response(answer, attempt.told))
     raise errors.not_background_response()  # the gateway answers before it returns an id
 
 
@@ -173,24 +173,24 @@ async def _all_input_items(request: Request, attempt: Attempt) -> list[dict[str,
 
 
 def answered_as_shown(
-    response: Response, answer: dict[str, Any], previous: str | None, heard: errors.Heard
+    response: Response, answer: dict[str, Any], previous: str | None, tell: errors.Tell
 ) -> Response:
     """A response's whole answer (`answer`, parsed) as its team sees it (`shown_response`),
     naming the `previous_response_id` its client gave when the gateway spelled its
     conversation out for upstream."""
-    shown = shown_response(answer, heard)
+    shown = shown_response(answer, tell)
     if previous is not None:
         shown = {**shown, "previous_response_id": previous}
     return as_shown(response, lambda _: shown, answer)
 
 
-def shown_response(response: dict[str, Any], heard: errors.Heard) -> dict[str, Any]:
+def shown_response(response: dict[str, Any], tell: errors.Tell) -> dict[str, Any]:
     """A response upstream answered with as its team sees it: the error a failed one carries
-    as `errors.told_error` tells it (upstream words a background response's failure for the
-    account: its organization's rate limit, its quota), upstream's words to `heard`. The same
-    object when that changes nothing."""
+    as `tell` tells it (upstream words a background response's failure for the account whose
+    key the team's calls go on: its organization's rate limit, its quota). The same object
+    when that changes nothing."""
     error = response.get("error")
-    told = errors.told_error(error, heard) if isinstance(error, dict) else error
+    told = tell(error) if isinstance(error, dict) else error
     return response if told is error else {**response, "error": told}
 
 

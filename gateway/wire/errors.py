@@ -1171,6 +1171,10 @@ def upstream_message(status: int, error: Mapping[str, Any], *, own_key: bool = F
 # Hears upstream's error object (and its status, 0 when it came without one) whose message a
 # team was told in other words: for the operator's log, which keeps upstream's.
 Heard = Callable[[int, Mapping[str, Any]], None]
+# Tells a team upstream's error object that came without a status (a stored object's: a failed
+# batch's, job's or response's) as `told_error` tells it for that team's calls: on whose key
+# they go, and where upstream's own words go (an `Attempt`'s `told`).
+Tell = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def logged_message(error: Mapping[str, Any]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 import redis
 
 from gateway.config import Config
@@ -67,6 +68,20 @@ def serve_teams(
         sections.setdefault("upstream", {"forward_header_prefixes": ("x-sim-",)})
     admission = {"teams_file": str(path), **sections.pop("admission", {})}
     return start_gateway(config, redis={"url": redis_server}, admission=admission, **sections)
+
+
+# A team whose calls go upstream on its own key (`upstream_key_env`): the simulator's one key,
+# held in the environment variable its record names, so upstream serves it as it does the rest.
+OWN_KEY_TEAMS = {"own": {"tier": "tier-5", "upstream_key_env": "OWN_TEAM_OPENAI_KEY"}}
+
+
+def serve_own_key_team(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, **sections: Any,
+) -> ServerThread:  # fmt: skip
+    """`serve_teams` of `OWN_KEY_TEAMS`, its key in the environment."""
+    monkeypatch.setenv("OWN_TEAM_OPENAI_KEY", SIM_KEY)
+    return serve_teams(start_gateway, redis_server, tmp_path, OWN_KEY_TEAMS, **sections)
 
 
 def refused_batch(

@@ -34,6 +34,7 @@ from tests.redis.endpoints.teams import (
     key_of,
     refused_batch,
     sdk,
+    serve_own_key_team,
     serve_teams,
 )
 
@@ -116,10 +117,8 @@ def test_another_team_reaches_neither_the_batch_nor_its_files(gateway: ServerThr
         create(theirs, file_id)  # someone else's input file
 
 
-def test_a_batch_failed_on_the_organizations_queue_names_neither_it_nor_its_limit(
-    gateway: ServerThread, caplog: pytest.LogCaptureFixture
-) -> None:
-    client = sdk(gateway, "payer")
+def queue_full_batch(client: openai.OpenAI) -> Any:
+    """A batch upstream failed on the organization's enqueued-token limit, read as failed."""
     batch = client.batches.create(
         input_file_id=input_file(client), endpoint="/v1/chat/completions",
         completion_window="24h", extra_headers={"x-sim-batch": "queue-full"},
@@ -127,6 +126,14 @@ def test_a_batch_failed_on_the_organizations_queue_names_neither_it_nor_its_limi
     deadline = time.monotonic() + 30  # a guard: each read moves the batch one step
     while (batch := client.batches.retrieve(batch.id)).status != "failed":
         assert time.monotonic() < deadline, batch.status
+    return batch
+
+
+def test_a_batch_failed_on_the_organizations_queue_names_neither_it_nor_its_limit(
+    gateway: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = sdk(gateway, "payer")
+    batch = queue_full_batch(client)
     listed = client.batches.list().data
     assert [b.id for b in listed] == [batch.id]
     for seen in (batch, listed[0]):
@@ -141,6 +148,24 @@ def test_a_batch_failed_on_the_organizations_queue_names_neither_it_nor_its_limi
     assert heard and all(" with an error token_limit_exceeded: " in line for line in heard)
     assert all("Enqueued token limit reached" in line for line in heard)
     assert "in organization org-" in heard[-1]
+
+
+def test_a_batch_of_a_team_on_its_own_key_failed_on_its_queue_is_told_of_that_key(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Upstream words the failure for the account of the key it ran on: the team's own.
+    gateway = serve_own_key_team(
+        start_gateway, redis_server, tmp_path, monkeypatch, batches={"poll_s": 0.2}
+    )
+    client = sdk(gateway, "own")
+    batch = queue_full_batch(client)
+    for seen in (batch, *client.batches.list().data):
+        assert seen.errors is not None and seen.errors.data is not None
+        (error,) = seen.errors.data
+        assert error.code == "token_limit_exceeded" and error.message == (
+            "The upstream API's rate limit for your team's own upstream key was reached."
+        )
 
 
 def test_a_batch_stays_its_teams_past_its_completion_window(

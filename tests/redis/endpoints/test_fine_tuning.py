@@ -27,7 +27,7 @@ import redis
 from gateway.runtime.tuning_jobs import TuningJobs
 from tests.conftest import SIM_KEY, GatewayFactory, ServerThread
 from tests.redis.admission.test_end_to_end import month, spend
-from tests.redis.endpoints.teams import follower_pass, sdk, serve_teams
+from tests.redis.endpoints.teams import follower_pass, sdk, serve_own_key_team, serve_teams
 from tests.redis.endpoints.test_batches import TEAMS  # the same teams
 
 HI: Any = [{"role": "user", "content": "Hi"}]
@@ -306,6 +306,17 @@ def test_a_job_names_the_gateway_not_the_upstream_organization(
     assert [j.organization_id for j in shown] == ["o1-gateway"] * len(shown)
 
 
+def over_quota_job(client: openai.OpenAI) -> Any:
+    """A job upstream failed on the organization's quota, read as failed."""
+    job = client.fine_tuning.jobs.create(
+        model="gpt-4o-mini", training_file=training_file(client),
+        extra_headers={"x-sim-fine-tuning": "over-quota"},
+    )  # fmt: skip
+    failed = client.fine_tuning.jobs.retrieve(job.id)  # the read moves it out of validation
+    assert failed.status == "failed"
+    return failed
+
+
 def test_a_job_failed_on_the_organizations_quota_names_it_to_its_team_nowhere(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -314,18 +325,13 @@ def test_a_job_failed_on_the_organizations_quota_names_it_to_its_team_nowhere(
         start_gateway, redis_server, tmp_path, TEAMS, fine_tuning={"poll_s": 3600}
     )
     client = sdk(gateway, "payer")
-    job = client.fine_tuning.jobs.create(
-        model="gpt-4o-mini", training_file=training_file(client),
-        extra_headers={"x-sim-fine-tuning": "over-quota"},
-    )  # fmt: skip
-    failed = client.fine_tuning.jobs.retrieve(job.id)  # the read moves it out of validation
-    assert failed.status == "failed"
+    failed = over_quota_job(client)
     (listed,) = client.fine_tuning.jobs.list().data
     for seen in (failed, listed):
         assert seen.error is not None and seen.error.code == "insufficient_quota"
         assert "org-" not in seen.error.message and "hard limit" not in seen.error.message
         assert "operator" in seen.error.message
-    said = [e.message for e in client.fine_tuning.jobs.list_events(job.id).data]
+    said = [e.message for e in client.fine_tuning.jobs.list_events(failed.id).data]
     assert any("Quota remaining for [redacted]" in m for m in said)
     assert not any("org-" in m for m in said)
     # The operator has upstream's own words, from each read that told them otherwise.
@@ -333,6 +339,24 @@ def test_a_job_failed_on_the_organizations_quota_names_it_to_its_team_nowhere(
     heard = [line for line in logged if line.startswith("upstream default answered team payer")]
     assert len(heard) == 3  # the job read, the job listed, its failure's event
     assert all("Quota remaining for org-simulatedOrganization001" in line for line in heard)
+
+
+def test_a_job_of_a_team_on_its_own_key_failed_on_its_quota_is_told_of_that_key(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # The quota is that of the account of the key the job ran on: the team's own to check.
+    gateway = serve_own_key_team(
+        start_gateway, redis_server, tmp_path, monkeypatch, fine_tuning={"poll_s": 3600}
+    )
+    client = sdk(gateway, "own")
+    failed = over_quota_job(client)
+    for seen in (failed, *client.fine_tuning.jobs.list().data):
+        assert seen.error is not None and seen.error.message == (
+            "The upstream account of your team's own upstream key cannot serve requests now "
+            "(insufficient_quota). Please check that key's OpenAI project, or ask the gateway's "
+            "operator."
+        )
 
 
 def test_the_gateway_follows_a_job_that_fails_and_charges_it_nothing(

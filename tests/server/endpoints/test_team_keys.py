@@ -5,6 +5,7 @@ shared key."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def gateway(
         f"    keys: [{{name: k, sha256: {digest('revoked')}}}]\n"
     )
     config = base_config(OPENAI_BASE_URL=f"{upstream.url}/v1", OPENAI_API_KEY=SIM_KEY)
-    return start_gateway(config, admission={"teams_file": str(teams)})
+    knobs = {"forward_header_prefixes": ("x-sim-",)}
+    return start_gateway(config, admission={"teams_file": str(teams)}, upstream=knobs)
 
 
 def sdk(server: ServerThread, team: str) -> openai.OpenAI:
@@ -104,3 +106,22 @@ def test_a_team_whose_own_key_upstream_refuses_is_told_it_is_that_key(
     assert "refused your team's own upstream key (HTTP 401, invalid_api_key)" in message
     assert "gateway's own credentials" not in message and REVOKED_KEY[-4:] not in message
     assert sent_keys(upstream) == [f"Bearer {REVOKED_KEY}"]
+
+
+def test_a_failed_background_response_of_a_team_with_its_own_key_is_told_of_that_key(
+    gateway: ServerThread,
+) -> None:
+    # Upstream words the failure for the account of the key it ran on: the team's own.
+    client = sdk(gateway, "own")
+    queued = client.responses.create(
+        model="gpt-4o", input="hi", background=True, extra_headers={"x-sim-background": "failed"}
+    )
+    deadline = time.monotonic() + 30  # a guard: each read moves the response one step
+    while (polled := client.responses.retrieve(queued.id)).status != "failed":
+        assert time.monotonic() < deadline, polled.status
+    for error in (polled.error, client.responses.cancel(queued.id).error):
+        assert error is not None and error.code == "rate_limit_exceeded"
+        assert error.message == (
+            "The upstream API's rate limit for your team's own upstream key was reached. "
+            "Please try again in 1.4s."
+        )

@@ -18,3 +18,10 @@ def test_an_error_object_in_a_200_names_neither_the_organization_nor_its_usage()
     assert "org-" not in exc.message and "Used" not in exc.message
     assert "every team of this gateway shares" in exc.message
     assert error_answer({"object": "response", "error": proxied["error"]}) is None
+
+
+def test_an_error_object_in_a_200_on_a_teams_own_key_is_told_of_that_key() -> None:
+    quota = {"message": "You exceeded your current quota.", "code": "insufficient_quota"}
+    exc = error_answer({"error": quota}, own_key=True)
+    assert exc is not None and "upstream account of your team's own upstream key" in exc.message
+    assert "gateway's upstream account" not in exc.message
