@@ -610,19 +610,20 @@ def tiered(price: Price, percent: int) -> Price:
 
 def served_price(price: Price, held: int, tiers: Mapping[str, int], served: Any) -> Price | None:
     """`price` at the tier an answer says served the call (its `service_tier`), which is what
-    upstream bills, when that tier costs less than the `held` percent; None (the held price)
-    when it names a tier without a price, or one as dear or dearer: never more than held."""
+    upstream bills, cheaper or dearer than the `held` percent (a request naming no tier is
+    served at the project's default, which may be priority); None (the held price) when it
+    names the tier held or one without a price."""
     percent = tiers.get(served) if type(served) is str else None
-    if percent is None or percent >= held:
+    if percent is None or percent == held:
         return None
     return tiered(price, percent)
 
 
-def cheaper_tiers(price: Price, held: int, tiers: Mapping[str, int]) -> dict[str, Price]:
-    """`price` at each configured tier that costs less than the `held` percent: what a call
+def other_tiers(price: Price, held: int, tiers: Mapping[str, int]) -> dict[str, Price]:
+    """`price` at each configured tier that costs other than the `held` percent: what a call
     held now and priced later (a background response) is charged when its answer says one of
     them served it (as `served_price` decides at once)."""
-    return {name: tiered(price, percent) for name, percent in tiers.items() if percent < held}
+    return {name: tiered(price, percent) for name, percent in tiers.items() if percent != held}
 
 
 def at_tier(model: ModelConfig, percent: int) -> ModelConfig:

@@ -517,7 +517,7 @@ class Ticket:
     cost: int = 0
     # Told of the settle (tracing: the request's span), when someone watches.
     observer: SettleObserver | None = None
-    # The price of the service tier the answer says served the call, when cheaper than the one
+    # The price of the service tier the answer says served the call, when other than the one
     # held (`pricing.served_price`); None: the held price.
     served_price: Price | None = None
     _headers: list[tuple[str, str]] | None = field(default=None, init=False, repr=False)

@@ -204,8 +204,10 @@ class AdmissionConfig:
     left_stream_margin_tokens: int = 16
     # What each `service_tier` a chat or Responses request may name costs, in percent of the
     # standard price: held at that, and charged at the price of the tier the answer says served
-    # it (never above the held one). A request naming another tier is refused.
-    # OpenAI (2026): flex 50%, priority 200%; "auto" (or none) is the project's default tier.
+    # it, which upstream bills. A request naming another tier is refused.
+    # OpenAI (2026): flex 50%, priority 200%; "auto" (or none) is the project's default tier, so
+    # its price must be that of the dearest tier the project may serve it at, or a charge can
+    # pass the hold (and the budget).
     service_tiers: dict[str, int] = field(
         default_factory=lambda: {"auto": 100, "default": 100, "flex": 50, "priority": 200}
     )

@@ -38,7 +38,7 @@ from gateway.endpoints.cached import RAW_HEADER, CachedRequest
 from gateway.endpoints.chat_emulated import answer_emulated
 from gateway.endpoints.chat_fake_stream import fake_streamed
 from gateway.endpoints.chat_stored import CHAT_COMPLETION
-from gateway.endpoints.model_attempt import ModelAttempt
+from gateway.endpoints.model_attempt import ModelAttempt, ask_served_tier
 from gateway.endpoints.owned import check_references, made_now
 from gateway.endpoints.route import (
     SUBSTITUTED,
@@ -346,8 +346,9 @@ class ChatAttempt(ModelAttempt):
 
     def __init__(self, chat: ChatRequest, label: str, model: ModelConfig, caps: Capabilities):
         # Held at the price of the tier it asks for (a translated Responses request asks for
-        # none).
-        tier = chat.tier if chat.payload is chat.client_payload() else 100
+        # none: `auto`).
+        tiers = chat.gw.config.admission.service_tiers
+        tier = chat.tier if chat.payload is chat.client_payload() else tier_percent(tiers, None)
         super().__init__(
             chat.gw, chat.request, chat.exchange, chat.caller, PATH, label, model, caps, tier,
             chat.tried, chat.named(label),
@@ -375,6 +376,7 @@ class ChatAttempt(ModelAttempt):
         payload["safety_identifier"] = gw.safety_identifier(
             self.caller.team.name, given if isinstance(given, str) else None
         )
+        ask_served_tier(payload)
         strip_usage = stream and gw.config.admission.enabled and ask_usage_chunk(payload)
         self.payload = payload
         # Never the client's own bytes: what upstream reads is what the gateway checked and

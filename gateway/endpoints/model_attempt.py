@@ -4,6 +4,7 @@ call an admission makes ready while it is in flight (`EarlyCall`)."""
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -22,6 +23,8 @@ from gateway.server.caller import Caller
 from gateway.upstream.dispatch import PreparedCall
 from gateway.wire.errors import GatewayError
 from gateway.wire.validation import MIN_OUTPUT_TOKENS
+
+log = logging.getLogger("gateway")
 
 
 class ModelAttempt(Attempt, ABC):
@@ -157,6 +160,13 @@ class ModelAttempt(Attempt, ABC):
         if ticket is not None and tier is not None:
             tiers = self.gw.config.admission.service_tiers
             ticket.served_price = served_price(self.untiered, self.tier, tiers, tier)
+            if tiers.get(tier, 0) > self.tier:
+                # Charged what upstream bills all the same, which may take the team past its
+                # budget: `auto` is priced below the tier the upstream project serves it at.
+                log.warning(
+                    "service tier %r served a call held at %d%% of the standard price "
+                    "(admission.service_tiers)", tier, self.tier,
+                )  # fmt: skip
 
     def output_cap(self, prompt: int) -> OutputCap:
         model = self.config
@@ -206,3 +216,11 @@ class EarlyCall:
     def admitted(self) -> None:
         if self.call is not None:
             self.call.fire()
+
+
+def ask_served_tier(payload: dict[str, Any]) -> None:
+    """Name `auto`, what naming no tier means, in a chat or Responses request that names none:
+    OpenAI's answer says which tier served a call only when the call names one, and a request
+    naming none is served at the project's default tier, which may be priority."""
+    if payload.get("service_tier") is None:
+        payload["service_tier"] = "auto"

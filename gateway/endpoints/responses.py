@@ -31,10 +31,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.admission.pricing import (
-    cheaper_tiers,
     format_tokens,
     function_output_images,
     image_tokens,
+    other_tiers,
     reads_files,
     refers_to_items,
     responses_audio,
@@ -47,7 +47,7 @@ from gateway.compat import patches
 from gateway.config import Capabilities, ImageInputTokens, ModelConfig
 from gateway.endpoints.attempt import rebodied
 from gateway.endpoints.chat import ChatRequest
-from gateway.endpoints.model_attempt import ModelAttempt
+from gateway.endpoints.model_attempt import ModelAttempt, ask_served_tier
 from gateway.endpoints.owned import CountedReads, attempt_for, check_references, counted
 from gateway.endpoints.responses_stored import (
     answered_as_shown,
@@ -494,6 +494,7 @@ class NativeAttempt(ModelAttempt):
         payload["safety_identifier"] = gw.safety_identifier(
             self.caller.team.name, own if isinstance(own, str) else None
         )
+        ask_served_tier(payload)
         self.stream = payload.get("stream") is True
         self.body = orjson.dumps(payload)
 
@@ -557,8 +558,8 @@ class NativeAttempt(ModelAttempt):
     def own(self, answer: dict[str, Any]) -> None:
         """Record the team as the owner of a response upstream stores. A background response
         reports no usage yet: its hold goes to the follower, which charges the usage it reports
-        once it ends, at the price of the service tier it says served it when that is cheaper
-        than the one held (without a follower, it is charged its worst case)."""
+        once it ends, at the price of the service tier it says served it (without a follower,
+        it is charged its worst case)."""
         ticket = self.ticket
         if answer.get("background") is True and ticket is not None:
             response_id = answer.get("id")
@@ -581,7 +582,7 @@ class NativeAttempt(ModelAttempt):
             return False
         ticket.hand_over()
         team = self.caller.team
-        tiers = cheaper_tiers(self.untiered, self.tier, self.gw.config.admission.service_tiers)
+        tiers = other_tiers(self.untiered, self.tier, self.gw.config.admission.service_tiers)
         follower.follow_soon(
             "response", response_id, team.name, team.upstream_key_env, ticket.plan,
             ticket.taken_back, written=ticket.written, price=asdict(self.config.price),

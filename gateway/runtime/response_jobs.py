@@ -1,7 +1,7 @@
 """Background responses, as the gateway follows them (`runtime.follower`): held at creation
 (their worst case, like any Responses call) and charged once upstream says they ended, to the
 usage the finished response reports at its model's price (at the service tier it says served
-it, when cheaper than the one held) and the fees of the hosted tool calls it made. One that
+it, which upstream bills) and the fees of the hosted tool calls it made. One that
 ends without usage (cancelled before it wrote anything upstream reports) is charged its hold:
 upstream may have billed all of it, and the gateway cannot see less.
 """

@@ -154,8 +154,10 @@ class Answer:
     prompt_tokens: int
     cached_tokens: int
     reasoning_tokens: int
-    # The tier that served it (`served_tier`); a request that names none is not told.
+    # The tier that served it (`served_tier`), billed; `tier_told`: the answer says it, as
+    # OpenAI's chat answer does only to a request that names a tier.
     service_tier: str | None = None
+    tier_told: bool = True
     # Prompt tokens written to the prompt cache, part of `prompt_tokens`; None for a model whose
     # usage does not report them (`ChatModel.writes_cache`).
     cache_write_tokens: int | None = None
@@ -179,6 +181,11 @@ class Answer:
             "prompt_tokens_details": self.prompt_details(),
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         }
+
+
+def told_tier(answer: Answer) -> bool:
+    """Whether a chat answer names the tier that served it."""
+    return answer.service_tier is not None and answer.tier_told
 
 
 def served_tier(asked: Any, knob: str | None) -> str:
@@ -507,7 +514,7 @@ def completion_object(answer: Answer, *, completion_id: str, created: int) -> di
             for index, choice in enumerate(answer.choices)
         ],
         "usage": answer.usage(),
-        **({"service_tier": answer.service_tier} if answer.service_tier is not None else {}),
+        **({"service_tier": answer.service_tier} if told_tier(answer) else {}),
         "system_fingerprint": answer.system_fingerprint,
     }
 
@@ -544,7 +551,7 @@ def chunk_objects(
 ) -> list[dict[str, Any]]:
     """The `chat.completion.chunk` sequence of a stream, without the final `[DONE]`."""
 
-    tier = {"service_tier": answer.service_tier} if answer.service_tier is not None else {}
+    tier = {"service_tier": answer.service_tier} if told_tier(answer) else {}
 
     def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
         obj: dict[str, Any] = {

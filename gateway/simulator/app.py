@@ -52,10 +52,13 @@ Request-header knobs, honoured when `config.header_knobs` is true:
                                  (default: one per hosted tool of the request)
     x-sim-prompt-tools: T,T      /v1/responses: the hosted tools (types) a request's stored
                                  prompt template (`prompt`) brings; templates add no text
-    x-sim-service-tier: TIER     chat and /v1/responses: the `service_tier` the answer says
-                                 served it (default, flex, priority, scale), as when upstream
-                                 downgrades a priority request; without it, the tier asked
-                                 for (an "auto" request, or a response naming none: default)
+    x-sim-service-tier: TIER     chat and /v1/responses: the `service_tier` that serves the
+                                 request, billed, and the answer says so (default, flex,
+                                 priority, scale), as when upstream downgrades a priority
+                                 request or a project serves `auto` at priority; without it,
+                                 the tier asked for (an "auto" request, or a response naming
+                                 none: default). A chat answer names it only to a request
+                                 naming a tier, as OpenAI's does
     x-sim-batch: complete        POST /v1/batches: the batch is completed at once
     x-sim-fine-tuning: over-quota  POST /v1/fine_tuning/jobs: the job fails on the
                                  organization's quota as it leaves validation (its error and
@@ -405,7 +408,11 @@ class Simulator:
         )
         tier = body.get("service_tier")
         if tier is not None or knobs.service_tier is not None:
-            answer = replace(answer, service_tier=served_tier(tier, knobs.service_tier))
+            answer = replace(
+                answer,
+                service_tier=served_tier(tier, knobs.service_tier),
+                tier_told=tier is not None,
+            )
         return (replace(answer, model=str(asked)) if base is not None else answer), tokens
 
     def answer_line(

@@ -194,6 +194,7 @@ def chat(rng: random.Random, era: Era) -> Case:
     if maybe(rng, 0.2):
         body["reasoning_effort"] = rng.choice(era.efforts)
     headers = {}
+    served_tier(rng, body, headers)
     if maybe(rng, 0.3):
         headers["x-sim-reasoning-tokens"] = str(rng.randint(0, 3000))
     if maybe(rng, 0.2):
@@ -255,6 +256,7 @@ def responses(rng: random.Random, earlier: list[str], era: Era) -> Case:
     if maybe(rng, 0.1):
         body["service_tier"] = rng.choice(["auto", "flex", "priority"])
     headers = {}
+    served_tier(rng, body, headers)
     if maybe(rng, 0.3):
         headers["x-sim-reasoning-tokens"] = str(rng.randint(0, 3000))
     return Case("/v1/responses", json=body, headers=headers, stream=stream)
@@ -432,6 +434,23 @@ def send(client: httpx.Client, case: Case) -> Sent:
         return Sent(0, b"", left=True)
 
 
+# The tiers upstream may serve a request at, by the tier it names (none: `auto`, which the
+# gateway prices as the dearest, as an operator whose project may serve it at priority does).
+SERVABLE = {
+    "auto": ["default", "flex", "priority"], "default": ["default"], "flex": ["flex"],
+    "priority": ["default", "priority"],
+}  # fmt: skip
+TIERS = {"auto": 200, "default": 100, "flex": 50, "priority": 200}
+
+
+def served_tier(rng: random.Random, body: dict[str, Any], headers: dict[str, str]) -> None:
+    """Sometimes have upstream serve a chat or Responses request at another tier than the one
+    it names, as OpenAI may (a project's default, priority capacity spent)."""
+    if maybe(rng, 0.15):
+        servable = SERVABLE[body.get("service_tier", "auto")]
+        headers["x-sim-service-tier"] = rng.choice(servable)
+
+
 @pytest.fixture
 def gateway(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -443,7 +462,12 @@ def gateway(
         **dict(era.env),
     )
     return serve_teams(
-        start_gateway, redis_server, tmp_path, {TEAM: {"tier": "tier-5"}}, config=config
+        start_gateway,
+        redis_server,
+        tmp_path,
+        {TEAM: {"tier": "tier-5"}},
+        config=config,
+        admission={"service_tiers": TIERS},
     )
 
 

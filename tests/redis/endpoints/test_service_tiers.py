@@ -1,8 +1,8 @@
 """`service_tier` on a real redis-server, through the official SDK: OpenAI bills priority
 processing at twice the standard price and flex at half, so a request naming a tier is held
 at that tier's price (`admission.service_tiers`) and charged at the price of the tier its
-answer says served it, never more than held; a tier without a price is refused before
-upstream."""
+answer says served it, which is what upstream bills; one naming none (`auto`, the project's
+default) is held at `auto`'s price; a tier without a price is refused before upstream."""
 
 from __future__ import annotations
 
@@ -63,53 +63,67 @@ def test_a_chat_call_is_charged_at_its_tiers_price(
 
 
 # (tier asked for, tier the answer says served it, percent charged): OpenAI bills the tier that
-# served; one dearer than asked for is still charged no more than was held.
-SERVED = [("priority", "default", 100), ("priority", "flex", 50), ("flex", "priority", 50)]
+# served, dearer than asked for too (a request naming none, served at a project's priority).
+SERVED = [
+    ("priority", "default", 100), ("priority", "flex", 50), ("flex", "priority", 200),
+    (None, "priority", 200), (None, "flex", 50),
+]  # fmt: skip
+
+
+def asking(tier: str | None) -> dict[str, Any]:
+    """A call's arguments naming `tier` (None: naming none)."""
+    return {} if tier is None else {"service_tier": tier}
 
 
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize(("asked", "served", "percent"), SERVED)
 def test_a_chat_call_is_charged_at_the_tier_that_served_it(
-    gateway: ServerThread, store: redis.Redis, asked: Any, served: str, percent: int, stream: bool
-) -> None:
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis,
+    asked: str | None, served: str, percent: int, stream: bool,
+) -> None:  # fmt: skip
+    before = billed(simulator)
     client = sdk(gateway, "metered")
     knob = {"x-sim-service-tier": served}
     if stream:
         streamed = client.chat.completions.create(
-            model="gpt-4o", messages=MESSAGES, service_tier=asked, extra_headers=knob,
+            model="gpt-4o", messages=MESSAGES, extra_headers=knob, **asking(asked),
             stream=True, stream_options={"include_usage": True},
         )  # fmt: skip
         chunks = list(streamed)
         reported, usage = chunks[-1].service_tier, chunks[-1].usage
     else:
         answer = client.chat.completions.create(
-            model="gpt-4o", messages=MESSAGES, service_tier=asked, extra_headers=knob
+            model="gpt-4o", messages=MESSAGES, extra_headers=knob, **asking(asked)
         )
         reported, usage = answer.service_tier, answer.usage
     assert reported == served and usage is not None
     used = usage.prompt_tokens, usage.completion_tokens
     assert spend(store, "metered") == (tier_cost(*used, percent), 0)
+    assert billed(simulator) - before == tier_cost(*used, percent)
 
 
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize(("asked", "served", "percent"), SERVED)
 def test_a_responses_call_is_charged_at_the_tier_that_served_it(
-    gateway: ServerThread, store: redis.Redis, asked: Any, served: str, percent: int, stream: bool
-) -> None:
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis,
+    asked: str | None, served: str, percent: int, stream: bool,
+) -> None:  # fmt: skip
+    before = billed(simulator)
     client = sdk(gateway, "metered")
     knob = {"x-sim-service-tier": served}
     if stream:
         with client.responses.stream(
-            model="gpt-4o", input="Tell me about tiers.", service_tier=asked, extra_headers=knob
+            model="gpt-4o", input="Tell me about tiers.", extra_headers=knob, **asking(asked)
         ) as events:
             answer = events.get_final_response()
     else:
         answer = client.responses.create(
-            model="gpt-4o", input="Tell me about tiers.", service_tier=asked, extra_headers=knob
+            model="gpt-4o", input="Tell me about tiers.", extra_headers=knob, **asking(asked)
         )
     assert answer.service_tier == served and answer.usage is not None
     used = answer.usage.input_tokens, answer.usage.output_tokens
     assert spend(store, "metered") == (tier_cost(*used, percent), 0)
+    assert billed(simulator) - before == tier_cost(*used, percent)
 
 
 def test_priority_holds_twice_the_worst_case(gateway: ServerThread, store: redis.Redis) -> None:
@@ -159,18 +173,21 @@ def test_a_tier_without_a_price_is_refused_before_upstream(
     assert spend(store, "metered") == (0, 0)
 
 
-@pytest.mark.parametrize(("served", "percent"), [("default", 100), ("priority", 200)])
+@pytest.mark.parametrize(
+    ("asked", "served", "percent"),
+    [("priority", "default", 100), ("priority", "priority", 200), (None, "priority", 200)],
+)
 def test_a_background_response_is_charged_at_the_tier_that_served_it(
     start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, store: redis.Redis,
-    served: str, percent: int,
+    asked: str | None, served: str, percent: int,
 ) -> None:  # fmt: skip
     """Its usage comes later, to the follower: a priority response upstream served at the
     standard tier is charged the standard price, as a call answered at once is."""
     gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, responses={"poll_s": 0.2})
     client = sdk(gateway, "metered")
     queued = client.responses.create(
-        model="gpt-4o", input="Tell me about tiers.", background=True, service_tier="priority",
-        extra_headers={"x-sim-service-tier": served},
+        model="gpt-4o", input="Tell me about tiers.", background=True,
+        extra_headers={"x-sim-service-tier": served}, **asking(asked),
     )  # fmt: skip
     assert queued.usage is None
     spent, held = spend(store, "metered")  # waits for the follower to settle the hold
@@ -178,3 +195,52 @@ def test_a_background_response_is_charged_at_the_tier_that_served_it(
     assert done.service_tier == served and done.usage is not None
     used = done.usage.input_tokens, done.usage.output_tokens
     assert (spent, held) == (tier_cost(*used, percent), 0)
+
+
+def test_a_budget_is_not_passed_when_auto_is_priced_as_the_projects_priority(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path, simulator: ServerThread,
+    store: redis.Redis,
+) -> None:  # fmt: skip
+    """An upstream project on priority processing serves a request naming no tier at priority
+    and bills it so: with `auto` priced as priority, each call is held at that and charged
+    what upstream billed, and the calls a budget admits never take it past that budget."""
+    tiers = {"auto": 200, "default": 100, "flex": 50, "priority": 200}
+    gateway = serve_teams(
+        start_gateway, redis_server, tmp_path, TEAMS, admission={"service_tiers": tiers}
+    )
+    client = sdk(gateway, "cent")
+    knob = {"x-sim-service-tier": "priority"}
+    with pytest.raises(openai.RateLimitError) as info:  # twice the standard worst case: $0.02
+        client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, max_completion_tokens=CAP, extra_headers=knob
+        )
+    assert info.value.code == "request_over_budget"
+    before, calls = billed(simulator), 0
+    while True:
+        try:
+            client.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, max_completion_tokens=CAP // 4,
+                extra_headers=knob,
+            )  # fmt: skip
+        except openai.RateLimitError as refused:
+            assert refused.code == "request_over_budget"
+            break
+        calls += 1
+    spent, held = spend(store, "cent")
+    assert calls and held == 0
+    assert spent == billed(simulator) - before <= 15_000
+
+
+@pytest.mark.parametrize("served", ["default", "priority"])
+def test_a_translated_responses_call_is_charged_at_the_tier_that_served_it(
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, served: str
+) -> None:
+    """o1-mini serves no Responses API: the gateway asks it on chat completions, naming no
+    tier (`auto`); a project on priority processing serves it there at priority, and bills so."""
+    before = billed(simulator)
+    answer = sdk(gateway, "metered").responses.create(
+        model="o1-mini", input="Tell me about tiers.", extra_headers={"x-sim-service-tier": served}
+    )
+    assert answer.usage is not None
+    bill = billed(simulator) - before
+    assert bill > 0 and spend(store, "metered") == (bill, 0)

@@ -421,16 +421,18 @@ def test_a_service_tier_is_priced_in_percent_of_the_standard_price() -> None:
     )
 
 
-def test_a_call_is_charged_at_the_tier_that_served_it_never_above_the_held_one() -> None:
+def test_a_call_is_charged_at_the_tier_that_served_it() -> None:
     from gateway.admission.pricing import served_price
 
     tiers = {"auto": 100, "default": 100, "flex": 50, "priority": 200}
     assert served_price(GPT_4O, 200, tiers, "default") == GPT_4O
     assert served_price(GPT_4O, 200, tiers, "flex") == tiered(GPT_4O, 50)
-    # As dear as held, dearer, without a price, or not a tier: the held price.
+    # Dearer than held (a request naming no tier, served at the project's priority): billed so.
+    assert served_price(GPT_4O, 100, tiers, "priority") == tiered(GPT_4O, 200)
+    assert served_price(GPT_4O, 50, tiers, "default") == GPT_4O
+    # As dear as held, without a price, or not a tier: the held price.
     for served in ("priority", "scale", None, 7):
         assert served_price(GPT_4O, 200, tiers, served) is None
-    assert served_price(GPT_4O, 50, tiers, "priority") is None
 
 
 def test_a_file_handed_to_the_model_may_fill_its_context() -> None:
