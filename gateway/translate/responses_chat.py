@@ -337,7 +337,10 @@ def response_object(
     shell = response_shell(
         payload, response_id=response_id, created_at=created_at, model=completion.get("model")
     )
-    return finished(shell, status, output, completion.get("usage"), reason, created_at)
+    return finished(
+        shell, status, output, completion.get("usage"), reason, created_at,
+        completion.get("service_tier"),
+    )  # fmt: skip
 
 
 def message_item(item_id: str, parts: list[dict[str, Any]], status: str) -> dict[str, Any]:
@@ -370,11 +373,16 @@ def finished(
     usage: dict[str, Any] | None,
     reason: str | None,
     completed_at: int,
+    served: Any,
 ) -> dict[str, Any]:
-    """The shell with its outcome: `reason` is the incomplete_details reason, if any."""
+    """The shell with its outcome: `reason` is the incomplete_details reason, if any;
+    `served`, the `service_tier` the chat answer names (None: it names none)."""
     return {
         **shell,
         "status": status,
+        # The tier that served it, which upstream bills; one the answer does not name was
+        # the standard tier, as OpenAI's finished Response says of a request naming none.
+        "service_tier": served if isinstance(served, str) and served else "default",
         "completed_at": completed_at if status == "completed" else None,
         "incomplete_details": {"reason": reason} if reason else None,
         "output": output,
@@ -405,7 +413,9 @@ def response_shell(
         "parallel_tool_calls": payload.get("parallel_tool_calls", True),
         "previous_response_id": payload.get("previous_response_id"),
         "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
-        "service_tier": "default",
+        # Before the answer names the tier that serves it, OpenAI's in-progress Response
+        # echoes the one asked for (`auto` when none is).
+        "service_tier": payload.get("service_tier") or "auto",
         "store": payload.get("store", True),
         "temperature": payload.get("temperature", 1.0),
         "text": {"format": text.get("format") or {"type": "text"}},

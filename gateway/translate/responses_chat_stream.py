@@ -81,6 +81,7 @@ class EventStream:
         self._calls: dict[Any, _Item] = {}  # chat tool call index -> its item
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] | None = None
+        self._served: Any = None  # the `service_tier` the chunks name
         self._response: dict[str, Any] | None = None
 
     @property
@@ -146,6 +147,8 @@ class EventStream:
             self._shell["model"] = chunk["model"]
         if chunk.get("usage"):
             self._usage = chunk["usage"]
+        if chunk.get("service_tier"):
+            self._served = chunk["service_tier"]
         out: list[bytes] = []
         for choice in chunk.get("choices") or []:
             if isinstance(choice, dict) and choice.get("index", 0) == 0:  # n is always 1 here
@@ -292,6 +295,7 @@ class EventStream:
             self._usage,
             reason,
             self._created_at,
+            self._served,
         )
         return closed + self._event(f"response.{status}", response=self._response)
 
@@ -314,6 +318,7 @@ class EventStream:
             None,
             None,
             self._created_at,
+            self._served,
         )
         failed["error"] = {"code": code, "message": message}
         self._response = failed

@@ -231,16 +231,27 @@ def test_a_budget_is_not_passed_when_auto_is_priced_as_the_projects_priority(
     assert spent == billed(simulator) - before <= 15_000
 
 
+@pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("served", ["default", "priority"])
 def test_a_translated_responses_call_is_charged_at_the_tier_that_served_it(
-    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, served: str
+    gateway: ServerThread, simulator: ServerThread, store: redis.Redis, served: str, stream: bool
 ) -> None:
     """o1-mini serves no Responses API: the gateway asks it on chat completions, naming no
-    tier (`auto`); a project on priority processing serves it there at priority, and bills so."""
+    tier (`auto`); a project on priority processing serves it there at priority, bills so, and
+    the Response the gateway makes of the chat answer says so."""
     before = billed(simulator)
-    answer = sdk(gateway, "metered").responses.create(
-        model="o1-mini", input="Tell me about tiers.", extra_headers={"x-sim-service-tier": served}
-    )
-    assert answer.usage is not None
+    client = sdk(gateway, "metered")
+    asked: Any = {"model": "o1-mini", "input": "Tell me about tiers."}
+    knob = {"x-sim-service-tier": served}
+    if stream:
+        with client.responses.stream(**asked, extra_headers=knob) as events:
+            opened = [event.response for event in events if event.type == "response.created"]
+            answer = events.get_final_response()
+        # Sent before upstream answers: the tier asked for, as OpenAI's own stream opens.
+        assert [response.service_tier for response in opened] == ["auto"]
+    else:
+        answer = client.responses.create(**asked, extra_headers=knob)
+    assert answer.service_tier == served and answer.usage is not None
     bill = billed(simulator) - before
     assert bill > 0 and spend(store, "metered") == (bill, 0)
+    assert client.responses.retrieve(answer.id).service_tier == served  # as it was stored

@@ -379,6 +379,22 @@ def test_a_text_answer_is_a_completed_response_echoing_the_defaults() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("named", "said"), [("priority", "priority"), ("flex", "flex"), (None, "default")]
+)
+def test_the_response_names_the_tier_the_chat_answer_names(named: str | None, said: str) -> None:
+    """Upstream bills the tier its answer names; one naming none served at the standard tier."""
+    told = completion({"role": "assistant", "content": "x"})
+    if named is not None:
+        told["service_tier"] = named
+    obj = response_object(
+        told, {"model": "o1-mini", "input": "hi", "service_tier": "auto"},
+        response_id="resp_1", created_at=1700000001, new_id=counter(),
+    )  # fmt: skip
+    assert obj["service_tier"] == said
+    Response.model_validate(obj)
+
+
 def test_the_request_settings_are_echoed() -> None:
     tool = {"type": "function", "name": "f", "parameters": {}, "strict": False}
     obj = answer(

@@ -269,6 +269,31 @@ def test_the_token_limit_makes_it_incomplete() -> None:
     Response.model_validate(final)
 
 
+def test_the_finished_response_names_the_tier_that_served_it() -> None:
+    """Every chunk names the tier that served the call; the opening events, sent before any
+    chunk, echo the tier asked for, as OpenAI's own stream opens (`auto`: none asked)."""
+    priority = {"service_tier": "priority"}
+    upstream = b"".join(
+        [
+            chunk({"role": "assistant", "content": "", "refusal": None}, **priority),
+            chunk({"content": "ok"}, **priority),
+            chunk({}, "stop", **priority),
+            chunk(None, usage=USAGE, **priority),
+            sse.DONE,
+        ]
+    )
+    stream, raw = run(upstream)
+    tiers = {e["type"]: e["response"]["service_tier"] for e in parse(raw) if "response" in e}
+    assert tiers == {
+        "response.created": "auto",
+        "response.in_progress": "auto",
+        "response.completed": "priority",
+    }
+    assert stream.response is not None and stream.response["service_tier"] == "priority"
+    # An answer naming no tier was served at the standard one.
+    assert parse(run(text_stream("ok"))[1])[-1]["response"]["service_tier"] == "default"
+
+
 def test_keepalive_comments_pass_through() -> None:
     comment = sse.comment("o1-gateway: waiting for the model")
     stream = new_stream()
