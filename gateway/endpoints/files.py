@@ -1,4 +1,5 @@
-"""The Files API, each team seeing its own files only: `POST /v1/files` (the upload is
+"""The Files API, each team seeing its own files only: `POST /v1/files` (the upload, up to
+`server.max_upload_bytes` rather than the `server.max_body_bytes` of every other body, is
 forwarded as it came, multipart and all, and the file recorded as the caller's team's),
 `GET /v1/files` (the team's own, paged: `limit` 1-10,000 as OpenAI takes it, 100 at most
 a page, newest first, `purpose`), and `GET`, `GET .../content` and `DELETE /v1/files/{id}`
@@ -31,7 +32,7 @@ from gateway.server.entry import gateway_of
 async def upload(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    body = await read_body(request, gw.config.server.max_body_bytes)
+    body = await read_body(request, gw.config.server.max_upload_bytes)
     attempt = attempt_for(request, caller, FILE.upstream)
     response, _ = await create_owned(attempt, FILE, body, counted_making)
     return response
