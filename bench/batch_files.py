@@ -44,6 +44,7 @@ from bench.processes import (
     TICK_MS,
     SetupError,
     cpu_ticks,
+    exit_status,
     peak_rss_mb,
     serving_pids,
     stopped_at_exit,
@@ -233,12 +234,7 @@ def report(args: argparse.Namespace, lines: int, outcomes: dict[str, Outcome]) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        report(args, *run(args))
-    except SetupError as exc:
-        print(f"setup failed: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: report(args, *run(args)))
 
 
 if __name__ == "__main__":

@@ -30,15 +30,6 @@ sub(
   workers: 2                        # deployment.yaml passes --workers 2 as well
 """,
 )
-# Two workers in deployment.yaml's 1 GiB: an upload is held whole while it is forwarded.
-sub(
-    """  max_upload_bytes: 536870912       # 512 MiB (OpenAI's): a file upload's own bound; held in memory,
-                                    # about twice its size while it is forwarded
-""",
-    """  max_upload_bytes: 209715200       # 200 MiB (OpenAI's batch input bound): a file upload's own bound;
-                                    # held in memory, about twice its size: raise the memory limit with it
-""",
-)
 sub(
     """  metrics_port: 0                   # 0 = none
 """,

@@ -7,14 +7,16 @@ import asyncio
 import gc
 import ssl
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from gateway.config import UpstreamConfig
 from gateway.upstream import http1_client
+from gateway.upstream.contract import StreamedBody
 from gateway.upstream.http1_client import HIGH_WATER, Http1Upstream
+from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
 pytestmark = pytest.mark.anyio
@@ -467,6 +469,69 @@ async def test_large_bodies_pause_reading_until_consumed() -> None:
             total += len(piece)
         assert total == size
         await resp.close()
+        await upstream.close()
+
+
+async def test_a_streamed_body_is_written_no_faster_than_upstream_reads_it() -> None:
+    """A body sent as it arrives (an upload) is taken from its source only as the connection
+    drains: while upstream reads it slowly, what was taken and not yet read stays within the
+    sockets' buffers, never the whole body; all of it arrives, and the answer comes back."""
+    chunk, count = 1024 * 1024, 64
+    taken = 0
+    ahead: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal taken
+        for _ in range(count):
+            taken += chunk
+            yield b"u" * chunk
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        read = 0
+        while read < chunk * count:
+            read += len(await reader.readexactly(chunk))
+            ahead.append(taken - read)
+        writer.write(OK)
+        await writer.drain()
+
+    server = Raw(slow)
+    async with server:
+        upstream = server.upstream()
+        resp = await upstream.send_streamed(
+            "POST", "/files", b"", {}, StreamedBody(chunk * count, chunks())
+        )
+        assert (resp.status, await resp.read()) == (200, b"{}")
+        await resp.close()
+        await upstream.close()
+    assert taken == chunk * count
+    assert max(ahead) < 16 * chunk  # without waiting for the drain: 63 MiB at the first read
+
+
+async def test_a_streamed_body_whose_source_fails_is_never_completed_upstream() -> None:
+    """A body whose client leaves midway: the call fails as the source did, and upstream sees
+    its connection end before the length it was told, so it makes nothing of a part."""
+    cut = asyncio.Event()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"u" * 1000
+        raise errors.client_closed()
+
+    async def reading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        try:
+            await reader.readexactly(5000)
+        except asyncio.IncompleteReadError as short:
+            assert len(short.partial) == 1000
+            cut.set()
+
+    server = Raw(reading)
+    async with server:
+        upstream = server.upstream()
+        with pytest.raises(GatewayError) as info:
+            await upstream.send_streamed("POST", "/files", b"", {}, StreamedBody(5000, chunks()))
+        assert info.value.code == "client_closed"
+        await cut.wait()
         await upstream.close()
 
 
