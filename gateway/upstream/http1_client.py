@@ -240,6 +240,11 @@ class _Response:
 
     # -- used by the client and its caller ----------------------------------------------------
 
+    def count_from_now(self) -> None:
+        """The whole call's time limit counted from now: from a body's end, when it was
+        written as it arrived (its client's pace is no upstream's slowness)."""
+        self._deadline = self._pool.loop.time() + self._pool.total_timeout
+
     async def wait(self, seconds: float, limit_s: float) -> None:
         """Wait for the next event, at most `seconds`; on expiry fail as a timeout of `limit_s`
         (the limit that ran out: first byte, gap between chunks, or the whole call)."""
@@ -459,6 +464,7 @@ class Prepared:
         except BaseException:
             self.cancel()
             raise
+        response.count_from_now()
 
     def cancel(self) -> bool:
         """Not wanted after all (refused, or the caller failed): True unless `result()` took it.

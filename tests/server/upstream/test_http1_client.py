@@ -508,6 +508,34 @@ async def test_a_streamed_body_is_written_no_faster_than_upstream_reads_it() -> 
     assert max(ahead) < 16 * chunk  # without waiting for the drain: 63 MiB at the first read
 
 
+async def test_a_slow_streamed_body_does_not_count_against_the_calls_time_limit() -> None:
+    """An upload's client may send it for longer than a whole call may take: the limit counts
+    from the body's end, so an answer read after it is not cut off."""
+    answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5\r\n\r\n"
+
+    async def slowly() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            await asyncio.sleep(0.4)  # a slow client: 1.2 s in all, past the 1 s limit
+            yield b"u" * 100
+
+    async def halting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(answer + b"{")
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the rest of the answer comes a little later
+        writer.write(b'"":1')
+        await writer.drain()
+        await reader.read()
+
+    server = Raw(halting)
+    async with server:
+        upstream = server.upstream(total_timeout_s=1)
+        resp = await upstream.send_streamed("POST", "/files", b"", {}, StreamedBody(300, slowly()))
+        assert (resp.status, await resp.read()) == (200, b'{"":1')
+        await resp.close()
+        await upstream.close()
+
+
 async def test_a_streamed_body_whose_source_fails_is_never_completed_upstream() -> None:
     """A body whose client leaves midway: the call fails as the source did, and upstream sees
     its connection end before the length it was told, so it makes nothing of a part."""
