@@ -508,6 +508,44 @@ async def test_a_streamed_body_is_written_no_faster_than_upstream_reads_it() -> 
     assert max(ahead) < 16 * chunk  # without waiting for the drain: 63 MiB at the first read
 
 
+async def test_an_answer_before_a_streamed_bodys_end_stops_the_writing() -> None:
+    """Upstream refusing an upload before it has all come (its key refused, its size): the
+    rest is not written, the answer is returned, and the connection, left mid-body, is not
+    used again."""
+    refused = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\n{}"
+    answered = asyncio.Event()
+    taken = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal taken
+        taken += 1
+        yield b"u" * 100
+        await answered.wait()
+        for _ in range(50):
+            await asyncio.sleep(0)  # a turn of the loop: the answer waiting in the socket is read
+            taken += 1
+            yield b"u" * 100
+
+    async def refusing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(refused)
+        await writer.drain()
+        answered.set()
+        await reader.read()
+
+    server = Raw(refusing)
+    async with server:
+        upstream = server.upstream()
+        resp = await upstream.send_streamed("POST", "/files", b"", {}, StreamedBody(5100, chunks()))
+        assert (resp.status, await resp.read()) == (401, b"{}")
+        await resp.close()
+        assert taken < 51
+        server.handler = await keep_alive_ok(server)
+        assert await fetch(upstream) == (200, b"{}")
+        assert server.connections == 2
+        await upstream.close()
+
+
 async def test_a_slow_streamed_body_does_not_count_against_the_calls_time_limit() -> None:
     """An upload's client may send it for longer than a whole call may take: the limit counts
     from the body's end, so an answer read after it is not cut off."""
