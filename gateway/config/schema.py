@@ -486,7 +486,8 @@ class ServerConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     # A file upload's body (`POST /v1/files`), bounded apart: OpenAI takes files up to 512 MB,
     # and the bound of every other body kept that small keeps chat requests from being that
-    # large. The upload is held whole in memory while it is forwarded (see README).
+    # large. One over max_body_bytes that declares its length is sent on as it arrives, never
+    # held whole (with the http1 client; see README).
     max_upload_bytes: int = 512 * 1024 * 1024
     # Bearer key of the /admin API (GATEWAY_ADMIN_KEY), at least MIN_SECRET_CHARS long;
     # empty turns the admin API off.
