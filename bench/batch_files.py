@@ -14,9 +14,9 @@ Run from the repository root:
     python -m bench.batch_files --settle --mb 48 --baseline main
 
 It starts `python -m gateway simulate` and `python -m gateway serve` (one worker, the embedded
-store, a team key, `server.max_body_bytes` raised so that the file can be uploaded through the
-gateway), writes a JSONL file of `--mb` MB of chat lines (about 2 KB each) in a temporary
-directory and uploads it to each gateway. The simulator holds files in memory and takes 64 MB
+store, a team key, `server.max_body_bytes` raised so that a revision that bounds an upload by
+it takes the file too), writes a JSONL file of `--mb` MB of chat lines (about 2 KB each) in a
+temporary directory and uploads it to each gateway. The simulator holds files in memory and takes 64 MB
 at most, so the file is smaller than OpenAI's 200 MB limit; what a gateway that reads it whole
 holds grows with it. Then one create alone on each gateway in turn, `--rounds` times (the
 wall time and the serving process's CPU: on a shared host the CPU is the steadier figure), and
@@ -55,6 +55,7 @@ from bench.processes import (
     TICK_MS,
     SetupError,
     cpu_ticks,
+    exit_status,
     peak_rss_mb,
     serving_pids,
     stopped_at_exit,
@@ -361,12 +362,7 @@ def finish_report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        report(args, *run(args))
-    except SetupError as exc:
-        print(f"setup failed: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: report(args, *run(args)))
 
 
 if __name__ == "__main__":

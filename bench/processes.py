@@ -9,11 +9,12 @@ import resource
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,17 @@ TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
 
 class SetupError(RuntimeError):
     """The benchmark could not be set up (a server did not start, wrk failed to run, ...)."""
+
+
+def exit_status(work: Callable[[], object]) -> int:
+    """A benchmark's exit status: 0 once `work` has run, 2 when it could not be set up (said
+    on stderr)."""
+    try:
+        work()
+    except SetupError as exc:
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def free_port() -> int:

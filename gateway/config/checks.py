@@ -148,8 +148,8 @@ def check(config: Config) -> None:
             f"upstream.base_url: expected an http(s) URL, got {config.upstream.base_url!r}"
         )
     for key in (
-        "max_body_bytes", "max_header_bytes", "max_connections", "header_timeout_s",
-        "body_timeout_s", "keep_alive_timeout_s", "write_timeout_s",
+        "max_body_bytes", "max_upload_bytes", "max_header_bytes", "max_connections",
+        "header_timeout_s", "body_timeout_s", "keep_alive_timeout_s", "write_timeout_s",
     ):  # fmt: skip
         if getattr(config.server, key) <= 0:
             raise ConfigError(f"server.{key}: must be positive")

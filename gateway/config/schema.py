@@ -490,6 +490,11 @@ class ServerConfig:
     port: int = 8080
     workers: int = 1
     max_body_bytes: int = 10 * 1024 * 1024
+    # A file upload's body (`POST /v1/files`), bounded apart: OpenAI takes files up to 512 MB,
+    # and the bound of every other body kept that small keeps chat requests from being that
+    # large. One over max_body_bytes that declares its length is sent on as it arrives, never
+    # held whole (with the http1 client; see README).
+    max_upload_bytes: int = 512 * 1024 * 1024
     # Bearer key of the /admin API (GATEWAY_ADMIN_KEY), at least MIN_SECRET_CHARS long;
     # empty turns the admin API off.
     admin_key: str = ""

@@ -36,7 +36,7 @@ from gateway.observability.record import Exchange
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller
 from gateway.server.stream_response import StreamResponse, Unless, cancel_on_disconnect
-from gateway.upstream.contract import UpstreamResponse
+from gateway.upstream.contract import StreamedBody, StreamsBodies, UpstreamResponse
 from gateway.upstream.dispatch import (
     UNANSWERED,
     PreparedCall,
@@ -234,10 +234,11 @@ class Attempt:
         return ""
 
     async def send(
-        self, body: bytes, *, buffer: bool, prepared: PreparedCall | None = None
+        self, body: bytes | StreamedBody, *, buffer: bool, prepared: PreparedCall | None = None
     ) -> UpstreamResponse:
         """One upstream call: through the model's deployments with retries (the first try
-        `prepared`, when given), or once to the default upstream when there is no model.
+        `prepared`, when given), or once to the default upstream when there is no model (the
+        only call whose body may be sent as it arrives, `StreamedBody`: it cannot be retried).
 
         `buffer`: the answer is billed whole (not a stream), as is a stream read to its end
         (`read_to_end`: a reasoning model's, whose thinking upstream bills whoever reads it).
@@ -254,12 +255,17 @@ class Attempt:
         try:
             if self.model is None:
                 tries.open = True
-                resp = await gw.upstream.send(
-                    self.upstream_method(), self.path, self.upstream_query(), headers, body
-                )
+                method, query = self.upstream_method(), self.upstream_query()
+                if isinstance(body, StreamedBody):
+                    upstream = gw.upstream
+                    assert isinstance(upstream, StreamsBodies)  # its caller asked
+                    resp = await upstream.send_streamed(method, self.path, query, headers, body)
+                else:
+                    resp = await gw.upstream.send(method, self.path, query, headers, body)
                 if resp.status >= 500:
                     resp = await read_error(resp)  # a front end's timeout page fails as one lost
             else:
+                assert isinstance(body, bytes)  # a model's calls may be retried: read whole
                 timeout = client_timeout_s(scope["headers"])
                 resp = await gw.dispatch.send(
                     self.model, self.upstream_method(), self.path, self.upstream_query(), headers,
@@ -372,7 +378,7 @@ class Attempt:
 
     async def forward(
         self,
-        body: bytes,
+        body: bytes | StreamedBody,
         stream: bool | None,
         *,
         strip_usage: bool = False,

@@ -1,5 +1,7 @@
-"""The Files API, each team seeing its own files only: `POST /v1/files` (the upload is
-forwarded as it came, multipart and all, and the file recorded as the caller's team's),
+"""The Files API, each team seeing its own files only: `POST /v1/files` (the upload, up to
+`server.max_upload_bytes` rather than the `server.max_body_bytes` of every other body, is
+forwarded as it came, multipart and all, one over `max_body_bytes` as it arrives, and the file
+recorded as the caller's team's),
 `GET /v1/files` (the team's own, paged: `limit` 1-10,000 as OpenAI takes it, 100 at most
 a page, newest first, `purpose`), and `GET`, `GET .../content` and `DELETE /v1/files/{id}`
 (another team's file is the 404 of a missing one; a file's content is relayed as it comes,
@@ -23,15 +25,37 @@ from gateway.endpoints.owned import (
     forward_owned,
     own_list,
 )
-from gateway.server.body import read_body
+from gateway.server.body import body_chunks, declared_length, read_body
 from gateway.server.caller import identify
 from gateway.server.entry import gateway_of
+from gateway.upstream.contract import StreamedBody, StreamsBodies
+from gateway.wire import errors
+from gateway.wire.errors import GatewayError
 
 
 async def upload(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await identify(gw, request)
-    body = await read_body(request, gw.config.server.max_body_bytes)
+    server = gw.config.server
+    length = declared_length(request, server.max_upload_bytes)
+    body: bytes | StreamedBody
+    streams = isinstance(gw.upstream, StreamsBodies)
+    if length is not None and length > server.max_body_bytes and streams:
+        # Sent on as it arrives: a few uploads of hundreds of megabytes, each held whole
+        # (twice over while it is read and written), would take the replica's memory. The
+        # form is not read: upstream checks it, and the gateway takes nothing from it.
+        body = StreamedBody(length, body_chunks(request))
+    elif length is None and streams:
+        # Chunked, its length unknown until its end: read whole, so bounded as any body is.
+        bound = min(server.max_body_bytes, server.max_upload_bytes)
+        try:
+            body = await read_body(request, bound)
+        except GatewayError as exc:
+            if exc.status == 413:
+                raise errors.unsized_upload_too_large(bound, server.max_upload_bytes) from None
+            raise
+    else:  # small, or for a client that sends a body whole only
+        body = await read_body(request, server.max_upload_bytes)
     attempt = attempt_for(request, caller, FILE.upstream)
     response, _ = await create_owned(attempt, FILE, body, counted_making)
     return response

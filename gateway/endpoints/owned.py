@@ -34,6 +34,7 @@ from gateway.endpoints.attempt import Attempt, Whole, rebodied
 from gateway.runtime.gateway import Gateway
 from gateway.server.caller import Caller, identify
 from gateway.server.entry import exchange_of, gateway_of
+from gateway.upstream.contract import StreamedBody
 from gateway.wire import errors, jsonl, pages
 from gateway.wire.errors import GatewayError
 from gateway.wire.headers import new_request_id
@@ -263,7 +264,10 @@ class CountedReads:
 
 
 async def create_owned(
-    attempt: Attempt, kind: Kind, body: bytes, admit: Callable[[Attempt], Awaitable[None]]
+    attempt: Attempt,
+    kind: Kind,
+    body: bytes | StreamedBody,
+    admit: Callable[[Attempt], Awaitable[None]],
 ) -> tuple[Response, dict[str, Any] | None]:
     """Admit the call (`admit`), forward `body` once, and record the object upstream answers
     with as the caller's team's; the answer, and the object (None if none was made)."""

@@ -8,6 +8,7 @@ parser might take the first (a cheap model checked and charged, a dear one serve
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -19,13 +20,37 @@ from gateway.wire.multipart import MalformedForm, Part, read_form
 JSON = "application/json"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def declared_length(request: Request, limit: int) -> int | None:
+    """The length a request's Content-Length declares (None without one: a chunked body),
+    refused over `limit`."""
     declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise errors.invalid_content_length()
-        if int(declared) > limit:
-            raise errors.body_too_large(limit)
+    if declared is None:
+        return None
+    if not declared.isdigit():
+        raise errors.invalid_content_length()
+    if int(declared) > limit:
+        raise errors.body_too_large(limit)
+    return int(declared)
+
+
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
+    """A body as it arrives, to be sent on without being held whole: one of a declared length
+    (`declared_length`), which the server holds it to; `client_closed` if the client leaves
+    before it ends."""
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise errors.client_closed()
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared_length(request, limit)
     # Straight from `receive`: `request.stream()` is an async generator, which the loop
     # registers in a weak set and finalizes, for what is one message in nearly every request.
     receive = request.receive

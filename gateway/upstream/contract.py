@@ -6,7 +6,8 @@ client that can also make a request ready ahead of time, to be written later fro
 offers `Preparing.prepare`. The clients (`auto` picks one by `upstream.client`):
 
 - `Http1Upstream` (`http1_client`, `http1`, the default): HTTP/1.1 on asyncio's protocol API
-  with httptools; the least CPU and latency per call, and the only one that prepares.
+  with httptools; the least CPU and latency per call, and the only one that prepares, and
+  that sends a body as it comes (`StreamsBodies`).
 - `AiohttpUpstream` (`aiohttp_client`, `aiohttp`): a general-purpose client.
 - `HttpxUpstream` (`httpx_client`, `httpx`): for environments that standardise on httpx; by far
   the slowest.
@@ -27,6 +28,7 @@ bills. Every transport hands on bodies decoded
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 
@@ -82,4 +84,26 @@ class Preparing(Upstream, Protocol):
     ) -> PreparedRequest | None:
         """The request ready to be written later by `fire()`, without waiting for anything; None
         when that cannot be had at once (the caller uses `send`)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedBody:
+    """A request body sent as it arrives, never held whole: `length` bytes from `chunks`, which
+    can be read once only (so such a request is never sent again)."""
+
+    length: int
+    chunks: AsyncIterator[bytes]
+
+
+@runtime_checkable
+class StreamsBodies(Upstream, Protocol):
+    """An upstream that can also send a body as it arrives (optional: a caller without it
+    reads the body whole and uses `send`)."""
+
+    async def send_streamed(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: StreamedBody
+    ) -> UpstreamResponse:
+        """Send a request whose body is written as its chunks come, no faster than upstream
+        takes them; an answer that comes before the body's end ends the writing."""
         ...

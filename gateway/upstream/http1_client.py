@@ -29,7 +29,7 @@ import httptools
 
 from gateway.config import UpstreamConfig
 from gateway.eventloop import KeptLoop
-from gateway.upstream.contract import UpstreamResponse
+from gateway.upstream.contract import StreamedBody, UpstreamResponse
 from gateway.upstream.decoding import decoded
 from gateway.upstream.egress import Proxy, proxy_for, tls_context
 from gateway.wire import errors
@@ -60,7 +60,9 @@ TUNNEL_REPLY_LIMIT = 16 * 1024
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
-    __slots__ = ("idle_since", "lost", "parser", "response", "transport")
+    __slots__ = (
+        "drained", "idle_since", "lost", "parser", "response", "transport", "writing_paused",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -71,6 +73,9 @@ class _Connection(asyncio.Protocol):
         self.parser: httptools.HttpResponseParser | None = None
         self.lost = False
         self.idle_since = 0.0
+        # The transport's buffer is full (a body written as it arrives waits for it to drain).
+        self.writing_paused = False
+        self.drained: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have the same methods.
@@ -92,6 +97,30 @@ class _Connection(asyncio.Protocol):
         self.lost = True
         if self.response is not None:
             self.response.connection_lost(exc)
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        drained = self.drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    async def writable(self, loop: asyncio.AbstractEventLoop, limit_s: float) -> None:
+        """Once the transport's buffer has drained (at once when it is not full); fails as a
+        timeout when upstream takes nothing for `limit_s`."""
+        if not self.writing_paused or self.lost:
+            return
+        drained = self.drained = loop.create_future()
+        try:
+            await asyncio.wait_for(drained, limit_s)
+        except TimeoutError:
+            self.abort()
+            raise errors.upstream_timeout(limit_s, sent=True) from None
+        finally:
+            self.drained = None
 
     def abort(self) -> None:
         self.lost = True
@@ -210,6 +239,11 @@ class _Response:
             waiter.set_result(None)
 
     # -- used by the client and its caller ----------------------------------------------------
+
+    def count_from_now(self) -> None:
+        """The whole call's time limit counted from now: from a body's end, when it was
+        written as it arrived (its client's pace is no upstream's slowness)."""
+        self._deadline = self._pool.loop.time() + self._pool.total_timeout
 
     async def wait(self, seconds: float, limit_s: float) -> None:
         """Wait for the next event, at most `seconds`; on expiry fail as a timeout of `limit_s`
@@ -413,6 +447,25 @@ class Prepared:
             return await again.result()
         raise error
 
+    async def write_body(self, chunks: AsyncIterator[bytes]) -> None:
+        """After `fire()` with the head alone: write a body as its chunks come, each once the
+        connection has taken the one before. An answer (or a failure) before the body's end
+        stops it, and the connection is not kept (its request was not all written). A chunk
+        that cannot be had (the client left) aborts the request."""
+        response, conn, pool = self._response, self._conn, self._pool
+        assert response is not None
+        try:
+            async for chunk in chunks:
+                await conn.writable(pool.loop, pool.read_timeout)
+                if response.status or response.error is not None or conn.transport is None:
+                    conn.lost = True  # released, it is closed: bytes of this body would follow
+                    return
+                conn.transport.write(chunk)
+        except BaseException:
+            self.cancel()
+            raise
+        response.count_from_now()
+
     def cancel(self) -> bool:
         """Not wanted after all (refused, or the caller failed): True unless `result()` took it.
         Unwritten, the connection goes back to the pool as it was; written, it is aborted."""
@@ -529,6 +582,21 @@ class Http1Upstream:
         head = self._head(method, path, query, headers, len(body))
         conn, reused = await self.acquire()
         return await Prepared(self, conn, head, body, reused, method == "HEAD").result()
+
+    async def send_streamed(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: StreamedBody
+    ) -> UpstreamResponse:
+        """Send a request whose body is written as it arrives (`Prepared.write_body`), on a new
+        connection: a kept-alive one closed as the request goes out is resent, and this body
+        cannot be read again."""
+        if self._closed:
+            raise errors.upstream_unreachable("the upstream client is closed", sent=False)
+        head = self._head(method, path, query, headers, body.length)
+        conn, _ = await self.acquire(fresh=True)
+        request = Prepared(self, conn, head, b"", False, method == "HEAD")
+        request.fire()
+        await request.write_body(body.chunks)
+        return await request.result()
 
     def prepare(
         self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes

@@ -69,6 +69,7 @@ invalid_request_error
   408  request_timeout               head_timeout              the request head came too slowly
   408  request_timeout               body_stalled              the request body stopped coming
   413  request_too_large             body_too_large            the body is over the size limit
+  413  request_too_large             unsized_upload_too_large  an upload sent chunked, over the body limit
   415  unsupported_media_type        unsupported_media_type    a body that says it is not JSON
   415  unsupported_content_encoding  unsupported_content_encoding  a body in a Content-Encoding
   501  unsupported_transfer_encoding  unsupported_transfer_encoding  a transfer coding but chunked
@@ -320,6 +321,14 @@ def unsupported_transfer_encoding(coding: str) -> GatewayError:
 
 def body_too_large(limit: int) -> GatewayError:
     message = f"Request body too large: the limit is {limit} bytes."
+    return GatewayError(413, message, code="request_too_large")
+
+
+def unsized_upload_too_large(limit: int, upload_limit: int) -> GatewayError:
+    message = (
+        f"Request body too large: a file upload sent without a Content-Length may be at most "
+        f"{limit} bytes; one that declares its length, up to {upload_limit}."
+    )
     return GatewayError(413, message, code="request_too_large")
 
 

@@ -309,6 +309,57 @@ def test_a_files_content_is_relayed_as_it_comes_and_a_broken_one_is_cut_off(
     assert spend(store, "b") == (0, 0)  # counted, never charged
 
 
+def test_a_file_upload_is_bounded_apart_from_every_other_body(
+    start_gateway: GatewayFactory, redis_server: str, tmp_path: Path
+) -> None:
+    """An upload is bounded by `server.max_upload_bytes` (OpenAI takes files far larger than
+    a chat request), every other body still by `server.max_body_bytes`: a file over the one
+    and under the other is taken (sent on as it arrives) and is the team's own; one over the
+    upload bound gets 413, as does one sent chunked over the body bound (read whole, as a body
+    of no declared length is), and a chat request over the body bound."""
+    body_bound, upload_bound = 64 * 1024, 1024 * 1024
+    server = {"max_body_bytes": body_bound, "max_upload_bytes": upload_bound}
+    gateway = serve_teams(start_gateway, redis_server, tmp_path, TEAMS, server=server)
+    a, b = sdk(gateway, "a"), sdk(gateway, "b")
+    data = b"x" * (4 * body_bound)
+    doc = b.files.create(file=("in.jsonl", data), purpose="batch")
+    assert doc.bytes == len(data)
+    assert [f.id for f in b.files.list()] == [doc.id]
+    assert b.files.content(doc.id).content == data
+    assert not a.files.list().data
+    not_found(lambda: a.files.retrieve(doc.id))
+    with pytest.raises(openai.APIStatusError) as too_large:  # refused as the client still sends
+        b.files.create(file=("in.jsonl", b"x" * (32 * upload_bound)), purpose="batch")
+    assert too_large.value.status_code == 413
+    error: Any = too_large.value.body
+    assert error["code"] == "request_too_large"
+    assert str(upload_bound) in error["message"]
+    assert [f.id for f in b.files.list()] == [doc.id]
+    # Sent chunked, its length unknown until its end: read whole, so bounded as any body.
+    headers = {
+        "Authorization": f"Bearer {KEYS['b']}",
+        "Content-Type": "multipart/form-data; boundary=b",
+    }
+    for size in (body_bound // 2, 2 * body_bound):
+        form = (
+            b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n\r\n'
+            + b"x" * size + b"\r\n--b--\r\n"
+        )  # fmt: skip
+        chunked = httpx.post(f"{gateway.url}/v1/files", content=iter([form]), headers=headers)
+        if size < body_bound:
+            assert chunked.status_code == 200 and chunked.json()["bytes"] == size
+            assert {f.id for f in b.files.list()} == {doc.id, chunked.json()["id"]}
+        else:
+            assert chunked.status_code == 413
+            assert "without a Content-Length" in chunked.json()["error"]["message"]
+    long: Any = [{"role": "user", "content": "x" * (2 * body_bound)}]
+    with pytest.raises(openai.APIStatusError) as chat:
+        b.chat.completions.create(model="gpt-4o", messages=long)
+    assert chat.value.status_code == 413
+    assert str(body_bound) in chat.value.message
+
+
 def test_a_files_limit_is_taken_as_openai_takes_it(
     gateway: ServerThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,14 +7,16 @@ import asyncio
 import gc
 import ssl
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from gateway.config import UpstreamConfig
 from gateway.upstream import http1_client
+from gateway.upstream.contract import StreamedBody
 from gateway.upstream.http1_client import HIGH_WATER, Http1Upstream
+from gateway.wire import errors
 from gateway.wire.errors import GatewayError
 
 pytestmark = pytest.mark.anyio
@@ -467,6 +469,135 @@ async def test_large_bodies_pause_reading_until_consumed() -> None:
             total += len(piece)
         assert total == size
         await resp.close()
+        await upstream.close()
+
+
+async def test_a_streamed_body_is_written_no_faster_than_upstream_reads_it() -> None:
+    """A body sent as it arrives (an upload) is taken from its source only as the connection
+    drains: while upstream reads it slowly, what was taken and not yet read stays within the
+    sockets' buffers, never the whole body; all of it arrives, and the answer comes back."""
+    chunk, count = 1024 * 1024, 64
+    taken = 0
+    ahead: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal taken
+        for _ in range(count):
+            taken += chunk
+            yield b"u" * chunk
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        read = 0
+        while read < chunk * count:
+            read += len(await reader.readexactly(chunk))
+            ahead.append(taken - read)
+        writer.write(OK)
+        await writer.drain()
+
+    server = Raw(slow)
+    async with server:
+        upstream = server.upstream()
+        resp = await upstream.send_streamed(
+            "POST", "/files", b"", {}, StreamedBody(chunk * count, chunks())
+        )
+        assert (resp.status, await resp.read()) == (200, b"{}")
+        await resp.close()
+        await upstream.close()
+    assert taken == chunk * count
+    assert max(ahead) < 16 * chunk  # without waiting for the drain: 63 MiB at the first read
+
+
+async def test_an_answer_before_a_streamed_bodys_end_stops_the_writing() -> None:
+    """Upstream refusing an upload before it has all come (its key refused, its size): the
+    rest is not written, the answer is returned, and the connection, left mid-body, is not
+    used again."""
+    refused = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\n{}"
+    answered = asyncio.Event()
+    taken = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal taken
+        taken += 1
+        yield b"u" * 100
+        await answered.wait()
+        for _ in range(50):
+            await asyncio.sleep(0)  # a turn of the loop: the answer waiting in the socket is read
+            taken += 1
+            yield b"u" * 100
+
+    async def refusing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(refused)
+        await writer.drain()
+        answered.set()
+        await reader.read()
+
+    server = Raw(refusing)
+    async with server:
+        upstream = server.upstream()
+        resp = await upstream.send_streamed("POST", "/files", b"", {}, StreamedBody(5100, chunks()))
+        assert (resp.status, await resp.read()) == (401, b"{}")
+        await resp.close()
+        assert taken < 51
+        server.handler = await keep_alive_ok(server)
+        assert await fetch(upstream) == (200, b"{}")
+        assert server.connections == 2
+        await upstream.close()
+
+
+async def test_a_slow_streamed_body_does_not_count_against_the_calls_time_limit() -> None:
+    """An upload's client may send it for longer than a whole call may take: the limit counts
+    from the body's end, so an answer read after it is not cut off."""
+    answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5\r\n\r\n"
+
+    async def slowly() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            await asyncio.sleep(0.4)  # a slow client: 1.2 s in all, past the 1 s limit
+            yield b"u" * 100
+
+    async def halting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(answer + b"{")
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the rest of the answer comes a little later
+        writer.write(b'"":1')
+        await writer.drain()
+        await reader.read()
+
+    server = Raw(halting)
+    async with server:
+        upstream = server.upstream(total_timeout_s=1)
+        resp = await upstream.send_streamed("POST", "/files", b"", {}, StreamedBody(300, slowly()))
+        assert (resp.status, await resp.read()) == (200, b'{"":1')
+        await resp.close()
+        await upstream.close()
+
+
+async def test_a_streamed_body_whose_source_fails_is_never_completed_upstream() -> None:
+    """A body whose client leaves midway: the call fails as the source did, and upstream sees
+    its connection end before the length it was told, so it makes nothing of a part."""
+    cut = asyncio.Event()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"u" * 1000
+        raise errors.client_closed()
+
+    async def reading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        try:
+            await reader.readexactly(5000)
+        except asyncio.IncompleteReadError as short:
+            assert len(short.partial) == 1000
+            cut.set()
+
+    server = Raw(reading)
+    async with server:
+        upstream = server.upstream()
+        with pytest.raises(GatewayError) as info:
+            await upstream.send_streamed("POST", "/files", b"", {}, StreamedBody(5000, chunks()))
+        assert info.value.code == "client_closed"
+        await cut.wait()
         await upstream.close()
 
 

@@ -86,6 +86,7 @@ def test_generic_environment_overrides_are_typed() -> None:
         ("server: {max_body_bytes: lots}", "server.max_body_bytes: expected an integer"),
         ("server: {body_timeout_s: 0}\nmodels: {m: {upstream: x}}", "server.body_timeout_s: must"),
         ("server: {max_connections: -1}\nmodels: {m: {upstream: x}}", "server.max_connections"),
+        ("server: {max_upload_bytes: 0}\nmodels: {m: {upstream: x}}", "server.max_upload_bytes"),
         ("upstream: {timout: 3}", "upstream.timout: unknown key"),
         ("upstream: {read_timeout: 3}", "did you mean 'read_timeout_s'"),
         (

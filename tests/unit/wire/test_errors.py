@@ -90,6 +90,7 @@ SAMPLES: dict[str, Callable[[], GatewayError]] = {
     "unsupported_content_encoding": lambda: errors.unsupported_content_encoding("gzip"),
     "unsupported_transfer_encoding": lambda: errors.unsupported_transfer_encoding("gzip"),
     "body_too_large": lambda: errors.body_too_large(1024),
+    "unsized_upload_too_large": lambda: errors.unsized_upload_too_large(1024, 4096),
     "headers_too_large": lambda: errors.headers_too_large(70_000, 65_536),
     "invalid_url": lambda: errors.invalid_url("GET", "/v2/nothing"),
     "not_served": lambda: errors.not_served("POST", "/v1/assistants"),
