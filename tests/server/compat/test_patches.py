@@ -139,11 +139,14 @@ def test_gpt_4o_requests_pass_through_untouched(
     raw = sdk(gateway).chat.completions.with_raw_response.create(**request)  # type: ignore[arg-type]
     assert "x-gateway-patched" not in raw.headers
     sent = last_upstream_body(simulator)
-    # Only the snapshot name and the team's identifier (never its name) are the gateway's.
+    # Only the snapshot name, the team's identifier (never its name) and `auto`, the tier a
+    # request naming none is served at (so that the answer names the tier upstream bills), are
+    # the gateway's.
     assert sent == {
         **request,
         "model": "gpt-4o-2024-08-06",
         "safety_identifier": sent["safety_identifier"],
+        "service_tier": "auto",
     }
     assert sent["safety_identifier"].startswith("o1gw-") and "test" not in sent["safety_identifier"]
 
